@@ -1,0 +1,1 @@
+//! B+trees of byte-string keys and values over pages.

@@ -1,0 +1,4 @@
+//! Documents: the value model, its stored encoding, collections and the
+//! key-value namespaces.
+
+pub mod value;

@@ -1,0 +1,122 @@
+//! The storage interface: the only way the engine reaches the file system.
+//!
+//! Everything below the pager goes through [`Vfs`] and [`StorageFile`], so a
+//! test can substitute an implementation that injects I/O errors or simulates
+//! a power cut (see [`crate::storage::sim`]) without touching the pager.
+//! [`OsVfs`] is the production implementation: plain positional reads and
+//! writes on `std::fs::File`.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// How a file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read only; the file must exist.
+    ReadOnly,
+    /// Read and write; create the file if it does not exist.
+    ReadWriteCreate,
+}
+
+/// A file system: opens files and removes them.
+pub trait Vfs: Send + Sync + fmt::Debug {
+    /// Opens (or creates, per `mode`) the file at `path`.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>>;
+    /// True when a file exists at `path`.
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// Removes the file at `path`; a missing file is not an error.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+}
+
+/// One open file. All methods take `&self` so that readers on several
+/// threads can read at once.
+pub trait StorageFile: Send + Sync + fmt::Debug {
+    /// Reads exactly `buf.len()` bytes at `offset`; a short file is
+    /// `io::ErrorKind::UnexpectedEof`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`, extending the file if needed.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes every write so far durable (fdatasync). An error means the
+    /// outcome of earlier writes is unknown: callers must not retry.
+    fn sync(&self) -> io::Result<()>;
+    /// Sets the file's length (truncates or extends with zeros).
+    fn truncate(&self, len: u64) -> io::Result<()>;
+    /// The file's current length in bytes.
+    fn size(&self) -> io::Result<u64>;
+    /// Tries to take an exclusive advisory lock for this open file;
+    /// `Ok(false)` when another holder has it.
+    fn try_lock_exclusive(&self) -> io::Result<bool>;
+    /// Releases the lock taken by [`StorageFile::try_lock_exclusive`].
+    fn unlock(&self) -> io::Result<()>;
+}
+
+/// The operating system's file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsVfs;
+
+impl Vfs for OsVfs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
+        let file = match mode {
+            OpenMode::ReadOnly => OpenOptions::new().read(true).open(path)?,
+            OpenMode::ReadWriteCreate => {
+                OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?
+            }
+        };
+        Ok(Arc::new(OsFile { file }))
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        path.try_exists()
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// A file of the operating system's file system.
+#[derive(Debug)]
+pub struct OsFile {
+    file: File,
+}
+
+impl StorageFile for OsFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn try_lock_exclusive(&self) -> io::Result<bool> {
+        match fs2::FileExt::try_lock_exclusive(&self.file) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn unlock(&self) -> io::Result<()> {
+        fs2::FileExt::unlock(&self.file)
+    }
+}
