@@ -1,1 +1,36 @@
 //! B+trees of byte-string keys and values over pages.
+//!
+//! A tree maps byte-string keys, ordered by plain byte comparison, to
+//! byte-string values. It lives in pages reached through the
+//! [`PageRead`](crate::storage::page::PageRead) and
+//! [`PageWrite`](crate::storage::page::PageWrite) traits, so the same code
+//! runs on a read snapshot, a write transaction and the in-memory test
+//! store. A tree is named by its root page number, which never changes for
+//! the life of the tree.
+//!
+//! - [`create`], [`get`], [`insert`], [`delete`], [`clear`], [`destroy`]:
+//!   the operations on one tree;
+//! - [`Cursor`] and [`Range`]: ordered traversal in both directions;
+//! - [`verify`]: a full structural check for integrity checking;
+//! - [`max_key_len`] and [`max_value_len`]: the size limits. Keys up to
+//!   about a third of a page are accepted; values larger than about a
+//!   quarter of a page go to overflow page chains.
+//!
+//! The page format is documented in `docs/format-btree.md`.
+//!
+//! Module layout: `node` (slotted node pages), `tree` (search and
+//! structural changes), `overflow` (value chains), `cursor` (traversal),
+//! `verify` (checking).
+
+mod cursor;
+mod node;
+mod overflow;
+mod tree;
+mod verify;
+
+pub use cursor::{prefix_bounds, Cursor, Range};
+pub use tree::{clear, create, delete, destroy, get, insert, max_key_len, max_value_len};
+pub use verify::verify;
+
+#[cfg(test)]
+mod tests;

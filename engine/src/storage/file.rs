@@ -30,6 +30,12 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn exists(&self, path: &Path) -> io::Result<bool>;
     /// Removes the file at `path`; a missing file is not an error.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the creation or removal of files in `path`'s directory durable
+    /// (fsync of the directory). A no-op where the file system has no
+    /// separate directory metadata.
+    fn sync_parent_dir(&self, _path: &Path) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// One open file. All methods take `&self` so that readers on several
@@ -78,6 +84,14 @@ impl Vfs for OsVfs {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,
         }
+    }
+
+    fn sync_parent_dir(&self, path: &Path) -> io::Result<()> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        File::open(dir)?.sync_all()
     }
 }
 

@@ -1,0 +1,863 @@
+//! B+tree operations: create, point lookup, insert, delete, destroy, clear.
+//!
+//! This file owns the shape of the tree: which node an edit lands in, when
+//! a node splits, merges or borrows from a sibling, and how the root is
+//! kept in place. Byte layout is `node.rs`'s business; value chains are
+//! `overflow.rs`'s.
+//!
+//! Invariants (checked by `verify.rs`):
+//! - all entries live in leaves; interior nodes hold `n` separators and
+//!   `n + 1` children, child `i` holding the keys `k` with
+//!   `sep[i-1] <= k < sep[i]`;
+//! - all leaves are at the same depth;
+//! - every non-root node has at least one cell (one entry, or one
+//!   separator and two children); an interior root also has at least one
+//!   separator, because a root left with a single child absorbs it;
+//! - the root page number never changes: a root split moves the root's
+//!   content into two new children, and a root collapse copies its only
+//!   child back into the root page. Callers can therefore store the root
+//!   page number once (in a catalog) and never update it.
+//!
+//! Splits put the left half in a new page and leave the right half in the
+//! old one. That way the parent only ever gains one cell (new page,
+//! separator) in front of the existing pointer, which stays valid; no child
+//! pointer is ever rewritten in place. Merges likewise keep the right page
+//! and drop the parent cell that pointed at the left one.
+
+use std::collections::HashSet;
+
+use crate::error::{Error, PageNo, Result};
+use crate::storage::page::{PageRead, PageRef, PageWrite};
+
+use super::node::{self, Cells, NewCell, Node, ValueRef, KIND_INTERIOR, KIND_LEAF};
+use super::overflow;
+
+/// Deeper than this, the tree is taken to be corrupt (a child pointer
+/// cycle). Even at the minimum fan-out of 2 this allows 2^64 entries.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// A node split: the separator to insert into the parent and the new page
+/// holding the keys below it.
+type Split = (Vec<u8>, PageNo);
+
+/// Longest key a tree accepts on pages with `usable_size` bytes of content
+/// (page size minus trailer): 1341 bytes for 4096-byte pages, growing
+/// linearly with the page size (21,821 bytes for 65536-byte pages).
+pub fn max_key_len(usable_size: usize) -> usize {
+    node::max_key_len(usable_size)
+}
+
+/// Longest value a tree accepts: 4 GiB - 1 bytes. Values too large for a
+/// leaf cell are stored in overflow page chains.
+pub fn max_value_len() -> u64 {
+    overflow::MAX_VALUE_LEN
+}
+
+fn check_sizes(usable: usize, key_len: usize, value_len: u64) -> Result<()> {
+    let max = max_key_len(usable);
+    if key_len > max {
+        return Err(Error::invalid(format!(
+            "key is {key_len} bytes; the longest key for {usable}-byte page content is {max} bytes"
+        )));
+    }
+    if value_len > max_value_len() {
+        return Err(Error::invalid(format!(
+            "value is {value_len} bytes; the longest value is {} bytes",
+            max_value_len()
+        )));
+    }
+    Ok(())
+}
+
+fn buf_mut<W: PageWrite + ?Sized>(w: &mut W, pgno: PageNo) -> Result<&mut [u8]> {
+    let usable = w.usable_size();
+    w.page_mut(pgno)?
+        .get_mut(..usable)
+        .ok_or_else(|| Error::corruption(pgno, "page is shorter than the usable size"))
+}
+
+/// Creates an empty tree (a single empty leaf) and returns its root page,
+/// which stays the tree's root for its whole life.
+pub fn create<W: PageWrite + ?Sized>(w: &mut W) -> Result<PageNo> {
+    let usable = w.usable_size();
+    if !(1024..=65536).contains(&usable) {
+        return Err(Error::invalid(format!("unsupported usable page size {usable}")));
+    }
+    let root = w.allocate_page()?;
+    node::init(buf_mut(w, root)?, KIND_LEAF);
+    Ok(root)
+}
+
+/// Looks `key` up in the tree rooted at `root`; returns a copy of its value.
+pub fn get<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    let usable = r.usable_size();
+    let mut pgno = root;
+    for _ in 0..=MAX_DEPTH {
+        let page = r.read_page(pgno)?;
+        let node = Node::parse(&page, pgno, usable)?;
+        if node.is_leaf() {
+            let Ok(i) = node.search(key)? else { return Ok(None) };
+            return match node.leaf_entry(i)?.1 {
+                ValueRef::Inline(v) => Ok(Some(v.to_vec())),
+                ValueRef::Overflow { len, first } => overflow::read(r, pgno, first, len).map(Some),
+            };
+        }
+        pgno = node.child(node.upper_bound(key)?)?;
+    }
+    Err(too_deep(root))
+}
+
+#[cold]
+fn too_deep(root: PageNo) -> Error {
+    Error::corruption(root, format!("tree is deeper than {MAX_DEPTH} levels (a child pointer cycle?)"))
+}
+
+/// The way from the root to the leaf where `key` belongs.
+struct Descent {
+    /// `(interior page, index of the child taken)`, root first.
+    path: Vec<(PageNo, usize)>,
+    leaf: PageNo,
+    page: PageRef,
+    /// Every step took the last child: the leaf is the tree's last.
+    rightmost: bool,
+}
+
+fn descend<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Result<Descent> {
+    let usable = r.usable_size();
+    let mut path = Vec::with_capacity(8);
+    let mut pgno = root;
+    let mut rightmost = true;
+    loop {
+        let page = r.read_page(pgno)?;
+        let node = Node::parse(&page, pgno, usable)?;
+        if node.is_leaf() {
+            return Ok(Descent { path, leaf: pgno, page, rightmost });
+        }
+        if path.len() >= MAX_DEPTH {
+            return Err(too_deep(root));
+        }
+        let i = node.upper_bound(key)?;
+        rightmost &= i == node.len();
+        path.push((pgno, i));
+        pgno = node.child(i)?;
+    }
+}
+
+/// Inserts `key` with `value`, replacing any existing value. Returns true if
+/// the key was already present.
+///
+/// A key longer than [`max_key_len`] or a value longer than
+/// [`max_value_len`] is [`Error::InvalidArgument`], reported before
+/// anything is written. Any other error (corruption, I/O, no space) may
+/// leave the tree partly modified: the write transaction must then be
+/// rolled back, which is what the transaction layer does on error.
+pub fn insert<W: PageWrite + ?Sized>(w: &mut W, root: PageNo, key: &[u8], value: &[u8]) -> Result<bool> {
+    let usable = w.usable_size();
+    check_sizes(usable, key.len(), value.len() as u64)?;
+    let Descent { path, leaf, page, rightmost } = descend(w, root, key)?;
+    let (idx, old, append) = {
+        let node = Node::parse(&page, leaf, usable)?;
+        match node.search(key)? {
+            Ok(i) => (i, Some((node.cell(i)?.len(), node.leaf_entry(i)?.1)), false),
+            Err(i) => (i, None, i == node.len()),
+        }
+    };
+    let old = old.map(|(len, v)| match v {
+        ValueRef::Inline(_) => (len, None),
+        ValueRef::Overflow { len: vlen, first } => (len, Some((vlen, first))),
+    });
+    // Release our reference before writing: a page still shared with us
+    // would have to be copied by page_mut.
+    drop(page);
+    if let Some((_, Some((vlen, first)))) = old {
+        overflow::free(w, leaf, first, vlen)?;
+    }
+    let cell = if node::inline_fits(usable, key.len(), value.len()) {
+        NewCell::Inline { key, value }
+    } else {
+        NewCell::Overflow { key, len: value.len() as u64, first: overflow::write(w, value)? }
+    };
+    if let Some((old_len, _)) = old {
+        let buf = buf_mut(w, leaf)?;
+        if old_len == cell.len() {
+            node::overwrite(buf, leaf, idx, &cell)?;
+            return Ok(true);
+        }
+        node::remove(buf, leaf, idx)?;
+    }
+    // Appending at the end of the last leaf (ascending bulk loads): split
+    // so that the old nodes stay full instead of half full.
+    let hint = rightmost && append;
+    let split = insert_or_split(w, leaf, idx, &cell, hint)?;
+    propagate(w, root, &path, split, hint)?;
+    Ok(old.is_some())
+}
+
+/// Inserts `cell` as cell `idx` of node `pgno`, splitting the node if it
+/// does not fit. On a split `pgno` keeps the upper half and the returned
+/// new page the lower half.
+fn insert_or_split<W: PageWrite + ?Sized>(
+    w: &mut W,
+    pgno: PageNo,
+    idx: usize,
+    cell: &NewCell<'_>,
+    hint: bool,
+) -> Result<Option<Split>> {
+    let usable = w.usable_size();
+    let buf = buf_mut(w, pgno)?;
+    if node::insert(buf, pgno, idx, cell)? {
+        return Ok(None);
+    }
+    let node = Node::parse(buf, pgno, usable)?;
+    let mut cells = Cells::with_capacity(usable + cell.len());
+    cells.push_node(&node, 0..idx)?;
+    cells.push_new(cell);
+    cells.push_node(&node, idx..node.len())?;
+    let rightmost = if node.is_leaf() { None } else { Some(node.rightmost()) };
+    split_cells(w, pgno, rightmost, &cells, hint).map(Some)
+}
+
+/// Distributes `cells` (one node's worth plus one cell) over a new page
+/// (lower part) and `pgno` (upper part). `rightmost` is the interior
+/// node's last child, or None for a leaf.
+fn split_cells<W: PageWrite + ?Sized>(
+    w: &mut W,
+    pgno: PageNo,
+    rightmost: Option<PageNo>,
+    cells: &Cells,
+    hint: bool,
+) -> Result<Split> {
+    let usable = w.usable_size();
+    let leaf = rightmost.is_none();
+    let k = choose_split(cells, leaf, node::capacity(usable), hint)
+        .ok_or_else(|| Error::corruption(pgno, "node cannot be split: its cells are too large"))?;
+    let n = cells.len();
+    let left = w.allocate_page()?;
+    match rightmost {
+        None => {
+            let sep = leaf_separator(pgno, cells, k)?;
+            node::build(buf_mut(w, left)?, left, KIND_LEAF, cells, 0..k, 0)?;
+            node::build(buf_mut(w, pgno)?, pgno, KIND_LEAF, cells, k..n, 0)?;
+            Ok((sep, left))
+        }
+        Some(right) => {
+            let (mid_child, mid_key) = interior_cell(pgno, cells.get(k))?;
+            let sep = mid_key.to_vec();
+            node::build(buf_mut(w, left)?, left, KIND_INTERIOR, cells, 0..k, mid_child)?;
+            node::build(buf_mut(w, pgno)?, pgno, KIND_INTERIOR, cells, k + 1..n, right)?;
+            Ok((sep, left))
+        }
+    }
+}
+
+fn interior_cell(pgno: PageNo, cell: &[u8]) -> Result<(PageNo, &[u8])> {
+    node::raw_interior(cell).ok_or_else(|| Error::corruption(pgno, "malformed interior cell"))
+}
+
+/// The shortest key `s` with `cells[k-1].key < s <= cells[k].key`: a prefix
+/// of the upper key. Short separators keep interior nodes wide.
+fn leaf_separator(pgno: PageNo, cells: &Cells, k: usize) -> Result<Vec<u8>> {
+    let (a, b) = match (node::raw_leaf_key(cells.get(k - 1)), node::raw_leaf_key(cells.get(k))) {
+        (Some(a), Some(b)) if a < b => (a, b),
+        _ => return Err(Error::corruption(pgno, "leaf keys are not in increasing order")),
+    };
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    Ok(b[..common + 1].to_vec())
+}
+
+/// Picks where to cut `cells`: a leaf keeps `[0, k)` on the left and
+/// `[k, n)` on the right; an interior node keeps `[0, k)` on the left, moves
+/// cell `k` up as the separator and keeps `(k, n)` on the right. Both sides
+/// must fit and be non-empty. Prefers the most even cut, or with `hint` the
+/// one that leaves the right side as small as possible.
+fn choose_split(cells: &Cells, leaf: bool, cap: usize, hint: bool) -> Option<usize> {
+    let n = cells.len();
+    let last = if leaf { n.checked_sub(1)? } else { n.checked_sub(2)? };
+    let sides = |k: usize| {
+        let right_start = if leaf { k } else { k + 1 };
+        (cells.size(0..k), cells.size(right_start..n))
+    };
+    let fits = |(l, r): (usize, usize)| l <= cap && r <= cap;
+    if last < 1 {
+        return None;
+    }
+    if hint && fits(sides(last)) {
+        return Some(last);
+    }
+    (1..=last).filter(|&k| fits(sides(k))).min_by_key(|&k| {
+        let (l, r) = sides(k);
+        l.max(r)
+    })
+}
+
+/// Hands a split of the node below `path` up the tree: each parent gains
+/// the new cell and may split in turn; a split of the root grows the tree.
+fn propagate<W: PageWrite + ?Sized>(
+    w: &mut W,
+    root: PageNo,
+    path: &[(PageNo, usize)],
+    mut split: Option<Split>,
+    hint: bool,
+) -> Result<()> {
+    for &(parent, idx) in path.iter().rev() {
+        let Some((sep, left)) = split else { return Ok(()) };
+        split = insert_or_split(w, parent, idx, &NewCell::Interior { child: left, key: &sep }, hint)?;
+    }
+    if let Some((sep, left)) = split {
+        // The root holds the upper half; move it to a new page so the root
+        // page can become the new top level.
+        let right = w.allocate_page()?;
+        copy_page(w, root, right)?;
+        let buf = buf_mut(w, root)?;
+        node::init(buf, KIND_INTERIOR);
+        node::set_rightmost(buf, right);
+        if !node::insert(buf, root, 0, &NewCell::Interior { child: left, key: &sep })? {
+            return Err(Error::corruption(root, "separator does not fit an empty root"));
+        }
+    }
+    Ok(())
+}
+
+fn copy_page<W: PageWrite + ?Sized>(w: &mut W, from: PageNo, to: PageNo) -> Result<()> {
+    let usable = w.usable_size();
+    let src = w.read_page(from)?;
+    let src =
+        src.get(..usable).ok_or_else(|| Error::corruption(from, "page is shorter than the usable size"))?;
+    buf_mut(w, to)?.copy_from_slice(src);
+    Ok(())
+}
+
+/// Deletes `key`, freeing its overflow chain if it has one. Returns true if
+/// it was present. As with [`insert`], an error may leave the tree partly
+/// modified and the write transaction must be rolled back.
+pub fn delete<W: PageWrite + ?Sized>(w: &mut W, root: PageNo, key: &[u8]) -> Result<bool> {
+    let usable = w.usable_size();
+    if key.len() > max_key_len(usable) {
+        return Ok(false);
+    }
+    let Descent { path, leaf, page, .. } = descend(w, root, key)?;
+    let (idx, chain) = {
+        let node = Node::parse(&page, leaf, usable)?;
+        let Ok(i) = node.search(key)? else { return Ok(false) };
+        match node.leaf_entry(i)?.1 {
+            ValueRef::Inline(_) => (i, None),
+            ValueRef::Overflow { len, first } => (i, Some((len, first))),
+        }
+    };
+    drop(page);
+    if let Some((len, first)) = chain {
+        overflow::free(w, leaf, first, len)?;
+    }
+    let buf = buf_mut(w, leaf)?;
+    node::remove(buf, leaf, idx)?;
+    let low = node::underfull(usable, Node::parse(buf, leaf, usable)?.used());
+    rebalance_up(w, root, &path, low)?;
+    collapse_root(w, root)?;
+    Ok(true)
+}
+
+fn is_underfull<R: PageRead + ?Sized>(r: &R, pgno: PageNo) -> Result<bool> {
+    let usable = r.usable_size();
+    let page = r.read_page(pgno)?;
+    Ok(node::underfull(usable, Node::parse(&page, pgno, usable)?.used()))
+}
+
+/// Walks up from the leaf at the end of `path` while nodes are underfull,
+/// merging or redistributing each with a sibling.
+fn rebalance_up<W: PageWrite + ?Sized>(
+    w: &mut W,
+    root: PageNo,
+    path: &[(PageNo, usize)],
+    mut low: bool,
+) -> Result<()> {
+    let mut depth = path.len();
+    while low && depth > 0 {
+        let (parent, idx) = path[depth - 1];
+        if let Some(split) = rebalance(w, parent, idx)? {
+            // A longer separator overflowed the parent; the halves of a
+            // split are not underfull, so only the split travels on.
+            return propagate(w, root, &path[..depth - 1], Some(split), false);
+        }
+        depth -= 1;
+        low = depth > 0 && is_underfull(w, parent)?;
+    }
+    Ok(())
+}
+
+/// Fixes underfull child `i` of `parent` by merging it with a sibling when
+/// both fit one page, otherwise by redistributing their cells evenly.
+/// Returns a split of `parent` if its new separator made it overflow.
+fn rebalance<W: PageWrite + ?Sized>(w: &mut W, parent: PageNo, i: usize) -> Result<Option<Split>> {
+    let usable = w.usable_size();
+    let cap = node::capacity(usable);
+    let (s, lpg, rpg, sep) = {
+        let page = w.read_page(parent)?;
+        let p = Node::parse(&page, parent, usable)?;
+        if p.len() == 0 {
+            // Only a root can be left with a single child; collapse_root
+            // takes care of it.
+            return Ok(None);
+        }
+        // Pair the child with its left sibling, or its right one if it is
+        // the first; `s` is the separator between the pair.
+        let s = i.saturating_sub(1);
+        (s, p.child(s)?, p.child(s + 1)?, p.key(s)?.to_vec())
+    };
+    if lpg == rpg || lpg == parent || rpg == parent {
+        return Err(Error::corruption(parent, "interior node has repeated children"));
+    }
+    let (lpage, rpage) = (w.read_page(lpg)?, w.read_page(rpg)?);
+    let (l, r) = (Node::parse(&lpage, lpg, usable)?, Node::parse(&rpage, rpg, usable)?);
+    if l.is_leaf() != r.is_leaf() {
+        return Err(Error::corruption(parent, format!("children {lpg} and {rpg} are at different depths")));
+    }
+    let leaf = l.is_leaf();
+    let mut cells = Cells::with_capacity(2 * usable);
+    cells.push_node(&l, 0..l.len())?;
+    if !leaf {
+        // The parent's separator comes down between the two halves, with
+        // the left node's last child to its left.
+        cells.push_new(&NewCell::Interior { child: l.rightmost(), key: &sep });
+    }
+    cells.push_node(&r, 0..r.len())?;
+    let (kind, r_last) = if leaf { (KIND_LEAF, 0) } else { (KIND_INTERIOR, r.rightmost()) };
+    drop((lpage, rpage));
+    let n = cells.len();
+
+    if cells.size(0..n) <= cap {
+        node::build(buf_mut(w, rpg)?, rpg, kind, &cells, 0..n, r_last)?;
+        w.free_page(lpg)?;
+        node::remove(buf_mut(w, parent)?, parent, s)?;
+        return Ok(None);
+    }
+
+    let k = choose_split(&cells, leaf, cap, false)
+        .ok_or_else(|| Error::corruption(parent, "siblings cannot be redistributed"))?;
+    let new_sep = if leaf {
+        let sep = leaf_separator(rpg, &cells, k)?;
+        node::build(buf_mut(w, lpg)?, lpg, kind, &cells, 0..k, 0)?;
+        node::build(buf_mut(w, rpg)?, rpg, kind, &cells, k..n, 0)?;
+        sep
+    } else {
+        let (mid_child, mid_key) = interior_cell(parent, cells.get(k))?;
+        let sep = mid_key.to_vec();
+        node::build(buf_mut(w, lpg)?, lpg, kind, &cells, 0..k, mid_child)?;
+        node::build(buf_mut(w, rpg)?, rpg, kind, &cells, k + 1..n, r_last)?;
+        sep
+    };
+    node::remove(buf_mut(w, parent)?, parent, s)?;
+    insert_or_split(w, parent, s, &NewCell::Interior { child: lpg, key: &new_sep }, false)
+}
+
+/// While the root is an interior node with a single child, copies that
+/// child into the root page and frees it.
+fn collapse_root<W: PageWrite + ?Sized>(w: &mut W, root: PageNo) -> Result<()> {
+    let usable = w.usable_size();
+    for _ in 0..MAX_DEPTH {
+        let child = {
+            let page = w.read_page(root)?;
+            let node = Node::parse(&page, root, usable)?;
+            if node.is_leaf() || node.len() > 0 {
+                return Ok(());
+            }
+            node.child(0)?
+        };
+        if child == root {
+            return Err(Error::corruption(root, "root is its own child"));
+        }
+        copy_page(w, child, root)?;
+        w.free_page(child)?;
+    }
+    Err(too_deep(root))
+}
+
+/// Frees every page of the tree: nodes, overflow chains and the root.
+pub fn destroy<W: PageWrite + ?Sized>(w: &mut W, root: PageNo) -> Result<()> {
+    free_below(w, root, 0, &mut HashSet::from([root]))?;
+    w.free_page(root)
+}
+
+/// Removes every entry, freeing all pages but the root, which becomes an
+/// empty leaf.
+pub fn clear<W: PageWrite + ?Sized>(w: &mut W, root: PageNo) -> Result<()> {
+    free_below(w, root, 0, &mut HashSet::from([root]))?;
+    node::init(buf_mut(w, root)?, KIND_LEAF);
+    Ok(())
+}
+
+/// Frees everything `pgno` owns (its subtrees or its overflow chains) but
+/// not `pgno` itself. `seen` holds the nodes met so far: on a corrupt tree
+/// where a node is reachable twice, freeing it twice would corrupt the
+/// freelist, so that is reported instead.
+fn free_below<W: PageWrite + ?Sized>(
+    w: &mut W,
+    pgno: PageNo,
+    depth: usize,
+    seen: &mut HashSet<PageNo>,
+) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(too_deep(pgno));
+    }
+    let usable = w.usable_size();
+    let mut children = Vec::new();
+    let mut chains = Vec::new();
+    {
+        let page = w.read_page(pgno)?;
+        let node = Node::parse(&page, pgno, usable)?;
+        if node.is_leaf() {
+            for i in 0..node.len() {
+                if let ValueRef::Overflow { len, first } = node.leaf_entry(i)?.1 {
+                    chains.push((len, first));
+                }
+            }
+        } else {
+            for i in 0..=node.len() {
+                children.push(node.child(i)?);
+            }
+        }
+    }
+    for (len, first) in chains {
+        overflow::free(w, pgno, first, len)?;
+    }
+    for child in children {
+        if !seen.insert(child) {
+            return Err(Error::corruption(pgno, format!("child page {child} is reachable twice")));
+        }
+        free_below(w, child, depth + 1, seen)?;
+        w.free_page(child)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::btree::verify::verify;
+    use crate::storage::page::MemPageStore;
+
+    /// Tiny deterministic generator for tests (xorshift64*).
+    pub(crate) struct Rng(pub u64);
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        pub(crate) fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        pub(crate) fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+        /// Random bytes of a random length below `max_len`.
+        pub(crate) fn bytes_upto(&mut self, max_len: u64) -> Vec<u8> {
+            let len = self.below(max_len) as usize;
+            self.bytes(len)
+        }
+    }
+
+    /// Verifies the tree and checks it owns every page in use but page 0.
+    pub(crate) fn check(s: &MemPageStore, root: PageNo) -> u64 {
+        let mut seen = std::collections::HashSet::new();
+        let n = verify(s, root, &mut |p| {
+            assert!(seen.insert(p), "page {p} visited twice");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen.len(), s.pages_in_use(), "pages leaked or shared");
+        n
+    }
+
+    fn depth(s: &MemPageStore, root: PageNo) -> usize {
+        let mut d = 1;
+        let mut p = root;
+        loop {
+            let page = s.read_page(p).unwrap();
+            let node = Node::parse(&page, p, s.usable_size()).unwrap();
+            if node.is_leaf() {
+                return d;
+            }
+            p = node.child(0).unwrap();
+            d += 1;
+        }
+    }
+
+    fn key(i: u64) -> Vec<u8> {
+        format!("key{i:08}").into_bytes()
+    }
+
+    #[test]
+    fn btree_empty_tree() {
+        let mut s = MemPageStore::new(4096);
+        let root = create(&mut s).unwrap();
+        assert_eq!(get(&s, root, b"x").unwrap(), None);
+        assert!(!delete(&mut s, root, b"x").unwrap());
+        assert_eq!(check(&s, root), 0);
+        assert_eq!(s.pages_in_use(), 1);
+    }
+
+    #[test]
+    fn btree_insert_replace_delete_basic() {
+        let mut s = MemPageStore::new(4096);
+        let root = create(&mut s).unwrap();
+        assert!(!insert(&mut s, root, b"b", b"1").unwrap());
+        assert!(!insert(&mut s, root, b"", b"empty key").unwrap());
+        assert!(!insert(&mut s, root, b"a", b"").unwrap());
+        assert!(insert(&mut s, root, b"b", b"2").unwrap());
+        assert!(insert(&mut s, root, b"b", b"longer value").unwrap());
+        assert_eq!(get(&s, root, b"b").unwrap().as_deref(), Some(&b"longer value"[..]));
+        assert_eq!(get(&s, root, b"").unwrap().as_deref(), Some(&b"empty key"[..]));
+        assert_eq!(get(&s, root, b"a").unwrap().as_deref(), Some(&b""[..]));
+        assert_eq!(check(&s, root), 3);
+        assert!(delete(&mut s, root, b"").unwrap());
+        assert!(!delete(&mut s, root, b"").unwrap());
+        assert_eq!(get(&s, root, b"").unwrap(), None);
+        assert_eq!(check(&s, root), 2);
+    }
+
+    #[test]
+    fn btree_split_and_collapse_sequential() {
+        let mut s = MemPageStore::new(4096);
+        let root = create(&mut s).unwrap();
+        let value = [5u8; 150];
+        for i in 0..20_000 {
+            insert(&mut s, root, &key(i), &value).unwrap();
+        }
+        assert_eq!(check(&s, root), 20_000);
+        assert!(depth(&s, root) >= 3);
+        // Appending keeps leaves nearly full: 20k entries of 172 bytes of
+        // cell need about 850 leaves at 100%.
+        assert!(s.pages_in_use() < 950, "{} pages", s.pages_in_use());
+        for i in (0..20_000).step_by(7) {
+            assert_eq!(get(&s, root, &key(i)).unwrap().as_deref(), Some(&value[..]));
+        }
+        for i in 0..20_000 {
+            assert!(delete(&mut s, root, &key(i)).unwrap(), "{i}");
+            if i % 2000 == 0 {
+                check(&s, root);
+            }
+        }
+        assert_eq!(check(&s, root), 0);
+        assert_eq!(s.pages_in_use(), 1);
+        assert_eq!(depth(&s, root), 1);
+    }
+
+    #[test]
+    fn btree_random_insert_delete_all_page_sizes() {
+        for page_size in [4096usize, 8192, 16384, 32768, 65536] {
+            let mut s = MemPageStore::new(page_size);
+            let root = create(&mut s).unwrap();
+            let mut rng = Rng(page_size as u64 * 7919 + 1);
+            let mut model = std::collections::BTreeMap::new();
+            let n = 6000;
+            for _ in 0..n {
+                let k = rng.bytes_upto(30);
+                let v = rng.bytes_upto(400);
+                assert_eq!(insert(&mut s, root, &k, &v).unwrap(), model.insert(k, v).is_some());
+            }
+            assert_eq!(check(&s, root), model.len() as u64);
+            assert_eq!(s.read_page(root).unwrap()[0], KIND_INTERIOR, "page size {page_size}");
+            let keys: Vec<_> = model.keys().cloned().collect();
+            for (i, k) in keys.iter().enumerate() {
+                if i % 3 != 0 {
+                    assert!(delete(&mut s, root, k).unwrap());
+                    model.remove(k);
+                }
+            }
+            assert_eq!(check(&s, root), model.len() as u64);
+            for (k, v) in &model {
+                assert_eq!(get(&s, root, k).unwrap().as_ref(), Some(v));
+            }
+            for k in keys {
+                delete(&mut s, root, &k).unwrap();
+            }
+            assert_eq!(check(&s, root), 0);
+            assert_eq!(s.pages_in_use(), 1, "page size {page_size}");
+        }
+    }
+
+    #[test]
+    fn btree_max_key_len_boundary_all_page_sizes() {
+        for page_size in [4096usize, 8192, 16384, 32768, 65536] {
+            let mut s = MemPageStore::new(page_size);
+            let usable = s.usable_size();
+            let max = max_key_len(usable);
+            assert!(max >= 1024 * page_size / 4096, "page size {page_size}: {max}");
+            let root = create(&mut s).unwrap();
+            // Many maximal keys with short and long values force interior
+            // nodes of three separators and overflow chains.
+            for i in 0..40u8 {
+                let mut k = vec![i; max];
+                k[max - 1] = 0;
+                let v = vec![i; if i % 2 == 0 { 10 } else { usable }];
+                insert(&mut s, root, &k, &v).unwrap();
+            }
+            assert_eq!(check(&s, root), 40);
+            let too_long = vec![1u8; max + 1];
+            let err = insert(&mut s, root, &too_long, b"v").unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+            assert!(err.to_string().contains("key"));
+            assert!(!delete(&mut s, root, &too_long).unwrap());
+            assert_eq!(get(&s, root, &too_long).unwrap(), None);
+            for i in 0..40u8 {
+                let mut k = vec![i; max];
+                k[max - 1] = 0;
+                assert!(delete(&mut s, root, &k).unwrap());
+            }
+            assert_eq!(check(&s, root), 0);
+            assert_eq!(s.pages_in_use(), 1);
+        }
+    }
+
+    #[test]
+    fn btree_value_len_limit() {
+        assert!(max_value_len() >= 1 << 30);
+        assert!(check_sizes(4092, 0, max_value_len()).is_ok());
+        let err = check_sizes(4092, 0, max_value_len() + 1).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)) && err.to_string().contains("value"));
+    }
+
+    #[test]
+    fn btree_overflow_values_replace_and_free() {
+        let mut s = MemPageStore::new(4096);
+        let root = create(&mut s).unwrap();
+        let sizes = [0usize, 10, 11, 300, 1000, 1100, 4084, 4085, 10_000, 100_000];
+        for (i, &n) in sizes.iter().enumerate() {
+            let v: Vec<u8> = (0..n).map(|j| (i + j) as u8).collect();
+            insert(&mut s, root, &key(i as u64), &v).unwrap();
+        }
+        check(&s, root);
+        // Replace big with small, small with big, big with big.
+        for (i, &n) in sizes.iter().enumerate() {
+            let new_len = sizes[sizes.len() - 1 - i];
+            let v = vec![i as u8; new_len];
+            assert!(insert(&mut s, root, &key(i as u64), &v).unwrap());
+            assert_eq!(get(&s, root, &key(i as u64)).unwrap().unwrap(), v, "old {n} new {new_len}");
+        }
+        check(&s, root);
+        clear(&mut s, root).unwrap();
+        assert_eq!(s.pages_in_use(), 1);
+        assert_eq!(check(&s, root), 0);
+        insert(&mut s, root, b"k", &[1u8; 50_000]).unwrap();
+        destroy(&mut s, root).unwrap();
+        assert_eq!(s.pages_in_use(), 0);
+    }
+
+    #[test]
+    fn btree_inline_threshold() {
+        let mut s = MemPageStore::new(4096);
+        let root = create(&mut s).unwrap();
+        // ~300-byte values with 10-byte keys stay inline, 12+ per leaf.
+        for i in 0..1200u64 {
+            insert(&mut s, root, format!("k{i:09}").as_bytes(), &[3u8; 300]).unwrap();
+        }
+        check(&s, root);
+        assert!(s.pages_in_use() < 1200 / 12 + 10, "{}", s.pages_in_use());
+    }
+
+    #[test]
+    fn btree_value_64mib_roundtrip() {
+        let mut s = MemPageStore::new(65536);
+        let root = create(&mut s).unwrap();
+        let big: Vec<u8> = (0..64usize << 20).map(|i| (i ^ (i >> 13)) as u8).collect();
+        insert(&mut s, root, b"big", &big).unwrap();
+        insert(&mut s, root, b"small", b"x").unwrap();
+        assert!(get(&s, root, b"big").unwrap().unwrap() == big);
+        assert_eq!(check(&s, root), 2);
+        assert!(delete(&mut s, root, b"big").unwrap());
+        assert!(delete(&mut s, root, b"small").unwrap());
+        assert_eq!(s.pages_in_use(), 1);
+    }
+
+    #[test]
+    fn btree_value_64mib_4k_pages() {
+        let mut s = MemPageStore::new(4096);
+        let root = create(&mut s).unwrap();
+        let big = vec![0xA5u8; 64 << 20];
+        insert(&mut s, root, b"big", &big).unwrap();
+        assert!(get(&s, root, b"big").unwrap().unwrap() == big);
+        assert!(delete(&mut s, root, b"big").unwrap());
+        assert_eq!(s.pages_in_use(), 1);
+    }
+
+    #[test]
+    fn btree_root_page_never_changes_and_collapses() {
+        let mut s = MemPageStore::new(4096);
+        let root = create(&mut s).unwrap();
+        // A long common prefix makes separators long and fan-out small.
+        let long_key = |i: u64| [vec![b'p'; 300], key(i)].concat();
+        for i in 0..3000 {
+            insert(&mut s, root, &long_key(i), &[1u8; 100]).unwrap();
+        }
+        assert!(depth(&s, root) >= 3);
+        for i in (0..3000).rev() {
+            delete(&mut s, root, &long_key(i)).unwrap();
+            if i == 5 {
+                // A handful of entries fit one leaf: the root is that leaf.
+                assert_eq!(depth(&s, root), 1);
+                assert_eq!(s.pages_in_use(), 1);
+            }
+        }
+        assert_eq!(s.read_page(root).unwrap()[0], KIND_LEAF);
+    }
+
+    #[test]
+    fn btree_fat_keys_deep_tree_random_order() {
+        // Keys sharing a long prefix keep separators long, so interior
+        // nodes hold only a few: every interior split, merge and
+        // redistribution path runs many times.
+        for page_size in [4096usize, 16384] {
+            let mut s = MemPageStore::new(page_size);
+            let root = create(&mut s).unwrap();
+            let max = max_key_len(s.usable_size());
+            let mut rng = Rng(page_size as u64);
+            let fat = |i: u64, len: usize| {
+                let mut k = vec![b'f'; len];
+                k[len - 8..].copy_from_slice(&i.to_be_bytes());
+                k
+            };
+            let mut keys: Vec<Vec<u8>> =
+                (0..1500).map(|i| fat(i * 7919 % 1500, max - rng.below(200) as usize)).collect();
+            let mut model = std::collections::BTreeMap::new();
+            for (n, k) in keys.iter().enumerate() {
+                let v = rng.bytes_upto(60);
+                insert(&mut s, root, k, &v).unwrap();
+                model.insert(k.clone(), v);
+                if n % 300 == 0 {
+                    check(&s, root);
+                }
+            }
+            assert_eq!(check(&s, root), model.len() as u64);
+            assert!(depth(&s, root) >= 4, "depth {}", depth(&s, root));
+            // Delete in an order unrelated to the insert order.
+            keys.sort_by_key(|k| k.iter().rev().take(3).copied().collect::<Vec<_>>());
+            for (n, k) in keys.iter().enumerate() {
+                assert_eq!(delete(&mut s, root, k).unwrap(), model.remove(k).is_some());
+                if n % 100 == 0 {
+                    assert_eq!(check(&s, root), model.len() as u64);
+                    for (k, v) in model.iter().step_by(50) {
+                        assert_eq!(get(&s, root, k).unwrap().as_ref(), Some(v));
+                    }
+                }
+            }
+            assert_eq!(check(&s, root), 0);
+            assert_eq!(s.pages_in_use(), 1);
+        }
+    }
+
+    #[test]
+    fn btree_choose_split_rules() {
+        let mut cells = Cells::default();
+        for i in 0..6u8 {
+            cells.push_new(&NewCell::Inline { key: &[i], value: &[0; 30] });
+        }
+        assert_eq!(choose_split(&cells, true, 1000, false), Some(3));
+        assert_eq!(choose_split(&cells, true, 1000, true), Some(5));
+        assert_eq!(choose_split(&cells, false, 1000, true), Some(4));
+        assert_eq!(choose_split(&cells, true, 10, false), None);
+        let mut one = Cells::default();
+        one.push(cells.get(0));
+        assert_eq!(choose_split(&one, true, 1000, false), None);
+    }
+}

@@ -1,0 +1,159 @@
+//! The database handle.
+//!
+//! A [`Db`] is `Send + Sync`: share it (by reference or in an `Arc`) among
+//! threads. Within one process, opening the same file again returns a handle
+//! to the same engine instead of a second, competing one, so two handles can
+//! never overwrite each other's commits; another process gets `Busy`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use crate::error::{Error, Result};
+use crate::ops::integrity::{self, IntegrityReport};
+use crate::ops::stat::{self, Stat};
+use crate::options::Options;
+use crate::storage::pager::{CheckpointResult, Pager};
+use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
+
+/// The engine behind one open file; shared by every `Db` handle on it in
+/// this process.
+#[derive(Debug)]
+struct Engine {
+    pager: Arc<Pager>,
+    registry_key: Option<PathBuf>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Last handle gone without `close()`: still fold the WAL, best effort.
+        let _ = self.pager.close();
+        if let Some(key) = &self.registry_key {
+            let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+            if reg.get(key).is_some_and(|w| w.strong_count() == 0) {
+                reg.remove(key);
+            }
+        }
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Engine>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Weak<Engine>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// The canonical form of a path that may not exist yet (its directory must).
+fn canonical(path: &Path) -> Result<PathBuf> {
+    if let Ok(p) = path.canonicalize() {
+        return Ok(p);
+    }
+    let name =
+        path.file_name().ok_or_else(|| Error::invalid(format!("{} is not a file path", path.display())))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| Error::io(format!("resolving the directory of {}", path.display()), e))?;
+    Ok(dir.join(name))
+}
+
+/// An open database. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct Db {
+    engine: Arc<Engine>,
+}
+
+impl Db {
+    /// Opens (or creates) the database at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        Self::open_with(path, Options::default())
+    }
+
+    /// Opens (or creates) the database at `path`. Recovery from the WAL is
+    /// automatic. Errors: `NotFound` (no file and `create` is off),
+    /// `InvalidArgument` (not an obj database, bad options), `Unsupported`
+    /// (newer format), `Corruption` (damaged or truncated file), `Busy`
+    /// (another process has it open), `Io`.
+    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        let path = path.as_ref();
+        let key = if options.vfs.is_none() { Some(canonical(path)?) } else { None };
+        let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(engine) = key.as_ref().and_then(|k| reg.get(k)).and_then(Weak::upgrade) {
+            if engine.pager.is_read_only() && !options.read_only {
+                return Err(Error::Busy(format!(
+                    "{} is already open read-only in this process",
+                    path.display()
+                )));
+            }
+            return Ok(Db { engine });
+        }
+        let pager = Pager::open(path, &options)?;
+        let engine = Arc::new(Engine { pager, registry_key: key.clone() });
+        let db = Db { engine };
+        if !options.read_only {
+            let mut w = db.begin_write()?;
+            if w.catalog_root() == 0 {
+                w.ensure_catalog()?;
+                w.commit()?;
+            }
+        }
+        if let Some(k) = key {
+            reg.insert(k, Arc::downgrade(&db.engine));
+        }
+        Ok(db)
+    }
+
+    /// Begins a read transaction: a snapshot of the last commit.
+    pub fn begin_read(&self) -> Result<ReadTxn> {
+        Ok(ReadTxn::new(self.engine.pager.snapshot()?))
+    }
+
+    /// Begins the write transaction, waiting up to the busy timeout if
+    /// another one is active (then `Busy`).
+    pub fn begin_write(&self) -> Result<WriteTxn> {
+        let guard = self.engine.pager.lock_writer()?;
+        WriteTxn::new(self.engine.pager.clone(), guard)
+    }
+
+    /// Copies committed WAL frames into the main file, up to what the oldest
+    /// active reader can see. Waits for an active writer up to the busy timeout.
+    pub fn checkpoint(&self) -> Result<CheckpointResult> {
+        let guard = self.engine.pager.lock_writer()?;
+        self.engine.pager.checkpoint(&guard)
+    }
+
+    /// Sizes and counters as of now.
+    pub fn stat(&self) -> Result<Stat> {
+        stat::gather(&self.begin_read()?)
+    }
+
+    /// Walks every page and tree; `Err(Error::Integrity(findings))` if
+    /// anything is wrong.
+    pub fn integrity_check(&self) -> Result<IntegrityReport> {
+        let txn = self.begin_read()?;
+        integrity::check(txn.snapshot())
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        self.engine.pager.path()
+    }
+
+    /// Closes this handle. When it is the last handle on the file in this
+    /// process, checkpoints everything into the main file and removes the
+    /// WAL (unless a transaction is still active, in which case the WAL
+    /// stays and recovery picks it up on the next open). Dropping a `Db`
+    /// does the same, but cannot report errors.
+    pub fn close(self) -> Result<()> {
+        let Db { engine } = self;
+        if Arc::strong_count(&engine) == 1 {
+            let result = engine.pager.close();
+            drop(engine);
+            result
+        } else {
+            Ok(())
+        }
+    }
+}

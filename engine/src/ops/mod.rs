@@ -1,0 +1,4 @@
+//! Operations on a whole database: integrity checking and statistics.
+
+pub mod integrity;
+pub mod stat;

@@ -1,0 +1,73 @@
+//! Options for opening a database.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::storage::file::Vfs;
+
+/// When commits are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Every commit is durable when `commit()` returns (one fdatasync of the WAL).
+    #[default]
+    Full,
+    /// Commits are durable at the next checkpoint; a power cut may lose the
+    /// last commits but never corrupts the database. A process crash loses nothing.
+    Normal,
+    /// Never sync. For bulk loads that can be redone: a power cut may corrupt.
+    Off,
+}
+
+/// How to open a database. `Options::default()` is what `Db::open` uses.
+#[derive(Clone)]
+pub struct Options {
+    /// Page size of a new database: a power of two from 4096 to 65536
+    /// (default 4096). Ignored when the file exists.
+    pub page_size: usize,
+    /// Bytes of page cache (default 8 MiB). The cache never holds more.
+    pub cache_size: usize,
+    /// Durability of commits (default [`SyncMode::Full`]).
+    pub sync_mode: SyncMode,
+    /// How long `begin_write` waits for another writer (default 5 s).
+    pub busy_timeout: Duration,
+    /// Checkpoint automatically after a commit once the WAL holds this many
+    /// frames (default 1000; 0 disables automatic checkpoints).
+    pub wal_autocheckpoint: u64,
+    /// Open without writing anything; write transactions fail.
+    pub read_only: bool,
+    /// Create the file when it does not exist (default true).
+    pub create: bool,
+    /// File system to use; `None` is the operating system's.
+    pub vfs: Option<Arc<dyn Vfs>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            page_size: crate::storage::page::DEFAULT_PAGE_SIZE,
+            cache_size: 8 << 20,
+            sync_mode: SyncMode::Full,
+            busy_timeout: Duration::from_secs(5),
+            wal_autocheckpoint: 1000,
+            read_only: false,
+            create: true,
+            vfs: None,
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("page_size", &self.page_size)
+            .field("cache_size", &self.cache_size)
+            .field("sync_mode", &self.sync_mode)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("wal_autocheckpoint", &self.wal_autocheckpoint)
+            .field("read_only", &self.read_only)
+            .field("create", &self.create)
+            .field("vfs", &self.vfs.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}

@@ -1,0 +1,177 @@
+//! The file header: the first bytes of page 0.
+//!
+//! Page 0 is written like any other page (through the WAL, checksummed), so
+//! a snapshot's header is read from the newest page-0 frame it can see. The
+//! fields that never change after creation (magic, version, page size, file
+//! id) are also what `open` reads straight from the main file before the WAL
+//! is known. Layout: docs/format.md, "File header".
+
+use crate::error::{Error, PageNo, Result};
+
+/// The first 8 bytes of every obj database.
+pub const MAGIC: [u8; 8] = *b"OBJDB\0\r\n";
+/// The on-disk format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes of page 0 the header occupies (the rest of page 0 is zero).
+pub const HEADER_LEN: usize = 96;
+
+/// The decoded file header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Format version of the file.
+    pub format_version: u32,
+    /// Page size in bytes.
+    pub page_size: u32,
+    /// Bytes reserved at the end of every page (the checksum trailer).
+    pub trailer_len: u32,
+    /// Feature flags (none defined yet; an unknown bit is `Unsupported`).
+    pub flags: u32,
+    /// Random identity of this database, repeated in its WAL header so that
+    /// a WAL of another database is never replayed here.
+    pub file_id: [u8; 16],
+    /// Number of pages in the database, page 0 included.
+    pub page_count: PageNo,
+    /// First freelist trunk page, 0 when the freelist is empty.
+    pub freelist_head: PageNo,
+    /// Pages on the freelist (trunks included).
+    pub freelist_count: u32,
+    /// Root page of the catalog tree (names → trees); 0 until the first
+    /// transaction creates it.
+    pub catalog_root: PageNo,
+    /// Number of write transactions committed over the file's life.
+    pub commit_counter: u64,
+}
+
+impl Header {
+    /// The header of a new, empty database (the caller sets `catalog_root`).
+    pub fn new(page_size: u32, trailer_len: u32, file_id: [u8; 16]) -> Self {
+        Header {
+            format_version: FORMAT_VERSION,
+            page_size,
+            trailer_len,
+            flags: 0,
+            file_id,
+            page_count: 1,
+            freelist_head: 0,
+            freelist_count: 0,
+            catalog_root: 0,
+            commit_counter: 0,
+        }
+    }
+
+    /// Writes the header into the start of page 0's content.
+    pub fn encode(&self, page: &mut [u8]) {
+        let b = &mut page[..HEADER_LEN];
+        b.fill(0);
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..12].copy_from_slice(&self.format_version.to_le_bytes());
+        b[12..16].copy_from_slice(&self.page_size.to_le_bytes());
+        b[16..20].copy_from_slice(&self.trailer_len.to_le_bytes());
+        b[20..24].copy_from_slice(&self.flags.to_le_bytes());
+        b[24..40].copy_from_slice(&self.file_id);
+        b[40..44].copy_from_slice(&self.page_count.to_le_bytes());
+        b[44..48].copy_from_slice(&self.freelist_head.to_le_bytes());
+        b[48..52].copy_from_slice(&self.freelist_count.to_le_bytes());
+        b[52..56].copy_from_slice(&self.catalog_root.to_le_bytes());
+        b[56..64].copy_from_slice(&self.commit_counter.to_le_bytes());
+    }
+
+    /// Checks the magic, version and page size of a header prefix, as read
+    /// from the start of a file, and returns the page size. This is what
+    /// tells "not an obj database" from "newer format" from "corrupt".
+    pub fn probe(prefix: &[u8]) -> Result<u32> {
+        if prefix.len() < HEADER_LEN || prefix[0..8] != MAGIC {
+            return Err(Error::InvalidArgument("file is not an obj database (bad magic)".into()));
+        }
+        let version = u32_at(prefix, 8);
+        if version > FORMAT_VERSION {
+            return Err(Error::Unsupported(format!(
+                "file format version {version} is newer than this build supports ({FORMAT_VERSION})"
+            )));
+        }
+        if version == 0 {
+            return Err(Error::corruption(0, "format version 0"));
+        }
+        let page_size = u32_at(prefix, 12);
+        if !valid_page_size(page_size as usize) {
+            return Err(Error::corruption(0, format!("invalid page size {page_size}")));
+        }
+        Ok(page_size)
+    }
+
+    /// Decodes a header from page 0's content (checksum already verified).
+    pub fn decode(page: &[u8]) -> Result<Header> {
+        let page_size = Self::probe(page)?;
+        let h = Header {
+            format_version: u32_at(page, 8),
+            page_size,
+            trailer_len: u32_at(page, 16),
+            flags: u32_at(page, 20),
+            file_id: page[24..40].try_into().expect("16 bytes"),
+            page_count: u32_at(page, 40),
+            freelist_head: u32_at(page, 44),
+            freelist_count: u32_at(page, 48),
+            catalog_root: u32_at(page, 52),
+            commit_counter: u64::from_le_bytes(page[56..64].try_into().expect("8 bytes")),
+        };
+        if h.trailer_len as usize != crate::storage::page::CHECKSUM_TRAILER {
+            return Err(Error::Unsupported(format!("page trailer of {} bytes", h.trailer_len)));
+        }
+        if h.flags != 0 {
+            return Err(Error::Unsupported(format!("unknown feature flags {:#x}", h.flags)));
+        }
+        // catalog_root 0 means "created, catalog not yet made": the first
+        // open makes it in its first transaction.
+        if h.page_count < 1 || h.catalog_root >= h.page_count {
+            return Err(Error::corruption(0, "header page count or catalog root out of range"));
+        }
+        if h.freelist_head >= h.page_count || h.freelist_count >= h.page_count {
+            return Err(Error::corruption(0, "header freelist out of range"));
+        }
+        Ok(h)
+    }
+}
+
+/// True for a power of two from 4 KiB to 64 KiB.
+pub fn valid_page_size(size: usize) -> bool {
+    size.is_power_of_two()
+        && (crate::storage::page::MIN_PAGE_SIZE..=crate::storage::page::MAX_PAGE_SIZE).contains(&size)
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let mut h = Header::new(8192, 4, [7; 16]);
+        h.page_count = 10;
+        h.catalog_root = 1;
+        h.freelist_head = 3;
+        h.freelist_count = 2;
+        h.commit_counter = 99;
+        let mut page = vec![0u8; 8192];
+        h.encode(&mut page);
+        assert_eq!(Header::decode(&page).unwrap(), h);
+    }
+
+    #[test]
+    fn rejects_foreign_and_newer_files() {
+        let page = vec![b'x'; 4096];
+        assert!(matches!(Header::decode(&page), Err(Error::InvalidArgument(_))));
+        let mut h = Header::new(4096, 4, [0; 16]);
+        h.page_count = 2;
+        h.catalog_root = 1;
+        let mut page = vec![0u8; 4096];
+        h.encode(&mut page);
+        page[8] = 2;
+        assert!(matches!(Header::decode(&page), Err(Error::Unsupported(_))));
+        page[8] = 1;
+        page[12..16].copy_from_slice(&3000u32.to_le_bytes());
+        assert!(Header::decode(&page).unwrap_err().is_corruption());
+    }
+}

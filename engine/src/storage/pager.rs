@@ -1,0 +1,669 @@
+//! The pager: pages in, pages out, through the WAL.
+//!
+//! Owns the main file, the WAL, the WAL index and the page cache. Readers get
+//! a [`Snapshot`]: the header and page versions as of the last commit when
+//! they began. The single writer hands its changed pages to [`Pager::commit`],
+//! which appends them to the WAL as one transaction and publishes them.
+//! [`Pager::checkpoint`] copies committed frames into the main file. The
+//! main file is written only by the checkpoint; everything else is appended
+//! to the WAL. The pager knows nothing of trees or documents.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, PageNo, Result};
+use crate::options::{Options, SyncMode};
+use crate::storage::cache::{CacheStats, PageCache};
+use crate::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
+use crate::storage::header::{Header, HEADER_LEN};
+use crate::storage::page::{seal_page, verify_page, Page, PageRead, PageRef, CHECKSUM_TRAILER};
+use crate::storage::wal::{fresh_salt, FrameWrite, Wal, FRAME_HEADER_LEN, WAL_HEADER_LEN};
+use crate::storage::wal_index::{PageSource, ReadMark, WalIndex};
+
+/// What a checkpoint did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CheckpointResult {
+    /// WAL frames whose content is now in the main file (this call).
+    pub frames_backfilled: u64,
+    /// Distinct pages written to the main file (this call).
+    pub pages_written: u64,
+    /// Frames in the WAL after the call.
+    pub wal_frames: u64,
+    /// True when the main file now holds every committed page.
+    pub complete: bool,
+}
+
+/// Counters for `stat()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PagerStats {
+    /// Page size in bytes.
+    pub page_size: u64,
+    /// Committed frames in the WAL.
+    pub wal_frames: u64,
+    /// Frames already copied into the main file.
+    pub wal_backfilled: u64,
+    /// Active read snapshots.
+    pub readers: u64,
+    /// Page cache counters.
+    pub cache: CacheStats,
+}
+
+/// See the module documentation.
+pub struct Pager {
+    vfs: Arc<dyn Vfs>,
+    path: PathBuf,
+    wal_path: PathBuf,
+    main: Arc<dyn StorageFile>,
+    wal_file: Arc<dyn StorageFile>,
+    wal: Mutex<Wal>,
+    index: WalIndex,
+    cache: PageCache,
+    page_size: usize,
+    sync_mode: SyncMode,
+    read_only: bool,
+    autocheckpoint: u64,
+    busy_timeout: Duration,
+    writer_busy: Mutex<bool>,
+    writer_free: Condvar,
+    /// Set when an fsync failed: the outcome of earlier writes is unknown,
+    /// so the handle refuses all further work (never retry a failed fsync).
+    fatal: Mutex<Option<String>>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Pager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pager({})", self.path.display())
+    }
+}
+
+/// The `-wal` path of a database path (`app.obj` → `app.obj-wal`).
+pub fn wal_path_of(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push("-wal");
+    PathBuf::from(s)
+}
+
+/// Holds the single writer slot; released on drop.
+pub struct WriterGuard {
+    pager: Arc<Pager>,
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        let mut busy = self.pager.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
+        *busy = false;
+        self.pager.writer_free.notify_one();
+    }
+}
+
+impl std::fmt::Debug for WriterGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriterGuard")
+    }
+}
+
+impl Pager {
+    /// Opens (creating if allowed) the database at `path` and recovers its WAL.
+    pub fn open(path: &Path, options: &Options) -> Result<Arc<Pager>> {
+        let vfs: Arc<dyn Vfs> = options.vfs.clone().unwrap_or_else(|| Arc::new(OsVfs));
+        let display = path.display().to_string();
+        let exists = vfs.exists(path).map_err(|e| Error::io(format!("checking {display}"), e))?;
+        if !exists && (options.read_only || !options.create) {
+            return Err(Error::not_found(format!("database file {display} does not exist")));
+        }
+        let mode = if options.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWriteCreate };
+        let main = vfs.open(path, mode).map_err(|e| Error::io(format!("opening {display}"), e))?;
+        if !main.try_lock_exclusive().map_err(|e| Error::io(format!("locking {display}"), e))? {
+            return Err(Error::Busy(format!("{display} is open in another process (or handle)")));
+        }
+        let result = Self::open_locked(vfs, path, main.clone(), options);
+        if result.is_err() {
+            let _ = main.unlock();
+        }
+        result
+    }
+
+    fn open_locked(
+        vfs: Arc<dyn Vfs>,
+        path: &Path,
+        main: Arc<dyn StorageFile>,
+        options: &Options,
+    ) -> Result<Arc<Pager>> {
+        let display = path.display().to_string();
+        let size = main.size().map_err(|e| Error::io(format!("reading the size of {display}"), e))?;
+        let (page_size, file_id) = if size == 0 {
+            if options.read_only {
+                return Err(Error::InvalidArgument(format!(
+                    "{display} is empty and the database is read-only"
+                )));
+            }
+            if !crate::storage::header::valid_page_size(options.page_size) {
+                return Err(Error::invalid(format!(
+                    "page size {} is not a power of two from 4096 to 65536",
+                    options.page_size
+                )));
+            }
+            let mut file_id = [0u8; 16];
+            file_id[..8].copy_from_slice(&fresh_salt(1).to_le_bytes());
+            file_id[8..].copy_from_slice(&fresh_salt(2).to_le_bytes());
+            let header = Header::new(options.page_size as u32, CHECKSUM_TRAILER as u32, file_id);
+            let mut page = Page::zeroed(options.page_size);
+            header.encode(&mut page);
+            seal_page(0, &mut page);
+            main.write_at(&page, 0).map_err(|e| Error::io(format!("creating {display}"), e))?;
+            main.sync().map_err(|e| Error::io(format!("syncing {display}"), e))?;
+            vfs.sync_parent_dir(path)
+                .map_err(|e| Error::io(format!("syncing the directory of {display}"), e))?;
+            (options.page_size, file_id)
+        } else {
+            let mut prefix = [0u8; HEADER_LEN];
+            if size < HEADER_LEN as u64 {
+                main.read_at(&mut prefix[..size as usize], 0)
+                    .map_err(|e| Error::io(format!("reading {display}"), e))?;
+                if prefix[..8] == crate::storage::header::MAGIC {
+                    return Err(Error::corruption(0, format!("{display} is truncated ({size} bytes)")));
+                }
+                return Err(Error::invalid(format!("{display} is not an obj database")));
+            }
+            main.read_at(&mut prefix, 0).map_err(|e| Error::io(format!("reading {display}"), e))?;
+            let page_size = Header::probe(&prefix)?;
+            let file_id: [u8; 16] = prefix[24..40].try_into().expect("16 bytes");
+            (page_size as usize, file_id)
+        };
+
+        let wal_path = wal_path_of(path);
+        let wal_display = wal_path.display().to_string();
+        let wal_exists =
+            vfs.exists(&wal_path).map_err(|e| Error::io(format!("checking {wal_display}"), e))?;
+        let wal_file: Arc<dyn StorageFile> = if options.read_only {
+            if wal_exists {
+                vfs.open(&wal_path, OpenMode::ReadOnly)
+                    .map_err(|e| Error::io(format!("opening {wal_display}"), e))?
+            } else {
+                Arc::new(EmptyFile)
+            }
+        } else {
+            let f = vfs
+                .open(&wal_path, OpenMode::ReadWriteCreate)
+                .map_err(|e| Error::io(format!("opening {wal_display}"), e))?;
+            if !wal_exists {
+                vfs.sync_parent_dir(&wal_path)
+                    .map_err(|e| Error::io(format!("syncing the directory of {wal_display}"), e))?;
+            }
+            f
+        };
+        let (wal, recovered) = Wal::open(wal_file.clone(), wal_display, page_size, file_id)?;
+        let index = WalIndex::new(wal.header().generation);
+        index.publish(recovered.frames, recovered.last_commit);
+
+        let cache_pages = options.cache_size / page_size;
+        let pager = Arc::new(Pager {
+            vfs,
+            path: path.to_path_buf(),
+            wal_path,
+            main,
+            wal_file,
+            wal: Mutex::new(wal),
+            index,
+            cache: PageCache::new(cache_pages),
+            page_size,
+            sync_mode: options.sync_mode,
+            read_only: options.read_only,
+            autocheckpoint: options.wal_autocheckpoint,
+            busy_timeout: options.busy_timeout,
+            writer_busy: Mutex::new(false),
+            writer_free: Condvar::new(),
+            fatal: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
+        let size = pager.main_file_size()?;
+        pager.check_main_length(size)?;
+        // The newest header must decode (through the WAL if it has one).
+        pager.writer_snapshot()?;
+        Ok(pager)
+    }
+
+    /// A main file shorter than its own header says has lost pages: refuse
+    /// to open rather than report missing pages later.
+    fn check_main_length(&self, size: u64) -> Result<()> {
+        let mut page = Page::zeroed(self.page_size);
+        if size < self.page_size as u64 {
+            if self.index.find(0, self.index.writer_mark().max_frame).is_some() {
+                return Ok(());
+            }
+            return Err(Error::corruption(0, format!("{} is truncated ({size} bytes)", self.path.display())));
+        }
+        self.main
+            .read_at(&mut page, 0)
+            .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))?;
+        if verify_page(0, &page).is_err() {
+            // A checkpoint may have torn page 0; the WAL still holds it.
+            if self.index.find(0, self.index.writer_mark().max_frame).is_some() {
+                return Ok(());
+            }
+            return Err(Error::corruption(0, "header page checksum mismatch"));
+        }
+        let header = Header::decode(&page)?;
+        let need = header.page_count as u64 * self.page_size as u64;
+        if size < need {
+            return Err(Error::corruption(
+                None,
+                format!(
+                    "{} is truncated: {size} bytes but the header records {} pages of {} bytes",
+                    self.path.display(),
+                    header.page_count,
+                    self.page_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Page size in bytes.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// Whether the database was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("the database is closed".into()));
+        }
+        if let Some(why) = self.fatal.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Err(Error::Closed(format!("{why}; reopen the database to recover")));
+        }
+        Ok(())
+    }
+
+    fn set_fatal(&self, why: String) {
+        let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_none() {
+            *f = Some(why);
+        }
+    }
+
+    /// A registered read snapshot of the last commit.
+    pub fn snapshot(self: &Arc<Self>) -> Result<Snapshot> {
+        self.check_usable()?;
+        let mark = self.index.begin_read();
+        Snapshot::new(self.clone(), mark, true)
+    }
+
+    /// The newest state, for the writer (which needs no read mark).
+    pub fn writer_snapshot(self: &Arc<Self>) -> Result<Snapshot> {
+        Snapshot::new(self.clone(), self.index.writer_mark(), false)
+    }
+
+    /// Takes the writer slot, waiting up to the busy timeout.
+    pub fn lock_writer(self: &Arc<Self>) -> Result<WriterGuard> {
+        self.lock_writer_for(self.busy_timeout)
+    }
+
+    /// Takes the writer slot, waiting up to `timeout`.
+    pub fn lock_writer_for(self: &Arc<Self>, timeout: Duration) -> Result<WriterGuard> {
+        self.check_usable()?;
+        if self.read_only {
+            return Err(Error::invalid("the database is open read-only"));
+        }
+        let deadline = Instant::now() + timeout;
+        let mut busy = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Busy(format!(
+                    "another write transaction is active (waited {} ms)",
+                    timeout.as_millis()
+                )));
+            }
+            busy = self.writer_free.wait_timeout(busy, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        *busy = true;
+        drop(busy);
+        Ok(WriterGuard { pager: self.clone() })
+    }
+
+    fn wal(&self) -> MutexGuard<'_, Wal> {
+        self.wal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads page `pgno` as `mark` sees it, through the cache.
+    fn read_page(&self, mark: ReadMark, pgno: PageNo) -> Result<PageRef> {
+        self.index.with_source(pgno, mark, |source| match source {
+            PageSource::Frame(frame) => {
+                let key = (mark.generation, frame);
+                if let Some(p) = self.cache.get(key) {
+                    return Ok(p);
+                }
+                let mut page = Page::zeroed(self.page_size);
+                let offset = WAL_HEADER_LEN
+                    + (frame - 1) * (FRAME_HEADER_LEN + self.page_size) as u64
+                    + FRAME_HEADER_LEN as u64;
+                self.wal_file
+                    .read_at(&mut page, offset)
+                    .map_err(|e| Error::io(format!("reading frame {frame} (page {pgno}) of the WAL"), e))?;
+                verify_page(pgno, &page)?;
+                let page = Arc::new(page);
+                self.cache.insert(key, page.clone());
+                Ok(page)
+            }
+            PageSource::Main => {
+                let key = (0, pgno as u64);
+                if let Some(p) = self.cache.get(key) {
+                    return Ok(p);
+                }
+                let mut page = Page::zeroed(self.page_size);
+                self.main.read_at(&mut page, pgno as u64 * self.page_size as u64).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        Error::corruption(pgno, "page lies beyond the end of the file (truncated file)")
+                    } else {
+                        Error::io(format!("reading page {pgno} of {}", self.path.display()), e)
+                    }
+                })?;
+                verify_page(pgno, &page)?;
+                let page = Arc::new(page);
+                self.cache.insert(key, page.clone());
+                Ok(page)
+            }
+        })
+    }
+
+    /// Appends one transaction's pages (page 0 with the new header among
+    /// them) to the WAL, syncs per the sync mode, and publishes them. The
+    /// caller holds the writer slot. Runs an automatic checkpoint first when
+    /// the WAL has grown past the threshold.
+    pub fn commit(
+        &self,
+        guard: &WriterGuard,
+        mut pages: Vec<(PageNo, PageRef)>,
+        header: &Header,
+    ) -> Result<()> {
+        debug_assert!(std::ptr::eq(&*guard.pager, self));
+        self.check_usable()?;
+        if pages.is_empty() {
+            return Ok(());
+        }
+        // Checkpoint before appending rather than after: readers active now
+        // mostly began after the last commit, so the checkpoint can complete
+        // and the WAL restart, which keeps it bounded under a steady stream
+        // of overlapping readers.
+        if self.autocheckpoint > 0 && self.wal().frame_count() >= self.autocheckpoint {
+            // A failed checkpoint is not this commit's failure (a fatal one
+            // still poisons the handle and is caught just below).
+            let _ = self.checkpoint(guard);
+            self.check_usable()?;
+        }
+        let mut wal = self.wal();
+        let (max, backfilled) = self.index.progress();
+        if max > 0 && max == backfilled {
+            let next = wal.header().generation + 1;
+            if self.index.try_restart(next) {
+                self.cache.clear_wal_entries();
+                let keep = (self.autocheckpoint.max(1000) * 4) * (FRAME_HEADER_LEN + self.page_size) as u64;
+                if let Err(e) = wal.restart(keep) {
+                    self.set_fatal(format!("restarting the WAL failed: {e}"));
+                    return Err(e);
+                }
+            }
+        }
+        for (pgno, page) in pages.iter_mut() {
+            seal_page(*pgno, &mut Arc::make_mut(page)[..]);
+        }
+        let frames: Vec<FrameWrite<'_>> =
+            pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect();
+        let first = wal.append(&frames, header.page_count)?;
+        drop(frames);
+        if self.sync_mode == SyncMode::Full {
+            if let Err(e) = wal.sync() {
+                self.set_fatal(format!("fsync of the WAL failed: {e}"));
+                return Err(e);
+            }
+        }
+        let generation = wal.header().generation;
+        let last = first + pages.len() as u64 - 1;
+        self.index.publish(pages.iter().enumerate().map(|(i, (pgno, _))| (first + i as u64, *pgno)), last);
+        for (i, (_, page)) in pages.into_iter().enumerate() {
+            self.cache.insert((generation, first + i as u64), page);
+        }
+        drop(wal);
+        Ok(())
+    }
+
+    /// Copies committed frames into the main file, up to what the oldest
+    /// reader can see, and fsyncs it. The caller holds the writer slot.
+    pub fn checkpoint(&self, guard: &WriterGuard) -> Result<CheckpointResult> {
+        debug_assert!(std::ptr::eq(&*guard.pager, self));
+        self.check_usable()?;
+        if self.read_only {
+            return Err(Error::invalid("checkpoint on a read-only database"));
+        }
+        let wal = self.wal();
+        let (backfilled, limit) = self.index.checkpoint_window();
+        let mut result = CheckpointResult::default();
+        if limit > backfilled {
+            if self.sync_mode == SyncMode::Normal {
+                // Frames must be durable before the main file is overwritten.
+                if let Err(e) = wal.sync() {
+                    self.set_fatal(format!("fsync of the WAL failed: {e}"));
+                    return Err(e);
+                }
+            }
+            let generation = wal.header().generation;
+            let copies = self.index.frames_to_copy(backfilled, limit);
+            let mut page_count = None;
+            for &(pgno, frame) in &copies {
+                let page = match self.cache.get((generation, frame)) {
+                    Some(p) => p,
+                    None => {
+                        let mut page = Page::zeroed(self.page_size);
+                        wal.read_frame(frame, &mut page)?;
+                        verify_page(pgno, &page)?;
+                        Arc::new(page)
+                    }
+                };
+                self.main.write_at(&page, pgno as u64 * self.page_size as u64).map_err(|e| {
+                    Error::io(format!("checkpointing page {pgno} into {}", self.path.display()), e)
+                })?;
+                if pgno == 0 {
+                    page_count = Some(Header::decode(&page)?.page_count);
+                }
+                self.cache.insert((0, pgno as u64), page);
+            }
+            // Pages allocated and freed again in one transaction were never
+            // written: the file must still span every page the header counts.
+            if let Some(count) = page_count {
+                let want = count as u64 * self.page_size as u64;
+                let have = self.main_file_size()?;
+                if have < want {
+                    self.main
+                        .truncate(want)
+                        .map_err(|e| Error::io(format!("extending {}", self.path.display()), e))?;
+                }
+            }
+            if self.sync_mode != SyncMode::Off {
+                if let Err(e) = self.main.sync() {
+                    self.set_fatal(format!("fsync of the main file failed: {e}"));
+                    return Err(Error::io(format!("syncing {}", self.path.display()), e));
+                }
+            }
+            self.index.set_backfilled(limit);
+            result.frames_backfilled = limit - backfilled;
+            result.pages_written = copies.len() as u64;
+        }
+        let (max, done) = self.index.progress();
+        result.wal_frames = max;
+        result.complete = max == done;
+        Ok(result)
+    }
+
+    /// Checkpoints everything and removes the WAL, if no reader or writer
+    /// is active; then releases the file. Errors are reported but the
+    /// handle is closed either way (committed data is safe in the WAL).
+    pub fn close(self: &Arc<Self>) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut outcome = Ok(());
+        let usable = self.fatal.lock().unwrap_or_else(|p| p.into_inner()).is_none();
+        if usable && !self.read_only {
+            outcome = self.fold_wal_at_close();
+        }
+        let _ = self.main.unlock();
+        outcome
+    }
+
+    fn fold_wal_at_close(self: &Arc<Self>) -> Result<()> {
+        let guard = {
+            // `lock_writer` refuses a closed pager; take the slot directly.
+            let mut busy = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
+            if *busy {
+                return Err(Error::Busy("a write transaction is still active at close".into()));
+            }
+            *busy = true;
+            WriterGuard { pager: self.clone() }
+        };
+        self.closed.store(false, Ordering::Release);
+        let result = self.checkpoint(&guard);
+        self.closed.store(true, Ordering::Release);
+        let result = result?;
+        if result.complete && self.index.reader_count() == 0 {
+            self.wal().truncate_all()?;
+            self.vfs.remove(&self.wal_path).map_err(|e| Error::io("removing the WAL at close", e))?;
+            self.vfs
+                .sync_parent_dir(&self.wal_path)
+                .map_err(|e| Error::io("syncing the directory at close", e))?;
+        }
+        drop(guard);
+        Ok(())
+    }
+
+    /// Counters for `stat()`.
+    pub fn stats(&self) -> PagerStats {
+        let (max, done) = self.index.progress();
+        PagerStats {
+            page_size: self.page_size as u64,
+            wal_frames: max,
+            wal_backfilled: done,
+            readers: self.index.reader_count() as u64,
+            cache: self.cache.stats(),
+        }
+    }
+
+    /// Size of the main file in bytes.
+    pub fn main_file_size(&self) -> Result<u64> {
+        self.main.size().map_err(|e| Error::io("reading the file size", e))
+    }
+}
+
+impl Drop for Pager {
+    fn drop(&mut self) {
+        if !self.closed.load(Ordering::Acquire) {
+            let _ = self.main.unlock();
+        }
+    }
+}
+
+/// A consistent read view: the header and pages as of one commit.
+pub struct Snapshot {
+    pager: Arc<Pager>,
+    mark: ReadMark,
+    registered: bool,
+    header: Header,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Snapshot({:?})", self.mark)
+    }
+}
+
+impl Snapshot {
+    fn new(pager: Arc<Pager>, mark: ReadMark, registered: bool) -> Result<Snapshot> {
+        // Build the value first so that Drop releases the mark on error.
+        let mut snap = Snapshot { pager, mark, registered, header: Header::new(0, 0, [0; 16]) };
+        let page0 = snap.pager.read_page(mark, 0)?;
+        snap.header = Header::decode(&page0)?;
+        if snap.header.page_size as usize != snap.pager.page_size {
+            return Err(Error::corruption(0, "page size in the header changed"));
+        }
+        Ok(snap)
+    }
+
+    /// The header as of this snapshot.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Page size in bytes.
+    pub fn page_size(&self) -> usize {
+        self.pager.page_size
+    }
+
+    /// The pager this snapshot reads from.
+    pub fn pager(&self) -> &Arc<Pager> {
+        &self.pager
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if self.registered {
+            self.pager.index.end_read(self.mark);
+        }
+    }
+}
+
+impl PageRead for Snapshot {
+    fn usable_size(&self) -> usize {
+        self.pager.page_size - CHECKSUM_TRAILER
+    }
+
+    fn read_page(&self, pgno: PageNo) -> Result<PageRef> {
+        if pgno >= self.header.page_count {
+            return Err(Error::corruption(
+                pgno,
+                format!("page number beyond the end of the database ({} pages)", self.header.page_count),
+            ));
+        }
+        self.pager.read_page(self.mark, pgno)
+    }
+}
+
+/// Stands in for a WAL that does not exist on a read-only open.
+#[derive(Debug)]
+struct EmptyFile;
+
+impl StorageFile for EmptyFile {
+    fn read_at(&self, _buf: &mut [u8], _offset: u64) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::UnexpectedEof.into())
+    }
+    fn write_at(&self, _buf: &[u8], _offset: u64) -> std::io::Result<()> {
+        Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only database"))
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn truncate(&self, _len: u64) -> std::io::Result<()> {
+        Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only database"))
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(0)
+    }
+    fn try_lock_exclusive(&self) -> std::io::Result<bool> {
+        Ok(true)
+    }
+    fn unlock(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

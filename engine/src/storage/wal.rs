@@ -1,0 +1,335 @@
+//! The write-ahead log file: `<db>-wal`.
+//!
+//! A commit appends its dirty pages as frames, the last one marked as the
+//! commit frame, and (in `SyncMode::Full`) makes them durable with one write
+//! and one fdatasync. Frames carry the WAL's salt and a running CRC-32 chained
+//! from the header, so recovery reads forward until the first frame that is
+//! torn, from an older generation (other salt), or out of chain, and keeps
+//! everything up to the last commit frame before it.
+//!
+//! This module owns the byte layout of the WAL and nothing else: which frame
+//! holds which page for which snapshot is `wal_index`'s job; when to
+//! checkpoint is the pager's.
+
+use std::sync::Arc;
+
+use crate::error::{Error, PageNo, Result};
+use crate::storage::file::StorageFile;
+
+/// Bytes of the WAL header.
+pub const WAL_HEADER_LEN: u64 = 64;
+/// Bytes of a frame header (before the page image).
+pub const FRAME_HEADER_LEN: usize = 24;
+const WAL_MAGIC: [u8; 4] = *b"OBJW";
+const WAL_VERSION: u32 = 1;
+
+/// Identifies a WAL generation: the WAL restarts from frame 1 with a new
+/// salt after a complete checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalHeader {
+    /// Page size of the database.
+    pub page_size: u32,
+    /// The owning database's file id.
+    pub file_id: [u8; 16],
+    /// Random per generation; every frame repeats it.
+    pub salt: u64,
+    /// Counts restarts over the file's life.
+    pub generation: u64,
+}
+
+impl WalHeader {
+    fn encode(&self) -> [u8; WAL_HEADER_LEN as usize] {
+        let mut b = [0u8; WAL_HEADER_LEN as usize];
+        b[0..4].copy_from_slice(&WAL_MAGIC);
+        b[4..8].copy_from_slice(&WAL_VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&self.page_size.to_le_bytes());
+        b[16..32].copy_from_slice(&self.file_id);
+        b[32..40].copy_from_slice(&self.salt.to_le_bytes());
+        b[40..48].copy_from_slice(&self.generation.to_le_bytes());
+        let crc = crc32fast::hash(&b[..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes a header; `None` if the bytes are not a valid WAL header
+    /// (a WAL whose creation was interrupted holds nothing committed).
+    fn decode(b: &[u8]) -> Option<WalHeader> {
+        if b.len() < WAL_HEADER_LEN as usize || b[0..4] != WAL_MAGIC {
+            return None;
+        }
+        let crc = u32::from_le_bytes(b[60..64].try_into().ok()?);
+        if crc != crc32fast::hash(&b[..60]) || u32::from_le_bytes(b[4..8].try_into().ok()?) != WAL_VERSION {
+            return None;
+        }
+        Some(WalHeader {
+            page_size: u32::from_le_bytes(b[8..12].try_into().ok()?),
+            file_id: b[16..32].try_into().ok()?,
+            salt: u64::from_le_bytes(b[32..40].try_into().ok()?),
+            generation: u64::from_le_bytes(b[40..48].try_into().ok()?),
+        })
+    }
+
+    /// The seed of the running checksum of frame 1.
+    fn chain_seed(&self) -> u32 {
+        crc32fast::hash(&self.encode()[..60])
+    }
+}
+
+/// One page image to append.
+pub struct FrameWrite<'a> {
+    /// The page number.
+    pub pgno: PageNo,
+    /// The whole page (content and sealed trailer).
+    pub page: &'a [u8],
+}
+
+/// What recovery found in an existing WAL.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// (frame number, page number) of every frame up to the last commit.
+    pub frames: Vec<(u64, PageNo)>,
+    /// Number of the last commit frame (0 = nothing committed).
+    pub last_commit: u64,
+}
+
+/// The open WAL file and the append position of the current generation.
+#[derive(Debug)]
+pub struct Wal {
+    file: Arc<dyn StorageFile>,
+    name: String,
+    header: WalHeader,
+    /// Whether `header` has been written to the file in this generation.
+    header_written: bool,
+    /// Frames written in this generation (committed or not yet).
+    frames: u64,
+    /// Running checksum after the last committed frame.
+    chain: u32,
+    page_size: usize,
+}
+
+impl Wal {
+    /// Opens the WAL and recovers its committed frames. A missing or
+    /// empty WAL, or one whose header never became valid, is empty.
+    /// A valid header of another database is a `Corruption` error: replaying
+    /// it would mix two databases, and ignoring it silently could hide lost data.
+    pub fn open(
+        file: Arc<dyn StorageFile>,
+        name: String,
+        page_size: usize,
+        file_id: [u8; 16],
+    ) -> Result<(Wal, Recovered)> {
+        let size = file.size().map_err(|e| Error::io(format!("reading the size of {name}"), e))?;
+        let mut head = [0u8; WAL_HEADER_LEN as usize];
+        let existing = if size >= WAL_HEADER_LEN {
+            file.read_at(&mut head, 0).map_err(|e| Error::io(format!("reading the header of {name}"), e))?;
+            WalHeader::decode(&head)
+        } else {
+            None
+        };
+        let Some(header) = existing else {
+            let header =
+                WalHeader { page_size: page_size as u32, file_id, salt: fresh_salt(0), generation: 1 };
+            let wal = Wal {
+                file,
+                name,
+                chain: header.chain_seed(),
+                header,
+                header_written: false,
+                frames: 0,
+                page_size,
+            };
+            return Ok((wal, Recovered::default()));
+        };
+        if header.file_id != file_id {
+            return Err(Error::corruption(
+                None,
+                format!("{name} belongs to another database (file id mismatch); move it away to open the database"),
+            ));
+        }
+        if header.page_size as usize != page_size {
+            return Err(Error::corruption(
+                None,
+                format!("{name} has page size {} but the database has {page_size}", header.page_size),
+            ));
+        }
+        let mut wal = Wal {
+            file,
+            name,
+            chain: header.chain_seed(),
+            header,
+            header_written: true,
+            frames: 0,
+            page_size,
+        };
+        let recovered = wal.recover(size)?;
+        Ok((wal, recovered))
+    }
+
+    fn frame_len(&self) -> u64 {
+        (FRAME_HEADER_LEN + self.page_size) as u64
+    }
+
+    fn frame_offset(&self, frame: u64) -> u64 {
+        WAL_HEADER_LEN + (frame - 1) * self.frame_len()
+    }
+
+    /// Scans frames from the start, in chunks, keeping those up to the
+    /// last valid commit frame.
+    fn recover(&mut self, size: u64) -> Result<Recovered> {
+        let frame_len = self.frame_len() as usize;
+        let available = (size.saturating_sub(WAL_HEADER_LEN)) / frame_len as u64;
+        let per_chunk = (1 << 20) / frame_len + 1;
+        let mut buf = vec![0u8; per_chunk * frame_len];
+        let mut out = Recovered::default();
+        let mut pending: Vec<(u64, PageNo)> = Vec::new();
+        let mut chain = self.header.chain_seed();
+        let mut committed_chain = chain;
+        let mut frame = 1u64;
+        'scan: while frame <= available {
+            let n = ((available - frame + 1) as usize).min(per_chunk);
+            let chunk = &mut buf[..n * frame_len];
+            self.file
+                .read_at(chunk, self.frame_offset(frame))
+                .map_err(|e| Error::io(format!("reading {}", self.name), e))?;
+            for f in chunk.chunks_exact(frame_len) {
+                let pgno = u32::from_le_bytes(f[0..4].try_into().expect("4"));
+                let commit = u32::from_le_bytes(f[4..8].try_into().expect("4"));
+                let salt = u64::from_le_bytes(f[8..16].try_into().expect("8"));
+                let stored = u32::from_le_bytes(f[16..20].try_into().expect("4"));
+                if salt != self.header.salt {
+                    break 'scan;
+                }
+                let sum = frame_checksum(chain, &f[..16], &f[FRAME_HEADER_LEN..]);
+                if sum != stored {
+                    break 'scan;
+                }
+                chain = sum;
+                pending.push((frame, pgno));
+                if commit != 0 {
+                    out.frames.append(&mut pending);
+                    out.last_commit = frame;
+                    committed_chain = chain;
+                }
+                frame += 1;
+            }
+        }
+        self.frames = out.last_commit;
+        self.chain = committed_chain;
+        Ok(out)
+    }
+
+    /// The current header (generation and salt).
+    pub fn header(&self) -> WalHeader {
+        self.header
+    }
+
+    /// Frames committed in this generation.
+    pub fn frame_count(&self) -> u64 {
+        self.frames
+    }
+
+    /// Appends one transaction's pages; the last frame is the commit frame
+    /// and records `page_count`. Returns the frame number of the first page.
+    /// Nothing is durable until [`Wal::sync`]. On error the append position
+    /// is unchanged, so the next commit overwrites the partial frames (the
+    /// checksum chain makes any leftover bytes unreadable to recovery).
+    pub fn append(&mut self, pages: &[FrameWrite<'_>], page_count: PageNo) -> Result<u64> {
+        let frame_len = self.frame_len() as usize;
+        let first = self.frames + 1;
+        let start_offset = self.frame_offset(first);
+        // Write in chunks of about 1 MiB: one syscall for a small commit,
+        // bounded extra memory for a bulk load.
+        let per_chunk = ((1 << 20) / frame_len).max(1);
+        let mut buf: Vec<u8> = Vec::with_capacity(per_chunk.min(pages.len()) * frame_len);
+        let mut chain = self.chain;
+        let mut offset = start_offset;
+        if !self.header_written {
+            let head = self.header.encode();
+            self.file
+                .write_at(&head, 0)
+                .map_err(|e| Error::io(format!("writing the header of {}", self.name), e))?;
+            self.header_written = true;
+        }
+        for (i, p) in pages.iter().enumerate() {
+            debug_assert_eq!(p.page.len(), self.page_size);
+            let mut head = [0u8; FRAME_HEADER_LEN];
+            head[0..4].copy_from_slice(&p.pgno.to_le_bytes());
+            let commit = if i + 1 == pages.len() { page_count } else { 0 };
+            head[4..8].copy_from_slice(&commit.to_le_bytes());
+            head[8..16].copy_from_slice(&self.header.salt.to_le_bytes());
+            chain = frame_checksum(chain, &head[..16], p.page);
+            head[16..20].copy_from_slice(&chain.to_le_bytes());
+            buf.extend_from_slice(&head);
+            buf.extend_from_slice(p.page);
+            if buf.len() >= per_chunk * frame_len || i + 1 == pages.len() {
+                self.file
+                    .write_at(&buf, offset)
+                    .map_err(|e| Error::io(format!("appending frames to {}", self.name), e))?;
+                offset += buf.len() as u64;
+                buf.clear();
+            }
+        }
+        self.frames += pages.len() as u64;
+        self.chain = chain;
+        Ok(first)
+    }
+
+    /// Makes every appended frame durable.
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync().map_err(|e| Error::io(format!("syncing {}", self.name), e))
+    }
+
+    /// Reads the page image of `frame` into `buf` (page-size bytes).
+    pub fn read_frame(&self, frame: u64, buf: &mut [u8]) -> Result<()> {
+        let offset = self.frame_offset(frame) + FRAME_HEADER_LEN as u64;
+        self.file
+            .read_at(buf, offset)
+            .map_err(|e| Error::io(format!("reading frame {frame} of {}", self.name), e))
+    }
+
+    /// Starts a new generation: frame numbering restarts at 1 with a new
+    /// salt. Called only when every frame has been checkpointed and no
+    /// reader needs the WAL. The header is written with the next append, so
+    /// a crash before then leaves the old (fully checkpointed) WAL in place.
+    /// When the file has grown past `keep_bytes` it is truncated.
+    pub fn restart(&mut self, keep_bytes: u64) -> Result<()> {
+        let generation = self.header.generation + 1;
+        self.header.salt = fresh_salt(self.header.salt ^ generation);
+        self.header.generation = generation;
+        self.header_written = false;
+        self.frames = 0;
+        self.chain = self.header.chain_seed();
+        let size =
+            self.file.size().map_err(|e| Error::io(format!("reading the size of {}", self.name), e))?;
+        if size > keep_bytes {
+            self.file.truncate(0).map_err(|e| Error::io(format!("truncating {}", self.name), e))?;
+        }
+        Ok(())
+    }
+
+    /// Empties the WAL file (after a complete checkpoint at close).
+    pub fn truncate_all(&mut self) -> Result<()> {
+        self.file.truncate(0).map_err(|e| Error::io(format!("truncating {}", self.name), e))?;
+        self.restart(0)
+    }
+}
+
+fn frame_checksum(seed: u32, head: &[u8], page: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(seed);
+    h.update(head);
+    h.update(page);
+    h.finalize()
+}
+
+/// A salt that differs between generations and between databases opened at
+/// the same moment; uniqueness, not secrecy, is what matters.
+pub(crate) fn fresh_salt(mix: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(mix);
+    h.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish() | 1
+}

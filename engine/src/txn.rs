@@ -1,0 +1,316 @@
+//! Read and write transactions over named B+trees.
+//!
+//! A [`ReadTxn`] is a snapshot: it sees the database as of the last commit
+//! before it began, for as long as it lives, and never blocks or is blocked
+//! by the writer. A [`WriteTxn`] holds the single writer slot; its changes
+//! are private until [`WriteTxn::commit`] appends them to the WAL as one
+//! atomic unit. Dropping a write transaction without committing rolls it
+//! back: nothing reached the file.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crate::btree;
+use crate::catalog::{check_name, TreeMeta};
+use crate::error::{Error, PageNo, Result};
+use crate::storage::page::{PageRead, PageRef};
+use crate::storage::pager::{Pager, Snapshot, WriterGuard};
+use crate::storage::write_set::WritePages;
+
+/// A handle to a named tree, valid in the transaction that returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tree {
+    name: Arc<str>,
+    root: PageNo,
+    /// Entry count as of opening (read transactions use it directly).
+    entries: u64,
+}
+
+impl Tree {
+    /// The tree's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The tree's root page (fixed for its life).
+    pub fn root(&self) -> PageNo {
+        self.root
+    }
+}
+
+/// Iterator over a range of a tree: `(key, value)` pairs in key order
+/// (or reverse key order).
+pub type RangeIter<'a, P> = btree::Range<&'a P>;
+
+/// Read operations shared by [`ReadTxn`] and [`WriteTxn`].
+pub trait ReadableTxn {
+    /// The page source the trees are read through.
+    type Pages: PageRead;
+
+    /// This transaction's view of the pages.
+    fn pages(&self) -> &Self::Pages;
+
+    /// Root page of the catalog (0 in a database that has none yet).
+    fn catalog_root(&self) -> PageNo;
+
+    /// Opens the tree `name`; `NotFound` if it does not exist.
+    fn open_tree(&self, name: &str) -> Result<Tree> {
+        check_name(name)?;
+        self.find_tree(name)?.ok_or_else(|| Error::not_found(format!("tree {name:?}")))
+    }
+
+    /// The tree `name`, if it exists.
+    fn find_tree(&self, name: &str) -> Result<Option<Tree>> {
+        let root = self.catalog_root();
+        if root == 0 {
+            return Ok(None);
+        }
+        Ok(btree::get(self.pages(), root, name.as_bytes())?
+            .map(|v| TreeMeta::decode(&v, name))
+            .transpose()?
+            .map(|meta| Tree { name: Arc::from(name), root: meta.root, entries: meta.entries }))
+    }
+
+    /// Names of all trees, in byte order.
+    fn list_trees(&self) -> Result<Vec<String>> {
+        let root = self.catalog_root();
+        if root == 0 {
+            return Ok(Vec::new());
+        }
+        let mut names = Vec::new();
+        for entry in btree::Range::new(self.pages(), root, Bound::Unbounded, Bound::Unbounded, false)? {
+            let (k, _) = entry?;
+            names.push(
+                String::from_utf8(k)
+                    .map_err(|_| Error::corruption(root, "catalog holds a non-UTF-8 tree name"))?,
+            );
+        }
+        Ok(names)
+    }
+
+    /// The value stored under `key`.
+    fn get(&self, tree: &Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        btree::get(self.pages(), tree.root, key)
+    }
+
+    /// Number of entries in `tree`.
+    fn count(&self, tree: &Tree) -> Result<u64>;
+
+    /// Entries with `start <= key < end` (per the bounds), in key order or,
+    /// with `reverse`, in reverse key order.
+    fn range<'a>(
+        &'a self,
+        tree: &Tree,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<RangeIter<'a, Self::Pages>> {
+        btree::Range::new(self.pages(), tree.root, start, end, reverse)
+    }
+
+    /// Entries whose key starts with `prefix`.
+    fn prefix<'a>(&'a self, tree: &Tree, prefix: &[u8], reverse: bool) -> Result<RangeIter<'a, Self::Pages>> {
+        btree::Range::prefix(self.pages(), tree.root, prefix, reverse)
+    }
+}
+
+/// A consistent, read-only view of the database. Cheap to create; hold it
+/// only as long as needed, because the WAL cannot be recycled past the
+/// oldest live snapshot.
+#[derive(Debug)]
+pub struct ReadTxn {
+    snap: Snapshot,
+}
+
+impl ReadTxn {
+    pub(crate) fn new(snap: Snapshot) -> Self {
+        ReadTxn { snap }
+    }
+
+    /// Ends the transaction (the same as dropping it).
+    pub fn close(self) {}
+
+    /// The snapshot behind this transaction.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snap
+    }
+}
+
+impl ReadableTxn for ReadTxn {
+    type Pages = Snapshot;
+
+    fn pages(&self) -> &Snapshot {
+        &self.snap
+    }
+
+    fn catalog_root(&self) -> PageNo {
+        self.snap.header().catalog_root
+    }
+
+    fn count(&self, tree: &Tree) -> Result<u64> {
+        Ok(tree.entries)
+    }
+}
+
+/// Per-tree state a write transaction keeps until commit.
+#[derive(Debug)]
+struct OpenTree {
+    name: Arc<str>,
+    entries: u64,
+    changed: bool,
+}
+
+/// The single write transaction. See the module documentation.
+pub struct WriteTxn {
+    pages: WritePages,
+    trees: HashMap<PageNo, OpenTree>,
+    guard: WriterGuard,
+    pager: Arc<Pager>,
+}
+
+impl std::fmt::Debug for WriteTxn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WriteTxn({} dirty pages)", self.pages.dirty_count())
+    }
+}
+
+impl WriteTxn {
+    pub(crate) fn new(pager: Arc<Pager>, guard: WriterGuard) -> Result<Self> {
+        let base = pager.writer_snapshot()?;
+        Ok(WriteTxn { pages: WritePages::new(base), trees: HashMap::new(), guard, pager })
+    }
+
+    /// Makes the catalog if this database has none yet (first open).
+    pub(crate) fn ensure_catalog(&mut self) -> Result<()> {
+        if self.pages.header().catalog_root == 0 {
+            let root = btree::create(&mut self.pages)?;
+            self.pages.header_mut().catalog_root = root;
+        }
+        Ok(())
+    }
+
+    fn track(&mut self, tree: &Tree) -> Result<&mut OpenTree> {
+        if !self.trees.contains_key(&tree.root) {
+            // A handle from another transaction, or of a dropped tree.
+            let current = self.find_tree(&tree.name)?;
+            match current {
+                Some(t) if t.root == tree.root => {
+                    self.trees.insert(t.root, OpenTree { name: t.name, entries: t.entries, changed: false });
+                }
+                _ => return Err(Error::invalid(format!("tree handle {:?} is stale", tree.name))),
+            }
+        }
+        Ok(self.trees.get_mut(&tree.root).expect("tracked"))
+    }
+
+    /// Creates the tree `name`, or opens it if it exists.
+    pub fn create_tree(&mut self, name: &str) -> Result<Tree> {
+        check_name(name)?;
+        if let Some(t) = self.find_tree(name)? {
+            return Ok(t);
+        }
+        self.ensure_catalog()?;
+        let root = btree::create(&mut self.pages)?;
+        let catalog = self.pages.header().catalog_root;
+        btree::insert(&mut self.pages, catalog, name.as_bytes(), &TreeMeta { root, entries: 0 }.encode())?;
+        let name: Arc<str> = Arc::from(name);
+        self.trees.insert(root, OpenTree { name: name.clone(), entries: 0, changed: false });
+        Ok(Tree { name, root, entries: 0 })
+    }
+
+    /// Drops the tree `name` and frees all its pages. `NotFound` if absent.
+    pub fn drop_tree(&mut self, name: &str) -> Result<()> {
+        let tree = self.open_tree(name)?;
+        btree::destroy(&mut self.pages, tree.root)?;
+        let catalog = self.pages.header().catalog_root;
+        btree::delete(&mut self.pages, catalog, name.as_bytes())?;
+        self.trees.remove(&tree.root);
+        Ok(())
+    }
+
+    /// Inserts or replaces `key`; returns true if it replaced a value.
+    pub fn insert(&mut self, tree: &Tree, key: &[u8], value: &[u8]) -> Result<bool> {
+        self.track(tree)?;
+        let replaced = btree::insert(&mut self.pages, tree.root, key, value)?;
+        let t = self.trees.get_mut(&tree.root).expect("tracked");
+        if !replaced {
+            t.entries += 1;
+            t.changed = true;
+        }
+        Ok(replaced)
+    }
+
+    /// Deletes `key`; returns true if it existed.
+    pub fn delete(&mut self, tree: &Tree, key: &[u8]) -> Result<bool> {
+        self.track(tree)?;
+        let existed = btree::delete(&mut self.pages, tree.root, key)?;
+        let t = self.trees.get_mut(&tree.root).expect("tracked");
+        if existed {
+            t.entries -= 1;
+            t.changed = true;
+        }
+        Ok(existed)
+    }
+
+    /// Deletes every entry of `tree`.
+    pub fn clear(&mut self, tree: &Tree) -> Result<()> {
+        self.track(tree)?;
+        btree::clear(&mut self.pages, tree.root)?;
+        let t = self.trees.get_mut(&tree.root).expect("tracked");
+        t.entries = 0;
+        t.changed = true;
+        Ok(())
+    }
+
+    /// Makes every change durable (per the sync mode) and visible to
+    /// transactions that begin afterwards, atomically.
+    pub fn commit(mut self) -> Result<()> {
+        let catalog = self.pages.header().catalog_root;
+        let mut changed: Vec<(Arc<str>, TreeMeta)> = self
+            .trees
+            .iter()
+            .filter(|(_, t)| t.changed)
+            .map(|(&root, t)| (t.name.clone(), TreeMeta { root, entries: t.entries }))
+            .collect();
+        changed.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, meta) in changed {
+            btree::insert(&mut self.pages, catalog, name.as_bytes(), &meta.encode())?;
+        }
+        let WriteTxn { pages, guard, pager, .. } = self;
+        let (pages, header) = pages.into_commit();
+        pager.commit(&guard, pages, &header)
+    }
+
+    /// Discards every change (the same as dropping the transaction).
+    pub fn rollback(self) {}
+
+    /// Pages changed so far (a measure of the transaction's size).
+    pub fn dirty_pages(&self) -> usize {
+        self.pages.dirty_count()
+    }
+
+    /// Reads a page as this transaction sees it.
+    pub fn read_page(&self, pgno: PageNo) -> Result<PageRef> {
+        self.pages.read(pgno)
+    }
+}
+
+impl ReadableTxn for WriteTxn {
+    type Pages = WritePages;
+
+    fn pages(&self) -> &WritePages {
+        &self.pages
+    }
+
+    fn catalog_root(&self) -> PageNo {
+        self.pages.header().catalog_root
+    }
+
+    fn count(&self, tree: &Tree) -> Result<u64> {
+        match self.trees.get(&tree.root) {
+            Some(t) => Ok(t.entries),
+            None => Ok(self.find_tree(&tree.name)?.map_or(0, |t| t.entries)),
+        }
+    }
+}

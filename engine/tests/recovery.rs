@@ -1,0 +1,280 @@
+//! Recovery and hostile files: a torn WAL tail, flipped bytes, files that
+//! are not databases, newer versions, truncation, a WAL of another database.
+//! Crashes are simulated with the in-memory `SimVfs`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use obj_engine::storage::sim::{CutMode, SimVfs};
+use obj_engine::{Db, Error, Options, ReadableTxn};
+
+const DB: &str = "/sim/app.obj";
+const WAL: &str = "/sim/app.obj-wal";
+
+fn sim_options(vfs: &SimVfs) -> Options {
+    Options { vfs: Some(Arc::new(vfs.clone())), wal_autocheckpoint: 0, ..Options::default() }
+}
+
+fn put(db: &Db, tree: &str, key: &[u8], value: &[u8]) {
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree(tree).unwrap();
+    w.insert(&t, key, value).unwrap();
+    w.commit().unwrap();
+}
+
+fn get(db: &Db, tree: &str, key: &[u8]) -> Option<Vec<u8>> {
+    let r = db.begin_read().unwrap();
+    let t = r.find_tree(tree).unwrap()?;
+    r.get(&t, key).unwrap()
+}
+
+#[test]
+fn torn_last_frame_recovers_previous_commit() {
+    let vfs = SimVfs::new();
+    let db = Db::open_with(DB, sim_options(&vfs)).unwrap();
+    put(&db, "t", b"a", b"first");
+    let len_a = vfs.read_file(Path::new(WAL)).unwrap().len();
+    put(&db, "t", b"b", &[9u8; 100]);
+    let wal = vfs.read_file(Path::new(WAL)).unwrap();
+    vfs.crash();
+    drop(db);
+    let frame_len = 4096 + 24;
+    assert!(wal.len() >= len_a + frame_len);
+    let last_frame = wal.len() - frame_len;
+    for cut in last_frame..wal.len() {
+        vfs.write_file(Path::new(WAL), &wal[..cut]);
+        let db = Db::open_with(DB, sim_options(&vfs)).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        assert_eq!(get(&db, "t", b"a").as_deref(), Some(&b"first"[..]), "cut at {cut}");
+        assert_eq!(get(&db, "t", b"b"), None, "cut at {cut}");
+        db.integrity_check().unwrap();
+        vfs.crash();
+        drop(db);
+    }
+    // Flipping any byte of the last frame also loses exactly that commit.
+    for at in (last_frame..wal.len()).step_by(97) {
+        let mut bad = wal.clone();
+        bad[at] ^= 0x40;
+        vfs.write_file(Path::new(WAL), &bad);
+        let db = Db::open_with(DB, sim_options(&vfs)).unwrap();
+        assert_eq!(get(&db, "t", b"a").as_deref(), Some(&b"first"[..]));
+        assert_eq!(get(&db, "t", b"b"), None, "flip at {at}");
+        vfs.crash();
+        drop(db);
+    }
+    // The intact WAL recovers both.
+    vfs.write_file(Path::new(WAL), &wal);
+    let db = Db::open_with(DB, sim_options(&vfs)).unwrap();
+    assert_eq!(get(&db, "t", b"b"), Some(vec![9u8; 100]));
+}
+
+#[test]
+fn flipped_page_bytes_are_corruption_not_panic() {
+    let vfs = SimVfs::new();
+    let db = Db::open_with(DB, sim_options(&vfs)).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree("t").unwrap();
+    for i in 0u32..3000 {
+        w.insert(&t, &i.to_be_bytes(), &[i as u8; 50]).unwrap();
+    }
+    w.commit().unwrap();
+    db.close().unwrap();
+    assert!(vfs.read_file(Path::new(WAL)).is_none(), "clean close removes the WAL");
+    let clean = vfs.read_file(Path::new(DB)).unwrap();
+    let pages = clean.len() / 4096;
+    for page in 0..pages {
+        for offset in [0usize, 17, 2048, 4091, 4095] {
+            let mut bad = clean.clone();
+            bad[page * 4096 + offset] ^= 0x01;
+            vfs.write_file(Path::new(DB), &bad);
+            let outcome = Db::open_with(DB, sim_options(&vfs)).and_then(|db| {
+                let r = db.begin_read()?;
+                let t = r.open_tree("t")?;
+                for i in 0u32..3000 {
+                    let v = r.get(&t, &i.to_be_bytes())?;
+                    assert_eq!(
+                        v,
+                        Some(vec![i as u8; 50]),
+                        "wrong data returned, page {page} offset {offset}"
+                    );
+                }
+                drop(r);
+                db.integrity_check()?;
+                Ok(())
+            });
+            match outcome {
+                Err(Error::Corruption { .. }) | Err(Error::Integrity(_)) => {}
+                // A damaged magic no longer says "obj database" at all.
+                Err(Error::InvalidArgument(_)) if page == 0 && offset < 8 => {}
+                other => panic!("page {page} offset {offset}: expected corruption, got {other:?}"),
+            }
+            vfs.crash();
+        }
+    }
+}
+
+#[test]
+fn foreign_newer_and_truncated_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_db = dir.path().join("notes.txt");
+    std::fs::write(&not_db, vec![b'x'; 10_000]).unwrap();
+    assert!(matches!(Db::open(&not_db), Err(Error::InvalidArgument(_))));
+    std::fs::write(&not_db, b"short").unwrap();
+    assert!(matches!(Db::open(&not_db), Err(Error::InvalidArgument(_))));
+
+    let path = dir.path().join("real.obj");
+    let db = Db::open(&path).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree("t").unwrap();
+    for i in 0u32..5000 {
+        w.insert(&t, &i.to_be_bytes(), &[1u8; 100]).unwrap();
+    }
+    w.commit().unwrap();
+    db.close().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+
+    let mut newer = bytes.clone();
+    newer[8] = 99;
+    let p = dir.path().join("newer.obj");
+    std::fs::write(&p, &newer).unwrap();
+    assert!(matches!(Db::open(&p), Err(Error::Unsupported(_))));
+
+    let p = dir.path().join("truncated.obj");
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(Db::open(&p), Err(Error::Corruption { .. })), "{:?}", Db::open(&p));
+    std::fs::write(&p, &bytes[..50]).unwrap();
+    assert!(matches!(Db::open(&p), Err(Error::Corruption { .. })));
+
+    let missing = dir.path().join("missing.obj");
+    let opts = Options { create: false, ..Options::default() };
+    assert!(matches!(Db::open_with(&missing, opts), Err(Error::NotFound(_))));
+    let bad_page = Options { page_size: 5000, ..Options::default() };
+    assert!(matches!(Db::open_with(dir.path().join("p.obj"), bad_page), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn wal_of_another_database_is_refused() {
+    let vfs = SimVfs::new();
+    let db = Db::open_with(DB, sim_options(&vfs)).unwrap();
+    put(&db, "t", b"k", b"v");
+    vfs.crash();
+    drop(db);
+    let other = "/sim/other.obj";
+    let db2 = Db::open_with(other, sim_options(&vfs)).unwrap();
+    put(&db2, "t", b"x", b"y");
+    vfs.crash();
+    drop(db2);
+    let foreign = vfs.read_file(Path::new("/sim/other.obj-wal")).unwrap();
+    vfs.write_file(Path::new(WAL), &foreign);
+    match Db::open_with(DB, sim_options(&vfs)) {
+        Err(Error::Corruption { message, .. }) => assert!(message.contains("another database"), "{message}"),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+#[test]
+fn power_cut_keeps_every_durable_commit() {
+    for seed in 0..40u64 {
+        let vfs = SimVfs::new();
+        let db = Db::open_with(DB, sim_options(&vfs)).unwrap();
+        let mut acked = 0u32;
+        for i in 1..=30u32 {
+            let mut w = db.begin_write().unwrap();
+            let t = w.create_tree("t").unwrap();
+            let c = w.create_tree("counter").unwrap();
+            w.insert(&t, &i.to_be_bytes(), &vec![i as u8; (i as usize * 131) % 5000]).unwrap();
+            w.insert(&c, b"n", &i.to_be_bytes()).unwrap();
+            w.commit().unwrap();
+            acked = i;
+            if i % 10 == (seed % 10) as u32 {
+                db.checkpoint().unwrap();
+            }
+        }
+        // One more transaction, left unacknowledged mid-flight.
+        let mut w = db.begin_write().unwrap();
+        let t = w.open_tree("t").unwrap();
+        w.insert(&t, b"partial", b"never committed").unwrap();
+        drop(w);
+        vfs.power_cut(seed, CutMode::Random);
+        drop(db);
+        let db = Db::open_with(DB, sim_options(&vfs)).unwrap();
+        db.integrity_check().unwrap();
+        let r = db.begin_read().unwrap();
+        let c = r.open_tree("counter").unwrap();
+        let n = u32::from_be_bytes(r.get(&c, b"n").unwrap().unwrap().try_into().unwrap());
+        assert_eq!(n, acked, "seed {seed}");
+        let t = r.open_tree("t").unwrap();
+        for i in 1..=n {
+            assert_eq!(r.get(&t, &i.to_be_bytes()).unwrap().unwrap().len(), (i as usize * 131) % 5000);
+        }
+        assert_eq!(r.get(&t, b"partial").unwrap(), None);
+    }
+}
+
+#[test]
+fn second_writer_gets_busy_and_handles_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.obj");
+    let opts = Options { busy_timeout: std::time::Duration::from_millis(50), ..Options::default() };
+    let db = Db::open_with(&path, opts.clone()).unwrap();
+    let w = db.begin_write().unwrap();
+    assert!(matches!(db.begin_write(), Err(Error::Busy(_))));
+    drop(w);
+    // A second handle in this process shares the engine: no lost commits.
+    let db2 = Db::open_with(&path, opts).unwrap();
+    put(&db, "t", b"1", b"one");
+    put(&db2, "t", b"2", b"two");
+    assert_eq!(get(&db, "t", b"2").as_deref(), Some(&b"two"[..]));
+    assert_eq!(get(&db2, "t", b"1").as_deref(), Some(&b"one"[..]));
+    db2.close().unwrap();
+    put(&db, "t", b"3", b"three");
+    db.close().unwrap();
+    let db = Db::open(&path).unwrap();
+    assert_eq!(get(&db, "t", b"3").as_deref(), Some(&b"three"[..]));
+}
+
+#[test]
+fn file_locked_by_another_holder_is_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.obj");
+    Db::open(&path).unwrap().close().unwrap();
+    let f = std::fs::File::open(&path).unwrap();
+    fs2::FileExt::lock_exclusive(&f).unwrap();
+    assert!(matches!(Db::open(&path), Err(Error::Busy(_))));
+    fs2::FileExt::unlock(&f).unwrap();
+    Db::open(&path).unwrap().close().unwrap();
+}
+
+#[test]
+fn oversized_keys_and_bad_names_are_invalid_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("k.obj")).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree("t").unwrap();
+    w.insert(&t, &vec![1u8; 1024], b"ok at 1 KiB").unwrap();
+    assert!(matches!(w.insert(&t, &vec![1u8; 100_000], b"v"), Err(Error::InvalidArgument(_))));
+    assert!(matches!(w.create_tree(""), Err(Error::InvalidArgument(_))));
+    assert!(matches!(w.open_tree("missing"), Err(Error::NotFound(_))));
+    w.commit().unwrap();
+    db.integrity_check().unwrap();
+}
+
+#[test]
+fn large_values_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.obj");
+    let db = Db::open(&path).unwrap();
+    let big: Vec<u8> = (0..64u32 << 20).map(|i| (i % 251) as u8).collect();
+    put(&db, "t", b"big", &big);
+    assert!(get(&db, "t", b"big").unwrap() == big);
+    db.close().unwrap();
+    let db = Db::open(&path).unwrap();
+    assert!(get(&db, "t", b"big").unwrap() == big);
+    db.integrity_check().unwrap();
+    let mut w = db.begin_write().unwrap();
+    let t = w.open_tree("t").unwrap();
+    w.delete(&t, b"big").unwrap();
+    w.commit().unwrap();
+    let st = db.stat().unwrap();
+    assert!(st.free_pages as f64 > 0.9 * (64 << 20) as f64 / 4096.0);
+    db.integrity_check().unwrap();
+}
