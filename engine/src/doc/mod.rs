@@ -1,4 +1,10 @@
 //! Documents: the value model, its stored encoding, collections and the
 //! key-value namespaces.
 
+pub mod codec;
+pub mod json;
+pub mod serde_value;
 pub mod value;
+
+#[cfg(test)]
+pub(crate) mod testgen;

@@ -1,0 +1,968 @@
+//! The stored binary encoding of a document (see docs/format-document.md for
+//! the byte layout) and the per-collection field-name dictionary interface.
+//!
+//! A stored document is a [`DocHeader`] followed by a payload: either opaque
+//! bytes (RAW) or one encoded [`Value`]. Values are a tag byte followed by
+//! postcard primitives (LEB128 varints, zigzag for signed numbers, 8-byte
+//! little-endian floats). Map keys are varint ids from the collection's
+//! [`NameDict`], so names are not repeated in every document. Lists and maps
+//! carry their body's byte length, so [`extract_path`] can step over fields
+//! it does not need without looking inside them.
+//!
+//! Decoding treats its input as untrusted: every length is checked against
+//! the bytes that remain before anything is allocated, nesting is limited
+//! to [`MAX_NESTING`], and every failure is [`Error::Corruption`] whose
+//! message starts with "document".
+
+use super::value::{duplicate_key, parse_index, Timestamp, Value, MAX_NESTING, NESTING_MESSAGE};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The document format version this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Value tags: the first byte of every encoded value.
+mod tag {
+    pub const NULL: u8 = 0x00;
+    pub const FALSE: u8 = 0x01;
+    pub const TRUE: u8 = 0x02;
+    pub const INT: u8 = 0x03;
+    pub const UINT: u8 = 0x04;
+    pub const FLOAT: u8 = 0x05;
+    pub const STR: u8 = 0x06;
+    pub const BYTES: u8 = 0x07;
+    pub const TIMESTAMP: u8 = 0x08;
+    pub const TIMESTAMP_TZ: u8 = 0x09;
+    pub const LIST: u8 = 0x0A;
+    pub const MAP: u8 = 0x0B;
+}
+
+/// The collection's field-name dictionary, as the encoder sees it.
+pub trait NameDict {
+    /// The id of `name`, assigning the next free id when the name is new.
+    /// The caller persists new entries along with the document that needed
+    /// them; an id, once handed out, must never change meaning.
+    fn id_of(&mut self, name: &str) -> Result<u32>;
+}
+
+/// The collection's field-name dictionary, as readers see it.
+pub trait NameLookup {
+    /// The name that `id` stands for, if assigned.
+    fn name_of(&self, id: u32) -> Option<&str>;
+    /// The id of `name`, if it has one (never assigns).
+    fn lookup_id(&self, name: &str) -> Option<u32>;
+}
+
+/// An in-memory name dictionary with dense ids from 0: the cached copy of a
+/// collection's dictionary, and the one tests use.
+#[derive(Debug, Clone, Default)]
+pub struct MemNameDict {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl MemNameDict {
+    /// An empty dictionary.
+    pub fn new() -> MemNameDict {
+        MemNameDict::default()
+    }
+
+    /// A dictionary whose ids are the positions of `names` (as persisted).
+    /// A repeated name is [`Error::Corruption`]: a stored dictionary never
+    /// has one.
+    pub fn from_names<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Result<MemNameDict> {
+        let mut dict = MemNameDict::new();
+        for name in names {
+            let name = name.into();
+            if dict.ids.contains_key(&name) {
+                return Err(Error::corruption(None, format!("document name dictionary repeats {name:?}")));
+            }
+            dict.push(name)?;
+        }
+        Ok(dict)
+    }
+
+    /// How many names are assigned (the next new id).
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when no name is assigned.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// All names; a name's position is its id.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The names with ids from `first_id` on, e.g. the ones assigned since
+    /// the caller last persisted (pass the old [`len`](Self::len)).
+    pub fn names_since(&self, first_id: u32) -> impl Iterator<Item = (u32, &str)> {
+        let start = usize::try_from(first_id).unwrap_or(usize::MAX).min(self.names.len());
+        // ids are positions and `push` keeps them below u32::MAX.
+        self.names[start..].iter().zip(first_id..).map(|(n, id)| (id, n.as_str()))
+    }
+
+    fn push(&mut self, name: String) -> Result<u32> {
+        let id = u32::try_from(self.names.len())
+            .ok()
+            .filter(|&id| id < u32::MAX)
+            .ok_or_else(|| Error::invalid("collection has too many distinct field names"))?;
+        self.ids.insert(name.clone(), id);
+        self.names.push(name);
+        Ok(id)
+    }
+}
+
+impl NameDict for MemNameDict {
+    fn id_of(&mut self, name: &str) -> Result<u32> {
+        match self.ids.get(name) {
+            Some(&id) => Ok(id),
+            None => self.push(name.to_owned()),
+        }
+    }
+}
+
+impl NameLookup for MemNameDict {
+    fn name_of(&self, id: u32) -> Option<&str> {
+        self.names.get(usize::try_from(id).ok()?).map(String::as_str)
+    }
+
+    fn lookup_id(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+}
+
+/// The few bytes in front of every stored document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocHeader {
+    /// The document format version; this build knows [`FORMAT_VERSION`].
+    pub format: u8,
+    /// The application's schema version for this document (0 when unused);
+    /// the engine stores it and never interprets it.
+    pub schema_version: u32,
+    /// Bit set of `DocHeader::FLAG_*`.
+    pub flags: u8,
+}
+
+impl DocHeader {
+    /// The payload is opaque bytes that the engine does not interpret,
+    /// rather than an encoded [`Value`].
+    pub const FLAG_RAW: u8 = 0x01;
+    /// The flags this build understands; others mean corruption.
+    const KNOWN_FLAGS: u8 = DocHeader::FLAG_RAW;
+
+    /// The header of an encoded-value document.
+    pub fn value(schema_version: u32) -> DocHeader {
+        DocHeader { format: FORMAT_VERSION, schema_version, flags: 0 }
+    }
+
+    /// The header of a RAW document.
+    pub fn raw(schema_version: u32) -> DocHeader {
+        DocHeader { format: FORMAT_VERSION, schema_version, flags: DocHeader::FLAG_RAW }
+    }
+
+    /// True when the payload is RAW bytes.
+    pub fn is_raw(&self) -> bool {
+        self.flags & DocHeader::FLAG_RAW != 0
+    }
+}
+
+/// Appends `header` (2 to 6 bytes) to `out`.
+pub fn encode_header(header: &DocHeader, out: &mut Vec<u8>) -> Result<()> {
+    out.push(header.format);
+    put(out, &header.schema_version)?;
+    out.push(header.flags);
+    Ok(())
+}
+
+/// Splits a stored document into its header and payload. An unknown format
+/// version or flag is [`Error::Corruption`]: the file-level version check
+/// has already vouched that this build can read the file.
+pub fn decode_header(bytes: &[u8]) -> Result<(DocHeader, &[u8])> {
+    let mut r = Reader::new(bytes);
+    let format = r.byte("header format byte")?;
+    if format != FORMAT_VERSION {
+        return Err(corrupt(format!(
+            "document format {format} is not {FORMAT_VERSION} (corrupt, or written by a newer version)"
+        )));
+    }
+    let schema_version: u32 = r.take("header schema version")?;
+    let flags = r.byte("header flags")?;
+    if flags & !DocHeader::KNOWN_FLAGS != 0 {
+        return Err(corrupt(format!("document header has unknown flags {flags:#04x}")));
+    }
+    Ok((DocHeader { format, schema_version, flags }, r.rest()))
+}
+
+/// Appends a stored document (header with schema version 0, then the
+/// encoded `value`) to `out`. On error `out` is left as it was (though
+/// `dict` may have assigned ids to names it saw).
+pub fn encode_document(value: &Value, dict: &mut impl NameDict, out: &mut Vec<u8>) -> Result<()> {
+    encode_document_versioned(value, 0, dict, out)
+}
+
+/// [`encode_document`] with an application schema version in the header.
+pub fn encode_document_versioned(
+    value: &Value,
+    schema_version: u32,
+    dict: &mut impl NameDict,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let start = out.len();
+    let result =
+        encode_header(&DocHeader::value(schema_version), out).and_then(|()| encode_value(value, dict, out));
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Appends a RAW stored document: header, then `payload` verbatim.
+pub fn encode_raw_document(payload: &[u8], schema_version: u32, out: &mut Vec<u8>) -> Result<()> {
+    encode_header(&DocHeader::raw(schema_version), out)?;
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Appends the encoding of `value` alone (no header) to `out`. A value
+/// deeper than [`MAX_NESTING`] or a map with a repeated key is
+/// [`Error::InvalidArgument`].
+pub fn encode_value(value: &Value, dict: &mut impl NameDict, out: &mut Vec<u8>) -> Result<()> {
+    encode_at(value, dict, out, 0)
+}
+
+fn encode_at(value: &Value, dict: &mut impl NameDict, out: &mut Vec<u8>, depth: usize) -> Result<()> {
+    match value {
+        Value::Null => out.push(tag::NULL),
+        Value::Bool(false) => out.push(tag::FALSE),
+        Value::Bool(true) => out.push(tag::TRUE),
+        Value::Int(i) => {
+            out.push(tag::INT);
+            put(out, i)?;
+        }
+        Value::UInt(u) => {
+            out.push(tag::UINT);
+            put(out, u)?;
+        }
+        Value::Float(f) => {
+            out.push(tag::FLOAT);
+            put(out, f)?;
+        }
+        Value::Str(s) => {
+            out.push(tag::STR);
+            put_bytes(out, s.as_bytes())?;
+        }
+        Value::Bytes(b) => {
+            out.push(tag::BYTES);
+            put_bytes(out, b)?;
+        }
+        Value::Timestamp(Timestamp { micros, offset_secs: None }) => {
+            out.push(tag::TIMESTAMP);
+            put(out, micros)?;
+        }
+        Value::Timestamp(Timestamp { micros, offset_secs: Some(offset) }) => {
+            out.push(tag::TIMESTAMP_TZ);
+            put(out, micros)?;
+            put(out, offset)?;
+        }
+        Value::List(items) => {
+            if depth >= MAX_NESTING {
+                return Err(Error::invalid(NESTING_MESSAGE));
+            }
+            out.push(tag::LIST);
+            let body = begin_body(out);
+            put(out, &(items.len() as u64))?;
+            for item in items {
+                encode_at(item, dict, out, depth + 1)?;
+            }
+            end_body(out, body)?;
+        }
+        Value::Map(entries) => {
+            if depth >= MAX_NESTING {
+                return Err(Error::invalid(NESTING_MESSAGE));
+            }
+            if let Some(k) = duplicate_key(entries) {
+                return Err(Error::invalid(format!("document map has the key {k:?} twice")));
+            }
+            out.push(tag::MAP);
+            let body = begin_body(out);
+            put(out, &(entries.len() as u64))?;
+            for (key, item) in entries {
+                put(out, &dict.id_of(key)?)?;
+                encode_at(item, dict, out, depth + 1)?;
+            }
+            end_body(out, body)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reserves one byte for a container's body length; most bodies are under
+/// 128 bytes, and a longer one pays for a single move of its bytes.
+fn begin_body(out: &mut Vec<u8>) -> usize {
+    out.push(0);
+    out.len()
+}
+
+fn end_body(out: &mut Vec<u8>, body_start: usize) -> Result<()> {
+    let body_len = (out.len() - body_start) as u64;
+    let mut buf = [0u8; 10];
+    let prefix = postcard::to_slice(&body_len, &mut buf).map_err(encode_error)?;
+    let extra = prefix.len() - 1;
+    if extra > 0 {
+        let old_len = out.len();
+        out.resize(old_len + extra, 0);
+        out.copy_within(body_start..old_len, body_start + extra);
+    }
+    out[body_start - 1..body_start + extra].copy_from_slice(prefix);
+    Ok(())
+}
+
+fn put<T: Serialize>(out: &mut Vec<u8>, v: &T) -> Result<()> {
+    let mut buf = [0u8; 10];
+    out.extend_from_slice(postcard::to_slice(v, &mut buf).map_err(encode_error)?);
+    Ok(())
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
+    put(out, &(b.len() as u64))?;
+    out.extend_from_slice(b);
+    Ok(())
+}
+
+/// Cannot happen (the buffers fit any primitive), but is not worth a panic.
+fn encode_error(e: postcard::Error) -> Error {
+    Error::invalid(format!("document encoding failed: {e}"))
+}
+
+fn corrupt(message: String) -> Error {
+    Error::corruption(None, message)
+}
+
+/// Decodes a stored document. A RAW document decodes to [`Value::Bytes`]
+/// holding its payload.
+pub fn decode_document(bytes: &[u8], names: &impl NameLookup) -> Result<Value> {
+    let (header, payload) = decode_header(bytes)?;
+    if header.is_raw() {
+        return Ok(Value::Bytes(payload.to_vec()));
+    }
+    decode_value(payload, names)
+}
+
+/// Decodes one encoded value (no header), which must fill `bytes` exactly.
+pub fn decode_value(bytes: &[u8], names: &impl NameLookup) -> Result<Value> {
+    decode_value_at(bytes, names, 0)
+}
+
+fn decode_value_at(bytes: &[u8], names: &impl NameLookup, depth: usize) -> Result<Value> {
+    let mut r = Reader::new(bytes);
+    let value = decode_at(&mut r, names, depth)?;
+    if !r.is_empty() {
+        return Err(corrupt(format!("document has {} stray bytes after its value", r.remaining())));
+    }
+    Ok(value)
+}
+
+fn decode_at(r: &mut Reader<'_>, names: &impl NameLookup, depth: usize) -> Result<Value> {
+    let at = r.offset();
+    Ok(match r.byte("value tag")? {
+        tag::NULL => Value::Null,
+        tag::FALSE => Value::Bool(false),
+        tag::TRUE => Value::Bool(true),
+        tag::INT => Value::Int(r.take("int")?),
+        tag::UINT => Value::UInt(r.take("uint")?),
+        tag::FLOAT => Value::Float(r.take("float")?),
+        tag::STR => {
+            let bytes = r.len_prefixed("string")?;
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| corrupt(format!("document string at offset {at} is not UTF-8")))?;
+            Value::Str(text.to_owned())
+        }
+        tag::BYTES => Value::Bytes(r.len_prefixed("bytes")?.to_vec()),
+        tag::TIMESTAMP => Value::Timestamp(Timestamp { micros: r.take("timestamp")?, offset_secs: None }),
+        tag::TIMESTAMP_TZ => {
+            let micros = r.take("timestamp")?;
+            Value::Timestamp(Timestamp { micros, offset_secs: Some(r.take("timestamp offset")?) })
+        }
+        tag::LIST => {
+            let (mut body, count) = enter(r, depth, "list", 1)?;
+            let mut items = Vec::with_capacity(count);
+            for _ in 0..count {
+                items.push(decode_at(&mut body, names, depth + 1)?);
+            }
+            leave(&body, "list")?;
+            Value::List(items)
+        }
+        tag::MAP => {
+            let (mut body, count) = enter(r, depth, "map", 2)?;
+            let mut entries = Vec::with_capacity(count);
+            for _ in 0..count {
+                let id: u32 = body.take("field name id")?;
+                let name = names.name_of(id).ok_or_else(|| {
+                    corrupt(format!("document names field id {id}, which the dictionary lacks"))
+                })?;
+                entries.push((name.to_owned(), decode_at(&mut body, names, depth + 1)?));
+            }
+            leave(&body, "map")?;
+            if let Some(k) = duplicate_key(&entries) {
+                return Err(corrupt(format!("document map at offset {at} has the key {k:?} twice")));
+            }
+            Value::Map(entries)
+        }
+        other => return Err(corrupt(format!("document has unknown value tag {other:#04x} at offset {at}"))),
+    })
+}
+
+/// Reads a container's body length and item count (after its tag) and
+/// returns a reader over the items. `min_item_len` bounds the count by the
+/// body size, so a forged count cannot make the caller over-allocate.
+fn enter<'a>(
+    r: &mut Reader<'a>,
+    depth: usize,
+    what: &str,
+    min_item_len: usize,
+) -> Result<(Reader<'a>, usize)> {
+    if depth >= MAX_NESTING {
+        return Err(corrupt(NESTING_MESSAGE.to_owned()));
+    }
+    let mut body = r.sub(what)?;
+    let count: u64 = body.take("item count")?;
+    let count =
+        usize::try_from(count).ok().filter(|&c| c <= body.remaining() / min_item_len).ok_or_else(|| {
+            corrupt(format!(
+                "document {what} at offset {} claims {count} items in {} bytes",
+                body.offset(),
+                body.remaining()
+            ))
+        })?;
+    Ok((body, count))
+}
+
+fn leave(body: &Reader<'_>, what: &str) -> Result<()> {
+    if !body.is_empty() {
+        return Err(corrupt(format!(
+            "document {what} ending at offset {} has {} bytes beyond its items",
+            body.offset() + body.remaining(),
+            body.remaining()
+        )));
+    }
+    Ok(())
+}
+
+/// One step of a path into a stored value. The same textual segment can
+/// mean a field (at a map) or an index (at a list), and which one applies
+/// is only known when the walk reaches it, so a step carries both readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathStep {
+    /// The field's name id, used when the value here is a map (`None`: the
+    /// name has no id, so no map can contain it).
+    pub field: Option<u32>,
+    /// The item index, used when the value here is a list (`None`: the
+    /// segment is not a canonical decimal index).
+    pub index: Option<u32>,
+}
+
+impl PathStep {
+    /// A step that only matches a map field.
+    pub fn field(id: u32) -> PathStep {
+        PathStep { field: Some(id), index: None }
+    }
+
+    /// A step that only matches a list item.
+    pub fn index(index: u32) -> PathStep {
+        PathStep { field: None, index: Some(index) }
+    }
+}
+
+/// Resolves path segments (e.g. a [`FieldPath`](super::value::FieldPath)'s)
+/// to steps against a collection's dictionary, with the same meaning as
+/// [`Value::get_path`].
+pub fn resolve_path<S: AsRef<str>>(segments: &[S], names: &impl NameLookup) -> Vec<PathStep> {
+    segments
+        .iter()
+        .map(|s| PathStep { field: names.lookup_id(s.as_ref()), index: parse_index(s.as_ref()) })
+        .collect()
+}
+
+/// Decodes only the value at `path` in a stored document: `Ok(None)` when
+/// the path leads nowhere (like [`Value::get_path`]). Fields and items off
+/// the path are stepped over by their length without being decoded or
+/// checked. For a RAW document only the empty path finds something (the
+/// payload as [`Value::Bytes`]).
+pub fn extract_path(bytes: &[u8], path: &[PathStep], names: &impl NameLookup) -> Result<Option<Value>> {
+    let (header, payload) = decode_header(bytes)?;
+    if header.is_raw() {
+        return Ok(path.is_empty().then(|| Value::Bytes(payload.to_vec())));
+    }
+    match find_value(payload, path)? {
+        Some(found) => Ok(Some(decode_value_at(found, names, path.len())?)),
+        None => Ok(None),
+    }
+}
+
+/// Finds the encoded value at `path` within an encoded value (no header)
+/// and returns its bytes, without allocating. Callers that compare or
+/// index the value can use the bytes directly; [`decode_value`] turns them
+/// into a [`Value`].
+pub fn find_value<'a>(encoded: &'a [u8], path: &[PathStep]) -> Result<Option<&'a [u8]>> {
+    let mut r = Reader::new(encoded);
+    for (depth, step) in path.iter().enumerate() {
+        match r.peek("value tag")? {
+            tag::MAP => {
+                let Some(want) = step.field else { return Ok(None) };
+                r.byte("value tag")?;
+                let (mut body, count) = enter(&mut r, depth, "map", 2)?;
+                let mut found = false;
+                for _ in 0..count {
+                    let id: u32 = body.take("field name id")?;
+                    if id == want {
+                        found = true;
+                        break;
+                    }
+                    body.skip_value()?;
+                }
+                if !found {
+                    return Ok(None);
+                }
+                r = body;
+            }
+            tag::LIST => {
+                let Some(want) = step.index else { return Ok(None) };
+                r.byte("value tag")?;
+                let (mut body, count) = enter(&mut r, depth, "list", 1)?;
+                if usize::try_from(want).map_or(true, |w| w >= count) {
+                    return Ok(None);
+                }
+                for _ in 0..want {
+                    body.skip_value()?;
+                }
+                r = body;
+            }
+            t if t <= tag::MAP => return Ok(None),
+            other => {
+                return Err(corrupt(format!(
+                    "document has unknown value tag {other:#04x} at offset {}",
+                    r.offset()
+                )))
+            }
+        }
+    }
+    let start = r.pos;
+    r.skip_value()?;
+    Ok(Some(&r.buf[start..r.pos]))
+}
+
+/// A bounds-checked cursor over encoded bytes. `base` is the offset of
+/// `buf` within the whole encoding, for error messages.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    base: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0, base: 0 }
+    }
+
+    fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
+
+    fn peek(&self, what: &str) -> Result<u8> {
+        self.buf.get(self.pos).copied().ok_or_else(|| {
+            corrupt(format!("document ends at offset {} where its {what} should be", self.offset()))
+        })
+    }
+
+    fn byte(&mut self, what: &str) -> Result<u8> {
+        let b = self.peek(what)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// Reads one postcard primitive (a varint, zigzag varint or float).
+    fn take<T: Deserialize<'a>>(&mut self, what: &str) -> Result<T> {
+        let (value, rest) = postcard::take_from_bytes::<T>(self.rest()).map_err(|_| {
+            corrupt(format!("document has a truncated or malformed {what} at offset {}", self.offset()))
+        })?;
+        self.pos = self.buf.len() - rest.len();
+        Ok(value)
+    }
+
+    /// Takes `len` bytes, failing before any allocation could happen when
+    /// the length claims more than there is.
+    fn slice(&mut self, len: u64, what: &str) -> Result<&'a [u8]> {
+        let len = usize::try_from(len).ok().filter(|&l| l <= self.remaining()).ok_or_else(|| {
+            corrupt(format!(
+                "document {what} at offset {} claims {len} bytes but only {} remain",
+                self.offset(),
+                self.remaining()
+            ))
+        })?;
+        let s = &self.buf[self.pos..self.pos + len];
+        self.pos += len;
+        Ok(s)
+    }
+
+    fn len_prefixed(&mut self, what: &str) -> Result<&'a [u8]> {
+        let len: u64 = self.take(what)?;
+        self.slice(len, what)
+    }
+
+    /// A reader over a length-prefixed container body.
+    fn sub(&mut self, what: &str) -> Result<Reader<'a>> {
+        let len: u64 = self.take(what)?;
+        let base = self.offset();
+        let buf = self.slice(len, what)?;
+        Ok(Reader { buf, pos: 0, base })
+    }
+
+    /// Steps over one value without decoding it: constant work for
+    /// containers, whose contents are not checked.
+    fn skip_value(&mut self) -> Result<()> {
+        let at = self.offset();
+        match self.byte("value tag")? {
+            tag::NULL | tag::FALSE | tag::TRUE => {}
+            tag::INT | tag::TIMESTAMP => {
+                self.take::<i64>("int")?;
+            }
+            tag::UINT => {
+                self.take::<u64>("uint")?;
+            }
+            tag::FLOAT => {
+                self.slice(8, "float")?;
+            }
+            tag::TIMESTAMP_TZ => {
+                self.take::<i64>("timestamp")?;
+                self.take::<i32>("timestamp offset")?;
+            }
+            tag::STR | tag::BYTES | tag::LIST | tag::MAP => {
+                self.len_prefixed("value")?;
+            }
+            other => {
+                return Err(corrupt(format!("document has unknown value tag {other:#04x} at offset {at}")))
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::testgen::{arb_value, nested_lists};
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    fn encode(v: &Value, dict: &mut MemNameDict) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_document(v, dict, &mut out).unwrap();
+        out
+    }
+
+    fn must_be_corruption<T: std::fmt::Debug>(r: Result<T>) {
+        match r {
+            Ok(_) => {}
+            Err(Error::Corruption { page: None, message }) => {
+                assert!(message.starts_with("document"), "{message}")
+            }
+            Err(e) => panic!("expected Ok or Corruption, got {e:?}"),
+        }
+    }
+
+    fn order() -> Value {
+        Value::from_iter([
+            ("customer_id", Value::Int(12345)),
+            ("email", Value::from("user12345@example.com")),
+            ("region", Value::from("north")),
+            ("total", Value::Float(512.25)),
+            ("status", Value::from("shipped")),
+            ("tags", Value::List(vec![Value::from("vip"), Value::from("new")])),
+            ("note", Value::from("n".repeat(200))),
+        ])
+    }
+
+    #[test]
+    fn doc_codec_compactness() {
+        let mut dict = MemNameDict::new();
+        let bytes = encode(&order(), &mut dict);
+        // Payload proper: 2 bytes for the int's value, 8 for the float,
+        // 21+5+7+3+3+200 of text.
+        let raw_payload = 2 + 8 + 21 + 5 + 7 + 3 + 3 + 200;
+        let json = crate::doc::json::to_json_string(&order()).len();
+        println!(
+            "compactness: order document encodes to {} bytes (raw payload {raw_payload}, JSON {json})",
+            bytes.len()
+        );
+        assert!(bytes.len() <= raw_payload + 40, "{} bytes", bytes.len());
+        // Names are in the dictionary once, not in the document.
+        assert_eq!(dict.len(), 7);
+        assert!(!bytes.windows(5).any(|w| w == b"email"));
+        assert!(decode_document(&bytes, &dict).unwrap().identical(&order()));
+    }
+
+    /// The worked example in docs/format-document.md.
+    #[test]
+    fn doc_codec_documented_example() {
+        let mut dict = MemNameDict::new();
+        let v = Value::from_iter([
+            ("a", Value::Int(1)),
+            ("b", Value::List(vec![Value::Bool(true), Value::from("hi")])),
+        ]);
+        let bytes = encode(&v, &mut dict);
+        assert_eq!(
+            bytes,
+            [
+                0x01, 0x00, 0x00, 0x0B, 0x0D, 0x02, 0x00, 0x03, 0x02, 0x01, 0x0A, 0x06, 0x02, 0x02, 0x06,
+                0x02, 0x68, 0x69
+            ]
+        );
+        let long = Value::Str("x".repeat(200));
+        let mut out = Vec::new();
+        encode_value(&Value::List(vec![long]), &mut dict, &mut out).unwrap();
+        // body = count (1) + tag (1) + length varint (2) + 200 bytes = 204 = 0xCC 0x01
+        assert_eq!(out[..6], [0x0A, 0xCC, 0x01, 0x01, 0x06, 0xC8]);
+    }
+
+    #[test]
+    fn doc_codec_header_and_raw() {
+        let mut out = Vec::new();
+        encode_raw_document(b"\x00opaque", 300, &mut out).unwrap();
+        let (h, payload) = decode_header(&out).unwrap();
+        assert_eq!(h, DocHeader::raw(300));
+        assert!(h.is_raw());
+        assert_eq!(payload, b"\x00opaque");
+        let dict = MemNameDict::new();
+        assert_eq!(decode_document(&out, &dict).unwrap(), Value::Bytes(b"\x00opaque".to_vec()));
+        assert_eq!(extract_path(&out, &[], &dict).unwrap(), Some(Value::Bytes(b"\x00opaque".to_vec())));
+        assert_eq!(extract_path(&out, &[PathStep::field(0)], &dict).unwrap(), None);
+
+        let mut dict = MemNameDict::new();
+        let mut out = Vec::new();
+        encode_document_versioned(&Value::Int(1), u32::MAX, &mut dict, &mut out).unwrap();
+        assert_eq!(out, [1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0, tag::INT, 2]);
+        assert_eq!(decode_header(&out).unwrap().0, DocHeader::value(u32::MAX));
+
+        for bad in [
+            &[][..],
+            &[1],
+            &[1, 0],
+            &[0, 0, 0],
+            &[2, 0, 0],
+            &[1, 0, 0x02],
+            &[1, 0x80, 0x80, 0x80, 0x80, 0x80, 0],
+        ] {
+            assert!(decode_header(bad).unwrap_err().is_corruption(), "{bad:?}");
+        }
+        // Trailing bytes after the value.
+        assert!(decode_document(&[1, 0, 0, tag::NULL, 0], &dict).unwrap_err().is_corruption());
+    }
+
+    #[test]
+    fn doc_codec_rejects_forged_lengths_and_ids() {
+        let dict = MemNameDict::from_names(["a"]).unwrap();
+        let cases: &[&[u8]] = &[
+            // string claiming 2^63 bytes
+            &[1, 0, 0, tag::STR, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+            // list claiming u64::MAX items in a 10-byte body
+            &[1, 0, 0, tag::LIST, 10, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+            // map naming id 5 that the dictionary lacks
+            &[1, 0, 0, tag::MAP, 3, 1, 5, tag::NULL],
+            // map with a repeated key
+            &[1, 0, 0, tag::MAP, 5, 2, 0, tag::NULL, 0, tag::NULL],
+            // body longer than its items
+            &[1, 0, 0, tag::LIST, 3, 1, tag::NULL, tag::NULL],
+            // item running past its body
+            &[1, 0, 0, tag::LIST, 2, 1, tag::INT, 0x02],
+            // invalid UTF-8
+            &[1, 0, 0, tag::STR, 1, 0xFF],
+            // unknown tag
+            &[1, 0, 0, 0x0C],
+            // truncated float
+            &[1, 0, 0, tag::FLOAT, 0, 0],
+        ];
+        for case in cases {
+            let e = decode_document(case, &dict).unwrap_err();
+            assert!(e.is_corruption(), "{case:?}: {e}");
+            assert!(e.to_string().contains("document"), "{e}");
+        }
+        assert!(MemNameDict::from_names(["a", "a"]).is_err());
+    }
+
+    /// Encodes `depth` nested single-item lists around a null directly,
+    /// in O(depth), bypassing the encoder's own limit.
+    fn forged_nested_lists(depth: usize) -> Vec<u8> {
+        let mut sizes = vec![1usize];
+        let varint_len = |n: usize| postcard::to_stdvec(&(n as u64)).unwrap().len();
+        for _ in 0..depth {
+            let body = 1 + sizes.last().unwrap();
+            sizes.push(1 + varint_len(body) + body);
+        }
+        let mut out = vec![1, 0, 0];
+        for level in (0..depth).rev() {
+            out.push(tag::LIST);
+            out.extend(postcard::to_stdvec(&((1 + sizes[level]) as u64)).unwrap());
+            out.push(1);
+        }
+        out.push(tag::NULL);
+        out
+    }
+
+    #[test]
+    fn doc_codec_nesting_limit() {
+        let mut dict = MemNameDict::new();
+        let ok = nested_lists(MAX_NESTING);
+        let bytes = encode(&ok, &mut dict);
+        assert_eq!(bytes, forged_nested_lists(MAX_NESTING));
+        assert_eq!(decode_document(&bytes, &dict).unwrap(), ok);
+        let path = vec![PathStep::index(0); MAX_NESTING];
+        assert_eq!(extract_path(&bytes, &path, &dict).unwrap(), Some(Value::Null));
+
+        let deeper = nested_lists(MAX_NESTING + 1);
+        let mut out = vec![9];
+        let e = encode_document(&deeper, &mut dict, &mut out).unwrap_err();
+        assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("nested deeper than 128")), "{e}");
+        assert_eq!(out, [9], "failed encode leaves the buffer as it was");
+        let deep_map = (0..MAX_NESTING + 1).fold(Value::Null, |v, _| Value::from_iter([("k", v)]));
+        assert!(encode_value(&deep_map, &mut dict, &mut Vec::new()).is_err());
+
+        for depth in [MAX_NESTING + 1, 100_000] {
+            let forged = forged_nested_lists(depth);
+            let e = decode_document(&forged, &dict).unwrap_err();
+            assert!(e.is_corruption() && e.to_string().contains("nested deeper than 128"), "{e}");
+            let path = vec![PathStep::index(0); depth];
+            assert!(extract_path(&forged, &path, &dict).unwrap_err().is_corruption());
+            // Stepping over it never looks inside.
+            assert_eq!(find_value(&forged[3..], &[]).unwrap().map(<[u8]>::len), Some(forged.len() - 3));
+        }
+    }
+
+    #[test]
+    fn doc_codec_extract_path_examples() {
+        let mut dict = MemNameDict::new();
+        let v = Value::from_iter([
+            (
+                "a",
+                Value::from_iter([("b", Value::List(vec![Value::Int(1), Value::from_iter([("c", "x")])]))]),
+            ),
+            ("7", Value::Bool(true)),
+            ("s", Value::from("skip me")),
+        ]);
+        let bytes = encode(&v, &mut dict);
+        let get = |p: &str| {
+            let segs: Vec<&str> = p.split('.').collect();
+            extract_path(&bytes, &resolve_path(&segs, &dict), &dict).unwrap()
+        };
+        assert_eq!(get("a.b.1.c"), Some(Value::from("x")));
+        assert_eq!(get("a.b.0"), Some(Value::Int(1)));
+        assert_eq!(get("a.b.2"), None);
+        assert_eq!(get("7"), Some(Value::Bool(true)));
+        assert_eq!(get("s.0"), None);
+        assert_eq!(get("nope"), None);
+        assert_eq!(get("a"), v.get("a").cloned());
+        let found = find_value(&bytes[3..], &resolve_path(&["a", "b"], &dict)).unwrap().unwrap();
+        assert_eq!(decode_value(found, &dict).unwrap(), *v.get_path(&["a", "b"]).unwrap());
+        let new: Vec<_> = dict.names_since(1).collect();
+        assert_eq!(new, [(1, "b"), (2, "c"), (3, "7"), (4, "s")]);
+    }
+
+    /// A path that mostly follows what is in `v`, sometimes strays.
+    fn path_into(v: &Value, picks: &[(Index, u8)]) -> Vec<String> {
+        let mut path = Vec::new();
+        let mut cur = Some(v);
+        for (pick, mode) in picks {
+            let seg = match (cur, mode % 4) {
+                (_, 0) => ["zz", "0", "3", ""][pick.index(4)].to_owned(),
+                (Some(Value::Map(e)), _) if !e.is_empty() => e[pick.index(e.len())].0.clone(),
+                (Some(Value::List(l)), _) if !l.is_empty() => pick.index(l.len() + 1).to_string(),
+                _ => "0".to_owned(),
+            };
+            cur = cur.and_then(|c| c.get_path(&[&seg]));
+            path.push(seg);
+        }
+        path
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn doc_codec_round_trip(v in arb_value(), schema in any::<u32>()) {
+            let mut dict = MemNameDict::new();
+            let mut bytes = Vec::new();
+            encode_document_versioned(&v, schema, &mut dict, &mut bytes).unwrap();
+            let back = decode_document(&bytes, &dict).unwrap();
+            prop_assert!(back.identical(&v), "{v:?}\n{back:?}");
+            prop_assert_eq!(decode_header(&bytes).unwrap().0.schema_version, schema);
+            // A second dictionary loaded from the first's names reads it too.
+            let reloaded = MemNameDict::from_names(dict.names().iter().cloned()).unwrap();
+            prop_assert!(decode_document(&bytes, &reloaded).unwrap().identical(&v));
+        }
+
+        #[test]
+        fn doc_codec_extract_agrees_with_get_path(
+            v in arb_value(),
+            picks in proptest::collection::vec((any::<Index>(), any::<u8>()), 0..6),
+        ) {
+            let mut dict = MemNameDict::new();
+            let bytes = encode(&v, &mut dict);
+            let path = path_into(&v, &picks);
+            let steps = resolve_path(&path, &dict);
+            let got = extract_path(&bytes, &steps, &dict).unwrap();
+            let want = v.get_path(&path);
+            prop_assert_eq!(got.is_some(), want.is_some(), "{:?}", path);
+            if let (Some(got), Some(want)) = (got, want) {
+                prop_assert!(got.identical(want));
+            }
+        }
+
+        #[test]
+        fn doc_codec_random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let dict = MemNameDict::from_names(["a", "b", "c"]).unwrap();
+            let mut framed = vec![1, 0, 0];
+            framed.extend_from_slice(&bytes);
+            must_be_corruption(decode_document(&bytes, &dict));
+            must_be_corruption(decode_document(&framed, &dict));
+            must_be_corruption(extract_path(&framed, &[PathStep { field: Some(0), index: Some(0) }], &dict));
+            must_be_corruption(extract_path(&framed, &[PathStep::field(1), PathStep::index(1)], &dict));
+        }
+
+        #[test]
+        fn doc_codec_damaged_encodings_never_panic(
+            v in arb_value(),
+            cut in any::<Index>(),
+            flips in proptest::collection::vec((any::<Index>(), 0u8..8), 1..4),
+            steps in proptest::collection::vec(any::<Option<u32>>(), 0..4),
+        ) {
+            let mut dict = MemNameDict::new();
+            let bytes = encode(&v, &mut dict);
+            let steps: Vec<_> = steps.iter().map(|s| PathStep { field: s.map(|x| x % 8), index: s.map(|x| x % 3) }).collect();
+            let truncated = &bytes[..cut.index(bytes.len())];
+            must_be_corruption(decode_document(truncated, &dict));
+            must_be_corruption(extract_path(truncated, &steps, &dict));
+            let mut flipped = bytes.clone();
+            for (at, bit) in &flips {
+                flipped[at.index(bytes.len())] ^= 1 << bit;
+            }
+            must_be_corruption(decode_document(&flipped, &dict));
+            must_be_corruption(extract_path(&flipped, &steps, &dict));
+        }
+    }
+}

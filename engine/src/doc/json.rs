@@ -1,0 +1,501 @@
+//! The JSON text form of documents: how the C ABI and the Python package pass
+//! a whole [`Value`] in one call.
+//!
+//! JSON has fewer types than [`Value`], so the extra ones travel as
+//! single-purpose objects whose keys start with `$`:
+//!
+//! | Value                         | JSON                                        |
+//! |-------------------------------|---------------------------------------------|
+//! | `Int(i)`                      | `123` (any integer literal within `i64`)    |
+//! | `UInt(u)`, `u > i64::MAX`     | `18446744073709551615`                      |
+//! | `Float(f)`, finite            | `1.5`, `1.0`, `-0.0`, `1e300` (shortest text that reads back bit-exact) |
+//! | `Float(NaN / +inf / -inf)`    | `{"$f64": "nan"}`, `{"$f64": "inf"}`, `{"$f64": "-inf"}` |
+//! | `Bytes(b)`                    | `{"$bytes": "<standard base64, padded>"}`   |
+//! | `Timestamp` without offset    | `{"$ts": <micros since epoch>}`             |
+//! | `Timestamp` with offset       | `{"$ts": <micros>, "$tz": <offset seconds>}`|
+//!
+//! A map key of the document that starts with `$` is written with one more
+//! `$` in front (`"$price"` travels as `"$$price"`, `"$$x"` as `"$$$x"`), and
+//! a key that starts with `$$` is read back with one `$` removed. Any other
+//! `$` key in an object is an error, so a typo in a special form is never
+//! silently stored as data.
+//!
+//! Reading: a number literal without fraction or exponent that fits `i64` is
+//! `Int`, one that fits only `u64` is `UInt`, anything else is `Float` (so
+//! `1.0` stays a float, `-0` is the float `-0.0`, and integers beyond `u64`
+//! become floats). Duplicate keys in one object are an error. Objects and
+//! arrays nest at most [`MAX_NESTING`] levels; deeper input is rejected
+//! before it can exhaust the stack.
+//!
+//! Writing is infallible and iterative, so any [`Value`] can be written,
+//! even one deeper than [`MAX_NESTING`] (which reading would then reject).
+//! NaN payload bits are not preserved.
+
+use super::value::{duplicate_key, Timestamp, Value, NESTING_MESSAGE};
+use crate::error::{Error, Result};
+use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
+use base64::Engine as _;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+use std::io::Write as _;
+
+pub use super::value::MAX_NESTING;
+
+/// Parses JSON text into a [`Value`]. Malformed JSON, an unknown `$` key,
+/// a duplicate key or nesting beyond [`MAX_NESTING`] is
+/// [`Error::InvalidArgument`] with serde_json's line and column.
+pub fn from_json_str(text: &str) -> Result<Value> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    parse(&mut de)
+}
+
+/// [`from_json_str`] for UTF-8 bytes (invalid UTF-8 inside strings is an
+/// error).
+pub fn from_json_slice(bytes: &[u8]) -> Result<Value> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    parse(&mut de)
+}
+
+fn parse<'de, R: serde_json::de::Read<'de>>(de: &mut serde_json::Deserializer<R>) -> Result<Value> {
+    // Our own depth check (in ValueSeed) is the limit: it allows exactly
+    // MAX_NESTING levels and says so, where serde_json's stops one short.
+    de.disable_recursion_limit();
+    let value = ValueSeed { depth: 0 }.deserialize(&mut *de).map_err(json_error)?;
+    de.end().map_err(json_error)?;
+    Ok(value)
+}
+
+fn json_error(e: serde_json::Error) -> Error {
+    Error::invalid(format!("JSON document: {e}"))
+}
+
+/// Builds a [`Value`] while tracking how many containers enclose it.
+struct ValueSeed {
+    depth: usize,
+}
+
+impl ValueSeed {
+    fn child<E: de::Error>(&self) -> Result<ValueSeed, E> {
+        if self.depth >= MAX_NESTING {
+            return Err(E::custom(NESTING_MESSAGE));
+        }
+        Ok(ValueSeed { depth: self.depth + 1 })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let child = self.child()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(ValueSeed { depth: child.depth })? {
+            items.push(item);
+        }
+        Ok(Value::List(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let child = self.child()?;
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let key = match key.strip_prefix('$') {
+                Some(rest) if rest.starts_with('$') => rest.to_owned(),
+                Some(_) if entries.is_empty() => return special_form(key, &mut map),
+                Some(rest) => return Err(unknown_dollar_key(&key, rest)),
+                None => key,
+            };
+            let value = map.next_value_seed(ValueSeed { depth: child.depth })?;
+            entries.push((key, value));
+        }
+        if let Some(k) = duplicate_key(&entries) {
+            return Err(de::Error::custom(format!("duplicate key {k:?} in a JSON object")));
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
+fn unknown_dollar_key<E: de::Error>(key: &str, rest: &str) -> E {
+    E::custom(format!(
+        "object key {key:?} starts with '$': the special forms are {{\"$bytes\"}}, {{\"$ts\"[, \"$tz\"]}} \
+         and {{\"$f64\"}} alone in their object; write \"$${rest}\" for a literal key {key:?}"
+    ))
+}
+
+/// Reads the rest of an object whose first key, `first`, is a `$` form.
+fn special_form<'de, A: MapAccess<'de>>(first: String, map: &mut A) -> Result<Value, A::Error> {
+    let value = match first.as_str() {
+        "$bytes" => {
+            let text: String = map.next_value()?;
+            let bytes = STANDARD_PAD_INDIFFERENT
+                .decode(text.as_bytes())
+                .map_err(|e| de::Error::custom(format!("\"$bytes\" is not valid base64: {e}")))?;
+            Value::Bytes(bytes)
+        }
+        "$f64" => {
+            let text: String = map.next_value()?;
+            Value::Float(match text.as_str() {
+                "nan" => f64::NAN,
+                "inf" => f64::INFINITY,
+                "-inf" => f64::NEG_INFINITY,
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "\"$f64\" must be \"nan\", \"inf\" or \"-inf\", not {other:?}"
+                    )))
+                }
+            })
+        }
+        "$ts" | "$tz" => {
+            let (mut micros, mut offset) = (None, None);
+            let mut key = first;
+            loop {
+                match key.as_str() {
+                    "$ts" if micros.is_none() => micros = Some(map.next_value::<i64>()?),
+                    "$tz" if offset.is_none() => offset = Some(map.next_value::<Option<i32>>()?),
+                    _ => {
+                        return Err(de::Error::custom(format!(
+                            "unexpected key {key:?} in a {{\"$ts\", \"$tz\"}} timestamp object"
+                        )))
+                    }
+                }
+                match map.next_key::<String>()? {
+                    Some(k) => key = k,
+                    None => break,
+                }
+            }
+            let micros = micros.ok_or_else(|| de::Error::custom("\"$tz\" without \"$ts\""))?;
+            return Ok(Value::Timestamp(Timestamp { micros, offset_secs: offset.flatten() }));
+        }
+        rest => return Err(unknown_dollar_key(&first, &rest[1..])),
+    };
+    if let Some(extra) = map.next_key::<String>()? {
+        return Err(de::Error::custom(format!("unexpected key {extra:?} after {first:?}")));
+    }
+    Ok(value)
+}
+
+/// Writes `value` as compact JSON text.
+pub fn to_json_string(value: &Value) -> String {
+    let mut out = String::new();
+    write_json_string(value, &mut out);
+    out
+}
+
+/// Writes `value` as compact JSON bytes (UTF-8).
+pub fn to_json_vec(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_json(value, &mut out);
+    out
+}
+
+/// Appends the JSON text of `value` to `out`, reusing its allocation.
+pub fn write_json_string(value: &Value, out: &mut String) {
+    let mut bytes = std::mem::take(out).into_bytes();
+    write_json(value, &mut bytes);
+    // Everything written is UTF-8, so this never takes the lossy path.
+    *out = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+}
+
+/// Appends the JSON text of `value` to `out`. Iterative: an explicit stack
+/// replaces recursion, so no value is too deep to write.
+pub fn write_json(value: &Value, out: &mut Vec<u8>) {
+    enum Frame<'a> {
+        List(std::slice::Iter<'a, Value>, bool),
+        Map(std::slice::Iter<'a, (String, Value)>, bool),
+    }
+    let mut stack: Vec<Frame<'_>> = Vec::new();
+    let mut next = Some(value);
+    loop {
+        if let Some(v) = next.take() {
+            match v {
+                Value::List(items) => {
+                    out.push(b'[');
+                    stack.push(Frame::List(items.iter(), true));
+                }
+                Value::Map(entries) => {
+                    out.push(b'{');
+                    stack.push(Frame::Map(entries.iter(), true));
+                }
+                scalar => write_scalar(scalar, out),
+            }
+        }
+        match stack.last_mut() {
+            None => return,
+            Some(Frame::List(items, first)) => match items.next() {
+                Some(item) => {
+                    if !std::mem::take(first) {
+                        out.push(b',');
+                    }
+                    next = Some(item);
+                }
+                None => {
+                    out.push(b']');
+                    stack.pop();
+                }
+            },
+            Some(Frame::Map(entries, first)) => match entries.next() {
+                Some((key, item)) => {
+                    if !std::mem::take(first) {
+                        out.push(b',');
+                    }
+                    if key.starts_with('$') {
+                        out.push(b'"');
+                        out.push(b'$');
+                        write_escaped_body(key, out);
+                        out.push(b'"');
+                    } else {
+                        write_str(key, out);
+                    }
+                    out.push(b':');
+                    next = Some(item);
+                }
+                None => {
+                    out.push(b'}');
+                    stack.pop();
+                }
+            },
+        }
+    }
+}
+
+fn write_scalar(v: &Value, out: &mut Vec<u8>) {
+    // Writes into a Vec cannot fail, and neither can serde_json's
+    // formatting of strings and finite floats, so results are ignored.
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::UInt(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Value::Float(f) if f.is_nan() => out.extend_from_slice(br#"{"$f64":"nan"}"#),
+        Value::Float(f) if f.is_infinite() && *f > 0.0 => out.extend_from_slice(br#"{"$f64":"inf"}"#),
+        Value::Float(f) if f.is_infinite() => out.extend_from_slice(br#"{"$f64":"-inf"}"#),
+        Value::Float(f) => {
+            // serde_json prints the shortest text that parses back to the
+            // same bits, always with a '.' or exponent, so it reads as Float.
+            let _ = serde_json::to_writer(&mut *out, f);
+        }
+        Value::Str(s) => write_str(s, out),
+        Value::Bytes(b) => {
+            out.extend_from_slice(br#"{"$bytes":""#);
+            let mut text = String::with_capacity(b.len().div_ceil(3) * 4);
+            STANDARD.encode_string(b, &mut text);
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(br#""}"#);
+        }
+        Value::Timestamp(Timestamp { micros, offset_secs: None }) => {
+            let _ = write!(out, r#"{{"$ts":{micros}}}"#);
+        }
+        Value::Timestamp(Timestamp { micros, offset_secs: Some(o) }) => {
+            let _ = write!(out, r#"{{"$ts":{micros},"$tz":{o}}}"#);
+        }
+        // write_json's loop handles containers and never passes them here.
+        Value::List(_) | Value::Map(_) => {}
+    }
+}
+
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Writes `s` escaped but without the surrounding quotes.
+fn write_escaped_body(s: &str, out: &mut Vec<u8>) {
+    let start = out.len();
+    write_str(s, out);
+    // serde_json wrote `"..."`: drop the two quotes.
+    out.remove(start);
+    out.pop();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::testgen::{arb_value, drop_deep, nested_lists};
+    use proptest::prelude::*;
+
+    fn rt(v: &Value) -> Value {
+        from_json_str(&to_json_string(v)).unwrap()
+    }
+
+    /// JSON cannot tell a small UInt from an Int; everything else survives.
+    fn normalize(v: &Value) -> Value {
+        match v {
+            Value::UInt(u) => Value::from(*u),
+            Value::List(items) => Value::List(items.iter().map(normalize).collect()),
+            Value::Map(entries) => {
+                Value::Map(entries.iter().map(|(k, v)| (k.clone(), normalize(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+
+    fn invalid(text: &str) -> String {
+        match from_json_str(text) {
+            Err(Error::InvalidArgument(m)) => m,
+            other => panic!("{text}: expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn doc_json_scalars_and_special_forms() {
+        let v = from_json_str(
+            r#"{"a":1,"b":-2,"c":18446744073709551615,"d":1.0,"e":-0,"f":1e400000000,"g":"x"}"#,
+        );
+        assert!(v.is_err(), "out-of-range float literal is an error");
+        let v = from_json_str(
+            r#"{"a":1,"b":-2,"c":18446744073709551615,"d":1.0,"e":-0,"f":100000000000000000000000,"g":"x\u00e9"}"#,
+        )
+        .unwrap();
+        assert_eq!(v.get("a"), Some(&Value::Int(1)));
+        assert_eq!(v.get("b"), Some(&Value::Int(-2)));
+        assert_eq!(v.get("c"), Some(&Value::UInt(u64::MAX)));
+        assert_eq!(v.get("d"), Some(&Value::Float(1.0)));
+        assert_eq!(v.get("e").unwrap().as_f64().unwrap().to_bits(), (-0.0f64).to_bits());
+        assert_eq!(v.get("f"), Some(&Value::Float(1e23)));
+        assert_eq!(v.get("g"), Some(&Value::from("xé")));
+
+        let special = Value::from_iter([
+            ("bytes", Value::Bytes(vec![0, 1, 2, 255])),
+            ("nan", Value::Float(f64::NAN)),
+            ("inf", Value::Float(f64::INFINITY)),
+            ("ninf", Value::Float(f64::NEG_INFINITY)),
+            ("negzero", Value::Float(-0.0)),
+            ("one", Value::Float(1.0)),
+            ("ts", Value::Timestamp(Timestamp { micros: -5, offset_secs: None })),
+            ("tstz", Value::Timestamp(Timestamp { micros: 1_700_000_000_000_000, offset_secs: Some(-3600) })),
+            ("$price", Value::Int(3)),
+            ("$$x", Value::Null),
+            ("$", Value::Null),
+        ]);
+        let text = to_json_string(&special);
+        assert_eq!(
+            text,
+            r#"{"bytes":{"$bytes":"AAEC/w=="},"nan":{"$f64":"nan"},"inf":{"$f64":"inf"},"ninf":{"$f64":"-inf"},"negzero":-0.0,"one":1.0,"ts":{"$ts":-5},"tstz":{"$ts":1700000000000000,"$tz":-3600},"$$price":3,"$$$x":null,"$$":null}"#
+        );
+        assert!(rt(&special).identical(&special));
+        // "$tz" may come first, null means naive, padding is optional.
+        assert_eq!(
+            from_json_str(r#"{"$tz":60,"$ts":1}"#).unwrap(),
+            Value::Timestamp(Timestamp { micros: 1, offset_secs: Some(60) })
+        );
+        assert_eq!(
+            from_json_str(r#"{"$ts":1,"$tz":null}"#).unwrap(),
+            Value::Timestamp(Timestamp { micros: 1, offset_secs: None })
+        );
+        assert_eq!(from_json_str(r#"{"$bytes":"AAE"}"#).unwrap(), Value::Bytes(vec![0, 1]));
+        assert_eq!(
+            from_json_slice(br#"{"k":[null,true]}"#).unwrap().get_path(&["k", "1"]),
+            Some(&Value::Bool(true))
+        );
+        assert!(from_json_slice(b"\"\xff\"").is_err(), "invalid UTF-8");
+        let mut s = String::from("prefix:");
+        write_json_string(&Value::Int(7), &mut s);
+        assert_eq!(s, "prefix:7");
+    }
+
+    #[test]
+    fn doc_json_rejects_bad_dollar_forms_and_duplicates() {
+        assert!(invalid(r#"{"$foo":1}"#).contains("$$foo"));
+        assert!(invalid(r#"{"a":1,"$bytes":"AA=="}"#).contains("starts with '$'"));
+        invalid(r#"{"$bytes":"AA==","a":1}"#);
+        invalid(r#"{"$bytes":"!!"}"#);
+        invalid(r#"{"$bytes":5}"#);
+        invalid(r#"{"$f64":"NaN"}"#);
+        invalid(r#"{"$ts":1.5}"#);
+        invalid(r#"{"$ts":1,"$ts":2}"#);
+        invalid(r#"{"$tz":1}"#);
+        invalid(r#"{"$ts":1,"x":2}"#);
+        invalid(r#"{"$tz":99999999999,"$ts":1}"#);
+        assert!(invalid(r#"{"a":1,"a":2}"#).contains("duplicate key"));
+        invalid("[1,2");
+        invalid("1 2");
+        invalid("");
+    }
+
+    #[test]
+    fn doc_json_nesting_limit() {
+        let ok = format!("{}{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+        assert_eq!(from_json_str(&ok).unwrap().nesting_depth(), MAX_NESTING);
+        let obj = format!("{}1{}", r#"{"a":"#.repeat(MAX_NESTING), "}".repeat(MAX_NESTING));
+        assert_eq!(from_json_str(&obj).unwrap().nesting_depth(), MAX_NESTING);
+        let bad = format!("{}{}", "[".repeat(MAX_NESTING + 1), "]".repeat(MAX_NESTING + 1));
+        assert!(invalid(&bad).contains("document nested deeper than 128 levels"));
+        assert!(invalid(&"[".repeat(100_000)).contains("nested deeper"));
+        assert!(invalid(&r#"{"a":"#.repeat(100_000)).contains("nested deeper"));
+        assert!(invalid(&format!("{}{}", "[".repeat(100_000), "]".repeat(100_000))).contains("nested deeper"));
+
+        // Writing is iterative: a value far deeper than the limit writes fine.
+        let deep = nested_lists(100_000);
+        let text = to_json_string(&deep);
+        assert_eq!(text.len(), 100_000 * 2 + 4);
+        drop_deep(deep);
+        assert!(from_json_str(&text).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn doc_json_round_trip(v in arb_value()) {
+            let text = to_json_string(&v);
+            let back = from_json_str(&text).unwrap();
+            prop_assert!(back.identical(&normalize(&v)), "{text}\n{back:?}");
+            prop_assert_eq!(to_json_vec(&v), text.into_bytes());
+        }
+
+        #[test]
+        fn doc_json_float_bits_round_trip(bits in any::<u64>()) {
+            let f = f64::from_bits(bits);
+            let back = rt(&Value::Float(f));
+            prop_assert!(back.identical(&Value::Float(f)));
+        }
+
+        #[test]
+        fn doc_json_garbage_never_panics(text in "[\\[\\]{}\":,0-9a-z$.eE+-]{0,40}") {
+            let _ = from_json_str(&text);
+        }
+    }
+}
