@@ -33,8 +33,10 @@ pub mod catalog;
 pub mod db;
 pub mod doc;
 pub mod error;
+pub mod index;
 pub mod ops;
 pub mod options;
+pub mod query;
 pub mod storage;
 pub mod txn;
 

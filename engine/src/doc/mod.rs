@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod json;
+pub mod order;
 pub mod serde_value;
 pub mod value;
 

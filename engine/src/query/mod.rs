@@ -1,0 +1,9 @@
+//! Queries: filter expressions and the query specification (with its JSON
+//! form, which is how the C ABI and the Python package pass queries).
+
+pub mod expr;
+mod json;
+pub mod spec;
+
+pub use expr::{FieldPath, Filter};
+pub use spec::{IndexBound, IndexRange, KeyRange, QuerySpec, SortKey};
