@@ -1,5 +1,5 @@
 //! Slotted page layout of B+tree nodes: leaves (page kind 2) and interior
-//! nodes (page kind 3). See `docs/format-btree.md` for the byte layout.
+//! nodes (page kind 3). See `docs/format.md ("B+tree pages")` for the byte layout.
 //!
 //! This file owns decoding a node page (every offset and length read from
 //! the page is bounds-checked, so garbage yields `Error::Corruption` naming
@@ -663,7 +663,7 @@ mod tests {
         assert!(inline_fits(U, max_key_len(U), 10));
         assert!(SLOT + INLINE_HDR + max_key_len(U) + 10 <= max_cell(U));
         assert!(!inline_fits(U, max_key_len(U), 11));
-        // Pinned by docs/format-btree.md.
+        // Pinned by docs/format.md ("B+tree pages").
         let documented =
             [(4096usize, 1341usize), (8192, 2707), (16384, 5437), (32768, 10899), (65536, 21821)];
         for (ps, max_key) in documented {

@@ -1,4 +1,4 @@
-//! The stored binary encoding of a document (see docs/format-document.md for
+//! The stored binary encoding of a document (see docs/format.md ("Stored document format") for
 //! the byte layout) and the per-collection field-name dictionary interface.
 //!
 //! A stored document is a [`DocHeader`] followed by a payload: either opaque
@@ -718,7 +718,7 @@ mod tests {
         assert!(decode_document(&bytes, &dict).unwrap().identical(&order()));
     }
 
-    /// The worked example in docs/format-document.md.
+    /// The worked example in docs/format.md ("Stored document format").
     #[test]
     fn doc_codec_documented_example() {
         let mut dict = MemNameDict::new();

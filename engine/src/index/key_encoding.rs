@@ -11,7 +11,7 @@
 //!   bytes appended after a key (such as a document id) never change how two
 //!   different values order.
 //!
-//! The byte-level specification is `docs/format-keys.md`; keep the two in
+//! The byte-level specification is `docs/format.md ("Index key encoding")`; keep the two in
 //! step. In short: one tag byte per value (its type, and for numbers the
 //! sign and scale), numbers as base-128 digits with a continuation bit
 //! (exact for every `i64`, `u64` and `f64`), strings and bytes with a
@@ -551,7 +551,7 @@ mod tests {
         assert_eq!(enc(&Value::Float(f64::MIN_POSITIVE / 4.0)).len(), 3);
     }
 
-    /// The examples in docs/format-keys.md, byte for byte.
+    /// The examples in docs/format.md ("Index key encoding"), byte for byte.
     #[test]
     fn documented_examples() {
         let cases: &[(Value, &[u8])] = &[

@@ -92,7 +92,7 @@ pub struct IndexRange {
 
 impl IndexRange {
     /// The range as bounds on encoded value keys (see
-    /// `docs/format-keys.md`, "Scans"), valid for both unique index keys and
+    /// `docs/format.md ("Index key encoding")`, "Scans"), valid for both unique index keys and
     /// non-unique entry keys (value key + document id). `None` when the range
     /// is certainly empty (a strict lower bound above every key).
     pub fn key_range(&self) -> Option<KeyRange> {
