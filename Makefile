@@ -4,10 +4,10 @@
 #   make soak    long crash/fault runs     make bench   benchmarks
 SHELL := /bin/bash
 CARGO ?= cargo
-CRASH_CYCLES ?= 50
+CRASH_CYCLES ?= 100
 SOAK_CYCLES ?= 5000
 
-.PHONY: all build demo test test-rust lint soak bench clean
+.PHONY: all build demo test test-rust test-c test-install lint header install soak bench clean
 
 all: build
 
@@ -24,10 +24,49 @@ lint:
 test-rust:
 	OBJ_CRASH_CYCLES=$(CRASH_CYCLES) $(CARGO) test --release --workspace
 
-test: lint test-rust
+# The C ABI: C11 programs with -Wall -Wextra -Werror, linked once against
+# libobj.so and once statically against libobj.a, run under valgrind.
+CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -g -Iinclude
+C_TESTS := test_api test_threads
+C_OUT := target/c-tests
+STATIC_LIBS := -lpthread -ldl -lm -lrt -lgcc_s -lc
+VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-possibly-lost=no
+
+test-c: build
+	@mkdir -p $(C_OUT)
+	@for t in $(C_TESTS); do \
+	  cc $(CFLAGS_TEST) tests/c/$$t.c -o $(C_OUT)/$$t-shared -Ltarget/release -lobj -Wl,-rpath,$(CURDIR)/target/release -lpthread || exit 1; \
+	  cc $(CFLAGS_TEST) tests/c/$$t.c -o $(C_OUT)/$$t-static target/release/libobj.a $(STATIC_LIBS) || exit 1; \
+	  $(C_OUT)/$$t-static $(C_OUT) || exit 1; \
+	  $(VALGRIND) $(C_OUT)/$$t-shared $(C_OUT) || exit 1; \
+	done
+
+# Regenerate include/obj.h from capi/src (make test fails when it is stale).
+header:
+	OBJ_UPDATE_HEADER=1 $(CARGO) test -p obj-capi --test header committed_header_matches_sources
+
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 644 include/obj.h $(DESTDIR)$(PREFIX)/include/obj.h
+	install -m 755 target/release/libobj.so $(DESTDIR)$(PREFIX)/lib/libobj.so
+	install -m 644 target/release/libobj.a $(DESTDIR)$(PREFIX)/lib/libobj.a
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|'"$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"'|' \
+	  capi/obj.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/obj.pc
+
+test: lint test-rust test-c test-install
 
 soak:
 	OBJ_CRASH_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release -p obj-engine --test crash -- --nocapture
 
 clean:
 	$(CARGO) clean
+
+# `make install` into a scratch prefix, then build a C program the way a
+# user would: cc prog.c $(pkg-config --cflags --libs obj).
+test-install:
+	rm -rf target/install-test
+	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/target/install-test
+	PKG_CONFIG_PATH=$(CURDIR)/target/install-test/lib/pkgconfig; export PKG_CONFIG_PATH; \
+	  cc tests/c/pkgconfig_prog.c $$(pkg-config --cflags --libs obj) -Wl,-rpath,$(CURDIR)/target/install-test/lib \
+	  -o target/install-test/prog && target/install-test/prog target/install-test/prog.obj

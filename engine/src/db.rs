@@ -53,10 +53,9 @@ fn canonical(path: &Path) -> Result<PathBuf> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| Error::io(format!("resolving the directory of {}", path.display()), e))?;
-    Ok(dir.join(name))
+    // A missing directory: opening will report it (NotFound, or an I/O
+    // error when creating); no other handle can share such a path.
+    Ok(dir.canonicalize().map_or_else(|_| path.to_path_buf(), |d| d.join(name)))
 }
 
 /// An open database. See the module documentation.

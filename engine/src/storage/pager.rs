@@ -71,6 +71,8 @@ pub struct Pager {
     /// so the handle refuses all further work (never retry a failed fsync).
     fatal: Mutex<Option<String>>,
     closed: AtomicBool,
+    /// Closed while readers were active: fold the WAL when the pager drops.
+    fold_pending: AtomicBool,
 }
 
 impl std::fmt::Debug for Pager {
@@ -218,6 +220,7 @@ impl Pager {
             writer_free: Condvar::new(),
             fatal: Mutex::new(None),
             closed: AtomicBool::new(false),
+            fold_pending: AtomicBool::new(false),
         });
         let size = pager.main_file_size()?;
         pager.check_main_length(size)?;
@@ -448,6 +451,12 @@ impl Pager {
         if self.read_only {
             return Err(Error::invalid("checkpoint on a read-only database"));
         }
+        self.checkpoint_unguarded()
+    }
+
+    /// The checkpoint itself; the caller holds the writer slot or is the
+    /// only owner of the pager.
+    fn checkpoint_unguarded(&self) -> Result<CheckpointResult> {
         let wal = self.wal();
         let (backfilled, limit) = self.index.checkpoint_window();
         let mut result = CheckpointResult::default();
@@ -519,7 +528,8 @@ impl Pager {
         if usable && !self.read_only {
             outcome = self.fold_wal_at_close();
         }
-        let _ = self.main.unlock();
+        // The file lock is released when the pager drops, after the last
+        // snapshot: until then this process may still read the file.
         outcome
     }
 
@@ -533,18 +543,25 @@ impl Pager {
             *busy = true;
             WriterGuard { pager: self.clone() }
         };
-        self.closed.store(false, Ordering::Release);
-        let result = self.checkpoint(&guard);
-        self.closed.store(true, Ordering::Release);
-        let result = result?;
+        let result = self.fold_and_remove_wal();
+        drop(guard);
+        result
+    }
+
+    /// Checkpoints everything and removes the WAL file if no snapshot needs
+    /// it any more; otherwise leaves that to the pager's drop, after the
+    /// last snapshot is gone (or to recovery at the next open).
+    fn fold_and_remove_wal(&self) -> Result<()> {
+        let result = self.checkpoint_unguarded()?;
         if result.complete && self.index.reader_count() == 0 {
             self.wal().truncate_all()?;
             self.vfs.remove(&self.wal_path).map_err(|e| Error::io("removing the WAL at close", e))?;
             self.vfs
                 .sync_parent_dir(&self.wal_path)
                 .map_err(|e| Error::io("syncing the directory at close", e))?;
+        } else {
+            self.fold_pending.store(true, Ordering::Release);
         }
-        drop(guard);
         Ok(())
     }
 
@@ -568,9 +585,12 @@ impl Pager {
 
 impl Drop for Pager {
     fn drop(&mut self) {
-        if !self.closed.load(Ordering::Acquire) {
-            let _ = self.main.unlock();
+        // Closed while snapshots were still open: they are all gone now.
+        let usable = self.fatal.lock().unwrap_or_else(|p| p.into_inner()).is_none();
+        if usable && self.fold_pending.swap(false, Ordering::AcqRel) {
+            let _ = self.fold_and_remove_wal();
         }
+        let _ = self.main.unlock();
     }
 }
 

@@ -1,0 +1,115 @@
+//! Buffers returned to C, and decoding of C arguments (strings, byte
+//! ranges, out-pointers) into Rust values with clear errors.
+
+use std::ffi::{c_char, CStr};
+
+use obj_engine::Error;
+
+use crate::error::fence;
+use crate::obj_status;
+
+/// A byte buffer owned by the library. Free it with `obj_bytes_free`
+/// (which resets it to {NULL, 0}); never with free().
+#[repr(C)]
+#[derive(Debug)]
+pub struct obj_bytes {
+    /// The bytes (NULL when `len` is 0 or after free).
+    pub data: *mut u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+impl obj_bytes {
+    pub(crate) fn from_vec(v: Vec<u8>) -> obj_bytes {
+        if v.is_empty() {
+            return obj_bytes { data: std::ptr::null_mut(), len: 0 };
+        }
+        let boxed = v.into_boxed_slice();
+        let len = boxed.len();
+        obj_bytes { data: Box::into_raw(boxed).cast(), len }
+    }
+}
+
+/// Frees a buffer the library returned and sets it to {NULL, 0}. NULL, or
+/// a buffer already freed this way, is a no-op.
+///
+/// # Safety
+/// `bytes` is NULL or points to an obj_bytes filled by this library and not
+/// modified by the caller.
+#[no_mangle]
+pub unsafe extern "C" fn obj_bytes_free(bytes: *mut obj_bytes) {
+    if bytes.is_null() {
+        return;
+    }
+    // SAFETY: the caller passes a valid obj_bytes (documented contract).
+    let b = unsafe { &mut *bytes };
+    if !b.data.is_null() && b.len > 0 {
+        // SAFETY: data/len came from Box<[u8]>::into_raw in from_vec.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(b.data, b.len)) });
+    }
+    b.data = std::ptr::null_mut();
+    b.len = 0;
+}
+
+/// A NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+/// `p` is NULL or a valid NUL-terminated string.
+pub(crate) unsafe fn arg_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, Error> {
+    if p.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: non-null and NUL-terminated per the caller's contract.
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Error::invalid(format!("{what} is not valid UTF-8")))
+}
+
+/// A byte-range argument; NULL is allowed only with length 0.
+///
+/// # Safety
+/// `p` is NULL or valid for `len` bytes.
+pub(crate) unsafe fn arg_bytes<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a [u8], Error> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL but its length is {len}")));
+    }
+    // SAFETY: non-null and valid for len bytes per the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// Writes `value` through an out-pointer, which must not be NULL.
+///
+/// # Safety
+/// `out` is NULL or valid for writing a `T`.
+pub(crate) unsafe fn put<T>(out: *mut T, value: T, what: &str) -> Result<(), Error> {
+    if out.is_null() {
+        return Err(Error::invalid(format!("{what} out-pointer is NULL")));
+    }
+    // SAFETY: non-null and writable per the caller's contract.
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+/// Checks an out-pointer before any work is done.
+pub(crate) fn need<T>(out: *mut T, what: &str) -> Result<(), Error> {
+    if out.is_null() {
+        return Err(Error::invalid(format!("{what} out-pointer is NULL")));
+    }
+    Ok(())
+}
+
+/// Fills `out` with a copy of `len` bytes of `value`, for tests of the
+/// buffer contract from C. Mostly useful to bindings' self-tests.
+///
+/// # Safety
+/// `value` is valid for `len` bytes (or NULL with len 0); `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_bytes_copy(value: *const u8, len: usize, out: *mut obj_bytes) -> obj_status {
+    fence(|| {
+        // SAFETY: per this function's contract.
+        let v = unsafe { arg_bytes(value, len, "value") }?.to_vec();
+        // SAFETY: per this function's contract.
+        unsafe { put(out, obj_bytes::from_vec(v), "out") }
+    })
+}

@@ -1,0 +1,335 @@
+//! The database handle: open, close, checkpoint, stat, integrity check;
+//! and the tagged-handle machinery shared by all handle kinds.
+
+use std::ffi::c_char;
+use std::sync::{RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use obj_engine::{Db, Error, Options, SyncMode};
+
+use crate::bytes::{arg_str, need, obj_bytes, put};
+use crate::error::fence;
+use crate::obj_status;
+
+/// An open database (opaque). Create with `obj_db_open`, release with
+/// `obj_db_free`. Usable from many threads at once.
+pub struct obj_db {
+    _opaque: u8,
+}
+
+/// Every handle is allocated as a `Tagged<T>`: the tag at offset 0 says
+/// which kind of handle it is, so a wrong or freed handle (while its
+/// memory is still mapped) is refused instead of misused.
+#[repr(C)]
+pub(crate) struct Tagged<T> {
+    tag: u64,
+    pub(crate) value: T,
+}
+
+pub(crate) const DB_TAG: u64 = u64::from_le_bytes(*b"obj_db01");
+pub(crate) const TXN_TAG: u64 = u64::from_le_bytes(*b"obj_txn1");
+const DEAD_TAG: u64 = u64::from_le_bytes(*b"obj_dead");
+
+pub(crate) fn new_handle<T, H>(tag: u64, value: T) -> *mut H {
+    Box::into_raw(Box::new(Tagged { tag, value })).cast()
+}
+
+/// Borrows the value behind a handle after checking its tag.
+///
+/// # Safety
+/// `p` is NULL or a pointer returned by this library and not yet freed.
+pub(crate) unsafe fn handle<'a, T, H>(p: *const H, tag: u64, what: &str) -> Result<&'a T, Error> {
+    if p.is_null() {
+        return Err(Error::invalid(format!("{what} handle is NULL")));
+    }
+    // SAFETY: every handle starts with a u64 tag (repr(C) Tagged).
+    let found = unsafe { p.cast::<u64>().read() };
+    if found != tag {
+        return Err(Error::invalid(format!("not a valid {what} handle (wrong kind, or already freed)")));
+    }
+    // SAFETY: the tag proves it is a live Tagged<T>.
+    Ok(unsafe { &(*p.cast::<Tagged<T>>()).value })
+}
+
+/// Frees a handle after checking its tag; NULL is a no-op.
+///
+/// # Safety
+/// As for [`handle`]; the handle must not be used afterwards.
+pub(crate) unsafe fn free_handle<T, H>(p: *mut H, tag: u64, what: &str) -> Result<(), Error> {
+    if p.is_null() {
+        return Ok(());
+    }
+    // SAFETY: checked like any use.
+    unsafe { handle::<T, H>(p, tag, what) }?;
+    // SAFETY: live Tagged<T> created by new_handle; mark dead, then drop.
+    unsafe {
+        let t = p.cast::<Tagged<T>>();
+        (*t).tag = DEAD_TAG;
+        drop(Box::from_raw(t));
+    }
+    Ok(())
+}
+
+pub(crate) type DbState = RwLock<Option<Db>>;
+
+/// The open `Db` behind a handle, or `OBJ_CLOSED`.
+pub(crate) fn open_db(state: &DbState) -> Result<RwLockReadGuard<'_, Option<Db>>, Error> {
+    let guard = state.read().unwrap_or_else(|p| p.into_inner());
+    if guard.is_none() {
+        return Err(Error::Closed("the database handle was closed".into()));
+    }
+    Ok(guard)
+}
+
+/// Options for `obj_db_open`. Initialise with `obj_options_init`, then
+/// change fields. `struct_size` lets later versions add fields: the library
+/// reads only the fields that fit in `struct_size`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct obj_options {
+    /// sizeof(obj_options) as the caller compiled it.
+    pub struct_size: usize,
+    /// Page size of a new database: power of two, 4096..65536 (default 4096).
+    pub page_size: u32,
+    /// Sync mode: 0 = full (default: every commit durable), 1 = normal
+    /// (durable at checkpoint), 2 = off.
+    pub sync_mode: u32,
+    /// Page cache size in bytes (default 8 MiB).
+    pub cache_size: u64,
+    /// How long to wait for another writer, in milliseconds (default 5000).
+    pub busy_timeout_ms: u64,
+    /// Checkpoint automatically past this many WAL frames (default 1000; 0 = never).
+    pub wal_autocheckpoint: u64,
+    /// Open read-only.
+    pub read_only: bool,
+    /// Create the file if it does not exist (default true).
+    pub create: bool,
+}
+
+impl Default for obj_options {
+    fn default() -> Self {
+        let d = Options::default();
+        obj_options {
+            struct_size: std::mem::size_of::<obj_options>(),
+            page_size: d.page_size as u32,
+            sync_mode: 0,
+            cache_size: d.cache_size as u64,
+            busy_timeout_ms: d.busy_timeout.as_millis() as u64,
+            wal_autocheckpoint: d.wal_autocheckpoint,
+            read_only: d.read_only,
+            create: d.create,
+        }
+    }
+}
+
+/// Fills `opts` with the defaults (and its struct_size).
+///
+/// # Safety
+/// `opts` is NULL or writable for sizeof(obj_options).
+#[no_mangle]
+pub unsafe extern "C" fn obj_options_init(opts: *mut obj_options) -> obj_status {
+    // SAFETY: per contract.
+    fence(|| unsafe { put(opts, obj_options::default(), "opts") })
+}
+
+fn to_options(o: &obj_options) -> Result<Options, Error> {
+    if o.struct_size < std::mem::size_of::<usize>() + 4 {
+        return Err(Error::invalid(format!("obj_options.struct_size {} is too small", o.struct_size)));
+    }
+    // Fields beyond what an older caller's struct holds keep their defaults.
+    let mut merged = obj_options::default();
+    let known = std::mem::size_of::<obj_options>().min(o.struct_size);
+    // SAFETY: both are plain repr(C) values; we copy only the prefix the caller has.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (o as *const obj_options).cast::<u8>(),
+            (&mut merged as *mut obj_options).cast::<u8>(),
+            known,
+        )
+    };
+    let sync_mode = match merged.sync_mode {
+        0 => SyncMode::Full,
+        1 => SyncMode::Normal,
+        2 => SyncMode::Off,
+        n => return Err(Error::invalid(format!("sync_mode {n} is not 0, 1 or 2"))),
+    };
+    Ok(Options {
+        page_size: merged.page_size as usize,
+        cache_size: usize::try_from(merged.cache_size).unwrap_or(usize::MAX),
+        sync_mode,
+        busy_timeout: Duration::from_millis(merged.busy_timeout_ms),
+        wal_autocheckpoint: merged.wal_autocheckpoint,
+        read_only: merged.read_only,
+        create: merged.create,
+        vfs: None,
+    })
+}
+
+/// Opens (or creates) the database at `path` (UTF-8). `opts` may be NULL
+/// for defaults. On success `*out` is a new handle to free with
+/// `obj_db_free`. Errors: OBJ_NOT_FOUND (no file and create is off),
+/// OBJ_INVALID_ARGUMENT (not an obj database, bad options), OBJ_UNSUPPORTED
+/// (newer format), OBJ_CORRUPTION, OBJ_BUSY (open in another process), OBJ_IO.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `opts` is NULL or a valid
+/// obj_options; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_open(
+    path: *const c_char,
+    opts: *const obj_options,
+    out: *mut *mut obj_db,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        // SAFETY: per contract.
+        let path = unsafe { arg_str(path, "path") }?;
+        let options = if opts.is_null() {
+            Options::default()
+        } else {
+            // SAFETY: non-null and valid per contract.
+            to_options(unsafe { &*opts })?
+        };
+        let db = Db::open_with(path, options)?;
+        let h = new_handle::<DbState, obj_db>(DB_TAG, RwLock::new(Some(db)));
+        // SAFETY: checked non-null above.
+        unsafe { out.write(h) };
+        Ok(())
+    })
+}
+
+/// Closes the database: checkpoints the WAL into the main file when this
+/// is the last handle on the file in this process. The handle stays
+/// allocated (later calls on it return OBJ_CLOSED) until `obj_db_free`.
+/// Closing twice is OK. Transactions still open keep working until freed.
+///
+/// # Safety
+/// `db` is NULL or a live handle from `obj_db_open`.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_close(db: *mut obj_db) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+        let taken = state.write().unwrap_or_else(|p| p.into_inner()).take();
+        match taken {
+            Some(d) => d.close(),
+            None => Ok(()),
+        }
+    })
+}
+
+/// Closes (if still open) and frees the handle. NULL is a no-op. The
+/// handle must not be used afterwards.
+///
+/// # Safety
+/// `db` is NULL or a live handle from `obj_db_open`.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_free(db: *mut obj_db) -> obj_status {
+    fence(|| {
+        if db.is_null() {
+            return Ok(());
+        }
+        // SAFETY: per contract.
+        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+        let taken = state.write().unwrap_or_else(|p| p.into_inner()).take();
+        let closed = taken.map_or(Ok(()), Db::close);
+        // SAFETY: per contract; not used afterwards.
+        unsafe { free_handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+        closed
+    })
+}
+
+/// What `obj_db_checkpoint` did.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct obj_checkpoint_result {
+    /// WAL frames now also in the main file (this call).
+    pub frames_backfilled: u64,
+    /// Distinct pages written to the main file (this call).
+    pub pages_written: u64,
+    /// Frames in the WAL after the call.
+    pub wal_frames: u64,
+    /// True when the main file holds every committed page.
+    pub complete: bool,
+}
+
+/// Copies committed WAL frames into the main file (up to what the oldest
+/// active reader can see). `out` may be NULL.
+///
+/// # Safety
+/// `db` is a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_checkpoint(db: *mut obj_db, out: *mut obj_checkpoint_result) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+        let guard = open_db(state)?;
+        let r = guard.as_ref().expect("checked open").checkpoint()?;
+        if !out.is_null() {
+            let v = obj_checkpoint_result {
+                frames_backfilled: r.frames_backfilled,
+                pages_written: r.pages_written,
+                wal_frames: r.wal_frames,
+                complete: r.complete,
+            };
+            // SAFETY: non-null and writable per contract.
+            unsafe { out.write(v) };
+        }
+        Ok(())
+    })
+}
+
+/// Sizes and counters as a JSON object in `*out` (free with obj_bytes_free):
+/// page_size, page_count, free_pages, file_size, wal_frames, cache, trees...
+///
+/// # Safety
+/// `db` is a live handle; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_stat_json(db: *mut obj_db, out: *mut obj_bytes) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        // SAFETY: per contract.
+        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+        let guard = open_db(state)?;
+        let s = guard.as_ref().expect("checked open").stat()?;
+        let trees: Vec<serde_json::Value> =
+            s.trees.iter().map(|t| serde_json::json!({"name": t.name, "entries": t.entries})).collect();
+        let json = serde_json::json!({
+            "page_size": s.page_size,
+            "page_count": s.page_count,
+            "free_pages": s.free_pages,
+            "pages_in_use": s.pages_in_use,
+            "file_size": s.file_size,
+            "wal_frames": s.wal_frames,
+            "wal_backfilled": s.wal_backfilled,
+            "readers": s.readers,
+            "commit_counter": s.commit_counter,
+            "cache": {"hits": s.cache.hits, "misses": s.cache.misses, "pages": s.cache.pages, "capacity": s.cache.capacity},
+            "trees": trees,
+        });
+        // SAFETY: checked non-null.
+        unsafe { put(out, obj_bytes::from_vec(json.to_string().into_bytes()), "out") }
+    })
+}
+
+/// Walks every page and tree. OBJ_OK when sound; OBJ_INTEGRITY with the
+/// findings in the message otherwise (OBJ_CORRUPTION / OBJ_IO if the walk
+/// itself failed). `out` (may be NULL) receives a JSON summary on OBJ_OK.
+///
+/// # Safety
+/// `db` is a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_integrity_check(db: *mut obj_db, out: *mut obj_bytes) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+        let guard = open_db(state)?;
+        let r = guard.as_ref().expect("checked open").integrity_check()?;
+        if !out.is_null() {
+            let json = serde_json::json!({"pages": r.pages, "free_pages": r.free_pages, "trees": r.trees, "entries": r.entries});
+            // SAFETY: non-null and writable.
+            unsafe { out.write(obj_bytes::from_vec(json.to_string().into_bytes())) };
+        }
+        Ok(())
+    })
+}

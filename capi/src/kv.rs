@@ -1,0 +1,121 @@
+//! Key-value namespaces through the C ABI: bytes to bytes, in the same
+//! transactions as everything else.
+
+use std::ffi::c_char;
+
+use obj_engine::{Error, ReadableTxn};
+
+use crate::bytes::{arg_bytes, arg_str, need, obj_bytes, put};
+use crate::error::fence;
+use crate::obj_status;
+use crate::txn::{lock_txn, obj_txn, TxnState};
+
+/// Tree that holds namespace `ns`.
+fn tree_name(ns: &str) -> Result<String, Error> {
+    if ns.is_empty() {
+        return Err(Error::invalid("namespace name is empty"));
+    }
+    Ok(format!("kv:{ns}"))
+}
+
+/// Sets `key` to `value` in namespace `ns` (created on first use).
+/// Errors: OBJ_INVALID_ARGUMENT (read transaction, finished transaction,
+/// key longer than the limit, NULL with a non-zero length).
+///
+/// # Safety
+/// `txn` is a live handle; `ns` a NUL-terminated string; `key`/`value`
+/// valid for their lengths (NULL allowed with length 0).
+#[no_mangle]
+pub unsafe extern "C" fn obj_kv_put(
+    txn: *mut obj_txn,
+    ns: *const c_char,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (ns, key, value) = unsafe {
+            (
+                arg_str(ns, "namespace")?,
+                arg_bytes(key, key_len, "key")?,
+                arg_bytes(value, value_len, "value")?,
+            )
+        };
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let w = t.write()?;
+        let tree = w.create_tree(&tree_name(ns)?)?;
+        w.insert(&tree, key, value)?;
+        Ok(())
+    })
+}
+
+/// Reads `key` of namespace `ns`. `*found` says whether it exists; if so
+/// `*out` holds a copy of the value (free with obj_bytes_free), otherwise
+/// `*out` is {NULL, 0}. A missing namespace reads as empty.
+///
+/// # Safety
+/// As for obj_kv_put; `out` and `found` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_kv_get(
+    txn: *mut obj_txn,
+    ns: *const c_char,
+    key: *const u8,
+    key_len: usize,
+    out: *mut obj_bytes,
+    found: *mut bool,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        need(found, "found")?;
+        // SAFETY: per contract.
+        let (ns, key) = unsafe { (arg_str(ns, "namespace")?, arg_bytes(key, key_len, "key")?) };
+        let name = tree_name(ns)?;
+        // SAFETY: per contract.
+        let t = unsafe { lock_txn(txn) }?;
+        let value = match &*t {
+            TxnState::Read(r) => r.find_tree(&name)?.map(|tree| r.get(&tree, key)).transpose()?.flatten(),
+            TxnState::Write(w) => w.find_tree(&name)?.map(|tree| w.get(&tree, key)).transpose()?.flatten(),
+            TxnState::Finished(how) => return Err(Error::invalid(format!("transaction already {how}"))),
+        };
+        // SAFETY: checked non-null.
+        unsafe {
+            put(found, value.is_some(), "found")?;
+            put(out, obj_bytes::from_vec(value.unwrap_or_default()), "out")
+        }
+    })
+}
+
+/// Deletes `key` of namespace `ns`; `*existed` (may be NULL) says whether
+/// it was there.
+///
+/// # Safety
+/// As for obj_kv_put; `existed` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_kv_delete(
+    txn: *mut obj_txn,
+    ns: *const c_char,
+    key: *const u8,
+    key_len: usize,
+    existed: *mut bool,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (ns, key) = unsafe { (arg_str(ns, "namespace")?, arg_bytes(key, key_len, "key")?) };
+        let name = tree_name(ns)?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let w = t.write()?;
+        let was = match w.find_tree(&name)? {
+            Some(tree) => w.delete(&tree, key)?,
+            None => false,
+        };
+        if !existed.is_null() {
+            // SAFETY: non-null and writable per contract.
+            unsafe { existed.write(was) };
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,33 @@
+/* Tiny assertion helpers for the C tests. */
+#ifndef OBJ_TEST_CHECK_H
+#define OBJ_TEST_CHECK_H
+#include <stdio.h>
+#include <stdlib.h>
+#include "obj.h"
+
+static int checks_run = 0;
+
+#define CHECK(cond)                                                        \
+    do {                                                                   \
+        checks_run++;                                                      \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n",  \
+                    __FILE__, __LINE__, #cond, obj_last_error());          \
+            exit(1);                                                       \
+        }                                                                  \
+    } while (0)
+
+#define CHECK_STATUS(call, want)                                           \
+    do {                                                                   \
+        obj_status got_ = (call);                                          \
+        checks_run++;                                                      \
+        if (got_ != (want)) {                                              \
+            fprintf(stderr, "%s:%d: %s returned %s, expected %s (%s)\n",   \
+                    __FILE__, __LINE__, #call, obj_status_name(got_),      \
+                    obj_status_name(want), obj_last_error());              \
+            exit(1);                                                       \
+        }                                                                  \
+    } while (0)
+
+#define CHECK_OK(call) CHECK_STATUS(call, OBJ_OK)
+#endif

@@ -1,0 +1,208 @@
+#define _GNU_SOURCE
+/* Exercises every function of the C ABI and its error paths. */
+#include <string.h>
+#include <unistd.h>
+#include "check.h"
+
+static char path[512];
+static char wal[520];
+
+static void test_version_and_errors(void) {
+    CHECK(strcmp(obj_version(), OBJ_VERSION_STRING) == 0);
+    CHECK(strcmp(obj_status_name(OBJ_BUSY), "OBJ_BUSY") == 0);
+    CHECK(obj_last_error() != NULL);
+    obj_bytes b = {0};
+    CHECK_OK(obj_bytes_copy((const uint8_t *)"abc", 3, &b));
+    CHECK(b.len == 3 && memcmp(b.data, "abc", 3) == 0);
+    obj_bytes_free(&b);
+    CHECK(b.data == NULL && b.len == 0);
+    obj_bytes_free(&b); /* twice is harmless */
+    obj_bytes_free(NULL);
+    CHECK_STATUS(obj_bytes_copy(NULL, 5, &b), OBJ_INVALID_ARGUMENT);
+    CHECK(strstr(obj_last_error(), "NULL") != NULL);
+}
+
+static void test_open_errors(void) {
+    obj_db *db = NULL;
+    CHECK_STATUS(obj_db_open(NULL, NULL, &db), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_open(path, NULL, NULL), OBJ_INVALID_ARGUMENT);
+    const char bad_utf8[] = {'/', 't', 'm', 'p', '/', (char)0xff, (char)0xfe, 0};
+    CHECK_STATUS(obj_db_open(bad_utf8, NULL, &db), OBJ_INVALID_ARGUMENT);
+    CHECK(strstr(obj_last_error(), "UTF-8") != NULL);
+
+    obj_options o;
+    CHECK_OK(obj_options_init(&o));
+    CHECK(o.struct_size == sizeof(obj_options) && o.page_size == 4096 && o.create);
+    o.create = false;
+    CHECK_STATUS(obj_db_open("/nonexistent-dir-obj/x.obj", &o, &db), OBJ_NOT_FOUND);
+    CHECK_OK(obj_options_init(&o));
+    o.page_size = 5000;
+    CHECK_STATUS(obj_db_open(path, &o, &db), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_options_init(&o));
+    o.sync_mode = 7;
+    CHECK_STATUS(obj_db_open(path, &o, &db), OBJ_INVALID_ARGUMENT);
+    o.sync_mode = 0;
+    o.struct_size = 2;
+    CHECK_STATUS(obj_db_open(path, &o, &db), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_options_init(NULL), OBJ_INVALID_ARGUMENT);
+
+    /* A file that is not a database. */
+    char junk[600];
+    snprintf(junk, sizeof junk, "%s.junk", path);
+    FILE *f = fopen(junk, "wb");
+    for (int i = 0; i < 9000; i++) fputc('x', f);
+    fclose(f);
+    CHECK_STATUS(obj_db_open(junk, NULL, &db), OBJ_INVALID_ARGUMENT);
+    unlink(junk);
+}
+
+static void test_kv_and_transactions(void) {
+    obj_db *db = NULL;
+    obj_options o;
+    obj_options_init(&o);
+    o.busy_timeout_ms = 50;
+    CHECK_OK(obj_db_open(path, &o, &db));
+
+    obj_txn *w = NULL;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_kv_put(w, "meta", (const uint8_t *)"k1", 2, (const uint8_t *)"v1", 2));
+    CHECK_OK(obj_kv_put(w, "meta", NULL, 0, (const uint8_t *)"empty key", 9));
+    CHECK_STATUS(obj_kv_put(w, "meta", NULL, 3, (const uint8_t *)"x", 1), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_kv_put(w, "", (const uint8_t *)"k", 1, NULL, 0), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_kv_put(w, NULL, (const uint8_t *)"k", 1, NULL, 0), OBJ_INVALID_ARGUMENT);
+    static uint8_t huge_key[200000];
+    CHECK_STATUS(obj_kv_put(w, "meta", huge_key, sizeof huge_key, NULL, 0), OBJ_INVALID_ARGUMENT);
+
+    /* Reads its own writes. */
+    obj_bytes v = {0};
+    bool found = false;
+    CHECK_OK(obj_kv_get(w, "meta", (const uint8_t *)"k1", 2, &v, &found));
+    CHECK(found && v.len == 2 && memcmp(v.data, "v1", 2) == 0);
+    obj_bytes_free(&v);
+
+    /* A second writer is busy; a reader is not blocked and sees the old state. */
+    obj_txn *w2 = NULL;
+    CHECK_STATUS(obj_txn_begin_write(db, &w2), OBJ_BUSY);
+    obj_txn *r = NULL;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_kv_get(r, "meta", (const uint8_t *)"k1", 2, &v, &found));
+    CHECK(!found && v.data == NULL);
+    CHECK_STATUS(obj_kv_put(r, "meta", (const uint8_t *)"k", 1, NULL, 0), OBJ_INVALID_ARGUMENT);
+    CHECK(strstr(obj_last_error(), "read transaction") != NULL);
+    CHECK_OK(obj_txn_free(r));
+
+    CHECK_OK(obj_txn_commit(w));
+    /* A finished transaction refuses further use. */
+    CHECK_STATUS(obj_txn_commit(w), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_kv_put(w, "meta", (const uint8_t *)"k", 1, NULL, 0), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_kv_get(w, "meta", (const uint8_t *)"k", 1, &v, &found), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_free(w));
+
+    /* Rollback leaves no trace. */
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_kv_put(w, "meta", (const uint8_t *)"gone", 4, (const uint8_t *)"x", 1));
+    bool existed = false;
+    CHECK_OK(obj_kv_delete(w, "meta", (const uint8_t *)"k1", 2, &existed));
+    CHECK(existed);
+    CHECK_OK(obj_txn_rollback(w));
+    CHECK_STATUS(obj_txn_rollback(w), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_free(w));
+    /* Freeing an unfinished write transaction rolls it back. */
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_kv_put(w, "meta", (const uint8_t *)"gone2", 5, (const uint8_t *)"x", 1));
+    CHECK_OK(obj_txn_free(w));
+
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_kv_get(r, "meta", (const uint8_t *)"k1", 2, &v, &found));
+    CHECK(found);
+    obj_bytes_free(&v);
+    CHECK_OK(obj_kv_get(r, "meta", (const uint8_t *)"gone", 4, &v, &found));
+    CHECK(!found);
+    CHECK_OK(obj_kv_get(r, "meta", (const uint8_t *)"gone2", 5, &v, &found));
+    CHECK(!found);
+    CHECK_OK(obj_kv_get(r, "nosuchns", (const uint8_t *)"k", 1, &v, &found));
+    CHECK(!found);
+    CHECK_STATUS(obj_kv_get(r, "meta", (const uint8_t *)"k1", 2, NULL, &found), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_kv_delete(r, "meta", (const uint8_t *)"k1", 2, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_commit(r)); /* ends a read transaction */
+    CHECK_OK(obj_txn_free(r));
+
+    /* Wrong handle kinds and NULL handles. */
+    CHECK_STATUS(obj_txn_commit((obj_txn *)db), OBJ_INVALID_ARGUMENT);
+    CHECK(strstr(obj_last_error(), "handle") != NULL);
+    CHECK_STATUS(obj_txn_begin_read(NULL, &r), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_txn_begin_read(db, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_free(NULL));
+
+    obj_checkpoint_result cp;
+    CHECK_OK(obj_db_checkpoint(db, &cp));
+    CHECK(cp.complete && cp.pages_written > 0);
+    CHECK_OK(obj_db_checkpoint(db, NULL));
+    obj_bytes stat = {0};
+    CHECK_OK(obj_db_stat_json(db, &stat));
+    CHECK(stat.len > 0 && memmem(stat.data, stat.len, "\"page_size\":4096", 16) != NULL);
+    CHECK(memmem(stat.data, stat.len, "kv:meta", 7) != NULL);
+    obj_bytes_free(&stat);
+    CHECK_STATUS(obj_db_stat_json(db, NULL), OBJ_INVALID_ARGUMENT);
+    obj_bytes report = {0};
+    CHECK_OK(obj_db_integrity_check(db, &report));
+    CHECK(report.len > 0);
+    obj_bytes_free(&report);
+    CHECK_OK(obj_db_integrity_check(db, NULL));
+
+    /* A reader left open across close keeps working; the db refuses new work. */
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_db_close(db));
+    CHECK_OK(obj_db_close(db));
+    CHECK_STATUS(obj_txn_begin_read(db, &w), OBJ_CLOSED);
+    CHECK_STATUS(obj_db_checkpoint(db, NULL), OBJ_CLOSED);
+    CHECK_OK(obj_kv_get(r, "meta", (const uint8_t *)"k1", 2, &v, &found));
+    CHECK(found);
+    obj_bytes_free(&v);
+    CHECK_OK(obj_txn_free(r));
+    CHECK_OK(obj_db_free(db));
+    CHECK_OK(obj_db_free(NULL));
+
+    /* Reopen: the data survived, the WAL is gone after the clean close. */
+    CHECK(access(wal, F_OK) != 0);
+    CHECK_OK(obj_db_open(path, NULL, &db));
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_kv_get(r, "meta", NULL, 0, &v, &found));
+    CHECK(found && v.len == 9 && memcmp(v.data, "empty key", 9) == 0);
+    obj_bytes_free(&v);
+    CHECK_OK(obj_txn_free(r));
+    CHECK_OK(obj_db_free(db)); /* free without close closes */
+}
+
+static void test_corrupt_file(void) {
+    /* Damage a page in the middle: reading it is OBJ_CORRUPTION, never a crash. */
+    FILE *f = fopen(path, "r+b");
+    fseek(f, 4096 + 100, SEEK_SET);
+    fputc(0x5a, f);
+    fclose(f);
+    obj_db *db = NULL;
+    obj_status st = obj_db_open(path, NULL, &db);
+    if (st == OBJ_OK) {
+        CHECK_STATUS(obj_db_integrity_check(db, NULL), OBJ_INTEGRITY);
+        CHECK(strstr(obj_last_error(), "checksum") != NULL);
+        obj_db_free(db);
+    } else {
+        CHECK(st == OBJ_CORRUPTION);
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *dir = argc > 1 ? argv[1] : "/tmp";
+    snprintf(path, sizeof path, "%s/c-api-%d.obj", dir, (int)getpid());
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    unlink(path);
+    unlink(wal);
+    test_version_and_errors();
+    test_open_errors();
+    test_kv_and_transactions();
+    test_corrupt_file();
+    unlink(path);
+    unlink(wal);
+    printf("c api: %d passed, 0 failed\n", checks_run);
+    return 0;
+}
