@@ -98,6 +98,11 @@ typedef enum {
    * A bug in obj (an internal panic); the message says where.
    */
   OBJ_INTERNAL = 10,
+  /**
+   * A write would break a constraint (a duplicate key in a unique
+   * index); nothing of that write was applied.
+   */
+  OBJ_CONSTRAINT = 11,
 } obj_status;
 
 /**

@@ -35,6 +35,9 @@ pub enum obj_status {
     OBJ_CLOSED = 9,
     /// A bug in obj (an internal panic); the message says where.
     OBJ_INTERNAL = 10,
+    /// A write would break a constraint (a duplicate key in a unique
+    /// index); nothing of that write was applied.
+    OBJ_CONSTRAINT = 11,
 }
 
 thread_local! {
@@ -60,6 +63,7 @@ pub(crate) fn fail(err: &Error) -> obj_status {
         Error::Encryption(_) => obj_status::OBJ_ENCRYPTION,
         Error::Integrity(_) => obj_status::OBJ_INTEGRITY,
         Error::Closed(_) => obj_status::OBJ_CLOSED,
+        Error::Constraint(_) => obj_status::OBJ_CONSTRAINT,
         _ => obj_status::OBJ_INTERNAL,
     }
 }
@@ -105,6 +109,7 @@ pub extern "C" fn obj_status_name(status: obj_status) -> *const c_char {
         obj_status::OBJ_ENCRYPTION => b"OBJ_ENCRYPTION\0",
         obj_status::OBJ_CLOSED => b"OBJ_CLOSED\0",
         obj_status::OBJ_INTERNAL => b"OBJ_INTERNAL\0",
+        obj_status::OBJ_CONSTRAINT => b"OBJ_CONSTRAINT\0",
     };
     s.as_ptr().cast()
 }

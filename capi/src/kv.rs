@@ -3,20 +3,12 @@
 
 use std::ffi::c_char;
 
-use obj_engine::{Error, ReadableTxn};
+use obj_engine::Error;
 
 use crate::bytes::{arg_bytes, arg_str, need, obj_bytes, put};
 use crate::error::fence;
 use crate::obj_status;
 use crate::txn::{lock_txn, obj_txn, TxnState};
-
-/// Tree that holds namespace `ns`.
-fn tree_name(ns: &str) -> Result<String, Error> {
-    if ns.is_empty() {
-        return Err(Error::invalid("namespace name is empty"));
-    }
-    Ok(format!("kv:{ns}"))
-}
 
 /// Sets `key` to `value` in namespace `ns` (created on first use).
 /// Errors: OBJ_INVALID_ARGUMENT (read transaction, finished transaction,
@@ -45,9 +37,7 @@ pub unsafe extern "C" fn obj_kv_put(
         };
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        let w = t.write()?;
-        let tree = w.create_tree(&tree_name(ns)?)?;
-        w.insert(&tree, key, value)?;
+        t.write()?.kv_put(ns, key, value)?;
         Ok(())
     })
 }
@@ -72,12 +62,11 @@ pub unsafe extern "C" fn obj_kv_get(
         need(found, "found")?;
         // SAFETY: per contract.
         let (ns, key) = unsafe { (arg_str(ns, "namespace")?, arg_bytes(key, key_len, "key")?) };
-        let name = tree_name(ns)?;
         // SAFETY: per contract.
         let t = unsafe { lock_txn(txn) }?;
         let value = match &*t {
-            TxnState::Read(r) => r.find_tree(&name)?.map(|tree| r.get(&tree, key)).transpose()?.flatten(),
-            TxnState::Write(w) => w.find_tree(&name)?.map(|tree| w.get(&tree, key)).transpose()?.flatten(),
+            TxnState::Read(r) => r.kv_get(ns, key)?,
+            TxnState::Write(w) => w.kv_get(ns, key)?,
             TxnState::Finished(how) => return Err(Error::invalid(format!("transaction already {how}"))),
         };
         // SAFETY: checked non-null.
@@ -104,14 +93,9 @@ pub unsafe extern "C" fn obj_kv_delete(
     fence(|| {
         // SAFETY: per contract.
         let (ns, key) = unsafe { (arg_str(ns, "namespace")?, arg_bytes(key, key_len, "key")?) };
-        let name = tree_name(ns)?;
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        let w = t.write()?;
-        let was = match w.find_tree(&name)? {
-            Some(tree) => w.delete(&tree, key)?,
-            None => false,
-        };
+        let was = t.write()?.kv_delete(ns, key)?;
         if !existed.is_null() {
             // SAFETY: non-null and writable per contract.
             unsafe { existed.write(was) };

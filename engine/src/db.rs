@@ -128,11 +128,23 @@ impl Db {
         stat::gather(&self.begin_read()?)
     }
 
-    /// Walks every page and tree; `Err(Error::Integrity(findings))` if
+    /// Walks every page and tree, and checks every ready index against the
+    /// documents; `Err(Error::Integrity(findings))` if
     /// anything is wrong.
     pub fn integrity_check(&self) -> Result<IntegrityReport> {
         let txn = self.begin_read()?;
-        integrity::check(txn.snapshot())
+        let pages = integrity::check(txn.snapshot());
+        // Index-vs-document findings join the page-level ones.
+        let docs = integrity::check_indexes(&txn);
+        match pages {
+            Ok(report) if docs.is_empty() => Ok(report),
+            Ok(_) => Err(Error::Integrity(docs)),
+            Err(Error::Integrity(mut f)) => {
+                f.extend(docs);
+                Err(Error::Integrity(f))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The database file's path.

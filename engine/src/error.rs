@@ -50,6 +50,9 @@ pub enum Error {
     /// The database handle can no longer be used (closed, or poisoned by a
     /// failed fsync whose outcome is unknown).
     Closed(String),
+    /// A write would break a constraint (a unique index already holds the
+    /// value); the write left no trace.
+    Constraint(String),
 }
 
 impl Error {
@@ -100,6 +103,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Closed(m) => write!(f, "database handle unusable: {m}"),
+            Error::Constraint(m) => write!(f, "constraint violated: {m}"),
         }
     }
 }

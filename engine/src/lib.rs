@@ -41,9 +41,15 @@ pub mod storage;
 pub mod txn;
 
 pub use db::Db;
+pub use doc::collection::{Collection, CollectionKind, CollectionMut, CollectionOptions, IndexInfo};
+pub use doc::typed::Document;
+pub use doc::value::Value;
 pub use error::{Error, PageNo, Result};
+pub use index::secondary::{IndexKind, IndexSpec, IndexStatus};
 pub use ops::integrity::IntegrityReport;
-pub use ops::stat::{Stat, TreeStat};
+pub use ops::stat::{CollectionStat, IndexStat, Stat, TreeStat};
 pub use options::{Options, SyncMode};
+pub use query::exec::{QueryCursor, MAX_SORT_BUFFER};
+pub use query::{Filter, QuerySpec};
 pub use storage::pager::CheckpointResult;
 pub use txn::{ReadTxn, ReadableTxn, Tree, WriteTxn};

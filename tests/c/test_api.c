@@ -141,7 +141,7 @@ static void test_kv_and_transactions(void) {
     obj_bytes stat = {0};
     CHECK_OK(obj_db_stat_json(db, &stat));
     CHECK(stat.len > 0 && memmem(stat.data, stat.len, "\"page_size\":4096", 16) != NULL);
-    CHECK(memmem(stat.data, stat.len, "kv:meta", 7) != NULL);
+    CHECK(memmem(stat.data, stat.len, "$kv/meta", 8) != NULL);
     obj_bytes_free(&stat);
     CHECK_STATUS(obj_db_stat_json(db, NULL), OBJ_INVALID_ARGUMENT);
     obj_bytes report = {0};

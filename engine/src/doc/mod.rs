@@ -2,9 +2,12 @@
 //! key-value namespaces.
 
 pub mod codec;
+pub mod collection;
 pub mod json;
+pub mod kv;
 pub mod order;
 pub mod serde_value;
+pub mod typed;
 pub mod value;
 
 #[cfg(test)]

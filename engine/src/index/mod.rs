@@ -3,3 +3,4 @@
 #[cfg(test)]
 pub(crate) mod arb_value;
 pub mod key_encoding;
+pub mod secondary;

@@ -168,3 +168,82 @@ fn check_trees(
     }
     Ok(())
 }
+
+/// Checks every ready index of every collection against the documents:
+/// each document's index values have their entries, and each entry points
+/// at an existing document that has that value. Returns the findings.
+pub fn check_indexes(txn: &crate::txn::ReadTxn) -> Vec<String> {
+    let mut findings = Vec::new();
+    if let Err(e) = check_indexes_into(txn, &mut findings) {
+        findings.push(format!("checking indexes: {e}"));
+    }
+    findings
+}
+
+fn check_indexes_into(txn: &crate::txn::ReadTxn, findings: &mut Vec<String>) -> Result<()> {
+    use crate::doc::collection::{decode_stored, id_key, index_tree, list_collections, state};
+    use crate::index::key_encoding::index_entry_key;
+    use crate::index::secondary::{doc_index_keys, parse_entry, IndexKind, IndexStatus};
+    use crate::txn::ReadableTxn;
+    const MAX_FINDINGS: usize = 100;
+    for name in list_collections(txn)? {
+        let Some(st) = state(txn, &name)? else { continue };
+        for info in st.indexes.iter().filter(|i| i.status == IndexStatus::Ready) {
+            let iname = &info.spec.name;
+            let Some(tree) = txn.find_tree(&index_tree(&name, iname))? else {
+                findings.push(format!("collection {name:?}: index {iname:?} has no tree"));
+                continue;
+            };
+            // Documents -> entries.
+            for entry in txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)? {
+                let (k, bytes) = entry?;
+                let id = u64::from_be_bytes(k.as_slice().try_into().unwrap_or([0; 8]));
+                let doc = match decode_stored(&bytes, &st.dict) {
+                    Ok((_, d)) => d,
+                    Err(e) => {
+                        findings.push(format!("collection {name:?}: document {id}: {e}"));
+                        continue;
+                    }
+                };
+                for key in doc_index_keys(&info.spec.fields, &doc)? {
+                    let ok = match info.spec.kind {
+                        IndexKind::Unique => match txn.get(&tree, &key)? {
+                            Some(v) => parse_entry(IndexKind::Unique, &key, &v)?.1 == id,
+                            None => false,
+                        },
+                        _ => txn.get(&tree, &index_entry_key(&key, id))?.is_some(),
+                    };
+                    if !ok && findings.len() < MAX_FINDINGS {
+                        findings.push(format!(
+                            "collection {name:?}: document {id} lacks its entry in index {iname:?}"
+                        ));
+                    }
+                }
+            }
+            // Entries -> documents.
+            for entry in txn.range(&tree, Bound::Unbounded, Bound::Unbounded, false)? {
+                let (k, v) = entry?;
+                let (key, id) = match parse_entry(info.spec.kind, &k, &v) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        findings.push(format!("collection {name:?}: index {iname:?}: {e}"));
+                        continue;
+                    }
+                };
+                let ok = match txn.get(&st.docs, &id_key(id))? {
+                    None => false,
+                    Some(bytes) => match decode_stored(&bytes, &st.dict) {
+                        Ok((_, doc)) => doc_index_keys(&info.spec.fields, &doc)?.iter().any(|d| d == key),
+                        Err(_) => false,
+                    },
+                };
+                if !ok && findings.len() < MAX_FINDINGS {
+                    findings.push(format!(
+                        "collection {name:?}: index {iname:?} has an entry for document {id} that does not hold its value"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

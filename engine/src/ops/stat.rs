@@ -14,6 +14,34 @@ pub struct TreeStat {
     pub entries: u64,
 }
 
+/// One secondary index's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexStat {
+    /// The index name.
+    pub name: String,
+    /// `unique`, `standard` or `multi`.
+    pub kind: String,
+    /// The indexed fields as dotted paths, most significant first.
+    pub key_paths: Vec<String>,
+    /// `building` or `ready`.
+    pub status: String,
+    /// Entries in the index.
+    pub entries: u64,
+}
+
+/// One collection's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionStat {
+    /// The collection name.
+    pub name: String,
+    /// Number of documents.
+    pub doc_count: u64,
+    /// Bytes of the pages its documents, name dictionary and indexes use.
+    pub file_size_bytes: u64,
+    /// Its secondary indexes.
+    pub indexes: Vec<IndexStat>,
+}
+
 /// Sizes and counters of a database as of one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stat {
@@ -39,6 +67,51 @@ pub struct Stat {
     pub cache: CacheStats,
     /// Every tree with its entry count.
     pub trees: Vec<TreeStat>,
+    /// Every collection with its documents and indexes.
+    pub collections: Vec<CollectionStat>,
+}
+
+/// Pages used by the tree `name`, if it exists (walks the whole tree).
+fn tree_pages(txn: &ReadTxn, name: &str) -> Result<u64> {
+    let Some(tree) = txn.find_tree(name)? else { return Ok(0) };
+    let mut pages = 0u64;
+    crate::btree::verify(txn.snapshot(), tree.root(), &mut |_| {
+        pages += 1;
+        Ok(())
+    })?;
+    Ok(pages)
+}
+
+fn gather_collections(txn: &ReadTxn, page_size: u64) -> Result<Vec<CollectionStat>> {
+    use crate::doc::collection::{docs_tree, index_tree, names_tree, state};
+    let mut out = Vec::new();
+    for name in crate::doc::collection::list_collections(txn)? {
+        let Some(st) = state(txn, &name)? else { continue };
+        let mut pages = tree_pages(txn, &docs_tree(&name))? + tree_pages(txn, &names_tree(&name))?;
+        let mut indexes = Vec::new();
+        for info in &st.indexes {
+            let tname = index_tree(&name, &info.spec.name);
+            pages += tree_pages(txn, &tname)?;
+            let entries = match txn.find_tree(&tname)? {
+                Some(t) => txn.count(&t)?,
+                None => 0,
+            };
+            indexes.push(IndexStat {
+                name: info.spec.name.clone(),
+                kind: info.spec.kind.as_str().to_string(),
+                key_paths: info.spec.field_strings(),
+                status: info.status.as_str().to_string(),
+                entries,
+            });
+        }
+        out.push(CollectionStat {
+            doc_count: txn.count(&st.docs)?,
+            name,
+            file_size_bytes: pages * page_size,
+            indexes,
+        });
+    }
+    Ok(out)
 }
 
 /// Gathers [`Stat`] as `txn` sees the database.
@@ -64,5 +137,6 @@ pub fn gather(txn: &ReadTxn) -> Result<Stat> {
         commit_counter: header.commit_counter,
         cache: ps.cache,
         trees,
+        collections: gather_collections(txn, ps.page_size)?,
     })
 }

@@ -1,8 +1,10 @@
 //! Queries: filter expressions and the query specification (with its JSON
 //! form, which is how the C ABI and the Python package pass queries).
 
+pub mod exec;
 pub mod expr;
 mod json;
+pub mod plan;
 pub mod spec;
 
 pub use expr::{FieldPath, Filter};

@@ -1,0 +1,835 @@
+//! Collections: named sets of documents with engine-assigned `u64` ids,
+//! their per-collection field-name dictionary, and the maintenance of their
+//! secondary indexes on every write.
+//!
+//! Storage (see `docs/format.md`, "Collections"), all in ordinary catalog
+//! trees whose names start with `$` (reserved for the engine):
+//!
+//! - `$collections`: collection name → postcard [`CollMeta`] (kind, next id,
+//!   index declarations with status and build progress);
+//! - `$docs/<name>`: id (8 bytes big-endian) → stored document
+//!   (`doc/codec.rs` layout);
+//! - `$names/<name>`: field-name id (4 bytes big-endian) → UTF-8 name;
+//! - `$index/<name>/<index>`: the entries of one secondary index.
+//!
+//! Every handle ([`Collection`], [`CollectionMut`]) loads the metadata and
+//! the name dictionary once, from its own transaction, so a name assigned
+//! in a transaction that rolls back never outlives it.
+
+use std::borrow::Cow;
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
+
+use crate::btree;
+use crate::doc::codec::{
+    decode_header, decode_value, encode_document_versioned, encode_raw_document, MemNameDict, NameLookup,
+};
+use crate::doc::value::Value;
+use crate::error::{Error, Result};
+use crate::index::secondary::{doc_index_keys, parse_entry, IndexKind, IndexSpec, IndexStatus};
+use crate::query::exec::QueryCursor;
+use crate::query::expr::FieldPath;
+use crate::query::spec::{IndexBound, IndexRange, QuerySpec};
+use crate::storage::page::PageRead;
+use crate::txn::{ReadTxn, ReadableTxn, Tree, WriteTxn};
+
+/// The catalog tree holding every collection's metadata record.
+pub const COLLECTIONS_TREE: &str = "$collections";
+/// Longest collection or index name in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+/// The first id the engine assigns in a new collection.
+pub const FIRST_ID: u64 = 1;
+
+pub(crate) fn docs_tree(coll: &str) -> String {
+    format!("$docs/{coll}")
+}
+pub(crate) fn names_tree(coll: &str) -> String {
+    format!("$names/{coll}")
+}
+pub(crate) fn index_tree(coll: &str, index: &str) -> String {
+    format!("$index/{coll}/{index}")
+}
+
+/// Checks a collection, index or namespace name: 1 to [`MAX_NAME_LEN`]
+/// bytes, no `/` (it separates the parts of internal tree names).
+pub fn check_component_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN || name.contains('/') {
+        return Err(Error::invalid(format!(
+            "{what} name {name:?} is invalid: 1 to {MAX_NAME_LEN} bytes without '/'"
+        )));
+    }
+    Ok(())
+}
+
+/// Key of a document in its collection's primary tree.
+pub fn id_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+fn id_from_key(key: &[u8]) -> Result<u64> {
+    let b: [u8; 8] = key
+        .try_into()
+        .map_err(|_| Error::corruption(None, format!("document key of {} bytes, not 8", key.len())))?;
+    Ok(u64::from_be_bytes(b))
+}
+
+/// One index as stored in the collection metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredIndex {
+    name: String,
+    kind: IndexKind,
+    fields: Vec<String>,
+    status: IndexStatus,
+    /// While building: documents with ids up to this one are indexed.
+    built_upto: u64,
+}
+
+/// A collection's metadata record (postcard, in [`COLLECTIONS_TREE`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CollMeta {
+    raw: bool,
+    next_id: u64,
+    indexes: Vec<StoredIndex>,
+}
+
+/// An index of a collection as the engine sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexInfo {
+    /// The declaration.
+    pub spec: IndexSpec,
+    /// Building or ready.
+    pub status: IndexStatus,
+    /// While building, the highest document id already indexed.
+    pub built_upto: u64,
+}
+
+impl IndexInfo {
+    /// True when the index has an entry for every document with this id.
+    pub(crate) fn covers(&self, id: u64) -> bool {
+        self.status == IndexStatus::Ready || id <= self.built_upto
+    }
+}
+
+/// What a collection holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectionKind {
+    /// Structured documents ([`Value`] maps) that the engine can index and filter.
+    Documents,
+    /// Opaque bytes the engine does not interpret (lookup by id only).
+    Raw,
+}
+
+/// The loaded state of one collection in one transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct CollState {
+    pub(crate) name: String,
+    pub(crate) raw: bool,
+    pub(crate) next_id: u64,
+    pub(crate) indexes: Vec<IndexInfo>,
+    pub(crate) dict: MemNameDict,
+    persisted_names: usize,
+    pub(crate) docs: Tree,
+}
+
+impl CollState {
+    fn meta(&self) -> CollMeta {
+        CollMeta {
+            raw: self.raw,
+            next_id: self.next_id,
+            indexes: self
+                .indexes
+                .iter()
+                .map(|i| StoredIndex {
+                    name: i.spec.name.clone(),
+                    kind: i.spec.kind,
+                    fields: i.spec.field_strings(),
+                    status: i.status,
+                    built_upto: i.built_upto,
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn index(&self, name: &str) -> Result<&IndexInfo> {
+        self.indexes
+            .iter()
+            .find(|i| i.spec.name == name)
+            .ok_or_else(|| Error::not_found(format!("index {name:?} of collection {:?}", self.name)))
+    }
+
+    pub(crate) fn check_documents(&self) -> Result<()> {
+        if self.raw {
+            return Err(Error::invalid(format!(
+                "collection {:?} holds raw bytes: no structured access, filters or indexes",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn load_meta<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollMeta>> {
+    let Some(tree) = txn.find_tree(COLLECTIONS_TREE)? else { return Ok(None) };
+    match txn.get(&tree, name.as_bytes())? {
+        None => Ok(None),
+        Some(bytes) => postcard::from_bytes(&bytes).map(Some).map_err(|e| {
+            Error::corruption(None, format!("metadata of collection {name:?} is unreadable: {e}"))
+        }),
+    }
+}
+
+fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> {
+    check_component_name("collection", name)?;
+    let Some(meta) = load_meta(txn, name)? else { return Ok(None) };
+    let docs = txn.open_tree(&docs_tree(name))?;
+    let mut names = Vec::new();
+    if let Some(nt) = txn.find_tree(&names_tree(name))? {
+        for (i, entry) in txn.range(&nt, Bound::Unbounded, Bound::Unbounded, false)?.enumerate() {
+            let (k, v) = entry?;
+            if k != (i as u32).to_be_bytes() {
+                return Err(Error::corruption(None, format!("name dictionary of {name:?} has a gap at {i}")));
+            }
+            names.push(String::from_utf8(v).map_err(|_| {
+                Error::corruption(None, format!("name dictionary of {name:?} holds non-UTF-8"))
+            })?);
+        }
+    }
+    let dict = MemNameDict::from_names(names)?;
+    let mut indexes = Vec::new();
+    for si in meta.indexes {
+        let fields = si
+            .fields
+            .iter()
+            .map(|f| FieldPath::parse(f))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| Error::corruption(None, format!("index {:?} of {name:?}: {e}", si.name)))?;
+        indexes.push(IndexInfo {
+            spec: IndexSpec { name: si.name, kind: si.kind, fields },
+            status: si.status,
+            built_upto: si.built_upto,
+        });
+    }
+    Ok(Some(CollState {
+        name: name.to_string(),
+        raw: meta.raw,
+        next_id: meta.next_id,
+        indexes,
+        persisted_names: dict.len(),
+        dict,
+        docs,
+    }))
+}
+
+/// Names of all collections, in byte order.
+pub fn list_collections<T: ReadableTxn>(txn: &T) -> Result<Vec<String>> {
+    let Some(tree) = txn.find_tree(COLLECTIONS_TREE)? else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for entry in txn.range(&tree, Bound::Unbounded, Bound::Unbounded, false)? {
+        let (k, _) = entry?;
+        out.push(String::from_utf8(k).map_err(|_| Error::corruption(None, "non-UTF-8 collection name"))?);
+    }
+    Ok(out)
+}
+
+/// Decodes a stored document into a value (an error for a RAW one).
+pub(crate) fn decode_stored(bytes: &[u8], names: &impl NameLookup) -> Result<(u32, Value)> {
+    let (header, payload) = decode_header(bytes)?;
+    if header.is_raw() {
+        return Err(Error::invalid("document is raw bytes, not a structured document"));
+    }
+    Ok((header.schema_version, decode_value(payload, names)?))
+}
+
+/// Read access to one collection within a transaction (a write
+/// transaction's handle sees its own writes).
+#[derive(Debug)]
+pub struct Collection<'t, T: ReadableTxn> {
+    pub(crate) txn: &'t T,
+    pub(crate) st: Cow<'t, CollState>,
+}
+
+impl<'t, T: ReadableTxn> Collection<'t, T> {
+    /// Opens collection `name`; `NotFound` if it does not exist.
+    pub fn open(txn: &'t T, name: &str) -> Result<Self> {
+        let st = load_state(txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
+        Ok(Collection { txn, st: Cow::Owned(st) })
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.st.name
+    }
+
+    /// Whether it holds documents or raw bytes.
+    pub fn kind(&self) -> CollectionKind {
+        if self.st.raw {
+            CollectionKind::Raw
+        } else {
+            CollectionKind::Documents
+        }
+    }
+
+    /// Number of documents.
+    pub fn count(&self) -> Result<u64> {
+        self.txn.count(&self.st.docs)
+    }
+
+    /// The id the next insert will get.
+    pub fn next_id(&self) -> u64 {
+        self.st.next_id
+    }
+
+    /// The collection's indexes.
+    pub fn indexes(&self) -> &[IndexInfo] {
+        &self.st.indexes
+    }
+
+    /// The stored bytes of document `id` (header included).
+    pub fn get_stored(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        self.txn.get(&self.st.docs, &id_key(id))
+    }
+
+    /// Document `id` with its schema version.
+    pub fn get_versioned(&self, id: u64) -> Result<Option<(u32, Value)>> {
+        self.st.check_documents()?;
+        self.get_stored(id)?.map(|b| decode_stored(&b, &self.st.dict)).transpose()
+    }
+
+    /// Document `id`.
+    pub fn get(&self, id: u64) -> Result<Option<Value>> {
+        Ok(self.get_versioned(id)?.map(|(_, v)| v))
+    }
+
+    /// Documents with the given ids, in the same order (`None` for missing ones).
+    pub fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Value>>> {
+        ids.iter().map(|&id| self.get(id)).collect()
+    }
+
+    /// The payload of raw document `id` (the bytes that were stored).
+    pub fn get_raw(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        match self.get_stored(id)? {
+            None => Ok(None),
+            Some(b) => {
+                let (h, payload) = decode_header(&b)?;
+                if !h.is_raw() {
+                    return Err(Error::invalid(format!(
+                        "document {id} of {:?} is structured; use get",
+                        self.st.name
+                    )));
+                }
+                Ok(Some(payload.to_vec()))
+            }
+        }
+    }
+
+    /// The ids of all documents, ascending (streams; constant memory).
+    pub fn ids(&self) -> Result<impl Iterator<Item = Result<u64>> + '_> {
+        let it = self.txn.range(&self.st.docs, Bound::Unbounded, Bound::Unbounded, false)?;
+        Ok(it.map(|e| e.and_then(|(k, _)| id_from_key(&k))))
+    }
+
+    /// Every document in id order, as a streaming cursor.
+    pub fn all(&self) -> Result<QueryCursor<'_, T>> {
+        self.query(&QuerySpec::new(self.st.name.clone()))
+    }
+
+    /// The document whose unique index `index` holds `values` (one value
+    /// per indexed field).
+    pub fn find_unique(&self, index: &str, values: &[Value]) -> Result<Option<(u64, Value)>> {
+        self.st.check_documents()?;
+        let info = self.st.index(index)?;
+        if info.spec.kind != IndexKind::Unique {
+            return Err(Error::invalid(format!("index {index:?} is not unique")));
+        }
+        if values.len() != info.spec.fields.len() {
+            return Err(Error::invalid(format!(
+                "index {index:?} has {} field(s) but {} value(s) were given",
+                info.spec.fields.len(),
+                values.len()
+            )));
+        }
+        if info.status != IndexStatus::Ready {
+            return Err(Error::invalid(format!("index {index:?} is still building")));
+        }
+        let tree = self.txn.open_tree(&index_tree(&self.st.name, index))?;
+        let key = crate::index::key_encoding::encode_composite(&values.iter().collect::<Vec<_>>());
+        let Some(v) = self.txn.get(&tree, &key)? else { return Ok(None) };
+        let (_, id) = parse_entry(IndexKind::Unique, &key, &v)?;
+        Ok(self.get(id)?.map(|d| (id, d)))
+    }
+
+    /// Documents through index `index` with keys in `[lo, hi)` (a `None`
+    /// end is open), in key order or reversed. `lo` and `hi` may hold fewer
+    /// values than the index has fields (a prefix of a composite key). When
+    /// `lo == hi` the range means equality: the keys that start with them.
+    pub fn index_range(
+        &self,
+        index: &str,
+        lo: Option<&[Value]>,
+        hi: Option<&[Value]>,
+        reverse: bool,
+    ) -> Result<QueryCursor<'_, T>> {
+        let equal = lo.is_some() && lo == hi;
+        let mut spec = QuerySpec::new(self.st.name.clone());
+        spec.index = Some(IndexRange {
+            index: index.to_string(),
+            lo: lo.map(|v| IndexBound { values: v.to_vec(), inclusive: true }),
+            hi: hi.map(|v| IndexBound { values: v.to_vec(), inclusive: equal }),
+            reverse,
+        });
+        self.query(&spec)
+    }
+
+    /// Runs a query on this collection (its `collection` field must name it).
+    pub fn query(&self, spec: &QuerySpec) -> Result<QueryCursor<'_, T>> {
+        if spec.collection != self.st.name {
+            return Err(Error::invalid(format!(
+                "query names collection {:?} but runs on {:?}",
+                spec.collection, self.st.name
+            )));
+        }
+        QueryCursor::new(self.txn, &self.st, spec)
+    }
+
+    /// The plan the engine would use for `spec`, as text.
+    pub fn explain(&self, spec: &QuerySpec) -> Result<String> {
+        Ok(crate::query::plan::plan(&self.st, spec)?.describe())
+    }
+}
+
+/// Options for creating a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectionOptions {
+    /// Hold raw bytes instead of structured documents.
+    pub raw: bool,
+}
+
+/// Read-write access to one collection within the write transaction.
+#[derive(Debug)]
+pub struct CollectionMut<'t> {
+    txn: &'t mut WriteTxn,
+    st: CollState,
+}
+
+/// One index's planned change: tree, kind, keys to remove, keys to add.
+type IndexChange = (Tree, IndexKind, Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+/// The new content of a document slot.
+enum NewDoc<'a> {
+    Value(&'a Value, u32),
+    Raw(&'a [u8], u32),
+}
+
+impl<'t> CollectionMut<'t> {
+    /// Opens collection `name`, creating it (with `options`) if missing.
+    /// An existing collection of the other kind is `InvalidArgument`.
+    pub fn open_or_create(txn: &'t mut WriteTxn, name: &str, options: CollectionOptions) -> Result<Self> {
+        check_component_name("collection", name)?;
+        if let Some(st) = load_state(&*txn, name)? {
+            if st.raw != options.raw {
+                return Err(Error::invalid(format!(
+                    "collection {name:?} already exists as a {} collection",
+                    if st.raw { "raw" } else { "document" }
+                )));
+            }
+            return Ok(CollectionMut { txn, st });
+        }
+        let meta = CollMeta { raw: options.raw, next_id: FIRST_ID, indexes: Vec::new() };
+        let ct = txn.create_tree(COLLECTIONS_TREE)?;
+        txn.insert(&ct, name.as_bytes(), &postcard::to_allocvec(&meta).expect("meta serializes"))?;
+        let docs = txn.create_tree(&docs_tree(name))?;
+        txn.create_tree(&names_tree(name))?;
+        let st = CollState {
+            name: name.to_string(),
+            raw: options.raw,
+            next_id: FIRST_ID,
+            indexes: Vec::new(),
+            dict: MemNameDict::new(),
+            persisted_names: 0,
+            docs,
+        };
+        Ok(CollectionMut { txn, st })
+    }
+
+    /// Opens existing collection `name`; `NotFound` if missing.
+    pub fn open(txn: &'t mut WriteTxn, name: &str) -> Result<Self> {
+        let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
+        Ok(CollectionMut { txn, st })
+    }
+
+    /// Read access through this handle (sees this transaction's writes).
+    pub fn read(&self) -> Collection<'_, WriteTxn> {
+        Collection { txn: &*self.txn, st: Cow::Borrowed(&self.st) }
+    }
+
+    /// Document `id`.
+    pub fn get(&self, id: u64) -> Result<Option<Value>> {
+        self.read().get(id)
+    }
+
+    /// Number of documents.
+    pub fn count(&self) -> Result<u64> {
+        self.read().count()
+    }
+
+    fn save_meta(&mut self) -> Result<()> {
+        let ct = self.txn.open_tree(COLLECTIONS_TREE)?;
+        let meta = postcard::to_allocvec(&self.st.meta()).expect("meta serializes");
+        self.txn.insert(&ct, self.st.name.as_bytes(), &meta)?;
+        Ok(())
+    }
+
+    fn save_names(&mut self) -> Result<()> {
+        if self.st.dict.len() == self.st.persisted_names {
+            return Ok(());
+        }
+        let nt = self.txn.open_tree(&names_tree(&self.st.name))?;
+        let new: Vec<(u32, String)> = self
+            .st
+            .dict
+            .names_since(self.st.persisted_names as u32)
+            .map(|(i, n)| (i, n.to_string()))
+            .collect();
+        for (id, name) in new {
+            self.txn.insert(&nt, &id.to_be_bytes(), name.as_bytes())?;
+        }
+        self.st.persisted_names = self.st.dict.len();
+        Ok(())
+    }
+
+    /// Inserts a document (a map) with the next id, which it returns.
+    pub fn insert(&mut self, doc: &Value) -> Result<u64> {
+        self.insert_versioned(doc, 0)
+    }
+
+    /// [`insert`](Self::insert) with an application schema version in the header.
+    pub fn insert_versioned(&mut self, doc: &Value, schema_version: u32) -> Result<u64> {
+        let id = self.st.next_id;
+        self.put(id, NewDoc::Value(doc, schema_version))?;
+        Ok(id)
+    }
+
+    /// Inserts several documents; returns their ids. Either all are
+    /// inserted or, on error, the transaction should be rolled back.
+    pub fn insert_many<'a>(&mut self, docs: impl IntoIterator<Item = &'a Value>) -> Result<Vec<u64>> {
+        docs.into_iter().map(|d| self.insert(d)).collect()
+    }
+
+    /// Inserts raw bytes (raw collections only); returns the new id.
+    pub fn insert_raw(&mut self, payload: &[u8]) -> Result<u64> {
+        let id = self.st.next_id;
+        self.put(id, NewDoc::Raw(payload, 0))?;
+        Ok(id)
+    }
+
+    /// Writes `doc` at `id`, replacing any document there; true if one was
+    /// replaced. Ids at or above the next id move it past `id`.
+    pub fn upsert(&mut self, id: u64, doc: &Value) -> Result<bool> {
+        self.put(id, NewDoc::Value(doc, 0))
+    }
+
+    /// [`upsert`](Self::upsert) with a schema version.
+    pub fn upsert_versioned(&mut self, id: u64, doc: &Value, schema_version: u32) -> Result<bool> {
+        self.put(id, NewDoc::Value(doc, schema_version))
+    }
+
+    /// Writes raw bytes at `id` (raw collections only); true if replaced.
+    pub fn upsert_raw(&mut self, id: u64, payload: &[u8]) -> Result<bool> {
+        self.put(id, NewDoc::Raw(payload, 0))
+    }
+
+    /// Reads document `id`, lets `f` change it, and writes it back (keeping
+    /// its schema version). `Ok(false)` when there is no such document. An
+    /// error from `f` leaves the document untouched.
+    pub fn update(&mut self, id: u64, f: impl FnOnce(&mut Value) -> Result<()>) -> Result<bool> {
+        let Some((version, mut doc)) = self.read().get_versioned(id)? else { return Ok(false) };
+        f(&mut doc)?;
+        self.put(id, NewDoc::Value(&doc, version))?;
+        Ok(true)
+    }
+
+    /// Deletes document `id` and its index entries; true if it existed.
+    /// Its id is never assigned again.
+    pub fn delete(&mut self, id: u64) -> Result<bool> {
+        let Some(old) = self.read().get_stored(id)? else { return Ok(false) };
+        if !self.st.raw {
+            let (_, old) = decode_stored(&old, &self.st.dict)?;
+            let indexes: Vec<IndexInfo> = self.st.indexes.iter().filter(|i| i.covers(id)).cloned().collect();
+            for info in indexes {
+                let tree = self.txn.open_tree(&index_tree(&self.st.name, &info.spec.name))?;
+                for k in doc_index_keys(&info.spec.fields, &old)? {
+                    self.remove_entry(&tree, info.spec.kind, &k, id)?;
+                }
+            }
+        }
+        self.txn.delete(&self.st.docs, &id_key(id))?;
+        Ok(true)
+    }
+
+    fn remove_entry(&mut self, tree: &Tree, kind: IndexKind, key: &[u8], id: u64) -> Result<()> {
+        match kind {
+            IndexKind::Unique => {
+                // Only remove the entry if it is this document's.
+                if let Some(v) = self.txn.get(tree, key)? {
+                    if parse_entry(kind, key, &v)?.1 == id {
+                        self.txn.delete(tree, key)?;
+                    }
+                }
+            }
+            _ => {
+                self.txn.delete(tree, &crate::index::key_encoding::index_entry_key(key, id))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, id: u64, new: NewDoc<'_>) -> Result<bool> {
+        let usable = self.txn.pages().usable_size();
+        let max_key = btree::max_key_len(usable);
+        let old = self.read().get_stored(id)?;
+        let mut buf = Vec::new();
+        let new_value = match new {
+            NewDoc::Raw(payload, version) => {
+                if !self.st.raw {
+                    return Err(Error::invalid(format!(
+                        "collection {:?} holds structured documents; raw bytes go to a raw collection",
+                        self.st.name
+                    )));
+                }
+                encode_raw_document(payload, version, &mut buf)?;
+                None
+            }
+            NewDoc::Value(doc, version) => {
+                self.st.check_documents()?;
+                if !matches!(doc, Value::Map(_)) {
+                    return Err(Error::invalid(format!("a document must be a map, not {}", doc.type_name())));
+                }
+                encode_document_versioned(doc, version, &mut self.st.dict, &mut buf)?;
+                Some(doc)
+            }
+        };
+        if buf.len() as u64 > btree::max_value_len() {
+            return Err(Error::invalid(format!("document of {} bytes is too large", buf.len())));
+        }
+        // Plan every index change and check it before changing anything, so
+        // that a unique violation (or an oversized key) leaves no trace.
+        let mut changes: Vec<IndexChange> = Vec::new();
+        if let Some(doc) = new_value {
+            let old_doc = match &old {
+                Some(b) => Some(decode_stored(b, &self.st.dict)?.1),
+                None => None,
+            };
+            for info in self.st.indexes.iter().filter(|i| i.covers(id)) {
+                let new_keys = doc_index_keys(&info.spec.fields, doc)?;
+                let old_keys = match &old_doc {
+                    Some(o) => doc_index_keys(&info.spec.fields, o)?,
+                    None => Vec::new(),
+                };
+                let add: Vec<Vec<u8>> =
+                    new_keys.iter().filter(|k| old_keys.binary_search(k).is_err()).cloned().collect();
+                let remove: Vec<Vec<u8>> =
+                    old_keys.iter().filter(|k| new_keys.binary_search(k).is_err()).cloned().collect();
+                let tree = self.txn.open_tree(&index_tree(&self.st.name, &info.spec.name))?;
+                let extra = if info.spec.kind == IndexKind::Unique { 0 } else { 8 };
+                for k in &add {
+                    if k.len() + extra > max_key {
+                        return Err(Error::invalid(format!(
+                            "value of {} bytes is too long for index {:?} (longest key: {} bytes)",
+                            k.len(),
+                            info.spec.name,
+                            max_key - extra
+                        )));
+                    }
+                    if info.spec.kind == IndexKind::Unique {
+                        if let Some(v) = self.txn.get(&tree, k)? {
+                            let other = parse_entry(IndexKind::Unique, k, &v)?.1;
+                            if other != id {
+                                return Err(unique_violation(&self.st.name, &info.spec, other));
+                            }
+                        }
+                    }
+                }
+                changes.push((tree, info.spec.kind, remove, add));
+            }
+        }
+        for (tree, kind, remove, add) in changes {
+            for k in remove {
+                self.remove_entry(&tree, kind, &k, id)?;
+            }
+            for k in add {
+                match kind {
+                    IndexKind::Unique => self.txn.insert(&tree, &k, &id.to_be_bytes())?,
+                    _ => self.txn.insert(&tree, &crate::index::key_encoding::index_entry_key(&k, id), &[])?,
+                };
+            }
+        }
+        let replaced = self.txn.insert(&self.st.docs, &id_key(id), &buf)?;
+        self.save_names()?;
+        if id >= self.st.next_id {
+            self.st.next_id =
+                id.checked_add(1).ok_or_else(|| Error::invalid("document id space exhausted"))?;
+            self.save_meta()?;
+        }
+        Ok(replaced)
+    }
+
+    /// Creates index `spec` and fills it from the existing documents in
+    /// this transaction; it is ready when this returns. For large
+    /// collections prefer [`Db::create_index`](crate::Db::create_index),
+    /// which builds in batches without holding the write lock throughout.
+    pub fn create_index(&mut self, spec: IndexSpec) -> Result<()> {
+        self.add_index(spec.clone(), IndexStatus::Building)?;
+        while !self.backfill(&spec.name, usize::MAX)? {}
+        Ok(())
+    }
+
+    /// Declares index `spec` without filling it (status `building`).
+    pub(crate) fn add_index(&mut self, spec: IndexSpec, status: IndexStatus) -> Result<()> {
+        spec.validate()?;
+        self.st.check_documents()?;
+        if self.st.indexes.iter().any(|i| i.spec.name == spec.name) {
+            return Err(Error::invalid(format!(
+                "collection {:?} already has an index named {:?}",
+                self.st.name, spec.name
+            )));
+        }
+        self.txn.create_tree(&index_tree(&self.st.name, &spec.name))?;
+        self.st.indexes.push(IndexInfo { spec, status, built_upto: 0 });
+        self.save_meta()
+    }
+
+    /// Indexes up to `batch` more documents of building index `name`;
+    /// true when the index is complete (and now `ready`). A unique
+    /// violation is an error (the caller drops the index).
+    pub(crate) fn backfill(&mut self, name: &str, batch: usize) -> Result<bool> {
+        let pos =
+            self.st.indexes.iter().position(|i| i.spec.name == name).ok_or_else(|| {
+                Error::not_found(format!("index {name:?} of collection {:?}", self.st.name))
+            })?;
+        let info = self.st.indexes[pos].clone();
+        if info.status == IndexStatus::Ready {
+            return Ok(true);
+        }
+        let start = id_key(info.built_upto.saturating_add(1));
+        let mut docs = Vec::new();
+        for entry in self.txn.range(&self.st.docs, Bound::Included(&start[..]), Bound::Unbounded, false)? {
+            if docs.len() >= batch {
+                break;
+            }
+            let (k, v) = entry?;
+            docs.push((id_from_key(&k)?, v));
+        }
+        let done = docs.len() < batch;
+        let tree = self.txn.open_tree(&index_tree(&self.st.name, name))?;
+        let mut last = info.built_upto;
+        for (id, bytes) in docs {
+            let (_, doc) = decode_stored(&bytes, &self.st.dict)?;
+            for k in doc_index_keys(&info.spec.fields, &doc)? {
+                match info.spec.kind {
+                    IndexKind::Unique => {
+                        if let Some(v) = self.txn.get(&tree, &k)? {
+                            let other = parse_entry(IndexKind::Unique, &k, &v)?.1;
+                            if other != id {
+                                return Err(unique_violation(&self.st.name, &info.spec, other));
+                            }
+                        }
+                        self.txn.insert(&tree, &k, &id.to_be_bytes())?;
+                    }
+                    _ => {
+                        self.txn.insert(&tree, &crate::index::key_encoding::index_entry_key(&k, id), &[])?;
+                    }
+                }
+            }
+            last = id;
+        }
+        let info = &mut self.st.indexes[pos];
+        info.built_upto = last;
+        if done {
+            info.status = IndexStatus::Ready;
+            info.built_upto = 0;
+        }
+        self.save_meta()?;
+        Ok(done)
+    }
+
+    /// Drops index `name` and its entries.
+    pub fn drop_index(&mut self, name: &str) -> Result<()> {
+        self.st.index(name)?;
+        self.st.indexes.retain(|i| i.spec.name != name);
+        self.txn.drop_tree(&index_tree(&self.st.name, name))?;
+        self.save_meta()
+    }
+}
+
+fn unique_violation(coll: &str, spec: &IndexSpec, other: u64) -> Error {
+    Error::Constraint(format!(
+        "unique index {:?} of collection {coll:?} on {} already holds this value (document {other})",
+        spec.name,
+        spec.field_strings().join(", ")
+    ))
+}
+
+/// Drops collection `name` with its documents, dictionary and indexes.
+pub(crate) fn drop_collection(txn: &mut WriteTxn, name: &str) -> Result<()> {
+    let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
+    for info in &st.indexes {
+        txn.drop_tree(&index_tree(name, &info.spec.name))?;
+    }
+    txn.drop_tree(&docs_tree(name))?;
+    if txn.find_tree(&names_tree(name))?.is_some() {
+        txn.drop_tree(&names_tree(name))?;
+    }
+    let ct = txn.open_tree(COLLECTIONS_TREE)?;
+    txn.delete(&ct, name.as_bytes())?;
+    Ok(())
+}
+
+/// Loads a collection's state (crate-internal: stat and integrity checks).
+pub(crate) fn state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> {
+    load_state(txn, name)
+}
+
+impl ReadTxn {
+    /// Read access to collection `name`; `NotFound` if it does not exist.
+    pub fn collection(&self, name: &str) -> Result<Collection<'_, ReadTxn>> {
+        Collection::open(self, name)
+    }
+
+    /// Names of all collections.
+    pub fn list_collections(&self) -> Result<Vec<String>> {
+        list_collections(self)
+    }
+}
+
+impl WriteTxn {
+    /// Read access to collection `name` as this transaction sees it.
+    pub fn collection(&self, name: &str) -> Result<Collection<'_, WriteTxn>> {
+        Collection::open(self, name)
+    }
+
+    /// Read-write access to document collection `name`, created on first use.
+    pub fn collection_mut(&mut self, name: &str) -> Result<CollectionMut<'_>> {
+        CollectionMut::open_or_create(self, name, CollectionOptions { raw: false })
+    }
+
+    /// Read-write access to raw collection `name`, created on first use.
+    pub fn raw_collection_mut(&mut self, name: &str) -> Result<CollectionMut<'_>> {
+        CollectionMut::open_or_create(self, name, CollectionOptions { raw: true })
+    }
+
+    /// Creates collection `name` (or opens it if it exists with the same kind).
+    pub fn create_collection(&mut self, name: &str, options: CollectionOptions) -> Result<()> {
+        CollectionMut::open_or_create(self, name, options).map(|_| ())
+    }
+
+    /// Drops collection `name` with all its documents and indexes.
+    pub fn drop_collection(&mut self, name: &str) -> Result<()> {
+        drop_collection(self, name)
+    }
+
+    /// Names of all collections.
+    pub fn list_collections(&self) -> Result<Vec<String>> {
+        list_collections(self)
+    }
+}

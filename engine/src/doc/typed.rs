@@ -1,0 +1,204 @@
+//! Typed documents: the [`Document`] trait that ties a serde type to its
+//! collection, schema version and indexes, and the `Db` convenience
+//! methods that each run in their own transaction.
+//!
+//! Declared indexes are created (and filled) on the first write through a
+//! typed method, in that write's transaction.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::db::Db;
+use crate::doc::collection::{CollectionMut, CollectionOptions};
+use crate::doc::serde_value::{from_value, to_value};
+use crate::doc::value::Value;
+use crate::error::{Error, Result};
+use crate::index::secondary::{IndexSpec, IndexStatus};
+use crate::query::spec::QuerySpec;
+use crate::txn::WriteTxn;
+
+/// A Rust type stored as documents of one collection.
+///
+/// ```
+/// use obj_engine::{Db, Document, IndexSpec};
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct User { name: String, email: String }
+/// impl Document for User {
+///     const COLLECTION: &'static str = "users";
+///     fn indexes() -> Vec<IndexSpec> {
+///         vec![IndexSpec::unique("by_email", "email").unwrap()]
+///     }
+/// }
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Db::open(dir.path().join("app.obj"))?;
+/// let id = db.insert(&User { name: "Ann".into(), email: "a@x".into() })?;
+/// assert_eq!(db.get::<User>(id)?.unwrap().name, "Ann");
+/// # Ok::<(), obj_engine::Error>(())
+/// ```
+pub trait Document: Serialize + DeserializeOwned {
+    /// The collection's name.
+    const COLLECTION: &'static str;
+    /// The schema version written into each document's header.
+    const VERSION: u32 = 0;
+    /// The secondary indexes the collection should have.
+    fn indexes() -> Vec<IndexSpec> {
+        Vec::new()
+    }
+}
+
+/// Opens `T`'s collection for writing, creating it and any missing
+/// declared index.
+pub fn typed_collection<T: Document>(txn: &mut WriteTxn) -> Result<CollectionMut<'_>> {
+    let mut c = CollectionMut::open_or_create(txn, T::COLLECTION, CollectionOptions { raw: false })?;
+    for spec in T::indexes() {
+        if !c.read().indexes().iter().any(|i| i.spec.name == spec.name) {
+            c.create_index(spec)?;
+        }
+    }
+    Ok(c)
+}
+
+fn to_doc<T: Serialize>(doc: &T) -> Result<Value> {
+    let v = to_value(doc)?;
+    if !matches!(v, Value::Map(_)) {
+        return Err(Error::invalid(format!("a document must serialize to a map, not {}", v.type_name())));
+    }
+    Ok(v)
+}
+
+/// Documents indexed per batch (one write transaction each) when
+/// [`Db::create_index`] fills an index from existing documents.
+pub const BACKFILL_BATCH: usize = 1000;
+
+impl Db {
+    /// Inserts `doc` into `T::COLLECTION`; returns its new id.
+    pub fn insert<T: Document>(&self, doc: &T) -> Result<u64> {
+        let v = to_doc(doc)?;
+        let mut tx = self.begin_write()?;
+        let id = typed_collection::<T>(&mut tx)?.insert_versioned(&v, T::VERSION)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Inserts every document in one transaction; returns their ids.
+    pub fn insert_many<T: Document>(&self, docs: &[T]) -> Result<Vec<u64>> {
+        let mut tx = self.begin_write()?;
+        let mut c = typed_collection::<T>(&mut tx)?;
+        let mut ids = Vec::with_capacity(docs.len());
+        for d in docs {
+            ids.push(c.insert_versioned(&to_doc(d)?, T::VERSION)?);
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Document `id` of `T::COLLECTION` (`None` if absent).
+    pub fn get<T: Document>(&self, id: u64) -> Result<Option<T>> {
+        let rx = self.begin_read()?;
+        if rx.list_collections()?.iter().all(|c| c != T::COLLECTION) {
+            return Ok(None);
+        }
+        let c = rx.collection(T::COLLECTION)?;
+        c.get(id)?.map(from_value).transpose()
+    }
+
+    /// Documents with the given ids (`None` for missing ones).
+    pub fn get_many<T: Document>(&self, ids: &[u64]) -> Result<Vec<Option<T>>> {
+        let rx = self.begin_read()?;
+        if rx.list_collections()?.iter().all(|c| c != T::COLLECTION) {
+            return Ok(ids.iter().map(|_| None).collect());
+        }
+        let c = rx.collection(T::COLLECTION)?;
+        ids.iter().map(|&id| c.get(id)?.map(from_value).transpose()).collect()
+    }
+
+    /// Every document of `T::COLLECTION` in id order.
+    pub fn all<T: Document>(&self) -> Result<Vec<(u64, T)>> {
+        self.query::<T>(&QuerySpec::new(T::COLLECTION))
+    }
+
+    /// The results of `spec` (on `T::COLLECTION`) as `T`s.
+    pub fn query<T: Document>(&self, spec: &QuerySpec) -> Result<Vec<(u64, T)>> {
+        let rx = self.begin_read()?;
+        if rx.list_collections()?.iter().all(|c| c != T::COLLECTION) {
+            return Ok(Vec::new());
+        }
+        let c = rx.collection(T::COLLECTION)?;
+        let mut out = Vec::new();
+        for item in c.query(spec)? {
+            let (id, v) = item?;
+            out.push((id, from_value(v)?));
+        }
+        Ok(out)
+    }
+
+    /// Atomically reads document `id`, applies `f` and writes it back, in
+    /// one write transaction. If `f` returns an error nothing is written and
+    /// the error is returned. `Ok(false)` when there is no such document.
+    pub fn update<T: Document>(&self, id: u64, f: impl FnOnce(&mut T) -> Result<()>) -> Result<bool> {
+        let mut tx = self.begin_write()?;
+        let mut c = typed_collection::<T>(&mut tx)?;
+        let Some(v) = c.get(id)? else { return Ok(false) };
+        let mut doc: T = from_value(v)?;
+        f(&mut doc)?;
+        c.upsert_versioned(id, &to_doc(&doc)?, T::VERSION)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Writes `doc` at `id`; true if it replaced a document.
+    pub fn upsert<T: Document>(&self, id: u64, doc: &T) -> Result<bool> {
+        let v = to_doc(doc)?;
+        let mut tx = self.begin_write()?;
+        let replaced = typed_collection::<T>(&mut tx)?.upsert_versioned(id, &v, T::VERSION)?;
+        tx.commit()?;
+        Ok(replaced)
+    }
+
+    /// Deletes document `id` of `T::COLLECTION`; true if it existed.
+    pub fn delete<T: Document>(&self, id: u64) -> Result<bool> {
+        let mut tx = self.begin_write()?;
+        let existed = typed_collection::<T>(&mut tx)?.delete(id)?;
+        tx.commit()?;
+        Ok(existed)
+    }
+
+    /// Creates index `spec` on collection `coll` (created if missing) and
+    /// fills it from existing documents in batches of [`BACKFILL_BATCH`],
+    /// one write transaction each, so other writers can run between
+    /// batches. Until it is complete its status is `building` and queries do
+    /// not use it. A unique violation found while filling drops the index
+    /// and returns the error.
+    pub fn create_index(&self, coll: &str, spec: IndexSpec) -> Result<()> {
+        let name = spec.name.clone();
+        let mut tx = self.begin_write()?;
+        tx.collection_mut(coll)?.add_index(spec, IndexStatus::Building)?;
+        tx.commit()?;
+        loop {
+            let mut tx = self.begin_write()?;
+            let result = tx.collection_mut(coll)?.backfill(&name, BACKFILL_BATCH);
+            match result {
+                Ok(done) => {
+                    tx.commit()?;
+                    if done {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    drop(tx);
+                    let mut tx = self.begin_write()?;
+                    tx.collection_mut(coll)?.drop_index(&name)?;
+                    tx.commit()?;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Drops index `name` of collection `coll`.
+    pub fn drop_index(&self, coll: &str, name: &str) -> Result<()> {
+        let mut tx = self.begin_write()?;
+        CollectionMut::open(&mut tx, coll)?.drop_index(name)?;
+        tx.commit()
+    }
+}

@@ -1,0 +1,309 @@
+//! Query execution: a streaming cursor over a plan's documents.
+//!
+//! Unsorted queries hold one document at a time (plus the B+tree cursor),
+//! whatever the collection size. A sort that no index serves collects
+//! matching documents in a buffer of at most `sort_buffer_limit` documents
+//! (default [`MAX_SORT_BUFFER`]); with a `limit` the buffer keeps only the
+//! best `offset + limit`, otherwise a query that needs more is an
+//! `InvalidArgument` error rather than unbounded memory.
+//!
+//! A scan evaluates the filter on a partial decode of each document: only
+//! the top-level fields the filter reads (`codec::find_value` steps over the
+//! rest), and decodes the whole document only when it matches. An index
+//! scan may meet one document several times (once per matching entry: list
+//! fields, `in` lists); it is returned only at its first entry in scan
+//! order, found by recomputing the document's entries, so no set of seen
+//! ids is kept.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+
+use crate::doc::codec::{decode_header, decode_value, find_value, NameLookup, PathStep};
+use crate::doc::collection::{decode_stored, id_key, index_tree, CollState};
+use crate::doc::value::Value;
+use crate::error::{Error, Result};
+use crate::index::secondary::{doc_index_keys, parse_entry, IndexKind};
+use crate::query::expr::Filter;
+use crate::query::plan::{plan, Access, Plan};
+use crate::query::spec::{KeyRange, QuerySpec};
+use crate::txn::{RangeIter, ReadableTxn, Tree};
+
+/// The default most documents a sort may hold in memory.
+pub const MAX_SORT_BUFFER: u64 = 100_000;
+
+enum Source<'a, T: ReadableTxn> {
+    Scan(RangeIter<'a, T::Pages>),
+    Index {
+        tree: Tree,
+        kind: IndexKind,
+        ranges: Vec<KeyRange>,
+        reverse: bool,
+        /// Next range to open (counting in scan direction).
+        next_range: usize,
+        current: Option<RangeIter<'a, T::Pages>>,
+    },
+}
+
+/// A streaming query result: yields `(id, document)` pairs. For a raw
+/// collection the document is its payload as [`Value::Bytes`].
+pub struct QueryCursor<'a, T: ReadableTxn> {
+    txn: &'a T,
+    st: &'a CollState,
+    filter: Filter,
+    /// Top-level fields the filter reads: (name, step).
+    filter_fields: Vec<(String, PathStep)>,
+    plan: Plan,
+    source: Source<'a, T>,
+    spec: QuerySpec,
+    sorted: Option<std::vec::IntoIter<(u64, Value)>>,
+    to_skip: u64,
+    remaining: Option<u64>,
+    failed: bool,
+}
+
+impl<'a, T: ReadableTxn> std::fmt::Debug for QueryCursor<'a, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QueryCursor({})", self.plan.describe())
+    }
+}
+
+impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
+    pub(crate) fn new(txn: &'a T, st: &'a CollState, spec: &QuerySpec) -> Result<Self> {
+        let plan = plan(st, spec)?;
+        let source = match &plan.access {
+            Access::Scan => Source::Scan(txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?),
+            Access::Index { name, kind, ranges, reverse, .. } => Source::Index {
+                tree: txn.open_tree(&index_tree(&st.name, name))?,
+                kind: *kind,
+                ranges: ranges.clone(),
+                reverse: *reverse,
+                next_range: 0,
+                current: None,
+            },
+        };
+        let mut filter_fields: Vec<(String, PathStep)> = Vec::new();
+        for p in spec.filter.paths() {
+            let seg = &p.segments()[0];
+            if !filter_fields.iter().any(|(s, _)| s == seg) {
+                filter_fields.push((seg.clone(), PathStep { field: st.dict.lookup_id(seg), index: None }));
+            }
+        }
+        Ok(QueryCursor {
+            txn,
+            st,
+            filter: spec.filter.clone(),
+            filter_fields,
+            plan,
+            source,
+            spec: spec.clone(),
+            sorted: None,
+            to_skip: spec.offset,
+            remaining: spec.limit,
+            failed: false,
+        })
+    }
+
+    /// The plan this cursor runs.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Does the stored document match the filter? Decodes only the fields
+    /// the filter reads.
+    fn matches_stored(&self, bytes: &[u8]) -> Result<bool> {
+        if self.filter == Filter::True {
+            return Ok(true);
+        }
+        let (header, payload) = decode_header(bytes)?;
+        if header.is_raw() {
+            return Ok(false);
+        }
+        let mut fields = Vec::with_capacity(self.filter_fields.len());
+        for (name, step) in &self.filter_fields {
+            if let Some(enc) = find_value(payload, std::slice::from_ref(step))? {
+                fields.push((name.clone(), decode_value(enc, &self.st.dict)?));
+            }
+        }
+        Ok(self.filter.eval(&Value::Map(fields)))
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<Value> {
+        if self.st.raw {
+            let (_, payload) = decode_header(bytes)?;
+            return Ok(Value::Bytes(payload.to_vec()));
+        }
+        Ok(decode_stored(bytes, &self.st.dict)?.1)
+    }
+
+    /// The next matching document in source order (before offset/limit).
+    /// With `want_doc` false the document may be `Null` (counting).
+    fn next_match(&mut self, want_doc: bool) -> Result<Option<(u64, Value)>> {
+        loop {
+            match &mut self.source {
+                Source::Scan(it) => {
+                    let Some(entry) = it.next() else { return Ok(None) };
+                    let (k, bytes) = entry?;
+                    let id = u64::from_be_bytes(
+                        k.as_slice().try_into().map_err(|_| Error::corruption(None, "bad document key"))?,
+                    );
+                    if self.matches_stored(&bytes)? {
+                        let doc = if want_doc { self.decode(&bytes)? } else { Value::Null };
+                        return Ok(Some((id, doc)));
+                    }
+                }
+                Source::Index { tree, kind, ranges, reverse, next_range, current } => {
+                    if current.is_none() {
+                        if *next_range >= ranges.len() {
+                            return Ok(None);
+                        }
+                        let i = if *reverse { ranges.len() - 1 - *next_range } else { *next_range };
+                        *next_range += 1;
+                        let (lo, hi) = &ranges[i];
+                        *current = Some(self.txn.range(tree, as_ref(lo), as_ref(hi), *reverse)?);
+                    }
+                    let it = current.as_mut().expect("opened above");
+                    let Some(entry) = it.next() else {
+                        *current = None;
+                        continue;
+                    };
+                    let (k, v) = entry?;
+                    let (key, id) = parse_entry(*kind, &k, &v)?;
+                    let key = key.to_vec();
+                    let reverse = *reverse;
+                    let Some(bytes) = self.txn.get(&self.st.docs, &id_key(id))? else {
+                        return Err(Error::corruption(
+                            None,
+                            format!("index of {:?} points at missing document {id}", self.st.name),
+                        ));
+                    };
+                    let doc = self.decode(&bytes)?;
+                    if !self.first_entry(&doc, &key, reverse)? || !self.filter.eval(&doc) {
+                        continue;
+                    }
+                    return Ok(Some((id, doc)));
+                }
+            }
+        }
+    }
+
+    /// Is `key` the first of `doc`'s entries inside the plan's ranges in
+    /// scan order (so that a document is returned once)?
+    fn first_entry(&self, doc: &Value, key: &[u8], reverse: bool) -> Result<bool> {
+        let Access::Index { fields, ranges, .. } = &self.plan.access else { return Ok(true) };
+        let keys = doc_index_keys(fields, doc)?;
+        let inside = |k: &Vec<u8>| ranges.iter().any(|(lo, hi)| in_range(k, lo, hi));
+        let first =
+            if reverse { keys.iter().rev().find(|k| inside(k)) } else { keys.iter().find(|k| inside(k)) };
+        Ok(first.is_some_and(|f| f.as_slice() == key))
+    }
+
+    fn fill_sorted(&mut self) -> Result<()> {
+        let cap = self.spec.sort_buffer_limit.unwrap_or(MAX_SORT_BUFFER).max(1);
+        let keep = self.spec.limit.map(|l| l.saturating_add(self.spec.offset));
+        let spec = self.spec.clone();
+        let cmp = |a: &(u64, Value), b: &(u64, Value)| -> Ordering {
+            spec.compare_for_sort(&a.1, &b.1).then(a.0.cmp(&b.0))
+        };
+        let mut buf: Vec<(u64, Value)> = Vec::new();
+        while let Some(item) = self.next_match(true)? {
+            buf.push(item);
+            if buf.len() as u64 > cap {
+                match keep {
+                    Some(k) if k < cap => {
+                        buf.sort_by(cmp);
+                        buf.truncate(k as usize);
+                    }
+                    _ => {
+                        return Err(Error::invalid(format!(
+                            "the sort needs more than {cap} documents in memory (sort_buffer_limit); \
+                             add a limit, narrow the filter or raise sort_buffer_limit"
+                        )))
+                    }
+                }
+            }
+        }
+        buf.sort_by(cmp);
+        self.sorted = Some(buf.into_iter());
+        Ok(())
+    }
+
+    fn next_inner(&mut self) -> Result<Option<(u64, Value)>> {
+        if self.remaining == Some(0) {
+            return Ok(None);
+        }
+        if self.plan.sort_in_memory && self.sorted.is_none() {
+            self.fill_sorted()?;
+        }
+        loop {
+            let item = match &mut self.sorted {
+                Some(it) => it.next(),
+                None => self.next_match(true)?,
+            };
+            let Some(item) = item else { return Ok(None) };
+            if self.to_skip > 0 {
+                self.to_skip -= 1;
+                continue;
+            }
+            if let Some(r) = &mut self.remaining {
+                *r -= 1;
+            }
+            return Ok(Some(item));
+        }
+    }
+
+    /// Counts the results (after offset and limit) without sorting and,
+    /// for scans, without decoding whole documents.
+    pub fn count(mut self) -> Result<u64> {
+        let mut n = 0u64;
+        let need_doc = !matches!(self.plan.access, Access::Scan);
+        while self.remaining != Some(0) {
+            if self.next_match(need_doc)?.is_none() {
+                break;
+            }
+            if self.to_skip > 0 {
+                self.to_skip -= 1;
+                continue;
+            }
+            if let Some(r) = &mut self.remaining {
+                *r -= 1;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+impl<'a, T: ReadableTxn> Iterator for QueryCursor<'a, T> {
+    type Item = Result<(u64, Value)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.next_inner() {
+            Ok(x) => x.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    b.as_ref().map(Vec::as_slice)
+}
+
+fn in_range(k: &[u8], lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
+    let above = match lo {
+        Bound::Unbounded => true,
+        Bound::Included(l) => k >= l.as_slice(),
+        Bound::Excluded(l) => k > l.as_slice(),
+    };
+    let below = match hi {
+        Bound::Unbounded => true,
+        Bound::Included(h) => k <= h.as_slice(),
+        Bound::Excluded(h) => k < h.as_slice(),
+    };
+    above && below
+}
