@@ -112,3 +112,12 @@ fn concurrent_readers_see_consistent_pairs_and_wal_stays_bounded() {
     assert!(frames < 110, "WAL still holds {frames} frames with no reader");
     db.integrity_check().unwrap();
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Db>();
+    send_sync::<obj_engine::ReadTxn>();
+    send::<obj_engine::WriteTxn>();
+}
