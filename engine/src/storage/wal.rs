@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, PageNo, Result};
 use crate::storage::file::StorageFile;
+use crate::storage::page::CHECKSUM_TRAILER;
 
 /// Bytes of the WAL header.
 pub const WAL_HEADER_LEN: u64 = 64;
@@ -314,10 +315,16 @@ impl Wal {
     }
 }
 
+/// The running frame checksum over the frame header's first 16 bytes and
+/// the page without its checksum trailer. The trailer must stay out: a
+/// CRC-32 run over a message followed by that message's own CRC-32 ends in
+/// the same state whatever the message, so covering it would make the frame
+/// checksum blind to the page body (a torn frame whose old and new images
+/// share a prefix would pass as the new one while holding the old bytes).
 fn frame_checksum(seed: u32, head: &[u8], page: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new_with_initial(seed);
     h.update(head);
-    h.update(page);
+    h.update(&page[..page.len() - CHECKSUM_TRAILER]);
     h.finalize()
 }
 
@@ -332,4 +339,56 @@ pub(crate) fn fresh_salt(mix: u64) -> u64 {
     );
     h.write_u32(std::process::id());
     h.finish() | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::storage::file::{OpenMode, Vfs};
+    use crate::storage::page::seal_page;
+    use crate::storage::sim::SimVfs;
+
+    const PAGE: usize = 4096;
+
+    fn sealed(pgno: PageNo, fill: impl Fn(usize) -> u8) -> Vec<u8> {
+        let mut page: Vec<u8> = (0..PAGE).map(fill).collect();
+        seal_page(pgno, &mut page);
+        page
+    }
+
+    /// A frame torn over an older generation's frame, where the new image
+    /// shares a prefix with the old one, must not pass as the new frame: it
+    /// holds the old page. (Regression: the frame checksum once covered the
+    /// page's CRC trailer, which made it blind to the body.)
+    #[test]
+    fn torn_frame_over_an_older_frame_with_a_shared_prefix_is_rejected() {
+        let vfs = SimVfs::new();
+        let path = Path::new("/t/db-wal");
+        let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
+        let (mut wal, recovered) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
+        assert_eq!(recovered.last_commit, 0);
+        let old = sealed(5, |i| (i % 251) as u8);
+        wal.append(&[FrameWrite { pgno: 5, page: &old }], 6).unwrap();
+        wal.sync().unwrap();
+        let generation_one = vfs.read_file(path).unwrap();
+
+        // Same first half, different second half.
+        let new = sealed(5, |i| if i < PAGE / 2 { (i % 251) as u8 } else { 0xAB });
+        wal.restart(u64::MAX).unwrap();
+        wal.append(&[FrameWrite { pgno: 5, page: &new }], 6).unwrap();
+        wal.sync().unwrap();
+        let (_, whole) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
+        assert_eq!(whole.frames, vec![(1, 5)], "the complete new frame is recovered");
+
+        // Tear the new frame: its header and first half reached the disk,
+        // the rest is still the old frame's.
+        let body = (WAL_HEADER_LEN as usize) + FRAME_HEADER_LEN;
+        let tail = body + PAGE / 2;
+        file.write_at(&generation_one[tail..body + PAGE], tail as u64).unwrap();
+        let (_, torn) = Wal::open(file, "wal".into(), PAGE, [7; 16]).unwrap();
+        assert_eq!(torn.last_commit, 0, "a torn frame holding the old page must not be replayed");
+        assert!(torn.frames.is_empty());
+    }
 }
