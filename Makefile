@@ -2,12 +2,16 @@
 #   make demo    build everything and run an end-to-end example
 #   make test    every suite plus lint (what CI runs)
 #   make soak    long crash/fault runs     make bench   benchmarks
+#   make fuzz    each cargo-fuzz target for FUZZ_SECONDS (needs nightly + cargo-fuzz)
 SHELL := /bin/bash
 CARGO ?= cargo
 CRASH_CYCLES ?= 100
 SOAK_CYCLES ?= 5000
+SOAK_POWER_CUTS ?= 20000
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := open_db btree_ops doc_decode doc_json query_json
 
-.PHONY: all build demo test test-rust test-c test-install lint header install soak bench clean
+.PHONY: all build demo test test-rust test-c test-install lint header install soak fuzz bench clean
 
 all: build
 
@@ -30,7 +34,7 @@ CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -g -Iinclude
 C_TESTS := test_api test_threads
 C_OUT := target/c-tests
 STATIC_LIBS := -lpthread -ldl -lm -lrt -lgcc_s -lc
-VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-possibly-lost=no
+VALGRIND := valgrind --quiet --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-possibly-lost=no
 
 test-c: build
 	@mkdir -p $(C_OUT)
@@ -58,6 +62,20 @@ test: lint test-rust test-c test-install
 
 soak:
 	OBJ_CRASH_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release -p obj-engine --test crash -- --nocapture
+	OBJ_FAULT_SAMPLE=all OBJ_POWER_CUTS=$(SOAK_POWER_CUTS) $(CARGO) test --release -p obj-engine --test faults -- --nocapture
+
+# New inputs go to target/fuzz-corpus/<target> (not committed); the
+# committed seeds and past crashes in fuzz/corpus/<target> are read only.
+fuzz:
+	@$(CARGO) +nightly --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	$(CARGO) +nightly fuzz build -O
+	set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz-corpus/$$t; \
+	  $(CARGO) +nightly fuzz run -O $$t target/fuzz-corpus/$$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -max_len=131072 -print_final_stats=1 \
+	    2>&1 | tee target/fuzz-$$t.log | grep -E '^(Done|stat::number_of_executed_units|==[0-9]+== ERROR|SUMMARY)'; \
+	done
 
 clean:
 	$(CARGO) clean

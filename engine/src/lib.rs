@@ -33,6 +33,8 @@ pub mod catalog;
 pub mod db;
 pub mod doc;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 pub mod ops;
 pub mod options;

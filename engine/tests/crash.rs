@@ -114,10 +114,9 @@ fn sigkill_cycles() {
             let mut acked = None;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                // libtest prints "test sigkill_cycles ... " without a
-                // newline, so the first ack shares its line.
-                if let Some(at) = line.find("ack ") {
-                    acked = Some(line[at + 4..].trim().parse::<u64>().unwrap());
+                // The first ack shares its line with libtest's "test sigkill_cycles ... ".
+                if let Some(n) = line.find("ack ").map(|at| &line[at + 4..]) {
+                    acked = Some(n.trim().parse::<u64>().unwrap());
                 }
             }
             acked

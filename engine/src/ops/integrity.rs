@@ -54,6 +54,17 @@ impl PageUse {
 /// wrong; `Err(Error::Integrity(findings))` listing every problem found.
 pub fn check(snap: &Snapshot) -> Result<IntegrityReport> {
     let header = *snap.header();
+    // Every counted page is in the main file, in the WAL, or free and never
+    // written (then listed on a freelist trunk, itself stored somewhere). A
+    // count beyond that is corruption; refuse it before allocating per page.
+    let stored = snap.pager().main_file_size()? / snap.page_size() as u64 + snap.pager().stats().wal_frames;
+    let possible = stored.saturating_mul(1 + snap.usable_size() as u64 / 4);
+    if header.page_count as u64 > possible {
+        return Err(Error::Integrity(vec![format!(
+            "the header counts {} pages but the file and WAL hold {stored}",
+            header.page_count
+        )]));
+    }
     let mut usage = PageUse { owner: vec![None; header.page_count as usize], findings: Vec::new() };
     usage.owner[0] = Some("the header".into());
     let mut report = IntegrityReport { pages: header.page_count as u64, ..Default::default() };

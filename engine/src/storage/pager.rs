@@ -251,7 +251,11 @@ impl Pager {
         }
         let header = Header::decode(&page)?;
         let need = header.page_count as u64 * self.page_size as u64;
-        if size < need {
+        // A checkpoint interrupted before its fsync may have left a newer
+        // page 0 without the pages that extend the file; the WAL holds them
+        // all (it is restarted only after the fsync), so recovery replays
+        // them and the next checkpoint extends the file.
+        if size < need && self.index.find(0, self.index.writer_mark().max_frame).is_none() {
             return Err(Error::corruption(
                 None,
                 format!(
