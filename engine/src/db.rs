@@ -91,7 +91,9 @@ impl Db {
         let pager = Pager::open(path, &options)?;
         let engine = Arc::new(Engine { pager, registry_key: key.clone() });
         let db = Db { engine };
-        if !options.read_only {
+        // Only a database created but never initialised needs the writer:
+        // another process may hold it for a long transaction.
+        if !options.read_only && db.begin_read()?.catalog_root() == 0 {
             let mut w = db.begin_write()?;
             if w.catalog_root() == 0 {
                 w.ensure_catalog()?;

@@ -232,16 +232,40 @@ fn second_writer_gets_busy_and_handles_share() {
     assert_eq!(get(&db, "t", b"3").as_deref(), Some(&b"three"[..]));
 }
 
+/// A file system without shared memory (a `Vfs` that does not implement
+/// `open_shm`) cannot coordinate processes: its database is opened
+/// exclusively, and a second handle is `Busy`, as before shared indexes.
 #[test]
-fn file_locked_by_another_holder_is_busy() {
+fn vfs_without_shared_memory_opens_exclusively() {
+    #[derive(Debug)]
+    struct NoShm(obj_engine::storage::file::OsVfs);
+    impl obj_engine::storage::file::Vfs for NoShm {
+        fn open(
+            &self,
+            path: &Path,
+            mode: obj_engine::storage::file::OpenMode,
+        ) -> std::io::Result<Arc<dyn obj_engine::storage::file::StorageFile>> {
+            self.0.open(path, mode)
+        }
+        fn exists(&self, path: &Path) -> std::io::Result<bool> {
+            self.0.exists(path)
+        }
+        fn remove(&self, path: &Path) -> std::io::Result<()> {
+            self.0.remove(path)
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked.obj");
-    Db::open(&path).unwrap().close().unwrap();
-    let f = std::fs::File::open(&path).unwrap();
-    fs2::FileExt::lock_exclusive(&f).unwrap();
-    assert!(matches!(Db::open(&path), Err(Error::Busy(_))));
-    fs2::FileExt::unlock(&f).unwrap();
-    Db::open(&path).unwrap().close().unwrap();
+    let opts = Options { vfs: Some(Arc::new(NoShm(obj_engine::storage::file::OsVfs))), ..Options::default() };
+    let db = Db::open_with(&path, opts.clone()).unwrap();
+    put(&db, "t", b"k", b"v");
+    assert!(matches!(Db::open_with(&path, opts.clone()), Err(Error::Busy(_))));
+    assert!(!dir.path().join("locked.obj-shm").exists(), "no shared index file");
+    db.close().unwrap();
+    let db = Db::open_with(&path, opts).unwrap();
+    assert_eq!(get(&db, "t", b"k").as_deref(), Some(&b"v"[..]));
+    db.close().unwrap();
+    assert!(!dir.path().join("locked.obj-wal").exists());
 }
 
 #[test]

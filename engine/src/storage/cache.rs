@@ -1,9 +1,12 @@
 //! The page cache: a bounded, sharded CLOCK cache of immutable page images.
 //!
-//! Keys name a page *version*: `(0, pgno)` is the main file's copy of a page,
-//! `(generation, frame)` a WAL frame. WAL frames never change once written,
-//! so their entries never go stale; main-file entries are replaced by the
-//! checkpoint when it overwrites the page. Lookups take only a shard's read
+//! Keys name a page *version*, never a place: `(generation, frame)` is the
+//! page image of a WAL frame (wherever it is read from, the WAL or the main
+//! file after a checkpoint copied it), `(generation | BASE_KEY, pgno)` the
+//! main file's copy of a page as of the start of that WAL generation. A
+//! version's bytes never change, so no entry goes stale when another
+//! process commits or checkpoints; only a rebuild of the shared index
+//! (which may reuse frame numbers) clears the cache. Lookups take only a shard's read
 //! lock, so readers on different threads do not serialize; the memory bound
 //! is `capacity` pages in all, whatever the database size.
 
@@ -140,13 +143,13 @@ impl PageCache {
         }
     }
 
-    /// Drops every WAL-frame entry (after the WAL restarts they are unreachable).
-    pub fn clear_wal_entries(&self) {
+    /// Drops every entry (the shared index was rebuilt: versions named
+    /// before may name other bytes now).
+    pub fn clear(&self) {
         for (lock, _, _) in &self.shards {
             let mut shard = lock.write().unwrap_or_else(|p| p.into_inner());
-            shard.slots.retain(|s| s.key.0 == 0);
-            let keys: Vec<CacheKey> = shard.slots.iter().map(|s| s.key).collect();
-            shard.map = keys.into_iter().enumerate().map(|(i, k)| (k, i)).collect();
+            shard.slots.clear();
+            shard.map.clear();
             shard.hand = 0;
         }
     }
@@ -190,12 +193,13 @@ mod tests {
     }
 
     #[test]
-    fn clear_wal_entries_keeps_main_pages() {
+    fn clear_drops_everything() {
         let cache = PageCache::new(64);
         cache.insert((0, 1), Arc::new(Page::zeroed(16)));
         cache.insert((3, 1), Arc::new(Page::zeroed(16)));
-        cache.clear_wal_entries();
-        assert!(cache.get((0, 1)).is_some());
+        cache.clear();
+        assert!(cache.get((0, 1)).is_none());
         assert!(cache.get((3, 1)).is_none());
+        assert_eq!(cache.stats().pages, 0);
     }
 }

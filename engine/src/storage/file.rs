@@ -13,6 +13,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::storage::shm::{OsShm, ShmFile, LOCK_DMS};
+
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
@@ -35,6 +37,19 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// separate directory metadata.
     fn sync_parent_dir(&self, _path: &Path) -> io::Result<()> {
         Ok(())
+    }
+    /// Opens (creating) the shared-memory index at `path` (`<db>-shm`)
+    /// read-write, for every process that opens the database to map.
+    /// `Unsupported` (the default) means this file system has no shared
+    /// memory: the database is then opened exclusively, with a private
+    /// index, as one process's file.
+    fn open_shm(&self, _path: &Path) -> io::Result<Arc<dyn ShmFile>> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "no shared memory on this file system"))
+    }
+    /// Whether some process has the shared index at `path` open (asked
+    /// without opening it for writing); false when it does not exist.
+    fn shm_in_use(&self, _path: &Path) -> io::Result<bool> {
+        Ok(false)
     }
 }
 
@@ -92,6 +107,14 @@ impl Vfs for OsVfs {
             _ => Path::new("."),
         };
         File::open(dir)?.sync_all()
+    }
+
+    fn open_shm(&self, path: &Path) -> io::Result<Arc<dyn ShmFile>> {
+        Ok(Arc::new(OsShm::open(path)?))
+    }
+
+    fn shm_in_use(&self, path: &Path) -> io::Result<bool> {
+        OsShm::locked_by_anyone(path, LOCK_DMS)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod freelist;
 pub mod header;
 pub mod page;
 pub mod pager;
+pub mod shm;
 pub mod sim;
 pub mod wal;
 pub mod wal_index;

@@ -7,10 +7,16 @@
 //! [`Pager::checkpoint`] copies committed frames into the main file. The
 //! main file is written only by the checkpoint; everything else is appended
 //! to the WAL. The pager knows nothing of trees or documents.
+//!
+//! Several processes may have the database open: they share the WAL index
+//! through `<db>-shm` (see [`crate::storage::shm`] and `wal_index`), the
+//! writer lock is a byte-range lock there, and each process's pager keeps
+//! only a private cache of immutable page versions.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, PageNo, Result};
@@ -19,8 +25,12 @@ use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{Header, HEADER_LEN};
 use crate::storage::page::{seal_page, verify_page, Page, PageRead, PageRef, CHECKSUM_TRAILER};
+use crate::storage::shm::{
+    self, lock_read, shm_path_of, HeaderState, HeapShm, LockTable, ShmFile, ShmHeader, LOCK_CKPT, LOCK_DMS,
+    LOCK_RECOVER, LOCK_WRITE, READ_SLOTS,
+};
 use crate::storage::wal::{fresh_salt, FrameWrite, Wal, FRAME_HEADER_LEN, WAL_HEADER_LEN};
-use crate::storage::wal_index::{PageSource, ReadMark, WalIndex};
+use crate::storage::wal_index::{PageSource, ReadMark, Refresh, WalIndex};
 
 /// What a checkpoint did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,19 +60,39 @@ pub struct PagerStats {
     pub cache: CacheStats,
 }
 
+/// How a handle shares the database with other processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sharing {
+    /// Through the shared index `<db>-shm`: any number of processes.
+    Shared,
+    /// The file system has no shared memory: an exclusive lock on the main
+    /// file keeps other handles out; the index is private.
+    Exclusive,
+    /// A read-only open that could not open `<db>-shm` for writing, while
+    /// no other process had the database open: a private index built from
+    /// the WAL at open, and no coordination (see docs/architecture.md).
+    PrivateReadOnly,
+}
+
 /// See the module documentation.
 pub struct Pager {
     vfs: Arc<dyn Vfs>,
     path: PathBuf,
     wal_path: PathBuf,
+    shm_path: PathBuf,
     main: Arc<dyn StorageFile>,
-    wal_file: Arc<dyn StorageFile>,
+    /// The WAL for page reads; on a read-only open without a WAL, a
+    /// stand-in until another process creates it.
+    wal_file: RwLock<Arc<dyn StorageFile>>,
+    wal_missing: AtomicBool,
     wal: Mutex<Wal>,
     index: WalIndex,
     cache: PageCache,
     page_size: usize,
+    file_id: [u8; 16],
     sync_mode: SyncMode,
     read_only: bool,
+    sharing: Sharing,
     autocheckpoint: u64,
     busy_timeout: Duration,
     writer_busy: Mutex<bool>,
@@ -73,6 +103,9 @@ pub struct Pager {
     closed: AtomicBool,
     /// Closed while readers were active: fold the WAL when the pager drops.
     fold_pending: AtomicBool,
+    /// The process that opened the handle: a child after `fork()` must not
+    /// use it (its locks are the parent's).
+    pid: u32,
 }
 
 impl std::fmt::Debug for Pager {
@@ -88,13 +121,18 @@ pub fn wal_path_of(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Holds the single writer slot; released on drop.
+/// Holds the writer slot (in this process and, through the shared index's
+/// writer lock, in all of them); released on drop.
 pub struct WriterGuard {
     pager: Arc<Pager>,
+    os_locked: bool,
 }
 
 impl Drop for WriterGuard {
     fn drop(&mut self) {
+        if self.os_locked && !self.pager.forked() {
+            self.pager.index.unlock_exclusive(LOCK_WRITE);
+        }
         let mut busy = self.pager.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
         *busy = false;
         self.pager.writer_free.notify_one();
@@ -105,6 +143,11 @@ impl std::fmt::Debug for WriterGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WriterGuard")
     }
+}
+
+fn is_permission(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied
+        || matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM))
 }
 
 impl Pager {
@@ -118,29 +161,99 @@ impl Pager {
         }
         let mode = if options.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWriteCreate };
         let main = vfs.open(path, mode).map_err(|e| Error::io(format!("opening {display}"), e))?;
-        if !main.try_lock_exclusive().map_err(|e| Error::io(format!("locking {display}"), e))? {
-            return Err(Error::Busy(format!("{display} is open in another process (or handle)")));
-        }
-        let result = Self::open_locked(vfs, path, main.clone(), options);
-        if result.is_err() {
+        let shm_path = shm_path_of(path);
+        let shm_display = shm_path.display().to_string();
+        let (shm, sharing): (Arc<dyn ShmFile>, Sharing) = match vfs.open_shm(&shm_path) {
+            Ok(shm) => (shm, Sharing::Shared),
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                if !main.try_lock_exclusive().map_err(|e| Error::io(format!("locking {display}"), e))? {
+                    return Err(Error::Busy(format!("{display} is open in another process (or handle)")));
+                }
+                (Arc::new(HeapShm::default()), Sharing::Exclusive)
+            }
+            Err(e) if options.read_only && is_permission(&e) => {
+                let in_use =
+                    vfs.shm_in_use(&shm_path).map_err(|e| Error::io(format!("checking {shm_display}"), e))?;
+                if in_use {
+                    return Err(Error::Busy(format!(
+                        "{display} is open in another process, and a read-only open beside it needs write \
+                         access to {shm_display} ({e})"
+                    )));
+                }
+                (Arc::new(HeapShm::default()), Sharing::PrivateReadOnly)
+            }
+            Err(e) => return Err(Error::io(format!("opening {shm_display}"), e)),
+        };
+        let result = Self::open_with_index(vfs, path, main.clone(), shm, sharing, options);
+        if result.is_err() && sharing == Sharing::Exclusive {
             let _ = main.unlock();
         }
         result
     }
 
-    fn open_locked(
+    /// Joins the processes that have the database open (the DMS lock,
+    /// shared), or becomes the first of them (exclusive). Returns the shared
+    /// index (reopened if a last closer removed the file meanwhile), its
+    /// lock table, and whether this handle is the first.
+    fn join(
+        vfs: &Arc<dyn Vfs>,
+        shm_path: &Path,
+        mut shm: Arc<dyn ShmFile>,
+        timeout: Duration,
+    ) -> Result<(Arc<dyn ShmFile>, LockTable, bool)> {
+        let display = shm_path.display().to_string();
+        let io = |e: io::Error| Error::io(format!("opening {display}"), e);
+        let mut locks = LockTable::default();
+        let first = shm::retry(timeout, 50, || {
+            if !shm.is_current().map_err(io)? {
+                shm = vfs.open_shm(shm_path).map_err(io)?;
+                locks = LockTable::default();
+            }
+            let first = if locks.exclusive(&*shm, LOCK_DMS).map_err(io)? {
+                true
+            } else if locks.shared(&*shm, LOCK_DMS).map_err(io)? {
+                false
+            } else {
+                return Ok(None);
+            };
+            if shm.is_current().map_err(io)? {
+                return Ok(Some(first));
+            }
+            // A last closer removed the file after we opened it.
+            if first {
+                locks.unlock_exclusive(&*shm, LOCK_DMS);
+            } else {
+                locks.unlock_shared(&*shm, LOCK_DMS);
+            }
+            Ok(None)
+        })?
+        .ok_or_else(|| {
+            Error::Busy(format!("{display}: another process keeps opening or closing the database"))
+        })?;
+        Ok((shm, locks, first))
+    }
+
+    fn open_with_index(
         vfs: Arc<dyn Vfs>,
         path: &Path,
         main: Arc<dyn StorageFile>,
+        shm: Arc<dyn ShmFile>,
+        sharing: Sharing,
         options: &Options,
     ) -> Result<Arc<Pager>> {
         let display = path.display().to_string();
+        let shm_path = shm_path_of(path);
+        let (shm, locks, first) = Self::join(&vfs, &shm_path, shm, options.busy_timeout)?;
+        let index = WalIndex::new(shm, locks);
         let size = main.size().map_err(|e| Error::io(format!("reading the size of {display}"), e))?;
         let (page_size, file_id) = if size == 0 {
             if options.read_only {
                 return Err(Error::InvalidArgument(format!(
                     "{display} is empty and the database is read-only"
                 )));
+            }
+            if !first {
+                return Err(Error::Busy(format!("{display} is being created by another process")));
             }
             if !crate::storage::header::valid_page_size(options.page_size) {
                 return Err(Error::invalid(format!(
@@ -197,23 +310,47 @@ impl Pager {
             }
             f
         };
-        let (wal, recovered) = Wal::open(wal_file.clone(), wal_display, page_size, file_id)?;
-        let index = WalIndex::new(wal.header().generation);
-        index.publish(recovered.frames, recovered.last_commit);
+        let wal = if first {
+            // Nobody else has the database open: whatever the shared index
+            // holds is stale. Rebuild it from the WAL.
+            let (wal, recovered) = Wal::open(wal_file.clone(), wal_display, page_size, file_id)?;
+            let h = ShmHeader {
+                generation: wal.header().generation,
+                salt: wal.header().salt,
+                max_frame: recovered.last_commit,
+                backfilled: 0,
+                chain: wal.chain(),
+                page_size: page_size as u32,
+                epoch: 1,
+                ckpt_seq: 0,
+                prev_max: 0,
+                file_id,
+            };
+            index.shm().reset().map_err(|e| Error::io(format!("resetting {}", shm_path.display()), e))?;
+            index.rebuild(&h, &recovered.frames)?;
+            index.downgrade(LOCK_DMS)?;
+            wal
+        } else {
+            Wal::attach(wal_file.clone(), wal_display, page_size, file_id)
+        };
 
         let cache_pages = options.cache_size / page_size;
         let pager = Arc::new(Pager {
             vfs,
             path: path.to_path_buf(),
             wal_path,
+            shm_path,
             main,
-            wal_file,
+            wal_file: RwLock::new(wal_file),
+            wal_missing: AtomicBool::new(options.read_only && !wal_exists),
             wal: Mutex::new(wal),
             index,
             cache: PageCache::new(cache_pages),
             page_size,
+            file_id,
             sync_mode: options.sync_mode,
             read_only: options.read_only,
+            sharing,
             autocheckpoint: options.wal_autocheckpoint,
             busy_timeout: options.busy_timeout,
             writer_busy: Mutex::new(false),
@@ -221,20 +358,32 @@ impl Pager {
             fatal: Mutex::new(None),
             closed: AtomicBool::new(false),
             fold_pending: AtomicBool::new(false),
+            pid: std::process::id(),
         });
+        let h = pager.fresh_header(false)?;
+        if h.page_size as usize != page_size || h.file_id != file_id {
+            return Err(Error::corruption(
+                None,
+                format!(
+                    "{} belongs to another database; close every process using it",
+                    pager.shm_path.display()
+                ),
+            ));
+        }
         let size = pager.main_file_size()?;
-        pager.check_main_length(size)?;
+        pager.check_main_length(size, h.max_frame)?;
         // The newest header must decode (through the WAL if it has one).
-        pager.writer_snapshot()?;
+        drop(pager.snapshot()?);
         Ok(pager)
     }
 
     /// A main file shorter than its own header says has lost pages: refuse
     /// to open rather than report missing pages later.
-    fn check_main_length(&self, size: u64) -> Result<()> {
+    fn check_main_length(&self, size: u64, max_frame: u64) -> Result<()> {
+        let wal_has_page0 = max_frame > 0 && self.index.find(0, max_frame).is_some();
         let mut page = Page::zeroed(self.page_size);
         if size < self.page_size as u64 {
-            if self.index.find(0, self.index.writer_mark().max_frame).is_some() {
+            if wal_has_page0 {
                 return Ok(());
             }
             return Err(Error::corruption(0, format!("{} is truncated ({size} bytes)", self.path.display())));
@@ -244,7 +393,7 @@ impl Pager {
             .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))?;
         if verify_page(0, &page).is_err() {
             // A checkpoint may have torn page 0; the WAL still holds it.
-            if self.index.find(0, self.index.writer_mark().max_frame).is_some() {
+            if wal_has_page0 {
                 return Ok(());
             }
             return Err(Error::corruption(0, "header page checksum mismatch"));
@@ -255,7 +404,7 @@ impl Pager {
         // page 0 without the pages that extend the file; the WAL holds them
         // all (it is restarted only after the fsync), so recovery replays
         // them and the next checkpoint extends the file.
-        if size < need && self.index.find(0, self.index.writer_mark().max_frame).is_none() {
+        if size < need && !wal_has_page0 {
             return Err(Error::corruption(
                 None,
                 format!(
@@ -284,7 +433,20 @@ impl Pager {
         &self.path
     }
 
+    /// True in a child process forked after this handle was opened.
+    fn forked(&self) -> bool {
+        std::process::id() != self.pid
+    }
+
     fn check_usable(&self) -> Result<()> {
+        if self.forked() {
+            return Err(Error::InvalidArgument(format!(
+                "database handle used after fork(): {} was opened by process {}; a child process must \
+                 open the database itself",
+                self.path.display(),
+                self.pid
+            )));
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("the database is closed".into()));
         }
@@ -301,16 +463,141 @@ impl Pager {
         }
     }
 
-    /// A registered read snapshot of the last commit.
-    pub fn snapshot(self: &Arc<Self>) -> Result<Snapshot> {
-        self.check_usable()?;
-        let mark = self.index.begin_read();
-        Snapshot::new(self.clone(), mark, true)
+    /// A consistent shared header, with the private page map brought up to
+    /// it. A header that stays torn (its writer died in the middle of an
+    /// update) or is invalid is rebuilt from the WAL.
+    fn fresh_header(&self, holding_writer: bool) -> Result<ShmHeader> {
+        let started = Instant::now();
+        let mut torn = 0u32;
+        loop {
+            match self.index.header() {
+                Ok(h) => match self.index.refresh(&h)? {
+                    Refresh::Current => return Ok(h),
+                    Refresh::Rebuilt => {
+                        self.cache.clear();
+                        return Ok(h);
+                    }
+                    Refresh::Retry => {}
+                },
+                Err(HeaderState::Torn) if torn < 100 => torn += 1,
+                Err(_) => {
+                    self.recover_index(holding_writer)?;
+                    torn = 0;
+                }
+            }
+            if started.elapsed() > self.busy_timeout.max(Duration::from_secs(1)) {
+                return Err(Error::Busy(format!(
+                    "the shared index of {} keeps changing",
+                    self.path.display()
+                )));
+            }
+            if torn < 10 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
     }
 
-    /// The newest state, for the writer (which needs no read mark).
+    /// Rebuilds the shared index from the WAL, with every lock held (so no
+    /// reader or writer exists in any process), unless another handle fixed
+    /// it meanwhile.
+    fn recover_index(&self, holding_writer: bool) -> Result<()> {
+        let mut wanted = vec![LOCK_CKPT, LOCK_RECOVER];
+        if !holding_writer {
+            wanted.insert(0, LOCK_WRITE);
+        }
+        wanted.extend((0..READ_SLOTS).map(lock_read));
+        let held = shm::retry(self.busy_timeout, 20, || {
+            for (n, &l) in wanted.iter().enumerate() {
+                if !self.index.lock_exclusive(l)? {
+                    for &m in &wanted[..n] {
+                        self.index.unlock_exclusive(m);
+                    }
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        })?;
+        if held.is_none() {
+            return Err(Error::Busy(format!(
+                "the shared index of {} needs rebuilding, but other transactions stay active",
+                self.path.display()
+            )));
+        }
+        let result = (|| {
+            if self.index.header().is_ok() {
+                return Ok(());
+            }
+            self.wal_reader()?;
+            let epoch = shm::raw_epoch(self.index.shm()).wrapping_add(1).max(2);
+            let mut wal = self.wal();
+            let recovered = wal.reload()?;
+            let h = ShmHeader {
+                generation: wal.header().generation,
+                salt: wal.header().salt,
+                max_frame: recovered.last_commit,
+                backfilled: 0,
+                chain: wal.chain(),
+                page_size: self.page_size as u32,
+                epoch,
+                ckpt_seq: 0,
+                prev_max: 0,
+                file_id: self.file_id,
+            };
+            self.index.rebuild(&h, &recovered.frames)?;
+            self.cache.clear();
+            Ok(())
+        })();
+        for &l in &wanted {
+            self.index.unlock_exclusive(l);
+        }
+        result
+    }
+
+    /// The WAL file for reads, opening it if this read-only handle began
+    /// before another process created it.
+    fn wal_reader(&self) -> Result<Arc<dyn StorageFile>> {
+        if self.wal_missing.load(Ordering::Acquire) {
+            let exists = self
+                .vfs
+                .exists(&self.wal_path)
+                .map_err(|e| Error::io(format!("checking {}", self.wal_path.display()), e))?;
+            if exists {
+                let f = self
+                    .vfs
+                    .open(&self.wal_path, OpenMode::ReadOnly)
+                    .map_err(|e| Error::io(format!("opening {}", self.wal_path.display()), e))?;
+                *self.wal_file.write().unwrap_or_else(|p| p.into_inner()) = f.clone();
+                self.wal().set_file(f);
+                self.wal_missing.store(false, Ordering::Release);
+            }
+        }
+        Ok(self.wal_file.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// A registered read snapshot of the last commit (of any process).
+    pub fn snapshot(self: &Arc<Self>) -> Result<Snapshot> {
+        self.check_usable()?;
+        let mark = shm::retry(self.busy_timeout, 1000, || {
+            let h = self.fresh_header(false)?;
+            self.index.try_begin_read(&h)
+        })?
+        .ok_or_else(|| Error::Busy(format!("could not begin a read of {}", self.path.display())))?;
+        Snapshot::new(self.clone(), mark)
+    }
+
+    /// The newest state, for the writer (which needs no read mark). The
+    /// caller holds the writer slot.
     pub fn writer_snapshot(self: &Arc<Self>) -> Result<Snapshot> {
-        Snapshot::new(self.clone(), self.index.writer_mark(), false)
+        let h = self.fresh_header(true)?;
+        let mark = ReadMark {
+            generation: h.generation,
+            max_frame: h.max_frame,
+            backfilled: h.backfilled,
+            slot: None,
+        };
+        Snapshot::new(self.clone(), mark)
     }
 
     /// Takes the writer slot, waiting up to the busy timeout.
@@ -318,7 +605,8 @@ impl Pager {
         self.lock_writer_for(self.busy_timeout)
     }
 
-    /// Takes the writer slot, waiting up to `timeout`.
+    /// Takes the writer slot, waiting up to `timeout`: first among this
+    /// process's threads, then the writer lock among processes.
     pub fn lock_writer_for(self: &Arc<Self>, timeout: Duration) -> Result<WriterGuard> {
         self.check_usable()?;
         if self.read_only {
@@ -338,7 +626,21 @@ impl Pager {
         }
         *busy = true;
         drop(busy);
-        Ok(WriterGuard { pager: self.clone() })
+        let mut guard = WriterGuard { pager: self.clone(), os_locked: false };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let got = shm::retry(remaining, 1, || Ok(self.index.lock_exclusive(LOCK_WRITE)?.then_some(())))?;
+        if got.is_none() {
+            return Err(Error::Busy(format!(
+                "another process has a write transaction active (waited {} ms)",
+                timeout.as_millis()
+            )));
+        }
+        guard.os_locked = true;
+        // Another process may have committed, checkpointed or restarted the
+        // WAL since this one last wrote: append where it left off.
+        let h = self.fresh_header(true)?;
+        self.wal().adopt(h.generation, h.salt, h.max_frame, h.chain);
+        Ok(guard)
     }
 
     fn wal(&self) -> MutexGuard<'_, Wal> {
@@ -346,31 +648,22 @@ impl Pager {
     }
 
     /// Reads page `pgno` as `mark` sees it, through the cache.
-    fn read_page(&self, mark: ReadMark, pgno: PageNo) -> Result<PageRef> {
-        self.index.with_source(pgno, mark, |source| match source {
+    fn read_page(&self, mark: &ReadMark, pgno: PageNo) -> Result<PageRef> {
+        let (key, source) = self.index.locate(pgno, mark);
+        if let Some(p) = self.cache.get(key) {
+            return Ok(p);
+        }
+        let mut page = Page::zeroed(self.page_size);
+        match source {
             PageSource::Frame(frame) => {
-                let key = (mark.generation, frame);
-                if let Some(p) = self.cache.get(key) {
-                    return Ok(p);
-                }
-                let mut page = Page::zeroed(self.page_size);
                 let offset = WAL_HEADER_LEN
                     + (frame - 1) * (FRAME_HEADER_LEN + self.page_size) as u64
                     + FRAME_HEADER_LEN as u64;
-                self.wal_file
+                self.wal_reader()?
                     .read_at(&mut page, offset)
                     .map_err(|e| Error::io(format!("reading frame {frame} (page {pgno}) of the WAL"), e))?;
-                verify_page(pgno, &page)?;
-                let page = Arc::new(page);
-                self.cache.insert(key, page.clone());
-                Ok(page)
             }
             PageSource::Main => {
-                let key = (0, pgno as u64);
-                if let Some(p) = self.cache.get(key) {
-                    return Ok(p);
-                }
-                let mut page = Page::zeroed(self.page_size);
                 self.main.read_at(&mut page, pgno as u64 * self.page_size as u64).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::UnexpectedEof {
                         Error::corruption(pgno, "page lies beyond the end of the file (truncated file)")
@@ -378,12 +671,12 @@ impl Pager {
                         Error::io(format!("reading page {pgno} of {}", self.path.display()), e)
                     }
                 })?;
-                verify_page(pgno, &page)?;
-                let page = Arc::new(page);
-                self.cache.insert(key, page.clone());
-                Ok(page)
             }
-        })
+        }
+        verify_page(pgno, &page)?;
+        let page = Arc::new(page);
+        self.cache.insert(key, page.clone());
+        Ok(page)
     }
 
     /// Appends one transaction's pages (page 0 with the new header among
@@ -411,18 +704,28 @@ impl Pager {
             let _ = self.checkpoint(guard);
             self.check_usable()?;
         }
+        let mut h = self.fresh_header(true)?;
         let mut wal = self.wal();
-        let (max, backfilled) = self.index.progress();
-        if max > 0 && max == backfilled {
-            let next = wal.header().generation + 1;
-            if self.index.try_restart(next) {
-                self.cache.clear_wal_entries();
-                let keep = (self.autocheckpoint.max(1000) * 4) * (FRAME_HEADER_LEN + self.page_size) as u64;
-                if let Err(e) = wal.restart(keep) {
-                    self.set_fatal(format!("restarting the WAL failed: {e}"));
-                    return Err(e);
+        if h.max_frame > 0 && h.max_frame == h.backfilled && self.index.lock_readers_for_restart()? {
+            let keep = (self.autocheckpoint.max(1000) * 4) * (FRAME_HEADER_LEN + self.page_size) as u64;
+            let restarted = wal.restart(keep);
+            h = ShmHeader {
+                generation: wal.header().generation,
+                salt: wal.header().salt,
+                max_frame: 0,
+                backfilled: 0,
+                chain: wal.chain(),
+                prev_max: h.max_frame,
+                ..h
+            };
+            if let Err(e) = restarted {
+                for i in 1..READ_SLOTS {
+                    self.index.unlock_exclusive(lock_read(i));
                 }
+                self.set_fatal(format!("restarting the WAL failed: {e}"));
+                return Err(e);
             }
+            self.index.finish_restart(&h);
         }
         for (pgno, page) in pages.iter_mut() {
             seal_page(*pgno, &mut Arc::make_mut(page)[..]);
@@ -437,18 +740,20 @@ impl Pager {
                 return Err(e);
             }
         }
-        let generation = wal.header().generation;
-        let last = first + pages.len() as u64 - 1;
-        self.index.publish(pages.iter().enumerate().map(|(i, (pgno, _))| (first + i as u64, *pgno)), last);
+        let pgnos: Vec<PageNo> = pages.iter().map(|(pgno, _)| *pgno).collect();
+        h.max_frame = first + pages.len() as u64 - 1;
+        h.chain = wal.chain();
+        self.index.publish(first, &pgnos, &h)?;
         for (i, (_, page)) in pages.into_iter().enumerate() {
-            self.cache.insert((generation, first + i as u64), page);
+            self.cache.insert((h.generation, first + i as u64), page);
         }
         drop(wal);
         Ok(())
     }
 
     /// Copies committed frames into the main file, up to what the oldest
-    /// reader can see, and fsyncs it. The caller holds the writer slot.
+    /// reader in any process can see, and fsyncs it. The caller holds the
+    /// writer slot.
     pub fn checkpoint(&self, guard: &WriterGuard) -> Result<CheckpointResult> {
         debug_assert!(std::ptr::eq(&*guard.pager, self));
         self.check_usable()?;
@@ -458,13 +763,35 @@ impl Pager {
         self.checkpoint_unguarded()
     }
 
-    /// The checkpoint itself; the caller holds the writer slot or is the
-    /// only owner of the pager.
+    /// The checkpoint itself; the caller holds the writer slot and lock.
     fn checkpoint_unguarded(&self) -> Result<CheckpointResult> {
+        let mut h = self.fresh_header(true)?;
         let wal = self.wal();
-        let (backfilled, limit) = self.index.checkpoint_window();
         let mut result = CheckpointResult::default();
-        if limit > backfilled {
+        if h.max_frame > h.backfilled && self.index.lock_exclusive(LOCK_CKPT)? {
+            let copied = self.copy_frames(&wal, &mut h);
+            self.index.unlock_exclusive(LOCK_CKPT);
+            if let Some((frames, pages)) = copied? {
+                result.frames_backfilled = frames;
+                result.pages_written = pages;
+            }
+        }
+        result.wal_frames = h.max_frame;
+        result.complete = h.max_frame == h.backfilled;
+        Ok(result)
+    }
+
+    /// Copies frames up to the safe frame under slot 0 held exclusively
+    /// (no main-file-only reader may see the main file change), then
+    /// publishes the new backfill point in `h`. Returns (frames, pages)
+    /// copied, `None` when readers allowed nothing.
+    fn copy_frames(&self, wal: &Wal, h: &mut ShmHeader) -> Result<Option<(u64, u64)>> {
+        let backfilled = h.backfilled;
+        let limit = self.index.safe_frame(h)?;
+        if limit <= backfilled || !self.index.lock_exclusive(lock_read(0))? {
+            return Ok(None);
+        }
+        let result = (|| {
             if self.sync_mode == SyncMode::Normal {
                 // Frames must be durable before the main file is overwritten.
                 if let Err(e) = wal.sync() {
@@ -472,11 +799,10 @@ impl Pager {
                     return Err(e);
                 }
             }
-            let generation = wal.header().generation;
             let copies = self.index.frames_to_copy(backfilled, limit);
             let mut page_count = None;
             for &(pgno, frame) in &copies {
-                let page = match self.cache.get((generation, frame)) {
+                let page = match self.cache.get((h.generation, frame)) {
                     Some(p) => p,
                     None => {
                         let mut page = Page::zeroed(self.page_size);
@@ -491,7 +817,6 @@ impl Pager {
                 if pgno == 0 {
                     page_count = Some(Header::decode(&page)?.page_count);
                 }
-                self.cache.insert((0, pgno as u64), page);
             }
             // Pages allocated and freed again in one transaction were never
             // written: the file must still span every page the header counts.
@@ -510,34 +835,28 @@ impl Pager {
                     return Err(Error::io(format!("syncing {}", self.path.display()), e));
                 }
             }
-            self.index.set_backfilled(limit);
-            result.frames_backfilled = limit - backfilled;
-            result.pages_written = copies.len() as u64;
-        }
-        let (max, done) = self.index.progress();
-        result.wal_frames = max;
-        result.complete = max == done;
-        Ok(result)
+            h.backfilled = limit;
+            h.ckpt_seq += 1;
+            self.index.write_header(h);
+            Ok(Some((limit - backfilled, copies.len() as u64)))
+        })();
+        self.index.unlock_exclusive(lock_read(0));
+        result
     }
 
-    /// Checkpoints everything and removes the WAL, if no reader or writer
-    /// is active; then releases the file. Errors are reported but the
-    /// handle is closed either way (committed data is safe in the WAL).
+    /// If this is the last process with the database open: checkpoints
+    /// everything and removes the WAL and the shared index, unless a
+    /// snapshot of this process is still active (then the pager's drop
+    /// does it). Errors are reported but the handle is closed either way
+    /// (committed data is safe in the WAL).
     pub fn close(self: &Arc<Self>) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.forked() || self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let mut outcome = Ok(());
         let usable = self.fatal.lock().unwrap_or_else(|p| p.into_inner()).is_none();
-        if usable && !self.read_only {
-            outcome = self.fold_wal_at_close();
+        if !usable {
+            return Ok(());
         }
-        // The file lock is released when the pager drops, after the last
-        // snapshot: until then this process may still read the file.
-        outcome
-    }
-
-    fn fold_wal_at_close(self: &Arc<Self>) -> Result<()> {
         let guard = {
             // `lock_writer` refuses a closed pager; take the slot directly.
             let mut busy = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
@@ -545,21 +864,59 @@ impl Pager {
                 return Err(Error::Busy("a write transaction is still active at close".into()));
             }
             *busy = true;
-            WriterGuard { pager: self.clone() }
+            WriterGuard { pager: self.clone(), os_locked: false }
         };
-        let result = self.fold_and_remove_wal();
+        let result = self.fold_if_last();
         drop(guard);
+        result
+        // The locks are released when the pager drops, after the last
+        // snapshot: until then this process may still read the files.
+    }
+
+    /// The last process to close folds the WAL into the main file and
+    /// removes the WAL and the shared index; the caller holds this
+    /// process's writer slot.
+    fn fold_if_last(&self) -> Result<()> {
+        if !self.index.upgrade(LOCK_DMS)? {
+            return Ok(());
+        }
+        let result = if self.read_only {
+            // Nothing to fold; a shared index with no WAL beside it serves
+            // nobody.
+            let wal_exists = self.vfs.exists(&self.wal_path).unwrap_or(true);
+            if !wal_exists && self.sharing == Sharing::Shared && self.index.reader_count() == 0 {
+                self.vfs
+                    .remove(&self.shm_path)
+                    .map_err(|e| Error::io("removing the shared index at close", e))
+            } else {
+                Ok(())
+            }
+        } else if self.index.lock_exclusive(LOCK_WRITE)? {
+            let r = self.fold_and_remove_wal();
+            self.index.unlock_exclusive(LOCK_WRITE);
+            r
+        } else {
+            Ok(())
+        };
+        if self.index.downgrade(LOCK_DMS).is_err() {
+            self.index.unlock_exclusive(LOCK_DMS);
+        }
         result
     }
 
-    /// Checkpoints everything and removes the WAL file if no snapshot needs
-    /// it any more; otherwise leaves that to the pager's drop, after the
-    /// last snapshot is gone (or to recovery at the next open).
+    /// Checkpoints everything and removes the WAL and the shared index if no
+    /// snapshot needs them any more; otherwise leaves that to the pager's
+    /// drop, after the last snapshot is gone (or to the next opener).
     fn fold_and_remove_wal(&self) -> Result<()> {
         let result = self.checkpoint_unguarded()?;
         if result.complete && self.index.reader_count() == 0 {
             self.wal().truncate_all()?;
             self.vfs.remove(&self.wal_path).map_err(|e| Error::io("removing the WAL at close", e))?;
+            if self.sharing == Sharing::Shared {
+                self.vfs
+                    .remove(&self.shm_path)
+                    .map_err(|e| Error::io("removing the shared index at close", e))?;
+            }
             self.vfs
                 .sync_parent_dir(&self.wal_path)
                 .map_err(|e| Error::io("syncing the directory at close", e))?;
@@ -571,7 +928,7 @@ impl Pager {
 
     /// Counters for `stat()`.
     pub fn stats(&self) -> PagerStats {
-        let (max, done) = self.index.progress();
+        let (max, done) = self.index.header().map_or((0, 0), |h| (h.max_frame, h.backfilled));
         PagerStats {
             page_size: self.page_size as u64,
             wal_frames: max,
@@ -589,12 +946,18 @@ impl Pager {
 
 impl Drop for Pager {
     fn drop(&mut self) {
+        if self.forked() {
+            // A child after fork(): the locks and files are the parent's.
+            return;
+        }
         // Closed while snapshots were still open: they are all gone now.
         let usable = self.fatal.lock().unwrap_or_else(|p| p.into_inner()).is_none();
         if usable && self.fold_pending.swap(false, Ordering::AcqRel) {
-            let _ = self.fold_and_remove_wal();
+            let _ = self.fold_if_last();
         }
-        let _ = self.main.unlock();
+        if self.sharing == Sharing::Exclusive {
+            let _ = self.main.unlock();
+        }
     }
 }
 
@@ -602,7 +965,6 @@ impl Drop for Pager {
 pub struct Snapshot {
     pager: Arc<Pager>,
     mark: ReadMark,
-    registered: bool,
     header: Header,
 }
 
@@ -613,10 +975,10 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
-    fn new(pager: Arc<Pager>, mark: ReadMark, registered: bool) -> Result<Snapshot> {
+    fn new(pager: Arc<Pager>, mark: ReadMark) -> Result<Snapshot> {
         // Build the value first so that Drop releases the mark on error.
-        let mut snap = Snapshot { pager, mark, registered, header: Header::new(0, 0, [0; 16]) };
-        let page0 = snap.pager.read_page(mark, 0)?;
+        let mut snap = Snapshot { pager, mark, header: Header::new(0, 0, [0; 16]) };
+        let page0 = snap.pager.read_page(&mark, 0)?;
         snap.header = Header::decode(&page0)?;
         if snap.header.page_size as usize != snap.pager.page_size {
             return Err(Error::corruption(0, "page size in the header changed"));
@@ -642,8 +1004,8 @@ impl Snapshot {
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        if self.registered {
-            self.pager.index.end_read(self.mark);
+        if !self.pager.forked() {
+            self.pager.index.end_read(&self.mark);
         }
     }
 }
@@ -660,7 +1022,7 @@ impl PageRead for Snapshot {
                 format!("page number beyond the end of the database ({} pages)", self.header.page_count),
             ));
         }
-        self.pager.read_page(self.mark, pgno)
+        self.pager.read_page(&self.mark, pgno)
     }
 }
 

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::file::{OpenMode, StorageFile, Vfs};
+use super::shm::{LockKind, MemRegion, ShmFile};
 
 /// The unit a disk writes atomically; partial writes after a power cut end
 /// on a multiple of it.
@@ -197,6 +198,10 @@ struct State {
     epoch: u64,
     /// Path -> handle holding the exclusive lock.
     locks: BTreeMap<PathBuf, u64>,
+    /// Shared-memory indexes by path: not files (they take no space and are
+    /// not listed), and gone after a crash or power cut, like the memory
+    /// of the processes that mapped them.
+    shms: BTreeMap<PathBuf, Arc<MemRegion>>,
     faults: Vec<ArmedFault>,
     counts: OpCounts,
     capacity: Option<u64>,
@@ -507,6 +512,7 @@ impl SimVfs {
             inode.open_handles = 0;
         }
         state.locks.clear();
+        state.shms.clear();
         state.epoch += 1;
         report
     }
@@ -664,8 +670,28 @@ impl Vfs for SimVfs {
         Ok(self.lock().paths.contains_key(path))
     }
 
+    fn open_shm(&self, path: &Path) -> io::Result<Arc<dyn ShmFile>> {
+        let mut state = self.lock();
+        let region = state.shms.entry(path.to_path_buf()).or_default().clone();
+        let handle = state.next_handle;
+        state.next_handle += 1;
+        Ok(Arc::new(SimShm {
+            state: Arc::clone(&self.state),
+            path: path.to_path_buf(),
+            region,
+            handle,
+            epoch: state.epoch,
+        }))
+    }
+
+    fn shm_in_use(&self, path: &Path) -> io::Result<bool> {
+        let state = self.lock();
+        Ok(state.shms.get(path).is_some_and(|r| r.any_holder()))
+    }
+
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
+        state.shms.remove(path);
         if let Some(inode) = state.paths.remove(path) {
             let in_use = state.inodes.get_mut(&inode).is_some_and(|inode| {
                 inode.linked = false;
@@ -676,6 +702,75 @@ impl Vfs for SimVfs {
             }
         }
         Ok(())
+    }
+}
+
+/// A simulated shared-memory index: a heap buffer shared by every handle on
+/// one path, with byte-range locks held per handle (each handle behaves
+/// like a separate process). After a crash or power cut the handle is dead:
+/// its lock calls fail, and new handles get a fresh region.
+pub struct SimShm {
+    state: Arc<Mutex<State>>,
+    path: PathBuf,
+    region: Arc<MemRegion>,
+    handle: u64,
+    epoch: u64,
+}
+
+impl fmt::Debug for SimShm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimShm")
+            .field("path", &self.path)
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimShm {
+    fn alive(&self) -> io::Result<()> {
+        if lock(&self.state).epoch != self.epoch {
+            return Err(dead_handle());
+        }
+        Ok(())
+    }
+}
+
+impl ShmFile for SimShm {
+    fn map(&self, len: usize, grow: bool) -> io::Result<()> {
+        self.alive()?;
+        self.region.map(len, grow)
+    }
+    fn load_u32(&self, offset: usize) -> u32 {
+        self.region.load_u32(offset)
+    }
+    fn store_u32(&self, offset: usize, value: u32) {
+        self.region.store_u32(offset, value)
+    }
+    fn load_u64(&self, offset: usize) -> u64 {
+        self.region.load_u64(offset)
+    }
+    fn store_u64(&self, offset: usize, value: u64) {
+        self.region.store_u64(offset, value)
+    }
+    fn reset(&self) -> io::Result<()> {
+        self.alive()?;
+        self.region.reset();
+        Ok(())
+    }
+    fn lock(&self, index: u32, kind: LockKind) -> io::Result<bool> {
+        self.alive()?;
+        Ok(self.region.lock(self.handle, index, kind))
+    }
+    fn is_current(&self) -> io::Result<bool> {
+        let state = lock(&self.state);
+        Ok(state.epoch == self.epoch
+            && state.shms.get(&self.path).is_some_and(|r| Arc::ptr_eq(r, &self.region)))
+    }
+}
+
+impl Drop for SimShm {
+    fn drop(&mut self) {
+        self.region.release_all(self.handle);
     }
 }
 

@@ -219,9 +219,77 @@ impl Wal {
         Ok(out)
     }
 
+    /// A WAL whose state comes from the shared index rather than a scan
+    /// (another process has the database open and the index is current):
+    /// [`Wal::adopt`] sets it before each write transaction.
+    pub fn attach(file: Arc<dyn StorageFile>, name: String, page_size: usize, file_id: [u8; 16]) -> Wal {
+        let header = WalHeader { page_size: page_size as u32, file_id, salt: 0, generation: 0 };
+        Wal { file, name, chain: 0, header, header_written: false, frames: 0, page_size }
+    }
+
+    /// Takes the append position from the shared index: generation `generation`
+    /// with salt `salt`, `frames` committed frames, running checksum `chain`
+    /// after them. Another process may have appended or restarted since.
+    pub fn adopt(&mut self, generation: u64, salt: u64, frames: u64, chain: u32) {
+        if self.header.generation != generation || self.header.salt != salt {
+            self.header.generation = generation;
+            self.header.salt = salt;
+            self.header_written = false;
+        }
+        if frames > 0 {
+            self.header_written = true;
+        }
+        self.frames = frames;
+        self.chain = chain;
+    }
+
+    /// Scans the WAL again from its header (rebuilding a damaged shared
+    /// index while other processes have the database open).
+    pub fn reload(&mut self) -> Result<Recovered> {
+        let size =
+            self.file.size().map_err(|e| Error::io(format!("reading the size of {}", self.name), e))?;
+        let mut head = [0u8; WAL_HEADER_LEN as usize];
+        let existing = if size >= WAL_HEADER_LEN {
+            self.file
+                .read_at(&mut head, 0)
+                .map_err(|e| Error::io(format!("reading the header of {}", self.name), e))?;
+            WalHeader::decode(&head)
+        } else {
+            None
+        };
+        match existing {
+            Some(h) if h.file_id == self.header.file_id && h.page_size == self.header.page_size => {
+                self.header = h;
+                self.header_written = true;
+                self.chain = h.chain_seed();
+                self.recover(size)
+            }
+            _ => {
+                let generation = self.header.generation + 1;
+                self.header.salt = fresh_salt(self.header.salt ^ generation);
+                self.header.generation = generation;
+                self.header_written = false;
+                self.frames = 0;
+                self.chain = self.header.chain_seed();
+                Ok(Recovered::default())
+            }
+        }
+    }
+
+    /// Replaces the file (a read-only handle opening a WAL that another
+    /// process created after it opened the database).
+    pub fn set_file(&mut self, file: Arc<dyn StorageFile>) {
+        self.file = file;
+    }
+
     /// The current header (generation and salt).
     pub fn header(&self) -> WalHeader {
         self.header
+    }
+
+    /// The running checksum after the last committed frame.
+    pub fn chain(&self) -> u32 {
+        self.chain
     }
 
     /// Frames committed in this generation.

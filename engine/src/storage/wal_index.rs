@@ -1,19 +1,34 @@
-//! The WAL index: which frame holds the newest version of a page that a
-//! snapshot may see, and which snapshots (read marks) are still in use.
+//! The WAL index: which frame holds the version of a page that a snapshot
+//! may see, and which snapshots (read marks) are in use, in every process.
 //!
-//! This is the state that several processes will share once the WAL index
-//! moves into shared memory; everything else in the pager asks it through
-//! this interface only. Invariants:
-//! - frames of a page are recorded in increasing order;
-//! - `backfilled <= max_frame`;
-//! - the WAL restarts only when `backfilled == max_frame` and no reader
-//!   holds a mark above 0 (mark 0 = "reads the main file only").
+//! The authoritative state lives in the shared index ([`crate::storage::shm`]):
+//! the header, the read-mark slots and the frame → page array. Each process
+//! keeps a private page → frames map of the current WAL generation, brought
+//! up to date from the shared array when a transaction begins (frames are
+//! only ever appended within a generation, so this is incremental).
+//!
+//! Invariants (across all processes):
+//! - `backfilled <= max_frame`, and `backfilled` only grows within a
+//!   generation (a rebuild resets it only when no reader exists anywhere);
+//! - a checkpoint copies no frame past the smallest read mark of any held
+//!   slot, nor anything while slot 0 (main-file-only readers) is held;
+//! - the WAL restarts only with every slot 1.. free (slot-0 readers read the
+//!   main file only and do not care).
+//!
+//! A reader's own view is `(generation, max_frame, backfilled)` as of its
+//! start; the mark value of its slot is a lower bound of `max_frame`, which
+//! is all the checkpoint needs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, RwLock};
 
-use crate::error::PageNo;
+use crate::error::{Error, PageNo, Result};
+use crate::storage::cache::CacheKey;
+use crate::storage::shm::{
+    self, lock_read, read_header, write_header, HeaderState, LockTable, ShmFile, ShmHeader, MARK_UNUSED,
+    READ_SLOTS,
+};
 
 /// A cheap hasher for page numbers (they are already well spread).
 #[derive(Default, Clone, Copy)]
@@ -39,31 +54,24 @@ impl Hasher for PageNoHasher {
 /// A `HashMap` keyed by page numbers with [`PageNoHasher`].
 pub type PageMap<V> = HashMap<PageNo, V, BuildHasherDefault<PageNoHasher>>;
 
-/// What a reader may see: frames `1..=max_frame` of WAL generation
-/// `generation`. `max_frame == 0` means the main file alone.
+/// Marks a cache key as "the main file's copy of a page at the start of
+/// this generation" rather than a frame.
+pub const BASE_KEY: u64 = 1 << 63;
+
+/// What a snapshot sees: frames `1..=max_frame` of WAL generation
+/// `generation`, of which `1..=backfilled` were in the main file when it
+/// began (it reads those from there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadMark {
     /// WAL generation the frames belong to.
     pub generation: u64,
     /// Newest frame visible.
     pub max_frame: u64,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    generation: u64,
-    max_frame: u64,
-    backfilled: u64,
-    /// Active readers by (generation, mark).
-    readers: BTreeMap<(u64, u64), usize>,
-}
-
-#[derive(Debug, Default)]
-struct Frames {
-    generation: u64,
-    /// Frames up to here are in the main file (mirrors `State::backfilled`).
-    backfilled: u64,
-    map: PageMap<Vec<u64>>,
+    /// Frames already in the main file at the start.
+    pub backfilled: u64,
+    /// The read-mark slot held (shared) for this snapshot; `None` for the
+    /// writer, which needs none (only it checkpoints or restarts the WAL).
+    pub slot: Option<usize>,
 }
 
 /// Where a page version lives for one snapshot.
@@ -75,117 +83,312 @@ pub enum PageSource {
     Frame(u64),
 }
 
-/// Page → frames map plus reader marks for one WAL generation.
 #[derive(Debug, Default)]
+struct Local {
+    generation: u64,
+    epoch: u64,
+    max_frame: u64,
+    map: PageMap<Vec<u64>>,
+}
+
+impl Local {
+    fn reset(&mut self, generation: u64) {
+        self.generation = generation;
+        self.max_frame = 0;
+        self.map.clear();
+    }
+
+    fn newest(&self, pgno: PageNo, max_frame: u64) -> Option<u64> {
+        let list = self.map.get(&pgno)?;
+        let n = list.partition_point(|&f| f <= max_frame);
+        (n > 0).then(|| list[n - 1])
+    }
+}
+
+/// What [`WalIndex::refresh`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// Up to date with the header.
+    Current,
+    /// Up to date, and the index was rebuilt since this process last
+    /// looked: cached pages may be stale.
+    Rebuilt,
+    /// The shared state changed while reading it: try again.
+    Retry,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
 pub struct WalIndex {
-    frames: RwLock<Frames>,
-    state: Mutex<State>,
+    shm: Arc<dyn ShmFile>,
+    locks: LockTable,
+    local: RwLock<Local>,
+}
+
+fn io(what: &str, e: std::io::Error) -> Error {
+    Error::io(format!("{what} (shared index)"), e)
 }
 
 impl WalIndex {
-    /// An empty index for WAL generation `generation`.
-    pub fn new(generation: u64) -> Self {
-        WalIndex {
-            frames: RwLock::new(Frames { generation, ..Frames::default() }),
-            state: Mutex::new(State { generation, ..State::default() }),
-        }
+    /// An index over `shm`, whose locks this handle tracks in `locks`.
+    pub fn new(shm: Arc<dyn ShmFile>, locks: LockTable) -> Self {
+        WalIndex { shm, locks, local: RwLock::new(Local::default()) }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// The shared region.
+    pub fn shm(&self) -> &dyn ShmFile {
+        &*self.shm
     }
 
-    /// Finds where `pgno` lives for `mark` and calls `read` with it while
-    /// holding the index's shared lock, so that the WAL cannot restart (and
-    /// recycle the frame) until the read is done. A snapshot that is wholly
-    /// in the main file (its frames all backfilled, or of an older
-    /// generation) reads the main file.
-    pub fn with_source<T>(&self, pgno: PageNo, mark: ReadMark, read: impl FnOnce(PageSource) -> T) -> T {
-        let frames = self.frames.read().unwrap_or_else(|p| p.into_inner());
-        let source = if mark.max_frame == 0
-            || mark.generation != frames.generation
-            || mark.max_frame <= frames.backfilled
+    /// One attempt to read the shared header.
+    pub fn header(&self) -> std::result::Result<ShmHeader, HeaderState> {
+        read_header(&*self.shm)
+    }
+
+    /// Takes lock `index` exclusively (non-blocking).
+    pub fn lock_exclusive(&self, index: u32) -> Result<bool> {
+        self.locks.exclusive(&*self.shm, index).map_err(|e| io("locking", e))
+    }
+
+    /// Takes lock `index` shared (non-blocking).
+    pub fn lock_shared(&self, index: u32) -> Result<bool> {
+        self.locks.shared(&*self.shm, index).map_err(|e| io("locking", e))
+    }
+
+    /// Converts this handle's shared hold of `index` to exclusive.
+    pub fn upgrade(&self, index: u32) -> Result<bool> {
+        self.locks.upgrade(&*self.shm, index).map_err(|e| io("locking", e))
+    }
+
+    /// Converts an exclusive hold to shared.
+    pub fn downgrade(&self, index: u32) -> Result<()> {
+        self.locks.downgrade(&*self.shm, index).map_err(|e| io("locking", e))
+    }
+
+    /// Releases an exclusive hold.
+    pub fn unlock_exclusive(&self, index: u32) {
+        self.locks.unlock_exclusive(&*self.shm, index)
+    }
+
+    /// Releases a shared hold.
+    pub fn unlock_shared(&self, index: u32) {
+        self.locks.unlock_shared(&*self.shm, index)
+    }
+
+    /// Brings the private page map up to `h` (a consistent header).
+    pub fn refresh(&self, h: &ShmHeader) -> Result<Refresh> {
         {
-            PageSource::Main
-        } else {
-            match frames.map.get(&pgno) {
-                Some(list) => {
-                    let n = list.partition_point(|&f| f <= mark.max_frame);
-                    if n > 0 {
-                        PageSource::Frame(list[n - 1])
-                    } else {
-                        PageSource::Main
-                    }
-                }
-                None => PageSource::Main,
+            let l = self.local.read().unwrap_or_else(|p| p.into_inner());
+            if l.epoch == h.epoch && l.generation == h.generation && l.max_frame == h.max_frame {
+                return Ok(Refresh::Current);
             }
-        };
-        read(source)
+        }
+        let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
+        let mut outcome = Refresh::Current;
+        if l.epoch != h.epoch {
+            l.epoch = h.epoch;
+            l.reset(h.generation);
+            outcome = Refresh::Rebuilt;
+        }
+        if l.generation != h.generation || h.max_frame < l.max_frame {
+            l.reset(h.generation);
+        }
+        if h.max_frame > l.max_frame {
+            self.shm.map(shm::FRAMES_AT + 4 * h.max_frame as usize, false).map_err(|e| io("mapping", e))?;
+            let from = l.max_frame + 1;
+            for frame in from..=h.max_frame {
+                let pgno = self.shm.load_u32(shm::frame_offset(frame));
+                l.map.entry(pgno).or_default().push(frame);
+            }
+            // The frames read belong to this generation only if it is
+            // still current (a restart rewrites the array after moving on).
+            match read_header(&*self.shm) {
+                Ok(now)
+                    if now.generation == h.generation
+                        && now.epoch == h.epoch
+                        && now.max_frame >= h.max_frame =>
+                {
+                    l.max_frame = h.max_frame;
+                }
+                _ => {
+                    l.reset(h.generation);
+                    l.epoch = 0;
+                    return Ok(Refresh::Retry);
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Where `pgno` lives for `mark`, and the cache key of that version.
+    /// A snapshot of an older generation than the index (a main-file-only
+    /// reader that outlived a restart) reads the main file, which is the
+    /// current generation's base: nothing has been copied since.
+    pub fn locate(&self, pgno: PageNo, mark: &ReadMark) -> (CacheKey, PageSource) {
+        let l = self.local.read().unwrap_or_else(|p| p.into_inner());
+        if mark.generation != l.generation {
+            return ((l.generation | BASE_KEY, pgno as u64), PageSource::Main);
+        }
+        match l.newest(pgno, mark.max_frame) {
+            None => ((l.generation | BASE_KEY, pgno as u64), PageSource::Main),
+            Some(f) if f <= mark.backfilled => ((l.generation, f), PageSource::Main),
+            Some(f) => ((l.generation, f), PageSource::Frame(f)),
+        }
     }
 
     /// Newest frame of `pgno` at or below `max_frame` (current generation).
     pub fn find(&self, pgno: PageNo, max_frame: u64) -> Option<u64> {
-        let frames = self.frames.read().unwrap_or_else(|p| p.into_inner());
-        let list = frames.map.get(&pgno)?;
-        let n = list.partition_point(|&f| f <= max_frame);
-        (n > 0 && max_frame > 0).then(|| list[n - 1])
+        self.local.read().unwrap_or_else(|p| p.into_inner()).newest(pgno, max_frame)
     }
 
-    /// Records committed frames (in frame order) and publishes `max_frame`
-    /// so that readers starting from now on see them.
-    pub fn publish(&self, frames: impl IntoIterator<Item = (u64, PageNo)>, max_frame: u64) {
-        {
-            let mut f = self.frames.write().unwrap_or_else(|p| p.into_inner());
-            for (frame, pgno) in frames {
-                f.map.entry(pgno).or_default().push(frame);
+    /// One attempt to begin a read at `h` (consistent, refreshed): takes a
+    /// read-mark slot shared and checks that nothing moved meanwhile.
+    /// `None`: try again.
+    pub fn try_begin_read(&self, h: &ShmHeader) -> Result<Option<ReadMark>> {
+        let shm = &*self.shm;
+        if h.max_frame == h.backfilled {
+            // Everything is in the main file: read it alone, under slot 0,
+            // which keeps checkpoints from changing it.
+            if !self.lock_shared(lock_read(0))? {
+                return Ok(None);
+            }
+            match read_header(shm) {
+                Ok(now)
+                    if now.generation == h.generation
+                        && now.epoch == h.epoch
+                        && now.backfilled == h.max_frame =>
+                {
+                    return Ok(Some(ReadMark {
+                        generation: h.generation,
+                        max_frame: h.max_frame,
+                        backfilled: h.max_frame,
+                        slot: Some(0),
+                    }));
+                }
+                _ => {
+                    self.unlock_shared(lock_read(0));
+                    return Ok(None);
+                }
             }
         }
-        self.state().max_frame = max_frame;
-    }
-
-    /// Registers a reader and returns its mark.
-    pub fn begin_read(&self) -> ReadMark {
-        let mut s = self.state();
-        let mark = if s.backfilled == s.max_frame { 0 } else { s.max_frame };
-        let generation = s.generation;
-        *s.readers.entry((generation, mark)).or_default() += 1;
-        ReadMark { generation, max_frame: mark }
-    }
-
-    /// Releases a mark returned by [`WalIndex::begin_read`].
-    pub fn end_read(&self, mark: ReadMark) {
-        let mut s = self.state();
-        let key = (mark.generation, mark.max_frame);
-        if let Some(n) = s.readers.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                s.readers.remove(&key);
+        // The slot with the largest mark not past our snapshot...
+        let mut best: Option<(usize, u64)> = None;
+        for i in 1..READ_SLOTS {
+            let m = shm::mark(shm, i);
+            if m != MARK_UNUSED && m <= h.max_frame && !matches!(best, Some((_, b)) if m < b) {
+                best = Some((i, m));
+            }
+        }
+        let mut taken = None;
+        if !matches!(best, Some((_, m)) if m >= h.max_frame) {
+            // ...or a free slot set to exactly our snapshot.
+            for i in 1..READ_SLOTS {
+                if self.lock_exclusive(lock_read(i))? {
+                    shm::set_mark(shm, i, h.max_frame);
+                    self.downgrade(lock_read(i))?;
+                    taken = Some((i, h.max_frame));
+                    break;
+                }
+            }
+        }
+        let (slot, value) = match (taken, best) {
+            (Some(t), _) => t,
+            (None, Some(b)) => {
+                if !self.lock_shared(lock_read(b.0))? {
+                    return Ok(None);
+                }
+                b
+            }
+            (None, None) => return Ok(None),
+        };
+        // Held now: the checkpoint copies nothing past `value`. Check that
+        // the mark is still ours, the WAL did not restart, and nothing past
+        // our snapshot was copied before we got here.
+        match read_header(shm) {
+            Ok(now)
+                if shm::mark(shm, slot) == value
+                    && now.generation == h.generation
+                    && now.epoch == h.epoch
+                    && now.backfilled <= h.max_frame
+                    && now.max_frame >= h.max_frame =>
+            {
+                Ok(Some(ReadMark {
+                    generation: h.generation,
+                    max_frame: h.max_frame,
+                    backfilled: now.backfilled,
+                    slot: Some(slot),
+                }))
+            }
+            _ => {
+                self.unlock_shared(lock_read(slot));
+                Ok(None)
             }
         }
     }
 
-    /// The newest committed state, for the writer (which needs no mark:
-    /// only the writer itself checkpoints or restarts).
-    pub fn writer_mark(&self) -> ReadMark {
-        let s = self.state();
-        ReadMark { generation: s.generation, max_frame: s.max_frame }
+    /// Releases the slot of a mark from [`WalIndex::try_begin_read`].
+    pub fn end_read(&self, mark: &ReadMark) {
+        if let Some(slot) = mark.slot {
+            self.unlock_shared(lock_read(slot));
+        }
     }
 
-    /// Frames a checkpoint may copy now: up to the oldest active reader's
-    /// mark (a reader of the main file, or of an older generation, counts
-    /// as 0: it allows no copying), and not past the last commit.
-    /// Returns `(backfilled, limit)`.
-    pub fn checkpoint_window(&self) -> (u64, u64) {
-        let s = self.state();
-        let oldest =
-            s.readers.keys().map(|&(g, m)| if g == s.generation { m } else { 0 }).min().unwrap_or(u64::MAX);
-        (s.backfilled, s.max_frame.min(oldest))
+    /// Snapshots of this process holding a slot.
+    pub fn reader_count(&self) -> usize {
+        (0..READ_SLOTS).map(|i| self.locks.shared_count(lock_read(i)) as usize).sum()
+    }
+
+    /// Records the committed frames `first..` (their page numbers in frame
+    /// order) and publishes `h` (whose `max_frame` is the last of them), so
+    /// that transactions beginning from now on, in any process, see them.
+    /// The caller holds the writer lock.
+    pub fn publish(&self, first: u64, pgnos: &[PageNo], h: &ShmHeader) -> Result<()> {
+        let shm = &*self.shm;
+        shm.map(shm::region_len(h.max_frame), true).map_err(|e| io("growing", e))?;
+        for (i, &pgno) in pgnos.iter().enumerate() {
+            shm.store_u32(shm::frame_offset(first + i as u64), pgno);
+        }
+        write_header(shm, h);
+        let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
+        if l.generation == h.generation && l.epoch == h.epoch && l.max_frame + 1 == first {
+            for (i, &pgno) in pgnos.iter().enumerate() {
+                l.map.entry(pgno).or_default().push(first + i as u64);
+            }
+            l.max_frame = h.max_frame;
+        }
+        Ok(())
+    }
+
+    /// Writes `h` (a checkpoint or restart by the writer).
+    pub fn write_header(&self, h: &ShmHeader) {
+        write_header(&*self.shm, h)
+    }
+
+    /// The frame a checkpoint may copy up to: the smallest mark of any held
+    /// slot, reclaiming the slots whose holders are gone (their locks died
+    /// with them). The caller holds the writer and checkpoint locks.
+    pub fn safe_frame(&self, h: &ShmHeader) -> Result<u64> {
+        let shm = &*self.shm;
+        let mut safe = h.max_frame;
+        for i in 1..READ_SLOTS {
+            let m = shm::mark(shm, i);
+            if m == MARK_UNUSED || m >= safe {
+                continue;
+            }
+            if self.lock_exclusive(lock_read(i))? {
+                shm::set_mark(shm, i, if i == 1 { safe } else { MARK_UNUSED });
+                self.unlock_exclusive(lock_read(i));
+            } else {
+                safe = m;
+            }
+        }
+        Ok(safe)
     }
 
     /// Pages with a frame in `(after, upto]`, each with its newest such frame.
     pub fn frames_to_copy(&self, after: u64, upto: u64) -> Vec<(PageNo, u64)> {
-        let frames = self.frames.read().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<(PageNo, u64)> = frames
+        let l = self.local.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(PageNo, u64)> = l
             .map
             .iter()
             .filter_map(|(&pgno, list)| {
@@ -197,56 +400,96 @@ impl WalIndex {
         out
     }
 
-    /// Records that frames up to `frame` are now in the main file.
-    pub fn set_backfilled(&self, frame: u64) {
-        let mut s = self.state();
-        debug_assert!(frame <= s.max_frame);
-        s.backfilled = frame;
-        self.frames.write().unwrap_or_else(|p| p.into_inner()).backfilled = frame;
-    }
-
-    /// `(max_frame, backfilled)`.
-    pub fn progress(&self) -> (u64, u64) {
-        let s = self.state();
-        (s.max_frame, s.backfilled)
-    }
-
-    /// Number of active readers.
-    pub fn reader_count(&self) -> usize {
-        self.state().readers.values().sum()
-    }
-
-    /// If every frame is in the main file and every reader can read the
-    /// main file alone (its mark is 0, or the last frame, which is
-    /// backfilled), empties the index for generation `next_generation` and
-    /// returns true. Readers of the old generation then read the main file.
-    pub fn try_restart(&self, next_generation: u64) -> bool {
-        let mut s = self.state();
-        let max = s.max_frame;
-        let current = s.generation;
-        if s.backfilled != max || s.readers.keys().any(|&(g, m)| g == current && m != 0 && m != max) {
-            return false;
+    /// Takes every slot 1.. exclusively, as a WAL restart needs; false (and
+    /// nothing held) when some reader anywhere holds one.
+    pub fn lock_readers_for_restart(&self) -> Result<bool> {
+        for i in 1..READ_SLOTS {
+            if !self.lock_exclusive(lock_read(i))? {
+                for j in 1..i {
+                    self.unlock_exclusive(lock_read(j));
+                }
+                return Ok(false);
+            }
         }
-        let mut f = self.frames.write().unwrap_or_else(|p| p.into_inner());
-        f.map.clear();
-        f.generation = next_generation;
-        f.backfilled = 0;
-        s.generation = next_generation;
-        s.max_frame = 0;
-        s.backfilled = 0;
-        true
+        Ok(true)
+    }
+
+    /// Finishes a restart begun by [`WalIndex::lock_readers_for_restart`]:
+    /// publishes the new generation `h`, resets the marks, empties the
+    /// private map and releases the slots.
+    pub fn finish_restart(&self, h: &ShmHeader) {
+        let shm = &*self.shm;
+        write_header(shm, h);
+        shm::set_mark(shm, 1, 0);
+        for i in 2..READ_SLOTS {
+            shm::set_mark(shm, i, MARK_UNUSED);
+        }
+        {
+            let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
+            l.reset(h.generation);
+            l.epoch = h.epoch;
+        }
+        for i in 1..READ_SLOTS {
+            self.unlock_exclusive(lock_read(i));
+        }
+    }
+
+    /// Rewrites the whole shared index from a WAL scan: the frames (frame
+    /// number, page number, in order) and header `h`. The caller holds
+    /// every lock (or is the only opener); read marks are reset.
+    pub fn rebuild(&self, h: &ShmHeader, frames: &[(u64, PageNo)]) -> Result<()> {
+        let shm = &*self.shm;
+        shm.map(shm::region_len(h.max_frame), true).map_err(|e| io("growing", e))?;
+        for &(frame, pgno) in frames {
+            shm.store_u32(shm::frame_offset(frame), pgno);
+        }
+        shm::set_mark(shm, 0, 0);
+        shm::set_mark(shm, 1, h.max_frame);
+        for i in 2..READ_SLOTS {
+            shm::set_mark(shm, i, MARK_UNUSED);
+        }
+        write_header(shm, h);
+        let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
+        l.reset(h.generation);
+        l.epoch = h.epoch;
+        for &(frame, pgno) in frames {
+            l.map.entry(pgno).or_default().push(frame);
+        }
+        l.max_frame = h.max_frame;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::shm::HeapShm;
+
+    fn index() -> WalIndex {
+        let idx = WalIndex::new(Arc::new(HeapShm::default()), LockTable::default());
+        let h = ShmHeader { generation: 1, epoch: 1, page_size: 4096, ..ShmHeader::default() };
+        idx.rebuild(&h, &[]).unwrap();
+        idx
+    }
+
+    fn commit(idx: &WalIndex, first: u64, pgnos: &[PageNo]) -> ShmHeader {
+        let mut h = idx.header().unwrap();
+        h.max_frame = first + pgnos.len() as u64 - 1;
+        idx.publish(first, pgnos, &h).unwrap();
+        h
+    }
+
+    fn begin(idx: &WalIndex) -> ReadMark {
+        let h = idx.header().unwrap();
+        assert_eq!(idx.refresh(&h).unwrap(), Refresh::Current);
+        idx.try_begin_read(&h).unwrap().unwrap()
+    }
 
     #[test]
     fn find_respects_snapshot() {
-        let idx = WalIndex::new(1);
-        idx.publish([(1, 5), (2, 6)], 2);
-        idx.publish([(3, 5)], 3);
+        let idx = index();
+        commit(&idx, 1, &[5, 6]);
+        commit(&idx, 3, &[5]);
         assert_eq!(idx.find(5, 2), Some(1));
         assert_eq!(idx.find(5, 3), Some(3));
         assert_eq!(idx.find(6, 1), None);
@@ -257,24 +500,31 @@ mod tests {
 
     #[test]
     fn readers_bound_checkpoint_and_restart() {
-        let idx = WalIndex::new(1);
-        idx.publish([(1, 5)], 1);
-        let r1 = idx.begin_read();
-        assert_eq!(r1.max_frame, 1);
-        idx.publish([(2, 5)], 2);
-        assert_eq!(idx.checkpoint_window(), (0, 1));
-        idx.set_backfilled(1);
-        assert!(!idx.try_restart(2));
-        assert_eq!(idx.with_source(5, r1, |s| s), PageSource::Main, "fully backfilled snapshot reads main");
-        idx.end_read(r1);
-        assert_eq!(idx.checkpoint_window(), (1, 2));
-        idx.set_backfilled(2);
-        let r2 = idx.begin_read();
-        assert_eq!(r2.max_frame, 0, "fully backfilled: reader uses the main file");
-        assert!(idx.try_restart(2), "mark-0 readers do not block a restart");
-        idx.publish([(1, 5)], 1);
-        assert_eq!(idx.checkpoint_window(), (0, 0), "but they block copying");
-        idx.end_read(r2);
-        assert_eq!(idx.checkpoint_window(), (0, 1));
+        let idx = index();
+        commit(&idx, 1, &[5]);
+        let r1 = begin(&idx);
+        assert_eq!((r1.max_frame, r1.slot), (1, Some(1)));
+        let h = commit(&idx, 2, &[5]);
+        assert_eq!(idx.safe_frame(&h).unwrap(), 1, "r1 holds slot 1 at mark 1");
+        idx.write_header(&ShmHeader { backfilled: 1, ..h });
+        assert!(!idx.lock_readers_for_restart().unwrap());
+        assert_eq!(idx.locate(5, &r1), ((1, 1), PageSource::Frame(1)), "r1 began before the copy");
+        let r2 = begin(&idx);
+        assert_eq!(r2.backfilled, 1);
+        assert_eq!(idx.locate(5, &r2), ((1, 2), PageSource::Frame(2)));
+        assert_eq!(idx.locate(6, &r2), ((1 | BASE_KEY, 6), PageSource::Main));
+        idx.end_read(&r1);
+        idx.end_read(&r2);
+        let h = idx.header().unwrap();
+        assert_eq!(idx.safe_frame(&h).unwrap(), 2);
+        idx.write_header(&ShmHeader { backfilled: 2, ..h });
+        let r3 = begin(&idx);
+        assert_eq!(r3.slot, Some(0), "fully backfilled: reader uses the main file");
+        assert!(idx.lock_readers_for_restart().unwrap(), "slot-0 readers do not block a restart");
+        let h = ShmHeader { generation: 2, max_frame: 0, backfilled: 0, prev_max: 2, ..h };
+        idx.finish_restart(&h);
+        assert_eq!(idx.locate(5, &r3), ((2 | BASE_KEY, 5), PageSource::Main));
+        idx.end_read(&r3);
+        assert_eq!(idx.reader_count(), 0);
     }
 }

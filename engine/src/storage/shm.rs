@@ -1,0 +1,744 @@
+//! The shared WAL index: `<db>-shm`, mapped by every process that has the
+//! database open, plus the byte-range locks that coordinate them.
+//!
+//! This module owns the byte layout of the shared index and the lock
+//! protocol's primitives; what the fields mean to readers, the writer and
+//! the checkpoint is `wal_index`'s and the pager's business. Layout (all
+//! integers in native byte order, accessed only with atomic operations;
+//! docs/format.md, "Shared index"):
+//!
+//! - a header of WAL state (generation, salt, last commit frame, frames
+//!   already copied to the main file, running checksum, rebuild epoch,
+//!   checkpoint count), written under a sequence lock and covered by a
+//!   CRC-32, so a reader never acts on a half-written header and a torn or
+//!   stale one is detected and rebuilt from the WAL;
+//! - [`READ_SLOTS`] read marks;
+//! - from byte [`FRAMES_AT`] on, the page number of every WAL frame of the
+//!   current generation, appended in frame order (4 bytes per frame).
+//!
+//! Locks are fcntl byte-range locks on bytes of the `-shm` file that hold no
+//! data ([`LOCK_BASE`] on). On Linux they are open-file-description locks
+//! (`F_OFD_SETLK`), so two handles in one process exclude each other like two
+//! processes do; the operating system drops them when the process dies,
+//! which is what makes a dead writer or reader harmless. Threads of one
+//! handle share its locks; [`LockTable`] keeps per-handle counts so that they
+//! do not convert each other's locks.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+/// Bytes of the shared index before the frame array.
+pub const FRAMES_AT: usize = 4096;
+/// Number of read-mark slots (slot 0 means "reads the main file only").
+pub const READ_SLOTS: usize = 16;
+/// A read-mark slot that no reader uses.
+pub const MARK_UNUSED: u64 = u64::MAX;
+/// First lock byte (offset in the `-shm` file).
+pub const LOCK_BASE: u64 = 256;
+/// The writer lock: exclusive while a write transaction (or a checkpoint,
+/// which only the writer runs) is active.
+pub const LOCK_WRITE: u32 = 0;
+/// The checkpoint lock: exclusive while a checkpoint copies frames.
+pub const LOCK_CKPT: u32 = 1;
+/// The recovery lock: exclusive while the index is rebuilt from the WAL.
+pub const LOCK_RECOVER: u32 = 2;
+/// Every open handle holds it shared; exclusive means "the only one": the
+/// first opener (which rebuilds the index) and the last closer (which folds
+/// the WAL and removes the files).
+pub const LOCK_DMS: u32 = 3;
+/// Lock index of read-mark slot `i`.
+pub const fn lock_read(i: usize) -> u32 {
+    4 + i as u32
+}
+/// Number of lock bytes.
+pub const LOCK_COUNT: usize = 4 + READ_SLOTS;
+
+const MAGIC: u32 = u32::from_le_bytes(*b"OBJS");
+const VERSION: u32 = 1;
+const H_MAGIC: usize = 0;
+const H_VERSION: usize = 4;
+const H_SEQ: usize = 8;
+const H_CRC: usize = 12;
+const H_GENERATION: usize = 16;
+const H_SALT: usize = 24;
+const H_MAX_FRAME: usize = 32;
+const H_BACKFILLED: usize = 40;
+const H_CHAIN: usize = 48;
+const H_EPOCH: usize = 56;
+const H_CKPT_SEQ: usize = 64;
+const H_PREV_MAX: usize = 72;
+const H_FILE_ID: usize = 80;
+const H_END: usize = 96;
+/// Offset of read mark `i` (u64 each).
+pub const MARKS_AT: usize = 128;
+
+/// How to lock one lock byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// A read lock: many holders.
+    Shared,
+    /// A write lock: one holder.
+    Exclusive,
+    /// Release.
+    Unlock,
+}
+
+/// The shared memory of one open database and its locks, as one handle
+/// (one open file description) sees them. All lock calls are non-blocking.
+pub trait ShmFile: Send + Sync + fmt::Debug {
+    /// Makes at least `len` bytes addressable; when the region is shorter
+    /// and `grow`, extends it with zeros first. Without `grow` a shorter
+    /// region is an error (another handle has not grown it yet).
+    fn map(&self, len: usize, grow: bool) -> io::Result<()>;
+    /// Loads the u32 at `offset` (4-aligned, mapped).
+    fn load_u32(&self, offset: usize) -> u32;
+    /// Stores the u32 at `offset` (4-aligned, mapped).
+    fn store_u32(&self, offset: usize, value: u32);
+    /// Loads the u64 at `offset` (8-aligned, mapped).
+    fn load_u64(&self, offset: usize) -> u64;
+    /// Stores the u64 at `offset` (8-aligned, mapped).
+    fn store_u64(&self, offset: usize, value: u64);
+    /// Empties the region (the first opener does, before rebuilding).
+    fn reset(&self) -> io::Result<()>;
+    /// Takes, converts or releases lock byte `index`; `Ok(false)` when
+    /// another handle holds a conflicting lock. Taking a lock this handle
+    /// already holds converts it (as fcntl does).
+    fn lock(&self, index: u32, kind: LockKind) -> io::Result<bool>;
+    /// True while the file at the path this handle was opened with is still
+    /// the one it has open (a last closer may have removed it meanwhile).
+    fn is_current(&self) -> io::Result<bool>;
+}
+
+/// The WAL state kept in the shared header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShmHeader {
+    /// WAL generation (as in the WAL header).
+    pub generation: u64,
+    /// WAL salt of this generation.
+    pub salt: u64,
+    /// Last committed frame (0: none in this generation).
+    pub max_frame: u64,
+    /// Frames up to here are in the main file.
+    pub backfilled: u64,
+    /// Running frame checksum after `max_frame`.
+    pub chain: u32,
+    /// Page size of the database.
+    pub page_size: u32,
+    /// Counts rebuilds of the index; a process that sees it change drops
+    /// its page cache.
+    pub epoch: u64,
+    /// Checkpoints that wrote the main file.
+    pub ckpt_seq: u64,
+    /// Last frame of the previous generation (set at a restart).
+    pub prev_max: u64,
+    /// File id of the database.
+    pub file_id: [u8; 16],
+}
+
+/// Why the header could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderState {
+    /// Never initialised, or not ours (bad magic or version).
+    Invalid,
+    /// An update is in progress (or its writer died in it), or the checksum
+    /// does not match: retry, then rebuild.
+    Torn,
+}
+
+fn header_crc(shm: &dyn ShmFile) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for off in (H_GENERATION..H_END).step_by(8) {
+        h.update(&shm.load_u64(off).to_le_bytes());
+    }
+    h.finalize()
+}
+
+/// One attempt to read a consistent header.
+pub fn read_header(shm: &dyn ShmFile) -> Result<ShmHeader, HeaderState> {
+    if shm.load_u32(H_MAGIC) != MAGIC || shm.load_u32(H_VERSION) != VERSION {
+        return Err(HeaderState::Invalid);
+    }
+    let seq = shm.load_u32(H_SEQ);
+    if seq & 1 == 1 {
+        return Err(HeaderState::Torn);
+    }
+    let mut file_id = [0u8; 16];
+    file_id[..8].copy_from_slice(&shm.load_u64(H_FILE_ID).to_le_bytes());
+    file_id[8..].copy_from_slice(&shm.load_u64(H_FILE_ID + 8).to_le_bytes());
+    let chain_and_size = shm.load_u64(H_CHAIN);
+    let h = ShmHeader {
+        generation: shm.load_u64(H_GENERATION),
+        salt: shm.load_u64(H_SALT),
+        max_frame: shm.load_u64(H_MAX_FRAME),
+        backfilled: shm.load_u64(H_BACKFILLED),
+        chain: chain_and_size as u32,
+        page_size: (chain_and_size >> 32) as u32,
+        epoch: shm.load_u64(H_EPOCH),
+        ckpt_seq: shm.load_u64(H_CKPT_SEQ),
+        prev_max: shm.load_u64(H_PREV_MAX),
+        file_id,
+    };
+    let crc = shm.load_u32(H_CRC);
+    if shm.load_u32(H_SEQ) != seq || crc != header_crc(shm) || h.backfilled > h.max_frame {
+        return Err(HeaderState::Torn);
+    }
+    Ok(h)
+}
+
+/// Writes the header under the sequence lock. The caller holds the writer
+/// lock (or is rebuilding with every lock), so there is one writer at a time.
+pub fn write_header(shm: &dyn ShmFile, h: &ShmHeader) {
+    let seq = shm.load_u32(H_SEQ);
+    // An odd value is left by a writer that died mid-update.
+    let odd = seq | 1;
+    shm.store_u32(H_SEQ, odd);
+    shm.store_u64(H_GENERATION, h.generation);
+    shm.store_u64(H_SALT, h.salt);
+    shm.store_u64(H_MAX_FRAME, h.max_frame);
+    shm.store_u64(H_BACKFILLED, h.backfilled);
+    shm.store_u64(H_CHAIN, h.chain as u64 | (h.page_size as u64) << 32);
+    shm.store_u64(H_EPOCH, h.epoch);
+    shm.store_u64(H_CKPT_SEQ, h.ckpt_seq);
+    shm.store_u64(H_PREV_MAX, h.prev_max);
+    shm.store_u64(H_FILE_ID, u64::from_le_bytes(h.file_id[..8].try_into().expect("8")));
+    shm.store_u64(H_FILE_ID + 8, u64::from_le_bytes(h.file_id[8..].try_into().expect("8")));
+    shm.store_u32(H_CRC, header_crc(shm));
+    shm.store_u32(H_MAGIC, MAGIC);
+    shm.store_u32(H_VERSION, VERSION);
+    shm.store_u32(H_SEQ, odd.wrapping_add(1));
+}
+
+/// The raw epoch field, readable even when the header is torn (it is one
+/// atomic word), so a rebuild can move past it.
+pub fn raw_epoch(shm: &dyn ShmFile) -> u64 {
+    shm.load_u64(H_EPOCH)
+}
+
+/// Read mark `slot`.
+pub fn mark(shm: &dyn ShmFile, slot: usize) -> u64 {
+    shm.load_u64(MARKS_AT + 8 * slot)
+}
+
+/// Sets read mark `slot` (the caller holds its lock exclusively).
+pub fn set_mark(shm: &dyn ShmFile, slot: usize, value: u64) {
+    shm.store_u64(MARKS_AT + 8 * slot, value)
+}
+
+/// Offset of the page number of `frame` (from 1).
+pub fn frame_offset(frame: u64) -> usize {
+    FRAMES_AT + 4 * (frame as usize - 1)
+}
+
+/// The region length needed for `frames` frames, rounded up to 64 KiB so
+/// that growth is rare.
+pub fn region_len(frames: u64) -> usize {
+    let need = FRAMES_AT + 4 * frames as usize;
+    need.div_ceil(1 << 16) << 16
+}
+
+/// Per-handle lock bookkeeping: threads of one handle share its OS locks,
+/// so the handle counts shared holders and refuses in-handle conflicts
+/// itself (an fcntl lock request by the same handle would silently convert).
+#[derive(Debug, Default)]
+pub struct LockTable {
+    held: Mutex<[(u32, bool); LOCK_COUNT]>,
+}
+
+impl LockTable {
+    fn held(&self) -> MutexGuard<'_, [(u32, bool); LOCK_COUNT]> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes `index` shared; false on a conflict.
+    pub fn shared(&self, shm: &dyn ShmFile, index: u32) -> io::Result<bool> {
+        let mut held = self.held();
+        let slot = &mut held[index as usize];
+        if slot.1 {
+            return Ok(false);
+        }
+        if slot.0 == 0 && !shm.lock(index, LockKind::Shared)? {
+            return Ok(false);
+        }
+        slot.0 += 1;
+        Ok(true)
+    }
+
+    /// Takes `index` exclusively; false on a conflict (in this handle too).
+    pub fn exclusive(&self, shm: &dyn ShmFile, index: u32) -> io::Result<bool> {
+        let mut held = self.held();
+        let slot = &mut held[index as usize];
+        if slot.1 || slot.0 > 0 {
+            return Ok(false);
+        }
+        if !shm.lock(index, LockKind::Exclusive)? {
+            return Ok(false);
+        }
+        slot.1 = true;
+        Ok(true)
+    }
+
+    /// Converts this handle's only shared hold of `index` to exclusive;
+    /// false when another holder (in this handle or another) exists.
+    pub fn upgrade(&self, shm: &dyn ShmFile, index: u32) -> io::Result<bool> {
+        let mut held = self.held();
+        let slot = &mut held[index as usize];
+        if slot.1 || slot.0 != 1 || !shm.lock(index, LockKind::Exclusive)? {
+            return Ok(false);
+        }
+        *slot = (0, true);
+        Ok(true)
+    }
+
+    /// Converts an exclusive hold of `index` to a shared one.
+    pub fn downgrade(&self, shm: &dyn ShmFile, index: u32) -> io::Result<()> {
+        let mut held = self.held();
+        debug_assert!(held[index as usize].1);
+        shm.lock(index, LockKind::Shared)?;
+        held[index as usize] = (1, false);
+        Ok(())
+    }
+
+    /// Releases one shared hold of `index`.
+    pub fn unlock_shared(&self, shm: &dyn ShmFile, index: u32) {
+        let mut held = self.held();
+        let slot = &mut held[index as usize];
+        if slot.0 == 0 {
+            return;
+        }
+        slot.0 -= 1;
+        if slot.0 == 0 {
+            // An error (a dead simulated handle) leaves nothing to release.
+            let _ = shm.lock(index, LockKind::Unlock);
+        }
+    }
+
+    /// Releases an exclusive hold of `index`.
+    pub fn unlock_exclusive(&self, shm: &dyn ShmFile, index: u32) {
+        let mut held = self.held();
+        if std::mem::take(&mut held[index as usize].1) {
+            let _ = shm.lock(index, LockKind::Unlock);
+        }
+    }
+
+    /// Shared holders of `index` in this handle.
+    pub fn shared_count(&self, index: u32) -> u32 {
+        self.held()[index as usize].0
+    }
+}
+
+/// Calls `attempt` until it returns `Some`, backing off between tries,
+/// for up to `timeout` (but at least `min_tries` times). `None` on timeout.
+pub fn retry<T>(
+    timeout: Duration,
+    min_tries: u32,
+    mut attempt: impl FnMut() -> crate::error::Result<Option<T>>,
+) -> crate::error::Result<Option<T>> {
+    let deadline = Instant::now() + timeout;
+    let mut tries = 0u32;
+    let mut pause = Duration::from_micros(20);
+    loop {
+        if let Some(v) = attempt()? {
+            return Ok(Some(v));
+        }
+        tries += 1;
+        if tries >= min_tries && Instant::now() >= deadline {
+            return Ok(None);
+        }
+        if tries < 8 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(4));
+        }
+    }
+}
+
+/// An in-memory shared region with simulated byte-range locks: the
+/// simulator's `-shm` (shared by every handle on one path) and the private
+/// index of a database whose file system has no shared memory.
+#[derive(Debug, Default)]
+pub struct MemRegion {
+    bytes: Mutex<Vec<u8>>,
+    /// Per lock byte: (handle, exclusive) of each holder.
+    locks: Mutex<Vec<Vec<(u64, bool)>>>,
+}
+
+impl MemRegion {
+    fn bytes(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.bytes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// See [`ShmFile::map`].
+    pub fn map(&self, len: usize, grow: bool) -> io::Result<()> {
+        let mut bytes = self.bytes();
+        if bytes.len() < len {
+            if !grow {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "shared index shorter than expected",
+                ));
+            }
+            bytes.resize(len, 0);
+        }
+        Ok(())
+    }
+
+    /// See [`ShmFile::load_u32`].
+    pub fn load_u32(&self, offset: usize) -> u32 {
+        u32::from_ne_bytes(self.bytes()[offset..offset + 4].try_into().expect("4"))
+    }
+
+    /// See [`ShmFile::store_u32`].
+    pub fn store_u32(&self, offset: usize, value: u32) {
+        self.bytes()[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
+    }
+
+    /// See [`ShmFile::load_u64`].
+    pub fn load_u64(&self, offset: usize) -> u64 {
+        u64::from_ne_bytes(self.bytes()[offset..offset + 8].try_into().expect("8"))
+    }
+
+    /// See [`ShmFile::store_u64`].
+    pub fn store_u64(&self, offset: usize, value: u64) {
+        self.bytes()[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
+    }
+
+    /// See [`ShmFile::reset`].
+    pub fn reset(&self) {
+        self.bytes().clear();
+    }
+
+    /// See [`ShmFile::lock`]; `handle` names the holder.
+    pub fn lock(&self, handle: u64, index: u32, kind: LockKind) -> bool {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if locks.len() < LOCK_COUNT {
+            locks.resize(LOCK_COUNT, Vec::new());
+        }
+        let holders = &mut locks[index as usize];
+        let others = holders.iter().filter(|(h, _)| *h != handle);
+        let granted = match kind {
+            LockKind::Unlock => true,
+            LockKind::Shared => others.clone().all(|(_, excl)| !excl),
+            LockKind::Exclusive => others.count() == 0,
+        };
+        if granted {
+            holders.retain(|(h, _)| *h != handle);
+            if kind != LockKind::Unlock {
+                holders.push((handle, kind == LockKind::Exclusive));
+            }
+        }
+        granted
+    }
+
+    /// True when some handle holds any lock.
+    pub fn any_holder(&self) -> bool {
+        self.locks.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|h| !h.is_empty())
+    }
+
+    /// Releases every lock of `handle` (its process died or it closed).
+    pub fn release_all(&self, handle: u64) {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        for holders in locks.iter_mut() {
+            holders.retain(|(h, _)| *h != handle);
+        }
+    }
+}
+
+/// A private, unshared index: for a file system without shared memory, or
+/// a read-only open that cannot create a writable `-shm`.
+#[derive(Debug, Default)]
+pub struct HeapShm {
+    region: MemRegion,
+}
+
+impl ShmFile for HeapShm {
+    fn map(&self, len: usize, grow: bool) -> io::Result<()> {
+        self.region.map(len, grow)
+    }
+    fn load_u32(&self, offset: usize) -> u32 {
+        self.region.load_u32(offset)
+    }
+    fn store_u32(&self, offset: usize, value: u32) {
+        self.region.store_u32(offset, value)
+    }
+    fn load_u64(&self, offset: usize) -> u64 {
+        self.region.load_u64(offset)
+    }
+    fn store_u64(&self, offset: usize, value: u64) {
+        self.region.store_u64(offset, value)
+    }
+    fn reset(&self) -> io::Result<()> {
+        self.region.reset();
+        Ok(())
+    }
+    fn lock(&self, index: u32, kind: LockKind) -> io::Result<bool> {
+        Ok(self.region.lock(0, index, kind))
+    }
+    fn is_current(&self) -> io::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// The `-shm` path of a database path (`app.obj` → `app.obj-shm`).
+pub fn shm_path_of(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push("-shm");
+    PathBuf::from(s)
+}
+
+/// The operating system's shared memory: the `-shm` file mapped with
+/// memmap2, locked with fcntl.
+pub struct OsShm {
+    file: File,
+    path: PathBuf,
+    map: RwLock<Option<memmap2::MmapRaw>>,
+}
+
+impl fmt::Debug for OsShm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OsShm({})", self.path.display())
+    }
+}
+
+#[cfg(target_os = "linux")]
+const SETLK: libc::c_int = libc::F_OFD_SETLK;
+#[cfg(target_os = "linux")]
+const GETLK: libc::c_int = libc::F_OFD_GETLK;
+#[cfg(not(target_os = "linux"))]
+const SETLK: libc::c_int = libc::F_SETLK;
+#[cfg(not(target_os = "linux"))]
+const GETLK: libc::c_int = libc::F_GETLK;
+
+fn flock_for(index: u32, kind: libc::c_short) -> libc::flock {
+    // SAFETY: `flock` is a plain C struct of integers, for which all-zero
+    // bytes are a valid value (and l_pid must be 0 for OFD locks).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = (LOCK_BASE + index as u64) as libc::off_t;
+    fl.l_len = 1;
+    fl
+}
+
+impl OsShm {
+    /// Opens (creating) the `-shm` file read-write.
+    pub fn open(path: &Path) -> io::Result<OsShm> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path)?;
+        Ok(OsShm { file, path: path.to_path_buf(), map: RwLock::new(None) })
+    }
+
+    /// Whether some handle holds lock `index` (any mode), asked through a
+    /// read-only descriptor of the `-shm` file at `path`; false when there
+    /// is no such file.
+    pub fn locked_by_anyone(path: &Path, index: u32) -> io::Result<bool> {
+        use std::os::unix::io::AsRawFd;
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mut fl = flock_for(index, libc::F_WRLCK as libc::c_short);
+        // SAFETY: fcntl on a descriptor we own, with a pointer to a live,
+        // properly initialised flock struct.
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), GETLK, &mut fl as *mut libc::flock) };
+        if r == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+    }
+
+    fn with_ptr<T>(&self, offset: usize, size: usize, f: impl FnOnce(*mut u8) -> T) -> T {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        let map = map.as_ref().expect("the shared index is mapped before use");
+        assert!(
+            offset + size <= map.len() && offset.is_multiple_of(size),
+            "shared index access out of bounds"
+        );
+        // SAFETY: `offset + size` is within the mapping (checked above), so
+        // the pointer stays inside the mapped object.
+        f(unsafe { map.as_mut_ptr().add(offset) })
+    }
+}
+
+impl ShmFile for OsShm {
+    fn map(&self, len: usize, grow: bool) -> io::Result<()> {
+        if self.map.read().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|m| m.len() >= len) {
+            return Ok(());
+        }
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.as_ref().is_some_and(|m| m.len() >= len) {
+            return Ok(());
+        }
+        let mut size = self.file.metadata()?.len() as usize;
+        if size < len {
+            if !grow {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "shared index shorter than expected",
+                ));
+            }
+            self.file.set_len(len as u64)?;
+            size = len;
+        }
+        *map = Some(memmap2::MmapOptions::new().len(size).map_raw(&self.file)?);
+        Ok(())
+    }
+
+    fn load_u32(&self, offset: usize) -> u32 {
+        // SAFETY: the pointer is in bounds and 4-aligned (the mapping is
+        // page-aligned and `with_ptr` checks the offset); every access to
+        // the shared region is atomic, so there is no data race.
+        self.with_ptr(offset, 4, |p| unsafe { AtomicU32::from_ptr(p.cast()) }.load(Ordering::SeqCst))
+    }
+
+    fn store_u32(&self, offset: usize, value: u32) {
+        // SAFETY: as in `load_u32`.
+        self.with_ptr(offset, 4, |p| unsafe { AtomicU32::from_ptr(p.cast()) }.store(value, Ordering::SeqCst))
+    }
+
+    fn load_u64(&self, offset: usize) -> u64 {
+        // SAFETY: as in `load_u32`, with 8-byte alignment.
+        self.with_ptr(offset, 8, |p| unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::SeqCst))
+    }
+
+    fn store_u64(&self, offset: usize, value: u64) {
+        // SAFETY: as in `load_u64`.
+        self.with_ptr(offset, 8, |p| unsafe { AtomicU64::from_ptr(p.cast()) }.store(value, Ordering::SeqCst))
+    }
+
+    fn reset(&self) -> io::Result<()> {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        *map = None;
+        self.file.set_len(0)
+    }
+
+    fn lock(&self, index: u32, kind: LockKind) -> io::Result<bool> {
+        use std::os::unix::io::AsRawFd;
+        let t = match kind {
+            LockKind::Shared => libc::F_RDLCK,
+            LockKind::Exclusive => libc::F_WRLCK,
+            LockKind::Unlock => libc::F_UNLCK,
+        };
+        let mut fl = flock_for(index, t as libc::c_short);
+        // SAFETY: fcntl on the descriptor this struct owns, with a pointer
+        // to a live, properly initialised flock struct.
+        let r = unsafe { libc::fcntl(self.file.as_raw_fd(), SETLK, &mut fl as *mut libc::flock) };
+        if r == -1 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+                _ => Err(e),
+            };
+        }
+        Ok(true)
+    }
+
+    fn is_current(&self) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let mine = self.file.metadata()?;
+        match std::fs::metadata(&self.path) {
+            Ok(m) => Ok(m.dev() == mine.dev() && m.ino() == mine.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_and_torn_detection() {
+        let shm = HeapShm::default();
+        shm.map(region_len(0), true).unwrap();
+        assert_eq!(read_header(&shm), Err(HeaderState::Invalid));
+        let h = ShmHeader {
+            generation: 3,
+            salt: 77,
+            max_frame: 10,
+            backfilled: 4,
+            chain: 0xdead_beef,
+            page_size: 4096,
+            epoch: 2,
+            ckpt_seq: 5,
+            prev_max: 9,
+            file_id: [7; 16],
+        };
+        write_header(&shm, &h);
+        assert_eq!(read_header(&shm), Ok(h));
+        // A writer that died mid-update leaves an odd sequence number.
+        shm.store_u32(H_SEQ, shm.load_u32(H_SEQ) + 1);
+        assert_eq!(read_header(&shm), Err(HeaderState::Torn));
+        write_header(&shm, &h);
+        assert_eq!(read_header(&shm), Ok(h));
+        // A flipped field fails the checksum.
+        shm.store_u64(H_MAX_FRAME, 11);
+        assert_eq!(read_header(&shm), Err(HeaderState::Torn));
+    }
+
+    #[test]
+    fn lock_table_refuses_in_handle_conflicts() {
+        let shm = HeapShm::default();
+        let t = LockTable::default();
+        assert!(t.shared(&shm, 5).unwrap());
+        assert!(t.shared(&shm, 5).unwrap());
+        assert!(!t.exclusive(&shm, 5).unwrap(), "a shared holder in this handle blocks exclusive");
+        assert!(!t.upgrade(&shm, 5).unwrap(), "two holders: no upgrade");
+        t.unlock_shared(&shm, 5);
+        assert!(t.upgrade(&shm, 5).unwrap());
+        assert!(!t.shared(&shm, 5).unwrap());
+        t.downgrade(&shm, 5).unwrap();
+        assert!(t.shared(&shm, 5).unwrap());
+        t.unlock_shared(&shm, 5);
+        t.unlock_shared(&shm, 5);
+        assert!(t.exclusive(&shm, 5).unwrap());
+        t.unlock_exclusive(&shm, 5);
+    }
+
+    #[test]
+    fn mem_region_locks_between_handles() {
+        let r = MemRegion::default();
+        assert!(r.lock(1, 0, LockKind::Shared));
+        assert!(r.lock(2, 0, LockKind::Shared));
+        assert!(!r.lock(3, 0, LockKind::Exclusive));
+        r.release_all(2);
+        assert!(!r.lock(3, 0, LockKind::Exclusive));
+        assert!(r.lock(1, 0, LockKind::Exclusive), "the only holder converts");
+        assert!(!r.lock(2, 0, LockKind::Shared));
+        assert!(r.lock(1, 0, LockKind::Unlock));
+        assert!(r.lock(3, 0, LockKind::Exclusive));
+    }
+
+    #[test]
+    fn os_locks_exclude_two_handles_in_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-shm");
+        let a = OsShm::open(&path).unwrap();
+        let b = OsShm::open(&path).unwrap();
+        a.map(region_len(10), true).unwrap();
+        b.map(region_len(10), false).unwrap();
+        a.store_u64(MARKS_AT, 42);
+        assert_eq!(b.load_u64(MARKS_AT), 42, "both map the same memory");
+        assert!(a.lock(LOCK_WRITE, LockKind::Exclusive).unwrap());
+        assert!(!b.lock(LOCK_WRITE, LockKind::Exclusive).unwrap());
+        assert!(!b.lock(LOCK_WRITE, LockKind::Shared).unwrap());
+        assert!(OsShm::locked_by_anyone(&path, LOCK_WRITE).unwrap());
+        assert!(!OsShm::locked_by_anyone(&path, LOCK_DMS).unwrap());
+        a.lock(LOCK_WRITE, LockKind::Unlock).unwrap();
+        assert!(b.lock(LOCK_WRITE, LockKind::Shared).unwrap());
+        assert!(a.lock(LOCK_WRITE, LockKind::Shared).unwrap());
+        drop(b);
+        assert!(a.lock(LOCK_WRITE, LockKind::Exclusive).unwrap(), "closing b released its lock");
+        assert!(a.is_current().unwrap());
+        std::fs::remove_file(&path).unwrap();
+        assert!(!a.is_current().unwrap());
+    }
+}
