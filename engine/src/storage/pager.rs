@@ -331,6 +331,15 @@ impl Pager {
             index.downgrade(LOCK_DMS)?;
             wal
         } else {
+            // The first opener sized the region before letting anyone in;
+            // a shorter one is damaged: zeros read as an invalid header,
+            // which the first transaction rebuilds.
+            if index.shm().map(shm::FRAMES_AT, false).is_err() {
+                index
+                    .shm()
+                    .map(shm::region_len(0), true)
+                    .map_err(|e| Error::io(format!("mapping {}", shm_path.display()), e))?;
+            }
             Wal::attach(wal_file.clone(), wal_display, page_size, file_id)
         };
 
@@ -509,6 +518,10 @@ impl Pager {
         }
         wanted.extend((0..READ_SLOTS).map(lock_read));
         let held = shm::retry(self.busy_timeout, 20, || {
+            // A live writer that was only slow finishes its update.
+            if self.index.header().is_ok() {
+                return Ok(Some(false));
+            }
             for (n, &l) in wanted.iter().enumerate() {
                 if !self.index.lock_exclusive(l)? {
                     for &m in &wanted[..n] {
@@ -517,13 +530,17 @@ impl Pager {
                     return Ok(None);
                 }
             }
-            Ok(Some(()))
+            Ok(Some(true))
         })?;
-        if held.is_none() {
-            return Err(Error::Busy(format!(
-                "the shared index of {} needs rebuilding, but other transactions stay active",
-                self.path.display()
-            )));
+        match held {
+            Some(true) => {}
+            Some(false) => return Ok(()),
+            None => {
+                return Err(Error::Busy(format!(
+                    "the shared index of {} needs rebuilding, but other transactions stay active",
+                    self.path.display()
+                )))
+            }
         }
         let result = (|| {
             if self.index.header().is_ok() {

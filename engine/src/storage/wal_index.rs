@@ -212,7 +212,6 @@ impl WalIndex {
                 }
                 _ => {
                     l.reset(h.generation);
-                    l.epoch = 0;
                     return Ok(Refresh::Retry);
                 }
             }
