@@ -724,8 +724,7 @@ impl Pager {
         let mut h = self.fresh_header(true)?;
         let mut wal = self.wal();
         if h.max_frame > 0 && h.max_frame == h.backfilled && self.index.lock_readers_for_restart()? {
-            let keep = (self.autocheckpoint.max(1000) * 4) * (FRAME_HEADER_LEN + self.page_size) as u64;
-            let restarted = wal.restart(keep);
+            wal.restart();
             h = ShmHeader {
                 generation: wal.header().generation,
                 salt: wal.header().salt,
@@ -735,14 +734,14 @@ impl Pager {
                 prev_max: h.max_frame,
                 ..h
             };
-            if let Err(e) = restarted {
-                for i in 1..READ_SLOTS {
-                    self.index.unlock_exclusive(lock_read(i));
-                }
+            // Publish the new generation before touching the file: a writer
+            // that dies in between leaves the next one a consistent story.
+            self.index.finish_restart(&h);
+            let keep = (self.autocheckpoint.max(1000) * 4) * (FRAME_HEADER_LEN + self.page_size) as u64;
+            if let Err(e) = wal.shrink(keep) {
                 self.set_fatal(format!("restarting the WAL failed: {e}"));
                 return Err(e);
             }
-            self.index.finish_restart(&h);
         }
         for (pgno, page) in pages.iter_mut() {
             seal_page(*pgno, &mut Arc::make_mut(page)[..]);

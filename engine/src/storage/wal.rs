@@ -360,14 +360,23 @@ impl Wal {
     /// salt. Called only when every frame has been checkpointed and no
     /// reader needs the WAL. The header is written with the next append, so
     /// a crash before then leaves the old (fully checkpointed) WAL in place.
-    /// When the file has grown past `keep_bytes` it is truncated.
-    pub fn restart(&mut self, keep_bytes: u64) -> Result<()> {
+    /// Nothing is written here: the caller publishes the new generation
+    /// (to other processes) and then calls [`Wal::shrink`].
+    pub fn restart(&mut self) {
         let generation = self.header.generation + 1;
         self.header.salt = fresh_salt(self.header.salt ^ generation);
         self.header.generation = generation;
         self.header_written = false;
         self.frames = 0;
         self.chain = self.header.chain_seed();
+    }
+
+    /// Truncates the file when it has grown past `keep_bytes`; only right
+    /// after [`Wal::restart`], once every process knows of the new
+    /// generation (a writer in another process that still believed in the
+    /// old one would append to a file without a header).
+    pub fn shrink(&mut self, keep_bytes: u64) -> Result<()> {
+        debug_assert_eq!(self.frames, 0);
         let size =
             self.file.size().map_err(|e| Error::io(format!("reading the size of {}", self.name), e))?;
         if size > keep_bytes {
@@ -379,7 +388,8 @@ impl Wal {
     /// Empties the WAL file (after a complete checkpoint at close).
     pub fn truncate_all(&mut self) -> Result<()> {
         self.file.truncate(0).map_err(|e| Error::io(format!("truncating {}", self.name), e))?;
-        self.restart(0)
+        self.restart();
+        Ok(())
     }
 }
 
@@ -444,7 +454,7 @@ mod tests {
 
         // Same first half, different second half.
         let new = sealed(5, |i| if i < PAGE / 2 { (i % 251) as u8 } else { 0xAB });
-        wal.restart(u64::MAX).unwrap();
+        wal.restart();
         wal.append(&[FrameWrite { pgno: 5, page: &new }], 6).unwrap();
         wal.sync().unwrap();
         let (_, whole) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
