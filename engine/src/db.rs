@@ -2,8 +2,14 @@
 //!
 //! A [`Db`] is `Send + Sync`: share it (by reference or in an `Arc`) among
 //! threads. Within one process, opening the same file again returns a handle
-//! to the same engine instead of a second, competing one, so two handles can
-//! never overwrite each other's commits; another process gets `Busy`.
+//! to the same engine. Other processes may open the same file at the same
+//! time: they coordinate through the shared index `<file>-shm` (one writer
+//! at a time across all of them, any number of readers; see
+//! docs/architecture.md, "Handles and processes").
+//!
+//! A handle belongs to the process that opened it: after `fork()`, the child
+//! must open the database again; any call on the parent's handle from the
+//! child returns `InvalidArgument` (its locks and mappings are the parent's).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -74,7 +80,9 @@ impl Db {
     /// automatic. Errors: `NotFound` (no file and `create` is off),
     /// `InvalidArgument` (not an obj database, bad options), `Unsupported`
     /// (newer format), `Corruption` (damaged or truncated file), `Busy`
-    /// (another process has it open), `Io`.
+    /// (another process is creating, opening or closing it for longer than
+    /// the busy timeout; or, read-only, the `-shm` file cannot be opened for
+    /// writing while other processes use the database), `Io`.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         let path = path.as_ref();
         let key = if options.vfs.is_none() { Some(canonical(path)?) } else { None };
@@ -155,8 +163,9 @@ impl Db {
     }
 
     /// Closes this handle. When it is the last handle on the file in this
-    /// process, checkpoints everything into the main file and removes the
-    /// WAL (unless a transaction is still active, in which case the WAL
+    /// process and no other process has the database open, checkpoints
+    /// everything into the main file and removes the WAL and the shared
+    /// index (unless a transaction is still active, in which case the WAL
     /// stays and recovery picks it up on the next open). Dropping a `Db`
     /// does the same, but cannot report errors.
     pub fn close(self) -> Result<()> {

@@ -29,16 +29,26 @@ pub struct Options {
     pub cache_size: usize,
     /// Durability of commits (default [`SyncMode::Full`]).
     pub sync_mode: SyncMode,
-    /// How long `begin_write` waits for another writer (default 5 s).
+    /// How long `begin_write` waits for another writer, in this process or
+    /// another (default 5 s); also bounds the rarer waits of opening and
+    /// closing while another process does the same.
     pub busy_timeout: Duration,
     /// Checkpoint automatically after a commit once the WAL holds this many
     /// frames (default 1000; 0 disables automatic checkpoints).
     pub wal_autocheckpoint: u64,
-    /// Open without writing anything; write transactions fail.
+    /// Open without writing the database, its WAL or anything else but the
+    /// shared index `<file>-shm` (created if needed, as readers in every
+    /// process must register there); write transactions fail. Works while
+    /// another process writes. When the `-shm` file cannot be opened for
+    /// writing (read-only directory or mount), the open still works if no
+    /// other process has the database open (with a private index; a writer
+    /// that starts later is not seen), and is `Busy` otherwise.
     pub read_only: bool,
     /// Create the file when it does not exist (default true).
     pub create: bool,
-    /// File system to use; `None` is the operating system's.
+    /// File system to use; `None` is the operating system's. A file system
+    /// without shared memory (`Vfs::open_shm` unsupported) opens the
+    /// database exclusively: a second handle gets `Busy`.
     pub vfs: Option<Arc<dyn Vfs>>,
 }
 
