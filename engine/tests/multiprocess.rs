@@ -349,6 +349,26 @@ fn child_busy_writer(path: &Path) {
     std::thread::sleep(Duration::from_secs(120));
 }
 
+/// Holds the writer lock, forks a child that lives on without touching
+/// the database, and waits to be killed.
+fn child_fork_holder(path: &Path) {
+    let db = Db::open_with(path, child_options()).unwrap();
+    let w = db.begin_write().unwrap();
+    // SAFETY: the grandchild only sleeps and _exit()s.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let msg = b"grandchild running\n";
+        // SAFETY: a plain write(2) of a static buffer to stdout.
+        unsafe { libc::write(1, msg.as_ptr().cast(), msg.len()) };
+        std::thread::sleep(Duration::from_secs(20));
+        // SAFETY: ends the forked child without running destructors.
+        unsafe { libc::_exit(0) };
+    }
+    println!("grandchild {pid}");
+    std::thread::sleep(Duration::from_secs(120));
+    drop(w);
+}
+
 #[test]
 fn child() {
     let Ok(role) = std::env::var(ROLE) else { return };
@@ -358,6 +378,7 @@ fn child() {
         "reader" => child_reader(&path),
         "holder" => child_holder(&path),
         "busy_writer" => child_busy_writer(&path),
+        "fork_holder" => child_fork_holder(&path),
         other => panic!("unknown role {other}"),
     }
 }
@@ -674,4 +695,44 @@ fn sim_two_handles_random_interleaving_and_power_cut() {
         };
         assert_eq!(got, model, "seed {seed}: commits lost in the power cut");
     }
+}
+
+/// A forked child shares its parent's open file descriptions, and with them
+/// the parent's OFD locks: a writer killed while a child it forked lives on
+/// must still not wedge the others (the engine drops the child's references
+/// to the shared index at fork).
+#[test]
+fn a_forked_child_does_not_keep_a_dead_parents_writer_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forkheld.obj");
+    let db = Db::open_with(&path, Options { busy_timeout: Duration::from_millis(100), ..Options::default() })
+        .unwrap();
+    put(&db, b"k", b"v0");
+    let mut holder = spawn("fork_holder", &path, &[]);
+    let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
+    let mut grandchild = None;
+    let mut running = false;
+    while grandchild.is_none() || !running {
+        let line = lines.next().expect("holder output").unwrap();
+        if let Some(at) = line.find("grandchild ") {
+            match line[at + 11..].trim().parse::<i32>() {
+                Ok(pid) => grandchild = Some(pid),
+                Err(_) => running = true,
+            }
+        }
+    }
+    let grandchild = grandchild.unwrap();
+    assert!(matches!(db.begin_write(), Err(Error::Busy(_))));
+    sigkill(&mut holder);
+    let patient =
+        Db::open_with(&path, Options { busy_timeout: Duration::from_secs(1), ..own_process() }).unwrap();
+    let result = patient.begin_write().map(drop);
+    drop(patient);
+    // SAFETY: kill(2) of the grandchild the holder forked (adopted by init
+    // once the holder died, which reaps it).
+    unsafe { libc::kill(grandchild, libc::SIGKILL) };
+    result.expect("the grandchild kept the dead writer's lock");
+    put(&db, b"k", b"v1");
+    db.close().unwrap();
+    assert_eq!(side_files(&path), (false, false));
 }

@@ -971,6 +971,7 @@ impl Drop for Pager {
         if usable && self.fold_pending.swap(false, Ordering::AcqRel) {
             let _ = self.fold_if_last();
         }
+        self.index.release_all();
         if self.sharing == Sharing::Exclusive {
             let _ = self.main.unlock();
         }

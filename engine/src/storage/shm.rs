@@ -28,8 +28,8 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, Once, RwLock};
 use std::time::{Duration, Instant};
 
 /// Bytes of the shared index before the frame array.
@@ -325,6 +325,19 @@ impl LockTable {
         }
     }
 
+    /// Releases every lock this handle holds (explicitly: closing the
+    /// descriptor would not release them while a forked child still shares
+    /// the open file description).
+    pub fn release_all(&self, shm: &dyn ShmFile) {
+        let mut held = self.held();
+        for (index, slot) in held.iter_mut().enumerate() {
+            if slot.0 > 0 || slot.1 {
+                *slot = (0, false);
+                let _ = shm.lock(index as u32, LockKind::Unlock);
+            }
+        }
+    }
+
     /// Shared holders of `index` in this handle.
     pub fn shared_count(&self, index: u32) -> u32 {
         self.held()[index as usize].0
@@ -491,12 +504,69 @@ pub fn shm_path_of(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Descriptors of open `-shm` files, for [`after_fork_in_child`]. A
+/// fixed array of atomics, because the handler runs in a forked child where
+/// only async-signal-safe operations are allowed (no locks, no allocation).
+static SHM_FDS: [AtomicI32; 256] = [const { AtomicI32::new(-1) }; 256];
+static DEV_NULL: AtomicI32 = AtomicI32::new(-1);
+static ATFORK: Once = Once::new();
+
+/// Runs in the child of every fork(): an OFD lock belongs to the open file
+/// description, which a child shares through its copy of the descriptor,
+/// so a child that merely lives on (say, a worker process that never
+/// touches the database) would keep the parent's locks alive after the
+/// parent closed the database or died. Pointing the child's copies at
+/// /dev/null drops its reference without freeing the descriptor numbers
+/// (the parent's handle objects, refused in the child, still close them).
+extern "C" fn after_fork_in_child() {
+    let null = DEV_NULL.load(Ordering::Relaxed);
+    if null < 0 {
+        return;
+    }
+    for slot in &SHM_FDS {
+        let fd = slot.load(Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: dup2 is async-signal-safe; both are descriptors this
+            // process owns (the child's copies of the parent's).
+            unsafe { libc::dup2(null, fd) };
+        }
+    }
+}
+
+fn register_fd(fd: i32) {
+    ATFORK.call_once(|| {
+        use std::os::unix::io::IntoRawFd;
+        if let Ok(null) = File::open("/dev/null") {
+            DEV_NULL.store(null.into_raw_fd(), Ordering::Relaxed);
+            // SAFETY: registers a handler that only calls dup2 on
+            // descriptors from a static table.
+            unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        }
+    });
+    // More than 256 open -shm files at once: the rest are not protected.
+    for slot in &SHM_FDS {
+        if slot.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            return;
+        }
+    }
+}
+
+fn unregister_fd(fd: i32) {
+    for slot in &SHM_FDS {
+        if slot.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            return;
+        }
+    }
+}
+
 /// The operating system's shared memory: the `-shm` file mapped with
 /// memmap2, locked with fcntl.
 pub struct OsShm {
     file: File,
     path: PathBuf,
     map: RwLock<Option<memmap2::MmapRaw>>,
+    /// The process that mapped it (see `Drop`).
+    pid: u32,
 }
 
 impl fmt::Debug for OsShm {
@@ -529,9 +599,11 @@ impl OsShm {
     /// Opens (creating) the `-shm` file read-write.
     pub fn open(path: &Path) -> io::Result<OsShm> {
         use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path)?;
-        Ok(OsShm { file, path: path.to_path_buf(), map: RwLock::new(None) })
+        register_fd(file.as_raw_fd());
+        Ok(OsShm { file, path: path.to_path_buf(), map: RwLock::new(None), pid: std::process::id() })
     }
 
     /// Whether some handle holds lock `index` (any mode), asked through a
@@ -567,6 +639,19 @@ impl OsShm {
     }
 }
 
+impl Drop for OsShm {
+    fn drop(&mut self) {
+        use std::os::unix::io::AsRawFd;
+        unregister_fd(self.file.as_raw_fd());
+        if std::process::id() != self.pid {
+            // A forked child never inherited the mapping (MADV_DONTFORK):
+            // unmapping its range could unmap something else there now.
+            let map = self.map.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+            std::mem::forget(map);
+        }
+    }
+}
+
 impl ShmFile for OsShm {
     fn map(&self, len: usize, grow: bool) -> io::Result<()> {
         if self.map.read().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|m| m.len() >= len) {
@@ -587,7 +672,16 @@ impl ShmFile for OsShm {
             self.file.set_len(len as u64)?;
             size = len;
         }
-        *map = Some(memmap2::MmapOptions::new().len(size).map_raw(&self.file)?);
+        let raw = memmap2::MmapOptions::new().len(size).map_raw(&self.file)?;
+        // A mapping references the open file description like a descriptor
+        // does: inherited by a forked child, it would keep this handle's
+        // locks alive after this process died (see `after_fork_in_child`).
+        // SAFETY: advises on exactly the range just mapped.
+        #[cfg(target_os = "linux")]
+        if unsafe { libc::madvise(raw.as_mut_ptr().cast(), raw.len(), libc::MADV_DONTFORK) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        *map = Some(raw);
         Ok(())
     }
 

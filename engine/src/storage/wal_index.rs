@@ -170,6 +170,11 @@ impl WalIndex {
         self.locks.unlock_exclusive(&*self.shm, index)
     }
 
+    /// Releases every lock of this handle (it is closing).
+    pub fn release_all(&self) {
+        self.locks.release_all(&*self.shm)
+    }
+
     /// Releases a shared hold.
     pub fn unlock_shared(&self, index: u32) {
         self.locks.unlock_shared(&*self.shm, index)
