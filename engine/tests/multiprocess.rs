@@ -126,6 +126,51 @@ fn a_reader_in_another_process_bounds_the_checkpoint_then_the_wal_restarts() {
     reader.integrity_check().unwrap();
 }
 
+/// A reader whose whole snapshot is in the main file does not keep the WAL
+/// from restarting; frames it would read from the WAL are overwritten by
+/// the new generation, and it reads the main file instead (which no
+/// checkpoint may change until it ends).
+#[test]
+fn the_wal_restarts_under_a_reader_of_a_fully_checkpointed_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("restart.obj");
+    let a = Db::open_with(&path, Options { wal_autocheckpoint: 0, ..own_process() }).unwrap();
+    let b = Db::open_with(&path, Options { cache_size: 4 * 4096, ..own_process() }).unwrap();
+    let value = |round: u8, i: u32| vec![round ^ i as u8; 100 + (i as usize % 50)];
+    let fill = |round: u8| {
+        let mut w = a.begin_write().unwrap();
+        let t = w.create_tree("t").unwrap();
+        for i in 0..400u32 {
+            w.insert(&t, &i.to_be_bytes(), &value(round, i)).unwrap();
+        }
+        w.commit().unwrap();
+    };
+    fill(1);
+    let frames_before = a.stat().unwrap().wal_frames;
+    let r = b.begin_read().unwrap();
+    assert!(a.checkpoint().unwrap().complete, "the reader's snapshot is the newest commit");
+    fill(2);
+    let frames = a.stat().unwrap().wal_frames;
+    assert!(frames <= frames_before, "the WAL restarted under the reader ({frames} frames)");
+    let t = r.open_tree("t").unwrap();
+    for i in 0..400u32 {
+        assert_eq!(r.get(&t, &i.to_be_bytes()).unwrap(), Some(value(1, i)), "key {i}");
+    }
+    // The main file may not change under it: nothing is copied meanwhile.
+    fill(3);
+    assert!(!a.checkpoint().unwrap().complete);
+    assert_eq!(r.get(&t, &7u32.to_be_bytes()).unwrap(), Some(value(1, 7)));
+    drop(r);
+    assert!(a.checkpoint().unwrap().complete);
+    let r = b.begin_read().unwrap();
+    let t = r.open_tree("t").unwrap();
+    for i in 0..400u32 {
+        assert_eq!(r.get(&t, &i.to_be_bytes()).unwrap(), Some(value(3, i)), "key {i}");
+    }
+    drop(r);
+    b.integrity_check().unwrap();
+}
+
 #[test]
 fn damaged_shared_index_is_rebuilt_while_both_processes_run() {
     use std::os::unix::fs::FileExt;

@@ -671,29 +671,51 @@ impl Pager {
             return Ok(p);
         }
         let mut page = Page::zeroed(self.page_size);
+        let mut key = key;
         match source {
             PageSource::Frame(frame) => {
                 let offset = WAL_HEADER_LEN
                     + (frame - 1) * (FRAME_HEADER_LEN + self.page_size) as u64
                     + FRAME_HEADER_LEN as u64;
-                self.wal_reader()?
+                let read = self
+                    .wal_reader()?
                     .read_at(&mut page, offset)
-                    .map_err(|e| Error::io(format!("reading frame {frame} (page {pgno}) of the WAL"), e))?;
+                    .map_err(|e| Error::io(format!("reading frame {frame} (page {pgno}) of the WAL"), e))
+                    .and_then(|()| verify_page(pgno, &page));
+                // The WAL may restart under a snapshot that the main file
+                // holds entirely (see `WalIndex::lock_readers_for_restart`);
+                // a restart is published before any frame is overwritten,
+                // so a generation unchanged after the read vouches for it.
+                let now = self.index.current_generation();
+                if now != mark.generation {
+                    key = (now | crate::storage::wal_index::BASE_KEY, pgno as u64);
+                    if let Some(p) = self.cache.get(key) {
+                        return Ok(p);
+                    }
+                    self.read_main(pgno, &mut page)?;
+                    verify_page(pgno, &page)?;
+                } else {
+                    read?;
+                }
             }
             PageSource::Main => {
-                self.main.read_at(&mut page, pgno as u64 * self.page_size as u64).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        Error::corruption(pgno, "page lies beyond the end of the file (truncated file)")
-                    } else {
-                        Error::io(format!("reading page {pgno} of {}", self.path.display()), e)
-                    }
-                })?;
+                self.read_main(pgno, &mut page)?;
+                verify_page(pgno, &page)?;
             }
         }
-        verify_page(pgno, &page)?;
         let page = Arc::new(page);
         self.cache.insert(key, page.clone());
         Ok(page)
+    }
+
+    fn read_main(&self, pgno: PageNo, page: &mut [u8]) -> Result<()> {
+        self.main.read_at(page, pgno as u64 * self.page_size as u64).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corruption(pgno, "page lies beyond the end of the file (truncated file)")
+            } else {
+                Error::io(format!("reading page {pgno} of {}", self.path.display()), e)
+            }
+        })
     }
 
     /// Appends one transaction's pages (page 0 with the new header among
@@ -714,16 +736,32 @@ impl Pager {
         // Checkpoint before appending rather than after: readers active now
         // mostly began after the last commit, so the checkpoint can complete
         // and the WAL restart, which keeps it bounded under a steady stream
-        // of overlapping readers.
-        if self.autocheckpoint > 0 && self.wal().frame_count() >= self.autocheckpoint {
-            // A failed checkpoint is not this commit's failure (a fatal one
-            // still poisons the handle and is caught just below).
-            let _ = self.checkpoint(guard);
-            self.check_usable()?;
+        // of overlapping readers. Once the WAL is past the threshold (readers
+        // kept it from restarting), checkpoint again when a quarter of the
+        // threshold awaits copying, or as soon as no reader holds a WAL slot
+        // (then it completes and the WAL restarts): not after every commit,
+        // which would cost two fsyncs for a handful of frames.
+        if self.autocheckpoint > 0 {
+            let h = self.fresh_header(true)?;
+            let pending = h.max_frame - h.backfilled;
+            let due = h.max_frame >= self.autocheckpoint
+                && (pending >= self.autocheckpoint.div_ceil(4)
+                    || (pending > 0 && self.index.wal_readers_idle()?));
+            if due {
+                // A failed checkpoint is not this commit's failure (a fatal
+                // one still poisons the handle and is caught just below).
+                let _ = self.checkpoint(guard);
+                self.check_usable()?;
+            }
         }
         let mut h = self.fresh_header(true)?;
         let mut wal = self.wal();
-        if h.max_frame > 0 && h.max_frame == h.backfilled && self.index.lock_readers_for_restart()? {
+        let taken = if h.max_frame > 0 && h.max_frame == h.backfilled {
+            self.index.lock_readers_for_restart(&h)?
+        } else {
+            None
+        };
+        if let Some(taken) = taken {
             wal.restart();
             h = ShmHeader {
                 generation: wal.header().generation,
@@ -736,7 +774,7 @@ impl Pager {
             };
             // Publish the new generation before touching the file: a writer
             // that dies in between leaves the next one a consistent story.
-            self.index.finish_restart(&h);
+            self.index.finish_restart(&h, taken);
             let keep = (self.autocheckpoint.max(1000) * 4) * (FRAME_HEADER_LEN + self.page_size) as u64;
             if let Err(e) = wal.shrink(keep) {
                 self.set_fatal(format!("restarting the WAL failed: {e}"));

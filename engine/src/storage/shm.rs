@@ -219,6 +219,12 @@ pub fn raw_epoch(shm: &dyn ShmFile) -> u64 {
     shm.load_u64(H_EPOCH)
 }
 
+/// The raw generation field: one atomic word, so a reader can check
+/// without the sequence lock whether a restart has been published.
+pub fn raw_generation(shm: &dyn ShmFile) -> u64 {
+    shm.load_u64(H_GENERATION)
+}
+
 /// Read mark `slot`.
 pub fn mark(shm: &dyn ShmFile, slot: usize) -> u64 {
     shm.load_u64(MARKS_AT + 8 * slot)

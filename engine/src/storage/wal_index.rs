@@ -404,29 +404,58 @@ impl WalIndex {
         out
     }
 
-    /// Takes every slot 1.. exclusively, as a WAL restart needs; false (and
-    /// nothing held) when some reader anywhere holds one.
-    pub fn lock_readers_for_restart(&self) -> Result<bool> {
+    /// True when no reader in any process holds a WAL slot (1..) right now,
+    /// so a checkpoint could complete and the WAL restart. Slots marked
+    /// unused have no holders (readers only join slots with a mark).
+    pub fn wal_readers_idle(&self) -> Result<bool> {
         for i in 1..READ_SLOTS {
+            if shm::mark(&*self.shm, i) == MARK_UNUSED {
+                continue;
+            }
             if !self.lock_exclusive(lock_read(i))? {
-                for j in 1..i {
-                    self.unlock_exclusive(lock_read(j));
-                }
                 return Ok(false);
             }
+            self.unlock_exclusive(lock_read(i));
         }
         Ok(true)
     }
 
+    /// Prepares a WAL restart of the fully backfilled generation `h`: takes
+    /// every free slot 1.. exclusively. A slot held by readers is fine only
+    /// when its mark is `h.max_frame`: those readers' snapshots are wholly in
+    /// the main file (a WAL frame they are reading at the moment is checked
+    /// against the generation afterwards; see the pager's `read_page`).
+    /// Returns the slots taken (a bit per slot), `None` (nothing held) when
+    /// a reader with an older mark exists.
+    pub fn lock_readers_for_restart(&self, h: &ShmHeader) -> Result<Option<u32>> {
+        debug_assert_eq!(h.max_frame, h.backfilled);
+        let mut taken = 0u32;
+        for i in 1..READ_SLOTS {
+            if self.lock_exclusive(lock_read(i))? {
+                taken |= 1 << i;
+            } else if shm::mark(&*self.shm, i) != h.max_frame {
+                for j in 1..i {
+                    if taken & (1 << j) != 0 {
+                        self.unlock_exclusive(lock_read(j));
+                    }
+                }
+                return Ok(None);
+            }
+        }
+        Ok(Some(taken))
+    }
+
     /// Finishes a restart begun by [`WalIndex::lock_readers_for_restart`]:
     /// publishes the new generation `h`, resets the marks, empties the
-    /// private map and releases the slots.
-    pub fn finish_restart(&self, h: &ShmHeader) {
+    /// private map and releases the slots. Slots still held by readers of
+    /// the old generation get mark 0: they read the main file, which must
+    /// not change under them, so they allow no copying until they end.
+    pub fn finish_restart(&self, h: &ShmHeader, taken: u32) {
         let shm = &*self.shm;
         write_header(shm, h);
-        shm::set_mark(shm, 1, 0);
-        for i in 2..READ_SLOTS {
-            shm::set_mark(shm, i, MARK_UNUSED);
+        for i in 1..READ_SLOTS {
+            let free = taken & (1 << i) != 0;
+            shm::set_mark(shm, i, if !free || i == 1 { 0 } else { MARK_UNUSED });
         }
         {
             let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
@@ -434,8 +463,15 @@ impl WalIndex {
             l.epoch = h.epoch;
         }
         for i in 1..READ_SLOTS {
-            self.unlock_exclusive(lock_read(i));
+            if taken & (1 << i) != 0 {
+                self.unlock_exclusive(lock_read(i));
+            }
         }
+    }
+
+    /// The generation as published right now (one atomic load).
+    pub fn current_generation(&self) -> u64 {
+        shm::raw_generation(&*self.shm)
     }
 
     /// Rewrites the whole shared index from a WAL scan: the frames (frame
@@ -511,7 +547,7 @@ mod tests {
         let h = commit(&idx, 2, &[5]);
         assert_eq!(idx.safe_frame(&h).unwrap(), 1, "r1 holds slot 1 at mark 1");
         idx.write_header(&ShmHeader { backfilled: 1, ..h });
-        assert!(!idx.lock_readers_for_restart().unwrap());
+        assert_eq!(idx.lock_readers_for_restart(&idx.header().unwrap()).unwrap(), None, "r1's mark is 1 < 2");
         assert_eq!(idx.locate(5, &r1), ((1, 1), PageSource::Frame(1)), "r1 began before the copy");
         let r2 = begin(&idx);
         assert_eq!(r2.backfilled, 1);
@@ -524,9 +560,10 @@ mod tests {
         idx.write_header(&ShmHeader { backfilled: 2, ..h });
         let r3 = begin(&idx);
         assert_eq!(r3.slot, Some(0), "fully backfilled: reader uses the main file");
-        assert!(idx.lock_readers_for_restart().unwrap(), "slot-0 readers do not block a restart");
+        let taken = idx.lock_readers_for_restart(&idx.header().unwrap()).unwrap();
+        assert_eq!(taken, Some(0xfffe), "slot-0 readers do not block a restart");
         let h = ShmHeader { generation: 2, max_frame: 0, backfilled: 0, prev_max: 2, ..h };
-        idx.finish_restart(&h);
+        idx.finish_restart(&h, taken.unwrap());
         assert_eq!(idx.locate(5, &r3), ((2 | BASE_KEY, 5), PageSource::Main));
         idx.end_read(&r3);
         assert_eq!(idx.reader_count(), 0);
