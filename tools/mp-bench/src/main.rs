@@ -25,7 +25,8 @@ impl Rng {
 }
 
 fn obj_opts() -> Options {
-    Options { sync_mode: SyncMode::Normal, busy_timeout: Duration::from_secs(30), ..Options::default() }
+    let ckpt = std::env::var("OBJ_BENCH_CKPT").ok().map_or(1000, |s| s.parse().unwrap());
+    Options { sync_mode: SyncMode::Normal, busy_timeout: Duration::from_secs(30), wal_autocheckpoint: ckpt, ..Options::default() }
 }
 
 fn sqlite_open(path: &Path) -> rusqlite::Connection {
@@ -86,6 +87,11 @@ fn role(engine: &str, role: &str, dir: &Path, secs: f64, seed: u64) -> u64 {
                 w.commit().unwrap();
                 ops += 1;
             }
+            if std::env::var("OBJ_BENCH_DEBUG").is_ok() {
+                let st = db.stat().unwrap();
+                let len = std::fs::metadata(dir.join("bench.obj-wal")).map_or(0, |m| m.len());
+                eprintln!("obj writer: wal frames {} backfilled {} bytes {len}", st.wal_frames, st.wal_backfilled);
+            }
         }
         ("sqlite", "reader") => {
             let c = sqlite_open(&dir.join("bench.sqlite"));
@@ -114,6 +120,10 @@ fn role(engine: &str, role: &str, dir: &Path, secs: f64, seed: u64) -> u64 {
                 }
                 tx.commit().unwrap();
                 ops += 1;
+            }
+            if std::env::var("OBJ_BENCH_DEBUG").is_ok() {
+                let len = std::fs::metadata(dir.join("bench.sqlite-wal")).map_or(0, |m| m.len());
+                eprintln!("sqlite writer: wal bytes {len}");
             }
         }
         other => panic!("unknown role {other:?}"),
@@ -155,14 +165,16 @@ fn main() {
     println!("{N} records of 100 B; reader txn = 100 random lookups; writer txn = 10 random updates; {secs} s per run");
     println!("| readers | obj lookups/s | SQLite lookups/s | obj/SQLite | obj writer txn/s | SQLite writer txn/s |");
     println!("|---|---|---|---|---|---|");
-    for readers in [1usize, 2, 4] {
+    let counts: Vec<usize> = std::env::var("OBJ_BENCH_READERS")
+        .map_or(vec![1, 2, 4], |s| s.split(',').map(|n| n.parse().unwrap()).collect());
+    for readers in counts {
         let (or, ow) = run(&exe, "obj", &dir, readers, secs);
         let (sr, sw) = run(&exe, "sqlite", &dir, readers, secs);
         println!(
             "| {readers} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} |",
             or as f64 / secs,
             sr as f64 / secs,
-            or as f64 / sr as f64,
+            or as f64 / (sr as f64).max(1.0),
             ow as f64 / secs,
             sw as f64 / secs
         );
