@@ -781,3 +781,56 @@ fn a_forked_child_does_not_keep_a_dead_parents_writer_lock() {
     db.close().unwrap();
     assert_eq!(side_files(&path), (false, false));
 }
+
+/// A file system where the `-shm` cannot be opened for writing (what a
+/// read-only directory or mount gives a non-root user; tests run as root
+/// ignore permissions, hence the wrapper).
+#[derive(Debug)]
+struct ShmDenied;
+
+impl obj_engine::storage::file::Vfs for ShmDenied {
+    fn open(
+        &self,
+        path: &Path,
+        mode: obj_engine::storage::file::OpenMode,
+    ) -> std::io::Result<Arc<dyn obj_engine::storage::file::StorageFile>> {
+        OsVfs.open(path, mode)
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        OsVfs.exists(path)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        OsVfs.remove(path)
+    }
+    fn open_shm(&self, _path: &Path) -> std::io::Result<Arc<dyn obj_engine::storage::shm::ShmFile>> {
+        Err(std::io::Error::from_raw_os_error(libc::EACCES))
+    }
+    fn shm_in_use(&self, path: &Path) -> std::io::Result<bool> {
+        OsVfs.shm_in_use(path)
+    }
+}
+
+#[test]
+fn read_only_open_without_a_writable_shared_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noshm.obj");
+    let denied = Options { vfs: Some(Arc::new(ShmDenied)), ..Options::default() };
+    let ro = Options { read_only: true, ..denied.clone() };
+    let w = Db::open_with(&path, own_process()).unwrap();
+    put(&w, b"k", b"committed");
+    // Another process has the database open: refused, and the message says why.
+    match Db::open_with(&path, ro.clone()) {
+        Err(Error::Busy(m)) => assert!(m.contains("-shm") && m.contains("write access"), "{m}"),
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    // A writer needs the shared index: the error is the I/O error.
+    assert!(matches!(Db::open_with(&path, denied), Err(Error::Io { .. })));
+    // Alone (the WAL left behind by a crash is read with a private index).
+    std::mem::forget(w);
+    drop(std::fs::remove_file(dir.path().join("noshm.obj-shm")));
+    let dbro = Db::open_with(&path, ro).unwrap();
+    assert_eq!(get(&dbro, b"k").as_deref(), Some(&b"committed"[..]));
+    assert!(matches!(dbro.begin_write(), Err(Error::InvalidArgument(_))));
+    dbro.close().unwrap();
+    assert!(side_files(&path).0, "a read-only close leaves the WAL");
+}
