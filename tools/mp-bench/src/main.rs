@@ -26,7 +26,12 @@ impl Rng {
 
 fn obj_opts() -> Options {
     let ckpt = std::env::var("OBJ_BENCH_CKPT").ok().map_or(1000, |s| s.parse().unwrap());
-    Options { sync_mode: SyncMode::Normal, busy_timeout: Duration::from_secs(30), wal_autocheckpoint: ckpt, ..Options::default() }
+    Options {
+        sync_mode: SyncMode::Normal,
+        busy_timeout: Duration::from_secs(30),
+        wal_autocheckpoint: ckpt,
+        ..Options::default()
+    }
 }
 
 fn sqlite_open(path: &Path) -> rusqlite::Connection {
@@ -90,7 +95,10 @@ fn role(engine: &str, role: &str, dir: &Path, secs: f64, seed: u64) -> u64 {
             if std::env::var("OBJ_BENCH_DEBUG").is_ok() {
                 let st = db.stat().unwrap();
                 let len = std::fs::metadata(dir.join("bench.obj-wal")).map_or(0, |m| m.len());
-                eprintln!("obj writer: wal frames {} backfilled {} bytes {len}", st.wal_frames, st.wal_backfilled);
+                eprintln!(
+                    "obj writer: wal frames {} backfilled {} bytes {len}",
+                    st.wal_frames, st.wal_backfilled
+                );
             }
         }
         ("sqlite", "reader") => {
@@ -153,7 +161,8 @@ fn run(exe: &Path, engine: &str, dir: &Path, readers: usize, secs: f64) -> (u64,
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("role") {
-        let n = role(&args[2], &args[3], Path::new(&args[4]), args[5].parse().unwrap(), args[6].parse().unwrap());
+        let n =
+            role(&args[2], &args[3], Path::new(&args[4]), args[5].parse().unwrap(), args[6].parse().unwrap());
         println!("{n}");
         return;
     }
