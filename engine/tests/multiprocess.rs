@@ -417,6 +417,10 @@ fn child_fork_holder(path: &Path) {
 #[test]
 fn child() {
     let Ok(role) = std::env::var(ROLE) else { return };
+    // A child outliving a failed test would loop (or sleep) on: die with
+    // the test thread that spawned it.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let path = PathBuf::from(std::env::var(DB_ENV).unwrap());
     match role.as_str() {
         "writer" => child_writer(&path),
