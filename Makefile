@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 CRASH_CYCLES ?= 100
-SOAK_CYCLES ?= 5000
+SOAK_CYCLES ?= 10000
 SOAK_POWER_CUTS ?= 20000
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := open_db btree_ops doc_decode doc_json query_json
@@ -62,6 +62,7 @@ test: lint test-rust test-c test-install
 
 soak:
 	OBJ_CRASH_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release -p obj-engine --test crash -- --nocapture
+	OBJ_CRASH_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release -p obj-engine --test crash_documents -- --nocapture
 	OBJ_FAULT_SAMPLE=all OBJ_POWER_CUTS=$(SOAK_POWER_CUTS) $(CARGO) test --release -p obj-engine --test faults -- --nocapture
 
 # New inputs go to target/fuzz-corpus/<target> (not committed); the
