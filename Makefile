@@ -9,7 +9,7 @@ CRASH_CYCLES ?= 100
 SOAK_CYCLES ?= 10000
 SOAK_POWER_CUTS ?= 20000
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := open_db btree_ops doc_decode doc_json query_json
+FUZZ_TARGETS := open_db btree_ops collection_ops doc_decode doc_json query_json
 
 .PHONY: all build demo test test-rust test-c test-install lint header install soak fuzz bench clean
 
