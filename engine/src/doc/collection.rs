@@ -389,7 +389,30 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
                 spec.collection, self.st.name
             )));
         }
-        QueryCursor::new(self.txn, &self.st, spec)
+        QueryCursor::new(self.txn, Cow::Borrowed(&*self.st), spec)
+    }
+
+    /// [`query`](Self::query), consuming this handle: the cursor takes the
+    /// collection's loaded state along and borrows only the transaction, so
+    /// it can outlive the handle (bindings keep such cursors between calls).
+    pub fn into_query(self, spec: &QuerySpec) -> Result<QueryCursor<'t, T>> {
+        if spec.collection != self.st.name {
+            return Err(Error::invalid(format!(
+                "query names collection {:?} but runs on {:?}",
+                spec.collection, self.st.name
+            )));
+        }
+        QueryCursor::new(self.txn, self.st, spec)
+    }
+
+    /// Every stored record in id order, as `(id, stored bytes)`: the
+    /// document header (schema version, raw flag) and the encoded payload
+    /// exactly as `docs/format.md` describes them (structured payloads
+    /// refer to the collection's field-name dictionary). Streams; the
+    /// iterator borrows only the transaction.
+    pub fn stored_records(&self) -> Result<impl Iterator<Item = Result<(u64, Vec<u8>)>> + 't> {
+        let it = self.txn.range(&self.st.docs, Bound::Unbounded, Bound::Unbounded, false)?;
+        Ok(it.map(|e| e.and_then(|(k, v)| Ok((id_from_key(&k)?, v)))))
     }
 
     /// The plan the engine would use for `spec`, as text.
@@ -510,10 +533,42 @@ impl<'t> CollectionMut<'t> {
         Ok(id)
     }
 
-    /// Inserts several documents; returns their ids. Either all are
-    /// inserted or, on error, the transaction should be rolled back.
+    /// Inserts several documents; returns their ids. All or nothing: see
+    /// [`insert_many_versioned`](Self::insert_many_versioned).
     pub fn insert_many<'a>(&mut self, docs: impl IntoIterator<Item = &'a Value>) -> Result<Vec<u64>> {
-        docs.into_iter().map(|d| self.insert(d)).collect()
+        self.insert_many_versioned(docs, 0)
+    }
+
+    /// Inserts several documents with consecutive new ids and one schema
+    /// version; returns the ids. All or nothing: when one document fails (a
+    /// unique violation, a non-map document, an oversized key), the ones
+    /// this call already inserted are deleted again and the next id is
+    /// restored, so the collection is as before the call and the
+    /// transaction stays usable. (An I/O or corruption error during that
+    /// undo is returned instead; then roll the transaction back.)
+    pub fn insert_many_versioned<'a>(
+        &mut self,
+        docs: impl IntoIterator<Item = &'a Value>,
+        schema_version: u32,
+    ) -> Result<Vec<u64>> {
+        let first = self.st.next_id;
+        let mut ids = Vec::new();
+        for doc in docs {
+            match self.insert_versioned(doc, schema_version) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    for &id in ids.iter().rev() {
+                        self.delete(id)?;
+                    }
+                    if self.st.next_id != first {
+                        self.st.next_id = first;
+                        self.save_meta()?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// Inserts raw bytes (raw collections only); returns the new id.
