@@ -10,16 +10,26 @@ SOAK_CYCLES ?= 5000
 SOAK_POWER_CUTS ?= 20000
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := open_db btree_ops doc_decode doc_json query_json
+# Python (python-cffi/): the dev venv, the test venv, the peers benchmark.
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+PY_DEV_DEPS := cffi pytest hypothesis pytest-asyncio build setuptools wheel orjson
+PY_TEST_VENV := target/py-test-venv
+SHARED ?= ../shared
+BENCH_N ?= 100000
 
 .PHONY: all build demo test test-rust test-c test-install lint header install soak fuzz bench clean
+.PHONY: venv wheel test-python bench-python
 
 all: build
 
 build:
 	$(CARGO) build --release --workspace
 
-demo: build
+demo: build $(VPY)
 	$(CARGO) run --release --quiet -p obj-engine --example demo -- target/demo
+	OBJ_LIB_PATH=$(CURDIR)/target/release PYTHONPATH=$(CURDIR)/python-cffi $(VPY) python-cffi/examples/demo.py target/demo-py
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -58,7 +68,7 @@ install: build
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|'"$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"'|' \
 	  capi/obj.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/obj.pc
 
-test: lint test-rust test-c test-install
+test: lint test-rust test-c test-install test-python
 
 soak:
 	OBJ_CRASH_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release -p obj-engine --test crash -- --nocapture
@@ -88,3 +98,32 @@ test-install:
 	PKG_CONFIG_PATH=$(CURDIR)/target/install-test/lib/pkgconfig; export PKG_CONFIG_PATH; \
 	  cc tests/c/pkgconfig_prog.c $$(pkg-config --cflags --libs obj) -Wl,-rpath,$(CURDIR)/target/install-test/lib \
 	  -o target/install-test/prog && target/install-test/prog target/install-test/prog.obj
+
+# The Python package (python-cffi/): a dev venv in .venv, a wheel that
+# bundles libobj.so, and the tests run against the wheel installed in a
+# fresh venv, from a directory where the source tree is not importable.
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q $(PY_DEV_DEPS)
+
+venv: $(VPY)
+
+wheel: build $(VPY)
+	rm -rf python-cffi/dist python-cffi/build python-cffi/obj_db.egg-info
+	OBJ_PREBUILT_LIB=$(CURDIR)/target/release/libobj.so $(VPY) -m build --wheel --no-isolation --outdir python-cffi/dist python-cffi
+	rm -rf python-cffi/build python-cffi/obj_db.egg-info
+
+test-python: wheel
+	rm -rf $(PY_TEST_VENV)
+	$(VPY) -m venv $(PY_TEST_VENV)
+	$(PY_TEST_VENV)/bin/python -m pip install -q python-cffi/dist/obj_db-*.whl pytest hypothesis pytest-asyncio orjson
+	cd $(PY_TEST_VENV) && OBJ_REPO_ROOT=$(CURDIR) OBJ_EXPECT_INSTALLED=1 bin/python -m pytest -q -p no:cacheprovider \
+	  --import-mode=importlib -o asyncio_mode=auto $(CURDIR)/python-cffi/tests
+
+bench-python: wheel
+	$(VPY) -m pip install -q --force-reinstall --no-deps python-cffi/dist/obj_db-*.whl
+	$(VPY) -m pip install -q lmdb msgpack msgspec orjson diskcache
+	$(VPY) $(SHARED)/bench/peers.py --n $(BENCH_N) --adapter python-cffi/bench/obj_adapter.py \
+	  --only sqlite-json,sqlite-typed,lmdb-msgpack,obj --json target/bench-python.json
