@@ -19,7 +19,7 @@ PY_TEST_VENV := target/py-test-venv
 SHARED ?= ../shared
 BENCH_N ?= 100000
 
-.PHONY: all build demo test test-rust test-c test-install lint header install soak fuzz bench clean
+.PHONY: all build demo test test-rust test-c test-cpp test-install lint header install soak fuzz bench bench-capi clean
 .PHONY: venv wheel test-python bench-python
 
 all: build
@@ -55,6 +55,17 @@ test-c: build
 	  $(VALGRIND) $(C_OUT)/$$t-shared $(C_OUT) || exit 1; \
 	done
 
+# The same library from C++17 through the header-only RAII wrapper
+# include/obj.hpp: shared and static, the shared build under valgrind.
+CXXFLAGS_TEST := -std=c++17 -Wall -Wextra -Werror -g -Iinclude
+
+test-cpp: build
+	@mkdir -p $(C_OUT)
+	c++ $(CXXFLAGS_TEST) tests/cpp/test_api.cpp -o $(C_OUT)/test_cpp-shared -Ltarget/release -lobj -Wl,-rpath,$(CURDIR)/target/release -lpthread
+	c++ $(CXXFLAGS_TEST) tests/cpp/test_api.cpp -o $(C_OUT)/test_cpp-static target/release/libobj.a $(STATIC_LIBS)
+	$(C_OUT)/test_cpp-static $(C_OUT)
+	$(VALGRIND) $(C_OUT)/test_cpp-shared $(C_OUT)
+
 # Regenerate include/obj.h from capi/src (make test fails when it is stale).
 header:
 	OBJ_UPDATE_HEADER=1 $(CARGO) test -p obj-capi --test header committed_header_matches_sources
@@ -63,12 +74,13 @@ PREFIX ?= /usr/local
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 644 include/obj.h $(DESTDIR)$(PREFIX)/include/obj.h
+	install -m 644 include/obj.hpp $(DESTDIR)$(PREFIX)/include/obj.hpp
 	install -m 755 target/release/libobj.so $(DESTDIR)$(PREFIX)/lib/libobj.so
 	install -m 644 target/release/libobj.a $(DESTDIR)$(PREFIX)/lib/libobj.a
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|'"$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"'|' \
 	  capi/obj.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/obj.pc
 
-test: lint test-rust test-c test-install test-python
+test: lint test-rust test-c test-cpp test-install test-python
 
 soak:
 	OBJ_CRASH_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release -p obj-engine --test crash -- --nocapture
