@@ -78,7 +78,6 @@ def cmd_checkpoint(a: argparse.Namespace) -> int:
 
 def cmd_dump(a: argparse.Namespace) -> int:
     import obj
-    from obj import _codec
 
     out = open(a.output, "w", encoding="utf-8") if a.output else sys.stdout
     n = 0
@@ -86,18 +85,16 @@ def cmd_dump(a: argparse.Namespace) -> int:
         with _open(a.file, read_only=True) as db:
             if a.collection not in db.collections():
                 raise obj.NotFoundError(f"no collection {a.collection!r} in {a.file}")
-            for rec in db.dump_raw(a.collection, max_records=a.limit):
-                payload = rec.payload
-                if isinstance(payload, bytes) and rec.header and not payload.startswith(b"{"):
-                    text = json.dumps({"$bytes": __import__("base64").b64encode(payload).decode()})
-                elif isinstance(payload, bytes):
-                    text = payload.decode("utf-8")
-                else:
-                    text = _codec.dumps(payload).decode()
-                if a.ids:
-                    text = f'{{"id":{rec.id},"doc":{text}}}'
-                out.write(text + "\n")
-                n += 1
+            q: dict = {"collection": a.collection}
+            if a.limit is not None:
+                q["limit"] = a.limit
+            with db.read_transaction() as tx:
+                for doc_id, _ver, text in tx._c_json_rows(json.dumps(q).encode()):
+                    line = text.decode("utf-8")
+                    if a.ids:
+                        line = f'{{"id":{doc_id},"doc":{line}}}'
+                    out.write(line + "\n")
+                    n += 1
     finally:
         if out is not sys.stdout:
             out.close()

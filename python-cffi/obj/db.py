@@ -89,7 +89,7 @@ class DocumentHeader:
 @dataclasses.dataclass(frozen=True)
 class RawRecord:
     """One record of :meth:`Db.dump_raw`: the id, header and payload (the
-    document's JSON text, or the bytes of a raw collection)."""
+    stored bytes as on disk)."""
 
     id: int
     header: DocumentHeader
@@ -449,30 +449,27 @@ class Db:
                                raw.get("entries", 0), raw)
 
     def dump_raw(self, collection: str, max_records: int | None = None) -> Iterator[RawRecord]:
-        """Low-level dump of a collection: :class:`RawRecord` per document
-        (id, header with the schema version, payload = the document's JSON
-        text or a raw collection's bytes), in id order."""
+        """Low-level, type-erased dump of a collection's primary tree:
+        a :class:`RawRecord` per stored record in id order (id, header with
+        the schema version, payload = the stored bytes exactly as on disk:
+        the record header and the binary document, or a raw collection's
+        bytes). A missing collection yields nothing."""
         with self.read_transaction() as tx:
             core, cname = tx._route(collection)
-            kind = tx._kind(core, cname)
-            if kind is None:
-                raise NotFoundError(f"no collection {collection!r}")
-            q = json.dumps({"collection": cname.decode(), "limit": max_records}).encode()
             out = ffi.new("obj_cursor **")
-            check(lib.obj_query(core._handle(), q, len(q), out))
+            check(lib.obj_collection_dump(core._handle(), cname, out))
             cur = ffi.gc(out[0], lib.obj_cursor_free)
             idp, buf, ver, done = ffi.new("uint64_t *"), ffi.new("obj_bytes *"), ffi.new("uint32_t *"), ffi.new("bool *")
+            n = 0
             try:
-                while True:
-                    st = lib.obj_cursor_next(cur, idp, buf, ver, done)
+                while max_records is None or n < max_records:
+                    st = lib.obj_dump_cursor_next(cur, idp, ver, buf, done)
                     if st:
                         raise fail(st)
                     if done[0]:
                         return
-                    payload = _take(buf)
-                    if kind == "raw":
-                        payload = _codec.loads(payload)
-                    yield RawRecord(idp[0], DocumentHeader(collection, ver[0]), payload)
+                    n += 1
+                    yield RawRecord(idp[0], DocumentHeader(collection, ver[0]), _take(buf))
             finally:
                 ffi.release(cur)
 

@@ -407,17 +407,32 @@ class Query:
             return run(tx)
 
     def explain(self) -> str:
-        """The engine's plan for the engine half of the query (which index,
-        which filter; Python predicates are noted)."""
+        """The engine's plan for the engine half of the query as one line
+        for people (which index, which filter), with the Python predicates
+        and in-memory sort noted; :meth:`explain_json` has the details."""
 
         def run(tx: "ReadTxn") -> str:
             core, cname = tx._route(self._name)
-            text = core._c_explain(self._spec(cname.decode()))
+            info = core._c_explain(self._spec(cname.decode()))
+            text = str(info.get("plan", info))
             if self._preds:
                 text += f"\nthen {len(self._preds)} Python predicate(s) on decoded documents"
             if self._key is not None:
                 text += f"\nthen an in-memory sort by a Python key (at most {self._cap or MAX_SORT_BUFFER} documents)"
             return text
+
+        if self._txn is not None:
+            return run(self._txn)
+        with self._db.read_transaction() as tx:
+            return run(tx)
+
+    def explain_json(self) -> dict:
+        """The engine's plan as a dict (collection, access "scan" / "index",
+        index, ranges, reverse, sort_in_memory, plan)."""
+
+        def run(tx: "ReadTxn") -> dict:
+            core, cname = tx._route(self._name)
+            return core._c_explain(self._spec(cname.decode()))
 
         if self._txn is not None:
             return run(self._txn)

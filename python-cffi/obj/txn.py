@@ -253,9 +253,29 @@ class _Core:
         check(lib.obj_query_count(self._handle(), query_js, len(query_js), self._u64))
         return self._u64[0]
 
-    def _c_explain(self, query_js: bytes) -> str:
+    def _c_explain(self, query_js: bytes) -> dict:
         check(lib.obj_query_explain(self._handle(), query_js, len(query_js), self._buf))
-        return self._take_bytes().decode("utf-8")
+        return json.loads(self._take_bytes())
+
+    def _c_json_rows(self, query_js: bytes) -> Iterator[tuple[int, int, bytes]]:
+        """Streams ``(id, version, document JSON text)`` one per call (for
+        tools that pass the text on unparsed)."""
+        out = _new("obj_cursor **")
+        check(lib.obj_query(self._handle(), query_js, len(query_js), out))
+        cur = ffi.gc(out[0], lib.obj_cursor_free)
+        idp, buf, ver, done = _new("uint64_t *"), _new("obj_bytes *"), _new("uint32_t *"), _new("bool *")
+        try:
+            while True:
+                st = lib.obj_cursor_next(cur, idp, buf, ver, done)
+                if st:
+                    raise fail(st)
+                if done[0]:
+                    return
+                data = _buffer(buf.data, buf.len)[:]
+                _bytes_free(buf)
+                yield idp[0], ver[0], data
+        finally:
+            ffi.release(cur)
 
 
 class ReadTxn(_Core):

@@ -162,3 +162,13 @@ def test_exceptions_carry_status():
     for st, cls in [(3, obj.CorruptionError), (5, obj.NotFoundError), (6, obj.IntegrityError),
                     (7, obj.FeatureUnsupportedError), (8, obj.EncryptionError), (9, obj.ClosedError)]:
         assert isinstance(obj.errors.error_for_status(st, "m"), cls)
+
+
+def test_newer_format_is_feature_unsupported(path):
+    with obj.Db(path) as db:
+        db.insert("c", {"n": 1})
+    with open(path, "r+b") as f:
+        f.seek(8)
+        f.write((99).to_bytes(4, "little"))  # the header's format version
+    with pytest.raises(obj.FeatureUnsupportedError, match="newer"):
+        obj.Db(path)
