@@ -66,6 +66,13 @@ test-cpp: build
 	$(C_OUT)/test_cpp-static $(C_OUT)
 	$(VALGRIND) $(C_OUT)/test_cpp-shared $(C_OUT)
 
+# Per-call cost of the C ABI against the Rust API (point get, insert,
+# cursor step); prints ns per operation and the ratios.
+bench-capi:
+	$(CARGO) bench -p obj-capi --bench capi_vs_rust
+
+bench: bench-capi
+
 # Regenerate include/obj.h from capi/src (make test fails when it is stale).
 header:
 	OBJ_UPDATE_HEADER=1 $(CARGO) test -p obj-capi --test header committed_header_matches_sources
@@ -132,7 +139,7 @@ test-python: wheel
 	$(VPY) -m venv $(PY_TEST_VENV)
 	$(PY_TEST_VENV)/bin/python -m pip install -q python-cffi/dist/obj_db-*.whl pytest hypothesis pytest-asyncio orjson
 	cd $(PY_TEST_VENV) && OBJ_REPO_ROOT=$(CURDIR) OBJ_EXPECT_INSTALLED=1 bin/python -m pytest -q -p no:cacheprovider \
-	  --import-mode=importlib -o asyncio_mode=auto $(CURDIR)/python-cffi/tests
+	  --import-mode=importlib -o asyncio_mode=auto -o asyncio_default_fixture_loop_scope=function -rs $(CURDIR)/python-cffi/tests
 
 bench-python: wheel
 	$(VPY) -m pip install -q --force-reinstall --no-deps python-cffi/dist/obj_db-*.whl

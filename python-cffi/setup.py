@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py as _build_py
 
 try:
@@ -46,19 +46,25 @@ class build_py(_build_py):
         super().run()
         dest = os.path.join(self.build_lib, "obj")
         os.makedirs(dest, exist_ok=True)
-        shutil.copy2(_library(), os.path.join(dest, LIB))
+        lib = os.path.join(dest, LIB)
+        shutil.copy2(_library(), lib)
+        if sys.platform.startswith("linux") and shutil.which("strip") and not os.environ.get("OBJ_NO_STRIP"):
+            subprocess.call(["strip", "--strip-debug", lib])  # debug info is most of the size
         header = os.environ.get("OBJ_HEADER") or os.path.join(REPO, "include", "obj.h")
         shutil.copy2(header, os.path.join(dest, "_obj.h"))
 
 
-class bdist_wheel(_bdist_wheel):
-    def finalize_options(self):
-        super().finalize_options()
-        self.root_is_pure = False  # it carries a platform library
+class BinaryDistribution(Distribution):
+    """Carries a platform library, so the wheel is platform-specific."""
 
+    def has_ext_modules(self):
+        return True
+
+
+class bdist_wheel(_bdist_wheel):
     def get_tag(self):
         _, _, plat = super().get_tag()
-        return "py3", "none", plat
+        return "py3", "none", plat  # any Python 3: the library is loaded with cffi, not imported
 
 
-setup(cmdclass={"build_py": build_py, "bdist_wheel": bdist_wheel})
+setup(distclass=BinaryDistribution, cmdclass={"build_py": build_py, "bdist_wheel": bdist_wheel})
