@@ -364,16 +364,31 @@ class ReadTxn(_Core):
 
         ``get(Order, 7)`` -> ``Order``; ``get("events", 7)`` -> ``dict`` (or
         ``bytes`` for a raw collection)."""
-        doc_id = _id(doc_id)
+        if type(doc_id) is not int or not 0 <= doc_id <= 0xFFFFFFFFFFFFFFFF:
+            doc_id = _id(doc_id)
         if type(what) is str:
-            core, cname = self._route(what)
-            kind = self._kind(core, cname)
+            db = self._db
+            cname = db._names.get(what)
+            if cname is None or (db._attached and "." in what):
+                core, cname = self._route(what)
+            else:
+                core = self
+            kind = db._kinds.get(cname) if core is self else None
             if kind is None:
-                return None
+                kind = self._kind(core, cname)
+                if kind is None:
+                    return None
             if kind == _RAW:
                 return core._c_raw_get(cname, doc_id)
-            r = core._c_doc_get(cname, doc_id)
-            return None if r is None else _codec.loads(r[1])
+            buf = core._buf
+            st = lib.obj_doc_get(core._handle(), cname, doc_id, buf, ffi.NULL, core._found)
+            if st:
+                raise fail(st)
+            if not core._found[0]:
+                return None
+            data = _buffer(buf.data, buf.len)[:]
+            _bytes_free(buf)
+            return _codec.loads(data)
         s = self._schema(what)
         core, cname = self._route(s.collection)
         r = core._c_doc_get(cname, doc_id)
@@ -444,8 +459,8 @@ class ReadTxn(_Core):
         """Like :meth:`find_unique` but returns ``(id, doc)``."""
         if not values:
             raise InvalidArgumentError("find_unique needs the value(s) of the index key")
-        vals = values[0] if len(values) == 1 and isinstance(values[0], tuple) else values
-        js = json.dumps([_codec.to_jsonable(v) for v in vals], allow_nan=False).encode()
+        vals = list(values[0]) if len(values) == 1 and isinstance(values[0], tuple) else list(values)
+        js = _codec.dumps(vals)
         if type(what) is str:
             core, cname = self._route(what)
             if self._kind(core, cname) is None:
