@@ -355,3 +355,79 @@ fn kv_list_and_drop() {
     tx.commit().unwrap();
     assert_eq!(db.begin_read().unwrap().kv_list().unwrap(), vec!["b"]);
 }
+
+#[test]
+fn reopened_collection_handles_in_one_transaction_stay_coherent() {
+    // Handles opened one after another in a transaction share the state the
+    // transaction keeps; every kind of change must be seen by the next one.
+    let (_d, db) = open();
+    let mut tx = db.begin_write().unwrap();
+    let a = tx.collection_mut("c").unwrap().insert(&j(r#"{"x":1,"name":"a"}"#)).unwrap();
+    tx.collection_mut("c").unwrap().create_index(IndexSpec::unique("by_x", "x").unwrap()).unwrap();
+    let err = tx.collection_mut("c").unwrap().insert(&j(r#"{"x":1,"newname":true}"#)).unwrap_err();
+    assert!(matches!(err, Error::Constraint(_)));
+    let b = tx.collection_mut("c").unwrap().insert(&j(r#"{"x":2,"other":3}"#)).unwrap();
+    assert_eq!(b, a + 1);
+    assert!(tx.raw_collection_mut("c").is_err(), "kind mismatch");
+    assert_eq!(tx.collection("c").unwrap().get(b).unwrap().unwrap(), j(r#"{"x":2,"other":3}"#));
+    assert_eq!(tx.collection("c").unwrap().find_unique("by_x", &[Value::Int(2)]).unwrap().unwrap().0, b);
+    // Drop and recreate in the same transaction: a fresh, empty collection.
+    tx.drop_collection("c").unwrap();
+    assert!(tx.collection("c").is_err());
+    let mut c = tx.collection_mut("c").unwrap();
+    assert_eq!(c.count().unwrap(), 0);
+    assert!(c.read().indexes().is_empty());
+    assert_eq!(c.insert(&j(r#"{"x":1}"#)).unwrap(), 1);
+    drop(c);
+    tx.collection_mut("c").unwrap().drop_index("by_x").unwrap_err();
+    tx.commit().unwrap();
+    let rx = db.begin_read().unwrap();
+    let c = rx.collection("c").unwrap();
+    assert_eq!((c.count().unwrap(), c.next_id()), (1, 2));
+    drop(rx);
+    db.integrity_check().unwrap();
+    // A rolled-back transaction's kept state dies with it.
+    let mut tx = db.begin_write().unwrap();
+    tx.collection_mut("c").unwrap().insert(&j(r#"{"x":5}"#)).unwrap();
+    tx.rollback();
+    let mut tx = db.begin_write().unwrap();
+    assert_eq!(tx.collection_mut("c").unwrap().insert(&j(r#"{"x":5}"#)).unwrap(), 2);
+    tx.commit().unwrap();
+    db.integrity_check().unwrap();
+}
+
+#[test]
+fn detached_collection_is_reused_only_while_unchanged() {
+    let (_d, db) = open();
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("c").unwrap();
+    c.create_index(IndexSpec::unique("by_x", "x").unwrap()).unwrap();
+    c.insert(&j(r#"{"x":1}"#)).unwrap();
+    let d = c.detach();
+    assert_eq!(d.name(), "c");
+    assert!(d.is_current(&tx));
+    // Unrelated writes (key-value) keep it valid.
+    tx.kv_put("ns", b"k", b"v").unwrap();
+    let mut c = tx.reattach(d).expect("nothing changed");
+    assert!(matches!(c.insert(&j(r#"{"x":1}"#)), Err(Error::Constraint(_))));
+    assert_eq!(c.insert(&j(r#"{"x":2,"y":3}"#)).unwrap(), 2);
+    let d = c.detach();
+    // Opening any collection handle (here: dropping the index) makes it stale.
+    tx.collection_mut("c").unwrap().drop_index("by_x").unwrap();
+    assert!(!d.is_current(&tx));
+    assert!(tx.reattach(d).is_none());
+    let d = tx.collection_mut("c").unwrap().detach();
+    tx.drop_collection("c").unwrap();
+    assert!(tx.reattach(d).is_none());
+    let d = tx.collection_mut("c").unwrap().detach();
+    tx.commit().unwrap();
+    // Another transaction never takes it.
+    let mut tx = db.begin_write().unwrap();
+    assert!(tx.reattach(d).is_none());
+    let d = tx.collection_mut("c").unwrap().detach();
+    let mut c = tx.reattach(d).unwrap();
+    assert_eq!(c.insert(&j(r#"{"x":1}"#)).unwrap(), 1);
+    drop(c);
+    tx.commit().unwrap();
+    db.integrity_check().unwrap();
+}

@@ -428,6 +428,27 @@ pub struct CollectionOptions {
     pub raw: bool,
 }
 
+/// A collection's loaded state without its transaction (from
+/// [`CollectionMut::detach`]).
+#[derive(Debug)]
+pub struct DetachedCollection {
+    txn_id: u64,
+    epoch: u64,
+    st: CollState,
+}
+
+impl DetachedCollection {
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.st.name
+    }
+
+    /// Whether [`WriteTxn::reattach`] would take it back now.
+    pub fn is_current(&self, txn: &WriteTxn) -> bool {
+        self.txn_id == txn.id && self.epoch == txn.collection_epoch
+    }
+}
+
 /// Read-write access to one collection within the write transaction.
 #[derive(Debug)]
 pub struct CollectionMut<'t> {
@@ -449,6 +470,7 @@ impl<'t> CollectionMut<'t> {
     /// An existing collection of the other kind is `InvalidArgument`.
     pub fn open_or_create(txn: &'t mut WriteTxn, name: &str, options: CollectionOptions) -> Result<Self> {
         check_component_name("collection", name)?;
+        txn.collection_epoch += 1;
         if let Some(st) = load_state(&*txn, name)? {
             if st.raw != options.raw {
                 return Err(Error::invalid(format!(
@@ -477,8 +499,17 @@ impl<'t> CollectionMut<'t> {
 
     /// Opens existing collection `name`; `NotFound` if missing.
     pub fn open(txn: &'t mut WriteTxn, name: &str) -> Result<Self> {
+        txn.collection_epoch += 1;
         let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
         Ok(CollectionMut { txn, st })
+    }
+
+    /// Releases the transaction but keeps the loaded state (metadata and
+    /// name dictionary), so that [`WriteTxn::reattach`] can reopen the
+    /// collection later in the same transaction without rereading them.
+    /// Bindings that open the collection once per call use this.
+    pub fn detach(self) -> DetachedCollection {
+        DetachedCollection { txn_id: self.txn.id, epoch: self.txn.collection_epoch, st: self.st }
     }
 
     /// Read access through this handle (sees this transaction's writes).
@@ -827,6 +858,7 @@ fn unique_violation(coll: &str, spec: &IndexSpec, other: u64) -> Error {
 
 /// Drops collection `name` with its documents, dictionary and indexes.
 pub(crate) fn drop_collection(txn: &mut WriteTxn, name: &str) -> Result<()> {
+    txn.collection_epoch += 1;
     let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
     for info in &st.indexes {
         txn.drop_tree(&index_tree(name, &info.spec.name))?;
@@ -881,6 +913,17 @@ impl WriteTxn {
     /// Drops collection `name` with all its documents and indexes.
     pub fn drop_collection(&mut self, name: &str) -> Result<()> {
         drop_collection(self, name)
+    }
+
+    /// Reopens a detached collection. `None` (and the state is discarded)
+    /// unless it was detached from this transaction and no collection
+    /// handle was opened and no collection dropped since: only then is the
+    /// state known to match the trees. Open the collection again then.
+    pub fn reattach(&mut self, detached: DetachedCollection) -> Option<CollectionMut<'_>> {
+        if !detached.is_current(self) {
+            return None;
+        }
+        Some(CollectionMut { txn: self, st: detached.st })
     }
 
     /// Names of all collections.
