@@ -5,7 +5,7 @@
 use std::ffi::c_char;
 
 use obj_engine::doc::json::write_json;
-use obj_engine::{CollectionKind, CollectionMut, Error, Value};
+use obj_engine::{CollectionKind, CollectionMut, Error, Value, WriteTxn};
 
 use crate::bytes::{
     arg_bytes, arg_slice, arg_str, check_document, need, obj_bytes, parse_document, put, put_opt,
@@ -13,6 +13,21 @@ use crate::bytes::{
 use crate::error::fence;
 use crate::obj_status;
 use crate::txn::{lock_txn, obj_txn};
+
+/// Opens a document collection for writing, creating it on first use.
+fn open_doc<'w>(w: &'w mut WriteTxn, name: &str) -> Result<CollectionMut<'w>, Error> {
+    w.collection_mut(name)
+}
+
+/// Opens a raw collection for writing, creating it on first use.
+fn open_raw<'w>(w: &'w mut WriteTxn, name: &str) -> Result<CollectionMut<'w>, Error> {
+    w.raw_collection_mut(name)
+}
+
+/// Opens an existing collection for writing (OBJ_NOT_FOUND if missing).
+fn open_existing<'w>(w: &'w mut WriteTxn, name: &str) -> Result<CollectionMut<'w>, Error> {
+    CollectionMut::open(w, name)
+}
 
 /// Inserts one document (a JSON object, `len` bytes of UTF-8, no NUL
 /// needed) into collection `coll`, created as a document collection on
@@ -41,7 +56,7 @@ pub unsafe extern "C" fn obj_doc_insert(
         let doc = parse_document(json)?;
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        let id = t.write()?.collection_mut(coll)?.insert_versioned(&doc, schema_version)?;
+        let id = t.with_collection_mut(coll, open_doc, |c| c.insert_versioned(&doc, schema_version))?;
         // SAFETY: checked non-null.
         unsafe { put(out_id, id, "out_id") }
     })
@@ -94,11 +109,11 @@ pub unsafe extern "C" fn obj_doc_insert_many(
         }
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        let w = t.write()?;
         let ids = if docs.is_empty() {
+            t.write()?;
             Vec::new()
         } else {
-            w.collection_mut(coll)?.insert_many_versioned(&docs, schema_version)?
+            t.with_collection_mut(coll, open_doc, |c| c.insert_many_versioned(&docs, schema_version))?
         };
         // SAFETY: out_ids is non-null (checked) and holds out_cap >= ids.len() values.
         unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), out_ids, ids.len()) };
@@ -236,7 +251,8 @@ pub unsafe extern "C" fn obj_doc_upsert(
         let doc = parse_document(json)?;
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        let replaced = t.write()?.collection_mut(coll)?.upsert_versioned(id, &doc, schema_version)?;
+        let replaced =
+            t.with_collection_mut(coll, open_doc, |c| c.upsert_versioned(id, &doc, schema_version))?;
         // SAFETY: per contract.
         unsafe { put_opt(out_created, !replaced) };
         Ok(())
@@ -264,15 +280,17 @@ pub unsafe extern "C" fn obj_doc_replace(
         let doc = parse_document(json)?;
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        let mut c = CollectionMut::open(t.write()?, coll)?;
-        if c.read().kind() == CollectionKind::Raw {
-            return Err(Error::invalid(format!("collection {coll:?} holds raw bytes: use obj_raw_upsert")));
-        }
-        if c.read().get_stored(id)?.is_none() {
-            return Err(Error::not_found(format!("document {id} of collection {coll:?}")));
-        }
-        c.upsert_versioned(id, &doc, schema_version)?;
-        Ok(())
+        t.with_collection_mut(coll, open_existing, |c| {
+            if c.read().kind() == CollectionKind::Raw {
+                return Err(Error::invalid(format!(
+                    "collection {coll:?} holds raw bytes: use obj_raw_upsert"
+                )));
+            }
+            if c.read().get_stored(id)?.is_none() {
+                return Err(Error::not_found(format!("document {id} of collection {coll:?}")));
+            }
+            c.upsert_versioned(id, &doc, schema_version).map(|_| ())
+        })
     })
 }
 
@@ -296,9 +314,9 @@ pub unsafe extern "C" fn obj_doc_delete(
         let coll = unsafe { arg_str(coll, "collection name") }?;
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        let was = match CollectionMut::open(t.write()?, coll) {
-            Ok(mut c) => c.delete(id)?,
-            Err(Error::NotFound(_)) => false,
+        let was = match t.with_collection_mut(coll, open_existing, |c| c.delete(id)) {
+            Ok(was) => was,
+            Err(Error::NotFound(_)) if t.collection(coll)?.is_none() => false,
             Err(e) => return Err(e),
         };
         // SAFETY: per contract.
@@ -329,7 +347,7 @@ pub unsafe extern "C" fn obj_raw_insert(
         let (coll, data) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(data, len, "data")?) };
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        let id = t.write()?.raw_collection_mut(coll)?.insert_raw(data)?;
+        let id = t.with_collection_mut(coll, open_raw, |c| c.insert_raw(data))?;
         // SAFETY: checked non-null.
         unsafe { put(out_id, id, "out_id") }
     })
@@ -395,7 +413,7 @@ pub unsafe extern "C" fn obj_raw_upsert(
         let (coll, data) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(data, len, "data")?) };
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        let replaced = t.write()?.raw_collection_mut(coll)?.upsert_raw(id, data)?;
+        let replaced = t.with_collection_mut(coll, open_raw, |c| c.upsert_raw(id, data))?;
         // SAFETY: per contract.
         unsafe { put_opt(out_created, !replaced) };
         Ok(())

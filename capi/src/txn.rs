@@ -27,7 +27,7 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use obj_engine::doc::kv::KvIter;
-use obj_engine::{Collection, Error, QueryCursor, ReadTxn, WriteTxn};
+use obj_engine::{Collection, CollectionMut, DetachedCollection, Error, QueryCursor, ReadTxn, WriteTxn};
 
 use crate::bytes::need;
 use crate::db::{free_handle, handle, new_handle, obj_db, open_db, DbState, DB_TAG, TXN_TAG};
@@ -91,6 +91,10 @@ pub(crate) struct TxnInner {
     cursors: Vec<CursorSlot>,
     colls: Vec<(String, Option<CachedColl>)>,
     next_cursor: u64,
+    /// The collection written last, detached, so that a run of writes to
+    /// one collection does not reload its metadata on every call. Owns its
+    /// state (no borrow); the engine refuses it once it may be stale.
+    hot: Option<DetachedCollection>,
 }
 
 // SAFETY: a TxnInner is a self-contained bundle: the transaction it owns
@@ -113,6 +117,7 @@ impl TxnInner {
             cursors: Vec::new(),
             colls: Vec::new(),
             next_cursor: 1,
+            hot: None,
         }
     }
 
@@ -172,9 +177,31 @@ impl TxnInner {
         }
     }
 
+    /// Runs `f` on a write handle to collection `name`: the one kept from
+    /// the previous write when it is still current, else `open(txn, name)`.
+    /// The handle's state is kept for the next write afterwards.
+    pub(crate) fn with_collection_mut<R>(
+        &mut self,
+        name: &str,
+        open: impl for<'w> FnOnce(&'w mut WriteTxn, &str) -> Result<CollectionMut<'w>, Error>,
+        f: impl FnOnce(&mut CollectionMut<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let hot = self.hot.take();
+        let w = self.write()?;
+        let mut c = match hot {
+            Some(d) if d.name() == name && d.is_current(w) => w.reattach(d).expect("checked current"),
+            _ => open(w, name)?,
+        };
+        let result = f(&mut c);
+        let kept = c.detach();
+        self.hot = Some(kept);
+        result
+    }
+
     /// Ends the transaction, returning what it was. Cursors see `how`.
     pub(crate) fn finish(&mut self, how: &'static str) -> Result<TxnState, Error> {
         self.live()?;
+        self.hot = None;
         self.release_borrowers(&format!("transaction already {how}"));
         // SAFETY: no borrower is left; `&mut self` gives exclusive access.
         Ok(std::mem::replace(unsafe { self.state.as_mut() }, TxnState::Finished(how)))

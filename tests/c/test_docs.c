@@ -843,6 +843,61 @@ static void test_dump_and_stat(obj_db *db) {
     CHECK_OK(obj_db_integrity_check(db, NULL));
 }
 
+/* Runs of writes reuse the collection state of the previous write; every
+ * other change in between must be seen by the next write. */
+static void test_write_runs(obj_db *db) {
+    obj_txn *w = NULL;
+    obj_bytes out = {0};
+    uint64_t id = 0, cnt = 0;
+    bool created = false;
+
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_doc_insert(w, "run", J("{\"u\":1}"), 0, &id));
+    CHECK_OK(obj_doc_insert(w, "run", J("{\"u\":2}"), 0, &id));
+    CHECK(id == 2);
+    /* An index created between two inserts is enforced by the second. */
+    CHECK_OK(obj_index_create(w, "run", J("{\"name\":\"u\",\"kind\":\"unique\",\"fields\":[\"u\"]}")));
+    CHECK_STATUS(obj_doc_insert(w, "run", J("{\"u\":1}"), 0, &id), OBJ_CONSTRAINT);
+    CHECK_OK(obj_doc_insert(w, "run", J("{\"u\":3,\"fresh_name\":1}"), 0, &id));
+    CHECK(id == 3);
+    /* Interleaved collections and key-value writes. */
+    CHECK_OK(obj_doc_insert(w, "run2", J("{\"u\":1}"), 0, &id));
+    CHECK(id == 1);
+    CHECK_OK(obj_kv_put(w, "kv", J("k"), J("v")));
+    CHECK_STATUS(obj_doc_upsert(w, "run", 9, J("{\"u\":2}"), 0, &created), OBJ_CONSTRAINT);
+    CHECK_OK(obj_doc_upsert(w, "run", 9, J("{\"u\":9}"), 0, &created));
+    CHECK(created);
+    CHECK_OK(obj_doc_delete(w, "run", 9, NULL));
+    CHECK_OK(obj_doc_insert(w, "run", J("{\"u\":9}"), 0, &id)); /* its value is free again */
+    CHECK(id == 10);
+    /* Dropping the index, then the collection, between writes. */
+    CHECK_OK(obj_index_drop(w, "run", "u"));
+    CHECK_OK(obj_doc_insert(w, "run", J("{\"u\":1}"), 0, &id));
+    CHECK_OK(obj_collection_drop(w, "run", NULL));
+    CHECK_OK(obj_doc_insert(w, "run", J("{\"u\":1}"), 0, &id));
+    CHECK(id == 1);
+    CHECK_OK(obj_collection_count(w, "run", &cnt));
+    CHECK(cnt == 1);
+    /* Kind changes through drop + create. */
+    CHECK_OK(obj_collection_drop(w, "run", NULL));
+    CHECK_OK(obj_raw_insert(w, "run", J("raw now"), &id));
+    CHECK_STATUS(obj_doc_insert(w, "run", J("{}"), 0, &id), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_doc_replace(w, "run", 1, J("{}"), 0), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_raw_upsert(w, "run", 1, J("RAW"), &created));
+    CHECK(!created);
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    /* A new transaction starts from the committed state. */
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_raw_insert(w, "run", J("x"), &id));
+    CHECK(id == 2);
+    CHECK_OK(obj_collection_info(w, "run2", &out));
+    CHECK(has(out, "\"next_id\":2"));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_txn_free(w));
+    CHECK_OK(obj_db_integrity_check(db, NULL));
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "/tmp";
     snprintf(path, sizeof path, "%s/c-docs-%d.obj", dir, (int)getpid());
@@ -857,6 +912,7 @@ int main(int argc, char **argv) {
     test_queries(db);
     test_kv_scans(db);
     test_dump_and_stat(db);
+    test_write_runs(db);
     CHECK_OK(obj_db_free(db));
     /* Everything survives a reopen. */
     db = open_db();
