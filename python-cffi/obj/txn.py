@@ -36,6 +36,7 @@ _DOC = "documents"
 _RAW = "raw"
 FIRST_BATCH = 256
 MAX_BATCH = 4096
+GET_MANY_CHUNK = 2048
 
 
 def _cstr(s: str) -> bytes:
@@ -163,8 +164,18 @@ class _Core:
         return bool(self._found[0])
 
     def _c_get_many(self, coll: bytes, ids: Sequence[int]) -> list:
-        arr = _new("uint64_t[]", [_id(i) for i in ids]) if ids else _new("uint64_t[]", 1)
-        check(lib.obj_doc_get_many(self._handle(), coll, arr, len(ids), self._buf))
+        # In chunks: bounded buffers, and each JSON array stays cache-sized.
+        n = len(ids)
+        if n > GET_MANY_CHUNK:
+            out: list = []
+            for k in range(0, n, GET_MANY_CHUNK):
+                out += self._c_get_many(coll, ids[k:k + GET_MANY_CHUNK])
+            return out
+        try:
+            arr = _new("uint64_t[]", ids) if n else _new("uint64_t[]", 1)
+        except (TypeError, OverflowError):
+            arr = _new("uint64_t[]", [_id(i) for i in ids])
+        check(lib.obj_doc_get_many(self._handle(), coll, arr, n, self._buf))
         return self._take_json()
 
     def _c_raw_insert(self, coll: bytes, data: bytes) -> int:
