@@ -43,7 +43,9 @@ pub mod storage;
 pub mod txn;
 
 pub use db::Db;
-pub use doc::collection::{Collection, CollectionKind, CollectionMut, CollectionOptions, IndexInfo};
+pub use doc::collection::{
+    Collection, CollectionKind, CollectionMut, CollectionOptions, DetachedCollection, IndexInfo,
+};
 pub use doc::typed::Document;
 pub use doc::value::Value;
 pub use error::{Error, PageNo, Result};

@@ -167,6 +167,12 @@ pub struct WriteTxn {
     trees: HashMap<PageNo, OpenTree>,
     guard: WriterGuard,
     pager: Arc<Pager>,
+    /// Unique among the write transactions of this process.
+    pub(crate) id: u64,
+    /// Bumped whenever a collection handle is opened or a collection is
+    /// dropped: a detached collection state is reusable only while it is
+    /// unchanged (`doc/collection.rs`, `DetachedCollection`).
+    pub(crate) collection_epoch: u64,
 }
 
 impl std::fmt::Debug for WriteTxn {
@@ -178,7 +184,15 @@ impl std::fmt::Debug for WriteTxn {
 impl WriteTxn {
     pub(crate) fn new(pager: Arc<Pager>, guard: WriterGuard) -> Result<Self> {
         let base = pager.writer_snapshot()?;
-        Ok(WriteTxn { pages: WritePages::new(base), trees: HashMap::new(), guard, pager })
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Ok(WriteTxn {
+            pages: WritePages::new(base),
+            trees: HashMap::new(),
+            guard,
+            pager,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            collection_epoch: 0,
+        })
     }
 
     /// Makes the catalog if this database has none yet (first open).

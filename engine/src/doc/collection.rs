@@ -389,7 +389,30 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
                 spec.collection, self.st.name
             )));
         }
-        QueryCursor::new(self.txn, &self.st, spec)
+        QueryCursor::new(self.txn, Cow::Borrowed(&*self.st), spec)
+    }
+
+    /// [`query`](Self::query), consuming this handle: the cursor takes the
+    /// collection's loaded state along and borrows only the transaction, so
+    /// it can outlive the handle (bindings keep such cursors between calls).
+    pub fn into_query(self, spec: &QuerySpec) -> Result<QueryCursor<'t, T>> {
+        if spec.collection != self.st.name {
+            return Err(Error::invalid(format!(
+                "query names collection {:?} but runs on {:?}",
+                spec.collection, self.st.name
+            )));
+        }
+        QueryCursor::new(self.txn, self.st, spec)
+    }
+
+    /// Every stored record in id order, as `(id, stored bytes)`: the
+    /// document header (schema version, raw flag) and the encoded payload
+    /// exactly as `docs/format.md` describes them (structured payloads
+    /// refer to the collection's field-name dictionary). Streams; the
+    /// iterator borrows only the transaction.
+    pub fn stored_records(&self) -> Result<impl Iterator<Item = Result<(u64, Vec<u8>)>> + 't> {
+        let it = self.txn.range(&self.st.docs, Bound::Unbounded, Bound::Unbounded, false)?;
+        Ok(it.map(|e| e.and_then(|(k, v)| Ok((id_from_key(&k)?, v)))))
     }
 
     /// The plan the engine would use for `spec`, as text.
@@ -403,6 +426,27 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
 pub struct CollectionOptions {
     /// Hold raw bytes instead of structured documents.
     pub raw: bool,
+}
+
+/// A collection's loaded state without its transaction (from
+/// [`CollectionMut::detach`]).
+#[derive(Debug)]
+pub struct DetachedCollection {
+    txn_id: u64,
+    epoch: u64,
+    st: CollState,
+}
+
+impl DetachedCollection {
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.st.name
+    }
+
+    /// Whether [`WriteTxn::reattach`] would take it back now.
+    pub fn is_current(&self, txn: &WriteTxn) -> bool {
+        self.txn_id == txn.id && self.epoch == txn.collection_epoch
+    }
 }
 
 /// Read-write access to one collection within the write transaction.
@@ -426,6 +470,7 @@ impl<'t> CollectionMut<'t> {
     /// An existing collection of the other kind is `InvalidArgument`.
     pub fn open_or_create(txn: &'t mut WriteTxn, name: &str, options: CollectionOptions) -> Result<Self> {
         check_component_name("collection", name)?;
+        txn.collection_epoch += 1;
         if let Some(st) = load_state(&*txn, name)? {
             if st.raw != options.raw {
                 return Err(Error::invalid(format!(
@@ -454,8 +499,17 @@ impl<'t> CollectionMut<'t> {
 
     /// Opens existing collection `name`; `NotFound` if missing.
     pub fn open(txn: &'t mut WriteTxn, name: &str) -> Result<Self> {
+        txn.collection_epoch += 1;
         let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
         Ok(CollectionMut { txn, st })
+    }
+
+    /// Releases the transaction but keeps the loaded state (metadata and
+    /// name dictionary), so that [`WriteTxn::reattach`] can reopen the
+    /// collection later in the same transaction without rereading them.
+    /// Bindings that open the collection once per call use this.
+    pub fn detach(self) -> DetachedCollection {
+        DetachedCollection { txn_id: self.txn.id, epoch: self.txn.collection_epoch, st: self.st }
     }
 
     /// Read access through this handle (sees this transaction's writes).
@@ -510,10 +564,42 @@ impl<'t> CollectionMut<'t> {
         Ok(id)
     }
 
-    /// Inserts several documents; returns their ids. Either all are
-    /// inserted or, on error, the transaction should be rolled back.
+    /// Inserts several documents; returns their ids. All or nothing: see
+    /// [`insert_many_versioned`](Self::insert_many_versioned).
     pub fn insert_many<'a>(&mut self, docs: impl IntoIterator<Item = &'a Value>) -> Result<Vec<u64>> {
-        docs.into_iter().map(|d| self.insert(d)).collect()
+        self.insert_many_versioned(docs, 0)
+    }
+
+    /// Inserts several documents with consecutive new ids and one schema
+    /// version; returns the ids. All or nothing: when one document fails (a
+    /// unique violation, a non-map document, an oversized key), the ones
+    /// this call already inserted are deleted again and the next id is
+    /// restored, so the collection is as before the call and the
+    /// transaction stays usable. (An I/O or corruption error during that
+    /// undo is returned instead; then roll the transaction back.)
+    pub fn insert_many_versioned<'a>(
+        &mut self,
+        docs: impl IntoIterator<Item = &'a Value>,
+        schema_version: u32,
+    ) -> Result<Vec<u64>> {
+        let first = self.st.next_id;
+        let mut ids = Vec::new();
+        for doc in docs {
+            match self.insert_versioned(doc, schema_version) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    for &id in ids.iter().rev() {
+                        self.delete(id)?;
+                    }
+                    if self.st.next_id != first {
+                        self.st.next_id = first;
+                        self.save_meta()?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// Inserts raw bytes (raw collections only); returns the new id.
@@ -772,6 +858,7 @@ fn unique_violation(coll: &str, spec: &IndexSpec, other: u64) -> Error {
 
 /// Drops collection `name` with its documents, dictionary and indexes.
 pub(crate) fn drop_collection(txn: &mut WriteTxn, name: &str) -> Result<()> {
+    txn.collection_epoch += 1;
     let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
     for info in &st.indexes {
         txn.drop_tree(&index_tree(name, &info.spec.name))?;
@@ -826,6 +913,17 @@ impl WriteTxn {
     /// Drops collection `name` with all its documents and indexes.
     pub fn drop_collection(&mut self, name: &str) -> Result<()> {
         drop_collection(self, name)
+    }
+
+    /// Reopens a detached collection. `None` (and the state is discarded)
+    /// unless it was detached from this transaction and no collection
+    /// handle was opened and no collection dropped since: only then is the
+    /// state known to match the trees. Open the collection again then.
+    pub fn reattach(&mut self, detached: DetachedCollection) -> Option<CollectionMut<'_>> {
+        if !detached.is_current(self) {
+            return None;
+        }
+        Some(CollectionMut { txn: self, st: detached.st })
     }
 
     /// Names of all collections.

@@ -1,5 +1,6 @@
 //! `stat()`: sizes and counters of a database, for people and monitoring.
 
+use crate::doc::collection::CollectionKind;
 use crate::error::Result;
 use crate::storage::cache::CacheStats;
 use crate::storage::pager::Snapshot;
@@ -34,6 +35,8 @@ pub struct IndexStat {
 pub struct CollectionStat {
     /// The collection name.
     pub name: String,
+    /// Documents or raw bytes.
+    pub kind: CollectionKind,
     /// Number of documents.
     pub doc_count: u64,
     /// Bytes of the pages its documents, name dictionary and indexes use.
@@ -106,6 +109,7 @@ fn gather_collections(txn: &ReadTxn, page_size: u64) -> Result<Vec<CollectionSta
         }
         out.push(CollectionStat {
             doc_count: txn.count(&st.docs)?,
+            kind: if st.raw { CollectionKind::Raw } else { CollectionKind::Documents },
             name,
             file_size_bytes: pages * page_size,
             indexes,
