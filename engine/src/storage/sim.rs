@@ -1212,6 +1212,29 @@ mod tests {
     }
 
     #[test]
+    fn rename_replaces_the_target_and_keeps_open_handles_working() {
+        let vfs = SimVfs::new();
+        vfs.write_file("old", b"old");
+        let old = rw(&vfs, "old");
+        let tmp = rw(&vfs, "tmp");
+        tmp.write_at(b"new", 0).unwrap();
+        vfs.rename(Path::new("tmp"), Path::new("old")).unwrap();
+        assert_eq!(vfs.file_names(), vec![PathBuf::from("old")]);
+        assert_eq!(vfs.read_file("old").unwrap(), b"new");
+        // The replaced file lives on for its handle, then goes away.
+        let mut buf = [0u8; 3];
+        old.read_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"old");
+        drop(old);
+        assert_eq!(vfs.used_bytes(), 3);
+        // The rename is durable at once; the renamed file's unsynced data is not.
+        vfs.power_cut(0, CutMode::DropAll);
+        assert_eq!(vfs.read_file("old").unwrap(), b"");
+        let err = vfs.rename(Path::new("missing"), Path::new("x")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
     fn op_counts_count_every_call() {
         let vfs = SimVfs::new();
         let file = rw(&vfs, "db");

@@ -1,5 +1,7 @@
-//! Compaction under I/O faults and power loss, on the simulated file system.
+//! Compaction, backup and restore under I/O faults and power loss, on the
+//! simulated file system.
 //!
+//! **Compaction.**
 //! A deterministic database (trees with inline and overflow values, a
 //! collection with two indexes, most of it deleted again, WAL not yet
 //! checkpointed) is built fault-free; then the *phase* runs: `compact()`,
@@ -20,12 +22,18 @@
 //! `OBJ_FAULT_SAMPLE` (`all`, or a number of points, default 240: every
 //! write, sync and truncate point plus an even spread of reads) and
 //! `OBJ_POWER_CUTS` (default 200) as in `faults.rs`.
+//!
+//! **Backup and restore.** A backup, and a restore over an existing
+//! database, are cut at every file call (all I/O stops there, then a random
+//! power cut): the target is afterwards either absent / the old database,
+//! or the complete new copy, never anything in between; the source is
+//! unharmed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use obj_engine::storage::sim::{CutMode, Fault, FaultKind, FaultOp, OpCounts, SimVfs};
-use obj_engine::{Db, Error, IndexSpec, Options, ReadableTxn, Value};
+use obj_engine::{Db, Error, IndexSpec, Options, ReadableTxn, RestoreOptions, Value};
 
 const DB: &str = "/sim/compact.obj";
 
@@ -344,4 +352,156 @@ fn compaction_survives_power_cuts_at_random_points() {
         );
     }
     println!("compaction power cuts: {cuts} at random calls of {totals:?}, {acked} marker commits acknowledged, 0 lost");
+}
+
+const COPY: &str = "/sim/copy.obj";
+
+/// Opens `path` if it exists and returns its contents (after checking it).
+fn contents_of(vfs: &SimVfs, path: &str, what: &str) -> Option<Model> {
+    vfs.read_file(path)?;
+    let db =
+        Db::open_with(path, options(vfs)).unwrap_or_else(|e| panic!("{what}: {path} does not open: {e}"));
+    db.integrity_check().unwrap_or_else(|e| panic!("{what}: {path}: {e}"));
+    let state = read_state(&db).unwrap();
+    db.close().unwrap();
+    Some(state)
+}
+
+/// Every file call of a backup, then of a restore over an existing
+/// database, with a cut there.
+#[test]
+fn backup_and_restore_never_leave_a_partial_file() {
+    // Backups.
+    let total = {
+        let vfs = SimVfs::new();
+        let (db, _) = setup(&vfs);
+        vfs.reset_op_counts();
+        db.backup(COPY).unwrap();
+        vfs.op_counts().total()
+    };
+    let (mut whole, mut absent) = (0, 0);
+    // `at == total`: the cut comes after the last call (a finished backup).
+    for at in 0..=total {
+        let vfs = SimVfs::new();
+        let (db, model) = setup(&vfs);
+        vfs.set_fault(Fault { op: FaultOp::Any, after: at, kind: FaultKind::Eio, persistent: true });
+        let result = db.backup(COPY);
+        vfs.power_cut(at ^ 0x5eed, CutMode::Random);
+        drop(db);
+        vfs.clear_faults();
+        let what = format!("backup cut at call {at} of {total} ({result:?})");
+        match contents_of(&vfs, COPY, &what) {
+            Some(copy) => {
+                assert_eq!(copy, model, "{what}: the copy differs");
+                whole += 1;
+            }
+            None => {
+                assert!(result.is_err(), "{what}: a backup reported done is missing");
+                absent += 1;
+            }
+        }
+        assert_eq!(contents_of(&vfs, DB, &what).as_ref(), Some(&model), "{what}: the source changed");
+    }
+    // Restores over an existing (older, different) database.
+    let old_model = {
+        let vfs = SimVfs::new();
+        let db = Db::open_with(COPY, options(&vfs)).unwrap();
+        let mut w = db.begin_write().unwrap();
+        let t = w.create_tree("old").unwrap();
+        w.insert(&t, b"old", b"data").unwrap();
+        w.commit().unwrap();
+        let m = read_state(&db).unwrap();
+        db.close().unwrap();
+        m
+    };
+    let prepare = |vfs: &SimVfs| -> Model {
+        let (db, model) = setup(vfs);
+        db.close().unwrap();
+        let old = Db::open_with(COPY, options(vfs)).unwrap();
+        let mut w = old.begin_write().unwrap();
+        let t = w.create_tree("old").unwrap();
+        w.insert(&t, b"old", b"data").unwrap();
+        w.commit().unwrap();
+        old.close().unwrap();
+        model
+    };
+    let restore = |vfs: &SimVfs| {
+        Db::restore_from(DB, COPY, RestoreOptions { overwrite: true, vfs: Some(Arc::new(vfs.clone())) })
+    };
+    let total_restore = {
+        let vfs = SimVfs::new();
+        prepare(&vfs);
+        vfs.reset_op_counts();
+        restore(&vfs).unwrap();
+        vfs.op_counts().total()
+    };
+    let (mut new, mut old) = (0, 0);
+    for at in 0..=total_restore {
+        let vfs = SimVfs::new();
+        let model = prepare(&vfs);
+        vfs.set_fault(Fault { op: FaultOp::Any, after: at, kind: FaultKind::Eio, persistent: true });
+        let result = restore(&vfs);
+        vfs.power_cut(at ^ 0xface, CutMode::Random);
+        vfs.clear_faults();
+        let what = format!("restore cut at call {at} of {total_restore} ({result:?})");
+        let got = contents_of(&vfs, COPY, &what).unwrap_or_else(|| panic!("{what}: the target vanished"));
+        if got == model {
+            new += 1;
+        } else {
+            assert_eq!(got, old_model, "{what}: the target is neither the old nor the new database");
+            assert!(result.is_err(), "{what}: a restore reported done left the old database");
+            old += 1;
+        }
+    }
+    println!(
+        "backup cut at each of {total} calls: {whole} whole copies, {absent} absent; \
+         restore cut at each of {total_restore} calls: {new} restored, {old} old database kept; 0 partial"
+    );
+}
+
+/// A compaction image of several MiB, streamed to the WAL in several
+/// parts: a write fault in any part must leave no trace of the parts before
+/// it (the WAL append position moves back), even after the next commit
+/// reuses that space and the process crashes.
+#[test]
+fn compaction_interrupted_between_streamed_parts() {
+    let setup_large = |vfs: &SimVfs| -> (Db, Model) {
+        let db = Db::open_with(DB, options(vfs)).unwrap();
+        let mut w = db.begin_write().unwrap();
+        let t = w.create_tree("big").unwrap();
+        for i in 0..6000u32 {
+            w.insert(&t, &i.to_be_bytes(), &[i as u8; 700]).unwrap();
+        }
+        w.commit().unwrap();
+        let mut w = db.begin_write().unwrap();
+        let t = w.open_tree("big").unwrap();
+        for i in (0..6000u32).filter(|i| i % 3 == 0) {
+            w.delete(&t, &i.to_be_bytes()).unwrap();
+        }
+        w.commit().unwrap();
+        db.checkpoint().unwrap();
+        let model = read_state(&db).unwrap();
+        (db, model)
+    };
+    let writes = {
+        let vfs = SimVfs::new();
+        let (db, model) = setup_large(&vfs);
+        vfs.reset_op_counts();
+        let report = db.compact().unwrap();
+        assert!(report.pages_after > 3 * 256, "{report:?}");
+        let writes = vfs.op_counts().writes;
+        db.close().unwrap();
+        verify(&vfs, &model, &Ledger { compacted: true, ..Ledger::default() }, "large, fault-free");
+        writes
+    };
+    for after in 0..writes.min(24) {
+        let vfs = SimVfs::new();
+        let (db, model) = setup_large(&vfs);
+        vfs.set_fault(Fault { op: FaultOp::Write, after, kind: FaultKind::Enospc, persistent: false });
+        let mut ledger = Ledger::default();
+        let open = phase(db, false, &mut ledger);
+        vfs.crash();
+        drop(open);
+        verify(&vfs, &model, &ledger, &format!("large: write fault #{after}"));
+    }
 }
