@@ -800,3 +800,53 @@ fn stat_reports_reclaimable_bytes() {
     assert_eq!(after.reclaimable_bytes, 0);
     assert_eq!(after.file_size, s.compacted_size);
 }
+
+/// Throughput of backup, compact_to and compact on a database of about
+/// 100 MB (`cargo test --release -p obj-engine --test ops speed -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn speed_of_backup_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("speed.obj")).unwrap();
+    let n = 100_000u64;
+    for chunk in (1..=n).collect::<Vec<_>>().chunks(10_000) {
+        let mut tx = db.begin_write().unwrap();
+        let mut c = tx.collection_mut("docs").unwrap();
+        for &i in chunk {
+            let mut d = doc_for(i);
+            if let Value::Map(m) = &mut d {
+                m.push(("blob".into(), Value::Bytes(vec![i as u8; 700])));
+            }
+            c.insert(&d).unwrap();
+        }
+        drop(c);
+        tx.commit().unwrap();
+    }
+    db.checkpoint().unwrap();
+    let mb = |bytes: u64, ms: u64| bytes as f64 / 1e6 / (ms.max(1) as f64 / 1e3);
+    let size = db.stat().unwrap().page_count * 4096;
+    let r = db.backup(dir.path().join("b.obj")).unwrap();
+    println!("backup: {} MB in {} ms = {:.0} MB/s", r.bytes / 1_000_000, r.millis, mb(r.bytes, r.millis));
+    let r = db.compact_to(dir.path().join("c.obj")).unwrap();
+    println!(
+        "compact_to: {} MB in {} ms = {:.0} MB/s of input",
+        size / 1_000_000,
+        r.millis,
+        mb(size, r.millis)
+    );
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("docs").unwrap();
+    for i in (1..=n).filter(|i| i % 2 == 0) {
+        c.delete(i).unwrap();
+    }
+    drop(c);
+    tx.commit().unwrap();
+    let r = db.compact().unwrap();
+    println!(
+        "compact after deleting half: {} -> {} pages in {} ms = {:.0} MB/s of input",
+        r.pages_before,
+        r.pages_after,
+        r.millis,
+        mb(r.pages_before * 4096, r.millis)
+    );
+}
