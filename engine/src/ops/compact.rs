@@ -163,6 +163,11 @@ impl Db {
     /// timeout); readers are not blocked and keep their snapshots. The file
     /// shrinks at once unless a reader holds an older snapshot, in which
     /// case `complete` is false and it shrinks at a later checkpoint.
+    ///
+    /// The contents never change, so any outcome is safe: an error before
+    /// the compacted state is committed leaves the database as it was; an
+    /// error from the checkpoint after it (an `Io` error) leaves it
+    /// committed, with the file cut at a later checkpoint.
     pub fn compact(&self) -> Result<CompactReport> {
         let started = Instant::now();
         let pager = self.pager();
