@@ -93,6 +93,7 @@ soak:
 	OBJ_CRASH_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release -p obj-engine --test crash -- --nocapture
 	OBJ_CRASH_CYCLES=$(SOAK_CYCLES) $(CARGO) test --release -p obj-engine --test crash_documents -- --nocapture
 	OBJ_FAULT_SAMPLE=all OBJ_POWER_CUTS=$(SOAK_POWER_CUTS) $(CARGO) test --release -p obj-engine --test faults -- --nocapture
+	OBJ_FAULT_SAMPLE=all OBJ_POWER_CUTS=$(SOAK_POWER_CUTS) $(CARGO) test --release -p obj-engine --test ops_faults -- --nocapture
 
 # New inputs go to target/fuzz-corpus/<target> (not committed); the
 # committed seeds and past crashes in fuzz/corpus/<target> are read only.

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use crate::error::{Error, Result};
 use crate::ops::integrity::{self, IntegrityReport};
@@ -58,10 +58,25 @@ fn canonical(path: &Path) -> Result<PathBuf> {
     Ok(dir.canonicalize().map_or_else(|_| path.to_path_buf(), |d| d.join(name)))
 }
 
+/// True when a database at `path` is open in this process (through the
+/// operating system's file system).
+pub(crate) fn open_in_process(path: &Path) -> bool {
+    let Ok(key) = canonical(path) else { return false };
+    let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+    reg.get(&key).is_some_and(|w| w.strong_count() > 0)
+}
+
+/// Attached databases by namespace (see [`Db::attach`]).
+pub(crate) type Attachments = std::collections::BTreeMap<String, Db>;
+
 /// An open database. See the module documentation.
+///
+/// Clones share everything, attachments included; a second `Db::open` of
+/// the same file shares the engine but has its own attachments.
 #[derive(Debug, Clone)]
 pub struct Db {
     engine: Arc<Engine>,
+    attached: Arc<RwLock<Attachments>>,
 }
 
 impl Db {
@@ -86,11 +101,11 @@ impl Db {
                     path.display()
                 )));
             }
-            return Ok(Db { engine });
+            return Ok(Db { engine, attached: Default::default() });
         }
         let pager = Pager::open(path, &options)?;
         let engine = Arc::new(Engine { pager, registry_key: key.clone() });
-        let db = Db { engine };
+        let db = Db { engine, attached: Default::default() };
         if !options.read_only {
             let mut w = db.begin_write()?;
             if w.catalog_root() == 0 {
@@ -104,16 +119,55 @@ impl Db {
         Ok(db)
     }
 
-    /// Begins a read transaction: a snapshot of the last commit.
+    /// Begins a read transaction: a snapshot of the last commit (and of
+    /// each attached database, see [`Db::attach`]).
     pub fn begin_read(&self) -> Result<ReadTxn> {
-        Ok(ReadTxn::new(self.engine.pager.snapshot()?))
+        let txn = ReadTxn::new(self.engine.pager.snapshot()?);
+        let attached = self.attachments();
+        if attached.is_empty() {
+            return Ok(txn);
+        }
+        let views =
+            attached.iter().map(|(ns, db)| Ok((ns.clone(), db.begin_read()?))).collect::<Result<_>>()?;
+        Ok(txn.with_attached(views))
     }
 
     /// Begins the write transaction, waiting up to the busy timeout if
-    /// another one is active (then `Busy`).
+    /// another one is active (then `Busy`). Attached databases are read
+    /// through snapshots taken now.
     pub fn begin_write(&self) -> Result<WriteTxn> {
         let guard = self.engine.pager.lock_writer()?;
-        WriteTxn::new(self.engine.pager.clone(), guard)
+        let txn = WriteTxn::new(self.engine.pager.clone(), guard)?;
+        let attached = self.attachments();
+        if attached.is_empty() {
+            return Ok(txn);
+        }
+        let views = attached
+            .iter()
+            .map(|(ns, db)| Ok((ns.clone(), WriteTxn::read_view(db.engine.pager.clone())?)))
+            .collect::<Result<_>>()?;
+        Ok(txn.with_attached(views))
+    }
+
+    /// A copy of the attachment table (cheap: handles are reference counted).
+    pub(crate) fn attachments(&self) -> Attachments {
+        self.attached.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The attachment table, for `attach` and `detach`.
+    pub(crate) fn attachments_mut(&self) -> std::sync::RwLockWriteGuard<'_, Attachments> {
+        self.attached.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The pager behind this handle.
+    pub(crate) fn pager(&self) -> &Arc<Pager> {
+        &self.engine.pager
+    }
+
+    /// True when the file was opened through the operating system's file
+    /// system (not a custom [`Options::vfs`]).
+    pub(crate) fn uses_os_vfs(&self) -> bool {
+        self.engine.registry_key.is_some()
     }
 
     /// Copies committed WAL frames into the main file, up to what the oldest
@@ -158,7 +212,8 @@ impl Db {
     /// stays and recovery picks it up on the next open). Dropping a `Db`
     /// does the same, but cannot report errors.
     pub fn close(self) -> Result<()> {
-        let Db { engine } = self;
+        let Db { engine, attached } = self;
+        drop(attached);
         if Arc::strong_count(&engine) == 1 {
             let result = engine.pager.close();
             drop(engine);

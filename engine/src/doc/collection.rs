@@ -247,18 +247,21 @@ pub(crate) fn decode_stored(bytes: &[u8], names: &impl NameLookup) -> Result<(u3
 pub struct Collection<'t, T: ReadableTxn> {
     pub(crate) txn: &'t T,
     pub(crate) st: Cow<'t, CollState>,
+    /// `namespace.collection` for a collection of an attached database.
+    pub(crate) qualified: Option<String>,
 }
 
 impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// Opens collection `name`; `NotFound` if it does not exist.
     pub fn open(txn: &'t T, name: &str) -> Result<Self> {
         let st = load_state(txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
-        Ok(Collection { txn, st: Cow::Owned(st) })
+        Ok(Collection { txn, st: Cow::Owned(st), qualified: None })
     }
 
-    /// The collection's name.
+    /// The collection's name (`namespace.collection` for one of an
+    /// attached database).
     pub fn name(&self) -> &str {
-        &self.st.name
+        self.qualified.as_deref().unwrap_or(&self.st.name)
     }
 
     /// Whether it holds documents or raw bytes.
@@ -331,7 +334,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
 
     /// Every document in id order, as a streaming cursor.
     pub fn all(&self) -> Result<QueryCursor<'_, T>> {
-        self.query(&QuerySpec::new(self.st.name.clone()))
+        self.query(&QuerySpec::new(self.name()))
     }
 
     /// The document whose unique index `index` holds `values` (one value
@@ -371,7 +374,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         reverse: bool,
     ) -> Result<QueryCursor<'_, T>> {
         let equal = lo.is_some() && lo == hi;
-        let mut spec = QuerySpec::new(self.st.name.clone());
+        let mut spec = QuerySpec::new(self.name());
         spec.index = Some(IndexRange {
             index: index.to_string(),
             lo: lo.map(|v| IndexBound { values: v.to_vec(), inclusive: true }),
@@ -383,10 +386,11 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
 
     /// Runs a query on this collection (its `collection` field must name it).
     pub fn query(&self, spec: &QuerySpec) -> Result<QueryCursor<'_, T>> {
-        if spec.collection != self.st.name {
+        if spec.collection != self.st.name && Some(&spec.collection) != self.qualified.as_ref() {
             return Err(Error::invalid(format!(
                 "query names collection {:?} but runs on {:?}",
-                spec.collection, self.st.name
+                spec.collection,
+                self.name()
             )));
         }
         QueryCursor::new(self.txn, Cow::Borrowed(&*self.st), spec)
@@ -396,10 +400,11 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// collection's loaded state along and borrows only the transaction, so
     /// it can outlive the handle (bindings keep such cursors between calls).
     pub fn into_query(self, spec: &QuerySpec) -> Result<QueryCursor<'t, T>> {
-        if spec.collection != self.st.name {
+        if spec.collection != self.st.name && Some(&spec.collection) != self.qualified.as_ref() {
             return Err(Error::invalid(format!(
                 "query names collection {:?} but runs on {:?}",
-                spec.collection, self.st.name
+                spec.collection,
+                self.name()
             )));
         }
         QueryCursor::new(self.txn, self.st, spec)
@@ -470,6 +475,7 @@ impl<'t> CollectionMut<'t> {
     /// An existing collection of the other kind is `InvalidArgument`.
     pub fn open_or_create(txn: &'t mut WriteTxn, name: &str, options: CollectionOptions) -> Result<Self> {
         check_component_name("collection", name)?;
+        refuse_attached(txn, name)?;
         txn.collection_epoch += 1;
         if let Some(st) = load_state(&*txn, name)? {
             if st.raw != options.raw {
@@ -499,6 +505,7 @@ impl<'t> CollectionMut<'t> {
 
     /// Opens existing collection `name`; `NotFound` if missing.
     pub fn open(txn: &'t mut WriteTxn, name: &str) -> Result<Self> {
+        refuse_attached(txn, name)?;
         txn.collection_epoch += 1;
         let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
         Ok(CollectionMut { txn, st })
@@ -514,7 +521,7 @@ impl<'t> CollectionMut<'t> {
 
     /// Read access through this handle (sees this transaction's writes).
     pub fn read(&self) -> Collection<'_, WriteTxn> {
-        Collection { txn: &*self.txn, st: Cow::Borrowed(&self.st) }
+        Collection { txn: &*self.txn, st: Cow::Borrowed(&self.st), qualified: None }
     }
 
     /// Document `id`.
@@ -623,6 +630,21 @@ impl<'t> CollectionMut<'t> {
     /// Writes raw bytes at `id` (raw collections only); true if replaced.
     pub fn upsert_raw(&mut self, id: u64, payload: &[u8]) -> Result<bool> {
         self.put(id, NewDoc::Raw(payload, 0))
+    }
+
+    /// [`upsert_raw`](Self::upsert_raw) with a schema version.
+    pub fn upsert_raw_versioned(&mut self, id: u64, payload: &[u8], schema_version: u32) -> Result<bool> {
+        self.put(id, NewDoc::Raw(payload, schema_version))
+    }
+
+    /// Raises the next id to at least `next_id` (import keeps ids of
+    /// deleted documents from being assigned again).
+    pub(crate) fn raise_next_id(&mut self, next_id: u64) -> Result<()> {
+        if next_id > self.st.next_id {
+            self.st.next_id = next_id;
+            self.save_meta()?;
+        }
+        Ok(())
     }
 
     /// Reads document `id`, lets `f` change it, and writes it back (keeping
@@ -858,6 +880,7 @@ fn unique_violation(coll: &str, spec: &IndexSpec, other: u64) -> Error {
 
 /// Drops collection `name` with its documents, dictionary and indexes.
 pub(crate) fn drop_collection(txn: &mut WriteTxn, name: &str) -> Result<()> {
+    refuse_attached(txn, name)?;
     txn.collection_epoch += 1;
     let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
     for info in &st.indexes {
@@ -877,9 +900,39 @@ pub(crate) fn state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollSt
     load_state(txn, name)
 }
 
+/// Splits `ns.collection` when `ns` is attached (per `is_attached`).
+pub(crate) fn split_attached(name: &str, is_attached: impl Fn(&str) -> bool) -> Option<(&str, &str)> {
+    let (ns, rest) = name.split_once('.')?;
+    (is_attached(ns) && !rest.is_empty()).then_some((ns, rest))
+}
+
+fn refuse_attached(txn: &WriteTxn, name: &str) -> Result<()> {
+    if let Some((ns, _)) = split_attached(name, |ns| txn.attached(ns).is_some()) {
+        return Err(Error::invalid(format!(
+            "collection {name:?} belongs to attached database {ns:?}, which is read-only"
+        )));
+    }
+    Ok(())
+}
+
+/// Opens collection `rest` of the attached view `txn` as `qualified`.
+fn open_attached<'t, T: ReadableTxn>(txn: &'t T, rest: &str, qualified: &str) -> Result<Collection<'t, T>> {
+    let mut c = Collection::open(txn, rest).map_err(|e| match e {
+        Error::NotFound(_) => Error::not_found(format!("collection {qualified:?}")),
+        other => other,
+    })?;
+    c.qualified = Some(qualified.to_string());
+    Ok(c)
+}
+
 impl ReadTxn {
     /// Read access to collection `name`; `NotFound` if it does not exist.
+    /// `ns.coll` names collection `coll` of the database attached as `ns`
+    /// (as of when this transaction began; see [`Db::attach`](crate::Db::attach)).
     pub fn collection(&self, name: &str) -> Result<Collection<'_, ReadTxn>> {
+        if let Some((ns, rest)) = split_attached(name, |ns| self.attached(ns).is_some()) {
+            return open_attached(self.attached(ns).expect("attached"), rest, name);
+        }
         Collection::open(self, name)
     }
 
@@ -891,7 +944,12 @@ impl ReadTxn {
 
 impl WriteTxn {
     /// Read access to collection `name` as this transaction sees it.
+    /// `ns.coll` names collection `coll` of the database attached as `ns`
+    /// (read only, as of when this transaction began).
     pub fn collection(&self, name: &str) -> Result<Collection<'_, WriteTxn>> {
+        if let Some((ns, rest)) = split_attached(name, |ns| self.attached(ns).is_some()) {
+            return open_attached(self.attached(ns).expect("attached"), rest, name);
+        }
         Collection::open(self, name)
     }
 

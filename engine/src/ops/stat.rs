@@ -58,6 +58,12 @@ pub struct Stat {
     pub pages_in_use: u64,
     /// Size of the main file in bytes (the WAL is extra).
     pub file_size: u64,
+    /// Bytes the database would take after [`Db::compact`](crate::Db::compact):
+    /// every tree rebuilt with full pages, no free pages.
+    pub compacted_size: u64,
+    /// Bytes a compaction would give back: `page_count * page_size -
+    /// compacted_size` (0 when the database is already compact).
+    pub reclaimable_bytes: u64,
     /// Committed frames in the WAL.
     pub wal_frames: u64,
     /// WAL frames already copied into the main file.
@@ -124,6 +130,7 @@ pub fn gather(txn: &ReadTxn) -> Result<Stat> {
     let header = snap.header();
     let pager = snap.pager();
     let ps = pager.stats();
+    let compacted_size = crate::ops::compact::compacted_pages(snap)? * ps.page_size;
     let mut trees = Vec::new();
     for name in txn.list_trees()? {
         let tree = txn.open_tree(&name)?;
@@ -135,6 +142,8 @@ pub fn gather(txn: &ReadTxn) -> Result<Stat> {
         free_pages: header.freelist_count as u64,
         pages_in_use: (header.page_count - header.freelist_count) as u64,
         file_size: pager.main_file_size()?,
+        compacted_size,
+        reclaimable_bytes: (header.page_count as u64 * ps.page_size).saturating_sub(compacted_size),
         wal_frames: ps.wal_frames,
         wal_backfilled: ps.wal_backfilled,
         readers: ps.readers.saturating_sub(1),

@@ -140,6 +140,21 @@ impl PageCache {
         }
     }
 
+    /// Drops the main-file entries of pages `from` and up (the file was
+    /// cut there).
+    pub fn remove_main_from(&self, from: u64) {
+        for (lock, _, _) in &self.shards {
+            let mut shard = lock.write().unwrap_or_else(|p| p.into_inner());
+            if !shard.slots.iter().any(|s| s.key.0 == 0 && s.key.1 >= from) {
+                continue;
+            }
+            shard.slots.retain(|s| s.key.0 != 0 || s.key.1 < from);
+            let keys: Vec<CacheKey> = shard.slots.iter().map(|s| s.key).collect();
+            shard.map = keys.into_iter().enumerate().map(|(i, k)| (k, i)).collect();
+            shard.hand = 0;
+        }
+    }
+
     /// Drops every WAL-frame entry (after the WAL restarts they are unreachable).
     pub fn clear_wal_entries(&self) {
         for (lock, _, _) in &self.shards {

@@ -36,6 +36,14 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn sync_parent_dir(&self, _path: &Path) -> io::Result<()> {
         Ok(())
     }
+    /// Atomically replaces `to` with the file at `from` (POSIX `rename`):
+    /// afterwards `to` names the file that `from` named, and a file that
+    /// `to` named before is unlinked. Used to publish a finished backup or
+    /// compacted copy under its final name; make it durable with
+    /// [`Vfs::sync_parent_dir`]. The default refuses (`Unsupported`).
+    fn rename(&self, _from: &Path, _to: &Path) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this file system cannot rename files"))
+    }
 }
 
 /// One open file. All methods take `&self` so that readers on several
@@ -92,6 +100,10 @@ impl Vfs for OsVfs {
             _ => Path::new("."),
         };
         File::open(dir)?.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{Header, HEADER_LEN};
 use crate::storage::page::{seal_page, verify_page, Page, PageRead, PageRef, CHECKSUM_TRAILER};
-use crate::storage::wal::{fresh_salt, FrameWrite, Wal, FRAME_HEADER_LEN, WAL_HEADER_LEN};
+use crate::storage::wal::{fresh_salt, FrameWrite, Wal, WalPosition, FRAME_HEADER_LEN, WAL_HEADER_LEN};
 use crate::storage::wal_index::{PageSource, ReadMark, WalIndex};
 
 /// What a checkpoint did.
@@ -412,18 +412,7 @@ impl Pager {
             self.check_usable()?;
         }
         let mut wal = self.wal();
-        let (max, backfilled) = self.index.progress();
-        if max > 0 && max == backfilled {
-            let next = wal.header().generation + 1;
-            if self.index.try_restart(next) {
-                self.cache.clear_wal_entries();
-                let keep = (self.autocheckpoint.max(1000) * 4) * (FRAME_HEADER_LEN + self.page_size) as u64;
-                if let Err(e) = wal.restart(keep) {
-                    self.set_fatal(format!("restarting the WAL failed: {e}"));
-                    return Err(e);
-                }
-            }
-        }
+        self.restart_wal_if_backfilled(&mut wal)?;
         for (pgno, page) in pages.iter_mut() {
             seal_page(*pgno, &mut Arc::make_mut(page)[..]);
         }
@@ -445,6 +434,49 @@ impl Pager {
         }
         drop(wal);
         Ok(())
+    }
+
+    /// Restarts the WAL when every frame is in the main file and no reader
+    /// needs it (the caller holds the writer slot and is about to append).
+    fn restart_wal_if_backfilled(&self, wal: &mut Wal) -> Result<()> {
+        let (max, backfilled) = self.index.progress();
+        if max > 0 && max == backfilled {
+            let next = wal.header().generation + 1;
+            if self.index.try_restart(next) {
+                self.cache.clear_wal_entries();
+                let keep = (self.autocheckpoint.max(1000) * 4) * (FRAME_HEADER_LEN + self.page_size) as u64;
+                if let Err(e) = wal.restart(keep) {
+                    self.set_fatal(format!("restarting the WAL failed: {e}"));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a transaction too large to hold in memory: its pages are
+    /// streamed to the WAL as they come ([`BulkCommit::write`]) and become
+    /// visible, atomically, at [`BulkCommit::commit`]. Compaction uses it to
+    /// install a rewritten image of the whole database. The caller holds
+    /// the writer slot for the whole bulk commit.
+    pub fn begin_bulk_commit(&self, guard: &WriterGuard) -> Result<BulkCommit<'_>> {
+        debug_assert!(std::ptr::eq(&*guard.pager, self));
+        self.check_usable()?;
+        if self.read_only {
+            return Err(Error::invalid("the database is open read-only"));
+        }
+        let mut wal = self.wal();
+        self.restart_wal_if_backfilled(&mut wal)?;
+        let start = wal.position();
+        Ok(BulkCommit {
+            pager: self,
+            wal,
+            start,
+            first: None,
+            pgnos: Vec::new(),
+            pending: Vec::new(),
+            done: false,
+        })
     }
 
     /// Copies committed frames into the main file, up to what the oldest
@@ -495,13 +527,21 @@ impl Pager {
             }
             // Pages allocated and freed again in one transaction were never
             // written: the file must still span every page the header counts.
+            // A compaction lowers the count: the pages past it are free in
+            // every snapshot a reader may still hold (each sees at least up
+            // to `limit`), so the file is cut there. A crash before the fsync
+            // below leaves the WAL holding every page of the new state.
             if let Some(count) = page_count {
                 let want = count as u64 * self.page_size as u64;
                 let have = self.main_file_size()?;
-                if have < want {
-                    self.main
-                        .truncate(want)
-                        .map_err(|e| Error::io(format!("extending {}", self.path.display()), e))?;
+                if have != want {
+                    self.main.truncate(want).map_err(|e| {
+                        let what = if have < want { "extending" } else { "truncating" };
+                        Error::io(format!("{what} {}", self.path.display()), e)
+                    })?;
+                    if have > want {
+                        self.cache.remove_main_from(count as u64);
+                    }
                 }
             }
             if self.sync_mode != SyncMode::Off {
@@ -584,6 +624,102 @@ impl Pager {
     /// Size of the main file in bytes.
     pub fn main_file_size(&self) -> Result<u64> {
         self.main.size().map_err(|e| Error::io("reading the file size", e))
+    }
+
+    /// The file system the database lives on.
+    pub fn vfs(&self) -> &Arc<dyn Vfs> {
+        &self.vfs
+    }
+
+    /// When commits are made durable.
+    pub fn sync_mode(&self) -> SyncMode {
+        self.sync_mode
+    }
+}
+
+/// A transaction streamed to the WAL (see [`Pager::begin_bulk_commit`]).
+/// Dropping it without [`BulkCommit::commit`] discards every page written:
+/// none is published, and the WAL append position moves back.
+pub struct BulkCommit<'a> {
+    pager: &'a Pager,
+    wal: MutexGuard<'a, Wal>,
+    start: WalPosition,
+    first: Option<u64>,
+    /// Page number of each frame appended so far, in frame order.
+    pgnos: Vec<PageNo>,
+    pending: Vec<(PageNo, Page)>,
+    done: bool,
+}
+
+impl std::fmt::Debug for BulkCommit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BulkCommit({} pages)", self.pgnos.len() + self.pending.len())
+    }
+}
+
+impl BulkCommit<'_> {
+    /// Pages buffered before they are appended (about 1 MiB).
+    fn batch(&self) -> usize {
+        ((1 << 20) / self.pager.page_size).max(1)
+    }
+
+    /// Adds page `pgno` (page-size bytes; the trailer is filled in here).
+    /// Page 0 is written by [`BulkCommit::commit`], not here.
+    pub fn write(&mut self, pgno: PageNo, mut page: Page) -> Result<()> {
+        if pgno == 0 || page.len() != self.pager.page_size {
+            return Err(Error::invalid("bulk commit: page 0 or a page of the wrong size"));
+        }
+        seal_page(pgno, &mut page);
+        self.pending.push((pgno, page));
+        if self.pending.len() >= self.batch() {
+            self.flush(None)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, commit: Option<PageNo>) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let frames: Vec<FrameWrite<'_>> =
+            self.pending.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect();
+        let first = self.wal.append_frames(&frames, commit)?;
+        drop(frames);
+        self.first.get_or_insert(first);
+        self.pgnos.extend(self.pending.drain(..).map(|(pgno, _)| pgno));
+        Ok(())
+    }
+
+    /// Ends the transaction with page 0 holding `header`: appends it as the
+    /// commit frame, syncs per the sync mode and publishes every page.
+    pub fn commit(mut self, header: &Header) -> Result<()> {
+        let mut page0 = Page::zeroed(self.pager.page_size);
+        header.encode(&mut page0);
+        seal_page(0, &mut page0);
+        self.pending.push((0, page0));
+        self.flush(Some(header.page_count))?;
+        if self.pager.sync_mode == SyncMode::Full {
+            if let Err(e) = self.wal.sync() {
+                self.pager.set_fatal(format!("fsync of the WAL failed: {e}"));
+                return Err(e);
+            }
+        }
+        let first = self.first.expect("page 0 was appended");
+        let last = first + self.pgnos.len() as u64 - 1;
+        let pgnos = std::mem::take(&mut self.pgnos);
+        self.pager
+            .index
+            .publish(pgnos.into_iter().enumerate().map(|(i, pgno)| (first + i as u64, pgno)), last);
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for BulkCommit<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.wal.rewind(self.start);
+        }
     }
 }
 
