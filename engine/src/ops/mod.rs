@@ -1,4 +1,5 @@
-//! Operations on a whole database: integrity checking and statistics.
+//! Operations on a whole database: integrity checking, statistics and rekey.
 
 pub mod integrity;
+pub mod rekey;
 pub mod stat;

@@ -30,6 +30,13 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn exists(&self, path: &Path) -> io::Result<bool>;
     /// Removes the file at `path`; a missing file is not an error.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Atomically replaces whatever is at `to` with the file at `from`
+    /// (POSIX `rename`). Open handles of the file keep working. Not durable
+    /// until [`Vfs::sync_parent_dir`]. The default refuses, for file systems
+    /// that cannot do it (then `Db::rekey` is unavailable).
+    fn rename(&self, _from: &Path, _to: &Path) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this file system cannot rename files"))
+    }
     /// Makes the creation or removal of files in `path`'s directory durable
     /// (fsync of the directory). A no-op where the file system has no
     /// separate directory metadata.
@@ -84,6 +91,10 @@ impl Vfs for OsVfs {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,
         }
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
     }
 
     fn sync_parent_dir(&self, path: &Path) -> io::Result<()> {

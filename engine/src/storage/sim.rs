@@ -12,7 +12,8 @@
 //! and poke at the bytes directly (the helper methods on [`SimVfs`]).
 //!
 //! Deliberate simplifications, because the engine does not depend on them:
-//! - creating and removing a file is durable at once (no directory fsync);
+//! - creating, removing and renaming a file is durable at once (no
+//!   directory fsync);
 //! - paths are compared as given, with no normalisation;
 //! - a failed write changes nothing, and a failed sync leaves the unsynced
 //!   writes undecided, so a later power cut picks their fate like any other.
@@ -467,6 +468,17 @@ impl State {
         self.inodes.get(self.paths.get(path)?)
     }
 
+    /// Forgets a name's inode: gone now, or when its last handle closes.
+    fn unlink(&mut self, inode: u64) {
+        let in_use = self.inodes.get_mut(&inode).is_some_and(|inode| {
+            inode.linked = false;
+            inode.open_handles > 0
+        });
+        if !in_use {
+            self.inodes.remove(&inode);
+        }
+    }
+
     fn create(&mut self, path: &Path) -> u64 {
         let inode = self.next_inode;
         self.next_inode += 1;
@@ -667,12 +679,19 @@ impl Vfs for SimVfs {
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
         if let Some(inode) = state.paths.remove(path) {
-            let in_use = state.inodes.get_mut(&inode).is_some_and(|inode| {
-                inode.linked = false;
-                inode.open_handles > 0
-            });
-            if !in_use {
-                state.inodes.remove(&inode);
+            state.unlink(inode);
+        }
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        let inode = state.paths.remove(from).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no such simulated file: {}", from.display()))
+        })?;
+        if let Some(replaced) = state.paths.insert(to.to_path_buf(), inode) {
+            if replaced != inode {
+                state.unlink(replaced);
             }
         }
         Ok(())
