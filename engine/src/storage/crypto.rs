@@ -17,8 +17,8 @@
 //! any page is read, and two files under one master key have unrelated
 //! page keys (the nonce space is per file).
 
-use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use aes_gcm::aead::{AeadInOut, Nonce, Tag};
 use aes_gcm::{Aes256Gcm, KeyInit};
@@ -378,26 +378,38 @@ impl PageCodec {
         matches!(self, PageCodec::Aes(_))
     }
 
-    /// Prepares a committed page for the WAL. A plain page is sealed in
-    /// place (its CRC trailer), and is its own image: `None`. An encrypted
-    /// page stays plaintext (for the cache) and its image is returned.
-    pub fn seal(&self, pgno: PageNo, page: &mut PageRef) -> Result<Option<Page>> {
+    /// Prepares committed pages for the WAL. Plain pages are sealed in
+    /// place (their CRC trailer) and are their own images: the result is
+    /// empty. Encrypted pages stay plaintext (for the cache) and their
+    /// images are returned in the same order, under nonces drawn from the
+    /// OS in one call.
+    pub fn seal_pages(&self, pages: &mut [(PageNo, PageRef)]) -> Result<Vec<Page>> {
         match self {
             PageCodec::Plain => {
-                seal_page(pgno, &mut std::sync::Arc::make_mut(page)[..]);
-                Ok(None)
+                for (pgno, page) in pages.iter_mut() {
+                    seal_page(*pgno, &mut Arc::make_mut(page)[..]);
+                }
+                Ok(Vec::new())
             }
-            PageCodec::Aes(a) => a.encrypt(pgno, page).map(Some),
+            PageCodec::Aes(a) => {
+                let mut nonces = vec![0u8; NONCE_LEN * pages.len()];
+                random_bytes(&mut nonces)?;
+                pages
+                    .iter()
+                    .zip(nonces.chunks_exact(NONCE_LEN))
+                    .map(|((pgno, page), nonce)| a.encrypt(*pgno, page, nonce.try_into().expect("12 bytes")))
+                    .collect()
+            }
         }
     }
 
-    /// The on-disk image of a page that is already sealed (plain) or
-    /// plaintext (encrypted), e.g. a cached page a checkpoint writes.
-    pub fn image<'a>(&self, pgno: PageNo, page: &'a [u8]) -> Result<Cow<'a, [u8]>> {
-        match self {
-            PageCodec::Plain => Ok(Cow::Borrowed(page)),
-            PageCodec::Aes(a) => Ok(Cow::Owned(a.encrypt(pgno, page)?.to_vec())),
-        }
+    /// [`PageCodec::seal_pages`] for one page: `None` when the (plain) page
+    /// is its own image.
+    pub fn seal(&self, pgno: PageNo, page: &mut PageRef) -> Result<Option<Page>> {
+        let mut one = [(pgno, page.clone())];
+        let image = self.seal_pages(&mut one)?.pop();
+        *page = one[0].1.clone();
+        Ok(image)
     }
 
     /// Checks (and, if encrypted, decrypts in place) a page image read for
@@ -422,14 +434,12 @@ impl AesCodec {
         20 + prefix.len()
     }
 
-    fn encrypt(&self, pgno: PageNo, plain: &[u8]) -> Result<Page> {
+    fn encrypt(&self, pgno: PageNo, plain: &[u8], nonce: [u8; NONCE_LEN]) -> Result<Page> {
         let size = plain.len();
         let body_end = size - ENCRYPTED_TRAILER;
         let start = if pgno == 0 { PLAINTEXT_PREFIX } else { 0 };
         let mut image = Page::zeroed(size);
         image[..body_end].copy_from_slice(&plain[..body_end]);
-        let mut nonce = [0u8; NONCE_LEN];
-        random_bytes(&mut nonce)?;
         let mut aad = [0u8; 20 + PLAINTEXT_PREFIX];
         let aad_len = self.aad(pgno, &plain[..start], &mut aad);
         let tag = self
@@ -473,8 +483,6 @@ impl AesCodec {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     fn codec() -> PageCodec {

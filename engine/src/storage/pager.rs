@@ -431,10 +431,7 @@ impl Pager {
         }
         // Seal (plain) or encrypt (images kept apart from the plaintext
         // pages, which go to the cache) before anything is written.
-        let mut images: Vec<Page> = Vec::new();
-        for (pgno, page) in pages.iter_mut() {
-            images.extend(self.codec.seal(*pgno, page)?);
-        }
+        let images = self.codec.seal_pages(&mut pages)?;
         // Checkpoint before appending rather than after: readers active now
         // mostly began after the last commit, so the checkpoint can complete
         // and the WAL restart, which keeps it bounded under a steady stream
@@ -514,23 +511,42 @@ impl Pager {
             let copies = self.index.frames_to_copy(backfilled, limit);
             let mut page_count = None;
             for &(pgno, frame) in &copies {
-                let page = match self.cache.get((generation, frame)) {
-                    Some(p) => p,
-                    None => {
-                        let mut page = Page::zeroed(self.page_size);
-                        wal.read_frame(frame, &mut page)?;
-                        self.codec.open_page(pgno, &mut page)?;
-                        Arc::new(page)
+                let cached = self.cache.get((generation, frame));
+                let (image, page) = match cached {
+                    // A plain cached page is sealed: it is its own image.
+                    Some(p) if !self.codec.is_encrypted() => (p.clone(), Some(p)),
+                    // Otherwise copy the image the WAL holds (an encrypted
+                    // one as it is: no re-encryption), after its CRC check.
+                    cached => {
+                        let mut image = Page::zeroed(self.page_size);
+                        wal.read_frame(frame, &mut image)?;
+                        if self.codec.is_encrypted() {
+                            verify_page(pgno, &image)?;
+                            (Arc::new(image), cached)
+                        } else {
+                            self.codec.open_page(pgno, &mut image)?;
+                            let image = Arc::new(image);
+                            (image.clone(), Some(image))
+                        }
                     }
                 };
-                let image = self.codec.image(pgno, &page)?;
                 self.main.write_at(&image, pgno as u64 * self.page_size as u64).map_err(|e| {
                     Error::io(format!("checkpointing page {pgno} into {}", self.path.display()), e)
                 })?;
                 if pgno == 0 {
-                    page_count = Some(Header::decode(&page)?.page_count);
+                    let page0 = match &page {
+                        Some(p) => p.clone(),
+                        None => {
+                            let mut p = Page::clone(&image);
+                            self.codec.open_page(0, &mut p)?;
+                            Arc::new(p)
+                        }
+                    };
+                    page_count = Some(Header::decode(&page0)?.page_count);
                 }
-                self.cache.insert((0, pgno as u64), page);
+                if let Some(page) = page {
+                    self.cache.insert((0, pgno as u64), page);
+                }
             }
             // Pages allocated and freed again in one transaction were never
             // written: the file must still span every page the header counts.
