@@ -100,6 +100,10 @@ fn round_trip_and_no_plaintext_on_disk() {
     assert_eq!(u32::from_le_bytes(main[16..20].try_into().unwrap()), 32, "trailer bytes");
     assert_eq!(u32::from_le_bytes(main[20..24].try_into().unwrap()) & 1, 1, "encrypted flag");
 
+    let read_only = Options { read_only: true, ..options(&vfs, Some(key(1))) };
+    let db = Db::open_with(DB, read_only).unwrap();
+    check(&db, 600);
+    drop(db);
     let db = Db::open_with(DB, options(&vfs, Some(key(1)))).unwrap();
     assert!(db.is_encrypted());
     check(&db, 600);
