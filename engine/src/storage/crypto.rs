@@ -440,8 +440,12 @@ impl AesCodec {
         let start = if pgno == 0 { PLAINTEXT_PREFIX } else { 0 };
         let mut image = Page::zeroed(size);
         image[..body_end].copy_from_slice(&plain[..body_end]);
+        if pgno == 0 {
+            // The encryption block is the codec's, in every image of page 0.
+            self.header.encode(&mut image);
+        }
         let mut aad = [0u8; 20 + PLAINTEXT_PREFIX];
-        let aad_len = self.aad(pgno, &plain[..start], &mut aad);
+        let aad_len = self.aad(pgno, &image[..start], &mut aad);
         let tag = self
             .cipher
             .encrypt_inout_detached(
@@ -477,7 +481,11 @@ impl AesCodec {
                     pgno,
                     "page failed authentication (altered, moved from another page, or from another file)",
                 )
-            })
+            })?;
+        if pgno == 0 && CryptHeader::decode(page).ok() != Some(self.header) {
+            return Err(Error::corruption(0, "the encryption block of page 0 changed"));
+        }
+        Ok(())
     }
 }
 
@@ -518,7 +526,15 @@ mod tests {
         let c = codec();
         let mut page: PageRef = Arc::new(Page::from_vec(vec![0xAB; 4096]));
         let image = c.seal(0, &mut page).unwrap().unwrap();
-        assert_eq!(&image[..PLAINTEXT_PREFIX], &page[..PLAINTEXT_PREFIX]);
+        assert_eq!(&image[..CRYPT_BLOCK_AT], &page[..CRYPT_BLOCK_AT]);
+        assert_eq!(
+            CryptHeader::decode(&image).unwrap(),
+            c.crypt_header().unwrap(),
+            "the codec stamps its block"
+        );
+        let mut back = image.clone();
+        c.open_page(0, &mut back).unwrap();
+        assert_eq!(&back[PLAINTEXT_PREFIX..4064], &page[PLAINTEXT_PREFIX..4064]);
         assert_ne!(&image[PLAINTEXT_PREFIX..4064], &page[PLAINTEXT_PREFIX..4064]);
         let mut tampered = image.clone();
         tampered[40] ^= 1;

@@ -47,9 +47,6 @@ pub struct Header {
     pub catalog_root: PageNo,
     /// Number of write transactions committed over the file's life.
     pub commit_counter: u64,
-    /// The encryption block, present exactly when `flags` has
-    /// [`FLAG_ENCRYPTED`]. Set at creation and never changed.
-    pub crypt: Option<CryptHeader>,
 }
 
 /// What the first bytes of a file say about how to read its pages: what
@@ -78,15 +75,19 @@ impl Header {
             freelist_count: 0,
             catalog_root: 0,
             commit_counter: 0,
-            crypt: None,
         }
     }
 
-    /// Marks the header as that of an encrypted file with block `crypt`
-    /// (or a plain one for `None`), with the matching trailer length.
-    pub fn set_crypt(&mut self, crypt: Option<CryptHeader>) {
-        self.crypt = crypt;
-        if crypt.is_some() {
+    /// True when the file is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.flags & FLAG_ENCRYPTED != 0
+    }
+
+    /// Marks the header as that of an encrypted (or a plain) file, with the
+    /// matching trailer length. The encryption block itself (bytes 96..160)
+    /// is the page codec's: it stamps it into every image of page 0.
+    pub fn set_encrypted(&mut self, encrypted: bool) {
+        if encrypted {
             self.flags |= FLAG_ENCRYPTED;
             self.trailer_len = ENCRYPTED_TRAILER as u32;
         } else {
@@ -110,9 +111,6 @@ impl Header {
         b[48..52].copy_from_slice(&self.freelist_count.to_le_bytes());
         b[52..56].copy_from_slice(&self.catalog_root.to_le_bytes());
         b[56..64].copy_from_slice(&self.commit_counter.to_le_bytes());
-        if let Some(crypt) = &self.crypt {
-            crypt.encode(page);
-        }
     }
 
     /// Reads the page size, file id and encryption block from the first
@@ -163,16 +161,11 @@ impl Header {
             freelist_count: u32_at(page, 48),
             catalog_root: u32_at(page, 52),
             commit_counter: u64::from_le_bytes(page[56..64].try_into().expect("8 bytes")),
-            crypt: None,
         };
         if h.flags & !KNOWN_FLAGS != 0 {
             return Err(Error::Unsupported(format!("unknown feature flags {:#x}", h.flags & !KNOWN_FLAGS)));
         }
-        let h = Header {
-            crypt: if h.flags & FLAG_ENCRYPTED != 0 { Some(CryptHeader::decode(page)?) } else { None },
-            ..h
-        };
-        let trailer = if h.crypt.is_some() { ENCRYPTED_TRAILER } else { CHECKSUM_TRAILER };
+        let trailer = if h.is_encrypted() { ENCRYPTED_TRAILER } else { CHECKSUM_TRAILER };
         if h.trailer_len as usize != trailer {
             return Err(Error::Unsupported(format!("page trailer of {} bytes", h.trailer_len)));
         }
@@ -219,15 +212,17 @@ mod tests {
     fn round_trip_encrypted() {
         use crate::storage::crypto::{CryptHeader, KeySource};
         let mut h = Header::new(4096, 0, [9; 16]);
-        h.set_crypt(Some(CryptHeader { source: KeySource::Raw, salt: [0; 16], key_check: [5; 16] }));
+        h.set_encrypted(true);
         h.page_count = 3;
         h.catalog_root = 1;
         assert_eq!((h.flags, h.trailer_len), (FLAG_ENCRYPTED, 32));
         let mut page = vec![0u8; 4096];
         h.encode(&mut page);
         assert_eq!(Header::decode(&page).unwrap(), h);
+        let crypt = CryptHeader { source: KeySource::Raw, salt: [0; 16], key_check: [5; 16] };
+        crypt.encode(&mut page);
         let layout = Header::probe_layout(&page[..160]).unwrap();
-        assert_eq!((layout.page_size, layout.file_id, layout.crypt), (4096, [9; 16], h.crypt));
+        assert_eq!((layout.page_size, layout.file_id, layout.crypt), (4096, [9; 16], Some(crypt)));
         // An encrypted flag with a plain trailer length is refused.
         page[16] = 4;
         assert!(matches!(Header::decode(&page), Err(Error::Unsupported(_))));

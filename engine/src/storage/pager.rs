@@ -166,7 +166,7 @@ impl Pager {
             }
             let codec = PageCodec::create(options.encryption.as_ref(), file_id)?;
             let mut header = Header::new(options.page_size as u32, 0, file_id);
-            header.set_crypt(codec.crypt_header());
+            header.set_encrypted(codec.is_encrypted());
             let mut page: PageRef = Arc::new(Page::zeroed(options.page_size));
             header.encode(&mut Arc::make_mut(&mut page)[..]);
             let image = codec.seal(0, &mut page)?;
@@ -701,8 +701,8 @@ impl Snapshot {
         if snap.header.page_size as usize != snap.pager.page_size {
             return Err(Error::corruption(0, "page size in the header changed"));
         }
-        if snap.header.crypt != snap.pager.codec.crypt_header() {
-            return Err(Error::corruption(0, "encryption block in the header changed"));
+        if snap.header.is_encrypted() != snap.pager.codec.is_encrypted() {
+            return Err(Error::corruption(0, "the encryption flag in the header changed"));
         }
         Ok(snap)
     }
