@@ -162,6 +162,7 @@ fn to_options(o: &obj_options) -> Result<Options, Error> {
         read_only: merged.read_only,
         create: merged.create,
         vfs: None,
+        encryption: None,
     })
 }
 

@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 use crate::ops::integrity::{self, IntegrityReport};
 use crate::ops::stat::{self, Stat};
 use crate::options::Options;
+use crate::storage::crypto::EncryptionKey;
+use crate::storage::file::OsVfs;
 use crate::storage::pager::{CheckpointResult, Pager};
 use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 
@@ -22,6 +24,8 @@ use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 struct Engine {
     pager: Arc<Pager>,
     registry_key: Option<PathBuf>,
+    /// What the pager was opened with (rekey reopens with them).
+    options: Options,
 }
 
 impl Drop for Engine {
@@ -34,6 +38,24 @@ impl Drop for Engine {
                 reg.remove(key);
             }
         }
+    }
+}
+
+impl Engine {
+    fn rekey(&mut self, new_key: Option<EncryptionKey>) -> Result<()> {
+        if Arc::strong_count(&self.pager) != 1 {
+            return Err(Error::Busy("rekey needs every transaction to be finished".into()));
+        }
+        if self.pager.is_read_only() {
+            return Err(Error::invalid("rekey on a read-only database"));
+        }
+        let vfs = self.options.vfs.clone().unwrap_or_else(|| Arc::new(OsVfs));
+        let out = crate::ops::rekey::rekey(&self.pager, vfs, &self.options, new_key);
+        if let Some(pager) = out.pager {
+            self.pager = pager;
+            self.options = out.options;
+        }
+        out.result
     }
 }
 
@@ -101,12 +123,15 @@ impl Db {
                     path.display()
                 )));
             }
+            // Joining an open engine needs the same key as opening the file.
+            engine.pager.check_key(options.encryption.as_ref())?;
             return Ok(Db { engine, attached: Default::default() });
         }
         let pager = Pager::open(path, &options)?;
-        let engine = Arc::new(Engine { pager, registry_key: key.clone() });
+        let read_only = options.read_only;
+        let engine = Arc::new(Engine { pager, registry_key: key.clone(), options });
         let db = Db { engine, attached: Default::default() };
-        if !options.read_only {
+        if !read_only {
             let mut w = db.begin_write()?;
             if w.catalog_root() == 0 {
                 w.ensure_catalog()?;
@@ -204,6 +229,49 @@ impl Db {
     /// The database file's path.
     pub fn path(&self) -> &Path {
         self.engine.pager.path()
+    }
+
+    /// True when the database is encrypted at rest.
+    pub fn is_encrypted(&self) -> bool {
+        self.engine.pager.is_encrypted()
+    }
+
+    /// Rewrites the whole database under `new_key`: `Some` encrypts a plain
+    /// database or changes the key of an encrypted one, `None` decrypts it.
+    /// A new copy is written beside the file (`<path>-rekey`) from one
+    /// snapshot and renamed over it, so a crash at any point leaves either
+    /// the old database or the new one, whole. This handle then uses the
+    /// new key; later opens must give it.
+    ///
+    /// This handle must be the only one on the database in this process,
+    /// with no transaction open (else `Busy`), and not read-only. Space for
+    /// a second copy is needed while it runs. A key too long for the new
+    /// page layout (encrypted pages hold 28 bytes less) is an
+    /// `InvalidArgument` that leaves the database as it was. If the swap
+    /// itself fails after the old file was closed, the handle reopens
+    /// whichever database is in place; should that fail too, the handle
+    /// answers `Closed` and the file is reopened with `Db::open_with`.
+    pub fn rekey(&mut self, new_key: Option<EncryptionKey>) -> Result<()> {
+        let registry_key = self.engine.registry_key.clone();
+        {
+            let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+            if Arc::strong_count(&self.engine) != 1 {
+                return Err(Error::Busy("rekey needs the only handle on the database".into()));
+            }
+            // The registry's weak reference would stop `Arc::get_mut`; a
+            // concurrent open of the path meanwhile finds the file locked.
+            if let Some(k) = &registry_key {
+                reg.remove(k);
+            }
+        }
+        let result = match Arc::get_mut(&mut self.engine) {
+            Some(engine) => engine.rekey(new_key),
+            None => Err(Error::Busy("rekey needs the only handle on the database".into())),
+        };
+        if let Some(k) = registry_key {
+            registry().lock().unwrap_or_else(|p| p.into_inner()).insert(k, Arc::downgrade(&self.engine));
+        }
+        result
     }
 
     /// Closes this handle. When it is the last handle on the file in this

@@ -93,6 +93,8 @@ fn allowed_for_bad_file(e: &Error) -> bool {
         Error::Corruption { .. }
             | Error::InvalidArgument(_)
             | Error::Unsupported(_)
+            // A damaged flags field can claim the file is encrypted.
+            | Error::Encryption(_)
             | Error::Integrity(_)
             | Error::NotFound(_)
     )

@@ -58,5 +58,6 @@ pub use ops::stat::{CollectionStat, IndexStat, Stat, TreeStat};
 pub use options::{Options, SyncMode};
 pub use query::exec::{QueryCursor, MAX_SORT_BUFFER};
 pub use query::{Filter, QuerySpec};
+pub use storage::crypto::{EncryptionKey, KdfParams};
 pub use storage::pager::CheckpointResult;
 pub use txn::{ReadTxn, ReadableTxn, Tree, WriteTxn};

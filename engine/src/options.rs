@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::storage::crypto::EncryptionKey;
 use crate::storage::file::Vfs;
 
 /// When commits are made durable.
@@ -40,6 +41,12 @@ pub struct Options {
     pub create: bool,
     /// File system to use; `None` is the operating system's.
     pub vfs: Option<Arc<dyn Vfs>>,
+    /// Encryption at rest (AES-256-GCM): a new database is created
+    /// encrypted with this key; an existing one must have been encrypted
+    /// with it. `None` (the default) for a plain database. A missing, wrong
+    /// or unexpected key is an `Error::Encryption`. See `Db::rekey` to
+    /// encrypt, decrypt or change the key of an existing database.
+    pub encryption: Option<EncryptionKey>,
 }
 
 impl Default for Options {
@@ -53,6 +60,7 @@ impl Default for Options {
             read_only: false,
             create: true,
             vfs: None,
+            encryption: None,
         }
     }
 }
@@ -68,6 +76,7 @@ impl fmt::Debug for Options {
             .field("read_only", &self.read_only)
             .field("create", &self.create)
             .field("vfs", &self.vfs.as_ref().map(|_| "custom"))
+            .field("encryption", &self.encryption)
             .finish()
     }
 }

@@ -152,6 +152,7 @@ impl ReadTxn {
         mut progress: impl FnMut(Progress) -> bool,
     ) -> Result<BackupReport> {
         let pager = self.snapshot().pager();
+        crate::ops::newfile::refuse_encrypted(pager, "backup")?;
         let target = NewFile::create(pager.vfs().clone(), path.as_ref(), true)?;
         copy_snapshot(self, target, &mut progress)
     }

@@ -43,7 +43,7 @@ use crate::db::Db;
 use crate::error::{Error, PageNo, Result};
 use crate::ops::newfile::{fresh_file_id, CountSink, FileSink, NewFile};
 use crate::storage::header::Header;
-use crate::storage::page::{Page, PageRead, CHECKSUM_TRAILER};
+use crate::storage::page::{Page, PageRead};
 use crate::storage::pager::{BulkCommit, Snapshot};
 
 /// What a compaction did.
@@ -118,7 +118,7 @@ pub(crate) fn build_image(src: &Snapshot, sink: &mut dyn PageSink) -> Result<Hea
 /// Pages the compacted image of `src` would take (page 0 included),
 /// reading every tree node but no overflow page.
 pub(crate) fn compacted_pages(src: &Snapshot) -> Result<u64> {
-    let mut sink = CountSink { page_size: src.page_size(), next: 1 };
+    let mut sink = CountSink { page_size: src.page_size(), usable: src.usable_size(), next: 1 };
     Ok(build_image(src, &mut sink)?.page_count as u64)
 }
 
@@ -126,6 +126,8 @@ pub(crate) fn compacted_pages(src: &Snapshot) -> Result<u64> {
 struct WalSink<'a> {
     bulk: BulkCommit<'a>,
     page_size: usize,
+    /// The database's usable bytes per page (less when it is encrypted).
+    usable: usize,
     next: PageNo,
 }
 
@@ -135,7 +137,7 @@ impl PageSink for WalSink<'_> {
     }
 
     fn usable_size(&self) -> usize {
-        self.page_size - CHECKSUM_TRAILER
+        self.usable
     }
 
     fn next_pgno(&self) -> PageNo {
@@ -195,7 +197,7 @@ impl Db {
         // The base is read after any WAL restart the bulk commit made, from
         // the newest state; the writer lock keeps it the newest.
         let base = pager.writer_snapshot()?;
-        let mut sink = WalSink { bulk, page_size: pager.page_size(), next: 1 };
+        let mut sink = WalSink { bulk, page_size: pager.page_size(), usable: base.usable_size(), next: 1 };
         let mut header = build_image(&base, &mut sink)?;
         header.commit_counter += 1;
         sink.bulk.commit(&header)?;
@@ -222,6 +224,7 @@ impl Db {
         let snap = rx.snapshot();
         let pager = snap.pager();
         let old = *snap.header();
+        crate::ops::newfile::refuse_encrypted(pager, "compact_to")?;
         let target = NewFile::create(pager.vfs().clone(), path.as_ref(), true)?;
         let mut sink = FileSink::new(&**target.file(), pager.page_size());
         let mut header = build_image(snap, &mut sink)?;

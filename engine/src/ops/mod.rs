@@ -1,6 +1,6 @@
 //! Operations on a whole database: integrity checking, statistics, online
-//! backup and restore, compaction, attaching other databases, and export
-//! and import as JSON lines.
+//! backup and restore, compaction, attaching other databases, export and
+//! import as JSON lines, and rekey.
 
 pub mod attach;
 pub mod backup;
@@ -8,4 +8,5 @@ pub mod compact;
 pub mod export;
 pub mod integrity;
 pub(crate) mod newfile;
+pub mod rekey;
 pub mod stat;

@@ -215,6 +215,8 @@ impl PageSink for FileSink<'_> {
 /// Counts the pages a build would emit, writing nothing.
 pub(crate) struct CountSink {
     pub(crate) page_size: usize,
+    /// Usable bytes per page of the database being counted.
+    pub(crate) usable: usize,
     pub(crate) next: PageNo,
 }
 
@@ -224,7 +226,7 @@ impl PageSink for CountSink {
     }
 
     fn usable_size(&self) -> usize {
-        self.page_size - CHECKSUM_TRAILER
+        self.usable
     }
 
     fn next_pgno(&self) -> PageNo {
@@ -245,4 +247,17 @@ impl PageSink for CountSink {
     fn wants_content(&self) -> bool {
         false
     }
+}
+
+/// Copies written by [`NewFile`] (backup, restore, `compact_to`) are plain
+/// files: refuse to write one of an encrypted database rather than leave
+/// its contents unencrypted on disk.
+pub(crate) fn refuse_encrypted(pager: &crate::storage::pager::Pager, what: &str) -> Result<()> {
+    if pager.is_encrypted() {
+        return Err(Error::Unsupported(format!(
+            "{what} of an encrypted database is not supported yet (it would write the copy unencrypted); \
+             use compact() in place, or rekey to a plain database first"
+        )));
+    }
+    Ok(())
 }

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, PageNo, Result};
 use crate::options::{Options, SyncMode};
 use crate::storage::cache::{CacheStats, PageCache};
+use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{Header, HEADER_LEN};
-use crate::storage::page::{seal_page, verify_page, Page, PageRead, PageRef, CHECKSUM_TRAILER};
+use crate::storage::page::{verify_page, Page, PageRead, PageRef};
 use crate::storage::wal::{fresh_salt, FrameWrite, Wal, WalPosition, FRAME_HEADER_LEN, WAL_HEADER_LEN};
 use crate::storage::wal_index::{PageSource, ReadMark, WalIndex};
 
@@ -61,6 +62,11 @@ pub struct Pager {
     index: WalIndex,
     cache: PageCache,
     page_size: usize,
+    /// Content bytes per page: the page size less the file's trailer.
+    usable: usize,
+    /// Seals and checks (and for an encrypted file encrypts and decrypts)
+    /// page images; the only place that knows whether the file is encrypted.
+    codec: PageCodec,
     sync_mode: SyncMode,
     read_only: bool,
     autocheckpoint: u64,
@@ -128,7 +134,9 @@ impl Pager {
         result
     }
 
-    fn open_locked(
+    /// Opens the database at `path` whose main file `main` is already open
+    /// and locked by the caller.
+    pub(crate) fn open_locked(
         vfs: Arc<dyn Vfs>,
         path: &Path,
         main: Arc<dyn StorageFile>,
@@ -136,7 +144,7 @@ impl Pager {
     ) -> Result<Arc<Pager>> {
         let display = path.display().to_string();
         let size = main.size().map_err(|e| Error::io(format!("reading the size of {display}"), e))?;
-        let (page_size, file_id) = if size == 0 {
+        let (page_size, file_id, codec) = if size == 0 {
             if options.read_only {
                 return Err(Error::InvalidArgument(format!(
                     "{display} is empty and the database is read-only"
@@ -149,19 +157,27 @@ impl Pager {
                 )));
             }
             let mut file_id = [0u8; 16];
-            file_id[..8].copy_from_slice(&fresh_salt(1).to_le_bytes());
-            file_id[8..].copy_from_slice(&fresh_salt(2).to_le_bytes());
-            let header = Header::new(options.page_size as u32, CHECKSUM_TRAILER as u32, file_id);
-            let mut page = Page::zeroed(options.page_size);
-            header.encode(&mut page);
-            seal_page(0, &mut page);
-            main.write_at(&page, 0).map_err(|e| Error::io(format!("creating {display}"), e))?;
+            if options.encryption.is_some() {
+                // The file id keys the encryption: draw it from the CSPRNG.
+                random_bytes(&mut file_id)?;
+            } else {
+                file_id[..8].copy_from_slice(&fresh_salt(1).to_le_bytes());
+                file_id[8..].copy_from_slice(&fresh_salt(2).to_le_bytes());
+            }
+            let codec = PageCodec::create(options.encryption.as_ref(), file_id)?;
+            let mut header = Header::new(options.page_size as u32, 0, file_id);
+            header.set_encrypted(codec.is_encrypted());
+            let mut page: PageRef = Arc::new(Page::zeroed(options.page_size));
+            header.encode(&mut Arc::make_mut(&mut page)[..]);
+            let image = codec.seal(0, &mut page)?;
+            let image: &[u8] = image.as_deref().unwrap_or(&page);
+            main.write_at(image, 0).map_err(|e| Error::io(format!("creating {display}"), e))?;
             main.sync().map_err(|e| Error::io(format!("syncing {display}"), e))?;
             vfs.sync_parent_dir(path)
                 .map_err(|e| Error::io(format!("syncing the directory of {display}"), e))?;
-            (options.page_size, file_id)
+            (options.page_size, file_id, codec)
         } else {
-            let mut prefix = [0u8; HEADER_LEN];
+            let mut prefix = [0u8; PLAINTEXT_PREFIX];
             if size < HEADER_LEN as u64 {
                 main.read_at(&mut prefix[..size as usize], 0)
                     .map_err(|e| Error::io(format!("reading {display}"), e))?;
@@ -170,10 +186,20 @@ impl Pager {
                 }
                 return Err(Error::invalid(format!("{display} is not an obj database")));
             }
-            main.read_at(&mut prefix, 0).map_err(|e| Error::io(format!("reading {display}"), e))?;
-            let page_size = Header::probe(&prefix)?;
-            let file_id: [u8; 16] = prefix[24..40].try_into().expect("16 bytes");
-            (page_size as usize, file_id)
+            let prefix = &mut prefix[..size.min(PLAINTEXT_PREFIX as u64) as usize];
+            main.read_at(prefix, 0).map_err(|e| Error::io(format!("reading {display}"), e))?;
+            let layout = Header::probe_layout(prefix)?;
+            let page_size = layout.page_size as usize;
+            let codec = PageCodec::open(layout.crypt.as_ref(), options.encryption.as_ref(), layout.file_id)
+                .map_err(|e| match e {
+                // The flags and encryption block were read unchecked:
+                // if page 0 fails its checksum, report the damage, not a key problem.
+                Error::Encryption(_) if !page_zero_checksum_ok(&*main, page_size) => {
+                    Error::corruption(0, "header page checksum mismatch (cannot check the encryption key)")
+                }
+                other => other,
+            })?;
+            (page_size, layout.file_id, codec)
         };
 
         let wal_path = wal_path_of(path);
@@ -212,6 +238,8 @@ impl Pager {
             index,
             cache: PageCache::new(cache_pages),
             page_size,
+            usable: page_size - codec.trailer_len(),
+            codec,
             sync_mode: options.sync_mode,
             read_only: options.read_only,
             autocheckpoint: options.wal_autocheckpoint,
@@ -242,7 +270,7 @@ impl Pager {
         self.main
             .read_at(&mut page, 0)
             .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))?;
-        if verify_page(0, &page).is_err() {
+        if self.codec.open_page(0, &mut page).is_err() {
             // A checkpoint may have torn page 0; the WAL still holds it.
             if self.index.find(0, self.index.writer_mark().max_frame).is_some() {
                 return Ok(());
@@ -360,7 +388,7 @@ impl Pager {
                 self.wal_file
                     .read_at(&mut page, offset)
                     .map_err(|e| Error::io(format!("reading frame {frame} (page {pgno}) of the WAL"), e))?;
-                verify_page(pgno, &page)?;
+                self.codec.open_page(pgno, &mut page)?;
                 let page = Arc::new(page);
                 self.cache.insert(key, page.clone());
                 Ok(page)
@@ -378,7 +406,7 @@ impl Pager {
                         Error::io(format!("reading page {pgno} of {}", self.path.display()), e)
                     }
                 })?;
-                verify_page(pgno, &page)?;
+                self.codec.open_page(pgno, &mut page)?;
                 let page = Arc::new(page);
                 self.cache.insert(key, page.clone());
                 Ok(page)
@@ -401,6 +429,9 @@ impl Pager {
         if pages.is_empty() {
             return Ok(());
         }
+        // Seal (plain) or encrypt (images kept apart from the plaintext
+        // pages, which go to the cache) before anything is written.
+        let images = self.codec.seal_pages(&mut pages)?;
         // Checkpoint before appending rather than after: readers active now
         // mostly began after the last commit, so the checkpoint can complete
         // and the WAL restart, which keeps it bounded under a steady stream
@@ -413,11 +444,15 @@ impl Pager {
         }
         let mut wal = self.wal();
         self.restart_wal_if_backfilled(&mut wal)?;
-        for (pgno, page) in pages.iter_mut() {
-            seal_page(*pgno, &mut Arc::make_mut(page)[..]);
-        }
-        let frames: Vec<FrameWrite<'_>> =
-            pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect();
+        let frames: Vec<FrameWrite<'_>> = if images.is_empty() {
+            pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect()
+        } else {
+            pages
+                .iter()
+                .zip(&images)
+                .map(|((pgno, _), image)| FrameWrite { pgno: *pgno, page: image })
+                .collect()
+        };
         let first = wal.append(&frames, header.page_count)?;
         drop(frames);
         if self.sync_mode == SyncMode::Full {
@@ -508,22 +543,45 @@ impl Pager {
             let copies = self.index.frames_to_copy(backfilled, limit);
             let mut page_count = None;
             for &(pgno, frame) in &copies {
-                let page = match self.cache.get((generation, frame)) {
-                    Some(p) => p,
-                    None => {
-                        let mut page = Page::zeroed(self.page_size);
-                        wal.read_frame(frame, &mut page)?;
-                        verify_page(pgno, &page)?;
-                        Arc::new(page)
+                let cached = self.cache.get((generation, frame));
+                let (image, page) = match cached {
+                    // A plain cached page is sealed: it is its own image.
+                    Some(p) if !self.codec.is_encrypted() => (p.clone(), Some(p)),
+                    // Otherwise copy the image the WAL holds (an encrypted
+                    // one as it is: no re-encryption), after its CRC check.
+                    cached => {
+                        let mut image = Page::zeroed(self.page_size);
+                        wal.read_frame(frame, &mut image)?;
+                        if self.codec.is_encrypted() {
+                            verify_page(pgno, &image)?;
+                            (Arc::new(image), cached)
+                        } else {
+                            self.codec.open_page(pgno, &mut image)?;
+                            let image = Arc::new(image);
+                            (image.clone(), Some(image))
+                        }
                     }
                 };
-                self.main.write_at(&page, pgno as u64 * self.page_size as u64).map_err(|e| {
+                self.main.write_at(&image, pgno as u64 * self.page_size as u64).map_err(|e| {
                     Error::io(format!("checkpointing page {pgno} into {}", self.path.display()), e)
                 })?;
                 if pgno == 0 {
-                    page_count = Some(Header::decode(&page)?.page_count);
+                    let page0 = match &page {
+                        Some(p) => p.clone(),
+                        None => {
+                            let mut p = Page::clone(&image);
+                            self.codec.open_page(0, &mut p)?;
+                            Arc::new(p)
+                        }
+                    };
+                    page_count = Some(Header::decode(&page0)?.page_count);
                 }
-                self.cache.insert((0, pgno as u64), page);
+                // The main-file entry must not keep an older image: cache
+                // the new page when it is at hand, otherwise forget it.
+                match page {
+                    Some(page) => self.cache.insert((0, pgno as u64), page),
+                    None => self.cache.remove((0, pgno as u64)),
+                }
             }
             // Pages allocated and freed again in one transaction were never
             // written: the file must still span every page the header counts.
@@ -609,6 +667,31 @@ impl Pager {
         Ok(())
     }
 
+    /// True when the file is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.codec.is_encrypted()
+    }
+
+    /// Checks that `key` is the one this file is open with (`None` for a
+    /// plain file); an [`Error::Encryption`] otherwise.
+    pub fn check_key(&self, key: Option<&crate::storage::crypto::EncryptionKey>) -> Result<()> {
+        self.codec.check_key(key)
+    }
+
+    /// True once [`Pager::close`] has been called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// After [`Pager::close`]: releases the file lock at once
+    /// and makes sure dropping the pager touches no file again (rekey has
+    /// put another database at this path).
+    pub(crate) fn retire(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.fold_pending.store(false, Ordering::Release);
+        let _ = self.main.unlock();
+    }
+
     /// Counters for `stat()`.
     pub fn stats(&self) -> PagerStats {
         let (max, done) = self.index.progress();
@@ -647,6 +730,7 @@ pub struct BulkCommit<'a> {
     first: Option<u64>,
     /// Page number of each frame appended so far, in frame order.
     pgnos: Vec<PageNo>,
+    /// Sealed (and, for an encrypted database, encrypted) page images.
     pending: Vec<(PageNo, Page)>,
     done: bool,
 }
@@ -665,16 +749,24 @@ impl BulkCommit<'_> {
 
     /// Adds page `pgno` (page-size bytes; the trailer is filled in here).
     /// Page 0 is written by [`BulkCommit::commit`], not here.
-    pub fn write(&mut self, pgno: PageNo, mut page: Page) -> Result<()> {
+    pub fn write(&mut self, pgno: PageNo, page: Page) -> Result<()> {
         if pgno == 0 || page.len() != self.pager.page_size {
             return Err(Error::invalid("bulk commit: page 0 or a page of the wrong size"));
         }
-        seal_page(pgno, &mut page);
-        self.pending.push((pgno, page));
+        let image = self.seal(pgno, page)?;
+        self.pending.push((pgno, image));
         if self.pending.len() >= self.batch() {
             self.flush(None)?;
         }
         Ok(())
+    }
+
+    /// The image of `page` as the WAL stores it: its checksum trailer set
+    /// and, for an encrypted database, encrypted.
+    fn seal(&self, pgno: PageNo, page: Page) -> Result<Page> {
+        let mut page: PageRef = Arc::new(page);
+        let image = self.pager.codec.seal(pgno, &mut page)?;
+        Ok(image.unwrap_or_else(|| Arc::unwrap_or_clone(page)))
     }
 
     fn flush(&mut self, commit: Option<PageNo>) -> Result<()> {
@@ -695,8 +787,8 @@ impl BulkCommit<'_> {
     pub fn commit(mut self, header: &Header) -> Result<()> {
         let mut page0 = Page::zeroed(self.pager.page_size);
         header.encode(&mut page0);
-        seal_page(0, &mut page0);
-        self.pending.push((0, page0));
+        let image = self.seal(0, page0)?;
+        self.pending.push((0, image));
         self.flush(Some(header.page_count))?;
         if self.pager.sync_mode == SyncMode::Full {
             if let Err(e) = self.wal.sync() {
@@ -757,6 +849,9 @@ impl Snapshot {
         if snap.header.page_size as usize != snap.pager.page_size {
             return Err(Error::corruption(0, "page size in the header changed"));
         }
+        if snap.header.is_encrypted() != snap.pager.codec.is_encrypted() {
+            return Err(Error::corruption(0, "the encryption flag in the header changed"));
+        }
         Ok(snap)
     }
 
@@ -786,7 +881,7 @@ impl Drop for Snapshot {
 
 impl PageRead for Snapshot {
     fn usable_size(&self) -> usize {
-        self.pager.page_size - CHECKSUM_TRAILER
+        self.pager.usable
     }
 
     fn read_page(&self, pgno: PageNo) -> Result<PageRef> {
@@ -798,6 +893,13 @@ impl PageRead for Snapshot {
         }
         self.pager.read_page(self.mark, pgno)
     }
+}
+
+/// Whether page 0 of the main file passes its CRC check (a file shorter
+/// than a page does not).
+fn page_zero_checksum_ok(main: &dyn StorageFile, page_size: usize) -> bool {
+    let mut page = vec![0u8; page_size];
+    main.read_at(&mut page, 0).is_ok() && verify_page(0, &page).is_ok()
 }
 
 /// Stands in for a WAL that does not exist on a read-only open.
