@@ -14,7 +14,9 @@ FUZZ_TARGETS := open_db btree_ops collection_ops doc_decode doc_json query_json
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
-PY_DEV_DEPS := cffi pytest hypothesis pytest-asyncio build setuptools wheel orjson
+PY_DEV_DEPS := cffi pytest hypothesis pytest-asyncio build 'setuptools>=77' wheel orjson
+# Reinstalled when this list changes (an old venv must not build with old tools).
+VENV_STAMP := $(VENV)/.deps-$(shell echo '$(PY_DEV_DEPS)' | cksum | cut -d' ' -f1)
 PY_TEST_VENV := target/py-test-venv
 SHARED ?= ../shared
 BENCH_N ?= 100000
@@ -124,10 +126,13 @@ test-install:
 # bundles libobj.so, and the tests run against the wheel installed in a
 # fresh venv, from a directory where the source tree is not importable.
 
-$(VPY):
-	$(PYTHON) -m venv $(VENV)
+$(VPY): $(VENV_STAMP)
+
+$(VENV_STAMP):
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q $(PY_DEV_DEPS)
+	$(VPY) -m pip install -q --upgrade $(PY_DEV_DEPS)
+	rm -f $(VENV)/.deps-* && touch $@
 
 venv: $(VPY)
 
