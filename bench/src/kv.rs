@@ -106,6 +106,22 @@ impl ReadSum {
     }
 }
 
+/// Bytes on disk.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiskSize {
+    /// The main database file.
+    pub main: u64,
+    /// Every file in the database's directory (main file, WAL, lock file).
+    pub total: u64,
+}
+
+fn disk_size(dir: &Path, main: &str) -> DiskSize {
+    DiskSize {
+        main: std::fs::metadata(dir.join(main)).map(|m| m.len()).unwrap_or(0),
+        total: crate::dir_size(dir),
+    }
+}
+
 /// Counts from a concurrent run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Concurrent {
@@ -139,8 +155,9 @@ pub trait KvEngine: Send + Sync {
     /// Writer thread body: durable commits, each overwriting one random
     /// record, until `stop`; returns the number of commits.
     fn write_loop(&self, data: &KvData, seed: u64, stop: &AtomicBool) -> Result<u64>;
-    /// Bytes on disk (database file and sidecars).
-    fn disk_size(&self) -> u64;
+    /// Bytes on disk: the database file, and it with every sidecar (WAL,
+    /// lock file) in its directory.
+    fn disk_size(&self) -> DiskSize;
 }
 
 /// Runs `readers` reader threads and one writer for about `duration`.
@@ -292,8 +309,8 @@ impl KvEngine for ObjKv {
         Ok(commits)
     }
 
-    fn disk_size(&self) -> u64 {
-        crate::dir_size(&self.dir)
+    fn disk_size(&self) -> DiskSize {
+        disk_size(&self.dir, "bench.obj")
     }
 }
 
@@ -400,8 +417,8 @@ impl KvEngine for RedbKv {
         Ok(commits)
     }
 
-    fn disk_size(&self) -> u64 {
-        crate::dir_size(&self.dir)
+    fn disk_size(&self) -> DiskSize {
+        disk_size(&self.dir, "bench.redb")
     }
 }
 
@@ -506,8 +523,8 @@ impl KvEngine for LmdbKv {
         Ok(commits)
     }
 
-    fn disk_size(&self) -> u64 {
-        crate::dir_size(&self.dir)
+    fn disk_size(&self) -> DiskSize {
+        disk_size(&self.dir, "data.mdb")
     }
 }
 
@@ -663,7 +680,7 @@ impl KvEngine for SqliteKv {
         Ok(commits)
     }
 
-    fn disk_size(&self) -> u64 {
-        crate::dir_size(&self.dir)
+    fn disk_size(&self) -> DiskSize {
+        disk_size(&self.dir, "bench.sqlite")
     }
 }
