@@ -140,7 +140,7 @@ pub trait DocEngine {
     /// (no index covers it).
     fn shipped_over_500(&mut self) -> Result<DocSum>;
     /// The engine's plan for each indexed query and the filter (to show
-    /// which index served them).
+    /// which index served them), and how the file's pages are used.
     fn plans(&self) -> Result<Vec<String>>;
     /// Closes the database and returns its size on disk.
     fn close(self: Box<Self>) -> Result<u64>;
@@ -277,11 +277,23 @@ impl DocEngine for ObjDocs {
     fn plans(&self) -> Result<Vec<String>> {
         self.read(|c| {
             Ok(vec![
-                "email: Collection::find_unique (unique index by_email)".to_string(),
-                format!("region: {}", c.explain(&region_query(REGIONS[0]))?),
-                format!("customer_id: {}", c.explain(&customer_query(0))?),
-                format!("status/total: {}", c.explain(&shipped_query())?),
+                "email plan: Collection::find_unique (unique index by_email)".to_string(),
+                format!("region plan: {}", c.explain(&region_query(REGIONS[0]))?),
+                format!("customer_id plan: {}", c.explain(&customer_query(0))?),
+                format!("status/total plan: {}", c.explain(&shipped_query())?),
             ])
+        })
+        .and_then(|mut v| {
+            let st = self.db.stat()?;
+            v.push(format!(
+                "file: {} pages of {} B in use, {} free; the collection's trees (documents, \
+                 names, 3 indexes) use {}",
+                st.pages_in_use,
+                st.page_size,
+                st.free_pages,
+                crate::table::bytes(st.collections.iter().map(|c| c.file_size_bytes).sum())
+            ));
+            Ok(v)
         })
     }
 
@@ -486,8 +498,12 @@ impl DocEngine for SqliteDocs {
             let mut stmt = self.conn.prepare(&sql)?;
             let detail: Vec<String> =
                 stmt.query_map([], |r| r.get::<_, String>(3))?.collect::<std::result::Result<_, _>>()?;
-            out.push(format!("{what}: {}", detail.join("; ")));
+            out.push(format!("{what} plan: {}", detail.join("; ")));
         }
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        out.push(format!("file: {} pages of {size} B in use, {free} free", pages - free));
         Ok(out)
     }
 

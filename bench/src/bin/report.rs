@@ -553,7 +553,7 @@ fn doc_workload(cfg: &Config) -> Result<()> {
     let mut plans = Vec::new();
     for e in &engines {
         for p in e.plans()? {
-            plans.push(format!("{} plan for {p}", e.name()));
+            plans.push(format!("{}, {p}", e.name()));
         }
     }
 
