@@ -131,6 +131,32 @@ pub struct Concurrent {
     pub commits: u64,
     /// Wall time of the run in seconds.
     pub secs: f64,
+    /// CPU time the reader threads used, in seconds (all readers together).
+    pub reader_cpu_secs: f64,
+}
+
+impl Concurrent {
+    /// Reads per second of wall time.
+    pub fn rate(&self) -> f64 {
+        self.reads as f64 / self.secs
+    }
+
+    /// Reads per second of reader CPU time: what a reader achieves while it
+    /// actually runs, whatever else competes for the cores.
+    pub fn reads_per_cpu_sec(&self) -> f64 {
+        self.reads as f64 / self.reader_cpu_secs
+    }
+}
+
+/// CPU time used by the calling thread so far, in seconds.
+pub fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out-pointer; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// One engine under test. Every step is one call so the hot loop stays in
@@ -169,20 +195,29 @@ pub fn concurrent(
 ) -> Result<Concurrent> {
     let stop = &AtomicBool::new(false);
     let start = Instant::now();
-    let (reads, commits) = std::thread::scope(|s| -> Result<(u64, u64)> {
+    let (reads, commits, cpu) = std::thread::scope(|s| -> Result<(u64, u64, f64)> {
         let writer = s.spawn(|| engine.write_loop(data, 0xC0FFEE, stop));
-        let handles: Vec<_> =
-            (0..readers).map(|i| s.spawn(move || engine.read_loop(data, 1000 + i as u64, stop))).collect();
+        let handles: Vec<_> = (0..readers)
+            .map(|i| {
+                s.spawn(move || {
+                    let cpu = thread_cpu_secs();
+                    let reads = engine.read_loop(data, 1000 + i as u64, stop);
+                    (reads, thread_cpu_secs() - cpu)
+                })
+            })
+            .collect();
         std::thread::sleep(duration);
         stop.store(true, Ordering::Relaxed);
-        let mut reads = 0;
+        let (mut reads, mut cpu) = (0, 0.0);
         for h in handles {
-            reads += h.join().expect("reader thread panicked")?;
+            let (r, c) = h.join().expect("reader thread panicked");
+            reads += r?;
+            cpu += c;
         }
         let commits = writer.join().expect("writer thread panicked")?;
-        Ok((reads, commits))
+        Ok((reads, commits, cpu))
     })?;
-    Ok(Concurrent { reads, commits, secs: crate::secs(start) })
+    Ok(Concurrent { reads, commits, secs: crate::secs(start), reader_cpu_secs: cpu })
 }
 
 fn value_variant(data: &KvData, i: usize, round: u64) -> [u8; VALUE_LEN] {
