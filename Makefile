@@ -1,7 +1,7 @@
 # obj — build, test and run everything from a fresh machine.
 #   make demo    build everything and run an end-to-end example
 #   make test    every suite plus lint (what CI runs)
-#   make soak    long crash/fault runs     make bench   benchmarks
+#   make soak    long crash/fault runs     make bench   benchmarks (docs/performance.md)
 #   make fuzz    each cargo-fuzz target for FUZZ_SECONDS (needs nightly + cargo-fuzz)
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -21,13 +21,16 @@ PY_TEST_VENV := target/py-test-venv
 SHARED ?= ../shared
 BENCH_N ?= 100000
 
-.PHONY: all build demo test test-rust test-c test-cpp test-install lint header install soak fuzz bench bench-capi clean
-.PHONY: venv wheel test-python bench-python
+.PHONY: all build demo test test-rust test-c test-cpp test-install lint header install soak fuzz clean
+.PHONY: bench bench-engine bench-report bench-criterion bench-capi bench-python venv wheel test-python
 
 all: build
 
+# The default members: engine and capi. The benchmark crate (bench/, with
+# redb, LMDB and a bundled SQLite) is built only by `make bench`, and
+# checked by clippy in `make lint`.
 build:
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release
 
 demo: build $(VPY)
 	$(CARGO) run --release --quiet -p obj-engine --example demo -- target/demo
@@ -37,8 +40,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The default members (engine, capi); the bench crate has no tests and is
+# compiled by `make lint`'s clippy.
 test-rust:
-	OBJ_CRASH_CYCLES=$(CRASH_CYCLES) $(CARGO) test --release --workspace
+	OBJ_CRASH_CYCLES=$(CRASH_CYCLES) $(CARGO) test --release
 
 # The C ABI: C11 programs with -Wall -Wextra -Werror, linked once against
 # libobj.so and once statically against libobj.a, run under valgrind.
@@ -73,7 +78,7 @@ test-cpp: build
 bench-capi:
 	$(CARGO) bench -p obj-capi --bench capi_vs_rust
 
-bench: bench-capi
+bench: bench-capi bench-python
 
 # Regenerate include/obj.h from capi/src (make test fails when it is stale).
 header:
@@ -109,6 +114,22 @@ fuzz:
 	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -max_len=131072 -print_final_stats=1 \
 	    2>&1 | tee target/fuzz-$$t.log | grep -E '^(Done|stat::number_of_executed_units|==[0-9]+== ERROR|SUMMARY)'; \
 	done
+
+# Benchmarks; never part of `make test`. `bench` runs every layer's part;
+# each layer adds its own `bench-<layer>` prerequisite.
+bench: bench-engine
+
+# The engine against redb, LMDB (heed) and SQLite (rusqlite), side by side in
+# one process: prints the markdown tables recorded in docs/performance.md.
+# Scale it down with OBJ_BENCH_N, OBJ_BENCH_DOCS, ... (bench/src/bin/report.rs).
+# Then criterion's statistics for the read paths (bench/benches/engines.rs).
+bench-engine: bench-report bench-criterion
+
+bench-report:
+	$(CARGO) run --release -p obj-bench --bin report
+
+bench-criterion:
+	$(CARGO) bench -p obj-bench --bench engines
 
 clean:
 	$(CARGO) clean

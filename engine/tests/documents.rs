@@ -431,3 +431,51 @@ fn detached_collection_is_reused_only_while_unchanged() {
     tx.commit().unwrap();
     db.integrity_check().unwrap();
 }
+
+#[test]
+fn two_sided_range_on_a_top_level_field_scans_only_its_interval_and_the_lists() {
+    let (_d, db) = open();
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("n").unwrap();
+    let mut docs = Vec::new();
+    for i in 0..200i64 {
+        docs.push(j(&format!(r#"{{"x": {i}}}"#)));
+    }
+    // Lists whose elements satisfy the two bounds separately, together, or not at all.
+    for text in
+        [r#"{"x": [1, 150]}"#, r#"{"x": [50.5]}"#, r#"{"x": [1, 2]}"#, r#"{"x": []}"#, r#"{"x": "60"}"#]
+    {
+        docs.push(j(text));
+    }
+    for d in &docs {
+        c.insert(d).unwrap();
+    }
+    drop(c);
+    tx.commit().unwrap();
+    db.create_index("n", IndexSpec::standard("by_x", "x").unwrap()).unwrap();
+
+    let p = || "x".parse::<obj_engine::query::FieldPath>().unwrap();
+    let mut q = QuerySpec::new("n");
+    q.filter = obj_engine::Filter::And(vec![
+        obj_engine::Filter::Ge(p(), Value::Int(50)),
+        obj_engine::Filter::Lt(p(), Value::Float(53.0)),
+    ]);
+    let rx = db.begin_read().unwrap();
+    let plan = rx.collection("n").unwrap().explain(&q).unwrap();
+    assert!(plan.contains("INDEX by_x") && plan.contains("2 range(s)"), "{plan}");
+    drop(rx);
+    let want: Vec<u64> =
+        (1..=docs.len() as u64).filter(|&id| q.filter.eval(&docs[id as usize - 1])).collect();
+    // 50, 51, 52, [1, 150] and [50.5]; not [1, 2], [] or "60".
+    assert_eq!(want.len(), 5);
+    let mut got = ids(&db, &q);
+    got.sort();
+    assert_eq!(got, want);
+
+    // Disjoint bounds: only lists can match.
+    q.filter = obj_engine::Filter::And(vec![
+        obj_engine::Filter::Gt(p(), Value::Int(120)),
+        obj_engine::Filter::Le(p(), Value::Int(10)),
+    ]);
+    assert_eq!(ids(&db, &q), vec![201]);
+}
