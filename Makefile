@@ -16,7 +16,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 PY_DEV_DEPS := cffi pytest hypothesis pytest-asyncio build 'setuptools>=77' wheel orjson
 # Reinstalled when this list changes (an old venv must not build with old tools).
-VENV_STAMP := $(VENV)/.deps-$(shell echo '$(PY_DEV_DEPS)' | cksum | cut -d' ' -f1)
+VENV_STAMP := $(VENV)/.deps-$(shell echo "$(PY_DEV_DEPS)" | cksum | cut -d' ' -f1)
 PY_TEST_VENV := target/py-test-venv
 SHARED ?= ../shared
 BENCH_N ?= 100000
