@@ -1,4 +1,5 @@
-"""The Python examples of python-cffi/README.md run as written."""
+"""The Python examples of python-cffi/README.md and of the repository's
+README.md run as written."""
 
 import os
 import re
@@ -6,17 +7,20 @@ import re
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-README = os.path.join(os.environ.get("OBJ_REPO_ROOT") or os.path.join(HERE, "..", ".."), "python-cffi", "README.md")
+ROOT = os.environ.get("OBJ_REPO_ROOT") or os.path.join(HERE, "..", "..")
+READMES = [os.path.join(ROOT, "python-cffi", "README.md"), os.path.join(ROOT, "README.md")]
 
 
 def blocks():
-    if not os.path.isfile(README):
-        return []
-    with open(README, encoding="utf-8") as f:
-        return re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
+    found = []
+    for readme in READMES:
+        if os.path.isfile(readme):
+            with open(readme, encoding="utf-8") as f:
+                found += [(readme, code) for code in re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)]
+    return found
 
 
 @pytest.mark.skipif(not blocks(), reason="README not found")
-@pytest.mark.parametrize("code", blocks())
-def test_readme_example(code, in_tmp):
-    exec(compile(code, README, "exec"), {"__name__": "readme_example"})
+@pytest.mark.parametrize("readme,code", blocks())
+def test_readme_example(readme, code, in_tmp):
+    exec(compile(code, readme, "exec"), {"__name__": "readme_example"})
