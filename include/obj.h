@@ -6,9 +6,10 @@
  *
  * CONVENTIONS
  *
- * Handles. obj_db, obj_txn are opaque. Every handle is created by an
- * obj_*_open / obj_*_begin call and released by exactly one matching
- * obj_*_free call. Handles carry a type tag: passing the wrong kind of
+ * Handles. obj_db, obj_txn, obj_cursor are opaque. Every handle is
+ * created by an obj_*_open / obj_*_begin / obj_query / obj_kv_scan /
+ * obj_collection_dump call and released by exactly one matching
+ * obj_*_free call (obj_cursor_free for every cursor). Handles carry a type tag: passing the wrong kind of
  * handle, or NULL, returns OBJ_INVALID_ARGUMENT. Using a handle after
  * obj_*_free is undefined behaviour (the memory is gone); everything else
  * (a database used after obj_db_close, a transaction used after commit or
@@ -26,11 +27,29 @@
  * obj_bytes_free, never with free(). Strings passed in are NUL-terminated
  * UTF-8; invalid UTF-8 is OBJ_INVALID_ARGUMENT.
  *
+ * Documents travel as JSON text in the engine's JSON form (integers,
+ * floats, strings, lists, objects, plus {"$bytes": base64}, {"$ts": micros}
+ * with optional "$tz", {"$f64": "nan"|"inf"|"-inf"}, and "$$" escaping of
+ * keys that start with "$"); queries as in docs/query-json.md. Reads of a
+ * missing collection see an empty one; writes create a document
+ * collection on first use (obj_raw_* writes create a raw one).
+ *
+ * Cursors. A cursor reads through the transaction it was opened on. On a
+ * read transaction it sees that snapshot for its whole life. On a write
+ * transaction it sees the transaction as it was when opened; any later
+ * write call on that transaction ends the cursor, whose next call returns
+ * OBJ_INVALID_ARGUMENT ("transaction changed under the cursor") - read
+ * what you need first, or collect ids and write afterwards. After its
+ * transaction is committed, rolled back or freed, a cursor returns
+ * OBJ_INVALID_ARGUMENT on every call except obj_cursor_free, which is
+ * always allowed (before or after the transaction ends).
+ *
  * Threads. An obj_db handle may be used from any number of threads at
  * once. An obj_txn may be used from any thread, but calls on one obj_txn
- * are serialised (a second thread waits); a write transaction should stay
- * on one thread for clarity. One write transaction at a time per database:
- * obj_txn_begin_write waits up to the busy timeout, then OBJ_BUSY.
+ * and on its cursors are serialised (a second thread waits); a write
+ * transaction should stay on one thread for clarity. One write
+ * transaction at a time per database: obj_txn_begin_write waits up to the
+ * busy timeout, then OBJ_BUSY.
  *
  * Panics never cross this boundary: an internal panic is reported as
  * OBJ_INTERNAL with its message.
@@ -47,6 +66,12 @@
 #define OBJ_VERSION_PATCH 0
 #define OBJ_VERSION_STRING "0.1.0"
 
+
+/**
+ * `flags` bit for `obj_collection_create`: a collection of opaque byte
+ * strings (raw documents) instead of structured documents.
+ */
+#define OBJ_COLLECTION_RAW 1
 
 /**
  * The result of every obj_* call. Values are stable across versions.
@@ -106,6 +131,13 @@ typedef enum {
 } obj_status;
 
 /**
+ * A cursor (opaque): the stream of a query (`obj_query`), of a key-value
+ * scan (`obj_kv_scan`) or of a collection dump (`obj_collection_dump`).
+ * Release with `obj_cursor_free`.
+ */
+typedef struct obj_cursor obj_cursor;
+
+/**
  * An open database (opaque). Create with `obj_db_open`, release with
  * `obj_db_free`. Usable from many threads at once.
  */
@@ -113,7 +145,8 @@ typedef struct obj_db obj_db;
 
 /**
  * A transaction (opaque): a read snapshot or the write transaction.
- * Calls on one handle are serialised; release with `obj_txn_free`.
+ * Calls on one handle (and on its cursors) are serialised; release with
+ * `obj_txn_free`.
  */
 typedef struct obj_txn obj_txn;
 
@@ -219,6 +252,226 @@ void obj_bytes_free(obj_bytes *bytes);
 obj_status obj_bytes_copy(const uint8_t *value, size_t len, obj_bytes *out);
 
 /**
+ * Creates collection `name` in a write transaction. `flags`: 0 for a
+ * collection of structured documents, OBJ_COLLECTION_RAW for raw bytes.
+ * An existing collection of the same kind is OBJ_OK; of the other kind,
+ * OBJ_INVALID_ARGUMENT. Errors: OBJ_INVALID_ARGUMENT (read or finished
+ * transaction, bad name: empty, over 200 bytes, containing '/', not
+ * UTF-8; unknown flag bits). Thread-safety: as every call on `txn`.
+ *
+ * # Safety
+ * `txn` is a live handle; `name` is NULL or a NUL-terminated string.
+ */
+obj_status obj_collection_create(obj_txn *txn, const char *name, uint32_t flags);
+
+/**
+ * Drops collection `name` with its documents and indexes, in a write
+ * transaction. `*existed` (may be NULL) says whether it was there; a
+ * missing collection is OBJ_OK. Errors: OBJ_INVALID_ARGUMENT (read or
+ * finished transaction, bad name).
+ *
+ * # Safety
+ * `txn` is a live handle; `name` a NUL-terminated string; `existed` NULL
+ * or writable.
+ */
+obj_status obj_collection_drop(obj_txn *txn, const char *name, bool *existed);
+
+/**
+ * The names of all collections as a JSON array of strings, sorted by
+ * their UTF-8 bytes, in `*out` (free with obj_bytes_free). Works in read
+ * and write transactions. Errors: OBJ_INVALID_ARGUMENT (finished
+ * transaction, NULL out).
+ *
+ * # Safety
+ * `txn` is a live handle; `out` writable.
+ */
+obj_status obj_collection_list(obj_txn *txn, obj_bytes *out);
+
+/**
+ * Describes collection `name` as a JSON object in `*out`:
+ * {"name":..,"kind":"documents"|"raw","count":N,"next_id":N,
+ * "indexes":[{"name":..,"kind":"unique"|"standard"|"multi","fields":["a","b.c"]}]}.
+ * Errors: OBJ_NOT_FOUND (no such collection), OBJ_INVALID_ARGUMENT
+ * (finished transaction, bad name, NULL out).
+ *
+ * # Safety
+ * `txn` is a live handle; `name` a NUL-terminated string; `out` writable.
+ */
+obj_status obj_collection_info(obj_txn *txn, const char *name, obj_bytes *out);
+
+/**
+ * The number of documents in collection `name` in `*out` (0 for a
+ * missing collection). Constant time. Errors: OBJ_INVALID_ARGUMENT
+ * (finished transaction, bad name, NULL out).
+ *
+ * # Safety
+ * `txn` is a live handle; `name` a NUL-terminated string; `out` writable.
+ */
+obj_status obj_collection_count(obj_txn *txn, const char *name, uint64_t *out);
+
+/**
+ * Runs a query (JSON text per docs/query-json.md: collection, filter,
+ * sort, limit, offset, sort_buffer_limit, index range) and returns a
+ * streaming cursor in `*out`: nothing is read until the first
+ * obj_cursor_next, and only one document is held at a time (a sort that
+ * no index serves buffers up to sort_buffer_limit documents on the first
+ * step; more is OBJ_INVALID_ARGUMENT then). A missing collection gives no
+ * rows. `"count_only": true` is refused: use obj_query_count.
+ *
+ * The cursor reads through `txn`. On a read transaction it sees that
+ * snapshot for its whole life. On a write transaction it sees the
+ * transaction as it was when the cursor was opened, and any later write
+ * call on the transaction (insert, upsert, delete, index or collection
+ * change, kv put, ...) ends the cursor: its next call returns
+ * OBJ_INVALID_ARGUMENT ("transaction changed under the cursor"). After
+ * the transaction is committed, rolled back or freed, every call on the
+ * cursor except obj_cursor_free returns OBJ_INVALID_ARGUMENT.
+ *
+ * Errors: OBJ_INVALID_ARGUMENT (malformed query; filter, sort or index on
+ * a raw collection; finished transaction; NULL pointers), OBJ_NOT_FOUND
+ * (the query names an index that does not exist).
+ *
+ * # Safety
+ * `txn` is a live handle; `query_json` valid for `len` bytes; `out`
+ * writable.
+ */
+obj_status obj_query(obj_txn *txn, const uint8_t *query_json, size_t len, obj_cursor **out);
+
+/**
+ * The next document of a query cursor: `*out_id`, `*out_doc` (JSON text;
+ * free with obj_bytes_free), `*out_version` (may be NULL) and `*done` =
+ * false; at the end `*done` = true and nothing else is written. One call
+ * per document; nothing beyond the current document is materialized.
+ * Errors: OBJ_INVALID_ARGUMENT (not a query cursor, its transaction
+ * finished or wrote since it was opened, NULL pointers), or the error of
+ * the step itself (e.g. OBJ_INVALID_ARGUMENT for a sort over
+ * sort_buffer_limit, OBJ_CORRUPTION); after such an error later calls
+ * return OBJ_INVALID_ARGUMENT naming it.
+ *
+ * # Safety
+ * `cur` is a live cursor handle; `out_id`, `out_doc`, `done` writable;
+ * `out_version` NULL or writable.
+ */
+obj_status obj_cursor_next(obj_cursor *cur,
+                           uint64_t *out_id,
+                           obj_bytes *out_doc,
+                           uint32_t *out_version,
+                           bool *done);
+
+/**
+ * Up to `max` (> 0) next documents of a query cursor in one call, as a
+ * JSON array in `*out`: [[id, schema_version, document], ...]; an empty
+ * array `[]` at the end. Fewer than `max` elements means the end was
+ * reached. Errors: as obj_cursor_next; `max` = 0 is OBJ_INVALID_ARGUMENT.
+ *
+ * # Safety
+ * `cur` is a live cursor handle; `out` writable.
+ */
+obj_status obj_cursor_next_batch(obj_cursor *cur, size_t max, obj_bytes *out);
+
+/**
+ * Frees a cursor of any kind (before or after its transaction ended).
+ * NULL is a no-op. Thread-safety: as every call on its transaction.
+ *
+ * # Safety
+ * `cur` is NULL or a live cursor handle; it must not be used afterwards.
+ */
+obj_status obj_cursor_free(obj_cursor *cur);
+
+/**
+ * The number of results of a query (after offset and limit) in `*out`,
+ * without sorting and, for scans, without decoding whole documents. A
+ * missing collection counts 0. Errors: as obj_query.
+ *
+ * # Safety
+ * `txn` is a live handle; `query_json` valid for `len` bytes; `out`
+ * writable.
+ */
+obj_status obj_query_count(obj_txn *txn, const uint8_t *query_json, size_t len, uint64_t *out);
+
+/**
+ * How the engine would run a query, as a JSON object in `*out`:
+ * {"collection":..,"exists":bool,"plan":"<one line for people>",
+ * "access":"scan"|"index"|"none","index":name or null,"ranges":N,
+ * "reverse":bool,"sort_in_memory":bool}. Errors: as obj_query.
+ *
+ * # Safety
+ * `txn` is a live handle; `query_json` valid for `len` bytes; `out`
+ * writable.
+ */
+obj_status obj_query_explain(obj_txn *txn, const uint8_t *query_json, size_t len, obj_bytes *out);
+
+/**
+ * Opens a scan of key-value namespace `ns` (a missing namespace is
+ * empty) in `*out`. Either a half-open key range [start, end) — `start`
+ * NULL or 0 bytes: from the first key; `end` NULL: to the last key — or,
+ * when `prefix` is not NULL, the keys starting with `prefix` (then
+ * `start` and `end` must be NULL). `reverse` walks from the high end
+ * down. The cursor streams (one entry per obj_kv_cursor_next) and follows
+ * the same transaction rules as obj_query's cursors. Errors:
+ * OBJ_INVALID_ARGUMENT (prefix together with start/end, bad namespace
+ * name, finished transaction, NULL pointers with non-zero lengths).
+ *
+ * # Safety
+ * `txn` is a live handle; `ns` a NUL-terminated string; `start`, `end`,
+ * `prefix` NULL or valid for their lengths; `out` writable.
+ */
+obj_status obj_kv_scan(obj_txn *txn,
+                       const char *ns,
+                       const uint8_t *start,
+                       size_t start_len,
+                       const uint8_t *end,
+                       size_t end_len,
+                       const uint8_t *prefix,
+                       size_t prefix_len,
+                       bool reverse,
+                       obj_cursor **out);
+
+/**
+ * The next entry of a key-value scan: copies of its key and value in
+ * `*key` and `*value` (free both with obj_bytes_free; an empty one is
+ * {NULL, 0}) and `*done` = false; at the end `*done` = true and nothing
+ * else is written. Errors: as obj_cursor_next (OBJ_INVALID_ARGUMENT for a
+ * cursor of another kind).
+ *
+ * # Safety
+ * `cur` is a live cursor handle; `key`, `value`, `done` writable.
+ */
+obj_status obj_kv_cursor_next(obj_cursor *cur, obj_bytes *key, obj_bytes *value, bool *done);
+
+/**
+ * Opens a dump of collection `coll` (either kind) in `*out`: every stored
+ * record in id order, read with obj_dump_cursor_next, without decoding
+ * (for backups, migrations and checks). A missing collection is empty.
+ * The cursor follows the same transaction rules as obj_query's cursors.
+ * Errors: OBJ_INVALID_ARGUMENT (bad name, finished transaction, NULL out).
+ *
+ * # Safety
+ * `txn` is a live handle; `coll` a NUL-terminated string; `out` writable.
+ */
+obj_status obj_collection_dump(obj_txn *txn, const char *coll, obj_cursor **out);
+
+/**
+ * The next record of a collection dump: `*out_id`, `*out_version` (may be
+ * NULL; the schema version from the record header) and `*out_data`, the
+ * stored bytes exactly as on disk (the document header followed by the
+ * payload: for a raw collection the caller's bytes, for structured
+ * documents the binary encoding of docs/format.md, whose field names
+ * refer to the collection's dictionary); `*done` = false. At the end
+ * `*done` = true and nothing else is written. Errors: as
+ * obj_cursor_next.
+ *
+ * # Safety
+ * `cur` is a live cursor handle; `out_id`, `out_data`, `done` writable;
+ * `out_version` NULL or writable.
+ */
+obj_status obj_dump_cursor_next(obj_cursor *cur,
+                                uint64_t *out_id,
+                                uint32_t *out_version,
+                                obj_bytes *out_data,
+                                bool *done);
+
+/**
  * Fills `opts` with the defaults (and its struct_size).
  *
  * # Safety
@@ -270,7 +523,12 @@ obj_status obj_db_checkpoint(obj_db *db, obj_checkpoint_result *out);
 
 /**
  * Sizes and counters as a JSON object in `*out` (free with obj_bytes_free):
- * page_size, page_count, free_pages, file_size, wal_frames, cache, trees...
+ * page_size, page_count, free_pages, pages_in_use, file_size, wal_frames,
+ * wal_backfilled, readers, commit_counter, cache {hits, misses, pages,
+ * capacity}, trees [{name, entries}], and collections [{name, kind
+ * ("documents"|"raw"), doc_count, file_size_bytes, indexes [{name, kind,
+ * key_paths, fields (the same as key_paths), status, entries}]}]. Walks
+ * every collection's pages: cost grows with the file.
  *
  * # Safety
  * `db` is a live handle; `out` is writable.
@@ -286,6 +544,174 @@ obj_status obj_db_stat_json(obj_db *db, obj_bytes *out);
  * `db` is a live handle; `out` is NULL or writable.
  */
 obj_status obj_db_integrity_check(obj_db *db, obj_bytes *out);
+
+/**
+ * Inserts one document (a JSON object, `len` bytes of UTF-8, no NUL
+ * needed) into collection `coll`, created as a document collection on
+ * first use, with `schema_version` in its header. The new id goes to
+ * `*out_id`. Errors: OBJ_CONSTRAINT (a unique index already holds one of
+ * its values; nothing was written and the transaction goes on),
+ * OBJ_INVALID_ARGUMENT (read or finished transaction, malformed JSON,
+ * not an object, a raw collection, bad name, NULL pointers).
+ *
+ * # Safety
+ * `txn` is a live handle; `coll` a NUL-terminated string; `json` valid for
+ * `len` bytes; `out_id` writable.
+ */
+obj_status obj_doc_insert(obj_txn *txn,
+                          const char *coll,
+                          const uint8_t *json,
+                          size_t len,
+                          uint32_t schema_version,
+                          uint64_t *out_id);
+
+/**
+ * Inserts every document of a JSON array (`json`, `len` bytes) into
+ * collection `coll` (created on first use), all with `schema_version`.
+ * Their ids go to `out_ids[0..n)` where n is the array length, and n to
+ * `*out_count`. `out_cap` is the capacity of `out_ids`; less than n is
+ * OBJ_INVALID_ARGUMENT with nothing written. All or nothing: on any error
+ * (e.g. OBJ_CONSTRAINT) no document of the batch remains and the
+ * transaction goes on. An empty array is OBJ_OK with *out_count = 0.
+ *
+ * # Safety
+ * `txn` is a live handle; `coll` a NUL-terminated string; `json` valid for
+ * `len` bytes; `out_ids` writable for `out_cap` values (NULL if 0);
+ * `out_count` writable.
+ */
+obj_status obj_doc_insert_many(obj_txn *txn,
+                               const char *coll,
+                               const uint8_t *json,
+                               size_t len,
+                               uint32_t schema_version,
+                               uint64_t *out_ids,
+                               size_t out_cap,
+                               size_t *out_count);
+
+/**
+ * Reads document `id` of collection `coll`. `*found` says whether it
+ * exists; if so `*out` holds it as JSON text (free with obj_bytes_free)
+ * and `*out_version` (may be NULL) its schema version; otherwise `*out`
+ * is {NULL, 0} and `*out_version` is untouched. A missing collection
+ * reads as empty. Errors: OBJ_INVALID_ARGUMENT (finished transaction, a
+ * raw collection: use obj_raw_get, bad name, NULL out or found).
+ *
+ * # Safety
+ * `txn` is a live handle; `coll` a NUL-terminated string; `out`, `found`
+ * writable; `out_version` NULL or writable.
+ */
+obj_status obj_doc_get(obj_txn *txn,
+                       const char *coll,
+                       uint64_t id,
+                       obj_bytes *out,
+                       uint32_t *out_version,
+                       bool *found);
+
+/**
+ * Reads the documents with the `n` ids in `ids` in one call. `*out` is a
+ * JSON array with one element per id, in order: `null` for a missing
+ * document, else `[schema_version, document]`. A missing collection
+ * gives all nulls. Errors: OBJ_INVALID_ARGUMENT (finished transaction, a
+ * raw collection, NULL ids with n > 0, NULL out).
+ *
+ * # Safety
+ * `txn` is a live handle; `coll` a NUL-terminated string; `ids` valid for
+ * `n` values; `out` writable.
+ */
+obj_status obj_doc_get_many(obj_txn *txn,
+                            const char *coll,
+                            const uint64_t *ids,
+                            size_t n,
+                            obj_bytes *out);
+
+/**
+ * Writes a document at the caller's `id` in collection `coll` (created
+ * on first use), replacing any document there; ids at or above the
+ * collection's next id move it past `id`. `*out_created` (may be NULL) is
+ * true when no document had that id. Errors: as obj_doc_insert.
+ *
+ * # Safety
+ * As obj_doc_insert; `out_created` NULL or writable.
+ */
+obj_status obj_doc_upsert(obj_txn *txn,
+                          const char *coll,
+                          uint64_t id,
+                          const uint8_t *json,
+                          size_t len,
+                          uint32_t schema_version,
+                          bool *out_created);
+
+/**
+ * Replaces document `id` of collection `coll` (the update of CRUD).
+ * Errors: OBJ_NOT_FOUND (no such document or collection), otherwise as
+ * obj_doc_insert.
+ *
+ * # Safety
+ * As obj_doc_insert.
+ */
+obj_status obj_doc_replace(obj_txn *txn,
+                           const char *coll,
+                           uint64_t id,
+                           const uint8_t *json,
+                           size_t len,
+                           uint32_t schema_version);
+
+/**
+ * Deletes document `id` of collection `coll` (either kind) with its index
+ * entries; `*existed` (may be NULL) says whether it was there. A missing
+ * collection is OBJ_OK (nothing existed). Errors: OBJ_INVALID_ARGUMENT
+ * (read or finished transaction, bad name).
+ *
+ * # Safety
+ * `txn` is a live handle; `coll` a NUL-terminated string; `existed` NULL
+ * or writable.
+ */
+obj_status obj_doc_delete(obj_txn *txn, const char *coll, uint64_t id, bool *existed);
+
+/**
+ * Inserts `len` opaque bytes as a new document of raw collection `coll`
+ * (created as a raw collection on first use); the new id goes to
+ * `*out_id`. Errors: OBJ_INVALID_ARGUMENT (read or finished transaction,
+ * `coll` is a document collection, bad name, NULL pointers).
+ *
+ * # Safety
+ * `txn` is a live handle; `coll` a NUL-terminated string; `data` valid for
+ * `len` bytes (NULL with 0); `out_id` writable.
+ */
+obj_status obj_raw_insert(obj_txn *txn,
+                          const char *coll,
+                          const uint8_t *data,
+                          size_t len,
+                          uint64_t *out_id);
+
+/**
+ * Reads raw document `id` of raw collection `coll`: `*found` says whether
+ * it exists; if so `*out` holds a copy of its bytes, else {NULL, 0}. A
+ * missing collection reads as empty. Errors: OBJ_INVALID_ARGUMENT
+ * (finished transaction, a document collection: use obj_doc_get, NULL
+ * pointers).
+ *
+ * # Safety
+ * `txn` is a live handle; `coll` a NUL-terminated string; `out`, `found`
+ * writable.
+ */
+obj_status obj_raw_get(obj_txn *txn, const char *coll, uint64_t id, obj_bytes *out, bool *found);
+
+/**
+ * Writes raw bytes at the caller's `id` in raw collection `coll`
+ * (created on first use), replacing any document there. `*out_created`
+ * (may be NULL) is true when no document had that id. Errors: as
+ * obj_raw_insert.
+ *
+ * # Safety
+ * As obj_raw_insert; `out_created` NULL or writable.
+ */
+obj_status obj_raw_upsert(obj_txn *txn,
+                          const char *coll,
+                          uint64_t id,
+                          const uint8_t *data,
+                          size_t len,
+                          bool *out_created);
 
 /**
  * The message of the calling thread's most recent failed call ("" if
@@ -305,6 +731,70 @@ const char *obj_status_name(obj_status status);
  * loaded at run time). Static storage.
  */
 const char *obj_version(void);
+
+/**
+ * Creates a secondary index on collection `coll` (a document collection,
+ * created on first use) from a JSON spec:
+ * {"name":"by_email","kind":"unique"|"standard"|"multi","fields":["email"]}
+ * (`kind` defaults to "standard"; several fields make a composite index,
+ * most significant first; nested paths like "address.city"). Existing
+ * documents are indexed before this returns. The same name with the same
+ * spec again is OBJ_OK. Errors: OBJ_CONSTRAINT (a unique index and two
+ * existing documents share a value; no trace is left),
+ * OBJ_INVALID_ARGUMENT (malformed spec, same name with another spec, a
+ * raw collection, read or finished transaction).
+ *
+ * # Safety
+ * `txn` is a live handle; `coll` a NUL-terminated string; `spec_json`
+ * valid for `len` bytes.
+ */
+obj_status obj_index_create(obj_txn *txn, const char *coll, const uint8_t *spec_json, size_t len);
+
+/**
+ * Drops index `name` of collection `coll` with its entries. Errors:
+ * OBJ_NOT_FOUND (no such collection or index), OBJ_INVALID_ARGUMENT (read
+ * or finished transaction, bad names).
+ *
+ * # Safety
+ * `txn` is a live handle; `coll`, `name` NUL-terminated strings.
+ */
+obj_status obj_index_drop(obj_txn *txn, const char *coll, const char *name);
+
+/**
+ * The indexes of collection `coll` as a JSON array of specs
+ * [{"name":..,"kind":..,"fields":[..]}] in creation order ("[]" for a
+ * missing collection). Errors: OBJ_INVALID_ARGUMENT (finished
+ * transaction, bad name, NULL out).
+ *
+ * # Safety
+ * `txn` is a live handle; `coll` a NUL-terminated string; `out` writable.
+ */
+obj_status obj_index_list(obj_txn *txn, const char *coll, obj_bytes *out);
+
+/**
+ * Finds the document whose unique index `index` holds `values_json` (a
+ * JSON array with one value per index field, in the engine's JSON form).
+ * `*found` says whether there is one; if so `*out_id` is its id, `*out_doc`
+ * the document as JSON and `*out_version` (may be NULL) its schema
+ * version; if not, `*out_doc` is {NULL, 0} and the rest untouched. A
+ * missing collection finds nothing. Errors: OBJ_NOT_FOUND (no such
+ * index), OBJ_INVALID_ARGUMENT (not a unique index, wrong number of
+ * values, malformed JSON, finished transaction, NULL pointers).
+ *
+ * # Safety
+ * `txn` is a live handle; `coll`, `index` NUL-terminated strings;
+ * `values_json` valid for `len` bytes; `out_id`, `out_doc`, `found`
+ * writable; `out_version` NULL or writable.
+ */
+obj_status obj_find_unique(obj_txn *txn,
+                           const char *coll,
+                           const char *index,
+                           const uint8_t *values_json,
+                           size_t len,
+                           uint64_t *out_id,
+                           obj_bytes *out_doc,
+                           uint32_t *out_version,
+                           bool *found);
 
 /**
  * Sets `key` to `value` in namespace `ns` (created on first use).
@@ -351,6 +841,27 @@ obj_status obj_kv_delete(obj_txn *txn,
                          bool *existed);
 
 /**
+ * Drops namespace `ns` with all its entries; `*existed` (may be NULL)
+ * says whether it was there (a missing namespace is OBJ_OK). Errors:
+ * OBJ_INVALID_ARGUMENT (read or finished transaction, bad name).
+ *
+ * # Safety
+ * `txn` is a live handle; `ns` a NUL-terminated string; `existed` NULL or
+ * writable.
+ */
+obj_status obj_kv_drop(obj_txn *txn, const char *ns, bool *existed);
+
+/**
+ * The names of all key-value namespaces as a sorted JSON array of
+ * strings in `*out` (free with obj_bytes_free). Errors:
+ * OBJ_INVALID_ARGUMENT (finished transaction, NULL out).
+ *
+ * # Safety
+ * `txn` is a live handle; `out` writable.
+ */
+obj_status obj_kv_list(obj_txn *txn, obj_bytes *out);
+
+/**
  * Begins a read transaction: a consistent snapshot of the last commit,
  * never blocked by the writer. Free it with `obj_txn_free` when done
  * (a live snapshot keeps the WAL from being recycled).
@@ -372,8 +883,9 @@ obj_status obj_txn_begin_write(obj_db *db, obj_txn **out);
 /**
  * Commits a write transaction (durable on return with the default sync
  * mode) or ends a read transaction. The handle is finished afterwards:
- * further use returns OBJ_INVALID_ARGUMENT; still call `obj_txn_free`.
- * On a commit error nothing of the transaction is applied.
+ * further use (and use of its cursors) returns OBJ_INVALID_ARGUMENT;
+ * still call `obj_txn_free`. On a commit error nothing of the
+ * transaction is applied.
  *
  * # Safety
  * `txn` is a live handle.
@@ -382,7 +894,7 @@ obj_status obj_txn_commit(obj_txn *txn);
 
 /**
  * Discards every change of the transaction. The handle is finished
- * afterwards; still call `obj_txn_free`.
+ * afterwards (its cursors too); still call `obj_txn_free`.
  *
  * # Safety
  * `txn` is a live handle.
@@ -391,7 +903,9 @@ obj_status obj_txn_rollback(obj_txn *txn);
 
 /**
  * Frees the handle, rolling back a write transaction that was neither
- * committed nor rolled back. NULL is a no-op.
+ * committed nor rolled back. Cursors of the transaction stay allocated
+ * (free them with `obj_cursor_free`) but every call on them returns
+ * OBJ_INVALID_ARGUMENT. NULL is a no-op.
  *
  * # Safety
  * `txn` is NULL or a live handle; it must not be used afterwards.

@@ -113,3 +113,54 @@ pub unsafe extern "C" fn obj_bytes_copy(value: *const u8, len: usize, out: *mut 
         unsafe { put(out, obj_bytes::from_vec(v), "out") }
     })
 }
+
+/// Writes `value` through an out-pointer that may be NULL (then nothing).
+///
+/// # Safety
+/// `out` is NULL or valid for writing a `T`.
+pub(crate) unsafe fn put_opt<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: non-null and writable per the caller's contract.
+        unsafe { out.write(value) };
+    }
+}
+
+/// An array argument; NULL is allowed only with length 0.
+///
+/// # Safety
+/// `p` is NULL or valid for reading `n` values of `T`.
+pub(crate) unsafe fn arg_slice<'a, T>(p: *const T, n: usize, what: &str) -> Result<&'a [T], Error> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL but its length is {n}")));
+    }
+    // SAFETY: non-null and valid for n values per the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+/// A JSON text argument as a `&str` (it must be UTF-8).
+pub(crate) fn json_text<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, Error> {
+    std::str::from_utf8(bytes).map_err(|e| Error::invalid(format!("{what} is not valid UTF-8: {e}")))
+}
+
+/// Parses one document (a JSON object in the engine's JSON text form).
+pub(crate) fn parse_document(bytes: &[u8]) -> Result<obj_engine::Value, Error> {
+    let v = obj_engine::doc::json::from_json_slice(bytes)?;
+    check_document(&v)?;
+    Ok(v)
+}
+
+/// A document must be a map (a JSON object).
+pub(crate) fn check_document(v: &obj_engine::Value) -> Result<(), Error> {
+    if !matches!(v, obj_engine::Value::Map(_)) {
+        return Err(Error::invalid(format!("a document must be a JSON object, not {}", v.type_name())));
+    }
+    Ok(())
+}
+
+/// A serde_json value as a returned buffer.
+pub(crate) fn json_bytes(v: &serde_json::Value) -> obj_bytes {
+    obj_bytes::from_vec(v.to_string().into_bytes())
+}

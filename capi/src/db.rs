@@ -162,6 +162,7 @@ fn to_options(o: &obj_options) -> Result<Options, Error> {
         read_only: merged.read_only,
         create: merged.create,
         vfs: None,
+        encryption: None,
     })
 }
 
@@ -280,7 +281,12 @@ pub unsafe extern "C" fn obj_db_checkpoint(db: *mut obj_db, out: *mut obj_checkp
 }
 
 /// Sizes and counters as a JSON object in `*out` (free with obj_bytes_free):
-/// page_size, page_count, free_pages, file_size, wal_frames, cache, trees...
+/// page_size, page_count, free_pages, pages_in_use, file_size, wal_frames,
+/// wal_backfilled, readers, commit_counter, cache {hits, misses, pages,
+/// capacity}, trees [{name, entries}], and collections [{name, kind
+/// ("documents"|"raw"), doc_count, file_size_bytes, indexes [{name, kind,
+/// key_paths, fields (the same as key_paths), status, entries}]}]. Walks
+/// every collection's pages: cost grows with the file.
 ///
 /// # Safety
 /// `db` is a live handle; `out` is writable.
@@ -294,6 +300,29 @@ pub unsafe extern "C" fn obj_db_stat_json(db: *mut obj_db, out: *mut obj_bytes) 
         let s = guard.as_ref().expect("checked open").stat()?;
         let trees: Vec<serde_json::Value> =
             s.trees.iter().map(|t| serde_json::json!({"name": t.name, "entries": t.entries})).collect();
+        let collections: Vec<serde_json::Value> = s
+            .collections
+            .iter()
+            .map(|c| {
+                let indexes: Vec<serde_json::Value> = c
+                    .indexes
+                    .iter()
+                    .map(|i| {
+                        serde_json::json!({
+                            "name": i.name, "kind": i.kind, "key_paths": i.key_paths, "fields": i.key_paths,
+                            "status": i.status, "entries": i.entries,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": c.name,
+                    "kind": crate::collection::kind_name(c.kind),
+                    "doc_count": c.doc_count,
+                    "file_size_bytes": c.file_size_bytes,
+                    "indexes": indexes,
+                })
+            })
+            .collect();
         let json = serde_json::json!({
             "page_size": s.page_size,
             "page_count": s.page_count,
@@ -306,6 +335,7 @@ pub unsafe extern "C" fn obj_db_stat_json(db: *mut obj_db, out: *mut obj_bytes) 
             "commit_counter": s.commit_counter,
             "cache": {"hits": s.cache.hits, "misses": s.cache.misses, "pages": s.cache.pages, "capacity": s.cache.capacity},
             "trees": trees,
+            "collections": collections,
         });
         // SAFETY: checked non-null.
         unsafe { put(out, obj_bytes::from_vec(json.to_string().into_bytes()), "out") }

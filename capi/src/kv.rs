@@ -1,14 +1,12 @@
 //! Key-value namespaces through the C ABI: bytes to bytes, in the same
-//! transactions as everything else.
+//! transactions as everything else. Scans are cursors (`cursor.rs`).
 
 use std::ffi::c_char;
 
-use obj_engine::Error;
-
-use crate::bytes::{arg_bytes, arg_str, need, obj_bytes, put};
+use crate::bytes::{arg_bytes, arg_str, json_bytes, need, obj_bytes, put, put_opt};
 use crate::error::fence;
 use crate::obj_status;
-use crate::txn::{lock_txn, obj_txn, TxnState};
+use crate::txn::{lock_txn, obj_txn};
 
 /// Sets `key` to `value` in namespace `ns` (created on first use).
 /// Errors: OBJ_INVALID_ARGUMENT (read transaction, finished transaction,
@@ -64,11 +62,7 @@ pub unsafe extern "C" fn obj_kv_get(
         let (ns, key) = unsafe { (arg_str(ns, "namespace")?, arg_bytes(key, key_len, "key")?) };
         // SAFETY: per contract.
         let t = unsafe { lock_txn(txn) }?;
-        let value = match &*t {
-            TxnState::Read(r) => r.kv_get(ns, key)?,
-            TxnState::Write(w) => w.kv_get(ns, key)?,
-            TxnState::Finished(how) => return Err(Error::invalid(format!("transaction already {how}"))),
-        };
+        let value = with_readable!(t.state(), |r| r.kv_get(ns, key)?);
         // SAFETY: checked non-null.
         unsafe {
             put(found, value.is_some(), "found")?;
@@ -101,5 +95,44 @@ pub unsafe extern "C" fn obj_kv_delete(
             unsafe { existed.write(was) };
         }
         Ok(())
+    })
+}
+
+/// Drops namespace `ns` with all its entries; `*existed` (may be NULL)
+/// says whether it was there (a missing namespace is OBJ_OK). Errors:
+/// OBJ_INVALID_ARGUMENT (read or finished transaction, bad name).
+///
+/// # Safety
+/// `txn` is a live handle; `ns` a NUL-terminated string; `existed` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_kv_drop(txn: *mut obj_txn, ns: *const c_char, existed: *mut bool) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let ns = unsafe { arg_str(ns, "namespace") }?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let was = t.write()?.kv_drop(ns)?;
+        // SAFETY: per contract.
+        unsafe { put_opt(existed, was) };
+        Ok(())
+    })
+}
+
+/// The names of all key-value namespaces as a sorted JSON array of
+/// strings in `*out` (free with obj_bytes_free). Errors:
+/// OBJ_INVALID_ARGUMENT (finished transaction, NULL out).
+///
+/// # Safety
+/// `txn` is a live handle; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_kv_list(txn: *mut obj_txn, out: *mut obj_bytes) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        // SAFETY: per contract.
+        let t = unsafe { lock_txn(txn) }?;
+        let names = with_readable!(t.state(), |r| r.kv_list()?);
+        // SAFETY: checked non-null.
+        unsafe { put(out, json_bytes(&serde_json::json!(names)), "out") }
     })
 }

@@ -1,8 +1,33 @@
-//! Transaction handles: begin (read or write), commit, rollback, free.
+//! Transaction handles: begin (read or write), commit, rollback, free; and
+//! the per-transaction state that cursors and cached collection handles
+//! borrow from.
+//!
+//! # Borrowers and their soundness
+//!
+//! Engine cursors (`QueryCursor<'t, _>`, key-value iterators) and
+//! collection handles (`Collection<'t, _>`) borrow the transaction. The C
+//! caller keeps cursors between calls, so they are stored next to the
+//! transaction, in [`TxnInner`], with the borrow's lifetime erased to
+//! `'static`. That is sound because of three rules this file enforces:
+//!
+//! 1. The transaction lives in its own heap allocation (`state`, from
+//!    `Box::into_raw`), so moving `TxnInner` never moves it.
+//! 2. Everything that holds such a borrow lives in `TxnInner::cursors` or
+//!    `TxnInner::colls`, and is only touched with the mutex held.
+//! 3. The only code that mutates, moves out of or frees the transaction —
+//!    [`TxnInner::write`], [`TxnInner::finish`] and `Drop` — first drops
+//!    every borrower. A cursor whose borrow was dropped this way is marked
+//!    dead with a reason, and its next call reports that reason
+//!    (`OBJ_INVALID_ARGUMENT`) instead of touching anything.
+//!
+//! So a borrow is never used after the transaction changed, nor does any
+//! borrower outlive the transaction it points into.
 
-use std::sync::{Mutex, MutexGuard};
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use obj_engine::{Error, ReadTxn, WriteTxn};
+use obj_engine::doc::kv::KvIter;
+use obj_engine::{Collection, CollectionMut, DetachedCollection, Error, QueryCursor, ReadTxn, WriteTxn};
 
 use crate::bytes::need;
 use crate::db::{free_handle, handle, new_handle, obj_db, open_db, DbState, DB_TAG, TXN_TAG};
@@ -10,7 +35,8 @@ use crate::error::fence;
 use crate::obj_status;
 
 /// A transaction (opaque): a read snapshot or the write transaction.
-/// Calls on one handle are serialised; release with `obj_txn_free`.
+/// Calls on one handle (and on its cursors) are serialised; release with
+/// `obj_txn_free`.
 pub struct obj_txn {
     _opaque: u8,
 }
@@ -22,35 +48,269 @@ pub(crate) enum TxnState {
     Finished(&'static str),
 }
 
-pub(crate) type TxnCell = Mutex<TxnState>;
+/// A stored-records iterator (`obj_collection_dump`).
+pub(crate) type RecordIter = Box<dyn Iterator<Item = Result<(u64, Vec<u8>), Error>>>;
+
+/// The engine iterator behind an open cursor. The `'static` borrows point
+/// into the owning [`TxnInner`]'s transaction (see the module docs).
+pub(crate) enum CursorIter {
+    /// A query on a collection that does not exist: no rows.
+    Empty,
+    ReadQuery(QueryCursor<'static, ReadTxn>),
+    WriteQuery(QueryCursor<'static, WriteTxn>),
+    Kv(KvIter<'static>),
+    Records(RecordIter),
+}
+
+/// A collection handle cached for the transaction's reads.
+pub(crate) enum CachedColl {
+    Read(Collection<'static, ReadTxn>),
+    Write(Collection<'static, WriteTxn>),
+}
+
+/// A cached collection, borrowed for one call.
+pub(crate) enum CollView<'a> {
+    Read(&'a Collection<'static, ReadTxn>),
+    Write(&'a Collection<'static, WriteTxn>),
+}
+
+struct CursorSlot {
+    id: u64,
+    /// The iterator, or why the cursor can no longer be used.
+    iter: Result<CursorIter, String>,
+}
+
+/// Most collection handles cached per transaction.
+const COLL_CACHE: usize = 16;
+
+/// A transaction and everything that borrows it. Always behind the
+/// transaction's mutex.
+pub(crate) struct TxnInner {
+    /// Owned (`Box::into_raw`); freed in `Drop`. See the module docs.
+    state: NonNull<TxnState>,
+    cursors: Vec<CursorSlot>,
+    colls: Vec<(String, Option<CachedColl>)>,
+    next_cursor: u64,
+    /// The collection written last, detached, so that a run of writes to
+    /// one collection does not reload its metadata on every call. Owns its
+    /// state (no borrow); the engine refuses it once it may be stale.
+    hot: Option<DetachedCollection>,
+}
+
+// SAFETY: a TxnInner is a self-contained bundle: the transaction it owns
+// (ReadTxn: Send + Sync, WriteTxn: Send) and iterators/handles that borrow
+// only that transaction. The bundle is only reached through its Mutex, so
+// no two threads ever use its parts at once, and moving it to another
+// thread moves the transaction together with every borrower.
+unsafe impl Send for TxnInner {}
+
+pub(crate) type TxnCell = Arc<Mutex<TxnInner>>;
+
+fn finished(how: &str) -> Error {
+    Error::invalid(format!("transaction already {how}"))
+}
+
+impl TxnInner {
+    fn new(state: TxnState) -> TxnInner {
+        TxnInner {
+            state: NonNull::from(Box::leak(Box::new(state))),
+            cursors: Vec::new(),
+            colls: Vec::new(),
+            next_cursor: 1,
+            hot: None,
+        }
+    }
+
+    /// The transaction state.
+    pub(crate) fn state(&self) -> &TxnState {
+        // SAFETY: `state` is a live allocation owned by self (freed only in
+        // Drop); it is only mutated through `&mut self` after every other
+        // borrower is gone (module docs), so a shared borrow is valid.
+        unsafe { self.state.as_ref() }
+    }
+
+    /// The state with its lifetime erased, for borrowers stored in `self`.
+    ///
+    /// # Safety
+    /// The result may only be kept in `self.cursors` or `self.colls` (which
+    /// `write`, `finish` and Drop empty before the state changes).
+    unsafe fn state_static(&self) -> &'static TxnState {
+        // SAFETY: per the function contract and the module docs.
+        unsafe { &*self.state.as_ptr() }
+    }
+
+    /// Fails if the transaction is finished.
+    pub(crate) fn live(&self) -> Result<(), Error> {
+        match self.state() {
+            TxnState::Finished(how) => Err(finished(how)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Drops every borrower of the transaction; open cursors are marked
+    /// dead with `why`.
+    fn release_borrowers(&mut self, why: &str) {
+        self.colls.clear();
+        for slot in &mut self.cursors {
+            if slot.iter.is_ok() {
+                slot.iter = Err(why.to_string());
+            }
+        }
+    }
+
+    /// The write transaction, or a clear error. Every open cursor of this
+    /// transaction becomes unusable (the write may change what it reads).
+    pub(crate) fn write(&mut self) -> Result<&mut WriteTxn, Error> {
+        match self.state() {
+            TxnState::Write(_) => {}
+            TxnState::Read(_) => return Err(Error::invalid("write in a read transaction")),
+            TxnState::Finished(how) => return Err(finished(how)),
+        }
+        self.release_borrowers(
+            "the transaction wrote since the cursor was opened (transaction changed under the cursor)",
+        );
+        // SAFETY: no borrower is left (just released), and `&mut self`
+        // excludes any other access: this is the only reference.
+        match unsafe { self.state.as_mut() } {
+            TxnState::Write(w) => Ok(w),
+            _ => unreachable!("checked above"),
+        }
+    }
+
+    /// Runs `f` on a write handle to collection `name`: the one kept from
+    /// the previous write when it is still current, else `open(txn, name)`.
+    /// The handle's state is kept for the next write afterwards.
+    pub(crate) fn with_collection_mut<R>(
+        &mut self,
+        name: &str,
+        open: impl for<'w> FnOnce(&'w mut WriteTxn, &str) -> Result<CollectionMut<'w>, Error>,
+        f: impl FnOnce(&mut CollectionMut<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let hot = self.hot.take();
+        let w = self.write()?;
+        let mut c = match hot {
+            Some(d) if d.name() == name && d.is_current(w) => w.reattach(d).expect("checked current"),
+            _ => open(w, name)?,
+        };
+        let result = f(&mut c);
+        let kept = c.detach();
+        self.hot = Some(kept);
+        result
+    }
+
+    /// Ends the transaction, returning what it was. Cursors see `how`.
+    pub(crate) fn finish(&mut self, how: &'static str) -> Result<TxnState, Error> {
+        self.live()?;
+        self.hot = None;
+        self.release_borrowers(&format!("transaction already {how}"));
+        // SAFETY: no borrower is left; `&mut self` gives exclusive access.
+        Ok(std::mem::replace(unsafe { self.state.as_mut() }, TxnState::Finished(how)))
+    }
+
+    /// Collection `name` as this transaction sees it (None if it does not
+    /// exist), from the per-transaction cache.
+    pub(crate) fn collection(&mut self, name: &str) -> Result<Option<CollView<'_>>, Error> {
+        self.live()?;
+        let pos = match self.colls.iter().position(|(n, _)| n == name) {
+            Some(p) => p,
+            None => {
+                // SAFETY: the handle is kept in self.colls only.
+                let st = unsafe { self.state_static() };
+                let opened = match st {
+                    TxnState::Read(r) => Collection::open(r, name).map(CachedColl::Read),
+                    TxnState::Write(w) => Collection::open(w, name).map(CachedColl::Write),
+                    TxnState::Finished(how) => return Err(finished(how)),
+                };
+                let entry = match opened {
+                    Ok(c) => Some(c),
+                    Err(Error::NotFound(_)) => None,
+                    Err(e) => return Err(e),
+                };
+                if self.colls.len() >= COLL_CACHE {
+                    self.colls.clear();
+                }
+                self.colls.push((name.to_string(), entry));
+                self.colls.len() - 1
+            }
+        };
+        Ok(self.colls[pos].1.as_ref().map(|c| match c {
+            CachedColl::Read(c) => CollView::Read(c),
+            CachedColl::Write(c) => CollView::Write(c),
+        }))
+    }
+
+    /// Registers a new cursor made by `make` from the transaction; returns
+    /// its id.
+    pub(crate) fn add_cursor(
+        &mut self,
+        make: impl FnOnce(&'static TxnState) -> Result<CursorIter, Error>,
+    ) -> Result<u64, Error> {
+        self.live()?;
+        // SAFETY: the iterator `make` builds is kept in self.cursors only.
+        let iter = make(unsafe { self.state_static() })?;
+        let id = self.next_cursor;
+        self.next_cursor += 1;
+        self.cursors.push(CursorSlot { id, iter: Ok(iter) });
+        Ok(id)
+    }
+
+    /// The iterator of cursor `id`, or why it cannot be used.
+    pub(crate) fn cursor(&mut self, id: u64) -> Result<&mut CursorIter, Error> {
+        self.live()?;
+        let slot = self
+            .cursors
+            .iter_mut()
+            .find(|s| s.id == id)
+            .ok_or_else(|| Error::invalid("the cursor is not open on this transaction"))?;
+        slot.iter.as_mut().map_err(|why| Error::invalid(why.clone()))
+    }
+
+    /// Marks cursor `id` dead after an error (its next call reports it).
+    pub(crate) fn fail_cursor(&mut self, id: u64, err: &Error) {
+        if let Some(slot) = self.cursors.iter_mut().find(|s| s.id == id) {
+            slot.iter = Err(format!("the cursor failed earlier: {err}"));
+        }
+    }
+
+    /// Forgets cursor `id` (dropping its iterator).
+    pub(crate) fn remove_cursor(&mut self, id: u64) {
+        self.cursors.retain(|s| s.id != id);
+    }
+}
+
+impl Drop for TxnInner {
+    fn drop(&mut self) {
+        // Borrowers first, then the transaction they borrow.
+        self.colls.clear();
+        self.cursors.clear();
+        // SAFETY: allocated by Box in `new`, freed only here, no borrower left.
+        drop(unsafe { Box::from_raw(self.state.as_ptr()) });
+    }
+}
+
+/// The shared transaction cell behind a handle (cursors keep a clone).
+///
+/// # Safety
+/// `txn` is NULL or a live handle.
+pub(crate) unsafe fn txn_cell<'a>(txn: *const obj_txn) -> Result<&'a TxnCell, Error> {
+    // SAFETY: per contract.
+    unsafe { handle::<TxnCell, obj_txn>(txn, TXN_TAG, "transaction") }
+}
 
 /// Locks the transaction behind a handle.
 ///
 /// # Safety
 /// `txn` is NULL or a live handle.
-pub(crate) unsafe fn lock_txn<'a>(txn: *const obj_txn) -> Result<MutexGuard<'a, TxnState>, Error> {
+pub(crate) unsafe fn lock_txn<'a>(txn: *const obj_txn) -> Result<MutexGuard<'a, TxnInner>, Error> {
     // SAFETY: per contract.
-    let cell = unsafe { handle::<TxnCell, obj_txn>(txn, TXN_TAG, "transaction") }?;
-    Ok(cell.lock().unwrap_or_else(|p| p.into_inner()))
+    let cell = unsafe { txn_cell(txn) }?;
+    Ok(lock_cell(cell))
 }
 
-impl TxnState {
-    /// The write transaction, or a clear error.
-    pub(crate) fn write(&mut self) -> Result<&mut WriteTxn, Error> {
-        match self {
-            TxnState::Write(w) => Ok(w),
-            TxnState::Read(_) => Err(Error::invalid("write in a read transaction")),
-            TxnState::Finished(how) => Err(Error::invalid(format!("transaction already {how}"))),
-        }
-    }
-
-    /// Fails if the transaction is finished.
-    pub(crate) fn live(&self) -> Result<(), Error> {
-        match self {
-            TxnState::Finished(how) => Err(Error::invalid(format!("transaction already {how}"))),
-            _ => Ok(()),
-        }
-    }
+/// Locks a transaction cell (a poisoned lock is still usable: every
+/// operation leaves the state consistent or reports the error).
+pub(crate) fn lock_cell(cell: &TxnCell) -> MutexGuard<'_, TxnInner> {
+    cell.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 unsafe fn begin(db: *mut obj_db, out: *mut *mut obj_txn, write: bool) -> Result<(), Error> {
@@ -60,7 +320,7 @@ unsafe fn begin(db: *mut obj_db, out: *mut *mut obj_txn, write: bool) -> Result<
     let guard = open_db(state)?;
     let d = guard.as_ref().expect("checked open");
     let txn = if write { TxnState::Write(d.begin_write()?) } else { TxnState::Read(d.begin_read()?) };
-    let h = new_handle::<TxnCell, obj_txn>(TXN_TAG, Mutex::new(txn));
+    let h = new_handle::<TxnCell, obj_txn>(TXN_TAG, Arc::new(Mutex::new(TxnInner::new(txn))));
     // SAFETY: checked non-null.
     unsafe { out.write(h) };
     Ok(())
@@ -91,8 +351,9 @@ pub unsafe extern "C" fn obj_txn_begin_write(db: *mut obj_db, out: *mut *mut obj
 
 /// Commits a write transaction (durable on return with the default sync
 /// mode) or ends a read transaction. The handle is finished afterwards:
-/// further use returns OBJ_INVALID_ARGUMENT; still call `obj_txn_free`.
-/// On a commit error nothing of the transaction is applied.
+/// further use (and use of its cursors) returns OBJ_INVALID_ARGUMENT;
+/// still call `obj_txn_free`. On a commit error nothing of the
+/// transaction is applied.
 ///
 /// # Safety
 /// `txn` is a live handle.
@@ -101,8 +362,7 @@ pub unsafe extern "C" fn obj_txn_commit(txn: *mut obj_txn) -> obj_status {
     fence(|| {
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        t.live()?;
-        match std::mem::replace(&mut *t, TxnState::Finished("committed")) {
+        match t.finish("committed")? {
             TxnState::Write(w) => w.commit(),
             _ => Ok(()),
         }
@@ -110,7 +370,7 @@ pub unsafe extern "C" fn obj_txn_commit(txn: *mut obj_txn) -> obj_status {
 }
 
 /// Discards every change of the transaction. The handle is finished
-/// afterwards; still call `obj_txn_free`.
+/// afterwards (its cursors too); still call `obj_txn_free`.
 ///
 /// # Safety
 /// `txn` is a live handle.
@@ -119,19 +379,33 @@ pub unsafe extern "C" fn obj_txn_rollback(txn: *mut obj_txn) -> obj_status {
     fence(|| {
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        t.live()?;
-        *t = TxnState::Finished("rolled back");
+        t.finish("rolled back")?;
         Ok(())
     })
 }
 
 /// Frees the handle, rolling back a write transaction that was neither
-/// committed nor rolled back. NULL is a no-op.
+/// committed nor rolled back. Cursors of the transaction stay allocated
+/// (free them with `obj_cursor_free`) but every call on them returns
+/// OBJ_INVALID_ARGUMENT. NULL is a no-op.
 ///
 /// # Safety
 /// `txn` is NULL or a live handle; it must not be used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn obj_txn_free(txn: *mut obj_txn) -> obj_status {
-    // SAFETY: per contract.
-    fence(|| unsafe { free_handle::<TxnCell, obj_txn>(txn, TXN_TAG, "transaction") })
+    fence(|| {
+        if txn.is_null() {
+            return Ok(());
+        }
+        // SAFETY: per contract.
+        let cell = unsafe { txn_cell(txn) }?;
+        {
+            let mut t = lock_cell(cell);
+            if t.live().is_ok() {
+                t.finish("freed")?;
+            }
+        }
+        // SAFETY: per contract; not used afterwards.
+        unsafe { free_handle::<TxnCell, obj_txn>(txn, TXN_TAG, "transaction") }
+    })
 }

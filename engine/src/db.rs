@@ -13,12 +13,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use crate::error::{Error, Result};
 use crate::ops::integrity::{self, IntegrityReport};
 use crate::ops::stat::{self, Stat};
 use crate::options::Options;
+use crate::storage::crypto::EncryptionKey;
+use crate::storage::file::OsVfs;
 use crate::storage::pager::{CheckpointResult, Pager};
 use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 
@@ -28,6 +30,8 @@ use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 struct Engine {
     pager: Arc<Pager>,
     registry_key: Option<PathBuf>,
+    /// What the pager was opened with (rekey reopens with them).
+    options: Options,
 }
 
 impl Drop for Engine {
@@ -40,6 +44,24 @@ impl Drop for Engine {
                 reg.remove(key);
             }
         }
+    }
+}
+
+impl Engine {
+    fn rekey(&mut self, new_key: Option<EncryptionKey>) -> Result<()> {
+        if Arc::strong_count(&self.pager) != 1 {
+            return Err(Error::Busy("rekey needs every transaction to be finished".into()));
+        }
+        if self.pager.is_read_only() {
+            return Err(Error::invalid("rekey on a read-only database"));
+        }
+        let vfs = self.options.vfs.clone().unwrap_or_else(|| Arc::new(OsVfs));
+        let out = crate::ops::rekey::rekey(&self.pager, vfs, &self.options, new_key);
+        if let Some(pager) = out.pager {
+            self.pager = pager;
+            self.options = out.options;
+        }
+        out.result
     }
 }
 
@@ -64,10 +86,25 @@ fn canonical(path: &Path) -> Result<PathBuf> {
     Ok(dir.canonicalize().map_or_else(|_| path.to_path_buf(), |d| d.join(name)))
 }
 
+/// True when a database at `path` is open in this process (through the
+/// operating system's file system).
+pub(crate) fn open_in_process(path: &Path) -> bool {
+    let Ok(key) = canonical(path) else { return false };
+    let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+    reg.get(&key).is_some_and(|w| w.strong_count() > 0)
+}
+
+/// Attached databases by namespace (see [`Db::attach`]).
+pub(crate) type Attachments = std::collections::BTreeMap<String, Db>;
+
 /// An open database. See the module documentation.
+///
+/// Clones share everything, attachments included; a second `Db::open` of
+/// the same file shares the engine but has its own attachments.
 #[derive(Debug, Clone)]
 pub struct Db {
     engine: Arc<Engine>,
+    attached: Arc<RwLock<Attachments>>,
 }
 
 impl Db {
@@ -94,14 +131,17 @@ impl Db {
                     path.display()
                 )));
             }
-            return Ok(Db { engine });
+            // Joining an open engine needs the same key as opening the file.
+            engine.pager.check_key(options.encryption.as_ref())?;
+            return Ok(Db { engine, attached: Default::default() });
         }
         let pager = Pager::open(path, &options)?;
-        let engine = Arc::new(Engine { pager, registry_key: key.clone() });
-        let db = Db { engine };
+        let read_only = options.read_only;
+        let engine = Arc::new(Engine { pager, registry_key: key.clone(), options });
+        let db = Db { engine, attached: Default::default() };
         // Only a database created but never initialised needs the writer:
         // another process may hold it for a long transaction.
-        if !options.read_only && db.begin_read()?.catalog_root() == 0 {
+        if !read_only && db.begin_read()?.catalog_root() == 0 {
             let mut w = db.begin_write()?;
             if w.catalog_root() == 0 {
                 w.ensure_catalog()?;
@@ -114,16 +154,55 @@ impl Db {
         Ok(db)
     }
 
-    /// Begins a read transaction: a snapshot of the last commit.
+    /// Begins a read transaction: a snapshot of the last commit (and of
+    /// each attached database, see [`Db::attach`]).
     pub fn begin_read(&self) -> Result<ReadTxn> {
-        Ok(ReadTxn::new(self.engine.pager.snapshot()?))
+        let txn = ReadTxn::new(self.engine.pager.snapshot()?);
+        let attached = self.attachments();
+        if attached.is_empty() {
+            return Ok(txn);
+        }
+        let views =
+            attached.iter().map(|(ns, db)| Ok((ns.clone(), db.begin_read()?))).collect::<Result<_>>()?;
+        Ok(txn.with_attached(views))
     }
 
     /// Begins the write transaction, waiting up to the busy timeout if
-    /// another one is active (then `Busy`).
+    /// another one is active (then `Busy`). Attached databases are read
+    /// through snapshots taken now.
     pub fn begin_write(&self) -> Result<WriteTxn> {
         let guard = self.engine.pager.lock_writer()?;
-        WriteTxn::new(self.engine.pager.clone(), guard)
+        let txn = WriteTxn::new(self.engine.pager.clone(), guard)?;
+        let attached = self.attachments();
+        if attached.is_empty() {
+            return Ok(txn);
+        }
+        let views = attached
+            .iter()
+            .map(|(ns, db)| Ok((ns.clone(), WriteTxn::read_view(db.engine.pager.clone())?)))
+            .collect::<Result<_>>()?;
+        Ok(txn.with_attached(views))
+    }
+
+    /// A copy of the attachment table (cheap: handles are reference counted).
+    pub(crate) fn attachments(&self) -> Attachments {
+        self.attached.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The attachment table, for `attach` and `detach`.
+    pub(crate) fn attachments_mut(&self) -> std::sync::RwLockWriteGuard<'_, Attachments> {
+        self.attached.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The pager behind this handle.
+    pub(crate) fn pager(&self) -> &Arc<Pager> {
+        &self.engine.pager
+    }
+
+    /// True when the file was opened through the operating system's file
+    /// system (not a custom [`Options::vfs`]).
+    pub(crate) fn uses_os_vfs(&self) -> bool {
+        self.engine.registry_key.is_some()
     }
 
     /// Copies committed WAL frames into the main file, up to what the oldest
@@ -162,6 +241,51 @@ impl Db {
         self.engine.pager.path()
     }
 
+    /// True when the database is encrypted at rest.
+    pub fn is_encrypted(&self) -> bool {
+        self.engine.pager.is_encrypted()
+    }
+
+    /// Rewrites the whole database under `new_key`: `Some` encrypts a plain
+    /// database or changes the key of an encrypted one, `None` decrypts it.
+    /// A new copy is written beside the file (`<path>-rekey`) from one
+    /// snapshot and renamed over it, so a crash at any point leaves either
+    /// the old database or the new one, whole. This handle then uses the
+    /// new key; later opens must give it.
+    ///
+    /// This handle must be the only one on the database, in this process
+    /// and in every other (another process with the database open makes it
+    /// `Busy` too), with no transaction open (else `Busy`), and not
+    /// read-only. Space for
+    /// a second copy is needed while it runs. A key too long for the new
+    /// page layout (encrypted pages hold 28 bytes less) is an
+    /// `InvalidArgument` that leaves the database as it was. If the swap
+    /// itself fails after the old file was closed, the handle reopens
+    /// whichever database is in place; should that fail too, the handle
+    /// answers `Closed` and the file is reopened with `Db::open_with`.
+    pub fn rekey(&mut self, new_key: Option<EncryptionKey>) -> Result<()> {
+        let registry_key = self.engine.registry_key.clone();
+        {
+            let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+            if Arc::strong_count(&self.engine) != 1 {
+                return Err(Error::Busy("rekey needs the only handle on the database".into()));
+            }
+            // The registry's weak reference would stop `Arc::get_mut`; a
+            // concurrent open of the path meanwhile finds the file locked.
+            if let Some(k) = &registry_key {
+                reg.remove(k);
+            }
+        }
+        let result = match Arc::get_mut(&mut self.engine) {
+            Some(engine) => engine.rekey(new_key),
+            None => Err(Error::Busy("rekey needs the only handle on the database".into())),
+        };
+        if let Some(k) = registry_key {
+            registry().lock().unwrap_or_else(|p| p.into_inner()).insert(k, Arc::downgrade(&self.engine));
+        }
+        result
+    }
+
     /// Closes this handle. When it is the last handle on the file in this
     /// process and no other process has the database open, checkpoints
     /// everything into the main file and removes the WAL and the shared
@@ -169,7 +293,8 @@ impl Db {
     /// stays and recovery picks it up on the next open). Dropping a `Db`
     /// does the same, but cannot report errors.
     pub fn close(self) -> Result<()> {
-        let Db { engine } = self;
+        let Db { engine, attached } = self;
+        drop(attached);
         if Arc::strong_count(&engine) == 1 {
             let result = engine.pager.close();
             drop(engine);

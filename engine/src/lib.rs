@@ -43,15 +43,21 @@ pub mod storage;
 pub mod txn;
 
 pub use db::Db;
-pub use doc::collection::{Collection, CollectionKind, CollectionMut, CollectionOptions, IndexInfo};
+pub use doc::collection::{
+    Collection, CollectionKind, CollectionMut, CollectionOptions, DetachedCollection, IndexInfo,
+};
 pub use doc::typed::Document;
 pub use doc::value::Value;
 pub use error::{Error, PageNo, Result};
 pub use index::secondary::{IndexKind, IndexSpec, IndexStatus};
+pub use ops::backup::{BackupReport, Progress, RestoreOptions};
+pub use ops::compact::CompactReport;
+pub use ops::export::{ExportReport, ImportOptions, ImportReport};
 pub use ops::integrity::IntegrityReport;
 pub use ops::stat::{CollectionStat, IndexStat, Stat, TreeStat};
 pub use options::{Options, SyncMode};
 pub use query::exec::{QueryCursor, MAX_SORT_BUFFER};
 pub use query::{Filter, QuerySpec};
+pub use storage::crypto::{EncryptionKey, KdfParams};
 pub use storage::pager::CheckpointResult;
 pub use txn::{ReadTxn, ReadableTxn, Tree, WriteTxn};

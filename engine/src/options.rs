@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::storage::crypto::EncryptionKey;
 use crate::storage::file::Vfs;
 
 /// When commits are made durable.
@@ -50,6 +51,12 @@ pub struct Options {
     /// without shared memory (`Vfs::open_shm` unsupported) opens the
     /// database exclusively: a second handle gets `Busy`.
     pub vfs: Option<Arc<dyn Vfs>>,
+    /// Encryption at rest (AES-256-GCM): a new database is created
+    /// encrypted with this key; an existing one must have been encrypted
+    /// with it. `None` (the default) for a plain database. A missing, wrong
+    /// or unexpected key is an `Error::Encryption`. See `Db::rekey` to
+    /// encrypt, decrypt or change the key of an existing database.
+    pub encryption: Option<EncryptionKey>,
 }
 
 impl Default for Options {
@@ -63,6 +70,7 @@ impl Default for Options {
             read_only: false,
             create: true,
             vfs: None,
+            encryption: None,
         }
     }
 }
@@ -78,6 +86,7 @@ impl fmt::Debug for Options {
             .field("read_only", &self.read_only)
             .field("create", &self.create)
             .field("vfs", &self.vfs.as_ref().map(|_| "custom"))
+            .field("encryption", &self.encryption)
             .finish()
     }
 }

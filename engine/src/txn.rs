@@ -121,11 +121,29 @@ pub trait ReadableTxn {
 #[derive(Debug)]
 pub struct ReadTxn {
     snap: Snapshot,
+    /// Snapshots of the attached databases, taken when this one began.
+    attached: Vec<(String, ReadTxn)>,
 }
 
 impl ReadTxn {
     pub(crate) fn new(snap: Snapshot) -> Self {
-        ReadTxn { snap }
+        ReadTxn { snap, attached: Vec::new() }
+    }
+
+    pub(crate) fn with_attached(mut self, attached: Vec<(String, ReadTxn)>) -> Self {
+        self.attached = attached;
+        self
+    }
+
+    /// The snapshot of attached namespace `ns` this transaction reads
+    /// (taken when it began); `None` if `ns` was not attached then.
+    pub fn attached(&self, ns: &str) -> Option<&ReadTxn> {
+        self.attached.iter().find(|(n, _)| n == ns).map(|(_, t)| t)
+    }
+
+    /// The attached namespaces this transaction sees, in order.
+    pub fn attached_namespaces(&self) -> Vec<&str> {
+        self.attached.iter().map(|(n, _)| n.as_str()).collect()
     }
 
     /// Ends the transaction (the same as dropping it).
@@ -165,8 +183,17 @@ struct OpenTree {
 pub struct WriteTxn {
     pages: WritePages,
     trees: HashMap<PageNo, OpenTree>,
-    guard: WriterGuard,
+    /// `None` for a read view of an attached database, which never commits.
+    guard: Option<WriterGuard>,
     pager: Arc<Pager>,
+    /// Unique among the write transactions of this process.
+    pub(crate) id: u64,
+    /// Bumped whenever a collection handle is opened or a collection is
+    /// dropped: a detached collection state is reusable only while it is
+    /// unchanged (`doc/collection.rs`, `DetachedCollection`).
+    pub(crate) collection_epoch: u64,
+    /// Read views of the attached databases, taken when this one began.
+    attached: Vec<(String, WriteTxn)>,
 }
 
 impl std::fmt::Debug for WriteTxn {
@@ -175,10 +202,62 @@ impl std::fmt::Debug for WriteTxn {
     }
 }
 
+/// A process-unique id for each write transaction (and read view).
+fn next_txn_id() -> u64 {
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 impl WriteTxn {
     pub(crate) fn new(pager: Arc<Pager>, guard: WriterGuard) -> Result<Self> {
         let base = pager.writer_snapshot()?;
-        Ok(WriteTxn { pages: WritePages::new(base), trees: HashMap::new(), guard, pager })
+        Ok(WriteTxn {
+            pages: WritePages::new(base),
+            trees: HashMap::new(),
+            guard: Some(guard),
+            pager,
+            id: next_txn_id(),
+            collection_epoch: 0,
+            attached: Vec::new(),
+        })
+    }
+
+    /// A read-only view of the last commit of `pager` (an attached
+    /// database): reads like a write transaction, never commits.
+    pub(crate) fn read_view(pager: Arc<Pager>) -> Result<Self> {
+        let base = pager.snapshot()?;
+        Ok(WriteTxn {
+            pages: WritePages::new(base),
+            trees: HashMap::new(),
+            guard: None,
+            pager,
+            id: next_txn_id(),
+            collection_epoch: 0,
+            attached: Vec::new(),
+        })
+    }
+
+    pub(crate) fn with_attached(mut self, attached: Vec<(String, WriteTxn)>) -> Self {
+        self.attached = attached;
+        self
+    }
+
+    /// The read view of attached namespace `ns` (a snapshot taken when
+    /// this transaction began); `None` if `ns` was not attached then.
+    pub(crate) fn attached(&self, ns: &str) -> Option<&WriteTxn> {
+        self.attached.iter().find(|(n, _)| n == ns).map(|(_, t)| t)
+    }
+
+    /// The attached namespaces this transaction sees, in order.
+    pub fn attached_namespaces(&self) -> Vec<&str> {
+        self.attached.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.guard.is_none() {
+            return Err(Error::invalid("an attached database is read-only"));
+        }
+        Ok(())
     }
 
     /// Makes the catalog if this database has none yet (first open).
@@ -206,6 +285,7 @@ impl WriteTxn {
 
     /// Creates the tree `name`, or opens it if it exists.
     pub fn create_tree(&mut self, name: &str) -> Result<Tree> {
+        self.check_writable()?;
         check_name(name)?;
         if let Some(t) = self.find_tree(name)? {
             return Ok(t);
@@ -221,6 +301,7 @@ impl WriteTxn {
 
     /// Drops the tree `name` and frees all its pages. `NotFound` if absent.
     pub fn drop_tree(&mut self, name: &str) -> Result<()> {
+        self.check_writable()?;
         let tree = self.open_tree(name)?;
         btree::destroy(&mut self.pages, tree.root)?;
         let catalog = self.pages.header().catalog_root;
@@ -231,6 +312,7 @@ impl WriteTxn {
 
     /// Inserts or replaces `key`; returns true if it replaced a value.
     pub fn insert(&mut self, tree: &Tree, key: &[u8], value: &[u8]) -> Result<bool> {
+        self.check_writable()?;
         self.track(tree)?;
         let replaced = btree::insert(&mut self.pages, tree.root, key, value)?;
         let t = self.trees.get_mut(&tree.root).expect("tracked");
@@ -243,6 +325,7 @@ impl WriteTxn {
 
     /// Deletes `key`; returns true if it existed.
     pub fn delete(&mut self, tree: &Tree, key: &[u8]) -> Result<bool> {
+        self.check_writable()?;
         self.track(tree)?;
         let existed = btree::delete(&mut self.pages, tree.root, key)?;
         let t = self.trees.get_mut(&tree.root).expect("tracked");
@@ -255,6 +338,7 @@ impl WriteTxn {
 
     /// Deletes every entry of `tree`.
     pub fn clear(&mut self, tree: &Tree) -> Result<()> {
+        self.check_writable()?;
         self.track(tree)?;
         btree::clear(&mut self.pages, tree.root)?;
         let t = self.trees.get_mut(&tree.root).expect("tracked");
@@ -278,6 +362,7 @@ impl WriteTxn {
             btree::insert(&mut self.pages, catalog, name.as_bytes(), &meta.encode())?;
         }
         let WriteTxn { pages, guard, pager, .. } = self;
+        let guard = guard.ok_or_else(|| Error::invalid("an attached database is read-only"))?;
         let (pages, header) = pages.into_commit();
         pager.commit(&guard, pages, &header)
     }

@@ -280,3 +280,202 @@ fn index_range_and_find_unique() {
     assert_eq!(totals(vec![s("open"), Value::Int(4)], vec![s("open"), Value::Int(10)], true), vec![8, 6, 4]);
     assert_eq!(totals(vec![s("shipped")], vec![s("shipped")], false).len(), 10);
 }
+
+#[test]
+fn insert_many_is_all_or_nothing() {
+    let (_d, db) = open();
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("u").unwrap();
+    c.create_index(IndexSpec::unique("by_email", "email").unwrap()).unwrap();
+    c.insert(&j(r#"{"email":"a"}"#)).unwrap();
+    let next = c.read().next_id();
+    // The third document collides with the first of the batch.
+    let batch = [j(r#"{"email":"b"}"#), j(r#"{"email":"c"}"#), j(r#"{"email":"b"}"#)];
+    let err = c.insert_many_versioned(&batch, 2).unwrap_err();
+    assert!(matches!(err, Error::Constraint(_)), "{err}");
+    assert_eq!(c.count().unwrap(), 1);
+    assert_eq!(c.read().next_id(), next);
+    assert!(c.read().find_unique("by_email", &[Value::Str("b".into())]).unwrap().is_none());
+    // A non-map document fails the same way.
+    assert!(c.insert_many(&[j(r#"{"email":"d"}"#), Value::Int(1)]).is_err());
+    assert_eq!(c.count().unwrap(), 1);
+    // The transaction goes on; ids continue where they were.
+    let ids = c.insert_many_versioned(&batch[..2], 2).unwrap();
+    assert_eq!(ids, vec![next, next + 1]);
+    assert_eq!(c.read().get_versioned(next).unwrap().unwrap().0, 2);
+    drop(c);
+    tx.commit().unwrap();
+    db.integrity_check().unwrap();
+}
+
+#[test]
+fn owned_query_cursor_and_stored_records() {
+    let (_d, db) = open();
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("c").unwrap();
+    for i in 0..5 {
+        c.insert_versioned(&j(&format!(r#"{{"n":{i}}}"#)), 7).unwrap();
+    }
+    drop(c);
+    tx.commit().unwrap();
+    let rx = db.begin_read().unwrap();
+    // The cursor outlives the collection handle it came from.
+    let cursor = {
+        let coll = rx.collection("c").unwrap();
+        let spec = QuerySpec::from_json(r#"{"collection":"c","filter":{"ge":["n",2]}}"#).unwrap();
+        coll.into_query(&spec).unwrap()
+    };
+    let got: Vec<u64> = cursor.map(|r| r.unwrap().0).collect();
+    assert_eq!(got, vec![3, 4, 5]);
+    let mut versioned = rx.collection("c").unwrap().into_query(&QuerySpec::new("c")).unwrap();
+    let (id, version, doc) = versioned.next_versioned().unwrap().unwrap();
+    assert_eq!((id, version, doc), (1, 7, j(r#"{"n":0}"#)));
+    assert_eq!(versioned.next().unwrap().unwrap().0, 2);
+    assert!(rx.collection("c").unwrap().into_query(&QuerySpec::new("other")).is_err());
+    let records = {
+        let coll = rx.collection("c").unwrap();
+        coll.stored_records().unwrap()
+    };
+    let recs: Vec<(u64, Vec<u8>)> = records.map(|r| r.unwrap()).collect();
+    assert_eq!(recs.len(), 5);
+    let (header, _) = obj_engine::doc::codec::decode_header(&recs[0].1).unwrap();
+    assert_eq!((recs[0].0, header.schema_version, header.is_raw()), (1, 7, false));
+}
+
+#[test]
+fn kv_list_and_drop() {
+    let (_d, db) = open();
+    let mut tx = db.begin_write().unwrap();
+    tx.kv_put("b", b"k", b"v").unwrap();
+    tx.kv_put("a", b"k", b"v").unwrap();
+    tx.collection_mut("not_a_namespace").unwrap();
+    assert_eq!(tx.kv_list().unwrap(), vec!["a", "b"]);
+    assert!(tx.kv_drop("a").unwrap());
+    assert!(!tx.kv_drop("a").unwrap());
+    tx.commit().unwrap();
+    assert_eq!(db.begin_read().unwrap().kv_list().unwrap(), vec!["b"]);
+}
+
+#[test]
+fn reopened_collection_handles_in_one_transaction_stay_coherent() {
+    // Handles opened one after another in a transaction share the state the
+    // transaction keeps; every kind of change must be seen by the next one.
+    let (_d, db) = open();
+    let mut tx = db.begin_write().unwrap();
+    let a = tx.collection_mut("c").unwrap().insert(&j(r#"{"x":1,"name":"a"}"#)).unwrap();
+    tx.collection_mut("c").unwrap().create_index(IndexSpec::unique("by_x", "x").unwrap()).unwrap();
+    let err = tx.collection_mut("c").unwrap().insert(&j(r#"{"x":1,"newname":true}"#)).unwrap_err();
+    assert!(matches!(err, Error::Constraint(_)));
+    let b = tx.collection_mut("c").unwrap().insert(&j(r#"{"x":2,"other":3}"#)).unwrap();
+    assert_eq!(b, a + 1);
+    assert!(tx.raw_collection_mut("c").is_err(), "kind mismatch");
+    assert_eq!(tx.collection("c").unwrap().get(b).unwrap().unwrap(), j(r#"{"x":2,"other":3}"#));
+    assert_eq!(tx.collection("c").unwrap().find_unique("by_x", &[Value::Int(2)]).unwrap().unwrap().0, b);
+    // Drop and recreate in the same transaction: a fresh, empty collection.
+    tx.drop_collection("c").unwrap();
+    assert!(tx.collection("c").is_err());
+    let mut c = tx.collection_mut("c").unwrap();
+    assert_eq!(c.count().unwrap(), 0);
+    assert!(c.read().indexes().is_empty());
+    assert_eq!(c.insert(&j(r#"{"x":1}"#)).unwrap(), 1);
+    drop(c);
+    tx.collection_mut("c").unwrap().drop_index("by_x").unwrap_err();
+    tx.commit().unwrap();
+    let rx = db.begin_read().unwrap();
+    let c = rx.collection("c").unwrap();
+    assert_eq!((c.count().unwrap(), c.next_id()), (1, 2));
+    drop(rx);
+    db.integrity_check().unwrap();
+    // A rolled-back transaction's kept state dies with it.
+    let mut tx = db.begin_write().unwrap();
+    tx.collection_mut("c").unwrap().insert(&j(r#"{"x":5}"#)).unwrap();
+    tx.rollback();
+    let mut tx = db.begin_write().unwrap();
+    assert_eq!(tx.collection_mut("c").unwrap().insert(&j(r#"{"x":5}"#)).unwrap(), 2);
+    tx.commit().unwrap();
+    db.integrity_check().unwrap();
+}
+
+#[test]
+fn detached_collection_is_reused_only_while_unchanged() {
+    let (_d, db) = open();
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("c").unwrap();
+    c.create_index(IndexSpec::unique("by_x", "x").unwrap()).unwrap();
+    c.insert(&j(r#"{"x":1}"#)).unwrap();
+    let d = c.detach();
+    assert_eq!(d.name(), "c");
+    assert!(d.is_current(&tx));
+    // Unrelated writes (key-value) keep it valid.
+    tx.kv_put("ns", b"k", b"v").unwrap();
+    let mut c = tx.reattach(d).expect("nothing changed");
+    assert!(matches!(c.insert(&j(r#"{"x":1}"#)), Err(Error::Constraint(_))));
+    assert_eq!(c.insert(&j(r#"{"x":2,"y":3}"#)).unwrap(), 2);
+    let d = c.detach();
+    // Opening any collection handle (here: dropping the index) makes it stale.
+    tx.collection_mut("c").unwrap().drop_index("by_x").unwrap();
+    assert!(!d.is_current(&tx));
+    assert!(tx.reattach(d).is_none());
+    let d = tx.collection_mut("c").unwrap().detach();
+    tx.drop_collection("c").unwrap();
+    assert!(tx.reattach(d).is_none());
+    let d = tx.collection_mut("c").unwrap().detach();
+    tx.commit().unwrap();
+    // Another transaction never takes it.
+    let mut tx = db.begin_write().unwrap();
+    assert!(tx.reattach(d).is_none());
+    let d = tx.collection_mut("c").unwrap().detach();
+    let mut c = tx.reattach(d).unwrap();
+    assert_eq!(c.insert(&j(r#"{"x":1}"#)).unwrap(), 1);
+    drop(c);
+    tx.commit().unwrap();
+    db.integrity_check().unwrap();
+}
+
+#[test]
+fn two_sided_range_on_a_top_level_field_scans_only_its_interval_and_the_lists() {
+    let (_d, db) = open();
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("n").unwrap();
+    let mut docs = Vec::new();
+    for i in 0..200i64 {
+        docs.push(j(&format!(r#"{{"x": {i}}}"#)));
+    }
+    // Lists whose elements satisfy the two bounds separately, together, or not at all.
+    for text in
+        [r#"{"x": [1, 150]}"#, r#"{"x": [50.5]}"#, r#"{"x": [1, 2]}"#, r#"{"x": []}"#, r#"{"x": "60"}"#]
+    {
+        docs.push(j(text));
+    }
+    for d in &docs {
+        c.insert(d).unwrap();
+    }
+    drop(c);
+    tx.commit().unwrap();
+    db.create_index("n", IndexSpec::standard("by_x", "x").unwrap()).unwrap();
+
+    let p = || "x".parse::<obj_engine::query::FieldPath>().unwrap();
+    let mut q = QuerySpec::new("n");
+    q.filter = obj_engine::Filter::And(vec![
+        obj_engine::Filter::Ge(p(), Value::Int(50)),
+        obj_engine::Filter::Lt(p(), Value::Float(53.0)),
+    ]);
+    let rx = db.begin_read().unwrap();
+    let plan = rx.collection("n").unwrap().explain(&q).unwrap();
+    assert!(plan.contains("INDEX by_x") && plan.contains("2 range(s)"), "{plan}");
+    drop(rx);
+    let want: Vec<u64> =
+        (1..=docs.len() as u64).filter(|&id| q.filter.eval(&docs[id as usize - 1])).collect();
+    // 50, 51, 52, [1, 150] and [50.5]; not [1, 2], [] or "60".
+    assert_eq!(want.len(), 5);
+    let mut got = ids(&db, &q);
+    got.sort();
+    assert_eq!(got, want);
+
+    // Disjoint bounds: only lists can match.
+    q.filter = obj_engine::Filter::And(vec![
+        obj_engine::Filter::Gt(p(), Value::Int(120)),
+        obj_engine::Filter::Le(p(), Value::Int(10)),
+    ]);
+    assert_eq!(ids(&db, &q), vec![201]);
+}

@@ -16,12 +16,16 @@
 //!   point is always included).
 //! - `OBJ_POWER_CUTS`: power-cut points (default 300): all I/O stops for
 //!   good at a random call, then a random power cut.
+//!
+//! The `_encrypted` variants run the same harness on an encrypted database
+//! (AES-256-GCM, raw key), with the same number of points.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use obj_engine::storage::sim::{CutMode, Fault, FaultKind, FaultOp, OpCounts, SimVfs};
-use obj_engine::{Db, Error, Options, ReadableTxn, WriteTxn};
+use obj_engine::{Db, EncryptionKey, Error, Options, ReadableTxn, WriteTxn};
 
 const DB: &str = "/sim/faults.obj";
 const COMMITS: u64 = 24;
@@ -30,9 +34,15 @@ const REOPEN_BEFORE: u64 = 15;
 
 type Model = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
 
+thread_local! {
+    /// Whether this test thread runs the harness on an encrypted database.
+    static ENCRYPTED: Cell<bool> = const { Cell::new(false) };
+}
+
 fn options(vfs: &SimVfs) -> Options {
     Options {
         vfs: Some(Arc::new(vfs.clone())),
+        encryption: ENCRYPTED.get().then(|| EncryptionKey::raw([0x5a; 32])),
         // A small cache, so that reads reach the file, and a small
         // checkpoint threshold, so that automatic checkpoints and WAL
         // restarts happen inside the workload.
@@ -305,10 +315,22 @@ fn xorshift(state: &mut u64) -> u64 {
 #[test]
 fn the_workload_is_deterministic() {
     assert_eq!(counts(), counts());
+    ENCRYPTED.set(true);
+    assert_eq!(counts(), counts());
 }
 
 #[test]
 fn fault_at_every_io_call() {
+    fault_sweep();
+}
+
+#[test]
+fn fault_at_every_io_call_encrypted() {
+    ENCRYPTED.set(true);
+    fault_sweep();
+}
+
+fn fault_sweep() {
     let c = counts();
     let ops = [
         (FaultOp::Read, c.reads),
@@ -362,9 +384,10 @@ fn fault_at_every_io_call() {
         half_created += u64::from(!verify(&vfs, &ledger, &what));
     }
     println!(
-        "fault sweep: {} of {total} points ({} reads, {} writes, {} syncs, {} truncates per run, x EIO/ENOSPC), \
+        "fault sweep{}: {} of {total} points ({} reads, {} writes, {} syncs, {} truncates per run, x EIO/ENOSPC), \
          {failed_commits} failed commits, {poisoned} handles poisoned by a failed fsync, \
          {half_created} half-created files refused, 0 lost commits",
+        if ENCRYPTED.get() { " (encrypted)" } else { "" },
         points.len(),
         c.reads,
         c.writes,
@@ -375,6 +398,16 @@ fn fault_at_every_io_call() {
 
 #[test]
 fn power_cut_at_random_points() {
+    power_cuts();
+}
+
+#[test]
+fn power_cut_at_random_points_encrypted() {
+    ENCRYPTED.set(true);
+    power_cuts();
+}
+
+fn power_cuts() {
     let total = counts().total();
     let cuts = env_number("OBJ_POWER_CUTS", 300).unwrap_or(total);
     let mut rng = 0x5eed_0b1du64.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -387,8 +420,9 @@ fn power_cut_at_random_points() {
         half_created += u64::from(refused);
     }
     println!(
-        "power cuts: {cuts} at random calls of {total}, {acked_total} acknowledged commits checked, \
-         {half_created} half-created files refused, 0 lost commits"
+        "power cuts{}: {cuts} at random calls of {total}, {acked_total} acknowledged commits checked, \
+         {half_created} half-created files refused, 0 lost commits",
+        if ENCRYPTED.get() { " (encrypted)" } else { "" },
     );
 }
 

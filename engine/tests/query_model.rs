@@ -166,3 +166,47 @@ proptest! {
         check(&db, "reopened")?;
     }
 }
+
+fn range_op() -> impl Strategy<Value = Filter> {
+    let p = || prop_oneof![Just("a"), Just("tags")].prop_map(|p| FieldPath::parse(p).unwrap());
+    prop_oneof![
+        (p(), scalar()).prop_map(|(p, v)| Filter::Lt(p, v)),
+        (p(), scalar()).prop_map(|(p, v)| Filter::Le(p, v)),
+        (p(), scalar()).prop_map(|(p, v)| Filter::Gt(p, v)),
+        (p(), scalar()).prop_map(|(p, v)| Filter::Ge(p, v)),
+        (p(), "[ab]{0,1}").prop_map(|(p, s)| Filter::Prefix(p, s)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// Several range operators on one top-level field: the planner scans
+    /// their intersection plus the whole-list entries, which must find
+    /// every list whose elements satisfy the operators separately.
+    #[test]
+    fn intersected_ranges_match_naive_evaluation(
+        docs in prop::collection::vec(doc(), 0..40),
+        filters in prop::collection::vec(prop::collection::vec(range_op(), 2..4), 1..8),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("r.obj")).unwrap();
+        let mut tx = db.begin_write().unwrap();
+        let mut c = tx.collection_mut("c").unwrap();
+        let mut stored = Vec::new();
+        for d in &docs {
+            stored.push((c.insert(d).unwrap(), d.clone()));
+        }
+        drop(c);
+        tx.commit().unwrap();
+        db.create_index("c", IndexSpec::standard("ia", "a").unwrap()).unwrap();
+        db.create_index("c", IndexSpec::new("it", IndexKind::Multi, &["tags"]).unwrap()).unwrap();
+        for f in filters {
+            let mut q = QuerySpec::new("c");
+            q.filter = Filter::And(f);
+            let want = naive(&stored, &q);
+            let (got, count) = engine(&db, &q);
+            prop_assert_eq!(&got, &want, "query {}", q.to_json());
+            prop_assert_eq!(count as usize, want.len(), "count {}", q.to_json());
+        }
+    }
+}

@@ -1,6 +1,9 @@
 /* Several reader threads and one writer on one database handle. Each
- * commit writes the same counter to keys "a" and "b"; a reader's snapshot
- * must always see them equal, and never see the counter go backwards. */
+ * commit writes the same counter to keys "a" and "b" and inserts one
+ * document; a reader's snapshot must always see the keys equal, as many
+ * documents as the counter says (by count and by cursor), and never see
+ * the counter go backwards. Then several threads drain cursors of one
+ * shared read transaction at once. */
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
@@ -37,6 +40,27 @@ static void *reader(void *arg) {
         uint64_t b = read_u64(r, "b", &fb);
         CHECK(fa == fb && a == b);
         CHECK(a >= last);
+        if (reads % 256 == 1) {
+            static const char q[] = "{\"collection\":\"docs\",\"filter\":{\"ge\":[\"n\",1]}}";
+            uint64_t count = 99;
+            CHECK_OK(obj_query_count(r, (const uint8_t *)q, strlen(q), &count));
+            CHECK(count == a);
+            obj_cursor *c = NULL;
+            CHECK_OK(obj_query(r, (const uint8_t *)q, strlen(q), &c));
+            uint64_t seen = 0;
+            for (;;) {
+                obj_bytes batch = {0};
+                CHECK_OK(obj_cursor_next_batch(c, 7, &batch));
+                size_t rows = 0;
+                /* [[id,version,doc],...]: a row starts with '[' and a digit. */
+                for (size_t i = 0; i + 1 < batch.len; i++) rows += batch.data[i] == '[' && batch.data[i + 1] >= '0' && batch.data[i + 1] <= '9';
+                obj_bytes_free(&batch);
+                if (rows == 0) break;
+                seen += rows;
+            }
+            CHECK_OK(obj_cursor_free(c));
+            CHECK(seen == a);
+        }
         last = a;
         CHECK_OK(obj_txn_free(r));
         reads++;
@@ -45,6 +69,32 @@ static void *reader(void *arg) {
         if (reads % 16 == 0) sched_yield();
     }
     return (void *)reads;
+}
+
+static obj_txn *shared;
+
+/* Drains its own cursor on the shared transaction; returns the ids seen. */
+static void *drainer(void *arg) {
+    (void)arg;
+    static const char q[] = "{\"collection\":\"docs\"}";
+    obj_cursor *c = NULL;
+    CHECK_OK(obj_query(shared, (const uint8_t *)q, strlen(q), &c));
+    long seen = 0;
+    uint64_t last = 0;
+    for (;;) {
+        uint64_t id = 0;
+        obj_bytes doc = {0};
+        bool end = false;
+        CHECK_OK(obj_cursor_next(c, &id, &doc, NULL, &end));
+        if (end) break;
+        CHECK(id == last + 1);
+        last = id;
+        obj_bytes_free(&doc);
+        seen++;
+        if (seen % 32 == 0) sched_yield();
+    }
+    CHECK_OK(obj_cursor_free(c));
+    return (void *)seen;
 }
 
 int main(int argc, char **argv) {
@@ -64,6 +114,11 @@ int main(int argc, char **argv) {
         CHECK_OK(obj_txn_begin_write(db, &w));
         CHECK_OK(obj_kv_put(w, "counter", (const uint8_t *)"a", 1, (const uint8_t *)&n, 8));
         CHECK_OK(obj_kv_put(w, "counter", (const uint8_t *)"b", 1, (const uint8_t *)&n, 8));
+        char doc[64];
+        uint64_t id = 0;
+        snprintf(doc, sizeof doc, "{\"n\":%llu}", (unsigned long long)n);
+        CHECK_OK(obj_doc_insert(w, "docs", (const uint8_t *)doc, strlen(doc), 0, &id));
+        CHECK(id == n);
         CHECK_OK(obj_txn_commit(w));
         CHECK_OK(obj_txn_free(w));
     }
@@ -75,6 +130,16 @@ int main(int argc, char **argv) {
         total += (long)reads;
     }
     CHECK(total > 0);
+
+    /* One read transaction, a cursor per thread, all stepping at once. */
+    CHECK_OK(obj_txn_begin_read(db, &shared));
+    for (int i = 0; i < READERS; i++) CHECK(pthread_create(&t[i], NULL, drainer, NULL) == 0);
+    for (int i = 0; i < READERS; i++) {
+        void *seen;
+        pthread_join(t[i], &seen);
+        CHECK((long)seen == COMMITS);
+    }
+    CHECK_OK(obj_txn_free(shared));
     CHECK_OK(obj_db_integrity_check(db, NULL));
     CHECK_OK(obj_db_free(db));
     unlink(path);

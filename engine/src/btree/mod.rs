@@ -22,6 +22,7 @@
 //! structural changes), `overflow` (value chains), `cursor` (traversal),
 //! `verify` (checking).
 
+pub(crate) mod bulk;
 mod cursor;
 mod node;
 mod overflow;

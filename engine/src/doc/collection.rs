@@ -247,18 +247,21 @@ pub(crate) fn decode_stored(bytes: &[u8], names: &impl NameLookup) -> Result<(u3
 pub struct Collection<'t, T: ReadableTxn> {
     pub(crate) txn: &'t T,
     pub(crate) st: Cow<'t, CollState>,
+    /// `namespace.collection` for a collection of an attached database.
+    pub(crate) qualified: Option<String>,
 }
 
 impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// Opens collection `name`; `NotFound` if it does not exist.
     pub fn open(txn: &'t T, name: &str) -> Result<Self> {
         let st = load_state(txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
-        Ok(Collection { txn, st: Cow::Owned(st) })
+        Ok(Collection { txn, st: Cow::Owned(st), qualified: None })
     }
 
-    /// The collection's name.
+    /// The collection's name (`namespace.collection` for one of an
+    /// attached database).
     pub fn name(&self) -> &str {
-        &self.st.name
+        self.qualified.as_deref().unwrap_or(&self.st.name)
     }
 
     /// Whether it holds documents or raw bytes.
@@ -331,7 +334,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
 
     /// Every document in id order, as a streaming cursor.
     pub fn all(&self) -> Result<QueryCursor<'_, T>> {
-        self.query(&QuerySpec::new(self.st.name.clone()))
+        self.query(&QuerySpec::new(self.name()))
     }
 
     /// The document whose unique index `index` holds `values` (one value
@@ -371,7 +374,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         reverse: bool,
     ) -> Result<QueryCursor<'_, T>> {
         let equal = lo.is_some() && lo == hi;
-        let mut spec = QuerySpec::new(self.st.name.clone());
+        let mut spec = QuerySpec::new(self.name());
         spec.index = Some(IndexRange {
             index: index.to_string(),
             lo: lo.map(|v| IndexBound { values: v.to_vec(), inclusive: true }),
@@ -383,13 +386,38 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
 
     /// Runs a query on this collection (its `collection` field must name it).
     pub fn query(&self, spec: &QuerySpec) -> Result<QueryCursor<'_, T>> {
-        if spec.collection != self.st.name {
+        if spec.collection != self.st.name && Some(&spec.collection) != self.qualified.as_ref() {
             return Err(Error::invalid(format!(
                 "query names collection {:?} but runs on {:?}",
-                spec.collection, self.st.name
+                spec.collection,
+                self.name()
             )));
         }
-        QueryCursor::new(self.txn, &self.st, spec)
+        QueryCursor::new(self.txn, Cow::Borrowed(&*self.st), spec)
+    }
+
+    /// [`query`](Self::query), consuming this handle: the cursor takes the
+    /// collection's loaded state along and borrows only the transaction, so
+    /// it can outlive the handle (bindings keep such cursors between calls).
+    pub fn into_query(self, spec: &QuerySpec) -> Result<QueryCursor<'t, T>> {
+        if spec.collection != self.st.name && Some(&spec.collection) != self.qualified.as_ref() {
+            return Err(Error::invalid(format!(
+                "query names collection {:?} but runs on {:?}",
+                spec.collection,
+                self.name()
+            )));
+        }
+        QueryCursor::new(self.txn, self.st, spec)
+    }
+
+    /// Every stored record in id order, as `(id, stored bytes)`: the
+    /// document header (schema version, raw flag) and the encoded payload
+    /// exactly as `docs/format.md` describes them (structured payloads
+    /// refer to the collection's field-name dictionary). Streams; the
+    /// iterator borrows only the transaction.
+    pub fn stored_records(&self) -> Result<impl Iterator<Item = Result<(u64, Vec<u8>)>> + 't> {
+        let it = self.txn.range(&self.st.docs, Bound::Unbounded, Bound::Unbounded, false)?;
+        Ok(it.map(|e| e.and_then(|(k, v)| Ok((id_from_key(&k)?, v)))))
     }
 
     /// The plan the engine would use for `spec`, as text.
@@ -403,6 +431,27 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
 pub struct CollectionOptions {
     /// Hold raw bytes instead of structured documents.
     pub raw: bool,
+}
+
+/// A collection's loaded state without its transaction (from
+/// [`CollectionMut::detach`]).
+#[derive(Debug)]
+pub struct DetachedCollection {
+    txn_id: u64,
+    epoch: u64,
+    st: CollState,
+}
+
+impl DetachedCollection {
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.st.name
+    }
+
+    /// Whether [`WriteTxn::reattach`] would take it back now.
+    pub fn is_current(&self, txn: &WriteTxn) -> bool {
+        self.txn_id == txn.id && self.epoch == txn.collection_epoch
+    }
 }
 
 /// Read-write access to one collection within the write transaction.
@@ -426,6 +475,8 @@ impl<'t> CollectionMut<'t> {
     /// An existing collection of the other kind is `InvalidArgument`.
     pub fn open_or_create(txn: &'t mut WriteTxn, name: &str, options: CollectionOptions) -> Result<Self> {
         check_component_name("collection", name)?;
+        refuse_attached(txn, name)?;
+        txn.collection_epoch += 1;
         if let Some(st) = load_state(&*txn, name)? {
             if st.raw != options.raw {
                 return Err(Error::invalid(format!(
@@ -454,13 +505,23 @@ impl<'t> CollectionMut<'t> {
 
     /// Opens existing collection `name`; `NotFound` if missing.
     pub fn open(txn: &'t mut WriteTxn, name: &str) -> Result<Self> {
+        refuse_attached(txn, name)?;
+        txn.collection_epoch += 1;
         let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
         Ok(CollectionMut { txn, st })
     }
 
+    /// Releases the transaction but keeps the loaded state (metadata and
+    /// name dictionary), so that [`WriteTxn::reattach`] can reopen the
+    /// collection later in the same transaction without rereading them.
+    /// Bindings that open the collection once per call use this.
+    pub fn detach(self) -> DetachedCollection {
+        DetachedCollection { txn_id: self.txn.id, epoch: self.txn.collection_epoch, st: self.st }
+    }
+
     /// Read access through this handle (sees this transaction's writes).
     pub fn read(&self) -> Collection<'_, WriteTxn> {
-        Collection { txn: &*self.txn, st: Cow::Borrowed(&self.st) }
+        Collection { txn: &*self.txn, st: Cow::Borrowed(&self.st), qualified: None }
     }
 
     /// Document `id`.
@@ -510,10 +571,42 @@ impl<'t> CollectionMut<'t> {
         Ok(id)
     }
 
-    /// Inserts several documents; returns their ids. Either all are
-    /// inserted or, on error, the transaction should be rolled back.
+    /// Inserts several documents; returns their ids. All or nothing: see
+    /// [`insert_many_versioned`](Self::insert_many_versioned).
     pub fn insert_many<'a>(&mut self, docs: impl IntoIterator<Item = &'a Value>) -> Result<Vec<u64>> {
-        docs.into_iter().map(|d| self.insert(d)).collect()
+        self.insert_many_versioned(docs, 0)
+    }
+
+    /// Inserts several documents with consecutive new ids and one schema
+    /// version; returns the ids. All or nothing: when one document fails (a
+    /// unique violation, a non-map document, an oversized key), the ones
+    /// this call already inserted are deleted again and the next id is
+    /// restored, so the collection is as before the call and the
+    /// transaction stays usable. (An I/O or corruption error during that
+    /// undo is returned instead; then roll the transaction back.)
+    pub fn insert_many_versioned<'a>(
+        &mut self,
+        docs: impl IntoIterator<Item = &'a Value>,
+        schema_version: u32,
+    ) -> Result<Vec<u64>> {
+        let first = self.st.next_id;
+        let mut ids = Vec::new();
+        for doc in docs {
+            match self.insert_versioned(doc, schema_version) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    for &id in ids.iter().rev() {
+                        self.delete(id)?;
+                    }
+                    if self.st.next_id != first {
+                        self.st.next_id = first;
+                        self.save_meta()?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// Inserts raw bytes (raw collections only); returns the new id.
@@ -537,6 +630,21 @@ impl<'t> CollectionMut<'t> {
     /// Writes raw bytes at `id` (raw collections only); true if replaced.
     pub fn upsert_raw(&mut self, id: u64, payload: &[u8]) -> Result<bool> {
         self.put(id, NewDoc::Raw(payload, 0))
+    }
+
+    /// [`upsert_raw`](Self::upsert_raw) with a schema version.
+    pub fn upsert_raw_versioned(&mut self, id: u64, payload: &[u8], schema_version: u32) -> Result<bool> {
+        self.put(id, NewDoc::Raw(payload, schema_version))
+    }
+
+    /// Raises the next id to at least `next_id` (import keeps ids of
+    /// deleted documents from being assigned again).
+    pub(crate) fn raise_next_id(&mut self, next_id: u64) -> Result<()> {
+        if next_id > self.st.next_id {
+            self.st.next_id = next_id;
+            self.save_meta()?;
+        }
+        Ok(())
     }
 
     /// Reads document `id`, lets `f` change it, and writes it back (keeping
@@ -772,6 +880,8 @@ fn unique_violation(coll: &str, spec: &IndexSpec, other: u64) -> Error {
 
 /// Drops collection `name` with its documents, dictionary and indexes.
 pub(crate) fn drop_collection(txn: &mut WriteTxn, name: &str) -> Result<()> {
+    refuse_attached(txn, name)?;
+    txn.collection_epoch += 1;
     let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
     for info in &st.indexes {
         txn.drop_tree(&index_tree(name, &info.spec.name))?;
@@ -790,9 +900,39 @@ pub(crate) fn state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollSt
     load_state(txn, name)
 }
 
+/// Splits `ns.collection` when `ns` is attached (per `is_attached`).
+pub(crate) fn split_attached(name: &str, is_attached: impl Fn(&str) -> bool) -> Option<(&str, &str)> {
+    let (ns, rest) = name.split_once('.')?;
+    (is_attached(ns) && !rest.is_empty()).then_some((ns, rest))
+}
+
+fn refuse_attached(txn: &WriteTxn, name: &str) -> Result<()> {
+    if let Some((ns, _)) = split_attached(name, |ns| txn.attached(ns).is_some()) {
+        return Err(Error::invalid(format!(
+            "collection {name:?} belongs to attached database {ns:?}, which is read-only"
+        )));
+    }
+    Ok(())
+}
+
+/// Opens collection `rest` of the attached view `txn` as `qualified`.
+fn open_attached<'t, T: ReadableTxn>(txn: &'t T, rest: &str, qualified: &str) -> Result<Collection<'t, T>> {
+    let mut c = Collection::open(txn, rest).map_err(|e| match e {
+        Error::NotFound(_) => Error::not_found(format!("collection {qualified:?}")),
+        other => other,
+    })?;
+    c.qualified = Some(qualified.to_string());
+    Ok(c)
+}
+
 impl ReadTxn {
     /// Read access to collection `name`; `NotFound` if it does not exist.
+    /// `ns.coll` names collection `coll` of the database attached as `ns`
+    /// (as of when this transaction began; see [`Db::attach`](crate::Db::attach)).
     pub fn collection(&self, name: &str) -> Result<Collection<'_, ReadTxn>> {
+        if let Some((ns, rest)) = split_attached(name, |ns| self.attached(ns).is_some()) {
+            return open_attached(self.attached(ns).expect("attached"), rest, name);
+        }
         Collection::open(self, name)
     }
 
@@ -804,7 +944,12 @@ impl ReadTxn {
 
 impl WriteTxn {
     /// Read access to collection `name` as this transaction sees it.
+    /// `ns.coll` names collection `coll` of the database attached as `ns`
+    /// (read only, as of when this transaction began).
     pub fn collection(&self, name: &str) -> Result<Collection<'_, WriteTxn>> {
+        if let Some((ns, rest)) = split_attached(name, |ns| self.attached(ns).is_some()) {
+            return open_attached(self.attached(ns).expect("attached"), rest, name);
+        }
         Collection::open(self, name)
     }
 
@@ -826,6 +971,17 @@ impl WriteTxn {
     /// Drops collection `name` with all its documents and indexes.
     pub fn drop_collection(&mut self, name: &str) -> Result<()> {
         drop_collection(self, name)
+    }
+
+    /// Reopens a detached collection. `None` (and the state is discarded)
+    /// unless it was detached from this transaction and no collection
+    /// handle was opened and no collection dropped since: only then is the
+    /// state known to match the trees. Open the collection again then.
+    pub fn reattach(&mut self, detached: DetachedCollection) -> Option<CollectionMut<'_>> {
+        if !detached.is_current(self) {
+            return None;
+        }
+        Some(CollectionMut { txn: self, st: detached.st })
     }
 
     /// Names of all collections.

@@ -55,7 +55,23 @@ pub fn kv_prefix<'a, T: ReadableTxn>(
     }
 }
 
+/// Names of all key-value namespaces, in byte order.
+pub fn kv_namespaces<T: ReadableTxn>(txn: &T) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for tree in txn.list_trees()? {
+        if let Some(ns) = tree.strip_prefix("$kv/") {
+            out.push(ns.to_string());
+        }
+    }
+    Ok(out)
+}
+
 impl ReadTxn {
+    /// Names of all key-value namespaces, in byte order.
+    pub fn kv_list(&self) -> Result<Vec<String>> {
+        kv_namespaces(self)
+    }
+
     /// The value of `key` in namespace `ns`.
     pub fn kv_get(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         kv_get(self, ns, key)
@@ -94,13 +110,20 @@ impl WriteTxn {
         }
     }
 
-    /// Drops namespace `ns` and all its entries (no-op if missing).
-    pub fn kv_drop(&mut self, ns: &str) -> Result<()> {
+    /// Drops namespace `ns` and all its entries (no-op if missing); true
+    /// if it existed.
+    pub fn kv_drop(&mut self, ns: &str) -> Result<bool> {
         let name = tree_name(ns)?;
-        if self.find_tree(&name)?.is_some() {
-            self.drop_tree(&name)?;
+        if self.find_tree(&name)?.is_none() {
+            return Ok(false);
         }
-        Ok(())
+        self.drop_tree(&name)?;
+        Ok(true)
+    }
+
+    /// Names of all key-value namespaces, in byte order.
+    pub fn kv_list(&self) -> Result<Vec<String>> {
+        kv_namespaces(self)
     }
 
     /// The value of `key` in namespace `ns`, as this transaction sees it.

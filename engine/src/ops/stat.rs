@@ -1,5 +1,6 @@
 //! `stat()`: sizes and counters of a database, for people and monitoring.
 
+use crate::doc::collection::CollectionKind;
 use crate::error::Result;
 use crate::storage::cache::CacheStats;
 use crate::storage::pager::Snapshot;
@@ -34,6 +35,8 @@ pub struct IndexStat {
 pub struct CollectionStat {
     /// The collection name.
     pub name: String,
+    /// Documents or raw bytes.
+    pub kind: CollectionKind,
     /// Number of documents.
     pub doc_count: u64,
     /// Bytes of the pages its documents, name dictionary and indexes use.
@@ -55,6 +58,12 @@ pub struct Stat {
     pub pages_in_use: u64,
     /// Size of the main file in bytes (the WAL is extra).
     pub file_size: u64,
+    /// Bytes the database would take after [`Db::compact`](crate::Db::compact):
+    /// every tree rebuilt with full pages, no free pages.
+    pub compacted_size: u64,
+    /// Bytes a compaction would give back: `page_count * page_size -
+    /// compacted_size` (0 when the database is already compact).
+    pub reclaimable_bytes: u64,
     /// Committed frames in the WAL.
     pub wal_frames: u64,
     /// WAL frames already copied into the main file.
@@ -106,6 +115,7 @@ fn gather_collections(txn: &ReadTxn, page_size: u64) -> Result<Vec<CollectionSta
         }
         out.push(CollectionStat {
             doc_count: txn.count(&st.docs)?,
+            kind: if st.raw { CollectionKind::Raw } else { CollectionKind::Documents },
             name,
             file_size_bytes: pages * page_size,
             indexes,
@@ -120,6 +130,7 @@ pub fn gather(txn: &ReadTxn) -> Result<Stat> {
     let header = snap.header();
     let pager = snap.pager();
     let ps = pager.stats();
+    let compacted_size = crate::ops::compact::compacted_pages(snap)? * ps.page_size;
     let mut trees = Vec::new();
     for name in txn.list_trees()? {
         let tree = txn.open_tree(&name)?;
@@ -131,6 +142,8 @@ pub fn gather(txn: &ReadTxn) -> Result<Stat> {
         free_pages: header.freelist_count as u64,
         pages_in_use: (header.page_count - header.freelist_count) as u64,
         file_size: pager.main_file_size()?,
+        compacted_size,
+        reclaimable_bytes: (header.page_count as u64 * ps.page_size).saturating_sub(compacted_size),
         wal_frames: ps.wal_frames,
         wal_backfilled: ps.wal_backfilled,
         readers: ps.readers.saturating_sub(1),

@@ -15,6 +15,7 @@
 //! order, found by recomputing the document's entries, so no set of seen
 //! ids is kept.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::ops::Bound;
 
@@ -44,18 +45,23 @@ enum Source<'a, T: ReadableTxn> {
     },
 }
 
+/// One result: document id, schema version, document.
+type Hit = (u64, u32, Value);
+
 /// A streaming query result: yields `(id, document)` pairs. For a raw
-/// collection the document is its payload as [`Value::Bytes`].
+/// collection the document is its payload as [`Value::Bytes`]. It borrows
+/// the transaction, and the collection handle it came from unless it was
+/// made by [`Collection::into_query`](crate::Collection::into_query).
 pub struct QueryCursor<'a, T: ReadableTxn> {
     txn: &'a T,
-    st: &'a CollState,
+    st: Cow<'a, CollState>,
     filter: Filter,
     /// Top-level fields the filter reads: (name, step).
     filter_fields: Vec<(String, PathStep)>,
     plan: Plan,
     source: Source<'a, T>,
     spec: QuerySpec,
-    sorted: Option<std::vec::IntoIter<(u64, Value)>>,
+    sorted: Option<std::vec::IntoIter<Hit>>,
     to_skip: u64,
     remaining: Option<u64>,
     failed: bool,
@@ -68,8 +74,8 @@ impl<'a, T: ReadableTxn> std::fmt::Debug for QueryCursor<'a, T> {
 }
 
 impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
-    pub(crate) fn new(txn: &'a T, st: &'a CollState, spec: &QuerySpec) -> Result<Self> {
-        let plan = plan(st, spec)?;
+    pub(crate) fn new(txn: &'a T, st: Cow<'a, CollState>, spec: &QuerySpec) -> Result<Self> {
+        let plan = plan(&st, spec)?;
         let source = match &plan.access {
             Access::Scan => Source::Scan(txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?),
             Access::Index { name, kind, ranges, reverse, .. } => Source::Index {
@@ -127,17 +133,18 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         Ok(self.filter.eval(&Value::Map(fields)))
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<Value> {
+    /// The schema version and the document of stored bytes.
+    fn decode(&self, bytes: &[u8]) -> Result<(u32, Value)> {
         if self.st.raw {
-            let (_, payload) = decode_header(bytes)?;
-            return Ok(Value::Bytes(payload.to_vec()));
+            let (header, payload) = decode_header(bytes)?;
+            return Ok((header.schema_version, Value::Bytes(payload.to_vec())));
         }
-        Ok(decode_stored(bytes, &self.st.dict)?.1)
+        decode_stored(bytes, &self.st.dict)
     }
 
     /// The next matching document in source order (before offset/limit).
     /// With `want_doc` false the document may be `Null` (counting).
-    fn next_match(&mut self, want_doc: bool) -> Result<Option<(u64, Value)>> {
+    fn next_match(&mut self, want_doc: bool) -> Result<Option<Hit>> {
         loop {
             match &mut self.source {
                 Source::Scan(it) => {
@@ -147,8 +154,8 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                         k.as_slice().try_into().map_err(|_| Error::corruption(None, "bad document key"))?,
                     );
                     if self.matches_stored(&bytes)? {
-                        let doc = if want_doc { self.decode(&bytes)? } else { Value::Null };
-                        return Ok(Some((id, doc)));
+                        let (version, doc) = if want_doc { self.decode(&bytes)? } else { (0, Value::Null) };
+                        return Ok(Some((id, version, doc)));
                     }
                 }
                 Source::Index { tree, kind, ranges, reverse, next_range, current } => {
@@ -176,11 +183,11 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                             format!("index of {:?} points at missing document {id}", self.st.name),
                         ));
                     };
-                    let doc = self.decode(&bytes)?;
+                    let (version, doc) = self.decode(&bytes)?;
                     if !self.first_entry(&doc, &key, reverse)? || !self.filter.eval(&doc) {
                         continue;
                     }
-                    return Ok(Some((id, doc)));
+                    return Ok(Some((id, version, doc)));
                 }
             }
         }
@@ -201,10 +208,8 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         let cap = self.spec.sort_buffer_limit.unwrap_or(MAX_SORT_BUFFER).max(1);
         let keep = self.spec.limit.map(|l| l.saturating_add(self.spec.offset));
         let spec = self.spec.clone();
-        let cmp = |a: &(u64, Value), b: &(u64, Value)| -> Ordering {
-            spec.compare_for_sort(&a.1, &b.1).then(a.0.cmp(&b.0))
-        };
-        let mut buf: Vec<(u64, Value)> = Vec::new();
+        let cmp = |a: &Hit, b: &Hit| -> Ordering { spec.compare_for_sort(&a.2, &b.2).then(a.0.cmp(&b.0)) };
+        let mut buf: Vec<Hit> = Vec::new();
         while let Some(item) = self.next_match(true)? {
             buf.push(item);
             if buf.len() as u64 > cap {
@@ -227,7 +232,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         Ok(())
     }
 
-    fn next_inner(&mut self) -> Result<Option<(u64, Value)>> {
+    fn next_inner(&mut self) -> Result<Option<Hit>> {
         if self.remaining == Some(0) {
             return Ok(None);
         }
@@ -273,10 +278,10 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     }
 }
 
-impl<'a, T: ReadableTxn> Iterator for QueryCursor<'a, T> {
-    type Item = Result<(u64, Value)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
+    /// The next result with its document's schema version:
+    /// `(id, schema_version, document)`. Mixes freely with `next`.
+    pub fn next_versioned(&mut self) -> Option<Result<(u64, u32, Value)>> {
         if self.failed {
             return None;
         }
@@ -287,6 +292,14 @@ impl<'a, T: ReadableTxn> Iterator for QueryCursor<'a, T> {
                 Some(Err(e))
             }
         }
+    }
+}
+
+impl<'a, T: ReadableTxn> Iterator for QueryCursor<'a, T> {
+    type Item = Result<(u64, Value)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_versioned().map(|r| r.map(|(id, _, doc)| (id, doc)))
     }
 }
 

@@ -8,10 +8,17 @@
 //! the filter's top-level conjunction tests *every* indexed field with an
 //! operator that is false on an absent field (eq, in, lt, le, gt, ge,
 //! prefix, exists:true). Ranges then come from equality / `in` on leading
-//! fields and at most one range operator on the next field: never the
-//! intersection of two range operators on one field, because on a list
-//! field they may be satisfied by different elements. The filter is always
-//! evaluated again on each document found, so ranges may be loose.
+//! fields and the range operators on the next field. Two range operators on
+//! one field (`x >= a and x < b`) may be satisfied by different elements of
+//! a list, so their intersection alone could miss a document. For a
+//! top-level field (one path segment) every document whose value is a list
+//! also has an entry for the whole list, and those entries sort together
+//! after every scalar (the List rank of the key encoding): the plan scans
+//! the intersection for scalar values plus the List rank, and the filter
+//! picks the matching lists. On a nested path (which can fan out through a
+//! list of maps without a whole-list entry) it uses one operator's range
+//! only. The filter is always evaluated again on each document found, so
+//! ranges may be loose.
 
 use std::ops::Bound;
 
@@ -89,7 +96,11 @@ fn conjuncts<'a>(f: &'a Filter, out: &mut Vec<&'a Filter>) {
 /// What one conjunct says about one field.
 enum Cond {
     Points(Vec<Vec<u8>>),
-    Range(Bound<Vec<u8>>, Bound<Vec<u8>>),
+    /// A key range; `scalar` when the operand is not a list or map (its
+    /// range then lies wholly below the List rank).
+    Range(Bound<Vec<u8>>, Bound<Vec<u8>>, bool),
+    /// The intersection of several scalar ranges, plus the List rank.
+    RangesAndLists(Bound<Vec<u8>>, Bound<Vec<u8>>),
     Present,
 }
 
@@ -107,7 +118,7 @@ fn cond_for(f: &Filter, path: &FieldPath) -> Option<Cond> {
             Some(true) => prefix_end(&k).map_or(Bound::Unbounded, Bound::Excluded),
             Some(false) => Bound::Excluded(k),
         };
-        Cond::Range(lo, hi)
+        Cond::Range(lo, hi, !matches!(v, Value::List(_) | Value::Map(_)))
     };
     match f {
         Filter::Eq(p, v) if p == path => Some(Cond::Points(vec![encode_key_vec(v)])),
@@ -124,7 +135,7 @@ fn cond_for(f: &Filter, path: &FieldPath) -> Option<Cond> {
         Filter::Prefix(p, s) if p == path => {
             let k = str_prefix_key(s);
             let hi = prefix_end(&k).map_or(Bound::Unbounded, Bound::Excluded);
-            Some(Cond::Range(Bound::Included(k), hi))
+            Some(Cond::Range(Bound::Included(k), hi, true))
         }
         Filter::Exists(p, true) if p == path => Some(Cond::Present),
         _ => None,
@@ -133,10 +144,71 @@ fn cond_for(f: &Filter, path: &FieldPath) -> Option<Cond> {
 
 fn rank(c: &Cond) -> u8 {
     match c {
-        Cond::Points(_) => 2,
+        Cond::Points(_) => 3,
+        Cond::RangesAndLists(..) => 2,
         Cond::Range(..) => 1,
         Cond::Present => 0,
     }
+}
+
+/// The tighter of two lower bounds.
+fn max_lower(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+    match (&a, &b) {
+        (Bound::Unbounded, _) => b,
+        (_, Bound::Unbounded) => a,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => {
+            match x.cmp(y) {
+                std::cmp::Ordering::Less => b,
+                std::cmp::Ordering::Greater => a,
+                std::cmp::Ordering::Equal if matches!(a, Bound::Excluded(_)) => a,
+                std::cmp::Ordering::Equal => b,
+            }
+        }
+    }
+}
+
+/// The tighter of two upper bounds.
+fn min_upper(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+    match (&a, &b) {
+        (Bound::Unbounded, _) => b,
+        (_, Bound::Unbounded) => a,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => {
+            match x.cmp(y) {
+                std::cmp::Ordering::Less => a,
+                std::cmp::Ordering::Greater => b,
+                std::cmp::Ordering::Equal if matches!(a, Bound::Excluded(_)) => a,
+                std::cmp::Ordering::Equal => b,
+            }
+        }
+    }
+}
+
+/// Whether `[lo, hi)` (per the bounds) holds no key.
+fn range_is_empty(lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
+    match (lo, hi) {
+        (Bound::Unbounded, _) | (_, Bound::Unbounded) => false,
+        (Bound::Included(l), Bound::Included(h)) => l > h,
+        (Bound::Included(l) | Bound::Excluded(l), Bound::Included(h) | Bound::Excluded(h)) => l >= h,
+    }
+}
+
+/// The strongest condition the conjuncts `cs` put on `path`.
+fn best_cond(cs: &[&Filter], path: &FieldPath) -> Option<Cond> {
+    let conds: Vec<Cond> = cs.iter().filter_map(|f| cond_for(f, path)).collect();
+    let scalar_ranges = conds.iter().filter(|c| matches!(c, Cond::Range(_, _, true))).count();
+    if path.segments().len() == 1 && scalar_ranges >= 2 && !conds.iter().any(|c| matches!(c, Cond::Points(_)))
+    {
+        let mut lo = Bound::Unbounded;
+        let mut hi = Bound::Unbounded;
+        for c in conds {
+            if let Cond::Range(l, h, true) = c {
+                lo = max_lower(lo, l);
+                hi = min_upper(hi, h);
+            }
+        }
+        return Some(Cond::RangesAndLists(lo, hi));
+    }
+    conds.into_iter().max_by_key(rank)
 }
 
 fn concat(p: &[u8], b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
@@ -187,8 +259,7 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
         // The strongest condition per field; all fields must be present.
         let mut per_field = Vec::new();
         for path in &info.spec.fields {
-            let c = cs.iter().filter_map(|f| cond_for(f, path)).max_by_key(rank);
-            match c {
+            match best_cond(&cs, path) {
                 Some(c) => per_field.push(c),
                 None => break,
             }
@@ -198,7 +269,8 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
         }
         let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
         let mut score = 0u32;
-        let mut tail: Option<KeyRange> = None;
+        // Ranges under each prefix (sorted, disjoint); `None`: the whole prefix.
+        let mut tail: Option<Vec<KeyRange>> = None;
         for c in per_field {
             match c {
                 Cond::Points(ks) if prefixes.len() * ks.len() <= MAX_PREFIXES => {
@@ -208,9 +280,20 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
                         .collect();
                     score += 10;
                 }
-                Cond::Range(lo, hi) => {
-                    tail = Some((lo, hi));
+                Cond::Range(lo, hi, _) => {
+                    tail = Some(vec![(lo, hi)]);
                     score += 5;
+                    break;
+                }
+                Cond::RangesAndLists(lo, hi) => {
+                    let (list_lo, list_hi) = rank_key_range(&Value::List(Vec::new()));
+                    let mut rs = Vec::with_capacity(2);
+                    if !range_is_empty(&lo, &hi) {
+                        rs.push((lo, hi));
+                    }
+                    rs.push((Bound::Included(list_lo), Bound::Excluded(list_hi)));
+                    tail = Some(rs);
+                    score += 6;
                     break;
                 }
                 _ => break,
@@ -226,9 +309,16 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
         prefixes.dedup();
         let ranges: Vec<KeyRange> = prefixes
             .iter()
-            .map(|p| match &tail {
-                Some((lo, hi)) => (concat(p, lo.clone()), concat(p, hi.clone())),
-                None => (Bound::Included(p.clone()), prefix_end(p).map_or(Bound::Unbounded, Bound::Excluded)),
+            .flat_map(|p| match &tail {
+                Some(rs) => {
+                    rs.iter().map(|(lo, hi)| (concat(p, lo.clone()), concat(p, hi.clone()))).collect()
+                }
+                None => {
+                    vec![(
+                        Bound::Included(p.clone()),
+                        prefix_end(p).map_or(Bound::Unbounded, Bound::Excluded),
+                    )]
+                }
             })
             .collect();
         let plan = Plan {

@@ -51,6 +51,14 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn shm_in_use(&self, _path: &Path) -> io::Result<bool> {
         Ok(false)
     }
+    /// Atomically replaces `to` with the file at `from` (POSIX `rename`):
+    /// afterwards `to` names the file that `from` named, and a file that
+    /// `to` named before is unlinked. Used to publish a finished backup or
+    /// compacted copy under its final name; make it durable with
+    /// [`Vfs::sync_parent_dir`]. The default refuses (`Unsupported`).
+    fn rename(&self, _from: &Path, _to: &Path) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this file system cannot rename files"))
+    }
 }
 
 /// One open file. All methods take `&self` so that readers on several
@@ -99,6 +107,10 @@ impl Vfs for OsVfs {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,
         }
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
     }
 
     fn sync_parent_dir(&self, path: &Path) -> io::Result<()> {

@@ -7,13 +7,20 @@
 //! is known. Layout: docs/format.md, "File header".
 
 use crate::error::{Error, PageNo, Result};
+use crate::storage::crypto::{CryptHeader, ENCRYPTED_TRAILER};
+use crate::storage::page::CHECKSUM_TRAILER;
 
 /// The first 8 bytes of every obj database.
 pub const MAGIC: [u8; 8] = *b"OBJDB\0\r\n";
 /// The on-disk format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
-/// Bytes of page 0 the header occupies (the rest of page 0 is zero).
+/// Bytes of page 0 the header occupies (the rest of page 0 is zero, but
+/// for the encryption block of an encrypted file).
 pub const HEADER_LEN: usize = 96;
+/// Feature flag: the file is encrypted (encryption block at byte 96,
+/// trailer of `ENCRYPTED_TRAILER` bytes).
+pub const FLAG_ENCRYPTED: u32 = 1;
+const KNOWN_FLAGS: u32 = FLAG_ENCRYPTED;
 
 /// The decoded file header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +31,7 @@ pub struct Header {
     pub page_size: u32,
     /// Bytes reserved at the end of every page (the checksum trailer).
     pub trailer_len: u32,
-    /// Feature flags (none defined yet; an unknown bit is `Unsupported`).
+    /// Feature flags ([`FLAG_ENCRYPTED`]; an unknown bit is `Unsupported`).
     pub flags: u32,
     /// Random identity of this database, repeated in its WAL header so that
     /// a WAL of another database is never replayed here.
@@ -40,6 +47,18 @@ pub struct Header {
     pub catalog_root: PageNo,
     /// Number of write transactions committed over the file's life.
     pub commit_counter: u64,
+}
+
+/// What the first bytes of a file say about how to read its pages: what
+/// `open` needs before any page can be read (and checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Page size in bytes.
+    pub page_size: u32,
+    /// The file id.
+    pub file_id: [u8; 16],
+    /// The encryption block of an encrypted file.
+    pub crypt: Option<CryptHeader>,
 }
 
 impl Header {
@@ -59,6 +78,24 @@ impl Header {
         }
     }
 
+    /// True when the file is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.flags & FLAG_ENCRYPTED != 0
+    }
+
+    /// Marks the header as that of an encrypted (or a plain) file, with the
+    /// matching trailer length. The encryption block itself (bytes 96..160)
+    /// is the page codec's: it stamps it into every image of page 0.
+    pub fn set_encrypted(&mut self, encrypted: bool) {
+        if encrypted {
+            self.flags |= FLAG_ENCRYPTED;
+            self.trailer_len = ENCRYPTED_TRAILER as u32;
+        } else {
+            self.flags &= !FLAG_ENCRYPTED;
+            self.trailer_len = CHECKSUM_TRAILER as u32;
+        }
+    }
+
     /// Writes the header into the start of page 0's content.
     pub fn encode(&self, page: &mut [u8]) {
         let b = &mut page[..HEADER_LEN];
@@ -74,6 +111,17 @@ impl Header {
         b[48..52].copy_from_slice(&self.freelist_count.to_le_bytes());
         b[52..56].copy_from_slice(&self.catalog_root.to_le_bytes());
         b[56..64].copy_from_slice(&self.commit_counter.to_le_bytes());
+    }
+
+    /// Reads the page size, file id and encryption block from the first
+    /// bytes of a file, before its pages can be read. Only the encryption
+    /// flag is looked at here: the other flags and the trailer length are
+    /// checked by [`Header::decode`] once page 0 has passed its checks.
+    pub fn probe_layout(prefix: &[u8]) -> Result<Layout> {
+        let page_size = Self::probe(prefix)?;
+        let crypt =
+            if u32_at(prefix, 20) & FLAG_ENCRYPTED != 0 { Some(CryptHeader::decode(prefix)?) } else { None };
+        Ok(Layout { page_size, file_id: prefix[24..40].try_into().expect("16 bytes"), crypt })
     }
 
     /// Checks the magic, version and page size of a header prefix, as read
@@ -114,11 +162,12 @@ impl Header {
             catalog_root: u32_at(page, 52),
             commit_counter: u64::from_le_bytes(page[56..64].try_into().expect("8 bytes")),
         };
-        if h.trailer_len as usize != crate::storage::page::CHECKSUM_TRAILER {
-            return Err(Error::Unsupported(format!("page trailer of {} bytes", h.trailer_len)));
+        if h.flags & !KNOWN_FLAGS != 0 {
+            return Err(Error::Unsupported(format!("unknown feature flags {:#x}", h.flags & !KNOWN_FLAGS)));
         }
-        if h.flags != 0 {
-            return Err(Error::Unsupported(format!("unknown feature flags {:#x}", h.flags)));
+        let trailer = if h.is_encrypted() { ENCRYPTED_TRAILER } else { CHECKSUM_TRAILER };
+        if h.trailer_len as usize != trailer {
+            return Err(Error::Unsupported(format!("page trailer of {} bytes", h.trailer_len)));
         }
         // catalog_root 0 means "created, catalog not yet made": the first
         // open makes it in its first transaction.
@@ -157,6 +206,26 @@ mod tests {
         let mut page = vec![0u8; 8192];
         h.encode(&mut page);
         assert_eq!(Header::decode(&page).unwrap(), h);
+    }
+
+    #[test]
+    fn round_trip_encrypted() {
+        use crate::storage::crypto::{CryptHeader, KeySource};
+        let mut h = Header::new(4096, 0, [9; 16]);
+        h.set_encrypted(true);
+        h.page_count = 3;
+        h.catalog_root = 1;
+        assert_eq!((h.flags, h.trailer_len), (FLAG_ENCRYPTED, 32));
+        let mut page = vec![0u8; 4096];
+        h.encode(&mut page);
+        assert_eq!(Header::decode(&page).unwrap(), h);
+        let crypt = CryptHeader { source: KeySource::Raw, salt: [0; 16], key_check: [5; 16] };
+        crypt.encode(&mut page);
+        let layout = Header::probe_layout(&page[..160]).unwrap();
+        assert_eq!((layout.page_size, layout.file_id, layout.crypt), (4096, [9; 16], Some(crypt)));
+        // An encrypted flag with a plain trailer length is refused.
+        page[16] = 4;
+        assert!(matches!(Header::decode(&page), Err(Error::Unsupported(_))));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Nothing here knows what a key or a document is.
 
 pub mod cache;
+pub mod crypto;
 pub mod file;
 pub mod freelist;
 pub mod header;

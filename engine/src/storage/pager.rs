@@ -22,14 +22,15 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, PageNo, Result};
 use crate::options::{Options, SyncMode};
 use crate::storage::cache::{CacheStats, PageCache};
+use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{Header, HEADER_LEN};
-use crate::storage::page::{seal_page, verify_page, Page, PageRead, PageRef, CHECKSUM_TRAILER};
+use crate::storage::page::{verify_page, Page, PageRead, PageRef};
 use crate::storage::shm::{
     self, lock_read, shm_path_of, HeaderState, HeapShm, LockTable, ShmFile, ShmHeader, LOCK_CKPT, LOCK_DMS,
     LOCK_RECOVER, LOCK_WRITE, READ_SLOTS,
 };
-use crate::storage::wal::{fresh_salt, FrameWrite, Wal, FRAME_HEADER_LEN, WAL_HEADER_LEN};
+use crate::storage::wal::{fresh_salt, FrameWrite, Wal, WalPosition, FRAME_HEADER_LEN, WAL_HEADER_LEN};
 use crate::storage::wal_index::{PageSource, ReadMark, Refresh, WalIndex};
 
 /// What a checkpoint did.
@@ -90,6 +91,11 @@ pub struct Pager {
     cache: PageCache,
     page_size: usize,
     file_id: [u8; 16],
+    /// Content bytes per page: the page size less the file's trailer.
+    usable: usize,
+    /// Seals and checks (and for an encrypted file encrypts and decrypts)
+    /// page images; the only place that knows whether the file is encrypted.
+    codec: PageCodec,
     sync_mode: SyncMode,
     read_only: bool,
     sharing: Sharing,
@@ -161,12 +167,43 @@ impl Pager {
         }
         let mode = if options.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWriteCreate };
         let main = vfs.open(path, mode).map_err(|e| Error::io(format!("opening {display}"), e))?;
+        Self::open_file(vfs, path, main, false, options)
+    }
+
+    /// Opens the database at `path` whose main file `main` is already open
+    /// and exclusively locked by the caller (rekey, which renamed it into
+    /// place). Where the file system has shared memory the lock is released
+    /// at once: the shared index's locks coordinate the processes.
+    pub(crate) fn open_locked(
+        vfs: Arc<dyn Vfs>,
+        path: &Path,
+        main: Arc<dyn StorageFile>,
+        options: &Options,
+    ) -> Result<Arc<Pager>> {
+        Self::open_file(vfs, path, main, true, options)
+    }
+
+    fn open_file(
+        vfs: Arc<dyn Vfs>,
+        path: &Path,
+        main: Arc<dyn StorageFile>,
+        locked: bool,
+        options: &Options,
+    ) -> Result<Arc<Pager>> {
+        let display = path.display().to_string();
         let shm_path = shm_path_of(path);
         let shm_display = shm_path.display().to_string();
         let (shm, sharing): (Arc<dyn ShmFile>, Sharing) = match vfs.open_shm(&shm_path) {
-            Ok(shm) => (shm, Sharing::Shared),
+            Ok(shm) => {
+                if locked {
+                    let _ = main.unlock();
+                }
+                (shm, Sharing::Shared)
+            }
             Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-                if !main.try_lock_exclusive().map_err(|e| Error::io(format!("locking {display}"), e))? {
+                if !locked
+                    && !main.try_lock_exclusive().map_err(|e| Error::io(format!("locking {display}"), e))?
+                {
                     return Err(Error::Busy(format!("{display} is open in another process (or handle)")));
                 }
                 (Arc::new(HeapShm::default()), Sharing::Exclusive)
@@ -246,7 +283,7 @@ impl Pager {
         let (shm, locks, first) = Self::join(&vfs, &shm_path, shm, options.busy_timeout)?;
         let index = WalIndex::new(shm, locks);
         let size = main.size().map_err(|e| Error::io(format!("reading the size of {display}"), e))?;
-        let (page_size, file_id) = if size == 0 {
+        let (page_size, file_id, codec) = if size == 0 {
             if options.read_only {
                 return Err(Error::InvalidArgument(format!(
                     "{display} is empty and the database is read-only"
@@ -262,19 +299,27 @@ impl Pager {
                 )));
             }
             let mut file_id = [0u8; 16];
-            file_id[..8].copy_from_slice(&fresh_salt(1).to_le_bytes());
-            file_id[8..].copy_from_slice(&fresh_salt(2).to_le_bytes());
-            let header = Header::new(options.page_size as u32, CHECKSUM_TRAILER as u32, file_id);
-            let mut page = Page::zeroed(options.page_size);
-            header.encode(&mut page);
-            seal_page(0, &mut page);
-            main.write_at(&page, 0).map_err(|e| Error::io(format!("creating {display}"), e))?;
+            if options.encryption.is_some() {
+                // The file id keys the encryption: draw it from the CSPRNG.
+                random_bytes(&mut file_id)?;
+            } else {
+                file_id[..8].copy_from_slice(&fresh_salt(1).to_le_bytes());
+                file_id[8..].copy_from_slice(&fresh_salt(2).to_le_bytes());
+            }
+            let codec = PageCodec::create(options.encryption.as_ref(), file_id)?;
+            let mut header = Header::new(options.page_size as u32, 0, file_id);
+            header.set_encrypted(codec.is_encrypted());
+            let mut page: PageRef = Arc::new(Page::zeroed(options.page_size));
+            header.encode(&mut Arc::make_mut(&mut page)[..]);
+            let image = codec.seal(0, &mut page)?;
+            let image: &[u8] = image.as_deref().unwrap_or(&page);
+            main.write_at(image, 0).map_err(|e| Error::io(format!("creating {display}"), e))?;
             main.sync().map_err(|e| Error::io(format!("syncing {display}"), e))?;
             vfs.sync_parent_dir(path)
                 .map_err(|e| Error::io(format!("syncing the directory of {display}"), e))?;
-            (options.page_size, file_id)
+            (options.page_size, file_id, codec)
         } else {
-            let mut prefix = [0u8; HEADER_LEN];
+            let mut prefix = [0u8; PLAINTEXT_PREFIX];
             if size < HEADER_LEN as u64 {
                 main.read_at(&mut prefix[..size as usize], 0)
                     .map_err(|e| Error::io(format!("reading {display}"), e))?;
@@ -283,10 +328,20 @@ impl Pager {
                 }
                 return Err(Error::invalid(format!("{display} is not an obj database")));
             }
-            main.read_at(&mut prefix, 0).map_err(|e| Error::io(format!("reading {display}"), e))?;
-            let page_size = Header::probe(&prefix)?;
-            let file_id: [u8; 16] = prefix[24..40].try_into().expect("16 bytes");
-            (page_size as usize, file_id)
+            let prefix = &mut prefix[..size.min(PLAINTEXT_PREFIX as u64) as usize];
+            main.read_at(prefix, 0).map_err(|e| Error::io(format!("reading {display}"), e))?;
+            let layout = Header::probe_layout(prefix)?;
+            let page_size = layout.page_size as usize;
+            let codec = PageCodec::open(layout.crypt.as_ref(), options.encryption.as_ref(), layout.file_id)
+                .map_err(|e| match e {
+                // The flags and encryption block were read unchecked:
+                // if page 0 fails its checksum, report the damage, not a key problem.
+                Error::Encryption(_) if !page_zero_checksum_ok(&*main, page_size) => {
+                    Error::corruption(0, "header page checksum mismatch (cannot check the encryption key)")
+                }
+                other => other,
+            })?;
+            (page_size, layout.file_id, codec)
         };
 
         let wal_path = wal_path_of(path);
@@ -357,6 +412,8 @@ impl Pager {
             cache: PageCache::new(cache_pages),
             page_size,
             file_id,
+            usable: page_size - codec.trailer_len(),
+            codec,
             sync_mode: options.sync_mode,
             read_only: options.read_only,
             sharing,
@@ -400,7 +457,7 @@ impl Pager {
         self.main
             .read_at(&mut page, 0)
             .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))?;
-        if verify_page(0, &page).is_err() {
+        if self.codec.open_page(0, &mut page).is_err() {
             // A checkpoint may have torn page 0; the WAL still holds it.
             if wal_has_page0 {
                 return Ok(());
@@ -681,7 +738,7 @@ impl Pager {
                     .wal_reader()?
                     .read_at(&mut page, offset)
                     .map_err(|e| Error::io(format!("reading frame {frame} (page {pgno}) of the WAL"), e))
-                    .and_then(|()| verify_page(pgno, &page));
+                    .and_then(|()| self.codec.open_page(pgno, &mut page));
                 // The WAL may restart under a snapshot that the main file
                 // holds entirely (see `WalIndex::lock_readers_for_restart`);
                 // a restart is published before any frame is overwritten,
@@ -693,14 +750,14 @@ impl Pager {
                         return Ok(p);
                     }
                     self.read_main(pgno, &mut page)?;
-                    verify_page(pgno, &page)?;
+                    self.codec.open_page(pgno, &mut page)?;
                 } else {
                     read?;
                 }
             }
             PageSource::Main => {
                 self.read_main(pgno, &mut page)?;
-                verify_page(pgno, &page)?;
+                self.codec.open_page(pgno, &mut page)?;
             }
         }
         let page = Arc::new(page);
@@ -733,6 +790,9 @@ impl Pager {
         if pages.is_empty() {
             return Ok(());
         }
+        // Seal (plain) or encrypt (images kept apart from the plaintext
+        // pages, which go to the cache) before anything is written.
+        let images = self.codec.seal_pages(&mut pages)?;
         // Checkpoint before appending rather than after: readers active now
         // mostly began after the last commit, so the checkpoint can complete
         // and the WAL restart, which keeps it bounded under a steady stream
@@ -756,36 +816,16 @@ impl Pager {
         }
         let mut h = self.fresh_header(true)?;
         let mut wal = self.wal();
-        let taken = if h.max_frame > 0 && h.max_frame == h.backfilled {
-            self.index.lock_readers_for_restart(&h)?
+        self.restart_wal_if_backfilled(&mut wal, &mut h)?;
+        let frames: Vec<FrameWrite<'_>> = if images.is_empty() {
+            pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect()
         } else {
-            None
+            pages
+                .iter()
+                .zip(&images)
+                .map(|((pgno, _), image)| FrameWrite { pgno: *pgno, page: image })
+                .collect()
         };
-        if let Some(taken) = taken {
-            wal.restart();
-            h = ShmHeader {
-                generation: wal.header().generation,
-                salt: wal.header().salt,
-                max_frame: 0,
-                backfilled: 0,
-                chain: wal.chain(),
-                prev_max: h.max_frame,
-                ..h
-            };
-            // Publish the new generation before touching the file: a writer
-            // that dies in between leaves the next one a consistent story.
-            self.index.finish_restart(&h, taken);
-            let keep = (self.autocheckpoint.max(1000) * 4) * (FRAME_HEADER_LEN + self.page_size) as u64;
-            if let Err(e) = wal.shrink(keep) {
-                self.set_fatal(format!("restarting the WAL failed: {e}"));
-                return Err(e);
-            }
-        }
-        for (pgno, page) in pages.iter_mut() {
-            seal_page(*pgno, &mut Arc::make_mut(page)[..]);
-        }
-        let frames: Vec<FrameWrite<'_>> =
-            pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect();
         let first = wal.append(&frames, header.page_count)?;
         drop(frames);
         if self.sync_mode == SyncMode::Full {
@@ -803,6 +843,65 @@ impl Pager {
         }
         drop(wal);
         Ok(())
+    }
+
+    /// Restarts the WAL when every frame is in the main file and no reader
+    /// in any process needs it (the caller holds the writer slot and lock,
+    /// and is about to append); `h` becomes the new generation's header.
+    fn restart_wal_if_backfilled(&self, wal: &mut Wal, h: &mut ShmHeader) -> Result<()> {
+        let taken = if h.max_frame > 0 && h.max_frame == h.backfilled {
+            self.index.lock_readers_for_restart(h)?
+        } else {
+            None
+        };
+        if let Some(taken) = taken {
+            wal.restart();
+            *h = ShmHeader {
+                generation: wal.header().generation,
+                salt: wal.header().salt,
+                max_frame: 0,
+                backfilled: 0,
+                chain: wal.chain(),
+                prev_max: h.max_frame,
+                ..*h
+            };
+            // Publish the new generation before touching the file: a writer
+            // that dies in between leaves the next one a consistent story.
+            self.index.finish_restart(h, taken);
+            let keep = (self.autocheckpoint.max(1000) * 4) * (FRAME_HEADER_LEN + self.page_size) as u64;
+            if let Err(e) = wal.shrink(keep) {
+                self.set_fatal(format!("restarting the WAL failed: {e}"));
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a transaction too large to hold in memory: its pages are
+    /// streamed to the WAL as they come ([`BulkCommit::write`]) and become
+    /// visible, atomically, at [`BulkCommit::commit`]. Compaction uses it to
+    /// install a rewritten image of the whole database. The caller holds
+    /// the writer slot for the whole bulk commit.
+    pub fn begin_bulk_commit(&self, guard: &WriterGuard) -> Result<BulkCommit<'_>> {
+        debug_assert!(std::ptr::eq(&*guard.pager, self));
+        self.check_usable()?;
+        if self.read_only {
+            return Err(Error::invalid("the database is open read-only"));
+        }
+        let mut h = self.fresh_header(true)?;
+        let mut wal = self.wal();
+        self.restart_wal_if_backfilled(&mut wal, &mut h)?;
+        let start = wal.position();
+        Ok(BulkCommit {
+            pager: self,
+            wal,
+            header: h,
+            start,
+            first: None,
+            pgnos: Vec::new(),
+            pending: Vec::new(),
+            done: false,
+        })
     }
 
     /// Copies committed frames into the main file, up to what the oldest
@@ -856,31 +955,63 @@ impl Pager {
             let copies = self.index.frames_to_copy(backfilled, limit);
             let mut page_count = None;
             for &(pgno, frame) in &copies {
-                let page = match self.cache.get((h.generation, frame)) {
-                    Some(p) => p,
-                    None => {
-                        let mut page = Page::zeroed(self.page_size);
-                        wal.read_frame(frame, &mut page)?;
-                        verify_page(pgno, &page)?;
-                        Arc::new(page)
+                let cached = self.cache.get((h.generation, frame));
+                let (image, page) = match cached {
+                    // A plain cached page is sealed: it is its own image.
+                    Some(p) if !self.codec.is_encrypted() => (p.clone(), Some(p)),
+                    // Otherwise copy the image the WAL holds (an encrypted
+                    // one as it is: no re-encryption), after its CRC check.
+                    cached => {
+                        let mut image = Page::zeroed(self.page_size);
+                        wal.read_frame(frame, &mut image)?;
+                        if self.codec.is_encrypted() {
+                            verify_page(pgno, &image)?;
+                            (Arc::new(image), cached)
+                        } else {
+                            self.codec.open_page(pgno, &mut image)?;
+                            let image = Arc::new(image);
+                            (image.clone(), Some(image))
+                        }
                     }
                 };
-                self.main.write_at(&page, pgno as u64 * self.page_size as u64).map_err(|e| {
+                self.main.write_at(&image, pgno as u64 * self.page_size as u64).map_err(|e| {
                     Error::io(format!("checkpointing page {pgno} into {}", self.path.display()), e)
                 })?;
                 if pgno == 0 {
-                    page_count = Some(Header::decode(&page)?.page_count);
+                    let page0 = match &page {
+                        Some(p) => p.clone(),
+                        None => {
+                            let mut p = Page::clone(&image);
+                            self.codec.open_page(0, &mut p)?;
+                            Arc::new(p)
+                        }
+                    };
+                    page_count = Some(Header::decode(&page0)?.page_count);
                 }
+                // No cache entry changes: keys name page versions, and a
+                // main-file key is tied to the WAL generation it belongs to
+                // (`BASE_KEY`), so no entry can hold an older image of this
+                // page under a key a reader would now use.
             }
             // Pages allocated and freed again in one transaction were never
             // written: the file must still span every page the header counts.
+            // A compaction lowers the count: the pages past it are free in
+            // every snapshot a reader in any process may still hold (each
+            // sees at least up to `limit`, the safe frame, and `page_count`
+            // is the header of the newest commit at or before it), so the
+            // file is cut there. A crash before the fsync below leaves the
+            // WAL holding every page of the new state. Cache entries of
+            // pages past the cut are never looked up again under their
+            // keys (a page that comes back is a WAL frame first), so they
+            // need no dropping.
             if let Some(count) = page_count {
                 let want = count as u64 * self.page_size as u64;
                 let have = self.main_file_size()?;
-                if have < want {
-                    self.main
-                        .truncate(want)
-                        .map_err(|e| Error::io(format!("extending {}", self.path.display()), e))?;
+                if have != want {
+                    self.main.truncate(want).map_err(|e| {
+                        let what = if have < want { "extending" } else { "truncating" };
+                        Error::io(format!("{what} {}", self.path.display()), e)
+                    })?;
                 }
             }
             if self.sync_mode != SyncMode::Off {
@@ -980,6 +1111,55 @@ impl Pager {
         Ok(())
     }
 
+    /// True when the file is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.codec.is_encrypted()
+    }
+
+    /// Checks that `key` is the one this file is open with (`None` for a
+    /// plain file); an [`Error::Encryption`] otherwise.
+    pub fn check_key(&self, key: Option<&crate::storage::crypto::EncryptionKey>) -> Result<()> {
+        self.codec.check_key(key)
+    }
+
+    /// True once [`Pager::close`] has been called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// After [`Pager::close`]: releases the file lock at once
+    /// and makes sure dropping the pager touches no file again (rekey has
+    /// put another database at this path).
+    pub(crate) fn retire(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.fold_pending.store(false, Ordering::Release);
+        if self.forked() {
+            return;
+        }
+        self.index.release_all();
+        if self.sharing == Sharing::Exclusive {
+            let _ = self.main.unlock();
+        }
+    }
+
+    /// Whether this handle is the only one with the database open, in
+    /// this process or any other (asked by trying the DMS lock exclusive).
+    pub(crate) fn is_only_handle(&self) -> Result<bool> {
+        if self.sharing != Sharing::Shared {
+            // An exclusive open (the main-file lock) or a private
+            // read-only one: no other handle shares this index.
+            return Ok(self.sharing == Sharing::Exclusive);
+        }
+        if !self.index.upgrade(LOCK_DMS)? {
+            return Ok(false);
+        }
+        if self.index.downgrade(LOCK_DMS).is_err() {
+            self.index.unlock_exclusive(LOCK_DMS);
+            return Err(Error::Busy("could not keep the shared index lock".into()));
+        }
+        Ok(true)
+    }
+
     /// Counters for `stat()`.
     pub fn stats(&self) -> PagerStats {
         let (max, done) = self.index.header().map_or((0, 0), |h| (h.max_frame, h.backfilled));
@@ -995,6 +1175,113 @@ impl Pager {
     /// Size of the main file in bytes.
     pub fn main_file_size(&self) -> Result<u64> {
         self.main.size().map_err(|e| Error::io("reading the file size", e))
+    }
+
+    /// The file system the database lives on.
+    pub fn vfs(&self) -> &Arc<dyn Vfs> {
+        &self.vfs
+    }
+
+    /// When commits are made durable.
+    pub fn sync_mode(&self) -> SyncMode {
+        self.sync_mode
+    }
+}
+
+/// A transaction streamed to the WAL (see [`Pager::begin_bulk_commit`]).
+/// Dropping it without [`BulkCommit::commit`] discards every page written:
+/// none is published, and the WAL append position moves back.
+pub struct BulkCommit<'a> {
+    pager: &'a Pager,
+    wal: MutexGuard<'a, Wal>,
+    /// The shared-index header as of the start (after any WAL restart):
+    /// published, with the new frames, at the commit.
+    header: ShmHeader,
+    start: WalPosition,
+    first: Option<u64>,
+    /// Page number of each frame appended so far, in frame order.
+    pgnos: Vec<PageNo>,
+    /// Sealed (and, for an encrypted database, encrypted) page images.
+    pending: Vec<(PageNo, Page)>,
+    done: bool,
+}
+
+impl std::fmt::Debug for BulkCommit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BulkCommit({} pages)", self.pgnos.len() + self.pending.len())
+    }
+}
+
+impl BulkCommit<'_> {
+    /// Pages buffered before they are appended (about 1 MiB).
+    fn batch(&self) -> usize {
+        ((1 << 20) / self.pager.page_size).max(1)
+    }
+
+    /// Adds page `pgno` (page-size bytes; the trailer is filled in here).
+    /// Page 0 is written by [`BulkCommit::commit`], not here.
+    pub fn write(&mut self, pgno: PageNo, page: Page) -> Result<()> {
+        if pgno == 0 || page.len() != self.pager.page_size {
+            return Err(Error::invalid("bulk commit: page 0 or a page of the wrong size"));
+        }
+        let image = self.seal(pgno, page)?;
+        self.pending.push((pgno, image));
+        if self.pending.len() >= self.batch() {
+            self.flush(None)?;
+        }
+        Ok(())
+    }
+
+    /// The image of `page` as the WAL stores it: its checksum trailer set
+    /// and, for an encrypted database, encrypted.
+    fn seal(&self, pgno: PageNo, page: Page) -> Result<Page> {
+        let mut page: PageRef = Arc::new(page);
+        let image = self.pager.codec.seal(pgno, &mut page)?;
+        Ok(image.unwrap_or_else(|| Arc::unwrap_or_clone(page)))
+    }
+
+    fn flush(&mut self, commit: Option<PageNo>) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let frames: Vec<FrameWrite<'_>> =
+            self.pending.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect();
+        let first = self.wal.append_frames(&frames, commit)?;
+        drop(frames);
+        self.first.get_or_insert(first);
+        self.pgnos.extend(self.pending.drain(..).map(|(pgno, _)| pgno));
+        Ok(())
+    }
+
+    /// Ends the transaction with page 0 holding `header`: appends it as the
+    /// commit frame, syncs per the sync mode and publishes every page.
+    pub fn commit(mut self, header: &Header) -> Result<()> {
+        let mut page0 = Page::zeroed(self.pager.page_size);
+        header.encode(&mut page0);
+        let image = self.seal(0, page0)?;
+        self.pending.push((0, image));
+        self.flush(Some(header.page_count))?;
+        if self.pager.sync_mode == SyncMode::Full {
+            if let Err(e) = self.wal.sync() {
+                self.pager.set_fatal(format!("fsync of the WAL failed: {e}"));
+                return Err(e);
+            }
+        }
+        let first = self.first.expect("page 0 was appended");
+        let mut h = self.header;
+        h.max_frame = first + self.pgnos.len() as u64 - 1;
+        h.chain = self.wal.chain();
+        self.pager.index.publish(first, &self.pgnos, &h)?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for BulkCommit<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.wal.rewind(self.start);
+        }
     }
 }
 
@@ -1038,6 +1325,9 @@ impl Snapshot {
         if snap.header.page_size as usize != snap.pager.page_size {
             return Err(Error::corruption(0, "page size in the header changed"));
         }
+        if snap.header.is_encrypted() != snap.pager.codec.is_encrypted() {
+            return Err(Error::corruption(0, "the encryption flag in the header changed"));
+        }
         Ok(snap)
     }
 
@@ -1067,7 +1357,7 @@ impl Drop for Snapshot {
 
 impl PageRead for Snapshot {
     fn usable_size(&self) -> usize {
-        self.pager.page_size - CHECKSUM_TRAILER
+        self.pager.usable
     }
 
     fn read_page(&self, pgno: PageNo) -> Result<PageRef> {
@@ -1079,6 +1369,13 @@ impl PageRead for Snapshot {
         }
         self.pager.read_page(&self.mark, pgno)
     }
+}
+
+/// Whether page 0 of the main file passes its CRC check (a file shorter
+/// than a page does not).
+fn page_zero_checksum_ok(main: &dyn StorageFile, page_size: usize) -> bool {
+    let mut page = vec![0u8; page_size];
+    main.read_at(&mut page, 0).is_ok() && verify_page(0, &page).is_ok()
 }
 
 /// Stands in for a WAL that does not exist on a read-only open.

@@ -12,7 +12,8 @@
 //! and poke at the bytes directly (the helper methods on [`SimVfs`]).
 //!
 //! Deliberate simplifications, because the engine does not depend on them:
-//! - creating and removing a file is durable at once (no directory fsync);
+//! - creating, removing and renaming a file is durable at once (no
+//!   directory fsync), and a lock stays with the path it was taken on;
 //! - paths are compared as given, with no normalisation;
 //! - a failed write changes nothing, and a failed sync leaves the unsynced
 //!   writes undecided, so a later power cut picks their fate like any other.
@@ -472,6 +473,17 @@ impl State {
         self.inodes.get(self.paths.get(path)?)
     }
 
+    /// Drops a name's inode: at once, or when its last handle closes.
+    fn unlink(&mut self, inode: u64) {
+        let in_use = self.inodes.get_mut(&inode).is_some_and(|inode| {
+            inode.linked = false;
+            inode.open_handles > 0
+        });
+        if !in_use {
+            self.inodes.remove(&inode);
+        }
+    }
+
     fn create(&mut self, path: &Path) -> u64 {
         let inode = self.next_inode;
         self.next_inode += 1;
@@ -693,12 +705,19 @@ impl Vfs for SimVfs {
         let mut state = self.lock();
         state.shms.remove(path);
         if let Some(inode) = state.paths.remove(path) {
-            let in_use = state.inodes.get_mut(&inode).is_some_and(|inode| {
-                inode.linked = false;
-                inode.open_handles > 0
-            });
-            if !in_use {
-                state.inodes.remove(&inode);
+            state.unlink(inode);
+        }
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        let inode = state.paths.remove(from).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no such simulated file: {}", from.display()))
+        })?;
+        if let Some(old) = state.paths.insert(to.to_path_buf(), inode) {
+            if old != inode {
+                state.unlink(old);
             }
         }
         Ok(())
@@ -1285,6 +1304,29 @@ mod tests {
         drop(file);
         assert_eq!(vfs.used_bytes(), 0);
         assert_eq!(vfs.file_names(), vec![PathBuf::from("wal")]);
+    }
+
+    #[test]
+    fn rename_replaces_the_target_and_keeps_open_handles_working() {
+        let vfs = SimVfs::new();
+        vfs.write_file("old", b"old");
+        let old = rw(&vfs, "old");
+        let tmp = rw(&vfs, "tmp");
+        tmp.write_at(b"new", 0).unwrap();
+        vfs.rename(Path::new("tmp"), Path::new("old")).unwrap();
+        assert_eq!(vfs.file_names(), vec![PathBuf::from("old")]);
+        assert_eq!(vfs.read_file("old").unwrap(), b"new");
+        // The replaced file lives on for its handle, then goes away.
+        let mut buf = [0u8; 3];
+        old.read_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"old");
+        drop(old);
+        assert_eq!(vfs.used_bytes(), 3);
+        // The rename is durable at once; the renamed file's unsynced data is not.
+        vfs.power_cut(0, CutMode::DropAll);
+        assert_eq!(vfs.read_file("old").unwrap(), b"");
+        let err = vfs.rename(Path::new("missing"), Path::new("x")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

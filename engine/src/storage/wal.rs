@@ -84,6 +84,13 @@ pub struct FrameWrite<'a> {
     pub page: &'a [u8],
 }
 
+/// An append position of the WAL (see [`Wal::position`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalPosition {
+    frames: u64,
+    chain: u32,
+}
+
 /// What recovery found in an existing WAL.
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -303,6 +310,29 @@ impl Wal {
     /// is unchanged, so the next commit overwrites the partial frames (the
     /// checksum chain makes any leftover bytes unreadable to recovery).
     pub fn append(&mut self, pages: &[FrameWrite<'_>], page_count: PageNo) -> Result<u64> {
+        self.append_frames(pages, Some(page_count))
+    }
+
+    /// The append position, to [`Wal::rewind`] to if a transaction written
+    /// in several [`Wal::append_frames`] calls fails before its commit frame.
+    pub fn position(&self) -> WalPosition {
+        WalPosition { frames: self.frames, chain: self.chain }
+    }
+
+    /// Moves the append position back to `pos` (of this generation): the
+    /// frames after it were never committed, and the next append overwrites
+    /// them (their checksums no longer chain, so recovery never reads them).
+    pub fn rewind(&mut self, pos: WalPosition) {
+        debug_assert!(pos.frames <= self.frames);
+        self.frames = pos.frames;
+        self.chain = pos.chain;
+    }
+
+    /// [`Wal::append`] for one part of a transaction: with `commit` `None`
+    /// no frame is a commit frame, so the part stays invisible to recovery
+    /// until a later call ends the transaction with `Some(page_count)`.
+    /// Returns the frame number of the first page.
+    pub fn append_frames(&mut self, pages: &[FrameWrite<'_>], commit: Option<PageNo>) -> Result<u64> {
         let frame_len = self.frame_len() as usize;
         let first = self.frames + 1;
         let start_offset = self.frame_offset(first);
@@ -323,8 +353,8 @@ impl Wal {
             debug_assert_eq!(p.page.len(), self.page_size);
             let mut head = [0u8; FRAME_HEADER_LEN];
             head[0..4].copy_from_slice(&p.pgno.to_le_bytes());
-            let commit = if i + 1 == pages.len() { page_count } else { 0 };
-            head[4..8].copy_from_slice(&commit.to_le_bytes());
+            let marker = if i + 1 == pages.len() { commit.unwrap_or(0) } else { 0 };
+            head[4..8].copy_from_slice(&marker.to_le_bytes());
             head[8..16].copy_from_slice(&self.header.salt.to_le_bytes());
             chain = frame_checksum(chain, &head[..16], p.page);
             head[16..20].copy_from_slice(&chain.to_le_bytes());

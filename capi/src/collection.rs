@@ -1,0 +1,270 @@
+//! Collections through the C ABI: create, drop, list, describe, count.
+
+use std::ffi::c_char;
+
+use obj_engine::{CollectionKind, CollectionOptions, Error, IndexInfo, QueryCursor, QuerySpec, Value};
+
+use crate::bytes::{arg_str, json_bytes, need, obj_bytes, put, put_opt};
+use crate::error::fence;
+use crate::obj_status;
+use crate::txn::{lock_txn, obj_txn, CollView};
+
+/// `flags` bit for `obj_collection_create`: a collection of opaque byte
+/// strings (raw documents) instead of structured documents.
+pub const OBJ_COLLECTION_RAW: u32 = 1;
+
+/// Runs `$body` with `$c` bound to the engine collection of a [`CollView`].
+macro_rules! on_coll {
+    ($view:expr, |$c:ident| $body:expr) => {
+        match $view {
+            CollView::Read($c) => $body,
+            CollView::Write($c) => $body,
+        }
+    };
+}
+
+impl CollView<'_> {
+    pub(crate) fn kind(&self) -> CollectionKind {
+        on_coll!(self, |c| c.kind())
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        on_coll!(self, |c| c.name())
+    }
+
+    pub(crate) fn count(&self) -> Result<u64, Error> {
+        on_coll!(self, |c| c.count())
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        on_coll!(self, |c| c.next_id())
+    }
+
+    pub(crate) fn indexes(&self) -> &[IndexInfo] {
+        on_coll!(self, |c| c.indexes())
+    }
+
+    pub(crate) fn get_stored(&self, id: u64) -> Result<Option<Vec<u8>>, Error> {
+        on_coll!(self, |c| c.get_stored(id))
+    }
+
+    pub(crate) fn get_versioned(&self, id: u64) -> Result<Option<(u32, Value)>, Error> {
+        on_coll!(self, |c| c.get_versioned(id))
+    }
+
+    pub(crate) fn get_raw(&self, id: u64) -> Result<Option<Vec<u8>>, Error> {
+        on_coll!(self, |c| c.get_raw(id))
+    }
+
+    pub(crate) fn find_unique(&self, index: &str, values: &[Value]) -> Result<Option<(u64, Value)>, Error> {
+        on_coll!(self, |c| c.find_unique(index, values))
+    }
+
+    /// Runs `f` on a (borrowed) query cursor for `spec`.
+    pub(crate) fn with_query<R>(
+        &self,
+        spec: &QuerySpec,
+        f: impl FnOnce(QueryCursorRef<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        match self {
+            CollView::Read(c) => f(QueryCursorRef::Read(c.query(spec)?)),
+            CollView::Write(c) => f(QueryCursorRef::Write(c.query(spec)?)),
+        }
+    }
+
+    /// Fails unless the collection holds `want` documents.
+    pub(crate) fn expect_kind(&self, want: CollectionKind) -> Result<(), Error> {
+        if self.kind() == want {
+            return Ok(());
+        }
+        Err(Error::invalid(match want {
+            CollectionKind::Documents => {
+                format!("collection {:?} holds raw bytes: use the obj_raw_* functions", self.name())
+            }
+            CollectionKind::Raw => {
+                format!(
+                    "collection {:?} holds structured documents: use the obj_doc_* functions",
+                    self.name()
+                )
+            }
+        }))
+    }
+}
+
+/// A query cursor on either kind of transaction, for one call.
+pub(crate) enum QueryCursorRef<'a> {
+    Read(QueryCursor<'a, obj_engine::ReadTxn>),
+    Write(QueryCursor<'a, obj_engine::WriteTxn>),
+}
+
+impl QueryCursorRef<'_> {
+    pub(crate) fn plan(&self) -> &obj_engine::query::plan::Plan {
+        match self {
+            QueryCursorRef::Read(c) => c.plan(),
+            QueryCursorRef::Write(c) => c.plan(),
+        }
+    }
+
+    pub(crate) fn count(self) -> Result<u64, Error> {
+        match self {
+            QueryCursorRef::Read(c) => c.count(),
+            QueryCursorRef::Write(c) => c.count(),
+        }
+    }
+}
+
+pub(crate) fn kind_name(kind: CollectionKind) -> &'static str {
+    match kind {
+        CollectionKind::Documents => "documents",
+        CollectionKind::Raw => "raw",
+    }
+}
+
+/// The JSON form of an index declaration: {"name","kind","fields"}.
+pub(crate) fn index_json(info: &IndexInfo) -> serde_json::Value {
+    serde_json::json!({
+        "name": info.spec.name,
+        "kind": info.spec.kind.as_str(),
+        "fields": info.spec.field_strings(),
+    })
+}
+
+/// Creates collection `name` in a write transaction. `flags`: 0 for a
+/// collection of structured documents, OBJ_COLLECTION_RAW for raw bytes.
+/// An existing collection of the same kind is OBJ_OK; of the other kind,
+/// OBJ_INVALID_ARGUMENT. Errors: OBJ_INVALID_ARGUMENT (read or finished
+/// transaction, bad name: empty, over 200 bytes, containing '/', not
+/// UTF-8; unknown flag bits). Thread-safety: as every call on `txn`.
+///
+/// # Safety
+/// `txn` is a live handle; `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn obj_collection_create(
+    txn: *mut obj_txn,
+    name: *const c_char,
+    flags: u32,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let name = unsafe { arg_str(name, "collection name") }?;
+        if flags & !OBJ_COLLECTION_RAW != 0 {
+            return Err(Error::invalid(format!("unknown collection flags {flags:#x}")));
+        }
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        t.write()?.create_collection(name, CollectionOptions { raw: flags & OBJ_COLLECTION_RAW != 0 })
+    })
+}
+
+/// Drops collection `name` with its documents and indexes, in a write
+/// transaction. `*existed` (may be NULL) says whether it was there; a
+/// missing collection is OBJ_OK. Errors: OBJ_INVALID_ARGUMENT (read or
+/// finished transaction, bad name).
+///
+/// # Safety
+/// `txn` is a live handle; `name` a NUL-terminated string; `existed` NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_collection_drop(
+    txn: *mut obj_txn,
+    name: *const c_char,
+    existed: *mut bool,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let name = unsafe { arg_str(name, "collection name") }?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let w = t.write()?;
+        let was = match w.collection(name) {
+            Ok(_) => true,
+            Err(Error::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        };
+        if was {
+            w.drop_collection(name)?;
+        }
+        // SAFETY: per contract.
+        unsafe { put_opt(existed, was) };
+        Ok(())
+    })
+}
+
+/// The names of all collections as a JSON array of strings, sorted by
+/// their UTF-8 bytes, in `*out` (free with obj_bytes_free). Works in read
+/// and write transactions. Errors: OBJ_INVALID_ARGUMENT (finished
+/// transaction, NULL out).
+///
+/// # Safety
+/// `txn` is a live handle; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_collection_list(txn: *mut obj_txn, out: *mut obj_bytes) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        // SAFETY: per contract.
+        let t = unsafe { lock_txn(txn) }?;
+        let names = with_readable!(t.state(), |r| r.list_collections()?);
+        // SAFETY: checked non-null.
+        unsafe { put(out, json_bytes(&serde_json::json!(names)), "out") }
+    })
+}
+
+/// Describes collection `name` as a JSON object in `*out`:
+/// {"name":..,"kind":"documents"|"raw","count":N,"next_id":N,
+/// "indexes":[{"name":..,"kind":"unique"|"standard"|"multi","fields":["a","b.c"]}]}.
+/// Errors: OBJ_NOT_FOUND (no such collection), OBJ_INVALID_ARGUMENT
+/// (finished transaction, bad name, NULL out).
+///
+/// # Safety
+/// `txn` is a live handle; `name` a NUL-terminated string; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_collection_info(
+    txn: *mut obj_txn,
+    name: *const c_char,
+    out: *mut obj_bytes,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        // SAFETY: per contract.
+        let name = unsafe { arg_str(name, "collection name") }?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let c = t.collection(name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
+        let json = serde_json::json!({
+            "name": name,
+            "kind": kind_name(c.kind()),
+            "count": c.count()?,
+            "next_id": c.next_id(),
+            "indexes": c.indexes().iter().map(index_json).collect::<Vec<_>>(),
+        });
+        // SAFETY: checked non-null.
+        unsafe { put(out, json_bytes(&json), "out") }
+    })
+}
+
+/// The number of documents in collection `name` in `*out` (0 for a
+/// missing collection). Constant time. Errors: OBJ_INVALID_ARGUMENT
+/// (finished transaction, bad name, NULL out).
+///
+/// # Safety
+/// `txn` is a live handle; `name` a NUL-terminated string; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_collection_count(
+    txn: *mut obj_txn,
+    name: *const c_char,
+    out: *mut u64,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        // SAFETY: per contract.
+        let name = unsafe { arg_str(name, "collection name") }?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let n = match t.collection(name)? {
+            Some(c) => c.count()?,
+            None => 0,
+        };
+        // SAFETY: checked non-null.
+        unsafe { put(out, n, "out") }
+    })
+}

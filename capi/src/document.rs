@@ -1,0 +1,421 @@
+//! Documents through the C ABI: structured documents in and out as JSON
+//! text (the engine's JSON form, `engine/src/doc/json.rs`), raw-bytes
+//! documents, and batch insert/get.
+
+use std::ffi::c_char;
+
+use obj_engine::doc::json::write_json;
+use obj_engine::{CollectionKind, CollectionMut, Error, Value, WriteTxn};
+
+use crate::bytes::{
+    arg_bytes, arg_slice, arg_str, check_document, need, obj_bytes, parse_document, put, put_opt,
+};
+use crate::error::fence;
+use crate::obj_status;
+use crate::txn::{lock_txn, obj_txn};
+
+/// Opens a document collection for writing, creating it on first use.
+fn open_doc<'w>(w: &'w mut WriteTxn, name: &str) -> Result<CollectionMut<'w>, Error> {
+    w.collection_mut(name)
+}
+
+/// Opens a raw collection for writing, creating it on first use.
+fn open_raw<'w>(w: &'w mut WriteTxn, name: &str) -> Result<CollectionMut<'w>, Error> {
+    w.raw_collection_mut(name)
+}
+
+/// Opens an existing collection for writing (OBJ_NOT_FOUND if missing).
+fn open_existing<'w>(w: &'w mut WriteTxn, name: &str) -> Result<CollectionMut<'w>, Error> {
+    CollectionMut::open(w, name)
+}
+
+/// Inserts one document (a JSON object, `len` bytes of UTF-8, no NUL
+/// needed) into collection `coll`, created as a document collection on
+/// first use, with `schema_version` in its header. The new id goes to
+/// `*out_id`. Errors: OBJ_CONSTRAINT (a unique index already holds one of
+/// its values; nothing was written and the transaction goes on),
+/// OBJ_INVALID_ARGUMENT (read or finished transaction, malformed JSON,
+/// not an object, a raw collection, bad name, NULL pointers).
+///
+/// # Safety
+/// `txn` is a live handle; `coll` a NUL-terminated string; `json` valid for
+/// `len` bytes; `out_id` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_doc_insert(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    json: *const u8,
+    len: usize,
+    schema_version: u32,
+    out_id: *mut u64,
+) -> obj_status {
+    fence(|| {
+        need(out_id, "out_id")?;
+        // SAFETY: per contract.
+        let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
+        let doc = parse_document(json)?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let id = t.with_collection_mut(coll, open_doc, |c| c.insert_versioned(&doc, schema_version))?;
+        // SAFETY: checked non-null.
+        unsafe { put(out_id, id, "out_id") }
+    })
+}
+
+/// Inserts every document of a JSON array (`json`, `len` bytes) into
+/// collection `coll` (created on first use), all with `schema_version`.
+/// Their ids go to `out_ids[0..n)` where n is the array length, and n to
+/// `*out_count`. `out_cap` is the capacity of `out_ids`; less than n is
+/// OBJ_INVALID_ARGUMENT with nothing written. All or nothing: on any error
+/// (e.g. OBJ_CONSTRAINT) no document of the batch remains and the
+/// transaction goes on. An empty array is OBJ_OK with *out_count = 0.
+///
+/// # Safety
+/// `txn` is a live handle; `coll` a NUL-terminated string; `json` valid for
+/// `len` bytes; `out_ids` writable for `out_cap` values (NULL if 0);
+/// `out_count` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_doc_insert_many(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    json: *const u8,
+    len: usize,
+    schema_version: u32,
+    out_ids: *mut u64,
+    out_cap: usize,
+    out_count: *mut usize,
+) -> obj_status {
+    fence(|| {
+        need(out_count, "out_count")?;
+        // SAFETY: per contract.
+        let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
+        let docs = match obj_engine::doc::json::from_json_slice(json)? {
+            Value::List(docs) => docs,
+            other => {
+                return Err(Error::invalid(format!(
+                    "expected a JSON array of documents, not {}",
+                    other.type_name()
+                )))
+            }
+        };
+        for (i, d) in docs.iter().enumerate() {
+            check_document(d).map_err(|e| Error::invalid(format!("document [{i}]: {e}")))?;
+        }
+        if docs.len() > out_cap {
+            return Err(Error::invalid(format!("{} documents but out_cap is {out_cap}", docs.len())));
+        }
+        if !docs.is_empty() && out_ids.is_null() {
+            return Err(Error::invalid("out_ids out-pointer is NULL"));
+        }
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let ids = if docs.is_empty() {
+            t.write()?;
+            Vec::new()
+        } else {
+            t.with_collection_mut(coll, open_doc, |c| c.insert_many_versioned(&docs, schema_version))?
+        };
+        // SAFETY: out_ids is non-null (checked) and holds out_cap >= ids.len() values.
+        unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), out_ids, ids.len()) };
+        // SAFETY: checked non-null.
+        unsafe { put(out_count, ids.len(), "out_count") }
+    })
+}
+
+/// Reads document `id` of collection `coll`. `*found` says whether it
+/// exists; if so `*out` holds it as JSON text (free with obj_bytes_free)
+/// and `*out_version` (may be NULL) its schema version; otherwise `*out`
+/// is {NULL, 0} and `*out_version` is untouched. A missing collection
+/// reads as empty. Errors: OBJ_INVALID_ARGUMENT (finished transaction, a
+/// raw collection: use obj_raw_get, bad name, NULL out or found).
+///
+/// # Safety
+/// `txn` is a live handle; `coll` a NUL-terminated string; `out`, `found`
+/// writable; `out_version` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_doc_get(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    id: u64,
+    out: *mut obj_bytes,
+    out_version: *mut u32,
+    found: *mut bool,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        need(found, "found")?;
+        // SAFETY: per contract.
+        let coll = unsafe { arg_str(coll, "collection name") }?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let got = match t.collection(coll)? {
+            None => None,
+            Some(c) => {
+                c.expect_kind(CollectionKind::Documents)?;
+                c.get_versioned(id)?
+            }
+        };
+        drop(t);
+        let bytes = match &got {
+            Some((version, doc)) => {
+                // SAFETY: per contract.
+                unsafe { put_opt(out_version, *version) };
+                let mut buf = Vec::new();
+                write_json(doc, &mut buf);
+                buf
+            }
+            None => Vec::new(),
+        };
+        // SAFETY: checked non-null.
+        unsafe {
+            put(found, got.is_some(), "found")?;
+            put(out, obj_bytes::from_vec(bytes), "out")
+        }
+    })
+}
+
+/// Reads the documents with the `n` ids in `ids` in one call. `*out` is a
+/// JSON array with one element per id, in order: `null` for a missing
+/// document, else `[schema_version, document]`. A missing collection
+/// gives all nulls. Errors: OBJ_INVALID_ARGUMENT (finished transaction, a
+/// raw collection, NULL ids with n > 0, NULL out).
+///
+/// # Safety
+/// `txn` is a live handle; `coll` a NUL-terminated string; `ids` valid for
+/// `n` values; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_doc_get_many(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    ids: *const u64,
+    n: usize,
+    out: *mut obj_bytes,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        // SAFETY: per contract.
+        let (coll, ids) = unsafe { (arg_str(coll, "collection name")?, arg_slice(ids, n, "ids")?) };
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let view = t.collection(coll)?;
+        if let Some(c) = &view {
+            c.expect_kind(CollectionKind::Documents)?;
+        }
+        let mut buf = Vec::with_capacity(2 + ids.len() * 16);
+        buf.push(b'[');
+        for (i, &id) in ids.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            let got = match &view {
+                Some(c) => c.get_versioned(id)?,
+                None => None,
+            };
+            match got {
+                None => buf.extend_from_slice(b"null"),
+                Some((version, doc)) => {
+                    buf.push(b'[');
+                    buf.extend_from_slice(version.to_string().as_bytes());
+                    buf.push(b',');
+                    write_json(&doc, &mut buf);
+                    buf.push(b']');
+                }
+            }
+        }
+        buf.push(b']');
+        // SAFETY: checked non-null.
+        unsafe { put(out, obj_bytes::from_vec(buf), "out") }
+    })
+}
+
+/// Writes a document at the caller's `id` in collection `coll` (created
+/// on first use), replacing any document there; ids at or above the
+/// collection's next id move it past `id`. `*out_created` (may be NULL) is
+/// true when no document had that id. Errors: as obj_doc_insert.
+///
+/// # Safety
+/// As obj_doc_insert; `out_created` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_doc_upsert(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    id: u64,
+    json: *const u8,
+    len: usize,
+    schema_version: u32,
+    out_created: *mut bool,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
+        let doc = parse_document(json)?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let replaced =
+            t.with_collection_mut(coll, open_doc, |c| c.upsert_versioned(id, &doc, schema_version))?;
+        // SAFETY: per contract.
+        unsafe { put_opt(out_created, !replaced) };
+        Ok(())
+    })
+}
+
+/// Replaces document `id` of collection `coll` (the update of CRUD).
+/// Errors: OBJ_NOT_FOUND (no such document or collection), otherwise as
+/// obj_doc_insert.
+///
+/// # Safety
+/// As obj_doc_insert.
+#[no_mangle]
+pub unsafe extern "C" fn obj_doc_replace(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    id: u64,
+    json: *const u8,
+    len: usize,
+    schema_version: u32,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
+        let doc = parse_document(json)?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        t.with_collection_mut(coll, open_existing, |c| {
+            if c.read().kind() == CollectionKind::Raw {
+                return Err(Error::invalid(format!(
+                    "collection {coll:?} holds raw bytes: use obj_raw_upsert"
+                )));
+            }
+            if c.read().get_stored(id)?.is_none() {
+                return Err(Error::not_found(format!("document {id} of collection {coll:?}")));
+            }
+            c.upsert_versioned(id, &doc, schema_version).map(|_| ())
+        })
+    })
+}
+
+/// Deletes document `id` of collection `coll` (either kind) with its index
+/// entries; `*existed` (may be NULL) says whether it was there. A missing
+/// collection is OBJ_OK (nothing existed). Errors: OBJ_INVALID_ARGUMENT
+/// (read or finished transaction, bad name).
+///
+/// # Safety
+/// `txn` is a live handle; `coll` a NUL-terminated string; `existed` NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_doc_delete(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    id: u64,
+    existed: *mut bool,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let coll = unsafe { arg_str(coll, "collection name") }?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let was = match t.with_collection_mut(coll, open_existing, |c| c.delete(id)) {
+            Ok(was) => was,
+            Err(Error::NotFound(_)) if t.collection(coll)?.is_none() => false,
+            Err(e) => return Err(e),
+        };
+        // SAFETY: per contract.
+        unsafe { put_opt(existed, was) };
+        Ok(())
+    })
+}
+
+/// Inserts `len` opaque bytes as a new document of raw collection `coll`
+/// (created as a raw collection on first use); the new id goes to
+/// `*out_id`. Errors: OBJ_INVALID_ARGUMENT (read or finished transaction,
+/// `coll` is a document collection, bad name, NULL pointers).
+///
+/// # Safety
+/// `txn` is a live handle; `coll` a NUL-terminated string; `data` valid for
+/// `len` bytes (NULL with 0); `out_id` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_raw_insert(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    data: *const u8,
+    len: usize,
+    out_id: *mut u64,
+) -> obj_status {
+    fence(|| {
+        need(out_id, "out_id")?;
+        // SAFETY: per contract.
+        let (coll, data) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(data, len, "data")?) };
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let id = t.with_collection_mut(coll, open_raw, |c| c.insert_raw(data))?;
+        // SAFETY: checked non-null.
+        unsafe { put(out_id, id, "out_id") }
+    })
+}
+
+/// Reads raw document `id` of raw collection `coll`: `*found` says whether
+/// it exists; if so `*out` holds a copy of its bytes, else {NULL, 0}. A
+/// missing collection reads as empty. Errors: OBJ_INVALID_ARGUMENT
+/// (finished transaction, a document collection: use obj_doc_get, NULL
+/// pointers).
+///
+/// # Safety
+/// `txn` is a live handle; `coll` a NUL-terminated string; `out`, `found`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_raw_get(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    id: u64,
+    out: *mut obj_bytes,
+    found: *mut bool,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        need(found, "found")?;
+        // SAFETY: per contract.
+        let coll = unsafe { arg_str(coll, "collection name") }?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let got = match t.collection(coll)? {
+            None => None,
+            Some(c) => {
+                c.expect_kind(CollectionKind::Raw)?;
+                c.get_raw(id)?
+            }
+        };
+        // SAFETY: checked non-null.
+        unsafe {
+            put(found, got.is_some(), "found")?;
+            put(out, obj_bytes::from_vec(got.unwrap_or_default()), "out")
+        }
+    })
+}
+
+/// Writes raw bytes at the caller's `id` in raw collection `coll`
+/// (created on first use), replacing any document there. `*out_created`
+/// (may be NULL) is true when no document had that id. Errors: as
+/// obj_raw_insert.
+///
+/// # Safety
+/// As obj_raw_insert; `out_created` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_raw_upsert(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    id: u64,
+    data: *const u8,
+    len: usize,
+    out_created: *mut bool,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (coll, data) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(data, len, "data")?) };
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let replaced = t.with_collection_mut(coll, open_raw, |c| c.upsert_raw(id, data))?;
+        // SAFETY: per contract.
+        unsafe { put_opt(out_created, !replaced) };
+        Ok(())
+    })
+}

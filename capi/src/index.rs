@@ -1,0 +1,234 @@
+//! Secondary indexes through the C ABI: create, drop, list, and lookup
+//! through a unique index.
+
+use std::ffi::c_char;
+
+use obj_engine::doc::codec::decode_header;
+use obj_engine::doc::json::{from_json_slice, write_json};
+use obj_engine::{CollectionKind, CollectionMut, Error, IndexKind, IndexSpec, Value};
+
+use crate::bytes::{arg_bytes, arg_str, json_bytes, json_text, need, obj_bytes, put, put_opt};
+use crate::collection::index_json;
+use crate::error::fence;
+use crate::obj_status;
+use crate::txn::{lock_txn, obj_txn};
+
+/// Parses {"name": .., "kind": "unique"|"standard"|"multi", "fields": [..]}.
+fn parse_index_spec(bytes: &[u8]) -> Result<IndexSpec, Error> {
+    let text = json_text(bytes, "index spec")?;
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::invalid(format!("index spec JSON: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| Error::invalid("index spec: expected a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "name" | "kind" | "fields")) {
+        return Err(Error::invalid(format!("index spec: unknown field {k:?} (expected name, kind, fields)")));
+    }
+    let name = obj
+        .get("name")
+        .and_then(|n| n.as_str())
+        .ok_or_else(|| Error::invalid("index spec: \"name\" must be a string"))?;
+    let kind = match obj.get("kind").map(|k| k.as_str()) {
+        None | Some(Some("standard")) => IndexKind::Standard,
+        Some(Some("unique")) => IndexKind::Unique,
+        Some(Some("multi")) => IndexKind::Multi,
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "index spec: \"kind\" must be \"unique\", \"standard\" or \"multi\", got {}",
+                other.map_or_else(|| obj["kind"].to_string(), |s| format!("{s:?}"))
+            )))
+        }
+    };
+    let fields = obj
+        .get("fields")
+        .and_then(|f| f.as_array())
+        .ok_or_else(|| Error::invalid("index spec: \"fields\" must be an array of paths"))?
+        .iter()
+        .map(|f| f.as_str().ok_or_else(|| Error::invalid("index spec: every field must be a string path")))
+        .collect::<Result<Vec<&str>, Error>>()?;
+    IndexSpec::new(name, kind, &fields)
+}
+
+/// Creates a secondary index on collection `coll` (a document collection,
+/// created on first use) from a JSON spec:
+/// {"name":"by_email","kind":"unique"|"standard"|"multi","fields":["email"]}
+/// (`kind` defaults to "standard"; several fields make a composite index,
+/// most significant first; nested paths like "address.city"). Existing
+/// documents are indexed before this returns. The same name with the same
+/// spec again is OBJ_OK. Errors: OBJ_CONSTRAINT (a unique index and two
+/// existing documents share a value; no trace is left),
+/// OBJ_INVALID_ARGUMENT (malformed spec, same name with another spec, a
+/// raw collection, read or finished transaction).
+///
+/// # Safety
+/// `txn` is a live handle; `coll` a NUL-terminated string; `spec_json`
+/// valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn obj_index_create(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    spec_json: *const u8,
+    len: usize,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (coll, spec) =
+            unsafe { (arg_str(coll, "collection name")?, arg_bytes(spec_json, len, "spec_json")?) };
+        let spec = parse_index_spec(spec)?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let mut c = t.write()?.collection_mut(coll)?;
+        if let Some(have) = c.read().indexes().iter().find(|i| i.spec.name == spec.name) {
+            if have.spec == spec {
+                return Ok(());
+            }
+            return Err(Error::invalid(format!(
+                "collection {coll:?} already has an index named {:?} with another spec ({} on {})",
+                spec.name,
+                have.spec.kind.as_str(),
+                have.spec.field_strings().join(", ")
+            )));
+        }
+        let name = spec.name.clone();
+        if let Err(e) = c.create_index(spec) {
+            // A failed build leaves its declaration behind: take it away.
+            if c.read().indexes().iter().any(|i| i.spec.name == name) {
+                c.drop_index(&name)?;
+            }
+            return Err(e);
+        }
+        Ok(())
+    })
+}
+
+/// Drops index `name` of collection `coll` with its entries. Errors:
+/// OBJ_NOT_FOUND (no such collection or index), OBJ_INVALID_ARGUMENT (read
+/// or finished transaction, bad names).
+///
+/// # Safety
+/// `txn` is a live handle; `coll`, `name` NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn obj_index_drop(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    name: *const c_char,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (coll, name) = unsafe { (arg_str(coll, "collection name")?, arg_str(name, "index name")?) };
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        CollectionMut::open(t.write()?, coll)?.drop_index(name)
+    })
+}
+
+/// The indexes of collection `coll` as a JSON array of specs
+/// [{"name":..,"kind":..,"fields":[..]}] in creation order ("[]" for a
+/// missing collection). Errors: OBJ_INVALID_ARGUMENT (finished
+/// transaction, bad name, NULL out).
+///
+/// # Safety
+/// `txn` is a live handle; `coll` a NUL-terminated string; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_index_list(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    out: *mut obj_bytes,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        // SAFETY: per contract.
+        let coll = unsafe { arg_str(coll, "collection name") }?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let list: Vec<serde_json::Value> = match t.collection(coll)? {
+            Some(c) => c.indexes().iter().map(index_json).collect(),
+            None => Vec::new(),
+        };
+        // SAFETY: checked non-null.
+        unsafe { put(out, json_bytes(&serde_json::Value::Array(list)), "out") }
+    })
+}
+
+/// Finds the document whose unique index `index` holds `values_json` (a
+/// JSON array with one value per index field, in the engine's JSON form).
+/// `*found` says whether there is one; if so `*out_id` is its id, `*out_doc`
+/// the document as JSON and `*out_version` (may be NULL) its schema
+/// version; if not, `*out_doc` is {NULL, 0} and the rest untouched. A
+/// missing collection finds nothing. Errors: OBJ_NOT_FOUND (no such
+/// index), OBJ_INVALID_ARGUMENT (not a unique index, wrong number of
+/// values, malformed JSON, finished transaction, NULL pointers).
+///
+/// # Safety
+/// `txn` is a live handle; `coll`, `index` NUL-terminated strings;
+/// `values_json` valid for `len` bytes; `out_id`, `out_doc`, `found`
+/// writable; `out_version` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_find_unique(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    index: *const c_char,
+    values_json: *const u8,
+    len: usize,
+    out_id: *mut u64,
+    out_doc: *mut obj_bytes,
+    out_version: *mut u32,
+    found: *mut bool,
+) -> obj_status {
+    fence(|| {
+        need(out_id, "out_id")?;
+        need(out_doc, "out_doc")?;
+        need(found, "found")?;
+        // SAFETY: per contract.
+        let (coll, index, values) = unsafe {
+            (
+                arg_str(coll, "collection name")?,
+                arg_str(index, "index name")?,
+                arg_bytes(values_json, len, "values_json")?,
+            )
+        };
+        let values = match from_json_slice(values)? {
+            Value::List(v) => v,
+            other => {
+                return Err(Error::invalid(format!(
+                    "values_json: expected a JSON array of index values, not {}",
+                    other.type_name()
+                )))
+            }
+        };
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let hit = match t.collection(coll)? {
+            None => None,
+            Some(c) => {
+                c.expect_kind(CollectionKind::Documents)?;
+                match c.find_unique(index, &values)? {
+                    None => None,
+                    Some((id, doc)) => {
+                        let version = match c.get_stored(id)? {
+                            Some(b) => decode_header(&b)?.0.schema_version,
+                            None => 0,
+                        };
+                        Some((id, version, doc))
+                    }
+                }
+            }
+        };
+        drop(t);
+        // SAFETY: checked non-null; out_version per contract.
+        unsafe {
+            match hit {
+                Some((id, version, doc)) => {
+                    let mut buf = Vec::new();
+                    write_json(&doc, &mut buf);
+                    put(out_id, id, "out_id")?;
+                    put_opt(out_version, version);
+                    put(out_doc, obj_bytes::from_vec(buf), "out_doc")?;
+                    put(found, true, "found")
+                }
+                None => {
+                    put(out_doc, obj_bytes::from_vec(Vec::new()), "out_doc")?;
+                    put(found, false, "found")
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,218 @@
+//! Online backup and restore.
+//!
+//! A backup copies the pages of one read snapshot, as they are, into a new
+//! file: page 0 gets a fresh file id (the copy is a database of its own, so
+//! a WAL of the original is never replayed on it), free pages become empty
+//! sealed pages, every other page is copied byte for byte after its
+//! checksum is verified. The result is a normal database file with no WAL:
+//! its header's page count and commit counter are the snapshot's. Writers
+//! keep committing meanwhile (the snapshot pins the pages it sees: the
+//! checkpoint does not overwrite them until the backup ends). The file is
+//! written under a temporary name and renamed into place (see
+//! `ops/newfile.rs`).
+//!
+//! Restore is a backup *of* the backup file into a path that is not open:
+//! the backup is opened read-only (which checks it, and replays a WAL if it
+//! has one), then copied like any database.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::ops::newfile::{fresh_file_id, FileSink, NewFile};
+use crate::options::Options;
+use crate::storage::file::Vfs;
+use crate::storage::freelist;
+use crate::storage::page::{seal_page, PageRead};
+use crate::txn::ReadTxn;
+
+/// How far a backup has got, passed to its progress callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Pages copied so far.
+    pub pages_done: u64,
+    /// Pages to copy in all.
+    pub pages_total: u64,
+}
+
+/// What a backup (or restore) wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BackupReport {
+    /// Pages in the copy (page 0 included).
+    pub pages: u64,
+    /// Bytes of the copy.
+    pub bytes: u64,
+    /// The commit counter of the snapshot copied: the copy holds exactly
+    /// the database as of that commit.
+    pub commit_counter: u64,
+    /// The progress callback asked to stop: nothing was written at the
+    /// target (and `pages`/`bytes` say how far it got).
+    pub cancelled: bool,
+    /// Wall time taken, in milliseconds.
+    pub millis: u64,
+}
+
+/// How [`Db::restore_from`] works.
+#[derive(Clone, Default)]
+pub struct RestoreOptions {
+    /// Replace an existing file at the target (never one that is open).
+    pub overwrite: bool,
+    /// File system of both paths; `None` is the operating system's.
+    pub vfs: Option<Arc<dyn Vfs>>,
+}
+
+impl std::fmt::Debug for RestoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoreOptions")
+            .field("overwrite", &self.overwrite)
+            .field("vfs", &self.vfs.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
+/// Pages between progress calls (and between cancellation checks).
+const PROGRESS_EVERY: u64 = 256;
+
+/// Copies the snapshot of `txn` into `target`.
+fn copy_snapshot(
+    txn: &ReadTxn,
+    target: NewFile,
+    progress: &mut dyn FnMut(Progress) -> bool,
+) -> Result<BackupReport> {
+    let started = Instant::now();
+    let snap = txn.snapshot();
+    let header = *snap.header();
+    let page_size = snap.page_size();
+    let usable = snap.usable_size();
+    let total = header.page_count as u64;
+    // Pages listed on freelist trunks (not the trunks): their content is
+    // garbage, or was never written at all.
+    let mut free = vec![0u64; (total as usize).div_ceil(64)];
+    let mut trunk = header.freelist_head;
+    let mut trunks = 0u64;
+    while trunk != 0 {
+        trunks += 1;
+        if trunks > total {
+            return Err(Error::corruption(trunk, "freelist trunk chain has a cycle"));
+        }
+        let (next, entries) =
+            freelist::read_trunk(&snap.read_page(trunk)?, trunk, usable, header.page_count)?;
+        for e in entries {
+            free[e as usize / 64] |= 1 << (e % 64);
+        }
+        trunk = next;
+    }
+    let mut report = BackupReport {
+        pages: total,
+        bytes: total * page_size as u64,
+        commit_counter: header.commit_counter,
+        ..Default::default()
+    };
+    if !progress(Progress { pages_done: 0, pages_total: total }) {
+        report.cancelled = true;
+        return Ok(report);
+    }
+    let mut sink = FileSink::new(&**target.file(), page_size);
+    let mut empty = vec![0u8; page_size];
+    for pgno in 1..header.page_count {
+        if free[pgno as usize / 64] & (1 << (pgno % 64)) != 0 {
+            empty.fill(0);
+            seal_page(pgno, &mut empty);
+            sink.push_sealed(&empty)?;
+        } else {
+            sink.push_sealed(&snap.read_page(pgno)?)?;
+        }
+        let done = pgno as u64 + 1;
+        if done.is_multiple_of(PROGRESS_EVERY) && !progress(Progress { pages_done: done, pages_total: total })
+        {
+            report.cancelled = true;
+            report.pages = done;
+            report.bytes = done * page_size as u64;
+            return Ok(report);
+        }
+    }
+    let mut copy = header;
+    copy.file_id = fresh_file_id();
+    sink.finish(copy)?;
+    target.publish()?;
+    progress(Progress { pages_done: total, pages_total: total });
+    report.millis = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+impl ReadTxn {
+    /// Writes this transaction's snapshot to `path` as a standalone database
+    /// file (see [`Db::backup_to`]). Compare the copy with this same
+    /// transaction to check it document by document.
+    pub fn backup_to(
+        &self,
+        path: impl AsRef<Path>,
+        mut progress: impl FnMut(Progress) -> bool,
+    ) -> Result<BackupReport> {
+        let pager = self.snapshot().pager();
+        crate::ops::newfile::refuse_encrypted(pager, "backup")?;
+        let target = NewFile::create(pager.vfs().clone(), path.as_ref(), true)?;
+        copy_snapshot(self, target, &mut progress)
+    }
+}
+
+impl Db {
+    /// Writes a consistent copy of the database, as of one snapshot taken
+    /// now, to `path`, while other threads keep reading and writing. The
+    /// copy is a normal database file (no WAL needed, a new file id) that
+    /// opens on its own. It is written under a temporary name, fsynced and
+    /// renamed into place, so a crash never leaves a partial backup at
+    /// `path`; an existing file there is replaced, unless it is an open
+    /// database (`Busy`).
+    ///
+    /// `progress` is called before the first page, every 256 pages and at
+    /// the end; returning false cancels the backup (nothing is written at
+    /// `path`, and the report says `cancelled`).
+    pub fn backup_to(
+        &self,
+        path: impl AsRef<Path>,
+        progress: impl FnMut(Progress) -> bool,
+    ) -> Result<BackupReport> {
+        self.begin_read()?.backup_to(path, progress)
+    }
+
+    /// [`Db::backup_to`] without a progress callback.
+    pub fn backup(&self, path: impl AsRef<Path>) -> Result<BackupReport> {
+        self.backup_to(path, |_| true)
+    }
+
+    /// Copies the database file `backup` (a backup, or any database that is
+    /// not being written) to `target`, which must not be open: `Busy` if it
+    /// is open in this process or in another; `InvalidArgument` if a
+    /// file exists there and `options.overwrite` is off. A stale `-wal` of
+    /// the target is removed. The backup is opened read-only first, so a
+    /// damaged one is refused (`Corruption`, `InvalidArgument`) before
+    /// anything at the target changes.
+    pub fn restore_from(
+        backup: impl AsRef<Path>,
+        target: impl AsRef<Path>,
+        options: RestoreOptions,
+    ) -> Result<BackupReport> {
+        let (backup, target) = (backup.as_ref(), target.as_ref());
+        let same = match (backup.canonicalize(), target.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => backup == target,
+        };
+        if same {
+            return Err(Error::invalid(format!("{} is both the backup and the target", backup.display())));
+        }
+        let vfs: Arc<dyn Vfs> = options.vfs.clone().unwrap_or_else(|| Arc::new(crate::storage::file::OsVfs));
+        let new = NewFile::create(vfs, target, options.overwrite)?;
+        let source = Db::open_with(
+            backup,
+            Options { read_only: true, create: false, vfs: options.vfs.clone(), ..Options::default() },
+        )?;
+        let rx = source.begin_read()?;
+        let report = copy_snapshot(&rx, new, &mut |_| true);
+        drop(rx);
+        drop(source);
+        report
+    }
+}

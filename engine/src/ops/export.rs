@@ -1,0 +1,569 @@
+//! Export and import: collections (and key-value namespaces) as JSON lines.
+//!
+//! The format is specified in `docs/format.md`, "Export files (JSON
+//! lines)". In short, one JSON value per line: a section header naming a
+//! collection with its kind, next id, document count and index
+//! declarations, then one line per document `{"id": …, "doc": …}` in id
+//! order, with documents in the engine's JSON form (`doc/json.rs`, which
+//! keeps every value type: u64 beyond i64, NaN and infinities, bytes,
+//! timestamps with and without offset). Key-value namespaces follow the
+//! same pattern.
+//!
+//! Both directions stream: export holds one document at a time (it reads
+//! one snapshot), import one line at a time. Import creates each collection
+//! with its kind and declared indexes, then writes every document at its id
+//! (upsert, keeping its schema version) and raises the collection's next id
+//! to the exported one, so ids of deleted documents are not reused. By
+//! default it runs in one write transaction (all or nothing, memory growing
+//! with the transaction); with [`ImportOptions::batch_size`] it commits every
+//! that many lines, in constant memory, and a failure leaves the batches
+//! before it committed.
+
+use std::io::{BufRead, Write};
+use std::ops::Bound;
+
+use crate::db::Db;
+use crate::doc::codec::decode_header;
+use crate::doc::collection::{
+    check_component_name, decode_stored, list_collections, Collection, CollectionMut, CollectionOptions,
+};
+use crate::doc::json::{from_json_str, write_json};
+use crate::doc::value::Value;
+use crate::error::{Error, Result};
+use crate::index::secondary::{IndexKind, IndexSpec};
+use crate::query::expr::FieldPath;
+use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
+
+/// The export format version this build writes and reads.
+pub const EXPORT_VERSION: i64 = 1;
+
+const KV_PREFIX: &str = "$kv/";
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExportReport {
+    /// Collection sections.
+    pub collections: u64,
+    /// Document lines.
+    pub documents: u64,
+    /// Key-value namespace sections.
+    pub kv_namespaces: u64,
+    /// Key-value entry lines.
+    pub kv_entries: u64,
+    /// The commit counter of the snapshot exported.
+    pub commit_counter: u64,
+}
+
+/// How [`Db::import`] commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportOptions {
+    /// `None` (default): one transaction for the whole input. `Some(n)`:
+    /// commit after every `n` document or entry lines (constant memory; not
+    /// atomic as a whole).
+    pub batch_size: Option<usize>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportReport {
+    /// Collection sections read.
+    pub collections: u64,
+    /// Documents written.
+    pub documents: u64,
+    /// Indexes created.
+    pub indexes_created: u64,
+    /// Key-value namespace sections read.
+    pub kv_namespaces: u64,
+    /// Key-value entries written.
+    pub kv_entries: u64,
+    /// Transactions committed.
+    pub commits: u64,
+}
+
+fn io_err(e: std::io::Error) -> Error {
+    Error::io("writing the export", e)
+}
+
+struct LineWriter<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> LineWriter<W> {
+    fn line(&mut self, v: &Value) -> Result<()> {
+        self.buf.clear();
+        write_json(v, &mut self.buf);
+        self.buf.push(b'\n');
+        self.out.write_all(&self.buf).map_err(io_err)
+    }
+}
+
+fn s(v: &str) -> Value {
+    Value::Str(v.to_string())
+}
+
+fn kind_name(kind: IndexKind) -> &'static str {
+    kind.as_str()
+}
+
+fn export_one<T: ReadableTxn, W: Write>(
+    c: &Collection<'_, T>,
+    w: &mut LineWriter<W>,
+    report: &mut ExportReport,
+) -> Result<()> {
+    let raw = c.st.raw;
+    let indexes = c
+        .indexes()
+        .iter()
+        .map(|i| {
+            Value::Map(vec![
+                ("name".into(), s(&i.spec.name)),
+                ("kind".into(), s(kind_name(i.spec.kind))),
+                ("fields".into(), Value::List(i.spec.field_strings().iter().map(|f| s(f)).collect())),
+            ])
+        })
+        .collect();
+    w.line(&Value::Map(vec![
+        ("obj_export".into(), Value::Int(EXPORT_VERSION)),
+        ("collection".into(), s(c.name())),
+        ("kind".into(), s(if raw { "raw" } else { "documents" })),
+        ("next_id".into(), Value::from(c.next_id())),
+        ("count".into(), Value::from(c.count()?)),
+        ("indexes".into(), Value::List(indexes)),
+    ]))?;
+    report.collections += 1;
+    for entry in c.txn.range(&c.st.docs, Bound::Unbounded, Bound::Unbounded, false)? {
+        let (key, bytes) = entry?;
+        let id = u64::from_be_bytes(
+            key.as_slice().try_into().map_err(|_| Error::corruption(None, "document key is not 8 bytes"))?,
+        );
+        let (version, doc) = if raw {
+            let (h, payload) = decode_header(&bytes)?;
+            (h.schema_version, Value::Bytes(payload.to_vec()))
+        } else {
+            decode_stored(&bytes, &c.st.dict)?
+        };
+        let mut line = vec![("id".to_string(), Value::from(id))];
+        if version != 0 {
+            line.push(("v".into(), Value::from(version as u64)));
+        }
+        line.push(("doc".into(), doc));
+        w.line(&Value::Map(line))?;
+        report.documents += 1;
+    }
+    Ok(())
+}
+
+fn export_kv<T: ReadableTxn, W: Write>(
+    txn: &T,
+    ns: &str,
+    w: &mut LineWriter<W>,
+    report: &mut ExportReport,
+) -> Result<()> {
+    let tree = txn.open_tree(&format!("{KV_PREFIX}{ns}"))?;
+    w.line(&Value::Map(vec![
+        ("obj_export".into(), Value::Int(EXPORT_VERSION)),
+        ("kv".into(), s(ns)),
+        ("count".into(), Value::from(txn.count(&tree)?)),
+    ]))?;
+    report.kv_namespaces += 1;
+    for entry in txn.range(&tree, Bound::Unbounded, Bound::Unbounded, false)? {
+        let (k, v) = entry?;
+        w.line(&Value::Map(vec![("key".into(), Value::Bytes(k)), ("value".into(), Value::Bytes(v))]))?;
+        report.kv_entries += 1;
+    }
+    Ok(())
+}
+
+impl ReadTxn {
+    /// Writes collection `name` (as this snapshot sees it; `ns.coll` for an
+    /// attached one) to `out` as JSON lines: its header line, then one line
+    /// per document in id order.
+    pub fn export_collection<W: Write>(&self, name: &str, out: W) -> Result<ExportReport> {
+        let mut w = LineWriter { out, buf: Vec::new() };
+        let mut report =
+            ExportReport { commit_counter: self.snapshot().header().commit_counter, ..Default::default() };
+        export_one(&self.collection(name)?, &mut w, &mut report)?;
+        w.out.flush().map_err(io_err)?;
+        Ok(report)
+    }
+
+    /// Writes every collection, then every key-value namespace, of this
+    /// snapshot to `out` as JSON lines.
+    pub fn export_all<W: Write>(&self, out: W) -> Result<ExportReport> {
+        let mut w = LineWriter { out, buf: Vec::new() };
+        let mut report =
+            ExportReport { commit_counter: self.snapshot().header().commit_counter, ..Default::default() };
+        for name in list_collections(self)? {
+            export_one(&self.collection(&name)?, &mut w, &mut report)?;
+        }
+        for tree in self.list_trees()? {
+            if let Some(ns) = tree.strip_prefix(KV_PREFIX) {
+                export_kv(self, ns, &mut w, &mut report)?;
+            }
+        }
+        w.out.flush().map_err(io_err)?;
+        Ok(report)
+    }
+}
+
+/// Reads non-empty lines and parses each as a JSON value.
+struct Lines<R: BufRead> {
+    input: R,
+    buf: String,
+    lineno: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    fn next(&mut self) -> Result<Option<(u64, Value)>> {
+        loop {
+            self.buf.clear();
+            let n = self.input.read_line(&mut self.buf).map_err(|e| Error::io("reading the import", e))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.lineno += 1;
+            let text = self.buf.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let v = from_json_str(text).map_err(|e| at_line(self.lineno, e))?;
+            return Ok(Some((self.lineno, v)));
+        }
+    }
+}
+
+/// Prefixes the message of a caller-side error with the line number.
+fn at_line(lineno: u64, e: Error) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("import line {lineno}: {m}")),
+        Error::Constraint(m) => Error::Constraint(format!("import line {lineno}: {m}")),
+        Error::NotFound(m) => Error::NotFound(format!("import line {lineno}: {m}")),
+        other => other,
+    }
+}
+
+fn bad(lineno: u64, what: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("import line {lineno}: {what}"))
+}
+
+fn fields(v: &Value) -> Option<&[(String, Value)]> {
+    v.as_map()
+}
+
+fn get<'a>(map: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
+    map.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+fn as_u64(v: &Value) -> Option<u64> {
+    match *v {
+        Value::Int(i) => u64::try_from(i).ok(),
+        Value::UInt(u) => Some(u),
+        _ => None,
+    }
+}
+
+fn is_header(v: &Value) -> bool {
+    fields(v).is_some_and(|m| get(m, "obj_export").is_some())
+}
+
+enum Section {
+    Collection { name: String, raw: bool, next_id: u64, count: u64, indexes: Vec<IndexSpec> },
+    Kv { ns: String, count: u64 },
+}
+
+fn only_keys(lineno: u64, map: &[(String, Value)], allowed: &[&str]) -> Result<()> {
+    match map.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        Some((k, _)) => Err(bad(lineno, format!("unexpected field {k:?}"))),
+        None => Ok(()),
+    }
+}
+
+fn parse_header(lineno: u64, v: &Value) -> Result<Section> {
+    let map = fields(v).filter(|m| get(m, "obj_export").is_some()).ok_or_else(|| {
+        bad(lineno, "expected a section header ({\"obj_export\": 1, \"collection\": …} or {\"obj_export\": 1, \"kv\": …})")
+    })?;
+    let version = get(map, "obj_export").and_then(Value::as_i64);
+    match version {
+        Some(EXPORT_VERSION) => {}
+        Some(v) if v > EXPORT_VERSION => {
+            return Err(Error::Unsupported(format!("import line {lineno}: export format version {v}")));
+        }
+        _ => return Err(bad(lineno, "obj_export must be 1")),
+    }
+    let text = |key: &str| -> Result<String> {
+        get(map, key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| bad(lineno, format!("{key:?} must be a string")))
+    };
+    let number = |key: &str| -> Result<u64> {
+        get(map, key)
+            .and_then(as_u64)
+            .ok_or_else(|| bad(lineno, format!("{key:?} must be a non-negative integer")))
+    };
+    if get(map, "kv").is_some() {
+        only_keys(lineno, map, &["obj_export", "kv", "count"])?;
+        return Ok(Section::Kv { ns: text("kv")?, count: number("count")? });
+    }
+    only_keys(lineno, map, &["obj_export", "collection", "kind", "next_id", "count", "indexes"])?;
+    let raw = match text("kind")?.as_str() {
+        "documents" => false,
+        "raw" => true,
+        other => return Err(bad(lineno, format!("unknown collection kind {other:?}"))),
+    };
+    let mut indexes = Vec::new();
+    let list = get(map, "indexes")
+        .and_then(Value::as_list)
+        .ok_or_else(|| bad(lineno, "\"indexes\" must be a list"))?;
+    for ix in list {
+        let m = fields(ix).ok_or_else(|| bad(lineno, "an index must be an object"))?;
+        only_keys(lineno, m, &["name", "kind", "fields"])?;
+        let name = get(m, "name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(lineno, "index \"name\" must be a string"))?;
+        let kind = match get(m, "kind").and_then(Value::as_str) {
+            Some("unique") => IndexKind::Unique,
+            Some("standard") => IndexKind::Standard,
+            Some("multi") => IndexKind::Multi,
+            _ => return Err(bad(lineno, "index \"kind\" must be unique, standard or multi")),
+        };
+        let paths = get(m, "fields")
+            .and_then(Value::as_list)
+            .ok_or_else(|| bad(lineno, "index \"fields\" must be a list"))?
+            .iter()
+            .map(|f| {
+                f.as_str()
+                    .ok_or_else(|| bad(lineno, "an index field must be a string"))
+                    .and_then(|f| FieldPath::parse(f).map_err(|e| at_line(lineno, e)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let spec = IndexSpec { name: name.to_string(), kind, fields: paths };
+        spec.validate().map_err(|e| at_line(lineno, e))?;
+        indexes.push(spec);
+    }
+    Ok(Section::Collection {
+        name: text("collection")?,
+        raw,
+        next_id: number("next_id")?,
+        count: number("count")?,
+        indexes,
+    })
+}
+
+/// `(id, schema version, document)` of a document line.
+fn parse_doc_line(lineno: u64, v: Value) -> Result<(u64, u32, Value)> {
+    let Value::Map(map) = v else {
+        return Err(bad(lineno, "expected a document line {\"id\": …, \"doc\": …}"));
+    };
+    only_keys(lineno, &map, &["id", "v", "doc"])?;
+    let id = get(&map, "id")
+        .and_then(as_u64)
+        .ok_or_else(|| bad(lineno, "\"id\" must be a non-negative integer"))?;
+    let version = match get(&map, "v") {
+        None => 0,
+        Some(v) => {
+            as_u64(v).and_then(|v| u32::try_from(v).ok()).ok_or_else(|| bad(lineno, "\"v\" must be a u32"))?
+        }
+    };
+    let doc =
+        map.into_iter().find(|(k, _)| k == "doc").map(|(_, v)| v).ok_or_else(|| bad(lineno, "no \"doc\""))?;
+    Ok((id, version, doc))
+}
+
+fn parse_kv_line(lineno: u64, v: Value) -> Result<(Vec<u8>, Vec<u8>)> {
+    let Value::Map(map) = v else {
+        return Err(bad(lineno, "expected an entry line {\"key\": …, \"value\": …}"));
+    };
+    only_keys(lineno, &map, &["key", "value"])?;
+    let mut key = None;
+    let mut value = None;
+    for (k, v) in map {
+        match (k.as_str(), v) {
+            ("key", Value::Bytes(b)) => key = Some(b),
+            ("value", Value::Bytes(b)) => value = Some(b),
+            _ => return Err(bad(lineno, "\"key\" and \"value\" must be bytes ({\"$bytes\": …})")),
+        }
+    }
+    match (key, value) {
+        (Some(k), Some(v)) => Ok((k, v)),
+        _ => Err(bad(lineno, "an entry needs \"key\" and \"value\"")),
+    }
+}
+
+/// The running import: the open transaction and how full its batch is.
+struct Importer<'d> {
+    db: &'d Db,
+    tx: Option<WriteTxn>,
+    in_batch: usize,
+    batch: Option<usize>,
+    report: ImportReport,
+}
+
+impl Importer<'_> {
+    fn tx(&mut self) -> Result<&mut WriteTxn> {
+        if self.tx.is_none() {
+            self.tx = Some(self.db.begin_write()?);
+        }
+        Ok(self.tx.as_mut().expect("just begun"))
+    }
+
+    fn batch_full(&self) -> bool {
+        self.batch.is_some_and(|b| self.in_batch >= b.max(1))
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if let Some(tx) = self.tx.take() {
+            tx.commit()?;
+            self.report.commits += 1;
+        }
+        self.in_batch = 0;
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Writes collection `name` to `out` as JSON lines (see
+    /// [`ReadTxn::export_collection`]), from a snapshot taken now.
+    pub fn export_collection<W: Write>(&self, name: &str, out: W) -> Result<ExportReport> {
+        self.begin_read()?.export_collection(name, out)
+    }
+
+    /// Writes every collection and key-value namespace to `out` as JSON
+    /// lines (see [`ReadTxn::export_all`]), from a snapshot taken now.
+    pub fn export_all<W: Write>(&self, out: W) -> Result<ExportReport> {
+        self.begin_read()?.export_all(out)
+    }
+
+    /// Reads JSON lines written by an export and writes their collections
+    /// (created with their kind and indexes if missing), documents (at
+    /// their ids, replacing what is there) and key-value entries. See the
+    /// module documentation of `ops::export` for batching. A section whose
+    /// line count differs from its header's `count` (a truncated file) is
+    /// `InvalidArgument`; so is an existing collection of the other kind, or
+    /// an existing index of the same name with another declaration.
+    pub fn import<R: BufRead>(&self, input: R, options: ImportOptions) -> Result<ImportReport> {
+        let mut lines = Lines { input, buf: String::new(), lineno: 0 };
+        let mut imp = Importer {
+            db: self,
+            tx: None,
+            in_batch: 0,
+            batch: options.batch_size,
+            report: ImportReport::default(),
+        };
+        let mut next = lines.next()?;
+        while let Some((lineno, header)) = next.take() {
+            let section = parse_header(lineno, &header)?;
+            let mut seen = 0u64;
+            let expected = match &section {
+                Section::Collection { name, raw, next_id, count, indexes } => {
+                    let tx = imp.tx()?;
+                    let mut c = CollectionMut::open_or_create(tx, name, CollectionOptions { raw: *raw })
+                        .map_err(|e| at_line(lineno, e))?;
+                    let mut created = 0;
+                    for spec in indexes {
+                        match c.read().indexes().iter().find(|i| i.spec.name == spec.name) {
+                            Some(i) if i.spec == *spec => {}
+                            Some(_) => {
+                                return Err(bad(
+                                    lineno,
+                                    format!("index {:?} exists with another declaration", spec.name),
+                                ))
+                            }
+                            None => {
+                                c.create_index(spec.clone()).map_err(|e| at_line(lineno, e))?;
+                                created += 1;
+                            }
+                        }
+                    }
+                    c.raise_next_id(*next_id)?;
+                    imp.report.indexes_created += created;
+                    imp.report.collections += 1;
+                    *count
+                }
+                Section::Kv { ns, count } => {
+                    check_component_name("namespace", ns).map_err(|e| at_line(lineno, e))?;
+                    imp.tx()?.create_tree(&format!("{KV_PREFIX}{ns}"))?;
+                    imp.report.kv_namespaces += 1;
+                    *count
+                }
+            };
+            // The section's lines, in batches.
+            loop {
+                if imp.batch_full() {
+                    imp.commit()?;
+                }
+                let batch_limit = imp.batch;
+                let mut in_batch = imp.in_batch;
+                let tx = imp.tx()?;
+                let mut stop = false;
+                match &section {
+                    Section::Collection { name, raw, .. } => {
+                        let mut c = CollectionMut::open(tx, name)?;
+                        while batch_limit.is_none_or(|b| in_batch < b.max(1)) {
+                            let Some((n, v)) = lines.next()? else {
+                                stop = true;
+                                break;
+                            };
+                            if is_header(&v) {
+                                next = Some((n, v));
+                                stop = true;
+                                break;
+                            }
+                            let (id, version, doc) = parse_doc_line(n, v)?;
+                            let result = if *raw {
+                                match doc {
+                                    Value::Bytes(b) => c.upsert_raw_versioned(id, &b, version),
+                                    other => Err(Error::invalid(format!(
+                                        "a raw collection's document must be bytes, not {}",
+                                        other.type_name()
+                                    ))),
+                                }
+                            } else {
+                                c.upsert_versioned(id, &doc, version)
+                            };
+                            result.map_err(|e| at_line(n, e))?;
+                            seen += 1;
+                            in_batch += 1;
+                        }
+                    }
+                    Section::Kv { ns, .. } => {
+                        while batch_limit.is_none_or(|b| in_batch < b.max(1)) {
+                            let Some((n, v)) = lines.next()? else {
+                                stop = true;
+                                break;
+                            };
+                            if is_header(&v) {
+                                next = Some((n, v));
+                                stop = true;
+                                break;
+                            }
+                            let (k, v) = parse_kv_line(n, v)?;
+                            tx.kv_put(ns, &k, &v).map_err(|e| at_line(n, e))?;
+                            seen += 1;
+                            in_batch += 1;
+                        }
+                    }
+                }
+                imp.in_batch = in_batch;
+                if stop {
+                    break;
+                }
+            }
+            match section {
+                Section::Collection { .. } => imp.report.documents += seen,
+                Section::Kv { .. } => imp.report.kv_entries += seen,
+            }
+            if seen != expected {
+                return Err(bad(
+                    lineno,
+                    format!(
+                        "the section header announces {expected} lines but {seen} follow (truncated file?)"
+                    ),
+                ));
+            }
+        }
+        imp.commit()?;
+        Ok(imp.report)
+    }
+}

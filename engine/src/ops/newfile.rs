@@ -1,0 +1,333 @@
+//! Writing a new database file (a backup, a compacted copy, a restore) so
+//! that a crash never leaves a partial file under the final name.
+//!
+//! The pages go to a temporary file beside the target (`<name>.tmp-<hex>`,
+//! same directory, so the rename stays within one file system). Publishing
+//! fsyncs it, renames it over the target (atomic), fsyncs the directory,
+//! then removes a stale `-wal` of the target (and fsyncs the directory
+//! again). Until the rename the target, if any, is untouched; a crash
+//! before it leaves at most a stray temporary file.
+//!
+//! An existing target is locked while the copy is written, so that nobody
+//! opens it meanwhile: its main file, and the DMS lock of its shared index
+//! `-shm` held exclusively (the index is removed with the lock's release);
+//! a target open in this process or in another is refused with `Busy`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::btree::bulk::PageSink;
+use crate::error::{Error, PageNo, Result};
+use crate::storage::file::{OpenMode, StorageFile, Vfs};
+use crate::storage::header::Header;
+use crate::storage::page::{seal_page, CHECKSUM_TRAILER};
+use crate::storage::pager::wal_path_of;
+use crate::storage::shm::{shm_path_of, LockTable, ShmFile, LOCK_DMS};
+use crate::storage::wal::fresh_salt;
+
+/// A file being written under a temporary name. Dropping it without
+/// [`NewFile::publish`] removes the temporary file.
+pub(crate) struct NewFile {
+    vfs: Arc<dyn Vfs>,
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Arc<dyn StorageFile>,
+    /// The existing target, locked until the rename.
+    _existing: Option<Arc<dyn StorageFile>>,
+    /// The existing target's shared index, DMS held exclusively until the
+    /// rename.
+    _shm: Option<TargetShm>,
+    published: bool,
+}
+
+/// The shared index `<target>-shm` of an existing target, held with the
+/// DMS lock exclusive: no process has the target open, and none can open
+/// it (openers wait for the DMS lock, then time out with `Busy`). On drop
+/// the file is removed (it indexes nothing: the target is closed, and after
+/// the rename it belongs to the replaced file) and the lock released.
+struct TargetShm {
+    vfs: Arc<dyn Vfs>,
+    path: PathBuf,
+    shm: Arc<dyn ShmFile>,
+    locks: LockTable,
+}
+
+impl TargetShm {
+    fn lock(vfs: &Arc<dyn Vfs>, target: &Path) -> Result<Option<TargetShm>> {
+        let path = shm_path_of(target);
+        let display = target.display();
+        let busy = || Error::Busy(format!("{display} is open in another handle or process"));
+        let shm = match vfs.open_shm(&path) {
+            Ok(shm) => shm,
+            // No shared memory: the main-file lock keeps other handles out.
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Ok(None),
+            Err(e) => {
+                // Cannot open it for writing: refuse if anyone uses it.
+                let in_use = vfs
+                    .shm_in_use(&path)
+                    .map_err(|e| Error::io(format!("checking {}", path.display()), e))?;
+                return if in_use {
+                    Err(busy())
+                } else {
+                    let _ = e;
+                    Ok(None)
+                };
+            }
+        };
+        let locks = LockTable::default();
+        if !locks
+            .exclusive(&*shm, LOCK_DMS)
+            .map_err(|e| Error::io(format!("locking {}", path.display()), e))?
+        {
+            return Err(busy());
+        }
+        Ok(Some(TargetShm { vfs: vfs.clone(), path, shm, locks }))
+    }
+}
+
+impl Drop for TargetShm {
+    fn drop(&mut self) {
+        let _ = self.vfs.remove(&self.path);
+        self.locks.release_all(&*self.shm);
+    }
+}
+
+impl NewFile {
+    /// Checks that `path` may be (re)written and creates the temporary file.
+    pub(crate) fn create(vfs: Arc<dyn Vfs>, path: &Path, overwrite: bool) -> Result<NewFile> {
+        let display = path.display();
+        if path.file_name().is_none() {
+            return Err(Error::invalid(format!("{display} is not a file path")));
+        }
+        // The registry knows databases opened through the OS file system;
+        // on another file system the lock below is what tells.
+        if crate::db::open_in_process(path) {
+            return Err(Error::Busy(format!("{display} is an open database in this process")));
+        }
+        let exists = vfs.exists(path).map_err(|e| Error::io(format!("checking {display}"), e))?;
+        let mut existing = None;
+        let mut shm = None;
+        if exists {
+            if !overwrite {
+                return Err(Error::invalid(format!(
+                    "{display} already exists (allow overwriting to replace it)"
+                )));
+            }
+            // Processes sharing the database hold its shared index's DMS
+            // lock, not the main file's: hold it exclusively until the
+            // rename, which refuses an open target and keeps openers out.
+            shm = TargetShm::lock(&vfs, path)?;
+            let f =
+                vfs.open(path, OpenMode::ReadOnly).map_err(|e| Error::io(format!("opening {display}"), e))?;
+            if !f.try_lock_exclusive().map_err(|e| Error::io(format!("locking {display}"), e))? {
+                return Err(Error::Busy(format!("{display} is open (locked by another handle or process)")));
+            }
+            existing = Some(f);
+        }
+        let mut name = path.file_name().expect("checked").to_owned();
+        name.push(format!(".tmp-{:016x}", fresh_salt(std::process::id() as u64)));
+        let tmp = path.with_file_name(name);
+        let file = vfs
+            .open(&tmp, OpenMode::ReadWriteCreate)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        let new = NewFile {
+            vfs,
+            path: path.to_path_buf(),
+            tmp,
+            file,
+            _existing: existing,
+            _shm: shm,
+            published: false,
+        };
+        new.file.truncate(0).map_err(|e| Error::io(format!("truncating {}", new.tmp.display()), e))?;
+        Ok(new)
+    }
+
+    /// The temporary file.
+    pub(crate) fn file(&self) -> &Arc<dyn StorageFile> {
+        &self.file
+    }
+
+    /// Makes the file durable and moves it to its final name.
+    pub(crate) fn publish(mut self) -> Result<()> {
+        let tmp = self.tmp.display().to_string();
+        let display = self.path.display().to_string();
+        self.file.sync().map_err(|e| Error::io(format!("syncing {tmp}"), e))?;
+        self.vfs
+            .rename(&self.tmp, &self.path)
+            .map_err(|e| Error::io(format!("renaming {tmp} to {display}"), e))?;
+        self.published = true;
+        self.vfs
+            .sync_parent_dir(&self.path)
+            .map_err(|e| Error::io(format!("syncing the directory of {display}"), e))?;
+        // A WAL left by the file that was replaced belongs to another
+        // database now (the new file has a new file id): remove it.
+        let wal = wal_path_of(&self.path);
+        if self.vfs.exists(&wal).map_err(|e| Error::io(format!("checking {}", wal.display()), e))? {
+            self.vfs
+                .remove(&wal)
+                .map_err(|e| Error::io(format!("removing the stale {}", wal.display()), e))?;
+            self.vfs
+                .sync_parent_dir(&wal)
+                .map_err(|e| Error::io(format!("syncing the directory of {display}"), e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for NewFile {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = self.vfs.remove(&self.tmp);
+        }
+    }
+}
+
+/// A fresh random file id.
+pub(crate) fn fresh_file_id() -> [u8; 16] {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&fresh_salt(3).to_le_bytes());
+    id[8..].copy_from_slice(&fresh_salt(4).to_le_bytes());
+    id
+}
+
+/// Page 0 holding `header` (sealed).
+pub(crate) fn header_page(header: &Header, page_size: usize) -> Vec<u8> {
+    let mut page = vec![0u8; page_size];
+    header.encode(&mut page);
+    seal_page(0, &mut page);
+    page
+}
+
+/// Appends pages to a file in order, in writes of about 1 MiB. Pages
+/// start at page 1; page 0 is written last, by [`FileSink::finish`].
+pub(crate) struct FileSink<'f> {
+    file: &'f dyn StorageFile,
+    page_size: usize,
+    next: PageNo,
+    buf: Vec<u8>,
+    /// Page number of the first page in `buf`.
+    buf_start: PageNo,
+}
+
+impl<'f> FileSink<'f> {
+    pub(crate) fn new(file: &'f dyn StorageFile, page_size: usize) -> Self {
+        FileSink { file, page_size, next: 1, buf: Vec::with_capacity(1 << 20), buf_start: 1 }
+    }
+
+    /// Appends an already sealed page as the next page.
+    pub(crate) fn push_sealed(&mut self, page: &[u8]) -> Result<PageNo> {
+        debug_assert_eq!(page.len(), self.page_size);
+        let pgno = self.next;
+        self.buf.extend_from_slice(page);
+        self.next =
+            self.next.checked_add(1).ok_or_else(|| Error::invalid("database is full (2^32 pages)"))?;
+        if self.buf.len() >= 1 << 20 {
+            self.flush()?;
+        }
+        Ok(pgno)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.file
+                .write_at(&self.buf, self.buf_start as u64 * self.page_size as u64)
+                .map_err(|e| Error::io("writing a database copy", e))?;
+            self.buf.clear();
+        }
+        self.buf_start = self.next;
+        Ok(())
+    }
+
+    /// Writes what is buffered and page 0 (`header` with `page_count` set
+    /// to the pages written). Returns the page count.
+    pub(crate) fn finish(mut self, mut header: Header) -> Result<PageNo> {
+        self.flush()?;
+        header.page_count = self.next;
+        self.file
+            .write_at(&header_page(&header, self.page_size), 0)
+            .map_err(|e| Error::io("writing the header of a database copy", e))?;
+        Ok(self.next)
+    }
+}
+
+impl PageSink for FileSink<'_> {
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    fn usable_size(&self) -> usize {
+        self.page_size - CHECKSUM_TRAILER
+    }
+
+    fn next_pgno(&self) -> PageNo {
+        self.next
+    }
+
+    fn emit(&mut self, page: &[u8]) -> Result<PageNo> {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(page);
+        seal_page(self.next, &mut self.buf[at..]);
+        let pgno = self.next;
+        self.next =
+            self.next.checked_add(1).ok_or_else(|| Error::invalid("database is full (2^32 pages)"))?;
+        if self.buf.len() >= 1 << 20 {
+            self.flush()?;
+        }
+        Ok(pgno)
+    }
+
+    fn skip(&mut self, _n: u64) -> Result<()> {
+        Err(Error::invalid("a file sink writes every page"))
+    }
+}
+
+/// Counts the pages a build would emit, writing nothing.
+pub(crate) struct CountSink {
+    pub(crate) page_size: usize,
+    /// Usable bytes per page of the database being counted.
+    pub(crate) usable: usize,
+    pub(crate) next: PageNo,
+}
+
+impl PageSink for CountSink {
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    fn usable_size(&self) -> usize {
+        self.usable
+    }
+
+    fn next_pgno(&self) -> PageNo {
+        self.next
+    }
+
+    fn emit(&mut self, _page: &[u8]) -> Result<PageNo> {
+        self.skip(1)?;
+        Ok(self.next - 1)
+    }
+
+    fn skip(&mut self, n: u64) -> Result<()> {
+        self.next = u32::try_from(self.next as u64 + n)
+            .map_err(|_| Error::invalid("database is full (2^32 pages)"))?;
+        Ok(())
+    }
+
+    fn wants_content(&self) -> bool {
+        false
+    }
+}
+
+/// Copies written by [`NewFile`] (backup, restore, `compact_to`) are plain
+/// files: refuse to write one of an encrypted database rather than leave
+/// its contents unencrypted on disk.
+pub(crate) fn refuse_encrypted(pager: &crate::storage::pager::Pager, what: &str) -> Result<()> {
+    if pager.is_encrypted() {
+        return Err(Error::Unsupported(format!(
+            "{what} of an encrypted database is not supported yet (it would write the copy unencrypted); \
+             use compact() in place, or rekey to a plain database first"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+"""Python values <-> the engine's JSON text form of documents.
+
+The engine takes and returns documents as JSON text with a few special
+objects (see ``engine/src/doc/json.rs``): ``{"$bytes": b64}``,
+``{"$ts": micros}`` / ``{"$ts": micros, "$tz": offset_s}``,
+``{"$f64": "nan"|"inf"|"-inf"}``, and map keys starting with ``$`` escaped
+with one more ``$``. Integers cover the i64 and u64 ranges exactly.
+
+This module owns that mapping and nothing else (no schemas, no C calls).
+Speed matters more here than anywhere else in the package: encoding and
+decoding run once per document. So both directions take a fast path that
+hands the whole value to a C-implemented JSON codec (orjson when it is
+installed, else the standard library's ``json``) and check the result for
+the rare cases the fast path cannot express (a ``$`` key, a non-finite
+float, an out-of-range integer); only then does a Python walker redo the
+value. The two backends produce the same documents; ``OBJ_JSON=stdlib``
+forces the standard library.
+
+Mapping (Python -> engine -> Python):
+  None, bool, int (-2**63 .. 2**64-1), float (NaN/inf too), str: exact.
+  bytes / bytearray / memoryview -> Bytes -> bytes.
+  datetime: aware -> Timestamp with offset -> aware datetime (fixed offset);
+            naive -> Timestamp without offset -> naive datetime.
+  list, tuple, set, frozenset -> List -> list.     dict -> Map -> dict.
+  date -> "YYYY-MM-DD", time -> "HH:MM:SS[.ffffff]", UUID -> str,
+  Decimal -> str, Enum -> its value, dataclass -> Map of its fields.
+  (Typed documents turn those strings back into their declared types.)
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import enum
+import json
+import os
+import re
+import uuid
+from decimal import Decimal
+from typing import Any, Callable
+
+from .errors import InvalidArgumentError
+
+try:  # optional, faster
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
+
+__all__ = ["dumps", "loads", "revive", "to_jsonable", "backend", "use_backend", "I64_MIN", "U64_MAX"]
+
+I64_MIN = -(2**63)
+U64_MAX = 2**64 - 1
+_US = _dt.timedelta(microseconds=1)
+_EPOCH_NAIVE = _dt.datetime(1970, 1, 1)
+_EPOCH_UTC = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_F64 = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+_BIG_DIGITS = re.compile(r"\d{19}")
+_b64encode = base64.b64encode
+_b64decode = base64.b64decode
+
+
+def _ts(d: _dt.datetime) -> dict:
+    off = d.utcoffset()
+    if off is None:
+        return {"$ts": (d - _EPOCH_NAIVE) // _US}
+    secs, rest = divmod(off, _dt.timedelta(seconds=1))
+    if rest:
+        raise InvalidArgumentError(f"datetime {d!r}: a UTC offset with fractions of a second cannot be stored")
+    return {"$ts": (d - _EPOCH_UTC) // _US, "$tz": secs}
+
+
+def _from_ts(o: dict) -> Any:
+    try:
+        us = o["$ts"]
+        tz = o.get("$tz")
+        if tz is None:
+            return _EPOCH_NAIVE + _dt.timedelta(microseconds=us)
+        return (_EPOCH_UTC + _dt.timedelta(microseconds=us)).astimezone(
+            _dt.timezone(_dt.timedelta(seconds=tz))
+        )
+    except (OverflowError, ValueError):
+        return o  # outside datetime's years 1..9999: left as the engine's form
+
+
+def _default(o: Any) -> Any:
+    """Fast-path hook: values the C JSON encoders do not know."""
+    t = type(o)
+    if t is bytes or t is bytearray or t is memoryview:
+        return {"$bytes": _b64encode(o).decode("ascii")}
+    if isinstance(o, _dt.datetime):
+        return _ts(o)
+    if isinstance(o, _dt.date):
+        return o.isoformat()
+    if isinstance(o, _dt.time):
+        return o.isoformat()
+    if isinstance(o, enum.Enum):
+        return o.value
+    if isinstance(o, (uuid.UUID, Decimal)):
+        return str(o)
+    if isinstance(o, (set, frozenset)):
+        return list(o)
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
+    if isinstance(o, (bytes, bytearray)):
+        return {"$bytes": _b64encode(o).decode("ascii")}
+    raise TypeError(f"cannot store a value of type {type(o).__name__}: {o!r:.80}")
+
+
+def to_jsonable(o: Any, _depth: int = 0) -> Any:
+    """The slow, exact walker: turns ``o`` into plain JSON values with the
+    engine's special objects. Raises InvalidArgumentError for what cannot be
+    stored."""
+    if _depth > 128:
+        raise InvalidArgumentError("value nests deeper than 128 levels")
+    t = type(o)
+    if o is None or t is str or t is bool:
+        return o
+    if t is float or isinstance(o, float):
+        if o != o:
+            return {"$f64": "nan"}
+        if o in (float("inf"), float("-inf")):
+            return {"$f64": "inf" if o > 0 else "-inf"}
+        return float(o)
+    if isinstance(o, bool):
+        return bool(o)
+    if isinstance(o, enum.Enum):
+        return to_jsonable(o.value, _depth + 1)
+    if isinstance(o, int):
+        if not I64_MIN <= o <= U64_MAX:
+            raise InvalidArgumentError(
+                f"integer {o} is outside the storable range -2**63 .. 2**64-1 (store it as a str or Decimal)"
+            )
+        return int(o)
+    if isinstance(o, str):
+        return str(o)
+    if isinstance(o, dict):
+        out = {}
+        for k, v in o.items():
+            if not isinstance(k, str):
+                if isinstance(k, (bool, int, float)) or k is None:
+                    k = json.dumps(k)
+                elif isinstance(k, enum.Enum):
+                    k = str(k.value)
+                elif isinstance(k, (uuid.UUID, Decimal, _dt.date)):
+                    k = k.isoformat() if isinstance(k, _dt.date) else str(k)
+                else:
+                    raise InvalidArgumentError(f"map keys must be str, not {type(k).__name__}")
+            if k[:1] == "$":
+                k = "$" + k
+            out[k] = to_jsonable(v, _depth + 1)
+        return out
+    if isinstance(o, (list, tuple, set, frozenset)):
+        return [to_jsonable(x, _depth + 1) for x in o]
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return {f.name: to_jsonable(getattr(o, f.name), _depth + 1) for f in dataclasses.fields(o)}
+    try:
+        d = _default(o)
+    except TypeError as e:
+        raise InvalidArgumentError(str(e)) from None
+    return to_jsonable(d, _depth + 1) if type(d) is not dict else d
+
+
+def revive(o: Any) -> Any:
+    """Turns the engine's special objects back into Python values and
+    unescapes ``$$`` keys (used only when the text contains ``"$``)."""
+    t = type(o)
+    if t is dict:
+        if o:
+            k0 = next(iter(o))
+            if k0[:1] == "$" and k0[:2] != "$$":
+                if k0 == "$bytes":
+                    return _b64decode(o[k0])
+                if k0 == "$ts":
+                    return _from_ts(o)
+                if k0 == "$f64":
+                    return _F64[o[k0]]
+                if k0 == "$map":
+                    return {k: revive(v) for k, v in o[k0].items()}
+        return {(k[1:] if k[:2] == "$$" else k): revive(v) for k, v in o.items()}
+    if t is list:
+        return [revive(x) for x in o]
+    return o
+
+
+# --------------------------------------------------------------------------
+# backends
+
+def _orjson_dumps(o: Any) -> bytes:
+    try:
+        s = _orjson.dumps(o, default=_default, option=_OR_OPTS)
+    except (TypeError, _orjson.JSONEncodeError):
+        return _orjson.dumps(to_jsonable(o), option=_OR_OPTS)
+    # orjson writes NaN/inf as null and does not escape "$" keys: redo exactly.
+    if b'"$' in s or b"null" in s:
+        return _orjson.dumps(to_jsonable(o), option=_OR_OPTS)
+    return s
+
+
+_std_enc = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+_std_plain = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
+def _std_dumps(o: Any) -> bytes:
+    try:
+        s = _std_enc.encode(o)
+    except (TypeError, ValueError, RecursionError):
+        s = _std_plain.encode(to_jsonable(o))
+    else:
+        if '"$' in s or _BIG_DIGITS.search(s):
+            s = _std_plain.encode(to_jsonable(o))
+    try:
+        return s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidArgumentError(f"string is not valid UTF-8 (lone surrogate?): {e}") from None
+
+
+def _orjson_loads(b: Any) -> Any:
+    v = _orjson.loads(b)
+    if b'"$' in b:
+        return revive(v)
+    return v
+
+
+def _std_loads(b: Any) -> Any:
+    v = json.loads(b)
+    if b'"$' in b:
+        return revive(v)
+    return v
+
+
+def _orjson_loads_plain(b: Any) -> Any:
+    return _orjson.loads(b)
+
+
+dumps: Callable[[Any], bytes]
+loads: Callable[[Any], Any]
+loads_plain: Callable[[Any], Any]
+_backend = ""
+if _orjson is not None:
+    _OR_OPTS = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_NON_STR_KEYS
+
+
+def use_backend(name: str) -> None:
+    """Selects the JSON backend: ``"orjson"`` or ``"stdlib"``."""
+    global dumps, loads, loads_plain, _backend
+    if name == "orjson":
+        if _orjson is None:
+            raise InvalidArgumentError("orjson is not installed")
+        dumps, loads, loads_plain = _orjson_dumps, _orjson_loads, _orjson_loads_plain
+    elif name == "stdlib":
+        dumps, loads, loads_plain = _std_dumps, _std_loads, json.loads
+    else:
+        raise InvalidArgumentError(f"unknown JSON backend {name!r} (orjson or stdlib)")
+    _backend = name
+
+
+def backend() -> str:
+    """The JSON backend in use."""
+    return _backend
+
+
+use_backend(os.environ.get("OBJ_JSON") or ("orjson" if _orjson is not None else "stdlib"))
+
+
+def dumps_value(o: Any) -> str:
+    """A single value (query operand, index key) as JSON text."""
+    return dumps(o).decode("utf-8")

@@ -1,0 +1,163 @@
+"""Loading ``libobj`` through cffi in ABI mode, and the small helpers every
+other module uses to call it.
+
+This module owns the only ``FFI`` instance and the loaded library. It
+derives the cdef from the C header at import time (``_obj.h`` bundled in the
+wheel, or ``include/obj.h`` of the source tree), so the declarations can
+never drift from the library they were built with. Nothing else in the
+package parses the header or calls ``dlopen``.
+
+Library lookup order: the copy bundled inside the installed package, then
+``OBJ_LIB_PATH`` (a file, or a directory holding the library), then the
+system library path. If none loads, importing :mod:`obj` raises an
+``ImportError`` that lists every place tried and why it failed.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import re
+import sys
+from typing import Any, Iterator
+
+from cffi import FFI
+
+from .errors import error_for_status
+
+__all__ = ["ffi", "lib", "check", "take_bytes", "header_path", "library_path", "cdef_from_header"]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+if sys.platform == "darwin":
+    LIB_FILE = "libobj.dylib"
+elif sys.platform == "win32":
+    LIB_FILE = "obj.dll"
+else:
+    LIB_FILE = "libobj.so"
+
+
+def header_path() -> str:
+    """The header the cdef comes from: the copy bundled with the package, or
+    ``include/obj.h`` when running from the source tree."""
+    candidates = [
+        os.path.join(_HERE, "_obj.h"),
+        os.path.normpath(os.path.join(_HERE, "..", "..", "include", "obj.h")),
+    ]
+    for c in candidates:
+        if os.path.isfile(c):
+            return c
+    raise ImportError("obj: C header not found; looked at " + ", ".join(candidates))
+
+
+def cdef_from_header(text: str) -> str:
+    """Turns ``obj.h`` into something ``FFI.cdef`` accepts: comments,
+    preprocessor lines and the ``__cplusplus`` blocks go; integer
+    ``#define``s stay (cffi supports them)."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    out = []
+    skipping = 0
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("#"):
+            directive = s[1:].strip()
+            if skipping:
+                if directive.startswith(("if", "ifdef", "ifndef")):
+                    skipping += 1
+                elif directive.startswith("endif"):
+                    skipping -= 1
+                continue
+            if directive.startswith("ifdef __cplusplus") or directive.startswith("if defined(__cplusplus)"):
+                skipping = 1
+                continue
+            m = re.match(r"define\s+(\w+)\s+(-?\d+)\s*$", directive)
+            if m:
+                out.append(f"#define {m.group(1)} {m.group(2)}")
+            continue
+        if skipping:
+            continue
+        out.append(line)
+    return "\n".join(out)
+
+
+ffi = FFI()
+with open(header_path(), encoding="utf-8") as _f:
+    ffi.cdef(cdef_from_header(_f.read()))
+
+
+def _candidates() -> Iterator[tuple[str, str]]:
+    """(where, what to dlopen) in lookup order."""
+    yield "bundled in the package", os.path.join(_HERE, LIB_FILE)
+    env = os.environ.get("OBJ_LIB_PATH")
+    if env:
+        path = os.path.join(env, LIB_FILE) if os.path.isdir(env) else env
+        yield "OBJ_LIB_PATH", path
+    else:
+        yield "OBJ_LIB_PATH", ""
+    found = ctypes.util.find_library("obj")
+    yield "system library path", found or LIB_FILE
+
+
+def _load() -> tuple[Any, str]:
+    tried = []
+    for where, path in _candidates():
+        if not path:
+            tried.append(f"  - {where}: not set")
+            continue
+        if os.sep in path and not os.path.exists(path):
+            tried.append(f"  - {where}: {path}: no such file")
+            continue
+        try:
+            return ffi.dlopen(path), path
+        except OSError as e:
+            tried.append(f"  - {where}: {path}: {e}")
+    raise ImportError(
+        "obj: cannot load the obj C library (" + LIB_FILE + "). Tried, in order:\n"
+        + "\n".join(tried)
+        + "\nInstall a wheel that bundles it, or set OBJ_LIB_PATH to the library file or its directory."
+    )
+
+
+lib, _lib_path = _load()
+
+
+def library_path() -> str:
+    """The path (or name) the C library was loaded from."""
+    return _lib_path
+
+
+def last_error() -> str:
+    """The calling thread's last C error message."""
+    return ffi.string(lib.obj_last_error()).decode("utf-8", "replace")
+
+
+def check(status: int) -> None:
+    """Raises the mapped :class:`obj.ObjError` when ``status`` is not OK."""
+    if status:
+        raise error_for_status(status, last_error())
+
+
+def fail(status: int) -> Exception:
+    """The exception for a failed call (for ``raise fail(st)``)."""
+    return error_for_status(status, last_error())
+
+
+def take_bytes(buf: Any) -> bytes:
+    """Copies an ``obj_bytes`` out and frees it."""
+    try:
+        if buf.len == 0:
+            return b""
+        return ffi.buffer(buf.data, buf.len)[:]
+    finally:
+        lib.obj_bytes_free(buf)
+
+
+def has(name: str) -> bool:
+    """Whether the loaded library and the header both have C function
+    ``name`` (for features a newer library adds)."""
+    try:
+        getattr(lib, name)
+        return True
+    except (AttributeError, NotImplementedError):
+        return False

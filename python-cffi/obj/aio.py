@@ -1,0 +1,238 @@
+"""``obj.AsyncDb``: the blocking :class:`obj.Db` for asyncio callers.
+
+Each call runs in a worker thread (the C library releases the GIL), so the
+event loop never blocks on the engine. A transaction pins one dedicated
+worker thread for its whole life, so ``async with adb.transaction() as tx``
+drives one transaction op by op from one thread. No dependency beyond the
+standard library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import os
+from typing import Any, AsyncIterator, Callable, Iterable
+
+from .db import Db
+from .query import Query
+
+__all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery"]
+
+
+class _Pinned:
+    """One worker thread, for everything of one transaction or iterator."""
+
+    def __init__(self) -> None:
+        self._ex = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="obj-txn")
+
+    async def run(self, fn: Callable, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._ex, functools.partial(fn, *args))
+
+    def shutdown(self) -> None:
+        self._ex.shutdown(wait=False)
+
+
+async def _aiter_pinned(make: Callable[[], Iterable], batch: int = 256) -> AsyncIterator:
+    """Drives a blocking iterator in one pinned thread, a batch per hop."""
+    pin = _Pinned()
+    it: Any = None
+
+    def start() -> None:
+        nonlocal it
+        it = iter(make())
+
+    def chunk() -> list:
+        out = []
+        for x in it:
+            out.append(x)
+            if len(out) >= batch:
+                break
+        return out
+
+    def stop() -> None:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+
+    try:
+        await pin.run(start)
+        while True:
+            items = await pin.run(chunk)
+            if not items:
+                return
+            for x in items:
+                yield x
+    finally:
+        try:
+            await pin.run(stop)
+        finally:
+            pin.shutdown()
+
+
+class AsyncQuery:
+    """An immutable query whose terminal methods are awaitable:
+    ``await adb.query(Order).filter(...).fetch()``; ``async for`` streams."""
+
+    def __init__(self, adb: "AsyncDb", q: Query) -> None:
+        self._adb = adb
+        self._q = q
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._q, name)
+        if name in ("filter", "where", "sort_by", "limit", "offset", "index_range", "sort_buffer_limit"):
+            @functools.wraps(attr)
+            def build(*a: Any, **k: Any) -> "AsyncQuery":
+                return AsyncQuery(self._adb, attr(*a, **k))
+            return build
+        raise AttributeError(name)
+
+    async def fetch(self) -> list:
+        """All results."""
+        return await self._adb._run(self._q.fetch)
+
+    async def count(self) -> int:
+        """Number of results."""
+        return await self._adb._run(self._q.count)
+
+    async def first(self) -> Any:
+        """The first result or None."""
+        return await self._adb._run(self._q.first)
+
+    async def explain(self) -> str:
+        """The engine's plan."""
+        return await self._adb._run(self._q.explain)
+
+    def __aiter__(self) -> AsyncIterator:
+        return _aiter_pinned(self._q.iter)
+
+
+class AsyncTxn:
+    """A transaction driven from asyncio; every method is awaitable and runs
+    on the transaction's own pinned thread."""
+
+    _SYNC = frozenset({"collection", "query", "kv"})
+
+    def __init__(self, adb: "AsyncDb", write: bool) -> None:
+        self._adb = adb
+        self._write = write
+        self._pin = _Pinned()
+        self._tx: Any = None
+
+    async def __aenter__(self) -> "AsyncTxn":
+        db = self._adb._db
+        self._tx = await self._pin.run(db.transaction if self._write else db.read_transaction)
+        return self
+
+    async def __aexit__(self, et: Any, ev: Any, tb: Any) -> None:
+        try:
+            await self._pin.run(self._tx.__exit__, et, ev, tb)
+        finally:
+            self._pin.shutdown()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._tx, name)
+        if not callable(attr):
+            return attr
+
+        async def call(*a: Any, **k: Any) -> Any:
+            r = await self._pin.run(functools.partial(attr, *a, **k))
+            if hasattr(r, "__next__"):  # an iterator: drain it on this thread
+                r = await self._pin.run(list, r)
+            return r
+
+        return call
+
+    def all(self, what: Any) -> AsyncIterator:
+        """``async for oid, doc in tx.all(Order)``."""
+        return self._iter(lambda: self._tx.all(what))
+
+    async def _iter(self, make: Callable) -> AsyncIterator:
+        items = await self._pin.run(lambda: list(make()))
+        for x in items:
+            yield x
+
+
+class AsyncDb:
+    """The asyncio face of :class:`obj.Db`. Create with
+    ``adb = await obj.AsyncDb.open(path)``; every method of ``Db`` is an
+    awaitable here, ``all`` / ``iter_all`` / ``index_range`` are async
+    iterators, ``query`` returns an :class:`AsyncQuery`, and
+    ``transaction()`` / ``read_transaction()`` are async context managers."""
+
+    def __init__(self, db: Db, max_workers: int | None = None) -> None:
+        self._db = db
+        self._ex = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_workers or min(8, (os.cpu_count() or 2) + 2), thread_name_prefix="obj"
+        )
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike, **options: Any) -> "AsyncDb":
+        """Opens the database in a worker thread."""
+        loop = asyncio.get_running_loop()
+        db = await loop.run_in_executor(None, functools.partial(Db, path, **options))
+        return cls(db)
+
+    @property
+    def db(self) -> Db:
+        """The underlying blocking :class:`obj.Db`."""
+        return self._db
+
+    async def _run(self, fn: Callable, *args: Any, **kw: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._ex, functools.partial(fn, *args, **kw))
+
+    async def close(self) -> None:
+        """Closes the database (clean close: the WAL is folded)."""
+        try:
+            await self._run(self._db.close)
+        finally:
+            self._ex.shutdown(wait=False)
+
+    async def __aenter__(self) -> "AsyncDb":
+        return self
+
+    async def __aexit__(self, et: Any, ev: Any, tb: Any) -> None:
+        if et is None:
+            await self.close()
+        else:
+            await self._run(self._db._close, False)
+            self._ex.shutdown(wait=False)
+
+    def transaction(self) -> AsyncTxn:
+        """``async with adb.transaction() as tx:`` (commits on clean exit)."""
+        return AsyncTxn(self, True)
+
+    def read_transaction(self) -> AsyncTxn:
+        """``async with adb.read_transaction() as tx:``."""
+        return AsyncTxn(self, False)
+
+    def query(self, what: Any) -> AsyncQuery:
+        """An awaitable query builder."""
+        return AsyncQuery(self, self._db.query(what))
+
+    def all(self, what: Any) -> AsyncIterator:
+        """``async for oid, doc in adb.all(Order)``."""
+        return _aiter_pinned(lambda: self._db.all(what))
+
+    def iter_all(self, collection: str) -> AsyncIterator:
+        """``async for oid, payload in adb.iter_all("coll")``."""
+        return _aiter_pinned(lambda: self._db.iter_all(collection))
+
+    def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> AsyncIterator:
+        """Async iterator over an index range."""
+        return _aiter_pinned(lambda: self._db.index_range(what, index, lo, hi))
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._db, name)
+        if not callable(attr):
+            return attr
+
+        async def call(*a: Any, **k: Any) -> Any:
+            return await self._run(attr, *a, **k)
+
+        call.__doc__ = attr.__doc__
+        call.__name__ = name
+        return call

@@ -1,0 +1,480 @@
+"""The database handle :class:`Db`: open/close (with the checkpoint on a
+clean close), transactions, the convenience methods that each run in their
+own transaction, diagnostics (``stat``, ``dump_raw``, ``integrity_check``,
+``checkpoint``) and read-only attached namespaces.
+
+One ``Db`` may be shared by any number of threads: every C call releases
+the GIL, and each convenience call uses its own transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from typing import Any, Callable, Iterable, Iterator
+
+from . import _codec
+from ._ffi import ffi, lib, check, fail, has
+from .document import Schema, schema_of
+from .errors import ClosedError, InvalidArgumentError, NotFoundError, ObjError
+from .kv import KvNamespace, list_namespaces
+from .query import Query
+from .txn import ReadTxn, WriteTxn, _id
+
+__all__ = [
+    "Db",
+    "Stat",
+    "CollectionStat",
+    "IndexStat",
+    "RawRecord",
+    "DocumentHeader",
+    "CheckpointResult",
+    "IntegrityReport",
+]
+
+_SYNC = {"full": 0, "normal": 1, "off": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexStat:
+    """A secondary index as :meth:`Db.stat` reports it."""
+
+    name: str
+    kind: str
+    key_paths: list
+    status: str
+    entries: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectionStat:
+    """One collection's figures."""
+
+    name: str
+    doc_count: int
+    file_size_bytes: int
+    indexes: list
+    kind: str = "documents"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stat:
+    """Sizes and counters of the database (``db.stat()``). ``raw`` holds the
+    library's whole report."""
+
+    collections: list
+    page_size: int
+    page_count: int
+    file_size: int
+    wal_frames: int
+    raw: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class DocumentHeader:
+    """What the engine keeps beside a document: its collection and the
+    schema version it was written with."""
+
+    collection: str
+    type_version: int
+
+    @property
+    def collection_id(self) -> str:
+        """The collection (by name; obj-db 1.1.0 showed a numeric id)."""
+        return self.collection
+
+
+@dataclasses.dataclass(frozen=True)
+class RawRecord:
+    """One record of :meth:`Db.dump_raw`: the id, header and payload (the
+    stored bytes as on disk)."""
+
+    id: int
+    header: DocumentHeader
+    payload: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointResult:
+    """What :meth:`Db.checkpoint` did."""
+
+    frames_backfilled: int
+    pages_written: int
+    wal_frames: int
+    complete: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class IntegrityReport:
+    """A clean :meth:`Db.integrity_check` summary."""
+
+    pages: int
+    free_pages: int
+    trees: int
+    entries: int
+    raw: dict
+
+
+class Db:
+    """An open obj database file.
+
+    ``obj.Db("app.obj")`` opens (creating by default) the file. Use it as a
+    context manager: a clean exit closes it and folds the write-ahead log
+    into the main file; an exit by exception closes it without the fold and
+    never masks the exception.
+
+    Keyword options: ``read_only``, ``create`` (default True), ``sync``
+    (``"full"`` default: every commit durable; ``"normal"``: durable at
+    checkpoints; ``"off"``), ``page_size`` (new files), ``cache_size``
+    (bytes), ``busy_timeout_ms``, ``wal_autocheckpoint`` (frames; 0 = never).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        read_only: bool = False,
+        create: bool = True,
+        sync: str = "full",
+        page_size: int | None = None,
+        cache_size: int | None = None,
+        busy_timeout_ms: int | None = None,
+        wal_autocheckpoint: int | None = None,
+    ) -> None:
+        self._h: Any = None
+        self._closed = True
+        self.path = os.fspath(path)
+        if sync not in _SYNC:
+            raise InvalidArgumentError(f"sync must be one of {sorted(_SYNC)}, not {sync!r}")
+        o = ffi.new("obj_options *")
+        check(lib.obj_options_init(o))
+        o.read_only = bool(read_only)
+        o.create = bool(create)
+        o.sync_mode = _SYNC[sync]
+        for name, v in (("page_size", page_size), ("cache_size", cache_size),
+                        ("busy_timeout_ms", busy_timeout_ms), ("wal_autocheckpoint", wal_autocheckpoint)):
+            if v is not None:
+                if not isinstance(v, int) or v < 0:
+                    raise InvalidArgumentError(f"{name} must be a non-negative int")
+                setattr(o, name, v)
+        out = ffi.new("obj_db **")
+        check(lib.obj_db_open(self.path.encode("utf-8"), o, out))
+        # Freed when this object is collected, never earlier: a thread still
+        # inside a call after close() gets OBJ_CLOSED, not freed memory.
+        self._h = ffi.gc(out[0], lib.obj_db_free)
+        self._closed = False
+        self.read_only = bool(read_only)
+        self._kinds: dict[bytes, str] = {}
+        self._ensured: set = set()
+        self._shapes: dict[tuple, Schema] = {}
+        self._attached: dict[str, Db] = {}
+        self._names: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, **options: Any) -> "Db":
+        """Same as ``obj.Db(path, **options)``."""
+        return cls(path, **options)
+
+    # -- lifecycle ---------------------------------------------------------------
+    def __enter__(self) -> "Db":
+        return self
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        if et is None:
+            self.close()
+        else:
+            self._close(checkpoint=False)
+
+    def close(self) -> None:
+        """Closes the database. A clean close folds the WAL into the main
+        file (best effort: a failed fold is swallowed, the data is already
+        durable in the WAL). Idempotent."""
+        self._close(checkpoint=True)
+
+    def _close(self, checkpoint: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for ns in list(self._attached):
+            try:
+                self._attached.pop(ns)._close(checkpoint=False)
+            except Exception:  # noqa: BLE001
+                pass
+        try:
+            if not checkpoint and has("obj_db_close_no_checkpoint"):
+                lib.obj_db_close_no_checkpoint(self._h)
+            else:
+                lib.obj_db_close(self._h)
+        except Exception:  # noqa: BLE001 - close never raises
+            pass
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def _handle(self) -> Any:
+        if self._closed:
+            raise ClosedError(f"database {self.path!r} is closed")
+        return self._h
+
+    def __repr__(self) -> str:
+        return f"<obj.Db {self.path!r}{' closed' if self._closed else ''}>"
+
+    def __del__(self) -> None:
+        try:
+            if not self._closed:
+                self._close(checkpoint=False)
+        except Exception:  # noqa: BLE001
+            pass
+
+    # -- helpers --------------------------------------------------------------
+    def _cname(self, name: str) -> bytes:
+        b = self._names.get(name)
+        if b is None:
+            if not isinstance(name, str):
+                raise InvalidArgumentError(f"a collection name must be a str, not {type(name).__name__}")
+            b = name.encode("utf-8")
+            if b"\0" in b or not b:
+                raise InvalidArgumentError(f"bad collection name {name!r}")
+            if len(self._names) < 10_000:
+                self._names[name] = b
+        return b
+
+    def _check_shape(self, s: Schema) -> None:
+        key = (s.collection, s.version)
+        seen = self._shapes.get(key)
+        if seen is s:
+            return
+        if seen is None:
+            self._shapes[key] = s
+            return
+        if seen.shape() != s.shape():
+            raise InvalidArgumentError(
+                f"collection {s.collection!r} version {s.version} is already used in this Db by "
+                f"{seen.cls.__qualname__} with another shape; {s.cls.__qualname__} must use a distinct "
+                f"collection name or bump version="
+            )
+        self._shapes[key] = s
+
+    # -- transactions ---------------------------------------------------------
+    def transaction(self) -> WriteTxn:
+        """Begins the write transaction (waits up to the busy timeout for
+        another writer, then :class:`obj.BusyError`). As a context manager it
+        commits on a clean exit and rolls back on an exception."""
+        out = ffi.new("obj_txn **")
+        check(lib.obj_txn_begin_write(self._handle(), out))
+        return WriteTxn(self, ffi.gc(out[0], lib.obj_txn_free), True)
+
+    def read_transaction(self) -> ReadTxn:
+        """Begins a read transaction: a snapshot of the last commit."""
+        out = ffi.new("obj_txn **")
+        check(lib.obj_txn_begin_read(self._handle(), out))
+        return ReadTxn(self, ffi.gc(out[0], lib.obj_txn_free), False)
+
+    # -- documents, one transaction per call --------------------------------------
+    def insert(self, what: Any, payload: Any = None) -> int:
+        """Inserts a document in its own transaction; returns its id. See
+        :meth:`WriteTxn.insert`."""
+        with self.transaction() as tx:
+            return tx.insert(what, payload)
+
+    def insert_many(self, what: Any, payloads: Iterable[Any] | None = None) -> list[int]:
+        """Inserts many documents in one transaction and one call."""
+        with self.transaction() as tx:
+            return tx.insert_many(what, payloads)
+
+    def get(self, what: Any, doc_id: int) -> Any:
+        """The document with id ``doc_id`` or None. See :meth:`ReadTxn.get`."""
+        with self.read_transaction() as tx:
+            return tx.get(what, doc_id)
+
+    def get_many(self, what: Any, ids: Iterable[int]) -> list:
+        """Documents for many ids in one call (None where absent)."""
+        with self.read_transaction() as tx:
+            return tx.get_many(what, ids)
+
+    def update(self, what: Any, doc_id: int, fn: Callable[[Any], Any]) -> Any:
+        """Atomic read-modify-write in one write transaction; a raising
+        ``fn`` rolls everything back. Returns the new document."""
+        with self.transaction() as tx:
+            return tx.update(what, doc_id, fn)
+
+    def upsert(self, what: Any, doc_id: int, payload: Any) -> bool:
+        """Writes a document at ``doc_id``; True if it was created."""
+        with self.transaction() as tx:
+            return tx.upsert(what, doc_id, payload)
+
+    def delete(self, what: Any, doc_id: int) -> bool:
+        """Deletes a document; True if it existed."""
+        with self.transaction() as tx:
+            return tx.delete(what, doc_id)
+
+    def all(self, what: Any) -> Iterator[tuple[int, Any]]:
+        """Every ``(id, doc)`` of a collection (a class, or a name) in id
+        order, read from one snapshot."""
+        with self.read_transaction() as tx:
+            yield from tx.all(what)
+
+    def iter_all(self, collection: str) -> Iterator[tuple[int, Any]]:
+        """``(id, payload)`` of a collection by name (bytes for raw ones)."""
+        with self.read_transaction() as tx:
+            yield from tx.iter_all(collection)
+
+    def count(self, what: Any) -> int:
+        """Number of documents in a collection."""
+        with self.read_transaction() as tx:
+            return tx.count(what)
+
+    def find_unique(self, what: Any, index: str, *values: Any) -> Any:
+        """The document whose unique index ``index`` holds ``values``, or
+        None."""
+        with self.read_transaction() as tx:
+            return tx.find_unique(what, index, *values)
+
+    def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None:
+        """``(id, doc)`` for a unique key, or None."""
+        with self.read_transaction() as tx:
+            return tx.find_unique_with_id(what, index, *values)
+
+    def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, Any]]:
+        """``(id, doc)`` with index keys in ``[lo, hi)`` in key order; equal
+        bounds mean equality."""
+        return self.query(what).index_range(index, lo, hi).iter()
+
+    def query(self, what: Any) -> Query:
+        """A lazy, immutable query over a document class or collection."""
+        self._handle()
+        return Query(self, what)
+
+    def collections(self) -> list[str]:
+        """Names of the collections, sorted."""
+        with self.read_transaction() as tx:
+            return tx.collections()
+
+    def create_index(self, collection: Any, name: str, fields: Any, kind: str = "standard") -> None:
+        """Creates a secondary index and fills it (see WriteTxn.create_index)."""
+        with self.transaction() as tx:
+            tx.create_index(collection, name, fields, kind)
+
+    def drop_collection(self, name: str) -> bool:
+        """Drops a collection; True if it existed."""
+        with self.transaction() as tx:
+            return tx.drop_collection(name)
+
+    def kv(self, namespace: str) -> KvNamespace:
+        """A key-value namespace (each call its own transaction)."""
+        self._handle()
+        return KvNamespace(self, namespace)
+
+    def kv_namespaces(self) -> list[str]:
+        """Names of the key-value namespaces."""
+        with self.read_transaction() as tx:
+            return list_namespaces(tx)
+
+    # -- attach -----------------------------------------------------------------
+    def attach(self, path: str | os.PathLike, namespace: str) -> None:
+        """Opens another obj file read-only; its collections read as
+        ``"namespace.collection"``. Writes there raise InvalidArgumentError."""
+        self._handle()
+        if not isinstance(namespace, str) or not namespace or "." in namespace:
+            raise InvalidArgumentError("an attach namespace is a non-empty str without '.'")
+        with self._lock:
+            if namespace in self._attached:
+                raise InvalidArgumentError(f"namespace {namespace!r} is already attached")
+            self._attached[namespace] = Db(path, read_only=True, create=False)
+
+    def detach(self, namespace: str) -> None:
+        """Closes an attached file (NotFoundError if not attached)."""
+        with self._lock:
+            other = self._attached.pop(namespace, None)
+        if other is None:
+            raise NotFoundError(f"no attached namespace {namespace!r}")
+        other._close(checkpoint=False)
+
+    def attached(self) -> dict[str, str]:
+        """Attached namespaces and their paths."""
+        return {ns: d.path for ns, d in self._attached.items()}
+
+    # -- diagnostics ------------------------------------------------------------
+    def checkpoint(self) -> CheckpointResult:
+        """Folds committed WAL frames into the main file (partially when a
+        reader still needs older frames). Raises ObjError on a read-only
+        handle or an I/O failure."""
+        if self.read_only:
+            raise InvalidArgumentError("checkpoint on a read-only database")
+        r = ffi.new("obj_checkpoint_result *")
+        check(lib.obj_db_checkpoint(self._handle(), r))
+        return CheckpointResult(r.frames_backfilled, r.pages_written, r.wal_frames, bool(r.complete))
+
+    def stat(self) -> Stat:
+        """Sizes and counters, with per-collection figures and indexes."""
+        buf = ffi.new("obj_bytes *")
+        check(lib.obj_db_stat_json(self._handle(), buf))
+        raw = json.loads(_take(buf))
+        colls = raw.get("collections")
+        out = []
+        if colls is not None:
+            for c in colls:
+                out.append(CollectionStat(
+                    name=c["name"], doc_count=c.get("doc_count", c.get("count", 0)),
+                    file_size_bytes=c.get("file_size_bytes", 0),
+                    indexes=[IndexStat(i["name"], i["kind"], list(i.get("key_paths", i.get("fields", []))),
+                                       i.get("status", "ready"), i.get("entries", 0)) for i in c.get("indexes", [])],
+                    kind=c.get("kind", "documents"),
+                ))
+        else:  # an older library: gather what the collection calls tell
+            with self.read_transaction() as tx:
+                for name in tx.collections():
+                    info = tx.collection_info(name) or {}
+                    out.append(CollectionStat(
+                        name=name, doc_count=info.get("count", 0), file_size_bytes=0,
+                        indexes=[IndexStat(i["name"], i["kind"], list(i.get("fields", [])), i.get("status", "ready"))
+                                 for i in info.get("indexes", [])],
+                        kind=info.get("kind", "documents"),
+                    ))
+        return Stat(out, raw.get("page_size", 0), raw.get("page_count", 0), raw.get("file_size", 0),
+                    raw.get("wal_frames", 0), raw)
+
+    def integrity_check(self) -> IntegrityReport:
+        """Walks every page and tree. Raises IntegrityError listing the
+        problems (CorruptionError if the walk itself fails)."""
+        buf = ffi.new("obj_bytes *")
+        check(lib.obj_db_integrity_check(self._handle(), buf))
+        raw = json.loads(_take(buf) or b"{}")
+        return IntegrityReport(raw.get("pages", 0), raw.get("free_pages", 0), raw.get("trees", 0),
+                               raw.get("entries", 0), raw)
+
+    def dump_raw(self, collection: str, max_records: int | None = None) -> Iterator[RawRecord]:
+        """Low-level, type-erased dump of a collection's primary tree:
+        a :class:`RawRecord` per stored record in id order (id, header with
+        the schema version, payload = the stored bytes exactly as on disk:
+        the record header and the binary document, or a raw collection's
+        bytes). A missing collection yields nothing."""
+        with self.read_transaction() as tx:
+            core, cname = tx._route(collection)
+            out = ffi.new("obj_cursor **")
+            check(lib.obj_collection_dump(core._handle(), cname, out))
+            cur = ffi.gc(out[0], lib.obj_cursor_free)
+            idp, buf, ver, done = ffi.new("uint64_t *"), ffi.new("obj_bytes *"), ffi.new("uint32_t *"), ffi.new("bool *")
+            n = 0
+            try:
+                while max_records is None or n < max_records:
+                    st = lib.obj_dump_cursor_next(cur, idp, ver, buf, done)
+                    if st:
+                        raise fail(st)
+                    if done[0]:
+                        return
+                    n += 1
+                    yield RawRecord(idp[0], DocumentHeader(collection, ver[0]), _take(buf))
+            finally:
+                ffi.release(cur)
+
+
+def _take(buf: Any) -> bytes:
+    data = ffi.buffer(buf.data, buf.len)[:] if buf.len else b""
+    lib.obj_bytes_free(buf)
+    return data

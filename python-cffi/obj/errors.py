@@ -1,0 +1,135 @@
+"""The exception hierarchy of the obj package and the mapping from the C
+status codes (``obj_status`` in ``include/obj.h``) to it.
+
+Every error raised by the package is an :class:`ObjError`. The classes named
+in the obj-db 1.1.0 description keep their names and meaning; a few narrower
+subclasses (:class:`ConstraintError`, :class:`ClosedError`, ...) sit under
+them so ``except obj.InvalidArgumentError`` still catches a duplicate
+unique key, as that description promises.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ObjError",
+    "NotFoundError",
+    "BusyError",
+    "CorruptionError",
+    "IntegrityError",
+    "InvalidArgumentError",
+    "ConstraintError",
+    "EncryptionError",
+    "FeatureUnsupportedError",
+    "ClosedError",
+    "IoError",
+    "InternalError",
+]
+
+
+class ObjError(Exception):
+    """Base class of every error raised by obj.
+
+    ``status`` is the C status code (an ``int``, 0 when the error was
+    raised by the Python layer itself) and ``status_name`` its name, e.g.
+    ``"OBJ_BUSY"``.
+    """
+
+    status: int = 0
+    status_name: str = ""
+
+    def __init__(self, message: str = "", *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+            self.status_name = _STATUS_NAMES.get(status, f"OBJ_STATUS_{status}")
+
+
+class NotFoundError(ObjError):
+    """A document, collection, index, namespace or file does not exist."""
+
+
+class BusyError(ObjError):
+    """A lock could not be taken in time: another writer, or another process
+    holding the file."""
+
+
+class CorruptionError(ObjError):
+    """The file is damaged: a checksum mismatch, broken structure or
+    truncation."""
+
+
+class IntegrityError(ObjError):
+    """:meth:`obj.Db.integrity_check` found at least one problem (listed in
+    the message)."""
+
+
+class InvalidArgumentError(ObjError):
+    """A caller-side problem: a bad argument, a value that cannot be
+    encoded, a write in a read-only place, a malformed query, a schema
+    conflict, an over-cap sort."""
+
+
+class ConstraintError(InvalidArgumentError):
+    """A write would break a constraint (a duplicate key in a unique index).
+    Nothing of that write was applied. A subclass of
+    :class:`InvalidArgumentError`, as obj-db 1.1.0 documents."""
+
+
+class EncryptionError(ObjError):
+    """A missing, wrong or mismatched encryption key."""
+
+
+class FeatureUnsupportedError(ObjError):
+    """The file uses a feature this library lacks (e.g. a newer format)."""
+
+
+class ClosedError(ObjError):
+    """The database (or transaction) was already closed; open it again."""
+
+
+class IoError(ObjError):
+    """The operating system reported an I/O error."""
+
+
+class InternalError(ObjError):
+    """A bug in obj (an internal panic in the library); please report it."""
+
+
+# obj_status values, as in include/obj.h (stable across versions).
+OK = 0
+_BY_STATUS: dict[int, type[ObjError]] = {
+    1: InvalidArgumentError,
+    2: IoError,
+    3: CorruptionError,
+    4: BusyError,
+    5: NotFoundError,
+    6: IntegrityError,
+    7: FeatureUnsupportedError,
+    8: EncryptionError,
+    9: ClosedError,
+    10: InternalError,
+    11: ConstraintError,
+}
+_STATUS_NAMES = {
+    0: "OBJ_OK",
+    1: "OBJ_INVALID_ARGUMENT",
+    2: "OBJ_IO",
+    3: "OBJ_CORRUPTION",
+    4: "OBJ_BUSY",
+    5: "OBJ_NOT_FOUND",
+    6: "OBJ_INTEGRITY",
+    7: "OBJ_UNSUPPORTED",
+    8: "OBJ_ENCRYPTION",
+    9: "OBJ_CLOSED",
+    10: "OBJ_INTERNAL",
+    11: "OBJ_CONSTRAINT",
+}
+
+
+def error_for_status(status: int, message: str) -> ObjError:
+    """The exception for a failed C call (``status`` != 0) with the
+    library's message."""
+    cls = _BY_STATUS.get(status, ObjError)
+    if not message:
+        message = _STATUS_NAMES.get(status, f"status {status}")
+    return cls(message, status=status)

@@ -1,0 +1,178 @@
+"""Key-value namespaces: ``db.kv("sessions")`` gives ordered byte keys to
+byte values beside the documents, with ``put``/``get``/``delete`` and
+ordered ``scan`` by prefix or half-open range.
+
+Keys are ``bytes`` (a ``str`` is UTF-8 encoded); values are ``bytes``.
+Through ``db.kv(...)`` each call is its own transaction; through
+``tx.kv(...)`` calls join that transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ._ffi import ffi, lib, check, fail
+from .errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from .db import Db
+    from .txn import ReadTxn
+
+__all__ = ["KvNamespace"]
+
+
+def _key(k: Any) -> bytes:
+    if type(k) is bytes:
+        return k
+    if isinstance(k, str):
+        return k.encode("utf-8")
+    if isinstance(k, (bytearray, memoryview)):
+        return bytes(k)
+    raise InvalidArgumentError(f"a key is bytes or str, not {type(k).__name__}")
+
+
+def _value(v: Any) -> bytes:
+    if type(v) is bytes:
+        return v
+    if isinstance(v, (bytearray, memoryview)):
+        return bytes(v)
+    if isinstance(v, str):
+        return v.encode("utf-8")
+    raise InvalidArgumentError(f"a value is bytes (or str), not {type(v).__name__}")
+
+
+class KvNamespace:
+    """One key-value namespace (created on first write)."""
+
+    def __init__(self, db: "Db", name: str, txn: "ReadTxn | None" = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError("a key-value namespace name is a non-empty str")
+        self._db = db
+        self.name = name
+        self._c = db._cname(name)
+        self._txn = txn
+
+    def _run(self, write: bool, fn: Any) -> Any:
+        if self._txn is not None:
+            if write and not getattr(self._txn, "_write", False):
+                raise InvalidArgumentError("write through a read transaction")
+            return fn(self._txn)
+        if write:
+            with self._db.transaction() as tx:
+                return fn(tx)
+        with self._db.read_transaction() as tx:
+            return fn(tx)
+
+    def put(self, key: Any, value: Any) -> None:
+        """Sets ``key`` to ``value``."""
+        k, v = _key(key), _value(value)
+        self._run(True, lambda tx: check(lib.obj_kv_put(tx._handle(), self._c, k, len(k), v, len(v))))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The value of ``key``, or ``default``."""
+        k = _key(key)
+
+        def run(tx: Any) -> Any:
+            buf = tx._buf
+            st = lib.obj_kv_get(tx._handle(), self._c, k, len(k), buf, tx._found)
+            if st:
+                raise fail(st)
+            if not tx._found[0]:
+                return default
+            return tx._take_bytes()
+
+        return self._run(False, run)
+
+    def __getitem__(self, key: Any) -> bytes:
+        v = self.get(key, _MISSING)
+        if v is _MISSING:
+            raise KeyError(key)
+        return v
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.put(key, value)
+
+    def __contains__(self, key: Any) -> bool:
+        return self.get(key, _MISSING) is not _MISSING
+
+    def delete(self, key: Any) -> bool:
+        """Removes ``key``; True if it was there."""
+        k = _key(key)
+
+        def run(tx: Any) -> bool:
+            check(lib.obj_kv_delete(tx._handle(), self._c, k, len(k), tx._found))
+            return bool(tx._found[0])
+
+        return self._run(True, run)
+
+    def scan(
+        self, prefix: Any = None, start: Any = None, end: Any = None, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` pairs in key order: those starting with
+        ``prefix``, or those in ``[start, end)`` (either bound may be None).
+        ``reverse=True`` walks from the top."""
+        if prefix is not None and (start is not None or end is not None):
+            raise InvalidArgumentError("scan takes prefix= or start=/end=, not both")
+        p = None if prefix is None else _key(prefix)
+        s = None if start is None else _key(start)
+        e = None if end is None else _key(end)
+        if self._txn is not None:
+            return self._scan(self._txn, p, s, e, reverse)
+        return self._scan_own(p, s, e, reverse)
+
+    def _scan_own(self, p: Any, s: Any, e: Any, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
+        with self._db.read_transaction() as tx:
+            yield from self._scan(tx, p, s, e, reverse)
+
+    def _scan(self, tx: Any, p: Any, s: Any, e: Any, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
+        out = ffi.new("obj_cursor **")
+        null = ffi.NULL
+        check(
+            lib.obj_kv_scan(
+                tx._handle(), self._c,
+                null if s is None else s, 0 if s is None else len(s),
+                null if e is None else e, 0 if e is None else len(e),
+                null if p is None else p, 0 if p is None else len(p),
+                reverse, out,
+            )
+        )
+        cur = ffi.gc(out[0], lib.obj_cursor_free)
+        kb, vb, done = ffi.new("obj_bytes *"), ffi.new("obj_bytes *"), ffi.new("bool *")
+        buffer, free = ffi.buffer, lib.obj_bytes_free
+        try:
+            while True:
+                st = lib.obj_kv_cursor_next(cur, kb, vb, done)
+                if st:
+                    raise fail(st)
+                if done[0]:
+                    return
+                k = buffer(kb.data, kb.len)[:] if kb.len else b""
+                v = buffer(vb.data, vb.len)[:] if vb.len else b""
+                free(kb)
+                free(vb)
+                yield k, v
+        finally:
+            ffi.release(cur)
+
+    def keys(self, prefix: Any = None) -> list[bytes]:
+        """The keys (optionally under ``prefix``)."""
+        return [k for k, _ in self.scan(prefix=prefix)]
+
+    def drop(self) -> bool:
+        """Deletes the whole namespace; True if it existed."""
+
+        def run(tx: Any) -> bool:
+            check(lib.obj_kv_drop(tx._handle(), self._c, tx._found))
+            return bool(tx._found[0])
+
+        return self._run(True, run)
+
+
+_MISSING = object()
+
+
+def list_namespaces(tx: Any) -> list[str]:
+    """Names of the key-value namespaces."""
+    check(lib.obj_kv_list(tx._handle(), tx._buf))
+    return json.loads(tx._take_bytes())

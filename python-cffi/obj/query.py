@@ -1,0 +1,443 @@
+"""Queries: the immutable :class:`Query` builder behind ``db.query(...)``
+and the engine-side field expressions (``obj.field("total") > 100``).
+
+A query has two halves. What the engine can do (field expressions, sorts
+by field, index ranges, limit/offset) is sent as the engine's query JSON
+(docs/query-json.md), so documents that do not match are never decoded in
+Python. Python predicates (``filter(lambda o: ...)``) and key functions
+(``sort_by(lambda o: ...)``) run on the decoded documents afterwards. The
+builder never touches the C library itself; it asks a transaction for rows.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+from . import _codec
+from .document import schema_of
+from .errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from .db import Db
+    from .txn import ReadTxn
+
+__all__ = ["Query", "Expr", "Field", "field", "MAX_SORT_BUFFER"]
+
+MAX_SORT_BUFFER = 100_000
+"""Most documents a query holds in memory to sort them (the engine's
+default too); override per query with ``.sort_buffer_limit(n)``."""
+
+
+def _jv(v: Any) -> Any:
+    return _codec.to_jsonable(v)
+
+
+class Expr:
+    """A filter the engine evaluates. Combine with ``&`` (and), ``|`` (or)
+    and ``~`` (not). Build them with :func:`obj.field`."""
+
+    __slots__ = ("_j",)
+
+    def __init__(self, j: Any) -> None:
+        self._j = j
+
+    def to_json(self) -> Any:
+        """The filter in the engine's JSON form (a JSON-ready value)."""
+        return self._j
+
+    def __and__(self, other: "Expr") -> "Expr":
+        if not isinstance(other, Expr):
+            return NotImplemented
+        a = self._j["and"] if isinstance(self._j, dict) and "and" in self._j else [self._j]
+        b = other._j["and"] if isinstance(other._j, dict) and "and" in other._j else [other._j]
+        return Expr({"and": a + b})
+
+    def __or__(self, other: "Expr") -> "Expr":
+        if not isinstance(other, Expr):
+            return NotImplemented
+        a = self._j["or"] if isinstance(self._j, dict) and "or" in self._j else [self._j]
+        b = other._j["or"] if isinstance(other._j, dict) and "or" in other._j else [other._j]
+        return Expr({"or": a + b})
+
+    def __invert__(self) -> "Expr":
+        return Expr({"not": self._j})
+
+    def __bool__(self) -> bool:
+        raise InvalidArgumentError(
+            "an obj field expression has no truth value: combine with & | ~ (not and/or/not), "
+            "and write a < x < b as (field > a) & (field < b)"
+        )
+
+    def __repr__(self) -> str:
+        return f"obj.Expr({json.dumps(self._j)})"
+
+
+class Field:
+    """A document field by dotted path (``"address.city"``, ``"items.0"``),
+    for engine-side filters and sorts. Comparisons give :class:`Expr`;
+    ``asc()`` / ``desc()`` give sort keys."""
+
+    __slots__ = ("path",)
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, path: str) -> None:
+        if not isinstance(path, str) or not path or any(not s for s in path.split(".")):
+            raise InvalidArgumentError(f"bad field path {path!r}: dotted, non-empty segments")
+        self.path = path
+
+    def _cmp(self, op: str, v: Any) -> Expr:
+        return Expr({op: [self.path, _jv(v)]})
+
+    def __eq__(self, v: Any) -> Expr:  # type: ignore[override]
+        return self._cmp("eq", v)
+
+    def __ne__(self, v: Any) -> Expr:  # type: ignore[override]
+        return self._cmp("ne", v)
+
+    def __lt__(self, v: Any) -> Expr:
+        return self._cmp("lt", v)
+
+    def __le__(self, v: Any) -> Expr:
+        return self._cmp("le", v)
+
+    def __gt__(self, v: Any) -> Expr:
+        return self._cmp("gt", v)
+
+    def __ge__(self, v: Any) -> Expr:
+        return self._cmp("ge", v)
+
+    def isin(self, values: Sequence[Any]) -> Expr:
+        """Equal to one of ``values``."""
+        return Expr({"in": [self.path, [_jv(v) for v in values]]})
+
+    def startswith(self, prefix: str) -> Expr:
+        """A string starting with ``prefix``."""
+        if not isinstance(prefix, str):
+            raise InvalidArgumentError("startswith takes a str")
+        return Expr({"prefix": [self.path, prefix]})
+
+    def exists(self, present: bool = True) -> Expr:
+        """The field is present (null counts), or absent with ``False``."""
+        return Expr({"exists": self.path} if present else {"exists": [self.path, False]})
+
+    def asc(self) -> "SortKey":
+        """Ascending sort key."""
+        return SortKey(self.path, False)
+
+    def desc(self) -> "SortKey":
+        """Descending sort key."""
+        return SortKey(self.path, True)
+
+    def __repr__(self) -> str:
+        return f"obj.field({self.path!r})"
+
+
+class SortKey:
+    """An engine sort key: a field path and a direction."""
+
+    __slots__ = ("path", "descending")
+
+    def __init__(self, path: str, descending: bool) -> None:
+        self.path = path
+        self.descending = descending
+
+    def to_json(self) -> Any:
+        """The engine's JSON form."""
+        return {"field": self.path, "order": "desc" if self.descending else "asc"}
+
+
+def field(path: str) -> Field:
+    """A document field for engine-side filters: ``obj.field("total") > 100``,
+    ``(obj.field("status") == "shipped") & obj.field("tags").isin(["vip"])``."""
+    return Field(path)
+
+
+def _bound(v: Any) -> list:
+    return [_jv(x) for x in v] if isinstance(v, tuple) else [_jv(v)]
+
+
+class Query:
+    """A lazy, immutable query; every builder call returns a new Query.
+    Run it with :meth:`fetch`, :meth:`count`, :meth:`first`, or by
+    iterating. Results are ``(id, doc)`` pairs: instances for a document
+    class, dicts (or bytes) for a collection name."""
+
+    def __init__(self, db: "Db", what: Any, txn: "ReadTxn | None" = None) -> None:
+        if type(what) is str:
+            self._schema = None
+            self._name = what
+        else:
+            s = schema_of(what)
+            if s is None:
+                from .txn import _not_document
+
+                raise _not_document(what)
+            self._schema = s
+            self._name = s.collection
+        self._db = db
+        self._txn = txn
+        self._filter: Any = None
+        self._preds: tuple = ()
+        self._sort: tuple = ()
+        self._key: Callable | None = None
+        self._reverse = False
+        self._limit: int | None = None
+        self._offset = 0
+        self._index: dict | None = None
+        self._cap: int | None = None
+
+    def _copy(self, **kw: Any) -> "Query":
+        q = object.__new__(Query)
+        q.__dict__.update(self.__dict__)
+        q.__dict__.update(kw)
+        return q
+
+    def _bind(self, txn: "ReadTxn") -> "Query":
+        return self._copy(_txn=txn)
+
+    # -- builder -----------------------------------------------------------
+    def filter(self, *preds: Any, **equals: Any) -> "Query":
+        """Narrows the results. Each argument is either an engine expression
+        (``obj.field("total") > 100``) or a Python predicate on the decoded
+        document (``lambda o: o.status == "new"``); keyword arguments mean
+        field equality (``status="new"``). Everything given, here and in
+        earlier calls, is AND-combined."""
+        flt = self._filter
+        fns = list(self._preds)
+        exprs = [p for p in preds if isinstance(p, Expr)]
+        exprs += [Field(k.replace("__", ".")) == v for k, v in equals.items()]
+        for p in preds:
+            if isinstance(p, Expr):
+                continue
+            if not callable(p):
+                raise InvalidArgumentError(f"filter takes obj.field(...) expressions or callables, not {p!r:.60}")
+            fns.append(p)
+        for e in exprs:
+            flt = e if flt is None else flt & e
+        return self._copy(_filter=flt, _preds=tuple(fns))
+
+    def where(self, expr: Expr) -> "Query":
+        """Same as ``filter(expr)`` for an engine expression."""
+        return self.filter(expr)
+
+    def sort_by(self, key: Any, reverse: bool = False) -> "Query":
+        """Orders the results. ``key`` is a field path (``"total"``, or
+        ``"-total"`` for descending), ``obj.field("total").desc()``, or a
+        Python function of the decoded document (sorted in memory, bounded by
+        the sort buffer limit). Calls with field keys add less significant
+        keys; a function replaces any earlier function."""
+        if callable(key) and not isinstance(key, (Field, SortKey)):
+            return self._copy(_key=key, _reverse=bool(reverse))
+        if isinstance(key, str):
+            desc = key.startswith("-")
+            sk = SortKey(Field(key.lstrip("-")).path, desc != bool(reverse))
+        elif isinstance(key, Field):
+            sk = SortKey(key.path, bool(reverse))
+        elif isinstance(key, SortKey):
+            sk = SortKey(key.path, key.descending != bool(reverse))
+        else:
+            raise InvalidArgumentError(f"sort_by takes a field path, obj.field(...) or a function, not {key!r:.60}")
+        return self._copy(_sort=self._sort + (sk,))
+
+    def limit(self, n: int | None) -> "Query":
+        """At most ``n`` results."""
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+            raise InvalidArgumentError("limit takes a non-negative int or None")
+        return self._copy(_limit=n)
+
+    def offset(self, n: int) -> "Query":
+        """Skip the first ``n`` results."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise InvalidArgumentError("offset takes a non-negative int")
+        return self._copy(_offset=n)
+
+    def index_range(self, index: str, lo: Any = None, hi: Any = None, *, reverse: bool = False) -> "Query":
+        """Reads through secondary index ``index``, keys in ``[lo, hi)``
+        (half-open; ``None`` = unbounded), in key order. Equal bounds mean
+        equality (``"us", "us"`` = the documents whose key is ``"us"``). For a
+        composite index pass tuples (a prefix of the key works)."""
+        if not isinstance(index, str):
+            raise InvalidArgumentError("index_range takes the index name (str)")
+        spec: dict = {"name": index}
+        if lo is not None and hi is not None and lo == hi:
+            spec["ge"] = spec["le"] = _bound(lo)
+        else:
+            if lo is not None:
+                spec["ge"] = _bound(lo)
+            if hi is not None:
+                spec["lt"] = _bound(hi)
+        if reverse:
+            spec["reverse"] = True
+        return self._copy(_index=spec)
+
+    def sort_buffer_limit(self, n: int) -> "Query":
+        """Most documents held in memory to sort (default
+        ``obj.MAX_SORT_BUFFER``); past it the query raises
+        :class:`obj.InvalidArgumentError`."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise InvalidArgumentError("sort_buffer_limit takes a positive int")
+        return self._copy(_cap=n)
+
+    # -- the engine half ---------------------------------------------------------
+    def _spec(self, name: str, count_only: bool = False) -> bytes:
+        q: dict = {"collection": name}
+        if self._filter is not None:
+            q["filter"] = self._filter.to_json()
+        if self._sort:
+            q["sort"] = [k.to_json() for k in self._sort]
+        if self._index is not None:
+            q["index"] = self._index
+        if self._cap is not None:
+            q["sort_buffer_limit"] = self._cap
+        if not self._preds and self._key is None:
+            if self._limit is not None:
+                q["limit"] = self._limit
+            if self._offset:
+                q["offset"] = self._offset
+        if count_only:
+            q["count_only"] = True
+        return json.dumps(q, allow_nan=False, separators=(",", ":")).encode()
+
+    def to_json(self) -> str:
+        """The engine half of the query as query JSON (for inspection)."""
+        return self._spec(self._name).decode()
+
+    # -- running -------------------------------------------------------------
+    def _rows(self, tx: "ReadTxn") -> Iterator[tuple[int, Any]]:
+        core, cname = tx._route(self._name)
+        if tx._kind(core, cname) is None:
+            return
+        spec = self._spec(cname.decode())
+        lim = None if (self._preds or self._key) else self._limit
+        rows = core._c_rows(spec, lim)
+        s = self._schema
+        if s is None:
+            for r in rows:
+                yield r[0], r[2]
+        else:
+            dec, v0, dv = s.decode, s.version, s.decode_versioned
+            for r in rows:
+                yield r[0], (dec(r[2]) if r[1] == v0 else dv(r[1], r[2]))
+
+    def _run(self, tx: "ReadTxn") -> Iterator[tuple[int, Any]]:
+        it = self._rows(tx)
+        preds = self._preds
+        if preds:
+            if len(preds) == 1:
+                p0 = preds[0]
+                it = (r for r in it if p0(r[1]))
+            else:
+                it = (r for r in it if all(p(r[1]) for p in preds))
+        if self._key is not None:
+            key = self._key
+            cap = self._cap or MAX_SORT_BUFFER
+            keep = None if self._limit is None else self._offset + self._limit
+            if keep is not None and keep <= cap:
+                # bounded by the limit: a heap of `keep` documents
+                nsel = heapq.nlargest if self._reverse else heapq.nsmallest
+                cnt = itertools.count()
+                best = nsel(keep, ((key(d), next(cnt), i, d) for i, d in it), key=lambda t: (t[0], t[1]) if not self._reverse else (t[0], -t[1]))
+                return iter([(t[2], t[3]) for t in best][self._offset:])
+            buf = []
+            for r in it:
+                buf.append(r)
+                if len(buf) > cap:
+                    raise InvalidArgumentError(
+                        f"the sort needs more than {cap} documents in memory (sort_buffer_limit); "
+                        f"add a limit, narrow the filter or raise sort_buffer_limit"
+                    )
+            buf.sort(key=lambda r: key(r[1]), reverse=self._reverse)
+            it = iter(buf)
+        elif not preds:
+            return it  # limit/offset already applied by the engine
+        if self._offset or self._limit is not None:
+            end = None if self._limit is None else self._offset + self._limit
+            it = itertools.islice(it, self._offset, end)
+        return it
+
+    def iter(self) -> Iterator[tuple[int, Any]]:
+        """Streams the results (holding a read snapshot until exhausted or
+        closed)."""
+        if self._txn is not None:
+            yield from self._run(self._txn)
+            return
+        with self._db.read_transaction() as tx:
+            yield from self._run(tx)
+
+    __iter__ = iter
+
+    def fetch(self) -> list[tuple[int, Any]]:
+        """All results as a list of ``(id, doc)``."""
+        if self._txn is not None:
+            return list(self._run(self._txn))
+        with self._db.read_transaction() as tx:
+            return list(self._run(tx))
+
+    def first(self) -> tuple[int, Any] | None:
+        """The first result or None."""
+        for r in self.limit(1).iter() if not (self._preds or self._key) else self.iter():
+            return r
+        return None
+
+    def ids(self) -> list[int]:
+        """The ids of the results."""
+        return [i for i, _ in self.fetch()]
+
+    def count(self) -> int:
+        """Number of results. Without Python predicates the engine counts
+        without decoding documents."""
+        if self._preds or self._key:
+            n = 0
+            for _ in self.iter():
+                n += 1
+            return n
+
+        def run(tx: "ReadTxn") -> int:
+            core, cname = tx._route(self._name)
+            if tx._kind(core, cname) is None:
+                return 0
+            return core._c_count(self._spec(cname.decode(), count_only=True))
+
+        if self._txn is not None:
+            return run(self._txn)
+        with self._db.read_transaction() as tx:
+            return run(tx)
+
+    def explain(self) -> str:
+        """The engine's plan for the engine half of the query as one line
+        for people (which index, which filter), with the Python predicates
+        and in-memory sort noted; :meth:`explain_json` has the details."""
+
+        def run(tx: "ReadTxn") -> str:
+            core, cname = tx._route(self._name)
+            info = core._c_explain(self._spec(cname.decode()))
+            text = str(info.get("plan", info))
+            if self._preds:
+                text += f"\nthen {len(self._preds)} Python predicate(s) on decoded documents"
+            if self._key is not None:
+                text += f"\nthen an in-memory sort by a Python key (at most {self._cap or MAX_SORT_BUFFER} documents)"
+            return text
+
+        if self._txn is not None:
+            return run(self._txn)
+        with self._db.read_transaction() as tx:
+            return run(tx)
+
+    def explain_json(self) -> dict:
+        """The engine's plan as a dict (collection, access "scan" / "index",
+        index, ranges, reverse, sort_in_memory, plan)."""
+
+        def run(tx: "ReadTxn") -> dict:
+            core, cname = tx._route(self._name)
+            return core._c_explain(self._spec(cname.decode()))
+
+        if self._txn is not None:
+            return run(self._txn)
+        with self._db.read_transaction() as tx:
+            return run(tx)
+
+    def __repr__(self) -> str:
+        return f"<obj.Query {self.to_json()} +{len(self._preds)} predicate(s)>"

@@ -1,0 +1,804 @@
+"""Transactions: :class:`ReadTxn` (a snapshot) and :class:`WriteTxn` (the
+one writer), with the bytes, dict and typed surfaces overloaded by argument
+type, plus typed collection handles (:class:`Collection`).
+
+This module turns Python calls into C calls on one ``obj_txn``; it owns
+the argument dispatch (class / instance / collection name), typed-schema
+checks and attached-namespace routing. Encoding lives in ``_codec``,
+schemas in ``document``, query building in ``query``.
+
+A transaction object is meant for one thread at a time (the C library
+serialises calls on one handle anyway); share the :class:`obj.Db` between
+threads, not a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+from . import _codec
+from ._ffi import ffi, lib, fail, check
+from .document import Schema, schema_of
+from .errors import InvalidArgumentError, NotFoundError, ObjError
+
+if TYPE_CHECKING:
+    from .db import Db
+    from .kv import KvNamespace
+    from .query import Query
+
+__all__ = ["ReadTxn", "WriteTxn", "Collection"]
+
+_new = ffi.new
+_buffer = ffi.buffer
+_bytes_free = lib.obj_bytes_free
+_DOC = "documents"
+_RAW = "raw"
+FIRST_BATCH = 256
+MAX_BATCH = 4096
+GET_MANY_CHUNK = 2048
+
+
+def _cstr(s: str) -> bytes:
+    if not isinstance(s, str):
+        raise InvalidArgumentError(f"a collection or index name must be a str, not {type(s).__name__}")
+    b = s.encode("utf-8")
+    if b"\0" in b:
+        raise InvalidArgumentError(f"name {s!r} contains a NUL character")
+    return b
+
+
+def _id(doc_id: Any) -> int:
+    if type(doc_id) is not int:
+        if isinstance(doc_id, bool) or not isinstance(doc_id, int):
+            raise InvalidArgumentError(f"a document id must be an int, not {type(doc_id).__name__}")
+        doc_id = int(doc_id)
+    if not 0 <= doc_id < 2**64:
+        raise InvalidArgumentError(f"document id {doc_id} is outside 0 .. 2**64-1")
+    return doc_id
+
+
+def _payload(b: Any) -> bytes:
+    if type(b) is bytes:
+        return b
+    if isinstance(b, (bytes, bytearray, memoryview)):
+        return bytes(b)
+    raise InvalidArgumentError(f"raw payloads are bytes or bytearray, not {type(b).__name__}")
+
+
+def _not_document(x: Any) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"{x!r:.60} is not an @obj.document class or instance; pass a document, or a collection "
+        f"name (str) followed by a dict (document) or bytes (raw)"
+    )
+
+
+class _Core:
+    """The C calls of one transaction handle (no dispatch)."""
+
+    def __init__(self, db: "Db", handle: Any, write: bool) -> None:
+        self._db = db
+        self._h = handle
+        self._write = write
+        self._buf = _new("obj_bytes *")
+        self._found = _new("bool *")
+        self._ver = _new("uint32_t *")
+        self._u64 = _new("uint64_t *")
+        self._attached: dict[str, ReadTxn] = {}
+        self._ensured: set = set()
+
+    # -- lifecycle ----------------------------------------------------------
+    def _handle(self) -> Any:
+        h = self._h
+        if h is None:
+            raise InvalidArgumentError("transaction already finished")
+        return h
+
+    def _finish(self, commit: bool) -> None:
+        h = self._handle()
+        try:
+            st = lib.obj_txn_commit(h) if commit else lib.obj_txn_rollback(h)
+            if st:
+                raise fail(st)
+        finally:
+            self._h = None
+            ffi.release(h)
+            for t in self._attached.values():
+                t._abandon()
+            self._attached.clear()
+
+    def _abandon(self) -> None:
+        """Frees the handle (rolling back a write) without raising."""
+        h = self._h
+        if h is not None:
+            self._h = None
+            ffi.release(h)
+        for t in self._attached.values():
+            t._abandon()
+        self._attached.clear()
+
+    @property
+    def finished(self) -> bool:
+        """Whether the transaction was committed, rolled back or closed."""
+        return self._h is None
+
+    # -- C calls: documents --------------------------------------------------
+    def _c_doc_get(self, coll: bytes, doc_id: int) -> tuple[int, bytes] | None:
+        buf = self._buf
+        st = lib.obj_doc_get(self._handle(), coll, doc_id, buf, self._ver, self._found)
+        if st:
+            raise fail(st)
+        if not self._found[0]:
+            return None
+        data = _buffer(buf.data, buf.len)[:]
+        _bytes_free(buf)
+        return self._ver[0], data
+
+    def _c_doc_insert(self, coll: bytes, js: bytes, version: int) -> int:
+        st = lib.obj_doc_insert(self._handle(), coll, js, len(js), version, self._u64)
+        if st:
+            raise fail(st)
+        return self._u64[0]
+
+    def _c_doc_insert_many(self, coll: bytes, js: bytes, n: int, version: int) -> list[int]:
+        ids = _new("uint64_t[]", max(n, 1))
+        cnt = _new("size_t *")
+        st = lib.obj_doc_insert_many(self._handle(), coll, js, len(js), version, ids, n, cnt)
+        if st:
+            raise fail(st)
+        return ffi.unpack(ids, cnt[0])
+
+    def _c_doc_upsert(self, coll: bytes, doc_id: int, js: bytes, version: int) -> bool:
+        st = lib.obj_doc_upsert(self._handle(), coll, doc_id, js, len(js), version, self._found)
+        if st:
+            raise fail(st)
+        return bool(self._found[0])
+
+    def _c_doc_replace(self, coll: bytes, doc_id: int, js: bytes, version: int) -> None:
+        check(lib.obj_doc_replace(self._handle(), coll, doc_id, js, len(js), version))
+
+    def _c_doc_delete(self, coll: bytes, doc_id: int) -> bool:
+        st = lib.obj_doc_delete(self._handle(), coll, doc_id, self._found)
+        if st:
+            raise fail(st)
+        return bool(self._found[0])
+
+    def _c_get_many(self, coll: bytes, ids: Sequence[int]) -> list:
+        # In chunks: bounded buffers, and each JSON array stays cache-sized.
+        n = len(ids)
+        if n > GET_MANY_CHUNK:
+            out: list = []
+            for k in range(0, n, GET_MANY_CHUNK):
+                out += self._c_get_many(coll, ids[k:k + GET_MANY_CHUNK])
+            return out
+        try:
+            arr = _new("uint64_t[]", ids) if n else _new("uint64_t[]", 1)
+        except (TypeError, OverflowError):
+            arr = _new("uint64_t[]", [_id(i) for i in ids])
+        check(lib.obj_doc_get_many(self._handle(), coll, arr, n, self._buf))
+        return self._take_json()
+
+    def _c_raw_insert(self, coll: bytes, data: bytes) -> int:
+        st = lib.obj_raw_insert(self._handle(), coll, data, len(data), self._u64)
+        if st:
+            raise fail(st)
+        return self._u64[0]
+
+    def _c_raw_get(self, coll: bytes, doc_id: int) -> bytes | None:
+        buf = self._buf
+        st = lib.obj_raw_get(self._handle(), coll, doc_id, buf, self._found)
+        if st:
+            raise fail(st)
+        if not self._found[0]:
+            return None
+        data = _buffer(buf.data, buf.len)[:] if buf.len else b""
+        _bytes_free(buf)
+        return data
+
+    def _c_raw_upsert(self, coll: bytes, doc_id: int, data: bytes) -> bool:
+        st = lib.obj_raw_upsert(self._handle(), coll, doc_id, data, len(data), self._found)
+        if st:
+            raise fail(st)
+        return bool(self._found[0])
+
+    def _take_bytes(self) -> bytes:
+        buf = self._buf
+        data = _buffer(buf.data, buf.len)[:] if buf.len else b""
+        _bytes_free(buf)
+        return data
+
+    def _take_json(self) -> Any:
+        return _codec.loads(self._take_bytes())
+
+    # -- C calls: collections, indexes, queries ---------------------------
+    def _c_coll_info(self, coll: bytes) -> dict | None:
+        st = lib.obj_collection_info(self._handle(), coll, self._buf)
+        if st == 5:  # OBJ_NOT_FOUND
+            return None
+        if st:
+            raise fail(st)
+        return json.loads(self._take_bytes())
+
+    def _c_coll_count(self, coll: bytes) -> int:
+        check(lib.obj_collection_count(self._handle(), coll, self._u64))
+        return self._u64[0]
+
+    def _c_index_create(self, coll: bytes, spec: dict) -> None:
+        js = json.dumps(spec).encode()
+        check(lib.obj_index_create(self._handle(), coll, js, len(js)))
+
+    def _c_find_unique(self, coll: bytes, index: bytes, values_js: bytes) -> tuple[int, int, Any] | None:
+        buf = self._buf
+        st = lib.obj_find_unique(self._handle(), coll, index, values_js, len(values_js), self._u64, buf, self._ver, self._found)
+        if st:
+            raise fail(st)
+        if not self._found[0]:
+            return None
+        return self._u64[0], self._ver[0], self._take_json()
+
+    def _c_rows(self, query_js: bytes, limit: int | None = None) -> Iterator[list]:
+        """Streams ``[id, version, doc]`` rows of a query, in batches."""
+        out = _new("obj_cursor **")
+        check(lib.obj_query(self._handle(), query_js, len(query_js), out))
+        cur = ffi.gc(out[0], lib.obj_cursor_free)
+        buf = _new("obj_bytes *")
+        loads = _codec.loads
+        batch = FIRST_BATCH if limit is None else max(1, min(limit, MAX_BATCH))
+        try:
+            while True:
+                st = lib.obj_cursor_next_batch(cur, batch, buf)
+                if st:
+                    raise fail(st)
+                data = _buffer(buf.data, buf.len)[:]
+                _bytes_free(buf)
+                rows = loads(data)
+                if not rows:
+                    return
+                yield from rows
+                if batch < MAX_BATCH:
+                    batch *= 4
+        finally:
+            ffi.release(cur)
+
+    def _c_count(self, query_js: bytes) -> int:
+        check(lib.obj_query_count(self._handle(), query_js, len(query_js), self._u64))
+        return self._u64[0]
+
+    def _c_explain(self, query_js: bytes) -> dict:
+        check(lib.obj_query_explain(self._handle(), query_js, len(query_js), self._buf))
+        return json.loads(self._take_bytes())
+
+    def _c_json_rows(self, query_js: bytes) -> Iterator[tuple[int, int, bytes]]:
+        """Streams ``(id, version, document JSON text)`` one per call (for
+        tools that pass the text on unparsed)."""
+        out = _new("obj_cursor **")
+        check(lib.obj_query(self._handle(), query_js, len(query_js), out))
+        cur = ffi.gc(out[0], lib.obj_cursor_free)
+        idp, buf, ver, done = _new("uint64_t *"), _new("obj_bytes *"), _new("uint32_t *"), _new("bool *")
+        try:
+            while True:
+                st = lib.obj_cursor_next(cur, idp, buf, ver, done)
+                if st:
+                    raise fail(st)
+                if done[0]:
+                    return
+                data = _buffer(buf.data, buf.len)[:]
+                _bytes_free(buf)
+                yield idp[0], ver[0], data
+        finally:
+            ffi.release(cur)
+
+
+class ReadTxn(_Core):
+    """A read transaction: a consistent snapshot of the last commit. Use as
+    a context manager (``with db.read_transaction() as tx:``) or call
+    :meth:`close`. Never blocks, and is never blocked by, the writer.
+
+    Read methods are overloaded by their first argument:
+
+    * an ``@obj.document`` class -> typed documents (instances of it);
+    * a collection name ``str`` -> dicts for document collections, bytes for
+      raw collections (``"ns.collection"`` reads an attached file).
+    """
+
+    # -- context manager ---------------------------------------------------
+    def __enter__(self) -> "ReadTxn":
+        return self
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        if self._h is not None:
+            if et is None:
+                self.close()
+            else:
+                self._abandon()
+
+    def close(self) -> None:
+        """Ends the snapshot (idempotent)."""
+        if self._h is not None:
+            self._finish(commit=not self._write and True)
+
+    def __del__(self) -> None:  # a leaked snapshot must not pin the WAL forever
+        try:
+            self._abandon()
+        except Exception:  # noqa: BLE001
+            pass
+
+    # -- routing -------------------------------------------------------------
+    def _route(self, name: str) -> tuple["_Core", bytes]:
+        """(transaction, C name) for a collection name, following attached
+        namespaces (``"ns.coll"``)."""
+        db = self._db
+        if db._attached and "." in name:
+            ns, _, rest = name.partition(".")
+            other = db._attached.get(ns)
+            if other is not None:
+                t = self._attached.get(ns)
+                if t is None:
+                    t = self._attached[ns] = other.read_transaction()
+                return t, t._db._cname(rest)
+        return self, db._cname(name)
+
+    def _kind(self, core: "_Core", cname: bytes) -> str | None:
+        """The kind of a collection ("documents", "raw") or None if absent;
+        cached on the Db once it exists."""
+        cache = core._db._kinds
+        k = cache.get(cname)
+        if k is None:
+            info = core._c_coll_info(cname)
+            if info is None:
+                return None
+            k = info.get("kind", _DOC)
+            if core is self and self._write:
+                self._new_kinds[cname] = k
+            else:
+                cache[cname] = k
+        return k
+
+    @property
+    def _new_kinds(self) -> dict:
+        try:
+            return self.__dict__["_nk"]
+        except KeyError:
+            nk = self.__dict__["_nk"] = {}
+            return nk
+
+    def _schema(self, cls_or_doc: Any) -> Schema:
+        s = schema_of(cls_or_doc)
+        if s is None:
+            raise _not_document(cls_or_doc)
+        self._db._check_shape(s)
+        return s
+
+    # -- reads ------------------------------------------------------------------
+    def get(self, what: Any, doc_id: int) -> Any:
+        """The document with id ``doc_id``, or None.
+
+        ``get(Order, 7)`` -> ``Order``; ``get("events", 7)`` -> ``dict`` (or
+        ``bytes`` for a raw collection)."""
+        if type(doc_id) is not int or not 0 <= doc_id <= 0xFFFFFFFFFFFFFFFF:
+            doc_id = _id(doc_id)
+        if type(what) is str:
+            db = self._db
+            cname = db._names.get(what)
+            if cname is None or (db._attached and "." in what):
+                core, cname = self._route(what)
+            else:
+                core = self
+            kind = db._kinds.get(cname) if core is self else None
+            if kind is None:
+                kind = self._kind(core, cname)
+                if kind is None:
+                    return None
+            if kind == _RAW:
+                return core._c_raw_get(cname, doc_id)
+            buf = core._buf
+            st = lib.obj_doc_get(core._handle(), cname, doc_id, buf, ffi.NULL, core._found)
+            if st:
+                raise fail(st)
+            if not core._found[0]:
+                return None
+            data = _buffer(buf.data, buf.len)[:]
+            _bytes_free(buf)
+            return _codec.loads(data)
+        s = self._schema(what)
+        core, cname = self._route(s.collection)
+        r = core._c_doc_get(cname, doc_id)
+        if r is None:
+            return None
+        ver, data = r
+        d = _codec.loads(data)
+        if ver == s.version:
+            return s.decode(d)
+        return s.decode_versioned(ver, d)
+
+    def get_many(self, what: Any, ids: Iterable[int]) -> list:
+        """Documents for many ids in one call; None where an id is absent."""
+        ids = list(ids)
+        if type(what) is str:
+            core, cname = self._route(what)
+            kind = self._kind(core, cname)
+            if kind is None:
+                return [None] * len(ids)
+            if kind == _RAW:
+                return [core._c_raw_get(cname, _id(i)) for i in ids]
+            return [None if r is None else r[1] for r in core._c_get_many(cname, ids)]
+        s = self._schema(what)
+        core, cname = self._route(s.collection)
+        dec, v0 = s.decode, s.version
+        return [
+            None if r is None else (dec(r[1]) if r[0] == v0 else s.decode_versioned(r[0], r[1]))
+            for r in core._c_get_many(cname, ids)
+        ]
+
+    def all(self, what: Any) -> Iterator[tuple[int, Any]]:
+        """Every document of a collection as ``(id, doc)``, in id order."""
+        if type(what) is str:
+            return self._iter_named(what)
+        return self.query(what).iter()
+
+    def iter_all(self, collection: str) -> Iterator[tuple[int, Any]]:
+        """``(id, payload)`` for every document of ``collection`` in id
+        order (bytes for raw collections, dicts for document collections)."""
+        if type(collection) is not str:
+            raise InvalidArgumentError("iter_all takes a collection name (str)")
+        return self._iter_named(collection)
+
+    def _iter_named(self, name: str) -> Iterator[tuple[int, Any]]:
+        core, cname = self._route(name)
+        if self._kind(core, cname) is None:
+            return iter(())
+        q = b'{"collection":' + json.dumps(cname.decode()).encode() + b"}"
+        return ((r[0], r[2]) for r in core._c_rows(q))
+
+    def count(self, what: Any) -> int:
+        """Number of documents in a collection (0 if it does not exist)."""
+        name = what if type(what) is str else self._schema(what).collection
+        core, cname = self._route(name)
+        if core._c_coll_info(cname) is None:
+            return 0
+        return core._c_coll_count(cname)
+
+    count_all = count
+
+    def find_unique(self, what: Any, index: str, *values: Any) -> Any:
+        """The document whose unique index ``index`` holds ``values`` (one
+        per indexed field), or None."""
+        r = self.find_unique_with_id(what, index, *values)
+        return None if r is None else r[1]
+
+    def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None:
+        """Like :meth:`find_unique` but returns ``(id, doc)``."""
+        if not values:
+            raise InvalidArgumentError("find_unique needs the value(s) of the index key")
+        vals = list(values[0]) if len(values) == 1 and isinstance(values[0], tuple) else list(values)
+        js = _codec.dumps(vals)
+        if type(what) is str:
+            core, cname = self._route(what)
+            if self._kind(core, cname) is None:
+                return None
+            r = core._c_find_unique(cname, _cstr(index), js)
+            return None if r is None else (r[0], r[2])
+        s = self._schema(what)
+        core, cname = self._route(s.collection)
+        r = core._c_find_unique(cname, _cstr(index), js)
+        if r is None:
+            return None
+        return r[0], s.decode_versioned(r[1], r[2])
+
+    def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, Any]]:
+        """``(id, doc)`` for documents whose ``index`` key is in ``[lo, hi)``
+        in key order; ``lo == hi`` means equality; None = unbounded."""
+        return self.query(what).index_range(index, lo, hi).iter()
+
+    def query(self, what: Any) -> "Query":
+        """A query over a collection, read in this transaction."""
+        from .query import Query
+
+        return Query(self._db, what, txn=self)
+
+    def collection(self, what: Any) -> "Collection":
+        """A handle binding a document class (or collection name) to this
+        transaction."""
+        return Collection(self, what)
+
+    def explain(self, query: "Query") -> str:
+        """The engine's plan for ``query`` as text."""
+        return query._bind(self).explain()
+
+    def kv(self, namespace: str) -> "KvNamespace":
+        """A key-value namespace read (and, in a write transaction, written)
+        through this transaction."""
+        from .kv import KvNamespace
+
+        return KvNamespace(self._db, namespace, txn=self)
+
+    def collections(self) -> list[str]:
+        """Names of the collections, sorted."""
+        check(lib.obj_collection_list(self._handle(), self._buf))
+        return json.loads(self._take_bytes())
+
+    def collection_info(self, name: str) -> dict | None:
+        """The engine's description of a collection (kind, count, next_id,
+        indexes), or None."""
+        core, cname = self._route(name)
+        return core._c_coll_info(cname)
+
+
+class WriteTxn(ReadTxn):
+    """The write transaction (one at a time per database). As a context
+    manager it commits on a clean exit and rolls back when the block
+    raises. Reads see its own uncommitted writes.
+
+    Write methods are overloaded like the reads: a document instance (typed),
+    or a collection name plus a dict (document) or bytes (raw).
+    """
+
+    def __enter__(self) -> "WriteTxn":
+        return self
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        if self._h is None:
+            return
+        if et is None:
+            self.commit()
+        else:
+            try:
+                self.rollback()
+            except Exception:  # noqa: BLE001 - never mask the block's error
+                self._abandon()
+
+    def commit(self) -> None:
+        """Makes the writes durable (with the default sync mode) and ends
+        the transaction. On error nothing of the transaction is applied."""
+        self._finish(commit=True)
+        db = self._db
+        db._ensured |= self._ensured
+        db._kinds.update(self._new_kinds)
+
+    def rollback(self) -> None:
+        """Discards every change and ends the transaction."""
+        self._finish(commit=False)
+
+    def close(self) -> None:
+        """Rolls back if still open."""
+        if self._h is not None:
+            self.rollback()
+
+    def _wname(self, name: str) -> bytes:
+        db = self._db
+        if db._attached and "." in name and name.partition(".")[0] in db._attached:
+            raise InvalidArgumentError(f"{name!r} is in an attached namespace, which is read-only")
+        return db._cname(name)
+
+    def _ensure(self, s: Schema) -> bytes:
+        """The C name of a typed collection, creating it and its declared
+        indexes on first use."""
+        cname = self._wname(s.collection)
+        key = (s.collection, s.cls)
+        if key not in self._db._ensured and key not in self._ensured:
+            check(lib.obj_collection_create(self._handle(), cname, 0))
+            for spec in s.index_specs():
+                self._c_index_create(cname, spec)
+            self._ensured.add(key)
+        return cname
+
+    def _doc_kind(self, name: str) -> tuple[bytes, str]:
+        cname = self._wname(name)
+        return cname, (self._kind(self, cname) or "")
+
+    # -- writes -----------------------------------------------------------------
+    def insert(self, what: Any, payload: Any = None) -> int:
+        """Inserts a document and returns its new id.
+
+        ``insert(Order(...))`` (typed), ``insert("events", {...})`` (dict
+        document) or ``insert("audit", b"...")`` (raw bytes)."""
+        if type(what) is str:
+            if isinstance(payload, dict):
+                cname, kind = self._doc_kind(what)
+                if kind == _RAW:
+                    raise InvalidArgumentError(f"collection {what!r} holds raw bytes; insert bytes, not a dict")
+                return self._c_doc_insert(cname, _codec.dumps(payload), 0)
+            if isinstance(payload, (bytes, bytearray, memoryview)):
+                cname = self._wname(what)
+                return self._c_raw_insert(cname, _payload(payload))
+            raise InvalidArgumentError(
+                f"insert({what!r}, ...) takes a dict (document) or bytes (raw), not {type(payload).__name__}"
+            )
+        s = self._schema(what)
+        if isinstance(what, type) or payload is not None:
+            raise InvalidArgumentError("insert takes a document instance, e.g. tx.insert(Order(...))")
+        return self._c_doc_insert(self._ensure(s), _codec.dumps(what), s.version)
+
+    def insert_many(self, what: Any, payloads: Iterable[Any] | None = None) -> list[int]:
+        """Inserts many documents in one call; returns their ids in order.
+        All or nothing. ``insert_many([Order(...), ...])`` or
+        ``insert_many("events", [dict, ...])`` / ``(name, [bytes, ...])``."""
+        if type(what) is str:
+            items = payloads if isinstance(payloads, list) else list(payloads or ())
+            if not items:
+                return []
+            if isinstance(items[0], (bytes, bytearray, memoryview)):
+                cname = self._wname(what)
+                return [self._c_raw_insert(cname, _payload(p)) for p in items]
+            for d in (items[0], items[-1]):
+                if not isinstance(d, dict):
+                    raise InvalidArgumentError(f"insert_many({what!r}, ...) takes dicts or bytes")
+            cname, kind = self._doc_kind(what)
+            if kind == _RAW:
+                raise InvalidArgumentError(f"collection {what!r} holds raw bytes")
+            js = _codec.dumps(items)
+            if not js.startswith(b"[{") and items:
+                raise InvalidArgumentError("insert_many takes a list of dicts")
+            return self._c_doc_insert_many(cname, js, len(items), 0)
+        items = what if isinstance(what, list) else list(what)
+        if payloads is not None:
+            raise InvalidArgumentError("insert_many takes a list of document instances")
+        if not items:
+            return []
+        cls = type(items[0])
+        s = self._schema(cls)
+        for d in items:
+            if type(d) is not cls:
+                raise InvalidArgumentError("insert_many: every document must be of the same class")
+        return self._c_doc_insert_many(self._ensure(s), _codec.dumps(items), len(items), s.version)
+
+    def upsert(self, what: Any, doc_id: int, payload: Any) -> bool:
+        """Writes a document at a chosen id (insert or replace); True when
+        it was created. ``upsert(Order, 7, Order(...))``,
+        ``upsert("events", 7, {...})`` or ``upsert("audit", 7, b"...")``."""
+        doc_id = _id(doc_id)
+        if type(what) is str:
+            if isinstance(payload, (bytes, bytearray, memoryview)):
+                return self._c_raw_upsert(self._wname(what), doc_id, _payload(payload))
+            if not isinstance(payload, dict):
+                raise InvalidArgumentError(f"upsert({what!r}, id, ...) takes a dict or bytes")
+            cname, kind = self._doc_kind(what)
+            if kind == _RAW:
+                raise InvalidArgumentError(f"collection {what!r} holds raw bytes")
+            return self._c_doc_upsert(cname, doc_id, _codec.dumps(payload), 0)
+        s = self._schema(what)
+        if schema_of(payload) is not s:
+            raise InvalidArgumentError(f"upsert({s.cls.__name__}, id, doc): doc must be a {s.cls.__name__}")
+        return self._c_doc_upsert(self._ensure(s), doc_id, _codec.dumps(payload), s.version)
+
+    def replace(self, what: Any, doc_id: int, payload: Any) -> None:
+        """Replaces an existing document; NotFoundError if the id is absent."""
+        doc_id = _id(doc_id)
+        if type(what) is str:
+            cname, kind = self._doc_kind(what)
+            if kind == _RAW:
+                if self._c_raw_get(cname, doc_id) is None:
+                    raise NotFoundError(f"no document {doc_id} in {what!r}")
+                self._c_raw_upsert(cname, doc_id, _payload(payload))
+                return
+            if not isinstance(payload, dict):
+                raise InvalidArgumentError("replace on a document collection takes a dict")
+            self._c_doc_replace(cname, doc_id, _codec.dumps(payload), 0)
+            return
+        s = self._schema(what)
+        self._c_doc_replace(self._ensure(s), doc_id, _codec.dumps(payload), s.version)
+
+    def update(self, what: Any, doc_id: int, fn: Callable[[Any], Any]) -> Any:
+        """Atomic read-modify-write: reads the document, calls ``fn`` on it
+        (mutate it in place, or return a new value), writes the result back
+        and returns it. NotFoundError when the id is absent. If ``fn``
+        raises, nothing is written (and ``Db.update`` rolls back)."""
+        doc_id = _id(doc_id)
+        if not callable(fn):
+            raise InvalidArgumentError("update(what, id, fn): fn must be callable")
+        cur = self.get(what, doc_id)
+        if cur is None:
+            name = what if type(what) is str else getattr(schema_of(what), "collection", what)
+            raise NotFoundError(f"no document {doc_id} in collection {name!r}")
+        new = fn(cur)
+        if new is None:
+            new = cur
+        self.replace(what, doc_id, new)
+        return new
+
+    def delete(self, what: Any, doc_id: int) -> bool:
+        """Deletes a document; True if it existed. ``delete(Order, 7)`` or
+        ``delete("events", 7)``."""
+        doc_id = _id(doc_id)
+        if type(what) is str:
+            cname = self._wname(what)
+        else:
+            cname = self._ensure(self._schema(what))
+        return self._c_doc_delete(cname, doc_id)
+
+    def create_collection(self, name: str, *, raw: bool = False) -> None:
+        """Creates a collection (a no-op when it exists with that kind)."""
+        check(lib.obj_collection_create(self._handle(), self._wname(name), 1 if raw else 0))
+
+    def drop_collection(self, name: str) -> bool:
+        """Drops a collection with its documents and indexes; True if it
+        existed."""
+        cname = self._wname(name)
+        check(lib.obj_collection_drop(self._handle(), cname, self._found))
+        self._db._kinds.pop(cname, None)
+        self._db._ensured = {k for k in self._db._ensured if k[0] != name}
+        self._ensured = {k for k in self._ensured if k[0] != name}
+        return bool(self._found[0])
+
+    def create_index(self, collection: Any, name: str, fields: Sequence[str] | str, kind: str = "standard") -> None:
+        """Creates a secondary index (``kind``: standard, unique or multi)
+        over ``fields`` and fills it from the existing documents."""
+        coll = collection if type(collection) is str else self._schema(collection).collection
+        if isinstance(fields, str):
+            fields = [fields]
+        self._c_index_create(self._wname(coll), {"name": name, "kind": kind, "fields": list(fields)})
+
+    def drop_index(self, collection: Any, name: str) -> None:
+        """Drops a secondary index (NotFoundError if absent)."""
+        coll = collection if type(collection) is str else self._schema(collection).collection
+        check(lib.obj_index_drop(self._handle(), self._wname(coll), _cstr(name)))
+
+
+class Collection:
+    """A document class (or collection name) bound to one transaction:
+    ``orders = tx.collection(Order)`` then ``orders.insert(o)``,
+    ``orders.get(id)``, ``orders.count_all()``..."""
+
+    def __init__(self, txn: ReadTxn, what: Any) -> None:
+        if type(what) is not str and schema_of(what) is None:
+            raise _not_document(what)
+        self._txn = txn
+        self._what = what
+        self.name: str = what if type(what) is str else schema_of(what).collection  # type: ignore[union-attr]
+
+    def _w(self) -> WriteTxn:
+        if not isinstance(self._txn, WriteTxn):
+            raise InvalidArgumentError("this collection handle belongs to a read transaction")
+        return self._txn
+
+    def insert(self, doc: Any) -> int:
+        """Inserts ``doc``; returns its id."""
+        if type(self._what) is str:
+            return self._w().insert(self._what, doc)
+        return self._w().insert(doc)
+
+    def insert_many(self, docs: Iterable[Any]) -> list[int]:
+        """Inserts many documents in one call."""
+        if type(self._what) is str:
+            return self._w().insert_many(self._what, docs)
+        return self._w().insert_many(list(docs))
+
+    def get(self, doc_id: int) -> Any:
+        """The document with that id, or None."""
+        return self._txn.get(self._what, doc_id)
+
+    def get_many(self, ids: Iterable[int]) -> list:
+        """Documents for many ids (None where absent)."""
+        return self._txn.get_many(self._what, ids)
+
+    def update(self, doc_id: int, fn: Callable[[Any], Any]) -> Any:
+        """Read-modify-write of one document (see WriteTxn.update)."""
+        return self._w().update(self._what, doc_id, fn)
+
+    def upsert(self, doc_id: int, doc: Any) -> bool:
+        """Writes ``doc`` at ``doc_id``; True if created."""
+        return self._w().upsert(self._what, doc_id, doc)
+
+    def delete(self, doc_id: int) -> bool:
+        """Deletes a document; True if it existed."""
+        return self._w().delete(self._what, doc_id)
+
+    def all(self) -> Iterator[tuple[int, Any]]:
+        """Every ``(id, doc)`` in id order."""
+        return self._txn.all(self._what)
+
+    def count_all(self) -> int:
+        """Number of documents, including this transaction's own writes."""
+        return self._txn.count(self._what)
+
+    def find_unique(self, index: str, *values: Any) -> Any:
+        """The document with that unique key, or None."""
+        return self._txn.find_unique(self._what, index, *values)
+
+    def index_range(self, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, Any]]:
+        """``(id, doc)`` over ``[lo, hi)`` of an index (``lo == hi``: equality)."""
+        return self._txn.index_range(self._what, index, lo, hi)
+
+    def query(self) -> "Query":
+        """A query over this collection in this transaction."""
+        return self._txn.query(self._what)

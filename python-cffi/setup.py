@@ -1,0 +1,70 @@
+"""Build hooks for the obj-db wheel: bundle libobj and its header.
+
+The package is pure Python, but the wheel carries the C library it loads
+(so it is tagged py3-none-<platform>). The library comes from
+``OBJ_PREBUILT_LIB`` when set (``make wheel`` builds it once with cargo and
+passes it in), else from ``cargo build --release -p obj-capi`` in the
+repository this directory sits in. The header is ``include/obj.h`` of the
+same repository (``OBJ_HEADER`` overrides); ``obj._ffi`` derives its cdef
+from this bundled copy, so declarations and library always match.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+from setuptools import Distribution, setup
+from setuptools.command.build_py import build_py as _build_py
+
+try:
+    from setuptools.command.bdist_wheel import bdist_wheel as _bdist_wheel
+except ImportError:  # older setuptools
+    from wheel.bdist_wheel import bdist_wheel as _bdist_wheel
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+LIB = {"darwin": "libobj.dylib", "win32": "obj.dll"}.get(sys.platform, "libobj.so")
+
+
+def _library() -> str:
+    pre = os.environ.get("OBJ_PREBUILT_LIB")
+    if pre:
+        if not os.path.isfile(pre):
+            sys.exit(f"OBJ_PREBUILT_LIB={pre}: no such file")
+        return pre
+    if not os.path.isfile(os.path.join(REPO, "Cargo.toml")):
+        sys.exit("obj-db: no OBJ_PREBUILT_LIB and no obj repository around python-cffi/ to build libobj from")
+    cargo = os.environ.get("CARGO", "cargo")
+    subprocess.check_call([cargo, "build", "--release", "-p", "obj-capi"], cwd=REPO)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    return os.path.join(target, "release", LIB)
+
+
+class build_py(_build_py):
+    def run(self):
+        super().run()
+        dest = os.path.join(self.build_lib, "obj")
+        os.makedirs(dest, exist_ok=True)
+        lib = os.path.join(dest, LIB)
+        shutil.copy2(_library(), lib)
+        if sys.platform.startswith("linux") and shutil.which("strip") and not os.environ.get("OBJ_NO_STRIP"):
+            subprocess.call(["strip", "--strip-debug", lib])  # debug info is most of the size
+        header = os.environ.get("OBJ_HEADER") or os.path.join(REPO, "include", "obj.h")
+        shutil.copy2(header, os.path.join(dest, "_obj.h"))
+
+
+class BinaryDistribution(Distribution):
+    """Carries a platform library, so the wheel is platform-specific."""
+
+    def has_ext_modules(self):
+        return True
+
+
+class bdist_wheel(_bdist_wheel):
+    def get_tag(self):
+        _, _, plat = super().get_tag()
+        return "py3", "none", plat  # any Python 3: the library is loaded with cffi, not imported
+
+
+setup(distclass=BinaryDistribution, cmdclass={"build_py": build_py, "bdist_wheel": bdist_wheel})

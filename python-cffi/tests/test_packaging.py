@@ -1,0 +1,111 @@
+"""The package as installed: where it loads from, its cdef against the
+header, the library lookup error, the console script."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import obj
+from obj import _ffi
+
+REPO = os.environ.get("OBJ_REPO_ROOT")
+
+
+@pytest.mark.skipif(not os.environ.get("OBJ_EXPECT_INSTALLED"), reason="only under make test-python")
+def test_runs_against_the_installed_wheel():
+    pkg = os.path.dirname(obj.__file__)
+    assert "site-packages" in pkg, pkg
+    assert os.path.isfile(os.path.join(pkg, _ffi.LIB_FILE)), "wheel must bundle the library"
+    assert _ffi.library_path() == os.path.join(pkg, _ffi.LIB_FILE)
+    assert os.path.isfile(os.path.join(pkg, "py.typed"))
+    if REPO:
+        assert not pkg.startswith(os.path.join(REPO, "python-cffi"))
+
+
+@pytest.mark.skipif(not REPO, reason="needs OBJ_REPO_ROOT")
+def test_bundled_header_matches_the_repository_header():
+    with open(_ffi.header_path(), encoding="utf-8") as f:
+        bundled = f.read()
+    with open(os.path.join(REPO, "include", "obj.h"), encoding="utf-8") as f:
+        repo = f.read()
+    assert bundled == repo, "the installed package's cdef header drifted from include/obj.h: rebuild the wheel"
+
+
+def _header_functions():
+    with open(_ffi.header_path(), encoding="utf-8") as f:
+        text = _ffi.cdef_from_header(f.read())
+    return sorted(set(re.findall(r"\b(obj_\w+)\s*\(", text)))
+
+
+def test_every_header_function_is_declared_and_exported():
+    names = _header_functions()
+    assert "obj_db_open" in names and "obj_last_error" in names
+    for n in names:
+        assert _ffi.has(n), f"{n} is in the header but not loadable"
+
+
+def test_library_version_matches_header():
+    assert obj.library_version() == "%d.%d.%d" % (
+        _ffi.lib.OBJ_VERSION_MAJOR, _ffi.lib.OBJ_VERSION_MINOR, _ffi.lib.OBJ_VERSION_PATCH)
+
+
+def test_cdef_strips_preprocessor_and_comments():
+    text = _ffi.cdef_from_header(
+        '/* c */\n#ifndef X\n#define X\n#define N 3\n#ifdef __cplusplus\nextern "C" {\n#endif\n'
+        "int f(void); // x\n#ifdef __cplusplus\n}\n#endif\n#endif\n"
+    )
+    assert "extern" not in text and "//" not in text and "/*" not in text
+    assert "#define N 3" in text and "int f(void);" in text
+
+
+def test_import_error_lists_every_place_tried(tmp_path):
+    # A copy of the package without its library, with a bad OBJ_LIB_PATH.
+    import shutil
+
+    src = os.path.dirname(obj.__file__)
+    dst = tmp_path / "obj"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.so", "*.dylib", "*.dll", "__pycache__"))
+    if not (dst / "_obj.h").exists():
+        shutil.copy(_ffi.header_path(), dst / "_obj.h")
+    env = dict(os.environ, OBJ_LIB_PATH=str(tmp_path / "nowhere"), PYTHONPATH=str(tmp_path), LD_LIBRARY_PATH="")
+    r = subprocess.run([sys.executable, "-c", "import obj"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode != 0
+    assert "ImportError" in r.stderr
+    assert "bundled in the package" in r.stderr
+    assert "OBJ_LIB_PATH" in r.stderr and "nowhere" in r.stderr
+    assert "system library path" in r.stderr
+
+
+def test_obj_lib_path_accepts_a_file_and_a_directory(tmp_path):
+    import shutil
+
+    src = os.path.dirname(obj.__file__)
+    dst = tmp_path / "pkg" / "obj"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.so", "*.dylib", "*.dll", "__pycache__"))
+    if not (dst / "_obj.h").exists():
+        shutil.copy(_ffi.header_path(), dst / "_obj.h")
+    lib = _ffi.library_path()
+    for value in (lib, os.path.dirname(lib)):
+        env = dict(os.environ, OBJ_LIB_PATH=value, PYTHONPATH=str(tmp_path / "pkg"))
+        r = subprocess.run([sys.executable, "-c", "import obj; print(obj.library_path())"], env=env,
+                           capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == lib
+
+
+def test_public_names_have_docstrings():
+    for name in obj.__all__:
+        if name.startswith("__"):
+            continue
+        v = getattr(obj, name)
+        if isinstance(v, (int, str)):
+            continue
+        assert getattr(v, "__doc__", None), f"obj.{name} has no docstring"
+        if isinstance(v, type):
+            for attr, member in vars(v).items():
+                if attr.startswith("_") or not callable(member):
+                    continue
+                assert member.__doc__, f"obj.{name}.{attr} has no docstring"

@@ -1,0 +1,190 @@
+"""Field types round-trip exactly through typed documents; migrations."""
+
+import datetime as dt
+import enum
+import math
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Annotated, Optional
+
+import pytest
+
+import obj
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+@dataclass
+class Address:
+    city: str
+    zip: Optional[str] = None
+
+
+@obj.document(collection="everything", version=1)
+@dataclass
+class Everything:
+    i: int
+    big: int
+    neg: int
+    f: float
+    s: str
+    flag: bool
+    raw: bytes
+    nothing: Optional[int]
+    maybe: Optional[str]
+    items: list[int]
+    mapping: dict[str, float]
+    intkeys: dict[int, str]
+    address: Address
+    addresses: list[Address]
+    when: dt.datetime
+    when_aware: dt.datetime
+    day: dt.date
+    uid: uuid.UUID
+    price: Decimal
+    color: Color
+    level: Level
+    pair: tuple[int, str]
+    nan: float = math.nan
+    default_list: list[str] = field(default_factory=list)
+
+
+def make():
+    return Everything(
+        i=1, big=2**64 - 1, neg=-(2**63), f=0.1, s="héllo \u2603", flag=True, raw=b"\x00\xff",
+        nothing=None, maybe="x", items=[1, 2, 3], mapping={"a": 1.5, "$b": -0.0}, intkeys={1: "a", 20: "b"},
+        address=Address("Paris", "75001"), addresses=[Address("Oslo"), Address("Rome", "00100")],
+        when=dt.datetime(2024, 2, 29, 23, 59, 59, 999999),
+        when_aware=dt.datetime(1969, 7, 20, 20, 17, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30))),
+        day=dt.date(2000, 1, 1), uid=uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        price=Decimal("12.3400"), color=Color.BLUE, level=Level.HIGH, pair=(7, "seven"),
+        default_list=["x"],
+    )
+
+
+def test_every_field_type_roundtrips(db, backend):
+    e = make()
+    oid = db.insert(e)
+    got = db.get(Everything, oid)
+    for name in vars(e):
+        a, b = getattr(e, name), getattr(got, name)
+        if name == "nan":
+            assert math.isnan(b)
+            continue
+        assert a == b and type(a) is type(b), (name, a, b)
+    assert got.when.tzinfo is None
+    assert got.when_aware.utcoffset() == dt.timedelta(hours=-5, minutes=-30)
+    assert math.copysign(1, got.mapping["$b"]) == -1
+    # the same object read as a dict: the storable forms
+    d = db.get("everything", oid)
+    assert d["uid"] == str(e.uid) and d["day"] == "2000-01-01" and d["price"] == "12.3400"
+    assert d["color"] == "blue" and d["address"] == {"city": "Paris", "zip": "75001"}
+    assert d["raw"] == b"\x00\xff" and d["big"] == 2**64 - 1
+
+
+def test_int_beyond_64_bits_is_a_clear_error(db):
+    e = make()
+    e.big = 2**64
+    with pytest.raises(obj.InvalidArgumentError, match="outside the storable range"):
+        db.insert(e)
+    assert db.count(Everything) == 0
+
+
+def test_insert_many_get_many_typed_and_dict(db, backend):
+    docs = [make() for _ in range(50)]
+    for k, d in enumerate(docs):
+        d.i = k
+    ids = db.insert_many(docs)
+    assert len(ids) == 50 and ids == sorted(ids)
+    got = db.get_many(Everything, ids + [10**9])
+    assert [g.i for g in got[:-1]] == list(range(50)) and got[-1] is None
+    ids2 = db.insert_many("events", [{"n": k} for k in range(10)])
+    assert db.get_many("events", ids2) == [{"n": k} for k in range(10)]
+    ids3 = db.insert_many("blobs", [b"a", b"", b"c"])
+    assert db.get_many("blobs", ids3) == [b"a", b"", b"c"]
+
+
+# -- migrations ----------------------------------------------------------------
+
+@dataclass
+class PersonV1:
+    name: str
+
+
+@obj.document(collection="people", version=1)
+@dataclass
+class PersonOld:
+    name: str
+
+
+@obj.document(collection="people", version=2, history=[PersonV1])
+@dataclass
+class Person:
+    first: str
+    last: str
+
+    @classmethod
+    def migrate(cls, doc, from_version):
+        assert from_version == 1 and isinstance(doc, PersonV1)
+        first, _, last = doc.name.partition(" ")
+        return cls(first=first, last=last)
+
+
+def test_lazy_migration(path):
+    with obj.Db(path) as db:
+        oid = db.insert(PersonOld(name="Ada Lovelace"))
+    with obj.Db(path) as db:
+        p = db.get(Person, oid)
+        assert p == Person(first="Ada", last="Lovelace")
+        # a write stores the new version
+        db.update(Person, oid, lambda p: setattr(p, "last", "King"))
+        assert next(db.dump_raw("people")).header.type_version == 2
+        assert db.get(Person, oid) == Person(first="Ada", last="King")
+        assert [p for _, p in db.query(Person).fetch()] == [Person(first="Ada", last="King")]
+
+
+@obj.document(collection="things", version=1)
+@dataclass
+class Thing:
+    a: int
+
+
+@obj.document(collection="things", version=2)
+@dataclass
+class Thing2:
+    a: int
+    b: str = "default"
+
+
+def test_new_field_with_default_reads_old_documents(path):
+    with obj.Db(path) as db:
+        oid = db.insert(Thing(a=1))
+    with obj.Db(path) as db:
+        assert db.get(Thing2, oid) == Thing2(a=1, b="default")
+
+
+def test_frozen_and_slots_dataclasses(db):
+    @obj.document(collection="frozen")
+    @dataclass(frozen=True)
+    class F:
+        x: int
+        tags: tuple[str, ...] = ()
+
+    @obj.document(collection="slotted")
+    @dataclass(slots=True)
+    class S:
+        x: int
+
+    i = db.insert(F(x=1, tags=("a",)))
+    j = db.insert(S(x=2))
+    assert db.get(F, i) == F(x=1, tags=("a",))
+    assert db.get(S, j) == S(x=2)

@@ -1,0 +1,217 @@
+// The C ABI from C++17 through include/obj.hpp: RAII handles, exceptions
+// carrying status and message, documents, indexes, cursors, scans.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "obj.hpp"
+
+static int checks = 0;
+
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        checks++;                                                                   \
+        if (!(cond)) {                                                              \
+            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            std::exit(1);                                                           \
+        }                                                                           \
+    } while (0)
+
+// Runs `body`, which must throw obj::Error with status `want`; returns its message.
+template <typename F>
+static std::string expect_error(obj_status want, F body) {
+    checks++;
+    try {
+        body();
+    } catch (const obj::Error &e) {
+        if (e.status() != want) {
+            std::fprintf(stderr, "expected %s, got %s\n", obj_status_name(want), e.what());
+            std::exit(1);
+        }
+        return e.what();
+    }
+    std::fprintf(stderr, "expected %s, nothing was thrown\n", obj_status_name(want));
+    std::exit(1);
+}
+
+static bool contains(const std::string &s, const char *part) { return s.find(part) != std::string::npos; }
+
+static void test_documents(obj::Db &db) {
+    {
+        obj::Txn w = db.begin_write();
+        w.create_collection("users");
+        w.create_collection("files", true);
+        uint64_t ann = w.insert("users", R"({"name":"ann","email":"a@x","age":30})", 2);
+        uint64_t bob = w.insert("users", R"({"name":"bob","email":"b@x","age":40})", 2);
+        CHECK(ann == 1 && bob == 2);
+        std::vector<uint64_t> ids = w.insert_many("users", R"([{"name":"cy","email":"c@x","age":20},{"name":"di","email":"d@x","age":50}])", 2);
+        CHECK(ids.size() == 2 && ids[0] == 3 && ids[1] == 4);
+        CHECK(w.insert_many("users", "[]").empty());
+        w.create_index("users", R"({"name":"by_email","kind":"unique","fields":["email"]})");
+        w.create_index("users", R"({"name":"by_age","fields":["age"]})");
+        CHECK(w.list_indexes("users") ==
+              R"([{"fields":["email"],"kind":"unique","name":"by_email"},{"fields":["age"],"kind":"standard","name":"by_age"}])");
+
+        auto d = w.get("users", ann);
+        CHECK(d && d->version == 2 && d->json == R"({"name":"ann","email":"a@x","age":30})");
+        CHECK(!w.get("users", 99));
+        CHECK(w.get_many("users", {2, 99}) == R"([[2,{"name":"bob","email":"b@x","age":40}],null])");
+        CHECK(w.upsert("users", 10, R"({"name":"ed","email":"e@x","age":33})"));
+        CHECK(!w.upsert("users", 10, R"({"name":"ed","email":"e@x","age":34})", 3));
+        w.replace("users", 10, R"({"name":"ed","email":"e@x","age":35})", 4);
+        CHECK(w.get("users", 10)->version == 4);
+        CHECK(w.remove("users", 10) && !w.remove("users", 10));
+        expect_error(OBJ_NOT_FOUND, [&] { w.replace("users", 10, "{}"); });
+
+        // Unique violation: status + message, no trace, the transaction goes on.
+        std::string msg = expect_error(OBJ_CONSTRAINT, [&] { w.insert("users", R"({"email":"a@x"})"); });
+        CHECK(contains(msg, "OBJ_CONSTRAINT") && contains(msg, "by_email"));
+        expect_error(OBJ_CONSTRAINT, [&] { w.insert_many("users", R"([{"email":"z@x"},{"email":"b@x"}])"); });
+        CHECK(w.count("users") == 4);
+        CHECK(!w.find_unique("users", "by_email", R"(["z@x"])"));
+
+        auto f = w.find_unique("users", "by_email", R"(["c@x"])");
+        CHECK(f && f->id == 3 && f->version == 2 && contains(f->json, "\"cy\""));
+        expect_error(OBJ_INVALID_ARGUMENT, [&] { w.find_unique("users", "by_age", "[20]"); });
+        expect_error(OBJ_NOT_FOUND, [&] { w.find_unique("users", "nope", "[20]"); });
+
+        // Raw documents and kind mismatches.
+        std::string blob("\0bin\xff", 5);
+        uint64_t fid = w.raw_insert("files", blob);
+        CHECK(w.raw_get("files", fid) == blob);
+        CHECK(!w.raw_get("files", 77));
+        CHECK(w.raw_upsert("files", 5, "five") && !w.raw_upsert("files", 5, "FIVE"));
+        expect_error(OBJ_INVALID_ARGUMENT, [&] { w.get("files", fid); });
+        expect_error(OBJ_INVALID_ARGUMENT, [&] { w.raw_get("users", 1); });
+        expect_error(OBJ_INVALID_ARGUMENT, [&] { w.create_collection("files"); });
+        expect_error(OBJ_INVALID_ARGUMENT, [&] { w.insert("users", "{not json"); });
+        expect_error(OBJ_INVALID_ARGUMENT, [&] { w.create_index("users", R"({"name":"x"})"); });
+
+        CHECK(w.list_collections() == R"(["files","users"])");
+        CHECK(contains(w.collection_info("users"), "\"count\":4"));
+        expect_error(OBJ_NOT_FOUND, [&] { w.collection_info("nope"); });
+        w.create_collection("tmp");
+        CHECK(w.drop_collection("tmp") && !w.drop_collection("tmp"));
+        w.commit();
+        expect_error(OBJ_INVALID_ARGUMENT, [&] { w.commit(); });
+    }
+    {
+        // A write transaction destroyed without commit rolls back.
+        obj::Txn w = db.begin_write();
+        w.insert("users", R"({"email":"gone@x"})");
+    }
+    obj::Txn r = db.begin_read();
+    CHECK(r.count("users") == 4);
+    CHECK(!r.find_unique("users", "by_email", R"(["gone@x"])"));
+    std::string msg = expect_error(OBJ_INVALID_ARGUMENT, [&] { r.insert("users", "{}"); });
+    CHECK(contains(msg, "read transaction"));
+}
+
+static void test_cursors(obj::Db &db) {
+    obj::Txn r = db.begin_read();
+    obj::Cursor c = r.query(R"({"collection":"users","filter":{"ge":["age",30]},"sort":[{"field":"age","order":"desc"}]})");
+    std::vector<uint64_t> ids;
+    while (auto d = c.next()) ids.push_back(d->id);
+    CHECK((ids == std::vector<uint64_t>{4, 2, 1}));
+    CHECK(!c.next());
+
+    obj::Cursor b = r.query(R"({"collection":"users","limit":3})");
+    std::string batch = b.next_batch(2);
+    CHECK(contains(batch, "[1,2,{") && contains(batch, "[2,2,{"));
+    CHECK(contains(b.next_batch(2), "[3,2,{"));
+    CHECK(b.next_batch(2) == "[]");
+    expect_error(OBJ_INVALID_ARGUMENT, [&] { b.next_batch(0); });
+    expect_error(OBJ_INVALID_ARGUMENT, [&] { b.next_kv(); });
+
+    CHECK(r.query_count(R"({"collection":"users","filter":{"lt":["age",35]}})") == 2);
+    CHECK(contains(r.explain(R"({"collection":"users","filter":{"eq":["age",30]}})"), "\"index\":\"by_age\""));
+    expect_error(OBJ_INVALID_ARGUMENT, [&] { r.query("{\"collection\":"); });
+    {
+        obj::Cursor none = r.query(R"({"collection":"missing"})");
+        CHECK(!none.next());
+    }
+    // Move semantics: the moved-from cursor is empty and frees nothing.
+    obj::Cursor moved = std::move(c);
+    CHECK(c.get() == nullptr && moved.get() != nullptr);
+
+    obj::Cursor dump = r.dump("files");
+    int records = 0;
+    while (auto rec = dump.next_record()) {
+        CHECK(rec->data.size() > 0 || rec->id > 0);
+        records++;
+    }
+    CHECK(records == 2);
+
+    // A cursor after its transaction ended throws; destroying it is fine.
+    obj::Cursor late = r.query(R"({"collection":"users"})");
+    r.commit();
+    std::string msg = expect_error(OBJ_INVALID_ARGUMENT, [&] { late.next(); });
+    CHECK(contains(msg, "committed"));
+
+    // On a write transaction, a write ends open cursors.
+    obj::Txn w = db.begin_write();
+    obj::Cursor wc = w.query(R"({"collection":"users"})");
+    CHECK(wc.next()->id == 1);
+    w.kv_put("cfg", "k", "v");
+    msg = expect_error(OBJ_INVALID_ARGUMENT, [&] { wc.next(); });
+    CHECK(contains(msg, "changed under the cursor"));
+    w.rollback();
+}
+
+static void test_kv(obj::Db &db) {
+    {
+        obj::Txn w = db.begin_write();
+        for (const char *k : {"a1", "a2", "b1", "b2"}) w.kv_put("cfg", k, std::string("v") + k);
+        w.kv_put("tmp", "x", "");
+        CHECK(w.kv_list() == R"(["cfg","tmp"])");
+        CHECK(w.kv_drop("tmp") && !w.kv_drop("tmp"));
+        CHECK(w.kv_get("cfg", "a2") == std::string("va2"));
+        CHECK(w.kv_delete("cfg", "a2") && !w.kv_delete("cfg", "a2"));
+        w.commit();
+    }
+    obj::Txn r = db.begin_read();
+    std::string keys;
+    obj::Cursor all = r.kv_range("cfg", std::nullopt, std::nullopt);
+    while (auto kv = all.next_kv()) keys += kv->first + "=" + kv->second + ";";
+    CHECK(keys == "a1=va1;b1=vb1;b2=vb2;");
+    keys.clear();
+    obj::Cursor rng = r.kv_range("cfg", std::string_view("a2"), std::string_view("b2"), true);
+    while (auto kv = rng.next_kv()) keys += kv->first + ";";
+    CHECK(keys == "b1;");
+    keys.clear();
+    obj::Cursor pre = r.kv_prefix("cfg", "b", true);
+    while (auto kv = pre.next_kv()) keys += kv->first + ";";
+    CHECK(keys == "b2;b1;");
+    obj::Cursor every = r.kv_prefix("cfg", "");
+    int n = 0;
+    while (every.next_kv()) n++;
+    CHECK(n == 3);
+    expect_error(OBJ_INVALID_ARGUMENT, [&] { every.next(); });
+}
+
+int main(int argc, char **argv) {
+    std::string dir = argc > 1 ? argv[1] : "/tmp";
+    std::string path = dir + "/cpp-api-" + std::to_string(getpid()) + ".obj";
+    unlink(path.c_str());
+    expect_error(OBJ_INVALID_ARGUMENT, [&] { obj::Db::open(std::string("bad\xff")); });
+    {
+        obj::Db db = obj::Db::open(path);
+        test_documents(db);
+        test_cursors(db);
+        test_kv(db);
+        CHECK(contains(db.stat_json(), "\"name\":\"users\""));
+        CHECK(contains(db.integrity_check(), "pages"));
+        CHECK(db.checkpoint().complete);
+        obj::Db other = std::move(db);
+        other.close();
+        expect_error(OBJ_CLOSED, [&] { other.begin_read(); });
+    }
+    unlink(path.c_str());
+    unlink((path + "-wal").c_str());
+    std::printf("c++ api: %d passed, 0 failed\n", checks);
+    return 0;
+}
