@@ -45,7 +45,7 @@ pub(crate) struct NewFile {
 /// it (openers wait for the DMS lock, then time out with `Busy`). On drop
 /// the file is removed (it indexes nothing: the target is closed, and after
 /// the rename it belongs to the replaced file) and the lock released.
-struct TargetShm {
+pub(crate) struct TargetShm {
     vfs: Arc<dyn Vfs>,
     path: PathBuf,
     shm: Arc<dyn ShmFile>,
@@ -53,7 +53,7 @@ struct TargetShm {
 }
 
 impl TargetShm {
-    fn lock(vfs: &Arc<dyn Vfs>, target: &Path) -> Result<Option<TargetShm>> {
+    pub(crate) fn lock(vfs: &Arc<dyn Vfs>, target: &Path) -> Result<Option<TargetShm>> {
         let path = shm_path_of(target);
         let display = target.display();
         let busy = || Error::Busy(format!("{display} is open in another handle or process"));

@@ -12,7 +12,9 @@
 //! 2. close the old database: a complete checkpoint, fsync, and removal of
 //!    its WAL and shared index `<path>-shm` (so neither of the old file is
 //!    ever beside the new one); this needs the only handle in any process,
-//!    checked first (the DMS lock of the shared index) and again here;
+//!    checked first (the DMS lock of the shared index), and a fresh
+//!    `<path>-shm` is then held with DMS exclusive until step 3's rename,
+//!    so that no process opens the old file in between;
 //! 3. lock the new file, rename it over `<path>`, fsync the directory, and
 //!    open it through the lock already held.
 //!
@@ -26,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::ops::newfile::TargetShm;
 use crate::options::{Options, SyncMode};
 use crate::storage::file::{OpenMode, Vfs};
 use crate::storage::pager::{wal_path_of, Pager};
@@ -166,11 +169,16 @@ fn swap(
     if vfs.exists(&wal_path_of(path)).map_err(|e| before(Error::io("checking the WAL", e)))? {
         return Err(before(Error::Busy("the WAL could not be folded into the database".into())));
     }
-    // The last handle to close removes the shared index: one still there
-    // means another process has the database open.
-    if vfs.shm_in_use(&shm_path_of(path)).map_err(|e| before(Error::io("checking the shared index", e)))? {
-        return Err(before(Error::Busy("another process opened the database during the rekey".into())));
-    }
+    // The last handle to close removes the shared index; hold a fresh one's
+    // DMS lock exclusively until the new file is in place, so that no
+    // process opens the old file meanwhile. Failing to get it means another
+    // process has (re)opened the database.
+    let shm_lock = TargetShm::lock(&vfs, path).map_err(|e| {
+        before(match e {
+            Error::Busy(_) => Error::Busy("another process opened the database during the rekey".into()),
+            other => other,
+        })
+    })?;
     let file = vfs
         .open(tmp, OpenMode::ReadWriteCreate)
         .map_err(|e| before(Error::io(format!("opening {}", tmp.display()), e)))?;
@@ -183,6 +191,8 @@ fn swap(
     }
     // The old file is unlinked; its lock no longer guards anything.
     old.retire();
+    // Openers waiting on the held -shm find it removed and join the new file.
+    drop(shm_lock);
     let after = |e| (e, true);
     let opened = vfs
         .sync_parent_dir(path)
