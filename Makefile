@@ -9,7 +9,7 @@ CRASH_CYCLES ?= 100
 SOAK_CYCLES ?= 10000
 SOAK_POWER_CUTS ?= 20000
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := open_db btree_ops collection_ops doc_decode doc_json query_json
+FUZZ_TARGETS := open_db btree_ops collection_ops doc_decode doc_json query_json c_api
 # Python (python-cffi/): the dev venv, the test venv, the peers benchmark.
 PYTHON ?= python3
 VENV := .venv

@@ -36,6 +36,8 @@ pub mod cursor;
 pub mod db;
 pub mod document;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 pub mod kv;
 pub mod ops;
