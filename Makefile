@@ -9,7 +9,7 @@ CRASH_CYCLES ?= 100
 SOAK_CYCLES ?= 10000
 SOAK_POWER_CUTS ?= 20000
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := open_db btree_ops collection_ops doc_decode doc_json query_json
+FUZZ_TARGETS := open_db btree_ops collection_ops doc_decode doc_json query_json c_api
 # Python (python-cffi/): the dev venv, the test venv, the peers benchmark.
 PYTHON ?= python3
 VENV := .venv
@@ -48,7 +48,7 @@ test-rust:
 # The C ABI: C11 programs with -Wall -Wextra -Werror, linked once against
 # libobj.so and once statically against libobj.a, run under valgrind.
 CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -g -Iinclude
-C_TESTS := test_api test_threads test_docs
+C_TESTS := test_api test_threads test_docs test_ops
 C_OUT := target/c-tests
 STATIC_LIBS := -lpthread -ldl -lm -lrt -lgcc_s -lc
 VALGRIND := valgrind --quiet --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-possibly-lost=no

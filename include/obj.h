@@ -204,6 +204,17 @@ typedef struct {
    * Create the file if it does not exist (default true).
    */
   bool create;
+  /**
+   * Encryption at rest: NULL for a plain database, or 32 raw key bytes
+   * (AES-256-GCM per page; read during `obj_db_open` only).
+   */
+  const uint8_t *encryption_key;
+  /**
+   * Or a NUL-terminated passphrase (Argon2id; salt and costs are kept in
+   * the file's header). At most one of the two. A wrong or missing key
+   * is OBJ_ENCRYPTION.
+   */
+  const char *passphrase;
 } obj_options;
 
 /**
@@ -227,6 +238,14 @@ typedef struct {
    */
   bool complete;
 } obj_checkpoint_result;
+
+/**
+ * A progress callback: `done` of `total` pages copied so far; `ctx` is the
+ * caller's pointer, passed through. Return false to cancel (the call then
+ * returns OBJ_OK with `"cancelled": true` in its report, and nothing is
+ * left at the target). Called on the calling thread, during the call.
+ */
+typedef bool (*obj_progress_fn)(uint64_t done, uint64_t total, void *ctx);
 
 #ifdef __cplusplus
 extern "C" {
@@ -860,6 +879,125 @@ obj_status obj_kv_drop(obj_txn *txn, const char *ns, bool *existed);
  * `txn` is a live handle; `out` writable.
  */
 obj_status obj_kv_list(obj_txn *txn, obj_bytes *out);
+
+/**
+ * Writes a consistent copy of the database, as of one snapshot, to `path`
+ * (UTF-8) while other threads keep reading and writing. The copy is a
+ * normal database file, written under a temporary name and renamed into
+ * place, so a crash never leaves a partial file at `path`. `progress` may
+ * be NULL. `out` (may be NULL) receives a JSON report: pages, bytes,
+ * commit_counter (the snapshot copied), cancelled, millis. Errors:
+ * OBJ_BUSY (`path` is an open database), OBJ_UNSUPPORTED (an encrypted
+ * database: the copy would be unencrypted), OBJ_IO.
+ *
+ * # Safety
+ * `db` is a live handle; `path` a NUL-terminated string; `progress` NULL
+ * or a function safe to call with `ctx`; `out` NULL or writable.
+ */
+obj_status obj_db_backup(obj_db *db,
+                         const char *path,
+                         obj_progress_fn progress,
+                         void *ctx,
+                         obj_bytes *out);
+
+/**
+ * Copies the database file `backup` to `target`, a path that must not be
+ * open (OBJ_BUSY) and, unless `overwrite`, must not exist
+ * (OBJ_INVALID_ARGUMENT). A damaged backup is refused (OBJ_CORRUPTION)
+ * before the target changes; a stale `<target>-wal` is removed. A crash
+ * leaves the old target or the new one, whole.
+ *
+ * # Safety
+ * `backup` and `target` are NUL-terminated strings.
+ */
+obj_status obj_db_restore(const char *backup, const char *target, bool overwrite);
+
+/**
+ * Shrinks the file in place: rewrites every tree into the fewest pages
+ * and truncates the rest, crash-safe at every point (the new image goes
+ * through the WAL). Writers wait meanwhile; readers do not (while an old
+ * snapshot is open the file shrinks at a later checkpoint: `"complete"`
+ * false). `out` (may be NULL) receives a JSON report: pages_before,
+ * pages_after, file_size_before, file_size_after, commit_counter,
+ * rewritten, complete, millis.
+ *
+ * # Safety
+ * `db` is a live handle; `out` NULL or writable.
+ */
+obj_status obj_db_compact(obj_db *db, obj_bytes *out);
+
+/**
+ * Writes a compacted copy of the current snapshot to `path` (a new file
+ * id, no WAL), as obj_db_backup does. `out` as for obj_db_compact.
+ * OBJ_UNSUPPORTED for an encrypted database.
+ *
+ * # Safety
+ * `db` is a live handle; `path` a NUL-terminated string; `out` NULL or writable.
+ */
+obj_status obj_db_compact_to(obj_db *db, const char *path, obj_bytes *out);
+
+/**
+ * Opens the database at `path` read-only and makes its collections
+ * readable as `"<ns>.<collection>"` in every transaction begun afterwards
+ * on this handle (each takes a snapshot of the attached file when it
+ * begins). Writes there are OBJ_INVALID_ARGUMENT. Errors: OBJ_NOT_FOUND
+ * (no file), OBJ_CORRUPTION / OBJ_INVALID_ARGUMENT (not a sound obj
+ * database), OBJ_INVALID_ARGUMENT (namespace already attached or invalid).
+ *
+ * # Safety
+ * `db` is a live handle; `path` and `ns` NUL-terminated strings.
+ */
+obj_status obj_db_attach(obj_db *db, const char *path, const char *ns);
+
+/**
+ * Detaches namespace `ns` (OBJ_NOT_FOUND if not attached). Transactions
+ * already begun keep their snapshot of it.
+ *
+ * # Safety
+ * `db` is a live handle; `ns` a NUL-terminated string.
+ */
+obj_status obj_db_detach(obj_db *db, const char *ns);
+
+/**
+ * Streams collection `collection` (or, when NULL, every collection and
+ * key-value namespace) to the file `path` as JSON lines, from one
+ * snapshot, in constant memory: a header line per collection (kind,
+ * indexes, next id) then one line per document (docs/format.md, "Export
+ * format"). `out` (may be NULL) receives a JSON report: collections,
+ * documents, kv_namespaces, kv_entries, commit_counter.
+ *
+ * # Safety
+ * `db` is a live handle; `collection` NULL or a NUL-terminated string;
+ * `path` a NUL-terminated string; `out` NULL or writable.
+ */
+obj_status obj_db_export(obj_db *db, const char *collection, const char *path, obj_bytes *out);
+
+/**
+ * Loads a JSON-lines export (obj_db_export) from the file `path`:
+ * creates the collections and their indexes and writes every document at
+ * its id. `batch_size` 0 imports in one transaction (all or nothing);
+ * otherwise it commits every `batch_size` lines in constant memory (a
+ * failure then leaves the earlier batches). Errors name the line.
+ * `out` (may be NULL) receives a JSON report: collections, documents,
+ * indexes_created, kv_namespaces, kv_entries, commits.
+ *
+ * # Safety
+ * `db` is a live handle; `path` a NUL-terminated string; `out` NULL or writable.
+ */
+obj_status obj_db_import(obj_db *db, const char *path, uint64_t batch_size, obj_bytes *out);
+
+/**
+ * Rewrites the database under a new key: `key` (32 raw bytes) or
+ * `passphrase` (Argon2id) encrypts a plain database or changes the key;
+ * both NULL decrypts it. Crash-safe (a new copy renamed over the file).
+ * This must be the only handle on the file, with no transaction open
+ * (else OBJ_BUSY). Later opens must give the new key.
+ *
+ * # Safety
+ * `db` is a live handle; `key` NULL or valid for 32 bytes; `passphrase`
+ * NULL or NUL-terminated.
+ */
+obj_status obj_db_rekey(obj_db *db, const uint8_t *key, const char *passphrase);
 
 /**
  * Begins a read transaction: a consistent snapshot of the last commit,

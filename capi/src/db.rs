@@ -104,6 +104,13 @@ pub struct obj_options {
     pub read_only: bool,
     /// Create the file if it does not exist (default true).
     pub create: bool,
+    /// Encryption at rest: NULL for a plain database, or 32 raw key bytes
+    /// (AES-256-GCM per page; read during `obj_db_open` only).
+    pub encryption_key: *const u8,
+    /// Or a NUL-terminated passphrase (Argon2id; salt and costs are kept in
+    /// the file's header). At most one of the two. A wrong or missing key
+    /// is OBJ_ENCRYPTION.
+    pub passphrase: *const c_char,
 }
 
 impl Default for obj_options {
@@ -118,6 +125,8 @@ impl Default for obj_options {
             wal_autocheckpoint: d.wal_autocheckpoint,
             read_only: d.read_only,
             create: d.create,
+            encryption_key: std::ptr::null(),
+            passphrase: std::ptr::null(),
         }
     }
 }
@@ -162,7 +171,8 @@ fn to_options(o: &obj_options) -> Result<Options, Error> {
         read_only: merged.read_only,
         create: merged.create,
         vfs: None,
-        encryption: None,
+        // SAFETY: the caller vouches for the pointers in its options.
+        encryption: unsafe { crate::ops::key_from(merged.encryption_key, merged.passphrase) }?,
     })
 }
 

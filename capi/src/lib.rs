@@ -9,7 +9,8 @@
 //! One file per concept: `db.rs`, `txn.rs` (transactions, and what their
 //! cursors borrow), `collection.rs`, `document.rs` (JSON and raw-bytes
 //! documents), `index.rs` (secondary indexes, unique lookup), `cursor.rs`
-//! (queries and scans), `kv.rs` (key-value namespaces); `error.rs` for
+//! (queries and scans), `kv.rs` (key-value namespaces), `ops.rs`
+//! (backup, restore, compaction, attach, export/import, rekey); `error.rs` for
 //! statuses and the panic fence; `bytes.rs` for returned buffers and
 //! argument decoding.
 
@@ -35,8 +36,11 @@ pub mod cursor;
 pub mod db;
 pub mod document;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 pub mod kv;
+pub mod ops;
 pub mod txn;
 
 pub use bytes::*;
@@ -47,4 +51,5 @@ pub use document::*;
 pub use error::*;
 pub use index::*;
 pub use kv::*;
+pub use ops::*;
 pub use txn::*;

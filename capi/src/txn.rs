@@ -214,11 +214,12 @@ impl TxnInner {
         let pos = match self.colls.iter().position(|(n, _)| n == name) {
             Some(p) => p,
             None => {
-                // SAFETY: the handle is kept in self.colls only.
+                // SAFETY: the handle is kept in self.colls only. `collection`
+                // also resolves `ns.coll` names of attached databases.
                 let st = unsafe { self.state_static() };
                 let opened = match st {
-                    TxnState::Read(r) => Collection::open(r, name).map(CachedColl::Read),
-                    TxnState::Write(w) => Collection::open(w, name).map(CachedColl::Write),
+                    TxnState::Read(r) => r.collection(name).map(CachedColl::Read),
+                    TxnState::Write(w) => w.collection(name).map(CachedColl::Write),
                     TxnState::Finished(how) => return Err(finished(how)),
                 };
                 let entry = match opened {

@@ -295,7 +295,21 @@ impl Db {
     pub fn close(self) -> Result<()> {
         let Db { engine, attached } = self;
         drop(attached);
-        if Arc::strong_count(&engine) == 1 {
+        // Decide under the registry lock, and unregister a last handle there,
+        // so that a concurrent `open` never joins an engine that is closing
+        // (it opens the file anew, or gets Busy while the fold still holds
+        // the file lock).
+        let last = {
+            let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+            let last = Arc::strong_count(&engine) == 1;
+            if let (true, Some(key)) = (last, &engine.registry_key) {
+                if reg.get(key).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&engine))) {
+                    reg.remove(key);
+                }
+            }
+            last
+        };
+        if last {
             let result = engine.pager.close();
             drop(engine);
             result

@@ -128,7 +128,9 @@ class Db:
     Keyword options: ``read_only``, ``create`` (default True), ``sync``
     (``"full"`` default: every commit durable; ``"normal"``: durable at
     checkpoints; ``"off"``), ``page_size`` (new files), ``cache_size``
-    (bytes), ``busy_timeout_ms``, ``wal_autocheckpoint`` (frames; 0 = never).
+    (bytes), ``busy_timeout_ms``, ``wal_autocheckpoint`` (frames; 0 = never),
+    and encryption at rest: ``key`` (32 bytes) or ``passphrase`` (str or
+    bytes). A wrong or missing key raises EncryptionError.
     """
 
     def __init__(
@@ -142,6 +144,8 @@ class Db:
         cache_size: int | None = None,
         busy_timeout_ms: int | None = None,
         wal_autocheckpoint: int | None = None,
+        key: bytes | None = None,
+        passphrase: str | bytes | None = None,
     ) -> None:
         self._h: Any = None
         self._closed = True
@@ -159,8 +163,11 @@ class Db:
                 if not isinstance(v, int) or v < 0:
                     raise InvalidArgumentError(f"{name} must be a non-negative int")
                 setattr(o, name, v)
+        keep = _key_args(key, passphrase)
+        o.encryption_key, o.passphrase = keep
         out = ffi.new("obj_db **")
         check(lib.obj_db_open(self.path.encode("utf-8"), o, out))
+        del keep
         # Freed when this object is collected, never earlier: a thread still
         # inside a call after close() gets OBJ_CLOSED, not freed memory.
         self._h = ffi.gc(out[0], lib.obj_db_free)
@@ -399,6 +406,67 @@ class Db:
         """Attached namespaces and their paths."""
         return {ns: d.path for ns, d in self._attached.items()}
 
+    # -- operations -------------------------------------------------------------
+    def backup(self, path: str | os.PathLike, progress: Callable[[int, int], Any] | None = None) -> dict:
+        """Writes a consistent copy of the database (one snapshot) to
+        ``path`` while other threads keep working; the copy opens on its
+        own. ``progress(done_pages, total_pages)`` is called as it goes;
+        returning False cancels (nothing is left at ``path``). Returns the
+        report (pages, bytes, commit_counter, cancelled, millis)."""
+        cb = ffi.NULL
+        if progress is not None:
+            @ffi.callback("bool(uint64_t, uint64_t, void *)")
+            def cb(done: int, total: int, _ctx: Any) -> bool:  # noqa: F811
+                try:
+                    return progress(done, total) is not False
+                except Exception:  # an exception in the callback cancels
+                    return False
+        buf = ffi.new("obj_bytes *")
+        check(lib.obj_db_backup(self._handle(), os.fspath(path).encode("utf-8"), cb, ffi.NULL, buf))
+        return json.loads(_take(buf))
+
+    @staticmethod
+    def restore(backup: str | os.PathLike, target: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Copies the database file ``backup`` to ``target``, which must not
+        be open (BusyError) and, unless ``overwrite``, must not exist."""
+        check(lib.obj_db_restore(os.fspath(backup).encode("utf-8"), os.fspath(target).encode("utf-8"),
+                                 bool(overwrite)))
+
+    def compact(self) -> dict:
+        """Shrinks the file in place (crash-safe); returns the report
+        (pages_before, pages_after, file_size_before, file_size_after, ...)."""
+        buf = ffi.new("obj_bytes *")
+        check(lib.obj_db_compact(self._handle(), buf))
+        return json.loads(_take(buf))
+
+    def compact_to(self, path: str | os.PathLike) -> dict:
+        """Writes a compacted copy of the current snapshot to ``path``."""
+        buf = ffi.new("obj_bytes *")
+        check(lib.obj_db_compact_to(self._handle(), os.fspath(path).encode("utf-8"), buf))
+        return json.loads(_take(buf))
+
+    def export(self, path: str | os.PathLike, collection: str | None = None) -> dict:
+        """Streams one collection (or everything) to ``path`` as JSON lines,
+        from one snapshot, in constant memory. Returns the report."""
+        buf = ffi.new("obj_bytes *")
+        coll = ffi.NULL if collection is None else collection.encode("utf-8")
+        check(lib.obj_db_export(self._handle(), coll, os.fspath(path).encode("utf-8"), buf))
+        return json.loads(_take(buf))
+
+    def import_(self, path: str | os.PathLike, *, batch_size: int = 0) -> dict:
+        """Loads a JSON-lines export: collections, indexes, documents at
+        their ids. ``batch_size`` 0 is one transaction (all or nothing)."""
+        buf = ffi.new("obj_bytes *")
+        check(lib.obj_db_import(self._handle(), os.fspath(path).encode("utf-8"), int(batch_size), buf))
+        return json.loads(_take(buf))
+
+    def rekey(self, key: bytes | None = None, passphrase: str | bytes | None = None) -> None:
+        """Rewrites the database under a new key (``key`` 32 bytes or a
+        ``passphrase``), or decrypts it when both are None. Needs the only
+        handle on the file and no open transaction (else BusyError)."""
+        k, p = _key_args(key, passphrase)
+        check(lib.obj_db_rekey(self._handle(), k, p))
+
     # -- diagnostics ------------------------------------------------------------
     def checkpoint(self) -> CheckpointResult:
         """Folds committed WAL frames into the main file (partially when a
@@ -472,6 +540,23 @@ class Db:
                     yield RawRecord(idp[0], DocumentHeader(collection, ver[0]), _take(buf))
             finally:
                 ffi.release(cur)
+
+
+def _key_args(key: bytes | None, passphrase: str | bytes | None) -> tuple:
+    """cffi pointers for an encryption key or passphrase (NULL when unused)."""
+    if key is not None and passphrase is not None:
+        raise InvalidArgumentError("give key or passphrase, not both")
+    k = p = ffi.NULL
+    if key is not None:
+        if not isinstance(key, (bytes, bytearray)) or len(key) != 32:
+            raise InvalidArgumentError("key must be 32 bytes")
+        k = ffi.new("uint8_t[32]", bytes(key))
+    if passphrase is not None:
+        raw = passphrase.encode("utf-8") if isinstance(passphrase, str) else bytes(passphrase)
+        if not raw or b"\0" in raw:
+            raise InvalidArgumentError("passphrase must be non-empty and hold no NUL byte")
+        p = ffi.new("char[]", raw)
+    return k, p
 
 
 def _take(buf: Any) -> bytes:

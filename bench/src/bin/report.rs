@@ -5,6 +5,8 @@
 //! - `OBJ_BENCH_N` records in the key-value workload (default 1,000,000)
 //! - `OBJ_BENCH_RANGES` range reads (default N / 2)
 //! - `OBJ_BENCH_COMMITS` individual durable commits (default 1,000)
+//! - `OBJ_BENCH_COMMIT_ROUNDS` rounds the commits are split into, each
+//!   measuring the fsync floor and then every engine (default 50)
 //! - `OBJ_BENCH_CONCURRENT_SECS` length of each concurrent run (default 3)
 //! - `OBJ_BENCH_DOCS` documents in the document workload (default 100,000)
 //! - `OBJ_BENCH_REPEAT` runs of each read step, best kept (default 2)
@@ -235,7 +237,7 @@ fn kv_workload(cfg: &Config) -> Result<()> {
     // Durable commits, interleaved with the disk's raw fsync rate: in each
     // round, the floor and then every engine do their share, so that a noisy
     // neighbour slows all of them alike.
-    let rounds = env_usize("OBJ_BENCH_COMMIT_ROUNDS", 10).clamp(1, cfg.commits.max(1));
+    let rounds = env_usize("OBJ_BENCH_COMMIT_ROUNDS", 50).clamp(1, cfg.commits.max(1));
     let mut commit_secs = vec![0f64; engines.len()];
     let (mut append_secs, mut overwrite_secs) = (0f64, 0f64);
     let (mut floor_min, mut floor_max) = (f64::INFINITY, 0f64);

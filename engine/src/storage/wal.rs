@@ -423,16 +423,20 @@ impl Wal {
     }
 }
 
-/// The running frame checksum over the frame header's first 16 bytes and
-/// the page without its checksum trailer. The trailer must stay out: a
-/// CRC-32 run over a message followed by that message's own CRC-32 ends in
-/// the same state whatever the message, so covering it would make the frame
-/// checksum blind to the page body (a torn frame whose old and new images
-/// share a prefix would pass as the new one while holding the old bytes).
+/// The running frame checksum over the frame header's first 16 bytes, the
+/// page's 4-byte checksum trailer, then the page body. The order matters:
+/// a CRC-32 run over a message followed by that message's own CRC-32 ends
+/// in the same state whatever the message, so with the trailer after the
+/// body the frame checksum would not see the body (a torn frame whose old
+/// and new images share a prefix would pass holding the old page); and
+/// leaving the trailer out would let a frame pass whose body is new but
+/// whose trailer is old. Covering the trailer first sees both.
 fn frame_checksum(seed: u32, head: &[u8], page: &[u8]) -> u32 {
+    let split = page.len() - CHECKSUM_TRAILER;
     let mut h = crc32fast::Hasher::new_with_initial(seed);
     h.update(head);
-    h.update(&page[..page.len() - CHECKSUM_TRAILER]);
+    h.update(&page[split..]);
+    h.update(&page[..split]);
     h.finalize()
 }
 
@@ -498,5 +502,30 @@ mod tests {
         let (_, torn) = Wal::open(file, "wal".into(), PAGE, [7; 16]).unwrap();
         assert_eq!(torn.last_commit, 0, "a torn frame holding the old page must not be replayed");
         assert!(torn.frames.is_empty());
+    }
+
+    /// The other way round: the new image's body with the old image's
+    /// trailer (a tear where old and new share everything after the cut but
+    /// the trailer). Such a frame must not pass either: its page would then
+    /// fail its own checksum on every read.
+    #[test]
+    fn torn_frame_with_a_new_body_and_an_old_trailer_is_rejected() {
+        let vfs = SimVfs::new();
+        let path = Path::new("/t/db-wal");
+        let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
+        let (mut wal, _) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
+        let old = sealed(5, |i| if i < 16 { 1 } else { (i % 251) as u8 });
+        wal.append(&[FrameWrite { pgno: 5, page: &old }], 6).unwrap();
+        let generation_one = vfs.read_file(path).unwrap();
+        let new = sealed(5, |i| if i < 16 { 2 } else { (i % 251) as u8 });
+        wal.restart(u64::MAX).unwrap();
+        wal.append(&[FrameWrite { pgno: 5, page: &new }], 6).unwrap();
+        let trailer = (WAL_HEADER_LEN as usize) + FRAME_HEADER_LEN + PAGE - CHECKSUM_TRAILER;
+        file.write_at(&generation_one[trailer..trailer + CHECKSUM_TRAILER], trailer as u64).unwrap();
+        let (_, torn) = Wal::open(file, "wal".into(), PAGE, [7; 16]).unwrap();
+        assert_eq!(
+            torn.last_commit, 0,
+            "a frame whose trailer does not belong to its body must not be replayed"
+        );
     }
 }

@@ -1,0 +1,337 @@
+//! Operating a database through the ABI: online backup and restore,
+//! compaction, attaching other files read-only, export and import as JSON
+//! lines, and changing the encryption key.
+
+use std::ffi::{c_char, c_void};
+use std::io::{BufReader, BufWriter};
+
+use obj_engine::ops::backup::{BackupReport, Progress, RestoreOptions};
+use obj_engine::ops::compact::CompactReport;
+use obj_engine::ops::export::ImportOptions;
+use obj_engine::{Db, EncryptionKey, Error};
+
+use crate::bytes::{arg_bytes, arg_str, json_bytes, obj_bytes};
+use crate::db::{handle, obj_db, open_db, DbState, DB_TAG};
+use crate::error::fence;
+use crate::obj_status;
+
+/// A progress callback: `done` of `total` pages copied so far; `ctx` is the
+/// caller's pointer, passed through. Return false to cancel (the call then
+/// returns OBJ_OK with `"cancelled": true` in its report, and nothing is
+/// left at the target). Called on the calling thread, during the call.
+pub type obj_progress_fn = Option<unsafe extern "C" fn(done: u64, total: u64, ctx: *mut c_void) -> bool>;
+
+/// Runs `f` on the open database behind `db`.
+///
+/// # Safety
+/// `db` is NULL or a live handle.
+unsafe fn with_db<T>(db: *mut obj_db, f: impl FnOnce(&Db) -> Result<T, Error>) -> Result<T, Error> {
+    // SAFETY: per the caller's contract.
+    let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+    let guard = open_db(state)?;
+    f(guard.as_ref().expect("checked open"))
+}
+
+/// Writes `value` as JSON into `out` when `out` is not NULL.
+///
+/// # Safety
+/// `out` is NULL or writable.
+unsafe fn put_report(out: *mut obj_bytes, value: serde_json::Value) {
+    if !out.is_null() {
+        // SAFETY: non-null and writable per contract.
+        unsafe { out.write(json_bytes(&value)) };
+    }
+}
+
+fn backup_json(r: &BackupReport) -> serde_json::Value {
+    serde_json::json!({
+        "pages": r.pages, "bytes": r.bytes, "commit_counter": r.commit_counter,
+        "cancelled": r.cancelled, "millis": r.millis,
+    })
+}
+
+fn compact_json(r: &CompactReport) -> serde_json::Value {
+    serde_json::json!({
+        "pages_before": r.pages_before, "pages_after": r.pages_after,
+        "file_size_before": r.file_size_before, "file_size_after": r.file_size_after,
+        "commit_counter": r.commit_counter, "rewritten": r.rewritten, "complete": r.complete,
+        "millis": r.millis,
+    })
+}
+
+/// Writes a consistent copy of the database, as of one snapshot, to `path`
+/// (UTF-8) while other threads keep reading and writing. The copy is a
+/// normal database file, written under a temporary name and renamed into
+/// place, so a crash never leaves a partial file at `path`. `progress` may
+/// be NULL. `out` (may be NULL) receives a JSON report: pages, bytes,
+/// commit_counter (the snapshot copied), cancelled, millis. Errors:
+/// OBJ_BUSY (`path` is an open database), OBJ_UNSUPPORTED (an encrypted
+/// database: the copy would be unencrypted), OBJ_IO.
+///
+/// # Safety
+/// `db` is a live handle; `path` a NUL-terminated string; `progress` NULL
+/// or a function safe to call with `ctx`; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_backup(
+    db: *mut obj_db,
+    path: *const c_char,
+    progress: obj_progress_fn,
+    ctx: *mut c_void,
+    out: *mut obj_bytes,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let path = unsafe { arg_str(path, "path") }?;
+        // SAFETY: per contract.
+        let report = unsafe {
+            with_db(db, |d| {
+                d.backup_to(path, |p: Progress| match progress {
+                    // SAFETY: the caller vouches for the callback and `ctx`.
+                    Some(f) => f(p.pages_done, p.pages_total, ctx),
+                    None => true,
+                })
+            })
+        }?;
+        // SAFETY: per contract.
+        unsafe { put_report(out, backup_json(&report)) };
+        Ok(())
+    })
+}
+
+/// Copies the database file `backup` to `target`, a path that must not be
+/// open (OBJ_BUSY) and, unless `overwrite`, must not exist
+/// (OBJ_INVALID_ARGUMENT). A damaged backup is refused (OBJ_CORRUPTION)
+/// before the target changes; a stale `<target>-wal` is removed. A crash
+/// leaves the old target or the new one, whole.
+///
+/// # Safety
+/// `backup` and `target` are NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_restore(
+    backup: *const c_char,
+    target: *const c_char,
+    overwrite: bool,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (backup, target) = unsafe { (arg_str(backup, "backup")?, arg_str(target, "target")?) };
+        Db::restore_from(backup, target, RestoreOptions { overwrite, vfs: None }).map(drop)
+    })
+}
+
+/// Shrinks the file in place: rewrites every tree into the fewest pages
+/// and truncates the rest, crash-safe at every point (the new image goes
+/// through the WAL). Writers wait meanwhile; readers do not (while an old
+/// snapshot is open the file shrinks at a later checkpoint: `"complete"`
+/// false). `out` (may be NULL) receives a JSON report: pages_before,
+/// pages_after, file_size_before, file_size_after, commit_counter,
+/// rewritten, complete, millis.
+///
+/// # Safety
+/// `db` is a live handle; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_compact(db: *mut obj_db, out: *mut obj_bytes) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let report = unsafe { with_db(db, |d| d.compact()) }?;
+        // SAFETY: per contract.
+        unsafe { put_report(out, compact_json(&report)) };
+        Ok(())
+    })
+}
+
+/// Writes a compacted copy of the current snapshot to `path` (a new file
+/// id, no WAL), as obj_db_backup does. `out` as for obj_db_compact.
+/// OBJ_UNSUPPORTED for an encrypted database.
+///
+/// # Safety
+/// `db` is a live handle; `path` a NUL-terminated string; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_compact_to(
+    db: *mut obj_db,
+    path: *const c_char,
+    out: *mut obj_bytes,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let path = unsafe { arg_str(path, "path") }?;
+        // SAFETY: per contract.
+        let report = unsafe { with_db(db, |d| d.compact_to(path)) }?;
+        // SAFETY: per contract.
+        unsafe { put_report(out, compact_json(&report)) };
+        Ok(())
+    })
+}
+
+/// Opens the database at `path` read-only and makes its collections
+/// readable as `"<ns>.<collection>"` in every transaction begun afterwards
+/// on this handle (each takes a snapshot of the attached file when it
+/// begins). Writes there are OBJ_INVALID_ARGUMENT. Errors: OBJ_NOT_FOUND
+/// (no file), OBJ_CORRUPTION / OBJ_INVALID_ARGUMENT (not a sound obj
+/// database), OBJ_INVALID_ARGUMENT (namespace already attached or invalid).
+///
+/// # Safety
+/// `db` is a live handle; `path` and `ns` NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_attach(
+    db: *mut obj_db,
+    path: *const c_char,
+    ns: *const c_char,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (path, ns) = unsafe { (arg_str(path, "path")?, arg_str(ns, "ns")?) };
+        // SAFETY: per contract.
+        unsafe { with_db(db, |d| d.attach(path, ns)) }
+    })
+}
+
+/// Detaches namespace `ns` (OBJ_NOT_FOUND if not attached). Transactions
+/// already begun keep their snapshot of it.
+///
+/// # Safety
+/// `db` is a live handle; `ns` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_detach(db: *mut obj_db, ns: *const c_char) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let ns = unsafe { arg_str(ns, "ns") }?;
+        // SAFETY: per contract.
+        unsafe { with_db(db, |d| d.detach(ns)) }
+    })
+}
+
+/// Streams collection `collection` (or, when NULL, every collection and
+/// key-value namespace) to the file `path` as JSON lines, from one
+/// snapshot, in constant memory: a header line per collection (kind,
+/// indexes, next id) then one line per document (docs/format.md, "Export
+/// format"). `out` (may be NULL) receives a JSON report: collections,
+/// documents, kv_namespaces, kv_entries, commit_counter.
+///
+/// # Safety
+/// `db` is a live handle; `collection` NULL or a NUL-terminated string;
+/// `path` a NUL-terminated string; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_export(
+    db: *mut obj_db,
+    collection: *const c_char,
+    path: *const c_char,
+    out: *mut obj_bytes,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let path = unsafe { arg_str(path, "path") }?;
+        let collection = if collection.is_null() {
+            None
+        } else {
+            // SAFETY: non-null, per contract.
+            Some(unsafe { arg_str(collection, "collection") }?)
+        };
+        let file = std::fs::File::create(path).map_err(|e| Error::io(format!("creating {path}"), e))?;
+        let w = BufWriter::new(file);
+        // SAFETY: per contract.
+        let r = unsafe {
+            with_db(db, |d| match collection {
+                Some(c) => d.export_collection(c, w),
+                None => d.export_all(w),
+            })
+        }?;
+        let v = serde_json::json!({
+            "collections": r.collections, "documents": r.documents, "kv_namespaces": r.kv_namespaces,
+            "kv_entries": r.kv_entries, "commit_counter": r.commit_counter,
+        });
+        // SAFETY: per contract.
+        unsafe { put_report(out, v) };
+        Ok(())
+    })
+}
+
+/// Loads a JSON-lines export (obj_db_export) from the file `path`:
+/// creates the collections and their indexes and writes every document at
+/// its id. `batch_size` 0 imports in one transaction (all or nothing);
+/// otherwise it commits every `batch_size` lines in constant memory (a
+/// failure then leaves the earlier batches). Errors name the line.
+/// `out` (may be NULL) receives a JSON report: collections, documents,
+/// indexes_created, kv_namespaces, kv_entries, commits.
+///
+/// # Safety
+/// `db` is a live handle; `path` a NUL-terminated string; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_import(
+    db: *mut obj_db,
+    path: *const c_char,
+    batch_size: u64,
+    out: *mut obj_bytes,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let path = unsafe { arg_str(path, "path") }?;
+        let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::not_found(format!("file {path}")),
+            _ => Error::io(format!("opening {path}"), e),
+        })?;
+        let options = ImportOptions { batch_size: (batch_size > 0).then_some(batch_size as usize) };
+        // SAFETY: per contract.
+        let r = unsafe { with_db(db, |d| d.import(BufReader::new(file), options)) }?;
+        let v = serde_json::json!({
+            "collections": r.collections, "documents": r.documents, "indexes_created": r.indexes_created,
+            "kv_namespaces": r.kv_namespaces, "kv_entries": r.kv_entries, "commits": r.commits,
+        });
+        // SAFETY: per contract.
+        unsafe { put_report(out, v) };
+        Ok(())
+    })
+}
+
+/// The key described by a raw key pointer and a passphrase (at most one).
+///
+/// # Safety
+/// `key` is NULL or valid for 32 bytes; `passphrase` NULL or NUL-terminated.
+pub(crate) unsafe fn key_from(
+    key: *const u8,
+    passphrase: *const c_char,
+) -> Result<Option<EncryptionKey>, Error> {
+    match (key.is_null(), passphrase.is_null()) {
+        (true, true) => Ok(None),
+        (false, false) => Err(Error::invalid("give an encryption key or a passphrase, not both")),
+        (false, true) => {
+            // SAFETY: per contract, 32 readable bytes.
+            let bytes = unsafe { arg_bytes(key, 32, "encryption_key") }?;
+            Ok(Some(EncryptionKey::raw(bytes.try_into().expect("32 bytes"))))
+        }
+        (true, false) => {
+            // SAFETY: per contract.
+            let p = unsafe { std::ffi::CStr::from_ptr(passphrase) }.to_bytes();
+            if p.is_empty() {
+                return Err(Error::invalid("the passphrase is empty"));
+            }
+            Ok(Some(EncryptionKey::passphrase(p)))
+        }
+    }
+}
+
+/// Rewrites the database under a new key: `key` (32 raw bytes) or
+/// `passphrase` (Argon2id) encrypts a plain database or changes the key;
+/// both NULL decrypts it. Crash-safe (a new copy renamed over the file).
+/// This must be the only handle on the file, with no transaction open
+/// (else OBJ_BUSY). Later opens must give the new key.
+///
+/// # Safety
+/// `db` is a live handle; `key` NULL or valid for 32 bytes; `passphrase`
+/// NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_rekey(
+    db: *mut obj_db,
+    key: *const u8,
+    passphrase: *const c_char,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let new_key = unsafe { key_from(key, passphrase) }?;
+        // SAFETY: per contract.
+        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+        let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
+        let d = guard.as_mut().ok_or_else(|| Error::Closed("the database is closed".into()))?;
+        d.rekey(new_key)
+    })
+}

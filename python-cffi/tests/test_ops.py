@@ -1,0 +1,75 @@
+"""Operating a database from Python: backup and restore, compaction,
+export and import, and encryption at rest."""
+
+import os
+
+import pytest
+
+import obj
+
+
+def fill(db, n=500):
+    db.insert_many("orders", [{"email": f"u{i}@x", "total": i, "note": "x" * 200} for i in range(n)])
+
+
+def test_backup_with_progress_restore_and_refusals(tmp_path):
+    src, bak, res = tmp_path / "src.obj", tmp_path / "bak.obj", tmp_path / "res.obj"
+    with obj.Db(src) as db:
+        fill(db)
+        seen = []
+        report = db.backup(bak, progress=lambda done, total: seen.append((done, total)))
+        assert not report["cancelled"] and report["pages"] > 0
+        assert seen and all(d <= t for d, t in seen)
+        cancelled = db.backup(tmp_path / "never.obj", progress=lambda d, t: False)
+        assert cancelled["cancelled"] and not (tmp_path / "never.obj").exists()
+        with pytest.raises(obj.BusyError):
+            obj.Db.restore(bak, src, overwrite=True)          # the open database
+    obj.Db.restore(bak, res)
+    with pytest.raises(obj.InvalidArgumentError):
+        obj.Db.restore(bak, res)                              # exists, no overwrite
+    with pytest.raises(obj.NotFoundError):
+        obj.Db.restore(tmp_path / "missing.obj", res, overwrite=True)
+    with obj.Db(res) as db:
+        assert db.query("orders").count() == 500
+
+
+def test_compact_and_export_import(tmp_path):
+    with obj.Db(tmp_path / "a.obj") as db:
+        fill(db, 2000)
+        with db.transaction() as tx:
+            for i in range(1, 1801):
+                tx.delete("orders", i)
+        db.checkpoint()
+        before = os.path.getsize(tmp_path / "a.obj")
+        report = db.compact()
+        assert report["rewritten"] and report["file_size_after"] < before
+        assert db.query("orders").count() == 200
+        exported = db.export(tmp_path / "dump.jsonl", "orders")
+        assert exported["documents"] == 200
+    with obj.Db(tmp_path / "b.obj") as db:
+        imported = db.import_(tmp_path / "dump.jsonl", batch_size=64)
+        assert imported["documents"] == 200
+        assert db.get("orders", 1801)["email"] == "u1800@x"
+
+
+def test_encryption_keys_and_rekey(tmp_path):
+    path = tmp_path / "secret.obj"
+    with obj.Db(path, passphrase="correct horse") as db:
+        db.insert("notes", {"text": "PLAINTEXT-MARKER"})
+    with pytest.raises(obj.EncryptionError):
+        obj.Db(path)
+    with pytest.raises(obj.EncryptionError):
+        obj.Db(path, passphrase="wrong")
+    with pytest.raises(obj.InvalidArgumentError):
+        obj.Db(path, key=b"short")
+    assert b"PLAINTEXT-MARKER" not in path.read_bytes()
+    key = bytes(range(32))
+    with obj.Db(path, passphrase="correct horse") as db:
+        with pytest.raises(obj.FeatureUnsupportedError):
+            db.backup(tmp_path / "copy.obj")                  # would be unencrypted
+        db.rekey(key=key)
+    with obj.Db(path, key=key) as db:
+        assert db.get("notes", 1) == {"text": "PLAINTEXT-MARKER"}
+        db.rekey()                                            # decrypt
+    with obj.Db(path) as db:
+        assert db.get("notes", 1) == {"text": "PLAINTEXT-MARKER"}

@@ -1,0 +1,175 @@
+/* Operating a database through the C ABI: backup and restore, compaction,
+ * attach, export and import, encryption keys and rekey, and their error
+ * paths. */
+#include <string.h>
+#include <unistd.h>
+#include "check.h"
+
+#define J(s) (const uint8_t *)(s), strlen(s)
+
+static char dir[400];
+
+static const char *at(const char *name, char *buf) {
+    snprintf(buf, 512, "%s/%s", dir, name);
+    return buf;
+}
+
+static void remove_db(const char *path) {
+    char wal[520];
+    unlink(path);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    unlink(wal);
+    snprintf(wal, sizeof wal, "%s-shm", path);
+    unlink(wal);
+}
+
+static uint64_t count_of(obj_db *db, const char *coll) {
+    obj_txn *r = NULL;
+    uint64_t n = 0;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_collection_count(r, coll, &n));
+    CHECK_OK(obj_txn_free(r));
+    return n;
+}
+
+static void fill(obj_db *db, int n) {
+    obj_txn *w = NULL;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_index_create(w, "orders", J("{\"name\":\"by_email\",\"kind\":\"unique\",\"fields\":[\"email\"]}")));
+    for (int i = 0; i < n; i++) {
+        char doc[200];
+        uint64_t id;
+        snprintf(doc, sizeof doc, "{\"email\":\"u%d@x\",\"total\":%d,\"note\":\"%0100d\"}", i, i, i);
+        CHECK_OK(obj_doc_insert(w, "orders", J(doc), 1, &id));
+    }
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+}
+
+static int progress_calls = 0;
+static bool on_progress(uint64_t done, uint64_t total, void *ctx) {
+    CHECK(ctx == (void *)&progress_calls && done <= total);
+    progress_calls++;
+    return true;
+}
+static bool cancel(uint64_t done, uint64_t total, void *ctx) {
+    (void)done, (void)total, (void)ctx;
+    return false;
+}
+
+int main(int argc, char **argv) {
+    snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp");
+    char p1[512], p2[512], p3[512], p4[512], p5[512];
+    const char *src = at("ops-src.obj", p1), *bak = at("ops-bak.obj", p2), *res = at("ops-restored.obj", p3);
+    const char *dump = at("ops-dump.jsonl", p4), *cpy = at("ops-compact.obj", p5);
+    remove_db(src), remove_db(bak), remove_db(res), remove_db(cpy), unlink(dump);
+
+    obj_db *db = NULL;
+    CHECK_OK(obj_db_open(src, NULL, &db));
+    fill(db, 2000);
+
+    /* Backup with progress; a cancelled backup leaves nothing. */
+    obj_bytes rep = {0};
+    CHECK_OK(obj_db_backup(db, bak, on_progress, &progress_calls, &rep));
+    CHECK(progress_calls > 0 && rep.len > 0 && strstr((const char *)rep.data, "\"cancelled\":false"));
+    obj_bytes_free(&rep);
+    char other[512];
+    CHECK_OK(obj_db_backup(db, at("ops-cancelled.obj", other), cancel, NULL, &rep));
+    CHECK(strstr((const char *)rep.data, "\"cancelled\":true"));
+    obj_bytes_free(&rep);
+    CHECK(access(other, F_OK) != 0);
+    CHECK_STATUS(obj_db_backup(db, NULL, NULL, NULL, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_backup(NULL, bak, NULL, NULL, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_backup(db, src, NULL, NULL, NULL), OBJ_BUSY); /* the open database itself */
+
+    /* Restore: refuses an existing target without overwrite, and an open one. */
+    CHECK_OK(obj_db_restore(bak, res, false));
+    CHECK_STATUS(obj_db_restore(bak, res, false), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_restore(bak, src, true), OBJ_BUSY);
+    CHECK_STATUS(obj_db_restore(at("missing.obj", other), res, true), OBJ_NOT_FOUND);
+    obj_db *r = NULL;
+    CHECK_OK(obj_db_open(res, NULL, &r));
+    CHECK(count_of(r, "orders") == 2000);
+    CHECK_OK(obj_db_free(r));
+
+    /* Compaction after deleting most documents. */
+    obj_txn *w = NULL;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    for (uint64_t id = 1; id <= 1800; id++) CHECK_OK(obj_doc_delete(w, "orders", id, NULL));
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    CHECK_OK(obj_db_compact_to(db, cpy, &rep));
+    obj_bytes_free(&rep);
+    CHECK_OK(obj_db_compact(db, &rep));
+    CHECK(strstr((const char *)rep.data, "\"rewritten\":true"));
+    obj_bytes_free(&rep);
+    CHECK(count_of(db, "orders") == 200);
+    CHECK_OK(obj_db_integrity_check(db, NULL));
+
+    /* Attach the backup read-only under "arch". */
+    CHECK_OK(obj_db_attach(db, bak, "arch"));
+    CHECK_STATUS(obj_db_attach(db, bak, "arch"), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_attach(db, at("missing.obj", other), "gone"), OBJ_NOT_FOUND);
+    CHECK(count_of(db, "arch.orders") == 2000);
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    uint64_t id;
+    CHECK_STATUS(obj_doc_insert(w, "arch.orders", J("{\"email\":\"new\"}"), 1, &id), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_free(w));
+    CHECK_OK(obj_db_detach(db, "arch"));
+    CHECK_STATUS(obj_db_detach(db, "arch"), OBJ_NOT_FOUND);
+
+    /* Export one collection, import it into another database. */
+    CHECK_OK(obj_db_export(db, "orders", dump, &rep));
+    CHECK(strstr((const char *)rep.data, "\"documents\":200"));
+    obj_bytes_free(&rep);
+    CHECK_STATUS(obj_db_export(db, "no_such", dump, NULL), OBJ_NOT_FOUND);
+    CHECK_OK(obj_db_export(db, "orders", dump, NULL));
+    obj_db *imp = NULL;
+    remove_db(res);
+    CHECK_OK(obj_db_open(res, NULL, &imp));
+    CHECK_OK(obj_db_import(imp, dump, 50, &rep));
+    CHECK(strstr((const char *)rep.data, "\"documents\":200"));
+    obj_bytes_free(&rep);
+    CHECK(count_of(imp, "orders") == 200);
+    CHECK_STATUS(obj_db_import(imp, at("missing.jsonl", other), 0, NULL), OBJ_NOT_FOUND);
+    CHECK_OK(obj_db_free(imp));
+    CHECK_OK(obj_db_free(db));
+
+    /* Encryption: rekey to a passphrase, then open with it, without it, wrongly. */
+    CHECK_OK(obj_db_open(src, NULL, &db));
+    CHECK_OK(obj_db_rekey(db, NULL, "correct horse"));
+    CHECK_OK(obj_db_free(db));
+    obj_options o;
+    obj_options_init(&o);
+    CHECK_STATUS(obj_db_open(src, &o, &db), OBJ_ENCRYPTION);
+    o.passphrase = "wrong";
+    CHECK_STATUS(obj_db_open(src, &o, &db), OBJ_ENCRYPTION);
+    uint8_t key[32];
+    memset(key, 7, sizeof key);
+    o.encryption_key = key;
+    CHECK_STATUS(obj_db_open(src, &o, &db), OBJ_INVALID_ARGUMENT); /* both given */
+    o.encryption_key = NULL;
+    o.passphrase = "correct horse";
+    CHECK_OK(obj_db_open(src, &o, &db));
+    CHECK(count_of(db, "orders") == 200);
+    CHECK_STATUS(obj_db_backup(db, bak, NULL, NULL, NULL), OBJ_UNSUPPORTED);
+    CHECK_OK(obj_db_rekey(db, key, NULL)); /* to a raw key */
+    CHECK_OK(obj_db_free(db));
+    o.passphrase = NULL;
+    o.encryption_key = key;
+    CHECK_OK(obj_db_open(src, &o, &db));
+    CHECK(count_of(db, "orders") == 200);
+    CHECK_OK(obj_db_rekey(db, NULL, NULL)); /* decrypt */
+    CHECK_OK(obj_db_free(db));
+    CHECK_OK(obj_db_open(src, NULL, &db));
+    CHECK(count_of(db, "orders") == 200);
+    CHECK_STATUS(obj_db_rekey(NULL, NULL, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_db_close(db));
+    CHECK_STATUS(obj_db_compact(db, NULL), OBJ_CLOSED);
+    CHECK_STATUS(obj_db_rekey(db, NULL, NULL), OBJ_CLOSED);
+    CHECK_OK(obj_db_free(db));
+
+    remove_db(src), remove_db(bak), remove_db(res), remove_db(cpy), unlink(dump);
+    printf("c ops: %d passed, 0 failed\n", checks_run);
+    return 0;
+}
