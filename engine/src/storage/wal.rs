@@ -518,7 +518,7 @@ mod tests {
         wal.append(&[FrameWrite { pgno: 5, page: &old }], 6).unwrap();
         let generation_one = vfs.read_file(path).unwrap();
         let new = sealed(5, |i| if i < 16 { 2 } else { (i % 251) as u8 });
-        wal.restart(u64::MAX).unwrap();
+        wal.restart();
         wal.append(&[FrameWrite { pgno: 5, page: &new }], 6).unwrap();
         let trailer = (WAL_HEADER_LEN as usize) + FRAME_HEADER_LEN + PAGE - CHECKSUM_TRAILER;
         file.write_at(&generation_one[trailer..trailer + CHECKSUM_TRAILER], trailer as u64).unwrap();
