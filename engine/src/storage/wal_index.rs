@@ -305,16 +305,18 @@ impl WalIndex {
             }
             (None, None) => return Ok(None),
         };
-        // Held now: the checkpoint copies nothing past `value`. Check that
-        // the mark is still ours, the WAL did not restart, and nothing past
-        // our snapshot was copied before we got here.
+        // Held now: checkpoints that start from now on copy nothing past
+        // `value`. Check that the mark is still ours and that nothing was
+        // committed since `h`: a checkpoint already running computed its
+        // limit without our slot, but from a last frame that is still ours
+        // only if no commit came in between (else it may be copying frames
+        // past our snapshot into the main file).
         match read_header(shm) {
             Ok(now)
                 if shm::mark(shm, slot) == value
                     && now.generation == h.generation
                     && now.epoch == h.epoch
-                    && now.backfilled <= h.max_frame
-                    && now.max_frame >= h.max_frame =>
+                    && now.max_frame == h.max_frame =>
             {
                 Ok(Some(ReadMark {
                     generation: h.generation,
