@@ -195,7 +195,19 @@ impl WalIndex {
             l.reset(h.generation);
             outcome = Refresh::Rebuilt;
         }
-        if l.generation != h.generation || h.max_frame < l.max_frame {
+        // The local map is shared by every thread of this handle and only
+        // moves forward: a thread holding an older header must not take it
+        // back, or another thread's newer snapshot would look up frames the
+        // map no longer has and read older page versions. Within one
+        // generation frames are only appended, so a map ahead of `h`
+        // answers for `h` too; an older generation's header is stale.
+        if l.generation == h.generation && h.max_frame <= l.max_frame {
+            return Ok(outcome);
+        }
+        if h.generation < l.generation {
+            return Ok(Refresh::Retry);
+        }
+        if l.generation != h.generation {
             l.reset(h.generation);
         }
         if h.max_frame > l.max_frame {
