@@ -21,17 +21,7 @@ fn replay_c_api_corpus() {
 #[test]
 fn c_api_random_inputs() {
     let runs: u64 = std::env::var("OBJ_C_API_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
-    let mut state = 0x5151_c0de_2026_1201u64;
-    for _ in 0..runs {
-        let len = 16 + (state % 1500) as usize;
-        let input: Vec<u8> = (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+    for input in obj_engine::fuzzing::pseudo_random_inputs(0x5151_c0de_2026_1201, runs, 16, 1500) {
         obj::fuzzing::c_api_calls(&input);
     }
 }

@@ -501,6 +501,28 @@ fn check_collection(db: &Db, model: &BTreeMap<u64, crate::Value>) {
     }
 }
 
+/// Deterministic pseudo-random fuzz inputs (xorshift), for tests that run
+/// a target beyond its committed corpus without a fuzzing engine: `runs`
+/// inputs of `min_len` to `min_len + spread - 1` bytes, from `seed`.
+pub fn pseudo_random_inputs(
+    seed: u64,
+    runs: u64,
+    min_len: usize,
+    spread: usize,
+) -> impl Iterator<Item = Vec<u8>> {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..runs).map(move |_| {
+        let len = min_len + (next() % spread.max(1) as u64) as usize;
+        (0..len).map(|_| next() as u8).collect()
+    })
+}
+
 /// The body of one fuzz target.
 pub type Target = fn(&[u8]);
 

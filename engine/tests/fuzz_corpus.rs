@@ -115,17 +115,7 @@ fn write_seeds() {
 #[test]
 fn collection_ops_random_inputs() {
     let runs: u64 = std::env::var("OBJ_COLLECTION_OPS_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-    let mut state = 0x0b1d_c011_ec71_0005u64;
-    for _ in 0..runs {
-        let len = 200 + (state % 2000) as usize;
-        let input: Vec<u8> = (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+    for input in obj_engine::fuzzing::pseudo_random_inputs(0x0b1d_c011_ec71_0005, runs, 200, 2000) {
         obj_engine::fuzzing::collection_ops(&input);
     }
 }
