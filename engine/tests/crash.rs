@@ -7,11 +7,11 @@
 //! `OBJ_CRASH_CYCLES` sets the number of cycles (default 50; `make soak`
 //! runs thousands).
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{env_cycles, next_rand, CrashChild};
 use obj_engine::{Db, Options, ReadableTxn, SyncMode};
 
 const CHILD_ENV: &str = "OBJ_CRASH_CHILD_DB";
@@ -53,31 +53,6 @@ fn child(path: &str) {
     }
 }
 
-/// Spawns this binary as a child committing to `path` (see [`child`]);
-/// returns it and a thread collecting its last acknowledged commit.
-fn spawn_child(test: &str, path: &Path) -> (Child, std::thread::JoinHandle<Option<u64>>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut acked = None;
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // The first ack shares its line with libtest's "test sigkill_cycles ... ".
-            if let Some(n) = line.find("ack ").map(|at| &line[at + 4..]) {
-                acked = Some(n.trim().parse::<u64>().unwrap());
-            }
-        }
-        acked
-    });
-    (child, reader)
-}
-
 /// Reopens and checks the database after a kill; `writers` processes were
 /// committing, each of which may have had one commit in flight (or done but
 /// not yet acknowledged) when it died.
@@ -114,22 +89,16 @@ fn sigkill_cycles() {
         child(&path);
         return;
     }
-    let cycles: u64 = std::env::var("OBJ_CRASH_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let cycles = env_cycles().unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.obj");
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     let mut last = 0u64;
     let started = Instant::now();
     for cycle in 0..cycles {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let (mut child, reader) = spawn_child("sigkill_cycles", &path);
-        let wait = Duration::from_micros(2_000 + rng % 60_000);
-        std::thread::sleep(wait);
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let acked = reader.join().unwrap().unwrap_or(last);
+        let child = CrashChild::spawn("sigkill_cycles", CHILD_ENV, &path);
+        std::thread::sleep(Duration::from_micros(2_000 + next_rand(&mut rng) % 60_000));
+        let acked = child.kill().unwrap_or(last);
         assert!(acked >= last, "cycle {cycle}: child acknowledged {acked} after {last} had been recovered");
         last = verify(&path, acked, 1);
     }
@@ -149,30 +118,22 @@ fn sigkill_cycles_two_processes() {
         child(&path);
         return;
     }
-    let cycles: u64 = std::env::var("OBJ_CRASH_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map_or(25, |n: u64| n.div_ceil(2));
+    let cycles = env_cycles().map_or(25, |n| n.div_ceil(2));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash2.obj");
     let mut rng = 0x0123_4567_89AB_CDEFu64;
     let (mut last, mut both) = (0u64, 0u64);
     let started = Instant::now();
     for cycle in 0..cycles {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
         let children = [
-            spawn_child("sigkill_cycles_two_processes", &path),
-            spawn_child("sigkill_cycles_two_processes", &path),
+            CrashChild::spawn("sigkill_cycles_two_processes", CHILD_ENV, &path),
+            CrashChild::spawn("sigkill_cycles_two_processes", CHILD_ENV, &path),
         ];
-        std::thread::sleep(Duration::from_micros(5_000 + rng % 80_000));
+        std::thread::sleep(Duration::from_micros(5_000 + next_rand(&mut rng) % 80_000));
         let mut acked = last;
         let mut writers = 0;
-        for (mut child, reader) in children {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            let theirs = reader.join().unwrap();
+        for child in children {
+            let theirs = child.kill();
             writers += u64::from(theirs.is_some());
             acked = acked.max(theirs.unwrap_or(last));
         }

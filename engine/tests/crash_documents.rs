@@ -12,11 +12,12 @@
 //! `OBJ_CRASH_CYCLES` sets the number of cycles (default 50; `make soak`
 //! runs thousands), shared with `crash.rs`.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{env_cycles, next_rand, CrashChild};
 use obj_engine::doc::json::from_json_str;
 use obj_engine::{Db, IndexKind, IndexSpec, Options, QuerySpec, Value};
 
@@ -181,41 +182,16 @@ fn sigkill_cycles_with_documents_and_indexes() {
         child(&path);
         return;
     }
-    let cycles: u64 = std::env::var("OBJ_CRASH_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let cycles = env_cycles().unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash-docs.obj");
-    let exe = std::env::current_exe().unwrap();
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     let mut last = 0u64;
     let started = Instant::now();
     for cycle in 0..cycles {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let mut child = Command::new(&exe)
-            .args(["--exact", "sigkill_cycles_with_documents_and_indexes", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let wait = Duration::from_micros(3_000 + rng % 80_000);
-        let reader = std::thread::spawn(move || {
-            let mut acked = None;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // The first ack shares its line with libtest's "test ... ".
-                if let Some(n) = line.find("ack ").map(|at| &line[at + 4..]) {
-                    acked = Some(n.trim().parse::<u64>().unwrap());
-                }
-            }
-            acked
-        });
-        std::thread::sleep(wait);
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let acked = reader.join().unwrap().unwrap_or(last);
+        let child = CrashChild::spawn("sigkill_cycles_with_documents_and_indexes", CHILD_ENV, &path);
+        std::thread::sleep(Duration::from_micros(3_000 + next_rand(&mut rng) % 80_000));
+        let acked = child.kill().unwrap_or(last);
         assert!(acked >= last, "cycle {cycle}: child acknowledged {acked} after {last} had been recovered");
         last = verify(&path, acked);
     }

@@ -1,0 +1,64 @@
+//! What the process-level crash suites (`crash.rs`, `crash_documents.rs`)
+//! share: re-running the test binary as a committing child process,
+//! reading the `ack n` lines it prints after each commit, killing it, and
+//! the pseudo-random waits between spawn and kill.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+
+/// `OBJ_CRASH_CYCLES` when set (`make test` and `make soak` set it).
+pub fn env_cycles() -> Option<u64> {
+    std::env::var("OBJ_CRASH_CYCLES").ok().and_then(|s| s.parse().ok())
+}
+
+/// The next value of a xorshift64 sequence (never 0 for a non-zero seed).
+pub fn next_rand(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// A child process committing to a database and acknowledging each commit.
+pub struct CrashChild {
+    child: Child,
+    reader: JoinHandle<Option<u64>>,
+}
+
+impl CrashChild {
+    /// Re-runs this test binary with only `test` selected and `env_var` set
+    /// to `path`; the test, seeing the variable, runs the child's workload,
+    /// which prints `ack n` after each commit returns.
+    pub fn spawn(test: &str, env_var: &str, path: &Path) -> CrashChild {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(env_var, path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut acked = None;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // The first ack shares its line with libtest's "test <name> ... ".
+                if let Some(n) = line.find("ack ").map(|at| &line[at + 4..]) {
+                    acked = Some(n.trim().parse::<u64>().unwrap());
+                }
+            }
+            acked
+        });
+        CrashChild { child, reader }
+    }
+
+    /// SIGKILLs the child and returns the last commit it acknowledged
+    /// (None if it acknowledged none).
+    pub fn kill(mut self) -> Option<u64> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.reader.join().unwrap()
+    }
+}
