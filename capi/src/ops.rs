@@ -227,13 +227,18 @@ pub unsafe extern "C" fn obj_db_export(
             // SAFETY: non-null, per contract.
             Some(unsafe { arg_str(collection, "collection") }?)
         };
-        let file = std::fs::File::create(path).map_err(|e| Error::io(format!("creating {path}"), e))?;
-        let w = BufWriter::new(file);
         // SAFETY: per contract.
         let r = unsafe {
-            with_db(db, |d| match collection {
-                Some(c) => d.export_collection(c, w),
-                None => d.export_all(w),
+            with_db(db, |d| {
+                // Only once the handle is known to be an open database: a
+                // NULL, wrong-kind or closed handle must not truncate `path`.
+                let file =
+                    std::fs::File::create(path).map_err(|e| Error::io(format!("creating {path}"), e))?;
+                let w = BufWriter::new(file);
+                match collection {
+                    Some(c) => d.export_collection(c, w),
+                    None => d.export_all(w),
+                }
             })
         }?;
         let v = serde_json::json!({
