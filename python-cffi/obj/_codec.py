@@ -186,14 +186,24 @@ def revive(o: Any) -> Any:
 # --------------------------------------------------------------------------
 # backends
 
+def _orjson_exact(o: Any) -> bytes:
+    """The slow path: the exact walker, then orjson. What orjson still
+    refuses is a lone surrogate (not UTF-8): an InvalidArgumentError like
+    the stdlib backend's, never orjson's TypeError."""
+    try:
+        return _orjson.dumps(to_jsonable(o), option=_OR_OPTS)
+    except _orjson.JSONEncodeError as e:
+        raise InvalidArgumentError(f"cannot store the value: {e} (lone surrogate?)") from None
+
+
 def _orjson_dumps(o: Any) -> bytes:
     try:
         s = _orjson.dumps(o, default=_default, option=_OR_OPTS)
     except (TypeError, _orjson.JSONEncodeError):
-        return _orjson.dumps(to_jsonable(o), option=_OR_OPTS)
+        return _orjson_exact(o)
     # orjson writes NaN/inf as null and does not escape "$" keys: redo exactly.
     if b'"$' in s or b"null" in s:
-        return _orjson.dumps(to_jsonable(o), option=_OR_OPTS)
+        return _orjson_exact(o)
     return s
 
 
@@ -261,6 +271,15 @@ def backend() -> str:
 
 
 use_backend(os.environ.get("OBJ_JSON") or ("orjson" if _orjson is not None else "stdlib"))
+
+
+def utf8(s: str, what: str) -> bytes:
+    """``s`` as UTF-8 for a C argument; a lone surrogate (which UTF-8
+    cannot hold) is an InvalidArgumentError naming ``what``."""
+    try:
+        return s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidArgumentError(f"{what} {s!r:.80} is not valid UTF-8 (lone surrogate?): {e.reason}") from None
 
 
 def dumps_value(o: Any) -> str:

@@ -149,7 +149,11 @@ class Db:
     ) -> None:
         self._h: Any = None
         self._closed = True
-        self.path = os.fspath(path)
+        try:
+            p = os.fspath(path)
+        except TypeError:
+            raise InvalidArgumentError(f"a database path is a str or os.PathLike, not {type(path).__name__}") from None
+        self.path = os.fsdecode(p) if isinstance(p, bytes) else p
         if sync not in _SYNC:
             raise InvalidArgumentError(f"sync must be one of {sorted(_SYNC)}, not {sync!r}")
         o = ffi.new("obj_options *")
@@ -166,7 +170,7 @@ class Db:
         keep = _key_args(key, passphrase)
         o.encryption_key, o.passphrase = keep
         out = ffi.new("obj_db **")
-        check(lib.obj_db_open(self.path.encode("utf-8"), o, out))
+        check(lib.obj_db_open(_codec.utf8(self.path, "path"), o, out))
         del keep
         # Freed when this object is collected, never earlier: a thread still
         # inside a call after close() gets OBJ_CLOSED, not freed memory.
@@ -244,7 +248,7 @@ class Db:
         if b is None:
             if not isinstance(name, str):
                 raise InvalidArgumentError(f"a collection name must be a str, not {type(name).__name__}")
-            b = name.encode("utf-8")
+            b = _codec.utf8(name, "collection name")
             if b"\0" in b or not b:
                 raise InvalidArgumentError(f"bad collection name {name!r}")
             if len(self._names) < 10_000:
@@ -422,14 +426,14 @@ class Db:
                 except Exception:  # an exception in the callback cancels
                     return False
         buf = ffi.new("obj_bytes *")
-        check(lib.obj_db_backup(self._handle(), os.fspath(path).encode("utf-8"), cb, ffi.NULL, buf))
+        check(lib.obj_db_backup(self._handle(), _codec.utf8(os.fspath(path), "path"), cb, ffi.NULL, buf))
         return json.loads(_take(buf))
 
     @staticmethod
     def restore(backup: str | os.PathLike, target: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Copies the database file ``backup`` to ``target``, which must not
         be open (BusyError) and, unless ``overwrite``, must not exist."""
-        check(lib.obj_db_restore(os.fspath(backup).encode("utf-8"), os.fspath(target).encode("utf-8"),
+        check(lib.obj_db_restore(_codec.utf8(os.fspath(backup), "path"), _codec.utf8(os.fspath(target), "path"),
                                  bool(overwrite)))
 
     def compact(self) -> dict:
@@ -442,22 +446,22 @@ class Db:
     def compact_to(self, path: str | os.PathLike) -> dict:
         """Writes a compacted copy of the current snapshot to ``path``."""
         buf = ffi.new("obj_bytes *")
-        check(lib.obj_db_compact_to(self._handle(), os.fspath(path).encode("utf-8"), buf))
+        check(lib.obj_db_compact_to(self._handle(), _codec.utf8(os.fspath(path), "path"), buf))
         return json.loads(_take(buf))
 
     def export(self, path: str | os.PathLike, collection: str | None = None) -> dict:
         """Streams one collection (or everything) to ``path`` as JSON lines,
         from one snapshot, in constant memory. Returns the report."""
         buf = ffi.new("obj_bytes *")
-        coll = ffi.NULL if collection is None else collection.encode("utf-8")
-        check(lib.obj_db_export(self._handle(), coll, os.fspath(path).encode("utf-8"), buf))
+        coll = ffi.NULL if collection is None else _codec.utf8(collection, "collection name")
+        check(lib.obj_db_export(self._handle(), coll, _codec.utf8(os.fspath(path), "path"), buf))
         return json.loads(_take(buf))
 
     def import_(self, path: str | os.PathLike, *, batch_size: int = 0) -> dict:
         """Loads a JSON-lines export: collections, indexes, documents at
         their ids. ``batch_size`` 0 is one transaction (all or nothing)."""
         buf = ffi.new("obj_bytes *")
-        check(lib.obj_db_import(self._handle(), os.fspath(path).encode("utf-8"), int(batch_size), buf))
+        check(lib.obj_db_import(self._handle(), _codec.utf8(os.fspath(path), "path"), int(batch_size), buf))
         return json.loads(_take(buf))
 
     def rekey(self, key: bytes | None = None, passphrase: str | bytes | None = None) -> None:
@@ -552,7 +556,7 @@ def _key_args(key: bytes | None, passphrase: str | bytes | None) -> tuple:
             raise InvalidArgumentError("key must be 32 bytes")
         k = ffi.new("uint8_t[32]", bytes(key))
     if passphrase is not None:
-        raw = passphrase.encode("utf-8") if isinstance(passphrase, str) else bytes(passphrase)
+        raw = _codec.utf8(passphrase, "passphrase") if isinstance(passphrase, str) else bytes(passphrase)
         if not raw or b"\0" in raw:
             raise InvalidArgumentError("passphrase must be non-empty and hold no NUL byte")
         p = ffi.new("char[]", raw)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Iterator
 
+from . import _codec
 from ._ffi import ffi, lib, check, fail
 from .errors import InvalidArgumentError
 
@@ -26,7 +27,7 @@ def _key(k: Any) -> bytes:
     if type(k) is bytes:
         return k
     if isinstance(k, str):
-        return k.encode("utf-8")
+        return _codec.utf8(k, "key")
     if isinstance(k, (bytearray, memoryview)):
         return bytes(k)
     raise InvalidArgumentError(f"a key is bytes or str, not {type(k).__name__}")
@@ -38,7 +39,7 @@ def _value(v: Any) -> bytes:
     if isinstance(v, (bytearray, memoryview)):
         return bytes(v)
     if isinstance(v, str):
-        return v.encode("utf-8")
+        return _codec.utf8(v, "value")
     raise InvalidArgumentError(f"a value is bytes (or str), not {type(v).__name__}")
 
 

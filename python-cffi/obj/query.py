@@ -299,7 +299,12 @@ class Query:
                 q["offset"] = self._offset
         if count_only:
             q["count_only"] = True
-        return json.dumps(q, allow_nan=False, separators=(",", ":")).encode()
+        try:
+            return json.dumps(q, allow_nan=False, separators=(",", ":")).encode()
+        except RecursionError:
+            # A filter nested deeper than Python can encode is far past the
+            # engine's limit: the same error class the engine would give.
+            raise InvalidArgumentError("query filter nested deeper than 128 levels") from None
 
     def to_json(self) -> str:
         """The engine half of the query as query JSON (for inspection)."""

@@ -42,7 +42,7 @@ GET_MANY_CHUNK = 2048
 def _cstr(s: str) -> bytes:
     if not isinstance(s, str):
         raise InvalidArgumentError(f"a collection or index name must be a str, not {type(s).__name__}")
-    b = s.encode("utf-8")
+    b = _codec.utf8(s, "name")
     if b"\0" in b:
         raise InvalidArgumentError(f"name {s!r} contains a NUL character")
     return b
