@@ -117,8 +117,29 @@ fn model_after(seed_docs: u64, ops: u64) -> BTreeMap<u64, Value> {
 
 #[test]
 fn backup_under_concurrent_writes_matches_its_snapshot() {
+    backup_under_concurrent_writes(None);
+}
+
+/// The same with an encrypted database: every copy opens with its key
+/// and holds no plaintext.
+#[test]
+fn encrypted_backup_under_concurrent_writes_matches_its_snapshot() {
+    backup_under_concurrent_writes(Some(obj_engine::EncryptionKey::raw([0x5a; 32])));
+}
+
+fn backup_under_concurrent_writes(encryption: Option<obj_engine::EncryptionKey>) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().join("live.obj")).unwrap();
+    let options = Options { encryption, ..Options::default() };
+    let encrypted = options.encryption.is_some();
+    let open_copy = |path: &Path| {
+        if encrypted {
+            let bytes = std::fs::read(path).unwrap();
+            assert!(!bytes.windows(12).any(|w| w == b"@example.com"), "plaintext in {}", path.display());
+            assert!(matches!(Db::open(path), Err(Error::Encryption(_))));
+        }
+        Db::open_with(path, options.clone()).unwrap()
+    };
+    let db = Db::open_with(dir.path().join("live.obj"), options.clone()).unwrap();
     const SEED: u64 = 3000;
     seed(&db, SEED);
     let seed_counter = db.begin_read().unwrap().snapshot().header().commit_counter;
@@ -167,7 +188,7 @@ fn backup_under_concurrent_writes_matches_its_snapshot() {
                 .position(|&c| c == report.commit_counter)
                 .expect("the claimed commit is the writer's") as u64
         };
-        let copy = Db::open(&path).unwrap();
+        let copy = open_copy(&path);
         copy.integrity_check().unwrap();
         let rx = copy.begin_read().unwrap();
         assert_eq!(rx.snapshot().header().commit_counter, report.commit_counter);
@@ -188,7 +209,7 @@ fn backup_under_concurrent_writes_matches_its_snapshot() {
         let path = dir.path().join(format!("t{round}.obj"));
         let report = live.backup_to(&path, |_| true).unwrap();
         assert_eq!(report.commit_counter, live.snapshot().header().commit_counter);
-        let copy = Db::open(&path).unwrap();
+        let copy = open_copy(&path);
         assert_same(&dump(&live), &dump(&copy.begin_read().unwrap()), "backup of a read transaction");
         copy.integrity_check().unwrap();
         copy.close().unwrap();
@@ -886,12 +907,20 @@ fn stat_speed() {
 }
 
 /// Throughput of backup, compact_to and compact on a database of about
-/// 100 MB (`cargo test --release -p obj-engine --test ops speed -- --ignored --nocapture`).
+/// 100 MB, plain then encrypted (`cargo test --release -p obj-engine --test
+/// ops speed -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn speed_of_backup_and_compaction() {
+    for encryption in [None, Some(obj_engine::EncryptionKey::raw([3; 32]))] {
+        println!("{}:", if encryption.is_some() { "encrypted" } else { "plain" });
+        backup_and_compaction_speed(Options { encryption, ..Options::default() });
+    }
+}
+
+fn backup_and_compaction_speed(options: Options) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().join("speed.obj")).unwrap();
+    let db = Db::open_with(dir.path().join("speed.obj"), options).unwrap();
     let n = 100_000u64;
     for chunk in (1..=n).collect::<Vec<_>>().chunks(10_000) {
         let mut tx = db.begin_write().unwrap();
