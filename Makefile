@@ -22,7 +22,7 @@ SHARED ?= ../shared
 BENCH_N ?= 100000
 
 .PHONY: all build demo test test-rust test-c test-cpp test-install lint header install soak fuzz clean
-.PHONY: bench bench-engine bench-report bench-criterion bench-capi bench-python venv wheel test-python
+.PHONY: bench bench-engine bench-report bench-criterion bench-crypto bench-capi bench-python venv wheel test-python
 
 all: build
 
@@ -130,6 +130,15 @@ bench-report:
 
 bench-criterion:
 	$(CARGO) bench -p obj-bench --bench engines
+
+# Encryption at rest: the same workloads plain and AES-256-GCM, their ratios,
+# and the raw cipher's cost per page (engine/examples/crypto_overhead.rs;
+# CRYPTO_ROWS rows, best of CRYPTO_ROUNDS). Figures: docs/performance.md.
+CRYPTO_ROWS ?= 200000
+CRYPTO_ROUNDS ?= 5
+bench: bench-crypto
+bench-crypto:
+	OBJ_BENCH_DIR=$${OBJ_BENCH_DIR:-target} $(CARGO) run --release -p obj-engine --example crypto_overhead -- $(CRYPTO_ROWS) $(CRYPTO_ROUNDS)
 
 clean:
 	$(CARGO) clean

@@ -542,12 +542,16 @@ obj_status obj_db_checkpoint(obj_db *db, obj_checkpoint_result *out);
 
 /**
  * Sizes and counters as a JSON object in `*out` (free with obj_bytes_free):
- * page_size, page_count, free_pages, pages_in_use, file_size, wal_frames,
+ * page_size, page_count, free_pages, pages_in_use, file_size,
+ * compacted_size and reclaimable_bytes (cheap bounds: the pages in use,
+ * the free pages and the file's tail; obj_db_compaction_estimate gives the
+ * exact figures), wal_frames,
  * wal_backfilled, readers, commit_counter, cache {hits, misses, pages,
  * capacity}, trees [{name, entries}], and collections [{name, kind
  * ("documents"|"raw"), doc_count, file_size_bytes, indexes [{name, kind,
- * key_paths, fields (the same as key_paths), status, entries}]}]. Walks
- * every collection's pages: cost grows with the file.
+ * key_paths, fields (the same as key_paths), status, entries}]}]. Reads
+ * every collection's tree nodes (not its overflow pages): cost grows with
+ * the file.
  *
  * # Safety
  * `db` is a live handle; `out` is writable.
@@ -886,9 +890,10 @@ obj_status obj_kv_list(obj_txn *txn, obj_bytes *out);
  * normal database file, written under a temporary name and renamed into
  * place, so a crash never leaves a partial file at `path`. `progress` may
  * be NULL. `out` (may be NULL) receives a JSON report: pages, bytes,
- * commit_counter (the snapshot copied), cancelled, millis. Errors:
- * OBJ_BUSY (`path` is an open database), OBJ_UNSUPPORTED (an encrypted
- * database: the copy would be unencrypted), OBJ_IO.
+ * commit_counter (the snapshot copied), cancelled, millis. The backup of
+ * an encrypted database is encrypted with the same key (it opens with the
+ * key or passphrase of the original). Errors: OBJ_BUSY (`path` is an open
+ * database), OBJ_IO.
  *
  * # Safety
  * `db` is a live handle; `path` a NUL-terminated string; `progress` NULL
@@ -913,6 +918,22 @@ obj_status obj_db_backup(obj_db *db,
 obj_status obj_db_restore(const char *backup, const char *target, bool overwrite);
 
 /**
+ * obj_db_restore for an encrypted backup: `key` (32 raw bytes) or
+ * `passphrase` (NUL-terminated) is its key, and the restored file is
+ * encrypted with it too; both NULL is obj_db_restore. A missing or wrong
+ * key is OBJ_ENCRYPTION, and nothing at the target changes.
+ *
+ * # Safety
+ * `backup` and `target` are NUL-terminated strings; `key` NULL or valid
+ * for 32 bytes; `passphrase` NULL or NUL-terminated.
+ */
+obj_status obj_db_restore_with_key(const char *backup,
+                                   const char *target,
+                                   bool overwrite,
+                                   const uint8_t *key,
+                                   const char *passphrase);
+
+/**
  * Shrinks the file in place: rewrites every tree into the fewest pages
  * and truncates the rest, crash-safe at every point (the new image goes
  * through the WAL). Writers wait meanwhile; readers do not (while an old
@@ -928,13 +949,24 @@ obj_status obj_db_compact(obj_db *db, obj_bytes *out);
 
 /**
  * Writes a compacted copy of the current snapshot to `path` (a new file
- * id, no WAL), as obj_db_backup does. `out` as for obj_db_compact.
- * OBJ_UNSUPPORTED for an encrypted database.
+ * id, no WAL), as obj_db_backup does (encrypted with the same key when the
+ * database is). `out` as for obj_db_compact.
  *
  * # Safety
  * `db` is a live handle; `path` a NUL-terminated string; `out` NULL or writable.
  */
 obj_status obj_db_compact_to(obj_db *db, const char *path, obj_bytes *out);
+
+/**
+ * The exact figures of what obj_db_compact would do, from a dry run on
+ * the current snapshot (reads every tree node: the cost of a scan;
+ * obj_db_stat_json is cheap and gives only bounds). `*out` receives a JSON
+ * object: database_size, file_size, compacted_size, reclaimable_bytes.
+ *
+ * # Safety
+ * `db` is a live handle; `out` writable.
+ */
+obj_status obj_db_compaction_estimate(obj_db *db, obj_bytes *out);
 
 /**
  * Opens the database at `path` read-only and makes its collections

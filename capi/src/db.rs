@@ -291,12 +291,16 @@ pub unsafe extern "C" fn obj_db_checkpoint(db: *mut obj_db, out: *mut obj_checkp
 }
 
 /// Sizes and counters as a JSON object in `*out` (free with obj_bytes_free):
-/// page_size, page_count, free_pages, pages_in_use, file_size, wal_frames,
+/// page_size, page_count, free_pages, pages_in_use, file_size,
+/// compacted_size and reclaimable_bytes (cheap bounds: the pages in use,
+/// the free pages and the file's tail; obj_db_compaction_estimate gives the
+/// exact figures), wal_frames,
 /// wal_backfilled, readers, commit_counter, cache {hits, misses, pages,
 /// capacity}, trees [{name, entries}], and collections [{name, kind
 /// ("documents"|"raw"), doc_count, file_size_bytes, indexes [{name, kind,
-/// key_paths, fields (the same as key_paths), status, entries}]}]. Walks
-/// every collection's pages: cost grows with the file.
+/// key_paths, fields (the same as key_paths), status, entries}]}]. Reads
+/// every collection's tree nodes (not its overflow pages): cost grows with
+/// the file.
 ///
 /// # Safety
 /// `db` is a live handle; `out` is writable.
@@ -339,6 +343,8 @@ pub unsafe extern "C" fn obj_db_stat_json(db: *mut obj_db, out: *mut obj_bytes) 
             "free_pages": s.free_pages,
             "pages_in_use": s.pages_in_use,
             "file_size": s.file_size,
+            "compacted_size": s.compacted_size,
+            "reclaimable_bytes": s.reclaimable_bytes,
             "wal_frames": s.wal_frames,
             "wal_backfilled": s.wal_backfilled,
             "readers": s.readers,

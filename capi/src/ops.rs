@@ -64,9 +64,10 @@ fn compact_json(r: &CompactReport) -> serde_json::Value {
 /// normal database file, written under a temporary name and renamed into
 /// place, so a crash never leaves a partial file at `path`. `progress` may
 /// be NULL. `out` (may be NULL) receives a JSON report: pages, bytes,
-/// commit_counter (the snapshot copied), cancelled, millis. Errors:
-/// OBJ_BUSY (`path` is an open database), OBJ_UNSUPPORTED (an encrypted
-/// database: the copy would be unencrypted), OBJ_IO.
+/// commit_counter (the snapshot copied), cancelled, millis. The backup of
+/// an encrypted database is encrypted with the same key (it opens with the
+/// key or passphrase of the original). Errors: OBJ_BUSY (`path` is an open
+/// database), OBJ_IO.
 ///
 /// # Safety
 /// `db` is a live handle; `path` a NUL-terminated string; `progress` NULL
@@ -115,7 +116,32 @@ pub unsafe extern "C" fn obj_db_restore(
     fence(|| {
         // SAFETY: per contract.
         let (backup, target) = unsafe { (arg_str(backup, "backup")?, arg_str(target, "target")?) };
-        Db::restore_from(backup, target, RestoreOptions { overwrite, vfs: None }).map(drop)
+        Db::restore_from(backup, target, RestoreOptions { overwrite, ..Default::default() }).map(drop)
+    })
+}
+
+/// obj_db_restore for an encrypted backup: `key` (32 raw bytes) or
+/// `passphrase` (NUL-terminated) is its key, and the restored file is
+/// encrypted with it too; both NULL is obj_db_restore. A missing or wrong
+/// key is OBJ_ENCRYPTION, and nothing at the target changes.
+///
+/// # Safety
+/// `backup` and `target` are NUL-terminated strings; `key` NULL or valid
+/// for 32 bytes; `passphrase` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_restore_with_key(
+    backup: *const c_char,
+    target: *const c_char,
+    overwrite: bool,
+    key: *const u8,
+    passphrase: *const c_char,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (backup, target) = unsafe { (arg_str(backup, "backup")?, arg_str(target, "target")?) };
+        // SAFETY: per contract.
+        let encryption = unsafe { key_from(key, passphrase) }?;
+        Db::restore_from(backup, target, RestoreOptions { overwrite, encryption, vfs: None }).map(drop)
     })
 }
 
@@ -141,8 +167,8 @@ pub unsafe extern "C" fn obj_db_compact(db: *mut obj_db, out: *mut obj_bytes) ->
 }
 
 /// Writes a compacted copy of the current snapshot to `path` (a new file
-/// id, no WAL), as obj_db_backup does. `out` as for obj_db_compact.
-/// OBJ_UNSUPPORTED for an encrypted database.
+/// id, no WAL), as obj_db_backup does (encrypted with the same key when the
+/// database is). `out` as for obj_db_compact.
 ///
 /// # Safety
 /// `db` is a live handle; `path` a NUL-terminated string; `out` NULL or writable.
@@ -159,6 +185,29 @@ pub unsafe extern "C" fn obj_db_compact_to(
         let report = unsafe { with_db(db, |d| d.compact_to(path)) }?;
         // SAFETY: per contract.
         unsafe { put_report(out, compact_json(&report)) };
+        Ok(())
+    })
+}
+
+/// The exact figures of what obj_db_compact would do, from a dry run on
+/// the current snapshot (reads every tree node: the cost of a scan;
+/// obj_db_stat_json is cheap and gives only bounds). `*out` receives a JSON
+/// object: database_size, file_size, compacted_size, reclaimable_bytes.
+///
+/// # Safety
+/// `db` is a live handle; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_compaction_estimate(db: *mut obj_db, out: *mut obj_bytes) -> obj_status {
+    fence(|| {
+        crate::bytes::need(out, "out")?;
+        // SAFETY: per contract.
+        let e = unsafe { with_db(db, |d| d.compaction_estimate()) }?;
+        let v = serde_json::json!({
+            "database_size": e.database_size, "file_size": e.file_size,
+            "compacted_size": e.compacted_size, "reclaimable_bytes": e.reclaimable_bytes,
+        });
+        // SAFETY: per contract.
+        unsafe { put_report(out, v) };
         Ok(())
     })
 }

@@ -54,7 +54,7 @@ pub use ops::backup::{BackupReport, Progress, RestoreOptions};
 pub use ops::compact::CompactReport;
 pub use ops::export::{ExportReport, ImportOptions, ImportReport};
 pub use ops::integrity::IntegrityReport;
-pub use ops::stat::{CollectionStat, IndexStat, Stat, TreeStat};
+pub use ops::stat::{CollectionStat, CompactionEstimate, IndexStat, Stat, TreeStat};
 pub use options::{Options, SyncMode};
 pub use query::exec::{QueryCursor, MAX_SORT_BUFFER};
 pub use query::{Filter, QuerySpec};

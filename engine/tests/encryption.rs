@@ -246,7 +246,13 @@ fn truncated_or_torn_wal_loses_only_the_last_commit() {
 
 /// Opens and reads everything; the error, if any.
 fn read_all(vfs: &SimVfs, k: EncryptionKey) -> Result<(), Error> {
-    let db = Db::open_with(DB, options(vfs, Some(k)))?;
+    read_all_at(vfs, DB, k)
+}
+
+/// Opens `path`, reads every entry, runs the integrity check, then crashes
+/// the file system (so that the next open starts afresh).
+fn read_all_at(vfs: &SimVfs, path: &str, k: EncryptionKey) -> Result<(), Error> {
+    let db = Db::open_with(path, options(vfs, Some(k)))?;
     let r = db.begin_read()?;
     let t = r.open_tree("secret-tree")?;
     for e in r.range(&t, Bound::Unbounded, Bound::Unbounded, false)? {
@@ -514,7 +520,7 @@ fn rekey_survives_a_crash_at_any_point() {
 }
 
 #[test]
-fn compaction_of_an_encrypted_database_stays_encrypted_and_copies_are_refused() {
+fn compaction_of_an_encrypted_database_stays_encrypted() {
     let vfs = SimVfs::new();
     let db = Db::open_with(DB, options(&vfs, Some(key(7)))).unwrap();
     fill(&db, 0, 3000);
@@ -533,11 +539,6 @@ fn compaction_of_an_encrypted_database_stays_encrypted_and_copies_are_refused() 
     let report = db.compact().unwrap();
     assert!(report.rewritten && report.pages_after < report.pages_before, "{report:?}");
     check(&db, 300);
-    // Copies would be written unencrypted: refused, and nothing is left behind.
-    for result in [db.backup("/enc/copy.obj").map(drop), db.compact_to("/enc/copy.obj").map(drop)] {
-        assert!(matches!(result, Err(Error::Unsupported(_))), "{result:?}");
-    }
-    assert!(!vfs.exists(Path::new("/enc/copy.obj")).unwrap());
     db.close().unwrap();
     let main = vfs.read_file(DB).unwrap();
     assert!(!contains(&main, MARKER), "plaintext in the compacted file");
@@ -547,4 +548,110 @@ fn compaction_of_an_encrypted_database_stays_encrypted_and_copies_are_refused() 
         Db::open_with("/enc/app.obj", options(&vfs, Some(key(8)))),
         Err(Error::Encryption(_)) | Err(Error::Busy(_))
     ));
+}
+
+/// Opens `path` with `k` and checks every entry and the integrity check.
+fn check_copy(vfs: &SimVfs, path: &str, k: EncryptionKey, upto: u32) {
+    let db = Db::open_with(path, options(vfs, Some(k))).unwrap();
+    assert!(db.is_encrypted());
+    check(&db, upto);
+    db.close().unwrap();
+}
+
+/// A backup and a compacted copy of an encrypted database are encrypted
+/// with the same key under their own file id: no plaintext on disk, the
+/// original's key opens them (no key or another key is an `Encryption`
+/// error), their pages do not authenticate in the original, and a flipped
+/// bit in a copy is `Corruption` naming the page.
+#[test]
+fn backup_and_compact_to_of_an_encrypted_database_are_encrypted_copies() {
+    for k in [key(7), weak_passphrase("copy me")] {
+        let vfs = SimVfs::new();
+        let db = Db::open_with(DB, options(&vfs, Some(k.clone()))).unwrap();
+        fill(&db, 0, 1200);
+        // Backed up before the deletes, so that every page of the backup
+        // is in use (a free page's content is never read).
+        let backup = db.backup_to("/enc/backup.obj", |_| true).unwrap();
+        assert!(!backup.cancelled);
+        {
+            let mut w = db.begin_write().unwrap();
+            let t = w.create_tree("secret-tree").unwrap();
+            for i in 600..1200u32 {
+                let mut key = MARKER.to_vec();
+                key.extend_from_slice(&i.to_be_bytes());
+                assert!(w.delete(&t, &key).unwrap());
+            }
+            w.commit().unwrap();
+        }
+        let compacted = db.compact_to("/enc/compact.obj").unwrap();
+        assert!(compacted.pages_after < compacted.pages_before, "{compacted:?}");
+        db.close().unwrap();
+        let original = vfs.read_file(DB).unwrap();
+
+        for (path, pages, entries) in
+            [("/enc/backup.obj", backup.pages, 1200), ("/enc/compact.obj", compacted.pages_after, 600)]
+        {
+            let bytes = vfs.read_file(path).unwrap();
+            assert_eq!(bytes.len() as u64, pages * PAGE as u64, "{path}");
+            assert!(!contains(&bytes, MARKER), "{path}: plaintext on disk");
+            // Its own file id, the same key source, costs and salt, its own key check.
+            assert_ne!(bytes[24..40], original[24..40], "{path}: file id");
+            assert_eq!(bytes[96..128], original[96..128], "{path}: key source, costs and salt");
+            assert_ne!(bytes[128..144], original[128..144], "{path}: key check");
+            check_copy(&vfs, path, k.clone(), entries);
+            assert!(matches!(Db::open_with(path, options(&vfs, None)), Err(Error::Encryption(_))), "{path}");
+            let wrong = if k.is_passphrase() { weak_passphrase("not me") } else { key(8) };
+            assert!(matches!(Db::open_with(path, options(&vfs, Some(wrong))), Err(Error::Encryption(_))));
+
+            // A bit flipped in a page of the copy: the CRC catches it, or,
+            // with the CRC redone, the GCM tag does.
+            let copy_pages = bytes.len() / PAGE;
+            for page in [1, copy_pages / 2, copy_pages - 1] {
+                for reseal in [false, true] {
+                    let mut bad = bytes.clone();
+                    bad[page * PAGE + 100] ^= 0x10;
+                    if reseal {
+                        seal_page(page as u32, &mut bad[page * PAGE..(page + 1) * PAGE]);
+                    }
+                    vfs.write_file(path, &bad);
+                    let result = read_all_at(&vfs, path, k.clone());
+                    let what = format!("{path} page {page} reseal {reseal}");
+                    if reseal {
+                        let err = result.as_ref().unwrap_err().to_string();
+                        assert!(err.contains("authentication"), "{what}: {err}");
+                    }
+                    expect_corruption_on(result, page as u32, &what);
+                }
+            }
+            vfs.write_file(path, &bytes);
+
+            // The copy's pages are sealed under its own page key: the
+            // original's image of a page (same page number, same key, a
+            // valid CRC) fails authentication in the copy.
+            let mut mixed = bytes.clone();
+            mixed[PAGE..2 * PAGE].copy_from_slice(&original[PAGE..2 * PAGE]);
+            vfs.write_file(path, &mixed);
+            let err = read_all_at(&vfs, path, k.clone()).unwrap_err();
+            assert!(err.to_string().contains("authentication"), "{path}: the original's page 1: {err}");
+            expect_corruption_on(Err(err), 1, "the original's page 1");
+            vfs.write_file(path, &bytes);
+        }
+
+        // Restore of an encrypted backup needs its key; the restored file is
+        // encrypted with it.
+        let restore = |encryption| {
+            Db::restore_from(
+                "/enc/backup.obj",
+                "/enc/restored.obj",
+                obj_engine::RestoreOptions { vfs: Some(Arc::new(vfs.clone())), encryption, overwrite: true },
+            )
+        };
+        assert!(matches!(restore(None), Err(Error::Encryption(_))));
+        assert!(!vfs.exists(Path::new("/enc/restored.obj")).unwrap(), "a refused restore leaves nothing");
+        restore(Some(k.clone())).unwrap();
+        let restored = vfs.read_file("/enc/restored.obj").unwrap();
+        assert!(!contains(&restored, MARKER));
+        check_copy(&vfs, "/enc/restored.obj", k.clone(), 1200);
+        check_copy(&vfs, DB, k.clone(), 600);
+    }
 }

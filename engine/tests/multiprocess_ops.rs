@@ -186,8 +186,13 @@ fn restore_refuses_a_target_that_another_process_has_open() {
     let target = dir.path().join("target.obj");
     let other = Db::open_with(&target, own_process(None)).unwrap();
     fill(&other, 500..510);
-    let restore =
-        || Db::restore_from(&backup, &target, obj_engine::RestoreOptions { overwrite: true, vfs: None });
+    let restore = || {
+        Db::restore_from(
+            &backup,
+            &target,
+            obj_engine::RestoreOptions { overwrite: true, ..Default::default() },
+        )
+    };
     let err = restore().unwrap_err();
     assert!(matches!(err, Error::Busy(_)), "{err:?}");
     // The other process's database is untouched and still works.

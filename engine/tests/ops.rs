@@ -117,8 +117,29 @@ fn model_after(seed_docs: u64, ops: u64) -> BTreeMap<u64, Value> {
 
 #[test]
 fn backup_under_concurrent_writes_matches_its_snapshot() {
+    backup_under_concurrent_writes(None);
+}
+
+/// The same with an encrypted database: every copy opens with its key
+/// and holds no plaintext.
+#[test]
+fn encrypted_backup_under_concurrent_writes_matches_its_snapshot() {
+    backup_under_concurrent_writes(Some(obj_engine::EncryptionKey::raw([0x5a; 32])));
+}
+
+fn backup_under_concurrent_writes(encryption: Option<obj_engine::EncryptionKey>) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().join("live.obj")).unwrap();
+    let options = Options { encryption, ..Options::default() };
+    let encrypted = options.encryption.is_some();
+    let open_copy = |path: &Path| {
+        if encrypted {
+            let bytes = std::fs::read(path).unwrap();
+            assert!(!bytes.windows(12).any(|w| w == b"@example.com"), "plaintext in {}", path.display());
+            assert!(matches!(Db::open(path), Err(Error::Encryption(_))));
+        }
+        Db::open_with(path, options.clone()).unwrap()
+    };
+    let db = Db::open_with(dir.path().join("live.obj"), options.clone()).unwrap();
     const SEED: u64 = 3000;
     seed(&db, SEED);
     let seed_counter = db.begin_read().unwrap().snapshot().header().commit_counter;
@@ -167,7 +188,7 @@ fn backup_under_concurrent_writes_matches_its_snapshot() {
                 .position(|&c| c == report.commit_counter)
                 .expect("the claimed commit is the writer's") as u64
         };
-        let copy = Db::open(&path).unwrap();
+        let copy = open_copy(&path);
         copy.integrity_check().unwrap();
         let rx = copy.begin_read().unwrap();
         assert_eq!(rx.snapshot().header().commit_counter, report.commit_counter);
@@ -188,7 +209,7 @@ fn backup_under_concurrent_writes_matches_its_snapshot() {
         let path = dir.path().join(format!("t{round}.obj"));
         let report = live.backup_to(&path, |_| true).unwrap();
         assert_eq!(report.commit_counter, live.snapshot().header().commit_counter);
-        let copy = Db::open(&path).unwrap();
+        let copy = open_copy(&path);
         assert_same(&dump(&live), &dump(&copy.begin_read().unwrap()), "backup of a read transaction");
         copy.integrity_check().unwrap();
         copy.close().unwrap();
@@ -251,14 +272,18 @@ fn restore_refuses_open_or_existing_targets_and_removes_a_stale_wal() {
 
     // Target open in this process: Busy, even with overwrite.
     let open_target = Db::open(dir.path().join("busy.obj")).unwrap();
-    let err = Db::restore_from(&backup, open_target.path(), RestoreOptions { overwrite: true, vfs: None });
+    let err = Db::restore_from(
+        &backup,
+        open_target.path(),
+        RestoreOptions { overwrite: true, ..Default::default() },
+    );
     assert!(matches!(err, Err(Error::Busy(_))), "{err:?}");
     // Locked by someone else (another open file description): Busy.
     let locked = dir.path().join("locked.obj");
     std::fs::write(&locked, b"whatever").unwrap();
     let holder = std::fs::File::open(&locked).unwrap();
     fs2::FileExt::lock_exclusive(&holder).unwrap();
-    let err = Db::restore_from(&backup, &locked, RestoreOptions { overwrite: true, vfs: None });
+    let err = Db::restore_from(&backup, &locked, RestoreOptions { overwrite: true, ..Default::default() });
     assert!(matches!(err, Err(Error::Busy(_))), "{err:?}");
     drop(holder);
     assert_eq!(std::fs::read(&locked).unwrap(), b"whatever", "a refused restore changes nothing");
@@ -267,7 +292,8 @@ fn restore_refuses_open_or_existing_targets_and_removes_a_stale_wal() {
     assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
     // A stale WAL of the target goes away.
     std::fs::write(wal_path_of(&locked), vec![7u8; 5000]).unwrap();
-    let report = Db::restore_from(&backup, &locked, RestoreOptions { overwrite: true, vfs: None }).unwrap();
+    let report =
+        Db::restore_from(&backup, &locked, RestoreOptions { overwrite: true, ..Default::default() }).unwrap();
     assert!(!wal_path_of(&locked).exists());
     let restored = Db::open(&locked).unwrap();
     restored.integrity_check().unwrap();
@@ -286,7 +312,7 @@ fn restore_refuses_open_or_existing_targets_and_removes_a_stale_wal() {
     assert!(matches!(err, Err(Error::Corruption { .. })), "{err:?}");
     assert!(!dir.path().join("never.obj").exists());
     // Backup and target the same file: refused.
-    let err = Db::restore_from(&backup, &backup, RestoreOptions { overwrite: true, vfs: None });
+    let err = Db::restore_from(&backup, &backup, RestoreOptions { overwrite: true, ..Default::default() });
     assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
 }
 
@@ -336,10 +362,15 @@ fn compaction_after_deleting_90_percent_is_within_1_25x_of_fresh() {
     db.checkpoint().unwrap();
     let before = file_len(&path);
     let stat = db.stat().unwrap();
+    let estimate = db.compaction_estimate().unwrap();
     let report = db.compact().unwrap();
     assert!(report.rewritten && report.complete, "{report:?}");
-    assert_eq!(report.pages_after * stat.page_size, stat.compacted_size, "stat predicted the compacted size");
-    assert_eq!(stat.reclaimable_bytes, (report.pages_before - report.pages_after) * stat.page_size);
+    assert_eq!(report.pages_after * stat.page_size, estimate.compacted_size, "the estimate is exact");
+    assert_eq!(estimate.reclaimable_bytes, (report.pages_before - report.pages_after) * stat.page_size);
+    // stat's cheap figures are bounds of the exact ones.
+    assert!(stat.reclaimable_bytes >= stat.free_pages * stat.page_size, "{stat:?}");
+    assert!(stat.reclaimable_bytes <= estimate.reclaimable_bytes, "{stat:?} {estimate:?}");
+    assert!(stat.compacted_size >= estimate.compacted_size, "{stat:?} {estimate:?}");
     assert_eq!(file_len(&path), report.pages_after * stat.page_size, "the file is cut at once");
     assert_eq!(db.stat().unwrap().reclaimable_bytes, 0);
     db.integrity_check().unwrap();
@@ -787,27 +818,109 @@ fn stat_reports_reclaimable_bytes() {
     let db = Db::open_with(dir.path().join("s.obj"), Options::default()).unwrap();
     let s = db.stat().unwrap();
     assert_eq!(s.reclaimable_bytes, 0, "{s:?}");
+    assert_eq!(db.compaction_estimate().unwrap().reclaimable_bytes, 0);
     seed(&db, 2000);
+    // A document with a value in an overflow chain: its collection's size
+    // counts the chain's pages (from the value's length).
+    let big = Value::Map(vec![("blob".into(), Value::Str("y".repeat(40_000)))]);
+    let before = db.stat().unwrap().collections[0].file_size_bytes;
+    let mut tx = db.begin_write().unwrap();
+    tx.collection_mut("docs").unwrap().insert(&big).unwrap();
+    tx.commit().unwrap();
+    let with_big = db.stat().unwrap();
+    let grown = with_big.collections[0].file_size_bytes - before;
+    assert!((40_000..=40_000 + 8 * 4096).contains(&grown), "grew by {grown}");
+    let used: u64 = with_big.collections.iter().map(|c| c.file_size_bytes).sum();
+    assert!(used <= with_big.pages_in_use * with_big.page_size, "{with_big:?}");
+
     let mut tx = db.begin_write().unwrap();
     tx.drop_collection("docs").unwrap();
     tx.commit().unwrap();
     let s = db.stat().unwrap();
+    let e = db.compaction_estimate().unwrap();
+    let tail = s.file_size.saturating_sub(s.page_count * s.page_size);
+    // stat: the free pages and the file's tail; the estimate: the exact figure.
+    assert_eq!(s.reclaimable_bytes, s.free_pages * s.page_size + tail, "{s:?}");
     assert!(s.reclaimable_bytes > 500_000, "{s:?}");
-    assert_eq!(s.compacted_size + s.reclaimable_bytes, s.page_count * s.page_size);
+    assert_eq!(s.compacted_size, s.pages_in_use * s.page_size);
+    assert_eq!(e.database_size, s.page_count * s.page_size);
+    assert_eq!(e.compacted_size + e.reclaimable_bytes, e.database_size + tail, "{e:?}");
+    assert!(
+        e.reclaimable_bytes >= s.reclaimable_bytes && e.compacted_size <= s.compacted_size,
+        "{s:?} {e:?}"
+    );
     db.compact().unwrap();
     let after = db.stat().unwrap();
-    assert_eq!(after.page_count * after.page_size, s.compacted_size);
+    assert_eq!(after.page_count * after.page_size, e.compacted_size);
     assert_eq!(after.reclaimable_bytes, 0);
-    assert_eq!(after.file_size, s.compacted_size);
+    assert_eq!(db.compaction_estimate().unwrap().reclaimable_bytes, 0);
+    assert_eq!(after.file_size, e.compacted_size);
+}
+
+/// Time of `stat()` and of `compaction_estimate()` on a database of 100k
+/// documents (`cargo test --release -p obj-engine --test ops stat_speed --
+/// --ignored --nocapture`).
+#[test]
+#[ignore]
+fn stat_speed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("stat.obj")).unwrap();
+    let n = 100_000u64;
+    for chunk in (1..=n).collect::<Vec<_>>().chunks(10_000) {
+        let mut tx = db.begin_write().unwrap();
+        let mut c = tx.collection_mut("docs").unwrap();
+        if chunk[0] == 1 {
+            c.create_index(IndexSpec::standard("by_tag", "tag").unwrap()).unwrap();
+        }
+        for &i in chunk {
+            c.insert(&doc_for(i)).unwrap();
+        }
+        drop(c);
+        tx.commit().unwrap();
+    }
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("docs").unwrap();
+    for i in (1..=n).step_by(10) {
+        c.delete(i).unwrap();
+    }
+    drop(c);
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    let time = |f: &dyn Fn()| {
+        (0..5)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    let s = db.stat().unwrap();
+    let stat_ms = time(&|| drop(db.stat().unwrap()));
+    let estimate_ms = time(&|| {
+        db.compaction_estimate().unwrap();
+    });
+    println!(
+        "{} pages: stat() best {stat_ms:.2} ms, compaction_estimate() best {estimate_ms:.2} ms",
+        s.page_count
+    );
 }
 
 /// Throughput of backup, compact_to and compact on a database of about
-/// 100 MB (`cargo test --release -p obj-engine --test ops speed -- --ignored --nocapture`).
+/// 100 MB, plain then encrypted (`cargo test --release -p obj-engine --test
+/// ops speed -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn speed_of_backup_and_compaction() {
+    for encryption in [None, Some(obj_engine::EncryptionKey::raw([3; 32]))] {
+        println!("{}:", if encryption.is_some() { "encrypted" } else { "plain" });
+        backup_and_compaction_speed(Options { encryption, ..Options::default() });
+    }
+}
+
+fn backup_and_compaction_speed(options: Options) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path().join("speed.obj")).unwrap();
+    let db = Db::open_with(dir.path().join("speed.obj"), options).unwrap();
     let n = 100_000u64;
     for chunk in (1..=n).collect::<Vec<_>>().chunks(10_000) {
         let mut tx = db.begin_write().unwrap();

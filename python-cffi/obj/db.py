@@ -430,17 +430,29 @@ class Db:
         return json.loads(_take(buf))
 
     @staticmethod
-    def restore(backup: str | os.PathLike, target: str | os.PathLike, *, overwrite: bool = False) -> None:
+    def restore(backup: str | os.PathLike, target: str | os.PathLike, *, overwrite: bool = False,
+                key: bytes | None = None, passphrase: str | bytes | None = None) -> None:
         """Copies the database file ``backup`` to ``target``, which must not
-        be open (BusyError) and, unless ``overwrite``, must not exist."""
-        check(lib.obj_db_restore(_codec.utf8(os.fspath(backup), "path"), _codec.utf8(os.fspath(target), "path"),
-                                 bool(overwrite)))
+        be open (BusyError) and, unless ``overwrite``, must not exist. An
+        encrypted backup needs its ``key`` or ``passphrase`` (EncryptionError
+        otherwise); the restored file is encrypted with it too."""
+        k, p = _key_args(key, passphrase)
+        check(lib.obj_db_restore_with_key(_codec.utf8(os.fspath(backup), "path"), _codec.utf8(os.fspath(target), "path"),
+                                          bool(overwrite), k, p))
 
     def compact(self) -> dict:
         """Shrinks the file in place (crash-safe); returns the report
         (pages_before, pages_after, file_size_before, file_size_after, ...)."""
         buf = ffi.new("obj_bytes *")
         check(lib.obj_db_compact(self._handle(), buf))
+        return json.loads(_take(buf))
+
+    def compaction_estimate(self) -> dict:
+        """The exact effect of ``compact()`` from a dry run (reads every tree
+        node): database_size, file_size, compacted_size, reclaimable_bytes.
+        ``stat()`` is cheap and gives only bounds of the last two."""
+        buf = ffi.new("obj_bytes *")
+        check(lib.obj_db_compaction_estimate(self._handle(), buf))
         return json.loads(_take(buf))
 
     def compact_to(self, path: str | os.PathLike) -> dict:

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import obj
 from obj import cli
 
@@ -80,3 +82,130 @@ def test_progress_bar_renders():
     finally:
         sys.stderr = old
     assert "50%" in text and "#" in text
+
+
+def run_env(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "obj", *args], capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})))
+
+
+def test_backup_restore_compact(path, tmp_path):
+    with obj.Db(path) as db:
+        db.insert_many("orders", [{"n": i, "pad": "x" * 300} for i in range(3000)])
+        with db.transaction() as tx:
+            for i in range(1, 3001, 2):
+                tx.delete("orders", i)
+        want = list(db.all("orders"))
+    for cmd in ("backup", "restore", "compact"):
+        r = run(cmd, "--help")
+        assert r.returncode == 0 and "--key-file" in r.stdout and "--passphrase-env" in r.stdout, cmd
+    bak = str(tmp_path / "bak.obj")
+    r = run("backup", path, bak)
+    assert r.returncode == 0, r.stderr
+    assert "backed up" in r.stderr and "[" not in r.stderr, "no progress bar when stderr is not a terminal"
+    with obj.Db(bak) as db:
+        assert list(db.all("orders")) == want
+    # Restore: refuses an existing target without --overwrite, and one that is open.
+    target = str(tmp_path / "target.obj")
+    assert run("restore", bak, target).returncode == 0
+    assert run("restore", bak, target).returncode == cli.EXIT_ERROR
+    with obj.Db(target):
+        assert run("restore", bak, target, "--overwrite").returncode == cli.EXIT_BUSY
+    assert run("restore", bak, target, "--overwrite").returncode == 0
+    assert run("restore", str(tmp_path / "none.obj"), target).returncode == cli.EXIT_NOT_FOUND
+    with obj.Db(target) as db:
+        assert list(db.all("orders")) == want
+    # Compact: a dry run says what the real one then does.
+    r = run("compact", "--dry-run", target)
+    assert r.returncode == 0 and "would reclaim" in r.stdout, r.stderr
+    reclaim = int(r.stdout.split("reclaim ")[1].split()[0])
+    assert reclaim > 0
+    size = os.path.getsize(target)
+    copy = str(tmp_path / "compacted.obj")
+    r = run("compact", target, "--to", copy)
+    assert r.returncode == 0 and "into" in r.stdout, r.stderr
+    assert os.path.getsize(copy) < size
+    r = run("compact", target)
+    assert r.returncode == 0 and "compacted" in r.stdout, r.stderr
+    assert os.path.getsize(target) == size - reclaim
+    assert "already compact" in run("compact", target).stdout
+    for p in (target, copy):
+        assert run("check", p).returncode == 0
+        with obj.Db(p) as db:
+            assert list(db.all("orders")) == want
+    assert run("backup", str(tmp_path / "none.obj"), bak).returncode == cli.EXIT_NOT_FOUND
+    assert run("compact", str(tmp_path / "none.obj")).returncode == cli.EXIT_NOT_FOUND
+
+
+def test_encrypted_files(tmp_path):
+    path = str(tmp_path / "secret.obj")
+    with obj.Db(path, passphrase="pw one") as db:
+        db.insert_many("notes", [{"text": f"SECRET-{i}"} for i in range(200)])
+    env = {"OBJ_TEST_PW": "pw one"}
+    assert run("stat", path).returncode == cli.EXIT_KEY
+    assert run_env("stat", path, "--passphrase-env", "OBJ_TEST_PW", env={"OBJ_TEST_PW": "wrong"}).returncode \
+        == cli.EXIT_KEY
+    r = run_env("stat", path, "--passphrase-env", "OBJ_TEST_PW", env=env)
+    assert r.returncode == 0 and "notes" in r.stdout, r.stderr
+    assert run_env("stat", path, "--passphrase-env", "OBJ_TEST_UNSET").returncode == cli.EXIT_ERROR
+    pwfile = tmp_path / "pw.txt"
+    pwfile.write_text("pw one\n")
+    assert run("check", path, "--passphrase-file", str(pwfile)).returncode == 0
+    bak = str(tmp_path / "bak.obj")
+    r = run_env("backup", path, bak, "--passphrase-env", "OBJ_TEST_PW", env=env)
+    assert r.returncode == 0, r.stderr
+    with open(bak, "rb") as f:
+        assert b"SECRET-" not in f.read()
+    with pytest.raises(obj.EncryptionError):
+        obj.Db(bak)
+    with obj.Db(bak, passphrase="pw one") as db:
+        assert db.count("notes") == 200
+    assert run("restore", bak, str(tmp_path / "r.obj")).returncode == cli.EXIT_KEY
+    assert not os.path.exists(tmp_path / "r.obj")
+    assert run("restore", bak, str(tmp_path / "r.obj"), "--passphrase-file", str(pwfile)).returncode == 0
+    with obj.Db(str(tmp_path / "r.obj"), passphrase="pw one") as db:
+        assert db.count("notes") == 200
+    assert run("compact", path, "--to", str(tmp_path / "c.obj"), "--passphrase-file", str(pwfile)).returncode == 0
+    with obj.Db(str(tmp_path / "c.obj"), passphrase="pw one") as db:
+        assert db.count("notes") == 200
+    # A raw key from a file of 64 hex digits; a malformed key file is bad input.
+    key = bytes(range(32))
+    raw = str(tmp_path / "raw.obj")
+    with obj.Db(raw, key=key) as db:
+        db.insert("notes", {"text": "x"})
+    keyfile = tmp_path / "key.hex"
+    keyfile.write_text(key.hex() + "\n")
+    assert run("check", raw, "--key-file", str(keyfile)).returncode == 0
+    keyfile.write_text("not a key")
+    assert run("check", raw, "--key-file", str(keyfile)).returncode == cli.EXIT_ERROR
+    assert run("check", raw, "--key-file", str(tmp_path / "nokey")).returncode == cli.EXIT_NOT_FOUND
+    r = run("check", raw, "--key-file", str(keyfile), "--passphrase-file", str(pwfile))
+    assert r.returncode == cli.EXIT_ERROR
+
+
+def test_backup_progress_bar_on_a_terminal(path, tmp_path):
+    import pty
+
+    with obj.Db(path) as db:
+        db.insert_many("orders", [{"n": i, "pad": "y" * 500} for i in range(4000)])
+    master, slave = pty.openpty()
+    try:
+        # stderr is a terminal: read it while the command runs (a pty's buffer is small).
+        p = subprocess.Popen([sys.executable, "-m", "obj", "backup", path, str(tmp_path / "b.obj")],
+                             stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO once the child has exited and closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        p.communicate(timeout=120)
+    finally:
+        os.close(master)
+    assert p.returncode == 0
+    text = out.decode("utf-8", "replace")
+    assert "backup [" in text and "100%" in text and "pages" in text, text

@@ -65,11 +65,47 @@ def test_encryption_keys_and_rekey(tmp_path):
     assert b"PLAINTEXT-MARKER" not in path.read_bytes()
     key = bytes(range(32))
     with obj.Db(path, passphrase="correct horse") as db:
-        with pytest.raises(obj.FeatureUnsupportedError):
-            db.backup(tmp_path / "copy.obj")                  # would be unencrypted
         db.rekey(key=key)
     with obj.Db(path, key=key) as db:
         assert db.get("notes", 1) == {"text": "PLAINTEXT-MARKER"}
         db.rekey()                                            # decrypt
     with obj.Db(path) as db:
         assert db.get("notes", 1) == {"text": "PLAINTEXT-MARKER"}
+
+
+def test_encrypted_backup_compact_to_and_restore(tmp_path):
+    path = tmp_path / "secret.obj"
+    with obj.Db(path, passphrase="correct horse") as db:
+        db.insert_many("notes", [{"text": f"PLAINTEXT-MARKER {i}"} for i in range(300)])
+        report = db.backup(tmp_path / "copy.obj")
+        assert not report["cancelled"]
+        db.compact_to(tmp_path / "compact.obj")
+        est = db.compaction_estimate()
+        assert est["compacted_size"] + est["reclaimable_bytes"] >= est["database_size"]
+        assert db.stat().raw["reclaimable_bytes"] <= est["reclaimable_bytes"]
+    for name in ("copy.obj", "compact.obj"):
+        copy = tmp_path / name
+        assert b"PLAINTEXT-MARKER" not in copy.read_bytes()
+        with pytest.raises(obj.EncryptionError):
+            obj.Db(copy)
+        with pytest.raises(obj.EncryptionError):
+            obj.Db(copy, passphrase="wrong")
+        with obj.Db(copy, passphrase="correct horse") as db:
+            assert db.count("notes") == 300
+            db.integrity_check()
+    # Restore needs the key, and writes nothing without it.
+    target = tmp_path / "restored.obj"
+    with pytest.raises(obj.EncryptionError):
+        obj.Db.restore(tmp_path / "copy.obj", target)
+    assert not target.exists()
+    obj.Db.restore(tmp_path / "copy.obj", target, passphrase="correct horse")
+    with obj.Db(target, passphrase="correct horse") as db:
+        assert db.get("notes", 1) == {"text": "PLAINTEXT-MARKER 0"}
+    # A flipped bit in the last page of the compacted copy (its catalog).
+    data = bytearray((tmp_path / "compact.obj").read_bytes())
+    data[len(data) - 4096 + 100] ^= 0x10
+    (tmp_path / "compact.obj").write_bytes(bytes(data))
+    with pytest.raises((obj.CorruptionError, obj.IntegrityError)):
+        with obj.Db(tmp_path / "compact.obj", passphrase="correct horse") as db:
+            db.count("notes")
+            db.integrity_check()

@@ -12,6 +12,7 @@
 //!   the operations on one tree;
 //! - [`Cursor`] and [`Range`]: ordered traversal in both directions;
 //! - [`verify`]: a full structural check for integrity checking;
+//!   [`page_count`]: the pages a tree uses, for statistics;
 //! - [`max_key_len`] and [`max_value_len`]: the size limits. Keys up to
 //!   about a third of a page are accepted; values larger than about a
 //!   quarter of a page go to overflow page chains.
@@ -31,7 +32,7 @@ mod verify;
 
 pub use cursor::{prefix_bounds, Cursor, Range};
 pub use tree::{clear, create, delete, destroy, get, insert, max_key_len, max_value_len};
-pub use verify::verify;
+pub use verify::{page_count, verify};
 
 #[cfg(test)]
 mod tests;

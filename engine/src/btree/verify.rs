@@ -41,6 +41,38 @@ pub fn verify<R: PageRead + ?Sized>(
     Ok(v.entries)
 }
 
+/// Pages of the tree rooted at `root`: its nodes and the overflow pages of
+/// its values, counted from their recorded lengths without reading them.
+/// Reads every node once and checks only what parsing needs: statistics,
+/// not checking (that is [`verify`]). A walk past `limit` pages (the file's
+/// page count) is `Corruption`, which bounds it on a tree whose pointers
+/// form a cycle.
+pub fn page_count<R: PageRead + ?Sized>(r: &R, root: PageNo, limit: u64) -> Result<u64> {
+    let usable = r.usable_size();
+    let mut pages = 0u64;
+    let mut stack = vec![(root, 0usize)];
+    while let Some((pgno, depth)) = stack.pop() {
+        if depth > MAX_DEPTH || pages >= limit {
+            return Err(Error::corruption(root, "tree walk goes past the end of the file (a cycle?)"));
+        }
+        let page = r.read_page(pgno)?;
+        let node = Node::parse(&page, pgno, usable)?;
+        pages += 1;
+        if node.is_leaf() {
+            for i in 0..node.len() {
+                if let (_, ValueRef::Overflow { len, .. }) = node.leaf_entry(i)? {
+                    pages += overflow::page_count(usable, len);
+                }
+            }
+        } else {
+            for i in 0..=node.len() {
+                stack.push((node.child(i)?, depth + 1));
+            }
+        }
+    }
+    Ok(pages)
+}
+
 struct Verifier<'a, R: PageRead + ?Sized> {
     r: &'a R,
     usable: usize,

@@ -3,8 +3,10 @@
 //! A backup copies the pages of one read snapshot, as they are, into a new
 //! file: page 0 gets a fresh file id (the copy is a database of its own, so
 //! a WAL of the original is never replayed on it), free pages become empty
-//! sealed pages, every other page is copied byte for byte after its
-//! checksum is verified. The result is a normal database file with no WAL:
+//! sealed pages, every other page is copied after its checksum is verified:
+//! byte for byte in a plain database; in an encrypted one, decrypted (as
+//! every read does) and encrypted again with the same key under the copy's
+//! file id (`ops/newfile.rs`). The result is a normal database file with no WAL:
 //! its header's page count and commit counter are the snapshot's. Writers
 //! keep committing meanwhile (the snapshot pins the pages it sees: the
 //! checkpoint does not overwrite them until the backup ends). The file is
@@ -23,9 +25,10 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::ops::newfile::{fresh_file_id, FileSink, NewFile};
 use crate::options::Options;
+use crate::storage::crypto::EncryptionKey;
 use crate::storage::file::Vfs;
 use crate::storage::freelist;
-use crate::storage::page::{seal_page, PageRead};
+use crate::storage::page::PageRead;
 use crate::txn::ReadTxn;
 
 /// How far a backup has got, passed to its progress callback.
@@ -61,6 +64,9 @@ pub struct RestoreOptions {
     pub overwrite: bool,
     /// File system of both paths; `None` is the operating system's.
     pub vfs: Option<Arc<dyn Vfs>>,
+    /// The key of an encrypted backup; the restored file is encrypted with
+    /// it too (under its own file id).
+    pub encryption: Option<EncryptionKey>,
 }
 
 impl std::fmt::Debug for RestoreOptions {
@@ -68,6 +74,7 @@ impl std::fmt::Debug for RestoreOptions {
         f.debug_struct("RestoreOptions")
             .field("overwrite", &self.overwrite)
             .field("vfs", &self.vfs.as_ref().map(|_| "custom"))
+            .field("encryption", &self.encryption)
             .finish()
     }
 }
@@ -114,15 +121,16 @@ fn copy_snapshot(
         report.cancelled = true;
         return Ok(report);
     }
-    let mut sink = FileSink::new(&**target.file(), page_size);
-    let mut empty = vec![0u8; page_size];
+    let mut copy = header;
+    copy.file_id = fresh_file_id()?;
+    let codec = snap.pager().codec().for_copy(copy.file_id);
+    let mut sink = FileSink::new(&**target.file(), &codec, page_size);
+    let empty = vec![0u8; page_size];
     for pgno in 1..header.page_count {
         if free[pgno as usize / 64] & (1 << (pgno % 64)) != 0 {
-            empty.fill(0);
-            seal_page(pgno, &mut empty);
-            sink.push_sealed(&empty)?;
+            sink.push(&empty)?;
         } else {
-            sink.push_sealed(&snap.read_page(pgno)?)?;
+            sink.push(&snap.read_page(pgno)?)?;
         }
         let done = pgno as u64 + 1;
         if done.is_multiple_of(PROGRESS_EVERY) && !progress(Progress { pages_done: done, pages_total: total })
@@ -133,8 +141,6 @@ fn copy_snapshot(
             return Ok(report);
         }
     }
-    let mut copy = header;
-    copy.file_id = fresh_file_id();
     sink.finish(copy)?;
     target.publish()?;
     progress(Progress { pages_done: total, pages_total: total });
@@ -152,7 +158,6 @@ impl ReadTxn {
         mut progress: impl FnMut(Progress) -> bool,
     ) -> Result<BackupReport> {
         let pager = self.snapshot().pager();
-        crate::ops::newfile::refuse_encrypted(pager, "backup")?;
         let target = NewFile::create(pager.vfs().clone(), path.as_ref(), true)?;
         copy_snapshot(self, target, &mut progress)
     }
@@ -165,7 +170,8 @@ impl Db {
     /// opens on its own. It is written under a temporary name, fsynced and
     /// renamed into place, so a crash never leaves a partial backup at
     /// `path`; an existing file there is replaced, unless it is an open
-    /// database (`Busy`).
+    /// database (`Busy`). The backup of an encrypted database is encrypted
+    /// with the same key and opens with it.
     ///
     /// `progress` is called before the first page, every 256 pages and at
     /// the end; returning false cancels the backup (nothing is written at
@@ -189,7 +195,9 @@ impl Db {
     /// file exists there and `options.overwrite` is off. A stale `-wal` of
     /// the target is removed. The backup is opened read-only first, so a
     /// damaged one is refused (`Corruption`, `InvalidArgument`) before
-    /// anything at the target changes.
+    /// anything at the target changes. An encrypted backup needs its key in
+    /// `options.encryption` (else `Encryption`); the restored file is
+    /// encrypted with the same key.
     pub fn restore_from(
         backup: impl AsRef<Path>,
         target: impl AsRef<Path>,
@@ -207,7 +215,13 @@ impl Db {
         let new = NewFile::create(vfs, target, options.overwrite)?;
         let source = Db::open_with(
             backup,
-            Options { read_only: true, create: false, vfs: options.vfs.clone(), ..Options::default() },
+            Options {
+                read_only: true,
+                create: false,
+                vfs: options.vfs.clone(),
+                encryption: options.encryption.clone(),
+                ..Options::default()
+            },
         )?;
         let rx = source.begin_read()?;
         let report = copy_snapshot(&rx, new, &mut |_| true);

@@ -217,18 +217,20 @@ impl Db {
     /// fewest pages. Runs beside readers and writers. The copy is written
     /// under a temporary name and renamed into place, so a crash never
     /// leaves a partial file at `path`; an existing file there is replaced
-    /// unless it is an open database (`Busy`).
+    /// unless it is an open database (`Busy`). The copy of an encrypted
+    /// database is encrypted with the same key.
     pub fn compact_to(&self, path: impl AsRef<Path>) -> Result<CompactReport> {
         let started = Instant::now();
         let rx = self.begin_read()?;
         let snap = rx.snapshot();
         let pager = snap.pager();
         let old = *snap.header();
-        crate::ops::newfile::refuse_encrypted(pager, "compact_to")?;
         let target = NewFile::create(pager.vfs().clone(), path.as_ref(), true)?;
-        let mut sink = FileSink::new(&**target.file(), pager.page_size());
+        let file_id = fresh_file_id()?;
+        let codec = pager.codec().for_copy(file_id);
+        let mut sink = FileSink::new(&**target.file(), &codec, pager.page_size());
         let mut header = build_image(snap, &mut sink)?;
-        header.file_id = fresh_file_id();
+        header.file_id = file_id;
         let pages = sink.finish(header)?;
         target.publish()?;
         Ok(CompactReport {

@@ -12,15 +12,20 @@
 //! opens it meanwhile: its main file, and the DMS lock of its shared index
 //! `-shm` held exclusively (the index is removed with the lock's release);
 //! a target open in this process or in another is refused with `Busy`.
+//!
+//! A copy gets a new file id. The copy of an encrypted database is
+//! encrypted with the same key, sealed through the source codec's
+//! [`PageCodec::for_copy`] for the new id, so that it opens with the key of
+//! the original and no page of one file authenticates in the other.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::btree::bulk::PageSink;
 use crate::error::{Error, PageNo, Result};
+use crate::storage::crypto::{random_bytes, PageCodec};
 use crate::storage::file::{OpenMode, StorageFile, Vfs};
 use crate::storage::header::Header;
-use crate::storage::page::{seal_page, CHECKSUM_TRAILER};
 use crate::storage::pager::wal_path_of;
 use crate::storage::shm::{shm_path_of, LockTable, ShmFile, LOCK_DMS};
 use crate::storage::wal::fresh_salt;
@@ -183,40 +188,38 @@ impl Drop for NewFile {
     }
 }
 
-/// A fresh random file id.
-pub(crate) fn fresh_file_id() -> [u8; 16] {
+/// A fresh file id from the OS's CSPRNG (in an encrypted copy it keys
+/// the pages, as in a new encrypted database).
+pub(crate) fn fresh_file_id() -> Result<[u8; 16]> {
     let mut id = [0u8; 16];
-    id[..8].copy_from_slice(&fresh_salt(3).to_le_bytes());
-    id[8..].copy_from_slice(&fresh_salt(4).to_le_bytes());
-    id
+    random_bytes(&mut id)?;
+    Ok(id)
 }
 
-/// Page 0 holding `header` (sealed).
-pub(crate) fn header_page(header: &Header, page_size: usize) -> Vec<u8> {
-    let mut page = vec![0u8; page_size];
-    header.encode(&mut page);
-    seal_page(0, &mut page);
-    page
-}
-
-/// Appends pages to a file in order, in writes of about 1 MiB. Pages
-/// start at page 1; page 0 is written last, by [`FileSink::finish`].
+/// Appends pages to a file in order, in writes of about 1 MiB, sealing
+/// them (CRC trailer, or encryption) through `codec` as they are written.
+/// Pages start at page 1; page 0 is written last, by [`FileSink::finish`].
 pub(crate) struct FileSink<'f> {
     file: &'f dyn StorageFile,
+    codec: &'f PageCodec,
     page_size: usize,
     next: PageNo,
+    /// Plaintext pages not yet written.
     buf: Vec<u8>,
     /// Page number of the first page in `buf`.
     buf_start: PageNo,
 }
 
 impl<'f> FileSink<'f> {
-    pub(crate) fn new(file: &'f dyn StorageFile, page_size: usize) -> Self {
-        FileSink { file, page_size, next: 1, buf: Vec::with_capacity(1 << 20), buf_start: 1 }
+    /// A sink writing the pages of a file with `codec` (its trailer length
+    /// sets the pages' usable size).
+    pub(crate) fn new(file: &'f dyn StorageFile, codec: &'f PageCodec, page_size: usize) -> Self {
+        FileSink { file, codec, page_size, next: 1, buf: Vec::with_capacity(1 << 20), buf_start: 1 }
     }
 
-    /// Appends an already sealed page as the next page.
-    pub(crate) fn push_sealed(&mut self, page: &[u8]) -> Result<PageNo> {
+    /// Appends a plaintext page as the next page (its trailer is
+    /// overwritten when it is sealed).
+    pub(crate) fn push(&mut self, page: &[u8]) -> Result<PageNo> {
         debug_assert_eq!(page.len(), self.page_size);
         let pgno = self.next;
         self.buf.extend_from_slice(page);
@@ -230,6 +233,7 @@ impl<'f> FileSink<'f> {
 
     fn flush(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
+            self.codec.seal_run(self.buf_start, &mut self.buf, self.page_size)?;
             self.file
                 .write_at(&self.buf, self.buf_start as u64 * self.page_size as u64)
                 .map_err(|e| Error::io("writing a database copy", e))?;
@@ -244,9 +248,10 @@ impl<'f> FileSink<'f> {
     pub(crate) fn finish(mut self, mut header: Header) -> Result<PageNo> {
         self.flush()?;
         header.page_count = self.next;
-        self.file
-            .write_at(&header_page(&header, self.page_size), 0)
-            .map_err(|e| Error::io("writing the header of a database copy", e))?;
+        let mut page = vec![0u8; self.page_size];
+        header.encode(&mut page);
+        self.codec.seal_run(0, &mut page, self.page_size)?;
+        self.file.write_at(&page, 0).map_err(|e| Error::io("writing the header of a database copy", e))?;
         Ok(self.next)
     }
 }
@@ -257,7 +262,7 @@ impl PageSink for FileSink<'_> {
     }
 
     fn usable_size(&self) -> usize {
-        self.page_size - CHECKSUM_TRAILER
+        self.page_size - self.codec.trailer_len()
     }
 
     fn next_pgno(&self) -> PageNo {
@@ -265,16 +270,7 @@ impl PageSink for FileSink<'_> {
     }
 
     fn emit(&mut self, page: &[u8]) -> Result<PageNo> {
-        let at = self.buf.len();
-        self.buf.extend_from_slice(page);
-        seal_page(self.next, &mut self.buf[at..]);
-        let pgno = self.next;
-        self.next =
-            self.next.checked_add(1).ok_or_else(|| Error::invalid("database is full (2^32 pages)"))?;
-        if self.buf.len() >= 1 << 20 {
-            self.flush()?;
-        }
-        Ok(pgno)
+        self.push(page)
     }
 
     fn skip(&mut self, _n: u64) -> Result<()> {
@@ -317,17 +313,4 @@ impl PageSink for CountSink {
     fn wants_content(&self) -> bool {
         false
     }
-}
-
-/// Copies written by [`NewFile`] (backup, restore, `compact_to`) are plain
-/// files: refuse to write one of an encrypted database rather than leave
-/// its contents unencrypted on disk.
-pub(crate) fn refuse_encrypted(pager: &crate::storage::pager::Pager, what: &str) -> Result<()> {
-    if pager.is_encrypted() {
-        return Err(Error::Unsupported(format!(
-            "{what} of an encrypted database is not supported yet (it would write the copy unencrypted); \
-             use compact() in place, or rekey to a plain database first"
-        )));
-    }
-    Ok(())
 }

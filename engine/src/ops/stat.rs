@@ -1,5 +1,13 @@
 //! `stat()`: sizes and counters of a database, for people and monitoring.
+//!
+//! `stat()` is meant to be called often (a monitoring loop, a command-line
+//! `stat`): it reads the header, the catalog and the nodes of each
+//! collection's trees, never overflow pages, and does no compaction dry
+//! run. What a compaction would give back is reported from the freelist
+//! and the file's tail; the exact figure, which needs a dry run over every
+//! node, is [`Db::compaction_estimate`].
 
+use crate::db::Db;
 use crate::doc::collection::CollectionKind;
 use crate::error::Result;
 use crate::storage::cache::CacheStats;
@@ -58,11 +66,16 @@ pub struct Stat {
     pub pages_in_use: u64,
     /// Size of the main file in bytes (the WAL is extra).
     pub file_size: u64,
-    /// Bytes the database would take after [`Db::compact`](crate::Db::compact):
-    /// every tree rebuilt with full pages, no free pages.
+    /// At most the bytes the database would take after
+    /// [`Db::compact`](crate::Db::compact): the pages in use
+    /// (`pages_in_use * page_size`). Compaction also repacks part-full
+    /// nodes, so it often ends smaller: [`Db::compaction_estimate`] gives
+    /// the exact figure.
     pub compacted_size: u64,
-    /// Bytes a compaction would give back: `page_count * page_size -
-    /// compacted_size` (0 when the database is already compact).
+    /// At least the bytes a compaction would give back: the free pages,
+    /// plus the main file's tail past `page_count` (left by a compaction
+    /// or truncation a reader held back). 0 when there are neither; the
+    /// exact figure is [`Db::compaction_estimate`].
     pub reclaimable_bytes: u64,
     /// Committed frames in the WAL.
     pub wal_frames: u64,
@@ -80,15 +93,59 @@ pub struct Stat {
     pub collections: Vec<CollectionStat>,
 }
 
-/// Pages used by the tree `name`, if it exists (walks the whole tree).
+/// What a compaction would give back, computed by a dry run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactionEstimate {
+    /// Bytes of the database (`page_count * page_size`).
+    pub database_size: u64,
+    /// Size of the main file in bytes.
+    pub file_size: u64,
+    /// Bytes the database would take after [`Db::compact`].
+    pub compacted_size: u64,
+    /// Bytes a compaction would give back: `database_size -
+    /// compacted_size`, plus the main file's tail past the database (0
+    /// when the database is already compact).
+    pub reclaimable_bytes: u64,
+}
+
+/// Bytes of the main file past the database's pages (a file that is
+/// shorter, its newest pages still in the WAL, has none).
+fn file_tail(file_size: u64, page_count: u64, page_size: u64) -> u64 {
+    file_size.saturating_sub(page_count * page_size)
+}
+
+/// [`CompactionEstimate`] of `txn`'s snapshot: builds the compacted image
+/// without writing it, reading every tree node (no overflow page).
+pub fn compaction_estimate(txn: &ReadTxn) -> Result<CompactionEstimate> {
+    let snap: &Snapshot = txn.snapshot();
+    let page_size = snap.page_size() as u64;
+    let database_size = snap.header().page_count as u64 * page_size;
+    let file_size = snap.pager().main_file_size()?;
+    let compacted_size = crate::ops::compact::compacted_pages(snap)? * page_size;
+    Ok(CompactionEstimate {
+        database_size,
+        file_size,
+        compacted_size,
+        reclaimable_bytes: database_size.saturating_sub(compacted_size)
+            + file_tail(file_size, snap.header().page_count as u64, page_size),
+    })
+}
+
+impl Db {
+    /// The exact size of the database after a [`Db::compact`] and what it
+    /// would give back, from a dry run of the compaction on the current
+    /// snapshot (every tree node is read: the cost of a full scan, without
+    /// overflow pages). [`Db::stat`] reports cheap bounds of the same.
+    pub fn compaction_estimate(&self) -> Result<CompactionEstimate> {
+        compaction_estimate(&self.begin_read()?)
+    }
+}
+
+/// Pages used by the tree `name`, if it exists (reads its nodes, counts
+/// its overflow pages from the values' lengths).
 fn tree_pages(txn: &ReadTxn, name: &str) -> Result<u64> {
     let Some(tree) = txn.find_tree(name)? else { return Ok(0) };
-    let mut pages = 0u64;
-    crate::btree::verify(txn.snapshot(), tree.root(), &mut |_| {
-        pages += 1;
-        Ok(())
-    })?;
-    Ok(pages)
+    crate::btree::page_count(txn.snapshot(), tree.root(), txn.snapshot().header().page_count as u64)
 }
 
 fn gather_collections(txn: &ReadTxn, page_size: u64) -> Result<Vec<CollectionStat>> {
@@ -130,7 +187,9 @@ pub fn gather(txn: &ReadTxn) -> Result<Stat> {
     let header = snap.header();
     let pager = snap.pager();
     let ps = pager.stats();
-    let compacted_size = crate::ops::compact::compacted_pages(snap)? * ps.page_size;
+    let file_size = pager.main_file_size()?;
+    let page_count = header.page_count as u64;
+    let free_pages = header.freelist_count as u64;
     let mut trees = Vec::new();
     for name in txn.list_trees()? {
         let tree = txn.open_tree(&name)?;
@@ -138,12 +197,12 @@ pub fn gather(txn: &ReadTxn) -> Result<Stat> {
     }
     Ok(Stat {
         page_size: ps.page_size,
-        page_count: header.page_count as u64,
-        free_pages: header.freelist_count as u64,
-        pages_in_use: (header.page_count - header.freelist_count) as u64,
-        file_size: pager.main_file_size()?,
-        compacted_size,
-        reclaimable_bytes: (header.page_count as u64 * ps.page_size).saturating_sub(compacted_size),
+        page_count,
+        free_pages,
+        pages_in_use: page_count.saturating_sub(free_pages),
+        file_size,
+        compacted_size: page_count.saturating_sub(free_pages) * ps.page_size,
+        reclaimable_bytes: free_pages * ps.page_size + file_tail(file_size, page_count, ps.page_size),
         wal_frames: ps.wal_frames,
         wal_backfilled: ps.wal_backfilled,
         readers: ps.readers.saturating_sub(1),

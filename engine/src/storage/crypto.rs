@@ -15,7 +15,9 @@
 //! file id as salt derives the page key and an independent key-check value
 //! stored in the header, so a wrong key is told from a damaged page before
 //! any page is read, and two files under one master key have unrelated
-//! page keys (the nonce space is per file).
+//! page keys (the nonce space is per file). The codec keeps the master key
+//! so that a copy of the file (a backup, a compacted copy) can be sealed
+//! under its own file id with the same key ([`PageCodec::for_copy`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -288,6 +290,8 @@ pub struct AesCodec {
     cipher: Aes256Gcm,
     file_id: [u8; 16],
     header: CryptHeader,
+    /// The master key, kept to derive the keys of copies of the file.
+    master: Zeroizing<[u8; 32]>,
 }
 
 impl fmt::Debug for PageCodec {
@@ -313,8 +317,20 @@ impl PageCodec {
             KeySource::Raw
         };
         let master = master_key(key, &source, &salt)?;
-        let (page_key, key_check) = derive(&master, &file_id);
-        Ok(PageCodec::aes(&page_key, file_id, CryptHeader { source, salt, key_check }))
+        Ok(PageCodec::aes(master, file_id, source, salt))
+    }
+
+    /// The codec of a copy of this file with the id `file_id` (a backup, a
+    /// compacted copy, a restore): plain for a plain file; for an encrypted
+    /// one, the same master key, key source, Argon2 costs and salt (so the
+    /// same key or passphrase opens the copy, without running Argon2
+    /// again), and the page key and key-check value of the new file id, so
+    /// that no page of one file authenticates in the other.
+    pub fn for_copy(&self, file_id: [u8; 16]) -> PageCodec {
+        match self {
+            PageCodec::Plain => PageCodec::Plain,
+            PageCodec::Aes(a) => PageCodec::aes(a.master.clone(), file_id, a.header.source, a.header.salt),
+        }
     }
 
     /// The codec of an existing file: `stored` is its encryption block
@@ -334,18 +350,20 @@ impl PageCodec {
             (Some(_), None) => Err(Error::Encryption("the database is encrypted; a key is required".into())),
             (Some(stored), Some(key)) => {
                 let master = master_key(key, &stored.source, &stored.salt)?;
-                let (page_key, check) = derive(&master, &file_id);
-                if check != stored.key_check {
+                let codec = PageCodec::aes(master, file_id, stored.source, stored.salt);
+                if codec.crypt_header() != Some(*stored) {
                     return Err(Error::Encryption("wrong encryption key".into()));
                 }
-                Ok(PageCodec::aes(&page_key, file_id, *stored))
+                Ok(codec)
             }
         }
     }
 
-    fn aes(page_key: &[u8; 32], file_id: [u8; 16], header: CryptHeader) -> PageCodec {
-        let cipher = Aes256Gcm::new_from_slice(page_key).expect("a 32-byte key");
-        PageCodec::Aes(Box::new(AesCodec { cipher, file_id, header }))
+    fn aes(master: Zeroizing<[u8; 32]>, file_id: [u8; 16], source: KeySource, salt: [u8; 16]) -> PageCodec {
+        let (page_key, key_check) = derive(&master, &file_id);
+        let cipher = Aes256Gcm::new_from_slice(&page_key[..]).expect("a 32-byte key");
+        let header = CryptHeader { source, salt, key_check };
+        PageCodec::Aes(Box::new(AesCodec { cipher, file_id, header, master }))
     }
 
     /// Checks that `key` opens this file, as [`PageCodec::open`] would
@@ -403,6 +421,31 @@ impl PageCodec {
         }
     }
 
+    /// Seals `pages.len() / page_size` consecutive pages in place, numbered
+    /// from `first`: the CRC trailer of plain pages; encryption of the
+    /// content (which becomes the on-disk image) under nonces drawn in one
+    /// call. For files written page by page (copies), where the plaintext
+    /// is not needed afterwards.
+    pub fn seal_run(&self, first: PageNo, pages: &mut [u8], page_size: usize) -> Result<()> {
+        debug_assert_eq!(pages.len() % page_size, 0);
+        let count = pages.len() / page_size;
+        let numbered = (first..).zip(pages.chunks_exact_mut(page_size));
+        match self {
+            PageCodec::Plain => {
+                numbered.for_each(|(pgno, page)| seal_page(pgno, page));
+                Ok(())
+            }
+            PageCodec::Aes(a) => {
+                let mut nonces = vec![0u8; NONCE_LEN * count];
+                random_bytes(&mut nonces)?;
+                for ((pgno, page), nonce) in numbered.zip(nonces.chunks_exact(NONCE_LEN)) {
+                    a.encrypt_in_place(pgno, page, nonce.try_into().expect("12 bytes"))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// [`PageCodec::seal_pages`] for one page: `None` when the (plain) page
     /// is its own image.
     pub fn seal(&self, pgno: PageNo, page: &mut PageRef) -> Result<Option<Page>> {
@@ -435,14 +478,19 @@ impl AesCodec {
     }
 
     fn encrypt(&self, pgno: PageNo, plain: &[u8], nonce: [u8; NONCE_LEN]) -> Result<Page> {
-        let size = plain.len();
-        let body_end = size - ENCRYPTED_TRAILER;
+        let mut image = Page::from_vec(plain.to_vec());
+        self.encrypt_in_place(pgno, &mut image, nonce)?;
+        Ok(image)
+    }
+
+    /// Turns the plaintext page `image` (its trailer is overwritten) into
+    /// its on-disk image.
+    fn encrypt_in_place(&self, pgno: PageNo, image: &mut [u8], nonce: [u8; NONCE_LEN]) -> Result<()> {
+        let body_end = image.len() - ENCRYPTED_TRAILER;
         let start = if pgno == 0 { PLAINTEXT_PREFIX } else { 0 };
-        let mut image = Page::zeroed(size);
-        image[..body_end].copy_from_slice(&plain[..body_end]);
         if pgno == 0 {
             // The encryption block is the codec's, in every image of page 0.
-            self.header.encode(&mut image);
+            self.header.encode(image);
         }
         let mut aad = [0u8; 20 + PLAINTEXT_PREFIX];
         let aad_len = self.aad(pgno, &image[..start], &mut aad);
@@ -456,8 +504,8 @@ impl AesCodec {
             .map_err(|_| Error::Encryption(format!("encrypting page {pgno} failed")))?;
         image[body_end..body_end + NONCE_LEN].copy_from_slice(&nonce);
         image[body_end + NONCE_LEN..body_end + NONCE_LEN + TAG_LEN].copy_from_slice(&tag);
-        seal_page(pgno, &mut image);
-        Ok(image)
+        seal_page(pgno, image);
+        Ok(())
     }
 
     fn decrypt(&self, pgno: PageNo, page: &mut [u8]) -> Result<()> {
@@ -540,6 +588,38 @@ mod tests {
         tampered[40] ^= 1;
         seal_page(0, &mut tampered);
         assert!(c.open_page(0, &mut tampered).unwrap_err().is_corruption());
+    }
+
+    #[test]
+    fn copies_have_their_own_page_key_and_the_same_master_key() {
+        let c = codec();
+        let copy = c.for_copy([9; 16]);
+        let (h, hc) = (c.crypt_header().unwrap(), copy.crypt_header().unwrap());
+        assert_eq!((h.source, h.salt), (hc.source, hc.salt));
+        assert_ne!(h.key_check, hc.key_check);
+        // The original's key opens the copy (by its own file id), not another.
+        assert!(PageCodec::open(Some(&hc), Some(&EncryptionKey::raw([7; 32])), [9; 16]).is_ok());
+        assert!(matches!(
+            PageCodec::open(Some(&hc), Some(&EncryptionKey::raw([7; 32])), [3; 16]),
+            Err(Error::Encryption(_))
+        ));
+        // seal_run seals pages in place, numbered from `first`, each under
+        // its own nonce; only the copy opens them.
+        let plain: Vec<u8> = (0..3 * 4096).map(|i| (i % 253) as u8).collect();
+        let mut run = plain.clone();
+        copy.seal_run(4, &mut run, 4096).unwrap();
+        for (i, page) in run.chunks_exact(4096).enumerate() {
+            let pgno = 4 + i as PageNo;
+            let mut back = page.to_vec();
+            copy.open_page(pgno, &mut back).unwrap();
+            assert_eq!(&back[..4064], &plain[i * 4096..i * 4096 + 4064]);
+            assert!(c.open_page(pgno, &mut page.to_vec()).unwrap_err().is_corruption());
+        }
+        assert_ne!(run[4064..4076], run[4096 + 4064..4096 + 4076], "nonces repeat");
+        let mut plain_run = plain.clone();
+        PageCodec::Plain.seal_run(1, &mut plain_run, 4096).unwrap();
+        PageCodec::Plain.open_page(2, &mut plain_run[4096..8192].to_vec()).unwrap();
+        assert!(PageCodec::Plain.for_copy([1; 16]).crypt_header().is_none());
     }
 
     #[test]

@@ -1116,6 +1116,11 @@ impl Pager {
         self.codec.is_encrypted()
     }
 
+    /// The page codec (for ops that write copies of the file).
+    pub(crate) fn codec(&self) -> &PageCodec {
+        &self.codec
+    }
+
     /// Checks that `key` is the one this file is open with (`None` for a
     /// plain file); an [`Error::Encryption`] otherwise.
     pub fn check_key(&self, key: Option<&crate::storage::crypto::EncryptionKey>) -> Result<()> {
