@@ -523,6 +523,20 @@ obj_status obj_db_open(const char *path, const obj_options *opts, obj_db **out);
 obj_status obj_db_close(obj_db *db);
 
 /**
+ * Closes the database like `obj_db_close` but skips the close-time
+ * checkpoint, even for the last handle: the `-wal` and `-shm` files stay
+ * beside the database and the next open recovers from them (committed data
+ * is as safe as after `obj_db_close`). For an application leaving because
+ * of an error, which wants no more I/O than needed. Locks are released.
+ * The handle stays allocated until `obj_db_free` (which then does not
+ * checkpoint either). Closing twice is OK.
+ *
+ * # Safety
+ * `db` is NULL or a live handle from `obj_db_open`.
+ */
+obj_status obj_db_close_no_checkpoint(obj_db *db);
+
+/**
  * Closes (if still open) and frees the handle. NULL is a no-op. The
  * handle must not be used afterwards.
  *

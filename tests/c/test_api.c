@@ -174,6 +174,57 @@ static void test_kv_and_transactions(void) {
     CHECK_OK(obj_db_free(db)); /* free without close closes */
 }
 
+static long file_size(const char *p) {
+    FILE *f = fopen(p, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static void test_close_no_checkpoint(void) {
+    /* An exit on error: the close skips the checkpoint, even as the last
+     * handle, so the committed frames stay in the WAL; the next open
+     * recovers them, and a clean close then folds and removes the WAL. */
+    char p2[560], wal2[580];
+    snprintf(p2, sizeof p2, "%s.nockpt", path);
+    snprintf(wal2, sizeof wal2, "%s-wal", p2);
+    unlink(p2);
+    unlink(wal2);
+    obj_db *db = NULL;
+    CHECK_OK(obj_db_open(p2, NULL, &db));
+    obj_txn *w = NULL;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_kv_put(w, "meta", (const uint8_t *)"k", 1, (const uint8_t *)"kept", 4));
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    long before = file_size(wal2);
+    CHECK(before > 0);
+    CHECK_OK(obj_db_close_no_checkpoint(db));
+    CHECK_OK(obj_db_close_no_checkpoint(db)); /* twice is OK */
+    CHECK_OK(obj_db_close(db));               /* and a close after it does not fold */
+    CHECK_STATUS(obj_txn_begin_read(db, &w), OBJ_CLOSED);
+    CHECK_OK(obj_db_free(db));
+    CHECK(file_size(wal2) == before);
+    CHECK_STATUS(obj_db_close_no_checkpoint(NULL), OBJ_INVALID_ARGUMENT);
+
+    /* Reopen (the locks were released): the data is there. */
+    CHECK_OK(obj_db_open(p2, NULL, &db));
+    obj_txn *r = NULL;
+    obj_bytes v = {0};
+    bool found = false;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_kv_get(r, "meta", (const uint8_t *)"k", 1, &v, &found));
+    CHECK(found && v.len == 4 && memcmp(v.data, "kept", 4) == 0);
+    obj_bytes_free(&v);
+    CHECK_OK(obj_txn_free(r));
+    CHECK_OK(obj_db_close(db));
+    CHECK_OK(obj_db_free(db));
+    CHECK(access(wal2, F_OK) != 0);
+    unlink(p2);
+}
+
 static void test_corrupt_file(void) {
     /* Damage a page in the middle: reading it is OBJ_CORRUPTION, never a crash. */
     FILE *f = fopen(path, "r+b");
@@ -200,6 +251,7 @@ int main(int argc, char **argv) {
     test_version_and_errors();
     test_open_errors();
     test_kv_and_transactions();
+    test_close_no_checkpoint();
     test_corrupt_file();
     unlink(path);
     unlink(wal);
