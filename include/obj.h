@@ -658,6 +658,38 @@ obj_status obj_doc_get_many(obj_txn *txn,
                             obj_bytes *out);
 
 /**
+ * Like `obj_doc_get_many` without the schema versions: `*out` is a JSON
+ * array with one element per id, in order, the document or `null` for a
+ * missing one. For callers that read documents without a schema (one less
+ * array per document to build and to parse). Errors: as obj_doc_get_many.
+ *
+ * # Safety
+ * As obj_doc_get_many.
+ */
+obj_status obj_doc_get_many_plain(obj_txn *txn,
+                                  const char *coll,
+                                  const uint64_t *ids,
+                                  size_t n,
+                                  obj_bytes *out);
+
+/**
+ * Reads one document in a snapshot of its own (begun and ended inside the
+ * call): `obj_txn_begin_read` + `obj_doc_get` + `obj_txn_free` in one
+ * call, for a single lookup outside any transaction. Outputs and errors
+ * as `obj_doc_get`; OBJ_CLOSED after `obj_db_close`.
+ *
+ * # Safety
+ * `db` is a live handle; `coll` a NUL-terminated string; `out`, `found`
+ * writable; `out_version` NULL or writable.
+ */
+obj_status obj_db_doc_get(obj_db *db,
+                          const char *coll,
+                          uint64_t id,
+                          obj_bytes *out,
+                          uint32_t *out_version,
+                          bool *found);
+
+/**
  * Writes a document at the caller's `id` in collection `coll` (created
  * on first use), replacing any document there; ids at or above the
  * collection's next id move it past `id`. `*out_created` (may be NULL) is

@@ -203,9 +203,14 @@ pub unsafe extern "C" fn obj_find_unique(
                 match c.find_unique(index, &values)? {
                     None => None,
                     Some((id, doc)) => {
-                        let version = match c.get_stored(id)? {
-                            Some(b) => decode_header(&b)?.0.schema_version,
-                            None => 0,
+                        // The version costs a second lookup: only when asked.
+                        let version = if out_version.is_null() {
+                            0
+                        } else {
+                            match c.get_stored(id)? {
+                                Some(b) => decode_header(&b)?.0.schema_version,
+                                None => 0,
+                            }
                         };
                         Some((id, version, doc))
                     }

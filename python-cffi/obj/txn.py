@@ -18,7 +18,7 @@ import json
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from . import _codec
-from ._ffi import ffi, lib, fail, check
+from ._ffi import ffi, lib, fail, check, has
 from .document import Schema, schema_of
 from .errors import InvalidArgumentError, NotFoundError, ObjError
 
@@ -32,6 +32,9 @@ __all__ = ["ReadTxn", "WriteTxn", "Collection"]
 _new = ffi.new
 _buffer = ffi.buffer
 _bytes_free = lib.obj_bytes_free
+_find_unique = lib.obj_find_unique
+# Newer library calls (None with an older libobj: the general path is used).
+_get_many_plain = lib.obj_doc_get_many_plain if has("obj_doc_get_many_plain") else None
 _DOC = "documents"
 _RAW = "raw"
 FIRST_BATCH = 256
@@ -201,6 +204,23 @@ class _Core:
             raise fail(st)
         return bool(self._found[0])
 
+    def _c_get_many_plain(self, coll: bytes, ids: Sequence[int]) -> list:
+        """Documents (or None) for ``ids``, without schema versions."""
+        n = len(ids)
+        if n > GET_MANY_CHUNK:
+            out: list = []
+            for k in range(0, n, GET_MANY_CHUNK):
+                out += self._c_get_many_plain(coll, ids[k:k + GET_MANY_CHUNK])
+            return out
+        try:
+            arr = _new("uint64_t[]", ids) if n else _new("uint64_t[]", 1)
+        except (TypeError, OverflowError):
+            arr = _new("uint64_t[]", [_id(i) for i in ids])
+        st = _get_many_plain(self._handle(), coll, arr, n, self._buf)
+        if st:
+            raise fail(st)
+        return self._take_json()
+
     def _take_bytes(self) -> bytes:
         buf = self._buf
         data = _buffer(buf.data, buf.len)[:] if buf.len else b""
@@ -227,14 +247,16 @@ class _Core:
         js = json.dumps(spec).encode()
         check(lib.obj_index_create(self._handle(), coll, js, len(js)))
 
-    def _c_find_unique(self, coll: bytes, index: bytes, values_js: bytes) -> tuple[int, int, Any] | None:
+    def _c_find_unique(self, coll: bytes, index: bytes, values_js: bytes,
+                       versioned: bool = True) -> tuple[int, int, Any] | None:
         buf = self._buf
-        st = lib.obj_find_unique(self._handle(), coll, index, values_js, len(values_js), self._u64, buf, self._ver, self._found)
+        ver = self._ver if versioned else ffi.NULL
+        st = _find_unique(self._handle(), coll, index, values_js, len(values_js), self._u64, buf, ver, self._found)
         if st:
             raise fail(st)
         if not self._found[0]:
             return None
-        return self._u64[0], self._ver[0], self._take_json()
+        return self._u64[0], (self._ver[0] if versioned else 0), self._take_json()
 
     def _c_rows(self, query_js: bytes, limit: int | None = None) -> Iterator[list]:
         """Streams ``[id, version, doc]`` rows of a query, in batches."""
@@ -421,6 +443,8 @@ class ReadTxn(_Core):
                 return [None] * len(ids)
             if kind == _RAW:
                 return [core._c_raw_get(cname, _id(i)) for i in ids]
+            if _get_many_plain is not None:
+                return core._c_get_many_plain(cname, ids)
             return [None if r is None else r[1] for r in core._c_get_many(cname, ids)]
         s = self._schema(what)
         core, cname = self._route(s.collection)
@@ -463,6 +487,21 @@ class ReadTxn(_Core):
     def find_unique(self, what: Any, index: str, *values: Any) -> Any:
         """The document whose unique index ``index`` holds ``values`` (one
         per indexed field), or None."""
+        if type(what) is str and type(index) is str and len(values) == 1 and type(values[0]) is not tuple:
+            # The common dict lookup, with no detour: a known document
+            # collection of this file, one key value, no schema version.
+            db = self._db
+            cname = db._names.get(what)
+            if cname is not None and db._kinds.get(cname) == _DOC and not (db._attached and "." in what):
+                h = self._h
+                if h is None:
+                    self._handle()
+                js = _codec.dumps(list(values))
+                st = _find_unique(h, cname, _cstr(index), js, len(js), self._u64, self._buf, ffi.NULL,
+                                  self._found)
+                if st:
+                    raise fail(st)
+                return self._take_json() if self._found[0] else None
         r = self.find_unique_with_id(what, index, *values)
         return None if r is None else r[1]
 
@@ -476,7 +515,7 @@ class ReadTxn(_Core):
             core, cname = self._route(what)
             if self._kind(core, cname) is None:
                 return None
-            r = core._c_find_unique(cname, _cstr(index), js)
+            r = core._c_find_unique(cname, _cstr(index), js, versioned=False)
             return None if r is None else (r[0], r[2])
         s = self._schema(what)
         core, cname = self._route(s.collection)
