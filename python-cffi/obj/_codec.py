@@ -277,7 +277,10 @@ def _orjson_redo(o: Any) -> bytes:
     anything else through the Python walker."""
     if type(o) is list and len(o) > 1:
         return b"[" + b",".join([_orjson_dumps(x) for x in o]) + b"]"
-    return _orjson.dumps(to_jsonable(o), option=_OR_OPTS)
+    try:
+        return _orjson.dumps(to_jsonable(o), option=_OR_OPTS)
+    except _orjson.JSONEncodeError as e:  # what the walker lets through: a lone surrogate
+        raise InvalidArgumentError(f"cannot store the value: {e}") from None
 
 
 _finite_check = json.JSONEncoder(default=_default, allow_nan=False, check_circular=False).encode
@@ -350,3 +353,14 @@ use_backend(os.environ.get("OBJ_JSON") or ("orjson" if _orjson is not None else 
 def dumps_value(o: Any) -> str:
     """A single value (query operand, index key) as JSON text."""
     return dumps(o).decode("utf-8")
+
+
+def dumps_one_str(v: str) -> bytes:
+    """``[v]`` as JSON text for one ``str`` (a unique key looked up): a
+    string needs none of the checks of :func:`dumps`."""
+    if _backend == "orjson":
+        try:
+            return _orjson.dumps([v])
+        except _orjson.JSONEncodeError:  # a lone surrogate: dumps says why
+            pass
+    return dumps([v])

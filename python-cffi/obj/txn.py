@@ -496,7 +496,8 @@ class ReadTxn(_Core):
                 h = self._h
                 if h is None:
                     self._handle()
-                js = _codec.dumps(list(values))
+                v = values[0]
+                js = _codec.dumps_one_str(v) if type(v) is str else _codec.dumps([v])
                 st = _find_unique(h, cname, _cstr(index), js, len(js), self._u64, self._buf, ffi.NULL,
                                   self._found)
                 if st:

@@ -190,3 +190,12 @@ def test_fast_path_text_equals_the_walker_text(docs):
         assert same(_codec.loads(_codec.dumps(docs)), docs)
     finally:
         _codec.use_backend(old)
+
+
+def test_lone_surrogate_is_a_clear_error(backend):
+    for v in ({"s": "a\ud800"}, ["x", "\udfff"]):
+        with pytest.raises(obj.InvalidArgumentError):
+            _codec.dumps(v)
+    with pytest.raises(obj.InvalidArgumentError):
+        _codec.dumps_one_str("\ud800")
+    assert json.loads(_codec.dumps_one_str('a"$b:null')) == ['a"$b:null']

@@ -188,3 +188,25 @@ def test_frozen_and_slots_dataclasses(db):
     j = db.insert(S(x=2))
     assert db.get(F, i) == F(x=1, tags=("a",))
     assert db.get(S, j) == S(x=2)
+
+
+def test_one_call_get_paths_agree_with_a_transaction(path):
+    """Db.get takes a one-call path once a collection is known (typed,
+    with the stored version and migration; dict; raw and attached names
+    keep the general path): the answers are those of a read transaction."""
+    with obj.Db(path) as db:
+        old = db.insert(PersonOld(name="Ada Lovelace"))
+        did = db.insert("events", {"k": None, "s": "$x"})
+        rid = db.insert("blobs", b"\x00raw")
+    with obj.Db(path) as db:
+        for _ in range(2):  # the first call learns the names, the second takes the short path
+            assert db.get(Person, old) == Person(first="Ada", last="Lovelace")
+            assert db.get("events", did) == {"k": None, "s": "$x"}
+            assert db.get("blobs", rid) == b"\x00raw"
+            assert db.get(Person, 999) is None and db.get("events", 999) is None
+            with db.read_transaction() as tx:
+                assert tx.get(Person, old) == db.get(Person, old)
+        with pytest.raises(obj.InvalidArgumentError):
+            db.get("events", -1)
+    with pytest.raises(obj.ClosedError):
+        db.get("events", did)
