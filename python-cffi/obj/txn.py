@@ -37,6 +37,7 @@ _find_unique = lib.obj_find_unique
 _get_many_plain = lib.obj_doc_get_many_plain if has("obj_doc_get_many_plain") else None
 _DOC = "documents"
 _RAW = "raw"
+_OUT_SLOTS = {"_buf": "obj_bytes *", "_found": "bool *", "_ver": "uint32_t *", "_u64": "uint64_t *"}
 FIRST_BATCH = 256
 MAX_BATCH = 4096
 GET_MANY_CHUNK = 2048
@@ -83,12 +84,23 @@ class _Core:
         self._db = db
         self._h = handle
         self._write = write
-        self._buf = _new("obj_bytes *")
-        self._found = _new("bool *")
-        self._ver = _new("uint32_t *")
-        self._u64 = _new("uint64_t *")
         self._attached: dict[str, ReadTxn] = {}
         self._ensured: set = set()
+
+    # The C calls' output slots, made on first use (a short transaction
+    # often needs one or none of them): _buf, _found, _ver, _u64.
+    _buf: Any
+    _found: Any
+    _ver: Any
+    _u64: Any
+
+    def __getattr__(self, name: str) -> Any:
+        ctype = _OUT_SLOTS.get(name)
+        if ctype is None:
+            raise AttributeError(name)
+        slot = _new(ctype)
+        object.__setattr__(self, name, slot)
+        return slot
 
     # -- lifecycle ----------------------------------------------------------
     def _handle(self) -> Any:
