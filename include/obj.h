@@ -862,6 +862,28 @@ obj_status obj_find_unique(obj_txn *txn,
                            bool *found);
 
 /**
+ * Many lookups through unique index `index` in one call. `keys_json` is a
+ * JSON array with one element per lookup, each an array of index values
+ * as `obj_find_unique` takes them. `*out` is a JSON array with one
+ * element per key, in order: `null` when no document has that key, else
+ * `[id, document]`, or `[id, schema_version, document]` when
+ * `with_versions`. A missing collection finds nothing. Errors: as
+ * obj_find_unique (for any key), and OBJ_INVALID_ARGUMENT when
+ * `keys_json` is not an array of arrays.
+ *
+ * # Safety
+ * `txn` is a live handle; `coll`, `index` NUL-terminated strings;
+ * `keys_json` valid for `len` bytes; `out` writable.
+ */
+obj_status obj_find_unique_many(obj_txn *txn,
+                                const char *coll,
+                                const char *index,
+                                const uint8_t *keys_json,
+                                size_t len,
+                                bool with_versions,
+                                obj_bytes *out);
+
+/**
  * Sets `key` to `value` in namespace `ns` (created on first use).
  * Errors: OBJ_INVALID_ARGUMENT (read transaction, finished transaction,
  * key longer than the limit, NULL with a non-zero length).

@@ -69,11 +69,13 @@ class ObjAdapter(Adapter):
         return s
 
     def email_loop(self, emails):
+        # find_unique_many in slices, like get_many in get_loop.
         s = 0
         with self.db.read_transaction() as tx:
-            fu = tx.find_unique
-            for e in emails:
-                s += fu("docs", "email", e)["customer_id"]
+            fm = tx.find_unique_many
+            for k in range(0, len(emails), self.GET_SLICE):
+                for d in fm("docs", "email", emails[k:k + self.GET_SLICE]):
+                    s += d["customer_id"]
         return s
 
     def range_loop(self, starts, width):

@@ -382,6 +382,12 @@ class Db:
         with self.read_transaction() as tx:
             return tx.find_unique(what, index, *values)
 
+    def find_unique_many(self, what: Any, index: str, keys: Iterable[Any]) -> list:
+        """Documents for many unique keys in one snapshot and one call per
+        2048 keys (None where absent). See :meth:`ReadTxn.find_unique_many`."""
+        with self.read_transaction() as tx:
+            return tx.find_unique_many(what, index, keys)
+
     def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None:
         """``(id, doc)`` for a unique key, or None."""
         with self.read_transaction() as tx:

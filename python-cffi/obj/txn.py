@@ -35,6 +35,7 @@ _bytes_free = lib.obj_bytes_free
 _find_unique = lib.obj_find_unique
 # Newer library calls (None with an older libobj: the general path is used).
 _get_many_plain = lib.obj_doc_get_many_plain if has("obj_doc_get_many_plain") else None
+_find_unique_many = lib.obj_find_unique_many if has("obj_find_unique_many") else None
 _DOC = "documents"
 _RAW = "raw"
 _OUT_SLOTS = {"_buf": "obj_bytes *", "_found": "bool *", "_ver": "uint32_t *", "_u64": "uint64_t *"}
@@ -518,6 +519,35 @@ class ReadTxn(_Core):
         r = self.find_unique_with_id(what, index, *values)
         return None if r is None else r[1]
 
+    def find_unique_many(self, what: Any, index: str, keys: Iterable[Any]) -> list:
+        """:meth:`find_unique` for many keys in one call: the documents (None
+        where no document has the key), in the order of ``keys``. A key is
+        the index value, or a tuple of values for a composite index."""
+        keys = [list(k) if type(k) is tuple else [k] for k in keys]
+        if _find_unique_many is None:  # an older library: one call per key
+            return [self.find_unique(what, index, *k) for k in keys]
+        typed = type(what) is not str
+        if typed:
+            s = self._schema(what)
+            core, cname = self._route(s.collection)
+        else:
+            core, cname = self._route(what)
+            if self._kind(core, cname) is None:
+                return [None] * len(keys)
+        iname = _cstr(index)
+        out: list = []
+        for k in range(0, len(keys), GET_MANY_CHUNK):
+            js = _codec.dumps(keys[k:k + GET_MANY_CHUNK])
+            check(_find_unique_many(core._handle(), cname, iname, js, len(js), typed, core._buf))
+            rows = core._take_json()
+            if typed:
+                dec, v0 = s.decode, s.version
+                out += [None if r is None else (dec(r[2]) if r[1] == v0 else s.decode_versioned(r[1], r[2]))
+                        for r in rows]
+            else:
+                out += [None if r is None else r[1] for r in rows]
+        return out
+
     def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None:
         """Like :meth:`find_unique` but returns ``(id, doc)``."""
         if not values:
@@ -846,6 +876,10 @@ class Collection:
     def find_unique(self, index: str, *values: Any) -> Any:
         """The document with that unique key, or None."""
         return self._txn.find_unique(self._what, index, *values)
+
+    def find_unique_many(self, index: str, keys: Iterable[Any]) -> list:
+        """The documents for many unique keys (None where absent)."""
+        return self._txn.find_unique_many(self._what, index, keys)
 
     def index_range(self, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, Any]]:
         """``(id, doc)`` over ``[lo, hi)`` of an index (``lo == hi``: equality)."""

@@ -210,3 +210,32 @@ def test_one_call_get_paths_agree_with_a_transaction(path):
             db.get("events", -1)
     with pytest.raises(obj.ClosedError):
         db.get("events", did)
+
+
+@obj.document(collection="accounts", version=2, indexes=[obj.Composite(("org", "user"), name="by_org_user", unique=True)])
+@dataclass
+class Account:
+    org: str
+    user: str
+    email: Annotated[str, obj.Unique]
+
+
+def test_find_unique_many(path):
+    """One call per 2048 keys, in key order, None where absent; typed
+    (with versions), dict, composite keys, and a missing collection."""
+    with obj.Db(path) as db:
+        accts = [Account(org=f"o{i % 3}", user=f"u{i}", email=f"e{i}@x") for i in range(2100)]
+        db.insert_many(accts)
+        emails = [f"e{i}@x" for i in range(2099, -1, -7)] + ["missing@x"]
+        got = db.find_unique_many(Account, "email", emails)
+        assert got == [db.find_unique(Account, "email", e) for e in emails]
+        assert got[-1] is None and got[0] == accts[2099]
+        assert db.find_unique_many("accounts", "email", ["e5@x", "nope"]) == [
+            {"org": "o2", "user": "u5", "email": "e5@x"}, None]
+        assert db.find_unique_many(Account, "by_org_user", [("o1", "u4"), ("o0", "u4")]) == [accts[4], None]
+        assert db.find_unique_many("nothing", "email", ["a"]) == [None]
+        assert db.find_unique_many(Account, "email", []) == []
+        with db.read_transaction() as tx:
+            assert tx.collection(Account).find_unique_many("email", ["e1@x"]) == [accts[1]]
+        with pytest.raises(obj.NotFoundError):
+            db.find_unique_many(Account, "no_such_index", ["x"])

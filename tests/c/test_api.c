@@ -292,6 +292,26 @@ static void test_one_call_reads(void) {
     CHECK_OK(obj_find_unique(r, "docs", "email", (const uint8_t *)"[\"a@x\"]", 7, &got, &out, &ver, &found));
     CHECK(found && ver == 7);
     obj_bytes_free(&out);
+    const char *keys = "[[\"a@x\"],[\"b@x\"],[\"a@x\"]]";
+    CHECK_OK(obj_find_unique_many(r, "docs", "email", (const uint8_t *)keys, strlen(keys), false, &out));
+    snprintf(want, sizeof want, "[[1,%s],null,[1,%s]]", doc, doc);
+    CHECK(has_bytes(&out, want));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_find_unique_many(r, "docs", "email", (const uint8_t *)keys, strlen(keys), true, &out));
+    snprintf(want, sizeof want, "[[1,7,%s],null,[1,7,%s]]", doc, doc);
+    CHECK(has_bytes(&out, want));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_find_unique_many(r, "nothing", "email", (const uint8_t *)"[[1]]", 5, false, &out));
+    CHECK(has_bytes(&out, "[null]"));
+    obj_bytes_free(&out);
+    CHECK_STATUS(obj_find_unique_many(r, "docs", "email", (const uint8_t *)"[\"a@x\"]", 7, false, &out),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_find_unique_many(r, "docs", "email", (const uint8_t *)"{}", 2, false, &out),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_find_unique_many(r, "docs", "nope", (const uint8_t *)"[[1]]", 5, false, &out),
+                 OBJ_NOT_FOUND);
+    CHECK_STATUS(obj_find_unique_many(r, "docs", "email", (const uint8_t *)"[[1]]", 5, false, NULL),
+                 OBJ_INVALID_ARGUMENT);
     CHECK_OK(obj_txn_free(r));
 
     CHECK_OK(obj_db_close(db));
