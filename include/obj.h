@@ -523,6 +523,20 @@ obj_status obj_db_open(const char *path, const obj_options *opts, obj_db **out);
 obj_status obj_db_close(obj_db *db);
 
 /**
+ * Closes the database like `obj_db_close` but skips the close-time
+ * checkpoint, even for the last handle: the `-wal` and `-shm` files stay
+ * beside the database and the next open recovers from them (committed data
+ * is as safe as after `obj_db_close`). For an application leaving because
+ * of an error, which wants no more I/O than needed. Locks are released.
+ * The handle stays allocated until `obj_db_free` (which then does not
+ * checkpoint either). Closing twice is OK.
+ *
+ * # Safety
+ * `db` is NULL or a live handle from `obj_db_open`.
+ */
+obj_status obj_db_close_no_checkpoint(obj_db *db);
+
+/**
  * Closes (if still open) and frees the handle. NULL is a no-op. The
  * handle must not be used afterwards.
  *
@@ -646,6 +660,38 @@ obj_status obj_doc_get_many(obj_txn *txn,
                             const uint64_t *ids,
                             size_t n,
                             obj_bytes *out);
+
+/**
+ * Like `obj_doc_get_many` without the schema versions: `*out` is a JSON
+ * array with one element per id, in order, the document or `null` for a
+ * missing one. For callers that read documents without a schema (one less
+ * array per document to build and to parse). Errors: as obj_doc_get_many.
+ *
+ * # Safety
+ * As obj_doc_get_many.
+ */
+obj_status obj_doc_get_many_plain(obj_txn *txn,
+                                  const char *coll,
+                                  const uint64_t *ids,
+                                  size_t n,
+                                  obj_bytes *out);
+
+/**
+ * Reads one document in a snapshot of its own (begun and ended inside the
+ * call): `obj_txn_begin_read` + `obj_doc_get` + `obj_txn_free` in one
+ * call, for a single lookup outside any transaction. Outputs and errors
+ * as `obj_doc_get`; OBJ_CLOSED after `obj_db_close`.
+ *
+ * # Safety
+ * `db` is a live handle; `coll` a NUL-terminated string; `out`, `found`
+ * writable; `out_version` NULL or writable.
+ */
+obj_status obj_db_doc_get(obj_db *db,
+                          const char *coll,
+                          uint64_t id,
+                          obj_bytes *out,
+                          uint32_t *out_version,
+                          bool *found);
 
 /**
  * Writes a document at the caller's `id` in collection `coll` (created
@@ -818,6 +864,28 @@ obj_status obj_find_unique(obj_txn *txn,
                            obj_bytes *out_doc,
                            uint32_t *out_version,
                            bool *found);
+
+/**
+ * Many lookups through unique index `index` in one call. `keys_json` is a
+ * JSON array with one element per lookup, each an array of index values
+ * as `obj_find_unique` takes them. `*out` is a JSON array with one
+ * element per key, in order: `null` when no document has that key, else
+ * `[id, document]`, or `[id, schema_version, document]` when
+ * `with_versions`. A missing collection finds nothing. Errors: as
+ * obj_find_unique (for any key), and OBJ_INVALID_ARGUMENT when
+ * `keys_json` is not an array of arrays.
+ *
+ * # Safety
+ * `txn` is a live handle; `coll`, `index` NUL-terminated strings;
+ * `keys_json` valid for `len` bytes; `out` writable.
+ */
+obj_status obj_find_unique_many(obj_txn *txn,
+                                const char *coll,
+                                const char *index,
+                                const uint8_t *keys_json,
+                                size_t len,
+                                bool with_versions,
+                                obj_bytes *out);
 
 /**
  * Sets `key` to `value` in namespace `ns` (created on first use).

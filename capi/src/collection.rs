@@ -74,20 +74,7 @@ impl CollView<'_> {
 
     /// Fails unless the collection holds `want` documents.
     pub(crate) fn expect_kind(&self, want: CollectionKind) -> Result<(), Error> {
-        if self.kind() == want {
-            return Ok(());
-        }
-        Err(Error::invalid(match want {
-            CollectionKind::Documents => {
-                format!("collection {:?} holds raw bytes: use the obj_raw_* functions", self.name())
-            }
-            CollectionKind::Raw => {
-                format!(
-                    "collection {:?} holds structured documents: use the obj_doc_* functions",
-                    self.name()
-                )
-            }
-        }))
+        expect_kind(self.name(), self.kind(), want)
     }
 }
 
@@ -267,4 +254,19 @@ pub unsafe extern "C" fn obj_collection_count(
         // SAFETY: checked non-null.
         unsafe { put(out, n, "out") }
     })
+}
+
+/// Fails unless collection `name`, of kind `kind`, holds `want` documents.
+pub(crate) fn expect_kind(name: &str, kind: CollectionKind, want: CollectionKind) -> Result<(), Error> {
+    if kind == want {
+        return Ok(());
+    }
+    Err(Error::invalid(match want {
+        CollectionKind::Documents => {
+            format!("collection {name:?} holds raw bytes: use the obj_raw_* functions")
+        }
+        CollectionKind::Raw => {
+            format!("collection {name:?} holds structured documents: use the obj_doc_* functions")
+        }
+    }))
 }

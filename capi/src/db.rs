@@ -229,6 +229,29 @@ pub unsafe extern "C" fn obj_db_close(db: *mut obj_db) -> obj_status {
     })
 }
 
+/// Closes the database like `obj_db_close` but skips the close-time
+/// checkpoint, even for the last handle: the `-wal` and `-shm` files stay
+/// beside the database and the next open recovers from them (committed data
+/// is as safe as after `obj_db_close`). For an application leaving because
+/// of an error, which wants no more I/O than needed. Locks are released.
+/// The handle stays allocated until `obj_db_free` (which then does not
+/// checkpoint either). Closing twice is OK.
+///
+/// # Safety
+/// `db` is NULL or a live handle from `obj_db_open`.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_close_no_checkpoint(db: *mut obj_db) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+        let taken = state.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(d) = taken {
+            d.close_without_checkpoint();
+        }
+        Ok(())
+    })
+}
+
 /// Closes (if still open) and frees the handle. NULL is a no-op. The
 /// handle must not be used afterwards.
 ///

@@ -10,6 +10,8 @@ use obj_engine::{CollectionKind, CollectionMut, Error, Value, WriteTxn};
 use crate::bytes::{
     arg_bytes, arg_slice, arg_str, check_document, need, obj_bytes, parse_document, put, put_opt,
 };
+use crate::collection::expect_kind;
+use crate::db::{handle, obj_db, open_db, DbState, DB_TAG};
 use crate::error::fence;
 use crate::obj_status;
 use crate::txn::{lock_txn, obj_txn};
@@ -225,6 +227,105 @@ pub unsafe extern "C" fn obj_doc_get_many(
         buf.push(b']');
         // SAFETY: checked non-null.
         unsafe { put(out, obj_bytes::from_vec(buf), "out") }
+    })
+}
+
+/// Like `obj_doc_get_many` without the schema versions: `*out` is a JSON
+/// array with one element per id, in order, the document or `null` for a
+/// missing one. For callers that read documents without a schema (one less
+/// array per document to build and to parse). Errors: as obj_doc_get_many.
+///
+/// # Safety
+/// As obj_doc_get_many.
+#[no_mangle]
+pub unsafe extern "C" fn obj_doc_get_many_plain(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    ids: *const u64,
+    n: usize,
+    out: *mut obj_bytes,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        // SAFETY: per contract.
+        let (coll, ids) = unsafe { (arg_str(coll, "collection name")?, arg_slice(ids, n, "ids")?) };
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let view = t.collection(coll)?;
+        if let Some(c) = &view {
+            c.expect_kind(CollectionKind::Documents)?;
+        }
+        let mut buf = Vec::with_capacity(2 + ids.len() * 256);
+        buf.push(b'[');
+        for (i, &id) in ids.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            match &view {
+                Some(c) => match c.get_versioned(id)? {
+                    Some((_, doc)) => write_json(&doc, &mut buf),
+                    None => buf.extend_from_slice(b"null"),
+                },
+                None => buf.extend_from_slice(b"null"),
+            }
+        }
+        buf.push(b']');
+        // SAFETY: checked non-null.
+        unsafe { put(out, obj_bytes::from_vec(buf), "out") }
+    })
+}
+
+/// Reads one document in a snapshot of its own (begun and ended inside the
+/// call): `obj_txn_begin_read` + `obj_doc_get` + `obj_txn_free` in one
+/// call, for a single lookup outside any transaction. Outputs and errors
+/// as `obj_doc_get`; OBJ_CLOSED after `obj_db_close`.
+///
+/// # Safety
+/// `db` is a live handle; `coll` a NUL-terminated string; `out`, `found`
+/// writable; `out_version` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_doc_get(
+    db: *mut obj_db,
+    coll: *const c_char,
+    id: u64,
+    out: *mut obj_bytes,
+    out_version: *mut u32,
+    found: *mut bool,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        need(found, "found")?;
+        // SAFETY: per contract.
+        let coll = unsafe { arg_str(coll, "collection name") }?;
+        // SAFETY: per contract.
+        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+        let guard = open_db(state)?;
+        let snapshot = guard.as_ref().expect("checked open").begin_read()?;
+        drop(guard);
+        let got = match snapshot.collection(coll) {
+            Ok(c) => {
+                expect_kind(c.name(), c.kind(), CollectionKind::Documents)?;
+                c.get_versioned(id)?
+            }
+            Err(Error::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        drop(snapshot);
+        let bytes = match &got {
+            Some((version, doc)) => {
+                // SAFETY: per contract.
+                unsafe { put_opt(out_version, *version) };
+                let mut buf = Vec::with_capacity(256);
+                write_json(doc, &mut buf);
+                buf
+            }
+            None => Vec::new(),
+        };
+        // SAFETY: checked non-null.
+        unsafe {
+            put(found, got.is_some(), "found")?;
+            put(out, obj_bytes::from_vec(bytes), "out")
+        }
     })
 }
 

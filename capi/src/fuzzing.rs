@@ -138,6 +138,20 @@ pub fn c_api_calls(data: &[u8]) {
                     let ids = [1u64, 2, u64::from(op)];
                     ok(obj_doc_get_many(txn, fixed, ids.as_ptr(), ids.len(), &mut out));
                     obj_bytes_free(&mut out);
+                    ok(obj_doc_get_many_plain(txn, fixed, ids.as_ptr(), ids.len(), &mut out));
+                    obj_bytes_free(&mut out);
+                    ok(obj_find_unique_many(
+                        txn,
+                        fixed,
+                        fixed,
+                        text.as_ptr(),
+                        text.len(),
+                        op & 1 == 0,
+                        &mut out,
+                    ));
+                    obj_bytes_free(&mut out);
+                    ok(obj_db_doc_get(db, fixed, u64::from(op), &mut out, ptr::null_mut(), &mut found));
+                    obj_bytes_free(&mut out);
                 }
                 _ => {
                     let mut n = 0u64;

@@ -203,9 +203,14 @@ pub unsafe extern "C" fn obj_find_unique(
                 match c.find_unique(index, &values)? {
                     None => None,
                     Some((id, doc)) => {
-                        let version = match c.get_stored(id)? {
-                            Some(b) => decode_header(&b)?.0.schema_version,
-                            None => 0,
+                        // The version costs a second lookup: only when asked.
+                        let version = if out_version.is_null() {
+                            0
+                        } else {
+                            match c.get_stored(id)? {
+                                Some(b) => decode_header(&b)?.0.schema_version,
+                                None => 0,
+                            }
                         };
                         Some((id, version, doc))
                     }
@@ -230,5 +235,86 @@ pub unsafe extern "C" fn obj_find_unique(
                 }
             }
         }
+    })
+}
+
+/// Many lookups through unique index `index` in one call. `keys_json` is a
+/// JSON array with one element per lookup, each an array of index values
+/// as `obj_find_unique` takes them. `*out` is a JSON array with one
+/// element per key, in order: `null` when no document has that key, else
+/// `[id, document]`, or `[id, schema_version, document]` when
+/// `with_versions`. A missing collection finds nothing. Errors: as
+/// obj_find_unique (for any key), and OBJ_INVALID_ARGUMENT when
+/// `keys_json` is not an array of arrays.
+///
+/// # Safety
+/// `txn` is a live handle; `coll`, `index` NUL-terminated strings;
+/// `keys_json` valid for `len` bytes; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_find_unique_many(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    index: *const c_char,
+    keys_json: *const u8,
+    len: usize,
+    with_versions: bool,
+    out: *mut obj_bytes,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        // SAFETY: per contract.
+        let (coll, index, keys) = unsafe {
+            (
+                arg_str(coll, "collection name")?,
+                arg_str(index, "index name")?,
+                arg_bytes(keys_json, len, "keys_json")?,
+            )
+        };
+        let Value::List(keys) = from_json_slice(keys)? else {
+            return Err(Error::invalid("keys_json: expected a JSON array of keys (each an array of values)"));
+        };
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let view = t.collection(coll)?;
+        if let Some(c) = &view {
+            c.expect_kind(CollectionKind::Documents)?;
+        }
+        let mut buf = Vec::with_capacity(2 + keys.len() * 256);
+        buf.push(b'[');
+        for (i, key) in keys.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            let Value::List(values) = key else {
+                return Err(Error::invalid(format!(
+                    "keys_json[{i}]: expected an array of index values, not {}",
+                    key.type_name()
+                )));
+            };
+            let hit = match &view {
+                Some(c) => c.find_unique(index, values)?,
+                None => None,
+            };
+            let Some((id, doc)) = hit else {
+                buf.extend_from_slice(b"null");
+                continue;
+            };
+            buf.push(b'[');
+            buf.extend_from_slice(id.to_string().as_bytes());
+            buf.push(b',');
+            if with_versions {
+                let version = match view.as_ref().map(|c| c.get_stored(id)).transpose()?.flatten() {
+                    Some(b) => decode_header(&b)?.0.schema_version,
+                    None => 0,
+                };
+                buf.extend_from_slice(version.to_string().as_bytes());
+                buf.push(b',');
+            }
+            write_json(&doc, &mut buf);
+            buf.push(b']');
+        }
+        buf.push(b']');
+        // SAFETY: checked non-null.
+        unsafe { put(out, obj_bytes::from_vec(buf), "out") }
     })
 }

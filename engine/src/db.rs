@@ -293,12 +293,38 @@ impl Db {
     /// stays and recovery picks it up on the next open). Dropping a `Db`
     /// does the same, but cannot report errors.
     pub fn close(self) -> Result<()> {
+        let (engine, last) = self.release();
+        if last {
+            let result = engine.pager.close();
+            drop(engine);
+            result
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Closes this handle without the close-time checkpoint, even when it
+    /// is the last one: the WAL (and the shared index) stay beside the
+    /// file, as after a crash, and the next open recovers from them. Locks
+    /// and read marks are released as by [`Db::close`]. For an application
+    /// that is leaving because of an error and wants no more I/O than
+    /// needed; committed data is as safe as with `close`.
+    pub fn close_without_checkpoint(self) {
+        let (engine, last) = self.release();
+        if last {
+            engine.pager.close_without_checkpoint();
+        }
+        drop(engine);
+    }
+
+    /// Drops the attachments and says whether this is the last handle on
+    /// the engine. A last handle is unregistered under the registry lock,
+    /// so that a concurrent `open` never joins an engine that is closing
+    /// (it opens the file anew, or gets Busy while the fold still holds the
+    /// file lock).
+    fn release(self) -> (Arc<Engine>, bool) {
         let Db { engine, attached } = self;
         drop(attached);
-        // Decide under the registry lock, and unregister a last handle there,
-        // so that a concurrent `open` never joins an engine that is closing
-        // (it opens the file anew, or gets Busy while the fold still holds
-        // the file lock).
         let last = {
             let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
             let last = Arc::strong_count(&engine) == 1;
@@ -309,12 +335,6 @@ impl Db {
             }
             last
         };
-        if last {
-            let result = engine.pager.close();
-            drop(engine);
-            result
-        } else {
-            Ok(())
-        }
+        (engine, last)
     }
 }

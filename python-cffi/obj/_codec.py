@@ -33,6 +33,7 @@ import base64
 import dataclasses
 import datetime as _dt
 import enum
+import gc
 import json
 import os
 import re
@@ -186,27 +187,103 @@ def revive(o: Any) -> Any:
 # --------------------------------------------------------------------------
 # backends
 
-def _orjson_exact(o: Any) -> bytes:
-    """The slow path: the exact walker, then orjson. What orjson still
-    refuses is a lone surrogate (not UTF-8): an InvalidArgumentError like
-    the stdlib backend's, never orjson's TypeError."""
-    try:
-        return _orjson.dumps(to_jsonable(o), option=_OR_OPTS)
-    except _orjson.JSONEncodeError as e:
-        raise InvalidArgumentError(f"cannot store the value: {e} (lone surrogate?)") from None
+# A key that starts with "$": an opening quote (never preceded by a
+# backslash: inside a string a quote is escaped, and an opening quote follows
+# one of "{[,:") then "$", the string, and ":" after its closing quote (a
+# string value's closing quote is never followed by ":").
+_DOLLAR_KEY = re.compile(rb'(?<!\\)"\$(?:[^"\\]|\\.)*":')
+_DOLLAR_KEY_STR = re.compile(_DOLLAR_KEY.pattern.decode("ascii"))
 
 
 def _orjson_dumps(o: Any) -> bytes:
+    """Encodes with orjson and checks the text for what orjson writes
+    differently from the engine's form; a list (a batch of documents) that
+    fails the check is redone per element, so one odd document does not
+    slow its neighbours."""
+    specials = [0]
+
+    def default(v: Any) -> Any:
+        r = _default(v)
+        if type(r) is dict and r and next(iter(r))[:1] == "$":
+            specials[0] += len(r)  # the keys of {"$bytes": ...}, {"$ts": ..., "$tz": ...}
+        return r
+
     try:
-        s = _orjson.dumps(o, default=_default, option=_OR_OPTS)
+        s = _orjson.dumps(o, default=default, option=_OR_OPTS)
     except (TypeError, _orjson.JSONEncodeError):
-        return _orjson_exact(o)
-    # orjson writes NaN/inf as null and does not escape "$" keys: redo exactly.
-    if b'"$' in s or b"null" in s:
-        return _orjson_exact(o)
-    return s
+        return _orjson_redo(o)
+    if _orjson_exact(s, o, specials[0]):
+        return s
+    return _orjson_redo(o)
 
 
+def _orjson_exact(s: bytes, o: Any, specials: int) -> bool:
+    """Whether orjson's text ``s`` for ``o`` is already the engine's form.
+    Two things can differ, both rare:
+
+    * a user's map key starting with ``$`` must be escaped as ``$$``: every
+      ``"$...":`` key in ``s`` must then be one of the ``specials`` keys that
+      ``_default`` wrote for bytes and datetimes (a ``$`` inside a string
+      value, or a value that starts with ``$``, is not a key);
+    * orjson writes NaN and +-inf as ``null``, like None. Without a ``null``
+      token (the word inside a string does not count) there is neither.
+      With one, decoding ``s`` must give ``o`` back, which fails wherever a
+      non-finite float became None (C speed, no walk); where that
+      comparison cannot vouch (bytes, datetimes, tuples... differ from their
+      JSON form), the standard library's C encoder, which refuses
+      non-finite floats, checks ``o``."""
+    if b'"$' in s and len(_DOLLAR_KEY.findall(s)) != specials:
+        return False
+    if b"null" in s and _has_null_token(s):
+        gc_was_on = gc.isenabled()
+        gc.disable()  # decoding a whole batch allocates many containers at once, all kept
+        try:
+            if _orjson.loads(s) == o:
+                return True
+        except Exception:  # noqa: BLE001 - an odd __eq__: the next check decides
+            pass
+        finally:
+            if gc_was_on:
+                gc.enable()
+        if type(o) is list and len(o) > 1:
+            return False  # redone per element: each decides alone
+        try:
+            _finite_check(o)
+        except Exception:  # noqa: BLE001 - ValueError for NaN/inf; anything else: the exact path
+            return False
+    return True
+
+
+def _has_null_token(s: bytes) -> bool:
+    """Whether orjson's compact text holds ``null`` as a value (None, or a
+    NaN/inf written as null), not only inside strings: a value ``null``
+    always sits between one of ``:[,`` (or the start) and one of ``,]}``
+    (or the end)."""
+    find = s.find
+    i = find(b"null")
+    while i >= 0:
+        if (i == 0 or s[i - 1] in _BEFORE_VALUE) and (i + 4 == len(s) or s[i + 4] in _AFTER_VALUE):
+            return True
+        i = find(b"null", i + 4)
+    return False
+
+
+_BEFORE_VALUE = frozenset(b":[,")
+_AFTER_VALUE = frozenset(b",]}")
+
+
+def _orjson_redo(o: Any) -> bytes:
+    """The exact encoding: a list element by element through the fast path,
+    anything else through the Python walker."""
+    if type(o) is list and len(o) > 1:
+        return b"[" + b",".join([_orjson_dumps(x) for x in o]) + b"]"
+    try:
+        return _orjson.dumps(to_jsonable(o), option=_OR_OPTS)
+    except _orjson.JSONEncodeError as e:  # what the walker lets through: a lone surrogate
+        raise InvalidArgumentError(f"cannot store the value: {e}") from None
+
+
+_finite_check = json.JSONEncoder(default=_default, allow_nan=False, check_circular=False).encode
 _std_enc = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 _std_plain = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 
@@ -217,7 +294,7 @@ def _std_dumps(o: Any) -> bytes:
     except (TypeError, ValueError, RecursionError):
         s = _std_plain.encode(to_jsonable(o))
     else:
-        if '"$' in s or _BIG_DIGITS.search(s):
+        if ('"$' in s and _DOLLAR_KEY_STR.search(s)) or _BIG_DIGITS.search(s):
             s = _std_plain.encode(to_jsonable(o))
     try:
         return s.encode("utf-8")
@@ -227,14 +304,14 @@ def _std_dumps(o: Any) -> bytes:
 
 def _orjson_loads(b: Any) -> Any:
     v = _orjson.loads(b)
-    if b'"$' in b:
+    if b'"$' in b and _DOLLAR_KEY.search(b):  # special objects and $$ keys are all "$" keys
         return revive(v)
     return v
 
 
 def _std_loads(b: Any) -> Any:
     v = json.loads(b)
-    if b'"$' in b:
+    if b'"$' in b and _DOLLAR_KEY.search(b):
         return revive(v)
     return v
 
@@ -285,3 +362,14 @@ def utf8(s: str, what: str) -> bytes:
 def dumps_value(o: Any) -> str:
     """A single value (query operand, index key) as JSON text."""
     return dumps(o).decode("utf-8")
+
+
+def dumps_one_str(v: str) -> bytes:
+    """``[v]`` as JSON text for one ``str`` (a unique key looked up): a
+    string needs none of the checks of :func:`dumps`."""
+    if _backend == "orjson":
+        try:
+            return _orjson.dumps([v])
+        except _orjson.JSONEncodeError:  # a lone surrogate: dumps says why
+            pass
+    return dumps([v])

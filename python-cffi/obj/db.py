@@ -35,6 +35,10 @@ __all__ = [
 ]
 
 _SYNC = {"full": 0, "normal": 1, "off": 2}
+# Per-thread output buffers of the one-call reads (a cffi call writes them;
+# the caller copies the result out before returning).
+_scratch = threading.local()
+_db_doc_get = lib.obj_db_doc_get if has("obj_db_doc_get") else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,8 +304,44 @@ class Db:
 
     def get(self, what: Any, doc_id: int) -> Any:
         """The document with id ``doc_id`` or None. See :meth:`ReadTxn.get`."""
+        if _db_doc_get is not None and type(doc_id) is int and 0 <= doc_id <= 0xFFFFFFFFFFFFFFFF:
+            # One C call that takes and ends its own snapshot, for a known
+            # document collection of this file.
+            if type(what) is str:
+                cname = self._names.get(what)
+                if cname is not None and self._kinds.get(cname) == "documents" and not (self._attached and "." in what):
+                    r = self._get_one(cname, doc_id, False)
+                    return None if r is None else _codec.loads(r[1])
+            else:
+                s = schema_of(what)
+                if s is not None and s.collection in self._names and not (self._attached and "." in s.collection):
+                    self._check_shape(s)
+                    r = self._get_one(self._names[s.collection], doc_id, True)
+                    if r is None:
+                        return None
+                    ver, data = r
+                    d = _codec.loads(data)
+                    return s.decode(d) if ver == s.version else s.decode_versioned(ver, d)
         with self.read_transaction() as tx:
             return tx.get(what, doc_id)
+
+    def _get_one(self, cname: bytes, doc_id: int, versioned: bool) -> tuple[int, bytes] | None:
+        """``(version, JSON text)`` of one document read in its own snapshot
+        (version 0 unless ``versioned``), or None."""
+        sc = _scratch.__dict__
+        try:
+            buf, ver, found = sc["buf"], sc["ver"], sc["found"]
+        except KeyError:  # first use in this thread
+            buf, ver, found = sc["buf"], sc["ver"], sc["found"] = (
+                ffi.new("obj_bytes *"), ffi.new("uint32_t *"), ffi.new("bool *"))
+        st = _db_doc_get(self._handle(), cname, doc_id, buf, ver if versioned else ffi.NULL, found)
+        if st:
+            raise fail(st)
+        if not found[0]:
+            return None
+        data = ffi.buffer(buf.data, buf.len)[:]
+        lib.obj_bytes_free(buf)
+        return (ver[0] if versioned else 0), data
 
     def get_many(self, what: Any, ids: Iterable[int]) -> list:
         """Documents for many ids in one call (None where absent)."""
@@ -345,6 +385,12 @@ class Db:
         None."""
         with self.read_transaction() as tx:
             return tx.find_unique(what, index, *values)
+
+    def find_unique_many(self, what: Any, index: str, keys: Iterable[Any]) -> list:
+        """Documents for many unique keys in one snapshot and one call per
+        2048 keys (None where absent). See :meth:`ReadTxn.find_unique_many`."""
+        with self.read_transaction() as tx:
+            return tx.find_unique_many(what, index, keys)
 
     def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None:
         """``(id, doc)`` for a unique key, or None."""

@@ -18,7 +18,7 @@ import json
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from . import _codec
-from ._ffi import ffi, lib, fail, check
+from ._ffi import ffi, lib, fail, check, has
 from .document import Schema, schema_of
 from .errors import InvalidArgumentError, NotFoundError, ObjError
 
@@ -32,8 +32,13 @@ __all__ = ["ReadTxn", "WriteTxn", "Collection"]
 _new = ffi.new
 _buffer = ffi.buffer
 _bytes_free = lib.obj_bytes_free
+_find_unique = lib.obj_find_unique
+# Newer library calls (None with an older libobj: the general path is used).
+_get_many_plain = lib.obj_doc_get_many_plain if has("obj_doc_get_many_plain") else None
+_find_unique_many = lib.obj_find_unique_many if has("obj_find_unique_many") else None
 _DOC = "documents"
 _RAW = "raw"
+_OUT_SLOTS = {"_buf": "obj_bytes *", "_found": "bool *", "_ver": "uint32_t *", "_u64": "uint64_t *"}
 FIRST_BATCH = 256
 MAX_BATCH = 4096
 GET_MANY_CHUNK = 2048
@@ -80,12 +85,23 @@ class _Core:
         self._db = db
         self._h = handle
         self._write = write
-        self._buf = _new("obj_bytes *")
-        self._found = _new("bool *")
-        self._ver = _new("uint32_t *")
-        self._u64 = _new("uint64_t *")
         self._attached: dict[str, ReadTxn] = {}
         self._ensured: set = set()
+
+    # The C calls' output slots, made on first use (a short transaction
+    # often needs one or none of them): _buf, _found, _ver, _u64.
+    _buf: Any
+    _found: Any
+    _ver: Any
+    _u64: Any
+
+    def __getattr__(self, name: str) -> Any:
+        ctype = _OUT_SLOTS.get(name)
+        if ctype is None:
+            raise AttributeError(name)
+        slot = _new(ctype)
+        object.__setattr__(self, name, slot)
+        return slot
 
     # -- lifecycle ----------------------------------------------------------
     def _handle(self) -> Any:
@@ -201,6 +217,23 @@ class _Core:
             raise fail(st)
         return bool(self._found[0])
 
+    def _c_get_many_plain(self, coll: bytes, ids: Sequence[int]) -> list:
+        """Documents (or None) for ``ids``, without schema versions."""
+        n = len(ids)
+        if n > GET_MANY_CHUNK:
+            out: list = []
+            for k in range(0, n, GET_MANY_CHUNK):
+                out += self._c_get_many_plain(coll, ids[k:k + GET_MANY_CHUNK])
+            return out
+        try:
+            arr = _new("uint64_t[]", ids) if n else _new("uint64_t[]", 1)
+        except (TypeError, OverflowError):
+            arr = _new("uint64_t[]", [_id(i) for i in ids])
+        st = _get_many_plain(self._handle(), coll, arr, n, self._buf)
+        if st:
+            raise fail(st)
+        return self._take_json()
+
     def _take_bytes(self) -> bytes:
         buf = self._buf
         data = _buffer(buf.data, buf.len)[:] if buf.len else b""
@@ -227,14 +260,16 @@ class _Core:
         js = json.dumps(spec).encode()
         check(lib.obj_index_create(self._handle(), coll, js, len(js)))
 
-    def _c_find_unique(self, coll: bytes, index: bytes, values_js: bytes) -> tuple[int, int, Any] | None:
+    def _c_find_unique(self, coll: bytes, index: bytes, values_js: bytes,
+                       versioned: bool = True) -> tuple[int, int, Any] | None:
         buf = self._buf
-        st = lib.obj_find_unique(self._handle(), coll, index, values_js, len(values_js), self._u64, buf, self._ver, self._found)
+        ver = self._ver if versioned else ffi.NULL
+        st = _find_unique(self._handle(), coll, index, values_js, len(values_js), self._u64, buf, ver, self._found)
         if st:
             raise fail(st)
         if not self._found[0]:
             return None
-        return self._u64[0], self._ver[0], self._take_json()
+        return self._u64[0], (self._ver[0] if versioned else 0), self._take_json()
 
     def _c_rows(self, query_js: bytes, limit: int | None = None) -> Iterator[list]:
         """Streams ``[id, version, doc]`` rows of a query, in batches."""
@@ -421,6 +456,8 @@ class ReadTxn(_Core):
                 return [None] * len(ids)
             if kind == _RAW:
                 return [core._c_raw_get(cname, _id(i)) for i in ids]
+            if _get_many_plain is not None:
+                return core._c_get_many_plain(cname, ids)
             return [None if r is None else r[1] for r in core._c_get_many(cname, ids)]
         s = self._schema(what)
         core, cname = self._route(s.collection)
@@ -463,8 +500,53 @@ class ReadTxn(_Core):
     def find_unique(self, what: Any, index: str, *values: Any) -> Any:
         """The document whose unique index ``index`` holds ``values`` (one
         per indexed field), or None."""
+        if type(what) is str and type(index) is str and len(values) == 1 and type(values[0]) is not tuple:
+            # The common dict lookup, with no detour: a known document
+            # collection of this file, one key value, no schema version.
+            db = self._db
+            cname = db._names.get(what)
+            if cname is not None and db._kinds.get(cname) == _DOC and not (db._attached and "." in what):
+                h = self._h
+                if h is None:
+                    self._handle()
+                v = values[0]
+                js = _codec.dumps_one_str(v) if type(v) is str else _codec.dumps([v])
+                st = _find_unique(h, cname, _cstr(index), js, len(js), self._u64, self._buf, ffi.NULL,
+                                  self._found)
+                if st:
+                    raise fail(st)
+                return self._take_json() if self._found[0] else None
         r = self.find_unique_with_id(what, index, *values)
         return None if r is None else r[1]
+
+    def find_unique_many(self, what: Any, index: str, keys: Iterable[Any]) -> list:
+        """:meth:`find_unique` for many keys in one call: the documents (None
+        where no document has the key), in the order of ``keys``. A key is
+        the index value, or a tuple of values for a composite index."""
+        keys = [list(k) if type(k) is tuple else [k] for k in keys]
+        if _find_unique_many is None:  # an older library: one call per key
+            return [self.find_unique(what, index, *k) for k in keys]
+        typed = type(what) is not str
+        if typed:
+            s = self._schema(what)
+            core, cname = self._route(s.collection)
+        else:
+            core, cname = self._route(what)
+            if self._kind(core, cname) is None:
+                return [None] * len(keys)
+        iname = _cstr(index)
+        out: list = []
+        for k in range(0, len(keys), GET_MANY_CHUNK):
+            js = _codec.dumps(keys[k:k + GET_MANY_CHUNK])
+            check(_find_unique_many(core._handle(), cname, iname, js, len(js), typed, core._buf))
+            rows = core._take_json()
+            if typed:
+                dec, v0 = s.decode, s.version
+                out += [None if r is None else (dec(r[2]) if r[1] == v0 else s.decode_versioned(r[1], r[2]))
+                        for r in rows]
+            else:
+                out += [None if r is None else r[1] for r in rows]
+        return out
 
     def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None:
         """Like :meth:`find_unique` but returns ``(id, doc)``."""
@@ -476,7 +558,7 @@ class ReadTxn(_Core):
             core, cname = self._route(what)
             if self._kind(core, cname) is None:
                 return None
-            r = core._c_find_unique(cname, _cstr(index), js)
+            r = core._c_find_unique(cname, _cstr(index), js, versioned=False)
             return None if r is None else (r[0], r[2])
         s = self._schema(what)
         core, cname = self._route(s.collection)
@@ -794,6 +876,10 @@ class Collection:
     def find_unique(self, index: str, *values: Any) -> Any:
         """The document with that unique key, or None."""
         return self._txn.find_unique(self._what, index, *values)
+
+    def find_unique_many(self, index: str, keys: Iterable[Any]) -> list:
+        """The documents for many unique keys (None where absent)."""
+        return self._txn.find_unique_many(self._what, index, keys)
 
     def index_range(self, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, Any]]:
         """``(id, doc)`` over ``[lo, hi)`` of an index (``lo == hi``: equality)."""

@@ -97,3 +97,105 @@ def test_random_documents_roundtrip_both_backends(doc):
             assert same(roundtrip(doc), doc), b
         finally:
             _codec.use_backend(old)
+
+
+# -- the orjson fast path: exact per document, no needless slow walks ------
+
+needs_orjson = pytest.mark.skipif(_codec._orjson is None, reason="orjson not installed")
+
+
+@pytest.fixture
+def walker_calls(monkeypatch):
+    """Counts the documents that take the slow Python walker."""
+    calls = []
+    real = _codec.to_jsonable
+
+    def counting(o, _depth=0):
+        if _depth == 0:
+            calls.append(o)
+        return real(o, _depth)
+
+    monkeypatch.setattr(_codec, "to_jsonable", counting)
+    old = _codec.backend()
+    _codec.use_backend("orjson")
+    yield calls
+    _codec.use_backend(old)
+
+
+@needs_orjson
+def test_none_and_dollar_strings_stay_on_the_fast_path(walker_calls):
+    docs = [
+        {"a": None, "note": "xx null yy", "s": "$not a key", "t": ["$", "$x", None]},
+        {"k": 'quote \\"$a\\": inside', "m": {"v": "$ts"}, "u": b"\x01", "when": dt.datetime(2020, 1, 1), "z": None},
+        {"nested": [{"n": None}, {"s": '"$q":'}]},
+    ]
+    text = _codec.dumps(docs)
+    assert walker_calls == []
+    assert json.loads(text) == [_codec.to_jsonable(d) for d in docs]
+    back = _codec.loads(text)
+    assert back[0] == docs[0] and back[2] == docs[2]
+    assert back[1]["u"] == b"\x01" and back[1]["when"] == docs[1]["when"] and back[1]["k"] == docs[1]["k"]
+
+
+@needs_orjson
+def test_one_odd_document_does_not_slow_the_batch(walker_calls):
+    docs = [{"i": i, "x": None, "t": (1, 2)} for i in range(50)]
+    docs[17] = {"i": 17, "x": float("nan")}
+    docs[33] = {"i": 33, "$k": 1}
+    docs[40] = {"i": 40, "$bytes": b"\x02", "b": b"\x03"}  # a user "$bytes" key beside a real bytes value
+    text = _codec.dumps(docs)
+    assert [d["i"] for d in walker_calls] == [17, 33, 40]
+    raw = json.loads(text)
+    assert raw[17]["x"] == {"$f64": "nan"} and raw[33] == {"i": 33, "$$k": 1}
+    assert raw[40] == {"i": 40, "$$bytes": {"$bytes": "Ag=="}, "b": {"$bytes": "Aw=="}}
+    back = _codec.loads(text)
+    assert math.isnan(back[17]["x"]) and back[33] == {"i": 33, "$k": 1}
+    assert back[40] == {"i": 40, "$bytes": b"\x02", "b": b"\x03"}
+    assert [d["i"] for d in back] == list(range(50)) and back[0] == {"i": 0, "x": None, "t": [1, 2]}
+
+
+@needs_orjson
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_float_beside_none_is_exact(bad):
+    text = _codec._orjson_dumps({"a": None, "b": [1.5, None, bad]})
+    assert json.loads(text)["b"][2] == {"$f64": "nan" if bad != bad else ("inf" if bad > 0 else "-inf")}
+    assert json.loads(text)["a"] is None
+
+
+dollar_text = st.text(max_size=8) | st.sampled_from(['$', '$x', 'null', ':null,', '[null]', 'nullnull', '"$a":', '\\"$b\\":', '$bytes', 'a"$c":'])
+fast_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=True), dollar_text, st.binary(max_size=4),
+    st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)),
+)
+fast_keys = dollar_text | st.sampled_from(["$a", "$$b", "$bytes", "$ts", "$tz", "$f64", "$map", "null"])
+fast_values = st.recursive(
+    fast_leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(fast_keys, c, max_size=4), max_leaves=20
+)
+
+
+@needs_orjson
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.dictionaries(fast_keys, fast_values, max_size=5), max_size=6))
+def test_fast_path_text_equals_the_walker_text(docs):
+    """The fast path writes byte for byte what the exact walker writes, for
+    a batch and for each document alone, and the batch round-trips."""
+    exact = [_codec._orjson.dumps(_codec.to_jsonable(d), option=_codec._OR_OPTS) for d in docs]
+    assert _codec._orjson_dumps(docs) == b"[" + b",".join(exact) + b"]"
+    for d, e in zip(docs, exact):
+        assert _codec._orjson_dumps(d) == e
+    old = _codec.backend()
+    _codec.use_backend("orjson")
+    try:
+        assert same(_codec.loads(_codec.dumps(docs)), docs)
+    finally:
+        _codec.use_backend(old)
+
+
+def test_lone_surrogate_is_a_clear_error(backend):
+    for v in ({"s": "a\ud800"}, ["x", "\udfff"]):
+        with pytest.raises(obj.InvalidArgumentError):
+            _codec.dumps(v)
+    with pytest.raises(obj.InvalidArgumentError):
+        _codec.dumps_one_str("\ud800")
+    assert json.loads(_codec.dumps_one_str('a"$b:null')) == ['a"$b:null']

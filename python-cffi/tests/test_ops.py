@@ -109,3 +109,57 @@ def test_encrypted_backup_compact_to_and_restore(tmp_path):
         with obj.Db(tmp_path / "compact.obj", passphrase="correct horse") as db:
             db.count("notes")
             db.integrity_check()
+
+
+def test_exception_exit_keeps_the_wal_and_clean_exit_folds_it(tmp_path):
+    """`with obj.Db(...)` left by an exception closes without the
+    checkpoint (the frames stay in the -wal, recovery reads them on the
+    next open) and re-raises the block's own error; a clean exit folds
+    the WAL into the file and removes it."""
+    from obj._ffi import has
+
+    assert has("obj_db_close_no_checkpoint")  # else the fallback would checkpoint
+    p = tmp_path / "x.obj"
+    wal = str(p) + "-wal"
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom, match="the block's own error"):
+        with obj.Db(p) as db:
+            fill(db, 300)
+            frames = db.stat().wal_frames
+            assert frames > 0 and os.path.getsize(wal) > 0
+            size = os.path.getsize(wal)
+            raise Boom("the block's own error")
+    assert db.closed
+    assert os.path.getsize(wal) == size       # untouched by the close: no fold, no reset
+    main_size = os.path.getsize(p)
+
+    with obj.Db(p) as db:                     # recovery from the WAL
+        assert db.count("orders") == 300
+        assert db.stat().wal_frames >= frames  # still in the WAL, not folded at close
+        assert sorted(d["total"] for _, d in db.all("orders")) == list(range(300))
+        db.insert("orders", {"email": "late", "total": -1})
+    assert not os.path.exists(wal)            # the clean exit folded and removed it
+    assert os.path.getsize(p) >= main_size
+    with obj.Db(p) as db:
+        assert db.count("orders") == 301
+        assert db.stat().wal_frames == 0
+
+
+def test_exception_exit_while_a_transaction_is_open(tmp_path):
+    """An error inside a write transaction inside the Db block: the
+    transaction rolls back, the Db closes without a checkpoint, the
+    error reaches the caller unchanged."""
+    p = tmp_path / "y.obj"
+    with obj.Db(p) as db:
+        fill(db, 10)
+    with pytest.raises(KeyError):
+        with obj.Db(p) as db:
+            with db.transaction() as tx:
+                tx.insert("orders", {"email": "gone", "total": 1})
+                raise KeyError("inner")
+    with obj.Db(p) as db:
+        assert db.count("orders") == 10
+        assert all(d["email"] != "gone" for _, d in db.all("orders"))

@@ -188,3 +188,54 @@ def test_frozen_and_slots_dataclasses(db):
     j = db.insert(S(x=2))
     assert db.get(F, i) == F(x=1, tags=("a",))
     assert db.get(S, j) == S(x=2)
+
+
+def test_one_call_get_paths_agree_with_a_transaction(path):
+    """Db.get takes a one-call path once a collection is known (typed,
+    with the stored version and migration; dict; raw and attached names
+    keep the general path): the answers are those of a read transaction."""
+    with obj.Db(path) as db:
+        old = db.insert(PersonOld(name="Ada Lovelace"))
+        did = db.insert("events", {"k": None, "s": "$x"})
+        rid = db.insert("blobs", b"\x00raw")
+    with obj.Db(path) as db:
+        for _ in range(2):  # the first call learns the names, the second takes the short path
+            assert db.get(Person, old) == Person(first="Ada", last="Lovelace")
+            assert db.get("events", did) == {"k": None, "s": "$x"}
+            assert db.get("blobs", rid) == b"\x00raw"
+            assert db.get(Person, 999) is None and db.get("events", 999) is None
+            with db.read_transaction() as tx:
+                assert tx.get(Person, old) == db.get(Person, old)
+        with pytest.raises(obj.InvalidArgumentError):
+            db.get("events", -1)
+    with pytest.raises(obj.ClosedError):
+        db.get("events", did)
+
+
+@obj.document(collection="accounts", version=2, indexes=[obj.Composite(("org", "user"), name="by_org_user", unique=True)])
+@dataclass
+class Account:
+    org: str
+    user: str
+    email: Annotated[str, obj.Unique]
+
+
+def test_find_unique_many(path):
+    """One call per 2048 keys, in key order, None where absent; typed
+    (with versions), dict, composite keys, and a missing collection."""
+    with obj.Db(path) as db:
+        accts = [Account(org=f"o{i % 3}", user=f"u{i}", email=f"e{i}@x") for i in range(2100)]
+        db.insert_many(accts)
+        emails = [f"e{i}@x" for i in range(2099, -1, -7)] + ["missing@x"]
+        got = db.find_unique_many(Account, "email", emails)
+        assert got == [db.find_unique(Account, "email", e) for e in emails]
+        assert got[-1] is None and got[0] == accts[2099]
+        assert db.find_unique_many("accounts", "email", ["e5@x", "nope"]) == [
+            {"org": "o2", "user": "u5", "email": "e5@x"}, None]
+        assert db.find_unique_many(Account, "by_org_user", [("o1", "u4"), ("o0", "u4")]) == [accts[4], None]
+        assert db.find_unique_many("nothing", "email", ["a"]) == [None]
+        assert db.find_unique_many(Account, "email", []) == []
+        with db.read_transaction() as tx:
+            assert tx.collection(Account).find_unique_many("email", ["e1@x"]) == [accts[1]]
+        with pytest.raises(obj.NotFoundError):
+            db.find_unique_many(Account, "no_such_index", ["x"])

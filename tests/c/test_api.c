@@ -174,6 +174,152 @@ static void test_kv_and_transactions(void) {
     CHECK_OK(obj_db_free(db)); /* free without close closes */
 }
 
+static long file_size(const char *p) {
+    FILE *f = fopen(p, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static void test_close_no_checkpoint(void) {
+    /* An exit on error: the close skips the checkpoint, even as the last
+     * handle, so the committed frames stay in the WAL; the next open
+     * recovers them, and a clean close then folds and removes the WAL. */
+    char p2[560], wal2[580];
+    snprintf(p2, sizeof p2, "%s.nockpt", path);
+    snprintf(wal2, sizeof wal2, "%s-wal", p2);
+    unlink(p2);
+    unlink(wal2);
+    obj_db *db = NULL;
+    CHECK_OK(obj_db_open(p2, NULL, &db));
+    obj_txn *w = NULL;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_kv_put(w, "meta", (const uint8_t *)"k", 1, (const uint8_t *)"kept", 4));
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    long before = file_size(wal2);
+    CHECK(before > 0);
+    CHECK_OK(obj_db_close_no_checkpoint(db));
+    CHECK_OK(obj_db_close_no_checkpoint(db)); /* twice is OK */
+    CHECK_OK(obj_db_close(db));               /* and a close after it does not fold */
+    CHECK_STATUS(obj_txn_begin_read(db, &w), OBJ_CLOSED);
+    CHECK_OK(obj_db_free(db));
+    CHECK(file_size(wal2) == before);
+    CHECK_STATUS(obj_db_close_no_checkpoint(NULL), OBJ_INVALID_ARGUMENT);
+
+    /* Reopen (the locks were released): the data is there. */
+    CHECK_OK(obj_db_open(p2, NULL, &db));
+    obj_txn *r = NULL;
+    obj_bytes v = {0};
+    bool found = false;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_kv_get(r, "meta", (const uint8_t *)"k", 1, &v, &found));
+    CHECK(found && v.len == 4 && memcmp(v.data, "kept", 4) == 0);
+    obj_bytes_free(&v);
+    CHECK_OK(obj_txn_free(r));
+    CHECK_OK(obj_db_close(db));
+    CHECK_OK(obj_db_free(db));
+    CHECK(access(wal2, F_OK) != 0);
+    unlink(p2);
+}
+
+static int has_bytes(const obj_bytes *b, const char *want) {
+    size_t n = strlen(want);
+    return b->len == n && memcmp(b->data, want, n) == 0;
+}
+
+static void test_one_call_reads(void) {
+    /* obj_db_doc_get (a snapshot of its own), obj_doc_get_many_plain (no
+     * versions), obj_find_unique without the version. */
+    char p3[560];
+    snprintf(p3, sizeof p3, "%s.reads", path);
+    unlink(p3);
+    obj_db *db = NULL;
+    CHECK_OK(obj_db_open(p3, NULL, &db));
+    obj_txn *w = NULL;
+    uint64_t id = 0;
+    const char *doc = "{\"email\":\"a@x\",\"n\":1}";
+    const char *spec = "{\"name\":\"email\",\"kind\":\"unique\",\"fields\":[\"email\"]}";
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_doc_insert(w, "docs", (const uint8_t *)doc, strlen(doc), 7, &id));
+    CHECK_OK(obj_index_create(w, "docs", (const uint8_t *)spec, strlen(spec)));
+    CHECK_OK(obj_raw_insert(w, "blobs", (const uint8_t *)"xy", 2, &id));
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+
+    obj_bytes out = {0};
+    uint32_t ver = 0;
+    bool found = false;
+    CHECK_OK(obj_db_doc_get(db, "docs", 1, &out, &ver, &found));
+    CHECK(found && ver == 7 && has_bytes(&out, doc));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_db_doc_get(db, "docs", 1, &out, NULL, &found));
+    CHECK(found && has_bytes(&out, doc));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_db_doc_get(db, "docs", 2, &out, NULL, &found));
+    CHECK(!found && out.len == 0);
+    CHECK_OK(obj_db_doc_get(db, "nothing", 1, &out, NULL, &found));
+    CHECK(!found);
+    CHECK_STATUS(obj_db_doc_get(db, "blobs", 1, &out, NULL, &found), OBJ_INVALID_ARGUMENT);
+    CHECK(strstr(obj_last_error(), "raw bytes") != NULL);
+    CHECK_STATUS(obj_db_doc_get(db, "docs", 1, NULL, NULL, &found), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_doc_get(db, NULL, 1, &out, NULL, &found), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_doc_get(NULL, "docs", 1, &out, NULL, &found), OBJ_INVALID_ARGUMENT);
+
+    obj_txn *r = NULL;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    uint64_t ids[3] = {1, 5, 1};
+    CHECK_OK(obj_doc_get_many_plain(r, "docs", ids, 3, &out));
+    char want[200];
+    snprintf(want, sizeof want, "[%s,null,%s]", doc, doc);
+    CHECK(has_bytes(&out, want));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_doc_get_many_plain(r, "docs", NULL, 0, &out));
+    CHECK(has_bytes(&out, "[]"));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_doc_get_many_plain(r, "nothing", ids, 2, &out));
+    CHECK(has_bytes(&out, "[null,null]"));
+    obj_bytes_free(&out);
+    CHECK_STATUS(obj_doc_get_many_plain(r, "blobs", ids, 1, &out), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_doc_get_many_plain(r, "docs", NULL, 2, &out), OBJ_INVALID_ARGUMENT);
+    uint64_t got = 0;
+    ver = 99;
+    CHECK_OK(obj_find_unique(r, "docs", "email", (const uint8_t *)"[\"a@x\"]", 7, &got, &out, NULL, &found));
+    CHECK(found && got == 1 && has_bytes(&out, doc) && ver == 99);
+    obj_bytes_free(&out);
+    CHECK_OK(obj_find_unique(r, "docs", "email", (const uint8_t *)"[\"a@x\"]", 7, &got, &out, &ver, &found));
+    CHECK(found && ver == 7);
+    obj_bytes_free(&out);
+    const char *keys = "[[\"a@x\"],[\"b@x\"],[\"a@x\"]]";
+    CHECK_OK(obj_find_unique_many(r, "docs", "email", (const uint8_t *)keys, strlen(keys), false, &out));
+    snprintf(want, sizeof want, "[[1,%s],null,[1,%s]]", doc, doc);
+    CHECK(has_bytes(&out, want));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_find_unique_many(r, "docs", "email", (const uint8_t *)keys, strlen(keys), true, &out));
+    snprintf(want, sizeof want, "[[1,7,%s],null,[1,7,%s]]", doc, doc);
+    CHECK(has_bytes(&out, want));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_find_unique_many(r, "nothing", "email", (const uint8_t *)"[[1]]", 5, false, &out));
+    CHECK(has_bytes(&out, "[null]"));
+    obj_bytes_free(&out);
+    CHECK_STATUS(obj_find_unique_many(r, "docs", "email", (const uint8_t *)"[\"a@x\"]", 7, false, &out),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_find_unique_many(r, "docs", "email", (const uint8_t *)"{}", 2, false, &out),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_find_unique_many(r, "docs", "nope", (const uint8_t *)"[[1]]", 5, false, &out),
+                 OBJ_NOT_FOUND);
+    CHECK_STATUS(obj_find_unique_many(r, "docs", "email", (const uint8_t *)"[[1]]", 5, false, NULL),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_free(r));
+
+    CHECK_OK(obj_db_close(db));
+    CHECK_STATUS(obj_db_doc_get(db, "docs", 1, &out, NULL, &found), OBJ_CLOSED);
+    CHECK_OK(obj_db_free(db));
+    unlink(p3);
+}
+
 static void test_corrupt_file(void) {
     /* Damage a page in the middle: reading it is OBJ_CORRUPTION, never a crash. */
     FILE *f = fopen(path, "r+b");
@@ -200,6 +346,8 @@ int main(int argc, char **argv) {
     test_version_and_errors();
     test_open_errors();
     test_kv_and_transactions();
+    test_close_no_checkpoint();
+    test_one_call_reads();
     test_corrupt_file();
     unlink(path);
     unlink(wal);

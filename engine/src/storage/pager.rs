@@ -1127,6 +1127,14 @@ impl Pager {
         self.codec.check_key(key)
     }
 
+    /// Closes like [`Pager::close`] but never folds the WAL, now or when
+    /// the pager drops: the WAL and the shared index stay for the next
+    /// opener, whose recovery reads them. The locks go with the pager.
+    pub fn close_without_checkpoint(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.fold_pending.store(false, Ordering::Release);
+    }
+
     /// True once [`Pager::close`] has been called.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
