@@ -19,12 +19,14 @@
 use std::borrow::Cow;
 use std::ops::Bound;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::btree;
 use crate::doc::codec::{
     decode_header, decode_value, encode_document_versioned, encode_raw_document, MemNameDict, NameLookup,
 };
+use crate::doc::serde_encoded::from_encoded;
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{doc_index_keys, parse_entry, IndexKind, IndexSpec, IndexStatus};
@@ -304,6 +306,23 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         Ok(self.get_versioned(id)?.map(|(_, v)| v))
     }
 
+    /// Document `id` as a `D`, read straight from its stored encoding (no
+    /// intermediate [`Value`]); the same result as
+    /// [`from_value`](crate::doc::serde_value::from_value) on [`get`](Self::get)'s.
+    pub fn get_as<D: DeserializeOwned>(&self, id: u64) -> Result<Option<D>> {
+        self.st.check_documents()?;
+        match self.get_stored(id)? {
+            None => Ok(None),
+            Some(bytes) => {
+                let (header, payload) = decode_header(&bytes)?;
+                if header.is_raw() {
+                    return Err(Error::invalid("document is raw bytes, not a structured document"));
+                }
+                from_encoded(payload, &self.st.dict).map(Some)
+            }
+        }
+    }
+
     /// Documents with the given ids, in the same order (`None` for missing ones).
     pub fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Value>>> {
         ids.iter().map(|&id| self.get(id)).collect()
@@ -340,6 +359,27 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// The document whose unique index `index` holds `values` (one value
     /// per indexed field).
     pub fn find_unique(&self, index: &str, values: &[Value]) -> Result<Option<(u64, Value)>> {
+        match self.unique_id(index, values)? {
+            Some(id) => Ok(self.get(id)?.map(|d| (id, d))),
+            None => Ok(None),
+        }
+    }
+
+    /// [`find_unique`](Self::find_unique), reading the document as a `D`
+    /// like [`get_as`](Self::get_as).
+    pub fn find_unique_as<D: DeserializeOwned>(
+        &self,
+        index: &str,
+        values: &[Value],
+    ) -> Result<Option<(u64, D)>> {
+        match self.unique_id(index, values)? {
+            Some(id) => Ok(self.get_as(id)?.map(|d| (id, d))),
+            None => Ok(None),
+        }
+    }
+
+    /// The id that unique index `index` holds for `values`.
+    fn unique_id(&self, index: &str, values: &[Value]) -> Result<Option<u64>> {
         self.st.check_documents()?;
         let info = self.st.index(index)?;
         if info.spec.kind != IndexKind::Unique {
@@ -358,8 +398,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         let tree = self.txn.open_tree(&index_tree(&self.st.name, index))?;
         let key = crate::index::key_encoding::encode_composite(&values.iter().collect::<Vec<_>>());
         let Some(v) = self.txn.get(&tree, &key)? else { return Ok(None) };
-        let (_, id) = parse_entry(IndexKind::Unique, &key, &v)?;
-        Ok(self.get(id)?.map(|d| (id, d)))
+        Ok(Some(parse_entry(IndexKind::Unique, &key, &v)?.1))
     }
 
     /// Documents through index `index` with keys in `[lo, hi)` (a `None`
