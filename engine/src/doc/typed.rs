@@ -83,11 +83,7 @@ impl Db {
     /// Inserts every document in one transaction; returns their ids.
     pub fn insert_many<T: Document>(&self, docs: &[T]) -> Result<Vec<u64>> {
         let mut tx = self.begin_write()?;
-        let mut c = typed_collection::<T>(&mut tx)?;
-        let mut ids = Vec::with_capacity(docs.len());
-        for d in docs {
-            ids.push(c.insert_versioned(&to_doc(d)?, T::VERSION)?);
-        }
+        let ids = typed_collection::<T>(&mut tx)?.insert_batch(docs.iter().map(to_doc), T::VERSION)?;
         tx.commit()?;
         Ok(ids)
     }
