@@ -132,6 +132,9 @@ pub(crate) struct CollState {
     pub(crate) dict: MemNameDict,
     persisted_names: usize,
     pub(crate) docs: Tree,
+    /// The index trees as found when the state was loaded, in `indexes`
+    /// order (`None`: missing); emptied when the index list changes.
+    index_trees: Vec<Option<Tree>>,
 }
 
 impl CollState {
@@ -158,6 +161,18 @@ impl CollState {
             .iter()
             .find(|i| i.spec.name == name)
             .ok_or_else(|| Error::not_found(format!("index {name:?} of collection {:?}", self.name)))
+    }
+
+    /// The tree of index `name` (loaded with the state when possible).
+    pub(crate) fn index_tree_of<T: ReadableTxn>(&self, txn: &T, name: &str) -> Result<Tree> {
+        if self.index_trees.len() == self.indexes.len() {
+            if let Some(pos) = self.indexes.iter().position(|i| i.spec.name == name) {
+                if let Some(t) = &self.index_trees[pos] {
+                    return Ok(t.clone());
+                }
+            }
+        }
+        txn.open_tree(&index_tree(&self.name, name))
     }
 
     pub(crate) fn check_documents(&self) -> Result<()> {
@@ -212,6 +227,8 @@ fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
             built_upto: si.built_upto,
         });
     }
+    let index_trees =
+        indexes.iter().map(|i| txn.find_tree(&index_tree(name, &i.spec.name))).collect::<Result<_>>()?;
     Ok(Some(CollState {
         name: name.to_string(),
         raw: meta.raw,
@@ -220,6 +237,7 @@ fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
         persisted_names: dict.len(),
         dict,
         docs,
+        index_trees,
     }))
 }
 
@@ -395,7 +413,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         if info.status != IndexStatus::Ready {
             return Err(Error::invalid(format!("index {index:?} is still building")));
         }
-        let tree = self.txn.open_tree(&index_tree(&self.st.name, index))?;
+        let tree = self.st.index_tree_of(self.txn, index)?;
         let key = crate::index::key_encoding::encode_composite(&values.iter().collect::<Vec<_>>());
         let Some(v) = self.txn.get(&tree, &key)? else { return Ok(None) };
         Ok(Some(parse_entry(IndexKind::Unique, &key, &v)?.1))
@@ -541,6 +559,7 @@ impl<'t> CollectionMut<'t> {
             dict: MemNameDict::new(),
             persisted_names: 0,
             docs,
+            index_trees: Vec::new(),
         };
         Ok(CollectionMut { txn, st, index_trees: Vec::new() })
     }
@@ -887,6 +906,7 @@ impl<'t> CollectionMut<'t> {
         self.txn.create_tree(&index_tree(&self.st.name, &spec.name))?;
         self.st.indexes.push(IndexInfo { spec, status, built_upto: 0 });
         self.index_trees.clear();
+        self.st.index_trees.clear();
         self.save_meta()
     }
 
@@ -949,6 +969,7 @@ impl<'t> CollectionMut<'t> {
         self.st.index(name)?;
         self.st.indexes.retain(|i| i.spec.name != name);
         self.index_trees.clear();
+        self.st.index_trees.clear();
         self.txn.drop_tree(&index_tree(&self.st.name, name))?;
         self.save_meta()
     }

@@ -21,8 +21,8 @@ use std::ops::Bound;
 
 use serde::de::DeserializeOwned;
 
-use crate::doc::codec::{decode_header, decode_value, encoded_str, find_value, NameLookup, PathStep};
-use crate::doc::collection::{decode_stored, id_key, index_tree, CollState};
+use crate::doc::codec::{decode_header, decode_value, encoded_str, find_value, tag, NameLookup, PathStep};
+use crate::doc::collection::{decode_stored, id_key, CollState};
 use crate::doc::serde_encoded::from_encoded;
 use crate::doc::serde_value::from_value;
 use crate::doc::value::Value;
@@ -92,7 +92,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         let source = match &plan.access {
             Access::Scan => Source::Scan(txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?),
             Access::Index { name, kind, ranges, reverse, .. } => Source::Index {
-                tree: txn.open_tree(&index_tree(&st.name, name))?,
+                tree: st.index_tree_of(txn, name)?,
                 kind: *kind,
                 ranges: ranges.clone(),
                 reverse: *reverse,
@@ -269,14 +269,40 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                     };
                     // An index only holds structured documents; a RAW one
                     // here matches nothing (as its full decode would not).
-                    let Some(doc) = self.partial(&bytes, &self.index_fields)? else { continue };
-                    if !self.first_entry(&doc, &key, reverse)? || !self.matches_stored(&bytes)? {
+                    if !self.single_entry(&bytes)? {
+                        let Some(doc) = self.partial(&bytes, &self.index_fields)? else { continue };
+                        if !self.first_entry(&doc, &key, reverse)? {
+                            continue;
+                        }
+                    }
+                    if !self.matches_stored(&bytes)? {
                         continue;
                     }
                     return Ok(Some((id, bytes)));
                 }
             }
         }
+    }
+
+    /// True when the stored document has exactly one entry in the plan's
+    /// index (every indexed path is one segment leading to a present
+    /// non-list value), so the entry the scan came through is its only one
+    /// and [`first_entry`](Self::first_entry) need not be worked out.
+    fn single_entry(&self, bytes: &[u8]) -> Result<bool> {
+        let Access::Index { fields, .. } = &self.plan.access else { return Ok(true) };
+        let (header, payload) = decode_header(bytes)?;
+        if header.is_raw() {
+            return Ok(false);
+        }
+        for p in fields {
+            let [seg] = p.segments() else { return Ok(false) };
+            let Some((_, step)) = self.index_fields.iter().find(|(s, _)| s == seg) else { return Ok(false) };
+            match find_value(payload, std::slice::from_ref(step))? {
+                Some(enc) if enc.first() != Some(&tag::LIST) => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// Is `key` the first of `doc`'s entries inside the plan's ranges in
