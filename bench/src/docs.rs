@@ -3,8 +3,8 @@
 //! `status` and `total`; obj's typed documents against SQLite as JSON text
 //! with expression indexes and as typed columns with indexes.
 //!
-//! Every engine hands back real `Order` values (obj decodes its stored
-//! documents through serde, SQLite-JSON parses the text with serde_json,
+//! Every engine hands back real `Order` values (obj deserializes its stored
+//! encoding straight into them, SQLite-JSON parses the text with serde_json,
 //! SQLite-typed builds the struct from columns), so each step measures the
 //! work an application would see.
 
@@ -206,9 +206,9 @@ fn shipped_query() -> QuerySpec {
 }
 
 fn obj_query(c: &obj_engine::Collection<'_, ReadTxn>, q: &QuerySpec, sum: &mut DocSum) -> Result<()> {
-    for item in c.query(q)? {
-        let (_, v) = item?;
-        sum.add(&obj_engine::doc::serde_value::from_value::<Order>(v)?);
+    let mut cursor = c.query(q)?;
+    while let Some(item) = cursor.next_as::<Order>() {
+        sum.add(&item?.1);
     }
     Ok(())
 }
@@ -228,8 +228,7 @@ impl DocEngine for ObjDocs {
         self.read(|c| {
             let mut sum = DocSum::default();
             for &id in ids {
-                let v = c.get(id)?.ok_or("obj: document missing")?;
-                sum.add(&obj_engine::doc::serde_value::from_value::<Order>(v)?);
+                sum.add(&c.get_as::<Order>(id)?.ok_or("obj: document missing")?);
             }
             Ok(sum)
         })
@@ -239,8 +238,9 @@ impl DocEngine for ObjDocs {
         self.read(|c| {
             let mut sum = DocSum::default();
             for &e in emails {
-                let (_, v) = c.find_unique("by_email", &[Value::from(e)])?.ok_or("obj: email missing")?;
-                sum.add(&obj_engine::doc::serde_value::from_value::<Order>(v)?);
+                let (_, o) =
+                    c.find_unique_as::<Order>("by_email", &[Value::from(e)])?.ok_or("obj: email missing")?;
+                sum.add(&o);
             }
             Ok(sum)
         })

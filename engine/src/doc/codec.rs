@@ -23,7 +23,7 @@ use std::collections::HashMap;
 pub const FORMAT_VERSION: u8 = 1;
 
 /// Value tags: the first byte of every encoded value.
-mod tag {
+pub(crate) mod tag {
     pub const NULL: u8 = 0x00;
     pub const FALSE: u8 = 0x01;
     pub const TRUE: u8 = 0x02;
@@ -339,7 +339,7 @@ fn encode_error(e: postcard::Error) -> Error {
     Error::invalid(format!("document encoding failed: {e}"))
 }
 
-fn corrupt(message: String) -> Error {
+pub(crate) fn corrupt(message: String) -> Error {
     Error::corruption(None, message)
 }
 
@@ -367,7 +367,7 @@ fn decode_value_at(bytes: &[u8], names: &impl NameLookup, depth: usize) -> Resul
     Ok(value)
 }
 
-fn decode_at(r: &mut Reader<'_>, names: &impl NameLookup, depth: usize) -> Result<Value> {
+pub(crate) fn decode_at(r: &mut Reader<'_>, names: &impl NameLookup, depth: usize) -> Result<Value> {
     let at = r.offset();
     Ok(match r.byte("value tag")? {
         tag::NULL => Value::Null,
@@ -420,7 +420,7 @@ fn decode_at(r: &mut Reader<'_>, names: &impl NameLookup, depth: usize) -> Resul
 /// Reads a container's body length and item count (after its tag) and
 /// returns a reader over the items. `min_item_len` bounds the count by the
 /// body size, so a forged count cannot make the caller over-allocate.
-fn enter<'a>(
+pub(crate) fn enter<'a>(
     r: &mut Reader<'a>,
     depth: usize,
     what: &str,
@@ -442,7 +442,7 @@ fn enter<'a>(
     Ok((body, count))
 }
 
-fn leave(body: &Reader<'_>, what: &str) -> Result<()> {
+pub(crate) fn leave(body: &Reader<'_>, what: &str) -> Result<()> {
     if !body.is_empty() {
         return Err(corrupt(format!(
             "document {what} ending at offset {} has {} bytes beyond its items",
@@ -556,49 +556,71 @@ pub fn find_value<'a>(encoded: &'a [u8], path: &[PathStep]) -> Result<Option<&'a
     Ok(Some(&r.buf[start..r.pos]))
 }
 
+/// The string an encoded value (from [`find_value`]) holds, borrowed;
+/// `None` when it is not a string.
+pub fn encoded_str(encoded: &[u8]) -> Result<Option<&str>> {
+    let mut r = Reader::new(encoded);
+    if r.byte("value tag")? != tag::STR {
+        return Ok(None);
+    }
+    let bytes = r.len_prefixed("string")?;
+    std::str::from_utf8(bytes).map(Some).map_err(|_| corrupt("document string is not UTF-8".to_owned()))
+}
+
 /// A bounds-checked cursor over encoded bytes. `base` is the offset of
 /// `buf` within the whole encoding, for error messages.
-struct Reader<'a> {
+#[derive(Clone)]
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     base: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
         Reader { buf, pos: 0, base: 0 }
     }
 
-    fn offset(&self) -> usize {
+    pub(crate) fn offset(&self) -> usize {
         self.base + self.pos
     }
 
-    fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pos == self.buf.len()
     }
 
-    fn rest(&self) -> &'a [u8] {
+    pub(crate) fn rest(&self) -> &'a [u8] {
         &self.buf[self.pos..]
     }
 
-    fn peek(&self, what: &str) -> Result<u8> {
+    /// The current position, for [`reset`](Self::reset).
+    pub(crate) fn mark(&self) -> usize {
+        self.pos
+    }
+
+    /// Moves back to a position from [`mark`](Self::mark).
+    pub(crate) fn reset(&mut self, mark: usize) {
+        self.pos = mark;
+    }
+
+    pub(crate) fn peek(&self, what: &str) -> Result<u8> {
         self.buf.get(self.pos).copied().ok_or_else(|| {
             corrupt(format!("document ends at offset {} where its {what} should be", self.offset()))
         })
     }
 
-    fn byte(&mut self, what: &str) -> Result<u8> {
+    pub(crate) fn byte(&mut self, what: &str) -> Result<u8> {
         let b = self.peek(what)?;
         self.pos += 1;
         Ok(b)
     }
 
     /// Reads one postcard primitive (a varint, zigzag varint or float).
-    fn take<T: Deserialize<'a>>(&mut self, what: &str) -> Result<T> {
+    pub(crate) fn take<T: Deserialize<'a>>(&mut self, what: &str) -> Result<T> {
         let (value, rest) = postcard::take_from_bytes::<T>(self.rest()).map_err(|_| {
             corrupt(format!("document has a truncated or malformed {what} at offset {}", self.offset()))
         })?;
@@ -608,7 +630,7 @@ impl<'a> Reader<'a> {
 
     /// Takes `len` bytes, failing before any allocation could happen when
     /// the length claims more than there is.
-    fn slice(&mut self, len: u64, what: &str) -> Result<&'a [u8]> {
+    pub(crate) fn slice(&mut self, len: u64, what: &str) -> Result<&'a [u8]> {
         let len = usize::try_from(len).ok().filter(|&l| l <= self.remaining()).ok_or_else(|| {
             corrupt(format!(
                 "document {what} at offset {} claims {len} bytes but only {} remain",
@@ -621,13 +643,13 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn len_prefixed(&mut self, what: &str) -> Result<&'a [u8]> {
+    pub(crate) fn len_prefixed(&mut self, what: &str) -> Result<&'a [u8]> {
         let len: u64 = self.take(what)?;
         self.slice(len, what)
     }
 
     /// A reader over a length-prefixed container body.
-    fn sub(&mut self, what: &str) -> Result<Reader<'a>> {
+    pub(crate) fn sub(&mut self, what: &str) -> Result<Reader<'a>> {
         let len: u64 = self.take(what)?;
         let base = self.offset();
         let buf = self.slice(len, what)?;
@@ -636,7 +658,7 @@ impl<'a> Reader<'a> {
 
     /// Steps over one value without decoding it: constant work for
     /// containers, whose contents are not checked.
-    fn skip_value(&mut self) -> Result<()> {
+    pub(crate) fn skip_value(&mut self) -> Result<()> {
         let at = self.offset();
         match self.byte("value tag")? {
             tag::NULL | tag::FALSE | tag::TRUE => {}

@@ -19,12 +19,14 @@
 use std::borrow::Cow;
 use std::ops::Bound;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::btree;
 use crate::doc::codec::{
     decode_header, decode_value, encode_document_versioned, encode_raw_document, MemNameDict, NameLookup,
 };
+use crate::doc::serde_encoded::from_encoded;
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{doc_index_keys, parse_entry, IndexKind, IndexSpec, IndexStatus};
@@ -130,6 +132,9 @@ pub(crate) struct CollState {
     pub(crate) dict: MemNameDict,
     persisted_names: usize,
     pub(crate) docs: Tree,
+    /// The index trees as found when the state was loaded, in `indexes`
+    /// order (`None`: missing); emptied when the index list changes.
+    index_trees: Vec<Option<Tree>>,
 }
 
 impl CollState {
@@ -156,6 +161,18 @@ impl CollState {
             .iter()
             .find(|i| i.spec.name == name)
             .ok_or_else(|| Error::not_found(format!("index {name:?} of collection {:?}", self.name)))
+    }
+
+    /// The tree of index `name` (loaded with the state when possible).
+    pub(crate) fn index_tree_of<T: ReadableTxn>(&self, txn: &T, name: &str) -> Result<Tree> {
+        if self.index_trees.len() == self.indexes.len() {
+            if let Some(pos) = self.indexes.iter().position(|i| i.spec.name == name) {
+                if let Some(t) = &self.index_trees[pos] {
+                    return Ok(t.clone());
+                }
+            }
+        }
+        txn.open_tree(&index_tree(&self.name, name))
     }
 
     pub(crate) fn check_documents(&self) -> Result<()> {
@@ -210,6 +227,8 @@ fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
             built_upto: si.built_upto,
         });
     }
+    let index_trees =
+        indexes.iter().map(|i| txn.find_tree(&index_tree(name, &i.spec.name))).collect::<Result<_>>()?;
     Ok(Some(CollState {
         name: name.to_string(),
         raw: meta.raw,
@@ -218,6 +237,7 @@ fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
         persisted_names: dict.len(),
         dict,
         docs,
+        index_trees,
     }))
 }
 
@@ -304,6 +324,23 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         Ok(self.get_versioned(id)?.map(|(_, v)| v))
     }
 
+    /// Document `id` as a `D`, read straight from its stored encoding (no
+    /// intermediate [`Value`]); the same result as
+    /// [`from_value`](crate::doc::serde_value::from_value) on [`get`](Self::get)'s.
+    pub fn get_as<D: DeserializeOwned>(&self, id: u64) -> Result<Option<D>> {
+        self.st.check_documents()?;
+        match self.get_stored(id)? {
+            None => Ok(None),
+            Some(bytes) => {
+                let (header, payload) = decode_header(&bytes)?;
+                if header.is_raw() {
+                    return Err(Error::invalid("document is raw bytes, not a structured document"));
+                }
+                from_encoded(payload, &self.st.dict).map(Some)
+            }
+        }
+    }
+
     /// Documents with the given ids, in the same order (`None` for missing ones).
     pub fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Value>>> {
         ids.iter().map(|&id| self.get(id)).collect()
@@ -340,6 +377,27 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// The document whose unique index `index` holds `values` (one value
     /// per indexed field).
     pub fn find_unique(&self, index: &str, values: &[Value]) -> Result<Option<(u64, Value)>> {
+        match self.unique_id(index, values)? {
+            Some(id) => Ok(self.get(id)?.map(|d| (id, d))),
+            None => Ok(None),
+        }
+    }
+
+    /// [`find_unique`](Self::find_unique), reading the document as a `D`
+    /// like [`get_as`](Self::get_as).
+    pub fn find_unique_as<D: DeserializeOwned>(
+        &self,
+        index: &str,
+        values: &[Value],
+    ) -> Result<Option<(u64, D)>> {
+        match self.unique_id(index, values)? {
+            Some(id) => Ok(self.get_as(id)?.map(|d| (id, d))),
+            None => Ok(None),
+        }
+    }
+
+    /// The id that unique index `index` holds for `values`.
+    fn unique_id(&self, index: &str, values: &[Value]) -> Result<Option<u64>> {
         self.st.check_documents()?;
         let info = self.st.index(index)?;
         if info.spec.kind != IndexKind::Unique {
@@ -355,11 +413,10 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         if info.status != IndexStatus::Ready {
             return Err(Error::invalid(format!("index {index:?} is still building")));
         }
-        let tree = self.txn.open_tree(&index_tree(&self.st.name, index))?;
+        let tree = self.st.index_tree_of(self.txn, index)?;
         let key = crate::index::key_encoding::encode_composite(&values.iter().collect::<Vec<_>>());
         let Some(v) = self.txn.get(&tree, &key)? else { return Ok(None) };
-        let (_, id) = parse_entry(IndexKind::Unique, &key, &v)?;
-        Ok(self.get(id)?.map(|d| (id, d)))
+        Ok(Some(parse_entry(IndexKind::Unique, &key, &v)?.1))
     }
 
     /// Documents through index `index` with keys in `[lo, hi)` (a `None`
@@ -459,6 +516,9 @@ impl DetachedCollection {
 pub struct CollectionMut<'t> {
     txn: &'t mut WriteTxn,
     st: CollState,
+    /// The index trees, opened on first use, in `st.indexes` order (their
+    /// roots never change; emptied whenever the index list changes).
+    index_trees: Vec<Tree>,
 }
 
 /// One index's planned change: tree, kind, keys to remove, keys to add.
@@ -484,7 +544,7 @@ impl<'t> CollectionMut<'t> {
                     if st.raw { "raw" } else { "document" }
                 )));
             }
-            return Ok(CollectionMut { txn, st });
+            return Ok(CollectionMut { txn, st, index_trees: Vec::new() });
         }
         let meta = CollMeta { raw: options.raw, next_id: FIRST_ID, indexes: Vec::new() };
         let ct = txn.create_tree(COLLECTIONS_TREE)?;
@@ -499,8 +559,9 @@ impl<'t> CollectionMut<'t> {
             dict: MemNameDict::new(),
             persisted_names: 0,
             docs,
+            index_trees: Vec::new(),
         };
-        Ok(CollectionMut { txn, st })
+        Ok(CollectionMut { txn, st, index_trees: Vec::new() })
     }
 
     /// Opens existing collection `name`; `NotFound` if missing.
@@ -508,7 +569,7 @@ impl<'t> CollectionMut<'t> {
         refuse_attached(txn, name)?;
         txn.collection_epoch += 1;
         let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
-        Ok(CollectionMut { txn, st })
+        Ok(CollectionMut { txn, st, index_trees: Vec::new() })
     }
 
     /// Releases the transaction but keeps the loaded state (metadata and
@@ -532,6 +593,19 @@ impl<'t> CollectionMut<'t> {
     /// Number of documents.
     pub fn count(&self) -> Result<u64> {
         self.read().count()
+    }
+
+    /// The tree of index `pos` (in `st.indexes` order).
+    fn index_tree_at(&mut self, pos: usize) -> Result<Tree> {
+        if self.index_trees.len() != self.st.indexes.len() {
+            self.index_trees = self
+                .st
+                .indexes
+                .iter()
+                .map(|i| self.txn.open_tree(&index_tree(&self.st.name, &i.spec.name)))
+                .collect::<Result<_>>()?;
+        }
+        Ok(self.index_trees[pos].clone())
     }
 
     fn save_meta(&mut self) -> Result<()> {
@@ -567,7 +641,7 @@ impl<'t> CollectionMut<'t> {
     /// [`insert`](Self::insert) with an application schema version in the header.
     pub fn insert_versioned(&mut self, doc: &Value, schema_version: u32) -> Result<u64> {
         let id = self.st.next_id;
-        self.put(id, NewDoc::Value(doc, schema_version))?;
+        self.put(id, NewDoc::Value(doc, schema_version), true)?;
         Ok(id)
     }
 
@@ -589,22 +663,35 @@ impl<'t> CollectionMut<'t> {
         docs: impl IntoIterator<Item = &'a Value>,
         schema_version: u32,
     ) -> Result<Vec<u64>> {
+        self.insert_batch(docs.into_iter().map(Ok), schema_version)
+    }
+
+    /// [`insert_many_versioned`](Self::insert_many_versioned) over documents
+    /// made one at a time (an `Err` item fails the batch like a refused
+    /// document). The collection's metadata is saved once, at the end.
+    pub(crate) fn insert_batch<V: std::borrow::Borrow<Value>>(
+        &mut self,
+        docs: impl IntoIterator<Item = Result<V>>,
+        schema_version: u32,
+    ) -> Result<Vec<u64>> {
         let first = self.st.next_id;
         let mut ids = Vec::new();
         for doc in docs {
-            match self.insert_versioned(doc, schema_version) {
-                Ok(id) => ids.push(id),
+            let id = self.st.next_id;
+            match doc.and_then(|d| self.put(id, NewDoc::Value(d.borrow(), schema_version), false)) {
+                Ok(_) => ids.push(id),
                 Err(e) => {
                     for &id in ids.iter().rev() {
                         self.delete(id)?;
                     }
-                    if self.st.next_id != first {
-                        self.st.next_id = first;
-                        self.save_meta()?;
-                    }
+                    self.st.next_id = first;
+                    self.save_meta()?;
                     return Err(e);
                 }
             }
+        }
+        if self.st.next_id != first {
+            self.save_meta()?;
         }
         Ok(ids)
     }
@@ -612,29 +699,29 @@ impl<'t> CollectionMut<'t> {
     /// Inserts raw bytes (raw collections only); returns the new id.
     pub fn insert_raw(&mut self, payload: &[u8]) -> Result<u64> {
         let id = self.st.next_id;
-        self.put(id, NewDoc::Raw(payload, 0))?;
+        self.put(id, NewDoc::Raw(payload, 0), true)?;
         Ok(id)
     }
 
     /// Writes `doc` at `id`, replacing any document there; true if one was
     /// replaced. Ids at or above the next id move it past `id`.
     pub fn upsert(&mut self, id: u64, doc: &Value) -> Result<bool> {
-        self.put(id, NewDoc::Value(doc, 0))
+        self.put(id, NewDoc::Value(doc, 0), true)
     }
 
     /// [`upsert`](Self::upsert) with a schema version.
     pub fn upsert_versioned(&mut self, id: u64, doc: &Value, schema_version: u32) -> Result<bool> {
-        self.put(id, NewDoc::Value(doc, schema_version))
+        self.put(id, NewDoc::Value(doc, schema_version), true)
     }
 
     /// Writes raw bytes at `id` (raw collections only); true if replaced.
     pub fn upsert_raw(&mut self, id: u64, payload: &[u8]) -> Result<bool> {
-        self.put(id, NewDoc::Raw(payload, 0))
+        self.put(id, NewDoc::Raw(payload, 0), true)
     }
 
     /// [`upsert_raw`](Self::upsert_raw) with a schema version.
     pub fn upsert_raw_versioned(&mut self, id: u64, payload: &[u8], schema_version: u32) -> Result<bool> {
-        self.put(id, NewDoc::Raw(payload, schema_version))
+        self.put(id, NewDoc::Raw(payload, schema_version), true)
     }
 
     /// Raises the next id to at least `next_id` (import keeps ids of
@@ -653,7 +740,7 @@ impl<'t> CollectionMut<'t> {
     pub fn update(&mut self, id: u64, f: impl FnOnce(&mut Value) -> Result<()>) -> Result<bool> {
         let Some((version, mut doc)) = self.read().get_versioned(id)? else { return Ok(false) };
         f(&mut doc)?;
-        self.put(id, NewDoc::Value(&doc, version))?;
+        self.put(id, NewDoc::Value(&doc, version), true)?;
         Ok(true)
     }
 
@@ -663,11 +750,15 @@ impl<'t> CollectionMut<'t> {
         let Some(old) = self.read().get_stored(id)? else { return Ok(false) };
         if !self.st.raw {
             let (_, old) = decode_stored(&old, &self.st.dict)?;
-            let indexes: Vec<IndexInfo> = self.st.indexes.iter().filter(|i| i.covers(id)).cloned().collect();
-            for info in indexes {
-                let tree = self.txn.open_tree(&index_tree(&self.st.name, &info.spec.name))?;
-                for k in doc_index_keys(&info.spec.fields, &old)? {
-                    self.remove_entry(&tree, info.spec.kind, &k, id)?;
+            for pos in 0..self.st.indexes.len() {
+                let info = &self.st.indexes[pos];
+                if !info.covers(id) {
+                    continue;
+                }
+                let (kind, keys) = (info.spec.kind, doc_index_keys(&info.spec.fields, &old)?);
+                let tree = self.index_tree_at(pos)?;
+                for k in keys {
+                    self.remove_entry(&tree, kind, &k, id)?;
                 }
             }
         }
@@ -692,10 +783,14 @@ impl<'t> CollectionMut<'t> {
         Ok(())
     }
 
-    fn put(&mut self, id: u64, new: NewDoc<'_>) -> Result<bool> {
+    /// Writes document `id` with its index entries. With `save_meta` false
+    /// a raised next id is left for the caller to save (batches save it
+    /// once at their end).
+    fn put(&mut self, id: u64, new: NewDoc<'_>, save_meta: bool) -> Result<bool> {
         let usable = self.txn.pages().usable_size();
         let max_key = btree::max_key_len(usable);
-        let old = self.read().get_stored(id)?;
+        // Every stored id is below the next id, so an id at or past it is new.
+        let old = if id >= self.st.next_id { None } else { self.read().get_stored(id)? };
         let mut buf = Vec::new();
         let new_value = match new {
             NewDoc::Raw(payload, version) => {
@@ -728,7 +823,12 @@ impl<'t> CollectionMut<'t> {
                 Some(b) => Some(decode_stored(b, &self.st.dict)?.1),
                 None => None,
             };
-            for info in self.st.indexes.iter().filter(|i| i.covers(id)) {
+            for pos in 0..self.st.indexes.len() {
+                if !self.st.indexes[pos].covers(id) {
+                    continue;
+                }
+                let tree = self.index_tree_at(pos)?;
+                let info = &self.st.indexes[pos];
                 let new_keys = doc_index_keys(&info.spec.fields, doc)?;
                 let old_keys = match &old_doc {
                     Some(o) => doc_index_keys(&info.spec.fields, o)?,
@@ -738,7 +838,6 @@ impl<'t> CollectionMut<'t> {
                     new_keys.iter().filter(|k| old_keys.binary_search(k).is_err()).cloned().collect();
                 let remove: Vec<Vec<u8>> =
                     old_keys.iter().filter(|k| new_keys.binary_search(k).is_err()).cloned().collect();
-                let tree = self.txn.open_tree(&index_tree(&self.st.name, &info.spec.name))?;
                 let extra = if info.spec.kind == IndexKind::Unique { 0 } else { 8 };
                 for k in &add {
                     if k.len() + extra > max_key {
@@ -777,7 +876,9 @@ impl<'t> CollectionMut<'t> {
         if id >= self.st.next_id {
             self.st.next_id =
                 id.checked_add(1).ok_or_else(|| Error::invalid("document id space exhausted"))?;
-            self.save_meta()?;
+            if save_meta {
+                self.save_meta()?;
+            }
         }
         Ok(replaced)
     }
@@ -804,6 +905,8 @@ impl<'t> CollectionMut<'t> {
         }
         self.txn.create_tree(&index_tree(&self.st.name, &spec.name))?;
         self.st.indexes.push(IndexInfo { spec, status, built_upto: 0 });
+        self.index_trees.clear();
+        self.st.index_trees.clear();
         self.save_meta()
     }
 
@@ -865,6 +968,8 @@ impl<'t> CollectionMut<'t> {
     pub fn drop_index(&mut self, name: &str) -> Result<()> {
         self.st.index(name)?;
         self.st.indexes.retain(|i| i.spec.name != name);
+        self.index_trees.clear();
+        self.st.index_trees.clear();
         self.txn.drop_tree(&index_tree(&self.st.name, name))?;
         self.save_meta()
     }
@@ -981,7 +1086,7 @@ impl WriteTxn {
         if !detached.is_current(self) {
             return None;
         }
-        Some(CollectionMut { txn: self, st: detached.st })
+        Some(CollectionMut { txn: self, st: detached.st, index_trees: Vec::new() })
     }
 
     /// Names of all collections.

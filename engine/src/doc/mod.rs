@@ -6,6 +6,7 @@ pub mod collection;
 pub mod json;
 pub mod kv;
 pub mod order;
+pub mod serde_encoded;
 pub mod serde_value;
 pub mod typed;
 pub mod value;

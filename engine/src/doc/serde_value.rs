@@ -35,7 +35,7 @@ use serde::ser::{self, Serialize, SerializeMap as _, SerializeStruct as _};
 use std::fmt;
 
 /// Struct name that marks a [`Timestamp`] to this bridge.
-const TIMESTAMP_STRUCT: &str = "$__obj_private_Timestamp";
+pub(super) const TIMESTAMP_STRUCT: &str = "$__obj_private_Timestamp";
 /// Map keys under which `deserialize_any` presents a timestamp, so that
 /// `Value`'s own Deserialize can tell it from an ordinary map.
 const TS_MICROS_KEY: &str = "$__obj_private_ts_micros";
@@ -56,7 +56,7 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
 
 /// serde's error type for both directions; becomes InvalidArgument.
 #[derive(Debug)]
-struct SerdeError(String);
+pub(super) struct SerdeError(pub(super) String);
 
 impl fmt::Display for SerdeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -560,7 +560,7 @@ impl ser::Serializer for KeySerializer {
 // Deserializer: Value -> T
 
 /// Deserializes from an owned [`Value`].
-struct ValueDeserializer(Value);
+pub(super) struct ValueDeserializer(pub(super) Value);
 
 impl ValueDeserializer {
     /// The value as an integer, when it is one or a float with an exact
@@ -576,15 +576,15 @@ impl ValueDeserializer {
 }
 
 /// 2^127, the first float magnitude beyond `i128`, where `as` saturates.
-const TWO_POW_127: f64 = 1.7014118346046923e38;
+pub(super) const TWO_POW_127: f64 = 1.7014118346046923e38;
 
 /// An integer that converts to `f64` (or `f32`) and back unchanged.
-fn exact_float(i: i128, single: bool) -> Option<f64> {
+pub(super) fn exact_float(i: i128, single: bool) -> Option<f64> {
     let f = if single { f64::from(i as f32) } else { i as f64 };
     (f as i128 == i && f.abs() < TWO_POW_127).then_some(f)
 }
 
-fn unexpected(v: &Value) -> Unexpected<'_> {
+pub(super) fn unexpected(v: &Value) -> Unexpected<'_> {
     match v {
         Value::Null => Unexpected::Unit,
         Value::Bool(b) => Unexpected::Bool(*b),

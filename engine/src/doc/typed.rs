@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::db::Db;
 use crate::doc::collection::{CollectionMut, CollectionOptions};
-use crate::doc::serde_value::{from_value, to_value};
+use crate::doc::serde_value::to_value;
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{IndexSpec, IndexStatus};
@@ -83,11 +83,7 @@ impl Db {
     /// Inserts every document in one transaction; returns their ids.
     pub fn insert_many<T: Document>(&self, docs: &[T]) -> Result<Vec<u64>> {
         let mut tx = self.begin_write()?;
-        let mut c = typed_collection::<T>(&mut tx)?;
-        let mut ids = Vec::with_capacity(docs.len());
-        for d in docs {
-            ids.push(c.insert_versioned(&to_doc(d)?, T::VERSION)?);
-        }
+        let ids = typed_collection::<T>(&mut tx)?.insert_batch(docs.iter().map(to_doc), T::VERSION)?;
         tx.commit()?;
         Ok(ids)
     }
@@ -98,8 +94,7 @@ impl Db {
         if rx.list_collections()?.iter().all(|c| c != T::COLLECTION) {
             return Ok(None);
         }
-        let c = rx.collection(T::COLLECTION)?;
-        c.get(id)?.map(from_value).transpose()
+        rx.collection(T::COLLECTION)?.get_as(id)
     }
 
     /// Documents with the given ids (`None` for missing ones).
@@ -109,7 +104,7 @@ impl Db {
             return Ok(ids.iter().map(|_| None).collect());
         }
         let c = rx.collection(T::COLLECTION)?;
-        ids.iter().map(|&id| c.get(id)?.map(from_value).transpose()).collect()
+        ids.iter().map(|&id| c.get_as(id)).collect()
     }
 
     /// Every document of `T::COLLECTION` in id order.
@@ -125,9 +120,9 @@ impl Db {
         }
         let c = rx.collection(T::COLLECTION)?;
         let mut out = Vec::new();
-        for item in c.query(spec)? {
-            let (id, v) = item?;
-            out.push((id, from_value(v)?));
+        let mut cursor = c.query(spec)?;
+        while let Some(item) = cursor.next_as() {
+            out.push(item?);
         }
         Ok(out)
     }
@@ -138,8 +133,7 @@ impl Db {
     pub fn update<T: Document>(&self, id: u64, f: impl FnOnce(&mut T) -> Result<()>) -> Result<bool> {
         let mut tx = self.begin_write()?;
         let mut c = typed_collection::<T>(&mut tx)?;
-        let Some(v) = c.get(id)? else { return Ok(false) };
-        let mut doc: T = from_value(v)?;
+        let Some(mut doc) = c.read().get_as::<T>(id)? else { return Ok(false) };
         f(&mut doc)?;
         c.upsert_versioned(id, &to_doc(&doc)?, T::VERSION)?;
         tx.commit()?;

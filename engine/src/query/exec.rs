@@ -19,12 +19,16 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::ops::Bound;
 
-use crate::doc::codec::{decode_header, decode_value, find_value, NameLookup, PathStep};
-use crate::doc::collection::{decode_stored, id_key, index_tree, CollState};
+use serde::de::DeserializeOwned;
+
+use crate::doc::codec::{decode_header, decode_value, encoded_str, find_value, tag, NameLookup, PathStep};
+use crate::doc::collection::{decode_stored, id_key, CollState};
+use crate::doc::serde_encoded::from_encoded;
+use crate::doc::serde_value::from_value;
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{doc_index_keys, parse_entry, IndexKind};
-use crate::query::expr::Filter;
+use crate::query::expr::{FieldPath, FieldRef, Filter};
 use crate::query::plan::{plan, Access, Plan};
 use crate::query::spec::{KeyRange, QuerySpec};
 use crate::txn::{RangeIter, ReadableTxn, Tree};
@@ -48,6 +52,13 @@ enum Source<'a, T: ReadableTxn> {
 /// One result: document id, schema version, document.
 type Hit = (u64, u32, Value);
 
+/// A result as the source produced it: still encoded (unsorted queries)
+/// or decoded already (an in-memory sort needed the document).
+enum Found {
+    Stored(u64, Vec<u8>),
+    Decoded(u64, u32, Value),
+}
+
 /// A streaming query result: yields `(id, document)` pairs. For a raw
 /// collection the document is its payload as [`Value::Bytes`]. It borrows
 /// the transaction, and the collection handle it came from unless it was
@@ -58,6 +69,8 @@ pub struct QueryCursor<'a, T: ReadableTxn> {
     filter: Filter,
     /// Top-level fields the filter reads: (name, step).
     filter_fields: Vec<(String, PathStep)>,
+    /// Top-level fields the index's fields read.
+    index_fields: Vec<(String, PathStep)>,
     plan: Plan,
     source: Source<'a, T>,
     spec: QuerySpec,
@@ -79,7 +92,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         let source = match &plan.access {
             Access::Scan => Source::Scan(txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?),
             Access::Index { name, kind, ranges, reverse, .. } => Source::Index {
-                tree: txn.open_tree(&index_tree(&st.name, name))?,
+                tree: st.index_tree_of(txn, name)?,
                 kind: *kind,
                 ranges: ranges.clone(),
                 reverse: *reverse,
@@ -88,10 +101,19 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
             },
         };
         let mut filter_fields: Vec<(String, PathStep)> = Vec::new();
-        for p in spec.filter.paths() {
+        let add = |fields: &mut Vec<(String, PathStep)>, p: &FieldPath| {
             let seg = &p.segments()[0];
-            if !filter_fields.iter().any(|(s, _)| s == seg) {
-                filter_fields.push((seg.clone(), PathStep { field: st.dict.lookup_id(seg), index: None }));
+            if !fields.iter().any(|(s, _)| s == seg) {
+                fields.push((seg.clone(), PathStep { field: st.dict.lookup_id(seg), index: None }));
+            }
+        };
+        for p in spec.filter.paths() {
+            add(&mut filter_fields, p);
+        }
+        let mut index_fields = Vec::new();
+        if let Access::Index { fields, .. } = &plan.access {
+            for p in fields {
+                add(&mut index_fields, p);
             }
         }
         Ok(QueryCursor {
@@ -99,6 +121,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
             st,
             filter: spec.filter.clone(),
             filter_fields,
+            index_fields,
             plan,
             source,
             spec: spec.clone(),
@@ -114,8 +137,26 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         &self.plan
     }
 
-    /// Does the stored document match the filter? Decodes only the fields
-    /// the filter reads.
+    /// The top-level fields of a stored document that `fields` name, as a
+    /// map (in `fields` order); `None` for a RAW document. Filters and
+    /// index keys read only under their paths' first segments, so they give
+    /// the same answer on this partial document as on the whole one.
+    fn partial(&self, bytes: &[u8], fields: &[(String, PathStep)]) -> Result<Option<Value>> {
+        let (header, payload) = decode_header(bytes)?;
+        if header.is_raw() {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(fields.len());
+        for (name, step) in fields {
+            if let Some(enc) = find_value(payload, std::slice::from_ref(step))? {
+                out.push((name.clone(), decode_value(enc, &self.st.dict)?));
+            }
+        }
+        Ok(Some(Value::Map(out)))
+    }
+
+    /// Does the stored document match the filter? Reads only the fields
+    /// the filter names, in place.
     fn matches_stored(&self, bytes: &[u8]) -> Result<bool> {
         if self.filter == Filter::True {
             return Ok(true);
@@ -124,13 +165,57 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         if header.is_raw() {
             return Ok(false);
         }
-        let mut fields = Vec::with_capacity(self.filter_fields.len());
-        for (name, step) in &self.filter_fields {
-            if let Some(enc) = find_value(payload, std::slice::from_ref(step))? {
-                fields.push((name.clone(), decode_value(enc, &self.st.dict)?));
+        self.eval_stored(&self.filter, payload)
+    }
+
+    /// [`Filter::eval`] on a stored document's payload: each leaf finds its
+    /// top-level field in the encoding; strings compare where they lie and
+    /// other scalars decode without allocating, so most documents that do
+    /// not match cost no allocation at all.
+    fn eval_stored(&self, filter: &Filter, payload: &[u8]) -> Result<bool> {
+        match filter {
+            Filter::True => Ok(true),
+            Filter::And(fs) => {
+                for f in fs {
+                    if !self.eval_stored(f, payload)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Filter::Or(fs) => {
+                for f in fs {
+                    if self.eval_stored(f, payload)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            Filter::Not(f) => Ok(!self.eval_stored(f, payload)?),
+            leaf => {
+                let Some(path) = leaf.leaf_path() else { return Ok(leaf.eval(&Value::Map(Vec::new()))) };
+                let seg = &path.segments()[0];
+                let step = self
+                    .filter_fields
+                    .iter()
+                    .find(|(s, _)| s == seg)
+                    .map_or(PathStep { field: None, index: None }, |(_, step)| *step);
+                let found = find_value(payload, std::slice::from_ref(&step))?;
+                if path.segments().len() > 1 {
+                    let mut doc = Vec::new();
+                    if let Some(enc) = found {
+                        doc.push((seg.clone(), decode_value(enc, &self.st.dict)?));
+                    }
+                    return Ok(leaf.eval(&Value::Map(doc)));
+                }
+                let Some(enc) = found else { return Ok(leaf.eval_field(FieldRef::Absent).unwrap_or(false)) };
+                if let Some(s) = encoded_str(enc)? {
+                    return Ok(leaf.eval_field(FieldRef::Str(s)).unwrap_or(false));
+                }
+                let v = decode_value(enc, &self.st.dict)?;
+                Ok(leaf.eval_field(FieldRef::Value(&v)).unwrap_or(false))
             }
         }
-        Ok(self.filter.eval(&Value::Map(fields)))
     }
 
     /// The schema version and the document of stored bytes.
@@ -142,9 +227,9 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         decode_stored(bytes, &self.st.dict)
     }
 
-    /// The next matching document in source order (before offset/limit).
-    /// With `want_doc` false the document may be `Null` (counting).
-    fn next_match(&mut self, want_doc: bool) -> Result<Option<Hit>> {
+    /// The next matching document in source order (before offset/limit),
+    /// still encoded: `(id, stored bytes)`.
+    fn next_match(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
         loop {
             match &mut self.source {
                 Source::Scan(it) => {
@@ -154,8 +239,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                         k.as_slice().try_into().map_err(|_| Error::corruption(None, "bad document key"))?,
                     );
                     if self.matches_stored(&bytes)? {
-                        let (version, doc) = if want_doc { self.decode(&bytes)? } else { (0, Value::Null) };
-                        return Ok(Some((id, version, doc)));
+                        return Ok(Some((id, bytes)));
                     }
                 }
                 Source::Index { tree, kind, ranges, reverse, next_range, current } => {
@@ -183,14 +267,42 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                             format!("index of {:?} points at missing document {id}", self.st.name),
                         ));
                     };
-                    let (version, doc) = self.decode(&bytes)?;
-                    if !self.first_entry(&doc, &key, reverse)? || !self.filter.eval(&doc) {
+                    // An index only holds structured documents; a RAW one
+                    // here matches nothing (as its full decode would not).
+                    if !self.single_entry(&bytes)? {
+                        let Some(doc) = self.partial(&bytes, &self.index_fields)? else { continue };
+                        if !self.first_entry(&doc, &key, reverse)? {
+                            continue;
+                        }
+                    }
+                    if !self.matches_stored(&bytes)? {
                         continue;
                     }
-                    return Ok(Some((id, version, doc)));
+                    return Ok(Some((id, bytes)));
                 }
             }
         }
+    }
+
+    /// True when the stored document has exactly one entry in the plan's
+    /// index (every indexed path is one segment leading to a present
+    /// non-list value), so the entry the scan came through is its only one
+    /// and [`first_entry`](Self::first_entry) need not be worked out.
+    fn single_entry(&self, bytes: &[u8]) -> Result<bool> {
+        let Access::Index { fields, .. } = &self.plan.access else { return Ok(true) };
+        let (header, payload) = decode_header(bytes)?;
+        if header.is_raw() {
+            return Ok(false);
+        }
+        for p in fields {
+            let [seg] = p.segments() else { return Ok(false) };
+            let Some((_, step)) = self.index_fields.iter().find(|(s, _)| s == seg) else { return Ok(false) };
+            match find_value(payload, std::slice::from_ref(step))? {
+                Some(enc) if enc.first() != Some(&tag::LIST) => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// Is `key` the first of `doc`'s entries inside the plan's ranges in
@@ -210,8 +322,9 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         let spec = self.spec.clone();
         let cmp = |a: &Hit, b: &Hit| -> Ordering { spec.compare_for_sort(&a.2, &b.2).then(a.0.cmp(&b.0)) };
         let mut buf: Vec<Hit> = Vec::new();
-        while let Some(item) = self.next_match(true)? {
-            buf.push(item);
+        while let Some((id, bytes)) = self.next_match()? {
+            let (version, doc) = self.decode(&bytes)?;
+            buf.push((id, version, doc));
             if buf.len() as u64 > cap {
                 match keep {
                     Some(k) if k < cap => {
@@ -232,7 +345,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         Ok(())
     }
 
-    fn next_inner(&mut self) -> Result<Option<Hit>> {
+    fn next_inner(&mut self) -> Result<Option<Found>> {
         if self.remaining == Some(0) {
             return Ok(None);
         }
@@ -241,8 +354,8 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         }
         loop {
             let item = match &mut self.sorted {
-                Some(it) => it.next(),
-                None => self.next_match(true)?,
+                Some(it) => it.next().map(|(id, version, doc)| Found::Decoded(id, version, doc)),
+                None => self.next_match()?.map(|(id, bytes)| Found::Stored(id, bytes)),
             };
             let Some(item) = item else { return Ok(None) };
             if self.to_skip > 0 {
@@ -256,13 +369,12 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         }
     }
 
-    /// Counts the results (after offset and limit) without sorting and,
-    /// for scans, without decoding whole documents.
+    /// Counts the results (after offset and limit) without sorting or
+    /// decoding whole documents.
     pub fn count(mut self) -> Result<u64> {
         let mut n = 0u64;
-        let need_doc = !matches!(self.plan.access, Access::Scan);
         while self.remaining != Some(0) {
-            if self.next_match(need_doc)?.is_none() {
+            if self.next_match()?.is_none() {
                 break;
             }
             if self.to_skip > 0 {
@@ -276,22 +388,43 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         }
         Ok(n)
     }
-}
 
-impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
-    /// The next result with its document's schema version:
-    /// `(id, schema_version, document)`. Mixes freely with `next`.
-    pub fn next_versioned(&mut self) -> Option<Result<(u64, u32, Value)>> {
+    /// Runs `f` on the next result unless the cursor already failed;
+    /// an error ends the cursor.
+    fn step<X>(&mut self, f: impl FnOnce(&Self, Found) -> Result<X>) -> Option<Result<X>> {
         if self.failed {
             return None;
         }
-        match self.next_inner() {
+        match self.next_inner().and_then(|found| found.map(|x| f(self, x)).transpose()) {
             Ok(x) => x.map(Ok),
             Err(e) => {
                 self.failed = true;
                 Some(Err(e))
             }
         }
+    }
+
+    /// The next result with its document's schema version:
+    /// `(id, schema_version, document)`. Mixes freely with `next`.
+    pub fn next_versioned(&mut self) -> Option<Result<(u64, u32, Value)>> {
+        self.step(|c, found| match found {
+            Found::Stored(id, bytes) => c.decode(&bytes).map(|(version, doc)| (id, version, doc)),
+            Found::Decoded(id, version, doc) => Ok((id, version, doc)),
+        })
+    }
+
+    /// The next result as a `D`, read straight from the stored encoding
+    /// (no intermediate [`Value`]); same result as `from_value` on the
+    /// document `next` returns. Mixes freely with `next`.
+    pub fn next_as<D: DeserializeOwned>(&mut self) -> Option<Result<(u64, D)>> {
+        self.step(|c, found| match found {
+            Found::Stored(id, bytes) if !c.st.raw => {
+                let (_, payload) = decode_header(&bytes)?;
+                Ok((id, from_encoded(payload, &c.st.dict)?))
+            }
+            Found::Stored(id, bytes) => Ok((id, from_value(c.decode(&bytes)?.1)?)),
+            Found::Decoded(id, _, doc) => Ok((id, from_value(doc)?)),
+        })
     }
 }
 

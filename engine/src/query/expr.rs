@@ -225,6 +225,72 @@ impl Filter {
         }
     }
 
+    /// For a comparison on a one-segment path: whether it matches a
+    /// document whose field there is `field` (`None`: absent). The same
+    /// answer as [`eval`](Self::eval) on such a document; `None` for
+    /// `And`/`Or`/`Not`/`True`, which are not leaves.
+    pub(crate) fn eval_field(&self, field: FieldRef<'_>) -> Option<bool> {
+        if let FieldRef::Str(x) = field {
+            // A string is no list, and a string never equals or compares
+            // with a value of another rank.
+            let cmp = |v: &Value, pred: fn(Ordering) -> bool| match v {
+                Value::Str(y) => pred(x.as_bytes().cmp(y.as_bytes())),
+                _ => false,
+            };
+            return Some(match self {
+                Filter::Eq(_, v) => cmp(v, Ordering::is_eq),
+                Filter::Ne(_, v) => !cmp(v, Ordering::is_eq),
+                Filter::Lt(_, v) => cmp(v, Ordering::is_lt),
+                Filter::Le(_, v) => cmp(v, Ordering::is_le),
+                Filter::Gt(_, v) => cmp(v, Ordering::is_gt),
+                Filter::Ge(_, v) => cmp(v, Ordering::is_ge),
+                Filter::In(_, vs) => vs.iter().any(|v| cmp(v, Ordering::is_eq)),
+                Filter::Prefix(_, p) => x.starts_with(p.as_str()),
+                Filter::Exists(_, want) => *want,
+                Filter::True | Filter::And(_) | Filter::Or(_) | Filter::Not(_) => return None,
+            });
+        }
+        let c = match field {
+            FieldRef::Value(c) => Some(c),
+            FieldRef::Absent | FieldRef::Str(_) => None,
+        };
+        let any = |pred: &dyn Fn(&Value) -> bool| c.is_some_and(pred);
+        Some(match self {
+            Filter::Eq(_, v) => any(&|c| eq_match(c, v)),
+            Filter::Ne(_, v) => !any(&|c| eq_match(c, v)),
+            Filter::Lt(_, v) => any(&|c| cmp_match(c, v, Ordering::is_lt)),
+            Filter::Le(_, v) => any(&|c| cmp_match(c, v, Ordering::is_le)),
+            Filter::Gt(_, v) => any(&|c| cmp_match(c, v, Ordering::is_gt)),
+            Filter::Ge(_, v) => any(&|c| cmp_match(c, v, Ordering::is_ge)),
+            Filter::In(_, vs) => any(&|c| vs.iter().any(|v| eq_match(c, v))),
+            Filter::Prefix(_, s) => any(&|c| match c {
+                Value::Str(x) => x.starts_with(s.as_str()),
+                Value::List(items) => {
+                    items.iter().any(|i| matches!(i, Value::Str(x) if x.starts_with(s.as_str())))
+                }
+                _ => false,
+            }),
+            Filter::Exists(_, want) => c.is_none() != *want,
+            Filter::True | Filter::And(_) | Filter::Or(_) | Filter::Not(_) => return None,
+        })
+    }
+
+    /// The path a leaf reads (`None` for `And`/`Or`/`Not`/`True`).
+    pub(crate) fn leaf_path(&self) -> Option<&FieldPath> {
+        match self {
+            Filter::True | Filter::And(_) | Filter::Or(_) | Filter::Not(_) => None,
+            Filter::Eq(p, _)
+            | Filter::Ne(p, _)
+            | Filter::Lt(p, _)
+            | Filter::Le(p, _)
+            | Filter::Gt(p, _)
+            | Filter::Ge(p, _)
+            | Filter::In(p, _)
+            | Filter::Prefix(p, _)
+            | Filter::Exists(p, _) => Some(p),
+        }
+    }
+
     /// The distinct field paths the filter reads, in order of first use, so
     /// that the engine can decode only those fields of each document.
     pub fn paths(&self) -> Vec<&FieldPath> {
@@ -257,6 +323,17 @@ impl Filter {
             out.push(p);
         }
     }
+}
+
+/// A document's field as [`Filter::eval_field`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FieldRef<'a> {
+    /// The document has no such field.
+    Absent,
+    /// A string, borrowed from the stored bytes.
+    Str(&'a str),
+    /// Any other value.
+    Value(&'a Value),
 }
 
 fn any_reached(p: &FieldPath, doc: &Value, pred: impl Fn(&Value) -> bool) -> bool {
