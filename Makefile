@@ -22,7 +22,7 @@ SHARED ?= ../shared
 BENCH_N ?= 100000
 
 .PHONY: all build demo test test-rust test-c test-cpp test-install lint header install soak fuzz clean
-.PHONY: bench bench-engine bench-report bench-criterion bench-crypto bench-capi bench-python venv wheel test-python
+.PHONY: bench bench-engine bench-report bench-criterion bench-crypto bench-mp bench-capi bench-python venv wheel test-python
 
 all: build
 
@@ -139,6 +139,13 @@ CRYPTO_ROUNDS ?= 5
 bench: bench-crypto
 bench-crypto:
 	OBJ_BENCH_DIR=$${OBJ_BENCH_DIR:-target} $(CARGO) run --release -p obj-engine --example crypto_overhead -- $(CRYPTO_ROWS) $(CRYPTO_ROUNDS)
+
+# Read throughput of 1, 2 and 4 reader processes beside one writer process,
+# obj against SQLite in WAL mode (issue 9). A crate of its own outside the
+# workspace, so that `make build` never compiles its SQLite.
+bench: bench-mp
+bench-mp:
+	$(CARGO) run --release --manifest-path tools/mp-bench/Cargo.toml
 
 clean:
 	$(CARGO) clean
