@@ -13,8 +13,10 @@ FUZZ_TARGETS := open_db btree_ops collection_ops doc_decode doc_json query_json 
 # Python (python-cffi/): the dev venv, the test venv, the peers benchmark.
 PYTHON ?= python3
 VENV := .venv
+# Pinned: a new ruff release may add findings, and lint must not change under us.
+RUFF_VERSION := 0.17.5
 VPY := $(VENV)/bin/python
-PY_DEV_DEPS := cffi pytest hypothesis pytest-asyncio build 'setuptools>=77' wheel orjson
+PY_DEV_DEPS := cffi pytest hypothesis pytest-asyncio build 'setuptools>=77' wheel orjson ruff==$(RUFF_VERSION)
 # Reinstalled when this list changes (an old venv must not build with old tools).
 VENV_STAMP := $(VENV)/.deps-$(shell echo "$(PY_DEV_DEPS)" | cksum | cut -d' ' -f1)
 PY_TEST_VENV := target/py-test-venv
@@ -36,9 +38,12 @@ demo: build $(VPY)
 	$(CARGO) run --release --quiet -p obj-engine --example demo -- target/demo
 	OBJ_LIB_PATH=$(CURDIR)/target/release PYTHONPATH=$(CURDIR)/python-cffi $(VPY) python-cffi/examples/demo.py target/demo-py
 
-lint:
+# Rust: rustfmt and clippy. Python (python-cffi/): ruff, configured in
+# python-cffi/pyproject.toml, from the dev venv.
+lint: $(VPY)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd python-cffi && ../$(VENV)/bin/ruff check --no-cache .
 
 # The default members (engine, capi); the bench crate has no tests and is
 # compiled by `make lint`'s clippy.

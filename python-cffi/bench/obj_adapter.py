@@ -23,7 +23,8 @@ class ObjAdapter(Adapter):
     GET_SLICE = 1024  # the same page cache as the sqlite peers get (cache_size=-65536)
     NOTES = ["obj: dict documents in collection 'docs' with id = customer_id (upsert at a chosen id in "
              "the bulk load: insert_many assigns ids 1..N in order, which equal customer_id here); unique "
-             "index on email, standard index on region; page cache 64 MiB (as sqlite's); sync=full (every commit durable); reads of one "
+             "index on email, standard index on region; page cache 64 MiB (as sqlite's); sync=full (every "
+             "commit durable); reads of one "
              "step in one read transaction; get = get_many; scan_pushdown = engine filter."]
 
     def _file(self):

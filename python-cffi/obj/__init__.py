@@ -55,7 +55,6 @@ from .db import (
     Stat,
 )
 from .aio import AsyncDb, AsyncQuery, AsyncTxn
-from . import _codec
 
 __version__ = "0.1.0"
 

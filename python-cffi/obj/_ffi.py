@@ -19,7 +19,8 @@ import ctypes.util
 import os
 import re
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from cffi import FFI
 

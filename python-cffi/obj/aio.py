@@ -13,7 +13,8 @@ import asyncio
 import concurrent.futures
 import functools
 import os
-from typing import Any, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Callable
 
 from .db import Db
 from .query import Query
@@ -76,7 +77,7 @@ class AsyncQuery:
     """An immutable query whose terminal methods are awaitable:
     ``await adb.query(Order).filter(...).fetch()``; ``async for`` streams."""
 
-    def __init__(self, adb: "AsyncDb", q: Query) -> None:
+    def __init__(self, adb: AsyncDb, q: Query) -> None:
         self._adb = adb
         self._q = q
 
@@ -84,7 +85,7 @@ class AsyncQuery:
         attr = getattr(self._q, name)
         if name in ("filter", "where", "sort_by", "limit", "offset", "index_range", "sort_buffer_limit"):
             @functools.wraps(attr)
-            def build(*a: Any, **k: Any) -> "AsyncQuery":
+            def build(*a: Any, **k: Any) -> AsyncQuery:
                 return AsyncQuery(self._adb, attr(*a, **k))
             return build
         raise AttributeError(name)
@@ -115,13 +116,13 @@ class AsyncTxn:
 
     _SYNC = frozenset({"collection", "query", "kv"})
 
-    def __init__(self, adb: "AsyncDb", write: bool) -> None:
+    def __init__(self, adb: AsyncDb, write: bool) -> None:
         self._adb = adb
         self._write = write
         self._pin = _Pinned()
         self._tx: Any = None
 
-    async def __aenter__(self) -> "AsyncTxn":
+    async def __aenter__(self) -> AsyncTxn:
         db = self._adb._db
         self._tx = await self._pin.run(db.transaction if self._write else db.read_transaction)
         return self
@@ -169,7 +170,7 @@ class AsyncDb:
         )
 
     @classmethod
-    async def open(cls, path: str | os.PathLike, **options: Any) -> "AsyncDb":
+    async def open(cls, path: str | os.PathLike, **options: Any) -> AsyncDb:
         """Opens the database in a worker thread."""
         loop = asyncio.get_running_loop()
         db = await loop.run_in_executor(None, functools.partial(Db, path, **options))
@@ -191,7 +192,7 @@ class AsyncDb:
         finally:
             self._ex.shutdown(wait=False)
 
-    async def __aenter__(self) -> "AsyncDb":
+    async def __aenter__(self) -> AsyncDb:
         return self
 
     async def __aexit__(self, et: Any, ev: Any, tb: Any) -> None:

@@ -13,15 +13,16 @@ import dataclasses
 import json
 import os
 import threading
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any, Callable
 
 from . import _codec
 from ._ffi import ffi, lib, check, fail, has
 from .document import Schema, schema_of
-from .errors import ClosedError, InvalidArgumentError, NotFoundError, ObjError
+from .errors import ClosedError, InvalidArgumentError, NotFoundError
 from .kv import KvNamespace, list_namespaces
 from .query import Query
-from .txn import ReadTxn, WriteTxn, _id
+from .txn import ReadTxn, WriteTxn
 
 __all__ = [
     "Db",
@@ -189,12 +190,12 @@ class Db:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: str | os.PathLike, **options: Any) -> "Db":
+    def open(cls, path: str | os.PathLike, **options: Any) -> Db:
         """Same as ``obj.Db(path, **options)``."""
         return cls(path, **options)
 
     # -- lifecycle ---------------------------------------------------------------
-    def __enter__(self) -> "Db":
+    def __enter__(self) -> Db:
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
@@ -466,7 +467,7 @@ class Db:
         cb = ffi.NULL
         if progress is not None:
             @ffi.callback("bool(uint64_t, uint64_t, void *)")
-            def cb(done: int, total: int, _ctx: Any) -> bool:  # noqa: F811
+            def cb(done: int, total: int, _ctx: Any) -> bool:
                 try:
                     return progress(done, total) is not False
                 except Exception:  # an exception in the callback cancels
@@ -483,8 +484,9 @@ class Db:
         encrypted backup needs its ``key`` or ``passphrase`` (EncryptionError
         otherwise); the restored file is encrypted with it too."""
         k, p = _key_args(key, passphrase)
-        check(lib.obj_db_restore_with_key(_codec.utf8(os.fspath(backup), "path"), _codec.utf8(os.fspath(target), "path"),
-                                          bool(overwrite), k, p))
+        src = _codec.utf8(os.fspath(backup), "path")
+        dst = _codec.utf8(os.fspath(target), "path")
+        check(lib.obj_db_restore_with_key(src, dst, bool(overwrite), k, p))
 
     def compact(self) -> dict:
         """Shrinks the file in place (crash-safe); returns the report
@@ -589,7 +591,8 @@ class Db:
             out = ffi.new("obj_cursor **")
             check(lib.obj_collection_dump(core._handle(), cname, out))
             cur = ffi.gc(out[0], lib.obj_cursor_free)
-            idp, buf, ver, done = ffi.new("uint64_t *"), ffi.new("obj_bytes *"), ffi.new("uint32_t *"), ffi.new("bool *")
+            idp, buf = ffi.new("uint64_t *"), ffi.new("obj_bytes *")
+            ver, done = ffi.new("uint32_t *"), ffi.new("bool *")
             n = 0
             try:
                 while max_records is None or n < max_records:

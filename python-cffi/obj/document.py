@@ -17,8 +17,9 @@ import enum
 import sys
 import typing
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, TypeVar
 
 from .errors import InvalidArgumentError
 
@@ -71,7 +72,8 @@ class Composite:
         fields = [self.fields] if isinstance(self.fields, str) else list(self.fields)
         if not fields:
             raise InvalidArgumentError("Composite index needs at least one field")
-        return {"name": self.name or "_".join(fields), "kind": "unique" if self.unique else "standard", "fields": fields}
+        kind = "unique" if self.unique else "standard"
+        return {"name": self.name or "_".join(fields), "kind": kind, "fields": fields}
 
 
 _NoneType = type(None)
@@ -138,12 +140,14 @@ def _converter(tp: Any, owner: type) -> Callable[[Any], Any] | None:
             return v
 
         return union
-    if origin in (list, typing.List, Sequence, getattr(__import__("collections.abc").abc, "Sequence")):
+    # typing.get_origin maps the typing aliases (List[int], typing.Sequence[int], ...)
+    # to the builtin or collections.abc class, so only those need matching.
+    if origin in (list, Sequence):
         inner = _converter(args[0], owner) if args else None
         if inner is None:
             return None
         return lambda v: [inner(x) for x in v]
-    if origin in (tuple, typing.Tuple):
+    if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             inner = _converter(args[0], owner)
             if inner is None:
@@ -151,13 +155,13 @@ def _converter(tp: Any, owner: type) -> Callable[[Any], Any] | None:
             return lambda v: tuple(inner(x) for x in v)
         convs2 = [_converter(a, owner) or _identity for a in args]
         return lambda v: tuple(c(x) for c, x in zip(convs2, v))
-    if origin in (set, frozenset, typing.Set, typing.FrozenSet):
+    if origin in (set, frozenset):
         inner = _converter(args[0], owner) if args else None
-        mk = frozenset if origin in (frozenset, typing.FrozenSet) else set
+        mk = frozenset if origin is frozenset else set
         if inner is None:
             return mk
         return lambda v: mk(inner(x) for x in v)
-    if origin in (dict, typing.Dict, typing.Mapping, getattr(__import__("collections.abc").abc, "Mapping")):
+    if origin in (dict, Mapping):
         kc = _converter(args[0], owner) if args else None
         if args and args[0] is int:
             kc = int
@@ -174,10 +178,10 @@ def _converter(tp: Any, owner: type) -> Callable[[Any], Any] | None:
     return None
 
 
-_PLAIN: dict[type, "Schema"] = {}
+_PLAIN: dict[type, Schema] = {}
 
 
-def _schema_or_plain(cls: type) -> "Schema":
+def _schema_or_plain(cls: type) -> Schema:
     s = cls.__dict__.get("__obj_schema__")
     if s is not None:
         return s

@@ -10,7 +10,8 @@ Through ``db.kv(...)`` each call is its own transaction; through
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from . import _codec
 from ._ffi import ffi, lib, check, fail
@@ -46,7 +47,7 @@ def _value(v: Any) -> bytes:
 class KvNamespace:
     """One key-value namespace (created on first write)."""
 
-    def __init__(self, db: "Db", name: str, txn: "ReadTxn | None" = None) -> None:
+    def __init__(self, db: Db, name: str, txn: ReadTxn | None = None) -> None:
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError("a key-value namespace name is a non-empty str")
         self._db = db

@@ -14,7 +14,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import _codec
 from .document import schema_of
@@ -48,21 +49,21 @@ class Expr:
         """The filter in the engine's JSON form (a JSON-ready value)."""
         return self._j
 
-    def __and__(self, other: "Expr") -> "Expr":
+    def __and__(self, other: Expr) -> Expr:
         if not isinstance(other, Expr):
             return NotImplemented
         a = self._j["and"] if isinstance(self._j, dict) and "and" in self._j else [self._j]
         b = other._j["and"] if isinstance(other._j, dict) and "and" in other._j else [other._j]
         return Expr({"and": a + b})
 
-    def __or__(self, other: "Expr") -> "Expr":
+    def __or__(self, other: Expr) -> Expr:
         if not isinstance(other, Expr):
             return NotImplemented
         a = self._j["or"] if isinstance(self._j, dict) and "or" in self._j else [self._j]
         b = other._j["or"] if isinstance(other._j, dict) and "or" in other._j else [other._j]
         return Expr({"or": a + b})
 
-    def __invert__(self) -> "Expr":
+    def __invert__(self) -> Expr:
         return Expr({"not": self._j})
 
     def __bool__(self) -> bool:
@@ -123,11 +124,11 @@ class Field:
         """The field is present (null counts), or absent with ``False``."""
         return Expr({"exists": self.path} if present else {"exists": [self.path, False]})
 
-    def asc(self) -> "SortKey":
+    def asc(self) -> SortKey:
         """Ascending sort key."""
         return SortKey(self.path, False)
 
-    def desc(self) -> "SortKey":
+    def desc(self) -> SortKey:
         """Descending sort key."""
         return SortKey(self.path, True)
 
@@ -165,7 +166,7 @@ class Query:
     iterating. Results are ``(id, doc)`` pairs: instances for a document
     class, dicts (or bytes) for a collection name."""
 
-    def __init__(self, db: "Db", what: Any, txn: "ReadTxn | None" = None) -> None:
+    def __init__(self, db: Db, what: Any, txn: ReadTxn | None = None) -> None:
         if type(what) is str:
             self._schema = None
             self._name = what
@@ -189,17 +190,17 @@ class Query:
         self._index: dict | None = None
         self._cap: int | None = None
 
-    def _copy(self, **kw: Any) -> "Query":
+    def _copy(self, **kw: Any) -> Query:
         q = object.__new__(Query)
         q.__dict__.update(self.__dict__)
         q.__dict__.update(kw)
         return q
 
-    def _bind(self, txn: "ReadTxn") -> "Query":
+    def _bind(self, txn: ReadTxn) -> Query:
         return self._copy(_txn=txn)
 
     # -- builder -----------------------------------------------------------
-    def filter(self, *preds: Any, **equals: Any) -> "Query":
+    def filter(self, *preds: Any, **equals: Any) -> Query:
         """Narrows the results. Each argument is either an engine expression
         (``obj.field("total") > 100``) or a Python predicate on the decoded
         document (``lambda o: o.status == "new"``); keyword arguments mean
@@ -219,11 +220,11 @@ class Query:
             flt = e if flt is None else flt & e
         return self._copy(_filter=flt, _preds=tuple(fns))
 
-    def where(self, expr: Expr) -> "Query":
+    def where(self, expr: Expr) -> Query:
         """Same as ``filter(expr)`` for an engine expression."""
         return self.filter(expr)
 
-    def sort_by(self, key: Any, reverse: bool = False) -> "Query":
+    def sort_by(self, key: Any, reverse: bool = False) -> Query:
         """Orders the results. ``key`` is a field path (``"total"``, or
         ``"-total"`` for descending), ``obj.field("total").desc()``, or a
         Python function of the decoded document (sorted in memory, bounded by
@@ -242,19 +243,19 @@ class Query:
             raise InvalidArgumentError(f"sort_by takes a field path, obj.field(...) or a function, not {key!r:.60}")
         return self._copy(_sort=self._sort + (sk,))
 
-    def limit(self, n: int | None) -> "Query":
+    def limit(self, n: int | None) -> Query:
         """At most ``n`` results."""
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
             raise InvalidArgumentError("limit takes a non-negative int or None")
         return self._copy(_limit=n)
 
-    def offset(self, n: int) -> "Query":
+    def offset(self, n: int) -> Query:
         """Skip the first ``n`` results."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise InvalidArgumentError("offset takes a non-negative int")
         return self._copy(_offset=n)
 
-    def index_range(self, index: str, lo: Any = None, hi: Any = None, *, reverse: bool = False) -> "Query":
+    def index_range(self, index: str, lo: Any = None, hi: Any = None, *, reverse: bool = False) -> Query:
         """Reads through secondary index ``index``, keys in ``[lo, hi)``
         (half-open; ``None`` = unbounded), in key order. Equal bounds mean
         equality (``"us", "us"`` = the documents whose key is ``"us"``). For a
@@ -273,7 +274,7 @@ class Query:
             spec["reverse"] = True
         return self._copy(_index=spec)
 
-    def sort_buffer_limit(self, n: int) -> "Query":
+    def sort_buffer_limit(self, n: int) -> Query:
         """Most documents held in memory to sort (default
         ``obj.MAX_SORT_BUFFER``); past it the query raises
         :class:`obj.InvalidArgumentError`."""
@@ -311,7 +312,7 @@ class Query:
         return self._spec(self._name).decode()
 
     # -- running -------------------------------------------------------------
-    def _rows(self, tx: "ReadTxn") -> Iterator[tuple[int, Any]]:
+    def _rows(self, tx: ReadTxn) -> Iterator[tuple[int, Any]]:
         core, cname = tx._route(self._name)
         if tx._kind(core, cname) is None:
             return
@@ -327,7 +328,7 @@ class Query:
             for r in rows:
                 yield r[0], (dec(r[2]) if r[1] == v0 else dv(r[1], r[2]))
 
-    def _run(self, tx: "ReadTxn") -> Iterator[tuple[int, Any]]:
+    def _run(self, tx: ReadTxn) -> Iterator[tuple[int, Any]]:
         it = self._rows(tx)
         preds = self._preds
         if preds:
@@ -344,7 +345,9 @@ class Query:
                 # bounded by the limit: a heap of `keep` documents
                 nsel = heapq.nlargest if self._reverse else heapq.nsmallest
                 cnt = itertools.count()
-                best = nsel(keep, ((key(d), next(cnt), i, d) for i, d in it), key=lambda t: (t[0], t[1]) if not self._reverse else (t[0], -t[1]))
+                # the counter keeps equal keys in arrival order either way
+                tie = (lambda t: (t[0], -t[1])) if self._reverse else (lambda t: (t[0], t[1]))
+                best = nsel(keep, ((key(d), next(cnt), i, d) for i, d in it), key=tie)
                 return iter([(t[2], t[3]) for t in best][self._offset:])
             buf = []
             for r in it:
@@ -400,7 +403,7 @@ class Query:
                 n += 1
             return n
 
-        def run(tx: "ReadTxn") -> int:
+        def run(tx: ReadTxn) -> int:
             core, cname = tx._route(self._name)
             if tx._kind(core, cname) is None:
                 return 0
@@ -416,7 +419,7 @@ class Query:
         for people (which index, which filter), with the Python predicates
         and in-memory sort noted; :meth:`explain_json` has the details."""
 
-        def run(tx: "ReadTxn") -> str:
+        def run(tx: ReadTxn) -> str:
             core, cname = tx._route(self._name)
             info = core._c_explain(self._spec(cname.decode()))
             text = str(info.get("plan", info))
@@ -435,7 +438,7 @@ class Query:
         """The engine's plan as a dict (collection, access "scan" / "index",
         index, ranges, reverse, sort_in_memory, plan)."""
 
-        def run(tx: "ReadTxn") -> dict:
+        def run(tx: ReadTxn) -> dict:
             core, cname = tx._route(self._name)
             return core._c_explain(self._spec(cname.decode()))
 

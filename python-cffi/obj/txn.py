@@ -15,12 +15,13 @@ threads, not a transaction.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import _codec
 from ._ffi import ffi, lib, fail, check, has
 from .document import Schema, schema_of
-from .errors import InvalidArgumentError, NotFoundError, ObjError
+from .errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
     from .db import Db
@@ -81,7 +82,7 @@ def _not_document(x: Any) -> InvalidArgumentError:
 class _Core:
     """The C calls of one transaction handle (no dispatch)."""
 
-    def __init__(self, db: "Db", handle: Any, write: bool) -> None:
+    def __init__(self, db: Db, handle: Any, write: bool) -> None:
         self._db = db
         self._h = handle
         self._write = write
@@ -337,7 +338,7 @@ class ReadTxn(_Core):
     """
 
     # -- context manager ---------------------------------------------------
-    def __enter__(self) -> "ReadTxn":
+    def __enter__(self) -> ReadTxn:
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
@@ -359,7 +360,7 @@ class ReadTxn(_Core):
             pass
 
     # -- routing -------------------------------------------------------------
-    def _route(self, name: str) -> tuple["_Core", bytes]:
+    def _route(self, name: str) -> tuple[_Core, bytes]:
         """(transaction, C name) for a collection name, following attached
         namespaces (``"ns.coll"``)."""
         db = self._db
@@ -373,7 +374,7 @@ class ReadTxn(_Core):
                 return t, t._db._cname(rest)
         return self, db._cname(name)
 
-    def _kind(self, core: "_Core", cname: bytes) -> str | None:
+    def _kind(self, core: _Core, cname: bytes) -> str | None:
         """The kind of a collection ("documents", "raw") or None if absent;
         cached on the Db once it exists."""
         cache = core._db._kinds
@@ -572,22 +573,22 @@ class ReadTxn(_Core):
         in key order; ``lo == hi`` means equality; None = unbounded."""
         return self.query(what).index_range(index, lo, hi).iter()
 
-    def query(self, what: Any) -> "Query":
+    def query(self, what: Any) -> Query:
         """A query over a collection, read in this transaction."""
         from .query import Query
 
         return Query(self._db, what, txn=self)
 
-    def collection(self, what: Any) -> "Collection":
+    def collection(self, what: Any) -> Collection:
         """A handle binding a document class (or collection name) to this
         transaction."""
         return Collection(self, what)
 
-    def explain(self, query: "Query") -> str:
+    def explain(self, query: Query) -> str:
         """The engine's plan for ``query`` as text."""
         return query._bind(self).explain()
 
-    def kv(self, namespace: str) -> "KvNamespace":
+    def kv(self, namespace: str) -> KvNamespace:
         """A key-value namespace read (and, in a write transaction, written)
         through this transaction."""
         from .kv import KvNamespace
@@ -615,7 +616,7 @@ class WriteTxn(ReadTxn):
     or a collection name plus a dict (document) or bytes (raw).
     """
 
-    def __enter__(self) -> "WriteTxn":
+    def __enter__(self) -> WriteTxn:
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
@@ -885,6 +886,6 @@ class Collection:
         """``(id, doc)`` over ``[lo, hi)`` of an index (``lo == hi``: equality)."""
         return self._txn.index_range(self._what, index, lo, hi)
 
-    def query(self) -> "Query":
+    def query(self) -> Query:
         """A query over this collection in this transaction."""
         return self._txn.query(self._what)

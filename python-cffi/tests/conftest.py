@@ -1,7 +1,6 @@
 """Shared fixtures. The tests run against whatever `import obj` finds: in
 `make test-python` that is the wheel installed in a fresh venv."""
 
-import os
 
 import pytest
 

@@ -72,7 +72,9 @@ json_leaf = st.one_of(
     st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)),
 )
 keys = st.text(max_size=6) | st.sampled_from(["$", "$a", "$$b", "$bytes", "$ts", "$f64", "$map"])
-values = st.recursive(json_leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(keys, c, max_size=4), max_leaves=20)
+values = st.recursive(
+    json_leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(keys, c, max_size=4), max_leaves=20
+)
 
 
 def same(a, b):
@@ -162,7 +164,9 @@ def test_non_finite_float_beside_none_is_exact(bad):
     assert json.loads(text)["a"] is None
 
 
-dollar_text = st.text(max_size=8) | st.sampled_from(['$', '$x', 'null', ':null,', '[null]', 'nullnull', '"$a":', '\\"$b\\":', '$bytes', 'a"$c":'])
+dollar_text = st.text(max_size=8) | st.sampled_from(
+    ['$', '$x', 'null', ':null,', '[null]', 'nullnull', '"$a":', '\\"$b\\":', '$bytes', 'a"$c":']
+)
 fast_leaf = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1),
     st.floats(allow_nan=True), dollar_text, st.binary(max_size=4),

@@ -32,7 +32,8 @@ def _assert_intact(path, extra_kv=0):
         db.integrity_check()
         assert db.count("users") == 30
         for i in range(0, 30, 7):
-            assert db.find_unique_with_id("users", "by_email", f"u{i}@x") == (i + 1, {"email": f"u{i}@x", "n": i, "pad": "p" * 300})
+            expected = (i + 1, {"email": f"u{i}@x", "n": i, "pad": "p" * 300})
+            assert db.find_unique_with_id("users", "by_email", f"u{i}@x") == expected
         ns = db.kv("meta")
         assert ns.get(b"k") == b"v"
         assert len(ns.keys()) == 1 + extra_kv

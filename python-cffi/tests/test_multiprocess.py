@@ -13,7 +13,7 @@ import time
 import obj
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import mp_worker  # noqa: E402 - importable by the spawned children through sys.path
+import mp_worker  # after the sys.path insert: importable by the spawned children through sys.path
 
 PROCS = 4
 WRITES = 60

@@ -48,8 +48,8 @@ def test_every_header_function_is_declared_and_exported():
 
 
 def test_library_version_matches_header():
-    assert obj.library_version() == "%d.%d.%d" % (
-        _ffi.lib.OBJ_VERSION_MAJOR, _ffi.lib.OBJ_VERSION_MINOR, _ffi.lib.OBJ_VERSION_PATCH)
+    lib = _ffi.lib
+    assert obj.library_version() == f"{lib.OBJ_VERSION_MAJOR}.{lib.OBJ_VERSION_MINOR}.{lib.OBJ_VERSION_PATCH}"
 
 
 def test_cdef_strips_preprocessor_and_comments():

@@ -80,7 +80,8 @@ docs_st = st.lists(st.fixed_dictionaries({}, optional={
     "a": scalar, "b": scalar, "tags": st.lists(st.sampled_from(["x", "y", "z", 1, 2]), max_size=3)}), max_size=25)
 paths = st.sampled_from(["a", "b", "tags"])
 leaf = st.one_of(
-    st.builds(lambda p, op, v: getattr(F(p), op)(v), paths, st.sampled_from(["__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"]), scalar),
+    st.builds(lambda p, op, v: getattr(F(p), op)(v), paths,
+              st.sampled_from(["__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"]), scalar),
     st.builds(lambda p, vs: F(p).isin(vs), paths, st.lists(scalar, max_size=3)),
     st.builds(lambda p, s: F(p).startswith(s), paths, st.sampled_from(["", "a", "b"])),
     st.builds(lambda p, e: F(p).exists(e), paths, st.booleans()),

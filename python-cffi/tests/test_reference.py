@@ -105,7 +105,7 @@ def test_secondary_indexes(in_tmp):
 
         # half-open range scan over a standard/composite index, in key order:
         found = []
-        for oid, o in db.index_range(Order, "region", "us", "us"):
+        for oid, o in db.index_range(Order, "region", "us", "us"):  # noqa: B007 - the example as written
             found.append(o)
         assert order == Order(email="a@b.com", region="us", tags=["vip", "new"])
         assert found == [order]
@@ -246,7 +246,7 @@ def test_async(in_tmp):
         order = await adb.get(Order, oid)
         seen["get"] = order
         seen["all"] = []
-        async for oid, o in adb.all(Order):
+        async for oid, o in adb.all(Order):  # noqa: B007 - the example as written
             seen["all"].append(o)
         results = await adb.query(Order).filter(lambda o: o.region == "us").fetch()
         seen["q"] = results
@@ -279,9 +279,10 @@ def test_diagnostics(in_tmp):
         # low-level, type-erased dump of a collection's primary B-tree:
         recs = list(db.dump_raw("orders", max_records=1000))
         rec = recs[0]
-        rec.id              # document id
-        rec.header          # DocumentHeader (collection_id, type_version, ...)
-        rec.payload         # raw payload bytes
+        # bare attribute reads, as the example has them (hence the noqa: B018)
+        rec.id              # document id  # noqa: B018
+        rec.header          # DocumentHeader (collection_id, type_version, ...)  # noqa: B018
+        rec.payload         # raw payload bytes  # noqa: B018
         assert rec.header.type_version == 1 and b"a" in rec.payload and rec.id >= 1
 
 

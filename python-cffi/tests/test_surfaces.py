@@ -57,5 +57,5 @@ def test_every_surface_roundtrips(db, d, raw):
     # through the cursor path and the batch path as well
     assert same(dict(db.all("dicts"))[i1], d)
     assert same(db.get_many("dicts", [i1])[0], d)
-    i4 = db.upsert("dicts", 10**6, d)
+    db.upsert("dicts", 10**6, d)
     assert same(db.get("dicts", 10**6), d)

@@ -27,7 +27,8 @@ def test_many_threads_one_db(db):
         except Exception as e:  # noqa: BLE001
             errors.append(e)
 
-    ts = [threading.Thread(target=writer, args=(k,)) for k in range(3)] + [threading.Thread(target=reader) for _ in range(3)]
+    ts = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
+    ts += [threading.Thread(target=reader) for _ in range(3)]
     for t in ts:
         t.start()
     for t in ts:

@@ -212,7 +212,8 @@ def test_one_call_get_paths_agree_with_a_transaction(path):
         db.get("events", did)
 
 
-@obj.document(collection="accounts", version=2, indexes=[obj.Composite(("org", "user"), name="by_org_user", unique=True)])
+@obj.document(collection="accounts", version=2,
+              indexes=[obj.Composite(("org", "user"), name="by_org_user", unique=True)])
 @dataclass
 class Account:
     org: str
