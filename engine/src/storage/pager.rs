@@ -16,7 +16,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, PageNo, Result};
@@ -25,7 +25,7 @@ use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{Header, HEADER_LEN};
-use crate::storage::page::{verify_page, Page, PageRead, PageRef};
+use crate::storage::page::{verify_page, Page, PageRead, PageRef, KIND_BTREE_INTERIOR};
 use crate::storage::shm::{
     self, lock_read, shm_path_of, HeaderState, HeapShm, LockTable, ShmFile, ShmHeader, LOCK_CKPT, LOCK_DMS,
     LOCK_RECOVER, LOCK_WRITE, READ_SLOTS,
@@ -1308,6 +1308,42 @@ pub struct Snapshot {
     pager: Arc<Pager>,
     mark: ReadMark,
     header: Header,
+    /// Interior B+tree pages this snapshot has read (see [`Pinned`]).
+    pinned: OnceLock<Pinned>,
+}
+
+/// Bytes of interior pages one snapshot keeps for itself.
+const PINNED_BYTES: usize = 2 << 20;
+
+/// Interior B+tree pages a snapshot keeps so that descending the top of a
+/// tree again takes neither the WAL index's lock nor the cache's: every
+/// lookup passes through the same few interior pages, and a snapshot's
+/// version of a page never changes, so no entry can go stale. Direct-mapped
+/// by page number, and write-once (a slot keeps the first page put there:
+/// the upper levels are read first), so a hit is a load and a compare.
+/// Allocated at the snapshot's first interior page; pages are only kept
+/// after the pager's read verified them. Holds at most [`PINNED_BYTES`] of
+/// pages, most of which the shared cache holds anyway.
+struct Pinned {
+    slots: Box<[OnceLock<(PageNo, PageRef)>]>,
+}
+
+impl Pinned {
+    fn new(page_size: usize) -> Pinned {
+        let n = (PINNED_BYTES / page_size).max(16);
+        Pinned { slots: (0..n).map(|_| OnceLock::new()).collect() }
+    }
+
+    fn slot(&self, pgno: PageNo) -> &OnceLock<(PageNo, PageRef)> {
+        &self.slots[pgno as usize % self.slots.len()]
+    }
+
+    fn get(&self, pgno: PageNo) -> Option<&PageRef> {
+        match self.slot(pgno).get() {
+            Some((p, page)) if *p == pgno => Some(page),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -1319,7 +1355,7 @@ impl std::fmt::Debug for Snapshot {
 impl Snapshot {
     fn new(pager: Arc<Pager>, mark: ReadMark) -> Result<Snapshot> {
         // Build the value first so that Drop releases the mark on error.
-        let mut snap = Snapshot { pager, mark, header: Header::new(0, 0, [0; 16]) };
+        let mut snap = Snapshot { pager, mark, header: Header::new(0, 0, [0; 16]), pinned: OnceLock::new() };
         let page0 = snap.pager.read_page(&mark, 0)?;
         snap.header = Header::decode(&page0)?;
         if snap.header.page_size as usize != snap.pager.page_size {
@@ -1367,7 +1403,15 @@ impl PageRead for Snapshot {
                 format!("page number beyond the end of the database ({} pages)", self.header.page_count),
             ));
         }
-        self.pager.read_page(&self.mark, pgno)
+        if let Some(page) = self.pinned.get().and_then(|p| p.get(pgno)) {
+            return Ok(page.clone());
+        }
+        let page = self.pager.read_page(&self.mark, pgno)?;
+        if page.first() == Some(&KIND_BTREE_INTERIOR) {
+            let pinned = self.pinned.get_or_init(|| Pinned::new(self.pager.page_size));
+            let _ = pinned.slot(pgno).set((pgno, page.clone()));
+        }
+        Ok(page)
     }
 }
 
