@@ -1313,7 +1313,7 @@ pub struct Snapshot {
 }
 
 /// Bytes of interior pages one snapshot keeps for itself.
-const PINNED_BYTES: usize = 2 << 20;
+const PINNED_BYTES: usize = 1 << 20;
 
 /// Interior B+tree pages a snapshot keeps so that descending the top of a
 /// tree again takes neither the WAL index's lock nor the cache's: every
