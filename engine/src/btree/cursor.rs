@@ -391,8 +391,10 @@ impl<R: PageRead> Cursor<R> {
 /// Yields `Err` once and then ends if the tree turns out to be corrupt.
 pub struct Range<R: PageRead> {
     cursor: Cursor<R>,
-    start: Bound<Vec<u8>>,
-    end: Bound<Vec<u8>>,
+    /// The bound that lies ahead in the direction of travel (the end going
+    /// forward, the start going backward); the other one was used by the
+    /// seek and is not needed again.
+    limit: Bound<Vec<u8>>,
     reverse: bool,
     done: bool,
 }
@@ -421,13 +423,8 @@ impl<R: PageRead> Range<R> {
                 Bound::Unbounded => cursor.seek_first()?,
             };
         }
-        Ok(Range {
-            cursor,
-            start: start.map(<[u8]>::to_vec),
-            end: end.map(<[u8]>::to_vec),
-            reverse,
-            done: false,
-        })
+        let limit = if reverse { start } else { end };
+        Ok(Range { cursor, limit: limit.map(<[u8]>::to_vec), reverse, done: false })
     }
 
     /// Entries whose key starts with `prefix` (see [`prefix_bounds`]).
@@ -439,18 +436,12 @@ impl<R: PageRead> Range<R> {
     /// Whether `key` (the cursor's next candidate) is still inside the
     /// bound that lies ahead in the direction of travel.
     fn ahead_ok(&self, key: &[u8]) -> bool {
-        if self.reverse {
-            match &self.start {
-                Bound::Included(s) => key >= s.as_slice(),
-                Bound::Excluded(s) => key > s.as_slice(),
-                Bound::Unbounded => true,
-            }
-        } else {
-            match &self.end {
-                Bound::Included(e) => key <= e.as_slice(),
-                Bound::Excluded(e) => key < e.as_slice(),
-                Bound::Unbounded => true,
-            }
+        match (&self.limit, self.reverse) {
+            (Bound::Included(s), true) => key >= s.as_slice(),
+            (Bound::Excluded(s), true) => key > s.as_slice(),
+            (Bound::Included(e), false) => key <= e.as_slice(),
+            (Bound::Excluded(e), false) => key < e.as_slice(),
+            (Bound::Unbounded, _) => true,
         }
     }
 
@@ -458,11 +449,11 @@ impl<R: PageRead> Range<R> {
         if self.done {
             return Ok(None);
         }
-        let entry = match self.cursor.key()? {
-            Some(k) if self.ahead_ok(k) => {
-                let key = k.to_vec();
-                let value = if with_value { self.cursor.value()?.unwrap_or_default() } else { Vec::new() };
-                Some((key, value))
+        // One decode of the leaf serves the bound check, the key and the value.
+        let entry = match self.cursor.entry()? {
+            Some((k, v)) if self.ahead_ok(k) => {
+                let value = if with_value { self.cursor.load(v)? } else { Vec::new() };
+                Some((k.to_vec(), value))
             }
             _ => None,
         };

@@ -27,7 +27,7 @@ use crate::error::{Error, PageNo, Result};
 /// Page kind byte of a B+tree leaf.
 pub(crate) const KIND_LEAF: u8 = 2;
 /// Page kind byte of a B+tree interior node.
-pub(crate) const KIND_INTERIOR: u8 = 3;
+pub(crate) const KIND_INTERIOR: u8 = crate::storage::page::KIND_BTREE_INTERIOR;
 /// Page kind byte of an overflow page.
 pub(crate) const KIND_OVERFLOW: u8 = 4;
 

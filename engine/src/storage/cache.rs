@@ -21,16 +21,20 @@ use crate::storage::wal_index::PageNoHasher;
 /// A page version: `(0, pgno)` for the main file, `(generation, frame)` for the WAL.
 pub type CacheKey = (u64, u64);
 
-struct Slot {
-    key: CacheKey,
+/// A cached page. The map holds it directly, so a hit touches the map's
+/// bucket and then the page, nothing in between.
+struct Entry {
     page: PageRef,
     referenced: AtomicBool,
+    /// Its place in the shard's clock.
+    slot: usize,
 }
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<CacheKey, usize, BuildHasherDefault<PageNoHasher>>,
-    slots: Vec<Slot>,
+    map: HashMap<CacheKey, Entry, BuildHasherDefault<PageNoHasher>>,
+    /// The keys in clock order: what the hand sweeps when evicting.
+    clock: Vec<CacheKey>,
     hand: usize,
 }
 
@@ -78,13 +82,12 @@ impl PageCache {
         let (lock, hits, misses) = self.shard(key);
         let shard = lock.read().unwrap_or_else(|p| p.into_inner());
         match shard.map.get(&key) {
-            Some(&i) => {
-                let slot = &shard.slots[i];
-                if !slot.referenced.load(Ordering::Relaxed) {
-                    slot.referenced.store(true, Ordering::Relaxed);
+            Some(e) => {
+                if !e.referenced.load(Ordering::Relaxed) {
+                    e.referenced.store(true, Ordering::Relaxed);
                 }
                 hits.fetch_add(1, Ordering::Relaxed);
-                Some(slot.page.clone())
+                Some(e.page.clone())
             }
             None => {
                 misses.fetch_add(1, Ordering::Relaxed);
@@ -99,28 +102,29 @@ impl PageCache {
             return;
         }
         let (lock, _, _) = self.shard(key);
-        let mut shard = lock.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(&i) = shard.map.get(&key) {
-            shard.slots[i].page = page;
+        let mut guard = lock.write().unwrap_or_else(|p| p.into_inner());
+        let shard = &mut *guard;
+        if let Some(e) = shard.map.get_mut(&key) {
+            e.page = page;
             return;
         }
-        let slot = Slot { key, page, referenced: AtomicBool::new(false) };
-        if shard.slots.len() < self.per_shard {
-            let i = shard.slots.len();
-            shard.slots.push(slot);
-            shard.map.insert(key, i);
+        if shard.clock.len() < self.per_shard {
+            let slot = shard.clock.len();
+            shard.clock.push(key);
+            shard.map.insert(key, Entry { page, referenced: AtomicBool::new(false), slot });
             return;
         }
         loop {
-            let i = shard.hand;
-            shard.hand = (i + 1) % shard.slots.len();
-            if shard.slots[i].referenced.swap(false, Ordering::Relaxed) {
+            let slot = shard.hand;
+            shard.hand = (slot + 1) % shard.clock.len();
+            let old = shard.clock[slot];
+            let referenced = shard.map.get(&old).is_some_and(|e| e.referenced.swap(false, Ordering::Relaxed));
+            if referenced {
                 continue;
             }
-            let old = shard.slots[i].key;
             shard.map.remove(&old);
-            shard.slots[i] = slot;
-            shard.map.insert(key, i);
+            shard.clock[slot] = key;
+            shard.map.insert(key, Entry { page, referenced: AtomicBool::new(false), slot });
             return;
         }
     }
@@ -128,16 +132,17 @@ impl PageCache {
     /// Drops `key` if cached.
     pub fn remove(&self, key: CacheKey) {
         let (lock, _, _) = self.shard(key);
-        let mut shard = lock.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = shard.map.remove(&key) {
-            let last = shard.slots.len() - 1;
-            shard.slots.swap(i, last);
-            shard.slots.pop();
-            if i < last {
-                let moved = shard.slots[i].key;
-                shard.map.insert(moved, i);
+        let mut guard = lock.write().unwrap_or_else(|p| p.into_inner());
+        let shard = &mut *guard;
+        if let Some(e) = shard.map.remove(&key) {
+            let i = e.slot;
+            shard.clock.swap_remove(i);
+            if let Some(&moved) = shard.clock.get(i) {
+                if let Some(m) = shard.map.get_mut(&moved) {
+                    m.slot = i;
+                }
             }
-            if shard.hand >= shard.slots.len() {
+            if shard.hand >= shard.clock.len() {
                 shard.hand = 0;
             }
         }
@@ -148,7 +153,7 @@ impl PageCache {
     pub fn clear(&self) {
         for (lock, _, _) in &self.shards {
             let mut shard = lock.write().unwrap_or_else(|p| p.into_inner());
-            shard.slots.clear();
+            shard.clock.clear();
             shard.map.clear();
             shard.hand = 0;
         }
@@ -161,7 +166,7 @@ impl PageCache {
         for (lock, hits, misses) in &self.shards {
             s.hits += hits.load(Ordering::Relaxed);
             s.misses += misses.load(Ordering::Relaxed);
-            s.pages += lock.read().unwrap_or_else(|p| p.into_inner()).slots.len() as u64;
+            s.pages += lock.read().unwrap_or_else(|p| p.into_inner()).clock.len() as u64;
         }
         s
     }
@@ -183,6 +188,38 @@ mod tests {
         assert!(cache.get((0, 999)).is_some());
         cache.remove((0, 999));
         assert!(cache.get((0, 999)).is_none());
+    }
+
+    #[test]
+    fn remove_keeps_the_others_and_eviction_working() {
+        let cache = PageCache::new(64);
+        let page = |b: u8| Arc::new(Page::from_vec(vec![b; 16]));
+        for i in 0..16u64 {
+            cache.insert((1, i), page(i as u8));
+        }
+        let held: Vec<u64> = (0..16).filter(|&i| cache.get((1, i)).is_some()).collect();
+        assert!(held.len() > 8, "most of 16 pages fit a cache of 64");
+        let removed: Vec<u64> = held.iter().copied().step_by(3).collect();
+        for &i in &removed {
+            cache.remove((1, i));
+        }
+        for &i in &held {
+            match cache.get((1, i)) {
+                None => assert!(removed.contains(&i), "page {i} was not removed but is gone"),
+                Some(p) => {
+                    assert!(!removed.contains(&i), "page {i} was removed but is still there");
+                    assert_eq!(p[0], i as u8, "page {i} kept its bytes");
+                }
+            }
+        }
+        // The same page number in another generation is another version.
+        cache.insert((2, 1), page(200));
+        assert_ne!(cache.get((2, 1)).map(|p| p[0]), cache.get((1, 1)).map(|p| p[0]));
+        for i in 100..1000u64 {
+            cache.insert((1, i), page(i as u8));
+            assert_eq!(cache.get((1, i)).expect("just inserted")[0], i as u8);
+            assert!(cache.stats().pages <= 64);
+        }
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub const DEFAULT_PAGE_SIZE: usize = 4096;
 /// Bytes of the checksum trailer of a plain (unencrypted) page.
 pub const CHECKSUM_TRAILER: usize = 4;
 
+/// Kind byte (byte 0 of the content, see docs/format.md) of a B+tree
+/// interior page. The pager keeps these per snapshot (`pager::Pinned`).
+pub const KIND_BTREE_INTERIOR: u8 = 3;
+
 /// An owned page buffer of `page_size` bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Page(Box<[u8]>);

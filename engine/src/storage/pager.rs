@@ -15,8 +15,8 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, PageNo, Result};
@@ -25,7 +25,7 @@ use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{Header, HEADER_LEN};
-use crate::storage::page::{verify_page, Page, PageRead, PageRef};
+use crate::storage::page::{verify_page, Page, PageRead, PageRef, KIND_BTREE_INTERIOR};
 use crate::storage::shm::{
     self, lock_read, shm_path_of, HeaderState, HeapShm, LockTable, ShmFile, ShmHeader, LOCK_CKPT, LOCK_DMS,
     LOCK_RECOVER, LOCK_WRITE, READ_SLOTS,
@@ -1321,6 +1321,48 @@ pub struct Snapshot {
     pager: Arc<Pager>,
     mark: ReadMark,
     header: Header,
+    /// Interior B+tree pages this snapshot has read (see [`Pinned`]).
+    pinned: OnceLock<Pinned>,
+    /// Pages read through the pager so far (counted until pinning starts).
+    reads: AtomicU32,
+}
+
+/// Pages a snapshot reads through the pager before it starts pinning: a
+/// transaction of a few lookups does not pay for the table.
+const PIN_AFTER: u32 = 32;
+
+/// Bytes of interior pages one snapshot keeps for itself.
+const PINNED_BYTES: usize = 1 << 20;
+
+/// Interior B+tree pages a snapshot keeps so that descending the top of a
+/// tree again takes neither the WAL index's lock nor the cache's: every
+/// lookup passes through the same few interior pages, and a snapshot's
+/// version of a page never changes, so no entry can go stale. Direct-mapped
+/// by page number, and write-once (a slot keeps the first page put there:
+/// the upper levels are read first), so a hit is a load and a compare.
+/// Allocated at the first interior page after [`PIN_AFTER`] reads; pages are only kept
+/// after the pager's read verified them. Holds at most [`PINNED_BYTES`] of
+/// pages, most of which the shared cache holds anyway.
+struct Pinned {
+    slots: Box<[OnceLock<(PageNo, PageRef)>]>,
+}
+
+impl Pinned {
+    fn new(page_size: usize) -> Pinned {
+        let n = (PINNED_BYTES / page_size).max(16);
+        Pinned { slots: (0..n).map(|_| OnceLock::new()).collect() }
+    }
+
+    fn slot(&self, pgno: PageNo) -> &OnceLock<(PageNo, PageRef)> {
+        &self.slots[pgno as usize % self.slots.len()]
+    }
+
+    fn get(&self, pgno: PageNo) -> Option<&PageRef> {
+        match self.slot(pgno).get() {
+            Some((p, page)) if *p == pgno => Some(page),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -1332,7 +1374,13 @@ impl std::fmt::Debug for Snapshot {
 impl Snapshot {
     fn new(pager: Arc<Pager>, mark: ReadMark) -> Result<Snapshot> {
         // Build the value first so that Drop releases the mark on error.
-        let mut snap = Snapshot { pager, mark, header: Header::new(0, 0, [0; 16]) };
+        let mut snap = Snapshot {
+            pager,
+            mark,
+            header: Header::new(0, 0, [0; 16]),
+            pinned: OnceLock::new(),
+            reads: AtomicU32::new(0),
+        };
         let page0 = snap.pager.read_page(&mark, 0)?;
         snap.header = Header::decode(&page0)?;
         if snap.header.page_size as usize != snap.pager.page_size {
@@ -1358,6 +1406,17 @@ impl Snapshot {
     pub fn pager(&self) -> &Arc<Pager> {
         &self.pager
     }
+
+    /// Whether this snapshot has read enough pages to keep interior ones.
+    fn pin_now(&self) -> bool {
+        self.pinned.get().is_some() || self.reads.fetch_add(1, Ordering::Relaxed) >= PIN_AFTER
+    }
+
+    /// Interior pages pinned so far (for tests).
+    #[cfg(test)]
+    fn pinned_count(&self) -> usize {
+        self.pinned.get().map_or(0, |p| p.slots.iter().filter(|s| s.get().is_some()).count())
+    }
 }
 
 impl Drop for Snapshot {
@@ -1380,7 +1439,15 @@ impl PageRead for Snapshot {
                 format!("page number beyond the end of the database ({} pages)", self.header.page_count),
             ));
         }
-        self.pager.read_page(&self.mark, pgno)
+        if let Some(page) = self.pinned.get().and_then(|p| p.get(pgno)) {
+            return Ok(page.clone());
+        }
+        let page = self.pager.read_page(&self.mark, pgno)?;
+        if page.first() == Some(&KIND_BTREE_INTERIOR) && self.pin_now() {
+            let pinned = self.pinned.get_or_init(|| Pinned::new(self.pager.page_size));
+            let _ = pinned.slot(pgno).set((pgno, page.clone()));
+        }
+        Ok(page)
     }
 }
 
@@ -1416,5 +1483,88 @@ impl StorageFile for EmptyFile {
     }
     fn unlock(&self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Db, ReadableTxn};
+
+    /// A 100-byte value, so that the tree is three levels deep.
+    fn val(i: u32) -> Vec<u8> {
+        format!("{i:0100}").into_bytes()
+    }
+
+    fn key(i: u32) -> Vec<u8> {
+        // Spread keys so that the tree has interior levels above the leaves.
+        format!("{:08x}-{i}", i.wrapping_mul(2_654_435_761)).into_bytes()
+    }
+
+    /// A snapshot that pinned interior pages keeps seeing its own version
+    /// of the tree while the writer splits those pages, commits and
+    /// checkpoints (which copies the new versions into the main file).
+    #[test]
+    fn pinned_pages_keep_the_snapshot_view() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("pin.obj")).unwrap();
+        let n = 20_000u32;
+        let mut tx = db.begin_write().unwrap();
+        let tree = tx.create_tree("t").unwrap();
+        for i in 0..n {
+            tx.insert(&tree, &key(i), &val(i)).unwrap();
+        }
+        tx.commit().unwrap();
+        db.checkpoint().unwrap();
+
+        let rx = db.begin_read().unwrap();
+        let tree = rx.open_tree("t").unwrap();
+        for i in (0..n).step_by(7) {
+            assert_eq!(rx.get(&tree, &key(i)).unwrap(), Some(val(i)));
+        }
+        assert!(rx.snapshot().pinned_count() > 1, "the root and more were pinned");
+
+        // Rewrite every value and add as many keys: every interior page changes.
+        let mut tx = db.begin_write().unwrap();
+        let wtree = tx.open_tree("t").unwrap();
+        for i in 0..2 * n {
+            tx.insert(&wtree, &key(i), &val(i + 1)).unwrap();
+        }
+        tx.commit().unwrap();
+        db.checkpoint().unwrap();
+
+        for i in 0..2 * n {
+            let want = (i < n).then(|| val(i));
+            assert_eq!(rx.get(&tree, &key(i)).unwrap(), want, "old snapshot, key {i}");
+        }
+        let seen: Vec<_> = rx
+            .range(&tree, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, false)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        assert_eq!(seen.len(), n as usize);
+        drop(rx);
+
+        let rx = db.begin_read().unwrap();
+        let tree = rx.open_tree("t").unwrap();
+        for i in 0..2 * n {
+            assert_eq!(rx.get(&tree, &key(i)).unwrap(), Some(val(i + 1)), "key {i}");
+        }
+    }
+
+    /// A short transaction reads its few pages without pinning any.
+    #[test]
+    fn short_transactions_pin_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("short.obj")).unwrap();
+        let mut tx = db.begin_write().unwrap();
+        let tree = tx.create_tree("t").unwrap();
+        for i in 0..20_000u32 {
+            tx.insert(&tree, &key(i), b"v").unwrap();
+        }
+        tx.commit().unwrap();
+        let rx = db.begin_read().unwrap();
+        let tree = rx.open_tree("t").unwrap();
+        assert_eq!(rx.get(&tree, &key(5)).unwrap(), Some(b"v".to_vec()));
+        assert_eq!(rx.snapshot().pinned_count(), 0);
     }
 }

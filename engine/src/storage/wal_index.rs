@@ -43,11 +43,13 @@ impl Hasher for PageNoHasher {
             self.0 = (self.0 << 8 | *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
     }
+    // Each write folds into what came before, so that a cache key's
+    // generation counts too, not only its page or frame number.
     fn write_u32(&mut self, n: u32) {
-        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.write_u64(n as u64);
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = (self.0.rotate_left(29) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -83,12 +85,41 @@ pub enum PageSource {
     Frame(u64),
 }
 
+/// The frames of one page in the current generation, ascending. Most pages
+/// have one frame, kept inline so that a lookup reads no second allocation.
+#[derive(Debug, Default)]
+struct Frames {
+    /// The oldest frame (0: none yet; frame numbers start at 1).
+    first: u64,
+    /// The later ones.
+    rest: Vec<u64>,
+}
+
+impl Frames {
+    fn push(&mut self, frame: u64) {
+        debug_assert!(frame > self.rest.last().copied().unwrap_or(self.first), "frames ascend");
+        if self.first == 0 {
+            self.first = frame;
+        } else {
+            self.rest.push(frame);
+        }
+    }
+
+    /// The newest frame at or below `max_frame`.
+    fn newest(&self, max_frame: u64) -> Option<u64> {
+        match self.rest.partition_point(|&f| f <= max_frame) {
+            0 => (self.first != 0 && self.first <= max_frame).then_some(self.first),
+            n => Some(self.rest[n - 1]),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Local {
     generation: u64,
     epoch: u64,
     max_frame: u64,
-    map: PageMap<Vec<u64>>,
+    map: PageMap<Frames>,
 }
 
 impl Local {
@@ -99,9 +130,7 @@ impl Local {
     }
 
     fn newest(&self, pgno: PageNo, max_frame: u64) -> Option<u64> {
-        let list = self.map.get(&pgno)?;
-        let n = list.partition_point(|&f| f <= max_frame);
-        (n > 0).then(|| list[n - 1])
+        self.map.get(&pgno)?.newest(max_frame)
     }
 }
 
@@ -241,6 +270,13 @@ impl WalIndex {
     /// reader that outlived a restart) reads the main file, which is the
     /// current generation's base: nothing has been copied since.
     pub fn locate(&self, pgno: PageNo, mark: &ReadMark) -> (CacheKey, PageSource) {
+        if mark.max_frame == 0 {
+            // No frame to look up. The main file is the base of the mark's
+            // generation, and stays so while the snapshot lives: it holds
+            // slot 0, which keeps checkpoints out (or it is the writer, the
+            // only one that checkpoints). Skips the map's lock.
+            return ((mark.generation | BASE_KEY, pgno as u64), PageSource::Main);
+        }
         let l = self.local.read().unwrap_or_else(|p| p.into_inner());
         if mark.generation != l.generation {
             return ((l.generation | BASE_KEY, pgno as u64), PageSource::Main);
@@ -409,9 +445,9 @@ impl WalIndex {
         let mut out: Vec<(PageNo, u64)> = l
             .map
             .iter()
-            .filter_map(|(&pgno, list)| {
-                let n = list.partition_point(|&f| f <= upto);
-                (n > 0 && list[n - 1] > after).then(|| (pgno, list[n - 1]))
+            .filter_map(|(&pgno, frames)| {
+                let f = frames.newest(upto)?;
+                (f > after).then_some((pgno, f))
             })
             .collect();
         out.sort_unstable();
