@@ -491,3 +491,53 @@ fn handles_outliving_their_database_or_transaction() {
     let db = Db::open_with(DB, options(&vfs)).unwrap();
     assert_documents_intact(&db);
 }
+
+/// On the real file system, where the shared index is a `-shm` file: an
+/// open refused because the file is junk or truncated leaves no `-wal` or
+/// `-shm` beside it, and one that finds a `-wal` already there leaves it.
+#[test]
+fn a_refused_open_leaves_no_sidecar_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.obj");
+    {
+        let db = Db::open(&good).unwrap();
+        let mut w = db.begin_write().unwrap();
+        let t = w.create_tree("t").unwrap();
+        w.insert(&t, b"k", &[7u8; 5000]).unwrap();
+        w.commit().unwrap();
+        db.close().unwrap();
+    }
+    let bytes = std::fs::read(&good).unwrap();
+    let sidecars = |p: &Path| {
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        [p.with_file_name(format!("{name}-wal")), p.with_file_name(format!("{name}-shm"))]
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("junk", vec![b'x'; 10_000]),
+        ("tiny", vec![0xff; 3]),
+        ("short-header", bytes[..100].to_vec()),
+        ("cut", bytes[..bytes.len() - 1].to_vec()),
+    ];
+    for (name, content) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, &content).unwrap();
+        assert!(Db::open(&p).is_err(), "{name} opened");
+        for side in sidecars(&p) {
+            assert!(!side.exists(), "{name}: a refused open left {}", side.display());
+        }
+        assert_eq!(std::fs::read(&p).unwrap(), content, "{name}: a refused open changed the file");
+    }
+    // A -wal the user had (here, empty) is not ours to remove.
+    let p = dir.path().join("junk-with-wal");
+    std::fs::write(&p, vec![b'x'; 10_000]).unwrap();
+    let [wal, shm] = sidecars(&p);
+    std::fs::write(&wal, b"").unwrap();
+    assert!(Db::open(&p).is_err());
+    assert!(wal.exists() && !shm.exists());
+    // The good database still opens, and its own files come and go as usual.
+    let db = Db::open(&good).unwrap();
+    assert!(sidecars(&good).iter().all(|s| s.exists()));
+    assert!(db.begin_read().unwrap().find_tree("t").unwrap().is_some());
+    db.close().unwrap();
+    assert!(sidecars(&good).iter().all(|s| !s.exists()));
+}

@@ -156,6 +156,47 @@ fn is_permission(e: &io::Error) -> bool {
         || matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM))
 }
 
+/// The `-wal` and `-shm` files an open created, removed again if that open
+/// fails: an open refused because the file is not a database, is truncated
+/// or has a foreign WAL leaves nothing beside the file. Only the first
+/// opener removes anything, and only while it holds the DMS lock
+/// exclusively (no other process uses the files); a process that opened
+/// the `-shm` meanwhile sees it gone and opens it anew, as after a last
+/// close. Dropped armed, before the shared index is published, it removes
+/// them; [`CreatedSidecars::keep`] hands them to the open's last checks.
+struct CreatedSidecars {
+    vfs: Arc<dyn Vfs>,
+    paths: Vec<PathBuf>,
+    armed: bool,
+}
+
+impl CreatedSidecars {
+    fn new(vfs: Arc<dyn Vfs>, first: bool) -> Self {
+        CreatedSidecars { vfs, paths: Vec::new(), armed: first }
+    }
+
+    fn add(&mut self, path: &Path) {
+        self.paths.push(path.to_path_buf());
+    }
+
+    /// The shared index is published: the files stay for now. Returns them
+    /// for the open's last checks, which remove them themselves if they fail.
+    fn keep(mut self) -> Vec<PathBuf> {
+        self.armed = false;
+        std::mem::take(&mut self.paths)
+    }
+}
+
+impl Drop for CreatedSidecars {
+    fn drop(&mut self) {
+        if self.armed {
+            for p in &self.paths {
+                let _ = self.vfs.remove(p);
+            }
+        }
+    }
+}
+
 impl Pager {
     /// Opens (creating if allowed) the database at `path` and recovers its WAL.
     pub fn open(path: &Path, options: &Options) -> Result<Arc<Pager>> {
@@ -193,6 +234,7 @@ impl Pager {
         let display = path.display().to_string();
         let shm_path = shm_path_of(path);
         let shm_display = shm_path.display().to_string();
+        let shm_existed = vfs.exists(&shm_path).unwrap_or(true);
         let (shm, sharing): (Arc<dyn ShmFile>, Sharing) = match vfs.open_shm(&shm_path) {
             Ok(shm) => {
                 if locked {
@@ -221,7 +263,8 @@ impl Pager {
             }
             Err(e) => return Err(Error::io(format!("opening {shm_display}"), e)),
         };
-        let result = Self::open_with_index(vfs, path, main.clone(), shm, sharing, options);
+        let created_shm = sharing == Sharing::Shared && !shm_existed;
+        let result = Self::open_with_index(vfs, path, main.clone(), shm, sharing, created_shm, options);
         if result.is_err() && sharing == Sharing::Exclusive {
             let _ = main.unlock();
         }
@@ -276,12 +319,19 @@ impl Pager {
         main: Arc<dyn StorageFile>,
         shm: Arc<dyn ShmFile>,
         sharing: Sharing,
+        created_shm: bool,
         options: &Options,
     ) -> Result<Arc<Pager>> {
         let display = path.display().to_string();
         let shm_path = shm_path_of(path);
         let (shm, locks, first) = Self::join(&vfs, &shm_path, shm, options.busy_timeout)?;
         let index = WalIndex::new(shm, locks);
+        // Declared after `index`, so it drops first, while this opener
+        // still holds the DMS lock exclusively.
+        let mut created = CreatedSidecars::new(vfs.clone(), first);
+        if created_shm {
+            created.add(&shm_path);
+        }
         let size = main.size().map_err(|e| Error::io(format!("reading the size of {display}"), e))?;
         let (page_size, file_id, codec) = if size == 0 {
             if options.read_only {
@@ -360,6 +410,7 @@ impl Pager {
                 .open(&wal_path, OpenMode::ReadWriteCreate)
                 .map_err(|e| Error::io(format!("opening {wal_display}"), e))?;
             if !wal_exists {
+                created.add(&wal_path);
                 vfs.sync_parent_dir(&wal_path)
                     .map_err(|e| Error::io(format!("syncing the directory of {wal_display}"), e))?;
             }
@@ -426,21 +477,38 @@ impl Pager {
             fold_pending: AtomicBool::new(false),
             pid: std::process::id(),
         });
-        let h = pager.fresh_header(false)?;
+        let created = created.keep();
+        if let Err(e) = pager.validate(page_size, file_id) {
+            // Remove what this open created, unless another process joined
+            // meanwhile (then the last of them to close removes it).
+            if first && !created.is_empty() && pager.index.upgrade(LOCK_DMS).unwrap_or(false) {
+                for p in &created {
+                    let _ = pager.vfs.remove(p);
+                }
+            }
+            return Err(e);
+        }
+        Ok(pager)
+    }
+
+    /// The checks of a new handle once its shared index is up: the index
+    /// belongs to this file, the main file is as long as its header says,
+    /// and the newest header decodes (through the WAL if it has one).
+    fn validate(self: &Arc<Self>, page_size: usize, file_id: [u8; 16]) -> Result<()> {
+        let h = self.fresh_header(false)?;
         if h.page_size as usize != page_size || h.file_id != file_id {
             return Err(Error::corruption(
                 None,
                 format!(
                     "{} belongs to another database; close every process using it",
-                    pager.shm_path.display()
+                    self.shm_path.display()
                 ),
             ));
         }
-        let size = pager.main_file_size()?;
-        pager.check_main_length(size, h.max_frame)?;
-        // The newest header must decode (through the WAL if it has one).
-        drop(pager.snapshot()?);
-        Ok(pager)
+        let size = self.main_file_size()?;
+        self.check_main_length(size, h.max_frame)?;
+        drop(self.snapshot()?);
+        Ok(())
     }
 
     /// A main file shorter than its own header says has lost pages: refuse
