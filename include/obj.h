@@ -513,7 +513,8 @@ obj_status obj_db_open(const char *path, const obj_options *opts, obj_db **out);
 
 /**
  * Closes the database: checkpoints the WAL into the main file when this
- * is the last handle on the file in this process. The handle stays
+ * is the last handle on the file in any process (other processes still
+ * using it leave that to whichever closes last). The handle stays
  * allocated (later calls on it return OBJ_CLOSED) until `obj_db_free`.
  * Closing twice is OK. Transactions still open keep working until freed.
  *

@@ -210,7 +210,8 @@ pub unsafe extern "C" fn obj_db_open(
 }
 
 /// Closes the database: checkpoints the WAL into the main file when this
-/// is the last handle on the file in this process. The handle stays
+/// is the last handle on the file in any process (other processes still
+/// using it leave that to whichever closes last). The handle stays
 /// allocated (later calls on it return OBJ_CLOSED) until `obj_db_free`.
 /// Closing twice is OK. Transactions still open keep working until freed.
 ///

@@ -17,7 +17,7 @@
 //!   about a third of a page are accepted; values larger than about a
 //!   quarter of a page go to overflow page chains.
 //!
-//! The page format is documented in `docs/format-btree.md`.
+//! The page format is documented in `docs/format.md` (B+tree pages).
 //!
 //! Module layout: `node` (slotted node pages), `tree` (search and
 //! structural changes), `overflow` (value chains), `cursor` (traversal),

@@ -171,7 +171,7 @@ impl DocHeader {
     }
 }
 
-/// Appends `header` (2 to 6 bytes) to `out`.
+/// Appends `header` (3 to 7 bytes: format, varint schema version, flags) to `out`.
 pub fn encode_header(header: &DocHeader, out: &mut Vec<u8>) -> Result<()> {
     out.push(header.format);
     put(out, &header.schema_version)?;

@@ -18,7 +18,8 @@ use std::sync::RwLock;
 use crate::storage::page::PageRef;
 use crate::storage::wal_index::PageNoHasher;
 
-/// A page version: `(0, pgno)` for the main file, `(generation, frame)` for the WAL.
+/// A page version: `(generation | BASE_KEY, pgno)` for the main file,
+/// `(generation, frame)` for the WAL (see the module comment).
 pub type CacheKey = (u64, u64);
 
 /// A cached page. The map holds it directly, so a hit touches the map's

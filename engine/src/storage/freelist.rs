@@ -70,14 +70,16 @@ pub fn pop(w: &mut WritePages) -> Result<Option<PageNo>> {
     if n > capacity(usable) || next >= page_count {
         return Err(Error::corruption(head, "freelist trunk count or link out of range"));
     }
+    let last = (n > 0).then(|| u32_at(&page, ENTRIES_AT + 4 * (n - 1)));
     drop(page);
-    let taken = if n > 0 {
-        let trunk = w.page_mut(head)?;
-        let e = u32_at(trunk, ENTRIES_AT + 4 * (n - 1));
-        trunk[8..12].copy_from_slice(&((n - 1) as u32).to_le_bytes());
+    let taken = if let Some(e) = last {
+        // Checked before the trunk is touched: a corrupt entry leaves the
+        // transaction's pages as they were.
         if e == 0 || e >= page_count || e == head {
             return Err(Error::corruption(head, format!("freelist entry {e} out of range")));
         }
+        let trunk = w.page_mut(head)?;
+        trunk[8..12].copy_from_slice(&((n - 1) as u32).to_le_bytes());
         e
     } else {
         w.header_mut().freelist_head = next;

@@ -1391,12 +1391,12 @@ pub struct Snapshot {
     header: Header,
     /// Interior B+tree pages this snapshot has read (see [`Pinned`]).
     pinned: OnceLock<Pinned>,
-    /// Pages read through the pager so far (counted until pinning starts).
+    /// Interior pages read through the pager so far (counted until pinning starts).
     reads: AtomicU32,
 }
 
-/// Pages a snapshot reads through the pager before it starts pinning: a
-/// transaction of a few lookups does not pay for the table.
+/// Interior pages a snapshot reads through the pager before it starts
+/// pinning them: a transaction of a few lookups does not pay for the table.
 const PIN_AFTER: u32 = 32;
 
 /// Bytes of interior pages one snapshot keeps for itself.
@@ -1408,7 +1408,7 @@ const PINNED_BYTES: usize = 1 << 20;
 /// version of a page never changes, so no entry can go stale. Direct-mapped
 /// by page number, and write-once (a slot keeps the first page put there:
 /// the upper levels are read first), so a hit is a load and a compare.
-/// Allocated at the first interior page after [`PIN_AFTER`] reads; pages are only kept
+/// Allocated at the first interior page read after [`PIN_AFTER`] of them; pages are only kept
 /// after the pager's read verified them. Holds at most [`PINNED_BYTES`] of
 /// pages, most of which the shared cache holds anyway.
 struct Pinned {
@@ -1475,7 +1475,7 @@ impl Snapshot {
         &self.pager
     }
 
-    /// Whether this snapshot has read enough pages to keep interior ones.
+    /// Whether this snapshot has read enough interior pages to keep them.
     fn pin_now(&self) -> bool {
         self.pinned.get().is_some() || self.reads.fetch_add(1, Ordering::Relaxed) >= PIN_AFTER
     }
