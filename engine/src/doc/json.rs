@@ -313,12 +313,14 @@ fn write_scalar(v: &Value, out: &mut Vec<u8>) {
 // serde_json's formatting of strings and finite floats, so results are
 // ignored.
 
+// serde_json writes integers in plain decimal, as `{}` formatting does,
+// without going through the formatting machinery.
 fn write_i64(i: i64, out: &mut Vec<u8>) {
-    let _ = write!(out, "{i}");
+    let _ = serde_json::to_writer(&mut *out, &i);
 }
 
 fn write_u64(u: u64, out: &mut Vec<u8>) {
-    let _ = write!(out, "{u}");
+    let _ = serde_json::to_writer(&mut *out, &u);
 }
 
 fn write_f64(f: f64, out: &mut Vec<u8>) {
@@ -488,7 +490,41 @@ fn repeated(ids: &mut [u32]) -> Option<u32> {
 }
 
 fn write_str(s: &str, out: &mut Vec<u8>) {
-    let _ = serde_json::to_writer(&mut *out, s);
+    let b = s.as_bytes();
+    // serde_json escapes exactly '"', '\\' and the bytes below 0x20; a
+    // string with none of them (most keys and values) is copied as is,
+    // which is what serde_json would write, without its per-byte table.
+    if !needs_escape(b) {
+        out.reserve(b.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(b);
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// Whether `b` holds a byte that JSON strings escape ('"', '\\', below
+/// 0x20). Eight bytes at a time with the usual bit tricks, which are exact
+/// as yes/no answers: a byte below 0x20, or one equal to '"' or '\\'
+/// (found as a zero byte after an XOR), sets its high bit in the test.
+fn needs_escape(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(w);
+        let x = u64::from_le_bytes(bytes);
+        if x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0
+            || has_zero(x ^ (ONES * u64::from(b'"')))
+            || has_zero(x ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\')
 }
 
 /// Writes `s` escaped but without the surrounding quotes.
@@ -735,6 +771,24 @@ mod tests {
     }
 
     #[test]
+    fn doc_json_needs_escape_at_every_position() {
+        for len in 0..24 {
+            for pos in 0..len {
+                for special in (0u8..0x20).chain([b'"', b'\\']) {
+                    let mut b = vec![b'a'; len];
+                    b[pos] = special;
+                    assert!(needs_escape(&b), "{b:?}");
+                }
+                for plain in (0x20u8..=0xFF).filter(|c| *c != b'"' && *c != b'\\') {
+                    let mut b = vec![0x7Fu8; len];
+                    b[pos] = plain;
+                    assert!(!needs_escape(&b), "{b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn doc_json_direct_rejects_damage() {
         let dict = MemNameDict::from_names(["a", "b"]).unwrap();
         let cases: &[&[u8]] = &[
@@ -831,6 +885,24 @@ mod tests {
             framed.extend_from_slice(&garbage);
             check_direct(&framed, &dict)?;
             check_direct(&garbage, &dict)?;
+        }
+
+        /// The shared scalar writers against independent references:
+        /// decimal formatting and serde_json's own string escaping.
+        #[test]
+        fn doc_json_scalar_writers_match_references(
+            i in any::<i64>(),
+            u in any::<u64>(),
+            text in "(\\PC|[\\x00-\\x1f\"\\\\\\x7f])*",
+        ) {
+            let mut out = Vec::new();
+            write_i64(i, &mut out);
+            out.push(b' ');
+            write_u64(u, &mut out);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), format!("{i} {u}"));
+            let mut out = Vec::new();
+            write_str(&text, &mut out);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&text).unwrap());
         }
 
         #[test]
