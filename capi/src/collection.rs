@@ -44,20 +44,21 @@ impl CollView<'_> {
         on_coll!(self, |c| c.indexes())
     }
 
-    pub(crate) fn get_stored(&self, id: u64) -> Result<Option<Vec<u8>>, Error> {
-        on_coll!(self, |c| c.get_stored(id))
+    pub(crate) fn get_json(&self, id: u64, out: &mut Vec<u8>) -> Result<Option<u32>, Error> {
+        on_coll!(self, |c| c.get_json(id, out))
     }
 
-    pub(crate) fn get_versioned(&self, id: u64) -> Result<Option<(u32, Value)>, Error> {
-        on_coll!(self, |c| c.get_versioned(id))
+    pub(crate) fn find_unique_json(
+        &self,
+        index: &str,
+        values: &[Value],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<(u64, u32)>, Error> {
+        on_coll!(self, |c| c.find_unique_json(index, values, out))
     }
 
     pub(crate) fn get_raw(&self, id: u64) -> Result<Option<Vec<u8>>, Error> {
         on_coll!(self, |c| c.get_raw(id))
-    }
-
-    pub(crate) fn find_unique(&self, index: &str, values: &[Value]) -> Result<Option<(u64, Value)>, Error> {
-        on_coll!(self, |c| c.find_unique(index, values))
     }
 
     /// Runs `f` on a (borrowed) query cursor for `spec`.

@@ -9,13 +9,13 @@
 //! written since the cursor was opened.
 
 use std::ffi::c_char;
+use std::io::Write as _;
 use std::ops::Bound;
 
 use obj_engine::doc::codec::decode_header;
-use obj_engine::doc::json::write_json;
 use obj_engine::doc::kv::{kv_prefix, kv_range};
 use obj_engine::query::plan::Access;
-use obj_engine::{Collection, Error, QuerySpec, Value};
+use obj_engine::{Collection, Error, QuerySpec};
 
 use crate::bytes::{arg_bytes, arg_str, json_bytes, json_text, need, obj_bytes, put, put_opt};
 use crate::db::{free_handle, handle, new_handle};
@@ -102,12 +102,13 @@ fn parse_query(bytes: &[u8]) -> Result<QuerySpec, Error> {
     QuerySpec::from_json(json_text(bytes, "query")?)
 }
 
-/// The next `(id, schema_version, document)` of a query iterator.
-fn next_hit(it: &mut CursorIter) -> Result<Option<(u64, u32, Value)>, Error> {
+/// The next result of a query iterator: its document appended to `out` as
+/// JSON text, and `(id, schema_version)`.
+fn next_hit(it: &mut CursorIter, out: &mut Vec<u8>) -> Result<Option<(u64, u32)>, Error> {
     match it {
         CursorIter::Empty => Ok(None),
-        CursorIter::ReadQuery(q) => q.next_versioned().transpose(),
-        CursorIter::WriteQuery(q) => q.next_versioned().transpose(),
+        CursorIter::ReadQuery(q) => q.next_json(out).transpose(),
+        CursorIter::WriteQuery(q) => q.next_json(out).transpose(),
         _ => Err(Error::invalid("not a query cursor")),
     }
 }
@@ -210,14 +211,13 @@ pub unsafe extern "C" fn obj_cursor_next(
         need(out_doc, "out_doc")?;
         need(done, "done")?;
         // SAFETY: per contract.
-        let hit = unsafe { step(cur, CursorKind::Query, next_hit) }?;
+        let mut buf = Vec::new();
+        let hit = unsafe { step(cur, CursorKind::Query, |it| next_hit(it, &mut buf)) }?;
         // SAFETY: checked non-null; out_version per contract.
         unsafe {
             match hit {
                 None => put(done, true, "done"),
-                Some((id, version, doc)) => {
-                    let mut buf = Vec::new();
-                    write_json(&doc, &mut buf);
+                Some((id, version)) => {
                     put(out_id, id, "out_id")?;
                     put_opt(out_version, version);
                     put(out_doc, obj_bytes::from_vec(buf), "out_doc")?;
@@ -250,17 +250,15 @@ pub unsafe extern "C" fn obj_cursor_next_batch(
         let buf = unsafe {
             step(cur, CursorKind::Query, |it| {
                 let mut buf = vec![b'['];
+                let mut doc = Vec::new();
                 for n in 0..max {
-                    let Some((id, version, doc)) = next_hit(it)? else { break };
+                    doc.clear();
+                    let Some((id, version)) = next_hit(it, &mut doc)? else { break };
                     if n > 0 {
                         buf.push(b',');
                     }
-                    buf.push(b'[');
-                    buf.extend_from_slice(id.to_string().as_bytes());
-                    buf.push(b',');
-                    buf.extend_from_slice(version.to_string().as_bytes());
-                    buf.push(b',');
-                    write_json(&doc, &mut buf);
+                    let _ = write!(buf, "[{id},{version},");
+                    buf.extend_from_slice(&doc);
                     buf.push(b']');
                 }
                 buf.push(b']');

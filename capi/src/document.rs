@@ -4,7 +4,6 @@
 
 use std::ffi::c_char;
 
-use obj_engine::doc::json::write_json;
 use obj_engine::{CollectionKind, CollectionMut, Error, Value, WriteTxn};
 
 use crate::bytes::{
@@ -150,24 +149,19 @@ pub unsafe extern "C" fn obj_doc_get(
         let coll = unsafe { arg_str(coll, "collection name") }?;
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
+        let mut bytes = Vec::new();
         let got = match t.collection(coll)? {
             None => None,
             Some(c) => {
                 c.expect_kind(CollectionKind::Documents)?;
-                c.get_versioned(id)?
+                c.get_json(id, &mut bytes)?
             }
         };
         drop(t);
-        let bytes = match &got {
-            Some((version, doc)) => {
-                // SAFETY: per contract.
-                unsafe { put_opt(out_version, *version) };
-                let mut buf = Vec::new();
-                write_json(doc, &mut buf);
-                buf
-            }
-            None => Vec::new(),
-        };
+        if let Some(version) = got {
+            // SAFETY: per contract.
+            unsafe { put_opt(out_version, version) };
+        }
         // SAFETY: checked non-null.
         unsafe {
             put(found, got.is_some(), "found")?;
@@ -209,17 +203,18 @@ pub unsafe extern "C" fn obj_doc_get_many(
             if i > 0 {
                 buf.push(b',');
             }
+            // The document goes after a `[version,` that is only known once
+            // it is read: write it first, then move it behind the prefix.
+            let start = buf.len();
             let got = match &view {
-                Some(c) => c.get_versioned(id)?,
+                Some(c) => c.get_json(id, &mut buf)?,
                 None => None,
             };
             match got {
                 None => buf.extend_from_slice(b"null"),
-                Some((version, doc)) => {
-                    buf.push(b'[');
-                    buf.extend_from_slice(version.to_string().as_bytes());
-                    buf.push(b',');
-                    write_json(&doc, &mut buf);
+                Some(version) => {
+                    let prefix = format!("[{version},");
+                    buf.splice(start..start, prefix.bytes());
                     buf.push(b']');
                 }
             }
@@ -261,12 +256,12 @@ pub unsafe extern "C" fn obj_doc_get_many_plain(
             if i > 0 {
                 buf.push(b',');
             }
-            match &view {
-                Some(c) => match c.get_versioned(id)? {
-                    Some((_, doc)) => write_json(&doc, &mut buf),
-                    None => buf.extend_from_slice(b"null"),
-                },
-                None => buf.extend_from_slice(b"null"),
+            let got = match &view {
+                Some(c) => c.get_json(id, &mut buf)?,
+                None => None,
+            };
+            if got.is_none() {
+                buf.extend_from_slice(b"null");
             }
         }
         buf.push(b']');
@@ -302,25 +297,20 @@ pub unsafe extern "C" fn obj_db_doc_get(
         let guard = open_db(state)?;
         let snapshot = guard.as_ref().expect("checked open").begin_read()?;
         drop(guard);
+        let mut bytes = Vec::new();
         let got = match snapshot.collection(coll) {
             Ok(c) => {
                 expect_kind(c.name(), c.kind(), CollectionKind::Documents)?;
-                c.get_versioned(id)?
+                c.get_json(id, &mut bytes)?
             }
             Err(Error::NotFound(_)) => None,
             Err(e) => return Err(e),
         };
         drop(snapshot);
-        let bytes = match &got {
-            Some((version, doc)) => {
-                // SAFETY: per contract.
-                unsafe { put_opt(out_version, *version) };
-                let mut buf = Vec::with_capacity(256);
-                write_json(doc, &mut buf);
-                buf
-            }
-            None => Vec::new(),
-        };
+        if let Some(version) = got {
+            // SAFETY: per contract.
+            unsafe { put_opt(out_version, version) };
+        }
         // SAFETY: checked non-null.
         unsafe {
             put(found, got.is_some(), "found")?;

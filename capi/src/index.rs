@@ -2,9 +2,9 @@
 //! through a unique index.
 
 use std::ffi::c_char;
+use std::io::Write as _;
 
-use obj_engine::doc::codec::decode_header;
-use obj_engine::doc::json::{from_json_slice, write_json};
+use obj_engine::doc::json::from_json_slice;
 use obj_engine::{CollectionKind, CollectionMut, Error, IndexKind, IndexSpec, Value};
 
 use crate::bytes::{arg_bytes, arg_str, json_bytes, json_text, need, obj_bytes, put, put_opt};
@@ -196,34 +196,19 @@ pub unsafe extern "C" fn obj_find_unique(
         };
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
+        let mut buf = Vec::new();
         let hit = match t.collection(coll)? {
             None => None,
             Some(c) => {
                 c.expect_kind(CollectionKind::Documents)?;
-                match c.find_unique(index, &values)? {
-                    None => None,
-                    Some((id, doc)) => {
-                        // The version costs a second lookup: only when asked.
-                        let version = if out_version.is_null() {
-                            0
-                        } else {
-                            match c.get_stored(id)? {
-                                Some(b) => decode_header(&b)?.0.schema_version,
-                                None => 0,
-                            }
-                        };
-                        Some((id, version, doc))
-                    }
-                }
+                c.find_unique_json(index, &values, &mut buf)?
             }
         };
         drop(t);
         // SAFETY: checked non-null; out_version per contract.
         unsafe {
             match hit {
-                Some((id, version, doc)) => {
-                    let mut buf = Vec::new();
-                    write_json(&doc, &mut buf);
+                Some((id, version)) => {
                     put(out_id, id, "out_id")?;
                     put_opt(out_version, version);
                     put(out_doc, obj_bytes::from_vec(buf), "out_doc")?;
@@ -280,6 +265,7 @@ pub unsafe extern "C" fn obj_find_unique_many(
             c.expect_kind(CollectionKind::Documents)?;
         }
         let mut buf = Vec::with_capacity(2 + keys.len() * 256);
+        let mut doc = Vec::new();
         buf.push(b'[');
         for (i, key) in keys.iter().enumerate() {
             if i > 0 {
@@ -291,26 +277,17 @@ pub unsafe extern "C" fn obj_find_unique_many(
                     key.type_name()
                 )));
             };
+            doc.clear();
             let hit = match &view {
-                Some(c) => c.find_unique(index, values)?,
+                Some(c) => c.find_unique_json(index, values, &mut doc)?,
                 None => None,
             };
-            let Some((id, doc)) = hit else {
+            let Some((id, version)) = hit else {
                 buf.extend_from_slice(b"null");
                 continue;
             };
-            buf.push(b'[');
-            buf.extend_from_slice(id.to_string().as_bytes());
-            buf.push(b',');
-            if with_versions {
-                let version = match view.as_ref().map(|c| c.get_stored(id)).transpose()?.flatten() {
-                    Some(b) => decode_header(&b)?.0.schema_version,
-                    None => 0,
-                };
-                buf.extend_from_slice(version.to_string().as_bytes());
-                buf.push(b',');
-            }
-            write_json(&doc, &mut buf);
+            let _ = if with_versions { write!(buf, "[{id},{version},") } else { write!(buf, "[{id},") };
+            buf.extend_from_slice(&doc);
             buf.push(b']');
         }
         buf.push(b']');

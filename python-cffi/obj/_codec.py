@@ -342,6 +342,21 @@ def use_backend(name: str) -> None:
     _backend = name
 
 
+def loads_batch(b: Any) -> Any:
+    """:func:`loads` for a batch of documents (a query batch, get_many),
+    with Python's cyclic GC paused during the decode: it allocates many
+    containers at once, all kept, and every collection that triggers would
+    walk every live object for nothing. Re-enabled afterwards (only if it
+    was on), even when decoding raises."""
+    if not gc.isenabled():
+        return loads(b)
+    gc.disable()
+    try:
+        return loads(b)
+    finally:
+        gc.enable()
+
+
 def backend() -> str:
     """The JSON backend in use."""
     return _backend

@@ -193,7 +193,7 @@ class _Core:
         except (TypeError, OverflowError):
             arr = _new("uint64_t[]", [_id(i) for i in ids])
         check(lib.obj_doc_get_many(self._handle(), coll, arr, n, self._buf))
-        return self._take_json()
+        return _codec.loads_batch(self._take_bytes())
 
     def _c_raw_insert(self, coll: bytes, data: bytes) -> int:
         st = lib.obj_raw_insert(self._handle(), coll, data, len(data), self._u64)
@@ -233,7 +233,7 @@ class _Core:
         st = _get_many_plain(self._handle(), coll, arr, n, self._buf)
         if st:
             raise fail(st)
-        return self._take_json()
+        return _codec.loads_batch(self._take_bytes())
 
     def _take_bytes(self) -> bytes:
         buf = self._buf
@@ -278,7 +278,7 @@ class _Core:
         check(lib.obj_query(self._handle(), query_js, len(query_js), out))
         cur = ffi.gc(out[0], lib.obj_cursor_free)
         buf = _new("obj_bytes *")
-        loads = _codec.loads
+        loads = _codec.loads_batch
         batch = FIRST_BATCH if limit is None else max(1, min(limit, MAX_BATCH))
         try:
             while True:
@@ -540,7 +540,7 @@ class ReadTxn(_Core):
         for k in range(0, len(keys), GET_MANY_CHUNK):
             js = _codec.dumps(keys[k:k + GET_MANY_CHUNK])
             check(_find_unique_many(core._handle(), cname, iname, js, len(js), typed, core._buf))
-            rows = core._take_json()
+            rows = _codec.loads_batch(core._take_bytes())
             if typed:
                 dec, v0 = s.decode, s.version
                 out += [None if r is None else (dec(r[2]) if r[1] == v0 else s.decode_versioned(r[1], r[2]))

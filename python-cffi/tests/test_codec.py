@@ -2,6 +2,7 @@
 escaping, ranges."""
 
 import datetime as dt
+import gc
 import json
 import math
 
@@ -203,3 +204,35 @@ def test_lone_surrogate_is_a_clear_error(backend):
     with pytest.raises(obj.InvalidArgumentError):
         _codec.dumps_one_str("\ud800")
     assert json.loads(_codec.dumps_one_str('a"$b:null')) == ['a"$b:null']
+
+
+def test_loads_batch_pauses_gc_only_during_the_decode(backend, monkeypatch):
+    seen = []
+    real = _codec.loads
+
+    def spy(b):
+        seen.append(gc.isenabled())
+        return real(b)
+
+    monkeypatch.setattr(_codec, "loads", spy)
+    assert gc.isenabled()
+    assert _codec.loads_batch(b'[[1,0,{"a":{"$bytes":"AAE="}}]]') == [[1, 0, {"a": b"\x00\x01"}]]
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(ValueError):
+        _codec.loads_batch(b"[1,")
+    assert gc.isenabled(), "re-enabled after a failed decode"
+    gc.disable()
+    try:
+        assert _codec.loads_batch(b"[]") == []
+        assert not gc.isenabled(), "left off when the caller had turned it off"
+    finally:
+        gc.enable()
+
+
+def test_batch_reads_leave_gc_enabled(db):
+    docs = [{"i": i, "tags": [str(i)], "m": {"k": i}} for i in range(300)]
+    ids = db.insert_many("docs", docs)
+    assert gc.isenabled()
+    assert [d for _, d in db.all("docs")] == docs
+    assert db.get_many("docs", ids) == docs
+    assert gc.isenabled()

@@ -26,6 +26,7 @@ use crate::btree;
 use crate::doc::codec::{
     decode_header, decode_value, encode_document_versioned, encode_raw_document, MemNameDict, NameLookup,
 };
+use crate::doc::json::write_stored_json;
 use crate::doc::serde_encoded::from_encoded;
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
@@ -319,6 +320,19 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         self.get_stored(id)?.map(|b| decode_stored(&b, &self.st.dict)).transpose()
     }
 
+    /// Document `id` appended to `out` as JSON text, written straight from
+    /// its stored encoding (the same bytes as
+    /// [`write_json`](crate::doc::json::write_json) of [`get`](Self::get)'s
+    /// document): its schema version, or `None` (and nothing written) when
+    /// there is no such document. On error `out` is left as it was.
+    pub fn get_json(&self, id: u64, out: &mut Vec<u8>) -> Result<Option<u32>> {
+        self.st.check_documents()?;
+        match self.get_stored(id)? {
+            Some(b) => write_stored_json(&b, &self.st.dict, out).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Document `id`.
     pub fn get(&self, id: u64) -> Result<Option<Value>> {
         Ok(self.get_versioned(id)?.map(|(_, v)| v))
@@ -379,6 +393,20 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     pub fn find_unique(&self, index: &str, values: &[Value]) -> Result<Option<(u64, Value)>> {
         match self.unique_id(index, values)? {
             Some(id) => Ok(self.get(id)?.map(|d| (id, d))),
+            None => Ok(None),
+        }
+    }
+
+    /// [`find_unique`](Self::find_unique), appending the document to `out`
+    /// as JSON text like [`get_json`](Self::get_json): `(id, schema_version)`.
+    pub fn find_unique_json(
+        &self,
+        index: &str,
+        values: &[Value],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<(u64, u32)>> {
+        match self.unique_id(index, values)? {
+            Some(id) => Ok(self.get_json(id, out)?.map(|v| (id, v))),
             None => Ok(None),
         }
     }

@@ -31,6 +31,7 @@
 //! even one deeper than [`MAX_NESTING`] (which reading would then reject).
 //! NaN payload bits are not preserved.
 
+use super::codec::{corrupt, decode_header, enter, leave, tag, NameLookup, Reader};
 use super::value::{duplicate_key, Timestamp, Value, NESTING_MESSAGE};
 use crate::error::{Error, Result};
 use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
@@ -277,14 +278,7 @@ pub fn write_json(value: &Value, out: &mut Vec<u8>) {
                     if !std::mem::take(first) {
                         out.push(b',');
                     }
-                    if key.starts_with('$') {
-                        out.push(b'"');
-                        out.push(b'$');
-                        write_escaped_body(key, out);
-                        out.push(b'"');
-                    } else {
-                        write_str(key, out);
-                    }
+                    write_key(key, out);
                     out.push(b':');
                     next = Some(item);
                 }
@@ -298,47 +292,239 @@ pub fn write_json(value: &Value, out: &mut Vec<u8>) {
 }
 
 fn write_scalar(v: &Value, out: &mut Vec<u8>) {
-    // Writes into a Vec cannot fail, and neither can serde_json's
-    // formatting of strings and finite floats, so results are ignored.
     match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::UInt(u) => {
-            let _ = write!(out, "{u}");
-        }
-        Value::Float(f) if f.is_nan() => out.extend_from_slice(br#"{"$f64":"nan"}"#),
-        Value::Float(f) if f.is_infinite() && *f > 0.0 => out.extend_from_slice(br#"{"$f64":"inf"}"#),
-        Value::Float(f) if f.is_infinite() => out.extend_from_slice(br#"{"$f64":"-inf"}"#),
-        Value::Float(f) => {
-            // serde_json prints the shortest text that parses back to the
-            // same bits, always with a '.' or exponent, so it reads as Float.
-            let _ = serde_json::to_writer(&mut *out, f);
-        }
+        Value::Int(i) => write_i64(*i, out),
+        Value::UInt(u) => write_u64(*u, out),
+        Value::Float(f) => write_f64(*f, out),
         Value::Str(s) => write_str(s, out),
-        Value::Bytes(b) => {
-            out.extend_from_slice(br#"{"$bytes":""#);
-            let mut text = String::with_capacity(b.len().div_ceil(3) * 4);
-            STANDARD.encode_string(b, &mut text);
-            out.extend_from_slice(text.as_bytes());
-            out.extend_from_slice(br#""}"#);
-        }
-        Value::Timestamp(Timestamp { micros, offset_secs: None }) => {
-            let _ = write!(out, r#"{{"$ts":{micros}}}"#);
-        }
-        Value::Timestamp(Timestamp { micros, offset_secs: Some(o) }) => {
-            let _ = write!(out, r#"{{"$ts":{micros},"$tz":{o}}}"#);
-        }
+        Value::Bytes(b) => write_bytes(b, out),
+        Value::Timestamp(Timestamp { micros, offset_secs }) => write_timestamp(*micros, *offset_secs, out),
         // write_json's loop handles containers and never passes them here.
         Value::List(_) | Value::Map(_) => {}
     }
 }
 
+// The scalar writers below are shared by `write_json` and the direct path
+// from the stored encoding, so the two produce the same bytes by
+// construction. Writes into a Vec cannot fail, and neither can
+// serde_json's formatting of strings and finite floats, so results are
+// ignored.
+
+// serde_json writes integers in plain decimal, as `{}` formatting does,
+// without going through the formatting machinery.
+fn write_i64(i: i64, out: &mut Vec<u8>) {
+    let _ = serde_json::to_writer(&mut *out, &i);
+}
+
+fn write_u64(u: u64, out: &mut Vec<u8>) {
+    let _ = serde_json::to_writer(&mut *out, &u);
+}
+
+fn write_f64(f: f64, out: &mut Vec<u8>) {
+    if f.is_nan() {
+        out.extend_from_slice(br#"{"$f64":"nan"}"#);
+    } else if f.is_infinite() && f > 0.0 {
+        out.extend_from_slice(br#"{"$f64":"inf"}"#);
+    } else if f.is_infinite() {
+        out.extend_from_slice(br#"{"$f64":"-inf"}"#);
+    } else {
+        // serde_json prints the shortest text that parses back to the
+        // same bits, always with a '.' or exponent, so it reads as Float.
+        let _ = serde_json::to_writer(&mut *out, &f);
+    }
+}
+
+fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(br#"{"$bytes":""#);
+    let start = out.len();
+    out.resize(start + b.len().div_ceil(3) * 4, 0);
+    // The slot is exactly the padded base64 length, so this cannot fail.
+    let written = STANDARD.encode_slice(b, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + written);
+    out.extend_from_slice(br#""}"#);
+}
+
+fn write_timestamp(micros: i64, offset_secs: Option<i32>, out: &mut Vec<u8>) {
+    let _ = match offset_secs {
+        None => write!(out, r#"{{"$ts":{micros}}}"#),
+        Some(o) => write!(out, r#"{{"$ts":{micros},"$tz":{o}}}"#),
+    };
+}
+
+/// A document's map key: one more `$` in front of a key that starts with `$`.
+fn write_key(key: &str, out: &mut Vec<u8>) {
+    if key.starts_with('$') {
+        out.push(b'"');
+        out.push(b'$');
+        write_escaped_body(key, out);
+        out.push(b'"');
+    } else {
+        write_str(key, out);
+    }
+}
+
+/// Appends the JSON text of a stored document (header and encoded value,
+/// as [`Collection::get_stored`](crate::Collection::get_stored) returns
+/// it) straight from its encoding, without building a [`Value`]: the same
+/// bytes as [`write_json`] of the decoded document, and the same checks
+/// as decoding (a damaged encoding is [`Error::Corruption`]; a RAW
+/// document is [`Error::InvalidArgument`]). Returns the document's schema
+/// version. On error `out` is left as it was.
+pub fn write_stored_json(stored: &[u8], names: &impl NameLookup, out: &mut Vec<u8>) -> Result<u32> {
+    let (header, payload) = decode_header(stored)?;
+    if header.is_raw() {
+        return Err(Error::invalid("document is raw bytes, not a structured document"));
+    }
+    write_encoded_json(payload, names, out)?;
+    Ok(header.schema_version)
+}
+
+/// [`write_stored_json`] for one encoded value without a header (which
+/// must fill `encoded` exactly).
+pub fn write_encoded_json(encoded: &[u8], names: &impl NameLookup, out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    let mut r = Reader::new(encoded);
+    let mut ids = Vec::new();
+    let result = encoded_to_json(&mut r, names, out, 0, &mut ids).and_then(|()| {
+        if r.is_empty() {
+            Ok(())
+        } else {
+            Err(corrupt(format!("document has {} stray bytes after its value", r.remaining())))
+        }
+    });
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Appends the JSON of a RAW document's payload: what [`write_json`]
+/// writes for the [`Value::Bytes`] that decoding it gives.
+pub(crate) fn write_raw_json(payload: &[u8], out: &mut Vec<u8>) {
+    write_bytes(payload, out);
+}
+
+/// Writes the value at `r` (which `depth` containers enclose). `ids`
+/// holds the field ids of the maps being written, to find a repeated key
+/// (which decoding rejects) without a set per map.
+fn encoded_to_json(
+    r: &mut Reader<'_>,
+    names: &impl NameLookup,
+    out: &mut Vec<u8>,
+    depth: usize,
+    ids: &mut Vec<u32>,
+) -> Result<()> {
+    let at = r.offset();
+    match r.byte("value tag")? {
+        tag::NULL => out.extend_from_slice(b"null"),
+        tag::FALSE => out.extend_from_slice(b"false"),
+        tag::TRUE => out.extend_from_slice(b"true"),
+        tag::INT => write_i64(r.take("int")?, out),
+        tag::UINT => write_u64(r.take("uint")?, out),
+        tag::FLOAT => write_f64(r.take("float")?, out),
+        tag::STR => {
+            let bytes = r.len_prefixed("string")?;
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| corrupt(format!("document string at offset {at} is not UTF-8")))?;
+            write_str(text, out);
+        }
+        tag::BYTES => write_bytes(r.len_prefixed("bytes")?, out),
+        tag::TIMESTAMP => write_timestamp(r.take("timestamp")?, None, out),
+        tag::TIMESTAMP_TZ => {
+            let micros = r.take("timestamp")?;
+            write_timestamp(micros, Some(r.take("timestamp offset")?), out);
+        }
+        tag::LIST => {
+            let (mut body, count) = enter(r, depth, "list", 1)?;
+            out.push(b'[');
+            for i in 0..count {
+                if i > 0 {
+                    out.push(b',');
+                }
+                encoded_to_json(&mut body, names, out, depth + 1, ids)?;
+            }
+            leave(&body, "list")?;
+            out.push(b']');
+        }
+        tag::MAP => {
+            let (mut body, count) = enter(r, depth, "map", 2)?;
+            out.push(b'{');
+            let mark = ids.len();
+            for i in 0..count {
+                let id: u32 = body.take("field name id")?;
+                let name = names.name_of(id).ok_or_else(|| {
+                    corrupt(format!("document names field id {id}, which the dictionary lacks"))
+                })?;
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_key(name, out);
+                out.push(b':');
+                ids.push(id);
+                encoded_to_json(&mut body, names, out, depth + 1, ids)?;
+            }
+            leave(&body, "map")?;
+            // Ids name distinct names, so a repeated key is a repeated id.
+            if let Some(id) = repeated(&mut ids[mark..]) {
+                let k = names.name_of(id).unwrap_or_default();
+                return Err(corrupt(format!("document map at offset {at} has the key {k:?} twice")));
+            }
+            ids.truncate(mark);
+            out.push(b'}');
+        }
+        other => return Err(corrupt(format!("document has unknown value tag {other:#04x} at offset {at}"))),
+    }
+    Ok(())
+}
+
+/// An id that occurs twice in `ids` (which it may reorder).
+fn repeated(ids: &mut [u32]) -> Option<u32> {
+    if ids.len() <= 16 {
+        return ids.iter().enumerate().find(|&(i, id)| ids[..i].contains(id)).map(|(_, &id)| id);
+    }
+    ids.sort_unstable();
+    ids.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+
 fn write_str(s: &str, out: &mut Vec<u8>) {
-    let _ = serde_json::to_writer(&mut *out, s);
+    let b = s.as_bytes();
+    // serde_json escapes exactly '"', '\\' and the bytes below 0x20; a
+    // string with none of them (most keys and values) is copied as is,
+    // which is what serde_json would write, without its per-byte table.
+    if !needs_escape(b) {
+        out.reserve(b.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(b);
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// Whether `b` holds a byte that JSON strings escape ('"', '\\', below
+/// 0x20). Eight bytes at a time with the usual bit tricks, which are exact
+/// as yes/no answers: a byte below 0x20, or one equal to '"' or '\\'
+/// (found as a zero byte after an XOR), sets its high bit in the test.
+fn needs_escape(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(w);
+        let x = u64::from_le_bytes(bytes);
+        if x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0
+            || has_zero(x ^ (ONES * u64::from(b'"')))
+            || has_zero(x ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\')
 }
 
 /// Writes `s` escaped but without the surrounding quotes.
@@ -475,6 +661,183 @@ mod tests {
         assert!(from_json_str(&text).is_err());
     }
 
+    use crate::doc::codec::{
+        decode_header, decode_value, encode_document_versioned, encode_raw_document, MemNameDict,
+    };
+
+    /// The old path: decode the stored document into a value, then write it.
+    /// `Ok(None)` for a RAW document (which the direct path refuses).
+    fn via_value(stored: &[u8], names: &MemNameDict) -> Result<Option<(u32, Vec<u8>)>> {
+        let (header, payload) = decode_header(stored)?;
+        if header.is_raw() {
+            return Ok(None);
+        }
+        Ok(Some((header.schema_version, to_json_vec(&decode_value(payload, names)?))))
+    }
+
+    /// The direct path agrees with the old one on `stored`: the same bytes
+    /// (after a prefix that must survive), or both fail, the direct one
+    /// with Corruption for a damaged encoding and leaving `out` untouched.
+    fn check_direct(stored: &[u8], names: &MemNameDict) -> std::result::Result<(), TestCaseError> {
+        let mut out = b"prefix,".to_vec();
+        let direct = write_stored_json(stored, names, &mut out);
+        match (via_value(stored, names), direct) {
+            (Ok(Some((version, want))), Ok(got_version)) => {
+                prop_assert_eq!(got_version, version);
+                prop_assert_eq!(&out[..7], b"prefix,");
+                prop_assert_eq!(String::from_utf8_lossy(&out[7..]), String::from_utf8_lossy(&want));
+            }
+            (Ok(None), Err(Error::InvalidArgument(_))) => prop_assert_eq!(&out, b"prefix,"),
+            (Err(old), Err(new)) => {
+                prop_assert!(old.is_corruption(), "{}", old);
+                prop_assert!(new.is_corruption(), "{}", new);
+                prop_assert!(new.to_string().contains("document"), "{}", new);
+                prop_assert_eq!(&out, b"prefix,");
+            }
+            (old, new) => prop_assert!(false, "old path {:?}, direct path {:?}", old, new),
+        }
+        Ok(())
+    }
+
+    fn stored(v: &Value, dict: &mut MemNameDict) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_document_versioned(v, 7, dict, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn doc_json_direct_edge_values() {
+        let leaves = [
+            Value::Int(i64::MIN),
+            Value::Int(i64::MAX),
+            Value::Int(0),
+            Value::Int(-1),
+            Value::UInt(i64::MAX as u64 + 1),
+            Value::UInt(u64::MAX),
+            Value::Float(0.0),
+            Value::Float(-0.0),
+            Value::Float(0.1),
+            Value::Float(1.0),
+            Value::Float(1e16),
+            Value::Float(1e-7),
+            Value::Float(123456789.125),
+            Value::Float(f64::MIN_POSITIVE),
+            Value::Float(f64::MIN_POSITIVE / 1024.0),
+            Value::Float(f64::from_bits(1)),
+            Value::Float(f64::MAX),
+            Value::Float(f64::MIN),
+            Value::Float(f64::NAN),
+            Value::Float(-f64::NAN),
+            Value::Float(f64::INFINITY),
+            Value::Float(f64::NEG_INFINITY),
+            Value::from(""),
+            Value::from("quote\" back\\slash \u{0} \u{1f} \u{7f} é \u{2028} 😀"),
+            Value::Bytes(Vec::new()),
+            Value::Bytes(vec![0]),
+            Value::Bytes(vec![0, 1]),
+            Value::Bytes(vec![255, 254, 253]),
+            Value::Timestamp(Timestamp { micros: i64::MIN, offset_secs: None }),
+            Value::Timestamp(Timestamp { micros: i64::MAX, offset_secs: Some(i32::MIN) }),
+            Value::Timestamp(Timestamp { micros: 0, offset_secs: Some(i32::MAX) }),
+            Value::Null,
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::List(Vec::new()),
+            Value::Map(Vec::new()),
+        ];
+        let mut dict = MemNameDict::new();
+        let map = Value::Map(
+            leaves
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    (["k", "$k", "$$k", "\"k\n", "$"][i % 5].to_string() + &i.to_string(), v.clone())
+                })
+                .collect(),
+        );
+        for v in leaves.iter().chain([&map, &Value::List(leaves.to_vec())]) {
+            let bytes = stored(v, &mut dict);
+            let mut out = Vec::new();
+            assert_eq!(write_stored_json(&bytes, &dict, &mut out).unwrap(), 7);
+            assert_eq!(String::from_utf8(out).unwrap(), to_json_string(v), "{v:?}");
+            check_direct(&bytes, &dict).unwrap();
+        }
+        // A map with more than 16 keys takes the sorting duplicate check.
+        let wide = Value::Map((0..40).map(|i| (format!("f{i}"), Value::Int(i))).collect());
+        check_direct(&stored(&wide, &mut dict), &dict).unwrap();
+        // Deep but within the limit.
+        let deep = nested_lists(MAX_NESTING);
+        check_direct(&stored(&deep, &mut dict), &dict).unwrap();
+    }
+
+    #[test]
+    fn doc_json_needs_escape_at_every_position() {
+        for len in 0..24 {
+            for pos in 0..len {
+                for special in (0u8..0x20).chain([b'"', b'\\']) {
+                    let mut b = vec![b'a'; len];
+                    b[pos] = special;
+                    assert!(needs_escape(&b), "{b:?}");
+                }
+                for plain in (0x20u8..=0xFF).filter(|c| *c != b'"' && *c != b'\\') {
+                    let mut b = vec![0x7Fu8; len];
+                    b[pos] = plain;
+                    assert!(!needs_escape(&b), "{b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn doc_json_direct_rejects_damage() {
+        let dict = MemNameDict::from_names(["a", "b"]).unwrap();
+        let cases: &[&[u8]] = &[
+            &[],
+            &[1, 0],
+            &[2, 0, 0, 0x00],
+            &[1, 0, 0],
+            &[1, 0, 0, 0x0C],
+            &[1, 0, 0, 0x00, 0x00],
+            &[1, 0, 0, 0x06, 1, 0xFF],
+            &[1, 0, 0, 0x06, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+            &[1, 0, 0, 0x0A, 10, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+            &[1, 0, 0, 0x0B, 3, 1, 5, 0x00],
+            &[1, 0, 0, 0x0B, 5, 2, 0, 0x00, 0, 0x00],
+            &[1, 0, 0, 0x0A, 3, 1, 0x00, 0x00],
+            &[1, 0, 0, 0x0A, 2, 1, 0x03, 0x02],
+            &[1, 0, 0, 0x05, 0, 0],
+            &[1, 0, 0, 0x09, 2],
+        ];
+        for case in cases {
+            let mut out = b"x".to_vec();
+            let e = write_stored_json(case, &dict, &mut out).unwrap_err();
+            assert!(e.is_corruption(), "{case:?}: {e}");
+            assert_eq!(out, b"x", "{case:?}");
+            check_direct(case, &dict).unwrap();
+        }
+        // Forged nesting beyond the limit, reached without recursion limits.
+        let mut forged = vec![1, 0, 0];
+        let mut inner = vec![0x00u8];
+        for _ in 0..MAX_NESTING + 1 {
+            let mut body = postcard::to_stdvec(&1u64).unwrap();
+            body.extend_from_slice(&inner);
+            let mut next = vec![0x0A];
+            next.extend(postcard::to_stdvec(&(body.len() as u64)).unwrap());
+            next.extend(body);
+            inner = next;
+        }
+        forged.extend(inner);
+        let e = write_stored_json(&forged, &dict, &mut Vec::new()).unwrap_err();
+        assert!(e.is_corruption() && e.to_string().contains("nested deeper"), "{e}");
+        // A RAW document is not a structured one.
+        let mut raw = Vec::new();
+        encode_raw_document(b"payload", 3, &mut raw).unwrap();
+        assert!(matches!(write_stored_json(&raw, &dict, &mut Vec::new()), Err(Error::InvalidArgument(_))));
+        let mut out = Vec::new();
+        write_raw_json(b"payload", &mut out);
+        assert_eq!(out, to_json_vec(&Value::Bytes(b"payload".to_vec())));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -491,6 +854,55 @@ mod tests {
             let f = f64::from_bits(bits);
             let back = rt(&Value::Float(f));
             prop_assert!(back.identical(&Value::Float(f)));
+        }
+
+        #[test]
+        fn doc_json_direct_matches_decode_then_write(v in arb_value()) {
+            let mut dict = MemNameDict::new();
+            let bytes = stored(&v, &mut dict);
+            let mut out = Vec::new();
+            prop_assert_eq!(write_stored_json(&bytes, &dict, &mut out).unwrap(), 7);
+            prop_assert_eq!(&out, &to_json_vec(&v));
+            check_direct(&bytes, &dict)?;
+        }
+
+        #[test]
+        fn doc_json_direct_damaged_never_panics(
+            v in arb_value(),
+            cut in any::<proptest::sample::Index>(),
+            flips in proptest::collection::vec((any::<proptest::sample::Index>(), 0u8..8), 1..4),
+            garbage in proptest::collection::vec(any::<u8>(), 0..48),
+        ) {
+            let mut dict = MemNameDict::new();
+            let bytes = stored(&v, &mut dict);
+            check_direct(&bytes[..cut.index(bytes.len())], &dict)?;
+            let mut flipped = bytes.clone();
+            for (at, bit) in &flips {
+                flipped[at.index(bytes.len())] ^= 1 << bit;
+            }
+            check_direct(&flipped, &dict)?;
+            let mut framed = vec![1, 0, 0];
+            framed.extend_from_slice(&garbage);
+            check_direct(&framed, &dict)?;
+            check_direct(&garbage, &dict)?;
+        }
+
+        /// The shared scalar writers against independent references:
+        /// decimal formatting and serde_json's own string escaping.
+        #[test]
+        fn doc_json_scalar_writers_match_references(
+            i in any::<i64>(),
+            u in any::<u64>(),
+            text in "(\\PC|[\\x00-\\x1f\"\\\\\\x7f])*",
+        ) {
+            let mut out = Vec::new();
+            write_i64(i, &mut out);
+            out.push(b' ');
+            write_u64(u, &mut out);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), format!("{i} {u}"));
+            let mut out = Vec::new();
+            write_str(&text, &mut out);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&text).unwrap());
         }
 
         #[test]

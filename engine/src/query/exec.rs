@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 
 use crate::doc::codec::{decode_header, decode_value, encoded_str, find_value, tag, NameLookup, PathStep};
 use crate::doc::collection::{decode_stored, id_key, CollState};
+use crate::doc::json::{write_json, write_raw_json, write_stored_json};
 use crate::doc::serde_encoded::from_encoded;
 use crate::doc::serde_value::from_value;
 use crate::doc::value::Value;
@@ -410,6 +411,27 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         self.step(|c, found| match found {
             Found::Stored(id, bytes) => c.decode(&bytes).map(|(version, doc)| (id, version, doc)),
             Found::Decoded(id, version, doc) => Ok((id, version, doc)),
+        })
+    }
+
+    /// The next result's document appended to `out` as JSON text (what
+    /// [`write_json`](crate::doc::json::write_json) writes for the document
+    /// [`next_versioned`](Self::next_versioned) returns), written straight
+    /// from the stored encoding when the cursor has not buffered it for a
+    /// sort: `(id, schema_version)`. Mixes freely with `next`. On error
+    /// `out` is left as it was.
+    pub fn next_json(&mut self, out: &mut Vec<u8>) -> Option<Result<(u64, u32)>> {
+        self.step(|c, found| match found {
+            Found::Stored(id, bytes) if c.st.raw => {
+                let (header, payload) = decode_header(&bytes)?;
+                write_raw_json(payload, out);
+                Ok((id, header.schema_version))
+            }
+            Found::Stored(id, bytes) => Ok((id, write_stored_json(&bytes, &c.st.dict, out)?)),
+            Found::Decoded(id, version, doc) => {
+                write_json(&doc, out);
+                Ok((id, version))
+            }
         })
     }
 
