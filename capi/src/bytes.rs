@@ -91,6 +91,23 @@ pub(crate) unsafe fn put<T>(out: *mut T, value: T, what: &str) -> Result<(), Err
     Ok(())
 }
 
+/// Writes a lookup's result: `*found`, and `*out` the value, or {NULL, 0}
+/// when there is none. Both out-pointers must not be NULL.
+///
+/// # Safety
+/// `found` and `out` are NULL or writable.
+pub(crate) unsafe fn put_found(
+    found: *mut bool,
+    out: *mut obj_bytes,
+    value: Option<Vec<u8>>,
+) -> Result<(), Error> {
+    // SAFETY: per this function's contract.
+    unsafe {
+        put(found, value.is_some(), "found")?;
+        put(out, obj_bytes::from_vec(value.unwrap_or_default()), "out")
+    }
+}
+
 /// Checks an out-pointer before any work is done.
 pub(crate) fn need<T>(out: *mut T, what: &str) -> Result<(), Error> {
     if out.is_null() {

@@ -7,7 +7,7 @@ use std::ffi::c_char;
 use obj_engine::{CollectionKind, CollectionMut, Error, Value, WriteTxn};
 
 use crate::bytes::{
-    arg_bytes, arg_slice, arg_str, check_document, need, obj_bytes, parse_document, put, put_opt,
+    arg_bytes, arg_slice, arg_str, check_document, need, obj_bytes, parse_document, put, put_found, put_opt,
 };
 use crate::collection::expect_kind;
 use crate::db::{handle, obj_db, open_db, DbState, DB_TAG};
@@ -163,10 +163,7 @@ pub unsafe extern "C" fn obj_doc_get(
             unsafe { put_opt(out_version, version) };
         }
         // SAFETY: checked non-null.
-        unsafe {
-            put(found, got.is_some(), "found")?;
-            put(out, obj_bytes::from_vec(bytes), "out")
-        }
+        unsafe { put_found(found, out, got.map(|_| bytes)) }
     })
 }
 
@@ -187,42 +184,8 @@ pub unsafe extern "C" fn obj_doc_get_many(
     n: usize,
     out: *mut obj_bytes,
 ) -> obj_status {
-    fence(|| {
-        need(out, "out")?;
-        // SAFETY: per contract.
-        let (coll, ids) = unsafe { (arg_str(coll, "collection name")?, arg_slice(ids, n, "ids")?) };
-        // SAFETY: per contract.
-        let mut t = unsafe { lock_txn(txn) }?;
-        let view = t.collection(coll)?;
-        if let Some(c) = &view {
-            c.expect_kind(CollectionKind::Documents)?;
-        }
-        let mut buf = Vec::with_capacity(2 + ids.len() * 16);
-        buf.push(b'[');
-        for (i, &id) in ids.iter().enumerate() {
-            if i > 0 {
-                buf.push(b',');
-            }
-            // The document goes after a `[version,` that is only known once
-            // it is read: write it first, then move it behind the prefix.
-            let start = buf.len();
-            let got = match &view {
-                Some(c) => c.get_json(id, &mut buf)?,
-                None => None,
-            };
-            match got {
-                None => buf.extend_from_slice(b"null"),
-                Some(version) => {
-                    let prefix = format!("[{version},");
-                    buf.splice(start..start, prefix.bytes());
-                    buf.push(b']');
-                }
-            }
-        }
-        buf.push(b']');
-        // SAFETY: checked non-null.
-        unsafe { put(out, obj_bytes::from_vec(buf), "out") }
-    })
+    // SAFETY: per contract.
+    fence(|| unsafe { get_many_json(txn, coll, ids, n, out, true) })
 }
 
 /// Like `obj_doc_get_many` without the schema versions: `*out` is a JSON
@@ -240,34 +203,58 @@ pub unsafe extern "C" fn obj_doc_get_many_plain(
     n: usize,
     out: *mut obj_bytes,
 ) -> obj_status {
-    fence(|| {
-        need(out, "out")?;
-        // SAFETY: per contract.
-        let (coll, ids) = unsafe { (arg_str(coll, "collection name")?, arg_slice(ids, n, "ids")?) };
-        // SAFETY: per contract.
-        let mut t = unsafe { lock_txn(txn) }?;
-        let view = t.collection(coll)?;
-        if let Some(c) = &view {
-            c.expect_kind(CollectionKind::Documents)?;
+    // SAFETY: per contract.
+    fence(|| unsafe { get_many_json(txn, coll, ids, n, out, false) })
+}
+
+/// The body of `obj_doc_get_many` (`versioned`: each document as
+/// `[schema_version, document]`) and `obj_doc_get_many_plain`.
+///
+/// # Safety
+/// As obj_doc_get_many.
+unsafe fn get_many_json(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    ids: *const u64,
+    n: usize,
+    out: *mut obj_bytes,
+    versioned: bool,
+) -> Result<(), Error> {
+    need(out, "out")?;
+    // SAFETY: per contract.
+    let (coll, ids) = unsafe { (arg_str(coll, "collection name")?, arg_slice(ids, n, "ids")?) };
+    // SAFETY: per contract.
+    let mut t = unsafe { lock_txn(txn) }?;
+    let view = t.collection(coll)?;
+    if let Some(c) = &view {
+        c.expect_kind(CollectionKind::Documents)?;
+    }
+    let mut buf = Vec::with_capacity(2 + ids.len() * 256);
+    buf.push(b'[');
+    for (i, &id) in ids.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
         }
-        let mut buf = Vec::with_capacity(2 + ids.len() * 256);
-        buf.push(b'[');
-        for (i, &id) in ids.iter().enumerate() {
-            if i > 0 {
-                buf.push(b',');
+        let start = buf.len();
+        let got = match &view {
+            Some(c) => c.get_json(id, &mut buf)?,
+            None => None,
+        };
+        match got {
+            None => buf.extend_from_slice(b"null"),
+            // The document goes after a `[version,` that is only known once
+            // it is read: it was written first, and moves behind the prefix.
+            Some(version) if versioned => {
+                let prefix = format!("[{version},");
+                buf.splice(start..start, prefix.bytes());
+                buf.push(b']');
             }
-            let got = match &view {
-                Some(c) => c.get_json(id, &mut buf)?,
-                None => None,
-            };
-            if got.is_none() {
-                buf.extend_from_slice(b"null");
-            }
+            Some(_) => {}
         }
-        buf.push(b']');
-        // SAFETY: checked non-null.
-        unsafe { put(out, obj_bytes::from_vec(buf), "out") }
-    })
+    }
+    buf.push(b']');
+    // SAFETY: checked non-null.
+    unsafe { put(out, obj_bytes::from_vec(buf), "out") }
 }
 
 /// Reads one document in a snapshot of its own (begun and ended inside the
@@ -312,10 +299,7 @@ pub unsafe extern "C" fn obj_db_doc_get(
             unsafe { put_opt(out_version, version) };
         }
         // SAFETY: checked non-null.
-        unsafe {
-            put(found, got.is_some(), "found")?;
-            put(out, obj_bytes::from_vec(bytes), "out")
-        }
+        unsafe { put_found(found, out, got.map(|_| bytes)) }
     })
 }
 
@@ -476,10 +460,7 @@ pub unsafe extern "C" fn obj_raw_get(
             }
         };
         // SAFETY: checked non-null.
-        unsafe {
-            put(found, got.is_some(), "found")?;
-            put(out, obj_bytes::from_vec(got.unwrap_or_default()), "out")
-        }
+        unsafe { put_found(found, out, got) }
     })
 }
 

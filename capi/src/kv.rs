@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use crate::bytes::{arg_bytes, arg_str, json_bytes, need, obj_bytes, put, put_opt};
+use crate::bytes::{arg_bytes, arg_str, json_bytes, need, obj_bytes, put, put_found, put_opt};
 use crate::error::fence;
 use crate::obj_status;
 use crate::txn::{lock_txn, obj_txn};
@@ -64,10 +64,7 @@ pub unsafe extern "C" fn obj_kv_get(
         let t = unsafe { lock_txn(txn) }?;
         let value = with_readable!(t.state(), |r| r.kv_get(ns, key)?);
         // SAFETY: checked non-null.
-        unsafe {
-            put(found, value.is_some(), "found")?;
-            put(out, obj_bytes::from_vec(value.unwrap_or_default()), "out")
-        }
+        unsafe { put_found(found, out, value) }
     })
 }
 
