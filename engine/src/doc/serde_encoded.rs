@@ -17,11 +17,11 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, Visitor};
 
 use super::codec::{corrupt, decode_at, enter, leave, tag, NameLookup, Reader};
 use super::serde_value::{
-    exact_float, unexpected, SerdeError, ValueDeserializer, TIMESTAMP_STRUCT, TWO_POW_127,
+    exact_float, unexpected, KeyDeserializer, SerdeError, ValueDeserializer, TIMESTAMP_STRUCT, TWO_POW_127,
 };
 use super::value::Value;
 use crate::error::{Error, Result};
@@ -450,7 +450,7 @@ impl<'de, N: NameLookup> de::MapAccess<'de> for Map<'de, '_, N> {
         }
         self.left -= 1;
         let name = self.key()?;
-        seed.deserialize(NameKey(name)).map(Some)
+        seed.deserialize(KeyDeserializer::new(name)).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> EResult<V::Value> {
@@ -459,70 +459,6 @@ impl<'de, N: NameLookup> de::MapAccess<'de> for Map<'de, '_, N> {
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.left)
-    }
-}
-
-/// A map key borrowed from the name dictionary: a string that also reads
-/// as a number or bool when the target type asks for one (as the value
-/// bridge's keys do).
-struct NameKey<'n>(&'n str);
-
-macro_rules! deserialize_parsed_key {
-    ($($method:ident => $t:ty, $visit:ident;)*) => {$(
-        fn $method<V: Visitor<'de>>(self, visitor: V) -> EResult<V::Value> {
-            match self.0.parse::<$t>() {
-                Ok(x) => visitor.$visit(x),
-                Err(_) => visitor.visit_str(self.0),
-            }
-        }
-    )*};
-}
-
-impl<'de> de::Deserializer<'de> for NameKey<'_> {
-    type Error = EncodedError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> EResult<V::Value> {
-        visitor.visit_str(self.0)
-    }
-
-    deserialize_parsed_key! {
-        deserialize_bool => bool, visit_bool;
-        deserialize_i8 => i8, visit_i8;
-        deserialize_i16 => i16, visit_i16;
-        deserialize_i32 => i32, visit_i32;
-        deserialize_i64 => i64, visit_i64;
-        deserialize_i128 => i128, visit_i128;
-        deserialize_u8 => u8, visit_u8;
-        deserialize_u16 => u16, visit_u16;
-        deserialize_u32 => u32, visit_u32;
-        deserialize_u64 => u64, visit_u64;
-        deserialize_u128 => u128, visit_u128;
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> EResult<V::Value> {
-        visitor.visit_some(self)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> EResult<V::Value> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        visitor: V,
-    ) -> EResult<V::Value> {
-        visitor.visit_enum(self.0.into_deserializer())
-    }
-
-    serde::forward_to_deserialize_any! {
-        f32 f64 char str string bytes byte_buf unit unit_struct seq tuple
-        tuple_struct map struct identifier ignored_any
     }
 }
 

@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Unexpected, Visitor};
 use serde::ser::{self, Serialize, SerializeMap as _, SerializeStruct as _};
 use std::fmt;
+use std::marker::PhantomData;
 
 /// Struct name that marks a [`Timestamp`] to this bridge.
 pub(super) const TIMESTAMP_STRUCT: &str = "$__obj_private_Timestamp";
@@ -825,7 +826,7 @@ impl<'de> de::MapAccess<'de> for MapDeser {
         match self.iter.next() {
             Some((k, v)) => {
                 self.value = Some(v);
-                seed.deserialize(KeyDeserializer(k)).map(Some)
+                seed.deserialize(KeyDeserializer::new(&k)).map(Some)
             }
             None => Ok(None),
         }
@@ -840,25 +841,37 @@ impl<'de> de::MapAccess<'de> for MapDeser {
 }
 
 /// A map key: a string that also reads as a number or bool when the
-/// target type asks for one (the inverse of [`KeySerializer`]).
-struct KeyDeserializer(String);
+/// target type asks for one (the inverse of [`KeySerializer`]). Generic
+/// over the error type, so that the deserializer over the stored encoding
+/// (`serde_encoded`) reads its keys, borrowed from the name dictionary,
+/// with the same rules.
+pub(crate) struct KeyDeserializer<'k, E> {
+    key: &'k str,
+    error: PhantomData<E>,
+}
+
+impl<'k, E> KeyDeserializer<'k, E> {
+    pub(crate) fn new(key: &'k str) -> Self {
+        KeyDeserializer { key, error: PhantomData }
+    }
+}
 
 macro_rules! deserialize_parsed_key {
     ($($method:ident => $t:ty, $visit:ident;)*) => {$(
-        fn $method<V: Visitor<'de>>(self, visitor: V) -> SResult<V::Value> {
-            match self.0.parse::<$t>() {
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, E> {
+            match self.key.parse::<$t>() {
                 Ok(x) => visitor.$visit(x),
-                Err(_) => visitor.visit_string(self.0),
+                Err(_) => visitor.visit_str(self.key),
             }
         }
     )*};
 }
 
-impl<'de> de::Deserializer<'de> for KeyDeserializer {
-    type Error = SerdeError;
+impl<'de, E: de::Error> de::Deserializer<'de> for KeyDeserializer<'_, E> {
+    type Error = E;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> SResult<V::Value> {
-        visitor.visit_string(self.0)
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, E> {
+        visitor.visit_str(self.key)
     }
 
     deserialize_parsed_key! {
@@ -875,7 +888,7 @@ impl<'de> de::Deserializer<'de> for KeyDeserializer {
         deserialize_u128 => u128, visit_u128;
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> SResult<V::Value> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, E> {
         visitor.visit_some(self)
     }
 
@@ -883,7 +896,7 @@ impl<'de> de::Deserializer<'de> for KeyDeserializer {
         self,
         _name: &'static str,
         visitor: V,
-    ) -> SResult<V::Value> {
+    ) -> Result<V::Value, E> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -892,8 +905,8 @@ impl<'de> de::Deserializer<'de> for KeyDeserializer {
         _name: &'static str,
         _variants: &'static [&'static str],
         visitor: V,
-    ) -> SResult<V::Value> {
-        visitor.visit_enum(self.0.into_deserializer())
+    ) -> Result<V::Value, E> {
+        visitor.visit_enum(self.key.into_deserializer())
     }
 
     serde::forward_to_deserialize_any! {
@@ -911,7 +924,7 @@ impl<'de> de::EnumAccess<'de> for EnumDeser {
     type Error = SerdeError;
     type Variant = VariantDeser;
     fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> SResult<(V::Value, VariantDeser)> {
-        let variant = seed.deserialize(KeyDeserializer(self.variant))?;
+        let variant = seed.deserialize(KeyDeserializer::new(&self.variant))?;
         Ok((variant, VariantDeser(self.content)))
     }
 }
