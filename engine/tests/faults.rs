@@ -27,6 +27,9 @@ use std::sync::Arc;
 use obj_engine::storage::sim::{CutMode, Fault, FaultKind, FaultOp, OpCounts, SimVfs};
 use obj_engine::{Db, EncryptionKey, Error, Options, ReadableTxn, WriteTxn};
 
+mod common;
+use common::{env_number, next_rand};
+
 const DB: &str = "/sim/faults.obj";
 const COMMITS: u64 = 24;
 const CHECKPOINT_BEFORE: u64 = 9;
@@ -296,22 +299,6 @@ fn counts() -> OpCounts {
     vfs.op_counts()
 }
 
-fn env_number(name: &str, default: u64) -> Option<u64> {
-    match std::env::var(name) {
-        Ok(s) if s == "all" => None,
-        Ok(s) => Some(s.parse().unwrap_or_else(|_| panic!("{name}={s}: want a number or `all`"))),
-        Err(_) => Some(default),
-    }
-}
-
-/// Tiny xorshift for choosing points and seeds reproducibly.
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 #[test]
 fn the_workload_is_deterministic() {
     assert_eq!(counts(), counts());
@@ -413,8 +400,8 @@ fn power_cuts() {
     let mut rng = 0x5eed_0b1du64.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let (mut acked_total, mut half_created) = (0, 0);
     for i in 0..cuts {
-        let at = xorshift(&mut rng) % total;
-        let seed = xorshift(&mut rng);
+        let at = next_rand(&mut rng) % total;
+        let seed = next_rand(&mut rng);
         let (acked, refused) = power_cut_case(i, at, seed);
         acked_total += acked;
         half_created += u64::from(refused);

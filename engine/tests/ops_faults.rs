@@ -46,6 +46,9 @@ use obj_engine::{
     Db, EncryptionKey, Error, IndexSpec, KdfParams, Options, ReadableTxn, RestoreOptions, Value,
 };
 
+mod common;
+use common::{env_number, next_rand};
+
 const DB: &str = "/sim/compact.obj";
 
 type Model = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -309,21 +312,6 @@ fn counts(crypt: Crypt, hold_reader: bool) -> OpCounts {
     counts
 }
 
-fn env_number(name: &str, default: u64) -> Option<u64> {
-    match std::env::var(name) {
-        Ok(s) if s == "all" => None,
-        Ok(s) => Some(s.parse().unwrap_or_else(|_| panic!("{name}={s}: want a number or `all`"))),
-        Err(_) => Some(default),
-    }
-}
-
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 #[test]
 fn compaction_is_deterministic_and_shrinks_the_file() {
     for crypt in [Crypt::Plain, Crypt::RawKey] {
@@ -424,8 +412,8 @@ fn power_cuts(crypts: &[Crypt]) -> String {
         let hold_reader = i % 2 == 1;
         let which = (i / 2) as usize % crypts.len();
         let crypt = crypts[which];
-        let at = xorshift(&mut rng) % totals[which][hold_reader as usize];
-        let seed = xorshift(&mut rng);
+        let at = next_rand(&mut rng) % totals[which][hold_reader as usize];
+        let seed = next_rand(&mut rng);
         let vfs = SimVfs::new();
         let (db, model) = setup(&vfs, crypt);
         vfs.set_fault(Fault { op: FaultOp::Any, after: at, kind: FaultKind::Eio, persistent: true });

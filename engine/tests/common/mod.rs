@@ -1,7 +1,10 @@
 //! What the process-level crash suites (`crash.rs`, `crash_documents.rs`)
 //! share: re-running the test binary as a committing child process,
 //! reading the `ack n` lines it prints after each commit, killing it, and
-//! the pseudo-random waits between spawn and kill.
+//! the pseudo-random waits between spawn and kill. The fault suites
+//! (`faults.rs`, `ops_faults.rs`) use its random sequence and settings.
+//! Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -11,6 +14,15 @@ use std::thread::JoinHandle;
 /// `OBJ_CRASH_CYCLES` when set (`make test` and `make soak` set it).
 pub fn env_cycles() -> Option<u64> {
     std::env::var("OBJ_CRASH_CYCLES").ok().and_then(|s| s.parse().ok())
+}
+
+/// The setting `name`: a number, or `all` (None); `default` when unset.
+pub fn env_number(name: &str, default: u64) -> Option<u64> {
+    match std::env::var(name) {
+        Ok(s) if s == "all" => None,
+        Ok(s) => Some(s.parse().unwrap_or_else(|_| panic!("{name}={s}: want a number or `all`"))),
+        Err(_) => Some(default),
+    }
 }
 
 /// The next value of a xorshift64 sequence (never 0 for a non-zero seed).
