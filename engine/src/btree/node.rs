@@ -425,6 +425,30 @@ impl<'a> Node<'a> {
     pub(crate) fn lower_bound(&self, key: &[u8]) -> Result<usize> {
         Ok(self.search(key)?.unwrap_or_else(|i| i))
     }
+
+    /// Whether a cell going to slot `idx` continues an ascending run of
+    /// inserts: the two most recent inserts into this node put their cells
+    /// at slots `idx - 2` and `idx - 1`, in that order.
+    ///
+    /// The answer is read from the layout, so it needs no state outside
+    /// the page and holds across transactions: [`insert`] writes each cell
+    /// just below the cell area, so the newest cell starts at
+    /// `content_start` and the one inserted before it starts where the
+    /// newest ends. [`build`] and [`defragment`] lay cells out in slot
+    /// order with the last slot lowest, which reads as a run ending at the
+    /// last slot (appending to such a node continues it). A removal that
+    /// moved the cell area in between only makes the answer false. It is a
+    /// hint for choosing a split point, never needed for correctness.
+    pub(crate) fn continues_inserts_at(&self, idx: usize) -> Result<bool> {
+        if idx < 2 || idx > self.n {
+            return Ok(false);
+        }
+        let newest = self.offset(idx - 1)?;
+        if newest != self.content {
+            return Ok(false);
+        }
+        Ok(self.offset(idx - 2)? == newest + self.cell(idx - 1)?.len())
+    }
 }
 
 /// Makes `buf` (a page's usable part) an empty node of `kind`.
@@ -770,6 +794,42 @@ mod tests {
         assert_eq!(keys(&c), vec![b"b".to_vec(), b"c".to_vec()]);
         assert_eq!(raw_leaf_key(cells.get(0)), Some(&b"a"[..]));
         assert_eq!(cells.size(0..3), 3 * SLOT + 3 * INLINE_HDR + 3 + 4);
+    }
+
+    #[test]
+    fn btree_node_reads_a_run_of_inserts_from_the_layout() {
+        let mut b = leaf();
+        for (idx, k) in [(0, b"a"), (1, b"z"), (1, b"c"), (2, b"d")] {
+            assert!(ins(&mut b, idx, k, b"v"));
+        }
+        // Slots a c d z; the last two inserts went to slots 1 and 2.
+        let node = Node::parse(&b, 1, U).unwrap();
+        let runs: Vec<bool> = (0..=5).map(|i| node.continues_inserts_at(i).unwrap()).collect();
+        assert_eq!(runs, [false, false, false, true, false, false]);
+        // Two inserts in a row are needed: after "e" at 3 the newest is at 3
+        // but the one before it ("d") is at 2, so 4 continues the run.
+        assert!(ins(&mut b, 3, b"e", b"v"));
+        assert!(Node::parse(&b, 1, U).unwrap().continues_inserts_at(4).unwrap());
+        // An insert elsewhere breaks it.
+        assert!(ins(&mut b, 0, b"0", b"v"));
+        let node = Node::parse(&b, 1, U).unwrap();
+        assert!((0..=node.len()).all(|i| !node.continues_inserts_at(i).unwrap()));
+        // Removing the newest cell makes the inserts before it the newest
+        // again; removing one inside the run breaks it.
+        remove(&mut b, 1, 0).unwrap();
+        let node = Node::parse(&b, 1, U).unwrap();
+        let runs: Vec<bool> = (0..=node.len()).map(|i| node.continues_inserts_at(i).unwrap()).collect();
+        assert_eq!(runs, [false, false, false, false, true, false]);
+        remove(&mut b, 1, 2).unwrap();
+        let node = Node::parse(&b, 1, U).unwrap();
+        assert!((0..=node.len()).all(|i| !node.continues_inserts_at(i).unwrap()));
+        // A defragmented (or built) node reads as a run ending at its last slot.
+        defragment(&mut b, 1).unwrap();
+        let node = Node::parse(&b, 1, U).unwrap();
+        let n = node.len();
+        assert!((0..n).all(|i| !node.continues_inserts_at(i).unwrap()));
+        assert!(node.continues_inserts_at(n).unwrap());
+        assert!(!node.continues_inserts_at(n + 1).unwrap());
     }
 
     #[test]
