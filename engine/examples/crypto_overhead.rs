@@ -121,7 +121,7 @@ fn page_costs() -> [f64; 4] {
     let codec = PageCodec::create(Some(&EncryptionKey::raw([1; 32])), [2; 16]).unwrap();
     let n = 20_000u32;
     let per = |start: Instant| start.elapsed().as_secs_f64() * 1e6 / n as f64;
-    let mut page: PageRef = std::sync::Arc::new(Page::from_vec((0..4096).map(|i| i as u8).collect()));
+    let mut page: PageRef = Page::from_vec((0..4096).map(|i| i as u8).collect()).into_ref();
     let start = Instant::now();
     for i in 0..n {
         seal_page(i % 64 + 1, &mut std::sync::Arc::make_mut(&mut page)[..]);

@@ -130,6 +130,23 @@ impl PageCache {
         }
     }
 
+    /// Renames cached page versions: `rename` maps a key to the key the
+    /// same bytes are known by from now on, or to `None` to drop the entry.
+    /// The WAL restart uses it so that the cache stays warm across
+    /// generations (the pages' bytes do not change, only their names).
+    pub fn rekey(&self, rename: impl Fn(CacheKey) -> Option<CacheKey>) {
+        let mut kept = Vec::new();
+        for (lock, _, _) in &self.shards {
+            let mut shard = lock.write().unwrap_or_else(|p| p.into_inner());
+            kept.extend(shard.map.drain().filter_map(|(key, e)| Some((rename(key)?, e.page))));
+            shard.clock.clear();
+            shard.hand = 0;
+        }
+        for (key, page) in kept {
+            self.insert(key, page);
+        }
+    }
+
     /// Drops `key` if cached.
     pub fn remove(&self, key: CacheKey) {
         let (lock, _, _) = self.shard(key);
@@ -176,14 +193,13 @@ impl PageCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::page::Page;
-    use std::sync::Arc;
+    use crate::storage::page::{zeroed_ref, Page};
 
     #[test]
     fn never_exceeds_capacity() {
         let cache = PageCache::new(8);
         for i in 0..1000u64 {
-            cache.insert((0, i), Arc::new(Page::zeroed(16)));
+            cache.insert((0, i), zeroed_ref(16));
             assert!(cache.stats().pages <= 8);
         }
         assert!(cache.get((0, 999)).is_some());
@@ -194,7 +210,7 @@ mod tests {
     #[test]
     fn remove_keeps_the_others_and_eviction_working() {
         let cache = PageCache::new(64);
-        let page = |b: u8| Arc::new(Page::from_vec(vec![b; 16]));
+        let page = |b: u8| Page::from_vec(vec![b; 16]).into_ref();
         for i in 0..16u64 {
             cache.insert((1, i), page(i as u8));
         }
@@ -226,15 +242,15 @@ mod tests {
     #[test]
     fn zero_capacity_caches_nothing() {
         let cache = PageCache::new(0);
-        cache.insert((0, 1), Arc::new(Page::zeroed(16)));
+        cache.insert((0, 1), zeroed_ref(16));
         assert!(cache.get((0, 1)).is_none());
     }
 
     #[test]
     fn clear_drops_everything() {
         let cache = PageCache::new(64);
-        cache.insert((0, 1), Arc::new(Page::zeroed(16)));
-        cache.insert((3, 1), Arc::new(Page::zeroed(16)));
+        cache.insert((0, 1), zeroed_ref(16));
+        cache.insert((3, 1), zeroed_ref(16));
         cache.clear();
         assert!(cache.get((0, 1)).is_none());
         assert!(cache.get((3, 1)).is_none());

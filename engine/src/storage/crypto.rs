@@ -548,7 +548,7 @@ mod tests {
     #[test]
     fn round_trip_and_binding() {
         let c = codec();
-        let mut page: PageRef = Arc::new(Page::from_vec((0..4096).map(|i| (i % 251) as u8).collect()));
+        let mut page: PageRef = Page::from_vec((0..4096).map(|i| (i % 251) as u8).collect()).into_ref();
         let image = c.seal(5, &mut page).unwrap().unwrap();
         assert_ne!(&image[..4064], &page[..4064]);
         let mut back = image.clone();
@@ -572,7 +572,7 @@ mod tests {
     #[test]
     fn page_zero_keeps_its_prefix_in_plaintext() {
         let c = codec();
-        let mut page: PageRef = Arc::new(Page::from_vec(vec![0xAB; 4096]));
+        let mut page: PageRef = Page::from_vec(vec![0xAB; 4096]).into_ref();
         let image = c.seal(0, &mut page).unwrap().unwrap();
         assert_eq!(&image[..CRYPT_BLOCK_AT], &page[..CRYPT_BLOCK_AT]);
         assert_eq!(

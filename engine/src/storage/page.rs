@@ -40,6 +40,16 @@ impl Page {
     pub fn from_vec(bytes: Vec<u8>) -> Self {
         Page(bytes.into_boxed_slice())
     }
+
+    /// The same bytes as a shared page (one allocation: count and bytes).
+    pub fn into_ref(self) -> PageRef {
+        Arc::from(self.0)
+    }
+}
+
+/// A zero-filled shared page of `size` bytes, built in place.
+pub fn zeroed_ref(size: usize) -> PageRef {
+    std::iter::repeat_n(0u8, size).collect()
 }
 
 impl Deref for Page {
@@ -61,8 +71,10 @@ impl std::fmt::Debug for Page {
     }
 }
 
-/// A shared, immutable view of a page as some snapshot sees it.
-pub type PageRef = Arc<Page>;
+/// A shared, immutable view of a page as some snapshot sees it. One
+/// allocation holds the reference count and the bytes, so the first touch
+/// of a cached page (the count) also brings in the node header.
+pub type PageRef = Arc<[u8]>;
 
 /// Computes the trailer checksum of `page` (content part = all but the last
 /// `CHECKSUM_TRAILER` bytes) as stored at page number `pgno`.
@@ -110,7 +122,7 @@ pub trait PageWrite: PageRead {
     /// The page `pgno`, copied into the transaction's dirty set on first
     /// use, for modification in place. The slice is the whole page; only
     /// `[..usable_size()]` may be modified.
-    fn page_mut(&mut self, pgno: PageNo) -> Result<&mut Page>;
+    fn page_mut(&mut self, pgno: PageNo) -> Result<&mut [u8]>;
     /// A fresh zero-filled page (reused from the freelist or appended).
     fn allocate_page(&mut self) -> Result<PageNo>;
     /// Returns `pgno` to the freelist. The caller must hold no other
@@ -137,7 +149,7 @@ impl<T: PageRead + ?Sized> PageRead for &mut T {
 }
 
 impl<T: PageWrite + ?Sized> PageWrite for &mut T {
-    fn page_mut(&mut self, pgno: PageNo) -> Result<&mut Page> {
+    fn page_mut(&mut self, pgno: PageNo) -> Result<&mut [u8]> {
         (**self).page_mut(pgno)
     }
     fn allocate_page(&mut self) -> Result<PageNo> {
@@ -160,7 +172,7 @@ pub struct MemPageStore {
 impl MemPageStore {
     /// A store with pages of `page_size` bytes (page 0 reserved).
     pub fn new(page_size: usize) -> Self {
-        MemPageStore { page_size, pages: vec![Some(Arc::new(Page::zeroed(page_size)))], free: Vec::new() }
+        MemPageStore { page_size, pages: vec![Some(zeroed_ref(page_size))], free: Vec::new() }
     }
 
     /// Number of pages currently allocated (not on the free list), excluding page 0.
@@ -183,7 +195,7 @@ impl PageRead for MemPageStore {
 }
 
 impl PageWrite for MemPageStore {
-    fn page_mut(&mut self, pgno: PageNo) -> Result<&mut Page> {
+    fn page_mut(&mut self, pgno: PageNo) -> Result<&mut [u8]> {
         match self.pages.get_mut(pgno as usize) {
             Some(Some(p)) => Ok(Arc::make_mut(p)),
             _ => Err(Error::corruption(pgno, "page is not allocated")),
@@ -191,7 +203,7 @@ impl PageWrite for MemPageStore {
     }
 
     fn allocate_page(&mut self) -> Result<PageNo> {
-        let page = Some(Arc::new(Page::zeroed(self.page_size)));
+        let page = Some(zeroed_ref(self.page_size));
         if let Some(pgno) = self.free.pop() {
             self.pages[pgno as usize] = page;
             Ok(pgno)

@@ -13,6 +13,7 @@
 //! writer lock is a byte-range lock there, and each process's pager keeps
 //! only a private cache of immutable page versions.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -25,13 +26,13 @@ use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{Header, HEADER_LEN};
-use crate::storage::page::{verify_page, Page, PageRead, PageRef, KIND_BTREE_INTERIOR};
+use crate::storage::page::{verify_page, zeroed_ref, Page, PageRead, PageRef, KIND_BTREE_INTERIOR};
 use crate::storage::shm::{
     self, lock_read, shm_path_of, HeaderState, HeapShm, LockTable, ShmFile, ShmHeader, LOCK_CKPT, LOCK_DMS,
     LOCK_RECOVER, LOCK_WRITE, READ_SLOTS,
 };
 use crate::storage::wal::{fresh_salt, FrameWrite, Wal, WalPosition, FRAME_HEADER_LEN, WAL_HEADER_LEN};
-use crate::storage::wal_index::{PageSource, ReadMark, Refresh, WalIndex};
+use crate::storage::wal_index::{PageMap, PageSource, ReadMark, Refresh, WalIndex, BASE_KEY};
 
 /// What a checkpoint did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,6 +113,8 @@ pub struct Pager {
     /// The process that opened the handle: a child after `fork()` must not
     /// use it (its locks are the parent's).
     pid: u32,
+    /// [`shm::fork_count`] when opened: a different count means a fork.
+    forks: u64,
 }
 
 impl std::fmt::Debug for Pager {
@@ -359,7 +362,7 @@ impl Pager {
             let codec = PageCodec::create(options.encryption.as_ref(), file_id)?;
             let mut header = Header::new(options.page_size as u32, 0, file_id);
             header.set_encrypted(codec.is_encrypted());
-            let mut page: PageRef = Arc::new(Page::zeroed(options.page_size));
+            let mut page: PageRef = zeroed_ref(options.page_size);
             header.encode(&mut Arc::make_mut(&mut page)[..]);
             let image = codec.seal(0, &mut page)?;
             let image: &[u8] = image.as_deref().unwrap_or(&page);
@@ -476,6 +479,7 @@ impl Pager {
             closed: AtomicBool::new(false),
             fold_pending: AtomicBool::new(false),
             pid: std::process::id(),
+            forks: shm::fork_count(),
         });
         let created = created.keep();
         if let Err(e) = pager.validate(page_size, file_id) {
@@ -569,7 +573,7 @@ impl Pager {
 
     /// True in a child process forked after this handle was opened.
     fn forked(&self) -> bool {
-        std::process::id() != self.pid
+        shm::fork_count() != self.forks
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -795,7 +799,9 @@ impl Pager {
         if let Some(p) = self.cache.get(key) {
             return Ok(p);
         }
-        let mut page = Page::zeroed(self.page_size);
+        // Read straight into the shared page: one allocation, no copy.
+        let mut shared = zeroed_ref(self.page_size);
+        let page = Arc::make_mut(&mut shared);
         let mut key = key;
         match source {
             PageSource::Frame(frame) => {
@@ -804,33 +810,32 @@ impl Pager {
                     + FRAME_HEADER_LEN as u64;
                 let read = self
                     .wal_reader()?
-                    .read_at(&mut page, offset)
+                    .read_at(page, offset)
                     .map_err(|e| Error::io(format!("reading frame {frame} (page {pgno}) of the WAL"), e))
-                    .and_then(|()| self.codec.open_page(pgno, &mut page));
+                    .and_then(|()| self.codec.open_page(pgno, page));
                 // The WAL may restart under a snapshot that the main file
                 // holds entirely (see `WalIndex::lock_readers_for_restart`);
                 // a restart is published before any frame is overwritten,
                 // so a generation unchanged after the read vouches for it.
                 let now = self.index.current_generation();
                 if now != mark.generation {
-                    key = (now | crate::storage::wal_index::BASE_KEY, pgno as u64);
+                    key = (now | BASE_KEY, pgno as u64);
                     if let Some(p) = self.cache.get(key) {
                         return Ok(p);
                     }
-                    self.read_main(pgno, &mut page)?;
-                    self.codec.open_page(pgno, &mut page)?;
+                    self.read_main(pgno, page)?;
+                    self.codec.open_page(pgno, page)?;
                 } else {
                     read?;
                 }
             }
             PageSource::Main => {
-                self.read_main(pgno, &mut page)?;
-                self.codec.open_page(pgno, &mut page)?;
+                self.read_main(pgno, page)?;
+                self.codec.open_page(pgno, page)?;
             }
         }
-        let page = Arc::new(page);
-        self.cache.insert(key, page.clone());
-        Ok(page)
+        self.cache.insert(key, shared.clone());
+        Ok(shared)
     }
 
     fn read_main(&self, pgno: PageNo, page: &mut [u8]) -> Result<()> {
@@ -923,6 +928,8 @@ impl Pager {
             None
         };
         if let Some(taken) = taken {
+            let old_generation = h.generation;
+            let newest = self.index.newest_frames(h);
             wal.restart();
             *h = ShmHeader {
                 generation: wal.header().generation,
@@ -936,6 +943,7 @@ impl Pager {
             // Publish the new generation before touching the file: a writer
             // that dies in between leaves the next one a consistent story.
             self.index.finish_restart(h, taken);
+            self.carry_cache_over(old_generation, h.generation, newest);
             let keep = (self.autocheckpoint.max(1000) * 4) * (FRAME_HEADER_LEN + self.page_size) as u64;
             if let Err(e) = wal.shrink(keep) {
                 self.set_fatal(format!("restarting the WAL failed: {e}"));
@@ -943,6 +951,29 @@ impl Pager {
             }
         }
         Ok(())
+    }
+
+    /// After a restart from `old` to `new`, the main file holds every
+    /// page's newest version of the old generation: renames those cached
+    /// versions to the new generation's main-file keys instead of letting
+    /// every page miss once. `newest`: each page with frames in `old` and
+    /// its newest frame (`None`: this process's view of `old` was
+    /// incomplete, so nothing is carried over).
+    fn carry_cache_over(&self, old: u64, new: u64, newest: Option<PageMap<u64>>) {
+        let Some(newest) = newest else {
+            return;
+        };
+        let by_frame: HashMap<u64, PageNo> = newest.iter().map(|(&pgno, &frame)| (frame, pgno)).collect();
+        self.cache.rekey(|(version, n)| {
+            if version == old | BASE_KEY {
+                // A main-file page no frame replaced: still the main file's.
+                (!newest.contains_key(&(n as PageNo))).then_some((new | BASE_KEY, n))
+            } else if version == old {
+                by_frame.get(&n).map(|&pgno| (new | BASE_KEY, pgno as u64))
+            } else {
+                None
+            }
+        });
     }
 
     /// Starts a transaction too large to hold in memory: its pages are
@@ -973,15 +1004,22 @@ impl Pager {
     }
 
     /// Copies committed frames into the main file, up to what the oldest
-    /// reader in any process can see, and fsyncs it. The caller holds the
-    /// writer slot.
+    /// reader in any process can see, and fsyncs it; when that completes
+    /// and no reader needs the WAL, restarts it at once rather than at the
+    /// next commit, so that readers from now on read the main file without
+    /// looking pages up in the WAL index. The caller holds the writer slot.
     pub fn checkpoint(&self, guard: &WriterGuard) -> Result<CheckpointResult> {
         debug_assert!(std::ptr::eq(&*guard.pager, self));
         self.check_usable()?;
         if self.read_only {
             return Err(Error::invalid("checkpoint on a read-only database"));
         }
-        self.checkpoint_unguarded()
+        let result = self.checkpoint_unguarded()?;
+        if result.complete {
+            let mut h = self.fresh_header(true)?;
+            self.restart_wal_if_backfilled(&mut self.wal(), &mut h)?;
+        }
+        Ok(result)
     }
 
     /// The checkpoint itself; the caller holds the writer slot and lock.
@@ -1034,10 +1072,10 @@ impl Pager {
                         wal.read_frame(frame, &mut image)?;
                         if self.codec.is_encrypted() {
                             verify_page(pgno, &image)?;
-                            (Arc::new(image), cached)
+                            (image.into_ref(), cached)
                         } else {
                             self.codec.open_page(pgno, &mut image)?;
-                            let image = Arc::new(image);
+                            let image = image.into_ref();
                             (image.clone(), Some(image))
                         }
                     }
@@ -1049,9 +1087,9 @@ impl Pager {
                     let page0 = match &page {
                         Some(p) => p.clone(),
                         None => {
-                            let mut p = Page::clone(&image);
+                            let mut p = Page::from_vec(image.to_vec());
                             self.codec.open_page(0, &mut p)?;
-                            Arc::new(p)
+                            p.into_ref()
                         }
                     };
                     page_count = Some(Header::decode(&page0)?.page_count);
@@ -1315,10 +1353,10 @@ impl BulkCommit<'_> {
 
     /// The image of `page` as the WAL stores it: its checksum trailer set
     /// and, for an encrypted database, encrypted.
-    fn seal(&self, pgno: PageNo, page: Page) -> Result<Page> {
-        let mut page: PageRef = Arc::new(page);
-        let image = self.pager.codec.seal(pgno, &mut page)?;
-        Ok(image.unwrap_or_else(|| Arc::unwrap_or_clone(page)))
+    fn seal(&self, pgno: PageNo, mut page: Page) -> Result<Page> {
+        // Nothing keeps the plaintext: the pages are sealed in place.
+        self.pager.codec.seal_run(pgno, &mut page, self.pager.page_size)?;
+        Ok(page)
     }
 
     fn flush(&mut self, commit: Option<PageNo>) -> Result<()> {
@@ -1634,5 +1672,56 @@ mod tests {
         let tree = rx.open_tree("t").unwrap();
         assert_eq!(rx.get(&tree, &key(5)).unwrap(), Some(b"v".to_vec()));
         assert_eq!(rx.snapshot().pinned_count(), 0);
+    }
+
+    /// A checkpoint that restarts the WAL keeps the cache warm: the pages
+    /// the cache held under WAL-frame names are found again under the new
+    /// generation's main-file names, and reads see the same data.
+    #[test]
+    fn restart_keeps_the_cache_warm() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("warm.obj")).unwrap();
+        let n = 5_000u32;
+        let mut tx = db.begin_write().unwrap();
+        let tree = tx.create_tree("t").unwrap();
+        for i in 0..n {
+            tx.insert(&tree, &key(i), &val(i)).unwrap();
+        }
+        tx.commit().unwrap();
+        let read_all = |want: &dyn Fn(u32) -> Vec<u8>| {
+            let rx = db.begin_read().unwrap();
+            let tree = rx.open_tree("t").unwrap();
+            for i in 0..n {
+                assert_eq!(rx.get(&tree, &key(i)).unwrap(), Some(want(i)), "key {i}");
+            }
+        };
+        read_all(&val);
+        let before = db.stat().unwrap().cache.misses;
+        let result = db.checkpoint().unwrap();
+        assert!(result.complete);
+        assert_eq!(db.stat().unwrap().wal_frames, 0, "the WAL restarted");
+        read_all(&val);
+        let misses = db.stat().unwrap().cache.misses - before;
+        assert!(misses <= 2, "{misses} cache misses after the restart");
+
+        // Rewrite some values, restart again (at the next commit, after an
+        // explicit checkpoint), and check both versions are named right.
+        let mut tx = db.begin_write().unwrap();
+        let tree = tx.open_tree("t").unwrap();
+        for i in (0..n).step_by(3) {
+            tx.insert(&tree, &key(i), &val(i + 7)).unwrap();
+        }
+        tx.commit().unwrap();
+        let newer = |i: u32| if i.is_multiple_of(3) { val(i + 7) } else { val(i) };
+        read_all(&newer);
+        assert!(db.checkpoint().unwrap().complete);
+        read_all(&newer);
+        db.close().unwrap();
+        let db = Db::open(dir.path().join("warm.obj")).unwrap();
+        let rx = db.begin_read().unwrap();
+        let tree = rx.open_tree("t").unwrap();
+        for i in 0..n {
+            assert_eq!(rx.get(&tree, &key(i)).unwrap(), Some(newer(i)), "after reopen, key {i}");
+        }
     }
 }

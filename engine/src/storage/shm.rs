@@ -103,6 +103,13 @@ pub trait ShmFile: Send + Sync + fmt::Debug {
     fn load_u64(&self, offset: usize) -> u64;
     /// Stores the u64 at `offset` (8-aligned, mapped).
     fn store_u64(&self, offset: usize, value: u64);
+    /// Loads consecutive u64s from `offset` on (each one atomically, in
+    /// order): one call where a reader needs several words.
+    fn load_u64s(&self, offset: usize, out: &mut [u64]) {
+        for (i, word) in out.iter_mut().enumerate() {
+            *word = self.load_u64(offset + 8 * i);
+        }
+    }
     /// Empties the region (the first opener does, before rebuilding).
     fn reset(&self) -> io::Result<()>;
     /// Takes, converts or releases lock byte `index`; `Ok(false)` when
@@ -150,12 +157,26 @@ pub enum HeaderState {
     Torn,
 }
 
-fn header_crc(shm: &dyn ShmFile) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    for off in (H_GENERATION..H_END).step_by(8) {
-        h.update(&shm.load_u64(off).to_le_bytes());
+/// Words of the header covered by its CRC: `H_GENERATION..H_END`.
+const CRC_WORDS: usize = (H_END - H_GENERATION) / 8;
+
+fn crc_of(words: &[u64; CRC_WORDS]) -> u32 {
+    let mut bytes = [0u8; CRC_WORDS * 8];
+    for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&word.to_le_bytes());
     }
-    h.finalize()
+    crc32fast::hash(&bytes)
+}
+
+fn header_crc(shm: &dyn ShmFile) -> u32 {
+    let mut words = [0u64; CRC_WORDS];
+    shm.load_u64s(H_GENERATION, &mut words);
+    crc_of(&words)
+}
+
+/// The word at byte offset `at` of the header among `words`.
+fn word(words: &[u64; CRC_WORDS], at: usize) -> u64 {
+    words[(at - H_GENERATION) / 8]
 }
 
 /// One attempt to read a consistent header.
@@ -167,24 +188,28 @@ pub fn read_header(shm: &dyn ShmFile) -> Result<ShmHeader, HeaderState> {
     if seq & 1 == 1 {
         return Err(HeaderState::Torn);
     }
+    // One batch of loads for the fields, in the order the sequence lock
+    // needs: sequence, fields, CRC, sequence again.
+    let mut words = [0u64; CRC_WORDS];
+    shm.load_u64s(H_GENERATION, &mut words);
     let mut file_id = [0u8; 16];
-    file_id[..8].copy_from_slice(&shm.load_u64(H_FILE_ID).to_le_bytes());
-    file_id[8..].copy_from_slice(&shm.load_u64(H_FILE_ID + 8).to_le_bytes());
-    let chain_and_size = shm.load_u64(H_CHAIN);
+    file_id[..8].copy_from_slice(&word(&words, H_FILE_ID).to_le_bytes());
+    file_id[8..].copy_from_slice(&word(&words, H_FILE_ID + 8).to_le_bytes());
+    let chain_and_size = word(&words, H_CHAIN);
     let h = ShmHeader {
-        generation: shm.load_u64(H_GENERATION),
-        salt: shm.load_u64(H_SALT),
-        max_frame: shm.load_u64(H_MAX_FRAME),
-        backfilled: shm.load_u64(H_BACKFILLED),
+        generation: word(&words, H_GENERATION),
+        salt: word(&words, H_SALT),
+        max_frame: word(&words, H_MAX_FRAME),
+        backfilled: word(&words, H_BACKFILLED),
         chain: chain_and_size as u32,
         page_size: (chain_and_size >> 32) as u32,
-        epoch: shm.load_u64(H_EPOCH),
-        ckpt_seq: shm.load_u64(H_CKPT_SEQ),
-        prev_max: shm.load_u64(H_PREV_MAX),
+        epoch: word(&words, H_EPOCH),
+        ckpt_seq: word(&words, H_CKPT_SEQ),
+        prev_max: word(&words, H_PREV_MAX),
         file_id,
     };
     let crc = shm.load_u32(H_CRC);
-    if shm.load_u32(H_SEQ) != seq || crc != header_crc(shm) || h.backfilled > h.max_frame {
+    if shm.load_u32(H_SEQ) != seq || crc != crc_of(&words) || h.backfilled > h.max_frame {
         return Err(HeaderState::Torn);
     }
     Ok(h)
@@ -357,13 +382,15 @@ pub fn retry<T>(
     min_tries: u32,
     mut attempt: impl FnMut() -> crate::error::Result<Option<T>>,
 ) -> crate::error::Result<Option<T>> {
-    let deadline = Instant::now() + timeout;
+    // The clock is read only once a try has failed: most calls succeed at once.
+    let mut deadline = None;
     let mut tries = 0u32;
     let mut pause = Duration::from_micros(20);
     loop {
         if let Some(v) = attempt()? {
             return Ok(Some(v));
         }
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
         tries += 1;
         if tries >= min_tries && Instant::now() >= deadline {
             return Ok(None);
@@ -539,6 +566,28 @@ extern "C" fn after_fork_in_child() {
     }
 }
 
+/// Forks this process has been through as a child (see [`fork_count`]).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+static FORK_WATCH: Once = Once::new();
+
+extern "C" fn count_fork_in_child() {
+    // A lock-free atomic add is async-signal-safe.
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many times this process came out of fork() as the child since the
+/// first call: a handle that recorded a different count was opened by an
+/// ancestor. One atomic load, where asking the kernel for the process id
+/// is a system call on every transaction.
+pub fn fork_count() -> u64 {
+    FORK_WATCH.call_once(|| {
+        // SAFETY: registers a child handler that only increments a static
+        // atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(count_fork_in_child)) };
+    });
+    FORKS.load(Ordering::Relaxed)
+}
+
 fn register_fd(fd: i32) {
     ATFORK.call_once(|| {
         use std::os::unix::io::IntoRawFd;
@@ -711,6 +760,23 @@ impl ShmFile for OsShm {
     fn store_u64(&self, offset: usize, value: u64) {
         // SAFETY: as in `load_u64`.
         self.with_ptr(offset, 8, |p| unsafe { AtomicU64::from_ptr(p.cast()) }.store(value, Ordering::SeqCst))
+    }
+
+    fn load_u64s(&self, offset: usize, out: &mut [u64]) {
+        // One lock of the mapping for the whole run rather than one a word.
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        let map = map.as_ref().expect("the shared index is mapped before use");
+        assert!(
+            offset.is_multiple_of(8) && offset + 8 * out.len() <= map.len(),
+            "shared index access out of bounds"
+        );
+        for (i, word) in out.iter_mut().enumerate() {
+            // SAFETY: `offset + 8 * i + 8 <= map.len()` (checked above) and
+            // 8-aligned in a page-aligned mapping; every access to the
+            // shared region is atomic, so there is no data race.
+            *word = unsafe { AtomicU64::from_ptr(map.as_mut_ptr().add(offset + 8 * i).cast()) }
+                .load(Ordering::SeqCst);
+        }
     }
 
     fn reset(&self) -> io::Result<()> {

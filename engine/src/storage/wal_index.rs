@@ -519,6 +519,17 @@ impl WalIndex {
         }
     }
 
+    /// For every page with frames in generation `h` (fully known to this
+    /// process: its private map reaches `h.max_frame`), the page's newest
+    /// frame. `None` when the map is of another generation or behind.
+    pub fn newest_frames(&self, h: &ShmHeader) -> Option<PageMap<u64>> {
+        let l = self.local.read().unwrap_or_else(|p| p.into_inner());
+        if l.generation != h.generation || l.max_frame != h.max_frame {
+            return None;
+        }
+        Some(l.map.iter().filter_map(|(&pgno, frames)| Some((pgno, frames.newest(h.max_frame)?))).collect())
+    }
+
     /// The generation as published right now (one atomic load).
     pub fn current_generation(&self) -> u64 {
         shm::raw_generation(&*self.shm)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::{Error, PageNo, Result};
 use crate::storage::freelist;
 use crate::storage::header::Header;
-use crate::storage::page::{Page, PageRead, PageRef, PageWrite};
+use crate::storage::page::{zeroed_ref, PageRead, PageRef, PageWrite};
 use crate::storage::pager::Snapshot;
 use crate::storage::wal_index::PageMap;
 
@@ -61,9 +61,9 @@ impl WritePages {
 
     /// A page of this transaction's dirty set, zero-filled (for a page
     /// whose old content does not matter).
-    pub fn page_zeroed(&mut self, pgno: PageNo) -> &mut Page {
+    pub fn page_zeroed(&mut self, pgno: PageNo) -> &mut [u8] {
         let size = self.base.page_size();
-        let slot = self.dirty.entry(pgno).or_insert_with(|| Arc::new(Page::zeroed(size)));
+        let slot = self.dirty.entry(pgno).or_insert_with(|| zeroed_ref(size));
         let page = Arc::make_mut(slot);
         page.fill(0);
         page
@@ -89,7 +89,7 @@ impl WritePages {
         self.header.commit_counter += 1;
         let header = self.header;
         let size = self.base.page_size();
-        let zero = self.dirty.entry(0).or_insert_with(|| Arc::new(Page::zeroed(size)));
+        let zero = self.dirty.entry(0).or_insert_with(|| zeroed_ref(size));
         header.encode(&mut Arc::make_mut(zero)[..]);
         let mut pages: Vec<(PageNo, PageRef)> = self.dirty.into_iter().collect();
         pages.sort_unstable_by_key(|(p, _)| *p);
@@ -113,7 +113,7 @@ impl PageRead for WritePages {
 }
 
 impl PageWrite for WritePages {
-    fn page_mut(&mut self, pgno: PageNo) -> Result<&mut Page> {
+    fn page_mut(&mut self, pgno: PageNo) -> Result<&mut [u8]> {
         if pgno == 0 {
             return Err(Error::corruption(0, "page 0 is the header, not a tree page"));
         }
