@@ -10,6 +10,7 @@ use crate::bytes::{
     arg_bytes, arg_slice, arg_str, check_document, need, obj_bytes, parse_document, put, put_found, put_opt,
 };
 use crate::collection::expect_kind;
+use crate::cursor::reserve_like_first;
 use crate::db::{handle, obj_db, open_db, DbState, DB_TAG};
 use crate::error::fence;
 use crate::obj_status;
@@ -229,8 +230,9 @@ unsafe fn get_many_json(
     if let Some(c) = &view {
         c.expect_kind(CollectionKind::Documents)?;
     }
-    let mut buf = Vec::with_capacity(2 + ids.len() * 256);
+    let mut buf = Vec::with_capacity(64);
     buf.push(b'[');
+    let mut sized = false;
     for (i, &id) in ids.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
@@ -240,6 +242,11 @@ unsafe fn get_many_json(
             Some(c) => c.get_json(id, &mut buf)?,
             None => None,
         };
+        if !sized && got.is_some() {
+            sized = true;
+            let first = buf.len() - start;
+            reserve_like_first(&mut buf, first, ids.len() - i - 1);
+        }
         match got {
             None => buf.extend_from_slice(b"null"),
             // The document goes after a `[version,` that is only known once

@@ -516,6 +516,24 @@ static void test_queries(obj_db *db) {
     CHECK_STATUS(obj_cursor_next_batch(c, 1, NULL), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_cursor_next_batch(NULL, 1, &out), OBJ_INVALID_ARGUMENT);
     CHECK_OK(obj_cursor_free(c));
+    /* Batches as columns: [[docs], [ids]] or [[docs], [ids], [versions]]. */
+    CHECK_OK(obj_query(r, J("{\"collection\":\"batch\"}"), &c));
+    CHECK_OK(obj_cursor_next_batch_columns(c, 2, false, &out));
+    check_eq_free(&out, "[[{\"i\":1},{\"i\":2}],[1,2]]");
+    CHECK_OK(obj_cursor_next_batch_columns(c, 2, true, &out));
+    check_eq_free(&out, "[[{\"i\":3}],[3],[9]]");
+    CHECK_OK(obj_cursor_next_batch_columns(c, 2, true, &out));
+    check_eq_free(&out, "[[],[],[]]");
+    CHECK_OK(obj_cursor_next_batch_columns(c, 2, false, &out));
+    check_eq_free(&out, "[[],[]]");
+    CHECK_STATUS(obj_cursor_next_batch_columns(c, 0, false, &out), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_cursor_next_batch_columns(c, 1, false, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_cursor_next_batch_columns(NULL, 1, false, &out), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_cursor_free(c));
+    CHECK_OK(obj_query(r, J("{\"collection\":\"batch\",\"filter\":{\"gt\":[\"i\",1]}}"), &c));
+    CHECK_OK(obj_cursor_next_batch_columns(c, 5, true, &out));
+    check_eq_free(&out, "[[{\"i\":2},{\"i\":3}],[2,3],[9,9]]");
+    CHECK_OK(obj_cursor_free(c));
 
     /* Index range, offset and limit; a missing collection has no rows. */
     CHECK_OK(obj_query(r, J("{\"collection\":\"acct\",\"index\":{\"name\":\"city_n\",\"ge\":[\"Oslo\"],\"le\":[\"Oslo\"],\"reverse\":true}}"), &c));
