@@ -234,7 +234,7 @@ def _orjson_exact(s: bytes, o: Any, specials: int) -> bool:
       non-finite floats, checks ``o``."""
     if b"$" in s and b'"$' in s and len(_DOLLAR_KEY.findall(s)) != specials:
         return False
-    if b"null" in s and _has_null_token(s):
+    if _has_null_token(s):  # (its first find is the whole test when there is no "null")
         gc_was_on = gc.isenabled()
         gc.disable()  # decoding a whole batch allocates many containers at once, all kept
         try:
