@@ -215,6 +215,14 @@ static void test_documents(obj_db *db) {
     uint64_t want[4] = {3, 77, 1, 3};
     CHECK_OK(obj_doc_get_many(w, "batch", want, 4, &out));
     check_eq_free(&out, "[[9,{\"i\":3}],null,[9,{\"i\":1}],[9,{\"i\":3}]]");
+    /* Runs of consecutive ids (read in one tree walk) with gaps around and
+       inside, a short run, a descending one, and the top of the id range. */
+    uint64_t runs[13] = {0, 1, 2, 3, 4, 5, 2, 3, 3, 2, 1, UINT64_MAX - 1, UINT64_MAX};
+    CHECK_OK(obj_doc_get_many(w, "batch", runs, 13, &out));
+    check_eq_free(&out, "[null,[9,{\"i\":1}],[9,{\"i\":2}],[9,{\"i\":3}],null,null,[9,{\"i\":2}],[9,{\"i\":3}],"
+                        "[9,{\"i\":3}],[9,{\"i\":2}],[9,{\"i\":1}],null,null]");
+    CHECK_OK(obj_doc_get_many_plain(w, "batch", runs, 6, &out));
+    check_eq_free(&out, "[null,{\"i\":1},{\"i\":2},{\"i\":3},null,null]");
     CHECK_OK(obj_doc_get_many(w, "batch", NULL, 0, &out));
     check_eq_free(&out, "[]");
     CHECK_OK(obj_doc_get_many(w, "nowhere", want, 2, &out));
