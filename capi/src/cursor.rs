@@ -311,7 +311,7 @@ pub unsafe extern "C" fn obj_cursor_next_batch_columns(
                     };
                     if ids.is_empty() {
                         let first = buf.len() - mark;
-                        reserve_like_first(&mut buf, first, max.min(MAX_BATCH_RESERVE) - 1);
+                        reserve_like_first(&mut buf, first, max - 1);
                     }
                     ids.push(id);
                     versions.push(version);
@@ -335,13 +335,15 @@ pub unsafe extern "C" fn obj_cursor_next_batch_columns(
 /// may be far above what one call returns in practice).
 const MAX_BATCH_RESERVE: usize = 4096;
 
-/// Reserves room in `buf` for `more` documents the size of the first one
-/// written (`first` bytes; documents of one collection tend to be alike),
-/// with an eighth spare: one allocation up front instead of a doubling
-/// series of reallocations, each copying everything written so far.
+/// Reserves room in `buf` for `more` documents (at most
+/// [`MAX_BATCH_RESERVE`]: a caller may ask for far more ids than exist)
+/// the size of the first one written (`first` bytes; documents of one
+/// collection tend to be alike), with an eighth spare: one allocation up
+/// front instead of a doubling series of reallocations, each copying
+/// everything written so far.
 pub(crate) fn reserve_like_first(buf: &mut Vec<u8>, first: usize, more: usize) {
     let per_doc = first + first / 8 + 16;
-    buf.reserve(per_doc.saturating_mul(more));
+    buf.reserve(per_doc.saturating_mul(more.min(MAX_BATCH_RESERVE)));
 }
 
 /// Appends `values` as comma-separated decimal numbers.
