@@ -389,6 +389,24 @@ obj_status obj_cursor_next(obj_cursor *cur,
 obj_status obj_cursor_next_batch(obj_cursor *cur, size_t max, obj_bytes *out);
 
 /**
+ * Like `obj_cursor_next_batch`, with the batch as columns: `*out` is the
+ * JSON array `[[document, ...], [id, ...]]`, or with `with_versions`
+ * `[[document, ...], [id, ...], [schema_version, ...]]`, the three lists
+ * in the same order; `[[], []]` (or `[[], [], []]`) at the end. Fewer than
+ * `max` documents means the end was reached. For bindings: the documents
+ * are written straight into the returned text (no row array per
+ * document), and a binding pairs the columns without a loop of its own
+ * (Python: `zip(ids, docs)`). Errors: as obj_cursor_next_batch.
+ *
+ * # Safety
+ * `cur` is a live cursor handle; `out` writable.
+ */
+obj_status obj_cursor_next_batch_columns(obj_cursor *cur,
+                                         size_t max,
+                                         bool with_versions,
+                                         obj_bytes *out);
+
+/**
  * Frees a cursor of any kind (before or after its transaction ended).
  * NULL is a no-op. Thread-safety: as every call on its transaction.
  *

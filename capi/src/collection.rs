@@ -48,6 +48,16 @@ impl CollView<'_> {
         on_coll!(self, |c| c.get_json(id, out))
     }
 
+    /// The stored records with ids in `lo..=hi`, in id order.
+    pub(crate) fn stored_run(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>)>, Error> {
+        on_coll!(self, |c| c.stored_range(lo, hi)?.collect())
+    }
+
+    /// A stored record of this collection appended to `out` as JSON text.
+    pub(crate) fn stored_to_json(&self, stored: &[u8], out: &mut Vec<u8>) -> Result<u32, Error> {
+        on_coll!(self, |c| c.stored_to_json(stored, out))
+    }
+
     pub(crate) fn find_unique_json(
         &self,
         index: &str,

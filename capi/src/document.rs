@@ -10,6 +10,7 @@ use crate::bytes::{
     arg_bytes, arg_slice, arg_str, check_document, need, obj_bytes, parse_document, put, put_found, put_opt,
 };
 use crate::collection::expect_kind;
+use crate::cursor::reserve_like_first;
 use crate::db::{handle, obj_db, open_db, DbState, DB_TAG};
 use crate::error::fence;
 use crate::obj_status;
@@ -229,17 +230,50 @@ unsafe fn get_many_json(
     if let Some(c) = &view {
         c.expect_kind(CollectionKind::Documents)?;
     }
-    let mut buf = Vec::with_capacity(2 + ids.len() * 256);
+    let mut buf = Vec::with_capacity(64);
     buf.push(b'[');
+    let mut sized = false;
+    // A run of consecutive ids (a range of them, as `range(a, b)` asks)
+    // is read in one walk of the id tree: `run` holds its records, `next`
+    // the first not yet written, `run_last` the position in `ids` of its
+    // last id.
+    let mut run: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut next = 0;
+    let mut run_last = None;
     for (i, &id) in ids.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
         let start = buf.len();
         let got = match &view {
-            Some(c) => c.get_json(id, &mut buf)?,
             None => None,
+            Some(c) => {
+                if run_last.is_some_and(|last| i > last) {
+                    run_last = None;
+                }
+                if run_last.is_none() {
+                    let end = run_end(ids, i);
+                    if end - i + 1 >= MIN_RUN {
+                        run = c.stored_run(id, ids[end])?;
+                        next = 0;
+                        run_last = Some(end);
+                    }
+                }
+                match run.get(next) {
+                    Some((rid, stored)) if run_last.is_some() && *rid == id => {
+                        next += 1;
+                        Some(c.stored_to_json(stored, &mut buf)?)
+                    }
+                    _ if run_last.is_some() => None,
+                    _ => c.get_json(id, &mut buf)?,
+                }
+            }
         };
+        if !sized && got.is_some() {
+            sized = true;
+            let first = buf.len() - start;
+            reserve_like_first(&mut buf, first, ids.len() - i - 1);
+        }
         match got {
             None => buf.extend_from_slice(b"null"),
             // The document goes after a `[version,` that is only known once
@@ -255,6 +289,19 @@ unsafe fn get_many_json(
     buf.push(b']');
     // SAFETY: checked non-null.
     unsafe { put(out, obj_bytes::from_vec(buf), "out") }
+}
+
+/// Consecutive ids from which `get_many_json` reads a run in one tree walk.
+const MIN_RUN: usize = 3;
+
+/// The index of the last id of the run of consecutive ascending ids that
+/// starts at `ids[i]`.
+fn run_end(ids: &[u64], i: usize) -> usize {
+    let mut j = i;
+    while j + 1 < ids.len() && ids[j].checked_add(1) == Some(ids[j + 1]) {
+        j += 1;
+    }
+    j
 }
 
 /// Reads one document in a snapshot of its own (begun and ended inside the

@@ -106,6 +106,8 @@ pub fn c_api_calls(data: &[u8]) {
                         obj_bytes_free(&mut out);
                         ok(obj_cursor_next_batch(cur, usize::from(op % 4), &mut out));
                         obj_bytes_free(&mut out);
+                        ok(obj_cursor_next_batch_columns(cur, usize::from(op % 3), op % 2 == 0, &mut out));
+                        obj_bytes_free(&mut out);
                     }
                 }
                 10 => {

@@ -264,7 +264,8 @@ pub unsafe extern "C" fn obj_find_unique_many(
         if let Some(c) = &view {
             c.expect_kind(CollectionKind::Documents)?;
         }
-        let mut buf = Vec::with_capacity(2 + keys.len() * 256);
+        let mut buf = Vec::with_capacity(64);
+        let mut sized = false;
         let mut doc = Vec::new();
         buf.push(b'[');
         for (i, key) in keys.iter().enumerate() {
@@ -286,6 +287,10 @@ pub unsafe extern "C" fn obj_find_unique_many(
                 buf.extend_from_slice(b"null");
                 continue;
             };
+            if !sized {
+                sized = true;
+                crate::cursor::reserve_like_first(&mut buf, doc.len() + 24, keys.len() - i - 1);
+            }
             let _ = if with_versions { write!(buf, "[{id},{version},") } else { write!(buf, "[{id},") };
             buf.extend_from_slice(&doc);
             buf.push(b']');

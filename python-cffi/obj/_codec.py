@@ -232,9 +232,9 @@ def _orjson_exact(s: bytes, o: Any, specials: int) -> bool:
       comparison cannot vouch (bytes, datetimes, tuples... differ from their
       JSON form), the standard library's C encoder, which refuses
       non-finite floats, checks ``o``."""
-    if b'"$' in s and len(_DOLLAR_KEY.findall(s)) != specials:
+    if b"$" in s and b'"$' in s and len(_DOLLAR_KEY.findall(s)) != specials:
         return False
-    if b"null" in s and _has_null_token(s):
+    if _has_null_token(s):  # (its first find is the whole test when there is no "null")
         gc_was_on = gc.isenabled()
         gc.disable()  # decoding a whole batch allocates many containers at once, all kept
         try:
@@ -294,7 +294,7 @@ def _std_dumps(o: Any) -> bytes:
     except (TypeError, ValueError, RecursionError):
         s = _std_plain.encode(to_jsonable(o))
     else:
-        if ('"$' in s and _DOLLAR_KEY_STR.search(s)) or _BIG_DIGITS.search(s):
+        if ("$" in s and '"$' in s and _DOLLAR_KEY_STR.search(s)) or _BIG_DIGITS.search(s):
             s = _std_plain.encode(to_jsonable(o))
     try:
         return s.encode("utf-8")
@@ -302,16 +302,21 @@ def _std_dumps(o: Any) -> bytes:
         raise InvalidArgumentError(f"string is not valid UTF-8 (lone surrogate?): {e}") from None
 
 
+# Checks for a "$" key run on every document read and written, so each
+# starts with `b"$" in text`: a one-byte search is a memchr (a few GB/s),
+# where the two-byte `b'"$' in text` walks the text byte by byte because
+# quotes are everywhere in JSON (ten times slower on documents; measured
+# in python-cffi/bench/steps.py). Text without "$" has no "$" key.
 def _orjson_loads(b: Any) -> Any:
     v = _orjson.loads(b)
-    if b'"$' in b and _DOLLAR_KEY.search(b):  # special objects and $$ keys are all "$" keys
+    if b"$" in b and b'"$' in b and _DOLLAR_KEY.search(b):  # special objects and $$ keys are all "$" keys
         return revive(v)
     return v
 
 
 def _std_loads(b: Any) -> Any:
     v = json.loads(b)
-    if b'"$' in b and _DOLLAR_KEY.search(b):
+    if b"$" in b and b'"$' in b and _DOLLAR_KEY.search(b):
         return revive(v)
     return v
 

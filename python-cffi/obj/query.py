@@ -313,20 +313,24 @@ class Query:
 
     # -- running -------------------------------------------------------------
     def _rows(self, tx: ReadTxn) -> Iterator[tuple[int, Any]]:
+        # An iterator, not a generator: dict results come straight from
+        # the C-level chain of _c_pairs, with no Python frame per document.
+        # (Callers run this lazily: iter() is a generator, fetch() eager.)
         core, cname = tx._route(self._name)
         if tx._kind(core, cname) is None:
-            return
+            return iter(())
         spec = self._spec(cname.decode())
         lim = None if (self._preds or self._key) else self._limit
-        rows = core._c_rows(spec, lim)
         s = self._schema
         if s is None:
-            for r in rows:
-                yield r[0], r[2]
-        else:
-            dec, v0, dv = s.decode, s.version, s.decode_versioned
-            for r in rows:
-                yield r[0], (dec(r[2]) if r[1] == v0 else dv(r[1], r[2]))
+            return core._c_pairs(spec, lim)
+        return self._typed_rows(core._c_rows(spec, lim), s)
+
+    @staticmethod
+    def _typed_rows(rows: Iterator[list], s: Any) -> Iterator[tuple[int, Any]]:
+        dec, v0, dv = s.decode, s.version, s.decode_versioned
+        for r in rows:
+            yield r[0], (dec(r[2]) if r[1] == v0 else dv(r[1], r[2]))
 
     def _run(self, tx: ReadTxn) -> Iterator[tuple[int, Any]]:
         it = self._rows(tx)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _codec
@@ -37,6 +38,7 @@ _find_unique = lib.obj_find_unique
 # Newer library calls (None with an older libobj: the general path is used).
 _get_many_plain = lib.obj_doc_get_many_plain if has("obj_doc_get_many_plain") else None
 _find_unique_many = lib.obj_find_unique_many if has("obj_find_unique_many") else None
+_next_batch_columns = lib.obj_cursor_next_batch_columns if has("obj_cursor_next_batch_columns") else None
 _DOC = "documents"
 _RAW = "raw"
 _OUT_SLOTS = {"_buf": "obj_bytes *", "_found": "bool *", "_ver": "uint32_t *", "_u64": "uint64_t *"}
@@ -296,6 +298,39 @@ class _Core:
         finally:
             ffi.release(cur)
 
+    def _c_columns(self, query_js: bytes, limit: int | None, versions: bool) -> Iterator[list]:
+        """Streams a query's results in batches of columns: ``[docs, ids]``
+        (``[docs, ids, versions]`` with ``versions``), the lists in the
+        same order. Nothing runs before the first ``next``."""
+        out = _new("obj_cursor **")
+        check(lib.obj_query(self._handle(), query_js, len(query_js), out))
+        cur = ffi.gc(out[0], lib.obj_cursor_free)
+        buf = _new("obj_bytes *")
+        loads = _codec.loads_batch
+        batch = FIRST_BATCH if limit is None else max(1, min(limit, MAX_BATCH))
+        try:
+            while True:
+                st = _next_batch_columns(cur, batch, versions, buf)
+                if st:
+                    raise fail(st)
+                data = _buffer(buf.data, buf.len)[:]
+                _bytes_free(buf)
+                cols = loads(data)
+                if not cols[1]:
+                    return
+                yield cols
+                if batch < MAX_BATCH:
+                    batch *= 4
+        finally:
+            ffi.release(cur)
+
+    def _c_pairs(self, query_js: bytes, limit: int | None = None) -> Iterator[tuple[int, Any]]:
+        """Streams ``(id, doc)`` of a query. The pairs come from ``zip`` over
+        each batch's columns, chained: no Python code runs per document."""
+        if _next_batch_columns is None:  # an older library
+            return ((r[0], r[2]) for r in self._c_rows(query_js, limit))
+        return chain.from_iterable(zip(c[1], c[0]) for c in self._c_columns(query_js, limit, False))
+
     def _c_count(self, query_js: bytes) -> int:
         check(lib.obj_query_count(self._handle(), query_js, len(query_js), self._u64))
         return self._u64[0]
@@ -486,7 +521,7 @@ class ReadTxn(_Core):
         if self._kind(core, cname) is None:
             return iter(())
         q = b'{"collection":' + json.dumps(cname.decode()).encode() + b"}"
-        return ((r[0], r[2]) for r in core._c_rows(q))
+        return core._c_pairs(q)
 
     def count(self, what: Any) -> int:
         """Number of documents in a collection (0 if it does not exist)."""

@@ -215,6 +215,14 @@ static void test_documents(obj_db *db) {
     uint64_t want[4] = {3, 77, 1, 3};
     CHECK_OK(obj_doc_get_many(w, "batch", want, 4, &out));
     check_eq_free(&out, "[[9,{\"i\":3}],null,[9,{\"i\":1}],[9,{\"i\":3}]]");
+    /* Runs of consecutive ids (read in one tree walk) with gaps around and
+       inside, a short run, a descending one, and the top of the id range. */
+    uint64_t runs[13] = {0, 1, 2, 3, 4, 5, 2, 3, 3, 2, 1, UINT64_MAX - 1, UINT64_MAX};
+    CHECK_OK(obj_doc_get_many(w, "batch", runs, 13, &out));
+    check_eq_free(&out, "[null,[9,{\"i\":1}],[9,{\"i\":2}],[9,{\"i\":3}],null,null,[9,{\"i\":2}],[9,{\"i\":3}],"
+                        "[9,{\"i\":3}],[9,{\"i\":2}],[9,{\"i\":1}],null,null]");
+    CHECK_OK(obj_doc_get_many_plain(w, "batch", runs, 6, &out));
+    check_eq_free(&out, "[null,{\"i\":1},{\"i\":2},{\"i\":3},null,null]");
     CHECK_OK(obj_doc_get_many(w, "batch", NULL, 0, &out));
     check_eq_free(&out, "[]");
     CHECK_OK(obj_doc_get_many(w, "nowhere", want, 2, &out));
@@ -515,6 +523,24 @@ static void test_queries(obj_db *db) {
     CHECK_STATUS(obj_cursor_next_batch(c, 0, &out), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_cursor_next_batch(c, 1, NULL), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_cursor_next_batch(NULL, 1, &out), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_cursor_free(c));
+    /* Batches as columns: [[docs], [ids]] or [[docs], [ids], [versions]]. */
+    CHECK_OK(obj_query(r, J("{\"collection\":\"batch\"}"), &c));
+    CHECK_OK(obj_cursor_next_batch_columns(c, 2, false, &out));
+    check_eq_free(&out, "[[{\"i\":1},{\"i\":2}],[1,2]]");
+    CHECK_OK(obj_cursor_next_batch_columns(c, 2, true, &out));
+    check_eq_free(&out, "[[{\"i\":3}],[3],[9]]");
+    CHECK_OK(obj_cursor_next_batch_columns(c, 2, true, &out));
+    check_eq_free(&out, "[[],[],[]]");
+    CHECK_OK(obj_cursor_next_batch_columns(c, 2, false, &out));
+    check_eq_free(&out, "[[],[]]");
+    CHECK_STATUS(obj_cursor_next_batch_columns(c, 0, false, &out), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_cursor_next_batch_columns(c, 1, false, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_cursor_next_batch_columns(NULL, 1, false, &out), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_cursor_free(c));
+    CHECK_OK(obj_query(r, J("{\"collection\":\"batch\",\"filter\":{\"gt\":[\"i\",1]}}"), &c));
+    CHECK_OK(obj_cursor_next_batch_columns(c, 5, true, &out));
+    check_eq_free(&out, "[[{\"i\":2},{\"i\":3}],[2,3],[9,9]]");
     CHECK_OK(obj_cursor_free(c));
 
     /* Index range, offset and limit; a missing collection has no rows. */

@@ -174,6 +174,7 @@ static void test_null_and_wrong_kind_handles(void) {
     CHECK_ERR(obj_cursor_next(NULL, &id, &out, NULL, &done), OBJ_INVALID_ARGUMENT, "NULL");
     CHECK_ERR(obj_kv_cursor_next(NULL, &out, &out, &done), OBJ_INVALID_ARGUMENT, "NULL");
     CHECK_ERR(obj_cursor_next_batch(NULL, 1, &out), OBJ_INVALID_ARGUMENT, "NULL");
+    CHECK_ERR(obj_cursor_next_batch_columns(NULL, 1, false, &out), OBJ_INVALID_ARGUMENT, "NULL");
     /* Freeing NULL is a no-op. */
     CHECK_OK(obj_db_free(NULL));
     CHECK_OK(obj_txn_free(NULL));
@@ -210,6 +211,8 @@ static void test_null_and_wrong_kind_handles(void) {
     CHECK_ERR(obj_cursor_next(cur, &id, &out, NULL, NULL), OBJ_INVALID_ARGUMENT, "NULL");
     CHECK_ERR(obj_cursor_next_batch(cur, 0, &out), OBJ_INVALID_ARGUMENT, "");
     CHECK_ERR(obj_cursor_next_batch(cur, 5, NULL), OBJ_INVALID_ARGUMENT, "NULL");
+    CHECK_ERR(obj_cursor_next_batch_columns(cur, 0, true, &out), OBJ_INVALID_ARGUMENT, "");
+    CHECK_ERR(obj_cursor_next_batch_columns(cur, 5, true, NULL), OBJ_INVALID_ARGUMENT, "NULL");
     CHECK_ERR(obj_query(r, JSON("{\"collection\":\"users\"}"), NULL), OBJ_INVALID_ARGUMENT, "NULL");
     CHECK_ERR(obj_query(r, NULL, 10, &cur), OBJ_INVALID_ARGUMENT, "NULL");
     CHECK_ERR(obj_query_count(r, JSON("{\"collection\":\"users\"}"), NULL), OBJ_INVALID_ARGUMENT, "NULL");
@@ -656,6 +659,7 @@ static void test_closed_and_finished(void) {
     /* Its cursors, of each kind, are refused too (and may still be freed). */
     CHECK_ERR(obj_cursor_next(qc, &id, &out, NULL, &done), OBJ_INVALID_ARGUMENT, "");
     CHECK_ERR(obj_cursor_next_batch(qc, 4, &out), OBJ_INVALID_ARGUMENT, "");
+    CHECK_ERR(obj_cursor_next_batch_columns(qc, 4, false, &out), OBJ_INVALID_ARGUMENT, "");
     CHECK_ERR(obj_kv_cursor_next(kc, &k, &out, &done), OBJ_INVALID_ARGUMENT, "");
     CHECK_ERR(obj_dump_cursor_next(dc, &id, NULL, &out, &done), OBJ_INVALID_ARGUMENT, "");
     CHECK_OK(obj_cursor_free(qc));

@@ -427,9 +427,19 @@ fn encoded_to_json(
         tag::FLOAT => write_f64(r.take("float")?, out),
         tag::STR => {
             let bytes = r.len_prefixed("string")?;
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| corrupt(format!("document string at offset {at} is not UTF-8")))?;
-            write_str(text, out);
+            if plain_ascii(bytes) {
+                // ASCII is UTF-8, and nothing in it needs an escape: the
+                // bytes as they are (one pass instead of a UTF-8
+                // validation then an escape scan).
+                out.reserve(bytes.len() + 2);
+                out.push(b'"');
+                out.extend_from_slice(bytes);
+                out.push(b'"');
+            } else {
+                let text = std::str::from_utf8(bytes)
+                    .map_err(|_| corrupt(format!("document string at offset {at} is not UTF-8")))?;
+                write_str(text, out);
+            }
         }
         tag::BYTES => write_bytes(r.len_prefixed("bytes")?, out),
         tag::TIMESTAMP => write_timestamp(r.take("timestamp")?, None, out),
@@ -525,6 +535,29 @@ fn needs_escape(b: &[u8]) -> bool {
         }
     }
     words.remainder().iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\')
+}
+
+/// Whether every byte of `b` is ASCII that JSON strings take as is (0x20
+/// to 0x7F except '"' and '\\'): [`needs_escape`]'s test plus the high
+/// bit of each byte, eight bytes at a time.
+fn plain_ascii(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(w);
+        let x = u64::from_le_bytes(bytes);
+        let bad = (x & HIGH)
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+            | has_zero(x ^ (ONES * u64::from(b'"')))
+            | has_zero(x ^ (ONES * u64::from(b'\\')));
+        if bad != 0 {
+            return false;
+        }
+    }
+    words.remainder().iter().all(|&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\')
 }
 
 /// Writes `s` escaped but without the surrounding quotes.
@@ -783,6 +816,24 @@ mod tests {
                     let mut b = vec![0x7Fu8; len];
                     b[pos] = plain;
                     assert!(!needs_escape(&b), "{b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn doc_json_plain_ascii_at_every_position() {
+        for len in 0..24 {
+            assert!(plain_ascii(&vec![b'a'; len]));
+            for pos in 0..len {
+                for c in 0u8..=0xFF {
+                    let mut b = vec![0x7Fu8; len];
+                    b[pos] = c;
+                    let want = (0x20..0x80).contains(&c) && c != b'"' && c != b'\\';
+                    assert_eq!(plain_ascii(&b), want, "{b:?}");
+                    let mut b = vec![b' '; len];
+                    b[pos] = c;
+                    assert_eq!(plain_ascii(&b), want, "{b:?}");
                 }
             }
         }
