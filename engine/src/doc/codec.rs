@@ -692,9 +692,20 @@ impl<'a> Reader<'a> {
 
     #[inline]
     pub(crate) fn peek(&self, what: &str) -> Result<u8> {
-        self.buf.get(self.pos).copied().ok_or_else(|| {
-            corrupt(format!("document ends at offset {} where its {what} should be", self.offset()))
-        })
+        match self.buf.get(self.pos) {
+            Some(&b) => Ok(b),
+            None => Err(self.ended(what)),
+        }
+    }
+
+    #[cold]
+    fn ended(&self, what: &str) -> Error {
+        corrupt(format!("document ends at offset {} where its {what} should be", self.offset()))
+    }
+
+    #[cold]
+    fn unknown_tag(&self, tag: u8, at: usize) -> Error {
+        corrupt(format!("document has unknown value tag {tag:#04x} at offset {at}"))
     }
 
     #[inline]
@@ -792,7 +803,7 @@ impl<'a> Reader<'a> {
         ))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn len_prefixed(&mut self, what: &str) -> Result<&'a [u8]> {
         let len = self.u64_varint(what)?;
         self.slice(len, what)
@@ -808,7 +819,7 @@ impl<'a> Reader<'a> {
 
     /// Steps over one value without decoding it: constant work for
     /// containers, whose contents are not checked.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn skip_value(&mut self) -> Result<()> {
         match self.byte("value tag")? {
             tag::NULL | tag::FALSE | tag::TRUE => {}
@@ -828,10 +839,7 @@ impl<'a> Reader<'a> {
             tag::STR | tag::BYTES | tag::LIST | tag::MAP => {
                 self.len_prefixed("value")?;
             }
-            other => {
-                let at = self.offset() - 1;
-                return Err(corrupt(format!("document has unknown value tag {other:#04x} at offset {at}")));
-            }
+            other => return Err(self.unknown_tag(other, self.offset() - 1)),
         }
         Ok(())
     }
