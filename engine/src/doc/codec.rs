@@ -622,10 +622,19 @@ impl<'a, 's> TopFields<'a, 's> {
         }
         while *left > 0 {
             *left -= 1;
-            let id = body.u32_varint("field name id")?;
-            let start = body.pos;
-            body.skip_value()?;
-            let value = &body.buf[start..body.pos];
+            let rest = body.rest();
+            let (id, value) = match plain_item(rest) {
+                Some((id, len)) => {
+                    body.pos += 1 + len;
+                    (id, &rest[1..1 + len])
+                }
+                None => {
+                    let id = body.u32_varint("field name id")?;
+                    let start = body.pos;
+                    body.skip_value()?;
+                    (id, &body.buf[start..body.pos])
+                }
+            };
             for (j, s) in self.steps.iter().take(TopFields::SLOTS).enumerate() {
                 if s.field == Some(id) && self.seen[j].is_none() {
                     self.seen[j] = Some(value);
@@ -637,6 +646,32 @@ impl<'a, 's> TopFields<'a, 's> {
         }
         Ok(None)
     }
+}
+
+/// The map item at the start of `b` when it is of the plain shape most
+/// items have, which needs no checked decoding: a one-byte field id and a
+/// value whose size shows in its first bytes (a scalar, a varint of at
+/// most 9 bytes, which any u64 or i64 accepts, or a string, bytes, list or
+/// map with a one-byte length), all within `b`. Returns the id and the
+/// value's encoded length; `None` leaves the item to the checked path
+/// ([`Reader::skip_value`]), which accepts exactly these items too.
+#[inline(always)]
+fn plain_item(b: &[u8]) -> Option<(u32, usize)> {
+    let [id, t, after @ ..] = b else { return None };
+    if *id >= 0x80 {
+        return None;
+    }
+    let body = match *t {
+        tag::NULL | tag::FALSE | tag::TRUE => 0,
+        tag::FLOAT => 8,
+        tag::INT | tag::UINT | tag::TIMESTAMP => after.iter().take(9).position(|&x| x < 0x80)? + 1,
+        tag::STR | tag::BYTES | tag::LIST | tag::MAP => match after.first() {
+            Some(&len) if len < 0x80 => 1 + usize::from(len),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    (after.len() >= body).then_some((u32::from(*id), 1 + body))
 }
 
 /// The string an encoded value (from [`find_value`]) holds, borrowed;
