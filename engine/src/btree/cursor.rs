@@ -29,6 +29,9 @@ struct Frame {
     pgno: PageNo,
     page: PageRef,
     idx: usize,
+    /// The node's cell count, so that a step within a leaf need not
+    /// decode its header again.
+    len: usize,
 }
 
 /// A position in a tree, for ordered traversal in both directions.
@@ -123,6 +126,65 @@ impl<R: PageRead> Cursor<R> {
         })
     }
 
+    /// Like [`seek`](Cursor::seek), but starts from the pages the cursor
+    /// already holds: it climbs only as far as the lowest page on its path
+    /// whose keys certainly enclose `key`, and reads pages only below that.
+    /// A run of seeks to increasing, nearby keys (the documents an index
+    /// scan fetches in id order) so reads one leaf per seek, or none, where
+    /// a fresh descent reads every level.
+    pub fn seek_near(&mut self, key: &[u8]) -> Result<bool> {
+        self.guard(|c| {
+            let keep = c.enclosing_depth(key)?;
+            c.stack.truncate(keep);
+            let mut pgno = match c.stack.last() {
+                None => c.root,
+                Some(top) => {
+                    let node = Node::parse(&top.page, top.pgno, c.usable)?;
+                    if node.is_leaf() {
+                        let i = node.lower_bound(key)?;
+                        c.set_top_idx(i);
+                        return c.settle(true);
+                    }
+                    let i = node.upper_bound(key)?;
+                    let child = node.child(i)?;
+                    c.set_top_idx(i);
+                    child
+                }
+            };
+            loop {
+                let node = c.push(pgno)?;
+                if node.is_leaf() {
+                    let i = node.lower_bound(key)?;
+                    c.set_top_idx(i);
+                    return c.settle(true);
+                }
+                let i = node.upper_bound(key)?;
+                pgno = node.child(i)?;
+                c.set_top_idx(i);
+            }
+        })
+    }
+
+    /// How many frames of the stack to keep for a seek to `key`: the depth
+    /// of the lowest frame whose own keys enclose `key` (a leaf whose first
+    /// and last keys do, or an interior node whose first and last
+    /// separators do, so that `key` belongs to one of its inner children
+    /// whatever the node's bounds are), plus one; 0 to start at the root.
+    fn enclosing_depth(&self, key: &[u8]) -> Result<usize> {
+        for (depth, f) in self.stack.iter().enumerate().rev() {
+            let node = Node::parse(&f.page, f.pgno, self.usable)?;
+            let n = node.len();
+            if n == 0 || node.key(0)? > key {
+                continue;
+            }
+            let last = node.key(n - 1)?;
+            if if node.is_leaf() { key <= last } else { key < last } {
+                return Ok(depth + 1);
+            }
+        }
+        Ok(0)
+    }
+
     /// The key at the cursor, borrowed from the cursor's page.
     pub fn key(&self) -> Result<Option<&[u8]>> {
         Ok(self.entry()?.map(|(k, _)| k))
@@ -147,6 +209,14 @@ impl<R: PageRead> Cursor<R> {
     pub fn current(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let Some((k, v)) = self.entry()? else { return Ok(None) };
         Ok(Some((k.to_vec(), self.load(v)?)))
+    }
+
+    /// The entry at the cursor, without moving and without copying: the
+    /// key and an inline value are borrowed from the cursor's page; a value
+    /// in an overflow chain is read into `scratch` and borrowed from there.
+    pub fn entry_in<'s>(&'s self, scratch: &'s mut Vec<u8>) -> Result<Option<(&'s [u8], &'s [u8])>> {
+        let Some((k, v)) = self.entry()? else { return Ok(None) };
+        Ok(Some((k, self.value_in(v, scratch)?)))
     }
 
     /// Returns the entry at the cursor and moves to the next one (see the
@@ -195,6 +265,10 @@ impl<R: PageRead> Cursor<R> {
         self.guard(|c| {
             let Some(top) = c.stack.last_mut() else { return Ok(false) };
             top.idx += 1;
+            if top.idx < top.len {
+                // Still inside the leaf (the top frame is always a leaf).
+                return Ok(true);
+            }
             c.settle(true)
         })
     }
@@ -235,6 +309,18 @@ impl<R: PageRead> Cursor<R> {
         }
     }
 
+    /// `v`'s bytes: borrowed from the page when inline, else read into
+    /// `scratch` (reusing its allocation) and borrowed from there.
+    fn value_in<'s>(&'s self, v: ValueRef<'s>, scratch: &'s mut Vec<u8>) -> Result<&'s [u8]> {
+        match v {
+            ValueRef::Inline(b) => Ok(b),
+            ValueRef::Overflow { .. } => {
+                *scratch = self.load(v)?;
+                Ok(scratch.as_slice())
+            }
+        }
+    }
+
     fn top_node(&self) -> Result<Node<'_>> {
         let top = self.stack.last().ok_or_else(|| Error::corruption(self.root, "cursor has no page"))?;
         Node::parse(&top.page, top.pgno, self.usable)
@@ -251,8 +337,8 @@ impl<R: PageRead> Cursor<R> {
             return Err(Error::corruption(self.root, format!("tree is deeper than {MAX_DEPTH} levels")));
         }
         let page = self.r.read_page(pgno)?;
-        Node::parse(&page, pgno, self.usable)?;
-        self.stack.push(Frame { pgno, page, idx: 0 });
+        let len = Node::parse(&page, pgno, self.usable)?.len();
+        self.stack.push(Frame { pgno, page, idx: 0, len });
         self.top_node()
     }
 
@@ -397,6 +483,9 @@ pub struct Range<R: PageRead> {
     limit: Bound<Vec<u8>>,
     reverse: bool,
     done: bool,
+    /// [`next_in`](Range::next_in) returned the entry at the cursor, which
+    /// must be stepped past before the next one is read.
+    lent: bool,
 }
 
 impl<R: PageRead> Range<R> {
@@ -424,7 +513,7 @@ impl<R: PageRead> Range<R> {
             };
         }
         let limit = if reverse { start } else { end };
-        Ok(Range { cursor, limit: limit.map(<[u8]>::to_vec), reverse, done: false })
+        Ok(Range { cursor, limit: limit.map(<[u8]>::to_vec), reverse, done: false, lent: false })
     }
 
     /// Entries whose key starts with `prefix` (see [`prefix_bounds`]).
@@ -445,7 +534,61 @@ impl<R: PageRead> Range<R> {
         }
     }
 
+    /// Moves the cursor one entry in the direction of travel.
+    fn move_on(&mut self) -> Result<bool> {
+        if self.reverse {
+            self.cursor.retreat()
+        } else {
+            self.cursor.advance()
+        }
+    }
+
+    /// Steps past the entry [`next_in`](Range::next_in) lent out, if any.
+    fn return_loan(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.lent) && !self.done {
+            self.move_on()?;
+        }
+        Ok(())
+    }
+
+    /// The next entry in range, like the iterator's `next`, but lent rather
+    /// than copied: the key and an inline value are borrowed from the page
+    /// the cursor holds, a value from an overflow chain is read into
+    /// `scratch` (see [`Cursor::entry_in`]). A scan that looks at every
+    /// value and keeps few of them so copies nothing for the rest. The
+    /// cursor steps past the entry at the following call. Mixes freely with
+    /// `next` and `next_key`.
+    pub fn next_in<'s>(&'s mut self, scratch: &'s mut Vec<u8>) -> Option<Result<(&'s [u8], &'s [u8])>> {
+        if let Err(e) = self.return_loan() {
+            self.done = true;
+            return Some(Err(e));
+        }
+        if self.done {
+            return None;
+        }
+        self.lent = true;
+        // One decode of the leaf serves the bound check, the key and the value.
+        let cursor = &self.cursor;
+        let r = match cursor.entry() {
+            Ok(Some((k, v))) if self.ahead_ok(k) => cursor.value_in(v, scratch).map(|v| Some((k, v))),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+
     fn step(&mut self, with_value: bool) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.return_loan()?;
         if self.done {
             return Ok(None);
         }
@@ -459,11 +602,7 @@ impl<R: PageRead> Range<R> {
         };
         match entry {
             Some(e) => {
-                if self.reverse {
-                    self.cursor.retreat()?;
-                } else {
-                    self.cursor.advance()?;
-                }
+                self.move_on()?;
                 Ok(Some(e))
             }
             None => {
@@ -636,6 +775,93 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 50);
+    }
+
+    #[test]
+    fn btree_cursor_seek_near_agrees_with_seek() {
+        // Long keys, so that 6000 of them make three levels, and values
+        // that force some overflow chains (entry_in reads those into the
+        // scratch buffer).
+        let pad = "k".repeat(150);
+        let keys: Vec<Vec<u8>> = (0..6000).map(|i| format!("{:05}{pad}", i * 2).into_bytes()).collect();
+        let mut s = MemPageStore::new(4096);
+        let root = create(&mut s).unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            let mut v = k.clone();
+            v.resize(if i % 97 == 0 { 5000 } else { k.len() + 30 }, 0xEE);
+            insert(&mut s, root, k, &v).unwrap();
+        }
+        let mut near = Cursor::new(&s, root);
+        let mut fresh = Cursor::new(&s, root);
+        assert!(fresh.seek_first().unwrap());
+        assert_eq!(fresh.stack.len(), 3, "the tree should have three levels");
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut probe = 0u64;
+        let mut scratch = Vec::new();
+        for step in 0..20_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            // Mostly small forward steps (an index scan's fetches), some
+            // jumps either way, and some seeks past either end.
+            probe = match step % 10 {
+                0 => rng % 13_000,
+                1 => probe.saturating_sub(rng % 50),
+                _ => probe + rng % 40,
+            } % 12_500;
+            let key = match step % 3 {
+                _ if step % 501 == 0 => String::new(),
+                0 => format!("{probe:05}"),
+                _ => format!("{probe:05}{pad}"),
+            };
+            let a = near.seek_near(key.as_bytes()).unwrap();
+            let b = fresh.seek(key.as_bytes()).unwrap();
+            assert_eq!(a, b, "{key}");
+            assert_eq!(near.key().unwrap(), fresh.key().unwrap(), "{key}");
+            let lent = near.entry_in(&mut scratch).unwrap().map(|(k, v)| (k.to_vec(), v.to_vec()));
+            assert_eq!(lent, fresh.current().unwrap(), "{key}");
+            if step % 7 == 0 && a {
+                // Stepping from a near-seek position works as from a seek.
+                assert_eq!(near.next().unwrap(), fresh.next().unwrap());
+                assert_eq!(near.prev().unwrap(), fresh.prev().unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn btree_range_next_in_lends_what_next_copies() {
+        let keys = numbered(3000);
+        let mut s = MemPageStore::new(4096);
+        let root = create(&mut s).unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            let mut v = k.clone();
+            v.resize(if i % 50 == 0 { 9000 } else { 20 }, i as u8);
+            insert(&mut s, root, k, &v).unwrap();
+        }
+        for rev in [false, true] {
+            let want: Vec<_> = Range::new(&s, root, Included(&b"00100"[..]), Excluded(&b"05000"[..]), rev)
+                .unwrap()
+                .map(|e| e.unwrap())
+                .collect();
+            // Lent entries, mixed with copied ones and keys only.
+            let mut r = Range::new(&s, root, Included(&b"00100"[..]), Excluded(&b"05000"[..]), rev).unwrap();
+            let mut scratch = Vec::new();
+            let mut got = Vec::new();
+            for i in 0.. {
+                let e = match i % 3 {
+                    0 | 1 => r.next_in(&mut scratch).map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec()))),
+                    _ => r.next(),
+                };
+                let Some(e) = e else { break };
+                got.push(e.unwrap());
+            }
+            assert_eq!(got, want, "reverse {rev}");
+            assert!(r.next_in(&mut scratch).is_none() && r.next().is_none() && r.next_key().is_none());
+            let mut r = Range::new(&s, root, Unbounded, Unbounded, rev).unwrap();
+            assert!(r.next_in(&mut scratch).is_some());
+            let second = r.next_key().unwrap().unwrap();
+            assert_eq!(second, if rev { keys[keys.len() - 2].clone() } else { keys[1].clone() });
+        }
     }
 
     #[test]

@@ -373,8 +373,8 @@ pub(crate) fn decode_at(r: &mut Reader<'_>, names: &impl NameLookup, depth: usiz
         tag::NULL => Value::Null,
         tag::FALSE => Value::Bool(false),
         tag::TRUE => Value::Bool(true),
-        tag::INT => Value::Int(r.take("int")?),
-        tag::UINT => Value::UInt(r.take("uint")?),
+        tag::INT => Value::Int(r.i64_varint("int")?),
+        tag::UINT => Value::UInt(r.u64_varint("uint")?),
         tag::FLOAT => Value::Float(r.take("float")?),
         tag::STR => {
             let bytes = r.len_prefixed("string")?;
@@ -401,7 +401,7 @@ pub(crate) fn decode_at(r: &mut Reader<'_>, names: &impl NameLookup, depth: usiz
             let (mut body, count) = enter(r, depth, "map", 2)?;
             let mut entries = Vec::with_capacity(count);
             for _ in 0..count {
-                let id: u32 = body.take("field name id")?;
+                let id = body.u32_varint("field name id")?;
                 let name = names.name_of(id).ok_or_else(|| {
                     corrupt(format!("document names field id {id}, which the dictionary lacks"))
                 })?;
@@ -430,7 +430,7 @@ pub(crate) fn enter<'a>(
         return Err(corrupt(NESTING_MESSAGE.to_owned()));
     }
     let mut body = r.sub(what)?;
-    let count: u64 = body.take("item count")?;
+    let count = body.u64_varint("item count")?;
     let count =
         usize::try_from(count).ok().filter(|&c| c <= body.remaining() / min_item_len).ok_or_else(|| {
             corrupt(format!(
@@ -518,7 +518,7 @@ pub fn find_value<'a>(encoded: &'a [u8], path: &[PathStep]) -> Result<Option<&'a
                 let (mut body, count) = enter(&mut r, depth, "map", 2)?;
                 let mut found = false;
                 for _ in 0..count {
-                    let id: u32 = body.take("field name id")?;
+                    let id = body.u32_varint("field name id")?;
                     if id == want {
                         found = true;
                         break;
@@ -554,6 +554,124 @@ pub fn find_value<'a>(encoded: &'a [u8], path: &[PathStep]) -> Result<Option<&'a
     let start = r.pos;
     r.skip_value()?;
     Ok(Some(&r.buf[start..r.pos]))
+}
+
+/// The top-level fields of one stored document's payload that a caller
+/// names by [`PathStep`]s, located lazily: each [`get`](Self::get) walks
+/// the top-level map only as far as its field and remembers the named
+/// fields it passes, so however many filter leaves (and index fields) read
+/// a document, its map is walked at most once, and never further than the
+/// furthest field read. `get(i)` answers what `find_value` would with the
+/// path `[steps[i]]`.
+pub(crate) struct TopFields<'a, 's> {
+    payload: &'a [u8],
+    steps: &'s [PathStep],
+    /// The first occurrence of each of the first [`TopFields::SLOTS`]
+    /// steps' fields among the items walked so far.
+    seen: [Option<&'a [u8]>; TopFields::SLOTS],
+    walk: Walk<'a>,
+}
+
+enum Walk<'a> {
+    /// Nothing read yet.
+    Unstarted,
+    /// Inside the top-level map, with `left` items not yet walked.
+    Map { body: Reader<'a>, left: usize },
+    /// The payload is not a map: every lookup goes to [`find_value`].
+    Other,
+}
+
+impl<'a, 's> TopFields<'a, 's> {
+    /// Steps beyond this many are looked up with [`find_value`] (correct,
+    /// only not shared), so that the walk state needs no allocation.
+    pub(crate) const SLOTS: usize = 8;
+
+    /// Fields `steps` of `payload` (an encoded value, no header). Reads
+    /// nothing yet.
+    pub(crate) fn new(payload: &'a [u8], steps: &'s [PathStep]) -> TopFields<'a, 's> {
+        TopFields { payload, steps, seen: [None; TopFields::SLOTS], walk: Walk::Unstarted }
+    }
+
+    /// The encoded value of field `steps[i]`, or `None` when the payload
+    /// has none.
+    pub(crate) fn get(&mut self, i: usize) -> Result<Option<&'a [u8]>> {
+        let step = self.steps[i];
+        if let Walk::Unstarted = self.walk {
+            if Reader::new(self.payload).peek("value tag")? != tag::MAP {
+                self.walk = Walk::Other;
+            } else if step.field.is_none() {
+                // No map holds a name without an id (nor does find_value
+                // read the map to say so).
+                return Ok(None);
+            } else {
+                let mut r = Reader::new(self.payload);
+                r.byte("value tag")?;
+                let (body, left) = enter(&mut r, 0, "map", 2)?;
+                self.walk = Walk::Map { body, left };
+            }
+        }
+        let Walk::Map { body, left } = &mut self.walk else {
+            return find_value(self.payload, std::slice::from_ref(&step));
+        };
+        let Some(want) = step.field else { return Ok(None) };
+        if i >= TopFields::SLOTS {
+            return find_value(self.payload, std::slice::from_ref(&step));
+        }
+        if let Some(found) = self.seen[i] {
+            return Ok(Some(found));
+        }
+        while *left > 0 {
+            *left -= 1;
+            let rest = body.rest();
+            let (id, value) = match plain_item(rest) {
+                Some((id, len)) => {
+                    body.pos += 1 + len;
+                    (id, &rest[1..1 + len])
+                }
+                None => {
+                    let id = body.u32_varint("field name id")?;
+                    let start = body.pos;
+                    body.skip_value()?;
+                    (id, &body.buf[start..body.pos])
+                }
+            };
+            for (j, s) in self.steps.iter().take(TopFields::SLOTS).enumerate() {
+                if s.field == Some(id) && self.seen[j].is_none() {
+                    self.seen[j] = Some(value);
+                }
+            }
+            if id == want {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The map item at the start of `b` when it is of the plain shape most
+/// items have, which needs no checked decoding: a one-byte field id and a
+/// value whose size shows in its first bytes (a scalar, a varint of at
+/// most 9 bytes, which any u64 or i64 accepts, or a string, bytes, list or
+/// map with a one-byte length), all within `b`. Returns the id and the
+/// value's encoded length; `None` leaves the item to the checked path
+/// ([`Reader::skip_value`]), which accepts exactly these items too.
+#[inline(always)]
+fn plain_item(b: &[u8]) -> Option<(u32, usize)> {
+    let [id, t, after @ ..] = b else { return None };
+    if *id >= 0x80 {
+        return None;
+    }
+    let body = match *t {
+        tag::NULL | tag::FALSE | tag::TRUE => 0,
+        tag::FLOAT => 8,
+        tag::INT | tag::UINT | tag::TIMESTAMP => after.iter().take(9).position(|&x| x < 0x80)? + 1,
+        tag::STR | tag::BYTES | tag::LIST | tag::MAP => match after.first() {
+            Some(&len) if len < 0x80 => 1 + usize::from(len),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    (after.len() >= body).then_some((u32::from(*id), 1 + body))
 }
 
 /// The string an encoded value (from [`find_value`]) holds, borrowed;
@@ -607,12 +725,25 @@ impl<'a> Reader<'a> {
         self.pos = mark;
     }
 
+    #[inline]
     pub(crate) fn peek(&self, what: &str) -> Result<u8> {
-        self.buf.get(self.pos).copied().ok_or_else(|| {
-            corrupt(format!("document ends at offset {} where its {what} should be", self.offset()))
-        })
+        match self.buf.get(self.pos) {
+            Some(&b) => Ok(b),
+            None => Err(self.ended(what)),
+        }
     }
 
+    #[cold]
+    fn ended(&self, what: &str) -> Error {
+        corrupt(format!("document ends at offset {} where its {what} should be", self.offset()))
+    }
+
+    #[cold]
+    fn unknown_tag(&self, tag: u8, at: usize) -> Error {
+        corrupt(format!("document has unknown value tag {tag:#04x} at offset {at}"))
+    }
+
+    #[inline]
     pub(crate) fn byte(&mut self, what: &str) -> Result<u8> {
         let b = self.peek(what)?;
         self.pos += 1;
@@ -628,29 +759,94 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
-    /// Takes `len` bytes, failing before any allocation could happen when
-    /// the length claims more than there is.
-    pub(crate) fn slice(&mut self, len: u64, what: &str) -> Result<&'a [u8]> {
-        let len = usize::try_from(len).ok().filter(|&l| l <= self.remaining()).ok_or_else(|| {
-            corrupt(format!(
-                "document {what} at offset {} claims {len} bytes but only {} remain",
-                self.offset(),
-                self.remaining()
-            ))
-        })?;
-        let s = &self.buf[self.pos..self.pos + len];
-        self.pos += len;
-        Ok(s)
+    /// A LEB128 varint of at most `max_len` bytes whose last byte may be
+    /// at most `last_max` (so that the value fits its type): exactly the
+    /// encodings postcard accepts for that type, read without going
+    /// through a serde deserializer, since every document step reads a few.
+    #[inline]
+    fn varint(&mut self, max_len: usize, last_max: u8, what: &str) -> Result<u64> {
+        // Most varints in a document (lengths, counts, name ids) are one byte.
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.long_varint(max_len, last_max, what),
+        }
     }
 
+    fn long_varint(&mut self, max_len: usize, last_max: u8, what: &str) -> Result<u64> {
+        let mut out = 0u64;
+        for i in 0..max_len {
+            let Some(&b) = self.buf.get(self.pos + i) else { break };
+            out |= u64::from(b & 0x7F) << (7 * i);
+            if b & 0x80 == 0 {
+                if i == max_len - 1 && b > last_max {
+                    break;
+                }
+                self.pos += i + 1;
+                return Ok(out);
+            }
+        }
+        Err(self.malformed(what))
+    }
+
+    #[cold]
+    fn malformed(&self, what: &str) -> Error {
+        corrupt(format!("document has a truncated or malformed {what} at offset {}", self.offset()))
+    }
+
+    /// A `u64` varint (what `take::<u64>` reads).
+    #[inline]
+    pub(crate) fn u64_varint(&mut self, what: &str) -> Result<u64> {
+        self.varint(10, 0x01, what)
+    }
+
+    /// A `u32` varint (what `take::<u32>` reads).
+    #[inline]
+    pub(crate) fn u32_varint(&mut self, what: &str) -> Result<u32> {
+        // At most 5 bytes, the last holding at most 4 bits: it fits.
+        self.varint(5, 0x0F, what).map(|v| v as u32)
+    }
+
+    /// A zigzag `i64` varint (what `take::<i64>` reads).
+    #[inline]
+    pub(crate) fn i64_varint(&mut self, what: &str) -> Result<i64> {
+        let n = self.u64_varint(what)?;
+        Ok((n >> 1) as i64 ^ -((n & 1) as i64))
+    }
+
+    /// Takes `len` bytes, failing before any allocation could happen when
+    /// the length claims more than there is.
+    #[inline]
+    pub(crate) fn slice(&mut self, len: u64, what: &str) -> Result<&'a [u8]> {
+        match self.buf.get(self.pos..).and_then(|rest| rest.get(..usize::try_from(len).ok()?)) {
+            Some(s) => {
+                self.pos += s.len();
+                Ok(s)
+            }
+            None => Err(self.overlong(len, what)),
+        }
+    }
+
+    #[cold]
+    fn overlong(&self, len: u64, what: &str) -> Error {
+        corrupt(format!(
+            "document {what} at offset {} claims {len} bytes but only {} remain",
+            self.offset(),
+            self.remaining()
+        ))
+    }
+
+    #[inline(always)]
     pub(crate) fn len_prefixed(&mut self, what: &str) -> Result<&'a [u8]> {
-        let len: u64 = self.take(what)?;
+        let len = self.u64_varint(what)?;
         self.slice(len, what)
     }
 
     /// A reader over a length-prefixed container body.
     pub(crate) fn sub(&mut self, what: &str) -> Result<Reader<'a>> {
-        let len: u64 = self.take(what)?;
+        let len = self.u64_varint(what)?;
         let base = self.offset();
         let buf = self.slice(len, what)?;
         Ok(Reader { buf, pos: 0, base })
@@ -658,29 +854,27 @@ impl<'a> Reader<'a> {
 
     /// Steps over one value without decoding it: constant work for
     /// containers, whose contents are not checked.
+    #[inline(always)]
     pub(crate) fn skip_value(&mut self) -> Result<()> {
-        let at = self.offset();
         match self.byte("value tag")? {
             tag::NULL | tag::FALSE | tag::TRUE => {}
             tag::INT | tag::TIMESTAMP => {
-                self.take::<i64>("int")?;
+                self.u64_varint("int")?;
             }
             tag::UINT => {
-                self.take::<u64>("uint")?;
+                self.u64_varint("uint")?;
             }
             tag::FLOAT => {
                 self.slice(8, "float")?;
             }
             tag::TIMESTAMP_TZ => {
-                self.take::<i64>("timestamp")?;
-                self.take::<i32>("timestamp offset")?;
+                self.u64_varint("timestamp")?;
+                self.u32_varint("timestamp offset")?;
             }
             tag::STR | tag::BYTES | tag::LIST | tag::MAP => {
                 self.len_prefixed("value")?;
             }
-            other => {
-                return Err(corrupt(format!("document has unknown value tag {other:#04x} at offset {at}")))
-            }
+            other => return Err(self.unknown_tag(other, self.offset() - 1)),
         }
         Ok(())
     }
@@ -964,6 +1158,75 @@ mod tests {
             must_be_corruption(decode_document(&framed, &dict));
             must_be_corruption(extract_path(&framed, &[PathStep { field: Some(0), index: Some(0) }], &dict));
             must_be_corruption(extract_path(&framed, &[PathStep::field(1), PathStep::index(1)], &dict));
+        }
+
+        #[test]
+        fn doc_codec_varints_accept_what_postcard_accepts(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(0x80u8), Just(0xFF), Just(0x00), Just(0x01), Just(0x0F), Just(0x10), Just(0x7F), any::<u8>()],
+                0..12,
+            ),
+        ) {
+            fn same<T: PartialEq + std::fmt::Debug>(
+                bytes: &[u8],
+                fast: impl Fn(&mut Reader<'_>) -> Result<T>,
+                slow: impl Fn(&mut Reader<'_>) -> Result<T>,
+            ) -> std::result::Result<(), TestCaseError> {
+                let (mut a, mut b) = (Reader::new(bytes), Reader::new(bytes));
+                match (fast(&mut a), slow(&mut b)) {
+                    (Ok(x), Ok(y)) => {
+                        prop_assert_eq!(x, y);
+                        prop_assert_eq!(a.offset(), b.offset());
+                    }
+                    (Err(x), Err(y)) => prop_assert_eq!(x.to_string(), y.to_string()),
+                    (x, y) => prop_assert!(false, "{bytes:?}: fast {x:?}, postcard {y:?}"),
+                }
+                Ok(())
+            }
+            same(&bytes, |r| r.u64_varint("n"), |r| r.take::<u64>("n"))?;
+            same(&bytes, |r| r.u32_varint("n"), |r| r.take::<u32>("n"))?;
+            same(&bytes, |r| r.i64_varint("n"), |r| r.take::<i64>("n"))?;
+        }
+
+        #[test]
+        fn doc_codec_top_fields_agree_with_find_value(
+            v in arb_value(),
+            wanted in proptest::collection::vec((any::<Option<u8>>(), any::<Option<u8>>()), 0..12),
+            order in proptest::collection::vec(any::<Index>(), 0..16),
+            flip in proptest::option::of((any::<Index>(), 0u8..8)),
+        ) {
+            let mut dict = MemNameDict::new();
+            let mut bytes = encode(&v, &mut dict);
+            if let Some((at, bit)) = flip {
+                let i = at.index(bytes.len());
+                bytes[i] ^= 1 << bit;
+            }
+            let Ok((_, payload)) = decode_header(&bytes) else { return Ok(()) };
+            let steps: Vec<PathStep> = wanted
+                .iter()
+                .map(|(f, i)| PathStep { field: f.map(|x| u32::from(x % 10)), index: i.map(|x| u32::from(x % 3)) })
+                .collect();
+            if steps.is_empty() {
+                return Ok(());
+            }
+            // Any order of lookups, repeats included, answers as find_value
+            // does for each step alone (corruption only where it would be).
+            let mut doc = TopFields::new(payload, &steps);
+            for pick in &order {
+                let i = pick.index(steps.len());
+                let want = find_value(payload, std::slice::from_ref(&steps[i]));
+                match (doc.get(i), want) {
+                    (Ok(x), Ok(y)) => prop_assert_eq!(x, y, "step {:?}", steps[i]),
+                    (Err(e), want) => {
+                        // The walk meets the damage find_value meets on the
+                        // way to the same field; the error ends the lookups.
+                        prop_assert!(want.is_err(), "walk failed ({e}), find_value found {want:?}");
+                        must_be_corruption(Err::<(), _>(e));
+                        break;
+                    }
+                    (Ok(x), Err(e)) => prop_assert!(false, "walk found {x:?}, find_value failed: {e}"),
+                }
+            }
         }
 
         #[test]

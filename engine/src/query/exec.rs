@@ -1,19 +1,26 @@
 //! Query execution: a streaming cursor over a plan's documents.
 //!
-//! Unsorted queries hold one document at a time (plus the B+tree cursor),
+//! Unsorted queries hold one document at a time (plus the B+tree cursors),
 //! whatever the collection size. A sort that no index serves collects
 //! matching documents in a buffer of at most `sort_buffer_limit` documents
 //! (default [`MAX_SORT_BUFFER`]); with a `limit` the buffer keeps only the
 //! best `offset + limit`, otherwise a query that needs more is an
 //! `InvalidArgument` error rather than unbounded memory.
 //!
-//! A scan evaluates the filter on a partial decode of each document: only
-//! the top-level fields the filter reads (`codec::find_value` steps over the
-//! rest), and decodes the whole document only when it matches. An index
-//! scan may meet one document several times (once per matching entry: list
-//! fields, `in` lists); it is returned only at its first entry in scan
-//! order, found by recomputing the document's entries, so no set of seen
-//! ids is kept.
+//! Documents are examined where they lie: a scan lends each stored document
+//! from the page the B+tree cursor holds ([`Range::next_in`]), the filter is
+//! evaluated on that encoding, reading only the top-level fields it names
+//! (one lazy walk of the document's map per document, [`TopFields`]), and a
+//! match is decoded (into a [`Value`], a `D` or JSON) from the same bytes,
+//! so a document is never copied. An index scan fetches each document
+//! through one cursor over the documents tree that keeps its path between
+//! fetches ([`Cursor::seek_near`]): entries come in id order within a key,
+//! so most fetches read only a leaf.
+//!
+//! An index scan may meet one document several times (once per matching
+//! entry: list fields, `in` lists); it is returned only at its first entry
+//! in scan order, found by recomputing the document's entries, so no set of
+//! seen ids is kept.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -21,7 +28,8 @@ use std::ops::Bound;
 
 use serde::de::DeserializeOwned;
 
-use crate::doc::codec::{decode_header, decode_value, encoded_str, find_value, tag, NameLookup, PathStep};
+use crate::btree::{Cursor, Range};
+use crate::doc::codec::{decode_header, decode_value, encoded_str, tag, NameLookup, PathStep, TopFields};
 use crate::doc::collection::{decode_stored, id_key, CollState};
 use crate::doc::json::{write_json, write_raw_json, write_stored_json};
 use crate::doc::serde_encoded::from_encoded;
@@ -29,7 +37,7 @@ use crate::doc::serde_value::from_value;
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{doc_index_keys, parse_entry, IndexKind};
-use crate::query::expr::{FieldPath, FieldRef, Filter};
+use crate::query::expr::{FieldRef, Filter};
 use crate::query::plan::{plan, Access, Plan};
 use crate::query::spec::{KeyRange, QuerySpec};
 use crate::txn::{RangeIter, ReadableTxn, Tree};
@@ -47,17 +55,128 @@ enum Source<'a, T: ReadableTxn> {
         /// Next range to open (counting in scan direction).
         next_range: usize,
         current: Option<RangeIter<'a, T::Pages>>,
+        /// Fetches the documents the entries name.
+        docs: Cursor<&'a T::Pages>,
     },
 }
 
 /// One result: document id, schema version, document.
 type Hit = (u64, u32, Value);
 
-/// A result as the source produced it: still encoded (unsorted queries)
-/// or decoded already (an in-memory sort needed the document).
-enum Found {
-    Stored(u64, Vec<u8>),
+/// A result as the cursor produced it: still encoded, lent from a page
+/// (unsorted queries), or decoded already (an in-memory sort needed the
+/// document).
+enum Found<'b> {
+    Stored(u64, &'b [u8]),
     Decoded(u64, u32, Value),
+}
+
+/// The filter as a stored document is tested against it: each leaf knows
+/// which of the cursor's top-level fields its path starts with.
+#[derive(Debug)]
+enum Check {
+    True,
+    And(Vec<Check>),
+    Or(Vec<Check>),
+    Not(Box<Check>),
+    Leaf {
+        leaf: Filter,
+        /// Position of the path's first segment in the cursor's fields.
+        field: usize,
+        /// That segment, when the path goes below it (the leaf is then
+        /// evaluated on a document holding only this field, decoded).
+        nested: Option<String>,
+    },
+}
+
+/// The distinct top-level fields (first path segments) the filter and the
+/// plan's index read, with their steps for this collection's dictionary.
+#[derive(Default)]
+struct Fields {
+    names: Vec<String>,
+    steps: Vec<PathStep>,
+}
+
+impl Fields {
+    fn position(&mut self, seg: &str, st: &CollState) -> usize {
+        if let Some(i) = self.names.iter().position(|n| n == seg) {
+            return i;
+        }
+        self.names.push(seg.to_owned());
+        self.steps.push(PathStep { field: st.dict.lookup_id(seg), index: None });
+        self.names.len() - 1
+    }
+}
+
+impl Check {
+    fn new(f: &Filter, fields: &mut Fields, st: &CollState) -> Check {
+        let all = |fs: &[Filter], fields: &mut Fields| fs.iter().map(|f| Check::new(f, fields, st)).collect();
+        match f {
+            Filter::True => Check::True,
+            Filter::And(fs) => Check::And(all(fs, fields)),
+            Filter::Or(fs) => Check::Or(all(fs, fields)),
+            Filter::Not(f) => Check::Not(Box::new(Check::new(f, fields, st))),
+            leaf => match leaf.leaf_path().map(|p| p.segments()) {
+                Some([seg, rest @ ..]) => Check::Leaf {
+                    leaf: leaf.clone(),
+                    field: fields.position(seg, st),
+                    nested: (!rest.is_empty()).then(|| seg.clone()),
+                },
+                // A leaf always has a path of at least one segment; were it
+                // not so, the leaf would see an empty document.
+                _ => {
+                    if leaf.eval(&Value::Map(Vec::new())) {
+                        Check::True
+                    } else {
+                        Check::Not(Box::new(Check::True))
+                    }
+                }
+            },
+        }
+    }
+
+    /// [`Filter::eval`] on a stored document's payload, whose fields
+    /// `doc` locates: strings compare where they lie and other scalars
+    /// decode without allocating, so most documents that do not match cost
+    /// no allocation at all.
+    fn eval(&self, doc: &mut TopFields<'_, '_>, names: &impl NameLookup) -> Result<bool> {
+        match self {
+            Check::True => Ok(true),
+            Check::And(cs) => {
+                for c in cs {
+                    if !c.eval(doc, names)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Check::Or(cs) => {
+                for c in cs {
+                    if c.eval(doc, names)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            Check::Not(c) => Ok(!c.eval(doc, names)?),
+            Check::Leaf { leaf, field, nested } => {
+                let found = doc.get(*field)?;
+                if let Some(seg) = nested {
+                    let mut partial = Vec::new();
+                    if let Some(enc) = found {
+                        partial.push((seg.clone(), decode_value(enc, names)?));
+                    }
+                    return Ok(leaf.eval(&Value::Map(partial)));
+                }
+                let Some(enc) = found else { return Ok(leaf.eval_field(FieldRef::Absent).unwrap_or(false)) };
+                if let Some(s) = encoded_str(enc)? {
+                    return Ok(leaf.eval_field(FieldRef::Str(s)).unwrap_or(false));
+                }
+                let v = decode_value(enc, names)?;
+                Ok(leaf.eval_field(FieldRef::Value(&v)).unwrap_or(false))
+            }
+        }
+    }
 }
 
 /// A streaming query result: yields `(id, document)` pairs. For a raw
@@ -65,15 +184,18 @@ enum Found {
 /// the transaction, and the collection handle it came from unless it was
 /// made by [`Collection::into_query`](crate::Collection::into_query).
 pub struct QueryCursor<'a, T: ReadableTxn> {
-    txn: &'a T,
     st: Cow<'a, CollState>,
-    filter: Filter,
-    /// Top-level fields the filter reads: (name, step).
-    filter_fields: Vec<(String, PathStep)>,
-    /// Top-level fields the index's fields read.
-    index_fields: Vec<(String, PathStep)>,
+    check: Check,
+    /// Top-level fields the filter and the index read.
+    fields: Fields,
+    /// Positions in `fields` of the index's fields' first segments, in
+    /// index field order, without repeats.
+    index_fields: Vec<usize>,
     plan: Plan,
     source: Source<'a, T>,
+    /// Where a value from an overflow chain is read to (document; index entry).
+    scratch: Vec<u8>,
+    entry_scratch: Vec<u8>,
     spec: QuerySpec,
     sorted: Option<std::vec::IntoIter<Hit>>,
     to_skip: u64,
@@ -99,32 +221,29 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                 reverse: *reverse,
                 next_range: 0,
                 current: None,
+                docs: Cursor::new(txn.pages(), st.docs.root()),
             },
         };
-        let mut filter_fields: Vec<(String, PathStep)> = Vec::new();
-        let add = |fields: &mut Vec<(String, PathStep)>, p: &FieldPath| {
-            let seg = &p.segments()[0];
-            if !fields.iter().any(|(s, _)| s == seg) {
-                fields.push((seg.clone(), PathStep { field: st.dict.lookup_id(seg), index: None }));
-            }
-        };
-        for p in spec.filter.paths() {
-            add(&mut filter_fields, p);
-        }
+        let mut fields = Fields::default();
+        let check = Check::new(&spec.filter, &mut fields, &st);
         let mut index_fields = Vec::new();
-        if let Access::Index { fields, .. } = &plan.access {
-            for p in fields {
-                add(&mut index_fields, p);
+        if let Access::Index { fields: paths, .. } = &plan.access {
+            for p in paths {
+                let i = fields.position(&p.segments()[0], &st);
+                if !index_fields.contains(&i) {
+                    index_fields.push(i);
+                }
             }
         }
         Ok(QueryCursor {
-            txn,
             st,
-            filter: spec.filter.clone(),
-            filter_fields,
+            check,
+            fields,
             index_fields,
             plan,
             source,
+            scratch: Vec::new(),
+            entry_scratch: Vec::new(),
             spec: spec.clone(),
             sorted: None,
             to_skip: spec.offset,
@@ -138,183 +257,82 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         &self.plan
     }
 
-    /// The top-level fields of a stored document that `fields` name, as a
-    /// map (in `fields` order); `None` for a RAW document. Filters and
-    /// index keys read only under their paths' first segments, so they give
-    /// the same answer on this partial document as on the whole one.
-    fn partial(&self, bytes: &[u8], fields: &[(String, PathStep)]) -> Result<Option<Value>> {
-        let (header, payload) = decode_header(bytes)?;
-        if header.is_raw() {
-            return Ok(None);
-        }
-        let mut out = Vec::with_capacity(fields.len());
-        for (name, step) in fields {
-            if let Some(enc) = find_value(payload, std::slice::from_ref(step))? {
-                out.push((name.clone(), decode_value(enc, &self.st.dict)?));
-            }
-        }
-        Ok(Some(Value::Map(out)))
-    }
-
-    /// Does the stored document match the filter? Reads only the fields
-    /// the filter names, in place.
-    fn matches_stored(&self, bytes: &[u8]) -> Result<bool> {
-        if self.filter == Filter::True {
-            return Ok(true);
-        }
-        let (header, payload) = decode_header(bytes)?;
-        if header.is_raw() {
-            return Ok(false);
-        }
-        self.eval_stored(&self.filter, payload)
-    }
-
-    /// [`Filter::eval`] on a stored document's payload: each leaf finds its
-    /// top-level field in the encoding; strings compare where they lie and
-    /// other scalars decode without allocating, so most documents that do
-    /// not match cost no allocation at all.
-    fn eval_stored(&self, filter: &Filter, payload: &[u8]) -> Result<bool> {
-        match filter {
-            Filter::True => Ok(true),
-            Filter::And(fs) => {
-                for f in fs {
-                    if !self.eval_stored(f, payload)? {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            }
-            Filter::Or(fs) => {
-                for f in fs {
-                    if self.eval_stored(f, payload)? {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
-            }
-            Filter::Not(f) => Ok(!self.eval_stored(f, payload)?),
-            leaf => {
-                let Some(path) = leaf.leaf_path() else { return Ok(leaf.eval(&Value::Map(Vec::new()))) };
-                let seg = &path.segments()[0];
-                let step = self
-                    .filter_fields
-                    .iter()
-                    .find(|(s, _)| s == seg)
-                    .map_or(PathStep { field: None, index: None }, |(_, step)| *step);
-                let found = find_value(payload, std::slice::from_ref(&step))?;
-                if path.segments().len() > 1 {
-                    let mut doc = Vec::new();
-                    if let Some(enc) = found {
-                        doc.push((seg.clone(), decode_value(enc, &self.st.dict)?));
-                    }
-                    return Ok(leaf.eval(&Value::Map(doc)));
-                }
-                let Some(enc) = found else { return Ok(leaf.eval_field(FieldRef::Absent).unwrap_or(false)) };
-                if let Some(s) = encoded_str(enc)? {
-                    return Ok(leaf.eval_field(FieldRef::Str(s)).unwrap_or(false));
-                }
-                let v = decode_value(enc, &self.st.dict)?;
-                Ok(leaf.eval_field(FieldRef::Value(&v)).unwrap_or(false))
-            }
-        }
-    }
-
-    /// The schema version and the document of stored bytes.
-    fn decode(&self, bytes: &[u8]) -> Result<(u32, Value)> {
-        if self.st.raw {
-            let (header, payload) = decode_header(bytes)?;
-            return Ok((header.schema_version, Value::Bytes(payload.to_vec())));
-        }
-        decode_stored(bytes, &self.st.dict)
-    }
-
-    /// The next matching document in source order (before offset/limit),
-    /// still encoded: `(id, stored bytes)`.
-    fn next_match(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
+    /// Finds the next matching document in source order (before
+    /// offset/limit) and runs `on` on it while it is still lent from its
+    /// page: `on(collection state, id, stored bytes)`.
+    fn next_match_with<X>(
+        &mut self,
+        on: impl FnOnce(&CollState, u64, &[u8]) -> Result<X>,
+    ) -> Result<Option<X>> {
+        let QueryCursor { st, check, fields, index_fields, plan, source, scratch, entry_scratch, .. } = self;
+        let st: &CollState = st;
         loop {
-            match &mut self.source {
+            match source {
                 Source::Scan(it) => {
-                    let Some(entry) = it.next() else { return Ok(None) };
+                    let Some(entry) = it.next_in(scratch) else { return Ok(None) };
                     let (k, bytes) = entry?;
                     let id = u64::from_be_bytes(
-                        k.as_slice().try_into().map_err(|_| Error::corruption(None, "bad document key"))?,
+                        k.try_into().map_err(|_| Error::corruption(None, "bad document key"))?,
                     );
-                    if self.matches_stored(&bytes)? {
-                        return Ok(Some((id, bytes)));
+                    if matches_stored(check, &fields.steps, st, bytes)? {
+                        return on(st, id, bytes).map(Some);
                     }
                 }
-                Source::Index { tree, kind, ranges, reverse, next_range, current } => {
-                    if current.is_none() {
-                        if *next_range >= ranges.len() {
-                            return Ok(None);
+                Source::Index { tree, kind, ranges, reverse, next_range, current, docs } => {
+                    let it = match current {
+                        Some(it) => it,
+                        None => {
+                            if *next_range >= ranges.len() {
+                                return Ok(None);
+                            }
+                            let i = if *reverse { ranges.len() - 1 - *next_range } else { *next_range };
+                            *next_range += 1;
+                            let (lo, hi) = &ranges[i];
+                            current.insert(Range::new(
+                                *docs.reader(),
+                                tree.root(),
+                                as_ref(lo),
+                                as_ref(hi),
+                                *reverse,
+                            )?)
                         }
-                        let i = if *reverse { ranges.len() - 1 - *next_range } else { *next_range };
-                        *next_range += 1;
-                        let (lo, hi) = &ranges[i];
-                        *current = Some(self.txn.range(tree, as_ref(lo), as_ref(hi), *reverse)?);
-                    }
-                    let it = current.as_mut().expect("opened above");
-                    let Some(entry) = it.next() else {
+                    };
+                    let Some(entry) = it.next_in(entry_scratch) else {
                         *current = None;
                         continue;
                     };
                     let (k, v) = entry?;
-                    let (key, id) = parse_entry(*kind, &k, &v)?;
-                    let key = key.to_vec();
-                    let reverse = *reverse;
-                    let Some(bytes) = self.txn.get(&self.st.docs, &id_key(id))? else {
+                    let (key, id) = parse_entry(*kind, k, v)?;
+                    let want = id_key(id);
+                    let bytes = match docs.seek_near(&want)? {
+                        true => docs.entry_in(scratch)?.filter(|(k, _)| *k == want),
+                        false => None,
+                    };
+                    let Some((_, bytes)) = bytes else {
                         return Err(Error::corruption(
                             None,
-                            format!("index of {:?} points at missing document {id}", self.st.name),
+                            format!("index of {:?} points at missing document {id}", st.name),
                         ));
                     };
                     // An index only holds structured documents; a RAW one
                     // here matches nothing (as its full decode would not).
-                    if !self.single_entry(&bytes)? {
-                        let Some(doc) = self.partial(&bytes, &self.index_fields)? else { continue };
-                        if !self.first_entry(&doc, &key, reverse)? {
-                            continue;
-                        }
-                    }
-                    if !self.matches_stored(&bytes)? {
+                    let (header, payload) = decode_header(bytes)?;
+                    if header.is_raw() {
                         continue;
                     }
-                    return Ok(Some((id, bytes)));
+                    let mut doc = TopFields::new(payload, &fields.steps);
+                    if !single_entry(plan, fields, index_fields, &mut doc)?
+                        && !first_entry(plan, fields, index_fields, st, &mut doc, key, *reverse)?
+                    {
+                        continue;
+                    }
+                    if !check.eval(&mut doc, &st.dict)? {
+                        continue;
+                    }
+                    return on(st, id, bytes).map(Some);
                 }
             }
         }
-    }
-
-    /// True when the stored document has exactly one entry in the plan's
-    /// index (every indexed path is one segment leading to a present
-    /// non-list value), so the entry the scan came through is its only one
-    /// and [`first_entry`](Self::first_entry) need not be worked out.
-    fn single_entry(&self, bytes: &[u8]) -> Result<bool> {
-        let Access::Index { fields, .. } = &self.plan.access else { return Ok(true) };
-        let (header, payload) = decode_header(bytes)?;
-        if header.is_raw() {
-            return Ok(false);
-        }
-        for p in fields {
-            let [seg] = p.segments() else { return Ok(false) };
-            let Some((_, step)) = self.index_fields.iter().find(|(s, _)| s == seg) else { return Ok(false) };
-            match find_value(payload, std::slice::from_ref(step))? {
-                Some(enc) if enc.first() != Some(&tag::LIST) => {}
-                _ => return Ok(false),
-            }
-        }
-        Ok(true)
-    }
-
-    /// Is `key` the first of `doc`'s entries inside the plan's ranges in
-    /// scan order (so that a document is returned once)?
-    fn first_entry(&self, doc: &Value, key: &[u8], reverse: bool) -> Result<bool> {
-        let Access::Index { fields, ranges, .. } = &self.plan.access else { return Ok(true) };
-        let keys = doc_index_keys(fields, doc)?;
-        let inside = |k: &Vec<u8>| ranges.iter().any(|(lo, hi)| in_range(k, lo, hi));
-        let first =
-            if reverse { keys.iter().rev().find(|k| inside(k)) } else { keys.iter().find(|k| inside(k)) };
-        Ok(first.is_some_and(|f| f.as_slice() == key))
     }
 
     fn fill_sorted(&mut self) -> Result<()> {
@@ -323,9 +341,11 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         let spec = self.spec.clone();
         let cmp = |a: &Hit, b: &Hit| -> Ordering { spec.compare_for_sort(&a.2, &b.2).then(a.0.cmp(&b.0)) };
         let mut buf: Vec<Hit> = Vec::new();
-        while let Some((id, bytes)) = self.next_match()? {
-            let (version, doc) = self.decode(&bytes)?;
-            buf.push((id, version, doc));
+        while let Some(hit) = self.next_match_with(|st, id, bytes| {
+            let (version, doc) = decode(st, bytes)?;
+            Ok((id, version, doc))
+        })? {
+            buf.push(hit);
             if buf.len() as u64 > cap {
                 match keep {
                     Some(k) if k < cap => {
@@ -346,28 +366,39 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         Ok(())
     }
 
-    fn next_inner(&mut self) -> Result<Option<Found>> {
+    /// Runs `f` on the next result (after offset and limit).
+    fn next_inner<X>(&mut self, f: impl FnOnce(&CollState, Found<'_>) -> Result<X>) -> Result<Option<X>> {
         if self.remaining == Some(0) {
             return Ok(None);
         }
         if self.plan.sort_in_memory && self.sorted.is_none() {
             self.fill_sorted()?;
         }
-        loop {
-            let item = match &mut self.sorted {
-                Some(it) => it.next().map(|(id, version, doc)| Found::Decoded(id, version, doc)),
-                None => self.next_match()?.map(|(id, bytes)| Found::Stored(id, bytes)),
-            };
-            let Some(item) = item else { return Ok(None) };
-            if self.to_skip > 0 {
+        let found = if let Some(it) = &mut self.sorted {
+            let mut next = it.next();
+            while self.to_skip > 0 && next.is_some() {
                 self.to_skip -= 1;
-                continue;
+                next = it.next();
             }
+            match next {
+                Some((id, version, doc)) => Some(f(&self.st, Found::Decoded(id, version, doc))?),
+                None => None,
+            }
+        } else {
+            while self.to_skip > 0 {
+                if self.next_match_with(|_, _, _| Ok(()))?.is_none() {
+                    return Ok(None);
+                }
+                self.to_skip -= 1;
+            }
+            self.next_match_with(|st, id, bytes| f(st, Found::Stored(id, bytes)))?
+        };
+        if found.is_some() {
             if let Some(r) = &mut self.remaining {
                 *r -= 1;
             }
-            return Ok(Some(item));
         }
+        Ok(found)
     }
 
     /// Counts the results (after offset and limit) without sorting or
@@ -375,7 +406,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     pub fn count(mut self) -> Result<u64> {
         let mut n = 0u64;
         while self.remaining != Some(0) {
-            if self.next_match()?.is_none() {
+            if self.next_match_with(|_, _, _| Ok(()))?.is_none() {
                 break;
             }
             if self.to_skip > 0 {
@@ -392,11 +423,11 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
 
     /// Runs `f` on the next result unless the cursor already failed;
     /// an error ends the cursor.
-    fn step<X>(&mut self, f: impl FnOnce(&Self, Found) -> Result<X>) -> Option<Result<X>> {
+    fn step<X>(&mut self, f: impl FnOnce(&CollState, Found<'_>) -> Result<X>) -> Option<Result<X>> {
         if self.failed {
             return None;
         }
-        match self.next_inner().and_then(|found| found.map(|x| f(self, x)).transpose()) {
+        match self.next_inner(f) {
             Ok(x) => x.map(Ok),
             Err(e) => {
                 self.failed = true;
@@ -408,8 +439,8 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     /// The next result with its document's schema version:
     /// `(id, schema_version, document)`. Mixes freely with `next`.
     pub fn next_versioned(&mut self) -> Option<Result<(u64, u32, Value)>> {
-        self.step(|c, found| match found {
-            Found::Stored(id, bytes) => c.decode(&bytes).map(|(version, doc)| (id, version, doc)),
+        self.step(|st, found| match found {
+            Found::Stored(id, bytes) => decode(st, bytes).map(|(version, doc)| (id, version, doc)),
             Found::Decoded(id, version, doc) => Ok((id, version, doc)),
         })
     }
@@ -421,13 +452,13 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     /// sort: `(id, schema_version)`. Mixes freely with `next`. On error
     /// `out` is left as it was.
     pub fn next_json(&mut self, out: &mut Vec<u8>) -> Option<Result<(u64, u32)>> {
-        self.step(|c, found| match found {
-            Found::Stored(id, bytes) if c.st.raw => {
-                let (header, payload) = decode_header(&bytes)?;
+        self.step(|st, found| match found {
+            Found::Stored(id, bytes) if st.raw => {
+                let (header, payload) = decode_header(bytes)?;
                 write_raw_json(payload, out);
                 Ok((id, header.schema_version))
             }
-            Found::Stored(id, bytes) => Ok((id, write_stored_json(&bytes, &c.st.dict, out)?)),
+            Found::Stored(id, bytes) => Ok((id, write_stored_json(bytes, &st.dict, out)?)),
             Found::Decoded(id, version, doc) => {
                 write_json(&doc, out);
                 Ok((id, version))
@@ -439,12 +470,12 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     /// (no intermediate [`Value`]); same result as `from_value` on the
     /// document `next` returns. Mixes freely with `next`.
     pub fn next_as<D: DeserializeOwned>(&mut self) -> Option<Result<(u64, D)>> {
-        self.step(|c, found| match found {
-            Found::Stored(id, bytes) if !c.st.raw => {
-                let (_, payload) = decode_header(&bytes)?;
-                Ok((id, from_encoded(payload, &c.st.dict)?))
+        self.step(|st, found| match found {
+            Found::Stored(id, bytes) if !st.raw => {
+                let (_, payload) = decode_header(bytes)?;
+                Ok((id, from_encoded(payload, &st.dict)?))
             }
-            Found::Stored(id, bytes) => Ok((id, from_value(c.decode(&bytes)?.1)?)),
+            Found::Stored(id, bytes) => Ok((id, from_value(decode(st, bytes)?.1)?)),
             Found::Decoded(id, _, doc) => Ok((id, from_value(doc)?)),
         })
     }
@@ -456,6 +487,77 @@ impl<'a, T: ReadableTxn> Iterator for QueryCursor<'a, T> {
     fn next(&mut self) -> Option<Self::Item> {
         self.next_versioned().map(|r| r.map(|(id, _, doc)| (id, doc)))
     }
+}
+
+/// Does the stored document match the filter? Reads only the fields the
+/// filter names, in place. A RAW document matches only the empty filter.
+fn matches_stored(check: &Check, steps: &[PathStep], st: &CollState, bytes: &[u8]) -> Result<bool> {
+    if let Check::True = check {
+        return Ok(true);
+    }
+    let (header, payload) = decode_header(bytes)?;
+    if header.is_raw() {
+        return Ok(false);
+    }
+    check.eval(&mut TopFields::new(payload, steps), &st.dict)
+}
+
+/// The schema version and the document of stored bytes.
+fn decode(st: &CollState, bytes: &[u8]) -> Result<(u32, Value)> {
+    if st.raw {
+        let (header, payload) = decode_header(bytes)?;
+        return Ok((header.schema_version, Value::Bytes(payload.to_vec())));
+    }
+    decode_stored(bytes, &st.dict)
+}
+
+/// True when the document has exactly one entry in the plan's index
+/// (every indexed path is one segment leading to a present non-list
+/// value), so the entry the scan came through is its only one and
+/// [`first_entry`] need not be worked out.
+fn single_entry(
+    plan: &Plan,
+    fields: &Fields,
+    index_fields: &[usize],
+    doc: &mut TopFields<'_, '_>,
+) -> Result<bool> {
+    let Access::Index { fields: paths, .. } = &plan.access else { return Ok(true) };
+    for p in paths {
+        let [seg] = p.segments() else { return Ok(false) };
+        let Some(&i) = index_fields.iter().find(|&&i| fields.names[i] == *seg) else { return Ok(false) };
+        match doc.get(i)? {
+            Some(enc) if enc.first() != Some(&tag::LIST) => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// Is `key` the first of the document's entries inside the plan's ranges
+/// in scan order (so that a document is returned once)? The entries are
+/// worked out from the top-level fields the index reads: index keys read
+/// only under their paths' first segments, so they are the same on this
+/// partial document as on the whole one.
+fn first_entry(
+    plan: &Plan,
+    fields: &Fields,
+    index_fields: &[usize],
+    st: &CollState,
+    doc: &mut TopFields<'_, '_>,
+    key: &[u8],
+    reverse: bool,
+) -> Result<bool> {
+    let Access::Index { fields: paths, ranges, .. } = &plan.access else { return Ok(true) };
+    let mut partial = Vec::with_capacity(index_fields.len());
+    for &i in index_fields {
+        if let Some(enc) = doc.get(i)? {
+            partial.push((fields.names[i].clone(), decode_value(enc, &st.dict)?));
+        }
+    }
+    let keys = doc_index_keys(paths, &Value::Map(partial))?;
+    let inside = |k: &Vec<u8>| ranges.iter().any(|(lo, hi)| in_range(k, lo, hi));
+    let first = if reverse { keys.iter().rev().find(|k| inside(k)) } else { keys.iter().find(|k| inside(k)) };
+    Ok(first.is_some_and(|f| f.as_slice() == key))
 }
 
 fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {

@@ -237,14 +237,17 @@ impl Filter {
                 Value::Str(y) => pred(x.as_bytes().cmp(y.as_bytes())),
                 _ => false,
             };
+            // Equality tests the lengths before any byte (most strings a
+            // scan meets differ in length from the one it looks for).
+            let eq = |v: &Value| matches!(v, Value::Str(y) if x == y);
             return Some(match self {
-                Filter::Eq(_, v) => cmp(v, Ordering::is_eq),
-                Filter::Ne(_, v) => !cmp(v, Ordering::is_eq),
+                Filter::Eq(_, v) => eq(v),
+                Filter::Ne(_, v) => !eq(v),
                 Filter::Lt(_, v) => cmp(v, Ordering::is_lt),
                 Filter::Le(_, v) => cmp(v, Ordering::is_le),
                 Filter::Gt(_, v) => cmp(v, Ordering::is_gt),
                 Filter::Ge(_, v) => cmp(v, Ordering::is_ge),
-                Filter::In(_, vs) => vs.iter().any(|v| cmp(v, Ordering::is_eq)),
+                Filter::In(_, vs) => vs.iter().any(eq),
                 Filter::Prefix(_, p) => x.starts_with(p.as_str()),
                 Filter::Exists(_, want) => *want,
                 Filter::True | Filter::And(_) | Filter::Or(_) | Filter::Not(_) => return None,
