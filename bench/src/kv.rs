@@ -281,8 +281,10 @@ impl KvEngine for ObjKv {
         let rx = self.db.begin_read()?;
         let tree = rx.open_tree(OBJ_TREE)?;
         let mut sum = ReadSum::default();
+        // The borrowing form of `get`, as redb's access guards and LMDB's
+        // slices are.
         for &i in order {
-            if let Some(v) = rx.get(&tree, &data.keys[i as usize])? {
+            if let Some(v) = rx.get_guard(&tree, &data.keys[i as usize])? {
                 sum.add(&v);
             }
         }
@@ -294,10 +296,17 @@ impl KvEngine for ObjKv {
         let rx = self.db.begin_read()?;
         let tree = rx.open_tree(OBJ_TREE)?;
         let mut sum = ReadSum::default();
+        // The lending form of the range (`next_in`): entries are borrowed
+        // from the page, as redb's access guards and LMDB's slices are.
+        let mut scratch = Vec::new();
         for &i in starts {
             let key = &data.keys[i as usize][..];
-            for e in rx.range(&tree, Bound::Included(key), Bound::Unbounded, false)?.take(RANGE_LEN) {
-                sum.add(&e?.1);
+            let mut range = rx.range(&tree, Bound::Included(key), Bound::Unbounded, false)?;
+            for _ in 0..RANGE_LEN {
+                match range.next_in(&mut scratch) {
+                    Some(e) => sum.add(e?.1),
+                    None => break,
+                }
             }
         }
         Ok(sum)
@@ -322,7 +331,7 @@ impl KvEngine for ObjKv {
             let tree = rx.open_tree(OBJ_TREE)?;
             for _ in 0..READS_PER_TXN {
                 let i = rng.below(data.len() as u64) as usize;
-                let v = rx.get(&tree, &data.keys[i])?.ok_or("obj: key missing")?;
+                let v = rx.get_guard(&tree, &data.keys[i])?.ok_or("obj: key missing")?;
                 std::hint::black_box(&v);
                 reads += 1;
             }

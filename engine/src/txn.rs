@@ -94,6 +94,12 @@ pub trait ReadableTxn {
         btree::get(self.pages(), tree.root, key)
     }
 
+    /// The value stored under `key`, borrowed from the page that holds it
+    /// rather than copied (see [`btree::ValueGuard`]).
+    fn get_guard(&self, tree: &Tree, key: &[u8]) -> Result<Option<btree::ValueGuard>> {
+        btree::get_guard(self.pages(), tree.root, key)
+    }
+
     /// Number of entries in `tree`.
     fn count(&self, tree: &Tree) -> Result<u64>;
 

@@ -31,7 +31,9 @@ mod tree;
 mod verify;
 
 pub use cursor::{prefix_bounds, Cursor, Range};
-pub use tree::{clear, create, delete, destroy, get, insert, max_key_len, max_value_len};
+pub use tree::{
+    clear, create, delete, destroy, get, get_guard, insert, max_key_len, max_value_len, ValueGuard,
+};
 pub use verify::{page_count, verify};
 
 #[cfg(test)]

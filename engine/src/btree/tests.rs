@@ -426,3 +426,31 @@ fn btree_bench_1m_random() {
         s.pages_in_use()
     );
 }
+
+/// A value guard reads what `get` reads, inline or from an overflow chain,
+/// and keeps its page image when the tree changes afterwards.
+#[test]
+fn btree_value_guard_borrows_and_outlives_changes() {
+    let mut s = MemPageStore::new(4096);
+    let root = create(&mut s).unwrap();
+    let big = value_of(20_000, 7);
+    for i in 0..500u32 {
+        insert(&mut s, root, format!("k{i:05}").as_bytes(), &value_of(10 + (i as usize % 90), i as u8))
+            .unwrap();
+    }
+    insert(&mut s, root, b"big", &big).unwrap();
+    for i in (0..500u32).step_by(37) {
+        let key = format!("k{i:05}");
+        let guard = get_guard(&s, root, key.as_bytes()).unwrap().unwrap();
+        assert_eq!(&guard[..], &get(&s, root, key.as_bytes()).unwrap().unwrap()[..]);
+        assert_eq!(&guard[..], &value_of(10 + (i as usize % 90), i as u8)[..]);
+        // Overwrite the key (its leaf changes in place): the guard keeps
+        // the image it borrowed.
+        insert(&mut s, root, key.as_bytes(), b"changed").unwrap();
+        assert_eq!(&guard[..], &value_of(10 + (i as usize % 90), i as u8)[..]);
+        assert_eq!(guard.clone().into_vec(), value_of(10 + (i as usize % 90), i as u8));
+    }
+    let guard = get_guard(&s, root, b"big").unwrap().unwrap();
+    assert_eq!(&guard[..], &big[..]);
+    assert!(get_guard(&s, root, b"absent").unwrap().is_none());
+}

@@ -103,6 +103,48 @@ pub fn create<W: PageWrite + ?Sized>(w: &mut W) -> Result<PageNo> {
 
 /// Looks `key` up in the tree rooted at `root`; returns a copy of its value.
 pub fn get<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    Ok(get_guard(r, root, key)?.map(ValueGuard::into_vec))
+}
+
+/// A value read from a tree without copying it: it borrows the page that
+/// holds it (a value kept in an overflow chain is read into a buffer of its
+/// own). Holding one keeps that page image alive, not the transaction.
+#[derive(Clone)]
+pub struct ValueGuard {
+    page: PageRef,
+    span: std::ops::Range<usize>,
+    overflow: Option<Vec<u8>>,
+}
+
+impl std::ops::Deref for ValueGuard {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.overflow {
+            Some(v) => v,
+            None => &self.page[self.span.clone()],
+        }
+    }
+}
+
+impl ValueGuard {
+    /// The value as an owned vector (a copy, unless it came from an
+    /// overflow chain).
+    pub fn into_vec(self) -> Vec<u8> {
+        match self.overflow {
+            Some(v) => v,
+            None => self.page[self.span].to_vec(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ValueGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ValueGuard({} bytes)", self.len())
+    }
+}
+
+/// [`get`] without the copy: the value as a [`ValueGuard`].
+pub fn get_guard<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Result<Option<ValueGuard>> {
     let usable = r.usable_size();
     let mut pgno = root;
     for _ in 0..=MAX_DEPTH {
@@ -110,10 +152,16 @@ pub fn get<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Result<Opti
         let node = Node::parse(&page, pgno, usable)?;
         if node.is_leaf() {
             let Ok(i) = node.search(key)? else { return Ok(None) };
-            return match node.leaf_entry(i)?.1 {
-                ValueRef::Inline(v) => Ok(Some(v.to_vec())),
-                ValueRef::Overflow { len, first } => overflow::read(r, pgno, first, len).map(Some),
+            let (span, overflow) = match node.leaf_entry(i)?.1 {
+                // The value is a subslice of the page: its place is its
+                // distance from the page's start.
+                ValueRef::Inline(v) => {
+                    let start = v.as_ptr() as usize - page.as_ptr() as usize;
+                    (start..start + v.len(), None)
+                }
+                ValueRef::Overflow { len, first } => (0..0, Some(overflow::read(r, pgno, first, len)?)),
             };
+            return Ok(Some(ValueGuard { page, span, overflow }));
         }
         pgno = node.child(node.upper_bound(key)?)?;
     }
