@@ -22,7 +22,7 @@ use std::ops::Bound;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::btree;
+use crate::btree::{self, ValueGuard};
 use crate::doc::codec::{
     decode_header, decode_value, encode_document_versioned, encode_raw_document, MemNameDict, NameLookup,
 };
@@ -314,10 +314,16 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         self.txn.get(&self.st.docs, &id_key(id))
     }
 
+    /// The stored bytes of document `id`, borrowed from their page (the
+    /// readers below decode them at once, so they need no copy).
+    fn stored(&self, id: u64) -> Result<Option<ValueGuard>> {
+        self.txn.get_guard(&self.st.docs, &id_key(id))
+    }
+
     /// Document `id` with its schema version.
     pub fn get_versioned(&self, id: u64) -> Result<Option<(u32, Value)>> {
         self.st.check_documents()?;
-        self.get_stored(id)?.map(|b| decode_stored(&b, &self.st.dict)).transpose()
+        self.stored(id)?.map(|b| decode_stored(&b, &self.st.dict)).transpose()
     }
 
     /// Document `id` appended to `out` as JSON text, written straight from
@@ -327,7 +333,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// there is no such document. On error `out` is left as it was.
     pub fn get_json(&self, id: u64, out: &mut Vec<u8>) -> Result<Option<u32>> {
         self.st.check_documents()?;
-        match self.get_stored(id)? {
+        match self.stored(id)? {
             Some(b) => write_stored_json(&b, &self.st.dict, out).map(Some),
             None => Ok(None),
         }
@@ -343,7 +349,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// [`from_value`](crate::doc::serde_value::from_value) on [`get`](Self::get)'s.
     pub fn get_as<D: DeserializeOwned>(&self, id: u64) -> Result<Option<D>> {
         self.st.check_documents()?;
-        match self.get_stored(id)? {
+        match self.stored(id)? {
             None => Ok(None),
             Some(bytes) => {
                 let (header, payload) = decode_header(&bytes)?;
