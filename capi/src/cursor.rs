@@ -241,33 +241,25 @@ pub unsafe extern "C" fn obj_cursor_next_batch(
     max: usize,
     out: *mut obj_bytes,
 ) -> obj_status {
-    fence(|| {
-        need(out, "out")?;
-        if max == 0 {
-            return Err(Error::invalid("max must be at least 1"));
-        }
-        // SAFETY: per contract.
-        let buf = unsafe {
-            step(cur, CursorKind::Query, |it| {
-                let mut buf = vec![b'['];
-                let mut doc = Vec::new();
-                for n in 0..max {
-                    doc.clear();
-                    let Some((id, version)) = next_hit(it, &mut doc)? else { break };
-                    if n > 0 {
-                        buf.push(b',');
-                    }
-                    let _ = write!(buf, "[{id},{version},");
-                    buf.extend_from_slice(&doc);
-                    buf.push(b']');
+    // SAFETY: per contract.
+    unsafe {
+        query_batch(cur, max, out, |it| {
+            let mut buf = vec![b'['];
+            let mut doc = Vec::new();
+            for n in 0..max {
+                doc.clear();
+                let Some((id, version)) = next_hit(it, &mut doc)? else { break };
+                if n > 0 {
+                    buf.push(b',');
                 }
+                let _ = write!(buf, "[{id},{version},");
+                buf.extend_from_slice(&doc);
                 buf.push(b']');
-                Ok(buf)
-            })
-        }?;
-        // SAFETY: checked non-null.
-        unsafe { put(out, obj_bytes::from_vec(buf), "out") }
-    })
+            }
+            buf.push(b']');
+            Ok(buf)
+        })
+    }
 }
 
 /// Like `obj_cursor_next_batch`, with the batch as columns: `*out` is the
@@ -288,44 +280,59 @@ pub unsafe extern "C" fn obj_cursor_next_batch_columns(
     with_versions: bool,
     out: *mut obj_bytes,
 ) -> obj_status {
+    // SAFETY: per contract.
+    unsafe {
+        query_batch(cur, max, out, |it| {
+            let mut buf = Vec::with_capacity(64);
+            buf.extend_from_slice(b"[[");
+            let mut ids = Vec::new();
+            let mut versions = Vec::new();
+            while ids.len() < max {
+                let mark = buf.len();
+                if !ids.is_empty() {
+                    buf.push(b',');
+                }
+                let Some((id, version)) = next_hit(it, &mut buf)? else {
+                    buf.truncate(mark);
+                    break;
+                };
+                if ids.is_empty() {
+                    let first = buf.len() - mark;
+                    reserve_like_first(&mut buf, first, max - 1);
+                }
+                ids.push(id);
+                versions.push(version);
+            }
+            buf.extend_from_slice(b"],[");
+            write_numbers(&mut buf, &ids);
+            if with_versions {
+                buf.extend_from_slice(b"],[");
+                write_numbers(&mut buf, &versions);
+            }
+            buf.extend_from_slice(b"]]");
+            Ok(buf)
+        })
+    }
+}
+
+/// The frame of the batch calls: checks `out` and `max` (at least 1), lets
+/// `write` fill the batch from the query cursor, and hands the bytes out.
+///
+/// # Safety
+/// `cur` is a live cursor handle; `out` writable.
+unsafe fn query_batch(
+    cur: *mut obj_cursor,
+    max: usize,
+    out: *mut obj_bytes,
+    write: impl FnOnce(&mut CursorIter) -> Result<Vec<u8>, Error>,
+) -> obj_status {
     fence(|| {
         need(out, "out")?;
         if max == 0 {
             return Err(Error::invalid("max must be at least 1"));
         }
         // SAFETY: per contract.
-        let buf = unsafe {
-            step(cur, CursorKind::Query, |it| {
-                let mut buf = Vec::with_capacity(64);
-                buf.extend_from_slice(b"[[");
-                let mut ids = Vec::new();
-                let mut versions = Vec::new();
-                while ids.len() < max {
-                    let mark = buf.len();
-                    if !ids.is_empty() {
-                        buf.push(b',');
-                    }
-                    let Some((id, version)) = next_hit(it, &mut buf)? else {
-                        buf.truncate(mark);
-                        break;
-                    };
-                    if ids.is_empty() {
-                        let first = buf.len() - mark;
-                        reserve_like_first(&mut buf, first, max - 1);
-                    }
-                    ids.push(id);
-                    versions.push(version);
-                }
-                buf.extend_from_slice(b"],[");
-                write_numbers(&mut buf, &ids);
-                if with_versions {
-                    buf.extend_from_slice(b"],[");
-                    write_numbers(&mut buf, &versions);
-                }
-                buf.extend_from_slice(b"]]");
-                Ok(buf)
-            })
-        }?;
+        let buf = unsafe { step(cur, CursorKind::Query, write) }?;
         // SAFETY: checked non-null.
         unsafe { put(out, obj_bytes::from_vec(buf), "out") }
     })

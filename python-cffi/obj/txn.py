@@ -15,6 +15,7 @@ threads, not a transaction.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable
@@ -274,8 +275,11 @@ class _Core:
             return None
         return self._u64[0], (self._ver[0] if versioned else 0), self._take_json()
 
-    def _c_rows(self, query_js: bytes, limit: int | None = None) -> Iterator[list]:
-        """Streams ``[id, version, doc]`` rows of a query, in batches."""
+    def _c_batches(self, query_js: bytes, limit: int | None, fetch: Any, ended: Any) -> Iterator[Any]:
+        """Runs a query and yields each decoded batch that ``fetch(cursor,
+        size, out)`` writes, until ``ended(batch)``; batches grow from
+        ``FIRST_BATCH`` (or ``limit``) to ``MAX_BATCH``. Nothing runs before
+        the first ``next``."""
         out = _new("obj_cursor **")
         check(lib.obj_query(self._handle(), query_js, len(query_js), out))
         cur = ffi.gc(out[0], lib.obj_cursor_free)
@@ -284,45 +288,34 @@ class _Core:
         batch = FIRST_BATCH if limit is None else max(1, min(limit, MAX_BATCH))
         try:
             while True:
-                st = lib.obj_cursor_next_batch(cur, batch, buf)
+                st = fetch(cur, batch, buf)
                 if st:
                     raise fail(st)
                 data = _buffer(buf.data, buf.len)[:]
                 _bytes_free(buf)
-                rows = loads(data)
-                if not rows:
+                decoded = loads(data)
+                if ended(decoded):
                     return
-                yield from rows
+                yield decoded
                 if batch < MAX_BATCH:
                     batch *= 4
         finally:
             ffi.release(cur)
 
+    def _c_rows(self, query_js: bytes, limit: int | None = None) -> Iterator[list]:
+        """Streams ``[id, version, doc]`` rows of a query, in batches."""
+        for rows in self._c_batches(query_js, limit, lib.obj_cursor_next_batch, operator.not_):
+            yield from rows
+
     def _c_columns(self, query_js: bytes, limit: int | None, versions: bool) -> Iterator[list]:
         """Streams a query's results in batches of columns: ``[docs, ids]``
         (``[docs, ids, versions]`` with ``versions``), the lists in the
         same order. Nothing runs before the first ``next``."""
-        out = _new("obj_cursor **")
-        check(lib.obj_query(self._handle(), query_js, len(query_js), out))
-        cur = ffi.gc(out[0], lib.obj_cursor_free)
-        buf = _new("obj_bytes *")
-        loads = _codec.loads_batch
-        batch = FIRST_BATCH if limit is None else max(1, min(limit, MAX_BATCH))
-        try:
-            while True:
-                st = _next_batch_columns(cur, batch, versions, buf)
-                if st:
-                    raise fail(st)
-                data = _buffer(buf.data, buf.len)[:]
-                _bytes_free(buf)
-                cols = loads(data)
-                if not cols[1]:
-                    return
-                yield cols
-                if batch < MAX_BATCH:
-                    batch *= 4
-        finally:
-            ffi.release(cur)
+
+        def fetch(cur: Any, size: int, buf: Any) -> int:
+            return _next_batch_columns(cur, size, versions, buf)
+
+        return self._c_batches(query_js, limit, fetch, lambda cols: not cols[1])
 
     def _c_pairs(self, query_js: bytes, limit: int | None = None) -> Iterator[tuple[int, Any]]:
         """Streams ``(id, doc)`` of a query. The pairs come from ``zip`` over

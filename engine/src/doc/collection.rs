@@ -311,7 +311,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
 
     /// The stored bytes of document `id` (header included).
     pub fn get_stored(&self, id: u64) -> Result<Option<Vec<u8>>> {
-        self.txn.get(&self.st.docs, &id_key(id))
+        Ok(self.stored(id)?.map(ValueGuard::into_vec))
     }
 
     /// The stored bytes of document `id`, borrowed from their page (the

@@ -542,7 +542,7 @@ pub fn shm_path_of(path: &Path) -> PathBuf {
 /// only async-signal-safe operations are allowed (no locks, no allocation).
 static SHM_FDS: [AtomicI32; 256] = [const { AtomicI32::new(-1) }; 256];
 static DEV_NULL: AtomicI32 = AtomicI32::new(-1);
-static ATFORK: Once = Once::new();
+static DEV_NULL_OPEN: Once = Once::new();
 
 /// Runs in the child of every fork(): an OFD lock belongs to the open file
 /// description, which a child shares through its copy of the descriptor,
@@ -551,7 +551,10 @@ static ATFORK: Once = Once::new();
 /// parent closed the database or died. Pointing the child's copies at
 /// /dev/null drops its reference without freeing the descriptor numbers
 /// (the parent's handle objects, refused in the child, still close them).
+/// It also counts the fork (see [`fork_count`]).
 extern "C" fn after_fork_in_child() {
+    // A lock-free atomic add is async-signal-safe.
+    FORKS.fetch_add(1, Ordering::Relaxed);
     let null = DEV_NULL.load(Ordering::Relaxed);
     if null < 0 {
         return;
@@ -568,11 +571,15 @@ extern "C" fn after_fork_in_child() {
 
 /// Forks this process has been through as a child (see [`fork_count`]).
 static FORKS: AtomicU64 = AtomicU64::new(0);
-static FORK_WATCH: Once = Once::new();
+static FORK_HANDLER: Once = Once::new();
 
-extern "C" fn count_fork_in_child() {
-    // A lock-free atomic add is async-signal-safe.
-    FORKS.fetch_add(1, Ordering::Relaxed);
+/// Registers [`after_fork_in_child`], once per process.
+fn install_fork_handler() {
+    FORK_HANDLER.call_once(|| {
+        // SAFETY: registers a child handler that only touches static
+        // atomics and calls dup2.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
 }
 
 /// How many times this process came out of fork() as the child since the
@@ -580,24 +587,18 @@ extern "C" fn count_fork_in_child() {
 /// ancestor. One atomic load, where asking the kernel for the process id
 /// is a system call on every transaction.
 pub fn fork_count() -> u64 {
-    FORK_WATCH.call_once(|| {
-        // SAFETY: registers a child handler that only increments a static
-        // atomic.
-        unsafe { libc::pthread_atfork(None, None, Some(count_fork_in_child)) };
-    });
+    install_fork_handler();
     FORKS.load(Ordering::Relaxed)
 }
 
 fn register_fd(fd: i32) {
-    ATFORK.call_once(|| {
+    DEV_NULL_OPEN.call_once(|| {
         use std::os::unix::io::IntoRawFd;
         if let Ok(null) = File::open("/dev/null") {
             DEV_NULL.store(null.into_raw_fd(), Ordering::Relaxed);
-            // SAFETY: registers a handler that only calls dup2 on
-            // descriptors from a static table.
-            unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
         }
     });
+    install_fork_handler();
     // More than 256 open -shm files at once: the rest are not protected.
     for slot in &SHM_FDS {
         if slot.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
@@ -681,11 +682,13 @@ impl OsShm {
         Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
     }
 
-    fn with_ptr<T>(&self, offset: usize, size: usize, f: impl FnOnce(*mut u8) -> T) -> T {
+    /// Calls `f` with a pointer to `size` mapped bytes at `offset`
+    /// (`align`-aligned), under one hold of the mapping's lock.
+    fn with_ptr<T>(&self, offset: usize, size: usize, align: usize, f: impl FnOnce(*mut u8) -> T) -> T {
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
         let map = map.as_ref().expect("the shared index is mapped before use");
         assert!(
-            offset + size <= map.len() && offset.is_multiple_of(size),
+            offset + size <= map.len() && offset.is_multiple_of(align),
             "shared index access out of bounds"
         );
         // SAFETY: `offset + size` is within the mapping (checked above), so
@@ -744,39 +747,38 @@ impl ShmFile for OsShm {
         // SAFETY: the pointer is in bounds and 4-aligned (the mapping is
         // page-aligned and `with_ptr` checks the offset); every access to
         // the shared region is atomic, so there is no data race.
-        self.with_ptr(offset, 4, |p| unsafe { AtomicU32::from_ptr(p.cast()) }.load(Ordering::SeqCst))
+        self.with_ptr(offset, 4, 4, |p| unsafe { AtomicU32::from_ptr(p.cast()) }.load(Ordering::SeqCst))
     }
 
     fn store_u32(&self, offset: usize, value: u32) {
         // SAFETY: as in `load_u32`.
-        self.with_ptr(offset, 4, |p| unsafe { AtomicU32::from_ptr(p.cast()) }.store(value, Ordering::SeqCst))
+        self.with_ptr(offset, 4, 4, |p| {
+            unsafe { AtomicU32::from_ptr(p.cast()) }.store(value, Ordering::SeqCst)
+        })
     }
 
     fn load_u64(&self, offset: usize) -> u64 {
         // SAFETY: as in `load_u32`, with 8-byte alignment.
-        self.with_ptr(offset, 8, |p| unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::SeqCst))
+        self.with_ptr(offset, 8, 8, |p| unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::SeqCst))
     }
 
     fn store_u64(&self, offset: usize, value: u64) {
         // SAFETY: as in `load_u64`.
-        self.with_ptr(offset, 8, |p| unsafe { AtomicU64::from_ptr(p.cast()) }.store(value, Ordering::SeqCst))
+        self.with_ptr(offset, 8, 8, |p| {
+            unsafe { AtomicU64::from_ptr(p.cast()) }.store(value, Ordering::SeqCst)
+        })
     }
 
     fn load_u64s(&self, offset: usize, out: &mut [u64]) {
         // One lock of the mapping for the whole run rather than one a word.
-        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        let map = map.as_ref().expect("the shared index is mapped before use");
-        assert!(
-            offset.is_multiple_of(8) && offset + 8 * out.len() <= map.len(),
-            "shared index access out of bounds"
-        );
-        for (i, word) in out.iter_mut().enumerate() {
-            // SAFETY: `offset + 8 * i + 8 <= map.len()` (checked above) and
-            // 8-aligned in a page-aligned mapping; every access to the
-            // shared region is atomic, so there is no data race.
-            *word = unsafe { AtomicU64::from_ptr(map.as_mut_ptr().add(offset + 8 * i).cast()) }
-                .load(Ordering::SeqCst);
-        }
+        self.with_ptr(offset, 8 * out.len(), 8, |p| {
+            for (i, word) in out.iter_mut().enumerate() {
+                // SAFETY: `8 * i + 8` bytes from `p` are mapped (checked by
+                // `with_ptr`) and 8-aligned in a page-aligned mapping; every
+                // access to the shared region is atomic, so there is no data race.
+                *word = unsafe { AtomicU64::from_ptr(p.add(8 * i).cast()) }.load(Ordering::SeqCst);
+            }
+        })
     }
 
     fn reset(&self) -> io::Result<()> {
