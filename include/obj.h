@@ -730,6 +730,42 @@ obj_status obj_doc_upsert(obj_txn *txn,
                           bool *out_created);
 
 /**
+ * Inserts one document in a write transaction of its own, begun and
+ * committed inside the call: `obj_txn_begin_write` + `obj_doc_insert` +
+ * `obj_txn_commit` in one call, for a single write outside any
+ * transaction (SQLite's autocommit). Durable on return with the default
+ * sync mode. Outputs and errors as those three (OBJ_BUSY when another
+ * writer holds the lock past the busy timeout); on any error nothing is
+ * written. OBJ_CLOSED after `obj_db_close`.
+ *
+ * # Safety
+ * `db` is a live handle; otherwise as obj_doc_insert.
+ */
+obj_status obj_db_doc_insert(obj_db *db,
+                             const char *coll,
+                             const uint8_t *json,
+                             size_t len,
+                             uint32_t schema_version,
+                             uint64_t *out_id);
+
+/**
+ * Writes a document at the caller's `id` in a write transaction of its
+ * own: `obj_txn_begin_write` + `obj_doc_upsert` + `obj_txn_commit` in one
+ * call, as obj_db_doc_insert. `*out_created` (may be NULL) is true when
+ * no document had that id.
+ *
+ * # Safety
+ * `db` is a live handle; otherwise as obj_doc_upsert.
+ */
+obj_status obj_db_doc_upsert(obj_db *db,
+                             const char *coll,
+                             uint64_t id,
+                             const uint8_t *json,
+                             size_t len,
+                             uint32_t schema_version,
+                             bool *out_created);
+
+/**
  * Replaces document `id` of collection `coll` (the update of CRUD).
  * Errors: OBJ_NOT_FOUND (no such document or collection), otherwise as
  * obj_doc_insert.

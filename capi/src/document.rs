@@ -381,6 +381,86 @@ pub unsafe extern "C" fn obj_doc_upsert(
     })
 }
 
+/// Inserts one document in a write transaction of its own, begun and
+/// committed inside the call: `obj_txn_begin_write` + `obj_doc_insert` +
+/// `obj_txn_commit` in one call, for a single write outside any
+/// transaction (SQLite's autocommit). Durable on return with the default
+/// sync mode. Outputs and errors as those three (OBJ_BUSY when another
+/// writer holds the lock past the busy timeout); on any error nothing is
+/// written. OBJ_CLOSED after `obj_db_close`.
+///
+/// # Safety
+/// `db` is a live handle; otherwise as obj_doc_insert.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_doc_insert(
+    db: *mut obj_db,
+    coll: *const c_char,
+    json: *const u8,
+    len: usize,
+    schema_version: u32,
+    out_id: *mut u64,
+) -> obj_status {
+    fence(|| {
+        need(out_id, "out_id")?;
+        // SAFETY: per contract.
+        let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
+        let doc = parse_document(json)?;
+        // SAFETY: per contract.
+        let id = unsafe { autocommit(db, |w| open_doc(w, coll)?.insert_versioned(&doc, schema_version)) }?;
+        // SAFETY: checked non-null.
+        unsafe { put(out_id, id, "out_id") }
+    })
+}
+
+/// Writes a document at the caller's `id` in a write transaction of its
+/// own: `obj_txn_begin_write` + `obj_doc_upsert` + `obj_txn_commit` in one
+/// call, as obj_db_doc_insert. `*out_created` (may be NULL) is true when
+/// no document had that id.
+///
+/// # Safety
+/// `db` is a live handle; otherwise as obj_doc_upsert.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_doc_upsert(
+    db: *mut obj_db,
+    coll: *const c_char,
+    id: u64,
+    json: *const u8,
+    len: usize,
+    schema_version: u32,
+    out_created: *mut bool,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
+        let doc = parse_document(json)?;
+        let upsert = |w: &mut WriteTxn| open_doc(w, coll)?.upsert_versioned(id, &doc, schema_version);
+        // SAFETY: per contract.
+        let replaced = unsafe { autocommit(db, upsert) }?;
+        // SAFETY: per contract.
+        unsafe { put_opt(out_created, !replaced) };
+        Ok(())
+    })
+}
+
+/// Runs `f` in a write transaction of its own and commits it; an error
+/// from `f` or the commit rolls everything back.
+///
+/// # Safety
+/// `db` is NULL or a pointer the caller got from `obj_db_open`.
+unsafe fn autocommit<T>(
+    db: *mut obj_db,
+    f: impl FnOnce(&mut WriteTxn) -> Result<T, Error>,
+) -> Result<T, Error> {
+    // SAFETY: per the caller's contract.
+    let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+    let guard = open_db(state)?;
+    let mut w = guard.as_ref().expect("checked open").begin_write()?;
+    drop(guard);
+    let out = f(&mut w)?;
+    w.commit()?;
+    Ok(out)
+}
+
 /// Replaces document `id` of collection `coll` (the update of CRUD).
 /// Errors: OBJ_NOT_FOUND (no such document or collection), otherwise as
 /// obj_doc_insert.

@@ -396,6 +396,69 @@ fn reopened_collection_handles_in_one_transaction_stay_coherent() {
     db.integrity_check().unwrap();
 }
 
+/// Inserts do not rewrite the collection's metadata; the next id comes
+/// from the largest id in use and the stored mark, which deletes keep
+/// ahead of every id they free. No id comes back, across reopens and
+/// within one transaction.
+#[test]
+fn deleted_ids_stay_retired_across_reopen_and_within_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.obj");
+    let doc = |n: i64| Value::Map(vec![("n".into(), Value::Int(n))]);
+    let next = |db: &Db| db.begin_read().unwrap().collection("c").unwrap().next_id();
+    {
+        let db = Db::open(&path).unwrap();
+        let mut w = db.begin_write().unwrap();
+        let mut c = w.collection_mut("c").unwrap();
+        assert_eq!(c.insert_many(&[doc(1), doc(2), doc(3)]).unwrap(), vec![1, 2, 3]);
+        drop(c);
+        w.commit().unwrap();
+        // Deleting the newest id, alone in its transaction.
+        let mut w = db.begin_write().unwrap();
+        assert!(w.collection_mut("c").unwrap().delete(3).unwrap());
+        w.commit().unwrap();
+        assert_eq!(next(&db), 4);
+    }
+    let db = Db::open(&path).unwrap();
+    assert_eq!(next(&db), 4, "the mark survives a reopen");
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("c").unwrap();
+    // Insert and delete in one transaction, then insert again.
+    let a = c.insert(&doc(4)).unwrap();
+    assert_eq!(a, 4);
+    assert!(c.delete(a).unwrap());
+    assert_eq!(c.insert(&doc(5)).unwrap(), 5);
+    // An upsert far ahead moves the next id past it; deleting it keeps it retired.
+    assert!(!c.upsert(100, &doc(100)).unwrap());
+    assert!(c.delete(100).unwrap());
+    drop(c);
+    w.commit().unwrap();
+    drop(db);
+    let db = Db::open(&path).unwrap();
+    assert_eq!(next(&db), 101);
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("c").unwrap();
+    assert_eq!(c.insert(&doc(101)).unwrap(), 101);
+    // Deleting an old id leaves the next id where it is.
+    assert!(c.delete(1).unwrap());
+    drop(c);
+    w.commit().unwrap();
+    assert_eq!(next(&db), 102);
+    // Emptying the collection keeps every id retired.
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("c").unwrap();
+    for id in [2, 5, 101] {
+        assert!(c.delete(id).unwrap());
+    }
+    assert_eq!(c.count().unwrap(), 0);
+    drop(c);
+    w.commit().unwrap();
+    drop(db);
+    let db = Db::open(&path).unwrap();
+    assert_eq!(next(&db), 102);
+    db.integrity_check().unwrap();
+}
+
 #[test]
 fn detached_collection_is_reused_only_while_unchanged() {
     let (_d, db) = open();

@@ -40,6 +40,17 @@ _SYNC = {"full": 0, "normal": 1, "off": 2}
 # the caller copies the result out before returning).
 _scratch = threading.local()
 _db_doc_get = lib.obj_db_doc_get if has("obj_db_doc_get") else None
+_db_doc_insert = lib.obj_db_doc_insert if has("obj_db_doc_insert") else None
+_db_doc_upsert = lib.obj_db_doc_upsert if has("obj_db_doc_upsert") else None
+
+
+def _scratch_slot(name: str, ctype: str) -> Any:
+    """This thread's output slot ``name`` of C type ``ctype``."""
+    sc = _scratch.__dict__
+    slot = sc.get(name)
+    if slot is None:
+        slot = sc[name] = ffi.new(ctype)
+    return slot
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,8 +306,35 @@ class Db:
     def insert(self, what: Any, payload: Any = None) -> int:
         """Inserts a document in its own transaction; returns its id. See
         :meth:`WriteTxn.insert`."""
+        if _db_doc_insert is not None:
+            target = self._autocommit_target(what if payload is None else payload, what)
+            if target is not None:
+                out = _scratch_slot("u64", "uint64_t *")
+                check(_db_doc_insert(self._handle(), target[0], target[2], len(target[2]), target[1], out))
+                return out[0]
         with self.transaction() as tx:
             return tx.insert(what, payload)
+
+    def _autocommit_target(self, doc: Any, what: Any) -> tuple[bytes, int, bytes] | None:
+        """``(C name, schema version, JSON)`` when writing ``doc`` can be one
+        C call that begins, writes and commits (a dict into a document
+        collection this Db already knows, or a typed document whose
+        collection it has already set up); None sends the write through a
+        transaction with the general checks and first-use set-up."""
+        if type(what) is str:
+            if not isinstance(doc, dict) or (self._attached and "." in what):
+                return None
+            cname = self._names.get(what)
+            if cname is None or self._kinds.get(cname) != "documents":
+                return None
+            return cname, 0, _codec.dumps(doc)
+        s = schema_of(doc)
+        if s is None or what is not doc or (s.collection, s.cls) not in self._ensured:
+            return None
+        if self._attached and "." in s.collection:
+            return None
+        self._check_shape(s)
+        return self._names[s.collection], s.version, _codec.dumps(doc)
 
     def insert_many(self, what: Any, payloads: Iterable[Any] | None = None) -> list[int]:
         """Inserts many documents in one transaction and one call."""
@@ -357,6 +395,16 @@ class Db:
 
     def upsert(self, what: Any, doc_id: int, payload: Any) -> bool:
         """Writes a document at ``doc_id``; True if it was created."""
+        if _db_doc_upsert is not None and type(doc_id) is int and 0 <= doc_id <= 0xFFFFFFFFFFFFFFFF:
+            if type(what) is str:
+                target = self._autocommit_target(payload, what)
+            else:
+                s = schema_of(what)
+                target = self._autocommit_target(payload, payload) if s and schema_of(payload) is s else None
+            if target is not None:
+                created = _scratch_slot("created", "bool *")
+                check(_db_doc_upsert(self._handle(), target[0], doc_id, target[2], len(target[2]), target[1], created))
+                return bool(created[0])
         with self.transaction() as tx:
             return tx.upsert(what, doc_id, payload)
 

@@ -320,6 +320,89 @@ static void test_one_call_reads(void) {
     unlink(p3);
 }
 
+static void test_one_call_writes(void) {
+    /* obj_db_doc_insert / obj_db_doc_upsert: begin, write and commit in
+     * one call; an error leaves nothing behind. */
+    char p4[560];
+    snprintf(p4, sizeof p4, "%s.writes", path);
+    unlink(p4);
+    obj_db *db = NULL;
+    obj_options o;
+    obj_options_init(&o);
+    o.busy_timeout_ms = 50;
+    CHECK_OK(obj_db_open(p4, &o, &db));
+    const char *spec = "{\"name\":\"email\",\"kind\":\"unique\",\"fields\":[\"email\"]}";
+    const char *a = "{\"email\":\"a@x\"}", *b = "{\"email\":\"b@x\"}";
+    uint64_t id = 0;
+    bool created = false, found = false;
+    obj_bytes out = {0};
+    uint32_t ver = 0;
+    /* The collection is created on first use, as in a transaction. */
+    CHECK_OK(obj_db_doc_insert(db, "docs", (const uint8_t *)a, strlen(a), 3, &id));
+    CHECK(id == 1);
+    obj_txn *w = NULL;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_index_create(w, "docs", (const uint8_t *)spec, strlen(spec)));
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    CHECK_OK(obj_db_doc_upsert(db, "docs", 10, (const uint8_t *)b, strlen(b), 4, &created));
+    CHECK(created);
+    CHECK_OK(obj_db_doc_upsert(db, "docs", 10, (const uint8_t *)b, strlen(b), 5, NULL));
+    CHECK_OK(obj_db_doc_get(db, "docs", 10, &out, &ver, &found));
+    CHECK(found && ver == 5 && has_bytes(&out, b));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_db_doc_insert(db, "docs", (const uint8_t *)"{}", 2, 0, &id));
+    CHECK(id == 11);
+    /* A unique violation, bad JSON, a raw collection: errors, nothing written. */
+    CHECK_STATUS(obj_db_doc_insert(db, "docs", (const uint8_t *)a, strlen(a), 0, &id), OBJ_CONSTRAINT);
+    CHECK(strstr(obj_last_error(), "email") != NULL);
+    CHECK_STATUS(obj_db_doc_upsert(db, "docs", 12, (const uint8_t *)b, strlen(b), 0, &created), OBJ_CONSTRAINT);
+    CHECK_OK(obj_db_doc_get(db, "docs", 12, &out, NULL, &found));
+    CHECK(!found);
+    CHECK_STATUS(obj_db_doc_insert(db, "docs", (const uint8_t *)"{\"a\":", 5, 0, &id), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_doc_insert(db, "docs", (const uint8_t *)"[1]", 3, 0, &id), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_raw_insert(w, "blobs", (const uint8_t *)"xy", 2, &id));
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    CHECK_STATUS(obj_db_doc_upsert(db, "blobs", 1, (const uint8_t *)"{}", 2, 0, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK(strstr(obj_last_error(), "raw") != NULL);
+    uint64_t before = 0;
+    CHECK_OK(obj_txn_begin_read(db, &w));
+    CHECK_OK(obj_collection_count(w, "docs", &before));
+    CHECK_OK(obj_txn_free(w));
+    CHECK(before == 3);
+    /* Another writer holds the lock: OBJ_BUSY after the busy timeout. */
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_STATUS(obj_db_doc_insert(db, "docs", (const uint8_t *)"{}", 2, 0, &id), OBJ_BUSY);
+    CHECK_OK(obj_txn_free(w));
+    /* Bad arguments. */
+    CHECK_STATUS(obj_db_doc_insert(NULL, "docs", (const uint8_t *)"{}", 2, 0, &id), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_doc_insert(db, NULL, (const uint8_t *)"{}", 2, 0, &id), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_doc_insert(db, "docs", NULL, 2, 0, &id), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_doc_insert(db, "docs", (const uint8_t *)"{}", 2, 0, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_doc_insert(db, "\xff", (const uint8_t *)"{}", 2, 0, &id), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_doc_upsert(NULL, "docs", 1, (const uint8_t *)"{}", 2, 0, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_doc_upsert(db, "docs", 1, (const uint8_t *)"\xff", 1, 0, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_begin_read(db, &w));
+    uint64_t after = 0;
+    CHECK_OK(obj_collection_count(w, "docs", &after));
+    CHECK_OK(obj_txn_free(w));
+    CHECK(after == before);
+    CHECK_OK(obj_db_close(db));
+    CHECK_STATUS(obj_db_doc_insert(db, "docs", (const uint8_t *)"{}", 2, 0, &id), OBJ_CLOSED);
+    CHECK_STATUS(obj_db_doc_upsert(db, "docs", 1, (const uint8_t *)"{}", 2, 0, NULL), OBJ_CLOSED);
+    CHECK_OK(obj_db_free(db));
+    /* Every acknowledged write is in the file after a reopen. */
+    CHECK_OK(obj_db_open(p4, NULL, &db));
+    CHECK_OK(obj_db_doc_get(db, "docs", 11, &out, NULL, &found));
+    CHECK(found && has_bytes(&out, "{}"));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_db_close(db));
+    CHECK_OK(obj_db_free(db));
+    unlink(p4);
+}
+
 static void test_corrupt_file(void) {
     /* Damage a page in the middle: reading it is OBJ_CORRUPTION, never a crash. */
     FILE *f = fopen(path, "r+b");
@@ -348,6 +431,7 @@ int main(int argc, char **argv) {
     test_kv_and_transactions();
     test_close_no_checkpoint();
     test_one_call_reads();
+    test_one_call_writes();
     test_corrupt_file();
     unlink(path);
     unlink(wal);

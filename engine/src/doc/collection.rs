@@ -128,7 +128,11 @@ pub enum CollectionKind {
 pub(crate) struct CollState {
     pub(crate) name: String,
     pub(crate) raw: bool,
+    /// The id the next insert gets: past both the stored mark and the
+    /// largest id in use (see [`next_free_id`]).
     pub(crate) next_id: u64,
+    /// `next_id` as last written to the metadata record.
+    persisted_next_id: u64,
     pub(crate) indexes: Vec<IndexInfo>,
     pub(crate) dict: MemNameDict,
     persisted_names: usize,
@@ -197,10 +201,29 @@ fn load_meta<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollMeta>> {
     }
 }
 
+/// The id the next insert gets: the larger of the stored mark and the
+/// largest id in use plus one. Inserts and upserts only ever raise the
+/// largest id, so they leave the metadata record alone (one page fewer in
+/// a small commit); a delete that could lower the largest id first writes
+/// the mark (see [`CollectionMut::delete`]), so no id is assigned twice.
+fn next_free_id<T: ReadableTxn>(txn: &T, docs: &Tree, mark: u64, name: &str) -> Result<u64> {
+    let mut cursor = btree::Cursor::new(txn.pages(), docs.root());
+    if !cursor.seek_last()? {
+        return Ok(mark);
+    }
+    let key =
+        cursor.key()?.ok_or_else(|| Error::corruption(docs.root(), "a positioned cursor has no key"))?;
+    let after_last = id_from_key(key)?.checked_add(1).ok_or_else(|| {
+        Error::corruption(docs.root(), format!("collection {name:?} holds the id {}", u64::MAX))
+    })?;
+    Ok(mark.max(after_last))
+}
+
 fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> {
     check_component_name("collection", name)?;
     let Some(meta) = load_meta(txn, name)? else { return Ok(None) };
     let docs = txn.open_tree(&docs_tree(name))?;
+    let next_id = next_free_id(txn, &docs, meta.next_id, name)?;
     let mut names = Vec::new();
     if let Some(nt) = txn.find_tree(&names_tree(name))? {
         for (i, entry) in txn.range(&nt, Bound::Unbounded, Bound::Unbounded, false)?.enumerate() {
@@ -233,7 +256,8 @@ fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
     Ok(Some(CollState {
         name: name.to_string(),
         raw: meta.raw,
-        next_id: meta.next_id,
+        next_id,
+        persisted_next_id: meta.next_id,
         indexes,
         persisted_names: dict.len(),
         dict,
@@ -610,6 +634,7 @@ impl<'t> CollectionMut<'t> {
             name: name.to_string(),
             raw: options.raw,
             next_id: FIRST_ID,
+            persisted_next_id: FIRST_ID,
             indexes: Vec::new(),
             dict: MemNameDict::new(),
             persisted_names: 0,
@@ -667,6 +692,7 @@ impl<'t> CollectionMut<'t> {
         let ct = self.txn.open_tree(COLLECTIONS_TREE)?;
         let meta = postcard::to_allocvec(&self.st.meta()).expect("meta serializes");
         self.txn.insert(&ct, self.st.name.as_bytes(), &meta)?;
+        self.st.persisted_next_id = self.st.next_id;
         Ok(())
     }
 
@@ -696,7 +722,7 @@ impl<'t> CollectionMut<'t> {
     /// [`insert`](Self::insert) with an application schema version in the header.
     pub fn insert_versioned(&mut self, doc: &Value, schema_version: u32) -> Result<u64> {
         let id = self.st.next_id;
-        self.put(id, NewDoc::Value(doc, schema_version), true)?;
+        self.put(id, NewDoc::Value(doc, schema_version))?;
         Ok(id)
     }
 
@@ -723,7 +749,7 @@ impl<'t> CollectionMut<'t> {
 
     /// [`insert_many_versioned`](Self::insert_many_versioned) over documents
     /// made one at a time (an `Err` item fails the batch like a refused
-    /// document). The collection's metadata is saved once, at the end.
+    /// document).
     pub(crate) fn insert_batch<V: std::borrow::Borrow<Value>>(
         &mut self,
         docs: impl IntoIterator<Item = Result<V>>,
@@ -733,7 +759,7 @@ impl<'t> CollectionMut<'t> {
         let mut ids = Vec::new();
         for doc in docs {
             let id = self.st.next_id;
-            match doc.and_then(|d| self.put(id, NewDoc::Value(d.borrow(), schema_version), false)) {
+            match doc.and_then(|d| self.put(id, NewDoc::Value(d.borrow(), schema_version))) {
                 Ok(_) => ids.push(id),
                 Err(e) => {
                     for &id in ids.iter().rev() {
@@ -745,38 +771,35 @@ impl<'t> CollectionMut<'t> {
                 }
             }
         }
-        if self.st.next_id != first {
-            self.save_meta()?;
-        }
         Ok(ids)
     }
 
     /// Inserts raw bytes (raw collections only); returns the new id.
     pub fn insert_raw(&mut self, payload: &[u8]) -> Result<u64> {
         let id = self.st.next_id;
-        self.put(id, NewDoc::Raw(payload, 0), true)?;
+        self.put(id, NewDoc::Raw(payload, 0))?;
         Ok(id)
     }
 
     /// Writes `doc` at `id`, replacing any document there; true if one was
     /// replaced. Ids at or above the next id move it past `id`.
     pub fn upsert(&mut self, id: u64, doc: &Value) -> Result<bool> {
-        self.put(id, NewDoc::Value(doc, 0), true)
+        self.put(id, NewDoc::Value(doc, 0))
     }
 
     /// [`upsert`](Self::upsert) with a schema version.
     pub fn upsert_versioned(&mut self, id: u64, doc: &Value, schema_version: u32) -> Result<bool> {
-        self.put(id, NewDoc::Value(doc, schema_version), true)
+        self.put(id, NewDoc::Value(doc, schema_version))
     }
 
     /// Writes raw bytes at `id` (raw collections only); true if replaced.
     pub fn upsert_raw(&mut self, id: u64, payload: &[u8]) -> Result<bool> {
-        self.put(id, NewDoc::Raw(payload, 0), true)
+        self.put(id, NewDoc::Raw(payload, 0))
     }
 
     /// [`upsert_raw`](Self::upsert_raw) with a schema version.
     pub fn upsert_raw_versioned(&mut self, id: u64, payload: &[u8], schema_version: u32) -> Result<bool> {
-        self.put(id, NewDoc::Raw(payload, schema_version), true)
+        self.put(id, NewDoc::Raw(payload, schema_version))
     }
 
     /// Raises the next id to at least `next_id` (import keeps ids of
@@ -795,7 +818,7 @@ impl<'t> CollectionMut<'t> {
     pub fn update(&mut self, id: u64, f: impl FnOnce(&mut Value) -> Result<()>) -> Result<bool> {
         let Some((version, mut doc)) = self.read().get_versioned(id)? else { return Ok(false) };
         f(&mut doc)?;
-        self.put(id, NewDoc::Value(&doc, version), true)?;
+        self.put(id, NewDoc::Value(&doc, version))?;
         Ok(true)
     }
 
@@ -818,6 +841,10 @@ impl<'t> CollectionMut<'t> {
             }
         }
         self.txn.delete(&self.st.docs, &id_key(id))?;
+        // The mark must cover this id before it can stop being the largest.
+        if id >= self.st.persisted_next_id {
+            self.save_meta()?;
+        }
         Ok(true)
     }
 
@@ -838,10 +865,8 @@ impl<'t> CollectionMut<'t> {
         Ok(())
     }
 
-    /// Writes document `id` with its index entries. With `save_meta` false
-    /// a raised next id is left for the caller to save (batches save it
-    /// once at their end).
-    fn put(&mut self, id: u64, new: NewDoc<'_>, save_meta: bool) -> Result<bool> {
+    /// Writes document `id` with its index entries.
+    fn put(&mut self, id: u64, new: NewDoc<'_>) -> Result<bool> {
         let usable = self.txn.pages().usable_size();
         let max_key = btree::max_key_len(usable);
         // Every stored id is below the next id, so an id at or past it is new.
@@ -931,9 +956,6 @@ impl<'t> CollectionMut<'t> {
         if id >= self.st.next_id {
             self.st.next_id =
                 id.checked_add(1).ok_or_else(|| Error::invalid("document id space exhausted"))?;
-            if save_meta {
-                self.save_meta()?;
-            }
         }
         Ok(replaced)
     }
