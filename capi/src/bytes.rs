@@ -164,17 +164,7 @@ pub(crate) fn json_text<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, Erro
 
 /// Parses one document (a JSON object in the engine's JSON text form).
 pub(crate) fn parse_document(bytes: &[u8]) -> Result<obj_engine::Value, Error> {
-    let v = obj_engine::doc::json::from_json_slice(bytes)?;
-    check_document(&v)?;
-    Ok(v)
-}
-
-/// A document must be a map (a JSON object).
-pub(crate) fn check_document(v: &obj_engine::Value) -> Result<(), Error> {
-    if !matches!(v, obj_engine::Value::Map(_)) {
-        return Err(Error::invalid(format!("a document must be a JSON object, not {}", v.type_name())));
-    }
-    Ok(())
+    obj_engine::doc::json::document_from_json_slice(bytes)
 }
 
 /// A serde_json value as a returned buffer.

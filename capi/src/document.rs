@@ -6,15 +6,13 @@ use std::ffi::c_char;
 
 use obj_engine::{CollectionKind, CollectionMut, Error, Value, WriteTxn};
 
-use crate::bytes::{
-    arg_bytes, arg_slice, arg_str, check_document, need, obj_bytes, parse_document, put, put_found, put_opt,
-};
+use crate::bytes::{arg_bytes, arg_slice, arg_str, need, obj_bytes, parse_document, put, put_found, put_opt};
 use crate::collection::expect_kind;
 use crate::cursor::reserve_like_first;
 use crate::db::{handle, obj_db, open_db, DbState, DB_TAG};
 use crate::error::fence;
 use crate::obj_status;
-use crate::txn::{lock_txn, obj_txn};
+use crate::txn::{lock_txn, obj_txn, TxnInner};
 
 /// Opens a document collection for writing, creating it on first use.
 fn open_doc<'w>(w: &'w mut WriteTxn, name: &str) -> Result<CollectionMut<'w>, Error> {
@@ -24,6 +22,34 @@ fn open_doc<'w>(w: &'w mut WriteTxn, name: &str) -> Result<CollectionMut<'w>, Er
 /// Opens a raw collection for writing, creating it on first use.
 fn open_raw<'w>(w: &'w mut WriteTxn, name: &str) -> Result<CollectionMut<'w>, Error> {
     w.raw_collection_mut(name)
+}
+
+/// Runs a write of the JSON document `json` on collection `coll`. An
+/// existing collection takes `json_write`, which encodes plain JSON as it
+/// parses it. Otherwise the text is parsed first and `value_write` writes
+/// the parsed document, so that a refused document leaves no trace: no new
+/// collection, and no cursor of the transaction ended (a write ends them,
+/// so with live cursors the text is always checked before writing).
+fn write_json_doc<R>(
+    t: &mut TxnInner,
+    coll: &str,
+    json: &[u8],
+    json_write: impl FnOnce(&mut CollectionMut<'_>) -> Result<R, Error>,
+    value_write: impl FnOnce(&mut CollectionMut<'_>, &Value) -> Result<R, Error>,
+) -> Result<R, Error> {
+    if !t.has_live_cursors() {
+        let mut opened = false;
+        let result = t.with_collection_mut(coll, open_existing, |c| {
+            opened = true;
+            json_write(c)
+        });
+        match result {
+            Err(Error::NotFound(_)) if !opened => {}
+            other => return other,
+        }
+    }
+    let doc = parse_document(json)?;
+    t.with_collection_mut(coll, open_doc, |c| value_write(c, &doc))
 }
 
 /// Opens an existing collection for writing (OBJ_NOT_FOUND if missing).
@@ -55,10 +81,15 @@ pub unsafe extern "C" fn obj_doc_insert(
         need(out_id, "out_id")?;
         // SAFETY: per contract.
         let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
-        let doc = parse_document(json)?;
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        let id = t.with_collection_mut(coll, open_doc, |c| c.insert_versioned(&doc, schema_version))?;
+        let id = write_json_doc(
+            &mut t,
+            coll,
+            json,
+            |c| c.insert_json(json, schema_version),
+            |c, doc| c.insert_versioned(doc, schema_version),
+        )?;
         // SAFETY: checked non-null.
         unsafe { put(out_id, id, "out_id") }
     })
@@ -91,31 +122,46 @@ pub unsafe extern "C" fn obj_doc_insert_many(
         need(out_count, "out_count")?;
         // SAFETY: per contract.
         let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
-        let docs = match obj_engine::doc::json::from_json_slice(json)? {
-            Value::List(docs) => docs,
-            other => {
-                return Err(Error::invalid(format!(
-                    "expected a JSON array of documents, not {}",
-                    other.type_name()
-                )))
+        let fits = |n: usize| {
+            if n > out_cap {
+                return Err(Error::invalid(format!("{n} documents but out_cap is {out_cap}")));
             }
+            if n > 0 && out_ids.is_null() {
+                return Err(Error::invalid("out_ids out-pointer is NULL"));
+            }
+            Ok(())
         };
-        for (i, d) in docs.iter().enumerate() {
-            check_document(d).map_err(|e| Error::invalid(format!("document [{i}]: {e}")))?;
-        }
-        if docs.len() > out_cap {
-            return Err(Error::invalid(format!("{} documents but out_cap is {out_cap}", docs.len())));
-        }
-        if !docs.is_empty() && out_ids.is_null() {
-            return Err(Error::invalid("out_ids out-pointer is NULL"));
-        }
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        let ids = if docs.is_empty() {
-            t.write()?;
-            Vec::new()
-        } else {
-            t.with_collection_mut(coll, open_doc, |c| c.insert_many_versioned(&docs, schema_version))?
+        // An existing collection parses and encodes the array in one pass
+        // (nothing is written before the count is checked); otherwise, as
+        // in write_json_doc, the text is checked before anything is written.
+        let mut fast = None;
+        if !t.has_live_cursors() {
+            let mut opened = false;
+            let result = t.with_collection_mut(coll, open_existing, |c| {
+                opened = true;
+                let batch = c.parse_json_batch(json, schema_version)?;
+                fits(batch.len())?;
+                c.insert_json_batch(batch)
+            });
+            match result {
+                Err(Error::NotFound(_)) if !opened => {}
+                other => fast = Some(other?),
+            }
+        }
+        let ids = match fast {
+            Some(ids) => ids,
+            None => {
+                let docs = obj_engine::doc::json::documents_from_json_slice(json)?;
+                fits(docs.len())?;
+                if docs.is_empty() {
+                    t.write()?;
+                    Vec::new()
+                } else {
+                    t.with_collection_mut(coll, open_doc, |c| c.insert_many_versioned(&docs, schema_version))?
+                }
+            }
         };
         // SAFETY: out_ids is non-null (checked) and holds out_cap >= ids.len() values.
         unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), out_ids, ids.len()) };
@@ -370,11 +416,15 @@ pub unsafe extern "C" fn obj_doc_upsert(
     fence(|| {
         // SAFETY: per contract.
         let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
-        let doc = parse_document(json)?;
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        let replaced =
-            t.with_collection_mut(coll, open_doc, |c| c.upsert_versioned(id, &doc, schema_version))?;
+        let replaced = write_json_doc(
+            &mut t,
+            coll,
+            json,
+            |c| c.upsert_json(id, json, schema_version),
+            |c, doc| c.upsert_versioned(id, doc, schema_version),
+        )?;
         // SAFETY: per contract.
         unsafe { put_opt(out_created, !replaced) };
         Ok(())
@@ -404,9 +454,8 @@ pub unsafe extern "C" fn obj_db_doc_insert(
         need(out_id, "out_id")?;
         // SAFETY: per contract.
         let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
-        let doc = parse_document(json)?;
         // SAFETY: per contract.
-        let id = unsafe { autocommit(db, |w| open_doc(w, coll)?.insert_versioned(&doc, schema_version)) }?;
+        let id = unsafe { autocommit(db, |w| open_doc(w, coll)?.insert_json(json, schema_version)) }?;
         // SAFETY: checked non-null.
         unsafe { put(out_id, id, "out_id") }
     })
@@ -432,8 +481,7 @@ pub unsafe extern "C" fn obj_db_doc_upsert(
     fence(|| {
         // SAFETY: per contract.
         let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
-        let doc = parse_document(json)?;
-        let upsert = |w: &mut WriteTxn| open_doc(w, coll)?.upsert_versioned(id, &doc, schema_version);
+        let upsert = |w: &mut WriteTxn| open_doc(w, coll)?.upsert_json(id, json, schema_version);
         // SAFETY: per contract.
         let replaced = unsafe { autocommit(db, upsert) }?;
         // SAFETY: per contract.

@@ -158,6 +158,12 @@ impl TxnInner {
         }
     }
 
+    /// Whether a cursor of this transaction is still usable (a write
+    /// would end it).
+    pub(crate) fn has_live_cursors(&self) -> bool {
+        self.cursors.iter().any(|slot| slot.iter.is_ok())
+    }
+
     /// The write transaction, or a clear error. Every open cursor of this
     /// transaction becomes unusable (the write may change what it reads).
     pub(crate) fn write(&mut self) -> Result<&mut WriteTxn, Error> {

@@ -10,9 +10,11 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::btree;
-use crate::doc::codec::{decode_document, encode_document, MemNameDict};
-use crate::doc::json::{from_json_str, to_json_string};
+use crate::doc::codec::{decode_document, encode_document, encode_document_versioned, MemNameDict};
+use crate::doc::json::{from_json_slice, from_json_str, to_json_string};
+use crate::doc::json_direct::document_from_json;
 use crate::doc::order::values_equal;
+use crate::doc::value::Value;
 use crate::error::Error;
 use crate::options::Options;
 use crate::query::spec::QuerySpec;
@@ -293,8 +295,23 @@ pub fn doc_decode(data: &[u8]) {
 }
 
 /// Target `doc_json`: parses arbitrary text as a JSON document; whatever
-/// parses must print and parse back to an equal value.
+/// parses must print and parse back to an equal value. The direct
+/// encoder (JSON straight to stored bytes) must agree with parsing then
+/// encoding: the same bytes, or a refusal, never different bytes, and no
+/// refusal of a plain-JSON object the general path accepts.
 pub fn doc_json(data: &[u8]) {
+    let mut dict = MemNameDict::new();
+    let mut direct = Vec::new();
+    let accepted = document_from_json(data, 5, &mut dict, &mut direct);
+    let general = from_json_slice(data).ok().filter(|v| matches!(v, Value::Map(_))).and_then(|v| {
+        let mut out = Vec::new();
+        encode_document_versioned(&v, 5, &mut MemNameDict::new(), &mut out).ok().map(|()| out)
+    });
+    if accepted {
+        assert_eq!(Some(&direct), general.as_ref(), "direct encoding differs");
+    } else if general.is_some() {
+        assert!(data.windows(2).any(|w| w == b"\"$"), "a plain JSON object was refused");
+    }
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(value) = from_json_str(text) else { return };
     let printed = to_json_string(&value);

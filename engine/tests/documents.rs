@@ -4,6 +4,7 @@
 use std::ops::Bound;
 
 use obj_engine::doc::json::from_json_str;
+use obj_engine::txn::ReadableTxn;
 use obj_engine::{Db, Document, Error, IndexKind, IndexSpec, QuerySpec, Value};
 use serde::{Deserialize, Serialize};
 
@@ -456,6 +457,121 @@ fn deleted_ids_stay_retired_across_reopen_and_within_a_transaction() {
     drop(db);
     let db = Db::open(&path).unwrap();
     assert_eq!(next(&db), 102);
+    db.integrity_check().unwrap();
+}
+
+/// Documents written as JSON text (the C ABI's path, which encodes plain
+/// JSON as it parses it) are stored exactly as the same documents written
+/// as values, with the same index entries; refused text leaves nothing,
+/// not even a field name.
+#[test]
+fn json_writes_store_what_value_writes_store() {
+    let (_d, db) = open();
+    let texts = [
+        r#"{"email":"a@x","n":1,"tags":["t1","t2"],"addr":{"city":"Oslo","zip":"0150"}}"#,
+        r#"{"email":"b@x","n":-2,"big":18446744073709551615,"f":1.5,"addr":{"city":"Bergen"}}"#,
+        r#"{"email":"c@x","when":{"$ts":1700000000000000},"blob":{"$bytes":"AAEC"},"$$dollar":true}"#,
+        r#"{"email":"d@x","tags":[],"nested":[[1,[2]],{"k":null}]}"#,
+    ];
+    let specs = || {
+        vec![
+            IndexSpec::unique("email", "email").unwrap(),
+            IndexSpec::new("tags", IndexKind::Multi, &["tags"]).unwrap(),
+            IndexSpec::standard("city", "addr.city").unwrap(),
+        ]
+    };
+    let mut w = db.begin_write().unwrap();
+    for name in ["by_json", "by_value"] {
+        let mut c = w.collection_mut(name).unwrap();
+        for spec in specs() {
+            c.create_index(spec).unwrap();
+        }
+    }
+    let mut c = w.collection_mut("by_json").unwrap();
+    for t in &texts {
+        c.insert_json(t.as_bytes(), 7).unwrap();
+    }
+    assert!(c.upsert_json(3, texts[2].replace("c@x", "c2@x").as_bytes(), 8).unwrap());
+    assert!(!c.upsert_json(10, br#"{"email":"e@x","tags":["t1"]}"#, 0).unwrap());
+    drop(c);
+    let mut c = w.collection_mut("by_value").unwrap();
+    for t in &texts {
+        c.insert_versioned(&j(t), 7).unwrap();
+    }
+    assert!(c.upsert_versioned(3, &j(&texts[2].replace("c@x", "c2@x")), 8).unwrap());
+    assert!(!c.upsert_versioned(10, &j(r#"{"email":"e@x","tags":["t1"]}"#), 0).unwrap());
+    drop(c);
+    // Refused: a duplicate unique value, malformed text, not an object, a
+    // duplicate key, an unknown $ key. None of them leaves a trace.
+    let mut c = w.collection_mut("by_json").unwrap();
+    let refused: [&[u8]; 5] = [
+        br#"{"email":"a@x","n":1}"#,
+        br#"{"other_new_field":1"#,
+        b"[1]",
+        br#"{"dup_field":1,"dup_field":2}"#,
+        br#"{"$nope":1}"#,
+    ];
+    for text in refused {
+        assert!(c.insert_json(text, 0).is_err(), "{}", String::from_utf8_lossy(text));
+    }
+    assert!(c.upsert_json(1, br#"{"email":"b@x"}"#, 0).is_err());
+    assert_eq!(c.read().next_id(), 11);
+    // A later write persists the names it uses, and only those.
+    assert_eq!(c.insert_json(br#"{"email":"z@x","last":1}"#, 0).unwrap(), 11);
+    drop(c);
+    w.collection_mut("by_value").unwrap().insert(&j(r#"{"email":"z@x","last":1}"#)).unwrap();
+    w.commit().unwrap();
+    let rx = db.begin_read().unwrap();
+    let (a, b) = (rx.collection("by_json").unwrap(), rx.collection("by_value").unwrap());
+    assert_eq!(a.count().unwrap(), 6);
+    for id in [1, 2, 3, 4, 10, 11] {
+        assert_eq!(a.get_stored(id).unwrap(), b.get_stored(id).unwrap(), "document {id}");
+    }
+    for name in ["$names/by_json", "$index/by_json/email", "$index/by_json/tags", "$index/by_json/city"] {
+        let other = name.replace("by_json", "by_value");
+        let (t1, t2) = (rx.open_tree(name).unwrap(), rx.open_tree(&other).unwrap());
+        let e1: Vec<_> =
+            rx.range(&t1, Bound::Unbounded, Bound::Unbounded, false).unwrap().map(|e| e.unwrap()).collect();
+        let e2: Vec<_> =
+            rx.range(&t2, Bound::Unbounded, Bound::Unbounded, false).unwrap().map(|e| e.unwrap()).collect();
+        assert_eq!(e1, e2, "{name}");
+    }
+    assert_eq!(a.find_unique("email", &[Value::from("c2@x")]).unwrap().unwrap().0, 3);
+    assert!(a.find_unique("email", &[Value::from("c@x")]).unwrap().is_none());
+    drop(rx);
+    db.integrity_check().unwrap();
+}
+
+/// A JSON array becomes a batch that is checked whole before anything is
+/// written, and inserted all or nothing.
+#[test]
+fn json_batches_are_all_or_nothing() {
+    let (_d, db) = open();
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("b").unwrap();
+    c.create_index(IndexSpec::unique("email", "email").unwrap()).unwrap();
+    let batch = c.parse_json_batch(br#"[{"email":"a"},{"email":"b","x":[1,2]},{"email":"c"}]"#, 2).unwrap();
+    assert_eq!(batch.len(), 3);
+    assert_eq!(c.insert_json_batch(batch).unwrap(), vec![1, 2, 3]);
+    // The general path (a $ form) gives the same batch shape.
+    let batch = c.parse_json_batch(br#"[{"email":"d","t":{"$ts":5}}]"#, 2).unwrap();
+    assert_eq!(c.insert_json_batch(batch).unwrap(), vec![4]);
+    // A unique violation in the middle: nothing of the batch remains.
+    let batch = c.parse_json_batch(br#"[{"email":"e"},{"email":"a"},{"email":"f"}]"#, 2).unwrap();
+    assert!(matches!(c.insert_json_batch(batch), Err(Error::Constraint(_))));
+    assert_eq!(c.count().unwrap(), 4);
+    assert_eq!(c.read().next_id(), 5);
+    for bad in [&b"{}"[..], b"[{},1]", b"[{\"a\":1},", b"[{\"a\":1,\"a\":2}]"] {
+        let e = c.parse_json_batch(bad, 0).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+    }
+    assert!(c.parse_json_batch(b"[]", 0).unwrap().is_empty());
+    drop(c);
+    w.commit().unwrap();
+    let rx = db.begin_read().unwrap();
+    let c = rx.collection("b").unwrap();
+    assert_eq!(c.get_versioned(2).unwrap().unwrap(), (2, j(r#"{"email":"b","x":[1,2]}"#)));
+    drop(rx);
     db.integrity_check().unwrap();
 }
 

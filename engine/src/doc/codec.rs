@@ -106,6 +106,15 @@ impl MemNameDict {
         self.names[start..].iter().zip(first_id..).map(|(n, id)| (id, n.as_str()))
     }
 
+    /// Forgets the names with ids from `len` on: the ones a refused
+    /// document brought in, before anything persisted them.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        let len = len.min(self.names.len());
+        for name in self.names.drain(len..) {
+            self.ids.remove(&name);
+        }
+    }
+
     fn push(&mut self, name: String) -> Result<u32> {
         let id = u32::try_from(self.names.len())
             .ok()
@@ -303,12 +312,12 @@ fn encode_at(value: &Value, dict: &mut impl NameDict, out: &mut Vec<u8>, depth: 
 
 /// Reserves one byte for a container's body length; most bodies are under
 /// 128 bytes, and a longer one pays for a single move of its bytes.
-fn begin_body(out: &mut Vec<u8>) -> usize {
+pub(crate) fn begin_body(out: &mut Vec<u8>) -> usize {
     out.push(0);
     out.len()
 }
 
-fn end_body(out: &mut Vec<u8>, body_start: usize) -> Result<()> {
+pub(crate) fn end_body(out: &mut Vec<u8>, body_start: usize) -> Result<()> {
     let body_len = (out.len() - body_start) as u64;
     let mut buf = [0u8; 10];
     let prefix = postcard::to_slice(&body_len, &mut buf).map_err(encode_error)?;
@@ -322,13 +331,13 @@ fn end_body(out: &mut Vec<u8>, body_start: usize) -> Result<()> {
     Ok(())
 }
 
-fn put<T: Serialize>(out: &mut Vec<u8>, v: &T) -> Result<()> {
+pub(crate) fn put<T: Serialize>(out: &mut Vec<u8>, v: &T) -> Result<()> {
     let mut buf = [0u8; 10];
     out.extend_from_slice(postcard::to_slice(v, &mut buf).map_err(encode_error)?);
     Ok(())
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
     put(out, &(b.len() as u64))?;
     out.extend_from_slice(b);
     Ok(())
@@ -358,7 +367,7 @@ pub fn decode_value(bytes: &[u8], names: &impl NameLookup) -> Result<Value> {
     decode_value_at(bytes, names, 0)
 }
 
-fn decode_value_at(bytes: &[u8], names: &impl NameLookup, depth: usize) -> Result<Value> {
+pub(crate) fn decode_value_at(bytes: &[u8], names: &impl NameLookup, depth: usize) -> Result<Value> {
     let mut r = Reader::new(bytes);
     let value = decode_at(&mut r, names, depth)?;
     if !r.is_empty() {

@@ -24,9 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::btree::{self, ValueGuard};
 use crate::doc::codec::{
-    decode_header, decode_value, encode_document_versioned, encode_raw_document, MemNameDict, NameLookup,
+    decode_header, decode_value, decode_value_at, encode_document_versioned, encode_raw_document, find_value,
+    MemNameDict, NameLookup, PathStep,
 };
-use crate::doc::json::write_stored_json;
+use crate::doc::json::{document_from_json_slice, documents_from_json_slice, write_stored_json};
+use crate::doc::json_direct::{document_from_json, documents_from_json};
 use crate::doc::serde_encoded::from_encoded;
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
@@ -607,6 +609,40 @@ type IndexChange = (Tree, IndexKind, Vec<Vec<u8>>, Vec<Vec<u8>>);
 enum NewDoc<'a> {
     Value(&'a Value, u32),
     Raw(&'a [u8], u32),
+    /// A stored document already encoded against this collection's
+    /// dictionary (header included).
+    Encoded(&'a [u8]),
+}
+
+/// Documents parsed from a JSON array by [`CollectionMut::parse_json_batch`],
+/// ready for [`CollectionMut::insert_json_batch`].
+#[derive(Debug)]
+pub struct JsonBatch {
+    docs: JsonDocs,
+    schema_version: u32,
+}
+
+#[derive(Debug)]
+enum JsonDocs {
+    /// Encoded back to back; `ends[i]` is where document `i` ends.
+    Encoded { bytes: Vec<u8>, ends: Vec<usize> },
+    /// Text the direct encoder left to the general path.
+    Values(Vec<Value>),
+}
+
+impl JsonBatch {
+    /// Number of documents.
+    pub fn len(&self) -> usize {
+        match &self.docs {
+            JsonDocs::Encoded { ends, .. } => ends.len(),
+            JsonDocs::Values(v) => v.len(),
+        }
+    }
+
+    /// Whether the array was empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl<'t> CollectionMut<'t> {
@@ -761,17 +797,93 @@ impl<'t> CollectionMut<'t> {
             let id = self.st.next_id;
             match doc.and_then(|d| self.put(id, NewDoc::Value(d.borrow(), schema_version))) {
                 Ok(_) => ids.push(id),
-                Err(e) => {
-                    for &id in ids.iter().rev() {
-                        self.delete(id)?;
-                    }
-                    self.st.next_id = first;
-                    self.save_meta()?;
-                    return Err(e);
-                }
+                Err(e) => return self.undo_batch(first, &ids, e),
             }
         }
         Ok(ids)
+    }
+
+    /// [`insert_batch`](Self::insert_batch) for documents already encoded.
+    fn insert_new_docs<'d>(&mut self, docs: impl IntoIterator<Item = NewDoc<'d>>) -> Result<Vec<u64>> {
+        let first = self.st.next_id;
+        let mut ids = Vec::new();
+        for doc in docs {
+            let id = self.st.next_id;
+            match self.put(id, doc) {
+                Ok(_) => ids.push(id),
+                Err(e) => return self.undo_batch(first, &ids, e),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Deletes the documents a failed batch inserted and restores the next
+    /// id, then returns the batch's error.
+    fn undo_batch(&mut self, first: u64, ids: &[u64], e: Error) -> Result<Vec<u64>> {
+        for &id in ids.iter().rev() {
+            self.delete(id)?;
+        }
+        self.st.next_id = first;
+        self.save_meta()?;
+        Err(e)
+    }
+
+    /// Inserts a document given as JSON text (the engine's JSON form,
+    /// [`crate::doc::json`]); returns its id. Plain JSON is encoded as it
+    /// is parsed, without building a [`Value`].
+    pub fn insert_json(&mut self, json: &[u8], schema_version: u32) -> Result<u64> {
+        let id = self.st.next_id;
+        self.put_json(id, json, schema_version)?;
+        Ok(id)
+    }
+
+    /// [`upsert_versioned`](Self::upsert_versioned) for a document given
+    /// as JSON text; true if one was replaced.
+    pub fn upsert_json(&mut self, id: u64, json: &[u8], schema_version: u32) -> Result<bool> {
+        self.put_json(id, json, schema_version)
+    }
+
+    fn put_json(&mut self, id: u64, json: &[u8], schema_version: u32) -> Result<bool> {
+        self.st.check_documents()?;
+        let mut stored = Vec::new();
+        let names = self.st.dict.len();
+        if document_from_json(json, schema_version, &mut self.st.dict, &mut stored) {
+            return self.put(id, NewDoc::Encoded(&stored));
+        }
+        self.st.dict.truncate(names);
+        let doc = document_from_json_slice(json)?;
+        self.put(id, NewDoc::Value(&doc, schema_version))
+    }
+
+    /// Parses a JSON array of documents for [`insert_json_batch`]
+    /// (encoding them against this collection's dictionary), so that the
+    /// caller can check the count before anything is written. Errors: not
+    /// an array, an element that is not an object, malformed JSON.
+    ///
+    /// [`insert_json_batch`]: Self::insert_json_batch
+    pub fn parse_json_batch(&mut self, json: &[u8], schema_version: u32) -> Result<JsonBatch> {
+        self.st.check_documents()?;
+        let mut bytes = Vec::with_capacity(json.len());
+        let names = self.st.dict.len();
+        if let Some(ends) = documents_from_json(json, schema_version, &mut self.st.dict, &mut bytes) {
+            return Ok(JsonBatch { docs: JsonDocs::Encoded { bytes, ends }, schema_version });
+        }
+        self.st.dict.truncate(names);
+        Ok(JsonBatch { docs: JsonDocs::Values(documents_from_json_slice(json)?), schema_version })
+    }
+
+    /// Inserts a parsed batch with consecutive new ids; all or nothing, as
+    /// [`insert_many_versioned`](Self::insert_many_versioned).
+    pub fn insert_json_batch(&mut self, batch: JsonBatch) -> Result<Vec<u64>> {
+        match batch.docs {
+            JsonDocs::Values(docs) => self.insert_batch(docs.iter().map(Ok), batch.schema_version),
+            JsonDocs::Encoded { bytes, ends } => {
+                let mut start = 0;
+                let docs =
+                    ends.iter().map(|&end| NewDoc::Encoded(&bytes[std::mem::replace(&mut start, end)..end]));
+                self.insert_new_docs(docs)
+            }
+        }
     }
 
     /// Inserts raw bytes (raw collections only); returns the new id.
@@ -872,7 +984,7 @@ impl<'t> CollectionMut<'t> {
         // Every stored id is below the next id, so an id at or past it is new.
         let old = if id >= self.st.next_id { None } else { self.read().get_stored(id)? };
         let mut buf = Vec::new();
-        let new_value = match new {
+        let (stored, new_value): (&[u8], Option<Cow<'_, Value>>) = match new {
             NewDoc::Raw(payload, version) => {
                 if !self.st.raw {
                     return Err(Error::invalid(format!(
@@ -881,7 +993,7 @@ impl<'t> CollectionMut<'t> {
                     )));
                 }
                 encode_raw_document(payload, version, &mut buf)?;
-                None
+                (&buf, None)
             }
             NewDoc::Value(doc, version) => {
                 self.st.check_documents()?;
@@ -889,18 +1001,22 @@ impl<'t> CollectionMut<'t> {
                     return Err(Error::invalid(format!("a document must be a map, not {}", doc.type_name())));
                 }
                 encode_document_versioned(doc, version, &mut self.st.dict, &mut buf)?;
-                Some(doc)
+                (&buf, Some(Cow::Borrowed(doc)))
+            }
+            NewDoc::Encoded(stored) => {
+                self.st.check_documents()?;
+                (stored, Some(Cow::Owned(self.index_view(stored)?)))
             }
         };
-        if buf.len() as u64 > btree::max_value_len() {
-            return Err(Error::invalid(format!("document of {} bytes is too large", buf.len())));
+        if stored.len() as u64 > btree::max_value_len() {
+            return Err(Error::invalid(format!("document of {} bytes is too large", stored.len())));
         }
         // Plan every index change and check it before changing anything, so
         // that a unique violation (or an oversized key) leaves no trace.
         let mut changes: Vec<IndexChange> = Vec::new();
-        if let Some(doc) = new_value {
+        if let Some(doc) = new_value.as_deref() {
             let old_doc = match &old {
-                Some(b) => Some(decode_stored(b, &self.st.dict)?.1),
+                Some(b) => Some(self.index_view(b)?),
                 None => None,
             };
             for pos in 0..self.st.indexes.len() {
@@ -951,13 +1067,41 @@ impl<'t> CollectionMut<'t> {
                 };
             }
         }
-        let replaced = self.txn.insert(&self.st.docs, &id_key(id), &buf)?;
+        let replaced = self.txn.insert(&self.st.docs, &id_key(id), stored)?;
         self.save_names()?;
         if id >= self.st.next_id {
             self.st.next_id =
                 id.checked_add(1).ok_or_else(|| Error::invalid("document id space exhausted"))?;
         }
         Ok(replaced)
+    }
+
+    /// What the collection's indexes read of a stored document: its
+    /// top-level fields that an index path starts with, decoded into a map
+    /// (empty without indexes). [`doc_index_keys`] finds the same keys in
+    /// it as in the whole document, without the rest being decoded.
+    fn index_view(&self, stored: &[u8]) -> Result<Value> {
+        let (header, payload) = decode_header(stored)?;
+        if header.is_raw() {
+            return Err(Error::corruption(
+                None,
+                format!("collection {:?} holds a raw document", self.st.name),
+            ));
+        }
+        let mut fields: Vec<(String, Value)> = Vec::new();
+        for info in &self.st.indexes {
+            for path in &info.spec.fields {
+                let name = &path.segments()[0];
+                if fields.iter().any(|(n, _)| n == name) {
+                    continue;
+                }
+                let Some(id) = self.st.dict.lookup_id(name) else { continue };
+                if let Some(found) = find_value(payload, &[PathStep::field(id)])? {
+                    fields.push((name.clone(), decode_value_at(found, &self.st.dict, 1)?));
+                }
+            }
+        }
+        Ok(Value::Map(fields))
     }
 
     /// Creates index `spec` and fills it from the existing documents in

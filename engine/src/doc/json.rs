@@ -57,6 +57,38 @@ pub fn from_json_slice(bytes: &[u8]) -> Result<Value> {
     parse(&mut de)
 }
 
+/// Parses one document: a JSON object (anything else is
+/// [`Error::InvalidArgument`]).
+pub fn document_from_json_slice(bytes: &[u8]) -> Result<Value> {
+    let v = from_json_slice(bytes)?;
+    if !matches!(v, Value::Map(_)) {
+        return Err(not_an_object(&v));
+    }
+    Ok(v)
+}
+
+/// Parses a JSON array of documents (objects); an error names the first
+/// element that is not an object.
+pub fn documents_from_json_slice(bytes: &[u8]) -> Result<Vec<Value>> {
+    let docs = match from_json_slice(bytes)? {
+        Value::List(docs) => docs,
+        other => {
+            return Err(Error::invalid(format!(
+                "expected a JSON array of documents, not {}",
+                other.type_name()
+            )))
+        }
+    };
+    if let Some((i, d)) = docs.iter().enumerate().find(|(_, d)| !matches!(d, Value::Map(_))) {
+        return Err(Error::invalid(format!("document [{i}]: {}", not_an_object(d))));
+    }
+    Ok(docs)
+}
+
+fn not_an_object(v: &Value) -> Error {
+    Error::invalid(format!("a document must be a JSON object, not {}", v.type_name()))
+}
+
 fn parse<'de, R: serde_json::de::Read<'de>>(de: &mut serde_json::Deserializer<R>) -> Result<Value> {
     // Our own depth check (in ValueSeed) is the limit: it allows exactly
     // MAX_NESTING levels and says so, where serde_json's stops one short.

@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod collection;
 pub mod json;
+pub(crate) mod json_direct;
 pub mod kv;
 pub mod order;
 pub mod serde_encoded;

@@ -1,0 +1,462 @@
+//! JSON text straight to the stored encoding, without a [`Value`] in
+//! between: the write path of documents that arrive as JSON (the C ABI and
+//! the Python package). Building a `Value` tree allocates for every string,
+//! list and map and then walks the tree again to encode it; here the JSON
+//! tokens are encoded as they are read.
+//!
+//! The output is byte for byte what [`encode_document_versioned`] makes of
+//! [`from_json_slice`]'s value. Only plain JSON takes this path: text with
+//! a `"$` (a special form such as `{"$bytes": ...}`, an escaped `$` key,
+//! or merely a string starting with `$`) and any text the fast path refuses
+//! (malformed, not an object, a duplicate key, too deep) go through the
+//! general path, which then also words the error.
+//!
+//! [`encode_document_versioned`]: super::codec::encode_document_versioned
+//! [`from_json_slice`]: super::json::from_json_slice
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use super::codec::{begin_body, encode_header, end_body, put, put_bytes, tag, DocHeader, NameDict};
+use super::value::MAX_NESTING;
+
+/// Encodes the JSON object `text` as a stored document (header with
+/// `schema_version`, then the value) appended to `out`. False, with `out`
+/// as it was, when the text needs the general path (see the module
+/// documentation); `dict` may have assigned ids to names it saw.
+pub(crate) fn document_from_json(
+    text: &[u8],
+    schema_version: u32,
+    dict: &mut impl NameDict,
+    out: &mut Vec<u8>,
+) -> bool {
+    if has_dollar_string(text) {
+        return false;
+    }
+    let start = out.len();
+    let mut de = serde_json::Deserializer::from_slice(text);
+    de.disable_recursion_limit();
+    let ok = encode_header(&DocHeader::value(schema_version), out).is_ok()
+        && DocSeed { out: &mut *out, dict, schema_version: None }.deserialize(&mut de).is_ok()
+        && de.end().is_ok();
+    if !ok {
+        out.truncate(start);
+    }
+    ok
+}
+
+/// Encodes the JSON array of objects `text` as stored documents, one after
+/// another in `out`; returns where each ends. `None`, with `out` as it
+/// was, when the text needs the general path.
+pub(crate) fn documents_from_json(
+    text: &[u8],
+    schema_version: u32,
+    dict: &mut impl NameDict,
+    out: &mut Vec<u8>,
+) -> Option<Vec<usize>> {
+    if has_dollar_string(text) {
+        return None;
+    }
+    let start = out.len();
+    let mut de = serde_json::Deserializer::from_slice(text);
+    de.disable_recursion_limit();
+    let ends = ArraySeed { out: &mut *out, dict, schema_version }.deserialize(&mut de).ok();
+    match ends {
+        Some(ends) if de.end().is_ok() => Some(ends),
+        _ => {
+            out.truncate(start);
+            None
+        }
+    }
+}
+
+/// Whether a JSON string in `text` starts with `$`: the `"$` byte pair.
+/// (It may also match inside a longer string, which only costs the fast
+/// path, never correctness.)
+fn has_dollar_string(text: &[u8]) -> bool {
+    memchr::memmem::find(text, b"\"$").is_some()
+}
+
+/// Why the fast path gave up; the general path says what is wrong.
+#[derive(Debug)]
+struct Refused;
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("refused by the direct encoder")
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl de::Error for Refused {
+    fn custom<T: fmt::Display>(_msg: T) -> Self {
+        Refused
+    }
+}
+
+fn refuse<E: de::Error>() -> E {
+    E::custom(Refused)
+}
+
+/// A top-level array: each element is a document with its own header.
+struct ArraySeed<'o, D> {
+    out: &'o mut Vec<u8>,
+    dict: &'o mut D,
+    schema_version: u32,
+}
+
+impl<'de, D: NameDict> DeserializeSeed<'de> for ArraySeed<'_, D> {
+    type Value = Vec<usize>;
+    fn deserialize<De: de::Deserializer<'de>>(self, d: De) -> Result<Vec<usize>, De::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, D: NameDict> Visitor<'de> for ArraySeed<'_, D> {
+    type Value = Vec<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<usize>, A::Error> {
+        let mut ends = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        let schema_version = Some(self.schema_version);
+        while seq
+            .next_element_seed(DocSeed { out: &mut *self.out, dict: &mut *self.dict, schema_version })?
+            .is_some()
+        {
+            ends.push(self.out.len());
+        }
+        Ok(ends)
+    }
+}
+
+/// One document: an object, encoded after its header (written here when
+/// `schema_version` is set, by the caller otherwise).
+struct DocSeed<'o, D> {
+    out: &'o mut Vec<u8>,
+    dict: &'o mut D,
+    schema_version: Option<u32>,
+}
+
+impl<'de, D: NameDict> DeserializeSeed<'de> for DocSeed<'_, D> {
+    type Value = ();
+    fn deserialize<De: de::Deserializer<'de>>(self, d: De) -> Result<(), De::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, D: NameDict> Visitor<'de> for DocSeed<'_, D> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        if let Some(version) = self.schema_version {
+            encode_header(&DocHeader::value(version), self.out).map_err(|_| refuse::<A::Error>())?;
+        }
+        ValueSeed { out: self.out, dict: self.dict, depth: 0 }.visit_map(map)
+    }
+}
+
+/// Any JSON value at `depth` containers deep.
+struct ValueSeed<'o, D> {
+    out: &'o mut Vec<u8>,
+    dict: &'o mut D,
+    depth: usize,
+}
+
+impl<'o, D: NameDict> ValueSeed<'o, D> {
+    /// The seed of a value inside this container, or a refusal past the
+    /// nesting limit (checked here because serde_json's own is disabled).
+    fn child<E: de::Error>(&mut self) -> Result<ValueSeed<'_, D>, E> {
+        if self.depth >= MAX_NESTING {
+            return Err(refuse());
+        }
+        Ok(ValueSeed { out: &mut *self.out, dict: &mut *self.dict, depth: self.depth + 1 })
+    }
+
+    fn int<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.out.push(tag::INT);
+        put(self.out, &v).map_err(|_| refuse())
+    }
+}
+
+impl<'de, D: NameDict> DeserializeSeed<'de> for ValueSeed<'_, D> {
+    type Value = ();
+    fn deserialize<De: de::Deserializer<'de>>(self, d: De) -> Result<(), De::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, D: NameDict> Visitor<'de> for ValueSeed<'_, D> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.out.push(tag::NULL);
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.out.push(if v { tag::TRUE } else { tag::FALSE });
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.int(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        // As `Value::from(u64)`: an `Int` when it fits.
+        match i64::try_from(v) {
+            Ok(i) => self.int(i),
+            Err(_) => {
+                self.out.push(tag::UINT);
+                put(self.out, &v).map_err(|_| refuse())
+            }
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.out.push(tag::FLOAT);
+        put(self.out, &v).map_err(|_| refuse())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.out.push(tag::STR);
+        put_bytes(self.out, v.as_bytes()).map_err(|_| refuse())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let _ = self.child::<A::Error>()?;
+        self.out.push(tag::LIST);
+        let body = begin_body(self.out);
+        let count_at = self.out.len();
+        self.out.push(0);
+        let mut count = 0u64;
+        while seq.next_element_seed(self.child()?)?.is_some() {
+            count += 1;
+        }
+        patch_count(self.out, count_at, count);
+        end_body(self.out, body).map_err(|_| refuse())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let _ = self.child::<A::Error>()?;
+        self.out.push(tag::MAP);
+        let body = begin_body(self.out);
+        let count_at = self.out.len();
+        self.out.push(0);
+        let mut ids: Vec<u32> = Vec::new();
+        while let Some(id) = map.next_key_seed(KeySeed { dict: &mut *self.dict })? {
+            // A repeated key is an error the general path words.
+            if ids.contains(&id) {
+                return Err(refuse());
+            }
+            ids.push(id);
+            put(self.out, &id).map_err(|_| refuse::<A::Error>())?;
+            map.next_value_seed(self.child()?)?;
+        }
+        patch_count(self.out, count_at, ids.len() as u64);
+        end_body(self.out, body).map_err(|_| refuse())
+    }
+}
+
+/// A map key: its field-name id (assigned on first sight).
+struct KeySeed<'d, D> {
+    dict: &'d mut D,
+}
+
+impl<'de, D: NameDict> DeserializeSeed<'de> for KeySeed<'_, D> {
+    type Value = u32;
+    fn deserialize<De: de::Deserializer<'de>>(self, d: De) -> Result<u32, De::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, D: NameDict> Visitor<'de> for KeySeed<'_, D> {
+    type Value = u32;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<u32, E> {
+        // `$` keys are escapes or special forms: the general path's.
+        if key.starts_with('$') {
+            return Err(refuse());
+        }
+        self.dict.id_of(key).map_err(|_| refuse())
+    }
+}
+
+/// Writes `count` as a varint over the one byte reserved at `at`, moving
+/// what follows when it needs more (128 items or more).
+fn patch_count(out: &mut Vec<u8>, at: usize, count: u64) {
+    if count < 0x80 {
+        out[at] = count as u8;
+        return;
+    }
+    let mut varint = Vec::with_capacity(10);
+    let mut v = count;
+    while v >= 0x80 {
+        varint.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    varint.push(v as u8);
+    out.splice(at..at + 1, varint);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::codec::{encode_document_versioned, MemNameDict};
+    use crate::doc::json::{from_json_slice, to_json_vec};
+    use crate::doc::testgen::{arb_value, nested_lists};
+    use crate::doc::value::Value;
+    use proptest::prelude::*;
+
+    /// The general path's bytes for `text`, or None where it refuses it.
+    fn general(text: &[u8], version: u32, dict: &mut MemNameDict) -> Option<Vec<u8>> {
+        let v = from_json_slice(text).ok()?;
+        if !matches!(v, Value::Map(_)) {
+            return None;
+        }
+        let mut out = Vec::new();
+        encode_document_versioned(&v, version, dict, &mut out).ok()?;
+        Some(out)
+    }
+
+    fn direct(text: &[u8], version: u32, dict: &mut MemNameDict) -> Option<Vec<u8>> {
+        let mut out = vec![0xEE];
+        let ok = document_from_json(text, version, dict, &mut out);
+        assert_eq!(out[0], 0xEE, "bytes before the document are kept");
+        if !ok {
+            assert_eq!(out.len(), 1, "a refusal leaves the buffer as it was");
+            return None;
+        }
+        Some(out[1..].to_vec())
+    }
+
+    /// Same bytes as the general path, with the dictionary in the same
+    /// state (names get ids in first-seen order on both paths).
+    fn same_as_general(text: &[u8], version: u32) {
+        let (mut d1, mut d2) = (MemNameDict::new(), MemNameDict::new());
+        let want = general(text, version, &mut d1);
+        let got = direct(text, version, &mut d2);
+        if let Some(got) = got {
+            assert_eq!(Some(got), want, "{}", String::from_utf8_lossy(text));
+            assert_eq!(d1.len(), d2.len());
+        }
+    }
+
+    #[test]
+    fn plain_documents_take_the_direct_path_and_match() {
+        for text in [
+            r#"{}"#,
+            r#"{"a":1,"b":-2,"c":9223372036854775807,"d":9223372036854775808,"e":18446744073709551615}"#,
+            r#"{"f":1.0,"g":-0,"h":-0.0,"i":1e300,"j":12345678901234567890123,"k":0.1}"#,
+            r#"{"s":"x","t":"","u":"\u00e9\ud83d\ude00","v":"a\"b\\c\n","n":null,"b":true,"c":false}"#,
+            r#"{"l":[1,[2,[3,{"m":{"n":[]}}]]],"o":{"p":{"q":{}}}}"#,
+            "{ \"sp\" : [ 1 , 2 ] ,\n\t\"x\" : { } }",
+        ] {
+            let mut dict = MemNameDict::new();
+            assert!(direct(text.as_bytes(), 3, &mut dict).is_some(), "{text}");
+            same_as_general(text.as_bytes(), 3);
+        }
+    }
+
+    #[test]
+    fn long_containers_move_their_counts_and_lengths() {
+        for n in [127usize, 128, 300, 20_000] {
+            let list = format!("{{\"l\":[{}]}}", vec!["1"; n].join(","));
+            same_as_general(list.as_bytes(), 0);
+            let map = format!(
+                "{{{}}}",
+                (0..n).map(|i| format!("\"k{i}\":\"{}\"", "v".repeat(i % 7))).collect::<Vec<_>>().join(",")
+            );
+            same_as_general(map.as_bytes(), 200);
+            assert!(direct(map.as_bytes(), 200, &mut MemNameDict::new()).is_some());
+        }
+    }
+
+    #[test]
+    fn what_the_general_path_must_handle_is_refused() {
+        for text in [
+            r#"{"$bytes":"AA=="}"#,
+            r#"{"a":{"$ts":1}}"#,
+            r#"{"$$k":1}"#,
+            r#"{"a":"$5"}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":1"#,
+            r#"{"a":1} x"#,
+            r#"[{"a":1}]"#,
+            r#""s""#,
+            r#"{"a":tru}"#,
+            "{\"a\":\"\\ud800\"}",
+            "{\"a\":\"\u{0}\"}",
+        ] {
+            assert!(direct(text.as_bytes(), 0, &mut MemNameDict::new()).is_none(), "{text}");
+        }
+        let at_limit = to_json_vec(&Value::from_iter([("k", nested_lists(MAX_NESTING - 1))]));
+        same_as_general(&at_limit, 0);
+        assert!(direct(&at_limit, 0, &mut MemNameDict::new()).is_some());
+        let too_deep = to_json_vec(&Value::from_iter([("k", nested_lists(MAX_NESTING))]));
+        assert!(general(&too_deep, 0, &mut MemNameDict::new()).is_none());
+        assert!(direct(&too_deep, 0, &mut MemNameDict::new()).is_none());
+        let very_deep = format!("{{\"k\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(direct(very_deep.as_bytes(), 0, &mut MemNameDict::new()).is_none());
+    }
+
+    #[test]
+    fn arrays_of_documents_split_where_each_ends() {
+        let text = br#"[{"a":1},{"b":[1,2]},{}]"#;
+        let mut dict = MemNameDict::new();
+        let mut out = vec![7u8];
+        let ends = documents_from_json(text, 9, &mut dict, &mut out).unwrap();
+        assert_eq!(ends.len(), 3);
+        let mut d2 = MemNameDict::new();
+        let mut at = 1;
+        for (doc, end) in [r#"{"a":1}"#, r#"{"b":[1,2]}"#, "{}"].iter().zip(&ends) {
+            assert_eq!(&out[at..*end], &general(doc.as_bytes(), 9, &mut d2).unwrap()[..]);
+            at = *end;
+        }
+        assert_eq!(at, out.len());
+        assert_eq!(documents_from_json(b"[]", 0, &mut dict, &mut Vec::new()), Some(vec![]));
+        for bad in
+            [&br#"[{"a":1},2]"#[..], br#"{"a":1}"#, br#"[{"a":1}"#, br#"[{"$ts":1}]"#, br#"[{"a":1,"a":1}]"#]
+        {
+            let mut out = vec![1, 2];
+            assert_eq!(documents_from_json(bad, 0, &mut dict, &mut out), None);
+            assert_eq!(out, vec![1, 2]);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any document's JSON text: the direct path either refuses it or
+        /// produces exactly the general path's bytes.
+        #[test]
+        fn direct_encoding_equals_the_general_path(v in arb_value(), version in 0u32..300) {
+            let doc = match v {
+                Value::Map(_) => v,
+                other => Value::from_iter([("root", other)]),
+            };
+            let text = to_json_vec(&doc);
+            same_as_general(&text, version);
+            if !text.windows(2).any(|w| w == b"\"$") {
+                prop_assert!(direct(&text, version, &mut MemNameDict::new()).is_some());
+            }
+        }
+    }
+}
