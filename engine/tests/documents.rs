@@ -542,6 +542,103 @@ fn json_writes_store_what_value_writes_store() {
     db.integrity_check().unwrap();
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Payment {
+    Card,
+    Invoice { days: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Shipment {
+    email: String,
+    total: f64,
+    tags: Vec<String>,
+    payment: Payment,
+    dest: Option<Address>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Address {
+    city: String,
+}
+
+impl Document for Shipment {
+    const COLLECTION: &'static str = "shipments";
+    const VERSION: u32 = 4;
+    fn indexes() -> Vec<IndexSpec> {
+        vec![IndexSpec::unique("email", "email").unwrap(), IndexSpec::standard("city", "dest.city").unwrap()]
+    }
+}
+
+/// Typed writes (`Db::insert`, `insert_many`, `upsert`, `update`) store
+/// exactly what writing the same documents as `Value`s stores, index
+/// entries included, and a refused batch leaves nothing.
+#[test]
+fn typed_writes_store_what_value_writes_store() {
+    let (_d, db) = open();
+    let ship = |i: u32, payment: Payment| Shipment {
+        email: format!("s{i}@x"),
+        total: f64::from(i) / 4.0,
+        tags: (0..i % 3).map(|t| format!("t{t}")).collect(),
+        payment,
+        dest: i.is_multiple_of(2).then(|| Address { city: format!("c{}", i % 5) }),
+    };
+    let docs: Vec<Shipment> = (0..40)
+        .map(|i| ship(i, if i.is_multiple_of(4) { Payment::Invoice { days: i } } else { Payment::Card }))
+        .collect();
+    let ids = db.insert_many(&docs[..30]).unwrap();
+    assert_eq!(ids, (1..=30).collect::<Vec<u64>>());
+    for d in &docs[30..] {
+        db.insert(d).unwrap();
+    }
+    assert!(db.upsert(5, &ship(99, Payment::Card)).unwrap());
+    assert!(db
+        .update::<Shipment>(6, |s| {
+            s.tags.push("more".into());
+            Ok(())
+        })
+        .unwrap());
+    // The same documents through Value.
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("mirror").unwrap();
+    for spec in Shipment::indexes() {
+        c.create_index(spec).unwrap();
+    }
+    for d in &docs {
+        c.insert_versioned(&obj_engine::doc::serde_value::to_value(d).unwrap(), 4).unwrap();
+    }
+    let mut five = ship(99, Payment::Card);
+    c.upsert_versioned(5, &obj_engine::doc::serde_value::to_value(&five).unwrap(), 4).unwrap();
+    let mut six = docs[5].clone();
+    six.tags.push("more".into());
+    c.upsert_versioned(6, &obj_engine::doc::serde_value::to_value(&six).unwrap(), 4).unwrap();
+    drop(c);
+    w.commit().unwrap();
+    // A duplicate email anywhere in a batch: nothing of it remains.
+    five.email = "s1@x".into();
+    assert!(db.insert_many(&[ship(100, Payment::Card), five]).is_err());
+    let rx = db.begin_read().unwrap();
+    let (a, b) = (rx.collection("shipments").unwrap(), rx.collection("mirror").unwrap());
+    assert_eq!(a.count().unwrap(), 40);
+    for id in 1..=40 {
+        assert_eq!(a.get_stored(id).unwrap(), b.get_stored(id).unwrap(), "document {id}");
+    }
+    assert_eq!(a.next_id(), 41);
+    for (x, y) in
+        [("$index/shipments/email", "$index/mirror/email"), ("$index/shipments/city", "$index/mirror/city")]
+    {
+        let (t1, t2) = (rx.open_tree(x).unwrap(), rx.open_tree(y).unwrap());
+        let e1: Vec<_> =
+            rx.range(&t1, Bound::Unbounded, Bound::Unbounded, false).unwrap().map(|e| e.unwrap()).collect();
+        let e2: Vec<_> =
+            rx.range(&t2, Bound::Unbounded, Bound::Unbounded, false).unwrap().map(|e| e.unwrap()).collect();
+        assert_eq!(e1, e2, "{x}");
+    }
+    drop(rx);
+    assert_eq!(db.get::<Shipment>(6).unwrap().unwrap(), six);
+    db.integrity_check().unwrap();
+}
+
 /// A JSON array becomes a batch that is checked whole before anything is
 /// written, and inserted all or nothing.
 #[test]
