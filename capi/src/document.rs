@@ -141,9 +141,7 @@ pub unsafe extern "C" fn obj_doc_insert_many(
             let mut opened = false;
             let result = t.with_collection_mut(coll, open_existing, |c| {
                 opened = true;
-                let batch = c.parse_json_batch(json, schema_version)?;
-                fits(batch.len())?;
-                c.insert_json_batch(batch)
+                c.insert_json_many(json, schema_version, fits)
             });
             match result {
                 Err(Error::NotFound(_)) if !opened => {}

@@ -44,7 +44,7 @@ pub mod txn;
 
 pub use db::Db;
 pub use doc::collection::{
-    Collection, CollectionKind, CollectionMut, CollectionOptions, DetachedCollection, IndexInfo, JsonBatch,
+    Collection, CollectionKind, CollectionMut, CollectionOptions, DetachedCollection, IndexInfo,
 };
 pub use doc::typed::Document;
 pub use doc::value::Value;

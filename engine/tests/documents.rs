@@ -639,35 +639,58 @@ fn typed_writes_store_what_value_writes_store() {
     db.integrity_check().unwrap();
 }
 
-/// A JSON array becomes a batch that is checked whole before anything is
-/// written, and inserted all or nothing.
+/// A JSON array is parsed whole and its count checked before anything is
+/// written, then inserted all or nothing.
 #[test]
-fn json_batches_are_all_or_nothing() {
+fn json_arrays_are_all_or_nothing() {
     let (_d, db) = open();
     let mut w = db.begin_write().unwrap();
     let mut c = w.collection_mut("b").unwrap();
     c.create_index(IndexSpec::unique("email", "email").unwrap()).unwrap();
-    let batch = c.parse_json_batch(br#"[{"email":"a"},{"email":"b","x":[1,2]},{"email":"c"}]"#, 2).unwrap();
-    assert_eq!(batch.len(), 3);
-    assert_eq!(c.insert_json_batch(batch).unwrap(), vec![1, 2, 3]);
-    // The general path (a $ form) gives the same batch shape.
-    let batch = c.parse_json_batch(br#"[{"email":"d","t":{"$ts":5}}]"#, 2).unwrap();
-    assert_eq!(c.insert_json_batch(batch).unwrap(), vec![4]);
-    // A unique violation in the middle: nothing of the batch remains.
-    let batch = c.parse_json_batch(br#"[{"email":"e"},{"email":"a"},{"email":"f"}]"#, 2).unwrap();
-    assert!(matches!(c.insert_json_batch(batch), Err(Error::Constraint(_))));
+    let any = |_: usize| Ok(());
+    let ids =
+        c.insert_json_many(br#"[{"email":"a"},{"email":"b","x":[1,2]},{"email":"c"}]"#, 2, any).unwrap();
+    assert_eq!(ids, vec![1, 2, 3]);
+    // The general path (a $ form) behaves the same.
+    assert_eq!(c.insert_json_many(br#"[{"email":"d","t":{"$ts":5}}]"#, 2, any).unwrap(), vec![4]);
+    // A unique violation in the middle: nothing of the array remains.
+    let e = c.insert_json_many(br#"[{"email":"e","new_name":1},{"email":"a"},{"email":"f"}]"#, 2, any);
+    assert!(matches!(e, Err(Error::Constraint(_))));
     assert_eq!(c.count().unwrap(), 4);
     assert_eq!(c.read().next_id(), 5);
+    // The count check sees the whole array first and may refuse it, on
+    // both paths; nothing is written then.
+    for text in
+        [&br#"[{"email":"g","late_name":1},{"email":"h"}]"#[..], br#"[{"email":"g","t":{"$ts":1}},{}]"#]
+    {
+        let seen = std::cell::Cell::new(0);
+        let refuse = |n: usize| {
+            seen.set(n);
+            Err(Error::invalid("too many"))
+        };
+        assert!(matches!(c.insert_json_many(text, 0, refuse), Err(Error::InvalidArgument(_))));
+        assert_eq!(seen.get(), 2);
+    }
+    assert_eq!(c.count().unwrap(), 4);
     for bad in [&b"{}"[..], b"[{},1]", b"[{\"a\":1},", b"[{\"a\":1,\"a\":2}]"] {
-        let e = c.parse_json_batch(bad, 0).unwrap_err();
+        let e = c.insert_json_many(bad, 0, any).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
     }
-    assert!(c.parse_json_batch(b"[]", 0).unwrap().is_empty());
+    assert!(c.insert_json_many(b"[]", 0, any).unwrap().is_empty());
+    // Names that only refused arrays used are not kept.
+    assert_eq!(c.insert_json_many(br#"[{"email":"z"}]"#, 0, any).unwrap(), vec![5]);
     drop(c);
     w.commit().unwrap();
     let rx = db.begin_read().unwrap();
     let c = rx.collection("b").unwrap();
     assert_eq!(c.get_versioned(2).unwrap().unwrap(), (2, j(r#"{"email":"b","x":[1,2]}"#)));
+    let names = rx.open_tree("$names/b").unwrap();
+    let stored: Vec<String> = rx
+        .range(&names, Bound::Unbounded, Bound::Unbounded, false)
+        .unwrap()
+        .map(|e| String::from_utf8(e.unwrap().1).unwrap())
+        .collect();
+    assert!(!stored.iter().any(|n| n == "late_name"), "{stored:?}");
     drop(rx);
     db.integrity_check().unwrap();
 }

@@ -614,37 +614,6 @@ enum NewDoc<'a> {
     Encoded(&'a [u8]),
 }
 
-/// Documents parsed from a JSON array by [`CollectionMut::parse_json_batch`],
-/// ready for [`CollectionMut::insert_json_batch`].
-#[derive(Debug)]
-pub struct JsonBatch {
-    docs: JsonDocs,
-    schema_version: u32,
-}
-
-#[derive(Debug)]
-enum JsonDocs {
-    /// Encoded back to back; `ends[i]` is where document `i` ends.
-    Encoded { bytes: Vec<u8>, ends: Vec<usize> },
-    /// Text the direct encoder left to the general path.
-    Values(Vec<Value>),
-}
-
-impl JsonBatch {
-    /// Number of documents.
-    pub fn len(&self) -> usize {
-        match &self.docs {
-            JsonDocs::Encoded { ends, .. } => ends.len(),
-            JsonDocs::Values(v) => v.len(),
-        }
-    }
-
-    /// Whether the array was empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 impl<'t> CollectionMut<'t> {
     /// Opens collection `name`, creating it (with `options`) if missing.
     /// An existing collection of the other kind is `InvalidArgument`.
@@ -855,35 +824,35 @@ impl<'t> CollectionMut<'t> {
         self.put(id, NewDoc::Value(&doc, schema_version))
     }
 
-    /// Parses a JSON array of documents for [`insert_json_batch`]
-    /// (encoding them against this collection's dictionary), so that the
-    /// caller can check the count before anything is written. Errors: not
-    /// an array, an element that is not an object, malformed JSON.
-    ///
-    /// [`insert_json_batch`]: Self::insert_json_batch
-    pub fn parse_json_batch(&mut self, json: &[u8], schema_version: u32) -> Result<JsonBatch> {
+    /// Inserts the documents of a JSON array with consecutive new ids;
+    /// all or nothing, as [`insert_many_versioned`](Self::insert_many_versioned).
+    /// The whole array is parsed (and plain JSON encoded) first, then
+    /// `check_count` sees how many documents it holds and may refuse
+    /// before anything is written. Errors: not an array, an element that
+    /// is not an object, malformed JSON.
+    pub fn insert_json_many(
+        &mut self,
+        json: &[u8],
+        schema_version: u32,
+        check_count: impl FnOnce(usize) -> Result<()>,
+    ) -> Result<Vec<u64>> {
         self.st.check_documents()?;
         let mut bytes = Vec::with_capacity(json.len());
         let names = self.st.dict.len();
         if let Some(ends) = documents_from_json(json, schema_version, &mut self.st.dict, &mut bytes) {
-            return Ok(JsonBatch { docs: JsonDocs::Encoded { bytes, ends }, schema_version });
+            if let Err(e) = check_count(ends.len()) {
+                self.st.dict.truncate(names);
+                return Err(e);
+            }
+            let mut start = 0;
+            let docs =
+                ends.iter().map(|&end| NewDoc::Encoded(&bytes[std::mem::replace(&mut start, end)..end]));
+            return self.insert_new_docs(docs);
         }
         self.st.dict.truncate(names);
-        Ok(JsonBatch { docs: JsonDocs::Values(documents_from_json_slice(json)?), schema_version })
-    }
-
-    /// Inserts a parsed batch with consecutive new ids; all or nothing, as
-    /// [`insert_many_versioned`](Self::insert_many_versioned).
-    pub fn insert_json_batch(&mut self, batch: JsonBatch) -> Result<Vec<u64>> {
-        match batch.docs {
-            JsonDocs::Values(docs) => self.insert_batch(docs.iter().map(Ok), batch.schema_version),
-            JsonDocs::Encoded { bytes, ends } => {
-                let mut start = 0;
-                let docs =
-                    ends.iter().map(|&end| NewDoc::Encoded(&bytes[std::mem::replace(&mut start, end)..end]));
-                self.insert_new_docs(docs)
-            }
-        }
+        let docs = documents_from_json_slice(json)?;
+        check_count(docs.len())?;
+        self.insert_batch(docs.iter().map(Ok), schema_version)
     }
 
     /// Inserts raw bytes (raw collections only); returns the new id.
