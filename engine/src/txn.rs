@@ -7,7 +7,6 @@
 //! atomic unit. Dropping a write transaction without committing rolls it
 //! back: nothing reached the file.
 
-use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -16,6 +15,7 @@ use crate::catalog::{check_name, TreeMeta};
 use crate::error::{Error, PageNo, Result};
 use crate::storage::page::{PageRead, PageRef};
 use crate::storage::pager::{Pager, Snapshot, WriterGuard};
+use crate::storage::wal_index::PageMap;
 use crate::storage::write_set::WritePages;
 
 /// A handle to a named tree, valid in the transaction that returned it.
@@ -188,7 +188,7 @@ struct OpenTree {
 /// The single write transaction. See the module documentation.
 pub struct WriteTxn {
     pages: WritePages,
-    trees: HashMap<PageNo, OpenTree>,
+    trees: PageMap<OpenTree>,
     /// `None` for a read view of an attached database, which never commits.
     guard: Option<WriterGuard>,
     pager: Arc<Pager>,
@@ -219,7 +219,7 @@ impl WriteTxn {
         let base = pager.writer_snapshot()?;
         Ok(WriteTxn {
             pages: WritePages::new(base),
-            trees: HashMap::new(),
+            trees: PageMap::default(),
             guard: Some(guard),
             pager,
             id: next_txn_id(),
@@ -234,7 +234,7 @@ impl WriteTxn {
         let base = pager.snapshot()?;
         Ok(WriteTxn {
             pages: WritePages::new(base),
-            trees: HashMap::new(),
+            trees: PageMap::default(),
             guard: None,
             pager,
             id: next_txn_id(),
