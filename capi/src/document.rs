@@ -24,12 +24,10 @@ fn open_raw<'w>(w: &'w mut WriteTxn, name: &str) -> Result<CollectionMut<'w>, Er
     w.raw_collection_mut(name)
 }
 
-/// Runs a write of the JSON document `json` on collection `coll`. An
-/// existing collection takes `json_write`, which encodes plain JSON as it
-/// parses it. Otherwise the text is parsed first and `value_write` writes
-/// the parsed document, so that a refused document leaves no trace: no new
-/// collection, and no cursor of the transaction ended (a write ends them,
-/// so with live cursors the text is always checked before writing).
+/// Runs a write of the JSON document `json` on collection `coll`: through
+/// `json_write`, which encodes plain JSON as it parses it, where
+/// [`write_existing`] allows; otherwise the text is parsed first and
+/// `value_write` writes the parsed document.
 fn write_json_doc<R>(
     t: &mut TxnInner,
     coll: &str,
@@ -37,19 +35,35 @@ fn write_json_doc<R>(
     json_write: impl FnOnce(&mut CollectionMut<'_>) -> Result<R, Error>,
     value_write: impl FnOnce(&mut CollectionMut<'_>, &Value) -> Result<R, Error>,
 ) -> Result<R, Error> {
-    if !t.has_live_cursors() {
-        let mut opened = false;
-        let result = t.with_collection_mut(coll, open_existing, |c| {
-            opened = true;
-            json_write(c)
-        });
-        match result {
-            Err(Error::NotFound(_)) if !opened => {}
-            other => return other,
-        }
+    if let Some(r) = write_existing(t, coll, json_write)? {
+        return Ok(r);
     }
     let doc = parse_document(json)?;
     t.with_collection_mut(coll, open_doc, |c| value_write(c, &doc))
+}
+
+/// Runs `write` on collection `coll` when JSON may be parsed while it is
+/// written: the collection exists and no cursor of the transaction is live.
+/// `None` otherwise, and the caller parses the text before writing, so that
+/// a refused document leaves no trace: no new collection, and no cursor
+/// ended (any write ends them).
+fn write_existing<R>(
+    t: &mut TxnInner,
+    coll: &str,
+    write: impl FnOnce(&mut CollectionMut<'_>) -> Result<R, Error>,
+) -> Result<Option<R>, Error> {
+    if t.has_live_cursors() {
+        return Ok(None);
+    }
+    let mut opened = false;
+    let result = t.with_collection_mut(coll, open_existing, |c| {
+        opened = true;
+        write(c)
+    });
+    match result {
+        Err(Error::NotFound(_)) if !opened => Ok(None),
+        other => other.map(Some),
+    }
 }
 
 /// Opens an existing collection for writing (OBJ_NOT_FOUND if missing).
@@ -133,22 +147,8 @@ pub unsafe extern "C" fn obj_doc_insert_many(
         };
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        // An existing collection parses and encodes the array in one pass
-        // (nothing is written before the count is checked); otherwise, as
-        // in write_json_doc, the text is checked before anything is written.
-        let mut fast = None;
-        if !t.has_live_cursors() {
-            let mut opened = false;
-            let result = t.with_collection_mut(coll, open_existing, |c| {
-                opened = true;
-                c.insert_json_many(json, schema_version, fits)
-            });
-            match result {
-                Err(Error::NotFound(_)) if !opened => {}
-                other => fast = Some(other?),
-            }
-        }
-        let ids = match fast {
+        // insert_json_many checks the count before it writes anything.
+        let ids = match write_existing(&mut t, coll, |c| c.insert_json_many(json, schema_version, fits))? {
             Some(ids) => ids,
             None => {
                 let docs = obj_engine::doc::json::documents_from_json_slice(json)?;

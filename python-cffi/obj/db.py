@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 _SYNC = {"full": 0, "normal": 1, "off": 2}
-# Per-thread output buffers of the one-call reads (a cffi call writes them;
+# Per-thread output slots of the one-call reads and writes (a cffi call writes them;
 # the caller copies the result out before returning).
 _scratch = threading.local()
 _db_doc_get = lib.obj_db_doc_get if has("obj_db_doc_get") else None
@@ -367,13 +367,9 @@ class Db:
     def _get_one(self, cname: bytes, doc_id: int, versioned: bool) -> tuple[int, bytes] | None:
         """``(version, JSON text)`` of one document read in its own snapshot
         (version 0 unless ``versioned``), or None."""
-        sc = _scratch.__dict__
-        try:
-            buf, ver, found = sc["buf"], sc["ver"], sc["found"]
-        except KeyError:  # first use in this thread
-            buf, ver, found = sc["buf"], sc["ver"], sc["found"] = (
-                ffi.new("obj_bytes *"), ffi.new("uint32_t *"), ffi.new("bool *"))
-        st = _db_doc_get(self._handle(), cname, doc_id, buf, ver if versioned else ffi.NULL, found)
+        buf, found = _scratch_slot("buf", "obj_bytes *"), _scratch_slot("found", "bool *")
+        ver = _scratch_slot("ver", "uint32_t *") if versioned else ffi.NULL
+        st = _db_doc_get(self._handle(), cname, doc_id, buf, ver, found)
         if st:
             raise fail(st)
         if not found[0]:

@@ -318,16 +318,21 @@ pub(crate) fn begin_body(out: &mut Vec<u8>) -> usize {
 }
 
 pub(crate) fn end_body(out: &mut Vec<u8>, body_start: usize) -> Result<()> {
-    let body_len = (out.len() - body_start) as u64;
+    patch_varint(out, body_start - 1, (out.len() - body_start) as u64)
+}
+
+/// Writes `value` as a varint over the one byte reserved at `at`, moving
+/// what follows when it needs more than that byte.
+pub(crate) fn patch_varint(out: &mut Vec<u8>, at: usize, value: u64) -> Result<()> {
     let mut buf = [0u8; 10];
-    let prefix = postcard::to_slice(&body_len, &mut buf).map_err(encode_error)?;
-    let extra = prefix.len() - 1;
+    let varint = postcard::to_slice(&value, &mut buf).map_err(encode_error)?;
+    let extra = varint.len() - 1;
     if extra > 0 {
         let old_len = out.len();
         out.resize(old_len + extra, 0);
-        out.copy_within(body_start..old_len, body_start + extra);
+        out.copy_within(at + 1..old_len, at + 1 + extra);
     }
-    out[body_start - 1..body_start + extra].copy_from_slice(prefix);
+    out[at..at + 1 + extra].copy_from_slice(varint);
     Ok(())
 }
 

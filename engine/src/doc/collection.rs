@@ -760,41 +760,32 @@ impl<'t> CollectionMut<'t> {
         docs: impl IntoIterator<Item = Result<V>>,
         schema_version: u32,
     ) -> Result<Vec<u64>> {
-        let first = self.st.next_id;
-        let mut ids = Vec::new();
-        for doc in docs {
-            let id = self.st.next_id;
-            match doc.and_then(|d| self.put(id, NewDoc::Value(d.borrow(), schema_version))) {
-                Ok(_) => ids.push(id),
-                Err(e) => return self.undo_batch(first, &ids, e),
-            }
-        }
-        Ok(ids)
+        self.insert_each(docs, |c, id, doc| c.put(id, NewDoc::Value(doc?.borrow(), schema_version)))
     }
 
-    /// [`insert_batch`](Self::insert_batch) for documents already encoded.
-    fn insert_new_docs<'d>(&mut self, docs: impl IntoIterator<Item = NewDoc<'d>>) -> Result<Vec<u64>> {
+    /// Inserts one document per item with consecutive new ids, `put_one`
+    /// writing each. All or nothing: when one fails, the ones already
+    /// inserted are deleted again and the next id is restored.
+    fn insert_each<I>(
+        &mut self,
+        items: impl IntoIterator<Item = I>,
+        mut put_one: impl FnMut(&mut Self, u64, I) -> Result<bool>,
+    ) -> Result<Vec<u64>> {
         let first = self.st.next_id;
         let mut ids = Vec::new();
-        for doc in docs {
+        for item in items {
             let id = self.st.next_id;
-            match self.put(id, doc) {
-                Ok(_) => ids.push(id),
-                Err(e) => return self.undo_batch(first, &ids, e),
+            if let Err(e) = put_one(self, id, item) {
+                for &id in ids.iter().rev() {
+                    self.delete(id)?;
+                }
+                self.st.next_id = first;
+                self.save_meta()?;
+                return Err(e);
             }
+            ids.push(id);
         }
         Ok(ids)
-    }
-
-    /// Deletes the documents a failed batch inserted and restores the next
-    /// id, then returns the batch's error.
-    fn undo_batch(&mut self, first: u64, ids: &[u64], e: Error) -> Result<Vec<u64>> {
-        for &id in ids.iter().rev() {
-            self.delete(id)?;
-        }
-        self.st.next_id = first;
-        self.save_meta()?;
-        Err(e)
     }
 
     /// Inserts a document given as JSON text (the engine's JSON form,
@@ -845,9 +836,9 @@ impl<'t> CollectionMut<'t> {
                 return Err(e);
             }
             let mut start = 0;
-            let docs =
-                ends.iter().map(|&end| NewDoc::Encoded(&bytes[std::mem::replace(&mut start, end)..end]));
-            return self.insert_new_docs(docs);
+            return self.insert_each(ends, |c, id, end| {
+                c.put(id, NewDoc::Encoded(&bytes[std::mem::replace(&mut start, end)..end]))
+            });
         }
         self.st.dict.truncate(names);
         let docs = documents_from_json_slice(json)?;

@@ -18,7 +18,9 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use super::codec::{begin_body, encode_header, end_body, put, put_bytes, tag, DocHeader, NameDict};
+use super::codec::{
+    begin_body, encode_header, end_body, patch_varint, put, put_bytes, tag, DocHeader, NameDict,
+};
 use super::value::MAX_NESTING;
 
 /// Encodes the JSON object `text` as a stored document (header with
@@ -31,19 +33,7 @@ pub(crate) fn document_from_json(
     dict: &mut impl NameDict,
     out: &mut Vec<u8>,
 ) -> bool {
-    if has_dollar_string(text) {
-        return false;
-    }
-    let start = out.len();
-    let mut de = serde_json::Deserializer::from_slice(text);
-    de.disable_recursion_limit();
-    let ok = encode_header(&DocHeader::value(schema_version), out).is_ok()
-        && DocSeed { out: &mut *out, dict, schema_version: None }.deserialize(&mut de).is_ok()
-        && de.end().is_ok();
-    if !ok {
-        out.truncate(start);
-    }
-    ok
+    encode_text(text, out, |de, out| DocSeed { out, dict, schema_version }.deserialize(de)).is_some()
 }
 
 /// Encodes the JSON array of objects `text` as stored documents, one after
@@ -55,20 +45,31 @@ pub(crate) fn documents_from_json(
     dict: &mut impl NameDict,
     out: &mut Vec<u8>,
 ) -> Option<Vec<usize>> {
+    encode_text(text, out, |de, out| ArraySeed { out, dict, schema_version }.deserialize(de))
+}
+
+/// Runs `encode` over the whole of `text`, appending to `out`; `None`,
+/// with `out` as it was, when the text needs the general path.
+fn encode_text<'t, T>(
+    text: &'t [u8],
+    out: &mut Vec<u8>,
+    encode: impl FnOnce(
+        &mut serde_json::Deserializer<serde_json::de::SliceRead<'t>>,
+        &mut Vec<u8>,
+    ) -> Result<T, serde_json::Error>,
+) -> Option<T> {
     if has_dollar_string(text) {
         return None;
     }
     let start = out.len();
     let mut de = serde_json::Deserializer::from_slice(text);
+    // ValueSeed checks the nesting limit itself.
     de.disable_recursion_limit();
-    let ends = ArraySeed { out: &mut *out, dict, schema_version }.deserialize(&mut de).ok();
-    match ends {
-        Some(ends) if de.end().is_ok() => Some(ends),
-        _ => {
-            out.truncate(start);
-            None
-        }
+    let encoded = encode(&mut de, out).ok().filter(|_| de.end().is_ok());
+    if encoded.is_none() {
+        out.truncate(start);
     }
+    encoded
 }
 
 /// Whether a JSON string in `text` starts with `$`: the `"$` byte pair.
@@ -123,7 +124,7 @@ impl<'de, D: NameDict> Visitor<'de> for ArraySeed<'_, D> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<usize>, A::Error> {
         let mut ends = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        let schema_version = Some(self.schema_version);
+        let schema_version = self.schema_version;
         while seq
             .next_element_seed(DocSeed { out: &mut *self.out, dict: &mut *self.dict, schema_version })?
             .is_some()
@@ -134,12 +135,11 @@ impl<'de, D: NameDict> Visitor<'de> for ArraySeed<'_, D> {
     }
 }
 
-/// One document: an object, encoded after its header (written here when
-/// `schema_version` is set, by the caller otherwise).
+/// One document: its header, then the object.
 struct DocSeed<'o, D> {
     out: &'o mut Vec<u8>,
     dict: &'o mut D,
-    schema_version: Option<u32>,
+    schema_version: u32,
 }
 
 impl<'de, D: NameDict> DeserializeSeed<'de> for DocSeed<'_, D> {
@@ -157,9 +157,7 @@ impl<'de, D: NameDict> Visitor<'de> for DocSeed<'_, D> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        if let Some(version) = self.schema_version {
-            encode_header(&DocHeader::value(version), self.out).map_err(|_| refuse::<A::Error>())?;
-        }
+        encode_header(&DocHeader::value(self.schema_version), self.out).map_err(|_| refuse::<A::Error>())?;
         ValueSeed { out: self.out, dict: self.dict, depth: 0 }.visit_map(map)
     }
 }
@@ -184,6 +182,25 @@ impl<'o, D: NameDict> ValueSeed<'o, D> {
     fn int<E: de::Error>(self, v: i64) -> Result<(), E> {
         self.out.push(tag::INT);
         put(self.out, &v).map_err(|_| refuse())
+    }
+
+    /// Starts a list or map here (refused past the nesting limit): its
+    /// tag, then one byte each for the body length and the item count,
+    /// which [`ValueSeed::close`] fills in. Returns where the body starts.
+    fn open<E: de::Error>(&mut self, container: u8) -> Result<usize, E> {
+        if self.depth >= MAX_NESTING {
+            return Err(refuse());
+        }
+        self.out.push(container);
+        let body = begin_body(self.out);
+        self.out.push(0);
+        Ok(body)
+    }
+
+    /// Ends the container [`ValueSeed::open`] started at `body`.
+    fn close<E: de::Error>(self, body: usize, count: u64) -> Result<(), E> {
+        patch_varint(self.out, body, count).map_err(|_| refuse::<E>())?;
+        end_body(self.out, body).map_err(|_| refuse())
     }
 }
 
@@ -237,25 +254,16 @@ impl<'de, D: NameDict> Visitor<'de> for ValueSeed<'_, D> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        let _ = self.child::<A::Error>()?;
-        self.out.push(tag::LIST);
-        let body = begin_body(self.out);
-        let count_at = self.out.len();
-        self.out.push(0);
+        let body = self.open(tag::LIST)?;
         let mut count = 0u64;
         while seq.next_element_seed(self.child()?)?.is_some() {
             count += 1;
         }
-        patch_count(self.out, count_at, count);
-        end_body(self.out, body).map_err(|_| refuse())
+        self.close(body, count)
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        let _ = self.child::<A::Error>()?;
-        self.out.push(tag::MAP);
-        let body = begin_body(self.out);
-        let count_at = self.out.len();
-        self.out.push(0);
+        let body = self.open(tag::MAP)?;
         let mut ids: Vec<u32> = Vec::new();
         while let Some(id) = map.next_key_seed(KeySeed { dict: &mut *self.dict })? {
             // A repeated key is an error the general path words.
@@ -266,8 +274,7 @@ impl<'de, D: NameDict> Visitor<'de> for ValueSeed<'_, D> {
             put(self.out, &id).map_err(|_| refuse::<A::Error>())?;
             map.next_value_seed(self.child()?)?;
         }
-        patch_count(self.out, count_at, ids.len() as u64);
-        end_body(self.out, body).map_err(|_| refuse())
+        self.close(body, ids.len() as u64)
     }
 }
 
@@ -297,23 +304,6 @@ impl<'de, D: NameDict> Visitor<'de> for KeySeed<'_, D> {
         }
         self.dict.id_of(key).map_err(|_| refuse())
     }
-}
-
-/// Writes `count` as a varint over the one byte reserved at `at`, moving
-/// what follows when it needs more (128 items or more).
-fn patch_count(out: &mut Vec<u8>, at: usize, count: u64) {
-    if count < 0x80 {
-        out[at] = count as u8;
-        return;
-    }
-    let mut varint = Vec::with_capacity(10);
-    let mut v = count;
-    while v >= 0x80 {
-        varint.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    varint.push(v as u8);
-    out.splice(at..at + 1, varint);
 }
 
 #[cfg(test)]
