@@ -60,6 +60,11 @@ pub trait NameLookup {
 pub struct MemNameDict {
     names: Vec<String>,
     ids: HashMap<String, u32>,
+    /// The id after the one `id_of` returned last: documents of one
+    /// collection mostly repeat one field order (typed documents always
+    /// do), so the next name asked for is usually this one, found with one
+    /// string comparison instead of a hash lookup.
+    next_guess: usize,
 }
 
 impl MemNameDict {
@@ -113,6 +118,7 @@ impl MemNameDict {
         for name in self.names.drain(len..) {
             self.ids.remove(&name);
         }
+        self.next_guess = 0;
     }
 
     fn push(&mut self, name: String) -> Result<u32> {
@@ -128,10 +134,18 @@ impl MemNameDict {
 
 impl NameDict for MemNameDict {
     fn id_of(&mut self, name: &str) -> Result<u32> {
-        match self.ids.get(name) {
-            Some(&id) => Ok(id),
-            None => self.push(name.to_owned()),
-        }
+        // Past the last name, the next document starts again at the first.
+        let guess = if self.next_guess < self.names.len() { self.next_guess } else { 0 };
+        let id = match self.names.get(guess) {
+            // Positions are ids, and `push` keeps them below u32::MAX.
+            Some(n) if n == name => guess as u32,
+            _ => match self.ids.get(name) {
+                Some(&id) => id,
+                None => self.push(name.to_owned())?,
+            },
+        };
+        self.next_guess = id as usize + 1;
+        Ok(id)
     }
 }
 
@@ -699,6 +713,27 @@ pub fn encoded_str(encoded: &[u8]) -> Result<Option<&str>> {
     std::str::from_utf8(bytes).map(Some).map_err(|_| corrupt("document string is not UTF-8".to_owned()))
 }
 
+/// Like [`encoded_str`], but the string's bytes, not checked as UTF-8: a
+/// filter compares strings byte by byte, and whatever a filter selects is
+/// decoded (and so checked) before anyone sees it, so a scan need not
+/// check the strings of the documents it passes over.
+#[inline]
+pub(crate) fn encoded_str_bytes(encoded: &[u8]) -> Result<Option<&[u8]>> {
+    match encoded {
+        // The usual short string: a one-byte length.
+        [tag::STR, len, rest @ ..] if *len < 0x80 && rest.len() >= usize::from(*len) => {
+            Ok(Some(&rest[..usize::from(*len)]))
+        }
+        [tag::STR, ..] => {
+            let mut r = Reader::new(encoded);
+            r.byte("value tag")?;
+            r.len_prefixed("string").map(Some)
+        }
+        [_, ..] => Ok(None),
+        [] => Reader::new(encoded).byte("value tag").map(|_| None),
+    }
+}
+
 /// A bounds-checked cursor over encoded bytes. `base` is the offset of
 /// `buf` within the whole encoding, for error messages.
 #[derive(Clone)]
@@ -915,6 +950,46 @@ mod tests {
             }
             Err(e) => panic!("expected Ok or Corruption, got {e:?}"),
         }
+    }
+
+    #[test]
+    fn encoded_str_bytes_reads_short_and_long_strings_and_refuses_truncation() {
+        let mut dict = MemNameDict::new();
+        for text in ["", "shipped", &"x".repeat(127), &"é".repeat(300)] {
+            let mut enc = Vec::new();
+            encode_value(&Value::from(text), &mut dict, &mut enc).unwrap();
+            assert_eq!(encoded_str_bytes(&enc).unwrap(), Some(text.as_bytes()));
+            assert_eq!(encoded_str(&enc).unwrap(), Some(text));
+            if !text.is_empty() {
+                must_be_corruption(encoded_str_bytes(&enc[..enc.len() - 1]));
+                assert!(encoded_str_bytes(&enc[..enc.len() - 1]).is_err());
+            }
+        }
+        let mut enc = Vec::new();
+        encode_value(&Value::Int(7), &mut dict, &mut enc).unwrap();
+        assert_eq!(encoded_str_bytes(&enc).unwrap(), None);
+        assert!(encoded_str_bytes(&[]).is_err());
+    }
+
+    #[test]
+    fn name_ids_are_the_same_whether_guessed_or_looked_up() {
+        let mut dict = MemNameDict::new();
+        let names = ["a", "b", "c", "d"];
+        let first: Vec<u32> = names.iter().map(|n| dict.id_of(n).unwrap()).collect();
+        assert_eq!(first, [0, 1, 2, 3]);
+        // In order (guessed), out of order, repeated, and after a truncate.
+        for order in [[0, 1, 2, 3], [3, 1, 0, 2], [2, 2, 2, 2], [1, 0, 3, 3]] {
+            for i in order {
+                assert_eq!(dict.id_of(names[i]).unwrap(), i as u32);
+                assert_eq!(dict.lookup_id(names[i]), Some(i as u32));
+            }
+        }
+        dict.truncate(2);
+        assert_eq!(dict.id_of("d").unwrap(), 2, "a forgotten name gets the next free id");
+        assert_eq!(dict.id_of("a").unwrap(), 0);
+        assert_eq!(dict.id_of("b").unwrap(), 1);
+        assert_eq!(dict.id_of("d").unwrap(), 2);
+        assert_eq!(dict.lookup_id("c"), None);
     }
 
     fn order() -> Value {

@@ -600,7 +600,14 @@ pub struct CollectionMut<'t> {
     /// The index trees, opened on first use, in `st.indexes` order (their
     /// roots never change; emptied whenever the index list changes).
     index_trees: Vec<Tree>,
+    /// Where `put` encodes a document: kept between calls, so that a batch
+    /// of documents does not grow a new buffer for each.
+    encode_buf: Vec<u8>,
 }
+
+/// The largest encode buffer a [`CollectionMut`] keeps for the next
+/// document (a rare huge document should not pin its buffer).
+const KEEP_ENCODE_BUF: usize = 1 << 20;
 
 /// One index's planned change: tree, kind, keys to remove, keys to add.
 type IndexChange = (Tree, IndexKind, Vec<Vec<u8>>, Vec<Vec<u8>>);
@@ -628,7 +635,7 @@ impl<'t> CollectionMut<'t> {
                     if st.raw { "raw" } else { "document" }
                 )));
             }
-            return Ok(CollectionMut { txn, st, index_trees: Vec::new() });
+            return Ok(CollectionMut { txn, st, index_trees: Vec::new(), encode_buf: Vec::new() });
         }
         let meta = CollMeta { raw: options.raw, next_id: FIRST_ID, indexes: Vec::new() };
         let ct = txn.create_tree(COLLECTIONS_TREE)?;
@@ -646,7 +653,7 @@ impl<'t> CollectionMut<'t> {
             docs,
             index_trees: Vec::new(),
         };
-        Ok(CollectionMut { txn, st, index_trees: Vec::new() })
+        Ok(CollectionMut { txn, st, index_trees: Vec::new(), encode_buf: Vec::new() })
     }
 
     /// Opens existing collection `name`; `NotFound` if missing.
@@ -654,7 +661,7 @@ impl<'t> CollectionMut<'t> {
         refuse_attached(txn, name)?;
         txn.collection_epoch += 1;
         let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
-        Ok(CollectionMut { txn, st, index_trees: Vec::new() })
+        Ok(CollectionMut { txn, st, index_trees: Vec::new(), encode_buf: Vec::new() })
     }
 
     /// Releases the transaction but keeps the loaded state (metadata and
@@ -943,7 +950,8 @@ impl<'t> CollectionMut<'t> {
         let max_key = btree::max_key_len(usable);
         // Every stored id is below the next id, so an id at or past it is new.
         let old = if id >= self.st.next_id { None } else { self.read().get_stored(id)? };
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.encode_buf);
+        buf.clear();
         let (stored, new_value): (&[u8], Option<Cow<'_, Value>>) = match new {
             NewDoc::Raw(payload, version) => {
                 if !self.st.raw {
@@ -1028,6 +1036,9 @@ impl<'t> CollectionMut<'t> {
             }
         }
         let replaced = self.txn.insert(&self.st.docs, &id_key(id), stored)?;
+        if buf.capacity() <= KEEP_ENCODE_BUF {
+            self.encode_buf = buf;
+        }
         self.save_names()?;
         if id >= self.st.next_id {
             self.st.next_id =
@@ -1267,7 +1278,7 @@ impl WriteTxn {
         if !detached.is_current(self) {
             return None;
         }
-        Some(CollectionMut { txn: self, st: detached.st, index_trees: Vec::new() })
+        Some(CollectionMut { txn: self, st: detached.st, index_trees: Vec::new(), encode_buf: Vec::new() })
     }
 
     /// Names of all collections.

@@ -29,7 +29,9 @@ use std::ops::Bound;
 use serde::de::DeserializeOwned;
 
 use crate::btree::{Cursor, Range};
-use crate::doc::codec::{decode_header, decode_value, encoded_str, tag, NameLookup, PathStep, TopFields};
+use crate::doc::codec::{
+    decode_header, decode_value, encoded_str_bytes, tag, NameLookup, PathStep, TopFields,
+};
 use crate::doc::collection::{decode_stored, id_key, CollState};
 use crate::doc::json::{write_json, write_raw_json, write_stored_json};
 use crate::doc::serde_encoded::from_encoded;
@@ -169,7 +171,7 @@ impl Check {
                     return Ok(leaf.eval(&Value::Map(partial)));
                 }
                 let Some(enc) = found else { return Ok(leaf.eval_field(FieldRef::Absent).unwrap_or(false)) };
-                if let Some(s) = encoded_str(enc)? {
+                if let Some(s) = encoded_str_bytes(enc)? {
                     return Ok(leaf.eval_field(FieldRef::Str(s)).unwrap_or(false));
                 }
                 let v = decode_value(enc, names)?;

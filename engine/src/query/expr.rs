@@ -234,12 +234,12 @@ impl Filter {
             // A string is no list, and a string never equals or compares
             // with a value of another rank.
             let cmp = |v: &Value, pred: fn(Ordering) -> bool| match v {
-                Value::Str(y) => pred(x.as_bytes().cmp(y.as_bytes())),
+                Value::Str(y) => pred(x.cmp(y.as_bytes())),
                 _ => false,
             };
             // Equality tests the lengths before any byte (most strings a
             // scan meets differ in length from the one it looks for).
-            let eq = |v: &Value| matches!(v, Value::Str(y) if x == y);
+            let eq = |v: &Value| matches!(v, Value::Str(y) if x == y.as_bytes());
             return Some(match self {
                 Filter::Eq(_, v) => eq(v),
                 Filter::Ne(_, v) => !eq(v),
@@ -248,7 +248,7 @@ impl Filter {
                 Filter::Gt(_, v) => cmp(v, Ordering::is_gt),
                 Filter::Ge(_, v) => cmp(v, Ordering::is_ge),
                 Filter::In(_, vs) => vs.iter().any(eq),
-                Filter::Prefix(_, p) => x.starts_with(p.as_str()),
+                Filter::Prefix(_, p) => x.starts_with(p.as_bytes()),
                 Filter::Exists(_, want) => *want,
                 Filter::True | Filter::And(_) | Filter::Or(_) | Filter::Not(_) => return None,
             });
@@ -333,8 +333,9 @@ impl Filter {
 pub(crate) enum FieldRef<'a> {
     /// The document has no such field.
     Absent,
-    /// A string, borrowed from the stored bytes.
-    Str(&'a str),
+    /// A string's bytes, borrowed from the stored document (not checked as
+    /// UTF-8: see [`encoded_str_bytes`](crate::doc::codec::encoded_str_bytes)).
+    Str(&'a [u8]),
     /// Any other value.
     Value(&'a Value),
 }
