@@ -116,7 +116,12 @@ fn index_moves_on_update_and_goes_on_delete() {
     assert!(ids(&db, &q(30)).is_empty());
     assert_eq!(ids(&db, &q(35)), vec![a]);
     let rx = db.begin_read().unwrap();
-    assert!(rx.collection("users").unwrap().explain(&q(35)).unwrap().contains("INDEX by_age"));
+    let users = rx.collection("users").unwrap();
+    let plan = users.explain(&q(35)).unwrap();
+    assert!(plan.contains("INDEX by_age") && plan.contains("filter evaluated"), "{plan}");
+    let plan = users.explain(&QuerySpec::new("users")).unwrap();
+    assert!(plan.starts_with("SCAN") && !plan.contains("filter"), "no filter, none evaluated: {plan}");
+    drop(users);
     drop(rx);
     db.delete::<User>(a).unwrap();
     assert!(ids(&db, &q(35)).is_empty());

@@ -16,7 +16,7 @@
 
 use super::value::{duplicate_key, parse_index, Timestamp, Value, MAX_NESTING, NESTING_MESSAGE};
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 
 /// The document format version this build writes and reads.
@@ -213,7 +213,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<(DocHeader, &[u8])> {
             "document format {format} is not {FORMAT_VERSION} (corrupt, or written by a newer version)"
         )));
     }
-    let schema_version: u32 = r.take("header schema version")?;
+    let schema_version = r.u32_varint("header schema version")?;
     let flags = r.byte("header flags")?;
     if flags & !DocHeader::KNOWN_FLAGS != 0 {
         return Err(corrupt(format!("document header has unknown flags {flags:#04x}")));
@@ -403,7 +403,7 @@ pub(crate) fn decode_at(r: &mut Reader<'_>, names: &impl NameLookup, depth: usiz
         tag::TRUE => Value::Bool(true),
         tag::INT => Value::Int(r.i64_varint("int")?),
         tag::UINT => Value::UInt(r.u64_varint("uint")?),
-        tag::FLOAT => Value::Float(r.take("float")?),
+        tag::FLOAT => Value::Float(r.f64_le("float")?),
         tag::STR => {
             let bytes = r.len_prefixed("string")?;
             let text = std::str::from_utf8(bytes)
@@ -411,10 +411,12 @@ pub(crate) fn decode_at(r: &mut Reader<'_>, names: &impl NameLookup, depth: usiz
             Value::Str(text.to_owned())
         }
         tag::BYTES => Value::Bytes(r.len_prefixed("bytes")?.to_vec()),
-        tag::TIMESTAMP => Value::Timestamp(Timestamp { micros: r.take("timestamp")?, offset_secs: None }),
+        tag::TIMESTAMP => {
+            Value::Timestamp(Timestamp { micros: r.i64_varint("timestamp")?, offset_secs: None })
+        }
         tag::TIMESTAMP_TZ => {
-            let micros = r.take("timestamp")?;
-            Value::Timestamp(Timestamp { micros, offset_secs: Some(r.take("timestamp offset")?) })
+            let micros = r.i64_varint("timestamp")?;
+            Value::Timestamp(Timestamp { micros, offset_secs: Some(r.i32_varint("timestamp offset")?) })
         }
         tag::LIST => {
             let (mut body, count) = enter(r, depth, "list", 1)?;
@@ -799,8 +801,10 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    /// Reads one postcard primitive (a varint, zigzag varint or float).
-    pub(crate) fn take<T: Deserialize<'a>>(&mut self, what: &str) -> Result<T> {
+    /// Reads one postcard primitive (a varint, zigzag varint or float)
+    /// through postcard itself: what the tests hold the readers below to.
+    #[cfg(test)]
+    pub(crate) fn take<T: serde::Deserialize<'a>>(&mut self, what: &str) -> Result<T> {
         let (value, rest) = postcard::take_from_bytes::<T>(self.rest()).map_err(|_| {
             corrupt(format!("document has a truncated or malformed {what} at offset {}", self.offset()))
         })?;
@@ -856,6 +860,26 @@ impl<'a> Reader<'a> {
     pub(crate) fn u32_varint(&mut self, what: &str) -> Result<u32> {
         // At most 5 bytes, the last holding at most 4 bits: it fits.
         self.varint(5, 0x0F, what).map(|v| v as u32)
+    }
+
+    /// An `f64`: eight little-endian bytes (what `take::<f64>` reads).
+    #[inline]
+    pub(crate) fn f64_le(&mut self, what: &str) -> Result<f64> {
+        match self.buf.get(self.pos..).and_then(<[u8]>::first_chunk::<8>) {
+            Some(b) => {
+                self.pos += 8;
+                Ok(f64::from_le_bytes(*b))
+            }
+            None => Err(self.malformed(what)),
+        }
+    }
+
+    /// A zigzag `i32` varint (what `take::<i32>` reads).
+    #[inline]
+    pub(crate) fn i32_varint(&mut self, what: &str) -> Result<i32> {
+        // At most 5 bytes, the last holding at most 4 bits: it fits a u32.
+        let n = self.varint(5, 0x0F, what)? as u32;
+        Ok((n >> 1) as i32 ^ -((n & 1) as i32))
     }
 
     /// A zigzag `i64` varint (what `take::<i64>` reads).
@@ -1275,6 +1299,8 @@ mod tests {
             same(&bytes, |r| r.u64_varint("n"), |r| r.take::<u64>("n"))?;
             same(&bytes, |r| r.u32_varint("n"), |r| r.take::<u32>("n"))?;
             same(&bytes, |r| r.i64_varint("n"), |r| r.take::<i64>("n"))?;
+            same(&bytes, |r| r.i32_varint("n"), |r| r.take::<i32>("n"))?;
+            same(&bytes, |r| r.f64_le("n").map(f64::to_bits), |r| r.take::<f64>("n").map(f64::to_bits))?;
         }
 
         #[test]

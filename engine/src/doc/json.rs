@@ -454,9 +454,9 @@ fn encoded_to_json(
         tag::NULL => out.extend_from_slice(b"null"),
         tag::FALSE => out.extend_from_slice(b"false"),
         tag::TRUE => out.extend_from_slice(b"true"),
-        tag::INT => write_i64(r.take("int")?, out),
-        tag::UINT => write_u64(r.take("uint")?, out),
-        tag::FLOAT => write_f64(r.take("float")?, out),
+        tag::INT => write_i64(r.i64_varint("int")?, out),
+        tag::UINT => write_u64(r.u64_varint("uint")?, out),
+        tag::FLOAT => write_f64(r.f64_le("float")?, out),
         tag::STR => {
             let bytes = r.len_prefixed("string")?;
             if plain_ascii(bytes) {
@@ -474,10 +474,10 @@ fn encoded_to_json(
             }
         }
         tag::BYTES => write_bytes(r.len_prefixed("bytes")?, out),
-        tag::TIMESTAMP => write_timestamp(r.take("timestamp")?, None, out),
+        tag::TIMESTAMP => write_timestamp(r.i64_varint("timestamp")?, None, out),
         tag::TIMESTAMP_TZ => {
-            let micros = r.take("timestamp")?;
-            write_timestamp(micros, Some(r.take("timestamp offset")?), out);
+            let micros = r.i64_varint("timestamp")?;
+            write_timestamp(micros, Some(r.i32_varint("timestamp offset")?), out);
         }
         tag::LIST => {
             let (mut body, count) = enter(r, depth, "list", 1)?;
@@ -496,7 +496,7 @@ fn encoded_to_json(
             out.push(b'{');
             let mark = ids.len();
             for i in 0..count {
-                let id: u32 = body.take("field name id")?;
+                let id = body.u32_varint("field name id")?;
                 let name = names.name_of(id).ok_or_else(|| {
                     corrupt(format!("document names field id {id}, which the dictionary lacks"))
                 })?;

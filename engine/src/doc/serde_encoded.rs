@@ -123,9 +123,9 @@ impl<'de, N: NameLookup> Encoded<'de, '_, N> {
     /// Reads a number if one is here; otherwise leaves the position as it was.
     fn number(&mut self) -> EResult<Option<Number>> {
         let n = match self.r.peek("value tag")? {
-            tag::INT => Number::Int(self.skip_tag().take("int")?),
-            tag::UINT => Number::UInt(self.skip_tag().take("uint")?),
-            tag::FLOAT => Number::Float(self.skip_tag().take("float")?),
+            tag::INT => Number::Int(self.skip_tag().i64_varint("int")?),
+            tag::UINT => Number::UInt(self.skip_tag().u64_varint("uint")?),
+            tag::FLOAT => Number::Float(self.skip_tag().f64_le("float")?),
             _ => return Ok(None),
         };
         Ok(Some(n))
@@ -175,9 +175,9 @@ impl<'de, N: NameLookup> de::Deserializer<'de> for Encoded<'de, '_, N> {
             tag::NULL => visitor.visit_unit(),
             tag::FALSE => visitor.visit_bool(false),
             tag::TRUE => visitor.visit_bool(true),
-            tag::INT => visitor.visit_i64(self.r.take("int")?),
-            tag::UINT => visitor.visit_u64(self.r.take("uint")?),
-            tag::FLOAT => visitor.visit_f64(self.r.take("float")?),
+            tag::INT => visitor.visit_i64(self.r.i64_varint("int")?),
+            tag::UINT => visitor.visit_u64(self.r.u64_varint("uint")?),
+            tag::FLOAT => visitor.visit_f64(self.r.f64_le("float")?),
             tag::STR => {
                 let s = self.string()?;
                 visitor.visit_borrowed_str(s)
@@ -419,7 +419,7 @@ struct Map<'de, 'r, N> {
 impl<'de, 'r, N: NameLookup> Map<'de, 'r, N> {
     /// Reads the next key's id and resolves it.
     fn key(&mut self) -> EResult<&'r str> {
-        let id: u32 = self.body.take("field name id")?;
+        let id: u32 = self.body.u32_varint("field name id")?;
         let name = self
             .names
             .name_of(id)

@@ -63,6 +63,8 @@ pub struct Plan {
     pub access: Access,
     /// Whether results are sorted in a bounded buffer after filtering.
     pub sort_in_memory: bool,
+    /// Whether the query has a filter, evaluated on each document found.
+    pub filtered: bool,
 }
 
 impl Plan {
@@ -78,7 +80,9 @@ impl Plan {
                 if *reverse { " reverse" } else { "" }
             ),
         };
-        s.push_str(", filter evaluated on each document");
+        if self.filtered {
+            s.push_str(", filter evaluated on each document");
+        }
         if self.sort_in_memory {
             s.push_str(", then SORT in memory (bounded by sort_buffer_limit)");
         }
@@ -218,6 +222,7 @@ fn concat(p: &[u8], b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
 /// Chooses the plan for `spec` on collection state `st`.
 pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
     let sort_in_memory = !spec.sort.is_empty();
+    let filtered = spec.filter != Filter::True;
     if st.raw && (spec.filter != Filter::True || !spec.sort.is_empty() || spec.index.is_some()) {
         return Err(Error::invalid(format!(
             "collection {:?} holds raw bytes: queries cannot filter, sort or use indexes",
@@ -250,6 +255,7 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
                 reason: "requested by the query".into(),
             },
             sort_in_memory,
+            filtered,
         });
     }
     let mut cs = Vec::new();
@@ -331,10 +337,11 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
                 reason: format!("score {score}"),
             },
             sort_in_memory,
+            filtered,
         };
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
             best = Some((score, plan));
         }
     }
-    Ok(best.map(|(_, p)| p).unwrap_or(Plan { access: Access::Scan, sort_in_memory }))
+    Ok(best.map(|(_, p)| p).unwrap_or(Plan { access: Access::Scan, sort_in_memory, filtered }))
 }
