@@ -736,6 +736,22 @@ pub(crate) fn encoded_str_bytes(encoded: &[u8]) -> Result<Option<&[u8]>> {
     }
 }
 
+/// The number an encoded value holds, read without the general decoder;
+/// `None` when it is not a well-formed int, uint or float filling
+/// `encoded` exactly (the general decoder then decides, and reports any
+/// damage).
+#[inline]
+pub(crate) fn encoded_number(encoded: &[u8]) -> Option<Value> {
+    let mut r = Reader::new(encoded);
+    let v = match r.byte("value tag").ok()? {
+        tag::INT => Value::Int(r.i64_varint("int").ok()?),
+        tag::UINT => Value::UInt(r.u64_varint("uint").ok()?),
+        tag::FLOAT => Value::Float(r.f64_le("float").ok()?),
+        _ => return None,
+    };
+    r.is_empty().then_some(v)
+}
+
 /// A bounds-checked cursor over encoded bytes. `base` is the offset of
 /// `buf` within the whole encoding, for error messages.
 #[derive(Clone)]
@@ -993,6 +1009,25 @@ mod tests {
         encode_value(&Value::Int(7), &mut dict, &mut enc).unwrap();
         assert_eq!(encoded_str_bytes(&enc).unwrap(), None);
         assert!(encoded_str_bytes(&[]).is_err());
+    }
+
+    #[test]
+    fn encoded_number_agrees_with_the_decoder_or_defers_to_it() {
+        let mut dict = MemNameDict::new();
+        let numbers = [Value::Int(-1), Value::Int(i64::MIN), Value::UInt(u64::MAX), Value::UInt(300)];
+        for v in numbers.into_iter().chain([Value::Float(-0.5), Value::Float(f64::INFINITY)]) {
+            let mut enc = Vec::new();
+            encode_value(&v, &mut dict, &mut enc).unwrap();
+            assert_eq!(encoded_number(&enc), Some(decode_value(&enc, &dict).unwrap()));
+            assert_eq!(encoded_number(&enc[..enc.len() - 1]), None, "truncated: the decoder reports it");
+            enc.push(0);
+            assert_eq!(encoded_number(&enc), None, "trailing bytes: the decoder reports them");
+        }
+        for v in [Value::from("7"), Value::Bool(true), Value::Null, Value::List(vec![Value::Int(1)])] {
+            let mut enc = Vec::new();
+            encode_value(&v, &mut dict, &mut enc).unwrap();
+            assert_eq!(encoded_number(&enc), None);
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ use serde::de::DeserializeOwned;
 
 use crate::btree::{Cursor, Range};
 use crate::doc::codec::{
-    decode_header, decode_value, encoded_str_bytes, tag, NameLookup, PathStep, TopFields,
+    decode_header, decode_value, encoded_number, encoded_str_bytes, tag, NameLookup, PathStep, TopFields,
 };
 use crate::doc::collection::{decode_stored, id_key, CollState};
 use crate::doc::json::{write_json, write_raw_json, write_stored_json};
@@ -174,7 +174,10 @@ impl Check {
                 if let Some(s) = encoded_str_bytes(enc)? {
                     return Ok(leaf.eval_field(FieldRef::Str(s)).unwrap_or(false));
                 }
-                let v = decode_value(enc, names)?;
+                let v = match encoded_number(enc) {
+                    Some(v) => v,
+                    None => decode_value(enc, names)?,
+                };
                 Ok(leaf.eval_field(FieldRef::Value(&v)).unwrap_or(false))
             }
         }
