@@ -56,7 +56,7 @@ from .db import (
 )
 from .aio import AsyncDb, AsyncQuery, AsyncTxn
 
-__version__ = "0.1.0"
+__version__ = "1.2.0"
 
 
 def library_version() -> str:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, Callable
 
 from .db import Db
+from .errors import InvalidArgumentError
 from .query import Query
 
 __all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery"]
@@ -27,12 +28,14 @@ class _Pinned:
 
     def __init__(self) -> None:
         self._ex = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="obj-txn")
+        self.done = False
 
     async def run(self, fn: Callable, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._ex, functools.partial(fn, *args))
 
     def shutdown(self) -> None:
+        self.done = True
         self._ex.shutdown(wait=False)
 
 
@@ -123,8 +126,16 @@ class AsyncTxn:
         self._tx: Any = None
 
     async def __aenter__(self) -> AsyncTxn:
+        if self._tx is not None or self._pin.done:
+            raise InvalidArgumentError("transaction already finished (or already entered); begin a new one "
+                                       "with adb.transaction()")
         db = self._adb._db
-        self._tx = await self._pin.run(db.transaction if self._write else db.read_transaction)
+        db._handle()  # a closed Db: ClosedError, as the blocking API raises
+        try:
+            self._tx = await self._pin.run(db.transaction if self._write else db.read_transaction)
+        except BaseException:
+            self._pin.shutdown()
+            raise
         return self
 
     async def __aexit__(self, et: Any, ev: Any, tb: Any) -> None:
@@ -133,12 +144,27 @@ class AsyncTxn:
         finally:
             self._pin.shutdown()
 
+    def _live(self) -> bool:
+        """Whether the transaction can still run calls on its thread; a
+        finished one runs them inline, where they raise what the blocking API
+        raises (InvalidArgumentError: transaction already finished)."""
+        if self._tx is None:
+            raise InvalidArgumentError("use the transaction as `async with adb.transaction() as tx:`")
+        return not (self._pin.done or self._tx.finished)
+
     def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._tx, name)
+        tx = self.__dict__.get("_tx")
+        if tx is None:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            self._live()  # raises: not entered
+        attr = getattr(tx, name)
         if not callable(attr):
             return attr
 
         async def call(*a: Any, **k: Any) -> Any:
+            if not self._live():
+                return attr(*a, **k)
             r = await self._pin.run(functools.partial(attr, *a, **k))
             if hasattr(r, "__next__"):  # an iterator: drain it on this thread
                 r = await self._pin.run(list, r)
@@ -151,6 +177,8 @@ class AsyncTxn:
         return self._iter(lambda: self._tx.all(what))
 
     async def _iter(self, make: Callable) -> AsyncIterator:
+        if not self._live():
+            self._tx._handle()  # raises: the transaction is finished
         items = await self._pin.run(lambda: list(make()))
         for x in items:
             yield x
@@ -164,6 +192,11 @@ class AsyncDb:
     ``transaction()`` / ``read_transaction()`` are async context managers."""
 
     def __init__(self, db: Db, max_workers: int | None = None) -> None:
+        if not isinstance(db, Db):
+            raise InvalidArgumentError(
+                f"obj.AsyncDb(...) wraps an open obj.Db, not {type(db).__name__}; open a file with "
+                f"`adb = await obj.AsyncDb.open(path, **options)`"
+            )
         self._db = db
         self._ex = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers or min(8, (os.cpu_count() or 2) + 2), thread_name_prefix="obj"
@@ -182,11 +215,20 @@ class AsyncDb:
         return self._db
 
     async def _run(self, fn: Callable, *args: Any, **kw: Any) -> Any:
+        self._db._handle()  # closed: ClosedError, like the blocking Db (the executor is gone too)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._ex, functools.partial(fn, *args, **kw))
+        try:
+            fut = loop.run_in_executor(self._ex, functools.partial(fn, *args, **kw))
+        except RuntimeError:  # closed by another task since the check above
+            self._db._handle()
+            raise
+        return await fut
 
     async def close(self) -> None:
-        """Closes the database (clean close: the WAL is folded)."""
+        """Closes the database (clean close: the WAL is folded). Idempotent."""
+        if self._db.closed:
+            self._ex.shutdown(wait=False)
+            return
         try:
             await self._run(self._db.close)
         finally:
@@ -198,9 +240,11 @@ class AsyncDb:
     async def __aexit__(self, et: Any, ev: Any, tb: Any) -> None:
         if et is None:
             await self.close()
-        else:
-            await self._run(self._db._close, False)
-            self._ex.shutdown(wait=False)
+        elif not self._db.closed:
+            try:
+                await self._run(self._db._close, False)
+            finally:
+                self._ex.shutdown(wait=False)
 
     def transaction(self) -> AsyncTxn:
         """``async with adb.transaction() as tx:`` (commits on clean exit)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -136,19 +137,25 @@ def cmd_dump(a: argparse.Namespace) -> int:
     out = open(a.output, "w", encoding="utf-8") if a.output else sys.stdout
     n = 0
     try:
-        with _open(a.file, read_only=True, a=a) as db:
-            if a.collection not in db.collections():
+        with _open(a.file, read_only=True, a=a) as db, db.read_transaction() as tx:
+            info = tx.collection_info(a.collection)
+            if info is None:
                 raise obj.NotFoundError(f"no collection {a.collection!r} in {a.file}")
-            q: dict = {"collection": a.collection}
-            if a.limit is not None:
-                q["limit"] = a.limit
-            with db.read_transaction() as tx:
-                for doc_id, _ver, text in tx._c_json_rows(json.dumps(q).encode()):
-                    line = text.decode("utf-8")
-                    if a.ids:
-                        line = f'{{"id":{doc_id},"doc":{line}}}'
-                    out.write(line + "\n")
-                    n += 1
+            # The format of db.export (one section): a header line with the kind,
+            # next id, count and index declarations, then {"id", "v", "doc"}
+            # lines, so a load keeps schema versions and indexes.
+            count = info.get("count", 0) if a.limit is None else min(info.get("count", 0), max(a.limit, 0))
+            out.write(json.dumps({
+                "obj_export": 1, "collection": a.collection, "kind": info.get("kind", "documents"),
+                "next_id": info.get("next_id", 0), "count": count,
+                "indexes": [{"name": i["name"], "kind": i["kind"], "fields": i["fields"]}
+                            for i in info.get("indexes", [])],
+            }, separators=(",", ":"), ensure_ascii=False) + "\n")
+            q: dict = {"collection": a.collection, "limit": count}
+            for doc_id, ver, text in tx._c_json_rows(json.dumps(q).encode()):
+                v = f',"v":{ver}' if ver else ""
+                out.write(f'{{"id":{doc_id}{v},"doc":{text.decode("utf-8")}}}\n')
+                n += 1
     finally:
         if out is not sys.stdout:
             out.close()
@@ -182,6 +189,117 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+# A record line as dump (and db.export) writes it; other layouts are parsed.
+_RECORD = re.compile(rb'^\{"id":(\d+)(?:,"v":(\d+))?,"doc":(.*)\}$', re.S)
+
+
+def _record(line: bytes) -> tuple[int, int, bytes]:
+    """``(id, schema version, document JSON)`` of a ``{"id", "v", "doc"}`` line."""
+    import obj
+
+    m = _RECORD.match(line)
+    if m:
+        return int(m.group(1)), int(m.group(2) or 0), m.group(3)
+    rec = obj._codec.loads(line)
+    if not isinstance(rec, dict) or "id" not in rec or "doc" not in rec:
+        raise obj.InvalidArgumentError('expected {"id": N, "v": V, "doc": {...}} (v optional)')
+    v = rec.get("v", 0)
+    if type(rec["id"]) is not int or type(v) is not int:
+        raise obj.InvalidArgumentError("id and v must be integers")
+    return rec["id"], v, obj._codec.dumps(rec["doc"])
+
+
+class _Loader:
+    """Writes the input's documents into one collection of one write
+    transaction. Input is a dump (header line, then id/version/doc lines:
+    the collection kind, indexes and schema versions are kept) or plain
+    JSON documents, one a line (version 0)."""
+
+    def __init__(self, tx: Any, collection: str, keep_ids: bool) -> None:
+        self.tx = tx
+        self.collection = collection
+        self.keep_ids = keep_ids
+        self.kind = "documents"
+        self.header: dict | None = None
+        self.expected = -1  # documents the current header announced (-1: no header)
+        self.seen = 0
+        self.n = 0
+        self.batch: list[tuple[int, int, bytes]] = []
+
+    def header_line(self, h: dict) -> None:
+        import obj
+
+        self.flush()
+        self.end_section()
+        if h.get("obj_export") != 1:
+            raise obj.FeatureUnsupportedError(f"unsupported dump format version {h.get('obj_export')!r}")
+        if "collection" not in h:
+            raise obj.InvalidArgumentError("only collection sections can be loaded (key-value ones: use db.import_())")
+        if self.header is not None:
+            raise obj.InvalidArgumentError("the input holds more than one collection (a whole-database export: "
+                                           "use db.import_())")
+        self.header = h
+        self.kind = h.get("kind", "documents")
+        if self.kind not in ("documents", "raw"):
+            raise obj.InvalidArgumentError(f"unknown collection kind {self.kind!r}")
+        count = h.get("count")
+        self.expected = count if type(count) is int and count >= 0 else -1
+        self.seen = 0
+        tx = self.tx
+        tx.create_collection(self.collection, raw=self.kind == "raw")
+        cname = tx._wname(self.collection)
+        for spec in h.get("indexes") or ():
+            tx._c_index_create(cname, {"name": spec["name"], "kind": spec["kind"], "fields": list(spec["fields"])})
+
+    def add(self, line: bytes) -> None:
+        if self.header is not None or self.keep_ids:
+            self.batch.append(_record(line))
+        else:
+            self.batch.append((0, 0, line))
+        self.seen += 1
+
+    def flush(self) -> None:
+        import obj
+
+        batch, tx = self.batch, self.tx
+        if not batch:
+            return
+        cname = tx._wname(self.collection)
+        if self.kind == "raw":
+            for doc_id, _v, doc in batch:
+                data = obj._codec.loads(doc)
+                if not isinstance(data, bytes):
+                    raise obj.InvalidArgumentError('a raw collection\'s lines hold {"$bytes": "<base64>"}')
+                if self.keep_ids:
+                    tx._c_raw_upsert(cname, doc_id, data)
+                else:
+                    tx._c_raw_insert(cname, data)
+        elif self.keep_ids:
+            for doc_id, v, doc in batch:
+                tx._c_doc_upsert(cname, doc_id, doc, v)
+        else:
+            i = 0
+            while i < len(batch):  # one call per run of documents of one version
+                v = batch[i][1]
+                j = i
+                while j < len(batch) and batch[j][1] == v:
+                    j += 1
+                js = b"[" + b",".join(d for _, _, d in batch[i:j]) + b"]"
+                tx._c_doc_insert_many(cname, js, j - i, v)
+                i = j
+        self.n += len(batch)
+        batch.clear()
+
+    def end_section(self) -> None:
+        import obj
+
+        if self.expected >= 0 and self.seen != self.expected:
+            raise obj.InvalidArgumentError(
+                f"the dump's header announced {self.expected} documents but {self.seen} followed (truncated input?)"
+            )
+        self.expected = -1
+
+
 def cmd_load(a: argparse.Namespace) -> int:
     import obj
 
@@ -195,46 +313,35 @@ def cmd_load(a: argparse.Namespace) -> int:
         total = 0
     tty = sys.stderr.isatty() and not a.quiet
     prog = _Progress(total, tty)
-    n = 0
     read = 0
     with obj.Db(a.file, **_key(a)) as db:
-        batch: list[bytes] = []
-
-        def flush(tx: Any) -> None:
-            nonlocal n
-            if not batch:
-                return
-            if a.ids:
-                for line in batch:
-                    rec = obj._codec.loads(line)
-                    if not isinstance(rec, dict) or "id" not in rec or "doc" not in rec:
-                        raise obj.InvalidArgumentError('with --ids each line is {"id": N, "doc": {...}}')
-                    tx.upsert(a.collection, rec["id"], rec["doc"])
-            else:
-                js = b"[" + b",".join(batch) + b"]"
-                tx._c_doc_insert_many(tx._wname(a.collection), js, len(batch), 0)
-            n += len(batch)
-            batch.clear()
-
         with db.transaction() as tx:
-            for lineno, line in enumerate(src, 1):
-                read += len(line)
-                line = line.strip()
-                if not line:
-                    continue
-                batch.append(line)
-                if len(batch) >= a.batch:
-                    try:
-                        flush(tx)
-                    except obj.InvalidArgumentError as e:
-                        raise obj.InvalidArgumentError(f"near line {lineno}: {e}") from None
-                    prog.show(read, n)
-            flush(tx)
-        prog.show(total or read, n)
+            ld = _Loader(tx, a.collection, a.ids)
+            lineno = 0
+            try:
+                for lineno, line in enumerate(src, 1):  # noqa: B007 - named in the error below
+                    read += len(line)
+                    line = line.strip()
+                    if not line:
+                        continue
+                    if line.startswith(b'{"obj_export"'):
+                        h = obj._codec.loads(line)
+                        if isinstance(h, dict) and "obj_export" in h:
+                            ld.header_line(h)
+                            continue
+                    ld.add(line)
+                    if len(ld.batch) >= a.batch:
+                        ld.flush()
+                        prog.show(read, ld.n)
+                ld.flush()
+                ld.end_section()
+            except obj.InvalidArgumentError as e:
+                raise type(e)(f"near line {lineno}: {e}") from None
+        prog.show(total or read, ld.n)
         prog.end()
     if src is not sys.stdin.buffer:
         src.close()
-    print(f"loaded {n} documents into {a.collection}", file=sys.stderr)
+    print(f"loaded {ld.n} documents into {a.collection}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -313,18 +420,21 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("checkpoint", help="fold the write-ahead log into the main file")
     s.add_argument("file")
     s.set_defaults(fn=cmd_checkpoint)
-    s = sub.add_parser("dump", help="a collection as JSON lines (the engine's JSON form, lossless)")
+    s = sub.add_parser("dump", help="a collection as JSON lines (the format of db.export: lossless, with "
+                                    "schema versions and index declarations)")
     s.add_argument("file")
     s.add_argument("collection")
     s.add_argument("-o", "--output", help="write to this file instead of stdout")
-    s.add_argument("--ids", action="store_true", help='write {"id": N, "doc": {...}} per line')
+    s.add_argument("--ids", action="store_true", help="(ids are always written; kept for old scripts)")
     s.add_argument("--limit", type=int, default=None, help="at most this many documents")
     s.set_defaults(fn=cmd_dump)
-    s = sub.add_parser("load", help="JSON lines into a collection (one transaction; progress bar on a terminal)")
+    s = sub.add_parser("load", help="a dump (or plain JSON documents, one a line) into a collection "
+                                    "(one transaction; progress bar on a terminal)")
     s.add_argument("file")
     s.add_argument("collection")
     s.add_argument("input", nargs="?", default="-", help="JSON lines file (default: stdin)")
-    s.add_argument("--ids", action="store_true", help='lines are {"id": N, "doc": {...}} (upsert at that id)')
+    s.add_argument("--ids", action="store_true", help='keep the ids of a dump (or of {"id": N, "doc": {...}} '
+                                                      'lines): upsert at that id')
     s.add_argument("--batch", type=int, default=5000, help="documents per insert call (default 5000)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_load)

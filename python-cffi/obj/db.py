@@ -10,16 +10,18 @@ the GIL, and each convenience call uses its own transaction.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable
 
 from . import _codec
 from ._ffi import ffi, lib, check, fail, has
 from .document import Schema, schema_of
-from .errors import ClosedError, InvalidArgumentError, NotFoundError
+from .errors import BusyError, ClosedError, InvalidArgumentError, NotFoundError
 from .kv import KvNamespace, list_namespaces
 from .query import Query
 from .txn import ReadTxn, WriteTxn
@@ -42,6 +44,16 @@ _scratch = threading.local()
 _db_doc_get = lib.obj_db_doc_get if has("obj_db_doc_get") else None
 _db_doc_insert = lib.obj_db_doc_insert if has("obj_db_doc_insert") else None
 _db_doc_upsert = lib.obj_db_doc_upsert if has("obj_db_doc_upsert") else None
+# The process-global schema registry: (collection, version) -> [shape, the
+# first Schema with it, the open Dbs using it (weakly: a Db nobody holds
+# does not keep its shape registered)]. Stored documents are
+# read by position-free field names, but two shapes under one key would
+# still mean two meanings for the same stored version; an entry lives while
+# an open Db uses it (released on close).
+# Reentrant: a Db collected while the lock is held (its __del__ closes it)
+# releases its entries on the same thread.
+_shapes_lock = threading.RLock()
+_shapes: dict[tuple, list] = {}
 
 
 def _scratch_slot(name: str, ctype: str) -> Any:
@@ -199,6 +211,9 @@ class Db:
         self._attached: dict[str, Db] = {}
         self._names: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        # (thread id, weak ref) of the last write transaction begun, to refuse
+        # a second write from the thread that holds it (it would wait forever).
+        self._writer: tuple[int, Any] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, **options: Any) -> Db:
@@ -225,6 +240,7 @@ class Db:
         if self._closed:
             return
         self._closed = True
+        self._release_shapes()
         for ns in list(self._attached):
             try:
                 self._attached.pop(ns)._close(checkpoint=False)
@@ -272,29 +288,79 @@ class Db:
         return b
 
     def _check_shape(self, s: Schema) -> None:
+        """Registers ``s`` for its (collection, version) in the process-global
+        registry; InvalidArgumentError if an open Db (this one or another)
+        registered another shape there."""
         key = (s.collection, s.version)
-        seen = self._shapes.get(key)
-        if seen is s:
+        if self._shapes.get(key) is s:  # the hot path: this class already checked here
             return
-        if seen is None:
-            self._shapes[key] = s
-            return
-        if seen.shape() != s.shape():
-            raise InvalidArgumentError(
-                f"collection {s.collection!r} version {s.version} is already used in this Db by "
-                f"{seen.cls.__qualname__} with another shape; {s.cls.__qualname__} must use a distinct "
-                f"collection name or bump version="
-            )
-        self._shapes[key] = s
+        shape = s.shape()
+        for attempt in range(2):
+            with _shapes_lock:
+                ent = _shapes.get(key)
+                if ent is not None and ent[0] != shape and not any(not d._closed for d in ent[2]):
+                    del _shapes[key]  # no open Db holds the other shape any more
+                    ent = None
+                if ent is None:
+                    if self._closed:  # a transaction that outlived close(): checked, not registered
+                        return
+                    _shapes[key] = ent = [shape, s, weakref.WeakSet()]
+                if ent[0] == shape:
+                    if not self._closed:  # (a closed Db's entries are already released)
+                        ent[2].add(self)
+                        self._shapes[key] = s
+                    return
+                if attempt == 1:
+                    where = "this Db" if self in ent[2] else "another open Db"
+                    raise InvalidArgumentError(
+                        f"collection {s.collection!r} version {s.version} is already registered by "
+                        f"{ent[1].cls.__module__}.{ent[1].cls.__qualname__} (in {where}) with another shape; "
+                        f"{s.cls.__module__}.{s.cls.__qualname__} must use a distinct collection name or bump "
+                        f"version= (the registration ends when the Dbs using it close)"
+                    )
+            # A Db nobody can reach any more, but not yet collected (a
+            # reference cycle), may still hold the other shape: collect it
+            # (its __del__ closes it) and look again.
+            gc.collect()
+
+    def _release_shapes(self) -> None:
+        """Drops this Db's registrations (on close)."""
+        with _shapes_lock:
+            for key in list(self._shapes):
+                ent = _shapes.get(key)
+                if ent is not None:
+                    ent[2].discard(self)
+                    if not ent[2]:
+                        del _shapes[key]
+            self._shapes.clear()
+
+    def _no_nested_write(self) -> None:
+        """BusyError at once when this thread holds an open write transaction
+        of this Db: a second writer from it would wait for itself (the busy
+        timeout, then BusyError), and the open transaction is left as it is."""
+        w = self._writer
+        if w is not None and w[0] == threading.get_ident():
+            tx = w[1]()
+            if tx is not None and not tx.finished:
+                raise BusyError(
+                    f"this thread already holds the open write transaction of {self.path!r}; a nested write "
+                    f"(db.transaction() or a one-call write such as db.insert) cannot begin until it ends: "
+                    f"write through the open transaction (tx.insert(...)) instead"
+                )
 
     # -- transactions ---------------------------------------------------------
     def transaction(self) -> WriteTxn:
         """Begins the write transaction (waits up to the busy timeout for
-        another writer, then :class:`obj.BusyError`). As a context manager it
-        commits on a clean exit and rolls back on an exception."""
+        another writer, then :class:`obj.BusyError`; at once when this thread
+        already holds it). As a context manager it commits on a clean exit
+        and rolls back on an exception."""
+        h = self._handle()
+        self._no_nested_write()
         out = ffi.new("obj_txn **")
-        check(lib.obj_txn_begin_write(self._handle(), out))
-        return WriteTxn(self, ffi.gc(out[0], lib.obj_txn_free), True)
+        check(lib.obj_txn_begin_write(h, out))
+        tx = WriteTxn(self, ffi.gc(out[0], lib.obj_txn_free), True)
+        self._writer = (threading.get_ident(), weakref.ref(tx))
+        return tx
 
     def read_transaction(self) -> ReadTxn:
         """Begins a read transaction: a snapshot of the last commit."""
@@ -309,6 +375,7 @@ class Db:
         if _db_doc_insert is not None:
             target = self._autocommit_target(what if payload is None else payload, what)
             if target is not None:
+                self._no_nested_write()
                 out = _scratch_slot("u64", "uint64_t *")
                 check(_db_doc_insert(self._handle(), target[0], target[2], len(target[2]), target[1], out))
                 return out[0]
@@ -334,7 +401,7 @@ class Db:
         if self._attached and "." in s.collection:
             return None
         self._check_shape(s)
-        return self._names[s.collection], s.version, _codec.dumps(doc)
+        return self._names[s.collection], s.version, _codec.dumps(s.validate(doc))
 
     def insert_many(self, what: Any, payloads: Iterable[Any] | None = None) -> list[int]:
         """Inserts many documents in one transaction and one call."""
@@ -353,14 +420,12 @@ class Db:
                     return None if r is None else _codec.loads(r[1])
             else:
                 s = schema_of(what)
-                if s is not None and s.collection in self._names and not (self._attached and "." in s.collection):
+                if s is not None and s.collection in self._names and "." not in s.collection:
                     self._check_shape(s)
                     r = self._get_one(self._names[s.collection], doc_id, True)
                     if r is None:
                         return None
-                    ver, data = r
-                    d = _codec.loads(data)
-                    return s.decode(d) if ver == s.version else s.decode_versioned(ver, d)
+                    return s.decode_doc(doc_id, r[0], _codec.loads(r[1]))
         with self.read_transaction() as tx:
             return tx.get(what, doc_id)
 
@@ -398,6 +463,7 @@ class Db:
                 s = schema_of(what)
                 target = self._autocommit_target(payload, payload) if s and schema_of(payload) is s else None
             if target is not None:
+                self._no_nested_write()
                 created = _scratch_slot("created", "bool *")
                 check(_db_doc_upsert(self._handle(), target[0], doc_id, target[2], len(target[2]), target[1], created))
                 return bool(created[0])
@@ -630,6 +696,17 @@ class Db:
         the schema version, payload = the stored bytes exactly as on disk:
         the record header and the binary document, or a raw collection's
         bytes). A missing collection yields nothing."""
+        # Checked here, at the call, not at the first next() of the generator.
+        if not isinstance(collection, str):
+            raise InvalidArgumentError(f"dump_raw takes a collection name (str), not {type(collection).__name__}")
+        if max_records is not None and (
+            not isinstance(max_records, int) or isinstance(max_records, bool) or max_records < 0
+        ):
+            raise InvalidArgumentError(f"max_records must be None or an int >= 0, not {max_records!r}")
+        self._handle()
+        return self._dump_raw(collection, max_records)
+
+    def _dump_raw(self, collection: str, max_records: int | None) -> Iterator[RawRecord]:
         with self.read_transaction() as tx:
             core, cname = tx._route(collection)
             out = ffi.new("obj_cursor **")

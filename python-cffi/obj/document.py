@@ -15,8 +15,10 @@ import dataclasses
 import datetime as _dt
 import enum
 import sys
+import threading
 import typing
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Callable, TypeVar
@@ -102,6 +104,8 @@ def _converter(tp: Any, owner: type) -> Callable[[Any], Any] | None:
         return None
     if tp is bytearray:
         return bytearray
+    if tp is tuple or tp is set or tp is frozenset:  # bare: stored as a list, read back as annotated
+        return tp
     if tp is _dt.date:
         return lambda v: _dt.date.fromisoformat(v) if type(v) is str else v
     if tp is _dt.time:
@@ -148,6 +152,8 @@ def _converter(tp: Any, owner: type) -> Callable[[Any], Any] | None:
             return None
         return lambda v: [inner(x) for x in v]
     if origin is tuple:
+        if not args:  # typing.Tuple
+            return tuple
         if len(args) == 2 and args[1] is Ellipsis:
             inner = _converter(args[0], owner)
             if inner is None:
@@ -178,6 +184,253 @@ def _converter(tp: Any, owner: type) -> Callable[[Any], Any] | None:
     return None
 
 
+class _Bad(Exception):
+    """A value that does not fit its annotation (internal: Schema.validate
+    turns it into InvalidArgumentError with the field path)."""
+
+    def __init__(self, expected: str, value: Any) -> None:
+        self.expected = expected
+        self.value = value
+        self.path: list[str] = []
+
+
+def _tname(tp: Any) -> str:
+    """A type annotation as people write it."""
+    if isinstance(tp, type):
+        return tp.__qualname__ if tp.__module__ not in ("builtins",) else tp.__name__
+    return repr(tp).replace("typing.", "")
+
+
+_EMPTY: frozenset = frozenset()
+_SEQ = (list, tuple)
+_SETS = (set, frozenset)
+_UnionType = getattr(__import__("types"), "UnionType", None)
+
+
+def _scalar(ok: tuple, name: str, widen: Callable[[Any], Any] | None = None,
+            refuse: tuple = ()) -> tuple[frozenset, Callable[[Any], Any]]:
+    """A checker for an atomic type: instances of ``ok`` (not of ``refuse``)
+    pass; ``widen`` takes the rest or raises _Bad."""
+
+    def chk(v: Any) -> Any:
+        if isinstance(v, ok) and not isinstance(v, refuse):
+            return v
+        if widen is not None:
+            try:
+                return widen(v)
+            except _Bad:
+                pass
+        raise _Bad(name, v)
+
+    return frozenset(ok[:1]), chk
+
+
+def _int_to_float(v: Any) -> float:
+    if isinstance(v, int) and not isinstance(v, bool):
+        try:
+            return float(v)
+        except OverflowError:
+            pass
+    raise _Bad("float", v)
+
+
+def _int_to_decimal(v: Any) -> Decimal:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return Decimal(v)
+    raise _Bad("Decimal", v)
+
+
+def _elements(v: Any, exact: frozenset, chk: Callable[[Any], Any]) -> list | None:
+    """The checked elements of a sequence (None when none changed)."""
+    if exact and exact.issuperset(map(type, v)):  # C speed when every element is of an exact type
+        return None
+    out = None
+    for i, x in enumerate(v):
+        if type(x) in exact:
+            continue
+        try:
+            n = chk(x)
+        except _Bad as e:
+            e.path.insert(0, f"[{i}]")
+            raise
+        if n is not x:
+            if out is None:
+                out = list(v)
+            out[i] = n
+    return out
+
+
+def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
+    """``(exact types, check)`` for a field annotated ``tp``: a value whose
+    type is in ``exact`` passes as it is; else ``check(v)`` returns the value
+    to store (``v``, or ``v`` widened) or raises _Bad. ``check`` is None when
+    anything goes (``Any``, or a type obj does not know)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    name = _tname(tp)
+    if origin is typing.Annotated:
+        return _checker(args[0])
+    if tp is Any or tp is object or isinstance(tp, TypeVar):
+        return _EMPTY, None
+    sup = getattr(tp, "__supertype__", None)  # typing.NewType
+    if sup is not None:
+        return _checker(sup)
+    if tp is None or tp is _NoneType:
+        return _scalar((_NoneType,), "None")
+    if tp is bool:
+        return _scalar((bool,), "bool")
+    if tp is int:  # bool is not an int here (as for document ids): it is stored, and read back, as a bool
+        return _scalar((int,), "int", refuse=(bool,))
+    if tp is float:
+        return _scalar((float,), "float", _int_to_float)
+    if tp is str:
+        return _scalar((str,), "str")
+    if tp is bytes or tp is bytearray:
+        return _scalar((tp, bytes, bytearray, memoryview), name)
+    if tp is _dt.datetime:
+        return _scalar((_dt.datetime,), "datetime")
+    if tp is _dt.date:  # a datetime would be stored as a timestamp, not a date
+        return _scalar((_dt.date,), "date", refuse=(_dt.datetime,))
+    if tp is _dt.time:
+        return _scalar((_dt.time,), "time")
+    if tp is uuid.UUID:
+        return _scalar((uuid.UUID,), "UUID")
+    if tp is Decimal:
+        return _scalar((Decimal,), "Decimal", _int_to_decimal)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _scalar((tp,), f"a member of {name}")
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        def nested(v: Any) -> Any:
+            if not isinstance(v, tp):
+                raise _Bad(name, v)
+            s = _schema_or_plain(tp)
+            chk = s._check
+            if chk is None:
+                chk = s._check = s._compile_check()
+            try:
+                return chk(v)
+            except _Bad:
+                s._find_bad(v)
+                raise
+
+        return _EMPTY, nested
+    if origin is typing.Union or (_UnionType is not None and origin is _UnionType):
+        arms = [_checker(a) for a in args]
+        if any(c is None for _, c in arms):
+            return _EMPTY, None
+        exact = frozenset().union(*(e for e, _ in arms))
+        deep = None
+        if len(args) == 2 and _NoneType in args:  # Optional[X]: X's error, when it is about X's inside
+            deep = arms[0][1] if args[1] is _NoneType else arms[1][1]
+
+        def union(v: Any) -> Any:
+            if type(v) in exact:
+                return v
+            if deep is not None and v is not None:
+                try:
+                    return deep(v)
+                except _Bad as e:
+                    if e.path:
+                        raise
+                    raise _Bad(name, v) from None
+            for _, c in arms:
+                try:
+                    return c(v)  # type: ignore[misc]
+                except _Bad:
+                    continue
+            raise _Bad(name, v)
+
+        return exact, union
+    if origin is typing.Literal:
+        def literal(v: Any) -> Any:
+            for a in args:
+                if v == a and type(v) is type(a):
+                    return v
+            raise _Bad(name, v)
+
+        return _EMPTY, literal
+    if tp in (list, tuple) or origin in (list, tuple, Sequence):
+        kinds = (tuple, list) if (tp is tuple or origin is tuple) else _SEQ
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            if args == ((),):  # tuple[()]
+                args = ()
+            slots = [_checker(a) for a in args]
+
+            def fixed(v: Any) -> Any:
+                if not isinstance(v, kinds) or len(v) != len(slots):
+                    raise _Bad(name, v)
+                out = None
+                for i, ((ex, c), x) in enumerate(zip(slots, v)):
+                    if c is None or type(x) in ex:
+                        continue
+                    try:
+                        n = c(x)
+                    except _Bad as e:
+                        e.path.insert(0, f"[{i}]")
+                        raise
+                    if n is not x:
+                        if out is None:
+                            out = list(v)
+                        out[i] = n
+                return v if out is None else out
+
+            return _EMPTY, fixed
+        ex, c = _checker(args[0]) if args else (_EMPTY, None)
+        if c is None:
+            return _scalar(kinds, name)
+
+        def seq(v: Any) -> Any:
+            if not isinstance(v, kinds):
+                raise _Bad(name, v)
+            out = _elements(v, ex, c)  # type: ignore[arg-type]
+            return v if out is None else out
+
+        return _EMPTY, seq
+    if tp in (set, frozenset) or origin in (set, frozenset):
+        ex, c = _checker(args[0]) if args else (_EMPTY, None)
+        if c is None:
+            return _scalar(_SETS, name)
+
+        def aset(v: Any) -> Any:
+            if not isinstance(v, _SETS):
+                raise _Bad(name, v)
+            out = _elements(v, ex, c)  # type: ignore[arg-type]
+            return v if out is None else out
+
+        return _EMPTY, aset
+    if tp is dict or origin in (dict, Mapping):
+        kex, kc = _checker(args[0]) if args else (_EMPTY, None)
+        vex, vc = _checker(args[1]) if len(args) > 1 else (_EMPTY, None)
+        kinds2 = Mapping if origin is Mapping else dict
+        if kc is None and vc is None:
+            return _scalar((kinds2,), name)
+
+        def amap(v: Any) -> Any:
+            if not isinstance(v, kinds2):
+                raise _Bad(name, v)
+            out = None
+            for k, x in v.items():
+                nk, nx = k, x
+                try:
+                    if kc is not None and type(k) not in kex:
+                        nk = kc(k)
+                    if vc is not None and type(x) not in vex:
+                        nx = vc(x)
+                except _Bad as e:
+                    e.path.insert(0, f"[{k!r:.40}]")
+                    raise
+                if nk is not k or nx is not x:
+                    if out is None:
+                        out = dict(v)
+                    if nk is not k:
+                        del out[k]
+                    out[nk] = nx
+            return v if out is None else out
+
+        return _EMPTY, amap
+    return _EMPTY, None
+
+
 _PLAIN: dict[type, Schema] = {}
 
 
@@ -206,6 +459,7 @@ class Schema:
         self._index_specs: list[dict] | None = None
         self._shape: tuple | None = None
         self._hints: dict | None = None
+        self._check: Callable[[Any], Any] | None = None
 
     # -- type information (resolved on first use: forward references) ------
     def hints(self) -> dict:
@@ -246,6 +500,76 @@ class Schema:
             self._shape = tuple((f.name, repr(hints.get(f.name))) for f in dataclasses.fields(self.cls))
         return self._shape
 
+    # -- checking writes ------------------------------------------------------
+    def validate(self, o: Any) -> Any:
+        """Checks every field of ``o`` against its annotation and returns
+        what to encode: ``o`` itself, or a dict of its fields when a value
+        had to be widened (an int in a float field is stored as a float).
+        InvalidArgumentError names the class, field, expected and actual
+        type."""
+        chk = self._check
+        if chk is None:
+            chk = self._check = self._compile_check()
+        try:
+            return chk(o)
+        except _Bad:
+            try:
+                self._find_bad(o)
+            except _Bad as e:
+                v = e.value
+                raise InvalidArgumentError(
+                    f"{self.cls.__qualname__}{''.join(e.path)}: expected {e.expected}, got "
+                    f"{type(v).__name__} ({v!r:.80})"
+                ) from None
+            raise  # pragma: no cover - _find_bad always re-finds it
+        except AttributeError as e:  # a field never set (init=False without a default)
+            raise InvalidArgumentError(f"{self.cls.__qualname__}: {e}") from None
+        except RecursionError:
+            raise InvalidArgumentError(f"{self.cls.__qualname__}: value nests too deeply to store") from None
+
+    def _field_checks(self) -> list[tuple[str, frozenset, Callable[[Any], Any]]]:
+        hints = self.hints()
+        out = []
+        for f in dataclasses.fields(self.cls):
+            exact, chk = _checker(hints.get(f.name, Any))
+            if chk is not None:
+                out.append((f.name, exact, chk))
+        return out
+
+    def _compile_check(self) -> Callable[[Any], Any]:
+        """A function of one instance, straight-line over the fields: a
+        value of an exact expected type costs one set lookup."""
+        names = [f.name for f in dataclasses.fields(self.cls)]
+
+        def rebuild(o: Any, changed: dict) -> dict:
+            return {n: changed[n] if n in changed else getattr(o, n) for n in names}
+
+        ns: dict = {"rebuild": rebuild}
+        lines = ["def check(o):", "    ch = None"]
+        for i, (name, exact, chk) in enumerate(self._field_checks()):
+            ns[f"t{i}"], ns[f"c{i}"] = exact, chk
+            lines += [
+                f"    v = o.{name}",
+                f"    if type(v) not in t{i}:",
+                f"        n = c{i}(v)",
+                "        if n is not v:",
+                "            ch = {} if ch is None else ch",
+                f"            ch[{name!r}] = n",
+            ]
+        lines.append("    return o if ch is None else rebuild(o, ch)")
+        exec(compile("\n".join(lines) + "\n", f"<obj checker for {self.cls.__qualname__}>", "exec"), ns)
+        return ns["check"]
+
+    def _find_bad(self, o: Any) -> None:
+        """Re-checks ``o`` field by field and raises the first _Bad with
+        its path (the error path only)."""
+        for name, _exact, chk in self._field_checks():
+            try:
+                chk(getattr(o, name))
+            except _Bad as e:
+                e.path.insert(0, "." + name)
+                raise
+
     # -- decoding -------------------------------------------------------------
     @property
     def decode(self) -> Callable[[dict], Any]:
@@ -269,7 +593,13 @@ class Schema:
             for f in fields:
                 if f.name in d:
                     c = convs[f.name]
-                    kw[f.name] = c(d[f.name]) if c else d[f.name]
+                    try:
+                        kw[f.name] = c(d[f.name]) if c else d[f.name]
+                    except Exception as e:  # noqa: BLE001 - a stored value the field's type cannot take
+                        raise InvalidArgumentError(
+                            f"{cls.__name__}.{f.name}: the stored value {d[f.name]!r:.80} is not a valid "
+                            f"{_tname(hints.get(f.name, Any))} ({type(e).__name__}: {e})"
+                        ) from None
             init_kw = {k: v for k, v in kw.items() if next(ff for ff in fields if ff.name == k).init}
             try:
                 o = cls(**init_kw)
@@ -277,6 +607,10 @@ class Schema:
                 raise InvalidArgumentError(
                     f"{cls.__name__}: stored document does not fit the class ({e}); give the new field a default "
                     f"or bump version= and add a migrate() classmethod"
+                ) from None
+            except Exception as e:  # noqa: BLE001 - e.g. __post_init__ refusing the stored values
+                raise InvalidArgumentError(
+                    f"{cls.__name__}: stored document does not fit the class ({type(e).__name__}: {e})"
                 ) from None
             for k, v in kw.items():
                 if k not in init_kw:
@@ -301,11 +635,20 @@ class Schema:
             "        o = new(cls)\n"
             f"        o.__dict__.update({{{', '.join(parts)}}})\n"
             "        return o\n"
-            "    except (KeyError, TypeError):\n"
+            "    except Exception:\n"  # a missing field, or a value a converter refuses: slow says which
             "        return slow(d)\n"
         )
         exec(compile(src, f"<obj decoder for {cls.__qualname__}>", "exec"), ns)
         return ns["decode"]
+
+    def decode_doc(self, doc_id: int, version: int, d: Any) -> Any:
+        """Decodes document ``doc_id`` stored with ``version``; a stored
+        document the class cannot take is an InvalidArgumentError naming the
+        document and the field."""
+        try:
+            return self.decode(d) if version == self.version else self.decode_versioned(version, d)
+        except InvalidArgumentError as e:
+            raise type(e)(f"document {doc_id} of {self.collection or self.cls.__name__!r}: {e}") from None
 
     def decode_versioned(self, version: int, d: Any) -> Any:
         """Decodes a document stored with schema ``version``, migrating it
@@ -369,9 +712,31 @@ def document(
         cls.__obj_schema__ = schema  # type: ignore[attr-defined]
         cls.__obj_collection__ = collection  # type: ignore[attr-defined]
         cls.__obj_version__ = version  # type: ignore[attr-defined]
+        _declare(schema)
         return cls
 
     return wrap
+
+
+# Every @obj.document class of the process by collection name (weakly: a
+# class defined in a function may go away), for reads addressed by name
+# that need a class to decode (attached namespaces).
+_declared_lock = threading.Lock()
+_declared: dict[str, list] = {}
+
+
+def _declare(s: Schema) -> None:
+    with _declared_lock:
+        refs = [r for r in _declared.get(s.collection, ()) if r() is not None]
+        refs.append(weakref.ref(s))
+        _declared[s.collection] = refs
+
+
+def declared(collection: str) -> list[Schema]:
+    """The live schemas declared for ``collection``, oldest first."""
+    with _declared_lock:
+        refs = _declared.get(collection, ())
+        return [s for s in (r() for r in refs) if s is not None]
 
 
 def schema_of(x: Any) -> Schema | None:

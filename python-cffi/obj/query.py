@@ -176,6 +176,7 @@ class Query:
                 from .txn import _not_document
 
                 raise _not_document(what)
+            db._check_shape(s)
             self._schema = s
             self._name = s.collection
         self._db = db
@@ -317,11 +318,14 @@ class Query:
         # the C-level chain of _c_pairs, with no Python frame per document.
         # (Callers run this lazily: iter() is a generator, fetch() eager.)
         core, cname = tx._route(self._name)
-        if tx._kind(core, cname) is None:
+        kind = tx._kind(core, cname)
+        if kind is None:
             return iter(())
         spec = self._spec(cname.decode())
         lim = None if (self._preds or self._key) else self._limit
         s = self._schema
+        if s is None and core is not tx:  # an attached namespace: decoded with its registered class
+            s = tx._ns_schema(self._name, kind)
         if s is None:
             return core._c_pairs(spec, lim)
         return self._typed_rows(core._c_rows(spec, lim), s)
@@ -330,7 +334,11 @@ class Query:
     def _typed_rows(rows: Iterator[list], s: Any) -> Iterator[tuple[int, Any]]:
         dec, v0, dv = s.decode, s.version, s.decode_versioned
         for r in rows:
-            yield r[0], (dec(r[2]) if r[1] == v0 else dv(r[1], r[2]))
+            try:
+                o = dec(r[2]) if r[1] == v0 else dv(r[1], r[2])
+            except InvalidArgumentError:
+                o = s.decode_doc(r[0], r[1], r[2])  # raises again, naming the document
+            yield r[0], o
 
     def _run(self, tx: ReadTxn) -> Iterator[tuple[int, Any]]:
         it = self._rows(tx)

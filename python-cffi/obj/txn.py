@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import _codec
 from ._ffi import ffi, lib, fail, check, has
-from .document import Schema, schema_of
+from .document import Schema, declared, schema_of
 from .errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
@@ -367,6 +367,7 @@ class ReadTxn(_Core):
 
     # -- context manager ---------------------------------------------------
     def __enter__(self) -> ReadTxn:
+        self._handle()  # a finished transaction cannot be entered again
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
@@ -392,15 +393,55 @@ class ReadTxn(_Core):
         """(transaction, C name) for a collection name, following attached
         namespaces (``"ns.coll"``)."""
         db = self._db
-        if db._attached and "." in name:
+        if type(name) is str and "." in name:
             ns, _, rest = name.partition(".")
-            other = db._attached.get(ns)
+            other = db._attached.get(ns) if db._attached else None
             if other is not None:
                 t = self._attached.get(ns)
                 if t is None:
                     t = self._attached[ns] = other.read_transaction()
                 return t, t._db._cname(rest)
+            cname = db._cname(name)
+            if self._kind(self, cname) is None:  # a dotted name of this file's own is fine
+                raise NotFoundError(
+                    f"no attached namespace {ns!r} (and no collection {name!r} in this file); "
+                    f"attach it first: db.attach(path, {ns!r})"
+                )
+            return self, cname
         return self, db._cname(name)
+
+    def _ns_schema(self, name: str, kind: str | None) -> Schema | None:
+        """For a read addressed by name in an attached namespace: the schema
+        registered under the namespaced name to decode it with, None for a
+        raw collection (bytes); InvalidArgumentError when a document
+        collection has no class registered there (never undecoded dicts)."""
+        if kind == _RAW:
+            return None
+        db = self._db
+        mine = [s for (c, _v), s in list(db._shapes.items()) if c == name]  # classes this Db already uses
+        cands = mine or declared(name)
+        if not cands:
+            ns = name.partition(".")[0]
+            raise InvalidArgumentError(
+                f"{name!r} is in the attached namespace {ns!r}: a namespaced read needs its schema registered "
+                f"under the namespaced name; declare @obj.document(collection={name!r}) on a dataclass matching "
+                f"that file's documents (then db.all({name!r}) or db.all(ThatClass) decodes to it), or read a "
+                f"raw collection as bytes"
+            )
+        s = max(reversed(cands), key=lambda x: x.version)  # the newest version; the latest declared on a tie
+        db._check_shape(s)
+        return s
+
+    def _ns_class(self, core: _Core, cname: bytes, name: str) -> type | None:
+        """The class to read an attached namespace's document collection
+        with, or None (not attached, absent or raw)."""
+        if core is self:
+            return None
+        kind = self._kind(core, cname)
+        if kind is None:
+            return None
+        s = self._ns_schema(name, kind)
+        return None if s is None else s.cls
 
     def _kind(self, core: _Core, cname: bytes) -> str | None:
         """The kind of a collection ("documents", "raw") or None if absent;
@@ -444,7 +485,7 @@ class ReadTxn(_Core):
         if type(what) is str:
             db = self._db
             cname = db._names.get(what)
-            if cname is None or (db._attached and "." in what):
+            if cname is None or "." in what:
                 core, cname = self._route(what)
             else:
                 core = self
@@ -455,6 +496,8 @@ class ReadTxn(_Core):
                     return None
             if kind == _RAW:
                 return core._c_raw_get(cname, doc_id)
+            if core is not self:
+                return self.get(self._ns_schema(what, kind).cls, doc_id)  # type: ignore[union-attr]
             buf = core._buf
             st = lib.obj_doc_get(core._handle(), cname, doc_id, buf, ffi.NULL, core._found)
             if st:
@@ -469,11 +512,7 @@ class ReadTxn(_Core):
         r = core._c_doc_get(cname, doc_id)
         if r is None:
             return None
-        ver, data = r
-        d = _codec.loads(data)
-        if ver == s.version:
-            return s.decode(d)
-        return s.decode_versioned(ver, d)
+        return s.decode_doc(doc_id, r[0], _codec.loads(r[1]))
 
     def get_many(self, what: Any, ids: Iterable[int]) -> list:
         """Documents for many ids in one call; None where an id is absent."""
@@ -485,16 +524,20 @@ class ReadTxn(_Core):
                 return [None] * len(ids)
             if kind == _RAW:
                 return [core._c_raw_get(cname, _id(i)) for i in ids]
+            if core is not self:
+                return self.get_many(self._ns_schema(what, kind).cls, ids)  # type: ignore[union-attr]
             if _get_many_plain is not None:
                 return core._c_get_many_plain(cname, ids)
             return [None if r is None else r[1] for r in core._c_get_many(cname, ids)]
         s = self._schema(what)
         core, cname = self._route(s.collection)
         dec, v0 = s.decode, s.version
-        return [
-            None if r is None else (dec(r[1]) if r[0] == v0 else s.decode_versioned(r[0], r[1]))
-            for r in core._c_get_many(cname, ids)
-        ]
+        rows = core._c_get_many(cname, ids)
+        try:
+            return [None if r is None else (dec(r[1]) if r[0] == v0 else s.decode_versioned(r[0], r[1]))
+                    for r in rows]
+        except InvalidArgumentError:  # again, naming the document
+            return [None if r is None else s.decode_doc(i, r[0], r[1]) for i, r in zip(ids, rows)]
 
     def all(self, what: Any) -> Iterator[tuple[int, Any]]:
         """Every document of a collection as ``(id, doc)``, in id order."""
@@ -513,6 +556,9 @@ class ReadTxn(_Core):
         core, cname = self._route(name)
         if self._kind(core, cname) is None:
             return iter(())
+        cls = self._ns_class(core, cname, name)
+        if cls is not None:
+            return self.query(cls).iter()
         q = b'{"collection":' + json.dumps(cname.decode()).encode() + b"}"
         return core._c_pairs(q)
 
@@ -563,6 +609,9 @@ class ReadTxn(_Core):
             core, cname = self._route(what)
             if self._kind(core, cname) is None:
                 return [None] * len(keys)
+            cls = self._ns_class(core, cname, what)
+            if cls is not None:
+                return self.find_unique_many(cls, index, [tuple(k) for k in keys])
         iname = _cstr(index)
         out: list = []
         for k in range(0, len(keys), GET_MANY_CHUNK):
@@ -571,8 +620,11 @@ class ReadTxn(_Core):
             rows = _codec.loads_batch(core._take_bytes())
             if typed:
                 dec, v0 = s.decode, s.version
-                out += [None if r is None else (dec(r[2]) if r[1] == v0 else s.decode_versioned(r[1], r[2]))
-                        for r in rows]
+                try:
+                    out += [None if r is None else (dec(r[2]) if r[1] == v0 else s.decode_versioned(r[1], r[2]))
+                            for r in rows]
+                except InvalidArgumentError:  # again, naming the document
+                    out += [None if r is None else s.decode_doc(r[0], r[1], r[2]) for r in rows]
             else:
                 out += [None if r is None else r[1] for r in rows]
         return out
@@ -587,6 +639,9 @@ class ReadTxn(_Core):
             core, cname = self._route(what)
             if self._kind(core, cname) is None:
                 return None
+            cls = self._ns_class(core, cname, what)
+            if cls is not None:
+                return self.find_unique_with_id(cls, index, *values)
             r = core._c_find_unique(cname, _cstr(index), js, versioned=False)
             return None if r is None else (r[0], r[2])
         s = self._schema(what)
@@ -594,7 +649,7 @@ class ReadTxn(_Core):
         r = core._c_find_unique(cname, _cstr(index), js)
         if r is None:
             return None
-        return r[0], s.decode_versioned(r[1], r[2])
+        return r[0], s.decode_doc(r[0], r[1], r[2])
 
     def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, Any]]:
         """``(id, doc)`` for documents whose ``index`` key is in ``[lo, hi)``
@@ -645,6 +700,7 @@ class WriteTxn(ReadTxn):
     """
 
     def __enter__(self) -> WriteTxn:
+        self._handle()  # a finished transaction cannot be entered again
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
@@ -718,7 +774,7 @@ class WriteTxn(ReadTxn):
         s = self._schema(what)
         if isinstance(what, type) or payload is not None:
             raise InvalidArgumentError("insert takes a document instance, e.g. tx.insert(Order(...))")
-        return self._c_doc_insert(self._ensure(s), _codec.dumps(what), s.version)
+        return self._c_doc_insert(self._ensure(s), _codec.dumps(s.validate(what)), s.version)
 
     def insert_many(self, what: Any, payloads: Iterable[Any] | None = None) -> list[int]:
         """Inserts many documents in one call; returns their ids in order.
@@ -751,7 +807,9 @@ class WriteTxn(ReadTxn):
         for d in items:
             if type(d) is not cls:
                 raise InvalidArgumentError("insert_many: every document must be of the same class")
-        return self._c_doc_insert_many(self._ensure(s), _codec.dumps(items), len(items), s.version)
+        check = s.validate
+        return self._c_doc_insert_many(self._ensure(s), _codec.dumps([check(d) for d in items]), len(items),
+                                       s.version)
 
     def upsert(self, what: Any, doc_id: int, payload: Any) -> bool:
         """Writes a document at a chosen id (insert or replace); True when
@@ -770,7 +828,7 @@ class WriteTxn(ReadTxn):
         s = self._schema(what)
         if schema_of(payload) is not s:
             raise InvalidArgumentError(f"upsert({s.cls.__name__}, id, doc): doc must be a {s.cls.__name__}")
-        return self._c_doc_upsert(self._ensure(s), doc_id, _codec.dumps(payload), s.version)
+        return self._c_doc_upsert(self._ensure(s), doc_id, _codec.dumps(s.validate(payload)), s.version)
 
     def replace(self, what: Any, doc_id: int, payload: Any) -> None:
         """Replaces an existing document; NotFoundError if the id is absent."""
@@ -787,7 +845,12 @@ class WriteTxn(ReadTxn):
             self._c_doc_replace(cname, doc_id, _codec.dumps(payload), 0)
             return
         s = self._schema(what)
-        self._c_doc_replace(self._ensure(s), doc_id, _codec.dumps(payload), s.version)
+        if not isinstance(payload, s.cls):
+            raise InvalidArgumentError(
+                f"replace({s.cls.__name__}, id, doc) / update: the new document must be a {s.cls.__name__}, "
+                f"not {type(payload).__name__}"
+            )
+        self._c_doc_replace(self._ensure(s), doc_id, _codec.dumps(s.validate(payload)), s.version)
 
     def update(self, what: Any, doc_id: int, fn: Callable[[Any], Any]) -> Any:
         """Atomic read-modify-write: reads the document, calls ``fn`` on it

@@ -56,3 +56,31 @@ async def test_async_concurrent_calls(path):
         kv = adb.db.kv("k")
         kv.put(b"a", b"1")
         assert adb.db.kv("k").get(b"a") == b"1"
+
+
+async def test_async_closed_and_finished_raise_the_blocking_errors(path):
+    with pytest.raises(obj.InvalidArgumentError, match=r"AsyncDb\.open"):
+        obj.AsyncDb(path)  # a path: says how to open one
+    adb = await obj.AsyncDb.open(path)
+    async with adb.transaction() as tx:
+        await tx.insert(Item(n=1))
+    with pytest.raises(obj.InvalidArgumentError, match="already finished"):
+        await tx.insert(Item(n=2))
+    with pytest.raises(obj.InvalidArgumentError, match="already finished"):
+        await tx.count(Item)
+    with pytest.raises(obj.InvalidArgumentError, match="already finished"):
+        [x async for x in tx.all(Item)]
+    with pytest.raises(obj.InvalidArgumentError, match="already finished"):
+        async with tx:
+            pass
+    await adb.close()
+    await adb.close()  # idempotent, like Db.close
+    with pytest.raises(obj.ClosedError):
+        await adb.insert(Item(n=3))
+    with pytest.raises(obj.ClosedError):
+        await adb.get(Item, 1)
+    with pytest.raises(obj.ClosedError):
+        [x async for x in adb.all(Item)]
+    with pytest.raises(obj.ClosedError):
+        async with adb.transaction():
+            pass

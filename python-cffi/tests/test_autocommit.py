@@ -28,6 +28,12 @@ class Pet:
     name: str
 
 
+@obj.document(collection="ns.c")
+@dataclass
+class NsC:
+    n: int
+
+
 @pytest.fixture
 def calls(monkeypatch):
     """Counts the one-call writes that reach the library."""
@@ -118,7 +124,7 @@ def test_attached_namespaces_stay_read_only(db, tmp_path, calls):
     other.insert("c", {"n": 1})
     other.close()
     db.attach(str(tmp_path / "other.obj"), "ns")
-    assert db.get("ns.c", 1) == {"n": 1}
+    assert db.get("ns.c", 1) == NsC(n=1)  # decoded with the class registered under the namespaced name
     with pytest.raises(obj.InvalidArgumentError):
         db.insert("ns.c", {"n": 2})
     with pytest.raises(obj.InvalidArgumentError):

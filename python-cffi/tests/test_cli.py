@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
+from typing import Annotated
 
 import pytest
 
@@ -36,14 +38,14 @@ def test_stat_check_checkpoint_dump_load(path, tmp_path):
     r = run("dump", path, "orders", "-o", str(out))
     assert r.returncode == 0, r.stderr
     lines = out.read_text().splitlines()
-    assert len(lines) == 20
+    assert len(lines) == 21 and json.loads(lines[0])["obj_export"] == 1  # a header, then the documents
     copy = str(tmp_path / "copy.obj")
     r = run("load", copy, "orders", str(out))
     assert r.returncode == 0, r.stderr
     with obj.Db(copy) as db:
         got = [d for _, d in db.all("orders")]
     assert got == [{"n": i, "b": b"\x01", "$k": 1.5} for i in range(20)]
-    r = run("load", copy, "more", stdin=lines[0] + "\n")
+    r = run("load", copy, "more", stdin=json.dumps(json.loads(lines[1])["doc"]) + "\n")  # a plain document
     assert r.returncode == 0
     # --ids round trip keeps ids
     r = run("dump", path, "orders", "--ids")
@@ -51,6 +53,47 @@ def test_stat_check_checkpoint_dump_load(path, tmp_path):
     assert run("load", copy2, "orders", "--ids", stdin=r.stdout).returncode == 0
     with obj.Db(copy2) as db, obj.Db(path) as src:
         assert list(db.all("orders")) == list(src.all("orders"))
+
+
+@obj.document(collection="versioned", version=2)
+@dataclass
+class Versioned:
+    email: Annotated[str, obj.Unique]
+    n: Annotated[int, obj.Index]
+
+    @classmethod
+    def migrate(cls, doc, from_version):
+        raise AssertionError(f"current data migrated from version {from_version}")
+
+
+def test_dump_load_keeps_schema_versions_and_indexes(path, tmp_path):
+    with obj.Db(path) as db:
+        db.insert_many([Versioned(f"{i}@x", i) for i in range(10)])
+        db.delete(Versioned, 4)
+        db.insert_many("blobs", [b"\x00a", b"b"])
+    for extra in ((), ("--ids",)):
+        r = run("dump", path, "versioned")
+        assert r.returncode == 0, r.stderr
+        copy = str(tmp_path / f"copy{len(extra)}.obj")
+        r = run("load", copy, "versioned", *extra, stdin=r.stdout)
+        assert r.returncode == 0, r.stderr
+        assert run("load", copy, "blobs", *extra, stdin=run("dump", path, "blobs").stdout).returncode == 0
+        with obj.Db(copy) as db:
+            assert {rec.header.type_version for rec in db.dump_raw("versioned")} == {2}
+            assert [d.n for _, d in db.all(Versioned)] == [0, 1, 2, 4, 5, 6, 7, 8, 9]  # no migrate() call
+            assert db.find_unique(Versioned, "email", "7@x").n == 7
+            assert [d.n for _, d in db.index_range(Versioned, "n", 2, 6)] == [2, 4, 5]
+            assert [i.name for i in db.stat().collections[1].indexes] == ["email", "n"]
+            ids = [i for i, _ in db.all("versioned")]
+            assert ids == ([1, 2, 3, 5, 6, 7, 8, 9, 10] if extra else list(range(1, 10)))
+            assert [b for _, b in db.all("blobs")] == [b"\x00a", b"b"]
+    # A truncated dump loads nothing.
+    lines = run("dump", path, "versioned").stdout.splitlines()
+    trunc = str(tmp_path / "trunc.obj")
+    r = run("load", trunc, "versioned", stdin="\n".join(lines[:4]) + "\n")
+    assert r.returncode == cli.EXIT_ERROR and "announced 9" in r.stderr
+    with obj.Db(trunc) as db:
+        assert db.count("versioned") == 0
 
 
 def test_exit_codes(tmp_path, path):

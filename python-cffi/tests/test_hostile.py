@@ -8,6 +8,9 @@ holds its earlier data and passes ``integrity_check``."""
 import os
 import shutil
 import sys
+import threading
+import time
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -512,3 +515,65 @@ def test_backup_of_sample_is_intact(sample, tmp_path):
     copy = str(tmp_path / "copy.obj")
     shutil.copy(sample, copy)
     _assert_intact(copy)
+
+
+def test_nested_write_on_the_same_thread_is_busy_at_once(path):
+    @obj.document(collection="nested_docs")
+    @dataclass
+    class Doc:
+        n: int
+
+    with obj.Db(path, busy_timeout_ms=5000) as db:
+        db.create_index("users", "by_email", ["email"], kind="unique")
+        db.insert(Doc(0))
+        db.insert("users", {"email": "first@x"})  # both collections known: one-call write paths
+        with db.transaction() as tx:
+            tx.insert("users", {"email": "outer@x"})
+            for nested in (db.transaction, lambda: db.insert("users", {"email": "inner@x"}),
+                           lambda: db.insert(Doc(1)), lambda: db.upsert("users", 999, {"email": "u@x"}),
+                           lambda: db.update("users", 1, lambda d: d), lambda: db.kv("meta").put(b"k", b"v")):
+                t0 = time.monotonic()
+                with pytest.raises(obj.BusyError, match="already holds"):
+                    nested()
+                assert time.monotonic() - t0 < 1.0
+            tx.insert("users", {"email": "outer2@x"})  # the outer transaction goes on
+        assert db.find_unique("users", "by_email", "outer2@x") is not None
+        assert db.find_unique("users", "by_email", "inner@x") is None
+        db.insert("users", {"email": "after@x"})  # finished: writes work again
+        # Another thread still waits for the writer (the busy timeout), then gets it.
+        got = []
+        with db.transaction() as tx:
+            th = threading.Thread(target=lambda: got.append(db.insert("users", {"email": "t@x"})))
+            th.start()
+            time.sleep(0.2)
+            assert not got
+        th.join()
+        assert got
+
+
+def test_finished_transaction_cannot_be_entered_again(path):
+    with obj.Db(path) as db:
+        with db.transaction() as tx:
+            tx.insert("users", {"email": "once@x"})
+        with pytest.raises(obj.InvalidArgumentError, match="finished"):
+            with tx:
+                pass
+        with db.read_transaction() as r:
+            pass
+        with pytest.raises(obj.InvalidArgumentError, match="finished"):
+            with r:
+                pass
+
+
+def test_dump_raw_arguments(path):
+    with obj.Db(path) as db:
+        db.insert_many("c", [{"n": i} for i in range(3)])
+        for bad in (123, None, b"c"):
+            with pytest.raises(obj.InvalidArgumentError, match="collection name"):
+                db.dump_raw(bad)  # at the call, not at the first next()
+        for bad in (-1, True, 1.5, "2"):
+            with pytest.raises(obj.InvalidArgumentError, match="max_records"):
+                db.dump_raw("c", max_records=bad)
+        assert [r.id for r in db.dump_raw("c", max_records=0)] == []
+        assert [r.id for r in db.dump_raw("c", max_records=2)] == [1, 2]
+        assert [r.id for r in db.dump_raw("c")] == [1, 2, 3]

@@ -109,3 +109,21 @@ def test_public_names_have_docstrings():
                 if attr.startswith("_") or not callable(member):
                     continue
                 assert member.__doc__, f"obj.{name}.{attr} has no docstring"
+
+
+def test_distribution_version_succeeds_obj_db_1_1():
+    """A compatible successor of obj-db 1.1.0: pins such as obj-db>=1.1,<2
+    must take it. The module, pyproject.toml and the CLI agree."""
+    parts = tuple(int(p) for p in obj.__version__.split("."))
+    assert (1, 2, 0) <= parts < (2,), obj.__version__
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pyproject = os.path.join(here, "pyproject.toml")
+    if os.path.isfile(pyproject):
+        with open(pyproject, encoding="utf-8") as f:
+            assert re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1) == obj.__version__
+    r = subprocess.run([sys.executable, "-m", "obj", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith(f"obj-db {obj.__version__} "), r.stdout
+    if os.environ.get("OBJ_EXPECT_INSTALLED"):
+        from importlib.metadata import version
+
+        assert version("obj-db") == obj.__version__

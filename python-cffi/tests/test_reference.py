@@ -198,13 +198,19 @@ def test_multi_file_attach(in_tmp):
     with obj.Db("archive.obj") as arch:
         arch.insert("orders", {"n": 1})
         arch.insert("orders", {"n": 2})
+
+    @obj.document(collection="archive.orders", version=1)
+    @dataclass
+    class ArchivedOrder:
+        n: int
+
     with obj.Db("app.obj") as db:
         db.attach("archive.obj", "archive")
         # reads route to the attached file; declare a class with the
         # namespaced collection name (matching the archive's shape) to decode:
         archived = list(db.all("archive.orders"))    # or db.get / db.query
-        assert [d for _, d in archived] == [{"n": 1}, {"n": 2}]
-        assert db.get("archive.orders", archived[0][0]) == {"n": 1}
+        assert [d for _, d in archived] == [ArchivedOrder(1), ArchivedOrder(2)]
+        assert db.get("archive.orders", archived[0][0]) == ArchivedOrder(1)
         assert db.query("archive.orders").filter(obj.field("n") > 1).count() == 1
         with pytest.raises(obj.InvalidArgumentError):
             db.insert("archive.orders", {"n": 3})
@@ -339,3 +345,112 @@ def test_exception_hierarchy():
         assert issubclass(cls, obj.ObjError)
     assert issubclass(obj.ObjError, Exception)
     assert issubclass(obj.ConstraintError, obj.InvalidArgumentError)
+
+
+def test_schema_registry_is_process_global_across_open_dbs(tmp_path):
+    """Two open Dbs may not use two shapes for one (collection, version);
+    registrations end when the Dbs close; a new version= is a new key."""
+
+    @obj.document(collection="reg_orders", version=1)
+    @dataclass
+    class A:
+        n: int
+
+    @obj.document(collection="reg_orders", version=1)
+    @dataclass
+    class B:
+        name: str
+
+    @obj.document(collection="reg_orders", version=2)
+    @dataclass
+    class C:
+        name: str
+
+    @obj.document(collection="reg_orders", version=1)
+    @dataclass
+    class ASameShape:
+        n: int
+
+    with obj.Db(str(tmp_path / "one.obj")) as one, obj.Db(str(tmp_path / "two.obj")) as two:
+        one.insert(A(n=1))
+        for use in (lambda: two.insert(B(name="x")), lambda: two.get(B, 1), lambda: list(two.all(B)),
+                    lambda: one.query(B).fetch()):
+            with pytest.raises(obj.InvalidArgumentError, match=r"another open Db|this Db"):
+                use()
+        assert two.count("reg_orders") == 0  # nothing was written
+        two.insert(C(name="x"))  # another version: another shape is fine
+        two.insert(ASameShape(n=2))  # the same shape under another class name is fine
+    # Both closed: the next Db may use the other shape (sequential blocks, as in the reference).
+    with obj.Db(str(tmp_path / "three.obj")) as three:
+        three.insert(B(name="y"))
+        assert [b.name for _, b in three.all(B)] == ["y"]
+
+    # Thread-safe: racing first uses of two shapes register exactly one of them.
+    dbs = [obj.Db(str(tmp_path / f"t{i}.obj")) for i in range(8)]
+    errors: list = []
+
+    def use(d, cls):
+        try:
+            d.get(cls, 1)
+        except obj.InvalidArgumentError:
+            errors.append(cls)
+
+    import threading
+
+    ts = [threading.Thread(target=use, args=(d, (A, B)[i % 2])) for i, d in enumerate(dbs)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for d in dbs:
+        d.close()
+    assert len(errors) == 4 and len(set(errors)) == 1
+
+    # A Db left open but unreachable (here in a reference cycle, so not yet
+    # collected) does not keep its shape: the next use collects it.
+    leaked = obj.Db(str(tmp_path / "leaked.obj"))
+    leaked.insert(A(n=1))
+    leaked.cycle = leaked
+    del leaked
+    with obj.Db(str(tmp_path / "after.obj")) as after:
+        after.insert(B(name="z"))
+
+
+def test_namespaced_reads_need_a_registered_class(tmp_path):
+    arch = str(tmp_path / "vault.obj")
+    with obj.Db(arch) as a:
+        a.insert_many("items", [{"n": 1}, {"n": 2}])
+        a.create_index("items", "n", "n", "unique")
+        a.insert("blobs", b"\x00raw")
+    with obj.Db(str(tmp_path / "app.obj")) as db:
+        with pytest.raises(obj.NotFoundError, match="attach"):
+            db.get("vault.items", 1)  # not attached: "namespace absent"
+        with pytest.raises(obj.NotFoundError):
+            list(db.all("vault.items"))
+        db.attach(arch, "vault")
+        for read in (lambda: db.get("vault.items", 1), lambda: list(db.all("vault.items")),
+                     lambda: db.get_many("vault.items", [1]), lambda: db.query("vault.items").fetch(),
+                     lambda: db.find_unique("vault.items", "n", 1), lambda: list(db.iter_all("vault.items"))):
+            with pytest.raises(obj.InvalidArgumentError, match=r"collection='vault\.items'"):
+                read()
+        assert db.get("vault.blobs", 1) == b"\x00raw"  # raw bytes need no class
+        assert list(db.all("vault.blobs")) == [(1, b"\x00raw")]
+
+        @obj.document(collection="vault.items")
+        @dataclass
+        class Item:
+            n: int
+
+        assert db.get("vault.items", 1) == Item(1)
+        assert list(db.all("vault.items")) == [(1, Item(1)), (2, Item(2))]
+        assert db.get_many("vault.items", [2, 9]) == [Item(2), None]
+        assert db.query("vault.items").filter(lambda o: o.n > 1).fetch() == [(2, Item(2))]
+        assert db.find_unique("vault.items", "n", 2) == Item(2)
+        with pytest.raises(obj.InvalidArgumentError, match="read-only"):
+            db.insert("vault.items", {"n": 3})
+        db.detach("vault")
+        with pytest.raises(obj.NotFoundError):
+            db.get(Item, 1)
+        # A dotted name of this file's own collection is not a namespace.
+        db.insert("local.events", {"k": 1})
+        assert db.get("local.events", 1) == {"k": 1} and db.get("local.events", 2) is None

@@ -6,7 +6,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Tuple  # noqa: UP035 - the bare typing alias is tested
 
 import pytest
 
@@ -240,3 +240,111 @@ def test_find_unique_many(path):
             assert tx.collection(Account).find_unique_many("email", ["e1@x"]) == [accts[1]]
         with pytest.raises(obj.NotFoundError):
             db.find_unique_many(Account, "no_such_index", ["x"])
+
+
+@obj.document(collection="bare_containers")
+@dataclass
+class BareContainers:
+    t: tuple
+    s: set
+    fs: frozenset
+    tt: Tuple  # noqa: UP006
+    ot: Optional[tuple] = None
+
+
+def test_bare_tuple_set_frozenset_keep_their_type(db, backend):
+    doc = BareContainers(t=(1, "a"), s={1, 2}, fs=frozenset({"x"}), tt=(3,), ot=(4, 5))
+    oid = db.insert(doc)
+    for got in (db.get(BareContainers, oid), db.all(BareContainers).__next__()[1],
+                db.get_many(BareContainers, [oid])[0]):
+        assert got == doc
+        assert [type(getattr(got, f)) for f in ("t", "s", "fs", "tt", "ot")] == [tuple, set, frozenset, tuple, tuple]
+
+
+@dataclass
+class Point:
+    x: float
+    label: str = ""
+
+
+@obj.document(collection="checked", version=1)
+@dataclass
+class Checked:
+    i: int
+    f: float = 0.0
+    maybe: Optional[int] = None
+    nums: list[float] = field(default_factory=list)
+    scores: dict[str, int] = field(default_factory=dict)
+    point: Optional[Point] = None
+    color: Color = Color.RED
+    uid: Optional[uuid.UUID] = None
+    price: Decimal = Decimal(0)
+    day: Optional[dt.date] = None
+    when: Optional[dt.datetime] = None
+    tagged: Annotated[int, obj.Index] = 0
+
+
+@pytest.mark.parametrize("bad, where, expected, got", [
+    (dict(i="12"), "Checked.i", "int", "str"),
+    (dict(i=True), "Checked.i", "int", "bool"),
+    (dict(i=1, f="1.5"), "Checked.f", "float", "str"),
+    (dict(i=1, maybe=1.5), "Checked.maybe", r"Optional\[int\]", "float"),
+    (dict(i=1, nums=[1.0, "x"]), r"Checked.nums\[1\]", "float", "str"),
+    (dict(i=1, scores={"a": "b"}), r"Checked.scores\['a'\]", "int", "str"),
+    (dict(i=1, point=Point(x="far")), "Checked.point.x", "float", "str"),
+    (dict(i=1, point={"x": 1.0}), "Checked.point", "Optional", "dict"),
+    (dict(i=1, color="red"), "Checked.color", "a member of Color", "str"),
+    (dict(i=1, uid="not-a-uuid"), "Checked.uid", "UUID", "str"),
+    (dict(i=1, price=1.5), "Checked.price", "Decimal", "float"),
+    (dict(i=1, day=dt.datetime(2020, 1, 1)), "Checked.day", "date", "datetime"),
+    (dict(i=1, when="2020-01-01"), "Checked.when", "datetime", "str"),
+    (dict(i=1, tagged="x"), "Checked.tagged", "int", "str"),
+])
+def test_typed_writes_are_type_checked(db, bad, where, expected, got):
+    good = db.insert(Checked(i=0))
+    doc = Checked(**bad)
+    msg = rf"{where}: expected .*{expected}.*, got {got}"
+    writes = [
+        lambda: db.insert(doc),
+        lambda: db.insert_many([Checked(i=5), doc]),
+        lambda: db.upsert(Checked, 99, doc),
+        lambda: db.update(Checked, good, lambda o: Checked(**bad)),
+    ]
+    for write in writes:
+        with pytest.raises(obj.InvalidArgumentError, match=msg):
+            write()
+    with pytest.raises(obj.InvalidArgumentError, match=msg):
+        with db.transaction() as tx:
+            tx.insert(Checked(i=7))
+            tx.insert(doc)
+    assert [o for _, o in db.all(Checked)] == [Checked(i=0)]  # nothing else was written
+
+
+def test_typed_writes_widen_int_to_float_and_decimal(db):
+    oid = db.insert(Checked(i=1, f=2, nums=[1, 2.5], point=Point(x=3), price=5))
+    stored = db.get("checked", oid)
+    assert type(stored["f"]) is float and stored["nums"] == [1.0, 2.5] and type(stored["nums"][0]) is float
+    assert type(stored["point"]["x"]) is float and stored["price"] == "5"
+    got = db.get(Checked, oid)
+    assert got == Checked(i=1, f=2.0, nums=[1.0, 2.5], point=Point(x=3.0), price=Decimal(5))
+    assert type(got.f) is float
+    # The instance written is left as it was.
+    doc = Checked(i=1, f=2)
+    db.insert(doc)
+    assert type(doc.f) is int
+
+
+def test_a_stored_document_the_class_cannot_take_names_id_and_field(db):
+    ok = db.insert(Checked(i=1))
+    db.upsert("checked", 60, {"i": 1, "color": "purple"})  # written by another tool
+    db.upsert("checked", 61, {"i": 1, "uid": "bogus"})
+    for read in (lambda: db.get(Checked, 60), lambda: list(db.all(Checked)), lambda: db.get_many(Checked, [ok, 60]),
+                 lambda: db.query(Checked).fetch()):
+        with pytest.raises(obj.InvalidArgumentError, match=r"document 60 .*Checked\.color.*'purple'"):
+            read()
+    with pytest.raises(obj.InvalidArgumentError, match=r"document 61 .*Checked\.uid"):
+        db.get(Checked, 61)
+    with db.read_transaction() as tx:
+        with pytest.raises(obj.InvalidArgumentError, match="document 60"):
+            tx.get(Checked, 60)
+    assert db.get(Checked, ok) == Checked(i=1)
