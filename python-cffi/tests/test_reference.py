@@ -303,9 +303,16 @@ def test_checkpointing(in_tmp):
     with obj.Db("app.obj") as db:
         for note in notes:
             db.insert(note)
+        assert os.path.getsize("app.obj-wal") > 64
         r = db.checkpoint()   # fold the WAL into app.obj, reset app.obj-wal
         assert r.complete
+        assert os.path.getsize("app.obj-wal") == 64  # "back to its 64-byte header"
         assert db.checkpoint().frames_backfilled == 0  # harmless no-op
+        assert os.path.getsize("app.obj-wal") == 64
+        db.insert(Note(text="after"))
+        assert os.path.getsize("app.obj-wal") > 64
+    with obj.Db("app.obj") as db:
+        assert [n.text for _, n in db.all(Note)] == [n.text for n in notes] + ["after"]
 
 
 def test_checkpoint_on_clean_close(in_tmp):

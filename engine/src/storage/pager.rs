@@ -1007,7 +1007,8 @@ impl Pager {
     /// reader in any process can see, and fsyncs it; when that completes
     /// and no reader needs the WAL, restarts it at once rather than at the
     /// next commit, so that readers from now on read the main file without
-    /// looking pages up in the WAL index. The caller holds the writer slot.
+    /// looking pages up in the WAL index, and cuts the WAL file back to its
+    /// header. The caller holds the writer slot.
     pub fn checkpoint(&self, guard: &WriterGuard) -> Result<CheckpointResult> {
         debug_assert!(std::ptr::eq(&*guard.pager, self));
         self.check_usable()?;
@@ -1017,7 +1018,13 @@ impl Pager {
         let result = self.checkpoint_unguarded()?;
         if result.complete {
             let mut h = self.fresh_header(true)?;
-            self.restart_wal_if_backfilled(&mut self.wal(), &mut h)?;
+            let mut wal = self.wal();
+            self.restart_wal_if_backfilled(&mut wal, &mut h)?;
+            if h.max_frame == 0 {
+                // Restarted (now or before): no reader needs a frame, and
+                // the file goes back to its header, as documented.
+                wal.reset_to_header()?;
+            }
         }
         Ok(result)
     }

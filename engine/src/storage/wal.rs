@@ -415,6 +415,24 @@ impl Wal {
         Ok(())
     }
 
+    /// Cuts the file back to a fresh header alone: what an explicit
+    /// checkpoint leaves (SQLite's `wal_checkpoint(TRUNCATE)`). Only right
+    /// after [`Wal::restart`] has been published, like [`Wal::shrink`]. A
+    /// failure leaves a valid state: the old frames (all in the main file,
+    /// under the old salt) or an empty file, whose header the next append
+    /// writes.
+    pub fn reset_to_header(&mut self) -> Result<()> {
+        debug_assert_eq!(self.frames, 0);
+        self.header_written = false;
+        self.file.truncate(0).map_err(|e| Error::io(format!("truncating {}", self.name), e))?;
+        let head = self.header.encode();
+        self.file
+            .write_at(&head, 0)
+            .map_err(|e| Error::io(format!("writing the header of {}", self.name), e))?;
+        self.header_written = true;
+        Ok(())
+    }
+
     /// Empties the WAL file (after a complete checkpoint at close).
     pub fn truncate_all(&mut self) -> Result<()> {
         self.file.truncate(0).map_err(|e| Error::io(format!("truncating {}", self.name), e))?;
