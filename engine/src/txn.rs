@@ -329,6 +329,20 @@ impl WriteTxn {
         Ok(replaced)
     }
 
+    /// Inserts `key` with `value` only if `key` is absent: `None` after
+    /// inserting, else the value already there (and nothing is written).
+    pub fn insert_new(&mut self, tree: &Tree, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_writable()?;
+        self.track(tree)?;
+        let existing = btree::insert_new(&mut self.pages, tree.root, key, value)?;
+        if existing.is_none() {
+            let t = self.trees.get_mut(&tree.root).expect("tracked");
+            t.entries += 1;
+            t.changed = true;
+        }
+        Ok(existing)
+    }
+
     /// Deletes `key`; returns true if it existed.
     pub fn delete(&mut self, tree: &Tree, key: &[u8]) -> Result<bool> {
         self.check_writable()?;

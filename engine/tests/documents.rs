@@ -288,6 +288,45 @@ fn index_range_and_find_unique() {
 }
 
 #[test]
+fn a_violation_of_a_later_unique_index_takes_back_the_earlier_ones_entries() {
+    let (_d, db) = open();
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("u").unwrap();
+    for (name, field) in [("by_a", "a"), ("by_b", "b"), ("by_c", "c")] {
+        c.create_index(IndexSpec::unique(name, field).unwrap()).unwrap();
+    }
+    c.create_index(IndexSpec::standard("by_d", "d").unwrap()).unwrap();
+    let first = c.insert(&j(r#"{"a":1,"b":1,"c":1,"d":1}"#)).unwrap();
+    // by_a and by_b take the new keys, by_c refuses: none of them stays.
+    for doc in
+        [r#"{"a":2,"b":2,"c":1,"d":2}"#, r#"{"a":2,"b":1,"c":2,"d":2}"#, r#"{"a":1,"b":2,"c":2,"d":2}"#]
+    {
+        let err = c.insert(&j(doc)).unwrap_err();
+        assert!(matches!(err, Error::Constraint(_)), "{err}");
+        assert_eq!(c.count().unwrap(), 1);
+        for (index, v) in [("by_a", 2), ("by_b", 2), ("by_c", 2)] {
+            assert!(c.read().find_unique(index, &[Value::Int(v)]).unwrap().is_none(), "{index} kept {v}");
+        }
+    }
+    for (index, v) in [("by_a", 1), ("by_b", 1), ("by_c", 1)] {
+        assert_eq!(c.read().find_unique(index, &[Value::Int(v)]).unwrap().map(|(id, _)| id), Some(first));
+    }
+    // The keys are free for the next document, and an upsert of the first
+    // one's id keeps its own keys.
+    let second = c.insert(&j(r#"{"a":2,"b":2,"c":2,"d":2}"#)).unwrap();
+    assert!(!c.upsert(first + 10, &j(r#"{"a":3,"b":3,"c":3}"#)).unwrap());
+    assert!(c.upsert(first, &j(r#"{"a":1,"b":1,"c":1,"d":9}"#)).unwrap());
+    assert!(matches!(c.upsert(second, &j(r#"{"a":1}"#)).unwrap_err(), Error::Constraint(_)));
+    drop(c);
+    tx.commit().unwrap();
+    db.integrity_check().unwrap();
+    let st = db.stat().unwrap();
+    let by = |n: &str| st.collections[0].indexes.iter().find(|i| i.name == n).unwrap().entries;
+    // Three documents; the upserted one has no "d", so no by_d entry.
+    assert_eq!((by("by_a"), by("by_b"), by("by_c"), by("by_d")), (3, 3, 3, 2));
+}
+
+#[test]
 fn insert_many_is_all_or_nothing() {
     let (_d, db) = open();
     let mut tx = db.begin_write().unwrap();

@@ -32,7 +32,8 @@ mod verify;
 
 pub use cursor::{prefix_bounds, Cursor, Range};
 pub use tree::{
-    clear, create, delete, destroy, get, get_guard, insert, max_key_len, max_value_len, ValueGuard,
+    clear, create, delete, destroy, get, get_guard, insert, insert_new, max_key_len, max_value_len,
+    ValueGuard,
 };
 pub use verify::{page_count, verify};
 

@@ -213,12 +213,45 @@ fn descend<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Result<Desc
 /// leave the tree partly modified: the write transaction must then be
 /// rolled back, which is what the transaction layer does on error.
 pub fn insert<W: PageWrite + ?Sized>(w: &mut W, root: PageNo, key: &[u8], value: &[u8]) -> Result<bool> {
+    insert_inner(w, root, key, value, false).map(|r| r.is_some())
+}
+
+/// Inserts `key` with `value` only when `key` is absent: returns `None`
+/// after inserting, or the value already there (nothing written). One
+/// descent where a lookup and then an insert take two (a unique index
+/// entry). Errors as for [`insert`].
+pub fn insert_new<W: PageWrite + ?Sized>(
+    w: &mut W,
+    root: PageNo,
+    key: &[u8],
+    value: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    insert_inner(w, root, key, value, true)
+}
+
+/// [`insert`] (`keep_old` false: replaces, and returns `Some` of an empty
+/// value when a key was replaced) or [`insert_new`] (`keep_old`: returns
+/// the existing value, unchanged).
+fn insert_inner<W: PageWrite + ?Sized>(
+    w: &mut W,
+    root: PageNo,
+    key: &[u8],
+    value: &[u8],
+    keep_old: bool,
+) -> Result<Option<Vec<u8>>> {
     let usable = w.usable_size();
     check_sizes(usable, key.len(), value.len() as u64)?;
     let Descent { path, leaf, page, rightmost } = descend(w, root, key)?;
     let (idx, old, append) = {
         let node = Node::parse(&page, leaf, usable)?;
         match node.search(key)? {
+            Ok(i) if keep_old => {
+                let existing = match node.leaf_entry(i)?.1 {
+                    ValueRef::Inline(v) => v.to_vec(),
+                    ValueRef::Overflow { len, first } => overflow::read(w, leaf, first, len)?,
+                };
+                return Ok(Some(existing));
+            }
             Ok(i) => (i, Some((node.cell(i)?.len(), node.leaf_entry(i)?.1)), false),
             Err(i) => (i, None, i == node.len()),
         }
@@ -242,7 +275,7 @@ pub fn insert<W: PageWrite + ?Sized>(w: &mut W, root: PageNo, key: &[u8], value:
         let buf = buf_mut(w, leaf)?;
         if old_len == cell.len() {
             node::overwrite(buf, leaf, idx, &cell)?;
-            return Ok(true);
+            return Ok(Some(Vec::new()));
         }
         node::remove(buf, leaf, idx)?;
     }
@@ -251,7 +284,7 @@ pub fn insert<W: PageWrite + ?Sized>(w: &mut W, root: PageNo, key: &[u8], value:
     let edge = rightmost && append;
     let split = insert_or_split(w, leaf, idx, &cell, edge)?;
     propagate(w, root, &path, split, edge)?;
-    Ok(old.is_some())
+    Ok(old.map(|_| Vec::new()))
 }
 
 /// Inserts `cell` as cell `idx` of node `pgno`, splitting the node if it

@@ -609,8 +609,9 @@ pub struct CollectionMut<'t> {
 /// document (a rare huge document should not pin its buffer).
 const KEEP_ENCODE_BUF: usize = 1 << 20;
 
-/// One index's planned change: tree, kind, keys to remove, keys to add.
-type IndexChange = (Tree, IndexKind, Vec<Vec<u8>>, Vec<Vec<u8>>);
+/// One index's planned change: tree, position in `st.indexes`, keys to
+/// remove, keys to add.
+type IndexChange = (Tree, usize, Vec<Vec<u8>>, Vec<Vec<u8>>);
 
 /// The new content of a document slot.
 enum NewDoc<'a> {
@@ -1012,7 +1013,9 @@ impl<'t> CollectionMut<'t> {
                             max_key - extra
                         )));
                     }
-                    if info.spec.kind == IndexKind::Unique {
+                    // A new document's unique keys are checked as they are
+                    // inserted, below (one descent instead of two).
+                    if info.spec.kind == IndexKind::Unique && old.is_some() {
                         if let Some(v) = self.txn.get(&tree, k)? {
                             let other = parse_entry(IndexKind::Unique, k, &v)?.1;
                             if other != id {
@@ -1021,10 +1024,14 @@ impl<'t> CollectionMut<'t> {
                         }
                     }
                 }
-                changes.push((tree, info.spec.kind, remove, add));
+                changes.push((tree, pos, remove, add));
             }
         }
-        for (tree, kind, remove, add) in changes {
+        if old.is_none() {
+            self.insert_unique_entries(&mut changes, id)?;
+        }
+        for (tree, pos, remove, add) in changes {
+            let kind = self.st.indexes[pos].spec.kind;
             for k in remove {
                 self.remove_entry(&tree, kind, &k, id)?;
             }
@@ -1045,6 +1052,42 @@ impl<'t> CollectionMut<'t> {
                 id.checked_add(1).ok_or_else(|| Error::invalid("document id space exhausted"))?;
         }
         Ok(replaced)
+    }
+
+    /// Inserts the unique-index keys of new document `id` that `changes`
+    /// adds, each only if absent, and takes them out of `changes`. A key
+    /// another document holds is a unique violation: the keys inserted
+    /// here are deleted again, so the failed write leaves no entry behind
+    /// (nothing else of it has been written yet).
+    fn insert_unique_entries(&mut self, changes: &mut [IndexChange], id: u64) -> Result<()> {
+        // (position in `changes`, key) of each key inserted so far.
+        let mut done: Vec<(usize, Vec<u8>)> = Vec::new();
+        for c in 0..changes.len() {
+            let pos = changes[c].1;
+            if self.st.indexes[pos].spec.kind != IndexKind::Unique {
+                continue;
+            }
+            for k in std::mem::take(&mut changes[c].3) {
+                let other = match self.txn.insert_new(&changes[c].0, &k, &id.to_be_bytes()) {
+                    Ok(None) => {
+                        done.push((c, k));
+                        continue;
+                    }
+                    Ok(Some(v)) => parse_entry(IndexKind::Unique, &k, &v).map(|(_, other)| other),
+                    Err(e) => Err(e),
+                };
+                let err = match other {
+                    Ok(other) if other == id => continue,
+                    Ok(other) => unique_violation(&self.st.name, &self.st.indexes[pos].spec, other),
+                    Err(e) => e,
+                };
+                for (c, k) in done.iter().rev() {
+                    self.txn.delete(&changes[*c].0, k)?;
+                }
+                return Err(err);
+            }
+        }
+        Ok(())
     }
 
     /// What the collection's indexes read of a stored document: its
