@@ -289,7 +289,9 @@ pub struct obj_checkpoint_result {
 }
 
 /// Copies committed WAL frames into the main file (up to what the oldest
-/// active reader can see). `out` may be NULL.
+/// active reader can see). When that completes and no reader still needs
+/// the WAL, the WAL restarts and its file is cut back to its 64-byte
+/// header. `out` may be NULL.
 ///
 /// # Safety
 /// `db` is a live handle; `out` is NULL or writable.

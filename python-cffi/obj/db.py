@@ -550,6 +550,11 @@ class Db:
         self._handle()
         if not isinstance(namespace, str) or not namespace or "." in namespace:
             raise InvalidArgumentError("an attach namespace is a non-empty str without '.'")
+        # The engine's attach refuses this too: the namespace would hide
+        # local collections named "namespace.something".
+        hidden = [c for c in self.collections() if c.startswith(namespace + ".")]
+        if hidden:
+            raise InvalidArgumentError(f"attaching {namespace!r} would hide the local collection {hidden[0]!r}")
         with self._lock:
             if namespace in self._attached:
                 raise InvalidArgumentError(f"namespace {namespace!r} is already attached")
@@ -644,8 +649,9 @@ class Db:
     # -- diagnostics ------------------------------------------------------------
     def checkpoint(self) -> CheckpointResult:
         """Folds committed WAL frames into the main file (partially when a
-        reader still needs older frames). Raises ObjError on a read-only
-        handle or an I/O failure."""
+        reader still needs older frames); once everything is folded and no
+        reader needs the WAL, it is reset to its 64-byte header. Raises
+        ObjError on a read-only handle or an I/O failure."""
         if self.read_only:
             raise InvalidArgumentError("checkpoint on a read-only database")
         r = ffi.new("obj_checkpoint_result *")

@@ -160,6 +160,20 @@ def _bound(v: Any) -> list:
     return [_jv(x) for x in v] if isinstance(v, tuple) else [_jv(v)]
 
 
+def _same_key(a: Any, b: Any) -> bool:
+    """Whether two index_range bounds are one key under the engine's value
+    order, not Python's ``==``: ``True`` is no ``1`` (bools rank before
+    numbers), ``1`` and ``1.0`` are one number, NaN equals NaN."""
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return (isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b)
+                and all(_same_key(x, y) for x, y in zip(a, b)))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or (a != a and b != b)  # NaN is the only value unequal to itself
+    return type(a) is type(b) and a == b
+
+
 class Query:
     """A lazy, immutable query; every builder call returns a new Query.
     Run it with :meth:`fetch`, :meth:`count`, :meth:`first`, or by
@@ -264,7 +278,7 @@ class Query:
         if not isinstance(index, str):
             raise InvalidArgumentError("index_range takes the index name (str)")
         spec: dict = {"name": index}
-        if lo is not None and hi is not None and lo == hi:
+        if lo is not None and hi is not None and _same_key(lo, hi):
             spec["ge"] = spec["le"] = _bound(lo)
         else:
             if lo is not None:
@@ -398,7 +412,8 @@ class Query:
 
     def first(self) -> tuple[int, Any] | None:
         """The first result or None."""
-        for r in self.limit(1).iter() if not (self._preds or self._key) else self.iter():
+        # (limit(0) stays 0: no first result)
+        for r in self.limit(1 if self._limit is None else min(self._limit, 1)).iter():
             return r
         return None
 

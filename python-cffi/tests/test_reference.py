@@ -461,3 +461,30 @@ def test_namespaced_reads_need_a_registered_class(tmp_path):
         # A dotted name of this file's own collection is not a namespace.
         db.insert("local.events", {"k": 1})
         assert db.get("local.events", 1) == {"k": 1} and db.get("local.events", 2) is None
+        # A namespace may not hide it (as the engine's own attach refuses).
+        with pytest.raises(obj.InvalidArgumentError, match="would hide the local collection 'local.events'"):
+            db.attach("vault.obj", "local")
+        assert db.get("local.events", 1) == {"k": 1}
+
+
+def test_index_range_equal_bounds_follow_the_engine_value_order(tmp_path):
+    """Equal bounds mean equality under the engine's order, not Python's ==:
+    True is not 1, 1 is 1.0, NaN is NaN; first() keeps limit(0)."""
+    nan = float("nan")
+    with obj.Db(str(tmp_path / "r.obj")) as db:
+        db.insert_many("c", [{"a": True}, {"a": 0}, {"a": 0.5}, {"a": 1}, {"a": False}, {"a": nan}, {"a": 1.0}])
+        db.create_index("c", "ia", "a")
+
+        def r(lo, hi):
+            return sorted(db.query("c").index_range("ia", lo, hi).ids())
+
+        assert r(True, 1) == [1, 2, 3]  # half-open: true, 0, 0.5 (bools rank before numbers)
+        assert r(1, True) == []
+        assert r(False, 0) == [1, 5]
+        assert r(1, 1.0) == [4, 7]  # one number: equality
+        assert r(nan, nan) == db.query("c").filter(obj.field("a") == nan).ids() == [6]
+        db.create_index("c", "iab", ["a", "b"])
+        assert sorted(db.query("c").index_range("iab", (1, 2), (True, 2)).ids()) == []  # element by element
+        assert db.query("c").limit(0).first() is None
+        assert db.query("c").limit(0).filter(lambda d: True).first() is None
+        assert db.query("c").first() == (1, {"a": True})
