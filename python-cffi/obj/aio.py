@@ -186,17 +186,24 @@ class AsyncTxn:
 
 class AsyncDb:
     """The asyncio face of :class:`obj.Db`. Create with
-    ``adb = await obj.AsyncDb.open(path)``; every method of ``Db`` is an
+    ``adb = await obj.AsyncDb.open(path)`` (or ``obj.AsyncDb(path)``, as
+    ``obj.Db(path)``, usable as ``async with``); every method of ``Db`` is an
     awaitable here, ``all`` / ``iter_all`` / ``index_range`` are async
     iterators, ``query`` returns an :class:`AsyncQuery`, and
     ``transaction()`` / ``read_transaction()`` are async context managers."""
 
-    def __init__(self, db: Db, max_workers: int | None = None) -> None:
-        if not isinstance(db, Db):
+    def __init__(self, db: Db | str | os.PathLike, max_workers: int | None = None, **options: Any) -> None:
+        if isinstance(db, (str, os.PathLike)):
+            # As `obj.Db(path)` does (opening is quick; `await AsyncDb.open`
+            # opens on a worker thread instead).
+            db = Db(db, **options)
+        elif not isinstance(db, Db):
             raise InvalidArgumentError(
-                f"obj.AsyncDb(...) wraps an open obj.Db, not {type(db).__name__}; open a file with "
-                f"`adb = await obj.AsyncDb.open(path, **options)`"
+                f"obj.AsyncDb(...) takes a path or an open obj.Db, not {type(db).__name__}; or open a file "
+                f"with `adb = await obj.AsyncDb.open(path, **options)`"
             )
+        elif options:
+            raise InvalidArgumentError("options go with a path: obj.AsyncDb(path, **options)")
         self._db = db
         self._ex = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers or min(8, (os.cpu_count() or 2) + 2), thread_name_prefix="obj"

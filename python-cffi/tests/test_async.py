@@ -60,7 +60,9 @@ async def test_async_concurrent_calls(path):
 
 async def test_async_closed_and_finished_raise_the_blocking_errors(path):
     with pytest.raises(obj.InvalidArgumentError, match=r"AsyncDb\.open"):
-        obj.AsyncDb(path)  # a path: says how to open one
+        obj.AsyncDb(42)  # neither a path nor a Db: says how to open one
+    async with obj.AsyncDb(path) as direct:  # a path opens, as obj.Db(path) does
+        await direct.insert(Item(n=0))
     adb = await obj.AsyncDb.open(path)
     async with adb.transaction() as tx:
         await tx.insert(Item(n=1))
