@@ -197,7 +197,7 @@ fn descend<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Result<Desc
         if path.len() >= MAX_DEPTH {
             return Err(too_deep(root));
         }
-        let i = node.upper_bound(key)?;
+        let i = node.upper_bound_from_end(key)?;
         rightmost &= i == node.len();
         path.push((pgno, i));
         pgno = node.child(i)?;
@@ -244,7 +244,7 @@ fn insert_inner<W: PageWrite + ?Sized>(
     let Descent { path, leaf, page, rightmost } = descend(w, root, key)?;
     let (idx, old, append) = {
         let node = Node::parse(&page, leaf, usable)?;
-        match node.search(key)? {
+        match node.search_from_end(key)? {
             Ok(i) if keep_old => {
                 let existing = match node.leaf_entry(i)?.1 {
                     ValueRef::Inline(v) => v.to_vec(),
