@@ -321,10 +321,8 @@ impl WriteTxn {
         self.check_writable()?;
         self.track(tree)?;
         let replaced = btree::insert(&mut self.pages, tree.root, key, value)?;
-        let t = self.trees.get_mut(&tree.root).expect("tracked");
         if !replaced {
-            t.entries += 1;
-            t.changed = true;
+            self.count_entry(tree, true);
         }
         Ok(replaced)
     }
@@ -336,9 +334,7 @@ impl WriteTxn {
         self.track(tree)?;
         let existing = btree::insert_new(&mut self.pages, tree.root, key, value)?;
         if existing.is_none() {
-            let t = self.trees.get_mut(&tree.root).expect("tracked");
-            t.entries += 1;
-            t.changed = true;
+            self.count_entry(tree, true);
         }
         Ok(existing)
     }
@@ -348,12 +344,22 @@ impl WriteTxn {
         self.check_writable()?;
         self.track(tree)?;
         let existed = btree::delete(&mut self.pages, tree.root, key)?;
-        let t = self.trees.get_mut(&tree.root).expect("tracked");
         if existed {
-            t.entries -= 1;
-            t.changed = true;
+            self.count_entry(tree, false);
         }
         Ok(existed)
+    }
+
+    /// Notes one entry added to (or removed from) tracked `tree`, for its
+    /// entry count in the catalog.
+    fn count_entry(&mut self, tree: &Tree, added: bool) {
+        let t = self.trees.get_mut(&tree.root).expect("tracked");
+        if added {
+            t.entries += 1;
+        } else {
+            t.entries -= 1;
+        }
+        t.changed = true;
     }
 
     /// Deletes every entry of `tree`.

@@ -707,18 +707,18 @@ fn plain_item(b: &[u8]) -> Option<(u32, usize)> {
 /// The string an encoded value (from [`find_value`]) holds, borrowed;
 /// `None` when it is not a string.
 pub fn encoded_str(encoded: &[u8]) -> Result<Option<&str>> {
-    let mut r = Reader::new(encoded);
-    if r.byte("value tag")? != tag::STR {
-        return Ok(None);
+    match encoded_str_bytes(encoded)? {
+        Some(bytes) => std::str::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| corrupt("document string is not UTF-8".to_owned())),
+        None => Ok(None),
     }
-    let bytes = r.len_prefixed("string")?;
-    std::str::from_utf8(bytes).map(Some).map_err(|_| corrupt("document string is not UTF-8".to_owned()))
 }
 
-/// Like [`encoded_str`], but the string's bytes, not checked as UTF-8: a
-/// filter compares strings byte by byte, and whatever a filter selects is
-/// decoded (and so checked) before anyone sees it, so a scan need not
-/// check the strings of the documents it passes over.
+/// [`encoded_str`] before its UTF-8 check: the string's bytes. A filter
+/// compares strings byte by byte, and whatever a filter selects is decoded
+/// (and so checked) before anyone sees it, so a scan need not check the
+/// strings of the documents it passes over.
 #[inline]
 pub(crate) fn encoded_str_bytes(encoded: &[u8]) -> Result<Option<&[u8]>> {
     match encoded {

@@ -1013,23 +1013,13 @@ impl<'t> CollectionMut<'t> {
                             max_key - extra
                         )));
                     }
-                    // A new document's unique keys are checked as they are
-                    // inserted, below (one descent instead of two).
-                    if info.spec.kind == IndexKind::Unique && old.is_some() {
-                        if let Some(v) = self.txn.get(&tree, k)? {
-                            let other = parse_entry(IndexKind::Unique, k, &v)?.1;
-                            if other != id {
-                                return Err(unique_violation(&self.st.name, &info.spec, other));
-                            }
-                        }
-                    }
                 }
                 changes.push((tree, pos, remove, add));
             }
         }
-        if old.is_none() {
-            self.insert_unique_entries(&mut changes, id)?;
-        }
+        // Unique keys are checked as they are inserted (one descent each),
+        // before anything else of the write.
+        self.insert_unique_entries(&mut changes, id)?;
         for (tree, pos, remove, add) in changes {
             let kind = self.st.indexes[pos].spec.kind;
             for k in remove {
@@ -1054,11 +1044,12 @@ impl<'t> CollectionMut<'t> {
         Ok(replaced)
     }
 
-    /// Inserts the unique-index keys of new document `id` that `changes`
-    /// adds, each only if absent, and takes them out of `changes`. A key
-    /// another document holds is a unique violation: the keys inserted
-    /// here are deleted again, so the failed write leaves no entry behind
-    /// (nothing else of it has been written yet).
+    /// Inserts the unique-index keys that `changes` adds for document `id`,
+    /// each only if absent, and takes them out of `changes`. A key another
+    /// document holds is a unique violation: the keys inserted here are
+    /// deleted again, so the failed write leaves no entry behind (nothing
+    /// else of it, not even the removal of an updated document's old keys,
+    /// has been written yet).
     fn insert_unique_entries(&mut self, changes: &mut [IndexChange], id: u64) -> Result<()> {
         // (position in `changes`, key) of each key inserted so far.
         let mut done: Vec<(usize, Vec<u8>)> = Vec::new();

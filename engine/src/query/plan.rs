@@ -223,7 +223,7 @@ fn concat(p: &[u8], b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
 pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
     let sort_in_memory = !spec.sort.is_empty();
     let filtered = spec.filter != Filter::True;
-    if st.raw && (spec.filter != Filter::True || !spec.sort.is_empty() || spec.index.is_some()) {
+    if st.raw && (filtered || sort_in_memory || spec.index.is_some()) {
         return Err(Error::invalid(format!(
             "collection {:?} holds raw bytes: queries cannot filter, sort or use indexes",
             st.name
