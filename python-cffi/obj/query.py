@@ -346,13 +346,9 @@ class Query:
 
     @staticmethod
     def _typed_rows(rows: Iterator[list], s: Any) -> Iterator[tuple[int, Any]]:
-        dec, v0, dv = s.decode, s.version, s.decode_versioned
+        dd = s.decode_doc
         for r in rows:
-            try:
-                o = dec(r[2]) if r[1] == v0 else dv(r[1], r[2])
-            except InvalidArgumentError:
-                o = s.decode_doc(r[0], r[1], r[2])  # raises again, naming the document
-            yield r[0], o
+            yield r[0], dd(r[0], r[1], r[2])
 
     def _run(self, tx: ReadTxn) -> Iterator[tuple[int, Any]]:
         it = self._rows(tx)

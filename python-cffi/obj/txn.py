@@ -531,13 +531,8 @@ class ReadTxn(_Core):
             return [None if r is None else r[1] for r in core._c_get_many(cname, ids)]
         s = self._schema(what)
         core, cname = self._route(s.collection)
-        dec, v0 = s.decode, s.version
-        rows = core._c_get_many(cname, ids)
-        try:
-            return [None if r is None else (dec(r[1]) if r[0] == v0 else s.decode_versioned(r[0], r[1]))
-                    for r in rows]
-        except InvalidArgumentError:  # again, naming the document
-            return [None if r is None else s.decode_doc(i, r[0], r[1]) for i, r in zip(ids, rows)]
+        dd = s.decode_doc
+        return [None if r is None else dd(i, r[0], r[1]) for i, r in zip(ids, core._c_get_many(cname, ids))]
 
     def all(self, what: Any) -> Iterator[tuple[int, Any]]:
         """Every document of a collection as ``(id, doc)``, in id order."""
@@ -619,12 +614,8 @@ class ReadTxn(_Core):
             check(_find_unique_many(core._handle(), cname, iname, js, len(js), typed, core._buf))
             rows = _codec.loads_batch(core._take_bytes())
             if typed:
-                dec, v0 = s.decode, s.version
-                try:
-                    out += [None if r is None else (dec(r[2]) if r[1] == v0 else s.decode_versioned(r[1], r[2]))
-                            for r in rows]
-                except InvalidArgumentError:  # again, naming the document
-                    out += [None if r is None else s.decode_doc(r[0], r[1], r[2]) for r in rows]
+                dd = s.decode_doc
+                out += [None if r is None else dd(r[0], r[1], r[2]) for r in rows]
             else:
                 out += [None if r is None else r[1] for r in rows]
         return out
