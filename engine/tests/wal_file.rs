@@ -8,9 +8,12 @@
 //!   leaves the frames that reader needs, and a later one resets the file.
 //!   Either way every commit stays readable, before and after a reopen
 //!   that follows no clean close.
+//! - An automatic checkpoint keeps the file's length: the next generation
+//!   overwrites the old frames, so a commit's fdatasync need not also
+//!   record a longer file.
 
 use obj_engine::storage::wal::WAL_HEADER_LEN;
-use obj_engine::{Db, ReadableTxn};
+use obj_engine::{Db, Options, ReadableTxn};
 
 fn put(db: &Db, key: &[u8], value: &[u8]) {
     let mut w = db.begin_write().unwrap();
@@ -118,6 +121,29 @@ fn a_complete_checkpoint_resets_the_wal_to_its_header() {
     }
     db.integrity_check().unwrap();
     db.close().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn automatic_checkpoints_keep_the_wal_length() {
+    let dir = tempfile_dir("auto");
+    let path = dir.join("a.obj");
+    let db = Db::open_with(&path, Options { wal_autocheckpoint: 20, ..Options::default() }).unwrap();
+    let mut longest = 0;
+    for i in 0..200u32 {
+        put(&db, &i.to_be_bytes(), &[9u8; 300]);
+        let len = wal_len(&path).unwrap();
+        assert!(len >= longest, "commit {i}: the WAL shrank from {longest} to {len} bytes");
+        longest = len;
+    }
+    // 200 commits of a few frames each went through several generations
+    // inside a file that stopped growing.
+    assert!(longest < 200 * 2 * 4096, "the WAL kept growing: {longest} bytes");
+    for i in 0..200u32 {
+        assert_eq!(get(&db, &i.to_be_bytes()).as_deref(), Some(&[9u8; 300][..]));
+    }
+    db.close().unwrap();
+    assert_eq!(wal_len(&path), None, "a clean close removes the WAL");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

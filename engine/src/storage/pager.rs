@@ -883,7 +883,11 @@ impl Pager {
             if due {
                 // A failed checkpoint is not this commit's failure (a fatal
                 // one still poisons the handle and is caught just below).
-                let _ = self.checkpoint(guard);
+                // Not `checkpoint`: that one cuts the file back to its
+                // header, and a WAL that regrows makes every later commit's
+                // fdatasync write the file's new length too. The restart
+                // just below starts the next generation over the old frames.
+                let _ = self.checkpoint_unguarded();
                 self.check_usable()?;
             }
         }
