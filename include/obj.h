@@ -847,9 +847,12 @@ obj_status obj_raw_upsert(obj_txn *txn,
 const char *obj_last_error(void);
 
 /**
- * A short name of a status code ("OBJ_BUSY", ...). Never NULL; static storage.
+ * A short name of a status code ("OBJ_BUSY", ...), or
+ * "OBJ_UNKNOWN_STATUS" for a value that is not one (a code from a newer
+ * library, say). Takes an int, not an obj_status, so that any value a
+ * caller holds is a valid argument. Never NULL; static storage.
  */
-const char *obj_status_name(obj_status status);
+const char *obj_status_name(int status);
 
 /**
  * The library version, e.g. "0.1.0" (the same as OBJ_VERSION_STRING in
@@ -1121,7 +1124,11 @@ obj_status obj_db_detach(obj_db *db, const char *ns);
  * snapshot, in constant memory: a header line per collection (kind,
  * indexes, next id) then one line per document (docs/format.md, "Export
  * format"). `out` (may be NULL) receives a JSON report: collections,
- * documents, kv_namespaces, kv_entries, commit_counter.
+ * documents, kv_namespaces, kv_entries, commit_counter. The lines go to
+ * a temporary file beside `path` that replaces it once complete and
+ * synced; a failed export leaves `path` as it was. Errors: OBJ_BUSY when
+ * `path` is a database open in this process, OBJ_INVALID_ARGUMENT when
+ * it holds any obj database (an export over it would destroy it).
  *
  * # Safety
  * `db` is a live handle; `collection` NULL or a NUL-terminated string;

@@ -77,6 +77,14 @@ impl CollView<'_> {
         spec: &QuerySpec,
         f: impl FnOnce(QueryCursorRef<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
+        // Counting and explaining take a count_only spec as it is.
+        let counted;
+        let spec = if spec.count_only {
+            counted = QuerySpec { count_only: false, ..spec.clone() };
+            &counted
+        } else {
+            spec
+        };
         match self {
             CollView::Read(c) => f(QueryCursorRef::Read(c.query(spec)?)),
             CollView::Write(c) => f(QueryCursorRef::Write(c.query(spec)?)),

@@ -489,6 +489,12 @@ pub unsafe extern "C" fn obj_kv_scan(
         need(out, "out")?;
         // SAFETY: per contract.
         let ns = unsafe { arg_str(ns, "namespace") }?;
+        // NULL means "absent" for these two, but not with a length.
+        for (p, len, what) in [(prefix, prefix_len, "prefix"), (end, end_len, "end")] {
+            if p.is_null() && len != 0 {
+                return Err(Error::invalid(format!("{what} is NULL but its length is {len}")));
+            }
+        }
         let prefix = if prefix.is_null() {
             None
         } else {

@@ -2,7 +2,7 @@
 //! keeps panics from crossing into C.
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_int, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use obj_engine::Error;
@@ -94,24 +94,31 @@ pub extern "C" fn obj_last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
 
-/// A short name of a status code ("OBJ_BUSY", ...). Never NULL; static storage.
+/// A short name of a status code ("OBJ_BUSY", ...), or
+/// "OBJ_UNKNOWN_STATUS" for a value that is not one (a code from a newer
+/// library, say). Takes an int, not an obj_status, so that any value a
+/// caller holds is a valid argument. Never NULL; static storage.
 #[no_mangle]
-pub extern "C" fn obj_status_name(status: obj_status) -> *const c_char {
-    let s: &'static [u8] = match status {
-        obj_status::OBJ_OK => b"OBJ_OK\0",
-        obj_status::OBJ_INVALID_ARGUMENT => b"OBJ_INVALID_ARGUMENT\0",
-        obj_status::OBJ_IO => b"OBJ_IO\0",
-        obj_status::OBJ_CORRUPTION => b"OBJ_CORRUPTION\0",
-        obj_status::OBJ_BUSY => b"OBJ_BUSY\0",
-        obj_status::OBJ_NOT_FOUND => b"OBJ_NOT_FOUND\0",
-        obj_status::OBJ_INTEGRITY => b"OBJ_INTEGRITY\0",
-        obj_status::OBJ_UNSUPPORTED => b"OBJ_UNSUPPORTED\0",
-        obj_status::OBJ_ENCRYPTION => b"OBJ_ENCRYPTION\0",
-        obj_status::OBJ_CLOSED => b"OBJ_CLOSED\0",
-        obj_status::OBJ_INTERNAL => b"OBJ_INTERNAL\0",
-        obj_status::OBJ_CONSTRAINT => b"OBJ_CONSTRAINT\0",
-    };
-    s.as_ptr().cast()
+pub extern "C" fn obj_status_name(status: c_int) -> *const c_char {
+    const NAMES: [(obj_status, &[u8]); 12] = [
+        (obj_status::OBJ_OK, b"OBJ_OK\0"),
+        (obj_status::OBJ_INVALID_ARGUMENT, b"OBJ_INVALID_ARGUMENT\0"),
+        (obj_status::OBJ_IO, b"OBJ_IO\0"),
+        (obj_status::OBJ_CORRUPTION, b"OBJ_CORRUPTION\0"),
+        (obj_status::OBJ_BUSY, b"OBJ_BUSY\0"),
+        (obj_status::OBJ_NOT_FOUND, b"OBJ_NOT_FOUND\0"),
+        (obj_status::OBJ_INTEGRITY, b"OBJ_INTEGRITY\0"),
+        (obj_status::OBJ_UNSUPPORTED, b"OBJ_UNSUPPORTED\0"),
+        (obj_status::OBJ_ENCRYPTION, b"OBJ_ENCRYPTION\0"),
+        (obj_status::OBJ_CLOSED, b"OBJ_CLOSED\0"),
+        (obj_status::OBJ_INTERNAL, b"OBJ_INTERNAL\0"),
+        (obj_status::OBJ_CONSTRAINT, b"OBJ_CONSTRAINT\0"),
+    ];
+    let name: &'static [u8] = NAMES
+        .iter()
+        .find(|(code, _)| *code as c_int == status)
+        .map_or(b"OBJ_UNKNOWN_STATUS\0", |(_, name)| *name);
+    name.as_ptr().cast()
 }
 
 /// The library version, e.g. "0.1.0" (the same as OBJ_VERSION_STRING in

@@ -3,7 +3,7 @@
 //! lines, and changing the encryption key.
 
 use std::ffi::{c_char, c_void};
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 
 use obj_engine::ops::backup::{BackupReport, Progress, RestoreOptions};
 use obj_engine::ops::compact::CompactReport;
@@ -255,7 +255,11 @@ pub unsafe extern "C" fn obj_db_detach(db: *mut obj_db, ns: *const c_char) -> ob
 /// snapshot, in constant memory: a header line per collection (kind,
 /// indexes, next id) then one line per document (docs/format.md, "Export
 /// format"). `out` (may be NULL) receives a JSON report: collections,
-/// documents, kv_namespaces, kv_entries, commit_counter.
+/// documents, kv_namespaces, kv_entries, commit_counter. The lines go to
+/// a temporary file beside `path` that replaces it once complete and
+/// synced; a failed export leaves `path` as it was. Errors: OBJ_BUSY when
+/// `path` is a database open in this process, OBJ_INVALID_ARGUMENT when
+/// it holds any obj database (an export over it would destroy it).
 ///
 /// # Safety
 /// `db` is a live handle; `collection` NULL or a NUL-terminated string;
@@ -281,13 +285,7 @@ pub unsafe extern "C" fn obj_db_export(
             with_db(db, |d| {
                 // Only once the handle is known to be an open database: a
                 // NULL, wrong-kind or closed handle must not truncate `path`.
-                let file =
-                    std::fs::File::create(path).map_err(|e| Error::io(format!("creating {path}"), e))?;
-                let w = BufWriter::new(file);
-                match collection {
-                    Some(c) => d.export_collection(c, w),
-                    None => d.export_all(w),
-                }
+                d.export_to_path(collection, std::path::Path::new(path))
             })
         }?;
         let v = serde_json::json!({
@@ -320,13 +318,19 @@ pub unsafe extern "C" fn obj_db_import(
     fence(|| {
         // SAFETY: per contract.
         let path = unsafe { arg_str(path, "path") }?;
-        let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::not_found(format!("file {path}")),
-            _ => Error::io(format!("opening {path}"), e),
-        })?;
         let options = ImportOptions { batch_size: (batch_size > 0).then_some(batch_size as usize) };
         // SAFETY: per contract.
-        let r = unsafe { with_db(db, |d| d.import(BufReader::new(file), options)) }?;
+        let r = unsafe {
+            with_db(db, |d| {
+                // Opened only once the handle is known good, so that a bad
+                // handle is reported as such whatever the file.
+                let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Error::not_found(format!("file {path}")),
+                    _ => Error::io(format!("opening {path}"), e),
+                })?;
+                d.import(BufReader::new(file), options)
+            })
+        }?;
         let v = serde_json::json!({
             "collections": r.collections, "documents": r.documents, "indexes_created": r.indexes_created,
             "kv_namespaces": r.kv_namespaces, "kv_entries": r.kv_entries, "commits": r.commits,
@@ -355,11 +359,11 @@ pub(crate) unsafe fn key_from(
         }
         (true, false) => {
             // SAFETY: per contract.
-            let p = unsafe { std::ffi::CStr::from_ptr(passphrase) }.to_bytes();
+            let p = unsafe { arg_str(passphrase, "passphrase") }?;
             if p.is_empty() {
                 return Err(Error::invalid("the passphrase is empty"));
             }
-            Ok(Some(EncryptionKey::passphrase(p)))
+            Ok(Some(EncryptionKey::passphrase(p.as_bytes())))
         }
     }
 }

@@ -1,8 +1,11 @@
 //! The database handle.
 //!
 //! A [`Db`] is `Send + Sync`: share it (by reference or in an `Arc`) among
-//! threads. Within one process, opening the same file again returns a handle
-//! to the same engine. Other processes may open the same file at the same
+//! threads. Within one process, opening the same file again (by any path
+//! that leads to it: a symbolic or hard link too) returns a handle to the
+//! same engine; the new handle keeps its own `read_only` and `busy_timeout`,
+//! must ask for the same `sync_mode` and key, and shares the engine's cache
+//! and checkpoint threshold. Other processes may open the same file at the same
 //! time: they coordinate through the shared index `<file>-shm` (one writer
 //! at a time across all of them, any number of readers; see
 //! docs/architecture.md, "Handles and processes").
@@ -14,6 +17,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::ops::integrity::{self, IntegrityReport};
@@ -21,7 +25,7 @@ use crate::ops::stat::{self, Stat};
 use crate::options::Options;
 use crate::storage::crypto::EncryptionKey;
 use crate::storage::file::OsVfs;
-use crate::storage::pager::{CheckpointResult, Pager};
+use crate::storage::pager::{CheckpointResult, Pager, WriterGuard};
 use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 
 /// The engine behind one open file; shared by every `Db` handle on it in
@@ -29,7 +33,7 @@ use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 #[derive(Debug)]
 struct Engine {
     pager: Arc<Pager>,
-    registry_key: Option<PathBuf>,
+    registry_key: Option<FileKey>,
     /// What the pager was opened with (rekey reopens with them).
     options: Options,
 }
@@ -65,8 +69,18 @@ impl Engine {
     }
 }
 
-fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Engine>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Weak<Engine>>>> = OnceLock::new();
+/// What identifies a file whatever the path to it: its device and inode
+/// numbers, so that two hard links (or a symbolic link) to one database
+/// share one engine instead of two engines writing two WALs over one file.
+type FileKey = (u64, u64);
+
+fn file_key(path: &Path) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn registry() -> &'static Mutex<HashMap<FileKey, Weak<Engine>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<FileKey, Weak<Engine>>>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
 }
 
@@ -89,7 +103,7 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 /// True when a database at `path` is open in this process (through the
 /// operating system's file system).
 pub(crate) fn open_in_process(path: &Path) -> bool {
-    let Ok(key) = canonical(path) else { return false };
+    let Some(key) = file_key(path) else { return false };
     let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
     reg.get(&key).is_some_and(|w| w.strong_count() > 0)
 }
@@ -105,6 +119,10 @@ pub(crate) type Attachments = std::collections::BTreeMap<String, Db>;
 pub struct Db {
     engine: Arc<Engine>,
     attached: Arc<RwLock<Attachments>>,
+    /// This handle's own options (a second open of the file shares the
+    /// engine, not these).
+    read_only: bool,
+    busy_timeout: Duration,
 }
 
 impl Db {
@@ -122,23 +140,40 @@ impl Db {
     /// writing while other processes use the database), `Io`.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         let path = path.as_ref();
-        let key = if options.vfs.is_none() { Some(canonical(path)?) } else { None };
+        let os_vfs = options.vfs.is_none();
+        if os_vfs {
+            canonical(path)?; // a path with no file name is refused here
+        }
+        let (read_only, busy_timeout) = (options.read_only, options.busy_timeout);
         let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(engine) = key.as_ref().and_then(|k| reg.get(k)).and_then(Weak::upgrade) {
-            if engine.pager.is_read_only() && !options.read_only {
+        let open_key = if os_vfs { file_key(path) } else { None };
+        if let Some(engine) = open_key.as_ref().and_then(|k| reg.get(k)).and_then(Weak::upgrade) {
+            if engine.pager.is_read_only() && !read_only {
                 return Err(Error::Busy(format!(
                     "{} is already open read-only in this process",
                     path.display()
                 )));
             }
+            // Commits go through the one engine: a handle asking for other
+            // durability than it gives would be told a lie.
+            if engine.options.sync_mode != options.sync_mode {
+                return Err(Error::invalid(format!(
+                    "{} is already open in this process with sync mode {:?}; a second handle shares \
+                     that engine and must ask for the same (not {:?})",
+                    path.display(),
+                    engine.options.sync_mode,
+                    options.sync_mode
+                )));
+            }
             // Joining an open engine needs the same key as opening the file.
             engine.pager.check_key(options.encryption.as_ref())?;
-            return Ok(Db { engine, attached: Default::default() });
+            return Ok(Db { engine, attached: Default::default(), read_only, busy_timeout });
         }
         let pager = Pager::open(path, &options)?;
-        let read_only = options.read_only;
-        let engine = Arc::new(Engine { pager, registry_key: key.clone(), options });
-        let db = Db { engine, attached: Default::default() };
+        // Known only now for a file that this open created.
+        let key = if os_vfs { file_key(path) } else { None };
+        let engine = Arc::new(Engine { pager, registry_key: key, options });
+        let db = Db { engine, attached: Default::default(), read_only, busy_timeout };
         // Only a database created but never initialised needs the writer:
         // another process may hold it for a long transaction.
         if !read_only && db.begin_read()?.catalog_root() == 0 {
@@ -171,7 +206,7 @@ impl Db {
     /// another one is active (then `Busy`). Attached databases are read
     /// through snapshots taken now.
     pub fn begin_write(&self) -> Result<WriteTxn> {
-        let guard = self.engine.pager.lock_writer()?;
+        let guard = self.lock_writer()?;
         let txn = WriteTxn::new(self.engine.pager.clone(), guard)?;
         let attached = self.attachments();
         if attached.is_empty() {
@@ -182,6 +217,21 @@ impl Db {
             .map(|(ns, db)| Ok((ns.clone(), WriteTxn::read_view(db.engine.pager.clone())?)))
             .collect::<Result<_>>()?;
         Ok(txn.with_attached(views))
+    }
+
+    /// Takes the writer slot for this handle: refused on a read-only
+    /// handle, waiting up to this handle's busy timeout.
+    pub(crate) fn lock_writer(&self) -> Result<WriterGuard> {
+        if self.read_only {
+            return Err(Error::invalid("the database is open read-only"));
+        }
+        self.engine.pager.lock_writer_for(self.busy_timeout)
+    }
+
+    /// True when this handle may not write (opened read-only, or sharing
+    /// an engine that was).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only || self.engine.pager.is_read_only()
     }
 
     /// A copy of the attachment table (cheap: handles are reference counted).
@@ -202,13 +252,13 @@ impl Db {
     /// True when the file was opened through the operating system's file
     /// system (not a custom [`Options::vfs`]).
     pub(crate) fn uses_os_vfs(&self) -> bool {
-        self.engine.registry_key.is_some()
+        self.engine.options.vfs.is_none()
     }
 
     /// Copies committed WAL frames into the main file, up to what the oldest
     /// active reader can see. Waits for an active writer up to the busy timeout.
     pub fn checkpoint(&self) -> Result<CheckpointResult> {
-        let guard = self.engine.pager.lock_writer()?;
+        let guard = self.lock_writer()?;
         self.engine.pager.checkpoint(&guard)
     }
 
@@ -264,7 +314,10 @@ impl Db {
     /// whichever database is in place; should that fail too, the handle
     /// answers `Closed` and the file is reopened with `Db::open_with`.
     pub fn rekey(&mut self, new_key: Option<EncryptionKey>) -> Result<()> {
-        let registry_key = self.engine.registry_key.clone();
+        if self.read_only {
+            return Err(Error::invalid("rekey on a read-only database"));
+        }
+        let registry_key = self.engine.registry_key;
         {
             let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
             if Arc::strong_count(&self.engine) != 1 {
@@ -280,8 +333,15 @@ impl Db {
             Some(engine) => engine.rekey(new_key),
             None => Err(Error::Busy("rekey needs the only handle on the database".into())),
         };
-        if let Some(k) = registry_key {
-            registry().lock().unwrap_or_else(|p| p.into_inner()).insert(k, Arc::downgrade(&self.engine));
+        if registry_key.is_some() {
+            // The new file replaced the old one by a rename: a new inode.
+            let key = file_key(self.path());
+            if let Some(engine) = Arc::get_mut(&mut self.engine) {
+                engine.registry_key = key;
+            }
+            if let Some(k) = key {
+                registry().lock().unwrap_or_else(|p| p.into_inner()).insert(k, Arc::downgrade(&self.engine));
+            }
         }
         result
     }
@@ -289,9 +349,10 @@ impl Db {
     /// Closes this handle. When it is the last handle on the file in this
     /// process and no other process has the database open, checkpoints
     /// everything into the main file and removes the WAL and the shared
-    /// index (unless a transaction is still active, in which case the WAL
-    /// stays and recovery picks it up on the next open). Dropping a `Db`
-    /// does the same, but cannot report errors.
+    /// index. Transactions still active keep working: a read transaction
+    /// keeps its snapshot, a write transaction may still commit, and the
+    /// fold waits until the last of them ends. Dropping a `Db` does the
+    /// same, but cannot report errors.
     pub fn close(self) -> Result<()> {
         let (engine, last) = self.release();
         if last {
@@ -323,7 +384,7 @@ impl Db {
     /// (it opens the file anew, or gets Busy while the fold still holds the
     /// file lock).
     fn release(self) -> (Arc<Engine>, bool) {
-        let Db { engine, attached } = self;
+        let Db { engine, attached, .. } = self;
         drop(attached);
         let last = {
             let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());

@@ -889,3 +889,46 @@ fn json_read_paths_match_write_json_of_decoded_documents() {
     assert_eq!(out, to_json_vec(&Value::Bytes(b"\x00opaque\xff".to_vec())));
     assert!(raw.get_json(rid, &mut Vec::new()).is_err(), "a raw collection has no structured documents");
 }
+
+/// The id space ends at `u64::MAX - 1` (the next id must exist): a write
+/// past it is refused before anything is written, so the transaction can
+/// still commit the rest and the collection stays readable.
+#[test]
+fn exhausted_id_space_is_refused_without_a_trace() {
+    let (_dir, db) = open();
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("c").unwrap();
+    c.upsert(u64::MAX - 1, &j(r#"{"a":1}"#)).unwrap();
+    assert!(matches!(c.insert(&j(r#"{"a":2}"#)), Err(Error::InvalidArgument(m)) if m.contains("exhausted")));
+    assert!(matches!(c.upsert(u64::MAX, &j(r#"{"a":3}"#)), Err(Error::InvalidArgument(_))));
+    drop(c);
+    w.commit().unwrap();
+    let r = db.begin_read().unwrap();
+    let c = r.collection("c").unwrap();
+    assert_eq!(c.count().unwrap(), 1);
+    assert!(c.get(u64::MAX).unwrap().is_none());
+    drop(r);
+    db.integrity_check().unwrap();
+}
+
+/// `count_only` asks for a number: `query` refuses it rather than ignore
+/// it, and `query_count` answers it (after offset and limit).
+#[test]
+fn count_only_is_answered_by_query_count() {
+    let (_dir, db) = open();
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("c").unwrap();
+    for i in 0..5 {
+        c.insert(&j(&format!(r#"{{"n":{i}}}"#))).unwrap();
+    }
+    drop(c);
+    w.commit().unwrap();
+    let r = db.begin_read().unwrap();
+    let c = r.collection("c").unwrap();
+    let spec =
+        QuerySpec::from_json(r#"{"collection":"c","filter":{"ge":["n",1]},"count_only":true}"#).unwrap();
+    assert!(matches!(c.query(&spec), Err(Error::InvalidArgument(m)) if m.contains("query_count")));
+    assert_eq!(c.query_count(&spec).unwrap(), 4);
+    let limited = QuerySpec { limit: Some(2), count_only: false, ..spec };
+    assert_eq!(c.query_count(&limited).unwrap(), 2);
+}

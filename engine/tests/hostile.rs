@@ -490,6 +490,17 @@ fn handles_outliving_their_database_or_transaction() {
     drop(r);
     let db = Db::open_with(DB, options(&vfs)).unwrap();
     assert_documents_intact(&db);
+
+    // A write transaction begun before the close of the last handle may
+    // still commit, and the fold happens once the transaction ends.
+    let mut w = db.begin_write().unwrap();
+    w.kv_put("late", b"k", b"v").unwrap();
+    db.close().unwrap();
+    w.kv_put("late", b"k2", b"v2").unwrap();
+    w.commit().unwrap();
+    let db = Db::open_with(DB, options(&vfs)).unwrap();
+    assert_eq!(db.begin_read().unwrap().kv_get("late", b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_documents_intact(&db);
 }
 
 /// On the real file system, where the shared index is a `-shm` file: an

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use obj_engine::storage::sim::{CutMode, SimVfs};
 use obj_engine::{Db, Error, Options, ReadableTxn};
@@ -230,6 +231,52 @@ fn second_writer_gets_busy_and_handles_share() {
     db.close().unwrap();
     let db = Db::open(&path).unwrap();
     assert_eq!(get(&db, "t", b"3").as_deref(), Some(&b"three"[..]));
+}
+
+/// A second open of a file already open in this process joins its engine
+/// by the file's identity, whatever the path (a hard link too: two engines
+/// would write two WALs over one file and lose commits), and keeps its own
+/// read-only flag and busy timeout; a different sync mode is refused.
+#[test]
+fn second_open_shares_by_file_identity_and_keeps_its_own_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.obj");
+    let b = dir.path().join("b.obj");
+    Db::open(&a).unwrap().close().unwrap();
+    std::fs::hard_link(&a, &b).unwrap();
+    let da = Db::open(&a).unwrap();
+    let db = Db::open(&b).unwrap();
+    put(&da, "t", b"a", b"1");
+    put(&db, "t", b"b", b"2");
+    assert_eq!(get(&db, "t", b"a").as_deref(), Some(&b"1"[..]), "one engine behind both paths");
+    da.close().unwrap();
+    db.close().unwrap();
+    let reopened = Db::open(&a).unwrap();
+    assert_eq!(get(&reopened, "t", b"a").as_deref(), Some(&b"1"[..]));
+    assert_eq!(get(&reopened, "t", b"b").as_deref(), Some(&b"2"[..]));
+
+    // A read-only handle on a writable engine stays read-only.
+    let ro = Db::open_with(&b, Options { read_only: true, ..Options::default() }).unwrap();
+    assert!(ro.is_read_only() && !reopened.is_read_only());
+    assert!(matches!(ro.begin_write(), Err(Error::InvalidArgument(_))));
+    assert!(matches!(ro.checkpoint(), Err(Error::InvalidArgument(_))));
+    assert!(matches!(ro.compact(), Err(Error::InvalidArgument(_))));
+    assert_eq!(get(&ro, "t", b"a").as_deref(), Some(&b"1"[..]));
+
+    // Durability is the engine's: another sync mode is refused, not ignored.
+    let off = Options { sync_mode: obj_engine::SyncMode::Off, ..Options::default() };
+    assert!(matches!(Db::open_with(&a, off), Err(Error::InvalidArgument(m)) if m.contains("sync mode")));
+
+    // Each handle waits for the writer as long as it asked to.
+    let quick =
+        Db::open_with(&a, Options { busy_timeout: Duration::from_millis(20), ..Options::default() }).unwrap();
+    let w = reopened.begin_write().unwrap();
+    let started = std::time::Instant::now();
+    assert!(matches!(quick.begin_write(), Err(Error::Busy(_))));
+    assert!(started.elapsed() < Duration::from_secs(2), "waited {:?}", started.elapsed());
+    drop(w);
+    drop((ro, quick));
+    reopened.close().unwrap();
 }
 
 /// A file system without shared memory (a `Vfs` that does not implement

@@ -3,6 +3,7 @@
 #define OBJ_TEST_CHECK_H
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "obj.h"
 
 static int checks_run = 0;
@@ -30,4 +31,16 @@ static int checks_run = 0;
     } while (0)
 
 #define CHECK_OK(call) CHECK_STATUS(call, OBJ_OK)
+
+/* The call returns `want` and obj_last_error() contains `needle`. */
+#define CHECK_ERR(call, want, needle)                                          \
+    do {                                                                       \
+        CHECK_STATUS(call, want);                                              \
+        checks_run++;                                                          \
+        if (strstr(obj_last_error(), (needle)) == NULL) {                      \
+            fprintf(stderr, "%s:%d: %s: message \"%s\" lacks \"%s\"\n",        \
+                    __FILE__, __LINE__, #call, obj_last_error(), (needle));    \
+            exit(1);                                                           \
+        }                                                                      \
+    } while (0)
 #endif

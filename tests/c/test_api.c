@@ -10,6 +10,10 @@ static char wal[520];
 static void test_version_and_errors(void) {
     CHECK(strcmp(obj_version(), OBJ_VERSION_STRING) == 0);
     CHECK(strcmp(obj_status_name(OBJ_BUSY), "OBJ_BUSY") == 0);
+    CHECK(strcmp(obj_status_name(OBJ_CONSTRAINT), "OBJ_CONSTRAINT") == 0);
+    /* A code this library does not know (one from a newer version, say). */
+    CHECK(strcmp(obj_status_name(12), "OBJ_UNKNOWN_STATUS") == 0);
+    CHECK(strcmp(obj_status_name(-1), "OBJ_UNKNOWN_STATUS") == 0);
     CHECK(obj_last_error() != NULL);
     obj_bytes b = {0};
     CHECK_OK(obj_bytes_copy((const uint8_t *)"abc", 3, &b));
@@ -169,6 +173,23 @@ static void test_kv_and_transactions(void) {
     CHECK_OK(obj_txn_begin_read(db, &r));
     CHECK_OK(obj_kv_get(r, "meta", NULL, 0, &v, &found));
     CHECK(found && v.len == 9 && memcmp(v.data, "empty key", 9) == 0);
+    obj_bytes_free(&v);
+    CHECK_OK(obj_txn_free(r));
+
+    /* A write transaction left open across close may still commit; the
+     * WAL is folded and removed once it is freed. */
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_kv_put(w, "meta", (const uint8_t *)"late", 4, (const uint8_t *)"v", 1));
+    CHECK_OK(obj_db_close(db));
+    CHECK_STATUS(obj_txn_begin_read(db, &r), OBJ_CLOSED);
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    CHECK(access(wal, F_OK) != 0);
+    CHECK_OK(obj_db_free(db));
+    CHECK_OK(obj_db_open(path, NULL, &db));
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_kv_get(r, "meta", (const uint8_t *)"late", 4, &v, &found));
+    CHECK(found && v.len == 1);
     obj_bytes_free(&v);
     CHECK_OK(obj_txn_free(r));
     CHECK_OK(obj_db_free(db)); /* free without close closes */

@@ -136,6 +136,15 @@ int main(int argc, char **argv) {
     obj_bytes_free(&rep);
     CHECK_STATUS(obj_db_export(db, "no_such", dump, NULL), OBJ_NOT_FOUND);
     CHECK_OK(obj_db_export(db, "orders", dump, NULL));
+    /* An export never overwrites a database: the open one, or a closed one. */
+    CHECK_ERR(obj_db_export(db, "orders", src, NULL), OBJ_BUSY, "open database");
+    CHECK_ERR(obj_db_export(db, NULL, bak, NULL), OBJ_INVALID_ARGUMENT, "is an obj database");
+    {
+        obj_db *still = NULL;
+        CHECK_OK(obj_db_open(bak, NULL, &still));
+        CHECK(count_of(still, "orders") == 2000);
+        CHECK_OK(obj_db_free(still));
+    }
     obj_db *imp = NULL;
     remove_db(res);
     CHECK_OK(obj_db_open(res, NULL, &imp));

@@ -501,8 +501,23 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         self.query(&spec)
     }
 
-    /// Runs a query on this collection (its `collection` field must name it).
+    /// Runs a query on this collection (its `collection` field must name
+    /// it). A spec with `count_only` asks for a number: it is refused here
+    /// and answered by [`query_count`](Self::query_count).
     pub fn query(&self, spec: &QuerySpec) -> Result<QueryCursor<'_, T>> {
+        self.check_spec(spec, false)?;
+        QueryCursor::new(self.txn, Cow::Borrowed(&*self.st), spec)
+    }
+
+    /// The number of results of `spec` (after `offset` and `limit`),
+    /// counted without sorting or decoding whole documents; `count_only`
+    /// may be set or not.
+    pub fn query_count(&self, spec: &QuerySpec) -> Result<u64> {
+        self.check_spec(spec, true)?;
+        QueryCursor::new(self.txn, Cow::Borrowed(&*self.st), spec)?.count()
+    }
+
+    fn check_spec(&self, spec: &QuerySpec, counting: bool) -> Result<()> {
         if spec.collection != self.st.name && Some(&spec.collection) != self.qualified.as_ref() {
             return Err(Error::invalid(format!(
                 "query names collection {:?} but runs on {:?}",
@@ -510,20 +525,19 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
                 self.name()
             )));
         }
-        QueryCursor::new(self.txn, Cow::Borrowed(&*self.st), spec)
+        if spec.count_only && !counting {
+            return Err(Error::invalid(
+                "\"count_only\": true asks for a number, not documents: use Collection::query_count",
+            ));
+        }
+        Ok(())
     }
 
     /// [`query`](Self::query), consuming this handle: the cursor takes the
     /// collection's loaded state along and borrows only the transaction, so
     /// it can outlive the handle (bindings keep such cursors between calls).
     pub fn into_query(self, spec: &QuerySpec) -> Result<QueryCursor<'t, T>> {
-        if spec.collection != self.st.name && Some(&spec.collection) != self.qualified.as_ref() {
-            return Err(Error::invalid(format!(
-                "query names collection {:?} but runs on {:?}",
-                spec.collection,
-                self.name()
-            )));
-        }
+        self.check_spec(spec, false)?;
         QueryCursor::new(self.txn, self.st, spec)
     }
 
@@ -947,6 +961,13 @@ impl<'t> CollectionMut<'t> {
 
     /// Writes document `id` with its index entries.
     fn put(&mut self, id: u64, new: NewDoc<'_>) -> Result<bool> {
+        // Checked before anything is written: the next id must exist.
+        if id == u64::MAX {
+            return Err(Error::invalid(format!(
+                "document id space exhausted: the largest id is {}",
+                u64::MAX - 1
+            )));
+        }
         let usable = self.txn.pages().usable_size();
         let max_key = btree::max_key_len(usable);
         // Every stored id is below the next id, so an id at or past it is new.
@@ -1038,8 +1059,7 @@ impl<'t> CollectionMut<'t> {
         }
         self.save_names()?;
         if id >= self.st.next_id {
-            self.st.next_id =
-                id.checked_add(1).ok_or_else(|| Error::invalid("document id space exhausted"))?;
+            self.st.next_id = id + 1; // below u64::MAX, checked above
         }
         Ok(replaced)
     }

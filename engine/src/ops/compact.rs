@@ -173,7 +173,7 @@ impl Db {
     pub fn compact(&self) -> Result<CompactReport> {
         let started = Instant::now();
         let pager = self.pager();
-        let guard = pager.lock_writer()?;
+        let guard = self.lock_writer()?;
         pager.checkpoint(&guard)?;
         let file_size_before = pager.main_file_size()?;
         let base = pager.writer_snapshot()?;

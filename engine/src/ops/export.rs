@@ -19,8 +19,9 @@
 //! that many lines, in constant memory, and a failure leaves the batches
 //! before it committed.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::ops::Bound;
+use std::path::Path;
 
 use crate::db::Db;
 use crate::doc::codec::decode_header;
@@ -32,6 +33,7 @@ use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{IndexKind, IndexSpec};
 use crate::query::expr::FieldPath;
+use crate::storage::header::MAGIC;
 use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 
 /// The export format version this build writes and reads.
@@ -433,6 +435,54 @@ impl Db {
     /// lines (see [`ReadTxn::export_all`]), from a snapshot taken now.
     pub fn export_all<W: Write>(&self, out: W) -> Result<ExportReport> {
         self.begin_read()?.export_all(out)
+    }
+
+    /// Writes collection `collection` (every collection and namespace when
+    /// `None`) to the file at `path` as JSON lines. The lines go to a
+    /// temporary file beside `path`, which replaces it only once the export
+    /// is complete and synced: a failed export leaves `path` as it was.
+    /// Refuses a `path` that holds an obj database (`Busy` if it is open in
+    /// this process, `InvalidArgument` otherwise): an export over a
+    /// database would destroy it.
+    pub fn export_to_path(&self, collection: Option<&str>, path: &Path) -> Result<ExportReport> {
+        let display = path.display();
+        if crate::db::open_in_process(path) {
+            return Err(Error::Busy(format!("{display} is an open database; export to another path")));
+        }
+        let mut head = [0u8; 8];
+        if let Ok(mut f) = std::fs::File::open(path) {
+            if f.read_exact(&mut head).is_ok() && head == MAGIC {
+                return Err(Error::invalid(format!(
+                    "{display} is an obj database; an export writes JSON lines and would destroy it"
+                )));
+            }
+        }
+        let mut name = path
+            .file_name()
+            .ok_or_else(|| Error::invalid(format!("{display} is not a file path")))?
+            .to_owned();
+        name.push(format!(".tmp-{}", std::process::id()));
+        let tmp = path.with_file_name(name);
+        let written = (|| {
+            let file = std::fs::File::create(&tmp)
+                .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+            let mut out = std::io::BufWriter::new(file);
+            let report = match collection {
+                Some(c) => self.export_collection(c, &mut out)?,
+                None => self.export_all(&mut out)?,
+            };
+            let file = out
+                .into_inner()
+                .map_err(|e| Error::io(format!("writing {}", tmp.display()), e.into_error()))?;
+            file.sync_all().map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+            std::fs::rename(&tmp, path)
+                .map_err(|e| Error::io(format!("renaming the export to {display}"), e))?;
+            Ok(report)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 
     /// Reads JSON lines written by an export and writes their collections

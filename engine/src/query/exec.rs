@@ -341,7 +341,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     }
 
     fn fill_sorted(&mut self) -> Result<()> {
-        let cap = self.spec.sort_buffer_limit.unwrap_or(MAX_SORT_BUFFER).max(1);
+        let cap = self.spec.sort_buffer_limit.unwrap_or(MAX_SORT_BUFFER);
         let keep = self.spec.limit.map(|l| l.saturating_add(self.spec.offset));
         let spec = self.spec.clone();
         let cmp = |a: &Hit, b: &Hit| -> Ordering { spec.compare_for_sort(&a.2, &b.2).then(a.0.cmp(&b.0)) };

@@ -577,6 +577,16 @@ impl Pager {
     }
 
     fn check_usable(&self) -> Result<()> {
+        self.check_alive()?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("the database is closed".into()));
+        }
+        Ok(())
+    }
+
+    /// Like [`Pager::check_usable`] but open to a write transaction that
+    /// began before [`Pager::close`]: it may still commit.
+    fn check_alive(&self) -> Result<()> {
         if self.forked() {
             return Err(Error::InvalidArgument(format!(
                 "database handle used after fork(): {} was opened by process {}; a child process must \
@@ -584,9 +594,6 @@ impl Pager {
                 self.path.display(),
                 self.pid
             )));
-        }
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed("the database is closed".into()));
         }
         if let Some(why) = self.fatal.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             return Err(Error::Closed(format!("{why}; reopen the database to recover")));
@@ -859,7 +866,7 @@ impl Pager {
         header: &Header,
     ) -> Result<()> {
         debug_assert!(std::ptr::eq(&*guard.pager, self));
-        self.check_usable()?;
+        self.check_alive()?;
         if pages.is_empty() {
             return Ok(());
         }
@@ -888,7 +895,7 @@ impl Pager {
                 // fdatasync write the file's new length too. The restart
                 // just below starts the next generation over the old frames.
                 let _ = self.checkpoint_unguarded();
-                self.check_usable()?;
+                self.check_alive()?;
             }
         }
         let mut h = self.fresh_header(true)?;
@@ -987,7 +994,7 @@ impl Pager {
     /// the writer slot for the whole bulk commit.
     pub fn begin_bulk_commit(&self, guard: &WriterGuard) -> Result<BulkCommit<'_>> {
         debug_assert!(std::ptr::eq(&*guard.pager, self));
-        self.check_usable()?;
+        self.check_alive()?;
         if self.read_only {
             return Err(Error::invalid("the database is open read-only"));
         }
@@ -1019,7 +1026,7 @@ impl Pager {
         if self.read_only {
             return Err(Error::invalid("checkpoint on a read-only database"));
         }
-        let result = self.checkpoint_unguarded()?;
+        let mut result = self.checkpoint_unguarded()?;
         if result.complete {
             let mut h = self.fresh_header(true)?;
             let mut wal = self.wal();
@@ -1028,6 +1035,7 @@ impl Pager {
                 // Restarted (now or before): no reader needs a frame, and
                 // the file goes back to its header, as documented.
                 wal.reset_to_header()?;
+                result.wal_frames = 0;
             }
         }
         Ok(result)
@@ -1163,7 +1171,11 @@ impl Pager {
             // `lock_writer` refuses a closed pager; take the slot directly.
             let mut busy = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
             if *busy {
-                return Err(Error::Busy("a write transaction is still active at close".into()));
+                // A write transaction begun before the close may still
+                // commit (it holds the pager); the fold waits for the
+                // pager's drop, after that transaction ends.
+                self.fold_pending.store(true, Ordering::Release);
+                return Ok(());
             }
             *busy = true;
             WriterGuard { pager: self.clone(), os_locked: false }
