@@ -932,3 +932,66 @@ fn count_only_is_answered_by_query_count() {
     let limited = QuerySpec { limit: Some(2), count_only: false, ..spec };
     assert_eq!(c.query_count(&limited).unwrap(), 2);
 }
+
+/// A sort on an indexed field reads the index in order instead of sorting
+/// in memory, so it is not bounded by the sort buffer: with a filter that
+/// makes the index eligible, and with none when every document has an
+/// entry. A list value makes the index multi-valued for good: sorts on it
+/// go back to memory (and to the bound), with the same answers.
+#[test]
+fn sorts_on_single_valued_indexes_need_no_buffer() {
+    let (_dir, db) = open();
+    db.create_index("c", IndexSpec::unique("by_e", "e").unwrap()).unwrap();
+    db.create_index("c", IndexSpec::standard("by_n", "n").unwrap()).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("c").unwrap();
+    for i in 0..300u64 {
+        c.insert(&j(&format!(r#"{{"e":"user{:03}","n":{}}}"#, (i * 7) % 300, i % 10))).unwrap();
+    }
+    drop(c);
+    w.commit().unwrap();
+    let r = db.begin_read().unwrap();
+    let c = r.collection("c").unwrap();
+    let run = |q: &str| -> Result<Vec<u64>, Error> {
+        c.query(&QuerySpec::from_json(q).unwrap())?.map(|x| x.map(|(id, _)| id)).collect()
+    };
+    let sorted = r#"{"collection":"c","filter":{"ge":["e",""]},"sort":["e"],"sort_buffer_limit":10}"#;
+    assert!(!c.explain(&QuerySpec::from_json(sorted).unwrap()).unwrap().contains("SORT"));
+    let ids = run(sorted).unwrap();
+    assert_eq!(ids.len(), 300);
+    let emails: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            c.get(*id)
+                .unwrap()
+                .unwrap()
+                .get_field_path(&"e".parse().unwrap())
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(emails.windows(2).all(|w| w[0] < w[1]));
+    // No filter: the index holds every document, read backwards.
+    let all_desc = r#"{"collection":"c","sort":[{"field":"e","order":"desc"}],"sort_buffer_limit":10}"#;
+    let plan = c.explain(&QuerySpec::from_json(all_desc).unwrap()).unwrap();
+    assert!(plan.contains("INDEX by_e") && plan.contains("reverse") && !plan.contains("SORT"), "{plan}");
+    assert_eq!(run(all_desc).unwrap(), ids.iter().rev().copied().collect::<Vec<_>>());
+    // Equal values: ties in id order, descending in a descending sort.
+    let ties =
+        run(r#"{"collection":"c","filter":{"eq":["n",3]},"sort":[{"field":"n","order":"desc"}]}"#).unwrap();
+    assert_eq!(ties, (1..=300u64).filter(|id| (id - 1) % 10 == 3).rev().collect::<Vec<_>>());
+    drop(c);
+    drop(r);
+
+    let mut w = db.begin_write().unwrap();
+    w.collection_mut("c").unwrap().insert(&j(r#"{"e":["a","b"],"n":1}"#)).unwrap();
+    w.commit().unwrap();
+    let r = db.begin_read().unwrap();
+    let c = r.collection("c").unwrap();
+    let q = QuerySpec::from_json(sorted).unwrap();
+    assert!(c.explain(&q).unwrap().contains("SORT"));
+    let over: Result<Vec<_>, Error> = c.query(&q).unwrap().collect();
+    assert!(matches!(over, Err(Error::InvalidArgument(m)) if m.contains("sort_buffer_limit")));
+}

@@ -54,7 +54,7 @@ from .db import (
     RawRecord,
     Stat,
 )
-from .aio import AsyncDb, AsyncQuery, AsyncTxn
+from .aio import AsyncCollection, AsyncDb, AsyncKv, AsyncQuery, AsyncTxn
 
 __version__ = "1.2.0"
 
@@ -67,7 +67,7 @@ def library_version() -> str:
 __all__ = [
     "Db", "ReadTxn", "WriteTxn", "Collection", "Query", "Expr", "Field", "SortKey", "field",
     "MAX_SORT_BUFFER", "document", "Index", "Unique", "Each", "Composite", "IndexMarker",
-    "is_document", "schema_of", "KvNamespace", "AsyncDb", "AsyncQuery", "AsyncTxn",
+    "is_document", "schema_of", "KvNamespace", "AsyncDb", "AsyncQuery", "AsyncTxn", "AsyncCollection", "AsyncKv",
     "Stat", "CollectionStat", "IndexStat", "RawRecord", "DocumentHeader", "CheckpointResult",
     "IntegrityReport", "ObjError", "NotFoundError", "BusyError", "CorruptionError", "IntegrityError",
     "InvalidArgumentError", "ConstraintError", "EncryptionError", "FeatureUnsupportedError",

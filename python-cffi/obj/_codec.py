@@ -35,6 +35,7 @@ import datetime as _dt
 import enum
 import gc
 import json
+import keyword
 import os
 import re
 import uuid
@@ -77,16 +78,49 @@ def _from_ts(o: dict) -> Any:
         tz = o.get("$tz")
         if tz is None:
             return _EPOCH_NAIVE + _dt.timedelta(microseconds=us)
-        return (_EPOCH_UTC + _dt.timedelta(microseconds=us)).astimezone(
-            _dt.timezone(_dt.timedelta(seconds=tz))
+        # The local wall time straight from the UTC instant plus the offset:
+        # the UTC instant itself may lie outside years 1..9999 when the local
+        # time does not (datetime(1, 1, 1, tzinfo=+05:00) is 0000-12-31 19:00
+        # UTC), so it is never built as a datetime.
+        return (_EPOCH_NAIVE + _dt.timedelta(microseconds=us, seconds=tz)).replace(
+            tzinfo=_dt.timezone(_dt.timedelta(seconds=tz))
         )
-    except (OverflowError, ValueError):
-        return o  # outside datetime's years 1..9999: left as the engine's form
+    except (OverflowError, ValueError, TypeError):
+        return o  # outside datetime's years 1..9999 (or not the engine's form): left as it is
+
+
+def _dataclass_getter(t: type) -> Callable[[Any], dict] | None:
+    """For a dataclass ``t``: a function of an instance giving the map of
+    all its fields (``_private`` ones too), compiled once per class; None
+    when ``t`` is no dataclass."""
+    get = _DC_GET.get(t)
+    if get is None:
+        if not (isinstance(t, type) and dataclasses.is_dataclass(t)):
+            return None
+        names = [f.name for f in dataclasses.fields(t)]
+        if all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
+            src = "def get(o):\n    return {" + ", ".join(f"{n!r}: o.{n}" for n in names) + "}\n"
+            ns: dict = {}
+            exec(compile(src, f"<obj fields of {t.__qualname__}>", "exec"), ns)
+            get = ns["get"]
+        else:  # pragma: no cover - dataclasses refuse such names, a hand-made class may not
+            def get(o: Any, _names: tuple = tuple(names)) -> dict:
+                return {n: getattr(o, n) for n in _names}
+        _DC_GET[t] = get
+    return get
+
+
+_DC_GET: dict[type, Callable[[Any], dict]] = {}
 
 
 def _default(o: Any) -> Any:
-    """Fast-path hook: values the C JSON encoders do not know."""
+    """Fast-path hook: values the C JSON encoders do not know. A dataclass
+    instance becomes the map of all its fields, ``_private`` ones too
+    (orjson's own dataclass support, which skips those, is never used)."""
     t = type(o)
+    get = _DC_GET.get(t)
+    if get is not None:
+        return get(o)
     if t is bytes or t is bytearray or t is memoryview:
         return {"$bytes": _b64encode(o).decode("ascii")}
     if isinstance(o, _dt.datetime):
@@ -101,8 +135,9 @@ def _default(o: Any) -> Any:
         return str(o)
     if isinstance(o, (set, frozenset)):
         return list(o)
-    if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
+    get = _dataclass_getter(t)
+    if get is not None:
+        return get(o)
     if isinstance(o, (bytes, bytearray)):
         return {"$bytes": _b64encode(o).decode("ascii")}
     raise TypeError(f"cannot store a value of type {type(o).__name__}: {o!r:.80}")
@@ -153,8 +188,9 @@ def to_jsonable(o: Any, _depth: int = 0) -> Any:
         return out
     if isinstance(o, (list, tuple, set, frozenset)):
         return [to_jsonable(x, _depth + 1) for x in o]
-    if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return {f.name: to_jsonable(getattr(o, f.name), _depth + 1) for f in dataclasses.fields(o)}
+    get = _dataclass_getter(t)
+    if get is not None:
+        return {k: to_jsonable(v, _depth + 1) for k, v in get(o).items()}
     try:
         d = _default(o)
     except TypeError as e:
@@ -203,6 +239,9 @@ def _orjson_dumps(o: Any) -> bytes:
     specials = [0]
 
     def default(v: Any) -> Any:
+        get = _DC_GET.get(type(v))
+        if get is not None:  # a dataclass (field names never start with "$")
+            return get(v)
         r = _default(v)
         if type(r) is dict and r and next(iter(r))[:1] == "$":
             specials[0] += len(r)  # the keys of {"$bytes": ...}, {"$ts": ..., "$tz": ...}
@@ -330,7 +369,9 @@ loads: Callable[[Any], Any]
 loads_plain: Callable[[Any], Any]
 _backend = ""
 if _orjson is not None:
-    _OR_OPTS = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_NON_STR_KEYS
+    # PASSTHROUGH_DATACLASS: orjson's own dataclass encoding drops fields
+    # whose names start with "_"; with it every dataclass goes to _default.
+    _OR_OPTS = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_NON_STR_KEYS
 
 
 def use_backend(name: str) -> None:
@@ -370,13 +411,54 @@ def backend() -> str:
 use_backend(os.environ.get("OBJ_JSON") or ("orjson" if _orjson is not None else "stdlib"))
 
 
+# Argument checks shared by the modules that call the C library: each turns
+# a wrong argument into an InvalidArgumentError naming it (never the
+# TypeError or AttributeError Python would raise further in).
+
+
 def utf8(s: str, what: str) -> bytes:
-    """``s`` as UTF-8 for a C argument; a lone surrogate (which UTF-8
-    cannot hold) is an InvalidArgumentError naming ``what``."""
+    """``s`` as UTF-8 for a C argument; anything but a ``str``, or a lone
+    surrogate (which UTF-8 cannot hold), is an InvalidArgumentError naming
+    ``what``."""
     try:
         return s.encode("utf-8")
     except UnicodeEncodeError as e:
         raise InvalidArgumentError(f"{what} {s!r:.80} is not valid UTF-8 (lone surrogate?): {e.reason}") from None
+    except AttributeError:
+        if isinstance(s, str):  # pragma: no cover - a str always has encode
+            raise
+        raise InvalidArgumentError(f"{what} must be a str, not {type(s).__name__}") from None
+
+
+def path_arg(p: Any, what: str = "path") -> str:
+    """A file path argument (``str``, ``bytes`` or ``os.PathLike``) as a
+    ``str``; anything else (None...) is an InvalidArgumentError naming
+    ``what``."""
+    try:
+        f = os.fspath(p)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"{what} must be a str or os.PathLike, not {type(p).__name__}"
+        ) from None
+    return os.fsdecode(f) if isinstance(f, bytes) else f
+
+
+def cpath(p: Any, what: str = "path") -> bytes:
+    """:func:`path_arg` as UTF-8 for a C argument."""
+    return utf8(path_arg(p, what), what)
+
+
+def listed(v: Any, what: str) -> list:
+    """The items of an iterable argument as a list (``v`` itself when it
+    is one); None or a non-iterable is an InvalidArgumentError naming
+    ``what``. (An error raised while iterating is left as it is.)"""
+    if type(v) is list:
+        return v
+    try:
+        it = iter(v)
+    except TypeError:
+        raise InvalidArgumentError(f"{what} must be an iterable (a list), not {type(v).__name__}") from None
+    return list(it)
 
 
 def dumps_value(o: Any) -> str:

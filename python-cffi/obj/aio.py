@@ -20,7 +20,7 @@ from .db import Db
 from .errors import InvalidArgumentError
 from .query import Query
 
-__all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery"]
+__all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery", "AsyncCollection", "AsyncKv"]
 
 
 class _Pinned:
@@ -78,10 +78,13 @@ async def _aiter_pinned(make: Callable[[], Iterable], batch: int = 256) -> Async
 
 class AsyncQuery:
     """An immutable query whose terminal methods are awaitable:
-    ``await adb.query(Order).filter(...).fetch()``; ``async for`` streams."""
+    ``await adb.query(Order).filter(...).fetch()``; ``async for`` streams.
+    From ``adb.query(...)`` it runs on the database's worker threads; from
+    ``tx.query(...)`` inside ``async with adb.transaction() as tx`` on the
+    transaction's own thread, seeing its uncommitted writes."""
 
-    def __init__(self, adb: AsyncDb, q: Query) -> None:
-        self._adb = adb
+    def __init__(self, owner: AsyncDb | AsyncTxn, q: Query) -> None:
+        self._owner = owner
         self._q = q
 
     def __getattr__(self, name: str) -> Any:
@@ -89,35 +92,98 @@ class AsyncQuery:
         if name in ("filter", "where", "sort_by", "limit", "offset", "index_range", "sort_buffer_limit"):
             @functools.wraps(attr)
             def build(*a: Any, **k: Any) -> AsyncQuery:
-                return AsyncQuery(self._adb, attr(*a, **k))
+                return AsyncQuery(self._owner, attr(*a, **k))
             return build
         raise AttributeError(name)
 
     async def fetch(self) -> list:
         """All results."""
-        return await self._adb._run(self._q.fetch)
+        return await self._owner._run(self._q.fetch)
 
     async def count(self) -> int:
         """Number of results."""
-        return await self._adb._run(self._q.count)
+        return await self._owner._run(self._q.count)
 
     async def first(self) -> Any:
         """The first result or None."""
-        return await self._adb._run(self._q.first)
+        return await self._owner._run(self._q.first)
+
+    async def ids(self) -> list[int]:
+        """The ids of the results."""
+        return await self._owner._run(self._q.ids)
 
     async def explain(self) -> str:
         """The engine's plan."""
-        return await self._adb._run(self._q.explain)
+        return await self._owner._run(self._q.explain)
+
+    def to_json(self) -> str:
+        """The engine half of the query as query JSON (for inspection)."""
+        return self._q.to_json()
 
     def __aiter__(self) -> AsyncIterator:
-        return _aiter_pinned(self._q.iter)
+        return self._owner._aiter(self._q.iter)
+
+
+class _AsyncBound:
+    """A blocking helper object of a transaction (a typed collection handle,
+    a key-value namespace) driven from asyncio: each method is awaitable and
+    runs on the transaction's pinned thread; the methods named in ``_ITER``
+    (which return iterators) are async iterators."""
+
+    _ITER: frozenset = frozenset()
+
+    def __init__(self, atx: AsyncTxn, inner: Any) -> None:
+        self._atx = atx
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+        atx = self._atx
+        if name in self._ITER:
+            @functools.wraps(attr)
+            def iterate(*a: Any, **k: Any) -> AsyncIterator:
+                return atx._aiter(lambda: attr(*a, **k))
+            return iterate
+
+        @functools.wraps(attr)
+        async def call(*a: Any, **k: Any) -> Any:
+            return await atx._run(attr, *a, **k)
+
+        return call
+
+
+class AsyncCollection(_AsyncBound):
+    """``tx.collection(Order)`` of an async transaction: ``await
+    orders.insert(o)``, ``await orders.get(oid)``, ``await
+    orders.count_all()``...; ``async for oid, o in orders.all()`` (and
+    ``index_range``); ``orders.query()`` is an :class:`AsyncQuery` run in
+    the transaction."""
+
+    _ITER = frozenset({"all", "index_range"})
+
+    def query(self) -> AsyncQuery:
+        """A query over this collection in this transaction."""
+        return AsyncQuery(self._atx, self._inner.query())
+
+
+class AsyncKv(_AsyncBound):
+    """``tx.kv(name)`` of an async transaction: ``await ns.put(k, v)``,
+    ``await ns.get(k)``, ``await ns.delete(k)``, ``await ns.keys()``;
+    ``async for k, v in ns.scan(prefix=...)``."""
+
+    _ITER = frozenset({"scan"})
 
 
 class AsyncTxn:
     """A transaction driven from asyncio; every method is awaitable and runs
-    on the transaction's own pinned thread."""
-
-    _SYNC = frozenset({"collection", "query", "kv"})
+    on the transaction's own pinned thread. ``all`` is an async iterator;
+    ``query``, ``collection`` and ``kv`` return (synchronously) an
+    :class:`AsyncQuery`, :class:`AsyncCollection` or :class:`AsyncKv` whose
+    operations are awaitable and run on that same thread."""
 
     def __init__(self, adb: AsyncDb, write: bool) -> None:
         self._adb = adb
@@ -163,18 +229,47 @@ class AsyncTxn:
             return attr
 
         async def call(*a: Any, **k: Any) -> Any:
-            if not self._live():
-                return attr(*a, **k)
-            r = await self._pin.run(functools.partial(attr, *a, **k))
-            if hasattr(r, "__next__"):  # an iterator: drain it on this thread
-                r = await self._pin.run(list, r)
-            return r
+            return await self._run(attr, *a, **k)
 
         return call
 
+    async def _run(self, fn: Callable, *a: Any, **k: Any) -> Any:
+        """Runs ``fn`` on the transaction's thread (an iterator it returns is
+        drained there too); inline once the transaction is finished, where
+        it raises what the blocking API raises."""
+        if not self._live():
+            return fn(*a, **k)
+        r = await self._pin.run(functools.partial(fn, *a, **k))
+        if hasattr(r, "__next__"):  # an iterator: drain it on this thread
+            r = await self._pin.run(list, r)
+        return r
+
+    def _aiter(self, make: Callable) -> AsyncIterator:
+        """An async iterator over ``make()``, run on the transaction's thread."""
+        self._live()  # raises now when the transaction was never entered
+        return self._iter(make)
+
     def all(self, what: Any) -> AsyncIterator:
         """``async for oid, doc in tx.all(Order)``."""
-        return self._iter(lambda: self._tx.all(what))
+        return self._aiter(lambda: self._tx.all(what))
+
+    def query(self, what: Any) -> AsyncQuery:
+        """``await tx.query(Order).filter(...).fetch()``: an :class:`AsyncQuery`
+        read in this transaction (its own writes included), on its thread."""
+        self._live()  # raises when not entered
+        return AsyncQuery(self, self._tx.query(what))
+
+    def collection(self, what: Any) -> AsyncCollection:
+        """``orders = tx.collection(Order)`` then ``await orders.insert(o)``:
+        an :class:`AsyncCollection` bound to this transaction."""
+        self._live()
+        return AsyncCollection(self, self._tx.collection(what))
+
+    def kv(self, namespace: str) -> AsyncKv:
+        """``await tx.kv("sessions").put(k, v)``: an :class:`AsyncKv` read and
+        (in a write transaction) written through this transaction."""
+        self._live()
+        return AsyncKv(self, self._tx.kv(namespace))
 
     async def _iter(self, make: Callable) -> AsyncIterator:
         if not self._live():
@@ -220,6 +315,9 @@ class AsyncDb:
     def db(self) -> Db:
         """The underlying blocking :class:`obj.Db`."""
         return self._db
+
+    def _aiter(self, make: Callable[[], Iterable]) -> AsyncIterator:
+        return _aiter_pinned(make)
 
     async def _run(self, fn: Callable, *args: Any, **kw: Any) -> Any:
         self._db._handle()  # closed: ClosedError, like the blocking Db (the executor is gone too)

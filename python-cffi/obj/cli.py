@@ -47,6 +47,21 @@ examples:
   OBJ_PW=... obj restore --passphrase-env OBJ_PW nightly.obj app.obj --overwrite"""
 
 
+def _open_file(path: str, mode: str, what: str) -> Any:
+    """``open(path, mode)`` for a file named on the command line; a failure
+    is an obj error naming the file: NotFoundError (exit 3) when it or its
+    directory does not exist, IoError (exit 5) otherwise (a directory, no
+    permission, ...)."""
+    import obj
+
+    try:
+        return open(path, mode, encoding=None if "b" in mode else "utf-8")
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise obj.NotFoundError(f"{what} {path}: {e.strerror}") from None
+    except OSError as e:
+        raise obj.IoError(f"{what} {path}: {e.strerror or e}") from None
+
+
 def _key(a: argparse.Namespace) -> dict:
     """The key arguments of obj.Db from the encryption options (empty for
     a plain file)."""
@@ -56,9 +71,7 @@ def _key(a: argparse.Namespace) -> dict:
     if len(given) > 1:
         raise obj.InvalidArgumentError("give one of --key-file, --passphrase-env, --passphrase-file")
     if a.key_file:
-        if not os.path.exists(a.key_file):
-            raise obj.NotFoundError(f"{a.key_file}: no such key file")
-        with open(a.key_file, "rb") as f:
+        with _open_file(a.key_file, "rb", "key file") as f:
             raw = f.read()
         if len(raw) != 32:
             try:
@@ -74,9 +87,7 @@ def _key(a: argparse.Namespace) -> dict:
             raise obj.InvalidArgumentError(f"environment variable {a.passphrase_env} is unset or empty")
         return {"passphrase": value}
     if a.passphrase_file:
-        if not os.path.exists(a.passphrase_file):
-            raise obj.NotFoundError(f"{a.passphrase_file}: no such passphrase file")
-        with open(a.passphrase_file, "rb") as f:
+        with _open_file(a.passphrase_file, "rb", "passphrase file") as f:
             line = f.readline().rstrip(b"\r\n")
         if not line:
             raise obj.InvalidArgumentError(f"{a.passphrase_file}: the passphrase is empty")
@@ -134,7 +145,7 @@ def cmd_checkpoint(a: argparse.Namespace) -> int:
 def cmd_dump(a: argparse.Namespace) -> int:
     import obj
 
-    out = open(a.output, "w", encoding="utf-8") if a.output else sys.stdout
+    out = _open_file(a.output, "w", "output file") if a.output else sys.stdout
     n = 0
     try:
         with _open(a.file, read_only=True, a=a) as db, db.read_transaction() as tx:
@@ -304,10 +315,8 @@ def cmd_load(a: argparse.Namespace) -> int:
     import obj
 
     if a.input and a.input != "-":
-        if not os.path.exists(a.input):
-            raise obj.NotFoundError(f"{a.input}: no such file")
-        src = open(a.input, "rb")
-        total = os.path.getsize(a.input)
+        src = _open_file(a.input, "rb", "input file")
+        total = os.fstat(src.fileno()).st_size
     else:
         src = sys.stdin.buffer
         total = 0
@@ -432,12 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(one transaction; progress bar on a terminal)")
     s.add_argument("file")
     s.add_argument("collection")
-    s.add_argument("input", nargs="?", default="-", help="JSON lines file (default: stdin)")
+    s.add_argument("input", nargs="?", default=None, help="JSON lines file (default: stdin); may follow the options")
     s.add_argument("--ids", action="store_true", help='keep the ids of a dump (or of {"id": N, "doc": {...}} '
                                                       'lines): upsert at that id')
     s.add_argument("--batch", type=int, default=5000, help="documents per insert call (default 5000)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(fn=cmd_load)
+    s.set_defaults(fn=cmd_load, late_input=True)
     s = sub.add_parser("backup", help="a consistent copy of a database, made while it is in use "
                                       "(progress bar on a terminal)",
                        description="Writes a consistent copy of FILE (one snapshot) to DEST while other "
@@ -469,7 +478,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     p = build_parser()
-    a = p.parse_args(argv)
+    a, extra = p.parse_known_args(argv)
+    if extra:
+        # argparse gives an optional positional (load's INPUT) its default
+        # when the options come between it and the required ones
+        # (`obj load db coll --ids in.jsonl`): the one word left over is it.
+        if (getattr(a, "late_input", False) and a.input is None and len(extra) == 1
+                and (extra[0] == "-" or not extra[0].startswith("-"))):
+            a.input = extra[0]
+        else:
+            p.error(f"unrecognized arguments: {' '.join(extra)}")
     if a.version:
         import obj
 
@@ -502,6 +520,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as e:  # a file of the command line failing past its opening (a full disk, ...)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"obj: {a.cmd}: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_NOT_FOUND if isinstance(e, FileNotFoundError) else EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -177,11 +177,7 @@ class Db:
     ) -> None:
         self._h: Any = None
         self._closed = True
-        try:
-            p = os.fspath(path)
-        except TypeError:
-            raise InvalidArgumentError(f"a database path is a str or os.PathLike, not {type(path).__name__}") from None
-        self.path = os.fsdecode(p) if isinstance(p, bytes) else p
+        self.path = _codec.path_arg(path, "a database path")
         if sync not in _SYNC:
             raise InvalidArgumentError(f"sync must be one of {sorted(_SYNC)}, not {sync!r}")
         o = ffi.new("obj_options *")
@@ -588,7 +584,8 @@ class Db:
                 except Exception:  # an exception in the callback cancels
                     return False
         buf = ffi.new("obj_bytes *")
-        check(lib.obj_db_backup(self._handle(), _codec.utf8(os.fspath(path), "path"), cb, ffi.NULL, buf))
+        dest = _codec.cpath(path, "backup path")
+        check(lib.obj_db_backup(self._handle(), dest, cb, ffi.NULL, buf))
         return json.loads(_take(buf))
 
     @staticmethod
@@ -598,9 +595,9 @@ class Db:
         be open (BusyError) and, unless ``overwrite``, must not exist. An
         encrypted backup needs its ``key`` or ``passphrase`` (EncryptionError
         otherwise); the restored file is encrypted with it too."""
+        src = _codec.cpath(backup, "backup path")
+        dst = _codec.cpath(target, "target path")
         k, p = _key_args(key, passphrase)
-        src = _codec.utf8(os.fspath(backup), "path")
-        dst = _codec.utf8(os.fspath(target), "path")
         check(lib.obj_db_restore_with_key(src, dst, bool(overwrite), k, p))
 
     def compact(self) -> dict:
@@ -621,22 +618,26 @@ class Db:
     def compact_to(self, path: str | os.PathLike) -> dict:
         """Writes a compacted copy of the current snapshot to ``path``."""
         buf = ffi.new("obj_bytes *")
-        check(lib.obj_db_compact_to(self._handle(), _codec.utf8(os.fspath(path), "path"), buf))
+        check(lib.obj_db_compact_to(self._handle(), _codec.cpath(path, "compact_to path"), buf))
         return json.loads(_take(buf))
 
     def export(self, path: str | os.PathLike, collection: str | None = None) -> dict:
         """Streams one collection (or everything) to ``path`` as JSON lines,
         from one snapshot, in constant memory. Returns the report."""
-        buf = ffi.new("obj_bytes *")
+        dest = _codec.cpath(path, "export path")
         coll = ffi.NULL if collection is None else _codec.utf8(collection, "collection name")
-        check(lib.obj_db_export(self._handle(), coll, _codec.utf8(os.fspath(path), "path"), buf))
+        buf = ffi.new("obj_bytes *")
+        check(lib.obj_db_export(self._handle(), coll, dest, buf))
         return json.loads(_take(buf))
 
     def import_(self, path: str | os.PathLike, *, batch_size: int = 0) -> dict:
         """Loads a JSON-lines export: collections, indexes, documents at
         their ids. ``batch_size`` 0 is one transaction (all or nothing)."""
+        src = _codec.cpath(path, "import path")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 0:
+            raise InvalidArgumentError(f"batch_size must be an int >= 0, not {batch_size!r:.40}")
         buf = ffi.new("obj_bytes *")
-        check(lib.obj_db_import(self._handle(), _codec.utf8(os.fspath(path), "path"), int(batch_size), buf))
+        check(lib.obj_db_import(self._handle(), src, batch_size, buf))
         return json.loads(_take(buf))
 
     def rekey(self, key: bytes | None = None, passphrase: str | bytes | None = None) -> None:

@@ -10,6 +10,8 @@ unique key, as that description promises.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "ObjError",
     "NotFoundError",
@@ -126,10 +128,32 @@ _STATUS_NAMES = {
 }
 
 
+# The library writes its messages for C callers: where one gives C advice,
+# Python users get the Python way instead.
+_C_ADVICE = (
+    (re.compile(r'(".*?") holds raw bytes: use (?:the obj_raw_\* functions|obj_raw_\w+)'),
+     r"\1 holds raw bytes, not documents: read it as bytes by name (db.get(\1, id), db.iter_all(\1)), "
+     r"write bytes (db.insert(\1, b'...'))"),
+    (re.compile(r'(".*?") holds structured documents: use (?:the obj_doc_\* functions|obj_doc_\w+)'),
+     r"\1 holds documents, not raw bytes: write dicts or @obj.document instances"),
+)
+
+
+def python_message(message: str) -> str:
+    """The library's ``message`` as Python users read it: no advice to call
+    C functions."""
+    if "obj_" in message:
+        for pattern, python in _C_ADVICE:
+            message = pattern.sub(python, message)
+    return message
+
+
 def error_for_status(status: int, message: str) -> ObjError:
     """The exception for a failed C call (``status`` != 0) with the
     library's message."""
     cls = _BY_STATUS.get(status, ObjError)
     if not message:
         message = _STATUS_NAMES.get(status, f"status {status}")
+    else:
+        message = python_message(message)
     return cls(message, status=status)

@@ -11,14 +11,18 @@ builder never touches the C library itself; it asks a transaction for rows.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import json
+import types
+import typing
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _codec
-from .document import schema_of
+from .document import _schema_or_plain, schema_of
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -33,7 +37,69 @@ default too); override per query with ``.sort_buffer_limit(n)``."""
 
 
 def _jv(v: Any) -> Any:
-    return _codec.to_jsonable(v)
+    """``v`` as an operand of the query JSON (docs/query-json.md)."""
+    return _operand(_codec.to_jsonable(v))
+
+
+def _operand(j: Any) -> Any:
+    """Document JSON (where a user key ``"$x"`` travels as ``"$$x"``) as
+    query JSON, whose maps are literal unless their first key names a
+    special object: keys unescaped, and a map with a ``$`` key wrapped in
+    ``{"$map": ...}``. The special objects themselves (``$bytes``, ``$ts``,
+    ``$f64``: single-``$`` keys) pass as they are."""
+    if type(j) is list:
+        return [_operand(x) for x in j]
+    if type(j) is not dict or not j:
+        return j
+    if all(k[:1] == "$" and k[:2] != "$$" for k in j):
+        return j
+    m = {(k[1:] if k[:2] == "$$" else k): _operand(x) for k, x in j.items()}
+    return {"$map": m} if any(k[:1] == "$" for k in m) else m
+
+
+_DECIMAL_AS_TEXT = (
+    "Decimal values are stored as text, and the engine compares text, not numbers ('10.00' < '9.5'); "
+    "filter or sort with a Python function instead (.filter(lambda o: o.price > Decimal('10')), "
+    ".sort_by(lambda o: o.price)), or store the field as a float or an int"
+)
+
+
+def _no_decimal_order(v: Any, what: str, *args: Any) -> None:
+    """InvalidArgumentError when ``v`` (or an element of a composite bound)
+    is a Decimal used for ordering: equality of the stored text works,
+    order does not. The message starts with ``what.format(*args)``."""
+    if isinstance(v, Decimal) or (type(v) is tuple and any(isinstance(x, Decimal) for x in v)):
+        raise InvalidArgumentError(f"{what.format(*args)}: {_DECIMAL_AS_TEXT}")
+
+
+def _unwrap(tp: Any) -> Any:
+    """``tp`` without Annotated[...] and Optional[...]."""
+    while True:
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin is typing.Annotated:
+            tp = args[0]
+            continue
+        if (origin is typing.Union or (_UnionType is not None and origin is _UnionType)) \
+                and len(args) == 2 and type(None) in args:  # Optional[X] / X | None
+            tp = args[0] if args[1] is type(None) else args[1]
+            continue
+        return tp
+
+
+_UnionType = getattr(types, "UnionType", None)  # X | Y (Python 3.10+)
+
+
+def _is_decimal_field(s: Any, path: str) -> bool:
+    """Whether dotted ``path`` of the document class of schema ``s`` (through
+    nested dataclasses) is annotated Decimal."""
+    tp: Any = None
+    for seg in path.split("."):
+        if s is None:
+            return False
+        tp = _unwrap(s.hints().get(seg))
+        s = _schema_or_plain(tp) if isinstance(tp, type) and dataclasses.is_dataclass(tp) else None
+    return tp is Decimal
 
 
 class Expr:
@@ -99,20 +165,24 @@ class Field:
         return self._cmp("ne", v)
 
     def __lt__(self, v: Any) -> Expr:
+        _no_decimal_order(v, "obj.field({!r}) < {!r:.40}", self.path, v)
         return self._cmp("lt", v)
 
     def __le__(self, v: Any) -> Expr:
+        _no_decimal_order(v, "obj.field({!r}) <= {!r:.40}", self.path, v)
         return self._cmp("le", v)
 
     def __gt__(self, v: Any) -> Expr:
+        _no_decimal_order(v, "obj.field({!r}) > {!r:.40}", self.path, v)
         return self._cmp("gt", v)
 
     def __ge__(self, v: Any) -> Expr:
+        _no_decimal_order(v, "obj.field({!r}) >= {!r:.40}", self.path, v)
         return self._cmp("ge", v)
 
     def isin(self, values: Sequence[Any]) -> Expr:
         """Equal to one of ``values``."""
-        return Expr({"in": [self.path, [_jv(v) for v in values]]})
+        return Expr({"in": [self.path, [_jv(v) for v in _codec.listed(values, "isin's values")]]})
 
     def startswith(self, prefix: str) -> Expr:
         """A string starting with ``prefix``."""
@@ -256,6 +326,8 @@ class Query:
             sk = SortKey(key.path, key.descending != bool(reverse))
         else:
             raise InvalidArgumentError(f"sort_by takes a field path, obj.field(...) or a function, not {key!r:.60}")
+        if self._schema is not None and _is_decimal_field(self._schema, sk.path):
+            raise InvalidArgumentError(f"sort_by({sk.path!r}) on a Decimal field: {_DECIMAL_AS_TEXT}")
         return self._copy(_sort=self._sort + (sk,))
 
     def limit(self, n: int | None) -> Query:
@@ -281,6 +353,10 @@ class Query:
         if lo is not None and hi is not None and _same_key(lo, hi):
             spec["ge"] = spec["le"] = _bound(lo)
         else:
+            # A range orders its bounds; equal bounds (above) are equality,
+            # which the stored text of a Decimal supports.
+            _no_decimal_order(lo, "index_range({!r}, {!r:.40}, {!r:.40})", index, lo, hi)
+            _no_decimal_order(hi, "index_range({!r}, {!r:.40}, {!r:.40})", index, lo, hi)
             if lo is not None:
                 spec["ge"] = _bound(lo)
             if hi is not None:

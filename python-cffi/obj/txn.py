@@ -516,7 +516,7 @@ class ReadTxn(_Core):
 
     def get_many(self, what: Any, ids: Iterable[int]) -> list:
         """Documents for many ids in one call; None where an id is absent."""
-        ids = list(ids)
+        ids = _codec.listed(ids, "get_many's ids")
         if type(what) is str:
             core, cname = self._route(what)
             kind = self._kind(core, cname)
@@ -593,7 +593,7 @@ class ReadTxn(_Core):
         """:meth:`find_unique` for many keys in one call: the documents (None
         where no document has the key), in the order of ``keys``. A key is
         the index value, or a tuple of values for a composite index."""
-        keys = [list(k) if type(k) is tuple else [k] for k in keys]
+        keys = [list(k) if type(k) is tuple else [k] for k in _codec.listed(keys, "find_unique_many's keys")]
         if _find_unique_many is None:  # an older library: one call per key
             return [self.find_unique(what, index, *k) for k in keys]
         typed = type(what) is not str
@@ -660,6 +660,10 @@ class ReadTxn(_Core):
 
     def explain(self, query: Query) -> str:
         """The engine's plan for ``query`` as text."""
+        from .query import Query
+
+        if not isinstance(query, Query):
+            raise InvalidArgumentError(f"explain takes a query (db.query(...)), not {type(query).__name__}")
         return query._bind(self).explain()
 
     def kv(self, namespace: str) -> KvNamespace:
@@ -772,7 +776,7 @@ class WriteTxn(ReadTxn):
         All or nothing. ``insert_many([Order(...), ...])`` or
         ``insert_many("events", [dict, ...])`` / ``(name, [bytes, ...])``."""
         if type(what) is str:
-            items = payloads if isinstance(payloads, list) else list(payloads or ())
+            items = _codec.listed(payloads, "insert_many's documents") if payloads is not None else []
             if not items:
                 return []
             if isinstance(items[0], (bytes, bytearray, memoryview)):
@@ -787,8 +791,19 @@ class WriteTxn(ReadTxn):
             js = _codec.dumps(items)
             if not js.startswith(b"[{") and items:
                 raise InvalidArgumentError("insert_many takes a list of dicts")
-            return self._c_doc_insert_many(cname, js, len(items), 0)
-        items = what if isinstance(what, list) else list(what)
+            try:
+                return self._c_doc_insert_many(cname, js, len(items), 0)
+            except InvalidArgumentError:
+                # (only the first and last were checked above, to keep big
+                # batches fast): say which one is not a dict, in Python terms
+                for i, d in enumerate(items):
+                    if not isinstance(d, dict):
+                        raise InvalidArgumentError(
+                            f"document [{i}]: insert_many({what!r}, ...) takes dicts (documents) or bytes (raw), "
+                            f"not {type(d).__name__}"
+                        ) from None
+                raise
+        items = _codec.listed(what, "insert_many's documents")
         if payloads is not None:
             raise InvalidArgumentError("insert_many takes a list of document instances")
         if not items:
@@ -889,14 +904,37 @@ class WriteTxn(ReadTxn):
         """Creates a secondary index (``kind``: standard, unique or multi)
         over ``fields`` and fills it from the existing documents."""
         coll = collection if type(collection) is str else self._schema(collection).collection
-        if isinstance(fields, str):
-            fields = [fields]
+        fields = [fields] if isinstance(fields, str) else _codec.listed(fields, "create_index's fields")
         self._c_index_create(self._wname(coll), {"name": name, "kind": kind, "fields": list(fields)})
 
     def drop_index(self, collection: Any, name: str) -> None:
         """Drops a secondary index (NotFoundError if absent)."""
         coll = collection if type(collection) is str else self._schema(collection).collection
         check(lib.obj_index_drop(self._handle(), self._wname(coll), _cstr(name)))
+
+
+def _read_only(name: str) -> Callable[..., Any]:
+    """``ReadTxn.<name>`` for a write method of :class:`WriteTxn`: raises
+    InvalidArgumentError (an ObjError, not the AttributeError of a missing
+    method)."""
+
+    def refuse(self: ReadTxn, *args: Any, **kwargs: Any) -> Any:
+        raise InvalidArgumentError(
+            f"read transaction is read-only: tx.{name}(...) needs a write transaction "
+            f"(`with db.transaction() as tx:`)"
+        )
+
+    refuse.__name__ = refuse.__qualname__ = name
+    refuse.__doc__ = f"A write: in a read transaction it raises InvalidArgumentError (see WriteTxn.{name})."
+    return refuse
+
+
+_WRITES = ("insert", "insert_many", "upsert", "replace", "update", "delete", "create_collection",
+           "drop_collection", "create_index", "drop_index")
+for _name in _WRITES:
+    assert _name in WriteTxn.__dict__, _name
+    setattr(ReadTxn, _name, _read_only(_name))
+del _name
 
 
 class Collection:
@@ -926,7 +964,7 @@ class Collection:
         """Inserts many documents in one call."""
         if type(self._what) is str:
             return self._w().insert_many(self._what, docs)
-        return self._w().insert_many(list(docs))
+        return self._w().insert_many(_codec.listed(docs, "insert_many's documents"))
 
     def get(self, doc_id: int) -> Any:
         """The document with that id, or None."""

@@ -252,3 +252,41 @@ def test_backup_progress_bar_on_a_terminal(path, tmp_path):
     assert p.returncode == 0
     text = out.decode("utf-8", "replace")
     assert "backup [" in text and "100%" in text and "pages" in text, text
+
+
+def test_file_errors_are_one_line_with_their_exit_code(path, tmp_path):
+    with obj.Db(path) as db:
+        db.insert("orders", {"n": 1})
+    missing_dir = str(tmp_path / "no" / "such")
+    a_dir = str(tmp_path)
+    for args, code, what in [
+        (("dump", path, "orders", "-o", missing_dir + ".jsonl"), cli.EXIT_NOT_FOUND, "output file"),
+        (("dump", path, "orders", "-o", a_dir), cli.EXIT_ERROR, "output file"),
+        (("load", path, "orders", a_dir), cli.EXIT_ERROR, "input file"),
+        (("stat", path, "--key-file", a_dir), cli.EXIT_ERROR, "key file"),
+        (("stat", path, "--passphrase-file", a_dir), cli.EXIT_ERROR, "passphrase file"),
+        (("stat", path, "--key-file", missing_dir), cli.EXIT_NOT_FOUND, "key file"),
+        (("check", path, "--passphrase-file", missing_dir), cli.EXIT_NOT_FOUND, "passphrase file"),
+    ]:
+        r = run(*args)
+        assert r.returncode == code, (args, r.returncode, r.stderr)
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert r.stderr.startswith(f"obj: {args[0]}: {what} "), (args, r.stderr)
+
+
+def test_load_takes_its_input_after_the_options(path, tmp_path):
+    with obj.Db(path) as db:
+        db.insert_many("orders", [{"n": i} for i in range(3)])
+    dump = tmp_path / "orders.jsonl"
+    assert run("dump", path, "orders", "-o", str(dump)).returncode == 0
+    for i, args in enumerate([("--ids", str(dump)), (str(dump), "--ids"), ("--ids", "--batch", "2", str(dump)),
+                              ("-q", str(dump), "--batch", "2")]):
+        copy = str(tmp_path / f"copy{i}.obj")
+        r = run("load", copy, "orders", *args)
+        assert r.returncode == 0, (args, r.stderr)
+        with obj.Db(copy) as db, obj.Db(path) as src:
+            assert list(db.all("orders")) == list(src.all("orders"))
+    # still one input at most, and unknown options are usage errors
+    r = run("load", str(tmp_path / "x.obj"), "orders", "--ids", str(dump), str(dump))
+    assert r.returncode == cli.EXIT_USAGE and "unrecognized arguments" in r.stderr
+    assert run("load", str(tmp_path / "x.obj"), "orders", "--bogus", str(dump)).returncode == cli.EXIT_USAGE

@@ -172,3 +172,68 @@ def test_newer_format_is_feature_unsupported(path):
         f.write((99).to_bytes(4, "little"))  # the header's format version
     with pytest.raises(obj.FeatureUnsupportedError, match="newer"):
         obj.Db(path)
+
+
+def test_writes_in_a_read_transaction_are_invalid_argument(db):
+    oid = db.insert(User(email="a"))
+    with db.read_transaction() as tx:
+        for write in (lambda: tx.insert("c", {"a": 1}), lambda: tx.insert(User(email="b")),
+                      lambda: tx.insert_many("c", [{"a": 1}]), lambda: tx.upsert("c", 1, {"a": 1}),
+                      lambda: tx.replace(User, oid, User(email="c")), lambda: tx.update(User, oid, lambda u: None),
+                      lambda: tx.delete(User, oid), lambda: tx.create_collection("c"),
+                      lambda: tx.drop_collection("users"), lambda: tx.create_index("users", "i", "email"),
+                      lambda: tx.drop_index("users", "email")):
+            with pytest.raises(obj.InvalidArgumentError, match="read transaction is read-only"):
+                write()
+        assert tx.get(User, oid) == User(email="a")  # the snapshot is still usable
+    assert db.count(User) == 1 and db.collections() == ["users"]
+
+
+def test_none_and_wrong_type_arguments_are_invalid_argument(db, tmp_path):
+    db.insert(User(email="a"))
+    for call, name in [
+        (lambda: db.backup(None), "backup path"), (lambda: db.export(None), "export path"),
+        (lambda: db.import_(None), "import path"), (lambda: db.compact_to(None), "compact_to path"),
+        (lambda: obj.Db.restore(None, str(tmp_path / "x.obj")), "backup path"),
+        (lambda: obj.Db.restore(db.path, None), "target path"),
+        (lambda: db.export(str(tmp_path / "e.jsonl"), 5), "collection name"),
+        (lambda: db.get_many(User, None), "ids"), (lambda: db.get_many("users", 5), "ids"),
+        (lambda: db.find_unique_many(User, "email", None), "keys"),
+        (lambda: db.create_index("d", "x", None), "fields"),
+        (lambda: obj.field("k").isin(None), "values"),
+        (lambda: db.insert_many(5), "documents"), (lambda: db.insert_many("d", 5), "documents"),
+    ]:
+        with pytest.raises(obj.InvalidArgumentError, match=name):
+            call()
+    with db.transaction() as tx:
+        with pytest.raises(obj.InvalidArgumentError, match="documents"):
+            tx.collection(User).insert_many(None)
+        with pytest.raises(obj.InvalidArgumentError, match="query"):
+            tx.explain(None)
+    assert db.count(User) == 1 and db.collections() == ["users"]
+
+
+def test_insert_many_names_the_bad_document_once(db):
+    with pytest.raises(obj.InvalidArgumentError) as ei:
+        db.insert_many("c", [{"a": 1}, 5, {"b": 2}])
+    msg = str(ei.value)
+    assert msg.startswith("document [1]: ") and "not int" in msg and "invalid argument" not in msg, msg
+    assert db.count("c") == 0
+
+
+@obj.document(collection="blobs")
+@dataclass
+class Blob:
+    data: bytes
+
+
+def test_typed_read_of_a_raw_collection_gives_python_advice(db):
+    db.insert("blobs", b"\x00raw")
+    for call in (lambda: db.get(Blob, 1), lambda: db.get_many(Blob, [1]), lambda: db.find_unique(Blob, "data", b""),
+                 lambda: db.update(Blob, 1, lambda b: None)):
+        with pytest.raises(obj.InvalidArgumentError) as ei:
+            call()
+        msg = str(ei.value)
+        assert "obj_raw" not in msg and "db.get(\"blobs\", id)" in msg and "raw bytes" in msg, msg
+    assert db.get("blobs", 1) == b"\x00raw"  # what the message says works
+    assert list(db.iter_all("blobs")) == [(1, b"\x00raw")]

@@ -2,7 +2,8 @@
 their documented meaning (docs/query-json.md), sorts, limits, explain."""
 
 from dataclasses import dataclass
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Optional
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -182,3 +183,58 @@ def test_sort_over_cap_in_engine_and_python(orders):
 def test_missing_collection_reads_empty(db):
     assert db.query("nothing").fetch() == [] and db.query("nothing").count() == 0
     assert db.get("nothing", 1) is None and list(db.all("nothing")) == []
+
+
+@dataclass
+class Money:
+    amount: Decimal
+
+
+@obj.document(collection="priced", version=1)
+@dataclass
+class Priced:
+    price: Annotated[Decimal, obj.Index]
+    name: str = ""
+    discount: Optional[Decimal] = None
+    fee: Optional[Money] = None
+
+
+def test_decimal_ordering_is_refused_equality_is_text(db):
+    # Decimals are stored as their text; the engine would order them as text
+    # ("10.00" < "100" < "2" < "9.50"): an ordering on one is an error.
+    for s in ["9.50", "10.00", "100", "2"]:
+        db.insert(Priced(Decimal(s), name=s))
+    ten = Decimal("10")
+    for build in (lambda: F("price") > ten, lambda: F("price") >= ten, lambda: F("price") < ten,
+                  lambda: F("price") <= ten, lambda: ten < F("price"),
+                  lambda: db.query(Priced).index_range("price", Decimal("2"), ten),
+                  lambda: db.query(Priced).index_range("price", Decimal("2")),
+                  lambda: db.query(Priced).index_range("price", None, ten),
+                  lambda: db.index_range(Priced, "price", Decimal("2"), ten),
+                  lambda: db.query("priced").index_range("price", (Decimal("2"),), (ten,)),
+                  lambda: db.query(Priced).sort_by("price"), lambda: db.query(Priced).sort_by("-discount"),
+                  lambda: db.query(Priced).sort_by(F("fee.amount").desc())):
+        with pytest.raises(obj.InvalidArgumentError, match="Decimal values are stored as text"):
+            build()
+    # what the message suggests works
+    assert sorted(o.name for _, o in db.query(Priced).filter(lambda o: o.price >= ten).fetch()) == ["10.00", "100"]
+    assert [o.name for _, o in db.query(Priced).sort_by(lambda o: o.price).fetch()] == ["2", "9.50", "10.00", "100"]
+    # equality compares the stored text, which round-trips exactly
+    assert db.query(Priced).filter(F("price") == Decimal("10.00")).count() == 1
+    assert db.query(Priced).filter(F("price") == Decimal("10")).count() == 0  # "10" is not "10.00"
+    assert db.query(Priced).filter(F("price") != Decimal("2")).count() == 3
+    assert db.query(Priced).filter(F("price").isin([Decimal("2"), Decimal("100")])).count() == 2
+    assert [o.name for _, o in db.index_range(Priced, "price", Decimal("9.50"), Decimal("9.50"))] == ["9.50"]
+    assert db.get(Priced, 2).price == Decimal("10.00") and str(db.get(Priced, 2).price) == "10.00"
+    # sorting by a field that is not a Decimal is unaffected
+    assert [o.name for _, o in db.query(Priced).sort_by("name").fetch()] == ["10.00", "100", "2", "9.50"]
+
+
+def test_filter_operands_with_dollar_keys(db):
+    # a map whose keys start with "$" is compared as the map stored
+    db.insert("c", {"m": {"$x": 1}, "n": {"x": 1}, "b": {"$bytes": 2, "k": [{"$$y": None}]}})
+    assert db.query("c").filter(obj.field("n") == {"x": 1}).count() == 1
+    assert db.query("c").filter(obj.field("m") == {"$x": 1}).count() == 1
+    assert db.query("c").filter(obj.field("m") == {"$x": 2}).count() == 0
+    assert db.query("c").filter(obj.field("b") == {"$bytes": 2, "k": [{"$$y": None}]}).count() == 1
+    assert db.query("c").filter(obj.field("m").isin([{"$x": 1}, {"a": 1}])).count() == 1

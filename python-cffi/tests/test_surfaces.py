@@ -13,9 +13,9 @@ import obj
 leaf = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1),
     st.floats(allow_nan=False), st.text(max_size=10), st.binary(max_size=10),
-    st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)),
-    st.datetimes(min_value=dt.datetime(2, 1, 2), max_value=dt.datetime(9998, 12, 30),
-                 timezones=st.sampled_from([dt.timezone.utc, dt.timezone(dt.timedelta(hours=5, minutes=45)),
+    st.datetimes(),
+    # the whole calendar, the UTC instant of its ends outside it
+    st.datetimes(timezones=st.sampled_from([dt.timezone.utc, dt.timezone(dt.timedelta(hours=5, minutes=45)),
                                             dt.timezone(dt.timedelta(hours=-8))])),
 )
 keys = st.text(max_size=5) | st.sampled_from(["$", "$a", "$$", "$bytes", "$ts"])

@@ -348,3 +348,67 @@ def test_a_stored_document_the_class_cannot_take_names_id_and_field(db):
         with pytest.raises(obj.InvalidArgumentError, match="document 60"):
             tx.get(Checked, 60)
     assert db.get(Checked, ok) == Checked(i=1)
+
+
+@dataclass
+class Private:
+    _x: int
+    y: int = 0
+
+
+@obj.document(collection="ledger", version=1)
+@dataclass
+class Ledger:
+    name: str
+    inner: Private
+    inners: list[Private]
+    by_key: dict[str, Private]
+    _balance: int = 0
+
+
+def test_underscore_fields_roundtrip(db, backend):
+    # orjson's own dataclass encoding drops fields named "_...", at any depth
+    led = Ledger("ann", Private(1, 2), [Private(3)], {"k": Private(4)}, _balance=100)
+    oid = db.insert(led)
+    assert db.get(Ledger, oid) == led
+    assert db.get("ledger", oid) == {"name": "ann", "inner": {"_x": 1, "y": 2}, "inners": [{"_x": 3, "y": 0}],
+                                     "by_key": {"k": {"_x": 4, "y": 0}}, "_balance": 100}
+    ids = db.insert_many([led, Ledger("bob", Private(5), [], {}, _balance=-7)])
+    assert [o._balance for o in db.get_many(Ledger, ids)] == [100, -7]
+    # dataclasses inside dict documents too
+    did = db.insert("plain", {"p": Private(6, 7), "ps": [Private(8)]})
+    assert db.get("plain", did) == {"p": {"_x": 6, "y": 7}, "ps": [{"_x": 8, "y": 0}]}
+    assert db.query(Ledger).filter(obj.field("_balance") == 100).count() == 2
+    assert db.query(Ledger).filter(obj.field("inner._x") == 5).count() == 1
+
+
+@obj.document(collection="moments", version=1)
+@dataclass
+class Moment:
+    at: dt.datetime
+
+
+CALENDAR_ENDS = [
+    # local time in years 1..9999, UTC instant outside them
+    dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))),
+    dt.datetime(1, 1, 1, 3, 4, 5, 6, tzinfo=dt.timezone(dt.timedelta(hours=23, minutes=59))),
+    dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-2))),
+    dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-23, minutes=-59))),
+    # and the plain ends
+    dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
+    dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=14))),
+    dt.datetime.min,
+    dt.datetime.max,
+]
+
+
+@pytest.mark.parametrize("when", CALENDAR_ENDS, ids=str)
+def test_datetimes_at_the_ends_of_the_calendar_roundtrip(db, backend, when):
+    oid = db.insert(Moment(when))
+    did = db.insert("moments_dict", {"at": when, "list": [when]})
+    for got in (db.get(Moment, oid).at, db.get("moments", oid)["at"], db.get("moments_dict", did)["at"],
+                db.get("moments_dict", did)["list"][0], dict(db.all("moments_dict"))[did]["at"]):
+        assert type(got) is dt.datetime, got
+        assert got == when and got.utcoffset() == when.utcoffset()
+        assert (got.year, got.month, got.day, got.hour, got.minute, got.microsecond) == \
+            (when.year, when.month, when.day, when.hour, when.minute, when.microsecond)

@@ -32,7 +32,9 @@ use crate::doc::json_direct::{document_from_json, documents_from_json};
 use crate::doc::serde_encoded::from_encoded;
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
-use crate::index::secondary::{doc_index_keys, parse_entry, IndexKind, IndexSpec, IndexStatus};
+use crate::index::secondary::{
+    doc_index_keys, parse_entry, single_valued, IndexKind, IndexSpec, IndexStatus,
+};
 use crate::query::exec::QueryCursor;
 use crate::query::expr::FieldPath;
 use crate::query::spec::{IndexBound, IndexRange, QuerySpec};
@@ -85,9 +87,40 @@ pub(crate) struct StoredIndex {
     name: String,
     kind: IndexKind,
     fields: Vec<String>,
-    status: IndexStatus,
+    status: StoredStatus,
     /// While building: documents with ids up to this one are indexed.
     built_upto: u64,
+}
+
+/// An index's status and whether it is single-valued, in one enum so that
+/// files written before the single-valued flag existed (tags 0 and 1) still
+/// read: their indexes count as possibly multi-valued.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum StoredStatus {
+    Building,
+    Ready,
+    BuildingSingleValued,
+    ReadySingleValued,
+}
+
+impl StoredStatus {
+    fn new(status: IndexStatus, single_valued: bool) -> StoredStatus {
+        match (status, single_valued) {
+            (IndexStatus::Building, false) => StoredStatus::Building,
+            (IndexStatus::Ready, false) => StoredStatus::Ready,
+            (IndexStatus::Building, true) => StoredStatus::BuildingSingleValued,
+            (IndexStatus::Ready, true) => StoredStatus::ReadySingleValued,
+        }
+    }
+
+    fn split(self) -> (IndexStatus, bool) {
+        match self {
+            StoredStatus::Building => (IndexStatus::Building, false),
+            StoredStatus::Ready => (IndexStatus::Ready, false),
+            StoredStatus::BuildingSingleValued => (IndexStatus::Building, true),
+            StoredStatus::ReadySingleValued => (IndexStatus::Ready, true),
+        }
+    }
 }
 
 /// A collection's metadata record (postcard, in [`COLLECTIONS_TREE`]).
@@ -107,6 +140,11 @@ pub struct IndexInfo {
     pub status: IndexStatus,
     /// While building, the highest document id already indexed.
     pub built_upto: u64,
+    /// Every document indexed so far has at most one entry, holding the
+    /// values a sort compares ([`single_valued`]); cleared for good by the
+    /// first write of a document that has more (the index then stays
+    /// usable for filters, not for sorts).
+    pub single_valued: bool,
 }
 
 impl IndexInfo {
@@ -156,7 +194,7 @@ impl CollState {
                     name: i.spec.name.clone(),
                     kind: i.spec.kind,
                     fields: i.spec.field_strings(),
-                    status: i.status,
+                    status: StoredStatus::new(i.status, i.single_valued),
                     built_upto: i.built_upto,
                 })
                 .collect(),
@@ -247,10 +285,12 @@ fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
             .map(|f| FieldPath::parse(f))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| Error::corruption(None, format!("index {:?} of {name:?}: {e}", si.name)))?;
+        let (status, single_valued) = si.status.split();
         indexes.push(IndexInfo {
             spec: IndexSpec { name: si.name, kind: si.kind, fields },
-            status: si.status,
+            status,
             built_upto: si.built_upto,
+            single_valued,
         });
     }
     let index_trees =
@@ -574,7 +614,8 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
 
     /// The plan the engine would use for `spec`, as text.
     pub fn explain(&self, spec: &QuerySpec) -> Result<String> {
-        Ok(crate::query::plan::plan(&self.st, spec)?.describe())
+        let complete = crate::query::plan::complete_indexes(self.txn, &self.st, spec)?;
+        Ok(crate::query::plan::plan(&self.st, spec, &complete)?.describe())
     }
 }
 
@@ -1004,6 +1045,7 @@ impl<'t> CollectionMut<'t> {
         // Plan every index change and check it before changing anything, so
         // that a unique violation (or an oversized key) leaves no trace.
         let mut changes: Vec<IndexChange> = Vec::new();
+        let mut meta_changed = false;
         if let Some(doc) = new_value.as_deref() {
             let old_doc = match &old {
                 Some(b) => Some(self.index_view(b)?),
@@ -1014,8 +1056,13 @@ impl<'t> CollectionMut<'t> {
                     continue;
                 }
                 let tree = self.index_tree_at(pos)?;
-                let info = &self.st.indexes[pos];
+                let info = &mut self.st.indexes[pos];
                 let new_keys = doc_index_keys(&info.spec.fields, doc)?;
+                if info.single_valued && !new_keys.is_empty() && !single_valued(&info.spec.fields, doc) {
+                    info.single_valued = false;
+                    meta_changed = true;
+                }
+                let info = &self.st.indexes[pos];
                 let old_keys = match &old_doc {
                     Some(o) => doc_index_keys(&info.spec.fields, o)?,
                     None => Vec::new(),
@@ -1060,6 +1107,9 @@ impl<'t> CollectionMut<'t> {
         self.save_names()?;
         if id >= self.st.next_id {
             self.st.next_id = id + 1; // below u64::MAX, checked above
+        }
+        if meta_changed {
+            self.save_meta()?;
         }
         Ok(replaced)
     }
@@ -1150,7 +1200,9 @@ impl<'t> CollectionMut<'t> {
             )));
         }
         self.txn.create_tree(&index_tree(&self.st.name, &spec.name))?;
-        self.st.indexes.push(IndexInfo { spec, status, built_upto: 0 });
+        // Single-valued until a document says otherwise (the build checks
+        // the documents already there).
+        self.st.indexes.push(IndexInfo { spec, status, built_upto: 0, single_valued: true });
         self.index_trees.clear();
         self.st.index_trees.clear();
         self.save_meta()
@@ -1180,9 +1232,14 @@ impl<'t> CollectionMut<'t> {
         let done = docs.len() < batch;
         let tree = self.txn.open_tree(&index_tree(&self.st.name, name))?;
         let mut last = info.built_upto;
+        let mut single = info.single_valued;
         for (id, bytes) in docs {
             let (_, doc) = decode_stored(&bytes, &self.st.dict)?;
-            for k in doc_index_keys(&info.spec.fields, &doc)? {
+            let keys = doc_index_keys(&info.spec.fields, &doc)?;
+            if single && !keys.is_empty() && !single_valued(&info.spec.fields, &doc) {
+                single = false;
+            }
+            for k in keys {
                 match info.spec.kind {
                     IndexKind::Unique => {
                         if let Some(v) = self.txn.get(&tree, &k)? {
@@ -1202,6 +1259,7 @@ impl<'t> CollectionMut<'t> {
         }
         let info = &mut self.st.indexes[pos];
         info.built_upto = last;
+        info.single_valued &= single;
         if done {
             info.status = IndexStatus::Ready;
             info.built_upto = 0;

@@ -80,13 +80,17 @@ pub fn documents_from_json_slice(bytes: &[u8]) -> Result<Vec<Value>> {
         }
     };
     if let Some((i, d)) = docs.iter().enumerate().find(|(_, d)| !matches!(d, Value::Map(_))) {
-        return Err(Error::invalid(format!("document [{i}]: {}", not_an_object(d))));
+        return Err(Error::invalid(format!("document [{i}]: {}", not_an_object_message(d))));
     }
     Ok(docs)
 }
 
 fn not_an_object(v: &Value) -> Error {
-    Error::invalid(format!("a document must be a JSON object, not {}", v.type_name()))
+    Error::invalid(not_an_object_message(v))
+}
+
+fn not_an_object_message(v: &Value) -> String {
+    format!("a document must be a JSON object, not {}", v.type_name())
 }
 
 fn parse<'de, R: serde_json::de::Read<'de>>(de: &mut serde_json::Deserializer<R>) -> Result<Value> {

@@ -169,6 +169,25 @@ pub fn doc_index_keys(fields: &[FieldPath], doc: &Value) -> Result<Vec<Vec<u8>>>
     combined_keys(fields, doc)
 }
 
+/// True when `doc` has at most one entry in an index on `fields`, holding
+/// exactly what [`FieldPath::get`] reads (and a sort compares): no field
+/// reached through a list (fan-out) or holding a list (whose elements are
+/// indexed too). An index all of whose documents are like this is
+/// *single-valued*: its key order is the documents' sort order on its
+/// fields, so a sort can read it instead of sorting in memory.
+pub fn single_valued(fields: &[FieldPath], doc: &Value) -> bool {
+    fields.iter().all(|path| match path.get(doc) {
+        Some(Value::List(_)) => false,
+        Some(_) => true,
+        // Missing, or reached only by fan-out through a list of maps.
+        None => {
+            let mut reached = Vec::new();
+            path.resolve(doc, &mut reached);
+            reached.is_empty()
+        }
+    })
+}
+
 /// [`doc_index_keys`] in general: every combination of the fields' keys.
 fn combined_keys(fields: &[FieldPath], doc: &Value) -> Result<Vec<Vec<u8>>> {
     let mut combos: Vec<Vec<u8>> = vec![Vec::new()];

@@ -19,16 +19,26 @@
 //! list of maps without a whole-list entry) it uses one operator's range
 //! only. The filter is always evaluated again on each document found, so
 //! ranges may be loose.
+//!
+//! A sort needs no buffer when the plan's index delivers its order: the
+//! index is single-valued (each document has at most one entry, holding
+//! what the sort compares; see `index/secondary.rs`), the sort keys are the
+//! index's trailing fields in one direction, and every field before them
+//! is held to one value by the filter. Ties then come in id order, as an
+//! in-memory sort puts them. With no index that the filter makes eligible,
+//! a single-valued index with an entry for every document (as many entries
+//! as documents) can still serve the sort, read whole.
 
 use std::ops::Bound;
 
-use crate::doc::collection::CollState;
+use crate::doc::collection::{CollState, IndexInfo};
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::key_encoding::{encode_key_vec, prefix_end, rank_key_range, str_prefix_key};
 use crate::index::secondary::{IndexKind, IndexStatus};
 use crate::query::expr::{FieldPath, Filter};
 use crate::query::spec::{KeyRange, QuerySpec};
+use crate::txn::ReadableTxn;
 
 /// Most equality prefixes (`in` lists multiply) a plan will enumerate.
 const MAX_PREFIXES: usize = 1024;
@@ -215,12 +225,51 @@ fn best_cond(cs: &[&Filter], path: &FieldPath) -> Option<Cond> {
     conds.into_iter().max_by_key(rank)
 }
 
+/// Whether reading `info` in key order (or reversed: `Some(true)`) gives
+/// `spec`'s sort order, when the filter holds its first `fixed` fields to
+/// one value each.
+fn sort_order(info: &IndexInfo, spec: &QuerySpec, fixed: usize) -> Option<bool> {
+    let first = spec.sort.first()?;
+    if !info.single_valued || spec.sort.iter().any(|k| k.descending != first.descending) {
+        return None;
+    }
+    let fields = &info.spec.fields;
+    // The sort must end with the index's last field, so that ties are in
+    // entry order, which is id order.
+    let start = fields.len().checked_sub(spec.sort.len())?;
+    let matches = fields[start..].iter().zip(&spec.sort).all(|(f, k)| *f == k.path);
+    (start <= fixed && matches).then_some(first.descending)
+}
+
+/// For each index of `st`, in order: whether it has exactly one entry for
+/// every document (single-valued, and as many entries as documents), so
+/// that reading it whole reads every document once. Only a sort asks.
+pub(crate) fn complete_indexes<T: ReadableTxn>(
+    txn: &T,
+    st: &CollState,
+    spec: &QuerySpec,
+) -> Result<Vec<bool>> {
+    if spec.sort.is_empty() {
+        return Ok(Vec::new());
+    }
+    let docs = txn.count(&st.docs)?;
+    st.indexes
+        .iter()
+        .map(|i| {
+            Ok(i.single_valued
+                && i.status == IndexStatus::Ready
+                && txn.count(&st.index_tree_of(txn, &i.spec.name)?)? == docs)
+        })
+        .collect()
+}
+
 fn concat(p: &[u8], b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
     b.map(|k| [p, &k[..]].concat())
 }
 
-/// Chooses the plan for `spec` on collection state `st`.
-pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
+/// Chooses the plan for `spec` on collection state `st`; `complete` comes
+/// from [`complete_indexes`].
+pub(crate) fn plan(st: &CollState, spec: &QuerySpec, complete: &[bool]) -> Result<Plan> {
     let sort_in_memory = !spec.sort.is_empty();
     let filtered = spec.filter != Filter::True;
     if st.raw && (filtered || sort_in_memory || spec.index.is_some()) {
@@ -245,16 +294,23 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
             }
         }
         let ranges = ir.key_range().into_iter().collect();
+        // The requested direction matters only without a sort.
+        let sorted = sort_order(info, spec, 0);
         return Ok(Plan {
             access: Access::Index {
                 name: info.spec.name.clone(),
                 kind: info.spec.kind,
                 fields: info.spec.fields.clone(),
                 ranges,
-                reverse: ir.reverse,
-                reason: "requested by the query".into(),
+                reverse: sorted.unwrap_or(ir.reverse),
+                reason: if sorted.is_some() {
+                    "requested by the query; serves the sort"
+                } else {
+                    "requested by the query"
+                }
+                .into(),
             },
-            sort_in_memory,
+            sort_in_memory: sort_in_memory && sorted.is_none(),
             filtered,
         });
     }
@@ -273,6 +329,8 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
         if per_field.len() != info.spec.fields.len() {
             continue;
         }
+        let fixed = per_field.iter().take_while(|c| matches!(c, Cond::Points(ks) if ks.len() == 1)).count();
+        let sorted = sort_order(info, spec, fixed);
         let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
         let mut score = 0u32;
         // Ranges under each prefix (sorted, disjoint); `None`: the whole prefix.
@@ -311,6 +369,9 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
         if info.spec.kind == IndexKind::Unique {
             score += 1;
         }
+        if sorted.is_some() {
+            score += 4;
+        }
         prefixes.sort();
         prefixes.dedup();
         let ranges: Vec<KeyRange> = prefixes
@@ -333,15 +394,40 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec) -> Result<Plan> {
                 kind: info.spec.kind,
                 fields: info.spec.fields.clone(),
                 ranges,
-                reverse: false,
-                reason: format!("score {score}"),
+                reverse: sorted.unwrap_or(false),
+                reason: if sorted.is_some() {
+                    format!("score {score}; serves the sort")
+                } else {
+                    format!("score {score}")
+                },
             },
-            sort_in_memory,
+            sort_in_memory: sort_in_memory && sorted.is_none(),
             filtered,
         };
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
             best = Some((score, plan));
         }
     }
-    Ok(best.map(|(_, p)| p).unwrap_or(Plan { access: Access::Scan, sort_in_memory, filtered }))
+    if let Some((_, p)) = best {
+        return Ok(p);
+    }
+    // No index narrows the filter: one that holds every document in the
+    // sort's order beats a scan and a sort in memory.
+    for (info, _) in st.indexes.iter().zip(complete).filter(|(_, c)| **c) {
+        if let Some(reverse) = sort_order(info, spec, 0) {
+            return Ok(Plan {
+                access: Access::Index {
+                    name: info.spec.name.clone(),
+                    kind: info.spec.kind,
+                    fields: info.spec.fields.clone(),
+                    ranges: vec![(Bound::Unbounded, Bound::Unbounded)],
+                    reverse,
+                    reason: "every document, in the sort's order".into(),
+                },
+                sort_in_memory: false,
+                filtered,
+            });
+        }
+    }
+    Ok(Plan { access: Access::Scan, sort_in_memory, filtered })
 }

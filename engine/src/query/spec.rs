@@ -218,6 +218,17 @@ impl QuerySpec {
     pub fn compare_for_sort(&self, a: &Value, b: &Value) -> Ordering {
         self.sort.iter().map(|k| k.compare_docs(a, b)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
     }
+
+    /// How documents that the sort keys tie order: by id, as if the id
+    /// were one more key in the direction of the last one (so a sort
+    /// descending on one field is the exact reverse of the ascending one,
+    /// and an index read backwards delivers it).
+    pub fn compare_ids(&self, a: u64, b: u64) -> Ordering {
+        match self.sort.last() {
+            Some(k) if k.descending => b.cmp(&a),
+            _ => a.cmp(&b),
+        }
+    }
 }
 
 impl Filter {
