@@ -1110,6 +1110,22 @@ obj_status obj_db_compaction_estimate(obj_db *db, obj_bytes *out);
 obj_status obj_db_attach(obj_db *db, const char *path, const char *ns);
 
 /**
+ * obj_db_attach for an encrypted file: `key` (32 raw bytes) or
+ * `passphrase`, the one the file was written with (both NULL: a plain
+ * file, as obj_db_attach). A wrong or missing key is OBJ_ENCRYPTION and
+ * attaches nothing; both given is OBJ_INVALID_ARGUMENT.
+ *
+ * # Safety
+ * `db` is a live handle; `path` and `ns` NUL-terminated strings; `key`
+ * NULL or valid for 32 bytes; `passphrase` NULL or NUL-terminated.
+ */
+obj_status obj_db_attach_with_key(obj_db *db,
+                                  const char *path,
+                                  const char *ns,
+                                  const uint8_t *key,
+                                  const char *passphrase);
+
+/**
  * Detaches namespace `ns` (OBJ_NOT_FOUND if not attached). Transactions
  * already begun keep their snapshot of it.
  *

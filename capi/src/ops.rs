@@ -235,6 +235,32 @@ pub unsafe extern "C" fn obj_db_attach(
     })
 }
 
+/// obj_db_attach for an encrypted file: `key` (32 raw bytes) or
+/// `passphrase`, the one the file was written with (both NULL: a plain
+/// file, as obj_db_attach). A wrong or missing key is OBJ_ENCRYPTION and
+/// attaches nothing; both given is OBJ_INVALID_ARGUMENT.
+///
+/// # Safety
+/// `db` is a live handle; `path` and `ns` NUL-terminated strings; `key`
+/// NULL or valid for 32 bytes; `passphrase` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_attach_with_key(
+    db: *mut obj_db,
+    path: *const c_char,
+    ns: *const c_char,
+    key: *const u8,
+    passphrase: *const c_char,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (path, ns) = unsafe { (arg_str(path, "path")?, arg_str(ns, "ns")?) };
+        // SAFETY: per contract.
+        let key = unsafe { key_from(key, passphrase) }?;
+        // SAFETY: per contract.
+        unsafe { with_db(db, |d| d.attach_with_key(path, ns, key)) }
+    })
+}
+
 /// Detaches namespace `ns` (OBJ_NOT_FOUND if not attached). Transactions
 /// already begun keep their snapshot of it.
 ///

@@ -155,8 +155,9 @@ impl Db {
                 )));
             }
             // Commits go through the one engine: a handle asking for other
-            // durability than it gives would be told a lie.
-            if engine.options.sync_mode != options.sync_mode {
+            // durability than it gives would be told a lie (a read-only
+            // handle commits nothing).
+            if !read_only && engine.options.sync_mode != options.sync_mode {
                 return Err(Error::invalid(format!(
                     "{} is already open in this process with sync mode {:?}; a second handle shares \
                      that engine and must ask for the same (not {:?})",

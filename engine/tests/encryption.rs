@@ -191,6 +191,26 @@ fn joining_an_open_database_checks_the_key() {
     drop((p, db));
 }
 
+/// An encrypted file attaches with its key; without it, or with another,
+/// it is an Encryption error and nothing is attached.
+#[test]
+fn an_encrypted_file_attaches_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.obj");
+    let db = Db::open_with(&secret, Options { encryption: Some(key(3)), ..Options::default() }).unwrap();
+    let mut w = db.begin_write().unwrap();
+    w.collection_mut("notes").unwrap().insert(&from_json_str(r#"{"n":1}"#).unwrap()).unwrap();
+    w.commit().unwrap();
+    db.close().unwrap();
+    let main = Db::open(dir.path().join("main.obj")).unwrap();
+    assert!(matches!(main.attach(&secret, "s"), Err(Error::Encryption(_))));
+    assert!(matches!(main.attach_with_key(&secret, "s", Some(key(4))), Err(Error::Encryption(_))));
+    assert!(main.attached().is_empty());
+    main.attach_with_key(&secret, "s", Some(key(3))).unwrap();
+    assert_eq!(main.begin_read().unwrap().collection("s.notes").unwrap().count().unwrap(), 1);
+    main.detach("s").unwrap();
+}
+
 #[test]
 fn crash_recovery_replays_the_encrypted_wal() {
     for mode in [CutMode::KeepAll, CutMode::DropAll] {

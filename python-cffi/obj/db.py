@@ -540,9 +540,18 @@ class Db:
             return list_namespaces(tx)
 
     # -- attach -----------------------------------------------------------------
-    def attach(self, path: str | os.PathLike, namespace: str) -> None:
+    def attach(
+        self,
+        path: str | os.PathLike,
+        namespace: str,
+        *,
+        key: bytes | None = None,
+        passphrase: str | bytes | None = None,
+    ) -> None:
         """Opens another obj file read-only; its collections read as
-        ``"namespace.collection"``. Writes there raise InvalidArgumentError."""
+        ``"namespace.collection"``. Writes there raise InvalidArgumentError.
+        An encrypted file takes its ``key`` or ``passphrase`` (a wrong or
+        missing one raises EncryptionError)."""
         self._handle()
         if not isinstance(namespace, str) or not namespace or "." in namespace:
             raise InvalidArgumentError("an attach namespace is a non-empty str without '.'")
@@ -554,7 +563,7 @@ class Db:
         with self._lock:
             if namespace in self._attached:
                 raise InvalidArgumentError(f"namespace {namespace!r} is already attached")
-            self._attached[namespace] = Db(path, read_only=True, create=False)
+            self._attached[namespace] = Db(path, read_only=True, create=False, key=key, passphrase=passphrase)
 
     def detach(self, namespace: str) -> None:
         """Closes an attached file (NotFoundError if not attached)."""

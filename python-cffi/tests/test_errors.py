@@ -108,6 +108,26 @@ def test_write_to_attached_namespace(db, tmp_path):
         db.delete("arch.c", 1)
 
 
+@obj.document(collection="s.notes", version=1)
+@dataclass
+class SecretNote:
+    n: int
+
+
+def test_attach_an_encrypted_file(db, tmp_path):
+    secret = str(tmp_path / "secret.obj")
+    with obj.Db(secret, passphrase="pw") as o:
+        o.insert("notes", {"n": 1})
+    with pytest.raises(obj.EncryptionError):
+        db.attach(secret, "s")
+    with pytest.raises(obj.EncryptionError):
+        db.attach(secret, "s", passphrase="wrong")
+    assert db.attached() == {}
+    db.attach(secret, "s", passphrase="pw")
+    assert [d for _, d in db.all(SecretNote)] == [SecretNote(n=1)]
+    db.detach("s")
+
+
 def test_corrupt_file(tmp_path):
     p = str(tmp_path / "c.obj")
     with obj.Db(p) as db:

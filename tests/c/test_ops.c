@@ -237,6 +237,13 @@ int main(int argc, char **argv) {
     CHECK_OK(obj_db_free(db));
     CHECK_OK(obj_db_open(src, NULL, &db));
     CHECK(count_of(db, "orders") == 200);
+    /* The encrypted backup attaches with its passphrase only. */
+    CHECK_STATUS(obj_db_attach(db, bak, "sec"), OBJ_ENCRYPTION);
+    CHECK_STATUS(obj_db_attach_with_key(db, bak, "sec", key, NULL), OBJ_ENCRYPTION);
+    CHECK_STATUS(obj_db_attach_with_key(db, bak, "sec", key, "correct horse"), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_db_attach_with_key(db, bak, "sec", NULL, "correct horse"));
+    CHECK(count_of(db, "sec.orders") == 200);
+    CHECK_OK(obj_db_detach(db, "sec"));
     CHECK_STATUS(obj_db_rekey(NULL, NULL, NULL), OBJ_INVALID_ARGUMENT);
     CHECK_OK(obj_db_close(db));
     CHECK_STATUS(obj_db_compact(db, NULL), OBJ_CLOSED);

@@ -35,6 +35,7 @@ use crate::db::Db;
 use crate::doc::collection::{check_component_name, list_collections, state};
 use crate::error::{Error, Result};
 use crate::options::Options;
+use crate::storage::crypto::EncryptionKey;
 
 /// Checks a namespace name for [`Db::attach`].
 fn check_namespace(ns: &str) -> Result<()> {
@@ -54,6 +55,18 @@ impl Db {
     /// namespace, or a local collection named `namespace.…`), `Busy`
     /// (another process has the file open), `Io`.
     pub fn attach(&self, path: impl AsRef<Path>, namespace: &str) -> Result<()> {
+        self.attach_with_key(path, namespace, None)
+    }
+
+    /// [`Db::attach`] for an encrypted file: `key` is the one it was
+    /// written with (`None`: a plain file). A wrong or missing key is an
+    /// `Encryption` error and attaches nothing.
+    pub fn attach_with_key(
+        &self,
+        path: impl AsRef<Path>,
+        namespace: &str,
+        key: Option<EncryptionKey>,
+    ) -> Result<()> {
         check_namespace(namespace)?;
         if self.attachments().contains_key(namespace) {
             return Err(Error::invalid(format!("namespace {namespace:?} is already attached")));
@@ -70,6 +83,7 @@ impl Db {
             read_only: true,
             create: false,
             vfs: if self.uses_os_vfs() { None } else { Some(self.pager().vfs().clone()) },
+            encryption: key,
             ..Options::default()
         };
         let other = Db::open_with(path.as_ref(), options)?;
