@@ -516,6 +516,27 @@ fn check_collection(db: &Db, model: &BTreeMap<u64, crate::Value>) {
             "by_tag = {t}"
         );
     }
+    // Sorts, served by an index while it is single-valued (and in memory
+    // once a document has made it multi-valued), in the model's order.
+    for q in [
+        r#"{"collection":"c","sort":["k"]}"#,
+        r#"{"collection":"c","filter":{"exists":["k",true]},"sort":[{"field":"k","order":"desc"}],"limit":5}"#,
+        r#"{"collection":"c","filter":{"eq":["g","g1"]},"sort":["n"]}"#,
+        r#"{"collection":"c","filter":{"ge":["g","g1"]},"sort":[{"field":"g","order":"desc"},{"field":"n","order":"desc"}]}"#,
+        r#"{"collection":"c","sort":["g","n"],"offset":2}"#,
+    ] {
+        let spec = QuerySpec::from_json(q).expect("query");
+        let mut want: Vec<(&u64, &Value)> = model.iter().filter(|(_, d)| spec.filter.eval(d)).collect();
+        want.sort_by(|a, b| spec.compare_for_sort(a.1, b.1).then(spec.compare_ids(*a.0, *b.0)));
+        let want: Vec<u64> = want
+            .into_iter()
+            .skip(spec.offset as usize)
+            .take(spec.limit.map_or(usize::MAX, |l| l as usize))
+            .map(|(id, _)| *id)
+            .collect();
+        let got: Vec<u64> = c.query(&spec).expect("query").map(|r| r.expect("row").0).collect();
+        assert_eq!(got, want, "{q}");
+    }
 }
 
 /// Deterministic pseudo-random fuzz inputs (xorshift), for tests that run
