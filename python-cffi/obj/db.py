@@ -145,6 +145,21 @@ class IntegrityReport:
     raw: dict
 
 
+# Every open Db by the file it opened (device and inode, so that two paths
+# to one file agree): a collection dropped through one must be set up
+# again (created with its declared indexes) by the others' next writes.
+_PEERS: dict[tuple, weakref.WeakSet] = {}
+_PEERS_LOCK = threading.Lock()
+
+
+def _file_key(path: str) -> tuple:
+    try:
+        st = os.stat(path)
+        return (st.st_dev, st.st_ino)
+    except OSError:
+        return ("path", os.path.realpath(path))
+
+
 class Db:
     """An open obj database file.
 
@@ -210,6 +225,23 @@ class Db:
         # (thread id, weak ref) of the last write transaction begun, to refuse
         # a second write from the thread that holds it (it would wait forever).
         self._writer: tuple[int, Any] | None = None
+        with _PEERS_LOCK:
+            _PEERS.setdefault(_file_key(self.path), weakref.WeakSet()).add(self)
+
+    def _peers(self) -> list[Db]:
+        """Every open Db of this process on this database file, this one
+        included."""
+        with _PEERS_LOCK:
+            return list(_PEERS.get(_file_key(self.path), ()))
+
+    def _forget_collection(self, name: str) -> None:
+        """Drops what this Db remembers about collection ``name`` (its kind,
+        its typed set-up), so that the next write sets it up again: called
+        on every Db of the file when one of them drops the collection."""
+        cname = self._names.get(name)
+        if cname is not None:
+            self._kinds.pop(cname, None)
+        self._ensured = {k for k in self._ensured if k[0] != name}
 
     @classmethod
     def open(cls, path: str | os.PathLike, **options: Any) -> Db:

@@ -896,7 +896,8 @@ class WriteTxn(ReadTxn):
         cname = self._wname(name)
         check(lib.obj_collection_drop(self._handle(), cname, self._found))
         self._db._kinds.pop(cname, None)
-        self._db._ensured = {k for k in self._db._ensured if k[0] != name}
+        for peer in self._db._peers():
+            peer._forget_collection(name)
         self._ensured = {k for k in self._ensured if k[0] != name}
         return bool(self._found[0])
 

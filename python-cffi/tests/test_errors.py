@@ -257,3 +257,21 @@ def test_typed_read_of_a_raw_collection_gives_python_advice(db):
         assert "obj_raw" not in msg and "db.get(\"blobs\", id)" in msg and "raw bytes" in msg, msg
     assert db.get("blobs", 1) == b"\x00raw"  # what the message says works
     assert list(db.iter_all("blobs")) == [(1, b"\x00raw")]
+
+
+@obj.document(collection="users_r5", version=1)
+@dataclass
+class UniqueUser:
+    email: Annotated[str, obj.Unique]
+
+
+def test_a_collection_dropped_by_another_handle_comes_back_with_its_indexes(tmp_path):
+    path = str(tmp_path / "shared.obj")
+    with obj.Db(path) as app, obj.Db(path) as admin:
+        app.insert(UniqueUser("a@x"))
+        assert admin.drop_collection("users_r5")
+        app.insert(UniqueUser("a@x"))
+        with pytest.raises(obj.InvalidArgumentError):
+            app.insert(UniqueUser("a@x"))
+        assert app.find_unique(UniqueUser, "email", "a@x") is not None
+        assert app.count(UniqueUser) == 1
