@@ -23,7 +23,7 @@ PY_TEST_VENV := target/py-test-venv
 SHARED ?= ../shared
 BENCH_N ?= 100000
 
-.PHONY: all build demo test test-rust test-c test-cpp test-install lint header install soak fuzz clean
+.PHONY: all build demo test test-rust test-c test-cpp test-install c-tools lint header install soak fuzz clean
 .PHONY: bench bench-engine bench-report bench-criterion bench-crypto bench-mp bench-capi bench-python venv wheel test-python
 
 all: build
@@ -58,7 +58,19 @@ C_OUT := target/c-tests
 STATIC_LIBS := -lpthread -ldl -lm -lrt -lgcc_s -lc
 VALGRIND := valgrind --quiet --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-possibly-lost=no
 
-test-c: build
+# The C and C++ tests run under valgrind, and the install test builds
+# with pkg-config: on a machine without them, install them from Debian's
+# packages (as root), or say what to install.
+c-tools:
+	@missing=""; for t in valgrind:valgrind c++:g++ pkg-config:pkgconf; do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else echo "make test needs:$$missing (e.g. apt-get install$$missing)"; exit 1; fi; \
+	fi
+
+test-c: build c-tools
 	@mkdir -p $(C_OUT)
 	@for t in $(C_TESTS); do \
 	  cc $(CFLAGS_TEST) tests/c/$$t.c -o $(C_OUT)/$$t-shared -Ltarget/release -lobj -Wl,-rpath,$(CURDIR)/target/release -lpthread || exit 1; \
@@ -71,7 +83,7 @@ test-c: build
 # include/obj.hpp: shared and static, the shared build under valgrind.
 CXXFLAGS_TEST := -std=c++17 -Wall -Wextra -Werror -g -Iinclude
 
-test-cpp: build
+test-cpp: build c-tools
 	@mkdir -p $(C_OUT)
 	c++ $(CXXFLAGS_TEST) tests/cpp/test_api.cpp -o $(C_OUT)/test_cpp-shared -Ltarget/release -lobj -Wl,-rpath,$(CURDIR)/target/release -lpthread
 	c++ $(CXXFLAGS_TEST) tests/cpp/test_api.cpp -o $(C_OUT)/test_cpp-static target/release/libobj.a $(STATIC_LIBS)
@@ -157,7 +169,7 @@ clean:
 
 # `make install` into a scratch prefix, then build a C program the way a
 # user would: cc prog.c $(pkg-config --cflags --libs obj).
-test-install:
+test-install: c-tools
 	rm -rf target/install-test
 	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/target/install-test
 	PKG_CONFIG_PATH=$(CURDIR)/target/install-test/lib/pkgconfig; export PKG_CONFIG_PATH; \

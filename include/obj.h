@@ -17,7 +17,9 @@
  *
  * Status codes. Every function returns an obj_status (0 = OBJ_OK) and
  * writes results through out-parameters, which are written only on
- * OBJ_OK. The numeric values are stable.
+ * OBJ_OK; the exceptions are four that cannot fail: obj_last_error,
+ * obj_status_name and obj_version (a string) and obj_bytes_free. The
+ * numeric values are stable.
  *
  * Error messages. After a failure, obj_last_error() returns a message for
  * the calling thread's most recent failed call (per thread, not per

@@ -105,7 +105,7 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 pub(crate) fn open_in_process(path: &Path) -> bool {
     let Some(key) = file_key(path) else { return false };
     let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-    reg.get(&key).is_some_and(|w| w.strong_count() > 0)
+    reg.get(&key).and_then(Weak::upgrade).is_some_and(|e| !e.pager.forked())
 }
 
 /// Attached databases by namespace (see [`Db::attach`]).
@@ -147,7 +147,11 @@ impl Db {
         let (read_only, busy_timeout) = (options.read_only, options.busy_timeout);
         let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
         let open_key = if os_vfs { file_key(path) } else { None };
-        if let Some(engine) = open_key.as_ref().and_then(|k| reg.get(k)).and_then(Weak::upgrade) {
+        // An engine inherited through fork() is the parent's: a child opens
+        // the file anew (and its engine takes the registry's place).
+        let open_engine =
+            open_key.as_ref().and_then(|k| reg.get(k)).and_then(Weak::upgrade).filter(|e| !e.pager.forked());
+        if let Some(engine) = open_engine {
             if engine.pager.is_read_only() && !read_only {
                 return Err(Error::Busy(format!(
                     "{} is already open read-only in this process",

@@ -1,11 +1,11 @@
 """The ``obj`` command line (``python -m obj`` or the ``obj`` script):
 inspect, check, checkpoint, dump and load, back up, restore and compact
-database files.
+database files, and encrypt, decrypt or change the key of one (rekey).
 
 Exit codes (stable, for scripts):
   0  success
   1  the integrity check found problems, or the file is corrupt
-  2  bad usage (unknown command, missing argument)
+  2  bad usage (unknown command, missing argument, conflicting options)
   3  the file, collection or input does not exist
   4  the database is busy (another process holds it)
   5  any other obj error (I/O, invalid input, ...)
@@ -13,9 +13,11 @@ Exit codes (stable, for scripts):
 
 Encrypted files: every command takes ``--key-file FILE`` (32 raw bytes, or
 64 hex digits) or ``--passphrase-env NAME`` (the passphrase is the value of
-that environment variable) or ``--passphrase-file FILE`` (its first line).
-A passphrase is never taken on the command line, where other users of the
-machine could read it in the process list.
+that environment variable) or ``--passphrase-file FILE`` (its first line),
+one of them at most. ``rekey`` takes the new key the same way
+(``--new-key-file``, ``--new-passphrase-env``, ``--new-passphrase-file``) or
+``--decrypt``. A passphrase is never taken on the command line, where other
+users of the machine could read it in the process list.
 """
 
 from __future__ import annotations
@@ -24,18 +26,25 @@ import argparse
 import json
 import os
 import re
+import secrets
+import stat
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_BUSY, EXIT_ERROR, EXIT_KEY = 0, 1, 2, 3, 4, 5, 6
 
+# The first 8 bytes of every obj database file.
+_DB_MAGIC = b"OBJDB\0\r\n"
+
 _EPILOG = """exit codes: 0 ok; 1 integrity problems or corruption; 2 bad usage;
 3 file/collection/input not found; 4 busy (another process holds the file);
-5 other error; 6 encryption key missing or wrong.
+5 other error (I/O, invalid input); 6 encryption key missing or wrong.
 
 encrypted files: --key-file FILE (32 bytes or 64 hex digits),
---passphrase-env NAME or --passphrase-file FILE, on any command.
+--passphrase-env NAME or --passphrase-file FILE (one of them), on any command.
+rekey takes the new key as --new-key-file, --new-passphrase-env or
+--new-passphrase-file, or --decrypt.
 
 examples:
   obj stat app.obj
@@ -44,6 +53,7 @@ examples:
   obj load copy.obj orders < orders.jsonl
   obj backup app.obj nightly.obj
   obj compact app.obj
+  OBJ_PW=... obj rekey app.obj --new-passphrase-env OBJ_PW
   OBJ_PW=... obj restore --passphrase-env OBJ_PW nightly.obj app.obj --overwrite"""
 
 
@@ -62,16 +72,24 @@ def _open_file(path: str, mode: str, what: str) -> Any:
         raise obj.IoError(f"{what} {path}: {e.strerror or e}") from None
 
 
-def _key(a: argparse.Namespace) -> dict:
+class UsageError(Exception):
+    """Bad usage found past argument parsing (exit 2)."""
+
+
+def _key(a: argparse.Namespace, prefix: str = "") -> dict:
     """The key arguments of obj.Db from the encryption options (empty for
-    a plain file)."""
+    a plain file); ``prefix`` "new_" reads rekey's --new-... options."""
     import obj
 
-    given = [x for x in (a.key_file, a.passphrase_env, a.passphrase_file) if x]
+    key_file = getattr(a, prefix + "key_file", None)
+    passphrase_env = getattr(a, prefix + "passphrase_env", None)
+    passphrase_file = getattr(a, prefix + "passphrase_file", None)
+    given = [x for x in (key_file, passphrase_env, passphrase_file) if x]
     if len(given) > 1:
-        raise obj.InvalidArgumentError("give one of --key-file, --passphrase-env, --passphrase-file")
-    if a.key_file:
-        with _open_file(a.key_file, "rb", "key file") as f:
+        o = "--" + prefix.replace("_", "-")
+        raise UsageError(f"give one of {o}key-file, {o}passphrase-env, {o}passphrase-file")
+    if key_file:
+        with _open_file(key_file, "rb", "key file") as f:
             raw = f.read()
         if len(raw) != 32:
             try:
@@ -79,18 +97,18 @@ def _key(a: argparse.Namespace) -> dict:
             except (UnicodeDecodeError, ValueError):
                 raw = b""
         if len(raw) != 32:
-            raise obj.InvalidArgumentError(f"{a.key_file}: a key file holds 32 bytes or 64 hex digits")
+            raise obj.InvalidArgumentError(f"{key_file}: a key file holds 32 bytes or 64 hex digits")
         return {"key": raw}
-    if a.passphrase_env:
-        value = os.environ.get(a.passphrase_env)
+    if passphrase_env:
+        value = os.environ.get(passphrase_env)
         if not value:
-            raise obj.InvalidArgumentError(f"environment variable {a.passphrase_env} is unset or empty")
+            raise obj.InvalidArgumentError(f"environment variable {passphrase_env} is unset or empty")
         return {"passphrase": value}
-    if a.passphrase_file:
-        with _open_file(a.passphrase_file, "rb", "passphrase file") as f:
+    if passphrase_file:
+        with _open_file(passphrase_file, "rb", "passphrase file") as f:
             line = f.readline().rstrip(b"\r\n")
         if not line:
-            raise obj.InvalidArgumentError(f"{a.passphrase_file}: the passphrase is empty")
+            raise obj.InvalidArgumentError(f"{passphrase_file}: the passphrase is empty")
         return {"passphrase": line}
     return {}
 
@@ -142,11 +160,93 @@ def cmd_checkpoint(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _start_output(path: str) -> tuple[Any, str | None, str]:
+    """Opens dump's output file ``path``: ``(binary file, temporary path,
+    final path)``. A regular (or new) file is written as a temporary file
+    beside it that :func:`_end_output` renames over it once the dump is
+    complete, so a failed dump leaves it as it was; anything else (a
+    device, a pipe) is written directly (temporary path None). Refuses a
+    directory and an obj database file."""
+    import obj
+
+    try:
+        st: os.stat_result | None = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None  # a new file: creating the temporary file says what is wrong with its directory
+    except OSError as e:
+        raise obj.IoError(f"output file {path}: {e.strerror or e}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise obj.IoError(f"output file {path}: Is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return _open_file(path, "wb", "output file"), None, path
+    if st is not None:
+        with _open_file(path, "rb", "output file") as f:
+            head = f.read(len(_DB_MAGIC))
+        if head == _DB_MAGIC:
+            raise obj.InvalidArgumentError(f"output file {path} is an obj database: not overwriting it")
+        if not os.access(path, os.W_OK):
+            raise obj.IoError(f"output file {path}: Permission denied")
+    target = os.path.realpath(path)  # through a symbolic link: the link stays
+    d, base = os.path.split(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(d, f".{base}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+        except (FileNotFoundError, NotADirectoryError) as e:
+            raise obj.NotFoundError(f"output file {path}: {e.strerror}") from None
+        except OSError as e:
+            raise obj.IoError(f"output file {path}: {e.strerror or e}") from None
+    try:
+        if st is not None and hasattr(os, "fchmod"):
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))  # replacing a file keeps its permissions
+        return os.fdopen(fd, "wb"), tmp, target
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+
+
+def _end_output(out: Any, tmp: str | None, target: str, ok: bool) -> None:
+    """Closes dump's output file; a temporary one is renamed over the
+    target when ``ok`` (the dump completed), else removed."""
+    if tmp is None:
+        out.close()
+        return
+    try:
+        if ok:
+            out.flush()
+            os.fsync(out.fileno())
+            out.close()
+            os.replace(tmp, target)
+            tmp = None
+        else:
+            try:
+                out.close()
+            except OSError:  # the dump's own error is the one to report
+                pass
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
 def cmd_dump(a: argparse.Namespace) -> int:
     import obj
 
-    out = _open_file(a.output, "w", "output file") if a.output else sys.stdout
+    if a.output:
+        out, tmp, target = _start_output(a.output)
+    else:
+        # UTF-8 bytes whatever the terminal's encoding (as -o writes)
+        sys.stdout.flush()
+        out, tmp, target = sys.stdout.buffer, None, ""
     n = 0
+    ok = False
     try:
         with _open(a.file, read_only=True, a=a) as db, db.read_transaction() as tx:
             info = tx.collection_info(a.collection)
@@ -161,15 +261,17 @@ def cmd_dump(a: argparse.Namespace) -> int:
                 "next_id": info.get("next_id", 0), "count": count,
                 "indexes": [{"name": i["name"], "kind": i["kind"], "fields": i["fields"]}
                             for i in info.get("indexes", [])],
-            }, separators=(",", ":"), ensure_ascii=False) + "\n")
+            }, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n")
             q: dict = {"collection": a.collection, "limit": count}
             for doc_id, ver, text in tx._c_json_rows(json.dumps(q).encode()):
-                v = f',"v":{ver}' if ver else ""
-                out.write(f'{{"id":{doc_id}{v},"doc":{text.decode("utf-8")}}}\n')
+                v = b',"v":%d' % ver if ver else b""
+                out.write(b'{"id":%d%s,"doc":%s}\n' % (doc_id, v, text))
                 n += 1
+        out.flush()
+        ok = True
     finally:
-        if out is not sys.stdout:
-            out.close()
+        if a.output:
+            _end_output(out, tmp, target, ok)
     print(f"dumped {n} documents", file=sys.stderr)
     return EXIT_OK
 
@@ -201,23 +303,50 @@ class _Progress:
 
 
 # A record line as dump (and db.export) writes it; other layouts are parsed.
-_RECORD = re.compile(rb'^\{"id":(\d+)(?:,"v":(\d+))?,"doc":(.*)\}$', re.S)
+_RECORD = re.compile(rb'^\{"id":(\d{1,20})(?:,"v":(\d{1,20}))?,"doc":(.*)\}$', re.S)
+_VERSION_MAX = 2**32 - 1  # a schema version is a uint32_t
+_ID_MAX = 2**64 - 2  # ids are uint64_t; the largest is reserved
 
 
-def _record(line: bytes) -> tuple[int, int, bytes]:
-    """``(id, schema version, document JSON)`` of a ``{"id", "v", "doc"}`` line."""
+def _record(line: bytes, keep_ids: bool) -> tuple[int, int, bytes]:
+    """``(id, schema version, document JSON)`` of a ``{"id", "v", "doc"}``
+    line; the version must fit a uint32_t, and the id (when ``keep_ids``:
+    it is written) be 1 to 2**64-2."""
     import obj
 
     m = _RECORD.match(line)
     if m:
-        return int(m.group(1)), int(m.group(2) or 0), m.group(3)
-    rec = obj._codec.loads(line)
-    if not isinstance(rec, dict) or "id" not in rec or "doc" not in rec:
-        raise obj.InvalidArgumentError('expected {"id": N, "v": V, "doc": {...}} (v optional)')
-    v = rec.get("v", 0)
-    if type(rec["id"]) is not int or type(v) is not int:
-        raise obj.InvalidArgumentError("id and v must be integers")
-    return rec["id"], v, obj._codec.dumps(rec["doc"])
+        doc_id, v, doc = int(m.group(1)), int(m.group(2) or 0), m.group(3)
+    else:
+        rec = obj._codec.loads(line)
+        if not isinstance(rec, dict) or "id" not in rec or "doc" not in rec:
+            raise obj.InvalidArgumentError('expected {"id": N, "v": V, "doc": {...}} (v optional)')
+        doc_id, v = rec["id"], rec.get("v", 0)
+        if type(doc_id) is not int or type(v) is not int:
+            raise obj.InvalidArgumentError("id and v must be integers")
+        doc = obj._codec.dumps(rec["doc"])
+    if not 0 <= v <= _VERSION_MAX:
+        raise obj.InvalidArgumentError(f"schema version v {str(v)[:24]} is out of range (0 to {_VERSION_MAX})")
+    if keep_ids and not 1 <= doc_id <= _ID_MAX:
+        raise obj.InvalidArgumentError(f"id {str(doc_id)[:24]} is out of range (1 to {_ID_MAX})")
+    return doc_id, v, doc
+
+
+def _check_indexes(indexes: Any) -> list:
+    """The header's index declarations, checked: a list of
+    ``{"name": str, "kind": str, "fields": [str, ...]}``."""
+    import obj
+
+    if indexes is None:
+        return []
+    if not isinstance(indexes, list):
+        raise obj.InvalidArgumentError(f'the header\'s "indexes" must be a list, not {type(indexes).__name__}')
+    for n, spec in enumerate(indexes, 1):
+        if not (isinstance(spec, dict) and type(spec.get("name")) is str and type(spec.get("kind")) is str
+                and isinstance(spec.get("fields"), list) and all(type(f) is str for f in spec["fields"])):
+            raise obj.InvalidArgumentError(
+                f'the header\'s index {n} must be {{"name": str, "kind": str, "fields": [str, ...]}}')
+    return indexes
 
 
 class _Loader:
@@ -249,22 +378,24 @@ class _Loader:
         if self.header is not None:
             raise obj.InvalidArgumentError("the input holds more than one collection (a whole-database export: "
                                            "use db.import_())")
+        kind = h.get("kind", "documents")
+        if type(kind) is not str or kind not in ("documents", "raw"):
+            raise obj.InvalidArgumentError(f"unknown collection kind {kind!r:.40}")
+        indexes = _check_indexes(h.get("indexes"))
         self.header = h
-        self.kind = h.get("kind", "documents")
-        if self.kind not in ("documents", "raw"):
-            raise obj.InvalidArgumentError(f"unknown collection kind {self.kind!r}")
+        self.kind = kind
         count = h.get("count")
         self.expected = count if type(count) is int and count >= 0 else -1
         self.seen = 0
         tx = self.tx
         tx.create_collection(self.collection, raw=self.kind == "raw")
         cname = tx._wname(self.collection)
-        for spec in h.get("indexes") or ():
+        for spec in indexes:
             tx._c_index_create(cname, {"name": spec["name"], "kind": spec["kind"], "fields": list(spec["fields"])})
 
     def add(self, line: bytes) -> None:
         if self.header is not None or self.keep_ids:
-            self.batch.append(_record(line))
+            self.batch.append(_record(line, self.keep_ids))
         else:
             self.batch.append((0, 0, line))
         self.seen += 1
@@ -320,6 +451,12 @@ def cmd_load(a: argparse.Namespace) -> int:
     else:
         src = sys.stdin.buffer
         total = 0
+        try:  # stdin redirected from a file: its size is known
+            st = os.fstat(src.fileno())
+            if stat.S_ISREG(st.st_mode):
+                total = max(st.st_size - os.lseek(src.fileno(), 0, os.SEEK_CUR), 0)
+        except (OSError, AttributeError, ValueError):  # io.UnsupportedOperation is both
+            pass
     tty = sys.stderr.isatty() and not a.quiet
     prog = _Progress(total, tty)
     read = 0
@@ -344,8 +481,12 @@ def cmd_load(a: argparse.Namespace) -> int:
                         prog.show(read, ld.n)
                 ld.flush()
                 ld.end_section()
-            except obj.InvalidArgumentError as e:
+            except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
                 raise type(e)(f"near line {lineno}: {e}") from None
+            except (obj.ObjError, OSError):
+                raise  # the database's or the input's own failure (busy, I/O, ...): main reports it
+            except Exception as e:  # noqa: BLE001 - bad input no check above caught: one line, no traceback
+                raise obj.InvalidArgumentError(f"near line {lineno}: {type(e).__name__}: {e}") from None
         prog.show(total or read, ld.n)
         prog.end()
     if src is not sys.stdin.buffer:
@@ -407,11 +548,20 @@ def cmd_compact(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _key_options(s: argparse.ArgumentParser) -> None:
-    g = s.add_argument_group("encryption (for encrypted files; the key is never given on the command line)")
-    g.add_argument("--key-file", metavar="FILE", help="raw key: a file of 32 bytes or 64 hex digits")
-    g.add_argument("--passphrase-env", metavar="NAME", help="passphrase: the value of environment variable NAME")
-    g.add_argument("--passphrase-file", metavar="FILE", help="passphrase: the first line of FILE")
+def cmd_rekey(a: argparse.Namespace) -> int:
+    new = {} if a.decrypt else _key(a, "new_")
+    with _open(a.file, a=a) as db:
+        db.rekey(**new)
+    print(f"{'decrypted' if a.decrypt else 'encrypted with the new key'}: {a.file}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _key_options(s: argparse.ArgumentParser, title: str = "encryption (for encrypted files") -> None:
+    g = s.add_argument_group(f"{title}; the key is never given on the command line; one of these)")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--key-file", metavar="FILE", help="raw key: a file of 32 bytes or 64 hex digits")
+    x.add_argument("--passphrase-env", metavar="NAME", help="passphrase: the value of environment variable NAME")
+    x.add_argument("--passphrase-file", metavar="FILE", help="passphrase: the first line of FILE")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -470,8 +620,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--to", metavar="DEST", help="write a compacted copy to DEST instead")
     s.add_argument("--dry-run", action="store_true", help="only say what a compaction would reclaim (exact)")
     s.set_defaults(fn=cmd_compact)
-    for sp in sub.choices.values():
-        _key_options(sp)
+    s = sub.add_parser("rekey", help="encrypt, decrypt or change the key of a database (it must not be open)",
+                       description="Rewrites FILE under a new key: encrypts a plain file, changes the key of an "
+                                   "encrypted one (give its current key with --key-file, --passphrase-env or "
+                                   "--passphrase-file), or decrypts it (--decrypt). Give exactly one of the "
+                                   "--new-... options or --decrypt. FILE must not be open in any process (exit "
+                                   "4); a wrong current key is exit 6.")
+    s.add_argument("file")
+    g = s.add_argument_group("the new key (exactly one of these)")
+    x = g.add_mutually_exclusive_group(required=True)
+    x.add_argument("--new-key-file", metavar="FILE", help="raw key: a file of 32 bytes or 64 hex digits")
+    x.add_argument("--new-passphrase-env", metavar="NAME",
+                   help="passphrase: the value of environment variable NAME")
+    x.add_argument("--new-passphrase-file", metavar="FILE", help="passphrase: the first line of FILE")
+    x.add_argument("--decrypt", action="store_true", help="no new key: store the database unencrypted")
+    s.set_defaults(fn=cmd_rekey)
+    for name, sp in sub.choices.items():
+        if name == "rekey":
+            _key_options(sp, "the current key (of an encrypted file")
+        else:
+            _key_options(sp)
     return p
 
 
@@ -503,6 +671,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         return a.fn(a)
+    except UsageError as e:
+        print(f"obj: {a.cmd}: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except obj.EncryptionError as e:
         print(f"obj: {a.cmd}: {e}", file=sys.stderr)
         return EXIT_KEY

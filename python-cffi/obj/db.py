@@ -38,6 +38,10 @@ __all__ = [
 ]
 
 _SYNC = {"full": 0, "normal": 1, "off": 2}
+# The largest value each integer option of obj_options holds (its C type's range).
+_OPTION_MAX = {name: 2 ** (8 * ffi.sizeof(field.type)) - 1 for name, field in ffi.typeof("obj_options").fields
+               if name in ("page_size", "cache_size", "busy_timeout_ms", "wal_autocheckpoint")}
+_U64_MAX = 2**64 - 1
 # Per-thread output slots of the one-call reads and writes (a cffi call writes them;
 # the caller copies the result out before returning).
 _scratch = threading.local()
@@ -203,8 +207,9 @@ class Db:
         for name, v in (("page_size", page_size), ("cache_size", cache_size),
                         ("busy_timeout_ms", busy_timeout_ms), ("wal_autocheckpoint", wal_autocheckpoint)):
             if v is not None:
-                if not isinstance(v, int) or v < 0:
-                    raise InvalidArgumentError(f"{name} must be a non-negative int")
+                top = _OPTION_MAX[name]  # the largest value of the C field (uint32_t or uint64_t)
+                if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= top:
+                    raise InvalidArgumentError(f"{name} must be an int from 0 to {top}, not {v!r:.40}")
                 setattr(o, name, v)
         keep = _key_args(key, passphrase)
         o.encryption_key, o.passphrase = keep
@@ -675,8 +680,8 @@ class Db:
         """Loads a JSON-lines export: collections, indexes, documents at
         their ids. ``batch_size`` 0 is one transaction (all or nothing)."""
         src = _codec.cpath(path, "import path")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 0:
-            raise InvalidArgumentError(f"batch_size must be an int >= 0, not {batch_size!r:.40}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 0 <= batch_size <= _U64_MAX:
+            raise InvalidArgumentError(f"batch_size must be an int from 0 to {_U64_MAX}, not {batch_size!r:.40}")
         buf = ffi.new("obj_bytes *")
         check(lib.obj_db_import(self._handle(), src, batch_size, buf))
         return json.loads(_take(buf))

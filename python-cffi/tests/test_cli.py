@@ -13,6 +13,42 @@ import obj
 from obj import cli
 
 
+
+
+def _assert_encrypted(path, passphrase, notes):
+    """The file at ``path`` shows none of its plaintext, refuses an open
+    without a key and holds ``notes`` notes under ``passphrase``."""
+    with open(path, "rb") as f:
+        assert b"SECRET-" not in f.read()
+    with pytest.raises(obj.EncryptionError):
+        obj.Db(path)
+    with obj.Db(path, passphrase=passphrase) as db:
+        assert db.count("notes") == notes
+
+def _run_with_terminal_stderr(args, stdin=None):
+    """Runs ``python -m obj *args`` with stderr on a pseudo-terminal (so
+    that progress bars show); its exit code and what it wrote there."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "obj", *args], stdin=stdin, stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        out = b""
+        # Read while the command runs (a pty's buffer is small).
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO once the child has exited and closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        p.communicate(timeout=120)
+    finally:
+        os.close(master)
+    return p.returncode, out.decode("utf-8", "replace")
+
 def run(*args, stdin=None):
     return subprocess.run([sys.executable, "-m", "obj", *args], capture_output=True, text=True, input=stdin)
 
@@ -197,12 +233,7 @@ def test_encrypted_files(tmp_path):
     bak = str(tmp_path / "bak.obj")
     r = run_env("backup", path, bak, "--passphrase-env", "OBJ_TEST_PW", env=env)
     assert r.returncode == 0, r.stderr
-    with open(bak, "rb") as f:
-        assert b"SECRET-" not in f.read()
-    with pytest.raises(obj.EncryptionError):
-        obj.Db(bak)
-    with obj.Db(bak, passphrase="pw one") as db:
-        assert db.count("notes") == 200
+    _assert_encrypted(bak, "pw one", 200)
     assert run("restore", bak, str(tmp_path / "r.obj")).returncode == cli.EXIT_KEY
     assert not os.path.exists(tmp_path / "r.obj")
     assert run("restore", bak, str(tmp_path / "r.obj"), "--passphrase-file", str(pwfile)).returncode == 0
@@ -223,34 +254,15 @@ def test_encrypted_files(tmp_path):
     assert run("check", raw, "--key-file", str(keyfile)).returncode == cli.EXIT_ERROR
     assert run("check", raw, "--key-file", str(tmp_path / "nokey")).returncode == cli.EXIT_NOT_FOUND
     r = run("check", raw, "--key-file", str(keyfile), "--passphrase-file", str(pwfile))
-    assert r.returncode == cli.EXIT_ERROR
+    assert r.returncode == cli.EXIT_USAGE
 
 
 def test_backup_progress_bar_on_a_terminal(path, tmp_path):
-    import pty
 
     with obj.Db(path) as db:
         db.insert_many("orders", [{"n": i, "pad": "y" * 500} for i in range(4000)])
-    master, slave = pty.openpty()
-    try:
-        # stderr is a terminal: read it while the command runs (a pty's buffer is small).
-        p = subprocess.Popen([sys.executable, "-m", "obj", "backup", path, str(tmp_path / "b.obj")],
-                             stdout=subprocess.PIPE, stderr=slave)
-        os.close(slave)
-        out = b""
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO once the child has exited and closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-        p.communicate(timeout=120)
-    finally:
-        os.close(master)
-    assert p.returncode == 0
-    text = out.decode("utf-8", "replace")
+    rc, text = _run_with_terminal_stderr(["backup", path, str(tmp_path / "b.obj")])
+    assert rc == 0
     assert "backup [" in text and "100%" in text and "pages" in text, text
 
 
@@ -290,3 +302,153 @@ def test_load_takes_its_input_after_the_options(path, tmp_path):
     r = run("load", str(tmp_path / "x.obj"), "orders", "--ids", str(dump), str(dump))
     assert r.returncode == cli.EXIT_USAGE and "unrecognized arguments" in r.stderr
     assert run("load", str(tmp_path / "x.obj"), "orders", "--bogus", str(dump)).returncode == cli.EXIT_USAGE
+
+
+def test_failed_dump_leaves_the_output_file_alone(path, tmp_path):
+    with obj.Db(path) as db:
+        db.insert_many("orders", [{"n": i} for i in range(5)])
+    secret = str(tmp_path / "secret.obj")
+    with obj.Db(secret, passphrase="right") as db:
+        db.insert("orders", {"n": 1})
+    out = tmp_path / "out.jsonl"
+    out.write_text("precious\n")
+    os.chmod(out, 0o640)
+    for args, code in [
+        ((str(tmp_path / "none.obj"), "orders"), cli.EXIT_NOT_FOUND),
+        ((path, "nothing"), cli.EXIT_NOT_FOUND),
+        ((secret, "orders"), cli.EXIT_KEY),
+        ((secret, "orders", "--passphrase-env", "OBJ_TEST_PW"), cli.EXIT_KEY),
+    ]:
+        r = run_env("dump", *args, "-o", str(out), env={"OBJ_TEST_PW": "wrong"})
+        assert r.returncode == code, (args, r.stderr)
+        assert out.read_text() == "precious\n", args
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")], "no temporary file left"
+    # A database file is never overwritten with JSON lines.
+    r = run("dump", path, "orders", "-o", secret)
+    assert r.returncode == cli.EXIT_ERROR and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "obj database" in r.stderr
+    with obj.Db(secret, passphrase="right") as db:
+        assert db.count("orders") == 1
+    # A complete dump replaces the file, keeping its permissions.
+    assert run("dump", path, "orders", "-o", str(out)).returncode == 0
+    assert len(out.read_text().splitlines()) == 6 and os.stat(out).st_mode & 0o777 == 0o640
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_dump_to_stdout_writes_utf8_whatever_the_locale(path):
+    with obj.Db(path) as db:
+        db.insert("notes", {"text": "caf\u00e9 \u20ac \U0001f600"})
+    r = subprocess.run([sys.executable, "-m", "obj", "dump", path, "notes"], capture_output=True,
+                       env=dict(os.environ, PYTHONIOENCODING="ascii"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode("utf-8").splitlines()
+    assert json.loads(lines[1])["doc"] == {"text": "caf\u00e9 \u20ac \U0001f600"}
+
+
+@pytest.mark.parametrize("text", [
+    '{"obj_export":1,"collection":"c","indexes":[{}]}',
+    '{"obj_export":1,"collection":"c","indexes":5}',
+    '{"obj_export":1,"collection":"c","indexes":{"by_n":"n"}}',
+    '{"obj_export":1,"collection":"c","indexes":[{"name":"i","kind":"standard","fields":"n"}]}',
+    '{"obj_export":1,"collection":"c","indexes":[{"name":1,"kind":"standard","fields":["n"]}]}',
+    '{"obj_export":1,"collection":"c","kind":["raw"]}',
+    '{"obj_export":1,"collection":"c","count":2}\n{"id":1,"doc":{}}\n{"id":2,"v":99999999999,"doc":{}}',
+    '{"obj_export":1,"collection":"c"}\n{"id":1,"v":-1,"doc":{}}',
+    '{"obj_export":1,"collection":"c"}\n{"id":1,"v":"1","doc":{}}',
+    '{"obj_export":1',
+    '{"id":1,"doc":{}}\n{"id":-1,"doc":{}}',
+    '{"id":18446744073709551615,"doc":{}}',
+    '{"id":36893488147419103232,"doc":{}}',
+    '{"id":1,"doc":{}}\n{"id":' + "9" * 5000 + ',"doc":{}}',
+    '{"id":0,"doc":{}}',
+    '[1, 2]',
+])
+def test_load_bad_input_is_one_line_and_writes_nothing(path, text):
+    with obj.Db(path) as db:
+        db.insert("c", {"n": 0})
+    r = run("load", path, "c", "--ids", stdin=text + "\n")
+    assert r.returncode == cli.EXIT_ERROR, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("obj: load: ") and "line " in r.stderr, r.stderr
+    with obj.Db(path) as db:
+        assert list(db.all("c")) == [(1, {"n": 0})]
+        assert [i.name for i in db.stat().collections[0].indexes] == []
+
+
+def test_load_without_ids_ignores_their_range(path):
+    r = run("load", path, "c", stdin='{"obj_export":1,"collection":"c"}\n{"id":-1,"v":4294967295,"doc":{"n":1}}\n')
+    assert r.returncode == 0, r.stderr
+    with obj.Db(path) as db:
+        assert [(rec.id, rec.header.type_version) for rec in db.dump_raw("c")] == [(1, 4294967295)]
+
+
+def test_rekey_encrypts_changes_the_key_and_decrypts(path, tmp_path):
+    with obj.Db(path) as db:
+        db.insert_many("notes", [{"text": f"SECRET-{i}"} for i in range(50)])
+    keyfile = tmp_path / "key.bin"
+    keyfile.write_bytes(bytes(range(32)))
+    pwfile = tmp_path / "pw.txt"
+    pwfile.write_text("pw two\n")
+    env = {"OBJ_TEST_PW": "pw one"}
+    assert "rekey" in run("--help").stdout
+    r = run("rekey", "--help")
+    assert r.returncode == 0 and "--new-passphrase-env" in r.stdout and "--decrypt" in r.stdout
+    # Encrypt a plain file.
+    r = run_env("rekey", path, "--new-passphrase-env", "OBJ_TEST_PW", env=env)
+    assert r.returncode == 0, r.stderr
+    _assert_encrypted(path, "pw one", 50)
+    # Change the passphrase; then to a raw key.
+    r = run_env("rekey", path, "--passphrase-env", "OBJ_TEST_PW", "--new-passphrase-file", str(pwfile), env=env)
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(obj.EncryptionError):
+        obj.Db(path, passphrase="pw one")
+    with obj.Db(path, passphrase="pw two") as db:
+        assert db.count("notes") == 50
+    r = run("rekey", path, "--passphrase-file", str(pwfile), "--new-key-file", str(keyfile))
+    assert r.returncode == 0, r.stderr
+    with obj.Db(path, key=bytes(range(32))) as db:
+        assert db.count("notes") == 50
+    # A wrong current key; a file held open elsewhere.
+    r = run("rekey", path, "--passphrase-file", str(pwfile), "--decrypt")
+    assert r.returncode == cli.EXIT_KEY and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    with obj.Db(path, key=bytes(range(32))):
+        assert run("rekey", path, "--key-file", str(keyfile), "--decrypt").returncode == cli.EXIT_BUSY
+    # Decrypt.
+    r = run("rekey", path, "--key-file", str(keyfile), "--decrypt")
+    assert r.returncode == 0, r.stderr
+    with obj.Db(path) as db:
+        assert db.count("notes") == 50
+    # Exactly one of the new-key options.
+    for args in ((), ("--decrypt", "--new-key-file", str(keyfile)),
+                 ("--new-passphrase-file", str(pwfile), "--new-key-file", str(keyfile))):
+        r = run("rekey", path, *args)
+        assert r.returncode == cli.EXIT_USAGE, (args, r.stderr)
+    assert run("rekey", str(tmp_path / "none.obj"), "--decrypt").returncode == cli.EXIT_NOT_FOUND
+    with obj.Db(path) as db:
+        assert db.count("notes") == 50
+
+
+def test_two_key_options_are_bad_usage(path, tmp_path):
+    obj.Db(path).close()
+    keyfile = tmp_path / "key.bin"
+    keyfile.write_bytes(bytes(32))
+    for cmd in (("stat", path), ("dump", path, "c"), ("load", path, "c"), ("backup", path, str(tmp_path / "b.obj")),
+                ("restore", path, str(tmp_path / "r.obj")), ("compact", path), ("rekey", path, "--decrypt")):
+        r = run_env(*cmd, "--key-file", str(keyfile), "--passphrase-env", "OBJ_TEST_PW", env={"OBJ_TEST_PW": "x"})
+        assert r.returncode == cli.EXIT_USAGE, (cmd, r.stderr)
+    a = cli.build_parser().parse_args(["stat", path])
+    a.key_file, a.passphrase_env = str(keyfile), "OBJ_TEST_PW"  # set past parsing: the same exit code
+    with pytest.raises(cli.UsageError):
+        cli._key(a)
+
+
+def test_load_progress_bar_when_stdin_is_a_file(path, tmp_path):
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"n": i}) + "\n" for i in range(2000)))
+    with open(src, "rb") as stdin:
+        rc, text = _run_with_terminal_stderr(["load", path, "c", "--batch", "100"], stdin=stdin)
+    assert rc == 0
+    assert "loading [" in text and "100%" in text and "2000 docs" in text, text
+    with obj.Db(path) as db:
+        assert db.count("c") == 2000

@@ -275,3 +275,23 @@ def test_a_collection_dropped_by_another_handle_comes_back_with_its_indexes(tmp_
             app.insert(UniqueUser("a@x"))
         assert app.find_unique(UniqueUser, "email", "a@x") is not None
         assert app.count(UniqueUser) == 1
+
+
+@pytest.mark.parametrize("option, value", [
+    ("cache_size", 2**70), ("cache_size", 2**64), ("page_size", 2**32), ("busy_timeout_ms", 2**64),
+    ("wal_autocheckpoint", 2**100), ("busy_timeout_ms", -1), ("cache_size", True),
+])
+def test_int_options_out_of_their_c_range(tmp_path, option, value):
+    p = str(tmp_path / "x.obj")
+    with pytest.raises(obj.InvalidArgumentError, match=option):
+        obj.Db(p, **{option: value})
+    assert not os.path.exists(p)
+
+
+def test_import_batch_size_out_of_range(db, tmp_path):
+    db.insert("c", {"n": 1})
+    exp = str(tmp_path / "e.jsonl")
+    db.export(exp)
+    for bad in (2**64, 2**70, -1):
+        with pytest.raises(obj.InvalidArgumentError, match="batch_size"):
+            db.import_(exp, batch_size=bad)

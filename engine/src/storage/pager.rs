@@ -572,8 +572,18 @@ impl Pager {
     }
 
     /// True in a child process forked after this handle was opened.
-    fn forked(&self) -> bool {
+    /// True in a child process after fork(): this pager is its parent's.
+    pub(crate) fn forked(&self) -> bool {
         shm::fork_count() != self.forks
+    }
+
+    fn fork_error(&self) -> Error {
+        Error::InvalidArgument(format!(
+            "database handle used after fork(): {} was opened by process {}; a child process must \
+             open the database itself",
+            self.path.display(),
+            self.pid
+        ))
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -588,12 +598,7 @@ impl Pager {
     /// began before [`Pager::close`]: it may still commit.
     fn check_alive(&self) -> Result<()> {
         if self.forked() {
-            return Err(Error::InvalidArgument(format!(
-                "database handle used after fork(): {} was opened by process {}; a child process must \
-                 open the database itself",
-                self.path.display(),
-                self.pid
-            )));
+            return Err(self.fork_error());
         }
         if let Some(why) = self.fatal.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             return Err(Error::Closed(format!("{why}; reopen the database to recover")));
@@ -1567,6 +1572,11 @@ impl PageRead for Snapshot {
                 pgno,
                 format!("page number beyond the end of the database ({} pages)", self.header.page_count),
             ));
+        }
+        // A transaction begun before fork() reads its parent's files and
+        // locks: in the child it answers with the handle's error.
+        if self.pager.forked() {
+            return Err(self.pager.fork_error());
         }
         if let Some(page) = self.pinned.get().and_then(|p| p.get(pgno)) {
             return Ok(page.clone());
