@@ -54,3 +54,27 @@ def test_processes_write_and_read_one_database(tmp_path):
         assert got == [(k, i) for k in range(PROCS) for i in range(1, WRITES + 1)]
         assert db.integrity_check().entries > 0
     assert time.monotonic() - t0 < 60
+
+
+def test_a_forked_child_opens_the_database_its_parent_has_open(tmp_path):
+    # The usual server shape: open, then fork workers that open it again.
+    path = str(tmp_path / "fork.obj")
+    with obj.Db(path) as db:
+        db.insert("w", {"n": 0})
+        with db.read_transaction() as rtx:
+            pid = os.fork()
+            if pid == 0:  # the child: never returns to pytest
+                code = 1
+                try:
+                    try:
+                        rtx.count("w")  # the parent's snapshot: refused in the child
+                    except obj.InvalidArgumentError as e:
+                        if "fork" in str(e):
+                            with obj.Db(path) as mine:
+                                mine.insert("w", {"n": 1})
+                            code = 0
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        assert sorted(d["n"] for _, d in db.all("w")) == [0, 1]
