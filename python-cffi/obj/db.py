@@ -106,11 +106,12 @@ class Stat:
 
 @dataclasses.dataclass(frozen=True)
 class DocumentHeader:
-    """What the engine keeps beside a document: its collection and the
-    schema version it was written with."""
+    """What the engine keeps beside a document: its collection, the schema
+    version it was written with, and whether it is raw bytes."""
 
     collection: str
     type_version: int
+    raw: bool = False
 
     @property
     def collection_id(self) -> str:
@@ -120,8 +121,10 @@ class DocumentHeader:
 
 @dataclasses.dataclass(frozen=True)
 class RawRecord:
-    """One record of :meth:`Db.dump_raw`: the id, header and payload (the
-    stored bytes as on disk)."""
+    """One record of :meth:`Db.dump_raw`: the id, the header, and the
+    payload: the bytes after the record header as on disk (a raw
+    collection's bytes exactly as stored; for documents the binary encoding
+    of docs/format.md, "Stored document format")."""
 
     id: int
     header: DocumentHeader
@@ -746,9 +749,9 @@ class Db:
     def dump_raw(self, collection: str, max_records: int | None = None) -> Iterator[RawRecord]:
         """Low-level, type-erased dump of a collection's primary tree:
         a :class:`RawRecord` per stored record in id order (id, header with
-        the schema version, payload = the stored bytes exactly as on disk:
-        the record header and the binary document, or a raw collection's
-        bytes). A missing collection yields nothing."""
+        the schema version and the raw flag, payload = what follows the
+        record header on disk: a raw collection's bytes as stored, or the
+        binary document). A missing collection yields nothing."""
         # Checked here, at the call, not at the first next() of the generator.
         if not isinstance(collection, str):
             raise InvalidArgumentError(f"dump_raw takes a collection name (str), not {type(collection).__name__}")
@@ -776,9 +779,20 @@ class Db:
                     if done[0]:
                         return
                     n += 1
-                    yield RawRecord(idp[0], DocumentHeader(collection, ver[0]), _take(buf))
+                    yield _raw_record(idp[0], collection, ver[0], _take(buf))
             finally:
                 ffi.release(cur)
+
+
+def _raw_record(doc_id: int, collection: str, version: int, stored: bytes) -> RawRecord:
+    """A stored record split at the end of its header (docs/format.md,
+    "Document = header + payload": a format byte, the schema version as a
+    varint, a flags byte whose bit 0 marks raw bytes)."""
+    end = 1
+    while stored[end] & 0x80:
+        end += 1
+    flags = stored[end + 1]
+    return RawRecord(doc_id, DocumentHeader(collection, version, bool(flags & 1)), stored[end + 2:])
 
 
 def _key_args(key: bytes | None, passphrase: str | bytes | None) -> tuple:

@@ -577,3 +577,23 @@ def test_dump_raw_arguments(path):
         assert [r.id for r in db.dump_raw("c", max_records=0)] == []
         assert [r.id for r in db.dump_raw("c", max_records=2)] == [1, 2]
         assert [r.id for r in db.dump_raw("c")] == [1, 2, 3]
+
+
+def test_dump_raw_payload_follows_the_record_header(path):
+    with obj.Db(path) as db:
+        db.insert("blobs", b"\x01\x02")
+        db.insert("blobs", b"")
+        db.insert("docs", {"a": 1})
+        assert [(r.payload, r.header.raw) for r in db.dump_raw("blobs")] == [(b"\x01\x02", True), (b"", True)]
+        db.insert(Versioned300(a=1))
+        (plain,) = db.dump_raw("docs")
+        (versioned,) = db.dump_raw("versioned300")
+        assert not plain.header.raw and plain.header.type_version == 0
+        assert versioned.header.type_version == 300  # a two-byte varint in the header
+        assert plain.payload == versioned.payload  # the same document, past headers of 3 and 4 bytes
+
+
+@obj.document(collection="versioned300", version=300)
+@dataclass
+class Versioned300:
+    a: int
