@@ -1146,7 +1146,8 @@ obj_status obj_db_detach(obj_db *db, const char *ns);
  * a temporary file beside `path` that replaces it once complete and
  * synced; a failed export leaves `path` as it was. Errors: OBJ_BUSY when
  * `path` is a database open in this process, OBJ_INVALID_ARGUMENT when
- * it holds any obj database (an export over it would destroy it).
+ * it holds any obj database or is a database's `-wal` or `-shm` file (an
+ * export over it would destroy the database or its last commits).
  *
  * # Safety
  * `db` is a live handle; `collection` NULL or a NUL-terminated string;

@@ -995,3 +995,26 @@ fn sorts_on_single_valued_indexes_need_no_buffer() {
     let over: Result<Vec<_>, Error> = c.query(&q).unwrap().collect();
     assert!(matches!(over, Err(Error::InvalidArgument(m)) if m.contains("sort_buffer_limit")));
 }
+
+/// A write refused after its document was found multi-valued (here: an
+/// index key too long) changes nothing, the flag included; the next list
+/// value in the same transaction still clears it, so the sort is right.
+#[test]
+fn a_refused_write_leaves_the_single_valued_flag_as_saved() {
+    let (_dir, db) = open();
+    db.create_index("c", IndexSpec::standard("by_s", "s").unwrap()).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("c").unwrap();
+    c.insert(&j(r#"{"s":5}"#)).unwrap();
+    let long = format!(r#"{{"s":[1,"{}"]}}"#, "x".repeat(3000));
+    assert!(matches!(c.insert(&j(&long)), Err(Error::InvalidArgument(m)) if m.contains("too long")));
+    c.insert(&j(r#"{"s":[1]}"#)).unwrap();
+    drop(c);
+    w.commit().unwrap();
+    let r = db.begin_read().unwrap();
+    let c = r.collection("c").unwrap();
+    let q = QuerySpec::from_json(r#"{"collection":"c","filter":{"gt":["s",0]},"sort":["s"]}"#).unwrap();
+    assert!(c.explain(&q).unwrap().contains("SORT"), "a list value makes the index multi-valued");
+    let ids: Vec<u64> = c.query(&q).unwrap().map(|x| x.unwrap().0).collect();
+    assert_eq!(ids, vec![1, 2], "5 sorts before the list [1]");
+}

@@ -186,6 +186,15 @@ def _start_output(path: str) -> tuple[Any, str | None, str]:
             raise obj.InvalidArgumentError(f"output file {path} is an obj database: not overwriting it")
         if not os.access(path, os.W_OK):
             raise obj.IoError(f"output file {path}: Permission denied")
+    # A database's -wal and -shm hold its last commits and its locks.
+    for suffix in ("-wal", "-shm"):
+        main = path[: -len(suffix)] if path.endswith(suffix) else None
+        if main and os.path.isfile(main):
+            with _open_file(main, "rb", "database") as f:
+                if f.read(len(_DB_MAGIC)) == _DB_MAGIC:
+                    raise obj.InvalidArgumentError(
+                        f"output file {path} belongs to the database {main}: not overwriting it"
+                    )
     target = os.path.realpath(path)  # through a symbolic link: the link stays
     d, base = os.path.split(target)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)

@@ -329,6 +329,11 @@ def test_failed_dump_leaves_the_output_file_alone(path, tmp_path):
     assert "obj database" in r.stderr
     with obj.Db(secret, passphrase="right") as db:
         assert db.count("orders") == 1
+    # Nor its -wal or -shm, which hold its last commits and its locks.
+    for side in ("-wal", "-shm"):
+        r = run("dump", path, "orders", "-o", secret + side)
+        assert r.returncode == cli.EXIT_ERROR and "belongs to the database" in r.stderr, r.stderr
+        assert not os.path.exists(secret + side)
     # A complete dump replaces the file, keeping its permissions.
     assert run("dump", path, "orders", "-o", str(out)).returncode == 0
     assert len(out.read_text().splitlines()) == 6 and os.stat(out).st_mode & 0o777 == 0o640

@@ -114,6 +114,16 @@ class SecretNote:
     n: int
 
 
+def test_export_never_overwrites_a_database_or_its_sidecar_files(db, tmp_path):
+    db.insert("c", {"x": 1})
+    with pytest.raises(obj.BusyError):
+        db.export(db.path)
+    for side in ("-wal", "-shm"):
+        with pytest.raises(obj.InvalidArgumentError, match="belongs to the database"):
+            db.export(db.path + side)
+    assert [d for _, d in db.all("c")] == [{"x": 1}]
+
+
 def test_attach_an_encrypted_file(db, tmp_path):
     secret = str(tmp_path / "secret.obj")
     with obj.Db(secret, passphrase="pw") as o:

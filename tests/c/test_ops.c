@@ -140,6 +140,13 @@ int main(int argc, char **argv) {
     CHECK_ERR(obj_db_export(db, "orders", src, NULL), OBJ_BUSY, "open database");
     CHECK_ERR(obj_db_export(db, NULL, bak, NULL), OBJ_INVALID_ARGUMENT, "is an obj database");
     {
+        char side[600];
+        snprintf(side, sizeof side, "%s-wal", src);
+        CHECK_ERR(obj_db_export(db, NULL, side, NULL), OBJ_INVALID_ARGUMENT, "belongs to the database");
+        snprintf(side, sizeof side, "%s-shm", src);
+        CHECK_ERR(obj_db_export(db, NULL, side, NULL), OBJ_INVALID_ARGUMENT, "belongs to the database");
+    }
+    {
         obj_db *still = NULL;
         CHECK_OK(obj_db_open(bak, NULL, &still));
         CHECK(count_of(still, "orders") == 2000);

@@ -1045,7 +1045,10 @@ impl<'t> CollectionMut<'t> {
         // Plan every index change and check it before changing anything, so
         // that a unique violation (or an oversized key) leaves no trace.
         let mut changes: Vec<IndexChange> = Vec::new();
-        let mut meta_changed = false;
+        // Indexes this document makes multi-valued: their flags change only
+        // once the write has succeeded (a refused write leaves no trace,
+        // and memory must keep matching the saved record).
+        let mut now_multi_valued: Vec<usize> = Vec::new();
         if let Some(doc) = new_value.as_deref() {
             let old_doc = match &old {
                 Some(b) => Some(self.index_view(b)?),
@@ -1056,13 +1059,11 @@ impl<'t> CollectionMut<'t> {
                     continue;
                 }
                 let tree = self.index_tree_at(pos)?;
-                let info = &mut self.st.indexes[pos];
+                let info = &self.st.indexes[pos];
                 let new_keys = doc_index_keys(&info.spec.fields, doc)?;
                 if info.single_valued && !new_keys.is_empty() && !single_valued(&info.spec.fields, doc) {
-                    info.single_valued = false;
-                    meta_changed = true;
+                    now_multi_valued.push(pos);
                 }
-                let info = &self.st.indexes[pos];
                 let old_keys = match &old_doc {
                     Some(o) => doc_index_keys(&info.spec.fields, o)?,
                     None => Vec::new(),
@@ -1108,7 +1109,10 @@ impl<'t> CollectionMut<'t> {
         if id >= self.st.next_id {
             self.st.next_id = id + 1; // below u64::MAX, checked above
         }
-        if meta_changed {
+        if !now_multi_valued.is_empty() {
+            for pos in now_multi_valued {
+                self.st.indexes[pos].single_valued = false;
+            }
             self.save_meta()?;
         }
         Ok(replaced)

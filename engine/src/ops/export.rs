@@ -424,6 +424,24 @@ impl Importer<'_> {
     }
 }
 
+/// `Busy` when `path` is a database open in this process, `InvalidArgument`
+/// when it holds any obj database (its first bytes are the magic).
+fn refuse_database_file(path: &Path) -> Result<()> {
+    let display = path.display();
+    if crate::db::open_in_process(path) {
+        return Err(Error::Busy(format!("{display} is an open database; export to another path")));
+    }
+    let mut head = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open(path) {
+        if f.read_exact(&mut head).is_ok() && head == MAGIC {
+            return Err(Error::invalid(format!(
+                "{display} is an obj database; an export writes JSON lines and would destroy it"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Db {
     /// Writes collection `name` to `out` as JSON lines (see
     /// [`ReadTxn::export_collection`]), from a snapshot taken now.
@@ -442,19 +460,21 @@ impl Db {
     /// temporary file beside `path`, which replaces it only once the export
     /// is complete and synced: a failed export leaves `path` as it was.
     /// Refuses a `path` that holds an obj database (`Busy` if it is open in
-    /// this process, `InvalidArgument` otherwise): an export over a
-    /// database would destroy it.
+    /// this process, `InvalidArgument` otherwise), or that is a database's
+    /// `-wal` or `-shm` file (`InvalidArgument`): an export over either
+    /// would destroy the database or its last commits.
     pub fn export_to_path(&self, collection: Option<&str>, path: &Path) -> Result<ExportReport> {
         let display = path.display();
-        if crate::db::open_in_process(path) {
-            return Err(Error::Busy(format!("{display} is an open database; export to another path")));
-        }
-        let mut head = [0u8; 8];
-        if let Ok(mut f) = std::fs::File::open(path) {
-            if f.read_exact(&mut head).is_ok() && head == MAGIC {
-                return Err(Error::invalid(format!(
-                    "{display} is an obj database; an export writes JSON lines and would destroy it"
-                )));
+        refuse_database_file(path)?;
+        // A database's -wal and -shm hold its last commits and its locks.
+        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            if let Some(main) = name.strip_suffix("-wal").or_else(|| name.strip_suffix("-shm")) {
+                if refuse_database_file(&path.with_file_name(main)).is_err() {
+                    return Err(Error::invalid(format!(
+                        "{display} belongs to the database {main}; an export over it would lose that \
+                         database's commits"
+                    )));
+                }
             }
         }
         let mut name = path
