@@ -672,7 +672,15 @@ class Db:
 
     def export(self, path: str | os.PathLike, collection: str | None = None) -> dict:
         """Streams one collection (or everything) to ``path`` as JSON lines,
-        from one snapshot, in constant memory. Returns the report."""
+        from one snapshot, in constant memory. Returns the report. An
+        attached collection (``"ns.coll"``) is exported from its file,
+        under its own name (``"coll"``)."""
+        if isinstance(collection, str) and "." in collection:
+            ns, _, inner = collection.partition(".")
+            other = self._attached.get(ns)
+            if other is not None:
+                self._handle()
+                return other.export(path, inner)
         dest = _codec.cpath(path, "export path")
         coll = ffi.NULL if collection is None else _codec.utf8(collection, "collection name")
         buf = ffi.new("obj_bytes *")

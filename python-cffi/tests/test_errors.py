@@ -124,6 +124,18 @@ def test_export_never_overwrites_a_database_or_its_sidecar_files(db, tmp_path):
     assert [d for _, d in db.all("c")] == [{"x": 1}]
 
 
+def test_export_an_attached_collection(db, tmp_path):
+    other = str(tmp_path / "other.obj")
+    with obj.Db(other) as o:
+        o.insert_many("c", [{"n": i} for i in range(5)])
+    db.attach(other, "arch")
+    out = str(tmp_path / "arch.jsonl")
+    assert db.export(out, "arch.c")["documents"] == 5
+    with obj.Db(str(tmp_path / "copy.obj")) as copy:
+        copy.import_(out)
+        assert sorted(d["n"] for _, d in copy.all("c")) == list(range(5))
+
+
 def test_attach_an_encrypted_file(db, tmp_path):
     secret = str(tmp_path / "secret.obj")
     with obj.Db(secret, passphrase="pw") as o:
