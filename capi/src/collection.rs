@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use obj_engine::{CollectionKind, CollectionOptions, Error, IndexInfo, QueryCursor, QuerySpec, Value};
+use obj_engine::{CollectionKind, CollectionOptions, Error, IndexInfo, QuerySpec, Value};
 
 use crate::bytes::{arg_str, json_bytes, need, obj_bytes, put, put_opt};
 use crate::error::fence;
@@ -71,51 +71,19 @@ impl CollView<'_> {
         on_coll!(self, |c| c.get_raw(id))
     }
 
-    /// Runs `f` on a (borrowed) query cursor for `spec`.
-    pub(crate) fn with_query<R>(
-        &self,
-        spec: &QuerySpec,
-        f: impl FnOnce(QueryCursorRef<'_>) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        // Counting and explaining take a count_only spec as it is.
-        let counted;
-        let spec = if spec.count_only {
-            counted = QuerySpec { count_only: false, ..spec.clone() };
-            &counted
-        } else {
-            spec
-        };
-        match self {
-            CollView::Read(c) => f(QueryCursorRef::Read(c.query(spec)?)),
-            CollView::Write(c) => f(QueryCursorRef::Write(c.query(spec)?)),
-        }
+    /// The number of results of `spec` (a `count_only` spec too).
+    pub(crate) fn query_count(&self, spec: &QuerySpec) -> Result<u64, Error> {
+        on_coll!(self, |c| c.query_count(spec))
+    }
+
+    /// The engine's plan for `spec`.
+    pub(crate) fn plan(&self, spec: &QuerySpec) -> Result<obj_engine::query::plan::Plan, Error> {
+        on_coll!(self, |c| c.plan(spec))
     }
 
     /// Fails unless the collection holds `want` documents.
     pub(crate) fn expect_kind(&self, want: CollectionKind) -> Result<(), Error> {
         expect_kind(self.name(), self.kind(), want)
-    }
-}
-
-/// A query cursor on either kind of transaction, for one call.
-pub(crate) enum QueryCursorRef<'a> {
-    Read(QueryCursor<'a, obj_engine::ReadTxn>),
-    Write(QueryCursor<'a, obj_engine::WriteTxn>),
-}
-
-impl QueryCursorRef<'_> {
-    pub(crate) fn plan(&self) -> &obj_engine::query::plan::Plan {
-        match self {
-            QueryCursorRef::Read(c) => c.plan(),
-            QueryCursorRef::Write(c) => c.plan(),
-        }
-    }
-
-    pub(crate) fn count(self) -> Result<u64, Error> {
-        match self {
-            QueryCursorRef::Read(c) => c.count(),
-            QueryCursorRef::Write(c) => c.count(),
-        }
     }
 }
 

@@ -403,7 +403,7 @@ pub unsafe extern "C" fn obj_query_count(
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
         let n = match t.collection(&spec.collection)? {
-            Some(c) => c.with_query(&spec, |q| q.count())?,
+            Some(c) => c.query_count(&spec)?,
             None => 0,
         };
         // SAFETY: checked non-null.
@@ -438,20 +438,20 @@ pub unsafe extern "C" fn obj_query_explain(
                 "plan": "EMPTY (the collection does not exist)", "access": "none",
                 "index": null, "ranges": 0, "reverse": false, "sort_in_memory": false,
             }),
-            Some(c) => c.with_query(&spec, |q| {
-                let plan = q.plan();
+            Some(c) => {
+                let plan = c.plan(&spec)?;
                 let (access, index, ranges, reverse) = match &plan.access {
                     Access::Scan => ("scan", None, 0, false),
                     Access::Index { name, ranges, reverse, .. } => {
                         ("index", Some(name.clone()), ranges.len(), *reverse)
                     }
                 };
-                Ok(serde_json::json!({
+                serde_json::json!({
                     "collection": spec.collection, "exists": true, "plan": plan.describe(),
                     "access": access, "index": index, "ranges": ranges, "reverse": reverse,
                     "sort_in_memory": plan.sort_in_memory,
-                }))
-            })?,
+                })
+            }
         };
         drop(t);
         // SAFETY: checked non-null.

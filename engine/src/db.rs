@@ -15,7 +15,7 @@
 //! child returns `InvalidArgument` (its locks and mappings are the parent's).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
@@ -84,20 +84,13 @@ fn registry() -> &'static Mutex<HashMap<FileKey, Weak<Engine>>> {
     REGISTRY.get_or_init(Default::default)
 }
 
-/// The canonical form of a path that may not exist yet (its directory must).
-fn canonical(path: &Path) -> Result<PathBuf> {
-    if let Ok(p) = path.canonicalize() {
-        return Ok(p);
+/// Refuses a path that names no file and does not exist (``, `/x/..`):
+/// the open would otherwise fail with a less helpful error.
+fn check_file_path(path: &Path) -> Result<()> {
+    if path.file_name().is_none() && path.canonicalize().is_err() {
+        return Err(Error::invalid(format!("{} is not a file path", path.display())));
     }
-    let name =
-        path.file_name().ok_or_else(|| Error::invalid(format!("{} is not a file path", path.display())))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    // A missing directory: opening will report it (NotFound, or an I/O
-    // error when creating); no other handle can share such a path.
-    Ok(dir.canonicalize().map_or_else(|_| path.to_path_buf(), |d| d.join(name)))
+    Ok(())
 }
 
 /// True when a database at `path` is open in this process (through the
@@ -142,7 +135,7 @@ impl Db {
         let path = path.as_ref();
         let os_vfs = options.vfs.is_none();
         if os_vfs {
-            canonical(path)?; // a path with no file name is refused here
+            check_file_path(path)?;
         }
         let (read_only, busy_timeout) = (options.read_only, options.busy_timeout);
         let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());

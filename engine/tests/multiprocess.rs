@@ -16,25 +16,15 @@ use std::time::{Duration, Instant};
 use obj_engine::storage::file::OsVfs;
 use obj_engine::{Db, Error, Options, ReadableTxn, SyncMode};
 
+mod common;
+use common::{get, put};
+
 const ROLE: &str = "OBJ_MP_ROLE";
 const DB_ENV: &str = "OBJ_MP_DB";
 
 /// Options of a handle that acts as its own process.
 fn own_process() -> Options {
     Options { vfs: Some(Arc::new(OsVfs)), sync_mode: SyncMode::Normal, ..Options::default() }
-}
-
-fn put(db: &Db, key: &[u8], value: &[u8]) {
-    let mut w = db.begin_write().unwrap();
-    let t = w.create_tree("t").unwrap();
-    w.insert(&t, key, value).unwrap();
-    w.commit().unwrap();
-}
-
-fn get(db: &Db, key: &[u8]) -> Option<Vec<u8>> {
-    let r = db.begin_read().unwrap();
-    let t = r.find_tree("t").unwrap()?;
-    r.get(&t, key).unwrap()
 }
 
 fn side_files(path: &Path) -> (bool, bool) {

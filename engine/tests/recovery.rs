@@ -9,24 +9,14 @@ use std::time::Duration;
 use obj_engine::storage::sim::{CutMode, SimVfs};
 use obj_engine::{Db, Error, Options, ReadableTxn};
 
+mod common;
+use common::{get_in as get, put_in as put};
+
 const DB: &str = "/sim/app.obj";
 const WAL: &str = "/sim/app.obj-wal";
 
 fn sim_options(vfs: &SimVfs) -> Options {
     Options { vfs: Some(Arc::new(vfs.clone())), wal_autocheckpoint: 0, ..Options::default() }
-}
-
-fn put(db: &Db, tree: &str, key: &[u8], value: &[u8]) {
-    let mut w = db.begin_write().unwrap();
-    let t = w.create_tree(tree).unwrap();
-    w.insert(&t, key, value).unwrap();
-    w.commit().unwrap();
-}
-
-fn get(db: &Db, tree: &str, key: &[u8]) -> Option<Vec<u8>> {
-    let r = db.begin_read().unwrap();
-    let t = r.find_tree(tree).unwrap()?;
-    r.get(&t, key).unwrap()
 }
 
 #[test]

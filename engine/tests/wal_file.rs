@@ -15,18 +15,8 @@
 use obj_engine::storage::wal::WAL_HEADER_LEN;
 use obj_engine::{Db, Options, ReadableTxn};
 
-fn put(db: &Db, key: &[u8], value: &[u8]) {
-    let mut w = db.begin_write().unwrap();
-    let t = w.create_tree("t").unwrap();
-    w.insert(&t, key, value).unwrap();
-    w.commit().unwrap();
-}
-
-fn get(db: &Db, key: &[u8]) -> Option<Vec<u8>> {
-    let r = db.begin_read().unwrap();
-    let t = r.find_tree("t").unwrap()?;
-    r.get(&t, key).unwrap()
-}
+mod common;
+use common::{get, put};
 
 fn wal_len(path: &std::path::Path) -> Option<u64> {
     let mut wal = path.as_os_str().to_owned();

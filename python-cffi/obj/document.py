@@ -327,15 +327,7 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
         def nested(v: Any) -> Any:
             if not isinstance(v, tp):
                 raise _Bad(name, v)
-            s = _schema_or_plain(tp)
-            chk = s._check
-            if chk is None:
-                chk = s._check = s._compile_check()
-            try:
-                return chk(v)
-            except _Bad:
-                s._find_bad(v)
-                raise
+            return _schema_or_plain(tp)._checked(v)
 
         return _EMPTY, nested
     if origin is typing.Union or (_UnionType is not None and origin is _UnionType):
@@ -499,21 +491,14 @@ class Schema:
         had to be widened (an int in a float field is stored as a float).
         InvalidArgumentError names the class, field, expected and actual
         type."""
-        chk = self._check
-        if chk is None:
-            chk = self._check = self._compile_check()
         try:
-            return chk(o)
-        except _Bad:
-            try:
-                self._find_bad(o)
-            except _Bad as e:
-                v = e.value
-                raise InvalidArgumentError(
-                    f"{self.cls.__qualname__}{''.join(e.path)}: expected {e.expected}, got "
-                    f"{type(v).__name__} ({v!r:.80})"
-                ) from None
-            raise  # pragma: no cover - _find_bad always re-finds it
+            return self._checked(o)
+        except _Bad as e:
+            v = e.value
+            raise InvalidArgumentError(
+                f"{self.cls.__qualname__}{''.join(e.path)}: expected {e.expected}, got "
+                f"{type(v).__name__} ({v!r:.80})"
+            ) from None
         except AttributeError as e:  # a field never set (init=False without a default)
             raise InvalidArgumentError(f"{self.cls.__qualname__}: {e}") from None
         except RecursionError:
@@ -551,6 +536,19 @@ class Schema:
         lines.append("    return o if ch is None else rebuild(o, ch)")
         exec(compile("\n".join(lines) + "\n", f"<obj checker for {self.cls.__qualname__}>", "exec"), ns)
         return ns["check"]
+
+    def _checked(self, o: Any) -> Any:
+        """The compiled check of ``o`` (compiled on first use); a failure
+        is re-found field by field so that the _Bad raised carries the
+        field's path."""
+        chk = self._check
+        if chk is None:
+            chk = self._check = self._compile_check()
+        try:
+            return chk(o)
+        except _Bad:
+            self._find_bad(o)
+            raise
 
     def _find_bad(self, o: Any) -> None:
         """Re-checks ``o`` field by field and raises the first _Bad with

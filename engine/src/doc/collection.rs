@@ -612,10 +612,14 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         write_stored_json(stored, &self.st.dict, out)
     }
 
+    /// The plan the engine would use for `spec`.
+    pub fn plan(&self, spec: &QuerySpec) -> Result<crate::query::plan::Plan> {
+        crate::query::plan::plan(self.txn, &self.st, spec)
+    }
+
     /// The plan the engine would use for `spec`, as text.
     pub fn explain(&self, spec: &QuerySpec) -> Result<String> {
-        let complete = crate::query::plan::complete_indexes(self.txn, &self.st, spec)?;
-        Ok(crate::query::plan::plan(&self.st, spec, &complete)?.describe())
+        Ok(self.plan(spec)?.describe())
     }
 }
 

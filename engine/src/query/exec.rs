@@ -40,7 +40,7 @@ use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{doc_index_keys, parse_entry, IndexKind};
 use crate::query::expr::{FieldRef, Filter};
-use crate::query::plan::{complete_indexes, plan, Access, Plan};
+use crate::query::plan::{plan, Access, Plan};
 use crate::query::spec::{KeyRange, QuerySpec};
 use crate::txn::{RangeIter, ReadableTxn, Tree};
 
@@ -216,7 +216,7 @@ impl<'a, T: ReadableTxn> std::fmt::Debug for QueryCursor<'a, T> {
 
 impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     pub(crate) fn new(txn: &'a T, st: Cow<'a, CollState>, spec: &QuerySpec) -> Result<Self> {
-        let plan = plan(&st, spec, &complete_indexes(txn, &st, spec)?)?;
+        let plan = plan(txn, &st, spec)?;
         let source = match &plan.access {
             Access::Scan => Source::Scan(txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?),
             Access::Index { name, kind, ranges, reverse, .. } => Source::Index {

@@ -244,11 +244,7 @@ fn sort_order(info: &IndexInfo, spec: &QuerySpec, fixed: usize) -> Option<bool> 
 /// For each index of `st`, in order: whether it has exactly one entry for
 /// every document (single-valued, and as many entries as documents), so
 /// that reading it whole reads every document once. Only a sort asks.
-pub(crate) fn complete_indexes<T: ReadableTxn>(
-    txn: &T,
-    st: &CollState,
-    spec: &QuerySpec,
-) -> Result<Vec<bool>> {
+fn complete_indexes<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) -> Result<Vec<bool>> {
     if spec.sort.is_empty() {
         return Ok(Vec::new());
     }
@@ -267,9 +263,9 @@ fn concat(p: &[u8], b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
     b.map(|k| [p, &k[..]].concat())
 }
 
-/// Chooses the plan for `spec` on collection state `st`; `complete` comes
-/// from [`complete_indexes`].
-pub(crate) fn plan(st: &CollState, spec: &QuerySpec, complete: &[bool]) -> Result<Plan> {
+/// Chooses the plan for `spec` on collection state `st`, as transaction
+/// `txn` sees it (which indexes hold every document).
+pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) -> Result<Plan> {
     let sort_in_memory = !spec.sort.is_empty();
     let filtered = spec.filter != Filter::True;
     if st.raw && (filtered || sort_in_memory || spec.index.is_some()) {
@@ -296,23 +292,7 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec, complete: &[bool]) -> Resul
         let ranges = ir.key_range().into_iter().collect();
         // The requested direction matters only without a sort.
         let sorted = sort_order(info, spec, 0);
-        return Ok(Plan {
-            access: Access::Index {
-                name: info.spec.name.clone(),
-                kind: info.spec.kind,
-                fields: info.spec.fields.clone(),
-                ranges,
-                reverse: sorted.unwrap_or(ir.reverse),
-                reason: if sorted.is_some() {
-                    "requested by the query; serves the sort"
-                } else {
-                    "requested by the query"
-                }
-                .into(),
-            },
-            sort_in_memory: sort_in_memory && sorted.is_none(),
-            filtered,
-        });
+        return Ok(index_plan(info, ranges, ir.reverse, sorted, "requested by the query".into(), spec));
     }
     let mut cs = Vec::new();
     conjuncts(&spec.filter, &mut cs);
@@ -388,22 +368,7 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec, complete: &[bool]) -> Resul
                 }
             })
             .collect();
-        let plan = Plan {
-            access: Access::Index {
-                name: info.spec.name.clone(),
-                kind: info.spec.kind,
-                fields: info.spec.fields.clone(),
-                ranges,
-                reverse: sorted.unwrap_or(false),
-                reason: if sorted.is_some() {
-                    format!("score {score}; serves the sort")
-                } else {
-                    format!("score {score}")
-                },
-            },
-            sort_in_memory: sort_in_memory && sorted.is_none(),
-            filtered,
-        };
+        let plan = index_plan(info, ranges, false, sorted, format!("score {score}"), spec);
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
             best = Some((score, plan));
         }
@@ -413,21 +378,37 @@ pub(crate) fn plan(st: &CollState, spec: &QuerySpec, complete: &[bool]) -> Resul
     }
     // No index narrows the filter: one that holds every document in the
     // sort's order beats a scan and a sort in memory.
-    for (info, _) in st.indexes.iter().zip(complete).filter(|(_, c)| **c) {
+    let complete = complete_indexes(txn, st, spec)?;
+    for (info, _) in st.indexes.iter().zip(&complete).filter(|(_, c)| **c) {
         if let Some(reverse) = sort_order(info, spec, 0) {
-            return Ok(Plan {
-                access: Access::Index {
-                    name: info.spec.name.clone(),
-                    kind: info.spec.kind,
-                    fields: info.spec.fields.clone(),
-                    ranges: vec![(Bound::Unbounded, Bound::Unbounded)],
-                    reverse,
-                    reason: "every document, in the sort's order".into(),
-                },
-                sort_in_memory: false,
-                filtered,
-            });
+            let everything = vec![(Bound::Unbounded, Bound::Unbounded)];
+            return Ok(index_plan(info, everything, reverse, Some(reverse), "every document".into(), spec));
         }
     }
     Ok(Plan { access: Access::Scan, sort_in_memory, filtered })
+}
+
+/// The plan that reads `ranges` of index `info`: in the direction
+/// `sorted` gives when the index serves the sort (see [`sort_order`]; no
+/// sort in memory then), otherwise backwards when `reverse`.
+fn index_plan(
+    info: &IndexInfo,
+    ranges: Vec<KeyRange>,
+    reverse: bool,
+    sorted: Option<bool>,
+    reason: String,
+    spec: &QuerySpec,
+) -> Plan {
+    Plan {
+        access: Access::Index {
+            name: info.spec.name.clone(),
+            kind: info.spec.kind,
+            fields: info.spec.fields.clone(),
+            ranges,
+            reverse: sorted.unwrap_or(reverse),
+            reason: if sorted.is_some() { format!("{reason}; serves the sort") } else { reason },
+        },
+        sort_in_memory: !spec.sort.is_empty() && sorted.is_none(),
+        filtered: spec.filter != Filter::True,
+    }
 }

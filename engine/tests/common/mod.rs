@@ -2,14 +2,44 @@
 //! share: re-running the test binary as a committing child process,
 //! reading the `ack n` lines it prints after each commit, killing it, and
 //! the pseudo-random waits between spawn and kill. The fault suites
-//! (`faults.rs`, `ops_faults.rs`) use its random sequence and settings.
-//! Each test binary compiles this module and uses a part of it.
+//! (`faults.rs`, `ops_faults.rs`) use its random sequence and settings;
+//! the file-level suites (`recovery.rs`, `wal_file.rs`, `multiprocess.rs`)
+//! its one-commit writes and one-snapshot reads. Each test binary compiles
+//! this module and uses a part of it.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
+
+use obj_engine::{Db, ReadableTxn};
+
+/// Writes `key = value` into tree `tree` (created if missing) in a
+/// transaction of its own.
+pub fn put_in(db: &Db, tree: &str, key: &[u8], value: &[u8]) {
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree(tree).unwrap();
+    w.insert(&t, key, value).unwrap();
+    w.commit().unwrap();
+}
+
+/// The value of `key` in tree `tree` as a new snapshot sees it.
+pub fn get_in(db: &Db, tree: &str, key: &[u8]) -> Option<Vec<u8>> {
+    let r = db.begin_read().unwrap();
+    let t = r.find_tree(tree).unwrap()?;
+    r.get(&t, key).unwrap()
+}
+
+/// [`put_in`] tree `t`.
+pub fn put(db: &Db, key: &[u8], value: &[u8]) {
+    put_in(db, "t", key, value)
+}
+
+/// [`get_in`] tree `t`.
+pub fn get(db: &Db, key: &[u8]) -> Option<Vec<u8>> {
+    get_in(db, "t", key)
+}
 
 /// `OBJ_CRASH_CYCLES` when set (`make test` and `make soak` set it).
 pub fn env_cycles() -> Option<u64> {
