@@ -259,6 +259,24 @@ pub(crate) struct Node<'a> {
     leaf: bool,
 }
 
+/// Why [`Node::parse`] refused `page` (kept out of its fast path).
+#[cold]
+fn bad_header(pgno: PageNo, page: &[u8], usable: usize) -> Error {
+    let Some(buf) = page.get(..usable).filter(|_| usable >= HEADER) else {
+        return Error::corruption(pgno, format!("page is shorter than the usable size {usable}"));
+    };
+    if !matches!(buf[0], KIND_LEAF | KIND_INTERIOR) {
+        return Error::corruption(pgno, format!("expected a B+tree node, found page kind {}", buf[0]));
+    }
+    let n = rd16(buf, H_COUNT).unwrap_or(0);
+    let content = rd32(buf, H_CONTENT).unwrap_or(0) as usize;
+    let frag = rd32(buf, H_FRAG).unwrap_or(0) as usize;
+    Error::corruption(
+        pgno,
+        format!("node header is inconsistent: {n} cells, cell area at {content}, {frag} free bytes"),
+    )
+}
+
 #[cold]
 fn bad_slot(pgno: PageNo, i: usize) -> Error {
     Error::corruption(pgno, format!("cell {i} of the node has an out-of-range offset or length"))
@@ -266,26 +284,21 @@ fn bad_slot(pgno: PageNo, i: usize) -> Error {
 
 impl<'a> Node<'a> {
     /// Decodes the header of the node in `page[..usable]`.
+    #[inline]
     pub(crate) fn parse(page: &'a [u8], pgno: PageNo, usable: usize) -> Result<Node<'a>> {
-        let buf = match page.get(..usable) {
-            Some(b) if usable >= HEADER => b,
-            _ => {
-                return Err(Error::corruption(pgno, format!("page is shorter than the usable size {usable}")))
-            }
+        let Some(buf) = page.get(..usable).filter(|_| usable >= HEADER) else {
+            return Err(bad_header(pgno, page, usable));
         };
         let leaf = match buf[0] {
             KIND_LEAF => true,
             KIND_INTERIOR => false,
-            k => return Err(Error::corruption(pgno, format!("expected a B+tree node, found page kind {k}"))),
+            _ => return Err(bad_header(pgno, page, usable)),
         };
         let n = rd16(buf, H_COUNT).unwrap_or(0);
         let content = rd32(buf, H_CONTENT).unwrap_or(0) as usize;
         let frag = rd32(buf, H_FRAG).unwrap_or(0) as usize;
         if HEADER + SLOT * n > content || content > usable || frag > usable - content {
-            return Err(Error::corruption(
-                pgno,
-                format!("node header is inconsistent: {n} cells, cell area at {content}, {frag} free bytes"),
-            ));
+            return Err(bad_header(pgno, page, usable));
         }
         Ok(Node { buf, pgno, n, content, frag, leaf })
     }
@@ -355,7 +368,7 @@ impl<'a> Node<'a> {
     }
 
     /// The key of cell `i`. Reads only what the key needs, for searching.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn key(&self, i: usize) -> Result<&'a [u8]> {
         let o = self.offset(i)?;
         let b = self.buf;

@@ -134,7 +134,13 @@ pub fn encode_key_vec(v: &Value) -> Vec<u8> {
 /// do, and a key of a shorter tuple is a byte prefix of every longer tuple
 /// that extends it (which is what prefix scans over composite indexes use).
 pub fn encode_composite(vals: &[&Value]) -> Vec<u8> {
-    let mut out = Vec::new();
+    // Room for the usual key at once (a string's bytes and its framing).
+    let hint = |v: &&Value| match v {
+        Value::Str(s) => s.len() + 2,
+        Value::Bytes(b) => b.len() + 2,
+        _ => 16,
+    };
+    let mut out = Vec::with_capacity(vals.iter().map(hint).sum());
     for v in vals {
         encode_key(v, &mut out);
     }
@@ -328,13 +334,14 @@ fn exact_f64(m: u128, s: i32) -> Option<f64> {
 /// (prefix-free), and the escape codes keep byte order (0x00 < 0x01 < 0x02).
 fn encode_escaped(b: &[u8], out: &mut Vec<u8>) {
     out.reserve(b.len() + 1);
-    for &c in b {
-        match c {
-            0x00 => out.extend_from_slice(&[0x01, 0x01]),
-            0x01 => out.extend_from_slice(&[0x01, 0x02]),
-            _ => out.push(c),
-        }
+    // Text rarely holds 0x00 or 0x01: copy the runs between them whole.
+    let mut rest = b;
+    while let Some(i) = memchr::memchr2(0x00, 0x01, rest) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(&[0x01, rest[i] + 1]);
+        rest = &rest[i + 1..];
     }
+    out.extend_from_slice(rest);
     out.push(END);
 }
 

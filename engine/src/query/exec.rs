@@ -326,12 +326,13 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                         continue;
                     }
                     let mut doc = TopFields::new(payload, &fields.steps);
-                    if !single_entry(plan, fields, index_fields, &mut doc)?
-                        && !first_entry(plan, fields, index_fields, st, &mut doc, key, *reverse)?
-                    {
+                    let single = single_entry(plan, fields, index_fields, &mut doc)?;
+                    if !single && !first_entry(plan, fields, index_fields, st, &mut doc, key, *reverse)? {
                         continue;
                     }
-                    if !check.eval(&mut doc, &st.dict)? {
+                    // On an exact plan, a document's only entry lies in the
+                    // ranges exactly when the document matches.
+                    if !(single && plan.exact || check.eval(&mut doc, &st.dict)?) {
                         continue;
                     }
                     return on(st, id, bytes).map(Some);

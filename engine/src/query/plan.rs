@@ -17,8 +17,14 @@
 //! the intersection for scalar values plus the List rank, and the filter
 //! picks the matching lists. On a nested path (which can fan out through a
 //! list of maps without a whole-list entry) it uses one operator's range
-//! only. The filter is always evaluated again on each document found, so
-//! ranges may be loose.
+//! only. The filter is evaluated again on each document found, so ranges
+//! may be loose, unless the plan is *exact*: every conjunct of the filter
+//! went into the ranges and every indexed path is one segment. A document
+//! whose indexed fields all hold one non-list value has one entry, the
+//! encoding of those values; the key encoding orders exactly as the
+//! filter compares (`index/key_encoding.rs`), so that entry lies in the
+//! ranges exactly when the document matches, and the scan skips the
+//! filter for it. Documents with list values are still evaluated.
 //!
 //! A sort needs no buffer when the plan's index delivers its order: the
 //! index is single-valued (each document has at most one entry, holding
@@ -75,6 +81,11 @@ pub struct Plan {
     pub sort_in_memory: bool,
     /// Whether the query has a filter, evaluated on each document found.
     pub filtered: bool,
+    /// Whether the index ranges hold exactly the documents the filter
+    /// matches, among documents with one entry in the index (see the
+    /// module documentation); the filter is then evaluated only on
+    /// documents with several entries.
+    pub exact: bool,
 }
 
 impl Plan {
@@ -90,7 +101,9 @@ impl Plan {
                 if *reverse { " reverse" } else { "" }
             ),
         };
-        if self.filtered {
+        if self.filtered && self.exact {
+            s.push_str(", filter answered by the index (evaluated only on documents with list values)");
+        } else if self.filtered {
             s.push_str(", filter evaluated on each document");
         }
         if self.sort_in_memory {
@@ -206,23 +219,29 @@ fn range_is_empty(lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
     }
 }
 
-/// The strongest condition the conjuncts `cs` put on `path`.
-fn best_cond(cs: &[&Filter], path: &FieldPath) -> Option<Cond> {
-    let conds: Vec<Cond> = cs.iter().filter_map(|f| cond_for(f, path)).collect();
-    let scalar_ranges = conds.iter().filter(|c| matches!(c, Cond::Range(_, _, true))).count();
-    if path.segments().len() == 1 && scalar_ranges >= 2 && !conds.iter().any(|c| matches!(c, Cond::Points(_)))
+/// The strongest condition the conjuncts `cs` put on `path`, with the
+/// positions in `cs` of the conjuncts it expresses.
+fn best_cond(cs: &[&Filter], path: &FieldPath) -> Option<(Cond, Vec<usize>)> {
+    let conds: Vec<(Cond, usize)> =
+        cs.iter().enumerate().filter_map(|(i, f)| cond_for(f, path).map(|c| (c, i))).collect();
+    let scalar_ranges = conds.iter().filter(|(c, _)| matches!(c, Cond::Range(_, _, true))).count();
+    if path.segments().len() == 1
+        && scalar_ranges >= 2
+        && !conds.iter().any(|(c, _)| matches!(c, Cond::Points(_)))
     {
         let mut lo = Bound::Unbounded;
         let mut hi = Bound::Unbounded;
-        for c in conds {
+        let mut used = Vec::new();
+        for (c, i) in conds {
             if let Cond::Range(l, h, true) = c {
                 lo = max_lower(lo, l);
                 hi = min_upper(hi, h);
+                used.push(i);
             }
         }
-        return Some(Cond::RangesAndLists(lo, hi));
+        return Some((Cond::RangesAndLists(lo, hi), used));
     }
-    conds.into_iter().max_by_key(rank)
+    conds.into_iter().max_by_key(|(c, _)| rank(c)).map(|(c, i)| (c, vec![i]))
 }
 
 /// Whether reading `info` in key order (or reversed: `Some(true)`) gives
@@ -292,7 +311,15 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
         let ranges = ir.key_range().into_iter().collect();
         // The requested direction matters only without a sort.
         let sorted = sort_order(info, spec, 0);
-        return Ok(index_plan(info, ranges, ir.reverse, sorted, "requested by the query".into(), spec));
+        return Ok(index_plan(
+            info,
+            ranges,
+            ir.reverse,
+            sorted,
+            "requested by the query".into(),
+            spec,
+            false,
+        ));
     }
     let mut cs = Vec::new();
     conjuncts(&spec.filter, &mut cs);
@@ -306,18 +333,22 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
                 None => break,
             }
         }
+        // Conjuncts that went into the ranges.
+        let mut covered = vec![false; cs.len()];
         if per_field.len() != info.spec.fields.len() {
             continue;
         }
-        let fixed = per_field.iter().take_while(|c| matches!(c, Cond::Points(ks) if ks.len() == 1)).count();
+        let fixed =
+            per_field.iter().take_while(|(c, _)| matches!(c, Cond::Points(ks) if ks.len() == 1)).count();
         let sorted = sort_order(info, spec, fixed);
         let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
         let mut score = 0u32;
         // Ranges under each prefix (sorted, disjoint); `None`: the whole prefix.
         let mut tail: Option<Vec<KeyRange>> = None;
-        for c in per_field {
+        for (c, used) in per_field {
             match c {
                 Cond::Points(ks) if prefixes.len() * ks.len() <= MAX_PREFIXES => {
+                    used.iter().for_each(|&i| covered[i] = true);
                     prefixes = prefixes
                         .iter()
                         .flat_map(|p| ks.iter().map(move |k| [&p[..], &k[..]].concat()))
@@ -325,11 +356,13 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
                     score += 10;
                 }
                 Cond::Range(lo, hi, _) => {
+                    used.iter().for_each(|&i| covered[i] = true);
                     tail = Some(vec![(lo, hi)]);
                     score += 5;
                     break;
                 }
                 Cond::RangesAndLists(lo, hi) => {
+                    used.iter().for_each(|&i| covered[i] = true);
                     let (list_lo, list_hi) = rank_key_range(&Value::List(Vec::new()));
                     let mut rs = Vec::with_capacity(2);
                     if !range_is_empty(&lo, &hi) {
@@ -368,7 +401,8 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
                 }
             })
             .collect();
-        let plan = index_plan(info, ranges, false, sorted, format!("score {score}"), spec);
+        let exact = covered.iter().all(|&c| c) && info.spec.fields.iter().all(|f| f.segments().len() == 1);
+        let plan = index_plan(info, ranges, false, sorted, format!("score {score}"), spec, exact);
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
             best = Some((score, plan));
         }
@@ -382,10 +416,11 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
     for (info, _) in st.indexes.iter().zip(&complete).filter(|(_, c)| **c) {
         if let Some(reverse) = sort_order(info, spec, 0) {
             let everything = vec![(Bound::Unbounded, Bound::Unbounded)];
-            return Ok(index_plan(info, everything, reverse, Some(reverse), "every document".into(), spec));
+            let reason = "every document".into();
+            return Ok(index_plan(info, everything, reverse, Some(reverse), reason, spec, false));
         }
     }
-    Ok(Plan { access: Access::Scan, sort_in_memory, filtered })
+    Ok(Plan { access: Access::Scan, sort_in_memory, filtered, exact: false })
 }
 
 /// The plan that reads `ranges` of index `info`: in the direction
@@ -398,6 +433,7 @@ fn index_plan(
     sorted: Option<bool>,
     reason: String,
     spec: &QuerySpec,
+    exact: bool,
 ) -> Plan {
     Plan {
         access: Access::Index {
@@ -410,5 +446,6 @@ fn index_plan(
         },
         sort_in_memory: !spec.sort.is_empty() && sorted.is_none(),
         filtered: spec.filter != Filter::True,
+        exact,
     }
 }
