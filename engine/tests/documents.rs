@@ -179,6 +179,15 @@ fn sort_over_buffer_limit_is_an_error() {
     let got: Vec<Value> = c.query(&spec).unwrap().map(|r| r.unwrap().1).collect();
     assert_eq!(got.len(), 5);
     assert_eq!(got[0].get("k"), Some(&Value::Int(49)));
+    // offset + limit equal to the cap fits it (the best 10 of 50).
+    spec.limit = Some(7);
+    spec.offset = 3;
+    let got: Vec<Value> = c.query(&spec).unwrap().map(|r| r.unwrap().1).collect();
+    let ks: Vec<Option<&Value>> = got.iter().map(|d| d.get("k")).collect();
+    assert_eq!(ks, (40..=46).rev().map(Value::Int).collect::<Vec<_>>().iter().map(Some).collect::<Vec<_>>());
+    spec.offset = 4;
+    assert!(c.query(&spec).unwrap().next().unwrap().is_err(), "offset + limit over the cap");
+    spec.offset = 0;
     spec.limit = None;
     spec.sort_buffer_limit = None;
     assert_eq!(c.query(&spec).unwrap().count().unwrap(), 50);

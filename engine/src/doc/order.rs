@@ -14,7 +14,8 @@
 //!   make `i64::MAX` equal to `9.223372036854776e18`). `-0.0 == 0.0`;
 //!   `-inf` is the smallest number, `+inf` the largest non-NaN number; NaN
 //!   sorts after every other number and equals itself (so the order is total).
-//! - Timestamps by instant (`micros`), then by offset (`None` first).
+//! - Timestamps by instant (`micros`) alone: one instant written with two
+//!   UTC offsets is one value, as Python's aware datetimes compare.
 //! - Strings by their UTF-8 bytes, Bytes by bytes.
 //! - Lists lexicographically, element by element; a proper prefix is smaller.
 //! - Maps lexicographically over their `(key, value)` pairs in stored order
@@ -53,7 +54,7 @@ pub fn compare(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Null, Value::Null) => Ordering::Equal,
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (Value::Timestamp(x), Value::Timestamp(y)) => x.cmp(y),
+        (Value::Timestamp(x), Value::Timestamp(y)) => x.micros.cmp(&y.micros),
         (Value::Str(x), Value::Str(y)) => x.as_bytes().cmp(y.as_bytes()),
         (Value::Bytes(x), Value::Bytes(y)) => x.cmp(y),
         (Value::List(x), Value::List(y)) => {
@@ -253,7 +254,9 @@ mod tests {
     fn timestamps() {
         let t = |micros, offset_secs| Value::Timestamp(Timestamp { micros, offset_secs });
         assert_eq!(compare(&t(1, Some(0)), &t(2, None)), Ordering::Less);
-        assert_eq!(compare(&t(1, None), &t(1, Some(-3600))), Ordering::Less);
-        assert_eq!(compare(&t(1, Some(-3600)), &t(1, Some(3600))), Ordering::Less);
+        // One instant, whatever offset it was written with.
+        assert_eq!(compare(&t(1, None), &t(1, Some(-3600))), Ordering::Equal);
+        assert_eq!(compare(&t(1, Some(-3600)), &t(1, Some(3600))), Ordering::Equal);
+        assert_eq!(compare(&t(-1, Some(3600)), &t(0, Some(-3600))), Ordering::Less);
     }
 }

@@ -14,7 +14,9 @@ use std::str::FromStr;
 
 /// A point in time: microseconds since the Unix epoch (UTC), plus the UTC
 /// offset the writer used, in seconds (`None` for a naive/local time).
-/// Ordering and equality compare the instant first, then the offset.
+/// The struct's own `Eq`/`Ord` tell apart the offsets (the instant first);
+/// the engine's value order (`doc::order::compare`, used by filters, sorts
+/// and indexes) compares the instant alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Timestamp {
     /// Microseconds since 1970-01-01T00:00:00Z.

@@ -84,14 +84,8 @@ pub fn encode_key(v: &Value, out: &mut Vec<u8>) {
         Value::Timestamp(t) => {
             out.push(TAG_TIMESTAMP);
             // Flipping the sign bit makes two's complement order as unsigned.
+            // The instant alone: the offset does not take part in the order.
             out.extend_from_slice(&((t.micros as u64) ^ (1 << 63)).to_be_bytes());
-            match t.offset_secs {
-                None => out.push(0x00),
-                Some(o) => {
-                    out.push(0x01);
-                    out.extend_from_slice(&((o as u32) ^ (1 << 31)).to_be_bytes());
-                }
-            }
         }
         Value::Str(s) => {
             out.push(TAG_STR);
@@ -386,12 +380,7 @@ impl Reader<'_> {
             NUM_NEG_INF..=NUM_NAN => self.number(tag)?,
             TAG_TIMESTAMP => {
                 let micros = (u64::from_be_bytes(self.take::<8>()?) ^ (1 << 63)) as i64;
-                let offset_secs = match self.byte()? {
-                    0x00 => None,
-                    0x01 => Some((u32::from_be_bytes(self.take::<4>()?) ^ (1 << 31)) as i32),
-                    _ => return Err(self.err("bad timestamp offset marker")),
-                };
-                Value::Timestamp(Timestamp { micros, offset_secs })
+                Value::Timestamp(Timestamp { micros, offset_secs: None })
             }
             TAG_STR => Value::Str(self.string()?),
             TAG_BYTES => Value::Bytes(self.escaped()?),
@@ -581,7 +570,7 @@ mod tests {
             (Value::Map(vec![(String::new(), Value::Bool(false))]), &[0x70, 0x40, 0x00, 0x08, 0x00]),
             (
                 Value::Timestamp(Timestamp { micros: -1, offset_secs: Some(3600) }),
-                &[0x30, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x80, 0x00, 0x0E, 0x10],
+                &[0x30, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
             ),
         ];
         for (v, bytes) in cases {
@@ -732,7 +721,7 @@ mod tests {
             &[TAG_LIST],
             &[TAG_MAP, TAG_NULL, 0x00],
             &[TAG_TIMESTAMP, 0, 0, 0],
-            &[TAG_TIMESTAMP, 0, 0, 0, 0, 0, 0, 0, 0, 0x07],
+            &[TAG_TIMESTAMP, 0, 0, 0, 0, 0, 0, 0],
             &[NUM_POS_E0],
             &[NUM_POS_E0, 0x00],
             &[NUM_POS_E0, 0x03, 0x00],

@@ -349,22 +349,22 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
             spec.compare_for_sort(&a.2, &b.2).then(spec.compare_ids(a.0, b.0))
         };
         let mut buf: Vec<Hit> = Vec::new();
+        // With offset + limit within the cap, only the best that many are
+        // kept (a heap); otherwise every match is, up to the cap.
+        let top = keep.filter(|&k| k <= cap).map(|k| usize::try_from(k).unwrap_or(usize::MAX));
         while let Some(hit) = self.next_match_with(|st, id, bytes| {
             let (version, doc) = decode(st, bytes)?;
             Ok((id, version, doc))
         })? {
-            buf.push(hit);
-            if buf.len() as u64 > cap {
-                match keep {
-                    Some(k) if k < cap => {
-                        buf.sort_by(cmp);
-                        buf.truncate(k as usize);
-                    }
-                    _ => {
+            match top {
+                Some(k) => keep_best(&mut buf, k, hit, &cmp),
+                None => {
+                    buf.push(hit);
+                    if buf.len() as u64 > cap {
                         return Err(Error::invalid(format!(
                             "the sort needs more than {cap} documents in memory (sort_buffer_limit); \
                              add a limit, narrow the filter or raise sort_buffer_limit"
-                        )))
+                        )));
                     }
                 }
             }
@@ -517,6 +517,36 @@ fn decode(st: &CollState, bytes: &[u8]) -> Result<(u32, Value)> {
         return Ok((header.schema_version, Value::Bytes(payload.to_vec())));
     }
     decode_stored(bytes, &st.dict)
+}
+
+/// Adds `hit` to `heap`, which keeps the `k` first hits under `cmp` seen
+/// so far as a max-heap (the last of them on top), so that a sort with a
+/// limit holds no more documents than it returns.
+fn keep_best(heap: &mut Vec<Hit>, k: usize, hit: Hit, cmp: &impl Fn(&Hit, &Hit) -> Ordering) {
+    if heap.len() < k {
+        heap.push(hit);
+        let mut i = heap.len() - 1;
+        while i > 0 && cmp(&heap[i], &heap[(i - 1) / 2]) == Ordering::Greater {
+            heap.swap(i, (i - 1) / 2);
+            i = (i - 1) / 2;
+        }
+    } else if heap.first().is_some_and(|top| cmp(&hit, top) == Ordering::Less) {
+        heap[0] = hit;
+        let mut i = 0;
+        loop {
+            let mut largest = i;
+            for child in [2 * i + 1, 2 * i + 2] {
+                if child < heap.len() && cmp(&heap[child], &heap[largest]) == Ordering::Greater {
+                    largest = child;
+                }
+            }
+            if largest == i {
+                break;
+            }
+            heap.swap(i, largest);
+            i = largest;
+        }
+    }
 }
 
 /// True when the document has exactly one entry in the plan's index
