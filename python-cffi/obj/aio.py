@@ -20,7 +20,7 @@ from .db import Db
 from .errors import InvalidArgumentError
 from .query import Query
 
-__all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery", "AsyncCollection", "AsyncKv"]
+__all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery", "AsyncCollection", "AsyncKv", "AsyncStream"]
 
 
 class _Pinned:
@@ -132,7 +132,7 @@ class _AsyncBound:
 
     _ITER: frozenset = frozenset()
 
-    def __init__(self, atx: AsyncTxn, inner: Any) -> None:
+    def __init__(self, atx: AsyncTxn | AsyncDb, inner: Any) -> None:
         self._atx = atx
         self._inner = inner
 
@@ -171,11 +171,37 @@ class AsyncCollection(_AsyncBound):
 
 
 class AsyncKv(_AsyncBound):
-    """``tx.kv(name)`` of an async transaction: ``await ns.put(k, v)``,
-    ``await ns.get(k)``, ``await ns.delete(k)``, ``await ns.keys()``;
-    ``async for k, v in ns.scan(prefix=...)``."""
+    """A key-value namespace driven from asyncio: ``adb.kv(name)`` (each
+    call its own transaction, on the database's worker threads) or
+    ``tx.kv(name)`` of an async transaction (on its thread). ``await
+    ns.put(k, v)``, ``await ns.get(k)``, ``await ns.delete(k)``, ``await
+    ns.keys()``; ``async for k, v in ns.scan(prefix=...)``. Awaiting the
+    handle itself gives it back (``ns = await adb.kv(name)`` works too)."""
 
     _ITER = frozenset({"scan"})
+
+    def __await__(self) -> Any:
+        return _itself(self).__await__()
+
+
+async def _itself(x: Any) -> Any:
+    return x
+
+
+class AsyncStream:
+    """The results of a blocking iterator for asyncio: ``async for x in
+    it`` streams them (the blocking reads run on one worker thread, a batch
+    per hop), ``await it`` gives them all as a list."""
+
+    def __init__(self, owner: AsyncDb, make: Callable[[], Iterable]) -> None:
+        self._owner = owner
+        self._make = make
+
+    def __aiter__(self) -> AsyncIterator:
+        return _aiter_pinned(self._make)
+
+    def __await__(self) -> Any:
+        return self._owner._run(lambda: list(self._make())).__await__()
 
 
 class AsyncTxn:
@@ -374,6 +400,25 @@ class AsyncDb:
     def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> AsyncIterator:
         """Async iterator over an index range."""
         return _aiter_pinned(lambda: self._db.index_range(what, index, lo, hi))
+
+    def dump_raw(self, collection: str, max_records: int | None = None) -> AsyncStream:
+        """``async for rec in adb.dump_raw("orders")``: the records of
+        :meth:`Db.dump_raw`, read on a worker thread (``await
+        adb.dump_raw(...)`` gives them as a list). Bad arguments raise
+        here, at the call."""
+        first = [self._db.dump_raw(collection, max_records)]  # checks the arguments now; nothing read yet
+
+        def make() -> Iterable:
+            return first.pop() if first else self._db.dump_raw(collection, max_records)
+
+        return AsyncStream(self, make)
+
+    def kv(self, namespace: str) -> AsyncKv:
+        """``await adb.kv("sessions").put(k, v)``, ``await
+        adb.kv("sessions").get(k)``, ``async for k, v in
+        adb.kv("sessions").scan(prefix=...)``: an :class:`AsyncKv` whose
+        calls each run in their own transaction on a worker thread."""
+        return AsyncKv(self, self._db.kv(namespace))  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._db, name)

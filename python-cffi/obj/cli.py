@@ -113,6 +113,23 @@ def _key(a: argparse.Namespace, prefix: str = "") -> dict:
     return {}
 
 
+def _int_at_least(low: int) -> Any:
+    """An argparse ``type``: an int of at least ``low``; anything else is
+    bad usage (exit 2, the message on stderr)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {v}")
+        return v
+
+    parse.__name__ = "int"
+    return parse
+
+
 def _open(path: str, read_only: bool = False, a: argparse.Namespace | None = None) -> Any:
     import obj
 
@@ -264,7 +281,7 @@ def cmd_dump(a: argparse.Namespace) -> int:
             # The format of db.export (one section): a header line with the kind,
             # next id, count and index declarations, then {"id", "v", "doc"}
             # lines, so a load keeps schema versions and indexes.
-            count = info.get("count", 0) if a.limit is None else min(info.get("count", 0), max(a.limit, 0))
+            count = info.get("count", 0) if a.limit is None else min(info.get("count", 0), a.limit)
             out.write(json.dumps({
                 "obj_export": 1, "collection": a.collection, "kind": info.get("kind", "documents"),
                 "next_id": info.get("next_id", 0), "count": count,
@@ -452,8 +469,6 @@ class _Loader:
 
 
 def cmd_load(a: argparse.Namespace) -> int:
-    import obj
-
     if a.input and a.input != "-":
         src = _open_file(a.input, "rb", "input file")
         total = os.fstat(src.fileno()).st_size
@@ -468,6 +483,30 @@ def cmd_load(a: argparse.Namespace) -> int:
             pass
     tty = sys.stderr.isatty() and not a.quiet
     prog = _Progress(total, tty)
+    # A load that fails leaves no database behind where there was none
+    # (nor its -wal and -shm files).
+    created = [p for p in (a.file, a.file + "-wal", a.file + "-shm") if not os.path.lexists(p)]
+    try:
+        ld = _load(a, src, prog, total)
+    except BaseException:
+        for p in created:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        raise
+    finally:
+        if src is not sys.stdin.buffer:
+            src.close()
+    print(f"loaded {ld.n} documents into {a.collection}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int) -> _Loader:
+    """The load itself: every line of ``src`` into the collection, in one
+    transaction of the database (created when missing); closed on return."""
+    import obj
+
     read = 0
     with obj.Db(a.file, **_key(a)) as db:
         with db.transaction() as tx:
@@ -498,10 +537,7 @@ def cmd_load(a: argparse.Namespace) -> int:
                 raise obj.InvalidArgumentError(f"near line {lineno}: {type(e).__name__}: {e}") from None
         prog.show(total or read, ld.n)
         prog.end()
-    if src is not sys.stdin.buffer:
-        src.close()
-    print(f"loaded {ld.n} documents into {a.collection}", file=sys.stderr)
-    return EXIT_OK
+    return ld
 
 
 def _show_progress(a: argparse.Namespace, label: str) -> bool:
@@ -594,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("collection")
     s.add_argument("-o", "--output", help="write to this file instead of stdout")
     s.add_argument("--ids", action="store_true", help="(ids are always written; kept for old scripts)")
-    s.add_argument("--limit", type=int, default=None, help="at most this many documents")
+    s.add_argument("--limit", type=_int_at_least(0), default=None, help="at most this many documents (0 or more)")
     s.set_defaults(fn=cmd_dump)
     s = sub.add_parser("load", help="a dump (or plain JSON documents, one a line) into a collection "
                                     "(one transaction; progress bar on a terminal)")
@@ -603,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", nargs="?", default=None, help="JSON lines file (default: stdin); may follow the options")
     s.add_argument("--ids", action="store_true", help='keep the ids of a dump (or of {"id": N, "doc": {...}} '
                                                       'lines): upsert at that id')
-    s.add_argument("--batch", type=int, default=5000, help="documents per insert call (default 5000)")
+    s.add_argument("--batch", type=_int_at_least(1), default=5000, help="documents per insert call (default 5000)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_load, late_input=True)
     s = sub.add_parser("backup", help="a consistent copy of a database, made while it is in use "

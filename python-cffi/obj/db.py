@@ -21,7 +21,7 @@ from typing import Any, Callable
 from . import _codec
 from ._ffi import ffi, lib, check, fail, has
 from .document import Schema, schema_of
-from .errors import BusyError, ClosedError, InvalidArgumentError, NotFoundError
+from .errors import BusyError, ClosedError, CorruptionError, InvalidArgumentError, NotFoundError
 from .kv import KvNamespace, list_namespaces
 from .query import Query
 from .txn import ReadTxn, WriteTxn
@@ -228,6 +228,13 @@ class Db:
         self._ensured: set = set()
         self._shapes: dict[tuple, Schema] = {}
         self._attached: dict[str, Db] = {}
+        # Attachment bookkeeping (under _att_lock, reentrant: a transaction
+        # collected while it is held ends on the same thread): how many
+        # running transactions read each attached Db (by id), and the
+        # detached ones still read by some (closed when the last ends).
+        self._att_users: dict[int, int] = {}
+        self._lingering: dict[int, Db] = {}
+        self._att_lock = threading.RLock()
         self._names: dict[str, bytes] = {}
         self._lock = threading.Lock()
         # (thread id, weak ref) of the last write transaction begun, to refuse
@@ -277,9 +284,13 @@ class Db:
             return
         self._closed = True
         self._release_shapes()
-        for ns in list(self._attached):
+        with self._att_lock:
+            others = list(self._attached.values()) + list(self._lingering.values())
+            self._attached.clear()
+            self._lingering.clear()
+        for other in others:
             try:
-                self._attached.pop(ns)._close(checkpoint=False)
+                other._close(checkpoint=False)
             except Exception:  # noqa: BLE001
                 pass
         try:
@@ -395,14 +406,58 @@ class Db:
         out = ffi.new("obj_txn **")
         check(lib.obj_txn_begin_write(h, out))
         tx = WriteTxn(self, ffi.gc(out[0], lib.obj_txn_free), True)
+        if self._attached:
+            self._begin_attached(tx)
         self._writer = (threading.get_ident(), weakref.ref(tx))
         return tx
 
     def read_transaction(self) -> ReadTxn:
-        """Begins a read transaction: a snapshot of the last commit."""
+        """Begins a read transaction: a snapshot of the last commit (and of
+        every attached file)."""
         out = ffi.new("obj_txn **")
         check(lib.obj_txn_begin_read(self._handle(), out))
-        return ReadTxn(self, ffi.gc(out[0], lib.obj_txn_free), False)
+        tx = ReadTxn(self, ffi.gc(out[0], lib.obj_txn_free), False)
+        if self._attached:
+            self._begin_attached(tx)
+        return tx
+
+    def _begin_attached(self, tx: ReadTxn) -> None:
+        """Begins, for transaction ``tx`` that has just begun, a read
+        snapshot of every file attached now: ``tx`` reads each namespace as
+        of its own beginning, whatever is committed there, attached or
+        detached later (as the C library's attach does). On failure ``tx``
+        is ended and the error raised."""
+        with self._att_lock:
+            items = list(self._attached.items())
+            users = self._att_users
+            for _, other in items:
+                users[id(other)] = users.get(id(other), 0) + 1
+        snaps: dict[str, ReadTxn] = {}
+        try:
+            for ns, other in items:
+                snaps[ns] = other.read_transaction()
+        except BaseException:
+            for t in snaps.values():
+                t._abandon()
+            for _, other in items:
+                self._attached_done(other)
+            tx._abandon()
+            raise
+        tx._attached = snaps
+
+    def _attached_done(self, other: Db) -> None:
+        """A transaction's snapshot of attached ``other`` ended: a detached
+        file nobody reads any more is closed."""
+        with self._att_lock:
+            key = id(other)
+            n = self._att_users.get(key, 0) - 1
+            if n > 0:
+                self._att_users[key] = n
+                return
+            self._att_users.pop(key, None)
+            if self._lingering.pop(key, None) is None:
+                return
+        other._close(checkpoint=False)
 
     # -- documents, one transaction per call --------------------------------------
     def insert(self, what: Any, payload: Any = None) -> int:
@@ -600,17 +655,45 @@ class Db:
         hidden = [c for c in self.collections() if c.startswith(namespace + ".")]
         if hidden:
             raise InvalidArgumentError(f"attaching {namespace!r} would hide the local collection {hidden[0]!r}")
-        with self._lock:
-            if namespace in self._attached:
-                raise InvalidArgumentError(f"namespace {namespace!r} is already attached")
-            self._attached[namespace] = Db(path, read_only=True, create=False, key=key, passphrase=passphrase)
+        if namespace in self._attached:
+            raise InvalidArgumentError(f"namespace {namespace!r} is already attached")
+        other = Db(path, read_only=True, create=False, key=key, passphrase=passphrase)
+        try:
+            other._read_catalog()
+            with self._lock, self._att_lock:
+                if namespace in self._attached:
+                    raise InvalidArgumentError(f"namespace {namespace!r} is already attached")
+                # (a new dict: a transaction beginning copies it without the lock)
+                self._attached = {**self._attached, namespace: other}
+        except BaseException:
+            other._close(checkpoint=False)
+            raise
+
+    def _read_catalog(self) -> None:
+        """Reads the whole catalog (every collection's kind, count and
+        index metadata, and the key-value namespaces) from one snapshot:
+        a damaged file fails here (CorruptionError), not at its first read."""
+        with self.read_transaction() as tx:
+            for name in tx.collections():
+                cname = self._cname(name)
+                info = tx._c_coll_info(cname)
+                if info is None:
+                    raise CorruptionError(f"{self.path}: the catalog lists collection {name!r} but does not hold it")
+            list_namespaces(tx)
 
     def detach(self, namespace: str) -> None:
-        """Closes an attached file (NotFoundError if not attached)."""
-        with self._lock:
-            other = self._attached.pop(namespace, None)
-        if other is None:
-            raise NotFoundError(f"no attached namespace {namespace!r}")
+        """Detaches a namespace (NotFoundError if not attached).
+        Transactions begun afterwards no longer see it; one already running
+        keeps reading its snapshot, and the file closes when the last of
+        them ends."""
+        with self._lock, self._att_lock:
+            other = self._attached.get(namespace)
+            if other is None:
+                raise NotFoundError(f"no attached namespace {namespace!r}")
+            self._attached = {k: v for k, v in self._attached.items() if k != namespace}
+            if self._att_users.get(id(other), 0) > 0:
+                self._lingering[id(other)] = other
+                return
         other._close(checkpoint=False)
 
     def attached(self) -> dict[str, str]:

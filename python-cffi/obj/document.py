@@ -15,6 +15,7 @@ import dataclasses
 import datetime as _dt
 import enum
 import itertools
+import json
 import sys
 import threading
 import typing
@@ -24,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Callable, TypeVar
 
+from . import _codec
 from .errors import InvalidArgumentError
 
 __all__ = ["document", "Index", "Unique", "Each", "Composite", "IndexMarker", "Schema", "schema_of", "is_document"]
@@ -116,9 +118,20 @@ def _converter(tp: Any, owner: type) -> Callable[[Any], Any] | None:
     if tp is Decimal:
         return lambda v: Decimal(v) if type(v) is str else Decimal(repr(v)) if type(v) is float else Decimal(v)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return tp
+        return _enum_info(tp).decode
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _schema_or_plain(tp).decode
+        # Looked up at each call, not compiled here: a class that holds
+        # itself (a linked list, a tree) or a class it holds (mutual
+        # recursion) would otherwise compile its decoder forever.
+        s = _schema_or_plain(tp)
+
+        def nested(v: Any) -> Any:
+            d = s._decode
+            if d is None:
+                d = s.decode
+            return d(v)
+
+        return nested
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         non_none = [a for a in args if a is not _NoneType]
         if len(non_none) == 1:
@@ -169,11 +182,13 @@ def _converter(tp: Any, owner: type) -> Callable[[Any], Any] | None:
             return mk
         return lambda v: mk(inner(x) for x in v)
     if origin in (dict, Mapping):
-        kc = _converter(args[0], owner) if args else None
-        if args and args[0] is int:
-            kc = int
-        elif args and args[0] is float:
-            kc = float
+        codec = _key_codec(args[0]) if args else None
+        if codec is not None:
+            kdec = codec[1]
+            # A key that is no str is already decoded (a migrated document).
+            kc = lambda k: kdec(k) if type(k) is str else k  # noqa: E731
+        else:
+            kc = _converter(args[0], owner) if args else None
         vc = _converter(args[1], owner) if len(args) > 1 else None
         if kc is None and vc is None:
             return None
@@ -189,10 +204,13 @@ class _Bad(Exception):
     """A value that does not fit its annotation (internal: Schema.validate
     turns it into InvalidArgumentError with the field path)."""
 
-    def __init__(self, expected: str, value: Any) -> None:
+    def __init__(self, expected: str, value: Any, specific: bool = False) -> None:
         self.expected = expected
         self.value = value
         self.path: list[str] = []
+        # The value is of the right type but that type cannot store it
+        # (a union reports this error, not its own).
+        self.specific = specific
 
 
 def _tname(tp: Any) -> str:
@@ -322,7 +340,19 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
     if tp is Decimal:
         return _scalar((Decimal,), "Decimal", _int_to_decimal)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return _scalar((tp,), f"a member of {name}")
+        info = _enum_info(tp)
+        if not info.bad:
+            return _scalar((tp,), f"a member of {name}")
+        bad = info.bad
+
+        def member(v: Any) -> Any:
+            if not isinstance(v, tp):
+                raise _Bad(f"a member of {name}", v)
+            if v in bad:
+                raise _Bad(f"a member of {name} that can be stored ({bad[v]})", v, True)
+            return v
+
+        return _EMPTY, member
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         def nested(v: Any) -> Any:
             if not isinstance(v, tp):
@@ -346,7 +376,7 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
                 try:
                     return deep(v)
                 except _Bad as e:
-                    if e.path:
+                    if e.path or e.specific:
                         raise
                     raise _Bad(name, v) from None
             for _, c in arms:
@@ -385,6 +415,11 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
     if tp is dict or origin in (dict, Mapping):
         kex, kc = _checker(args[0]) if args else (_EMPTY, None)
         vex, vc = _checker(args[1]) if len(args) > 1 else (_EMPTY, None)
+        codec = _key_codec(args[0]) if args else None
+        if codec is not None:
+            # Keys of a type JSON maps cannot hold are stored as their text
+            # (checked and encoded here), read back by the key type.
+            kex, kc = frozenset(), codec[0]
         kinds2 = Mapping if origin is Mapping else dict
         if kc is None and vc is None:
             return _scalar((kinds2,), name)
@@ -411,8 +446,324 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
                     out[nk] = nx
             return v if out is None else out
 
+        if codec is not None:
+            def tmap(v: Any) -> Any:
+                if not isinstance(v, kinds2):
+                    raise _Bad(name, v)
+                out = {}
+                for k, x in v.items():
+                    try:
+                        nk = kc(k)
+                        if vc is not None and type(x) not in vex:
+                            x = vc(x)
+                    except _Bad as e:
+                        e.path.insert(0, f"[{k!r:.40}]")
+                        raise
+                    out[nk] = x
+                return out
+
+            return _EMPTY, tmap
         return _EMPTY, amap
     return _EMPTY, None
+
+
+# -- map keys of other types than str -----------------------------------------
+# A JSON map's keys are strings. A typed ``dict[K, V]`` field whose key
+# type is not str stores each key as a text that its type reads back
+# exactly: the check of a write encodes the keys (refusing what the type
+# cannot take), the decoder turns the texts back into keys of type K.
+
+_NULL_KEY = "null"
+_BOOL_KEYS = {"true": True, "false": False}
+
+
+def _strip(tp: Any) -> Any:
+    """``tp`` without Annotated[...] and NewType."""
+    while True:
+        if typing.get_origin(tp) is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+            continue
+        sup = getattr(tp, "__supertype__", None)
+        if sup is not None:
+            tp = sup
+            continue
+        return tp
+
+
+def _key_codec(tp: Any) -> tuple[Callable[[Any], str], Callable[[str], Any]] | None:
+    """``(encode, decode)`` of the keys of a ``dict[tp, ...]`` field:
+    ``encode(key)`` is the stored text (or raises _Bad), ``decode(text)``
+    the key again. None when the keys are stored as they are (str, Any, or
+    a key type obj keeps as before)."""
+    tp = _strip(tp)
+    name = _tname(tp)
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or (_UnionType is not None and origin is _UnionType):
+        args = typing.get_args(tp)
+        if len(args) != 2 or _NoneType not in args:
+            return None
+        inner_tp = _strip(args[0] if args[1] is _NoneType else args[1])
+        inner = _key_codec(inner_tp)
+        if inner is None:
+            if inner_tp is not str:
+                return None
+
+            def enc_s(k: Any) -> str:
+                if not isinstance(k, str):
+                    raise _Bad("str", k)
+                return k
+
+            inner = (enc_s, str)
+        ienc, idec = inner
+
+        def enc_opt(k: Any) -> str:
+            if k is None:
+                return _NULL_KEY
+            t = ienc(k)
+            if t == _NULL_KEY:
+                raise _Bad(f"a key of {name} other than one stored as 'null' (the text of None)", k, True)
+            return t
+
+        def dec_opt(t: str) -> Any:
+            return None if t == _NULL_KEY else idec(t)
+
+        return enc_opt, dec_opt
+    if tp is bool:
+        def enc_bool(k: Any) -> str:
+            if type(k) is not bool:
+                raise _Bad("bool", k)
+            return "true" if k else "false"
+
+        def dec_bool(t: str) -> bool:
+            try:
+                return _BOOL_KEYS[t.lower()]
+            except KeyError:
+                raise ValueError(f"{t!r} is no bool") from None
+
+        return enc_bool, dec_bool
+    if tp is int:
+        def enc_int(k: Any) -> str:
+            if not isinstance(k, int) or isinstance(k, bool):
+                raise _Bad("int", k)
+            return str(int(k))
+
+        return enc_int, int
+    if tp is float:
+        def enc_float(k: Any) -> str:
+            if isinstance(k, float) or (isinstance(k, int) and not isinstance(k, bool)):
+                try:
+                    return repr(float(k))
+                except OverflowError:
+                    pass
+            raise _Bad("float", k)
+
+        return enc_float, float
+    if tp is Decimal:
+        def enc_dec(k: Any) -> str:
+            if isinstance(k, Decimal):
+                return str(k)
+            if isinstance(k, int) and not isinstance(k, bool):
+                return str(Decimal(k))
+            raise _Bad("Decimal", k)
+
+        return enc_dec, Decimal
+    if tp is uuid.UUID:
+        def enc_uuid(k: Any) -> str:
+            if not isinstance(k, uuid.UUID):
+                raise _Bad("UUID", k)
+            return str(k)
+
+        return enc_uuid, uuid.UUID
+    if tp is _dt.datetime:
+        def enc_dt(k: Any) -> str:
+            if not isinstance(k, _dt.datetime):
+                raise _Bad("datetime", k)
+            return k.isoformat()
+
+        return enc_dt, _dt.datetime.fromisoformat
+    if tp is _dt.date:
+        def enc_date(k: Any) -> str:
+            if not isinstance(k, _dt.date) or isinstance(k, _dt.datetime):
+                raise _Bad("date", k)
+            return k.isoformat()
+
+        return enc_date, _dt.date.fromisoformat
+    if tp is _dt.time:
+        def enc_time(k: Any) -> str:
+            if not isinstance(k, _dt.time):
+                raise _Bad("time", k)
+            return k.isoformat()
+
+        return enc_time, _dt.time.fromisoformat
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        info = _enum_info(tp)
+        bad = info.bad_key
+
+        def enc_enum(k: Any) -> str:
+            if not isinstance(k, tp):
+                raise _Bad(f"a member of {name}", k)
+            if k in bad:
+                raise _Bad(f"a member of {name} that can be a map key ({bad[k]})", k, True)
+            return info.key_text(k)
+
+        return enc_enum, info.from_key
+    return None
+
+
+# -- enums ------------------------------------------------------------------------
+# A member is stored as its value, in the value's stored form (a tuple as
+# a list, a Decimal or a date as text...). Reading looks the stored form up
+# among the members' stored forms, so every member whose stored form is
+# its own reads back as itself; members whose stored forms coincide (or
+# whose value cannot be stored) are refused when written.
+
+_UNSTORABLE = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two decoded JSON values are one: equal, and of the same
+    types all the way down (``1`` is not ``True``, NaN is NaN)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is list:
+        return len(a) == len(b) and all(map(_same, a, b))
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if type(a) is float and a != a:
+        return b != b
+    return bool(a == b)
+
+
+def _stored_form(m: Any) -> Any:
+    """What reading back a stored enum member gives (before decoding), or
+    _UNSTORABLE."""
+    try:
+        return _codec.loads(_codec.dumps([m]))[0]
+    except Exception:  # noqa: BLE001 - a value the codec refuses
+        return _UNSTORABLE
+
+
+def _hkey(v: Any) -> Any:
+    """A dict key for a decoded scalar that tells types apart (and takes NaN)."""
+    if type(v) is float and v != v:
+        return (float, "nan")
+    return (type(v), v)
+
+
+class _EnumInfo:
+    """How one Enum class's members are stored and read back."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        stored = [(m, _stored_form(m)) for m in cls]
+        self.bad: dict = {}
+        # Members by stored form: scalars by a typed key, lists and maps
+        # (rare) compared pairwise.
+        groups: dict = {}
+        slow: list = []
+        for m, f in stored:
+            if f is _UNSTORABLE:
+                self.bad[m] = f"its value {m.value!r:.60} cannot be stored"
+                continue
+            if type(f) is list or type(f) is dict:
+                for g in slow:
+                    if _same(g[0], f):
+                        g[1].append(m)
+                        break
+                else:
+                    slow.append((f, [m]))
+            else:
+                groups.setdefault(_hkey(f), (f, []))[1].append(m)
+        self._by: dict = {}
+        self._slow: list = []
+        for key, (_f, ms) in groups.items():
+            if len(ms) == 1:
+                self._by[key] = ms[0]
+        for f, ms in slow:
+            if len(ms) == 1:
+                self._slow.append((f, ms[0]))
+        for f, ms in list(groups.values()) + slow:
+            if len(ms) > 1:
+                for m in ms:
+                    other = next(n for n in ms if n is not m)
+                    self.bad[m] = (f"its value {m.value!r:.40} is stored as {f!r:.40}, as "
+                                   f"{cls.__name__}.{other.name}'s is, and could not be told apart when read")
+        self._text: dict = {}
+        self._by_text: dict = {}
+        self.bad_key: dict = dict(self.bad)
+        texts: dict = {}
+        for m, f in stored:
+            if m in self.bad:
+                continue
+            t = self._text[m] = _key_of(f)
+            texts.setdefault(t, []).append(m)
+        for t, ms in texts.items():
+            if len(ms) > 1:
+                for m in ms:
+                    self.bad_key[m] = f"its value {m.value!r:.40} gives the map key {t!r:.40}, as another member's does"
+            else:
+                self._by_text[t] = ms[0]
+
+    def decode(self, v: Any) -> Any:
+        """The member a stored value reads back as (ValueError if none)."""
+        cls = self.cls
+        if isinstance(v, cls):
+            return v
+        if type(v) is list or type(v) is dict:
+            for f, m in self._slow:
+                if _same(f, v):
+                    return m
+        else:
+            try:
+                m = self._by.get(_hkey(v))
+            except TypeError:
+                m = None
+            if m is not None:
+                return m
+        return cls(v)  # a value stored otherwise (a Flag's combination...): the class decides
+
+    def key_text(self, m: Any) -> str:
+        """The map key a member is stored as."""
+        t = self._text.get(m)
+        if t is None:
+            f = _stored_form(m)
+            if f is _UNSTORABLE:
+                raise _Bad(f"a member of {self.cls.__name__} that can be stored", m, True)
+            t = _key_of(f)
+        return t
+
+    def from_key(self, t: str) -> Any:
+        """The member a stored map key reads back as (ValueError if none)."""
+        m = self._by_text.get(t)
+        if m is not None:
+            return m
+        try:
+            return self.cls(t)
+        except (ValueError, TypeError):
+            pass
+        try:
+            v = _codec.loads(t.encode("utf-8"))
+        except Exception:  # noqa: BLE001 - not JSON: no member
+            raise ValueError(f"{t!r} is not a key of {self.cls.__name__}") from None
+        return self.decode(v)
+
+
+def _key_of(f: Any) -> str:
+    """The map key text of a member's stored form: a str as it is, anything
+    else as compact JSON."""
+    if type(f) is str:
+        return f
+    return json.dumps(_codec.to_jsonable(f), separators=(",", ":"), ensure_ascii=False)
+
+
+_ENUMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _enum_info(cls: type) -> _EnumInfo:
+    info = _ENUMS.get(cls)
+    if info is None:
+        info = _ENUMS[cls] = _EnumInfo(cls)
+    return info
 
 
 _PLAIN: dict[type, Schema] = {}
@@ -450,7 +801,10 @@ class Schema:
         if self._hints is None:
             mod = sys.modules.get(self.cls.__module__)
             try:
-                self._hints = typing.get_type_hints(self.cls, globalns=vars(mod) if mod else None, include_extras=True)
+                # (the class by its own name too: a class that refers to itself,
+                # defined inside a function, resolves)
+                self._hints = typing.get_type_hints(self.cls, globalns=vars(mod) if mod else None,
+                                                    localns={self.cls.__name__: self.cls}, include_extras=True)
             except Exception as e:  # noqa: BLE001 - unresolvable annotations
                 raise InvalidArgumentError(f"{self.cls.__name__}: cannot resolve field types: {e}") from None
         return self._hints

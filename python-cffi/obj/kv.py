@@ -5,6 +5,11 @@ ordered ``scan`` by prefix or half-open range.
 Keys are ``bytes`` (a ``str`` is UTF-8 encoded); values are ``bytes``.
 Through ``db.kv(...)`` each call is its own transaction; through
 ``tx.kv(...)`` calls join that transaction.
+
+``"ns.name"`` where ``ns`` is an attached namespace (``db.attach(path,
+"ns")``) is namespace ``name`` of that file: readable, and read-only
+(a write raises InvalidArgumentError). Any other dotted name is a
+namespace of this file.
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ def _value(v: Any) -> bytes:
 
 
 class KvNamespace:
-    """One key-value namespace (created on first write)."""
+    """One key-value namespace (created on first write). ``"ns.name"`` with
+    ``ns`` attached reads namespace ``name`` of the attached file (writes
+    there raise InvalidArgumentError)."""
 
     def __init__(self, db: Db, name: str, txn: ReadTxn | None = None) -> None:
         if not isinstance(name, str) or not name:
@@ -54,30 +61,68 @@ class KvNamespace:
         self.name = name
         self._c = db._cname(name)
         self._txn = txn
+        # For a dotted name: the attach namespace it may be in, and the C
+        # name of the rest (a namespace of the attached file).
+        ns, dot, rest = name.partition(".")
+        self._ns = ns if dot else None
+        self._rest = rest
+
+    def _attached_in(self, tx: Any) -> Any:
+        """The snapshot of the attached file this name reads in ``tx``, or
+        None (a namespace of this file)."""
+        snaps = tx._attached if self._ns is not None else None
+        return snaps.get(self._ns) if snaps else None
+
+    def _refuse_write(self, tx: Any = None) -> None:
+        """InvalidArgumentError for a write to a namespace of an attached
+        file."""
+        ns = self._ns
+        if ns is None:
+            return
+        if ns in self._db._attached or (tx is not None and ns in tx._attached):
+            raise InvalidArgumentError(
+                f"key-value namespace {self.name!r} is in the attached namespace {ns!r}: attachments are "
+                f"read-only"
+            )
+
+    def _target(self, tx: Any) -> tuple[Any, bytes]:
+        """``(transaction, C name)`` to read this namespace in ``tx``."""
+        t = self._attached_in(tx)
+        if t is not None:
+            return t, t._db._cname(self._rest)
+        return tx, self._c
 
     def _run(self, write: bool, fn: Any) -> Any:
-        if self._txn is not None:
-            if write and not getattr(self._txn, "_write", False):
-                raise InvalidArgumentError("write through a read transaction")
-            return fn(self._txn)
+        """``fn(transaction, C name)`` in this handle's transaction, or in
+        one of its own."""
+        tx = self._txn
+        if tx is not None:
+            if write:
+                self._refuse_write(tx)
+                if not getattr(tx, "_write", False):
+                    raise InvalidArgumentError("write through a read transaction")
+                return fn(tx, self._c)
+            return fn(*self._target(tx))
         if write:
+            self._refuse_write()
             with self._db.transaction() as tx:
-                return fn(tx)
+                self._refuse_write(tx)
+                return fn(tx, self._c)
         with self._db.read_transaction() as tx:
-            return fn(tx)
+            return fn(*self._target(tx))
 
     def put(self, key: Any, value: Any) -> None:
         """Sets ``key`` to ``value``."""
         k, v = _key(key), _value(value)
-        self._run(True, lambda tx: check(lib.obj_kv_put(tx._handle(), self._c, k, len(k), v, len(v))))
+        self._run(True, lambda tx, c: check(lib.obj_kv_put(tx._handle(), c, k, len(k), v, len(v))))
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of ``key``, or ``default``."""
         k = _key(key)
 
-        def run(tx: Any) -> Any:
+        def run(tx: Any, c: bytes) -> Any:
             buf = tx._buf
-            st = lib.obj_kv_get(tx._handle(), self._c, k, len(k), buf, tx._found)
+            st = lib.obj_kv_get(tx._handle(), c, k, len(k), buf, tx._found)
             if st:
                 raise fail(st)
             if not tx._found[0]:
@@ -102,8 +147,8 @@ class KvNamespace:
         """Removes ``key``; True if it was there."""
         k = _key(key)
 
-        def run(tx: Any) -> bool:
-            check(lib.obj_kv_delete(tx._handle(), self._c, k, len(k), tx._found))
+        def run(tx: Any, c: bytes) -> bool:
+            check(lib.obj_kv_delete(tx._handle(), c, k, len(k), tx._found))
             return bool(tx._found[0])
 
         return self._run(True, run)
@@ -120,19 +165,19 @@ class KvNamespace:
         s = None if start is None else _key(start)
         e = None if end is None else _key(end)
         if self._txn is not None:
-            return self._scan(self._txn, p, s, e, reverse)
+            return self._scan(*self._target(self._txn), p, s, e, reverse)
         return self._scan_own(p, s, e, reverse)
 
     def _scan_own(self, p: Any, s: Any, e: Any, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
         with self._db.read_transaction() as tx:
-            yield from self._scan(tx, p, s, e, reverse)
+            yield from self._scan(*self._target(tx), p, s, e, reverse)
 
-    def _scan(self, tx: Any, p: Any, s: Any, e: Any, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
+    def _scan(self, tx: Any, c: bytes, p: Any, s: Any, e: Any, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
         out = ffi.new("obj_cursor **")
         null = ffi.NULL
         check(
             lib.obj_kv_scan(
-                tx._handle(), self._c,
+                tx._handle(), c,
                 null if s is None else s, 0 if s is None else len(s),
                 null if e is None else e, 0 if e is None else len(e),
                 null if p is None else p, 0 if p is None else len(p),
@@ -164,8 +209,8 @@ class KvNamespace:
     def drop(self) -> bool:
         """Deletes the whole namespace; True if it existed."""
 
-        def run(tx: Any) -> bool:
-            check(lib.obj_kv_drop(tx._handle(), self._c, tx._found))
+        def run(tx: Any, c: bytes) -> bool:
+            check(lib.obj_kv_drop(tx._handle(), c, tx._found))
             return bool(tx._found[0])
 
         return self._run(True, run)

@@ -123,9 +123,7 @@ class _Core:
         finally:
             self._h = None
             ffi.release(h)
-            for t in self._attached.values():
-                t._abandon()
-            self._attached.clear()
+            self._end_attached()
 
     def _abandon(self) -> None:
         """Frees the handle (rolling back a write) without raising."""
@@ -133,9 +131,19 @@ class _Core:
         if h is not None:
             self._h = None
             ffi.release(h)
-        for t in self._attached.values():
-            t._abandon()
-        self._attached.clear()
+        self._end_attached()
+
+    def _end_attached(self) -> None:
+        """Ends the snapshots of attached files this transaction took when
+        it began (a detached file nobody reads any more then closes)."""
+        snaps = self._attached
+        if snaps:
+            self._attached = {}
+            for t in snaps.values():
+                try:
+                    t._abandon()
+                finally:
+                    self._db._attached_done(t._db)
 
     @property
     def finished(self) -> bool:
@@ -395,11 +403,10 @@ class ReadTxn(_Core):
         db = self._db
         if type(name) is str and "." in name:
             ns, _, rest = name.partition(".")
-            other = db._attached.get(ns) if db._attached else None
-            if other is not None:
-                t = self._attached.get(ns)
-                if t is None:
-                    t = self._attached[ns] = other.read_transaction()
+            # The namespaces attached when this transaction began, each read
+            # from the snapshot taken then (Db._begin_attached).
+            t = self._attached.get(ns) if self._attached else None
+            if t is not None:
                 return t, t._db._cname(rest)
             cname = db._cname(name)
             if self._kind(self, cname) is None:  # a dotted name of this file's own is fine
@@ -414,7 +421,8 @@ class ReadTxn(_Core):
         """For a read addressed by name in an attached namespace: the schema
         registered under the namespaced name to decode it with, None for a
         raw collection (bytes); InvalidArgumentError when a document
-        collection has no class registered there (never undecoded dicts)."""
+        collection has no class registered there, as the reference says
+        ("an unregistered namespaced read fails loud")."""
         if kind == _RAW:
             return None
         db = self._db
@@ -728,8 +736,10 @@ class WriteTxn(ReadTxn):
 
     def _wname(self, name: str) -> bytes:
         db = self._db
-        if db._attached and "." in name and name.partition(".")[0] in db._attached:
-            raise InvalidArgumentError(f"{name!r} is in an attached namespace, which is read-only")
+        if (db._attached or self._attached) and "." in name:
+            ns = name.partition(".")[0]
+            if ns in db._attached or ns in self._attached:
+                raise InvalidArgumentError(f"{name!r} is in an attached namespace, which is read-only")
         return db._cname(name)
 
     def _ensure(self, s: Schema) -> bytes:
