@@ -54,15 +54,18 @@ fn encode_text<'t, T>(
     text: &'t [u8],
     out: &mut Vec<u8>,
     encode: impl FnOnce(
-        &mut serde_json::Deserializer<serde_json::de::SliceRead<'t>>,
+        &mut serde_json::Deserializer<serde_json::de::StrRead<'t>>,
         &mut Vec<u8>,
     ) -> Result<T, serde_json::Error>,
 ) -> Option<T> {
     if has_dollar_string(text) {
         return None;
     }
+    // One UTF-8 check of the whole text (fast on ASCII) instead of one per
+    // string, which is what reading from a byte slice costs.
+    let text = std::str::from_utf8(text).ok()?;
     let start = out.len();
-    let mut de = serde_json::Deserializer::from_slice(text);
+    let mut de = serde_json::Deserializer::from_str(text);
     // ValueSeed checks the nesting limit itself.
     de.disable_recursion_limit();
     let encoded = encode(&mut de, out).ok().filter(|_| de.end().is_ok());
