@@ -339,7 +339,7 @@ pub(crate) fn end_body(out: &mut Vec<u8>, body_start: usize) -> Result<()> {
 /// what follows when it needs more than that byte.
 pub(crate) fn patch_varint(out: &mut Vec<u8>, at: usize, value: u64) -> Result<()> {
     let mut buf = [0u8; 10];
-    let varint = postcard::to_slice(&value, &mut buf).map_err(encode_error)?;
+    let varint = varint_bytes(value, &mut buf);
     let extra = varint.len() - 1;
     if extra > 0 {
         let old_len = out.len();
@@ -357,9 +357,34 @@ pub(crate) fn put<T: Serialize>(out: &mut Vec<u8>, v: &T) -> Result<()> {
 }
 
 pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
-    put(out, &(b.len() as u64))?;
+    put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
     Ok(())
+}
+
+/// `value` as postcard writes a `u64` (or any unsigned integer): LEB128,
+/// seven bits a byte, low bits first, the high bit set on all but the last.
+fn varint_bytes(mut value: u64, buf: &mut [u8; 10]) -> &[u8] {
+    let mut n = 0;
+    while value >= 0x80 {
+        buf[n] = value as u8 | 0x80;
+        value >>= 7;
+        n += 1;
+    }
+    buf[n] = value as u8;
+    &buf[..=n]
+}
+
+/// Appends `value` as postcard's unsigned varint ([`put`] of a `u64`,
+/// `u32` or `usize`, without serde in between).
+pub(crate) fn put_varint(out: &mut Vec<u8>, value: u64) {
+    let mut buf = [0u8; 10];
+    out.extend_from_slice(varint_bytes(value, &mut buf));
+}
+
+/// Appends `value` as postcard writes an `i64`: zigzag, then the varint.
+pub(crate) fn put_zigzag(out: &mut Vec<u8>, value: i64) {
+    put_varint(out, ((value << 1) ^ (value >> 63)) as u64);
 }
 
 /// Cannot happen (the buffers fit any primitive), but is not worth a panic.
@@ -1262,6 +1287,23 @@ mod tests {
             path.push(seg);
         }
         path
+    }
+
+    proptest! {
+        /// The hand-written varints are postcard's, byte for byte.
+        #[test]
+        fn varints_are_postcards(u in any::<u64>(), i in any::<i64>(), small in 0u64..300) {
+            for v in [u, small, u >> 7, u >> 35, u64::MAX, 0, 127, 128] {
+                let mut out = Vec::new();
+                put_varint(&mut out, v);
+                prop_assert_eq!(&out, &postcard::to_stdvec(&v).unwrap());
+            }
+            for v in [i, small as i64, -(small as i64), i64::MIN, i64::MAX, -1, 0] {
+                let mut out = Vec::new();
+                put_zigzag(&mut out, v);
+                prop_assert_eq!(&out, &postcard::to_stdvec(&v).unwrap());
+            }
+        }
     }
 
     proptest! {

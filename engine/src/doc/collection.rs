@@ -24,12 +24,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::btree::{self, ValueGuard};
 use crate::doc::codec::{
-    decode_header, decode_value, decode_value_at, encode_document_versioned, encode_raw_document, find_value,
-    MemNameDict, NameLookup, PathStep,
+    decode_header, decode_value, decode_value_at, encode_document_versioned, encode_raw_document,
+    MemNameDict, NameLookup, PathStep, TopFields,
 };
 use crate::doc::json::{document_from_json_slice, documents_from_json_slice, write_stored_json};
 use crate::doc::json_direct::{document_from_json, documents_from_json};
+use crate::doc::serde_direct::{document_from_serialize, FieldIds};
 use crate::doc::serde_encoded::from_encoded;
+use crate::doc::serde_value::to_value;
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{
@@ -931,6 +933,44 @@ impl<'t> CollectionMut<'t> {
         self.put(id, NewDoc::Value(doc, schema_version))
     }
 
+    /// Writes the serde value `doc` (which must serialize to a map) at
+    /// `id`; true if it replaced a document. The common shapes are encoded
+    /// as they are serialized (`doc/serde_direct.rs`), the rest through a
+    /// [`Value`]. `buf` and `fields` are kept across the calls of a batch
+    /// (scratch space; the dictionary ids of the type's field names).
+    pub(crate) fn put_serialized<T: Serialize + ?Sized>(
+        &mut self,
+        id: u64,
+        doc: &T,
+        schema_version: u32,
+        buf: &mut Vec<u8>,
+        fields: &mut FieldIds,
+    ) -> Result<bool> {
+        self.st.check_documents()?;
+        buf.clear();
+        let names = self.st.dict.len();
+        if document_from_serialize(doc, schema_version, &mut self.st.dict, fields, buf) {
+            return self.put(id, NewDoc::Encoded(buf));
+        }
+        self.st.dict.truncate(names);
+        let v = to_value(doc)?;
+        if !matches!(v, Value::Map(_)) {
+            return Err(Error::invalid(format!("a document must serialize to a map, not {}", v.type_name())));
+        }
+        self.put(id, NewDoc::Value(&v, schema_version))
+    }
+
+    /// Inserts serde values with consecutive new ids; all or nothing, as
+    /// [`insert_many_versioned`](Self::insert_many_versioned).
+    pub(crate) fn insert_serialized_many<T: Serialize>(
+        &mut self,
+        docs: &[T],
+        schema_version: u32,
+    ) -> Result<Vec<u64>> {
+        let (mut buf, mut fields) = (Vec::new(), FieldIds::default());
+        self.insert_each(docs, |c, id, doc| c.put_serialized(id, doc, schema_version, &mut buf, &mut fields))
+    }
+
     /// Writes raw bytes at `id` (raw collections only); true if replaced.
     pub fn upsert_raw(&mut self, id: u64, payload: &[u8]) -> Result<bool> {
         self.put(id, NewDoc::Raw(payload, 0))
@@ -1171,17 +1211,27 @@ impl<'t> CollectionMut<'t> {
                 format!("collection {:?} holds a raw document", self.st.name),
             ));
         }
-        let mut fields: Vec<(String, Value)> = Vec::new();
+        // The distinct first segments with a name id, then one walk of the
+        // document's map for all of them.
+        let mut names: Vec<&String> = Vec::new();
+        let mut steps: Vec<PathStep> = Vec::new();
         for info in &self.st.indexes {
             for path in &info.spec.fields {
                 let name = &path.segments()[0];
-                if fields.iter().any(|(n, _)| n == name) {
+                if names.contains(&name) {
                     continue;
                 }
-                let Some(id) = self.st.dict.lookup_id(name) else { continue };
-                if let Some(found) = find_value(payload, &[PathStep::field(id)])? {
-                    fields.push((name.clone(), decode_value_at(found, &self.st.dict, 1)?));
+                if let Some(id) = self.st.dict.lookup_id(name) {
+                    names.push(name);
+                    steps.push(PathStep::field(id));
                 }
+            }
+        }
+        let mut doc = TopFields::new(payload, &steps);
+        let mut fields: Vec<(String, Value)> = Vec::with_capacity(names.len());
+        for (i, name) in names.into_iter().enumerate() {
+            if let Some(found) = doc.get(i)? {
+                fields.push((name.clone(), decode_value_at(found, &self.st.dict, 1)?));
             }
         }
         Ok(Value::Map(fields))

@@ -7,6 +7,7 @@ pub mod json;
 pub(crate) mod json_direct;
 pub mod kv;
 pub mod order;
+pub(crate) mod serde_direct;
 pub mod serde_encoded;
 pub mod serde_value;
 pub mod typed;

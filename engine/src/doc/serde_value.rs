@@ -421,7 +421,7 @@ impl ser::SerializeStruct for StructBuilder {
 }
 
 /// Serializes a map key to its string form.
-struct KeySerializer;
+pub(super) struct KeySerializer;
 
 fn key_error() -> SerdeError {
     SerdeError("map keys must be strings, chars, integers or unit enum variants".into())

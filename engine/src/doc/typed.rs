@@ -10,9 +10,8 @@ use serde::Serialize;
 
 use crate::db::Db;
 use crate::doc::collection::{CollectionMut, CollectionOptions};
-use crate::doc::serde_value::to_value;
-use crate::doc::value::Value;
-use crate::error::{Error, Result};
+use crate::doc::serde_direct::FieldIds;
+use crate::error::Result;
 use crate::index::secondary::{IndexSpec, IndexStatus};
 use crate::query::spec::QuerySpec;
 use crate::txn::WriteTxn;
@@ -58,14 +57,6 @@ pub fn typed_collection<T: Document>(txn: &mut WriteTxn) -> Result<CollectionMut
     Ok(c)
 }
 
-fn to_doc<T: Serialize>(doc: &T) -> Result<Value> {
-    let v = to_value(doc)?;
-    if !matches!(v, Value::Map(_)) {
-        return Err(Error::invalid(format!("a document must serialize to a map, not {}", v.type_name())));
-    }
-    Ok(v)
-}
-
 /// Documents indexed per batch (one write transaction each) when
 /// [`Db::create_index`] fills an index from existing documents.
 pub const BACKFILL_BATCH: usize = 1000;
@@ -73,17 +64,17 @@ pub const BACKFILL_BATCH: usize = 1000;
 impl Db {
     /// Inserts `doc` into `T::COLLECTION`; returns its new id.
     pub fn insert<T: Document>(&self, doc: &T) -> Result<u64> {
-        let v = to_doc(doc)?;
         let mut tx = self.begin_write()?;
-        let id = typed_collection::<T>(&mut tx)?.insert_versioned(&v, T::VERSION)?;
+        let ids =
+            typed_collection::<T>(&mut tx)?.insert_serialized_many(std::slice::from_ref(doc), T::VERSION)?;
         tx.commit()?;
-        Ok(id)
+        Ok(ids[0])
     }
 
     /// Inserts every document in one transaction; returns their ids.
     pub fn insert_many<T: Document>(&self, docs: &[T]) -> Result<Vec<u64>> {
         let mut tx = self.begin_write()?;
-        let ids = typed_collection::<T>(&mut tx)?.insert_batch(docs.iter().map(to_doc), T::VERSION)?;
+        let ids = typed_collection::<T>(&mut tx)?.insert_serialized_many(docs, T::VERSION)?;
         tx.commit()?;
         Ok(ids)
     }
@@ -135,16 +126,21 @@ impl Db {
         let mut c = typed_collection::<T>(&mut tx)?;
         let Some(mut doc) = c.read().get_as::<T>(id)? else { return Ok(false) };
         f(&mut doc)?;
-        c.upsert_versioned(id, &to_doc(&doc)?, T::VERSION)?;
+        c.put_serialized(id, &doc, T::VERSION, &mut Vec::new(), &mut FieldIds::default())?;
         tx.commit()?;
         Ok(true)
     }
 
     /// Writes `doc` at `id`; true if it replaced a document.
     pub fn upsert<T: Document>(&self, id: u64, doc: &T) -> Result<bool> {
-        let v = to_doc(doc)?;
         let mut tx = self.begin_write()?;
-        let replaced = typed_collection::<T>(&mut tx)?.upsert_versioned(id, &v, T::VERSION)?;
+        let replaced = typed_collection::<T>(&mut tx)?.put_serialized(
+            id,
+            doc,
+            T::VERSION,
+            &mut Vec::new(),
+            &mut FieldIds::default(),
+        )?;
         tx.commit()?;
         Ok(replaced)
     }
