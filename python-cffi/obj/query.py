@@ -19,6 +19,7 @@ import types
 import typing
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _codec
@@ -232,16 +233,45 @@ def _bound(v: Any) -> list:
 
 def _same_key(a: Any, b: Any) -> bool:
     """Whether two index_range bounds are one key under the engine's value
-    order, not Python's ``==``: ``True`` is no ``1`` (bools rank before
-    numbers), ``1`` and ``1.0`` are one number, NaN equals NaN."""
+    order, not Python's ``==``: the bounds as the engine receives them
+    (:func:`_jv`) compared as it compares values. ``True`` is no ``1``
+    (bools rank before numbers), ``1`` and ``1.0`` are one number, NaN
+    equals NaN, a timestamp is its instant whatever its offset, bytes and
+    bytearray are one type, ``[True]`` is no ``[1]``, maps compare their
+    pairs in order, and a Decimal is its text."""
     if isinstance(a, tuple) or isinstance(b, tuple):
         return (isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b)
                 and all(_same_key(x, y) for x, y in zip(a, b)))
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b or (a != a and b != b)  # NaN is the only value unequal to itself
-    return type(a) is type(b) and a == b
+    return _engine_form(_jv(a)) == _engine_form(_jv(b))
+
+
+def _engine_form(j: Any) -> Any:
+    """A query-JSON operand as a Python value whose ``==`` is the engine's
+    value equality (docs/format.md, "Value order")."""
+    t = type(j)
+    if j is None:
+        return ("null",)
+    if t is bool:
+        return ("bool", j)
+    if t is int or t is float:
+        if j != j:
+            return ("num", "nan")
+        return ("num", j if j in (float("inf"), float("-inf")) else Fraction(j))
+    if t is str:
+        return ("str", j)
+    if t is list:
+        return ("list", tuple(_engine_form(x) for x in j))
+    if t is dict:
+        if "$ts" in j:
+            return ("ts", j["$ts"])
+        if "$bytes" in j:
+            return ("bytes", j["$bytes"])
+        if "$f64" in j:
+            return ("num", {"nan": "nan", "inf": float("inf"), "-inf": float("-inf")}.get(j["$f64"], j["$f64"]))
+        if len(j) == 1 and "$map" in j:
+            j = j["$map"]
+        return ("map", tuple((k, _engine_form(x)) for k, x in j.items()))
+    return ("other", repr(j))
 
 
 class Query:

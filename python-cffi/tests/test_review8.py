@@ -411,3 +411,27 @@ def test_field_sort_with_offset_plus_limit_equal_to_the_cap(db):
     assert [d["x"] for _, d in by_field] == [d["x"] for _, d in by_key] == [0, 1]
     with pytest.raises(obj.InvalidArgumentError):
         db.query("c8").sort_by("x").limit(3).sort_buffer_limit(2).fetch()
+
+
+def test_index_range_decides_equal_bounds_by_the_engine_order(db):
+    nan = float("nan")
+    db.insert_many("c9", [{"x": [True]}, {"x": [True, "z"]}, {"x": [1]},
+                          {"x": {"a": 1, "b": 2}}, {"x": {"a": 5}}, {"x": {"b": 2, "a": 1}},
+                          {"x": [nan]}, {"t": dt.datetime(1970, 1, 1)}, {"b": b"a"}, {"p": "1.0"}])
+    for name, path in (("ix", "x"), ("it", "t"), ("ib", "b"), ("ip", "p")):
+        db.create_index("c9", name, path)
+
+    def r(ix, lo, hi):
+        return db.query("c9").index_range(ix, lo, hi).ids()
+
+    assert r("ix", [True], [1]) == [1, 2]                      # half-open: [True] is no [1]
+    assert r("ix", {"a": 1, "b": 2}, {"b": 2, "a": 1}) == [4, 5]  # maps compare pairs in order
+    assert r("ix", [nan], [float("nan")]) == [7]               # NaN equals NaN: equality
+    utc = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    assert r("it", dt.datetime(1970, 1, 1), utc) == [8]        # one instant: equality
+    assert r("ib", b"a", bytearray(b"a")) == [9]
+    assert r("ip", Decimal("1.0"), Decimal("1.0")) == [10]
+    with pytest.raises(obj.InvalidArgumentError):             # two texts: a Decimal range
+        r("ip", Decimal("1.0"), Decimal("1.00"))
+    assert r("ix", 3, 3.0) == []  # one number: equality (no document holds 3)
+    assert r("ix", True, True) == [1, 2]  # the elements of [True] and [True, "z"]
