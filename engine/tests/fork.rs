@@ -1,0 +1,64 @@
+//! fork() and a database handle, in a test binary of its own: the child
+//! of a fork inherits only the forking thread, so a lock another test's
+//! thread held at that moment (the handle registry's, say) would stay held
+//! in the child forever. Alone here, nothing else runs at the fork.
+
+use std::path::Path;
+
+use obj_engine::{Db, Error, ReadableTxn};
+
+mod common;
+use common::{get, put};
+
+fn side_files(path: &Path) -> (bool, bool) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut shm = path.as_os_str().to_owned();
+    shm.push("-shm");
+    (Path::new(&wal).exists(), Path::new(&shm).exists())
+}
+
+#[test]
+fn a_handle_used_after_fork_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fork.obj");
+    let db = Db::open(&path).unwrap();
+    put(&db, b"k", b"v");
+    let before = db.begin_read().unwrap();
+    // SAFETY: the child only calls into the engine (which checks the pid
+    // first) and then _exit()s without running destructors.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let read = db.begin_read().map(drop);
+        let write = db.begin_write().map(drop);
+        let refused =
+            |r: &obj_engine::Result<()>| matches!(r, Err(Error::InvalidArgument(m)) if m.contains("fork"));
+        // A snapshot taken before the fork is the parent's too.
+        let inherited = before.find_tree("t").map(drop);
+        // The child opens the file itself (the parent's engine is not
+        // joined) and works like any other process.
+        let own = Db::open(&path).and_then(|child| {
+            let mut w = child.begin_write()?;
+            let t = w.create_tree("t")?;
+            w.insert(&t, b"child", b"c")?;
+            w.commit()?;
+            child.close()
+        });
+        let ok = refused(&read) && refused(&write) && refused(&inherited) && own.is_ok();
+        // SAFETY: ends the forked child at once, as a child of a threaded
+        // process should.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child could use the handle");
+    // The parent's handle and locks are intact, and it sees the child's commit.
+    drop(before);
+    put(&db, b"k2", b"v2");
+    assert_eq!(get(&db, b"k").as_deref(), Some(&b"v"[..]));
+    assert_eq!(get(&db, b"child").as_deref(), Some(&b"c"[..]));
+    db.close().unwrap();
+    assert_eq!(side_files(&path), (false, false));
+}
