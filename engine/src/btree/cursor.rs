@@ -21,7 +21,7 @@ use std::ops::Bound;
 use crate::error::{Error, PageNo, Result};
 use crate::storage::page::{PageRead, PageRef};
 
-use super::node::{Node, ValueRef};
+use super::node::{self, Node, ValueRef};
 use super::overflow;
 use super::tree::MAX_DEPTH;
 
@@ -337,7 +337,11 @@ impl<R: PageRead> Cursor<R> {
             return Err(Error::corruption(self.root, format!("tree is deeper than {MAX_DEPTH} levels")));
         }
         let page = self.r.read_page(pgno)?;
-        let len = Node::parse(&page, pgno, self.usable)?.len();
+        let node = Node::parse(&page, pgno, self.usable)?;
+        if node.is_leaf() {
+            node::prefetch(&page);
+        }
+        let len = node.len();
         self.stack.push(Frame { pgno, page, idx: 0, len });
         self.top_node()
     }
@@ -446,6 +450,7 @@ impl<R: PageRead> Cursor<R> {
                         ));
                     }
                 }
+                node::prefetch(&top.page);
                 return Ok(true);
             }
         }

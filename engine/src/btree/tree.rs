@@ -151,6 +151,7 @@ pub fn get_guard<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Resul
         let page = r.read_page(pgno)?;
         let node = Node::parse(&page, pgno, usable)?;
         if node.is_leaf() {
+            node::prefetch(&page);
             let Ok(i) = node.search(key)? else { return Ok(None) };
             let (span, overflow) = match node.leaf_entry(i)?.1 {
                 // The value is a subslice of the page: its place is its
