@@ -148,6 +148,15 @@ pub fn get_guard<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Resul
     let usable = r.usable_size();
     let mut pgno = root;
     for _ in 0..=MAX_DEPTH {
+        // Interior pages the reader lends are read without a reference
+        // count (see PageRead::lent_page).
+        if let Some(buf) = r.lent_page(pgno) {
+            let node = Node::parse(buf, pgno, usable)?;
+            if !node.is_leaf() {
+                pgno = node.child(node.upper_bound(key)?)?;
+                continue;
+            }
+        }
         let page = r.read_page(pgno)?;
         let node = Node::parse(&page, pgno, usable)?;
         if node.is_leaf() {

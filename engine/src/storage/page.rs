@@ -114,6 +114,14 @@ pub trait PageRead {
     fn usable_size(&self) -> usize;
     /// The page `pgno` as this snapshot sees it (checksum already verified).
     fn read_page(&self, pgno: PageNo) -> Result<PageRef>;
+    /// Page `pgno` lent for as long as the reader lives, when the reader
+    /// keeps it at hand (a snapshot's pinned interior pages); `None` sends
+    /// the caller to [`read_page`](Self::read_page). Lending takes no
+    /// reference count, so threads descending through the same top pages
+    /// of a tree write nothing to them.
+    fn lent_page(&self, _pgno: PageNo) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Write access to pages within one write transaction. Modified pages are
@@ -137,6 +145,9 @@ impl<T: PageRead + ?Sized> PageRead for &T {
     fn read_page(&self, pgno: PageNo) -> Result<PageRef> {
         (**self).read_page(pgno)
     }
+    fn lent_page(&self, pgno: PageNo) -> Option<&[u8]> {
+        (**self).lent_page(pgno)
+    }
 }
 
 impl<T: PageRead + ?Sized> PageRead for &mut T {
@@ -145,6 +156,9 @@ impl<T: PageRead + ?Sized> PageRead for &mut T {
     }
     fn read_page(&self, pgno: PageNo) -> Result<PageRef> {
         (**self).read_page(pgno)
+    }
+    fn lent_page(&self, pgno: PageNo) -> Option<&[u8]> {
+        (**self).lent_page(pgno)
     }
 }
 

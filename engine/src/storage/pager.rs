@@ -571,7 +571,6 @@ impl Pager {
         &self.path
     }
 
-    /// True in a child process forked after this handle was opened.
     /// True in a child process after fork(): this pager is its parent's.
     pub(crate) fn forked(&self) -> bool {
         shm::fork_count() != self.forks
@@ -1564,6 +1563,15 @@ impl Drop for Snapshot {
 impl PageRead for Snapshot {
     fn usable_size(&self) -> usize {
         self.pager.usable
+    }
+
+    fn lent_page(&self, pgno: PageNo) -> Option<&[u8]> {
+        // Pinned pages were checked when first read; a forked child gets
+        // nothing lent and meets the refusal in read_page.
+        if pgno >= self.header.page_count || self.pager.forked() {
+            return None;
+        }
+        self.pinned.get().and_then(|p| p.get(pgno)).map(|page| &page[..])
     }
 
     fn read_page(&self, pgno: PageNo) -> Result<PageRef> {
