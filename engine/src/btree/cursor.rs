@@ -457,9 +457,6 @@ impl<R: PageRead> Cursor<R> {
         }
     }
 
-    /// From the ancestors of a just-popped leaf, descends into the
-    /// neighbouring subtree, leaving its first (forward) or last (backward)
-    /// leaf on top. Returns false, with the stack empty, if there is none.
     /// Starts loading the leaf after the current one in the direction of
     /// travel when its parent is the current leaf's, so that a scan finds
     /// it in the CPU's caches. A hint only: a page that cannot be read now
@@ -477,6 +474,9 @@ impl<R: PageRead> Cursor<R> {
         }
     }
 
+    /// From the ancestors of a just-popped leaf, descends into the
+    /// neighbouring subtree, leaving its first (forward) or last (backward)
+    /// leaf on top. Returns false, with the stack empty, if there is none.
     fn climb(&mut self, forward: bool) -> Result<bool> {
         while let Some(top) = self.stack.last() {
             let node = Node::parse(&top.page, top.pgno, self.usable)?;

@@ -259,18 +259,20 @@ pub(crate) struct Node<'a> {
     leaf: bool,
 }
 
-/// Why [`Node::parse`] refused `page` (kept out of its fast path).
+// Why Node::parse refused a page, kept out of its fast path.
+
 #[cold]
-fn bad_header(pgno: PageNo, page: &[u8], usable: usize) -> Error {
-    let Some(buf) = page.get(..usable).filter(|_| usable >= HEADER) else {
-        return Error::corruption(pgno, format!("page is shorter than the usable size {usable}"));
-    };
-    if !matches!(buf[0], KIND_LEAF | KIND_INTERIOR) {
-        return Error::corruption(pgno, format!("expected a B+tree node, found page kind {}", buf[0]));
-    }
-    let n = rd16(buf, H_COUNT).unwrap_or(0);
-    let content = rd32(buf, H_CONTENT).unwrap_or(0) as usize;
-    let frag = rd32(buf, H_FRAG).unwrap_or(0) as usize;
+fn short_page(pgno: PageNo, usable: usize) -> Error {
+    Error::corruption(pgno, format!("page is shorter than the usable size {usable}"))
+}
+
+#[cold]
+fn not_a_node(pgno: PageNo, kind: u8) -> Error {
+    Error::corruption(pgno, format!("expected a B+tree node, found page kind {kind}"))
+}
+
+#[cold]
+fn inconsistent_header(pgno: PageNo, n: usize, content: usize, frag: usize) -> Error {
     Error::corruption(
         pgno,
         format!("node header is inconsistent: {n} cells, cell area at {content}, {frag} free bytes"),
@@ -287,18 +289,18 @@ impl<'a> Node<'a> {
     #[inline]
     pub(crate) fn parse(page: &'a [u8], pgno: PageNo, usable: usize) -> Result<Node<'a>> {
         let Some(buf) = page.get(..usable).filter(|_| usable >= HEADER) else {
-            return Err(bad_header(pgno, page, usable));
+            return Err(short_page(pgno, usable));
         };
         let leaf = match buf[0] {
             KIND_LEAF => true,
             KIND_INTERIOR => false,
-            _ => return Err(bad_header(pgno, page, usable)),
+            k => return Err(not_a_node(pgno, k)),
         };
         let n = rd16(buf, H_COUNT).unwrap_or(0);
         let content = rd32(buf, H_CONTENT).unwrap_or(0) as usize;
         let frag = rd32(buf, H_FRAG).unwrap_or(0) as usize;
         if HEADER + SLOT * n > content || content > usable || frag > usable - content {
-            return Err(bad_header(pgno, page, usable));
+            return Err(inconsistent_header(pgno, n, content, frag));
         }
         Ok(Node { buf, pgno, n, content, frag, leaf })
     }

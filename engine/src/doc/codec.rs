@@ -335,6 +335,23 @@ pub(crate) fn end_body(out: &mut Vec<u8>, body_start: usize) -> Result<()> {
     patch_varint(out, body_start - 1, (out.len() - body_start) as u64)
 }
 
+/// Starts a list or map whose item count is not known yet (the direct
+/// encoders of JSON and serde): its tag, then one byte each reserved for
+/// the body length and the count, which [`close_container`] fills in.
+/// Returns where the body starts.
+pub(crate) fn open_container(out: &mut Vec<u8>, container: u8) -> usize {
+    out.push(container);
+    let body = begin_body(out);
+    out.push(0);
+    body
+}
+
+/// Ends the container [`open_container`] started at `body`, holding `count` items.
+pub(crate) fn close_container(out: &mut Vec<u8>, body: usize, count: u64) -> Result<()> {
+    patch_varint(out, body, count)?;
+    end_body(out, body)
+}
+
 /// Writes `value` as a varint over the one byte reserved at `at`, moving
 /// what follows when it needs more than that byte.
 pub(crate) fn patch_varint(out: &mut Vec<u8>, at: usize, value: u64) -> Result<()> {

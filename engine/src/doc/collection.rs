@@ -938,7 +938,7 @@ impl<'t> CollectionMut<'t> {
     /// as they are serialized (`doc/serde_direct.rs`), the rest through a
     /// [`Value`]. `buf` and `fields` are kept across the calls of a batch
     /// (scratch space; the dictionary ids of the type's field names).
-    pub(crate) fn put_serialized<T: Serialize + ?Sized>(
+    fn put_serialized<T: Serialize + ?Sized>(
         &mut self,
         id: u64,
         doc: &T,
@@ -958,6 +958,16 @@ impl<'t> CollectionMut<'t> {
             return Err(Error::invalid(format!("a document must serialize to a map, not {}", v.type_name())));
         }
         self.put(id, NewDoc::Value(&v, schema_version))
+    }
+
+    /// [`put_serialized`](Self::put_serialized) of one document.
+    pub(crate) fn upsert_serialized<T: Serialize + ?Sized>(
+        &mut self,
+        id: u64,
+        doc: &T,
+        schema_version: u32,
+    ) -> Result<bool> {
+        self.put_serialized(id, doc, schema_version, &mut Vec::new(), &mut FieldIds::default())
     }
 
     /// Inserts serde values with consecutive new ids; all or nothing, as

@@ -19,7 +19,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::codec::{
-    begin_body, encode_header, end_body, patch_varint, put, put_bytes, tag, DocHeader, NameDict,
+    close_container, encode_header, open_container, put, put_bytes, tag, DocHeader, NameDict,
 };
 use super::value::MAX_NESTING;
 
@@ -194,16 +194,12 @@ impl<'o, D: NameDict> ValueSeed<'o, D> {
         if self.depth >= MAX_NESTING {
             return Err(refuse());
         }
-        self.out.push(container);
-        let body = begin_body(self.out);
-        self.out.push(0);
-        Ok(body)
+        Ok(open_container(self.out, container))
     }
 
     /// Ends the container [`ValueSeed::open`] started at `body`.
     fn close<E: de::Error>(self, body: usize, count: u64) -> Result<(), E> {
-        patch_varint(self.out, body, count).map_err(|_| refuse::<E>())?;
-        end_body(self.out, body).map_err(|_| refuse())
+        close_container(self.out, body, count).map_err(|_| refuse())
     }
 }
 

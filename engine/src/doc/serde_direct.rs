@@ -22,7 +22,7 @@ use std::fmt;
 use serde::ser::{self, Serialize};
 
 use super::codec::{
-    begin_body, encode_header, end_body, patch_varint, put_bytes, put_varint, put_zigzag, tag, DocHeader,
+    close_container, encode_header, open_container, put_bytes, put_varint, put_zigzag, tag, DocHeader,
     NameDict,
 };
 use super::serde_value::{KeySerializer, TIMESTAMP_STRUCT};
@@ -138,15 +138,13 @@ impl<'o, D: NameDict> Writer<'o, D> {
         put_bytes(self.out, v.as_bytes()).map_err(|_| GiveUp)
     }
 
-    /// Starts a list or map: its tag, then one byte each for the body
-    /// length and the item count, which [`Container::close`] fills in.
+    /// Starts a list or map ([`open_container`]), which
+    /// [`Container::close`] ends.
     fn open(&mut self, container: u8) -> WResult<Container<'_, 'o, D>> {
         if self.depth >= MAX_NESTING {
             return Err(GiveUp);
         }
-        self.out.push(container);
-        let body = begin_body(self.out);
-        self.out.push(0);
+        let body = open_container(self.out, container);
         self.depth += 1;
         Ok(Container { w: self, body, count: 0, keys: Keys::default() })
     }
@@ -177,8 +175,7 @@ impl<D: NameDict> Container<'_, '_, D> {
 
     fn close(self) -> WResult {
         self.w.depth -= 1;
-        patch_varint(self.w.out, self.body, self.count).map_err(|_| GiveUp)?;
-        end_body(self.w.out, self.body).map_err(|_| GiveUp)
+        close_container(self.w.out, self.body, self.count).map_err(|_| GiveUp)
     }
 }
 

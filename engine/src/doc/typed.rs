@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::db::Db;
 use crate::doc::collection::{CollectionMut, CollectionOptions};
-use crate::doc::serde_direct::FieldIds;
 use crate::error::Result;
 use crate::index::secondary::{IndexSpec, IndexStatus};
 use crate::query::spec::QuerySpec;
@@ -126,7 +125,7 @@ impl Db {
         let mut c = typed_collection::<T>(&mut tx)?;
         let Some(mut doc) = c.read().get_as::<T>(id)? else { return Ok(false) };
         f(&mut doc)?;
-        c.put_serialized(id, &doc, T::VERSION, &mut Vec::new(), &mut FieldIds::default())?;
+        c.upsert_serialized(id, &doc, T::VERSION)?;
         tx.commit()?;
         Ok(true)
     }
@@ -134,13 +133,7 @@ impl Db {
     /// Writes `doc` at `id`; true if it replaced a document.
     pub fn upsert<T: Document>(&self, id: u64, doc: &T) -> Result<bool> {
         let mut tx = self.begin_write()?;
-        let replaced = typed_collection::<T>(&mut tx)?.put_serialized(
-            id,
-            doc,
-            T::VERSION,
-            &mut Vec::new(),
-            &mut FieldIds::default(),
-        )?;
+        let replaced = typed_collection::<T>(&mut tx)?.upsert_serialized(id, doc, T::VERSION)?;
         tx.commit()?;
         Ok(replaced)
     }

@@ -24,6 +24,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 use std::ops::Bound;
 
 use serde::de::DeserializeOwned;
@@ -345,32 +346,41 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         let cap = self.spec.sort_buffer_limit.unwrap_or(MAX_SORT_BUFFER);
         let keep = self.spec.limit.map(|l| l.saturating_add(self.spec.offset));
         let spec = self.spec.clone();
-        let cmp = |a: &Hit, b: &Hit| -> Ordering {
-            spec.compare_for_sort(&a.2, &b.2).then(spec.compare_ids(a.0, b.0))
+        let next = |c: &mut Self| {
+            c.next_match_with(|st, id, bytes| {
+                let (version, doc) = decode(st, bytes)?;
+                Ok(Ranked { hit: (id, version, doc), spec: &spec })
+            })
         };
-        let mut buf: Vec<Hit> = Vec::new();
-        // With offset + limit within the cap, only the best that many are
-        // kept (a heap); otherwise every match is, up to the cap.
-        let top = keep.filter(|&k| k <= cap).map(|k| usize::try_from(k).unwrap_or(usize::MAX));
-        while let Some(hit) = self.next_match_with(|st, id, bytes| {
-            let (version, doc) = decode(st, bytes)?;
-            Ok((id, version, doc))
-        })? {
-            match top {
-                Some(k) => keep_best(&mut buf, k, hit, &cmp),
-                None => {
-                    buf.push(hit);
-                    if buf.len() as u64 > cap {
-                        return Err(Error::invalid(format!(
-                            "the sort needs more than {cap} documents in memory (sort_buffer_limit); \
-                             add a limit, narrow the filter or raise sort_buffer_limit"
-                        )));
+        let mut buf: Vec<Ranked<'_>> = Vec::new();
+        if let Some(k) = keep.filter(|&k| k <= cap) {
+            // Offset + limit within the cap: only the best that many are
+            // kept, the worst of them on top of a heap.
+            let k = usize::try_from(k).unwrap_or(usize::MAX);
+            let mut heap = BinaryHeap::new();
+            while let Some(r) = next(self)? {
+                if heap.len() < k {
+                    heap.push(r);
+                } else if let Some(mut worst) = heap.peek_mut() {
+                    if r < *worst {
+                        *worst = r;
                     }
                 }
             }
+            buf = heap.into_sorted_vec();
+        } else {
+            while let Some(r) = next(self)? {
+                buf.push(r);
+                if buf.len() as u64 > cap {
+                    return Err(Error::invalid(format!(
+                        "the sort needs more than {cap} documents in memory (sort_buffer_limit); \
+                         add a limit, narrow the filter or raise sort_buffer_limit"
+                    )));
+                }
+            }
+            buf.sort();
         }
-        buf.sort_by(cmp);
-        self.sorted = Some(buf.into_iter());
+        self.sorted = Some(buf.into_iter().map(|r| r.hit).collect::<Vec<_>>().into_iter());
         Ok(())
     }
 
@@ -519,35 +529,33 @@ fn decode(st: &CollState, bytes: &[u8]) -> Result<(u32, Value)> {
     decode_stored(bytes, &st.dict)
 }
 
-/// Adds `hit` to `heap`, which keeps the `k` first hits under `cmp` seen
-/// so far as a max-heap (the last of them on top), so that a sort with a
-/// limit holds no more documents than it returns.
-fn keep_best(heap: &mut Vec<Hit>, k: usize, hit: Hit, cmp: &impl Fn(&Hit, &Hit) -> Ordering) {
-    if heap.len() < k {
-        heap.push(hit);
-        let mut i = heap.len() - 1;
-        while i > 0 && cmp(&heap[i], &heap[(i - 1) / 2]) == Ordering::Greater {
-            heap.swap(i, (i - 1) / 2);
-            i = (i - 1) / 2;
-        }
-    } else if heap.first().is_some_and(|top| cmp(&hit, top) == Ordering::Less) {
-        heap[0] = hit;
-        let mut i = 0;
-        loop {
-            let mut largest = i;
-            for child in [2 * i + 1, 2 * i + 2] {
-                if child < heap.len() && cmp(&heap[child], &heap[largest]) == Ordering::Greater {
-                    largest = child;
-                }
-            }
-            if largest == i {
-                break;
-            }
-            heap.swap(i, largest);
-            i = largest;
-        }
+/// A hit in the order of the query's sort, ties by id in the direction of
+/// its last key (so that distinct hits never compare equal).
+struct Ranked<'s> {
+    hit: Hit,
+    spec: &'s QuerySpec,
+}
+
+impl Ord for Ranked<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let (a, b) = (&self.hit, &other.hit);
+        self.spec.compare_for_sort(&a.2, &b.2).then(self.spec.compare_ids(a.0, b.0))
     }
 }
+
+impl PartialOrd for Ranked<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Ranked<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Ranked<'_> {}
 
 /// True when the document has exactly one entry in the plan's index
 /// (every indexed path is one segment leading to a present non-list

@@ -333,8 +333,6 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
                 None => break,
             }
         }
-        // Conjuncts that went into the ranges.
-        let mut covered = vec![false; cs.len()];
         if per_field.len() != info.spec.fields.len() {
             continue;
         }
@@ -345,24 +343,24 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
         let mut score = 0u32;
         // Ranges under each prefix (sorted, disjoint); `None`: the whole prefix.
         let mut tail: Option<Vec<KeyRange>> = None;
+        // Conjuncts that went into the ranges.
+        let mut covered = vec![false; cs.len()];
         for (c, used) in per_field {
-            match c {
+            let last_field = match c {
                 Cond::Points(ks) if prefixes.len() * ks.len() <= MAX_PREFIXES => {
-                    used.iter().for_each(|&i| covered[i] = true);
                     prefixes = prefixes
                         .iter()
                         .flat_map(|p| ks.iter().map(move |k| [&p[..], &k[..]].concat()))
                         .collect();
                     score += 10;
+                    false
                 }
                 Cond::Range(lo, hi, _) => {
-                    used.iter().for_each(|&i| covered[i] = true);
                     tail = Some(vec![(lo, hi)]);
                     score += 5;
-                    break;
+                    true
                 }
                 Cond::RangesAndLists(lo, hi) => {
-                    used.iter().for_each(|&i| covered[i] = true);
                     let (list_lo, list_hi) = rank_key_range(&Value::List(Vec::new()));
                     let mut rs = Vec::with_capacity(2);
                     if !range_is_empty(&lo, &hi) {
@@ -371,9 +369,13 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
                     rs.push((Bound::Included(list_lo), Bound::Excluded(list_hi)));
                     tail = Some(rs);
                     score += 6;
-                    break;
+                    true
                 }
                 _ => break,
+            };
+            used.iter().for_each(|&i| covered[i] = true);
+            if last_field {
+                break;
             }
         }
         if score == 0 {
