@@ -3,20 +3,10 @@
 //! thread held at that moment (the handle registry's, say) would stay held
 //! in the child forever. Alone here, nothing else runs at the fork.
 
-use std::path::Path;
-
 use obj_engine::{Db, Error, ReadableTxn};
 
 mod common;
-use common::{get, put};
-
-fn side_files(path: &Path) -> (bool, bool) {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let mut shm = path.as_os_str().to_owned();
-    shm.push("-shm");
-    (Path::new(&wal).exists(), Path::new(&shm).exists())
-}
+use common::{get, put, side_files};
 
 #[test]
 fn a_handle_used_after_fork_is_refused() {

@@ -17,7 +17,7 @@ use obj_engine::storage::file::OsVfs;
 use obj_engine::{Db, Error, Options, ReadableTxn, SyncMode};
 
 mod common;
-use common::{get, put};
+use common::{get, put, side_files};
 
 const ROLE: &str = "OBJ_MP_ROLE";
 const DB_ENV: &str = "OBJ_MP_DB";
@@ -25,14 +25,6 @@ const DB_ENV: &str = "OBJ_MP_DB";
 /// Options of a handle that acts as its own process.
 fn own_process() -> Options {
     Options { vfs: Some(Arc::new(OsVfs)), sync_mode: SyncMode::Normal, ..Options::default() }
-}
-
-fn side_files(path: &Path) -> (bool, bool) {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let mut shm = path.as_os_str().to_owned();
-    shm.push("-shm");
-    (Path::new(&wal).exists(), Path::new(&shm).exists())
 }
 
 #[test]

@@ -3,9 +3,9 @@
 //! reading the `ack n` lines it prints after each commit, killing it, and
 //! the pseudo-random waits between spawn and kill. The fault suites
 //! (`faults.rs`, `ops_faults.rs`) use its random sequence and settings;
-//! the file-level suites (`recovery.rs`, `wal_file.rs`, `multiprocess.rs`)
-//! its one-commit writes and one-snapshot reads. Each test binary compiles
-//! this module and uses a part of it.
+//! the file-level suites (`recovery.rs`, `wal_file.rs`, `multiprocess.rs`,
+//! `fork.rs`) its one-commit writes, one-snapshot reads and side-file
+//! check. Each test binary compiles this module and uses a part of it.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -29,6 +29,15 @@ pub fn get_in(db: &Db, tree: &str, key: &[u8]) -> Option<Vec<u8>> {
     let r = db.begin_read().unwrap();
     let t = r.find_tree(tree).unwrap()?;
     r.get(&t, key).unwrap()
+}
+
+/// Whether `<path>-wal` and `<path>-shm` exist.
+pub fn side_files(path: &Path) -> (bool, bool) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut shm = path.as_os_str().to_owned();
+    shm.push("-shm");
+    (Path::new(&wal).exists(), Path::new(&shm).exists())
 }
 
 /// [`put_in`] tree `t`.
