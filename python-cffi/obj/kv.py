@@ -73,13 +73,13 @@ class KvNamespace:
         snaps = tx._attached if self._ns is not None else None
         return snaps.get(self._ns) if snaps else None
 
-    def _refuse_write(self, tx: Any = None) -> None:
-        """InvalidArgumentError for a write to a namespace of an attached
-        file."""
+    def _refuse_write(self, tx: Any) -> None:
+        """InvalidArgumentError for a write, in ``tx``, to a namespace of an
+        attached file."""
         ns = self._ns
         if ns is None:
             return
-        if ns in self._db._attached or (tx is not None and ns in tx._attached):
+        if ns in self._db._attached or ns in tx._attached:
             raise InvalidArgumentError(
                 f"key-value namespace {self.name!r} is in the attached namespace {ns!r}: attachments are "
                 f"read-only"
@@ -104,7 +104,6 @@ class KvNamespace:
                 return fn(tx, self._c)
             return fn(*self._target(tx))
         if write:
-            self._refuse_write()
             with self._db.transaction() as tx:
                 self._refuse_write(tx)
                 return fn(tx, self._c)
