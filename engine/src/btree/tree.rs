@@ -186,16 +186,61 @@ fn too_deep(root: PageNo) -> Error {
 /// The way from the root to the leaf where `key` belongs.
 struct Descent {
     /// `(interior page, index of the child taken)`, root first.
-    path: Vec<(PageNo, usize)>,
+    path: Path,
     leaf: PageNo,
     page: PageRef,
     /// Every step took the last child: the leaf is the tree's last.
     rightmost: bool,
 }
 
+/// The interior pages of a descent with the child taken in each, root
+/// first. Every insert and delete descends, and a heap allocation for the
+/// path was a tenth of a bulk load's allocations, so the first levels are
+/// held inline (no real tree is deeper; deeper paths spill to the heap).
+struct Path {
+    inline: [(PageNo, u32); INLINE_DEPTH],
+    len: usize,
+    spill: Vec<(PageNo, u32)>,
+}
+
+const INLINE_DEPTH: usize = 12;
+
+impl Path {
+    fn new() -> Self {
+        Path { inline: [(0, 0); INLINE_DEPTH], len: 0, spill: Vec::new() }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds a step; the caller checks the depth against [`MAX_DEPTH`].
+    fn push(&mut self, pgno: PageNo, idx: usize) {
+        // A node holds fewer cells than its page has bytes (at most 64 KiB).
+        let step = (pgno, idx as u32);
+        if self.len < INLINE_DEPTH {
+            self.inline[self.len] = step;
+        } else {
+            if self.len == INLINE_DEPTH {
+                self.spill.extend_from_slice(&self.inline);
+            }
+            self.spill.push(step);
+        }
+        self.len += 1;
+    }
+
+    fn steps(&self) -> &[(PageNo, u32)] {
+        if self.len <= INLINE_DEPTH {
+            &self.inline[..self.len]
+        } else {
+            &self.spill
+        }
+    }
+}
+
 fn descend<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Result<Descent> {
     let usable = r.usable_size();
-    let mut path = Vec::with_capacity(8);
+    let mut path = Path::new();
     let mut pgno = root;
     let mut rightmost = true;
     loop {
@@ -209,7 +254,7 @@ fn descend<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Result<Desc
         }
         let i = node.upper_bound_from_end(key)?;
         rightmost &= i == node.len();
-        path.push((pgno, i));
+        path.push(pgno, i);
         pgno = node.child(i)?;
     }
 }
@@ -293,7 +338,7 @@ fn insert_inner<W: PageWrite + ?Sized>(
     // at every level, whatever the nodes' layout says.
     let edge = rightmost && append;
     let split = insert_or_split(w, leaf, idx, &cell, edge)?;
-    propagate(w, root, &path, split, edge)?;
+    propagate(w, root, path.steps(), split, edge)?;
     Ok(old.map(|_| Vec::new()))
 }
 
@@ -410,13 +455,14 @@ fn choose_split(cells: &Cells, leaf: bool, cap: usize, run: Option<usize>) -> Op
 fn propagate<W: PageWrite + ?Sized>(
     w: &mut W,
     root: PageNo,
-    path: &[(PageNo, usize)],
+    path: &[(PageNo, u32)],
     mut split: Option<Split>,
     edge: bool,
 ) -> Result<()> {
     for &(parent, idx) in path.iter().rev() {
         let Some((sep, left)) = split else { return Ok(()) };
-        split = insert_or_split(w, parent, idx, &NewCell::Interior { child: left, key: &sep }, edge)?;
+        split =
+            insert_or_split(w, parent, idx as usize, &NewCell::Interior { child: left, key: &sep }, edge)?;
     }
     if let Some((sep, left)) = split {
         // The root holds the upper half; move it to a new page so the root
@@ -466,7 +512,7 @@ pub fn delete<W: PageWrite + ?Sized>(w: &mut W, root: PageNo, key: &[u8]) -> Res
     let buf = buf_mut(w, leaf)?;
     node::remove(buf, leaf, idx)?;
     let low = node::underfull(usable, Node::parse(buf, leaf, usable)?.used());
-    rebalance_up(w, root, &path, low)?;
+    rebalance_up(w, root, path.steps(), low)?;
     collapse_root(w, root)?;
     Ok(true)
 }
@@ -482,13 +528,13 @@ fn is_underfull<R: PageRead + ?Sized>(r: &R, pgno: PageNo) -> Result<bool> {
 fn rebalance_up<W: PageWrite + ?Sized>(
     w: &mut W,
     root: PageNo,
-    path: &[(PageNo, usize)],
+    path: &[(PageNo, u32)],
     mut low: bool,
 ) -> Result<()> {
     let mut depth = path.len();
     while low && depth > 0 {
         let (parent, idx) = path[depth - 1];
-        if let Some(split) = rebalance(w, parent, idx)? {
+        if let Some(split) = rebalance(w, parent, idx as usize)? {
             // A longer separator overflowed the parent; the halves of a
             // split are not underfull, so only the split travels on.
             return propagate(w, root, &path[..depth - 1], Some(split), false);

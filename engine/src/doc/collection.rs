@@ -664,6 +664,11 @@ pub struct CollectionMut<'t> {
     /// Where `put` encodes a document: kept between calls, so that a batch
     /// of documents does not grow a new buffer for each.
     encode_buf: Vec<u8>,
+    /// The distinct first segments of the indexed paths with their name
+    /// ids, in index order: what [`index_view`](Self::index_view) reads.
+    /// Empty until first needed, and again after the index list changes or
+    /// while some segment has no name id yet (no document has the field).
+    view_fields: (Vec<String>, Vec<PathStep>),
 }
 
 /// The largest encode buffer a [`CollectionMut`] keeps for the next
@@ -684,6 +689,16 @@ enum NewDoc<'a> {
 }
 
 impl<'t> CollectionMut<'t> {
+    fn with_state(txn: &'t mut WriteTxn, st: CollState) -> Self {
+        CollectionMut {
+            txn,
+            st,
+            index_trees: Vec::new(),
+            encode_buf: Vec::new(),
+            view_fields: Default::default(),
+        }
+    }
+
     /// Opens collection `name`, creating it (with `options`) if missing.
     /// An existing collection of the other kind is `InvalidArgument`.
     pub fn open_or_create(txn: &'t mut WriteTxn, name: &str, options: CollectionOptions) -> Result<Self> {
@@ -697,7 +712,7 @@ impl<'t> CollectionMut<'t> {
                     if st.raw { "raw" } else { "document" }
                 )));
             }
-            return Ok(CollectionMut { txn, st, index_trees: Vec::new(), encode_buf: Vec::new() });
+            return Ok(CollectionMut::with_state(txn, st));
         }
         let meta = CollMeta { raw: options.raw, next_id: FIRST_ID, indexes: Vec::new() };
         let ct = txn.create_tree(COLLECTIONS_TREE)?;
@@ -715,7 +730,7 @@ impl<'t> CollectionMut<'t> {
             docs,
             index_trees: Vec::new(),
         };
-        Ok(CollectionMut { txn, st, index_trees: Vec::new(), encode_buf: Vec::new() })
+        Ok(CollectionMut::with_state(txn, st))
     }
 
     /// Opens existing collection `name`; `NotFound` if missing.
@@ -723,7 +738,7 @@ impl<'t> CollectionMut<'t> {
         refuse_attached(txn, name)?;
         txn.collection_epoch += 1;
         let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
-        Ok(CollectionMut { txn, st, index_trees: Vec::new(), encode_buf: Vec::new() })
+        Ok(CollectionMut::with_state(txn, st))
     }
 
     /// Releases the transaction but keeps the loaded state (metadata and
@@ -1122,10 +1137,15 @@ impl<'t> CollectionMut<'t> {
                     Some(o) => doc_index_keys(&info.spec.fields, o)?,
                     None => Vec::new(),
                 };
-                let add: Vec<Vec<u8>> =
-                    new_keys.iter().filter(|k| old_keys.binary_search(k).is_err()).cloned().collect();
-                let remove: Vec<Vec<u8>> =
-                    old_keys.iter().filter(|k| new_keys.binary_search(k).is_err()).cloned().collect();
+                // A new document (the batch case) adds every key it has.
+                let (add, remove): (Vec<Vec<u8>>, Vec<Vec<u8>>) = if old_keys.is_empty() {
+                    (new_keys, Vec::new())
+                } else {
+                    (
+                        new_keys.iter().filter(|k| old_keys.binary_search(k).is_err()).cloned().collect(),
+                        old_keys.iter().filter(|k| new_keys.binary_search(k).is_err()).cloned().collect(),
+                    )
+                };
                 let extra = if info.spec.kind == IndexKind::Unique { 0 } else { 8 };
                 for k in &add {
                     if k.len() + extra > max_key {
@@ -1143,6 +1163,7 @@ impl<'t> CollectionMut<'t> {
         // Unique keys are checked as they are inserted (one descent each),
         // before anything else of the write.
         self.insert_unique_entries(&mut changes, id)?;
+        let mut entry = Vec::new();
         for (tree, pos, remove, add) in changes {
             let kind = self.st.indexes[pos].spec.kind;
             for k in remove {
@@ -1151,7 +1172,10 @@ impl<'t> CollectionMut<'t> {
             for k in add {
                 match kind {
                     IndexKind::Unique => self.txn.insert(&tree, &k, &id.to_be_bytes())?,
-                    _ => self.txn.insert(&tree, &crate::index::key_encoding::index_entry_key(&k, id), &[])?,
+                    _ => {
+                        crate::index::key_encoding::index_entry_key_into(&k, id, &mut entry);
+                        self.txn.insert(&tree, &entry, &[])?
+                    }
                 };
             }
         }
@@ -1213,7 +1237,7 @@ impl<'t> CollectionMut<'t> {
     /// top-level fields that an index path starts with, decoded into a map
     /// (empty without indexes). [`doc_index_keys`] finds the same keys in
     /// it as in the whole document, without the rest being decoded.
-    fn index_view(&self, stored: &[u8]) -> Result<Value> {
+    fn index_view(&mut self, stored: &[u8]) -> Result<Value> {
         let (header, payload) = decode_header(stored)?;
         if header.is_raw() {
             return Err(Error::corruption(
@@ -1223,23 +1247,38 @@ impl<'t> CollectionMut<'t> {
         }
         // The distinct first segments with a name id, then one walk of the
         // document's map for all of them.
-        let mut names: Vec<&String> = Vec::new();
-        let mut steps: Vec<PathStep> = Vec::new();
-        for info in &self.st.indexes {
-            for path in &info.spec.fields {
-                let name = &path.segments()[0];
-                if names.contains(&name) {
-                    continue;
-                }
-                if let Some(id) = self.st.dict.lookup_id(name) {
-                    names.push(name);
-                    steps.push(PathStep::field(id));
+        if self.view_fields.0.is_empty() {
+            let (mut names, mut steps) = (Vec::new(), Vec::new());
+            let mut complete = true;
+            for info in &self.st.indexes {
+                for path in &info.spec.fields {
+                    let name = &path.segments()[0];
+                    if names.contains(name) {
+                        continue;
+                    }
+                    match self.st.dict.lookup_id(name) {
+                        Some(id) => {
+                            names.push(name.clone());
+                            steps.push(PathStep::field(id));
+                        }
+                        None => complete = false,
+                    }
                 }
             }
+            let view = self.view_of(payload, &names, &steps);
+            if complete {
+                self.view_fields = (names, steps);
+            }
+            return view;
         }
-        let mut doc = TopFields::new(payload, &steps);
+        self.view_of(payload, &self.view_fields.0, &self.view_fields.1)
+    }
+
+    /// The fields `names` (read by `steps`) of the document map `payload`.
+    fn view_of(&self, payload: &[u8], names: &[String], steps: &[PathStep]) -> Result<Value> {
+        let mut doc = TopFields::new(payload, steps);
         let mut fields: Vec<(String, Value)> = Vec::with_capacity(names.len());
-        for (i, name) in names.into_iter().enumerate() {
+        for (i, name) in names.iter().enumerate() {
             if let Some(found) = doc.get(i)? {
                 fields.push((name.clone(), decode_value_at(found, &self.st.dict, 1)?));
             }
@@ -1273,6 +1312,7 @@ impl<'t> CollectionMut<'t> {
         self.st.indexes.push(IndexInfo { spec, status, built_upto: 0, single_valued: true });
         self.index_trees.clear();
         self.st.index_trees.clear();
+        self.view_fields = Default::default();
         self.save_meta()
     }
 
@@ -1342,6 +1382,7 @@ impl<'t> CollectionMut<'t> {
         self.st.indexes.retain(|i| i.spec.name != name);
         self.index_trees.clear();
         self.st.index_trees.clear();
+        self.view_fields = Default::default();
         self.txn.drop_tree(&index_tree(&self.st.name, name))?;
         self.save_meta()
     }
@@ -1458,7 +1499,7 @@ impl WriteTxn {
         if !detached.is_current(self) {
             return None;
         }
-        Some(CollectionMut { txn: self, st: detached.st, index_trees: Vec::new(), encode_buf: Vec::new() })
+        Some(CollectionMut::with_state(self, detached.st))
     }
 
     /// Names of all collections.

@@ -118,9 +118,19 @@ pub fn encode_key(v: &Value, out: &mut Vec<u8>) {
 
 /// Returns the key encoding of `v`.
 pub fn encode_key_vec(v: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(key_len_hint(v));
     encode_key(v, &mut out);
     out
+}
+
+/// About how long `v`'s key is (exact for unescaped strings and bytes), so
+/// that a key buffer is allocated once rather than grown.
+pub fn key_len_hint(v: &Value) -> usize {
+    match v {
+        Value::Str(s) => s.len() + 3,
+        Value::Bytes(b) => b.len() + 3,
+        _ => 16,
+    }
 }
 
 /// Encodes a composite key: the concatenation of the encodings of `vals`.
@@ -168,10 +178,17 @@ pub fn decode_composite(bytes: &[u8]) -> Result<Vec<Value>> {
 /// value) followed by the document id, 8 bytes big-endian, so entries with
 /// equal values are ordered by id and every entry key is distinct.
 pub fn index_entry_key(value_key: &[u8], doc_id: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(value_key.len() + 8);
+    let mut out = Vec::new();
+    index_entry_key_into(value_key, doc_id, &mut out);
+    out
+}
+
+/// [`index_entry_key`] written over `out` (a buffer reused for many keys).
+pub fn index_entry_key_into(value_key: &[u8], doc_id: u64, out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(value_key.len() + 8);
     out.extend_from_slice(value_key);
     out.extend_from_slice(&doc_id.to_be_bytes());
-    out
 }
 
 /// Splits a non-unique index entry key back into its value key and document

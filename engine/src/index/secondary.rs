@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
-use crate::index::key_encoding::{encode_key, split_index_entry};
+use crate::index::key_encoding::{encode_key, encode_key_vec, split_index_entry};
 use crate::query::expr::FieldPath;
 
 /// The most index entries one document may produce in one index. A
@@ -158,11 +158,7 @@ pub fn doc_index_keys(fields: &[FieldPath], doc: &Value) -> Result<Vec<Vec<u8>>>
             match entries.iter().find(|(k, _)| k == name).map(|(_, v)| v) {
                 None => return Ok(Vec::new()),
                 Some(Value::List(_)) => {}
-                Some(v) => {
-                    let mut key = Vec::new();
-                    encode_key(v, &mut key);
-                    return Ok(vec![key]);
-                }
+                Some(v) => return Ok(vec![encode_key_vec(v)]),
             }
         }
     }

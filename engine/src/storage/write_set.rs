@@ -5,6 +5,7 @@
 //! it in place. Nothing reaches the WAL before commit, so a rollback is
 //! simply dropping this set.
 
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use crate::error::{Error, PageNo, Result};
@@ -63,10 +64,14 @@ impl WritePages {
     /// whose old content does not matter).
     pub fn page_zeroed(&mut self, pgno: PageNo) -> &mut [u8] {
         let size = self.base.page_size();
-        let slot = self.dirty.entry(pgno).or_insert_with(|| zeroed_ref(size));
-        let page = Arc::make_mut(slot);
-        page.fill(0);
-        page
+        match self.dirty.entry(pgno) {
+            Entry::Occupied(slot) => {
+                let page = Arc::make_mut(slot.into_mut());
+                page.fill(0);
+                page
+            }
+            Entry::Vacant(slot) => Arc::make_mut(slot.insert(zeroed_ref(size))),
+        }
     }
 
     /// Drops `pgno` from the dirty set: it was freed, so its content is
