@@ -19,12 +19,17 @@ use crate::storage::wal_index::PageMap;
 use crate::storage::write_set::WritePages;
 
 /// A handle to a named tree, valid in the transaction that returned it.
+/// Used in another transaction, it is checked against that transaction's
+/// catalog: a handle whose tree was dropped (its root perhaps reused by
+/// another tree) is `InvalidArgument`, never a way into the other tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
     name: Arc<str>,
     root: PageNo,
     /// Entry count as of opening (read transactions use it directly).
     entries: u64,
+    /// The transaction that returned the handle (see [`next_txn_id`]).
+    origin: u64,
 }
 
 impl Tree {
@@ -51,6 +56,28 @@ pub trait ReadableTxn {
     /// This transaction's view of the pages.
     fn pages(&self) -> &Self::Pages;
 
+    /// Process-unique id of this transaction (see [`Tree`]'s `origin`).
+    fn txn_id(&self) -> u64;
+
+    /// Whether a handle this transaction returned may have gone stale in
+    /// it (a write transaction that dropped a tree).
+    fn dropped_trees(&self) -> bool {
+        false
+    }
+
+    /// `tree` as this transaction sees it: the handle itself when this
+    /// transaction returned it, else the catalog's entry for its name,
+    /// which must have the same root (`InvalidArgument` when stale).
+    fn resolve<'t>(&self, tree: &'t Tree) -> Result<std::borrow::Cow<'t, Tree>> {
+        if tree.origin == self.txn_id() && !self.dropped_trees() {
+            return Ok(std::borrow::Cow::Borrowed(tree));
+        }
+        match self.find_tree(&tree.name)? {
+            Some(t) if t.root == tree.root => Ok(std::borrow::Cow::Owned(t)),
+            _ => Err(stale(tree)),
+        }
+    }
+
     /// Root page of the catalog (0 in a database that has none yet).
     fn catalog_root(&self) -> PageNo;
 
@@ -69,7 +96,12 @@ pub trait ReadableTxn {
         Ok(btree::get(self.pages(), root, name.as_bytes())?
             .map(|v| TreeMeta::decode(&v, name))
             .transpose()?
-            .map(|meta| Tree { name: Arc::from(name), root: meta.root, entries: meta.entries }))
+            .map(|meta| Tree {
+                name: Arc::from(name),
+                root: meta.root,
+                entries: meta.entries,
+                origin: self.txn_id(),
+            }))
     }
 
     /// Names of all trees, in byte order.
@@ -91,13 +123,13 @@ pub trait ReadableTxn {
 
     /// The value stored under `key`.
     fn get(&self, tree: &Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        btree::get(self.pages(), tree.root, key)
+        btree::get(self.pages(), self.resolve(tree)?.root, key)
     }
 
     /// The value stored under `key`, borrowed from the page that holds it
     /// rather than copied (see [`btree::ValueGuard`]).
     fn get_guard(&self, tree: &Tree, key: &[u8]) -> Result<Option<btree::ValueGuard>> {
-        btree::get_guard(self.pages(), tree.root, key)
+        btree::get_guard(self.pages(), self.resolve(tree)?.root, key)
     }
 
     /// Number of entries in `tree`.
@@ -112,12 +144,12 @@ pub trait ReadableTxn {
         end: Bound<&[u8]>,
         reverse: bool,
     ) -> Result<RangeIter<'a, Self::Pages>> {
-        btree::Range::new(self.pages(), tree.root, start, end, reverse)
+        btree::Range::new(self.pages(), self.resolve(tree)?.root, start, end, reverse)
     }
 
     /// Entries whose key starts with `prefix`.
     fn prefix<'a>(&'a self, tree: &Tree, prefix: &[u8], reverse: bool) -> Result<RangeIter<'a, Self::Pages>> {
-        btree::Range::prefix(self.pages(), tree.root, prefix, reverse)
+        btree::Range::prefix(self.pages(), self.resolve(tree)?.root, prefix, reverse)
     }
 }
 
@@ -127,13 +159,14 @@ pub trait ReadableTxn {
 #[derive(Debug)]
 pub struct ReadTxn {
     snap: Snapshot,
+    id: u64,
     /// Snapshots of the attached databases, taken when this one began.
     attached: Vec<(String, ReadTxn)>,
 }
 
 impl ReadTxn {
     pub(crate) fn new(snap: Snapshot) -> Self {
-        ReadTxn { snap, attached: Vec::new() }
+        ReadTxn { snap, id: next_txn_id(), attached: Vec::new() }
     }
 
     pub(crate) fn with_attached(mut self, attached: Vec<(String, ReadTxn)>) -> Self {
@@ -168,12 +201,16 @@ impl ReadableTxn for ReadTxn {
         &self.snap
     }
 
+    fn txn_id(&self) -> u64 {
+        self.id
+    }
+
     fn catalog_root(&self) -> PageNo {
         self.snap.header().catalog_root
     }
 
     fn count(&self, tree: &Tree) -> Result<u64> {
-        Ok(tree.entries)
+        Ok(self.resolve(tree)?.entries)
     }
 }
 
@@ -198,6 +235,9 @@ pub struct WriteTxn {
     /// dropped: a detached collection state is reusable only while it is
     /// unchanged (`doc/collection.rs`, `DetachedCollection`).
     pub(crate) collection_epoch: u64,
+    /// Whether this transaction dropped a tree: its handles are then
+    /// checked against the catalog on every use.
+    dropped: bool,
     /// Read views of the attached databases, taken when this one began.
     attached: Vec<(String, WriteTxn)>,
 }
@@ -208,7 +248,12 @@ impl std::fmt::Debug for WriteTxn {
     }
 }
 
-/// A process-unique id for each write transaction (and read view).
+#[cold]
+fn stale(tree: &Tree) -> Error {
+    Error::invalid(format!("tree handle {:?} is stale (the tree was dropped)", tree.name))
+}
+
+/// A process-unique id for each transaction and read view.
 fn next_txn_id() -> u64 {
     static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -224,6 +269,7 @@ impl WriteTxn {
             pager,
             id: next_txn_id(),
             collection_epoch: 0,
+            dropped: false,
             attached: Vec::new(),
         })
     }
@@ -239,6 +285,7 @@ impl WriteTxn {
             pager,
             id: next_txn_id(),
             collection_epoch: 0,
+            dropped: false,
             attached: Vec::new(),
         })
     }
@@ -276,14 +323,21 @@ impl WriteTxn {
     }
 
     fn track(&mut self, tree: &Tree) -> Result<&mut OpenTree> {
-        if !self.trees.contains_key(&tree.root) {
-            // A handle from another transaction, or of a dropped tree.
-            let current = self.find_tree(&tree.name)?;
-            match current {
-                Some(t) if t.root == tree.root => {
-                    self.trees.insert(t.root, OpenTree { name: t.name, entries: t.entries, changed: false });
+        match self.trees.get(&tree.root) {
+            // Tracked under this name: the tree at this root is the handle's
+            // (a dropped tree's root may now belong to another tree).
+            Some(t) if Arc::ptr_eq(&t.name, &tree.name) || t.name == tree.name => {}
+            Some(_) => return Err(stale(tree)),
+            None => {
+                // A handle from another transaction, or of a dropped tree.
+                let current = self.find_tree(&tree.name)?;
+                match current {
+                    Some(t) if t.root == tree.root => {
+                        self.trees
+                            .insert(t.root, OpenTree { name: t.name, entries: t.entries, changed: false });
+                    }
+                    _ => return Err(stale(tree)),
                 }
-                _ => return Err(Error::invalid(format!("tree handle {:?} is stale", tree.name))),
             }
         }
         Ok(self.trees.get_mut(&tree.root).expect("tracked"))
@@ -302,7 +356,7 @@ impl WriteTxn {
         btree::insert(&mut self.pages, catalog, name.as_bytes(), &TreeMeta { root, entries: 0 }.encode())?;
         let name: Arc<str> = Arc::from(name);
         self.trees.insert(root, OpenTree { name: name.clone(), entries: 0, changed: false });
-        Ok(Tree { name, root, entries: 0 })
+        Ok(Tree { name, root, entries: 0, origin: self.id })
     }
 
     /// Drops the tree `name` and frees all its pages. `NotFound` if absent.
@@ -313,6 +367,7 @@ impl WriteTxn {
         let catalog = self.pages.header().catalog_root;
         btree::delete(&mut self.pages, catalog, name.as_bytes())?;
         self.trees.remove(&tree.root);
+        self.dropped = true;
         Ok(())
     }
 
@@ -322,7 +377,7 @@ impl WriteTxn {
         self.track(tree)?;
         let replaced = btree::insert(&mut self.pages, tree.root, key, value)?;
         if !replaced {
-            self.count_entry(tree, true);
+            self.count_entry(tree, true)?;
         }
         Ok(replaced)
     }
@@ -334,7 +389,7 @@ impl WriteTxn {
         self.track(tree)?;
         let existing = btree::insert_new(&mut self.pages, tree.root, key, value)?;
         if existing.is_none() {
-            self.count_entry(tree, true);
+            self.count_entry(tree, true)?;
         }
         Ok(existing)
     }
@@ -345,21 +400,28 @@ impl WriteTxn {
         self.track(tree)?;
         let existed = btree::delete(&mut self.pages, tree.root, key)?;
         if existed {
-            self.count_entry(tree, false);
+            self.count_entry(tree, false)?;
         }
         Ok(existed)
     }
 
     /// Notes one entry added to (or removed from) tracked `tree`, for its
     /// entry count in the catalog.
-    fn count_entry(&mut self, tree: &Tree, added: bool) {
+    fn count_entry(&mut self, tree: &Tree, added: bool) -> Result<()> {
         let t = self.trees.get_mut(&tree.root).expect("tracked");
-        if added {
-            t.entries += 1;
-        } else {
-            t.entries -= 1;
+        // The count comes from the file: a damaged catalog must not wrap it.
+        t.entries = match added {
+            true => t.entries.checked_add(1),
+            false => t.entries.checked_sub(1),
         }
+        .ok_or_else(|| {
+            Error::corruption(
+                tree.root,
+                format!("the catalog's entry count of tree {:?} does not match its entries", tree.name),
+            )
+        })?;
         t.changed = true;
+        Ok(())
     }
 
     /// Deletes every entry of `tree`.
@@ -414,14 +476,22 @@ impl ReadableTxn for WriteTxn {
         &self.pages
     }
 
+    fn txn_id(&self) -> u64 {
+        self.id
+    }
+
+    fn dropped_trees(&self) -> bool {
+        self.dropped
+    }
+
     fn catalog_root(&self) -> PageNo {
         self.pages.header().catalog_root
     }
 
     fn count(&self, tree: &Tree) -> Result<u64> {
         match self.trees.get(&tree.root) {
-            Some(t) => Ok(t.entries),
-            None => Ok(self.find_tree(&tree.name)?.map_or(0, |t| t.entries)),
+            Some(t) if Arc::ptr_eq(&t.name, &tree.name) || t.name == tree.name => Ok(t.entries),
+            _ => Ok(self.resolve(tree)?.entries),
         }
     }
 }

@@ -552,3 +552,97 @@ fn a_refused_open_leaves_no_sidecar_files() {
     db.close().unwrap();
     assert!(sidecars(&good).iter().all(|s| !s.exists()));
 }
+
+/// A handle to a dropped tree is refused, in its own transaction and in
+/// later ones, even when a new tree took over the dropped tree's root page:
+/// it never reads or writes the other tree.
+#[test]
+fn stale_tree_handles_are_refused() {
+    let vfs = SimVfs::new();
+    let db = Db::open_with(DB, options(&vfs)).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let old = w.create_tree("old").unwrap();
+    w.drop_tree("old").unwrap();
+    let new = w.create_tree("new").unwrap();
+    assert_eq!(old.root(), new.root(), "the test wants the root page reused");
+    let stale = |r: Result<(), Error>| {
+        assert!(matches!(r, Err(Error::InvalidArgument(ref m)) if m.contains("stale")), "{r:?}")
+    };
+    stale(w.insert(&old, b"x", b"oops").map(|_| ()));
+    stale(w.get(&old, b"x").map(|_| ()));
+    stale(w.count(&old).map(|_| ()));
+    assert_eq!(w.get(&new, b"x").unwrap(), None);
+    w.insert(&new, b"y", b"1").unwrap();
+    w.commit().unwrap();
+
+    // A handle from an earlier transaction whose tree was dropped since.
+    let mut w = db.begin_write().unwrap();
+    let a = w.create_tree("a").unwrap();
+    w.insert(&a, b"k", b"a's").unwrap();
+    w.commit().unwrap();
+    let mut w = db.begin_write().unwrap();
+    w.drop_tree("a").unwrap();
+    let b = w.create_tree("b").unwrap();
+    w.commit().unwrap();
+    assert_eq!(a.root(), b.root());
+    let mut w = db.begin_write().unwrap();
+    stale(w.insert(&a, b"x", b"oops").map(|_| ()));
+    stale(w.delete(&a, b"x").map(|_| ()));
+    drop(w);
+    let r = db.begin_read().unwrap();
+    stale(r.get(&a, b"k").map(|_| ()));
+    stale(r.count(&a).map(|_| ()));
+    stale(r.range(&a, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, false).map(|_| ()));
+    // A live handle from another transaction still works, with this
+    // transaction's count.
+    let new_r = r.open_tree("new").unwrap();
+    let mut w = db.begin_write().unwrap();
+    w.insert(&new_r, b"z", b"2").unwrap();
+    assert_eq!(w.count(&new_r).unwrap(), 2);
+    w.commit().unwrap();
+    assert_eq!(db.begin_read().unwrap().count(&new_r).unwrap(), 2);
+}
+
+/// A catalog whose entry count disagrees with its tree (a damaged but
+/// checksum-valid file) makes the write that would wrap the count a
+/// corruption error, not a panic or a count of 2^64 - 1.
+#[test]
+fn catalog_entry_count_that_would_wrap_is_corruption() {
+    let vfs = SimVfs::new();
+    let db = Db::open_with(DB, options(&vfs)).unwrap();
+    let mut w = db.begin_write().unwrap();
+    w.kv_put("n", b"key", b"value").unwrap();
+    w.commit().unwrap();
+    db.close().unwrap();
+    let mut bytes = vfs.read_file(DB).unwrap();
+    let page_size = 4096;
+    let at = bytes.windows(5).position(|w| w == b"$kv/n").expect("catalog entry");
+    // The catalog value follows the key: root and entry count, one-byte
+    // varints here; the count (1) becomes 0.
+    let pgno = at / page_size;
+    assert!(bytes[at + 5] < 0x80 && bytes[at + 6] == 1, "catalog value {:?}", &bytes[at + 5..at + 7]);
+    bytes[at + 6] = 0;
+    obj_engine::storage::page::seal_page(pgno as u32, &mut bytes[pgno * page_size..(pgno + 1) * page_size]);
+    vfs.write_file(DB, &bytes);
+    let db = Db::open_with(DB, options(&vfs)).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let r = w.kv_delete("n", b"key");
+    assert!(matches!(r, Err(Error::Corruption { .. })), "{r:?}");
+}
+
+/// A header that lost its catalog root (0) in a file that has pages is
+/// corruption: the open must not start an empty catalog over the data.
+#[test]
+fn catalog_root_zero_in_a_populated_file_is_corruption() {
+    let vfs = SimVfs::new();
+    let mut bytes = sample(&vfs);
+    bytes[52..56].copy_from_slice(&0u32.to_le_bytes());
+    obj_engine::storage::page::seal_page(0, &mut bytes[..4096]);
+    vfs.write_file(DB, &bytes);
+    let r = Db::open_with(DB, options(&vfs));
+    assert!(
+        matches!(r, Err(Error::Corruption { ref message, .. }) if message.contains("no catalog root")),
+        "{r:?}"
+    );
+    assert_eq!(vfs.read_file(DB).unwrap(), bytes, "a refused open writes nothing");
+}

@@ -316,6 +316,46 @@ fn restore_refuses_open_or_existing_targets_and_removes_a_stale_wal() {
     assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
 }
 
+/// A database's `-wal` and `-shm` are never a target: a backup, compacted
+/// copy or restore renamed over the live WAL would lose its commits.
+#[test]
+fn copies_refuse_a_database_sidecar_as_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.obj");
+    let db = Db::open_with(&path, Options { wal_autocheckpoint: 0, ..Default::default() }).unwrap();
+    seed(&db, 20);
+    let want = dump(&db.begin_read().unwrap());
+    let backup = dir.path().join("b.obj");
+    db.backup(&backup).unwrap();
+    for side in ["-wal", "-shm"] {
+        let target = dir.path().join(format!("live.obj{side}"));
+        let before = std::fs::read(&target).ok();
+        let refused = |r: Result<(), Error>, what: &str| {
+            assert!(
+                matches!(r, Err(Error::InvalidArgument(ref m)) if m.contains("belongs to the database")),
+                "{what} {side}: {r:?}"
+            );
+        };
+        refused(db.backup(&target).map(|_| ()), "backup");
+        refused(db.compact_to(&target).map(|_| ()), "compact_to");
+        refused(
+            Db::restore_from(&backup, &target, RestoreOptions { overwrite: true, ..Default::default() })
+                .map(|_| ()),
+            "restore",
+        );
+        assert_eq!(std::fs::read(&target).ok(), before, "{side} unchanged");
+    }
+    // The sidecar of a closed database is refused too (its WAL may hold
+    // the last commits until the next open).
+    db.close_without_checkpoint();
+    let reopened = Db::open(&path).unwrap();
+    assert_same(&dump(&reopened.begin_read().unwrap()), &want, "after the refusals");
+    drop(reopened);
+    let other = Db::open(dir.path().join("other.obj")).unwrap();
+    let r = other.backup(dir.path().join("live.obj-wal"));
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+}
+
 // ------------------------------------------------------------ compaction
 
 fn file_len(p: &Path) -> u64 {

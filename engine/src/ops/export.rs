@@ -466,17 +466,7 @@ impl Db {
     pub fn export_to_path(&self, collection: Option<&str>, path: &Path) -> Result<ExportReport> {
         let display = path.display();
         refuse_database_file(path)?;
-        // A database's -wal and -shm hold its last commits and its locks.
-        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-            if let Some(main) = name.strip_suffix("-wal").or_else(|| name.strip_suffix("-shm")) {
-                if refuse_database_file(&path.with_file_name(main)).is_err() {
-                    return Err(Error::invalid(format!(
-                        "{display} belongs to the database {main}; an export over it would lose that \
-                         database's commits"
-                    )));
-                }
-            }
-        }
+        crate::ops::newfile::refuse_sidecar(&crate::storage::file::OsVfs, path, "an export")?;
         let mut name = path
             .file_name()
             .ok_or_else(|| Error::invalid(format!("{display} is not a file path")))?

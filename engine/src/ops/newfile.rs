@@ -25,7 +25,7 @@ use crate::btree::bulk::PageSink;
 use crate::error::{Error, PageNo, Result};
 use crate::storage::crypto::{random_bytes, PageCodec};
 use crate::storage::file::{OpenMode, StorageFile, Vfs};
-use crate::storage::header::Header;
+use crate::storage::header::{Header, MAGIC};
 use crate::storage::pager::wal_path_of;
 use crate::storage::shm::{shm_path_of, LockTable, ShmFile, LOCK_DMS};
 use crate::storage::wal::fresh_salt;
@@ -97,6 +97,28 @@ impl Drop for TargetShm {
     }
 }
 
+/// `InvalidArgument` when `path` is the `-wal` or `-shm` file of an obj
+/// database (one open in this process, or a file that starts with the
+/// magic): writing over the `-wal` would lose that database's last
+/// commits, over the `-shm` its readers' locks. `what` names the write.
+pub(crate) fn refuse_sidecar(vfs: &dyn Vfs, path: &Path, what: &str) -> Result<()> {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return Ok(()) };
+    let Some(main) = name.strip_suffix("-wal").or_else(|| name.strip_suffix("-shm")) else { return Ok(()) };
+    let main_path = path.with_file_name(main);
+    let is_database = crate::db::open_in_process(&main_path)
+        || vfs.open(&main_path, OpenMode::ReadOnly).is_ok_and(|f| {
+            let mut head = [0u8; 8];
+            f.read_at(&mut head, 0).is_ok() && head == MAGIC
+        });
+    if is_database {
+        return Err(Error::invalid(format!(
+            "{} belongs to the database {main}; {what} over it would lose that database's commits",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 impl NewFile {
     /// Checks that `path` may be (re)written and creates the temporary file.
     pub(crate) fn create(vfs: Arc<dyn Vfs>, path: &Path, overwrite: bool) -> Result<NewFile> {
@@ -104,6 +126,7 @@ impl NewFile {
         if path.file_name().is_none() {
             return Err(Error::invalid(format!("{display} is not a file path")));
         }
+        refuse_sidecar(&*vfs, path, "a database written")?;
         // The registry knows databases opened through the OS file system;
         // on another file system the lock below is what tells.
         if crate::db::open_in_process(path) {

@@ -174,6 +174,14 @@ impl Header {
         if h.page_count < 1 || h.catalog_root >= h.page_count {
             return Err(Error::corruption(0, "header page count or catalog root out of range"));
         }
+        // The first transaction makes the catalog and the file's second
+        // page together: a longer file without one lost its catalog root.
+        if h.catalog_root == 0 && h.page_count > 1 {
+            return Err(Error::corruption(
+                0,
+                format!("header has no catalog root in a database of {} pages", h.page_count),
+            ));
+        }
         if h.freelist_head >= h.page_count || h.freelist_count >= h.page_count {
             return Err(Error::corruption(0, "header freelist out of range"));
         }
