@@ -30,7 +30,40 @@ pub struct Tree {
     entries: u64,
     /// The transaction that returned the handle (see [`next_txn_id`]).
     origin: u64,
+    /// Opened by the engine itself: only such a handle writes a tree whose
+    /// name is reserved (starts with `$`: collections, indexes, key-value
+    /// namespaces, the catalog of collections).
+    engine: bool,
 }
+
+/// Whether tree `name` is the engine's (see `docs/format.md`).
+fn reserved(name: &str) -> bool {
+    name.starts_with('$')
+}
+
+#[cold]
+fn reserved_error(name: &str) -> Error {
+    Error::invalid(format!(
+        "tree {name:?}: names starting with '$' are reserved for the engine (collections, indexes, \
+         key-value namespaces)"
+    ))
+}
+
+/// The engine's own way to its trees: handles that may write reserved
+/// (`$`) trees. Not part of the public API.
+pub(crate) trait EngineTrees: ReadableTxn {
+    /// [`ReadableTxn::find_tree`] for the engine.
+    fn find_engine_tree(&self, name: &str) -> Result<Option<Tree>> {
+        Ok(self.find_tree(name)?.map(|t| Tree { engine: true, ..t }))
+    }
+
+    /// [`ReadableTxn::open_tree`] for the engine.
+    fn open_engine_tree(&self, name: &str) -> Result<Tree> {
+        self.open_tree(name).map(|t| Tree { engine: true, ..t })
+    }
+}
+
+impl<T: ReadableTxn + ?Sized> EngineTrees for T {}
 
 impl Tree {
     /// The tree's name.
@@ -101,6 +134,7 @@ pub trait ReadableTxn {
                 root: meta.root,
                 entries: meta.entries,
                 origin: self.txn_id(),
+                engine: false,
             }))
     }
 
@@ -323,6 +357,9 @@ impl WriteTxn {
     }
 
     fn track(&mut self, tree: &Tree) -> Result<&mut OpenTree> {
+        if !tree.engine && reserved(&tree.name) {
+            return Err(reserved_error(&tree.name));
+        }
         match self.trees.get(&tree.root) {
             // Tracked under this name: the tree at this root is the handle's
             // (a dropped tree's root may now belong to another tree).
@@ -343,11 +380,21 @@ impl WriteTxn {
         Ok(self.trees.get_mut(&tree.root).expect("tracked"))
     }
 
-    /// Creates the tree `name`, or opens it if it exists.
+    /// Creates the tree `name`, or opens it if it exists. Names starting
+    /// with `$` are reserved for the engine (`InvalidArgument`).
     pub fn create_tree(&mut self, name: &str) -> Result<Tree> {
+        if reserved(name) {
+            return Err(reserved_error(name));
+        }
+        self.create_engine_tree(name).map(|t| Tree { engine: false, ..t })
+    }
+
+    /// [`create_tree`](Self::create_tree) for the engine, reserved names
+    /// included.
+    pub(crate) fn create_engine_tree(&mut self, name: &str) -> Result<Tree> {
         self.check_writable()?;
         check_name(name)?;
-        if let Some(t) = self.find_tree(name)? {
+        if let Some(t) = self.find_engine_tree(name)? {
             return Ok(t);
         }
         self.ensure_catalog()?;
@@ -356,11 +403,21 @@ impl WriteTxn {
         btree::insert(&mut self.pages, catalog, name.as_bytes(), &TreeMeta { root, entries: 0 }.encode())?;
         let name: Arc<str> = Arc::from(name);
         self.trees.insert(root, OpenTree { name: name.clone(), entries: 0, changed: false });
-        Ok(Tree { name, root, entries: 0, origin: self.id })
+        Ok(Tree { name, root, entries: 0, origin: self.id, engine: true })
     }
 
-    /// Drops the tree `name` and frees all its pages. `NotFound` if absent.
+    /// Drops the tree `name` and frees all its pages. `NotFound` if absent;
+    /// `InvalidArgument` for a reserved (`$`) name.
     pub fn drop_tree(&mut self, name: &str) -> Result<()> {
+        if reserved(name) {
+            return Err(reserved_error(name));
+        }
+        self.drop_engine_tree(name)
+    }
+
+    /// [`drop_tree`](Self::drop_tree) for the engine, reserved names
+    /// included.
+    pub(crate) fn drop_engine_tree(&mut self, name: &str) -> Result<()> {
         self.check_writable()?;
         let tree = self.open_tree(name)?;
         btree::destroy(&mut self.pages, tree.root)?;

@@ -1027,3 +1027,123 @@ fn a_refused_write_leaves_the_single_valued_flag_as_saved() {
     let ids: Vec<u64> = c.query(&q).unwrap().map(|x| x.unwrap().0).collect();
     assert_eq!(ids, vec![1, 2], "5 sorts before the list [1]");
 }
+
+/// Users and the same collection declared again with its unique index on
+/// another field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct UserByLogin {
+    name: String,
+    email: String,
+    age: u32,
+}
+
+impl Document for UserByLogin {
+    const COLLECTION: &'static str = "users";
+    const VERSION: u32 = 3;
+    fn indexes() -> Vec<IndexSpec> {
+        vec![IndexSpec::unique("by_email", "name").unwrap(), IndexSpec::standard("by_age", "age").unwrap()]
+    }
+}
+
+#[test]
+fn a_changed_index_declaration_is_refused_not_ignored() {
+    let (_d, db) = open();
+    db.insert(&user("ann", 30)).unwrap();
+    let r = db.insert(&UserByLogin { name: "ann".into(), email: "other@x".into(), age: 1 });
+    assert!(
+        matches!(r, Err(Error::InvalidArgument(ref m)) if m.contains("by_email") && m.contains("drop the index")),
+        "{r:?}"
+    );
+    assert_eq!(db.all::<User>().unwrap().len(), 1, "the refused insert left no trace");
+}
+
+#[test]
+fn a_failed_index_build_in_a_transaction_leaves_no_index() {
+    let (_d, db) = open();
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("c").unwrap();
+    for v in [1, 2, 1] {
+        c.insert(&from_json_str(&format!(r#"{{"v":{v}}}"#)).unwrap()).unwrap();
+    }
+    let r = c.create_index(IndexSpec::unique("uv", "v").unwrap());
+    assert!(matches!(r, Err(Error::Constraint(_))), "{r:?}");
+    assert!(c.read().indexes().is_empty(), "{:?}", c.read().indexes());
+    tx.commit().unwrap();
+    db.integrity_check().unwrap();
+}
+
+/// An index build cut short (here by a failed sync, then a crash) stays
+/// `building`; creating it again resumes it, and a typed collection that
+/// declares it finishes it.
+#[test]
+fn an_interrupted_index_build_resumes() {
+    use obj_engine::storage::sim::{Fault, FaultKind, FaultOp, SimVfs};
+    use obj_engine::{IndexStatus, Options};
+    let vfs = SimVfs::new();
+    let options = || Options { vfs: Some(std::sync::Arc::new(vfs.clone())), ..Options::default() };
+    let db = Db::open_with("/i/db.obj", options()).unwrap();
+    let users: Vec<User> = (0..5000).map(|i| user(&format!("u{i}"), i % 90)).collect();
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("people").unwrap();
+    for u in &users {
+        c.insert(&obj_engine::doc::serde_value::to_value(u).unwrap()).unwrap();
+    }
+    tx.commit().unwrap();
+    let spec = IndexSpec::standard("by_age", "age").unwrap();
+    // Each batch commits with one sync: the third batch's fails.
+    vfs.set_fault(Fault { op: FaultOp::Sync, after: 3, kind: FaultKind::Eio, persistent: false });
+    assert!(db.create_index("people", spec.clone()).is_err());
+    vfs.clear_faults();
+    drop(db);
+    vfs.crash();
+    let db = Db::open_with("/i/db.obj", options()).unwrap();
+    let status = |db: &Db| {
+        let rx = db.begin_read().unwrap();
+        let c = rx.collection("people").unwrap();
+        c.indexes().iter().find(|i| i.spec.name == "by_age").map(|i| i.status)
+    };
+    assert_eq!(status(&db), Some(IndexStatus::Building));
+    db.create_index("people", spec.clone()).unwrap();
+    assert_eq!(status(&db), Some(IndexStatus::Ready));
+    db.integrity_check().unwrap();
+    let r = db.create_index("people", spec);
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "a ready index is not created twice: {r:?}");
+}
+
+#[test]
+fn reserved_tree_names_are_refused_to_the_tree_api() {
+    let (_d, db) = open();
+    db.insert(&user("ann", 30)).unwrap();
+    let mut tx = db.begin_write().unwrap();
+    let names = tx.list_trees().unwrap();
+    let docs = names.iter().find(|n| n.starts_with("$docs/")).expect("a documents tree").clone();
+    let reserved = |r: Result<(), Error>| {
+        assert!(matches!(r, Err(Error::InvalidArgument(ref m)) if m.contains("reserved")), "{r:?}")
+    };
+    reserved(tx.drop_tree(&docs));
+    reserved(tx.create_tree("$collections").map(|_| ()));
+    reserved(tx.create_tree("$new").map(|_| ()));
+    // Reading is allowed, writing through the handle is not.
+    let t = tx.open_tree(&docs).unwrap();
+    assert_eq!(tx.count(&t).unwrap(), 1);
+    reserved(tx.insert(&t, b"k", b"v").map(|_| ()));
+    reserved(tx.delete(&t, b"k").map(|_| ()));
+    reserved(tx.clear(&t));
+    tx.commit().unwrap();
+    assert_eq!(db.all::<User>().unwrap().len(), 1);
+    db.integrity_check().unwrap();
+}
+
+#[test]
+fn deleting_or_updating_in_a_missing_collection_creates_nothing() {
+    let (_d, db) = open();
+    assert!(!db.delete::<User>(1).unwrap());
+    assert!(!db.update::<User>(1, |_| Ok(())).unwrap());
+    assert!(db.begin_read().unwrap().list_collections().unwrap().is_empty());
+    // A query for another collection is refused whether or not this one exists.
+    let r = db.query::<User>(&QuerySpec::new("other"));
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    db.insert(&user("ann", 1)).unwrap();
+    let r = db.query::<User>(&QuerySpec::new("other"));
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+}

@@ -551,6 +551,14 @@ fn a_refused_open_leaves_no_sidecar_files() {
     assert!(db.begin_read().unwrap().find_tree("t").unwrap().is_some());
     db.close().unwrap();
     assert!(sidecars(&good).iter().all(|s| !s.exists()));
+    // A refused page size creates no file at all.
+    for size in [0, 512, 4095, 5000, 131_072] {
+        let p = dir.path().join(format!("size-{size}.obj"));
+        let r = Db::open_with(&p, Options { page_size: size, ..Options::default() });
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "{size}: {r:?}");
+        assert!(!p.exists(), "page size {size} left {}", p.display());
+        assert!(sidecars(&p).iter().all(|s| !s.exists()));
+    }
 }
 
 /// A handle to a dropped tree is refused, in its own transaction and in

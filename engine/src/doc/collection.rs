@@ -41,6 +41,7 @@ use crate::query::exec::QueryCursor;
 use crate::query::expr::FieldPath;
 use crate::query::spec::{IndexBound, IndexRange, QuerySpec};
 use crate::storage::page::PageRead;
+use crate::txn::EngineTrees;
 use crate::txn::{ReadTxn, ReadableTxn, Tree, WriteTxn};
 
 /// The catalog tree holding every collection's metadata record.
@@ -219,7 +220,7 @@ impl CollState {
                 }
             }
         }
-        txn.open_tree(&index_tree(&self.name, name))
+        txn.open_engine_tree(&index_tree(&self.name, name))
     }
 
     pub(crate) fn check_documents(&self) -> Result<()> {
@@ -234,7 +235,7 @@ impl CollState {
 }
 
 fn load_meta<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollMeta>> {
-    let Some(tree) = txn.find_tree(COLLECTIONS_TREE)? else { return Ok(None) };
+    let Some(tree) = txn.find_engine_tree(COLLECTIONS_TREE)? else { return Ok(None) };
     match txn.get(&tree, name.as_bytes())? {
         None => Ok(None),
         Some(bytes) => postcard::from_bytes(&bytes).map(Some).map_err(|e| {
@@ -264,10 +265,10 @@ fn next_free_id<T: ReadableTxn>(txn: &T, docs: &Tree, mark: u64, name: &str) -> 
 fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> {
     check_component_name("collection", name)?;
     let Some(meta) = load_meta(txn, name)? else { return Ok(None) };
-    let docs = txn.open_tree(&docs_tree(name))?;
+    let docs = txn.open_engine_tree(&docs_tree(name))?;
     let next_id = next_free_id(txn, &docs, meta.next_id, name)?;
     let mut names = Vec::new();
-    if let Some(nt) = txn.find_tree(&names_tree(name))? {
+    if let Some(nt) = txn.find_engine_tree(&names_tree(name))? {
         for (i, entry) in txn.range(&nt, Bound::Unbounded, Bound::Unbounded, false)?.enumerate() {
             let (k, v) = entry?;
             if k != (i as u32).to_be_bytes() {
@@ -295,8 +296,10 @@ fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
             single_valued,
         });
     }
-    let index_trees =
-        indexes.iter().map(|i| txn.find_tree(&index_tree(name, &i.spec.name))).collect::<Result<_>>()?;
+    let index_trees = indexes
+        .iter()
+        .map(|i| txn.find_engine_tree(&index_tree(name, &i.spec.name)))
+        .collect::<Result<_>>()?;
     Ok(Some(CollState {
         name: name.to_string(),
         raw: meta.raw,
@@ -312,7 +315,7 @@ fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
 
 /// Names of all collections, in byte order.
 pub fn list_collections<T: ReadableTxn>(txn: &T) -> Result<Vec<String>> {
-    let Some(tree) = txn.find_tree(COLLECTIONS_TREE)? else { return Ok(Vec::new()) };
+    let Some(tree) = txn.find_engine_tree(COLLECTIONS_TREE)? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for entry in txn.range(&tree, Bound::Unbounded, Bound::Unbounded, false)? {
         let (k, _) = entry?;
@@ -715,10 +718,10 @@ impl<'t> CollectionMut<'t> {
             return Ok(CollectionMut::with_state(txn, st));
         }
         let meta = CollMeta { raw: options.raw, next_id: FIRST_ID, indexes: Vec::new() };
-        let ct = txn.create_tree(COLLECTIONS_TREE)?;
+        let ct = txn.create_engine_tree(COLLECTIONS_TREE)?;
         txn.insert(&ct, name.as_bytes(), &postcard::to_allocvec(&meta).expect("meta serializes"))?;
-        let docs = txn.create_tree(&docs_tree(name))?;
-        txn.create_tree(&names_tree(name))?;
+        let docs = txn.create_engine_tree(&docs_tree(name))?;
+        txn.create_engine_tree(&names_tree(name))?;
         let st = CollState {
             name: name.to_string(),
             raw: options.raw,
@@ -771,14 +774,14 @@ impl<'t> CollectionMut<'t> {
                 .st
                 .indexes
                 .iter()
-                .map(|i| self.txn.open_tree(&index_tree(&self.st.name, &i.spec.name)))
+                .map(|i| self.txn.open_engine_tree(&index_tree(&self.st.name, &i.spec.name)))
                 .collect::<Result<_>>()?;
         }
         Ok(self.index_trees[pos].clone())
     }
 
     fn save_meta(&mut self) -> Result<()> {
-        let ct = self.txn.open_tree(COLLECTIONS_TREE)?;
+        let ct = self.txn.open_engine_tree(COLLECTIONS_TREE)?;
         let meta = postcard::to_allocvec(&self.st.meta()).expect("meta serializes");
         self.txn.insert(&ct, self.st.name.as_bytes(), &meta)?;
         self.st.persisted_next_id = self.st.next_id;
@@ -789,7 +792,7 @@ impl<'t> CollectionMut<'t> {
         if self.st.dict.len() == self.st.persisted_names {
             return Ok(());
         }
-        let nt = self.txn.open_tree(&names_tree(&self.st.name))?;
+        let nt = self.txn.open_engine_tree(&names_tree(&self.st.name))?;
         let new: Vec<(u32, String)> = self
             .st
             .dict
@@ -1150,7 +1153,9 @@ impl<'t> CollectionMut<'t> {
                 for k in &add {
                     if k.len() + extra > max_key {
                         return Err(Error::invalid(format!(
-                            "value of {} bytes is too long for index {:?} (longest key: {} bytes)",
+                            "value of {} bytes (as an index key) is too long for index {:?} (longest \
+                             key: {} bytes; a list is indexed whole as well as element by element, so \
+                             its whole encoding must fit too)",
                             k.len(),
                             info.spec.name,
                             max_key - extra
@@ -1292,8 +1297,17 @@ impl<'t> CollectionMut<'t> {
     /// which builds in batches without holding the write lock throughout.
     pub fn create_index(&mut self, spec: IndexSpec) -> Result<()> {
         self.add_index(spec.clone(), IndexStatus::Building)?;
-        while !self.backfill(&spec.name, usize::MAX)? {}
-        Ok(())
+        loop {
+            match self.backfill(&spec.name, usize::MAX) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                // A failed build (a unique violation) leaves no index.
+                Err(e) => {
+                    self.drop_index(&spec.name)?;
+                    return Err(e);
+                }
+            }
+        }
     }
 
     /// Declares index `spec` without filling it (status `building`).
@@ -1306,7 +1320,7 @@ impl<'t> CollectionMut<'t> {
                 self.st.name, spec.name
             )));
         }
-        self.txn.create_tree(&index_tree(&self.st.name, &spec.name))?;
+        self.txn.create_engine_tree(&index_tree(&self.st.name, &spec.name))?;
         // Single-valued until a document says otherwise (the build checks
         // the documents already there).
         self.st.indexes.push(IndexInfo { spec, status, built_upto: 0, single_valued: true });
@@ -1338,7 +1352,7 @@ impl<'t> CollectionMut<'t> {
             docs.push((id_from_key(&k)?, v));
         }
         let done = docs.len() < batch;
-        let tree = self.txn.open_tree(&index_tree(&self.st.name, name))?;
+        let tree = self.txn.open_engine_tree(&index_tree(&self.st.name, name))?;
         let mut last = info.built_upto;
         let mut single = info.single_valued;
         for (id, bytes) in docs {
@@ -1383,7 +1397,7 @@ impl<'t> CollectionMut<'t> {
         self.index_trees.clear();
         self.st.index_trees.clear();
         self.view_fields = Default::default();
-        self.txn.drop_tree(&index_tree(&self.st.name, name))?;
+        self.txn.drop_engine_tree(&index_tree(&self.st.name, name))?;
         self.save_meta()
     }
 }
@@ -1402,13 +1416,13 @@ pub(crate) fn drop_collection(txn: &mut WriteTxn, name: &str) -> Result<()> {
     txn.collection_epoch += 1;
     let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
     for info in &st.indexes {
-        txn.drop_tree(&index_tree(name, &info.spec.name))?;
+        txn.drop_engine_tree(&index_tree(name, &info.spec.name))?;
     }
-    txn.drop_tree(&docs_tree(name))?;
-    if txn.find_tree(&names_tree(name))?.is_some() {
-        txn.drop_tree(&names_tree(name))?;
+    txn.drop_engine_tree(&docs_tree(name))?;
+    if txn.find_engine_tree(&names_tree(name))?.is_some() {
+        txn.drop_engine_tree(&names_tree(name))?;
     }
-    let ct = txn.open_tree(COLLECTIONS_TREE)?;
+    let ct = txn.open_engine_tree(COLLECTIONS_TREE)?;
     txn.delete(&ct, name.as_bytes())?;
     Ok(())
 }

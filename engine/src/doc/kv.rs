@@ -6,6 +6,7 @@ use std::ops::Bound;
 
 use crate::doc::collection::check_component_name;
 use crate::error::Result;
+use crate::txn::EngineTrees;
 use crate::txn::{ReadTxn, ReadableTxn, Tree, WriteTxn};
 
 /// A boxed stream of `(key, value)` pairs.
@@ -17,7 +18,7 @@ fn tree_name(ns: &str) -> Result<String> {
 }
 
 fn find<T: ReadableTxn>(txn: &T, ns: &str) -> Result<Option<Tree>> {
-    txn.find_tree(&tree_name(ns)?)
+    txn.find_engine_tree(&tree_name(ns)?)
 }
 
 /// `get` in namespace `ns` (a missing namespace is empty).
@@ -98,7 +99,7 @@ impl WriteTxn {
     /// Stores `value` under `key` in namespace `ns` (created on first use);
     /// true if it replaced a value.
     pub fn kv_put(&mut self, ns: &str, key: &[u8], value: &[u8]) -> Result<bool> {
-        let t = self.create_tree(&tree_name(ns)?)?;
+        let t = self.create_engine_tree(&tree_name(ns)?)?;
         self.insert(&t, key, value)
     }
 
@@ -114,10 +115,10 @@ impl WriteTxn {
     /// if it existed.
     pub fn kv_drop(&mut self, ns: &str) -> Result<bool> {
         let name = tree_name(ns)?;
-        if self.find_tree(&name)?.is_none() {
+        if self.find_engine_tree(&name)?.is_none() {
             return Ok(false);
         }
-        self.drop_tree(&name)?;
+        self.drop_engine_tree(&name)?;
         Ok(true)
     }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::db::Db;
 use crate::doc::collection::{CollectionMut, CollectionOptions};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::secondary::{IndexSpec, IndexStatus};
 use crate::query::spec::QuerySpec;
 use crate::txn::WriteTxn;
@@ -49,11 +49,37 @@ pub trait Document: Serialize + DeserializeOwned {
 pub fn typed_collection<T: Document>(txn: &mut WriteTxn) -> Result<CollectionMut<'_>> {
     let mut c = CollectionMut::open_or_create(txn, T::COLLECTION, CollectionOptions { raw: false })?;
     for spec in T::indexes() {
-        if !c.read().indexes().iter().any(|i| i.spec.name == spec.name) {
-            c.create_index(spec)?;
+        let existing = c.read().indexes().iter().find(|i| i.spec.name == spec.name).cloned();
+        match existing {
+            None => c.create_index(spec)?,
+            // A declaration that changed would otherwise be ignored
+            // silently (and a unique constraint go unenforced).
+            Some(i) if i.spec != spec => {
+                return Err(Error::invalid(format!(
+                    "collection {:?} has index {:?} as {}, but {} declares it as {}; drop the index \
+                     (Db::drop_index) to declare it anew",
+                    T::COLLECTION,
+                    spec.name,
+                    describe(&i.spec),
+                    std::any::type_name::<T>(),
+                    describe(&spec)
+                )))
+            }
+            // An interrupted Db::create_index: finish it now.
+            Some(i) if i.status == IndexStatus::Building => while !c.backfill(&spec.name, usize::MAX)? {},
+            Some(_) => {}
         }
     }
     Ok(c)
+}
+
+fn has_collection(tx: &WriteTxn, name: &str) -> Result<bool> {
+    Ok(tx.list_collections()?.iter().any(|c| c == name))
+}
+
+fn describe(spec: &IndexSpec) -> String {
+    let fields: Vec<String> = spec.fields.iter().map(|f| f.to_string()).collect();
+    format!("{:?} on ({})", spec.kind, fields.join(", "))
 }
 
 /// Documents indexed per batch (one write transaction each) when
@@ -104,6 +130,13 @@ impl Db {
 
     /// The results of `spec` (on `T::COLLECTION`) as `T`s.
     pub fn query<T: Document>(&self, spec: &QuerySpec) -> Result<Vec<(u64, T)>> {
+        if spec.collection != T::COLLECTION {
+            return Err(Error::invalid(format!(
+                "query names collection {:?} but runs on {:?}",
+                spec.collection,
+                T::COLLECTION
+            )));
+        }
         let rx = self.begin_read()?;
         if rx.list_collections()?.iter().all(|c| c != T::COLLECTION) {
             return Ok(Vec::new());
@@ -122,6 +155,9 @@ impl Db {
     /// the error is returned. `Ok(false)` when there is no such document.
     pub fn update<T: Document>(&self, id: u64, f: impl FnOnce(&mut T) -> Result<()>) -> Result<bool> {
         let mut tx = self.begin_write()?;
+        if !has_collection(&tx, T::COLLECTION)? {
+            return Ok(false);
+        }
         let mut c = typed_collection::<T>(&mut tx)?;
         let Some(mut doc) = c.read().get_as::<T>(id)? else { return Ok(false) };
         f(&mut doc)?;
@@ -141,6 +177,10 @@ impl Db {
     /// Deletes document `id` of `T::COLLECTION`; true if it existed.
     pub fn delete<T: Document>(&self, id: u64) -> Result<bool> {
         let mut tx = self.begin_write()?;
+        // Nothing to delete: no collection (and no commit) is made.
+        if !has_collection(&tx, T::COLLECTION)? {
+            return Ok(false);
+        }
         let existed = typed_collection::<T>(&mut tx)?.delete(id)?;
         tx.commit()?;
         Ok(existed)
@@ -151,11 +191,17 @@ impl Db {
     /// one write transaction each, so other writers can run between
     /// batches. Until it is complete its status is `building` and queries do
     /// not use it. A unique violation found while filling drops the index
-    /// and returns the error.
+    /// and returns the error. A build cut short (a `Busy` batch, a crash)
+    /// leaves the index `building`: calling this again with the same `spec`
+    /// resumes it where it stopped.
     pub fn create_index(&self, coll: &str, spec: IndexSpec) -> Result<()> {
         let name = spec.name.clone();
         let mut tx = self.begin_write()?;
-        tx.collection_mut(coll)?.add_index(spec, IndexStatus::Building)?;
+        let mut c = tx.collection_mut(coll)?;
+        let resume = c.read().indexes().iter().any(|i| i.spec == spec && i.status == IndexStatus::Building);
+        if !resume {
+            c.add_index(spec, IndexStatus::Building)?;
+        }
         tx.commit()?;
         loop {
             let mut tx = self.begin_write()?;

@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::index::secondary::{IndexKind, IndexSpec};
 use crate::query::expr::FieldPath;
 use crate::storage::header::MAGIC;
+use crate::txn::EngineTrees;
 use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 
 /// The export format version this build writes and reads.
@@ -162,7 +163,7 @@ fn export_kv<T: ReadableTxn, W: Write>(
     w: &mut LineWriter<W>,
     report: &mut ExportReport,
 ) -> Result<()> {
-    let tree = txn.open_tree(&format!("{KV_PREFIX}{ns}"))?;
+    let tree = txn.open_engine_tree(&format!("{KV_PREFIX}{ns}"))?;
     w.line(&Value::Map(vec![
         ("obj_export".into(), Value::Int(EXPORT_VERSION)),
         ("kv".into(), s(ns)),
@@ -543,7 +544,7 @@ impl Db {
                 }
                 Section::Kv { ns, count } => {
                     check_component_name("namespace", ns).map_err(|e| at_line(lineno, e))?;
-                    imp.tx()?.create_tree(&format!("{KV_PREFIX}{ns}"))?;
+                    imp.tx()?.create_engine_tree(&format!("{KV_PREFIX}{ns}"))?;
                     imp.report.kv_namespaces += 1;
                     *count
                 }

@@ -15,6 +15,7 @@ use crate::error::{Error, PageNo, Result};
 use crate::storage::freelist;
 use crate::storage::page::PageRead;
 use crate::storage::pager::Snapshot;
+use crate::txn::EngineTrees;
 
 /// What an integrity check looked at (returned when it found nothing wrong).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -201,7 +202,7 @@ fn check_indexes_into(txn: &crate::txn::ReadTxn, findings: &mut Vec<String>) -> 
         let Some(st) = state(txn, &name)? else { continue };
         for info in st.indexes.iter().filter(|i| i.status == IndexStatus::Ready) {
             let iname = &info.spec.name;
-            let Some(tree) = txn.find_tree(&index_tree(&name, iname))? else {
+            let Some(tree) = txn.find_engine_tree(&index_tree(&name, iname))? else {
                 findings.push(format!("collection {name:?}: index {iname:?} has no tree"));
                 continue;
             };

@@ -33,6 +33,7 @@ use crate::options::{Options, SyncMode};
 use crate::storage::file::{OpenMode, Vfs};
 use crate::storage::pager::{wal_path_of, Pager};
 use crate::storage::shm::shm_path_of;
+use crate::txn::EngineTrees;
 use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 
 /// Dirty pages per copy transaction (bounds the memory a rekey uses).
@@ -136,8 +137,8 @@ fn copy_trees(src: &Arc<Pager>, dst: &Arc<Pager>) -> Result<()> {
     let mut w = WriteTxn::new(dst.clone(), dst.lock_writer()?)?;
     w.ensure_catalog()?;
     for name in r.list_trees()? {
-        let from = r.open_tree(&name)?;
-        let mut to = w.create_tree(&name)?;
+        let from = r.open_engine_tree(&name)?;
+        let mut to = w.create_engine_tree(&name)?;
         for entry in r.range(&from, Bound::Unbounded, Bound::Unbounded, false)? {
             let (key, value) = entry?;
             w.insert(&to, &key, &value).map_err(|e| match e {
@@ -149,7 +150,7 @@ fn copy_trees(src: &Arc<Pager>, dst: &Arc<Pager>) -> Result<()> {
             if w.dirty_pages() >= BATCH_PAGES {
                 w.commit()?;
                 w = WriteTxn::new(dst.clone(), dst.lock_writer()?)?;
-                to = w.open_tree(&name)?;
+                to = w.open_engine_tree(&name)?;
             }
         }
     }

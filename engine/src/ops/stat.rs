@@ -12,6 +12,7 @@ use crate::doc::collection::CollectionKind;
 use crate::error::Result;
 use crate::storage::cache::CacheStats;
 use crate::storage::pager::Snapshot;
+use crate::txn::EngineTrees;
 use crate::txn::{ReadTxn, ReadableTxn};
 
 /// One tree's figures.
@@ -144,7 +145,7 @@ impl Db {
 /// Pages used by the tree `name`, if it exists (reads its nodes, counts
 /// its overflow pages from the values' lengths).
 fn tree_pages(txn: &ReadTxn, name: &str) -> Result<u64> {
-    let Some(tree) = txn.find_tree(name)? else { return Ok(0) };
+    let Some(tree) = txn.find_engine_tree(name)? else { return Ok(0) };
     crate::btree::page_count(txn.snapshot(), tree.root(), txn.snapshot().header().page_count as u64)
 }
 
@@ -158,7 +159,7 @@ fn gather_collections(txn: &ReadTxn, page_size: u64) -> Result<Vec<CollectionSta
         for info in &st.indexes {
             let tname = index_tree(&name, &info.spec.name);
             pages += tree_pages(txn, &tname)?;
-            let entries = match txn.find_tree(&tname)? {
+            let entries = match txn.find_engine_tree(&tname)? {
                 Some(t) => txn.count(&t)?,
                 None => 0,
             };
@@ -192,7 +193,7 @@ pub fn gather(txn: &ReadTxn) -> Result<Stat> {
     let free_pages = header.freelist_count as u64;
     let mut trees = Vec::new();
     for name in txn.list_trees()? {
-        let tree = txn.open_tree(&name)?;
+        let tree = txn.open_engine_tree(&name)?;
         trees.push(TreeStat { entries: txn.count(&tree)?, name });
     }
     Ok(Stat {

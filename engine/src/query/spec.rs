@@ -118,9 +118,12 @@ pub struct QuerySpec {
     pub collection: String,
     /// Which documents match ([`Filter::True`]: all).
     pub filter: Filter,
-    /// The result order, most significant key first. Empty: the engine's
-    /// natural order (document id, or index order when `index` is given).
-    /// Ties are broken by document id so that results are deterministic.
+    /// The result order, most significant key first. Empty: the plan's
+    /// order, which is document id for a scan and index-key order (then id)
+    /// when an index is read (the one `index` names, or one the planner
+    /// picks), so unsorted pages may change when an index is created or
+    /// dropped: sort to page stably. Ties are broken by document id so that
+    /// results are deterministic.
     pub sort: Vec<SortKey>,
     /// At most this many results (after `offset`).
     pub limit: Option<u64>,

@@ -209,6 +209,13 @@ impl Pager {
         if !exists && (options.read_only || !options.create) {
             return Err(Error::not_found(format!("database file {display} does not exist")));
         }
+        // Refused before the file is created (a refused open leaves nothing).
+        if !exists && !crate::storage::header::valid_page_size(options.page_size) {
+            return Err(Error::invalid(format!(
+                "page size {} is not a power of two from 4096 to 65536",
+                options.page_size
+            )));
+        }
         let mode = if options.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWriteCreate };
         let main = vfs.open(path, mode).map_err(|e| Error::io(format!("opening {display}"), e))?;
         Self::open_file(vfs, path, main, false, options)
