@@ -101,11 +101,24 @@ pub(crate) unsafe fn put_found(
     out: *mut obj_bytes,
     value: Option<Vec<u8>>,
 ) -> Result<(), Error> {
+    need(out, "out")?;
     // SAFETY: per this function's contract.
     unsafe {
         put(found, value.is_some(), "found")?;
-        put(out, obj_bytes::from_vec(value.unwrap_or_default()), "out")
+        put_vec(out, value.unwrap_or_default(), "out")
     }
+}
+
+/// Writes `v` as a new buffer through an out-pointer, which must not be
+/// NULL. The pointer is checked before the buffer is made: an `obj_bytes`
+/// has no destructor, so one made for a NULL pointer would leak.
+///
+/// # Safety
+/// `out` is NULL or valid for writing an `obj_bytes`.
+pub(crate) unsafe fn put_vec(out: *mut obj_bytes, v: Vec<u8>, what: &str) -> Result<(), Error> {
+    need(out, what)?;
+    // SAFETY: checked non-null; writable per the caller's contract.
+    unsafe { put(out, obj_bytes::from_vec(v), what) }
 }
 
 /// Checks an out-pointer before any work is done.
@@ -124,10 +137,12 @@ pub(crate) fn need<T>(out: *mut T, what: &str) -> Result<(), Error> {
 #[no_mangle]
 pub unsafe extern "C" fn obj_bytes_copy(value: *const u8, len: usize, out: *mut obj_bytes) -> obj_status {
     fence(|| {
+        // Checked before the copy is made, which would leak otherwise.
+        need(out, "out")?;
         // SAFETY: per this function's contract.
         let v = unsafe { arg_bytes(value, len, "value") }?.to_vec();
         // SAFETY: per this function's contract.
-        unsafe { put(out, obj_bytes::from_vec(v), "out") }
+        unsafe { put_vec(out, v, "out") }
     })
 }
 
