@@ -47,7 +47,9 @@
  * always allowed (before or after the transaction ends).
  *
  * Threads. An obj_db handle may be used from any number of threads at
- * once. An obj_txn may be used from any thread, but calls on one obj_txn
+ * once; no call holds the handle while it runs, so obj_db_close never
+ * waits for calls in progress (they finish, and the last of them closes
+ * the database). An obj_txn may be used from any thread, but calls on one obj_txn
  * and on its cursors are serialised (a second thread waits); a write
  * transaction should stay on one thread for clarity. One write
  * transaction at a time per database: obj_txn_begin_write waits up to the
@@ -141,7 +143,10 @@ typedef struct obj_cursor obj_cursor;
 
 /**
  * An open database (opaque). Create with `obj_db_open`, release with
- * `obj_db_free`. Usable from many threads at once.
+ * `obj_db_free`. Usable from many threads at once: no call holds the
+ * handle while it works, so calls on one handle never wait for each other
+ * (only for the database's one writer, as obj_txn_begin_write says), and
+ * a progress callback may call back into the library on the same handle.
  */
 typedef struct obj_db obj_db;
 
@@ -245,7 +250,11 @@ typedef struct {
  * A progress callback: `done` of `total` pages copied so far; `ctx` is the
  * caller's pointer, passed through. Return false to cancel (the call then
  * returns OBJ_OK with `"cancelled": true` in its report, and nothing is
- * left at the target). Called on the calling thread, during the call.
+ * left at the target). Called on the calling thread, during the call. It
+ * may call the library, on the same database handle too: the backup holds
+ * no lock on the handle (an obj_db_close from the callback returns at
+ * once, later calls on the handle return OBJ_CLOSED, and the backup
+ * finishes; obj_db_rekey returns OBJ_BUSY).
  */
 typedef bool (*obj_progress_fn)(uint64_t done, uint64_t total, void *ctx);
 
@@ -538,6 +547,12 @@ obj_status obj_db_open(const char *path, const obj_options *opts, obj_db **out);
  * allocated (later calls on it return OBJ_CLOSED) until `obj_db_free`.
  * Closing twice is OK. Transactions still open keep working until freed.
  *
+ * Never waits for calls in progress on the handle (on other threads, or
+ * the obj_db_backup whose progress callback closes it): they finish on the
+ * database as it was, and the last of them to return does the close,
+ * checkpoint included, without reporting its errors. Calls that begin
+ * after the close return OBJ_CLOSED.
+ *
  * # Safety
  * `db` is NULL or a live handle from `obj_db_open`.
  */
@@ -550,7 +565,9 @@ obj_status obj_db_close(obj_db *db);
  * is as safe as after `obj_db_close`). For an application leaving because
  * of an error, which wants no more I/O than needed. Locks are released.
  * The handle stays allocated until `obj_db_free` (which then does not
- * checkpoint either). Closing twice is OK.
+ * checkpoint either). Closing twice is OK; the first close decides
+ * whether to checkpoint. Like obj_db_close, never waits for calls in
+ * progress (the last of them closes the database, without the checkpoint).
  *
  * # Safety
  * `db` is NULL or a live handle from `obj_db_open`.
@@ -558,8 +575,9 @@ obj_status obj_db_close(obj_db *db);
 obj_status obj_db_close_no_checkpoint(obj_db *db);
 
 /**
- * Closes (if still open) and frees the handle. NULL is a no-op. The
- * handle must not be used afterwards.
+ * Closes (if still open, as obj_db_close) and frees the handle. NULL is
+ * a no-op. The handle must not be used afterwards, nor be in use by
+ * another thread when it is freed.
  *
  * # Safety
  * `db` is NULL or a live handle from `obj_db_open`.
@@ -1174,7 +1192,11 @@ obj_status obj_db_import(obj_db *db, const char *path, uint64_t batch_size, obj_
  * `passphrase` (Argon2id) encrypts a plain database or changes the key;
  * both NULL decrypts it. Crash-safe (a new copy renamed over the file).
  * This must be the only handle on the file, with no transaction open
- * (else OBJ_BUSY). Later opens must give the new key.
+ * and no other call in progress on the handle, such as a backup whose
+ * progress callback calls this (else OBJ_BUSY). Later opens must give the
+ * new key. While it runs, other calls on the handle return OBJ_BUSY; an
+ * obj_db_close meanwhile returns at once, and the rekey closes the
+ * database when it ends.
  *
  * # Safety
  * `db` is a live handle; `key` NULL or valid for 32 bytes; `passphrase`

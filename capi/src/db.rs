@@ -2,17 +2,21 @@
 //! and the tagged-handle machinery shared by all handle kinds.
 
 use std::ffi::c_char;
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use obj_engine::{Db, Error, Options, SyncMode};
+use obj_engine::{Db, EncryptionKey, Error, Options, SyncMode};
 
 use crate::bytes::{arg_str, need, obj_bytes, put};
 use crate::error::fence;
 use crate::obj_status;
 
 /// An open database (opaque). Create with `obj_db_open`, release with
-/// `obj_db_free`. Usable from many threads at once.
+/// `obj_db_free`. Usable from many threads at once: no call holds the
+/// handle while it works, so calls on one handle never wait for each other
+/// (only for the database's one writer, as obj_txn_begin_write says), and
+/// a progress callback may call back into the library on the same handle.
 pub struct obj_db {
     _opaque: u8,
 }
@@ -70,15 +74,174 @@ pub(crate) unsafe fn free_handle<T, H>(p: *mut H, tag: u64, what: &str) -> Resul
     Ok(())
 }
 
-pub(crate) type DbState = RwLock<Option<Db>>;
+/// The engine handle behind an open `obj_db`, shared by the handle and by
+/// every call in progress on it: a database-level call takes a reference
+/// under the handle's lock and releases the lock at once, so no call holds
+/// that lock while it works, waits or runs a callback of the caller. Whoever
+/// drops the last reference closes the database: `obj_db_close` itself
+/// when no call is in progress, else the last of those calls as it returns.
+pub(crate) struct Live {
+    /// Taken only by the close ([`Live::close`] or the drop).
+    db: Option<Db>,
+    /// How the last reference closes the database: with the close-time
+    /// checkpoint (`obj_db_close`, `obj_db_free`) or without it.
+    checkpoint: AtomicBool,
+}
 
-/// The open `Db` behind a handle, or `OBJ_CLOSED`.
-pub(crate) fn open_db(state: &DbState) -> Result<RwLockReadGuard<'_, Option<Db>>, Error> {
-    let guard = state.read().unwrap_or_else(|p| p.into_inner());
-    if guard.is_none() {
-        return Err(Error::Closed("the database handle was closed".into()));
+impl Live {
+    fn new(db: Db) -> Live {
+        Live { db: Some(db), checkpoint: AtomicBool::new(true) }
     }
-    Ok(guard)
+
+    /// Closes the database now, as recorded in `checkpoint`.
+    fn close(mut self) -> Result<(), Error> {
+        match self.db.take() {
+            Some(db) if self.checkpoint.load(Ordering::Acquire) => db.close(),
+            Some(db) => {
+                db.close_without_checkpoint();
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::ops::Deref for Live {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        // `db` is taken only by `close` and `drop`, which consume the Live.
+        self.db.as_ref().expect("a Live holds its Db until it is closed")
+    }
+}
+
+impl Drop for Live {
+    /// The last call in progress when the handle was closed closes the
+    /// database as that close asked (its errors are not reported).
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            if self.checkpoint.load(Ordering::Acquire) {
+                let _ = db.close();
+            } else {
+                db.close_without_checkpoint();
+            }
+        }
+    }
+}
+
+/// The state of a database handle.
+pub(crate) enum Slot {
+    Open(Arc<Live>),
+    /// `obj_db_rekey` has the database for itself while it rewrites it
+    /// (calls meanwhile are OBJ_BUSY). `close` is set by a close meanwhile,
+    /// with whether it checkpoints: the rekey closes the database when it
+    /// ends, and calls are OBJ_CLOSED from the close on.
+    Rekeying {
+        close: Option<bool>,
+    },
+    Closed,
+}
+
+/// Reference counted, so that a rekey in progress never depends on the
+/// handle's memory after it released the lock.
+pub(crate) type DbState = Arc<Mutex<Slot>>;
+
+fn lock_slot(state: &DbState) -> MutexGuard<'_, Slot> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn closed_error() -> Error {
+    Error::Closed("the database handle was closed".into())
+}
+
+/// The open database behind a handle, for the length of one call; or
+/// `OBJ_CLOSED`, or `OBJ_BUSY` while `obj_db_rekey` rewrites it. The
+/// handle's lock is held only while the reference is taken.
+pub(crate) fn open_db(state: &DbState) -> Result<Arc<Live>, Error> {
+    match &*lock_slot(state) {
+        Slot::Open(live) => Ok(live.clone()),
+        Slot::Rekeying { close: None } => {
+            Err(Error::Busy("obj_db_rekey is rewriting the database on this handle".into()))
+        }
+        Slot::Rekeying { close: Some(_) } | Slot::Closed => Err(closed_error()),
+    }
+}
+
+/// Marks the handle closed, then closes the database: at once when no call
+/// is in progress on it, else as the last of them returns (never waiting
+/// for them). `checkpoint` says whether to fold the WAL (`obj_db_close`)
+/// or not (`obj_db_close_no_checkpoint`); the first close decides.
+fn close_state(state: &DbState, checkpoint: bool) -> Result<(), Error> {
+    let live = {
+        let mut slot = lock_slot(state);
+        match std::mem::replace(&mut *slot, Slot::Closed) {
+            Slot::Open(live) => live,
+            Slot::Rekeying { close } => {
+                *slot = Slot::Rekeying { close: Some(close.unwrap_or(checkpoint)) };
+                return Ok(());
+            }
+            Slot::Closed => return Ok(()),
+        }
+    };
+    live.checkpoint.store(checkpoint, Ordering::Release);
+    // Exactly one owner gets the Live: this close (which then reports the
+    // close's errors), or the last call in progress (whose drop closes it).
+    match Arc::into_inner(live) {
+        Some(live) => live.close(),
+        None => Ok(()),
+    }
+}
+
+/// `obj_db_rekey`: takes the database out of the handle (refused with
+/// OBJ_BUSY while any call is in progress on it, a backup whose progress
+/// callback asks for the rekey included), rewrites it without holding the
+/// handle's lock, and puts it back (or closes it, if the handle was closed
+/// meanwhile).
+pub(crate) fn rekey_state(state: &DbState, new_key: Option<EncryptionKey>) -> Result<(), Error> {
+    let state = state.clone();
+    let mut live = {
+        let mut slot = lock_slot(&state);
+        match std::mem::replace(&mut *slot, Slot::Closed) {
+            Slot::Open(live) => match Arc::try_unwrap(live) {
+                Ok(live) => {
+                    *slot = Slot::Rekeying { close: None };
+                    live
+                }
+                Err(shared) => {
+                    *slot = Slot::Open(shared);
+                    return Err(Error::Busy(
+                        "rekey needs every call on this handle to be finished (one is in progress)".into(),
+                    ));
+                }
+            },
+            other => {
+                let busy = matches!(other, Slot::Rekeying { close: None });
+                *slot = other;
+                return Err(if busy {
+                    Error::Busy("obj_db_rekey is already rewriting the database on this handle".into())
+                } else {
+                    closed_error()
+                });
+            }
+        }
+    };
+    let result = match live.db.as_mut() {
+        Some(db) => db.rekey(new_key),
+        None => Err(closed_error()),
+    };
+    let mut slot = lock_slot(&state);
+    match std::mem::replace(&mut *slot, Slot::Closed) {
+        Slot::Rekeying { close: Some(checkpoint) } => {
+            drop(slot);
+            live.checkpoint.store(checkpoint, Ordering::Release);
+            let closed = live.close();
+            result.and(closed)
+        }
+        // Only this rekey leaves the Rekeying state.
+        _ => {
+            *slot = Slot::Open(Arc::new(live));
+            result
+        }
+    }
 }
 
 /// Options for `obj_db_open`. Initialise with `obj_options_init`, then
@@ -202,7 +365,8 @@ pub unsafe extern "C" fn obj_db_open(
             to_options(unsafe { &*opts })?
         };
         let db = Db::open_with(path, options)?;
-        let h = new_handle::<DbState, obj_db>(DB_TAG, RwLock::new(Some(db)));
+        let h =
+            new_handle::<DbState, obj_db>(DB_TAG, Arc::new(Mutex::new(Slot::Open(Arc::new(Live::new(db))))));
         // SAFETY: checked non-null above.
         unsafe { out.write(h) };
         Ok(())
@@ -215,6 +379,12 @@ pub unsafe extern "C" fn obj_db_open(
 /// allocated (later calls on it return OBJ_CLOSED) until `obj_db_free`.
 /// Closing twice is OK. Transactions still open keep working until freed.
 ///
+/// Never waits for calls in progress on the handle (on other threads, or
+/// the obj_db_backup whose progress callback closes it): they finish on the
+/// database as it was, and the last of them to return does the close,
+/// checkpoint included, without reporting its errors. Calls that begin
+/// after the close return OBJ_CLOSED.
+///
 /// # Safety
 /// `db` is NULL or a live handle from `obj_db_open`.
 #[no_mangle]
@@ -222,11 +392,7 @@ pub unsafe extern "C" fn obj_db_close(db: *mut obj_db) -> obj_status {
     fence(|| {
         // SAFETY: per contract.
         let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-        let taken = state.write().unwrap_or_else(|p| p.into_inner()).take();
-        match taken {
-            Some(d) => d.close(),
-            None => Ok(()),
-        }
+        close_state(state, true)
     })
 }
 
@@ -236,7 +402,9 @@ pub unsafe extern "C" fn obj_db_close(db: *mut obj_db) -> obj_status {
 /// is as safe as after `obj_db_close`). For an application leaving because
 /// of an error, which wants no more I/O than needed. Locks are released.
 /// The handle stays allocated until `obj_db_free` (which then does not
-/// checkpoint either). Closing twice is OK.
+/// checkpoint either). Closing twice is OK; the first close decides
+/// whether to checkpoint. Like obj_db_close, never waits for calls in
+/// progress (the last of them closes the database, without the checkpoint).
 ///
 /// # Safety
 /// `db` is NULL or a live handle from `obj_db_open`.
@@ -245,16 +413,13 @@ pub unsafe extern "C" fn obj_db_close_no_checkpoint(db: *mut obj_db) -> obj_stat
     fence(|| {
         // SAFETY: per contract.
         let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-        let taken = state.write().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(d) = taken {
-            d.close_without_checkpoint();
-        }
-        Ok(())
+        close_state(state, false)
     })
 }
 
-/// Closes (if still open) and frees the handle. NULL is a no-op. The
-/// handle must not be used afterwards.
+/// Closes (if still open, as obj_db_close) and frees the handle. NULL is
+/// a no-op. The handle must not be used afterwards, nor be in use by
+/// another thread when it is freed.
 ///
 /// # Safety
 /// `db` is NULL or a live handle from `obj_db_open`.
@@ -266,8 +431,7 @@ pub unsafe extern "C" fn obj_db_free(db: *mut obj_db) -> obj_status {
         }
         // SAFETY: per contract.
         let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-        let taken = state.write().unwrap_or_else(|p| p.into_inner()).take();
-        let closed = taken.map_or(Ok(()), Db::close);
+        let closed = close_state(state, true);
         // SAFETY: per contract; not used afterwards.
         unsafe { free_handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
         closed
@@ -300,8 +464,7 @@ pub unsafe extern "C" fn obj_db_checkpoint(db: *mut obj_db, out: *mut obj_checkp
     fence(|| {
         // SAFETY: per contract.
         let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-        let guard = open_db(state)?;
-        let r = guard.as_ref().expect("checked open").checkpoint()?;
+        let r = open_db(state)?.checkpoint()?;
         if !out.is_null() {
             let v = obj_checkpoint_result {
                 frames_backfilled: r.frames_backfilled,
@@ -336,8 +499,7 @@ pub unsafe extern "C" fn obj_db_stat_json(db: *mut obj_db, out: *mut obj_bytes) 
         need(out, "out")?;
         // SAFETY: per contract.
         let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-        let guard = open_db(state)?;
-        let s = guard.as_ref().expect("checked open").stat()?;
+        let s = open_db(state)?.stat()?;
         let trees: Vec<serde_json::Value> =
             s.trees.iter().map(|t| serde_json::json!({"name": t.name, "entries": t.entries})).collect();
         let collections: Vec<serde_json::Value> = s
@@ -395,8 +557,7 @@ pub unsafe extern "C" fn obj_db_integrity_check(db: *mut obj_db, out: *mut obj_b
     fence(|| {
         // SAFETY: per contract.
         let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-        let guard = open_db(state)?;
-        let r = guard.as_ref().expect("checked open").integrity_check()?;
+        let r = open_db(state)?.integrity_check()?;
         if !out.is_null() {
             let json = serde_json::json!({"pages": r.pages, "free_pages": r.free_pages, "trees": r.trees, "entries": r.entries});
             // SAFETY: non-null and writable.

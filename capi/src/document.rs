@@ -372,9 +372,7 @@ pub unsafe extern "C" fn obj_db_doc_get(
         let coll = unsafe { arg_str(coll, "collection name") }?;
         // SAFETY: per contract.
         let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-        let guard = open_db(state)?;
-        let snapshot = guard.as_ref().expect("checked open").begin_read()?;
-        drop(guard);
+        let snapshot = open_db(state)?.begin_read()?;
         let mut bytes = Vec::new();
         let got = match snapshot.collection(coll) {
             Ok(c) => {
@@ -499,9 +497,7 @@ unsafe fn autocommit<T>(
 ) -> Result<T, Error> {
     // SAFETY: per the caller's contract.
     let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-    let guard = open_db(state)?;
-    let mut w = guard.as_ref().expect("checked open").begin_write()?;
-    drop(guard);
+    let mut w = open_db(state)?.begin_write()?;
     let out = f(&mut w)?;
     w.commit()?;
     Ok(out)

@@ -11,14 +11,18 @@ use obj_engine::ops::export::ImportOptions;
 use obj_engine::{Db, EncryptionKey, Error};
 
 use crate::bytes::{arg_bytes, arg_str, json_bytes, obj_bytes};
-use crate::db::{handle, obj_db, open_db, DbState, DB_TAG};
+use crate::db::{handle, obj_db, open_db, rekey_state, DbState, DB_TAG};
 use crate::error::fence;
 use crate::obj_status;
 
 /// A progress callback: `done` of `total` pages copied so far; `ctx` is the
 /// caller's pointer, passed through. Return false to cancel (the call then
 /// returns OBJ_OK with `"cancelled": true` in its report, and nothing is
-/// left at the target). Called on the calling thread, during the call.
+/// left at the target). Called on the calling thread, during the call. It
+/// may call the library, on the same database handle too: the backup holds
+/// no lock on the handle (an obj_db_close from the callback returns at
+/// once, later calls on the handle return OBJ_CLOSED, and the backup
+/// finishes; obj_db_rekey returns OBJ_BUSY).
 pub type obj_progress_fn = Option<unsafe extern "C" fn(done: u64, total: u64, ctx: *mut c_void) -> bool>;
 
 /// Runs `f` on the open database behind `db`.
@@ -28,8 +32,10 @@ pub type obj_progress_fn = Option<unsafe extern "C" fn(done: u64, total: u64, ct
 unsafe fn with_db<T>(db: *mut obj_db, f: impl FnOnce(&Db) -> Result<T, Error>) -> Result<T, Error> {
     // SAFETY: per the caller's contract.
     let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-    let guard = open_db(state)?;
-    f(guard.as_ref().expect("checked open"))
+    // The handle's lock is not held meanwhile: `f` may run long and call
+    // back into the caller, who may close the handle (see `open_db`).
+    let live = open_db(state)?;
+    f(&live)
 }
 
 /// Writes `value` as JSON into `out` when `out` is not NULL.
@@ -399,7 +405,11 @@ pub(crate) unsafe fn key_from(
 /// `passphrase` (Argon2id) encrypts a plain database or changes the key;
 /// both NULL decrypts it. Crash-safe (a new copy renamed over the file).
 /// This must be the only handle on the file, with no transaction open
-/// (else OBJ_BUSY). Later opens must give the new key.
+/// and no other call in progress on the handle, such as a backup whose
+/// progress callback calls this (else OBJ_BUSY). Later opens must give the
+/// new key. While it runs, other calls on the handle return OBJ_BUSY; an
+/// obj_db_close meanwhile returns at once, and the rekey closes the
+/// database when it ends.
 ///
 /// # Safety
 /// `db` is a live handle; `key` NULL or valid for 32 bytes; `passphrase`
@@ -415,8 +425,6 @@ pub unsafe extern "C" fn obj_db_rekey(
         let new_key = unsafe { key_from(key, passphrase) }?;
         // SAFETY: per contract.
         let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-        let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
-        let d = guard.as_mut().ok_or_else(|| Error::Closed("the database is closed".into()))?;
-        d.rekey(new_key)
+        rekey_state(state, new_key)
     })
 }

@@ -324,8 +324,7 @@ unsafe fn begin(db: *mut obj_db, out: *mut *mut obj_txn, write: bool) -> Result<
     need(out, "out")?;
     // SAFETY: per the caller's contract.
     let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-    let guard = open_db(state)?;
-    let d = guard.as_ref().expect("checked open");
+    let d = open_db(state)?;
     let txn = if write { TxnState::Write(d.begin_write()?) } else { TxnState::Read(d.begin_read()?) };
     let h = new_handle::<TxnCell, obj_txn>(TXN_TAG, Arc::new(Mutex::new(TxnInner::new(txn))));
     // SAFETY: checked non-null.

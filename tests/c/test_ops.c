@@ -69,6 +69,72 @@ static bool cancel(uint64_t done, uint64_t total, void *ctx) {
     return false;
 }
 
+/* Database-level calls from a backup's progress callback. The backup once
+ * held the handle's lock throughout, so a close or a rekey from here never
+ * returned. Now none waits for the backup: a rekey is OBJ_BUSY (a call is in
+ * progress), a close returns at once, the backup finishes on the database
+ * as it was and, as it returns, closes it as the close asked. */
+enum { CB_REKEY, CB_CLOSE, CB_CLOSE_NO_CHECKPOINT };
+static obj_db *cb_db;
+static bool call_back(uint64_t done, uint64_t total, void *ctx) {
+    int what = *(const int *)ctx;
+    obj_bytes b = {0};
+    (void)total;
+    if (done > 0) {
+        /* After the first call's close, the handle is closed. */
+        CHECK_STATUS(obj_db_stat_json(cb_db, &b), what == CB_REKEY ? OBJ_OK : OBJ_CLOSED);
+        obj_bytes_free(&b);
+        return true;
+    }
+    switch (what) {
+    case CB_REKEY:
+        CHECK_ERR(obj_db_rekey(cb_db, NULL, "pw"), OBJ_BUSY, "in progress");
+        CHECK_OK(obj_db_stat_json(cb_db, &b));
+        obj_bytes_free(&b);
+        break;
+    case CB_CLOSE:
+        CHECK_OK(obj_db_close(cb_db));
+        CHECK_OK(obj_db_close(cb_db));
+        CHECK_STATUS(obj_db_stat_json(cb_db, &b), OBJ_CLOSED);
+        CHECK_STATUS(obj_db_rekey(cb_db, NULL, "pw"), OBJ_CLOSED);
+        break;
+    default:
+        CHECK_OK(obj_db_close_no_checkpoint(cb_db));
+        CHECK_OK(obj_db_close(cb_db)); /* the first close decides */
+        CHECK_STATUS(obj_db_compact(cb_db, NULL), OBJ_CLOSED);
+        break;
+    }
+    return true;
+}
+
+static void test_calls_from_progress(int what) {
+    char p1[512], p2[512], wal[600];
+    const char *src = at("ops-cb.obj", p1), *bak = at("ops-cb-bak.obj", p2);
+    remove_db(src), remove_db(bak);
+    snprintf(wal, sizeof wal, "%s-wal", src);
+    CHECK_OK(obj_db_open(src, NULL, &cb_db));
+    fill(cb_db, 300);
+    CHECK(access(wal, F_OK) == 0);
+    obj_bytes rep = {0};
+    alarm(120); /* a hang fails the test */
+    CHECK_OK(obj_db_backup(cb_db, bak, call_back, &what, &rep));
+    alarm(0);
+    CHECK(strstr((const char *)rep.data, "\"cancelled\":false"));
+    obj_bytes_free(&rep);
+    if (what == CB_CLOSE) CHECK(access(wal, F_OK) != 0);             /* folded as the backup returned */
+    if (what == CB_CLOSE_NO_CHECKPOINT) CHECK(access(wal, F_OK) == 0); /* left for the next open */
+    CHECK_STATUS(obj_db_integrity_check(cb_db, NULL), what == CB_REKEY ? OBJ_OK : OBJ_CLOSED);
+    CHECK_OK(obj_db_free(cb_db));
+    obj_db *copy = NULL;
+    CHECK_OK(obj_db_open(bak, NULL, &copy));
+    CHECK(count_of(copy, "orders") == 300);
+    CHECK_OK(obj_db_free(copy));
+    CHECK_OK(obj_db_open(src, NULL, &copy)); /* plain: the rekey did not happen */
+    CHECK(count_of(copy, "orders") == 300);
+    CHECK_OK(obj_db_free(copy));
+    remove_db(src), remove_db(bak);
+}
+
 int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp");
     char p1[512], p2[512], p3[512], p4[512], p5[512];
@@ -93,6 +159,9 @@ int main(int argc, char **argv) {
     CHECK_STATUS(obj_db_backup(db, NULL, NULL, NULL, NULL), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_db_backup(NULL, bak, NULL, NULL, NULL), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_db_backup(db, src, NULL, NULL, NULL), OBJ_BUSY); /* the open database itself */
+    test_calls_from_progress(CB_REKEY);
+    test_calls_from_progress(CB_CLOSE);
+    test_calls_from_progress(CB_CLOSE_NO_CHECKPOINT);
 
     /* Restore: refuses an existing target without overwrite, and an open one. */
     CHECK_OK(obj_db_restore(bak, res, false));

@@ -97,6 +97,93 @@ static void *drainer(void *arg) {
     return (void *)seen;
 }
 
+/* obj_db_close from one thread while another is inside a database-level
+ * call never waits for that call. Calls once held the handle's lock while
+ * they ran, so a close waited for them all, and deadlocked with a backup
+ * whose progress callback made a call of its own. */
+static volatile int in_backup = 0, close_returned = 0, writer_waiting = 0, writer_returned = 0;
+static obj_status callback_status = OBJ_OK;
+
+static bool stat_from_progress(uint64_t done, uint64_t total, void *ctx) {
+    (void)total, (void)ctx;
+    if (done == 0) {
+        in_backup = 1;
+        while (!close_returned) sched_yield();
+    }
+    obj_bytes b = {0};
+    callback_status = obj_db_stat_json(db, &b);
+    obj_bytes_free(&b);
+    return true;
+}
+
+static void *backup_thread(void *arg) {
+    obj_bytes rep = {0};
+    CHECK_OK(obj_db_backup(db, (const char *)arg, stat_from_progress, NULL, &rep));
+    CHECK(strstr((const char *)rep.data, "\"cancelled\":false"));
+    obj_bytes_free(&rep);
+    return NULL;
+}
+
+static void *waiting_writer(void *arg) {
+    (void)arg;
+    obj_txn *w = NULL;
+    writer_waiting = 1;
+    obj_status s = obj_txn_begin_write(db, &w);
+    writer_returned = 1;
+    /* OBJ_CLOSED only if the close came first (the thread was slow to start). */
+    if (s == OBJ_CLOSED) return NULL;
+    /* It began before the close: its transaction works like any other still open. */
+    CHECK_OK(s);
+    uint64_t seven = 7;
+    CHECK_OK(obj_kv_put(w, "counter", (const uint8_t *)"c", 1, (const uint8_t *)&seven, 8));
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    return NULL;
+}
+
+static void test_close_waits_for_no_call(const char *path, const char *backup) {
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    alarm(120); /* a hang fails the test */
+    CHECK_OK(obj_db_open(path, NULL, &db));
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, backup_thread, (void *)backup) == 0);
+    while (!in_backup) sched_yield();
+    CHECK_OK(obj_db_close(db));
+    close_returned = 1;
+    pthread_join(t, NULL);
+    CHECK(callback_status == OBJ_CLOSED);
+    CHECK(access(wal, F_OK) != 0); /* folded as the backup returned */
+    CHECK_OK(obj_db_free(db));
+
+    /* A close beside a begin_write waiting for the writer (for up to 60 s). */
+    obj_options o;
+    obj_options_init(&o);
+    o.busy_timeout_ms = 60000;
+    CHECK_OK(obj_db_open(path, &o, &db));
+    obj_txn *w = NULL;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK(pthread_create(&t, NULL, waiting_writer, NULL) == 0);
+    while (!writer_waiting) sched_yield();
+    sleep(1); /* into its wait */
+    CHECK_OK(obj_db_close(db));
+    CHECK(!writer_returned);
+    obj_txn *r = NULL;
+    CHECK_STATUS(obj_txn_begin_read(db, &r), OBJ_CLOSED);
+    CHECK_OK(obj_txn_free(w)); /* lets the waiting writer in */
+    pthread_join(t, NULL);
+    CHECK_OK(obj_db_free(db));
+    alarm(0);
+    CHECK(access(wal, F_OK) != 0); /* folded once its transaction ended */
+    CHECK_OK(obj_db_open(path, NULL, &db));
+    bool found = false;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    uint64_t c = read_u64(r, "c", &found);
+    CHECK(!found || c == 7);
+    CHECK_OK(obj_txn_free(r));
+    CHECK_OK(obj_db_free(db));
+}
+
 int main(int argc, char **argv) {
     char path[512], wal[520];
     snprintf(path, sizeof path, "%s/c-threads-%d.obj", argc > 1 ? argv[1] : "/tmp", (int)getpid());
@@ -142,6 +229,10 @@ int main(int argc, char **argv) {
     CHECK_OK(obj_txn_free(shared));
     CHECK_OK(obj_db_integrity_check(db, NULL));
     CHECK_OK(obj_db_free(db));
+    char backup[600];
+    snprintf(backup, sizeof backup, "%s-backup.obj", path);
+    test_close_waits_for_no_call(path, backup);
+    unlink(backup);
     unlink(path);
     unlink(wal);
     printf("c threads: %d passed, 0 failed (%ld snapshot reads beside %d commits)\n", checks_run, total, COMMITS);
