@@ -248,9 +248,11 @@ typedef struct {
 
 /**
  * A progress callback: `done` of `total` pages copied so far; `ctx` is the
- * caller's pointer, passed through. Return false to cancel (the call then
- * returns OBJ_OK with `"cancelled": true` in its report, and nothing is
- * left at the target). Called on the calling thread, during the call. It
+ * caller's pointer, passed through. Called before the first page, every
+ * 256 pages, and once with `done` == `total` before the copy is put in
+ * place. Return false from any call, the last included, to cancel (the
+ * call then returns OBJ_OK with `"cancelled": true` in its report, and
+ * nothing is left at the target). Called on the calling thread, during the call. It
  * may call the library, on the same database handle too: the backup holds
  * no lock on the handle (an obj_db_close from the callback returns at
  * once, later calls on the handle return OBJ_CLOSED, and the backup
@@ -1037,7 +1039,9 @@ obj_status obj_kv_list(obj_txn *txn, obj_bytes *out);
  * (UTF-8) while other threads keep reading and writing. The copy is a
  * normal database file, written under a temporary name and renamed into
  * place, so a crash never leaves a partial file at `path`. `progress` may
- * be NULL. `out` (may be NULL) receives a JSON report: pages, bytes,
+ * be NULL. `out` (may be NULL) receives a JSON report: pages and bytes
+ * (of the copy; when cancelled, of the pages copied before the cancel:
+ * the `done` of the callback that returned false, 0 at the first call),
  * commit_counter (the snapshot copied), cancelled, millis. The backup of
  * an encrypted database is encrypted with the same key (it opens with the
  * key or passphrase of the original). Errors: OBJ_BUSY (`path` is an open

@@ -238,8 +238,28 @@ fn backup_gives_a_new_file_id_and_can_be_cancelled() {
         })
         .unwrap();
     assert!(report.cancelled, "{report:?}");
-    assert_eq!(report.pages, 256);
+    assert_eq!((report.pages, report.bytes), (256, 256 * 4096), "what was copied before the cancel");
     assert!(!path.exists());
+    // Cancelled at the first call: nothing was copied.
+    let report = db.backup_to(&path, |_| false).unwrap();
+    assert!(report.cancelled && report.pages == 0 && report.bytes == 0, "{report:?}");
+    assert!(!path.exists());
+    // Cancelled at the last call (every page copied): still nothing at the
+    // target, and the report says how much was copied.
+    let mut seen = Vec::new();
+    let report = db
+        .backup_to(&path, |p| {
+            seen.push(p);
+            p.pages_done < p.pages_total
+        })
+        .unwrap();
+    let last = *seen.last().unwrap();
+    assert_eq!(last.pages_done, last.pages_total);
+    assert!(report.cancelled, "{report:?}");
+    assert_eq!((report.pages, report.bytes), (last.pages_total, last.pages_total * 4096));
+    assert!(!path.exists(), "a backup cancelled at its last progress call left a file");
+    // Each call reports progress: never the same count twice.
+    assert!(seen.windows(2).all(|w| w[0].pages_done < w[1].pages_done), "{seen:?}");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

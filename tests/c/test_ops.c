@@ -68,6 +68,25 @@ static bool cancel(uint64_t done, uint64_t total, void *ctx) {
     (void)done, (void)total, (void)ctx;
     return false;
 }
+/* The unsigned number after "key": in a JSON report (obj_bytes are not
+ * NUL-terminated); -1 if it is not there. */
+static long long report_field(const obj_bytes *b, const char *key) {
+    char text[1024], want[64];
+    size_t n = b->len < sizeof text - 1 ? b->len : sizeof text - 1;
+    memcpy(text, b->data, n);
+    text[n] = 0;
+    snprintf(want, sizeof want, "\"%s\":", key);
+    const char *at_key = strstr(text, want);
+    return at_key ? strtoll(at_key + strlen(want), NULL, 10) : -1;
+}
+
+/* Cancels at the last call, once every page is copied. */
+static uint64_t last_total = 0;
+static bool cancel_at_end(uint64_t done, uint64_t total, void *ctx) {
+    (void)ctx;
+    last_total = total;
+    return done < total;
+}
 
 /* Database-level calls from a backup's progress callback. The backup once
  * held the handle's lock throughout, so a close or a rekey from here never
@@ -154,6 +173,15 @@ int main(int argc, char **argv) {
     char other[512];
     CHECK_OK(obj_db_backup(db, at("ops-cancelled.obj", other), cancel, NULL, &rep));
     CHECK(strstr((const char *)rep.data, "\"cancelled\":true"));
+    CHECK(report_field(&rep, "pages") == 0 && report_field(&rep, "bytes") == 0); /* nothing copied */
+    obj_bytes_free(&rep);
+    CHECK(access(other, F_OK) != 0);
+    /* A cancel at the last call (done == total) is honoured too; the report
+     * gives the pages copied before it. */
+    CHECK_OK(obj_db_backup(db, other, cancel_at_end, NULL, &rep));
+    CHECK(strstr((const char *)rep.data, "\"cancelled\":true"));
+    CHECK(last_total > 0 && report_field(&rep, "pages") == (long long)last_total);
+    CHECK(report_field(&rep, "bytes") == (long long)last_total * 4096);
     obj_bytes_free(&rep);
     CHECK(access(other, F_OK) != 0);
     CHECK_STATUS(obj_db_backup(db, NULL, NULL, NULL, NULL), OBJ_INVALID_ARGUMENT);

@@ -43,15 +43,20 @@ pub struct Progress {
 /// What a backup (or restore) wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BackupReport {
-    /// Pages in the copy (page 0 included).
+    /// Pages in the copy (page 0 included). When cancelled: the pages
+    /// copied before the cancel (the `pages_done` of the progress call that
+    /// returned false: 0 for the first call, all of them for the last),
+    /// none of which was kept.
     pub pages: u64,
-    /// Bytes of the copy.
+    /// Bytes of the copy; when cancelled, of the pages copied before the
+    /// cancel (`pages` times the page size).
     pub bytes: u64,
     /// The commit counter of the snapshot copied: the copy holds exactly
     /// the database as of that commit.
     pub commit_counter: u64,
-    /// The progress callback asked to stop: nothing was written at the
-    /// target (and `pages`/`bytes` say how far it got).
+    /// The progress callback asked to stop (at any of its calls, the last
+    /// included): nothing was written at the target, and `pages`/`bytes`
+    /// say how far the copy got.
     pub cancelled: bool,
     /// Wall time taken, in milliseconds.
     pub millis: u64,
@@ -111,15 +116,17 @@ fn copy_snapshot(
         }
         trunk = next;
     }
-    let mut report = BackupReport {
-        pages: total,
-        bytes: total * page_size as u64,
+    let report = |pages: u64, cancelled: bool| BackupReport {
+        pages,
+        bytes: pages * page_size as u64,
         commit_counter: header.commit_counter,
-        ..Default::default()
+        cancelled,
+        millis: started.elapsed().as_millis() as u64,
     };
+    // A false from any call cancels: `target` is then dropped unpublished,
+    // which removes the temporary file.
     if !progress(Progress { pages_done: 0, pages_total: total }) {
-        report.cancelled = true;
-        return Ok(report);
+        return Ok(report(0, true));
     }
     let mut copy = header;
     copy.file_id = fresh_file_id()?;
@@ -133,19 +140,22 @@ fn copy_snapshot(
             sink.push(&snap.read_page(pgno)?)?;
         }
         let done = pgno as u64 + 1;
-        if done.is_multiple_of(PROGRESS_EVERY) && !progress(Progress { pages_done: done, pages_total: total })
+        // The last count is reported once, below.
+        if done.is_multiple_of(PROGRESS_EVERY)
+            && done < total
+            && !progress(Progress { pages_done: done, pages_total: total })
         {
-            report.cancelled = true;
-            report.pages = done;
-            report.bytes = done * page_size as u64;
-            return Ok(report);
+            return Ok(report(done, true));
         }
+    }
+    // The last call comes before the copy is published, so that it can
+    // still cancel.
+    if !progress(Progress { pages_done: total, pages_total: total }) {
+        return Ok(report(total, true));
     }
     sink.finish(copy)?;
     target.publish()?;
-    progress(Progress { pages_done: total, pages_total: total });
-    report.millis = started.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok(report(total, false))
 }
 
 impl ReadTxn {
@@ -173,9 +183,11 @@ impl Db {
     /// database (`Busy`). The backup of an encrypted database is encrypted
     /// with the same key and opens with it.
     ///
-    /// `progress` is called before the first page, every 256 pages and at
-    /// the end; returning false cancels the backup (nothing is written at
-    /// `path`, and the report says `cancelled`).
+    /// `progress` is called before the first page, every 256 pages and
+    /// once all pages are copied, before the copy is put in place;
+    /// returning false from any of these calls cancels the backup (nothing
+    /// is written at `path`, and the report says `cancelled` and how many
+    /// pages were copied before the cancel).
     pub fn backup_to(
         &self,
         path: impl AsRef<Path>,
