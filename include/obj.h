@@ -1182,7 +1182,9 @@ obj_status obj_db_export(obj_db *db, const char *collection, const char *path, o
  * creates the collections and their indexes and writes every document at
  * its id. `batch_size` 0 imports in one transaction (all or nothing);
  * otherwise it commits every `batch_size` lines in constant memory (a
- * failure then leaves the earlier batches). Errors name the line.
+ * failure then leaves the earlier batches). Errors name the line ("import
+ * line N: ..."); a malformed line (not JSON, not UTF-8, not an export
+ * record) is OBJ_INVALID_ARGUMENT.
  * `out` (may be NULL) receives a JSON report: collections, documents,
  * indexes_created, kv_namespaces, kv_entries, commits.
  *

@@ -863,6 +863,16 @@ fn import_refuses_bad_input_without_partial_writes() {
         assert!(ok(&err), "{input:?}: {err:?}");
         assert!(db.begin_read().unwrap().list_collections().unwrap().is_empty(), "{input:?} left a trace");
     }
+    // Invalid UTF-8 in a line (a Latin-1 'é') is a malformed line like
+    // any other, named, not an I/O error.
+    let mut latin1 = format!("{header}\n{{\"id\":1,\"doc\":{{\"name\":\"caf").into_bytes();
+    latin1.extend_from_slice(b"\xe9\"}}\n{\"id\":2,\"doc\":{}}\n");
+    let err = db.import(Cursor::new(&latin1), ImportOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains("import line 2") && m.contains("UTF-8")),
+        "{err:?}"
+    );
+    assert!(db.begin_read().unwrap().list_collections().unwrap().is_empty(), "invalid UTF-8 left a trace");
     // A unique violation is a Constraint error, reported with its line.
     let dup = format!(
         "{}\n{{\"id\":1,\"doc\":{{\"e\":1}}}}\n{{\"id\":2,\"doc\":{{\"e\":1}}}}\n",

@@ -257,6 +257,18 @@ int main(int argc, char **argv) {
     obj_bytes_free(&rep);
     CHECK(count_of(imp, "orders") == 200);
     CHECK_STATUS(obj_db_import(imp, at("missing.jsonl", other), 0, NULL), OBJ_NOT_FOUND);
+    {
+        /* Invalid UTF-8 in a line (a Latin-1 e-acute) is a malformed line,
+         * named like the others, not an I/O error. */
+        FILE *f = fopen(at("latin1.jsonl", other), "wb");
+        CHECK(f != NULL);
+        fputs("{\"obj_export\":1,\"collection\":\"l1\",\"kind\":\"documents\",\"next_id\":2,\"count\":1,\"indexes\":[]}\n", f);
+        fputs("{\"id\":1,\"doc\":{\"name\":\"caf\xe9\"}}\n", f);
+        CHECK(fclose(f) == 0);
+        CHECK_ERR(obj_db_import(imp, other, 0, NULL), OBJ_INVALID_ARGUMENT, "import line 2: not valid UTF-8");
+        CHECK(count_of(imp, "l1") == 0);
+        unlink(other);
+    }
     CHECK_OK(obj_db_free(imp));
     CHECK_OK(obj_db_free(db));
 

@@ -213,7 +213,9 @@ impl ReadTxn {
 /// Reads non-empty lines and parses each as a JSON value.
 struct Lines<R: BufRead> {
     input: R,
-    buf: String,
+    /// Bytes, not a `String`: a line that is not UTF-8 is a malformed line
+    /// (named, `InvalidArgument`), not an I/O error of the reader.
+    buf: Vec<u8>,
     lineno: u64,
 }
 
@@ -221,12 +223,17 @@ impl<R: BufRead> Lines<R> {
     fn next(&mut self) -> Result<Option<(u64, Value)>> {
         loop {
             self.buf.clear();
-            let n = self.input.read_line(&mut self.buf).map_err(|e| Error::io("reading the import", e))?;
+            let n = self
+                .input
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| Error::io("reading the import", e))?;
             if n == 0 {
                 return Ok(None);
             }
             self.lineno += 1;
-            let text = self.buf.trim();
+            let text = std::str::from_utf8(&self.buf)
+                .map_err(|e| bad(self.lineno, format_args!("not valid UTF-8 ({e})")))?
+                .trim();
             if text.is_empty() {
                 continue;
             }
@@ -504,7 +511,7 @@ impl Db {
     /// `InvalidArgument`; so is an existing collection of the other kind, or
     /// an existing index of the same name with another declaration.
     pub fn import<R: BufRead>(&self, input: R, options: ImportOptions) -> Result<ImportReport> {
-        let mut lines = Lines { input, buf: String::new(), lineno: 0 };
+        let mut lines = Lines { input, buf: Vec::new(), lineno: 0 };
         let mut imp = Importer {
             db: self,
             tx: None,
