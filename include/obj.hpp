@@ -51,6 +51,13 @@ inline std::string take(obj_bytes &b) {
     return s;
 }
 inline const uint8_t *u8(std::string_view s) { return reinterpret_cast<const uint8_t *>(s.data()); }
+/* Never NULL, even for an empty view whose data() is NULL (std::string_view{}):
+ * for the bounds of obj_kv_scan, where NULL means "no bound" and an empty
+ * non-NULL range is the empty key. */
+inline const uint8_t *u8_bound(std::string_view s) {
+    static const uint8_t empty = 0;
+    return s.data() ? detail::u8(s) : &empty;
+}
 }  // namespace detail
 
 /** One document from a read, a query or a unique lookup. */
@@ -307,20 +314,21 @@ public:
         check(obj_kv_list(t_, &b));
         return detail::take(b);
     }
-    /** Keys in [start, end); nullopt ends are open. */
+    /** Keys in [start, end); nullopt ends are open. An engaged empty bound
+     *  is the empty key (an empty `end` gives no keys), whether or not its
+     *  data() is NULL. */
     Cursor kv_range(const std::string &ns, std::optional<std::string_view> start, std::optional<std::string_view> end,
                     bool reverse = false) {
         obj_cursor *c = nullptr;
-        check(obj_kv_scan(t_, ns.c_str(), start ? detail::u8(*start) : nullptr, start ? start->size() : 0,
-                          end ? detail::u8(*end) : nullptr, end ? end->size() : 0, nullptr, 0, reverse, &c));
+        check(obj_kv_scan(t_, ns.c_str(), start ? detail::u8_bound(*start) : nullptr, start ? start->size() : 0,
+                          end ? detail::u8_bound(*end) : nullptr, end ? end->size() : 0, nullptr, 0, reverse, &c));
         return Cursor(c);
     }
-    /** Keys starting with `prefix`. */
+    /** Keys starting with `prefix` (every key for an empty one). */
     Cursor kv_prefix(const std::string &ns, std::string_view prefix, bool reverse = false) {
         obj_cursor *c = nullptr;
-        static const uint8_t empty = 0;
-        const uint8_t *p = prefix.empty() ? &empty : detail::u8(prefix);
-        check(obj_kv_scan(t_, ns.c_str(), nullptr, 0, nullptr, 0, p, prefix.size(), reverse, &c));
+        check(obj_kv_scan(t_, ns.c_str(), nullptr, 0, nullptr, 0, detail::u8_bound(prefix), prefix.size(), reverse,
+                          &c));
         return Cursor(c);
     }
 

@@ -191,6 +191,18 @@ static void test_kv(obj::Db &db) {
     while (every.next_kv()) n++;
     CHECK(n == 3);
     expect_error(OBJ_INVALID_ARGUMENT, [&] { every.next(); });
+    // An engaged empty bound is the empty key, however the empty view was
+    // made (data() NULL or not): only nullopt is an open end.
+    auto count = [](obj::Cursor cur) {
+        int k = 0;
+        while (cur.next_kv()) k++;
+        return k;
+    };
+    CHECK(count(r.kv_range("cfg", std::nullopt, std::string_view(""))) == 0);
+    CHECK(count(r.kv_range("cfg", std::nullopt, std::string_view())) == 0);
+    CHECK(count(r.kv_range("cfg", std::string_view(), std::nullopt)) == 3);
+    CHECK(count(r.kv_range("cfg", std::string_view(), std::string_view("b"))) == 1);
+    CHECK(count(r.kv_range("cfg", std::string_view(""), std::string_view())) == 0);
 }
 
 int main(int argc, char **argv) {
