@@ -58,6 +58,34 @@ inline const uint8_t *u8_bound(std::string_view s) {
     static const uint8_t empty = 0;
     return s.data() ? detail::u8(s) : &empty;
 }
+/* The number of elements of a JSON array, in one pass without allocating:
+ * the commas at the array's own level (outside strings and nested values),
+ * plus one unless it is empty. Exact for well-formed JSON; for malformed
+ * JSON the library reports the JSON error itself. */
+inline size_t json_array_length(std::string_view json) {
+    size_t depth = 0, commas = 0;
+    bool in_string = false, escaped = false, any = false;
+    for (char ch : json) {
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (ch == '\\')
+                escaped = true;
+            else if (ch == '"')
+                in_string = false;
+            continue;
+        }
+        switch (ch) {
+        case ' ': case '\t': case '\n': case '\r': break;
+        case '[': case '{': any = any || depth == 1; depth++; break;
+        case ']': case '}': if (depth > 0) depth--; break;
+        case ',': if (depth == 1) commas++; break;
+        case '"': in_string = true; any = any || depth == 1; break;
+        default: any = any || depth == 1; break;
+        }
+    }
+    return any ? commas + 1 : 0;
+}
 }  // namespace detail
 
 /** One document from a read, a query or a unique lookup. */
@@ -184,8 +212,9 @@ public:
     }
     /** Inserts a JSON array of documents, all or nothing; returns their ids. */
     std::vector<uint64_t> insert_many(const std::string &coll, std::string_view json_array, uint32_t version = 0) {
-        // Every element takes at least 3 bytes ("{}" and a separator).
-        std::vector<uint64_t> ids(json_array.size() / 3 + 1);
+        // One id per element, counted by a scan of the text (not sized by
+        // its bytes: one large document needs one id).
+        std::vector<uint64_t> ids(detail::json_array_length(json_array));
         size_t n = 0;
         check(obj_doc_insert_many(t_, coll.c_str(), detail::u8(json_array), json_array.size(), version, ids.data(),
                                   ids.size(), &n));
