@@ -22,8 +22,10 @@ pub struct obj_db {
 }
 
 /// Every handle is allocated as a `Tagged<T>`: the tag at offset 0 says
-/// which kind of handle it is, so a wrong or freed handle (while its
-/// memory is still mapped) is refused instead of misused.
+/// which kind of handle it is, so a handle of the wrong kind is refused
+/// instead of misused. A freed handle is marked dead, but its memory may
+/// be reused or unmapped: using it is undefined behaviour, caught only by
+/// chance.
 #[repr(C)]
 pub(crate) struct Tagged<T> {
     tag: u64,
@@ -49,7 +51,9 @@ pub(crate) unsafe fn handle<'a, T, H>(p: *const H, tag: u64, what: &str) -> Resu
     // SAFETY: every handle starts with a u64 tag (repr(C) Tagged).
     let found = unsafe { p.cast::<u64>().read() };
     if found != tag {
-        return Err(Error::invalid(format!("not a valid {what} handle (wrong kind, or already freed)")));
+        return Err(Error::invalid(format!(
+            "not a valid {what} handle (a handle of another kind, or not a handle from this library)"
+        )));
     }
     // SAFETY: the tag proves it is a live Tagged<T>.
     Ok(unsafe { &(*p.cast::<Tagged<T>>()).value })
