@@ -26,7 +26,9 @@
  * handle), valid until that thread's next obj_* call.
  *
  * Memory. Buffers the library returns (obj_bytes) are freed with
- * obj_bytes_free, never with free(). Strings passed in are NUL-terminated
+ * obj_bytes_free, never with free(). They are not NUL-terminated (JSON
+ * text included): read `len` bytes, never pass `data` to strlen, strstr
+ * or printf's "%s". Strings passed in are NUL-terminated
  * UTF-8; invalid UTF-8 is OBJ_INVALID_ARGUMENT.
  *
  * Documents travel as JSON text in the engine's JSON form (integers,
@@ -159,7 +161,9 @@ typedef struct obj_txn obj_txn;
 
 /**
  * A byte buffer owned by the library. Free it with `obj_bytes_free`
- * (which resets it to {NULL, 0}); never with free().
+ * (which resets it to {NULL, 0}); never with free(). The bytes are NOT
+ * NUL-terminated, JSON text included: use `len` (printf("%.*s", (int)len,
+ * data), or copy them into a string) rather than strstr, strlen or "%s".
  */
 typedef struct {
   /**
@@ -208,7 +212,10 @@ typedef struct {
    */
   bool read_only;
   /**
-   * Create the file if it does not exist (default true).
+   * Create the file if it does not exist (default true). An existing
+   * empty (0-byte) file is taken as a database not yet written: it opens
+   * as a new empty database, even with `create` false (as in SQLite);
+   * read-only, it is OBJ_INVALID_ARGUMENT.
    */
   bool create;
   /**
@@ -590,7 +597,9 @@ obj_status obj_db_free(obj_db *db);
  * Copies committed WAL frames into the main file (up to what the oldest
  * active reader can see). When that completes and no reader still needs
  * the WAL, the WAL restarts and its file is cut back to its 64-byte
- * header. `out` may be NULL.
+ * header. `out` may be NULL. Takes the writer's lock: while a write
+ * transaction is open (another thread's, or the calling thread's own),
+ * it waits up to the busy timeout, then returns OBJ_BUSY.
  *
  * # Safety
  * `db` is a live handle; `out` is NULL or writable.
@@ -632,7 +641,9 @@ obj_status obj_db_integrity_check(obj_db *db, obj_bytes *out);
  * `*out_id`. Errors: OBJ_CONSTRAINT (a unique index already holds one of
  * its values; nothing was written and the transaction goes on),
  * OBJ_INVALID_ARGUMENT (read or finished transaction, malformed JSON,
- * not an object, a raw collection, bad name, NULL pointers).
+ * not an object, a raw collection, bad name, NULL pointers, a value too
+ * long for an index of the collection: see obj_index_create for the
+ * limit; nothing was written).
  *
  * # Safety
  * `txn` is a live handle; `coll` a NUL-terminated string; `json` valid for
@@ -758,9 +769,10 @@ obj_status obj_doc_upsert(obj_txn *txn,
  * committed inside the call: `obj_txn_begin_write` + `obj_doc_insert` +
  * `obj_txn_commit` in one call, for a single write outside any
  * transaction (SQLite's autocommit). Durable on return with the default
- * sync mode. Outputs and errors as those three (OBJ_BUSY when another
- * writer holds the lock past the busy timeout); on any error nothing is
- * written. OBJ_CLOSED after `obj_db_close`.
+ * sync mode. Outputs and errors as those three: while a write
+ * transaction is open (another thread's, or the calling thread's own),
+ * it waits up to the busy timeout, then returns OBJ_BUSY. On any error
+ * nothing is written. OBJ_CLOSED after `obj_db_close`.
  *
  * # Safety
  * `db` is a live handle; otherwise as obj_doc_insert.
@@ -893,7 +905,17 @@ const char *obj_version(void);
  * spec again is OBJ_OK. Errors: OBJ_CONSTRAINT (a unique index and two
  * existing documents share a value; no trace is left),
  * OBJ_INVALID_ARGUMENT (malformed spec, same name with another spec, a
- * raw collection, read or finished transaction).
+ * raw collection, read or finished transaction, an existing document
+ * with a value too long for the index).
+ *
+ * Index keys are limited in size: a key (the indexed values, encoded) may
+ * take 1341 bytes in a database of 4 KiB pages for a unique index, 8
+ * bytes less for the other kinds; the limit about doubles with each
+ * doubling of the page size (2707 bytes for 8 KiB pages, 21821 for 64 KiB)
+ * and is a little lower in an encrypted database. A list is indexed whole
+ * as well as element by element, so the whole list must fit too. A write
+ * of a document with a longer value for an indexed field is
+ * OBJ_INVALID_ARGUMENT ("too long for index"), with nothing written.
  *
  * # Safety
  * `txn` is a live handle; `coll` a NUL-terminated string; `spec_json`
@@ -1092,7 +1114,9 @@ obj_status obj_db_restore_with_key(const char *backup,
  * snapshot is open the file shrinks at a later checkpoint: `"complete"`
  * false). `out` (may be NULL) receives a JSON report: pages_before,
  * pages_after, file_size_before, file_size_after, commit_counter,
- * rewritten, complete, millis.
+ * rewritten, complete, millis. Takes the writer's lock: while a write
+ * transaction is open (another thread's, or the calling thread's own),
+ * it waits up to the busy timeout, then returns OBJ_BUSY.
  *
  * # Safety
  * `db` is a live handle; `out` NULL or writable.
@@ -1124,7 +1148,11 @@ obj_status obj_db_compaction_estimate(obj_db *db, obj_bytes *out);
  * Opens the database at `path` read-only and makes its collections
  * readable as `"<ns>.<collection>"` in every transaction begun afterwards
  * on this handle (each takes a snapshot of the attached file when it
- * begins). Writes there are OBJ_INVALID_ARGUMENT. Errors: OBJ_NOT_FOUND
+ * begins). Writes there are OBJ_INVALID_ARGUMENT. Collections only: the
+ * attached file's key-value namespaces are not reachable, and a
+ * key-value call (obj_kv_get, obj_kv_put, obj_kv_scan, ...) on
+ * `"<ns>.x"` reads or writes this database's own namespace of that name.
+ * Errors: OBJ_NOT_FOUND
  * (no file), OBJ_CORRUPTION / OBJ_INVALID_ARGUMENT (not a sound obj
  * database), OBJ_INVALID_ARGUMENT (namespace already attached or invalid).
  *
@@ -1180,7 +1208,10 @@ obj_status obj_db_export(obj_db *db, const char *collection, const char *path, o
 /**
  * Loads a JSON-lines export (obj_db_export) from the file `path`:
  * creates the collections and their indexes and writes every document at
- * its id. `batch_size` 0 imports in one transaction (all or nothing);
+ * its id, in write transactions of its own: while another write
+ * transaction is open (another thread's, or the calling thread's own), it
+ * waits up to the busy timeout, then returns OBJ_BUSY.
+ * `batch_size` 0 imports in one transaction (all or nothing);
  * otherwise it commits every `batch_size` lines in constant memory (a
  * failure then leaves the earlier batches). Errors name the line ("import
  * line N: ..."); a malformed line (not JSON, not UTF-8, not an export

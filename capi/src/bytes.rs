@@ -9,7 +9,9 @@ use crate::error::fence;
 use crate::obj_status;
 
 /// A byte buffer owned by the library. Free it with `obj_bytes_free`
-/// (which resets it to {NULL, 0}); never with free().
+/// (which resets it to {NULL, 0}); never with free(). The bytes are NOT
+/// NUL-terminated, JSON text included: use `len` (printf("%.*s", (int)len,
+/// data), or copy them into a string) rather than strstr, strlen or "%s".
 #[repr(C)]
 #[derive(Debug)]
 pub struct obj_bytes {

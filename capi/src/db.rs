@@ -269,7 +269,10 @@ pub struct obj_options {
     pub wal_autocheckpoint: u64,
     /// Open read-only.
     pub read_only: bool,
-    /// Create the file if it does not exist (default true).
+    /// Create the file if it does not exist (default true). An existing
+    /// empty (0-byte) file is taken as a database not yet written: it opens
+    /// as a new empty database, even with `create` false (as in SQLite);
+    /// read-only, it is OBJ_INVALID_ARGUMENT.
     pub create: bool,
     /// Encryption at rest: NULL for a plain database, or 32 raw key bytes
     /// (AES-256-GCM per page; read during `obj_db_open` only).
@@ -459,7 +462,9 @@ pub struct obj_checkpoint_result {
 /// Copies committed WAL frames into the main file (up to what the oldest
 /// active reader can see). When that completes and no reader still needs
 /// the WAL, the WAL restarts and its file is cut back to its 64-byte
-/// header. `out` may be NULL.
+/// header. `out` may be NULL. Takes the writer's lock: while a write
+/// transaction is open (another thread's, or the calling thread's own),
+/// it waits up to the busy timeout, then returns OBJ_BUSY.
 ///
 /// # Safety
 /// `db` is a live handle; `out` is NULL or writable.

@@ -77,7 +77,9 @@ fn open_existing<'w>(w: &'w mut WriteTxn, name: &str) -> Result<CollectionMut<'w
 /// `*out_id`. Errors: OBJ_CONSTRAINT (a unique index already holds one of
 /// its values; nothing was written and the transaction goes on),
 /// OBJ_INVALID_ARGUMENT (read or finished transaction, malformed JSON,
-/// not an object, a raw collection, bad name, NULL pointers).
+/// not an object, a raw collection, bad name, NULL pointers, a value too
+/// long for an index of the collection: see obj_index_create for the
+/// limit; nothing was written).
 ///
 /// # Safety
 /// `txn` is a live handle; `coll` a NUL-terminated string; `json` valid for
@@ -431,9 +433,10 @@ pub unsafe extern "C" fn obj_doc_upsert(
 /// committed inside the call: `obj_txn_begin_write` + `obj_doc_insert` +
 /// `obj_txn_commit` in one call, for a single write outside any
 /// transaction (SQLite's autocommit). Durable on return with the default
-/// sync mode. Outputs and errors as those three (OBJ_BUSY when another
-/// writer holds the lock past the busy timeout); on any error nothing is
-/// written. OBJ_CLOSED after `obj_db_close`.
+/// sync mode. Outputs and errors as those three: while a write
+/// transaction is open (another thread's, or the calling thread's own),
+/// it waits up to the busy timeout, then returns OBJ_BUSY. On any error
+/// nothing is written. OBJ_CLOSED after `obj_db_close`.
 ///
 /// # Safety
 /// `db` is a live handle; otherwise as obj_doc_insert.

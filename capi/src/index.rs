@@ -56,7 +56,17 @@ fn parse_index_spec(bytes: &[u8]) -> Result<IndexSpec, Error> {
 /// spec again is OBJ_OK. Errors: OBJ_CONSTRAINT (a unique index and two
 /// existing documents share a value; no trace is left),
 /// OBJ_INVALID_ARGUMENT (malformed spec, same name with another spec, a
-/// raw collection, read or finished transaction).
+/// raw collection, read or finished transaction, an existing document
+/// with a value too long for the index).
+///
+/// Index keys are limited in size: a key (the indexed values, encoded) may
+/// take 1341 bytes in a database of 4 KiB pages for a unique index, 8
+/// bytes less for the other kinds; the limit about doubles with each
+/// doubling of the page size (2707 bytes for 8 KiB pages, 21821 for 64 KiB)
+/// and is a little lower in an encrypted database. A list is indexed whole
+/// as well as element by element, so the whole list must fit too. A write
+/// of a document with a longer value for an indexed field is
+/// OBJ_INVALID_ARGUMENT ("too long for index"), with nothing written.
 ///
 /// # Safety
 /// `txn` is a live handle; `coll` a NUL-terminated string; `spec_json`

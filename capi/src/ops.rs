@@ -161,7 +161,9 @@ pub unsafe extern "C" fn obj_db_restore_with_key(
 /// snapshot is open the file shrinks at a later checkpoint: `"complete"`
 /// false). `out` (may be NULL) receives a JSON report: pages_before,
 /// pages_after, file_size_before, file_size_after, commit_counter,
-/// rewritten, complete, millis.
+/// rewritten, complete, millis. Takes the writer's lock: while a write
+/// transaction is open (another thread's, or the calling thread's own),
+/// it waits up to the busy timeout, then returns OBJ_BUSY.
 ///
 /// # Safety
 /// `db` is a live handle; `out` NULL or writable.
@@ -225,7 +227,11 @@ pub unsafe extern "C" fn obj_db_compaction_estimate(db: *mut obj_db, out: *mut o
 /// Opens the database at `path` read-only and makes its collections
 /// readable as `"<ns>.<collection>"` in every transaction begun afterwards
 /// on this handle (each takes a snapshot of the attached file when it
-/// begins). Writes there are OBJ_INVALID_ARGUMENT. Errors: OBJ_NOT_FOUND
+/// begins). Writes there are OBJ_INVALID_ARGUMENT. Collections only: the
+/// attached file's key-value namespaces are not reachable, and a
+/// key-value call (obj_kv_get, obj_kv_put, obj_kv_scan, ...) on
+/// `"<ns>.x"` reads or writes this database's own namespace of that name.
+/// Errors: OBJ_NOT_FOUND
 /// (no file), OBJ_CORRUPTION / OBJ_INVALID_ARGUMENT (not a sound obj
 /// database), OBJ_INVALID_ARGUMENT (namespace already attached or invalid).
 ///
@@ -337,7 +343,10 @@ pub unsafe extern "C" fn obj_db_export(
 
 /// Loads a JSON-lines export (obj_db_export) from the file `path`:
 /// creates the collections and their indexes and writes every document at
-/// its id. `batch_size` 0 imports in one transaction (all or nothing);
+/// its id, in write transactions of its own: while another write
+/// transaction is open (another thread's, or the calling thread's own), it
+/// waits up to the busy timeout, then returns OBJ_BUSY.
+/// `batch_size` 0 imports in one transaction (all or nothing);
 /// otherwise it commits every `batch_size` lines in constant memory (a
 /// failure then leaves the earlier batches). Errors name the line ("import
 /// line N: ..."); a malformed line (not JSON, not UTF-8, not an export

@@ -57,7 +57,52 @@ static void test_open_errors(void) {
     for (int i = 0; i < 9000; i++) fputc('x', f);
     fclose(f);
     CHECK_STATUS(obj_db_open(junk, NULL, &db), OBJ_INVALID_ARGUMENT);
+    /* An existing empty file is a database not yet written (as in SQLite):
+     * it opens as a new one even with create off; read-only, it is refused. */
+    f = fopen(junk, "wb");
+    fclose(f);
+    CHECK_OK(obj_options_init(&o));
+    o.read_only = true;
+    CHECK_STATUS(obj_db_open(junk, &o, &db), OBJ_INVALID_ARGUMENT);
+    o.read_only = false;
+    o.create = false;
+    CHECK_OK(obj_db_open(junk, &o, &db));
+    CHECK_OK(obj_db_free(db));
+    char side[620];
+    snprintf(side, sizeof side, "%s-wal", junk);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", junk);
+    unlink(side);
     unlink(junk);
+}
+
+/* The calls that take the writer's lock wait out the busy timeout behind
+ * an open write transaction, the calling thread's own included, then
+ * return OBJ_BUSY (as their documentation says). */
+static void test_busy_behind_own_writer(void) {
+    char p[600], dump[620];
+    snprintf(p, sizeof p, "%s.busy", path);
+    snprintf(dump, sizeof dump, "%s.jsonl", p);
+    unlink(p);
+    obj_options o;
+    CHECK_OK(obj_options_init(&o));
+    o.busy_timeout_ms = 20;
+    obj_db *db = NULL;
+    CHECK_OK(obj_db_open(p, &o, &db));
+    uint64_t id = 0;
+    CHECK_OK(obj_db_doc_insert(db, "c", (const uint8_t *)"{}", 2, 0, &id));
+    CHECK_OK(obj_db_export(db, NULL, dump, NULL));
+    obj_txn *w = NULL;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_STATUS(obj_db_checkpoint(db, NULL), OBJ_BUSY);
+    CHECK_STATUS(obj_db_compact(db, NULL), OBJ_BUSY);
+    CHECK_STATUS(obj_db_import(db, dump, 0, NULL), OBJ_BUSY);
+    CHECK_STATUS(obj_db_doc_insert(db, "c", (const uint8_t *)"{}", 2, 0, &id), OBJ_BUSY);
+    CHECK_OK(obj_txn_free(w));
+    CHECK_OK(obj_db_checkpoint(db, NULL));
+    CHECK_OK(obj_db_free(db));
+    unlink(dump);
+    unlink(p);
 }
 
 static void test_kv_and_transactions(void) {
@@ -449,6 +494,7 @@ int main(int argc, char **argv) {
     unlink(wal);
     test_version_and_errors();
     test_open_errors();
+    test_busy_behind_own_writer();
     test_kv_and_transactions();
     test_close_no_checkpoint();
     test_one_call_reads();

@@ -32,6 +32,26 @@ static uint64_t count_of(obj_db *db, const char *coll) {
     return n;
 }
 
+/* A JSON report as a C string (obj_bytes are not NUL-terminated). */
+static const char *report_text(const obj_bytes *b) {
+    static char text[1024];
+    size_t n = b->len < sizeof text - 1 ? b->len : sizeof text - 1;
+    if (n) memcpy(text, b->data, n);
+    text[n] = 0;
+    return text;
+}
+
+static bool report_has(const obj_bytes *b, const char *part) { return strstr(report_text(b), part) != NULL; }
+
+/* The unsigned number after "key": in a JSON report; -1 if it is not there. */
+static long long report_field(const obj_bytes *b, const char *key) {
+    char want[64];
+    const char *text = report_text(b);
+    snprintf(want, sizeof want, "\"%s\":", key);
+    const char *at_key = strstr(text, want);
+    return at_key ? strtoll(at_key + strlen(want), NULL, 10) : -1;
+}
+
 static void fill(obj_db *db, int n) {
     obj_txn *w = NULL;
     CHECK_OK(obj_txn_begin_write(db, &w));
@@ -68,18 +88,6 @@ static bool cancel(uint64_t done, uint64_t total, void *ctx) {
     (void)done, (void)total, (void)ctx;
     return false;
 }
-/* The unsigned number after "key": in a JSON report (obj_bytes are not
- * NUL-terminated); -1 if it is not there. */
-static long long report_field(const obj_bytes *b, const char *key) {
-    char text[1024], want[64];
-    size_t n = b->len < sizeof text - 1 ? b->len : sizeof text - 1;
-    memcpy(text, b->data, n);
-    text[n] = 0;
-    snprintf(want, sizeof want, "\"%s\":", key);
-    const char *at_key = strstr(text, want);
-    return at_key ? strtoll(at_key + strlen(want), NULL, 10) : -1;
-}
-
 /* Cancels at the last call, once every page is copied. */
 static uint64_t last_total = 0;
 static bool cancel_at_end(uint64_t done, uint64_t total, void *ctx) {
@@ -138,7 +146,7 @@ static void test_calls_from_progress(int what) {
     alarm(120); /* a hang fails the test */
     CHECK_OK(obj_db_backup(cb_db, bak, call_back, &what, &rep));
     alarm(0);
-    CHECK(strstr((const char *)rep.data, "\"cancelled\":false"));
+    CHECK(report_has(&rep, "\"cancelled\":false"));
     obj_bytes_free(&rep);
     if (what == CB_CLOSE) CHECK(access(wal, F_OK) != 0);             /* folded as the backup returned */
     if (what == CB_CLOSE_NO_CHECKPOINT) CHECK(access(wal, F_OK) == 0); /* left for the next open */
@@ -168,18 +176,18 @@ int main(int argc, char **argv) {
     /* Backup with progress; a cancelled backup leaves nothing. */
     obj_bytes rep = {0};
     CHECK_OK(obj_db_backup(db, bak, on_progress, &progress_calls, &rep));
-    CHECK(progress_calls > 0 && rep.len > 0 && strstr((const char *)rep.data, "\"cancelled\":false"));
+    CHECK(progress_calls > 0 && rep.len > 0 && report_has(&rep, "\"cancelled\":false"));
     obj_bytes_free(&rep);
     char other[512];
     CHECK_OK(obj_db_backup(db, at("ops-cancelled.obj", other), cancel, NULL, &rep));
-    CHECK(strstr((const char *)rep.data, "\"cancelled\":true"));
+    CHECK(report_has(&rep, "\"cancelled\":true"));
     CHECK(report_field(&rep, "pages") == 0 && report_field(&rep, "bytes") == 0); /* nothing copied */
     obj_bytes_free(&rep);
     CHECK(access(other, F_OK) != 0);
     /* A cancel at the last call (done == total) is honoured too; the report
      * gives the pages copied before it. */
     CHECK_OK(obj_db_backup(db, other, cancel_at_end, NULL, &rep));
-    CHECK(strstr((const char *)rep.data, "\"cancelled\":true"));
+    CHECK(report_has(&rep, "\"cancelled\":true"));
     CHECK(last_total > 0 && report_field(&rep, "pages") == (long long)last_total);
     CHECK(report_field(&rep, "bytes") == (long long)last_total * 4096);
     obj_bytes_free(&rep);
@@ -210,7 +218,7 @@ int main(int argc, char **argv) {
     CHECK_OK(obj_db_compact_to(db, cpy, &rep));
     obj_bytes_free(&rep);
     CHECK_OK(obj_db_compact(db, &rep));
-    CHECK(strstr((const char *)rep.data, "\"rewritten\":true"));
+    CHECK(report_has(&rep, "\"rewritten\":true"));
     obj_bytes_free(&rep);
     CHECK(count_of(db, "orders") == 200);
     CHECK_OK(obj_db_integrity_check(db, NULL));
@@ -220,6 +228,22 @@ int main(int argc, char **argv) {
     CHECK_STATUS(obj_db_attach(db, bak, "arch"), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_db_attach(db, at("missing.obj", other), "gone"), OBJ_NOT_FOUND);
     CHECK(count_of(db, "arch.orders") == 2000);
+    {
+        /* Attach covers collections only: a key-value call on "arch.x"
+         * reads and writes this database's own namespace "arch.x". */
+        obj_txn *t = NULL;
+        obj_bytes v = {0};
+        bool found = true;
+        CHECK_OK(obj_txn_begin_write(db, &t));
+        CHECK_OK(obj_kv_get(t, "arch.orders", J("k"), &v, &found));
+        CHECK(!found);
+        CHECK_OK(obj_kv_put(t, "arch.kv", J("k"), J("local")));
+        CHECK_OK(obj_kv_get(t, "arch.kv", J("k"), &v, &found));
+        CHECK(found && v.len == 5 && memcmp(v.data, "local", 5) == 0);
+        obj_bytes_free(&v);
+        CHECK_OK(obj_txn_rollback(t));
+        CHECK_OK(obj_txn_free(t));
+    }
     CHECK_OK(obj_txn_begin_write(db, &w));
     uint64_t id;
     CHECK_STATUS(obj_doc_insert(w, "arch.orders", J("{\"email\":\"new\"}"), 1, &id), OBJ_INVALID_ARGUMENT);
@@ -229,7 +253,7 @@ int main(int argc, char **argv) {
 
     /* Export one collection, import it into another database. */
     CHECK_OK(obj_db_export(db, "orders", dump, &rep));
-    CHECK(strstr((const char *)rep.data, "\"documents\":200"));
+    CHECK(report_has(&rep, "\"documents\":200"));
     obj_bytes_free(&rep);
     CHECK_STATUS(obj_db_export(db, "no_such", dump, NULL), OBJ_NOT_FOUND);
     CHECK_OK(obj_db_export(db, "orders", dump, NULL));
@@ -253,7 +277,7 @@ int main(int argc, char **argv) {
     remove_db(res);
     CHECK_OK(obj_db_open(res, NULL, &imp));
     CHECK_OK(obj_db_import(imp, dump, 50, &rep));
-    CHECK(strstr((const char *)rep.data, "\"documents\":200"));
+    CHECK(report_has(&rep, "\"documents\":200"));
     obj_bytes_free(&rep);
     CHECK(count_of(imp, "orders") == 200);
     CHECK_STATUS(obj_db_import(imp, at("missing.jsonl", other), 0, NULL), OBJ_NOT_FOUND);
@@ -294,7 +318,7 @@ int main(int argc, char **argv) {
     CHECK_OK(obj_db_backup(db, bak, NULL, NULL, NULL));
     CHECK_OK(obj_db_compact_to(db, cpy, NULL));
     CHECK_OK(obj_db_compaction_estimate(db, &rep));
-    CHECK(strstr((const char *)rep.data, "\"reclaimable_bytes\":"));
+    CHECK(report_has(&rep, "\"reclaimable_bytes\":"));
     obj_bytes_free(&rep);
     obj_db *copy = NULL;
     o.passphrase = NULL;

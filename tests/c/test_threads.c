@@ -119,7 +119,9 @@ static bool stat_from_progress(uint64_t done, uint64_t total, void *ctx) {
 static void *backup_thread(void *arg) {
     obj_bytes rep = {0};
     CHECK_OK(obj_db_backup(db, (const char *)arg, stat_from_progress, NULL, &rep));
-    CHECK(strstr((const char *)rep.data, "\"cancelled\":false"));
+    char text[512] = {0}; /* obj_bytes are not NUL-terminated */
+    memcpy(text, rep.data, rep.len < sizeof text - 1 ? rep.len : sizeof text - 1);
+    CHECK(strstr(text, "\"cancelled\":false"));
     obj_bytes_free(&rep);
     return NULL;
 }
