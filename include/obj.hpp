@@ -387,7 +387,9 @@ public:
     Db &operator=(const Db &) = delete;
     ~Db() { obj_db_free(d_); }
 
-    /** Closes now (checkpointing), reporting errors; the destructor closes quietly. */
+    /** Closes now (checkpointing), reporting errors; the destructor closes quietly.
+     *  Never waits for calls in progress on other threads: the last of them
+     *  closes the database as it returns (see obj_db_close). */
     void close() { check(obj_db_close(d_)); }
     Txn begin_read() {
         obj_txn *t = nullptr;
