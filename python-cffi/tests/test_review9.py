@@ -1,0 +1,52 @@
+"""Fixes from review 9: bool ids in get_many, the message for a class passed
+as a document, find_unique with pre-encoded bytes, async iterators of an
+async transaction, one transaction used by several threads, union fields,
+cancellation while an async transaction exits, and AsyncDb scheduling of
+reads behind waiting writers."""
+
+import enum
+from dataclasses import dataclass
+
+import pytest
+
+import obj
+
+
+@obj.document(collection="r9_items")
+@dataclass
+class Item:
+    n: int
+    tag: str = ""
+
+
+# -- 5. a bool is not a document id, in get_many as in get ---------------------------
+
+def test_get_many_refuses_bool_ids(db):
+    db.insert(Item(5))
+    db.insert("d", {"a": 1})
+    db.insert("raw", b"x")
+    with pytest.raises(obj.InvalidArgumentError):
+        db.get(Item, True)
+    for what in (Item, "d", "raw", "missing"):
+        with pytest.raises(obj.InvalidArgumentError, match="bool"):
+            db.get_many(what, [True])
+        with pytest.raises(obj.InvalidArgumentError, match="bool"):
+            db.get_many(what, [1, False])
+    with db.read_transaction() as tx:
+        with pytest.raises(obj.InvalidArgumentError, match="bool"):
+            tx.collection(Item).get_many([True])
+        with pytest.raises(obj.InvalidArgumentError):
+            tx.get_many("d", [-1])
+        with pytest.raises(obj.InvalidArgumentError):
+            tx.get_many("missing", [2**64])
+
+
+def test_get_many_still_takes_int_like_ids(db):
+    class Id(enum.IntEnum):
+        ONE = 1
+
+    db.insert(Item(5))
+    db.insert("d", {"a": 1})
+    assert db.get_many(Item, [Id.ONE, 1, 2]) == [Item(5), Item(5), None]
+    assert db.get_many("d", (i for i in [1, 2])) == [{"a": 1}, None]
+    assert db.get_many("d", []) == []
