@@ -487,8 +487,8 @@ class Db:
                 return None
             return cname, 0, _codec.dumps(doc)
         s = schema_of(doc)
-        if s is None or what is not doc or (s.collection, s.cls) not in self._ensured:
-            return None
+        if s is None or what is not doc or (s.collection, s.cls) not in self._ensured or isinstance(doc, type):
+            return None  # (a class passed for an instance: the transaction's write says so)
         if self._attached and "." in s.collection:
             return None
         self._check_shape(s)

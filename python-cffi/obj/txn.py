@@ -830,6 +830,8 @@ class WriteTxn(ReadTxn):
         if not items:
             return []
         cls = type(items[0])
+        if isinstance(items[0], type) and schema_of(items[0]) is not None:
+            raise InvalidArgumentError("insert_many takes document instances, e.g. tx.insert_many([Order(...), ...])")
         s = self._schema(cls)
         for d in items:
             if type(d) is not cls:
@@ -853,8 +855,11 @@ class WriteTxn(ReadTxn):
                 raise InvalidArgumentError(f"collection {what!r} holds raw bytes")
             return self._c_doc_upsert(cname, doc_id, _codec.dumps(payload), 0)
         s = self._schema(what)
-        if schema_of(payload) is not s:
-            raise InvalidArgumentError(f"upsert({s.cls.__name__}, id, doc): doc must be a {s.cls.__name__}")
+        if schema_of(payload) is not s or isinstance(payload, type):
+            raise InvalidArgumentError(
+                f"upsert({s.cls.__name__}, id, doc): doc must be a {s.cls.__name__} instance, "
+                f"e.g. tx.upsert({s.cls.__name__}, id, {s.cls.__name__}(...))"
+            )
         return self._c_doc_upsert(self._ensure(s), doc_id, _codec.dumps(s.validate(payload)), s.version)
 
     def replace(self, what: Any, doc_id: int, payload: Any) -> None:

@@ -50,3 +50,29 @@ def test_get_many_still_takes_int_like_ids(db):
     assert db.get_many(Item, [Id.ONE, 1, 2]) == [Item(5), Item(5), None]
     assert db.get_many("d", (i for i in [1, 2])) == [{"a": 1}, None]
     assert db.get_many("d", []) == []
+
+
+# -- 8. a class passed where a document instance goes: one clear message -------------
+
+@obj.document(collection="r9_u")
+@dataclass
+class U:
+    email: str
+
+
+def test_class_for_instance_message_does_not_depend_on_caches(path):
+    with obj.Db(path) as db:
+        for _ in range(2):  # before the collection is set up, and after (the one-call fast path)
+            with pytest.raises(obj.InvalidArgumentError, match="insert takes a document instance"):
+                db.insert(U)
+            with pytest.raises(obj.InvalidArgumentError, match="instance"):
+                db.upsert(U, 1, U)
+            with pytest.raises(obj.InvalidArgumentError, match="instance"):
+                db.insert_many([U])
+            with db.transaction() as tx:
+                with pytest.raises(obj.InvalidArgumentError, match="instance"):
+                    tx.upsert(U, 1, U)
+                with pytest.raises(obj.InvalidArgumentError, match="insert takes a document instance"):
+                    tx.collection(U).insert(U)
+            db.insert(U("x@y"))
+        assert db.count(U) == 2
