@@ -779,6 +779,19 @@ def _schema_or_plain(cls: type) -> Schema:
     return s
 
 
+def _is_str(tp: Any) -> bool:
+    """Whether annotation ``tp`` is ``str`` (possibly Annotated or Optional)."""
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if tp is str:
+        return True
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or (_UnionType is not None and origin is _UnionType):
+        args = [a for a in typing.get_args(tp) if a is not _NoneType]
+        return len(args) == 1 and _is_str(args[0])
+    return False
+
+
 class Schema:
     """What obj knows about a document class: collection, version, index
     specs, and its (lazily compiled) decoder. Reached with
@@ -795,6 +808,7 @@ class Schema:
         self._shape: tuple | None = None
         self._hints: dict | None = None
         self._check: Callable[[Any], Any] | None = None
+        self._str_slots: dict[str, tuple] = {}
 
     # -- type information (resolved on first use: forward references) ------
     def hints(self) -> dict:
@@ -829,6 +843,19 @@ class Schema:
                 raise InvalidArgumentError(f"{self.cls.__name__}: two indexes share a name: {names}")
             self._index_specs = specs
         return self._index_specs
+
+    def str_key_slots(self, index: str) -> tuple:
+        """The positions, in a key of the declared index ``index``, of the
+        fields declared ``str`` (or ``Optional[str]``): where a unique
+        lookup takes a key given as its UTF-8 bytes. Empty for an index the
+        class does not declare."""
+        slots = self._str_slots.get(index)
+        if slots is None:
+            fields = next((sp["fields"] for sp in self.index_specs() if sp["name"] == index), ())
+            hints = self.hints()
+            slots = tuple(i for i, f in enumerate(fields) if _is_str(hints.get(f)))
+            self._str_slots[index] = slots
+        return slots
 
     def shape(self) -> tuple:
         """Field names and types, to catch two classes claiming one

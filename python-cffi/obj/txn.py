@@ -78,6 +78,23 @@ def _ids(ids: list) -> list:
 _INT_ONLY = {int}
 
 
+def _str_keys(s: Schema, index: Any, vals: list) -> list:
+    """The key ``vals`` of a unique lookup on ``s``'s index ``index``, with
+    a bytes value given for a field declared str decoded from UTF-8 (the
+    pre-encoded form of the key); ``vals`` is changed in place."""
+    if type(index) is str:
+        for i in s.str_key_slots(index):
+            if i < len(vals) and isinstance(vals[i], (bytes, bytearray, memoryview)):
+                try:
+                    vals[i] = bytes(vals[i]).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InvalidArgumentError(
+                        f"{s.cls.__qualname__} index {index!r}: the key value {bytes(vals[i])!r:.60} is given as "
+                        f"bytes for a str field, and is not UTF-8"
+                    ) from None
+    return vals
+
+
 def _payload(b: Any) -> bytes:
     if type(b) is bytes:
         return b
@@ -618,6 +635,8 @@ class ReadTxn(_Core):
         typed = type(what) is not str
         if typed:
             s = self._schema(what)
+            if type(index) is str and s.str_key_slots(index):  # a key given as UTF-8 bytes
+                keys = [_str_keys(s, index, k) for k in keys]
             core, cname = self._route(s.collection)
         else:
             core, cname = self._route(what)
@@ -644,8 +663,8 @@ class ReadTxn(_Core):
         if not values:
             raise InvalidArgumentError("find_unique needs the value(s) of the index key")
         vals = list(values[0]) if len(values) == 1 and isinstance(values[0], tuple) else list(values)
-        js = _codec.dumps(vals)
         if type(what) is str:
+            js = _codec.dumps(vals)
             core, cname = self._route(what)
             if self._kind(core, cname) is None:
                 return None
@@ -655,6 +674,7 @@ class ReadTxn(_Core):
             r = core._c_find_unique(cname, _cstr(index), js, versioned=False)
             return None if r is None else (r[0], r[2])
         s = self._schema(what)
+        js = _codec.dumps(_str_keys(s, index, vals))
         core, cname = self._route(s.collection)
         r = core._c_find_unique(cname, _cstr(index), js)
         if r is None:

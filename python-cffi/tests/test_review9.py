@@ -6,6 +6,7 @@ reads behind waiting writers."""
 
 import enum
 from dataclasses import dataclass
+from typing import Annotated, Optional
 
 import pytest
 
@@ -76,3 +77,37 @@ def test_class_for_instance_message_does_not_depend_on_caches(path):
                     tx.collection(U).insert(U)
             db.insert(U("x@y"))
         assert db.count(U) == 2
+
+
+# -- 7. find_unique with a pre-encoded (UTF-8 bytes) key of a str field --------------
+
+@obj.document(collection="r9_emails", indexes=[obj.Composite(("region", "email"), name="by_re", unique=True)])
+@dataclass
+class Mail:
+    email: Annotated[str, obj.Unique]
+    region: str = "us"
+    blob: Annotated[bytes, obj.Unique] = b""
+    alias: Annotated[Optional[str], obj.Unique] = None
+
+
+def test_find_unique_takes_utf8_bytes_for_a_str_field(db):
+    m = Mail("a@b.com", blob=b"\xff\x00", alias="é")
+    oid = db.insert(m)
+    assert db.find_unique(Mail, "email", "a@b.com") == m
+    assert db.find_unique(Mail, "email", b"a@b.com") == m
+    assert db.find_unique(Mail, "email", bytearray(b"a@b.com")) == m
+    assert db.find_unique(Mail, "alias", "é".encode()) == m
+    assert db.find_unique_with_id(Mail, "email", b"a@b.com") == (oid, m)
+    assert db.find_unique(Mail, "by_re", "us", b"a@b.com") == m
+    assert db.find_unique(Mail, "by_re", (b"us", b"a@b.com")) == m
+    assert db.find_unique_many(Mail, "email", [b"a@b.com", "a@b.com", b"zz"]) == [m, m, None]
+    assert db.find_unique_many(Mail, "by_re", [(b"us", b"a@b.com")]) == [m]
+    assert db.find_unique(Mail, "email", b"nobody") is None
+    # a bytes field keeps its bytes (no decoding)
+    assert db.find_unique(Mail, "blob", b"\xff\x00") == m
+    with db.read_transaction() as tx:
+        assert tx.collection(Mail).find_unique("email", b"a@b.com") == m
+        with pytest.raises(obj.InvalidArgumentError, match="UTF-8"):
+            tx.find_unique(Mail, "email", b"\xff")
+        with pytest.raises(obj.InvalidArgumentError, match="UTF-8"):
+            tx.find_unique_many(Mail, "email", [b"\xff"])
