@@ -191,14 +191,15 @@ async def _itself(x: Any) -> Any:
 class AsyncStream:
     """The results of a blocking iterator for asyncio: ``async for x in
     it`` streams them (the blocking reads run on one worker thread, a batch
-    per hop), ``await it`` gives them all as a list."""
+    per hop; in a transaction, on its thread), ``await it`` gives them all
+    as a list."""
 
-    def __init__(self, owner: AsyncDb, make: Callable[[], Iterable]) -> None:
+    def __init__(self, owner: AsyncDb | AsyncTxn, make: Callable[[], Iterable]) -> None:
         self._owner = owner
         self._make = make
 
     def __aiter__(self) -> AsyncIterator:
-        return _aiter_pinned(self._make)
+        return self._owner._aiter(self._make)
 
     def __await__(self) -> Any:
         return self._owner._run(lambda: list(self._make())).__await__()
@@ -206,7 +207,8 @@ class AsyncStream:
 
 class AsyncTxn:
     """A transaction driven from asyncio; every method is awaitable and runs
-    on the transaction's own pinned thread. ``all`` is an async iterator;
+    on the transaction's own pinned thread. ``all`` is an async iterator,
+    ``iter_all`` and ``index_range`` are too (and awaitable, giving a list);
     ``query``, ``collection`` and ``kv`` return (synchronously) an
     :class:`AsyncQuery`, :class:`AsyncCollection` or :class:`AsyncKv` whose
     operations are awaitable and run on that same thread."""
@@ -278,6 +280,19 @@ class AsyncTxn:
     def all(self, what: Any) -> AsyncIterator:
         """``async for oid, doc in tx.all(Order)``."""
         return self._aiter(lambda: self._tx.all(what))
+
+    def iter_all(self, collection: str) -> AsyncStream:
+        """``async for oid, payload in tx.iter_all("coll")`` (``await``
+        gives the list)."""
+        self._live()
+        return AsyncStream(self, lambda: self._tx.iter_all(collection))
+
+    def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> AsyncStream:
+        """``async for oid, doc in tx.index_range(Order, "region", "us",
+        "us")`` (``await`` gives the list)."""
+        self._live()
+        q = self._tx.query(what).index_range(index, lo, hi)  # bad arguments raise here, at the call
+        return AsyncStream(self, q.iter)
 
     def query(self, what: Any) -> AsyncQuery:
         """``await tx.query(Order).filter(...).fetch()``: an :class:`AsyncQuery`

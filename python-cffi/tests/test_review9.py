@@ -111,3 +111,34 @@ def test_find_unique_takes_utf8_bytes_for_a_str_field(db):
             tx.find_unique(Mail, "email", b"\xff")
         with pytest.raises(obj.InvalidArgumentError, match="UTF-8"):
             tx.find_unique_many(Mail, "email", [b"\xff"])
+
+
+# -- 6. async for over tx.index_range / tx.iter_all in an async transaction ----------
+
+@obj.document(collection="r9_idx")
+@dataclass
+class Ix:
+    region: Annotated[str, obj.Index]
+
+
+async def test_async_txn_index_range_and_iter_all_are_async_iterators(path):
+    adb = await obj.AsyncDb.open(path)
+    await adb.insert(Ix("us"))
+    await adb.insert(Ix("eu"))
+    await adb.insert("raw", b"r1")
+    async with adb.transaction() as tx:
+        await tx.insert(Ix("us"))  # its own writes are seen
+        got = [x async for x in tx.index_range(Ix, "region", "us", "us")]
+        assert [d for _, d in got] == [Ix("us"), Ix("us")]
+        assert [i for i, _ in await tx.index_range(Ix, "region", "us", "us")] == [i for i, _ in got]
+        assert [p async for p in tx.iter_all("raw")] == [(1, b"r1")]
+        assert await tx.iter_all("raw") == [(1, b"r1")]
+        assert len([x async for x in tx.iter_all("r9_idx")]) == 3
+        with pytest.raises(obj.InvalidArgumentError):
+            tx.index_range(Ix, 5)  # a bad argument raises at the call
+    async with adb.read_transaction() as rx:
+        assert len([x async for x in rx.index_range(Ix, "region", "us", "us")]) == 2
+        assert len([x async for x in rx.index_range(Ix, "region")]) == 3
+    with pytest.raises(obj.InvalidArgumentError):  # finished: as the blocking API
+        [x async for x in rx.iter_all("raw")]
+    await adb.close()
