@@ -19,6 +19,7 @@ import ctypes.util
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,7 @@ from cffi import FFI
 
 from .errors import error_for_status
 
-__all__ = ["ffi", "lib", "check", "take_bytes", "header_path", "library_path", "cdef_from_header"]
+__all__ = ["ffi", "lib", "check", "take_bytes", "header_path", "library_path", "cdef_from_header", "slots"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -162,3 +163,21 @@ def has(name: str) -> bool:
         return True
     except (AttributeError, NotImplementedError):
         return False
+
+
+class _Slots(threading.local):
+    """The output slots of the one-shot C calls (``obj_bytes *`` buf, ``bool
+    *`` found, ``uint32_t *`` ver, ``uint64_t *`` u64), one set per thread:
+    a call writes them with the GIL released and its caller copies the
+    result out before doing anything else, so two threads never share one
+    (even when they misuse one transaction from both at once, or share a
+    Db). Cursors have their own."""
+
+    def __init__(self) -> None:
+        self.buf = ffi.new("obj_bytes *")
+        self.found = ffi.new("bool *")
+        self.ver = ffi.new("uint32_t *")
+        self.u64 = ffi.new("uint64_t *")
+
+
+slots = _Slots()

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Callable
 
 from . import _codec
-from ._ffi import ffi, lib, check, fail, has
+from ._ffi import ffi, lib, check, fail, has, slots
 from .document import Schema, schema_of
 from .errors import BusyError, ClosedError, CorruptionError, InvalidArgumentError, NotFoundError
 from .kv import KvNamespace, list_namespaces
@@ -42,9 +42,6 @@ _SYNC = {"full": 0, "normal": 1, "off": 2}
 _OPTION_MAX = {name: 2 ** (8 * ffi.sizeof(field.type)) - 1 for name, field in ffi.typeof("obj_options").fields
                if name in ("page_size", "cache_size", "busy_timeout_ms", "wal_autocheckpoint")}
 _U64_MAX = 2**64 - 1
-# Per-thread output slots of the one-call reads and writes (a cffi call writes them;
-# the caller copies the result out before returning).
-_scratch = threading.local()
 _db_doc_get = lib.obj_db_doc_get if has("obj_db_doc_get") else None
 _db_doc_insert = lib.obj_db_doc_insert if has("obj_db_doc_insert") else None
 _db_doc_upsert = lib.obj_db_doc_upsert if has("obj_db_doc_upsert") else None
@@ -58,15 +55,6 @@ _db_doc_upsert = lib.obj_db_doc_upsert if has("obj_db_doc_upsert") else None
 # releases its entries on the same thread.
 _shapes_lock = threading.RLock()
 _shapes: dict[tuple, list] = {}
-
-
-def _scratch_slot(name: str, ctype: str) -> Any:
-    """This thread's output slot ``name`` of C type ``ctype``."""
-    sc = _scratch.__dict__
-    slot = sc.get(name)
-    if slot is None:
-        slot = sc[name] = ffi.new(ctype)
-    return slot
 
 
 @dataclasses.dataclass(frozen=True)
@@ -467,7 +455,7 @@ class Db:
             target = self._autocommit_target(what if payload is None else payload, what)
             if target is not None:
                 self._no_nested_write()
-                out = _scratch_slot("u64", "uint64_t *")
+                out = slots.u64  # (this thread's output slots, as everywhere)
                 check(_db_doc_insert(self._handle(), target[0], target[2], len(target[2]), target[1], out))
                 return out[0]
         with self.transaction() as tx:
@@ -523,8 +511,8 @@ class Db:
     def _get_one(self, cname: bytes, doc_id: int, versioned: bool) -> tuple[int, bytes] | None:
         """``(version, JSON text)`` of one document read in its own snapshot
         (version 0 unless ``versioned``), or None."""
-        buf, found = _scratch_slot("buf", "obj_bytes *"), _scratch_slot("found", "bool *")
-        ver = _scratch_slot("ver", "uint32_t *") if versioned else ffi.NULL
+        buf, found = slots.buf, slots.found
+        ver = slots.ver if versioned else ffi.NULL
         st = _db_doc_get(self._handle(), cname, doc_id, buf, ver, found)
         if st:
             raise fail(st)
@@ -555,7 +543,7 @@ class Db:
                 target = self._autocommit_target(payload, payload) if s and schema_of(payload) is s else None
             if target is not None:
                 self._no_nested_write()
-                created = _scratch_slot("created", "bool *")
+                created = slots.found
                 check(_db_doc_upsert(self._handle(), target[0], doc_id, target[2], len(target[2]), target[1], created))
                 return bool(created[0])
         with self.transaction() as tx:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _codec
-from ._ffi import ffi, lib, check, fail
+from ._ffi import ffi, lib, check, fail, slots
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -120,11 +120,11 @@ class KvNamespace:
         k = _key(key)
 
         def run(tx: Any, c: bytes) -> Any:
-            buf = tx._buf
-            st = lib.obj_kv_get(tx._handle(), c, k, len(k), buf, tx._found)
+            found = slots.found
+            st = lib.obj_kv_get(tx._handle(), c, k, len(k), slots.buf, found)
             if st:
                 raise fail(st)
-            if not tx._found[0]:
+            if not found[0]:
                 return default
             return tx._take_bytes()
 
@@ -147,8 +147,9 @@ class KvNamespace:
         k = _key(key)
 
         def run(tx: Any, c: bytes) -> bool:
-            check(lib.obj_kv_delete(tx._handle(), c, k, len(k), tx._found))
-            return bool(tx._found[0])
+            found = slots.found
+            check(lib.obj_kv_delete(tx._handle(), c, k, len(k), found))
+            return bool(found[0])
 
         return self._run(True, run)
 
@@ -209,8 +210,9 @@ class KvNamespace:
         """Deletes the whole namespace; True if it existed."""
 
         def run(tx: Any, c: bytes) -> bool:
-            check(lib.obj_kv_drop(tx._handle(), c, tx._found))
-            return bool(tx._found[0])
+            found = slots.found
+            check(lib.obj_kv_drop(tx._handle(), c, found))
+            return bool(found[0])
 
         return self._run(True, run)
 
@@ -220,5 +222,5 @@ _MISSING = object()
 
 def list_namespaces(tx: Any) -> list[str]:
     """Names of the key-value namespaces."""
-    check(lib.obj_kv_list(tx._handle(), tx._buf))
+    check(lib.obj_kv_list(tx._handle(), slots.buf))
     return json.loads(tx._take_bytes())

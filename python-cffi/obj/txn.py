@@ -9,7 +9,9 @@ schemas in ``document``, query building in ``query``.
 
 A transaction object is meant for one thread at a time (the C library
 serialises calls on one handle anyway); share the :class:`obj.Db` between
-threads, not a transaction.
+threads, not a transaction. Used from several threads at once it still
+gives each call its own results: the C calls' output slots are per thread
+(``_ffi.slots``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _codec
-from ._ffi import ffi, lib, fail, check, has
+from ._ffi import ffi, lib, fail, check, has, slots as _slots
 from .document import Schema, declared, schema_of
 from .errors import InvalidArgumentError, NotFoundError
 
@@ -42,7 +44,6 @@ _find_unique_many = lib.obj_find_unique_many if has("obj_find_unique_many") else
 _next_batch_columns = lib.obj_cursor_next_batch_columns if has("obj_cursor_next_batch_columns") else None
 _DOC = "documents"
 _RAW = "raw"
-_OUT_SLOTS = {"_buf": "obj_bytes *", "_found": "bool *", "_ver": "uint32_t *", "_u64": "uint64_t *"}
 FIRST_BATCH = 256
 MAX_BATCH = 4096
 GET_MANY_CHUNK = 2048
@@ -120,20 +121,10 @@ class _Core:
         self._attached: dict[str, ReadTxn] = {}
         self._ensured: set = set()
 
-    # The C calls' output slots, made on first use (a short transaction
-    # often needs one or none of them): _buf, _found, _ver, _u64.
-    _buf: Any
-    _found: Any
-    _ver: Any
-    _u64: Any
-
-    def __getattr__(self, name: str) -> Any:
-        ctype = _OUT_SLOTS.get(name)
-        if ctype is None:
-            raise AttributeError(name)
-        slot = _new(ctype)
-        object.__setattr__(self, name, slot)
-        return slot
+    # The C calls' output slots are the calling thread's (_ffi.slots), not
+    # the transaction's: a transaction used from two threads at once (a
+    # misuse: the C library serialises the calls) still gives each call its
+    # own results.
 
     # -- lifecycle ----------------------------------------------------------
     def _handle(self) -> Any:
@@ -180,21 +171,23 @@ class _Core:
 
     # -- C calls: documents --------------------------------------------------
     def _c_doc_get(self, coll: bytes, doc_id: int) -> tuple[int, bytes] | None:
-        buf = self._buf
-        st = lib.obj_doc_get(self._handle(), coll, doc_id, buf, self._ver, self._found)
+        sl = _slots
+        buf = sl.buf
+        st = lib.obj_doc_get(self._handle(), coll, doc_id, buf, sl.ver, sl.found)
         if st:
             raise fail(st)
-        if not self._found[0]:
+        if not sl.found[0]:
             return None
         data = _buffer(buf.data, buf.len)[:]
         _bytes_free(buf)
-        return self._ver[0], data
+        return sl.ver[0], data
 
     def _c_doc_insert(self, coll: bytes, js: bytes, version: int) -> int:
-        st = lib.obj_doc_insert(self._handle(), coll, js, len(js), version, self._u64)
+        out = _slots.u64
+        st = lib.obj_doc_insert(self._handle(), coll, js, len(js), version, out)
         if st:
             raise fail(st)
-        return self._u64[0]
+        return out[0]
 
     def _c_doc_insert_many(self, coll: bytes, js: bytes, n: int, version: int) -> list[int]:
         ids = _new("uint64_t[]", max(n, 1))
@@ -205,19 +198,21 @@ class _Core:
         return ffi.unpack(ids, cnt[0])
 
     def _c_doc_upsert(self, coll: bytes, doc_id: int, js: bytes, version: int) -> bool:
-        st = lib.obj_doc_upsert(self._handle(), coll, doc_id, js, len(js), version, self._found)
+        found = _slots.found
+        st = lib.obj_doc_upsert(self._handle(), coll, doc_id, js, len(js), version, found)
         if st:
             raise fail(st)
-        return bool(self._found[0])
+        return bool(found[0])
 
     def _c_doc_replace(self, coll: bytes, doc_id: int, js: bytes, version: int) -> None:
         check(lib.obj_doc_replace(self._handle(), coll, doc_id, js, len(js), version))
 
     def _c_doc_delete(self, coll: bytes, doc_id: int) -> bool:
-        st = lib.obj_doc_delete(self._handle(), coll, doc_id, self._found)
+        found = _slots.found
+        st = lib.obj_doc_delete(self._handle(), coll, doc_id, found)
         if st:
             raise fail(st)
-        return bool(self._found[0])
+        return bool(found[0])
 
     def _c_get_many(self, coll: bytes, ids: Sequence[int]) -> list:
         # In chunks: bounded buffers, and each JSON array stays cache-sized.
@@ -231,31 +226,34 @@ class _Core:
             arr = _new("uint64_t[]", ids) if n else _new("uint64_t[]", 1)
         except (TypeError, OverflowError):
             arr = _new("uint64_t[]", [_id(i) for i in ids])
-        check(lib.obj_doc_get_many(self._handle(), coll, arr, n, self._buf))
+        check(lib.obj_doc_get_many(self._handle(), coll, arr, n, _slots.buf))
         return _codec.loads_batch(self._take_bytes())
 
     def _c_raw_insert(self, coll: bytes, data: bytes) -> int:
-        st = lib.obj_raw_insert(self._handle(), coll, data, len(data), self._u64)
+        out = _slots.u64
+        st = lib.obj_raw_insert(self._handle(), coll, data, len(data), out)
         if st:
             raise fail(st)
-        return self._u64[0]
+        return out[0]
 
     def _c_raw_get(self, coll: bytes, doc_id: int) -> bytes | None:
-        buf = self._buf
-        st = lib.obj_raw_get(self._handle(), coll, doc_id, buf, self._found)
+        sl = _slots
+        buf, found = sl.buf, sl.found
+        st = lib.obj_raw_get(self._handle(), coll, doc_id, buf, found)
         if st:
             raise fail(st)
-        if not self._found[0]:
+        if not found[0]:
             return None
         data = _buffer(buf.data, buf.len)[:] if buf.len else b""
         _bytes_free(buf)
         return data
 
     def _c_raw_upsert(self, coll: bytes, doc_id: int, data: bytes) -> bool:
-        st = lib.obj_raw_upsert(self._handle(), coll, doc_id, data, len(data), self._found)
+        found = _slots.found
+        st = lib.obj_raw_upsert(self._handle(), coll, doc_id, data, len(data), found)
         if st:
             raise fail(st)
-        return bool(self._found[0])
+        return bool(found[0])
 
     def _c_get_many_plain(self, coll: bytes, ids: Sequence[int]) -> list:
         """Documents (or None) for ``ids``, without schema versions."""
@@ -269,13 +267,14 @@ class _Core:
             arr = _new("uint64_t[]", ids) if n else _new("uint64_t[]", 1)
         except (TypeError, OverflowError):
             arr = _new("uint64_t[]", [_id(i) for i in ids])
-        st = _get_many_plain(self._handle(), coll, arr, n, self._buf)
+        st = _get_many_plain(self._handle(), coll, arr, n, _slots.buf)
         if st:
             raise fail(st)
         return _codec.loads_batch(self._take_bytes())
 
     def _take_bytes(self) -> bytes:
-        buf = self._buf
+        """The bytes the last call of this thread left in its buf slot."""
+        buf = _slots.buf
         data = _buffer(buf.data, buf.len)[:] if buf.len else b""
         _bytes_free(buf)
         return data
@@ -285,7 +284,7 @@ class _Core:
 
     # -- C calls: collections, indexes, queries ---------------------------
     def _c_coll_info(self, coll: bytes) -> dict | None:
-        st = lib.obj_collection_info(self._handle(), coll, self._buf)
+        st = lib.obj_collection_info(self._handle(), coll, _slots.buf)
         if st == 5:  # OBJ_NOT_FOUND
             return None
         if st:
@@ -293,8 +292,9 @@ class _Core:
         return json.loads(self._take_bytes())
 
     def _c_coll_count(self, coll: bytes) -> int:
-        check(lib.obj_collection_count(self._handle(), coll, self._u64))
-        return self._u64[0]
+        out = _slots.u64
+        check(lib.obj_collection_count(self._handle(), coll, out))
+        return out[0]
 
     def _c_index_create(self, coll: bytes, spec: dict) -> None:
         js = json.dumps(spec).encode()
@@ -302,14 +302,14 @@ class _Core:
 
     def _c_find_unique(self, coll: bytes, index: bytes, values_js: bytes,
                        versioned: bool = True) -> tuple[int, int, Any] | None:
-        buf = self._buf
-        ver = self._ver if versioned else ffi.NULL
-        st = _find_unique(self._handle(), coll, index, values_js, len(values_js), self._u64, buf, ver, self._found)
+        sl = _slots
+        ver = sl.ver if versioned else ffi.NULL
+        st = _find_unique(self._handle(), coll, index, values_js, len(values_js), sl.u64, sl.buf, ver, sl.found)
         if st:
             raise fail(st)
-        if not self._found[0]:
+        if not sl.found[0]:
             return None
-        return self._u64[0], (self._ver[0] if versioned else 0), self._take_json()
+        return sl.u64[0], (sl.ver[0] if versioned else 0), self._take_json()
 
     def _c_batches(self, query_js: bytes, limit: int | None, fetch: Any, ended: Any) -> Iterator[Any]:
         """Runs a query and yields each decoded batch that ``fetch(cursor,
@@ -361,11 +361,12 @@ class _Core:
         return chain.from_iterable(zip(c[1], c[0]) for c in self._c_columns(query_js, limit, False))
 
     def _c_count(self, query_js: bytes) -> int:
-        check(lib.obj_query_count(self._handle(), query_js, len(query_js), self._u64))
-        return self._u64[0]
+        out = _slots.u64
+        check(lib.obj_query_count(self._handle(), query_js, len(query_js), out))
+        return out[0]
 
     def _c_explain(self, query_js: bytes) -> dict:
-        check(lib.obj_query_explain(self._handle(), query_js, len(query_js), self._buf))
+        check(lib.obj_query_explain(self._handle(), query_js, len(query_js), _slots.buf))
         return json.loads(self._take_bytes())
 
     def _c_json_rows(self, query_js: bytes) -> Iterator[tuple[int, int, bytes]]:
@@ -534,11 +535,12 @@ class ReadTxn(_Core):
                 return core._c_raw_get(cname, doc_id)
             if core is not self:
                 return self.get(self._ns_schema(what, kind).cls, doc_id)  # type: ignore[union-attr]
-            buf = core._buf
-            st = lib.obj_doc_get(core._handle(), cname, doc_id, buf, ffi.NULL, core._found)
+            sl = _slots
+            buf, found = sl.buf, sl.found
+            st = lib.obj_doc_get(core._handle(), cname, doc_id, buf, ffi.NULL, found)
             if st:
                 raise fail(st)
-            if not core._found[0]:
+            if not found[0]:
                 return None
             data = _buffer(buf.data, buf.len)[:]
             _bytes_free(buf)
@@ -617,11 +619,11 @@ class ReadTxn(_Core):
                     self._handle()
                 v = values[0]
                 js = _codec.dumps_one_str(v) if type(v) is str else _codec.dumps([v])
-                st = _find_unique(h, cname, _cstr(index), js, len(js), self._u64, self._buf, ffi.NULL,
-                                  self._found)
+                sl = _slots
+                st = _find_unique(h, cname, _cstr(index), js, len(js), sl.u64, sl.buf, ffi.NULL, sl.found)
                 if st:
                     raise fail(st)
-                return self._take_json() if self._found[0] else None
+                return self._take_json() if sl.found[0] else None
         r = self.find_unique_with_id(what, index, *values)
         return None if r is None else r[1]
 
@@ -649,7 +651,7 @@ class ReadTxn(_Core):
         out: list = []
         for k in range(0, len(keys), GET_MANY_CHUNK):
             js = _codec.dumps(keys[k:k + GET_MANY_CHUNK])
-            check(_find_unique_many(core._handle(), cname, iname, js, len(js), typed, core._buf))
+            check(_find_unique_many(core._handle(), cname, iname, js, len(js), typed, _slots.buf))
             rows = _codec.loads_batch(core._take_bytes())
             if typed:
                 dd = s.decode_doc
@@ -714,7 +716,7 @@ class ReadTxn(_Core):
 
     def collections(self) -> list[str]:
         """Names of the collections, sorted."""
-        check(lib.obj_collection_list(self._handle(), self._buf))
+        check(lib.obj_collection_list(self._handle(), _slots.buf))
         return json.loads(self._take_bytes())
 
     def collection_info(self, name: str) -> dict | None:
@@ -940,12 +942,14 @@ class WriteTxn(ReadTxn):
         """Drops a collection with its documents and indexes; True if it
         existed."""
         cname = self._wname(name)
-        check(lib.obj_collection_drop(self._handle(), cname, self._found))
+        found = _slots.found
+        check(lib.obj_collection_drop(self._handle(), cname, found))
+        existed = bool(found[0])
         self._db._kinds.pop(cname, None)
         for peer in self._db._peers():
             peer._forget_collection(name)
         self._ensured = {k for k in self._ensured if k[0] != name}
-        return bool(self._found[0])
+        return existed
 
     def create_index(self, collection: Any, name: str, fields: Sequence[str] | str, kind: str = "standard") -> None:
         """Creates a secondary index (``kind``: standard, unique or multi)

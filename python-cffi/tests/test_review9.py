@@ -5,6 +5,9 @@ cancellation while an async transaction exits, and AsyncDb scheduling of
 reads behind waiting writers."""
 
 import enum
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass
 from typing import Annotated, Optional
 
@@ -142,3 +145,92 @@ async def test_async_txn_index_range_and_iter_all_are_async_iterators(path):
     with pytest.raises(obj.InvalidArgumentError):  # finished: as the blocking API
         [x async for x in rx.iter_all("raw")]
     await adb.close()
+
+
+# -- 2. one transaction used from several threads at once (a misuse) ----------------
+# Each call's output slots are the calling thread's, and ending a transaction
+# never frees the handle under another thread's call. Run in a child process:
+# before the fix this corrupted the heap (the process aborted).
+
+SHARED_TXN = textwrap.dedent(r"""
+    import sys, threading, time
+    import obj
+    db = obj.Db(sys.argv[1])
+    mode = sys.argv[2]
+    died = []
+    def guard(fn, k):
+        try:
+            fn(k)
+        except BaseException as e:
+            died.append(e)
+    def run(fn, n=4):
+        ts = [threading.Thread(target=guard, args=(fn, k)) for k in range(n)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+    if mode == "write":
+        tx = db.transaction()
+        got, bad = {}, []
+        def w(k):
+            for i in range(1500):
+                p = b"%d:%d" % (k, i)
+                oid = tx.insert("r", p) if i % 2 else tx.insert("d", {"p": p.decode()})
+                if (oid, i % 2) in got:
+                    bad.append(oid)
+                got[(oid, i % 2)] = p
+        run(w)
+        tx.commit()
+        wrong = sum(1 for (i, raw), p in got.items()
+                    if db.get("r" if raw else "d", i) != (p if raw else {"p": p.decode()}))
+        print("dups", len(bad), "wrong", wrong + len(died), "n", len(got))
+    elif mode == "read":
+        db.insert_many("c", [{"i": i, "pad": "x" * (i % 50)} for i in range(2000)])
+        db.insert_many("r", [bytes([i % 256]) * (100 + i % 3000) for i in range(2000)])
+        bad = []
+        def r(k):
+            for j in range(4000):
+                i = (j * 7 + k) % 2000
+                if rx.get("c", i + 1) != {"i": i, "pad": "x" * (i % 50)}:
+                    bad.append(i)
+                if rx.get("r", i + 1) != bytes([i % 256]) * (100 + i % 3000):
+                    bad.append(i)
+                if rx.count("c") != 2000 or rx.find_unique("c", "nope", i) != {"i": i, "pad": "x" * (i % 50)}:
+                    bad.append(i)
+        db.create_index("c", "nope", ["i"], "unique")
+        rx = db.read_transaction()
+        run(r)
+        print("dups 0 wrong", len(bad) + len(died), "n", 4)
+    else:  # end the transaction while other threads are inside calls on it
+        db.insert_many("r", [bytes([i % 256]) * (100 + i % 3000) for i in range(3000)])
+        errs = set()
+        for rnd in range(150):
+            tx = db.read_transaction() if rnd % 2 else db.transaction()
+            stop = []
+            def r(k):
+                j = 0
+                while not stop:
+                    j += 1
+                    try:
+                        tx.get("r", (j * 7 + k) % 3000 + 1)
+                    except obj.InvalidArgumentError:
+                        pass
+            ts = [threading.Thread(target=r, args=(k,)) for k in range(3)]
+            [t.start() for t in ts]
+            time.sleep(0.002)
+            tx.close() if rnd % 2 else tx.rollback()
+            time.sleep(0.001)
+            stop.append(1)
+            [t.join() for t in ts]
+        db.insert("r", b"after")  # the write lock is free
+        print("dups 0 wrong 0 n", 150)
+""")
+
+
+@pytest.mark.parametrize("mode", ["write", "read"])
+def test_one_transaction_used_by_threads_at_once(tmp_path, mode):
+    script = tmp_path / "shared.py"
+    script.write_text(SHARED_TXN)
+    r = subprocess.run([sys.executable, str(script), str(tmp_path / "x.obj"), mode], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, f"rc={r.returncode}: {r.stderr.strip()[-300:]}"
+    out = r.stdout.split()
+    assert out[:4] == ["dups", "0", "wrong", "0"], r.stdout
