@@ -11,7 +11,8 @@ A transaction object is meant for one thread at a time (the C library
 serialises calls on one handle anyway); share the :class:`obj.Db` between
 threads, not a transaction. Used from several threads at once it still
 gives each call its own results: the C calls' output slots are per thread
-(``_ffi.slots``).
+(``_ffi.slots``), and a transaction ended by one thread is not freed under
+another's call.
 """
 
 from __future__ import annotations
@@ -133,6 +134,10 @@ class _Core:
             raise InvalidArgumentError("transaction already finished")
         return h
 
+    # Ending a transaction ends it in C at once (commit or rollback) but
+    # leaves freeing the handle to its last reference (ffi.gc): another
+    # thread may still be inside a call on it (a misuse, which must not
+    # free memory under that call; the call finds the transaction finished).
     def _finish(self, commit: bool) -> None:
         h = self._handle()
         try:
@@ -141,15 +146,16 @@ class _Core:
                 raise fail(st)
         finally:
             self._h = None
-            ffi.release(h)
+            del h  # (not kept by the frame of a raised error)
             self._end_attached()
 
     def _abandon(self) -> None:
-        """Frees the handle (rolling back a write) without raising."""
+        """Ends the transaction (rolling back a write) without raising."""
         h = self._h
         if h is not None:
             self._h = None
-            ffi.release(h)
+            lib.obj_txn_rollback(h)  # ends it now (a write's lock goes) whoever else holds the handle
+            del h
         self._end_attached()
 
     def _end_attached(self) -> None:

@@ -225,7 +225,7 @@ SHARED_TXN = textwrap.dedent(r"""
 """)
 
 
-@pytest.mark.parametrize("mode", ["write", "read"])
+@pytest.mark.parametrize("mode", ["write", "read", "end"])
 def test_one_transaction_used_by_threads_at_once(tmp_path, mode):
     script = tmp_path / "shared.py"
     script.write_text(SHARED_TXN)
