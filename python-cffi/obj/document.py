@@ -141,21 +141,28 @@ def _converter(tp: Any, owner: type) -> Callable[[Any], Any] | None:
             return lambda v: None if v is None else inner(v)
         convs = [(a, _converter(a, owner)) for a in non_none]
         if all(c is None for _, c in convs):
-            return None
+            return None  # (each arm reads back as the stored JSON type it was written as)
+        # Several arms may take one stored value (a Dog's map has a Cat's
+        # name too; 2 is a valid float): the value goes to the arm that
+        # fits it best (see _fitter), the first declared on a tie; a value
+        # no arm fits is an error, not a guess.
+        arms = [(_fitter(a), c, a if isinstance(a, type) else None) for a, c in convs]
+        uname = _tname(tp)
 
         def union(v: Any) -> Any:
             if v is None:
                 return None
-            for a, c in convs:
-                if c is None:
-                    if isinstance(a, type) and isinstance(v, a):
-                        return v
-                    continue
-                try:
-                    return c(v)
-                except (TypeError, ValueError, KeyError):
-                    continue
-            return v
+            best, pick = 0, None
+            for arm in arms:
+                score = arm[0](v)
+                if score > best:
+                    best, pick = score, arm
+            if pick is None:
+                raise ValueError(f"no type of {uname} fits the stored {type(v).__name__}")
+            _, c, cls = pick
+            if c is None or (cls is not None and type(v) is cls):
+                return v
+            return c(v)
 
         return union
     # typing.get_origin maps the typing aliases (List[int], typing.Sequence[int], ...)
@@ -198,6 +205,232 @@ def _converter(tp: Any, owner: type) -> Callable[[Any], Any] | None:
     if origin is typing.Literal:
         return None
     return None
+
+
+# -- which arm of a union a stored value belongs to ---------------------------------
+# A stored value is JSON-shaped: the arms of a union are told apart by how
+# well the value fits each, on a scale: _SPECIFIC for a value that only a
+# narrow type writes in that form (an Enum member's value, a Literal, a
+# date's or a UUID's canonical text, a map whose keys are exactly a
+# dataclass's fields); _EXACT for the JSON type a type is written as (int
+# for int, float for float, str for str...); _PARTIAL for a dataclass map
+# that lacks fields with defaults; _WIDENED for a value that converts
+# without loss (an int read as a float or a Decimal); below _STALE for a
+# dataclass map with keys the class no longer has (a field dropped since
+# it was written: read as a lone dataclass field would be, dropping them,
+# only when no arm takes the whole value; fewer unknown keys fit better);
+# _LOOSE for Any; 0 when it does not fit. A container fits as its worst
+# element does.
+
+_SPECIFIC, _EXACT, _PARTIAL, _WIDENED, _STALE, _LOOSE = 95, 90, 70, 50, 40, 1
+
+
+def _fit_loose(v: Any) -> int:
+    return _LOOSE
+
+
+def _fit_type(*types: type, score: int = _EXACT) -> Callable[[Any], int]:
+    def fit(v: Any) -> int:
+        return score if type(v) in types else 0
+
+    return fit
+
+
+def _fit_text(cls: type, parse: Callable[[str], Any]) -> Callable[[Any], int]:
+    """A type stored as its canonical text (date, time, UUID, Decimal)."""
+
+    def fit(v: Any) -> int:
+        if type(v) is str:
+            try:
+                return _SPECIFIC if str(parse(v)) == v else 0
+            except (ValueError, ArithmeticError):
+                return 0
+        return _SPECIFIC if isinstance(v, cls) else 0
+
+    return fit
+
+
+def _fit_iso(cls: Any) -> Callable[[Any], int]:
+    def fit(v: Any) -> int:
+        if type(v) is str:
+            try:
+                return _SPECIFIC if cls.fromisoformat(v).isoformat() == v else 0
+            except ValueError:
+                return 0
+        return _SPECIFIC if type(v) is cls else 0
+
+    return fit
+
+
+def _fit_decimal(v: Any) -> int:
+    if type(v) is int or type(v) is float:
+        return _WIDENED
+    if isinstance(v, Decimal):
+        return _SPECIFIC
+    if type(v) is str:
+        try:
+            return _SPECIFIC if str(Decimal(v)) == v else 0
+        except ArithmeticError:
+            return 0
+    return 0
+
+
+def _fit_all(fits: Iterable[int]) -> int:
+    """The fit of a container: its worst element's (_EXACT when empty)."""
+    worst = _EXACT
+    for f in fits:
+        if f < worst:
+            if not f:
+                return 0
+            worst = f
+    return worst
+
+
+def _fitter(tp: Any) -> Callable[[Any], int]:
+    """How well a stored (decoded JSON) value fits annotation ``tp``: a
+    score on the scale above, 0 when it does not fit."""
+    tp = _strip(tp)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any or tp is object or isinstance(tp, TypeVar):
+        return _fit_loose
+    if tp is None or tp is _NoneType:
+        return _fit_type(_NoneType)
+    if tp is bool:
+        return _fit_type(bool)
+    if tp is int:
+        return _fit_type(int)
+    if tp is float:
+        def fit_float(v: Any) -> int:
+            t = type(v)
+            return _EXACT if t is float else _WIDENED if t is int else 0
+
+        return fit_float
+    if tp is str:
+        return _fit_type(str)
+    if tp is bytes or tp is bytearray:
+        return _fit_type(bytes, bytearray)
+    if tp is _dt.datetime:
+        return lambda v: _EXACT if isinstance(v, _dt.datetime) else 0
+    if tp is _dt.date or tp is _dt.time:
+        return _fit_iso(tp)
+    if tp is uuid.UUID:
+        return _fit_text(uuid.UUID, uuid.UUID)
+    if tp is Decimal:
+        return _fit_decimal
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        info = _enum_info(tp)
+
+        def fit_enum(v: Any) -> int:
+            if isinstance(v, tp):
+                return _SPECIFIC
+            try:
+                info.decode(v)
+            except (ValueError, TypeError, KeyError):
+                return 0
+            return _SPECIFIC
+
+        return fit_enum
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _fit_dataclass(tp)
+    if origin is typing.Union or (_UnionType is not None and origin is _UnionType):
+        fits = [_fitter(a) for a in args]
+        return lambda v: max(f(v) for f in fits)
+    if origin is typing.Literal:
+        return lambda v: _SPECIFIC if any(v == a and type(v) is type(a) for a in args) else 0
+    if tp in (list, tuple, set, frozenset) or origin in (list, tuple, set, frozenset, Sequence):
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            slots = [] if args == ((),) else [_fitter(a) for a in args]
+
+            def fit_fixed(v: Any) -> int:
+                if type(v) is not list or len(v) != len(slots):
+                    return 0
+                return _fit_all(f(x) for f, x in zip(slots, v))
+
+            return fit_fixed
+        each = _fitter(args[0]) if args else _fit_loose
+
+        def fit_seq(v: Any) -> int:
+            if type(v) is not list:
+                return 0
+            return _fit_all(map(each, v)) if args else _EXACT
+
+        return fit_seq
+    if tp is dict or origin in (dict, Mapping):
+        codec = _key_codec(args[0]) if args else None
+        kdec = codec[1] if codec is not None else None
+        vfit = _fitter(args[1]) if len(args) > 1 else None
+
+        def fit_keys(v: dict) -> int:
+            try:
+                for k in v:
+                    kdec(k)  # type: ignore[misc]
+            except (ValueError, TypeError, KeyError):
+                return 0
+            return _EXACT
+
+        def fit_map(v: Any) -> int:
+            if type(v) is not dict:
+                return 0
+            worst = fit_keys(v) if kdec is not None else _EXACT
+            if worst and vfit is not None:
+                worst = min(worst, _fit_all(map(vfit, v.values())))
+            return worst
+
+        return fit_map
+    if isinstance(tp, type):  # a class obj does not know: stored by the codec, read back as is
+        return lambda v: _EXACT if isinstance(v, tp) else _LOOSE
+    return _fit_loose
+
+
+def _fit_dataclass(cls: type) -> Callable[[Any], int]:
+    """The fit of a stored map to dataclass ``cls``: its keys must hold
+    every field without a default (_SPECIFIC when they are exactly the
+    fields, _PARTIAL when some with defaults are missing, below _STALE when
+    some are no field), and each value must fit its field. Field types are
+    resolved at the first call (a class may refer to itself)."""
+    s = _schema_or_plain(cls)
+    if s._fit is None:
+        s._fit = _make_fit_dataclass(cls)
+    return s._fit
+
+
+def _make_fit_dataclass(cls: type) -> Callable[[Any], int]:
+    plan: list = []
+
+    def fit_dc(v: Any) -> int:
+        if isinstance(v, cls):
+            return _SPECIFIC
+        if type(v) is not dict:
+            return 0
+        if not plan:
+            hints = _schema_or_plain(cls).hints()
+            fields = dataclasses.fields(cls)
+            required = frozenset(
+                f.name for f in fields
+                if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            )
+            plan[:] = [{f.name: _fitter(hints.get(f.name, Any)) for f in fields}, required]
+        fits, required = plan
+        if not required.issubset(v.keys()):
+            return 0
+        unknown = len(v.keys() - fits.keys())
+        if unknown:
+            score = max(_STALE - unknown, _LOOSE + 1)
+        else:
+            score = _SPECIFIC if len(v) == len(fits) else _PARTIAL
+        for k, x in v.items():
+            fk = fits.get(k)
+            if fk is None:
+                continue
+            f = fk(x)
+            if f < score and f < _EXACT:  # (a field that fits its JSON type fully does not lower the map's fit)
+                if not f:
+                    return 0
+                score = f
+        return score
+
+    return fit_dc
 
 
 class _Bad(Exception):
@@ -809,6 +1042,7 @@ class Schema:
         self._hints: dict | None = None
         self._check: Callable[[Any], Any] | None = None
         self._str_slots: dict[str, tuple] = {}
+        self._fit: Callable[[Any], int] | None = None  # (_fit_dataclass)
 
     # -- type information (resolved on first use: forward references) ------
     def hints(self) -> dict:
