@@ -34,6 +34,30 @@ class _Pinned:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._ex, functools.partial(fn, *args))
 
+    async def run_to_end(self, fn: Callable, on_cancel: Callable[[], Any] | None = None) -> Any:
+        """Runs ``fn()`` on the thread and waits for it to finish even when
+        the awaiting task is cancelled (any number of times): a rollback or
+        commit queued behind a running call is never dropped. ``on_cancel``
+        is called at the first cancellation. Once ``fn`` has run, its error
+        is raised, else CancelledError if the task was cancelled, else its
+        result."""
+        fut = asyncio.wrap_future(self._ex.submit(fn))
+        cancelled = False
+        while not fut.done():
+            try:
+                await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                if fut.done():  # (fn itself raised CancelledError)
+                    break
+                if not cancelled and on_cancel is not None:
+                    on_cancel()
+                cancelled = True
+            except BaseException:  # noqa: BLE001 - fn's error: raised below
+                break
+        if fut.cancelled() or fut.exception() is not None or not cancelled:
+            return fut.result()  # fn's result or error
+        raise asyncio.CancelledError()
+
     def shutdown(self) -> None:
         self.done = True
         self._ex.shutdown(wait=False)
@@ -233,8 +257,23 @@ class AsyncTxn:
         return self
 
     async def __aexit__(self, et: Any, ev: Any, tb: Any) -> None:
+        # The commit or rollback runs on the transaction's thread to its end
+        # whatever happens to this task: a cancellation (a second one too)
+        # while it waits behind a running call can no longer drop it and
+        # leave the write transaction, and the database's write lock, open.
+        # Cancelled before it began, a commit becomes a rollback; either way
+        # CancelledError is raised once the transaction has ended.
+        tx = self._tx
+        aborted: list = []
+
+        def finish() -> None:
+            if aborted and et is None:
+                tx.__exit__(asyncio.CancelledError, asyncio.CancelledError(), None)
+            else:
+                tx.__exit__(et, ev, tb)
+
         try:
-            await self._pin.run(self._tx.__exit__, et, ev, tb)
+            await self._pin.run_to_end(finish, lambda: aborted.append(True))
         finally:
             self._pin.shutdown()
 

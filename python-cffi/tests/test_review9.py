@@ -4,6 +4,7 @@ async transaction, one transaction used by several threads, union fields,
 cancellation while an async transaction exits, and AsyncDb scheduling of
 reads behind waiting writers."""
 
+import asyncio
 import datetime as dt
 import enum
 import subprocess
@@ -323,3 +324,69 @@ def test_union_field_stored_by_other_writers(db):
     k2 = db.insert("r9_pets", {**base, "animal": {"name": "c"}, "num": "two"})
     with pytest.raises(obj.InvalidArgumentError, match="num"):
         db.get(Pet, k2)
+
+
+# -- 1. cancellation (twice) while an async transaction exits -------------------------
+
+async def _cancel_twice(task, first=0.005):
+    await asyncio.sleep(first)
+    task.cancel()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    task.cancel()
+    return await asyncio.gather(task, return_exceptions=True)  # keeps the exception and its frames
+
+
+async def test_double_cancel_while_async_txn_exits_does_not_leak_the_write_lock(path):
+    adb = await obj.AsyncDb.open(path, busy_timeout_ms=1000)
+    await adb.insert_many([Item(i) for i in range(20000)])
+    for body in ("query", "clean"):
+        inside = asyncio.Event()
+
+        async def victim(inside=inside, body=body):
+            async with adb.transaction() as tx:
+                await tx.insert(Item(1, "dc"))
+                inside.set()
+                if body == "query":
+                    await tx.query(Item).fetch()  # still running on the txn's thread when cancelled
+                else:
+                    await asyncio.sleep(0.005)  # the cancellations land while the commit is queued or running
+
+        t = asyncio.create_task(victim())
+        await inside.wait()
+        res = await _cancel_twice(t, 0.005 if body == "query" else 0.004)
+        assert isinstance(res[0], asyncio.CancelledError), res
+        # the transaction has ended by the time the task has: no wait, the write lock is free
+        await adb.insert(Item(2))
+        if body == "query":
+            assert await adb.query(Item).filter(obj.field("tag") == "dc").count() == 0
+    await adb.close()
+
+
+async def test_cancel_while_async_txn_waits_for_the_write_lock(path):
+    adb = await obj.AsyncDb.open(path, busy_timeout_ms=3000)
+    await adb.insert(Item(0))
+    hold = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder():
+        async with adb.transaction() as tx:
+            await tx.insert(Item(1))
+            hold.set()
+            await release.wait()
+
+    async def waiter():
+        async with adb.transaction() as tx:  # waits (on its thread) for the holder's lock
+            await tx.insert(Item(2, "waiter"))
+
+    h = asyncio.create_task(holder())
+    await hold.wait()
+    w = asyncio.create_task(waiter())
+    res = await _cancel_twice(w, 0.05)
+    assert isinstance(res[0], asyncio.CancelledError)
+    release.set()
+    await h
+    await asyncio.sleep(0.2)  # the waiter's begin returns once the holder commits, and is ended at once
+    await asyncio.wait_for(adb.insert(Item(3)), 2)
+    assert await adb.query(Item).filter(obj.field("tag") == "waiter").count() == 0
+    await adb.close()
