@@ -1,10 +1,13 @@
 """``obj.AsyncDb``: the blocking :class:`obj.Db` for asyncio callers.
 
 Each call runs in a worker thread (the C library releases the GIL), so the
-event loop never blocks on the engine. A transaction pins one dedicated
-worker thread for its whole life, so ``async with adb.transaction() as tx``
-drives one transaction op by op from one thread. No dependency beyond the
-standard library.
+event loop never blocks on the engine. Calls that take the database's
+write lock (the one-call writes: insert, update, kv puts...) run on worker
+threads of their own, so a read never waits in a queue behind writes that
+wait for that lock. A transaction pins one dedicated worker thread for its
+whole life, so ``async with adb.transaction() as tx`` drives one
+transaction op by op from one thread. No dependency beyond the standard
+library.
 """
 
 from __future__ import annotations
@@ -21,6 +24,14 @@ from .errors import InvalidArgumentError
 from .query import Query
 
 __all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery", "AsyncCollection", "AsyncKv", "AsyncStream"]
+
+# The methods of Db and of a key-value namespace that take the database's
+# write lock (each in a transaction of its own: they may wait up to the busy
+# timeout for another writer). AsyncDb runs them on its writer threads.
+_WRITES = frozenset({
+    "insert", "insert_many", "upsert", "update", "delete", "create_index", "drop_collection", "import_",
+    "compact", "rekey", "checkpoint", "put", "drop",
+})
 
 
 class _Pinned:
@@ -172,10 +183,11 @@ class _AsyncBound:
             def iterate(*a: Any, **k: Any) -> AsyncIterator:
                 return atx._aiter(lambda: attr(*a, **k))
             return iterate
+        run = atx._runner(name)
 
         @functools.wraps(attr)
         async def call(*a: Any, **k: Any) -> Any:
-            return await atx._run(attr, *a, **k)
+            return await run(attr, *a, **k)
 
         return call
 
@@ -300,6 +312,11 @@ class AsyncTxn:
 
         return call
 
+    def _runner(self, name: str) -> Callable:
+        """How to run method ``name`` of a bound helper: on this
+        transaction's thread, whatever it is."""
+        return self._run
+
     async def _run(self, fn: Callable, *a: Any, **k: Any) -> Any:
         """Runs ``fn`` on the transaction's thread (an iterator it returns is
         drained there too); inline once the transaction is finished, where
@@ -380,9 +397,13 @@ class AsyncDb:
         elif options:
             raise InvalidArgumentError("options go with a path: obj.AsyncDb(path, **options)")
         self._db = db
-        self._ex = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers or min(8, (os.cpu_count() or 2) + 2), thread_name_prefix="obj"
-        )
+        n = max_workers or min(8, (os.cpu_count() or 2) + 2)
+        # Reads, and the writes that wait for the write lock, on separate
+        # threads (made when first needed): a read never queues behind
+        # writers waiting for that lock (which an open transaction may hold
+        # while it awaits this read).
+        self._ex = concurrent.futures.ThreadPoolExecutor(max_workers=n, thread_name_prefix="obj")
+        self._wex = concurrent.futures.ThreadPoolExecutor(max_workers=n, thread_name_prefix="obj-w")
 
     @classmethod
     async def open(cls, path: str | os.PathLike, **options: Any) -> AsyncDb:
@@ -400,24 +421,40 @@ class AsyncDb:
         return _aiter_pinned(make)
 
     async def _run(self, fn: Callable, *args: Any, **kw: Any) -> Any:
+        """Runs a call that does not take the write lock on a worker thread."""
+        return await self._submit(self._ex, fn, args, kw)
+
+    async def _run_write(self, fn: Callable, *args: Any, **kw: Any) -> Any:
+        """Runs a call that takes the write lock on a writer thread."""
+        return await self._submit(self._wex, fn, args, kw)
+
+    def _runner(self, name: str) -> Callable:
+        """How to run method ``name`` (of Db or of a key-value namespace)."""
+        return self._run_write if name in _WRITES else self._run
+
+    async def _submit(self, ex: concurrent.futures.Executor, fn: Callable, args: tuple, kw: dict) -> Any:
         self._db._handle()  # closed: ClosedError, like the blocking Db (the executor is gone too)
         loop = asyncio.get_running_loop()
         try:
-            fut = loop.run_in_executor(self._ex, functools.partial(fn, *args, **kw))
+            fut = loop.run_in_executor(ex, functools.partial(fn, *args, **kw))
         except RuntimeError:  # closed by another task since the check above
             self._db._handle()
             raise
         return await fut
 
+    def _shutdown(self) -> None:
+        self._ex.shutdown(wait=False)
+        self._wex.shutdown(wait=False)
+
     async def close(self) -> None:
         """Closes the database (clean close: the WAL is folded). Idempotent."""
         if self._db.closed:
-            self._ex.shutdown(wait=False)
+            self._shutdown()
             return
         try:
             await self._run(self._db.close)
         finally:
-            self._ex.shutdown(wait=False)
+            self._shutdown()
 
     async def __aenter__(self) -> AsyncDb:
         return self
@@ -429,7 +466,7 @@ class AsyncDb:
             try:
                 await self._run(self._db._close, False)
             finally:
-                self._ex.shutdown(wait=False)
+                self._shutdown()
 
     def transaction(self) -> AsyncTxn:
         """``async with adb.transaction() as tx:`` (commits on clean exit)."""
@@ -478,9 +515,10 @@ class AsyncDb:
         attr = getattr(self._db, name)
         if not callable(attr):
             return attr
+        run = self._runner(name)
 
         async def call(*a: Any, **k: Any) -> Any:
-            return await self._run(attr, *a, **k)
+            return await run(attr, *a, **k)
 
         call.__doc__ = attr.__doc__
         call.__name__ = name

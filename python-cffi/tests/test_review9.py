@@ -10,6 +10,7 @@ import enum
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional, Union
@@ -389,4 +390,61 @@ async def test_cancel_while_async_txn_waits_for_the_write_lock(path):
     await asyncio.sleep(0.2)  # the waiter's begin returns once the holder commits, and is ended at once
     await asyncio.wait_for(adb.insert(Item(3)), 2)
     assert await adb.query(Item).filter(obj.field("tag") == "waiter").count() == 0
+    await adb.close()
+
+
+# -- 4. AsyncDb: reads never queue behind one-call writes waiting for the write lock --
+
+async def test_asyncdb_reads_do_not_wait_behind_writers_waiting_for_the_lock(path):
+    adb = obj.AsyncDb(path, max_workers=2)
+    oid = await adb.insert(Item(0))
+    await adb.kv("s").put(b"k", b"v")
+    locked = asyncio.Event()
+
+    async def long_txn():
+        async with adb.transaction() as tx:
+            await tx.insert(Item(1))
+            locked.set()
+            await asyncio.sleep(1.5)
+
+    async def writer(i):
+        await adb.insert(Item(100 + i)) if i % 2 else await adb.kv("s").put(b"w%d" % i, b"x")
+
+    async def reader():
+        await locked.wait()
+        await asyncio.sleep(0.2)  # the writers now fill every worker, waiting for the lock
+        t0 = time.monotonic()
+        assert await adb.get(Item, oid) == Item(0)
+        assert await adb.kv("s").get(b"k") == b"v"
+        assert await adb.count(Item) == 1
+        assert await adb.query(Item).count() == 1
+        return time.monotonic() - t0
+
+    res = await asyncio.gather(long_txn(), *[writer(i) for i in range(6)], reader())
+    assert res[-1] < 0.5, f"the reads waited {res[-1]:.2f}s behind the writers"
+    assert await adb.count(Item) == 5
+    await adb.close()
+
+
+async def test_async_txn_awaiting_an_adb_read_while_writers_wait(path):
+    adb = obj.AsyncDb(path, max_workers=2, busy_timeout_ms=3000)
+    await adb.insert(Item(0))
+    t0 = time.monotonic()
+
+    async def txn():
+        async with adb.transaction() as tx:
+            await tx.insert(Item(1))
+            await asyncio.sleep(0.05)
+            n = await adb.count(Item)  # a read of the last commit, outside the transaction
+            await tx.insert(Item(n))
+        return time.monotonic() - t0
+
+    async def writer(i):
+        await adb.insert(Item(100 + i))
+        return "ok"
+
+    res = await asyncio.gather(txn(), *[writer(i) for i in range(8)], return_exceptions=True)
+    assert res[1:] == ["ok"] * 8, res
+    assert res[0] < 1.0, f"the transaction took {res[0]:.2f}s"
+    assert await adb.count(Item) == 11
     await adb.close()
