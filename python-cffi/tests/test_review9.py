@@ -29,6 +29,7 @@ class Item:
 
 # -- 5. a bool is not a document id, in get_many as in get ---------------------------
 
+
 def test_get_many_refuses_bool_ids(db):
     db.insert(Item(5))
     db.insert("d", {"a": 1})
@@ -62,6 +63,7 @@ def test_get_many_still_takes_int_like_ids(db):
 
 # -- 8. a class passed where a document instance goes: one clear message -------------
 
+
 @obj.document(collection="r9_u")
 @dataclass
 class U:
@@ -87,6 +89,7 @@ def test_class_for_instance_message_does_not_depend_on_caches(path):
 
 
 # -- 7. find_unique with a pre-encoded (UTF-8 bytes) key of a str field --------------
+
 
 @obj.document(collection="r9_emails", indexes=[obj.Composite(("region", "email"), name="by_re", unique=True)])
 @dataclass
@@ -121,6 +124,7 @@ def test_find_unique_takes_utf8_bytes_for_a_str_field(db):
 
 
 # -- 6. async for over tx.index_range / tx.iter_all in an async transaction ----------
+
 
 @obj.document(collection="r9_idx")
 @dataclass
@@ -233,14 +237,16 @@ SHARED_TXN = textwrap.dedent(r"""
 def test_one_transaction_used_by_threads_at_once(tmp_path, mode):
     script = tmp_path / "shared.py"
     script.write_text(SHARED_TXN)
-    r = subprocess.run([sys.executable, str(script), str(tmp_path / "x.obj"), mode], capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "x.obj"), mode], capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, f"rc={r.returncode}: {r.stderr.strip()[-300:]}"
     out = r.stdout.split()
     assert out[:4] == ["dups", "0", "wrong", "0"], r.stdout
 
 
 # -- 3. union fields decode with the arm that fits the stored value ------------------
+
 
 @dataclass
 class Cat:
@@ -282,14 +288,36 @@ class Pet:
 
 def test_union_fields_round_trip_exactly(db):
     u = uuid.uuid4()
-    p = Pet(Dog("rex", False), [Cat("c"), Dog("d", True), Fish("f", 2)], Cat("m"), 2, 2.0, True, b"b", u,
-            dt.date(2024, 1, 2), Color.RED, 1.5, Cat("x"))
+    p = Pet(
+        Dog("rex", False),
+        [Cat("c"), Dog("d", True), Fish("f", 2)],
+        Cat("m"),
+        2,
+        2.0,
+        True,
+        b"b",
+        u,
+        dt.date(2024, 1, 2),
+        Color.RED,
+        1.5,
+        Cat("x"),
+    )
     i = db.insert(p)
     got = db.get(Pet, i)
     assert got == p
     assert type(got.num) is int and type(got.num2) is float and got.flag is True
-    p2 = Pet(Cat("tom"), num=2.0, num2=3, flag=5, text="t", uid="not-a-uuid", day="monday", color="blue", fl="x",
-             any_={"k": 1})
+    p2 = Pet(
+        Cat("tom"),
+        num=2.0,
+        num2=3,
+        flag=5,
+        text="t",
+        uid="not-a-uuid",
+        day="monday",
+        color="blue",
+        fl="x",
+        any_={"k": 1},
+    )
     j = db.insert(p2)
     got2 = db.get(Pet, j)
     assert got2 == p2
@@ -305,13 +333,26 @@ def test_union_fields_round_trip_exactly(db):
 
 
 def test_union_field_stored_by_other_writers(db):
-    base = {"others": [], "maybe": None, "num": 0, "num2": 0, "flag": 0, "text": "", "uid": "", "day": "",
-            "color": "", "fl": "", "any_": None}
+    base = {
+        "others": [],
+        "maybe": None,
+        "num": 0,
+        "num2": 0,
+        "flag": 0,
+        "text": "",
+        "uid": "",
+        "day": "",
+        "color": "",
+        "fl": "",
+        "any_": None,
+    }
     db.insert(Pet(Cat("seed")))  # sets the collection up
     # the arm whose fields are exactly the keys wins over one lacking a field with a default (even if
     # declared first); an int in a float-or-str field reads as a float
-    i = db.insert("r9_pets", {**base, "animal": {"name": "a"}, "maybe": {"name": "z"}, "fl": 3,
-                              "others": [{"name": "n", "fins": 1}]})
+    i = db.insert(
+        "r9_pets",
+        {**base, "animal": {"name": "a"}, "maybe": {"name": "z"}, "fl": 3, "others": [{"name": "n", "fins": 1}]},
+    )
     got = db.get(Pet, i)
     assert got.animal == Cat("a") and got.maybe == Cat("z") and got.others == [Fish("n", 1)]
     assert got.fl == 3.0 and type(got.fl) is float
@@ -328,6 +369,7 @@ def test_union_field_stored_by_other_writers(db):
 
 
 # -- 1. cancellation (twice) while an async transaction exits -------------------------
+
 
 async def _cancel_twice(task, first=0.005):
     await asyncio.sleep(first)
@@ -394,6 +436,7 @@ async def test_cancel_while_async_txn_waits_for_the_write_lock(path):
 
 
 # -- 4. AsyncDb: reads never queue behind one-call writes waiting for the write lock --
+
 
 async def test_asyncdb_reads_do_not_wait_behind_writers_waiting_for_the_lock(path):
     adb = obj.AsyncDb(path, max_workers=2)
