@@ -99,6 +99,12 @@ impl Live {
 
     /// Closes the database now, as recorded in `checkpoint`.
     fn close(mut self) -> Result<(), Error> {
+        self.shut()
+    }
+
+    /// Takes the database out and closes it, with or without the
+    /// checkpoint as `checkpoint` says (a no-op once done).
+    fn shut(&mut self) -> Result<(), Error> {
         match self.db.take() {
             Some(db) if self.checkpoint.load(Ordering::Acquire) => db.close(),
             Some(db) => {
@@ -122,13 +128,7 @@ impl Drop for Live {
     /// The last call in progress when the handle was closed closes the
     /// database as that close asked (its errors are not reported).
     fn drop(&mut self) {
-        if let Some(db) = self.db.take() {
-            if self.checkpoint.load(Ordering::Acquire) {
-                let _ = db.close();
-            } else {
-                db.close_without_checkpoint();
-            }
-        }
+        let _ = self.shut();
     }
 }
 
@@ -228,22 +228,23 @@ pub(crate) fn rekey_state(state: &DbState, new_key: Option<EncryptionKey>) -> Re
             }
         }
     };
-    let result = match live.db.as_mut() {
-        Some(db) => db.rekey(new_key),
-        None => Err(closed_error()),
-    };
+    let db = live.db.as_mut().expect("a Live holds its Db until it is closed");
+    // A panic in the rekey still leaves the Rekeying state below (the
+    // panic then goes on to the fence), or the handle would be busy for good.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.rekey(new_key)));
     let mut slot = lock_slot(&state);
     match std::mem::replace(&mut *slot, Slot::Closed) {
         Slot::Rekeying { close: Some(checkpoint) } => {
             drop(slot);
             live.checkpoint.store(checkpoint, Ordering::Release);
             let closed = live.close();
-            result.and(closed)
+            result.unwrap_or_else(|p| std::panic::resume_unwind(p)).and(closed)
         }
         // Only this rekey leaves the Rekeying state.
         _ => {
             *slot = Slot::Open(Arc::new(live));
-            result
+            drop(slot);
+            result.unwrap_or_else(|p| std::panic::resume_unwind(p))
         }
     }
 }

@@ -81,35 +81,41 @@ impl Tree {
 /// (or reverse key order).
 pub type RangeIter<'a, P> = btree::Range<&'a P>;
 
+/// What a transaction tells the handle checks, kept out of the public
+/// trait (and sealing it: only this crate's transactions implement it).
+mod sealed {
+    pub trait Identity {
+        /// Process-unique id of this transaction (see `Tree::origin`).
+        fn txn_id(&self) -> u64;
+
+        /// Whether a handle this transaction returned may have gone stale
+        /// in it (a write transaction that dropped a tree).
+        fn dropped_trees(&self) -> bool {
+            false
+        }
+    }
+}
+
+/// `tree` as `txn` sees it: the handle itself when `txn` returned it, else
+/// the catalog's entry for its name, which must have the same root
+/// (`InvalidArgument` when stale).
+fn resolve<'t, T: ReadableTxn + ?Sized>(txn: &T, tree: &'t Tree) -> Result<std::borrow::Cow<'t, Tree>> {
+    if tree.origin == txn.txn_id() && !txn.dropped_trees() {
+        return Ok(std::borrow::Cow::Borrowed(tree));
+    }
+    match txn.find_tree(&tree.name)? {
+        Some(t) if t.root == tree.root => Ok(std::borrow::Cow::Owned(t)),
+        _ => Err(stale(tree)),
+    }
+}
+
 /// Read operations shared by [`ReadTxn`] and [`WriteTxn`].
-pub trait ReadableTxn {
+pub trait ReadableTxn: sealed::Identity {
     /// The page source the trees are read through.
     type Pages: PageRead;
 
     /// This transaction's view of the pages.
     fn pages(&self) -> &Self::Pages;
-
-    /// Process-unique id of this transaction (see [`Tree`]'s `origin`).
-    fn txn_id(&self) -> u64;
-
-    /// Whether a handle this transaction returned may have gone stale in
-    /// it (a write transaction that dropped a tree).
-    fn dropped_trees(&self) -> bool {
-        false
-    }
-
-    /// `tree` as this transaction sees it: the handle itself when this
-    /// transaction returned it, else the catalog's entry for its name,
-    /// which must have the same root (`InvalidArgument` when stale).
-    fn resolve<'t>(&self, tree: &'t Tree) -> Result<std::borrow::Cow<'t, Tree>> {
-        if tree.origin == self.txn_id() && !self.dropped_trees() {
-            return Ok(std::borrow::Cow::Borrowed(tree));
-        }
-        match self.find_tree(&tree.name)? {
-            Some(t) if t.root == tree.root => Ok(std::borrow::Cow::Owned(t)),
-            _ => Err(stale(tree)),
-        }
-    }
 
     /// Root page of the catalog (0 in a database that has none yet).
     fn catalog_root(&self) -> PageNo;
@@ -157,13 +163,13 @@ pub trait ReadableTxn {
 
     /// The value stored under `key`.
     fn get(&self, tree: &Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        btree::get(self.pages(), self.resolve(tree)?.root, key)
+        btree::get(self.pages(), resolve(self, tree)?.root, key)
     }
 
     /// The value stored under `key`, borrowed from the page that holds it
     /// rather than copied (see [`btree::ValueGuard`]).
     fn get_guard(&self, tree: &Tree, key: &[u8]) -> Result<Option<btree::ValueGuard>> {
-        btree::get_guard(self.pages(), self.resolve(tree)?.root, key)
+        btree::get_guard(self.pages(), resolve(self, tree)?.root, key)
     }
 
     /// Number of entries in `tree`.
@@ -178,12 +184,12 @@ pub trait ReadableTxn {
         end: Bound<&[u8]>,
         reverse: bool,
     ) -> Result<RangeIter<'a, Self::Pages>> {
-        btree::Range::new(self.pages(), self.resolve(tree)?.root, start, end, reverse)
+        btree::Range::new(self.pages(), resolve(self, tree)?.root, start, end, reverse)
     }
 
     /// Entries whose key starts with `prefix`.
     fn prefix<'a>(&'a self, tree: &Tree, prefix: &[u8], reverse: bool) -> Result<RangeIter<'a, Self::Pages>> {
-        btree::Range::prefix(self.pages(), self.resolve(tree)?.root, prefix, reverse)
+        btree::Range::prefix(self.pages(), resolve(self, tree)?.root, prefix, reverse)
     }
 }
 
@@ -228,6 +234,12 @@ impl ReadTxn {
     }
 }
 
+impl sealed::Identity for ReadTxn {
+    fn txn_id(&self) -> u64 {
+        self.id
+    }
+}
+
 impl ReadableTxn for ReadTxn {
     type Pages = Snapshot;
 
@@ -235,16 +247,12 @@ impl ReadableTxn for ReadTxn {
         &self.snap
     }
 
-    fn txn_id(&self) -> u64 {
-        self.id
-    }
-
     fn catalog_root(&self) -> PageNo {
         self.snap.header().catalog_root
     }
 
     fn count(&self, tree: &Tree) -> Result<u64> {
-        Ok(self.resolve(tree)?.entries)
+        Ok(resolve(self, tree)?.entries)
     }
 }
 
@@ -526,19 +534,21 @@ impl WriteTxn {
     }
 }
 
-impl ReadableTxn for WriteTxn {
-    type Pages = WritePages;
-
-    fn pages(&self) -> &WritePages {
-        &self.pages
-    }
-
+impl sealed::Identity for WriteTxn {
     fn txn_id(&self) -> u64 {
         self.id
     }
 
     fn dropped_trees(&self) -> bool {
         self.dropped
+    }
+}
+
+impl ReadableTxn for WriteTxn {
+    type Pages = WritePages;
+
+    fn pages(&self) -> &WritePages {
+        &self.pages
     }
 
     fn catalog_root(&self) -> PageNo {
@@ -548,7 +558,7 @@ impl ReadableTxn for WriteTxn {
     fn count(&self, tree: &Tree) -> Result<u64> {
         match self.trees.get(&tree.root) {
             Some(t) if Arc::ptr_eq(&t.name, &tree.name) || t.name == tree.name => Ok(t.entries),
-            _ => Ok(self.resolve(tree)?.entries),
+            _ => Ok(resolve(self, tree)?.entries),
         }
     }
 }

@@ -49,9 +49,11 @@ class _Pinned:
         """Runs ``fn()`` on the thread and waits for it to finish even when
         the awaiting task is cancelled (any number of times): a rollback or
         commit queued behind a running call is never dropped. ``on_cancel``
-        is called at the first cancellation. Once ``fn`` has run, its error
-        is raised, else CancelledError if the task was cancelled, else its
-        result."""
+        is called at the first cancellation. Once ``fn`` has run: if the task
+        was cancelled, CancelledError (chained to ``fn``'s error, if any), as
+        asyncio's timeouts and task groups expect; else ``fn``'s error or
+        result. Another exception thrown into the task while ``fn`` runs
+        (KeyboardInterrupt) propagates at once."""
         fut = asyncio.wrap_future(self._ex.submit(fn))
         cancelled = False
         while not fut.done():
@@ -63,11 +65,14 @@ class _Pinned:
                 if not cancelled and on_cancel is not None:
                     on_cancel()
                 cancelled = True
-            except BaseException:  # noqa: BLE001 - fn's error: raised below
-                break
-        if fut.cancelled() or fut.exception() is not None or not cancelled:
+            except BaseException:
+                if not fut.done():
+                    raise  # thrown into the task, not fn's: not ours to hold
+                break  # fn's error: raised below
+        if not cancelled:
             return fut.result()  # fn's result or error
-        raise asyncio.CancelledError()
+        error = None if fut.cancelled() else fut.exception()
+        raise asyncio.CancelledError() from error
 
     def shutdown(self) -> None:
         self.done = True

@@ -313,6 +313,12 @@ fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
     }))
 }
 
+/// Whether collection `name` exists (one lookup, not a listing).
+pub(crate) fn has_collection<T: ReadableTxn>(txn: &T, name: &str) -> Result<bool> {
+    let Some(tree) = txn.find_engine_tree(COLLECTIONS_TREE)? else { return Ok(false) };
+    Ok(txn.get_guard(&tree, name.as_bytes())?.is_some())
+}
+
 /// Names of all collections, in byte order.
 pub fn list_collections<T: ReadableTxn>(txn: &T) -> Result<Vec<String>> {
     let Some(tree) = txn.find_engine_tree(COLLECTIONS_TREE)? else { return Ok(Vec::new()) };

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::db::Db;
-use crate::doc::collection::{CollectionMut, CollectionOptions};
+use crate::doc::collection::{has_collection, CollectionMut, CollectionOptions};
 use crate::error::{Error, Result};
 use crate::index::secondary::{IndexSpec, IndexStatus};
 use crate::query::spec::QuerySpec;
@@ -73,10 +73,6 @@ pub fn typed_collection<T: Document>(txn: &mut WriteTxn) -> Result<CollectionMut
     Ok(c)
 }
 
-fn has_collection(tx: &WriteTxn, name: &str) -> Result<bool> {
-    Ok(tx.list_collections()?.iter().any(|c| c == name))
-}
-
 fn describe(spec: &IndexSpec) -> String {
     let fields: Vec<String> = spec.fields.iter().map(|f| f.to_string()).collect();
     format!("{:?} on ({})", spec.kind, fields.join(", "))
@@ -107,7 +103,7 @@ impl Db {
     /// Document `id` of `T::COLLECTION` (`None` if absent).
     pub fn get<T: Document>(&self, id: u64) -> Result<Option<T>> {
         let rx = self.begin_read()?;
-        if rx.list_collections()?.iter().all(|c| c != T::COLLECTION) {
+        if !has_collection(&rx, T::COLLECTION)? {
             return Ok(None);
         }
         rx.collection(T::COLLECTION)?.get_as(id)
@@ -116,7 +112,7 @@ impl Db {
     /// Documents with the given ids (`None` for missing ones).
     pub fn get_many<T: Document>(&self, ids: &[u64]) -> Result<Vec<Option<T>>> {
         let rx = self.begin_read()?;
-        if rx.list_collections()?.iter().all(|c| c != T::COLLECTION) {
+        if !has_collection(&rx, T::COLLECTION)? {
             return Ok(ids.iter().map(|_| None).collect());
         }
         let c = rx.collection(T::COLLECTION)?;
@@ -138,7 +134,7 @@ impl Db {
             )));
         }
         let rx = self.begin_read()?;
-        if rx.list_collections()?.iter().all(|c| c != T::COLLECTION) {
+        if !has_collection(&rx, T::COLLECTION)? {
             return Ok(Vec::new());
         }
         let c = rx.collection(T::COLLECTION)?;

@@ -200,6 +200,15 @@ impl Drop for CreatedSidecars {
     }
 }
 
+/// The page size a new database would get: `InvalidArgument` unless a
+/// power of two from 4 to 64 KiB.
+fn check_page_size(options: &Options) -> Result<()> {
+    if crate::storage::header::valid_page_size(options.page_size) {
+        return Ok(());
+    }
+    Err(Error::invalid(format!("page size {} is not a power of two from 4096 to 65536", options.page_size)))
+}
+
 impl Pager {
     /// Opens (creating if allowed) the database at `path` and recovers its WAL.
     pub fn open(path: &Path, options: &Options) -> Result<Arc<Pager>> {
@@ -210,11 +219,8 @@ impl Pager {
             return Err(Error::not_found(format!("database file {display} does not exist")));
         }
         // Refused before the file is created (a refused open leaves nothing).
-        if !exists && !crate::storage::header::valid_page_size(options.page_size) {
-            return Err(Error::invalid(format!(
-                "page size {} is not a power of two from 4096 to 65536",
-                options.page_size
-            )));
+        if !exists {
+            check_page_size(options)?;
         }
         let mode = if options.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWriteCreate };
         let main = vfs.open(path, mode).map_err(|e| Error::io(format!("opening {display}"), e))?;
@@ -352,12 +358,7 @@ impl Pager {
             if !first {
                 return Err(Error::Busy(format!("{display} is being created by another process")));
             }
-            if !crate::storage::header::valid_page_size(options.page_size) {
-                return Err(Error::invalid(format!(
-                    "page size {} is not a power of two from 4096 to 65536",
-                    options.page_size
-                )));
-            }
+            check_page_size(options)?;
             let mut file_id = [0u8; 16];
             if options.encryption.is_some() {
                 // The file id keys the encryption: draw it from the CSPRNG.
