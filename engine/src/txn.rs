@@ -264,6 +264,14 @@ struct OpenTree {
     changed: bool,
 }
 
+impl OpenTree {
+    /// Whether `tree` names this tree (tracked by its root, which a dropped
+    /// tree's successor may have taken over).
+    fn is(&self, tree: &Tree) -> bool {
+        Arc::ptr_eq(&self.name, &tree.name) || self.name == tree.name
+    }
+}
+
 /// The single write transaction. See the module documentation.
 pub struct WriteTxn {
     pages: WritePages,
@@ -371,7 +379,7 @@ impl WriteTxn {
         match self.trees.get(&tree.root) {
             // Tracked under this name: the tree at this root is the handle's
             // (a dropped tree's root may now belong to another tree).
-            Some(t) if Arc::ptr_eq(&t.name, &tree.name) || t.name == tree.name => {}
+            Some(t) if t.is(tree) => {}
             Some(_) => return Err(stale(tree)),
             None => {
                 // A handle from another transaction, or of a dropped tree.
@@ -557,7 +565,7 @@ impl ReadableTxn for WriteTxn {
 
     fn count(&self, tree: &Tree) -> Result<u64> {
         match self.trees.get(&tree.root) {
-            Some(t) if Arc::ptr_eq(&t.name, &tree.name) || t.name == tree.name => Ok(t.entries),
+            Some(t) if t.is(tree) => Ok(t.entries),
             _ => Ok(resolve(self, tree)?.entries),
         }
     }

@@ -19,7 +19,7 @@
 //! that many lines, in constant memory, and a failure leaves the batches
 //! before it committed.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::ops::Bound;
 use std::path::Path;
 
@@ -33,7 +33,7 @@ use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{IndexKind, IndexSpec};
 use crate::query::expr::FieldPath;
-use crate::storage::header::MAGIC;
+use crate::storage::file::OsVfs;
 use crate::txn::EngineTrees;
 use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 
@@ -439,13 +439,10 @@ fn refuse_database_file(path: &Path) -> Result<()> {
     if crate::db::open_in_process(path) {
         return Err(Error::Busy(format!("{display} is an open database; export to another path")));
     }
-    let mut head = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open(path) {
-        if f.read_exact(&mut head).is_ok() && head == MAGIC {
-            return Err(Error::invalid(format!(
-                "{display} is an obj database; an export writes JSON lines and would destroy it"
-            )));
-        }
+    if crate::ops::newfile::starts_with_magic(&OsVfs, path) {
+        return Err(Error::invalid(format!(
+            "{display} is an obj database; an export writes JSON lines and would destroy it"
+        )));
     }
     Ok(())
 }
@@ -474,7 +471,7 @@ impl Db {
     pub fn export_to_path(&self, collection: Option<&str>, path: &Path) -> Result<ExportReport> {
         let display = path.display();
         refuse_database_file(path)?;
-        crate::ops::newfile::refuse_sidecar(&crate::storage::file::OsVfs, path, "an export")?;
+        crate::ops::newfile::refuse_sidecar(&OsVfs, path, "an export")?;
         let mut name = path
             .file_name()
             .ok_or_else(|| Error::invalid(format!("{display} is not a file path")))?

@@ -105,18 +105,22 @@ pub(crate) fn refuse_sidecar(vfs: &dyn Vfs, path: &Path, what: &str) -> Result<(
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return Ok(()) };
     let Some(main) = name.strip_suffix("-wal").or_else(|| name.strip_suffix("-shm")) else { return Ok(()) };
     let main_path = path.with_file_name(main);
-    let is_database = crate::db::open_in_process(&main_path)
-        || vfs.open(&main_path, OpenMode::ReadOnly).is_ok_and(|f| {
-            let mut head = [0u8; 8];
-            f.read_at(&mut head, 0).is_ok() && head == MAGIC
-        });
-    if is_database {
+    if crate::db::open_in_process(&main_path) || starts_with_magic(vfs, &main_path) {
         return Err(Error::invalid(format!(
             "{} belongs to the database {main}; {what} over it would lose that database's commits",
             path.display()
         )));
     }
     Ok(())
+}
+
+/// Whether the file at `path` exists and begins with an obj database's
+/// magic.
+pub(crate) fn starts_with_magic(vfs: &dyn Vfs, path: &Path) -> bool {
+    vfs.open(path, OpenMode::ReadOnly).is_ok_and(|f| {
+        let mut head = [0u8; 8];
+        f.read_at(&mut head, 0).is_ok() && head == MAGIC
+    })
 }
 
 impl NewFile {
