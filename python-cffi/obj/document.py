@@ -21,7 +21,7 @@ import threading
 import typing
 import uuid
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Callable, TypeVar
 
@@ -1012,6 +1012,60 @@ def _schema_or_plain(cls: type) -> Schema:
     return s
 
 
+def _field_markers(cls: type, prefix: str, outer: tuple) -> Iterator[tuple[str, IndexMarker]]:
+    """``(dotted path, marker)`` for every index marker of dataclass ``cls``
+    and of the dataclasses it holds (``addr: Address`` whose ``city`` is
+    ``Annotated[str, obj.Index]`` gives ``"addr.city"``; through
+    ``Optional[...]`` and through list elements too, which the engine's
+    index paths fan out over). ``outer`` holds the classes being walked (a
+    dataclass that holds itself is walked once)."""
+    hints = _schema_or_plain(cls).hints()
+    for f in dataclasses.fields(cls):
+        path = prefix + f.name
+        tp = hints.get(f.name)
+        marks: list = []
+        inner = _unmarked(tp, marks)
+        for m in marks:
+            yield path, m
+        for sub in _held_dataclasses(inner):
+            if sub is not cls and sub not in outer:
+                yield from _field_markers(sub, path + ".", outer + (cls,))
+
+
+def _unmarked(tp: Any, marks: list) -> Any:
+    """``tp`` without ``Annotated[...]`` and ``Optional[...]`` wrappers,
+    collecting the index markers of every ``Annotated`` layer (``Optional[
+    Annotated[str, obj.Unique]]`` too) into ``marks``."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            marks += [m for m in typing.get_args(tp)[1:] if isinstance(m, IndexMarker)]
+            tp = typing.get_args(tp)[0]
+            continue
+        if origin is typing.Union or (_UnionType is not None and origin is _UnionType):
+            args = [a for a in typing.get_args(tp) if a is not _NoneType]
+            if len(args) == 1:
+                tp = args[0]
+                continue
+        return tp
+
+
+def _held_dataclasses(tp: Any) -> list:
+    """The dataclasses a field of type ``tp`` (unwrapped) holds directly or
+    as the elements of a list, tuple or set."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return [tp]
+    if typing.get_origin(tp) in (list, tuple, set, frozenset):
+        out = []
+        for a in typing.get_args(tp):
+            if a is not Ellipsis:
+                inner = _unmarked(a, [])
+                if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+                    out.append(inner)
+        return out
+    return []
+
+
 def _is_str(tp: Any) -> bool:
     """Whether annotation ``tp`` is ``str`` (possibly Annotated or Optional)."""
     if typing.get_origin(tp) is typing.Annotated:
@@ -1060,14 +1114,7 @@ class Schema:
     def index_specs(self) -> list[dict]:
         """The engine index specs declared by the class."""
         if self._index_specs is None:
-            specs = []
-            hints = self.hints()
-            for f in dataclasses.fields(self.cls):
-                tp = hints.get(f.name)
-                if typing.get_origin(tp) is typing.Annotated:
-                    for m in typing.get_args(tp)[1:]:
-                        if isinstance(m, IndexMarker):
-                            specs.append({"name": f.name, "kind": m.kind, "fields": [f.name]})
+            specs = [{"name": path, "kind": m.kind, "fields": [path]} for path, m in _field_markers(self.cls, "", ())]
             for c in self._extra_indexes:
                 if not isinstance(c, Composite):
                     raise InvalidArgumentError(f"indexes=[...] takes obj.Composite values, not {c!r}")
@@ -1086,10 +1133,22 @@ class Schema:
         slots = self._str_slots.get(index)
         if slots is None:
             fields = next((sp["fields"] for sp in self.index_specs() if sp["name"] == index), ())
-            hints = self.hints()
-            slots = tuple(i for i, f in enumerate(fields) if _is_str(hints.get(f)))
+            slots = tuple(i for i, f in enumerate(fields) if _is_str(self.path_type(f)))
             self._str_slots[index] = slots
         return slots
+
+    def path_type(self, path: str) -> Any:
+        """The annotation of dotted field ``path`` (through nested
+        dataclasses, Optional and list elements), or None."""
+        cls: Any = self.cls
+        tp: Any = None
+        for seg in path.split("."):
+            if cls is None:
+                return None
+            tp = _schema_or_plain(cls).hints().get(seg)
+            held = _held_dataclasses(_unmarked(tp, []))
+            cls = held[0] if len(held) == 1 else None
+        return tp
 
     def shape(self) -> tuple:
         """Field names and types, to catch two classes claiming one

@@ -1,0 +1,60 @@
+"""Fixes from review 10: index markers on the fields of nested dataclasses
+(and under Optional[...])."""
+
+from dataclasses import dataclass, field
+from typing import Annotated, Optional
+
+import pytest
+
+import obj
+
+# -- 1. index markers inside nested dataclasses and Optional[...] --------------------
+
+
+@dataclass
+class R10Item:
+    sku: Annotated[str, obj.Unique]
+    qty: int = 1
+
+
+@dataclass
+class R10Addr:
+    city: Annotated[str, obj.Index]
+    tags: Annotated[list[str], obj.Each] = field(default_factory=list)
+    next: Optional["R10Addr"] = None
+
+
+@obj.document(collection="r10_customers")
+@dataclass
+class R10Customer:
+    addr: R10Addr
+    nick: Optional[Annotated[str, obj.Unique]] = None
+    items: list[R10Item] = field(default_factory=list)
+
+
+def test_index_markers_of_nested_dataclasses_make_indexes(db):
+    """A marker on a nested dataclass's field was silently ignored: no
+    index, and index_range on it raised NotFoundError. It indexes the dotted
+    path, named after it."""
+    a = db.insert(R10Customer(R10Addr("paris", ["vip"]), "ann", [R10Item("s1"), R10Item("s2")]))
+    b = db.insert(R10Customer(R10Addr("rome", ["new"], next=R10Addr("oslo")), "bob"))
+    names = {i.name: (i.kind, i.key_paths) for c in db.stat().collections for i in c.indexes}
+    assert names == {
+        "addr.city": ("standard", ["addr.city"]),
+        "addr.tags": ("multi", ["addr.tags"]),
+        "nick": ("unique", ["nick"]),
+        "items.sku": ("unique", ["items.sku"]),
+    }
+    assert [i for i, _ in db.index_range(R10Customer, "addr.city", "rome", "rome")] == [b]
+    assert [i for i, _ in db.index_range(R10Customer, "addr.tags", "vip", "vip")] == [a]
+    assert db.find_unique(R10Customer, "items.sku", "s2").nick == "ann"
+    assert db.find_unique(R10Customer, "nick", "bob").addr.city == "rome"
+    assert db.find_unique(R10Customer, "nick", b"bob").addr.city == "rome"  # a str key as UTF-8 bytes
+    with pytest.raises(obj.InvalidArgumentError):
+        db.insert(R10Customer(R10Addr("x"), "cy", [R10Item("s1")]))
+    with pytest.raises(obj.InvalidArgumentError):
+        db.insert(R10Customer(R10Addr("x"), "ann"))
+    assert db.count(R10Customer) == 2
+    db.update(R10Customer, b, lambda c: setattr(c.addr, "city", "lima"))
+    assert [i for i, _ in db.index_range(R10Customer, "addr.city", "rome", "rome")] == []
+    assert [i for i, _ in db.index_range(R10Customer, "addr.city", "lima", "lima")] == [b]
