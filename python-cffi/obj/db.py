@@ -253,6 +253,7 @@ class Db:
 
     # -- lifecycle ---------------------------------------------------------------
     def __enter__(self) -> Db:
+        self._handle()  # a closed Db: ClosedError here, not at the first call in the block
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
@@ -674,6 +675,9 @@ class Db:
         Transactions begun afterwards no longer see it; one already running
         keeps reading its snapshot, and the file closes when the last of
         them ends."""
+        self._handle()
+        if not isinstance(namespace, str):
+            raise InvalidArgumentError(f"detach takes the namespace name (str), not {type(namespace).__name__}")
         with self._lock, self._att_lock:
             other = self._attached.get(namespace)
             if other is None:

@@ -1,5 +1,6 @@
 """Fixes from review 10: index markers on the fields of nested dataclasses
-(and under Optional[...])."""
+(and under Optional[...]), a closed Db used again (detach, ``with``), and
+wrongly typed namespaces given to detach."""
 
 from dataclasses import dataclass, field
 from typing import Annotated, Optional
@@ -58,3 +59,29 @@ def test_index_markers_of_nested_dataclasses_make_indexes(db):
     db.update(R10Customer, b, lambda c: setattr(c.addr, "city", "lima"))
     assert [i for i, _ in db.index_range(R10Customer, "addr.city", "rome", "rome")] == []
     assert [i for i, _ in db.index_range(R10Customer, "addr.city", "lima", "lima")] == [b]
+
+
+# -- 2. a closed Db used again; detach's argument -----------------------------------
+
+
+def test_closed_db_detach_and_with_raise_closed_error(path, tmp_path):
+    other = str(tmp_path / "other.obj")
+    obj.Db(other).close()
+    d = obj.Db(path)
+    d.attach(other, "arch")
+    d.close()
+    with pytest.raises(obj.ClosedError):
+        d.detach("arch")
+    with pytest.raises(obj.ClosedError):
+        d.detach("never")
+    with pytest.raises(obj.ClosedError):
+        with d:
+            pass
+
+
+def test_detach_takes_a_str(db):
+    for bad in (None, 5, b"ns"):
+        with pytest.raises(obj.InvalidArgumentError):
+            db.detach(bad)
+    with pytest.raises(obj.NotFoundError):
+        db.detach("ns")
