@@ -888,6 +888,9 @@ def _key_args(key: bytes | None, passphrase: str | bytes | None) -> tuple:
             raise InvalidArgumentError("key must be 32 bytes")
         k = ffi.new("uint8_t[32]", bytes(key))
     if passphrase is not None:
+        if not isinstance(passphrase, (str, bytes, bytearray)):
+            # (bytes(5) would be five NUL bytes, bytes([1, 2]) a passphrase)
+            raise InvalidArgumentError(f"passphrase must be a str or bytes, not {type(passphrase).__name__}")
         raw = _codec.utf8(passphrase, "passphrase") if isinstance(passphrase, str) else bytes(passphrase)
         if not raw or b"\0" in raw:
             raise InvalidArgumentError("passphrase must be non-empty and hold no NUL byte")

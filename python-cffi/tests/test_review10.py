@@ -85,3 +85,20 @@ def test_detach_takes_a_str(db):
             db.detach(bad)
     with pytest.raises(obj.NotFoundError):
         db.detach("ns")
+
+
+# -- 3. a passphrase that is not a str or bytes ---------------------------------------
+
+
+@pytest.mark.parametrize("bad", [[1, 2], (3,), 5])
+def test_passphrase_must_be_str_or_bytes(tmp_path, bad):
+    """bytes(bad) made [1, 2] the passphrase b"\\x01\\x02", and 5 five NUL
+    bytes (refused with a message about NUL bytes)."""
+    p = str(tmp_path / "enc.obj")
+    with pytest.raises(obj.InvalidArgumentError, match="str or bytes"):
+        obj.Db(p, passphrase=bad)
+    with obj.Db(p) as d:
+        with pytest.raises(obj.InvalidArgumentError, match="str or bytes"):
+            d.rekey(passphrase=bad)
+    with pytest.raises(obj.InvalidArgumentError, match="str or bytes"):
+        obj.Db.restore(p, str(tmp_path / "copy.obj"), passphrase=bad)
