@@ -825,7 +825,12 @@ class WriteTxn(ReadTxn):
         All or nothing. ``insert_many([Order(...), ...])`` or
         ``insert_many("events", [dict, ...])`` / ``(name, [bytes, ...])``."""
         if type(what) is str:
-            items = _codec.listed(payloads, "insert_many's documents") if payloads is not None else []
+            if payloads is None:
+                raise InvalidArgumentError(
+                    f"insert_many({what!r}, docs) takes the documents after the collection name: a list of dicts "
+                    f"(documents) or bytes (raw)"
+                )
+            items = _codec.listed(payloads, "insert_many's documents")
             if not items:
                 return []
             if isinstance(items[0], (bytes, bytearray, memoryview)):

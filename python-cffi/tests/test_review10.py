@@ -102,3 +102,19 @@ def test_passphrase_must_be_str_or_bytes(tmp_path, bad):
             d.rekey(passphrase=bad)
     with pytest.raises(obj.InvalidArgumentError, match="str or bytes"):
         obj.Db.restore(p, str(tmp_path / "copy.obj"), passphrase=bad)
+
+
+# -- 4. insert_many with a collection name and no documents ----------------------------
+
+
+def test_insert_many_with_a_name_needs_the_documents(db):
+    """insert_many("events") (the documents forgotten) returned [] and wrote
+    nothing, silently."""
+    for call in (lambda: db.insert_many("events"), lambda: db.insert_many("events", None)):
+        with pytest.raises(obj.InvalidArgumentError, match="insert_many"):
+            call()
+    with db.transaction() as tx:
+        with pytest.raises(obj.InvalidArgumentError):
+            tx.insert_many("events")
+    assert db.insert_many("events", []) == []
+    assert db.insert_many("events", [{"a": 1}]) == [1]
