@@ -15,7 +15,7 @@ use std::ops::Bound;
 use obj_engine::doc::codec::decode_header;
 use obj_engine::doc::kv::{kv_prefix, kv_range};
 use obj_engine::query::plan::Access;
-use obj_engine::{Collection, Error, QuerySpec};
+use obj_engine::{Error, QuerySpec};
 
 use crate::bytes::{arg_bytes, arg_str, json_bytes, json_text, need, obj_bytes, put, put_opt};
 use crate::db::{free_handle, handle, new_handle};
@@ -154,7 +154,7 @@ pub unsafe extern "C" fn obj_query(
         // SAFETY: per contract.
         unsafe {
             open_cursor(txn, CursorKind::Query, out, |st| {
-                Ok(with_readable!(st, |t| match Collection::open(t, &spec.collection) {
+                Ok(with_readable!(st, |t| match t.collection(&spec.collection) {
                     Ok(c) => query_iter(c.into_query(&spec)?),
                     Err(Error::NotFound(_)) => CursorIter::Empty,
                     Err(e) => return Err(e),
@@ -591,7 +591,7 @@ pub unsafe extern "C" fn obj_collection_dump(
         // SAFETY: per contract.
         unsafe {
             open_cursor(txn, CursorKind::Records, out, |st| {
-                Ok(with_readable!(st, |t| match Collection::open(t, coll) {
+                Ok(with_readable!(st, |t| match t.collection(coll) {
                     Ok(c) => CursorIter::Records(Box::new(c.stored_records()?)),
                     Err(Error::NotFound(_)) => CursorIter::Empty,
                     Err(e) => return Err(e),

@@ -229,6 +229,45 @@ int main(int argc, char **argv) {
     CHECK_STATUS(obj_db_attach(db, at("missing.obj", other), "gone"), OBJ_NOT_FOUND);
     CHECK(count_of(db, "arch.orders") == 2000);
     {
+        /* Queries and dumps reach the attached collection too (they once
+         * saw an empty one while obj_query_count saw every document). */
+        obj_txn *t = NULL;
+        obj_cursor *c = NULL;
+        obj_bytes d = {0};
+        uint64_t n = 0, qid = 0;
+        uint32_t v = 0;
+        bool done = true;
+        const char *q = "{\"collection\":\"arch.orders\",\"filter\":{\"ge\":[\"total\",1990]}}";
+        CHECK_OK(obj_txn_begin_read(db, &t));
+        CHECK_OK(obj_query_count(t, J(q), &n));
+        CHECK(n == 10);
+        CHECK_OK(obj_query(t, J(q), &c));
+        n = 0;
+        for (;;) {
+            CHECK_OK(obj_cursor_next(c, &qid, &d, NULL, &done));
+            if (done) break;
+            CHECK(qid == 1991 + n && d.len > 0);
+            obj_bytes_free(&d);
+            n++;
+        }
+        CHECK(n == 10);
+        CHECK_OK(obj_cursor_free(c));
+        CHECK_OK(obj_collection_dump(t, "arch.orders", &c));
+        CHECK_OK(obj_dump_cursor_next(c, &qid, &v, &d, &done));
+        CHECK(!done && qid == 1 && v == 1 && d.len > 0);
+        obj_bytes_free(&d);
+        CHECK_OK(obj_cursor_free(c));
+        CHECK_OK(obj_txn_free(t));
+        /* The same in a write transaction. */
+        CHECK_OK(obj_txn_begin_write(db, &t));
+        CHECK_OK(obj_query(t, J(q), &c));
+        CHECK_OK(obj_cursor_next_batch(c, 1, &d));
+        CHECK(d.len > 10 && memcmp(d.data, "[[1991,1,{", 10) == 0);
+        obj_bytes_free(&d);
+        CHECK_OK(obj_cursor_free(c));
+        CHECK_OK(obj_txn_free(t));
+    }
+    {
         /* Attach covers collections only: a key-value call on "arch.x"
          * reads and writes this database's own namespace "arch.x". */
         obj_txn *t = NULL;
