@@ -349,9 +349,17 @@ fn to_options(o: &obj_options) -> Result<Options, Error> {
 
 /// Opens (or creates) the database at `path` (UTF-8). `opts` may be NULL
 /// for defaults. On success `*out` is a new handle to free with
-/// `obj_db_free`. Errors: OBJ_NOT_FOUND (no file and create is off),
-/// OBJ_INVALID_ARGUMENT (not an obj database, bad options), OBJ_UNSUPPORTED
-/// (newer format), OBJ_CORRUPTION, OBJ_BUSY (open in another process), OBJ_IO.
+/// `obj_db_free`. Other processes may have the file open meanwhile (see
+/// "Processes" above); a second handle on a file already open in this
+/// process shares its engine, so it must give the same key and sync mode.
+/// Errors: OBJ_NOT_FOUND (no file and create is off),
+/// OBJ_INVALID_ARGUMENT (not an obj database, bad options, another sync
+/// mode than a handle already open on the file in this process),
+/// OBJ_ENCRYPTION (missing or wrong key), OBJ_UNSUPPORTED (newer format),
+/// OBJ_CORRUPTION, OBJ_BUSY (another process is creating the file; the
+/// file is open read-only in this process and this open asks for writes;
+/// a file system without shared memory, where one process at a time may
+/// open it), OBJ_IO.
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `opts` is NULL or a valid

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 /* Exercises every function of the C ABI and its error paths. */
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "check.h"
 
@@ -486,6 +487,89 @@ static void test_corrupt_file(void) {
     }
 }
 
+/* A child process after fork() must not use its parent's handles: every
+ * call on them is refused with a message naming fork() (never a read of
+ * the parent's locks or a write into its files), the handles can still be
+ * freed in the child, and the child opens the database itself. */
+static void test_fork_child(void) {
+    char p[600];
+    snprintf(p, sizeof p, "%s.fork", path);
+    unlink(p);
+    obj_db *db = NULL;
+    obj_txn *r = NULL, *w = NULL;
+    uint64_t id = 0;
+    CHECK_OK(obj_db_open(p, NULL, &db));
+    CHECK_OK(obj_db_doc_insert(db, "c", (const uint8_t *)"{\"a\":1}", 7, 0, &id));
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_doc_insert(w, "c", (const uint8_t *)"{\"parent\":1}", 12, 0, &id));
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        obj_txn *t = NULL;
+        obj_bytes b = {0};
+        bool found = false;
+        CHECK_ERR(obj_txn_begin_read(db, &t), OBJ_INVALID_ARGUMENT, "fork()");
+        CHECK_ERR(obj_txn_begin_write(db, &t), OBJ_INVALID_ARGUMENT, "fork()");
+        CHECK_ERR(obj_db_doc_get(db, "c", 1, &b, NULL, &found), OBJ_INVALID_ARGUMENT, "fork()");
+        CHECK_ERR(obj_db_checkpoint(db, NULL), OBJ_INVALID_ARGUMENT, "fork()");
+        CHECK_ERR(obj_doc_get(r, "c", 1, &b, NULL, &found), OBJ_INVALID_ARGUMENT, "fork()");
+        CHECK_ERR(obj_doc_insert(w, "c", (const uint8_t *)"{\"child\":1}", 11, 0, &id), OBJ_INVALID_ARGUMENT, "fork()");
+        CHECK_ERR(obj_txn_commit(w), OBJ_INVALID_ARGUMENT, "fork()");
+        CHECK_OK(obj_txn_free(w));
+        CHECK_OK(obj_txn_free(r));
+        CHECK_OK(obj_db_free(db));
+        obj_db *own = NULL;
+        CHECK_OK(obj_db_open(p, NULL, &own));
+        CHECK_OK(obj_db_doc_get(own, "c", 1, &b, NULL, &found));
+        CHECK(found);
+        obj_bytes_free(&b);
+        CHECK_OK(obj_db_free(own));
+        fflush(NULL);
+        _exit(0);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* The parent's transaction is untouched by the child. */
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    CHECK_OK(obj_txn_free(r));
+    uint64_t n = 0;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_collection_count(r, "c", &n));
+    CHECK(n == 2);
+    CHECK_OK(obj_txn_free(r));
+    CHECK_OK(obj_db_integrity_check(db, NULL));
+    CHECK_OK(obj_db_free(db));
+    /* A second handle in this process shares the first one's engine: the
+     * same sync mode and key, and no writer beside a read-only engine. */
+    obj_options o;
+    CHECK_OK(obj_options_init(&o));
+    CHECK_OK(obj_db_open(p, NULL, &db));
+    obj_db *second = NULL;
+    o.sync_mode = 1;
+    CHECK_ERR(obj_db_open(p, &o, &second), OBJ_INVALID_ARGUMENT, "sync mode");
+    o.sync_mode = 0;
+    uint8_t key[32] = {1};
+    o.encryption_key = key;
+    CHECK_STATUS(obj_db_open(p, &o, &second), OBJ_ENCRYPTION);
+    o.encryption_key = NULL;
+    CHECK_OK(obj_db_open(p, &o, &second));
+    CHECK_OK(obj_db_free(second));
+    CHECK_OK(obj_db_free(db));
+    o.read_only = true;
+    CHECK_OK(obj_db_open(p, &o, &db));
+    CHECK_ERR(obj_db_open(p, NULL, &second), OBJ_BUSY, "read-only");
+    CHECK_OK(obj_db_free(db));
+    unlink(p);
+    snprintf(p, sizeof p, "%s.fork-shm", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s.fork-wal", path);
+    unlink(p);
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "/tmp";
     snprintf(path, sizeof path, "%s/c-api-%d.obj", dir, (int)getpid());
@@ -500,6 +584,7 @@ int main(int argc, char **argv) {
     test_one_call_reads();
     test_one_call_writes();
     test_corrupt_file();
+    test_fork_child();
     unlink(path);
     unlink(wal);
     printf("c api: %d passed, 0 failed\n", checks_run);
