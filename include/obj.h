@@ -187,7 +187,8 @@ typedef struct {
 /**
  * Options for `obj_db_open`. Initialise with `obj_options_init`, then
  * change fields. `struct_size` lets later versions add fields: the library
- * reads only the fields that fit in `struct_size`.
+ * reads only the fields that fit whole in `struct_size` (the others keep
+ * their defaults); at least `page_size` must fit.
  */
 typedef struct {
   /**

@@ -251,7 +251,8 @@ pub(crate) fn rekey_state(state: &DbState, new_key: Option<EncryptionKey>) -> Re
 
 /// Options for `obj_db_open`. Initialise with `obj_options_init`, then
 /// change fields. `struct_size` lets later versions add fields: the library
-/// reads only the fields that fit in `struct_size`.
+/// reads only the fields that fit whole in `struct_size` (the others keep
+/// their defaults); at least `page_size` must fit.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct obj_options {
@@ -312,21 +313,56 @@ pub unsafe extern "C" fn obj_options_init(opts: *mut obj_options) -> obj_status 
     fence(|| unsafe { put(opts, obj_options::default(), "opts") })
 }
 
-fn to_options(o: &obj_options) -> Result<Options, Error> {
-    if o.struct_size < std::mem::size_of::<usize>() + 4 {
-        return Err(Error::invalid(format!("obj_options.struct_size {} is too small", o.struct_size)));
+/// The options behind `opts`, as much of them as the caller's
+/// `struct_size` covers: a field that does not fit whole in it keeps its
+/// default (a size that ends inside a pointer must not make half of one).
+///
+/// # Safety
+/// `opts` is non-NULL and valid for reading `struct_size` bytes (at least
+/// the `struct_size` field itself).
+unsafe fn to_options(opts: *const obj_options) -> Result<Options, Error> {
+    use std::mem::{offset_of, size_of};
+    // SAFETY: every caller's struct starts with its struct_size (per contract).
+    let struct_size = unsafe { opts.cast::<usize>().read_unaligned() };
+    if struct_size < offset_of!(obj_options, page_size) + size_of::<u32>() {
+        return Err(Error::invalid(format!("obj_options.struct_size {struct_size} is too small")));
     }
+    // The end of every field, in order: the caller's struct holds those up
+    // to the last one that ends within struct_size.
+    let ends = [
+        offset_of!(obj_options, page_size) + size_of::<u32>(),
+        offset_of!(obj_options, sync_mode) + size_of::<u32>(),
+        offset_of!(obj_options, cache_size) + size_of::<u64>(),
+        offset_of!(obj_options, busy_timeout_ms) + size_of::<u64>(),
+        offset_of!(obj_options, wal_autocheckpoint) + size_of::<u64>(),
+        offset_of!(obj_options, read_only) + size_of::<bool>(),
+        offset_of!(obj_options, create) + size_of::<bool>(),
+        offset_of!(obj_options, encryption_key) + size_of::<*const u8>(),
+        offset_of!(obj_options, passphrase) + size_of::<*const c_char>(),
+    ];
+    let known = ends.iter().copied().filter(|&end| end <= struct_size).max().unwrap_or(0);
     // Fields beyond what an older caller's struct holds keep their defaults.
-    let mut merged = obj_options::default();
-    let known = std::mem::size_of::<obj_options>().min(o.struct_size);
-    // SAFETY: both are plain repr(C) values; we copy only the prefix the caller has.
+    let mut bytes = [0u8; size_of::<obj_options>()];
+    let defaults = obj_options::default();
+    // SAFETY: both are plain repr(C) values of this size; from the
+    // caller's struct only the `known` bytes it holds (per contract) are read.
     unsafe {
         std::ptr::copy_nonoverlapping(
-            (o as *const obj_options).cast::<u8>(),
-            (&mut merged as *mut obj_options).cast::<u8>(),
-            known,
-        )
-    };
+            (&defaults as *const obj_options).cast::<u8>(),
+            bytes.as_mut_ptr(),
+            bytes.len(),
+        );
+        std::ptr::copy_nonoverlapping(opts.cast::<u8>(), bytes.as_mut_ptr(), known);
+    }
+    // C's bool is one byte; any non-zero byte is true (a Rust bool may hold only 0 or 1).
+    let flag = |offset: usize| bytes[offset] != 0;
+    let (read_only, create) =
+        (flag(offset_of!(obj_options, read_only)), flag(offset_of!(obj_options, create)));
+    bytes[offset_of!(obj_options, read_only)] = 0;
+    bytes[offset_of!(obj_options, create)] = 0;
+    // SAFETY: `bytes` holds a whole obj_options: integers and pointers (any
+    // bit pattern is valid) and the two bools, just set to 0.
+    let merged = unsafe { bytes.as_ptr().cast::<obj_options>().read_unaligned() };
     let sync_mode = match merged.sync_mode {
         0 => SyncMode::Full,
         1 => SyncMode::Normal,
@@ -339,8 +375,8 @@ fn to_options(o: &obj_options) -> Result<Options, Error> {
         sync_mode,
         busy_timeout: Duration::from_millis(merged.busy_timeout_ms),
         wal_autocheckpoint: merged.wal_autocheckpoint,
-        read_only: merged.read_only,
-        create: merged.create,
+        read_only,
+        create,
         vfs: None,
         // SAFETY: the caller vouches for the pointers in its options.
         encryption: unsafe { crate::ops::key_from(merged.encryption_key, merged.passphrase) }?,
@@ -378,7 +414,7 @@ pub unsafe extern "C" fn obj_db_open(
             Options::default()
         } else {
             // SAFETY: non-null and valid per contract.
-            to_options(unsafe { &*opts })?
+            unsafe { to_options(opts) }?
         };
         let db = Db::open_with(path, options)?;
         let h =

@@ -7,6 +7,7 @@
  * (read through obj_last_error) that says what was wrong, never
  * OBJ_INTERNAL or a crash, and the database must stay intact: after every
  * group it reopens, reads the earlier data and passes integrity_check. */
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 #include "check.h"
@@ -728,6 +729,50 @@ static void test_closed_and_finished(void) {
     check_intact(0);
 }
 
+/* obj_options.struct_size that ends inside a field: the library reads only
+ * the fields that fit whole in it (obj.h), so a size that cuts a pointer in
+ * two must leave that pointer at its default, not make one of half the
+ * caller's bytes and the default's other half (which it once read). A C
+ * bool byte other than 0 or 1 is true. */
+static void test_options_struct_size(void) {
+    obj_db *db = NULL;
+    obj_options o;
+    uint64_t n = 0;
+    obj_txn *r = NULL;
+    CHECK_OK(obj_options_init(&o));
+    /* The low half of this pointer is 1: read as a key, it is a crash. */
+    o.encryption_key = (const uint8_t *)(uintptr_t)0xdead00000001ull;
+    o.struct_size = offsetof(obj_options, encryption_key) + 4;
+    CHECK_OK(obj_db_open(path, &o, &db));
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_collection_count(r, "users", &n));
+    CHECK(n == 30);
+    CHECK_OK(obj_txn_free(r));
+    CHECK_OK(obj_db_free(db));
+    CHECK_OK(obj_options_init(&o));
+    o.passphrase = (const char *)(uintptr_t)0xdead00000001ull;
+    o.struct_size = offsetof(obj_options, passphrase) + 4;
+    CHECK_OK(obj_db_open(path, &o, &db));
+    CHECK_OK(obj_db_free(db));
+    /* Sizes that end inside an integer field: that field keeps its default. */
+    CHECK_OK(obj_options_init(&o));
+    o.sync_mode = 0x00070000; /* low half 0, high half 7: invalid whole */
+    o.struct_size = offsetof(obj_options, sync_mode) + 2;
+    CHECK_OK(obj_db_open(path, &o, &db));
+    CHECK_OK(obj_db_free(db));
+    o.struct_size = sizeof o;
+    CHECK_ERR(obj_db_open(path, &o, &db), OBJ_INVALID_ARGUMENT, "sync_mode");
+    o.struct_size = offsetof(obj_options, page_size) + 3;
+    CHECK_ERR(obj_db_open(path, &o, &db), OBJ_INVALID_ARGUMENT, "struct_size");
+    /* A bool byte of 2 (memset, or a compiler's other idea) reads as true. */
+    CHECK_OK(obj_options_init(&o));
+    memset(&o.read_only, 2, 1);
+    CHECK_OK(obj_db_open(path, &o, &db));
+    CHECK_ERR(obj_db_doc_insert(db, "users", JSON("{}"), 0, &n), OBJ_INVALID_ARGUMENT, "read-only");
+    CHECK_OK(obj_db_free(db));
+    check_intact(0);
+}
+
 int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp");
     char name[64];
@@ -745,6 +790,7 @@ int main(int argc, char **argv) {
     test_not_a_database_and_truncated();
     test_foreign_wal();
     test_closed_and_finished();
+    test_options_struct_size();
     unlink(path);
     unlink(wal);
     char shm[530];
