@@ -204,6 +204,16 @@ int main(int argc, char **argv) {
     CHECK_STATUS(obj_db_restore(bak, res, false), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_db_restore(bak, src, true), OBJ_BUSY);
     CHECK_STATUS(obj_db_restore(at("missing.obj", other), res, true), OBJ_NOT_FOUND);
+    {
+        /* An empty file is no backup and no database to attach; the message
+         * says so (it once said "the database is read-only", which the
+         * caller never asked for). */
+        FILE *f = fopen(at("empty.obj", other), "wb");
+        CHECK(f != NULL && fclose(f) == 0);
+        CHECK_ERR(obj_db_restore(other, res, true), OBJ_INVALID_ARGUMENT, "is empty (0 bytes): not a database");
+        CHECK_ERR(obj_db_attach(db, other, "empty"), OBJ_INVALID_ARGUMENT, "is empty (0 bytes): not a database");
+        remove_db(other);
+    }
     obj_db *r = NULL;
     CHECK_OK(obj_db_open(res, NULL, &r));
     CHECK(count_of(r, "orders") == 2000);

@@ -351,8 +351,10 @@ impl Pager {
         let size = main.size().map_err(|e| Error::io(format!("reading the size of {display}"), e))?;
         let (page_size, file_id, codec) = if size == 0 {
             if options.read_only {
+                // Also the message of a restore from, or an attach of, an
+                // empty file: both open it read-only without being asked.
                 return Err(Error::InvalidArgument(format!(
-                    "{display} is empty and the database is read-only"
+                    "{display} is empty (0 bytes): not a database yet, and a read-only open cannot create one"
                 )));
             }
             if !first {
