@@ -60,6 +60,14 @@ pub struct Cursor<R: PageRead> {
     root: PageNo,
     usable: usize,
     stack: Vec<Frame>,
+    /// Leaves entered by stepping since the last seek. From the second on
+    /// the cursor is taken to be scanning and loads the next leaf ahead; a
+    /// short range read that crosses one leaf boundary does not pay for a
+    /// leaf it will not read.
+    crossings: u8,
+    /// The leaf loaded ahead by [`prefetch_next_leaf`](Cursor::prefetch_next_leaf),
+    /// kept so that stepping onto it does not look it up a second time.
+    ahead: Option<(PageNo, PageRef)>,
 }
 
 impl<R: PageRead> Cursor<R> {
@@ -67,7 +75,7 @@ impl<R: PageRead> Cursor<R> {
     /// `r` (a reference, or an owned snapshot).
     pub fn new(r: R, root: PageNo) -> Cursor<R> {
         let usable = r.usable_size();
-        Cursor { r, root, usable, stack: Vec::with_capacity(8) }
+        Cursor { r, root, usable, stack: Vec::with_capacity(8), crossings: 0, ahead: None }
     }
 
     /// The reader the cursor reads through.
@@ -82,6 +90,7 @@ impl<R: PageRead> Cursor<R> {
 
     /// Positions at the first entry; false if the tree is empty.
     pub fn seek_first(&mut self) -> Result<bool> {
+        self.crossings = 0;
         self.guard(|c| {
             c.stack.clear();
             c.descend_edge(c.root, false)?;
@@ -91,6 +100,7 @@ impl<R: PageRead> Cursor<R> {
 
     /// Positions at the last entry; false if the tree is empty.
     pub fn seek_last(&mut self) -> Result<bool> {
+        self.crossings = 0;
         self.guard(|c| {
             c.stack.clear();
             c.descend_edge(c.root, true)?;
@@ -100,6 +110,7 @@ impl<R: PageRead> Cursor<R> {
 
     /// Positions at the first entry whose key is `>= key`; false if none.
     pub fn seek(&mut self, key: &[u8]) -> Result<bool> {
+        self.crossings = 0;
         self.guard(|c| {
             c.descend_key(key)?;
             let i = c.top_node()?.lower_bound(key)?;
@@ -110,6 +121,7 @@ impl<R: PageRead> Cursor<R> {
 
     /// Positions at the last entry whose key is `< key`; false if none.
     pub fn seek_before(&mut self, key: &[u8]) -> Result<bool> {
+        self.crossings = 0;
         self.guard(|c| {
             c.descend_key(key)?;
             let i = c.top_node()?.lower_bound(key)?;
@@ -119,6 +131,7 @@ impl<R: PageRead> Cursor<R> {
 
     /// Positions at the last entry whose key is `<= key`; false if none.
     pub fn seek_at_or_before(&mut self, key: &[u8]) -> Result<bool> {
+        self.crossings = 0;
         self.guard(|c| {
             c.descend_key(key)?;
             let i = c.top_node()?.upper_bound(key)?;
@@ -133,6 +146,7 @@ impl<R: PageRead> Cursor<R> {
     /// scan fetches in id order) so reads one leaf per seek, or none, where
     /// a fresh descent reads every level.
     pub fn seek_near(&mut self, key: &[u8]) -> Result<bool> {
+        self.crossings = 0;
         self.guard(|c| {
             let keep = c.enclosing_depth(key)?;
             c.stack.truncate(keep);
@@ -336,7 +350,10 @@ impl<R: PageRead> Cursor<R> {
         if self.stack.len() > MAX_DEPTH {
             return Err(Error::corruption(self.root, format!("tree is deeper than {MAX_DEPTH} levels")));
         }
-        let page = self.r.read_page(pgno)?;
+        let page = match self.ahead.take_if(|(p, _)| *p == pgno) {
+            Some((_, page)) => page,
+            None => self.r.read_page(pgno)?,
+        };
         let node = Node::parse(&page, pgno, self.usable)?;
         if node.is_leaf() {
             node::prefetch(&page);
@@ -451,7 +468,10 @@ impl<R: PageRead> Cursor<R> {
                     }
                 }
                 node::prefetch(&top.page);
-                self.prefetch_next_leaf(forward);
+                self.crossings = self.crossings.saturating_add(1);
+                if self.crossings > 1 {
+                    self.prefetch_next_leaf(forward);
+                }
                 return Ok(true);
             }
         }
@@ -461,7 +481,7 @@ impl<R: PageRead> Cursor<R> {
     /// travel when its parent is the current leaf's, so that a scan finds
     /// it in the CPU's caches. A hint only: a page that cannot be read now
     /// is left for the move that needs it to report.
-    fn prefetch_next_leaf(&self, forward: bool) {
+    fn prefetch_next_leaf(&mut self, forward: bool) {
         let [.., parent, _] = self.stack.as_slice() else { return };
         let Ok(node) = Node::parse(&parent.page, parent.pgno, self.usable) else { return };
         let next = if forward {
@@ -469,8 +489,10 @@ impl<R: PageRead> Cursor<R> {
         } else {
             parent.idx.checked_sub(1)
         };
-        if let Some(Ok(page)) = next.and_then(|j| node.child(j).ok()).map(|pgno| self.r.read_page(pgno)) {
+        let Some(pgno) = next.and_then(|j| node.child(j).ok()) else { return };
+        if let Ok(page) = self.r.read_page(pgno) {
             node::prefetch(&page);
+            self.ahead = Some((pgno, page));
         }
     }
 
