@@ -21,10 +21,10 @@
 //! and creating one is refused while `ns` is attached. Key-value namespaces
 //! are not reachable through an attachment.
 //!
-//! **Files.** The attached file is opened like any read-only database: it
-//! is locked against other processes while attached; a file already open in
-//! this process is shared with that handle (so its commits become visible
-//! to transactions that begin later).
+//! **Files.** The attached file is opened like any read-only database
+//! (`Options::read_only`): other processes may go on writing it, and their
+//! commits become visible to transactions that begin later; a file already
+//! open in this process is shared with that handle, with the same effect.
 //!
 //! [`ReadTxn::collection`]: crate::ReadTxn::collection
 //! [`WriteTxn::collection`]: crate::WriteTxn::collection
