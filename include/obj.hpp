@@ -11,11 +11,23 @@
  * rolls back; a Cursor reads through its Txn and throws
  * Error(OBJ_INVALID_ARGUMENT) once that transaction has ended or written.
  * Thread-safety is that of the underlying handles (see obj.h).
+ *
+ * Operating a database: Db::backup (with a Progress callback that can
+ * cancel), obj::restore, Db::compact / compact_to / compaction_estimate,
+ * Db::open with a Key and Db::rekey (encryption at rest), Db::attach /
+ * detach, Db::export_jsonl / import_jsonl; their reports come back as
+ * structs (BackupReport, ...) that keep the library's JSON too. Exceptions
+ * never cross the C library: one thrown by a progress callback cancels the
+ * backup and is rethrown by Db::backup.
  */
 #ifndef OBJ_HPP
 #define OBJ_HPP
 
+#include <array>
 #include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -85,6 +97,45 @@ inline size_t json_array_length(std::string_view json) {
         }
     }
     return any ? commas + 1 : 0;
+}
+/* A field of one of the library's flat JSON reports (objects of numbers and
+ * booleans only, so `"key":` cannot occur inside a value): the unsigned
+ * integer, or true as 1 and false as 0; 0 when absent. */
+inline uint64_t report_field(std::string_view json, std::string_view key) {
+    std::string want = "\"" + std::string(key) + "\":";
+    size_t at = json.find(want);
+    if (at == std::string_view::npos) return 0;
+    at += want.size();
+    while (at < json.size() && json[at] == ' ') at++;
+    if (json.substr(at, 4) == "true") return 1;
+    uint64_t n = 0;
+    while (at < json.size() && json[at] >= '0' && json[at] <= '9') n = n * 10 + uint64_t(json[at++] - '0');
+    return n;
+}
+/* The state of one backup's progress trampoline: the caller's callable and
+ * the first exception it threw (caught here, rethrown after the C call). */
+struct ProgressCall {
+    const std::function<bool(uint64_t, uint64_t)> *fn;
+    std::exception_ptr error;
+};
+/* The obj_progress_fn given to the library: never lets an exception out
+ * (one cancels the backup and is kept for the caller). */
+inline bool progress_trampoline(uint64_t done, uint64_t total, void *ctx) noexcept {
+    auto *call = static_cast<ProgressCall *>(ctx);
+    if (call->error) return false;
+    try {
+        return (*call->fn)(done, total);
+    } catch (...) {
+        call->error = std::current_exception();
+        return false;
+    }
+}
+/* A path or name for the C API: a NUL byte inside would silently cut it
+ * short (a different file), so it is refused. */
+inline const char *c_path(const std::string &s) {
+    if (s.find('\0') != std::string::npos)
+        throw Error(OBJ_INVALID_ARGUMENT, "a path or name cannot contain a NUL byte");
+    return s.c_str();
 }
 }  // namespace detail
 
@@ -365,6 +416,155 @@ private:
     obj_txn *t_;
 };
 
+/** obj_options with the library's defaults (obj_options_init), to change and pass to Db::open. */
+inline obj_options default_options() {
+    obj_options o{};
+    check(obj_options_init(&o));
+    return o;
+}
+
+/** An encryption key for Db::open, Db::rekey, Db::attach and restore: none
+ *  (a plain database), 32 raw bytes (AES-256-GCM) or a passphrase
+ *  (Argon2id; its salt and costs are kept in the file's header). */
+class Key {
+public:
+    /** No key: a plain database (for rekey: decrypt). */
+    Key() noexcept = default;
+    static Key none() noexcept { return Key(); }
+    /** 32 raw key bytes; any other length throws Error(OBJ_INVALID_ARGUMENT). */
+    static Key raw(std::string_view bytes) {
+        if (bytes.size() != 32)
+            throw Error(OBJ_INVALID_ARGUMENT, "a raw encryption key is 32 bytes, not " + std::to_string(bytes.size()));
+        Key k;
+        k.kind_ = Kind::Raw;
+        std::memcpy(k.raw_.data(), bytes.data(), 32);
+        return k;
+    }
+    static Key raw(const std::array<uint8_t, 32> &bytes) noexcept {
+        Key k;
+        k.kind_ = Kind::Raw;
+        k.raw_ = bytes;
+        return k;
+    }
+    /** A passphrase; one holding a NUL byte throws Error(OBJ_INVALID_ARGUMENT)
+     *  (the C API takes a NUL-terminated string). */
+    static Key passphrase(std::string_view phrase) {
+        if (phrase.find('\0') != std::string_view::npos)
+            throw Error(OBJ_INVALID_ARGUMENT, "a passphrase cannot contain a NUL byte");
+        Key k;
+        k.kind_ = Kind::Passphrase;
+        k.phrase_ = phrase;
+        return k;
+    }
+    bool empty() const noexcept { return kind_ == Kind::None; }
+    /** The `key` argument of the C calls: NULL unless a raw key. */
+    const uint8_t *raw_data() const noexcept { return kind_ == Kind::Raw ? raw_.data() : nullptr; }
+    /** The `passphrase` argument of the C calls: NULL unless a passphrase. */
+    const char *passphrase_c_str() const noexcept { return kind_ == Kind::Passphrase ? phrase_.c_str() : nullptr; }
+
+private:
+    enum class Kind { None, Raw, Passphrase };
+    Kind kind_ = Kind::None;
+    std::array<uint8_t, 32> raw_{};
+    std::string phrase_;
+};
+
+/** What Db::backup did (its JSON report, parsed; `json` keeps the text). */
+struct BackupReport {
+    /** Pages and bytes of the copy; when cancelled, of the pages copied before the cancel. */
+    uint64_t pages = 0, bytes = 0;
+    /** The commit counter of the snapshot copied: the copy holds exactly that commit. */
+    uint64_t commit_counter = 0;
+    /** The progress callback returned false: nothing was left at the target. */
+    bool cancelled = false;
+    uint64_t millis = 0;
+    std::string json;
+};
+
+/** What Db::compact or Db::compact_to did. */
+struct CompactReport {
+    uint64_t pages_before = 0, pages_after = 0;
+    /** Sizes of the main file before and of the (main or new) file after, in bytes. */
+    uint64_t file_size_before = 0, file_size_after = 0;
+    uint64_t commit_counter = 0;
+    /** compact(): false when the database was already compact (nothing written). */
+    bool rewritten = false;
+    /** compact(): false when an older snapshot still open held the shrink back
+     *  (the file shrinks at a later checkpoint; file_size_after is then not its size). */
+    bool complete = false;
+    uint64_t millis = 0;
+    std::string json;
+};
+
+/** Db::compaction_estimate: the exact figures of a compaction, from a dry run. */
+struct CompactionEstimate {
+    uint64_t database_size = 0, file_size = 0, compacted_size = 0;
+    /** Bytes a compact() would give back. */
+    uint64_t reclaimable_bytes = 0;
+    std::string json;
+};
+
+/** What Db::export_jsonl wrote. */
+struct ExportReport {
+    uint64_t collections = 0, documents = 0, kv_namespaces = 0, kv_entries = 0;
+    /** The snapshot exported. */
+    uint64_t commit_counter = 0;
+    std::string json;
+};
+
+/** What Db::import_jsonl loaded. */
+struct ImportReport {
+    uint64_t collections = 0, documents = 0, indexes_created = 0, kv_namespaces = 0, kv_entries = 0;
+    /** Write transactions committed. */
+    uint64_t commits = 0;
+    std::string json;
+};
+
+/** A backup's progress callback: `done` of `total` pages copied; called on
+ *  the calling thread before the first page, every 256 pages and once with
+ *  done == total. Return false to cancel (the backup then returns a report
+ *  with `cancelled` and leaves nothing at the target). An exception thrown
+ *  here cancels the backup too and is rethrown by Db::backup once the C call
+ *  has returned (it never crosses the C library). */
+using Progress = std::function<bool(uint64_t done, uint64_t total)>;
+
+namespace detail {
+inline BackupReport backup_report(std::string json) {
+    BackupReport r;
+    r.pages = report_field(json, "pages");
+    r.bytes = report_field(json, "bytes");
+    r.commit_counter = report_field(json, "commit_counter");
+    r.cancelled = report_field(json, "cancelled") != 0;
+    r.millis = report_field(json, "millis");
+    r.json = std::move(json);
+    return r;
+}
+inline CompactReport compact_report(std::string json) {
+    CompactReport r;
+    r.pages_before = report_field(json, "pages_before");
+    r.pages_after = report_field(json, "pages_after");
+    r.file_size_before = report_field(json, "file_size_before");
+    r.file_size_after = report_field(json, "file_size_after");
+    r.commit_counter = report_field(json, "commit_counter");
+    r.rewritten = report_field(json, "rewritten") != 0;
+    r.complete = report_field(json, "complete") != 0;
+    r.millis = report_field(json, "millis");
+    r.json = std::move(json);
+    return r;
+}
+}  // namespace detail
+
+/** Copies the database file `backup` (a Db::backup) to `target`, a path
+ *  that must not be open (Error OBJ_BUSY) and, unless `overwrite`, must not
+ *  exist (OBJ_INVALID_ARGUMENT). A damaged backup is refused
+ *  (OBJ_CORRUPTION) before the target changes. An encrypted backup needs
+ *  its `key` (else OBJ_ENCRYPTION), and the restored file keeps it. */
+inline void restore(const std::string &backup, const std::string &target, bool overwrite = false,
+                    const Key &key = Key()) {
+    check(obj_db_restore_with_key(detail::c_path(backup), detail::c_path(target), overwrite, key.raw_data(),
+                                  key.passphrase_c_str()));
+}
+
 /** An open database. Usable from many threads at once. */
 class Db {
 public:
@@ -373,6 +573,15 @@ public:
         obj_db *d = nullptr;
         check(obj_db_open(path.c_str(), opts, &d));
         return Db(d);
+    }
+    /** Opens an encrypted database (or creates one) with `key`, which
+     *  replaces any key in `opts`; a wrong or missing key is
+     *  Error(OBJ_ENCRYPTION). Key() opens a plain database. */
+    static Db open(const std::string &path, const Key &key, const obj_options *opts = nullptr) {
+        obj_options o = opts ? *opts : default_options();
+        o.encryption_key = key.raw_data();
+        o.passphrase = key.passphrase_c_str();
+        return open(path, &o);
     }
     explicit Db(obj_db *d) noexcept : d_(d) {}
     Db(Db &&o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
@@ -416,6 +625,109 @@ public:
         obj_bytes b = {nullptr, 0};
         check(obj_db_integrity_check(d_, &b));
         return detail::take(b);
+    }
+    // Operations: backup, compaction, encryption, attach, export and import
+    // (obj.h has the details of each; errors throw Error as everywhere).
+
+    /** Closes like close() but leaves the WAL for the next open to recover
+     *  (no checkpoint): for an exit on error. */
+    void close_no_checkpoint() { check(obj_db_close_no_checkpoint(d_)); }
+
+    /** Writes a consistent copy, as of one snapshot, to `path` while other
+     *  threads keep reading and writing (written under a temporary name,
+     *  then renamed). `progress` (may be empty) reports and can cancel; an
+     *  exception it throws cancels the backup and is rethrown here. The copy
+     *  of an encrypted database has the same key. Errors: OBJ_BUSY (`path`
+     *  is an open database), OBJ_IO. */
+    BackupReport backup(const std::string &path, const Progress &progress = nullptr) {
+        detail::ProgressCall call{&progress, nullptr};
+        obj_progress_fn fn = progress ? &detail::progress_trampoline : nullptr;
+        obj_bytes b = {nullptr, 0};
+        obj_status s = obj_db_backup(d_, detail::c_path(path), fn, &call, &b);
+        if (call.error) {
+            obj_bytes_free(&b);
+            std::rethrow_exception(call.error);
+        }
+        check(s);
+        return detail::backup_report(detail::take(b));
+    }
+    /** Shrinks the file in place, crash-safe; writers wait meanwhile
+     *  (OBJ_BUSY past the busy timeout, also while this thread holds a
+     *  write Txn). */
+    CompactReport compact() {
+        obj_bytes b = {nullptr, 0};
+        check(obj_db_compact(d_, &b));
+        return detail::compact_report(detail::take(b));
+    }
+    /** Writes a compacted copy of the current snapshot to `path` (same key). */
+    CompactReport compact_to(const std::string &path) {
+        obj_bytes b = {nullptr, 0};
+        check(obj_db_compact_to(d_, detail::c_path(path), &b));
+        return detail::compact_report(detail::take(b));
+    }
+    /** The exact figures of what compact() would reclaim (a dry run that
+     *  reads every tree node; stat_json() gives cheap bounds). */
+    CompactionEstimate compaction_estimate() {
+        obj_bytes b = {nullptr, 0};
+        check(obj_db_compaction_estimate(d_, &b));
+        CompactionEstimate e;
+        e.json = detail::take(b);
+        e.database_size = detail::report_field(e.json, "database_size");
+        e.file_size = detail::report_field(e.json, "file_size");
+        e.compacted_size = detail::report_field(e.json, "compacted_size");
+        e.reclaimable_bytes = detail::report_field(e.json, "reclaimable_bytes");
+        return e;
+    }
+    /** Rewrites the database under `key`: encrypts a plain one, changes the
+     *  key, or with Key() decrypts. Must be the only handle on the file with
+     *  no transaction open and no other call in progress (else OBJ_BUSY);
+     *  later opens need the new key. */
+    void rekey(const Key &key) { check(obj_db_rekey(d_, key.raw_data(), key.passphrase_c_str())); }
+    /** Opens the database at `path` read-only, its collections readable as
+     *  "<ns>.<collection>" in transactions begun afterwards (collections
+     *  only, not key-value namespaces); a write there is
+     *  Error(OBJ_INVALID_ARGUMENT). `key` for an encrypted file. Errors:
+     *  OBJ_NOT_FOUND (no file), OBJ_ENCRYPTION, OBJ_CORRUPTION,
+     *  OBJ_INVALID_ARGUMENT (not a database; `ns` invalid or attached). */
+    void attach(const std::string &path, const std::string &ns, const Key &key = Key()) {
+        check(obj_db_attach_with_key(d_, detail::c_path(path), detail::c_path(ns), key.raw_data(),
+                                     key.passphrase_c_str()));
+    }
+    /** Detaches `ns` (OBJ_NOT_FOUND if not attached); transactions already
+     *  begun keep their snapshot of it. */
+    void detach(const std::string &ns) { check(obj_db_detach(d_, detail::c_path(ns))); }
+    /** Streams one collection (nullopt: every collection and key-value
+     *  namespace) from one snapshot to the file `path` as JSON lines, in
+     *  constant memory; `path` is replaced only once the export is complete.
+     *  Refuses a path holding a database or its -wal/-shm file. */
+    ExportReport export_jsonl(const std::string &path, const std::optional<std::string> &collection = std::nullopt) {
+        obj_bytes b = {nullptr, 0};
+        check(obj_db_export(d_, collection ? detail::c_path(*collection) : nullptr, detail::c_path(path), &b));
+        ExportReport r;
+        r.json = detail::take(b);
+        r.collections = detail::report_field(r.json, "collections");
+        r.documents = detail::report_field(r.json, "documents");
+        r.kv_namespaces = detail::report_field(r.json, "kv_namespaces");
+        r.kv_entries = detail::report_field(r.json, "kv_entries");
+        r.commit_counter = detail::report_field(r.json, "commit_counter");
+        return r;
+    }
+    /** Loads an export_jsonl file: collections, indexes, documents at their
+     *  ids, key-value entries. `batch_size` 0 is one transaction (all or
+     *  nothing), else a commit every `batch_size` lines. A malformed line is
+     *  OBJ_INVALID_ARGUMENT naming it ("import line N: ..."). */
+    ImportReport import_jsonl(const std::string &path, uint64_t batch_size = 0) {
+        obj_bytes b = {nullptr, 0};
+        check(obj_db_import(d_, detail::c_path(path), batch_size, &b));
+        ImportReport r;
+        r.json = detail::take(b);
+        r.collections = detail::report_field(r.json, "collections");
+        r.documents = detail::report_field(r.json, "documents");
+        r.indexes_created = detail::report_field(r.json, "indexes_created");
+        r.kv_namespaces = detail::report_field(r.json, "kv_namespaces");
+        r.kv_entries = detail::report_field(r.json, "kv_entries");
+        r.commits = detail::report_field(r.json, "commits");
+        return r;
     }
     obj_db *get() const noexcept { return d_; }
 
