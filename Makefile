@@ -82,13 +82,16 @@ test-c: build c-tools
 # The same library from C++17 through the header-only RAII wrapper
 # include/obj.hpp: shared and static, the shared build under valgrind.
 CXXFLAGS_TEST := -std=c++17 -Wall -Wextra -Werror -g -Iinclude
+CPP_TESTS := test_api test_ops
 
 test-cpp: build c-tools
 	@mkdir -p $(C_OUT)
-	c++ $(CXXFLAGS_TEST) tests/cpp/test_api.cpp -o $(C_OUT)/test_cpp-shared -Ltarget/release -lobj -Wl,-rpath,$(CURDIR)/target/release -lpthread
-	c++ $(CXXFLAGS_TEST) tests/cpp/test_api.cpp -o $(C_OUT)/test_cpp-static target/release/libobj.a $(STATIC_LIBS)
-	$(C_OUT)/test_cpp-static $(C_OUT)
-	$(VALGRIND) $(C_OUT)/test_cpp-shared $(C_OUT)
+	@for t in $(CPP_TESTS); do \
+	  c++ $(CXXFLAGS_TEST) tests/cpp/$$t.cpp -o $(C_OUT)/cpp_$$t-shared -Ltarget/release -lobj -Wl,-rpath,$(CURDIR)/target/release -lpthread || exit 1; \
+	  c++ $(CXXFLAGS_TEST) tests/cpp/$$t.cpp -o $(C_OUT)/cpp_$$t-static target/release/libobj.a $(STATIC_LIBS) || exit 1; \
+	  $(C_OUT)/cpp_$$t-static $(C_OUT) || exit 1; \
+	  $(VALGRIND) $(C_OUT)/cpp_$$t-shared $(C_OUT) || exit 1; \
+	done
 
 # Per-call cost of the C ABI against the Rust API (point get, insert,
 # cursor step); prints ns per operation and the ratios.
