@@ -779,7 +779,7 @@ impl Pager {
         if self.read_only {
             return Err(Error::invalid("the database is open read-only"));
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = shm::deadline_after(timeout);
         let mut busy = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
         while *busy {
             let now = Instant::now();
@@ -969,7 +969,12 @@ impl Pager {
             // that dies in between leaves the next one a consistent story.
             self.index.finish_restart(h, taken);
             self.carry_cache_over(old_generation, h.generation, newest);
-            let keep = (self.autocheckpoint.max(1000) * 4) * (FRAME_HEADER_LEN + self.page_size) as u64;
+            // Saturating: any threshold is accepted, `u64::MAX` included.
+            let keep = self
+                .autocheckpoint
+                .max(1000)
+                .saturating_mul(4)
+                .saturating_mul((FRAME_HEADER_LEN + self.page_size) as u64);
             if let Err(e) = wal.shrink(keep) {
                 self.set_fatal(format!("restarting the WAL failed: {e}"));
                 return Err(e);

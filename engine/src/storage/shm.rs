@@ -375,6 +375,16 @@ impl LockTable {
     }
 }
 
+/// The instant `timeout` from now. A timeout too long to represent (such as
+/// `Duration::MAX`, "wait for ever") saturates at a distant instant instead
+/// of overflowing (`Instant + Duration` panics on overflow).
+pub fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(now)
+}
+
 /// Calls `attempt` until it returns `Some`, backing off between tries,
 /// for up to `timeout` (but at least `min_tries` times). `None` on timeout.
 pub fn retry<T>(
@@ -390,7 +400,7 @@ pub fn retry<T>(
         if let Some(v) = attempt()? {
             return Ok(Some(v));
         }
-        let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+        let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
         tries += 1;
         if tries >= min_tries && Instant::now() >= deadline {
             return Ok(None);
