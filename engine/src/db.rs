@@ -97,8 +97,10 @@ fn check_file_path(path: &Path) -> Result<()> {
 /// operating system's file system).
 pub(crate) fn open_in_process(path: &Path) -> bool {
     let Some(key) = file_key(path) else { return false };
-    let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-    reg.get(&key).and_then(Weak::upgrade).is_some_and(|e| !e.pager.forked())
+    // The strong reference outlives the registry lock: were it the last
+    // one, dropping it locks the registry (`Engine::drop`).
+    let engine = registry().lock().unwrap_or_else(|p| p.into_inner()).get(&key).and_then(Weak::upgrade);
+    engine.is_some_and(|e| !e.pager.forked())
 }
 
 /// Attached databases by namespace (see [`Db::attach`]).
@@ -145,6 +147,10 @@ impl Db {
         let open_engine =
             open_key.as_ref().and_then(|k| reg.get(k)).and_then(Weak::upgrade).filter(|e| !e.pager.forked());
         if let Some(engine) = open_engine {
+            // Not held past here: should this `engine` turn out to be the
+            // last handle (another thread closing meanwhile), dropping it
+            // takes the registry lock (`Engine::drop`).
+            drop(reg);
             if engine.pager.is_read_only() && !read_only {
                 return Err(Error::Busy(format!(
                     "{} is already open read-only in this process",
@@ -170,8 +176,11 @@ impl Db {
         let pager = Pager::open(path, &options)?;
         // Known only now for a file that this open created.
         let key = if os_vfs { file_key(path) } else { None };
-        let engine = Arc::new(Engine { pager, registry_key: key, options });
-        let db = Db { engine, attached: Default::default(), read_only, busy_timeout };
+        // Registered (`registry_key` set) only once the open has succeeded:
+        // an engine dropped on a failure below (an error or a panic) must not
+        // take the registry lock, which this thread holds (`Engine::drop`).
+        let engine = Arc::new(Engine { pager, registry_key: None, options });
+        let mut db = Db { engine, attached: Default::default(), read_only, busy_timeout };
         // Only a database created but never initialised needs the writer:
         // another process may hold it for a long transaction.
         if !read_only && db.begin_read()?.catalog_root() == 0 {
@@ -182,6 +191,9 @@ impl Db {
             }
         }
         if let Some(k) = key {
+            // The only handle: transactions hold the pager, not the engine.
+            let engine = Arc::get_mut(&mut db.engine).expect("a new engine has one handle");
+            engine.registry_key = Some(k);
             reg.insert(k, Arc::downgrade(&db.engine));
         }
         Ok(db)
