@@ -59,6 +59,8 @@ struct Newtype(u64);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct UnitStruct;
 
+type Deep = Vec<Vec<Vec<BTreeMap<String, Option<f64>>>>>;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Everything {
     unit: (),
@@ -110,7 +112,7 @@ struct Everything {
     skipped: Option<u32>,
     #[serde(rename = "renamed field")]
     renamed: String,
-    deep: Vec<Vec<Vec<BTreeMap<String, Option<f64>>>>>,
+    deep: Deep,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -126,7 +128,7 @@ impl Document for Everything {
 fn everything(n: u64) -> Everything {
     Everything {
         unit: (),
-        b: n % 2 == 0,
+        b: n & 1 == 0,
         i8v: i8::MIN,
         i16v: i16::MAX,
         i32v: -7,
@@ -570,11 +572,11 @@ fn order(n: u64) -> Order {
         customer_id: if n >= 1000 { n } else { n % 17 },
         email: format!("c{n}@x.org"),
         region: ["eu", "us", "apac"][(n % 3) as usize].into(),
-        total: (n * 37 % 1000) as f64 + if n % 4 == 0 { 0.5 } else { 0.0 },
+        total: (n * 37 % 1000) as f64 + if n & 3 == 0 { 0.5 } else { 0.0 },
         status: [Status::New, Status::Shipped, Status::Cancelled][(n % 3 + n / 7 % 2) as usize % 3],
         tags: (0..n % 4).map(|t| format!("t{t}")).collect(),
         address: Address { city: ["Paris", "Oslo", "Rome", "Lima"][(n % 4) as usize].into(), street: None },
-        note: if n % 5 == 0 { Some("five".into()) } else { None },
+        note: matches!(n % 5, 0).then(|| "five".into()),
     }
 }
 
