@@ -32,10 +32,12 @@ pub struct Options {
     pub sync_mode: SyncMode,
     /// How long `begin_write` waits for another writer, in this process or
     /// another (default 5 s); also bounds the rarer waits of opening and
-    /// closing while another process does the same.
+    /// closing while another process does the same. `Duration::MAX` waits
+    /// without limit.
     pub busy_timeout: Duration,
     /// Checkpoint automatically after a commit once the WAL holds this many
-    /// frames (default 1000; 0 disables automatic checkpoints).
+    /// frames (default 1000; 0 disables automatic checkpoints, and so, in
+    /// effect, does any threshold the WAL never reaches).
     pub wal_autocheckpoint: u64,
     /// Open without writing the database, its WAL or anything else but the
     /// shared index `<file>-shm` (created if needed, as readers in every
