@@ -31,7 +31,9 @@ use crate::storage::shm::{
     self, lock_read, shm_path_of, HeaderState, HeapShm, LockTable, ShmFile, ShmHeader, LOCK_CKPT, LOCK_DMS,
     LOCK_RECOVER, LOCK_WRITE, READ_SLOTS,
 };
-use crate::storage::wal::{fresh_salt, FrameWrite, Wal, WalPosition, FRAME_HEADER_LEN, WAL_HEADER_LEN};
+use crate::storage::wal::{
+    fresh_salt, FrameWrite, Recovered, Wal, WalPosition, FRAME_HEADER_LEN, WAL_HEADER_LEN,
+};
 use crate::storage::wal_index::{PageMap, PageSource, ReadMark, Refresh, WalIndex, BASE_KEY};
 
 /// What a checkpoint did.
@@ -198,6 +200,71 @@ impl Drop for CreatedSidecars {
             }
         }
     }
+}
+
+/// Refuses a WAL that does not continue the main file's history (same file
+/// id, another time): one left behind by an older state of the database
+/// (its newest commit is older than the main file's), or one whose first
+/// commit is more than one commit past the main file (the main file was
+/// replaced by an older copy). Replaying either would mix pages of two
+/// states: a silent rollback at best, wrong data at worst. Every commit
+/// writes page 0 with its commit counter, and a checkpoint copies into the
+/// main file only committed frames of the WAL it belongs to, so a WAL
+/// produced by crashes and recovery alone always holds
+/// `first − 1 ≤ main ≤ newest`. Runs during recovery, while no other
+/// process has the database open. A main page 0 that fails its check is
+/// left to [`Pager::check_main_length`] (a torn checkpoint write).
+fn check_wal_matches_main(
+    main: &dyn StorageFile,
+    display: &str,
+    wal_display: &str,
+    wal: &Wal,
+    codec: &PageCodec,
+    page_size: usize,
+    recovered: &Recovered,
+) -> Result<()> {
+    let mut page0 = recovered.frames.iter().filter(|(_, pgno)| *pgno == 0).map(|(frame, _)| *frame);
+    let Some(first) = page0.next() else {
+        return Ok(());
+    };
+    let newest = page0.next_back().unwrap_or(first);
+    let mut page = Page::zeroed(page_size);
+    match main.read_at(&mut page, 0) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+        Err(e) => return Err(Error::io(format!("reading {display}"), e)),
+    }
+    if codec.open_page(0, &mut page).is_err() {
+        return Ok(());
+    }
+    let in_main = Header::decode(&page)?.commit_counter;
+    let counter_at = |frame: u64| -> Result<u64> {
+        let mut image = Page::zeroed(page_size);
+        wal.read_frame(frame, &mut image)?;
+        codec.open_page(0, &mut image)?;
+        Ok(Header::decode(&image)?.commit_counter)
+    };
+    let (oldest, newest) = (counter_at(first)?, counter_at(newest)?);
+    if in_main > newest {
+        return Err(Error::corruption(
+            None,
+            format!(
+                "{wal_display} is older than {display}: its newest commit is #{newest} but the main file holds #{in_main} \
+                 (a stale WAL from an earlier state of this database); move it away to open the database"
+            ),
+        ));
+    }
+    if in_main.saturating_add(1) < oldest {
+        return Err(Error::corruption(
+            None,
+            format!(
+                "{display} is older than its WAL {wal_display}: the WAL continues from commit #{} but the main \
+                 file holds #{in_main} (was the main file replaced by an older copy?)",
+                oldest - 1
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The page size a new database would get: `InvalidArgument` unless a
@@ -432,7 +499,8 @@ impl Pager {
         let wal = if first {
             // Nobody else has the database open: whatever the shared index
             // holds is stale. Rebuild it from the WAL.
-            let (wal, recovered) = Wal::open(wal_file.clone(), wal_display, page_size, file_id)?;
+            let (wal, recovered) = Wal::open(wal_file.clone(), wal_display.clone(), page_size, file_id)?;
+            check_wal_matches_main(&*main, &display, &wal_display, &wal, &codec, page_size, &recovered)?;
             let h = ShmHeader {
                 generation: wal.header().generation,
                 salt: wal.header().salt,
