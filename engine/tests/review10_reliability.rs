@@ -6,6 +6,8 @@
 //!   vanished without an error, and `integrity_check` passed.
 //! - A main file replaced by an older copy of itself was opened with the
 //!   WAL of a later state, mixing pages of two states.
+//! - A bit flip in the magic of page 0 was "not an obj database"
+//!   (`InvalidArgument`) rather than `Corruption`, unlike a flip anywhere else.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -125,4 +127,42 @@ fn wals_left_by_crashes_and_checkpoints_still_recover() {
     assert_eq!(count(&db), 55);
     db.integrity_check().unwrap();
     db.close().unwrap();
+}
+
+/// A flipped bit in the magic is damage to an obj file, reported as such;
+/// a file that is something else is still "not an obj database".
+#[test]
+fn a_damaged_magic_is_corruption_and_other_files_are_not_databases() {
+    let vfs = SimVfs::new();
+    let db = Db::open_with(DB, options(&vfs, None)).unwrap();
+    commit_range(&db, 0..20);
+    db.close().unwrap();
+    let good = vfs.read_file(DB).unwrap();
+    for at in 0..8 {
+        for bit in [0x01u8, 0x80] {
+            let mut bad = good.clone();
+            bad[at] ^= bit;
+            vfs.write_file(DB, &bad);
+            expect_corruption(Db::open_with(DB, options(&vfs, None)), "magic");
+        }
+    }
+    // Page 0 zeroed entirely: nothing of an obj header is left.
+    let mut zeroed = good.clone();
+    zeroed[..4096].fill(0);
+    vfs.write_file(DB, &zeroed);
+    assert!(matches!(Db::open_with(DB, options(&vfs, None)), Err(Error::InvalidArgument(_))));
+    // A WAL file, and text, opened as a database.
+    vfs.write_file(DB, &good);
+    let db = Db::open_with(DB, options(&vfs, None)).unwrap();
+    commit_range(&db, 20..25);
+    db.close_without_checkpoint();
+    let wal = vfs.read_file(WAL).unwrap();
+    let _ = vfs.remove(Path::new(WAL));
+    for other in [wal, b"not a database at all, just text ".repeat(200)] {
+        vfs.write_file(DB, &other);
+        match Db::open_with(DB, options(&vfs, None)) {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("not an obj database"), "{m}"),
+            other => panic!("expected InvalidArgument, got {:?}", other.map(|_| ())),
+        }
+    }
 }

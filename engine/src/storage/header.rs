@@ -61,6 +61,22 @@ pub struct Layout {
     pub crypt: Option<CryptHeader>,
 }
 
+/// Whether a header prefix whose magic is wrong is still an obj header
+/// with a damaged magic rather than another kind of file: at most two of
+/// the eight magic bytes differ, or the fields after it (format version 1,
+/// a valid page size, a known trailer length, a non-zero file id) are what
+/// obj writes. A bit flip in the magic is then `Corruption`, as it is
+/// anywhere else in the file.
+fn damaged_magic(prefix: &[u8]) -> bool {
+    let differing = prefix[0..8].iter().zip(MAGIC.iter()).filter(|(a, b)| a != b).count();
+    let trailer = u32_at(prefix, 16) as usize;
+    differing <= 2
+        || (u32_at(prefix, 8) == FORMAT_VERSION
+            && valid_page_size(u32_at(prefix, 12) as usize)
+            && (trailer == CHECKSUM_TRAILER || trailer == ENCRYPTED_TRAILER)
+            && prefix[24..40].iter().any(|&b| b != 0))
+}
+
 impl Header {
     /// The header of a new, empty database (the caller sets `catalog_root`).
     pub fn new(page_size: u32, trailer_len: u32, file_id: [u8; 16]) -> Self {
@@ -129,6 +145,9 @@ impl Header {
     /// tells "not an obj database" from "newer format" from "corrupt".
     pub fn probe(prefix: &[u8]) -> Result<u32> {
         if prefix.len() < HEADER_LEN || prefix[0..8] != MAGIC {
+            if prefix.len() >= HEADER_LEN && damaged_magic(prefix) {
+                return Err(Error::corruption(0, "damaged header: bad magic, but the rest is an obj header"));
+            }
             return Err(Error::InvalidArgument("file is not an obj database (bad magic)".into()));
         }
         let version = u32_at(prefix, 8);
