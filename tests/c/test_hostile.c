@@ -790,6 +790,7 @@ static void test_stale_wal_and_damaged_magic(void) {
     CHECK_OK(obj_txn_commit(w));
     CHECK_OK(obj_txn_free(w));
     CHECK_OK(obj_db_close_no_checkpoint(db));
+    CHECK_OK(obj_db_free(db));
     size_t stale_len = 0;
     uint8_t *stale = read_file(wal, &stale_len);
     CHECK(stale_len > 64);
