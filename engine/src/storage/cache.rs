@@ -52,9 +52,16 @@ pub struct CacheStats {
     pub capacity: u64,
 }
 
+/// A shard with the lines around it to itself: every lookup writes its
+/// lock word and hit counter, and readers on other cores working in
+/// neighbouring shards would otherwise take the line from each other.
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
 /// See the module documentation.
 pub struct PageCache {
-    shards: Vec<(RwLock<Shard>, AtomicU64, AtomicU64)>,
+    shards: Vec<Padded<(RwLock<Shard>, AtomicU64, AtomicU64)>>,
     per_shard: usize,
 }
 
@@ -75,7 +82,7 @@ impl PageCache {
 
     fn shard(&self, key: CacheKey) -> &(RwLock<Shard>, AtomicU64, AtomicU64) {
         let h = (key.0 ^ key.1.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 32;
-        &self.shards[h as usize % self.shards.len()]
+        &self.shards[h as usize % self.shards.len()].0
     }
 
     /// The cached page for `key`, if any.
@@ -136,7 +143,7 @@ impl PageCache {
     /// generations (the pages' bytes do not change, only their names).
     pub fn rekey(&self, rename: impl Fn(CacheKey) -> Option<CacheKey>) {
         let mut kept = Vec::new();
-        for (lock, _, _) in &self.shards {
+        for Padded((lock, _, _)) in &self.shards {
             let mut shard = lock.write().unwrap_or_else(|p| p.into_inner());
             kept.extend(shard.map.drain().filter_map(|(key, e)| Some((rename(key)?, e.page))));
             shard.clock.clear();
@@ -169,7 +176,7 @@ impl PageCache {
     /// Drops every entry (the shared index was rebuilt: versions named
     /// before may name other bytes now).
     pub fn clear(&self) {
-        for (lock, _, _) in &self.shards {
+        for Padded((lock, _, _)) in &self.shards {
             let mut shard = lock.write().unwrap_or_else(|p| p.into_inner());
             shard.clock.clear();
             shard.map.clear();
@@ -181,7 +188,7 @@ impl PageCache {
     pub fn stats(&self) -> CacheStats {
         let mut s =
             CacheStats { capacity: (self.per_shard * self.shards.len()) as u64, ..Default::default() };
-        for (lock, hits, misses) in &self.shards {
+        for Padded((lock, hits, misses)) in &self.shards {
             s.hits += hits.load(Ordering::Relaxed);
             s.misses += misses.load(Ordering::Relaxed);
             s.pages += lock.read().unwrap_or_else(|p| p.into_inner()).clock.len() as u64;
