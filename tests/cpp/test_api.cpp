@@ -9,9 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "obj.hpp"
-
-static int checks = 0;
 
 // The largest single allocation through operator new while `tracking` is
 // set: what a wrapper call allocates beside the library.
@@ -24,34 +23,6 @@ void *operator new(size_t n) {
 }
 void operator delete(void *p) noexcept { std::free(p); }
 void operator delete(void *p, size_t) noexcept { std::free(p); }
-
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        checks++;                                                                   \
-        if (!(cond)) {                                                              \
-            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            std::exit(1);                                                           \
-        }                                                                           \
-    } while (0)
-
-// Runs `body`, which must throw obj::Error with status `want`; returns its message.
-template <typename F>
-static std::string expect_error(obj_status want, F body) {
-    checks++;
-    try {
-        body();
-    } catch (const obj::Error &e) {
-        if (e.status() != want) {
-            std::fprintf(stderr, "expected %s, got %s\n", obj_status_name(want), e.what());
-            std::exit(1);
-        }
-        return e.what();
-    }
-    std::fprintf(stderr, "expected %s, nothing was thrown\n", obj_status_name(want));
-    std::exit(1);
-}
-
-static bool contains(const std::string &s, const char *part) { return s.find(part) != std::string::npos; }
 
 static void test_documents(obj::Db &db) {
     {
