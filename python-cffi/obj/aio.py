@@ -16,11 +16,13 @@ import asyncio
 import concurrent.futures
 import functools
 import os
+import threading
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Callable
 
 from .db import Db
 from .errors import InvalidArgumentError
+from .kv import KvNamespace
 from .query import Query
 
 __all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery", "AsyncCollection", "AsyncKv", "AsyncStream"]
@@ -32,6 +34,20 @@ _WRITES = frozenset({
     "insert", "insert_many", "upsert", "update", "delete", "create_index", "drop_collection", "import_",
     "compact", "rekey", "checkpoint", "put", "drop",
 })
+
+
+# The one-call document and key-value writes that AsyncDb runs in a write
+# transaction of its own on a writer thread, committed only if the awaiting
+# task has not been cancelled by then: a call that times out
+# (asyncio.wait_for) or is cancelled while it waits for the write lock is
+# rolled back, not applied later behind the caller's back (a retry would
+# write it twice).
+_TX_WRITES = frozenset({"insert", "insert_many", "upsert", "update", "delete"})
+_KV_TX_WRITES = frozenset({"put", "delete"})
+
+
+class _CancelledWrite(Exception):
+    """Raised in a writer thread to roll back a cancelled one-call write."""
 
 
 class _Pinned:
@@ -183,6 +199,15 @@ class _AsyncBound:
         if not callable(attr):
             return attr
         atx = self._atx
+        if name in _KV_TX_WRITES and isinstance(atx, AsyncDb) and isinstance(self._inner, KvNamespace):
+            kv = self._inner
+
+            @functools.wraps(attr)
+            async def write(*a: Any, **k: Any) -> Any:
+                return await atx._write_in_tx(
+                    lambda tx: getattr(KvNamespace(kv._db, kv.name, tx), name)(*a, **k))
+
+            return write
         if name in self._ITER:
             @functools.wraps(attr)
             def iterate(*a: Any, **k: Any) -> AsyncIterator:
@@ -447,6 +472,29 @@ class AsyncDb:
             raise
         return await fut
 
+    async def _write_in_tx(self, fn: Callable[[Any], Any]) -> Any:
+        """``fn(tx)`` in a write transaction of its own on a writer thread.
+        If the awaiting task is cancelled before ``fn`` has run to its end,
+        the transaction is rolled back (CancelledError is raised at once;
+        a cancellation that comes while the commit runs cannot stop it)."""
+        db = self._db
+        cancelled = threading.Event()
+
+        def work() -> Any:
+            if cancelled.is_set():
+                raise _CancelledWrite()
+            with db.transaction() as tx:  # (waits for the write lock)
+                r = fn(tx)
+                if cancelled.is_set():
+                    raise _CancelledWrite()  # rolls back
+            return r
+
+        try:
+            return await self._run_write(work)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
     def _shutdown(self) -> None:
         self._ex.shutdown(wait=False)
         self._wex.shutdown(wait=False)
@@ -520,6 +568,14 @@ class AsyncDb:
         attr = getattr(self._db, name)
         if not callable(attr):
             return attr
+        if name in _TX_WRITES:
+
+            async def write(*a: Any, **k: Any) -> Any:
+                return await self._write_in_tx(lambda tx: getattr(tx, name)(*a, **k))
+
+            write.__doc__ = attr.__doc__
+            write.__name__ = name
+            return write
         run = self._runner(name)
 
         async def call(*a: Any, **k: Any) -> Any:
