@@ -10,6 +10,7 @@ Exit codes (stable, for scripts):
   4  the database is busy (another process holds it)
   5  any other obj error (I/O, invalid input, ...)
   6  encryption key missing or wrong (or given for a plain file)
+  130  interrupted (Ctrl-C)
 
 Encrypted files: every command takes ``--key-file FILE`` (32 raw bytes, or
 64 hex digits) or ``--passphrase-env NAME`` (the passphrase is the value of
@@ -33,13 +34,15 @@ from collections.abc import Sequence
 from typing import Any
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_BUSY, EXIT_ERROR, EXIT_KEY = 0, 1, 2, 3, 4, 5, 6
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 
 # The first 8 bytes of every obj database file.
 _DB_MAGIC = b"OBJDB\0\r\n"
 
 _EPILOG = """exit codes: 0 ok; 1 integrity problems or corruption; 2 bad usage;
 3 file/collection/input not found; 4 busy (another process holds the file);
-5 other error (I/O, invalid input); 6 encryption key missing or wrong.
+5 other error (I/O, invalid input); 6 encryption key missing or wrong;
+130 interrupted (Ctrl-C).
 
 encrypted files: --key-file FILE (32 bytes or 64 hex digits),
 --passphrase-env NAME or --passphrase-file FILE (one of them), on any command.
@@ -736,6 +739,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C: what was begun is undone (load, dump -o); one line, no traceback
+        print(f"obj: {a.cmd}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as e:  # a file of the command line failing past its opening (a full disk, ...)
         where = f"{e.filename}: " if e.filename else ""
         print(f"obj: {a.cmd}: {where}{e.strerror or e}", file=sys.stderr)
