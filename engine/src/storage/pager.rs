@@ -78,6 +78,10 @@ enum Sharing {
     PrivateReadOnly,
 }
 
+/// How long a commit waits at most for readers of older snapshots to end
+/// when the WAL is past twice its checkpoint threshold (`Pager::bound_wal`).
+const READER_WAIT: Duration = Duration::from_millis(100);
+
 /// See the module documentation.
 pub struct Pager {
     vfs: Arc<dyn Vfs>,
@@ -112,6 +116,9 @@ pub struct Pager {
     closed: AtomicBool,
     /// Closed while readers were active: fold the WAL when the pager drops.
     fold_pending: AtomicBool,
+    /// (generation, last frame) below which a commit does not wait for old
+    /// readers again after a wait that timed out (see `bound_wal`).
+    reader_wait_after: Mutex<(u64, u64)>,
     /// The process that opened the handle: a child after `fork()` must not
     /// use it (its locks are the parent's).
     pid: u32,
@@ -556,6 +563,7 @@ impl Pager {
             fatal: Mutex::new(None),
             closed: AtomicBool::new(false),
             fold_pending: AtomicBool::new(false),
+            reader_wait_after: Mutex::new((0, 0)),
             pid: std::process::id(),
             forks: shm::fork_count(),
         });
@@ -979,6 +987,7 @@ impl Pager {
                 let _ = self.checkpoint_unguarded();
                 self.check_alive()?;
             }
+            self.bound_wal()?;
         }
         let mut h = self.fresh_header(true)?;
         let mut wal = self.wal();
@@ -1008,6 +1017,56 @@ impl Pager {
             self.cache.insert((h.generation, first + i as u64), page);
         }
         drop(wal);
+        Ok(())
+    }
+
+    /// Keeps the WAL bounded under a steady stream of overlapping readers
+    /// (in any process): each checkpoint stops at the oldest of them, so
+    /// the WAL could never be fully copied and restart. Once it holds twice
+    /// the checkpoint threshold, the writer (holding the writer lock, so
+    /// nothing is committed meanwhile and new readers take the newest
+    /// snapshot) waits briefly for the readers of older snapshots to end,
+    /// then checkpoints everything; the commit that follows restarts the
+    /// WAL. A reader that outlasts the wait only lets the WAL grow: the
+    /// writer tries again once the WAL has doubled.
+    fn bound_wal(&self) -> Result<()> {
+        let h = self.fresh_header(true)?;
+        let limit = self.autocheckpoint.saturating_mul(2);
+        if h.max_frame < limit || h.max_frame == h.backfilled {
+            return Ok(());
+        }
+        {
+            let after = self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner());
+            if after.0 == h.generation && h.max_frame < after.1 {
+                return Ok(());
+            }
+        }
+        let wait = self.busy_timeout.min(READER_WAIT);
+        let gone = shm::retry(wait, 1, || {
+            if !self.index.lock_exclusive(LOCK_CKPT)? {
+                return Ok(None);
+            }
+            let safe = self.index.safe_frame(&h);
+            self.index.unlock_exclusive(LOCK_CKPT);
+            if safe? < h.max_frame {
+                return Ok(None);
+            }
+            // Readers of the main file alone (slot 0) keep it from changing.
+            if !self.index.lock_exclusive(lock_read(0))? {
+                return Ok(None);
+            }
+            self.index.unlock_exclusive(lock_read(0));
+            Ok(Some(()))
+        })?;
+        if gone.is_some() {
+            let _ = self.checkpoint_unguarded();
+            self.check_alive()?;
+        } else {
+            let mut after = self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner());
+            // Doubling: a long reader costs a handful of waits, not one per
+            // threshold's worth of commits.
+            *after = (h.generation, h.max_frame.saturating_mul(2));
+        }
         Ok(())
     }
 
