@@ -304,9 +304,12 @@ class Db:
         return f"<obj.Db {self.path!r}{' closed' if self._closed else ''}>"
 
     def __del__(self) -> None:
+        # A Db dropped without close() (a script that just ends) closes like
+        # close(), as obj_db_free does: the last handle on the file in any
+        # process folds the WAL and removes the -wal and -shm files.
         try:
             if not self._closed:
-                self._close(checkpoint=False)
+                self._close(checkpoint=True)
         except Exception:  # noqa: BLE001
             pass
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
 import sys
 
 import obj
@@ -43,3 +44,36 @@ def test_wal_stays_bounded_beside_overlapping_readers_in_other_processes(tmp_pat
     assert [p.exitcode for p in readers] == [0, 0, 0]
     # About 4,500 frames are committed; without restarts the WAL holds them all.
     assert biggest < 1000, f"WAL grew to {biggest} frames with a 50-frame checkpoint threshold"
+
+
+def _run(code: str, *args: str) -> None:
+    subprocess.run([sys.executable, "-c", code, *args], check=True, timeout=120)
+
+
+def test_a_process_that_ends_without_close_is_still_the_last_to_close(tmp_path):
+    # A script that opens, writes and just ends (no close(), no `with`):
+    # its Db is collected at exit, and as the last handle on the file it
+    # folds the WAL like close() (obj_db_free does the same in C).
+    path = str(tmp_path / "noclose.obj")
+    _run("import obj, sys\ndb = obj.Db(sys.argv[1])\ndb.insert('h', {'n': 1})\n", path)
+    assert sorted(os.listdir(tmp_path)) == ["noclose.obj"]
+    # With another process's handle open, the WAL stays for that one.
+    with obj.Db(path) as db:
+        _run("import obj, sys\ndb = obj.Db(sys.argv[1])\ndb.insert('h', {'n': 2})\n", path)
+        assert os.path.exists(path + "-wal")
+        assert db.count("h") == 2
+    assert sorted(os.listdir(tmp_path)) == ["noclose.obj"]
+    # Collected inside a function, with a read transaction left unclosed.
+    _run(
+        "import obj, sys, os\n"
+        "def f():\n"
+        "    db = obj.Db(sys.argv[1])\n"
+        "    db.insert('h', {'n': 3})\n"
+        "    tx = db.read_transaction().__enter__()\n"
+        "    tx.count('h')\n"
+        "f()\n"
+        "assert not os.path.exists(sys.argv[1] + '-wal'), os.listdir(os.path.dirname(sys.argv[1]))\n",
+        path,
+    )
+    with obj.Db(path) as db:
+        assert sorted(d["n"] for _, d in db.all("h")) == [1, 2, 3]
