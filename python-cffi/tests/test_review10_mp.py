@@ -32,18 +32,19 @@ def test_wal_stays_bounded_beside_overlapping_readers_in_other_processes(tmp_pat
             assert started.acquire(timeout=60)
         biggest = 0
         with obj.Db(path, sync="normal", wal_autocheckpoint=50) as db:
-            for i in range(1500):
+            for i in range(2000):
                 db.insert("h", {"n": i, "pad": "x" * 100})
                 if i % 25 == 0:
                     biggest = max(biggest, db.stat().wal_frames)
-            assert db.count("h") == 1501
+            assert db.count("h") == 2001
     finally:
         stop.set()
         for p in readers:
             p.join(timeout=60)
     assert [p.exitcode for p in readers] == [0, 0, 0]
-    # About 4,500 frames are committed; without restarts the WAL holds them all.
-    assert biggest < 1000, f"WAL grew to {biggest} frames with a 50-frame checkpoint threshold"
+    # About 6,000 frames are committed; without restarts the WAL holds them
+    # all. The writer waits for older snapshots past 1,000 frames.
+    assert biggest < 2500, f"WAL grew to {biggest} frames with a 50-frame checkpoint threshold"
 
 
 def _run(code: str, *args: str) -> None:

@@ -81,6 +81,8 @@ enum Sharing {
 /// How long a commit waits at most for readers of older snapshots to end
 /// when the WAL is past twice its checkpoint threshold (`Pager::bound_wal`).
 const READER_WAIT: Duration = Duration::from_millis(100);
+/// The fewest WAL frames at which a commit waits for readers (`Pager::bound_wal`).
+const WAL_WAIT_FLOOR: u64 = 1000;
 
 /// See the module documentation.
 pub struct Pager {
@@ -1023,7 +1025,7 @@ impl Pager {
     /// Keeps the WAL bounded under a steady stream of overlapping readers
     /// (in any process): each checkpoint stops at the oldest of them, so
     /// the WAL could never be fully copied and restart. Once it holds twice
-    /// the checkpoint threshold, the writer (holding the writer lock, so
+    /// the checkpoint threshold (and at least 1000 frames), the writer (holding the writer lock, so
     /// nothing is committed meanwhile and new readers take the newest
     /// snapshot) waits briefly for the readers of older snapshots to end,
     /// then checkpoints everything; the commit that follows restarts the
@@ -1031,7 +1033,9 @@ impl Pager {
     /// writer tries again once the WAL has doubled.
     fn bound_wal(&self) -> Result<()> {
         let h = self.fresh_header(true)?;
-        let limit = self.autocheckpoint.saturating_mul(2);
+        // Not below WAL_WAIT_FLOOR frames: with a small threshold, a wait
+        // every few commits would let long readers slow the writer down.
+        let limit = self.autocheckpoint.saturating_mul(2).max(WAL_WAIT_FLOOR);
         if h.max_frame < limit || h.max_frame == h.backfilled {
             return Ok(());
         }
