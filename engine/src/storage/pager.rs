@@ -974,7 +974,7 @@ impl Pager {
         // (then it completes and the WAL restarts): not after every commit,
         // which would cost two fsyncs for a handful of frames.
         if self.autocheckpoint > 0 {
-            let h = self.fresh_header(true)?;
+            let mut h = self.fresh_header(true)?;
             let pending = h.max_frame - h.backfilled;
             let due = h.max_frame >= self.autocheckpoint
                 && (pending >= self.autocheckpoint.div_ceil(4)
@@ -988,8 +988,9 @@ impl Pager {
                 // just below starts the next generation over the old frames.
                 let _ = self.checkpoint_unguarded();
                 self.check_alive()?;
+                h = self.fresh_header(true)?;
             }
-            self.bound_wal()?;
+            self.bound_wal(&h)?;
         }
         let mut h = self.fresh_header(true)?;
         let mut wal = self.wal();
@@ -1030,9 +1031,9 @@ impl Pager {
     /// snapshot) waits briefly for the readers of older snapshots to end,
     /// then checkpoints everything; the commit that follows restarts the
     /// WAL. A reader that outlasts the wait only lets the WAL grow: the
-    /// writer tries again once the WAL has doubled.
-    fn bound_wal(&self) -> Result<()> {
-        let h = self.fresh_header(true)?;
+    /// writer tries again once the WAL has doubled. `h` is the shared
+    /// index's header as the commit last read it.
+    fn bound_wal(&self, h: &ShmHeader) -> Result<()> {
         // Not below WAL_WAIT_FLOOR frames: with a small threshold, a wait
         // every few commits would let long readers slow the writer down.
         let limit = self.autocheckpoint.saturating_mul(2).max(WAL_WAIT_FLOOR);
@@ -1050,7 +1051,7 @@ impl Pager {
             if !self.index.lock_exclusive(LOCK_CKPT)? {
                 return Ok(None);
             }
-            let safe = self.index.safe_frame(&h);
+            let safe = self.index.safe_frame(h);
             self.index.unlock_exclusive(LOCK_CKPT);
             if safe? < h.max_frame {
                 return Ok(None);
