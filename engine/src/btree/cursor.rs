@@ -90,8 +90,7 @@ impl<R: PageRead> Cursor<R> {
 
     /// Positions at the first entry; false if the tree is empty.
     pub fn seek_first(&mut self) -> Result<bool> {
-        self.crossings = 0;
-        self.guard(|c| {
+        self.reposition(|c| {
             c.stack.clear();
             c.descend_edge(c.root, false)?;
             c.settle(true)
@@ -100,8 +99,7 @@ impl<R: PageRead> Cursor<R> {
 
     /// Positions at the last entry; false if the tree is empty.
     pub fn seek_last(&mut self) -> Result<bool> {
-        self.crossings = 0;
-        self.guard(|c| {
+        self.reposition(|c| {
             c.stack.clear();
             c.descend_edge(c.root, true)?;
             c.settle(false)
@@ -110,8 +108,7 @@ impl<R: PageRead> Cursor<R> {
 
     /// Positions at the first entry whose key is `>= key`; false if none.
     pub fn seek(&mut self, key: &[u8]) -> Result<bool> {
-        self.crossings = 0;
-        self.guard(|c| {
+        self.reposition(|c| {
             c.descend_key(key)?;
             let i = c.top_node()?.lower_bound(key)?;
             c.set_top_idx(i);
@@ -121,8 +118,7 @@ impl<R: PageRead> Cursor<R> {
 
     /// Positions at the last entry whose key is `< key`; false if none.
     pub fn seek_before(&mut self, key: &[u8]) -> Result<bool> {
-        self.crossings = 0;
-        self.guard(|c| {
+        self.reposition(|c| {
             c.descend_key(key)?;
             let i = c.top_node()?.lower_bound(key)?;
             c.back_from(i)
@@ -131,8 +127,7 @@ impl<R: PageRead> Cursor<R> {
 
     /// Positions at the last entry whose key is `<= key`; false if none.
     pub fn seek_at_or_before(&mut self, key: &[u8]) -> Result<bool> {
-        self.crossings = 0;
-        self.guard(|c| {
+        self.reposition(|c| {
             c.descend_key(key)?;
             let i = c.top_node()?.upper_bound(key)?;
             c.back_from(i)
@@ -146,8 +141,7 @@ impl<R: PageRead> Cursor<R> {
     /// scan fetches in id order) so reads one leaf per seek, or none, where
     /// a fresh descent reads every level.
     pub fn seek_near(&mut self, key: &[u8]) -> Result<bool> {
-        self.crossings = 0;
-        self.guard(|c| {
+        self.reposition(|c| {
             let keep = c.enclosing_depth(key)?;
             c.stack.truncate(keep);
             let mut pgno = match c.stack.last() {
@@ -295,6 +289,12 @@ impl<R: PageRead> Cursor<R> {
             let i = top.idx;
             c.back_from(i)
         })
+    }
+
+    /// Runs a seek: a new position, so the cursor is not scanning (yet).
+    fn reposition<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.crossings = 0;
+        self.guard(f)
     }
 
     /// Runs a step; on error leaves the cursor unpositioned, so that no
