@@ -1066,19 +1066,6 @@ def _held_dataclasses(tp: Any) -> list:
     return []
 
 
-def _is_str(tp: Any) -> bool:
-    """Whether annotation ``tp`` is ``str`` (possibly Annotated or Optional)."""
-    if typing.get_origin(tp) is typing.Annotated:
-        tp = typing.get_args(tp)[0]
-    if tp is str:
-        return True
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or (_UnionType is not None and origin is _UnionType):
-        args = [a for a in typing.get_args(tp) if a is not _NoneType]
-        return len(args) == 1 and _is_str(args[0])
-    return False
-
-
 class Schema:
     """What obj knows about a document class: collection, version, index
     specs, and its (lazily compiled) decoder. Reached with
@@ -1133,7 +1120,7 @@ class Schema:
         slots = self._str_slots.get(index)
         if slots is None:
             fields = next((sp["fields"] for sp in self.index_specs() if sp["name"] == index), ())
-            slots = tuple(i for i, f in enumerate(fields) if _is_str(self.path_type(f)))
+            slots = tuple(i for i, f in enumerate(fields) if _unmarked(self.path_type(f), []) is str)
             self._str_slots[index] = slots
         return slots
 
