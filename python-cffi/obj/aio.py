@@ -17,7 +17,7 @@ import concurrent.futures
 import functools
 import os
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any, Callable
 
 from .db import Db
@@ -95,6 +95,16 @@ class _Pinned:
         self._ex.shutdown(wait=False)
 
 
+def _take(it: Iterator, batch: int) -> list:
+    """Up to ``batch`` items of ``it`` (fewer only at its end)."""
+    out = []
+    for x in it:
+        out.append(x)
+        if len(out) >= batch:
+            break
+    return out
+
+
 async def _aiter_pinned(make: Callable[[], Iterable], batch: int = 256) -> AsyncIterator:
     """Drives a blocking iterator in one pinned thread, a batch per hop."""
     pin = _Pinned()
@@ -105,12 +115,7 @@ async def _aiter_pinned(make: Callable[[], Iterable], batch: int = 256) -> Async
         it = iter(make())
 
     def chunk() -> list:
-        out = []
-        for x in it:
-            out.append(x)
-            if len(out) >= batch:
-                break
-        return out
+        return _take(it, batch)
 
     def stop() -> None:
         close = getattr(it, "close", None)
@@ -398,12 +403,31 @@ class AsyncTxn:
         self._live()
         return AsyncKv(self, self._tx.kv(namespace))
 
-    async def _iter(self, make: Callable) -> AsyncIterator:
+    async def _iter(self, make: Callable, batch: int = 256) -> AsyncIterator:
+        # Streams in batches on the transaction's thread, so a scan of a big
+        # collection holds one batch at a time, never the whole result. Once
+        # the transaction has ended, the next batch is read inline, where the
+        # blocking iterator raises what the blocking API raises.
         if not self._live():
             self._tx._handle()  # raises: the transaction is finished
-        items = await self._pin.run(lambda: list(make()))
-        for x in items:
-            yield x
+        it = await self._pin.run(lambda: iter(make()))
+        try:
+            while True:
+                if self._live():
+                    items = await self._pin.run(_take, it, batch)
+                else:
+                    items = _take(it, batch)
+                if not items:
+                    return
+                for x in items:
+                    yield x
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                if self._live():
+                    await self._pin.run(close)
+                else:
+                    close()
 
 
 class AsyncDb:
