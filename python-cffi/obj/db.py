@@ -214,6 +214,8 @@ class Db:
         self.read_only = bool(read_only)
         self._kinds: dict[bytes, str] = {}
         self._ensured: set = set()
+        # Typed classes whose declared indexes this file was seen to hold.
+        self._declared_ok: set = set()
         self._shapes: dict[tuple, Schema] = {}
         self._attached: dict[str, Db] = {}
         # Attachment bookkeeping (under _att_lock, reentrant: a transaction
@@ -245,6 +247,7 @@ class Db:
         if cname is not None:
             self._kinds.pop(cname, None)
         self._ensured = {k for k in self._ensured if k[0] != name}
+        self._declared_ok = {k for k in self._declared_ok if k[0] != name}
 
     @classmethod
     def open(cls, path: str | os.PathLike, **options: Any) -> Db:
@@ -574,20 +577,54 @@ class Db:
         with self.read_transaction() as tx:
             return tx.count(what)
 
+    def _build_declared_indexes(self, what: Any) -> None:
+        """Builds the indexes that a document class declares and this file
+        lacks (an index added to the class after its documents were
+        written), so that a lookup through one works before the class's
+        first write, which would build them too. Only on a writable handle,
+        and only when an index is missing: the check is one read. If the
+        write cannot run now (another writer holds the lock past the busy
+        timeout, this thread holds a write transaction), the read goes on
+        and says what it finds."""
+        s = schema_of(what) if type(what) is not str and not isinstance(what, dict) else None
+        if s is None or self.read_only or "." in s.collection:
+            return
+        key = (s.collection, s.cls)
+        if key in self._ensured or key in self._declared_ok:
+            return
+        specs = s.index_specs()
+        if not specs:
+            return
+        with self.read_transaction() as tx:
+            info = tx._c_coll_info(self._cname(s.collection))
+        if info is None:
+            return
+        if {sp["name"] for sp in specs} <= {i.get("name") for i in info.get("indexes", ())}:
+            self._declared_ok.add(key)
+            return
+        try:
+            with self.transaction() as wtx:
+                wtx._ensure(s)
+        except (BusyError, InvalidArgumentError):
+            pass
+
     def find_unique(self, what: Any, index: str, *values: Any) -> Any:
         """The document whose unique index ``index`` holds ``values``, or
         None."""
+        self._build_declared_indexes(what)
         with self.read_transaction() as tx:
             return tx.find_unique(what, index, *values)
 
     def find_unique_many(self, what: Any, index: str, keys: Iterable[Any]) -> list:
         """Documents for many unique keys in one snapshot and one call per
         2048 keys (None where absent). See :meth:`ReadTxn.find_unique_many`."""
+        self._build_declared_indexes(what)
         with self.read_transaction() as tx:
             return tx.find_unique_many(what, index, keys)
 
     def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None:
         """``(id, doc)`` for a unique key, or None."""
+        self._build_declared_indexes(what)
         with self.read_transaction() as tx:
             return tx.find_unique_with_id(what, index, *values)
 
@@ -599,6 +636,7 @@ class Db:
     def query(self, what: Any) -> Query:
         """A lazy, immutable query over a document class or collection."""
         self._handle()
+        self._build_declared_indexes(what)
         return Query(self, what)
 
     def collections(self) -> list[str]:
