@@ -1002,6 +1002,38 @@ def _enum_info(cls: type) -> _EnumInfo:
 _PLAIN: dict[type, Schema] = {}
 
 
+def _scope_names(frame: Any) -> dict | None:
+    """The type-like names (classes, generic aliases, type variables) of
+    the function or class body running in ``frame``, or None at module
+    level. A class defined in a function, under ``from __future__ import
+    annotations``, has annotations naming that function's local classes,
+    which its module cannot resolve later. A snapshot: names bound after
+    the class is decorated are not in it."""
+    if frame is None or frame.f_locals is frame.f_globals:
+        return None
+    names = {k: v for k, v in frame.f_locals.items()
+             if isinstance(v, (type, typing.TypeVar)) or typing.get_origin(v) is not None}
+    return names or None
+
+
+def _share_scope(cls: Any, localns: dict | None) -> None:
+    """Lends ``localns`` to plain (undecorated) dataclass ``cls`` that has
+    none of its own."""
+    if localns and isinstance(cls, type) and dataclasses.is_dataclass(cls) and "__obj_schema__" not in cls.__dict__:
+        s = _schema_or_plain(cls)
+        if s._localns is None:
+            s._localns = localns
+
+
+def _dataclasses_in(tp: Any) -> Iterator[type]:
+    """Every dataclass named in type ``tp`` (itself, or in its arguments
+    at any depth: ``dict[str, list[Optional[Inner]]]``)."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        yield tp
+    for a in typing.get_args(tp):  # (() for anything but a typing construct)
+        yield from _dataclasses_in(a)
+
+
 def _schema_or_plain(cls: type) -> Schema:
     s = cls.__dict__.get("__obj_schema__")
     if s is not None:
@@ -1084,18 +1116,29 @@ class Schema:
         self._check: Callable[[Any], Any] | None = None
         self._str_slots: dict[str, tuple] = {}
         self._fit: Callable[[Any], int] | None = None  # (_fit_dataclass)
+        # Type-like names of the function the class was defined in (see
+        # _scope_names), for annotations that are text (postponed).
+        self._localns: dict | None = None
 
     # -- type information (resolved on first use: forward references) ------
     def hints(self) -> dict:
         if self._hints is None:
             mod = sys.modules.get(self.cls.__module__)
+            # (the class by its own name too: a class that refers to itself,
+            # defined inside a function, resolves)
+            localns = {**(self._localns or {}), self.cls.__name__: self.cls}
             try:
-                # (the class by its own name too: a class that refers to itself,
-                # defined inside a function, resolves)
-                self._hints = typing.get_type_hints(self.cls, globalns=vars(mod) if mod else None,
-                                                    localns={self.cls.__name__: self.cls}, include_extras=True)
+                hints = typing.get_type_hints(self.cls, globalns=vars(mod) if mod else None,
+                                              localns=localns, include_extras=True)
             except Exception as e:  # noqa: BLE001 - unresolvable annotations
                 raise InvalidArgumentError(f"{self.cls.__name__}: cannot resolve field types: {e}") from None
+            if self._localns:
+                # The plain dataclasses it holds were defined in the same
+                # function as a rule: they resolve their text in its names.
+                for tp in hints.values():
+                    for sub in _dataclasses_in(tp):
+                        _share_scope(sub, self._localns)
+            self._hints = hints
         return self._hints
 
     def index_specs(self) -> list[dict]:
@@ -1362,6 +1405,9 @@ def document(
         if not dataclasses.is_dataclass(cls):
             cls = dataclasses.dataclass(cls)
         schema = Schema(cls, collection, version, indexes, history)
+        schema._localns = _scope_names(sys._getframe(1))  # the scope that applies the decorator
+        for h in history:
+            _share_scope(h, schema._localns)
         cls.__obj_schema__ = schema  # type: ignore[attr-defined]
         cls.__obj_collection__ = collection  # type: ignore[attr-defined]
         cls.__obj_version__ = version  # type: ignore[attr-defined]

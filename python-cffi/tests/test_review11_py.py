@@ -1,0 +1,87 @@
+"""Fixes from review 11 (a new user's acceptance tests). This module uses
+postponed annotations on purpose, as many test files and applications do:
+every annotation below is a string that obj resolves itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Annotated, Optional
+
+import pytest
+
+import obj
+
+# -- 1. classes defined in a function, with postponed annotations ---------------------
+
+
+def test_document_classes_defined_in_a_function_resolve_their_local_types(path):
+    # Under `from __future__ import annotations` the field types are text;
+    # `Inner` and `Tag` exist only in this function's scope.
+    class Tag:  # (not a dataclass: a local name that must not be needed)
+        pass
+
+    @dataclass
+    class Point:
+        x: int
+        y: int = 0
+
+    @dataclass
+    class Inner:
+        x: int
+        at: Optional[dt.datetime] = None
+        points: list[Point] = field(default_factory=list)
+
+    @obj.document(collection="r11_local", version=1)
+    @dataclass
+    class Outer:
+        inner: Inner
+        items: list[Inner]
+        by_name: dict[str, Inner]
+        email: Annotated[str, obj.Unique]
+        maybe: Optional[Inner] = None
+
+    doc = Outer(
+        inner=Inner(1, dt.datetime(2020, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc), [Point(1, 2)]),
+        items=[Inner(2)], by_name={"k": Inner(3, points=[Point(5)])}, email="e", maybe=Inner(4),
+    )
+    with obj.Db(path) as db:
+        oid = db.insert(doc)
+        assert db.get(Outer, oid) == doc
+        assert type(db.get(Outer, oid).by_name["k"].points[0]) is Point
+        assert db.find_unique(Outer, "email", "e") == doc
+        assert [i.name for i in db.stat().collections[0].indexes] == ["email"]
+        assert db.query(Outer).filter(obj.field("inner.x") == 1).fetch() == [(oid, doc)]
+    assert Tag  # (used)
+
+
+def test_a_history_shape_defined_in_a_function_resolves_too(path):
+    @dataclass
+    class Name:
+        text: str
+
+    @obj.document(collection="r11_hist", version=1)
+    @dataclass
+    class V1:
+        name: Name
+
+    with obj.Db(path) as db:
+        oid = db.insert(V1(Name("Ann Lee")))
+
+    @dataclass
+    class OldV1:
+        name: Name
+
+    @obj.document(collection="r11_hist", version=2, history=[OldV1])
+    @dataclass
+    class V2:
+        first: str
+        last: str
+
+        @classmethod
+        def migrate(cls, old, from_version):
+            first, last = old.name.text.split()
+            return cls(first, last)
+
+    with obj.Db(path) as db:
+        assert db.get(V2, oid) == V2("Ann", "Lee")
