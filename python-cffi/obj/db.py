@@ -564,13 +564,27 @@ class Db:
     def all(self, what: Any) -> Iterator[tuple[int, Any]]:
         """Every ``(id, doc)`` of a collection (a class, or a name) in id
         order, read from one snapshot."""
-        with self.read_transaction() as tx:
-            yield from tx.all(what)
+        # Checked at the call, not at the first next() of the generator.
+        self._handle()
+        if type(what) is str:
+            self._cname(what)
+        elif schema_of(what) is None:
+            from .txn import _not_document
+
+            raise _not_document(what)
+        return self._all(what, False)
 
     def iter_all(self, collection: str) -> Iterator[tuple[int, Any]]:
         """``(id, payload)`` of a collection by name (bytes for raw ones)."""
+        self._handle()
+        if type(collection) is not str:
+            raise InvalidArgumentError("iter_all takes a collection name (str)")
+        self._cname(collection)
+        return self._all(collection, True)
+
+    def _all(self, what: Any, named: bool) -> Iterator[tuple[int, Any]]:
         with self.read_transaction() as tx:
-            yield from tx.iter_all(collection)
+            yield from (tx.iter_all(what) if named else tx.all(what))
 
     def count(self, what: Any) -> int:
         """Number of documents in a collection."""

@@ -165,7 +165,9 @@ class KvNamespace:
         s = None if start is None else _key(start)
         e = None if end is None else _key(end)
         if self._txn is not None:
+            self._txn._handle()  # (a finished transaction raises here, at the call)
             return self._scan(*self._target(self._txn), p, s, e, reverse)
+        self._db._handle()  # (a closed Db too)
         return self._scan_own(p, s, e, reverse)
 
     def _scan_own(self, p: Any, s: Any, e: Any, reverse: bool) -> Iterator[tuple[bytes, bytes]]:

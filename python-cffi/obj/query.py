@@ -497,6 +497,11 @@ class Query:
     def iter(self) -> Iterator[tuple[int, Any]]:
         """Streams the results (holding a read snapshot until exhausted or
         closed)."""
+        # A closed Db or finished transaction raises here, at the call.
+        (self._db if self._txn is None else self._txn)._handle()
+        return self._iter()
+
+    def _iter(self) -> Iterator[tuple[int, Any]]:
         if self._txn is not None:
             yield from self._run(self._txn)
             return

@@ -29,7 +29,7 @@ def test_document_classes_defined_in_a_function_resolve_their_local_types(path):
     @dataclass
     class Inner:
         x: int
-        at: Optional[dt.datetime] = None
+        at: Optional[dt.datetime] = None  # noqa: UP045 - evaluated on Python 3.9 too
         points: list[Point] = field(default_factory=list)
 
     @obj.document(collection="r11_local", version=1)
@@ -39,7 +39,7 @@ def test_document_classes_defined_in_a_function_resolve_their_local_types(path):
         items: list[Inner]
         by_name: dict[str, Inner]
         email: Annotated[str, obj.Unique]
-        maybe: Optional[Inner] = None
+        maybe: Optional[Inner] = None  # noqa: UP045
 
     doc = Outer(
         inner=Inner(1, dt.datetime(2020, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc), [Point(1, 2)]),
@@ -85,3 +85,36 @@ def test_a_history_shape_defined_in_a_function_resolves_too(path):
 
     with obj.Db(path) as db:
         assert db.get(V2, oid) == V2("Ann", "Lee")
+
+
+# -- 2. the iterator methods check their arguments and the handle at the call -------
+
+
+@obj.document(collection="r11_items", version=1)
+@dataclass
+class R11Item:
+    n: int
+
+
+def test_iterators_raise_at_the_call_not_at_the_first_next(path):
+    db = obj.Db(path)
+    db.insert(R11Item(1))
+    db.kv("k").put(b"a", b"1")
+    kv, q = db.kv("k"), db.query(R11Item)
+    with pytest.raises(obj.InvalidArgumentError, match="not an @obj.document"):
+        db.all(object())
+    with pytest.raises(obj.InvalidArgumentError):
+        db.iter_all(5)
+    with pytest.raises(obj.InvalidArgumentError):
+        db.all("")
+    tx = db.read_transaction()
+    tx.close()
+    with pytest.raises(obj.InvalidArgumentError, match="finished"):
+        tx.all(R11Item)
+    with pytest.raises(obj.InvalidArgumentError, match="finished"):
+        tx.query(R11Item).iter()
+    db.close()
+    for call in (lambda: db.all(R11Item), lambda: db.all("r11_items"), lambda: db.iter_all("r11_items"),
+                 lambda: kv.scan(), lambda: kv.scan(prefix=b"a"), lambda: q.iter(), lambda: iter(q)):
+        with pytest.raises(obj.ClosedError):
+            call()
