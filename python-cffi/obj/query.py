@@ -531,7 +531,11 @@ class Query:
     def count(self) -> int:
         """Number of results. Without Python predicates the engine counts
         without decoding documents."""
-        if self._preds or self._key:
+        if self._key is not None or (self._sort and self._preds):
+            # The order does not change the count (nor which many a limit
+            # keeps): no sort, so no sort buffer limit, as the engine counts.
+            return self._copy(_key=None, _reverse=False, _sort=()).count()
+        if self._preds:
             n = 0
             for _ in self.iter():
                 n += 1

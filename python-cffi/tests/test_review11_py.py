@@ -118,3 +118,21 @@ def test_iterators_raise_at_the_call_not_at_the_first_next(path):
                  lambda: kv.scan(), lambda: kv.scan(prefix=b"a"), lambda: q.iter(), lambda: iter(q)):
         with pytest.raises(obj.ClosedError):
             call()
+
+
+# -- 3. count() of a query sorted by a Python key does not sort ---------------------
+
+
+def test_count_ignores_a_python_sort_key_as_the_engine_ignores_a_field_sort(db):
+    db.insert_many([R11Item(n) for n in range(10)])
+    for q in (db.query(R11Item).sort_by("n"), db.query(R11Item).sort_by(lambda o: -o.n)):
+        q = q.sort_buffer_limit(3)
+        assert q.count() == 10
+        assert q.filter(lambda o: o.n % 2 == 0).count() == 5
+        assert q.limit(4).count() == 4
+        assert q.offset(8).count() == 2
+        assert q.filter(lambda o: o.n > 2).offset(1).limit(20).count() == 6
+    # fetching still sorts, and still refuses an over-cap sort
+    with pytest.raises(obj.InvalidArgumentError, match="sort_buffer_limit"):
+        db.query(R11Item).sort_by(lambda o: -o.n).sort_buffer_limit(3).fetch()
+    assert db.query(R11Item).sort_by(lambda o: -o.n).limit(2).count() == 2
