@@ -157,13 +157,18 @@ class KvNamespace:
         self, prefix: Any = None, start: Any = None, end: Any = None, *, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
         """``(key, value)`` pairs in key order: those starting with
-        ``prefix``, or those in ``[start, end)`` (either bound may be None).
+        ``prefix`` and in ``[start, end)`` (each of the three may be None).
         ``reverse=True`` walks from the top."""
-        if prefix is not None and (start is not None or end is not None):
-            raise InvalidArgumentError("scan takes prefix= or start=/end=, not both")
         p = None if prefix is None else _key(prefix)
         s = None if start is None else _key(start)
         e = None if end is None else _key(end)
+        if p is not None and (s is not None or e is not None):
+            # Both given: the keys of the prefix within the range. The prefix
+            # is the range [p, the next key after every key starting with p).
+            s = p if s is None else max(s, p)
+            top = _after_prefix(p)
+            e = top if e is None else (e if top is None else min(e, top))
+            p = None
         if self._txn is not None:
             self._txn._handle()  # (a finished transaction raises here, at the call)
             return self._scan(*self._target(self._txn), p, s, e, reverse)
@@ -220,6 +225,13 @@ class KvNamespace:
 
 
 _MISSING = object()
+
+
+def _after_prefix(p: bytes) -> bytes | None:
+    """The least key above every key starting with ``p`` (None: no such
+    key, ``p`` is empty or all 0xff bytes)."""
+    p = p.rstrip(b"\xff")
+    return p[:-1] + bytes([p[-1] + 1]) if p else None
 
 
 def list_namespaces(tx: Any) -> list[str]:

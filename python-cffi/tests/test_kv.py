@@ -2,8 +2,6 @@
 
 import pytest
 
-import obj
-
 
 def test_put_get_delete_scan(db):
     kv = db.kv("sessions")
@@ -20,8 +18,9 @@ def test_put_get_delete_scan(db):
     assert b"a" not in kv and b"b" in kv
     with pytest.raises(KeyError):
         kv[b"zzz"]
-    with pytest.raises(obj.InvalidArgumentError):
-        list(kv.scan(prefix=b"a", start=b"b"))
+    # a prefix and a range together: the prefix's keys within the range
+    assert [k for k, _ in kv.scan(prefix=b"a", start=b"ab")] == [b"ab", b"abc"]
+    assert list(kv.scan(prefix=b"a", start=b"b")) == []
     assert "sessions" in db.kv_namespaces()
 
 

@@ -136,3 +136,29 @@ def test_count_ignores_a_python_sort_key_as_the_engine_ignores_a_field_sort(db):
     with pytest.raises(obj.InvalidArgumentError, match="sort_buffer_limit"):
         db.query(R11Item).sort_by(lambda o: -o.n).sort_buffer_limit(3).fetch()
     assert db.query(R11Item).sort_by(lambda o: -o.n).limit(2).count() == 2
+
+
+# -- 4. kv scan with a prefix and a range together -----------------------------------
+
+
+def test_kv_scan_takes_a_prefix_and_a_range_together(db):
+    kv = db.kv("r11")
+    keys = [b"a", b"user:", b"user:1", b"user:2", b"user:3", b"user;", b"\xff", b"\xff\xff", b"\xff\xff\x01"]
+    for k in keys:
+        kv.put(k, b"v")
+
+    def want(prefix=b"", start=None, end=None):
+        return [k for k in sorted(keys)
+                if k.startswith(prefix) and (start is None or k >= start) and (end is None or k < end)]
+
+    cases = [(b"user:", b"user:2", None), (b"user:", None, b"user:3"), (b"user:", b"user:1", b"user:3"),
+             (b"user:", b"a", b"zzz"), (b"user:", b"user;", None), (b"user:", None, b"a"),
+             (b"\xff", b"\xff\xff", None), (b"\xff\xff", None, b"\xff\xff\x00"), (b"", b"user:", b"user;"),
+             ("user:", "user:2", "user:3")]
+    for prefix, start, end in cases:
+        b = [x.encode() if isinstance(x, str) else x for x in (prefix, start, end)]
+        got = [k for k, _ in kv.scan(prefix=prefix, start=start, end=end)]
+        assert got == want(*b), (prefix, start, end)
+        assert [k for k, _ in kv.scan(prefix=prefix, start=start, end=end, reverse=True)] == got[::-1]
+        with db.read_transaction() as tx:
+            assert [k for k, _ in tx.kv("r11").scan(prefix=prefix, start=start, end=end)] == got
