@@ -557,29 +557,34 @@ class AsyncDb:
         """An awaitable query builder."""
         return AsyncQuery(self, self._db.query(what))
 
-    def all(self, what: Any) -> AsyncIterator:
-        """``async for oid, doc in adb.all(Order)``."""
-        return _aiter_pinned(lambda: self._db.all(what))
+    def _stream(self, make: Callable[[], Iterable]) -> AsyncStream:
+        """An :class:`AsyncStream` over ``make()``, a Db iterator made now
+        (its arguments and the handle are checked at the call; nothing is
+        read yet), read on a worker thread; made again for a second pass."""
+        first = [make()]
+        return AsyncStream(self, lambda: first.pop() if first else make())
 
-    def iter_all(self, collection: str) -> AsyncIterator:
-        """``async for oid, payload in adb.iter_all("coll")``."""
-        return _aiter_pinned(lambda: self._db.iter_all(collection))
+    def all(self, what: Any) -> AsyncStream:
+        """``async for oid, doc in adb.all(Order)`` (``await`` gives the
+        list), as in a transaction."""
+        return self._stream(lambda: self._db.all(what))
 
-    def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> AsyncIterator:
-        """Async iterator over an index range."""
-        return _aiter_pinned(lambda: self._db.index_range(what, index, lo, hi))
+    def iter_all(self, collection: str) -> AsyncStream:
+        """``async for oid, payload in adb.iter_all("coll")`` (``await``
+        gives the list)."""
+        return self._stream(lambda: self._db.iter_all(collection))
+
+    def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> AsyncStream:
+        """``async for oid, doc in adb.index_range(Order, "region", "us",
+        "us")`` (``await`` gives the list)."""
+        return self._stream(lambda: self._db.index_range(what, index, lo, hi))
 
     def dump_raw(self, collection: str, max_records: int | None = None) -> AsyncStream:
         """``async for rec in adb.dump_raw("orders")``: the records of
         :meth:`Db.dump_raw`, read on a worker thread (``await
         adb.dump_raw(...)`` gives them as a list). Bad arguments raise
         here, at the call."""
-        first = [self._db.dump_raw(collection, max_records)]  # checks the arguments now; nothing read yet
-
-        def make() -> Iterable:
-            return first.pop() if first else self._db.dump_raw(collection, max_records)
-
-        return AsyncStream(self, make)
+        return self._stream(lambda: self._db.dump_raw(collection, max_records))
 
     def kv(self, namespace: str) -> AsyncKv:
         """``await adb.kv("sessions").put(k, v)``, ``await

@@ -162,3 +162,29 @@ def test_kv_scan_takes_a_prefix_and_a_range_together(db):
         assert [k for k, _ in kv.scan(prefix=prefix, start=start, end=end, reverse=True)] == got[::-1]
         with db.read_transaction() as tx:
             assert [k for k, _ in tx.kv("r11").scan(prefix=prefix, start=start, end=end)] == got
+
+
+# -- 5. AsyncDb's iterators are awaitable too, and check their arguments at the call ----
+
+
+async def test_asyncdb_iterators_are_awaitable_and_check_at_the_call(path):
+    @obj.document(collection="r11_async", version=1)
+    @dataclass
+    class Item:
+        n: Annotated[int, obj.Index]
+
+    adb = await obj.AsyncDb.open(path)
+    ids = await adb.insert_many([Item(n) for n in range(5)])
+    await adb.insert("r11_raw", b"x")
+    assert await adb.all(Item) == [(i, Item(n)) for n, i in enumerate(ids)]
+    assert [o.n async for _, o in adb.all(Item)] == list(range(5))
+    assert await adb.index_range(Item, "n", 1, 3) == [(ids[1], Item(1)), (ids[2], Item(2))]
+    assert [i async for i, _ in adb.index_range(Item, "n", 3, None)] == ids[3:]
+    assert await adb.iter_all("r11_raw") == [(1, b"x")]
+    stream = adb.all(Item)
+    assert len(await stream) == 5 and len(await stream) == 5  # made again for a second pass
+    with pytest.raises(obj.InvalidArgumentError):
+        adb.all(object())
+    await adb.close()
+    with pytest.raises(obj.ClosedError):
+        adb.all(Item)
