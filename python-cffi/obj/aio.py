@@ -324,6 +324,11 @@ class AsyncTxn:
         finally:
             self._pin.shutdown()
 
+    def __repr__(self) -> str:
+        kind = "transaction" if self._write else "read_transaction"
+        state = " (not entered)" if self._tx is None else (" finished" if self._tx.finished else "")
+        return f"<obj.AsyncTxn {kind} on {self._adb._db.path!r}{state}>"
+
     def _live(self) -> bool:
         """Whether the transaction can still run calls on its thread; a
         finished one runs them inline, where they raise what the blocking API
@@ -544,6 +549,9 @@ class AsyncDb:
                 await self._run(self._db._close, False)
             finally:
                 self._shutdown()
+
+    def __repr__(self) -> str:
+        return f"<obj.AsyncDb {self._db!r}>"
 
     def transaction(self) -> AsyncTxn:
         """``async with adb.transaction() as tx:`` (commits on clean exit)."""

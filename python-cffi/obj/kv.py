@@ -67,6 +67,10 @@ class KvNamespace:
         self._ns = ns if dot else None
         self._rest = rest
 
+    def __repr__(self) -> str:
+        where = f" in {self._txn!r}" if self._txn is not None else f" of {self._db!r}"
+        return f"<obj.KvNamespace {self.name!r}{where}>"
+
     def _attached_in(self, tx: Any) -> Any:
         """The snapshot of the attached file this name reads in ``tx``, or
         None (a namespace of this file)."""

@@ -61,9 +61,11 @@ def _cstr(s: str) -> bytes:
 
 def _id(doc_id: Any) -> int:
     if type(doc_id) is not int:
-        if isinstance(doc_id, bool) or not isinstance(doc_id, int):
+        # An int subclass or an integer type of another library (numpy's
+        # int64 has __index__); never a bool, a float or a str.
+        if isinstance(doc_id, bool) or not hasattr(type(doc_id), "__index__"):
             raise InvalidArgumentError(f"a document id must be an int, not {type(doc_id).__name__}")
-        doc_id = int(doc_id)
+        doc_id = operator.index(doc_id)
     if not 0 <= doc_id < 2**64:
         raise InvalidArgumentError(f"document id {doc_id} is outside 0 .. 2**64-1")
     return doc_id
@@ -174,6 +176,9 @@ class _Core:
     def finished(self) -> bool:
         """Whether the transaction was committed, rolled back or closed."""
         return self._h is None
+
+    def __repr__(self) -> str:
+        return f"<obj.{type(self).__name__} on {self._db.path!r}{' finished' if self._h is None else ''}>"
 
     # -- C calls: documents --------------------------------------------------
     def _c_doc_get(self, coll: bytes, doc_id: int) -> tuple[int, bytes] | None:
@@ -1036,6 +1041,9 @@ class Collection:
         self._txn = txn
         self._what = what
         self.name: str = what if type(what) is str else schema_of(what).collection  # type: ignore[union-attr]
+
+    def __repr__(self) -> str:
+        return f"<obj.Collection {self.name!r} in {self._txn!r}>"
 
     def _w(self) -> WriteTxn:
         if not isinstance(self._txn, WriteTxn):
