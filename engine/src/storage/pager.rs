@@ -1438,6 +1438,10 @@ impl Pager {
     /// Whether this handle is the only one with the database open, in
     /// this process or any other (asked by trying the DMS lock exclusive).
     pub(crate) fn is_only_handle(&self) -> Result<bool> {
+        // A forked child's copy of the handle answers with the fork error
+        // (its lock descriptors now point at /dev/null, or still share the
+        // parent's locks): never "the only handle".
+        self.check_alive()?;
         if self.sharing != Sharing::Shared {
             // An exclusive open (the main-file lock) or a private
             // read-only one: no other handle shares this index.

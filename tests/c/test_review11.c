@@ -1,0 +1,70 @@
+#define _GNU_SOURCE
+/* Review 11: what a new C user found with only obj.h in hand.
+ *
+ * - obj_db_rekey on a handle inherited through fork() returns the
+ *   documented fork error (OBJ_INVALID_ARGUMENT naming fork()), as every
+ *   other database-level call does, and leaves the parent's file alone. */
+#include <stddef.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "check.h"
+
+#define U8(s) ((const uint8_t *)(s))
+#define JSON(s) U8(s), strlen(s)
+
+static char dir[400];
+
+static void remove_db(const char *p) {
+    char side[600];
+    unlink(p);
+    snprintf(side, sizeof side, "%s-wal", p);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", p);
+    unlink(side);
+}
+
+static void test_rekey_in_fork_child(void) {
+    char p[520];
+    snprintf(p, sizeof p, "%s/c-review11-fork-%d.obj", dir, (int)getpid());
+    remove_db(p);
+    obj_db *db = NULL;
+    uint64_t id = 0;
+    CHECK_OK(obj_db_open(p, NULL, &db));
+    CHECK_OK(obj_db_doc_insert(db, "c", JSON("{\"a\":1}"), 0, &id));
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        uint8_t key[32] = {7};
+        CHECK_ERR(obj_db_rekey(db, key, NULL), OBJ_INVALID_ARGUMENT, "fork()");
+        CHECK_ERR(obj_db_rekey(db, NULL, NULL), OBJ_INVALID_ARGUMENT, "fork()");
+        CHECK_OK(obj_db_free(db));
+        fflush(NULL);
+        _exit(0);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* The parent's handle and file are as they were: still plain. */
+    obj_bytes b = {0};
+    bool found = false;
+    CHECK_OK(obj_db_doc_get(db, "c", id, &b, NULL, &found));
+    CHECK(found);
+    obj_bytes_free(&b);
+    CHECK_OK(obj_db_integrity_check(db, NULL));
+    CHECK_OK(obj_db_free(db));
+    CHECK_OK(obj_db_open(p, NULL, &db));
+    CHECK_OK(obj_db_doc_get(db, "c", id, &b, NULL, &found));
+    CHECK(found);
+    obj_bytes_free(&b);
+    CHECK_OK(obj_db_free(db));
+    remove_db(p);
+}
+
+int main(int argc, char **argv) {
+    snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp");
+    test_rekey_in_fork_child();
+    printf("c review11: %d checks passed, 0 failed\n", checks_run);
+    return 0;
+}
