@@ -4,6 +4,7 @@
 
 use std::ffi::c_char;
 
+use obj_engine::doc::collection::check_doc_id;
 use obj_engine::{CollectionKind, CollectionMut, Error, Value, WriteTxn};
 
 use crate::bytes::{arg_bytes, arg_slice, arg_str, need, obj_bytes, parse_document, put, put_found, put_opt};
@@ -414,6 +415,9 @@ pub unsafe extern "C" fn obj_doc_upsert(
     fence(|| {
         // SAFETY: per contract.
         let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
+        // Before the collection is opened (created on first use): a refused
+        // id leaves no new collection behind.
+        check_doc_id(id)?;
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
         let replaced = write_json_doc(
@@ -655,6 +659,8 @@ pub unsafe extern "C" fn obj_raw_upsert(
     fence(|| {
         // SAFETY: per contract.
         let (coll, data) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(data, len, "data")?) };
+        // As in obj_doc_upsert: no new collection for a refused id.
+        check_doc_id(id)?;
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
         let replaced = t.with_collection_mut(coll, open_raw, |c| c.upsert_raw(id, data))?;

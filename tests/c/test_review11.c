@@ -3,7 +3,10 @@
  *
  * - obj_db_rekey on a handle inherited through fork() returns the
  *   documented fork error (OBJ_INVALID_ARGUMENT naming fork()), as every
- *   other database-level call does, and leaves the parent's file alone. */
+ *   other database-level call does, and leaves the parent's file alone.
+ * - A write refused for its id (obj_doc_upsert / obj_raw_upsert at
+ *   UINT64_MAX) writes nothing: no new collection appears, and a cursor of
+ *   the transaction keeps reading. */
 #include <stddef.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -62,9 +65,68 @@ static void test_rekey_in_fork_child(void) {
     remove_db(p);
 }
 
+static int bytes_are(const obj_bytes *b, const char *want) {
+    return b->len == strlen(want) && memcmp(b->data, want, b->len) == 0;
+}
+
+static void test_refused_upsert_leaves_nothing(void) {
+    char p[520];
+    snprintf(p, sizeof p, "%s/c-review11-upsert-%d.obj", dir, (int)getpid());
+    remove_db(p);
+    obj_db *db = NULL;
+    obj_txn *w = NULL;
+    obj_cursor *cur = NULL;
+    obj_bytes b = {0};
+    uint64_t id = 0;
+    bool created = true, done = true;
+    CHECK_OK(obj_db_open(p, NULL, &db));
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_doc_insert(w, "kept", JSON("{\"a\":1}"), 0, &id));
+    CHECK_OK(obj_doc_insert(w, "kept", JSON("{\"a\":2}"), 0, &id));
+    CHECK_OK(obj_query(w, JSON("{\"collection\":\"kept\"}"), &cur));
+    CHECK_OK(obj_cursor_next(cur, &id, &b, NULL, &done));
+    CHECK(!done && id == 1);
+    obj_bytes_free(&b);
+
+    CHECK_ERR(obj_doc_upsert(w, "fresh", UINT64_MAX, JSON("{\"a\":1}"), 0, &created), OBJ_INVALID_ARGUMENT,
+              "id space");
+    CHECK(created); /* out-parameters are written only on OBJ_OK */
+    CHECK_ERR(obj_raw_upsert(w, "fresh_raw", UINT64_MAX, JSON("x"), &created), OBJ_INVALID_ARGUMENT, "id space");
+    CHECK_ERR(obj_doc_upsert(w, "kept", UINT64_MAX, JSON("{\"a\":3}"), 0, NULL), OBJ_INVALID_ARGUMENT, "id space");
+
+    /* Nothing was written: the cursor goes on, and no collection appeared. */
+    CHECK_OK(obj_cursor_next(cur, &id, &b, NULL, &done));
+    CHECK(!done && id == 2);
+    obj_bytes_free(&b);
+    CHECK_OK(obj_cursor_free(cur));
+    CHECK_OK(obj_collection_list(w, &b));
+    CHECK(bytes_are(&b, "[\"kept\"]"));
+    obj_bytes_free(&b);
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+
+    /* The one-call upsert refuses it too, with nothing committed. */
+    CHECK_ERR(obj_db_doc_upsert(db, "fresh", UINT64_MAX, JSON("{\"a\":1}"), 0, NULL), OBJ_INVALID_ARGUMENT,
+              "id space");
+    obj_txn *r = NULL;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_collection_list(r, &b));
+    CHECK(bytes_are(&b, "[\"kept\"]"));
+    obj_bytes_free(&b);
+    CHECK_OK(obj_txn_free(r));
+
+    /* The largest id a document may have still works. */
+    CHECK_OK(obj_db_doc_upsert(db, "kept", UINT64_MAX - 1, JSON("{\"a\":4}"), 0, &created));
+    CHECK(created);
+    CHECK_OK(obj_db_integrity_check(db, NULL));
+    CHECK_OK(obj_db_free(db));
+    remove_db(p);
+}
+
 int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp");
     test_rekey_in_fork_child();
+    test_refused_upsert_leaves_nothing();
     printf("c review11: %d checks passed, 0 failed\n", checks_run);
     return 0;
 }

@@ -1080,13 +1080,7 @@ impl<'t> CollectionMut<'t> {
 
     /// Writes document `id` with its index entries.
     fn put(&mut self, id: u64, new: NewDoc<'_>) -> Result<bool> {
-        // Checked before anything is written: the next id must exist.
-        if id == u64::MAX {
-            return Err(Error::invalid(format!(
-                "document id space exhausted: the largest id is {}",
-                u64::MAX - 1
-            )));
-        }
+        check_doc_id(id)?;
         let usable = self.txn.pages().usable_size();
         let max_key = btree::max_key_len(usable);
         // Every stored id is below the next id, so an id at or past it is new.
@@ -1526,4 +1520,19 @@ impl WriteTxn {
     pub fn list_collections(&self) -> Result<Vec<String>> {
         list_collections(self)
     }
+}
+
+/// Refuses an id no document may have: `u64::MAX`, past which the
+/// collection's next id would not exist. Checked before anything is
+/// written; callers that open (and so create) a collection for one write
+/// at a caller's id check it first, so that a refused write leaves no
+/// new collection behind.
+pub fn check_doc_id(id: u64) -> Result<()> {
+    if id == u64::MAX {
+        return Err(Error::invalid(format!(
+            "document id space exhausted: the largest id is {}",
+            u64::MAX - 1
+        )));
+    }
+    Ok(())
 }
