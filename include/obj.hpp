@@ -130,8 +130,9 @@ inline bool progress_trampoline(uint64_t done, uint64_t total, void *ctx) noexce
         return false;
     }
 }
-/* A path or name for the C API: a NUL byte inside would silently cut it
- * short (a different file), so it is refused. */
+/* A path or name for the C API (every collection, index and namespace
+ * name, every file path): a NUL byte inside would silently cut it short (a
+ * different collection or file), so it is refused. */
 inline const char *c_path(const std::string &s) {
     if (s.find('\0') != std::string::npos)
         throw Error(OBJ_INVALID_ARGUMENT, "a path or name cannot contain a NUL byte");
@@ -232,11 +233,11 @@ public:
 
     // Collections.
     void create_collection(const std::string &name, bool raw = false) {
-        check(obj_collection_create(t_, name.c_str(), raw ? OBJ_COLLECTION_RAW : 0));
+        check(obj_collection_create(t_, detail::c_path(name), raw ? OBJ_COLLECTION_RAW : 0));
     }
     bool drop_collection(const std::string &name) {
         bool existed = false;
-        check(obj_collection_drop(t_, name.c_str(), &existed));
+        check(obj_collection_drop(t_, detail::c_path(name), &existed));
         return existed;
     }
     std::string list_collections() {
@@ -246,19 +247,19 @@ public:
     }
     std::string collection_info(const std::string &name) {
         obj_bytes b = {nullptr, 0};
-        check(obj_collection_info(t_, name.c_str(), &b));
+        check(obj_collection_info(t_, detail::c_path(name), &b));
         return detail::take(b);
     }
     uint64_t count(const std::string &coll) {
         uint64_t n = 0;
-        check(obj_collection_count(t_, coll.c_str(), &n));
+        check(obj_collection_count(t_, detail::c_path(coll), &n));
         return n;
     }
 
     // Documents (JSON text).
     uint64_t insert(const std::string &coll, std::string_view json, uint32_t version = 0) {
         uint64_t id = 0;
-        check(obj_doc_insert(t_, coll.c_str(), detail::u8(json), json.size(), version, &id));
+        check(obj_doc_insert(t_, detail::c_path(coll), detail::u8(json), json.size(), version, &id));
         return id;
     }
     /** Inserts a JSON array of documents, all or nothing; returns their ids. */
@@ -267,8 +268,8 @@ public:
         // its bytes: one large document needs one id).
         std::vector<uint64_t> ids(detail::json_array_length(json_array));
         size_t n = 0;
-        check(obj_doc_insert_many(t_, coll.c_str(), detail::u8(json_array), json_array.size(), version, ids.data(),
-                                  ids.size(), &n));
+        check(obj_doc_insert_many(t_, detail::c_path(coll), detail::u8(json_array), json_array.size(), version,
+                                  ids.data(), ids.size(), &n));
         ids.resize(n);
         return ids;
     }
@@ -277,7 +278,7 @@ public:
         d.id = id;
         obj_bytes b = {nullptr, 0};
         bool found = false;
-        check(obj_doc_get(t_, coll.c_str(), id, &b, &d.version, &found));
+        check(obj_doc_get(t_, detail::c_path(coll), id, &b, &d.version, &found));
         if (!found) return std::nullopt;
         d.json = detail::take(b);
         return d;
@@ -285,62 +286,62 @@ public:
     /** JSON array: null or [version, doc] per id. */
     std::string get_many(const std::string &coll, const std::vector<uint64_t> &ids) {
         obj_bytes b = {nullptr, 0};
-        check(obj_doc_get_many(t_, coll.c_str(), ids.data(), ids.size(), &b));
+        check(obj_doc_get_many(t_, detail::c_path(coll), ids.data(), ids.size(), &b));
         return detail::take(b);
     }
     /** True when the id was new. */
     bool upsert(const std::string &coll, uint64_t id, std::string_view json, uint32_t version = 0) {
         bool created = false;
-        check(obj_doc_upsert(t_, coll.c_str(), id, detail::u8(json), json.size(), version, &created));
+        check(obj_doc_upsert(t_, detail::c_path(coll), id, detail::u8(json), json.size(), version, &created));
         return created;
     }
     void replace(const std::string &coll, uint64_t id, std::string_view json, uint32_t version = 0) {
-        check(obj_doc_replace(t_, coll.c_str(), id, detail::u8(json), json.size(), version));
+        check(obj_doc_replace(t_, detail::c_path(coll), id, detail::u8(json), json.size(), version));
     }
     /** True when the document existed. */
     bool remove(const std::string &coll, uint64_t id) {
         bool existed = false;
-        check(obj_doc_delete(t_, coll.c_str(), id, &existed));
+        check(obj_doc_delete(t_, detail::c_path(coll), id, &existed));
         return existed;
     }
 
     // Raw-bytes documents.
     uint64_t raw_insert(const std::string &coll, std::string_view data) {
         uint64_t id = 0;
-        check(obj_raw_insert(t_, coll.c_str(), detail::u8(data), data.size(), &id));
+        check(obj_raw_insert(t_, detail::c_path(coll), detail::u8(data), data.size(), &id));
         return id;
     }
     std::optional<std::string> raw_get(const std::string &coll, uint64_t id) {
         obj_bytes b = {nullptr, 0};
         bool found = false;
-        check(obj_raw_get(t_, coll.c_str(), id, &b, &found));
+        check(obj_raw_get(t_, detail::c_path(coll), id, &b, &found));
         if (!found) return std::nullopt;
         return detail::take(b);
     }
     bool raw_upsert(const std::string &coll, uint64_t id, std::string_view data) {
         bool created = false;
-        check(obj_raw_upsert(t_, coll.c_str(), id, detail::u8(data), data.size(), &created));
+        check(obj_raw_upsert(t_, detail::c_path(coll), id, detail::u8(data), data.size(), &created));
         return created;
     }
 
     // Indexes.
     void create_index(const std::string &coll, std::string_view spec_json) {
-        check(obj_index_create(t_, coll.c_str(), detail::u8(spec_json), spec_json.size()));
+        check(obj_index_create(t_, detail::c_path(coll), detail::u8(spec_json), spec_json.size()));
     }
     void drop_index(const std::string &coll, const std::string &name) {
-        check(obj_index_drop(t_, coll.c_str(), name.c_str()));
+        check(obj_index_drop(t_, detail::c_path(coll), detail::c_path(name)));
     }
     std::string list_indexes(const std::string &coll) {
         obj_bytes b = {nullptr, 0};
-        check(obj_index_list(t_, coll.c_str(), &b));
+        check(obj_index_list(t_, detail::c_path(coll), &b));
         return detail::take(b);
     }
     std::optional<Doc> find_unique(const std::string &coll, const std::string &index, std::string_view values_json) {
         Doc d;
         obj_bytes b = {nullptr, 0};
         bool found = false;
-        check(obj_find_unique(t_, coll.c_str(), index.c_str(), detail::u8(values_json), values_json.size(), &d.id, &b,
-                              &d.version, &found));
+        check(obj_find_unique(t_, detail::c_path(coll), detail::c_path(index), detail::u8(values_json),
+                              values_json.size(), &d.id, &b, &d.version, &found));
         if (!found) return std::nullopt;
         d.json = detail::take(b);
         return d;
@@ -364,29 +365,29 @@ public:
     }
     Cursor dump(const std::string &coll) {
         obj_cursor *c = nullptr;
-        check(obj_collection_dump(t_, coll.c_str(), &c));
+        check(obj_collection_dump(t_, detail::c_path(coll), &c));
         return Cursor(c);
     }
 
     // Key-value namespaces.
     void kv_put(const std::string &ns, std::string_view key, std::string_view value) {
-        check(obj_kv_put(t_, ns.c_str(), detail::u8(key), key.size(), detail::u8(value), value.size()));
+        check(obj_kv_put(t_, detail::c_path(ns), detail::u8(key), key.size(), detail::u8(value), value.size()));
     }
     std::optional<std::string> kv_get(const std::string &ns, std::string_view key) {
         obj_bytes b = {nullptr, 0};
         bool found = false;
-        check(obj_kv_get(t_, ns.c_str(), detail::u8(key), key.size(), &b, &found));
+        check(obj_kv_get(t_, detail::c_path(ns), detail::u8(key), key.size(), &b, &found));
         if (!found) return std::nullopt;
         return detail::take(b);
     }
     bool kv_delete(const std::string &ns, std::string_view key) {
         bool existed = false;
-        check(obj_kv_delete(t_, ns.c_str(), detail::u8(key), key.size(), &existed));
+        check(obj_kv_delete(t_, detail::c_path(ns), detail::u8(key), key.size(), &existed));
         return existed;
     }
     bool kv_drop(const std::string &ns) {
         bool existed = false;
-        check(obj_kv_drop(t_, ns.c_str(), &existed));
+        check(obj_kv_drop(t_, detail::c_path(ns), &existed));
         return existed;
     }
     std::string kv_list() {
@@ -400,15 +401,16 @@ public:
     Cursor kv_range(const std::string &ns, std::optional<std::string_view> start, std::optional<std::string_view> end,
                     bool reverse = false) {
         obj_cursor *c = nullptr;
-        check(obj_kv_scan(t_, ns.c_str(), start ? detail::u8_bound(*start) : nullptr, start ? start->size() : 0,
-                          end ? detail::u8_bound(*end) : nullptr, end ? end->size() : 0, nullptr, 0, reverse, &c));
+        check(obj_kv_scan(t_, detail::c_path(ns), start ? detail::u8_bound(*start) : nullptr,
+                          start ? start->size() : 0, end ? detail::u8_bound(*end) : nullptr, end ? end->size() : 0,
+                          nullptr, 0, reverse, &c));
         return Cursor(c);
     }
     /** Keys starting with `prefix` (every key for an empty one). */
     Cursor kv_prefix(const std::string &ns, std::string_view prefix, bool reverse = false) {
         obj_cursor *c = nullptr;
-        check(obj_kv_scan(t_, ns.c_str(), nullptr, 0, nullptr, 0, detail::u8_bound(prefix), prefix.size(), reverse,
-                          &c));
+        check(obj_kv_scan(t_, detail::c_path(ns), nullptr, 0, nullptr, 0, detail::u8_bound(prefix), prefix.size(),
+                          reverse, &c));
         return Cursor(c);
     }
 
@@ -571,7 +573,7 @@ public:
     /** Opens (or creates) the database at `path`; `opts` may be null for defaults. */
     static Db open(const std::string &path, const obj_options *opts = nullptr) {
         obj_db *d = nullptr;
-        check(obj_db_open(path.c_str(), opts, &d));
+        check(obj_db_open(detail::c_path(path), opts, &d));
         return Db(d);
     }
     /** Opens an encrypted database (or creates one) with `key`, which

@@ -203,6 +203,44 @@ static void test_kv(obj::Db &db) {
     CHECK(count(r.kv_range("cfg", std::string_view(""), std::string_view())) == 0);
 }
 
+// A NUL byte inside a name or path would cut it short at the C boundary (a
+// write to another collection, an open of another file): every wrapper call
+// refuses it, as the operations on paths (backup, attach, ...) do.
+static void test_nul_in_names(obj::Db &db, const std::string &path) {
+    const std::string users_evil("users\0evil", 11), cfg_evil("cfg\0x", 5), by_evil("by_email\0x", 10);
+    {
+        obj::Txn w = db.begin_write();
+        uint64_t before = w.count("users");
+        auto refused = [](auto call) {
+            CHECK(contains(expect_error(OBJ_INVALID_ARGUMENT, call), "NUL"));
+        };
+        refused([&] { w.insert(users_evil, R"({"a":1})"); });
+        refused([&] { w.upsert(users_evil, 1, R"({"a":1})"); });
+        refused([&] { w.insert_many(users_evil, R"([{"a":1}])"); });
+        refused([&] { w.get(users_evil, 1); });
+        refused([&] { w.remove(users_evil, 1); });
+        refused([&] { w.count(users_evil); });
+        refused([&] { w.create_collection(users_evil); });
+        refused([&] { w.drop_collection(users_evil); });
+        refused([&] { w.raw_insert(users_evil, "x"); });
+        refused([&] { w.create_index(users_evil, R"({"name":"x","fields":["a"]})"); });
+        refused([&] { w.drop_index("users", by_evil); });
+        refused([&] { w.find_unique("users", by_evil, R"(["a@example.com"])"); });
+        refused([&] { w.dump(users_evil); });
+        refused([&] { w.kv_put(cfg_evil, "k", "v"); });
+        refused([&] { w.kv_get(cfg_evil, "k"); });
+        refused([&] { w.kv_drop(cfg_evil); });
+        refused([&] { w.kv_prefix(cfg_evil, ""); });
+        CHECK(w.count("users") == before);
+        CHECK(!w.kv_get("cfg", "k"));
+        w.rollback();
+    }
+    std::string other = path + ".nul";
+    unlink(other.c_str());
+    CHECK(contains(expect_error(OBJ_INVALID_ARGUMENT, [&] { obj::Db::open(other + std::string("\0x", 2)); }), "NUL"));
+    CHECK(access(other.c_str(), F_OK) != 0);
+}
+
 int main(int argc, char **argv) {
     std::string dir = argc > 1 ? argv[1] : "/tmp";
     std::string path = dir + "/cpp-api-" + std::to_string(getpid()) + ".obj";
@@ -213,6 +251,7 @@ int main(int argc, char **argv) {
         test_documents(db);
         test_cursors(db);
         test_kv(db);
+        test_nul_in_names(db, path);
         CHECK(contains(db.stat_json(), "\"name\":\"users\""));
         CHECK(contains(db.integrity_check(), "pages"));
         CHECK(db.checkpoint().complete);
