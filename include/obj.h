@@ -62,8 +62,11 @@
  * the writer). Handles do not survive fork(): in the child, calls on the
  * parent's obj_db and on its transactions return OBJ_INVALID_ARGUMENT
  * ("database handle used after fork()") and never touch the parent's
- * files or locks; obj_*_free on them only releases the child's copy
- * (no checkpoint). The child opens the database itself with obj_db_open.
+ * files or locks; obj_*_free on them, obj_txn_rollback, and obj_txn_commit
+ * of a read transaction only release the child's copy
+ * (OBJ_OK, no checkpoint); a cursor of the parent's may still return
+ * pages its transaction had already read. The child opens the database
+ * itself with obj_db_open.
  *
  * Panics never cross this boundary: an internal panic is reported as
  * OBJ_INTERNAL with its message.
