@@ -752,19 +752,27 @@ class Db:
         """Writes a consistent copy of the database (one snapshot) to
         ``path`` while other threads keep working; the copy opens on its
         own. ``progress(done_pages, total_pages)`` is called as it goes;
-        returning False cancels (nothing is left at ``path``). Returns the
-        report (pages, bytes, commit_counter, cancelled, millis)."""
+        returning False cancels (nothing is left at ``path``). An exception
+        raised by ``progress`` (Ctrl-C's KeyboardInterrupt included) cancels
+        too, and is then raised by ``backup``. Returns the report (pages,
+        bytes, commit_counter, cancelled, millis)."""
         cb = ffi.NULL
+        raised: list[BaseException] = []
         if progress is not None:
             @ffi.callback("bool(uint64_t, uint64_t, void *)")
             def cb(done: int, total: int, _ctx: Any) -> bool:
                 try:
                     return progress(done, total) is not False
-                except Exception:  # an exception in the callback cancels
+                except BaseException as e:  # noqa: BLE001 - cffi would print it and go on: cancel, raise below
+                    raised.append(e)
                     return False
         buf = ffi.new("obj_bytes *")
         dest = _codec.cpath(path, "backup path")
-        check(lib.obj_db_backup(self._handle(), dest, cb, ffi.NULL, buf))
+        st = lib.obj_db_backup(self._handle(), dest, cb, ffi.NULL, buf)
+        if raised:  # the copy was abandoned (nothing at path): the caller sees why
+            _take(buf)
+            raise raised[0]
+        check(st)
         return json.loads(_take(buf))
 
     @staticmethod
