@@ -286,7 +286,9 @@ class Db:
             except Exception:  # noqa: BLE001
                 pass
         try:
-            if not checkpoint and has("obj_db_close_no_checkpoint"):
+            # A read-only handle has nothing to fold: its plain close only
+            # removes the -shm it may have created (an attached file's too).
+            if not checkpoint and not self.read_only and has("obj_db_close_no_checkpoint"):
                 lib.obj_db_close_no_checkpoint(self._h)
             else:
                 lib.obj_db_close(self._h)

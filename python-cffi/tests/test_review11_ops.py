@@ -63,3 +63,32 @@ def test_ctrl_c_during_a_cli_backup_is_exit_130_and_leaves_no_copy(filled, tmp_p
     err = capsys.readouterr().err
     assert err == "obj: backup: interrupted\n"  # not "backed up ..."
     assert not dest.exists()
+
+
+# -- read-only handles leave no -shm behind ------------------------------------------
+
+
+def test_a_read_only_block_that_raises_leaves_no_shm(filled, tmp_path):
+    before = _files(tmp_path)
+    with pytest.raises(ZeroDivisionError):
+        with obj.Db(filled, read_only=True) as db:
+            db.count("orders")
+            1 / 0
+    assert _files(tmp_path) == before
+
+
+def test_attach_and_detach_leave_no_shm_beside_the_attached_file(filled, tmp_path):
+    app = tmp_path / "app.obj"
+    with obj.Db(app) as db:
+        db.attach(filled, "archive")
+        assert db.count("archive.orders") == 3000
+        db.detach("archive")
+        assert not os.path.exists(filled + "-shm")
+        db.attach(filled, "archive")
+    assert _files(tmp_path) == ["app.obj", "src.obj"]
+
+
+def test_a_failed_cli_backup_leaves_no_shm_beside_the_database(filled, tmp_path):
+    r = run("backup", filled, str(tmp_path / "missing" / "dir" / "b.obj"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert _files(tmp_path) == ["src.obj"]
