@@ -6,7 +6,8 @@ Exit codes (stable, for scripts):
   0  success
   1  the integrity check found problems, or the file is corrupt
   2  bad usage (unknown command, missing argument, conflicting options)
-  3  the file, collection or input does not exist
+  3  the file, collection or input does not exist (or the directory of a
+     file to be written)
   4  the database is busy (another process holds it)
   5  any other obj error (I/O, invalid input, ...)
   6  encryption key missing or wrong (or given for a plain file)
@@ -40,9 +41,9 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 _DB_MAGIC = b"OBJDB\0\r\n"
 
 _EPILOG = """exit codes: 0 ok; 1 integrity problems or corruption; 2 bad usage;
-3 file/collection/input not found; 4 busy (another process holds the file);
-5 other error (I/O, invalid input); 6 encryption key missing or wrong;
-130 interrupted (Ctrl-C).
+3 not found (a file, collection or input, or a new file's directory);
+4 busy (another process holds the file); 5 other error (I/O, invalid
+input); 6 encryption key missing or wrong; 130 interrupted (Ctrl-C).
 
 encrypted files: --key-file FILE (32 bytes or 64 hex digits),
 --passphrase-env NAME or --passphrase-file FILE (one of them), on any command.
@@ -73,6 +74,17 @@ def _open_file(path: str, mode: str, what: str) -> Any:
         raise obj.NotFoundError(f"{what} {path}: {e.strerror}") from None
     except OSError as e:
         raise obj.IoError(f"{what} {path}: {e.strerror or e}") from None
+
+
+def _new_file_dir(path: str, what: str) -> None:
+    """NotFoundError (exit 3, as for dump's output file) when the directory
+    that is to hold the new file ``path`` does not exist; the library would
+    report an I/O error (exit 5) naming its temporary file."""
+    import obj
+
+    d = os.path.dirname(path) or "."
+    if not os.path.isdir(d):
+        raise obj.NotFoundError(f"{what} {path}: No such file or directory")
 
 
 class UsageError(Exception):
@@ -511,6 +523,7 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int) -> _Load
     import obj
 
     read = 0
+    _new_file_dir(a.file, "database")
     with obj.Db(a.file, **_key(a)) as db:
         with db.transaction() as tx:
             ld = _Loader(tx, a.collection, a.ids)
@@ -560,6 +573,7 @@ def cmd_backup(a: argparse.Namespace) -> int:
         return True
 
     with _open(a.file, read_only=True, a=a) as db:
+        _new_file_dir(a.dest, "backup file")
         r = db.backup(a.dest, progress)
     if bar is not None:
         bar.end()
@@ -573,6 +587,7 @@ def cmd_restore(a: argparse.Namespace) -> int:
 
     if not os.path.exists(a.backup):
         raise obj.NotFoundError(f"{a.backup}: no such file")
+    _new_file_dir(a.target, "target file")
     obj.Db.restore(a.backup, a.target, overwrite=a.overwrite, **_key(a))
     print(f"restored {a.backup} to {a.target}", file=sys.stderr)
     return EXIT_OK
@@ -580,6 +595,8 @@ def cmd_restore(a: argparse.Namespace) -> int:
 
 def cmd_compact(a: argparse.Namespace) -> int:
     with _open(a.file, read_only=a.dry_run or a.to is not None, a=a) as db:
+        if a.to is not None:
+            _new_file_dir(a.to, "compacted copy")
         if a.dry_run:
             e = db.compaction_estimate()
             print(f"compaction would reclaim {e['reclaimable_bytes']} bytes: "

@@ -92,3 +92,20 @@ def test_a_failed_cli_backup_leaves_no_shm_beside_the_database(filled, tmp_path)
     r = run("backup", filled, str(tmp_path / "missing" / "dir" / "b.obj"))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert _files(tmp_path) == ["src.obj"]
+
+
+# -- a file to be written in a missing directory -------------------------------------
+
+
+def test_a_new_file_in_a_missing_directory_is_not_found_exit_3_naming_it(filled, tmp_path):
+    missing = str(tmp_path / "no" / "such" / "x.obj")
+    for args, what in [
+        (("backup", filled, missing), "backup file"),
+        (("restore", filled, missing), "target file"),
+        (("compact", filled, "--to", missing), "compacted copy"),
+        (("load", missing, "orders"), "database"),
+    ]:
+        r = run(*args, stdin='{"a": 1}\n')
+        assert r.returncode == cli.EXIT_NOT_FOUND, (args, r.returncode, r.stderr)
+        assert r.stderr == f"obj: {args[0]}: {what} {missing}: No such file or directory\n", r.stderr
+    assert _files(tmp_path) == ["src.obj"]
