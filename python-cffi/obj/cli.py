@@ -1,5 +1,6 @@
 """The ``obj`` command line (``python -m obj`` or the ``obj`` script):
-inspect, check, checkpoint, dump and load, back up, restore and compact
+inspect, check, checkpoint, dump and load (a collection, or the whole
+database in the format of ``db.export``), back up, restore and compact
 database files, and encrypt, decrypt or change the key of one (rekey).
 
 Exit codes (stable, for scripts):
@@ -25,6 +26,7 @@ users of the machine could read it in the process list.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -55,6 +57,8 @@ examples:
   obj check app.obj
   obj dump app.obj orders > orders.jsonl
   obj load copy.obj orders < orders.jsonl
+  obj dump app.obj -o all.jsonl            (every collection and key-value namespace)
+  obj load copy.obj --all all.jsonl        (or: obj load copy.obj < all.jsonl)
   obj backup app.obj nightly.obj
   obj compact app.obj
   OBJ_PW=... obj rekey app.obj --new-passphrase-env OBJ_PW
@@ -278,8 +282,10 @@ def _end_output(out: Any, tmp: str | None, target: str, ok: bool) -> None:
 
 
 def cmd_dump(a: argparse.Namespace) -> int:
-    import obj
+    from obj.kv import list_namespaces
 
+    if a.collection is None and a.limit is not None:
+        raise UsageError("--limit needs a COLLECTION")
     if a.output:
         out, tmp, target = _start_output(a.output)
     else:
@@ -290,24 +296,13 @@ def cmd_dump(a: argparse.Namespace) -> int:
     ok = False
     try:
         with _open(a.file, read_only=True, a=a) as db, db.read_transaction() as tx:
-            info = tx.collection_info(a.collection)
-            if info is None:
-                raise obj.NotFoundError(f"no collection {a.collection!r} in {a.file}")
-            # The format of db.export (one section): a header line with the kind,
-            # next id, count and index declarations, then {"id", "v", "doc"}
-            # lines, so a load keeps schema versions and indexes.
-            count = info.get("count", 0) if a.limit is None else min(info.get("count", 0), a.limit)
-            out.write(json.dumps({
-                "obj_export": 1, "collection": a.collection, "kind": info.get("kind", "documents"),
-                "next_id": info.get("next_id", 0), "count": count,
-                "indexes": [{"name": i["name"], "kind": i["kind"], "fields": i["fields"]}
-                            for i in info.get("indexes", [])],
-            }, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n")
-            q: dict = {"collection": a.collection, "limit": count}
-            for doc_id, ver, text in tx._c_json_rows(json.dumps(q).encode()):
-                v = b',"v":%d' % ver if ver else b""
-                out.write(b'{"id":%d%s,"doc":%s}\n' % (doc_id, v, text))
-                n += 1
+            if a.collection is not None:
+                n = _dump_collection(tx, out, a.collection, a.limit, a.file)
+            else:  # the whole database, as db.export writes it (db.import_ reads it)
+                for name in tx.collections():
+                    n += _dump_collection(tx, out, name, None, a.file)
+                for ns in list_namespaces(tx):
+                    _dump_kv(tx, out, ns)
         out.flush()
         ok = True
     finally:
@@ -315,6 +310,50 @@ def cmd_dump(a: argparse.Namespace) -> int:
             _end_output(out, tmp, target, ok)
     print(f"dumped {n} documents", file=sys.stderr)
     return EXIT_OK
+
+
+def _header(h: dict) -> bytes:
+    return json.dumps(h, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"
+
+
+def _dump_collection(tx: Any, out: Any, name: str, limit: int | None, file: str) -> int:
+    """Writes one collection's section (at most ``limit`` documents);
+    returns how many documents it wrote."""
+    import obj
+
+    info = tx.collection_info(name)
+    if info is None:
+        raise obj.NotFoundError(f"no collection {name!r} in {file}")
+    # The format of db.export (one section): a header line with the kind,
+    # next id, count and index declarations, then {"id", "v", "doc"}
+    # lines, so a load keeps schema versions and indexes.
+    count = info.get("count", 0) if limit is None else min(info.get("count", 0), limit)
+    out.write(_header({
+        "obj_export": 1, "collection": name, "kind": info.get("kind", "documents"),
+        "next_id": info.get("next_id", 0), "count": count,
+        "indexes": [{"name": i["name"], "kind": i["kind"], "fields": i["fields"]}
+                    for i in info.get("indexes", [])],
+    }))
+    n = 0
+    q: dict = {"collection": name, "limit": count}
+    for doc_id, ver, text in tx._c_json_rows(json.dumps(q).encode()):
+        v = b',"v":%d' % ver if ver else b""
+        out.write(b'{"id":%d%s,"doc":%s}\n' % (doc_id, v, text))
+        n += 1
+    return n
+
+
+def _b64(b: bytes) -> bytes:
+    return b'{"$bytes":"' + base64.b64encode(b) + b'"}'
+
+
+def _dump_kv(tx: Any, out: Any, ns: str) -> None:
+    """Writes one key-value namespace's section: its header (with the
+    count, from a first pass) and a {"key", "value"} line per entry."""
+    kv = tx.kv(ns)
+    out.write(_header({"obj_export": 1, "kv": ns, "count": sum(1 for _ in kv.scan())}))
+    for k, v in kv.scan():
+        out.write(b'{"key":%s,"value":%s}\n' % (_b64(k), _b64(v)))
 
 
 class _Progress:
@@ -394,17 +433,22 @@ class _Loader:
     """Writes the input's documents into one collection of one write
     transaction. Input is a dump (header line, then id/version/doc lines:
     the collection kind, indexes and schema versions are kept) or plain
-    JSON documents, one a line (version 0)."""
+    JSON documents, one a line (version 0). With ``collection`` None the
+    input is a whole-database dump: each section goes to the collection or
+    key-value namespace its header names, documents at their ids."""
 
-    def __init__(self, tx: Any, collection: str, keep_ids: bool) -> None:
+    def __init__(self, tx: Any, collection: str | None, keep_ids: bool) -> None:
         self.tx = tx
-        self.collection = collection
-        self.keep_ids = keep_ids
+        self.whole = collection is None
+        self.collection = collection or ""
+        self.keep_ids = keep_ids or self.whole
+        self.kv: Any = None  # the key-value namespace of the current section
         self.kind = "documents"
         self.header: dict | None = None
         self.expected = -1  # documents the current header announced (-1: no header)
         self.seen = 0
-        self.n = 0
+        self.n = 0  # documents written
+        self.kv_n = 0  # key-value entries written
         self.batch: list[tuple[int, int, bytes]] = []
 
     def header_line(self, h: dict) -> None:
@@ -414,11 +458,23 @@ class _Loader:
         self.end_section()
         if h.get("obj_export") != 1:
             raise obj.FeatureUnsupportedError(f"unsupported dump format version {h.get('obj_export')!r}")
+        self.kv = None
+        if self.whole and type(h.get("kv")) is str and h["kv"]:
+            self.header, self.kind, self.kv = h, "kv", self.tx.kv(h["kv"])
+            count = h.get("count")
+            self.expected = count if type(count) is int and count >= 0 else -1
+            self.seen = 0
+            return
         if "collection" not in h:
-            raise obj.InvalidArgumentError("only collection sections can be loaded (key-value ones: use db.import_())")
-        if self.header is not None:
-            raise obj.InvalidArgumentError("the input holds more than one collection (a whole-database export: "
-                                           "use db.import_())")
+            raise obj.InvalidArgumentError("only collection sections can be loaded into a collection (a "
+                                           "whole-database dump: load it without a COLLECTION)")
+        if self.header is not None and not self.whole:
+            raise obj.InvalidArgumentError("the input holds more than one collection (a whole-database dump: "
+                                           "load it without a COLLECTION)")
+        if self.whole:
+            if type(h["collection"]) is not str or not h["collection"]:
+                raise obj.InvalidArgumentError("a section's \"collection\" must be a non-empty string")
+            self.collection = h["collection"]
         kind = h.get("kind", "documents")
         if type(kind) is not str or kind not in ("documents", "raw"):
             raise obj.InvalidArgumentError(f"unknown collection kind {kind!r:.40}")
@@ -435,7 +491,14 @@ class _Loader:
             tx._c_index_create(cname, {"name": spec["name"], "kind": spec["kind"], "fields": list(spec["fields"])})
 
     def add(self, line: bytes) -> None:
-        if self.header is not None or self.keep_ids:
+        import obj
+
+        if self.whole and self.header is None:
+            raise obj.InvalidArgumentError("a line before any section header: without a COLLECTION the input "
+                                           "must be a whole-database dump ('obj dump FILE')")
+        if self.kv is not None:
+            self.batch.append((0, 0, line))
+        elif self.header is not None or self.keep_ids:
             self.batch.append(_record(line, self.keep_ids))
         else:
             self.batch.append((0, 0, line))
@@ -446,6 +509,17 @@ class _Loader:
 
         batch, tx = self.batch, self.tx
         if not batch:
+            return
+        if self.kv is not None:
+            for _, _, line in batch:
+                rec = obj._codec.loads(line)
+                if not (isinstance(rec, dict) and rec.keys() == {"key", "value"}
+                        and isinstance(rec["key"], bytes) and isinstance(rec["value"], bytes)):
+                    raise obj.InvalidArgumentError(
+                        'a key-value section\'s lines hold {"key": {"$bytes": ...}, "value": {"$bytes": ...}}')
+                self.kv.put(rec["key"], rec["value"])
+            self.kv_n += len(batch)
+            batch.clear()
             return
         cname = tx._wname(self.collection)
         if self.kind == "raw":
@@ -484,6 +558,10 @@ class _Loader:
 
 
 def cmd_load(a: argparse.Namespace) -> int:
+    if a.all:  # `load FILE --all [INPUT]`: the one word after FILE is the input
+        if a.collection is not None and a.input is not None:
+            raise UsageError("--all takes no COLLECTION (the whole database is loaded)")
+        a.input, a.collection = a.input or a.collection, None
     if a.input and a.input != "-":
         src = _open_file(a.input, "rb", "input file")
         total = os.fstat(src.fileno()).st_size
@@ -513,7 +591,10 @@ def cmd_load(a: argparse.Namespace) -> int:
     finally:
         if src is not sys.stdin.buffer:
             src.close()
-    print(f"loaded {ld.n} documents into {a.collection}", file=sys.stderr)
+    if a.collection is not None:
+        print(f"loaded {ld.n} documents into {a.collection}", file=sys.stderr)
+    else:
+        print(f"loaded {ld.n} documents and {ld.kv_n} key-value entries into {a.file}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -644,19 +725,23 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("checkpoint", help="fold the write-ahead log into the main file")
     s.add_argument("file")
     s.set_defaults(fn=cmd_checkpoint)
-    s = sub.add_parser("dump", help="a collection as JSON lines (the format of db.export: lossless, with "
-                                    "schema versions and index declarations)")
+    s = sub.add_parser("dump", help="a collection, or the whole database, as JSON lines (the format of "
+                                    "db.export: lossless, with schema versions and index declarations)")
     s.add_argument("file")
-    s.add_argument("collection")
+    s.add_argument("collection", nargs="?", help="the collection (default: the whole database, every collection "
+                                                 "and key-value namespace, as db.export writes it)")
     s.add_argument("-o", "--output", help="write to this file instead of stdout")
     s.add_argument("--ids", action="store_true", help="(ids are always written; kept for old scripts)")
     s.add_argument("--limit", type=_int_at_least(0), default=None, help="at most this many documents (0 or more)")
     s.set_defaults(fn=cmd_dump)
-    s = sub.add_parser("load", help="a dump (or plain JSON documents, one a line) into a collection "
-                                    "(one transaction; progress bar on a terminal)")
+    s = sub.add_parser("load", help="a dump (or plain JSON documents, one a line) into a collection, "
+                                    "or a whole-database dump (one transaction; progress bar on a terminal)")
     s.add_argument("file")
-    s.add_argument("collection")
+    s.add_argument("collection", nargs="?", help="the collection (default: a whole-database dump, from 'obj dump "
+                                                 "FILE', read from stdin: every section, documents at their ids)")
     s.add_argument("input", nargs="?", default=None, help="JSON lines file (default: stdin); may follow the options")
+    s.add_argument("--all", action="store_true", help="load a whole-database dump from INPUT: "
+                                                      "'obj load FILE --all INPUT' (no COLLECTION)")
     s.add_argument("--ids", action="store_true", help='keep the ids of a dump (or of {"id": N, "doc": {...}} '
                                                       'lines): upsert at that id')
     s.add_argument("--batch", type=_int_at_least(1), default=5000, help="documents per insert call (default 5000)")

@@ -2,9 +2,14 @@
 encryption, dump and load) from Python and from the command line, as an
 operator meets them."""
 
+import datetime
+import decimal
 import os
 import subprocess
 import sys
+import uuid
+from dataclasses import dataclass
+from typing import Optional
 
 import pytest
 
@@ -108,3 +113,88 @@ def test_a_new_file_in_a_missing_directory_is_not_found_exit_3_naming_it(filled,
         assert r.returncode == cli.EXIT_NOT_FOUND, (args, r.returncode, r.stderr)
         assert r.stderr == f"obj: {args[0]}: {what} {missing}: No such file or directory\n", r.stderr
     assert _files(tmp_path) == ["src.obj"]
+
+
+# -- dump and load of the whole database --------------------------------------------
+
+
+@obj.document(collection="things", version=2)
+@dataclass
+class Thing:
+    n: int
+    blob: bytes
+    at: datetime.datetime
+    day: datetime.date
+    price: decimal.Decimal
+    uid: uuid.UUID
+    tags: list
+    extra: Optional[dict]
+
+
+def _thing(i):
+    tz = datetime.timezone(datetime.timedelta(hours=-3, minutes=-30))
+    return Thing(n=i - 2**62, blob=bytes([i % 256, 0, 255]), at=datetime.datetime(2024, 5, 6, 7, 8, 9, i, tzinfo=tz),
+                 day=datetime.date(2000, 2, 29), price=decimal.Decimal(f"{i}.10"), uid=uuid.UUID(int=i),
+                 tags=["a", i, None, 1.5], extra={"k": [True]} if i % 2 else None)
+
+
+def _fill_everything(path):
+    with obj.Db(path) as db:
+        db.create_index("things", "by_n", ["n"], kind="unique")
+        db.insert_many([_thing(i) for i in range(1, 301)])
+        db.delete(Thing, 7)
+        db.insert_many("orders", [{"region": r, "total": i} for i, r in enumerate(["eu", "us"] * 50)])
+        db.create_index("orders", "by_region", ["region"])
+        db.insert("blobs", b"\x00raw\xff")
+        db.kv("sessions").put(b"\x00k", b"\xffv")
+        db.kv("sessions").put("text", "value")
+
+
+def _everything(path):
+    with obj.Db(path, read_only=True) as db:
+        st = {c.name: (c.kind, sorted((i.name, i.kind, tuple(i.key_paths)) for i in c.indexes))
+              for c in db.stat().collections}
+        return (st, list(db.all(Thing)), list(db.all("orders")), list(db.all("blobs")),
+                list(db.kv("sessions").scan()), db.find_unique(Thing, "by_n", 5 - 2**62))
+
+
+def test_cli_dump_without_a_collection_is_the_whole_database_as_db_export_writes_it(tmp_path):
+    src, exported = str(tmp_path / "src.obj"), tmp_path / "export.jsonl"
+    _fill_everything(src)
+    with obj.Db(src) as db:
+        db.export(exported)
+    r = subprocess.run([sys.executable, "-m", "obj", "dump", src], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == exported.read_bytes()
+    assert r.stderr == b"dumped 400 documents\n"
+    # -o writes the same; db.import_ reads it back
+    assert run("dump", src, "-o", str(tmp_path / "all.jsonl")).returncode == 0
+    assert (tmp_path / "all.jsonl").read_bytes() == exported.read_bytes()
+    with obj.Db(tmp_path / "imported.obj") as db:
+        db.import_(tmp_path / "all.jsonl")
+    assert _everything(str(tmp_path / "imported.obj")) == _everything(src)
+    r = run("dump", src, "--limit", "3")
+    assert r.returncode == cli.EXIT_USAGE and r.stderr == "obj: dump: --limit needs a COLLECTION\n"
+
+
+@pytest.mark.parametrize("how", ["stdin", "--all"])
+def test_cli_load_without_a_collection_restores_every_section_and_value_type(tmp_path, how):
+    src, dump = str(tmp_path / "src.obj"), tmp_path / "all.jsonl"
+    _fill_everything(src)
+    assert run("dump", src, "-o", str(dump)).returncode == 0
+    copy = str(tmp_path / "copy.obj")
+    if how == "stdin":
+        r = run("load", copy, stdin=dump.read_text("utf-8"))
+    else:
+        r = run("load", copy, "--all", str(dump))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == f"loaded 400 documents and 2 key-value entries into {copy}\n"
+    assert _everything(copy) == _everything(src)
+    assert _everything(copy)[1][5] == (6, _thing(6))  # ids kept: 7 was deleted
+    # a whole-database dump into one collection says what to do instead
+    r = run("load", str(tmp_path / "other.obj"), "orders", str(dump))
+    assert r.returncode == cli.EXIT_ERROR and "load it without a COLLECTION" in r.stderr
+    # and plain documents need a collection: nothing is created
+    r = run("load", str(tmp_path / "plain.obj"), stdin='{"a": 1}\n')
+    assert r.returncode == cli.EXIT_ERROR and "whole-database dump" in r.stderr
+    assert not os.path.exists(tmp_path / "other.obj") and not os.path.exists(tmp_path / "plain.obj")
