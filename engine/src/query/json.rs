@@ -105,15 +105,14 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 }
 
-/// Parses JSON text. serde_json refuses 128 or more levels of nested arrays
-/// and objects (127 parse), which bounds every recursion over the tree that
-/// follows.
+/// Parses JSON text. serde_json refuses nesting deeper than 128 arrays and
+/// objects, which bounds every recursion over the tree that follows.
 pub(crate) fn parse(text: &str) -> Result<Json> {
     serde_json::from_str::<Json>(text).map_err(|e| {
         let msg = e.to_string();
         if msg.starts_with("recursion limit exceeded") {
             Error::invalid(format!(
-                "query JSON: nested 128 levels deep or more (127 at most) at line {} column {}",
+                "query JSON: nesting deeper than 128 levels at line {} column {}",
                 e.line(),
                 e.column()
             ))
@@ -451,11 +450,9 @@ mod tests {
     fn duplicates_and_depth() {
         let e = parse(r#"{"a":1,"a":2}"#).unwrap_err().to_string();
         assert!(e.contains("duplicate key \"a\""), "{e}");
-        for depth in [128, 200] {
-            let deep = "[".repeat(depth) + &"]".repeat(depth);
-            let e = parse(&deep).unwrap_err().to_string();
-            assert!(e.contains("nested 128 levels deep or more (127 at most)"), "{e}");
-        }
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        let e = parse(&deep).unwrap_err().to_string();
+        assert!(e.contains("nesting deeper than 128"), "{e}");
         let ok = "[".repeat(127) + &"]".repeat(127);
         assert!(parse(&ok).is_ok());
     }

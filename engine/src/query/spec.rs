@@ -892,7 +892,7 @@ mod tests {
             f = format!(r#"{{"not":{f}}}"#);
         }
         let m = err(&format!(r#"{{"collection":"c","filter":{f}}}"#));
-        assert!(m.contains("nested 128 levels deep or more"), "{m}");
+        assert!(m.contains("nesting deeper than 128"), "{m}");
         let mut f = String::from(r#"{"eq":["a",1]}"#);
         for _ in 0..60 {
             f = format!(r#"{{"and":[{f}]}}"#);
