@@ -79,8 +79,16 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Tries to take an exclusive advisory lock for this open file;
     /// `Ok(false)` when another holder has it.
     fn try_lock_exclusive(&self) -> io::Result<bool>;
-    /// Releases the lock taken by [`StorageFile::try_lock_exclusive`].
+    /// Releases the lock taken by [`StorageFile::try_lock_exclusive`] or
+    /// [`StorageFile::try_lock_shared`].
     fn unlock(&self) -> io::Result<()>;
+    /// Tries to take a shared advisory lock for this open file (replacing
+    /// an exclusive one this file holds); `Ok(false)` when another holder
+    /// has it exclusively. The default, for file systems without shared
+    /// locks, always succeeds.
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        Ok(true)
+    }
 }
 
 /// The operating system's file system.
@@ -167,5 +175,13 @@ impl StorageFile for OsFile {
 
     fn unlock(&self) -> io::Result<()> {
         fs2::FileExt::unlock(&self.file)
+    }
+
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        match fs2::FileExt::try_lock_shared(&self.file) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }

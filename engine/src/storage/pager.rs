@@ -276,6 +276,35 @@ fn check_wal_matches_main(
     Ok(())
 }
 
+/// Processes coordinate through `<path>-wal` and `<path>-shm`, named after
+/// the path they opened: two processes reaching one file by two names (a
+/// hard or symbolic link) would each run a WAL of their own over the same
+/// main file and silently lose each other's commits. So every handle holds
+/// a shared lock on the main file, and the first of its name (no other
+/// process in its `-shm`) must find the file unlocked: another holder came
+/// through another name, and this open is `Busy`. Taking the shared lock
+/// after the exclusive one is not atomic; two first openers racing through
+/// that gap both try it, and the loser's shared lock fails (`Busy`).
+fn check_no_other_name(main: &dyn StorageFile, display: &str, first: bool) -> Result<()> {
+    let io = |e| Error::io(format!("locking {display}"), e);
+    let busy = || {
+        Error::Busy(format!(
+            "{display} is open in another process under another name (a hard or symbolic link); \
+             open it by the same path"
+        ))
+    };
+    if first {
+        if !main.try_lock_exclusive().map_err(io)? {
+            return Err(busy());
+        }
+        main.unlock().map_err(io)?;
+    }
+    if !main.try_lock_shared().map_err(io)? {
+        return Err(busy());
+    }
+    Ok(())
+}
+
 /// The page size a new database would get: `InvalidArgument` unless a
 /// power of two from 4 to 64 KiB.
 fn check_page_size(options: &Options) -> Result<()> {
@@ -417,6 +446,9 @@ impl Pager {
         let display = path.display().to_string();
         let shm_path = shm_path_of(path);
         let (shm, locks, first) = Self::join(&vfs, &shm_path, shm, options.busy_timeout)?;
+        if sharing == Sharing::Shared {
+            check_no_other_name(&*main, &display, first)?;
+        }
         let index = WalIndex::new(shm, locks);
         // Declared after `index`, so it drops first, while this opener
         // still holds the DMS lock exclusively.
