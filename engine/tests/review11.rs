@@ -535,3 +535,196 @@ fn opened_by_two_names(symbolic: bool) {
     let rx = db.begin_read().unwrap();
     assert_eq!(rx.kv_prefix("k", b"", false).unwrap().count(), 2);
 }
+
+/// An index built in batches (`Db::create_index`) while another thread
+/// inserts, updates, upserts and deletes between the batches ends equal to
+/// the documents, and queries through it equal a scan.
+#[test]
+fn an_index_built_in_batches_beside_a_writer_matches_the_documents() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let d = tmp();
+    let opts = Options { busy_timeout: Duration::from_secs(60), ..Options::default() };
+    let db = Arc::new(Db::open_with(d.path().join("b.obj"), opts).unwrap());
+    let doc = |x: i64, tags: &[&str]| {
+        Value::Map(vec![
+            ("x".into(), Value::Int(x)),
+            ("tags".into(), Value::List(tags.iter().map(|t| Value::Str(t.to_string())).collect())),
+        ])
+    };
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("c").unwrap();
+    for i in 0..12_000i64 {
+        c.insert(&doc(i % 97, &["a", if i % 2 == 0 { "even" } else { "odd" }])).unwrap();
+    }
+    tx.commit().unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, done) = (db.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            let mut rounds = 0;
+            while !done.load(Ordering::Acquire) || rounds < 3 {
+                rounds += 1;
+                let mut tx = db.begin_write().unwrap();
+                let mut c = tx.collection_mut("c").unwrap();
+                for _ in 0..20 {
+                    n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let id = (n >> 33) % 13_000 + 1;
+                    match (n >> 20) % 4 {
+                        0 => {
+                            c.delete(id).unwrap();
+                        }
+                        1 => {
+                            c.upsert(id, &doc(((n >> 8) % 97) as i64, &["b", "upserted"])).unwrap();
+                        }
+                        2 => {
+                            c.update(id, |d| {
+                                *d = doc(1000 + (id % 5) as i64, &["u"]);
+                                Ok(())
+                            })
+                            .unwrap();
+                        }
+                        _ => {
+                            c.insert(&doc(-1, &["new", "new"])).unwrap();
+                        }
+                    }
+                }
+                tx.commit().unwrap();
+                std::thread::yield_now();
+            }
+        })
+    };
+    db.create_index("c", IndexSpec::standard("by_x", "x").unwrap()).unwrap();
+    db.create_index("c", IndexSpec::new("by_tag", IndexKind::Multi, &["tags"]).unwrap()).unwrap();
+    done.store(true, Ordering::Release);
+    writer.join().unwrap();
+    db.integrity_check().unwrap();
+    let st = db.stat().unwrap();
+    let cs = st.collections.iter().find(|c| c.name == "c").unwrap();
+    assert!(cs.indexes.iter().all(|i| i.status == "ready"), "{cs:?}");
+    let fp = |s: &str| obj_engine::query::expr::FieldPath::parse(s).unwrap();
+    for f in [
+        Filter::Eq(fp("x"), Value::Int(5)),
+        Filter::Ge(fp("x"), Value::Int(1000)),
+        Filter::Lt(fp("x"), Value::Int(0)),
+        Filter::Eq(fp("tags"), Value::Str("upserted".into())),
+        Filter::Eq(fp("tags"), Value::Str("new".into())),
+        Filter::Eq(fp("tags"), Value::Str("even".into())),
+    ] {
+        let mut s = QuerySpec::new("c");
+        s.filter = f.clone();
+        let rx = db.begin_read().unwrap();
+        let c = rx.collection("c").unwrap();
+        assert!(c.explain(&s).unwrap().starts_with("INDEX"), "{}", c.explain(&s).unwrap());
+        let got: Vec<u64> = c.query(&s).unwrap().map(|r| r.unwrap().0).collect();
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        got_sorted.dedup();
+        assert_eq!(got.len(), got_sorted.len(), "no duplicates");
+        let want: Vec<u64> =
+            c.all().unwrap().map(|r| r.unwrap()).filter(|(_, d)| f.eval(d)).map(|r| r.0).collect();
+        assert_eq!(got_sorted, want, "{f:?}");
+    }
+}
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Person {
+    name: String,
+    age: u32,
+}
+
+impl obj_engine::Document for Person {
+    const COLLECTION: &'static str = "people";
+    fn indexes() -> Vec<IndexSpec> {
+        vec![IndexSpec::unique("by_name", "name").unwrap()]
+    }
+}
+
+/// A stored document that does not fit the type asked for is a typed
+/// error, for every typed read path; the wrong shape stays readable as a
+/// Value and nothing is changed.
+#[test]
+fn typed_reads_of_a_mismatched_document_are_errors_not_panics() {
+    let d = tmp();
+    let db = Db::open(d.path().join("p.obj")).unwrap();
+    let good = db.insert(&Person { name: "ann".into(), age: 3 }).unwrap();
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("people").unwrap();
+    let bad = c.insert(&j(r#"{"name":"bob","age":-4}"#)).unwrap();
+    let worse = c.insert(&j(r#"{"name":["x"],"age":"old"}"#)).unwrap();
+    let huge = c.insert(&j(r#"{"name":"cy","age":18446744073709551615}"#)).unwrap();
+    tx.commit().unwrap();
+    for id in [bad, worse, huge] {
+        let e = db.get::<Person>(id).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_) | Error::Corruption { .. }), "{e:?}");
+        let e = db.get_many::<Person>(&[good, id]).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_) | Error::Corruption { .. }), "{e:?}");
+        let e = db.update::<Person>(id, |p| {
+            p.age += 1;
+            Ok(())
+        });
+        assert!(e.is_err());
+    }
+    assert!(db.all::<Person>().is_err());
+    assert_eq!(db.get::<Person>(good).unwrap().unwrap(), Person { name: "ann".into(), age: 3 });
+    let docs = all_docs(&db, "people");
+    assert_eq!(docs.len(), 4);
+    assert_eq!(docs[1].1, j(r#"{"name":"bob","age":-4}"#));
+    db.integrity_check().unwrap();
+}
+
+/// Names of key-value namespaces and collections: empty, with '/' or too
+/// long are InvalidArgument, and nothing is created.
+#[test]
+fn bad_names_for_namespaces_and_collections_create_nothing() {
+    let d = tmp();
+    let db = Db::open(d.path().join("n.obj")).unwrap();
+    let long = "n".repeat(5000);
+    for name in ["", "a/b", long.as_str()] {
+        let mut tx = db.begin_write().unwrap();
+        let e = tx.kv_put(name, b"k", b"v").unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{name:?}: {e:?}");
+        let e = tx.collection_mut(name).err().unwrap();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{name:?}: {e:?}");
+        tx.commit().unwrap();
+    }
+    let rx = db.begin_read().unwrap();
+    assert!(rx.kv_list().unwrap().is_empty());
+    assert!(rx.list_collections().unwrap().is_empty());
+    for name in ["", "a/b", long.as_str()] {
+        let e = rx.kv_get(name, b"k").unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{name:?}: {e:?}");
+    }
+    drop(rx);
+    db.integrity_check().unwrap();
+}
+
+/// A read transaction (and its cursor) begun before `close()` keeps
+/// reading its snapshot; after the last of them ends, the main file alone
+/// holds everything.
+#[test]
+fn a_cursor_outlives_close_and_then_the_main_file_holds_everything() {
+    let d = tmp();
+    let path = d.path().join("c.obj");
+    let db = Db::open_with(&path, Options { wal_autocheckpoint: 0, ..Options::default() }).unwrap();
+    let mut tx = db.begin_write().unwrap();
+    let mut c = tx.collection_mut("c").unwrap();
+    for i in 0..2000 {
+        c.insert(&Value::Map(vec![("i".into(), Value::Int(i))])).unwrap();
+    }
+    tx.commit().unwrap();
+    let rx = db.begin_read().unwrap();
+    db.close().unwrap();
+    let c = rx.collection("c").unwrap();
+    let ids: Vec<u64> = c.all().unwrap().map(|r| r.unwrap().0).collect();
+    assert_eq!(ids, (1..=2000).collect::<Vec<u64>>());
+    drop(c);
+    drop(rx);
+    assert!(!d.path().join("c.obj-wal").exists(), "the last snapshot's end folded the WAL");
+    let copy = d.path().join("copy.obj");
+    std::fs::copy(&path, &copy).unwrap();
+    let db = Db::open(&copy).unwrap();
+    assert_eq!(all_docs(&db, "c").len(), 2000);
+    db.integrity_check().unwrap();
+}
