@@ -283,8 +283,10 @@ fn check_wal_matches_main(
 /// a shared lock on the main file, and the first of its name (no other
 /// process in its `-shm`) must find the file unlocked: another holder came
 /// through another name, and this open is `Busy`. Taking the shared lock
-/// after the exclusive one is not atomic; two first openers racing through
-/// that gap both try it, and the loser's shared lock fails (`Busy`).
+/// after the exclusive one is not atomic: a first opener of the other name
+/// whose whole check falls between this one's unlock and shared lock (a
+/// few instructions) gets in too. Otherwise the later of two such openers
+/// meets a lock it cannot take and is `Busy`.
 fn check_no_other_name(main: &dyn StorageFile, display: &str, first: bool) -> Result<()> {
     let io = |e| Error::io(format!("locking {display}"), e);
     let busy = || {
