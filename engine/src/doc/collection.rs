@@ -5,7 +5,7 @@
 //! Storage (see `docs/format.md`, "Collections"), all in ordinary catalog
 //! trees whose names start with `$` (reserved for the engine):
 //!
-//! - `$collections`: collection name → postcard [`CollMeta`] (kind, next id,
+//! - `$collections`: collection name → postcard `CollMeta` (kind, next id,
 //!   index declarations with status and build progress);
 //! - `$docs/<name>`: id (8 bytes big-endian) → stored document
 //!   (`doc/codec.rs` layout);

@@ -10,7 +10,7 @@
 //! Documents are examined where they lie: a scan lends each stored document
 //! from the page the B+tree cursor holds ([`Range::next_in`]), the filter is
 //! evaluated on that encoding, reading only the top-level fields it names
-//! (one lazy walk of the document's map per document, [`TopFields`]), and a
+//! (one lazy walk of the document's map per document, `TopFields`), and a
 //! match is decoded (into a [`Value`], a `D` or JSON) from the same bytes,
 //! so a document is never copied. An index scan fetches each document
 //! through one cursor over the documents tree that keeps its path between
@@ -464,7 +464,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     }
 
     /// The next result's document appended to `out` as JSON text (what
-    /// [`write_json`](crate::doc::json::write_json) writes for the document
+    /// [`write_json`] writes for the document
     /// [`next_versioned`](Self::next_versioned) returns), written straight
     /// from the stored encoding when the cursor has not buffered it for a
     /// sort: `(id, schema_version)`. Mixes freely with `next`. On error
