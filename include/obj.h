@@ -59,7 +59,10 @@
  *
  * Processes. Any number of processes may open the same file at once (one
  * write transaction at a time across all of them; readers never wait for
- * the writer). Handles do not survive fork(): in the child, calls on the
+ * the writer), by one name: the -wal and -shm files are named after the
+ * path opened, so opening it by another name (a hard or symbolic link)
+ * while another process has it open is OBJ_BUSY. Handles do not survive
+ * fork(): in the child, calls on the
  * parent's obj_db and on its transactions return OBJ_INVALID_ARGUMENT
  * ("database handle used after fork()") and never touch the parent's
  * files or locks; obj_*_free on them, obj_txn_rollback, and obj_txn_commit
@@ -558,7 +561,8 @@ obj_status obj_options_init(obj_options *opts);
  * OBJ_INVALID_ARGUMENT (not an obj database, bad options, another sync
  * mode than a handle already open on the file in this process),
  * OBJ_ENCRYPTION (missing or wrong key), OBJ_UNSUPPORTED (newer format),
- * OBJ_CORRUPTION, OBJ_BUSY (another process is creating the file; the
+ * OBJ_CORRUPTION, OBJ_BUSY (another process is creating the file; another
+ * process has it open under another name, a hard or symbolic link; the
  * file is open read-only in this process and this open asks for writes;
  * a file system without shared memory, where one process at a time may
  * open it), OBJ_IO.

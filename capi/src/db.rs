@@ -392,7 +392,8 @@ unsafe fn to_options(opts: *const obj_options) -> Result<Options, Error> {
 /// OBJ_INVALID_ARGUMENT (not an obj database, bad options, another sync
 /// mode than a handle already open on the file in this process),
 /// OBJ_ENCRYPTION (missing or wrong key), OBJ_UNSUPPORTED (newer format),
-/// OBJ_CORRUPTION, OBJ_BUSY (another process is creating the file; the
+/// OBJ_CORRUPTION, OBJ_BUSY (another process is creating the file; another
+/// process has it open under another name, a hard or symbolic link; the
 /// file is open read-only in this process and this open asks for writes;
 /// a file system without shared memory, where one process at a time may
 /// open it), OBJ_IO.

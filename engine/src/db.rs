@@ -8,7 +8,10 @@
 //! and checkpoint threshold. Other processes may open the same file at the same
 //! time: they coordinate through the shared index `<file>-shm` (one writer
 //! at a time across all of them, any number of readers; see
-//! docs/architecture.md, "Handles and processes").
+//! docs/architecture.md, "Handles and processes"). Processes must reach the
+//! file by one name: `-wal` and `-shm` are named after the path opened, so
+//! an open by another name (a hard or symbolic link) while another process
+//! has the file open is `Busy`.
 //!
 //! A handle belongs to the process that opened it: after `fork()`, the child
 //! must open the database again; any call on the parent's handle from the
@@ -128,11 +131,16 @@ impl Db {
 
     /// Opens (or creates) the database at `path`. Recovery from the WAL is
     /// automatic. Errors: `NotFound` (no file and `create` is off),
-    /// `InvalidArgument` (not an obj database, bad options), `Unsupported`
-    /// (newer format), `Corruption` (damaged or truncated file), `Busy`
-    /// (another process is creating, opening or closing it for longer than
-    /// the busy timeout; or, read-only, the `-shm` file cannot be opened for
-    /// writing while other processes use the database), `Io`.
+    /// `InvalidArgument` (not an obj database, bad options, another sync
+    /// mode than a handle already open on the file in this process),
+    /// `Encryption` (missing or wrong key), `Unsupported` (newer format),
+    /// `Corruption` (damaged or truncated file), `Busy` (another process is
+    /// creating, opening or closing it for longer than the busy timeout;
+    /// another process has it open under another name, a hard or symbolic
+    /// link; it is open read-only in this process and this open asks for
+    /// writes; read-only, the `-shm` file cannot be opened for writing while
+    /// other processes use the database; a file system without shared
+    /// memory, where one handle at a time may open it), `Io`.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         let path = path.as_ref();
         let os_vfs = options.vfs.is_none();

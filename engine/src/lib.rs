@@ -1,6 +1,6 @@
 //! obj: an embedded, serverless, single-file document database.
 //!
-//! One file (plus its `-wal` sidecar while open), ACID transactions, a
+//! One file (plus its `-wal` and `-shm` sidecars while open), ACID transactions, a
 //! stable on-disk format. This crate is the storage engine and its Rust API.
 //!
 //! ```
