@@ -278,8 +278,9 @@ class AsyncStream:
 
 class AsyncTxn:
     """A transaction driven from asyncio; every method is awaitable and runs
-    on the transaction's own pinned thread. ``all`` is an async iterator,
-    ``iter_all`` and ``index_range`` are too (and awaitable, giving a list);
+    on the transaction's own pinned thread. ``all``, ``iter_all`` and
+    ``index_range`` are async iterators that stream in batches (and
+    awaitable, giving a list);
     ``query``, ``collection`` and ``kv`` return (synchronously) an
     :class:`AsyncQuery`, :class:`AsyncCollection` or :class:`AsyncKv` whose
     operations are awaitable and run on that same thread."""
@@ -373,9 +374,11 @@ class AsyncTxn:
         self._live()  # raises now when the transaction was never entered
         return self._iter(make)
 
-    def all(self, what: Any) -> AsyncIterator:
-        """``async for oid, doc in tx.all(Order)``."""
-        return self._aiter(lambda: self._tx.all(what))
+    def all(self, what: Any) -> AsyncStream:
+        """``async for oid, doc in tx.all(Order)`` (``await`` gives the
+        list)."""
+        self._live()
+        return AsyncStream(self, lambda: self._tx.all(what))
 
     def iter_all(self, collection: str) -> AsyncStream:
         """``async for oid, payload in tx.iter_all("coll")`` (``await``
@@ -439,8 +442,9 @@ class AsyncDb:
     """The asyncio face of :class:`obj.Db`. Create with
     ``adb = await obj.AsyncDb.open(path)`` (or ``obj.AsyncDb(path)``, as
     ``obj.Db(path)``, usable as ``async with``); every method of ``Db`` is an
-    awaitable here, ``all`` / ``iter_all`` / ``index_range`` are async
-    iterators, ``query`` returns an :class:`AsyncQuery`, and
+    awaitable here, ``all`` / ``iter_all`` / ``index_range`` / ``dump_raw``
+    are async iterators (and awaitable, giving a list), ``query`` returns an
+    :class:`AsyncQuery`, ``kv`` an :class:`AsyncKv`, and
     ``transaction()`` / ``read_transaction()`` are async context managers."""
 
     def __init__(self, db: Db | str | os.PathLike, max_workers: int | None = None, **options: Any) -> None:

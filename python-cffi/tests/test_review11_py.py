@@ -188,3 +188,22 @@ async def test_asyncdb_iterators_are_awaitable_and_check_at_the_call(path):
     await adb.close()
     with pytest.raises(obj.ClosedError):
         adb.all(Item)
+
+
+async def test_async_transaction_all_is_awaitable_like_iter_all_and_index_range(path):
+    @obj.document(collection="r11_async_tx", version=1)
+    @dataclass
+    class Item:
+        n: Annotated[int, obj.Index]
+
+    adb = await obj.AsyncDb.open(path)
+    ids = await adb.insert_many([Item(n) for n in range(3)])
+    async with adb.read_transaction() as tx:
+        assert await tx.all(Item) == [(i, Item(n)) for n, i in enumerate(ids)]
+        assert [o.n async for _, o in tx.all(Item)] == [0, 1, 2]
+    async with adb.transaction() as tx:
+        await tx.insert(Item(3))
+        assert [o.n for _, o in await tx.all(Item)] == [0, 1, 2, 3]  # its own write included
+    with pytest.raises(obj.InvalidArgumentError):
+        await tx.all(Item)  # finished: what the blocking API raises
+    await adb.close()
