@@ -650,7 +650,10 @@ class Db:
         return self.query(what).index_range(index, lo, hi).iter()
 
     def query(self, what: Any) -> Query:
-        """A lazy, immutable query over a document class or collection."""
+        """A lazy, immutable query over a document class or collection. On
+        a writable handle, indexes that the class declares and the file
+        lacks are built first (a write transaction), as its first write
+        would."""
         self._handle()
         self._build_declared_indexes(what)
         return Query(self, what)
