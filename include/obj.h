@@ -62,8 +62,8 @@
  * the writer), by one name: the -wal and -shm files are named after the
  * path opened, so opening it by another name (a hard or symbolic link)
  * while another process has it open is OBJ_BUSY. Handles do not survive
- * fork(): in the child, calls on the
- * parent's obj_db and on its transactions return OBJ_INVALID_ARGUMENT
+ * fork(): in the child, calls on the parent's obj_db and on its
+ * transactions return OBJ_INVALID_ARGUMENT
  * ("database handle used after fork()") and never touch the parent's
  * files or locks; obj_*_free on them, obj_txn_rollback, and obj_txn_commit
  * of a read transaction only release the child's copy
