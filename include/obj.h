@@ -319,6 +319,20 @@ obj_status obj_bytes_copy(const uint8_t *value, size_t len, obj_bytes *out);
 obj_status obj_collection_create(obj_txn *txn, const char *name, uint32_t flags);
 
 /**
+ * Raises the next id of existing collection `name` (of either kind) to
+ * at least `next_id`, in a write transaction, so that no id below it is
+ * ever assigned: what loading a dump at its documents' ids does with the
+ * dump header's `next_id` (ids deleted before the dump stay unused). A
+ * lower `next_id` changes nothing. Errors: OBJ_NOT_FOUND (no such
+ * collection), OBJ_INVALID_ARGUMENT (read or finished transaction, bad
+ * name).
+ *
+ * # Safety
+ * `txn` is a live handle; `name` is NULL or a NUL-terminated string.
+ */
+obj_status obj_collection_raise_next_id(obj_txn *txn, const char *name, uint64_t next_id);
+
+/**
  * Drops collection `name` with its documents and indexes, in a write
  * transaction. `*existed` (may be NULL) says whether it was there; a
  * missing collection is OBJ_OK. Errors: OBJ_INVALID_ARGUMENT (read or

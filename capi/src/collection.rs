@@ -130,6 +130,40 @@ pub unsafe extern "C" fn obj_collection_create(
     })
 }
 
+/// Raises the next id of existing collection `name` (of either kind) to
+/// at least `next_id`, in a write transaction, so that no id below it is
+/// ever assigned: what loading a dump at its documents' ids does with the
+/// dump header's `next_id` (ids deleted before the dump stay unused). A
+/// lower `next_id` changes nothing. Errors: OBJ_NOT_FOUND (no such
+/// collection), OBJ_INVALID_ARGUMENT (read or finished transaction, bad
+/// name).
+///
+/// # Safety
+/// `txn` is a live handle; `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn obj_collection_raise_next_id(
+    txn: *mut obj_txn,
+    name: *const c_char,
+    next_id: u64,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let name = unsafe { arg_str(name, "collection name") }?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        t.write()?;
+        let kind = match t.collection(name)? {
+            Some(c) => c.kind(),
+            None => return Err(Error::NotFound(format!("collection {name:?}"))),
+        };
+        if kind == CollectionKind::Raw {
+            t.with_collection_mut(name, |w, n| w.raw_collection_mut(n), |c| c.raise_next_id(next_id))
+        } else {
+            t.with_collection_mut(name, |w, n| w.collection_mut(n), |c| c.raise_next_id(next_id))
+        }
+    })
+}
+
 /// Drops collection `name` with its documents and indexes, in a write
 /// transaction. `*existed` (may be NULL) says whether it was there; a
 /// missing collection is OBJ_OK. Errors: OBJ_INVALID_ARGUMENT (read or

@@ -489,6 +489,11 @@ class _Loader:
         cname = tx._wname(self.collection)
         for spec in indexes:
             tx._c_index_create(cname, {"name": spec["name"], "kind": spec["kind"], "fields": list(spec["fields"])})
+        next_id = h.get("next_id")
+        if self.keep_ids and type(next_id) is int and 0 <= next_id < 2**64:
+            # Documents keep their ids, so the ids deleted before the dump
+            # stay unused too, as in the dumped database.
+            tx._c_raise_next_id(cname, next_id)
 
     def add(self, line: bytes) -> None:
         import obj

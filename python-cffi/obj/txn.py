@@ -218,6 +218,12 @@ class _Core:
     def _c_doc_replace(self, coll: bytes, doc_id: int, js: bytes, version: int) -> None:
         check(lib.obj_doc_replace(self._handle(), coll, doc_id, js, len(js), version))
 
+    def _c_raise_next_id(self, coll: bytes, next_id: int) -> None:
+        """No id below ``next_id`` is ever assigned in ``coll`` (a load that
+        keeps a dump's ids keeps its deleted ones unused too)."""
+        if has("obj_collection_raise_next_id"):  # (an older library: ids of deleted documents may come back)
+            check(lib.obj_collection_raise_next_id(self._handle(), coll, next_id))
+
     def _c_doc_delete(self, coll: bytes, doc_id: int) -> bool:
         found = _slots.found
         st = lib.obj_doc_delete(self._handle(), coll, doc_id, found)

@@ -198,3 +198,34 @@ def test_cli_load_without_a_collection_restores_every_section_and_value_type(tmp
     r = run("load", str(tmp_path / "plain.obj"), stdin='{"a": 1}\n')
     assert r.returncode == cli.EXIT_ERROR and "whole-database dump" in r.stderr
     assert not os.path.exists(tmp_path / "other.obj") and not os.path.exists(tmp_path / "plain.obj")
+
+
+def test_a_load_at_the_dumps_ids_keeps_deleted_ids_unused(tmp_path):
+    # Ids are never reused after a delete: a dump of a collection whose last
+    # documents were deleted, loaded back at its ids (--ids, or a whole
+    # database), assigns new ids above the deleted ones, as the source does.
+    src = str(tmp_path / "src.obj")
+    with obj.Db(src) as db:
+        db.insert_many("docs", [{"n": i} for i in range(10)])
+        db.insert_many("blobs", [b"a", b"b", b"c"])
+        for i in (8, 9, 10):
+            db.delete("docs", i)
+        db.delete("blobs", 3)
+        assert db.insert("docs", {"n": 99}) == 11
+        db.delete("docs", 11)
+    one = run("dump", src, "docs")
+    whole = run("dump", src)
+    assert one.returncode == 0 and whole.returncode == 0, (one.stderr, whole.stderr)
+    by_ids = str(tmp_path / "ids.obj")
+    assert run("load", by_ids, "docs", "--ids", stdin=one.stdout).returncode == 0
+    everything = str(tmp_path / "all.obj")
+    assert run("load", everything, stdin=whole.stdout).returncode == 0
+    fresh = str(tmp_path / "fresh.obj")
+    assert run("load", fresh, "docs", stdin=one.stdout).returncode == 0  # new ids: 1..7, then on
+    with obj.Db(by_ids) as db:
+        assert db.insert("docs", {"n": 100}) == 12
+    with obj.Db(everything) as db:
+        assert db.insert("docs", {"n": 100}) == 12
+        assert db.insert("blobs", b"d") == 4
+    with obj.Db(fresh) as db:
+        assert db.insert("docs", {"n": 100}) == 8

@@ -1015,9 +1015,11 @@ impl<'t> CollectionMut<'t> {
         self.put(id, NewDoc::Raw(payload, schema_version))
     }
 
-    /// Raises the next id to at least `next_id` (import keeps ids of
-    /// deleted documents from being assigned again).
-    pub(crate) fn raise_next_id(&mut self, next_id: u64) -> Result<()> {
+    /// Raises the next id to at least `next_id`, so that no id below it is
+    /// ever assigned (an import keeps the ids of documents deleted before
+    /// the export from being assigned again). A lower `next_id` changes
+    /// nothing.
+    pub fn raise_next_id(&mut self, next_id: u64) -> Result<()> {
         if next_id > self.st.next_id {
             self.st.next_id = next_id;
             self.save_meta()?;
