@@ -159,11 +159,50 @@ static void test_raise_next_id(void) {
     remove_db(p);
 }
 
+static void test_reopen_beside_a_forked_child(void) {
+    char p[520];
+    snprintf(p, sizeof p, "%s/c-review11-forkopen-%d.obj", dir, (int)getpid());
+    remove_db(p);
+    obj_options o;
+    CHECK_OK(obj_options_init(&o));
+    o.busy_timeout_ms = 300;
+    obj_db *db = NULL;
+    uint64_t id = 0;
+    CHECK_OK(obj_db_open(p, &o, &db));
+    CHECK_OK(obj_db_doc_insert(db, "c", JSON("{\"a\":1}"), 0, &id));
+    int go[2];
+    CHECK(pipe(go) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) { /* a worker that never touches the database */
+        char c;
+        close(go[1]);
+        while (read(go[0], &c, 1) < 0) {
+        }
+        _exit(0);
+    }
+    close(go[0]);
+    CHECK_OK(obj_db_free(db)); /* the last handle: -wal and -shm go */
+    db = NULL;
+    CHECK_OK(obj_db_open(p, &o, &db)); /* the first opener again */
+    CHECK_OK(obj_db_doc_insert(db, "c", JSON("{\"a\":2}"), 0, &id));
+    CHECK(id == 2);
+    CHECK_OK(obj_db_free(db));
+    CHECK(write(go[1], "x", 1) == 1);
+    close(go[1]);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    remove_db(p);
+}
+
 int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp");
     test_rekey_in_fork_child();
     test_refused_upsert_leaves_nothing();
     test_raise_next_id();
+    test_reopen_beside_a_forked_child();
     printf("c review11: %d checks passed, 0 failed\n", checks_run);
     return 0;
 }

@@ -10,7 +10,9 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::storage::shm::{OsShm, ShmFile, LOCK_DMS};
@@ -103,7 +105,7 @@ impl Vfs for OsVfs {
                 OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?
             }
         };
-        Ok(Arc::new(OsFile { file }))
+        Ok(Arc::new(OsFile { file, locked: AtomicBool::new(false) }))
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
@@ -142,6 +144,26 @@ impl Vfs for OsVfs {
 #[derive(Debug)]
 pub struct OsFile {
     file: File,
+    /// Whether this file holds a `flock`: its descriptor is then pointed
+    /// at /dev/null in a forked child (`shm::register_fd`), so that a child
+    /// living on does not keep the lock after this process lets it go.
+    locked: AtomicBool,
+}
+
+impl OsFile {
+    fn note_locked(&self) {
+        if !self.locked.swap(true, Ordering::AcqRel) {
+            crate::storage::shm::register_fd(self.file.as_raw_fd());
+        }
+    }
+}
+
+impl Drop for OsFile {
+    fn drop(&mut self) {
+        if self.locked.load(Ordering::Acquire) {
+            crate::storage::shm::unregister_fd(self.file.as_raw_fd());
+        }
+    }
 }
 
 impl StorageFile for OsFile {
@@ -167,19 +189,29 @@ impl StorageFile for OsFile {
 
     fn try_lock_exclusive(&self) -> io::Result<bool> {
         match fs2::FileExt::try_lock_exclusive(&self.file) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                self.note_locked();
+                Ok(true)
+            }
             Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(false),
             Err(e) => Err(e),
         }
     }
 
     fn unlock(&self) -> io::Result<()> {
-        fs2::FileExt::unlock(&self.file)
+        fs2::FileExt::unlock(&self.file)?;
+        if self.locked.swap(false, Ordering::AcqRel) {
+            crate::storage::shm::unregister_fd(self.file.as_raw_fd());
+        }
+        Ok(())
     }
 
     fn try_lock_shared(&self) -> io::Result<bool> {
         match fs2::FileExt::try_lock_shared(&self.file) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                self.note_locked();
+                Ok(true)
+            }
             Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(false),
             Err(e) => Err(e),
         }

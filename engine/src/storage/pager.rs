@@ -282,12 +282,13 @@ fn check_wal_matches_main(
 /// main file and silently lose each other's commits. So every handle holds
 /// a shared lock on the main file, and the first of its name (no other
 /// process in its `-shm`) must find the file unlocked: another holder came
-/// through another name, and this open is `Busy`. Taking the shared lock
+/// through another name, and this open is `Busy` once the busy timeout has
+/// passed. Taking the shared lock
 /// after the exclusive one is not atomic: a first opener of the other name
 /// whose whole check falls between this one's unlock and shared lock (a
 /// few instructions) gets in too. Otherwise the later of two such openers
 /// meets a lock it cannot take and is `Busy`.
-fn check_no_other_name(main: &dyn StorageFile, display: &str, first: bool) -> Result<()> {
+fn check_no_other_name(main: &dyn StorageFile, display: &str, first: bool, timeout: Duration) -> Result<()> {
     let io = |e| Error::io(format!("locking {display}"), e);
     let busy = || {
         Error::Busy(format!(
@@ -295,15 +296,18 @@ fn check_no_other_name(main: &dyn StorageFile, display: &str, first: bool) -> Re
              open it by the same path"
         ))
     };
+    // Waited for up to the busy timeout, as every lock is: a process being
+    // spawned holds copies of its parent's descriptors, and so its locks,
+    // until it execs (a forked child that lives on drops them at once, see
+    // `shm::register_fd`).
+    let wait = |lock: &dyn Fn() -> std::io::Result<bool>| {
+        shm::retry(timeout, 50, || Ok(lock().map_err(io)?.then_some(())))
+    };
     if first {
-        if !main.try_lock_exclusive().map_err(io)? {
-            return Err(busy());
-        }
+        wait(&|| main.try_lock_exclusive())?.ok_or_else(busy)?;
         main.unlock().map_err(io)?;
     }
-    if !main.try_lock_shared().map_err(io)? {
-        return Err(busy());
-    }
+    wait(&|| main.try_lock_shared())?.ok_or_else(busy)?;
     Ok(())
 }
 
@@ -449,7 +453,7 @@ impl Pager {
         let shm_path = shm_path_of(path);
         let (shm, locks, first) = Self::join(&vfs, &shm_path, shm, options.busy_timeout)?;
         if sharing == Sharing::Shared {
-            check_no_other_name(&*main, &display, first)?;
+            check_no_other_name(&*main, &display, first, options.busy_timeout)?;
         }
         let index = WalIndex::new(shm, locks);
         // Declared after `index`, so it drops first, while this opener

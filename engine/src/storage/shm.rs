@@ -547,7 +547,8 @@ pub fn shm_path_of(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Descriptors of open `-shm` files, for [`after_fork_in_child`]. A
+/// Descriptors of open `-shm` files, and of main files holding a `flock`,
+/// for [`after_fork_in_child`]. A
 /// fixed array of atomics, because the handler runs in a forked child where
 /// only async-signal-safe operations are allowed (no locks, no allocation).
 static SHM_FDS: [AtomicI32; 256] = [const { AtomicI32::new(-1) }; 256];
@@ -601,7 +602,7 @@ pub fn fork_count() -> u64 {
     FORKS.load(Ordering::Relaxed)
 }
 
-fn register_fd(fd: i32) {
+pub(crate) fn register_fd(fd: i32) {
     DEV_NULL_OPEN.call_once(|| {
         use std::os::unix::io::IntoRawFd;
         if let Ok(null) = File::open("/dev/null") {
@@ -617,7 +618,7 @@ fn register_fd(fd: i32) {
     }
 }
 
-fn unregister_fd(fd: i32) {
+pub(crate) fn unregister_fd(fd: i32) {
     for slot in &SHM_FDS {
         if slot.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             return;
