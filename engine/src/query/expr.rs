@@ -194,6 +194,99 @@ pub enum Filter {
     True,
 }
 
+/// Constructors for building filters in Rust. Each leaf parses its dotted
+/// path ([`FieldPath::parse`]) and so returns `InvalidArgument` on a bad
+/// one; [`and`](Filter::and), [`or`](Filter::or) and `!` combine filters.
+///
+/// ```
+/// use obj_engine::{Filter, QuerySpec};
+/// let f = Filter::eq("region", "north")?
+///     .and(Filter::gt("total", 100)?.or(Filter::is_in("status", ["vip", "gold"])?))
+///     .and(!Filter::exists("deleted_at", true)?);
+/// let spec = QuerySpec::new("orders").with_filter(f).sort_by("total", true)?.with_limit(10);
+/// assert_eq!(spec, QuerySpec::from_json(&spec.to_json())?);
+/// assert!(Filter::eq("a..b", 1).is_err());
+/// # Ok::<(), obj_engine::Error>(())
+/// ```
+impl Filter {
+    /// `Eq`: the field equals `value`.
+    pub fn eq(path: &str, value: impl Into<Value>) -> Result<Filter> {
+        Ok(Filter::Eq(FieldPath::parse(path)?, value.into()))
+    }
+
+    /// `Ne`: the field does not equal `value` (or is absent).
+    pub fn ne(path: &str, value: impl Into<Value>) -> Result<Filter> {
+        Ok(Filter::Ne(FieldPath::parse(path)?, value.into()))
+    }
+
+    /// `Lt`: the field is less than `value`.
+    pub fn lt(path: &str, value: impl Into<Value>) -> Result<Filter> {
+        Ok(Filter::Lt(FieldPath::parse(path)?, value.into()))
+    }
+
+    /// `Le`: the field is less than or equal to `value`.
+    pub fn le(path: &str, value: impl Into<Value>) -> Result<Filter> {
+        Ok(Filter::Le(FieldPath::parse(path)?, value.into()))
+    }
+
+    /// `Gt`: the field is greater than `value`.
+    pub fn gt(path: &str, value: impl Into<Value>) -> Result<Filter> {
+        Ok(Filter::Gt(FieldPath::parse(path)?, value.into()))
+    }
+
+    /// `Ge`: the field is greater than or equal to `value`.
+    pub fn ge(path: &str, value: impl Into<Value>) -> Result<Filter> {
+        Ok(Filter::Ge(FieldPath::parse(path)?, value.into()))
+    }
+
+    /// `In`: the field equals one of `values` (`in` is a Rust keyword).
+    pub fn is_in<V: Into<Value>>(path: &str, values: impl IntoIterator<Item = V>) -> Result<Filter> {
+        Ok(Filter::In(FieldPath::parse(path)?, values.into_iter().map(Into::into).collect()))
+    }
+
+    /// `Prefix`: the field is a string starting with `prefix`.
+    pub fn prefix(path: &str, prefix: impl Into<String>) -> Result<Filter> {
+        Ok(Filter::Prefix(FieldPath::parse(path)?, prefix.into()))
+    }
+
+    /// `Exists`: the field is present (`true`) or absent (`false`).
+    pub fn exists(path: &str, present: bool) -> Result<Filter> {
+        Ok(Filter::Exists(FieldPath::parse(path)?, present))
+    }
+
+    /// Both filters (an `And`, extended when `self` already is one).
+    pub fn and(self, other: Filter) -> Filter {
+        match self {
+            Filter::True => other,
+            Filter::And(mut v) => {
+                v.push(other);
+                Filter::And(v)
+            }
+            f => Filter::And(vec![f, other]),
+        }
+    }
+
+    /// Either filter (an `Or`, extended when `self` already is one).
+    pub fn or(self, other: Filter) -> Filter {
+        match self {
+            Filter::Or(mut v) => {
+                v.push(other);
+                Filter::Or(v)
+            }
+            f => Filter::Or(vec![f, other]),
+        }
+    }
+}
+
+impl std::ops::Not for Filter {
+    type Output = Filter;
+
+    /// `Not`: `!filter`.
+    fn not(self) -> Filter {
+        Filter::Not(Box::new(self))
+    }
+}
+
 impl Filter {
     /// Evaluates the filter against a document (see the type's
     /// documentation for the rules).

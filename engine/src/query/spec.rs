@@ -156,6 +156,38 @@ impl QuerySpec {
         }
     }
 
+    /// This query with `filter` (see the [`Filter`] constructors).
+    pub fn with_filter(mut self, filter: Filter) -> QuerySpec {
+        self.filter = filter;
+        self
+    }
+
+    /// This query sorted by `path` too (after any sort key already given),
+    /// largest first when `descending`; `InvalidArgument` on a bad path.
+    pub fn sort_by(mut self, path: &str, descending: bool) -> Result<QuerySpec> {
+        self.sort.push(SortKey { path: FieldPath::parse(path)?, descending });
+        Ok(self)
+    }
+
+    /// This query returning at most `limit` results.
+    pub fn with_limit(mut self, limit: u64) -> QuerySpec {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// This query skipping its first `offset` results.
+    pub fn with_offset(mut self, offset: u64) -> QuerySpec {
+        self.offset = offset;
+        self
+    }
+
+    /// This query with its own sort buffer limit (see
+    /// [`sort_buffer_limit`](Self::sort_buffer_limit)).
+    pub fn with_sort_buffer_limit(mut self, limit: u64) -> QuerySpec {
+        self.sort_buffer_limit = Some(limit);
+        self
+    }
+
     /// Parses the JSON form (`docs/query-json.md`).
     pub fn from_json(text: &str) -> Result<QuerySpec> {
         parse_spec(&json::parse(text)?)
