@@ -439,6 +439,154 @@ fn db_is_send_sync_and_shared_across_threads() {
     assert_eq!(db.all::<Order>().unwrap().len(), 40);
 }
 
+mod v1 {
+    use super::*;
+    /// Version 1 of the customer record: one `name`, a flat `city`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Contact {
+        pub name: String,
+        pub city: String,
+    }
+    impl Document for Contact {
+        const COLLECTION: &'static str = "contacts";
+        const VERSION: u32 = 1;
+    }
+}
+
+/// Version 2: `name` split, `city` moved under `address`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Contact {
+    first: String,
+    last: String,
+    address: Address,
+}
+
+impl Document for Contact {
+    const COLLECTION: &'static str = "contacts";
+    const VERSION: u32 = 2;
+    fn migrate(version: u32, doc: Value) -> obj_engine::Result<Value> {
+        match version {
+            2 => Ok(doc),
+            1 => {
+                let name = doc.get("name").and_then(Value::as_str).unwrap_or_default();
+                let (first, last) = name.split_once(' ').unwrap_or((name, ""));
+                let city = doc.get("city").cloned().unwrap_or(Value::Null);
+                Ok(Value::from_iter([
+                    ("first", Value::from(first)),
+                    ("last", Value::from(last)),
+                    (
+                        "address",
+                        Value::from_iter([("street", Value::from("")), ("city", city), ("zip", Value::Null)]),
+                    ),
+                ]))
+            }
+            v => Err(Error::Unsupported(format!("contact version {v}"))),
+        }
+    }
+}
+
+/// Issue 4: "each stored document carries a small header (schema version
+/// at least), so that bindings can run migrations of old versions on
+/// read"; a Rust `Document` had a VERSION but no hook, so a version-1
+/// document could not be read as version 2 (a deserialize error).
+#[test]
+fn old_documents_are_migrated_on_every_typed_read() {
+    let d = tmp();
+    let db = Db::open(d.path().join("m.obj")).unwrap();
+    let old = db
+        .insert_many(&[
+            v1::Contact { name: "Ada Lovelace".into(), city: "London".into() },
+            v1::Contact { name: "Alan Turing".into(), city: "Wilmslow".into() },
+        ])
+        .unwrap();
+    let ada = Contact {
+        first: "Ada".into(),
+        last: "Lovelace".into(),
+        address: Address { street: "".into(), city: "London".into(), zip: None },
+    };
+    assert_eq!(db.get::<Contact>(old[0]).unwrap().unwrap(), ada);
+    assert_eq!(db.get_many::<Contact>(&old).unwrap()[1].as_ref().unwrap().last, "Turing");
+    assert_eq!(db.all::<Contact>().unwrap().len(), 2);
+    let q = QuerySpec::new("contacts").with_filter(Filter::eq("city", "Wilmslow").unwrap());
+    assert_eq!(db.query::<Contact>(&q).unwrap()[0].1.first, "Alan");
+    // A new document of the current version is read without migration.
+    let new = db.insert(&ada).unwrap();
+    assert_eq!(db.get::<Contact>(new).unwrap().unwrap(), ada);
+    // Update migrates, then writes back with the current version.
+    assert!(db
+        .update::<Contact>(old[1], |c| {
+            c.address.zip = Some("SK9".into());
+            Ok(())
+        })
+        .unwrap());
+    let rx = db.begin_read().unwrap();
+    let contacts = rx.collection("contacts").unwrap();
+    let (version, _) = contacts.get_versioned(old[1]).unwrap().unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(contacts.get_versioned(old[0]).unwrap().unwrap().0, 1, "a read changes nothing");
+    assert_eq!(contacts.get_doc::<Contact>(old[0]).unwrap().unwrap(), ada);
+    let streamed: Vec<(u64, Contact)> =
+        contacts.all().unwrap().docs::<Contact>().collect::<Result<_, _>>().unwrap();
+    assert_eq!(streamed.len(), 3);
+    assert_eq!(streamed[1].1.address.zip.as_deref(), Some("SK9"));
+    drop(contacts);
+    drop(rx);
+    // A migration's error is the read's error.
+    let mut tx = db.begin_write().unwrap();
+    tx.collection_mut("contacts").unwrap().upsert_versioned(77, &Value::from_iter([("x", 1)]), 9).unwrap();
+    tx.commit().unwrap();
+    assert!(matches!(db.get::<Contact>(77), Err(Error::Unsupported(_))));
+}
+
+/// The typed operations of issue 4 inside one explicit transaction: two
+/// types written atomically, with declared indexes created on first use.
+#[test]
+fn typed_documents_inside_an_explicit_transaction() {
+    let d = tmp();
+    let db = Db::open(d.path().join("tx.obj")).unwrap();
+    let mut tx = db.begin_write().unwrap();
+    let cid = {
+        let mut customers = tx.documents::<Customer>().unwrap();
+        let ids = customers.insert_docs(&[customer(0), customer(1)]).unwrap();
+        assert_eq!(customers.get_doc::<Customer>(ids[1]).unwrap().unwrap(), customer(1));
+        assert!(customers.read().indexes().iter().any(|i| i.spec.name == "by_email"));
+        ids[0]
+    };
+    let oid = {
+        let mut orders = tx.documents::<Order>().unwrap();
+        let oid = orders.insert_doc(&order(1, cid)).unwrap();
+        assert!(!orders.upsert_doc(900, &order(2, cid)).unwrap());
+        assert!(orders
+            .update_doc::<Order>(oid, |o| {
+                o.note = Some("gift".into());
+                Ok(())
+            })
+            .unwrap());
+        assert!(!orders.update_doc::<Order>(12345, |_| Ok(())).unwrap());
+        assert!(orders.delete(900).unwrap());
+        oid
+    };
+    // A unique violation inside the transaction is an error that leaves
+    // the transaction usable.
+    let err = tx.documents::<Customer>().unwrap().insert_doc(&customer(0));
+    assert!(matches!(err, Err(Error::Constraint(_))), "{err:?}");
+    let rows: Vec<(u64, Order)> =
+        tx.collection("orders").unwrap().all().unwrap().docs().collect::<Result<_, _>>().unwrap();
+    assert_eq!(rows.len(), 1);
+    tx.commit().unwrap();
+    assert_eq!(db.get::<Order>(oid).unwrap().unwrap().note.as_deref(), Some("gift"));
+    assert_eq!(db.all::<Customer>().unwrap().len(), 2);
+    db.integrity_check().unwrap();
+
+    // Rolled back: no trace of either type.
+    let mut tx = db.begin_write().unwrap();
+    tx.documents::<Customer>().unwrap().insert_doc(&customer(7)).unwrap();
+    tx.documents::<Order>().unwrap().insert_doc(&order(7, cid)).unwrap();
+    drop(tx);
+    assert_eq!(db.all::<Customer>().unwrap().len(), 2);
+    assert_eq!(db.all::<Order>().unwrap().len(), 1);
+}
+
 /// Queries built in Rust without spelling out enum variants and parsed
 /// paths: the builder gives the same spec as the JSON form.
 #[test]

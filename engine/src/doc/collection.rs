@@ -438,6 +438,30 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         }
     }
 
+    /// Document `id` as a [`Document`](crate::Document) `D`: read like
+    /// [`get_as`](Self::get_as) when its schema version is `D::VERSION`,
+    /// otherwise passed through [`Document::migrate`](crate::Document::migrate)
+    /// first. This collection need not be `D::COLLECTION`.
+    pub fn get_doc<D: crate::Document>(&self, id: u64) -> Result<Option<D>> {
+        self.st.check_documents()?;
+        let Some(bytes) = self.stored(id)? else { return Ok(None) };
+        let (header, payload) = decode_header(&bytes)?;
+        if header.is_raw() {
+            return Err(Error::invalid("document is raw bytes, not a structured document"));
+        }
+        if header.schema_version == D::VERSION {
+            return from_encoded(payload, &self.st.dict).map(Some);
+        }
+        let doc = decode_value(payload, &self.st.dict)?;
+        crate::doc::typed::migrated(header.schema_version, doc).map(Some)
+    }
+
+    /// [`get_doc`](Self::get_doc) of each id, in the same order (`None` for
+    /// missing ones).
+    pub fn get_many_docs<D: crate::Document>(&self, ids: &[u64]) -> Result<Vec<Option<D>>> {
+        ids.iter().map(|&id| self.get_doc(id)).collect()
+    }
+
     /// Documents with the given ids, in the same order (`None` for missing ones).
     pub fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Value>>> {
         ids.iter().map(|&id| self.get(id)).collect()
@@ -1015,6 +1039,47 @@ impl<'t> CollectionMut<'t> {
         self.put(id, NewDoc::Raw(payload, schema_version))
     }
 
+    /// Inserts the [`Document`](crate::Document) `doc` with the next id
+    /// (which it returns), its header carrying `T::VERSION`. This
+    /// collection need not be `T::COLLECTION`; open that one with
+    /// [`WriteTxn::documents`] to have `T`'s declared indexes created too.
+    pub fn insert_doc<T: crate::Document>(&mut self, doc: &T) -> Result<u64> {
+        Ok(self.insert_serialized_many(std::slice::from_ref(doc), T::VERSION)?[0])
+    }
+
+    /// Inserts several [`Document`](crate::Document)s with consecutive new
+    /// ids; all or nothing, as [`insert_many_versioned`](Self::insert_many_versioned).
+    pub fn insert_docs<T: crate::Document>(&mut self, docs: &[T]) -> Result<Vec<u64>> {
+        self.insert_serialized_many(docs, T::VERSION)
+    }
+
+    /// Writes the [`Document`](crate::Document) `doc` at `id` (with
+    /// `T::VERSION`); true if it replaced a document.
+    pub fn upsert_doc<T: crate::Document>(&mut self, id: u64, doc: &T) -> Result<bool> {
+        self.upsert_serialized(id, doc, T::VERSION)
+    }
+
+    /// Document `id` as a `T` (migrated, see [`Collection::get_doc`]), as
+    /// this transaction sees it.
+    pub fn get_doc<T: crate::Document>(&self, id: u64) -> Result<Option<T>> {
+        self.read().get_doc(id)
+    }
+
+    /// Reads document `id` as a `T` (migrated if older, see
+    /// [`Collection::get_doc`]), lets `f` change it and writes it back
+    /// with `T::VERSION`, in this transaction. `Ok(false)` when there is no
+    /// such document; an error from `f` leaves the document untouched.
+    pub fn update_doc<T: crate::Document>(
+        &mut self,
+        id: u64,
+        f: impl FnOnce(&mut T) -> Result<()>,
+    ) -> Result<bool> {
+        let Some(mut doc) = self.get_doc::<T>(id)? else { return Ok(false) };
+        f(&mut doc)?;
+        self.upsert_serialized(id, &doc, T::VERSION)?;
+        Ok(true)
+    }
+
     /// Raises the next id to at least `next_id`, so that no id below it is
     /// ever assigned (an import keeps the ids of documents deleted before
     /// the export from being assigned again). A lower `next_id` changes
@@ -1490,6 +1555,34 @@ impl WriteTxn {
     /// Read-write access to document collection `name`, created on first use.
     pub fn collection_mut(&mut self, name: &str) -> Result<CollectionMut<'_>> {
         CollectionMut::open_or_create(self, name, CollectionOptions { raw: false })
+    }
+
+    /// Read-write access to `T::COLLECTION`, created on first use with
+    /// `T`'s declared indexes (as the typed `Db` methods do): the typed
+    /// methods of [`CollectionMut`] ([`insert_doc`](CollectionMut::insert_doc),
+    /// [`get_doc`](CollectionMut::get_doc), [`update_doc`](CollectionMut::update_doc),
+    /// [`upsert_doc`](CollectionMut::upsert_doc), [`delete`](CollectionMut::delete),
+    /// ...) then write several documents, of several types, in one commit.
+    ///
+    /// ```
+    /// use obj_engine::{Db, Document};
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Account { owner: String, balance: i64 }
+    /// impl Document for Account { const COLLECTION: &'static str = "accounts"; }
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path().join("bank.obj"))?;
+    /// let a = db.insert(&Account { owner: "ann".into(), balance: 100 })?;
+    /// let b = db.insert(&Account { owner: "bob".into(), balance: 0 })?;
+    /// let mut tx = db.begin_write()?;
+    /// let mut accounts = tx.documents::<Account>()?;
+    /// accounts.update_doc::<Account>(a, |acc| { acc.balance -= 30; Ok(()) })?;
+    /// accounts.update_doc::<Account>(b, |acc| { acc.balance += 30; Ok(()) })?;
+    /// tx.commit()?; // both or neither
+    /// assert_eq!(db.get::<Account>(b)?.unwrap().balance, 30);
+    /// # Ok::<(), obj_engine::Error>(())
+    /// ```
+    pub fn documents<T: crate::Document>(&mut self) -> Result<CollectionMut<'_>> {
+        crate::doc::typed::typed_collection::<T>(self)
     }
 
     /// Read-write access to raw collection `name`, created on first use.

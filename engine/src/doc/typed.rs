@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use crate::db::Db;
 use crate::doc::collection::{has_collection, CollectionMut, CollectionOptions};
+use crate::doc::serde_value::from_value;
+use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{IndexSpec, IndexStatus};
 use crate::query::spec::QuerySpec;
@@ -42,6 +44,58 @@ pub trait Document: Serialize + DeserializeOwned {
     fn indexes() -> Vec<IndexSpec> {
         Vec::new()
     }
+
+    /// Brings a stored document written with another schema version
+    /// (`version`, from its header) to the shape of this type, before it is
+    /// deserialized. Every typed read calls it for a document whose version
+    /// is not [`VERSION`](Self::VERSION): the `Db` methods ([`Db::get`],
+    /// [`Db::get_many`], [`Db::all`], [`Db::query`], [`Db::update`]),
+    /// [`Collection::get_doc`](crate::Collection::get_doc),
+    /// [`CollectionMut::update_doc`](crate::CollectionMut::update_doc) and
+    /// [`QueryCursor::next_doc`](crate::QueryCursor::next_doc). The stored
+    /// document is not changed by a read; an update writes it back with the
+    /// current version. The default returns the document as it is.
+    ///
+    /// Filters and indexes see documents as they are stored, not migrated.
+    ///
+    /// ```
+    /// use obj_engine::{Db, Document, Error, Value};
+    /// // Version 1 stored `name`; version 2 splits it.
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct PersonV1 { name: String }
+    /// impl Document for PersonV1 { const COLLECTION: &'static str = "people"; const VERSION: u32 = 1; }
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Person { first: String, last: String }
+    /// impl Document for Person {
+    ///     const COLLECTION: &'static str = "people";
+    ///     const VERSION: u32 = 2;
+    ///     fn migrate(version: u32, doc: Value) -> obj_engine::Result<Value> {
+    ///         if version >= 2 {
+    ///             return Ok(doc);
+    ///         }
+    ///         let name = doc.get("name").and_then(Value::as_str).ok_or_else(|| Error::invalid("no name"))?;
+    ///         let (first, last) = name.split_once(' ').unwrap_or((name, ""));
+    ///         Ok(Value::from_iter([("first", first), ("last", last)]))
+    ///     }
+    /// }
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path().join("app.obj"))?;
+    /// let id = db.insert(&PersonV1 { name: "Ada Lovelace".into() })?;
+    /// assert_eq!(db.get::<Person>(id)?.unwrap().last, "Lovelace");
+    /// # Ok::<(), obj_engine::Error>(())
+    /// ```
+    fn migrate(version: u32, doc: Value) -> Result<Value> {
+        let _ = version;
+        Ok(doc)
+    }
+}
+
+/// A decoded document of schema version `version` as a `T`, through
+/// [`Document::migrate`] when the version is not `T::VERSION`.
+pub(crate) fn migrated<T: Document>(version: u32, doc: Value) -> Result<T> {
+    let doc = if version == T::VERSION { doc } else { T::migrate(version, doc)? };
+    from_value(doc)
 }
 
 /// Opens `T`'s collection for writing, creating it and any missing
@@ -86,27 +140,27 @@ impl Db {
     /// Inserts `doc` into `T::COLLECTION`; returns its new id.
     pub fn insert<T: Document>(&self, doc: &T) -> Result<u64> {
         let mut tx = self.begin_write()?;
-        let ids =
-            typed_collection::<T>(&mut tx)?.insert_serialized_many(std::slice::from_ref(doc), T::VERSION)?;
+        let id = typed_collection::<T>(&mut tx)?.insert_doc(doc)?;
         tx.commit()?;
-        Ok(ids[0])
+        Ok(id)
     }
 
     /// Inserts every document in one transaction; returns their ids.
     pub fn insert_many<T: Document>(&self, docs: &[T]) -> Result<Vec<u64>> {
         let mut tx = self.begin_write()?;
-        let ids = typed_collection::<T>(&mut tx)?.insert_serialized_many(docs, T::VERSION)?;
+        let ids = typed_collection::<T>(&mut tx)?.insert_docs(docs)?;
         tx.commit()?;
         Ok(ids)
     }
 
-    /// Document `id` of `T::COLLECTION` (`None` if absent).
+    /// Document `id` of `T::COLLECTION` (`None` if absent), migrated by
+    /// [`Document::migrate`] if it was written with another version.
     pub fn get<T: Document>(&self, id: u64) -> Result<Option<T>> {
         let rx = self.begin_read()?;
         if !has_collection(&rx, T::COLLECTION)? {
             return Ok(None);
         }
-        rx.collection(T::COLLECTION)?.get_as(id)
+        rx.collection(T::COLLECTION)?.get_doc(id)
     }
 
     /// Documents with the given ids (`None` for missing ones).
@@ -115,8 +169,7 @@ impl Db {
         if !has_collection(&rx, T::COLLECTION)? {
             return Ok(ids.iter().map(|_| None).collect());
         }
-        let c = rx.collection(T::COLLECTION)?;
-        ids.iter().map(|&id| c.get_as(id)).collect()
+        rx.collection(T::COLLECTION)?.get_many_docs(ids)
     }
 
     /// Every document of `T::COLLECTION` in id order.
@@ -140,24 +193,24 @@ impl Db {
         let c = rx.collection(T::COLLECTION)?;
         let mut out = Vec::new();
         let mut cursor = c.query(spec)?;
-        while let Some(item) = cursor.next_as() {
+        while let Some(item) = cursor.next_doc() {
             out.push(item?);
         }
         Ok(out)
     }
 
     /// Atomically reads document `id`, applies `f` and writes it back, in
-    /// one write transaction. If `f` returns an error nothing is written and
+    /// one write transaction (a document of an older version is migrated
+    /// first, [`Document::migrate`], and written back with `T::VERSION`). If `f` returns an error nothing is written and
     /// the error is returned. `Ok(false)` when there is no such document.
     pub fn update<T: Document>(&self, id: u64, f: impl FnOnce(&mut T) -> Result<()>) -> Result<bool> {
         let mut tx = self.begin_write()?;
         if !has_collection(&tx, T::COLLECTION)? {
             return Ok(false);
         }
-        let mut c = typed_collection::<T>(&mut tx)?;
-        let Some(mut doc) = c.read().get_as::<T>(id)? else { return Ok(false) };
-        f(&mut doc)?;
-        c.upsert_serialized(id, &doc, T::VERSION)?;
+        if !typed_collection::<T>(&mut tx)?.update_doc(id, f)? {
+            return Ok(false);
+        }
         tx.commit()?;
         Ok(true)
     }
@@ -165,7 +218,7 @@ impl Db {
     /// Writes `doc` at `id`; true if it replaced a document.
     pub fn upsert<T: Document>(&self, id: u64, doc: &T) -> Result<bool> {
         let mut tx = self.begin_write()?;
-        let replaced = typed_collection::<T>(&mut tx)?.upsert_serialized(id, doc, T::VERSION)?;
+        let replaced = typed_collection::<T>(&mut tx)?.upsert_doc(id, doc)?;
         tx.commit()?;
         Ok(replaced)
     }

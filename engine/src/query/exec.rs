@@ -484,6 +484,48 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         })
     }
 
+    /// The next result as a [`Document`](crate::Document) `D`: read like
+    /// [`next_as`](Self::next_as) when its schema version is `D::VERSION`,
+    /// otherwise decoded and passed through [`Document::migrate`](crate::Document::migrate)
+    /// first. Mixes freely with `next`.
+    pub fn next_doc<D: crate::Document>(&mut self) -> Option<Result<(u64, D)>> {
+        self.step(|st, found| match found {
+            Found::Stored(id, bytes) if !st.raw => {
+                let (header, payload) = decode_header(bytes)?;
+                if header.schema_version == D::VERSION {
+                    return Ok((id, from_encoded(payload, &st.dict)?));
+                }
+                let (version, doc) = decode_stored(bytes, &st.dict)?;
+                Ok((id, crate::doc::typed::migrated(version, doc)?))
+            }
+            Found::Stored(id, bytes) => Ok((id, from_value(decode(st, bytes)?.1)?)),
+            Found::Decoded(id, version, doc) => Ok((id, crate::doc::typed::migrated(version, doc)?)),
+        })
+    }
+
+    /// This cursor as an iterator of typed results
+    /// ([`next_doc`](Self::next_doc) at each step): what a `for` loop over
+    /// [`Document`](crate::Document)s wants. It stops after the first error.
+    ///
+    /// ```
+    /// # use obj_engine::{Db, Document, QuerySpec};
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Note { text: String }
+    /// impl Document for Note { const COLLECTION: &'static str = "notes"; }
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path().join("app.obj"))?;
+    /// db.insert(&Note { text: "hi".into() })?;
+    /// let rx = db.begin_read()?;
+    /// for item in rx.collection("notes")?.all()?.docs::<Note>() {
+    ///     let (id, note) = item?;
+    ///     assert_eq!((id, note.text.as_str()), (1, "hi"));
+    /// }
+    /// # Ok::<(), obj_engine::Error>(())
+    /// ```
+    pub fn docs<D: crate::Document>(self) -> DocCursor<'a, T, D> {
+        DocCursor { cursor: self, doc: std::marker::PhantomData }
+    }
+
     /// The next result as a `D`, read straight from the stored encoding
     /// (no intermediate [`Value`]); same result as `from_value` on the
     /// document `next` returns. Mixes freely with `next`.
@@ -496,6 +538,28 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
             Found::Stored(id, bytes) => Ok((id, from_value(decode(st, bytes)?.1)?)),
             Found::Decoded(id, _, doc) => Ok((id, from_value(doc)?)),
         })
+    }
+}
+
+/// A [`QueryCursor`] yielding [`Document`](crate::Document)s: `(id, D)`
+/// pairs, each read by [`QueryCursor::next_doc`]. Made by
+/// [`QueryCursor::docs`].
+pub struct DocCursor<'a, T: ReadableTxn, D> {
+    cursor: QueryCursor<'a, T>,
+    doc: std::marker::PhantomData<fn() -> D>,
+}
+
+impl<'a, T: ReadableTxn, D> std::fmt::Debug for DocCursor<'a, T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DocCursor({})", self.cursor.plan.describe())
+    }
+}
+
+impl<'a, T: ReadableTxn, D: crate::Document> Iterator for DocCursor<'a, T, D> {
+    type Item = Result<(u64, D)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.cursor.next_doc()
     }
 }
 
