@@ -47,7 +47,7 @@ pub use doc::collection::{
     Collection, CollectionKind, CollectionMut, CollectionOptions, DetachedCollection, IndexInfo,
 };
 pub use doc::typed::Document;
-pub use doc::value::Value;
+pub use doc::value::{Timestamp, Value};
 pub use error::{Error, PageNo, Result};
 pub use index::secondary::{IndexKind, IndexSpec, IndexStatus};
 pub use ops::backup::{BackupReport, Progress, RestoreOptions};

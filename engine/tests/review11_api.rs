@@ -414,7 +414,7 @@ fn operations_backup_restore_compact_encrypt_attach_export() {
     let db2 = Db::open(d.path().join("imported.obj")).unwrap();
     db2.import(&out[..], ImportOptions::default()).unwrap();
     assert_eq!(db2.all::<Order>().unwrap(), db.all::<Order>().unwrap());
-    db.export_to_path(Some("orders"), &d.path().join("dump.jsonl")).unwrap();
+    db.export_to_path(Some("orders"), d.path().join("dump.jsonl")).unwrap();
     db.close().unwrap();
 }
 
@@ -640,4 +640,44 @@ fn query_builder_matches_the_json_form() {
     let naive = (0..40).map(|n| order(n, 1)).filter(|o| o.region == "south" && o.total > 20.0).count();
     assert_eq!(rows.len(), naive);
     assert!(rows.windows(2).all(|w| w[0].1.total <= w[1].1.total));
+}
+
+/// Small things a Rust user reaches for: a unique lookup on `Db` like the
+/// other typed conveniences, `export_to_path` taking any path type like
+/// every other path argument, timestamps from `SystemTime`, and a multi-value
+/// index constructor beside `unique` and `standard`.
+#[test]
+fn convenience_lookups_paths_timestamps() {
+    let d = tmp();
+    let db = Db::open(d.path().join("c.obj")).unwrap();
+    let ids = db.insert_many(&(0..5).map(customer).collect::<Vec<_>>()).unwrap();
+    let found = db.find_unique::<Customer>("by_email", &[Value::from("c3@example.com")]).unwrap();
+    assert_eq!(found, Some((ids[3], customer(3))));
+    assert_eq!(db.find_unique::<Customer>("by_email", &[Value::from("nobody")]).unwrap(), None);
+    assert!(matches!(
+        db.find_unique::<Customer>("by_city", &[Value::from("Oslo")]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(db.find_unique::<Customer>("nope", &[Value::from(1)]), Err(Error::NotFound(_))));
+    assert_eq!(db.find_unique::<Order>("by_number", &[Value::from(1)]).unwrap(), None, "no collection yet");
+
+    // Any AsRef<Path>, as Db::open, backup_to, compact_to take.
+    db.export_to_path(None, d.path().join("all.jsonl")).unwrap();
+    db.export_to_path(Some("customers"), "/nonexistent-dir/x.jsonl").unwrap_err();
+
+    let now = std::time::SystemTime::now();
+    let t = Timestamp::from(now);
+    assert_eq!(t.offset_secs, Some(0));
+    let back = std::time::SystemTime::from(t);
+    assert!(now.duration_since(back).unwrap() < std::time::Duration::from_micros(1));
+    let before_epoch = std::time::UNIX_EPOCH - std::time::Duration::from_secs(10);
+    assert_eq!(Timestamp::from(before_epoch).micros, -10_000_000);
+    assert_eq!(std::time::SystemTime::from(Timestamp::from(before_epoch)), before_epoch);
+    assert!(Timestamp::now().micros > 1_700_000_000_000_000);
+    let _: obj_engine::Timestamp = t;
+
+    assert_eq!(
+        IndexSpec::multi("by_tag", "tags").unwrap(),
+        IndexSpec::new("by_tag", IndexKind::Multi, &["tags"]).unwrap()
+    );
 }

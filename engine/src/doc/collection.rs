@@ -532,7 +532,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     }
 
     /// The id that unique index `index` holds for `values`.
-    fn unique_id(&self, index: &str, values: &[Value]) -> Result<Option<u64>> {
+    pub(crate) fn unique_id(&self, index: &str, values: &[Value]) -> Result<Option<u64>> {
         self.st.check_documents()?;
         let info = self.st.index(index)?;
         if info.spec.kind != IndexKind::Unique {

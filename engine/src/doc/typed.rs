@@ -172,6 +172,23 @@ impl Db {
         rx.collection(T::COLLECTION)?.get_many_docs(ids)
     }
 
+    /// The document of `T::COLLECTION` whose unique index `index` holds
+    /// `values` (one per indexed field), with its id; `None` when there is
+    /// none (or no such collection yet). `NotFound` for an unknown index,
+    /// `InvalidArgument` for one that is not unique or a wrong number of
+    /// values. Migrated like [`Db::get`].
+    pub fn find_unique<T: Document>(&self, index: &str, values: &[Value]) -> Result<Option<(u64, T)>> {
+        let rx = self.begin_read()?;
+        if !has_collection(&rx, T::COLLECTION)? {
+            return Ok(None);
+        }
+        let c = rx.collection(T::COLLECTION)?;
+        match c.unique_id(index, values)? {
+            Some(id) => Ok(c.get_doc(id)?.map(|d| (id, d))),
+            None => Ok(None),
+        }
+    }
+
     /// Every document of `T::COLLECTION` in id order.
     pub fn all<T: Document>(&self) -> Result<Vec<(u64, T)>> {
         self.query::<T>(&QuerySpec::new(T::COLLECTION))

@@ -25,6 +25,43 @@ pub struct Timestamp {
     pub offset_secs: Option<i32>,
 }
 
+impl Timestamp {
+    /// The current time, in UTC (offset 0).
+    pub fn now() -> Timestamp {
+        Timestamp::from(std::time::SystemTime::now())
+    }
+}
+
+impl From<std::time::SystemTime> for Timestamp {
+    /// The instant in UTC (offset 0), to the microsecond (truncated toward
+    /// the past); saturates at the `i64` range of microseconds.
+    fn from(t: std::time::SystemTime) -> Timestamp {
+        let micros = match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+            Err(e) => {
+                let d = e.duration();
+                let whole = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+                // A partial microsecond before the epoch rounds down too.
+                let partial = i64::from(d.subsec_nanos() % 1000 != 0);
+                whole.saturating_add(partial).saturating_neg()
+            }
+        };
+        Timestamp { micros, offset_secs: Some(0) }
+    }
+}
+
+impl From<Timestamp> for std::time::SystemTime {
+    /// The instant (the offset only records how the writer saw it).
+    fn from(t: Timestamp) -> std::time::SystemTime {
+        let d = std::time::Duration::from_micros(t.micros.unsigned_abs());
+        if t.micros >= 0 {
+            std::time::UNIX_EPOCH + d
+        } else {
+            std::time::UNIX_EPOCH - d
+        }
+    }
+}
+
 /// One value of a document.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

@@ -111,6 +111,11 @@ impl IndexSpec {
         IndexSpec::new(name, IndexKind::Standard, &[field])
     }
 
+    /// A multi-value index on one list field (one entry per element).
+    pub fn multi(name: &str, field: &str) -> Result<IndexSpec> {
+        IndexSpec::new(name, IndexKind::Multi, &[field])
+    }
+
     /// Checks the name and field list.
     pub fn validate(&self) -> Result<()> {
         crate::doc::collection::check_component_name("index", &self.name)?;

@@ -468,7 +468,8 @@ impl Db {
     /// this process, `InvalidArgument` otherwise), or that is a database's
     /// `-wal` or `-shm` file (`InvalidArgument`): an export over either
     /// would destroy the database or its last commits.
-    pub fn export_to_path(&self, collection: Option<&str>, path: &Path) -> Result<ExportReport> {
+    pub fn export_to_path(&self, collection: Option<&str>, path: impl AsRef<Path>) -> Result<ExportReport> {
+        let path = path.as_ref();
         let display = path.display();
         refuse_database_file(path)?;
         crate::ops::newfile::refuse_sidecar(&OsVfs, path, "an export")?;
