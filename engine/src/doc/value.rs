@@ -50,15 +50,24 @@ impl From<std::time::SystemTime> for Timestamp {
     }
 }
 
-impl From<Timestamp> for std::time::SystemTime {
-    /// The instant (the offset only records how the writer saw it).
-    fn from(t: Timestamp) -> std::time::SystemTime {
+impl TryFrom<Timestamp> for std::time::SystemTime {
+    type Error = Error;
+
+    /// The instant (the offset only records how the writer saw it);
+    /// `InvalidArgument` where the platform's `SystemTime` cannot hold it.
+    fn try_from(t: Timestamp) -> Result<std::time::SystemTime> {
         let d = std::time::Duration::from_micros(t.micros.unsigned_abs());
-        if t.micros >= 0 {
-            std::time::UNIX_EPOCH + d
+        let at = if t.micros >= 0 {
+            std::time::UNIX_EPOCH.checked_add(d)
         } else {
-            std::time::UNIX_EPOCH - d
-        }
+            std::time::UNIX_EPOCH.checked_sub(d)
+        };
+        at.ok_or_else(|| {
+            Error::invalid(format!(
+                "timestamp {} µs from the epoch is beyond this platform's SystemTime",
+                t.micros
+            ))
+        })
     }
 }
 
