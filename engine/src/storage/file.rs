@@ -151,9 +151,18 @@ pub struct OsFile {
 }
 
 impl OsFile {
-    fn note_locked(&self) {
-        if !self.locked.swap(true, Ordering::AcqRel) {
-            crate::storage::shm::register_fd(self.file.as_raw_fd());
+    /// What a non-blocking `flock` attempt came to: `Ok(false)` when
+    /// another holder has the lock.
+    fn took(&self, attempt: io::Result<()>) -> io::Result<bool> {
+        match attempt {
+            Ok(()) => {
+                if !self.locked.swap(true, Ordering::AcqRel) {
+                    crate::storage::shm::register_fd(self.file.as_raw_fd());
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(false),
+            Err(e) => Err(e),
         }
     }
 }
@@ -188,14 +197,7 @@ impl StorageFile for OsFile {
     }
 
     fn try_lock_exclusive(&self) -> io::Result<bool> {
-        match fs2::FileExt::try_lock_exclusive(&self.file) {
-            Ok(()) => {
-                self.note_locked();
-                Ok(true)
-            }
-            Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.took(fs2::FileExt::try_lock_exclusive(&self.file))
     }
 
     fn unlock(&self) -> io::Result<()> {
@@ -207,13 +209,6 @@ impl StorageFile for OsFile {
     }
 
     fn try_lock_shared(&self) -> io::Result<bool> {
-        match fs2::FileExt::try_lock_shared(&self.file) {
-            Ok(()) => {
-                self.note_locked();
-                Ok(true)
-            }
-            Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.took(fs2::FileExt::try_lock_shared(&self.file))
     }
 }
