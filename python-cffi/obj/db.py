@@ -652,10 +652,9 @@ class Db:
     def query(self, what: Any) -> Query:
         """A lazy, immutable query over a document class or collection. On
         a writable handle, indexes that the class declares and the file
-        lacks are built first (a write transaction), as its first write
-        would."""
+        lacks are built (a write transaction) when the query first runs, as
+        the class's first write would build them."""
         self._handle()
-        self._build_declared_indexes(what)
         return Query(self, what)
 
     def collections(self) -> list[str]:

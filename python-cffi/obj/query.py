@@ -280,6 +280,16 @@ class Query:
     iterating. Results are ``(id, doc)`` pairs: instances for a document
     class, dicts (or bytes) for a collection name."""
 
+    def _snapshot(self) -> Any:
+        """A read transaction of its own, for a query of the Db (not of a
+        transaction), once the indexes its class declares and the file
+        lacks are built (``Db._build_declared_indexes``): built where the
+        query runs, on the thread that runs it (an AsyncDb's worker, never
+        its event loop)."""
+        if self._schema is not None:
+            self._db._build_declared_indexes(self._schema.cls)
+        return self._db.read_transaction()
+
     def __init__(self, db: Db, what: Any, txn: ReadTxn | None = None) -> None:
         if type(what) is str:
             self._schema = None
@@ -505,7 +515,7 @@ class Query:
         if self._txn is not None:
             yield from self._run(self._txn)
             return
-        with self._db.read_transaction() as tx:
+        with self._snapshot() as tx:
             yield from self._run(tx)
 
     __iter__ = iter
@@ -514,7 +524,7 @@ class Query:
         """All results as a list of ``(id, doc)``."""
         if self._txn is not None:
             return list(self._run(self._txn))
-        with self._db.read_transaction() as tx:
+        with self._snapshot() as tx:
             return list(self._run(tx))
 
     def first(self) -> tuple[int, Any] | None:
@@ -549,7 +559,7 @@ class Query:
 
         if self._txn is not None:
             return run(self._txn)
-        with self._db.read_transaction() as tx:
+        with self._snapshot() as tx:
             return run(tx)
 
     def explain(self) -> str:
@@ -569,7 +579,7 @@ class Query:
 
         if self._txn is not None:
             return run(self._txn)
-        with self._db.read_transaction() as tx:
+        with self._snapshot() as tx:
             return run(tx)
 
     def explain_json(self) -> dict:
@@ -582,7 +592,7 @@ class Query:
 
         if self._txn is not None:
             return run(self._txn)
-        with self._db.read_transaction() as tx:
+        with self._snapshot() as tx:
             return run(tx)
 
     def __repr__(self) -> str:

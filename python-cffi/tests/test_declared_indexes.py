@@ -86,3 +86,13 @@ def test_documents_of_an_older_version_are_migrated_into_the_new_index(path):
     with obj.Db(path) as db:
         assert db.find_unique(Renamed, "email", "m2@x") == Renamed("m2@x")
         assert [r.header.type_version for r in db.dump_raw("renamed")] == [2, 2, 2]
+
+
+async def test_an_async_query_builds_them_when_it_runs_not_when_it_is_built(path):
+    _write_plain(path)
+    adb = obj.AsyncDb(path)
+    q = adb.query(User).index_range("email", "u3@x", "u3@x")  # on the event loop: writes nothing yet
+    assert [i.name for i in (await adb.stat()).collections[0].indexes] == []
+    assert [u for _, u in await q.fetch()] == [User("u3@x", "paris")]  # built on a worker, then read
+    assert {i.name for i in (await adb.stat()).collections[0].indexes} == {"email", "city"}
+    await adb.close()
