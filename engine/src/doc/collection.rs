@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::btree::{self, ValueGuard};
 use crate::doc::codec::{
-    decode_header, decode_value, decode_value_at, encode_document_versioned, encode_raw_document,
+    decode_header, decode_value, decode_value_at, encode_document_versioned, encode_raw_document, DocHeader,
     MemNameDict, NameLookup, PathStep, TopFields,
 };
 use crate::doc::json::{document_from_json_slice, documents_from_json_slice, write_stored_json};
@@ -332,11 +332,29 @@ pub fn list_collections<T: ReadableTxn>(txn: &T) -> Result<Vec<String>> {
 
 /// Decodes a stored document into a value (an error for a RAW one).
 pub(crate) fn decode_stored(bytes: &[u8], names: &impl NameLookup) -> Result<(u32, Value)> {
+    let (header, payload) = structured(bytes)?;
+    Ok((header.schema_version, decode_value(payload, names)?))
+}
+
+/// A stored document (header and payload) as a [`Document`](crate::Document)
+/// `D`: straight from its encoding when its schema version is `D::VERSION`,
+/// otherwise decoded and passed through [`Document::migrate`](crate::Document::migrate).
+pub(crate) fn stored_doc<D: crate::Document>(bytes: &[u8], names: &impl NameLookup) -> Result<D> {
+    let (header, payload) = structured(bytes)?;
+    if header.schema_version == D::VERSION {
+        return from_encoded(payload, names);
+    }
+    crate::doc::typed::migrated(header.schema_version, decode_value(payload, names)?)
+}
+
+/// The header and payload of a stored structured document (raw bytes are
+/// `InvalidArgument`).
+fn structured(bytes: &[u8]) -> Result<(DocHeader, &[u8])> {
     let (header, payload) = decode_header(bytes)?;
     if header.is_raw() {
         return Err(Error::invalid("document is raw bytes, not a structured document"));
     }
-    Ok((header.schema_version, decode_value(payload, names)?))
+    Ok((header, payload))
 }
 
 /// Read access to one collection within a transaction (a write
@@ -445,15 +463,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     pub fn get_doc<D: crate::Document>(&self, id: u64) -> Result<Option<D>> {
         self.st.check_documents()?;
         let Some(bytes) = self.stored(id)? else { return Ok(None) };
-        let (header, payload) = decode_header(&bytes)?;
-        if header.is_raw() {
-            return Err(Error::invalid("document is raw bytes, not a structured document"));
-        }
-        if header.schema_version == D::VERSION {
-            return from_encoded(payload, &self.st.dict).map(Some);
-        }
-        let doc = decode_value(payload, &self.st.dict)?;
-        crate::doc::typed::migrated(header.schema_version, doc).map(Some)
+        stored_doc(&bytes, &self.st.dict).map(Some)
     }
 
     /// [`get_doc`](Self::get_doc) of each id, in the same order (`None` for
@@ -531,8 +541,22 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         }
     }
 
+    /// [`find_unique`](Self::find_unique), reading the document as a
+    /// [`Document`](crate::Document) `D` like [`get_doc`](Self::get_doc)
+    /// (migrated if older).
+    pub fn find_unique_doc<D: crate::Document>(
+        &self,
+        index: &str,
+        values: &[Value],
+    ) -> Result<Option<(u64, D)>> {
+        match self.unique_id(index, values)? {
+            Some(id) => Ok(self.get_doc(id)?.map(|d| (id, d))),
+            None => Ok(None),
+        }
+    }
+
     /// The id that unique index `index` holds for `values`.
-    pub(crate) fn unique_id(&self, index: &str, values: &[Value]) -> Result<Option<u64>> {
+    fn unique_id(&self, index: &str, values: &[Value]) -> Result<Option<u64>> {
         self.st.check_documents()?;
         let info = self.st.index(index)?;
         if info.spec.kind != IndexKind::Unique {

@@ -182,11 +182,7 @@ impl Db {
         if !has_collection(&rx, T::COLLECTION)? {
             return Ok(None);
         }
-        let c = rx.collection(T::COLLECTION)?;
-        match c.unique_id(index, values)? {
-            Some(id) => Ok(c.get_doc(id)?.map(|d| (id, d))),
-            None => Ok(None),
-        }
+        rx.collection(T::COLLECTION)?.find_unique_doc(index, values)
     }
 
     /// Every document of `T::COLLECTION` in id order.

@@ -33,7 +33,7 @@ use crate::btree::{Cursor, Range};
 use crate::doc::codec::{
     decode_header, decode_value, encoded_number, encoded_str_bytes, tag, NameLookup, PathStep, TopFields,
 };
-use crate::doc::collection::{decode_stored, id_key, CollState};
+use crate::doc::collection::{decode_stored, id_key, stored_doc, CollState};
 use crate::doc::json::{write_json, write_raw_json, write_stored_json};
 use crate::doc::serde_encoded::from_encoded;
 use crate::doc::serde_value::from_value;
@@ -490,14 +490,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     /// first. Mixes freely with `next`.
     pub fn next_doc<D: crate::Document>(&mut self) -> Option<Result<(u64, D)>> {
         self.step(|st, found| match found {
-            Found::Stored(id, bytes) if !st.raw => {
-                let (header, payload) = decode_header(bytes)?;
-                if header.schema_version == D::VERSION {
-                    return Ok((id, from_encoded(payload, &st.dict)?));
-                }
-                let (version, doc) = decode_stored(bytes, &st.dict)?;
-                Ok((id, crate::doc::typed::migrated(version, doc)?))
-            }
+            Found::Stored(id, bytes) if !st.raw => Ok((id, stored_doc(bytes, &st.dict)?)),
             Found::Stored(id, bytes) => Ok((id, from_value(decode(st, bytes)?.1)?)),
             Found::Decoded(id, version, doc) => Ok((id, crate::doc::typed::migrated(version, doc)?)),
         })
