@@ -17,7 +17,7 @@ import concurrent.futures
 import functools
 import os
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from typing import Any, Callable
 
 from .db import Db
@@ -105,34 +105,33 @@ def _take(it: Iterator, batch: int) -> list:
     return out
 
 
-async def _aiter_pinned(make: Callable[[], Iterable], batch: int = 256) -> AsyncIterator:
-    """Drives a blocking iterator in one pinned thread, a batch per hop."""
-    pin = _Pinned()
-    it: Any = None
-
-    def start() -> None:
-        nonlocal it
-        it = iter(make())
-
-    def chunk() -> list:
-        return _take(it, batch)
-
-    def stop() -> None:
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()
-
+async def _batches(run: Callable[..., Awaitable], make: Callable[[], Iterable], batch: int = 256) -> AsyncIterator:
+    """Drives the blocking iterator ``make()`` a batch per hop, each step
+    (making it, every batch, closing it) through ``await run(fn, *args)``."""
+    it = await run(lambda: iter(make()))
     try:
-        await pin.run(start)
         while True:
-            items = await pin.run(chunk)
+            items = await run(_take, it, batch)
             if not items:
                 return
             for x in items:
                 yield x
     finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            await run(close)
+
+
+async def _aiter_pinned(make: Callable[[], Iterable], batch: int = 256) -> AsyncIterator:
+    """Drives a blocking iterator in one pinned thread, a batch per hop."""
+    pin = _Pinned()
+    inner = _batches(pin.run, make, batch)
+    try:
+        async for x in inner:
+            yield x
+    finally:
         try:
-            await pin.run(stop)
+            await inner.aclose()  # (closes the blocking iterator on the thread)
         finally:
             pin.shutdown()
 
@@ -362,10 +361,8 @@ class AsyncTxn:
         """Runs ``fn`` on the transaction's thread (an iterator it returns is
         drained there too); inline once the transaction is finished, where
         it raises what the blocking API raises."""
-        if not self._live():
-            return fn(*a, **k)
-        r = await self._pin.run(functools.partial(fn, *a, **k))
-        if hasattr(r, "__next__"):  # an iterator: drain it on this thread
+        r = await self._on_thread(functools.partial(fn, *a, **k))
+        if hasattr(r, "__next__") and self._live():  # an iterator: drain it on this thread
             r = await self._pin.run(list, r)
         return r
 
@@ -411,31 +408,24 @@ class AsyncTxn:
         self._live()
         return AsyncKv(self, self._tx.kv(namespace))
 
+    async def _on_thread(self, fn: Callable, *a: Any) -> Any:
+        """``fn(*a)`` on the transaction's thread while it lives; inline once
+        it is finished, where it raises what the blocking API raises."""
+        if not self._live():
+            return fn(*a)
+        return await self._pin.run(fn, *a)
+
     async def _iter(self, make: Callable, batch: int = 256) -> AsyncIterator:
         # Streams in batches on the transaction's thread, so a scan of a big
-        # collection holds one batch at a time, never the whole result. Once
-        # the transaction has ended, the next batch is read inline, where the
-        # blocking iterator raises what the blocking API raises.
+        # collection holds one batch at a time, never the whole result.
         if not self._live():
             self._tx._handle()  # raises: the transaction is finished
-        it = await self._pin.run(lambda: iter(make()))
+        inner = _batches(self._on_thread, make, batch)
         try:
-            while True:
-                if self._live():
-                    items = await self._pin.run(_take, it, batch)
-                else:
-                    items = _take(it, batch)
-                if not items:
-                    return
-                for x in items:
-                    yield x
+            async for x in inner:
+                yield x
         finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                if self._live():
-                    await self._pin.run(close)
-                else:
-                    close()
+            await inner.aclose()
 
 
 class AsyncDb:

@@ -602,7 +602,7 @@ class Db:
         write cannot run now (another writer holds the lock past the busy
         timeout, this thread holds a write transaction), the read goes on
         and says what it finds."""
-        s = schema_of(what) if type(what) is not str and not isinstance(what, dict) else None
+        s = schema_of(what)
         if s is None or self.read_only or "." in s.collection:
             return
         key = (s.collection, s.cls)
