@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, PageNo, Result};
@@ -123,14 +124,88 @@ struct Local {
 }
 
 impl Local {
-    fn reset(&mut self, generation: u64) {
+    fn reset(&mut self, generation: u64, filter: &PageFilter) {
         self.generation = generation;
         self.max_frame = 0;
         self.map.clear();
+        filter.reset(generation);
+    }
+
+    /// Records that `frame` holds a version of `pgno`.
+    fn push(&mut self, pgno: PageNo, frame: u64, filter: &PageFilter) {
+        filter.add(pgno);
+        self.map.entry(pgno).or_default().push(frame);
     }
 
     fn newest(&self, pgno: PageNo, max_frame: u64) -> Option<u64> {
         self.map.get(&pgno)?.newest(max_frame)
+    }
+}
+
+/// Which pages may have a frame in the private map's generation: one bit
+/// per page number modulo the filter's size, set before a frame of the
+/// page enters the map and cleared only when the map is reset. A reader
+/// whose page's bit is clear knows, without taking the map's lock, that the
+/// page lives in the main file. Every page read by every thread of a handle
+/// would otherwise take that lock, and with two threads reading the lock
+/// word moves between their cores on every read.
+#[derive(Debug)]
+struct PageFilter {
+    /// Even while the bits are valid for `generation`; odd while a reset
+    /// rewrites them (a reader seeing it change does not trust its bit).
+    version: AtomicU64,
+    generation: AtomicU64,
+    bits: Box<[AtomicU64]>,
+}
+
+/// Bits in the filter: with the WAL's usual 1,000 frames at most as many
+/// pages are set, so about 1.5% of other pages share a bit with one.
+const FILTER_BITS: usize = 1 << 16;
+
+impl PageFilter {
+    fn new() -> Self {
+        PageFilter {
+            version: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            bits: (0..FILTER_BITS / 64).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn word_and_bit(pgno: PageNo) -> (usize, u64) {
+        let i = pgno as usize % FILTER_BITS;
+        (i / 64, 1 << (i % 64))
+    }
+
+    /// Called with the map's write lock held, before the frame is in the
+    /// map, so that no reader can find the frame and miss the bit.
+    fn add(&self, pgno: PageNo) {
+        let (w, bit) = Self::word_and_bit(pgno);
+        if self.bits[w].load(Ordering::Relaxed) & bit == 0 {
+            self.bits[w].fetch_or(bit, Ordering::Release);
+        }
+    }
+
+    /// Empties the filter for `generation` (map's write lock held).
+    fn reset(&self, generation: u64) {
+        self.version.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        for w in self.bits.iter() {
+            w.store(0, Ordering::Relaxed);
+        }
+        self.generation.store(generation, Ordering::Relaxed);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// True when `pgno` surely has no frame in `generation` in the map.
+    fn surely_absent(&self, pgno: PageNo, generation: u64) -> bool {
+        let v = self.version.load(Ordering::Acquire);
+        if v % 2 == 1 || self.generation.load(Ordering::Relaxed) != generation {
+            return false;
+        }
+        let (w, bit) = Self::word_and_bit(pgno);
+        let clear = self.bits[w].load(Ordering::Acquire) & bit == 0;
+        fence(Ordering::Acquire);
+        clear && self.version.load(Ordering::Relaxed) == v
     }
 }
 
@@ -152,6 +227,7 @@ pub struct WalIndex {
     shm: Arc<dyn ShmFile>,
     locks: LockTable,
     local: RwLock<Local>,
+    filter: PageFilter,
 }
 
 fn io(what: &str, e: std::io::Error) -> Error {
@@ -161,7 +237,7 @@ fn io(what: &str, e: std::io::Error) -> Error {
 impl WalIndex {
     /// An index over `shm`, whose locks this handle tracks in `locks`.
     pub fn new(shm: Arc<dyn ShmFile>, locks: LockTable) -> Self {
-        WalIndex { shm, locks, local: RwLock::new(Local::default()) }
+        WalIndex { shm, locks, local: RwLock::new(Local::default()), filter: PageFilter::new() }
     }
 
     /// The shared region.
@@ -221,7 +297,7 @@ impl WalIndex {
         let mut outcome = Refresh::Current;
         if l.epoch != h.epoch {
             l.epoch = h.epoch;
-            l.reset(h.generation);
+            l.reset(h.generation, &self.filter);
             outcome = Refresh::Rebuilt;
         }
         // The local map is shared by every thread of this handle and only
@@ -237,14 +313,14 @@ impl WalIndex {
             return Ok(Refresh::Retry);
         }
         if l.generation != h.generation {
-            l.reset(h.generation);
+            l.reset(h.generation, &self.filter);
         }
         if h.max_frame > l.max_frame {
             self.shm.map(shm::FRAMES_AT + 4 * h.max_frame as usize, false).map_err(|e| io("mapping", e))?;
             let from = l.max_frame + 1;
             for frame in from..=h.max_frame {
                 let pgno = self.shm.load_u32(shm::frame_offset(frame));
-                l.map.entry(pgno).or_default().push(frame);
+                l.push(pgno, frame, &self.filter);
             }
             // The frames read belong to this generation only if it is
             // still current (a restart rewrites the array after moving on).
@@ -257,7 +333,7 @@ impl WalIndex {
                     l.max_frame = h.max_frame;
                 }
                 _ => {
-                    l.reset(h.generation);
+                    l.reset(h.generation, &self.filter);
                     return Ok(Refresh::Retry);
                 }
             }
@@ -275,6 +351,9 @@ impl WalIndex {
             // generation, and stays so while the snapshot lives: it holds
             // slot 0, which keeps checkpoints out (or it is the writer, the
             // only one that checkpoints). Skips the map's lock.
+            return ((mark.generation | BASE_KEY, pgno as u64), PageSource::Main);
+        }
+        if self.filter.surely_absent(pgno, mark.generation) {
             return ((mark.generation | BASE_KEY, pgno as u64), PageSource::Main);
         }
         let l = self.local.read().unwrap_or_else(|p| p.into_inner());
@@ -406,7 +485,7 @@ impl WalIndex {
         let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
         if l.generation == h.generation && l.epoch == h.epoch && l.max_frame + 1 == first {
             for (i, &pgno) in pgnos.iter().enumerate() {
-                l.map.entry(pgno).or_default().push(first + i as u64);
+                l.push(pgno, first + i as u64, &self.filter);
             }
             l.max_frame = h.max_frame;
         }
@@ -509,7 +588,7 @@ impl WalIndex {
         }
         {
             let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
-            l.reset(h.generation);
+            l.reset(h.generation, &self.filter);
             l.epoch = h.epoch;
         }
         for i in 1..READ_SLOTS {
@@ -551,10 +630,10 @@ impl WalIndex {
         }
         write_header(shm, h);
         let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
-        l.reset(h.generation);
+        l.reset(h.generation, &self.filter);
         l.epoch = h.epoch;
         for &(frame, pgno) in frames {
-            l.map.entry(pgno).or_default().push(frame);
+            l.push(pgno, frame, &self.filter);
         }
         l.max_frame = h.max_frame;
         Ok(())
@@ -630,5 +709,29 @@ mod tests {
         assert_eq!(idx.locate(5, &r3), ((2 | BASE_KEY, 5), PageSource::Main));
         idx.end_read(&r3);
         assert_eq!(idx.reader_count(), 0);
+    }
+
+    #[test]
+    fn page_filter_never_hides_a_page_with_a_frame() {
+        let f = PageFilter::new();
+        let mut l = Local::default();
+        l.reset(7, &f);
+        let with_frames = [1u32, 2, 900, 65_537, 1 << 20];
+        for (i, &p) in with_frames.iter().enumerate() {
+            l.push(p, i as u64 + 1, &f);
+        }
+        for &p in &with_frames {
+            assert!(!f.surely_absent(p, 7), "page {p} has a frame");
+        }
+        // Another page sharing a bit is not claimed absent either; most
+        // pages are.
+        assert!(!f.surely_absent(1 + FILTER_BITS as u32, 7));
+        let absent = (3..2000u32).filter(|&p| p != 900 && f.surely_absent(p, 7)).count();
+        assert_eq!(absent, 1997 - 1);
+        // Another generation: the filter knows nothing of it.
+        assert!(!f.surely_absent(3, 8));
+        l.reset(8, &f);
+        assert!(f.surely_absent(1, 8), "a reset empties the filter");
+        assert!(!f.surely_absent(1, 7), "and it no longer speaks for generation 7");
     }
 }
