@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from typing import Any, Callable
 
 from .db import Db
-from .errors import InvalidArgumentError
+from .errors import BusyError, InvalidArgumentError
 from .kv import KvNamespace
 from .query import Query
 
@@ -296,11 +296,15 @@ class AsyncTxn:
                                        "with adb.transaction()")
         db = self._adb._db
         db._handle()  # a closed Db: ClosedError, as the blocking API raises
+        if self._write:
+            self._adb._no_nested_write()
         try:
             self._tx = await self._pin.run(db.transaction if self._write else db.read_transaction)
         except BaseException:
             self._pin.shutdown()
             raise
+        if self._write:
+            self._adb._writer_task = asyncio.current_task()
         return self
 
     async def __aexit__(self, et: Any, ev: Any, tb: Any) -> None:
@@ -323,6 +327,8 @@ class AsyncTxn:
             await self._pin.run_to_end(finish, lambda: aborted.append(True))
         finally:
             self._pin.shutdown()
+            if self._write and self._adb._writer_task is asyncio.current_task():
+                self._adb._writer_task = None
 
     def __repr__(self) -> str:
         kind = "transaction" if self._write else "read_transaction"
@@ -457,6 +463,8 @@ class AsyncDb:
         # while it awaits this read).
         self._ex = concurrent.futures.ThreadPoolExecutor(max_workers=n, thread_name_prefix="obj")
         self._wex = concurrent.futures.ThreadPoolExecutor(max_workers=n, thread_name_prefix="obj-w")
+        # The task inside an open `async with adb.transaction()`, if any.
+        self._writer_task: asyncio.Task | None = None
 
     @classmethod
     async def open(cls, path: str | os.PathLike, **options: Any) -> AsyncDb:
@@ -479,7 +487,20 @@ class AsyncDb:
 
     async def _run_write(self, fn: Callable, *args: Any, **kw: Any) -> Any:
         """Runs a call that takes the write lock on a writer thread."""
+        self._no_nested_write()
         return await self._submit(self._wex, fn, args, kw)
+
+    def _no_nested_write(self) -> None:
+        """BusyError at once when the calling task is inside an open write
+        transaction of this database, as the blocking API raises on its
+        thread: the nested write would wait for the transaction that waits
+        for it (the busy timeout, then BusyError)."""
+        if self._writer_task is not None and self._writer_task is asyncio.current_task():
+            raise BusyError(
+                f"this task already holds the open write transaction of {self._db.path!r}; a nested write "
+                f"(adb.transaction() or a one-call write such as adb.insert) cannot begin until it ends: "
+                f"write through the open transaction (await tx.insert(...)) instead"
+            )
 
     def _runner(self, name: str) -> Callable:
         """How to run method ``name`` (of Db or of a key-value namespace)."""
