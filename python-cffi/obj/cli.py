@@ -449,7 +449,7 @@ class _Loader:
         self.seen = 0
         self.n = 0  # documents written
         self.kv_n = 0  # key-value entries written
-        self.batch: list[tuple[int, int, bytes]] = []
+        self.batch: list[tuple[int, int, bytes, int]] = []  # (id, version, JSON, its line number)
 
     def header_line(self, h: dict) -> None:
         import obj
@@ -495,60 +495,85 @@ class _Loader:
             # stay unused too, as in the dumped database.
             tx._c_raise_next_id(cname, next_id)
 
-    def add(self, line: bytes) -> None:
+    def add(self, line: bytes, lineno: int = 0) -> None:
         import obj
 
         if self.whole and self.header is None:
             raise obj.InvalidArgumentError("a line before any section header: without a COLLECTION the input "
                                            "must be a whole-database dump ('obj dump FILE')")
         if self.kv is not None:
-            self.batch.append((0, 0, line))
+            self.batch.append((0, 0, line, lineno))
         elif self.header is not None or self.keep_ids:
-            self.batch.append(_record(line, self.keep_ids))
+            self.batch.append((*_record(line, self.keep_ids), lineno))
         else:
-            self.batch.append((0, 0, line))
+            self.batch.append((0, 0, line, lineno))
         self.seen += 1
 
     def flush(self) -> None:
+        """Writes the batch. An error names the line of the document that
+        caused it (its ``line`` attribute), not the last line read."""
         import obj
 
         batch, tx = self.batch, self.tx
         if not batch:
             return
-        if self.kv is not None:
-            for _, _, line in batch:
-                rec = obj._codec.loads(line)
-                if not (isinstance(rec, dict) and rec.keys() == {"key", "value"}
-                        and isinstance(rec["key"], bytes) and isinstance(rec["value"], bytes)):
-                    raise obj.InvalidArgumentError(
-                        'a key-value section\'s lines hold {"key": {"$bytes": ...}, "value": {"$bytes": ...}}')
-                self.kv.put(rec["key"], rec["value"])
-            self.kv_n += len(batch)
-            batch.clear()
-            return
-        cname = tx._wname(self.collection)
-        if self.kind == "raw":
-            for doc_id, _v, doc in batch:
-                data = obj._codec.loads(doc)
-                if not isinstance(data, bytes):
-                    raise obj.InvalidArgumentError('a raw collection\'s lines hold {"$bytes": "<base64>"}')
-                if self.keep_ids:
-                    tx._c_raw_upsert(cname, doc_id, data)
-                else:
-                    tx._c_raw_insert(cname, data)
-        elif self.keep_ids:
-            for doc_id, v, doc in batch:
-                tx._c_doc_upsert(cname, doc_id, doc, v)
-        else:
-            i = 0
-            while i < len(batch):  # one call per run of documents of one version
-                v = batch[i][1]
-                j = i
-                while j < len(batch) and batch[j][1] == v:
-                    j += 1
-                js = b"[" + b",".join(d for _, _, d in batch[i:j]) + b"]"
-                tx._c_doc_insert_many(cname, js, j - i, v)
-                i = j
+        lineno = 0
+        try:
+            if self.kv is not None:
+                for _, _, line, lineno in batch:  # noqa: B007 - lineno names the line an error is in
+                    rec = obj._codec.loads(line)
+                    if not (isinstance(rec, dict) and rec.keys() == {"key", "value"}
+                            and isinstance(rec["key"], bytes) and isinstance(rec["value"], bytes)):
+                        raise obj.InvalidArgumentError(
+                            'a key-value section\'s lines hold {"key": {"$bytes": ...}, "value": {"$bytes": ...}}')
+                    self.kv.put(rec["key"], rec["value"])
+                self.kv_n += len(batch)
+                batch.clear()
+                return
+            cname = tx._wname(self.collection)
+            if self.kind == "raw":
+                for doc_id, _v, doc, lineno in batch:  # noqa: B007 - as above
+                    data = obj._codec.loads(doc)
+                    if not isinstance(data, bytes):
+                        raise obj.InvalidArgumentError('a raw collection\'s lines hold {"$bytes": "<base64>"}')
+                    if self.keep_ids:
+                        tx._c_raw_upsert(cname, doc_id, data)
+                    else:
+                        tx._c_raw_insert(cname, data)
+            elif self.keep_ids:
+                for doc_id, v, doc, lineno in batch:  # noqa: B007 - as above
+                    tx._c_doc_upsert(cname, doc_id, doc, v)
+            else:
+                i = 0
+                while i < len(batch):  # one call per run of documents of one version
+                    v = batch[i][1]
+                    j = i
+                    while j < len(batch) and batch[j][1] == v:
+                        j += 1
+                    lineno = batch[i][3]
+                    js = b"[" + b",".join(d for _, _, d, _n in batch[i:j]) + b"]"
+                    try:
+                        tx._c_doc_insert_many(cname, js, j - i, v)
+                    except obj.InvalidArgumentError:
+                        # The call wrote nothing; its error names a column of
+                        # the joined batch. Insert one at a time to find the
+                        # document at fault, and raise its own error (the
+                        # transaction is rolled back all the same).
+                        for _, _, doc, lineno in batch[i:j]:  # noqa: B007 - as above
+                            tx._c_doc_insert_many(cname, b"[" + doc + b"]", 1, v)
+                        raise
+                    i = j
+        except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
+            if lineno:
+                e.line = lineno  # type: ignore[attr-defined]
+            raise
+        except (obj.ObjError, OSError):
+            raise
+        except Exception as e:  # noqa: BLE001 - a line the decoder refused (bad JSON, bad base64)
+            err = obj.InvalidArgumentError(f"{type(e).__name__}: {e}")
+            if lineno:
+                err.line = lineno  # type: ignore[attr-defined]
+            raise err from None
         self.n += len(batch)
         batch.clear()
 
@@ -625,18 +650,19 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int) -> _Load
                         if isinstance(h, dict) and "obj_export" in h:
                             ld.header_line(h)
                             continue
-                    ld.add(line)
+                    ld.add(line, lineno)
                     if len(ld.batch) >= a.batch:
                         ld.flush()
                         prog.show(read, ld.n)
                 ld.flush()
                 ld.end_section()
             except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
-                raise type(e)(f"near line {lineno}: {e}") from None
+                at = getattr(e, "line", None)
+                raise type(e)(f"line {at or lineno}: {e}") from None
             except (obj.ObjError, OSError):
                 raise  # the database's or the input's own failure (busy, I/O, ...): main reports it
             except Exception as e:  # noqa: BLE001 - bad input no check above caught: one line, no traceback
-                raise obj.InvalidArgumentError(f"near line {lineno}: {type(e).__name__}: {e}") from None
+                raise obj.InvalidArgumentError(f"line {lineno}: {type(e).__name__}: {e}") from None
         prog.show(total or read, ld.n)
         prog.end()
     return ld

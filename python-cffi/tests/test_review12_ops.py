@@ -1,0 +1,80 @@
+"""Review 12: operating a database (dump and load, attach, backup, rekey)
+from Python and from the command line, as an operator meets them."""
+
+import subprocess
+import sys
+
+import obj
+from obj import cli
+
+
+def run(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "obj", *args], capture_output=True, input=stdin)
+
+
+def _err(r):
+    return r.stderr.decode("utf-8", "replace")
+
+
+# -- load: the error names the line at fault, not the last line of its batch --------
+
+
+def test_a_malformed_plain_line_is_named_by_its_own_line_number(tmp_path):
+    target = tmp_path / "new.obj"
+    lines = b'{"a": 1}\n{"a": 2}\n{bad json}\n{"a": 4}\n{"a": 5}\n'
+    r = run("load", str(target), "things", stdin=lines)
+    assert r.returncode == cli.EXIT_ERROR
+    assert _err(r).startswith("obj: load: line 3: "), _err(r)
+    assert _err(r).count("\n") == 1 and "Traceback" not in _err(r)
+    assert not target.exists()
+
+
+def test_a_malformed_line_of_a_dump_is_named_by_its_own_line_number(tmp_path):
+    src = tmp_path / "src.obj"
+    with obj.Db(src) as db:
+        db.insert_many("c", [{"n": i} for i in range(20)])
+    dump = run("dump", str(src), "c").stdout.split(b"\n")
+    assert dump[5] == b'{"id":5,"doc":{"n":4}}'
+    dump[5] = b'{"id":5,"doc":{"n":4 oops}}'  # line 6 (the header is line 1)
+    for extra in ([], ["--ids"]):
+        r = run("load", str(tmp_path / "copy.obj"), "c", *extra, stdin=b"\n".join(dump))
+        assert r.returncode == cli.EXIT_ERROR
+        assert _err(r).startswith("obj: load: line 6: "), (extra, _err(r))
+    assert not (tmp_path / "copy.obj").exists()
+
+
+def test_a_unique_conflict_names_the_line_of_the_conflicting_document(tmp_path):
+    target = tmp_path / "t.obj"
+    with obj.Db(target) as db:
+        db.create_index("users", "by_email", ["email"], kind="unique")
+        db.insert("users", {"email": "taken@x"})
+    lines = b"".join(b'{"email": "u%d@x"}\n' % i for i in range(10))
+    lines += b'{"email": "taken@x"}\n' + b'{"email": "later@x"}\n'  # line 11
+    r = run("load", str(target), "users", stdin=lines)
+    assert r.returncode == cli.EXIT_ERROR
+    assert _err(r).startswith("obj: load: line 11: constraint violated"), _err(r)
+    # a duplicate within the input: the second one is at fault
+    r = run("load", str(target), "users", stdin=b'{"email": "a"}\n{"email": "b"}\n{"email": "a"}\n')
+    assert _err(r).startswith("obj: load: line 3: constraint violated"), _err(r)
+    with obj.Db(target) as db:
+        assert db.count("users") == 1  # nothing loaded
+
+
+def test_bad_lines_of_raw_and_key_value_sections_are_named(tmp_path):
+    src = tmp_path / "src.obj"
+    with obj.Db(src) as db:
+        db.insert_many("blobs", [b"a", b"b", b"c"])
+        db.kv("kv").put(b"k1", b"v1")
+        db.kv("kv").put(b"k2", b"v2")
+    lines = run("dump", str(src)).stdout.split(b"\n")
+    # header blobs (1), 3 blobs (2-4), header kv (5), 2 entries (6-7)
+    assert lines[0].startswith(b'{"obj_export":1,"collection":"blobs"') and lines[4].startswith(b'{"obj_export":1,"kv"')
+    bad_raw = list(lines)
+    bad_raw[2] = b'{"id":2,"doc":{"$bytes":"Yg=="'
+    r = run("load", str(tmp_path / "a.obj"), stdin=b"\n".join(bad_raw))
+    assert r.returncode == cli.EXIT_ERROR and _err(r).startswith("obj: load: line 3: "), _err(r)
+    bad_kv = list(lines)
+    bad_kv[6] = b'{"key":{"$bytes":"azI="}}'
+    r = run("load", str(tmp_path / "b.obj"), stdin=b"\n".join(bad_kv))
+    assert r.returncode == cli.EXIT_ERROR and _err(r).startswith("obj: load: line 7: "), _err(r)
+    assert not (tmp_path / "a.obj").exists() and not (tmp_path / "b.obj").exists()
