@@ -388,6 +388,22 @@ _VERSION_MAX = 2**32 - 1  # a schema version is a uint32_t
 _ID_MAX = 2**64 - 2  # ids are uint64_t; the largest is reserved
 
 
+def _input_bytes(v: Any, what: str) -> bytes:
+    """The bytes of ``{"$bytes": "<base64>"}`` parsed from the input,
+    checked as strictly as the engine's import does (base64's alphabet,
+    padding optional): ``base64.b64decode`` alone skips what is not base64
+    and would load a damaged line as other bytes."""
+    import obj
+
+    if not (type(v) is dict and v.keys() == {"$bytes"} and type(v["$bytes"]) is str):
+        raise obj.InvalidArgumentError(f'{what} must be {{"$bytes": "<base64>"}}')
+    text = v["$bytes"]
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except ValueError:  # binascii.Error, or a non-ASCII str
+        raise obj.InvalidArgumentError(f'{what}: "$bytes" is not valid base64: {text[:40]!r}') from None
+
+
 def _record(line: bytes, keep_ids: bool) -> tuple[int, int, bytes]:
     """``(id, schema version, document JSON)`` of a ``{"id", "v", "doc"}``
     line; the version must fit a uint32_t, and the id (when ``keep_ids``:
@@ -398,13 +414,15 @@ def _record(line: bytes, keep_ids: bool) -> tuple[int, int, bytes]:
     if m:
         doc_id, v, doc = int(m.group(1)), int(m.group(2) or 0), m.group(3)
     else:
-        rec = obj._codec.loads(line)
+        # The document stays in the engine's JSON form (its "$bytes" and
+        # "$ts" objects are checked by the engine, not revived here).
+        rec = json.loads(line)
         if not isinstance(rec, dict) or "id" not in rec or "doc" not in rec:
             raise obj.InvalidArgumentError('expected {"id": N, "v": V, "doc": {...}} (v optional)')
         doc_id, v = rec["id"], rec.get("v", 0)
         if type(doc_id) is not int or type(v) is not int:
             raise obj.InvalidArgumentError("id and v must be integers")
-        doc = obj._codec.dumps(rec["doc"])
+        doc = json.dumps(rec["doc"], ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     if not 0 <= v <= _VERSION_MAX:
         raise obj.InvalidArgumentError(f"schema version v {str(v)[:24]} is out of range (0 to {_VERSION_MAX})")
     if keep_ids and not 1 <= doc_id <= _ID_MAX:
@@ -521,21 +539,18 @@ class _Loader:
         try:
             if self.kv is not None:
                 for _, _, line, lineno in batch:  # noqa: B007 - lineno names the line an error is in
-                    rec = obj._codec.loads(line)
-                    if not (isinstance(rec, dict) and rec.keys() == {"key", "value"}
-                            and isinstance(rec["key"], bytes) and isinstance(rec["value"], bytes)):
+                    rec = json.loads(line)
+                    if not (isinstance(rec, dict) and rec.keys() == {"key", "value"}):
                         raise obj.InvalidArgumentError(
                             'a key-value section\'s lines hold {"key": {"$bytes": ...}, "value": {"$bytes": ...}}')
-                    self.kv.put(rec["key"], rec["value"])
+                    self.kv.put(_input_bytes(rec["key"], "a key"), _input_bytes(rec["value"], "a value"))
                 self.kv_n += len(batch)
                 batch.clear()
                 return
             cname = tx._wname(self.collection)
             if self.kind == "raw":
                 for doc_id, _v, doc, lineno in batch:  # noqa: B007 - as above
-                    data = obj._codec.loads(doc)
-                    if not isinstance(data, bytes):
-                        raise obj.InvalidArgumentError('a raw collection\'s lines hold {"$bytes": "<base64>"}')
+                    data = _input_bytes(json.loads(doc), "a raw collection's document")
                     if self.keep_ids:
                         tx._c_raw_upsert(cname, doc_id, data)
                     else:

@@ -4,6 +4,8 @@ from Python and from the command line, as an operator meets them."""
 import subprocess
 import sys
 
+import pytest
+
 import obj
 from obj import cli
 
@@ -78,3 +80,51 @@ def test_bad_lines_of_raw_and_key_value_sections_are_named(tmp_path):
     r = run("load", str(tmp_path / "b.obj"), stdin=b"\n".join(bad_kv))
     assert r.returncode == cli.EXIT_ERROR and _err(r).startswith("obj: load: line 7: "), _err(r)
     assert not (tmp_path / "a.obj").exists() and not (tmp_path / "b.obj").exists()
+
+
+# -- load: "$bytes" that is not base64 is refused, as db.import_ refuses it -----------
+
+
+def _whole_dump(tmp_path):
+    src = tmp_path / "src.obj"
+    with obj.Db(src) as db:
+        db.insert_many("blobs", [b"a", b"bb", b"ccc"])
+        db.kv("kv").put(b"k1", b"v1")
+    lines = run("dump", str(src)).stdout.split(b"\n")
+    assert lines[2] == b'{"id":2,"doc":{"$bytes":"YmI="}}'
+    assert lines[5] == b'{"key":{"$bytes":"azE="},"value":{"$bytes":"djE="}}'
+    return lines
+
+
+@pytest.mark.parametrize("where,bad", [
+    (2, b'{"id":2,"doc":{"$bytes":"Ym*I="}}'),                 # raw document, a character outside base64
+    (2, b'{"doc":{"$bytes":"!!!!"},"id":2}'),                  # the same in another key order
+    (2, b'{"id":2,"doc":{"$bytes":"YmI=","x":1}}'),            # not only "$bytes"
+    (5, b'{"key":{"$bytes":"azE="},"value":{"$bytes":"d j E="}}'),  # a key-value entry
+])
+def test_a_load_refuses_bytes_that_are_not_base64_like_db_import(tmp_path, where, bad):
+    lines = _whole_dump(tmp_path)
+    lines[where] = bad
+    data = b"\n".join(lines)
+    target = tmp_path / "copy.obj"
+    r = run("load", str(target), stdin=data)
+    assert r.returncode == cli.EXIT_ERROR, _err(r)
+    assert _err(r).startswith(f"obj: load: line {where + 1}: "), _err(r)
+    assert not target.exists()
+    (tmp_path / "in.jsonl").write_bytes(data)
+    with obj.Db(tmp_path / "imported.obj") as db, pytest.raises(obj.InvalidArgumentError):
+        db.import_(tmp_path / "in.jsonl")
+
+
+def test_a_document_line_in_another_key_order_keeps_its_bytes_for_the_engine_to_check(tmp_path):
+    target = str(tmp_path / "t.obj")
+    r = run("load", target, "docs", "--ids", stdin=b'{"doc": {"b": {"$bytes": "%%%%"}}, "id": 4}\n')
+    assert r.returncode == cli.EXIT_ERROR and "not valid base64" in _err(r), _err(r)
+    r = run("load", target, "docs", "--ids", stdin=b'{"doc": {"b": {"$bytes": "YmI"}, "n": -0.0}, "id": 4}\n')
+    assert r.returncode == 0, _err(r)
+    r = run("load", target, stdin=b"\n".join(_whole_dump(tmp_path)).replace(b'"YmI="', b'"YmI"'))  # unpadded
+    assert r.returncode == 0, _err(r)
+    with obj.Db(target) as db:
+        assert db.get("docs", 4) == {"b": b"bb", "n": -0.0}
+        assert list(db.all("blobs")) == [(1, b"a"), (2, b"bb"), (3, b"ccc")]
+        assert db.kv("kv").get(b"k1") == b"v1"
