@@ -696,8 +696,13 @@ class Db:
         An encrypted file takes its ``key`` or ``passphrase`` (a wrong or
         missing one raises EncryptionError)."""
         self._handle()
-        if not isinstance(namespace, str) or not namespace or "." in namespace:
-            raise InvalidArgumentError("an attach namespace is a non-empty str without '.'")
+        if not isinstance(namespace, str):
+            raise InvalidArgumentError(f"an attach namespace is a str, not {type(namespace).__name__}")
+        # The engine's rule (ops/attach.rs), which C and C++ callers meet.
+        raw = _codec.utf8(namespace, "attach namespace")
+        if not 1 <= len(raw) <= 200 or any(c in namespace for c in "./\0"):
+            raise InvalidArgumentError(
+                f"namespace name {namespace!r:.80} is invalid: 1 to 200 bytes without '.', '/' or NUL")
         # The engine's attach refuses this too: the namespace would hide
         # local collections named "namespace.something".
         hidden = [c for c in self.collections() if c.startswith(namespace + ".")]

@@ -128,3 +128,24 @@ def test_a_document_line_in_another_key_order_keeps_its_bytes_for_the_engine_to_
         assert db.get("docs", 4) == {"b": b"bb", "n": -0.0}
         assert list(db.all("blobs")) == [(1, b"a"), (2, b"bb"), (3, b"ccc")]
         assert db.kv("kv").get(b"k1") == b"v1"
+
+
+# -- attach: the namespace rule is the engine's (as C and C++ callers meet it) -------
+
+
+@pytest.mark.parametrize("ns", ["a/b", "n" * 201, "a\0b", "\ud800", "", "a.b"])
+def test_attach_refuses_a_namespace_the_engine_refuses(tmp_path, ns):
+    from obj._ffi import lib
+
+    other = tmp_path / "other.obj"
+    with obj.Db(other) as db:
+        db.insert("x", {"a": 1})
+    with obj.Db(tmp_path / "main.obj") as db:
+        with pytest.raises(obj.InvalidArgumentError):
+            db.attach(other, ns)
+        assert db.attached() == {}
+        if "\0" not in ns and "\ud800" not in ns:  # what C can pass: the engine refuses it too
+            st = lib.obj_db_attach(db._handle(), str(other).encode(), ns.encode())
+            assert type(obj.errors.error_for_status(st, "")) is obj.InvalidArgumentError
+        db.attach(other, "n" * 200)  # the longest namespace
+        assert db.count("n" * 200 + ".x") == 1
