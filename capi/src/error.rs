@@ -40,14 +40,35 @@ pub enum obj_status {
     OBJ_CONSTRAINT = 11,
 }
 
+/// Room for a message recorded while the thread exits (NUL included).
+const LATE_ERROR_LEN: usize = 512;
+
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// The message of a call made after LAST_ERROR was destroyed at thread
+    /// exit (from a pthread key destructor, which runs after the thread's
+    /// Rust thread-locals are gone): NUL-terminated, cut to fit. It needs no
+    /// destructor, so it is never destroyed and always reachable.
+    static LATE_ERROR: RefCell<[u8; LATE_ERROR_LEN]> = const { RefCell::new([0; LATE_ERROR_LEN]) };
 }
 
 /// Records `message` as this thread's last error.
 pub(crate) fn set_last_error(message: &str) {
-    let c = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+    let mut c = Some(CString::new(message.replace('\0', "\\0")).unwrap_or_default());
+    if LAST_ERROR.try_with(|e| *e.borrow_mut() = c.take().unwrap_or_default()).is_err() {
+        let c = c.unwrap_or_default();
+        let text = c.as_bytes();
+        let mut n = text.len().min(LATE_ERROR_LEN - 1);
+        // Cut at a character boundary: the message stays valid UTF-8.
+        while n > 0 && n < text.len() && (text[n] & 0xC0) == 0x80 {
+            n -= 1;
+        }
+        LATE_ERROR.with(|late| {
+            let mut late = late.borrow_mut();
+            late[..n].copy_from_slice(&text[..n]);
+            late[n] = 0;
+        });
+    }
 }
 
 /// Maps an engine error to its status and records its message.
@@ -88,10 +109,14 @@ pub(crate) fn fence(f: impl FnOnce() -> Result<(), Error>) -> obj_status {
 
 /// The message of the calling thread's most recent failed call ("" if
 /// none). The pointer stays valid until this thread's next obj_* call
-/// other than `obj_last_error`. Never NULL. Thread-safe.
+/// other than `obj_last_error`. Never NULL. Thread-safe. Calls made while
+/// the thread exits (from a pthread key destructor) work too; their
+/// messages are cut to 511 bytes.
 #[no_mangle]
 pub extern "C" fn obj_last_error() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    LAST_ERROR
+        .try_with(|e| e.borrow().as_ptr())
+        .unwrap_or_else(|_| LATE_ERROR.with(|late| late.as_ptr().cast::<c_char>().cast_const()))
 }
 
 /// A short name of a status code ("OBJ_BUSY", ...), or
