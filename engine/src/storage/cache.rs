@@ -85,32 +85,23 @@ impl PageCache {
         &self.shards[h as usize % self.shards.len()].0
     }
 
-    /// The cached page for `key`, if any (counted as a hit or a miss).
+    /// The cached page for `key`, if any.
     pub fn get(&self, key: CacheKey) -> Option<PageRef> {
-        let found = self.find(key);
-        if found.is_none() {
-            self.count_miss(key);
-        }
-        found
-    }
-
-    /// The cached page for `key`, if any, counting a hit but not a miss: for
-    /// a caller that may still find the page elsewhere in the cache and
-    /// calls [`Self::count_miss`] when it has to read the file.
-    pub fn find(&self, key: CacheKey) -> Option<PageRef> {
-        let (lock, hits, _) = self.shard(key);
+        let (lock, hits, misses) = self.shard(key);
         let shard = lock.read().unwrap_or_else(|p| p.into_inner());
-        let e = shard.map.get(&key)?;
-        if !e.referenced.load(Ordering::Relaxed) {
-            e.referenced.store(true, Ordering::Relaxed);
+        match shard.map.get(&key) {
+            Some(e) => {
+                if !e.referenced.load(Ordering::Relaxed) {
+                    e.referenced.store(true, Ordering::Relaxed);
+                }
+                hits.fetch_add(1, Ordering::Relaxed);
+                Some(e.page.clone())
+            }
+            None => {
+                misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
         }
-        hits.fetch_add(1, Ordering::Relaxed);
-        Some(e.page.clone())
-    }
-
-    /// Counts a lookup of `key` that had to read the file.
-    pub fn count_miss(&self, key: CacheKey) {
-        self.shard(key).2.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds or replaces `key`, evicting by CLOCK when the shard is full.
@@ -143,6 +134,23 @@ impl PageCache {
             shard.clock[slot] = key;
             shard.map.insert(key, Entry { page, referenced: AtomicBool::new(false), slot });
             return;
+        }
+    }
+
+    /// Renames cached page versions: `rename` maps a key to the key the
+    /// same bytes are known by from now on, or to `None` to drop the entry.
+    /// The WAL restart uses it so that the cache stays warm across
+    /// generations (the pages' bytes do not change, only their names).
+    pub fn rekey(&self, rename: impl Fn(CacheKey) -> Option<CacheKey>) {
+        let mut kept = Vec::new();
+        for Padded((lock, _, _)) in &self.shards {
+            let mut shard = lock.write().unwrap_or_else(|p| p.into_inner());
+            kept.extend(shard.map.drain().filter_map(|(key, e)| Some((rename(key)?, e.page))));
+            shard.clock.clear();
+            shard.hand = 0;
+        }
+        for (key, page) in kept {
+            self.insert(key, page);
         }
     }
 

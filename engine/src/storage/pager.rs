@@ -13,6 +13,7 @@
 //! writer lock is a byte-range lock there, and each process's pager keeps
 //! only a private cache of immutable page versions.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, PageNo, Result};
 use crate::options::{Options, SyncMode};
-use crate::storage::cache::{CacheKey, CacheStats, PageCache};
+use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{Header, HEADER_LEN};
@@ -97,10 +98,6 @@ pub struct Pager {
     wal: Mutex<Wal>,
     index: WalIndex,
     cache: PageCache,
-    /// The last WAL restart this handle made, for cache lookups of the new
-    /// generation's main-file pages that still go by their old names (see
-    /// [`Pager::carry_cache_over`]).
-    carried: RwLock<Option<Arc<Carried>>>,
     page_size: usize,
     file_id: [u8; 16],
     /// Content bytes per page: the page size less the file's trailer.
@@ -592,7 +589,6 @@ impl Pager {
             wal: Mutex::new(wal),
             index,
             cache: PageCache::new(cache_pages),
-            carried: RwLock::new(None),
             page_size,
             file_id,
             usable: page_size - codec.trailer_len(),
@@ -753,7 +749,6 @@ impl Pager {
                 Ok(h) => match self.index.refresh(&h)? {
                     Refresh::Current => return Ok(h),
                     Refresh::Rebuilt => {
-                        self.forget_carried();
                         self.cache.clear();
                         return Ok(h);
                     }
@@ -834,7 +829,6 @@ impl Pager {
                 file_id: self.file_id,
             };
             self.index.rebuild(&h, &recovered.frames)?;
-            self.forget_carried();
             self.cache.clear();
             Ok(())
         })();
@@ -939,10 +933,9 @@ impl Pager {
     /// Reads page `pgno` as `mark` sees it, through the cache.
     fn read_page(&self, mark: &ReadMark, pgno: PageNo) -> Result<PageRef> {
         let (key, source) = self.index.locate(pgno, mark);
-        if let Some(p) = self.cache.find(key).or_else(|| self.carried_page(key)) {
+        if let Some(p) = self.cache.get(key) {
             return Ok(p);
         }
-        self.cache.count_miss(key);
         // Read straight into the shared page: one allocation, no copy.
         let mut shared = zeroed_ref(self.page_size);
         let page = Arc::make_mut(&mut shared);
@@ -964,7 +957,7 @@ impl Pager {
                 let now = self.index.current_generation();
                 if now != mark.generation {
                     key = (now | BASE_KEY, pgno as u64);
-                    if let Some(p) = self.cache.find(key).or_else(|| self.carried_page(key)) {
+                    if let Some(p) = self.cache.get(key) {
                         return Ok(p);
                     }
                     self.read_main(pgno, page)?;
@@ -1161,44 +1154,26 @@ impl Pager {
     }
 
     /// After a restart from `old` to `new`, the main file holds every
-    /// page's newest version of the old generation, so the cache already
-    /// holds many of the new generation's main-file pages under their old
-    /// names. Remembers how the names map (`newest`: each page with frames
-    /// in `old` and its newest frame; `None`: this process's view of `old`
-    /// was incomplete, so nothing is carried over) for [`Self::carried_page`],
-    /// which renames a page when it is first read. Renaming every cached
-    /// page here instead held each cache shard's lock for a sweep of the
-    /// whole cache (18 ms typical, up to 90 ms with a 1 GiB cache), every
-    /// `wal_autocheckpoint` frames, while readers waited.
+    /// page's newest version of the old generation: renames those cached
+    /// versions to the new generation's main-file keys instead of letting
+    /// every page miss once. `newest`: each page with frames in `old` and
+    /// its newest frame (`None`: this process's view of `old` was
+    /// incomplete, so nothing is carried over).
     fn carry_cache_over(&self, old: u64, new: u64, newest: Option<PageMap<u64>>) {
-        let carried = newest.map(|newest| Arc::new(Carried { old, new, newest }));
-        *self.carried.write().unwrap_or_else(|p| p.into_inner()) = carried;
-    }
-
-    /// Drops the restart's name mapping (the shared index was rebuilt:
-    /// versions named before may name other bytes now).
-    fn forget_carried(&self) {
-        *self.carried.write().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
-    /// The cached page for main-file key `key` under its name from before
-    /// the last restart this handle made, re-filed under `key`.
-    fn carried_page(&self, key: CacheKey) -> Option<PageRef> {
-        if key.0 & BASE_KEY == 0 {
-            return None;
-        }
-        let carried = self.carried.read().unwrap_or_else(|p| p.into_inner()).clone()?;
-        if key.0 != carried.new | BASE_KEY {
-            return None;
-        }
-        let pgno = key.1 as PageNo;
-        let old_key = match carried.newest.get(&pgno) {
-            Some(&frame) => (carried.old, frame),
-            None => (carried.old | BASE_KEY, key.1),
+        let Some(newest) = newest else {
+            return;
         };
-        let page = self.cache.find(old_key)?;
-        self.cache.insert(key, page.clone());
-        Some(page)
+        let by_frame: HashMap<u64, PageNo> = newest.iter().map(|(&pgno, &frame)| (frame, pgno)).collect();
+        self.cache.rekey(|(version, n)| {
+            if version == old | BASE_KEY {
+                // A main-file page no frame replaced: still the main file's.
+                (!newest.contains_key(&(n as PageNo))).then_some((new | BASE_KEY, n))
+            } else if version == old {
+                by_frame.get(&n).map(|&pgno| (new | BASE_KEY, pgno as u64))
+            } else {
+                None
+            }
+        });
     }
 
     /// Starts a transaction too large to hold in memory: its pages are
@@ -1810,16 +1785,6 @@ impl PageRead for Snapshot {
         }
         Ok(page)
     }
-}
-
-/// How the cache names of one WAL generation's pages map to the next
-/// generation's main-file pages (see [`Pager::carry_cache_over`]).
-#[derive(Debug)]
-struct Carried {
-    old: u64,
-    new: u64,
-    /// Each page with frames in `old`, and its newest frame there.
-    newest: PageMap<u64>,
 }
 
 /// Whether page 0 of the main file passes its CRC check (a file shorter
