@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "obj.h"
 
 static int checks_run = 0;
@@ -43,4 +44,14 @@ static int checks_run = 0;
             exit(1);                                                           \
         }                                                                      \
     } while (0)
+/* Deletes a database file and its -wal and -shm sidecars, if present. */
+static inline void remove_db(const char *path) {
+    char side[1100];
+    unlink(path);
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+}
+
 #endif

@@ -14,15 +14,6 @@ static const char *at(const char *name, char *buf) {
     return buf;
 }
 
-static void remove_db(const char *path) {
-    char wal[520];
-    unlink(path);
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    unlink(wal);
-    snprintf(wal, sizeof wal, "%s-shm", path);
-    unlink(wal);
-}
-
 static uint64_t count_of(obj_db *db, const char *coll) {
     obj_txn *r = NULL;
     uint64_t n = 0;

@@ -18,15 +18,6 @@
 
 static char dir[400];
 
-static void remove_db(const char *p) {
-    char side[600];
-    unlink(p);
-    snprintf(side, sizeof side, "%s-wal", p);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", p);
-    unlink(side);
-}
-
 static void test_rekey_in_fork_child(void) {
     char p[520];
     snprintf(p, sizeof p, "%s/c-review11-fork-%d.obj", dir, (int)getpid());

@@ -26,15 +26,6 @@ static void db_path(char *out, size_t n, const char *name) {
     snprintf(out, n, "%s/c-review12-%s-%d.obj", dir, name, (int)getpid());
 }
 
-static void remove_db(const char *p) {
-    char side[600];
-    unlink(p);
-    snprintf(side, sizeof side, "%s-wal", p);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", p);
-    unlink(side);
-}
-
 static int exists(const char *p) { return access(p, F_OK) == 0; }
 
 static int wal_exists(const char *p) {
