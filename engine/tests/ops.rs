@@ -336,6 +336,40 @@ fn restore_refuses_open_or_existing_targets_and_removes_a_stale_wal() {
     assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
 }
 
+/// A directory is not a target: refused before anything is written, with
+/// no temporary file left beside it (it was copied in full, then the
+/// rename failed with an I/O error).
+#[test]
+fn copies_refuse_a_directory_as_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("src.obj")).unwrap();
+    seed(&db, 20);
+    let backup = dir.path().join("b.obj");
+    db.backup(&backup).unwrap();
+    let target = dir.path().join("adir");
+    std::fs::create_dir(&target).unwrap();
+    let refused = |r: Result<(), Error>, what: &str| {
+        assert!(
+            matches!(r, Err(Error::InvalidArgument(ref m)) if m.contains("is a directory")),
+            "{what}: {r:?}"
+        );
+    };
+    refused(db.backup(&target).map(|_| ()), "backup");
+    refused(db.compact_to(&target).map(|_| ()), "compact_to");
+    refused(
+        Db::restore_from(&backup, &target, RestoreOptions { overwrite: true, ..Default::default() })
+            .map(|_| ()),
+        "restore",
+    );
+    assert!(target.is_dir());
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["adir", "b.obj", "src.obj", "src.obj-shm", "src.obj-wal"], "no temporary file left");
+}
+
 /// A database's `-wal` and `-shm` are never a target: a backup, compacted
 /// copy or restore renamed over the live WAL would lose its commits.
 #[test]

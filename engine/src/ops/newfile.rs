@@ -151,6 +151,11 @@ impl NewFile {
             shm = TargetShm::lock(&vfs, path)?;
             let f =
                 vfs.open(path, OpenMode::ReadOnly).map_err(|e| Error::io(format!("opening {display}"), e))?;
+            // A directory opens for reading too; the copy would be written
+            // in full and then fail at the rename.
+            if f.read_at(&mut [0u8; 1], 0).is_err_and(|e| e.kind() == std::io::ErrorKind::IsADirectory) {
+                return Err(Error::invalid(format!("{display} is a directory, not a file path")));
+            }
             if !f.try_lock_exclusive().map_err(|e| Error::io(format!("locking {display}"), e))? {
                 return Err(Error::Busy(format!("{display} is open (locked by another handle or process)")));
             }
