@@ -336,6 +336,25 @@ fn restore_refuses_open_or_existing_targets_and_removes_a_stale_wal() {
     assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
 }
 
+/// Backup and compact_to of `db`, and a restore of `backup`, onto `target`
+/// are each InvalidArgument with a message containing `needle`.
+fn every_copy_refused(db: &Db, backup: &Path, target: &Path, needle: &str) {
+    let refused = |r: Result<(), Error>, what: &str| {
+        assert!(
+            matches!(r, Err(Error::InvalidArgument(ref m)) if m.contains(needle)),
+            "{what} onto {}: {r:?}",
+            target.display()
+        );
+    };
+    refused(db.backup(target).map(|_| ()), "backup");
+    refused(db.compact_to(target).map(|_| ()), "compact_to");
+    refused(
+        Db::restore_from(backup, target, RestoreOptions { overwrite: true, ..Default::default() })
+            .map(|_| ()),
+        "restore",
+    );
+}
+
 /// A directory is not a target: refused before anything is written, with
 /// no temporary file left beside it (it was copied in full, then the
 /// rename failed with an I/O error).
@@ -348,19 +367,7 @@ fn copies_refuse_a_directory_as_target() {
     db.backup(&backup).unwrap();
     let target = dir.path().join("adir");
     std::fs::create_dir(&target).unwrap();
-    let refused = |r: Result<(), Error>, what: &str| {
-        assert!(
-            matches!(r, Err(Error::InvalidArgument(ref m)) if m.contains("is a directory")),
-            "{what}: {r:?}"
-        );
-    };
-    refused(db.backup(&target).map(|_| ()), "backup");
-    refused(db.compact_to(&target).map(|_| ()), "compact_to");
-    refused(
-        Db::restore_from(&backup, &target, RestoreOptions { overwrite: true, ..Default::default() })
-            .map(|_| ()),
-        "restore",
-    );
+    every_copy_refused(&db, &backup, &target, "is a directory");
     assert!(target.is_dir());
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -384,19 +391,7 @@ fn copies_refuse_a_database_sidecar_as_target() {
     for side in ["-wal", "-shm"] {
         let target = dir.path().join(format!("live.obj{side}"));
         let before = std::fs::read(&target).ok();
-        let refused = |r: Result<(), Error>, what: &str| {
-            assert!(
-                matches!(r, Err(Error::InvalidArgument(ref m)) if m.contains("belongs to the database")),
-                "{what} {side}: {r:?}"
-            );
-        };
-        refused(db.backup(&target).map(|_| ()), "backup");
-        refused(db.compact_to(&target).map(|_| ()), "compact_to");
-        refused(
-            Db::restore_from(&backup, &target, RestoreOptions { overwrite: true, ..Default::default() })
-                .map(|_| ()),
-            "restore",
-        );
+        every_copy_refused(&db, &backup, &target, "belongs to the database");
         assert_eq!(std::fs::read(&target).ok(), before, "{side} unchanged");
     }
     // The sidecar of a closed database is refused too (its WAL may hold

@@ -54,4 +54,14 @@ static inline void remove_db(const char *path) {
     unlink(side);
 }
 
+/* Number of documents in collection `coll`, read in a snapshot of its own. */
+static inline uint64_t count_of(obj_db *db, const char *coll) {
+    obj_txn *r = NULL;
+    uint64_t n = 0;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_collection_count(r, coll, &n));
+    CHECK_OK(obj_txn_free(r));
+    return n;
+}
+
 #endif

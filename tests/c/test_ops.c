@@ -14,15 +14,6 @@ static const char *at(const char *name, char *buf) {
     return buf;
 }
 
-static uint64_t count_of(obj_db *db, const char *coll) {
-    obj_txn *r = NULL;
-    uint64_t n = 0;
-    CHECK_OK(obj_txn_begin_read(db, &r));
-    CHECK_OK(obj_collection_count(r, coll, &n));
-    CHECK_OK(obj_txn_free(r));
-    return n;
-}
-
 /* A JSON report as a C string (obj_bytes are not NUL-terminated). */
 static const char *report_text(const obj_bytes *b) {
     static char text[1024];

@@ -44,15 +44,6 @@ static int bytes_are(const obj_bytes *b, const char *want) {
     return b->len == strlen(want) && memcmp(b->data, want, b->len) == 0;
 }
 
-static uint64_t count_of(obj_db *db, const char *coll) {
-    obj_txn *r = NULL;
-    uint64_t n = 0;
-    CHECK_OK(obj_txn_begin_read(db, &r));
-    CHECK_OK(obj_collection_count(r, coll, &n));
-    CHECK_OK(obj_txn_free(r));
-    return n;
-}
-
 /* A database with `n` documents in "docs" and `n` keys in "kv". */
 static obj_db *make_db(const char *p, uint64_t n, const obj_options *o) {
     remove_db(p);
