@@ -377,6 +377,42 @@ fn copies_refuse_a_directory_as_target() {
     assert_eq!(names, ["adir", "b.obj", "src.obj", "src.obj-shm", "src.obj-wal"], "no temporary file left");
 }
 
+/// A copy killed before its rename leaves `<target>.tmp-<hex>`; the next
+/// copy to that target removes it, but not a temporary file another copy
+/// holds, nor a recent one, nor a file that only looks alike.
+#[test]
+fn a_copy_removes_the_temporary_files_of_killed_copies() {
+    use fs2::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("src.obj")).unwrap();
+    seed(&db, 20);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let stray = |name: &str, age: Option<std::time::SystemTime>| {
+        let p = dir.path().join(name);
+        let f = std::fs::File::create(&p).unwrap();
+        std::fs::write(&p, b"partial copy").unwrap();
+        if let Some(t) = age {
+            f.set_modified(t).unwrap();
+        }
+        (p, f)
+    };
+    let (killed, _) = stray("b.obj.tmp-0123456789abcdef", Some(old));
+    let (held, held_file) = stray("b.obj.tmp-fedcba9876543210", Some(old));
+    held_file.lock_exclusive().unwrap();
+    let (recent, _) = stray("b.obj.tmp-00000000000000aa", None);
+    let (alike, _) = stray("b.obj.tmp-notacopy", Some(old));
+    let (other, _) = stray("c.obj.tmp-0123456789abcdef", Some(old));
+    db.backup(dir.path().join("b.obj")).unwrap();
+    assert!(!killed.exists(), "the killed copy's temporary file is removed");
+    for kept in [&held, &recent, &alike, &other] {
+        assert!(kept.exists(), "{} is kept", kept.display());
+    }
+    FileExt::unlock(&held_file).unwrap();
+    db.compact_to(dir.path().join("b.obj")).unwrap();
+    assert!(!held.exists(), "once released and stale, it goes too");
+    assert!(recent.exists() && alike.exists() && other.exists());
+}
+
 /// A database's `-wal` and `-shm` are never a target: a backup, compacted
 /// copy or restore renamed over the live WAL would lose its commits.
 #[test]

@@ -6,7 +6,9 @@
 //! fsyncs it, renames it over the target (atomic), fsyncs the directory,
 //! then removes a stale `-wal` of the target (and fsyncs the directory
 //! again). Until the rename the target, if any, is untouched; a crash
-//! before it leaves at most a stray temporary file.
+//! before it leaves at most a stray temporary file, which the next copy to
+//! the same target removes (a copy holds its temporary file locked, so only
+//! files nobody holds, untouched for a minute, are taken for stray).
 //!
 //! An existing target is locked while the copy is written, so that nobody
 //! opens it meanwhile: its main file, and the DMS lock of its shared index
@@ -167,6 +169,11 @@ impl NewFile {
         let file = vfs
             .open(&tmp, OpenMode::ReadWriteCreate)
             .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        // Held while the copy is written: the next copy to this target
+        // removes only temporary files that nobody holds (left by a copy
+        // whose process was killed).
+        let _ = file.try_lock_exclusive();
+        remove_stale_temps(&*vfs, path, &tmp);
         let new = NewFile {
             vfs,
             path: path.to_path_buf(),
@@ -216,6 +223,40 @@ impl Drop for NewFile {
     fn drop(&mut self) {
         if !self.published {
             let _ = self.vfs.remove(&self.tmp);
+        }
+    }
+}
+
+/// Removes the temporary files `<target>.tmp-<16 hex digits>` beside
+/// `target`, other than `ours`, that no copy holds locked and that were last
+/// written more than a minute ago: what a backup, compaction or restore
+/// killed before its rename left behind. Best effort: anything it cannot
+/// read, lock or remove stays.
+fn remove_stale_temps(vfs: &dyn Vfs, target: &Path, ours: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!("{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(suffix) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        if suffix.len() != 16 || !suffix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > std::time::Duration::from_secs(60)));
+        if path == ours || !old {
+            continue;
+        }
+        if let Ok(f) = vfs.open(&path, OpenMode::ReadOnly) {
+            if f.try_lock_exclusive().unwrap_or(false) {
+                let _ = vfs.remove(&path);
+            }
         }
     }
 }
