@@ -508,10 +508,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// The document whose unique index `index` holds `values` (one value
     /// per indexed field).
     pub fn find_unique(&self, index: &str, values: &[Value]) -> Result<Option<(u64, Value)>> {
-        match self.unique_id(index, values)? {
-            Some(id) => Ok(self.get(id)?.map(|d| (id, d))),
-            None => Ok(None),
-        }
+        self.read_unique(index, values, |id| self.get(id))
     }
 
     /// [`find_unique`](Self::find_unique), appending the document to `out`
@@ -522,10 +519,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         values: &[Value],
         out: &mut Vec<u8>,
     ) -> Result<Option<(u64, u32)>> {
-        match self.unique_id(index, values)? {
-            Some(id) => Ok(self.get_json(id, out)?.map(|v| (id, v))),
-            None => Ok(None),
-        }
+        self.read_unique(index, values, |id| self.get_json(id, out))
     }
 
     /// [`find_unique`](Self::find_unique), reading the document as a `D`
@@ -535,10 +529,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         index: &str,
         values: &[Value],
     ) -> Result<Option<(u64, D)>> {
-        match self.unique_id(index, values)? {
-            Some(id) => Ok(self.get_as(id)?.map(|d| (id, d))),
-            None => Ok(None),
-        }
+        self.read_unique(index, values, |id| self.get_as(id))
     }
 
     /// [`find_unique`](Self::find_unique), reading the document as a
@@ -549,8 +540,19 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         index: &str,
         values: &[Value],
     ) -> Result<Option<(u64, D)>> {
+        self.read_unique(index, values, |id| self.get_doc(id))
+    }
+
+    /// `read` of the id that unique index `index` holds for `values`, paired
+    /// with that id (`None` when the index holds no such key).
+    fn read_unique<X>(
+        &self,
+        index: &str,
+        values: &[Value],
+        read: impl FnOnce(u64) -> Result<Option<X>>,
+    ) -> Result<Option<(u64, X)>> {
         match self.unique_id(index, values)? {
-            Some(id) => Ok(self.get_doc(id)?.map(|d| (id, d))),
+            Some(id) => Ok(read(id)?.map(|x| (id, x))),
             None => Ok(None),
         }
     }
