@@ -290,6 +290,14 @@ class Query:
             self._db._build_declared_indexes(self._schema.cls)
         return self._db.read_transaction()
 
+    def _in_txn(self, run: Callable[[ReadTxn], Any]) -> Any:
+        """``run(tx)`` in the query's transaction, or in a snapshot of its
+        own (:meth:`_snapshot`) for a query of the Db."""
+        if self._txn is not None:
+            return run(self._txn)
+        with self._snapshot() as tx:
+            return run(tx)
+
     def __init__(self, db: Db, what: Any, txn: ReadTxn | None = None) -> None:
         if type(what) is str:
             self._schema = None
@@ -522,10 +530,7 @@ class Query:
 
     def fetch(self) -> list[tuple[int, Any]]:
         """All results as a list of ``(id, doc)``."""
-        if self._txn is not None:
-            return list(self._run(self._txn))
-        with self._snapshot() as tx:
-            return list(self._run(tx))
+        return self._in_txn(lambda tx: list(self._run(tx)))
 
     def first(self) -> tuple[int, Any] | None:
         """The first result or None."""
@@ -557,10 +562,7 @@ class Query:
                 return 0
             return core._c_count(self._spec(cname.decode(), count_only=True))
 
-        if self._txn is not None:
-            return run(self._txn)
-        with self._snapshot() as tx:
-            return run(tx)
+        return self._in_txn(run)
 
     def explain(self) -> str:
         """The engine's plan for the engine half of the query as one line
@@ -577,10 +579,7 @@ class Query:
                 text += f"\nthen an in-memory sort by a Python key (at most {self._cap or MAX_SORT_BUFFER} documents)"
             return text
 
-        if self._txn is not None:
-            return run(self._txn)
-        with self._snapshot() as tx:
-            return run(tx)
+        return self._in_txn(run)
 
     def explain_json(self) -> dict:
         """The engine's plan as a dict (collection, access "scan" / "index",
@@ -590,10 +589,7 @@ class Query:
             core, cname = tx._route(self._name)
             return core._c_explain(self._spec(cname.decode()))
 
-        if self._txn is not None:
-            return run(self._txn)
-        with self._snapshot() as tx:
-            return run(tx)
+        return self._in_txn(run)
 
     def __repr__(self) -> str:
         return f"<obj.Query {self.to_json()} +{len(self._preds)} predicate(s)>"
