@@ -289,6 +289,7 @@ class AsyncTxn:
         self._write = write
         self._pin = _Pinned()
         self._tx: Any = None
+        self._task: asyncio.Task | None = None  # the task that entered it (a write transaction)
 
     async def __aenter__(self) -> AsyncTxn:
         if self._tx is not None or self._pin.done:
@@ -304,7 +305,7 @@ class AsyncTxn:
             self._pin.shutdown()
             raise
         if self._write:
-            self._adb._writer_task = asyncio.current_task()
+            self._task = self._adb._writer_task = asyncio.current_task()
         return self
 
     async def __aexit__(self, et: Any, ev: Any, tb: Any) -> None:
@@ -327,7 +328,9 @@ class AsyncTxn:
             await self._pin.run_to_end(finish, lambda: aborted.append(True))
         finally:
             self._pin.shutdown()
-            if self._write and self._adb._writer_task is asyncio.current_task():
+            # (compared with the entering task: the exit may run in another
+            # task, and a write transaction of another task may have begun)
+            if self._write and self._adb._writer_task is self._task:
                 self._adb._writer_task = None
 
     def __repr__(self) -> str:

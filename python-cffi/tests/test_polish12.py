@@ -45,3 +45,18 @@ async def test_another_task_still_waits_for_the_open_write_transaction(path):
         await task
         assert order == ["tx", "other"]
         assert await adb.count("c") == 2
+
+
+async def test_a_write_transaction_exited_from_another_task_frees_the_entering_task(path):
+    async with await obj.AsyncDb.open(path, busy_timeout_ms=3000) as adb:
+        tx = adb.transaction()
+        await tx.__aenter__()
+        await tx.insert("c", {"i": 0})
+
+        async def leave():
+            await tx.__aexit__(None, None, None)
+
+        await asyncio.create_task(leave())
+        # The transaction has ended: the task that entered it writes again.
+        await adb.insert("c", {"i": 1})
+        assert await adb.count("c") == 2
