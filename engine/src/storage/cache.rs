@@ -2,11 +2,13 @@
 //!
 //! Keys name a page *version*, never a place: `(generation, frame)` is the
 //! page image of a WAL frame (wherever it is read from, the WAL or the main
-//! file after a checkpoint copied it), `(generation | BASE_KEY, pgno)` the
-//! main file's copy of a page as of the start of that WAL generation. A
-//! version's bytes never change, so no entry goes stale when another
-//! process commits or checkpoints; only a rebuild of the shared index
-//! (which may reuse frame numbers) clears the cache. Lookups take only a shard's read
+//! file after a checkpoint copied it), `(tag | BASE_KEY, pgno)` the main
+//! file's copy of a page in a run of generations over which this process
+//! kept those copies true (see `wal_index::BASE_KEY`; a WAL restart renames
+//! the newest frames of the pages it changed into that run). A version's
+//! bytes never change, so no entry goes stale when another process commits
+//! or checkpoints; only a rebuild of the shared index (which may reuse
+//! frame numbers) clears the cache. Lookups take only a shard's read
 //! lock, so readers on different threads do not serialize; the memory bound
 //! is `capacity` pages in all, whatever the database size.
 
@@ -137,40 +139,39 @@ impl PageCache {
         }
     }
 
-    /// Renames cached page versions: `rename` maps a key to the key the
-    /// same bytes are known by from now on, or to `None` to drop the entry.
-    /// The WAL restart uses it so that the cache stays warm across
-    /// generations (the pages' bytes do not change, only their names).
-    pub fn rekey(&self, rename: impl Fn(CacheKey) -> Option<CacheKey>) {
-        let mut kept = Vec::new();
-        for Padded((lock, _, _)) in &self.shards {
-            let mut shard = lock.write().unwrap_or_else(|p| p.into_inner());
-            kept.extend(shard.map.drain().filter_map(|(key, e)| Some((rename(key)?, e.page))));
-            shard.clock.clear();
-            shard.hand = 0;
-        }
-        for (key, page) in kept {
-            self.insert(key, page);
+    /// Gives the page cached under `from` (if any) the key `to` instead,
+    /// dropping whatever `to` held: the WAL restart uses it so that a page
+    /// version checkpointed into the main file stays cached under its new
+    /// name (the bytes do not change, only their name).
+    pub fn rename(&self, from: CacheKey, to: CacheKey) {
+        self.remove(to);
+        if let Some(page) = self.take(from) {
+            self.insert(to, page);
         }
     }
 
     /// Drops `key` if cached.
     pub fn remove(&self, key: CacheKey) {
+        self.take(key);
+    }
+
+    /// Drops `key` if cached, returning its page.
+    fn take(&self, key: CacheKey) -> Option<PageRef> {
         let (lock, _, _) = self.shard(key);
         let mut guard = lock.write().unwrap_or_else(|p| p.into_inner());
         let shard = &mut *guard;
-        if let Some(e) = shard.map.remove(&key) {
-            let i = e.slot;
-            shard.clock.swap_remove(i);
-            if let Some(&moved) = shard.clock.get(i) {
-                if let Some(m) = shard.map.get_mut(&moved) {
-                    m.slot = i;
-                }
-            }
-            if shard.hand >= shard.clock.len() {
-                shard.hand = 0;
+        let e = shard.map.remove(&key)?;
+        let i = e.slot;
+        shard.clock.swap_remove(i);
+        if let Some(&moved) = shard.clock.get(i) {
+            if let Some(m) = shard.map.get_mut(&moved) {
+                m.slot = i;
             }
         }
+        if shard.hand >= shard.clock.len() {
+            shard.hand = 0;
+        }
+        Some(e.page)
     }
 
     /// Drops every entry (the shared index was rebuilt: versions named

@@ -13,7 +13,6 @@
 //! writer lock is a byte-range lock there, and each process's pager keeps
 //! only a private cache of immutable page versions.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -956,12 +955,16 @@ impl Pager {
                 // so a generation unchanged after the read vouches for it.
                 let now = self.index.current_generation();
                 if now != mark.generation {
-                    key = (now | BASE_KEY, pgno as u64);
-                    if let Some(p) = self.cache.get(key) {
+                    let base = self.index.base_key(pgno, now);
+                    if let Some(p) = base.and_then(|k| self.cache.get(k)) {
                         return Ok(p);
                     }
                     self.read_main(pgno, page)?;
                     self.codec.open_page(pgno, page)?;
+                    match base {
+                        Some(k) => key = k,
+                        None => return Ok(shared),
+                    }
                 } else {
                     read?;
                 }
@@ -1137,8 +1140,8 @@ impl Pager {
             };
             // Publish the new generation before touching the file: a writer
             // that dies in between leaves the next one a consistent story.
-            self.index.finish_restart(h, taken);
-            self.carry_cache_over(old_generation, h.generation, newest);
+            let carry = newest.map(|newest| move |base| self.carry_cache_over(old_generation, base, &newest));
+            self.index.finish_restart(h, taken, carry);
             // Saturating: any threshold is accepted, `u64::MAX` included.
             let keep = self
                 .autocheckpoint
@@ -1153,27 +1156,20 @@ impl Pager {
         Ok(())
     }
 
-    /// After a restart from `old` to `new`, the main file holds every
-    /// page's newest version of the old generation: renames those cached
-    /// versions to the new generation's main-file keys instead of letting
-    /// every page miss once. `newest`: each page with frames in `old` and
-    /// its newest frame (`None`: this process's view of `old` was
-    /// incomplete, so nothing is carried over).
-    fn carry_cache_over(&self, old: u64, new: u64, newest: Option<PageMap<u64>>) {
-        let Some(newest) = newest else {
-            return;
-        };
-        let by_frame: HashMap<u64, PageNo> = newest.iter().map(|(&pgno, &frame)| (frame, pgno)).collect();
-        self.cache.rekey(|(version, n)| {
-            if version == old | BASE_KEY {
-                // A main-file page no frame replaced: still the main file's.
-                (!newest.contains_key(&(n as PageNo))).then_some((new | BASE_KEY, n))
-            } else if version == old {
-                by_frame.get(&n).map(|&pgno| (new | BASE_KEY, pgno as u64))
-            } else {
-                None
-            }
-        });
+    /// After a restart from generation `old`, the main file holds every
+    /// page's newest version of `old`, and the new generation keeps the
+    /// main-file tag `base` (see `WalIndex::finish_restart`): each page
+    /// with frames in `old` (`newest`: the page and its newest frame) gets
+    /// that frame's cached image as its main-file version, or none, instead
+    /// of the image from before `old` still cached under `base`. The other
+    /// cached pages keep their keys, so a restart costs the pages the
+    /// generation wrote, not the size of the cache. Older frames of those
+    /// pages stay cached under keys nobody asks for again; the cache's
+    /// clock evicts them first.
+    fn carry_cache_over(&self, old: u64, base: u64, newest: &PageMap<u64>) {
+        for (&pgno, &frame) in newest {
+            self.cache.rename((old, frame), (base | BASE_KEY, pgno as u64));
+        }
     }
 
     /// Starts a transaction too large to hold in memory: its pages are

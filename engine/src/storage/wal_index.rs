@@ -57,8 +57,11 @@ impl Hasher for PageNoHasher {
 /// A `HashMap` keyed by page numbers with [`PageNoHasher`].
 pub type PageMap<V> = HashMap<PageNo, V, BuildHasherDefault<PageNoHasher>>;
 
-/// Marks a cache key as "the main file's copy of a page at the start of
-/// this generation" rather than a frame.
+/// Marks a cache key as "the main file's copy of a page" rather than a
+/// frame: `(tag | BASE_KEY, pgno)`. The tag names a run of generations over
+/// which this process kept its cached main-file pages true (see
+/// [`WalIndex::finish_restart`]); a generation this process did not restart
+/// itself starts a new run, tagged with its own number.
 pub const BASE_KEY: u64 = 1 << 63;
 
 /// What a snapshot sees: frames `1..=max_frame` of WAL generation
@@ -118,17 +121,22 @@ impl Frames {
 #[derive(Debug, Default)]
 struct Local {
     generation: u64,
+    /// The tag of main-file cache keys in this generation (see [`BASE_KEY`]).
+    base: u64,
     epoch: u64,
     max_frame: u64,
     map: PageMap<Frames>,
 }
 
 impl Local {
-    fn reset(&mut self, generation: u64, filter: &PageFilter) {
+    /// Empties the map for `generation`, whose main-file pages are cached
+    /// under `base`.
+    fn reset(&mut self, generation: u64, base: u64, filter: &PageFilter) {
         self.generation = generation;
+        self.base = base;
         self.max_frame = 0;
         self.map.clear();
-        filter.reset(generation);
+        filter.reset(generation, base);
     }
 
     /// Records that `frame` holds a version of `pgno`.
@@ -155,6 +163,8 @@ struct PageFilter {
     /// rewrites them (a reader seeing it change does not trust its bit).
     version: AtomicU64,
     generation: AtomicU64,
+    /// The map's main-file tag for `generation` (see [`BASE_KEY`]).
+    base: AtomicU64,
     bits: Box<[AtomicU64]>,
 }
 
@@ -167,6 +177,7 @@ impl PageFilter {
         PageFilter {
             version: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            base: AtomicU64::new(0),
             bits: (0..FILTER_BITS / 64).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -185,27 +196,31 @@ impl PageFilter {
         }
     }
 
-    /// Empties the filter for `generation` (map's write lock held).
-    fn reset(&self, generation: u64) {
+    /// Empties the filter for `generation`, whose main-file tag is `base`
+    /// (map's write lock held).
+    fn reset(&self, generation: u64, base: u64) {
         self.version.fetch_add(1, Ordering::Relaxed);
         fence(Ordering::Release);
         for w in self.bits.iter() {
             w.store(0, Ordering::Relaxed);
         }
         self.generation.store(generation, Ordering::Relaxed);
+        self.base.store(base, Ordering::Relaxed);
         self.version.fetch_add(1, Ordering::Release);
     }
 
-    /// True when `pgno` surely has no frame in `generation` in the map.
-    fn surely_absent(&self, pgno: PageNo, generation: u64) -> bool {
+    /// The main-file tag when `pgno` surely has no frame in `generation`
+    /// in the map (`check_bit` false: whatever its frames), else `None`.
+    fn base_if_absent(&self, pgno: PageNo, generation: u64, check_bit: bool) -> Option<u64> {
         let v = self.version.load(Ordering::Acquire);
         if v % 2 == 1 || self.generation.load(Ordering::Relaxed) != generation {
-            return false;
+            return None;
         }
+        let base = self.base.load(Ordering::Relaxed);
         let (w, bit) = Self::word_and_bit(pgno);
-        let clear = self.bits[w].load(Ordering::Acquire) & bit == 0;
+        let clear = !check_bit || self.bits[w].load(Ordering::Acquire) & bit == 0;
         fence(Ordering::Acquire);
-        clear && self.version.load(Ordering::Relaxed) == v
+        (clear && self.version.load(Ordering::Relaxed) == v).then_some(base)
     }
 }
 
@@ -297,7 +312,7 @@ impl WalIndex {
         let mut outcome = Refresh::Current;
         if l.epoch != h.epoch {
             l.epoch = h.epoch;
-            l.reset(h.generation, &self.filter);
+            l.reset(h.generation, h.generation, &self.filter);
             outcome = Refresh::Rebuilt;
         }
         // The local map is shared by every thread of this handle and only
@@ -313,7 +328,7 @@ impl WalIndex {
             return Ok(Refresh::Retry);
         }
         if l.generation != h.generation {
-            l.reset(h.generation, &self.filter);
+            l.reset(h.generation, h.generation, &self.filter);
         }
         if h.max_frame > l.max_frame {
             self.shm.map(shm::FRAMES_AT + 4 * h.max_frame as usize, false).map_err(|e| io("mapping", e))?;
@@ -333,7 +348,7 @@ impl WalIndex {
                     l.max_frame = h.max_frame;
                 }
                 _ => {
-                    l.reset(h.generation, &self.filter);
+                    l.reset(h.generation, h.generation, &self.filter);
                     return Ok(Refresh::Retry);
                 }
             }
@@ -346,22 +361,20 @@ impl WalIndex {
     /// reader that outlived a restart) reads the main file, which is the
     /// current generation's base: nothing has been copied since.
     pub fn locate(&self, pgno: PageNo, mark: &ReadMark) -> (CacheKey, PageSource) {
-        if mark.max_frame == 0 {
-            // No frame to look up. The main file is the base of the mark's
-            // generation, and stays so while the snapshot lives: it holds
-            // slot 0, which keeps checkpoints out (or it is the writer, the
-            // only one that checkpoints). Skips the map's lock.
-            return ((mark.generation | BASE_KEY, pgno as u64), PageSource::Main);
-        }
-        if self.filter.surely_absent(pgno, mark.generation) {
-            return ((mark.generation | BASE_KEY, pgno as u64), PageSource::Main);
+        // Without the map's lock when the filter answers: with no frame in
+        // the snapshot (the main file stays the base of the mark's
+        // generation while the snapshot lives: it holds slot 0, which keeps
+        // checkpoints out, or it is the writer, the only one that
+        // checkpoints), or with no frame of this page in the generation.
+        if let Some(base) = self.filter.base_if_absent(pgno, mark.generation, mark.max_frame > 0) {
+            return ((base | BASE_KEY, pgno as u64), PageSource::Main);
         }
         let l = self.local.read().unwrap_or_else(|p| p.into_inner());
         if mark.generation != l.generation {
-            return ((l.generation | BASE_KEY, pgno as u64), PageSource::Main);
+            return ((l.base | BASE_KEY, pgno as u64), PageSource::Main);
         }
         match l.newest(pgno, mark.max_frame) {
-            None => ((l.generation | BASE_KEY, pgno as u64), PageSource::Main),
+            None => ((l.base | BASE_KEY, pgno as u64), PageSource::Main),
             Some(f) if f <= mark.backfilled => ((l.generation, f), PageSource::Main),
             Some(f) => ((l.generation, f), PageSource::Frame(f)),
         }
@@ -579,18 +592,30 @@ impl WalIndex {
     /// private map and releases the slots. Slots still held by readers of
     /// the old generation get mark 0: they read the main file, which must
     /// not change under them, so they allow no copying until they end.
-    pub fn finish_restart(&self, h: &ShmHeader, taken: u32) {
+    ///
+    /// `carry`, when this process knows every frame of the old generation,
+    /// keeps the cached main-file pages: the new generation keeps the old
+    /// one's tag, and `carry` is called with it, under the private map's
+    /// write lock (before any thread of this process can look a page up in
+    /// the new generation), to drop or replace each cached main-file page
+    /// that the old generation's frames changed. The other cached main-file
+    /// pages stay true: the checkpoint changed nothing else. Without it the
+    /// new generation gets a tag of its own, and those pages miss once.
+    pub fn finish_restart(&self, h: &ShmHeader, taken: u32, carry: Option<impl FnOnce(u64)>) {
         let shm = &*self.shm;
+        let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
         write_header(shm, h);
         for i in 1..READ_SLOTS {
             let free = taken & (1 << i) != 0;
             shm::set_mark(shm, i, if !free || i == 1 { 0 } else { MARK_UNUSED });
         }
-        {
-            let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
-            l.reset(h.generation, &self.filter);
-            l.epoch = h.epoch;
+        let base = if carry.is_some() { l.base } else { h.generation };
+        l.reset(h.generation, base, &self.filter);
+        l.epoch = h.epoch;
+        if let Some(carry) = carry {
+            carry(base);
         }
+        drop(l);
         for i in 1..READ_SLOTS {
             if taken & (1 << i) != 0 {
                 self.unlock_exclusive(lock_read(i));
@@ -614,6 +639,14 @@ impl WalIndex {
         shm::raw_generation(&*self.shm)
     }
 
+    /// The cache key of the main file's copy of `pgno` in generation
+    /// `generation`, or `None` when the private map is not there yet (the
+    /// page may then be read but not cached: its tag is not decided).
+    pub fn base_key(&self, pgno: PageNo, generation: u64) -> Option<CacheKey> {
+        let l = self.local.read().unwrap_or_else(|p| p.into_inner());
+        (l.generation == generation).then_some((l.base | BASE_KEY, pgno as u64))
+    }
+
     /// Rewrites the whole shared index from a WAL scan: the frames (frame
     /// number, page number, in order) and header `h`. The caller holds
     /// every lock (or is the only opener); read marks are reset.
@@ -630,7 +663,7 @@ impl WalIndex {
         }
         write_header(shm, h);
         let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
-        l.reset(h.generation, &self.filter);
+        l.reset(h.generation, h.generation, &self.filter);
         l.epoch = h.epoch;
         for &(frame, pgno) in frames {
             l.push(pgno, frame, &self.filter);
@@ -705,7 +738,7 @@ mod tests {
         let taken = idx.lock_readers_for_restart(&idx.header().unwrap()).unwrap();
         assert_eq!(taken, Some(0xfffe), "slot-0 readers do not block a restart");
         let h = ShmHeader { generation: 2, max_frame: 0, backfilled: 0, prev_max: 2, ..h };
-        idx.finish_restart(&h, taken.unwrap());
+        idx.finish_restart(&h, taken.unwrap(), None::<fn(u64)>);
         assert_eq!(idx.locate(5, &r3), ((2 | BASE_KEY, 5), PageSource::Main));
         idx.end_read(&r3);
         assert_eq!(idx.reader_count(), 0);
@@ -715,23 +748,23 @@ mod tests {
     fn page_filter_never_hides_a_page_with_a_frame() {
         let f = PageFilter::new();
         let mut l = Local::default();
-        l.reset(7, &f);
+        l.reset(7, 7, &f);
         let with_frames = [1u32, 2, 900, 65_537, 1 << 20];
         for (i, &p) in with_frames.iter().enumerate() {
             l.push(p, i as u64 + 1, &f);
         }
         for &p in &with_frames {
-            assert!(!f.surely_absent(p, 7), "page {p} has a frame");
+            assert!(f.base_if_absent(p, 7, true).is_none(), "page {p} has a frame");
         }
         // Another page sharing a bit is not claimed absent either; most
         // pages are.
-        assert!(!f.surely_absent(1 + FILTER_BITS as u32, 7));
-        let absent = (3..2000u32).filter(|&p| p != 900 && f.surely_absent(p, 7)).count();
+        assert!(f.base_if_absent(1 + FILTER_BITS as u32, 7, true).is_none());
+        let absent = (3..2000u32).filter(|&p| p != 900 && f.base_if_absent(p, 7, true).is_some()).count();
         assert_eq!(absent, 1997 - 1);
         // Another generation: the filter knows nothing of it.
-        assert!(!f.surely_absent(3, 8));
-        l.reset(8, &f);
-        assert!(f.surely_absent(1, 8), "a reset empties the filter");
-        assert!(!f.surely_absent(1, 7), "and it no longer speaks for generation 7");
+        assert!(f.base_if_absent(3, 8, true).is_none());
+        l.reset(8, 8, &f);
+        assert!(f.base_if_absent(1, 8, true).is_some(), "a reset empties the filter");
+        assert!(f.base_if_absent(1, 7, true).is_none(), "and it no longer speaks for generation 7");
     }
 }
