@@ -312,10 +312,17 @@ _AFTER_VALUE = frozenset(b",]}")
 
 
 def _orjson_redo(o: Any) -> bytes:
-    """The exact encoding: a list element by element through the fast path,
-    anything else through the Python walker."""
+    """The exact encoding: a list element by element (a batch of documents:
+    each may nest as deep as one alone) through the fast path, anything
+    else through the Python walker."""
     if type(o) is list and len(o) > 1:
         return b"[" + b",".join([_orjson_dumps(x) for x in o]) + b"]"
+    if type(o) is list and o:
+        return b"[" + _orjson_walk(o[0]) + b"]"
+    return _orjson_walk(o)
+
+
+def _orjson_walk(o: Any) -> bytes:
     try:
         return _orjson.dumps(to_jsonable(o), option=_OR_OPTS)
     except _orjson.JSONEncodeError as e:  # what the walker lets through: a lone surrogate
@@ -327,14 +334,22 @@ _std_enc = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", 
 _std_plain = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 
 
+def _std_walk(o: Any) -> str:
+    """The exact encoding through the Python walker; a list element by
+    element (a batch of documents: each may nest as deep as one alone)."""
+    if type(o) is list:
+        return "[" + ",".join([_std_plain.encode(to_jsonable(x)) for x in o]) + "]"
+    return _std_plain.encode(to_jsonable(o))
+
+
 def _std_dumps(o: Any) -> bytes:
     try:
         s = _std_enc.encode(o)
     except (TypeError, ValueError, RecursionError):
-        s = _std_plain.encode(to_jsonable(o))
+        s = _std_walk(o)
     else:
         if ("$" in s and '"$' in s and _DOLLAR_KEY_STR.search(s)) or _BIG_DIGITS.search(s):
-            s = _std_plain.encode(to_jsonable(o))
+            s = _std_walk(o)
     try:
         return s.encode("utf-8")
     except UnicodeEncodeError as e:

@@ -47,14 +47,23 @@ pub use super::value::MAX_NESTING;
 /// [`Error::InvalidArgument`] with serde_json's line and column.
 pub fn from_json_str(text: &str) -> Result<Value> {
     let mut de = serde_json::Deserializer::from_str(text);
-    parse(&mut de)
+    parse(&mut de, MAX_NESTING)
+}
+
+/// [`from_json_str`] for a document one level inside an envelope object
+/// (an export line, `{"id": …, "doc": …}`): the text may nest one level
+/// more than [`MAX_NESTING`], so that every document a write accepts can
+/// be read back from its line.
+pub(crate) fn from_json_str_enveloped(text: &str) -> Result<Value> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    parse(&mut de, MAX_NESTING + 1)
 }
 
 /// [`from_json_str`] for UTF-8 bytes (invalid UTF-8 inside strings is an
 /// error).
 pub fn from_json_slice(bytes: &[u8]) -> Result<Value> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    parse(&mut de)
+    parse(&mut de, MAX_NESTING)
 }
 
 /// Parses one document: a JSON object (anything else is
@@ -70,7 +79,9 @@ pub fn document_from_json_slice(bytes: &[u8]) -> Result<Value> {
 /// Parses a JSON array of documents (objects); an error names the first
 /// element that is not an object.
 pub fn documents_from_json_slice(bytes: &[u8]) -> Result<Vec<Value>> {
-    let docs = match from_json_slice(bytes)? {
+    // The array is one level around documents that may each take MAX_NESTING.
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let docs = match parse(&mut de, MAX_NESTING + 1)? {
         Value::List(docs) => docs,
         other => {
             return Err(Error::invalid(format!(
@@ -93,11 +104,15 @@ fn not_an_object_message(v: &Value) -> String {
     format!("a document must be a JSON object, not {}", v.type_name())
 }
 
-fn parse<'de, R: serde_json::de::Read<'de>>(de: &mut serde_json::Deserializer<R>) -> Result<Value> {
+fn parse<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+    limit: usize,
+) -> Result<Value> {
     // Our own depth check (in ValueSeed) is the limit: it allows exactly
-    // MAX_NESTING levels and says so, where serde_json's stops one short.
+    // `limit` levels (MAX_NESTING, or one more around an enveloped
+    // document) and says so, where serde_json's stops one short.
     de.disable_recursion_limit();
-    let value = ValueSeed { depth: 0 }.deserialize(&mut *de).map_err(json_error)?;
+    let value = ValueSeed { depth: 0, limit }.deserialize(&mut *de).map_err(json_error)?;
     de.end().map_err(json_error)?;
     Ok(value)
 }
@@ -109,14 +124,16 @@ fn json_error(e: serde_json::Error) -> Error {
 /// Builds a [`Value`] while tracking how many containers enclose it.
 struct ValueSeed {
     depth: usize,
+    /// Most levels allowed.
+    limit: usize,
 }
 
 impl ValueSeed {
     fn child<E: de::Error>(&self) -> Result<ValueSeed, E> {
-        if self.depth >= MAX_NESTING {
+        if self.depth >= self.limit {
             return Err(E::custom(NESTING_MESSAGE));
         }
-        Ok(ValueSeed { depth: self.depth + 1 })
+        Ok(ValueSeed { depth: self.depth + 1, limit: self.limit })
     }
 }
 
@@ -165,24 +182,34 @@ impl<'de> Visitor<'de> for ValueSeed {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let child = self.child()?;
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(ValueSeed { depth: child.depth })? {
+        while let Some(item) = seq.next_element_seed(ValueSeed { depth: child.depth, limit: child.limit })? {
             items.push(item);
         }
         Ok(Value::List(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let child = self.child()?;
         let mut entries = Vec::new();
+        let mut child = None;
         while let Some(key) = map.next_key::<String>()? {
             let key = match key.strip_prefix('$') {
                 Some(rest) if rest.starts_with('$') => rest.to_owned(),
+                // A special form is a scalar ({"$bytes"}, {"$ts"}, {"$f64"}),
+                // not a level of nesting: Value::nesting_depth does not count
+                // it, so neither does the limit here.
                 Some(_) if entries.is_empty() => return special_form(key, &mut map),
                 Some(rest) => return Err(unknown_dollar_key(&key, rest)),
                 None => key,
             };
-            let value = map.next_value_seed(ValueSeed { depth: child.depth })?;
+            let depth = match child {
+                Some(depth) => depth,
+                None => *child.insert(self.child()?.depth),
+            };
+            let value = map.next_value_seed(ValueSeed { depth, limit: self.limit })?;
             entries.push((key, value));
+        }
+        if child.is_none() {
+            self.child()?; // {} is a level too
         }
         if let Some(k) = duplicate_key(&entries) {
             return Err(de::Error::custom(format!("duplicate key {k:?} in a JSON object")));

@@ -28,7 +28,7 @@ use crate::doc::codec::decode_header;
 use crate::doc::collection::{
     check_component_name, decode_stored, list_collections, Collection, CollectionMut, CollectionOptions,
 };
-use crate::doc::json::{from_json_str, write_json};
+use crate::doc::json::{from_json_str_enveloped, write_json};
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{IndexKind, IndexSpec};
@@ -237,7 +237,8 @@ impl<R: BufRead> Lines<R> {
             if text.is_empty() {
                 continue;
             }
-            let v = from_json_str(text).map_err(|e| at_line(self.lineno, e))?;
+            // A document line wraps its document in one more object.
+            let v = from_json_str_enveloped(text).map_err(|e| at_line(self.lineno, e))?;
             return Ok(Some((self.lineno, v)));
         }
     }
