@@ -462,6 +462,38 @@ fn failed_fsync_is_fatal_and_never_reported_as_success() {
     db.integrity_check().unwrap();
 }
 
+/// The explicit checkpoint cuts the WAL back and fsyncs the cut (zeros
+/// written past the next frames must never land over old frames that a
+/// power cut brought back). A failed fsync there is like any other: the
+/// outcome is unknown, so the handle refuses further work instead of
+/// letting the next commit's fsync report success for it.
+#[test]
+fn a_failed_fsync_of_the_cut_wal_poisons_the_handle() {
+    let vfs = SimVfs::new();
+    let db = Db::open_with(DB, options(&vfs)).unwrap();
+    commit_one(&db, 1).unwrap();
+    // The checkpoint's first fsync is the main file's, the second the cut WAL's.
+    vfs.set_fault(Fault { op: FaultOp::Sync, after: 1, kind: FaultKind::Eio, persistent: false });
+    match db.checkpoint() {
+        Err(Error::Io { source, context }) => {
+            assert_eq!(source.raw_os_error(), Some(libc::EIO));
+            assert!(context.contains("syncing") && context.contains("-wal"), "{context}");
+        }
+        other => panic!("the failed fsync of the cut must fail the checkpoint: {other:?}"),
+    }
+    for result in [commit_one(&db, 2), db.checkpoint().map(drop), db.begin_read().map(drop)] {
+        match result {
+            Err(Error::Closed(m)) => assert!(m.contains("syncing") && m.contains("-wal"), "{m}"),
+            other => panic!("expected Closed after a failed fsync, got {other:?}"),
+        }
+    }
+    drop(db);
+    vfs.power_cut(7, CutMode::Random);
+    let db = Db::open_with(DB, options(&vfs)).unwrap();
+    assert_eq!(read_state(&db).unwrap(), expected_state(&[1].into()));
+    db.integrity_check().unwrap();
+}
+
 #[test]
 fn failed_write_leaves_the_handle_usable() {
     for op in [FaultOp::Write, FaultOp::Read] {

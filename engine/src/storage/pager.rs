@@ -1218,8 +1218,13 @@ impl Pager {
             self.restart_wal_if_backfilled(&mut wal, &mut h)?;
             if h.max_frame == 0 {
                 // Restarted (now or before): no reader needs a frame, and
-                // the file goes back to its header, as documented.
-                wal.reset_to_header()?;
+                // the file goes back to its header, as documented. The cut
+                // is fsynced, and a failed fsync must not be retried by the
+                // next commit's: poison the handle, as a failed restart does.
+                if let Err(e) = wal.reset_to_header() {
+                    self.set_fatal(format!("cutting the WAL back failed: {e}"));
+                    return Err(e);
+                }
                 result.wal_frames = 0;
             }
         }
