@@ -494,6 +494,29 @@ fn a_failed_fsync_of_the_cut_wal_poisons_the_handle() {
     db.integrity_check().unwrap();
 }
 
+/// `SyncMode::Off` never syncs (a power cut may corrupt, as documented):
+/// not the commits, not the checkpoints, and not the cuts of the WAL that
+/// the other modes fsync (an explicit checkpoint's, the close's).
+#[test]
+fn sync_mode_off_never_syncs_not_even_a_cut_of_the_wal() {
+    let vfs = SimVfs::new();
+    let off = || Options { sync_mode: obj_engine::SyncMode::Off, ..options(&vfs) };
+    // Creating the file syncs it whatever the mode; reopen to start counting.
+    Db::open_with(DB, off()).unwrap().close().unwrap();
+    vfs.reset_op_counts();
+    let db = Db::open_with(DB, off()).unwrap();
+    for n in 1..=3 {
+        commit_one(&db, n).unwrap();
+    }
+    let r = db.checkpoint().unwrap();
+    assert!(r.complete && r.wal_frames == 0, "{r:?}");
+    commit_one(&db, 4).unwrap();
+    db.close().unwrap();
+    assert_eq!(vfs.op_counts().syncs, 0, "{:?}", vfs.op_counts());
+    let db = Db::open_with(DB, off()).unwrap();
+    assert_eq!(read_state(&db).unwrap(), expected_state(&[1, 2, 3, 4].into()));
+}
+
 #[test]
 fn failed_write_leaves_the_handle_usable() {
     for op in [FaultOp::Write, FaultOp::Read] {

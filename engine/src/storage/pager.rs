@@ -542,7 +542,7 @@ impl Pager {
             }
             f
         };
-        let wal = if first {
+        let mut wal = if first {
             // Nobody else has the database open: whatever the shared index
             // holds is stale. Rebuild it from the WAL.
             let (wal, recovered) = Wal::open(wal_file.clone(), wal_display.clone(), page_size, file_id)?;
@@ -576,6 +576,8 @@ impl Pager {
             Wal::attach(wal_file.clone(), wal_display, page_size, file_id)
         };
 
+        // "Never sync": a power cut may corrupt a database in this mode anyway.
+        wal.set_sync_cuts(options.sync_mode != SyncMode::Off);
         let cache_pages = options.cache_size / page_size;
         let pager = Arc::new(Pager {
             vfs,

@@ -119,6 +119,8 @@ pub struct Wal {
     /// Running checksum after the last committed frame.
     chain: u32,
     page_size: usize,
+    /// Whether [`Wal::cut`] fsyncs the truncation (not in `SyncMode::Off`).
+    sync_cuts: bool,
 }
 
 impl Wal {
@@ -151,6 +153,7 @@ impl Wal {
                 header_written: false,
                 frames: 0,
                 page_size,
+                sync_cuts: true,
             };
             return Ok((wal, Recovered::default()));
         };
@@ -174,6 +177,7 @@ impl Wal {
             header_written: true,
             frames: 0,
             page_size,
+            sync_cuts: true,
         };
         let recovered = wal.recover(size)?;
         Ok((wal, recovered))
@@ -237,7 +241,13 @@ impl Wal {
     /// [`Wal::adopt`] sets it before each write transaction.
     pub fn attach(file: Arc<dyn StorageFile>, name: String, page_size: usize, file_id: [u8; 16]) -> Wal {
         let header = WalHeader { page_size: page_size as u32, file_id, salt: 0, generation: 0 };
-        Wal { file, name, chain: 0, header, header_written: false, frames: 0, page_size }
+        Wal { file, name, chain: 0, header, header_written: false, frames: 0, page_size, sync_cuts: true }
+    }
+
+    /// Whether cutting the file back fsyncs it (see [`Wal::cut`]); on by
+    /// default, off for `SyncMode::Off`, which never syncs.
+    pub fn set_sync_cuts(&mut self, on: bool) {
+        self.sync_cuts = on;
     }
 
     /// Takes the append position from the shared index: generation `generation`
@@ -443,7 +453,10 @@ impl Wal {
     /// it that recovery would read as the newest commits.
     fn cut(&self) -> Result<()> {
         self.file.truncate(0).map_err(|e| Error::io(format!("truncating {}", self.name), e))?;
-        self.sync()
+        if self.sync_cuts {
+            self.sync()?;
+        }
+        Ok(())
     }
 
     /// Cuts the file back to a fresh header alone: what an explicit
