@@ -1037,7 +1037,7 @@ impl Pager {
         }
         let mut h = self.fresh_header(true)?;
         let mut wal = self.wal();
-        self.restart_wal_if_backfilled(&mut wal, &mut h)?;
+        self.restart_wal_if_backfilled(&mut wal, &mut h, false)?;
         let frames: Vec<FrameWrite<'_>> = if images.is_empty() {
             pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect()
         } else {
@@ -1121,7 +1121,8 @@ impl Pager {
     /// Restarts the WAL when every frame is in the main file and no reader
     /// in any process needs it (the caller holds the writer slot and lock,
     /// and is about to append); `h` becomes the new generation's header.
-    fn restart_wal_if_backfilled(&self, wal: &mut Wal, h: &mut ShmHeader) -> Result<()> {
+    /// `cut`: empty the file whatever its size (an explicit checkpoint).
+    fn restart_wal_if_backfilled(&self, wal: &mut Wal, h: &mut ShmHeader, cut: bool) -> Result<()> {
         let taken = if h.max_frame > 0 && h.max_frame == h.backfilled {
             self.index.lock_readers_for_restart(h)?
         } else {
@@ -1145,11 +1146,14 @@ impl Pager {
             let carry = newest.map(|newest| move |base| self.carry_cache_over(old_generation, base, &newest));
             self.index.finish_restart(h, taken, carry);
             // Saturating: any threshold is accepted, `u64::MAX` included.
-            let keep = self
-                .autocheckpoint
-                .max(1000)
-                .saturating_mul(4)
-                .saturating_mul((FRAME_HEADER_LEN + self.page_size) as u64);
+            let keep = if cut {
+                0
+            } else {
+                self.autocheckpoint
+                    .max(1000)
+                    .saturating_mul(4)
+                    .saturating_mul((FRAME_HEADER_LEN + self.page_size) as u64)
+            };
             if let Err(e) = wal.shrink(keep) {
                 self.set_fatal(format!("restarting the WAL failed: {e}"));
                 return Err(e);
@@ -1187,7 +1191,7 @@ impl Pager {
         }
         let mut h = self.fresh_header(true)?;
         let mut wal = self.wal();
-        self.restart_wal_if_backfilled(&mut wal, &mut h)?;
+        self.restart_wal_if_backfilled(&mut wal, &mut h, false)?;
         let start = wal.position();
         Ok(BulkCommit {
             pager: self,
@@ -1217,7 +1221,8 @@ impl Pager {
         if result.complete {
             let mut h = self.fresh_header(true)?;
             let mut wal = self.wal();
-            self.restart_wal_if_backfilled(&mut wal, &mut h)?;
+            // Cutting the file at once spares the new header's fsync.
+            self.restart_wal_if_backfilled(&mut wal, &mut h, true)?;
             if h.max_frame == 0 {
                 // Restarted (now or before): no reader needs a frame, and
                 // the file goes back to its header, as documented. The cut

@@ -119,7 +119,8 @@ pub struct Wal {
     /// Running checksum after the last committed frame.
     chain: u32,
     page_size: usize,
-    /// Whether [`Wal::cut`] fsyncs the truncation (not in `SyncMode::Off`).
+    /// Whether a cut of the file and a new header written over an old log
+    /// are fsynced at once (see [`Wal::shrink`]; not in `SyncMode::Off`).
     sync_cuts: bool,
 }
 
@@ -244,8 +245,9 @@ impl Wal {
         Wal { file, name, chain: 0, header, header_written: false, frames: 0, page_size, sync_cuts: true }
     }
 
-    /// Whether cutting the file back fsyncs it (see [`Wal::cut`]); on by
-    /// default, off for `SyncMode::Off`, which never syncs.
+    /// Whether a restart's cut of the file, or its header written over the
+    /// old log, is fsynced at once (see [`Wal::shrink`]); on by default,
+    /// off for `SyncMode::Off`, which never syncs.
     pub fn set_sync_cuts(&mut self, on: bool) {
         self.sync_cuts = on;
     }
@@ -359,11 +361,7 @@ impl Wal {
         let mut chain = self.chain;
         let mut offset = start_offset;
         if !self.header_written {
-            let head = self.header.encode();
-            self.file
-                .write_at(&head, 0)
-                .map_err(|e| Error::io(format!("writing the header of {}", self.name), e))?;
-            self.header_written = true;
+            self.write_header()?;
         }
         for (i, p) in pages.iter().enumerate() {
             debug_assert_eq!(p.page.len(), self.page_size);
@@ -435,14 +433,33 @@ impl Wal {
     /// Truncates the file when it has grown past `keep_bytes`; only right
     /// after [`Wal::restart`], once every process knows of the new
     /// generation (a writer in another process that still believed in the
-    /// old one would append to a file without a header).
+    /// old one would append to a file without a header). A file it keeps
+    /// gets the new header at once, synced: the new frames overwrite the
+    /// old ones, and a power cut that kept a later write of them (another
+    /// unsynced commit, a later part of a big one) but not the header
+    /// would leave the old header over a prefix of the old log, older than
+    /// the main file (an open refused as a stale WAL).
     pub fn shrink(&mut self, keep_bytes: u64) -> Result<()> {
         debug_assert_eq!(self.frames, 0);
         let size =
             self.file.size().map_err(|e| Error::io(format!("reading the size of {}", self.name), e))?;
         if size > keep_bytes {
             self.cut()?;
+        } else if size > WAL_HEADER_LEN {
+            self.write_header()?;
+            if self.sync_cuts {
+                self.sync()?;
+            }
         }
+        Ok(())
+    }
+
+    fn write_header(&mut self) -> Result<()> {
+        let head = self.header.encode();
+        self.file
+            .write_at(&head, 0)
+            .map_err(|e| Error::io(format!("writing the header of {}", self.name), e))?;
+        self.header_written = true;
         Ok(())
     }
 
@@ -468,13 +485,13 @@ impl Wal {
     pub fn reset_to_header(&mut self) -> Result<()> {
         debug_assert_eq!(self.frames, 0);
         self.header_written = false;
-        self.cut()?;
-        let head = self.header.encode();
-        self.file
-            .write_at(&head, 0)
-            .map_err(|e| Error::io(format!("writing the header of {}", self.name), e))?;
-        self.header_written = true;
-        Ok(())
+        let size =
+            self.file.size().map_err(|e| Error::io(format!("reading the size of {}", self.name), e))?;
+        // An empty file was cut (and synced) already, by `shrink(0)`.
+        if size > 0 {
+            self.cut()?;
+        }
+        self.write_header()
     }
 
     /// Empties the WAL file (after a complete checkpoint at close).
