@@ -10,7 +10,7 @@ use obj_engine::storage::sim::{CutMode, SimVfs};
 use obj_engine::{Db, Error, Options, ReadableTxn};
 
 mod common;
-use common::{get_in as get, put_in as put, wal_in_use};
+use common::{get_in as get, put_in as put};
 
 const DB: &str = "/sim/app.obj";
 const WAL: &str = "/sim/app.obj-wal";
@@ -24,9 +24,9 @@ fn torn_last_frame_recovers_previous_commit() {
     let vfs = SimVfs::new();
     let db = Db::open_with(DB, sim_options(&vfs)).unwrap();
     put(&db, "t", b"a", b"first");
-    let len_a = wal_in_use(&vfs.read_file(Path::new(WAL)).unwrap(), 4096).len();
+    let len_a = vfs.read_file(Path::new(WAL)).unwrap().len();
     put(&db, "t", b"b", &[9u8; 100]);
-    let wal = wal_in_use(&vfs.read_file(Path::new(WAL)).unwrap(), 4096).to_vec();
+    let wal = vfs.read_file(Path::new(WAL)).unwrap();
     vfs.crash();
     drop(db);
     let frame_len = 4096 + 24;

@@ -21,12 +21,6 @@ use crate::storage::page::CHECKSUM_TRAILER;
 pub const WAL_HEADER_LEN: u64 = 64;
 /// Bytes of a frame header (before the page image).
 pub const FRAME_HEADER_LEN: usize = 24;
-/// The WAL file grows in steps of this many bytes (zeros past the last
-/// frame): a commit that extends a file makes its fdatasync write the new
-/// size to the file system's journal too, about 1.5× the cost of one that
-/// only overwrites, so a fresh WAL pays that once a step instead of once
-/// a commit. Recovery reads zeros as the end of the log (no salt, no chain).
-pub const WAL_GROWTH_STEP: u64 = 1 << 20;
 const WAL_MAGIC: [u8; 4] = *b"OBJW";
 const WAL_VERSION: u32 = 1;
 
@@ -384,22 +378,7 @@ impl Wal {
         }
         self.frames += pages.len() as u64;
         self.chain = chain;
-        self.grow_past(offset);
         Ok(first)
-    }
-
-    /// Extends the file with zeros to the next multiple of
-    /// [`WAL_GROWTH_STEP`] when the frames just written end at or past its
-    /// end (see there). Best effort: the frames are written already, and a
-    /// failure (a full disk) only means later commits extend the file
-    /// themselves, as they would without this.
-    fn grow_past(&self, end: u64) {
-        let Ok(size) = self.file.size() else { return };
-        if size > end {
-            return;
-        }
-        let target = (end / WAL_GROWTH_STEP + 1) * WAL_GROWTH_STEP;
-        let _ = self.file.write_at(&vec![0u8; (target - end) as usize], end);
     }
 
     /// Makes every appended frame durable.
@@ -464,10 +443,11 @@ impl Wal {
     }
 
     /// Empties the file, durably: a power cut could otherwise undo the
-    /// truncation and bring old frames back, and the zeros that
-    /// [`Wal::grow_past`] writes past the next frames would then cut that
-    /// old log in the middle rather than at its start, leaving a prefix of
-    /// it that recovery would read as the newest commits.
+    /// truncation and bring old frames back, and a later write of the new
+    /// log that survived it (while the new header and first frames did not)
+    /// would cut that old log in the middle rather than at its start,
+    /// leaving a prefix of it that recovery would read as the newest
+    /// commits.
     fn cut(&self) -> Result<()> {
         self.file.truncate(0).map_err(|e| Error::io(format!("truncating {}", self.name), e))?;
         if self.sync_cuts {
@@ -608,33 +588,10 @@ mod tests {
         );
     }
 
-    /// The file grows in whole steps of zeros, later commits overwrite
-    /// them without growing it, and recovery stops at the zeros.
-    #[test]
-    fn the_file_grows_in_steps_of_zeros_that_recovery_ignores() {
-        let vfs = SimVfs::new();
-        let path = Path::new("/t/db-wal");
-        let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
-        let (mut wal, _) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
-        let page = sealed(3, |i| (i % 13) as u8 + 1);
-        wal.append(&[FrameWrite { pgno: 3, page: &page }], 4).unwrap();
-        assert_eq!(file.size().unwrap(), WAL_GROWTH_STEP);
-        let frames_per_step = (WAL_GROWTH_STEP - WAL_HEADER_LEN) / (FRAME_HEADER_LEN + PAGE) as u64;
-        for _ in 1..frames_per_step {
-            wal.append(&[FrameWrite { pgno: 3, page: &page }], 4).unwrap();
-            assert_eq!(file.size().unwrap(), WAL_GROWTH_STEP, "an overwrite does not grow the file");
-        }
-        wal.append(&[FrameWrite { pgno: 3, page: &page }], 4).unwrap();
-        assert_eq!(file.size().unwrap(), 2 * WAL_GROWTH_STEP, "the next frame takes the next step");
-        let (_, recovered) = Wal::open(file, "wal".into(), PAGE, [7; 16]).unwrap();
-        assert_eq!(recovered.last_commit, frames_per_step + 1);
-        assert_eq!(recovered.frames.len() as u64, frames_per_step + 1);
-    }
-
     /// Cutting the file back (a restart past the size limit, an explicit
     /// checkpoint) is durable at once: a power cut after the next append
-    /// finds the empty file, never the old frames cut short by the zeros
-    /// written after the new ones.
+    /// finds the empty file, never the old frames, which the new ones
+    /// could cut short anywhere.
     #[test]
     fn a_cut_survives_a_power_cut() {
         use crate::storage::sim::CutMode;

@@ -113,15 +113,3 @@ impl CrashChild {
         self.reader.join().unwrap()
     }
 }
-
-/// The bytes of a WAL image up to the end of its last frame: the file
-/// grows in steps of zeros past that (`WAL_GROWTH_STEP`), which tests that
-/// cut or flip "the last frame" must not mistake for frames.
-pub fn wal_in_use(wal: &[u8], page_size: usize) -> &[u8] {
-    use obj_engine::storage::wal::{FRAME_HEADER_LEN, WAL_HEADER_LEN};
-    let header = WAL_HEADER_LEN as usize;
-    let frame = FRAME_HEADER_LEN + page_size;
-    let written = wal.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    let frames = written.saturating_sub(header).div_ceil(frame);
-    &wal[..(header + frames * frame).min(wal.len())]
-}
