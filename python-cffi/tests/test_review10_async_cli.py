@@ -115,8 +115,12 @@ async def test_an_index_on_a_renamed_field_covers_the_migrated_documents(path):
 
 def test_ctrl_c_during_load_is_one_line_exit_130_and_undone(tmp_path):
     target = tmp_path / "new.obj"
+    # Ctrl-C as a terminal delivers it: a suite run in the background of a
+    # shell without job control inherits SIGINT ignored, and Python keeps
+    # an ignored SIGINT ignored, so the child starts with the default.
     p = subprocess.Popen([sys.executable, "-m", "obj", "load", str(target), "c"], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         p.stdin.write(b'{"a": 1}\n')
         p.stdin.flush()
