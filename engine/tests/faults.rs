@@ -462,9 +462,9 @@ fn failed_fsync_is_fatal_and_never_reported_as_success() {
     db.integrity_check().unwrap();
 }
 
-/// The explicit checkpoint cuts the WAL back and fsyncs the cut (zeros
-/// written past the next frames must never land over old frames that a
-/// power cut brought back). A failed fsync there is like any other: the
+/// The explicit checkpoint cuts the WAL back and fsyncs the cut (a later
+/// write of the new log must never land over old frames that a power cut
+/// brought back). A failed fsync there is like any other: the
 /// outcome is unknown, so the handle refuses further work instead of
 /// letting the next commit's fsync report success for it.
 #[test]
