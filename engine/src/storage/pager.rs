@@ -33,7 +33,7 @@ use crate::storage::shm::{
 use crate::storage::wal::{
     fresh_salt, FrameWrite, Recovered, Wal, WalPosition, FRAME_HEADER_LEN, WAL_HEADER_LEN,
 };
-use crate::storage::wal_index::{PageMap, PageSource, ReadMark, Refresh, WalIndex, BASE_KEY};
+use crate::storage::wal_index::{main_key, PageMap, PageSource, ReadMark, Refresh, WalIndex};
 
 /// What a checkpoint did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -1174,7 +1174,7 @@ impl Pager {
     /// clock evicts them first.
     fn carry_cache_over(&self, old: u64, base: u64, newest: &PageMap<u64>) {
         for (&pgno, &frame) in newest {
-            self.cache.rename((old, frame), (base | BASE_KEY, pgno as u64));
+            self.cache.rename((old, frame), main_key(base, pgno));
         }
     }
 
@@ -1310,10 +1310,12 @@ impl Pager {
                     };
                     page_count = Some(Header::decode(&page0)?.page_count);
                 }
-                // No cache entry changes: keys name page versions, and a
-                // main-file key is tied to the WAL generation it belongs to
-                // (`BASE_KEY`), so no entry can hold an older image of this
-                // page under a key a reader would now use.
+                // No cache entry changes: keys name page versions. Every
+                // reader sees this frame (the copy waits for those that do
+                // not), so none asks for the page's main-file key, which
+                // may still hold the older image, until the WAL restarts,
+                // which replaces it (`carry_cache_over`) or starts a new
+                // run of keys.
             }
             // Pages allocated and freed again in one transaction were never
             // written: the file must still span every page the header counts.

@@ -64,6 +64,11 @@ pub type PageMap<V> = HashMap<PageNo, V, BuildHasherDefault<PageNoHasher>>;
 /// itself starts a new run, tagged with its own number.
 pub const BASE_KEY: u64 = 1 << 63;
 
+/// The cache key of the main file's copy of `pgno` in the run tagged `base`.
+pub fn main_key(base: u64, pgno: PageNo) -> CacheKey {
+    (base | BASE_KEY, pgno as u64)
+}
+
 /// What a snapshot sees: frames `1..=max_frame` of WAL generation
 /// `generation`, of which `1..=backfilled` were in the main file when it
 /// began (it reads those from there).
@@ -129,9 +134,15 @@ struct Local {
 }
 
 impl Local {
+    /// Empties the map for `generation`, whose main-file pages start a run
+    /// of their own (tagged `generation`, see [`BASE_KEY`]).
+    fn reset(&mut self, generation: u64, filter: &PageFilter) {
+        self.reset_with_base(generation, generation, filter);
+    }
+
     /// Empties the map for `generation`, whose main-file pages are cached
     /// under `base`.
-    fn reset(&mut self, generation: u64, base: u64, filter: &PageFilter) {
+    fn reset_with_base(&mut self, generation: u64, base: u64, filter: &PageFilter) {
         self.generation = generation;
         self.base = base;
         self.max_frame = 0;
@@ -312,7 +323,7 @@ impl WalIndex {
         let mut outcome = Refresh::Current;
         if l.epoch != h.epoch {
             l.epoch = h.epoch;
-            l.reset(h.generation, h.generation, &self.filter);
+            l.reset(h.generation, &self.filter);
             outcome = Refresh::Rebuilt;
         }
         // The local map is shared by every thread of this handle and only
@@ -328,7 +339,7 @@ impl WalIndex {
             return Ok(Refresh::Retry);
         }
         if l.generation != h.generation {
-            l.reset(h.generation, h.generation, &self.filter);
+            l.reset(h.generation, &self.filter);
         }
         if h.max_frame > l.max_frame {
             self.shm.map(shm::FRAMES_AT + 4 * h.max_frame as usize, false).map_err(|e| io("mapping", e))?;
@@ -348,7 +359,7 @@ impl WalIndex {
                     l.max_frame = h.max_frame;
                 }
                 _ => {
-                    l.reset(h.generation, h.generation, &self.filter);
+                    l.reset(h.generation, &self.filter);
                     return Ok(Refresh::Retry);
                 }
             }
@@ -367,14 +378,14 @@ impl WalIndex {
         // checkpoints out, or it is the writer, the only one that
         // checkpoints), or with no frame of this page in the generation.
         if let Some(base) = self.filter.base_if_absent(pgno, mark.generation, mark.max_frame > 0) {
-            return ((base | BASE_KEY, pgno as u64), PageSource::Main);
+            return (main_key(base, pgno), PageSource::Main);
         }
         let l = self.local.read().unwrap_or_else(|p| p.into_inner());
         if mark.generation != l.generation {
-            return ((l.base | BASE_KEY, pgno as u64), PageSource::Main);
+            return (main_key(l.base, pgno), PageSource::Main);
         }
         match l.newest(pgno, mark.max_frame) {
-            None => ((l.base | BASE_KEY, pgno as u64), PageSource::Main),
+            None => (main_key(l.base, pgno), PageSource::Main),
             Some(f) if f <= mark.backfilled => ((l.generation, f), PageSource::Main),
             Some(f) => ((l.generation, f), PageSource::Frame(f)),
         }
@@ -610,7 +621,7 @@ impl WalIndex {
             shm::set_mark(shm, i, if !free || i == 1 { 0 } else { MARK_UNUSED });
         }
         let base = if carry.is_some() { l.base } else { h.generation };
-        l.reset(h.generation, base, &self.filter);
+        l.reset_with_base(h.generation, base, &self.filter);
         l.epoch = h.epoch;
         if let Some(carry) = carry {
             carry(base);
@@ -644,7 +655,7 @@ impl WalIndex {
     /// page may then be read but not cached: its tag is not decided).
     pub fn base_key(&self, pgno: PageNo, generation: u64) -> Option<CacheKey> {
         let l = self.local.read().unwrap_or_else(|p| p.into_inner());
-        (l.generation == generation).then_some((l.base | BASE_KEY, pgno as u64))
+        (l.generation == generation).then(|| main_key(l.base, pgno))
     }
 
     /// Rewrites the whole shared index from a WAL scan: the frames (frame
@@ -663,7 +674,7 @@ impl WalIndex {
         }
         write_header(shm, h);
         let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
-        l.reset(h.generation, h.generation, &self.filter);
+        l.reset(h.generation, &self.filter);
         l.epoch = h.epoch;
         for &(frame, pgno) in frames {
             l.push(pgno, frame, &self.filter);
@@ -748,7 +759,7 @@ mod tests {
     fn page_filter_never_hides_a_page_with_a_frame() {
         let f = PageFilter::new();
         let mut l = Local::default();
-        l.reset(7, 7, &f);
+        l.reset(7, &f);
         let with_frames = [1u32, 2, 900, 65_537, 1 << 20];
         for (i, &p) in with_frames.iter().enumerate() {
             l.push(p, i as u64 + 1, &f);
@@ -763,7 +774,7 @@ mod tests {
         assert_eq!(absent, 1997 - 1);
         // Another generation: the filter knows nothing of it.
         assert!(f.base_if_absent(3, 8, true).is_none());
-        l.reset(8, 8, &f);
+        l.reset(8, &f);
         assert!(f.base_if_absent(1, 8, true).is_some(), "a reset empties the filter");
         assert!(f.base_if_absent(1, 7, true).is_none(), "and it no longer speaks for generation 7");
     }
