@@ -75,6 +75,19 @@ impl Tree {
     pub fn root(&self) -> PageNo {
         self.root
     }
+
+    /// This handle as `txn` would have returned it: for a handle kept in
+    /// the memo of derived values, which `txn` sees the same tree through
+    /// (the same committed state), so that `txn` trusts it without a
+    /// catalog lookup.
+    pub(crate) fn for_txn<T: ReadableTxn + ?Sized>(&self, txn: &T) -> Tree {
+        Tree { origin: txn.txn_id(), ..self.clone() }
+    }
+}
+
+/// The committed state `txn` sees, when it sees exactly one.
+pub(crate) fn committed_view<T: ReadableTxn + ?Sized>(txn: &T) -> Option<sealed::CommittedView<'_>> {
+    txn.committed_view()
 }
 
 /// Iterator over a range of a tree: `(key, value)` pairs in key order
@@ -93,6 +106,24 @@ mod sealed {
         fn dropped_trees(&self) -> bool {
             false
         }
+
+        /// The committed state this transaction sees, when it sees exactly
+        /// one (a read transaction; a write transaction that has not
+        /// written yet).
+        fn committed_view(&self) -> Option<CommittedView<'_>> {
+            None
+        }
+    }
+
+    /// A transaction's view of one committed state, with the memo of values
+    /// derived from it (see `storage::memo`).
+    pub struct CommittedView<'a> {
+        pub memo: &'a crate::storage::memo::SnapshotMemo,
+        /// The state's commit counter.
+        pub counter: u64,
+        /// Whether values this transaction derives go into the memo (a read
+        /// transaction's; a write transaction's are about to change).
+        pub keep: bool,
     }
 }
 
@@ -237,6 +268,19 @@ impl ReadTxn {
 impl sealed::Identity for ReadTxn {
     fn txn_id(&self) -> u64 {
         self.id
+    }
+
+    fn committed_view(&self) -> Option<sealed::CommittedView<'_>> {
+        // A transaction begun before fork() must fail in the child on its
+        // first read, not answer from the memo.
+        if self.snap.pager().forked() {
+            return None;
+        }
+        Some(sealed::CommittedView {
+            memo: self.snap.pager().memo(),
+            counter: self.snap.header().commit_counter,
+            keep: true,
+        })
     }
 }
 
@@ -549,6 +593,15 @@ impl sealed::Identity for WriteTxn {
 
     fn dropped_trees(&self) -> bool {
         self.dropped
+    }
+
+    fn committed_view(&self) -> Option<sealed::CommittedView<'_>> {
+        let base = self.pages.base();
+        (self.pages.unchanged() && !self.dropped && !base.pager().forked()).then(|| sealed::CommittedView {
+            memo: base.pager().memo(),
+            counter: base.header().commit_counter,
+            keep: false,
+        })
     }
 }
 

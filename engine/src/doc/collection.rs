@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -176,8 +177,9 @@ pub(crate) struct CollState {
     pub(crate) next_id: u64,
     /// `next_id` as last written to the metadata record.
     persisted_next_id: u64,
-    pub(crate) indexes: Vec<IndexInfo>,
-    pub(crate) dict: MemNameDict,
+    /// Shared with the memo's copy until this transaction changes them.
+    pub(crate) indexes: Arc<Vec<IndexInfo>>,
+    pub(crate) dict: Arc<MemNameDict>,
     persisted_names: usize,
     pub(crate) docs: Tree,
     /// The index trees as found when the state was loaded, in `indexes`
@@ -201,6 +203,21 @@ impl CollState {
                     built_upto: i.built_upto,
                 })
                 .collect(),
+        }
+    }
+
+    /// This state as loaded by `txn` (its tree handles stamped as `txn`'s).
+    fn for_txn<T: ReadableTxn>(&self, txn: &T) -> CollState {
+        CollState {
+            name: self.name.clone(),
+            raw: self.raw,
+            next_id: self.next_id,
+            persisted_next_id: self.persisted_next_id,
+            indexes: self.indexes.clone(),
+            dict: self.dict.clone(),
+            persisted_names: self.persisted_names,
+            docs: self.docs.for_txn(txn),
+            index_trees: self.index_trees.iter().map(|t| t.as_ref().map(|t| t.for_txn(txn))).collect(),
         }
     }
 
@@ -262,8 +279,29 @@ fn next_free_id<T: ReadableTxn>(txn: &T, docs: &Tree, mark: u64, name: &str) -> 
     Ok(mark.max(after_last))
 }
 
+/// Collection `name`'s state as `txn` sees it: from the memo of the
+/// committed state `txn` sees when a read transaction on that same state
+/// loaded it before (see `storage::memo`), otherwise read from the
+/// catalog (and kept in the memo by a read transaction). A write
+/// transaction only takes from the memo: the state it loads is about to
+/// change with its commit.
 fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> {
     check_component_name("collection", name)?;
+    let Some(view) = crate::txn::committed_view(txn) else { return read_state(txn, name) };
+    if let Some(kept) = view.memo.get(view.counter, name) {
+        if let Some(st) = kept.downcast_ref::<CollState>() {
+            return Ok(Some(st.for_txn(txn)));
+        }
+    }
+    let st = read_state(txn, name)?;
+    if let (Some(st), true) = (&st, view.keep) {
+        view.memo.put(view.counter, name, Arc::new(st.clone()));
+    }
+    Ok(st)
+}
+
+/// [`load_state`] without the memo: from the catalog.
+fn read_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> {
     let Some(meta) = load_meta(txn, name)? else { return Ok(None) };
     let docs = txn.open_engine_tree(&docs_tree(name))?;
     let next_id = next_free_id(txn, &docs, meta.next_id, name)?;
@@ -305,9 +343,9 @@ fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
         raw: meta.raw,
         next_id,
         persisted_next_id: meta.next_id,
-        indexes,
+        indexes: Arc::new(indexes),
         persisted_names: dict.len(),
-        dict,
+        dict: Arc::new(dict),
         docs,
         index_trees,
     }))
@@ -315,6 +353,11 @@ fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
 
 /// Whether collection `name` exists (one lookup, not a listing).
 pub(crate) fn has_collection<T: ReadableTxn>(txn: &T, name: &str) -> Result<bool> {
+    if let Some(view) = crate::txn::committed_view(txn) {
+        if view.memo.get(view.counter, name).is_some() {
+            return Ok(true);
+        }
+    }
     let Some(tree) = txn.find_engine_tree(COLLECTIONS_TREE)? else { return Ok(false) };
     Ok(txn.get_guard(&tree, name.as_bytes())?.is_some())
 }
@@ -418,7 +461,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// Document `id` with its schema version.
     pub fn get_versioned(&self, id: u64) -> Result<Option<(u32, Value)>> {
         self.st.check_documents()?;
-        self.stored(id)?.map(|b| decode_stored(&b, &self.st.dict)).transpose()
+        self.stored(id)?.map(|b| decode_stored(&b, &*self.st.dict)).transpose()
     }
 
     /// Document `id` appended to `out` as JSON text, written straight from
@@ -429,7 +472,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     pub fn get_json(&self, id: u64, out: &mut Vec<u8>) -> Result<Option<u32>> {
         self.st.check_documents()?;
         match self.stored(id)? {
-            Some(b) => write_stored_json(&b, &self.st.dict, out).map(Some),
+            Some(b) => write_stored_json(&b, &*self.st.dict, out).map(Some),
             None => Ok(None),
         }
     }
@@ -451,7 +494,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
                 if header.is_raw() {
                     return Err(Error::invalid("document is raw bytes, not a structured document"));
                 }
-                from_encoded(payload, &self.st.dict).map(Some)
+                from_encoded(payload, &*self.st.dict).map(Some)
             }
         }
     }
@@ -463,7 +506,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     pub fn get_doc<D: crate::Document>(&self, id: u64) -> Result<Option<D>> {
         self.st.check_documents()?;
         let Some(bytes) = self.stored(id)? else { return Ok(None) };
-        stored_doc(&bytes, &self.st.dict).map(Some)
+        stored_doc(&bytes, &*self.st.dict).map(Some)
     }
 
     /// [`get_doc`](Self::get_doc) of each id, in the same order (`None` for
@@ -670,7 +713,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// as [`get_json`](Self::get_json) writes it: its schema version.
     pub fn stored_to_json(&self, stored: &[u8], out: &mut Vec<u8>) -> Result<u32> {
         self.st.check_documents()?;
-        write_stored_json(stored, &self.st.dict, out)
+        write_stored_json(stored, &*self.st.dict, out)
     }
 
     /// The plan the engine would use for `spec`.
@@ -783,8 +826,8 @@ impl<'t> CollectionMut<'t> {
             raw: options.raw,
             next_id: FIRST_ID,
             persisted_next_id: FIRST_ID,
-            indexes: Vec::new(),
-            dict: MemNameDict::new(),
+            indexes: Arc::default(),
+            dict: Arc::default(),
             persisted_names: 0,
             docs,
             index_trees: Vec::new(),
@@ -950,10 +993,10 @@ impl<'t> CollectionMut<'t> {
         self.st.check_documents()?;
         let mut stored = Vec::new();
         let names = self.st.dict.len();
-        if document_from_json(json, schema_version, &mut self.st.dict, &mut stored) {
+        if document_from_json(json, schema_version, Arc::make_mut(&mut self.st.dict), &mut stored) {
             return self.put(id, NewDoc::Encoded(&stored));
         }
-        self.st.dict.truncate(names);
+        Arc::make_mut(&mut self.st.dict).truncate(names);
         let doc = document_from_json_slice(json)?;
         self.put(id, NewDoc::Value(&doc, schema_version))
     }
@@ -973,9 +1016,11 @@ impl<'t> CollectionMut<'t> {
         self.st.check_documents()?;
         let mut bytes = Vec::with_capacity(json.len());
         let names = self.st.dict.len();
-        if let Some(ends) = documents_from_json(json, schema_version, &mut self.st.dict, &mut bytes) {
+        if let Some(ends) =
+            documents_from_json(json, schema_version, Arc::make_mut(&mut self.st.dict), &mut bytes)
+        {
             if let Err(e) = check_count(ends.len()) {
-                self.st.dict.truncate(names);
+                Arc::make_mut(&mut self.st.dict).truncate(names);
                 return Err(e);
             }
             let mut start = 0;
@@ -983,7 +1028,7 @@ impl<'t> CollectionMut<'t> {
                 c.put(id, NewDoc::Encoded(&bytes[std::mem::replace(&mut start, end)..end]))
             });
         }
-        self.st.dict.truncate(names);
+        Arc::make_mut(&mut self.st.dict).truncate(names);
         let docs = documents_from_json_slice(json)?;
         check_count(docs.len())?;
         self.insert_batch(docs.iter().map(Ok), schema_version)
@@ -1023,10 +1068,10 @@ impl<'t> CollectionMut<'t> {
         self.st.check_documents()?;
         buf.clear();
         let names = self.st.dict.len();
-        if document_from_serialize(doc, schema_version, &mut self.st.dict, fields, buf) {
+        if document_from_serialize(doc, schema_version, Arc::make_mut(&mut self.st.dict), fields, buf) {
             return self.put(id, NewDoc::Encoded(buf));
         }
-        self.st.dict.truncate(names);
+        Arc::make_mut(&mut self.st.dict).truncate(names);
         let v = to_value(doc)?;
         if !matches!(v, Value::Map(_)) {
             return Err(Error::invalid(format!("a document must serialize to a map, not {}", v.type_name())));
@@ -1133,7 +1178,7 @@ impl<'t> CollectionMut<'t> {
     pub fn delete(&mut self, id: u64) -> Result<bool> {
         let Some(old) = self.read().get_stored(id)? else { return Ok(false) };
         if !self.st.raw {
-            let (_, old) = decode_stored(&old, &self.st.dict)?;
+            let (_, old) = decode_stored(&old, &*self.st.dict)?;
             for pos in 0..self.st.indexes.len() {
                 let info = &self.st.indexes[pos];
                 if !info.covers(id) {
@@ -1196,7 +1241,7 @@ impl<'t> CollectionMut<'t> {
                 if !matches!(doc, Value::Map(_)) {
                     return Err(Error::invalid(format!("a document must be a map, not {}", doc.type_name())));
                 }
-                encode_document_versioned(doc, version, &mut self.st.dict, &mut buf)?;
+                encode_document_versioned(doc, version, Arc::make_mut(&mut self.st.dict), &mut buf)?;
                 (&buf, Some(Cow::Borrowed(doc)))
             }
             NewDoc::Encoded(stored) => {
@@ -1287,7 +1332,7 @@ impl<'t> CollectionMut<'t> {
         }
         if !now_multi_valued.is_empty() {
             for pos in now_multi_valued {
-                self.st.indexes[pos].single_valued = false;
+                Arc::make_mut(&mut self.st.indexes)[pos].single_valued = false;
             }
             self.save_meta()?;
         }
@@ -1348,7 +1393,7 @@ impl<'t> CollectionMut<'t> {
         if self.view_fields.0.is_empty() {
             let (mut names, mut steps) = (Vec::new(), Vec::new());
             let mut complete = true;
-            for info in &self.st.indexes {
+            for info in self.st.indexes.iter() {
                 for path in &info.spec.fields {
                     let name = &path.segments()[0];
                     if names.contains(name) {
@@ -1378,7 +1423,7 @@ impl<'t> CollectionMut<'t> {
         let mut fields: Vec<(String, Value)> = Vec::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
             if let Some(found) = doc.get(i)? {
-                fields.push((name.clone(), decode_value_at(found, &self.st.dict, 1)?));
+                fields.push((name.clone(), decode_value_at(found, &*self.st.dict, 1)?));
             }
         }
         Ok(Value::Map(fields))
@@ -1416,7 +1461,12 @@ impl<'t> CollectionMut<'t> {
         self.txn.create_engine_tree(&index_tree(&self.st.name, &spec.name))?;
         // Single-valued until a document says otherwise (the build checks
         // the documents already there).
-        self.st.indexes.push(IndexInfo { spec, status, built_upto: 0, single_valued: true });
+        Arc::make_mut(&mut self.st.indexes).push(IndexInfo {
+            spec,
+            status,
+            built_upto: 0,
+            single_valued: true,
+        });
         self.index_trees.clear();
         self.st.index_trees.clear();
         self.view_fields = Default::default();
@@ -1449,7 +1499,7 @@ impl<'t> CollectionMut<'t> {
         let mut last = info.built_upto;
         let mut single = info.single_valued;
         for (id, bytes) in docs {
-            let (_, doc) = decode_stored(&bytes, &self.st.dict)?;
+            let (_, doc) = decode_stored(&bytes, &*self.st.dict)?;
             let keys = doc_index_keys(&info.spec.fields, &doc)?;
             if single && !keys.is_empty() && !single_valued(&info.spec.fields, &doc) {
                 single = false;
@@ -1472,7 +1522,7 @@ impl<'t> CollectionMut<'t> {
             }
             last = id;
         }
-        let info = &mut self.st.indexes[pos];
+        let info = &mut Arc::make_mut(&mut self.st.indexes)[pos];
         info.built_upto = last;
         info.single_valued &= single;
         if done {
@@ -1486,7 +1536,7 @@ impl<'t> CollectionMut<'t> {
     /// Drops index `name` and its entries.
     pub fn drop_index(&mut self, name: &str) -> Result<()> {
         self.st.index(name)?;
-        self.st.indexes.retain(|i| i.spec.name != name);
+        Arc::make_mut(&mut self.st.indexes).retain(|i| i.spec.name != name);
         self.index_trees.clear();
         self.st.index_trees.clear();
         self.view_fields = Default::default();
@@ -1508,7 +1558,7 @@ pub(crate) fn drop_collection(txn: &mut WriteTxn, name: &str) -> Result<()> {
     refuse_attached(txn, name)?;
     txn.collection_epoch += 1;
     let st = load_state(&*txn, name)?.ok_or_else(|| Error::not_found(format!("collection {name:?}")))?;
-    for info in &st.indexes {
+    for info in st.indexes.iter() {
         txn.drop_engine_tree(&index_tree(name, &info.spec.name))?;
     }
     txn.drop_engine_tree(&docs_tree(name))?;

@@ -144,7 +144,7 @@ fn export_one<T: ReadableTxn, W: Write>(
             let (h, payload) = decode_header(&bytes)?;
             (h.schema_version, Value::Bytes(payload.to_vec()))
         } else {
-            decode_stored(&bytes, &c.st.dict)?
+            decode_stored(&bytes, &*c.st.dict)?
         };
         let mut line = vec![("id".to_string(), Value::from(id))];
         if version != 0 {

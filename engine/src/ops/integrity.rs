@@ -210,7 +210,7 @@ fn check_indexes_into(txn: &crate::txn::ReadTxn, findings: &mut Vec<String>) -> 
             for entry in txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)? {
                 let (k, bytes) = entry?;
                 let id = u64::from_be_bytes(k.as_slice().try_into().unwrap_or([0; 8]));
-                let doc = match decode_stored(&bytes, &st.dict) {
+                let doc = match decode_stored(&bytes, &*st.dict) {
                     Ok((_, d)) => d,
                     Err(e) => {
                         findings.push(format!("collection {name:?}: document {id}: {e}"));
@@ -244,7 +244,7 @@ fn check_indexes_into(txn: &crate::txn::ReadTxn, findings: &mut Vec<String>) -> 
                 };
                 let ok = match txn.get(&st.docs, &id_key(id))? {
                     None => false,
-                    Some(bytes) => match decode_stored(&bytes, &st.dict) {
+                    Some(bytes) => match decode_stored(&bytes, &*st.dict) {
                         Ok((_, doc)) => doc_index_keys(&info.spec.fields, &doc)?.iter().any(|d| d == key),
                         Err(_) => false,
                     },

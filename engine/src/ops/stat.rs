@@ -156,7 +156,7 @@ fn gather_collections(txn: &ReadTxn, page_size: u64) -> Result<Vec<CollectionSta
         let Some(st) = state(txn, &name)? else { continue };
         let mut pages = tree_pages(txn, &docs_tree(&name))? + tree_pages(txn, &names_tree(&name))?;
         let mut indexes = Vec::new();
-        for info in &st.indexes {
+        for info in st.indexes.iter() {
             let tname = index_tree(&name, &info.spec.name);
             pages += tree_pages(txn, &tname)?;
             let entries = match txn.find_engine_tree(&tname)? {

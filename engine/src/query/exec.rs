@@ -333,7 +333,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                     }
                     // On an exact plan, a document's only entry lies in the
                     // ranges exactly when the document matches.
-                    if !(single && plan.exact || check.eval(&mut doc, &st.dict)?) {
+                    if !(single && plan.exact || check.eval(&mut doc, &*st.dict)?) {
                         continue;
                     }
                     return on(st, id, bytes).map(Some);
@@ -476,7 +476,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                 write_raw_json(payload, out);
                 Ok((id, header.schema_version))
             }
-            Found::Stored(id, bytes) => Ok((id, write_stored_json(bytes, &st.dict, out)?)),
+            Found::Stored(id, bytes) => Ok((id, write_stored_json(bytes, &*st.dict, out)?)),
             Found::Decoded(id, version, doc) => {
                 write_json(&doc, out);
                 Ok((id, version))
@@ -490,7 +490,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     /// first. Mixes freely with `next`.
     pub fn next_doc<D: crate::Document>(&mut self) -> Option<Result<(u64, D)>> {
         self.step(|st, found| match found {
-            Found::Stored(id, bytes) if !st.raw => Ok((id, stored_doc(bytes, &st.dict)?)),
+            Found::Stored(id, bytes) if !st.raw => Ok((id, stored_doc(bytes, &*st.dict)?)),
             Found::Stored(id, bytes) => Ok((id, from_value(decode(st, bytes)?.1)?)),
             Found::Decoded(id, version, doc) => Ok((id, crate::doc::typed::migrated(version, doc)?)),
         })
@@ -526,7 +526,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         self.step(|st, found| match found {
             Found::Stored(id, bytes) if !st.raw => {
                 let (_, payload) = decode_header(bytes)?;
-                Ok((id, from_encoded(payload, &st.dict)?))
+                Ok((id, from_encoded(payload, &*st.dict)?))
             }
             Found::Stored(id, bytes) => Ok((id, from_value(decode(st, bytes)?.1)?)),
             Found::Decoded(id, _, doc) => Ok((id, from_value(doc)?)),
@@ -574,7 +574,7 @@ fn matches_stored(check: &Check, steps: &[PathStep], st: &CollState, bytes: &[u8
     if header.is_raw() {
         return Ok(false);
     }
-    check.eval(&mut TopFields::new(payload, steps), &st.dict)
+    check.eval(&mut TopFields::new(payload, steps), &*st.dict)
 }
 
 /// The schema version and the document of stored bytes.
@@ -583,7 +583,7 @@ fn decode(st: &CollState, bytes: &[u8]) -> Result<(u32, Value)> {
         let (header, payload) = decode_header(bytes)?;
         return Ok((header.schema_version, Value::Bytes(payload.to_vec())));
     }
-    decode_stored(bytes, &st.dict)
+    decode_stored(bytes, &*st.dict)
 }
 
 /// A hit in the order of the query's sort, ties by id in the direction of
@@ -654,7 +654,7 @@ fn first_entry(
     let mut partial = Vec::with_capacity(index_fields.len());
     for &i in index_fields {
         if let Some(enc) = doc.get(i)? {
-            partial.push((fields.names[i].clone(), decode_value(enc, &st.dict)?));
+            partial.push((fields.names[i].clone(), decode_value(enc, &*st.dict)?));
         }
     }
     let keys = doc_index_keys(paths, &Value::Map(partial))?;

@@ -6,6 +6,7 @@ pub mod crypto;
 pub mod file;
 pub mod freelist;
 pub mod header;
+pub mod memo;
 pub mod page;
 pub mod pager;
 pub mod shm;

@@ -25,6 +25,7 @@ use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{Header, HEADER_LEN};
+use crate::storage::memo::SnapshotMemo;
 use crate::storage::page::{verify_page, zeroed_ref, Page, PageRead, PageRef, KIND_BTREE_INTERIOR};
 use crate::storage::shm::{
     self, lock_read, shm_path_of, HeaderState, HeapShm, LockTable, ShmFile, ShmHeader, LOCK_CKPT, LOCK_DMS,
@@ -97,6 +98,8 @@ pub struct Pager {
     wal: Mutex<Wal>,
     index: WalIndex,
     cache: PageCache,
+    /// What the document layer derived from the newest committed state.
+    memo: SnapshotMemo,
     page_size: usize,
     file_id: [u8; 16],
     /// Content bytes per page: the page size less the file's trailer.
@@ -590,6 +593,7 @@ impl Pager {
             wal: Mutex::new(wal),
             index,
             cache: PageCache::new(cache_pages),
+            memo: SnapshotMemo::default(),
             page_size,
             file_id,
             usable: page_size - codec.trailer_len(),
@@ -686,6 +690,11 @@ impl Pager {
     /// Page size in bytes.
     pub fn page_size(&self) -> usize {
         self.page_size
+    }
+
+    /// Values derived from the newest committed state (see [`SnapshotMemo`]).
+    pub fn memo(&self) -> &SnapshotMemo {
+        &self.memo
     }
 
     /// Whether the database was opened read-only.

@@ -105,6 +105,11 @@ impl WritePages {
     pub fn base(&self) -> &Snapshot {
         &self.base
     }
+
+    /// Whether nothing was written yet: the view is still the base's.
+    pub fn unchanged(&self) -> bool {
+        self.dirty.is_empty() && !self.header_changed
+    }
 }
 
 impl PageRead for WritePages {
