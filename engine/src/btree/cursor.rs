@@ -173,6 +173,13 @@ impl<R: PageRead> Cursor<R> {
         })
     }
 
+    /// How many of the pages on the cursor's path, from the root, a
+    /// [`seek_near`](Self::seek_near) to `key` would keep (0 or 1: it would
+    /// read every level below the root again).
+    pub fn depth_kept_for(&self, key: &[u8]) -> Result<usize> {
+        self.enclosing_depth(key)
+    }
+
     /// How many frames of the stack to keep for a seek to `key`: the depth
     /// of the lowest frame whose own keys enclose `key` (a leaf whose first
     /// and last keys do, or an interior node whose first and last

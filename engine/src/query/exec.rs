@@ -15,7 +15,11 @@
 //! so a document is never copied. An index scan fetches each document
 //! through one cursor over the documents tree that keeps its path between
 //! fetches ([`Cursor::seek_near`]): entries come in id order within a key,
-//! so most fetches read only a leaf.
+//! so most fetches read only a leaf. A document whose id lies outside the
+//! cursor's pages below the root (ids of a range over many keys come in no
+//! order) is read with a point lookup instead, whose descent reads the
+//! snapshot's pinned interior pages in place rather than pushing each onto
+//! the cursor.
 //!
 //! An index scan may meet one document several times (once per matching
 //! entry: list fields, `in` lists); it is returned only at its first entry
@@ -29,7 +33,7 @@ use std::ops::Bound;
 
 use serde::de::DeserializeOwned;
 
-use crate::btree::{Cursor, Range};
+use crate::btree::{get_guard, Cursor, Range};
 use crate::doc::codec::{
     decode_header, decode_value, encoded_number, encoded_str_bytes, tag, NameLookup, PathStep, TopFields,
 };
@@ -310,11 +314,17 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                     let (k, v) = entry?;
                     let (key, id) = parse_entry(*kind, k, v)?;
                     let want = id_key(id);
-                    let bytes = match docs.seek_near(&want)? {
-                        true => docs.entry_in(scratch)?.filter(|(k, _)| *k == want),
-                        false => None,
+                    let far = docs.depth_kept_for(&want)? <= 1;
+                    let guard = if far { get_guard(*docs.reader(), st.docs.root(), &want)? } else { None };
+                    let bytes = match &guard {
+                        Some(g) => Some(&g[..]),
+                        None if far => None,
+                        None => match docs.seek_near(&want)? {
+                            true => docs.entry_in(scratch)?.filter(|(k, _)| *k == want).map(|(_, v)| v),
+                            false => None,
+                        },
                     };
-                    let Some((_, bytes)) = bytes else {
+                    let Some(bytes) = bytes else {
                         return Err(Error::corruption(
                             None,
                             format!("index of {:?} points at missing document {id}", st.name),
