@@ -141,8 +141,24 @@ impl<R: PageRead> Cursor<R> {
     /// scan fetches in id order) so reads one leaf per seek, or none, where
     /// a fresh descent reads every level.
     pub fn seek_near(&mut self, key: &[u8]) -> Result<bool> {
+        let keep = self.guard(|c| c.enclosing_depth(key))?;
+        self.seek_keeping(key, keep)
+    }
+
+    /// [`seek_near`](Self::seek_near) when it would keep a page below the
+    /// root; `None`, the cursor unmoved, when it would read every level
+    /// below the root again (a point lookup then costs less).
+    pub fn seek_if_near(&mut self, key: &[u8]) -> Result<Option<bool>> {
+        let keep = self.guard(|c| c.enclosing_depth(key))?;
+        if keep <= 1 {
+            return Ok(None);
+        }
+        self.seek_keeping(key, keep).map(Some)
+    }
+
+    /// Seeks `key` from the first `keep` frames of the path.
+    fn seek_keeping(&mut self, key: &[u8], keep: usize) -> Result<bool> {
         self.reposition(|c| {
-            let keep = c.enclosing_depth(key)?;
             c.stack.truncate(keep);
             let mut pgno = match c.stack.last() {
                 None => c.root,
@@ -171,13 +187,6 @@ impl<R: PageRead> Cursor<R> {
                 c.set_top_idx(i);
             }
         })
-    }
-
-    /// How many of the pages on the cursor's path, from the root, a
-    /// [`seek_near`](Self::seek_near) to `key` would keep (0 or 1: it would
-    /// read every level below the root again).
-    pub fn depth_kept_for(&self, key: &[u8]) -> Result<usize> {
-        self.enclosing_depth(key)
     }
 
     /// How many frames of the stack to keep for a seek to `key`: the depth

@@ -314,15 +314,14 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                     let (k, v) = entry?;
                     let (key, id) = parse_entry(*kind, k, v)?;
                     let want = id_key(id);
-                    let far = docs.depth_kept_for(&want)? <= 1;
-                    let guard = if far { get_guard(*docs.reader(), st.docs.root(), &want)? } else { None };
-                    let bytes = match &guard {
-                        Some(g) => Some(&g[..]),
-                        None if far => None,
-                        None => match docs.seek_near(&want)? {
-                            true => docs.entry_in(scratch)?.filter(|(k, _)| *k == want).map(|(_, v)| v),
-                            false => None,
-                        },
+                    let looked_up;
+                    let bytes = match docs.seek_if_near(&want)? {
+                        Some(true) => docs.entry_in(scratch)?.filter(|(k, _)| *k == want).map(|(_, v)| v),
+                        Some(false) => None,
+                        None => {
+                            looked_up = get_guard(*docs.reader(), st.docs.root(), &want)?;
+                            looked_up.as_deref()
+                        }
                     };
                     let Some(bytes) = bytes else {
                         return Err(Error::corruption(
