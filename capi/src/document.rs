@@ -150,7 +150,8 @@ pub unsafe extern "C" fn obj_doc_insert_many(
         };
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
-        // insert_json_many checks the count before it writes anything.
+        // insert_json_many checks the count before it writes anything (a
+        // large array: as it goes, undoing what it wrote when refused).
         let ids = match write_existing(&mut t, coll, |c| c.insert_json_many(json, schema_version, fits))? {
             Some(ids) => ids,
             None => {

@@ -748,6 +748,103 @@ fn json_arrays_are_all_or_nothing() {
     db.integrity_check().unwrap();
 }
 
+/// A JSON array of at least `PARALLEL_ENCODE_BYTES` is encoded on a second
+/// thread while this one stores it: the same documents, dictionary and
+/// index entries as the same documents sent in small arrays, and a failure
+/// late in it (a unique violation, the running count refused, an element
+/// that is not an object, a missing `]`) leaves nothing of it.
+#[test]
+fn large_json_arrays_are_stored_while_encoded() {
+    use obj_engine::doc::collection::PARALLEL_ENCODE_BYTES;
+    // New field names appear all along the array, not only in its first run.
+    let doc = |i: usize| {
+        let late = if i % 1000 == 999 { format!(r#","late{i}":[{i},"x"]"#) } else { String::new() };
+        format!(r#"{{"email":"e{i}","n":{i},"pad":"{}"{late}}}"#, "p".repeat(i % 300))
+    };
+    let array = |docs: &mut dyn Iterator<Item = String>| format!("[{}]", docs.collect::<Vec<_>>().join(","));
+    const N: usize = 12_000;
+    let big = array(&mut (0..N).map(doc));
+    assert!(big.len() >= PARALLEL_ENCODE_BYTES, "{} bytes", big.len());
+    let (_d, db) = open();
+    let mut w = db.begin_write().unwrap();
+    for name in ["small", "big"] {
+        let mut c = w.collection_mut(name).unwrap();
+        c.create_index(IndexSpec::unique("email", "email").unwrap()).unwrap();
+        c.create_index(IndexSpec::new("n", IndexKind::Standard, &["n"]).unwrap()).unwrap();
+    }
+    let any = |_: usize| Ok(());
+    let mut small = w.collection_mut("small").unwrap();
+    for k in (0..N).step_by(500) {
+        let part = array(&mut (k..k + 500).map(doc));
+        assert!(part.len() < PARALLEL_ENCODE_BYTES);
+        small.insert_json_many(part.as_bytes(), 3, any).unwrap();
+    }
+    drop(small);
+    let mut c = w.collection_mut("big").unwrap();
+    assert_eq!(c.insert_json_many(big.as_bytes(), 3, any).unwrap(), (1..=N as u64).collect::<Vec<_>>());
+    let more = |first: usize, last: &str| {
+        let mut docs = (first..first + 9_000).map(doc).collect::<Vec<_>>();
+        docs.push(last.to_owned());
+        format!("[{}]", docs.join(","))
+    };
+    for (text, what) in [
+        (more(N, r#"{"email":"e7"}"#), "a unique violation"),
+        (more(N, "1"), "an element that is not an object"),
+        (more(N, "{}").trim_end_matches(']').to_owned(), "a missing ]"),
+        (more(N, r#"{"a":1,"a":2}"#), "a repeated key"),
+    ] {
+        assert!(text.len() >= PARALLEL_ENCODE_BYTES);
+        let e = c.insert_json_many(text.as_bytes(), 0, any).unwrap_err();
+        assert!(matches!(e, Error::Constraint(_) | Error::InvalidArgument(_)), "{what}: {e:?}");
+        assert_eq!((c.count().unwrap(), c.read().next_id()), (N as u64, N as u64 + 1), "{what}");
+    }
+    let seen = std::cell::Cell::new(0);
+    let at_most = |n: usize| {
+        seen.set(seen.get().max(n));
+        if n > 5_000 {
+            Err(Error::invalid("too many"))
+        } else {
+            Ok(())
+        }
+    };
+    let e = c.insert_json_many(more(N, "{}").as_bytes(), 0, at_most).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+    assert!(seen.get() > 5_000 && seen.get() < 9_001, "{}", seen.get());
+    assert_eq!(c.count().unwrap(), N as u64);
+    // A special form anywhere sends the whole array down the general path.
+    let special = more(N, r#"{"email":"t","t":{"$ts":5}}"#);
+    let ids = c.insert_json_many(special.as_bytes(), 0, any).unwrap();
+    assert_eq!((ids[0], ids.len()), (N as u64 + 1, 9_001));
+    drop(c);
+    w.commit().unwrap();
+    db.integrity_check().unwrap();
+
+    let rx = db.begin_read().unwrap();
+    let (s, b) = (rx.collection("small").unwrap(), rx.collection("big").unwrap());
+    for id in 1..=N as u64 {
+        assert_eq!(b.get_versioned(id).unwrap(), s.get_versioned(id).unwrap(), "document {id}");
+    }
+    assert_eq!(b.get(N as u64 + 9_001).unwrap(), Some(j(r#"{"email":"t","t":{"$ts":5}}"#)));
+    let entries = |tree: &str| -> Vec<_> {
+        let t = rx.open_tree(tree).unwrap();
+        rx.range(&t, Bound::Unbounded, Bound::Unbounded, false).unwrap().map(|e| e.unwrap()).collect()
+    };
+    // Names got ids in the same order both ways (the big array's first
+    // 12,000 documents brought every name the small ones did).
+    let names = entries("$names/small");
+    assert_eq!(entries("$names/big")[..names.len()], names[..]);
+    // The first N documents' index entries are the same both ways.
+    for index in ["email", "n"] {
+        let mut big = entries(&format!("$index/big/{index}"));
+        // (A unique entry's value is the id; a standard entry's key ends with it.)
+        let id_of = |k: &[u8], v: &[u8]| {
+            u64::from_be_bytes(if v.is_empty() { &k[k.len() - 8..] } else { v }.try_into().unwrap())
+        };
+        big.retain(|(k, v)| id_of(k, v) <= N as u64);
+        assert!(big == entries(&format!("$index/small/{index}")), "index {index}");
+    }
+}
+
 #[test]
 fn detached_collection_is_reused_only_while_unchanged() {
     let (_d, db) = open();

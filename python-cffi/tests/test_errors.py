@@ -263,6 +263,26 @@ def test_insert_many_names_the_bad_document_once(db):
     assert db.count("c") == 0
 
 
+def test_a_large_insert_many_is_all_or_nothing_too(db):
+    # Past 1 MiB of JSON the engine stores documents while it still parses
+    # the rest; a fault at the end must still leave none of them.
+    docs = [{"email": f"u{i}@x", "note": "n" * 300} for i in range(6000)]
+    with db.transaction() as tx:
+        tx.create_index("big", "email", "email", kind="unique")
+    for tail, error, words in [
+        ([{"email": "u7@x"}], obj.ConstraintError, "unique"),
+        ([5, {"email": "z@x"}], obj.InvalidArgumentError, "document [6000]: "),
+    ]:
+        with pytest.raises(error) as ei:
+            db.insert_many("big", docs + tail)
+        assert words in str(ei.value)
+        assert db.count("big") == 0
+    assert db.insert_many("big", docs) == list(range(1, 6001))
+    assert db.get("big", 6000) == docs[-1]
+    assert db.find_unique("big", "email", "u5999@x") == docs[-1]
+    assert db.integrity_check() is not None
+
+
 @obj.document(collection="blobs")
 @dataclass
 class Blob:

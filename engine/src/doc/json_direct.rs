@@ -19,7 +19,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::codec::{
-    close_container, encode_header, open_container, put, put_bytes, tag, DocHeader, NameDict,
+    close_container, encode_header, open_container, put, put_bytes, tag, DocHeader, MemNameDict, NameDict,
 };
 use super::value::MAX_NESTING;
 
@@ -45,7 +45,56 @@ pub(crate) fn documents_from_json(
     dict: &mut impl NameDict,
     out: &mut Vec<u8>,
 ) -> Option<Vec<usize>> {
-    encode_text(text, out, |de, out| ArraySeed { out, dict, schema_version }.deserialize(de))
+    let mut keep_all = |_: &mut Vec<u8>, _: &mut Vec<usize>, _: &_| true;
+    encode_text(text, out, |de, out| {
+        ArraySeed { out, dict, schema_version, hand_over: &mut keep_all }.deserialize(de)
+    })
+}
+
+/// Documents that [`documents_from_json_in_runs`] encoded, handed over
+/// together.
+#[derive(Debug, Default)]
+pub(crate) struct EncodedRun {
+    /// The stored documents, one after another.
+    pub bytes: Vec<u8>,
+    /// Where each document ends in `bytes`.
+    pub ends: Vec<usize>,
+    /// The names the dictionary assigned while this run was encoded, in
+    /// the order of their ids (which continue the dictionary as it was
+    /// when the previous run was handed over).
+    pub new_names: Vec<String>,
+}
+
+/// [`documents_from_json`] that hands the documents over as it goes, in
+/// runs of about `run_bytes` encoded bytes, so that another thread can
+/// store one run while this one encodes the next. `deliver` returns false
+/// to stop early. True when the whole text was encoded and delivered;
+/// false when it needs the general path or `deliver` stopped, with the
+/// runs delivered before that the caller's to undo.
+pub(crate) fn documents_from_json_in_runs(
+    text: &[u8],
+    schema_version: u32,
+    dict: &mut MemNameDict,
+    run_bytes: usize,
+    mut deliver: impl FnMut(EncodedRun) -> bool,
+) -> bool {
+    let mut named = dict.len();
+    let mut take_run = |out: &mut Vec<u8>, ends: &mut Vec<usize>, dict: &MemNameDict| EncodedRun {
+        bytes: std::mem::replace(out, Vec::with_capacity(run_bytes + run_bytes / 4)),
+        ends: std::mem::take(ends),
+        new_names: dict.names()[std::mem::replace(&mut named, dict.len())..].to_vec(),
+    };
+    let mut deliver_full = |out: &mut Vec<u8>, ends: &mut Vec<usize>, dict: &MemNameDict| {
+        out.len() < run_bytes || deliver(take_run(out, ends, dict))
+    };
+    let mut out = Vec::with_capacity(run_bytes + run_bytes / 4);
+    let Some(last_ends) = encode_text(text, &mut out, |de, out| {
+        ArraySeed { out, dict: &mut *dict, schema_version, hand_over: &mut deliver_full }.deserialize(de)
+    }) else {
+        return false;
+    };
+    // (The text's end was checked before this last run goes.)
+    last_ends.is_empty() || deliver(take_run(&mut out, &mut { last_ends }, dict))
 }
 
 /// Runs `encode` over the whole of `text`, appending to `out`; `None`,
@@ -105,20 +154,27 @@ fn refuse<E: de::Error>() -> E {
 }
 
 /// A top-level array: each element is a document with its own header.
-struct ArraySeed<'o, D> {
+/// After each document `hand_over` sees the documents encoded so far (and
+/// where each ends) and may take them away; false stops the encoding.
+struct ArraySeed<'o, D, H> {
     out: &'o mut Vec<u8>,
     dict: &'o mut D,
     schema_version: u32,
+    hand_over: &'o mut H,
 }
 
-impl<'de, D: NameDict> DeserializeSeed<'de> for ArraySeed<'_, D> {
+impl<'de, D: NameDict, H: FnMut(&mut Vec<u8>, &mut Vec<usize>, &D) -> bool> DeserializeSeed<'de>
+    for ArraySeed<'_, D, H>
+{
     type Value = Vec<usize>;
     fn deserialize<De: de::Deserializer<'de>>(self, d: De) -> Result<Vec<usize>, De::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de, D: NameDict> Visitor<'de> for ArraySeed<'_, D> {
+impl<'de, D: NameDict, H: FnMut(&mut Vec<u8>, &mut Vec<usize>, &D) -> bool> Visitor<'de>
+    for ArraySeed<'_, D, H>
+{
     type Value = Vec<usize>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -133,6 +189,9 @@ impl<'de, D: NameDict> Visitor<'de> for ArraySeed<'_, D> {
             .is_some()
         {
             ends.push(self.out.len());
+            if !(self.hand_over)(self.out, &mut ends, self.dict) {
+                return Err(refuse());
+            }
         }
         Ok(ends)
     }
