@@ -1154,6 +1154,36 @@ fn a_changed_index_declaration_is_refused_not_ignored() {
     assert_eq!(db.all::<User>().unwrap().len(), 1, "the refused insert left no trace");
 }
 
+/// A type that declares two indexes under one name (here a unique and a
+/// standard one) is told so, before its collection is created, rather
+/// than asked to drop an index that only its own declaration clashes with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TwiceNamed {
+    email: String,
+    age: u32,
+}
+
+impl Document for TwiceNamed {
+    const COLLECTION: &'static str = "twice";
+    fn indexes() -> Vec<IndexSpec> {
+        vec![IndexSpec::unique("by", "email").unwrap(), IndexSpec::standard("by", "age").unwrap()]
+    }
+}
+
+#[test]
+fn two_indexes_declared_under_one_name_are_refused() {
+    let (_d, db) = open();
+    let doc = TwiceNamed { email: "a@x".into(), age: 3 };
+    for r in [db.insert(&doc).map(|_| ()), db.insert_many(std::slice::from_ref(&doc)).map(|_| ())] {
+        assert!(
+            matches!(r, Err(Error::InvalidArgument(ref m))
+                if m.contains("TwiceNamed declares two indexes named \"by\"") && !m.contains("drop")),
+            "{r:?}"
+        );
+    }
+    assert!(db.begin_read().unwrap().collection("twice").is_err(), "no collection was created");
+}
+
 #[test]
 fn a_failed_index_build_in_a_transaction_leaves_no_index() {
     let (_d, db) = open();

@@ -101,8 +101,18 @@ pub(crate) fn migrated<T: Document>(version: u32, doc: Value) -> Result<T> {
 /// Opens `T`'s collection for writing, creating it and any missing
 /// declared index.
 pub fn typed_collection<T: Document>(txn: &mut WriteTxn) -> Result<CollectionMut<'_>> {
+    let specs = T::indexes();
+    for (k, spec) in specs.iter().enumerate() {
+        if specs[..k].iter().any(|earlier| earlier.name == spec.name) {
+            return Err(Error::invalid(format!(
+                "{} declares two indexes named {:?}; give each index of a collection its own name",
+                std::any::type_name::<T>(),
+                spec.name
+            )));
+        }
+    }
     let mut c = CollectionMut::open_or_create(txn, T::COLLECTION, CollectionOptions { raw: false })?;
-    for spec in T::indexes() {
+    for spec in specs {
         let existing = c.read().indexes().iter().find(|i| i.spec.name == spec.name).cloned();
         match existing {
             None => c.create_index(spec)?,
