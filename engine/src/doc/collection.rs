@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::index::secondary::{
     doc_index_keys, parse_entry, single_valued, IndexKind, IndexSpec, IndexStatus,
 };
+use crate::parallel::spare_core;
 use crate::query::exec::QueryCursor;
 use crate::query::expr::FieldPath;
 use crate::query::spec::{IndexBound, IndexRange, QuerySpec};
@@ -789,13 +790,6 @@ const RUN_BYTES: usize = 256 << 10;
 /// Runs encoded ahead of the storing thread at most (bounds the memory).
 const RUNS_IN_FLIGHT: usize = 4;
 
-/// Whether this process may run on more than one CPU, so that a second
-/// thread can work beside the caller's. Asked once.
-fn spare_core() -> bool {
-    static SPARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SPARE.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
-}
-
 /// One index's planned change: tree, position in `st.indexes`, keys to
 /// remove, keys to add.
 type IndexChange = (Tree, usize, Vec<Vec<u8>>, Vec<Vec<u8>>);
@@ -1035,7 +1029,9 @@ impl<'t> CollectionMut<'t> {
     /// while this one stores what is ready, and `check_count` sees the
     /// running count as runs arrive; a refusal then removes what was
     /// stored. Errors: not an array, an element that is not an object,
-    /// malformed JSON.
+    /// malformed JSON. (When a batch has several faults, a small one
+    /// reports a malformed text first; a large one reports whichever fault
+    /// it meets first in document order.)
     pub fn insert_json_many(
         &mut self,
         json: &[u8],
@@ -1093,7 +1089,7 @@ impl<'t> CollectionMut<'t> {
                     })
                 });
             let Ok(encoder) = encoder else {
-                // No thread to be had: encode on this one instead.
+                // No thread to be had: the general path encodes on this one.
                 return (Ok(()), false);
             };
             let stored = receive.iter().try_for_each(|run| self.store_run(run, &mut ids, check_count));
