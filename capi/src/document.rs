@@ -141,6 +141,9 @@ pub unsafe extern "C" fn obj_doc_insert_many(
         let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
         let fits = |n: usize| {
             if n > out_cap {
+                // A large array is checked with a running count as it is
+                // stored: count it whole for the message (the size to retry with).
+                let n = serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(json).map_or(n, |all| all.len());
                 return Err(Error::invalid(format!("{n} documents but out_cap is {out_cap}")));
             }
             if n > 0 && out_ids.is_null() {
