@@ -283,6 +283,23 @@ def test_a_large_insert_many_is_all_or_nothing_too(db):
     assert db.integrity_check() is not None
 
 
+@pytest.mark.parametrize("n", [3, 6000])
+def test_a_refused_insert_many_leaves_no_new_collection(db, n):
+    # A batch into a collection that does not exist yet creates it as it
+    # stores; when the batch is refused, the collection goes too, and the
+    # transaction's other writes stay.
+    docs = [{"email": f"u{i}@x", "note": "n" * 300} for i in range(n)]
+    with db.transaction() as tx:
+        tx.insert("other", {"kept": True})
+        with pytest.raises(obj.InvalidArgumentError, match=rf"document \[{n}\]: "):
+            tx.insert_many("fresh", docs + [5, {"email": "z@x"}])
+        assert "fresh" not in tx.collections()
+    assert db.collections() == ["other"] and db.count("other") == 1
+    assert db.insert_many("fresh", docs) == list(range(1, n + 1))
+    assert db.get("fresh", n) == docs[-1] and db.collections() == ["fresh", "other"]
+    assert db.integrity_check() is not None
+
+
 @obj.document(collection="blobs")
 @dataclass
 class Blob:

@@ -196,6 +196,14 @@ static void test_documents(obj_db *db) {
     CHECK_OK(obj_doc_insert_many(w, "batch2", J("[]"), 0, NULL, 0, &count));
     CHECK(count == 0);
     CHECK_STATUS(obj_collection_info(w, "batch2", &out), OBJ_NOT_FOUND);
+    /* A refused batch into a new collection leaves no collection either. */
+    CHECK_STATUS(obj_doc_insert_many(w, "batch3", J("[{\"i\":1},7]"), 0, ids, 4, &count), OBJ_INVALID_ARGUMENT);
+    CHECK(strstr(obj_last_error(), "[1]") != NULL);
+    CHECK_STATUS(obj_doc_insert_many(w, "batch3", J("[{\"i\":1},{\"i\":2}]"), 0, ids, 1, &count),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK(strstr(obj_last_error(), "2 documents but out_cap is 1") != NULL);
+    CHECK_STATUS(obj_collection_info(w, "batch3", &out), OBJ_NOT_FOUND);
+    CHECK(count == 0);
     count = 99;
     ids[0] = 42;
     CHECK_STATUS(obj_doc_insert_many(w, "batch", J("[{\"i\":4},{\"i\":5}]"), 0, ids, 1, &count), OBJ_INVALID_ARGUMENT);
