@@ -157,7 +157,14 @@ pub unsafe extern "C" fn obj_doc_insert_many(
         // large array: as it goes, undoing what it wrote when refused).
         let ids = match write_existing(&mut t, coll, |c| c.insert_json_many(json, schema_version, fits))? {
             Some(ids) => ids,
-            None if !t.has_live_cursors() => insert_many_creating(&mut t, coll, json, schema_version, fits)?,
+            // A new collection is created only once the array is known to
+            // be storable (then the documents go in as encoded).
+            None if !t.has_live_cursors()
+                && let Some(ids) =
+                    t.write()?.create_collection_from_json(coll, json, schema_version, fits)? =>
+            {
+                ids
+            }
             None => {
                 let docs = obj_engine::doc::json::documents_from_json_slice(json)?;
                 fits(docs.len())?;
@@ -174,28 +181,6 @@ pub unsafe extern "C" fn obj_doc_insert_many(
         // SAFETY: checked non-null.
         unsafe { put(out_count, ids.len(), "out_count") }
     })
-}
-
-/// [`obj_doc_insert_many`] into a collection that does not exist yet: it
-/// is created and filled through the direct path (documents encoded as
-/// they are parsed), then dropped again if the batch fails or is empty, so
-/// that a refused batch leaves no collection behind.
-fn insert_many_creating(
-    t: &mut TxnInner,
-    coll: &str,
-    json: &[u8],
-    schema_version: u32,
-    fits: impl Fn(usize) -> Result<(), Error>,
-) -> Result<Vec<u64>, Error> {
-    let result = t.with_collection_mut(coll, open_doc, |c| c.insert_json_many(json, schema_version, fits));
-    if matches!(&result, Ok(ids) if !ids.is_empty()) {
-        return result;
-    }
-    let w = t.write()?;
-    if w.collection(coll).is_ok() {
-        w.drop_collection(coll)?;
-    }
-    result
 }
 
 /// Reads document `id` of collection `coll`. `*found` says whether it

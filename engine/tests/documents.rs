@@ -845,6 +845,56 @@ fn large_json_arrays_are_stored_while_encoded() {
     }
 }
 
+/// `create_collection_from_json` creates the collection only once the
+/// whole array is encoded, counted and known to fit: a refused array (or
+/// an empty one) leaves the transaction without a write, and an accepted
+/// one stores what `insert_json_many` on a new collection stores.
+#[test]
+fn a_new_collection_from_json_is_created_only_for_an_array_that_fits() {
+    let (_d, db) = open();
+    let pages = || {
+        let st = db.stat().unwrap();
+        (st.page_count, st.wal_frames)
+    };
+    let before = pages();
+    let any = |_: usize| Ok(());
+    let mut w = db.begin_write().unwrap();
+    let refuse = |n: usize| if n > 1 { Err(Error::invalid("out_cap")) } else { Ok(()) };
+    for (text, check) in [
+        (&br#"[{"a":1},2]"#[..], &any as &dyn Fn(usize) -> obj_engine::Result<()>),
+        (br#"[{"a":1},{"a":2}]"#, &refuse),
+        (br#"[{"a":1},{"a":1,"a":2}]"#, &any),
+    ] {
+        let r = w.create_collection_from_json("fresh", text, 0, check);
+        assert!(matches!(r, Ok(None) | Err(Error::InvalidArgument(_))), "{r:?}");
+    }
+    assert_eq!(w.create_collection_from_json("fresh", b"[]", 0, any).unwrap(), Some(vec![]));
+    // Special forms need the general path: nothing is done here.
+    assert_eq!(w.create_collection_from_json("fresh", br#"[{"t":{"$ts":1}}]"#, 0, any).unwrap(), None);
+    assert!(matches!(w.collection("fresh"), Err(Error::NotFound(_))));
+    w.commit().unwrap();
+    assert_eq!(pages(), before, "refused arrays wrote nothing");
+
+    let text = br#"[{"a":1,"b":[1,{"c":"x"}]},{"d":null,"a":2},{}]"#;
+    let mut w = db.begin_write().unwrap();
+    assert_eq!(w.create_collection_from_json("fresh", text, 4, any).unwrap(), Some(vec![1, 2, 3]));
+    assert_eq!(w.create_collection_from_json("fresh", text, 4, any).unwrap(), None, "exists now");
+    w.collection_mut("made").unwrap().insert_json_many(text, 4, any).unwrap();
+    w.commit().unwrap();
+    let rx = db.begin_read().unwrap();
+    let (fresh, made) = (rx.collection("fresh").unwrap(), rx.collection("made").unwrap());
+    for id in 1..=3 {
+        assert_eq!(fresh.get_versioned(id).unwrap(), made.get_versioned(id).unwrap());
+    }
+    let names = |t: &str| -> Vec<_> {
+        let t = rx.open_tree(t).unwrap();
+        rx.range(&t, Bound::Unbounded, Bound::Unbounded, false).unwrap().map(|e| e.unwrap()).collect()
+    };
+    assert_eq!(names("$names/fresh"), names("$names/made"));
+    drop(rx);
+    db.integrity_check().unwrap();
+}
+
 #[test]
 fn detached_collection_is_reused_only_while_unchanged() {
     let (_d, db) = open();

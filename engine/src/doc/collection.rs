@@ -1730,6 +1730,53 @@ impl WriteTxn {
         CollectionMut::open_or_create(self, name, CollectionOptions { raw: false })
     }
 
+    /// Creates document collection `name` holding the documents of the
+    /// JSON array `json` (ids from 1), as [`CollectionMut::insert_json_many`]
+    /// would on a new collection, but only once the whole array is encoded,
+    /// counted (`check_count` may refuse) and every document known to fit:
+    /// a refused array creates nothing and writes nothing, and an empty one
+    /// creates nothing either. `Ok(None)`, with nothing done, when `name`
+    /// already exists or the text needs the general path (a special form,
+    /// or anything the direct encoder refuses): then parse it into values.
+    pub fn create_collection_from_json(
+        &mut self,
+        name: &str,
+        json: &[u8],
+        schema_version: u32,
+        check_count: impl Fn(usize) -> Result<()>,
+    ) -> Result<Option<Vec<u64>>> {
+        if has_collection(&*self, name)? {
+            return Ok(None);
+        }
+        // A new collection's dictionary starts empty, so these ids are the
+        // ones it will give the same names in the same order.
+        let mut dict = MemNameDict::new();
+        let mut bytes = Vec::with_capacity(json.len());
+        let Some(ends) = documents_from_json(json, schema_version, &mut dict, &mut bytes) else {
+            return Ok(None);
+        };
+        check_count(ends.len())?;
+        let mut start = 0;
+        for &end in &ends {
+            let len = end - std::mem::replace(&mut start, end);
+            if len as u64 > btree::max_value_len() {
+                return Err(Error::invalid(format!("document of {len} bytes is too large")));
+            }
+        }
+        if ends.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let mut c = self.collection_mut(name)?;
+        for n in dict.names() {
+            Arc::make_mut(&mut c.st.dict).id_of(n)?;
+        }
+        let mut start = 0;
+        c.insert_each(ends, |c, id, end| {
+            c.put(id, NewDoc::Encoded(&bytes[std::mem::replace(&mut start, end)..end]))
+        })
+        .map(Some)
+    }
+
     /// Read-write access to `T::COLLECTION`, created on first use with
     /// `T`'s declared indexes (as the typed `Db` methods do): the typed
     /// methods of [`CollectionMut`] ([`insert_doc`](CollectionMut::insert_doc),
