@@ -790,6 +790,14 @@ const RUN_BYTES: usize = 256 << 10;
 /// Runs encoded ahead of the storing thread at most (bounds the memory).
 const RUNS_IN_FLIGHT: usize = 4;
 
+/// Refuses a stored document of `len` bytes that a B+tree value cannot hold.
+fn check_stored_size(len: usize) -> Result<()> {
+    if len as u64 > btree::max_value_len() {
+        return Err(Error::invalid(format!("document of {len} bytes is too large")));
+    }
+    Ok(())
+}
+
 /// One index's planned change: tree, position in `st.indexes`, keys to
 /// remove, keys to add.
 type IndexChange = (Tree, usize, Vec<Vec<u8>>, Vec<Vec<u8>>);
@@ -983,6 +991,16 @@ impl<'t> CollectionMut<'t> {
         Ok(ids)
     }
 
+    /// Inserts the stored documents laid end to end in `bytes` (each ending
+    /// at the next of `ends`) with consecutive new ids; all or nothing, as
+    /// [`insert_each`](Self::insert_each).
+    fn insert_encoded(&mut self, bytes: &[u8], ends: Vec<usize>) -> Result<Vec<u64>> {
+        let mut start = 0;
+        self.insert_each(ends, |c, id, end| {
+            c.put(id, NewDoc::Encoded(&bytes[std::mem::replace(&mut start, end)..end]))
+        })
+    }
+
     /// Deletes again the documents `ids` that a failed batch inserted and
     /// restores the next id to `first`, the batch's first id.
     fn undo_inserts(&mut self, ids: &[u64], first: u64) -> Result<()> {
@@ -1053,10 +1071,7 @@ impl<'t> CollectionMut<'t> {
                     Arc::make_mut(&mut self.st.dict).truncate(names);
                     return Err(e);
                 }
-                let mut start = 0;
-                return self.insert_each(ends, |c, id, end| {
-                    c.put(id, NewDoc::Encoded(&bytes[std::mem::replace(&mut start, end)..end]))
-                });
+                return self.insert_encoded(&bytes, ends);
             }
             Arc::make_mut(&mut self.st.dict).truncate(names);
         }
@@ -1346,9 +1361,7 @@ impl<'t> CollectionMut<'t> {
                 (stored, Some(Cow::Owned(self.index_view(stored)?)))
             }
         };
-        if stored.len() as u64 > btree::max_value_len() {
-            return Err(Error::invalid(format!("document of {} bytes is too large", stored.len())));
-        }
+        check_stored_size(stored.len())?;
         // Plan every index change and check it before changing anything, so
         // that a unique violation (or an oversized key) leaves no trace.
         let mut changes: Vec<IndexChange> = Vec::new();
@@ -1758,10 +1771,7 @@ impl WriteTxn {
         check_count(ends.len())?;
         let mut start = 0;
         for &end in &ends {
-            let len = end - std::mem::replace(&mut start, end);
-            if len as u64 > btree::max_value_len() {
-                return Err(Error::invalid(format!("document of {len} bytes is too large")));
-            }
+            check_stored_size(end - std::mem::replace(&mut start, end))?;
         }
         if ends.is_empty() {
             return Ok(Some(Vec::new()));
@@ -1770,11 +1780,7 @@ impl WriteTxn {
         for n in dict.names() {
             Arc::make_mut(&mut c.st.dict).id_of(n)?;
         }
-        let mut start = 0;
-        c.insert_each(ends, |c, id, end| {
-            c.put(id, NewDoc::Encoded(&bytes[std::mem::replace(&mut start, end)..end]))
-        })
-        .map(Some)
+        c.insert_encoded(&bytes, ends).map(Some)
     }
 
     /// Read-write access to `T::COLLECTION`, created on first use with

@@ -53,7 +53,7 @@ pub(crate) fn documents_from_json(
 
 /// Documents that [`documents_from_json_in_runs`] encoded, handed over
 /// together.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct EncodedRun {
     /// The stored documents, one after another.
     pub bytes: Vec<u8>,
