@@ -1032,6 +1032,25 @@ obj_status obj_find_unique_many(obj_txn *txn,
                                 obj_bytes *out);
 
 /**
+ * Like `obj_find_unique_many` for an index of one field, with less to
+ * build and to parse: each element of `keys_json` is the key's value
+ * itself (not an array of values), and each element of `*out` is the
+ * document, or `null` when no document has that key. Errors: as
+ * obj_find_unique_many; an index of several fields is
+ * OBJ_INVALID_ARGUMENT (it needs arrays of values: use
+ * obj_find_unique_many).
+ *
+ * # Safety
+ * As obj_find_unique_many.
+ */
+obj_status obj_find_unique_many_plain(obj_txn *txn,
+                                      const char *coll,
+                                      const char *index,
+                                      const uint8_t *keys_json,
+                                      size_t len,
+                                      obj_bytes *out);
+
+/**
  * Sets `key` to `value` in namespace `ns` (created on first use).
  * Errors: OBJ_INVALID_ARGUMENT (read transaction, finished transaction,
  * key longer than the limit, NULL with a non-zero length).

@@ -255,58 +255,122 @@ pub unsafe extern "C" fn obj_find_unique_many(
     with_versions: bool,
     out: *mut obj_bytes,
 ) -> obj_status {
-    fence(|| {
-        need(out, "out")?;
-        // SAFETY: per contract.
-        let (coll, index, keys) = unsafe {
-            (
-                arg_str(coll, "collection name")?,
-                arg_str(index, "index name")?,
-                arg_bytes(keys_json, len, "keys_json")?,
-            )
-        };
-        let Value::List(keys) = from_json_slice(keys)? else {
-            return Err(Error::invalid("keys_json: expected a JSON array of keys (each an array of values)"));
-        };
-        // SAFETY: per contract.
-        let mut t = unsafe { lock_txn(txn) }?;
-        let view = t.collection(coll)?;
-        if let Some(c) = &view {
-            c.expect_kind(CollectionKind::Documents)?;
+    let rows = if with_versions { Found::Versioned } else { Found::WithId };
+    // SAFETY: per contract.
+    fence(|| unsafe { find_unique_many(txn, coll, index, keys_json, len, rows, out) })
+}
+
+/// Like `obj_find_unique_many` for an index of one field, with less to
+/// build and to parse: each element of `keys_json` is the key's value
+/// itself (not an array of values), and each element of `*out` is the
+/// document, or `null` when no document has that key. Errors: as
+/// obj_find_unique_many; an index of several fields is
+/// OBJ_INVALID_ARGUMENT (it needs arrays of values: use
+/// obj_find_unique_many).
+///
+/// # Safety
+/// As obj_find_unique_many.
+#[no_mangle]
+pub unsafe extern "C" fn obj_find_unique_many_plain(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    index: *const c_char,
+    keys_json: *const u8,
+    len: usize,
+    out: *mut obj_bytes,
+) -> obj_status {
+    // SAFETY: per contract.
+    fence(|| unsafe { find_unique_many(txn, coll, index, keys_json, len, Found::Plain, out) })
+}
+
+/// What `find_unique_many` writes for a document found.
+#[derive(Clone, Copy, PartialEq)]
+enum Found {
+    /// The document alone; keys are single values.
+    Plain,
+    /// `[id, document]`.
+    WithId,
+    /// `[id, schema_version, document]`.
+    Versioned,
+}
+
+/// The body of `obj_find_unique_many` and `obj_find_unique_many_plain`.
+///
+/// # Safety
+/// As obj_find_unique_many.
+unsafe fn find_unique_many(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    index: *const c_char,
+    keys_json: *const u8,
+    len: usize,
+    found: Found,
+    out: *mut obj_bytes,
+) -> Result<(), Error> {
+    need(out, "out")?;
+    // SAFETY: per contract.
+    let (coll, index, keys) = unsafe {
+        (
+            arg_str(coll, "collection name")?,
+            arg_str(index, "index name")?,
+            arg_bytes(keys_json, len, "keys_json")?,
+        )
+    };
+    let Value::List(keys) = from_json_slice(keys)? else {
+        return Err(Error::invalid(if found == Found::Plain {
+            "keys_json: expected a JSON array of keys (each an index value)"
+        } else {
+            "keys_json: expected a JSON array of keys (each an array of values)"
+        }));
+    };
+    // SAFETY: per contract.
+    let mut t = unsafe { lock_txn(txn) }?;
+    let view = t.collection(coll)?;
+    if let Some(c) = &view {
+        c.expect_kind(CollectionKind::Documents)?;
+    }
+    let mut buf = Vec::with_capacity(64);
+    let mut sized = false;
+    let mut doc = Vec::new();
+    buf.push(b'[');
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
         }
-        let mut buf = Vec::with_capacity(64);
-        let mut sized = false;
-        let mut doc = Vec::new();
-        buf.push(b'[');
-        for (i, key) in keys.iter().enumerate() {
-            if i > 0 {
-                buf.push(b',');
-            }
-            let Value::List(values) = key else {
+        let values = match key {
+            _ if found == Found::Plain => std::slice::from_ref(key),
+            Value::List(values) => values.as_slice(),
+            _ => {
                 return Err(Error::invalid(format!(
                     "keys_json[{i}]: expected an array of index values, not {}",
                     key.type_name()
-                )));
-            };
-            doc.clear();
-            let hit = match &view {
-                Some(c) => c.find_unique_json(index, values, &mut doc)?,
-                None => None,
-            };
-            let Some((id, version)) = hit else {
-                buf.extend_from_slice(b"null");
-                continue;
-            };
-            if !sized {
-                sized = true;
-                crate::cursor::reserve_like_first(&mut buf, doc.len() + 24, keys.len() - i - 1);
+                )))
             }
-            let _ = if with_versions { write!(buf, "[{id},{version},") } else { write!(buf, "[{id},") };
-            buf.extend_from_slice(&doc);
+        };
+        doc.clear();
+        let hit = match &view {
+            Some(c) => c.find_unique_json(index, values, &mut doc)?,
+            None => None,
+        };
+        let Some((id, version)) = hit else {
+            buf.extend_from_slice(b"null");
+            continue;
+        };
+        if !sized {
+            sized = true;
+            crate::cursor::reserve_like_first(&mut buf, doc.len() + 24, keys.len() - i - 1);
+        }
+        let _ = match found {
+            Found::Plain => Ok(()),
+            Found::WithId => write!(buf, "[{id},"),
+            Found::Versioned => write!(buf, "[{id},{version},"),
+        };
+        buf.extend_from_slice(&doc);
+        if found != Found::Plain {
             buf.push(b']');
         }
-        buf.push(b']');
-        // SAFETY: checked non-null.
-        unsafe { put(out, obj_bytes::from_vec(buf), "out") }
-    })
+    }
+    buf.push(b']');
+    // SAFETY: checked non-null.
+    unsafe { put(out, obj_bytes::from_vec(buf), "out") }
 }

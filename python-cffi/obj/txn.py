@@ -42,6 +42,7 @@ _find_unique = lib.obj_find_unique
 # Newer library calls (None with an older libobj: the general path is used).
 _get_many_plain = lib.obj_doc_get_many_plain if has("obj_doc_get_many_plain") else None
 _find_unique_many = lib.obj_find_unique_many if has("obj_find_unique_many") else None
+_find_unique_many_plain = lib.obj_find_unique_many_plain if has("obj_find_unique_many_plain") else None
 _next_batch_columns = lib.obj_cursor_next_batch_columns if has("obj_cursor_next_batch_columns") else None
 _DOC = "documents"
 _RAW = "raw"
@@ -648,10 +649,17 @@ class ReadTxn(_Core):
         """:meth:`find_unique` for many keys in one call: the documents (None
         where no document has the key), in the order of ``keys``. A key is
         the index value, or a tuple of values for a composite index."""
-        keys = [list(k) if type(k) is tuple else [k] for k in _codec.listed(keys, "find_unique_many's keys")]
+        keys = _codec.listed(keys, "find_unique_many's keys")
+        typed = type(what) is not str
+        if not typed and _find_unique_many_plain is not None and not any(type(k) is tuple for k in keys):
+            # One value per key (an index of one field): sent as it is, the
+            # documents come back without ids to pick them from.
+            plain = self._find_unique_many_plain(what, index, keys)
+            if plain is not None:
+                return plain
+        keys = [list(k) if type(k) is tuple else [k] for k in keys]
         if _find_unique_many is None:  # an older library: one call per key
             return [self.find_unique(what, index, *k) for k in keys]
-        typed = type(what) is not str
         if typed:
             s = self._schema(what)
             if type(index) is str and s.str_key_slots(index):  # a key given as UTF-8 bytes
@@ -675,6 +683,23 @@ class ReadTxn(_Core):
                 out += [None if r is None else dd(r[0], r[1], r[2]) for r in rows]
             else:
                 out += [None if r is None else r[1] for r in rows]
+        return out
+
+    def _find_unique_many_plain(self, name: str, index: str, keys: list) -> list | None:
+        """:meth:`find_unique_many` of dict documents by single values;
+        None when the collection's documents are read through a class (an
+        attached namespace's), which takes the general path."""
+        core, cname = self._route(name)
+        if self._kind(core, cname) is None:
+            return [None] * len(keys)
+        if self._ns_class(core, cname, name) is not None:
+            return None
+        iname = _cstr(index)
+        out: list = []
+        for k in range(0, len(keys), GET_MANY_CHUNK):
+            js = _codec.dumps(keys[k:k + GET_MANY_CHUNK])
+            check(_find_unique_many_plain(core._handle(), cname, iname, js, len(js), _slots.buf))
+            out += _codec.loads_batch(core._take_bytes())
         return out
 
     def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None:

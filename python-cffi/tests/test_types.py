@@ -242,6 +242,64 @@ def test_find_unique_many(path):
             db.find_unique_many(Account, "no_such_index", ["x"])
 
 
+def test_find_unique_many_of_dict_documents_by_single_values(path, tmp_path):
+    """Dict documents looked up by single values take the library's plain
+    call (no ids, no wrapped keys); the answers are those of one
+    find_unique per key, across chunks, for every kind of key value, and
+    the errors are the general path's."""
+    with obj.Db(path) as db:
+        with db.transaction() as tx:
+            tx.create_collection("people")
+            tx.create_index("people", "email", "email", kind="unique")
+            tx.create_index("people", "num", "num", kind="unique")
+            tx.create_index("people", "blob", "blob", kind="unique")
+            tx.create_index("people", "pair", ["a", "b"], kind="unique")
+            tx.create_index("people", "tags", "tags", kind="unique")
+        db.insert_many("people", [
+            {"email": f"p{i}@x", "num": i - 2000, "blob": bytes([i % 256, i // 256]), "a": i % 7, "b": i,
+             "tags": [i, f"t{i}"]} for i in range(4500)])
+        emails = [f"p{i}@x" for i in range(4499, -1, -3)] + ["nobody@x", "p7@x"]
+        got = db.find_unique_many("people", "email", emails)
+        assert got == [db.find_unique("people", "email", e) for e in emails]
+        assert got[0]["num"] == 2499 and got[-2] is None and got[-1]["b"] == 7
+        assert db.find_unique_many("people", "num", [-2000, 2499, 2500, 3.0]) == [
+            db.find_unique("people", "num", v) for v in (-2000, 2499, 2500, 3.0)]
+        assert db.find_unique_many("people", "num", [2**64 - 1, -(2**63)]) == [None, None]
+        assert [d["b"] for d in db.find_unique_many("people", "blob", [bytes([5, 1]), b"\x00\x00"])] == [261, 0]
+        # A list is one value of a one-field index, and a 1-tuple is a key
+        # of one value: both paths answer alike.
+        keys = ["t3", 4, [3, "t3"], ([3, "t3"],), ("t3",)]
+        assert db.find_unique_many("people", "tags", keys) == [
+            db.find_unique("people", "tags", k[0] if type(k) is tuple else k) for k in keys]
+        assert db.find_unique_many("people", "tags", ["t3", 4])[0]["b"] == 3
+        assert db.find_unique_many("people", "pair", [(5, 5), (5, 6)]) == [
+            db.find_unique("people", "pair", 5, 5), None]
+        assert db.find_unique_many("people", "email", []) == []
+        assert db.find_unique_many("nothing", "email", ["a", "b"]) == [None, None]
+        with pytest.raises(obj.InvalidArgumentError, match="2 field"):
+            db.find_unique_many("people", "pair", [5])
+        with pytest.raises(obj.NotFoundError):
+            db.find_unique_many("people", "no_such_index", ["x"])
+        with pytest.raises(obj.InvalidArgumentError):
+            db.find_unique_many("people", 7, ["x"])
+        db.insert("raw", b"bytes")
+        with pytest.raises(obj.InvalidArgumentError):
+            db.find_unique_many("raw", "email", ["x"])
+        # An attached file's documents are read through a class declared
+        # for them: without one, both paths say so.
+        other = str(tmp_path / "other.obj")
+        with obj.Db(other) as o:
+            with o.transaction() as tx:
+                tx.create_collection("people")
+                tx.create_index("people", "email", "email", kind="unique")
+            o.insert("people", {"email": "far@x"})
+        db.attach(other, "ns")
+        for call in (lambda: db.find_unique_many("ns.people", "email", ["far@x"]),
+                     lambda: db.find_unique("ns.people", "email", "far@x")):
+            with pytest.raises(obj.InvalidArgumentError, match="schema registered"):
+                call()
+
+
 @obj.document(collection="bare_containers")
 @dataclass
 class BareContainers:

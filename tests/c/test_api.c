@@ -379,6 +379,27 @@ static void test_one_call_reads(void) {
                  OBJ_NOT_FOUND);
     CHECK_STATUS(obj_find_unique_many(r, "docs", "email", (const uint8_t *)"[[1]]", 5, false, NULL),
                  OBJ_INVALID_ARGUMENT);
+    const char *plain_keys = "[\"a@x\",\"b@x\",\"a@x\",[\"a@x\"]]";
+    CHECK_OK(obj_find_unique_many_plain(r, "docs", "email", (const uint8_t *)plain_keys, strlen(plain_keys), &out));
+    snprintf(want, sizeof want, "[%s,null,%s,null]", doc, doc); /* an array is one value, not a key's values */
+    CHECK(has_bytes(&out, want));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_find_unique_many_plain(r, "docs", "email", (const uint8_t *)"[]", 2, &out));
+    CHECK(has_bytes(&out, "[]"));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_find_unique_many_plain(r, "nothing", "email", (const uint8_t *)"[1]", 3, &out));
+    CHECK(has_bytes(&out, "[null]"));
+    obj_bytes_free(&out);
+    CHECK_STATUS(obj_find_unique_many_plain(r, "docs", "email", (const uint8_t *)"{}", 2, &out),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_find_unique_many_plain(r, "docs", "email", (const uint8_t *)"[1", 2, &out),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_find_unique_many_plain(r, "docs", "nope", (const uint8_t *)"[1]", 3, &out), OBJ_NOT_FOUND);
+    CHECK_STATUS(obj_find_unique_many_plain(r, "blobs", "email", (const uint8_t *)"[1]", 3, &out),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_find_unique_many_plain(r, "docs", "email", NULL, 3, &out), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_find_unique_many_plain(r, "docs", "email", (const uint8_t *)"[1]", 3, NULL),
+                 OBJ_INVALID_ARGUMENT);
     CHECK_OK(obj_txn_free(r));
 
     CHECK_OK(obj_db_close(db));
