@@ -37,6 +37,7 @@ from .errors import (
     InternalError,
     InvalidArgumentError,
     IoError,
+    NotADatabaseError,
     NotFoundError,
     ObjError,
 )
@@ -70,6 +71,6 @@ __all__ = [
     "is_document", "schema_of", "KvNamespace", "AsyncDb", "AsyncQuery", "AsyncTxn", "AsyncCollection", "AsyncKv",
     "Stat", "CollectionStat", "IndexStat", "RawRecord", "DocumentHeader", "CheckpointResult",
     "IntegrityReport", "ObjError", "NotFoundError", "BusyError", "CorruptionError", "IntegrityError",
-    "InvalidArgumentError", "ConstraintError", "EncryptionError", "FeatureUnsupportedError",
+    "InvalidArgumentError", "ConstraintError", "NotADatabaseError", "EncryptionError", "FeatureUnsupportedError",
     "ClosedError", "IoError", "InternalError", "library_path", "library_version", "__version__",
 ]

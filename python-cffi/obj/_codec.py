@@ -445,22 +445,35 @@ def utf8(s: str, what: str) -> bytes:
         raise InvalidArgumentError(f"{what} must be a str, not {type(s).__name__}") from None
 
 
+def cstr(s: str, what: str) -> bytes:
+    """:func:`utf8` for a NUL-terminated C string: a NUL inside ``s``
+    would end it early (the call would name another file or collection),
+    so it is an InvalidArgumentError naming ``what``."""
+    b = utf8(s, what)
+    if b"\0" in b:
+        raise InvalidArgumentError(f"{what} {s!r:.80} contains a NUL character")
+    return b
+
+
 def path_arg(p: Any, what: str = "path") -> str:
     """A file path argument (``str``, ``bytes`` or ``os.PathLike``) as a
-    ``str``; anything else (None...) is an InvalidArgumentError naming
-    ``what``."""
+    ``str``; anything else (None...), or a path with a NUL character (no
+    file has one), is an InvalidArgumentError naming ``what``."""
     try:
         f = os.fspath(p)
     except TypeError:
         raise InvalidArgumentError(
             f"{what} must be a str or os.PathLike, not {type(p).__name__}"
         ) from None
-    return os.fsdecode(f) if isinstance(f, bytes) else f
+    f = os.fsdecode(f) if isinstance(f, bytes) else f
+    if "\0" in f:
+        raise InvalidArgumentError(f"{what} {f!r:.80} contains a NUL character")
+    return f
 
 
 def cpath(p: Any, what: str = "path") -> bytes:
     """:func:`path_arg` as UTF-8 for a C argument."""
-    return utf8(path_arg(p, what), what)
+    return cstr(path_arg(p, what), what)
 
 
 def listed(v: Any, what: str) -> list:

@@ -205,7 +205,7 @@ class Db:
         keep = _key_args(key, passphrase)
         o.encryption_key, o.passphrase = keep
         out = ffi.new("obj_db **")
-        check(lib.obj_db_open(_codec.utf8(self.path, "path"), o, out))
+        check(lib.obj_db_open(_codec.cstr(self.path, "path"), o, out))
         del keep
         # Freed when this object is collected, never earlier: a thread still
         # inside a call after close() gets OBJ_CLOSED, not freed memory.
@@ -767,6 +767,9 @@ class Db:
         bytes, commit_counter, cancelled, millis)."""
         cb = ffi.NULL
         raised: list[BaseException] = []
+        if progress is not None and not callable(progress):
+            raise InvalidArgumentError(
+                f"backup's progress must be a callable (done_pages, total_pages), not {type(progress).__name__}")
         if progress is not None:
             @ffi.callback("bool(uint64_t, uint64_t, void *)")
             def cb(done: int, total: int, _ctx: Any) -> bool:
@@ -799,6 +802,7 @@ class Db:
     def compact(self) -> dict:
         """Shrinks the file in place (crash-safe); returns the report
         (pages_before, pages_after, file_size_before, file_size_after, ...)."""
+        self._no_nested_write()
         buf = ffi.new("obj_bytes *")
         check(lib.obj_db_compact(self._handle(), buf))
         return json.loads(_take(buf))
@@ -829,7 +833,7 @@ class Db:
                 self._handle()
                 return other.export(path, inner)
         dest = _codec.cpath(path, "export path")
-        coll = ffi.NULL if collection is None else _codec.utf8(collection, "collection name")
+        coll = ffi.NULL if collection is None else _codec.cstr(collection, "collection name")
         buf = ffi.new("obj_bytes *")
         check(lib.obj_db_export(self._handle(), coll, dest, buf))
         return json.loads(_take(buf))
@@ -840,6 +844,7 @@ class Db:
         src = _codec.cpath(path, "import path")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 0 <= batch_size <= _U64_MAX:
             raise InvalidArgumentError(f"batch_size must be an int from 0 to {_U64_MAX}, not {batch_size!r:.40}")
+        self._no_nested_write()
         buf = ffi.new("obj_bytes *")
         check(lib.obj_db_import(self._handle(), src, batch_size, buf))
         return json.loads(_take(buf))
@@ -859,6 +864,7 @@ class Db:
         ObjError on a read-only handle or an I/O failure."""
         if self.read_only:
             raise InvalidArgumentError("checkpoint on a read-only database")
+        self._no_nested_write()
         r = ffi.new("obj_checkpoint_result *")
         check(lib.obj_db_checkpoint(self._handle(), r))
         return CheckpointResult(r.frames_backfilled, r.pages_written, r.wal_frames, bool(r.complete))

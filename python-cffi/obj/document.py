@@ -1348,9 +1348,18 @@ class Schema:
 
     def decode_versioned(self, version: int, d: Any) -> Any:
         """Decodes a document stored with schema ``version``, migrating it
-        when it is older than the class."""
-        if version == self.version or version > self.version or not self.collection:
+        when it is older than the class. A document newer than the class
+        (written by a later version of the application) is refused: read
+        as this class it would lose the fields the class lacks, for good
+        once written back."""
+        if version == self.version or not self.collection:
             return self.decode(d)
+        if version > self.version:
+            raise InvalidArgumentError(
+                f"a document of collection {self.collection!r} has schema version {version}, newer than "
+                f"{self.cls.__name__}'s version {self.version}: it was written by a newer version of the "
+                f"class; read it with that class (or as a dict, through the collection name)"
+            )
         old: Any = d
         for h in self.history:
             hs = _schema_or_plain(h)

@@ -20,6 +20,7 @@ __all__ = [
     "IntegrityError",
     "InvalidArgumentError",
     "ConstraintError",
+    "NotADatabaseError",
     "EncryptionError",
     "FeatureUnsupportedError",
     "ClosedError",
@@ -75,6 +76,14 @@ class ConstraintError(InvalidArgumentError):
     """A write would break a constraint (a duplicate key in a unique index).
     Nothing of that write was applied. A subclass of
     :class:`InvalidArgumentError`, as obj-db 1.1.0 documents."""
+
+
+class NotADatabaseError(InvalidArgumentError, CorruptionError):
+    """The file is not an obj database (another kind of file, or one
+    damaged past recognising): a wrong path given, and a file whose format
+    is not obj's, so both ``except obj.InvalidArgumentError`` and ``except
+    obj.CorruptionError`` catch it. (A damaged obj file is a plain
+    :class:`CorruptionError`.)"""
 
 
 class EncryptionError(ObjError):
@@ -152,6 +161,8 @@ def error_for_status(status: int, message: str) -> ObjError:
     """The exception for a failed C call (``status`` != 0) with the
     library's message."""
     cls = _BY_STATUS.get(status, ObjError)
+    if status == 1 and "not an obj database" in message:
+        cls = NotADatabaseError
     if not message:
         message = _STATUS_NAMES.get(status, f"status {status}")
     else:

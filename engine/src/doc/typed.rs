@@ -9,13 +9,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::db::Db;
-use crate::doc::collection::{has_collection, CollectionMut, CollectionOptions};
+use crate::doc::collection::{has_collection, split_attached, CollectionMut, CollectionOptions};
 use crate::doc::serde_value::from_value;
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{IndexSpec, IndexStatus};
 use crate::query::spec::QuerySpec;
-use crate::txn::WriteTxn;
+use crate::txn::{ReadTxn, WriteTxn};
 
 /// A Rust type stored as documents of one collection.
 ///
@@ -137,6 +137,26 @@ pub fn typed_collection<T: Document>(txn: &mut WriteTxn) -> Result<CollectionMut
     Ok(c)
 }
 
+/// Whether `name` names a collection a read can find: one of this
+/// database, or `ns.coll` of a database attached as `ns`.
+fn readable(rx: &ReadTxn, name: &str) -> Result<bool> {
+    match split_attached(name, |ns| rx.attached(ns).is_some()) {
+        Some((ns, rest)) => has_collection(rx.attached(ns).expect("attached"), rest),
+        None => has_collection(rx, name),
+    }
+}
+
+/// Whether a write to collection `name` has something to work on: an
+/// existing collection of this database, or any name of an attached one,
+/// which the write then refuses as read-only rather than report nothing
+/// there.
+fn writable_exists(tx: &WriteTxn, name: &str) -> Result<bool> {
+    if split_attached(name, |ns| tx.attached(ns).is_some()).is_some() {
+        return Ok(true);
+    }
+    has_collection(tx, name)
+}
+
 fn describe(spec: &IndexSpec) -> String {
     let fields: Vec<String> = spec.fields.iter().map(|f| f.to_string()).collect();
     format!("{:?} on ({})", spec.kind, fields.join(", "))
@@ -167,7 +187,7 @@ impl Db {
     /// [`Document::migrate`] if it was written with another version.
     pub fn get<T: Document>(&self, id: u64) -> Result<Option<T>> {
         let rx = self.begin_read()?;
-        if !has_collection(&rx, T::COLLECTION)? {
+        if !readable(&rx, T::COLLECTION)? {
             return Ok(None);
         }
         rx.collection(T::COLLECTION)?.get_doc(id)
@@ -176,7 +196,7 @@ impl Db {
     /// Documents with the given ids (`None` for missing ones).
     pub fn get_many<T: Document>(&self, ids: &[u64]) -> Result<Vec<Option<T>>> {
         let rx = self.begin_read()?;
-        if !has_collection(&rx, T::COLLECTION)? {
+        if !readable(&rx, T::COLLECTION)? {
             return Ok(ids.iter().map(|_| None).collect());
         }
         rx.collection(T::COLLECTION)?.get_many_docs(ids)
@@ -189,7 +209,7 @@ impl Db {
     /// values. Migrated like [`Db::get`].
     pub fn find_unique<T: Document>(&self, index: &str, values: &[Value]) -> Result<Option<(u64, T)>> {
         let rx = self.begin_read()?;
-        if !has_collection(&rx, T::COLLECTION)? {
+        if !readable(&rx, T::COLLECTION)? {
             return Ok(None);
         }
         rx.collection(T::COLLECTION)?.find_unique_doc(index, values)
@@ -210,7 +230,7 @@ impl Db {
             )));
         }
         let rx = self.begin_read()?;
-        if !has_collection(&rx, T::COLLECTION)? {
+        if !readable(&rx, T::COLLECTION)? {
             return Ok(Vec::new());
         }
         let c = rx.collection(T::COLLECTION)?;
@@ -228,7 +248,7 @@ impl Db {
     /// the error is returned. `Ok(false)` when there is no such document.
     pub fn update<T: Document>(&self, id: u64, f: impl FnOnce(&mut T) -> Result<()>) -> Result<bool> {
         let mut tx = self.begin_write()?;
-        if !has_collection(&tx, T::COLLECTION)? {
+        if !writable_exists(&tx, T::COLLECTION)? {
             return Ok(false);
         }
         if !typed_collection::<T>(&mut tx)?.update_doc(id, f)? {
@@ -250,7 +270,7 @@ impl Db {
     pub fn delete<T: Document>(&self, id: u64) -> Result<bool> {
         let mut tx = self.begin_write()?;
         // Nothing to delete: no collection (and no commit) is made.
-        if !has_collection(&tx, T::COLLECTION)? {
+        if !writable_exists(&tx, T::COLLECTION)? {
             return Ok(false);
         }
         let existed = typed_collection::<T>(&mut tx)?.delete(id)?;

@@ -166,9 +166,9 @@ impl NewFile {
         let mut name = path.file_name().expect("checked").to_owned();
         name.push(format!(".tmp-{:016x}", fresh_salt(std::process::id() as u64)));
         let tmp = path.with_file_name(name);
-        let file = vfs
-            .open(&tmp, OpenMode::ReadWriteCreate)
-            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        let file = vfs.open(&tmp, OpenMode::ReadWriteCreate).map_err(|e| {
+            Error::io(format!("creating {display} (its temporary copy {})", tmp.display()), e)
+        })?;
         // Held while the copy is written: the next copy to this target
         // removes only temporary files that nobody holds (left by a copy
         // whose process was killed).

@@ -288,6 +288,36 @@ impl std::ops::Not for Filter {
 }
 
 impl Filter {
+    /// How many levels of `and`, `or` and `not` this filter has (a leaf or
+    /// `True` is 1). Iterative, so it is safe on filters of any depth.
+    pub fn nesting_depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack: Vec<(&Filter, usize)> = vec![(self, 1)];
+        while let Some((f, depth)) = stack.pop() {
+            deepest = deepest.max(depth);
+            match f {
+                Filter::And(fs) | Filter::Or(fs) => stack.extend(fs.iter().map(|f| (f, depth + 1))),
+                Filter::Not(f) => stack.push((f, depth + 1)),
+                _ => {}
+            }
+        }
+        deepest
+    }
+
+    /// Fails with `InvalidArgument` when the filter nests deeper than
+    /// [`MAX_NESTING`](crate::doc::value::MAX_NESTING) levels, the limit of
+    /// the JSON form: a query walks its filter recursively, so a filter
+    /// built in Rust without that limit could exhaust the thread's stack.
+    pub fn check_nesting(&self) -> crate::error::Result<()> {
+        let max = crate::doc::value::MAX_NESTING;
+        if self.nesting_depth() > max {
+            return Err(crate::error::Error::invalid(format!(
+                "the filter nests deeper than {max} levels of and/or/not"
+            )));
+        }
+        Ok(())
+    }
+
     /// Evaluates the filter against a document (see the type's
     /// documentation for the rules).
     pub fn eval(&self, doc: &Value) -> bool {
