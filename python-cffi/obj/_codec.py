@@ -143,6 +143,40 @@ def _default(o: Any) -> Any:
     raise TypeError(f"cannot store a value of type {type(o).__name__}: {o!r:.80}")
 
 
+def _non_str_key_message(k: Any) -> str:
+    return (
+        f"map keys must be str, not {type(k).__name__} ({k!r:.40}): a dict document, or a field typed dict "
+        f"or Any, keeps its keys as text, so the key would read back as a str; use str keys, or declare "
+        f"the field's key type (dict[int, ...], dict[UUID, ...]) in a typed document"
+    )
+
+
+def _find_non_str_key(o: Any) -> Any:
+    """A map key in ``o`` that is not a ``str`` (``_NONE`` if none): what
+    the stdlib encoder would turn into text without a word."""
+    stack = [o]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is dict or isinstance(v, dict):
+            for k, x in v.items():
+                if not isinstance(k, str):
+                    return k
+                if type(x) not in _ATOMS:
+                    stack.append(x)
+        elif t is list or t is tuple or isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(x for x in v if type(x) not in _ATOMS)
+        else:
+            get = _DC_GET.get(t) or _dataclass_getter(t)
+            if get is not None:
+                stack.append(get(v))
+    return _NONE
+
+
+_ATOMS = frozenset((str, int, float, bool, type(None), bytes))
+_NONE = object()
+
+
 def to_jsonable(o: Any, _depth: int = 0) -> Any:
     """The slow, exact walker: turns ``o`` into plain JSON values with the
     engine's special objects. Raises InvalidArgumentError for what cannot be
@@ -174,14 +208,7 @@ def to_jsonable(o: Any, _depth: int = 0) -> Any:
         out = {}
         for k, v in o.items():
             if not isinstance(k, str):
-                if isinstance(k, (bool, int, float)) or k is None:
-                    k = json.dumps(k)
-                elif isinstance(k, enum.Enum):
-                    k = str(k.value)
-                elif isinstance(k, (uuid.UUID, Decimal, _dt.date)):
-                    k = k.isoformat() if isinstance(k, _dt.date) else str(k)
-                else:
-                    raise InvalidArgumentError(f"map keys must be str, not {type(k).__name__}")
+                raise InvalidArgumentError(_non_str_key_message(k))
             if k[:1] == "$":
                 k = "$" + k
             out[k] = to_jsonable(v, _depth + 1)
@@ -343,6 +370,9 @@ def _std_walk(o: Any) -> str:
 
 
 def _std_dumps(o: Any) -> bytes:
+    k = _find_non_str_key(o)
+    if k is not _NONE:
+        raise InvalidArgumentError(_non_str_key_message(k))
     try:
         s = _std_enc.encode(o)
     except (TypeError, ValueError, RecursionError):
@@ -386,7 +416,10 @@ _backend = ""
 if _orjson is not None:
     # PASSTHROUGH_DATACLASS: orjson's own dataclass encoding drops fields
     # whose names start with "_"; with it every dataclass goes to _default.
-    _OR_OPTS = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_NON_STR_KEYS
+    # No OPT_NON_STR_KEYS: a map key that is not a str fails the fast path,
+    # and the walker refuses it (typed dict[int, ...] fields arrive with
+    # their keys already turned into text by their schema).
+    _OR_OPTS = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def use_backend(name: str) -> None:

@@ -13,6 +13,9 @@
   the fields the class lacks, and an update wrote the loss back.
 - A file that is not an obj database is both an InvalidArgumentError and a
   CorruptionError (NotADatabaseError).
+- A map key that is not a str, where nothing says the key's type (a dict
+  document, a field typed dict or Any), was stored as text and read back
+  as a str: {1: "a"} came back {"1": "a"}. It is refused now.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -123,3 +127,35 @@ def test_a_file_that_is_not_a_database_is_both_invalid_and_corrupt(tmp_path):
     with obj.Db(str(tmp_path / "a.obj")) as db:
         with pytest.raises(obj.CorruptionError, match="not an obj database"):
             db.attach(str(other), "ns")
+
+
+@obj.document(collection="keyed16")
+@dataclass
+class Keyed:
+    loose: dict
+    anything: Any = None
+    ints: dict[int, str] | None = None
+
+
+def test_a_map_key_that_is_not_a_str_is_refused_where_nothing_says_its_type(path, backend):
+    """A dict document, or a field typed dict or Any, keeps its keys as
+    text: {1: "a"} read back as {"1": "a"}. Such keys are refused now; a
+    typed dict[int, str] still round-trips."""
+    import uuid
+    with obj.Db(path) as db:
+        for bad in ({1: "a"}, {True: 1}, {None: 1}, {1.5: 2}, {uuid.uuid4(): 1},
+                    {"ok": [{"x": {2: "deep"}}]}, {"ok": ({3: 4},)}):
+            with pytest.raises(obj.InvalidArgumentError, match="map keys must be str"):
+                db.insert("c", bad)
+            with pytest.raises(obj.InvalidArgumentError, match="map keys must be str"):
+                db.insert_many("c", [{"fine": 1}, bad])
+            with pytest.raises(obj.InvalidArgumentError, match="map keys must be str"):
+                db.insert(Keyed(loose={}, anything=[bad]))
+        with pytest.raises(obj.InvalidArgumentError, match="map keys must be str"):
+            db.insert(Keyed(loose={7: "x"}))
+        assert db.count("c") == 0 and db.count(Keyed) == 0
+        k = Keyed(loose={"a": {"b": 1}}, anything={"n": [1, {"m": None}]}, ints={1: "a", -20: "b"})
+        assert db.get(Keyed, db.insert(k)) == k
+        assert db.get("c", db.insert("c", {"1": "a", "$x": {"y": [1]}})) == {"1": "a", "$x": {"y": [1]}}
+        with pytest.raises(obj.InvalidArgumentError, match="map keys must be str"):
+            db.query("c").filter(obj.field("m") == {1: "a"}).fetch()
