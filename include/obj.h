@@ -1016,8 +1016,9 @@ obj_status obj_find_unique(obj_txn *txn,
  * element per key, in order: `null` when no document has that key, else
  * `[id, document]`, or `[id, schema_version, document]` when
  * `with_versions`. A missing collection finds nothing. Errors: as
- * obj_find_unique (for any key), and OBJ_INVALID_ARGUMENT when
- * `keys_json` is not an array of arrays.
+ * obj_find_unique (for any key; the index is checked even for an empty
+ * array), and OBJ_INVALID_ARGUMENT when `keys_json` is not an array of
+ * arrays.
  *
  * # Safety
  * `txn` is a live handle; `coll`, `index` NUL-terminated strings;

@@ -58,6 +58,10 @@ impl CollView<'_> {
         on_coll!(self, |c| c.stored_to_json(stored, out))
     }
 
+    pub(crate) fn unique_index_fields(&self, index: &str) -> Result<usize, Error> {
+        on_coll!(self, |c| c.unique_index_fields(index))
+    }
+
     pub(crate) fn find_unique_json(
         &self,
         index: &str,

@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 use std::io::Write as _;
 
-use obj_engine::doc::json::from_json_slice;
+use obj_engine::doc::json::{from_json_slice, to_json_vec};
 use obj_engine::{CollectionKind, CollectionMut, Error, IndexKind, IndexSpec, Value};
 
 use crate::bytes::{arg_bytes, arg_str, json_bytes, json_text, need, obj_bytes, put, put_opt};
@@ -13,36 +13,44 @@ use crate::error::fence;
 use crate::obj_status;
 use crate::txn::{lock_txn, obj_txn};
 
-/// Parses {"name": .., "kind": "unique"|"standard"|"multi", "fields": [..]}.
+/// Parses {"name": .., "kind": "unique"|"standard"|"multi", "fields": [..]}
+/// with the engine's JSON reader, which refuses a key given twice (as in
+/// documents and queries) and nesting past 128 levels.
 fn parse_index_spec(bytes: &[u8]) -> Result<IndexSpec, Error> {
-    let text = json_text(bytes, "index spec")?;
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| Error::invalid(format!("index spec JSON: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| Error::invalid("index spec: expected a JSON object"))?;
-    if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "name" | "kind" | "fields")) {
+    json_text(bytes, "index spec")?;
+    let v = from_json_slice(bytes).map_err(|e| match e {
+        Error::InvalidArgument(m) => Error::invalid(format!("index spec JSON: {m}")),
+        other => other,
+    })?;
+    let Value::Map(entries) = &v else { return Err(Error::invalid("index spec: expected a JSON object")) };
+    if let Some((k, _)) = entries.iter().find(|(k, _)| !matches!(k.as_str(), "name" | "kind" | "fields")) {
         return Err(Error::invalid(format!("index spec: unknown field {k:?} (expected name, kind, fields)")));
     }
-    let name = obj
-        .get("name")
-        .and_then(|n| n.as_str())
-        .ok_or_else(|| Error::invalid("index spec: \"name\" must be a string"))?;
-    let kind = match obj.get("kind").map(|k| k.as_str()) {
-        None | Some(Some("standard")) => IndexKind::Standard,
-        Some(Some("unique")) => IndexKind::Unique,
-        Some(Some("multi")) => IndexKind::Multi,
+    let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    let Some(Value::Str(name)) = get("name") else {
+        return Err(Error::invalid("index spec: \"name\" must be a string"));
+    };
+    let kind = match get("kind") {
+        None => IndexKind::Standard,
+        Some(Value::Str(k)) if k == "standard" => IndexKind::Standard,
+        Some(Value::Str(k)) if k == "unique" => IndexKind::Unique,
+        Some(Value::Str(k)) if k == "multi" => IndexKind::Multi,
         Some(other) => {
             return Err(Error::invalid(format!(
                 "index spec: \"kind\" must be \"unique\", \"standard\" or \"multi\", got {}",
-                other.map_or_else(|| obj["kind"].to_string(), |s| format!("{s:?}"))
+                String::from_utf8_lossy(&to_json_vec(other))
             )))
         }
     };
-    let fields = obj
-        .get("fields")
-        .and_then(|f| f.as_array())
-        .ok_or_else(|| Error::invalid("index spec: \"fields\" must be an array of paths"))?
+    let Some(Value::List(items)) = get("fields") else {
+        return Err(Error::invalid("index spec: \"fields\" must be an array of paths"));
+    };
+    let fields = items
         .iter()
-        .map(|f| f.as_str().ok_or_else(|| Error::invalid("index spec: every field must be a string path")))
+        .map(|f| match f {
+            Value::Str(path) => Ok(path.as_str()),
+            _ => Err(Error::invalid("index spec: every field must be a string path")),
+        })
         .collect::<Result<Vec<&str>, Error>>()?;
     IndexSpec::new(name, kind, &fields)
 }
@@ -239,8 +247,9 @@ pub unsafe extern "C" fn obj_find_unique(
 /// element per key, in order: `null` when no document has that key, else
 /// `[id, document]`, or `[id, schema_version, document]` when
 /// `with_versions`. A missing collection finds nothing. Errors: as
-/// obj_find_unique (for any key), and OBJ_INVALID_ARGUMENT when
-/// `keys_json` is not an array of arrays.
+/// obj_find_unique (for any key; the index is checked even for an empty
+/// array), and OBJ_INVALID_ARGUMENT when `keys_json` is not an array of
+/// arrays.
 ///
 /// # Safety
 /// `txn` is a live handle; `coll`, `index` NUL-terminated strings;
@@ -328,6 +337,14 @@ unsafe fn find_unique_many(
     let view = t.collection(coll)?;
     if let Some(c) = &view {
         c.expect_kind(CollectionKind::Documents)?;
+        // The index is checked once, for no keys as for many.
+        let fields = c.unique_index_fields(index)?;
+        if found == Found::Plain && fields != 1 {
+            return Err(Error::invalid(format!(
+                "index {index:?} has {fields} fields: obj_find_unique_many_plain takes one value per key \
+                 (use obj_find_unique_many with an array of values per key)"
+            )));
+        }
     }
     let mut buf = Vec::with_capacity(64);
     let mut sized = false;

@@ -899,6 +899,21 @@ fn import_refuses_bad_input_without_partial_writes() {
             |e| matches!(e, Error::InvalidArgument(m) if m.contains("line 3")),
         ),
         (
+            // One line more than the header announces: named at that line
+            // (review 16: it named the header, and said "truncated").
+            format!(
+                "{header}\n{{\"id\":1,\"doc\":{{}}}}\n{{\"id\":2,\"doc\":{{}}}}\n{{\"id\":3,\"doc\":{{}}}}\n"
+            ),
+            |e| {
+                matches!(e, Error::InvalidArgument(m) if m.starts_with("import line 4: one line more than the 2")
+                    && m.contains("header at line 1") && !m.contains("truncated"))
+            },
+        ),
+        (
+            "{\"obj_export\":1,\"kv\":\"n\",\"count\":0}\n{\"key\":\"a\",\"value\":\"b\"}\n".into(),
+            |e| matches!(e, Error::InvalidArgument(m) if m.starts_with("import line 2: one line more than the 0")),
+        ),
+        (
             format!("{header}\n{{\"id\":-1,\"doc\":{{}}}}\n"),
             |e| matches!(e, Error::InvalidArgument(m) if m.contains("line 2")),
         ),

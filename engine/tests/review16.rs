@@ -6,7 +6,8 @@
 //!   refusing a write to a read-only database.
 //! - A filter built in Rust had no depth limit (the JSON form stops at
 //!   128), and a query walks its filter recursively: ten thousand levels
-//!   overflowed a thread's stack and aborted the process.
+//!   overflowed a thread's stack and aborted the process; so did
+//!   `QuerySpec::to_json` (now written without recursion).
 
 use obj_engine::{Db, Document, Error, Filter, IndexSpec, QuerySpec, Value};
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,11 @@ fn a_filter_deeper_than_the_json_limit_is_refused_not_a_stack_overflow() {
         assert!(deep(c.query_count(&spec).map(drop)));
         assert!(deep(c.explain(&spec).map(drop)));
         assert!(deep(db.query::<Event>(&spec).map(drop)));
+        // Its JSON form is written without recursion, and refused when read.
+        let json = spec.to_json();
+        assert!(
+            matches!(QuerySpec::from_json(&json), Err(Error::InvalidArgument(m)) if m.contains("deeper than 128"))
+        );
     }
     // At the limit a filter still runs.
     let mut at_limit = Filter::eq("n", 1).unwrap();
@@ -102,4 +108,11 @@ fn a_filter_deeper_than_the_json_limit_is_refused_not_a_stack_overflow() {
     }
     assert_eq!(at_limit.nesting_depth(), 128);
     assert_eq!(c.query_count(&QuerySpec::new("events").with_filter(at_limit)).unwrap(), 1);
+    // A filter whose JSON form nests within the JSON limit reads back.
+    let mut nots = Filter::eq("n", 1).unwrap();
+    for _ in 0..100 {
+        nots = !nots;
+    }
+    let spec = QuerySpec::new("events").with_filter(nots);
+    assert_eq!(QuerySpec::from_json(&spec.to_json()).unwrap(), spec);
 }

@@ -395,6 +395,9 @@ static void test_one_call_reads(void) {
     CHECK_STATUS(obj_find_unique_many_plain(r, "docs", "email", (const uint8_t *)"[1", 2, &out),
                  OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_find_unique_many_plain(r, "docs", "nope", (const uint8_t *)"[1]", 3, &out), OBJ_NOT_FOUND);
+    /* The index is checked for no keys too (review 16). */
+    CHECK_STATUS(obj_find_unique_many_plain(r, "docs", "nope", (const uint8_t *)"[]", 2, &out), OBJ_NOT_FOUND);
+    CHECK_STATUS(obj_find_unique_many(r, "docs", "nope", (const uint8_t *)"[]", 2, false, &out), OBJ_NOT_FOUND);
     CHECK_STATUS(obj_find_unique_many_plain(r, "blobs", "email", (const uint8_t *)"[1]", 3, &out),
                  OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_find_unique_many_plain(r, "docs", "email", NULL, 3, &out), OBJ_INVALID_ARGUMENT);

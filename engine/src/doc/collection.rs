@@ -603,22 +603,31 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         }
     }
 
-    /// The id that unique index `index` holds for `values`.
-    fn unique_id(&self, index: &str, values: &[Value]) -> Result<Option<u64>> {
+    /// The number of fields of unique index `index`, once it is known to
+    /// be one that lookups can use: `NotFound` for an unknown index,
+    /// `InvalidArgument` for one that is not unique or is still building
+    /// (or for a raw collection). What every unique lookup checks first; a
+    /// batch of lookups can check it once, even for no keys at all.
+    pub fn unique_index_fields(&self, index: &str) -> Result<usize> {
         self.st.check_documents()?;
         let info = self.st.index(index)?;
         if info.spec.kind != IndexKind::Unique {
             return Err(Error::invalid(format!("index {index:?} is not unique")));
         }
-        if values.len() != info.spec.fields.len() {
-            return Err(Error::invalid(format!(
-                "index {index:?} has {} field(s) but {} value(s) were given",
-                info.spec.fields.len(),
-                values.len()
-            )));
-        }
         if info.status != IndexStatus::Ready {
             return Err(Error::invalid(format!("index {index:?} is still building")));
+        }
+        Ok(info.spec.fields.len())
+    }
+
+    /// The id that unique index `index` holds for `values`.
+    fn unique_id(&self, index: &str, values: &[Value]) -> Result<Option<u64>> {
+        let fields = self.unique_index_fields(index)?;
+        if values.len() != fields {
+            return Err(Error::invalid(format!(
+                "index {index:?} has {fields} field(s) but {} value(s) were given",
+                values.len()
+            )));
         }
         let tree = self.st.index_tree_of(self.txn, index)?;
         let key = crate::index::key_encoding::encode_composite(&values.iter().collect::<Vec<_>>());

@@ -258,6 +258,12 @@ fn bad(lineno: u64, what: impl std::fmt::Display) -> Error {
     Error::invalid(format!("import line {lineno}: {what}"))
 }
 
+/// A section's line `n` beyond the `expected` its header (at line
+/// `header`) announced.
+fn one_too_many(n: u64, header: u64, expected: u64) -> Error {
+    bad(n, format!("one line more than the {expected} that the section header at line {header} announces"))
+}
+
 fn fields(v: &Value) -> Option<&[(String, Value)]> {
     v.as_map()
 }
@@ -577,6 +583,9 @@ impl Db {
                                 stop = true;
                                 break;
                             }
+                            if seen == expected {
+                                return Err(one_too_many(n, lineno, expected));
+                            }
                             let (id, version, doc) = parse_doc_line(n, v)?;
                             let result = if *raw {
                                 match doc {
@@ -605,6 +614,9 @@ impl Db {
                                 stop = true;
                                 break;
                             }
+                            if seen == expected {
+                                return Err(one_too_many(n, lineno, expected));
+                            }
                             let (k, v) = parse_kv_line(n, v)?;
                             tx.kv_put(ns, &k, &v).map_err(|e| at_line(n, e))?;
                             seen += 1;
@@ -625,7 +637,7 @@ impl Db {
                 return Err(bad(
                     lineno,
                     format!(
-                        "the section header announces {expected} lines but {seen} follow (truncated file?)"
+                        "the section header announces {expected} lines but only {seen} follow (truncated file?)"
                     ),
                 ));
             }

@@ -305,9 +305,10 @@ impl Filter {
     }
 
     /// Fails with `InvalidArgument` when the filter nests deeper than
-    /// [`MAX_NESTING`](crate::doc::value::MAX_NESTING) levels, the limit of
-    /// the JSON form: a query walks its filter recursively, so a filter
-    /// built in Rust without that limit could exhaust the thread's stack.
+    /// [`MAX_NESTING`](crate::doc::value::MAX_NESTING) levels, the bound a
+    /// document has too: a query walks its filter recursively, so a filter
+    /// built in Rust without a bound could exhaust the thread's stack. (The
+    /// JSON form, which counts each object and array, stops sooner.)
     pub fn check_nesting(&self) -> crate::error::Result<()> {
         let max = crate::doc::value::MAX_NESTING;
         if self.nesting_depth() > max {

@@ -195,7 +195,9 @@ impl QuerySpec {
 
     /// The JSON form; [`QuerySpec::from_json`] reads it back to an equal
     /// spec (numbers up to their canonical variant: a `UInt` operand that
-    /// fits `i64` reads back as `Int`).
+    /// fits `i64` reads back as `Int`), as long as the text nests at most
+    /// 128 JSON levels (an `and` or `or` takes two, a `not` one): a deeper
+    /// filter is written all the same, and refused when read back.
     pub fn to_json(&self) -> String {
         let mut out = String::new();
         out.push_str("{\"collection\":");
@@ -589,36 +591,52 @@ fn write_op2(out: &mut String, name: &str, p: &FieldPath, write_operand: impl Fn
 }
 
 fn write_filter(f: &Filter, out: &mut String) {
-    match f {
-        Filter::True => out.push_str("true"),
-        Filter::Eq(p, v) => write_op2(out, "eq", p, |o| json::write_value(v, o)),
-        Filter::Ne(p, v) => write_op2(out, "ne", p, |o| json::write_value(v, o)),
-        Filter::Lt(p, v) => write_op2(out, "lt", p, |o| json::write_value(v, o)),
-        Filter::Le(p, v) => write_op2(out, "le", p, |o| json::write_value(v, o)),
-        Filter::Gt(p, v) => write_op2(out, "gt", p, |o| json::write_value(v, o)),
-        Filter::Ge(p, v) => write_op2(out, "ge", p, |o| json::write_value(v, o)),
-        Filter::In(p, vs) => write_op2(out, "in", p, |o| write_values(vs, o)),
-        Filter::Prefix(p, s) => write_op2(out, "prefix", p, |o| json::write_str(s, o)),
-        Filter::Exists(p, true) => {
-            out.push_str("{\"exists\":");
-            json::write_str(&p.to_string(), out);
-            out.push('}');
-        }
-        Filter::Exists(p, false) => write_op2(out, "exists", p, |o| o.push_str("false")),
-        Filter::And(fs) | Filter::Or(fs) => {
-            out.push_str(if matches!(f, Filter::And(_)) { "{\"and\":[" } else { "{\"or\":[" });
-            for (i, sub) in fs.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_filter(sub, out);
+    // An explicit stack of what is left to write, not recursion: a filter
+    // built in Rust can nest deeper than a thread's stack would allow.
+    enum Step<'f> {
+        Filter(&'f Filter),
+        Text(&'static str),
+    }
+    let mut todo = vec![Step::Filter(f)];
+    while let Some(step) = todo.pop() {
+        let f = match step {
+            Step::Text(t) => {
+                out.push_str(t);
+                continue;
             }
-            out.push_str("]}");
-        }
-        Filter::Not(sub) => {
-            out.push_str("{\"not\":");
-            write_filter(sub, out);
-            out.push('}');
+            Step::Filter(f) => f,
+        };
+        match f {
+            Filter::True => out.push_str("true"),
+            Filter::Eq(p, v) => write_op2(out, "eq", p, |o| json::write_value(v, o)),
+            Filter::Ne(p, v) => write_op2(out, "ne", p, |o| json::write_value(v, o)),
+            Filter::Lt(p, v) => write_op2(out, "lt", p, |o| json::write_value(v, o)),
+            Filter::Le(p, v) => write_op2(out, "le", p, |o| json::write_value(v, o)),
+            Filter::Gt(p, v) => write_op2(out, "gt", p, |o| json::write_value(v, o)),
+            Filter::Ge(p, v) => write_op2(out, "ge", p, |o| json::write_value(v, o)),
+            Filter::In(p, vs) => write_op2(out, "in", p, |o| write_values(vs, o)),
+            Filter::Prefix(p, s) => write_op2(out, "prefix", p, |o| json::write_str(s, o)),
+            Filter::Exists(p, true) => {
+                out.push_str("{\"exists\":");
+                json::write_str(&p.to_string(), out);
+                out.push('}');
+            }
+            Filter::Exists(p, false) => write_op2(out, "exists", p, |o| o.push_str("false")),
+            Filter::And(fs) | Filter::Or(fs) => {
+                out.push_str(if matches!(f, Filter::And(_)) { "{\"and\":[" } else { "{\"or\":[" });
+                todo.push(Step::Text("]}"));
+                for (i, sub) in fs.iter().enumerate().rev() {
+                    todo.push(Step::Filter(sub));
+                    if i > 0 {
+                        todo.push(Step::Text(","));
+                    }
+                }
+            }
+            Filter::Not(sub) => {
+                out.push_str("{\"not\":");
+                todo.push(Step::Text("}"));
+                todo.push(Step::Filter(sub));
+            }
         }
     }
 }
