@@ -60,8 +60,9 @@
  * Processes. Any number of processes may open the same file at once (one
  * write transaction at a time across all of them; readers never wait for
  * the writer), by one name: the -wal and -shm files are named after the
- * path opened, so opening it by another name (a hard or symbolic link)
- * while another process has it open is OBJ_BUSY. Handles do not survive
+ * path opened (a symbolic link is followed to the file it names), so
+ * opening it by another name (a hard link) while another process has it
+ * open is OBJ_BUSY. Handles do not survive
  * fork(): in the child, calls on the parent's obj_db and on its
  * transactions return OBJ_INVALID_ARGUMENT
  * ("database handle used after fork()") and never touch the parent's
@@ -576,7 +577,8 @@ obj_status obj_options_init(obj_options *opts);
  * mode than a handle already open on the file in this process),
  * OBJ_ENCRYPTION (missing or wrong key), OBJ_UNSUPPORTED (newer format),
  * OBJ_CORRUPTION, OBJ_BUSY (another process is creating the file; another
- * process has it open under another name, a hard or symbolic link; the
+ * process has it open under another name, a hard link (a symbolic link
+ * is followed to its target's name); the
  * file is open read-only in this process and this open asks for writes;
  * a file system without shared memory, where one process at a time may
  * open it), OBJ_IO.

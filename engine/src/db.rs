@@ -9,9 +9,9 @@
 //! time: they coordinate through the shared index `<file>-shm` (one writer
 //! at a time across all of them, any number of readers; see
 //! docs/architecture.md, "Handles and processes"). Processes must reach the
-//! file by one name: `-wal` and `-shm` are named after the path opened, so
-//! an open by another name (a hard or symbolic link) while another process
-//! has the file open is `Busy`.
+//! file by one name: `-wal` and `-shm` are named after the path opened (a
+//! symbolic link followed to its target's name), so an open by another
+//! name (a hard link) while another process has the file open is `Busy`.
 //!
 //! A handle belongs to the process that opened it: after `fork()`, the child
 //! must open the database again; any call on the parent's handle from the
@@ -87,6 +87,32 @@ fn registry() -> &'static Mutex<HashMap<FileKey, Weak<Engine>>> {
     REGISTRY.get_or_init(Default::default)
 }
 
+/// `path` with a symbolic link as its last component followed to the file
+/// it names (through chains of links). The `-wal` and `-shm` are named
+/// after the path opened, so an open through a link uses the target's
+/// name: otherwise a process that crashed with the file open through the
+/// link would leave its WAL beside the link, where an open by the real
+/// name never sees it, and a later open through the link would replay it
+/// over newer commits. (A link in a directory of the path is harmless: the
+/// sidecars land in the same directory either way. Hard links cannot be
+/// told apart; processes must use one name, see `check_no_other_name`.)
+fn through_symlinks(path: &Path) -> std::borrow::Cow<'_, Path> {
+    let mut p = std::borrow::Cow::Borrowed(path);
+    // As many hops as the kernel follows before ELOOP.
+    for _ in 0..40 {
+        if !std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+            break;
+        }
+        let Ok(target) = std::fs::read_link(&p) else { break };
+        let next = match p.parent() {
+            Some(dir) if target.is_relative() => dir.join(&target),
+            _ => target,
+        };
+        p = std::borrow::Cow::Owned(next);
+    }
+    p
+}
+
 /// Refuses a path that names no file and does not exist (``, `/x/..`):
 /// the open would otherwise fail with a less helpful error.
 fn check_file_path(path: &Path) -> Result<()> {
@@ -136,13 +162,14 @@ impl Db {
     /// `Encryption` (missing or wrong key), `Unsupported` (newer format),
     /// `Corruption` (damaged or truncated file), `Busy` (another process is
     /// creating, opening or closing it for longer than the busy timeout;
-    /// another process has it open under another name, a hard or symbolic
-    /// link; it is open read-only in this process and this open asks for
+    /// another process has it open under another name, a hard link (a
+    /// symbolic link is followed to its target's name); it is open read-only in this process and this open asks for
     /// writes; read-only, the `-shm` file cannot be opened for writing while
     /// other processes use the database; a file system without shared
     /// memory, where one handle at a time may open it), `Io`.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
-        let path = path.as_ref();
+        let path = through_symlinks(path.as_ref());
+        let path: &Path = &path;
         let os_vfs = options.vfs.is_none();
         if os_vfs {
             check_file_path(path)?;

@@ -123,11 +123,24 @@ fn foreign_newer_and_truncated_files() {
     db.close().unwrap();
     let bytes = std::fs::read(&path).unwrap();
 
+    // A newer format keeps page 0's checksum trailer: a file of version 99
+    // with a valid page 0 is Unsupported; the same bytes with the old
+    // checksum are a damaged header (a flipped bit), Corruption.
     let mut newer = bytes.clone();
     newer[8] = 99;
     let p = dir.path().join("newer.obj");
     std::fs::write(&p, &newer).unwrap();
-    assert!(matches!(Db::open(&p), Err(Error::Unsupported(_))));
+    assert!(matches!(Db::open(&p), Err(Error::Corruption { .. })), "{:?}", Db::open(&p));
+    obj_engine::storage::page::seal_page(0, &mut newer[..4096]);
+    std::fs::write(&p, &newer).unwrap();
+    assert!(matches!(Db::open(&p), Err(Error::Unsupported(_))), "{:?}", Db::open(&p));
+    for (byte, bit) in [(9, 0x01), (11, 0x80), (8, 0x02)] {
+        let mut flipped = bytes.clone();
+        flipped[byte] ^= bit;
+        std::fs::write(&p, &flipped).unwrap();
+        let err = Db::open(&p).unwrap_err();
+        assert!(matches!(&err, Error::Corruption { .. }) && err.to_string().contains("newer"), "{err:?}");
+    }
 
     let p = dir.path().join("truncated.obj");
     std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();

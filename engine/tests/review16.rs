@@ -116,3 +116,127 @@ fn a_filter_deeper_than_the_json_limit_is_refused_not_a_stack_overflow() {
     let spec = QuerySpec::new("events").with_filter(nots);
     assert_eq!(QuerySpec::from_json(&spec.to_json()).unwrap(), spec);
 }
+
+fn put_all(db: &Db, keys: &[&str], value: &[u8]) {
+    let mut w = db.begin_write().unwrap();
+    for k in keys {
+        w.kv_put("k", k.as_bytes(), value).unwrap();
+    }
+    w.commit().unwrap();
+}
+
+fn value_of(db: &Db, key: &str) -> Vec<u8> {
+    db.begin_read().unwrap().kv_get("k", key.as_bytes()).unwrap().unwrap()
+}
+
+/// Review 16 (reliability): a process that crashed with the file open
+/// through a symbolic link left `link.obj-wal` beside the link. An open by
+/// the real name did not see it and committed on, and a later open through
+/// the link replayed the old WAL over the newer main file: an acknowledged
+/// commit was gone, with no error. The sidecars now take the target's name.
+#[test]
+fn a_wal_left_by_an_open_through_a_symlink_is_the_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (real, link) = (dir.path().join("a.obj"), dir.path().join("link.obj"));
+    let db = Db::open(&real).unwrap();
+    put_all(&db, &["k0", "k1", "k2", "k3", "k4"], b"base");
+    db.close().unwrap();
+    std::os::unix::fs::symlink("a.obj", &link).unwrap();
+    let db = Db::open(&link).unwrap();
+    put_all(&db, &["k0", "k1", "k2"], b"via-link");
+    db.close_without_checkpoint(); // as a crash leaves it
+    assert!(!dir.path().join("link.obj-wal").exists());
+    assert!(dir.path().join("a.obj-wal").exists(), "the WAL is named after the file");
+    let db = Db::open(&real).unwrap();
+    assert_eq!(value_of(&db, "k0"), b"via-link", "recovered by the open of the real name");
+    put_all(&db, &["k3"], b"via-path");
+    db.close().unwrap();
+    let db = Db::open(&link).unwrap();
+    assert_eq!((value_of(&db, "k0"), value_of(&db, "k3")), (b"via-link".to_vec(), b"via-path".to_vec()));
+    db.close().unwrap();
+    // A chain of links, one of them relative to another directory.
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink("../link.obj", dir.path().join("sub/chain.obj")).unwrap();
+    let db = Db::open(dir.path().join("sub/chain.obj")).unwrap();
+    put_all(&db, &["k4"], b"via-chain");
+    db.close_without_checkpoint();
+    assert!(dir.path().join("a.obj-wal").exists() && !dir.path().join("sub/chain.obj-wal").exists());
+    assert_eq!(value_of(&Db::open(&real).unwrap(), "k4"), b"via-chain");
+}
+
+/// Review 16 (reliability): an open refused because another process has
+/// the file open under another name (a hard link) left the `-shm` it had
+/// created. A handle with its own `OsVfs` stands for another process.
+#[test]
+fn an_open_refused_for_another_name_leaves_no_sidecar() {
+    use obj_engine::storage::file::OsVfs;
+    use obj_engine::Options;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.obj"), dir.path().join("b.obj"));
+    let own = || Options {
+        vfs: Some(std::sync::Arc::new(OsVfs)),
+        busy_timeout: std::time::Duration::from_millis(50),
+        ..Options::default()
+    };
+    let da = Db::open_with(&a, own()).unwrap();
+    put_all(&da, &["k0"], b"a");
+    std::fs::hard_link(&a, &b).unwrap();
+    let refused = Db::open_with(&b, own());
+    assert!(matches!(refused, Err(Error::Busy(ref m)) if m.contains("another name")), "{refused:?}");
+    assert!(!dir.path().join("b.obj-shm").exists(), "the refused open's -shm is gone");
+    assert!(!dir.path().join("b.obj-wal").exists());
+    put_all(&da, &["k1"], b"a");
+    da.close().unwrap();
+}
+
+/// Review 16 (reliability): readers that each hold a snapshot for a few
+/// hundred milliseconds, overlapping so that one is always active, kept
+/// the WAL growing: the writer waited 100 ms for old readers, failed, and
+/// tried again only once the WAL had doubled, with the same wait. Each
+/// failed wait now doubles the next, so the WAL stays within a few
+/// doublings of its threshold.
+#[test]
+fn overlapping_readers_of_a_few_hundred_ms_keep_the_wal_bounded() {
+    use obj_engine::{Options, SyncMode};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { sync_mode: SyncMode::Off, ..Options::default() };
+    let db = Arc::new(Db::open_with(dir.path().join("w.obj"), options).unwrap());
+    put_all(&db, &["seed"], b"x");
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|r| {
+            let (db, stop) = (db.clone(), stop.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(90 * r));
+                while !stop.load(Ordering::Relaxed) {
+                    let rx = db.begin_read().unwrap();
+                    assert!(rx.kv_get("k", b"seed").unwrap().is_some());
+                    std::thread::sleep(Duration::from_millis(270));
+                    drop(rx);
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let (mut most, mut commits) = (0u64, 0u64);
+    while started.elapsed() < Duration::from_secs(4) {
+        let mut w = db.begin_write().unwrap();
+        w.kv_put("k", &commits.to_be_bytes(), &[7u8; 100]).unwrap();
+        w.commit().unwrap();
+        commits += 1;
+        if commits % 64 == 0 {
+            most = most.max(db.stat().unwrap().wal_frames);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    // The threshold is 1,000 frames: waits of 100, 200 and 400 ms come at
+    // 2,000, 4,000 and 8,000 frames, and the last outlasts the readers.
+    assert!(most < 16_000, "the WAL reached {most} frames in {commits} commits");
+    eprintln!("{commits} commits, the WAL at most {most} frames");
+}

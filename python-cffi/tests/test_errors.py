@@ -207,11 +207,22 @@ def test_exceptions_carry_status():
 
 
 def test_newer_format_is_feature_unsupported(path):
+    import zlib
     with obj.Db(path) as db:
         db.insert("c", {"n": 1})
     with open(path, "r+b") as f:
-        f.seek(8)
-        f.write((99).to_bytes(4, "little"))  # the header's format version
+        page = bytearray(f.read(4096))
+    page[8:12] = (99).to_bytes(4, "little")  # the header's format version
+    with open(path, "r+b") as f:
+        f.write(page)
+    # Page 0's checksum no longer matches: a damaged header, not a newer file.
+    with pytest.raises(obj.CorruptionError, match="newer"):
+        obj.Db(path)
+    # A newer format keeps page 0's checksum trailer (CRC-32 of the page
+    # number, then the page's content): sealed, the file reads as newer.
+    page[-4:] = zlib.crc32(bytes(4) + bytes(page[:-4])).to_bytes(4, "little")
+    with open(path, "r+b") as f:
+        f.write(page)
     with pytest.raises(obj.FeatureUnsupportedError, match="newer"):
         obj.Db(path)
 

@@ -24,7 +24,7 @@ use crate::options::{Options, SyncMode};
 use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
-use crate::storage::header::{Header, HEADER_LEN};
+use crate::storage::header::{valid_page_size, Header, HEADER_LEN};
 use crate::storage::memo::SnapshotMemo;
 use crate::storage::page::{verify_page, zeroed_ref, Page, PageRead, PageRef, KIND_BTREE_INTERIOR};
 use crate::storage::shm::{
@@ -78,9 +78,14 @@ enum Sharing {
     PrivateReadOnly,
 }
 
-/// How long a commit waits at most for readers of older snapshots to end
-/// when the WAL is past twice its checkpoint threshold (`Pager::bound_wal`).
+/// How long a commit first waits at most for readers of older snapshots to
+/// end when the WAL is past twice its checkpoint threshold
+/// (`Pager::bound_wal`). Each wait that times out doubles the next, up to
+/// [`READER_WAIT_MAX`] (and the busy timeout).
 const READER_WAIT: Duration = Duration::from_millis(100);
+/// The longest wait for old readers: readers that each last less keep the
+/// WAL within a few doublings of its threshold.
+const READER_WAIT_MAX: Duration = Duration::from_millis(1600);
 /// The fewest WAL frames at which a commit waits for readers (`Pager::bound_wal`).
 const WAL_WAIT_FLOOR: u64 = 1000;
 
@@ -121,8 +126,9 @@ pub struct Pager {
     /// Closed while readers were active: fold the WAL when the pager drops.
     fold_pending: AtomicBool,
     /// (generation, last frame) below which a commit does not wait for old
-    /// readers again after a wait that timed out (see `bound_wal`).
-    reader_wait_after: Mutex<(u64, u64)>,
+    /// readers again after a wait that timed out, and how long the next
+    /// wait in that generation may take (see `bound_wal`).
+    reader_wait_after: Mutex<(u64, u64, Duration)>,
     /// The process that opened the handle: a child after `fork()` must not
     /// use it (its locks are the parent's).
     pid: u32,
@@ -454,15 +460,16 @@ impl Pager {
         let display = path.display().to_string();
         let shm_path = shm_path_of(path);
         let (shm, locks, first) = Self::join(&vfs, &shm_path, shm, options.busy_timeout)?;
-        if sharing == Sharing::Shared {
-            check_no_other_name(&*main, &display, first, options.busy_timeout)?;
-        }
         let index = WalIndex::new(shm, locks);
         // Declared after `index`, so it drops first, while this opener
         // still holds the DMS lock exclusively.
         let mut created = CreatedSidecars::new(vfs.clone(), first);
         if created_shm {
             created.add(&shm_path);
+        }
+        // After `created`: an open refused here removes the `-shm` it made.
+        if sharing == Sharing::Shared {
+            check_no_other_name(&*main, &display, first, options.busy_timeout)?;
         }
         let size = main.size().map_err(|e| Error::io(format!("reading the size of {display}"), e))?;
         let (page_size, file_id, codec) = if size == 0 {
@@ -509,7 +516,21 @@ impl Pager {
             }
             let prefix = &mut prefix[..size.min(PLAINTEXT_PREFIX as u64) as usize];
             main.read_at(prefix, 0).map_err(|e| Error::io(format!("reading {display}"), e))?;
-            let layout = Header::probe_layout(prefix)?;
+            let layout = Header::probe_layout(prefix).map_err(|e| match e {
+                // A newer version, flag or cipher read from a page 0 that
+                // fails its checksum is damage (a flipped bit), not a newer
+                // file: page 0 keeps its checksum trailer in every format
+                // version (docs/format.md).
+                Error::Unsupported(what) => {
+                    let page_size = u32::from_le_bytes(prefix[12..16].try_into().expect("4 bytes")) as usize;
+                    if valid_page_size(page_size) && !page_zero_checksum_ok(&*main, page_size) {
+                        Error::corruption(0, format!("header page checksum mismatch (it reads: {what})"))
+                    } else {
+                        Error::Unsupported(what)
+                    }
+                }
+                other => other,
+            })?;
             let page_size = layout.page_size as usize;
             let codec = PageCodec::open(layout.crypt.as_ref(), options.encryption.as_ref(), layout.file_id)
                 .map_err(|e| match e {
@@ -608,7 +629,7 @@ impl Pager {
             fatal: Mutex::new(None),
             closed: AtomicBool::new(false),
             fold_pending: AtomicBool::new(false),
-            reader_wait_after: Mutex::new((0, 0)),
+            reader_wait_after: Mutex::new((0, 0, READER_WAIT)),
             pid: std::process::id(),
             forks: shm::fork_count(),
         });
@@ -1083,7 +1104,9 @@ impl Pager {
     /// snapshot) waits briefly for the readers of older snapshots to end,
     /// then checkpoints everything; the commit that follows restarts the
     /// WAL. A reader that outlasts the wait only lets the WAL grow: the
-    /// writer tries again once the WAL has doubled. `h` is the shared
+    /// writer tries again once the WAL has doubled, waiting twice as long
+    /// (up to [`READER_WAIT_MAX`]), so that overlapping readers of a few
+    /// hundred milliseconds cannot keep it growing. `h` is the shared
     /// index's header as the commit last read it.
     fn bound_wal(&self, h: &ShmHeader) -> Result<()> {
         // Not below WAL_WAIT_FLOOR frames: with a small threshold, a wait
@@ -1092,13 +1115,18 @@ impl Pager {
         if h.max_frame < limit || h.max_frame == h.backfilled {
             return Ok(());
         }
-        {
+        let wait = {
             let after = self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner());
             if after.0 == h.generation && h.max_frame < after.1 {
                 return Ok(());
             }
+            if after.0 == h.generation {
+                after.2
+            } else {
+                READER_WAIT
+            }
         }
-        let wait = self.busy_timeout.min(READER_WAIT);
+        .min(self.busy_timeout);
         let gone = shm::retry(wait, 1, || {
             if !self.index.lock_exclusive(LOCK_CKPT)? {
                 return Ok(None);
@@ -1121,8 +1149,8 @@ impl Pager {
         } else {
             let mut after = self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner());
             // Doubling: a long reader costs a handful of waits, not one per
-            // threshold's worth of commits.
-            *after = (h.generation, h.max_frame.saturating_mul(2));
+            // threshold's worth of commits; each twice as long as the last.
+            *after = (h.generation, h.max_frame.saturating_mul(2), (wait * 2).min(READER_WAIT_MAX));
         }
         Ok(())
     }
