@@ -153,10 +153,16 @@ def _non_str_key_message(k: Any) -> str:
 
 def _find_non_str_key(o: Any) -> Any:
     """A map key in ``o`` that is not a ``str`` (``_NONE`` if none): what
-    the stdlib encoder would turn into text without a word."""
+    the stdlib encoder would turn into text without a word. Each container
+    is looked at once, so a value that holds itself ends the walk (the
+    encoder then says it is circular)."""
     stack = [o]
+    seen: set[int] = set()
     while stack:
         v = stack.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
         t = type(v)
         if t is dict or isinstance(v, dict):
             for k, x in v.items():

@@ -159,3 +159,8 @@ def test_a_map_key_that_is_not_a_str_is_refused_where_nothing_says_its_type(path
         assert db.get("c", db.insert("c", {"1": "a", "$x": {"y": [1]}})) == {"1": "a", "$x": {"y": [1]}}
         with pytest.raises(obj.InvalidArgumentError, match="map keys must be str"):
             db.query("c").filter(obj.field("m") == {1: "a"}).fetch()
+        # A value that holds itself is refused, not walked for ever.
+        loop: dict = {"a": 1}
+        loop["self"] = loop
+        with pytest.raises(obj.InvalidArgumentError):
+            db.insert("c", loop)
