@@ -54,10 +54,7 @@ GET_MANY_CHUNK = 2048
 def _cstr(s: str) -> bytes:
     if not isinstance(s, str):
         raise InvalidArgumentError(f"a collection or index name must be a str, not {type(s).__name__}")
-    b = _codec.utf8(s, "name")
-    if b"\0" in b:
-        raise InvalidArgumentError(f"name {s!r} contains a NUL character")
-    return b
+    return _codec.cstr(s, "name")
 
 
 def _id(doc_id: Any) -> int:
@@ -289,6 +286,15 @@ class _Core:
         if st:
             raise fail(st)
         return _codec.loads_batch(self._take_bytes())
+
+    def _keyed_batches(self, keys: list, call: Callable[[bytes, Any], int]) -> Iterator[Any]:
+        """The decoded answers of ``call(keys_json, out_buf)`` (a C call
+        answering a JSON array for a JSON array of keys), one chunk of
+        GET_MANY_CHUNK keys at a time."""
+        for k in range(0, len(keys), GET_MANY_CHUNK):
+            js = _codec.dumps(keys[k:k + GET_MANY_CHUNK])
+            check(call(js, _slots.buf))
+            yield _codec.loads_batch(self._take_bytes())
 
     def _take_bytes(self) -> bytes:
         """The bytes the last call of this thread left in its buf slot."""
@@ -674,10 +680,8 @@ class ReadTxn(_Core):
                 return self.find_unique_many(cls, index, [tuple(k) for k in keys])
         iname = _cstr(index)
         out: list = []
-        for k in range(0, len(keys), GET_MANY_CHUNK):
-            js = _codec.dumps(keys[k:k + GET_MANY_CHUNK])
-            check(_find_unique_many(core._handle(), cname, iname, js, len(js), typed, _slots.buf))
-            rows = _codec.loads_batch(core._take_bytes())
+        for rows in core._keyed_batches(
+                keys, lambda js, buf: _find_unique_many(core._handle(), cname, iname, js, len(js), typed, buf)):
             if typed:
                 dd = s.decode_doc
                 out += [None if r is None else dd(r[0], r[1], r[2]) for r in rows]
@@ -696,10 +700,9 @@ class ReadTxn(_Core):
             return None
         iname = _cstr(index)
         out: list = []
-        for k in range(0, len(keys), GET_MANY_CHUNK):
-            js = _codec.dumps(keys[k:k + GET_MANY_CHUNK])
-            check(_find_unique_many_plain(core._handle(), cname, iname, js, len(js), _slots.buf))
-            out += _codec.loads_batch(core._take_bytes())
+        for docs in core._keyed_batches(
+                keys, lambda js, buf: _find_unique_many_plain(core._handle(), cname, iname, js, len(js), buf)):
+            out += docs
         return out
 
     def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None:

@@ -674,7 +674,6 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     }
 
     fn check_spec(&self, spec: &QuerySpec, counting: bool) -> Result<()> {
-        spec.filter.check_nesting()?;
         if spec.collection != self.st.name && Some(&spec.collection) != self.qualified.as_ref() {
             return Err(Error::invalid(format!(
                 "query names collection {:?} but runs on {:?}",
@@ -731,7 +730,6 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
 
     /// The plan the engine would use for `spec`.
     pub fn plan(&self, spec: &QuerySpec) -> Result<crate::query::plan::Plan> {
-        spec.filter.check_nesting()?;
         crate::query::plan::plan(self.txn, &self.st, spec)
     }
 

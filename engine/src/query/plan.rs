@@ -285,6 +285,9 @@ fn concat(p: &[u8], b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
 /// Chooses the plan for `spec` on collection state `st`, as transaction
 /// `txn` sees it (which indexes hold every document).
 pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) -> Result<Plan> {
+    // Every query and explain plans first, before anything walks the
+    // filter recursively.
+    spec.filter.check_nesting()?;
     let sort_in_memory = !spec.sort.is_empty();
     let filtered = spec.filter != Filter::True;
     if st.raw && (filtered || sort_in_memory || spec.index.is_some()) {
