@@ -39,6 +39,7 @@ import keyword
 import os
 import re
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -518,9 +519,14 @@ def cpath(p: Any, what: str = "path") -> bytes:
 def listed(v: Any, what: str) -> list:
     """The items of an iterable argument as a list (``v`` itself when it
     is one); None or a non-iterable is an InvalidArgumentError naming
-    ``what``. (An error raised while iterating is left as it is.)"""
+    ``what``, and so are a str, bytes or a mapping, whose items (letters,
+    small ints, keys) are never what was meant. (An error raised while
+    iterating is left as it is.)"""
     if type(v) is list:
         return v
+    if isinstance(v, (str, bytes, bytearray, memoryview, Mapping)):
+        raise InvalidArgumentError(
+            f"{what} must be a list or another collection, not a {type(v).__name__} (for one value, pass [value])")
     try:
         it = iter(v)
     except TypeError:

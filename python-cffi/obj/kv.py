@@ -117,7 +117,7 @@ class KvNamespace:
     def put(self, key: Any, value: Any) -> None:
         """Sets ``key`` to ``value``."""
         k, v = _key(key), _value(value)
-        self._run(True, lambda tx, c: check(lib.obj_kv_put(tx._handle(), c, k, len(k), v, len(v))))
+        self._run(True, lambda tx, c: check(tx._wcall(lib.obj_kv_put, c, k, len(k), v, len(v))))
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of ``key``, or ``default``."""
@@ -152,7 +152,7 @@ class KvNamespace:
 
         def run(tx: Any, c: bytes) -> bool:
             found = slots.found
-            check(lib.obj_kv_delete(tx._handle(), c, k, len(k), found))
+            check(tx._wcall(lib.obj_kv_delete, c, k, len(k), found))
             return bool(found[0])
 
         return self._run(True, run)

@@ -359,15 +359,17 @@ class Query:
 
     def sort_by(self, key: Any, reverse: bool = False) -> Query:
         """Orders the results. ``key`` is a field path (``"total"``, or
-        ``"-total"`` for descending), ``obj.field("total").desc()``, or a
+        ``"-total"`` for descending; ``obj.field("-x")`` names a field whose
+        name starts with "-"), ``obj.field("total").desc()``, or a
         Python function of the decoded document (sorted in memory, bounded by
         the sort buffer limit). Calls with field keys add less significant
         keys; a function replaces any earlier function."""
         if callable(key) and not isinstance(key, (Field, SortKey)):
             return self._copy(_key=key, _reverse=bool(reverse))
         if isinstance(key, str):
+            # One leading "-" means descending: "--x" is field "-x" descending.
             desc = key.startswith("-")
-            sk = SortKey(Field(key.lstrip("-")).path, desc != bool(reverse))
+            sk = SortKey(Field(key[1:] if desc else key).path, desc != bool(reverse))
         elif isinstance(key, Field):
             sk = SortKey(key.path, bool(reverse))
         elif isinstance(key, SortKey):
@@ -474,9 +476,34 @@ class Query:
         for r in rows:
             yield r[0], dd(r[0], r[1], r[2])
 
-    def _run(self, tx: ReadTxn) -> Iterator[tuple[int, Any]]:
-        it = self._rows(tx)
+    def _best_passing(self, tx: ReadTxn, keep: int) -> Iterator[tuple[int, Any]]:
+        """The first ``keep`` results of a field sort that Python
+        predicates then filter, in bounded memory: the engine keeps the best
+        k documents of its sort (ties by id, so a larger k extends the same
+        order), the predicates run on them, and k grows until enough pass or
+        the collection ends. Past the sort buffer limit it is the same error
+        as an unbounded sort."""
+        cap = self._cap or MAX_SORT_BUFFER
         preds = self._preds
+        k = min(max(4 * keep, 256), cap)
+        while True:
+            rows = list(self._copy(_preds=(), _limit=k, _offset=0)._rows(tx))
+            passed = [r for r in rows if all(p(r[1]) for p in preds)]
+            if len(passed) >= keep or len(rows) < k:
+                return iter(passed[self._offset:keep])
+            if k == cap:
+                raise InvalidArgumentError(
+                    f"the sort needs more than {cap} documents in memory (sort_buffer_limit): only "
+                    f"{len(passed)} of the best {cap} pass the Python filter and the limit asks for {keep}; "
+                    f"filter in the engine (obj.field) or raise sort_buffer_limit"
+                )
+            k = min(4 * k, cap)
+
+    def _run(self, tx: ReadTxn) -> Iterator[tuple[int, Any]]:
+        preds = self._preds
+        if preds and self._sort and self._key is None and self._limit is not None:
+            return self._best_passing(tx, self._offset + self._limit)
+        it = self._rows(tx)
         if preds:
             if len(preds) == 1:
                 p0 = preds[0]

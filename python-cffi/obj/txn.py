@@ -47,6 +47,8 @@ _next_batch_columns = lib.obj_cursor_next_batch_columns if has("obj_cursor_next_
 _DOC = "documents"
 _RAW = "raw"
 FIRST_BATCH = 256
+# The C library's words for a cursor used after a write in its transaction.
+_STALE_CURSOR = "the transaction wrote since the cursor was opened (transaction changed under the cursor)"
 MAX_BATCH = 4096
 GET_MANY_CHUNK = 2048
 
@@ -121,6 +123,7 @@ class _Core:
         self._write = write
         self._attached: dict[str, ReadTxn] = {}
         self._ensured: set = set()
+        self._writes = 0  # write calls so far (see _wh)
 
     # The C calls' output slots are the calling thread's (_ffi.slots), not
     # the transaction's: a transaction used from two threads at once (a
@@ -133,6 +136,26 @@ class _Core:
         if h is None:
             raise InvalidArgumentError("transaction already finished")
         return h
+
+    def _wcall(self, fn: Callable[..., int], *args: Any) -> int:
+        """``fn(handle, *args)``, a write call of the C library; its status.
+        A write ends the transaction's cursors in C; counting the writes
+        that succeed lets an iteration end there too, not after the rows
+        Python already holds from the cursor's batch. (A failed write leaves
+        no trace, so those rows are still true.)"""
+        st = fn(self._handle(), *args)
+        if not st:
+            self._writes += 1
+        return st
+
+    def _guarded(self, rows: Iterator[Any]) -> Iterator[Any]:
+        """``rows`` of a cursor of this write transaction, raising at the
+        first step after a write, as the C cursor does."""
+        at = self._writes
+        for r in rows:
+            if self._writes != at:
+                raise InvalidArgumentError(_STALE_CURSOR)
+            yield r
 
     # Ending a transaction ends it in C at once (commit or rollback) but
     # leaves freeing the handle to its last reference (ffi.gc): another
@@ -193,7 +216,7 @@ class _Core:
 
     def _c_doc_insert(self, coll: bytes, js: bytes, version: int) -> int:
         out = _slots.u64
-        st = lib.obj_doc_insert(self._handle(), coll, js, len(js), version, out)
+        st = self._wcall(lib.obj_doc_insert, coll, js, len(js), version, out)
         if st:
             raise fail(st)
         return out[0]
@@ -201,30 +224,30 @@ class _Core:
     def _c_doc_insert_many(self, coll: bytes, js: bytes, n: int, version: int) -> list[int]:
         ids = _new("uint64_t[]", max(n, 1))
         cnt = _new("size_t *")
-        st = lib.obj_doc_insert_many(self._handle(), coll, js, len(js), version, ids, n, cnt)
+        st = self._wcall(lib.obj_doc_insert_many, coll, js, len(js), version, ids, n, cnt)
         if st:
             raise fail(st)
         return ffi.unpack(ids, cnt[0])
 
     def _c_doc_upsert(self, coll: bytes, doc_id: int, js: bytes, version: int) -> bool:
         found = _slots.found
-        st = lib.obj_doc_upsert(self._handle(), coll, doc_id, js, len(js), version, found)
+        st = self._wcall(lib.obj_doc_upsert, coll, doc_id, js, len(js), version, found)
         if st:
             raise fail(st)
         return bool(found[0])
 
     def _c_doc_replace(self, coll: bytes, doc_id: int, js: bytes, version: int) -> None:
-        check(lib.obj_doc_replace(self._handle(), coll, doc_id, js, len(js), version))
+        check(self._wcall(lib.obj_doc_replace, coll, doc_id, js, len(js), version))
 
     def _c_raise_next_id(self, coll: bytes, next_id: int) -> None:
         """No id below ``next_id`` is ever assigned in ``coll`` (a load that
         keeps a dump's ids keeps its deleted ones unused too)."""
         if has("obj_collection_raise_next_id"):  # (an older library: ids of deleted documents may come back)
-            check(lib.obj_collection_raise_next_id(self._handle(), coll, next_id))
+            check(self._wcall(lib.obj_collection_raise_next_id, coll, next_id))
 
     def _c_doc_delete(self, coll: bytes, doc_id: int) -> bool:
         found = _slots.found
-        st = lib.obj_doc_delete(self._handle(), coll, doc_id, found)
+        st = self._wcall(lib.obj_doc_delete, coll, doc_id, found)
         if st:
             raise fail(st)
         return bool(found[0])
@@ -246,7 +269,7 @@ class _Core:
 
     def _c_raw_insert(self, coll: bytes, data: bytes) -> int:
         out = _slots.u64
-        st = lib.obj_raw_insert(self._handle(), coll, data, len(data), out)
+        st = self._wcall(lib.obj_raw_insert, coll, data, len(data), out)
         if st:
             raise fail(st)
         return out[0]
@@ -265,7 +288,7 @@ class _Core:
 
     def _c_raw_upsert(self, coll: bytes, doc_id: int, data: bytes) -> bool:
         found = _slots.found
-        st = lib.obj_raw_upsert(self._handle(), coll, doc_id, data, len(data), found)
+        st = self._wcall(lib.obj_raw_upsert, coll, doc_id, data, len(data), found)
         if st:
             raise fail(st)
         return bool(found[0])
@@ -322,7 +345,7 @@ class _Core:
 
     def _c_index_create(self, coll: bytes, spec: dict) -> None:
         js = json.dumps(spec).encode()
-        check(lib.obj_index_create(self._handle(), coll, js, len(js)))
+        check(self._wcall(lib.obj_index_create, coll, js, len(js)))
 
     def _c_find_unique(self, coll: bytes, index: bytes, values_js: bytes,
                        versioned: bool = True) -> tuple[int, int, Any] | None:
@@ -364,8 +387,8 @@ class _Core:
 
     def _c_rows(self, query_js: bytes, limit: int | None = None) -> Iterator[list]:
         """Streams ``[id, version, doc]`` rows of a query, in batches."""
-        for rows in self._c_batches(query_js, limit, lib.obj_cursor_next_batch, operator.not_):
-            yield from rows
+        rows = chain.from_iterable(self._c_batches(query_js, limit, lib.obj_cursor_next_batch, operator.not_))
+        return self._guarded(rows) if self._write else rows
 
     def _c_columns(self, query_js: bytes, limit: int | None, versions: bool) -> Iterator[list]:
         """Streams a query's results in batches of columns: ``[docs, ids]``
@@ -382,7 +405,8 @@ class _Core:
         each batch's columns, chained: no Python code runs per document."""
         if _next_batch_columns is None:  # an older library
             return ((r[0], r[2]) for r in self._c_rows(query_js, limit))
-        return chain.from_iterable(zip(c[1], c[0]) for c in self._c_columns(query_js, limit, False))
+        pairs = chain.from_iterable(zip(c[1], c[0]) for c in self._c_columns(query_js, limit, False))
+        return self._guarded(pairs) if self._write else pairs
 
     def _c_count(self, query_js: bytes) -> int:
         out = _slots.u64
@@ -460,6 +484,8 @@ class ReadTxn(_Core):
             # from the snapshot taken then (Db._begin_attached).
             t = self._attached.get(ns) if self._attached else None
             if t is not None:
+                if name not in self._unshadowed:
+                    self._check_unshadowed(name, ns)
                 return t, t._db._cname(rest)
             cname = db._cname(name)
             if self._kind(self, cname) is None:  # a dotted name of this file's own is fine
@@ -469,6 +495,32 @@ class ReadTxn(_Core):
                 )
             return self, cname
         return self, db._cname(name)
+
+    @property
+    def _unshadowed(self) -> set:
+        """Attached names this transaction found no local collection for
+        (its snapshot cannot gain one: a write there is refused)."""
+        try:
+            return self.__dict__["_unsh"]
+        except KeyError:
+            u = self.__dict__["_unsh"] = set()
+            return u
+
+    def _check_unshadowed(self, name: str, ns: str) -> None:
+        # attach() refuses a namespace that would hide a local collection,
+        # but one can appear later (a write transaction that began before
+        # the attach, another handle or process): a read could then mean
+        # either, and is refused rather than answered from the attached file.
+        try:
+            local = self._kind(self, self._db._cname(name))
+        except InvalidArgumentError:  # not a name a collection of this file can have
+            local = None
+        if local is not None:
+            raise InvalidArgumentError(
+                f"collection {name!r} is both in this database and in the database attached as {ns!r}; "
+                f"detach {ns!r} to read the local one"
+            )
+        self._unshadowed.add(name)
 
     def _ns_schema(self, name: str, kind: str | None) -> Schema | None:
         """For a read addressed by name in an attached namespace: the schema
@@ -826,7 +878,7 @@ class WriteTxn(ReadTxn):
         cname = self._wname(s.collection)
         key = (s.collection, s.cls)
         if key not in self._db._ensured and key not in self._ensured:
-            check(lib.obj_collection_create(self._handle(), cname, 0))
+            check(self._wcall(lib.obj_collection_create, cname, 0))
             specs = s.index_specs()
             info = self._c_coll_info(cname) if specs and s.version > 0 else None
             had = {i.get("name") for i in info.get("indexes", ())} if info else set()
@@ -1012,14 +1064,14 @@ class WriteTxn(ReadTxn):
 
     def create_collection(self, name: str, *, raw: bool = False) -> None:
         """Creates a collection (a no-op when it exists with that kind)."""
-        check(lib.obj_collection_create(self._handle(), self._wname(name), 1 if raw else 0))
+        check(self._wcall(lib.obj_collection_create, self._wname(name), 1 if raw else 0))
 
     def drop_collection(self, name: str) -> bool:
         """Drops a collection with its documents and indexes; True if it
         existed."""
         cname = self._wname(name)
         found = _slots.found
-        check(lib.obj_collection_drop(self._handle(), cname, found))
+        check(self._wcall(lib.obj_collection_drop, cname, found))
         existed = bool(found[0])
         self._db._kinds.pop(cname, None)
         for peer in self._db._peers():
@@ -1037,7 +1089,7 @@ class WriteTxn(ReadTxn):
     def drop_index(self, collection: Any, name: str) -> None:
         """Drops a secondary index (NotFoundError if absent)."""
         coll = collection if type(collection) is str else self._schema(collection).collection
-        check(lib.obj_index_drop(self._handle(), self._wname(coll), _cstr(name)))
+        check(self._wcall(lib.obj_index_drop, self._wname(coll), _cstr(name)))
 
 
 def _read_only(name: str) -> Callable[..., Any]:

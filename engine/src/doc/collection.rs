@@ -1709,8 +1709,24 @@ fn refuse_attached(txn: &WriteTxn, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Opens collection `rest` of the attached view `txn` as `qualified`.
-fn open_attached<'t, T: ReadableTxn>(txn: &'t T, rest: &str, qualified: &str) -> Result<Collection<'t, T>> {
+/// Opens collection `rest` of the attached view `txn` as `qualified`,
+/// unless `local`, this database, holds a collection named `qualified`
+/// too (created after the attach, or by another handle or process): a
+/// read could then mean either, and is refused rather than answered from
+/// the attached one.
+fn open_attached<'t, T: ReadableTxn, L: ReadableTxn>(
+    local: &L,
+    ns: &str,
+    txn: &'t T,
+    rest: &str,
+    qualified: &str,
+) -> Result<Collection<'t, T>> {
+    if has_collection(local, qualified)? {
+        return Err(Error::invalid(format!(
+            "collection {qualified:?} is both in this database and in the database attached as {ns:?}; \
+             detach {ns:?} to read the local one"
+        )));
+    }
     let mut c = Collection::open(txn, rest).map_err(|e| match e {
         Error::NotFound(_) => Error::not_found(format!("collection {qualified:?}")),
         other => other,
@@ -1725,7 +1741,7 @@ impl ReadTxn {
     /// (as of when this transaction began; see [`Db::attach`](crate::Db::attach)).
     pub fn collection(&self, name: &str) -> Result<Collection<'_, ReadTxn>> {
         if let Some((ns, rest)) = split_attached(name, |ns| self.attached(ns).is_some()) {
-            return open_attached(self.attached(ns).expect("attached"), rest, name);
+            return open_attached(self, ns, self.attached(ns).expect("attached"), rest, name);
         }
         Collection::open(self, name)
     }
@@ -1742,7 +1758,7 @@ impl WriteTxn {
     /// (read only, as of when this transaction began).
     pub fn collection(&self, name: &str) -> Result<Collection<'_, WriteTxn>> {
         if let Some((ns, rest)) = split_attached(name, |ns| self.attached(ns).is_some()) {
-            return open_attached(self.attached(ns).expect("attached"), rest, name);
+            return open_attached(self, ns, self.attached(ns).expect("attached"), rest, name);
         }
         Collection::open(self, name)
     }
