@@ -21,7 +21,8 @@ import threading
 import typing
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence, MutableSet, Sequence
+from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from typing import Any, Callable, TypeVar
 
@@ -82,41 +83,177 @@ class Composite:
 
 
 _NoneType = type(None)
+_UnionType = getattr(__import__("types"), "UnionType", None)  # X | Y (Python 3.10+)
+_UNIONS = (typing.Union,) if _UnionType is None else (typing.Union, _UnionType)
+_EMPTY: frozenset = frozenset()
 
 
 def _identity(v: Any) -> Any:
     return v
 
 
-def _to_float(v: Any) -> Any:
-    return float(v) if type(v) is int else v
+# -- reading stored values back -----------------------------------------------------
+# A reader turns a stored value (decoded JSON) into a value of the field's
+# type, and raises (TypeError, ValueError...) for a value the type cannot
+# take: a document another tool wrote reads as an error, not as a str in an
+# int field. A dict that migrate() returned holds values of the field types
+# already (an Addr, a date, a tuple): they pass as they are.
+
+# Types stored as themselves: a stored value of one reads back unchanged.
+_AS_IS = (int, str, bool, bytes, _NoneType, _dt.datetime)
+_SCALARS = _AS_IS + (float,)
+# The collection a collections.abc (or typing) annotation reads back as.
+_KINDS: dict = {list: list, tuple: tuple, set: set, frozenset: frozenset, dict: dict, Sequence: list,
+                MutableSequence: list, AbstractSet: set, MutableSet: set, Mapping: dict, MutableMapping: dict}
+_COLLS = (list, tuple, set, frozenset)
 
 
-def _converter(tp: Any, owner: type) -> Callable[[Any], Any] | None:
-    """A function turning a decoded JSON value into a value of type ``tp``;
-    None when the value needs no change."""
-    origin = typing.get_origin(tp)
+def _kind(tp: Any) -> Any:
+    """The collection class a (stripped) annotation reads back as (list
+    for ``Sequence[int]`` or a bare ``typing.List``), else None."""
+    o = typing.get_origin(tp)
+    try:
+        return _KINDS.get(tp if o is None else o)
+    except TypeError:  # an unhashable annotation: no collection
+        return None
+
+
+def _exact(tp: Any) -> frozenset:
+    """The types of the stored values a field of type ``tp`` reads as they
+    are (the compiled decoder checks these inline, without calling the
+    reader); empty when every value goes through the reader."""
+    tp = _strip(tp)
+    if tp is None:
+        return frozenset((_NoneType,))
+    if tp in _SCALARS:
+        return frozenset((tp,))
+    if typing.get_origin(tp) in _UNIONS:
+        arms = [_strip(a) for a in typing.get_args(tp)]
+        if all(a in _SCALARS for a in arms):  # (an int reads as the int arm, not widened into a float one)
+            return frozenset(arms)
+    return _EMPTY
+
+
+def _not(what: str, v: Any) -> TypeError:
+    return TypeError(f"{type(v).__name__}, not {what}")
+
+
+def _read_as_is(t: type) -> Callable[[Any], Any]:
+    def read(v: Any) -> Any:
+        if type(v) is t or (isinstance(v, t) and not (t is int and isinstance(v, bool))):
+            return v
+        raise _not(t.__name__, v)
+
+    return read
+
+
+_READ_AS_IS = {t: _read_as_is(t) for t in _AS_IS}
+
+
+def _read_float(v: Any) -> float:
+    if type(v) is float:
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, float):
+        return v
+    raise _not("float", v)
+
+
+def _read_text(cls: type, parse: Callable[[str], Any], refuse: tuple = ()) -> Callable[[Any], Any]:
+    """The reader of a type stored as its text (date, time, UUID)."""
+
+    def read(v: Any) -> Any:
+        if type(v) is str:
+            return parse(v)
+        if isinstance(v, cls) and not isinstance(v, refuse):
+            return v
+        raise _not(cls.__name__, v)
+
+    return read
+
+
+def _read_decimal(v: Any) -> Decimal:
+    t = type(v)
+    if t is str:
+        return Decimal(v)
+    if t is float:
+        return Decimal(repr(v))
+    if isinstance(v, Decimal):
+        return v
+    if isinstance(v, int) and t is not bool:
+        return Decimal(v)
+    raise _not("Decimal", v)
+
+
+def _read_bytearray(v: Any) -> bytearray:
+    if isinstance(v, (bytes, bytearray)):
+        return bytearray(v)
+    raise _not("bytes", v)
+
+
+def _read_each(kind: type, tp: Any) -> Callable[[Any], Any]:
+    """The reader of a list, tuple or set (``kind``) of ``tp`` (anything
+    when ``tp`` is Any): a stored list of exact types is kept as it is."""
+    ex, c = _exact(tp), _converter(tp)
+
+    def each(v: Any) -> Any:
+        if type(v) is not list and not isinstance(v, _COLLS):
+            raise _not(kind.__name__, v)
+        if c is None or (ex and ex.issuperset(map(type, v))):  # C speed when every element is of an exact type
+            return v if type(v) is kind else kind(v)
+        return kind(map(c, v))
+
+    return each
+
+
+def _read_map(args: tuple) -> Callable[[Any], Any]:
+    """The reader of a ``dict[K, V]`` (``args``, empty for a bare dict)."""
+    codec = _key_codec(args[0]) if args else None
+    kc: Callable[[Any], Any] | None = None
+    if codec is not None:
+        kdec = codec[1]
+        kc = lambda k: kdec(k) if type(k) is str else k  # noqa: E731 - a key no str is decoded already (migrate())
+    elif args and _strip(args[0]) is not str:  # (a stored key is a str)
+        kc = _converter(args[0])
+    vex, vc = (_exact(args[1]), _converter(args[1])) if len(args) > 1 else (_EMPTY, None)
+
+    def amap(v: Any) -> Any:
+        if type(v) is not dict:
+            if not isinstance(v, Mapping):
+                raise _not("dict", v)
+            v = dict(v)
+        if kc is None and (vc is None or (vex and vex.issuperset(map(type, v.values())))):
+            return v
+        k1, v1 = kc or _identity, vc or _identity
+        return {k1(k): v1(x) for k, x in v.items()}
+
+    return amap
+
+
+def _converter(tp: Any) -> Callable[[Any], Any] | None:
+    """The reader of a field annotated ``tp`` (see above); None when any
+    value passes as it is (Any, or a class obj does not know)."""
+    tp = _strip(tp)
     args = typing.get_args(tp)
-    if origin is typing.Annotated:
-        return _converter(args[0], owner)
-    if tp is Any or tp is object or tp in (int, str, bool, _NoneType, None, _dt.datetime):
+    if tp is Any or tp is object or isinstance(tp, TypeVar):
         return None
+    if tp is None:
+        return _READ_AS_IS[_NoneType]
+    if tp in _AS_IS:
+        return _READ_AS_IS[tp]
     if tp is float:
-        return _to_float
-    if tp is bytes:
-        return None
+        return _read_float
     if tp is bytearray:
-        return bytearray
-    if tp is tuple or tp is set or tp is frozenset:  # bare: stored as a list, read back as annotated
-        return tp
-    if tp is _dt.date:
-        return lambda v: _dt.date.fromisoformat(v) if type(v) is str else v
+        return _read_bytearray
+    if tp is _dt.date:  # (a datetime would be a timestamp)
+        return _read_text(_dt.date, _dt.date.fromisoformat, (_dt.datetime,))
     if tp is _dt.time:
-        return lambda v: _dt.time.fromisoformat(v) if type(v) is str else v
+        return _read_text(_dt.time, _dt.time.fromisoformat)
     if tp is uuid.UUID:
-        return lambda v: uuid.UUID(v) if type(v) is str else v
+        return _read_text(uuid.UUID, uuid.UUID)
     if tp is Decimal:
-        return lambda v: Decimal(v) if type(v) is str else Decimal(repr(v)) if type(v) is float else Decimal(v)
+        return _read_decimal
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return _enum_info(tp).decode
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -132,79 +269,68 @@ def _converter(tp: Any, owner: type) -> Callable[[Any], Any] | None:
             return d(v)
 
         return nested
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        non_none = [a for a in args if a is not _NoneType]
-        if len(non_none) == 1:
-            inner = _converter(non_none[0], owner)
+    origin = typing.get_origin(tp)
+    if origin in _UNIONS:
+        if len(args) == 2 and _NoneType in args:
+            inner = _converter(args[0] if args[1] is _NoneType else args[1])
             if inner is None:
                 return None
             return lambda v: None if v is None else inner(v)
-        convs = [(a, _converter(a, owner)) for a in non_none]
-        if all(c is None for _, c in convs):
-            return None  # (each arm reads back as the stored JSON type it was written as)
-        # Several arms may take one stored value (a Dog's map has a Cat's
-        # name too; 2 is a valid float): the value goes to the arm that
-        # fits it best (see _fitter), the first declared on a tie; a value
-        # no arm fits is an error, not a guess.
-        arms = [(_fitter(a), c, a if isinstance(a, type) else None) for a, c in convs]
-        uname = _tname(tp)
+        pick, readers = _union_reader(tp)
 
         def union(v: Any) -> Any:
-            if v is None:
-                return None
-            best, pick = 0, None
-            for arm in arms:
-                score = arm[0](v)
-                if score > best:
-                    best, pick = score, arm
-            if pick is None:
-                raise ValueError(f"no type of {uname} fits the stored {type(v).__name__}")
-            _, c, cls = pick
-            if c is None or (cls is not None and type(v) is cls):
-                return v
-            return c(v)
+            c = readers[pick(v)]
+            return v if c is None else c(v)
 
         return union
-    # typing.get_origin maps the typing aliases (List[int], typing.Sequence[int], ...)
-    # to the builtin or collections.abc class, so only those need matching.
-    if origin in (list, Sequence):
-        inner = _converter(args[0], owner) if args else None
-        if inner is None:
-            return None
-        return lambda v: [inner(x) for x in v]
-    if origin is tuple:
-        if not args:  # typing.Tuple
-            return tuple
-        if len(args) == 2 and args[1] is Ellipsis:
-            inner = _converter(args[0], owner)
-            if inner is None:
-                return tuple
-            return lambda v: tuple(inner(x) for x in v)
-        convs2 = [_converter(a, owner) or _identity for a in args]
-        return lambda v: tuple(c(x) for c, x in zip(convs2, v))
-    if origin in (set, frozenset):
-        inner = _converter(args[0], owner) if args else None
-        mk = frozenset if origin is frozenset else set
-        if inner is None:
-            return mk
-        return lambda v: mk(inner(x) for x in v)
-    if origin in (dict, Mapping):
-        codec = _key_codec(args[0]) if args else None
-        if codec is not None:
-            kdec = codec[1]
-            # A key that is no str is already decoded (a migrated document).
-            kc = lambda k: kdec(k) if type(k) is str else k  # noqa: E731
-        else:
-            kc = _converter(args[0], owner) if args else None
-        vc = _converter(args[1], owner) if len(args) > 1 else None
-        if kc is None and vc is None:
-            return None
-        kc = kc or _identity
-        vc = vc or _identity
-        return lambda v: {kc(k): vc(x) for k, x in v.items()}
     if origin is typing.Literal:
-        return None
-    return None
+        return _literal_forms(args)[0]
+    kind = _kind(tp)
+    if kind is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        slots = [] if args == ((),) else [_converter(a) or _identity for a in args]
+
+        def fixed(v: Any) -> Any:
+            if not isinstance(v, _SEQ):
+                raise _not("list", v)
+            if len(v) != len(slots):
+                raise ValueError(f"{len(v)} items, not {len(slots)}")
+            return tuple(c(x) for c, x in zip(slots, v))
+
+        return fixed
+    if kind is dict:
+        return _read_map(args)
+    if kind is not None:
+        return _read_each(kind, args[0] if args else Any)
+    return None  # a class obj does not know: stored by the codec, read back as is
+
+
+def _union_reader(tp: Any) -> tuple[Callable[[Any], int], list]:
+    """``(pick, readers)`` of Union ``tp``: ``pick(v)`` is the position,
+    among the union's arguments, of the arm that reads stored value ``v``
+    (ValueError when none does), ``readers`` the arms' readers."""
+    args = typing.get_args(tp)
+    readers = [_converter(a) for a in args]
+    none_at = args.index(_NoneType) if _NoneType in args else -1
+    # Several arms may take one stored value (a Dog's map has a Cat's
+    # name too; 2 is a valid float): the value goes to the arm that fits
+    # it best (see _fitter), the first declared on a tie; a value no arm
+    # fits is an error, not a guess.
+    fits = [_fitter(a) for a in args]
+    uname = _tname(tp)
+
+    def pick(v: Any) -> int:
+        if v is None and none_at >= 0:
+            return none_at
+        best, at = 0, -1
+        for i, f in enumerate(fits):
+            score = f(v)
+            if score > best:
+                best, at = score, i
+        if at < 0:
+            raise ValueError(f"no type of {uname} fits the stored {type(v).__name__}")
+        return at
+
+    return pick, readers
 
 
 # -- which arm of a union a stored value belongs to ---------------------------------
@@ -333,17 +459,30 @@ def _fitter(tp: Any) -> Callable[[Any], int]:
         return fit_enum
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _fit_dataclass(tp)
-    if origin is typing.Union or (_UnionType is not None and origin is _UnionType):
+    if origin in _UNIONS:
         fits = [_fitter(a) for a in args]
         return lambda v: max(f(v) for f in fits)
     if origin is typing.Literal:
-        return lambda v: _SPECIFIC if any(v == a and type(v) is type(a) for a in args) else 0
-    if tp in (list, tuple, set, frozenset) or origin in (list, tuple, set, frozenset, Sequence):
-        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        read = _literal_forms(args)[0]
+
+        def fit_literal(v: Any) -> int:
+            try:
+                read(v)
+            except ValueError:
+                return 0
+            return _SPECIFIC
+
+        return fit_literal
+    kind = _kind(tp)
+    if kind in _COLLS:
+        # A stored collection is a list; one of the annotated kind itself
+        # is in a dict that migrate() returned.
+        typed = (tuple,) if kind is tuple else _SETS if kind in _SETS else ()
+        if kind is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
             slots = [] if args == ((),) else [_fitter(a) for a in args]
 
             def fit_fixed(v: Any) -> int:
-                if type(v) is not list or len(v) != len(slots):
+                if (type(v) is not list and type(v) is not tuple) or len(v) != len(slots):
                     return 0
                 return _fit_all(f(x) for f, x in zip(slots, v))
 
@@ -351,12 +490,12 @@ def _fitter(tp: Any) -> Callable[[Any], int]:
         each = _fitter(args[0]) if args else _fit_loose
 
         def fit_seq(v: Any) -> int:
-            if type(v) is not list:
+            if type(v) is not list and type(v) not in typed:
                 return 0
             return _fit_all(map(each, v)) if args else _EXACT
 
         return fit_seq
-    if tp is dict or origin in (dict, Mapping):
+    if kind is dict:
         codec = _key_codec(args[0]) if args else None
         kdec = codec[1] if codec is not None else None
         vfit = _fitter(args[1]) if len(args) > 1 else None
@@ -364,7 +503,8 @@ def _fitter(tp: Any) -> Callable[[Any], int]:
         def fit_keys(v: dict) -> int:
             try:
                 for k in v:
-                    kdec(k)  # type: ignore[misc]
+                    if type(k) is str:  # (a key no str is decoded already: migrate())
+                        kdec(k)  # type: ignore[misc]
             except (ValueError, TypeError, KeyError):
                 return 0
             return _EXACT
@@ -453,10 +593,8 @@ def _tname(tp: Any) -> str:
     return repr(tp).replace("typing.", "")
 
 
-_EMPTY: frozenset = frozenset()
 _SEQ = (list, tuple)
 _SETS = (set, frozenset)
-_UnionType = getattr(__import__("types"), "UnionType", None)
 
 
 def _scalar(ok: tuple, name: str, widen: Callable[[Any], Any] | None = None,
@@ -540,16 +678,12 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
     type is in ``exact`` passes as it is; else ``check(v)`` returns the value
     to store (``v``, or ``v`` widened) or raises _Bad. ``check`` is None when
     anything goes (``Any``, or a type obj does not know)."""
+    tp = _strip(tp)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     name = _tname(tp)
-    if origin is typing.Annotated:
-        return _checker(args[0])
     if tp is Any or tp is object or isinstance(tp, TypeVar):
         return _EMPTY, None
-    sup = getattr(tp, "__supertype__", None)  # typing.NewType
-    if sup is not None:
-        return _checker(sup)
     if tp is None or tp is _NoneType:
         return _scalar((_NoneType,), "None")
     if tp is bool:
@@ -593,44 +727,74 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
             return _schema_or_plain(tp)._checked(v)
 
         return _EMPTY, nested
-    if origin is typing.Union or (_UnionType is not None and origin is _UnionType):
+    if origin in _UNIONS:
         arms = [_checker(a) for a in args]
         if any(c is None for _, c in arms):
             return _EMPTY, None
         exact = frozenset().union(*(e for e, _ in arms))
-        deep = None
+        deep_at = -1
         if len(args) == 2 and _NoneType in args:  # Optional[X]: X's error, when it is about X's inside
-            deep = arms[0][1] if args[1] is _NoneType else arms[1][1]
+            deep_at = 0 if args[1] is _NoneType else 1
+        # A value goes to an arm of its own type first: a tuple to
+        # tuple[int, ...] rather than to list[int] (that takes tuples too).
+        natural: dict = {}
+        for i, a in enumerate(args):
+            t = _natural(a)
+            if t is not None:
+                natural.setdefault(t, []).append(i)
 
-        def union(v: Any) -> Any:
-            if type(v) in exact:
-                return v
-            if deep is not None and v is not None:
+        def find(v: Any) -> tuple[int, Any]:
+            """The arm that takes ``v`` and what it stores."""
+            if deep_at >= 0 and v is not None:
                 try:
-                    return deep(v)
+                    return deep_at, arms[deep_at][1](v)  # type: ignore[misc]
                 except _Bad as e:
                     if e.path or e.specific:
                         raise
                     raise _Bad(name, v) from None
-            for _, c in arms:
+            for i in natural.get(type(v), ()):
                 try:
-                    return c(v)  # type: ignore[misc]
+                    return i, arms[i][1](v)  # type: ignore[misc]
+                except _Bad:
+                    pass
+            for i, (_, c) in enumerate(arms):
+                try:
+                    return i, c(v)  # type: ignore[misc]
                 except _Bad:
                     continue
             raise _Bad(name, v)
 
-        return exact, union
+        verify = _union_verifier(tp, name)
+        if verify is None:
+            def union(v: Any) -> Any:
+                if type(v) in exact:
+                    return v
+                return find(v)[1]
+
+            return exact, union
+
+        def verified(v: Any) -> Any:
+            i, n = find(v)
+            verify(v, i, n)
+            return n
+
+        return _EMPTY, verified
     if origin is typing.Literal:
+        bad = _literal_forms(args)[1]
+
         def literal(v: Any) -> Any:
-            for a in args:
+            for i, a in enumerate(args):
                 if v == a and type(v) is type(a):
+                    if i in bad:
+                        raise _Bad(f"a value of {name} that can be read back ({bad[i]})", v, True)
                     return v
             raise _Bad(name, v)
 
         return _EMPTY, literal
-    if tp in (list, tuple) or origin in (list, tuple, Sequence):
-        kinds = (tuple, list) if (tp is tuple or origin is tuple) else _SEQ
-        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+    kind = _kind(tp)
+    if kind is list or kind is tuple:
+        kinds = (tuple, list) if kind is tuple else _SEQ
+        if kind is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
             if args == ((),):  # tuple[()]
                 args = ()
             slots = [_checker(a) for a in args]
@@ -643,9 +807,9 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
 
             return _EMPTY, fixed
         return _each(kinds, name, args)
-    if tp in (set, frozenset) or origin in (set, frozenset):
+    if kind is set or kind is frozenset:
         return _each(_SETS, name, args)
-    if tp is dict or origin in (dict, Mapping):
+    if kind is dict:
         kex, kc = _checker(args[0]) if args else (_EMPTY, None)
         vex, vc = _checker(args[1]) if len(args) > 1 else (_EMPTY, None)
         codec = _key_codec(args[0]) if args else None
@@ -653,7 +817,7 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
             # Keys of a type JSON maps cannot hold are stored as their text
             # (checked and encoded here), read back by the key type.
             kex, kc = frozenset(), codec[0]
-        kinds2 = Mapping if origin is Mapping else dict
+        kinds2 = dict if (origin or tp) is dict else Mapping
         if kc is None and vc is None:
             return _scalar((kinds2,), name)
 
@@ -700,6 +864,52 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
     return _EMPTY, None
 
 
+def _natural(tp: Any) -> Any:
+    """The type of the values that belong to union arm ``tp`` before any
+    other arm that takes them (list for ``list[int]``), or None."""
+    tp = _strip(tp)
+    kind = _kind(tp)
+    if kind is not None:
+        return kind
+    return tp if isinstance(tp, type) else None
+
+
+def _union_verifier(tp: Any, name: str) -> Callable[[Any, int, Any], None] | None:
+    """For Union ``tp``: ``verify(v, i, n)`` raises _Bad when value ``v``,
+    taken by arm ``i`` and stored as ``n``, would read back as another
+    arm's value (a str with a date's text reads back as a date, a Cat as a
+    Dog with the same fields, a tuple as a list): the README's rule, a value
+    that could not be told apart from another once stored is refused when
+    written. None when every value reads back as itself: arms stored as
+    themselves (``Union[int, str]``), or ``Optional[X]`` where no X is
+    stored as null."""
+    args = typing.get_args(tp)
+    others = [a for a in args if a is not _NoneType]
+    if all(_strip(a) in _SCALARS for a in args) or (len(others) == 1 and not _fitter(others[0])(None)):
+        return None
+    pick, readers = _union_reader(tp)
+
+    def verify(v: Any, i: int, n: Any) -> None:
+        stored = _stored_form(n)
+        if stored is _UNSTORABLE:  # (the encoder says why)
+            return
+        try:
+            j = pick(stored)
+            if j == i:
+                return
+            c = readers[j]
+            back = stored if c is None else c(stored)
+        except Exception:  # noqa: BLE001 - no arm reads it back
+            raise _Bad(f"a value of {name} that reads back (stored as {stored!r:.40}, no arm reads it)", v,
+                       True) from None
+        if _same(back, v):  # (another arm, the same value: Literal["a"] and str)
+            return
+        raise _Bad(f"a value of {name} that reads back as itself (stored as {stored!r:.40}, it reads back as "
+                   f"{back!r:.60}: the two could not be told apart)", v, True)
+
+    return verify
+
+
 # -- map keys of other types than str -----------------------------------------
 # A JSON map's keys are strings. A typed ``dict[K, V]`` field whose key
 # type is not str stores each key as a text that its type reads back
@@ -731,7 +941,7 @@ def _key_codec(tp: Any) -> tuple[Callable[[Any], str], Callable[[str], Any]] | N
     tp = _strip(tp)
     name = _tname(tp)
     origin = typing.get_origin(tp)
-    if origin is typing.Union or (_UnionType is not None and origin is _UnionType):
+    if origin in _UNIONS:
         args = typing.get_args(tp)
         if len(args) != 2 or _NoneType not in args:
             return None
@@ -854,21 +1064,24 @@ _UNSTORABLE = object()
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Whether two decoded JSON values are one: equal, and of the same
-    types all the way down (``1`` is not ``True``, NaN is NaN)."""
-    if type(a) is not type(b):
+    """Whether two values are one: equal, and of the same types all the
+    way down (``1`` is not ``True``, a tuple is not a list, NaN is NaN)."""
+    t = type(a)
+    if t is not type(b):
         return False
-    if type(a) is list:
+    if t is list or t is tuple:
         return len(a) == len(b) and all(map(_same, a, b))
-    if type(a) is dict:
+    if t is dict:
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if type(a) is float and a != a:
+    if t is float and a != a:
         return b != b
+    if dataclasses.is_dataclass(t):
+        return all(_same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
     return bool(a == b)
 
 
 def _stored_form(m: Any) -> Any:
-    """What reading back a stored enum member gives (before decoding), or
+    """What reading back a stored value gives (before decoding), or
     _UNSTORABLE."""
     try:
         return _codec.loads(_codec.dumps([m]))[0]
@@ -883,49 +1096,96 @@ def _hkey(v: Any) -> Any:
     return (type(v), v)
 
 
+_MISSING = object()
+
+
+def _by_form(values: Sequence) -> tuple[dict, list, dict, list]:
+    """Values (an Enum's members, a Literal's values) by their stored forms,
+    to read them back: ``(by, slow, clash, forms)``, scalar forms in ``by``
+    by a typed key, list and map forms (rare) in ``slow`` as ``(form,
+    value)``, compared pairwise; ``clash`` maps the position of each value
+    that cannot be read back to ``(_UNSTORABLE, None)``, or to ``(form,
+    position of another value stored so)``; ``forms`` the stored forms."""
+    forms = [_stored_form(m) for m in values]
+    groups: dict = {}
+    lists: list = []
+    clash: dict = {}
+    for i, f in enumerate(forms):
+        if f is _UNSTORABLE:
+            clash[i] = (f, None)
+        elif type(f) is list or type(f) is dict:
+            for g in lists:
+                if _same(g[0], f):
+                    g[1].append(i)
+                    break
+            else:
+                lists.append((f, [i]))
+        else:
+            groups.setdefault(_hkey(f), (f, []))[1].append(i)
+    by = {k: values[ix[0]] for k, (_f, ix) in groups.items() if len(ix) == 1}
+    slow = [(f, values[ix[0]]) for f, ix in lists if len(ix) == 1]
+    for f, ix in list(groups.values()) + lists:
+        if len(ix) > 1:
+            for i in ix:
+                clash[i] = (f, next(j for j in ix if j != i))
+    return by, slow, clash, forms
+
+
+def _find_form(by: dict, slow: list, v: Any) -> Any:
+    """The value stored as ``v`` (see _by_form), or _MISSING."""
+    if type(v) is list or type(v) is dict:
+        for f, m in slow:
+            if _same(f, v):
+                return m
+        return _MISSING
+    try:
+        return by.get(_hkey(v), _MISSING)
+    except TypeError:  # unhashable
+        return _MISSING
+
+
+def _literal_forms(args: tuple) -> tuple[Callable[[Any], Any], dict]:
+    """``(read, bad)`` of ``Literal[*args]``, whose values are stored as
+    they are, an Enum member as its value: ``read(v)`` is the value stored
+    as ``v`` (ValueError if none); ``bad`` maps the position of each value
+    that could not be read back (stored as another one is, or not at all)
+    to why: it is refused when written."""
+    by, slow, clash, _forms = _by_form(args)
+    bad = {i: f"{args[i]!r:.40} cannot be stored" if f is _UNSTORABLE else
+           f"{args[i]!r:.40} is stored as {f!r:.40}, as {args[j]!r:.40} is" for i, (f, j) in clash.items()}
+
+    def read(v: Any) -> Any:
+        m = _find_form(by, slow, v)
+        if m is not _MISSING:
+            return m
+        for a in args:
+            if v is a and isinstance(a, enum.Enum):  # a member itself (in a dict that migrate() returned)
+                return a
+        raise ValueError(f"{v!r:.40} is none of {args!r:.80}")
+
+    return read, bad
+
+
 class _EnumInfo:
     """How one Enum class's members are stored and read back."""
 
     def __init__(self, cls: type) -> None:
         self.cls = cls
-        stored = [(m, _stored_form(m)) for m in cls]
+        members = list(cls)
+        self._by, self._slow, clash, forms = _by_form(members)
         self.bad: dict = {}
-        # Members by stored form: scalars by a typed key, lists and maps
-        # (rare) compared pairwise.
-        groups: dict = {}
-        slow: list = []
-        for m, f in stored:
+        for i, (f, j) in clash.items():
+            m = members[i]
             if f is _UNSTORABLE:
                 self.bad[m] = f"its value {m.value!r:.60} cannot be stored"
-                continue
-            if type(f) is list or type(f) is dict:
-                for g in slow:
-                    if _same(g[0], f):
-                        g[1].append(m)
-                        break
-                else:
-                    slow.append((f, [m]))
             else:
-                groups.setdefault(_hkey(f), (f, []))[1].append(m)
-        self._by: dict = {}
-        self._slow: list = []
-        for key, (_f, ms) in groups.items():
-            if len(ms) == 1:
-                self._by[key] = ms[0]
-        for f, ms in slow:
-            if len(ms) == 1:
-                self._slow.append((f, ms[0]))
-        for f, ms in list(groups.values()) + slow:
-            if len(ms) > 1:
-                for m in ms:
-                    other = next(n for n in ms if n is not m)
-                    self.bad[m] = (f"its value {m.value!r:.40} is stored as {f!r:.40}, as "
-                                   f"{cls.__name__}.{other.name}'s is, and could not be told apart when read")
+                self.bad[m] = (f"its value {m.value!r:.40} is stored as {f!r:.40}, as "
+                               f"{cls.__name__}.{members[j].name}'s is, and could not be told apart when read")
         self._text: dict = {}
         self._by_text: dict = {}
         self.bad_key: dict = dict(self.bad)
         texts: dict = {}
-        for m, f in stored:
+        for m, f in zip(members, forms):
             if m in self.bad:
                 continue
             t = self._text[m] = _key_of(f)
@@ -939,21 +1199,12 @@ class _EnumInfo:
 
     def decode(self, v: Any) -> Any:
         """The member a stored value reads back as (ValueError if none)."""
-        cls = self.cls
-        if isinstance(v, cls):
+        if isinstance(v, self.cls):
             return v
-        if type(v) is list or type(v) is dict:
-            for f, m in self._slow:
-                if _same(f, v):
-                    return m
-        else:
-            try:
-                m = self._by.get(_hkey(v))
-            except TypeError:
-                m = None
-            if m is not None:
-                return m
-        return cls(v)  # a value stored otherwise (a Flag's combination...): the class decides
+        m = _find_form(self._by, self._slow, v)
+        if m is not _MISSING:
+            return m
+        return self.cls(v)  # a value stored otherwise (a Flag's combination...): the class decides
 
     def key_text(self, m: Any) -> str:
         """The map key a member is stored as."""
@@ -1003,16 +1254,17 @@ _PLAIN: dict[type, Schema] = {}
 
 
 def _scope_names(frame: Any) -> dict | None:
-    """The type-like names (classes, generic aliases, type variables) of
-    the function or class body running in ``frame``, or None at module
-    level. A class defined in a function, under ``from __future__ import
+    """The type-like names (classes, generic aliases, type variables,
+    NewTypes) of the function or class body running in ``frame``, or None
+    at module level. A class defined in a function, under ``from __future__ import
     annotations``, has annotations naming that function's local classes,
     which its module cannot resolve later. A snapshot: names bound after
     the class is decorated are not in it."""
     if frame is None or frame.f_locals is frame.f_globals:
         return None
     names = {k: v for k, v in frame.f_locals.items()
-             if isinstance(v, (type, typing.TypeVar)) or typing.get_origin(v) is not None}
+             if isinstance(v, (type, typing.TypeVar)) or typing.get_origin(v) is not None
+             or hasattr(v, "__supertype__")}
     return names or None
 
 
@@ -1028,6 +1280,7 @@ def _share_scope(cls: Any, localns: dict | None) -> None:
 def _dataclasses_in(tp: Any) -> Iterator[type]:
     """Every dataclass named in type ``tp`` (itself, or in its arguments
     at any depth: ``dict[str, list[Optional[Inner]]]``)."""
+    tp = _strip(tp)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         yield tp
     for a in typing.get_args(tp):  # (() for anything but a typing construct)
@@ -1065,16 +1318,20 @@ def _field_markers(cls: type, prefix: str, outer: tuple) -> Iterator[tuple[str, 
 
 
 def _unmarked(tp: Any, marks: list) -> Any:
-    """``tp`` without ``Annotated[...]`` and ``Optional[...]`` wrappers,
-    collecting the index markers of every ``Annotated`` layer (``Optional[
-    Annotated[str, obj.Unique]]`` too) into ``marks``."""
+    """``tp`` without ``Annotated[...]``, ``Optional[...]`` and NewType
+    wrappers, collecting the index markers of every ``Annotated`` layer
+    (``Optional[Annotated[str, obj.Unique]]`` too) into ``marks``."""
     while True:
         origin = typing.get_origin(tp)
         if origin is typing.Annotated:
             marks += [m for m in typing.get_args(tp)[1:] if isinstance(m, IndexMarker)]
             tp = typing.get_args(tp)[0]
             continue
-        if origin is typing.Union or (_UnionType is not None and origin is _UnionType):
+        sup = getattr(tp, "__supertype__", None)  # typing.NewType
+        if sup is not None:
+            tp = sup
+            continue
+        if origin in _UNIONS:
             args = [a for a in typing.get_args(tp) if a is not _NoneType]
             if len(args) == 1:
                 tp = args[0]
@@ -1087,7 +1344,7 @@ def _held_dataclasses(tp: Any) -> list:
     as the elements of a list, tuple or set."""
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return [tp]
-    if typing.get_origin(tp) in (list, tuple, set, frozenset):
+    if _kind(tp) in _COLLS:
         out = []
         for a in typing.get_args(tp):
             if a is not Ellipsis:
@@ -1276,12 +1533,14 @@ class Schema:
         cls = self.cls
         hints = self.hints()
         fields = dataclasses.fields(cls)
-        convs = {f.name: _converter(hints.get(f.name, Any), cls) for f in fields}
+        convs = {f.name: _converter(hints.get(f.name, Any)) for f in fields}
         has_dict = "__dict__" in dir(cls) and not getattr(cls, "__slots__", None)
         post_init = hasattr(cls, "__post_init__")
 
         def slow(d: dict) -> Any:
             if type(d) is not dict:
+                if isinstance(d, cls):  # in a dict that migrate() returned
+                    return d
                 raise InvalidArgumentError(f"{cls.__name__}: stored document is {type(d).__name__}, not a map")
             kw = {}
             for f in fields:
@@ -1318,11 +1577,25 @@ class Schema:
         parts = []
         for i, f in enumerate(fields):
             key = repr(f.name)
-            if convs[f.name] is None:
+            c = convs[f.name]
+            if c is None:
                 parts.append(f"{key}: d[{key}]")
-            else:
-                ns[f"c{i}"] = convs[f.name]
+                continue
+            ns[f"c{i}"] = c
+            # A value of an exact type is checked inline (an int field: one
+            # type() and one `is`), the reader runs for the others.
+            ex = _exact(hints.get(f.name, Any))
+            if not ex:
                 parts.append(f"{key}: c{i}(d[{key}])")
+            elif len(ex) == 1:
+                ns[f"t{i}"] = next(iter(ex))
+                parts.append(f"{key}: v{i} if type(v{i} := d[{key}]) is t{i} else c{i}(v{i})")
+            elif len(ex) == 2 and _NoneType in ex:  # Optional[int]
+                ns[f"t{i}"] = next(t for t in ex if t is not _NoneType)
+                parts.append(f"{key}: v{i} if (v{i} := d[{key}]) is None or type(v{i}) is t{i} else c{i}(v{i})")
+            else:
+                ns[f"t{i}"] = ex
+                parts.append(f"{key}: v{i} if type(v{i} := d[{key}]) in t{i} else c{i}(v{i})")
         src = (
             "def decode(d):\n"
             "    try:\n"
@@ -1399,7 +1672,8 @@ def document(
     their own ``version=``): a document stored with an older version is
     decoded with that shape and handed to ``cls.migrate(old_doc,
     from_version)``, which returns the current class (or a dict of its
-    fields). Without ``migrate``, old documents are read by field name.
+    fields, whose values may be of the field types or in their stored
+    forms). Without ``migrate``, old documents are read by field name.
 
     A class that is not yet a dataclass is made one.
     """

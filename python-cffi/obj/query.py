@@ -74,12 +74,16 @@ def _no_decimal_order(v: Any, what: str, *args: Any) -> None:
 
 
 def _unwrap(tp: Any) -> Any:
-    """``tp`` without Annotated[...] and Optional[...]."""
+    """``tp`` without Annotated[...], NewType and Optional[...]."""
     while True:
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
         if origin is typing.Annotated:
             tp = args[0]
+            continue
+        sup = getattr(tp, "__supertype__", None)  # typing.NewType
+        if sup is not None:
+            tp = sup
             continue
         if (origin is typing.Union or (_UnionType is not None and origin is _UnionType)) \
                 and len(args) == 2 and type(None) in args:  # Optional[X] / X | None

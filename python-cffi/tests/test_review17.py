@@ -142,3 +142,21 @@ def test_a_local_collection_created_after_an_attach_is_never_hidden(tmp_path):
             db.query("x.c").fetch()
         db.detach("x")
         assert db.get("x.c", 1) == {"from": "main"}
+
+
+def test_a_newtype_over_decimal_is_refused_in_orderings_as_decimal_is(db):
+    from dataclasses import dataclass
+    from decimal import Decimal
+    from typing import NewType
+
+    Price = NewType("Price", Decimal)
+
+    @obj.document(collection="priced17")
+    @dataclass
+    class Item:
+        price: Price
+
+    db.insert(Item(Price(Decimal("1.50"))))
+    with pytest.raises(obj.InvalidArgumentError, match="on a Decimal field"):
+        db.query(Item).sort_by("price")
+    assert db.get(Item, 1) == Item(Decimal("1.50"))
