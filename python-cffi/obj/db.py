@@ -275,6 +275,14 @@ class Db:
         if self._closed:
             return
         self._closed = True
+        # An open write transaction of this handle is rolled back, as
+        # sqlite3's close() does: left open it would keep the file's write
+        # lock, and a new handle would wait for a writer nothing ends.
+        w = self._writer
+        tx = w[1]() if w is not None else None
+        if tx is not None and tx._h is not None:
+            tx._ended_by_close = True
+            tx._abandon()
         self._release_shapes()
         with self._att_lock:
             others = list(self._attached.values()) + list(self._lingering.values())

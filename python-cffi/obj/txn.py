@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import _codec
 from ._ffi import ffi, lib, fail, check, has, slots as _slots
 from .document import Schema, declared, schema_of
-from .errors import InvalidArgumentError, NotFoundError
+from .errors import ClosedError, InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
     from .db import Db
@@ -123,7 +123,13 @@ class _Core:
         self._write = write
         self._attached: dict[str, ReadTxn] = {}
         self._ensured: set = set()
-        self._writes = 0  # write calls so far (see _wh)
+        self._writes = 0  # successful write calls so far (see _wcall)
+        self._ended_by_close = False  # rolled back by Db.close()
+        # The Db's cache of collection kinds as of this transaction's start:
+        # a commit that dropped a collection gives the Db a new one, so a
+        # snapshot older than that never caches its kinds where newer
+        # transactions look (nor reads theirs).
+        self._kc = db._kinds
 
     # The C calls' output slots are the calling thread's (_ffi.slots), not
     # the transaction's: a transaction used from two threads at once (a
@@ -134,6 +140,9 @@ class _Core:
     def _handle(self) -> Any:
         h = self._h
         if h is None:
+            if self._ended_by_close:
+                raise ClosedError(f"database {self._db.path!r} was closed while this transaction was open: "
+                                  f"it was rolled back")
             raise InvalidArgumentError("transaction already finished")
         return h
 
@@ -559,7 +568,7 @@ class ReadTxn(_Core):
     def _kind(self, core: _Core, cname: bytes) -> str | None:
         """The kind of a collection ("documents", "raw") or None if absent;
         cached on the Db once it exists."""
-        cache = core._db._kinds
+        cache = core._kc
         k = cache.get(cname)
         if k is None:
             info = core._c_coll_info(cname)
@@ -602,7 +611,7 @@ class ReadTxn(_Core):
                 core, cname = self._route(what)
             else:
                 core = self
-            kind = db._kinds.get(cname) if core is self else None
+            kind = self._kc.get(cname) if core is self else None
             if kind is None:
                 kind = self._kind(core, cname)
                 if kind is None:
@@ -689,7 +698,7 @@ class ReadTxn(_Core):
             # collection of this file, one key value, no schema version.
             db = self._db
             cname = db._names.get(what)
-            if cname is not None and db._kinds.get(cname) == _DOC and not (db._attached and "." in what):
+            if cname is not None and self._kc.get(cname) == _DOC and not (db._attached and "." in what):
                 h = self._h
                 if h is None:
                     self._handle()
@@ -853,6 +862,9 @@ class WriteTxn(ReadTxn):
         self._finish(commit=True)
         db = self._db
         db._ensured |= self._ensured
+        if self._kc is not db._kinds:  # it dropped a collection: what every Db of the file knew may be stale
+            for peer in db._peers():
+                peer._kinds = {}
         db._kinds.update(self._new_kinds)
 
     def rollback(self) -> None:
@@ -1073,7 +1085,9 @@ class WriteTxn(ReadTxn):
         found = _slots.found
         check(self._wcall(lib.obj_collection_drop, cname, found))
         existed = bool(found[0])
-        self._db._kinds.pop(cname, None)
+        # From here this transaction's view differs from the committed one.
+        self._kc = {}
+        self._new_kinds.pop(cname, None)
         for peer in self._db._peers():
             peer._forget_collection(name)
         self._ensured = {k for k in self._ensured if k[0] != name}

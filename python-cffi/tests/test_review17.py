@@ -13,6 +13,13 @@
   documents now, as the sort without a predicate does.
 - sort_by("--x") sorted by field "x" descending: one leading "-" is the
   direction, the rest is the field ("-x").
+- After a collection was dropped and created again with the other kind
+  (documents, raw bytes) in one transaction, or read by a snapshot older
+  than that, the Db kept the old kind: its reads and writes failed until
+  reopen.
+- Db.close() left its open write transaction open, holding the file's
+  write lock: a new handle waited out its busy timeout ("another process")
+  and the old transaction could still commit. close() rolls it back.
 - A local collection "ns.c" created after "ns" was attached (by a write
   transaction that began before the attach, or another handle) was hidden:
   reads answered from the attached file. They are refused now.
@@ -160,3 +167,63 @@ def test_a_newtype_over_decimal_is_refused_in_orderings_as_decimal_is(db):
     with pytest.raises(obj.InvalidArgumentError, match="on a Decimal field"):
         db.query(Item).sort_by("price")
     assert db.get(Item, 1) == Item(Decimal("1.50"))
+
+
+def test_a_collection_dropped_and_created_with_the_other_kind_is_read_as_it_is_now(path):
+    with obj.Db(path) as db:
+        db.insert("c", {"a": 1})
+        with db.transaction() as tx:
+            assert tx.get("c", 1) == {"a": 1}
+            tx.drop_collection("c")
+            tx.insert("c", b"raw!")
+            assert tx.get("c", 1) == b"raw!"
+        assert db.get("c", 1) == b"raw!"
+        assert db.insert("c", b"more") == 2
+
+        snap = db.read_transaction()  # sees raw bytes
+        db.drop_collection("c")
+        db.insert("c", {"a": 1})
+        assert snap.get("c", 1) == b"raw!"
+        snap.close()
+        assert db.get("c", 1) == {"a": 1}
+        assert db.insert("c", {"a": 2}) == 2
+        # A drop rolled back changes nothing.
+        with pytest.raises(RuntimeError):
+            with db.transaction() as tx:
+                tx.drop_collection("c")
+                tx.insert("c", b"x")
+                raise RuntimeError
+        assert db.get("c", 2) == {"a": 2}
+
+
+def test_close_rolls_back_the_open_write_transaction(path):
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        with obj.Db(path) as db:
+            db.insert("c", {"a": 1})
+            tx = db.transaction()
+            tx.insert("c", {"a": 2})
+            raise Boom
+    assert db.closed
+    with obj.Db(path, busy_timeout_ms=200) as again:
+        assert again.insert("c", {"a": 3}) == 2  # the write lock is free: id 2 was never committed
+        assert [d for _, d in again.all("c")] == [{"a": 1}, {"a": 3}]
+    with pytest.raises(obj.ClosedError, match="was closed while this transaction was open"):
+        tx.insert("c", {"a": 4})
+    with pytest.raises(obj.ClosedError):
+        tx.commit()
+    # A clean close ends it the same way, and a finished transaction stays finished.
+    db = obj.Db(path)
+    tx = db.transaction()
+    tx.insert("c", {"a": 5})
+    done = db.read_transaction()
+    done.close()
+    db.close()
+    with pytest.raises(obj.ClosedError):
+        tx.get("c", 1)
+    with pytest.raises(obj.InvalidArgumentError, match="already finished"):
+        done.get("c", 1)
+    with obj.Db(path) as again:
+        assert again.count("c") == 2

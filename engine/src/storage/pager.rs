@@ -945,7 +945,7 @@ impl Pager {
         let got = shm::retry(remaining, 1, || Ok(self.index.lock_exclusive(LOCK_WRITE)?.then_some(())))?;
         if got.is_none() {
             return Err(Error::Busy(format!(
-                "another process has a write transaction active (waited {} ms)",
+                "another handle on the file, in this process or another, has a write transaction active (waited {} ms)",
                 timeout.as_millis()
             )));
         }
