@@ -591,7 +591,10 @@ fn copy_sweep(crypt: Crypt, kind: CopyKind) -> String {
 /// A restore over an existing, older database cut at each of its file
 /// calls: afterwards the target is the old database (and the restore was
 /// not reported done) or the complete new one; the backup is unchanged.
-fn restore_sweep(crypt: Crypt) -> String {
+/// `old_wal`: the old database at the target was left by a crash, its last
+/// commit in its WAL only (a restore moves that WAL aside and takes the old
+/// file's place; cut before, the old database must keep it).
+fn restore_sweep(crypt: Crypt, old_wal: bool) -> String {
     // The old database at the target: `COPY` with one tree.
     let old_db = |vfs: &SimVfs| -> Model {
         let db = open(vfs, COPY, crypt).unwrap();
@@ -600,7 +603,12 @@ fn restore_sweep(crypt: Crypt) -> String {
         w.insert(&t, b"old", b"data").unwrap();
         w.commit().unwrap();
         let m = read_state(&db).unwrap();
-        db.close().unwrap();
+        if old_wal {
+            db.close_without_checkpoint();
+            assert!(vfs.read_file(format!("{COPY}-wal")).is_some_and(|w| !w.is_empty()));
+        } else {
+            db.close().unwrap();
+        }
         m
     };
     let old_model = old_db(&SimVfs::new());
@@ -654,14 +662,20 @@ fn restore_sweep(crypt: Crypt) -> String {
         assert_eq!(contents_of(&vfs, DB, crypt, &what).as_ref(), Some(&model), "{what}: the backup changed");
     }
     format!(
-        "restore cut at each of {total} calls ({runs} runs): {new} restored, {old} old database kept, \
-         {retried} failed restores retried"
+        "restore{} cut at each of {total} calls ({runs} runs): {new} restored, {old} old database kept, \
+         {retried} failed restores retried",
+        if old_wal { " over a crashed database" } else { "" }
     )
 }
 
 fn copies_and_restore(crypt: Crypt) -> String {
-    [copy_sweep(crypt, CopyKind::Backup), copy_sweep(crypt, CopyKind::CompactTo), restore_sweep(crypt)]
-        .join("; ")
+    [
+        copy_sweep(crypt, CopyKind::Backup),
+        copy_sweep(crypt, CopyKind::CompactTo),
+        restore_sweep(crypt, false),
+        restore_sweep(crypt, true),
+    ]
+    .join("; ")
 }
 
 /// Every file call of a backup, of a compacted copy, then of a restore

@@ -1,5 +1,10 @@
 //! Review 17: what a C user met that earlier tests did not.
 //!
+//! - A restore over a database a crash had left with its `-wal` renamed the
+//!   new file in, then removed that WAL: killed between the two, it left a
+//!   file that did not open ("belongs to another database"). The WAL now
+//!   moves aside first (`-wal-replaced`); an open of the old file takes it
+//!   back, and one of the new file removes it.
 //! - `attach` refuses a namespace that would hide a local collection, but
 //!   a local `ns.coll` could still appear afterwards: created by a write
 //!   transaction that began before the attach (or by another handle or
@@ -7,7 +12,8 @@
 //!   silently, while the local collection was there. Such a read is now
 //!   refused, naming both, until the namespace is detached.
 
-use obj_engine::{Db, Error, Value};
+use obj_engine::{Db, Error, ReadableTxn, RestoreOptions, Value};
+use std::path::Path;
 
 #[test]
 fn a_local_collection_created_after_an_attach_is_never_hidden() {
@@ -42,4 +48,62 @@ fn a_local_collection_created_after_an_attach_is_never_hidden() {
     c.get_json(1, &mut out).unwrap().expect("the local document");
     assert_eq!(out, br#"{"from":"main"}"#);
     assert_eq!(c.get(1).unwrap().unwrap().get("from"), Some(&Value::from("main")));
+}
+
+/// A database with `n` trees' worth of commits, the last of them in its WAL
+/// only (closed as a crash would leave it).
+fn crashed_db(path: &Path, tree: &str) {
+    let db = Db::open(path).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree(tree).unwrap();
+    w.insert(&t, b"k", tree.as_bytes()).unwrap();
+    w.commit().unwrap();
+    db.close_without_checkpoint();
+}
+
+fn value_of(path: &Path, tree: &str) -> Option<Vec<u8>> {
+    let db = Db::open(path).unwrap();
+    db.integrity_check().unwrap();
+    let rx = db.begin_read().unwrap();
+    let t = rx.find_tree(tree).unwrap()?;
+    let v = rx.get(&t, b"k").unwrap().map(|v| v.to_vec());
+    drop(rx);
+    db.close().unwrap();
+    v
+}
+
+#[test]
+fn a_restore_cut_around_its_rename_leaves_a_database_that_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bak, app) = (dir.path().join("bak.obj"), dir.path().join("app.obj"));
+    let (wal, aside) = (dir.path().join("app.obj-wal"), dir.path().join("app.obj-wal-replaced"));
+    crashed_db(&bak, "new");
+    let restore = || {
+        Db::restore_from(&bak, &app, RestoreOptions { overwrite: true, ..Default::default() }).unwrap();
+    };
+
+    // Cut after the old WAL moved aside, before the new file went in: the
+    // old database, its last commit in that WAL, is whole.
+    crashed_db(&app, "old");
+    std::fs::rename(&wal, &aside).unwrap();
+    assert_eq!(value_of(&app, "old").as_deref(), Some(&b"old"[..]));
+    assert!(!aside.exists());
+
+    // Cut after the new file went in, before the old WAL was removed.
+    crashed_db(&app, "old");
+    let old_wal = std::fs::read(&wal).unwrap();
+    restore();
+    assert!(!wal.exists() && !aside.exists(), "a whole restore leaves neither");
+    std::fs::write(&aside, &old_wal).unwrap();
+    assert_eq!(value_of(&app, "new").as_deref(), Some(&b"new"[..]));
+    assert_eq!(value_of(&app, "old"), None);
+    assert!(!aside.exists(), "the replaced file's WAL is removed");
+
+    // A read-only open of the old file reads the WAL where it was moved.
+    crashed_db(&app, "old2");
+    std::fs::rename(&wal, &aside).unwrap();
+    let ro = Db::open_with(&app, obj_engine::Options { read_only: true, ..Default::default() }).unwrap();
+    let rx = ro.begin_read().unwrap();
+    let t = rx.find_tree("old2").unwrap().expect("the commit in the moved WAL");
+    assert_eq!(rx.get(&t, b"k").unwrap().as_deref(), Some(&b"old2"[..]));
 }

@@ -222,8 +222,9 @@ def _start_output(path: str) -> tuple[Any, str | None, str]:
             raise obj.InvalidArgumentError(f"output file {path} is an obj database: not overwriting it")
         if not os.access(path, os.W_OK):
             raise obj.IoError(f"output file {path}: Permission denied")
-    # A database's -wal and -shm hold its last commits and its locks.
-    for suffix in ("-wal", "-shm"):
+    # A database's -wal and -shm hold its last commits and its locks (and
+    # -wal-replaced, for a moment, the WAL of a file a restore replaces).
+    for suffix in ("-wal-replaced", "-wal", "-shm"):
         main = path[: -len(suffix)] if path.endswith(suffix) else None
         if main and os.path.isfile(main):
             with _open_file(main, "rb", "database") as f:

@@ -28,7 +28,7 @@ use crate::error::{Error, PageNo, Result};
 use crate::storage::crypto::{random_bytes, PageCodec};
 use crate::storage::file::{OpenMode, StorageFile, Vfs};
 use crate::storage::header::{Header, MAGIC};
-use crate::storage::pager::wal_path_of;
+use crate::storage::pager::{replaced_wal_path_of, wal_path_of};
 use crate::storage::shm::{shm_path_of, LockTable, ShmFile, LOCK_DMS};
 use crate::storage::wal::fresh_salt;
 
@@ -196,24 +196,30 @@ impl NewFile {
     pub(crate) fn publish(mut self) -> Result<()> {
         let tmp = self.tmp.display().to_string();
         let display = self.path.display().to_string();
+        let vfs = &self.vfs;
+        let sync_dir = || {
+            vfs.sync_parent_dir(&self.path)
+                .map_err(|e| Error::io(format!("syncing the directory of {display}"), e))
+        };
         self.file.sync().map_err(|e| Error::io(format!("syncing {tmp}"), e))?;
-        self.vfs
-            .rename(&self.tmp, &self.path)
+        // A WAL left by the file being replaced would belong to another
+        // database once the new file is in (a new file id), and the open
+        // would refuse it. It moves aside first, where an open of the old
+        // file takes it back if the replace is cut before the rename (see
+        // storage::pager::restore_replaced_wal), and goes once the new file is in.
+        let wal = wal_path_of(&self.path);
+        let aside = replaced_wal_path_of(&self.path);
+        if vfs.exists(&wal).map_err(|e| Error::io(format!("checking {}", wal.display()), e))? {
+            vfs.rename(&wal, &aside).map_err(|e| Error::io(format!("moving aside {}", wal.display()), e))?;
+            sync_dir()?;
+        }
+        vfs.rename(&self.tmp, &self.path)
             .map_err(|e| Error::io(format!("renaming {tmp} to {display}"), e))?;
         self.published = true;
-        self.vfs
-            .sync_parent_dir(&self.path)
-            .map_err(|e| Error::io(format!("syncing the directory of {display}"), e))?;
-        // A WAL left by the file that was replaced belongs to another
-        // database now (the new file has a new file id): remove it.
-        let wal = wal_path_of(&self.path);
-        if self.vfs.exists(&wal).map_err(|e| Error::io(format!("checking {}", wal.display()), e))? {
-            self.vfs
-                .remove(&wal)
-                .map_err(|e| Error::io(format!("removing the stale {}", wal.display()), e))?;
-            self.vfs
-                .sync_parent_dir(&wal)
-                .map_err(|e| Error::io(format!("syncing the directory of {display}"), e))?;
+        sync_dir()?;
+        if vfs.exists(&aside).map_err(|e| Error::io(format!("checking {}", aside.display()), e))? {
+            vfs.remove(&aside).map_err(|e| Error::io(format!("removing {}", aside.display()), e))?;
+            sync_dir()?;
         }
         Ok(())
     }

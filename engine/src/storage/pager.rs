@@ -149,6 +149,44 @@ pub fn wal_path_of(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Where a copy that replaces the database at `path` (a restore) moves the
+/// old file's WAL while the new file goes in: `<path>-wal-replaced`.
+pub fn replaced_wal_path_of(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push("-wal-replaced");
+    PathBuf::from(s)
+}
+
+/// The first opener's look at a WAL a replace moved aside
+/// ([`replaced_wal_path_of`]): when it is the WAL of the file at `path` (its
+/// file id) and that file has no other, the replace was cut before the new
+/// file went in, and the WAL goes back to its place (the old database is
+/// whole again); any other is the replaced file's and is removed. Returns
+/// the path of the WAL to read: the one moved aside, for a read-only open
+/// that may not move it back.
+fn restore_replaced_wal(vfs: &dyn Vfs, path: &Path, file_id: [u8; 16], read_only: bool) -> Result<PathBuf> {
+    let wal = wal_path_of(path);
+    let aside = replaced_wal_path_of(path);
+    let io = |what: &str, p: &Path, e| Error::io(format!("{what} {}", p.display()), e);
+    if !vfs.exists(&aside).map_err(|e| io("checking", &aside, e))? {
+        return Ok(wal);
+    }
+    let ours = !vfs.exists(&wal).map_err(|e| io("checking", &wal, e))? && {
+        let f = vfs.open(&aside, OpenMode::ReadOnly).map_err(|e| io("opening", &aside, e))?;
+        crate::storage::wal::file_id_of(&*f).map_err(|e| io("reading", &aside, e))? == Some(file_id)
+    };
+    if read_only {
+        return Ok(if ours { aside } else { wal });
+    }
+    if ours {
+        vfs.rename(&aside, &wal).map_err(|e| io("moving back", &aside, e))?;
+    } else {
+        vfs.remove(&aside).map_err(|e| io("removing", &aside, e))?;
+    }
+    vfs.sync_parent_dir(&wal).map_err(|e| io("syncing the directory of", &wal, e))?;
+    Ok(wal)
+}
+
 /// Holds the writer slot (in this process and, through the shared index's
 /// writer lock, in all of them); released on drop.
 pub struct WriterGuard {
@@ -544,7 +582,11 @@ impl Pager {
             (page_size, layout.file_id, codec)
         };
 
-        let wal_path = wal_path_of(path);
+        let wal_path = if first {
+            restore_replaced_wal(&*vfs, path, file_id, options.read_only)?
+        } else {
+            wal_path_of(path)
+        };
         let wal_display = wal_path.display().to_string();
         let wal_exists =
             vfs.exists(&wal_path).map_err(|e| Error::io(format!("checking {wal_display}"), e))?;

@@ -76,6 +76,17 @@ impl WalHeader {
     }
 }
 
+/// The file id in the header of WAL `file`, or `None` if it has no valid
+/// header (a WAL whose creation was cut holds nothing committed).
+pub(crate) fn file_id_of(file: &dyn StorageFile) -> std::io::Result<Option<[u8; 16]>> {
+    if file.size()? < WAL_HEADER_LEN {
+        return Ok(None);
+    }
+    let mut head = [0u8; WAL_HEADER_LEN as usize];
+    file.read_at(&mut head, 0)?;
+    Ok(WalHeader::decode(&head).map(|h| h.file_id))
+}
+
 /// One page image to append.
 pub struct FrameWrite<'a> {
     /// The page number.
