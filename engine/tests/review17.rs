@@ -1,5 +1,9 @@
-//! Review 17: what a C user met that earlier tests did not.
+//! Review 17: what C and Rust users met that earlier tests did not.
 //!
+//! - A typed read of a document its type cannot take said only serde's
+//!   words ("invalid type: string \"Ann\", expected u64"): it now names the
+//!   document and the collection, from `get`, `all`, `query`, `update` and
+//!   the cursors.
 //! - A restore over a database a crash had left with its `-wal` renamed the
 //!   new file in, then removed that WAL: killed between the two, it left a
 //!   file that did not open ("belongs to another database"). The WAL now
@@ -106,4 +110,51 @@ fn a_restore_cut_around_its_rename_leaves_a_database_that_opens() {
     let rx = ro.begin_read().unwrap();
     let t = rx.find_tree("old2").unwrap().expect("the commit in the moved WAL");
     assert_eq!(rx.get(&t, b"k").unwrap().as_deref(), Some(&b"old2"[..]));
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+struct Person {
+    name: String,
+    age: u32,
+}
+
+impl obj_engine::Document for Person {
+    const COLLECTION: &'static str = "people";
+}
+
+/// The same collection read as another shape: `name` is a number here.
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+struct Numbered {
+    name: u64,
+}
+
+impl obj_engine::Document for Numbered {
+    const COLLECTION: &'static str = "people";
+}
+
+/// A typed read of a document its type cannot take names the document and
+/// the collection (serde's words alone named neither, and a query reads many).
+#[test]
+fn a_typed_read_error_names_the_document_and_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("t.obj")).unwrap();
+    db.insert(&Person { name: "Ann".into(), age: 3 }).unwrap();
+    let id = db.insert(&Person { name: "Bob".into(), age: 4 }).unwrap();
+    let names = |r: Result<(), Error>| match r {
+        Err(Error::InvalidArgument(m)) => {
+            assert!(m.contains("of collection \"people\"") && m.contains("expected u64"), "{m}");
+            m
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(names(db.get::<Numbered>(id).map(|_| ())).starts_with("document 2 of collection"));
+    assert!(names(db.all::<Numbered>().map(|_| ())).contains("document 1 of"));
+    let q = obj_engine::QuerySpec::new("people");
+    assert!(names(db.query::<Numbered>(&q).map(|_| ())).contains("document 1 of"));
+    assert!(names(db.update::<Numbered>(id, |_| Ok(())).map(|_| ())).contains("document 2 of"));
+    let rx = db.begin_read().unwrap();
+    let c = rx.collection("people").unwrap();
+    assert!(names(c.get_as::<Numbered>(id).map(|_| ())).contains("document 2 of"));
+    let mut cur = c.all().unwrap();
+    assert!(names(cur.next_as::<Numbered>().unwrap().map(|_| ())).contains("document 1 of"));
 }

@@ -376,6 +376,16 @@ pub fn list_collections<T: ReadableTxn>(txn: &T) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// `e`, an error of reading document `id` of collection `name` as a typed
+/// value, saying which document: serde's own words ("invalid type: string
+/// \"Ann\", expected u64") name neither, and a query reads many.
+pub(crate) fn in_document(e: Error, name: &str, id: u64) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::invalid(format!("document {id} of collection {name:?}: {m}")),
+        other => other,
+    }
+}
+
 /// Decodes a stored document into a value (an error for a RAW one).
 pub(crate) fn decode_stored(bytes: &[u8], names: &impl NameLookup) -> Result<(u32, Value)> {
     let (header, payload) = structured(bytes)?;
@@ -497,7 +507,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
                 if header.is_raw() {
                     return Err(Error::invalid("document is raw bytes, not a structured document"));
                 }
-                from_encoded(payload, &*self.st.dict).map(Some)
+                from_encoded(payload, &*self.st.dict).map(Some).map_err(|e| in_document(e, self.name(), id))
             }
         }
     }
@@ -509,7 +519,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     pub fn get_doc<D: crate::Document>(&self, id: u64) -> Result<Option<D>> {
         self.st.check_documents()?;
         let Some(bytes) = self.stored(id)? else { return Ok(None) };
-        stored_doc(&bytes, &*self.st.dict).map(Some)
+        stored_doc(&bytes, &*self.st.dict).map(Some).map_err(|e| in_document(e, self.name(), id))
     }
 
     /// [`get_doc`](Self::get_doc) of each id, in the same order (`None` for

@@ -37,7 +37,7 @@ use crate::btree::{get_guard, Cursor, Range};
 use crate::doc::codec::{
     decode_header, decode_value, encoded_number, encoded_str_bytes, tag, NameLookup, PathStep, TopFields,
 };
-use crate::doc::collection::{decode_stored, id_key, stored_doc, CollState};
+use crate::doc::collection::{decode_stored, id_key, in_document, stored_doc, CollState};
 use crate::doc::json::{write_json, write_raw_json, write_stored_json};
 use crate::doc::serde_encoded::from_encoded;
 use crate::doc::serde_value::from_value;
@@ -76,6 +76,14 @@ type Hit = (u64, u32, Value);
 enum Found<'b> {
     Stored(u64, &'b [u8]),
     Decoded(u64, u32, Value),
+}
+
+impl Found<'_> {
+    fn id(&self) -> u64 {
+        match self {
+            Found::Stored(id, _) | Found::Decoded(id, _, _) => *id,
+        }
+    }
 }
 
 /// The filter as a stored document is tested against it: each leaf knows
@@ -498,10 +506,14 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     /// otherwise decoded and passed through [`Document::migrate`](crate::Document::migrate)
     /// first. Mixes freely with `next`.
     pub fn next_doc<D: crate::Document>(&mut self) -> Option<Result<(u64, D)>> {
-        self.step(|st, found| match found {
-            Found::Stored(id, bytes) if !st.raw => Ok((id, stored_doc(bytes, &*st.dict)?)),
-            Found::Stored(id, bytes) => Ok((id, from_value(decode(st, bytes)?.1)?)),
-            Found::Decoded(id, version, doc) => Ok((id, crate::doc::typed::migrated(version, doc)?)),
+        self.step(|st, found| {
+            let id = found.id();
+            let doc = match found {
+                Found::Stored(_, bytes) if !st.raw => stored_doc(bytes, &*st.dict),
+                Found::Stored(_, bytes) => from_value(decode(st, bytes)?.1),
+                Found::Decoded(_, version, doc) => crate::doc::typed::migrated(version, doc),
+            };
+            Ok((id, doc.map_err(|e| in_document(e, &st.name, id))?))
         })
     }
 
@@ -532,13 +544,17 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     /// (no intermediate [`Value`]); same result as `from_value` on the
     /// document `next` returns. Mixes freely with `next`.
     pub fn next_as<D: DeserializeOwned>(&mut self) -> Option<Result<(u64, D)>> {
-        self.step(|st, found| match found {
-            Found::Stored(id, bytes) if !st.raw => {
-                let (_, payload) = decode_header(bytes)?;
-                Ok((id, from_encoded(payload, &*st.dict)?))
-            }
-            Found::Stored(id, bytes) => Ok((id, from_value(decode(st, bytes)?.1)?)),
-            Found::Decoded(id, _, doc) => Ok((id, from_value(doc)?)),
+        self.step(|st, found| {
+            let id = found.id();
+            let doc = match found {
+                Found::Stored(_, bytes) if !st.raw => {
+                    let (_, payload) = decode_header(bytes)?;
+                    from_encoded(payload, &*st.dict)
+                }
+                Found::Stored(_, bytes) => from_value(decode(st, bytes)?.1),
+                Found::Decoded(_, _, doc) => from_value(doc),
+            };
+            Ok((id, doc.map_err(|e| in_document(e, &st.name, id))?))
         })
     }
 }
