@@ -139,11 +139,22 @@ impl TxnInner {
         unsafe { &*self.state.as_ptr() }
     }
 
-    /// Fails if the transaction is finished.
+    /// Fails if the transaction is finished, or was begun by the parent
+    /// of this process (after fork()).
     pub(crate) fn live(&self) -> Result<(), Error> {
         match self.state() {
             TxnState::Finished(how) => Err(finished(how)),
-            _ => Ok(()),
+            _ => self.check_process(),
+        }
+    }
+
+    /// Fails in a child process after fork() if the transaction was begun
+    /// by its parent: it must not answer even from what it has cached.
+    fn check_process(&self) -> Result<(), Error> {
+        match self.state() {
+            TxnState::Read(r) => r.check_process(),
+            TxnState::Write(w) => w.check_process(),
+            TxnState::Finished(_) => Ok(()),
         }
     }
 
@@ -168,7 +179,7 @@ impl TxnInner {
     /// transaction becomes unusable (the write may change what it reads).
     pub(crate) fn write(&mut self) -> Result<&mut WriteTxn, Error> {
         match self.state() {
-            TxnState::Write(_) => {}
+            TxnState::Write(w) => w.check_process()?,
             TxnState::Read(_) => return Err(Error::invalid("write in a read transaction")),
             TxnState::Finished(how) => return Err(finished(how)),
         }
@@ -311,7 +322,9 @@ pub(crate) unsafe fn txn_cell<'a>(txn: *const obj_txn) -> Result<&'a TxnCell, Er
 pub(crate) unsafe fn lock_txn<'a>(txn: *const obj_txn) -> Result<MutexGuard<'a, TxnInner>, Error> {
     // SAFETY: per contract.
     let cell = unsafe { txn_cell(txn) }?;
-    Ok(lock_cell(cell))
+    let t = lock_cell(cell);
+    t.check_process()?;
+    Ok(t)
 }
 
 /// Locks a transaction cell (a poisoned lock is still usable: every

@@ -259,6 +259,13 @@ impl ReadTxn {
     /// Ends the transaction (the same as dropping it).
     pub fn close(self) {}
 
+    /// `InvalidArgument` in a child process after fork(): a transaction
+    /// begun in the parent reads the parent's files and locks, and must not
+    /// answer even from what it has cached. Bindings check it on each call.
+    pub fn check_process(&self) -> Result<()> {
+        self.snap.pager().check_process()
+    }
+
     /// The snapshot behind this transaction.
     pub fn snapshot(&self) -> &Snapshot {
         &self.snap
@@ -366,6 +373,13 @@ impl WriteTxn {
             dropped: false,
             attached: Vec::new(),
         })
+    }
+
+    /// `InvalidArgument` in a child process after fork(), as
+    /// [`ReadTxn::check_process`]: a write transaction begun in the parent
+    /// holds the parent's write lock and pages.
+    pub fn check_process(&self) -> Result<()> {
+        self.pager.check_process()
     }
 
     /// A read-only view of the last commit of `pager` (an attached

@@ -20,12 +20,16 @@
 - Db.close() left its open write transaction open, holding the file's
   write lock: a new handle waited out its busy timeout ("another process")
   and the old transaction could still commit. close() rolls it back.
+- A transaction begun before fork() answered some calls in the child (a
+  count, a write to pages it held); every call is refused there now.
 - A local collection "ns.c" created after "ns" was attached (by a write
   transaction that began before the attach, or another handle) was hidden:
   reads answered from the attached file. They are refused now.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -227,3 +231,34 @@ def test_close_rolls_back_the_open_write_transaction(path):
         done.get("c", 1)
     with obj.Db(path) as again:
         assert again.count("c") == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_every_call_on_a_transaction_begun_before_fork_is_refused_in_the_child(path):
+    """Calls a transaction could answer from what it had cached (a count, a
+    write to pages it already held) went through in the child."""
+    with obj.Db(path) as db:
+        db.insert("c", {"n": 0})
+        wtx = db.transaction()
+        wtx.insert("c", {"n": 1})
+        wtx.count("c")
+        rtx = db.read_transaction()
+        rtx.count("c")
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 only if every call is refused
+            bad = 0
+            for call in (lambda: wtx.insert("c", {"n": 2}), lambda: wtx.count("c"), lambda: wtx.delete("c", 1),
+                         lambda: rtx.count("c"), lambda: rtx.get("c", 1)):
+                try:
+                    call()
+                    bad += 1
+                except obj.InvalidArgumentError as e:
+                    bad += "after fork()" not in str(e)
+                except BaseException:  # noqa: BLE001 - anything else is a failure too
+                    bad += 1
+            os._exit(bad)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "calls answered in the child"
+        rtx.close()
+        wtx.commit()
+        assert [d["n"] for _, d in db.all("c")] == [0, 1]

@@ -792,6 +792,15 @@ impl Pager {
         Ok(())
     }
 
+    /// `InvalidArgument` in a child process after fork(): the handle (and
+    /// every transaction begun on it) is its parent's.
+    pub(crate) fn check_process(&self) -> Result<()> {
+        if self.forked() {
+            return Err(self.fork_error());
+        }
+        Ok(())
+    }
+
     /// Like [`Pager::check_usable`] but open to a write transaction that
     /// began before [`Pager::close`]: it may still commit.
     fn check_alive(&self) -> Result<()> {
