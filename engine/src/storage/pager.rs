@@ -804,9 +804,7 @@ impl Pager {
     /// Like [`Pager::check_usable`] but open to a write transaction that
     /// began before [`Pager::close`]: it may still commit.
     fn check_alive(&self) -> Result<()> {
-        if self.forked() {
-            return Err(self.fork_error());
-        }
+        self.check_process()?;
         if let Some(why) = self.fatal.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             return Err(Error::Closed(format!("{why}; reopen the database to recover")));
         }
