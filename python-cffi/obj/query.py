@@ -17,13 +17,13 @@ import itertools
 import json
 import types
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _codec
-from .document import _schema_or_plain, schema_of
+from .document import _schema_or_plain, _strip, schema_of
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -74,17 +74,11 @@ def _no_decimal_order(v: Any, what: str, *args: Any) -> None:
 
 
 def _unwrap(tp: Any) -> Any:
-    """``tp`` without Annotated[...], NewType and Optional[...]."""
+    """``tp`` without Annotated[...], NewType (document._strip) and Optional[...]."""
     while True:
+        tp = _strip(tp)
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
-        if origin is typing.Annotated:
-            tp = args[0]
-            continue
-        sup = getattr(tp, "__supertype__", None)  # typing.NewType
-        if sup is not None:
-            tp = sup
-            continue
         if (origin is typing.Union or (_UnionType is not None and origin is _UnionType)) \
                 and len(args) == 2 and type(None) in args:  # Optional[X] / X | None
             tp = args[0] if args[1] is type(None) else args[1]
@@ -480,6 +474,14 @@ class Query:
         for r in rows:
             yield r[0], dd(r[0], r[1], r[2])
 
+    def _passing(self, rows: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+        """The ``(id, doc)`` rows whose document every Python predicate accepts."""
+        preds = self._preds
+        if len(preds) == 1:
+            p0 = preds[0]
+            return (r for r in rows if p0(r[1]))
+        return (r for r in rows if all(p(r[1]) for p in preds))
+
     def _best_passing(self, tx: ReadTxn, keep: int) -> Iterator[tuple[int, Any]]:
         """The first ``keep`` results of a field sort that Python
         predicates then filter, in bounded memory: the engine keeps the best
@@ -488,11 +490,10 @@ class Query:
         the collection ends. Past the sort buffer limit it is the same error
         as an unbounded sort."""
         cap = self._cap or MAX_SORT_BUFFER
-        preds = self._preds
         k = min(max(4 * keep, 256), cap)
         while True:
             rows = list(self._copy(_preds=(), _limit=k, _offset=0)._rows(tx))
-            passed = [r for r in rows if all(p(r[1]) for p in preds)]
+            passed = list(self._passing(rows))
             if len(passed) >= keep or len(rows) < k:
                 return iter(passed[self._offset:keep])
             if k == cap:
@@ -509,11 +510,7 @@ class Query:
             return self._best_passing(tx, self._offset + self._limit)
         it = self._rows(tx)
         if preds:
-            if len(preds) == 1:
-                p0 = preds[0]
-                it = (r for r in it if p0(r[1]))
-            else:
-                it = (r for r in it if all(p(r[1]) for p in preds))
+            it = self._passing(it)
         if self._key is not None:
             key = self._key
             cap = self._cap or MAX_SORT_BUFFER
