@@ -842,6 +842,47 @@ obj_status obj_db_doc_upsert(obj_db *db,
                              bool *out_created);
 
 /**
+ * obj_db_doc_insert on one condition: that the file's catalog version
+ * (see obj_txn_catalog_version) is still `catalog_version` when the
+ * write transaction begins. A binding that skips its checks of a
+ * collection (its kind, the indexes its class declares) because it
+ * learnt them at that version writes through this, so that a
+ * collection another handle or process dropped or made again since is
+ * never written blind. Otherwise nothing is written, `*out_done` is
+ * false and the status is OBJ_OK; on a write, `*out_done` is true and
+ * `*out_id` the new id.
+ *
+ * # Safety
+ * As obj_db_doc_insert; `out_done` writable.
+ */
+obj_status obj_db_doc_insert_if(obj_db *db,
+                                const char *coll,
+                                const uint8_t *json,
+                                size_t len,
+                                uint32_t schema_version,
+                                uint64_t catalog_version,
+                                uint64_t *out_id,
+                                bool *out_done);
+
+/**
+ * obj_db_doc_upsert on the condition of obj_db_doc_insert_if: nothing is
+ * written and `*out_done` is false when the file's catalog version is
+ * no longer `catalog_version`.
+ *
+ * # Safety
+ * As obj_db_doc_upsert; `out_done` writable.
+ */
+obj_status obj_db_doc_upsert_if(obj_db *db,
+                                const char *coll,
+                                uint64_t id,
+                                const uint8_t *json,
+                                size_t len,
+                                uint32_t schema_version,
+                                uint64_t catalog_version,
+                                bool *out_created,
+                                bool *out_done);
+
+/**
  * Replaces document `id` of collection `coll` (the update of CRUD).
  * Errors: OBJ_NOT_FOUND (no such document or collection), otherwise as
  * obj_doc_insert.
@@ -1342,6 +1383,20 @@ obj_status obj_txn_commit(obj_txn *txn);
  * `txn` is a live handle.
  */
 obj_status obj_txn_rollback(obj_txn *txn);
+
+/**
+ * How many collections and indexes (trees) were created or dropped over
+ * the file's life, as of this transaction's snapshot (counting a write
+ * transaction's own). A binding that caches what it learnt of a
+ * collection (its kind, its indexes) keeps the value it learnt it at:
+ * a different value means another handle or process changed the
+ * catalog since. Errors: OBJ_INVALID_ARGUMENT on a finished
+ * transaction.
+ *
+ * # Safety
+ * `txn` is a live handle; `out` is writable.
+ */
+obj_status obj_txn_catalog_version(obj_txn *txn, uint64_t *out);
 
 /**
  * Frees the handle, rolling back a write transaction that was neither

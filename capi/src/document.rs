@@ -505,6 +505,100 @@ pub unsafe extern "C" fn obj_db_doc_upsert(
     })
 }
 
+/// obj_db_doc_insert on one condition: that the file's catalog version
+/// (see obj_txn_catalog_version) is still `catalog_version` when the
+/// write transaction begins. A binding that skips its checks of a
+/// collection (its kind, the indexes its class declares) because it
+/// learnt them at that version writes through this, so that a
+/// collection another handle or process dropped or made again since is
+/// never written blind. Otherwise nothing is written, `*out_done` is
+/// false and the status is OBJ_OK; on a write, `*out_done` is true and
+/// `*out_id` the new id.
+///
+/// # Safety
+/// As obj_db_doc_insert; `out_done` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_doc_insert_if(
+    db: *mut obj_db,
+    coll: *const c_char,
+    json: *const u8,
+    len: usize,
+    schema_version: u32,
+    catalog_version: u64,
+    out_id: *mut u64,
+    out_done: *mut bool,
+) -> obj_status {
+    fence(|| {
+        need(out_id, "out_id")?;
+        need(out_done, "out_done")?;
+        // SAFETY: per contract.
+        let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
+        let insert = |w: &mut WriteTxn| open_doc(w, coll)?.insert_json(json, schema_version);
+        // SAFETY: per contract.
+        let id = unsafe { autocommit_if(db, catalog_version, insert) }?;
+        // SAFETY: checked non-null.
+        unsafe {
+            out_done.write(id.is_some());
+            put(out_id, id.unwrap_or(0), "out_id")
+        }
+    })
+}
+
+/// obj_db_doc_upsert on the condition of obj_db_doc_insert_if: nothing is
+/// written and `*out_done` is false when the file's catalog version is
+/// no longer `catalog_version`.
+///
+/// # Safety
+/// As obj_db_doc_upsert; `out_done` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_doc_upsert_if(
+    db: *mut obj_db,
+    coll: *const c_char,
+    id: u64,
+    json: *const u8,
+    len: usize,
+    schema_version: u32,
+    catalog_version: u64,
+    out_created: *mut bool,
+    out_done: *mut bool,
+) -> obj_status {
+    fence(|| {
+        need(out_done, "out_done")?;
+        // SAFETY: per contract.
+        let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
+        let upsert = |w: &mut WriteTxn| open_doc(w, coll)?.upsert_json(id, json, schema_version);
+        // SAFETY: per contract.
+        let replaced = unsafe { autocommit_if(db, catalog_version, upsert) }?;
+        // SAFETY: checked non-null.
+        unsafe { out_done.write(replaced.is_some()) };
+        if let Some(replaced) = replaced {
+            // SAFETY: per contract.
+            unsafe { put_opt(out_created, !replaced) };
+        }
+        Ok(())
+    })
+}
+
+/// [`autocommit`] when the write transaction sees catalog version
+/// `catalog_version`; `None`, with nothing written, when it does not.
+///
+/// # Safety
+/// As [`autocommit`].
+unsafe fn autocommit_if<T>(
+    db: *mut obj_db,
+    catalog_version: u64,
+    f: impl FnOnce(&mut WriteTxn) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
+    // SAFETY: per the caller's contract.
+    let mut w = unsafe { begin_own_write(db) }?;
+    if w.catalog_version() != catalog_version {
+        return Ok(None); // dropping `w` rolls it back: nothing was written
+    }
+    let out = f(&mut w)?;
+    w.commit()?;
+    Ok(Some(out))
+}
+
 /// Runs `f` in a write transaction of its own and commits it; an error
 /// from `f` or the commit rolls everything back.
 ///
@@ -515,11 +609,20 @@ unsafe fn autocommit<T>(
     f: impl FnOnce(&mut WriteTxn) -> Result<T, Error>,
 ) -> Result<T, Error> {
     // SAFETY: per the caller's contract.
-    let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-    let mut w = open_db(state)?.begin_write()?;
+    let mut w = unsafe { begin_own_write(db) }?;
     let out = f(&mut w)?;
     w.commit()?;
     Ok(out)
+}
+
+/// Begins the write transaction of a one-call write.
+///
+/// # Safety
+/// `db` is NULL or a pointer the caller got from `obj_db_open`.
+unsafe fn begin_own_write(db: *mut obj_db) -> Result<WriteTxn, Error> {
+    // SAFETY: per the caller's contract.
+    let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+    open_db(state)?.begin_write()
 }
 
 /// Replaces document `id` of collection `coll` (the update of CRUD).

@@ -404,6 +404,33 @@ pub unsafe extern "C" fn obj_txn_rollback(txn: *mut obj_txn) -> obj_status {
     })
 }
 
+/// How many collections and indexes (trees) were created or dropped over
+/// the file's life, as of this transaction's snapshot (counting a write
+/// transaction's own). A binding that caches what it learnt of a
+/// collection (its kind, its indexes) keeps the value it learnt it at:
+/// a different value means another handle or process changed the
+/// catalog since. Errors: OBJ_INVALID_ARGUMENT on a finished
+/// transaction.
+///
+/// # Safety
+/// `txn` is a live handle; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_txn_catalog_version(txn: *mut obj_txn, out: *mut u64) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        // SAFETY: per contract.
+        let t = unsafe { lock_txn(txn) }?;
+        let version = match t.state() {
+            TxnState::Read(r) => r.catalog_version(),
+            TxnState::Write(w) => w.catalog_version(),
+            TxnState::Finished(how) => return Err(finished(how)),
+        };
+        // SAFETY: checked non-null.
+        unsafe { out.write(version) };
+        Ok(())
+    })
+}
+
 /// Frees the handle, rolling back a write transaction that was neither
 /// committed nor rolled back. Cursors of the transaction stay allocated
 /// (free them with `obj_cursor_free`) but every call on them returns

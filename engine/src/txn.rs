@@ -270,6 +270,13 @@ impl ReadTxn {
     pub fn snapshot(&self) -> &Snapshot {
         &self.snap
     }
+
+    /// How many trees were created or dropped over the file's life, as of
+    /// this snapshot. Equal values mean the same set of collections and
+    /// indexes (their contents aside).
+    pub fn catalog_version(&self) -> u64 {
+        self.snap.header().catalog_version
+    }
 }
 
 impl sealed::Identity for ReadTxn {
@@ -414,6 +421,12 @@ impl WriteTxn {
         self.attached.iter().map(|(n, _)| n.as_str()).collect()
     }
 
+    /// [`ReadTxn::catalog_version`], counting this transaction's own
+    /// creates and drops: what it commits.
+    pub fn catalog_version(&self) -> u64 {
+        self.pages.header().catalog_version
+    }
+
     fn check_writable(&self) -> Result<()> {
         if self.guard.is_none() {
             return Err(Error::invalid("an attached database is read-only"));
@@ -475,6 +488,7 @@ impl WriteTxn {
         let root = btree::create(&mut self.pages)?;
         let catalog = self.pages.header().catalog_root;
         btree::insert(&mut self.pages, catalog, name.as_bytes(), &TreeMeta { root, entries: 0 }.encode())?;
+        self.pages.header_mut().catalog_version += 1;
         let name: Arc<str> = Arc::from(name);
         self.trees.insert(root, OpenTree { name: name.clone(), entries: 0, changed: false });
         Ok(Tree { name, root, entries: 0, origin: self.id, engine: true })
@@ -498,6 +512,7 @@ impl WriteTxn {
         let catalog = self.pages.header().catalog_root;
         btree::delete(&mut self.pages, catalog, name.as_bytes())?;
         self.trees.remove(&tree.root);
+        self.pages.header_mut().catalog_version += 1;
         self.dropped = true;
         Ok(())
     }

@@ -167,7 +167,7 @@ def has(name: str) -> bool:
 
 class _Slots(threading.local):
     """The output slots of the one-shot C calls (``obj_bytes *`` buf, ``bool
-    *`` found, ``uint32_t *`` ver, ``uint64_t *`` u64), one set per thread:
+    *`` found and done, ``uint32_t *`` ver, ``uint64_t *`` u64), one set per thread:
     a call writes them with the GIL released and its caller copies the
     result out before doing anything else, so two threads never share one
     (even when they misuse one transaction from both at once, or share a
@@ -176,6 +176,7 @@ class _Slots(threading.local):
     def __init__(self) -> None:
         self.buf = ffi.new("obj_bytes *")
         self.found = ffi.new("bool *")
+        self.done = ffi.new("bool *")
         self.ver = ffi.new("uint32_t *")
         self.u64 = ffi.new("uint64_t *")
 

@@ -43,8 +43,8 @@ _OPTION_MAX = {name: 2 ** (8 * ffi.sizeof(field.type)) - 1 for name, field in ff
                if name in ("page_size", "cache_size", "busy_timeout_ms", "wal_autocheckpoint")}
 _U64_MAX = 2**64 - 1
 _db_doc_get = lib.obj_db_doc_get if has("obj_db_doc_get") else None
-_db_doc_insert = lib.obj_db_doc_insert if has("obj_db_doc_insert") else None
-_db_doc_upsert = lib.obj_db_doc_upsert if has("obj_db_doc_upsert") else None
+_db_doc_insert = lib.obj_db_doc_insert_if if has("obj_db_doc_insert_if") else None
+_db_doc_upsert = lib.obj_db_doc_upsert_if if has("obj_db_doc_upsert_if") else None
 # The process-global schema registry: (collection, version) -> [shape, the
 # first Schema with it, the open Dbs using it (weakly: a Db nobody holds
 # does not keep its shape registered)]. Stored documents are
@@ -212,9 +212,13 @@ class Db:
         self._h = ffi.gc(out[0], lib.obj_db_free)
         self._closed = False
         self.read_only = bool(read_only)
+        # What this Db knows of the file's collections, true at catalog
+        # version _cat (see _at_catalog): their kinds, the typed classes set
+        # up (collection and declared indexes made), and those whose
+        # declared indexes the file was seen to hold.
+        self._cat: int | None = None
         self._kinds: dict[bytes, str] = {}
         self._ensured: set = set()
-        # Typed classes whose declared indexes this file was seen to hold.
         self._declared_ok: set = set()
         self._shapes: dict[tuple, Schema] = {}
         self._attached: dict[str, Db] = {}
@@ -248,6 +252,17 @@ class Db:
             self._kinds.pop(cname, None)
         self._ensured = {k for k in self._ensured if k[0] != name}
         self._declared_ok = {k for k in self._declared_ok if k[0] != name}
+
+    def _at_catalog(self, version: int) -> None:
+        """Called by a transaction that sees catalog version ``version``,
+        another than the one this Db's caches hold for: a newer one (another
+        handle or process created or dropped a collection or an index)
+        empties them; an older snapshot leaves them alone."""
+        if self._cat is None or version > self._cat:
+            self._kinds = {}
+            self._ensured = set()
+            self._declared_ok = set()
+            self._cat = version
 
     @classmethod
     def open(cls, path: str | os.PathLike, **options: Any) -> Db:
@@ -472,32 +487,39 @@ class Db:
             target = self._autocommit_target(what if payload is None else payload, what)
             if target is not None:
                 self._no_nested_write()
-                out = slots.u64  # (this thread's output slots, as everywhere)
-                check(_db_doc_insert(self._handle(), target[0], target[2], len(target[2]), target[1], out))
-                return out[0]
+                out, done = slots.u64, slots.done  # (this thread's output slots, as everywhere)
+                check(_db_doc_insert(self._handle(), target[0], target[2], len(target[2]), target[1], target[3],
+                                     out, done))
+                if done[0]:
+                    return out[0]
+                # The catalog changed since this Db learnt the collection: the
+                # transaction below sees the new one and sets it up again.
         with self.transaction() as tx:
             return tx.insert(what, payload)
 
-    def _autocommit_target(self, doc: Any, what: Any) -> tuple[bytes, int, bytes] | None:
-        """``(C name, schema version, JSON)`` when writing ``doc`` can be one
-        C call that begins, writes and commits (a dict into a document
-        collection this Db already knows, or a typed document whose
-        collection it has already set up); None sends the write through a
-        transaction with the general checks and first-use set-up."""
+    def _autocommit_target(self, doc: Any, what: Any) -> tuple[bytes, int, bytes, int] | None:
+        """``(C name, schema version, JSON, catalog version)`` when writing
+        ``doc`` can be one C call that begins, writes and commits (a dict
+        into a document collection this Db already knows, or a typed
+        document whose collection it has already set up), on the condition
+        that the catalog is still at the version this Db learnt that at;
+        None sends the write through a transaction with the general checks
+        and first-use set-up."""
+        cat = self._cat
         if type(what) is str:
             if not isinstance(doc, dict) or (self._attached and "." in what):
                 return None
             cname = self._names.get(what)
-            if cname is None or self._kinds.get(cname) != "documents":
+            if cname is None or self._kinds.get(cname) != "documents" or cat is None:
                 return None
-            return cname, 0, _codec.dumps(doc)
+            return cname, 0, _codec.dumps(doc), cat
         s = schema_of(doc)
         if s is None or what is not doc or (s.collection, s.cls) not in self._ensured or isinstance(doc, type):
             return None  # (a class passed for an instance: the transaction's write says so)
-        if self._attached and "." in s.collection:
+        if (self._attached and "." in s.collection) or cat is None:
             return None
         self._check_shape(s)
-        return self._names[s.collection], s.version, _codec.dumps(s.validate(doc))
+        return self._names[s.collection], s.version, _codec.dumps(s.validate(doc)), cat
 
     def insert_many(self, what: Any, payloads: Iterable[Any] | None = None) -> list[int]:
         """Inserts many documents in one transaction and one call."""
@@ -509,11 +531,15 @@ class Db:
         if _db_doc_get is not None and type(doc_id) is int and 0 <= doc_id <= 0xFFFFFFFFFFFFFFFF:
             # One C call that takes and ends its own snapshot, for a known
             # document collection of this file.
+            # A refusal (InvalidArgument: another handle or process made the
+            # collection again as raw bytes since this Db learnt it) goes on
+            # to the transaction, which learns it again.
             if type(what) is str:
                 cname = self._names.get(what)
                 if cname is not None and self._kinds.get(cname) == "documents" and not (self._attached and "." in what):
                     r = self._get_one(cname, doc_id, False)
-                    return None if r is None else _codec.loads(r[1])
+                    if r is not False:
+                        return None if r is None else _codec.loads(r[1])
             else:
                 s = schema_of(what)
                 if s is not None and s.collection in self._names and "." not in s.collection:
@@ -521,18 +547,24 @@ class Db:
                     r = self._get_one(self._names[s.collection], doc_id, True)
                     if r is None:
                         return None
-                    return s.decode_doc(doc_id, r[0], _codec.loads(r[1]))
+                    if r is not False:
+                        return s.decode_doc(doc_id, r[0], _codec.loads(r[1]))
         with self.read_transaction() as tx:
             return tx.get(what, doc_id)
 
-    def _get_one(self, cname: bytes, doc_id: int, versioned: bool) -> tuple[int, bytes] | None:
+    def _get_one(self, cname: bytes, doc_id: int, versioned: bool) -> tuple[int, bytes] | None | bool:
         """``(version, JSON text)`` of one document read in its own snapshot
-        (version 0 unless ``versioned``), or None."""
+        (version 0 unless ``versioned``), None if absent, False if the
+        library refused the read as an invalid argument (the collection is
+        not a document collection)."""
         buf, found = slots.buf, slots.found
         ver = slots.ver if versioned else ffi.NULL
         st = _db_doc_get(self._handle(), cname, doc_id, buf, ver, found)
         if st:
-            raise fail(st)
+            e = fail(st)
+            if isinstance(e, InvalidArgumentError):
+                return False
+            raise e
         if not found[0]:
             return None
         data = ffi.buffer(buf.data, buf.len)[:]
@@ -560,9 +592,11 @@ class Db:
                 target = self._autocommit_target(payload, payload) if s and schema_of(payload) is s else None
             if target is not None:
                 self._no_nested_write()
-                created = slots.found
-                check(_db_doc_upsert(self._handle(), target[0], doc_id, target[2], len(target[2]), target[1], created))
-                return bool(created[0])
+                created, done = slots.found, slots.done
+                check(_db_doc_upsert(self._handle(), target[0], doc_id, target[2], len(target[2]), target[1],
+                                     target[3], created, done))
+                if done[0]:
+                    return bool(created[0])
         with self.transaction() as tx:
             return tx.upsert(what, doc_id, payload)
 
@@ -624,7 +658,8 @@ class Db:
         if info is None:
             return
         if {sp["name"] for sp in specs} <= {i.get("name") for i in info.get("indexes", ())}:
-            self._declared_ok.add(key)
+            if tx._cat == self._cat:
+                self._declared_ok.add(key)
             return
         try:
             with self.transaction() as wtx:

@@ -125,11 +125,21 @@ class _Core:
         self._ensured: set = set()
         self._writes = 0  # successful write calls so far (see _wcall)
         self._ended_by_close = False  # rolled back by Db.close()
+        # The file's catalog version in this snapshot (trees created or
+        # dropped over its life). The Db's caches of what collections are
+        # (kinds, typed set-up) hold for one version: a newer one, from
+        # another handle or process, empties them; a transaction at another
+        # version keeps its kinds to itself.
+        out = _slots.u64
+        check(lib.obj_txn_catalog_version(handle, out))
+        self._cat = out[0]
+        if self._cat != db._cat:
+            db._at_catalog(self._cat)
         # The Db's cache of collection kinds as of this transaction's start:
         # a commit that dropped a collection gives the Db a new one, so a
         # snapshot older than that never caches its kinds where newer
         # transactions look (nor reads theirs).
-        self._kc = db._kinds
+        self._kc = db._kinds if self._cat == db._cat else {}
 
     # The C calls' output slots are the calling thread's (_ffi.slots), not
     # the transaction's: a transaction used from two threads at once (a
@@ -859,13 +869,18 @@ class WriteTxn(ReadTxn):
     def commit(self) -> None:
         """Makes the writes durable (with the default sync mode) and ends
         the transaction. On error nothing of the transaction is applied."""
+        out = _slots.u64
+        check(lib.obj_txn_catalog_version(self._handle(), out))
+        after = out[0]  # the version this commit makes (its own creates and drops counted)
         self._finish(commit=True)
         db = self._db
-        db._ensured |= self._ensured
         if self._kc is not db._kinds:  # it dropped a collection: what every Db of the file knew may be stale
             for peer in db._peers():
                 peer._kinds = {}
-        db._kinds.update(self._new_kinds)
+        if db._cat == self._cat:
+            db._cat = after
+            db._ensured |= self._ensured
+            db._kinds.update(self._new_kinds)
 
     def rollback(self) -> None:
         """Discards every change and ends the transaction."""

@@ -494,6 +494,102 @@ static void test_one_call_writes(void) {
     unlink(p4);
 }
 
+static uint64_t catalog_version(obj_db *db) {
+    obj_txn *r = NULL;
+    uint64_t v = 0;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_txn_catalog_version(r, &v));
+    CHECK_OK(obj_txn_free(r));
+    return v;
+}
+
+static void test_catalog_version(void) {
+    /* The catalog version counts collections and indexes created and
+     * dropped; obj_db_doc_insert_if / _upsert_if write only at the version
+     * the caller names, so a binding's cached set-up is never used blind. */
+    char p5[560];
+    snprintf(p5, sizeof p5, "%s.catalog", path);
+    unlink(p5);
+    obj_db *db = NULL, *other = NULL;
+    CHECK_OK(obj_db_open(p5, NULL, &db));
+    CHECK_OK(obj_db_open(p5, NULL, &other));
+    uint64_t v0 = catalog_version(db), id = 0, v = 0;
+    bool done = true, created = false, found = false;
+    const char *a = "{\"email\":\"a@x\"}";
+    /* At another version: nothing written, no collection made. */
+    CHECK_OK(obj_db_doc_insert_if(db, "docs", (const uint8_t *)a, strlen(a), 0, v0 + 1, &id, &done));
+    CHECK(!done);
+    CHECK(catalog_version(db) == v0);
+    /* A write transaction sees its own creates. */
+    obj_txn *w = NULL;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_collection_create(w, "docs", 0));
+    CHECK_OK(obj_txn_catalog_version(w, &v));
+    CHECK(v > v0);
+    const char *spec = "{\"name\":\"email\",\"kind\":\"unique\",\"fields\":[\"email\"]}";
+    CHECK_OK(obj_index_create(w, "docs", (const uint8_t *)spec, strlen(spec)));
+    uint64_t v1 = 0;
+    CHECK_OK(obj_txn_catalog_version(w, &v1));
+    CHECK(v1 > v);
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_STATUS(obj_txn_catalog_version(w, &v), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_free(w));
+    CHECK(catalog_version(db) == v1 && catalog_version(other) == v1);
+    /* Writes (no catalog change) keep the version. */
+    CHECK_OK(obj_db_doc_insert_if(db, "docs", (const uint8_t *)a, strlen(a), 0, v1, &id, &done));
+    CHECK(done && id == 1);
+    CHECK_OK(obj_db_doc_upsert_if(db, "docs", 5, (const uint8_t *)"{}", 2, 2, v1, &created, &done));
+    CHECK(done && created);
+    CHECK(catalog_version(db) == v1);
+    /* Another handle drops the collection and makes it again, without the
+     * index: a write at the old version is refused, nothing written. */
+    CHECK_OK(obj_txn_begin_write(other, &w));
+    CHECK_OK(obj_collection_drop(w, "docs", &found));
+    CHECK_OK(obj_collection_create(w, "docs", 0));
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    uint64_t v2 = catalog_version(db);
+    CHECK(v2 > v1);
+    done = true;
+    CHECK_OK(obj_db_doc_insert_if(db, "docs", (const uint8_t *)a, strlen(a), 0, v1, &id, &done));
+    CHECK(!done);
+    done = true;
+    CHECK_OK(obj_db_doc_upsert_if(db, "docs", 7, (const uint8_t *)a, strlen(a), 0, v1, NULL, &done));
+    CHECK(!done);
+    uint64_t n = 9;
+    CHECK_OK(obj_txn_begin_read(db, &w));
+    CHECK_OK(obj_collection_count(w, "docs", &n));
+    CHECK_OK(obj_txn_free(w));
+    CHECK(n == 0);
+    /* Errors of the write itself come as from obj_db_doc_insert. */
+    CHECK_STATUS(obj_db_doc_insert_if(db, "docs", (const uint8_t *)"[1]", 3, 0, v2, &id, &done),
+                 OBJ_INVALID_ARGUMENT);
+    /* Bad arguments. */
+    CHECK_STATUS(obj_db_doc_insert_if(db, "docs", (const uint8_t *)a, strlen(a), 0, v2, &id, NULL),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_doc_insert_if(db, "docs", (const uint8_t *)a, strlen(a), 0, v2, NULL, &done),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_doc_upsert_if(db, "docs", 1, (const uint8_t *)a, strlen(a), 0, v2, NULL, NULL),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_doc_insert_if(NULL, "docs", (const uint8_t *)a, strlen(a), 0, v2, &id, &done),
+                 OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_txn_catalog_version(NULL, &v), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_begin_read(db, &w));
+    CHECK_STATUS(obj_txn_catalog_version(w, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_free(w));
+    CHECK_OK(obj_db_close(other));
+    CHECK_OK(obj_db_free(other));
+    CHECK_OK(obj_db_close(db));
+    CHECK_STATUS(obj_db_doc_insert_if(db, "docs", (const uint8_t *)a, strlen(a), 0, v2, &id, &done), OBJ_CLOSED);
+    CHECK_OK(obj_db_free(db));
+    /* The version is in the file: a reopen reads it back. */
+    CHECK_OK(obj_db_open(p5, NULL, &db));
+    CHECK(catalog_version(db) == v2);
+    CHECK_OK(obj_db_close(db));
+    CHECK_OK(obj_db_free(db));
+    unlink(p5);
+}
+
 static void test_corrupt_file(void) {
     /* Damage a page in the middle: reading it is OBJ_CORRUPTION, never a crash. */
     FILE *f = fopen(path, "r+b");
@@ -607,6 +703,7 @@ int main(int argc, char **argv) {
     test_close_no_checkpoint();
     test_one_call_reads();
     test_one_call_writes();
+    test_catalog_version();
     test_corrupt_file();
     test_fork_child();
     unlink(path);

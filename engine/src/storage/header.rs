@@ -47,6 +47,10 @@ pub struct Header {
     pub catalog_root: PageNo,
     /// Number of write transactions committed over the file's life.
     pub commit_counter: u64,
+    /// Number of trees created or dropped over the file's life: bindings
+    /// that cache what a collection is (its kind, its indexes) compare it
+    /// to learn that another handle or process changed the catalog.
+    pub catalog_version: u64,
 }
 
 /// What the first bytes of a file say about how to read its pages: what
@@ -91,6 +95,7 @@ impl Header {
             freelist_count: 0,
             catalog_root: 0,
             commit_counter: 0,
+            catalog_version: 0,
         }
     }
 
@@ -127,6 +132,7 @@ impl Header {
         b[48..52].copy_from_slice(&self.freelist_count.to_le_bytes());
         b[52..56].copy_from_slice(&self.catalog_root.to_le_bytes());
         b[56..64].copy_from_slice(&self.commit_counter.to_le_bytes());
+        b[64..72].copy_from_slice(&self.catalog_version.to_le_bytes());
     }
 
     /// Reads the page size, file id and encryption block from the first
@@ -180,6 +186,7 @@ impl Header {
             freelist_count: u32_at(page, 48),
             catalog_root: u32_at(page, 52),
             commit_counter: u64::from_le_bytes(page[56..64].try_into().expect("8 bytes")),
+            catalog_version: u64::from_le_bytes(page[64..72].try_into().expect("8 bytes")),
         };
         if h.flags & !KNOWN_FLAGS != 0 {
             return Err(Error::Unsupported(format!("unknown feature flags {:#x}", h.flags & !KNOWN_FLAGS)));
