@@ -21,7 +21,7 @@ from typing import Any, Callable
 from . import _codec
 from ._ffi import ffi, lib, check, fail, has, slots
 from .document import Schema, schema_of
-from .errors import BusyError, ClosedError, CorruptionError, InvalidArgumentError, NotFoundError
+from .errors import BusyError, ClosedError, ConstraintError, CorruptionError, InvalidArgumentError, NotFoundError
 from .kv import KvNamespace, list_namespaces
 from .query import Query
 from .txn import ReadTxn, WriteTxn
@@ -140,21 +140,6 @@ class IntegrityReport:
     raw: dict
 
 
-# Every open Db by the file it opened (device and inode, so that two paths
-# to one file agree): a collection dropped through one must be set up
-# again (created with its declared indexes) by the others' next writes.
-_PEERS: dict[tuple, weakref.WeakSet] = {}
-_PEERS_LOCK = threading.Lock()
-
-
-def _file_key(path: str) -> tuple:
-    try:
-        st = os.stat(path)
-        return (st.st_dev, st.st_ino)
-    except OSError:
-        return ("path", os.path.realpath(path))
-
-
 class Db:
     """An open obj database file.
 
@@ -217,6 +202,7 @@ class Db:
         # up (collection and declared indexes made), and those whose
         # declared indexes the file was seen to hold.
         self._cat: int | None = None
+        self._cat_lock = threading.Lock()  # (a version and the caches of it change together)
         self._kinds: dict[bytes, str] = {}
         self._ensured: set = set()
         self._declared_ok: set = set()
@@ -234,31 +220,15 @@ class Db:
         # (thread id, weak ref) of the last write transaction begun, to refuse
         # a second write from the thread that holds it (it would wait forever).
         self._writer: tuple[int, Any] | None = None
-        with _PEERS_LOCK:
-            _PEERS.setdefault(_file_key(self.path), weakref.WeakSet()).add(self)
 
-    def _peers(self) -> list[Db]:
-        """Every open Db of this process on this database file, this one
-        included."""
-        with _PEERS_LOCK:
-            return list(_PEERS.get(_file_key(self.path), ()))
-
-    def _forget_collection(self, name: str) -> None:
-        """Drops what this Db remembers about collection ``name`` (its kind,
-        its typed set-up), so that the next write sets it up again: called
-        on every Db of the file when one of them drops the collection."""
-        cname = self._names.get(name)
-        if cname is not None:
-            self._kinds.pop(cname, None)
-        self._ensured = {k for k in self._ensured if k[0] != name}
-        self._declared_ok = {k for k in self._declared_ok if k[0] != name}
-
-    def _at_catalog(self, version: int) -> None:
-        """Called by a transaction that sees catalog version ``version``,
-        another than the one this Db's caches hold for: a newer one (another
-        handle or process created or dropped a collection or an index)
-        empties them; an older snapshot leaves them alone."""
-        if self._cat is None or version > self._cat:
+    def _at_catalog(self, version: int, newest: bool) -> None:
+        """Called, under ``_cat_lock``, by a transaction that sees catalog
+        version ``version``, another than the one this Db's caches hold for:
+        a newer one (another handle or process created or dropped a
+        collection or an index), or any other one seen by a write
+        transaction (``newest``: it reads the last commit), empties them; an
+        older snapshot leaves them alone."""
+        if self._cat is None or version > self._cat or newest:
             self._kinds = {}
             self._ensured = set()
             self._declared_ok = set()
@@ -635,56 +605,65 @@ class Db:
         with self.read_transaction() as tx:
             return tx.count(what)
 
-    def _build_declared_indexes(self, what: Any) -> None:
-        """Builds the indexes that a document class declares and this file
-        lacks (an index added to the class after its documents were
-        written), so that a lookup through one works before the class's
-        first write, which would build them too. Only on a writable handle,
-        and only when an index is missing: the check is one read. If the
-        write cannot run now (another writer holds the lock past the busy
-        timeout, this thread holds a write transaction), the read goes on
-        and says what it finds."""
+    def _declared_snapshot(self, what: Any) -> ReadTxn:
+        """A read transaction for a lookup through the indexes that ``what``
+        (a document class) declares, once those this file lacks (an index
+        added to the class after its documents were written) are built, so
+        that the lookup works before the class's first write, which would
+        build them too. Only on a writable handle, and only when an index
+        is missing: the check reads the snapshot itself (what this Db
+        remembers of the class holds for the catalog version it sees). If
+        the build cannot run now (another writer holds the lock past the
+        busy timeout, this thread holds a write transaction), the read goes
+        on and says what it finds; a build that fails (a unique index over
+        documents that repeat a value) raises."""
+        tx = self.read_transaction()
         s = schema_of(what)
         if s is None or self.read_only or "." in s.collection:
-            return
+            return tx
         key = (s.collection, s.cls)
-        if key in self._ensured or key in self._declared_ok:
-            return
+        if tx._cat == self._cat and (key in self._ensured or key in self._declared_ok):
+            return tx
         specs = s.index_specs()
         if not specs:
-            return
-        with self.read_transaction() as tx:
+            return tx
+        try:
             info = tx._c_coll_info(self._cname(s.collection))
+        except BaseException:
+            tx.close()
+            raise
         if info is None:
-            return
+            return tx
         if {sp["name"] for sp in specs} <= {i.get("name") for i in info.get("indexes", ())}:
-            if tx._cat == self._cat:
-                self._declared_ok.add(key)
-            return
+            with self._cat_lock:
+                if tx._cat == self._cat:
+                    self._declared_ok.add(key)
+            return tx
+        tx.close()
         try:
             with self.transaction() as wtx:
                 wtx._ensure(s)
+        except ConstraintError:
+            raise
         except (BusyError, InvalidArgumentError):
             pass
+        return self.read_transaction()
 
     def find_unique(self, what: Any, index: str, *values: Any) -> Any:
         """The document whose unique index ``index`` holds ``values``, or
         None."""
-        self._build_declared_indexes(what)
-        with self.read_transaction() as tx:
+        with self._declared_snapshot(what) as tx:
             return tx.find_unique(what, index, *values)
 
     def find_unique_many(self, what: Any, index: str, keys: Iterable[Any]) -> list:
         """Documents for many unique keys in one snapshot and one call per
         2048 keys (None where absent). See :meth:`ReadTxn.find_unique_many`."""
-        self._build_declared_indexes(what)
-        with self.read_transaction() as tx:
+        with self._declared_snapshot(what) as tx:
             return tx.find_unique_many(what, index, keys)
 
     def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None:
         """``(id, doc)`` for a unique key, or None."""
-        self._build_declared_indexes(what)
-        with self.read_transaction() as tx:
+        with self._declared_snapshot(what) as tx:
             return tx.find_unique_with_id(what, index, *values)
 
     def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, Any]]:

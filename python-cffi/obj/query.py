@@ -281,11 +281,11 @@ class Query:
     def _snapshot(self) -> Any:
         """A read transaction of its own, for a query of the Db (not of a
         transaction), once the indexes its class declares and the file
-        lacks are built (``Db._build_declared_indexes``): built where the
+        lacks are built (``Db._declared_snapshot``): built where the
         query runs, on the thread that runs it (an AsyncDb's worker, never
         its event loop)."""
         if self._schema is not None:
-            self._db._build_declared_indexes(self._schema.cls)
+            return self._db._declared_snapshot(self._schema.cls)
         return self._db.read_transaction()
 
     def _in_txn(self, run: Callable[[ReadTxn], Any]) -> Any:

@@ -133,13 +133,14 @@ class _Core:
         out = _slots.u64
         check(lib.obj_txn_catalog_version(handle, out))
         self._cat = out[0]
-        if self._cat != db._cat:
-            db._at_catalog(self._cat)
         # The Db's cache of collection kinds as of this transaction's start:
         # a commit that dropped a collection gives the Db a new one, so a
         # snapshot older than that never caches its kinds where newer
         # transactions look (nor reads theirs).
-        self._kc = db._kinds if self._cat == db._cat else {}
+        with db._cat_lock:
+            if self._cat != db._cat:
+                db._at_catalog(self._cat, write)
+            self._kc = db._kinds if self._cat == db._cat else {}
 
     # The C calls' output slots are the calling thread's (_ffi.slots), not
     # the transaction's: a transaction used from two threads at once (a
@@ -874,13 +875,16 @@ class WriteTxn(ReadTxn):
         after = out[0]  # the version this commit makes (its own creates and drops counted)
         self._finish(commit=True)
         db = self._db
-        if self._kc is not db._kinds:  # it dropped a collection: what every Db of the file knew may be stale
-            for peer in db._peers():
-                peer._kinds = {}
-        if db._cat == self._cat:
-            db._cat = after
-            db._ensured |= self._ensured
-            db._kinds.update(self._new_kinds)
+        with db._cat_lock:
+            if after != self._cat:
+                # It created or dropped collections or indexes itself: the
+                # Db keeps only what this transaction learnt, which holds
+                # for the catalog it leaves (a drop forgets what it knew of
+                # the collection).
+                db._at_catalog(after, True)
+            if db._cat == after:
+                db._ensured |= self._ensured
+                db._kinds.update(self._new_kinds)
 
     def rollback(self) -> None:
         """Discards every change and ends the transaction."""
@@ -1103,8 +1107,6 @@ class WriteTxn(ReadTxn):
         # From here this transaction's view differs from the committed one.
         self._kc = {}
         self._new_kinds.pop(cname, None)
-        for peer in self._db._peers():
-            peer._forget_collection(name)
         self._ensured = {k for k in self._ensured if k[0] != name}
         return existed
 
@@ -1119,6 +1121,9 @@ class WriteTxn(ReadTxn):
         """Drops a secondary index (NotFoundError if absent)."""
         coll = collection if type(collection) is str else self._schema(collection).collection
         check(self._wcall(lib.obj_index_drop, self._wname(coll), _cstr(name)))
+        # A class of this collection may declare it: its next write here
+        # sets it up again.
+        self._ensured = {k for k in self._ensured if k[0] != coll}
 
 
 def _read_only(name: str) -> Callable[..., Any]:

@@ -113,3 +113,64 @@ def test_a_typed_read_after_another_process_made_the_collection_raw_says_so(tmp_
         with pytest.raises(obj.InvalidArgumentError, match="raw"):
             db.get(User, 1)
         assert db.get("users", 1) == b"x"
+
+
+# Review 18 (a multi-process review of the catalog version, and one of the
+# reference): what a Db learnt of a class stayed past its own creates and
+# drops, or was trusted before any transaction had read the version.
+
+
+def test_a_declared_unique_index_the_db_itself_drops_comes_back_at_its_next_write(tmp_path):
+    with obj.Db(tmp_path / "d.obj") as db:
+        db.insert(User(email="a@x"))
+        db.insert(User(email="b@x"))  # the one-call path, set up already
+        with db.transaction() as tx:
+            tx.drop_index("users", "email")
+        db.insert(User(email="c@x"))
+        with pytest.raises(obj.ConstraintError):
+            db.insert(User(email="c@x"))
+        assert db.find_unique(User, "email", "b@x").email == "b@x"
+
+
+def test_a_lookup_from_a_snapshot_before_the_dbs_own_drop_is_not_trusted_after_it(tmp_path):
+    with obj.Db(tmp_path / "s.obj") as db:
+        db.insert(User(email="a@x"))
+        w = db.transaction()
+        w.drop_collection("users")
+        assert db.find_unique(User, "email", "a@x").email == "a@x"  # the snapshot from before
+        w.insert("users", {"email": "b@x", "name": ""})  # again, without the index
+        w.commit()
+        for _ in range(2):
+            assert db.find_unique(User, "email", "b@x").email == "b@x"  # built again, then read
+
+
+def test_the_first_lookup_after_another_process_drops_a_declared_index_builds_it(tmp_path):
+    path = tmp_path / "f.obj"
+    with obj.Db(path) as db:
+        db.insert(User(email="a@x"))
+        assert db.find_unique(User, "email", "a@x").email == "a@x"
+        other_process(path, 'd.drop_collection("users")\nd.insert("users", {"email": "b@x", "name": ""})')
+        assert db.find_unique(User, "email", "b@x").email == "b@x"
+        other_process(path, """
+with d.transaction() as tx:
+    tx.drop_index("users", "email")
+""")
+        assert db.find_unique_many(User, "email", ["b@x", "zz"])[0].email == "b@x"
+        other_process(path, """
+with d.transaction() as tx:
+    tx.drop_index("users", "email")
+""")
+        assert [u.email for _, u in db.index_range(User, "email", "b@x", "b@x")] == ["b@x"]
+
+
+def test_a_declared_unique_index_that_cannot_be_built_says_so(tmp_path):
+    path = tmp_path / "u.obj"
+    with obj.Db(path) as db:
+        for i in range(4):
+            db.insert("users", {"email": str(i % 2), "name": ""})
+    with obj.Db(path) as db:
+        for call in (lambda: db.find_unique(User, "email", "0"), lambda: db.query(User).count(),
+                     lambda: db.insert(User(email="new"))):
+            with pytest.raises(obj.ConstraintError, match=r"cannot build unique index \"email\".*documents 1 and 3"):
+                call()
+        assert db.count("users") == 4

@@ -1639,7 +1639,13 @@ impl<'t> CollectionMut<'t> {
                         if let Some(v) = self.txn.get(&tree, &k)? {
                             let other = parse_entry(IndexKind::Unique, &k, &v)?.1;
                             if other != id {
-                                return Err(unique_violation(&self.st.name, &info.spec, other));
+                                return Err(Error::Constraint(format!(
+                                    "cannot build unique index {:?} of collection {:?} on {}: documents {other} \
+                                     and {id} hold the same value",
+                                    info.spec.name,
+                                    self.st.name,
+                                    info.spec.field_strings().join(", ")
+                                )));
                             }
                         }
                         self.txn.insert(&tree, &k, &id.to_be_bytes())?;
