@@ -61,6 +61,28 @@ pub fn c_api_calls(data: &[u8]) {
                         ok(obj_txn_free(txn));
                     }
                     txn = ptr::null_mut();
+                    // No transaction of this thread holds the write lock:
+                    // a one-call write at the current catalog version or
+                    // (odd op) another one, which writes nothing.
+                    let mut version = 0u64;
+                    let mut done = false;
+                    let mut r = ptr::null_mut();
+                    ok(obj_txn_begin_read(db, &mut r));
+                    ok(obj_txn_catalog_version(r, &mut version));
+                    ok(obj_txn_free(r));
+                    let at = version.wrapping_add(u64::from(op & 1));
+                    ok(obj_db_doc_insert_if(db, fixed, text.as_ptr(), text.len(), 0, at, &mut id, &mut done));
+                    ok(obj_db_doc_upsert_if(
+                        db,
+                        fixed,
+                        3,
+                        text.as_ptr(),
+                        text.len(),
+                        0,
+                        at,
+                        &mut found,
+                        &mut done,
+                    ));
                     ok(if op & 0x10 == 0 {
                         obj_txn_begin_write(db, &mut txn)
                     } else {

@@ -9,6 +9,9 @@
 //!   index "already holds this value (document 1)", the words of a write
 //!   that collides, naming one document; it now says the index cannot be
 //!   built and names both.
+//! - An encrypted file whose header was altered (its CRC made to match)
+//!   said "header page checksum mismatch"; it is authentication that fails,
+//!   and the error now says so, as it does for every other page.
 
 use obj_engine::{Db, Error, IndexSpec, QuerySpec, Value};
 
@@ -61,4 +64,31 @@ fn a_unique_index_over_repeated_values_says_it_cannot_be_built() {
     assert!(matches!(&e, Error::Constraint(m) if m.contains("documents 2 and 4")), "{e}");
     drop(tx);
     assert!(db.begin_read().unwrap().collection("c").unwrap().indexes().is_empty());
+}
+
+/// An altered header of an encrypted file whose CRC was made to match
+/// said "header page checksum mismatch"; it is authentication that fails,
+/// and the error says so, as for every other page.
+#[test]
+fn an_altered_encrypted_header_fails_authentication_in_so_many_words() {
+    use obj_engine::storage::page::page_checksum;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.obj");
+    let options = || obj_engine::Options {
+        encryption: Some(obj_engine::EncryptionKey::raw([7; 32])),
+        ..Default::default()
+    };
+    let db = Db::open_with(&path, options()).unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.collection_mut("c").unwrap().insert_json(br#"{"a":1}"#, 0).unwrap();
+    tx.commit().unwrap();
+    db.close().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let page = &mut bytes[..4096];
+    page[44] ^= 1; // the freelist head
+    let crc = page_checksum(0, &page[..4092]);
+    page[4092..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let e = Db::open_with(&path, options()).unwrap_err();
+    assert!(e.is_corruption() && e.to_string().contains("failed authentication"), "{e}");
 }

@@ -223,16 +223,18 @@ def _start_output(path: str) -> tuple[Any, str | None, str]:
         if not os.access(path, os.W_OK):
             raise obj.IoError(f"output file {path}: Permission denied")
     # A database's -wal and -shm hold its last commits and its locks (and
-    # -wal-replaced, for a moment, the WAL of a file a restore replaces).
-    for suffix in ("-wal-replaced", "-wal", "-shm"):
-        main = path[: -len(suffix)] if path.endswith(suffix) else None
-        if main and os.path.isfile(main):
-            with _open_file(main, "rb", "database") as f:
-                if f.read(len(_DB_MAGIC)) == _DB_MAGIC:
-                    raise obj.InvalidArgumentError(
-                        f"output file {path} belongs to the database {main}: not overwriting it"
-                    )
+    # -wal-replaced, for a moment, the WAL of a file a restore replaces),
+    # whether named or reached through a symbolic link.
     target = os.path.realpath(path)  # through a symbolic link: the link stays
+    for name in dict.fromkeys((path, target)):
+        for suffix in ("-wal-replaced", "-wal", "-shm"):
+            main = name[: -len(suffix)] if name.endswith(suffix) else None
+            if main and os.path.isfile(main):
+                with _open_file(main, "rb", "database") as f:
+                    if f.read(len(_DB_MAGIC)) == _DB_MAGIC:
+                        raise obj.InvalidArgumentError(
+                            f"output file {path} belongs to the database {main}: not overwriting it"
+                        )
     d, base = os.path.split(target)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     while True:
@@ -408,11 +410,13 @@ def _input_bytes(v: Any, what: str) -> bytes:
 def _record(line: bytes, keep_ids: bool) -> tuple[int, int, bytes]:
     """``(id, schema version, document JSON)`` of a ``{"id", "v", "doc"}``
     line; the version must fit a uint32_t, and the id (when ``keep_ids``:
-    it is written) be 1 to 2**64-2."""
+    it is written) be 0 to 2**64-2."""
     import obj
 
     m = _RECORD.match(line)
-    if m:
+    # (A document is an object: a match whose "doc" does not end as one read
+    # keys after "doc", {"id":1,"doc":{...},"v":2}, and is parsed below.)
+    if m and m.group(3).endswith(b"}"):
         doc_id, v, doc = int(m.group(1)), int(m.group(2) or 0), m.group(3)
     else:
         # The document stays in the engine's JSON form (its "$bytes" and
@@ -426,8 +430,8 @@ def _record(line: bytes, keep_ids: bool) -> tuple[int, int, bytes]:
         doc = json.dumps(rec["doc"], ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     if not 0 <= v <= _VERSION_MAX:
         raise obj.InvalidArgumentError(f"schema version v {str(v)[:24]} is out of range (0 to {_VERSION_MAX})")
-    if keep_ids and not 1 <= doc_id <= _ID_MAX:
-        raise obj.InvalidArgumentError(f"id {str(doc_id)[:24]} is out of range (1 to {_ID_MAX})")
+    if keep_ids and not 0 <= doc_id <= _ID_MAX:
+        raise obj.InvalidArgumentError(f"id {str(doc_id)[:24]} is out of range (0 to {_ID_MAX})")
     return doc_id, v, doc
 
 
@@ -661,7 +665,9 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int) -> _Load
                     line = line.strip()
                     if not line:
                         continue
-                    if line.startswith(b'{"obj_export"'):
+                    # A section header: an object with the key "obj_export",
+                    # its keys in any order.
+                    if b'"obj_export"' in line and not _RECORD.match(line):
                         h = obj._codec.loads(line)
                         if isinstance(h, dict) and "obj_export" in h:
                             ld.header_line(h)
@@ -845,14 +851,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = build_parser()
     a, extra = p.parse_known_args(argv)
     if extra:
-        # argparse gives an optional positional (load's INPUT) its default
-        # when the options come between it and the required ones
-        # (`obj load db coll --ids in.jsonl`): the one word left over is it.
-        if (getattr(a, "late_input", False) and a.input is None and len(extra) == 1
-                and (extra[0] == "-" or not extra[0].startswith("-"))):
-            a.input = extra[0]
-        else:
+        # argparse gives the optional positionals (load's COLLECTION and
+        # INPUT) their defaults when options come between them and the
+        # required one (`obj load db -q coll in.jsonl`, `obj load db coll
+        # --ids in.jsonl`): the words left over fill them in order ("-",
+        # stdin, is always the INPUT).
+        words = [w for w in extra if w == "-" or not w.startswith("-")]
+        if not getattr(a, "late_input", False) or len(words) != len(extra):
             p.error(f"unrecognized arguments: {' '.join(extra)}")
+        for w in words:
+            if w != "-" and a.collection is None and a.input is None:
+                a.collection = w
+            elif a.input is None:
+                a.input = w
+            else:
+                p.error(f"unrecognized arguments: {' '.join(extra)}")
     if a.version:
         import obj
 

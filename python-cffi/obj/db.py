@@ -730,6 +730,12 @@ class Db:
         hidden = [c for c in self.collections() if c.startswith(namespace + ".")]
         if hidden:
             raise InvalidArgumentError(f"attaching {namespace!r} would hide the local collection {hidden[0]!r}")
+        # In Python, db.kv("namespace.name") reads the attached file's "name":
+        # a local key-value namespace of that dotted name would be hidden.
+        hidden = [n for n in self.kv_namespaces() if n.startswith(namespace + ".")]
+        if hidden:
+            raise InvalidArgumentError(
+                f"attaching {namespace!r} would hide the local key-value namespace {hidden[0]!r}")
         if namespace in self._attached:
             raise InvalidArgumentError(f"namespace {namespace!r} is already attached")
         other = Db(path, read_only=True, create=False, key=key, passphrase=passphrase)

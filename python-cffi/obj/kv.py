@@ -93,8 +93,26 @@ class KvNamespace:
         """``(transaction, C name)`` to read this namespace in ``tx``."""
         t = self._attached_in(tx)
         if t is not None:
+            self._check_unshadowed(tx)
             return t, t._db._cname(self._rest)
         return tx, self._c
+
+    def _check_unshadowed(self, tx: Any) -> None:
+        """InvalidArgumentError when this file has a key-value namespace of
+        this very name (``ns.name``) beside the attached file's ``name``:
+        attach() refuses a namespace that would hide one, but one can appear
+        later (another handle or process), and a read could then mean
+        either. Checked once a transaction."""
+        seen = tx._unshadowed
+        key = ("kv", self.name)
+        if key in seen:
+            return
+        if self.name in list_namespaces(tx):
+            raise InvalidArgumentError(
+                f"key-value namespace {self.name!r} is both in this database and in the database attached "
+                f"as {self._ns!r}; detach {self._ns!r} to read the local one"
+            )
+        seen.add(key)
 
     def _run(self, write: bool, fn: Any) -> Any:
         """``fn(transaction, C name)`` in this handle's transaction, or in

@@ -174,3 +174,4 @@ def test_a_declared_unique_index_that_cannot_be_built_says_so(tmp_path):
             with pytest.raises(obj.ConstraintError, match=r"cannot build unique index \"email\".*documents 1 and 3"):
                 call()
         assert db.count("users") == 4
+

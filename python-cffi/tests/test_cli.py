@@ -365,7 +365,7 @@ def test_dump_to_stdout_writes_utf8_whatever_the_locale(path):
     '{"id":18446744073709551615,"doc":{}}',
     '{"id":36893488147419103232,"doc":{}}',
     '{"id":1,"doc":{}}\n{"id":' + "9" * 5000 + ',"doc":{}}',
-    '{"id":0,"doc":{}}',
+    '{"id":-1,"doc":{}}',
     '[1, 2]',
 ])
 def test_load_bad_input_is_one_line_and_writes_nothing(path, text):

@@ -723,12 +723,14 @@ impl Pager {
         self.main
             .read_at(&mut page, 0)
             .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))?;
-        if self.codec.open_page(0, &mut page).is_err() {
+        if let Err(e) = self.codec.open_page(0, &mut page) {
             // A checkpoint may have torn page 0; the WAL still holds it.
             if wal_has_page0 {
                 return Ok(());
             }
-            return Err(Error::corruption(0, "header page checksum mismatch"));
+            // Its own words: a checksum mismatch, or (encrypted) a page
+            // that fails authentication.
+            return Err(e);
         }
         let header = Header::decode(&page)?;
         let need = header.page_count as u64 * self.page_size as u64;

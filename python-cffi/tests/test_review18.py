@@ -1,0 +1,114 @@
+"""Review 18: what users of the package met that earlier tests did not.
+
+- attach() refused a namespace that would hide a local collection, but not
+  a local key-value namespace: with one called "arch.meta",
+  db.kv("arch.meta") after attaching "arch" silently answered from the
+  attached file's "meta" (and the C API, which does not route key-value
+  names, answered from the local one).
+- The command line (a review of export/import and the CLI):
+  - `obj dump -o LINK`, LINK a symbolic link to a database's -wal, replaced
+    that WAL: the database lost its last commits. Refused now, as the -wal
+    named directly is.
+  - `obj load` took a section header only when its line began with
+    `{"obj_export"`: a header with its keys in another order was loaded as
+    a document (and the records as documents wrapping theirs).
+  - An option before COLLECTION (`obj load db -q orders`) made COLLECTION
+    the INPUT file.
+  - A document at id 0 (which the engine and db.import_ take) was refused
+    by `load --ids`/`--all`, so a dump of it did not load back.
+  - A record with "v" after "doc" was refused with a JSON message about
+    trailing characters.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import obj
+
+
+def test_attach_never_hides_a_local_key_value_namespace(tmp_path):
+    # In Python db.kv("ns.name") reads namespace "name" of the file attached
+    # as "ns": a local namespace called "ns.name" must not be hidden by it.
+    other, main = tmp_path / "other.obj", tmp_path / "main.obj"
+    with obj.Db(other) as o:
+        o.kv("meta").put(b"k", b"attached")
+    with obj.Db(main) as db:
+        db.kv("arch.meta").put(b"k", b"local")
+        with pytest.raises(obj.InvalidArgumentError, match="would hide the local key-value namespace 'arch.meta'"):
+            db.attach(other, "arch")
+    with obj.Db(tmp_path / "fresh.obj") as db:
+        db.attach(other, "arch")
+        assert db.kv("arch.meta").get(b"k") == b"attached"
+        # Made afterwards, by another handle: reads are refused, not answered
+        # from the attached file.
+        with obj.Db(tmp_path / "fresh.obj") as peer:
+            peer.kv("arch.meta").put(b"k", b"local")
+        with pytest.raises(obj.InvalidArgumentError, match="both in this database and in the database attached"):
+            db.kv("arch.meta").get(b"k")
+        db.detach("arch")
+        assert db.kv("arch.meta").get(b"k") == b"local"
+
+
+def cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "obj", *args], capture_output=True, text=True, input=stdin)
+
+
+def test_dump_never_writes_through_a_link_to_a_databases_wal(tmp_path):
+    app, other, link = tmp_path / "app.obj", tmp_path / "other.obj", tmp_path / "out.jsonl"
+    with obj.Db(other) as o:
+        o.insert("x", {"a": 1})
+    code = (f"import obj, os; db = obj.Db({str(app)!r}); "
+            f"db.insert_many('c', [{{'i': i}} for i in range(50)]); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code], check=True)  # a crash: the commits are in app.obj-wal
+    os.symlink(str(app) + "-wal", link)
+    r = cli("dump", str(other), "-o", str(link))
+    assert r.returncode == 5 and "belongs to the database" in r.stderr, r.stderr
+    with obj.Db(app) as db:
+        assert db.count("c") == 50
+
+
+def test_load_reads_a_header_whatever_the_order_of_its_keys(tmp_path):
+    dump = ('{"indexes":[{"name":"by_email","kind":"unique","fields":["email"]}],"count":2,"next_id":3,'
+            '"kind":"documents","collection":"u","obj_export":1}\n'
+            '{"id":1,"doc":{"email":"a"}}\n{"id":2,"doc":{"email":"b"}}\n')
+    for args in (("u",), ("--all",)):
+        path = tmp_path / f"{args[0].strip('-')}.obj"
+        r = cli("load", str(path), *args, stdin=dump)
+        assert r.returncode == 0, r.stderr
+        with obj.Db(path) as db:
+            assert [d for _, d in db.all("u")] == [{"email": "a"}, {"email": "b"}]
+            with pytest.raises(obj.ConstraintError):
+                db.insert("u", {"email": "a"})
+
+
+def test_load_takes_options_before_the_collection(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "orders").write_text('{"decoy": true}\n')  # a file named like the collection
+    r = cli("load", "t.obj", "-q", "orders", stdin='{"a": 1}\n')
+    assert r.returncode == 0, r.stderr
+    r = cli("load", "t.obj", "-q", "orders", "-", stdin='{"a": 2}\n')
+    assert r.returncode == 0, r.stderr
+    with obj.Db("t.obj") as db:
+        assert db.collections() == ["orders"] and [d for _, d in db.all("orders")] == [{"a": 1}, {"a": 2}]
+
+
+def test_a_dump_with_id_0_and_v_after_doc_loads_back(tmp_path):
+    src = tmp_path / "src.obj"
+    with obj.Db(src) as db:
+        db.upsert("u", 0, {"a": 0})
+        db.insert("u", {"a": 1})
+    dump = cli("dump", str(src)).stdout
+    r = cli("load", str(tmp_path / "dst.obj"), "--all", stdin=dump)
+    assert r.returncode == 0, r.stderr
+    with obj.Db(tmp_path / "dst.obj") as db:
+        assert list(db.all("u")) == [(0, {"a": 0}), (1, {"a": 1})]
+    r = cli("load", str(tmp_path / "v.obj"), "p", "--ids", stdin='{"id":10,"doc":{"a":1},"v":3}\n')
+    assert r.returncode == 0, r.stderr
+    with obj.Db(tmp_path / "v.obj") as db:
+        (rec,) = db.dump_raw("p")
+        assert rec.id == 10 and rec.header.type_version == 3
