@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -532,6 +533,15 @@ class _Loader:
             self.batch.append((0, 0, line, lineno))
         self.seen += 1
 
+    def renew(self, db: Any) -> None:
+        """Commits what is written so far and goes on in a new write
+        transaction (``load --commit-every``)."""
+        self.flush()
+        self.tx.commit()
+        self.tx = db.transaction()
+        if self.kv is not None:
+            self.kv = self.tx.kv(self.kv.name)
+
     def flush(self) -> None:
         """Writes the batch. An error names the line of the document that
         caused it (its ``line`` attribute), not the last line read."""
@@ -628,7 +638,10 @@ def cmd_load(a: argparse.Namespace) -> int:
     prog = _Progress(total, tty)
     # A load that fails leaves no database behind where there was none
     # (nor its -wal and -shm files).
-    created = [p for p in (a.file, a.file + "-wal", a.file + "-shm") if not os.path.lexists(p)]
+    # (Only a new one: an existing database's -wal may hold what a load
+    # with --commit-every committed before it failed.)
+    created = [] if os.path.lexists(a.file) else [
+        p for p in (a.file, a.file + "-wal", a.file + "-shm") if not os.path.lexists(p)]
     try:
         ld = _load(a, src, prog, total)
     except BaseException:
@@ -656,8 +669,10 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int) -> _Load
     read = 0
     _new_file_dir(a.file, "database")
     with obj.Db(a.file, **_key(a)) as db:
-        with db.transaction() as tx:
-            ld = _Loader(tx, a.collection, a.ids)
+        ld = _Loader(db.transaction(), a.collection, a.ids)
+        committed = 0  # documents and entries in the transactions committed so far
+        with contextlib.ExitStack() as ending:
+            ending.callback(lambda: ld.tx.close())  # rolls back what is not committed
             lineno = 0
             try:
                 for lineno, line in enumerate(src, 1):  # noqa: B007 - named in the error below
@@ -676,8 +691,12 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int) -> _Load
                     if len(ld.batch) >= a.batch:
                         ld.flush()
                         prog.show(read, ld.n)
+                        if a.commit_every and ld.n + ld.kv_n - committed >= a.commit_every:
+                            ld.renew(db)  # bounded memory: commit, go on in a new transaction
+                            committed = ld.n + ld.kv_n
                 ld.flush()
                 ld.end_section()
+                ld.tx.commit()
             except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
                 at = getattr(e, "line", None)
                 raise type(e)(f"line {at or lineno}: {e}") from None
@@ -798,6 +817,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ids", action="store_true", help='keep the ids of a dump (or of {"id": N, "doc": {...}} '
                                                       'lines): upsert at that id')
     s.add_argument("--batch", type=_int_at_least(1), default=5000, help="documents per insert call (default 5000)")
+    s.add_argument("--commit-every", type=_int_at_least(1), default=None, metavar="N",
+                   help="commit about every N documents, in memory that does not grow with the input (default: "
+                        "one transaction, all or nothing; with this a failed load into an existing database "
+                        "keeps what was committed)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_load, late_input=True)
     s = sub.add_parser("backup", help="a consistent copy of a database, made while it is in use "

@@ -112,3 +112,35 @@ def test_a_dump_with_id_0_and_v_after_doc_loads_back(tmp_path):
     with obj.Db(tmp_path / "v.obj") as db:
         (rec,) = db.dump_raw("p")
         assert rec.id == 10 and rec.header.type_version == 3
+
+
+def test_load_commit_every_bounds_the_transaction_and_keeps_what_it_committed(tmp_path):
+    # Issue 8: load "in constant memory". By default a load is one
+    # transaction (all or nothing), whose pages grow with the input;
+    # --commit-every N commits as it goes.
+    lines = "".join(f'{{"i": {i}}}\n' for i in range(2600))
+    path = tmp_path / "c.obj"
+    with obj.Db(path) as db:
+        db.insert("other", {"x": 1})  # an existing database: a failed load keeps what it committed
+    r = cli("load", str(path), "c", "-q", "--batch", "500", "--commit-every", "1000", stdin=lines)
+    assert r.returncode == 0, r.stderr
+    bad = lines.replace('{"i": 2500}', '{"i": ')
+    r = cli("load", str(path), "d", "-q", "--batch", "500", "--commit-every", "1000", stdin=bad)
+    assert r.returncode == 5 and "line 2501" in r.stderr, r.stderr
+    r = cli("load", str(path), "e", "-q", "--batch", "500", stdin=bad)  # one transaction: nothing
+    assert r.returncode == 5
+    with obj.Db(path) as db:
+        assert db.count("c") == 2600 and [d["i"] for _, d in db.all("c")] == list(range(2600))
+        assert db.count("d") == 2000  # the transactions committed before the bad line
+        assert "e" not in db.collections()
+        db.kv("ns").put(b"k", b"v")
+        with db.transaction() as tx:
+            for i in range(1200):
+                tx.kv("big").put(i.to_bytes(2, "big"), b"v%d" % i)
+    dump = cli("dump", str(path)).stdout
+    r = cli("load", str(tmp_path / "copy.obj"), "--all", "-q", "--batch", "500", "--commit-every", "1000",
+            stdin=dump)
+    assert r.returncode == 0, r.stderr
+    with obj.Db(tmp_path / "copy.obj") as db:
+        assert db.count("c") == 2600 and db.count("d") == 2000
+        assert len(list(db.kv("big").scan())) == 1200 and db.kv("ns").get(b"k") == b"v"
