@@ -92,3 +92,26 @@ fn an_altered_encrypted_header_fails_authentication_in_so_many_words() {
     let e = Db::open_with(&path, options()).unwrap_err();
     assert!(e.is_corruption() && e.to_string().contains("failed authentication"), "{e}");
 }
+
+/// A repeated or falling id in a section replaced the document before it
+/// while the import counted both; the format says ascending id order.
+#[test]
+fn an_import_refuses_ids_out_of_order_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("i.obj")).unwrap();
+    let header = r#"{"obj_export":1,"collection":"u","kind":"documents","next_id":3,"count":2,"indexes":[]}"#;
+    for ids in [[1, 1], [2, 1]] {
+        let text = format!(
+            "{header}\n{{\"id\":{},\"doc\":{{\"a\":1}}}}\n{{\"id\":{},\"doc\":{{\"a\":2}}}}\n",
+            ids[0], ids[1]
+        );
+        let e = db.import(text.as_bytes(), obj_engine::ImportOptions::default()).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidArgument(m) if m.contains("line 3") && m.contains("ascending id order")),
+            "{e}"
+        );
+        assert!(db.begin_read().unwrap().collection("u").is_err(), "nothing written");
+    }
+    let ok = format!("{header}\n{{\"id\":1,\"doc\":{{\"a\":1}}}}\n{{\"id\":2,\"doc\":{{\"a\":2}}}}\n");
+    assert_eq!(db.import(ok.as_bytes(), obj_engine::ImportOptions::default()).unwrap().documents, 2);
+}

@@ -453,6 +453,10 @@ def _check_indexes(indexes: Any) -> list:
     return indexes
 
 
+_COLLECTION_HEADER = frozenset(("obj_export", "collection", "kind", "next_id", "count", "indexes"))
+_KV_HEADER = frozenset(("obj_export", "kv", "count"))
+
+
 class _Loader:
     """Writes the input's documents into one collection of one write
     transaction. Input is a dump (header line, then id/version/doc lines:
@@ -474,14 +478,24 @@ class _Loader:
         self.n = 0  # documents written
         self.kv_n = 0  # key-value entries written
         self.batch: list[tuple[int, int, bytes, int]] = []  # (id, version, JSON, its line number)
+        self.last_id: int | None = None  # the current dump section's last id
 
     def header_line(self, h: dict) -> None:
         import obj
 
         self.flush()
         self.end_section()
+        self.last_id = None
         if h.get("obj_export") != 1:
             raise obj.FeatureUnsupportedError(f"unsupported dump format version {h.get('obj_export')!r}")
+        # The fields docs/format.md allows, as db.import_ checks them.
+        allowed = _KV_HEADER if "kv" in h else _COLLECTION_HEADER
+        unknown = sorted(k for k in h if k not in allowed)
+        if unknown:
+            raise obj.InvalidArgumentError(f"unexpected field {unknown[0]!r} in a section header")
+        for key in ("next_id", "count"):
+            if key in h and not (type(h[key]) is int and h[key] >= 0):
+                raise obj.InvalidArgumentError(f"a section header's {key!r} must be a non-negative integer")
         self.kv = None
         if self.whole and type(h.get("kv")) is str and h["kv"]:
             self.header, self.kind, self.kv = h, "kv", self.tx.kv(h["kv"])
@@ -528,7 +542,16 @@ class _Loader:
         if self.kv is not None:
             self.batch.append((0, 0, line, lineno))
         elif self.header is not None or self.keep_ids:
-            self.batch.append((*_record(line, self.keep_ids), lineno))
+            rec = _record(line, self.keep_ids)
+            if self.header is not None and self.keep_ids:
+                # A dump's documents come in ascending id order
+                # (docs/format.md): a repeated id would silently replace the
+                # one before it.
+                if self.last_id is not None and rec[0] <= self.last_id:
+                    raise obj.InvalidArgumentError(
+                        f"id {rec[0]} after id {self.last_id}: a section's documents come in ascending id order")
+                self.last_id = rec[0]
+            self.batch.append((*rec, lineno))
         else:
             self.batch.append((0, 0, line, lineno))
         self.seen += 1

@@ -144,3 +144,27 @@ def test_load_commit_every_bounds_the_transaction_and_keeps_what_it_committed(tm
     with obj.Db(tmp_path / "copy.obj") as db:
         assert db.count("c") == 2600 and db.count("d") == 2000
         assert len(list(db.kv("big").scan())) == 1200 and db.kv("ns").get(b"k") == b"v"
+
+
+@pytest.mark.parametrize("header, lines, words", [
+    ('{"obj_export":1,"collection":"u","kind":"documents","next_id":3,"count":2,"indexes":[]}',
+     '{"id":1,"doc":{"a":1}}\n{"id":1,"doc":{"a":2}}\n', "ascending id order"),
+    ('{"obj_export":1,"collection":"u","kind":"documents","next_id":3,"count":2,"indexes":[]}',
+     '{"id":2,"doc":{"a":1}}\n{"id":1,"doc":{"a":2}}\n', "ascending id order"),
+    ('{"obj_export":1,"collection":"u","kind":"documents","next_id":3,"count":1,"indexes":[],"zzz":1}',
+     '{"id":1,"doc":{"a":1}}\n', "unexpected field"),
+    ('{"obj_export":1,"collection":"u","kind":"documents","next_id":-1,"count":1,"indexes":[]}',
+     '{"id":1,"doc":{"a":1}}\n', "next_id"),
+])
+def test_a_dump_that_breaks_its_format_is_refused_by_load_and_import(tmp_path, header, lines, words):
+    # A repeated id replaced the document before it while the load counted
+    # both; the command line also took fields the format does not allow.
+    text = header + "\n" + lines
+    src = tmp_path / "in.jsonl"
+    src.write_text(text)
+    r = cli("load", str(tmp_path / "cli.obj"), "--all", str(src))
+    assert r.returncode == 5 and words in r.stderr, r.stderr
+    with obj.Db(tmp_path / "py.obj") as db:
+        with pytest.raises(obj.InvalidArgumentError, match=words):
+            db.import_(src)
+        assert db.collections() == []

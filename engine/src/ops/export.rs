@@ -528,6 +528,9 @@ impl Db {
         while let Some((lineno, header)) = next.take() {
             let section = parse_header(lineno, &header)?;
             let mut seen = 0u64;
+            // Documents come in ascending id order (docs/format.md): a
+            // repeated id would silently replace the one before it.
+            let mut last_id: Option<u64> = None;
             let expected = match &section {
                 Section::Collection { name, raw, next_id, count, indexes } => {
                     let tx = imp.tx()?;
@@ -587,6 +590,15 @@ impl Db {
                                 return Err(one_too_many(n, lineno, expected));
                             }
                             let (id, version, doc) = parse_doc_line(n, v)?;
+                            if let Some(last) = last_id.filter(|&last| id <= last) {
+                                return Err(bad(
+                                    n,
+                                    format!(
+                                        "id {id} after id {last}: a section's documents come in ascending id order"
+                                    ),
+                                ));
+                            }
+                            last_id = Some(id);
                             let result = if *raw {
                                 match doc {
                                     Value::Bytes(b) => c.upsert_raw_versioned(id, &b, version),
