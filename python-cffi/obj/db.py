@@ -725,17 +725,17 @@ class Db:
         if not 1 <= len(raw) <= 200 or any(c in namespace for c in "./\0"):
             raise InvalidArgumentError(
                 f"namespace name {namespace!r:.80} is invalid: 1 to 200 bytes without '.', '/' or NUL")
-        # The engine's attach refuses this too: the namespace would hide
-        # local collections named "namespace.something".
-        hidden = [c for c in self.collections() if c.startswith(namespace + ".")]
-        if hidden:
-            raise InvalidArgumentError(f"attaching {namespace!r} would hide the local collection {hidden[0]!r}")
-        # In Python, db.kv("namespace.name") reads the attached file's "name":
-        # a local key-value namespace of that dotted name would be hidden.
-        hidden = [n for n in self.kv_namespaces() if n.startswith(namespace + ".")]
-        if hidden:
-            raise InvalidArgumentError(
-                f"attaching {namespace!r} would hide the local key-value namespace {hidden[0]!r}")
+        # The namespace would hide a local collection named
+        # "namespace.something" (the engine's attach refuses it too) or, in
+        # Python, where db.kv("namespace.name") reads the attached file's
+        # "name", a local key-value namespace of that dotted name. One
+        # snapshot lists both.
+        with self.read_transaction() as tx:
+            local = (("collection", tx.collections()), ("key-value namespace", list_namespaces(tx)))
+        for what, names in local:
+            hidden = [n for n in names if n.startswith(namespace + ".")]
+            if hidden:
+                raise InvalidArgumentError(f"attaching {namespace!r} would hide the local {what} {hidden[0]!r}")
         if namespace in self._attached:
             raise InvalidArgumentError(f"namespace {namespace!r} is already attached")
         other = Db(path, read_only=True, create=False, key=key, passphrase=passphrase)

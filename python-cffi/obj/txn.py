@@ -128,15 +128,11 @@ class _Core:
         # The file's catalog version in this snapshot (trees created or
         # dropped over its life). The Db's caches of what collections are
         # (kinds, typed set-up) hold for one version: a newer one, from
-        # another handle or process, empties them; a transaction at another
-        # version keeps its kinds to itself.
-        out = _slots.u64
-        check(lib.obj_txn_catalog_version(handle, out))
-        self._cat = out[0]
-        # The Db's cache of collection kinds as of this transaction's start:
-        # a commit that dropped a collection gives the Db a new one, so a
-        # snapshot older than that never caches its kinds where newer
-        # transactions look (nor reads theirs).
+        # another handle or process, empties them (Db._at_catalog); a
+        # transaction at another version keeps the kinds it learns to itself
+        # (_kc), so that an older snapshot never caches its kinds where newer
+        # transactions look, nor reads theirs.
+        self._cat = self._c_catalog_version()
         with db._cat_lock:
             if self._cat != db._cat:
                 db._at_catalog(self._cat, write)
@@ -350,6 +346,13 @@ class _Core:
         return _codec.loads(self._take_bytes())
 
     # -- C calls: collections, indexes, queries ---------------------------
+    def _c_catalog_version(self) -> int:
+        """The catalog version this transaction sees (its own creates and
+        drops counted)."""
+        out = _slots.u64
+        check(lib.obj_txn_catalog_version(self._handle(), out))
+        return out[0]
+
     def _c_coll_info(self, coll: bytes) -> dict | None:
         st = lib.obj_collection_info(self._handle(), coll, _slots.buf)
         if st == 5:  # OBJ_NOT_FOUND
@@ -870,9 +873,7 @@ class WriteTxn(ReadTxn):
     def commit(self) -> None:
         """Makes the writes durable (with the default sync mode) and ends
         the transaction. On error nothing of the transaction is applied."""
-        out = _slots.u64
-        check(lib.obj_txn_catalog_version(self._handle(), out))
-        after = out[0]  # the version this commit makes (its own creates and drops counted)
+        after = self._c_catalog_version()  # what this commit makes (its own creates and drops counted)
         self._finish(commit=True)
         db = self._db
         with db._cat_lock:
