@@ -470,7 +470,7 @@ pub unsafe extern "C" fn obj_db_doc_insert(
         // SAFETY: per contract.
         let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
         // SAFETY: per contract.
-        let id = unsafe { autocommit(db, |w| open_doc(w, coll)?.insert_json(json, schema_version)) }?;
+        let id = unsafe { autocommit(db, coll, |c| c.insert_json(json, schema_version)) }?;
         // SAFETY: checked non-null.
         unsafe { put(out_id, id, "out_id") }
     })
@@ -496,9 +496,8 @@ pub unsafe extern "C" fn obj_db_doc_upsert(
     fence(|| {
         // SAFETY: per contract.
         let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
-        let upsert = |w: &mut WriteTxn| open_doc(w, coll)?.upsert_json(id, json, schema_version);
         // SAFETY: per contract.
-        let replaced = unsafe { autocommit(db, upsert) }?;
+        let replaced = unsafe { autocommit(db, coll, |c| c.upsert_json(id, json, schema_version)) }?;
         // SAFETY: per contract.
         unsafe { put_opt(out_created, !replaced) };
         Ok(())
@@ -533,9 +532,9 @@ pub unsafe extern "C" fn obj_db_doc_insert_if(
         need(out_done, "out_done")?;
         // SAFETY: per contract.
         let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
-        let insert = |w: &mut WriteTxn| open_doc(w, coll)?.insert_json(json, schema_version);
+        let insert = |c: &mut CollectionMut<'_>| c.insert_json(json, schema_version);
         // SAFETY: per contract.
-        let id = unsafe { autocommit_if(db, catalog_version, insert) }?;
+        let id = unsafe { autocommit_if(db, catalog_version, coll, insert) }?;
         // SAFETY: checked non-null.
         unsafe {
             out_done.write(id.is_some());
@@ -566,9 +565,9 @@ pub unsafe extern "C" fn obj_db_doc_upsert_if(
         need(out_done, "out_done")?;
         // SAFETY: per contract.
         let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
-        let upsert = |w: &mut WriteTxn| open_doc(w, coll)?.upsert_json(id, json, schema_version);
+        let upsert = |c: &mut CollectionMut<'_>| c.upsert_json(id, json, schema_version);
         // SAFETY: per contract.
-        let replaced = unsafe { autocommit_if(db, catalog_version, upsert) }?;
+        let replaced = unsafe { autocommit_if(db, catalog_version, coll, upsert) }?;
         // SAFETY: checked non-null.
         unsafe { out_done.write(replaced.is_some()) };
         if let Some(replaced) = replaced {
@@ -587,31 +586,45 @@ pub unsafe extern "C" fn obj_db_doc_upsert_if(
 unsafe fn autocommit_if<T>(
     db: *mut obj_db,
     catalog_version: u64,
-    f: impl FnOnce(&mut WriteTxn) -> Result<T, Error>,
+    coll: &str,
+    f: impl FnOnce(&mut CollectionMut<'_>) -> Result<T, Error>,
 ) -> Result<Option<T>, Error> {
     // SAFETY: per the caller's contract.
-    let mut w = unsafe { begin_own_write(db) }?;
+    let w = unsafe { begin_own_write(db) }?;
     if w.catalog_version() != catalog_version {
         return Ok(None); // dropping `w` rolls it back: nothing was written
     }
-    let out = f(&mut w)?;
-    w.commit()?;
-    Ok(Some(out))
+    write_and_commit(w, coll, f).map(Some)
 }
 
-/// Runs `f` in a write transaction of its own and commits it; an error
-/// from `f` or the commit rolls everything back.
+/// Runs `f` on document collection `coll` (created on first use) in a
+/// write transaction of its own and commits it; an error from `f` or the
+/// commit rolls everything back.
 ///
 /// # Safety
 /// `db` is NULL or a pointer the caller got from `obj_db_open`.
 unsafe fn autocommit<T>(
     db: *mut obj_db,
-    f: impl FnOnce(&mut WriteTxn) -> Result<T, Error>,
+    coll: &str,
+    f: impl FnOnce(&mut CollectionMut<'_>) -> Result<T, Error>,
 ) -> Result<T, Error> {
     // SAFETY: per the caller's contract.
-    let mut w = unsafe { begin_own_write(db) }?;
-    let out = f(&mut w)?;
-    w.commit()?;
+    let w = unsafe { begin_own_write(db) }?;
+    write_and_commit(w, coll, f)
+}
+
+/// The write and commit of a one-call write. The collection's state goes
+/// on to the next transaction with the commit (`commit_keeping`): a loop
+/// of one-call writes does not read it from the catalog each time.
+fn write_and_commit<T>(
+    mut w: WriteTxn,
+    coll: &str,
+    f: impl FnOnce(&mut CollectionMut<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut c = open_doc(&mut w, coll)?;
+    let out = f(&mut c)?;
+    let kept = c.detach();
+    w.commit_keeping(kept)?;
     Ok(out)
 }
 

@@ -66,6 +66,18 @@ pub(crate) trait EngineTrees: ReadableTxn {
 impl<T: ReadableTxn + ?Sized> EngineTrees for T {}
 
 impl Tree {
+    /// The entry count as of opening (see [`ReadableTxn::count`] for the
+    /// count a transaction sees now).
+    #[cfg(debug_assertions)]
+    pub(crate) fn entries_at_open(&self) -> u64 {
+        self.entries
+    }
+
+    /// This handle with entry count `entries`.
+    pub(crate) fn with_entries(&self, entries: u64) -> Tree {
+        Tree { entries, ..self.clone() }
+    }
+
     /// The tree's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -583,7 +595,45 @@ impl WriteTxn {
 
     /// Makes every change durable (per the sync mode) and visible to
     /// transactions that begin afterwards, atomically.
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(self) -> Result<()> {
+        self.commit_counted().map(|_| ())
+    }
+
+    /// [`commit`](Self::commit), and hands `kept` (the state of the one
+    /// collection this transaction wrote, detached after its last write)
+    /// to the transactions that begin from this commit, so that the next
+    /// one-call write does not read that collection's metadata, name
+    /// dictionary and index list from the catalog again. Kept only while
+    /// nothing else could have changed that state: no collection was
+    /// opened after `kept`'s, and no tree was created or dropped.
+    pub fn commit_keeping(self, kept: crate::doc::collection::DetachedCollection) -> Result<()> {
+        let base = self.pages.base();
+        let keep = kept.is_current(&self)
+            && !self.dropped
+            && self.catalog_version() == base.header().catalog_version
+            && !base.pager().forked();
+        let state = keep.then(|| kept.committed_state(&self));
+        let pager = self.pager.clone();
+        let counter = self.commit_counted()?;
+        if let (Some((name, state)), Some(counter)) = (state, counter) {
+            pager.memo().put(counter, &name, state);
+        }
+        Ok(())
+    }
+
+    /// The entry count `tree` has in this transaction (its handle's own
+    /// count when this transaction has not changed it).
+    pub(crate) fn entries_now(&self, tree: &Tree) -> u64 {
+        match self.trees.get(&tree.root) {
+            Some(t) if t.is(tree) => t.entries,
+            _ => tree.entries,
+        }
+    }
+
+    /// Commits; the commit counter of the new state, `None` when there
+    /// was nothing to write (the state is the one the transaction began
+    /// from).
+    fn commit_counted(mut self) -> Result<Option<u64>> {
         let catalog = self.pages.header().catalog_root;
         let mut changed: Vec<(Arc<str>, TreeMeta)> = self
             .trees
@@ -598,7 +648,9 @@ impl WriteTxn {
         let WriteTxn { pages, guard, pager, .. } = self;
         let guard = guard.ok_or_else(|| Error::invalid("an attached database is read-only"))?;
         let (pages, header) = pages.into_commit();
-        pager.commit(&guard, pages, &header)
+        let wrote = !pages.is_empty();
+        pager.commit(&guard, pages, &header)?;
+        Ok(wrote.then_some(header.commit_counter))
     }
 
     /// Discards every change (the same as dropping the transaction).

@@ -125,7 +125,7 @@ fn handles_answer_like_fresh_ones_after_database_wide_operations() {
             let _ = describe(&db.begin_read().unwrap(), name);
         }
         let db = handles[hi].as_ref().unwrap();
-        let op = next_rand(&mut seed) % 16;
+        let op = next_rand(&mut seed) % 22;
         let k = next_rand(&mut seed) % 5;
         let what;
         match op {
@@ -212,6 +212,59 @@ fn handles_answer_like_fresh_ones_after_database_wide_operations() {
                 what = "close".into();
                 if let Some(db) = handles[hi].take() {
                     db.close().unwrap();
+                }
+            }
+            16..=21 => {
+                // A write whose commit hands the collection's state to the
+                // next transaction (WriteTxn::commit_keeping, as one-call
+                // writes do), including the cases where it must not be kept.
+                what = format!("commit_keeping op {op}");
+                let mut w = db.begin_write().unwrap();
+                let other = names.iter().find(|n| **n != name).unwrap();
+                let outcome = (|| -> obj_engine::Result<obj_engine::DetachedCollection> {
+                    let mut c = w.collection_mut(name)?;
+                    match op {
+                        16 => {
+                            let doc = format!(r#"{{"email":"k{k}@x","new{step}":[{k}],"n":{k}}}"#);
+                            c.insert_json(doc.as_bytes(), 2)?;
+                        }
+                        17 => {
+                            // Far above every id, then the next insert after it.
+                            let high = c.read().next_id() + 1000 + k;
+                            c.upsert_json(high, br#"{"email":"far","n":0}"#, 1)?;
+                            c.insert_json(br#"{"after":true}"#, 1)?;
+                        }
+                        18 => {
+                            let last = c.read().ids()?.last().transpose()?;
+                            if let Some(id) = last {
+                                c.delete(id)?;
+                            }
+                        }
+                        19 => {
+                            // A failed write (unique violation, when the index
+                            // exists), then one that succeeds.
+                            let _ = c.insert_json(br#"{"email":"up","g":2}"#, 1);
+                            c.insert_json(format!(r#"{{"late{step}":1}}"#).as_bytes(), 1)?;
+                        }
+                        20 => {
+                            // The index list changes in the same transaction.
+                            c.create_index(IndexSpec::standard(&format!("j{k}"), "n")?)?;
+                            c.insert_json(br#"{"n":5}"#, 1)?;
+                        }
+                        _ => {
+                            // Another collection opened after this one's last
+                            // write: the detached state is no longer current.
+                            c.insert_json(br#"{"n":6}"#, 1)?;
+                            let kept = c.detach();
+                            let _ = w.collection_mut(other).and_then(|mut o| o.insert_json(br#"{"o":1}"#, 1));
+                            return Ok(kept);
+                        }
+                    }
+                    Ok(c.detach())
+                })();
+                match outcome {
+                    Ok(kept) => w.commit_keeping(kept).unwrap(),
+                    Err(_) => drop(w),
                 }
             }
             _ => {

@@ -224,6 +224,46 @@ impl CollState {
         }
     }
 
+    /// Panics (debug builds) when `self` and `other`, two states of one
+    /// collection in one transaction, differ.
+    #[cfg(debug_assertions)]
+    fn assert_same(&self, other: &CollState) {
+        let names = |d: &MemNameDict| d.names_since(0).map(|(_, n)| n.to_string()).collect::<Vec<_>>();
+        let trees = |s: &CollState| {
+            s.index_trees
+                .iter()
+                .map(|t| t.as_ref().map(|t| (t.root(), t.entries_at_open())))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            (
+                &self.name,
+                self.raw,
+                self.next_id,
+                self.persisted_next_id,
+                &*self.indexes,
+                self.persisted_names
+            ),
+            (
+                &other.name,
+                other.raw,
+                other.next_id,
+                other.persisted_next_id,
+                &*other.indexes,
+                other.persisted_names
+            ),
+            "memo state of collection {:?}",
+            self.name
+        );
+        assert_eq!(names(&self.dict), names(&other.dict), "memo name dictionary of {:?}", self.name);
+        assert_eq!(
+            (self.docs.root(), self.docs.entries_at_open()),
+            (other.docs.root(), other.docs.entries_at_open()),
+            "memo docs tree"
+        );
+        assert_eq!(trees(self), trees(other), "memo index trees of {:?}", self.name);
+    }
+
     pub(crate) fn index(&self, name: &str) -> Result<&IndexInfo> {
         self.indexes
             .iter()
@@ -293,7 +333,14 @@ fn load_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
     let Some(view) = crate::txn::committed_view(txn) else { return read_state(txn, name) };
     if let Some(kept) = view.memo.get(view.counter, name) {
         if let Some(st) = kept.downcast_ref::<CollState>() {
-            return Ok(Some(st.for_txn(txn)));
+            let st = st.for_txn(txn);
+            // Debug builds check what the memo holds (kept by a reader, or
+            // by a writer's commit) against the catalog.
+            #[cfg(debug_assertions)]
+            if let Ok(Some(read)) = read_state(txn, name) {
+                st.assert_same(&read);
+            }
+            return Ok(Some(st));
         }
     }
     let st = read_state(txn, name)?;
@@ -774,6 +821,20 @@ impl DetachedCollection {
     /// Whether [`WriteTxn::reattach`] would take it back now.
     pub fn is_current(&self, txn: &WriteTxn) -> bool {
         self.txn_id == txn.id && self.epoch == txn.collection_epoch
+    }
+
+    /// The state as `txn`'s commit leaves it, for the memo of that
+    /// committed state (see [`WriteTxn::commit_keeping`]): what
+    /// [`read_state`] would read from it. Everything but the trees' entry
+    /// counts is kept up to date by the writes themselves (the metadata
+    /// record and the name dictionary are written as they change); the
+    /// counts are the transaction's.
+    pub(crate) fn committed_state(self, txn: &WriteTxn) -> (String, crate::storage::memo::Derived) {
+        let mut st = self.st;
+        st.docs = st.docs.with_entries(txn.entries_now(&st.docs));
+        st.index_trees =
+            st.index_trees.iter().map(|t| t.as_ref().map(|t| t.with_entries(txn.entries_now(t)))).collect();
+        (st.name.clone(), Arc::new(st))
     }
 }
 

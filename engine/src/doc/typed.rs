@@ -170,16 +170,20 @@ impl Db {
     /// Inserts `doc` into `T::COLLECTION`; returns its new id.
     pub fn insert<T: Document>(&self, doc: &T) -> Result<u64> {
         let mut tx = self.begin_write()?;
-        let id = typed_collection::<T>(&mut tx)?.insert_doc(doc)?;
-        tx.commit()?;
+        let mut c = typed_collection::<T>(&mut tx)?;
+        let id = c.insert_doc(doc)?;
+        let kept = c.detach();
+        tx.commit_keeping(kept)?;
         Ok(id)
     }
 
     /// Inserts every document in one transaction; returns their ids.
     pub fn insert_many<T: Document>(&self, docs: &[T]) -> Result<Vec<u64>> {
         let mut tx = self.begin_write()?;
-        let ids = typed_collection::<T>(&mut tx)?.insert_docs(docs)?;
-        tx.commit()?;
+        let mut c = typed_collection::<T>(&mut tx)?;
+        let ids = c.insert_docs(docs)?;
+        let kept = c.detach();
+        tx.commit_keeping(kept)?;
         Ok(ids)
     }
 
@@ -251,18 +255,22 @@ impl Db {
         if !writable_exists(&tx, T::COLLECTION)? {
             return Ok(false);
         }
-        if !typed_collection::<T>(&mut tx)?.update_doc(id, f)? {
+        let mut c = typed_collection::<T>(&mut tx)?;
+        if !c.update_doc(id, f)? {
             return Ok(false);
         }
-        tx.commit()?;
+        let kept = c.detach();
+        tx.commit_keeping(kept)?;
         Ok(true)
     }
 
     /// Writes `doc` at `id`; true if it replaced a document.
     pub fn upsert<T: Document>(&self, id: u64, doc: &T) -> Result<bool> {
         let mut tx = self.begin_write()?;
-        let replaced = typed_collection::<T>(&mut tx)?.upsert_doc(id, doc)?;
-        tx.commit()?;
+        let mut c = typed_collection::<T>(&mut tx)?;
+        let replaced = c.upsert_doc(id, doc)?;
+        let kept = c.detach();
+        tx.commit_keeping(kept)?;
         Ok(replaced)
     }
 
@@ -273,8 +281,10 @@ impl Db {
         if !writable_exists(&tx, T::COLLECTION)? {
             return Ok(false);
         }
-        let existed = typed_collection::<T>(&mut tx)?.delete(id)?;
-        tx.commit()?;
+        let mut c = typed_collection::<T>(&mut tx)?;
+        let existed = c.delete(id)?;
+        let kept = c.detach();
+        tx.commit_keeping(kept)?;
         Ok(existed)
     }
 

@@ -117,7 +117,10 @@ pub struct Pager {
     sharing: Sharing,
     autocheckpoint: u64,
     busy_timeout: Duration,
-    writer_busy: Mutex<bool>,
+    /// The writer slot among this process's threads: whether it is taken,
+    /// and how many threads wait for it (a release with none waiting
+    /// skips the wake-up, a system call on every commit).
+    writer_busy: Mutex<WriterSlot>,
     writer_free: Condvar,
     /// Set when an fsync failed: the outcome of earlier writes is unknown,
     /// so the handle refuses all further work (never retry a failed fsync).
@@ -194,14 +197,23 @@ pub struct WriterGuard {
     os_locked: bool,
 }
 
+/// See `Pager::writer_busy`.
+#[derive(Default)]
+struct WriterSlot {
+    busy: bool,
+    waiting: u32,
+}
+
 impl Drop for WriterGuard {
     fn drop(&mut self) {
         if self.os_locked && !self.pager.forked() {
             self.pager.index.unlock_exclusive(LOCK_WRITE);
         }
-        let mut busy = self.pager.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
-        *busy = false;
-        self.pager.writer_free.notify_one();
+        let mut slot = self.pager.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
+        slot.busy = false;
+        if slot.waiting > 0 {
+            self.pager.writer_free.notify_one();
+        }
     }
 }
 
@@ -666,7 +678,7 @@ impl Pager {
             sharing,
             autocheckpoint: options.wal_autocheckpoint,
             busy_timeout: options.busy_timeout,
-            writer_busy: Mutex::new(false),
+            writer_busy: Mutex::new(WriterSlot::default()),
             writer_free: Condvar::new(),
             fatal: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -978,8 +990,8 @@ impl Pager {
             return Err(Error::invalid("the database is open read-only"));
         }
         let deadline = shm::deadline_after(timeout);
-        let mut busy = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
-        while *busy {
+        let mut slot = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
+        while slot.busy {
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::Busy(format!(
@@ -987,10 +999,12 @@ impl Pager {
                     timeout.as_millis()
                 )));
             }
-            busy = self.writer_free.wait_timeout(busy, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            slot.waiting += 1;
+            slot = self.writer_free.wait_timeout(slot, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            slot.waiting -= 1;
         }
-        *busy = true;
-        drop(busy);
+        slot.busy = true;
+        drop(slot);
         let mut guard = WriterGuard { pager: self.clone(), os_locked: false };
         let remaining = deadline.saturating_duration_since(Instant::now());
         let got = shm::retry(remaining, 1, || Ok(self.index.lock_exclusive(LOCK_WRITE)?.then_some(())))?;
@@ -1456,15 +1470,15 @@ impl Pager {
         }
         let guard = {
             // `lock_writer` refuses a closed pager; take the slot directly.
-            let mut busy = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
-            if *busy {
+            let mut slot = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.busy {
                 // A write transaction begun before the close may still
                 // commit (it holds the pager); the fold waits for the
                 // pager's drop, after that transaction ends.
                 self.fold_pending.store(true, Ordering::Release);
                 return Ok(());
             }
-            *busy = true;
+            slot.busy = true;
             WriterGuard { pager: self.clone(), os_locked: false }
         };
         let result = self.fold_if_last();

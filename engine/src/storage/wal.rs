@@ -127,7 +127,14 @@ pub struct Wal {
     /// Whether a cut of the file and a new header written over an old log
     /// are fsynced at once (see [`Wal::shrink`]; not in `SyncMode::Off`).
     sync_cuts: bool,
+    /// The frames of an append, gathered for one write. Kept between
+    /// commits (up to [`KEEP_BUF`]): a fresh buffer each time cost a
+    /// small commit an allocation and the page faults of touching it.
+    buf: Vec<u8>,
 }
+
+/// The largest append buffer kept for the next append.
+const KEEP_BUF: usize = 256 << 10;
 
 impl Wal {
     /// Opens the WAL and recovers its committed frames. A missing or
@@ -160,6 +167,7 @@ impl Wal {
                 frames: 0,
                 page_size,
                 sync_cuts: true,
+                buf: Vec::new(),
             };
             return Ok((wal, Recovered::default()));
         };
@@ -184,6 +192,7 @@ impl Wal {
             frames: 0,
             page_size,
             sync_cuts: true,
+            buf: Vec::new(),
         };
         let recovered = wal.recover(size)?;
         Ok((wal, recovered))
@@ -247,7 +256,17 @@ impl Wal {
     /// [`Wal::adopt`] sets it before each write transaction.
     pub fn attach(file: Arc<dyn StorageFile>, name: String, page_size: usize, file_id: [u8; 16]) -> Wal {
         let header = WalHeader { page_size: page_size as u32, file_id, salt: 0, generation: 0 };
-        Wal { file, name, chain: 0, header, header_written: false, frames: 0, page_size, sync_cuts: true }
+        Wal {
+            file,
+            name,
+            chain: 0,
+            header,
+            header_written: false,
+            frames: 0,
+            page_size,
+            sync_cuts: true,
+            buf: Vec::new(),
+        }
     }
 
     /// Whether a restart's cut of the file, or its header written over the
@@ -362,7 +381,9 @@ impl Wal {
         // Write in chunks of about 1 MiB: one syscall for a small commit,
         // bounded extra memory for a bulk load.
         let per_chunk = ((1 << 20) / frame_len).max(1);
-        let mut buf: Vec<u8> = Vec::with_capacity(per_chunk.min(pages.len()) * frame_len);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.reserve(per_chunk.min(pages.len()) * frame_len);
         let mut chain = self.chain;
         let mut offset = start_offset;
         if !self.header_written {
@@ -386,6 +407,9 @@ impl Wal {
                 offset += buf.len() as u64;
                 buf.clear();
             }
+        }
+        if buf.capacity() <= KEEP_BUF {
+            self.buf = buf;
         }
         self.frames += pages.len() as u64;
         self.chain = chain;
