@@ -155,6 +155,20 @@ def take_bytes(buf: Any) -> bytes:
         lib.obj_bytes_free(buf)
 
 
+# Bumped in a child process after fork(): what a handle recorded of its
+# process (the thread holding its write transaction, the worker threads of
+# an AsyncDb) is the parent's, and does not hold in the child.
+fork_generation = [0]
+
+
+def _forked_child() -> None:
+    fork_generation[0] += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked_child)
+
+
 def has(name: str) -> bool:
     """Whether the loaded library and the header both have C function
     ``name`` (for features a newer library adds)."""

@@ -20,6 +20,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from typing import Any, Callable
 
+from ._ffi import fork_generation
 from .db import Db
 from .errors import BusyError, InvalidArgumentError
 from .kv import KvNamespace
@@ -465,6 +466,7 @@ class AsyncDb:
         # writers waiting for that lock (which an open transaction may hold
         # while it awaits this read).
         self._ex = concurrent.futures.ThreadPoolExecutor(max_workers=n, thread_name_prefix="obj")
+        self._fork_generation = fork_generation[0]
         self._wex = concurrent.futures.ThreadPoolExecutor(max_workers=n, thread_name_prefix="obj-w")
         # The task inside an open `async with adb.transaction()`, if any.
         self._writer_task: asyncio.Task | None = None
@@ -511,6 +513,11 @@ class AsyncDb:
 
     async def _submit(self, ex: concurrent.futures.Executor, fn: Callable, args: tuple, kw: dict) -> Any:
         self._db._handle()  # closed: ClosedError, like the blocking Db (the executor is gone too)
+        if self._fork_generation != fork_generation[0]:
+            # A forked child: the executors' threads are the parent's and do
+            # not exist here (a call handed to them would never run). Run it
+            # here, where the handle raises what the blocking Db raises.
+            return fn(*args, **kw)
         loop = asyncio.get_running_loop()
         try:
             fut = loop.run_in_executor(ex, functools.partial(fn, *args, **kw))

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Callable
 
 from . import _codec
-from ._ffi import ffi, lib, check, fail, has, slots
+from ._ffi import ffi, lib, check, fail, fork_generation, has, slots
 from .document import Schema, schema_of
 from .errors import BusyError, ClosedError, ConstraintError, CorruptionError, InvalidArgumentError, NotFoundError
 from .kv import KvNamespace, list_namespaces
@@ -219,7 +219,12 @@ class Db:
         self._lock = threading.Lock()
         # (thread id, weak ref) of the last write transaction begun, to refuse
         # a second write from the thread that holds it (it would wait forever).
-        self._writer: tuple[int, Any] | None = None
+        # (thread, weak reference, fork generation) of the open write
+        # transaction; `_close_lock` makes its registration and close()
+        # exclusive, so that a transaction that began while close() ran
+        # is either rolled back by it or refused.
+        self._writer: tuple[int, Any, int] | None = None
+        self._close_lock = threading.Lock()
 
     def _at_catalog(self, version: int, newest: bool) -> None:
         """Called, under ``_cat_lock``, by a transaction that sees catalog
@@ -257,13 +262,14 @@ class Db:
         self._close(checkpoint=True)
 
     def _close(self, checkpoint: bool) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            w = self._writer
         # An open write transaction of this handle is rolled back, as
         # sqlite3's close() does: left open it would keep the file's write
         # lock, and a new handle would wait for a writer nothing ends.
-        w = self._writer
         tx = w[1]() if w is not None else None
         if tx is not None and tx._h is not None:
             tx._ended_by_close = True
@@ -376,7 +382,8 @@ class Db:
         of this Db: a second writer from it would wait for itself (the busy
         timeout, then BusyError), and the open transaction is left as it is."""
         w = self._writer
-        if w is not None and w[0] == threading.get_ident():
+        # (A forked child holds none of its parent's transactions.)
+        if w is not None and w[0] == threading.get_ident() and w[2] == fork_generation[0]:
             tx = w[1]()
             if tx is not None and not tx.finished:
                 raise BusyError(
@@ -395,10 +402,19 @@ class Db:
         self._no_nested_write()
         out = ffi.new("obj_txn **")
         check(lib.obj_txn_begin_write(h, out))
-        tx = WriteTxn(self, ffi.gc(out[0], lib.obj_txn_free), True)
+        txh = ffi.gc(out[0], lib.obj_txn_free)
+        if self._closed:  # closed while this waited for the write lock
+            lib.obj_txn_rollback(txh)
+            self._handle()
+        tx = WriteTxn(self, txh, True)
         if self._attached:
             self._begin_attached(tx)
-        self._writer = (threading.get_ident(), weakref.ref(tx))
+        with self._close_lock:
+            if self._closed:
+                tx._ended_by_close = True
+                tx._abandon()
+                self._handle()
+            self._writer = (threading.get_ident(), weakref.ref(tx), fork_generation[0])
         return tx
 
     def read_transaction(self) -> ReadTxn:

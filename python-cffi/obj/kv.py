@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _codec
-from ._ffi import ffi, lib, check, fail, slots
+from ._ffi import ffi, lib, slots
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class KvNamespace:
     def put(self, key: Any, value: Any) -> None:
         """Sets ``key`` to ``value``."""
         k, v = _key(key), _value(value)
-        self._run(True, lambda tx, c: check(tx._wcall(lib.obj_kv_put, c, k, len(k), v, len(v))))
+        self._run(True, lambda tx, c: tx._check(tx._wcall(lib.obj_kv_put, c, k, len(k), v, len(v))))
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of ``key``, or ``default``."""
@@ -145,7 +145,7 @@ class KvNamespace:
             found = slots.found
             st = lib.obj_kv_get(tx._handle(), c, k, len(k), slots.buf, found)
             if st:
-                raise fail(st)
+                raise tx._fail(st)
             if not found[0]:
                 return default
             return tx._take_bytes()
@@ -170,7 +170,7 @@ class KvNamespace:
 
         def run(tx: Any, c: bytes) -> bool:
             found = slots.found
-            check(tx._wcall(lib.obj_kv_delete, c, k, len(k), found))
+            tx._check(tx._wcall(lib.obj_kv_delete, c, k, len(k), found))
             return bool(found[0])
 
         return self._run(True, run)
@@ -204,7 +204,7 @@ class KvNamespace:
     def _scan(self, tx: Any, c: bytes, p: Any, s: Any, e: Any, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
         out = ffi.new("obj_cursor **")
         null = ffi.NULL
-        check(
+        tx._check(
             lib.obj_kv_scan(
                 tx._handle(), c,
                 null if s is None else s, 0 if s is None else len(s),
@@ -220,7 +220,7 @@ class KvNamespace:
             while True:
                 st = lib.obj_kv_cursor_next(cur, kb, vb, done)
                 if st:
-                    raise fail(st)
+                    raise tx._fail(st)
                 if done[0]:
                     return
                 k = buffer(kb.data, kb.len)[:] if kb.len else b""
@@ -240,7 +240,7 @@ class KvNamespace:
 
         def run(tx: Any, c: bytes) -> bool:
             found = slots.found
-            check(lib.obj_kv_drop(tx._handle(), c, found))
+            tx._check(lib.obj_kv_drop(tx._handle(), c, found))
             return bool(found[0])
 
         return self._run(True, run)
@@ -258,5 +258,5 @@ def _after_prefix(p: bytes) -> bytes | None:
 
 def list_namespaces(tx: Any) -> list[str]:
     """Names of the key-value namespaces."""
-    check(lib.obj_kv_list(tx._handle(), slots.buf))
+    tx._check(lib.obj_kv_list(tx._handle(), slots.buf))
     return json.loads(tx._take_bytes())

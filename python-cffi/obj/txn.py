@@ -24,7 +24,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _codec
-from ._ffi import ffi, lib, fail, check, has, slots as _slots
+from ._ffi import ffi, lib, fail, has, slots as _slots
 from .document import Schema, declared, schema_of
 from .errors import ClosedError, InvalidArgumentError, NotFoundError
 
@@ -144,12 +144,25 @@ class _Core:
     # own results.
 
     # -- lifecycle ----------------------------------------------------------
+    def _fail(self, st: int) -> Exception:
+        """The error of a call on this transaction that returned status
+        ``st``: ClosedError once Db.close() has rolled the transaction back
+        (a call racing the close finds it rolled back), else the library's."""
+        if self._ended_by_close:
+            return ClosedError(f"database {self._db.path!r} was closed while this transaction was open: "
+                               f"it was rolled back")
+        return fail(st)
+
+    def _check(self, st: int) -> None:
+        """:func:`check` for a call on this transaction (see :meth:`_fail`)."""
+        if st:
+            raise self._fail(st)
+
     def _handle(self) -> Any:
         h = self._h
         if h is None:
             if self._ended_by_close:
-                raise ClosedError(f"database {self._db.path!r} was closed while this transaction was open: "
-                                  f"it was rolled back")
+                raise self._fail(0)
             raise InvalidArgumentError("transaction already finished")
         return h
 
@@ -182,7 +195,7 @@ class _Core:
         try:
             st = lib.obj_txn_commit(h) if commit else lib.obj_txn_rollback(h)
             if st:
-                raise fail(st)
+                raise self._fail(st)
         finally:
             self._h = None
             del h  # (not kept by the frame of a raised error)
@@ -223,7 +236,7 @@ class _Core:
         buf = sl.buf
         st = lib.obj_doc_get(self._handle(), coll, doc_id, buf, sl.ver, sl.found)
         if st:
-            raise fail(st)
+            raise self._fail(st)
         if not sl.found[0]:
             return None
         data = _buffer(buf.data, buf.len)[:]
@@ -234,7 +247,7 @@ class _Core:
         out = _slots.u64
         st = self._wcall(lib.obj_doc_insert, coll, js, len(js), version, out)
         if st:
-            raise fail(st)
+            raise self._fail(st)
         return out[0]
 
     def _c_doc_insert_many(self, coll: bytes, js: bytes, n: int, version: int) -> list[int]:
@@ -242,30 +255,30 @@ class _Core:
         cnt = _new("size_t *")
         st = self._wcall(lib.obj_doc_insert_many, coll, js, len(js), version, ids, n, cnt)
         if st:
-            raise fail(st)
+            raise self._fail(st)
         return ffi.unpack(ids, cnt[0])
 
     def _c_doc_upsert(self, coll: bytes, doc_id: int, js: bytes, version: int) -> bool:
         found = _slots.found
         st = self._wcall(lib.obj_doc_upsert, coll, doc_id, js, len(js), version, found)
         if st:
-            raise fail(st)
+            raise self._fail(st)
         return bool(found[0])
 
     def _c_doc_replace(self, coll: bytes, doc_id: int, js: bytes, version: int) -> None:
-        check(self._wcall(lib.obj_doc_replace, coll, doc_id, js, len(js), version))
+        self._check(self._wcall(lib.obj_doc_replace, coll, doc_id, js, len(js), version))
 
     def _c_raise_next_id(self, coll: bytes, next_id: int) -> None:
         """No id below ``next_id`` is ever assigned in ``coll`` (a load that
         keeps a dump's ids keeps its deleted ones unused too)."""
         if has("obj_collection_raise_next_id"):  # (an older library: ids of deleted documents may come back)
-            check(self._wcall(lib.obj_collection_raise_next_id, coll, next_id))
+            self._check(self._wcall(lib.obj_collection_raise_next_id, coll, next_id))
 
     def _c_doc_delete(self, coll: bytes, doc_id: int) -> bool:
         found = _slots.found
         st = self._wcall(lib.obj_doc_delete, coll, doc_id, found)
         if st:
-            raise fail(st)
+            raise self._fail(st)
         return bool(found[0])
 
     def _c_get_many(self, coll: bytes, ids: Sequence[int]) -> list:
@@ -280,14 +293,14 @@ class _Core:
             arr = _new("uint64_t[]", ids) if n else _new("uint64_t[]", 1)
         except (TypeError, OverflowError):
             arr = _new("uint64_t[]", [_id(i) for i in ids])
-        check(lib.obj_doc_get_many(self._handle(), coll, arr, n, _slots.buf))
+        self._check(lib.obj_doc_get_many(self._handle(), coll, arr, n, _slots.buf))
         return _codec.loads_batch(self._take_bytes())
 
     def _c_raw_insert(self, coll: bytes, data: bytes) -> int:
         out = _slots.u64
         st = self._wcall(lib.obj_raw_insert, coll, data, len(data), out)
         if st:
-            raise fail(st)
+            raise self._fail(st)
         return out[0]
 
     def _c_raw_get(self, coll: bytes, doc_id: int) -> bytes | None:
@@ -295,7 +308,7 @@ class _Core:
         buf, found = sl.buf, sl.found
         st = lib.obj_raw_get(self._handle(), coll, doc_id, buf, found)
         if st:
-            raise fail(st)
+            raise self._fail(st)
         if not found[0]:
             return None
         data = _buffer(buf.data, buf.len)[:] if buf.len else b""
@@ -306,7 +319,7 @@ class _Core:
         found = _slots.found
         st = self._wcall(lib.obj_raw_upsert, coll, doc_id, data, len(data), found)
         if st:
-            raise fail(st)
+            raise self._fail(st)
         return bool(found[0])
 
     def _c_get_many_plain(self, coll: bytes, ids: Sequence[int]) -> list:
@@ -323,7 +336,7 @@ class _Core:
             arr = _new("uint64_t[]", [_id(i) for i in ids])
         st = _get_many_plain(self._handle(), coll, arr, n, _slots.buf)
         if st:
-            raise fail(st)
+            raise self._fail(st)
         return _codec.loads_batch(self._take_bytes())
 
     def _keyed_batches(self, keys: list, call: Callable[[bytes, Any], int]) -> Iterator[Any]:
@@ -332,7 +345,7 @@ class _Core:
         GET_MANY_CHUNK keys at a time."""
         for k in range(0, len(keys), GET_MANY_CHUNK):
             js = _codec.dumps(keys[k:k + GET_MANY_CHUNK])
-            check(call(js, _slots.buf))
+            self._check(call(js, _slots.buf))
             yield _codec.loads_batch(self._take_bytes())
 
     def _take_bytes(self) -> bytes:
@@ -350,7 +363,7 @@ class _Core:
         """The catalog version this transaction sees (its own creates and
         drops counted)."""
         out = _slots.u64
-        check(lib.obj_txn_catalog_version(self._handle(), out))
+        self._check(lib.obj_txn_catalog_version(self._handle(), out))
         return out[0]
 
     def _c_coll_info(self, coll: bytes) -> dict | None:
@@ -358,17 +371,17 @@ class _Core:
         if st == 5:  # OBJ_NOT_FOUND
             return None
         if st:
-            raise fail(st)
+            raise self._fail(st)
         return json.loads(self._take_bytes())
 
     def _c_coll_count(self, coll: bytes) -> int:
         out = _slots.u64
-        check(lib.obj_collection_count(self._handle(), coll, out))
+        self._check(lib.obj_collection_count(self._handle(), coll, out))
         return out[0]
 
     def _c_index_create(self, coll: bytes, spec: dict) -> None:
         js = json.dumps(spec).encode()
-        check(self._wcall(lib.obj_index_create, coll, js, len(js)))
+        self._check(self._wcall(lib.obj_index_create, coll, js, len(js)))
 
     def _c_find_unique(self, coll: bytes, index: bytes, values_js: bytes,
                        versioned: bool = True) -> tuple[int, int, Any] | None:
@@ -376,7 +389,7 @@ class _Core:
         ver = sl.ver if versioned else ffi.NULL
         st = _find_unique(self._handle(), coll, index, values_js, len(values_js), sl.u64, sl.buf, ver, sl.found)
         if st:
-            raise fail(st)
+            raise self._fail(st)
         if not sl.found[0]:
             return None
         return sl.u64[0], (sl.ver[0] if versioned else 0), self._take_json()
@@ -387,7 +400,7 @@ class _Core:
         ``FIRST_BATCH`` (or ``limit``) to ``MAX_BATCH``. Nothing runs before
         the first ``next``."""
         out = _new("obj_cursor **")
-        check(lib.obj_query(self._handle(), query_js, len(query_js), out))
+        self._check(lib.obj_query(self._handle(), query_js, len(query_js), out))
         cur = ffi.gc(out[0], lib.obj_cursor_free)
         buf = _new("obj_bytes *")
         loads = _codec.loads_batch
@@ -396,7 +409,7 @@ class _Core:
             while True:
                 st = fetch(cur, batch, buf)
                 if st:
-                    raise fail(st)
+                    raise self._fail(st)
                 data = _buffer(buf.data, buf.len)[:]
                 _bytes_free(buf)
                 decoded = loads(data)
@@ -433,25 +446,25 @@ class _Core:
 
     def _c_count(self, query_js: bytes) -> int:
         out = _slots.u64
-        check(lib.obj_query_count(self._handle(), query_js, len(query_js), out))
+        self._check(lib.obj_query_count(self._handle(), query_js, len(query_js), out))
         return out[0]
 
     def _c_explain(self, query_js: bytes) -> dict:
-        check(lib.obj_query_explain(self._handle(), query_js, len(query_js), _slots.buf))
+        self._check(lib.obj_query_explain(self._handle(), query_js, len(query_js), _slots.buf))
         return json.loads(self._take_bytes())
 
     def _c_json_rows(self, query_js: bytes) -> Iterator[tuple[int, int, bytes]]:
         """Streams ``(id, version, document JSON text)`` one per call (for
         tools that pass the text on unparsed)."""
         out = _new("obj_cursor **")
-        check(lib.obj_query(self._handle(), query_js, len(query_js), out))
+        self._check(lib.obj_query(self._handle(), query_js, len(query_js), out))
         cur = ffi.gc(out[0], lib.obj_cursor_free)
         idp, buf, ver, done = _new("uint64_t *"), _new("obj_bytes *"), _new("uint32_t *"), _new("bool *")
         try:
             while True:
                 st = lib.obj_cursor_next(cur, idp, buf, ver, done)
                 if st:
-                    raise fail(st)
+                    raise self._fail(st)
                 if done[0]:
                     return
                 data = _buffer(buf.data, buf.len)[:]
@@ -638,7 +651,7 @@ class ReadTxn(_Core):
             buf, found = sl.buf, sl.found
             st = lib.obj_doc_get(core._handle(), cname, doc_id, buf, ffi.NULL, found)
             if st:
-                raise fail(st)
+                raise self._fail(st)
             if not found[0]:
                 return None
             data = _buffer(buf.data, buf.len)[:]
@@ -721,7 +734,7 @@ class ReadTxn(_Core):
                 sl = _slots
                 st = _find_unique(h, cname, _cstr(index), js, len(js), sl.u64, sl.buf, ffi.NULL, sl.found)
                 if st:
-                    raise fail(st)
+                    raise self._fail(st)
                 return self._take_json() if sl.found[0] else None
         r = self.find_unique_with_id(what, index, *values)
         return None if r is None else r[1]
@@ -836,7 +849,7 @@ class ReadTxn(_Core):
 
     def collections(self) -> list[str]:
         """Names of the collections, sorted."""
-        check(lib.obj_collection_list(self._handle(), _slots.buf))
+        self._check(lib.obj_collection_list(self._handle(), _slots.buf))
         return json.loads(self._take_bytes())
 
     def collection_info(self, name: str) -> dict | None:
@@ -861,6 +874,8 @@ class WriteTxn(ReadTxn):
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
         if self._h is None:
+            if et is None and self._ended_by_close:
+                self._handle()  # ClosedError: close() rolled the block's writes back
             return
         if et is None:
             self.commit()
@@ -910,7 +925,7 @@ class WriteTxn(ReadTxn):
         cname = self._wname(s.collection)
         key = (s.collection, s.cls)
         if key not in self._db._ensured and key not in self._ensured:
-            check(self._wcall(lib.obj_collection_create, cname, 0))
+            self._check(self._wcall(lib.obj_collection_create, cname, 0))
             specs = s.index_specs()
             info = self._c_coll_info(cname) if specs and s.version > 0 else None
             had = {i.get("name") for i in info.get("indexes", ())} if info else set()
@@ -1096,14 +1111,14 @@ class WriteTxn(ReadTxn):
 
     def create_collection(self, name: str, *, raw: bool = False) -> None:
         """Creates a collection (a no-op when it exists with that kind)."""
-        check(self._wcall(lib.obj_collection_create, self._wname(name), 1 if raw else 0))
+        self._check(self._wcall(lib.obj_collection_create, self._wname(name), 1 if raw else 0))
 
     def drop_collection(self, name: str) -> bool:
         """Drops a collection with its documents and indexes; True if it
         existed."""
         cname = self._wname(name)
         found = _slots.found
-        check(self._wcall(lib.obj_collection_drop, cname, found))
+        self._check(self._wcall(lib.obj_collection_drop, cname, found))
         existed = bool(found[0])
         # From here this transaction's view differs from the committed one.
         self._kc = {}
@@ -1121,7 +1136,7 @@ class WriteTxn(ReadTxn):
     def drop_index(self, collection: Any, name: str) -> None:
         """Drops a secondary index (NotFoundError if absent)."""
         coll = collection if type(collection) is str else self._schema(collection).collection
-        check(self._wcall(lib.obj_index_drop, self._wname(coll), _cstr(name)))
+        self._check(self._wcall(lib.obj_index_drop, self._wname(coll), _cstr(name)))
         # A class of this collection may declare it: its next write here
         # sets it up again.
         self._ensured = {k for k in self._ensured if k[0] != coll}
