@@ -158,18 +158,8 @@ impl Wal {
         let Some(header) = existing else {
             let header =
                 WalHeader { page_size: page_size as u32, file_id, salt: fresh_salt(0), generation: 1 };
-            let wal = Wal {
-                file,
-                name,
-                chain: header.chain_seed(),
-                header,
-                header_written: false,
-                frames: 0,
-                page_size,
-                sync_cuts: true,
-                buf: Vec::new(),
-            };
-            return Ok((wal, Recovered::default()));
+            let chain = header.chain_seed();
+            return Ok((Wal::with_header(file, name, page_size, header, false, chain), Recovered::default()));
         };
         if header.file_id != file_id {
             return Err(Error::corruption(
@@ -183,17 +173,8 @@ impl Wal {
                 format!("{name} has page size {} but the database has {page_size}", header.page_size),
             ));
         }
-        let mut wal = Wal {
-            file,
-            name,
-            chain: header.chain_seed(),
-            header,
-            header_written: true,
-            frames: 0,
-            page_size,
-            sync_cuts: true,
-            buf: Vec::new(),
-        };
+        let chain = header.chain_seed();
+        let mut wal = Wal::with_header(file, name, page_size, header, true, chain);
         let recovered = wal.recover(size)?;
         Ok((wal, recovered))
     }
@@ -256,13 +237,26 @@ impl Wal {
     /// [`Wal::adopt`] sets it before each write transaction.
     pub fn attach(file: Arc<dyn StorageFile>, name: String, page_size: usize, file_id: [u8; 16]) -> Wal {
         let header = WalHeader { page_size: page_size as u32, file_id, salt: 0, generation: 0 };
+        Wal::with_header(file, name, page_size, header, false, 0)
+    }
+
+    /// A WAL with no frames yet under `header` (already in the file when
+    /// `header_written`), its running checksum at `chain`.
+    fn with_header(
+        file: Arc<dyn StorageFile>,
+        name: String,
+        page_size: usize,
+        header: WalHeader,
+        header_written: bool,
+        chain: u32,
+    ) -> Wal {
         Wal {
             file,
             name,
-            chain: 0,
             header,
-            header_written: false,
+            header_written,
             frames: 0,
+            chain,
             page_size,
             sync_cuts: true,
             buf: Vec::new(),
