@@ -41,7 +41,10 @@
  * Cursors. A cursor reads through the transaction it was opened on. On a
  * read transaction it sees that snapshot for its whole life. On a write
  * transaction it sees the transaction as it was when opened; any later
- * write call on that transaction ends the cursor, whose next call returns
+ * write call on that transaction ends the cursor, even one that fails (a
+ * unique violation: the write is undone, the cursor stays ended; only a
+ * call refused before it reaches the transaction, such as one given a NULL
+ * pointer or text that is not JSON, leaves it), whose next call returns
  * OBJ_INVALID_ARGUMENT ("transaction changed under the cursor") - read
  * what you need first, or collect ids and write afterwards. After its
  * transaction is committed, rolled back or freed, a cursor returns

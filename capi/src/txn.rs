@@ -185,7 +185,7 @@ impl TxnInner {
             TxnState::Finished(how) => return Err(finished(how)),
         }
         self.release_borrowers(
-            "the transaction wrote since the cursor was opened (transaction changed under the cursor)",
+            "a write call on the transaction since the cursor was opened ended it, even a call that failed (transaction changed under the cursor)",
         );
         // SAFETY: no borrower is left (just released), and `&mut self`
         // excludes any other access: this is the only reference.

@@ -48,7 +48,10 @@ _DOC = "documents"
 _RAW = "raw"
 FIRST_BATCH = 256
 # The C library's words for a cursor used after a write in its transaction.
-_STALE_CURSOR = "the transaction wrote since the cursor was opened (transaction changed under the cursor)"
+_STALE_CURSOR = (
+    "a write call on the transaction since the cursor was opened ended it, even a call that failed "
+    "(transaction changed under the cursor)"
+)
 MAX_BATCH = 4096
 GET_MANY_CHUNK = 2048
 

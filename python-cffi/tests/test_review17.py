@@ -53,7 +53,7 @@ def test_an_iteration_ends_at_the_first_step_after_a_write_in_its_transaction(db
                 it = make(tx)
                 assert next(it)[0] == 1
                 write(tx)
-                with pytest.raises(obj.InvalidArgumentError, match="wrote since the cursor was opened"):
+                with pytest.raises(obj.InvalidArgumentError, match="since the cursor was opened ended it"):
                     next(it)
                     pytest.fail(f"the iteration went on after a {what}")
                 tx.rollback()
@@ -88,7 +88,7 @@ def test_typed_iterations_end_after_a_write_too(db):
         it = tx.all(T)
         assert next(it)[1] == T(0)
         tx.delete(T, 2)
-        with pytest.raises(obj.InvalidArgumentError, match="wrote since"):
+        with pytest.raises(obj.InvalidArgumentError, match="since the cursor was opened"):
             next(it)
 
 

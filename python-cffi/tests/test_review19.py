@@ -162,3 +162,21 @@ def test_fork_generation_counts_children():
     before = obj._ffi.fork_generation[0]
     assert _in_forked_child(lambda: obj._ffi.fork_generation[0]) == repr(before + 1)
     assert obj._ffi.fork_generation[0] == before
+
+
+def test_a_failed_write_that_ends_a_cursor_says_so(tmp_path):
+    # A unique violation is undone, but the write call still ended the
+    # transaction's cursors: the error must not claim the transaction wrote.
+    with obj.Db(str(tmp_path / "u.obj")) as db:
+        with db.transaction() as tx:
+            tx.create_index("c", "email", "email", kind="unique")
+            tx.insert_many("c", [{"email": f"u{i}", "n": i} for i in range(5000)])
+        with db.transaction() as tx:
+            it = tx.query("c").iter()
+            next(it)
+            with pytest.raises(obj.ConstraintError):
+                tx.insert("c", {"email": "u1"})
+            with pytest.raises(obj.InvalidArgumentError, match="even a call that failed"):
+                for _ in it:
+                    pass
+            assert tx.count("c") == 5000
