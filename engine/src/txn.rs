@@ -612,22 +612,14 @@ impl WriteTxn {
             && !self.dropped
             && self.catalog_version() == base.header().catalog_version
             && !base.pager().forked();
-        let state = keep.then(|| kept.committed_state(&self));
+        // (A state that cannot be taken is simply not kept.)
+        let state = keep.then(|| kept.committed_state(&self).ok()).flatten();
         let pager = self.pager.clone();
         let counter = self.commit_counted()?;
         if let (Some((name, state)), Some(counter)) = (state, counter) {
             pager.memo().put(counter, &name, state);
         }
         Ok(())
-    }
-
-    /// The entry count `tree` has in this transaction (its handle's own
-    /// count when this transaction has not changed it).
-    pub(crate) fn entries_now(&self, tree: &Tree) -> u64 {
-        match self.trees.get(&tree.root) {
-            Some(t) if t.is(tree) => t.entries,
-            _ => tree.entries,
-        }
     }
 
     /// Commits; the commit counter of the new state, `None` when there

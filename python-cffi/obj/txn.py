@@ -147,14 +147,16 @@ class _Core:
     # own results.
 
     # -- lifecycle ----------------------------------------------------------
+    def _closed_error(self) -> ClosedError:
+        """What using this transaction raises once Db.close() rolled it back."""
+        return ClosedError(f"database {self._db.path!r} was closed while this transaction was open: "
+                           f"it was rolled back")
+
     def _fail(self, st: int) -> Exception:
         """The error of a call on this transaction that returned status
         ``st``: ClosedError once Db.close() has rolled the transaction back
         (a call racing the close finds it rolled back), else the library's."""
-        if self._ended_by_close:
-            return ClosedError(f"database {self._db.path!r} was closed while this transaction was open: "
-                               f"it was rolled back")
-        return fail(st)
+        return self._closed_error() if self._ended_by_close else fail(st)
 
     def _check(self, st: int) -> None:
         """:func:`check` for a call on this transaction (see :meth:`_fail`)."""
@@ -165,7 +167,7 @@ class _Core:
         h = self._h
         if h is None:
             if self._ended_by_close:
-                raise self._fail(0)
+                raise self._closed_error()
             raise InvalidArgumentError("transaction already finished")
         return h
 

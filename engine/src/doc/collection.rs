@@ -828,13 +828,16 @@ impl DetachedCollection {
     /// [`read_state`] would read from it. Everything but the trees' entry
     /// counts is kept up to date by the writes themselves (the metadata
     /// record and the name dictionary are written as they change); the
-    /// counts are the transaction's.
-    pub(crate) fn committed_state(self, txn: &WriteTxn) -> (String, crate::storage::memo::Derived) {
+    /// counts are the transaction's ([`ReadableTxn::count`]).
+    pub(crate) fn committed_state(self, txn: &WriteTxn) -> Result<(String, crate::storage::memo::Derived)> {
         let mut st = self.st;
-        st.docs = st.docs.with_entries(txn.entries_now(&st.docs));
-        st.index_trees =
-            st.index_trees.iter().map(|t| t.as_ref().map(|t| t.with_entries(txn.entries_now(t)))).collect();
-        (st.name.clone(), Arc::new(st))
+        st.docs = st.docs.with_entries(txn.count(&st.docs)?);
+        st.index_trees = st
+            .index_trees
+            .iter()
+            .map(|t| t.as_ref().map(|t| Ok(t.with_entries(txn.count(t)?))).transpose())
+            .collect::<Result<_>>()?;
+        Ok((st.name.clone(), Arc::new(st)))
     }
 }
 

@@ -225,13 +225,20 @@ fn unknown_dollar_key<E: de::Error>(key: &str, rest: &str) -> E {
     ))
 }
 
+/// The bytes of a `{"$bytes": …}` form: standard base64, padded or not;
+/// bad characters, misplaced padding and non-zero unused bits are refused,
+/// so every byte string has one spelling up to its padding. Document JSON
+/// and query JSON (`query/json.rs`) both read it here.
+pub(crate) fn decode_base64(text: &str) -> std::result::Result<Vec<u8>, base64::DecodeError> {
+    STANDARD_PAD_INDIFFERENT.decode(text)
+}
+
 /// Reads the rest of an object whose first key, `first`, is a `$` form.
 fn special_form<'de, A: MapAccess<'de>>(first: String, map: &mut A) -> Result<Value, A::Error> {
     let value = match first.as_str() {
         "$bytes" => {
             let text: String = map.next_value()?;
-            let bytes = STANDARD_PAD_INDIFFERENT
-                .decode(text.as_bytes())
+            let bytes = decode_base64(&text)
                 .map_err(|e| de::Error::custom(format!("\"$bytes\" is not valid base64: {e}")))?;
             Value::Bytes(bytes)
         }

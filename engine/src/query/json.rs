@@ -14,7 +14,7 @@
 //! sorts object keys, which would change maps (stored order is part of a
 //! map's value), and it silently keeps the last of duplicate keys.
 
-use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use std::collections::HashSet;
 use std::fmt::{self, Write as _};
@@ -316,11 +316,10 @@ fn base64_encode(bytes: &[u8], out: &mut String) {
     STANDARD.encode_string(bytes, out);
 }
 
-/// Decodes standard base64, padded or not (as document JSON reads it),
-/// refusing bad characters, misplaced padding and non-zero unused bits, so
-/// that every byte string has one spelling up to its padding.
+/// Decodes a `$bytes` form as document JSON does
+/// ([`decode_base64`](crate::doc::json::decode_base64)).
 fn base64_decode(s: &str) -> std::result::Result<Vec<u8>, String> {
-    STANDARD_PAD_INDIFFERENT.decode(s).map_err(|e| format!("invalid base64: {e}"))
+    crate::doc::json::decode_base64(s).map_err(|e| format!("invalid base64: {e}"))
 }
 
 #[cfg(test)]
