@@ -22,9 +22,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use aes_gcm::aead::{AeadInOut, Nonce, Tag};
-use aes_gcm::{Aes256Gcm, KeyInit};
 use hkdf::Hkdf;
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -292,7 +291,10 @@ pub enum PageCodec {
 
 /// The state of an encrypted file's codec.
 pub struct AesCodec {
-    cipher: Aes256Gcm,
+    /// The page key, expanded for `ring`'s AES-256-GCM (standard GCM, so
+    /// any implementation opens the file: a test checks one against
+    /// RustCrypto's `aes-gcm`).
+    cipher: LessSafeKey,
     file_id: [u8; 16],
     header: CryptHeader,
     /// The master key, kept to derive the keys of copies of the file.
@@ -366,7 +368,7 @@ impl PageCodec {
 
     fn aes(master: Zeroizing<[u8; 32]>, file_id: [u8; 16], source: KeySource, salt: [u8; 16]) -> PageCodec {
         let (page_key, key_check) = derive(&master, &file_id);
-        let cipher = Aes256Gcm::new_from_slice(&page_key[..]).expect("a 32-byte key");
+        let cipher = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &page_key[..]).expect("a 32-byte key"));
         let header = CryptHeader { source, salt, key_check };
         PageCodec::Aes(Box::new(AesCodec { cipher, file_id, header, master }))
     }
@@ -505,14 +507,14 @@ impl AesCodec {
         let aad_len = self.aad(pgno, &image[..start], &mut aad);
         let tag = self
             .cipher
-            .encrypt_inout_detached(
-                &Nonce::<Aes256Gcm>::from(nonce),
-                &aad[..aad_len],
-                (&mut image[start..body_end]).into(),
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&aad[..aad_len]),
+                &mut image[start..body_end],
             )
             .map_err(|_| Error::Encryption(format!("encrypting page {pgno} failed")))?;
         image[body_end..body_end + NONCE_LEN].copy_from_slice(&nonce);
-        image[body_end + NONCE_LEN..body_end + NONCE_LEN + TAG_LEN].copy_from_slice(&tag);
+        image[body_end + NONCE_LEN..body_end + NONCE_LEN + TAG_LEN].copy_from_slice(tag.as_ref());
         seal_page(pgno, image);
         Ok(())
     }
@@ -521,17 +523,18 @@ impl AesCodec {
         let body_end = page.len() - ENCRYPTED_TRAILER;
         let start = if pgno == 0 { PLAINTEXT_PREFIX } else { 0 };
         let nonce: [u8; NONCE_LEN] = page[body_end..body_end + NONCE_LEN].try_into().expect("12 bytes");
-        let tag = Tag::<Aes256Gcm>::try_from(&page[body_end + NONCE_LEN..body_end + NONCE_LEN + TAG_LEN])
-            .expect("16 bytes");
+        let tag: [u8; TAG_LEN] =
+            page[body_end + NONCE_LEN..body_end + NONCE_LEN + TAG_LEN].try_into().expect("16 bytes");
         let mut aad = [0u8; 20 + PLAINTEXT_PREFIX];
         let (prefix, rest) = page.split_at_mut(start);
         let aad_len = self.aad(pgno, prefix, &mut aad);
         self.cipher
-            .decrypt_inout_detached(
-                &Nonce::<Aes256Gcm>::from(nonce),
-                &aad[..aad_len],
-                (&mut rest[..body_end - start]).into(),
-                &tag,
+            .open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&aad[..aad_len]),
+                Tag::from(tag),
+                &mut rest[..body_end - start],
+                0..,
             )
             .map_err(|_| {
                 Error::corruption(
@@ -576,6 +579,66 @@ mod tests {
         // Two seals of one page never share a nonce.
         let again = c.seal(5, &mut page).unwrap().unwrap();
         assert_ne!(image[4064..4076], again[4064..4076]);
+    }
+
+    /// The on-disk format is standard AES-256-GCM, not one library's: a page
+    /// sealed by the codec (`ring`) opens with RustCrypto's `aes-gcm`, and a
+    /// page sealed by `aes-gcm` (as builds before the switch wrote them)
+    /// opens with the codec, on page 0 (with its plaintext prefix in the
+    /// associated data) and on another page.
+    #[test]
+    fn pages_are_standard_aes_gcm() {
+        use aes_gcm::aead::{AeadInOut, Nonce as RcNonce, Tag as RcTag};
+        use aes_gcm::{Aes256Gcm, KeyInit};
+        let c = codec();
+        let PageCodec::Aes(a) = &c else { unreachable!("an encrypted codec") };
+        let (page_key, _) = derive(&a.master, &a.file_id);
+        let reference = Aes256Gcm::new_from_slice(&page_key[..]).unwrap();
+        for pgno in [0, 7] {
+            let start = if pgno == 0 { PLAINTEXT_PREFIX } else { 0 };
+            let body_end = 4096 - ENCRYPTED_TRAILER;
+            let mut page: PageRef =
+                Page::from_vec((0..4096).map(|i| (i * 7 % 253) as u8).collect()).into_ref();
+            let image = c.seal(pgno, &mut page).unwrap().unwrap();
+            let mut aad = [0u8; 20 + PLAINTEXT_PREFIX];
+            let aad_len = a.aad(pgno, &image[..start], &mut aad);
+            let nonce: [u8; NONCE_LEN] = image[body_end..body_end + NONCE_LEN].try_into().unwrap();
+            let tag =
+                RcTag::<Aes256Gcm>::try_from(&image[body_end + NONCE_LEN..body_end + NONCE_LEN + TAG_LEN])
+                    .unwrap();
+            let mut body = image[start..body_end].to_vec();
+            reference
+                .decrypt_inout_detached(
+                    &RcNonce::<Aes256Gcm>::from(nonce),
+                    &aad[..aad_len],
+                    body.as_mut_slice().into(),
+                    &tag,
+                )
+                .expect("aes-gcm opens the codec's page");
+            assert_eq!(&body[..], &page[start..body_end], "page {pgno}");
+
+            // The other way: a plaintext page sealed by aes-gcm, as the
+            // codec lays it out (page 0 stamped with the encryption block).
+            let mut old = page.to_vec();
+            if pgno == 0 {
+                a.header.encode(&mut old);
+            }
+            let aad_len = a.aad(pgno, &old[..start], &mut aad);
+            let nonce = [0x5A; NONCE_LEN];
+            let tag = reference
+                .encrypt_inout_detached(
+                    &RcNonce::<Aes256Gcm>::from(nonce),
+                    &aad[..aad_len],
+                    (&mut old[start..body_end]).into(),
+                )
+                .unwrap();
+            assert_ne!(&old[start..body_end], &page[start..body_end]);
+            old[body_end..body_end + NONCE_LEN].copy_from_slice(&nonce);
+            old[body_end + NONCE_LEN..body_end + NONCE_LEN + TAG_LEN].copy_from_slice(&tag);
+            seal_page(pgno, &mut old);
+            c.open_page(pgno, &mut old).expect("the codec opens aes-gcm's page");
+            assert_eq!(&old[start..body_end], &page[start..body_end], "page {pgno}");
+        }
     }
 
     /// A commit large enough to be encrypted on two threads gives each page
