@@ -302,7 +302,7 @@ proptest! {
 /// across types (3, 3u64, 3.0), -0.0, NaN, infinities, the integer
 /// extremes, timestamps with and without an offset, and strings and bytes
 /// that are prefixes of one another or hold the key encoding's escape bytes.
-fn wide_scalar() -> impl Strategy<Value = Value> {
+fn wide_scalar() -> BoxedStrategy<Value> {
     let ts = |micros: i64, offset_secs: Option<i32>| Value::Timestamp(Timestamp { micros, offset_secs });
     prop_oneof![
         Just(Value::Null),
@@ -328,6 +328,9 @@ fn wide_scalar() -> impl Strategy<Value = Value> {
         prop_oneof![Just(vec![]), Just(vec![0u8]), Just(vec![0, 1]), Just(vec![1]), Just(vec![255])]
             .prop_map(Value::Bytes),
     ]
+    // Boxed: the unboxed union's generator needs more than a test thread's
+    // 2 MiB of stack in a debug build.
+    .boxed()
 }
 
 fn wide_doc() -> impl Strategy<Value = Value> {
