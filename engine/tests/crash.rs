@@ -129,6 +129,16 @@ fn sigkill_cycles_two_processes() {
             CrashChild::spawn("sigkill_cycles_two_processes", CHILD_ENV, &path),
             CrashChild::spawn("sigkill_cycles_two_processes", CHILD_ENV, &path),
         ];
+        // Every other cycle waits for both to have committed before the
+        // random pause, so that a loaded machine, where the children may
+        // take longer to start than the pause, still runs cycles with both
+        // committing; the others may kill a child while it starts or
+        // recovers.
+        if cycle % 2 == 1 {
+            for child in &children {
+                child.wait_for_first_ack(Duration::from_secs(30));
+            }
+        }
         std::thread::sleep(Duration::from_micros(5_000 + next_rand(&mut rng) % 80_000));
         let mut acked = last;
         let mut writers = 0;

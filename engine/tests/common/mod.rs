@@ -11,7 +11,10 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use obj_engine::{Db, ReadableTxn};
 
@@ -76,6 +79,8 @@ pub fn next_rand(state: &mut u64) -> u64 {
 pub struct CrashChild {
     child: Child,
     reader: JoinHandle<Option<u64>>,
+    /// Commits acknowledged so far.
+    acks: Arc<AtomicU64>,
 }
 
 impl CrashChild {
@@ -91,6 +96,8 @@ impl CrashChild {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let acks = Arc::new(AtomicU64::new(0));
+        let counted = acks.clone();
         let reader = std::thread::spawn(move || {
             let mut acked = None;
             for line in BufReader::new(stdout).lines() {
@@ -98,11 +105,25 @@ impl CrashChild {
                 // The first ack shares its line with libtest's "test <name> ... ".
                 if let Some(n) = line.find("ack ").map(|at| &line[at + 4..]) {
                     acked = Some(n.trim().parse::<u64>().unwrap());
+                    counted.fetch_add(1, Ordering::Relaxed);
                 }
             }
             acked
         });
-        CrashChild { child, reader }
+        CrashChild { child, reader, acks }
+    }
+
+    /// Waits until the child has acknowledged a commit, or `limit` passed;
+    /// whether it had.
+    pub fn wait_for_first_ack(&self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while self.acks.load(Ordering::Relaxed) == 0 {
+            if start.elapsed() > limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 
     /// SIGKILLs the child and returns the last commit it acknowledged
