@@ -446,6 +446,19 @@ impl WriteTxn {
         Ok(())
     }
 
+    /// Makes this transaction commit the catalog version `catalog_version`
+    /// and a commit counter past `commit_counter`: for a rewritten copy
+    /// that replaces a file under an open handle (a rekey), which holds the
+    /// same catalog and must not take the counters back (bindings key
+    /// their caches on the version; a version counted again from the
+    /// copy's own creates could come back to an old value with another
+    /// catalog behind it).
+    pub(crate) fn carry_counters(&mut self, commit_counter: u64, catalog_version: u64) {
+        let h = self.pages.header_mut();
+        h.catalog_version = catalog_version;
+        h.commit_counter = h.commit_counter.max(commit_counter);
+    }
+
     /// Makes the catalog if this database has none yet (first open).
     pub(crate) fn ensure_catalog(&mut self) -> Result<()> {
         if self.pages.header().catalog_root == 0 {

@@ -154,6 +154,10 @@ fn copy_trees(src: &Arc<Pager>, dst: &Arc<Pager>) -> Result<()> {
             }
         }
     }
+    // The same catalog as the source: its version, as a compaction keeps
+    // it, and a commit counter that goes on from the source's.
+    let source = r.snapshot().header();
+    w.carry_counters(source.commit_counter, source.catalog_version);
     w.commit()
 }
 
