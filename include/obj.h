@@ -243,9 +243,9 @@ typedef struct {
    */
   const uint8_t *encryption_key;
   /**
-   * Or a NUL-terminated passphrase (Argon2id; salt and costs are kept in
-   * the file's header). At most one of the two. A wrong or missing key
-   * is OBJ_ENCRYPTION.
+   * Or a NUL-terminated passphrase: any bytes (UTF-8 or not) up to the
+   * NUL (Argon2id; salt and costs are kept in the file's header). At
+   * most one of the two. A wrong or missing key is OBJ_ENCRYPTION.
    */
   const char *passphrase;
 } obj_options;

@@ -279,9 +279,9 @@ pub struct obj_options {
     /// Encryption at rest: NULL for a plain database, or 32 raw key bytes
     /// (AES-256-GCM per page; read during `obj_db_open` only).
     pub encryption_key: *const u8,
-    /// Or a NUL-terminated passphrase (Argon2id; salt and costs are kept in
-    /// the file's header). At most one of the two. A wrong or missing key
-    /// is OBJ_ENCRYPTION.
+    /// Or a NUL-terminated passphrase: any bytes (UTF-8 or not) up to the
+    /// NUL (Argon2id; salt and costs are kept in the file's header). At
+    /// most one of the two. A wrong or missing key is OBJ_ENCRYPTION.
     pub passphrase: *const c_char,
 }
 

@@ -406,12 +406,14 @@ pub(crate) unsafe fn key_from(
             Ok(Some(EncryptionKey::raw(bytes.try_into().expect("32 bytes"))))
         }
         (true, false) => {
-            // SAFETY: per contract.
-            let p = unsafe { arg_str(passphrase, "passphrase") }?;
+            // Any bytes but NUL: Argon2 takes bytes, and a passphrase read
+            // from a file or the environment need not be UTF-8.
+            // SAFETY: non-null (checked above) and NUL-terminated per contract.
+            let p = unsafe { std::ffi::CStr::from_ptr(passphrase) }.to_bytes();
             if p.is_empty() {
                 return Err(Error::invalid("the passphrase is empty"));
             }
-            Ok(Some(EncryptionKey::passphrase(p.as_bytes())))
+            Ok(Some(EncryptionKey::passphrase(p)))
         }
     }
 }

@@ -152,8 +152,9 @@ class Db:
     (``"full"`` default: every commit durable; ``"normal"``: durable at
     checkpoints; ``"off"``), ``page_size`` (new files), ``cache_size``
     (bytes), ``busy_timeout_ms``, ``wal_autocheckpoint`` (frames; 0 = never),
-    and encryption at rest: ``key`` (32 bytes) or ``passphrase`` (str or
-    bytes). A wrong or missing key raises EncryptionError.
+    and encryption at rest: ``key`` (32 bytes) or ``passphrase`` (a str,
+    taken as UTF-8, or bytes of any value but NUL). A wrong or missing key
+    raises EncryptionError.
     """
 
     def __init__(
@@ -1013,7 +1014,16 @@ def _key_args(key: bytes | None, passphrase: str | bytes | None) -> tuple:
         if not isinstance(passphrase, (str, bytes, bytearray)):
             # (bytes(5) would be five NUL bytes, bytes([1, 2]) a passphrase)
             raise InvalidArgumentError(f"passphrase must be a str or bytes, not {type(passphrase).__name__}")
-        raw = _codec.utf8(passphrase, "passphrase") if isinstance(passphrase, str) else bytes(passphrase)
+        if isinstance(passphrase, str):
+            # UTF-8; a str that came from undecodable bytes (os.environ,
+            # sys.argv) gives those bytes back. Never echoed in the error.
+            try:
+                raw = passphrase.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                raise InvalidArgumentError(
+                    "passphrase is not valid UTF-8 (it holds a lone surrogate); give its bytes instead") from None
+        else:
+            raw = bytes(passphrase)
         if not raw or b"\0" in raw:
             raise InvalidArgumentError("passphrase must be non-empty and hold no NUL byte")
         p = ffi.new("char[]", raw)
