@@ -98,6 +98,21 @@ pub(crate) fn migrated<T: Document>(version: u32, doc: Value) -> Result<T> {
     from_value(doc)
 }
 
+/// A one-call write of the typed API: runs `f` on `T`'s collection in
+/// `tx` and commits, handing the collection's state on to the transactions
+/// that begin from the commit ([`WriteTxn::commit_keeping`]). An error from
+/// `f` or the commit rolls everything back.
+fn write_typed<T: Document, R>(
+    mut tx: WriteTxn,
+    f: impl FnOnce(&mut CollectionMut<'_>) -> Result<R>,
+) -> Result<R> {
+    let mut c = typed_collection::<T>(&mut tx)?;
+    let out = f(&mut c)?;
+    let kept = c.detach();
+    tx.commit_keeping(kept)?;
+    Ok(out)
+}
+
 /// Opens `T`'s collection for writing, creating it and any missing
 /// declared index.
 pub fn typed_collection<T: Document>(txn: &mut WriteTxn) -> Result<CollectionMut<'_>> {
@@ -169,22 +184,12 @@ pub const BACKFILL_BATCH: usize = 1000;
 impl Db {
     /// Inserts `doc` into `T::COLLECTION`; returns its new id.
     pub fn insert<T: Document>(&self, doc: &T) -> Result<u64> {
-        let mut tx = self.begin_write()?;
-        let mut c = typed_collection::<T>(&mut tx)?;
-        let id = c.insert_doc(doc)?;
-        let kept = c.detach();
-        tx.commit_keeping(kept)?;
-        Ok(id)
+        write_typed::<T, _>(self.begin_write()?, |c| c.insert_doc(doc))
     }
 
     /// Inserts every document in one transaction; returns their ids.
     pub fn insert_many<T: Document>(&self, docs: &[T]) -> Result<Vec<u64>> {
-        let mut tx = self.begin_write()?;
-        let mut c = typed_collection::<T>(&mut tx)?;
-        let ids = c.insert_docs(docs)?;
-        let kept = c.detach();
-        tx.commit_keeping(kept)?;
-        Ok(ids)
+        write_typed::<T, _>(self.begin_write()?, |c| c.insert_docs(docs))
     }
 
     /// Document `id` of `T::COLLECTION` (`None` if absent), migrated by
@@ -266,26 +271,17 @@ impl Db {
 
     /// Writes `doc` at `id`; true if it replaced a document.
     pub fn upsert<T: Document>(&self, id: u64, doc: &T) -> Result<bool> {
-        let mut tx = self.begin_write()?;
-        let mut c = typed_collection::<T>(&mut tx)?;
-        let replaced = c.upsert_doc(id, doc)?;
-        let kept = c.detach();
-        tx.commit_keeping(kept)?;
-        Ok(replaced)
+        write_typed::<T, _>(self.begin_write()?, |c| c.upsert_doc(id, doc))
     }
 
     /// Deletes document `id` of `T::COLLECTION`; true if it existed.
     pub fn delete<T: Document>(&self, id: u64) -> Result<bool> {
-        let mut tx = self.begin_write()?;
+        let tx = self.begin_write()?;
         // Nothing to delete: no collection (and no commit) is made.
         if !writable_exists(&tx, T::COLLECTION)? {
             return Ok(false);
         }
-        let mut c = typed_collection::<T>(&mut tx)?;
-        let existed = c.delete(id)?;
-        let kept = c.detach();
-        tx.commit_keeping(kept)?;
-        Ok(existed)
+        write_typed::<T, _>(tx, |c| c.delete(id))
     }
 
     /// Creates index `spec` on collection `coll` (created if missing) and
