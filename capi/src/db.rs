@@ -380,6 +380,7 @@ unsafe fn to_options(opts: *const obj_options) -> Result<Options, Error> {
         vfs: None,
         // SAFETY: the caller vouches for the pointers in its options.
         encryption: unsafe { crate::ops::key_from(merged.encryption_key, merged.passphrase) }?,
+        max_dirty_bytes: None,
     })
 }
 

@@ -346,9 +346,11 @@ pub unsafe extern "C" fn obj_db_export(
 /// its id, in write transactions of its own: while another write
 /// transaction is open (another thread's, or the calling thread's own), it
 /// waits up to the busy timeout, then returns OBJ_BUSY.
-/// `batch_size` 0 imports in one transaction (all or nothing);
-/// otherwise it commits every `batch_size` lines in constant memory (a
-/// failure then leaves the earlier batches). Errors name the line ("import
+/// `batch_size` 0 imports in one transaction (all or nothing; its memory
+/// is bounded all the same: a write transaction spills the pages it
+/// changed beyond 64 MiB, or the cache size if larger, to the WAL);
+/// otherwise it commits every `batch_size` lines (a failure then leaves
+/// the earlier batches). Errors name the line ("import
 /// line N: ..."); a malformed line (not JSON, not UTF-8, not an export
 /// record) is OBJ_INVALID_ARGUMENT.
 /// `out` (may be NULL) receives a JSON report: collections, documents,

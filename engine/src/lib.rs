@@ -56,7 +56,7 @@ pub use ops::compact::CompactReport;
 pub use ops::export::{ExportReport, ImportOptions, ImportReport};
 pub use ops::integrity::IntegrityReport;
 pub use ops::stat::{CollectionStat, CompactionEstimate, IndexStat, Stat, TreeStat};
-pub use options::{Options, SyncMode};
+pub use options::{Options, SyncMode, DEFAULT_MAX_DIRTY_BYTES};
 pub use query::exec::{DocCursor, QueryCursor, MAX_SORT_BUFFER};
 pub use query::{Filter, QuerySpec};
 pub use storage::crypto::{EncryptionKey, KdfParams};

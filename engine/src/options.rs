@@ -59,6 +59,27 @@ pub struct Options {
     /// or unexpected key is an `Error::Encryption`. See `Db::rekey` to
     /// encrypt, decrypt or change the key of an existing database.
     pub encryption: Option<EncryptionKey>,
+    /// Bytes of changed pages a write transaction keeps in memory. Past
+    /// it, the half changed least recently is written to the WAL ahead of
+    /// the commit (as frames no reader or recovery takes for committed)
+    /// and read back from there when needed, so a transaction of any size
+    /// (an import, a bulk load) runs in bounded memory; a rollback forgets
+    /// those frames. `None` (the default): [`DEFAULT_MAX_DIRTY_BYTES`], or
+    /// the cache size when that is larger. At least 8 pages.
+    pub max_dirty_bytes: Option<usize>,
+}
+
+/// The default of [`Options::max_dirty_bytes`] (64 MiB) when the cache is
+/// smaller.
+pub const DEFAULT_MAX_DIRTY_BYTES: usize = 64 << 20;
+
+impl Options {
+    /// The most changed pages (of `page_size` bytes) a write transaction
+    /// keeps in memory: [`Options::max_dirty_bytes`] resolved.
+    pub(crate) fn dirty_page_limit(&self, page_size: usize) -> usize {
+        let bytes = self.max_dirty_bytes.unwrap_or(DEFAULT_MAX_DIRTY_BYTES.max(self.cache_size));
+        (bytes / page_size.max(1)).max(8)
+    }
 }
 
 impl Default for Options {
@@ -73,6 +94,7 @@ impl Default for Options {
             create: true,
             vfs: None,
             encryption: None,
+            max_dirty_bytes: None,
         }
     }
 }
@@ -89,6 +111,7 @@ impl fmt::Debug for Options {
             .field("create", &self.create)
             .field("vfs", &self.vfs.as_ref().map(|_| "custom"))
             .field("encryption", &self.encryption)
+            .field("max_dirty_bytes", &self.max_dirty_bytes)
             .finish()
     }
 }

@@ -652,18 +652,26 @@ impl WriteTxn {
         }
         let WriteTxn { pages, guard, pager, .. } = self;
         let guard = guard.ok_or_else(|| Error::invalid("an attached database is read-only"))?;
-        let (pages, header) = pages.into_commit();
+        let (pages, header, spill) = pages.into_commit();
         let wrote = !pages.is_empty();
-        pager.commit(&guard, pages, &header)?;
+        pager.commit(&guard, pages, &header, spill)?;
         Ok(wrote.then_some(header.commit_counter))
     }
 
     /// Discards every change (the same as dropping the transaction).
     pub fn rollback(self) {}
 
-    /// Pages changed so far (a measure of the transaction's size).
+    /// Changed pages held in memory now (at most what
+    /// `Options::max_dirty_bytes` allows).
     pub fn dirty_pages(&self) -> usize {
         self.pages.dirty_count()
+    }
+
+    /// Changed pages written to the WAL ahead of the commit so far, because
+    /// the transaction outgrew `Options::max_dirty_bytes` (counting a page
+    /// once per time it was written).
+    pub fn spilled_pages(&self) -> usize {
+        self.pages.spilled_count()
     }
 
     /// Reads a page as this transaction sees it.

@@ -40,6 +40,11 @@ type Model = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
 thread_local! {
     /// Whether this test thread runs the harness on an encrypted database.
     static ENCRYPTED: Cell<bool> = const { Cell::new(false) };
+    /// Whether write transactions may keep only 8 pages in memory, so that
+    /// the larger commits spill pages to the WAL before their commit frame.
+    static SPILLING: Cell<bool> = const { Cell::new(false) };
+    /// Pages the workload's transactions spilled so far (on this thread).
+    static SPILLED: Cell<usize> = const { Cell::new(0) };
 }
 
 fn options(vfs: &SimVfs) -> Options {
@@ -51,6 +56,7 @@ fn options(vfs: &SimVfs) -> Options {
         // restarts happen inside the workload.
         cache_size: 16 * 4096,
         wal_autocheckpoint: 40,
+        max_dirty_bytes: SPILLING.get().then_some(8 * 4096),
         ..Options::default()
     }
 }
@@ -156,6 +162,7 @@ fn check_error(e: &Error, ledger: &mut Ledger) {
 fn commit_one(db: &Db, n: u64) -> obj_engine::Result<()> {
     let mut w = db.begin_write()?;
     db_apply(&mut w, n)?;
+    SPILLED.set(SPILLED.get() + w.spilled_pages());
     w.commit()
 }
 
@@ -299,11 +306,25 @@ fn counts() -> OpCounts {
     vfs.op_counts()
 }
 
+/// Which harness variant runs, for the summary line.
+fn variant() -> &'static str {
+    match (ENCRYPTED.get(), SPILLING.get()) {
+        (false, false) => "",
+        (true, false) => " (encrypted)",
+        (false, true) => " (spilling)",
+        (true, true) => " (spilling, encrypted)",
+    }
+}
+
 #[test]
 fn the_workload_is_deterministic() {
     assert_eq!(counts(), counts());
     ENCRYPTED.set(true);
     assert_eq!(counts(), counts());
+    assert_eq!(SPILLED.get(), 0, "nothing spills with the default limit");
+    SPILLING.set(true);
+    assert_eq!(counts(), counts());
+    assert!(SPILLED.get() > 0, "the spilling variant spills");
 }
 
 #[test]
@@ -314,6 +335,12 @@ fn fault_at_every_io_call() {
 #[test]
 fn fault_at_every_io_call_encrypted() {
     ENCRYPTED.set(true);
+    fault_sweep();
+}
+
+#[test]
+fn fault_at_every_io_call_spilling() {
+    SPILLING.set(true);
     fault_sweep();
 }
 
@@ -374,7 +401,7 @@ fn fault_sweep() {
         "fault sweep{}: {} of {total} points ({} reads, {} writes, {} syncs, {} truncates per run, x EIO/ENOSPC), \
          {failed_commits} failed commits, {poisoned} handles poisoned by a failed fsync, \
          {half_created} half-created files refused, 0 lost commits",
-        if ENCRYPTED.get() { " (encrypted)" } else { "" },
+        variant(),
         points.len(),
         c.reads,
         c.writes,
@@ -394,6 +421,13 @@ fn power_cut_at_random_points_encrypted() {
     power_cuts();
 }
 
+#[test]
+fn power_cut_at_random_points_spilling_encrypted() {
+    ENCRYPTED.set(true);
+    SPILLING.set(true);
+    power_cuts();
+}
+
 fn power_cuts() {
     let total = counts().total();
     let cuts = env_number("OBJ_POWER_CUTS", 300).unwrap_or(total);
@@ -409,7 +443,7 @@ fn power_cuts() {
     println!(
         "power cuts{}: {cuts} at random calls of {total}, {acked_total} acknowledged commits checked, \
          {half_created} half-created files refused, 0 lost commits",
-        if ENCRYPTED.get() { " (encrypted)" } else { "" },
+        variant(),
     );
 }
 

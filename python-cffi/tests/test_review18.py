@@ -116,8 +116,8 @@ def test_a_dump_with_id_0_and_v_after_doc_loads_back(tmp_path):
 
 def test_load_commit_every_bounds_the_transaction_and_keeps_what_it_committed(tmp_path):
     # Issue 8: load "in constant memory". By default a load is one
-    # transaction (all or nothing), whose pages grow with the input;
-    # --commit-every N commits as it goes.
+    # transaction (all or nothing; the engine spills what it changed beyond
+    # its memory bound to the WAL); --commit-every N commits as it goes.
     lines = "".join(f'{{"i": {i}}}\n' for i in range(2600))
     path = tmp_path / "c.obj"
     with obj.Db(path) as db:

@@ -14,10 +14,12 @@
 //! with its kind and declared indexes, then writes every document at its id
 //! (upsert, keeping its schema version) and raises the collection's next id
 //! to the exported one, so ids of deleted documents are not reused. By
-//! default it runs in one write transaction (all or nothing, memory growing
-//! with the transaction); with [`ImportOptions::batch_size`] it commits every
-//! that many lines, in constant memory, and a failure leaves the batches
-//! before it committed.
+//! default it runs in one write transaction (all or nothing); its memory is
+//! bounded all the same, because a write transaction spills the pages it
+//! changed beyond `Options::max_dirty_bytes` to the WAL
+//! (`storage/write_set.rs`). With [`ImportOptions::batch_size`] it commits
+//! every that many lines instead, and a failure leaves the batches before
+//! it committed.
 
 use std::io::{BufRead, Write};
 use std::ops::Bound;
@@ -60,9 +62,10 @@ pub struct ExportReport {
 /// How [`Db::import`] commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImportOptions {
-    /// `None` (default): one transaction for the whole input. `Some(n)`:
-    /// commit after every `n` document or entry lines (constant memory; not
-    /// atomic as a whole).
+    /// `None` (default): one transaction for the whole input (all or
+    /// nothing; memory bounded by `Options::max_dirty_bytes`). `Some(n)`:
+    /// commit after every `n` document or entry lines (not atomic as a
+    /// whole).
     pub batch_size: Option<usize>,
 }
 

@@ -105,7 +105,7 @@ pub fn push(w: &mut WritePages, pgno: PageNo) -> Result<()> {
             return Ok(());
         }
     }
-    let trunk = w.page_zeroed(pgno);
+    let trunk = w.page_zeroed(pgno)?;
     trunk[0] = TRUNK_KIND;
     trunk[4..8].copy_from_slice(&head.to_le_bytes());
     let h = w.header_mut();

@@ -117,6 +117,9 @@ pub struct Pager {
     sharing: Sharing,
     autocheckpoint: u64,
     busy_timeout: Duration,
+    /// Changed pages a write transaction keeps in memory before it spills
+    /// some to the WAL ([`Options::max_dirty_bytes`]).
+    dirty_limit: usize,
     /// The writer slot among this process's threads: whether it is taken,
     /// and how many threads wait for it (a release with none waiting
     /// skips the wake-up, a system call on every commit).
@@ -678,6 +681,7 @@ impl Pager {
             sharing,
             autocheckpoint: options.wal_autocheckpoint,
             busy_timeout: options.busy_timeout,
+            dirty_limit: options.dirty_page_limit(page_size),
             writer_busy: Mutex::new(WriterSlot::default()),
             writer_free: Condvar::new(),
             fatal: Mutex::new(None),
@@ -1089,15 +1093,36 @@ impl Pager {
     /// them) to the WAL, syncs per the sync mode, and publishes them. The
     /// caller holds the writer slot. Runs an automatic checkpoint first when
     /// the WAL has grown past the threshold.
+    ///
+    /// `spill`: the pages this transaction already wrote to the WAL (see
+    /// [`Pager::spill`]); they are published with the commit, or forgotten
+    /// if it fails before its commit frame is written.
     pub fn commit(
+        &self,
+        guard: &WriterGuard,
+        pages: Vec<(PageNo, PageRef)>,
+        header: &Header,
+        mut spill: Option<Spill>,
+    ) -> Result<()> {
+        let result = self.commit_frames(guard, pages, header, &mut spill);
+        if let Some(spill) = spill {
+            self.abandon_spill(spill);
+        }
+        result
+    }
+
+    /// [`Pager::commit`]; takes `spill` once the commit frame is appended.
+    fn commit_frames(
         &self,
         guard: &WriterGuard,
         mut pages: Vec<(PageNo, PageRef)>,
         header: &Header,
+        spill: &mut Option<Spill>,
     ) -> Result<()> {
         debug_assert!(std::ptr::eq(&*guard.pager, self));
         self.check_alive()?;
         if pages.is_empty() {
+            debug_assert!(spill.is_none(), "a spilled transaction commits page 0");
             return Ok(());
         }
         // Seal (plain) or encrypt (images kept apart from the plaintext
@@ -1132,7 +1157,11 @@ impl Pager {
         }
         let mut h = self.fresh_header(true)?;
         let mut wal = self.wal();
-        self.restart_wal_if_backfilled(&mut wal, &mut h, false)?;
+        match spill {
+            // The spilled frames are this generation's: no restart now.
+            Some(s) => s.check_position(&wal)?,
+            None => self.restart_wal_if_backfilled(&mut wal, &mut h, false)?,
+        }
         let frames: Vec<FrameWrite<'_>> = if images.is_empty() {
             pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect()
         } else {
@@ -1142,23 +1171,116 @@ impl Pager {
                 .map(|((pgno, _), image)| FrameWrite { pgno: *pgno, page: image })
                 .collect()
         };
-        let first = wal.append(&frames, header.page_count)?;
+        let appended = wal.append(&frames, header.page_count)?;
         drop(frames);
+        // From here on the spilled frames belong to this commit.
+        let (first, mut pgnos) = match spill.take() {
+            Some(s) => (s.first, s.pgnos),
+            None => (appended, Vec::with_capacity(pages.len())),
+        };
         if self.sync_mode == SyncMode::Full {
             if let Err(e) = wal.sync() {
                 self.set_fatal(format!("fsync of the WAL failed: {e}"));
                 return Err(e);
             }
         }
-        let pgnos: Vec<PageNo> = pages.iter().map(|(pgno, _)| *pgno).collect();
-        h.max_frame = first + pages.len() as u64 - 1;
+        pgnos.extend(pages.iter().map(|(pgno, _)| *pgno));
+        h.max_frame = first + pgnos.len() as u64 - 1;
         h.chain = wal.chain();
-        self.index.publish(first, &pgnos, &h)?;
+        if let Err(e) = self.index.publish(first, &pgnos, &h) {
+            // Written (and maybe durable) but not published: the next writer
+            // would append over it. The outcome is unknown, as after a
+            // failed fsync, and the cache may hold its spilled pages under
+            // frame numbers another process can now reuse.
+            self.set_fatal(format!("publishing a commit in the shared index failed: {e}"));
+            return Err(e);
+        }
         for (i, (_, page)) in pages.into_iter().enumerate() {
-            self.cache.insert((h.generation, first + i as u64), page);
+            self.cache.insert((h.generation, appended + i as u64), page);
         }
         drop(wal);
         Ok(())
+    }
+
+    /// Writes `pages` of the running write transaction (the caller's, which
+    /// holds the writer slot) to the WAL ahead of its commit, because the
+    /// transaction has changed more pages than it may keep in memory. The
+    /// frames carry no commit marker, so recovery and readers ignore them
+    /// until the commit's frames follow them; [`Pager::read_spilled`] reads
+    /// them back meanwhile, through the cache. The first spill of a
+    /// transaction starts `spill` (restarting the WAL first when it can, as
+    /// a commit would). Returns the frame of the first page.
+    pub(crate) fn spill(&self, spill: &mut Option<Spill>, pages: &mut [(PageNo, PageRef)]) -> Result<u64> {
+        self.check_alive()?;
+        if self.read_only {
+            return Err(Error::invalid("the database is open read-only"));
+        }
+        let images = self.codec.seal_pages(pages)?;
+        let mut wal = self.wal();
+        let s = match spill {
+            Some(s) => {
+                s.check_position(&wal)?;
+                s
+            }
+            None => {
+                let mut h = self.fresh_header(true)?;
+                self.restart_wal_if_backfilled(&mut wal, &mut h, false)?;
+                let start = wal.position();
+                spill.insert(Spill {
+                    generation: h.generation,
+                    start,
+                    first: wal.frame_count() + 1,
+                    pgnos: Vec::new(),
+                })
+            }
+        };
+        let frames: Vec<FrameWrite<'_>> = if images.is_empty() {
+            pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect()
+        } else {
+            pages
+                .iter()
+                .zip(&images)
+                .map(|((pgno, _), image)| FrameWrite { pgno: *pgno, page: image })
+                .collect()
+        };
+        let first = wal.append_frames(&frames, None)?;
+        drop(frames);
+        s.pgnos.extend(pages.iter().map(|(pgno, _)| *pgno));
+        for (i, (_, page)) in pages.iter().enumerate() {
+            self.cache.insert((s.generation, first + i as u64), page.clone());
+        }
+        Ok(first)
+    }
+
+    /// Page `pgno` as its spilled `frame` holds it (see [`Pager::spill`]).
+    pub(crate) fn read_spilled(&self, spill: &Spill, frame: u64, pgno: PageNo) -> Result<PageRef> {
+        let key = (spill.generation, frame);
+        if let Some(p) = self.cache.get(key) {
+            return Ok(p);
+        }
+        let mut shared = zeroed_ref(self.page_size);
+        let page = Arc::make_mut(&mut shared);
+        self.wal().read_frame(frame, page)?;
+        self.codec.open_page(pgno, page)?;
+        self.cache.insert(key, shared.clone());
+        Ok(shared)
+    }
+
+    /// Forgets a rolled-back transaction's spilled frames: the next append
+    /// overwrites them (their checksums no longer chain, and no commit
+    /// frame ever followed them), and their cached pages go. (The next
+    /// write transaction also takes its append position from the shared
+    /// index, which never counted them; rewinding here keeps this handle's
+    /// WAL state true meanwhile.)
+    pub(crate) fn abandon_spill(&self, spill: Spill) {
+        let mut wal = self.wal();
+        if wal.header().generation == spill.generation && wal.frame_count() >= spill.start_frames() {
+            wal.rewind(spill.start);
+        }
+        drop(wal);
+        for i in 0..spill.pgnos.len() as u64 {
+            self.cache.remove((spill.generation, spill.first + i));
+        }
     }
 
     /// Keeps the WAL bounded under a steady stream of overlapping readers
@@ -1629,9 +1751,59 @@ impl Pager {
         &self.vfs
     }
 
+    /// Most changed pages a write transaction keeps in memory.
+    pub(crate) fn dirty_limit(&self) -> usize {
+        self.dirty_limit
+    }
+
     /// When commits are made durable.
     pub fn sync_mode(&self) -> SyncMode {
         self.sync_mode
+    }
+}
+
+/// The pages a write transaction wrote to the WAL before its commit (see
+/// [`Pager::spill`]): frames `first..` of `generation`, in order, none of
+/// them a commit frame.
+#[derive(Debug)]
+pub struct Spill {
+    generation: u64,
+    /// The append position before the first of them, to rewind to when the
+    /// transaction rolls back.
+    start: WalPosition,
+    first: u64,
+    /// Page number of each frame, in frame order.
+    pgnos: Vec<PageNo>,
+}
+
+impl Spill {
+    /// Pages spilled.
+    pub fn len(&self) -> usize {
+        self.pgnos.len()
+    }
+
+    /// Whether nothing was spilled (never: a spill starts with pages).
+    pub fn is_empty(&self) -> bool {
+        self.pgnos.is_empty()
+    }
+
+    /// Frames appended before the first spilled one.
+    fn start_frames(&self) -> u64 {
+        self.first - 1
+    }
+
+    /// Only the transaction appends to the WAL while it holds the writer
+    /// slot: anything else there means the frames cannot be trusted.
+    fn check_position(&self, wal: &Wal) -> Result<()> {
+        if wal.header().generation != self.generation
+            || wal.frame_count() != self.start_frames() + self.pgnos.len() as u64
+        {
+            return Err(Error::corruption(
+                None,
+                "the WAL changed under a write transaction's spilled pages (was it written by another program?)",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -2,8 +2,14 @@
 //!
 //! A write transaction reads through the newest snapshot and copies a page
 //! into its dirty set the first time it modifies it; the B+tree then edits
-//! it in place. Nothing reaches the WAL before commit, so a rollback is
-//! simply dropping this set.
+//! it in place. A rollback is simply dropping this set.
+//!
+//! The set is bounded (`Options::max_dirty_bytes`): when it is full, the
+//! half changed least recently is spilled to the WAL as frames without a
+//! commit marker (invisible to readers and to recovery) and read back from
+//! there, through the cache, if the transaction needs it again. The commit
+//! publishes them with its own frames; a rollback rewinds the WAL over
+//! them. So a transaction of any size runs in bounded memory.
 
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
@@ -12,22 +18,52 @@ use crate::error::{Error, PageNo, Result};
 use crate::storage::freelist;
 use crate::storage::header::Header;
 use crate::storage::page::{zeroed_ref, PageRead, PageRef, PageWrite};
-use crate::storage::pager::Snapshot;
+use crate::storage::pager::{Snapshot, Spill};
 use crate::storage::wal_index::PageMap;
 
 /// See the module documentation.
 pub struct WritePages {
     base: Snapshot,
-    dirty: PageMap<PageRef>,
+    dirty: PageMap<Dirty>,
     header: Header,
     header_changed: bool,
+    /// Most pages `dirty` holds before some are spilled.
+    limit: usize,
+    /// Counts changes, to tell which pages were changed least recently.
+    clock: u64,
+    /// Boxed: most transactions never spill.
+    spilled: Option<Box<Spilled>>,
+}
+
+/// What a transaction spilled to the WAL.
+#[derive(Default)]
+struct Spilled {
+    /// The frames, once a spill succeeded.
+    spill: Option<Spill>,
+    /// Pages whose newest version is a spilled frame (and not in `dirty`).
+    frames: PageMap<u64>,
+}
+
+/// A changed page and when it was last changed.
+struct Dirty {
+    page: PageRef,
+    changed: u64,
 }
 
 impl WritePages {
     /// A write set over `base` (the newest committed state).
     pub fn new(base: Snapshot) -> Self {
         let header = *base.header();
-        WritePages { base, dirty: PageMap::default(), header, header_changed: false }
+        let limit = base.pager().dirty_limit();
+        WritePages {
+            base,
+            dirty: PageMap::default(),
+            header,
+            header_changed: false,
+            limit,
+            clock: 0,
+            spilled: None,
+        }
     }
 
     /// The header as this transaction has changed it.
@@ -48,8 +84,13 @@ impl WritePages {
 
     /// Reads a page as this transaction sees it.
     pub fn read(&self, pgno: PageNo) -> Result<PageRef> {
-        if let Some(p) = self.dirty.get(&pgno) {
-            return Ok(p.clone());
+        if let Some(d) = self.dirty.get(&pgno) {
+            return Ok(d.page.clone());
+        }
+        if let Some(Spilled { spill: Some(spill), frames }) = self.spilled.as_deref() {
+            if let Some(&frame) = frames.get(&pgno) {
+                return self.base.pager().read_spilled(spill, frame, pgno);
+            }
         }
         if pgno >= self.header.page_count {
             return Err(Error::corruption(
@@ -62,22 +103,71 @@ impl WritePages {
 
     /// A page of this transaction's dirty set, zero-filled (for a page
     /// whose old content does not matter).
-    pub fn page_zeroed(&mut self, pgno: PageNo) -> &mut [u8] {
+    pub fn page_zeroed(&mut self, pgno: PageNo) -> Result<&mut [u8]> {
+        if !self.dirty.contains_key(&pgno) {
+            self.make_room()?;
+        }
         let size = self.base.page_size();
+        let changed = self.tick();
         match self.dirty.entry(pgno) {
             Entry::Occupied(slot) => {
-                let page = Arc::make_mut(slot.into_mut());
+                let d = slot.into_mut();
+                d.changed = changed;
+                let page = Arc::make_mut(&mut d.page);
                 page.fill(0);
-                page
+                Ok(page)
             }
-            Entry::Vacant(slot) => Arc::make_mut(slot.insert(zeroed_ref(size))),
+            Entry::Vacant(slot) => {
+                Ok(Arc::make_mut(&mut slot.insert(Dirty { page: zeroed_ref(size), changed }).page))
+            }
         }
     }
 
     /// Drops `pgno` from the dirty set: it was freed, so its content is
-    /// garbage and need not be written.
+    /// garbage and need not be written. (A spilled frame of it is
+    /// published all the same, harmlessly: the page is free.)
     pub fn forget(&mut self, pgno: PageNo) {
         self.dirty.remove(&pgno);
+        if let Some(s) = &mut self.spilled {
+            s.frames.remove(&pgno);
+        }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Spills the half of the dirty set changed least recently when the
+    /// set is full, before a page is added to it.
+    fn make_room(&mut self) -> Result<()> {
+        if self.dirty.len() < self.limit {
+            return Ok(());
+        }
+        let mut order: Vec<(u64, PageNo)> = self.dirty.iter().map(|(&pgno, d)| (d.changed, pgno)).collect();
+        let half = order.len() / 2;
+        order.select_nth_unstable(half);
+        let mut pages: Vec<(PageNo, PageRef)> = order[..half]
+            .iter()
+            .map(|&(_, pgno)| (pgno, self.dirty.remove(&pgno).expect("listed from the set").page))
+            .collect();
+        // In page order, as a commit writes them (a checkpoint then copies
+        // them in order).
+        pages.sort_unstable_by_key(|&(pgno, _)| pgno);
+        let spilled = self.spilled.get_or_insert_with(Box::default);
+        match self.base.pager().spill(&mut spilled.spill, &mut pages) {
+            Ok(first) => {
+                for (i, (pgno, _)) in pages.into_iter().enumerate() {
+                    spilled.frames.insert(pgno, first + i as u64);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Not written: they stay in memory.
+                self.dirty.extend(pages.into_iter().map(|(pgno, page)| (pgno, Dirty { page, changed: 0 })));
+                Err(e)
+            }
+        }
     }
 
     /// Number of pages changed so far.
@@ -87,18 +177,25 @@ impl WritePages {
 
     /// The changed pages in page order, with page 0 holding the new header
     /// when it changed, and the new header. Empty when nothing changed.
-    pub fn into_commit(mut self) -> (Vec<(PageNo, PageRef)>, Header) {
-        if self.dirty.is_empty() && !self.header_changed {
-            return (Vec::new(), self.header);
+    /// The pages spilled to the WAL (see the module documentation) go with
+    /// them, to be published by the commit.
+    pub fn into_commit(mut self) -> (Vec<(PageNo, PageRef)>, Header, Option<Spill>) {
+        if self.unchanged() {
+            return (Vec::new(), self.header, None);
         }
         self.header.commit_counter += 1;
         let header = self.header;
         let size = self.base.page_size();
-        let zero = self.dirty.entry(0).or_insert_with(|| zeroed_ref(size));
-        header.encode(&mut Arc::make_mut(zero)[..]);
-        let mut pages: Vec<(PageNo, PageRef)> = self.dirty.into_iter().collect();
+        let mut pages: Vec<(PageNo, PageRef)> =
+            std::mem::take(&mut self.dirty).into_iter().map(|(pgno, d)| (pgno, d.page)).collect();
+        let mut zero = match pages.iter().position(|&(pgno, _)| pgno == 0) {
+            Some(i) => pages.swap_remove(i).1,
+            None => zeroed_ref(size),
+        };
+        header.encode(&mut Arc::make_mut(&mut zero)[..]);
+        pages.push((0, zero));
         pages.sort_unstable_by_key(|(p, _)| *p);
-        (pages, header)
+        (pages, header, self.spilled.take().and_then(|s| s.spill))
     }
 
     /// The snapshot this transaction started from.
@@ -108,7 +205,25 @@ impl WritePages {
 
     /// Whether nothing was written yet: the view is still the base's.
     pub fn unchanged(&self) -> bool {
-        self.dirty.is_empty() && !self.header_changed
+        self.dirty.is_empty() && !self.header_changed && self.spill().is_none()
+    }
+
+    /// Pages spilled to the WAL so far (see the module documentation).
+    pub fn spilled_count(&self) -> usize {
+        self.spill().map_or(0, Spill::len)
+    }
+
+    fn spill(&self) -> Option<&Spill> {
+        self.spilled.as_ref().and_then(|s| s.spill.as_ref())
+    }
+}
+
+impl Drop for WritePages {
+    /// A rollback: spilled frames are forgotten.
+    fn drop(&mut self) {
+        if let Some(spill) = self.spilled.take().and_then(|s| s.spill) {
+            self.base.pager().abandon_spill(spill);
+        }
     }
 }
 
@@ -128,11 +243,14 @@ impl PageWrite for WritePages {
             return Err(Error::corruption(0, "page 0 is the header, not a tree page"));
         }
         if !self.dirty.contains_key(&pgno) {
+            self.make_room()?;
             let page = self.read(pgno)?;
-            self.dirty.insert(pgno, page);
+            self.dirty.insert(pgno, Dirty { page, changed: 0 });
         }
+        let changed = self.tick();
         let slot = self.dirty.get_mut(&pgno).expect("just inserted");
-        Ok(Arc::make_mut(slot))
+        slot.changed = changed;
+        Ok(Arc::make_mut(&mut slot.page))
     }
 
     fn allocate_page(&mut self) -> Result<PageNo> {
@@ -146,7 +264,7 @@ impl PageWrite for WritePages {
                 p
             }
         };
-        self.page_zeroed(pgno);
+        self.page_zeroed(pgno)?;
         Ok(pgno)
     }
 
