@@ -248,6 +248,14 @@ typedef struct {
    * most one of the two. A wrong or missing key is OBJ_ENCRYPTION.
    */
   const char *passphrase;
+  /**
+   * Bytes of changed pages a write transaction keeps in memory; past
+   * them, the pages it changed least recently are written to the WAL
+   * before the commit (invisible until it) and read back when needed,
+   * so a transaction of any size runs in bounded memory. 0 (default):
+   * 64 MiB, or the cache size when that is larger.
+   */
+  uint64_t max_dirty_bytes;
 } obj_options;
 
 /**

@@ -283,6 +283,12 @@ pub struct obj_options {
     /// NUL (Argon2id; salt and costs are kept in the file's header). At
     /// most one of the two. A wrong or missing key is OBJ_ENCRYPTION.
     pub passphrase: *const c_char,
+    /// Bytes of changed pages a write transaction keeps in memory; past
+    /// them, the pages it changed least recently are written to the WAL
+    /// before the commit (invisible until it) and read back when needed,
+    /// so a transaction of any size runs in bounded memory. 0 (default):
+    /// 64 MiB, or the cache size when that is larger.
+    pub max_dirty_bytes: u64,
 }
 
 impl Default for obj_options {
@@ -299,6 +305,7 @@ impl Default for obj_options {
             create: d.create,
             encryption_key: std::ptr::null(),
             passphrase: std::ptr::null(),
+            max_dirty_bytes: 0,
         }
     }
 }
@@ -339,6 +346,7 @@ unsafe fn to_options(opts: *const obj_options) -> Result<Options, Error> {
         offset_of!(obj_options, create) + size_of::<bool>(),
         offset_of!(obj_options, encryption_key) + size_of::<*const u8>(),
         offset_of!(obj_options, passphrase) + size_of::<*const c_char>(),
+        offset_of!(obj_options, max_dirty_bytes) + size_of::<u64>(),
     ];
     let known = ends.iter().copied().filter(|&end| end <= struct_size).max().unwrap_or(0);
     // Fields beyond what an older caller's struct holds keep their defaults.
@@ -380,7 +388,10 @@ unsafe fn to_options(opts: *const obj_options) -> Result<Options, Error> {
         vfs: None,
         // SAFETY: the caller vouches for the pointers in its options.
         encryption: unsafe { crate::ops::key_from(merged.encryption_key, merged.passphrase) }?,
-        max_dirty_bytes: None,
+        max_dirty_bytes: match merged.max_dirty_bytes {
+            0 => None,
+            n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        },
     })
 }
 

@@ -40,7 +40,7 @@ __all__ = [
 _SYNC = {"full": 0, "normal": 1, "off": 2}
 # The largest value each integer option of obj_options holds (its C type's range).
 _OPTION_MAX = {name: 2 ** (8 * ffi.sizeof(field.type)) - 1 for name, field in ffi.typeof("obj_options").fields
-               if name in ("page_size", "cache_size", "busy_timeout_ms", "wal_autocheckpoint")}
+               if name in ("page_size", "cache_size", "busy_timeout_ms", "wal_autocheckpoint", "max_dirty_bytes")}
 _U64_MAX = 2**64 - 1
 _db_doc_get = lib.obj_db_doc_get if has("obj_db_doc_get") else None
 _db_doc_insert = lib.obj_db_doc_insert_if if has("obj_db_doc_insert_if") else None
@@ -152,7 +152,9 @@ class Db:
     (``"full"`` default: every commit durable; ``"normal"``: durable at
     checkpoints; ``"off"``), ``page_size`` (new files), ``cache_size``
     (bytes), ``busy_timeout_ms``, ``wal_autocheckpoint`` (frames; 0 = never),
-    and encryption at rest: ``key`` (32 bytes) or ``passphrase`` (a str,
+    ``max_dirty_bytes`` (changed pages a write transaction keeps in memory
+    before it writes the oldest to the WAL ahead of its commit; default
+    64 MiB or the cache size if larger), and encryption at rest: ``key`` (32 bytes) or ``passphrase`` (a str,
     taken as UTF-8, or bytes of any value but NUL). A wrong or missing key
     raises EncryptionError.
     """
@@ -168,6 +170,7 @@ class Db:
         cache_size: int | None = None,
         busy_timeout_ms: int | None = None,
         wal_autocheckpoint: int | None = None,
+        max_dirty_bytes: int | None = None,
         key: bytes | None = None,
         passphrase: str | bytes | None = None,
     ) -> None:
@@ -182,7 +185,8 @@ class Db:
         o.create = bool(create)
         o.sync_mode = _SYNC[sync]
         for name, v in (("page_size", page_size), ("cache_size", cache_size),
-                        ("busy_timeout_ms", busy_timeout_ms), ("wal_autocheckpoint", wal_autocheckpoint)):
+                        ("busy_timeout_ms", busy_timeout_ms), ("wal_autocheckpoint", wal_autocheckpoint),
+                        ("max_dirty_bytes", max_dirty_bytes)):
             if v is not None:
                 top = _OPTION_MAX[name]  # the largest value of the C field (uint32_t or uint64_t)
                 if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= top:

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 /* Exercises every function of the C ABI and its error paths. */
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "check.h"
@@ -690,6 +691,81 @@ static void test_fork_child(void) {
     unlink(p);
 }
 
+/* A write transaction past max_dirty_bytes writes its oldest changed pages
+ * to the WAL ahead of the commit, and still commits or rolls back whole. */
+static void record(uint32_t i, int round, uint8_t key[8], uint8_t val[100]) {
+    uint32_t spread = i * 2654435761u;
+    memcpy(key, &spread, 4);
+    memcpy(key + 4, &i, 4);
+    memset(val, (int)(i + (uint32_t)round) & 0xff, 100);
+}
+
+static int all_records_are(obj_db *db, int round) {
+    obj_txn *r = NULL;
+    if (obj_txn_begin_read(db, &r) != OBJ_OK) return 0;
+    int ok = 1;
+    for (uint32_t i = 0; i < 20000 && ok; i += 7) {
+        uint8_t key[8], val[100];
+        record(i, round, key, val);
+        obj_bytes v = {0};
+        bool found = false;
+        ok = obj_kv_get(r, "big", key, sizeof key, &v, &found) == OBJ_OK && found && v.len == 100 &&
+             memcmp(v.data, val, 100) == 0;
+        obj_bytes_free(&v);
+    }
+    obj_txn_free(r);
+    return ok;
+}
+
+static void test_large_transaction(void) {
+    char p[600], pw[610];
+    snprintf(p, sizeof p, "%s-big", path);
+    snprintf(pw, sizeof pw, "%s-wal", p);
+    unlink(p);
+    obj_db *db = NULL;
+    obj_options o;
+    obj_options_init(&o);
+    CHECK(o.max_dirty_bytes == 0);
+    o.max_dirty_bytes = 64 * 4096;
+    CHECK_OK(obj_db_open(p, &o, &db));
+    for (int round = 0; round < 3; round++) {
+        obj_txn *w = NULL;
+        CHECK_OK(obj_txn_begin_write(db, &w));
+        int ok = 1;
+        for (uint32_t i = 0; i < 20000 && ok; i++) {
+            uint8_t key[8], val[100];
+            record(i, round, key, val);
+            ok = obj_kv_put(w, "big", key, sizeof key, val, sizeof val) == OBJ_OK;
+        }
+        CHECK(ok);
+        /* It reads its own writes; the pages went to the WAL already. */
+        uint8_t key[8], val[100];
+        record(4321, round, key, val);
+        obj_bytes v = {0};
+        bool found = false;
+        CHECK_OK(obj_kv_get(w, "big", key, sizeof key, &v, &found));
+        CHECK(found && v.len == 100 && memcmp(v.data, val, 100) == 0);
+        obj_bytes_free(&v);
+        struct stat st;
+        CHECK(stat(pw, &st) == 0 && st.st_size > 200 * 4096);
+        if (round == 1) {
+            CHECK_OK(obj_txn_rollback(w));
+        } else {
+            CHECK_OK(obj_txn_commit(w));
+        }
+        CHECK_OK(obj_txn_free(w));
+        CHECK(all_records_are(db, round == 1 ? 0 : round));
+    }
+    CHECK_OK(obj_db_close(db));
+    CHECK_OK(obj_db_free(db));
+    db = NULL;
+    CHECK_OK(obj_db_open(p, NULL, &db));
+    CHECK(all_records_are(db, 2));
+    CHECK_OK(obj_db_free(db));
+    unlink(p);
+    unlink(pw);
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "/tmp";
     snprintf(path, sizeof path, "%s/c-api-%d.obj", dir, (int)getpid());
@@ -700,6 +776,7 @@ int main(int argc, char **argv) {
     test_open_errors();
     test_busy_behind_own_writer();
     test_kv_and_transactions();
+    test_large_transaction();
     test_close_no_checkpoint();
     test_one_call_reads();
     test_one_call_writes();
