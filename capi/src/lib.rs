@@ -22,7 +22,10 @@ macro_rules! with_readable {
     ($state:expr, |$t:ident| $body:expr) => {
         match $state {
             $crate::txn::TxnState::Read($t) => $body,
-            $crate::txn::TxnState::Write($t) => $body,
+            $crate::txn::TxnState::Write($t) => {
+                let $t = &**$t;
+                $body
+            }
             $crate::txn::TxnState::Finished(how) => {
                 return Err(obj_engine::Error::invalid(format!("transaction already {how}")))
             }

@@ -44,7 +44,8 @@ pub struct obj_txn {
 /// What a transaction handle holds.
 pub(crate) enum TxnState {
     Read(ReadTxn),
-    Write(WriteTxn),
+    /// Boxed: a write transaction is several times the size of a read one.
+    Write(Box<WriteTxn>),
     Finished(&'static str),
 }
 
@@ -190,7 +191,7 @@ impl TxnInner {
         // SAFETY: no borrower is left (just released), and `&mut self`
         // excludes any other access: this is the only reference.
         match unsafe { self.state.as_mut() } {
-            TxnState::Write(w) => Ok(w),
+            TxnState::Write(w) => Ok(&mut **w),
             _ => unreachable!("checked above"),
         }
     }
@@ -339,7 +340,8 @@ unsafe fn begin(db: *mut obj_db, out: *mut *mut obj_txn, write: bool) -> Result<
     // SAFETY: per the caller's contract.
     let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
     let d = open_db(state)?;
-    let txn = if write { TxnState::Write(d.begin_write()?) } else { TxnState::Read(d.begin_read()?) };
+    let txn =
+        if write { TxnState::Write(Box::new(d.begin_write()?)) } else { TxnState::Read(d.begin_read()?) };
     let h = new_handle::<TxnCell, obj_txn>(TXN_TAG, Arc::new(Mutex::new(TxnInner::new(txn))));
     // SAFETY: checked non-null.
     unsafe { out.write(h) };

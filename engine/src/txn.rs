@@ -546,7 +546,8 @@ impl WriteTxn {
     pub fn insert(&mut self, tree: &Tree, key: &[u8], value: &[u8]) -> Result<bool> {
         self.check_writable()?;
         self.track(tree)?;
-        let replaced = btree::insert(&mut self.pages, tree.root, key, value)?;
+        let replaced =
+            btree::insert(&mut self.pages, tree.root, key, value).inspect_err(|e| self.damaged(e))?;
         if !replaced {
             self.count_entry(tree, true)?;
         }
@@ -558,7 +559,8 @@ impl WriteTxn {
     pub fn insert_new(&mut self, tree: &Tree, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_writable()?;
         self.track(tree)?;
-        let existing = btree::insert_new(&mut self.pages, tree.root, key, value)?;
+        let existing =
+            btree::insert_new(&mut self.pages, tree.root, key, value).inspect_err(|e| self.damaged(e))?;
         if existing.is_none() {
             self.count_entry(tree, true)?;
         }
@@ -569,11 +571,22 @@ impl WriteTxn {
     pub fn delete(&mut self, tree: &Tree, key: &[u8]) -> Result<bool> {
         self.check_writable()?;
         self.track(tree)?;
-        let existed = btree::delete(&mut self.pages, tree.root, key)?;
+        let existed = btree::delete(&mut self.pages, tree.root, key).inspect_err(|e| self.damaged(e))?;
         if existed {
             self.count_entry(tree, false)?;
         }
         Ok(existed)
+    }
+
+    /// A damaged page met in the middle of a change: the change may have
+    /// stopped halfway, so the transaction breaks (see
+    /// [`WriteTxn::is_broken`]). (A page that cannot be read or spilled
+    /// breaks it where that fails; refused arguments are checked before
+    /// anything changes and do not.)
+    fn damaged(&self, e: &Error) {
+        if matches!(e, Error::Corruption { .. }) {
+            self.pages.note_failure(e);
+        }
     }
 
     /// Notes one entry added to (or removed from) tracked `tree`, for its
@@ -599,7 +612,7 @@ impl WriteTxn {
     pub fn clear(&mut self, tree: &Tree) -> Result<()> {
         self.check_writable()?;
         self.track(tree)?;
-        btree::clear(&mut self.pages, tree.root)?;
+        btree::clear(&mut self.pages, tree.root).inspect_err(|e| self.damaged(e))?;
         let t = self.trees.get_mut(&tree.root).expect("tracked");
         t.entries = 0;
         t.changed = true;
@@ -652,14 +665,22 @@ impl WriteTxn {
         }
         let WriteTxn { pages, guard, pager, .. } = self;
         let guard = guard.ok_or_else(|| Error::invalid("an attached database is read-only"))?;
-        let (pages, header, spill) = pages.into_commit();
-        let wrote = !pages.is_empty();
-        pager.commit(&guard, pages, &header, spill)?;
-        Ok(wrote.then_some(header.commit_counter))
+        let changes = pages.into_commit()?;
+        let wrote = !changes.pages.is_empty();
+        let counter = changes.header.commit_counter;
+        pager.commit(&guard, changes.pages, &changes.header, changes.spill)?;
+        Ok(wrote.then_some(counter))
     }
 
     /// Discards every change (the same as dropping the transaction).
     pub fn rollback(self) {}
+
+    /// Whether a page change of this transaction failed (a spill that could
+    /// not be written, a page that could not be read): then it refuses
+    /// further changes and its commit, and can only be rolled back.
+    pub fn is_broken(&self) -> bool {
+        self.pages.check_intact().is_err()
+    }
 
     /// Changed pages held in memory now (at most what
     /// `Options::max_dirty_bytes` allows).

@@ -267,3 +267,120 @@ fn a_large_import_in_one_transaction_stays_within_the_limit() {
     drop(r);
     assert!(dst.integrity_check().is_ok());
 }
+
+/// A spill that cannot be written (a full disk) fails the change that
+/// needed the room, which may have stopped halfway: the transaction then
+/// refuses further changes and its commit, rolls back cleanly, and the
+/// handle goes on.
+#[test]
+fn a_failed_spill_breaks_only_its_transaction() {
+    use obj_engine::storage::sim::{Fault, FaultKind, FaultOp};
+    let vfs = SimVfs::new();
+    let opts = || Options { vfs: Some(Arc::new(vfs.clone())), ..options(false) };
+    let db = Db::open_with("/sim/full.obj", opts()).unwrap();
+    {
+        let mut w = db.begin_write().unwrap();
+        let t = w.create_tree("t").unwrap();
+        w.insert(&t, b"kept", b"yes").unwrap();
+        w.commit().unwrap();
+    }
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree("t").unwrap();
+    vfs.set_fault(Fault { op: FaultOp::Write, after: 0, kind: FaultKind::Enospc, persistent: false });
+    let mut failed = None;
+    for i in 0..20_000u64 {
+        if let Err(e) = w.insert(&t, &key(i), &value(i, 0)) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let failed = failed.expect("the spill's write failed");
+    assert!(matches!(failed, obj_engine::Error::Io { .. }), "{failed:?}");
+    assert!(w.is_broken());
+    assert!(w.dirty_pages() <= LIMIT_PAGES, "the pages stayed in memory, none more");
+    // The fault was one-shot, but the transaction stays refused.
+    let again = w.insert(&t, b"more", b"x").unwrap_err();
+    assert!(again.to_string().contains("failed midway"), "{again}");
+    let commit = w.commit().unwrap_err();
+    assert!(commit.to_string().contains("failed midway"), "{commit}");
+    let expect: Model = [(b"kept".to_vec(), b"yes".to_vec())].into();
+    assert!(read_all(&db) == expect);
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree("t").unwrap();
+    w.insert(&t, b"after", b"ok").unwrap();
+    w.commit().unwrap();
+    assert_eq!(read_all(&db).len(), 2);
+    assert!(db.integrity_check().is_ok());
+}
+
+/// A page that cannot be read during a change (an I/O error) fails that
+/// change. Failing before anything changed (while descending), the
+/// transaction goes on; failing when a change may have stopped halfway
+/// (the page was to be changed), it refuses further changes and its
+/// commit, and rolls back cleanly. Faults at each read call in turn.
+#[test]
+fn a_failed_read_during_a_change_leaves_a_usable_or_a_refused_transaction() {
+    use obj_engine::storage::sim::{Fault, FaultKind, FaultOp};
+    let vfs = SimVfs::new();
+    let opts = || Options { vfs: Some(Arc::new(vfs.clone())), cache_size: 8 * 4096, ..options(false) };
+    let db = Db::open_with("/sim/eio.obj", opts()).unwrap();
+    let mut model = Model::new();
+    {
+        let mut w = db.begin_write().unwrap();
+        let t = w.create_tree("t").unwrap();
+        for i in 0..3_000u64 {
+            w.insert(&t, &key(i), &value(i, 0)).unwrap();
+            model.insert(key(i), value(i, 0));
+        }
+        w.commit().unwrap();
+    }
+    let (mut refused, mut went_on) = (0, 0);
+    for after in 0..120 {
+        // Reopened each time: a cold cache, so changes read the file.
+        let db = Db::open_with("/sim/eio.obj", opts()).unwrap();
+        let mut w = db.begin_write().unwrap();
+        let t = w.create_tree("t").unwrap();
+        vfs.set_fault(Fault { op: FaultOp::Read, after, kind: FaultKind::Eio, persistent: false });
+        let mut expect = model.clone();
+        let mut failed = false;
+        for i in (0..3_000u64).step_by(7) {
+            let change = if i % 3 == 0 {
+                w.delete(&t, &key(i)).map(drop)
+            } else {
+                w.insert(&t, &key(i), b"new").map(drop)
+            };
+            match change {
+                Ok(()) if i % 3 == 0 => drop(expect.remove(&key(i))),
+                Ok(()) => drop(expect.insert(key(i), b"new".to_vec())),
+                Err(e) => {
+                    assert!(matches!(e, obj_engine::Error::Io { .. }), "{e:?}");
+                    assert!(!failed, "a one-shot fault failed twice");
+                    failed = true;
+                }
+            }
+            if w.is_broken() {
+                break;
+            }
+        }
+        vfs.clear_faults();
+        if w.is_broken() {
+            refused += 1;
+            let again = w.insert(&t, b"more", b"x").unwrap_err();
+            assert!(again.to_string().contains("failed midway"), "{again}");
+            let commit = w.commit().unwrap_err();
+            assert!(commit.to_string().contains("failed midway"), "{commit}");
+            assert!(read_all(&db) == model, "fault at read {after}: a refused transaction showed");
+        } else {
+            went_on += u64::from(failed);
+            w.commit().unwrap();
+            model = expect;
+            assert!(read_all(&db) == model, "fault at read {after}");
+        }
+        if let Err(e) = db.integrity_check() {
+            panic!("fault at read {after} (broken {}, failed {failed}): {e}", refused);
+        }
+        db.close().unwrap();
+    }
+    println!("read faults: {refused} transactions refused, {went_on} went on after a failed change");
+    assert!(refused > 0 && went_on > 0, "refused {refused}, went on {went_on}");
+}

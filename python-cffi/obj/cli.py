@@ -841,9 +841,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                       'lines): upsert at that id')
     s.add_argument("--batch", type=_int_at_least(1), default=5000, help="documents per insert call (default 5000)")
     s.add_argument("--commit-every", type=_int_at_least(1), default=None, metavar="N",
-                   help="commit about every N documents, in memory that does not grow with the input (default: "
-                        "one transaction, all or nothing; with this a failed load into an existing database "
-                        "keeps what was committed)")
+                   help="commit about every N documents (default: one transaction, all or nothing; its "
+                        "memory is bounded either way; with this a failed load into an existing database "
+                        "keeps what was committed, and the WAL stays smaller)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_load, late_input=True)
     s = sub.add_parser("backup", help="a consistent copy of a database, made while it is in use "

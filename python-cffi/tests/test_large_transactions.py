@@ -67,3 +67,53 @@ def test_a_failed_large_transaction_leaves_no_trace(tmp_path):
 def test_max_dirty_bytes_must_be_a_size(tmp_path, bad):
     with pytest.raises(obj.InvalidArgumentError, match="max_dirty_bytes"):
         obj.Db(str(tmp_path / "x.obj"), max_dirty_bytes=bad)
+
+
+_FULL_DISK = r"""
+import os, resource, signal, sys
+import obj
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, as a full disk gives ENOSPC
+path = sys.argv[1]
+db = obj.Db(path, max_dirty_bytes=8 * 4096)
+with db.transaction() as tx:
+    tx.create_index("c", "n", "n")
+db.insert("c", {"n": -1})
+db.checkpoint()
+resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, resource.RLIM_INFINITY))
+tx = db.transaction()
+n = 0
+try:
+    while True:
+        tx.insert("c", {"n": n, "pad": "b" * 200})
+        n += 1
+except obj.ObjError as e:
+    assert type(e) is obj.ObjError or "I/O" in str(e), repr(e)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+# The insert stopped halfway (index entry written, document not): the
+# transaction refuses everything but a rollback.
+for attempt in (lambda: tx.insert("c", {"n": 0}), tx.commit):
+    try:
+        attempt()
+        raise SystemExit("a broken transaction accepted a change or its commit")
+    except obj.InvalidArgumentError as e:
+        assert "failed midway" in str(e), e
+# (The refused commit ended the transaction: rolled back.)
+assert db.count("c") == 1
+db.insert("c", {"n": -2})
+db.integrity_check()
+db.close()
+print("ok", n)
+"""
+
+
+def test_a_full_disk_during_a_spill_breaks_only_that_transaction(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _FULL_DISK, str(tmp_path / "full.obj")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stderr
+    assert int(r.stdout.split()[1]) > 100  # it did spill before the disk filled
+    with obj.Db(str(tmp_path / "full.obj")) as db:
+        assert sorted(d["n"] for _, d in db.all("c")) == [-2, -1]
+        db.integrity_check()

@@ -1032,8 +1032,9 @@ impl<'t> CollectionMut<'t> {
     /// unique violation, a non-map document, an oversized key), the ones
     /// this call already inserted are deleted again and the next id is
     /// restored, so the collection is as before the call and the
-    /// transaction stays usable. (An I/O or corruption error during that
-    /// undo is returned instead; then roll the transaction back.)
+    /// transaction stays usable. (When the failure was an I/O or
+    /// corruption error, the transaction refuses further changes, see
+    /// [`WriteTxn::is_broken`]: no undo, roll it back.)
     pub fn insert_many_versioned<'a>(
         &mut self,
         docs: impl IntoIterator<Item = &'a Value>,
@@ -1087,6 +1088,11 @@ impl<'t> CollectionMut<'t> {
     /// Deletes again the documents `ids` that a failed batch inserted and
     /// restores the next id to `first`, the batch's first id.
     fn undo_inserts(&mut self, ids: &[u64], first: u64) -> Result<()> {
+        if self.txn.is_broken() {
+            // A page change failed: nothing more can be changed, and the
+            // transaction can only be rolled back (the caller's error says why).
+            return Ok(());
+        }
         for &id in ids.iter().rev() {
             self.delete(id)?;
         }

@@ -1095,7 +1095,7 @@ impl Pager {
     /// the WAL has grown past the threshold.
     ///
     /// `spill`: the pages this transaction already wrote to the WAL (see
-    /// [`Pager::spill`]); they are published with the commit, or forgotten
+    /// `Pager::spill`); they are published with the commit, or forgotten
     /// if it fails before its commit frame is written.
     pub fn commit(
         &self,
@@ -1162,15 +1162,7 @@ impl Pager {
             Some(s) => s.check_position(&wal)?,
             None => self.restart_wal_if_backfilled(&mut wal, &mut h, false)?,
         }
-        let frames: Vec<FrameWrite<'_>> = if images.is_empty() {
-            pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect()
-        } else {
-            pages
-                .iter()
-                .zip(&images)
-                .map(|((pgno, _), image)| FrameWrite { pgno: *pgno, page: image })
-                .collect()
-        };
+        let frames = frame_writes(&pages, &images);
         let appended = wal.append(&frames, header.page_count)?;
         drop(frames);
         // From here on the spilled frames belong to this commit.
@@ -1234,15 +1226,7 @@ impl Pager {
                 })
             }
         };
-        let frames: Vec<FrameWrite<'_>> = if images.is_empty() {
-            pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect()
-        } else {
-            pages
-                .iter()
-                .zip(&images)
-                .map(|((pgno, _), image)| FrameWrite { pgno: *pgno, page: image })
-                .collect()
-        };
+        let frames = frame_writes(pages, &images);
         let first = wal.append_frames(&frames, None)?;
         drop(frames);
         s.pgnos.extend(pages.iter().map(|(pgno, _)| *pgno));
@@ -1762,8 +1746,18 @@ impl Pager {
     }
 }
 
+/// The frames to append for `pages`: their own bytes (sealed plain pages),
+/// or their on-disk `images` (encrypted) when there are any.
+fn frame_writes<'a>(pages: &'a [(PageNo, PageRef)], images: &'a [Page]) -> Vec<FrameWrite<'a>> {
+    if images.is_empty() {
+        pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect()
+    } else {
+        pages.iter().zip(images).map(|((pgno, _), image)| FrameWrite { pgno: *pgno, page: image }).collect()
+    }
+}
+
 /// The pages a write transaction wrote to the WAL before its commit (see
-/// [`Pager::spill`]): frames `first..` of `generation`, in order, none of
+/// `Pager::spill`): frames `first..` of `generation`, in order, none of
 /// them a commit frame.
 #[derive(Debug)]
 pub struct Spill {

@@ -12,7 +12,7 @@
 //! them. So a transaction of any size runs in bounded memory.
 
 use std::collections::hash_map::Entry;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, PageNo, Result};
 use crate::storage::freelist;
@@ -33,6 +33,12 @@ pub struct WritePages {
     clock: u64,
     /// Boxed: most transactions never spill.
     spilled: Option<Box<Spilled>>,
+    /// Why a change failed after this transaction had changed pages (a
+    /// page that could not be read or spilled, a damaged page): the
+    /// operation may have stopped halfway, so the transaction refuses
+    /// further changes and its commit, and can only be rolled back. (Set
+    /// from `read`, which takes `&self`.)
+    broken: OnceLock<String>,
 }
 
 /// What a transaction spilled to the WAL.
@@ -42,6 +48,16 @@ struct Spilled {
     spill: Option<Spill>,
     /// Pages whose newest version is a spilled frame (and not in `dirty`).
     frames: PageMap<u64>,
+}
+
+/// What a transaction hands to `Pager::commit`.
+pub struct Changes {
+    /// The changed pages in page order, page 0 holding the new header.
+    pub pages: Vec<(PageNo, PageRef)>,
+    /// The new header.
+    pub header: Header,
+    /// The pages already spilled to the WAL, published with the commit.
+    pub spill: Option<Spill>,
 }
 
 /// A changed page and when it was last changed.
@@ -63,6 +79,7 @@ impl WritePages {
             limit,
             clock: 0,
             spilled: None,
+            broken: OnceLock::new(),
         }
     }
 
@@ -84,6 +101,22 @@ impl WritePages {
 
     /// Reads a page as this transaction sees it.
     pub fn read(&self, pgno: PageNo) -> Result<PageRef> {
+        let read = self.read_unchecked(pgno);
+        if let Err(e) = &read {
+            self.note_failure(e);
+        }
+        read
+    }
+
+    /// Records that a change of this transaction failed with `e` (see
+    /// `broken`), unless nothing was changed yet.
+    pub fn note_failure(&self, e: &Error) {
+        if !self.unchanged() {
+            let _ = self.broken.set(e.to_string());
+        }
+    }
+
+    fn read_unchecked(&self, pgno: PageNo) -> Result<PageRef> {
         if let Some(d) = self.dirty.get(&pgno) {
             return Ok(d.page.clone());
         }
@@ -104,6 +137,7 @@ impl WritePages {
     /// A page of this transaction's dirty set, zero-filled (for a page
     /// whose old content does not matter).
     pub fn page_zeroed(&mut self, pgno: PageNo) -> Result<&mut [u8]> {
+        self.check_intact()?;
         if !self.dirty.contains_key(&pgno) {
             self.make_room()?;
         }
@@ -133,13 +167,27 @@ impl WritePages {
         }
     }
 
+    /// `Ok` unless a page could not be read or changed after this
+    /// transaction had changed pages (see `broken`).
+    pub fn check_intact(&self) -> Result<()> {
+        match self.broken.get() {
+            None => Ok(()),
+            Some(why) => Err(Error::invalid(format!(
+                "this write transaction failed midway ({why}); roll it back and start again"
+            ))),
+        }
+    }
+
     fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock
     }
 
     /// Spills the half of the dirty set changed least recently when the
-    /// set is full, before a page is added to it.
+    /// set is full, before a page is added to it. This runs in the middle
+    /// of a B+tree operation: when the frames cannot be written (a full
+    /// disk), the pages stay in memory, the operation fails halfway, and
+    /// so the transaction breaks (see `broken`).
     fn make_room(&mut self) -> Result<()> {
         if self.dirty.len() < self.limit {
             return Ok(());
@@ -155,7 +203,8 @@ impl WritePages {
         // them in order).
         pages.sort_unstable_by_key(|&(pgno, _)| pgno);
         let spilled = self.spilled.get_or_insert_with(Box::default);
-        match self.base.pager().spill(&mut spilled.spill, &mut pages) {
+        let pager = self.base.pager();
+        match pager.spill(&mut spilled.spill, &mut pages) {
             Ok(first) => {
                 for (i, (pgno, _)) in pages.into_iter().enumerate() {
                     spilled.frames.insert(pgno, first + i as u64);
@@ -163,8 +212,8 @@ impl WritePages {
                 Ok(())
             }
             Err(e) => {
-                // Not written: they stay in memory.
                 self.dirty.extend(pages.into_iter().map(|(pgno, page)| (pgno, Dirty { page, changed: 0 })));
+                self.note_failure(&e);
                 Err(e)
             }
         }
@@ -179,9 +228,12 @@ impl WritePages {
     /// when it changed, and the new header. Empty when nothing changed.
     /// The pages spilled to the WAL (see the module documentation) go with
     /// them, to be published by the commit.
-    pub fn into_commit(mut self) -> (Vec<(PageNo, PageRef)>, Header, Option<Spill>) {
+    /// A transaction that could not read or change a page after it had
+    /// changed pages (see `broken`) is refused.
+    pub fn into_commit(mut self) -> Result<Changes> {
+        self.check_intact()?;
         if self.unchanged() {
-            return (Vec::new(), self.header, None);
+            return Ok(Changes { pages: Vec::new(), header: self.header, spill: None });
         }
         self.header.commit_counter += 1;
         let header = self.header;
@@ -195,7 +247,7 @@ impl WritePages {
         header.encode(&mut Arc::make_mut(&mut zero)[..]);
         pages.push((0, zero));
         pages.sort_unstable_by_key(|(p, _)| *p);
-        (pages, header, self.spilled.take().and_then(|s| s.spill))
+        Ok(Changes { pages, header, spill: self.spilled.take().and_then(|s| s.spill) })
     }
 
     /// The snapshot this transaction started from.
@@ -242,6 +294,7 @@ impl PageWrite for WritePages {
         if pgno == 0 {
             return Err(Error::corruption(0, "page 0 is the header, not a tree page"));
         }
+        self.check_intact()?;
         if !self.dirty.contains_key(&pgno) {
             self.make_room()?;
             let page = self.read(pgno)?;
