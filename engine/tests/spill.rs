@@ -33,6 +33,21 @@ fn options(encrypted: bool) -> Options {
     }
 }
 
+/// `options(false)` on the simulated file system `vfs`.
+fn sim_options(vfs: &SimVfs) -> Options {
+    Options { vfs: Some(Arc::new(vfs.clone())), ..options(false) }
+}
+
+/// A database at `path` on `vfs` whose tree "t" holds `kept` = `yes`.
+fn db_with_one_record(vfs: &SimVfs, path: &str) -> Db {
+    let db = Db::open_with(path, sim_options(vfs)).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree("t").unwrap();
+    w.insert(&t, b"kept", b"yes").unwrap();
+    w.commit().unwrap();
+    db
+}
+
 fn key(i: u64) -> Vec<u8> {
     // Spread over the key space, so that every leaf is changed again and
     // again and most changes land on a page spilled earlier.
@@ -133,7 +148,7 @@ fn an_encrypted_transaction_spills_encrypted_frames() {
 #[test]
 fn a_rolled_back_spill_leaves_no_trace() {
     let vfs = SimVfs::new();
-    let opts = || Options { vfs: Some(Arc::new(vfs.clone())), ..options(false) };
+    let opts = || sim_options(&vfs);
     let db = Db::open_with("/sim/rollback.obj", opts()).unwrap();
     let mut base = Model::new();
     {
@@ -177,14 +192,8 @@ fn a_rolled_back_spill_leaves_no_trace() {
 #[test]
 fn a_crash_before_the_commit_loses_only_that_transaction() {
     let vfs = SimVfs::new();
-    let opts = || Options { vfs: Some(Arc::new(vfs.clone())), ..options(false) };
-    let db = Db::open_with("/sim/crash.obj", opts()).unwrap();
-    {
-        let mut w = db.begin_write().unwrap();
-        let t = w.create_tree("t").unwrap();
-        w.insert(&t, b"kept", b"yes").unwrap();
-        w.commit().unwrap();
-    }
+    let opts = || sim_options(&vfs);
+    let db = db_with_one_record(&vfs, "/sim/crash.obj");
     let mut model: Model = [(b"kept".to_vec(), b"yes".to_vec())].into();
     let (w, _) = big_transaction(&db, 6_000, &mut model);
     assert!(w.spilled_pages() > 0);
@@ -276,14 +285,7 @@ fn a_large_import_in_one_transaction_stays_within_the_limit() {
 fn a_failed_spill_breaks_only_its_transaction() {
     use obj_engine::storage::sim::{Fault, FaultKind, FaultOp};
     let vfs = SimVfs::new();
-    let opts = || Options { vfs: Some(Arc::new(vfs.clone())), ..options(false) };
-    let db = Db::open_with("/sim/full.obj", opts()).unwrap();
-    {
-        let mut w = db.begin_write().unwrap();
-        let t = w.create_tree("t").unwrap();
-        w.insert(&t, b"kept", b"yes").unwrap();
-        w.commit().unwrap();
-    }
+    let db = db_with_one_record(&vfs, "/sim/full.obj");
     let mut w = db.begin_write().unwrap();
     let t = w.create_tree("t").unwrap();
     vfs.set_fault(Fault { op: FaultOp::Write, after: 0, kind: FaultKind::Enospc, persistent: false });
@@ -322,7 +324,7 @@ fn a_failed_spill_breaks_only_its_transaction() {
 fn a_failed_read_during_a_change_leaves_a_usable_or_a_refused_transaction() {
     use obj_engine::storage::sim::{Fault, FaultKind, FaultOp};
     let vfs = SimVfs::new();
-    let opts = || Options { vfs: Some(Arc::new(vfs.clone())), cache_size: 8 * 4096, ..options(false) };
+    let opts = || Options { cache_size: 8 * 4096, ..sim_options(&vfs) };
     let db = Db::open_with("/sim/eio.obj", opts()).unwrap();
     let mut model = Model::new();
     {
