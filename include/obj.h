@@ -1150,6 +1150,19 @@ obj_status obj_kv_delete(obj_txn *txn,
                          bool *existed);
 
 /**
+ * Creates namespace `ns` if it is missing, so that an empty namespace
+ * exists (listed, exported, backed up); `*created` (may be NULL) says
+ * whether it was created (an existing namespace is OBJ_OK, its entries
+ * untouched). Errors: OBJ_INVALID_ARGUMENT (read or finished transaction,
+ * bad name).
+ *
+ * # Safety
+ * `txn` is a live handle; `ns` a NUL-terminated string; `created` NULL or
+ * writable.
+ */
+obj_status obj_kv_create(obj_txn *txn, const char *ns, bool *created);
+
+/**
  * Drops namespace `ns` with all its entries; `*existed` (may be NULL)
  * says whether it was there (a missing namespace is OBJ_OK). Errors:
  * OBJ_INVALID_ARGUMENT (read or finished transaction, bad name).

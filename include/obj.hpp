@@ -385,6 +385,13 @@ public:
         check(obj_kv_delete(t_, detail::c_path(ns), detail::u8(key), key.size(), &existed));
         return existed;
     }
+    /** Creates namespace `ns` if missing (so it exists while empty);
+     *  true if it was created. */
+    bool kv_create(const std::string &ns) {
+        bool created = false;
+        check(obj_kv_create(t_, detail::c_path(ns), &created));
+        return created;
+    }
     bool kv_drop(const std::string &ns) {
         bool existed = false;
         check(obj_kv_drop(t_, detail::c_path(ns), &existed));

@@ -95,6 +95,33 @@ pub unsafe extern "C" fn obj_kv_delete(
     })
 }
 
+/// Creates namespace `ns` if it is missing, so that an empty namespace
+/// exists (listed, exported, backed up); `*created` (may be NULL) says
+/// whether it was created (an existing namespace is OBJ_OK, its entries
+/// untouched). Errors: OBJ_INVALID_ARGUMENT (read or finished transaction,
+/// bad name).
+///
+/// # Safety
+/// `txn` is a live handle; `ns` a NUL-terminated string; `created` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_kv_create(
+    txn: *mut obj_txn,
+    ns: *const c_char,
+    created: *mut bool,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let ns = unsafe { arg_str(ns, "namespace") }?;
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let made = t.write()?.kv_create(ns)?;
+        // SAFETY: per contract.
+        unsafe { put_opt(created, made) };
+        Ok(())
+    })
+}
+
 /// Drops namespace `ns` with all its entries; `*existed` (may be NULL)
 /// says whether it was there (a missing namespace is OBJ_OK). Errors:
 /// OBJ_INVALID_ARGUMENT (read or finished transaction, bad name).

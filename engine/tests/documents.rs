@@ -411,6 +411,22 @@ fn kv_list_and_drop() {
 }
 
 #[test]
+fn kv_create_keeps_an_empty_namespace() {
+    let (_d, db) = open();
+    let mut tx = db.begin_write().unwrap();
+    assert!(tx.kv_create("empty").unwrap());
+    assert!(!tx.kv_create("empty").unwrap());
+    tx.kv_put("full", b"k", b"v").unwrap();
+    assert!(!tx.kv_create("full").unwrap(), "an existing namespace keeps its entries");
+    assert!(matches!(tx.kv_create(""), Err(obj_engine::Error::InvalidArgument(_))));
+    tx.commit().unwrap();
+    let r = db.begin_read().unwrap();
+    assert_eq!(r.kv_list().unwrap(), vec!["empty", "full"]);
+    assert_eq!(r.kv_prefix("empty", b"", false).unwrap().count(), 0);
+    assert_eq!(r.kv_get("full", b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
 fn reopened_collection_handles_in_one_transaction_stay_coherent() {
     // Handles opened one after another in a transaction share the state the
     // transaction keeps; every kind of change must be seen by the next one.

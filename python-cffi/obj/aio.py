@@ -33,7 +33,7 @@ __all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery", "AsyncCollection", "AsyncKv", "A
 # timeout for another writer). AsyncDb runs them on its writer threads.
 _WRITES = frozenset({
     "insert", "insert_many", "upsert", "update", "delete", "create_index", "drop_collection", "import_",
-    "compact", "rekey", "checkpoint", "put", "drop",
+    "compact", "rekey", "checkpoint", "put", "create", "drop",
 })
 
 

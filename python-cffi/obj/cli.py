@@ -155,7 +155,26 @@ def _open(path: str, read_only: bool = False, a: argparse.Namespace | None = Non
 
     if not os.path.exists(path):
         raise obj.NotFoundError(f"{path}: no such file")
+    if not read_only and _is_empty_file(path) and not _has_wal(path):
+        # A writable open would make an empty file a new database; the
+        # maintenance commands work on existing ones (a read-only open
+        # refuses it in the engine with the same words).
+        raise obj.InvalidArgumentError(f"{path} is empty (0 bytes): not a database yet")
     return obj.Db(path, read_only=read_only, create=False, **(_key(a) if a is not None else {}))
+
+
+def _is_empty_file(path: str) -> bool:
+    try:
+        return os.path.isfile(path) and os.path.getsize(path) == 0
+    except OSError:
+        return False
+
+
+def _has_wal(path: str) -> bool:
+    try:
+        return os.path.getsize(path + "-wal") > 0
+    except OSError:
+        return False
 
 
 def cmd_stat(a: argparse.Namespace) -> int:
@@ -499,6 +518,7 @@ class _Loader:
         self.kv = None
         if self.whole and type(h.get("kv")) is str and h["kv"]:
             self.header, self.kind, self.kv = h, "kv", self.tx.kv(h["kv"])
+            self.kv.create()  # an empty namespace in the dump stays one
             count = h.get("count")
             self.expected = count if type(count) is int and count >= 0 else -1
             self.seen = 0

@@ -235,6 +235,18 @@ class KvNamespace:
         """The keys (optionally under ``prefix``)."""
         return [k for k, _ in self.scan(prefix=prefix)]
 
+    def create(self) -> bool:
+        """Creates the namespace if it is missing, so that it exists (is
+        listed, dumped and backed up) while empty; True if it was created.
+        An existing namespace keeps its entries."""
+
+        def run(tx: Any, c: bytes) -> bool:
+            found = slots.found
+            tx._check(tx._wcall(lib.obj_kv_create, c, found))
+            return bool(found[0])
+
+        return self._run(True, run)
+
     def drop(self) -> bool:
         """Deletes the whole namespace; True if it existed."""
 

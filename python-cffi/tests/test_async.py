@@ -129,8 +129,11 @@ async def test_async_transaction_query_collection_and_kv_are_awaitable_on_its_th
         assert [k async for k, _ in ns.scan(prefix=b"user:")] == [b"user:1", b"user:2"]
         assert await ns.keys() == [b"user:1", b"user:2"]
         assert await ns.delete(b"user:2") is True
+        assert await tx.kv("empty").create() is True
     assert threads == pinned  # all on the transaction's one thread
     assert await adb.count(Item) == 3 and adb.db.kv("sessions").keys() == [b"user:1"]
+    assert await adb.kv("empty").create() is False and await adb.kv("also_empty").create() is True
+    assert adb.db.kv_namespaces() == ["also_empty", "empty", "sessions"]
 
     async with adb.read_transaction() as rx:
         assert await rx.query(Item).count() == 3

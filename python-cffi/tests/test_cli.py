@@ -91,6 +91,23 @@ def test_stat_check_checkpoint_dump_load(path, tmp_path):
         assert list(db.all("orders")) == list(src.all("orders"))
 
 
+def test_whole_database_dump_and_load_keep_empty_namespaces(path, tmp_path):
+    with obj.Db(path) as db:
+        db.insert("orders", {"n": 1})
+        db.kv("settings").put(b"k", b"v")
+        db.kv("empty").create()
+    out = tmp_path / "all.jsonl"
+    r = run("dump", path, "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    copy = str(tmp_path / "copy.obj")
+    r = run("load", copy, "--all", str(out))
+    assert r.returncode == 0, r.stderr
+    with obj.Db(copy) as db:
+        assert db.kv_namespaces() == ["empty", "settings"]
+        assert list(db.kv("settings").scan()) == [(b"k", b"v")] and list(db.kv("empty").scan()) == []
+        assert [d for _, d in db.all("orders")] == [{"n": 1}]
+
+
 @obj.document(collection="versioned", version=2)
 @dataclass
 class Versioned:
@@ -457,3 +474,15 @@ def test_load_progress_bar_when_stdin_is_a_file(path, tmp_path):
     assert "loading [" in text and "100%" in text and "2000 docs" in text, text
     with obj.Db(path) as db:
         assert db.count("c") == 2000
+
+
+def test_maintenance_commands_leave_an_empty_file_alone(tmp_path):
+    empty = tmp_path / "empty.obj"
+    empty.write_bytes(b"")
+    for cmd in (["stat"], ["check"], ["checkpoint"], ["compact"], ["compact", "--dry-run"]):
+        r = run(*cmd, str(empty))
+        assert r.returncode == cli.EXIT_ERROR and "empty (0 bytes)" in r.stderr, (cmd, r.stderr)
+        assert empty.stat().st_size == 0 and not os.path.exists(str(empty) + "-wal")
+    # load is how an empty file becomes a database
+    assert run("load", str(empty), "c", stdin='{"n": 1}\n').returncode == 0
+    assert run("checkpoint", str(empty)).returncode == 0

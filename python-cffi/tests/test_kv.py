@@ -2,6 +2,8 @@
 
 import pytest
 
+import obj
+
 
 def test_put_get_delete_scan(db):
     kv = db.kv("sessions")
@@ -43,3 +45,22 @@ def test_empty_values_and_binary_keys(db):
     kv.put(b"\x00\xff", b"")
     assert kv.get(b"\x00\xff") == b""
     assert list(kv.scan()) == [(b"\x00\xff", b"")]
+
+
+def test_create_keeps_an_empty_namespace(db):
+    assert db.kv("empty").create() is True
+    assert db.kv("empty").create() is False
+    assert "empty" in db.kv_namespaces() and list(db.kv("empty").scan()) == []
+    db.kv("full").put(b"k", b"v")
+    assert db.kv("full").create() is False and db.kv("full").get(b"k") == b"v"
+    with db.transaction() as tx:
+        assert tx.kv("in_txn").create() is True
+    assert "in_txn" in db.kv_namespaces()
+    with pytest.raises(RuntimeError):
+        with db.transaction() as tx:
+            tx.kv("rolled_back").create()
+            raise RuntimeError
+    assert "rolled_back" not in db.kv_namespaces()
+    with db.read_transaction() as tx, pytest.raises(obj.InvalidArgumentError):
+        tx.kv("new").create()
+    assert db.kv("empty").drop() is True and "empty" not in db.kv_namespaces()

@@ -740,17 +740,33 @@ static void test_kv_scans(obj_db *db) {
     CHECK_OK(obj_kv_drop(w, "gone", &existed));
     CHECK(!existed);
     CHECK_OK(obj_kv_drop(w, "gone", NULL));
+    /* An empty namespace exists once created; creating again keeps it. */
+    bool created = false;
+    CHECK_OK(obj_kv_create(w, "empty", &created));
+    CHECK(created);
+    CHECK_OK(obj_kv_create(w, "empty", &created));
+    CHECK(!created);
+    CHECK_OK(obj_kv_create(w, "other", &created));
+    CHECK(!created);
+    CHECK_OK(obj_kv_list(w, &out));
+    check_eq_free(&out, "[\"empty\",\"other\",\"scan\"]");
+    CHECK_OK(obj_kv_drop(w, "empty", NULL));
+    CHECK_STATUS(obj_kv_create(w, NULL, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_kv_create(w, BAD_UTF8, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_kv_create(w, "", NULL), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_kv_drop(w, NULL, NULL), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_kv_drop(w, BAD_UTF8, NULL), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_kv_list(w, NULL), OBJ_INVALID_ARGUMENT);
     CHECK_OK(obj_txn_commit(w));
     CHECK_STATUS(obj_kv_drop(w, "scan", NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_kv_create(w, "new", NULL), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_kv_list(w, &out), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_kv_scan(w, "scan", NULL, 0, NULL, 0, NULL, 0, false, &c), OBJ_INVALID_ARGUMENT);
     CHECK_OK(obj_txn_free(w));
 
     CHECK_OK(obj_txn_begin_read(db, &r));
     CHECK_STATUS(obj_kv_drop(r, "scan", NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_kv_create(r, "new", NULL), OBJ_INVALID_ARGUMENT);
     CHECK_OK(obj_kv_list(r, &out));
     check_eq_free(&out, "[\"other\",\"scan\"]");
 

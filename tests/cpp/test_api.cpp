@@ -167,6 +167,9 @@ static void test_kv(obj::Db &db) {
         w.kv_put("tmp", "x", "");
         CHECK(w.kv_list() == R"(["cfg","tmp"])");
         CHECK(w.kv_drop("tmp") && !w.kv_drop("tmp"));
+        CHECK(w.kv_create("tmp") && !w.kv_create("tmp") && !w.kv_create("cfg"));
+        CHECK(w.kv_list() == R"(["cfg","tmp"])");
+        CHECK(w.kv_drop("tmp"));
         CHECK(w.kv_get("cfg", "a2") == std::string("va2"));
         CHECK(w.kv_delete("cfg", "a2") && !w.kv_delete("cfg", "a2"));
         w.commit();

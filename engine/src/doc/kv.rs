@@ -103,6 +103,17 @@ impl WriteTxn {
         self.insert(&t, key, value)
     }
 
+    /// Creates namespace `ns` if it is missing, so that it exists (and is
+    /// listed, exported and backed up) while empty; true if it was created.
+    pub fn kv_create(&mut self, ns: &str) -> Result<bool> {
+        let name = tree_name(ns)?;
+        if self.find_engine_tree(&name)?.is_some() {
+            return Ok(false);
+        }
+        self.create_engine_tree(&name)?;
+        Ok(true)
+    }
+
     /// Deletes `key` from namespace `ns`; true if it existed.
     pub fn kv_delete(&mut self, ns: &str, key: &[u8]) -> Result<bool> {
         match find(self, ns)? {

@@ -27,9 +27,7 @@ use std::path::Path;
 
 use crate::db::Db;
 use crate::doc::codec::decode_header;
-use crate::doc::collection::{
-    check_component_name, decode_stored, list_collections, Collection, CollectionMut, CollectionOptions,
-};
+use crate::doc::collection::{decode_stored, list_collections, Collection, CollectionMut, CollectionOptions};
 use crate::doc::json::{from_json_str_enveloped, write_json};
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
@@ -561,8 +559,7 @@ impl Db {
                     *count
                 }
                 Section::Kv { ns, count } => {
-                    check_component_name("namespace", ns).map_err(|e| at_line(lineno, e))?;
-                    imp.tx()?.create_engine_tree(&format!("{KV_PREFIX}{ns}"))?;
+                    imp.tx()?.kv_create(ns).map_err(|e| at_line(lineno, e))?;
                     imp.report.kv_namespaces += 1;
                     *count
                 }
