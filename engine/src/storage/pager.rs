@@ -1260,6 +1260,8 @@ impl Pager {
         let mut wal = self.wal();
         if wal.header().generation == spill.generation && wal.frame_count() >= spill.start_frames() {
             wal.rewind(spill.start);
+            // Best effort: a file left longer is only reused or cut later.
+            let _ = wal.trim(self.wal_keep_bytes());
         }
         drop(wal);
         for i in 0..spill.pgnos.len() as u64 {
@@ -1353,21 +1355,24 @@ impl Pager {
             // that dies in between leaves the next one a consistent story.
             let carry = newest.map(|newest| move |base| self.carry_cache_over(old_generation, base, &newest));
             self.index.finish_restart(h, taken, carry);
-            // Saturating: any threshold is accepted, `u64::MAX` included.
-            let keep = if cut {
-                0
-            } else {
-                self.autocheckpoint
-                    .max(1000)
-                    .saturating_mul(4)
-                    .saturating_mul((FRAME_HEADER_LEN + self.page_size) as u64)
-            };
+            let keep = if cut { 0 } else { self.wal_keep_bytes() };
             if let Err(e) = wal.shrink(keep) {
                 self.set_fatal(format!("restarting the WAL failed: {e}"));
                 return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// How long a WAL file may stay when a restart (or a rolled-back
+    /// spill) could cut it: four checkpoint thresholds of frames, so that
+    /// steady commits reuse the file's space instead of growing it again.
+    fn wal_keep_bytes(&self) -> u64 {
+        // Saturating: any threshold is accepted, `u64::MAX` included.
+        self.autocheckpoint
+            .max(1000)
+            .saturating_mul(4)
+            .saturating_mul((FRAME_HEADER_LEN + self.page_size) as u64)
     }
 
     /// After a restart from generation `old`, the main file holds every

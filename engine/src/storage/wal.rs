@@ -364,6 +364,23 @@ impl Wal {
         self.chain = pos.chain;
     }
 
+    /// After a rollback rewound over spilled frames: cuts the file back to
+    /// `keep_bytes`, or to the end of the last frame when that is further,
+    /// if it is longer, so that an abandoned large transaction does not
+    /// keep its disk space until the next restart. Nothing after the append
+    /// position was committed; a cut that a power cut undoes only brings
+    /// back frames that never chain, as a rewind without a cut leaves them.
+    pub fn trim(&mut self, keep_bytes: u64) -> Result<()> {
+        let end = WAL_HEADER_LEN + self.frames * self.frame_len();
+        let keep = keep_bytes.max(end);
+        let size =
+            self.file.size().map_err(|e| Error::io(format!("reading the size of {}", self.name), e))?;
+        if size > keep {
+            self.file.truncate(keep).map_err(|e| Error::io(format!("truncating {}", self.name), e))?;
+        }
+        Ok(())
+    }
+
     /// [`Wal::append`] for one part of a transaction: with `commit` `None`
     /// no frame is a commit frame, so the part stays invisible to recovery
     /// until a later call ends the transaction with `Some(page_count)`.
