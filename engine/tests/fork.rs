@@ -3,12 +3,18 @@
 //! thread held at that moment (the handle registry's, say) would stay held
 //! in the child forever. Alone here, nothing else runs at the fork.
 
-use obj_engine::{Db, Error, ReadableTxn};
+use obj_engine::{Db, Error, Options, ReadableTxn};
 
 mod common;
 use common::{get, put, side_files};
 
+/// One test, so that its forks happen with no other test's thread running.
 #[test]
+fn fork_with_open_handles() {
+    a_handle_used_after_fork_is_refused();
+    a_child_dropping_a_spilled_transaction_leaves_the_wal_alone();
+}
+
 fn a_handle_used_after_fork_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fork.obj");
@@ -51,4 +57,48 @@ fn a_handle_used_after_fork_is_refused() {
     assert_eq!(get(&db, b"child").as_deref(), Some(&b"c"[..]));
     db.close().unwrap();
     assert_eq!(side_files(&path), (false, false));
+}
+
+/// A write transaction that spilled pages to the WAL, inherited by a child
+/// that drops it (as a child leaving a `with` block or exiting normally
+/// does): the rollback must not rewind or cut the WAL under the parent,
+/// whose commit of the same transaction goes on.
+fn a_child_dropping_a_spilled_transaction_leaves_the_wal_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spill.obj");
+    let options = || Options { max_dirty_bytes: Some(64 * 4096), ..Options::default() };
+    let db = Db::open_with(&path, options()).unwrap();
+    let value = |i: u32| vec![(i % 251) as u8; 3000];
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree("t").unwrap();
+    for i in 0..8_000u32 {
+        w.insert(&t, &i.to_be_bytes(), &value(i)).unwrap();
+    }
+    assert!(w.spilled_pages() > 4_000, "spilled only {} pages", w.spilled_pages());
+    // SAFETY: the child drops its copy of the transaction and then
+    // _exit()s without running other destructors.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        drop(w);
+        // SAFETY: ends the forked child at once.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    w.commit().unwrap();
+    let check = |db: &Db| {
+        let r = db.begin_read().unwrap();
+        let t = r.open_tree("t").unwrap();
+        assert_eq!(r.count(&t).unwrap(), 8_000);
+        for i in (0..8_000u32).step_by(97) {
+            assert_eq!(r.get(&t, &i.to_be_bytes()).unwrap(), Some(value(i)), "record {i}");
+        }
+        assert!(db.integrity_check().is_ok());
+    };
+    check(&db);
+    db.close().unwrap();
+    check(&Db::open_with(&path, options()).unwrap());
 }

@@ -176,6 +176,38 @@ fn wal_of_another_database_is_refused() {
 }
 
 #[test]
+fn an_empty_main_file_beside_a_log_is_refused_untouched() {
+    let vfs = SimVfs::new();
+    let db = Db::open_with(DB, sim_options(&vfs)).unwrap();
+    put(&db, "t", b"k", b"v");
+    vfs.crash();
+    drop(db);
+    // The main file lost (truncated), its WAL still there: no open may
+    // turn it into a new, empty database.
+    vfs.write_file(Path::new(DB), b"");
+    for read_only in [false, true] {
+        let opts = Options { read_only, ..sim_options(&vfs) };
+        match Db::open_with(DB, opts) {
+            Err(Error::Corruption { message, .. }) if !read_only => {
+                assert!(message.contains("holds a database's log"), "{message}")
+            }
+            Err(Error::InvalidArgument(message)) if read_only => {
+                assert!(message.contains("0 bytes"), "{message}")
+            }
+            other => panic!("read_only {read_only}: expected a refusal, got {other:?}"),
+        }
+        assert_eq!(vfs.read_file(Path::new(DB)).unwrap().len(), 0, "the main file was written");
+    }
+    // A WAL file that never got a valid header is no log: the open creates
+    // the database over it.
+    vfs.write_file(Path::new(WAL), &[0x5A; 100]);
+    let db = Db::open_with(DB, sim_options(&vfs)).unwrap();
+    assert_eq!(get(&db, "t", b"k"), None);
+    put(&db, "t", b"k", b"new");
+    assert_eq!(get(&db, "t", b"k").as_deref(), Some(&b"new"[..]));
+}
+
+#[test]
 fn power_cut_keeps_every_durable_commit() {
     for seed in 0..40u64 {
         let vfs = SimVfs::new();

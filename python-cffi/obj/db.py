@@ -323,14 +323,16 @@ class Db:
             pass
 
     # -- helpers --------------------------------------------------------------
-    def _cname(self, name: str) -> bytes:
+    def _cname(self, name: str, what: str = "collection") -> bytes:
+        """``name`` as the C library takes it (UTF-8, no NUL); ``what``
+        names it in errors (a collection or a key-value namespace)."""
         b = self._names.get(name)
         if b is None:
             if not isinstance(name, str):
-                raise InvalidArgumentError(f"a collection name must be a str, not {type(name).__name__}")
-            b = _codec.utf8(name, "collection name")
+                raise InvalidArgumentError(f"a {what} name must be a str, not {type(name).__name__}")
+            b = _codec.utf8(name, f"{what} name")
             if b"\0" in b or not b:
-                raise InvalidArgumentError(f"bad collection name {name!r}")
+                raise InvalidArgumentError(f"bad {what} name {name!r}")
             if len(self._names) < 10_000:
                 self._names[name] = b
         return b

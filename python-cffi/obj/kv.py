@@ -50,7 +50,8 @@ def _value(v: Any) -> bytes:
 
 
 class KvNamespace:
-    """One key-value namespace (created on first write). ``"ns.name"`` with
+    """One key-value namespace (created on first write, or empty by
+    :meth:`create`). ``"ns.name"`` with
     ``ns`` attached reads namespace ``name`` of the attached file (writes
     there raise InvalidArgumentError)."""
 
@@ -59,7 +60,7 @@ class KvNamespace:
             raise InvalidArgumentError("a key-value namespace name is a non-empty str")
         self._db = db
         self.name = name
-        self._c = db._cname(name)
+        self._c = db._cname(name, "key-value namespace")
         self._txn = txn
         # For a dotted name: the attach namespace it may be in, and the C
         # name of the rest (a namespace of the attached file).
@@ -94,7 +95,7 @@ class KvNamespace:
         t = self._attached_in(tx)
         if t is not None:
             self._check_unshadowed(tx)
-            return t, t._db._cname(self._rest)
+            return t, t._db._cname(self._rest, "key-value namespace")
         return tx, self._c
 
     def _check_unshadowed(self, tx: Any) -> None:

@@ -483,6 +483,24 @@ def test_maintenance_commands_leave_an_empty_file_alone(tmp_path):
         r = run(*cmd, str(empty))
         assert r.returncode == cli.EXIT_ERROR and "empty (0 bytes)" in r.stderr, (cmd, r.stderr)
         assert empty.stat().st_size == 0 and not os.path.exists(str(empty) + "-wal")
+    # whatever sits beside it
+    (tmp_path / "empty.obj-wal").write_bytes(os.urandom(5000))
+    for cmd in ("checkpoint", "compact"):
+        assert run(cmd, str(empty)).returncode == cli.EXIT_ERROR and empty.stat().st_size == 0
+    os.remove(str(empty) + "-wal")
     # load is how an empty file becomes a database
     assert run("load", str(empty), "c", stdin='{"n": 1}\n').returncode == 0
     assert run("checkpoint", str(empty)).returncode == 0
+
+
+def test_commands_refuse_what_is_not_a_regular_file(tmp_path):
+    fifo = tmp_path / "fifo.obj"
+    os.mkfifo(fifo)
+    for target in (str(fifo), "/dev/null", str(tmp_path)):
+        for cmd in ("stat", "check", "checkpoint"):
+            r = subprocess.run([sys.executable, "-m", "obj", cmd, target], capture_output=True, text=True,
+                               timeout=60, env=os.environ)
+            why = "is a directory" if target == str(tmp_path) else "not a regular file"
+            assert r.returncode == cli.EXIT_ERROR and why in r.stderr, (cmd, target, r.stderr)
+    with pytest.raises(obj.ObjError, match="not a regular file"):
+        obj.Db(str(fifo))

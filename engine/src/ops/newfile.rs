@@ -151,12 +151,18 @@ impl NewFile {
             // lock, not the main file's: hold it exclusively until the
             // rename, which refuses an open target and keeps openers out.
             shm = TargetShm::lock(&vfs, path)?;
-            let f =
-                vfs.open(path, OpenMode::ReadOnly).map_err(|e| Error::io(format!("opening {display}"), e))?;
-            // A directory opens for reading too; the copy would be written
-            // in full and then fail at the rename.
+            // A directory (which a file system may also open for reading)
+            // would be copied in full and then fail at the rename.
+            let directory = || Error::invalid(format!("{display} is a directory, not a file path"));
+            let f = vfs.open(path, OpenMode::ReadOnly).map_err(|e| match e.kind() {
+                std::io::ErrorKind::IsADirectory => directory(),
+                std::io::ErrorKind::InvalidInput => {
+                    Error::invalid(format!("{display} is not a regular file"))
+                }
+                _ => Error::io(format!("opening {display}"), e),
+            })?;
             if f.read_at(&mut [0u8; 1], 0).is_err_and(|e| e.kind() == std::io::ErrorKind::IsADirectory) {
-                return Err(Error::invalid(format!("{display} is a directory, not a file path")));
+                return Err(directory());
             }
             if !f.try_lock_exclusive().map_err(|e| Error::io(format!("locking {display}"), e))? {
                 return Err(Error::Busy(format!("{display} is open (locked by another handle or process)")));

@@ -99,6 +99,17 @@ pub struct OsVfs;
 
 impl Vfs for OsVfs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
+        // A database's files are regular files (or links to them): opening
+        // a FIFO for reading would block until a writer came, and a device
+        // or a directory holds no database.
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.is_dir() {
+                return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
+            }
+            if !meta.is_file() {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+            }
+        }
         let file = match mode {
             OpenMode::ReadOnly => OpenOptions::new().read(true).open(path)?,
             OpenMode::ReadWriteCreate => {

@@ -32,7 +32,7 @@ use crate::storage::shm::{
     LOCK_RECOVER, LOCK_WRITE, READ_SLOTS,
 };
 use crate::storage::wal::{
-    fresh_salt, FrameWrite, Recovered, Wal, WalPosition, FRAME_HEADER_LEN, WAL_HEADER_LEN,
+    fresh_salt, holds_a_log, FrameWrite, Recovered, Wal, WalPosition, FRAME_HEADER_LEN, WAL_HEADER_LEN,
 };
 use crate::storage::wal_index::{main_key, PageMap, PageSource, ReadMark, Refresh, WalIndex};
 
@@ -535,6 +535,27 @@ impl Pager {
             }
             if !first {
                 return Err(Error::Busy(format!("{display} is being created by another process")));
+            }
+            // A database is created with its header before it has a WAL:
+            // a log beside an empty file is another database's (or this
+            // one's, its main file truncated). Refuse before writing.
+            let wal_path = wal_path_of(path);
+            if vfs.exists(&wal_path).unwrap_or(false) {
+                let wal_display = wal_path.display();
+                let holds = vfs
+                    .open(&wal_path, OpenMode::ReadOnly)
+                    .and_then(|f| holds_a_log(&*f))
+                    .map_err(|e| Error::io(format!("reading {wal_display}"), e))?;
+                if holds {
+                    return Err(Error::corruption(
+                        None,
+                        format!(
+                            "{display} is empty (0 bytes) but {wal_display} holds a database's log: \
+                             not creating a new database over it (restore the main file, or move the \
+                             WAL away)"
+                        ),
+                    ));
+                }
             }
             check_page_size(options)?;
             let mut file_id = [0u8; 16];
@@ -1257,6 +1278,11 @@ impl Pager {
     /// index, which never counted them; rewinding here keeps this handle's
     /// WAL state true meanwhile.)
     pub(crate) fn abandon_spill(&self, spill: Spill) {
+        if self.forked() {
+            // A child after fork() dropping its copy of the parent's
+            // transaction: the WAL file is the parent's, still in use.
+            return;
+        }
         let mut wal = self.wal();
         if wal.header().generation == spill.generation && wal.frame_count() >= spill.start_frames() {
             wal.rewind(spill.start);

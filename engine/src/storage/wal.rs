@@ -136,6 +136,17 @@ pub struct Wal {
 /// The largest append buffer kept for the next append.
 const KEEP_BUF: usize = 256 << 10;
 
+/// Whether `file` starts with a valid WAL header (of any database): a log
+/// that recovery would replay, not an empty or never-written file.
+pub(crate) fn holds_a_log(file: &dyn StorageFile) -> std::io::Result<bool> {
+    if file.size()? < WAL_HEADER_LEN {
+        return Ok(false);
+    }
+    let mut head = [0u8; WAL_HEADER_LEN as usize];
+    file.read_at(&mut head, 0)?;
+    Ok(WalHeader::decode(&head).is_some())
+}
+
 impl Wal {
     /// Opens the WAL and recovers its committed frames. A missing or
     /// empty WAL, or one whose header never became valid, is empty.
