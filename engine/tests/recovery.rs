@@ -185,19 +185,24 @@ fn an_empty_main_file_beside_a_log_is_refused_untouched() {
     // The main file lost (truncated), its WAL still there: no open may
     // turn it into a new, empty database.
     vfs.write_file(Path::new(DB), b"");
-    for read_only in [false, true] {
-        let opts = Options { read_only, ..sim_options(&vfs) };
-        match Db::open_with(DB, opts) {
-            Err(Error::Corruption { message, .. }) if !read_only => {
-                assert!(message.contains("holds a database's log"), "{message}")
-            }
-            Err(Error::InvalidArgument(message)) if read_only => {
-                assert!(message.contains("0 bytes"), "{message}")
-            }
-            other => panic!("read_only {read_only}: expected a refusal, got {other:?}"),
+    let lost = |opts: Options| match Db::open_with(DB, opts) {
+        Err(Error::Corruption { message, .. }) => {
+            assert!(message.contains("holds a database's log"), "{message}")
         }
+        other => panic!("expected corruption, got {other:?}"),
+    };
+    for read_only in [false, true] {
+        lost(Options { read_only, ..sim_options(&vfs) });
         assert_eq!(vfs.read_file(Path::new(DB)).unwrap().len(), 0, "the main file was written");
     }
+    // With no main file at all, the refused open leaves none behind.
+    let log = vfs.read_file(Path::new(WAL)).unwrap();
+    let files = vfs.file_names();
+    vfs.write_file(Path::new("/sim/new.obj-wal"), &log);
+    assert!(matches!(Db::open_with("/sim/new.obj", sim_options(&vfs)), Err(Error::Corruption { .. })));
+    let mut left = vfs.file_names();
+    left.retain(|f| !files.contains(f));
+    assert_eq!(left, [Path::new("/sim/new.obj-wal")], "files left by the refused open");
     // A WAL file that never got a valid header is no log: the open creates
     // the database over it.
     vfs.write_file(Path::new(WAL), &[0x5A; 100]);

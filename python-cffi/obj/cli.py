@@ -156,10 +156,11 @@ def _open(path: str, read_only: bool = False, a: argparse.Namespace | None = Non
     if not os.path.exists(path):
         raise obj.NotFoundError(f"{path}: no such file")
     if not read_only and _is_empty_file(path):
-        # A writable open would make an empty file a new database (whatever
-        # sits beside it: a database we create has its header before any
-        # WAL); the maintenance commands work on existing ones, and a
-        # read-only open refuses it in the engine with the same words.
+        # A writable open would make an empty file a new database; the
+        # maintenance commands work on existing ones. A read-only open
+        # refuses it with the engine's own words: "not a database yet", or
+        # a corruption error when a WAL beside it holds a database's log.
+        obj.Db(path, read_only=True, create=False).close()
         raise obj.InvalidArgumentError(f"{path} is empty (0 bytes): not a database yet")
     return obj.Db(path, read_only=read_only, create=False, **(_key(a) if a is not None else {}))
 
@@ -169,7 +170,6 @@ def _is_empty_file(path: str) -> bool:
         return os.path.isfile(path) and os.path.getsize(path) == 0
     except OSError:
         return False
-
 
 
 def cmd_stat(a: argparse.Namespace) -> int:

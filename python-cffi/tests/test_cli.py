@@ -483,10 +483,20 @@ def test_maintenance_commands_leave_an_empty_file_alone(tmp_path):
         r = run(*cmd, str(empty))
         assert r.returncode == cli.EXIT_ERROR and "empty (0 bytes)" in r.stderr, (cmd, r.stderr)
         assert empty.stat().st_size == 0 and not os.path.exists(str(empty) + "-wal")
-    # whatever sits beside it
+    # whatever sits beside it: a WAL that is no log...
     (tmp_path / "empty.obj-wal").write_bytes(os.urandom(5000))
     for cmd in ("checkpoint", "compact"):
         assert run(cmd, str(empty)).returncode == cli.EXIT_ERROR and empty.stat().st_size == 0
+    # ...or the log of a database whose main file was lost: every command
+    # says so (a corruption), never "not a database yet"
+    lost = tmp_path / "lost.obj"
+    code = f"import obj, os; db = obj.Db({str(lost)!r}); db.kv('k').put(b'a', b'b'); os._exit(0)"
+    assert subprocess.run([sys.executable, "-c", code], env=os.environ).returncode == 0
+    os.replace(str(lost) + "-wal", str(empty) + "-wal")
+    for cmd in ("stat", "check", "checkpoint", "compact"):
+        r = run(cmd, str(empty))
+        assert r.returncode == cli.EXIT_PROBLEMS and "holds a database's log" in r.stderr, (cmd, r.stderr)
+        assert empty.stat().st_size == 0
     os.remove(str(empty) + "-wal")
     # load is how an empty file becomes a database
     assert run("load", str(empty), "c", stdin='{"n": 1}\n').returncode == 0
@@ -500,7 +510,12 @@ def test_commands_refuse_what_is_not_a_regular_file(tmp_path):
         for cmd in ("stat", "check", "checkpoint"):
             r = subprocess.run([sys.executable, "-m", "obj", cmd, target], capture_output=True, text=True,
                                timeout=60, env=os.environ)
-            why = "is a directory" if target == str(tmp_path) else "not a regular file"
-            assert r.returncode == cli.EXIT_ERROR and why in r.stderr, (cmd, target, r.stderr)
-    with pytest.raises(obj.ObjError, match="not a regular file"):
-        obj.Db(str(fifo))
+            why = "is a directory" if target == str(tmp_path) else "is not a regular file"
+            # as for any file that is not an obj database
+            assert r.returncode == cli.EXIT_PROBLEMS and why in r.stderr, (cmd, target, r.stderr)
+    # the caller's mistake, not an I/O failure
+    for target, why in ((fifo, "is not a regular file"), (tmp_path, "is a directory")):
+        with pytest.raises(obj.NotADatabaseError, match=why):
+            obj.Db(str(target))
+        with pytest.raises(obj.NotADatabaseError, match=why):
+            obj.Db(str(target), read_only=True)

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use crate::btree::bulk::PageSink;
 use crate::error::{Error, PageNo, Result};
 use crate::storage::crypto::{random_bytes, PageCodec};
-use crate::storage::file::{OpenMode, StorageFile, Vfs};
+use crate::storage::file::{is_not_a_file, OpenMode, StorageFile, Vfs};
 use crate::storage::header::{Header, MAGIC};
 use crate::storage::pager::{replaced_wal_path_of, wal_path_of};
 use crate::storage::shm::{shm_path_of, LockTable, ShmFile, LOCK_DMS};
@@ -154,12 +154,12 @@ impl NewFile {
             // A directory (which a file system may also open for reading)
             // would be copied in full and then fail at the rename.
             let directory = || Error::invalid(format!("{display} is a directory, not a file path"));
-            let f = vfs.open(path, OpenMode::ReadOnly).map_err(|e| match e.kind() {
-                std::io::ErrorKind::IsADirectory => directory(),
-                std::io::ErrorKind::InvalidInput => {
-                    Error::invalid(format!("{display} is not a regular file"))
+            let f = vfs.open(path, OpenMode::ReadOnly).map_err(|e| {
+                if is_not_a_file(&e) {
+                    Error::invalid(format!("{display} {e}"))
+                } else {
+                    Error::io(format!("opening {display}"), e)
                 }
-                _ => Error::io(format!("opening {display}"), e),
             })?;
             if f.read_at(&mut [0u8; 1], 0).is_err_and(|e| e.kind() == std::io::ErrorKind::IsADirectory) {
                 return Err(directory());

@@ -97,18 +97,45 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsVfs;
 
+/// The error [`OsVfs::open`] gives for a path that is not a regular file
+/// (a directory, a FIFO, a device): tell it with [`is_not_a_file`].
+#[derive(Debug)]
+struct NotAFile(&'static str);
+
+impl fmt::Display for NotAFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for NotAFile {}
+
+fn refuse_irregular(meta: &std::fs::Metadata) -> io::Result<()> {
+    let why = if meta.is_dir() {
+        "is a directory"
+    } else if !meta.is_file() {
+        "is not a regular file"
+    } else {
+        return Ok(());
+    };
+    Err(io::Error::new(io::ErrorKind::InvalidInput, NotAFile(why)))
+}
+
+/// Whether `e` is [`OsVfs::open`]'s refusal of a path that is not a
+/// regular file; its text says which ("is a directory", "is not a
+/// regular file").
+pub(crate) fn is_not_a_file(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<NotAFile>())
+}
+
 impl Vfs for OsVfs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
         // A database's files are regular files (or links to them): opening
         // a FIFO for reading would block until a writer came, and a device
-        // or a directory holds no database.
+        // or a directory holds no database. Checked before the open (the
+        // FIFO) and on the file opened (a path replaced meanwhile).
         if let Ok(meta) = std::fs::metadata(path) {
-            if meta.is_dir() {
-                return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
-            }
-            if !meta.is_file() {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
-            }
+            refuse_irregular(&meta)?;
         }
         let file = match mode {
             OpenMode::ReadOnly => OpenOptions::new().read(true).open(path)?,
@@ -116,6 +143,7 @@ impl Vfs for OsVfs {
                 OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?
             }
         };
+        refuse_irregular(&file.metadata()?)?;
         Ok(Arc::new(OsFile { file, locked: AtomicBool::new(false) }))
     }
 

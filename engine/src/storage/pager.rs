@@ -23,7 +23,7 @@ use crate::error::{Error, PageNo, Result};
 use crate::options::{Options, SyncMode};
 use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
-use crate::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
+use crate::storage::file::{is_not_a_file, OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{valid_page_size, Header, HEADER_LEN};
 use crate::storage::memo::SnapshotMemo;
 use crate::storage::page::{verify_page, zeroed_ref, Page, PageRead, PageRef, KIND_BTREE_INTERIOR};
@@ -231,6 +231,13 @@ fn is_permission(e: &io::Error) -> bool {
         || matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM))
 }
 
+/// Which of the database's files the open under way created.
+#[derive(Clone, Copy)]
+struct NewFiles {
+    main: bool,
+    shm: bool,
+}
+
 /// The `-wal` and `-shm` files an open created, removed again if that open
 /// fails: an open refused because the file is not a database, is truncated
 /// or has a foreign WAL leaves nothing beside the file. Only the first
@@ -395,8 +402,8 @@ impl Pager {
             check_page_size(options)?;
         }
         let mode = if options.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWriteCreate };
-        let main = vfs.open(path, mode).map_err(|e| Error::io(format!("opening {display}"), e))?;
-        Self::open_file(vfs, path, main, false, options)
+        let main = vfs.open(path, mode).map_err(|e| open_failed(&display, "an obj database", e))?;
+        Self::open_file(vfs, path, main, false, !exists, options)
     }
 
     /// Opens the database at `path` whose main file `main` is already open
@@ -409,14 +416,17 @@ impl Pager {
         main: Arc<dyn StorageFile>,
         options: &Options,
     ) -> Result<Arc<Pager>> {
-        Self::open_file(vfs, path, main, true, options)
+        Self::open_file(vfs, path, main, true, false, options)
     }
 
+    /// Opens the database whose main file `main` is open: `locked` by the
+    /// caller (rekey), or `created` by this open (it did not exist).
     fn open_file(
         vfs: Arc<dyn Vfs>,
         path: &Path,
         main: Arc<dyn StorageFile>,
         locked: bool,
+        created_main: bool,
         options: &Options,
     ) -> Result<Arc<Pager>> {
         let display = path.display().to_string();
@@ -451,8 +461,8 @@ impl Pager {
             }
             Err(e) => return Err(Error::io(format!("opening {shm_display}"), e)),
         };
-        let created_shm = sharing == Sharing::Shared && !shm_existed;
-        let result = Self::open_with_index(vfs, path, main.clone(), shm, sharing, created_shm, options);
+        let created = NewFiles { main: created_main, shm: sharing == Sharing::Shared && !shm_existed };
+        let result = Self::open_with_index(vfs, path, main.clone(), shm, sharing, created, options);
         if result.is_err() && sharing == Sharing::Exclusive {
             let _ = main.unlock();
         }
@@ -507,7 +517,7 @@ impl Pager {
         main: Arc<dyn StorageFile>,
         shm: Arc<dyn ShmFile>,
         sharing: Sharing,
-        created_shm: bool,
+        new_files: NewFiles,
         options: &Options,
     ) -> Result<Arc<Pager>> {
         let display = path.display().to_string();
@@ -517,7 +527,7 @@ impl Pager {
         // Declared after `index`, so it drops first, while this opener
         // still holds the DMS lock exclusively.
         let mut created = CreatedSidecars::new(vfs.clone(), first);
-        if created_shm {
+        if new_files.shm {
             created.add(&shm_path);
         }
         // After `created`: an open refused here removes the `-shm` it made.
@@ -526,6 +536,33 @@ impl Pager {
         }
         let size = main.size().map_err(|e| Error::io(format!("reading the size of {display}"), e))?;
         let (page_size, file_id, codec) = if size == 0 {
+            // A database is created with its header before it has a WAL:
+            // a log beside an empty file is another database's, or this
+            // one's with its main file lost. Refused before anything is
+            // written, and not called "not a database yet" (whoever reads
+            // that might delete the log that holds every commit).
+            let wal_path = wal_path_of(path);
+            if vfs.exists(&wal_path).unwrap_or(false) {
+                let wal_display = wal_path.display();
+                let holds = vfs
+                    .open(&wal_path, OpenMode::ReadOnly)
+                    .and_then(|f| holds_a_log(&*f))
+                    .map_err(|e| open_failed(&wal_display.to_string(), "a WAL", e))?;
+                if holds {
+                    if new_files.main && first {
+                        // This open made the empty file: leave nothing.
+                        let _ = vfs.remove(path);
+                    }
+                    return Err(Error::corruption(
+                        None,
+                        format!(
+                            "{display} is empty (0 bytes) but {wal_display} holds a database's log: \
+                             the main file is lost or this is another database's WAL (restore the \
+                             main file, or move the WAL away)"
+                        ),
+                    ));
+                }
+            }
             if options.read_only {
                 // Also the message of a restore from, or an attach of, an
                 // empty file: both open it read-only without being asked.
@@ -535,27 +572,6 @@ impl Pager {
             }
             if !first {
                 return Err(Error::Busy(format!("{display} is being created by another process")));
-            }
-            // A database is created with its header before it has a WAL:
-            // a log beside an empty file is another database's (or this
-            // one's, its main file truncated). Refuse before writing.
-            let wal_path = wal_path_of(path);
-            if vfs.exists(&wal_path).unwrap_or(false) {
-                let wal_display = wal_path.display();
-                let holds = vfs
-                    .open(&wal_path, OpenMode::ReadOnly)
-                    .and_then(|f| holds_a_log(&*f))
-                    .map_err(|e| Error::io(format!("reading {wal_display}"), e))?;
-                if holds {
-                    return Err(Error::corruption(
-                        None,
-                        format!(
-                            "{display} is empty (0 bytes) but {wal_display} holds a database's log: \
-                             not creating a new database over it (restore the main file, or move the \
-                             WAL away)"
-                        ),
-                    ));
-                }
             }
             check_page_size(options)?;
             let mut file_id = [0u8; 16];
@@ -628,15 +644,14 @@ impl Pager {
             vfs.exists(&wal_path).map_err(|e| Error::io(format!("checking {wal_display}"), e))?;
         let wal_file: Arc<dyn StorageFile> = if options.read_only {
             if wal_exists {
-                vfs.open(&wal_path, OpenMode::ReadOnly)
-                    .map_err(|e| Error::io(format!("opening {wal_display}"), e))?
+                vfs.open(&wal_path, OpenMode::ReadOnly).map_err(|e| open_failed(&wal_display, "a WAL", e))?
             } else {
                 Arc::new(EmptyFile)
             }
         } else {
             let f = vfs
                 .open(&wal_path, OpenMode::ReadWriteCreate)
-                .map_err(|e| Error::io(format!("opening {wal_display}"), e))?;
+                .map_err(|e| open_failed(&wal_display, "a WAL", e))?;
             if !wal_exists {
                 created.add(&wal_path);
                 vfs.sync_parent_dir(&wal_path)
@@ -2093,6 +2108,18 @@ impl PageRead for Snapshot {
             let _ = pinned.slot(pgno).set((pgno, page.clone()));
         }
         Ok(page)
+    }
+}
+
+/// An error opening `display`, which should be `what`: a path the file
+/// system refuses as not a regular file (a directory, a FIFO, a device) is
+/// the caller's mistake (`InvalidArgument`, "not an obj database" for the
+/// main file), not a failed I/O.
+fn open_failed(display: &str, what: &str, e: io::Error) -> Error {
+    if is_not_a_file(&e) {
+        Error::invalid(format!("{display} is not {what}: it {e}"))
+    } else {
+        Error::io(format!("opening {display}"), e)
     }
 }
 
