@@ -660,6 +660,8 @@ def cmd_load(a: argparse.Namespace) -> int:
         if a.collection is not None and a.input is not None:
             raise UsageError("--all takes no COLLECTION (the whole database is loaded)")
         a.input, a.collection = a.input or a.collection, None
+    if a.collection is not None:
+        _check_collection_name(a.collection)
     if a.input and a.input != "-":
         src = _open_file(a.input, "rb", "input file")
         total = os.fstat(src.fileno()).st_size
@@ -697,6 +699,20 @@ def cmd_load(a: argparse.Namespace) -> int:
     else:
         print(f"loaded {ld.n} documents and {ld.kv_n} key-value entries into {a.file}", file=sys.stderr)
     return EXIT_OK
+
+
+def _check_collection_name(name: str) -> None:
+    """Refuses, before any input is read or any file created, a collection
+    name the engine would refuse at the first document (1 to 200 bytes
+    without '/', docs/format.md). A name that is an existing file was
+    most likely meant as the input of a whole-database load: say so."""
+    import obj
+
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if 1 <= size <= 200 and "/" not in name:
+        return
+    hint = f" (a whole-database dump loads with --all: obj load FILE --all {name})" if os.path.isfile(name) else ""
+    raise obj.InvalidArgumentError(f"collection name {name!r} is invalid: 1 to 200 bytes without '/'{hint}")
 
 
 def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int) -> _Loader:

@@ -476,6 +476,21 @@ def test_load_progress_bar_when_stdin_is_a_file(path, tmp_path):
         assert db.count("c") == 2000
 
 
+def test_load_refuses_a_bad_collection_name_before_reading(tmp_path):
+    dump = tmp_path / "all.jsonl"
+    dump.write_text('{"obj_export": 1, "collection": "c", "count": 0}\n')
+    target = str(tmp_path / "new.obj")
+    # a dump given where the collection goes: refused at once, with a hint,
+    # and no database created (stdin is never read)
+    r = run("load", target, str(dump), stdin="")
+    assert r.returncode == cli.EXIT_ERROR and "--all" in r.stderr, r.stderr
+    for bad in ("", "x" * 201, "a/b"):
+        r = run("load", target, bad, stdin='{"n": 1}\n')
+        assert r.returncode == cli.EXIT_ERROR and "1 to 200 bytes" in r.stderr and "--all" not in r.stderr, r.stderr
+    assert not os.path.exists(target)
+    assert run("load", target, "x" * 200, stdin='{"n": 1}\n').returncode == 0
+
+
 def test_maintenance_commands_leave_an_empty_file_alone(tmp_path):
     empty = tmp_path / "empty.obj"
     empty.write_bytes(b"")
