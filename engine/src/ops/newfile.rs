@@ -26,9 +26,9 @@ use std::sync::Arc;
 use crate::btree::bulk::PageSink;
 use crate::error::{Error, PageNo, Result};
 use crate::storage::crypto::{random_bytes, PageCodec};
-use crate::storage::file::{is_not_a_file, OpenMode, StorageFile, Vfs};
+use crate::storage::file::{OpenMode, StorageFile, Vfs};
 use crate::storage::header::{Header, MAGIC};
-use crate::storage::pager::{replaced_wal_path_of, wal_path_of};
+use crate::storage::pager::{open_failed, replaced_wal_path_of, wal_path_of};
 use crate::storage::shm::{shm_path_of, LockTable, ShmFile, LOCK_DMS};
 use crate::storage::wal::fresh_salt;
 
@@ -151,18 +151,14 @@ impl NewFile {
             // lock, not the main file's: hold it exclusively until the
             // rename, which refuses an open target and keeps openers out.
             shm = TargetShm::lock(&vfs, path)?;
-            // A directory (which a file system may also open for reading)
-            // would be copied in full and then fail at the rename.
-            let directory = || Error::invalid(format!("{display} is a directory, not a file path"));
-            let f = vfs.open(path, OpenMode::ReadOnly).map_err(|e| {
-                if is_not_a_file(&e) {
-                    Error::invalid(format!("{display} {e}"))
-                } else {
-                    Error::io(format!("opening {display}"), e)
-                }
-            })?;
+            let f = vfs
+                .open(path, OpenMode::ReadOnly)
+                .map_err(|e| open_failed(&display.to_string(), "a place for a database file", e))?;
+            // A directory that a file system opens for reading (the OS one
+            // refuses it above) would be copied in full and then fail at
+            // the rename.
             if f.read_at(&mut [0u8; 1], 0).is_err_and(|e| e.kind() == std::io::ErrorKind::IsADirectory) {
-                return Err(directory());
+                return Err(Error::invalid(format!("{display} is a directory, not a file path")));
             }
             if !f.try_lock_exclusive().map_err(|e| Error::io(format!("locking {display}"), e))? {
                 return Err(Error::Busy(format!("{display} is open (locked by another handle or process)")));

@@ -2114,8 +2114,9 @@ impl PageRead for Snapshot {
 /// An error opening `display`, which should be `what`: a path the file
 /// system refuses as not a regular file (a directory, a FIFO, a device) is
 /// the caller's mistake (`InvalidArgument`, "not an obj database" for the
-/// main file), not a failed I/O.
-fn open_failed(display: &str, what: &str, e: io::Error) -> Error {
+/// main file), not a failed I/O. Also the copies' (`ops::newfile`) for
+/// their targets.
+pub(crate) fn open_failed(display: &str, what: &str, e: io::Error) -> Error {
     if is_not_a_file(&e) {
         Error::invalid(format!("{display} is not {what}: it {e}"))
     } else {
