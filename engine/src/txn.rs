@@ -125,6 +125,12 @@ mod sealed {
         fn committed_view(&self) -> Option<CommittedView<'_>> {
             None
         }
+
+        /// The snapshot this transaction reads, shared, when other threads
+        /// may read it too (a read transaction's).
+        fn shared_snapshot(&self) -> Option<std::sync::Arc<crate::storage::pager::Snapshot>> {
+            None
+        }
     }
 
     /// A transaction's view of one committed state, with the memo of values
@@ -150,6 +156,12 @@ fn resolve<'t, T: ReadableTxn + ?Sized>(txn: &T, tree: &'t Tree) -> Result<std::
         Some(t) if t.root == tree.root => Ok(std::borrow::Cow::Owned(t)),
         _ => Err(stale(tree)),
     }
+}
+
+/// The snapshot `txn` reads, when other threads may share it (see
+/// `query::split`).
+pub(crate) fn shared_snapshot<T: ReadableTxn>(txn: &T) -> Option<Arc<Snapshot>> {
+    txn.shared_snapshot()
 }
 
 /// Read operations shared by [`ReadTxn`] and [`WriteTxn`].
@@ -241,7 +253,8 @@ pub trait ReadableTxn: sealed::Identity {
 /// oldest live snapshot.
 #[derive(Debug)]
 pub struct ReadTxn {
-    snap: Snapshot,
+    /// Shared with the helper thread of a split scan (`query::split`).
+    snap: Arc<Snapshot>,
     id: u64,
     /// Snapshots of the attached databases, taken when this one began.
     attached: Vec<(String, ReadTxn)>,
@@ -249,7 +262,7 @@ pub struct ReadTxn {
 
 impl ReadTxn {
     pub(crate) fn new(snap: Snapshot) -> Self {
-        ReadTxn { snap, id: next_txn_id(), attached: Vec::new() }
+        ReadTxn { snap: Arc::new(snap), id: next_txn_id(), attached: Vec::new() }
     }
 
     pub(crate) fn with_attached(mut self, attached: Vec<(String, ReadTxn)>) -> Self {
@@ -294,6 +307,10 @@ impl ReadTxn {
 impl sealed::Identity for ReadTxn {
     fn txn_id(&self) -> u64 {
         self.id
+    }
+
+    fn shared_snapshot(&self) -> Option<Arc<Snapshot>> {
+        Some(Arc::clone(&self.snap))
     }
 
     fn committed_view(&self) -> Option<sealed::CommittedView<'_>> {

@@ -13,6 +13,7 @@ use common::{get, put, side_files};
 fn fork_with_open_handles() {
     a_handle_used_after_fork_is_refused();
     a_child_dropping_a_spilled_transaction_leaves_the_wal_alone();
+    a_shared_scan_inherited_by_a_child_is_refused_without_waiting();
 }
 
 fn a_handle_used_after_fork_is_refused() {
@@ -101,4 +102,70 @@ fn a_child_dropping_a_spilled_transaction_leaves_the_wal_alone() {
     check(&db);
     db.close().unwrap();
     check(&Db::open_with(&path, options()).unwrap());
+}
+
+/// A query cursor whose scan a helper thread shares (a large filtered
+/// scan in a read transaction), inherited by a child: the helper is not in
+/// the child, so the cursor must answer with the fork error rather than
+/// wait for it, and dropping it must not wait either. The parent's cursor
+/// goes on to the end.
+fn a_shared_scan_inherited_by_a_child_is_refused_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scan.obj");
+    let db = Db::open(&path).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("c").unwrap();
+    // 30,000 documents of 300 bytes: the helper's blocks hold more than
+    // its channel, so it is still at work when the child is forked.
+    for i in 0..30_000u64 {
+        let pad = obj_engine::Value::Str("p".repeat(300));
+        c.insert(&obj_engine::Value::Map(vec![
+            ("n".into(), obj_engine::Value::UInt(i)),
+            ("pad".into(), pad),
+        ]))
+        .unwrap();
+    }
+    drop(c);
+    w.commit().unwrap();
+    let spec = obj_engine::QuerySpec::from_json(r#"{"collection":"c","filter":{"ge":["n",0]}}"#).unwrap();
+    let rx = db.begin_read().unwrap();
+    let c = rx.collection("c").unwrap();
+    let mut cursor = c.query(&spec).unwrap();
+    // Into the second block (ids from 4,287 of 30,000 in 7 blocks), which
+    // the helper scans: the child's next results come from its channel.
+    let taken: Vec<u64> = cursor.by_ref().take(5_000).map(|r| r.unwrap().0).collect();
+    assert_eq!(taken, (1..=5_000).collect::<Vec<u64>>());
+    // SAFETY: the child only calls into the engine (which checks the pid)
+    // and then _exit()s without running other destructors.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let refused = cursor.by_ref().find_map(Result::err);
+        let ok = matches!(&refused, Some(Error::InvalidArgument(m)) if m.contains("fork"));
+        drop(cursor);
+        // SAFETY: ends the forked child at once.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    let mut waited = 0;
+    loop {
+        // SAFETY: polls the child forked above.
+        let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if done == pid {
+            break;
+        }
+        waited += 1;
+        if waited > 600 {
+            // SAFETY: stops the child forked above, which hangs.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the child waited for a helper thread that is not in its process");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child's cursor answered");
+    let rest: Vec<u64> = cursor.map(|r| r.unwrap().0).collect();
+    assert_eq!(rest, (5_001..=30_000).collect::<Vec<u64>>());
+    drop(c);
+    drop(rx);
+    db.close().unwrap();
 }

@@ -30,6 +30,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
@@ -42,18 +43,32 @@ use crate::doc::json::{write_json, write_raw_json, write_stored_json};
 use crate::doc::serde_encoded::from_encoded;
 use crate::doc::serde_value::from_value;
 use crate::doc::value::Value;
-use crate::error::{Error, Result};
+use crate::error::{Error, PageNo, Result};
 use crate::index::secondary::{doc_index_keys, parse_entry, IndexKind};
+use crate::parallel::spare_core;
 use crate::query::expr::{FieldRef, Filter};
 use crate::query::plan::{plan, Access, Plan};
 use crate::query::spec::{KeyRange, QuerySpec};
-use crate::txn::{RangeIter, ReadableTxn, Tree};
+use crate::query::split::{Blocks, Filtering, Helper};
+use crate::txn::{shared_snapshot, RangeIter, ReadableTxn, Tree};
 
 /// The default most documents a sort may hold in memory.
 pub const MAX_SORT_BUFFER: u64 = 100_000;
 
 enum Source<'a, T: ReadableTxn> {
     Scan(RangeIter<'a, T::Pages>),
+    /// A scan shared with a helper thread (see `query::split`): this
+    /// cursor scans the even blocks (`own`: the current one's range, if
+    /// open), the helper the odd ones.
+    Shared {
+        pages: &'a T::Pages,
+        root: PageNo,
+        blocks: Blocks,
+        /// The block results come from now.
+        block: u64,
+        own: Option<RangeIter<'a, T::Pages>>,
+        helper: Helper,
+    },
     Index {
         tree: Tree,
         kind: IndexKind,
@@ -88,8 +103,8 @@ impl Found<'_> {
 
 /// The filter as a stored document is tested against it: each leaf knows
 /// which of the cursor's top-level fields its path starts with.
-#[derive(Debug)]
-enum Check {
+#[derive(Debug, Clone)]
+pub(crate) enum Check {
     True,
     And(Vec<Check>),
     Or(Vec<Check>),
@@ -230,8 +245,20 @@ impl<'a, T: ReadableTxn> std::fmt::Debug for QueryCursor<'a, T> {
 impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     pub(crate) fn new(txn: &'a T, st: Cow<'a, CollState>, spec: &QuerySpec) -> Result<Self> {
         let plan = plan(txn, &st, spec)?;
+        let mut fields = Fields::default();
+        let check = Check::new(&spec.filter, &mut fields, &st);
         let source = match &plan.access {
-            Access::Scan => Source::Scan(txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?),
+            Access::Scan => match shared_scan(txn, &st, spec, &plan, &check, &fields)? {
+                Some((blocks, helper)) => Source::Shared {
+                    pages: txn.pages(),
+                    root: st.docs.root(),
+                    blocks,
+                    block: 0,
+                    own: None,
+                    helper,
+                },
+                None => Source::Scan(txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?),
+            },
             Access::Index { name, kind, ranges, reverse, .. } => Source::Index {
                 tree: st.index_tree_of(txn, name)?,
                 kind: *kind,
@@ -242,8 +269,6 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                 docs: Cursor::new(txn.pages(), st.docs.root()),
             },
         };
-        let mut fields = Fields::default();
-        let check = Check::new(&spec.filter, &mut fields, &st);
         let mut index_fields = Vec::new();
         if let Access::Index { fields: paths, .. } = &plan.access {
             for p in paths {
@@ -289,11 +314,39 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                 Source::Scan(it) => {
                     let Some(entry) = it.next_in(scratch) else { return Ok(None) };
                     let (k, bytes) = entry?;
-                    let id = u64::from_be_bytes(
-                        k.try_into().map_err(|_| Error::corruption(None, "bad document key"))?,
-                    );
-                    if matches_stored(check, &fields.steps, st, bytes)? {
+                    if let Some(id) = matching_id(check, &fields.steps, &*st.dict, k, bytes)? {
                         return on(st, id, bytes).map(Some);
+                    }
+                }
+                Source::Shared { pages, root, blocks, block, own, helper } => {
+                    if *block >= blocks.count {
+                        return Ok(None);
+                    }
+                    if Blocks::is_helpers(*block) {
+                        match helper.next_in_block()? {
+                            Some((id, bytes)) => return on(st, id, bytes).map(Some),
+                            None => *block += 1,
+                        }
+                        continue;
+                    }
+                    let it = match own {
+                        Some(it) => it,
+                        None => {
+                            let (lo, hi) = blocks.bounds(*block);
+                            own.insert(Range::new(*pages, *root, as_key(&lo), as_key(&hi), false)?)
+                        }
+                    };
+                    match it.next_in(scratch) {
+                        None => {
+                            *own = None;
+                            *block += 1;
+                        }
+                        Some(entry) => {
+                            let (k, bytes) = entry?;
+                            if let Some(id) = matching_id(check, &fields.steps, &*st.dict, k, bytes)? {
+                                return on(st, id, bytes).map(Some);
+                            }
+                        }
                     }
                 }
                 Source::Index { tree, kind, ranges, reverse, next_range, current, docs } => {
@@ -589,17 +642,71 @@ impl<'a, T: ReadableTxn> Iterator for QueryCursor<'a, T> {
     }
 }
 
-/// Does the stored document match the filter? Reads only the fields the
-/// filter names, in place. A RAW document matches only the empty filter.
-fn matches_stored(check: &Check, steps: &[PathStep], st: &CollState, bytes: &[u8]) -> Result<bool> {
+/// The id of the documents tree's entry `(key, bytes)` if the document
+/// matches the filter. Reads only the fields the filter names, in place. A
+/// RAW document matches only the empty filter.
+pub(crate) fn matching_id(
+    check: &Check,
+    steps: &[PathStep],
+    names: &impl NameLookup,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<Option<u64>> {
+    let id = u64::from_be_bytes(key.try_into().map_err(|_| Error::corruption(None, "bad document key"))?);
     if let Check::True = check {
-        return Ok(true);
+        return Ok(Some(id));
     }
     let (header, payload) = decode_header(bytes)?;
     if header.is_raw() {
-        return Ok(false);
+        return Ok(None);
     }
-    check.eval(&mut TopFields::new(payload, steps), &*st.dict)
+    Ok(check.eval(&mut TopFields::new(payload, steps), names)?.then_some(id))
+}
+
+/// Collections of fewer documents are scanned on one thread: a shared scan
+/// starts a thread (tens of microseconds) to save at most half of the scan.
+const SPLIT_SCAN_MIN_DOCS: u64 = 8192;
+
+/// Starts a helper thread for a scan shared with it (see `query::split`)
+/// when that pays: a read transaction's full scan with a filter over a
+/// collection of at least [`SPLIT_SCAN_MIN_DOCS`] documents, wanting all
+/// the matches (or a sort of them, or at least as many as the threshold),
+/// on a machine with a spare CPU.
+fn shared_scan<T: ReadableTxn>(
+    txn: &T,
+    st: &CollState,
+    spec: &QuerySpec,
+    plan: &Plan,
+    check: &Check,
+    fields: &Fields,
+) -> Result<Option<(Blocks, Helper)>> {
+    let wants_many = plan.sort_in_memory
+        || spec.limit.is_none_or(|l| l.saturating_add(spec.offset) >= SPLIT_SCAN_MIN_DOCS);
+    if matches!(check, Check::True) || st.raw || !wants_many || !spare_core() {
+        return Ok(None);
+    }
+    let Some(snap) = shared_snapshot(txn) else { return Ok(None) };
+    let docs = txn.count(&st.docs)?;
+    if docs < SPLIT_SCAN_MIN_DOCS {
+        return Ok(None);
+    }
+    let mut cursor = Cursor::new(txn.pages(), st.docs.root());
+    let first = if cursor.seek_first()? { cursor.key()?.map(id_of).transpose()? } else { None };
+    let last = if cursor.seek_last()? { cursor.key()?.map(id_of).transpose()? } else { None };
+    let Some(blocks) = first.zip(last).and_then(|(first, last)| Blocks::new(first, last, docs)) else {
+        return Ok(None);
+    };
+    let filtering =
+        Filtering { check: check.clone(), steps: fields.steps.clone(), dict: Arc::clone(&st.dict) };
+    Ok(Helper::start(snap, st.docs.root(), blocks, filtering).map(|helper| (blocks, helper)))
+}
+
+fn as_key(b: &Bound<[u8; 8]>) -> Bound<&[u8]> {
+    b.as_ref().map(|k| &k[..])
+}
+
+fn id_of(key: &[u8]) -> Result<u64> {
+    Ok(u64::from_be_bytes(key.try_into().map_err(|_| Error::corruption(None, "bad document key"))?))
 }
 
 /// The schema version and the document of stored bytes.

@@ -6,6 +6,7 @@ pub mod expr;
 mod json;
 pub mod plan;
 pub mod spec;
+mod split;
 
 pub use expr::{FieldPath, Filter};
 pub use spec::{IndexBound, IndexRange, KeyRange, QuerySpec, SortKey};
