@@ -220,10 +220,26 @@ impl TxnInner {
     /// Ends the transaction, returning what it was. Cursors see `how`.
     pub(crate) fn finish(&mut self, how: &'static str) -> Result<TxnState, Error> {
         self.live()?;
+        Ok(self.end(how))
+    }
+
+    /// Ends the transaction without touching the database: a rollback, or
+    /// the commit of a read transaction. Allowed in a child process after
+    /// fork(), where it only releases the child's copy (the engine's
+    /// transactions do nothing to the parent's files or locks when dropped
+    /// there).
+    pub(crate) fn release(&mut self, how: &'static str) -> Result<TxnState, Error> {
+        if let TxnState::Finished(before) = self.state() {
+            return Err(finished(before));
+        }
+        Ok(self.end(how))
+    }
+
+    fn end(&mut self, how: &'static str) -> TxnState {
         self.hot = None;
         self.release_borrowers(&format!("transaction already {how}"));
         // SAFETY: no borrower is left; `&mut self` gives exclusive access.
-        Ok(std::mem::replace(unsafe { self.state.as_mut() }, TxnState::Finished(how)))
+        std::mem::replace(unsafe { self.state.as_mut() }, TxnState::Finished(how))
     }
 
     /// Collection `name` as this transaction sees it (None if it does not
@@ -383,8 +399,15 @@ pub unsafe extern "C" fn obj_txn_begin_write(db: *mut obj_db, out: *mut *mut obj
 pub unsafe extern "C" fn obj_txn_commit(txn: *mut obj_txn) -> obj_status {
     fence(|| {
         // SAFETY: per contract.
-        let mut t = unsafe { lock_txn(txn) }?;
-        match t.finish("committed")? {
+        // Not lock_txn: a child after fork() may end a read transaction.
+        let mut t = lock_cell(unsafe { txn_cell(txn) }?);
+        // A read transaction has nothing to commit: ending it only releases
+        // its snapshot, which a child after fork() may do too.
+        let ended = match t.state() {
+            TxnState::Read(_) => t.release("committed"),
+            _ => t.finish("committed"),
+        };
+        match ended? {
             TxnState::Write(w) => w.commit(),
             _ => Ok(()),
         }
@@ -400,8 +423,9 @@ pub unsafe extern "C" fn obj_txn_commit(txn: *mut obj_txn) -> obj_status {
 pub unsafe extern "C" fn obj_txn_rollback(txn: *mut obj_txn) -> obj_status {
     fence(|| {
         // SAFETY: per contract.
-        let mut t = unsafe { lock_txn(txn) }?;
-        t.finish("rolled back")?;
+        // Not lock_txn: a child after fork() may roll back (see release).
+        let mut t = lock_cell(unsafe { txn_cell(txn) }?);
+        t.release("rolled back")?;
         Ok(())
     })
 }

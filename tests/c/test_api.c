@@ -611,7 +611,8 @@ static void test_corrupt_file(void) {
 /* A child process after fork() must not use its parent's handles: every
  * call on them is refused with a message naming fork() (never a read of
  * the parent's locks or a write into its files), the handles can still be
- * freed in the child, and the child opens the database itself. */
+ * freed, rolled back and (read transactions) committed in the child, which
+ * only releases its copy, and the child opens the database itself. */
 static void test_fork_child(void) {
     char p[600];
     snprintf(p, sizeof p, "%s.fork", path);
@@ -638,6 +639,11 @@ static void test_fork_child(void) {
         CHECK_ERR(obj_doc_get(r, "c", 1, &b, NULL, &found), OBJ_INVALID_ARGUMENT, "fork()");
         CHECK_ERR(obj_doc_insert(w, "c", (const uint8_t *)"{\"child\":1}", 11, 0, &id), OBJ_INVALID_ARGUMENT, "fork()");
         CHECK_ERR(obj_txn_commit(w), OBJ_INVALID_ARGUMENT, "fork()");
+        /* Ending without writing only releases the child's copy. */
+        CHECK_OK(obj_txn_commit(r));
+        CHECK_ERR(obj_doc_get(r, "c", 1, &b, NULL, &found), OBJ_INVALID_ARGUMENT, "committed");
+        CHECK_OK(obj_txn_rollback(w));
+        CHECK_ERR(obj_txn_rollback(w), OBJ_INVALID_ARGUMENT, "rolled back");
         CHECK_OK(obj_txn_free(w));
         CHECK_OK(obj_txn_free(r));
         CHECK_OK(obj_db_free(db));
