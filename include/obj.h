@@ -34,7 +34,9 @@
  * Documents travel as JSON text in the engine's JSON form (integers,
  * floats, strings, lists, objects, plus {"$bytes": base64}, {"$ts": micros}
  * with optional "$tz", {"$f64": "nan"|"inf"|"-inf"}, and "$$" escaping of
- * keys that start with "$"); queries as in docs/query-json.md. Reads of a
+ * keys that start with "$"); queries as in docs/query-json.md (map values
+ * in filters read "$$" keys the same way; paths name keys unescaped: "$k"
+ * for the key written "$$k"). Reads of a
  * missing collection see an empty one; writes create a document
  * collection on first use (obj_raw_* writes create a raw one).
  *

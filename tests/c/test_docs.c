@@ -969,6 +969,47 @@ static void test_write_runs(obj_db *db) {
     CHECK_OK(obj_db_integrity_check(db, NULL));
 }
 
+/* A document's "$" keys travel as "$$" (docs JSON); a map value in a
+ * filter reads "$$" keys the same way, so a value read back from
+ * obj_doc_get matches as it is; {"$map": ...} keeps keys literal, and a
+ * path names keys as they are. */
+static void test_dollar_keys_in_queries(obj_db *db) {
+    obj_txn *w = NULL, *r = NULL;
+    uint64_t id = 0, cnt = 0;
+    obj_bytes out = {0};
+    bool found = false;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_doc_insert(w, "dollar", J("{\"t\":{\"$$x\":1},\"$$k\":\"v\"}"), 0, &id));
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_doc_get(r, "dollar", id, &out, NULL, &found));
+    CHECK(found);
+    check_eq_free(&out, "{\"t\":{\"$$x\":1},\"$$k\":\"v\"}");
+    const char *matching[] = {
+        "{\"collection\":\"dollar\",\"filter\":{\"eq\":[\"t\",{\"$$x\":1}]}}",
+        "{\"collection\":\"dollar\",\"filter\":{\"eq\":[\"t\",{\"$map\":{\"$x\":1}}]}}",
+        "{\"collection\":\"dollar\",\"filter\":{\"eq\":[\"t\",{\"$x\":1}]}}",
+        "{\"collection\":\"dollar\",\"filter\":{\"eq\":[\"$k\",\"v\"]}}",
+        "{\"collection\":\"dollar\",\"filter\":{\"exists\":\"t.$x\"}}",
+    };
+    for (size_t i = 0; i < sizeof matching / sizeof *matching; i++) {
+        CHECK_OK(obj_query_count(r, J(matching[i]), &cnt));
+        CHECK(cnt == 1);
+    }
+    const char *not_matching[] = {
+        "{\"collection\":\"dollar\",\"filter\":{\"eq\":[\"t\",{\"$map\":{\"$$x\":1}}]}}",
+        "{\"collection\":\"dollar\",\"filter\":{\"eq\":[\"$$k\",\"v\"]}}",
+    };
+    for (size_t i = 0; i < sizeof not_matching / sizeof *not_matching; i++) {
+        CHECK_OK(obj_query_count(r, J(not_matching[i]), &cnt));
+        CHECK(cnt == 0);
+    }
+    CHECK_ERR(obj_query_count(r, J("{\"collection\":\"dollar\",\"filter\":{\"eq\":[\"t\",{\"$$x\":1,\"$x\":2}]}}"), &cnt),
+              OBJ_INVALID_ARGUMENT, "twice");
+    CHECK_OK(obj_txn_free(r));
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "/tmp";
     snprintf(path, sizeof path, "%s/c-docs-%d.obj", dir, (int)getpid());
@@ -981,6 +1022,7 @@ int main(int argc, char **argv) {
     test_raw_and_large(db);
     test_indexes(db);
     test_queries(db);
+    test_dollar_keys_in_queries(db);
     test_kv_scans(db);
     test_dump_and_stat(db);
     test_write_runs(db);

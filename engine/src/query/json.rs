@@ -5,8 +5,8 @@
 //! Values use the document JSON convention: plain JSON values, plus
 //! single-purpose objects `{"$bytes": "<base64>"}`, `{"$ts": micros}` with an
 //! optional `"$tz": offset_secs`, `{"$f64": "nan" | "inf" | "-inf"}`, and
-//! `{"$map": {...}}` to write a map literally when its first key is one of
-//! these names. This is a small private converter written for query
+//! `{"$map": {...}}` to write a map literally; in a plain map a key that
+//! starts with `$$` stands for the key with one `$` less, as in documents. This is a small private converter written for query
 //! operands; it is meant to be unified with the document JSON converter
 //! (`doc::json`) once both exist, and must stay compatible with it.
 //!
@@ -151,18 +151,27 @@ pub(crate) fn to_value(j: &Json, at: &str) -> Result<Value> {
         ),
         Json::Obj(pairs) => match pairs.first() {
             Some((k, _)) if is_special(k) => special(pairs, at)?,
-            _ => map_value(pairs, at)?,
+            _ => map_value(pairs, at, false)?,
         },
     })
 }
 
-fn map_value(pairs: &[(String, Json)], at: &str) -> Result<Value> {
-    Ok(Value::Map(
-        pairs
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), to_value(v, &format!("{at}.{k}"))?)))
-            .collect::<Result<_>>()?,
-    ))
+/// A map operand. In a plain map a key that starts with `$$` is read with
+/// one `$` removed, as document JSON writes it (so a document read through
+/// the C ABI can be given back as a value); inside `{"$map": ...}`
+/// (`literal`) keys are taken as they are.
+fn map_value(pairs: &[(String, Json)], at: &str, literal: bool) -> Result<Value> {
+    let mut out: Vec<(String, Value)> = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        let key = if !literal && k.starts_with("$$") { &k[1..] } else { k.as_str() };
+        if out.iter().any(|(seen, _)| seen == key) {
+            return Err(Error::invalid(format!(
+                "{at}: the map has the key {key:?} twice (a \"$$\" key reads with one \"$\" less)"
+            )));
+        }
+        out.push((key.to_owned(), to_value(v, &format!("{at}.{k}"))?));
+    }
+    Ok(Value::Map(out))
 }
 
 fn special(pairs: &[(String, Json)], at: &str) -> Result<Value> {
@@ -184,7 +193,7 @@ fn special(pairs: &[(String, Json)], at: &str) -> Result<Value> {
             _ => Err(bad("\"$f64\" expects \"nan\", \"inf\" or \"-inf\"")),
         },
         ["$map"] => match get("$map") {
-            Some(Json::Obj(inner)) => map_value(inner, &format!("{at}.$map")),
+            Some(Json::Obj(inner)) => map_value(inner, &format!("{at}.$map"), true),
             Some(other) => Err(bad(&format!("\"$map\" expects an object, got {}", other.kind()))),
             None => unreachable_shape(at),
         },
@@ -287,8 +296,9 @@ pub(crate) fn write_value(v: &Value, out: &mut String) {
         }
         Value::Map(pairs) => {
             // A map whose first key is a special name would read back as that
-            // special value: wrap it.
-            let wrap = pairs.first().is_some_and(|(k, _)| is_special(k));
+            // special value, and a `$$` key with one `$` less: wrap a map with
+            // any `$` key (inside the wrapper keys are literal).
+            let wrap = pairs.iter().any(|(k, _)| k.starts_with('$'));
             if wrap {
                 out.push_str(r#"{"$map":"#);
             }
@@ -378,8 +388,22 @@ mod tests {
             value_of(r#"{"$map":{"$ts":1}}"#).unwrap(),
             Value::Map(vec![("$ts".into(), Value::Int(1))])
         );
-        // Other '$' keys are plain map keys.
+        // Other '$' keys are plain map keys; a "$$" key is read with one
+        // '$' less, as documents write it, except inside "$map".
         assert_eq!(value_of(r#"{"$x":1}"#).unwrap(), Value::Map(vec![("$x".into(), Value::Int(1))]));
+        assert_eq!(
+            value_of(r#"{"a":{"$$x":1},"$$$y":2}"#).unwrap(),
+            Value::Map(vec![
+                ("a".into(), Value::Map(vec![("$x".into(), Value::Int(1))])),
+                ("$$y".into(), Value::Int(2))
+            ])
+        );
+        assert_eq!(
+            value_of(r#"{"$map":{"$$x":1}}"#).unwrap(),
+            Value::Map(vec![("$$x".into(), Value::Int(1))])
+        );
+        let e = value_of(r#"{"$$x":1,"$x":2}"#).unwrap_err().to_string();
+        assert!(e.contains("the key \"$x\" twice"), "{e}");
         for bad in [
             r#"{"$bytes":"A"}"#,
             r#"{"$bytes":"AA=E"}"#,
@@ -420,6 +444,10 @@ mod tests {
         assert_eq!(text_of(&Value::Float(-0.0)), "-0.0");
         assert_eq!(text_of(&Value::Bytes(vec![0, 1, 2, 255])), r#"{"$bytes":"AAEC/w=="}"#);
         assert_eq!(text_of(&Value::Map(vec![("$bytes".into(), Value::Null)])), r#"{"$map":{"$bytes":null}}"#);
+        assert_eq!(
+            text_of(&Value::Map(vec![("a".into(), Value::Null), ("$$x".into(), Value::Null)])),
+            r#"{"$map":{"a":null,"$$x":null}}"#
+        );
     }
 
     proptest! {
