@@ -26,7 +26,9 @@ use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{is_not_a_file, OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{valid_page_size, Header, HEADER_LEN};
 use crate::storage::memo::SnapshotMemo;
-use crate::storage::page::{verify_page, zeroed_ref, Page, PageRead, PageRef, KIND_BTREE_INTERIOR};
+use crate::storage::page::{
+    verify_page, zeroed_ref, Page, PageRead, PageRef, KIND_BTREE_INTERIOR, MAX_PAGE_SIZE, MIN_PAGE_SIZE,
+};
 use crate::storage::shm::{
     self, lock_read, shm_path_of, HeaderState, HeapShm, LockTable, ShmFile, ShmHeader, LOCK_CKPT, LOCK_DMS,
     LOCK_RECOVER, LOCK_WRITE, READ_SLOTS,
@@ -610,13 +612,20 @@ impl Pager {
                 // A newer version, flag or cipher read from a page 0 that
                 // fails its checksum is damage (a flipped bit), not a newer
                 // file: page 0 keeps its checksum trailer in every format
-                // version (docs/format.md).
+                // version (docs/format.md). When the page size is damaged
+                // too, page 0 is tried at every page size.
                 Error::Unsupported(what) => {
                     let page_size = u32::from_le_bytes(prefix[12..16].try_into().expect("4 bytes")) as usize;
-                    if valid_page_size(page_size) && !page_zero_checksum_ok(&*main, page_size) {
-                        Error::corruption(0, format!("header page checksum mismatch (it reads: {what})"))
+                    let verifies = if valid_page_size(page_size) {
+                        page_zero_checksum_ok(&*main, page_size)
                     } else {
+                        (MIN_PAGE_SIZE.trailing_zeros()..=MAX_PAGE_SIZE.trailing_zeros())
+                            .any(|shift| page_zero_checksum_ok(&*main, 1 << shift))
+                    };
+                    if verifies {
                         Error::Unsupported(what)
+                    } else {
+                        Error::corruption(0, format!("header page checksum mismatch (it reads: {what})"))
                     }
                 }
                 other => other,
