@@ -1405,12 +1405,33 @@ class Schema:
             for c in self._extra_indexes:
                 if not isinstance(c, Composite):
                     raise InvalidArgumentError(f"indexes=[...] takes obj.Composite values, not {c!r}")
-                specs.append(c.spec())
+                spec = c.spec()
+                for path in spec["fields"]:
+                    self._check_path(path, spec["name"])
+                specs.append(spec)
             names = [s["name"] for s in specs]
             if len(set(names)) != len(names):
                 raise InvalidArgumentError(f"{self.cls.__name__}: two indexes share a name: {names}")
             self._index_specs = specs
         return self._index_specs
+
+    def _check_path(self, path: str, index: str) -> None:
+        """Refuses a composite index path naming a field the class (or a
+        dataclass it holds on the way) does not have: such an index would
+        stay empty and answer every lookup with nothing. Below a field that
+        is not a dataclass (a dict, ``Any``) any key may follow."""
+        cls: Any = self.cls
+        for seg in path.split(".") if isinstance(path, str) else ():
+            if cls is None:
+                return
+            names = [f.name for f in dataclasses.fields(cls)]
+            if seg not in names:
+                raise InvalidArgumentError(
+                    f"{self.cls.__name__}: index {index!r} names field {path!r}, but "
+                    f"{cls.__name__} has no field {seg!r} (its fields: {', '.join(names)})"
+                )
+            held = _held_dataclasses(_unmarked(_schema_or_plain(cls).hints().get(seg), []))
+            cls = held[0] if len(held) == 1 else None
 
     def str_key_slots(self, index: str) -> tuple:
         """The positions, in a key of the declared index ``index``, of the

@@ -1195,13 +1195,29 @@ class Collection:
         """Inserts ``doc``; returns its id."""
         if type(self._what) is str:
             return self._w().insert(self._what, doc)
+        self._own(doc, "insert")
         return self._w().insert(doc)
 
     def insert_many(self, docs: Iterable[Any]) -> list[int]:
         """Inserts many documents in one call."""
         if type(self._what) is str:
             return self._w().insert_many(self._what, docs)
-        return self._w().insert_many(_codec.listed(docs, "insert_many's documents"))
+        items = _codec.listed(docs, "insert_many's documents")
+        if items:
+            self._own(items[0], "insert_many")
+        return self._w().insert_many(items)
+
+    def _own(self, doc: Any, call: str) -> None:
+        """Refuses a document of another class than the one this handle is
+        bound to (it would be written to that class's collection)."""
+        s = schema_of(self._what)
+        # (A class given for an instance gets insert's own advice.)
+        if not isinstance(doc, type) and schema_of(doc) is not s:
+            name = s.cls.__name__  # type: ignore[union-attr]
+            raise InvalidArgumentError(
+                f"{call}: this handle is bound to {name} (collection {self.name!r}); "
+                f"the document must be a {name} instance, not {type(doc).__name__}"
+            )
 
     def get(self, doc_id: int) -> Any:
         """The document with that id, or None."""

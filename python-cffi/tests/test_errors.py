@@ -365,3 +365,71 @@ def test_import_batch_size_out_of_range(db, tmp_path):
     for bad in (2**64, 2**70, -1):
         with pytest.raises(obj.InvalidArgumentError, match="batch_size"):
             db.import_(exp, batch_size=bad)
+
+
+@obj.document(collection="orders_bound", version=1)
+@dataclass
+class BoundOrder:
+    sku: str
+
+
+async def test_a_bound_collection_refuses_another_classs_documents(db, path):
+    # tx.collection(Cls) is scoped to Cls: a User written through the
+    # BoundOrder handle must not land in "users".
+    with db.transaction() as tx:
+        orders = tx.collection(BoundOrder)
+        with pytest.raises(obj.InvalidArgumentError, match="bound to BoundOrder"):
+            orders.insert(User(email="bob@x"))
+        with pytest.raises(obj.InvalidArgumentError, match="bound to BoundOrder"):
+            orders.insert_many([User(email="eve@x")])
+        with pytest.raises(obj.InvalidArgumentError, match="insert takes a document instance"):
+            orders.insert(BoundOrder)
+        with pytest.raises(obj.InvalidArgumentError, match="bound to BoundOrder"):
+            orders.insert({"sku": "c"})
+        assert orders.insert(BoundOrder("a")) == 1
+        assert orders.insert_many([BoundOrder("b")]) == [2]
+    assert db.count(User) == 0 and db.count(BoundOrder) == 2
+    db.close()
+    async with obj.AsyncDb(path) as adb:
+        async with adb.transaction() as tx:
+            with pytest.raises(obj.InvalidArgumentError, match="bound to BoundOrder"):
+                await tx.collection(BoundOrder).insert(User(email="cy@x"))
+        assert await adb.count(User) == 0
+
+
+@dataclass
+class _Addr:
+    city: str
+
+
+def test_a_composite_index_naming_a_missing_field_is_refused(db):
+    # A typo would give an index that stays empty and answers nothing.
+    @obj.document(collection="typo", version=1, indexes=[obj.Composite(("regoin", "status"), name="rs")])
+    @dataclass
+    class Typo:
+        region: str
+        status: str
+
+    @obj.document(collection="nested_typo", version=1, indexes=[obj.Composite(("addr.town", "status"))])
+    @dataclass
+    class NestedTypo:
+        addr: _Addr
+        status: str
+
+    @obj.document(collection="open_ended", version=1,
+                  indexes=[obj.Composite(("addr.city", "meta.any.key", "status"))])
+    @dataclass
+    class OpenEnded:
+        addr: _Addr
+        meta: dict
+        status: str
+
+    with pytest.raises(obj.InvalidArgumentError, match="has no field 'regoin'"):
+        db.insert(Typo("us", "new"))
+    with pytest.raises(obj.InvalidArgumentError, match="_Addr has no field 'town'"):
+        db.insert(NestedTypo(_Addr("x"), "new"))
+    # Below a dict field any key may follow.
+    db.insert(OpenEnded(_Addr("x"), {"any": {"key": 1}}, "new"))
+    assert [i for i, _ in db.index_range(OpenEnded, "addr.city_meta.any.key_status", ("x", 1, "new"),
+                                         ("x", 1, "new"))] == [1]
+    assert db.collections() == ["open_ended"]
