@@ -362,9 +362,13 @@ class Db:
                     return
                 if attempt == 1:
                     where = "this Db" if self in ent[2] else "another open Db"
+                    # The class an open Db registered (the entry's first
+                    # class may belong to a Db closed since).
+                    holder = self if self in ent[2] else next((d for d in ent[2] if not d._closed), None)
+                    other = (holder._shapes.get(key) if holder is not None else None) or ent[1]
                     raise InvalidArgumentError(
                         f"collection {s.collection!r} version {s.version} is already registered by "
-                        f"{ent[1].cls.__module__}.{ent[1].cls.__qualname__} (in {where}) with another shape; "
+                        f"{other.cls.__module__}.{other.cls.__qualname__} (in {where}) with another shape; "
                         f"{s.cls.__module__}.{s.cls.__qualname__} must use a distinct collection name or bump "
                         f"version= (the registration ends when the Dbs using it close)"
                     )

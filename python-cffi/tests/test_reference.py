@@ -387,6 +387,15 @@ def test_schema_registry_is_process_global_across_open_dbs(tmp_path):
         assert two.count("reg_orders") == 0  # nothing was written
         two.insert(C(name="x"))  # another version: another shape is fine
         two.insert(ASameShape(n=2))  # the same shape under another class name is fine
+    # The conflict names the class an open Db registered, not the first
+    # class of a Db closed since.
+    one, two = obj.Db(str(tmp_path / "one.obj")), obj.Db(str(tmp_path / "two.obj"))
+    one.insert(A(n=3))
+    two.insert(ASameShape(n=4))
+    one.close()
+    with pytest.raises(obj.InvalidArgumentError, match=r"registered by \S*ASameShape \(in this Db\)"):
+        two.insert(B(name="z"))
+    two.close()
     # Both closed: the next Db may use the other shape (sequential blocks, as in the reference).
     with obj.Db(str(tmp_path / "three.obj")) as three:
         three.insert(B(name="y"))
