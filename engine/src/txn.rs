@@ -304,6 +304,14 @@ impl ReadTxn {
     }
 }
 
+impl Drop for ReadTxn {
+    fn drop(&mut self) {
+        // A helper thread still sharing the snapshot (a leaked cursor's)
+        // lets it go, so its WAL frames can be checkpointed.
+        self.snap.release();
+    }
+}
+
 impl sealed::Identity for ReadTxn {
     fn txn_id(&self) -> u64 {
         self.id

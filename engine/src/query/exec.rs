@@ -50,6 +50,7 @@ use crate::query::expr::{FieldRef, Filter};
 use crate::query::plan::{plan, Access, Plan};
 use crate::query::spec::{KeyRange, QuerySpec};
 use crate::query::split::{Blocks, Filtering, Helper};
+use crate::storage::pager::Snapshot;
 use crate::txn::{shared_snapshot, RangeIter, ReadableTxn, Tree};
 
 /// The default most documents a sort may hold in memory.
@@ -59,7 +60,11 @@ enum Source<'a, T: ReadableTxn> {
     Scan(RangeIter<'a, T::Pages>),
     /// A scan shared with a helper thread (see `query::split`): this
     /// cursor scans the even blocks (`own`: the current one's range, if
-    /// open), the helper the odd ones.
+    /// open), the helper the odd ones. The helper starts once the cursor
+    /// has scanned [`HELPER_AFTER`] documents or its first block
+    /// (`pending` until then), so that a caller who takes a few results
+    /// and stops pays no thread; without one (no slot free, no thread) the
+    /// cursor scans every block itself.
     Shared {
         pages: &'a T::Pages,
         root: PageNo,
@@ -67,7 +72,10 @@ enum Source<'a, T: ReadableTxn> {
         /// The block results come from now.
         block: u64,
         own: Option<RangeIter<'a, T::Pages>>,
-        helper: Helper,
+        helper: Option<Helper>,
+        pending: Option<(Arc<Snapshot>, Filtering)>,
+        /// Documents this cursor has scanned, counted until the helper starts.
+        scanned: u32,
     },
     Index {
         tree: Tree,
@@ -249,13 +257,15 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         let check = Check::new(&spec.filter, &mut fields, &st);
         let source = match &plan.access {
             Access::Scan => match shared_scan(txn, &st, spec, &plan, &check, &fields)? {
-                Some((blocks, helper)) => Source::Shared {
+                Some((blocks, snap, filtering)) => Source::Shared {
                     pages: txn.pages(),
                     root: st.docs.root(),
                     blocks,
                     block: 0,
                     own: None,
-                    helper,
+                    helper: None,
+                    pending: Some((snap, filtering)),
+                    scanned: 0,
                 },
                 None => Source::Scan(txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?),
             },
@@ -318,16 +328,35 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                         return on(st, id, bytes).map(Some);
                     }
                 }
-                Source::Shared { pages, root, blocks, block, own, helper } => {
+                Source::Shared { pages, root, blocks, block, own, helper, pending, scanned } => {
+                    if pending.is_some() && (*scanned >= HELPER_AFTER || *block > 0) {
+                        if let Some((snap, filtering)) = pending.take() {
+                            *helper = Helper::start(snap, *root, *blocks, filtering);
+                        }
+                    }
                     if *block >= blocks.count {
                         return Ok(None);
                     }
-                    if Blocks::is_helpers(*block) {
-                        match helper.next_in_block()? {
-                            Some((id, bytes)) => return on(st, id, bytes).map(Some),
-                            None => *block += 1,
-                        }
-                        continue;
+                    if let Some(helper) = helper.as_mut().filter(|_| Blocks::is_helpers(*block)) {
+                        let Some((id, bytes)) = helper.next_in_block()? else {
+                            *block += 1;
+                            continue;
+                        };
+                        // A large document comes as its id: read it here.
+                        let looked_up;
+                        let bytes = match bytes {
+                            Some(b) => b,
+                            None => {
+                                looked_up = get_guard(*pages, *root, &id_key(id))?;
+                                looked_up.as_deref().ok_or_else(|| {
+                                    Error::corruption(
+                                        None,
+                                        format!("document {id} vanished from its snapshot"),
+                                    )
+                                })?
+                            }
+                        };
+                        return on(st, id, bytes).map(Some);
                     }
                     let it = match own {
                         Some(it) => it,
@@ -342,6 +371,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                             *block += 1;
                         }
                         Some(entry) => {
+                            *scanned = scanned.saturating_add(1);
                             let (k, bytes) = entry?;
                             if let Some(id) = matching_id(check, &fields.steps, &*st.dict, k, bytes)? {
                                 return on(st, id, bytes).map(Some);
@@ -492,6 +522,13 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     /// Counts the results (after offset and limit) without sorting or
     /// decoding whole documents.
     pub fn count(mut self) -> Result<u64> {
+        // Counting never sorts: a small limit needs few matches, too few to
+        // start a helper for.
+        if self.remaining.is_some_and(|r| r.saturating_add(self.to_skip) < SPLIT_SCAN_MIN_DOCS) {
+            if let Source::Shared { pending, .. } = &mut self.source {
+                *pending = None;
+            }
+        }
         let mut n = 0u64;
         while self.remaining != Some(0) {
             if self.next_match_with(|_, _, _| Ok(()))?.is_none() {
@@ -663,12 +700,16 @@ pub(crate) fn matching_id(
     Ok(check.eval(&mut TopFields::new(payload, steps), names)?.then_some(id))
 }
 
+/// Documents a shared scan's cursor scans itself before it starts its
+/// helper (a quarter of its first block).
+const HELPER_AFTER: u32 = 1024;
+
 /// Collections of fewer documents are scanned on one thread: a shared scan
 /// starts a thread (tens of microseconds) to save at most half of the scan.
 const SPLIT_SCAN_MIN_DOCS: u64 = 8192;
 
-/// Starts a helper thread for a scan shared with it (see `query::split`)
-/// when that pays: a read transaction's full scan with a filter over a
+/// What a scan shared with a helper thread (see `query::split`) needs,
+/// when sharing pays: a read transaction's full scan with a filter over a
 /// collection of at least [`SPLIT_SCAN_MIN_DOCS`] documents, wanting all
 /// the matches (or a sort of them, or at least as many as the threshold),
 /// on a machine with a spare CPU.
@@ -679,7 +720,7 @@ fn shared_scan<T: ReadableTxn>(
     plan: &Plan,
     check: &Check,
     fields: &Fields,
-) -> Result<Option<(Blocks, Helper)>> {
+) -> Result<Option<(Blocks, Arc<Snapshot>, Filtering)>> {
     let wants_many = plan.sort_in_memory
         || spec.limit.is_none_or(|l| l.saturating_add(spec.offset) >= SPLIT_SCAN_MIN_DOCS);
     if matches!(check, Check::True) || st.raw || !wants_many || !spare_core() {
@@ -698,7 +739,7 @@ fn shared_scan<T: ReadableTxn>(
     };
     let filtering =
         Filtering { check: check.clone(), steps: fields.steps.clone(), dict: Arc::clone(&st.dict) };
-    Ok(Helper::start(snap, st.docs.root(), blocks, filtering).map(|helper| (blocks, helper)))
+    Ok(Some((blocks, snap, filtering)))
 }
 
 fn as_key(b: &Bound<[u8; 8]>) -> Bound<&[u8]> {

@@ -1980,6 +1980,9 @@ pub struct Snapshot {
     pinned: OnceLock<Pinned>,
     /// Interior pages read through the pager so far (counted until pinning starts).
     reads: AtomicU32,
+    /// Set when the transaction that owns this snapshot ends: a thread
+    /// that shares it (`query::split`) stops rather than keep it alive.
+    released: AtomicBool,
 }
 
 /// Interior pages a snapshot reads through the pager before it starts
@@ -2035,6 +2038,7 @@ impl Snapshot {
             header: Header::new(0, 0, [0; 16]),
             pinned: OnceLock::new(),
             reads: AtomicU32::new(0),
+            released: AtomicBool::new(false),
         };
         let page0 = snap.pager.read_page(&mark, 0)?;
         snap.header = Header::decode(&page0)?;
@@ -2060,6 +2064,16 @@ impl Snapshot {
     /// The pager this snapshot reads from.
     pub fn pager(&self) -> &Arc<Pager> {
         &self.pager
+    }
+
+    /// Marks the owning transaction ended (see `released`).
+    pub(crate) fn release(&self) {
+        self.released.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the owning transaction has ended.
+    pub(crate) fn is_released(&self) -> bool {
+        self.released.load(Ordering::Relaxed)
     }
 
     /// Whether this snapshot has read enough interior pages to keep them.
