@@ -253,7 +253,7 @@ pub trait ReadableTxn: sealed::Identity {
 /// oldest live snapshot.
 #[derive(Debug)]
 pub struct ReadTxn {
-    /// Shared with the helper thread of a split scan (`query::split`).
+    /// Shared with the helper thread of a shared scan (`query::split`).
     snap: Arc<Snapshot>,
     id: u64,
     /// Snapshots of the attached databases, taken when this one began.

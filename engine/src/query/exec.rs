@@ -689,7 +689,7 @@ pub(crate) fn matching_id(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<Option<u64>> {
-    let id = u64::from_be_bytes(key.try_into().map_err(|_| Error::corruption(None, "bad document key"))?);
+    let id = id_of(key)?;
     if let Check::True = check {
         return Ok(Some(id));
     }
