@@ -280,9 +280,10 @@ fn cursors_at_once_share_the_helper_slots(db: &Db) {
     }
 }
 
-/// A cursor leaked (std::mem::forget) while its helper waits on a full
-/// channel: once the transaction ends the helper lets the snapshot go, so
-/// a checkpoint completes and close removes the WAL.
+/// Cursors leaked (std::mem::forget), one whose helper waits for room and
+/// one that has not started its helper yet: once the transaction ends
+/// neither holds the snapshot, so a checkpoint completes and close removes
+/// the WAL.
 fn a_leaked_cursor_lets_the_snapshot_go(dir: &std::path::Path) {
     let path = dir.join("leak.obj");
     let db = Db::open(&path).unwrap();
@@ -301,6 +302,9 @@ fn a_leaked_cursor_lets_the_snapshot_go(dir: &std::path::Path) {
         assert!(cursor.by_ref().take(2_000).all(|r| r.is_ok()));
         assert!(helpers() <= 1);
         std::mem::forget(cursor);
+        let mut early = c.query(&spec).unwrap();
+        assert!(early.next().unwrap().is_ok());
+        std::mem::forget(early);
     }
     drop(rx);
     let mut w = db.begin_write().unwrap();

@@ -30,7 +30,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde::de::DeserializeOwned;
 
@@ -73,7 +73,9 @@ enum Source<'a, T: ReadableTxn> {
         block: u64,
         own: Option<RangeIter<'a, T::Pages>>,
         helper: Option<Helper>,
-        pending: Option<(Arc<Snapshot>, Filtering)>,
+        /// Weak: a leaked cursor must not keep the snapshot alive once its
+        /// transaction ends.
+        pending: Option<(Weak<Snapshot>, Filtering)>,
         /// Documents this cursor has scanned, counted until the helper starts.
         scanned: u32,
     },
@@ -264,7 +266,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                     block: 0,
                     own: None,
                     helper: None,
-                    pending: Some((snap, filtering)),
+                    pending: Some((Arc::downgrade(&snap), filtering)),
                     scanned: 0,
                 },
                 None => Source::Scan(txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?),
@@ -331,7 +333,9 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                 Source::Shared { pages, root, blocks, block, own, helper, pending, scanned } => {
                     if pending.is_some() && (*scanned >= HELPER_AFTER || *block > 0) {
                         if let Some((snap, filtering)) = pending.take() {
-                            *helper = Helper::start(snap, *root, *blocks, filtering);
+                            *helper = snap
+                                .upgrade()
+                                .and_then(|snap| Helper::start(snap, *root, *blocks, filtering));
                         }
                     }
                     if *block >= blocks.count {
