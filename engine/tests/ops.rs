@@ -331,6 +331,13 @@ fn restore_refuses_open_or_existing_targets_and_removes_a_stale_wal() {
     let err = Db::restore_from(&bad, dir.path().join("never.obj"), RestoreOptions::default());
     assert!(matches!(err, Err(Error::Corruption { .. })), "{err:?}");
     assert!(!dir.path().join("never.obj").exists());
+    // An empty file is not a backup, in the restore's own words.
+    let empty = dir.path().join("empty.obj");
+    std::fs::write(&empty, b"").unwrap();
+    let err = Db::restore_from(&empty, dir.path().join("never.obj"), RestoreOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("is empty (0 bytes): not a database to restore from"), "{err}");
+    assert!(matches!(err, Error::InvalidArgument(_)));
+    assert!(!dir.path().join("never.obj").exists());
     // Backup and target the same file: refused.
     let err = Db::restore_from(&backup, &backup, RestoreOptions { overwrite: true, ..Default::default() });
     assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");

@@ -234,7 +234,21 @@ impl Db {
                 encryption: options.encryption.clone(),
                 ..Options::default()
             },
-        )?;
+        )
+        .map_err(|e| match e {
+            // The read-only open's own words ("not a database yet, and a
+            // read-only open cannot create one") speak of an open the
+            // caller never asked for.
+            Error::InvalidArgument(_)
+                if std::fs::metadata(backup).is_ok_and(|m| m.is_file() && m.len() == 0) =>
+            {
+                Error::invalid(format!(
+                    "{} is empty (0 bytes): not a database to restore from",
+                    backup.display()
+                ))
+            }
+            other => other,
+        })?;
         let rx = source.begin_read()?;
         let report = copy_snapshot(&rx, new, &mut |_| true);
         drop(rx);
