@@ -1420,17 +1420,26 @@ class Schema:
         dataclass it holds on the way) does not have: such an index would
         stay empty and answer every lookup with nothing. Below a field that
         is not a dataclass (a dict, ``Any``) any key may follow."""
-        cls: Any = self.cls
-        for seg in path.split(".") if isinstance(path, str) else ():
-            if cls is None:
-                return
+        for cls, seg, _ in self._path_steps(path) if isinstance(path, str) else ():
             names = [f.name for f in dataclasses.fields(cls)]
             if seg not in names:
                 raise InvalidArgumentError(
                     f"{self.cls.__name__}: index {index!r} names field {path!r}, but "
                     f"{cls.__name__} has no field {seg!r} (its fields: {', '.join(names)})"
                 )
-            held = _held_dataclasses(_unmarked(_schema_or_plain(cls).hints().get(seg), []))
+
+    def _path_steps(self, path: str) -> Iterator[tuple[type, str, Any]]:
+        """``(dataclass, segment, annotation)`` for each segment of dotted
+        ``path`` while a single dataclass holds it (through nested
+        dataclasses, Optional and list elements); stops below a field that
+        holds none or several."""
+        cls: Any = self.cls
+        for seg in path.split("."):
+            if cls is None:
+                return
+            tp = _schema_or_plain(cls).hints().get(seg)
+            yield cls, seg, tp
+            held = _held_dataclasses(_unmarked(tp, []))
             cls = held[0] if len(held) == 1 else None
 
     def str_key_slots(self, index: str) -> tuple:
@@ -1448,15 +1457,8 @@ class Schema:
     def path_type(self, path: str) -> Any:
         """The annotation of dotted field ``path`` (through nested
         dataclasses, Optional and list elements), or None."""
-        cls: Any = self.cls
-        tp: Any = None
-        for seg in path.split("."):
-            if cls is None:
-                return None
-            tp = _schema_or_plain(cls).hints().get(seg)
-            held = _held_dataclasses(_unmarked(tp, []))
-            cls = held[0] if len(held) == 1 else None
-        return tp
+        steps = list(self._path_steps(path))
+        return steps[-1][2] if len(steps) == path.count(".") + 1 else None
 
     def shape(self) -> tuple:
         """Field names and types, to catch two classes claiming one

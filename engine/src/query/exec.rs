@@ -266,7 +266,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                     block: 0,
                     own: None,
                     helper: None,
-                    pending: Some((Arc::downgrade(&snap), filtering)),
+                    pending: Some((snap, filtering)),
                     scanned: 0,
                 },
                 None => Source::Scan(txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?),
@@ -724,7 +724,7 @@ fn shared_scan<T: ReadableTxn>(
     plan: &Plan,
     check: &Check,
     fields: &Fields,
-) -> Result<Option<(Blocks, Arc<Snapshot>, Filtering)>> {
+) -> Result<Option<(Blocks, Weak<Snapshot>, Filtering)>> {
     let wants_many = plan.sort_in_memory
         || spec.limit.is_none_or(|l| l.saturating_add(spec.offset) >= SPLIT_SCAN_MIN_DOCS);
     if matches!(check, Check::True) || st.raw || !wants_many || !spare_core() {
@@ -743,7 +743,7 @@ fn shared_scan<T: ReadableTxn>(
     };
     let filtering =
         Filtering { check: check.clone(), steps: fields.steps.clone(), dict: Arc::clone(&st.dict) };
-    Ok(Some((blocks, snap, filtering)))
+    Ok(Some((blocks, Arc::downgrade(&snap), filtering)))
 }
 
 fn as_key(b: &Bound<[u8; 8]>) -> Bound<&[u8]> {

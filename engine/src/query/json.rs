@@ -6,9 +6,10 @@
 //! single-purpose objects `{"$bytes": "<base64>"}`, `{"$ts": micros}` with an
 //! optional `"$tz": offset_secs`, `{"$f64": "nan" | "inf" | "-inf"}`, and
 //! `{"$map": {...}}` to write a map literally; in a plain map a key that
-//! starts with `$$` stands for the key with one `$` less, as in documents. This is a small private converter written for query
-//! operands; it is meant to be unified with the document JSON converter
-//! (`doc::json`) once both exist, and must stay compatible with it.
+//! starts with `$$` stands for the key with one `$` less, as in documents.
+//! This is a small private converter written for query operands; it is
+//! meant to be unified with the document JSON converter (`doc::json`) once
+//! both exist, and must stay compatible with it.
 //!
 //! Why not `serde_json::Value`: without the `preserve_order` feature it
 //! sorts object keys, which would change maps (stored order is part of a
