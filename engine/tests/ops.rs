@@ -660,6 +660,17 @@ fn attach_reads_collections_under_a_namespace_and_refuses_writes() {
     assert!(c.explain(&spec).unwrap().contains("by_tag"), "{}", c.explain(&spec).unwrap());
     assert!(matches!(rx.collection("arch.nothing"), Err(Error::NotFound(_))));
     drop((c, local));
+    // An export of an attached collection names it by its own name, so
+    // that it loads into any database.
+    let mut dump = Vec::new();
+    rx.export_collection("arch.docs", &mut dump).unwrap();
+    let header: serde_json::Value =
+        serde_json::from_slice(dump.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(header["collection"], "docs", "{header}");
+    let loaded = Db::open(dir.path().join("loaded.obj")).unwrap();
+    loaded.import(&dump[..], ImportOptions::default()).unwrap();
+    assert_eq!(loaded.begin_read().unwrap().collection("docs").unwrap().count().unwrap(), 200);
+    drop(loaded);
 
     // Reads in a write transaction; writes there are InvalidArgument.
     let mut tx = db.begin_write().unwrap();

@@ -129,7 +129,9 @@ fn export_one<T: ReadableTxn, W: Write>(
         .collect();
     w.line(&Value::Map(vec![
         ("obj_export".into(), Value::Int(EXPORT_VERSION)),
-        ("collection".into(), s(c.name())),
+        // Its own name, not `ns.coll` for an attached one: the dump loads
+        // into any database.
+        ("collection".into(), s(&c.st.name)),
         ("kind".into(), s(if raw { "raw" } else { "documents" })),
         ("next_id".into(), Value::from(c.next_id())),
         ("count".into(), Value::from(c.count()?)),
