@@ -677,15 +677,15 @@ def cmd_load(a: argparse.Namespace) -> int:
     tty = sys.stderr.isatty() and not a.quiet
     prog = _Progress(total, tty)
     # A load that fails leaves no database behind where there was none
-    # (nor its -wal and -shm files).
-    # (Only a new one: an existing database's -wal may hold what a load
-    # with --commit-every committed before it failed.)
+    # (nor its -wal and -shm files), unless --commit-every committed part
+    # of it: that part stays, as it would in an existing database.
     created = [] if os.path.lexists(a.file) else [
         p for p in (a.file, a.file + "-wal", a.file + "-shm") if not os.path.lexists(p)]
+    committed: list[int] = [0]
     try:
-        ld = _load(a, src, prog, total)
+        ld = _load(a, src, prog, total, committed)
     except BaseException:
-        for p in created:
+        for p in created if not committed[0] else []:
             try:
                 os.unlink(p)
             except OSError:
@@ -715,9 +715,11 @@ def _check_collection_name(name: str) -> None:
     raise obj.InvalidArgumentError(f"collection name {name!r} is invalid: 1 to 200 bytes without '/'{hint}")
 
 
-def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int) -> _Loader:
+def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: list[int]) -> _Loader:
     """The load itself: every line of ``src`` into the collection, in one
-    transaction of the database (created when missing); closed on return."""
+    transaction of the database (created when missing), or in one every
+    ``--commit-every`` documents (``done[0]``: how many are committed so
+    far); closed on return."""
     import obj
 
     read = 0
@@ -742,12 +744,15 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int) -> _Load
                             ld.header_line(h)
                             continue
                     ld.add(line, lineno)
-                    if len(ld.batch) >= a.batch:
+                    # A commit falls every N documents exactly, whatever the
+                    # batch size: the batch is written early to reach it.
+                    due = a.commit_every and ld.n + ld.kv_n + len(ld.batch) - committed >= a.commit_every
+                    if len(ld.batch) >= a.batch or due:
                         ld.flush()
                         prog.show(read, ld.n)
-                        if a.commit_every and ld.n + ld.kv_n - committed >= a.commit_every:
+                        if due:
                             ld.renew(db)  # bounded memory: commit, go on in a new transaction
-                            committed = ld.n + ld.kv_n
+                            committed = done[0] = ld.n + ld.kv_n
                 ld.flush()
                 ld.end_section()
                 ld.tx.commit()
@@ -872,9 +877,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                       'lines): upsert at that id')
     s.add_argument("--batch", type=_int_at_least(1), default=5000, help="documents per insert call (default 5000)")
     s.add_argument("--commit-every", type=_int_at_least(1), default=None, metavar="N",
-                   help="commit about every N documents (default: one transaction, all or nothing; its "
-                        "memory is bounded either way; with this a failed load into an existing database "
-                        "keeps what was committed, and the WAL stays smaller)")
+                   help="commit every N documents (default: one transaction, all or nothing; its "
+                        "memory is bounded either way; with this a failed load keeps what was committed, "
+                        "in a new database too, and the WAL stays smaller)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_load, late_input=True)
     s = sub.add_parser("backup", help="a consistent copy of a database, made while it is in use "

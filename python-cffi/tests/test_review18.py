@@ -146,6 +146,23 @@ def test_load_commit_every_bounds_the_transaction_and_keeps_what_it_committed(tm
         assert len(list(db.kv("big").scan())) == 1200 and db.kv("ns").get(b"k") == b"v"
 
 
+def test_load_commit_every_into_a_new_file_keeps_what_it_committed(tmp_path):
+    # The README: "--commit-every 50000 # commits as it goes (a failure keeps
+    # what was committed)", into a new file too; the commits fall every N
+    # documents whatever --batch is. A load that committed nothing leaves
+    # no file behind.
+    lines = "".join(f'{{"i": {i}}}\n' for i in range(2600)).replace('{"i": 2500}', '{"i": ')
+    path = tmp_path / "new.obj"
+    r = cli("load", str(path), "c", "-q", "--batch", "700", "--commit-every", "1000", stdin=lines)
+    assert r.returncode == 5 and "line 2501" in r.stderr, r.stderr
+    with obj.Db(path) as db:
+        assert [d["i"] for _, d in db.all("c")] == list(range(2000))
+    early = tmp_path / "early.obj"
+    r = cli("load", str(early), "c", "-q", "--commit-every", "3000", stdin=lines)
+    assert r.returncode == 5 and "line 2501" in r.stderr, r.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("early.obj")]
+
+
 @pytest.mark.parametrize("header, lines, words", [
     ('{"obj_export":1,"collection":"u","kind":"documents","next_id":3,"count":2,"indexes":[]}',
      '{"id":1,"doc":{"a":1}}\n{"id":1,"doc":{"a":2}}\n', "ascending id order"),
