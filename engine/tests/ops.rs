@@ -341,6 +341,16 @@ fn restore_refuses_open_or_existing_targets_and_removes_a_stale_wal() {
     // Backup and target the same file: refused.
     let err = Db::restore_from(&backup, &backup, RestoreOptions { overwrite: true, ..Default::default() });
     assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
+    // Under another name (a hard link) too, not Busy as if another process
+    // held it.
+    let link = dir.path().join("link.obj");
+    std::fs::hard_link(&backup, &link).unwrap();
+    let err = Db::restore_from(&backup, &link, RestoreOptions { overwrite: true, ..Default::default() })
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument(_))
+            && err.to_string().contains("both the backup and the target")
+    );
 }
 
 /// Backup and compact_to of `db`, and a restore of `backup`, onto `target`

@@ -220,7 +220,7 @@ impl Db {
             (Ok(a), Ok(b)) => a == b,
             _ => backup == target,
         };
-        if same {
+        if same || same_file(backup, target) {
             return Err(Error::invalid(format!("{} is both the backup and the target", backup.display())));
         }
         let vfs: Arc<dyn Vfs> = options.vfs.clone().unwrap_or_else(|| Arc::new(crate::storage::file::OsVfs));
@@ -254,5 +254,15 @@ impl Db {
         drop(rx);
         drop(source);
         report
+    }
+}
+
+/// Whether `a` and `b` are one file under two names (hard links): the
+/// target's lock would then be the backup's own, read as another process's.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
