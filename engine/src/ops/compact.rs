@@ -53,7 +53,11 @@ pub struct CompactReport {
     pub pages_before: u64,
     /// Pages after.
     pub pages_after: u64,
-    /// Size of the main file before, in bytes.
+    /// Size of the main file before, in bytes. `compact()` checkpoints
+    /// first; for `compact_to` it is at least the database's size
+    /// (`pages_before * page_size`) while its newest pages are still in
+    /// the WAL, where a main file of one page would read as if the copy
+    /// had grown.
     pub file_size_before: u64,
     /// Size of the (main or new) file after, in bytes. For `compact()` this
     /// is the compacted size only when `complete` is true.
@@ -236,7 +240,7 @@ impl Db {
         Ok(CompactReport {
             pages_before: old.page_count as u64,
             pages_after: pages as u64,
-            file_size_before: pager.main_file_size()?,
+            file_size_before: pager.main_file_size()?.max(old.page_count as u64 * pager.page_size() as u64),
             file_size_after: pages as u64 * pager.page_size() as u64,
             commit_counter: header.commit_counter,
             rewritten: true,
