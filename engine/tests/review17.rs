@@ -44,6 +44,17 @@ fn a_local_collection_created_after_an_attach_is_never_hidden() {
     assert!(ambiguous(wx.collection("x.c").map(|_| ())), "so does a read in a write transaction");
     drop(wx);
     drop(rx);
+    // A local x.only, where the attached file has no collection "only":
+    // refused too, without saying that the attached file holds it.
+    let mut tx = db.begin_write().unwrap();
+    assert!(tx.collection_mut("x.only").is_err(), "x is attached now");
+    drop(tx);
+    let second = Db::open(dir.path().join("main.obj")).unwrap(); // a handle with nothing attached
+    let mut w = second.begin_write().unwrap();
+    w.collection_mut("x.only").unwrap().insert_json(br#"{"a":1}"#, 1).unwrap();
+    w.commit().unwrap();
+    let err = db.begin_read().unwrap().collection("x.only").map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("shadowed by the database attached as \"x\"") && !err.contains("both"), "{err}");
 
     db.detach("x").unwrap();
     let rx = db.begin_read().unwrap();

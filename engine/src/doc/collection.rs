@@ -1808,9 +1808,13 @@ fn open_attached<'t, T: ReadableTxn, L: ReadableTxn>(
     qualified: &str,
 ) -> Result<Collection<'t, T>> {
     if has_collection(local, qualified)? {
+        let also_there = if has_collection(txn, rest)? {
+            format!("is both in this database and in the database attached as {ns:?}")
+        } else {
+            format!("of this database is shadowed by the database attached as {ns:?}")
+        };
         return Err(Error::invalid(format!(
-            "collection {qualified:?} is both in this database and in the database attached as {ns:?}; \
-             detach {ns:?} to read the local one"
+            "collection {qualified:?} {also_there}; detach {ns:?} to read the local one"
         )));
     }
     let mut c = Collection::open(txn, rest).map_err(|e| match e {
