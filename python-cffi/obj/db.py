@@ -780,7 +780,7 @@ class Db:
     def _read_catalog(self) -> None:
         """Reads the whole catalog (every collection's kind, count and
         index metadata, and the key-value namespaces) from one snapshot:
-        a damaged file fails here (CorruptionError), not at its first read."""
+        a damaged catalog fails here (CorruptionError), not at its first read."""
         with self.read_transaction() as tx:
             for name in tx.collections():
                 cname = self._cname(name)
