@@ -991,6 +991,14 @@ fn import_refuses_bad_input_without_partial_writes() {
     );
     let err = db.import(Cursor::new(dup.as_bytes()), ImportOptions::default()).unwrap_err();
     assert!(matches!(&err, Error::Constraint(m) if m.contains("line 3")), "{err:?}");
+    // A byte order mark before the first line is skipped; one anywhere
+    // else is the malformed line it looks like.
+    let ok = format!("\u{feff}{header}\n{{\"id\":1,\"doc\":{{}}}}\n{{\"id\":2,\"doc\":{{}}}}\n");
+    db.import(Cursor::new(ok.as_bytes()), ImportOptions::default()).unwrap();
+    assert_eq!(db.begin_read().unwrap().collection("c").unwrap().count().unwrap(), 2);
+    let late = format!("{header}\n\u{feff}{{\"id\":1,\"doc\":{{}}}}\n{{\"id\":2,\"doc\":{{}}}}\n");
+    let err = db.import(Cursor::new(late.as_bytes()), ImportOptions::default()).unwrap_err();
+    assert!(matches!(&err, Error::InvalidArgument(m) if m.contains("import line 2")), "{err:?}");
 }
 
 #[test]

@@ -439,6 +439,10 @@ def _record(line: bytes, keep_ids: bool) -> tuple[int, int, bytes]:
         rec = json.loads(line)
         if not isinstance(rec, dict) or "id" not in rec or "doc" not in rec:
             raise obj.InvalidArgumentError('expected {"id": N, "v": V, "doc": {...}} (v optional)')
+        extra = sorted(rec.keys() - {"id", "v", "doc"})
+        if extra:  # as the engine's import refuses it: most likely a typo ("vv" for "v")
+            raise obj.InvalidArgumentError(
+                f'unexpected field "{extra[0]}": a document line holds "id", "v" (optional) and "doc"')
         doc_id, v = rec["id"], rec.get("v", 0)
         if type(doc_id) is not int or type(v) is not int:
             raise obj.InvalidArgumentError("id and v must be integers")
@@ -733,6 +737,8 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
             try:
                 for lineno, line in enumerate(src, 1):  # noqa: B007 - named in the error below
                     read += len(line)
+                    if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+                        line = line[3:]  # an editor's byte order mark, as the engine's import skips it
                     line = line.strip()
                     if not line:
                         continue

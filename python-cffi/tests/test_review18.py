@@ -172,6 +172,12 @@ def test_load_commit_every_into_a_new_file_keeps_what_it_committed(tmp_path):
      '{"id":1,"doc":{"a":1}}\n', "unexpected field"),
     ('{"obj_export":1,"collection":"u","kind":"documents","next_id":-1,"count":1,"indexes":[]}',
      '{"id":1,"doc":{"a":1}}\n', "next_id"),
+    # A field a document line does not have (a typo of "v"): the command
+    # line dropped it silently.
+    ('{"obj_export":1,"collection":"u","kind":"documents","next_id":3,"count":1,"indexes":[]}',
+     '{"id":1,"vv":3,"doc":{"a":1}}\n', 'unexpected field "vv"'),
+    ('{"obj_export":1,"collection":"u","kind":"documents","next_id":3,"count":1,"indexes":[]}',
+     '{"id":1,"doc":{"a":1},"vv":3}\n', 'unexpected field "vv"'),
 ])
 def test_a_dump_that_breaks_its_format_is_refused_by_load_and_import(tmp_path, header, lines, words):
     # A repeated id replaced the document before it while the load counted
@@ -185,3 +191,18 @@ def test_a_dump_that_breaks_its_format_is_refused_by_load_and_import(tmp_path, h
         with pytest.raises(obj.InvalidArgumentError, match=words):
             db.import_(src)
         assert db.collections() == []
+
+
+def test_a_dump_that_starts_with_a_byte_order_mark_loads_everywhere(tmp_path):
+    # An editor's UTF-8 BOM before the first header: the command line
+    # loaded it and import_ said "expected value at line 1 column 1".
+    src = tmp_path / "bom.jsonl"
+    src.write_bytes(b"\xef\xbb\xbf" + b'{"obj_export":1,"collection":"u","kind":"documents","next_id":2,'
+                    b'"count":1,"indexes":[]}\n{"id":1,"doc":{"a":1}}\n')
+    r = cli("load", str(tmp_path / "cli.obj"), "--all", str(src))
+    assert r.returncode == 0, r.stderr
+    with obj.Db(tmp_path / "py.obj") as db:
+        db.import_(src)
+        assert db.get("u", 1) == {"a": 1}
+    with obj.Db(tmp_path / "cli.obj") as db:
+        assert db.get("u", 1) == {"a": 1}

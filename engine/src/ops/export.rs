@@ -235,8 +235,11 @@ impl<R: BufRead> Lines<R> {
             }
             self.lineno += 1;
             let text = std::str::from_utf8(&self.buf)
-                .map_err(|e| bad(self.lineno, format_args!("not valid UTF-8 ({e})")))?
-                .trim();
+                .map_err(|e| bad(self.lineno, format_args!("not valid UTF-8 ({e})")))?;
+            // A byte order mark that an editor put at the start of the file
+            // is no part of the first line (JSON parsers may ignore one).
+            let text = if self.lineno == 1 { text.strip_prefix('\u{feff}').unwrap_or(text) } else { text };
+            let text = text.trim();
             if text.is_empty() {
                 continue;
             }
