@@ -58,9 +58,23 @@ class _Pinned:
         self._ex = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="obj-txn")
         self.done = False
 
-    async def run(self, fn: Callable, *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._ex, functools.partial(fn, *args))
+    async def run(self, fn: Callable, *args: Any, on_abandon: Callable[[Any], Any] | None = None) -> Any:
+        """Runs ``fn(*args)`` on the thread. When the awaiting task is
+        cancelled (or interrupted) while ``fn`` runs, its result is nobody's:
+        ``on_abandon(result)`` disposes of it once ``fn`` returns (a
+        transaction begun after its task gave up waiting for the write lock
+        would otherwise hold the lock until garbage collection)."""
+        cf = self._ex.submit(functools.partial(fn, *args))
+        try:
+            return await asyncio.wrap_future(cf)
+        except BaseException:
+            if on_abandon is not None:
+                def dispose(f: concurrent.futures.Future) -> None:
+                    if not f.cancelled() and f.exception() is None:
+                        on_abandon(f.result())
+
+                cf.add_done_callback(dispose)
+            raise
 
     async def run_to_end(self, fn: Callable, on_cancel: Callable[[], Any] | None = None) -> Any:
         """Runs ``fn()`` on the thread and waits for it to finish even when
@@ -301,7 +315,8 @@ class AsyncTxn:
         if self._write:
             self._adb._no_nested_write()
         try:
-            self._tx = await self._pin.run(db.transaction if self._write else db.read_transaction)
+            self._tx = await self._pin.run(db.transaction if self._write else db.read_transaction,
+                                           on_abandon=lambda tx: tx._abandon())
         except BaseException:
             self._pin.shutdown()
             raise

@@ -57,6 +57,19 @@ _shapes_lock = threading.RLock()
 _shapes: dict[tuple, list] = {}
 
 
+_thread_local = threading.local()
+
+
+def _thread_token() -> object:
+    """An object unique to the calling thread while it lives. Not the
+    thread's ident: an ident is reused once its thread exits, and a new
+    thread would then be taken for the holder of an open write transaction."""
+    token = getattr(_thread_local, "token", None)
+    if token is None:
+        token = _thread_local.token = object()
+    return token
+
+
 @dataclasses.dataclass(frozen=True)
 class IndexStat:
     """A secondary index as :meth:`Db.stat` reports it."""
@@ -228,7 +241,7 @@ class Db:
         # transaction; `_close_lock` makes its registration and close()
         # exclusive, so that a transaction that began while close() ran
         # is either rolled back by it or refused.
-        self._writer: tuple[int, Any, int] | None = None
+        self._writer: tuple[object, Any, int] | None = None
         self._close_lock = threading.Lock()
 
     def _at_catalog(self, version: int, newest: bool) -> None:
@@ -394,7 +407,7 @@ class Db:
         timeout, then BusyError), and the open transaction is left as it is."""
         w = self._writer
         # (A forked child holds none of its parent's transactions.)
-        if w is not None and w[0] == threading.get_ident() and w[2] == fork_generation[0]:
+        if w is not None and w[0] is _thread_token() and w[2] == fork_generation[0]:
             tx = w[1]()
             if tx is not None and not tx.finished:
                 raise BusyError(
@@ -425,7 +438,7 @@ class Db:
                 tx._ended_by_close = True
                 tx._abandon()
                 self._handle()
-            self._writer = (threading.get_ident(), weakref.ref(tx), fork_generation[0])
+            self._writer = (_thread_token(), weakref.ref(tx), fork_generation[0])
         return tx
 
     def read_transaction(self) -> ReadTxn:

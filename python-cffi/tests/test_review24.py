@@ -1,0 +1,95 @@
+"""Review 24: what users of the package met that earlier tests did not.
+
+- The writer was remembered by thread ident. An ident is reused once its
+  thread exits, so a new thread that got the ident of the (exited) thread
+  that began the open write transaction was told it held that transaction
+  (BusyError at once, "a nested write") instead of waiting for it.
+  With ``AsyncDb`` this followed a cancelled ``async with
+  adb.transaction()``: its worker thread took the write lock after the
+  task gave up and exited; the next thread with its ident failed at once,
+  and that error's traceback kept the abandoned transaction (and the write
+  lock) alive, so every writer in every process timed out. The abandoned
+  transaction is now also ended as soon as it begins, instead of whenever
+  it is garbage-collected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+import obj
+
+
+def test_a_new_thread_with_a_reused_ident_waits_for_the_writer(tmp_path):
+    db = obj.Db(tmp_path / "a.obj", busy_timeout_ms=5000)
+    box: dict = {}
+
+    def begin() -> None:
+        box["tx"] = db.transaction()
+        box["ident"] = threading.get_ident()
+
+    t = threading.Thread(target=begin)
+    t.start()
+    t.join()
+    box["tx"].insert("c", {"a": 1})
+    # A thread that gets the exited thread's ident (CPython reuses it at
+    # once on Linux; try a few to be sure of one).
+    for _ in range(50):
+        seen: dict = {}
+        probe = threading.Thread(target=lambda seen=seen: seen.setdefault("ident", threading.get_ident()))
+        probe.start()
+        probe.join()
+        if seen["ident"] == box["ident"]:
+            break
+    else:
+        pytest.skip("no thread got the exited thread's ident")
+    out: dict = {}
+
+    def writer() -> None:
+        out["same ident"] = threading.get_ident() == box["ident"]
+        start = time.monotonic()
+        try:
+            db.insert("c", {"b": 1})
+            out["waited"] = time.monotonic() - start
+        except obj.ObjError as e:  # the bug: BusyError at once
+            out["error"] = e
+
+    w = threading.Thread(target=writer)
+    w.start()
+    time.sleep(0.3)
+    box["tx"].commit()  # from the main thread: the writer then goes on
+    w.join()
+    assert "error" not in out, out
+    assert out["waited"] >= 0.2, out
+    assert db.count("c") == 2
+    db.close()
+
+
+async def test_a_transaction_begun_after_its_task_was_cancelled_gives_the_lock_back(tmp_path):
+    adb = await obj.AsyncDb.open(tmp_path / "a.obj", busy_timeout_ms=3000)
+    held = adb.db.transaction()  # another writer holds the lock
+
+    async def cancelled_writer() -> None:
+        async with adb.transaction() as tx:
+            await tx.insert("c", {"never": 1})
+
+    task = asyncio.create_task(cancelled_writer())
+    await asyncio.sleep(0.2)  # its worker thread waits for the lock
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    held.commit()  # the abandoned worker takes the lock now, and gives it back
+    await asyncio.sleep(0.2)
+    start = time.monotonic()
+    done: list = []
+    t = threading.Thread(target=lambda: done.append(adb.db.insert("c", {"other": 1})))
+    t.start()
+    t.join()
+    await adb.insert("c", {"later": 1})
+    assert time.monotonic() - start < 2.0, "a writer waited for the abandoned transaction"
+    assert done and await adb.count("c") == 2
+    await adb.close()
