@@ -25,6 +25,7 @@ from .db import Db
 from .errors import BusyError, InvalidArgumentError
 from .kv import KvNamespace
 from .query import Query
+from .txn import _STALE_CURSOR
 
 __all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery", "AsyncCollection", "AsyncKv", "AsyncStream"]
 
@@ -445,9 +446,14 @@ class AsyncTxn:
         # collection holds one batch at a time, never the whole result.
         if not self._live():
             self._tx._handle()  # raises: the transaction is finished
+        # A write in this transaction ends the iteration at its next step,
+        # as in the blocking API, not after the rest of the batch in hand.
+        at = self._tx._writes
         inner = _batches(self._on_thread, make, batch)
         try:
             async for x in inner:
+                if self._tx._writes != at:
+                    raise InvalidArgumentError(_STALE_CURSOR)
                 yield x
         finally:
             await inner.aclose()

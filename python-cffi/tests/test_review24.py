@@ -93,3 +93,24 @@ async def test_a_transaction_begun_after_its_task_was_cancelled_gives_the_lock_b
     assert time.monotonic() - start < 2.0, "a writer waited for the abandoned transaction"
     assert done and await adb.count("c") == 2
     await adb.close()
+
+
+@pytest.mark.parametrize("n", [10, 300])
+async def test_an_async_iteration_ends_at_its_next_step_after_a_write(tmp_path, n):
+    # README: "An iteration over a query or tx.all(...) cannot go on past a
+    # write in its transaction: its next step raises InvalidArgumentError".
+    # The async iterator holds a batch of 256: with 10 documents the loop
+    # ended without an error, with 300 after the batch.
+    adb = await obj.AsyncDb.open(tmp_path / "a.obj")
+    await adb.insert_many("c", [{"i": i} for i in range(n)])
+    for make in (lambda tx: tx.all("c"), lambda tx: tx.query("c").filter(obj.field("i") >= 0)):
+        seen = 0
+        with pytest.raises(obj.InvalidArgumentError, match="since the cursor was opened"):
+            async with adb.transaction() as tx:
+                async for _ in make(tx):
+                    seen += 1
+                    if seen == 1:
+                        await tx.insert("c", {"x": 1})
+        assert seen == 1
+        assert await adb.count("c") == n  # rolled back
+    await adb.close()
