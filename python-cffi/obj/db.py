@@ -235,13 +235,13 @@ class Db:
         self._att_lock = threading.RLock()
         self._names: dict[str, bytes] = {}
         self._lock = threading.Lock()
-        # (thread id, weak ref) of the last write transaction begun, to refuse
-        # a second write from the thread that holds it (it would wait forever).
         # (thread, weak reference, fork generation) of the open write
         # transaction; `_close_lock` makes its registration and close()
         # exclusive, so that a transaction that began while close() ran
         # is either rolled back by it or refused.
         self._writer: tuple[object, Any, int] | None = None
+        # The read transactions of this Db's own iterators (see `_own`).
+        self._readers: weakref.WeakSet = weakref.WeakSet()
         self._close_lock = threading.Lock()
 
     def _at_catalog(self, version: int, newest: bool) -> None:
@@ -285,13 +285,17 @@ class Db:
                 return
             self._closed = True
             w = self._writer
+            readers = list(self._readers)
         # An open write transaction of this handle is rolled back, as
         # sqlite3's close() does: left open it would keep the file's write
-        # lock, and a new handle would wait for a writer nothing ends.
+        # lock, and a new handle would wait for a writer nothing ends. The
+        # snapshots of this Db's unfinished iterators end too (their next
+        # batch raises ClosedError): each would keep the file open.
         tx = w[1]() if w is not None else None
-        if tx is not None and tx._h is not None:
-            tx._ended_by_close = True
-            tx._abandon()
+        for t in ([tx] if tx is not None else []) + readers:
+            if t._h is not None:
+                t._ended_by_close = True
+                t._abandon()
         self._release_shapes()
         with self._att_lock:
             others = list(self._attached.values()) + list(self._lingering.values())
@@ -449,6 +453,20 @@ class Db:
         tx = ReadTxn(self, ffi.gc(out[0], lib.obj_txn_free), False)
         if self._attached:
             self._begin_attached(tx)
+        return tx
+
+    def _own(self, tx: ReadTxn) -> ReadTxn:
+        """Registers ``tx``, a read transaction that an iterator of this Db
+        (``db.all``, ``db.query(...).iter()``, ...) began for itself:
+        ``close()`` ends it, so that an iteration left half read does not
+        keep the file open. (A transaction the caller began keeps its
+        snapshot after ``close()`` until it ends, as in the C API.)"""
+        with self._close_lock:
+            if self._closed:  # closed while it began
+                tx._ended_by_close = True
+                tx._abandon()
+                self._handle()
+            self._readers.add(tx)
         return tx
 
     def _begin_attached(self, tx: ReadTxn) -> None:
@@ -637,7 +655,7 @@ class Db:
         return self._all(collection, True)
 
     def _all(self, what: Any, named: bool) -> Iterator[tuple[int, Any]]:
-        with self.read_transaction() as tx:
+        with self._own(self.read_transaction()) as tx:
             yield from (tx.iter_all(what) if named else tx.all(what))
 
     def count(self, what: Any) -> int:
@@ -992,7 +1010,7 @@ class Db:
         return self._dump_raw(collection, max_records)
 
     def _dump_raw(self, collection: str, max_records: int | None) -> Iterator[RawRecord]:
-        with self.read_transaction() as tx:
+        with self._own(self.read_transaction()) as tx:
             core, cname = tx._route(collection)
             out = ffi.new("obj_cursor **")
             check(lib.obj_collection_dump(core._handle(), cname, out))
@@ -1004,7 +1022,7 @@ class Db:
                 while max_records is None or n < max_records:
                     st = lib.obj_dump_cursor_next(cur, idp, ver, buf, done)
                     if st:
-                        raise fail(st)
+                        raise tx._fail(st)  # (ClosedError once close() ended it)
                     if done[0]:
                         return
                     n += 1

@@ -199,7 +199,7 @@ class KvNamespace:
         return self._scan_own(p, s, e, reverse)
 
     def _scan_own(self, p: Any, s: Any, e: Any, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
-        with self._db.read_transaction() as tx:
+        with self._db._own(self._db.read_transaction()) as tx:
             yield from self._scan(*self._target(tx), p, s, e, reverse)
 
     def _scan(self, tx: Any, c: bytes, p: Any, s: Any, e: Any, reverse: bool) -> Iterator[tuple[bytes, bytes]]:

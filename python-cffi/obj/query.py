@@ -551,7 +551,7 @@ class Query:
         if self._txn is not None:
             yield from self._run(self._txn)
             return
-        with self._snapshot() as tx:
+        with self._db._own(self._snapshot()) as tx:
             yield from self._run(tx)
 
     __iter__ = iter

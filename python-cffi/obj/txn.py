@@ -149,8 +149,8 @@ class _Core:
     # -- lifecycle ----------------------------------------------------------
     def _closed_error(self) -> ClosedError:
         """What using this transaction raises once Db.close() rolled it back."""
-        return ClosedError(f"database {self._db.path!r} was closed while this transaction was open: "
-                           f"it was rolled back")
+        ended = "it was rolled back" if self._write else "its snapshot was released"
+        return ClosedError(f"database {self._db.path!r} was closed while this transaction was open: {ended}")
 
     def _fail(self, st: int) -> Exception:
         """The error of a call on this transaction that returned status

@@ -114,3 +114,26 @@ async def test_an_async_iteration_ends_at_its_next_step_after_a_write(tmp_path, 
         assert seen == 1
         assert await adb.count("c") == n  # rolled back
     await adb.close()
+
+
+def test_close_ends_the_snapshots_of_unfinished_iterators(tmp_path):
+    # A db.all() left half read kept its read transaction, and so the file,
+    # open after close(): rekey on a new handle was BusyError, and the
+    # iterator went on reading the closed database. (A transaction the
+    # caller began keeps its snapshot, as test_hostile checks.)
+    path = tmp_path / "r.obj"
+    db = obj.Db(path)
+    db.insert_many("c", [{"i": i} for i in range(3000)])
+    db.kv("ns").put(b"k", b"v")
+    iterators = [iter(db.all("c")), iter(db.query("c").filter(obj.field("i") >= 0).iter()),
+                 iter(db.kv("ns").scan()), iter(db.dump_raw("c")), iter(db.iter_all("c"))]
+    for it in iterators:
+        next(it)
+    db.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.obj"]
+    with obj.Db(path) as again:
+        again.rekey(passphrase="x")  # needs the only handle on the file
+    for it in iterators:
+        with pytest.raises(obj.ClosedError, match="snapshot was released"):
+            for _ in it:
+                pass
