@@ -924,6 +924,24 @@ class WriteTxn(ReadTxn):
                 raise InvalidArgumentError(f"{name!r} is in an attached namespace, which is read-only")
         return db._cname(name)
 
+    def _schema(self, cls_or_doc: Any) -> Schema:
+        # A read through a class in the write transaction builds the
+        # indexes the class declares and the file lacks (an index added to
+        # the class after its documents were written), as its first write
+        # would: tx.find_unique(C, ...) finds what db.find_unique finds.
+        s = super()._schema(cls_or_doc)
+        key = (s.collection, s.cls)
+        if key not in self._ensured and key not in self._db._ensured and "." not in s.collection:
+            specs = s.index_specs()
+            info = self._c_coll_info(self._db._cname(s.collection)) if specs else None
+            if info is not None:  # (no collection yet: its first write builds them)
+                have = {i.get("name") for i in info.get("indexes", ())}
+                if all(sp["name"] in have for sp in specs):
+                    self._ensured.add(key)
+                else:
+                    self._ensure(s)
+        return s
+
     def _ensure(self, s: Schema) -> bytes:
         """The C name of a typed collection, creating it and its declared
         indexes on first use."""

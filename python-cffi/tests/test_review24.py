@@ -137,3 +137,26 @@ def test_close_ends_the_snapshots_of_unfinished_iterators(tmp_path):
         with pytest.raises(obj.ClosedError, match="snapshot was released"):
             for _ in it:
                 pass
+
+
+def test_a_write_transaction_builds_the_indexes_a_class_declares_before_reading_through_them(tmp_path):
+    # An index added to a class after its documents were written: db.find_unique
+    # built it, the same read in a write transaction said "index not found".
+    from dataclasses import dataclass
+    from typing import Annotated
+
+    db = obj.Db(tmp_path / "ix.obj")
+    db.insert_many("late_ix", [{"b": f"s{i}"} for i in range(10)])
+
+    @obj.document(collection="late_ix")
+    @dataclass
+    class LateIx:
+        b: Annotated[str, obj.Unique]
+
+    with db.transaction() as tx:
+        assert tx.find_unique(LateIx, "b", "s7") == LateIx("s7")
+        assert [d for _, d in tx.index_range(LateIx, "b", "s7", "s7")] == [LateIx("s7")]
+        assert tx.collection(LateIx).find_unique("b", "s3") == LateIx("s3")
+    with db.read_transaction() as tx:  # built and committed with the transaction
+        assert tx.find_unique(LateIx, "b", "s1") == LateIx("s1")
+    db.close()
