@@ -192,6 +192,10 @@ class AsyncQuery:
         """The engine's plan."""
         return await self._owner._run(self._q.explain)
 
+    async def explain_json(self) -> dict:
+        """The engine's plan as a dict (see :meth:`Query.explain_json`)."""
+        return await self._owner._run(self._q.explain_json)
+
     def to_json(self) -> str:
         """The engine half of the query as query JSON (for inspection)."""
         return self._q.to_json()

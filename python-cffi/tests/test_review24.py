@@ -160,3 +160,16 @@ def test_a_write_transaction_builds_the_indexes_a_class_declares_before_reading_
     with db.read_transaction() as tx:  # built and committed with the transaction
         assert tx.find_unique(LateIx, "b", "s1") == LateIx("s1")
     db.close()
+
+
+async def test_an_async_query_explains_as_json_like_a_query(tmp_path):
+    adb = await obj.AsyncDb.open(tmp_path / "q.obj")
+    await adb.create_index("c", "by_n", "n")
+    await adb.insert_many("c", [{"n": i} for i in range(5)])
+    q = adb.query("c").filter(obj.field("n") == 3)
+    plan = await q.explain_json()
+    assert plan == adb.db.query("c").filter(obj.field("n") == 3).explain_json()
+    assert plan["access"] == "index" and plan["index"] == "by_n"
+    async with adb.read_transaction() as tx:
+        assert await tx.query("c").filter(obj.field("n") == 3).explain_json() == plan
+    await adb.close()
