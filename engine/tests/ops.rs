@@ -274,9 +274,10 @@ fn backup_gives_a_new_file_id_and_can_be_cancelled() {
     if a.len() >= 40 {
         assert_ne!(a[24..40], b[24..40], "the copy has its own file id");
     }
-    // Backing up over an existing file replaces it; over the open source is Busy.
+    // Backing up over an existing file replaces it; over the source itself is
+    // InvalidArgument (the caller's mistake); over another open database Busy.
     db.backup(&path).unwrap();
-    assert!(matches!(db.backup(db.path()), Err(Error::Busy(_))));
+    assert!(matches!(db.backup(db.path()), Err(Error::InvalidArgument(_))));
     let other = Db::open(dir.path().join("other.obj")).unwrap();
     assert!(matches!(db.backup(other.path()), Err(Error::Busy(_))));
 }
@@ -392,6 +393,31 @@ fn copies_refuse_a_directory_as_target() {
         .collect();
     names.sort();
     assert_eq!(names, ["adir", "b.obj", "src.obj", "src.obj-shm", "src.obj-wal"], "no temporary file left");
+}
+
+/// A backup or compacted copy onto the database's own file (its path, or
+/// a hard link to it) is the caller's mistake, not a Busy file to retry.
+#[test]
+fn copies_refuse_the_database_itself_as_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("self.obj");
+    let db = Db::open(&path).unwrap();
+    seed(&db, 20);
+    let link = dir.path().join("link.obj");
+    std::fs::hard_link(&path, &link).unwrap();
+    for target in [&path, &link] {
+        for (what, r) in
+            [("backup", db.backup(target).map(|_| ())), ("compact_to", db.compact_to(target).map(|_| ()))]
+        {
+            assert!(
+                matches!(&r, Err(Error::InvalidArgument(m)) if m.contains("this database's own file")),
+                "{what} onto {}: {r:?}",
+                target.display()
+            );
+        }
+    }
+    assert_eq!(db.begin_read().unwrap().collection("docs").unwrap().count().unwrap(), 20);
+    db.integrity_check().unwrap();
 }
 
 /// A copy killed before its rename leaves `<target>.tmp-<hex>`; the next

@@ -176,7 +176,8 @@ int main(int argc, char **argv) {
     CHECK(access(other, F_OK) != 0);
     CHECK_STATUS(obj_db_backup(db, NULL, NULL, NULL, NULL), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_db_backup(NULL, bak, NULL, NULL, NULL), OBJ_INVALID_ARGUMENT);
-    CHECK_STATUS(obj_db_backup(db, src, NULL, NULL, NULL), OBJ_BUSY); /* the open database itself */
+    CHECK_STATUS(obj_db_backup(db, src, NULL, NULL, NULL), OBJ_INVALID_ARGUMENT); /* the database itself */
+    CHECK(strstr(obj_last_error(), "own file") != NULL);
     test_calls_from_progress(CB_REKEY);
     test_calls_from_progress(CB_CLOSE);
     test_calls_from_progress(CB_CLOSE_NO_CHECKPOINT);

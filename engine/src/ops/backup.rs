@@ -168,6 +168,7 @@ impl ReadTxn {
         mut progress: impl FnMut(Progress) -> bool,
     ) -> Result<BackupReport> {
         let pager = self.snapshot().pager();
+        crate::ops::newfile::refuse_own_file(pager.path(), path.as_ref(), "a backup")?;
         let target = NewFile::create(pager.vfs().clone(), path.as_ref(), true)?;
         copy_snapshot(self, target, &mut progress)
     }
@@ -180,7 +181,8 @@ impl Db {
     /// opens on its own. It is written under a temporary name, fsynced and
     /// renamed into place, so a crash never leaves a partial backup at
     /// `path`; an existing file there is replaced, unless it is an open
-    /// database (`Busy`). The backup of an encrypted database is encrypted
+    /// database (`Busy`) or this database's own file (`InvalidArgument`).
+    /// The backup of an encrypted database is encrypted
     /// with the same key and opens with it.
     ///
     /// `progress` is called before the first page, every 256 pages and
@@ -216,11 +218,9 @@ impl Db {
         options: RestoreOptions,
     ) -> Result<BackupReport> {
         let (backup, target) = (backup.as_ref(), target.as_ref());
-        let same = match (backup.canonicalize(), target.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => backup == target,
-        };
-        if same || same_file(backup, target) {
+        // (Hard links too: the target's lock would be the backup's own
+        // open, read as another process's.)
+        if backup == target || crate::ops::newfile::same_file(backup, target) {
             return Err(Error::invalid(format!("{} is both the backup and the target", backup.display())));
         }
         let vfs: Arc<dyn Vfs> = options.vfs.clone().unwrap_or_else(|| Arc::new(crate::storage::file::OsVfs));
@@ -254,15 +254,5 @@ impl Db {
         drop(rx);
         drop(source);
         report
-    }
-}
-
-/// Whether `a` and `b` are one file under two names (hard links): the
-/// target's lock would then be the backup's own, read as another process's.
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
     }
 }

@@ -221,7 +221,8 @@ impl Db {
     /// fewest pages. Runs beside readers and writers. The copy is written
     /// under a temporary name and renamed into place, so a crash never
     /// leaves a partial file at `path`; an existing file there is replaced
-    /// unless it is an open database (`Busy`). The copy of an encrypted
+    /// unless it is an open database (`Busy`) or this database's own file
+    /// (`InvalidArgument`). The copy of an encrypted
     /// database is encrypted with the same key.
     pub fn compact_to(&self, path: impl AsRef<Path>) -> Result<CompactReport> {
         let started = Instant::now();
@@ -229,6 +230,7 @@ impl Db {
         let snap = rx.snapshot();
         let pager = snap.pager();
         let old = *snap.header();
+        crate::ops::newfile::refuse_own_file(pager.path(), path.as_ref(), "a compacted copy")?;
         let target = NewFile::create(pager.vfs().clone(), path.as_ref(), true)?;
         let file_id = fresh_file_id()?;
         let codec = pager.codec().for_copy(file_id);

@@ -125,6 +125,34 @@ pub(crate) fn starts_with_magic(vfs: &dyn Vfs, path: &Path) -> bool {
     })
 }
 
+/// Whether `a` and `b` name one file: the same path once links are
+/// resolved, or two names (hard links) of one inode.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(x), Ok(y)) = (a.canonicalize(), b.canonicalize()) {
+        if x == y {
+            return true;
+        }
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Refuses a `target` that is the database `own` itself: `what` (a backup,
+/// a compacted copy) written over its own source. Without this the target
+/// reads as an open database, `Busy`, which a caller would retry.
+pub(crate) fn refuse_own_file(own: &Path, target: &Path, what: &str) -> Result<()> {
+    if same_file(own, target) {
+        return Err(Error::invalid(format!(
+            "{} is this database's own file: write {what} to another path",
+            target.display()
+        )));
+    }
+    Ok(())
+}
+
 impl NewFile {
     /// Checks that `path` may be (re)written and creates the temporary file.
     pub(crate) fn create(vfs: Arc<dyn Vfs>, path: &Path, overwrite: bool) -> Result<NewFile> {
