@@ -304,7 +304,7 @@ def cmd_dump(a: argparse.Namespace) -> int:
 
     if a.collection is None and a.limit is not None:
         raise UsageError("--limit needs a COLLECTION")
-    if a.output:
+    if a.output and a.output != "-":  # ("-" is stdout, as load reads "-" as stdin)
         out, tmp, target = _start_output(a.output)
     else:
         # UTF-8 bytes whatever the terminal's encoding (as -o writes)
@@ -324,7 +324,7 @@ def cmd_dump(a: argparse.Namespace) -> int:
         out.flush()
         ok = True
     finally:
-        if a.output:
+        if a.output and a.output != "-":
             _end_output(out, tmp, target, ok)
     print(f"dumped {n} documents", file=sys.stderr)
     return EXIT_OK
@@ -806,7 +806,13 @@ def cmd_restore(a: argparse.Namespace) -> int:
     if not os.path.exists(a.backup):
         raise obj.NotFoundError(f"{a.backup}: no such file")
     _new_file_dir(a.target, "target file")
-    obj.Db.restore(a.backup, a.target, overwrite=a.overwrite, **_key(a))
+    try:
+        obj.Db.restore(a.backup, a.target, overwrite=a.overwrite, **_key(a))
+    except obj.InvalidArgumentError as e:
+        if "(allow overwriting" not in str(e):
+            raise
+        # The engine's wording names its option; here it is a flag.
+        raise obj.InvalidArgumentError(f"{a.target} already exists (pass --overwrite to replace it)") from None
     print(f"restored {a.backup} to {a.target}", file=sys.stderr)
     return EXIT_OK
 
@@ -867,7 +873,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("collection", nargs="?", help="the collection (default: the whole database, every collection "
                                                  "and key-value namespace, as db.export writes it)")
-    s.add_argument("-o", "--output", help="write to this file instead of stdout")
+    s.add_argument("-o", "--output", help="write to this file instead of stdout ('-': stdout)")
     s.add_argument("--ids", action="store_true", help="(ids are always written; kept for old scripts)")
     s.add_argument("--limit", type=_int_at_least(0), default=None, help="at most this many documents (0 or more)")
     s.set_defaults(fn=cmd_dump)

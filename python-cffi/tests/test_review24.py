@@ -16,6 +16,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -173,3 +176,25 @@ async def test_an_async_query_explains_as_json_like_a_query(tmp_path):
     async with adb.read_transaction() as tx:
         assert await tx.query("c").filter(obj.field("n") == 3).explain_json() == plan
     await adb.close()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "obj", *args], capture_output=True, text=True)
+
+
+def test_cli_dump_to_dash_writes_stdout_and_restore_names_its_flag(tmp_path):
+    src = tmp_path / "a.obj"
+    with obj.Db(src) as db:
+        db.insert("c", {"a": 1})
+    r = _cli("dump", str(src), "c", "-o", "-")
+    assert r.returncode == 0 and '"a":1' in r.stdout, r.stderr
+    assert not (tmp_path / "-").exists() and not os.path.exists("-")
+    copy = tmp_path / "b.obj"
+    assert _cli("backup", str(src), str(copy)).returncode == 0
+    r = _cli("restore", str(copy), str(src))
+    assert r.returncode == 5 and "--overwrite" in r.stderr, r.stderr
+    # A backup or compacted copy onto the file itself: the caller's mistake
+    # (exit 5), not a file another process holds (exit 4).
+    for args in (("backup", str(src), str(src)), ("compact", str(src), "--to", str(src))):
+        r = _cli(*args)
+        assert r.returncode == 5 and "own file" in r.stderr, (args, r.stderr)
