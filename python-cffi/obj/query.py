@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import _codec
 from .document import _schema_or_plain, _strip, schema_of
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
     from .db import Db
@@ -548,11 +548,18 @@ class Query:
         return self._iter()
 
     def _iter(self) -> Iterator[tuple[int, Any]]:
-        if self._txn is not None:
-            yield from self._run(self._txn)
-            return
-        with self._db._own(self._snapshot()) as tx:
-            yield from self._run(tx)
+        try:
+            if self._txn is not None:
+                yield from self._run(self._txn)
+                return
+            with self._db._own(self._snapshot()) as tx:
+                yield from self._run(tx)
+        except NotFoundError as e:
+            if self._index is None:
+                raise
+            from .txn import _declared_hint
+
+            raise _declared_hint(e, self._schema, self._index["name"]) from None
 
     __iter__ = iter
 

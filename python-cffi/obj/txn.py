@@ -110,6 +110,18 @@ def _payload(b: Any) -> bytes:
     raise InvalidArgumentError(f"raw payloads are bytes or bytearray, not {type(b).__name__}")
 
 
+def _declared_hint(e: NotFoundError, s: Schema | None, index: Any) -> NotFoundError:
+    """``e`` (an index not found) with how a declared one gets built, when
+    the class of ``s`` declares ``index``: an index added to a class after
+    its documents were written exists only once something builds it."""
+    if s is None or index not in {sp["name"] for sp in s.index_specs()}:
+        return e
+    return NotFoundError(
+        f"{e}: {s.cls.__name__} declares it, but this file does not have it yet; the class's first "
+        f"write builds it, and so do db.find_unique, db.query and db.index_range of the class on a "
+        f"writable handle (outside a transaction)")
+
+
 def _not_document(x: Any) -> InvalidArgumentError:
     return InvalidArgumentError(
         f"{x!r:.60} is not an @obj.document class or instance; pass a document, or a collection "
@@ -773,13 +785,16 @@ class ReadTxn(_Core):
                 return self.find_unique_many(cls, index, [tuple(k) for k in keys])
         iname = _cstr(index)
         out: list = []
-        for rows in core._keyed_batches(
-                keys, lambda js, buf: _find_unique_many(core._handle(), cname, iname, js, len(js), typed, buf)):
-            if typed:
-                dd = s.decode_doc
-                out += [None if r is None else dd(r[0], r[1], r[2]) for r in rows]
-            else:
-                out += [None if r is None else r[1] for r in rows]
+        try:
+            for rows in core._keyed_batches(
+                    keys, lambda js, buf: _find_unique_many(core._handle(), cname, iname, js, len(js), typed, buf)):
+                if typed:
+                    dd = s.decode_doc
+                    out += [None if r is None else dd(r[0], r[1], r[2]) for r in rows]
+                else:
+                    out += [None if r is None else r[1] for r in rows]
+        except NotFoundError as e:
+            raise _declared_hint(e, s if typed else None, index) from None
         return out
 
     def _find_unique_many_plain(self, name: str, index: str, keys: list) -> list | None:
@@ -816,7 +831,10 @@ class ReadTxn(_Core):
         s = self._schema(what)
         js = _codec.dumps(_str_keys(s, index, vals))
         core, cname = self._route(s.collection)
-        r = core._c_find_unique(cname, _cstr(index), js)
+        try:
+            r = core._c_find_unique(cname, _cstr(index), js)
+        except NotFoundError as e:
+            raise _declared_hint(e, s, index) from None
         if r is None:
             return None
         return r[0], s.decode_doc(r[0], r[1], r[2])
@@ -923,24 +941,6 @@ class WriteTxn(ReadTxn):
             if ns in db._attached or ns in self._attached:
                 raise InvalidArgumentError(f"{name!r} is in an attached namespace, which is read-only")
         return db._cname(name)
-
-    def _schema(self, cls_or_doc: Any) -> Schema:
-        # A read through a class in the write transaction builds the
-        # indexes the class declares and the file lacks (an index added to
-        # the class after its documents were written), as its first write
-        # would: tx.find_unique(C, ...) finds what db.find_unique finds.
-        s = super()._schema(cls_or_doc)
-        key = (s.collection, s.cls)
-        if key not in self._ensured and key not in self._db._ensured and "." not in s.collection:
-            specs = s.index_specs()
-            info = self._c_coll_info(self._db._cname(s.collection)) if specs else None
-            if info is not None:  # (no collection yet: its first write builds them)
-                have = {i.get("name") for i in info.get("indexes", ())}
-                if all(sp["name"] in have for sp in specs):
-                    self._ensured.add(key)
-                else:
-                    self._ensure(s)
-        return s
 
     def _ensure(self, s: Schema) -> bytes:
         """The C name of a typed collection, creating it and its declared
