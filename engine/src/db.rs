@@ -132,6 +132,15 @@ pub(crate) fn open_in_process(path: &Path) -> bool {
     engine.is_some_and(|e| !e.pager.forked())
 }
 
+/// Whether `path` names the file that `pager` has open in this process,
+/// under any name (by the device and inode recorded at open, whatever the
+/// working directory now is).
+pub(crate) fn is_open_file_of(pager: &Arc<Pager>, path: &Path) -> bool {
+    let Some(key) = file_key(path) else { return false };
+    let engine = registry().lock().unwrap_or_else(|p| p.into_inner()).get(&key).and_then(Weak::upgrade);
+    engine.is_some_and(|e| Arc::ptr_eq(&e.pager, pager))
+}
+
 /// Attached databases by namespace (see [`Db::attach`]).
 pub(crate) type Attachments = std::collections::BTreeMap<String, Db>;
 

@@ -737,7 +737,10 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
             try:
                 for lineno, line in enumerate(src, 1):  # noqa: B007 - named in the error below
                     read += len(line)
-                    if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    if line.startswith(b"\xef\xbb\xbf"):
+                        if lineno != 1:  # (json.loads would take it anywhere; the engine's import does not)
+                            raise obj.InvalidArgumentError("a byte order mark starts this line: only the "
+                                                           "first line of the input may have one")
                         line = line[3:]  # an editor's byte order mark, as the engine's import skips it
                     line = line.strip()
                     if not line:

@@ -241,7 +241,8 @@ class Db:
         # is either rolled back by it or refused.
         self._writer: tuple[object, Any, int] | None = None
         # The read transactions of this Db's own iterators (see `_own`).
-        self._readers: weakref.WeakSet = weakref.WeakSet()
+        # (transaction -> the fork generation it began in)
+        self._readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._close_lock = threading.Lock()
 
     def _at_catalog(self, version: int, newest: bool) -> None:
@@ -285,7 +286,13 @@ class Db:
                 return
             self._closed = True
             w = self._writer
-            readers = list(self._readers)
+            # Only this process's: in a forked child, the parent's are
+            # not ours to end (a parent thread may have held their lock at
+            # the fork, and ending one would wait for it forever).
+            gen = fork_generation[0]
+            readers = [t for t, g in list(self._readers.items()) if g == gen]
+            if w is not None and w[2] != gen:
+                w = None
         # An open write transaction of this handle is rolled back, as
         # sqlite3's close() does: left open it would keep the file's write
         # lock, and a new handle would wait for a writer nothing ends. The
@@ -466,7 +473,7 @@ class Db:
                 tx._ended_by_close = True
                 tx._abandon()
                 self._handle()
-            self._readers.add(tx)
+            self._readers[tx] = fork_generation[0]
         return tx
 
     def _begin_attached(self, tx: ReadTxn) -> None:

@@ -235,6 +235,8 @@ class _Core:
             self._attached = {}
             for t in snaps.values():
                 try:
+                    # (ended by Db.close(): their next call says so too)
+                    t._ended_by_close = t._ended_by_close or self._ended_by_close
                     t._abandon()
                 finally:
                     self._db._attached_done(t._db)

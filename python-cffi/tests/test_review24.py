@@ -128,12 +128,17 @@ def test_close_ends_the_snapshots_of_unfinished_iterators(tmp_path):
     db = obj.Db(path)
     db.insert_many("c", [{"i": i} for i in range(3000)])
     db.kv("ns").put(b"k", b"v")
+    with obj.Db(tmp_path / "arch.obj") as arch, arch.transaction() as atx:
+        for i in range(3000):
+            atx.insert("x", b"raw %d" % i)  # a raw collection reads as bytes without a class
+    db.attach(tmp_path / "arch.obj", "arch")
     iterators = [iter(db.all("c")), iter(db.query("c").filter(obj.field("i") >= 0).iter()),
-                 iter(db.kv("ns").scan()), iter(db.dump_raw("c")), iter(db.iter_all("c"))]
+                 iter(db.kv("ns").scan()), iter(db.dump_raw("c")), iter(db.iter_all("c")),
+                 iter(db.iter_all("arch.x"))]
     for it in iterators:
         next(it)
     db.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.obj"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["arch.obj", "r.obj"]
     with obj.Db(path) as again:
         again.rekey(passphrase="x")  # needs the only handle on the file
     for it in iterators:
@@ -205,3 +210,77 @@ def test_cli_dump_to_dash_writes_stdout_and_restore_names_its_flag(tmp_path):
     for args in (("backup", str(src), str(src)), ("compact", str(src), "--to", str(src))):
         r = _cli(*args)
         assert r.returncode == 5 and "own file" in r.stderr, (args, r.stderr)
+
+
+def test_a_forked_child_closes_without_ending_its_parents_iterations(tmp_path):
+    # close() ends the Db's own iterators' snapshots, but in a forked child
+    # those are the parent's: a parent thread inside a cursor batch held
+    # the transaction's lock at the fork, and the child's close() waited
+    # for it forever.
+    import warnings
+
+    db = obj.Db(tmp_path / "f.obj")
+    db.insert_many("c", [{"i": i, "pad": "x" * 200} for i in range(20000)])
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            for _ in db.all("c"):
+                if stop.is_set():
+                    break
+
+    t = threading.Thread(target=spin, daemon=True)
+    t.start()
+    time.sleep(0.2)
+    hung = 0
+    try:
+        for _ in range(10):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads
+                pid = os.fork()
+            if pid == 0:
+                db.close()
+                os._exit(0)
+            deadline = time.monotonic() + 5
+            while os.waitpid(pid, os.WNOHANG)[0] == 0:
+                if time.monotonic() > deadline:
+                    hung += 1
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.01)
+    finally:
+        stop.set()
+        t.join()
+        db.close()
+    assert hung == 0
+
+
+def test_load_refuses_a_byte_order_mark_after_the_first_line_as_import_does(tmp_path):
+    src = tmp_path / "late.jsonl"
+    src.write_bytes(b'{"obj_export":1,"collection":"u","kind":"documents","next_id":3,"count":2,"indexes":[]}\n'
+                    b'\xef\xbb\xbf{"id":1,"doc":{"a":1}}\n{"id":2,"doc":{"a":2}}\n')
+    r = _cli("load", str(tmp_path / "cli.obj"), "--all", str(src))
+    assert r.returncode == 5 and "line 2" in r.stderr and "byte order mark" in r.stderr, r.stderr
+    with obj.Db(tmp_path / "py.obj") as db:
+        with pytest.raises(obj.InvalidArgumentError, match="import line 2"):
+            db.import_(src)
+
+
+def test_a_copy_to_a_relative_path_after_chdir_is_not_taken_for_the_database(tmp_path, monkeypatch):
+    # The own-file check compared the path given at open ("own.obj",
+    # relative) resolved in the new working directory, where it names an
+    # unrelated file: that file was refused as "this database's own file".
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "own.obj").write_bytes(b"scratch, not the database")
+    monkeypatch.chdir(tmp_path / "a")
+    db = obj.Db("own.obj")
+    db.insert("c", {"x": 1})
+    monkeypatch.chdir(tmp_path / "b")
+    db.backup("own.obj")  # replaces b/own.obj, as an existing file is replaced
+    with obj.Db(tmp_path / "b" / "own.obj") as copy:
+        assert copy.get("c", 1) == {"x": 1}
+    with pytest.raises(obj.InvalidArgumentError, match="own file"):
+        db.backup(tmp_path / "a" / "own.obj")  # the database itself, by another path
+    db.close()

@@ -168,7 +168,7 @@ impl ReadTxn {
         mut progress: impl FnMut(Progress) -> bool,
     ) -> Result<BackupReport> {
         let pager = self.snapshot().pager();
-        crate::ops::newfile::refuse_own_file(pager.path(), path.as_ref(), "a backup")?;
+        crate::ops::newfile::refuse_own_file(pager, path.as_ref(), "a backup")?;
         let target = NewFile::create(pager.vfs().clone(), path.as_ref(), true)?;
         copy_snapshot(self, target, &mut progress)
     }

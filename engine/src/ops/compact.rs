@@ -230,7 +230,7 @@ impl Db {
         let snap = rx.snapshot();
         let pager = snap.pager();
         let old = *snap.header();
-        crate::ops::newfile::refuse_own_file(pager.path(), path.as_ref(), "a compacted copy")?;
+        crate::ops::newfile::refuse_own_file(pager, path.as_ref(), "a compacted copy")?;
         let target = NewFile::create(pager.vfs().clone(), path.as_ref(), true)?;
         let file_id = fresh_file_id()?;
         let codec = pager.codec().for_copy(file_id);

@@ -28,7 +28,7 @@ use crate::error::{Error, PageNo, Result};
 use crate::storage::crypto::{random_bytes, PageCodec};
 use crate::storage::file::{OpenMode, StorageFile, Vfs};
 use crate::storage::header::{Header, MAGIC};
-use crate::storage::pager::{open_failed, replaced_wal_path_of, wal_path_of};
+use crate::storage::pager::{open_failed, replaced_wal_path_of, wal_path_of, Pager};
 use crate::storage::shm::{shm_path_of, LockTable, ShmFile, LOCK_DMS};
 use crate::storage::wal::fresh_salt;
 
@@ -125,26 +125,23 @@ pub(crate) fn starts_with_magic(vfs: &dyn Vfs, path: &Path) -> bool {
     })
 }
 
-/// Whether `a` and `b` name one file: the same path once links are
-/// resolved, or two names (hard links) of one inode.
+/// Whether `a` and `b` are one file: one inode, under one name, a link or
+/// two names (hard links). Both must exist.
 pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    if let (Ok(x), Ok(y)) = (a.canonicalize(), b.canonicalize()) {
-        if x == y {
-            return true;
-        }
-    }
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }
 }
 
-/// Refuses a `target` that is the database `own` itself: `what` (a backup,
+/// Refuses a `target` that is the file `own` has open: `what` (a backup,
 /// a compacted copy) written over its own source. Without this the target
-/// reads as an open database, `Busy`, which a caller would retry.
-pub(crate) fn refuse_own_file(own: &Path, target: &Path, what: &str) -> Result<()> {
-    if same_file(own, target) {
+/// reads as an open database, `Busy`, which a caller would retry. (By the
+/// inode recorded at open, not the path given then: a relative one names
+/// another file after a `chdir`.)
+pub(crate) fn refuse_own_file(own: &Arc<Pager>, target: &Path, what: &str) -> Result<()> {
+    if crate::db::is_open_file_of(own, target) {
         return Err(Error::invalid(format!(
             "{} is this database's own file: write {what} to another path",
             target.display()
