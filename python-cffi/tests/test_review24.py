@@ -72,7 +72,12 @@ def test_a_new_thread_with_a_reused_ident_waits_for_the_writer(tmp_path):
     db.close()
 
 
-async def test_a_transaction_begun_after_its_task_was_cancelled_gives_the_lock_back(tmp_path):
+async def test_writers_go_on_after_a_task_cancelled_while_waiting_for_the_lock(tmp_path):
+    # The scenario of the review: the cancelled task's worker takes the lock
+    # once it is free; other writers, on other threads and in the loop, must
+    # not wait for that abandoned transaction. (Under CPython's reference
+    # counting the abandoned transaction is also freed at once without
+    # `on_abandon`; that disposal makes it not depend on the collector.)
     adb = await obj.AsyncDb.open(tmp_path / "a.obj", busy_timeout_ms=3000)
     held = adb.db.transaction()  # another writer holds the lock
 
