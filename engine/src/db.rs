@@ -77,7 +77,7 @@ impl Engine {
 /// share one engine instead of two engines writing two WALs over one file.
 type FileKey = (u64, u64);
 
-fn file_key(path: &Path) -> Option<FileKey> {
+pub(crate) fn file_key(path: &Path) -> Option<FileKey> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
@@ -125,20 +125,23 @@ fn check_file_path(path: &Path) -> Result<()> {
 /// True when a database at `path` is open in this process (through the
 /// operating system's file system).
 pub(crate) fn open_in_process(path: &Path) -> bool {
-    let Some(key) = file_key(path) else { return false };
-    // The strong reference outlives the registry lock: were it the last
-    // one, dropping it locks the registry (`Engine::drop`).
-    let engine = registry().lock().unwrap_or_else(|p| p.into_inner()).get(&key).and_then(Weak::upgrade);
-    engine.is_some_and(|e| !e.pager.forked())
+    registered_engine(path).is_some_and(|e| !e.pager.forked())
 }
 
 /// Whether `path` names the file that `pager` has open in this process,
 /// under any name (by the device and inode recorded at open, whatever the
 /// working directory now is).
 pub(crate) fn is_open_file_of(pager: &Arc<Pager>, path: &Path) -> bool {
-    let Some(key) = file_key(path) else { return false };
+    registered_engine(path).is_some_and(|e| Arc::ptr_eq(&e.pager, pager))
+}
+
+/// The engine this process has open on the file `path` names, if any.
+fn registered_engine(path: &Path) -> Option<Arc<Engine>> {
+    let key = file_key(path)?;
+    // The strong reference outlives the registry lock: were it the last
+    // one, dropping it locks the registry (`Engine::drop`).
     let engine = registry().lock().unwrap_or_else(|p| p.into_inner()).get(&key).and_then(Weak::upgrade);
-    engine.is_some_and(|e| Arc::ptr_eq(&e.pager, pager))
+    engine
 }
 
 /// Attached databases by namespace (see [`Db::attach`]).

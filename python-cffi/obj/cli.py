@@ -730,7 +730,6 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
     _new_file_dir(a.file, "database")
     with obj.Db(a.file, **_key(a)) as db:
         ld = _Loader(db.transaction(), a.collection, a.ids)
-        committed = 0  # documents and entries in the transactions committed so far
         with contextlib.ExitStack() as ending:
             ending.callback(lambda: ld.tx.close())  # rolls back what is not committed
             lineno = 0
@@ -755,13 +754,13 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
                     ld.add(line, lineno)
                     # A commit falls every N documents exactly, whatever the
                     # batch size: the batch is written early to reach it.
-                    due = a.commit_every and ld.n + ld.kv_n + len(ld.batch) - committed >= a.commit_every
+                    due = a.commit_every and ld.n + ld.kv_n + len(ld.batch) - done[0] >= a.commit_every
                     if len(ld.batch) >= a.batch or due:
                         ld.flush()
                         prog.show(read, ld.n)
                         if due:
                             ld.renew(db)  # bounded memory: commit, go on in a new transaction
-                            committed = done[0] = ld.n + ld.kv_n
+                            done[0] = ld.n + ld.kv_n  # documents and entries committed so far
                 ld.flush()
                 ld.end_section()
                 ld.tx.commit()

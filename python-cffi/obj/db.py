@@ -301,8 +301,7 @@ class Db:
         tx = w[1]() if w is not None else None
         for t in ([tx] if tx is not None else []) + readers:
             if t._h is not None:
-                t._ended_by_close = True
-                t._abandon()
+                t._end_by_close()
         self._release_shapes()
         with self._att_lock:
             others = list(self._attached.values()) + list(self._lingering.values())
@@ -446,8 +445,7 @@ class Db:
             self._begin_attached(tx)
         with self._close_lock:
             if self._closed:
-                tx._ended_by_close = True
-                tx._abandon()
+                tx._end_by_close()
                 self._handle()
             self._writer = (_thread_token(), weakref.ref(tx), fork_generation[0])
         return tx
@@ -470,8 +468,7 @@ class Db:
         snapshot after ``close()`` until it ends, as in the C API.)"""
         with self._close_lock:
             if self._closed:  # closed while it began
-                tx._ended_by_close = True
-                tx._abandon()
+                tx._end_by_close()
                 self._handle()
             self._readers[tx] = fork_generation[0]
         return tx

@@ -227,6 +227,12 @@ class _Core:
             del h
         self._end_attached()
 
+    def _end_by_close(self) -> None:
+        """Ends the transaction because Db.close() ran: its later use (and
+        that of its attached snapshots) raises ClosedError."""
+        self._ended_by_close = True
+        self._abandon()
+
     def _end_attached(self) -> None:
         """Ends the snapshots of attached files this transaction took when
         it began (a detached file nobody reads any more then closes)."""
@@ -236,8 +242,7 @@ class _Core:
             for t in snaps.values():
                 try:
                     # (ended by Db.close(): their next call says so too)
-                    t._ended_by_close = t._ended_by_close or self._ended_by_close
-                    t._abandon()
+                    t._end_by_close() if self._ended_by_close else t._abandon()
                 finally:
                     self._db._attached_done(t._db)
 

@@ -128,11 +128,8 @@ pub(crate) fn starts_with_magic(vfs: &dyn Vfs, path: &Path) -> bool {
 /// Whether `a` and `b` are one file: one inode, under one name, a link or
 /// two names (hard links). Both must exist.
 pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
+    let key = crate::db::file_key(a);
+    key.is_some() && key == crate::db::file_key(b)
 }
 
 /// Refuses a `target` that is the file `own` has open: `what` (a backup,
