@@ -133,6 +133,9 @@ pub struct Concurrent {
     pub secs: f64,
     /// CPU time the reader threads used, in seconds (all readers together).
     pub reader_cpu_secs: f64,
+    /// CPU time the writer thread used, in seconds (what the kernel does for
+    /// it on other threads, such as block-device completion, is not counted).
+    pub writer_cpu_secs: f64,
 }
 
 impl Concurrent {
@@ -145,6 +148,12 @@ impl Concurrent {
     /// actually runs, whatever else competes for the cores.
     pub fn reads_per_cpu_sec(&self) -> f64 {
         self.reads as f64 / self.reader_cpu_secs
+    }
+
+    /// Commits per second of writer CPU time: the share of the cores a
+    /// commit takes from the readers.
+    pub fn commits_per_cpu_sec(&self) -> f64 {
+        self.commits as f64 / self.writer_cpu_secs
     }
 }
 
@@ -195,8 +204,12 @@ pub fn concurrent(
 ) -> Result<Concurrent> {
     let stop = &AtomicBool::new(false);
     let start = Instant::now();
-    let (reads, commits, cpu) = std::thread::scope(|s| -> Result<(u64, u64, f64)> {
-        let writer = s.spawn(|| engine.write_loop(data, 0xC0FFEE, stop));
+    let (reads, commits, cpu, writer_cpu) = std::thread::scope(|s| -> Result<(u64, u64, f64, f64)> {
+        let writer = s.spawn(|| {
+            let cpu = thread_cpu_secs();
+            let commits = engine.write_loop(data, 0xC0FFEE, stop);
+            (commits, thread_cpu_secs() - cpu)
+        });
         let handles: Vec<_> = (0..readers)
             .map(|i| {
                 s.spawn(move || {
@@ -214,10 +227,16 @@ pub fn concurrent(
             reads += r?;
             cpu += c;
         }
-        let commits = writer.join().expect("writer thread panicked")?;
-        Ok((reads, commits, cpu))
+        let (commits, writer_cpu) = writer.join().expect("writer thread panicked");
+        Ok((reads, commits?, cpu, writer_cpu))
     })?;
-    Ok(Concurrent { reads, commits, secs: crate::secs(start), reader_cpu_secs: cpu })
+    Ok(Concurrent {
+        reads,
+        commits,
+        secs: crate::secs(start),
+        reader_cpu_secs: cpu,
+        writer_cpu_secs: writer_cpu,
+    })
 }
 
 fn value_variant(data: &KvData, i: usize, round: u64) -> [u8; VALUE_LEN] {

@@ -320,6 +320,13 @@ fn kv_workload(cfg: &Config) -> Result<()> {
             rates: conc[i].iter().map(|c| c.commits as f64 / c.secs).collect(),
         });
     }
+    for (i, readers) in [1usize, 2].iter().enumerate() {
+        steps.push(Step {
+            name: format!("  writer commits per writer CPU-second ({readers} reader(s))"),
+            unit: "commits/s",
+            rates: conc[i].iter().map(kv::Concurrent::commits_per_cpu_sec).collect(),
+        });
+    }
 
     // The table.
     println!("## Key-value workload (issue 3)\n");
