@@ -510,7 +510,9 @@ obj_status obj_query_explain(obj_txn *txn, const uint8_t *query_json, size_t len
  * down. The cursor streams (one entry per obj_kv_cursor_next) and follows
  * the same transaction rules as obj_query's cursors. Errors:
  * OBJ_INVALID_ARGUMENT (prefix together with start/end, bad namespace
- * name, finished transaction, NULL pointers with non-zero lengths).
+ * name, finished transaction, NULL pointers with non-zero lengths, a
+ * start, end or prefix longer than the longest key of the largest page
+ * size, which no scan needs).
  *
  * # Safety
  * `txn` is a live handle; `ns` a NUL-terminated string; `start`, `end`,
@@ -1397,7 +1399,11 @@ obj_status obj_txn_begin_write(obj_db *db, obj_txn **out);
  * mode) or ends a read transaction. The handle is finished afterwards:
  * further use (and use of its cursors) returns OBJ_INVALID_ARGUMENT;
  * still call `obj_txn_free`. On a commit error nothing of the
- * transaction is applied.
+ * transaction is applied, with one exception: when the fsync that makes
+ * the commit durable fails (OBJ_IO, and the handle is then closed: later
+ * calls return OBJ_CLOSED), the commit was written but may or may not
+ * have reached the disk, so its outcome is unknown. Reopen the database
+ * and read to find out before writing it again.
  *
  * # Safety
  * `txn` is a live handle.

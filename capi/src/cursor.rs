@@ -467,7 +467,9 @@ pub unsafe extern "C" fn obj_query_explain(
 /// down. The cursor streams (one entry per obj_kv_cursor_next) and follows
 /// the same transaction rules as obj_query's cursors. Errors:
 /// OBJ_INVALID_ARGUMENT (prefix together with start/end, bad namespace
-/// name, finished transaction, NULL pointers with non-zero lengths).
+/// name, finished transaction, NULL pointers with non-zero lengths, a
+/// start, end or prefix longer than the longest key of the largest page
+/// size, which no scan needs).
 ///
 /// # Safety
 /// `txn` is a live handle; `ns` a NUL-terminated string; `start`, `end`,
@@ -502,15 +504,15 @@ pub unsafe extern "C" fn obj_kv_scan(
                 return Err(Error::invalid("a prefix scan takes no start or end (pass NULL)"));
             }
             // SAFETY: per contract.
-            Some(unsafe { arg_bytes(prefix, prefix_len, "prefix") }?.to_vec())
+            Some(unsafe { scan_bound(prefix, prefix_len, "prefix") }?)
         };
         // SAFETY: per contract.
-        let start = unsafe { arg_bytes(start, start_len, "start") }?.to_vec();
+        let start = unsafe { scan_bound(start, start_len, "start") }?;
         let end = if end.is_null() {
             None
         } else {
             // SAFETY: per contract.
-            Some(unsafe { arg_bytes(end, end_len, "end") }?.to_vec())
+            Some(unsafe { scan_bound(end, end_len, "end") }?)
         };
         let lo = if start.is_empty() { Bound::Unbounded } else { Bound::Included(&start[..]) };
         let hi = match &end {
@@ -528,6 +530,27 @@ pub unsafe extern "C" fn obj_kv_scan(
             })
         }
     })
+}
+
+/// The longest start, end or prefix obj_kv_scan takes: the longest key of
+/// the largest page size. A longer one could match no key, and the scan
+/// keeps a copy of it; refusing it first spares copying a huge buffer.
+fn max_bound_len() -> usize {
+    obj_engine::btree::max_key_len(obj_engine::storage::page::MAX_PAGE_SIZE)
+}
+
+/// A copy of a scan bound of `len` bytes at `p`, refused when it is longer
+/// than [`max_bound_len`].
+///
+/// # Safety
+/// As [`arg_bytes`].
+unsafe fn scan_bound(p: *const u8, len: usize, what: &str) -> Result<Vec<u8>, Error> {
+    let max = max_bound_len();
+    if len > max {
+        return Err(Error::invalid(format!("{what} is {len} bytes; no key is longer than {max} bytes")));
+    }
+    // SAFETY: per the caller's contract.
+    Ok(unsafe { arg_bytes(p, len, what) }?.to_vec())
 }
 
 /// The next entry of a key-value scan: copies of its key and value in

@@ -391,7 +391,11 @@ pub unsafe extern "C" fn obj_txn_begin_write(db: *mut obj_db, out: *mut *mut obj
 /// mode) or ends a read transaction. The handle is finished afterwards:
 /// further use (and use of its cursors) returns OBJ_INVALID_ARGUMENT;
 /// still call `obj_txn_free`. On a commit error nothing of the
-/// transaction is applied.
+/// transaction is applied, with one exception: when the fsync that makes
+/// the commit durable fails (OBJ_IO, and the handle is then closed: later
+/// calls return OBJ_CLOSED), the commit was written but may or may not
+/// have reached the disk, so its outcome is unknown. Reopen the database
+/// and read to find out before writing it again.
 ///
 /// # Safety
 /// `txn` is a live handle.

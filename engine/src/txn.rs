@@ -645,7 +645,11 @@ impl WriteTxn {
     }
 
     /// Makes every change durable (per the sync mode) and visible to
-    /// transactions that begin afterwards, atomically.
+    /// transactions that begin afterwards, atomically. On an error nothing
+    /// of the transaction is applied, except when the fsync that makes it
+    /// durable fails (`Io`; the handle is then unusable, `Closed`): the
+    /// commit was written but may or may not be on disk, an outcome that
+    /// reopening the database tells.
     pub fn commit(self) -> Result<()> {
         self.commit_counted().map(|_| ())
     }

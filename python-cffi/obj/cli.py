@@ -708,15 +708,15 @@ def cmd_load(a: argparse.Namespace) -> int:
 def _check_collection_name(name: str) -> None:
     """Refuses, before any input is read or any file created, a collection
     name the engine would refuse at the first document (1 to 200 bytes
-    without '/', docs/format.md). A name that is an existing file was
+    without '/' or NUL, docs/format.md). A name that is an existing file was
     most likely meant as the input of a whole-database load: say so."""
     import obj
 
     size = len(name.encode("utf-8", "surrogatepass"))
-    if 1 <= size <= 200 and "/" not in name:
+    if 1 <= size <= 200 and "/" not in name and "\0" not in name:
         return
     hint = f" (a whole-database dump loads with --all: obj load FILE --all {name})" if os.path.isfile(name) else ""
-    raise obj.InvalidArgumentError(f"collection name {name!r} is invalid: 1 to 200 bytes without '/'{hint}")
+    raise obj.InvalidArgumentError(f"collection name {name!r} is invalid: 1 to 200 bytes without '/' or NUL{hint}")
 
 
 def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: list[int]) -> _Loader:

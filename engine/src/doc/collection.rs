@@ -66,11 +66,13 @@ pub(crate) fn index_tree(coll: &str, index: &str) -> String {
 }
 
 /// Checks a collection, index or namespace name: 1 to [`MAX_NAME_LEN`]
-/// bytes, no `/` (it separates the parts of internal tree names).
+/// bytes, no `/` (it separates the parts of internal tree names) and no
+/// NUL (the C API takes names as NUL-terminated strings: a name with one
+/// could never be named there again).
 pub fn check_component_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN || name.contains('/') {
+    if name.is_empty() || name.len() > MAX_NAME_LEN || name.contains(['/', '\0']) {
         return Err(Error::invalid(format!(
-            "{what} name {name:?} is invalid: 1 to {MAX_NAME_LEN} bytes without '/'"
+            "{what} name {name:?} is invalid: 1 to {MAX_NAME_LEN} bytes without '/' or NUL"
         )));
     }
     Ok(())
@@ -1434,6 +1436,9 @@ impl<'t> CollectionMut<'t> {
                         self.st.name
                     )));
                 }
+                // Before the copy: a payload far over the limit must not
+                // cost its size in memory first.
+                check_stored_size(payload.len())?;
                 encode_raw_document(payload, version, &mut buf)?;
                 (&buf, None)
             }
