@@ -135,13 +135,47 @@ def _default(o: Any) -> Any:
     if isinstance(o, (uuid.UUID, Decimal)):
         return str(o)
     if isinstance(o, (set, frozenset)):
-        return list(o)
+        return set_items(o)
     get = _dataclass_getter(t)
     if get is not None:
         return get(o)
     if isinstance(o, (bytes, bytearray)):
         return {"$bytes": _b64encode(o).decode("ascii")}
     raise TypeError(f"cannot store a value of type {type(o).__name__}: {o!r:.80}")
+
+
+def _order_key(v: Any) -> tuple:
+    """A sort key for the elements of a set: kinds first (None, bool,
+    number, str, bytes, then the rest), then values; nested sets sorted
+    too. Equal elements give equal keys, so equal sets list equally."""
+    if v is None:
+        return (0,)
+    if isinstance(v, bool):
+        return (1, v)
+    if isinstance(v, enum.Enum):
+        return _order_key(v.value)
+    if isinstance(v, (int, float)):
+        return (2, 1, 0) if v != v else (2, 0, v)  # NaN last among numbers
+    if isinstance(v, str):
+        return (3, v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return (4, bytes(v))
+    if isinstance(v, (tuple, list)):
+        return (5, tuple(_order_key(x) for x in v))
+    if isinstance(v, (set, frozenset)):
+        return (5, tuple(sorted(_order_key(x) for x in v)))
+    return (6, type(v).__qualname__, v)
+
+
+def set_items(s: set | frozenset) -> list:
+    """The elements of ``s`` in an order that depends on its elements
+    alone, not on hashing (which for str changes with each process): a set
+    is stored as a list, and an equality filter on an equal set must find
+    it. Elements the key cannot order keep the iteration order."""
+    try:
+        return sorted(s, key=_order_key)
+    except TypeError:
+        return list(s)
 
 
 def _non_str_key_message(k: Any) -> str:
@@ -220,8 +254,10 @@ def to_jsonable(o: Any, _depth: int = 0) -> Any:
                 k = "$" + k
             out[k] = to_jsonable(v, _depth + 1)
         return out
-    if isinstance(o, (list, tuple, set, frozenset)):
+    if isinstance(o, (list, tuple)):
         return [to_jsonable(x, _depth + 1) for x in o]
+    if isinstance(o, (set, frozenset)):
+        return [to_jsonable(x, _depth + 1) for x in set_items(o)]
     get = _dataclass_getter(t)
     if get is not None:
         return {k: to_jsonable(v, _depth + 1) for k, v in get(o).items()}

@@ -15,6 +15,7 @@ import dataclasses
 import heapq
 import itertools
 import json
+import sys
 import types
 import typing
 from collections.abc import Iterable, Iterator, Sequence
@@ -236,11 +237,12 @@ def _same_key(a: Any, b: Any) -> bool:
     (bools rank before numbers), ``1`` and ``1.0`` are one number, NaN
     equals NaN, a timestamp is its instant whatever its offset, bytes and
     bytearray are one type, ``[True]`` is no ``[1]``, maps compare their
-    pairs in order, and a Decimal is its text."""
-    if isinstance(a, tuple) or isinstance(b, tuple):
-        return (isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b)
-                and all(_same_key(x, y) for x, y in zip(a, b)))
-    return _engine_form(_jv(a)) == _engine_form(_jv(b))
+    pairs in order, and a Decimal is its text. A bound that is no tuple
+    is the key of one field, as :func:`_bound` sends it: ``1`` and ``(1,)``
+    are one bound."""
+    ka = a if isinstance(a, tuple) else (a,)
+    kb = b if isinstance(b, tuple) else (b,)
+    return len(ka) == len(kb) and all(_engine_form(_jv(x)) == _engine_form(_jv(y)) for x, y in zip(ka, kb))
 
 
 def _engine_form(j: Any) -> Any:
@@ -382,13 +384,15 @@ class Query:
         """At most ``n`` results."""
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
             raise InvalidArgumentError("limit takes a non-negative int or None")
-        return self._copy(_limit=n)
+        # No collection holds more than sys.maxsize documents: a larger
+        # limit means the same, in a size the engine and islice take.
+        return self._copy(_limit=None if n is None else min(n, sys.maxsize))
 
     def offset(self, n: int) -> Query:
         """Skip the first ``n`` results."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise InvalidArgumentError("offset takes a non-negative int")
-        return self._copy(_offset=n)
+        return self._copy(_offset=min(n, sys.maxsize))
 
     def index_range(self, index: str, lo: Any = None, hi: Any = None, *, reverse: bool = False) -> Query:
         """Reads through secondary index ``index``, keys in ``[lo, hi)``
@@ -496,6 +500,8 @@ class Query:
             passed = list(self._passing(rows))
             if len(passed) >= keep or len(rows) < k:
                 return iter(passed[self._offset:keep])
+            if k == cap and self._engine_count(tx) <= cap:
+                return iter(passed[self._offset:keep])  # the best `cap` were all the documents
             if k == cap:
                 raise InvalidArgumentError(
                     f"the sort needs more than {cap} documents in memory (sort_buffer_limit): only "
@@ -536,7 +542,7 @@ class Query:
         elif not preds:
             return it  # limit/offset already applied by the engine
         if self._offset or self._limit is not None:
-            end = None if self._limit is None else self._offset + self._limit
+            end = None if self._limit is None else min(self._offset + self._limit, sys.maxsize)
             it = itertools.islice(it, self._offset, end)
         return it
 
@@ -598,6 +604,15 @@ class Query:
             return core._c_count(self._spec(cname.decode(), count_only=True))
 
         return self._in_txn(run)
+
+    def _engine_count(self, tx: ReadTxn) -> int:
+        """Number of documents the engine half of the query matches (no
+        Python predicates, no limit), counted in ``tx``."""
+        core, cname = tx._route(self._name)
+        if tx._kind(core, cname) is None:
+            return 0
+        q = self._copy(_preds=(), _limit=None, _offset=0, _key=None, _reverse=False, _sort=())
+        return core._c_count(q._spec(cname.decode(), count_only=True))
 
     def explain(self) -> str:
         """The engine's plan for the engine half of the query as one line

@@ -917,7 +917,10 @@ class WriteTxn(ReadTxn):
 
     def commit(self) -> None:
         """Makes the writes durable (with the default sync mode) and ends
-        the transaction. On error nothing of the transaction is applied."""
+        the transaction. On error nothing of the transaction is applied,
+        except when the fsync that makes it durable fails (an ``ObjError``
+        that names the fsync, after which the ``Db`` is closed): the commit
+        may or may not be on disk, which reopening the file tells."""
         after = self._c_catalog_version()  # what this commit makes (its own creates and drops counted)
         self._finish(commit=True)
         db = self._db
