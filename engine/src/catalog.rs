@@ -1,9 +1,9 @@
 //! The catalog: the tree of trees.
 //!
 //! A B+tree rooted at `Header::catalog_root` maps each tree's name (UTF-8
-//! bytes) to its [`TreeMeta`]: root page and entry count. A tree's root page
-//! never moves, so the catalog changes only when trees are created, dropped,
-//! or change their entry count.
+//! bytes) to its [`TreeMeta`]: root page, entry count and serial. A tree's
+//! root page moves only in a compaction, so the catalog changes only when
+//! trees are created, dropped, moved or change their entry count.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,10 +15,22 @@ pub const MAX_TREE_NAME: usize = 512;
 /// What the catalog stores for one tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TreeMeta {
-    /// Root page (fixed for the tree's life).
+    /// Root page (fixed for the tree's life, but for compaction).
     pub root: PageNo,
     /// Number of entries.
     pub entries: u64,
+    /// Random at the tree's creation, kept for its life: a handle to a
+    /// dropped tree is told from a new tree of the same name that took
+    /// over its root page. 0 for trees created before serials existed
+    /// (their catalog records end after `entries`).
+    pub serial: u64,
+}
+
+/// The catalog record of trees created before serials existed.
+#[derive(Deserialize)]
+struct TreeMetaV1 {
+    root: PageNo,
+    entries: u64,
 }
 
 impl TreeMeta {
@@ -27,11 +39,28 @@ impl TreeMeta {
         postcard::to_allocvec(self).expect("TreeMeta always serializes")
     }
 
-    /// Decodes a catalog value of tree `name`.
+    /// Decodes a catalog value of tree `name` (a record without a serial
+    /// gives serial 0).
     pub fn decode(bytes: &[u8], name: &str) -> Result<TreeMeta> {
-        postcard::from_bytes(bytes).map_err(|e| {
-            Error::corruption(None, format!("catalog entry of tree {name:?} is unreadable: {e}"))
-        })
+        postcard::from_bytes(bytes)
+            .or_else(|_| {
+                postcard::from_bytes(bytes).map(|v1: TreeMetaV1| TreeMeta {
+                    root: v1.root,
+                    entries: v1.entries,
+                    serial: 0,
+                })
+            })
+            .map_err(|e| {
+                Error::corruption(None, format!("catalog entry of tree {name:?} is unreadable: {e}"))
+            })
+    }
+
+    /// A fresh serial for a tree being created.
+    pub fn new_serial() -> Result<u64> {
+        let mut b = [0u8; 8];
+        crate::storage::crypto::random_bytes(&mut b)?;
+        // Never 0, which means "no serial recorded".
+        Ok(u64::from_le_bytes(b).max(1))
     }
 }
 
@@ -47,4 +76,27 @@ pub fn check_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_without_a_serial_read_as_serial_0_and_old_readers_skip_it() {
+        #[derive(Serialize)]
+        struct V1 {
+            root: PageNo,
+            entries: u64,
+        }
+        let old = postcard::to_allocvec(&V1 { root: 7, entries: 300 }).unwrap();
+        assert_eq!(TreeMeta::decode(&old, "t").unwrap(), TreeMeta { root: 7, entries: 300, serial: 0 });
+        let new = TreeMeta { root: 7, entries: 300, serial: u64::MAX }.encode();
+        assert_eq!(TreeMeta::decode(&new, "t").unwrap().serial, u64::MAX);
+        // What a reader from before serials does with the longer record.
+        let seen: TreeMetaV1 = postcard::from_bytes(&new).unwrap();
+        assert_eq!((seen.root, seen.entries), (7, 300));
+        assert!(TreeMeta::decode(&[0x80], "t").is_err());
+        assert!(TreeMeta::new_serial().unwrap() != 0);
+    }
 }

@@ -34,6 +34,9 @@ pub struct Tree {
     /// name is reserved (starts with `$`: collections, indexes, key-value
     /// namespaces, the catalog of collections).
     engine: bool,
+    /// The tree's serial ([`TreeMeta::serial`]): a dropped tree's handle
+    /// does not reach a new tree of its name at its root page.
+    serial: u64,
 }
 
 /// Whether tree `name` is the engine's (see `docs/format.md`).
@@ -153,7 +156,7 @@ fn resolve<'t, T: ReadableTxn + ?Sized>(txn: &T, tree: &'t Tree) -> Result<std::
         return Ok(std::borrow::Cow::Borrowed(tree));
     }
     match txn.find_tree(&tree.name)? {
-        Some(t) if t.root == tree.root => Ok(std::borrow::Cow::Owned(t)),
+        Some(t) if t.root == tree.root && t.serial == tree.serial => Ok(std::borrow::Cow::Owned(t)),
         _ => Err(stale(tree)),
     }
 }
@@ -196,6 +199,7 @@ pub trait ReadableTxn: sealed::Identity {
                 entries: meta.entries,
                 origin: self.txn_id(),
                 engine: false,
+                serial: meta.serial,
             }))
     }
 
@@ -357,13 +361,14 @@ struct OpenTree {
     name: Arc<str>,
     entries: u64,
     changed: bool,
+    serial: u64,
 }
 
 impl OpenTree {
-    /// Whether `tree` names this tree (tracked by its root, which a dropped
-    /// tree's successor may have taken over).
+    /// Whether `tree` is this tree (tracked by its root, which a dropped
+    /// tree's successor, of the same name or another, may have taken over).
     fn is(&self, tree: &Tree) -> bool {
-        Arc::ptr_eq(&self.name, &tree.name) || self.name == tree.name
+        self.serial == tree.serial && (Arc::ptr_eq(&self.name, &tree.name) || self.name == tree.name)
     }
 }
 
@@ -506,9 +511,11 @@ impl WriteTxn {
                 // A handle from another transaction, or of a dropped tree.
                 let current = self.find_tree(&tree.name)?;
                 match current {
-                    Some(t) if t.root == tree.root => {
-                        self.trees
-                            .insert(t.root, OpenTree { name: t.name, entries: t.entries, changed: false });
+                    Some(t) if t.root == tree.root && t.serial == tree.serial => {
+                        self.trees.insert(
+                            t.root,
+                            OpenTree { name: t.name, entries: t.entries, changed: false, serial: t.serial },
+                        );
                     }
                     _ => return Err(stale(tree)),
                 }
@@ -535,13 +542,19 @@ impl WriteTxn {
             return Ok(t);
         }
         self.ensure_catalog()?;
+        let serial = TreeMeta::new_serial()?;
         let root = btree::create(&mut self.pages)?;
         let catalog = self.pages.header().catalog_root;
-        btree::insert(&mut self.pages, catalog, name.as_bytes(), &TreeMeta { root, entries: 0 }.encode())?;
+        btree::insert(
+            &mut self.pages,
+            catalog,
+            name.as_bytes(),
+            &TreeMeta { root, entries: 0, serial }.encode(),
+        )?;
         self.pages.header_mut().catalog_version += 1;
         let name: Arc<str> = Arc::from(name);
-        self.trees.insert(root, OpenTree { name: name.clone(), entries: 0, changed: false });
-        Ok(Tree { name, root, entries: 0, origin: self.id, engine: true })
+        self.trees.insert(root, OpenTree { name: name.clone(), entries: 0, changed: false, serial });
+        Ok(Tree { name, root, entries: 0, origin: self.id, engine: true, serial })
     }
 
     /// Drops the tree `name` and frees all its pages. `NotFound` if absent;
@@ -686,7 +699,7 @@ impl WriteTxn {
             .trees
             .iter()
             .filter(|(_, t)| t.changed)
-            .map(|(&root, t)| (t.name.clone(), TreeMeta { root, entries: t.entries }))
+            .map(|(&root, t)| (t.name.clone(), TreeMeta { root, entries: t.entries, serial: t.serial }))
             .collect();
         changed.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, meta) in changed {

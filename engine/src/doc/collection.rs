@@ -697,7 +697,9 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// Documents through index `index` with keys in `[lo, hi)` (a `None`
     /// end is open), in key order or reversed. `lo` and `hi` may hold fewer
     /// values than the index has fields (a prefix of a composite key). When
-    /// `lo == hi` the range means equality: the keys that start with them.
+    /// `lo` and `hi` are equal in the engine's value order (where NaN equals
+    /// NaN and `1` equals `1.0`) the range means equality: the keys that
+    /// start with them.
     pub fn index_range(
         &self,
         index: &str,
@@ -705,7 +707,13 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         hi: Option<&[Value]>,
         reverse: bool,
     ) -> Result<QueryCursor<'_, T>> {
-        let equal = lo.is_some() && lo == hi;
+        let equal = match (lo, hi) {
+            (Some(lo), Some(hi)) => {
+                lo.len() == hi.len()
+                    && lo.iter().zip(hi).all(|(a, b)| crate::doc::order::compare(a, b).is_eq())
+            }
+            _ => false,
+        };
         let mut spec = QuerySpec::new(self.name());
         spec.index = Some(IndexRange {
             index: index.to_string(),

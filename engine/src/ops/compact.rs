@@ -103,7 +103,7 @@ pub(crate) fn build_image(src: &Snapshot, sink: &mut dyn PageSink) -> Result<Hea
                     ),
                 ));
             }
-            metas.push((name, TreeMeta { root, entries }));
+            metas.push((name, TreeMeta { root, entries, serial: meta.serial }));
         }
     }
     let mut catalog = TreeBuilder::new(sink);
