@@ -126,3 +126,21 @@ fn index_range_equal_bounds_with_nan_mean_equality() {
     assert_eq!(ids("x", &[Value::Int(1)], &[Value::Float(1.0)]), vec![2]);
     assert_eq!(ids("x", &[Value::Int(3)], &[Value::Int(3)]), vec![3]);
 }
+
+#[test]
+fn building_an_index_over_a_value_too_long_for_a_key_names_index_and_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("k.obj")).unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.create_collection("c", CollectionOptions { raw: false }).unwrap();
+    {
+        let mut c = tx.collection_mut("c").unwrap();
+        c.insert(&Value::Map(vec![("s".into(), Value::from("short"))])).unwrap();
+        c.insert(&Value::Map(vec![("s".into(), Value::from("x".repeat(5000)))])).unwrap();
+    }
+    tx.commit().unwrap();
+    let e = db.create_index("c", IndexSpec::standard("by_s", "s").unwrap()).unwrap_err();
+    let m = e.to_string();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+    assert!(m.contains("\"by_s\"") && m.contains("\"c\"") && m.contains("document 2"), "{m}");
+}

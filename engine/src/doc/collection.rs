@@ -1710,9 +1710,22 @@ impl<'t> CollectionMut<'t> {
         let tree = self.txn.open_engine_tree(&index_tree(&self.st.name, name))?;
         let mut last = info.built_upto;
         let mut single = info.single_valued;
+        let max_key = btree::max_key_len(self.txn.pages().usable_size());
+        let extra = if info.spec.kind == IndexKind::Unique { 0 } else { 8 };
         for (id, bytes) in docs {
             let (_, doc) = decode_stored(&bytes, &*self.st.dict)?;
             let keys = doc_index_keys(&info.spec.fields, &doc)?;
+            if let Some(k) = keys.iter().find(|k| k.len() + extra > max_key) {
+                return Err(Error::invalid(format!(
+                    "cannot build index {:?} of collection {:?}: document {id} holds a value of {} bytes \
+                     (as an index key), longer than the longest key ({} bytes; a list is indexed whole as \
+                     well as element by element, so its whole encoding must fit too)",
+                    info.spec.name,
+                    self.st.name,
+                    k.len(),
+                    max_key - extra
+                )));
+            }
             if single && !keys.is_empty() && !single_valued(&info.spec.fields, &doc) {
                 single = false;
             }
