@@ -510,9 +510,7 @@ obj_status obj_query_explain(obj_txn *txn, const uint8_t *query_json, size_t len
  * down. The cursor streams (one entry per obj_kv_cursor_next) and follows
  * the same transaction rules as obj_query's cursors. Errors:
  * OBJ_INVALID_ARGUMENT (prefix together with start/end, bad namespace
- * name, finished transaction, NULL pointers with non-zero lengths, a
- * start, end or prefix longer than the longest key of the largest page
- * size, which no scan needs).
+ * name, finished transaction, NULL pointers with non-zero lengths).
  *
  * # Safety
  * `txn` is a live handle; `ns` a NUL-terminated string; `start`, `end`,

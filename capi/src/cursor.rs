@@ -467,9 +467,7 @@ pub unsafe extern "C" fn obj_query_explain(
 /// down. The cursor streams (one entry per obj_kv_cursor_next) and follows
 /// the same transaction rules as obj_query's cursors. Errors:
 /// OBJ_INVALID_ARGUMENT (prefix together with start/end, bad namespace
-/// name, finished transaction, NULL pointers with non-zero lengths, a
-/// start, end or prefix longer than the longest key of the largest page
-/// size, which no scan needs).
+/// name, finished transaction, NULL pointers with non-zero lengths).
 ///
 /// # Safety
 /// `txn` is a live handle; `ns` a NUL-terminated string; `start`, `end`,
@@ -507,23 +505,34 @@ pub unsafe extern "C" fn obj_kv_scan(
             Some(unsafe { scan_bound(prefix, prefix_len, "prefix") }?)
         };
         // SAFETY: per contract.
-        let start = unsafe { scan_bound(start, start_len, "start") }?;
+        let (start, start_cut) = unsafe { scan_bound(start, start_len, "start") }?;
         let end = if end.is_null() {
             None
         } else {
             // SAFETY: per contract.
             Some(unsafe { scan_bound(end, end_len, "end") }?)
         };
-        let lo = if start.is_empty() { Bound::Unbounded } else { Bound::Included(&start[..]) };
+        // A bound cut to the longest key length L still splits the keys
+        // where the whole one did, as no key is longer than L: k >= S if
+        // and only if k > S[..L], and k < E if and only if k <= E[..L].
+        let lo = match (start.is_empty(), start_cut) {
+            (true, _) => Bound::Unbounded,
+            (false, false) => Bound::Included(&start[..]),
+            (false, true) => Bound::Excluded(&start[..]),
+        };
         let hi = match &end {
             None => Bound::Unbounded,
-            Some(e) => Bound::Excluded(&e[..]),
+            Some((e, false)) => Bound::Excluded(&e[..]),
+            Some((e, true)) => Bound::Included(&e[..]),
         };
         // SAFETY: per contract.
         unsafe {
             open_cursor(txn, CursorKind::Kv, out, |st| {
                 let it = with_readable!(st, |t| match &prefix {
-                    Some(p) => kv_prefix(t, ns, p, reverse)?,
+                    Some((p, false)) => kv_prefix(t, ns, p, reverse)?,
+                    // Longer than any key: no key starts with it.
+                    Some((p, true)) =>
+                        kv_range(t, ns, Bound::Excluded(&p[..]), Bound::Included(&p[..]), reverse)?,
                     None => kv_range(t, ns, lo, hi, reverse)?,
                 });
                 Ok(CursorIter::Kv(it))
@@ -532,25 +541,22 @@ pub unsafe extern "C" fn obj_kv_scan(
     })
 }
 
-/// The longest start, end or prefix obj_kv_scan takes: the longest key of
-/// the largest page size. A longer one could match no key, and the scan
-/// keeps a copy of it; refusing it first spares copying a huge buffer.
-fn max_bound_len() -> usize {
+/// The longest key of the largest page size: no key of any file is longer.
+fn max_key_len_any() -> usize {
     obj_engine::btree::max_key_len(obj_engine::storage::page::MAX_PAGE_SIZE)
 }
 
-/// A copy of a scan bound of `len` bytes at `p`, refused when it is longer
-/// than [`max_bound_len`].
+/// A copy of a scan bound of `len` bytes at `p`, cut to
+/// [`max_key_len_any`] bytes (the scan keeps its copy: a huge bound must
+/// not be copied whole); true when it was cut.
 ///
 /// # Safety
 /// As [`arg_bytes`].
-unsafe fn scan_bound(p: *const u8, len: usize, what: &str) -> Result<Vec<u8>, Error> {
-    let max = max_bound_len();
-    if len > max {
-        return Err(Error::invalid(format!("{what} is {len} bytes; no key is longer than {max} bytes")));
-    }
+unsafe fn scan_bound(p: *const u8, len: usize, what: &str) -> Result<(Vec<u8>, bool), Error> {
     // SAFETY: per the caller's contract.
-    Ok(unsafe { arg_bytes(p, len, what) }?.to_vec())
+    let bytes = unsafe { arg_bytes(p, len, what) }?;
+    let cut = len > max_key_len_any();
+    Ok((bytes[..len.min(max_key_len_any())].to_vec(), cut))
 }
 
 /// The next entry of a key-value scan: copies of its key and value in

@@ -45,6 +45,7 @@ from .document import Composite, Each, Index, IndexMarker, Unique, document, is_
 from .query import MAX_SORT_BUFFER, Expr, Field, Query, SortKey, field
 from .txn import Collection, ReadTxn, WriteTxn
 from .kv import KvNamespace
+from ._codec import RawTimestamp
 from .db import (
     CheckpointResult,
     CollectionStat,
@@ -72,5 +73,5 @@ __all__ = [
     "Stat", "CollectionStat", "IndexStat", "RawRecord", "DocumentHeader", "CheckpointResult",
     "IntegrityReport", "ObjError", "NotFoundError", "BusyError", "CorruptionError", "IntegrityError",
     "InvalidArgumentError", "ConstraintError", "NotADatabaseError", "EncryptionError", "FeatureUnsupportedError",
-    "ClosedError", "IoError", "InternalError", "library_path", "library_version", "__version__",
+    "ClosedError", "IoError", "InternalError", "RawTimestamp", "library_path", "library_version", "__version__",
 ]

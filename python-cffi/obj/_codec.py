@@ -53,6 +53,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 __all__ = ["dumps", "loads", "revive", "to_jsonable", "backend", "use_backend", "I64_MIN", "U64_MAX"]
 
 I64_MIN = -(2**63)
+I64_MAX = 2**63 - 1
 U64_MAX = 2**64 - 1
 _US = _dt.timedelta(microseconds=1)
 _EPOCH_NAIVE = _dt.datetime(1970, 1, 1)
@@ -73,6 +74,40 @@ def _ts(d: _dt.datetime) -> dict:
     return {"$ts": (d - _EPOCH_UTC) // _US, "$tz": secs}
 
 
+class RawTimestamp:
+    """A stored timestamp that no ``datetime`` can hold: one written
+    through C, JSON or Rust with a local time outside years 1..9999 or a
+    UTC offset of a day or more. ``micros`` counts microseconds from
+    1970-01-01T00:00:00Z; ``offset`` is the writer's UTC offset in seconds
+    (None for a naive time). Written back (in a document, an ``update``, a
+    filter value) it is the same timestamp again, never a map."""
+
+    __slots__ = ("micros", "offset")
+
+    def __init__(self, micros: int, offset: int | None = None) -> None:
+        if not isinstance(micros, int) or isinstance(micros, bool) or not I64_MIN <= micros <= I64_MAX:
+            raise InvalidArgumentError(f"RawTimestamp micros must be an int in the i64 range, not {micros!r:.40}")
+        if offset is not None and (not isinstance(offset, int) or isinstance(offset, bool)
+                                   or not -2**31 <= offset < 2**31):
+            raise InvalidArgumentError(f"RawTimestamp offset must be None or an i32 of seconds, not {offset!r:.40}")
+        self.micros = micros
+        self.offset = offset
+
+    def _json(self) -> dict:
+        return {"$ts": self.micros} if self.offset is None else {"$ts": self.micros, "$tz": self.offset}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RawTimestamp):
+            return NotImplemented
+        return (self.micros, self.offset) == (other.micros, other.offset)
+
+    def __hash__(self) -> int:
+        return hash((RawTimestamp, self.micros, self.offset))
+
+    def __repr__(self) -> str:
+        return f"obj.RawTimestamp({self.micros}, {self.offset})"
+
+
 def _from_ts(o: dict) -> Any:
     try:
         us = o["$ts"]
@@ -87,7 +122,11 @@ def _from_ts(o: dict) -> Any:
             tzinfo=_dt.timezone(_dt.timedelta(seconds=tz))
         )
     except (OverflowError, ValueError, TypeError):
-        return o  # outside datetime's years 1..9999 (or not the engine's form): left as it is
+        # Outside what datetime holds: a value that writes back as itself.
+        us, tz = o.get("$ts"), o.get("$tz")
+        if type(us) is int and (tz is None or type(tz) is int) and len(o) == 1 + ("$tz" in o):
+            return RawTimestamp(us, tz)
+        return o  # not the engine's form: left as it is
 
 
 def _dataclass_getter(t: type) -> Callable[[Any], dict] | None:
@@ -126,6 +165,8 @@ def _default(o: Any) -> Any:
         return {"$bytes": _b64encode(o).decode("ascii")}
     if isinstance(o, _dt.datetime):
         return _ts(o)
+    if t is RawTimestamp:
+        return o._json()
     if isinstance(o, _dt.date):
         return o.isoformat()
     if isinstance(o, _dt.time):
@@ -164,6 +205,11 @@ def _order_key(v: Any) -> tuple:
         return (5, tuple(_order_key(x) for x in v))
     if isinstance(v, (set, frozenset)):
         return (5, tuple(sorted(_order_key(x) for x in v)))
+    if isinstance(v, Decimal):
+        return (6, "Decimal", str(v))  # as stored (a NaN does not compare)
+    if isinstance(v, _dt.datetime):
+        d = _ts(v)  # as stored: naive and aware ones order together
+        return (6, "datetime", d["$ts"], d.get("$tz", -(2**40)))
     return (6, type(v).__qualname__, v)
 
 
@@ -174,7 +220,7 @@ def set_items(s: set | frozenset) -> list:
     it. Elements the key cannot order keep the iteration order."""
     try:
         return sorted(s, key=_order_key)
-    except TypeError:
+    except (TypeError, ArithmeticError):  # unorderable; a Decimal NaN raises InvalidOperation
         return list(s)
 
 

@@ -12,10 +12,10 @@ user's review found.
   hierarchy (``ValueError`` from ``islice``).
 - ``index_range`` bounds ``1`` and ``(1,)`` are one key, but equal bounds
   written the two ways did not mean equality.
-- A timestamp no ``datetime`` can hold (year 10000, an offset of a day)
-  could be loaded through the CLI and came back as a plain dict, which a
-  no-op ``update`` then stored as a map; the engine now refuses to store
-  one.
+- A timestamp no ``datetime`` can hold (year 10000, an offset of a day;
+  C, JSON and Rust may store one) came back as a plain dict, which a no-op
+  ``update`` then stored as a map. It reads back as ``obj.RawTimestamp``,
+  which writes back as the same timestamp.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 import pytest
@@ -52,6 +53,7 @@ def test_equal_sets_find_each_other(tmp_path):
 _SET_PROGRAM = """
 import sys, obj
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 @obj.document(collection="s", version=1)
 @dataclass
@@ -130,21 +132,41 @@ def test_index_range_equal_bounds_as_scalar_and_one_tuple(tmp_path):
         assert db.query(IR).index_range("vw", (1, 2), 1).ids() == []
 
 
-def test_timestamps_outside_datetime_are_refused_by_load(tmp_path):
+def test_timestamps_outside_datetime_read_back_as_raw_timestamps(tmp_path):
     path = tmp_path / "t.obj"
     lines = [
-        {"obj_export": 1, "collection": "c", "kind": "documents", "next_id": 3, "count": 2, "indexes": []},
-        {"id": 1, "doc": {"t": {"$ts": 0, "$tz": 3600}}},
-        {"id": 2, "doc": {"t": {"$ts": 253402300800000000}}},  # 10000-01-01
+        {"obj_export": 1, "collection": "c", "kind": "documents", "next_id": 4, "count": 3, "indexes": []},
+        {"id": 1, "doc": {"t": {"$ts": 253402300800000000}, "a": 1}},  # 10000-01-01
+        {"id": 2, "doc": {"t": {"$ts": 0, "$tz": 86400}, "a": 1}},  # an offset of a day
+        {"id": 3, "doc": {"t": {"$ts": 0, "$tz": 3600}, "a": 1}},  # a datetime
     ]
     dump = tmp_path / "d.jsonl"
     dump.write_text("".join(json.dumps(x) + "\n" for x in lines))
     with obj.Db(path) as db:
-        with pytest.raises(obj.InvalidArgumentError, match="years 1 to 9999"):
-            db.import_(str(dump))
-    lines[2]["doc"] = {"t": {"$ts": 0, "$tz": 86400}}  # an offset of a day
-    dump.write_text("".join(json.dumps(x) + "\n" for x in lines))
-    with obj.Db(path) as db:
-        with pytest.raises(obj.InvalidArgumentError, match="under 24 hours"):
-            db.import_(str(dump))
-        assert db.get("c", 2) is None
+        db.import_(str(dump))
+        far, day = db.get("c", 1)["t"], db.get("c", 2)["t"]
+        assert far == obj.RawTimestamp(253402300800000000) and far.offset is None
+        assert day == obj.RawTimestamp(0, 86400)
+        assert isinstance(db.get("c", 3)["t"], datetime)
+        # A no-op update writes the timestamps back as timestamps, not maps.
+        for i in (1, 2):
+            db.update("c", i, lambda d: {**d, "a": 2})
+        assert db.get("c", 1)["t"] == far and db.get("c", 2)["t"] == day
+        assert db.query("c").filter(obj.field("t") == far).ids() == [1]
+        assert db.query("c").filter(obj.field("t") > datetime(9999, 1, 1)).ids() == [1]
+        assert db.query("c").filter(obj.field("t") == day).ids() == [2, 3]  # one instant
+        # Written by the user too, and through the stdlib JSON backend's path.
+        db.insert("c", {"t": [obj.RawTimestamp(-(2**63), -(2**31))]})
+        assert db.get("c", 4)["t"] == [obj.RawTimestamp(-(2**63), -(2**31))]
+    with pytest.raises(obj.InvalidArgumentError):
+        obj.RawTimestamp(2**63)
+    with pytest.raises(obj.InvalidArgumentError):
+        obj.RawTimestamp(0, 2**31)
+
+
+def test_sets_that_python_cannot_order_still_store(tmp_path):
+    from decimal import Decimal
+
+    with obj.Db(tmp_path / "d.obj") as db:
+        db.insert("c", {"s": {Decimal("NaN"), Decimal("1")}})
+        assert db.get("c", 1)["s"] == ["1", "NaN"]

@@ -252,8 +252,7 @@ pub fn encode_raw_document(payload: &[u8], schema_version: u32, out: &mut Vec<u8
 }
 
 /// Appends the encoding of `value` alone (no header) to `out`. A value
-/// deeper than [`MAX_NESTING`], a map with a repeated key or a timestamp
-/// out of range ([`Timestamp::check_storable`]) is
+/// deeper than [`MAX_NESTING`] or a map with a repeated key is
 /// [`Error::InvalidArgument`].
 pub fn encode_value(value: &Value, dict: &mut impl NameDict, out: &mut Vec<u8>) -> Result<()> {
     encode_at(value, dict, out, 0)
@@ -284,19 +283,14 @@ fn encode_at(value: &Value, dict: &mut impl NameDict, out: &mut Vec<u8>, depth: 
             out.push(tag::BYTES);
             put_bytes(out, b)?;
         }
-        Value::Timestamp(t) => {
-            t.check_storable()?;
-            match t.offset_secs {
-                None => {
-                    out.push(tag::TIMESTAMP);
-                    put(out, &t.micros)?;
-                }
-                Some(offset) => {
-                    out.push(tag::TIMESTAMP_TZ);
-                    put(out, &t.micros)?;
-                    put(out, &offset)?;
-                }
-            }
+        Value::Timestamp(Timestamp { micros, offset_secs: None }) => {
+            out.push(tag::TIMESTAMP);
+            put(out, micros)?;
+        }
+        Value::Timestamp(Timestamp { micros, offset_secs: Some(offset) }) => {
+            out.push(tag::TIMESTAMP_TZ);
+            put(out, micros)?;
+            put(out, offset)?;
         }
         Value::List(items) => {
             if depth >= MAX_NESTING {

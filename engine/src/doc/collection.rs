@@ -66,13 +66,24 @@ pub(crate) fn index_tree(coll: &str, index: &str) -> String {
 }
 
 /// Checks a collection, index or namespace name: 1 to [`MAX_NAME_LEN`]
-/// bytes, no `/` (it separates the parts of internal tree names) and no
-/// NUL (the C API takes names as NUL-terminated strings: a name with one
-/// could never be named there again).
+/// bytes, no `/` (it separates the parts of internal tree names).
 pub fn check_component_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN || name.contains(['/', '\0']) {
+    if name.is_empty() || name.len() > MAX_NAME_LEN || name.contains('/') {
         return Err(Error::invalid(format!(
-            "{what} name {name:?} is invalid: 1 to {MAX_NAME_LEN} bytes without '/' or NUL"
+            "{what} name {name:?} is invalid: 1 to {MAX_NAME_LEN} bytes without '/'"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses to create a collection, index or namespace whose name holds a
+/// NUL: the C API takes names as NUL-terminated strings, so it could never
+/// be named there again. Only creation checks this: files written before
+/// may hold such names, and they stay readable, exportable and droppable.
+pub(crate) fn refuse_nul_in_new_name(what: &str, name: &str) -> Result<()> {
+    if name.contains('\0') {
+        return Err(Error::invalid(format!(
+            "{what} name {name:?} is invalid: a new name may not contain NUL (the C API could not name it)"
         )));
     }
     Ok(())
@@ -930,6 +941,7 @@ impl<'t> CollectionMut<'t> {
             }
             return Ok(CollectionMut::with_state(txn, st));
         }
+        refuse_nul_in_new_name("collection", name)?;
         let meta = CollMeta { raw: options.raw, next_id: FIRST_ID, indexes: Vec::new() };
         let ct = txn.create_engine_tree(COLLECTIONS_TREE)?;
         txn.insert(&ct, name.as_bytes(), &postcard::to_allocvec(&meta).expect("meta serializes"))?;

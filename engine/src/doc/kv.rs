@@ -4,7 +4,7 @@
 
 use std::ops::Bound;
 
-use crate::doc::collection::check_component_name;
+use crate::doc::collection::{check_component_name, refuse_nul_in_new_name};
 use crate::error::Result;
 use crate::txn::EngineTrees;
 use crate::txn::{ReadTxn, ReadableTxn, Tree, WriteTxn};
@@ -99,7 +99,11 @@ impl WriteTxn {
     /// Stores `value` under `key` in namespace `ns` (created on first use);
     /// true if it replaced a value.
     pub fn kv_put(&mut self, ns: &str, key: &[u8], value: &[u8]) -> Result<bool> {
-        let t = self.create_engine_tree(&tree_name(ns)?)?;
+        let name = tree_name(ns)?;
+        if ns.contains('\0') && self.find_engine_tree(&name)?.is_none() {
+            refuse_nul_in_new_name("namespace", ns)?;
+        }
+        let t = self.create_engine_tree(&name)?;
         self.insert(&t, key, value)
     }
 
@@ -110,6 +114,7 @@ impl WriteTxn {
         if self.find_engine_tree(&name)?.is_some() {
             return Ok(false);
         }
+        refuse_nul_in_new_name("namespace", ns)?;
         self.create_engine_tree(&name)?;
         Ok(true)
     }

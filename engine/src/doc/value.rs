@@ -26,47 +26,9 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
-    /// Earliest local time a stored timestamp may show: 0001-01-01T00:00:00,
-    /// in microseconds from the epoch.
-    pub const MIN_LOCAL_MICROS: i64 = -62_135_596_800_000_000;
-    /// Latest local time a stored timestamp may show:
-    /// 9999-12-31T23:59:59.999999, in microseconds from the epoch.
-    pub const MAX_LOCAL_MICROS: i64 = 253_402_300_799_999_999;
-    /// Largest UTC offset a stored timestamp may carry, in seconds (east or
-    /// west): under a day.
-    pub const MAX_OFFSET_SECS: i32 = 86_399;
-
     /// The current time, in UTC (offset 0).
     pub fn now() -> Timestamp {
         Timestamp::from(std::time::SystemTime::now())
-    }
-
-    /// Refuses (`InvalidArgument`) a timestamp that every binding could not
-    /// read back as it was written: a UTC offset of a day or more, or a
-    /// local time (the instant plus the offset; the instant alone for a
-    /// naive time) outside years 1 to 9999. That is the range of Python's
-    /// `datetime`, the Python package's type for timestamps. Documents are
-    /// checked when they are stored; older files may hold any timestamp and
-    /// still read.
-    pub fn check_storable(&self) -> Result<()> {
-        let offset = self.offset_secs.unwrap_or(0);
-        let in_range = offset.unsigned_abs() <= Self::MAX_OFFSET_SECS as u32
-            && self
-                .micros
-                .checked_add(i64::from(offset) * 1_000_000)
-                .is_some_and(|local| (Self::MIN_LOCAL_MICROS..=Self::MAX_LOCAL_MICROS).contains(&local));
-        if in_range {
-            return Ok(());
-        }
-        let offset = match self.offset_secs {
-            Some(o) => format!(" with UTC offset {o} s"),
-            None => String::new(),
-        };
-        Err(Error::invalid(format!(
-            "timestamp {} µs from the epoch{offset} cannot be stored: a timestamp's local time must lie in \
-             years 1 to 9999 and its UTC offset under 24 hours (as Python's datetime)",
-            self.micros
-        )))
     }
 }
 
@@ -482,47 +444,6 @@ impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn doc_timestamps_storable_within_pythons_range() {
-        let ts = |micros, offset_secs| Timestamp { micros, offset_secs };
-        let (min, max, day) = (Timestamp::MIN_LOCAL_MICROS, Timestamp::MAX_LOCAL_MICROS, 86_400_000_000);
-        for ok in [
-            ts(0, None),
-            ts(min, None),
-            ts(max, None),
-            ts(min, Some(0)),
-            ts(0, Some(86_399)),
-            ts(0, Some(-86_399)),
-            // datetime(1, 1, 1, tzinfo=+05:00): the instant is in year 0.
-            ts(min - 5 * 3_600_000_000, Some(5 * 3600)),
-            ts(max + day - 1_000_000, Some(-86_399)),
-        ] {
-            ok.check_storable().unwrap();
-        }
-        for bad in [
-            ts(min - 1, None),
-            ts(max + 1, None),
-            ts(min, Some(-1)),
-            ts(max, Some(1)),
-            ts(0, Some(86_400)),
-            ts(0, Some(-86_400)),
-            ts(0, Some(i32::MIN)),
-            ts(i64::MAX, Some(i32::MAX)),
-            ts(i64::MIN, None),
-        ] {
-            let e = bad.check_storable().unwrap_err();
-            assert!(
-                matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("years 1 to 9999"),
-                "{e}"
-            );
-        }
-        // Stored documents are checked; a query value need not be.
-        let mut out = Vec::new();
-        let doc = Value::from_iter([("t", Value::Timestamp(ts(max + 1, None)))]);
-        let mut dict = crate::doc::codec::MemNameDict::new();
-        assert!(crate::doc::codec::encode_document(&doc, &mut dict, &mut out).is_err());
-    }
 
     fn sample() -> Value {
         Value::from_iter([
