@@ -102,7 +102,7 @@ class RawTimestamp:
         return (self.micros, self.offset) == (other.micros, other.offset)
 
     def __hash__(self) -> int:
-        return hash((RawTimestamp, self.micros, self.offset))
+        return hash(("obj.RawTimestamp", self.micros, self.offset))
 
     def __repr__(self) -> str:
         return f"obj.RawTimestamp({self.micros}, {self.offset})"
@@ -210,6 +210,8 @@ def _order_key(v: Any) -> tuple:
     if isinstance(v, _dt.datetime):
         d = _ts(v)  # as stored: naive and aware ones order together
         return (6, "datetime", d["$ts"], d.get("$tz", -(2**40)))
+    if isinstance(v, RawTimestamp):
+        return (6, "datetime", v.micros, -(2**40) if v.offset is None else v.offset)
     return (6, type(v).__qualname__, v)
 
 

@@ -170,3 +170,11 @@ def test_sets_that_python_cannot_order_still_store(tmp_path):
     with obj.Db(tmp_path / "d.obj") as db:
         db.insert("c", {"s": {Decimal("NaN"), Decimal("1")}})
         assert db.get("c", 1)["s"] == ["1", "NaN"]
+
+
+def test_a_set_of_raw_timestamps_is_stored_in_order(tmp_path):
+    stamps = [obj.RawTimestamp(2**62 + i, None if i % 2 else 7200) for i in range(8)]
+    with obj.Db(tmp_path / "r.obj") as db:
+        db.insert("c", {"s": set(reversed(stamps))})
+        assert db.get("c", 1)["s"] == stamps
+        assert db.query("c").filter(obj.field("s") == set(stamps)).ids() == [1]

@@ -1675,6 +1675,7 @@ impl<'t> CollectionMut<'t> {
     /// Declares index `spec` without filling it (status `building`).
     pub(crate) fn add_index(&mut self, spec: IndexSpec, status: IndexStatus) -> Result<()> {
         spec.validate()?;
+        refuse_nul_in_new_name("index", &spec.name)?;
         self.st.check_documents()?;
         if self.st.indexes.iter().any(|i| i.spec.name == spec.name) {
             return Err(Error::invalid(format!(

@@ -116,11 +116,9 @@ impl IndexSpec {
         IndexSpec::new(name, IndexKind::Multi, &[field])
     }
 
-    /// Checks the name and field list (of an index about to be created: a
-    /// NUL in its name is refused too).
+    /// Checks the name and field list.
     pub fn validate(&self) -> Result<()> {
         crate::doc::collection::check_component_name("index", &self.name)?;
-        crate::doc::collection::refuse_nul_in_new_name("index", &self.name)?;
         if self.fields.is_empty() {
             return Err(Error::invalid(format!("index {:?} has no fields", self.name)));
         }
