@@ -555,8 +555,8 @@ fn max_key_len_any() -> usize {
 unsafe fn scan_bound(p: *const u8, len: usize, what: &str) -> Result<(Vec<u8>, bool), Error> {
     // SAFETY: per the caller's contract.
     let bytes = unsafe { arg_bytes(p, len, what) }?;
-    let cut = len > max_key_len_any();
-    Ok((bytes[..len.min(max_key_len_any())].to_vec(), cut))
+    let keep = len.min(max_key_len_any());
+    Ok((bytes[..keep].to_vec(), keep < len))
 }
 
 /// The next entry of a key-value scan: copies of its key and value in

@@ -207,11 +207,10 @@ def _order_key(v: Any) -> tuple:
         return (5, tuple(sorted(_order_key(x) for x in v)))
     if isinstance(v, Decimal):
         return (6, "Decimal", str(v))  # as stored (a NaN does not compare)
-    if isinstance(v, _dt.datetime):
-        d = _ts(v)  # as stored: naive and aware ones order together
+    if isinstance(v, (_dt.datetime, RawTimestamp)):
+        # As stored: naive and aware ones, and raw ones, order together.
+        d = v._json() if type(v) is RawTimestamp else _ts(v)
         return (6, "datetime", d["$ts"], d.get("$tz", -(2**40)))
-    if isinstance(v, RawTimestamp):
-        return (6, "datetime", v.micros, -(2**40) if v.offset is None else v.offset)
     return (6, type(v).__qualname__, v)
 
 

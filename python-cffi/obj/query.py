@@ -500,7 +500,7 @@ class Query:
             passed = list(self._passing(rows))
             if len(passed) >= keep or len(rows) < k:
                 return iter(passed[self._offset:keep])
-            if k == cap and self._engine_count(tx) <= cap:
+            if k == cap and self._copy(_preds=(), _sort=(), _limit=None, _offset=0)._engine_count(tx) <= cap:
                 return iter(passed[self._offset:keep])  # the best `cap` were all the documents
             if k == cap:
                 raise InvalidArgumentError(
@@ -597,22 +597,15 @@ class Query:
                 n += 1
             return n
 
-        def run(tx: ReadTxn) -> int:
-            core, cname = tx._route(self._name)
-            if tx._kind(core, cname) is None:
-                return 0
-            return core._c_count(self._spec(cname.decode(), count_only=True))
-
-        return self._in_txn(run)
+        return self._in_txn(self._engine_count)
 
     def _engine_count(self, tx: ReadTxn) -> int:
-        """Number of documents the engine half of the query matches (no
-        Python predicates, no limit), counted in ``tx``."""
+        """The engine's count of this query (its Python predicates left
+        out) in ``tx``."""
         core, cname = tx._route(self._name)
         if tx._kind(core, cname) is None:
             return 0
-        q = self._copy(_preds=(), _limit=None, _offset=0, _key=None, _reverse=False, _sort=())
-        return core._c_count(q._spec(cname.decode(), count_only=True))
+        return core._c_count(self._spec(cname.decode(), count_only=True))
 
     def explain(self) -> str:
         """The engine's plan for the engine half of the query as one line

@@ -720,8 +720,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     ) -> Result<QueryCursor<'_, T>> {
         let equal = match (lo, hi) {
             (Some(lo), Some(hi)) => {
-                lo.len() == hi.len()
-                    && lo.iter().zip(hi).all(|(a, b)| crate::doc::order::compare(a, b).is_eq())
+                lo.len() == hi.len() && lo.iter().zip(hi).all(|(a, b)| crate::doc::order::values_equal(a, b))
             }
             _ => false,
         };
@@ -1443,7 +1442,6 @@ impl<'t> CollectionMut<'t> {
     fn put(&mut self, id: u64, new: NewDoc<'_>) -> Result<bool> {
         check_doc_id(id)?;
         let usable = self.txn.pages().usable_size();
-        let max_key = btree::max_key_len(usable);
         // Every stored id is below the next id, so an id at or past it is new.
         let old = if id >= self.st.next_id { None } else { self.read().get_stored(id)? };
         let mut buf = std::mem::take(&mut self.encode_buf);
@@ -1511,19 +1509,7 @@ impl<'t> CollectionMut<'t> {
                         old_keys.iter().filter(|k| new_keys.binary_search(k).is_err()).cloned().collect(),
                     )
                 };
-                let extra = if info.spec.kind == IndexKind::Unique { 0 } else { 8 };
-                for k in &add {
-                    if k.len() + extra > max_key {
-                        return Err(Error::invalid(format!(
-                            "value of {} bytes (as an index key) is too long for index {:?} (longest \
-                             key: {} bytes; a list is indexed whole as well as element by element, so \
-                             its whole encoding must fit too)",
-                            k.len(),
-                            info.spec.name,
-                            max_key - extra
-                        )));
-                    }
-                }
+                check_index_key_lengths(&info.spec, &add, usable)?;
                 changes.push((tree, pos, remove, add));
             }
         }
@@ -1723,22 +1709,17 @@ impl<'t> CollectionMut<'t> {
         let tree = self.txn.open_engine_tree(&index_tree(&self.st.name, name))?;
         let mut last = info.built_upto;
         let mut single = info.single_valued;
-        let max_key = btree::max_key_len(self.txn.pages().usable_size());
-        let extra = if info.spec.kind == IndexKind::Unique { 0 } else { 8 };
+        let usable = self.txn.pages().usable_size();
         for (id, bytes) in docs {
             let (_, doc) = decode_stored(&bytes, &*self.st.dict)?;
             let keys = doc_index_keys(&info.spec.fields, &doc)?;
-            if let Some(k) = keys.iter().find(|k| k.len() + extra > max_key) {
-                return Err(Error::invalid(format!(
-                    "cannot build index {:?} of collection {:?}: document {id} holds a value of {} bytes \
-                     (as an index key), longer than the longest key ({} bytes; a list is indexed whole as \
-                     well as element by element, so its whole encoding must fit too)",
-                    info.spec.name,
-                    self.st.name,
-                    k.len(),
-                    max_key - extra
-                )));
-            }
+            check_index_key_lengths(&info.spec, &keys, usable).map_err(|e| match e {
+                Error::InvalidArgument(m) => Error::invalid(format!(
+                    "cannot build index {:?} of collection {:?}: document {id}: {m}",
+                    info.spec.name, self.st.name
+                )),
+                e => e,
+            })?;
             if single && !keys.is_empty() && !single_valued(&info.spec.fields, &doc) {
                 single = false;
             }
@@ -1786,6 +1767,23 @@ impl<'t> CollectionMut<'t> {
         self.view_fields = Default::default();
         self.txn.drop_engine_tree(&index_tree(&self.st.name, name))?;
         self.save_meta()
+    }
+}
+
+/// Refuses the first of `keys` (index keys of `spec`'s, from one document)
+/// too long for a B+tree key on pages of `usable` bytes. A standard or
+/// multi-value entry carries the document id (8 bytes) after the key.
+fn check_index_key_lengths(spec: &IndexSpec, keys: &[Vec<u8>], usable: usize) -> Result<()> {
+    let extra = if spec.kind == IndexKind::Unique { 0 } else { 8 };
+    let longest = btree::max_key_len(usable) - extra;
+    match keys.iter().find(|k| k.len() > longest) {
+        None => Ok(()),
+        Some(k) => Err(Error::invalid(format!(
+            "value of {} bytes (as an index key) is too long for index {:?} (longest key: {longest} bytes; \
+             a list is indexed whole as well as element by element, so its whole encoding must fit too)",
+            k.len(),
+            spec.name
+        ))),
     }
 }
 

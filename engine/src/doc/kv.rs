@@ -99,24 +99,25 @@ impl WriteTxn {
     /// Stores `value` under `key` in namespace `ns` (created on first use);
     /// true if it replaced a value.
     pub fn kv_put(&mut self, ns: &str, key: &[u8], value: &[u8]) -> Result<bool> {
-        let name = tree_name(ns)?;
-        if ns.contains('\0') && self.find_engine_tree(&name)?.is_none() {
-            refuse_nul_in_new_name("namespace", ns)?;
-        }
-        let t = self.create_engine_tree(&name)?;
+        let (t, _) = self.namespace_tree(ns)?;
         self.insert(&t, key, value)
     }
 
     /// Creates namespace `ns` if it is missing, so that it exists (and is
     /// listed, exported and backed up) while empty; true if it was created.
     pub fn kv_create(&mut self, ns: &str) -> Result<bool> {
+        self.namespace_tree(ns).map(|(_, created)| created)
+    }
+
+    /// The tree of namespace `ns`, created if missing (a new name may hold
+    /// no NUL); true if it was created.
+    fn namespace_tree(&mut self, ns: &str) -> Result<(Tree, bool)> {
         let name = tree_name(ns)?;
-        if self.find_engine_tree(&name)?.is_some() {
-            return Ok(false);
+        if let Some(t) = self.find_engine_tree(&name)? {
+            return Ok((t, false));
         }
         refuse_nul_in_new_name("namespace", ns)?;
-        self.create_engine_tree(&name)?;
-        Ok(true)
+        Ok((self.create_engine_tree(&name)?, true))
     }
 
     /// Deletes `key` from namespace `ns`; true if it existed.
