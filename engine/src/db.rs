@@ -407,21 +407,29 @@ impl Db {
         result
     }
 
-    /// Closes this handle. When it is the last handle on the file in this
-    /// process and no other process has the database open, checkpoints
-    /// everything into the main file and removes the WAL and the shared
-    /// index. Transactions still active keep working: a read transaction
+    /// Closes this handle. A writable handle checkpoints what the readers
+    /// of every process allow into the main file, without waiting for a
+    /// write transaction active elsewhere (which leaves the WAL as it is);
+    /// when it is the last handle on the file in this process and no other
+    /// process has the database open, that checkpoint is complete and the
+    /// WAL and the shared index are removed. Transactions still active keep working: a read transaction
     /// keeps its snapshot, a write transaction may still commit, and the
     /// fold waits until the last of them ends. Dropping a `Db` does the
     /// same, but cannot report errors.
     pub fn close(self) -> Result<()> {
+        let read_only = self.read_only;
         let (engine, last) = self.release();
         if last {
             let result = engine.pager.close();
             drop(engine);
             result
-        } else {
+        } else if read_only {
+            // A read-only handle never writes the file.
             Ok(())
+        } else {
+            // Other handles of this process stay open; the file still
+            // gets what they allow of the close-time fold.
+            engine.pager.checkpoint_at_close()
         }
     }
 

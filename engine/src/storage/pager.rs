@@ -1480,6 +1480,12 @@ impl Pager {
         if self.read_only {
             return Err(Error::invalid("checkpoint on a read-only database"));
         }
+        self.checkpoint_and_cut()
+    }
+
+    /// [`Pager::checkpoint`] once its checks are done; the caller holds
+    /// the writer slot and lock.
+    fn checkpoint_and_cut(&self) -> Result<CheckpointResult> {
         let mut result = self.checkpoint_unguarded()?;
         if result.complete {
             let mut h = self.fresh_header(true)?;
@@ -1654,7 +1660,7 @@ impl Pager {
     /// process's writer slot.
     fn fold_if_last(&self) -> Result<()> {
         if !self.index.upgrade(LOCK_DMS)? {
-            return Ok(());
+            return self.fold_for_others();
         }
         let result = if self.read_only {
             // Nothing to fold; a shared index with no WAL beside it serves
@@ -1678,6 +1684,47 @@ impl Pager {
             self.index.unlock_exclusive(LOCK_DMS);
         }
         result
+    }
+
+    /// A clean close while other processes keep the file open: folds what
+    /// their readers allow, as an explicit checkpoint does, so that the
+    /// main file holds every commit after a clean close while nobody
+    /// writes. Never waits: a write transaction active in another process
+    /// leaves the fold to a later close or checkpoint. The WAL and the
+    /// shared index stay, for the processes still using them.
+    fn fold_for_others(&self) -> Result<()> {
+        if self.read_only || !self.index.lock_exclusive(LOCK_WRITE)? {
+            return Ok(());
+        }
+        let result = (|| {
+            let h = self.fresh_header(true)?;
+            self.wal().adopt(h.generation, h.salt, h.max_frame, h.chain);
+            self.checkpoint_and_cut()
+        })();
+        self.index.unlock_exclusive(LOCK_WRITE);
+        if !result.as_ref().is_ok_and(|r| r.complete) {
+            // A snapshot of this process may be what held it back: the
+            // pager's drop, after the last one, tries again.
+            self.fold_pending.store(true, Ordering::Release);
+        }
+        result.map(drop)
+    }
+
+    /// [`Pager::close`] for a handle that is not this process's last one
+    /// on the engine: the same fold as [`Pager::fold_for_others`], without
+    /// waiting for a write transaction of this process or another.
+    pub fn checkpoint_at_close(self: &Arc<Self>) -> Result<()> {
+        if self.read_only || self.check_usable().is_err() {
+            return Ok(());
+        }
+        let guard = match self.lock_writer_for(Duration::ZERO) {
+            Ok(guard) => guard,
+            Err(Error::Busy(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let result = self.checkpoint_and_cut();
+        drop(guard);
+        result.map(drop)
     }
 
     /// Checkpoints everything and removes the WAL and the shared index if no

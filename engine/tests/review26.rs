@@ -1,0 +1,116 @@
+//! Review 26: what a Python user's review against obj-db 1.1.0 found.
+//!
+//! - A clean close folded the WAL into the main file only when it was the
+//!   last handle on the file in any process: with another handle open
+//!   (even an idle one), the main file alone still lacked the commits
+//!   after the close, though obj-db 1.1.0 promises a self-contained file
+//!   after a clean close and an explicit checkpoint could fold everything.
+//!   A writable handle's close now checkpoints what readers allow, without
+//!   waiting for a write transaction active elsewhere.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use obj_engine::{Db, Options, ReadableTxn};
+
+/// How many entries tree `t` holds in a copy of the main file alone (no
+/// WAL beside it), as a backup of the `.obj` file would.
+fn rows_in_main_file_alone(path: &Path) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.obj");
+    std::fs::copy(path, &copy).unwrap();
+    let db = Db::open(&copy).unwrap();
+    let r = db.begin_read().unwrap();
+    let n = match r.open_tree("t") {
+        Ok(t) => r.count(&t).unwrap() as usize,
+        Err(_) => 0,
+    };
+    drop(r);
+    db.close().unwrap();
+    n
+}
+
+fn write_rows(db: &Db, rows: std::ops::Range<u32>) {
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree("t").unwrap();
+    for i in rows {
+        w.insert(&t, &i.to_be_bytes(), b"value").unwrap();
+    }
+    w.commit().unwrap();
+}
+
+fn wal_len(path: &Path) -> u64 {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+}
+
+#[test]
+fn closing_one_of_two_handles_folds_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.obj");
+    let idle = Db::open(&path).unwrap();
+    let db = Db::open(&path).unwrap();
+    write_rows(&db, 0..10);
+    assert_eq!(rows_in_main_file_alone(&path), 0, "the commits are in the WAL before the close");
+    db.close().unwrap();
+    assert_eq!(rows_in_main_file_alone(&path), 10);
+    assert!(wal_len(&path) <= 64, "the WAL is back to its header: {}", wal_len(&path));
+    // The idle handle goes on as before.
+    write_rows(&idle, 10..20);
+    idle.close().unwrap();
+    assert_eq!(rows_in_main_file_alone(&path), 20);
+}
+
+#[test]
+fn a_read_only_handles_close_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.obj");
+    let db = Db::open(&path).unwrap();
+    write_rows(&db, 0..10);
+    let ro = Db::open_with(&path, Options { read_only: true, ..Options::default() }).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    ro.close().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the main file is untouched");
+    assert_eq!(rows_in_main_file_alone(&path), 0);
+    db.close().unwrap();
+    assert_eq!(rows_in_main_file_alone(&path), 10);
+}
+
+#[test]
+fn a_close_does_not_wait_for_a_write_transaction_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.obj");
+    let options = Options { busy_timeout: Duration::from_secs(20), ..Options::default() };
+    let writer = Db::open_with(&path, options.clone()).unwrap();
+    write_rows(&writer, 0..10);
+    let db = Db::open_with(&path, options).unwrap();
+    let w = writer.begin_write().unwrap();
+    let start = Instant::now();
+    db.close().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5), "close waited {:?}", start.elapsed());
+    drop(w);
+    assert_eq!(rows_in_main_file_alone(&path), 0, "no fold under another's write transaction");
+    writer.close().unwrap();
+    assert_eq!(rows_in_main_file_alone(&path), 10);
+}
+
+#[test]
+fn a_reader_of_the_other_handle_keeps_what_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.obj");
+    let other = Db::open(&path).unwrap();
+    write_rows(&other, 0..10);
+    let db = Db::open(&path).unwrap();
+    let r = other.begin_read().unwrap();
+    write_rows(&db, 10..20);
+    db.close().unwrap();
+    // The reader's snapshot still reads its ten rows; the fold went as far
+    // as that snapshot allowed.
+    let t = r.open_tree("t").unwrap();
+    assert_eq!(r.count(&t).unwrap(), 10);
+    assert_eq!(rows_in_main_file_alone(&path), 10);
+    drop(r);
+    other.close().unwrap();
+    assert_eq!(rows_in_main_file_alone(&path), 20);
+}
