@@ -114,3 +114,42 @@ fn a_reader_of_the_other_handle_keeps_what_it_needs() {
     other.close().unwrap();
     assert_eq!(rows_in_main_file_alone(&path), 20);
 }
+
+/// Two threads of one process exporting to the same path at once: each
+/// export is complete and the file is always one whole export (the
+/// temporary file was named by the process id alone, so the two truncated
+/// and renamed each other's).
+#[test]
+fn concurrent_exports_to_one_path_do_not_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("a.obj")).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("c").unwrap();
+    for i in 0..2000 {
+        c.insert_json(format!(r#"{{"i": {i}, "note": "{}"}}"#, "x".repeat(100)).as_bytes(), 1).unwrap();
+    }
+    drop(c);
+    w.commit().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let want = {
+        db.export_to_path(Some("c"), &out).unwrap();
+        std::fs::read(&out).unwrap()
+    };
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..15 {
+                    db.export_to_path(Some("c"), &out).unwrap();
+                    assert_eq!(std::fs::read(&out).unwrap().len(), want.len());
+                }
+            });
+        }
+    });
+    assert_eq!(std::fs::read(&out).unwrap(), want);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -32,8 +32,10 @@ use crate::doc::json::{from_json_str_enveloped, write_json};
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{IndexKind, IndexSpec};
+use crate::ops::newfile::remove_stale_temps;
 use crate::query::expr::FieldPath;
 use crate::storage::file::OsVfs;
+use crate::storage::wal::fresh_salt;
 use crate::txn::EngineTrees;
 use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 
@@ -490,11 +492,20 @@ impl Db {
             .file_name()
             .ok_or_else(|| Error::invalid(format!("{display} is not a file path")))?
             .to_owned();
-        name.push(format!(".tmp-{}", std::process::id()));
+        // A name of its own (two exports to one path at once, from two
+        // threads or processes, each write their own), held locked while
+        // written: the next export or copy to `path` removes only the
+        // temporary files nobody holds (left by a killed process).
+        name.push(format!(".tmp-{:016x}", fresh_salt(std::process::id() as u64)));
         let tmp = path.with_file_name(name);
         let written = (|| {
-            let file = std::fs::File::create(&tmp)
+            let file = std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
                 .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+            let _ = fs2::FileExt::try_lock_exclusive(&file);
+            remove_stale_temps(&OsVfs, path, &tmp);
             let mut out = std::io::BufWriter::new(file);
             let report = match collection {
                 Some(c) => self.export_collection(c, &mut out)?,

@@ -259,10 +259,10 @@ impl Drop for NewFile {
 
 /// Removes the temporary files `<target>.tmp-<16 hex digits>` beside
 /// `target`, other than `ours`, that no copy holds locked and that were last
-/// written more than a minute ago: what a backup, compaction or restore
-/// killed before its rename left behind. Best effort: anything it cannot
+/// written more than a minute ago: what a backup, compaction, restore or
+/// export killed before its rename left behind. Best effort: anything it cannot
 /// read, lock or remove stays.
-fn remove_stale_temps(vfs: &dyn Vfs, target: &Path, ours: &Path) {
+pub(crate) fn remove_stale_temps(vfs: &dyn Vfs, target: &Path, ours: &Path) {
     let (Some(dir), Some(name)) = (target.parent(), target.file_name().and_then(|n| n.to_str())) else {
         return;
     };
