@@ -21,7 +21,9 @@ from typing import Any, Callable
 from . import _codec
 from ._ffi import ffi, lib, check, fail, fork_generation, has, slots
 from .document import Schema, schema_of
-from .errors import BusyError, ClosedError, ConstraintError, CorruptionError, InvalidArgumentError, NotFoundError
+from .errors import (
+    BusyError, ClosedError, ConstraintError, CorruptionError, InvalidArgumentError, NotFoundError, ObjError,
+)
 from .kv import KvNamespace, list_namespaces
 from .query import Query
 from .txn import ReadTxn, WriteTxn
@@ -860,14 +862,22 @@ class Db:
         if progress is not None and not callable(progress):
             raise InvalidArgumentError(
                 f"backup's progress must be a callable (done_pages, total_pages), not {type(progress).__name__}")
+        declined: list[bool] = []
         if progress is not None:
-            @ffi.callback("bool(uint64_t, uint64_t, void *)")
+            # An exception in the callback cancels the copy and is raised
+            # below. cffi's onerror sees every one, also a KeyboardInterrupt
+            # that Ctrl-C raises as the callback is entered, before any
+            # try block of its own could run.
+            def on_error(_type: Any, value: BaseException | None, _tb: Any) -> bool:
+                raised.append(value if value is not None else _type())
+                return False
+
+            @ffi.callback("bool(uint64_t, uint64_t, void *)", error=False, onerror=on_error)
             def cb(done: int, total: int, _ctx: Any) -> bool:
-                try:
-                    return progress(done, total) is not False
-                except BaseException as e:  # noqa: BLE001 - cffi would print it and go on: cancel, raise below
-                    raised.append(e)
+                if progress(done, total) is False:
+                    declined.append(True)
                     return False
+                return True
         buf = ffi.new("obj_bytes *")
         dest = _codec.cpath(path, "backup path")
         st = lib.obj_db_backup(self._handle(), dest, cb, ffi.NULL, buf)
@@ -875,7 +885,13 @@ class Db:
             _take(buf)
             raise raised[0]
         check(st)
-        return json.loads(_take(buf))
+        report = json.loads(_take(buf))
+        if report.get("cancelled") and not declined:
+            # Cancelled, yet progress never said so: its exception was lost
+            # in cffi (one raised inside on_error itself). Never a silent
+            # success without a file.
+            raise ObjError(f"the backup to {os.fspath(path)!r} was cancelled: its progress callback failed")
+        return report
 
     @staticmethod
     def restore(backup: str | os.PathLike, target: str | os.PathLike, *, overwrite: bool = False,

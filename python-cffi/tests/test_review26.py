@@ -11,6 +11,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+
+import pytest
 
 import obj
 
@@ -80,3 +83,73 @@ def test_close_after_an_exception_still_skips_the_fold(tmp_path):
     assert _docs_in_main_file_alone(path, tmp_path) == 0
     idle.close()
     assert _docs_in_main_file_alone(path, tmp_path) == 1
+
+
+def test_ctrl_c_during_a_backup_raises(tmp_path):
+    """Ctrl-C while the engine copies pages raises KeyboardInterrupt as the
+    progress callback is next entered, before its own code runs: cffi
+    printed it and the backup returned as cancelled, with no file (and the
+    CLI reported success)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    src = str(tmp_path / "src.obj")
+    with obj.Db(src) as db:
+        db.insert_many("d", [{"i": i, "note": "x" * 300} for i in range(30000)])
+    called = threading.Event()
+
+    def interrupt():
+        called.wait(30)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def progress(done, total):
+        called.set()
+        return True
+
+    # Python raises KeyboardInterrupt only where SIGINT was not ignored at
+    # its start (a shell ignores it for background jobs): install it here.
+    old_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_backups(tmp_path, src, called, interrupt, progress)
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+
+
+def _interrupt_backups(tmp_path, src, called, interrupt, progress):
+    import threading
+
+    with obj.Db(src, read_only=True) as db:
+        for attempt in range(3):
+            dest = str(tmp_path / f"bk{attempt}.obj")
+            called.clear()
+            t = threading.Thread(target=interrupt)
+            t.start()
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    db.backup(dest, progress)
+                    time.sleep(5)  # a signal that came after the copy lands here
+            finally:
+                t.join()
+            if os.path.exists(dest):  # interrupted after the copy was complete
+                with obj.Db(dest, read_only=True) as copy:
+                    assert copy.query("d").count() == 30000
+
+
+def test_progress_that_raises_cancels_the_backup(tmp_path):
+    src = str(tmp_path / "src.obj")
+    with obj.Db(src) as db:
+        db.insert_many("d", [{"i": i, "note": "x" * 300} for i in range(5000)])
+        dest = str(tmp_path / "bk.obj")
+
+        def progress(done, total):
+            raise ValueError("stop")
+
+        with pytest.raises(ValueError, match="stop"):
+            db.backup(dest, progress)
+        assert not os.path.exists(dest)
+        report = db.backup(dest, lambda d, t: False)
+        assert report["cancelled"] and not os.path.exists(dest)
+        report = db.backup(dest, lambda d, t: None)
+        assert not report["cancelled"] and os.path.exists(dest)
