@@ -1200,7 +1200,8 @@ obj_status obj_kv_list(obj_txn *txn, obj_bytes *out);
  * an encrypted database is encrypted with the same key (it opens with the
  * key or passphrase of the original). Errors: OBJ_BUSY (`path` is an open
  * database), OBJ_INVALID_ARGUMENT (`path` is this database's own file,
- * under its name or a hard link), OBJ_IO.
+ * under its name or a hard link, or a database not closed cleanly, whose
+ * `-wal` may hold commits it lacks: open and close it first), OBJ_IO.
  *
  * # Safety
  * `db` is a live handle; `path` a NUL-terminated string; `progress` NULL

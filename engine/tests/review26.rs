@@ -153,3 +153,46 @@ fn concurrent_exports_to_one_path_do_not_mix() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A backup or a compacted copy written over a database that was not
+/// closed cleanly (its `-wal` holds commits its main file lacks) deleted
+/// those commits with the old `-wal`. Both now refuse such a target; a
+/// database closed cleanly is still replaced, and a restore asked to
+/// overwrite still does.
+#[test]
+fn a_copy_does_not_replace_a_database_with_commits_in_its_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Db::open(dir.path().join("src.obj")).unwrap();
+    write_rows(&src, 0..5);
+    let target = dir.path().join("prod.obj");
+    // A crashed database: its commits are only in its WAL (a copy of the
+    // files while open stands for the crash).
+    let crashed = Db::open(dir.path().join("live.obj")).unwrap();
+    write_rows(&crashed, 0..50);
+    std::fs::copy(dir.path().join("live.obj"), &target).unwrap();
+    let mut wal = target.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut live_wal = dir.path().join("live.obj").into_os_string();
+    live_wal.push("-wal");
+    std::fs::copy(&live_wal, &wal).unwrap();
+    let main_before = std::fs::read(&target).unwrap();
+    let wal_before = std::fs::read(&wal).unwrap();
+    for r in [src.backup(&target).map(drop), src.compact_to(&target).map(drop)] {
+        match r {
+            Err(obj_engine::Error::InvalidArgument(m)) => assert!(m.contains("not closed cleanly"), "{m}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(std::fs::read(&target).unwrap(), main_before);
+        assert_eq!(std::fs::read(&wal).unwrap(), wal_before);
+    }
+    // Opened once (recovery) and closed cleanly, it is replaced.
+    let recovered = Db::open(&target).unwrap();
+    let r = recovered.begin_read().unwrap();
+    assert_eq!(r.count(&r.open_tree("t").unwrap()).unwrap(), 50);
+    drop(r);
+    recovered.close().unwrap();
+    src.backup(&target).unwrap();
+    let copy = Db::open(&target).unwrap();
+    let r = copy.begin_read().unwrap();
+    assert_eq!(r.count(&r.open_tree("t").unwrap()).unwrap(), 5);
+}

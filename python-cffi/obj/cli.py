@@ -900,7 +900,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(progress bar on a terminal)",
                        description="Writes a consistent copy of FILE (one snapshot) to DEST while other "
                                    "processes keep using FILE. DEST is replaced atomically unless it is an "
-                                   "open database; the copy of an encrypted file is encrypted with the same key.")
+                                   "open database or one not closed cleanly (its -wal may hold commits: open and "
+                                   "close it first); the copy of an encrypted file is encrypted with the same key.")
     s.add_argument("file")
     s.add_argument("dest")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -914,7 +915,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_restore)
     s = sub.add_parser("compact", help="shrink the file (crash-safe), or write a compacted copy",
                        description="Rewrites FILE into the fewest pages and truncates it, crash-safe; with "
-                                   "--to, writes a compacted copy instead and leaves FILE alone.")
+                                   "--to, writes a compacted copy instead and leaves FILE alone (DEST is replaced as "
+                                   "by backup).")
     s.add_argument("file")
     s.add_argument("--to", metavar="DEST", help="write a compacted copy to DEST instead")
     s.add_argument("--dry-run", action="store_true", help="only say what a compaction would reclaim (exact)")

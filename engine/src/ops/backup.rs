@@ -170,6 +170,7 @@ impl ReadTxn {
         let pager = self.snapshot().pager();
         crate::ops::newfile::refuse_own_file(pager, path.as_ref(), "a backup")?;
         let target = NewFile::create(pager.vfs().clone(), path.as_ref(), true)?;
+        target.refuse_unrecovered_target()?;
         copy_snapshot(self, target, &mut progress)
     }
 }
@@ -181,7 +182,9 @@ impl Db {
     /// opens on its own. It is written under a temporary name, fsynced and
     /// renamed into place, so a crash never leaves a partial backup at
     /// `path`; an existing file there is replaced, unless it is an open
-    /// database (`Busy`) or this database's own file (`InvalidArgument`).
+    /// database (`Busy`), this database's own file, or a database not
+    /// closed cleanly, whose `-wal` may hold commits it lacks
+    /// (`InvalidArgument`: open and close it first).
     /// The backup of an encrypted database is encrypted
     /// with the same key and opens with it.
     ///

@@ -221,8 +221,9 @@ impl Db {
     /// fewest pages. Runs beside readers and writers. The copy is written
     /// under a temporary name and renamed into place, so a crash never
     /// leaves a partial file at `path`; an existing file there is replaced
-    /// unless it is an open database (`Busy`) or this database's own file
-    /// (`InvalidArgument`). The copy of an encrypted
+    /// unless it is an open database (`Busy`), this database's own file or
+    /// a database not closed cleanly (`InvalidArgument`, as
+    /// [`Db::backup_to`]). The copy of an encrypted
     /// database is encrypted with the same key.
     pub fn compact_to(&self, path: impl AsRef<Path>) -> Result<CompactReport> {
         let started = Instant::now();
@@ -232,6 +233,7 @@ impl Db {
         let old = *snap.header();
         crate::ops::newfile::refuse_own_file(pager, path.as_ref(), "a compacted copy")?;
         let target = NewFile::create(pager.vfs().clone(), path.as_ref(), true)?;
+        target.refuse_unrecovered_target()?;
         let file_id = fresh_file_id()?;
         let codec = pager.codec().for_copy(file_id);
         let mut sink = FileSink::new(&**target.file(), &codec, pager.page_size());

@@ -30,7 +30,7 @@ use crate::storage::file::{OpenMode, StorageFile, Vfs};
 use crate::storage::header::{Header, MAGIC};
 use crate::storage::pager::{open_failed, replaced_wal_path_of, wal_path_of, Pager};
 use crate::storage::shm::{shm_path_of, LockTable, ShmFile, LOCK_DMS};
-use crate::storage::wal::fresh_salt;
+use crate::storage::wal::{fresh_salt, WAL_HEADER_LEN};
 
 /// A file being written under a temporary name. Dropping it without
 /// [`NewFile::publish`] removes the temporary file.
@@ -40,7 +40,7 @@ pub(crate) struct NewFile {
     tmp: PathBuf,
     file: Arc<dyn StorageFile>,
     /// The existing target, locked until the rename.
-    _existing: Option<Arc<dyn StorageFile>>,
+    existing: Option<Arc<dyn StorageFile>>,
     /// The existing target's shared index, DMS held exclusively until the
     /// rename.
     _shm: Option<TargetShm>,
@@ -198,17 +198,36 @@ impl NewFile {
         // whose process was killed).
         let _ = file.try_lock_exclusive();
         remove_stale_temps(&*vfs, path, &tmp);
-        let new = NewFile {
-            vfs,
-            path: path.to_path_buf(),
-            tmp,
-            file,
-            _existing: existing,
-            _shm: shm,
-            published: false,
-        };
+        let new = NewFile { vfs, path: path.to_path_buf(), tmp, file, existing, _shm: shm, published: false };
         new.file.truncate(0).map_err(|e| Error::io(format!("truncating {}", new.tmp.display()), e))?;
         Ok(new)
+    }
+
+    /// Refuses to replace a database whose `-wal` holds frames: nobody has
+    /// it open (`create` holds its lock), so it was not closed cleanly and
+    /// those frames may be commits its main file lacks, which replacing it
+    /// would delete. For a backup or a compacted copy, which replace an
+    /// existing file without being asked to; a restore with `overwrite`
+    /// was asked.
+    pub(crate) fn refuse_unrecovered_target(&self) -> Result<()> {
+        if self.existing.is_none() {
+            return Ok(());
+        }
+        let wal = wal_path_of(&self.path);
+        let frames = match self.vfs.open(&wal, OpenMode::ReadOnly) {
+            Ok(f) => f.size().map_err(|e| Error::io(format!("reading the size of {}", wal.display()), e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(format!("opening {}", wal.display()), e)),
+        } > WAL_HEADER_LEN;
+        if frames {
+            return Err(Error::invalid(format!(
+                "{} was not closed cleanly: its {} may hold commits that the file lacks; open and close \
+                 it to fold them in (or remove it) before replacing it",
+                self.path.display(),
+                wal.display()
+            )));
+        }
+        Ok(())
     }
 
     /// The temporary file.
