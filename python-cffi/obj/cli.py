@@ -842,6 +842,10 @@ def cmd_compact(a: argparse.Namespace) -> int:
 def cmd_rekey(a: argparse.Namespace) -> int:
     new = {} if a.decrypt else _key(a, "new_")
     with _open(a.file, a=a) as db:
+        if a.decrypt and not _key(a):
+            # It opened without a key: it is not encrypted.
+            print(f"{a.file} is not encrypted: nothing to do", file=sys.stderr)
+            return EXIT_OK
         db.rekey(**new)
     print(f"{'decrypted' if a.decrypt else 'encrypted with the new key'}: {a.file}", file=sys.stderr)
     return EXIT_OK

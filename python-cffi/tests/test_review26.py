@@ -153,3 +153,15 @@ def test_progress_that_raises_cancels_the_backup(tmp_path):
         assert report["cancelled"] and not os.path.exists(dest)
         report = db.backup(dest, lambda d, t: None)
         assert not report["cancelled"] and os.path.exists(dest)
+
+
+def test_cli_decrypt_of_a_plain_file_says_there_is_nothing_to_do(tmp_path):
+    path = str(tmp_path / "p.obj")
+    with obj.Db(path) as db:
+        db.insert("d", {"i": 1})
+    before = open(path, "rb").read()
+    r = subprocess.run([sys.executable, "-m", "obj", "rekey", path, "--decrypt"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "not encrypted: nothing to do" in r.stderr and "decrypted:" not in r.stderr
+    assert open(path, "rb").read() == before
