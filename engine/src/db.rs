@@ -414,13 +414,16 @@ impl Db {
     /// process has the database open, that checkpoint is complete and the
     /// WAL and the shared index are removed. Transactions still active keep working: a read transaction
     /// keeps its snapshot, a write transaction may still commit, and the
-    /// fold waits until the last of them ends. Dropping a `Db` does the
-    /// same, but cannot report errors.
+    /// fold waits until the last of them ends. A read-only handle writes
+    /// nothing, even as the last one of a process whose other handles
+    /// wrote. Dropping the last `Db` of the process does what `close` does
+    /// (without reporting errors); dropping another one only lets its
+    /// handle go.
     pub fn close(self) -> Result<()> {
         let read_only = self.read_only;
         let (engine, last) = self.release();
         if last {
-            let result = engine.pager.close();
+            let result = engine.pager.close_as(!read_only);
             drop(engine);
             result
         } else if read_only {

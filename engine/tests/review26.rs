@@ -196,3 +196,32 @@ fn a_copy_does_not_replace_a_database_with_commits_in_its_wal() {
     let r = copy.begin_read().unwrap();
     assert_eq!(r.count(&r.open_tree("t").unwrap()).unwrap(), 5);
 }
+
+/// A target that did not exist when the copy began is not locked: one that
+/// appears meanwhile (another process creating a database there) is not
+/// replaced when the copy is put in place.
+#[test]
+fn a_copy_does_not_replace_a_target_created_while_it_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Db::open(dir.path().join("src.obj")).unwrap();
+    write_rows(&src, 0..5);
+    let target = dir.path().join("new.obj");
+    let mut first = true;
+    let r = src.backup_to(&target, |_| {
+        if std::mem::take(&mut first) {
+            std::fs::write(&target, b"precious").unwrap();
+        }
+        true
+    });
+    match r {
+        Err(obj_engine::Error::InvalidArgument(m)) => assert!(m.contains("was created while"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+    let temps = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp-"));
+    assert_eq!(temps.count(), 0, "no temporary file is left");
+    // Into a path that stays free, the copy is made.
+    src.backup(dir.path().join("free.obj")).unwrap();
+}

@@ -245,6 +245,16 @@ impl NewFile {
                 .map_err(|e| Error::io(format!("syncing the directory of {display}"), e))
         };
         self.file.sync().map_err(|e| Error::io(format!("syncing {tmp}"), e))?;
+        // A target that did not exist at `create` was not locked: one that
+        // appeared since (a database another process created, perhaps
+        // with commits only in its WAL) is not replaced.
+        if self.existing.is_none()
+            && vfs.exists(&self.path).map_err(|e| Error::io(format!("checking {display}"), e))?
+        {
+            return Err(Error::invalid(format!(
+                "{display} was created while the copy was being written: not replacing it"
+            )));
+        }
         // A WAL left by the file being replaced would belong to another
         // database once the new file is in (a new file id), and the open
         // would refuse it. It moves aside first, where an open of the old

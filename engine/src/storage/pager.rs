@@ -1622,12 +1622,21 @@ impl Pager {
         result
     }
 
-    /// If this is the last process with the database open: checkpoints
-    /// everything and removes the WAL and the shared index, unless a
-    /// snapshot of this process is still active (then the pager's drop
-    /// does it). Errors are reported but the handle is closed either way
-    /// (committed data is safe in the WAL).
+    /// Closes the pager (this process's last handle on the file is
+    /// closing). If this is the last process with the database open:
+    /// checkpoints everything and removes the WAL and the shared index,
+    /// unless a snapshot of this process is still active (then the pager's
+    /// drop does it); otherwise folds what the other processes allow
+    /// ([`Pager::fold_for_others`]). Errors are reported but the handle is
+    /// closed either way (committed data is safe in the WAL).
     pub fn close(self: &Arc<Self>) -> Result<()> {
+        self.close_as(true)
+    }
+
+    /// [`Pager::close`] for the handle closing: `writes` false for a
+    /// read-only handle on a pager that writable handles opened, which
+    /// writes nothing, as a read-only pager's close.
+    pub fn close_as(self: &Arc<Self>, writes: bool) -> Result<()> {
         if self.forked() || self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -1642,13 +1651,13 @@ impl Pager {
                 // A write transaction begun before the close may still
                 // commit (it holds the pager); the fold waits for the
                 // pager's drop, after that transaction ends.
-                self.fold_pending.store(true, Ordering::Release);
+                self.fold_pending.store(writes, Ordering::Release);
                 return Ok(());
             }
             slot.busy = true;
             WriterGuard { pager: self.clone(), os_locked: false }
         };
-        let result = self.fold_if_last();
+        let result = self.fold_if_last(writes);
         drop(guard);
         result
         // The locks are released when the pager drops, after the last
@@ -1658,11 +1667,20 @@ impl Pager {
     /// The last process to close folds the WAL into the main file and
     /// removes the WAL and the shared index; the caller holds this
     /// process's writer slot.
-    fn fold_if_last(&self) -> Result<()> {
+    fn fold_if_last(&self, writes: bool) -> Result<()> {
         if !self.index.upgrade(LOCK_DMS)? {
-            return self.fold_for_others();
+            if !writes {
+                return Ok(());
+            }
+            self.fold_for_others()?;
+            // Processes closing at the same moment each found the others
+            // still there while they folded; whoever is still here now is
+            // the last one.
+            if !self.index.upgrade(LOCK_DMS)? {
+                return Ok(());
+            }
         }
-        let result = if self.read_only {
+        let result = if self.read_only || !writes {
             // Nothing to fold; a shared index with no WAL beside it serves
             // nobody.
             let wal_exists = self.vfs.exists(&self.wal_path).unwrap_or(true);
@@ -1696,6 +1714,13 @@ impl Pager {
         if self.read_only || !self.index.lock_exclusive(LOCK_WRITE)? {
             return Ok(());
         }
+        if self.index.header().is_err() {
+            // Torn by a writer that died, or damaged: the repair waits for
+            // every reader, and a close does not wait. The next writer or
+            // opener repairs it.
+            self.index.unlock_exclusive(LOCK_WRITE);
+            return Ok(());
+        }
         let result = (|| {
             let h = self.fresh_header(true)?;
             self.wal().adopt(h.generation, h.salt, h.max_frame, h.chain);
@@ -1714,7 +1739,8 @@ impl Pager {
     /// on the engine: the same fold as [`Pager::fold_for_others`], without
     /// waiting for a write transaction of this process or another.
     pub fn checkpoint_at_close(self: &Arc<Self>) -> Result<()> {
-        if self.read_only || self.check_usable().is_err() {
+        // A shared index in need of repair: as in `fold_for_others`.
+        if self.read_only || self.check_usable().is_err() || self.index.header().is_err() {
             return Ok(());
         }
         let guard = match self.lock_writer_for(Duration::ZERO) {
@@ -2009,7 +2035,7 @@ impl Drop for Pager {
         // Closed while snapshots were still open: they are all gone now.
         let usable = self.fatal.lock().unwrap_or_else(|p| p.into_inner()).is_none();
         if usable && self.fold_pending.swap(false, Ordering::AcqRel) {
-            let _ = self.fold_if_last();
+            let _ = self.fold_if_last(true);
         }
         self.index.release_all();
         if self.sharing == Sharing::Exclusive {
