@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::ops::newfile::{fresh_file_id, FileSink, NewFile};
+use crate::ops::newfile::{fresh_file_id, FileSink, NewFile, Replace};
 use crate::options::Options;
 use crate::storage::crypto::EncryptionKey;
 use crate::storage::file::Vfs;
@@ -169,8 +169,7 @@ impl ReadTxn {
     ) -> Result<BackupReport> {
         let pager = self.snapshot().pager();
         crate::ops::newfile::refuse_own_file(pager, path.as_ref(), "a backup")?;
-        let target = NewFile::create(pager.vfs().clone(), path.as_ref(), true)?;
-        target.refuse_unrecovered_target()?;
+        let target = NewFile::create(pager.vfs().clone(), path.as_ref(), Replace::IfClosedCleanly)?;
         copy_snapshot(self, target, &mut progress)
     }
 }
@@ -227,7 +226,8 @@ impl Db {
             return Err(Error::invalid(format!("{} is both the backup and the target", backup.display())));
         }
         let vfs: Arc<dyn Vfs> = options.vfs.clone().unwrap_or_else(|| Arc::new(crate::storage::file::OsVfs));
-        let new = NewFile::create(vfs, target, options.overwrite)?;
+        let replace = if options.overwrite { Replace::Always } else { Replace::Never };
+        let new = NewFile::create(vfs, target, replace)?;
         let source = Db::open_with(
             backup,
             Options {

@@ -32,10 +32,9 @@ use crate::doc::json::{from_json_str_enveloped, write_json};
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{IndexKind, IndexSpec};
-use crate::ops::newfile::remove_stale_temps;
+use crate::ops::newfile::{remove_stale_temps, temp_path_beside};
 use crate::query::expr::FieldPath;
 use crate::storage::file::OsVfs;
-use crate::storage::wal::fresh_salt;
 use crate::txn::EngineTrees;
 use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 
@@ -488,16 +487,14 @@ impl Db {
         let display = path.display();
         refuse_database_file(path)?;
         crate::ops::newfile::refuse_sidecar(&OsVfs, path, "an export")?;
-        let mut name = path
-            .file_name()
-            .ok_or_else(|| Error::invalid(format!("{display} is not a file path")))?
-            .to_owned();
+        if path.file_name().is_none() {
+            return Err(Error::invalid(format!("{display} is not a file path")));
+        }
         // A name of its own (two exports to one path at once, from two
         // threads or processes, each write their own), held locked while
         // written: the next export or copy to `path` removes only the
         // temporary files nobody holds (left by a killed process).
-        name.push(format!(".tmp-{:016x}", fresh_salt(std::process::id() as u64)));
-        let tmp = path.with_file_name(name);
+        let tmp = temp_path_beside(path);
         let written = (|| {
             let file = std::fs::File::options()
                 .write(true)

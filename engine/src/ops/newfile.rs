@@ -147,9 +147,24 @@ pub(crate) fn refuse_own_file(own: &Arc<Pager>, target: &Path, what: &str) -> Re
     Ok(())
 }
 
+/// What [`NewFile::create`] may do with an existing file at the target.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replace {
+    /// Refuse it (`InvalidArgument`): a restore not told to overwrite.
+    Never,
+    /// Replace it: a restore told to overwrite.
+    Always,
+    /// Replace it unless its `-wal` holds frames: nobody has it open
+    /// (`create` holds its lock), so it was not closed cleanly and those
+    /// frames may be commits its main file lacks, which replacing it would
+    /// delete. For a backup or a compacted copy, which replace an existing
+    /// file without being asked to.
+    IfClosedCleanly,
+}
+
 impl NewFile {
     /// Checks that `path` may be (re)written and creates the temporary file.
-    pub(crate) fn create(vfs: Arc<dyn Vfs>, path: &Path, overwrite: bool) -> Result<NewFile> {
+    pub(crate) fn create(vfs: Arc<dyn Vfs>, path: &Path, replace: Replace) -> Result<NewFile> {
         let display = path.display();
         if path.file_name().is_none() {
             return Err(Error::invalid(format!("{display} is not a file path")));
@@ -164,7 +179,7 @@ impl NewFile {
         let mut existing = None;
         let mut shm = None;
         if exists {
-            if !overwrite {
+            if replace == Replace::Never {
                 return Err(Error::invalid(format!(
                     "{display} already exists (allow overwriting to replace it)"
                 )));
@@ -185,11 +200,12 @@ impl NewFile {
             if !f.try_lock_exclusive().map_err(|e| Error::io(format!("locking {display}"), e))? {
                 return Err(Error::Busy(format!("{display} is open (locked by another handle or process)")));
             }
+            if replace == Replace::IfClosedCleanly {
+                refuse_unrecovered(&*vfs, path)?;
+            }
             existing = Some(f);
         }
-        let mut name = path.file_name().expect("checked").to_owned();
-        name.push(format!(".tmp-{:016x}", fresh_salt(std::process::id() as u64)));
-        let tmp = path.with_file_name(name);
+        let tmp = temp_path_beside(path);
         let file = vfs.open(&tmp, OpenMode::ReadWriteCreate).map_err(|e| {
             Error::io(format!("creating {display} (its temporary copy {})", tmp.display()), e)
         })?;
@@ -201,33 +217,6 @@ impl NewFile {
         let new = NewFile { vfs, path: path.to_path_buf(), tmp, file, existing, _shm: shm, published: false };
         new.file.truncate(0).map_err(|e| Error::io(format!("truncating {}", new.tmp.display()), e))?;
         Ok(new)
-    }
-
-    /// Refuses to replace a database whose `-wal` holds frames: nobody has
-    /// it open (`create` holds its lock), so it was not closed cleanly and
-    /// those frames may be commits its main file lacks, which replacing it
-    /// would delete. For a backup or a compacted copy, which replace an
-    /// existing file without being asked to; a restore with `overwrite`
-    /// was asked.
-    pub(crate) fn refuse_unrecovered_target(&self) -> Result<()> {
-        if self.existing.is_none() {
-            return Ok(());
-        }
-        let wal = wal_path_of(&self.path);
-        let frames = match self.vfs.open(&wal, OpenMode::ReadOnly) {
-            Ok(f) => f.size().map_err(|e| Error::io(format!("reading the size of {}", wal.display()), e))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io(format!("opening {}", wal.display()), e)),
-        } > WAL_HEADER_LEN;
-        if frames {
-            return Err(Error::invalid(format!(
-                "{} was not closed cleanly: its {} may hold commits that the file lacks; open and close \
-                 it to fold them in (or remove it) before replacing it",
-                self.path.display(),
-                wal.display()
-            )));
-        }
-        Ok(())
     }
 
     /// The temporary file.
@@ -284,6 +273,34 @@ impl Drop for NewFile {
             let _ = self.vfs.remove(&self.tmp);
         }
     }
+}
+
+/// `InvalidArgument` when the `-wal` of `target` holds frames
+/// ([`Replace::IfClosedCleanly`]).
+fn refuse_unrecovered(vfs: &dyn Vfs, target: &Path) -> Result<()> {
+    let wal = wal_path_of(target);
+    let size = match vfs.open(&wal, OpenMode::ReadOnly) {
+        Ok(f) => f.size().map_err(|e| Error::io(format!("reading the size of {}", wal.display()), e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(format!("opening {}", wal.display()), e)),
+    };
+    if size > WAL_HEADER_LEN {
+        return Err(Error::invalid(format!(
+            "{} was not closed cleanly: its {} may hold commits that the file lacks; open and close it to \
+             fold them in (or remove it) before replacing it",
+            target.display(),
+            wal.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A fresh temporary name beside `path` (which has a file name):
+/// `<name>.tmp-<16 hex digits>`, the form [`remove_stale_temps`] sweeps.
+pub(crate) fn temp_path_beside(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(ToOwned::to_owned).unwrap_or_default();
+    name.push(format!(".tmp-{:016x}", fresh_salt(std::process::id() as u64)));
+    path.with_file_name(name)
 }
 
 /// Removes the temporary files `<target>.tmp-<16 hex digits>` beside

@@ -1064,10 +1064,7 @@ impl Pager {
             )));
         }
         guard.os_locked = true;
-        // Another process may have committed, checkpointed or restarted the
-        // WAL since this one last wrote: append where it left off.
-        let h = self.fresh_header(true)?;
-        self.wal().adopt(h.generation, h.salt, h.max_frame, h.chain);
+        self.adopt_shared_wal()?;
         Ok(guard)
     }
 
@@ -1644,18 +1641,13 @@ impl Pager {
         if !usable {
             return Ok(());
         }
-        let guard = {
-            // `lock_writer` refuses a closed pager; take the slot directly.
-            let mut slot = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
-            if slot.busy {
-                // A write transaction begun before the close may still
-                // commit (it holds the pager); the fold waits for the
-                // pager's drop, after that transaction ends.
-                self.fold_pending.store(writes, Ordering::Release);
-                return Ok(());
-            }
-            slot.busy = true;
-            WriterGuard { pager: self.clone(), os_locked: false }
+        // `lock_writer` refuses a closed pager; take the slot directly.
+        let Some(guard) = self.try_writer_slot() else {
+            // A write transaction begun before the close may still commit
+            // (it holds the pager); the fold waits for the pager's drop,
+            // after that transaction ends.
+            self.fold_pending.store(writes, Ordering::Release);
+            return Ok(());
         };
         let result = self.fold_if_last(writes);
         drop(guard);
@@ -1711,23 +1703,8 @@ impl Pager {
     /// leaves the fold to a later close or checkpoint. The WAL and the
     /// shared index stay, for the processes still using them.
     fn fold_for_others(&self) -> Result<()> {
-        if self.read_only || !self.index.lock_exclusive(LOCK_WRITE)? {
-            return Ok(());
-        }
-        if self.index.header().is_err() {
-            // Torn by a writer that died, or damaged: the repair waits for
-            // every reader, and a close does not wait. The next writer or
-            // opener repairs it.
-            self.index.unlock_exclusive(LOCK_WRITE);
-            return Ok(());
-        }
-        let result = (|| {
-            let h = self.fresh_header(true)?;
-            self.wal().adopt(h.generation, h.salt, h.max_frame, h.chain);
-            self.checkpoint_and_cut()
-        })();
-        self.index.unlock_exclusive(LOCK_WRITE);
-        if !result.as_ref().is_ok_and(|r| r.complete) {
+        let result = self.checkpoint_if_free();
+        if matches!(result, Ok(Some(CheckpointResult { complete: false, .. })) | Err(_)) {
             // A snapshot of this process may be what held it back: the
             // pager's drop, after the last one, tries again.
             self.fold_pending.store(true, Ordering::Release);
@@ -1739,18 +1716,49 @@ impl Pager {
     /// on the engine: the same fold as [`Pager::fold_for_others`], without
     /// waiting for a write transaction of this process or another.
     pub fn checkpoint_at_close(self: &Arc<Self>) -> Result<()> {
-        // A shared index in need of repair: as in `fold_for_others`.
-        if self.read_only || self.check_usable().is_err() || self.index.header().is_err() {
+        if self.check_usable().is_err() {
             return Ok(());
         }
-        let guard = match self.lock_writer_for(Duration::ZERO) {
-            Ok(guard) => guard,
-            Err(Error::Busy(_)) => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(_slot) = self.try_writer_slot() else { return Ok(()) };
+        self.checkpoint_if_free().map(drop)
+    }
+
+    /// The writer slot of this process if it is free now.
+    fn try_writer_slot(self: &Arc<Self>) -> Option<WriterGuard> {
+        let mut slot = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.busy {
+            return None;
+        }
+        slot.busy = true;
+        Some(WriterGuard { pager: self.clone(), os_locked: false })
+    }
+
+    /// The close-time checkpoint; the caller holds this process's writer
+    /// slot. Runs as an explicit checkpoint does if the WRITE lock is free
+    /// now and the shared index needs no repair (torn by a writer that
+    /// died, or damaged: the repair waits for every reader, and a close
+    /// does not wait; the next writer or opener repairs it). `None` when
+    /// it did not run.
+    fn checkpoint_if_free(&self) -> Result<Option<CheckpointResult>> {
+        if self.read_only || !self.index.lock_exclusive(LOCK_WRITE)? {
+            return Ok(None);
+        }
+        let result = if self.index.header().is_err() {
+            Ok(None)
+        } else {
+            self.adopt_shared_wal().and_then(|()| self.checkpoint_and_cut()).map(Some)
         };
-        let result = self.checkpoint_and_cut();
-        drop(guard);
-        result.map(drop)
+        self.index.unlock_exclusive(LOCK_WRITE);
+        result
+    }
+
+    /// With the WRITE lock just taken: another process may have committed,
+    /// checkpointed or restarted the WAL since this one last wrote, so the
+    /// WAL appends where the shared index says it left off.
+    fn adopt_shared_wal(&self) -> Result<()> {
+        let h = self.fresh_header(true)?;
+        self.wal().adopt(h.generation, h.salt, h.max_frame, h.chain);
+        Ok(())
     }
 
     /// Checkpoints everything and removes the WAL and the shared index if no
