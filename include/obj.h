@@ -1321,12 +1321,13 @@ obj_status obj_db_attach_with_key(obj_db *db,
 obj_status obj_db_detach(obj_db *db, const char *ns);
 
 /**
- * Streams collection `collection` (or, when NULL, every collection and
- * key-value namespace) to the file `path` as JSON lines, from one
- * snapshot, in constant memory: a header line per collection (kind,
- * indexes, next id) then one line per document (docs/format.md, "Export
- * format"). `out` (may be NULL) receives a JSON report: collections,
- * documents, kv_namespaces, kv_entries, commit_counter. The lines go to
+ * Streams collection `collection` (or, when NULL, every collection,
+ * key-value namespace and plain B+tree that the Rust API's `create_tree`
+ * made) to the file `path` as JSON lines, from one snapshot, in constant
+ * memory: a header line per collection (kind, indexes, next id) then one
+ * line per document (docs/format.md, "Export files"). `out` (may be
+ * NULL) receives a JSON report: collections, documents, kv_namespaces,
+ * kv_entries, trees, tree_entries, commit_counter. The lines go to
  * a temporary file beside `path` that replaces it once complete and
  * synced; a failed export leaves `path` as it was. Errors: OBJ_BUSY when
  * `path` is a database open in this process, OBJ_INVALID_ARGUMENT when
@@ -1353,7 +1354,7 @@ obj_status obj_db_export(obj_db *db, const char *collection, const char *path, o
  * line N: ..."); a malformed line (not JSON, not UTF-8, not an export
  * record) is OBJ_INVALID_ARGUMENT.
  * `out` (may be NULL) receives a JSON report: collections, documents,
- * indexes_created, kv_namespaces, kv_entries, commits.
+ * indexes_created, kv_namespaces, kv_entries, trees, tree_entries, commits.
  *
  * # Safety
  * `db` is a live handle; `path` a NUL-terminated string; `out` NULL or writable.

@@ -516,6 +516,8 @@ struct CompactionEstimate {
 /** What Db::export_jsonl wrote. */
 struct ExportReport {
     uint64_t collections = 0, documents = 0, kv_namespaces = 0, kv_entries = 0;
+    /** Plain B+trees (made by the Rust API's create_tree) and their entries. */
+    uint64_t trees = 0, tree_entries = 0;
     /** The snapshot exported. */
     uint64_t commit_counter = 0;
     std::string json;
@@ -524,6 +526,8 @@ struct ExportReport {
 /** What Db::import_jsonl loaded. */
 struct ImportReport {
     uint64_t collections = 0, documents = 0, indexes_created = 0, kv_namespaces = 0, kv_entries = 0;
+    /** Plain B+trees (made by the Rust API's create_tree) and their entries. */
+    uint64_t trees = 0, tree_entries = 0;
     /** Write transactions committed. */
     uint64_t commits = 0;
     std::string json;
@@ -718,6 +722,8 @@ public:
         r.documents = detail::report_field(r.json, "documents");
         r.kv_namespaces = detail::report_field(r.json, "kv_namespaces");
         r.kv_entries = detail::report_field(r.json, "kv_entries");
+        r.trees = detail::report_field(r.json, "trees");
+        r.tree_entries = detail::report_field(r.json, "tree_entries");
         r.commit_counter = detail::report_field(r.json, "commit_counter");
         return r;
     }
@@ -735,6 +741,8 @@ public:
         r.indexes_created = detail::report_field(r.json, "indexes_created");
         r.kv_namespaces = detail::report_field(r.json, "kv_namespaces");
         r.kv_entries = detail::report_field(r.json, "kv_entries");
+        r.trees = detail::report_field(r.json, "trees");
+        r.tree_entries = detail::report_field(r.json, "tree_entries");
         r.commits = detail::report_field(r.json, "commits");
         return r;
     }

@@ -294,12 +294,13 @@ pub unsafe extern "C" fn obj_db_detach(db: *mut obj_db, ns: *const c_char) -> ob
     })
 }
 
-/// Streams collection `collection` (or, when NULL, every collection and
-/// key-value namespace) to the file `path` as JSON lines, from one
-/// snapshot, in constant memory: a header line per collection (kind,
-/// indexes, next id) then one line per document (docs/format.md, "Export
-/// format"). `out` (may be NULL) receives a JSON report: collections,
-/// documents, kv_namespaces, kv_entries, commit_counter. The lines go to
+/// Streams collection `collection` (or, when NULL, every collection,
+/// key-value namespace and plain B+tree that the Rust API's `create_tree`
+/// made) to the file `path` as JSON lines, from one snapshot, in constant
+/// memory: a header line per collection (kind, indexes, next id) then one
+/// line per document (docs/format.md, "Export files"). `out` (may be
+/// NULL) receives a JSON report: collections, documents, kv_namespaces,
+/// kv_entries, trees, tree_entries, commit_counter. The lines go to
 /// a temporary file beside `path` that replaces it once complete and
 /// synced; a failed export leaves `path` as it was. Errors: OBJ_BUSY when
 /// `path` is a database open in this process, OBJ_INVALID_ARGUMENT when
@@ -335,7 +336,8 @@ pub unsafe extern "C" fn obj_db_export(
         }?;
         let v = serde_json::json!({
             "collections": r.collections, "documents": r.documents, "kv_namespaces": r.kv_namespaces,
-            "kv_entries": r.kv_entries, "commit_counter": r.commit_counter,
+            "kv_entries": r.kv_entries, "trees": r.trees, "tree_entries": r.tree_entries,
+            "commit_counter": r.commit_counter,
         });
         // SAFETY: per contract.
         unsafe { put_report(out, v) };
@@ -356,7 +358,7 @@ pub unsafe extern "C" fn obj_db_export(
 /// line N: ..."); a malformed line (not JSON, not UTF-8, not an export
 /// record) is OBJ_INVALID_ARGUMENT.
 /// `out` (may be NULL) receives a JSON report: collections, documents,
-/// indexes_created, kv_namespaces, kv_entries, commits.
+/// indexes_created, kv_namespaces, kv_entries, trees, tree_entries, commits.
 ///
 /// # Safety
 /// `db` is a live handle; `path` a NUL-terminated string; `out` NULL or writable.
@@ -385,7 +387,8 @@ pub unsafe extern "C" fn obj_db_import(
         }?;
         let v = serde_json::json!({
             "collections": r.collections, "documents": r.documents, "indexes_created": r.indexes_created,
-            "kv_namespaces": r.kv_namespaces, "kv_entries": r.kv_entries, "commits": r.commits,
+            "kv_namespaces": r.kv_namespaces, "kv_entries": r.kv_entries, "trees": r.trees,
+            "tree_entries": r.tree_entries, "commits": r.commits,
         });
         // SAFETY: per contract.
         unsafe { put_report(out, v) };

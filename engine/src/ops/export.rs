@@ -54,6 +54,10 @@ pub struct ExportReport {
     pub kv_namespaces: u64,
     /// Key-value entry lines.
     pub kv_entries: u64,
+    /// Plain B+tree sections (trees made with `WriteTxn::create_tree`).
+    pub trees: u64,
+    /// Plain B+tree entry lines.
+    pub tree_entries: u64,
     /// The commit counter of the snapshot exported.
     pub commit_counter: u64,
 }
@@ -81,6 +85,10 @@ pub struct ImportReport {
     pub kv_namespaces: u64,
     /// Key-value entries written.
     pub kv_entries: u64,
+    /// Plain B+tree sections read.
+    pub trees: u64,
+    /// Plain B+tree entries written.
+    pub tree_entries: u64,
     /// Transactions committed.
     pub commits: u64,
 }
@@ -161,25 +169,46 @@ fn export_one<T: ReadableTxn, W: Write>(
     Ok(())
 }
 
-fn export_kv<T: ReadableTxn, W: Write>(
+/// Writes one section of key-value entries: a `kv` namespace (stored in
+/// the engine tree `$kv/<ns>`) or a plain B+tree of the user's.
+fn export_entries<T: ReadableTxn, W: Write>(
     txn: &T,
-    ns: &str,
+    section: EntrySection<'_>,
     w: &mut LineWriter<W>,
     report: &mut ExportReport,
 ) -> Result<()> {
-    let tree = txn.open_engine_tree(&format!("{KV_PREFIX}{ns}"))?;
+    let (key, name, tree) = match section {
+        EntrySection::Kv(ns) => ("kv", ns, txn.open_engine_tree(&format!("{KV_PREFIX}{ns}"))?),
+        EntrySection::Tree(name) => ("tree", name, txn.open_tree(name)?),
+    };
     w.line(&Value::Map(vec![
         ("obj_export".into(), Value::Int(EXPORT_VERSION)),
-        ("kv".into(), s(ns)),
+        (key.into(), s(name)),
         ("count".into(), Value::from(txn.count(&tree)?)),
     ]))?;
-    report.kv_namespaces += 1;
+    let mut lines = 0;
     for entry in txn.range(&tree, Bound::Unbounded, Bound::Unbounded, false)? {
         let (k, v) = entry?;
         w.line(&Value::Map(vec![("key".into(), Value::Bytes(k)), ("value".into(), Value::Bytes(v))]))?;
-        report.kv_entries += 1;
+        lines += 1;
+    }
+    match section {
+        EntrySection::Kv(_) => {
+            report.kv_namespaces += 1;
+            report.kv_entries += lines;
+        }
+        EntrySection::Tree(_) => {
+            report.trees += 1;
+            report.tree_entries += lines;
+        }
     }
     Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum EntrySection<'a> {
+    Kv(&'a str),
+    Tree(&'a str),
 }
 
 impl ReadTxn {
@@ -195,8 +224,9 @@ impl ReadTxn {
         Ok(report)
     }
 
-    /// Writes every collection, then every key-value namespace, of this
-    /// snapshot to `out` as JSON lines.
+    /// Writes every collection, then every key-value namespace, then every
+    /// plain B+tree (made with `WriteTxn::create_tree`), of this snapshot
+    /// to `out` as JSON lines.
     pub fn export_all<W: Write>(&self, out: W) -> Result<ExportReport> {
         let mut w = LineWriter { out, buf: Vec::new() };
         let mut report =
@@ -204,10 +234,16 @@ impl ReadTxn {
         for name in list_collections(self)? {
             export_one(&self.collection(&name)?, &mut w, &mut report)?;
         }
-        for tree in self.list_trees()? {
+        let trees = self.list_trees()?;
+        for tree in &trees {
             if let Some(ns) = tree.strip_prefix(KV_PREFIX) {
-                export_kv(self, ns, &mut w, &mut report)?;
+                export_entries(self, EntrySection::Kv(ns), &mut w, &mut report)?;
             }
+        }
+        // Names starting with `$` are the engine's (documents, indexes,
+        // names, namespaces): written above in their own form.
+        for tree in trees.iter().filter(|t| !t.starts_with('$')) {
+            export_entries(self, EntrySection::Tree(tree), &mut w, &mut report)?;
         }
         w.out.flush().map_err(io_err)?;
         Ok(report)
@@ -294,6 +330,7 @@ fn is_header(v: &Value) -> bool {
 enum Section {
     Collection { name: String, raw: bool, next_id: u64, count: u64, indexes: Vec<IndexSpec> },
     Kv { ns: String, count: u64 },
+    Tree { name: String, count: u64 },
 }
 
 fn only_keys(lineno: u64, map: &[(String, Value)], allowed: &[&str]) -> Result<()> {
@@ -305,7 +342,11 @@ fn only_keys(lineno: u64, map: &[(String, Value)], allowed: &[&str]) -> Result<(
 
 fn parse_header(lineno: u64, v: &Value) -> Result<Section> {
     let map = fields(v).filter(|m| get(m, "obj_export").is_some()).ok_or_else(|| {
-        bad(lineno, "expected a section header ({\"obj_export\": 1, \"collection\": …} or {\"obj_export\": 1, \"kv\": …})")
+        bad(
+            lineno,
+            "expected a section header ({\"obj_export\": 1, \"collection\": …}, {\"obj_export\": 1, \"kv\": …} \
+             or {\"obj_export\": 1, \"tree\": …})",
+        )
     })?;
     let version = get(map, "obj_export").and_then(Value::as_i64);
     match version {
@@ -329,6 +370,10 @@ fn parse_header(lineno: u64, v: &Value) -> Result<Section> {
     if get(map, "kv").is_some() {
         only_keys(lineno, map, &["obj_export", "kv", "count"])?;
         return Ok(Section::Kv { ns: text("kv")?, count: number("count")? });
+    }
+    if get(map, "tree").is_some() {
+        only_keys(lineno, map, &["obj_export", "tree", "count"])?;
+        return Ok(Section::Tree { name: text("tree")?, count: number("count")? });
     }
     only_keys(lineno, map, &["obj_export", "collection", "kind", "next_id", "count", "indexes"])?;
     let raw = match text("kind")?.as_str() {
@@ -576,6 +621,11 @@ impl Db {
                     imp.report.kv_namespaces += 1;
                     *count
                 }
+                Section::Tree { name, count } => {
+                    imp.tx()?.create_tree(name).map_err(|e| at_line(lineno, e))?;
+                    imp.report.trees += 1;
+                    *count
+                }
             };
             // The section's lines, in batches.
             loop {
@@ -628,7 +678,13 @@ impl Db {
                             in_batch += 1;
                         }
                     }
-                    Section::Kv { ns, .. } => {
+                    Section::Kv { .. } | Section::Tree { .. } => {
+                        // (A tree's handle is taken again per batch: a
+                        // batch commit ends the transaction it came from.)
+                        let tree = match &section {
+                            Section::Tree { name, .. } => Some(tx.open_tree(name)?),
+                            _ => None,
+                        };
                         while batch_limit.is_none_or(|b| in_batch < b.max(1)) {
                             let Some((n, v)) = lines.next()? else {
                                 stop = true;
@@ -643,7 +699,12 @@ impl Db {
                                 return Err(one_too_many(n, lineno, expected));
                             }
                             let (k, v) = parse_kv_line(n, v)?;
-                            tx.kv_put(ns, &k, &v).map_err(|e| at_line(n, e))?;
+                            match (&section, &tree) {
+                                (Section::Kv { ns, .. }, _) => tx.kv_put(ns, &k, &v).map(drop),
+                                (_, Some(tree)) => tx.insert(tree, &k, &v).map(drop),
+                                _ => Err(Error::invalid("an entry line outside a kv or tree section")),
+                            }
+                            .map_err(|e| at_line(n, e))?;
                             seen += 1;
                             in_batch += 1;
                         }
@@ -657,6 +718,7 @@ impl Db {
             match section {
                 Section::Collection { .. } => imp.report.documents += seen,
                 Section::Kv { .. } => imp.report.kv_entries += seen,
+                Section::Tree { .. } => imp.report.tree_entries += seen,
             }
             if seen != expected {
                 return Err(bad(
