@@ -21,7 +21,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use super::codec::{
     close_container, encode_header, open_container, put, put_bytes, tag, DocHeader, MemNameDict, NameDict,
 };
-use super::value::MAX_NESTING;
+use super::value::{SeenIds, MAX_NESTING};
 
 /// Encodes the JSON object `text` as a stored document (header with
 /// `schema_version`, then the value) appended to `out`. False, with `out`
@@ -322,13 +322,12 @@ impl<'de, D: NameDict> Visitor<'de> for ValueSeed<'_, D> {
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         let body = self.open(tag::MAP)?;
-        let mut ids: Vec<u32> = Vec::new();
+        let mut ids = SeenIds::default();
         while let Some(id) = map.next_key_seed(KeySeed { dict: &mut *self.dict })? {
             // A repeated key is an error the general path words.
-            if ids.contains(&id) {
+            if !ids.insert(id) {
                 return Err(refuse());
             }
-            ids.push(id);
             put(self.out, &id).map_err(|_| refuse::<A::Error>())?;
             map.next_value_seed(self.child()?)?;
         }

@@ -26,7 +26,7 @@ use super::codec::{
     NameDict,
 };
 use super::serde_value::{KeySerializer, TIMESTAMP_STRUCT};
-use super::value::MAX_NESTING;
+use super::value::{SeenIds, MAX_NESTING};
 
 /// Encodes `doc` as a stored document (header with `schema_version`, then
 /// the map) appended to `out`. False, with `out` as it was, when `doc`
@@ -71,30 +71,6 @@ impl FieldIds {
             self.0.push((at.0, at.1, id));
         }
         Ok(id)
-    }
-}
-
-/// The keys of one map so far; the first few without an allocation.
-#[derive(Default)]
-struct Keys {
-    first: [u32; 12],
-    len: usize,
-    more: Vec<u32>,
-}
-
-impl Keys {
-    /// Adds `id`; false if the map already has it.
-    fn insert(&mut self, id: u32) -> bool {
-        let first = &self.first[..self.len.min(self.first.len())];
-        if first.contains(&id) || self.more.contains(&id) {
-            return false;
-        }
-        match self.first.get_mut(self.len) {
-            Some(slot) => *slot = id,
-            None => self.more.push(id),
-        }
-        self.len += 1;
-        true
     }
 }
 
@@ -146,7 +122,7 @@ impl<'o, D: NameDict> Writer<'o, D> {
         }
         let body = open_container(self.out, container);
         self.depth += 1;
-        Ok(Container { w: self, body, count: 0, keys: Keys::default() })
+        Ok(Container { w: self, body, count: 0, keys: SeenIds::default() })
     }
 }
 
@@ -156,7 +132,7 @@ struct Container<'w, 'o, D> {
     body: usize,
     count: u64,
     /// A map's keys so far (a repeated one is left to the general path).
-    keys: Keys,
+    keys: SeenIds,
 }
 
 impl<D: NameDict> Container<'_, '_, D> {

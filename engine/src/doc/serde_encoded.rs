@@ -23,7 +23,7 @@ use super::codec::{corrupt, decode_at, enter, leave, tag, NameLookup, Reader};
 use super::serde_value::{
     exact_float, unexpected, KeyDeserializer, SerdeError, ValueDeserializer, TIMESTAMP_STRUCT, TWO_POW_127,
 };
-use super::value::Value;
+use super::value::{SeenIds, Value};
 use crate::error::{Error, Result};
 
 /// Reads a `T` from one encoded value (a stored document's payload, after
@@ -205,7 +205,7 @@ impl<'de, N: NameLookup> de::Deserializer<'de> for Encoded<'de, '_, N> {
                     left: count,
                     names: self.names,
                     depth: self.depth + 1,
-                    seen: Seen::default(),
+                    seen: SeenIds::default(),
                 };
                 let value = visitor.visit_map(&mut map)?;
                 map.finish()?;
@@ -382,38 +382,13 @@ impl<'de, N: NameLookup> de::SeqAccess<'de> for Seq<'de, '_, N> {
     }
 }
 
-/// The name ids met in one map, to reject a repeated key as the full
-/// decoder does (ids below 64 in a bit set, others in a list).
-#[derive(Default)]
-struct Seen {
-    small: u64,
-    large: Vec<u32>,
-}
-
-impl Seen {
-    /// False if `id` was already met.
-    fn insert(&mut self, id: u32) -> bool {
-        if id < 64 {
-            let bit = 1u64 << id;
-            let fresh = self.small & bit == 0;
-            self.small |= bit;
-            fresh
-        } else if self.large.contains(&id) {
-            false
-        } else {
-            self.large.push(id);
-            true
-        }
-    }
-}
-
 /// The entries of a map.
 struct Map<'de, 'r, N> {
     body: Reader<'de>,
     left: usize,
     names: &'r N,
     depth: usize,
-    seen: Seen,
+    seen: SeenIds,
 }
 
 impl<'de, 'r, N: NameLookup> Map<'de, 'r, N> {

@@ -278,6 +278,47 @@ pub(crate) fn parse_index(seg: &str) -> Option<u32> {
     seg.parse().ok()
 }
 
+/// The field-name ids met in one map, to refuse a repeated key: ids below
+/// 64 in a bit set, a few others in a list, and past those a hash set (a
+/// map of many keys must not cost the square of their number).
+#[derive(Default)]
+pub(crate) struct SeenIds {
+    small: u64,
+    few: Vec<u32>,
+    many: std::collections::HashSet<u32>,
+    len: usize,
+}
+
+impl SeenIds {
+    const FEW: usize = 16;
+
+    /// Adds `id`; false if the map already has it.
+    pub(crate) fn insert(&mut self, id: u32) -> bool {
+        let fresh = if id < 64 {
+            let bit = 1u64 << id;
+            let fresh = self.small & bit == 0;
+            self.small |= bit;
+            fresh
+        } else if self.many.is_empty() && self.few.len() < Self::FEW {
+            let fresh = !self.few.contains(&id);
+            if fresh {
+                self.few.push(id);
+            }
+            fresh
+        } else {
+            self.many.extend(self.few.drain(..));
+            self.many.insert(id)
+        };
+        self.len += usize::from(fresh);
+        fresh
+    }
+
+    /// How many ids were added.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// The first key that occurs twice among `entries`, if any. Maps are small
 /// as a rule, so a quadratic scan beats hashing until they are not.
 pub(crate) fn duplicate_key<V>(entries: &[(String, V)]) -> Option<&str> {
@@ -452,6 +493,21 @@ mod tests {
             ("items", Value::List(vec![Value::from_iter([("sku", 7)]), Value::from_iter([("sku", 9)])])),
             ("0", Value::from(true)),
         ])
+    }
+
+    #[test]
+    fn doc_seen_ids_finds_a_repeat_in_every_range() {
+        // Small ids (bit set), a few large ones (list), then many (hash set).
+        let mut seen = SeenIds::default();
+        let ids: Vec<u32> = (0..70).chain(1_000..1_100).chain([63, 64, 1_000, 1_099, 5_000]).collect();
+        let fresh: Vec<bool> = ids.iter().map(|&id| seen.insert(id)).collect();
+        assert!(fresh[..170].iter().all(|&f| f));
+        assert_eq!(&fresh[170..], &[false, false, false, false, true]);
+        assert_eq!(seen.len(), 171);
+        // A repeat of one of the first few large ids, once past the list.
+        let mut seen = SeenIds::default();
+        assert!((100..100 + SeenIds::FEW as u32 + 5).all(|id| seen.insert(id)));
+        assert!(!seen.insert(100) && !seen.insert(100 + SeenIds::FEW as u32));
     }
 
     #[test]
