@@ -155,6 +155,44 @@ def take_bytes(buf: Any) -> bytes:
         lib.obj_bytes_free(buf)
 
 
+class OutHandle:
+    """The out-parameter of a C call that makes a handle (a database, a
+    transaction, a cursor), owning what the call puts there until
+    :meth:`take`. A signal handler's exception (Ctrl-C's
+    KeyboardInterrupt) can surface between any two Python steps, so also
+    between the call's return and the line that would take the handle: a
+    write transaction lost there would hold the file's write lock until
+    the process ends. Whoever raises past an unclaimed slot calls
+    :meth:`release` (and, failing that, collecting the slot frees it)."""
+
+    __slots__ = ("p", "free")
+
+    def __init__(self, ctype: str, free: Any) -> None:
+        self.p = ffi.new(ctype)
+        self.free = free
+
+    def take(self) -> Any:
+        """The handle, freed when its last reference goes (ffi.gc). An
+        exception surfacing as this returns drops the result, which frees
+        it: the slot is empty by then."""
+        h = self.p[0]
+        self.p[0] = ffi.NULL
+        return ffi.gc(h, self.free)
+
+    def release(self) -> None:
+        """Frees a handle the call made that nobody took."""
+        h = self.p[0]
+        if h != ffi.NULL:
+            self.p[0] = ffi.NULL
+            self.free(h)
+
+    def __del__(self) -> None:
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001 (at interpreter exit the module may be gone; the process frees all)
+            pass
+
+
 # Bumped in a child process after fork(): what a handle recorded of its
 # process (the thread holding its write transaction, the worker threads of
 # an AsyncDb) is the parent's, and does not hold in the child.

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Callable
 
 from . import _codec
-from ._ffi import ffi, lib, check, fail, fork_generation, has, slots
+from ._ffi import OutHandle, ffi, lib, check, fail, fork_generation, has, slots
 from .document import Schema, schema_of
 from .errors import (
     BusyError, ClosedError, ConstraintError, CorruptionError, InvalidArgumentError, NotFoundError, ObjError,
@@ -209,12 +209,16 @@ class Db:
                 setattr(o, name, v)
         keep = _key_args(key, passphrase)
         o.encryption_key, o.passphrase = keep
-        out = ffi.new("obj_db **")
-        check(lib.obj_db_open(_codec.cstr(self.path, "path"), o, out))
+        out = OutHandle("obj_db **", lib.obj_db_free)
+        try:
+            check(lib.obj_db_open(_codec.cstr(self.path, "path"), o, out.p))
+            # Freed when this object is collected, never earlier: a thread still
+            # inside a call after close() gets OBJ_CLOSED, not freed memory.
+            self._h = out.take()
+        except BaseException:
+            out.release()  # (a Ctrl-C as the open returned)
+            raise
         del keep
-        # Freed when this object is collected, never earlier: a thread still
-        # inside a call after close() gets OBJ_CLOSED, not freed memory.
-        self._h = ffi.gc(out[0], lib.obj_db_free)
         self._closed = False
         self.read_only = bool(read_only)
         # What this Db knows of the file's collections, true at catalog
@@ -436,31 +440,49 @@ class Db:
         and rolls back on an exception."""
         h = self._handle()
         self._no_nested_write()
-        out = ffi.new("obj_txn **")
-        check(lib.obj_txn_begin_write(h, out))
-        txh = ffi.gc(out[0], lib.obj_txn_free)
-        if self._closed:  # closed while this waited for the write lock
-            lib.obj_txn_rollback(txh)
-            self._handle()
-        tx = WriteTxn(self, txh, True)
-        if self._attached:
-            self._begin_attached(tx)
-        with self._close_lock:
-            if self._closed:
-                tx._end_by_close()
+        out = OutHandle("obj_txn **", lib.obj_txn_free)
+        txh = None
+        try:
+            check(lib.obj_txn_begin_write(h, out.p))
+            txh = out.take()
+            if self._closed:  # closed while this waited for the write lock
+                lib.obj_txn_rollback(txh)
                 self._handle()
-            self._writer = (_thread_token(), weakref.ref(tx), fork_generation[0])
-        return tx
+            tx = WriteTxn(self, txh, True)
+            if self._attached:
+                self._begin_attached(tx)
+            with self._close_lock:
+                if self._closed:
+                    tx._end_by_close()
+                    self._handle()
+                self._writer = (_thread_token(), weakref.ref(tx), fork_generation[0])
+            return tx
+        except BaseException:
+            # Not handed to the caller: end it now, not when the traceback
+            # that holds it goes (a Ctrl-C as the lock was granted would
+            # otherwise keep every writer of the file waiting).
+            out.release()
+            if txh is not None:
+                lib.obj_txn_rollback(txh)
+            raise
 
     def read_transaction(self) -> ReadTxn:
         """Begins a read transaction: a snapshot of the last commit (and of
         every attached file)."""
-        out = ffi.new("obj_txn **")
-        check(lib.obj_txn_begin_read(self._handle(), out))
-        tx = ReadTxn(self, ffi.gc(out[0], lib.obj_txn_free), False)
-        if self._attached:
-            self._begin_attached(tx)
-        return tx
+        out = OutHandle("obj_txn **", lib.obj_txn_free)
+        txh = None
+        try:
+            check(lib.obj_txn_begin_read(self._handle(), out.p))
+            txh = out.take()
+            tx = ReadTxn(self, txh, False)
+            if self._attached:
+                self._begin_attached(tx)
+            return tx
+        except BaseException:
+            out.release()  # (its snapshot would hold back checkpoints)
+            if txh is not None:
+                lib.obj_txn_rollback(txh)
+            raise
 
     def _own(self, tx: ReadTxn) -> ReadTxn:
         """Registers ``tx``, a read transaction that an iterator of this Db
@@ -1032,9 +1054,13 @@ class Db:
     def _dump_raw(self, collection: str, max_records: int | None) -> Iterator[RawRecord]:
         with self._own(self.read_transaction()) as tx:
             core, cname = tx._route(collection)
-            out = ffi.new("obj_cursor **")
-            check(lib.obj_collection_dump(core._handle(), cname, out))
-            cur = ffi.gc(out[0], lib.obj_cursor_free)
+            out = OutHandle("obj_cursor **", lib.obj_cursor_free)
+            try:
+                check(lib.obj_collection_dump(core._handle(), cname, out.p))
+                cur = out.take()
+            except BaseException:
+                out.release()
+                raise
             idp, buf = ffi.new("uint64_t *"), ffi.new("obj_bytes *")
             ver, done = ffi.new("uint32_t *"), ffi.new("bool *")
             n = 0

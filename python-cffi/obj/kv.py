@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _codec
-from ._ffi import ffi, lib, slots
+from ._ffi import OutHandle, ffi, lib, slots
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -203,18 +203,22 @@ class KvNamespace:
             yield from self._scan(*self._target(tx), p, s, e, reverse)
 
     def _scan(self, tx: Any, c: bytes, p: Any, s: Any, e: Any, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
-        out = ffi.new("obj_cursor **")
+        out = OutHandle("obj_cursor **", lib.obj_cursor_free)
         null = ffi.NULL
-        tx._check(
-            lib.obj_kv_scan(
-                tx._handle(), c,
-                null if s is None else s, 0 if s is None else len(s),
-                null if e is None else e, 0 if e is None else len(e),
-                null if p is None else p, 0 if p is None else len(p),
-                reverse, out,
+        try:
+            tx._check(
+                lib.obj_kv_scan(
+                    tx._handle(), c,
+                    null if s is None else s, 0 if s is None else len(s),
+                    null if e is None else e, 0 if e is None else len(e),
+                    null if p is None else p, 0 if p is None else len(p),
+                    reverse, out.p,
+                )
             )
-        )
-        cur = ffi.gc(out[0], lib.obj_cursor_free)
+            cur = out.take()
+        except BaseException:
+            out.release()
+            raise
         kb, vb, done = ffi.new("obj_bytes *"), ffi.new("obj_bytes *"), ffi.new("bool *")
         buffer, free = ffi.buffer, lib.obj_bytes_free
         try:

@@ -24,7 +24,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _codec
-from ._ffi import ffi, lib, fail, has, slots as _slots
+from ._ffi import OutHandle, ffi, lib, fail, has, slots as _slots
 from .document import Schema, declared, schema_of
 from .errors import ClosedError, InvalidArgumentError, NotFoundError
 
@@ -418,14 +418,23 @@ class _Core:
             return None
         return sl.u64[0], (sl.ver[0] if versioned else 0), self._take_json()
 
+    def _c_query_cursor(self, query_js: bytes) -> Any:
+        """A cursor over a query's results (see ``OutHandle`` for why the
+        handle is taken through one)."""
+        out = OutHandle("obj_cursor **", lib.obj_cursor_free)
+        try:
+            self._check(lib.obj_query(self._handle(), query_js, len(query_js), out.p))
+            return out.take()
+        except BaseException:
+            out.release()
+            raise
+
     def _c_batches(self, query_js: bytes, limit: int | None, fetch: Any, ended: Any) -> Iterator[Any]:
         """Runs a query and yields each decoded batch that ``fetch(cursor,
         size, out)`` writes, until ``ended(batch)``; batches grow from
         ``FIRST_BATCH`` (or ``limit``) to ``MAX_BATCH``. Nothing runs before
         the first ``next``."""
-        out = _new("obj_cursor **")
-        self._check(lib.obj_query(self._handle(), query_js, len(query_js), out))
-        cur = ffi.gc(out[0], lib.obj_cursor_free)
+        cur = self._c_query_cursor(query_js)
         buf = _new("obj_bytes *")
         loads = _codec.loads_batch
         batch = FIRST_BATCH if limit is None else max(1, min(limit, MAX_BATCH))
@@ -480,9 +489,7 @@ class _Core:
     def _c_json_rows(self, query_js: bytes) -> Iterator[tuple[int, int, bytes]]:
         """Streams ``(id, version, document JSON text)`` one per call (for
         tools that pass the text on unparsed)."""
-        out = _new("obj_cursor **")
-        self._check(lib.obj_query(self._handle(), query_js, len(query_js), out))
-        cur = ffi.gc(out[0], lib.obj_cursor_free)
+        cur = self._c_query_cursor(query_js)
         idp, buf, ver, done = _new("uint64_t *"), _new("obj_bytes *"), _new("uint32_t *"), _new("bool *")
         try:
             while True:
