@@ -39,11 +39,11 @@ _WRITES = frozenset({
 
 
 # The one-call document and key-value writes that AsyncDb runs in a write
-# transaction of its own on a writer thread, committed only if the awaiting
-# task has not been cancelled by then: a call that times out
-# (asyncio.wait_for) or is cancelled while it waits for the write lock is
-# rolled back, not applied later behind the caller's back (a retry would
-# write it twice).
+# transaction of its own on a writer thread, so that the call's outcome is
+# the write's: a call that times out (asyncio.wait_for) or is cancelled
+# before its commit begins is rolled back, not applied later behind the
+# caller's back (a retry would write it twice), and one cancelled once its
+# commit has begun returns the commit's result (see _write_in_tx).
 _TX_WRITES = frozenset({"insert", "insert_many", "upsert", "update", "delete"})
 _KV_TX_WRITES = frozenset({"put", "delete"})
 
@@ -552,27 +552,55 @@ class AsyncDb:
         return await fut
 
     async def _write_in_tx(self, fn: Callable[[Any], Any]) -> Any:
-        """``fn(tx)`` in a write transaction of its own on a writer thread.
-        If the awaiting task is cancelled before ``fn`` has run to its end,
-        the transaction is rolled back (CancelledError is raised at once;
-        a cancellation that comes while the commit runs cannot stop it)."""
+        """``fn(tx)`` in a write transaction of its own on a writer thread;
+        the call's outcome is the write's. A cancellation (a timeout too)
+        that comes before the commit begins rolls the write back and raises
+        CancelledError; one that comes once the commit has begun cannot stop
+        it, so the call waits for the commit and returns its result (or
+        raises its error): a caller told CancelledError or TimeoutError can
+        retry without writing twice."""
         db = self._db
-        cancelled = threading.Event()
+        gate = threading.Lock()
+        # "waiting", then "cancelled" (set by the task) or "committing" (set
+        # by the writer), whichever comes first under the gate.
+        state = ["waiting"]
+        outcome: concurrent.futures.Future = concurrent.futures.Future()
 
         def work() -> Any:
-            if cancelled.is_set():
-                raise _CancelledWrite()
-            with db.transaction() as tx:  # (waits for the write lock)
-                r = fn(tx)
-                if cancelled.is_set():
-                    raise _CancelledWrite()  # rolls back
+            try:
+                with gate:
+                    if state[0] == "cancelled":
+                        raise _CancelledWrite()
+                with db.transaction() as tx:  # (waits for the write lock)
+                    r = fn(tx)
+                    with gate:
+                        if state[0] == "cancelled":
+                            raise _CancelledWrite()  # rolls back
+                        state[0] = "committing"
+            except BaseException as e:
+                outcome.set_exception(e)
+                raise
+            outcome.set_result(r)
             return r
 
         try:
             return await self._run_write(work)
         except asyncio.CancelledError:
-            cancelled.set()
-            raise
+            with gate:
+                committing = state[0] == "committing"
+                if not committing:
+                    state[0] = "cancelled"
+            if not committing:
+                raise
+        # The commit had begun: its outcome is the call's, whatever further
+        # cancellations come meanwhile.
+        waiter = asyncio.wrap_future(outcome)
+        while True:
+            try:
+                return await asyncio.shield(waiter)
+            except asyncio.CancelledError:
+                if waiter.done():
+                    return waiter.result()
 
     def _shutdown(self) -> None:
         self._ex.shutdown(wait=False)

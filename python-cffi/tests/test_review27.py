@@ -6,11 +6,17 @@
   every writer of the file (this process or another) got BusyError until
   the process ended. Handles a C call makes are now owned from before the
   call (``_ffi.OutHandle``) and ended on any exception.
+- An AsyncDb one-call write cancelled (or timed out) just as its commit
+  began was committed though the caller got CancelledError / TimeoutError,
+  so a retry wrote it twice. Once the commit has begun the call now
+  returns its result; before, it still rolls back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -70,3 +76,40 @@ def test_ctrl_c_while_waiting_for_the_write_lock_leaves_no_transaction(tmp_path)
     subprocess.run([sys.executable, "-c", code, path], check=True, timeout=60)
     assert db.count("c") == 3 + 3 + 1  # 1, the holder's three 2s, 3, 4, 5
     db.close()
+
+
+def test_a_cancelled_async_write_is_committed_only_when_the_call_says_so(tmp_path):
+    async def main():
+        adb = await obj.AsyncDb.open(str(tmp_path / "c.obj"), sync="normal")
+        await adb.insert("warm", {"x": 1})
+        await adb.upsert("counter", 1, {"n": 0})
+        rng = random.Random(0)
+        returned, timed_out = [], []
+        for tag in range(600):
+            try:
+                await asyncio.wait_for(adb.insert("c", {"tag": tag}), timeout=rng.random() * 0.002)
+                returned.append(tag)
+            except asyncio.TimeoutError:
+                timed_out.append(tag)
+        present = {doc["tag"] for _, doc in await adb.all("c")}
+        assert set(returned) <= present
+        assert not present & set(timed_out), "timed-out writes were committed"
+        assert timed_out and returned  # (both outcomes were met)
+
+        # A read-modify-write counter: its value is the number of calls
+        # that said they wrote.
+        def bump(d):
+            d["n"] += 1
+            return d
+
+        said = 0
+        for _ in range(300):
+            try:
+                await asyncio.wait_for(adb.update("counter", 1, bump), timeout=rng.random() * 0.002)
+                said += 1
+            except asyncio.TimeoutError:
+                pass
+        assert (await adb.get("counter", 1))["n"] == said
+        await adb.close()
+
+    asyncio.run(main())
