@@ -81,6 +81,27 @@ fn damaged_magic(prefix: &[u8]) -> bool {
             && prefix[24..40].iter().any(|&b| b != 0))
 }
 
+/// Where page 0 records the salt of the WAL generation its image was
+/// committed into (see [`stamp_wal_salt`]). Outside [`Header`]: the
+/// transaction that makes the image does not know it; the commit does.
+const WAL_SALT_AT: std::ops::Range<usize> = 72..80;
+
+/// Records in a page-0 image (plaintext content) the salt of the WAL
+/// generation it is being committed into. A checkpoint carries the image
+/// into the main file, so recovery can tell a WAL whose commits the main
+/// file has partly taken from one the main file moved on without (the
+/// same file written under another name, a hard link, while this WAL
+/// held commits): see `check_wal_matches_main` in the pager.
+pub fn stamp_wal_salt(page: &mut [u8], salt: u64) {
+    page[WAL_SALT_AT].copy_from_slice(&salt.to_le_bytes());
+}
+
+/// The salt [`stamp_wal_salt`] recorded; 0 in images written before the
+/// field existed (and in page 0 of a new database).
+pub fn wal_salt_of(page: &[u8]) -> u64 {
+    u64::from_le_bytes(page[WAL_SALT_AT].try_into().expect("8 bytes"))
+}
+
 impl Header {
     /// The header of a new, empty database (the caller sets `catalog_root`).
     pub fn new(page_size: u32, trailer_len: u32, file_id: [u8; 16]) -> Self {

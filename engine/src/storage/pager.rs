@@ -24,7 +24,7 @@ use crate::options::{Options, SyncMode};
 use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{is_not_a_file, OpenMode, OsVfs, StorageFile, Vfs};
-use crate::storage::header::{valid_page_size, Header, HEADER_LEN};
+use crate::storage::header::{stamp_wal_salt, valid_page_size, wal_salt_of, Header, HEADER_LEN};
 use crate::storage::memo::SnapshotMemo;
 use crate::storage::page::{
     verify_page, zeroed_ref, Page, PageRead, PageRef, KIND_BTREE_INTERIOR, MAX_PAGE_SIZE, MIN_PAGE_SIZE,
@@ -330,6 +330,22 @@ fn check_wal_matches_main(
             format!(
                 "{wal_display} is older than {display}: its newest commit is #{newest} but the main file holds #{in_main} \
                  (a stale WAL from an earlier state of this database); move it away to open the database"
+            ),
+        ));
+    }
+    // A main file holding one of this WAL's commits took it from this WAL
+    // (a checkpoint copies only its own WAL's frames), so its page 0 names
+    // this generation. Another salt there: the file was written through
+    // another WAL since (opened by another name, a hard link, after a
+    // crash left this one), and the two histories cannot be merged.
+    let stamped = wal_salt_of(&page);
+    if in_main >= oldest && stamped != 0 && stamped != wal.header().salt {
+        return Err(Error::corruption(
+            None,
+            format!(
+                "{wal_display} does not continue {display}: the main file holds commit #{in_main}, made through \
+                 another WAL than this one (was the file written under another name, such as a hard link, while \
+                 this WAL held commits?); move the WAL away to open the database without its commits"
             ),
         ));
     }
@@ -1167,9 +1183,6 @@ impl Pager {
             debug_assert!(spill.is_none(), "a spilled transaction commits page 0");
             return Ok(());
         }
-        // Seal (plain) or encrypt (images kept apart from the plaintext
-        // pages, which go to the cache) before anything is written.
-        let images = self.codec.seal_pages(&mut pages)?;
         // Checkpoint before appending rather than after: readers active now
         // mostly began after the last commit, so the checkpoint can complete
         // and the WAL restart, which keeps it bounded under a steady stream
@@ -1204,6 +1217,13 @@ impl Pager {
             Some(s) => s.check_position(&wal)?,
             None => self.restart_wal_if_backfilled(&mut wal, &mut h, false)?,
         }
+        // Page 0 names the generation it goes into; then seal (plain) or
+        // encrypt (images kept apart from the plaintext pages, which go to
+        // the cache).
+        if let Some((_, page0)) = pages.iter_mut().find(|(pgno, _)| *pgno == 0) {
+            stamp_wal_salt(&mut Arc::make_mut(page0)[..], wal.header().salt);
+        }
+        let images = self.codec.seal_pages(&mut pages)?;
         let frames = frame_writes(&pages, &images);
         let appended = wal.append(&frames, header.page_count)?;
         drop(frames);
@@ -2007,6 +2027,7 @@ impl BulkCommit<'_> {
     pub fn commit(mut self, header: &Header) -> Result<()> {
         let mut page0 = Page::zeroed(self.pager.page_size);
         header.encode(&mut page0);
+        stamp_wal_salt(&mut page0, self.wal.header().salt);
         let image = self.seal(0, page0)?;
         self.pending.push((0, image));
         self.flush(Some(header.page_count))?;
