@@ -1332,7 +1332,8 @@ obj_status obj_db_detach(obj_db *db, const char *ns);
  * synced; a failed export leaves `path` as it was. Errors: OBJ_BUSY when
  * `path` is a database open in this process, OBJ_INVALID_ARGUMENT when
  * it holds any obj database or is a database's `-wal` or `-shm` file (an
- * export over it would destroy the database or its last commits).
+ * export over it would destroy the database or its last commits) or is a
+ * directory.
  *
  * # Safety
  * `db` is a live handle; `collection` NULL or a NUL-terminated string;

@@ -305,7 +305,8 @@ pub unsafe extern "C" fn obj_db_detach(db: *mut obj_db, ns: *const c_char) -> ob
 /// synced; a failed export leaves `path` as it was. Errors: OBJ_BUSY when
 /// `path` is a database open in this process, OBJ_INVALID_ARGUMENT when
 /// it holds any obj database or is a database's `-wal` or `-shm` file (an
-/// export over it would destroy the database or its last commits).
+/// export over it would destroy the database or its last commits) or is a
+/// directory.
 ///
 /// # Safety
 /// `db` is a live handle; `collection` NULL or a NUL-terminated string;

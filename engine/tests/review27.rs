@@ -190,3 +190,23 @@ fn crashes_and_checkpoints_still_recover_with_the_stamp() {
     assert_eq!(tree_rows(&db), expected);
     db.integrity_check().unwrap();
 }
+
+// - An export to a directory wrote the whole export to a temporary file
+//   and then failed at the rename with an I/O error; backup and restore
+//   refuse a directory at once as InvalidArgument. So does export now.
+
+#[test]
+fn an_export_to_a_directory_is_refused_before_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("a.obj")).unwrap();
+    let mut w = db.begin_write().unwrap();
+    w.kv_put("n", b"k", b"v").unwrap();
+    w.commit().unwrap();
+    let target = dir.path().join("out");
+    std::fs::create_dir(&target).unwrap();
+    let e = db.export_to_path(None, &target).unwrap_err();
+    assert!(matches!(e, obj_engine::Error::InvalidArgument(_)), "{e}");
+    assert!(e.to_string().contains("is a directory"), "{e}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.iter().all(|n| !n.to_string_lossy().contains(".tmp")), "{left:?}");
+}

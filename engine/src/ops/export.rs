@@ -526,7 +526,8 @@ impl Db {
     /// Refuses a `path` that holds an obj database (`Busy` if it is open in
     /// this process, `InvalidArgument` otherwise), or that is a database's
     /// `-wal` or `-shm` file (`InvalidArgument`): an export over either
-    /// would destroy the database or its last commits.
+    /// would destroy the database or its last commits; and a directory
+    /// (`InvalidArgument`).
     pub fn export_to_path(&self, collection: Option<&str>, path: impl AsRef<Path>) -> Result<ExportReport> {
         let path = path.as_ref();
         let display = path.display();
@@ -534,6 +535,10 @@ impl Db {
         crate::ops::newfile::refuse_sidecar(&OsVfs, path, "an export")?;
         if path.file_name().is_none() {
             return Err(Error::invalid(format!("{display} is not a file path")));
+        }
+        // Refused before the export is written, not at the final rename.
+        if path.is_dir() {
+            return Err(Error::invalid(format!("{display} is a directory; an export needs a file path")));
         }
         // A name of its own (two exports to one path at once, from two
         // threads or processes, each write their own), held locked while
