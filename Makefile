@@ -82,7 +82,7 @@ test-c: build c-tools
 # The same library from C++17 through the header-only RAII wrapper
 # include/obj.hpp: shared and static, the shared build under valgrind.
 CXXFLAGS_TEST := -std=c++17 -Wall -Wextra -Werror -g -Iinclude
-CPP_TESTS := test_api test_ops test_review12
+CPP_TESTS := test_api test_ops test_review12 test_review27
 
 test-cpp: build c-tools
 	@mkdir -p $(C_OUT)

@@ -57,10 +57,15 @@ inline void check(obj_status s) {
 
 namespace detail {
 /* Moves a library buffer into a std::string and frees it. */
+/* Frees a library buffer when it goes out of scope, also when copying it
+ * out throws (std::bad_alloc). */
+struct BytesGuard {
+    obj_bytes &b;
+    ~BytesGuard() { obj_bytes_free(&b); }
+};
 inline std::string take(obj_bytes &b) {
-    std::string s(b.data ? reinterpret_cast<const char *>(b.data) : "", b.len);
-    obj_bytes_free(&b);
-    return s;
+    BytesGuard guard{b};
+    return std::string(b.data ? reinterpret_cast<const char *>(b.data) : "", b.len);
 }
 inline const uint8_t *u8(std::string_view s) { return reinterpret_cast<const uint8_t *>(s.data()); }
 /* Never NULL, even for an empty view whose data() is NULL (std::string_view{}):
@@ -191,9 +196,11 @@ public:
         obj_bytes k = {nullptr, 0}, v = {nullptr, 0};
         bool done = false;
         check(obj_kv_cursor_next(c_, &k, &v, &done));
+        detail::BytesGuard key_guard{k}, value_guard{v}; /* both freed, whichever copy throws */
         if (done) return std::nullopt;
-        std::string key = detail::take(k);
-        return std::make_pair(std::move(key), detail::take(v));
+        std::string key(k.data ? reinterpret_cast<const char *>(k.data) : "", k.len);
+        std::string value(v.data ? reinterpret_cast<const char *>(v.data) : "", v.len);
+        return std::make_pair(std::move(key), std::move(value));
     }
     /** Next stored record of a dump; nullopt at the end. */
     std::optional<Record> next_record() {
