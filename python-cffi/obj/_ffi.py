@@ -159,32 +159,40 @@ class OutHandle:
     """The out-parameter of a C call that makes a handle (a database, a
     transaction, a cursor), owning what the call puts there until
     :meth:`take`. A signal handler's exception (Ctrl-C's
-    KeyboardInterrupt) can surface between any two Python steps, so also
+    KeyboardInterrupt) can surface between two Python steps, so also
     between the call's return and the line that would take the handle: a
     write transaction lost there would hold the file's write lock until
-    the process ends. Whoever raises past an unclaimed slot calls
-    :meth:`release` (and, failing that, collecting the slot frees it)."""
+    the process ends. Whoever raises past an untaken slot calls
+    :meth:`release` (and, failing that, collecting the slot frees it).
+    Exactly one of the two frees the handle: the ``taken`` flag, set in
+    one step, says which."""
 
-    __slots__ = ("p", "free")
+    __slots__ = ("p", "free", "taken", "released")
 
     def __init__(self, ctype: str, free: Any) -> None:
         self.p = ffi.new(ctype)
         self.free = free
+        self.taken = False
+        self.released = False
 
     def take(self) -> Any:
-        """The handle, freed when its last reference goes (ffi.gc). An
-        exception surfacing as this returns drops the result, which frees
-        it: the slot is empty by then."""
-        h = self.p[0]
-        self.p[0] = ffi.NULL
-        return ffi.gc(h, self.free)
+        """The handle, freed when its last reference goes (ffi.gc) once
+        taken. An exception surfacing before ``taken`` is set leaves it to
+        :meth:`release`; one surfacing after drops the result, which frees
+        it."""
+        h = ffi.gc(self.p[0], self._drop)
+        self.taken = True
+        return h
+
+    def _drop(self, h: Any) -> None:
+        if self.taken:
+            self.free(h)
 
     def release(self) -> None:
         """Frees a handle the call made that nobody took."""
-        h = self.p[0]
-        if h != ffi.NULL:
-            self.p[0] = ffi.NULL
-            self.free(h)
+        if not self.taken and not self.released and self.p[0] != ffi.NULL:
+            self.released = True
+            self.free(self.p[0])
 
     def __del__(self) -> None:
         try:

@@ -113,3 +113,48 @@ def test_a_cancelled_async_write_is_committed_only_when_the_call_says_so(tmp_pat
         await adb.close()
 
     asyncio.run(main())
+
+
+def test_an_interrupt_at_any_line_of_the_handover_leaves_no_transaction(tmp_path):
+    """A trace function (a debugger, a coverage tool) lets an exception
+    surface at every line: raised at each line of OutHandle.take in turn,
+    the transaction is ended at once (the lock free), and freed once."""
+    import gc
+
+    from obj import _ffi
+
+    path = str(tmp_path / "a.obj")
+    db = obj.Db(path, busy_timeout_ms=100)
+    db.insert("c", {"x": 1})
+    take_code = _ffi.OutHandle.take.__code__
+    # The lines that run code (not the def line, not the docstring).
+    body = sorted({line for _, _, line in take_code.co_lines() if line and line > take_code.co_firstlineno})
+    assert len(body) >= 3, body
+    for target in body:
+        for event_kind in ("line", "return"):
+            def tracer(frame, event, arg, target=target, event_kind=event_kind):
+                if frame.f_code is not take_code:
+                    return None
+
+                def local(frame, event, arg):
+                    if event == event_kind and frame.f_lineno == target:
+                        raise KeyboardInterrupt
+                    return local
+
+                return local
+
+            sys.settrace(tracer)
+            try:
+                tx = db.transaction()
+            except KeyboardInterrupt:
+                pass
+            else:
+                tx.rollback()
+            finally:
+                sys.settrace(None)
+            other = obj.Db(path, busy_timeout_ms=100)
+            other.insert("c", {"x": 2})  # BusyError if the transaction lived on
+            other.close()
+            gc.collect()
+    assert db.count("c") == 1 + 2 * len(body)
+    db.close()
