@@ -48,6 +48,32 @@ _TX_WRITES = frozenset({"insert", "insert_many", "upsert", "update", "delete"})
 _KV_TX_WRITES = frozenset({"put", "delete"})
 
 
+def _redeliver_cancel() -> None:
+    """For a call that caught its task's cancellation and returns anyway (a
+    write whose commit had begun): cancels the task again once the call's
+    caller has gone on to its next await, so that ``task.cancel()`` (a
+    shutdown, a task group) still ends the task, unless the cancellation
+    was taken back by then: a timeout scope (``asyncio.timeout``, 3.12's
+    ``wait_for``) takes back its own when the call returns inside it, and
+    3.11's ``wait_for`` ran the call in a task of its own, done by then."""
+    task = asyncio.current_task()
+    if task is None:
+        return
+    cancelling = getattr(task, "cancelling", None)  # (Python 3.11+)
+
+    def again() -> None:
+        if task.done():
+            return
+        if cancelling is None:
+            task.cancel()
+        elif cancelling() > 0:
+            # Still requested: deliver it (one request, not two).
+            task.uncancel()
+            task.cancel()
+
+    asyncio.get_running_loop().call_soon(again)
+
+
 class _CancelledWrite(Exception):
     """Raised in a writer thread to roll back a cancelled one-call write."""
 
@@ -558,7 +584,8 @@ class AsyncDb:
         CancelledError; one that comes once the commit has begun cannot stop
         it, so the call waits for the commit and returns its result (or
         raises its error): a caller told CancelledError or TimeoutError can
-        retry without writing twice."""
+        retry without writing twice. A cancellation that no timeout scope
+        takes back then reaches the task at its next await."""
         db = self._db
         gate = threading.Lock()
         # "waiting", then "cancelled" (set by the task) or "committing" (set
@@ -593,14 +620,18 @@ class AsyncDb:
             if not committing:
                 raise
         # The commit had begun: its outcome is the call's, whatever further
-        # cancellations come meanwhile.
+        # cancellations come meanwhile; the cancellation itself goes back to
+        # the task for its next await (see _redeliver_cancel).
         waiter = asyncio.wrap_future(outcome)
-        while True:
-            try:
-                return await asyncio.shield(waiter)
-            except asyncio.CancelledError:
-                if waiter.done():
-                    return waiter.result()
+        try:
+            while not waiter.done():
+                try:
+                    await asyncio.shield(waiter)
+                except asyncio.CancelledError:
+                    pass
+            return waiter.result()
+        finally:
+            _redeliver_cancel()
 
     def _shutdown(self) -> None:
         self._ex.shutdown(wait=False)

@@ -115,6 +115,71 @@ def test_a_cancelled_async_write_is_committed_only_when_the_call_says_so(tmp_pat
     asyncio.run(main())
 
 
+def _slow_commits(monkeypatch, seconds):
+    """Commits that take ``seconds`` (a slow disk's fsync): the window in
+    which a cancellation meets a commit that has begun."""
+    from obj import txn as _txn
+
+    commit = _txn.WriteTxn.commit
+
+    def slow(self):
+        time.sleep(seconds)
+        return commit(self)
+
+    monkeypatch.setattr(_txn.WriteTxn, "commit", slow)
+
+
+def test_a_cancel_during_the_commit_still_ends_the_task(tmp_path, monkeypatch):
+    _slow_commits(monkeypatch, 0.3)
+
+    async def main():
+        adb = await obj.AsyncDb.open(str(tmp_path / "a.obj"))
+        await adb.insert("c", {"n": 0})  # (the collection exists)
+        q: asyncio.Queue = asyncio.Queue()
+        done = []
+
+        async def worker():
+            while True:
+                item = await q.get()
+                done.append(await adb.insert("c", item))
+
+        t = asyncio.create_task(worker())
+        await q.put({"n": 1})
+        await asyncio.sleep(0.1)  # the worker's insert is committing now
+        t.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(t), 5)
+        except asyncio.CancelledError:
+            pass
+        assert t.cancelled(), "the task went on after task.cancel()"
+        assert done == [2]  # the insert it was in returned, and is in
+        assert await adb.count("c") == 2
+        await adb.close()
+
+    asyncio.run(main())
+
+
+def test_a_timeout_during_the_commit_gives_the_result_and_no_stray_cancel(tmp_path, monkeypatch):
+    _slow_commits(monkeypatch, 0.3)
+
+    async def main():
+        adb = await obj.AsyncDb.open(str(tmp_path / "a.obj"))
+        await adb.insert("c", {"n": 0})
+        ids = []
+        # wait_for (a task of its own in 3.11), then a timeout scope (3.11+).
+        ids.append(await asyncio.wait_for(adb.insert("c", {"n": 1}), 0.1))
+        await asyncio.sleep(0.05)  # not cancelled afterwards
+        if hasattr(asyncio, "timeout"):
+            async with asyncio.timeout(0.1):
+                ids.append(await adb.insert("c", {"n": 2}))
+            await asyncio.sleep(0.05)
+            assert asyncio.current_task().cancelling() == 0
+        assert await adb.count("c") == 1 + len(ids)
+        await adb.close()
+
+    asyncio.run(main())
+
+
 def test_an_interrupt_at_any_line_of_the_handover_leaves_no_transaction(tmp_path):
     """A trace function (a debugger, a coverage tool) lets an exception
     surface at every line: raised at each line of OutHandle.take in turn,
