@@ -210,3 +210,47 @@ fn an_export_to_a_directory_is_refused_before_it_is_written() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.iter().all(|n| !n.to_string_lossy().contains(".tmp")), "{left:?}");
 }
+
+// - A unique violation between two documents of one insert_many named
+//   "document 3", the id the batch's first document would have had: the
+//   failed batch wrote nothing, so no such document exists. It now names
+//   both places in the batch. Against a document stored before the batch
+//   the message still names its id.
+
+#[test]
+fn a_repeat_inside_a_batch_names_its_places_in_the_batch() {
+    use obj_engine::{IndexKind, IndexSpec, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("a.obj")).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("u").unwrap();
+    c.create_index(IndexSpec::new("by_e", IndexKind::Unique, &["e"]).unwrap()).unwrap();
+    c.insert_json(br#"{"e": "stored"}"#, 0).unwrap(); // id 1
+    let doc = |e: &str| Value::Map(vec![("e".into(), Value::from(e))]);
+    // Through the Value path, the JSON path and a large JSON batch (encoded on a second thread).
+    let e = c.insert_many(&[doc("a"), doc("b"), doc("a")]).unwrap_err();
+    assert!(
+        e.to_string().contains("document 2 of the batch (from 0) repeats the value of document 0"),
+        "{e}"
+    );
+    let e = c.insert_json_many(br#"[{"e":"x"},{"e":"x"}]"#, 0, |_| Ok(())).unwrap_err();
+    assert!(
+        e.to_string().contains("document 1 of the batch (from 0) repeats the value of document 0"),
+        "{e}"
+    );
+    let mut big: Vec<String> =
+        (0..30_000).map(|i| format!(r#"{{"e":"k{i}","pad":"{}"}}"#, "p".repeat(40))).collect();
+    big.push(r#"{"e":"k7"}"#.to_string());
+    let e = c.insert_json_many(format!("[{}]", big.join(",")).as_bytes(), 0, |_| Ok(())).unwrap_err();
+    assert!(
+        e.to_string().contains("document 30000 of the batch (from 0) repeats the value of document 7"),
+        "{e}"
+    );
+    // Against a stored document: its id, which exists.
+    let e = c.insert_many(&[doc("c"), doc("stored")]).unwrap_err();
+    assert!(e.to_string().contains("already holds this value (document 1)"), "{e}");
+    // Nothing of the batches stayed, and a single insert still names the id.
+    assert_eq!(c.count().unwrap(), 1);
+    let e = c.insert(&doc("stored")).unwrap_err();
+    assert!(e.to_string().contains("(document 1)"), "{e}");
+}

@@ -877,6 +877,11 @@ pub struct CollectionMut<'t> {
     /// Empty until first needed, and again after the index list changes or
     /// while some segment has no name id yet (no document has the field).
     view_fields: (Vec<String>, Vec<PathStep>),
+    /// The first id of the batch being inserted (`insert_many` and its
+    /// kin), while one is: a unique violation against a document of the
+    /// same batch names it as such, since the failed batch leaves none of
+    /// its documents behind.
+    batch_from: Option<u64>,
 }
 
 /// The largest encode buffer a [`CollectionMut`] keeps for the next
@@ -922,6 +927,7 @@ impl<'t> CollectionMut<'t> {
             index_trees: Vec::new(),
             encode_buf: Vec::new(),
             view_fields: Default::default(),
+            batch_from: None,
         }
     }
 
@@ -1085,14 +1091,17 @@ impl<'t> CollectionMut<'t> {
     ) -> Result<Vec<u64>> {
         let first = self.st.next_id;
         let mut ids = Vec::new();
+        self.batch_from = Some(first);
         for item in items {
             let id = self.st.next_id;
             if let Err(e) = put_one(self, id, item) {
+                self.batch_from = None;
                 self.undo_inserts(&ids, first)?;
                 return Err(e);
             }
             ids.push(id);
         }
+        self.batch_from = None;
         Ok(ids)
     }
 
@@ -1205,6 +1214,7 @@ impl<'t> CollectionMut<'t> {
         let first = self.st.next_id;
         let mut ids = Vec::new();
         let mut encoder_dict = MemNameDict::clone(&self.st.dict);
+        self.batch_from = Some(first);
         let (stored, encoded) = std::thread::scope(|scope| {
             let (send, receive) = std::sync::mpsc::sync_channel(RUNS_IN_FLIGHT);
             let encoder =
@@ -1224,6 +1234,7 @@ impl<'t> CollectionMut<'t> {
             let encoded = encoder.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (stored, encoded)
         });
+        self.batch_from = None;
         if stored.is_ok() && encoded {
             return Ok(Some(ids));
         }
@@ -1574,7 +1585,16 @@ impl<'t> CollectionMut<'t> {
                 };
                 let err = match other {
                     Ok(other) if other == id => continue,
-                    Ok(other) => unique_violation(&self.st.name, &self.st.indexes[pos].spec, other),
+                    Ok(other) => {
+                        let spec = &self.st.indexes[pos].spec;
+                        match self.batch_from.filter(|&first| other >= first) {
+                            // Ids from the batch's first on are the batch's own.
+                            Some(first) => {
+                                unique_violation_in_batch(&self.st.name, spec, other - first, id - first)
+                            }
+                            None => unique_violation(&self.st.name, spec, other),
+                        }
+                    }
                     Err(e) => e,
                 };
                 for (c, k) in done.iter().rev() {
@@ -1790,6 +1810,17 @@ fn check_index_key_lengths(spec: &IndexSpec, keys: &[Vec<u8>], usable: usize) ->
 fn unique_violation(coll: &str, spec: &IndexSpec, other: u64) -> Error {
     Error::Constraint(format!(
         "unique index {:?} of collection {coll:?} on {} already holds this value (document {other})",
+        spec.name,
+        spec.field_strings().join(", ")
+    ))
+}
+
+/// A unique violation between two documents of one batch (their places in
+/// it, from 0): the batch wrote neither, so no id would help.
+fn unique_violation_in_batch(coll: &str, spec: &IndexSpec, earlier: u64, later: u64) -> Error {
+    Error::Constraint(format!(
+        "unique index {:?} of collection {coll:?} on {}: document {later} of the batch (from 0) repeats the value \
+         of document {earlier} of the same batch; nothing of the batch was written",
         spec.name,
         spec.field_strings().join(", ")
     ))
