@@ -17,6 +17,7 @@ import concurrent.futures
 import functools
 import os
 import threading
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from typing import Any, Callable
 
@@ -48,30 +49,54 @@ _TX_WRITES = frozenset({"insert", "insert_many", "upsert", "update", "delete"})
 _KV_TX_WRITES = frozenset({"put", "delete"})
 
 
-def _redeliver_cancel() -> None:
-    """For a call that caught its task's cancellation and returns anyway (a
-    write whose commit had begun): cancels the task again once the call's
-    caller has gone on to its next await, so that ``task.cancel()`` (a
-    shutdown, a task group) still ends the task, unless the cancellation
-    was taken back by then: a timeout scope (``asyncio.timeout``, 3.12's
-    ``wait_for``) takes back its own when the call returns inside it, and
-    3.11's ``wait_for`` ran the call in a task of its own, done by then."""
+# Tasks owed a cancellation that a write took in and returned past (see
+# _redeliver_cancel), with the task's cancellation count when it did.
+_owed_cancels: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _still_requested(task: asyncio.Task, count: int | None) -> bool:
+    """Whether the cancellation taken in at ``count`` requests is still
+    wanted: not taken back since (a timeout scope takes back its own when
+    the call returns inside it). Before Python 3.11 nothing takes one
+    back, and nothing counts them."""
+    return count is None or task.cancelling() >= count
+
+
+def _redeliver_cancel(count: int | None) -> None:
+    """For a call that took in its task's cancellation and returns anyway (a
+    write whose commit had begun): the task is cancelled again, so that
+    ``task.cancel()`` (a shutdown, a task group) still ends it, unless the
+    cancellation is no longer wanted (see _still_requested; 3.11's
+    ``wait_for`` ran the call in a task of its own, done by then). It is
+    delivered at the task's next await, or at once by the task's next
+    one-call write (:func:`_take_owed_cancel`), which must not begin."""
     task = asyncio.current_task()
     if task is None:
         return
-    cancelling = getattr(task, "cancelling", None)  # (Python 3.11+)
+    _owed_cancels[task] = count
 
     def again() -> None:
-        if task.done():
+        if task not in _owed_cancels:
+            return  # delivered by a write meanwhile
+        count = _owed_cancels.pop(task)
+        if task.done() or not _still_requested(task, count):
             return
-        if cancelling is None:
-            task.cancel()
-        elif cancelling() > 0:
-            # Still requested: deliver it (one request, not two).
-            task.uncancel()
-            task.cancel()
+        if count is not None:
+            task.uncancel()  # (one request, delivered again: not two)
+        task.cancel()
 
     asyncio.get_running_loop().call_soon(again)
+
+
+def _take_owed_cancel() -> None:
+    """Raises the cancellation this task is owed, if it is still wanted,
+    before a one-call write begins."""
+    task = asyncio.current_task()
+    if task is None or task not in _owed_cancels:
+        return
+    count = _owed_cancels.pop(task)
+    if not task.done() and _still_requested(task, count):
+        raise asyncio.CancelledError()
 
 
 class _CancelledWrite(Exception):
@@ -610,9 +635,12 @@ class AsyncDb:
             outcome.set_result(r)
             return r
 
+        _take_owed_cancel()
         try:
             return await self._run_write(work)
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            taken_at = task.cancelling() if task is not None and hasattr(task, "cancelling") else None
             with gate:
                 committing = state[0] == "committing"
                 if not committing:
@@ -631,7 +659,7 @@ class AsyncDb:
                     pass
             return waiter.result()
         finally:
-            _redeliver_cancel()
+            _redeliver_cancel(taken_at)
 
     def _shutdown(self) -> None:
         self._ex.shutdown(wait=False)

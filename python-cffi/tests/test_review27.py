@@ -117,16 +117,20 @@ def test_a_cancelled_async_write_is_committed_only_when_the_call_says_so(tmp_pat
 
 def _slow_commits(monkeypatch, seconds):
     """Commits that take ``seconds`` (a slow disk's fsync): the window in
-    which a cancellation meets a commit that has begun."""
+    which a cancellation meets a commit that has begun. Returns the list
+    each commit appends to as it begins."""
     from obj import txn as _txn
 
     commit = _txn.WriteTxn.commit
+    begun: list = []
 
     def slow(self):
+        begun.append(time.monotonic())
         time.sleep(seconds)
         return commit(self)
 
     monkeypatch.setattr(_txn.WriteTxn, "commit", slow)
+    return begun
 
 
 def test_a_cancel_during_the_commit_still_ends_the_task(tmp_path, monkeypatch):
@@ -223,3 +227,72 @@ def test_an_interrupt_at_any_line_of_the_handover_leaves_no_transaction(tmp_path
             gc.collect()
     assert db.count("c") == 1 + 2 * len(body)
     db.close()
+
+
+def test_a_cancelled_task_begins_no_further_write(tmp_path, monkeypatch):
+    """A task cancelled while its write commits gets the cancellation at
+    its next one-call write, which does not begin (it used to begin and
+    commit, and the next, and so on)."""
+    begun = _slow_commits(monkeypatch, 0.2)
+
+    async def main():
+        adb = await obj.AsyncDb.open(str(tmp_path / "a.obj"))
+        await adb.insert("c", {"n": 0})
+        started = []
+
+        async def writer():
+            for n in range(1, 50):
+                started.append(n)
+                await adb.insert("c", {"n": n})  # back to back: no other await between
+
+        t = asyncio.create_task(writer())
+        await asyncio.sleep(0.1)  # write 1 is committing
+        t.cancel()
+        cancelled_at = time.monotonic()
+        try:
+            await asyncio.wait_for(asyncio.shield(t), 5)
+        except asyncio.CancelledError:
+            pass
+        assert t.cancelled()
+        assert started == [1, 2]  # write 2 was called and refused before it began
+        assert not [b for b in begun if b > cancelled_at], "a write began after the cancel"
+        assert await adb.count("c") == 2  # the first document and write 1
+        await adb.close()
+
+    asyncio.run(main())
+
+
+def test_a_timeout_in_cancellation_cleanup_leaves_no_stray_cancel(tmp_path, monkeypatch):
+    """Cleanup inside ``except CancelledError`` (the task's count is 1
+    there) whose write times out during its commit returns the result, and
+    the cleanup's next await is not cancelled."""
+    if not hasattr(asyncio, "timeout"):
+        return
+    _slow_commits(monkeypatch, 0.3)
+
+    async def main():
+        adb = await obj.AsyncDb.open(str(tmp_path / "a.obj"))
+        await adb.insert("c", {"n": 0})
+        seen = []
+
+        async def job():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                async with asyncio.timeout(0.1):
+                    seen.append(await adb.insert("c", {"cleanup": True}))
+                await asyncio.sleep(0.05)  # must not be cancelled
+                seen.append("after")
+                raise
+
+        t = asyncio.create_task(job())
+        await asyncio.sleep(0.05)
+        t.cancel()
+        try:
+            await t
+        except asyncio.CancelledError:
+            pass
+        assert seen == [2, "after"]
+        await adb.close()
+
+    asyncio.run(main())
