@@ -21,7 +21,7 @@ import re
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Callable
 
 from cffi import FFI
 
@@ -167,13 +167,24 @@ class OutHandle:
     Exactly one of the two frees the handle: the ``taken`` flag, set in
     one step, says which."""
 
-    __slots__ = ("p", "free", "taken", "released")
+    __slots__ = ("p", "free", "taken")
 
     def __init__(self, ctype: str, free: Any) -> None:
         self.p = ffi.new(ctype)
         self.free = free
         self.taken = False
-        self.released = False
+
+    @classmethod
+    def make(cls, ctype: str, free: Any, call: Callable[[Any], None]) -> Any:
+        """The handle that ``call(slot)`` (a C call and its status check)
+        makes, taken; released again if anything raises on the way."""
+        out = cls(ctype, free)
+        try:
+            call(out.p)
+            return out.take()
+        except BaseException:
+            out.release()
+            raise
 
     def take(self) -> Any:
         """The handle, freed when its last reference goes (ffi.gc) once
@@ -190,9 +201,10 @@ class OutHandle:
 
     def release(self) -> None:
         """Frees a handle the call made that nobody took."""
-        if not self.taken and not self.released and self.p[0] != ffi.NULL:
-            self.released = True
-            self.free(self.p[0])
+        h = self.p[0]
+        if not self.taken and h != ffi.NULL:
+            self.p[0] = ffi.NULL
+            self.free(h)
 
     def __del__(self) -> None:
         try:

@@ -209,15 +209,10 @@ class Db:
                 setattr(o, name, v)
         keep = _key_args(key, passphrase)
         o.encryption_key, o.passphrase = keep
-        out = OutHandle("obj_db **", lib.obj_db_free)
-        try:
-            check(lib.obj_db_open(_codec.cstr(self.path, "path"), o, out.p))
-            # Freed when this object is collected, never earlier: a thread still
-            # inside a call after close() gets OBJ_CLOSED, not freed memory.
-            self._h = out.take()
-        except BaseException:
-            out.release()  # (a Ctrl-C as the open returned)
-            raise
+        cpath = _codec.cstr(self.path, "path")
+        # Freed when this object is collected, never earlier: a thread still
+        # inside a call after close() gets OBJ_CLOSED, not freed memory.
+        self._h = OutHandle.make("obj_db **", lib.obj_db_free, lambda p: check(lib.obj_db_open(cpath, o, p)))
         del keep
         self._closed = False
         self.read_only = bool(read_only)
@@ -1054,13 +1049,9 @@ class Db:
     def _dump_raw(self, collection: str, max_records: int | None) -> Iterator[RawRecord]:
         with self._own(self.read_transaction()) as tx:
             core, cname = tx._route(collection)
-            out = OutHandle("obj_cursor **", lib.obj_cursor_free)
-            try:
-                check(lib.obj_collection_dump(core._handle(), cname, out.p))
-                cur = out.take()
-            except BaseException:
-                out.release()
-                raise
+            cur = OutHandle.make(
+                "obj_cursor **", lib.obj_cursor_free, lambda p: check(lib.obj_collection_dump(core._handle(), cname, p))
+            )
             idp, buf = ffi.new("uint64_t *"), ffi.new("obj_bytes *")
             ver, done = ffi.new("uint32_t *"), ffi.new("bool *")
             n = 0

@@ -203,22 +203,20 @@ class KvNamespace:
             yield from self._scan(*self._target(tx), p, s, e, reverse)
 
     def _scan(self, tx: Any, c: bytes, p: Any, s: Any, e: Any, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
-        out = OutHandle("obj_cursor **", lib.obj_cursor_free)
         null = ffi.NULL
-        try:
-            tx._check(
+        cur = OutHandle.make(
+            "obj_cursor **",
+            lib.obj_cursor_free,
+            lambda slot: tx._check(
                 lib.obj_kv_scan(
                     tx._handle(), c,
                     null if s is None else s, 0 if s is None else len(s),
                     null if e is None else e, 0 if e is None else len(e),
                     null if p is None else p, 0 if p is None else len(p),
-                    reverse, out.p,
+                    reverse, slot,
                 )
-            )
-            cur = out.take()
-        except BaseException:
-            out.release()
-            raise
+            ),
+        )
         kb, vb, done = ffi.new("obj_bytes *"), ffi.new("obj_bytes *"), ffi.new("bool *")
         buffer, free = ffi.buffer, lib.obj_bytes_free
         try:

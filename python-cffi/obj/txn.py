@@ -421,13 +421,11 @@ class _Core:
     def _c_query_cursor(self, query_js: bytes) -> Any:
         """A cursor over a query's results (see ``OutHandle`` for why the
         handle is taken through one)."""
-        out = OutHandle("obj_cursor **", lib.obj_cursor_free)
-        try:
-            self._check(lib.obj_query(self._handle(), query_js, len(query_js), out.p))
-            return out.take()
-        except BaseException:
-            out.release()
-            raise
+        return OutHandle.make(
+            "obj_cursor **",
+            lib.obj_cursor_free,
+            lambda p: self._check(lib.obj_query(self._handle(), query_js, len(query_js), p)),
+        )
 
     def _c_batches(self, query_js: bytes, limit: int | None, fetch: Any, ended: Any) -> Iterator[Any]:
         """Runs a query and yields each decoded batch that ``fetch(cursor,
