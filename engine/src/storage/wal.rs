@@ -52,39 +52,79 @@ impl WalHeader {
         b
     }
 
-    /// Decodes a header; `None` if the bytes are not a valid WAL header
-    /// (a WAL whose creation was interrupted holds nothing committed).
-    fn decode(b: &[u8]) -> Option<WalHeader> {
+    /// Decodes a header: `Ok(None)` if the bytes are not a valid WAL
+    /// header (a WAL whose creation was interrupted holds nothing
+    /// committed), `Err(version)` for a sound header of another WAL
+    /// format version (a newer build's log, which must be neither
+    /// replayed nor thrown away).
+    fn decode(b: &[u8]) -> std::result::Result<Option<WalHeader>, u32> {
         if b.len() < WAL_HEADER_LEN as usize || b[0..4] != WAL_MAGIC {
-            return None;
+            return Ok(None);
         }
-        let crc = u32::from_le_bytes(b[60..64].try_into().ok()?);
-        if crc != crc32fast::hash(&b[..60]) || u32::from_le_bytes(b[4..8].try_into().ok()?) != WAL_VERSION {
-            return None;
+        if u32_at(b, 60) != crc32fast::hash(&b[..60]) {
+            return Ok(None);
         }
-        Some(WalHeader {
-            page_size: u32::from_le_bytes(b[8..12].try_into().ok()?),
-            file_id: b[16..32].try_into().ok()?,
-            salt: u64::from_le_bytes(b[32..40].try_into().ok()?),
-            generation: u64::from_le_bytes(b[40..48].try_into().ok()?),
-        })
+        let version = u32_at(b, 4);
+        if version != WAL_VERSION {
+            return Err(version);
+        }
+        let mut file_id = [0u8; 16];
+        file_id.copy_from_slice(&b[16..32]);
+        Ok(Some(WalHeader {
+            page_size: u32_at(b, 8),
+            file_id,
+            salt: u64_at(b, 32),
+            generation: u64_at(b, 40),
+        }))
     }
 
+    /// Reads the header at the start of `file` (`size` bytes long), as
+    /// [`decode`](Self::decode) does; a sound header of another format
+    /// version is an `Unsupported` error.
+    fn read(file: &dyn StorageFile, size: u64, name: &str) -> Result<Option<WalHeader>> {
+        if size < WAL_HEADER_LEN {
+            return Ok(None);
+        }
+        let mut head = [0u8; WAL_HEADER_LEN as usize];
+        file.read_at(&mut head, 0).map_err(|e| Error::io(format!("reading the header of {name}"), e))?;
+        WalHeader::decode(&head).map_err(|version| {
+            Error::Unsupported(format!(
+                "{name} is a WAL of format version {version}, which this build does not read (it reads \
+                 version {WAL_VERSION}): open the database with the build that wrote it, whose commits \
+                 the WAL may hold"
+            ))
+        })
+    }
     /// The seed of the running checksum of frame 1.
     fn chain_seed(&self) -> u32 {
         crc32fast::hash(&self.encode()[..60])
     }
 }
 
+/// The little-endian `u32` at `at` of `b` (which holds it).
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// The little-endian `u64` at `at` of `b` (which holds it).
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
 /// The file id in the header of WAL `file`, or `None` if it has no valid
-/// header (a WAL whose creation was cut holds nothing committed).
+/// header (a WAL whose creation was cut holds nothing committed). A
+/// sound header of another format version gives its file id too (at the
+/// same place), so that such a log is kept rather than removed.
 pub(crate) fn file_id_of(file: &dyn StorageFile) -> std::io::Result<Option<[u8; 16]>> {
     if file.size()? < WAL_HEADER_LEN {
         return Ok(None);
     }
     let mut head = [0u8; WAL_HEADER_LEN as usize];
     file.read_at(&mut head, 0)?;
-    Ok(WalHeader::decode(&head).map(|h| h.file_id))
+    Ok(match WalHeader::decode(&head) {
+        Ok(h) => h.map(|h| h.file_id),
+        Err(_) => head[16..32].try_into().ok(),
+    })
 }
 
 /// One page image to append.
@@ -144,7 +184,8 @@ pub(crate) fn holds_a_log(file: &dyn StorageFile) -> std::io::Result<bool> {
     }
     let mut head = [0u8; WAL_HEADER_LEN as usize];
     file.read_at(&mut head, 0)?;
-    Ok(WalHeader::decode(&head).is_some())
+    // Another format version's log is a log all the same.
+    Ok(!matches!(WalHeader::decode(&head), Ok(None)))
 }
 
 impl Wal {
@@ -159,14 +200,7 @@ impl Wal {
         file_id: [u8; 16],
     ) -> Result<(Wal, Recovered)> {
         let size = file.size().map_err(|e| Error::io(format!("reading the size of {name}"), e))?;
-        let mut head = [0u8; WAL_HEADER_LEN as usize];
-        let existing = if size >= WAL_HEADER_LEN {
-            file.read_at(&mut head, 0).map_err(|e| Error::io(format!("reading the header of {name}"), e))?;
-            WalHeader::decode(&head)
-        } else {
-            None
-        };
-        let Some(header) = existing else {
+        let Some(header) = WalHeader::read(&*file, size, &name)? else {
             let header =
                 WalHeader { page_size: page_size as u32, file_id, salt: fresh_salt(0), generation: 1 };
             let chain = header.chain_seed();
@@ -302,16 +336,7 @@ impl Wal {
     pub fn reload(&mut self) -> Result<Recovered> {
         let size =
             self.file.size().map_err(|e| Error::io(format!("reading the size of {}", self.name), e))?;
-        let mut head = [0u8; WAL_HEADER_LEN as usize];
-        let existing = if size >= WAL_HEADER_LEN {
-            self.file
-                .read_at(&mut head, 0)
-                .map_err(|e| Error::io(format!("reading the header of {}", self.name), e))?;
-            WalHeader::decode(&head)
-        } else {
-            None
-        };
-        match existing {
+        match WalHeader::read(&*self.file, size, &self.name)? {
             Some(h) if h.file_id == self.header.file_id && h.page_size == self.header.page_size => {
                 self.header = h;
                 self.header_written = true;
