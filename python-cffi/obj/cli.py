@@ -32,6 +32,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import stat
 import sys
 from collections.abc import Sequence
@@ -96,6 +97,60 @@ class UsageError(Exception):
     """Bad usage found past argument parsing (exit 2)."""
 
 
+class _Sigint:
+    """Ctrl-C in a command: a KeyboardInterrupt (what was begun is undone,
+    exit 130), except once a command has begun a step that cannot stop part
+    way and completes whatever comes (a commit, a compaction, a rekey, a
+    restore, a finished copy put in place): from then on a Ctrl-C is only
+    noted, since the step's result stands and "interrupted" would tell the
+    operator that the old state remains."""
+
+    held = False
+    noted = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: Any) -> None:
+        if cls.held:
+            cls.noted = True
+            return
+        raise KeyboardInterrupt
+
+    @classmethod
+    def install(cls) -> Any:
+        """Takes SIGINT (on the main thread, where Python's own handler is
+        in place; an ignored SIGINT stays ignored); returns the handler to
+        put back, or None."""
+        cls.held = cls.noted = False
+        try:
+            if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+                return None
+            return signal.signal(signal.SIGINT, cls.handler)
+        except ValueError:  # not the main thread: Ctrl-C is not the command's to take
+            return None
+
+
+@contextlib.contextmanager
+def _one_step() -> Any:
+    """A step that cannot stop part way but that the command may stop after
+    (an intermediate commit of ``load --commit-every``): a Ctrl-C during it
+    is raised once it has completed."""
+    was = _Sigint.held
+    _Sigint.held = True
+    try:
+        yield
+    finally:
+        _Sigint.held = was
+        if not was and _Sigint.noted:
+            _Sigint.noted = False
+            raise KeyboardInterrupt
+
+
+def _last_step() -> None:
+    """The command begins the step that decides its outcome: a Ctrl-C from
+    now on no longer stops it (see :class:`_Sigint`)."""
+    _Sigint.held = True
+
+
 def _key(a: argparse.Namespace, prefix: str = "") -> dict:
     """The key arguments of obj.Db from the encryption options (empty for
     a plain file); ``prefix`` "new_" reads rekey's --new-... options."""
@@ -122,13 +177,13 @@ def _key(a: argparse.Namespace, prefix: str = "") -> dict:
     if passphrase_env:
         value = os.environ.get(passphrase_env)
         if not value:
-            raise obj.InvalidArgumentError(f"environment variable {passphrase_env} is unset or empty")
+            raise obj.EncryptionError(f"environment variable {passphrase_env} is unset or empty")
         return {"passphrase": value}
     if passphrase_file:
         with _open_file(passphrase_file, "rb", "passphrase file") as f:
             line = f.readline().rstrip(b"\r\n")
         if not line:
-            raise obj.InvalidArgumentError(f"{passphrase_file}: the passphrase is empty")
+            raise obj.EncryptionError(f"{passphrase_file}: the passphrase is empty")
         return {"passphrase": line}
     return {}
 
@@ -284,6 +339,7 @@ def _end_output(out: Any, tmp: str | None, target: str, ok: bool) -> None:
             out.flush()
             os.fsync(out.fileno())
             out.close()
+            _last_step()  # the complete dump goes in place
             os.replace(tmp, target)
             tmp = None
         else:
@@ -495,6 +551,7 @@ class _Loader:
         self.seen = 0
         self.n = 0  # documents written
         self.kv_n = 0  # key-value entries written
+        self.committed = 0  # documents and entries committed (load --commit-every)
         self.batch: list[tuple[int, int, bytes, int]] = []  # (id, version, JSON, its line number)
         self.last_id: int | None = None  # the current dump section's last id
 
@@ -579,7 +636,9 @@ class _Loader:
         """Commits what is written so far and goes on in a new write
         transaction (``load --commit-every``)."""
         self.flush()
-        self.tx.commit()
+        with _one_step():
+            self.tx.commit()
+            self.committed = self.n + self.kv_n
         self.tx = db.transaction()
         if self.kv is not None:
             self.kv = self.tx.kv(self.kv.name)
@@ -660,6 +719,10 @@ class _Loader:
 
 
 def cmd_load(a: argparse.Namespace) -> int:
+    if a.collection == "-":  # "-" is stdin, the INPUT, wherever it stands
+        if a.input is not None:
+            raise UsageError("'-' (stdin) is the INPUT: give the COLLECTION before it")
+        a.input, a.collection = "-", None
     if a.all:  # `load FILE --all [INPUT]`: the one word after FILE is the input
         if a.collection is not None and a.input is not None:
             raise UsageError("--all takes no COLLECTION (the whole database is loaded)")
@@ -759,10 +822,13 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
                         ld.flush()
                         prog.show(read, ld.n)
                         if due:
-                            ld.renew(db)  # bounded memory: commit, go on in a new transaction
-                            done[0] = ld.n + ld.kv_n  # documents and entries committed so far
+                            try:  # bounded memory: commit, go on in a new transaction
+                                ld.renew(db)
+                            finally:
+                                done[0] = ld.committed  # documents and entries committed so far
                 ld.flush()
                 ld.end_section()
+                _last_step()  # the commit completes, and so does the load
                 ld.tx.commit()
             except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
                 at = getattr(e, "line", None)
@@ -790,6 +856,8 @@ def cmd_backup(a: argparse.Namespace) -> int:
         if bar is None:
             bar = _Progress(total, show, "backup", "pages")
         bar.show(done, done)
+        if done >= total:
+            _last_step()  # every page is copied: the copy is synced and put in place
         return True
 
     with _open(a.file, read_only=True, a=a) as db:
@@ -808,8 +876,10 @@ def cmd_restore(a: argparse.Namespace) -> int:
     if not os.path.exists(a.backup):
         raise obj.NotFoundError(f"{a.backup}: no such file")
     _new_file_dir(a.target, "target file")
+    key = _key(a)
     try:
-        obj.Db.restore(a.backup, a.target, overwrite=a.overwrite, **_key(a))
+        _last_step()  # a restore puts the whole copy in place, or nothing
+        obj.Db.restore(a.backup, a.target, overwrite=a.overwrite, **key)
     except obj.InvalidArgumentError as e:
         if "(allow overwriting" not in str(e):
             raise
@@ -828,6 +898,7 @@ def cmd_compact(a: argparse.Namespace) -> int:
             print(f"compaction would reclaim {e['reclaimable_bytes']} bytes: "
                   f"{e['database_size']} -> {e['compacted_size']} bytes")
             return EXIT_OK
+        _last_step()  # a compaction (or its copy) completes, or leaves the file as it was
         r = db.compact_to(a.to) if a.to is not None else db.compact()
     if a.to is None and not r["rewritten"]:
         print(f"already compact: {r['file_size_after']} bytes")
@@ -846,6 +917,7 @@ def cmd_rekey(a: argparse.Namespace) -> int:
             # It opened without a key: it is not encrypted.
             print(f"{a.file} is not encrypted: nothing to do", file=sys.stderr)
             return EXIT_OK
+        _last_step()  # a rekey puts the whole new file in place, or nothing
         db.rekey(**new)
     print(f"{'decrypted' if a.decrypt else 'encrypted with the new key'}: {a.file}", file=sys.stderr)
     return EXIT_OK
@@ -882,7 +954,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="write to this file instead of stdout ('-': stdout)")
     s.add_argument("--ids", action="store_true", help="(ids are always written; kept for old scripts)")
     s.add_argument("--limit", type=_int_at_least(0), default=None, help="at most this many documents (0 or more)")
-    s.set_defaults(fn=cmd_dump)
+    s.set_defaults(fn=cmd_dump, late_collection=True)
     s = sub.add_parser("load", help="a dump (or plain JSON documents, one a line) into a collection, "
                                     "or a whole-database dump (one transaction; progress bar on a terminal)")
     s.add_argument("file")
@@ -959,7 +1031,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # --ids in.jsonl`): the words left over fill them in order ("-",
         # stdin, is always the INPUT).
         words = [w for w in extra if w == "-" or not w.startswith("-")]
-        if not getattr(a, "late_input", False) or len(words) != len(extra):
+        if getattr(a, "late_collection", False) and len(words) == len(extra) == 1 and a.collection is None:
+            # dump's COLLECTION after an option (`obj dump db -o out.jsonl orders`)
+            a.collection = words[0]
+            words = extra = []
+        elif not getattr(a, "late_input", False) or len(words) != len(extra):
             p.error(f"unrecognized arguments: {' '.join(extra)}")
         for w in words:
             if w != "-" and a.collection is None and a.input is None:
@@ -981,8 +1057,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as e:
         print(f"obj: {e}", file=sys.stderr)
         return EXIT_ERROR
+    restore = _Sigint.install()
     try:
-        return a.fn(a)
+        code = a.fn(a)
+        if _Sigint.noted:
+            print(f"obj: {a.cmd}: Ctrl-C came during its last step, which cannot stop part way: "
+                  "it completed", file=sys.stderr)
+        return code
     except UsageError as e:
         print(f"obj: {a.cmd}: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -1010,6 +1091,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"obj: {a.cmd}: {where}{e.strerror or e}", file=sys.stderr)
         return EXIT_NOT_FOUND if isinstance(e, FileNotFoundError) else EXIT_ERROR
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGINT, restore)
+        _Sigint.held = False
 
 
 if __name__ == "__main__":

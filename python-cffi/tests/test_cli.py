@@ -243,7 +243,7 @@ def test_encrypted_files(tmp_path):
         == cli.EXIT_KEY
     r = run_env("stat", path, "--passphrase-env", "OBJ_TEST_PW", env=env)
     assert r.returncode == 0 and "notes" in r.stdout, r.stderr
-    assert run_env("stat", path, "--passphrase-env", "OBJ_TEST_UNSET").returncode == cli.EXIT_ERROR
+    assert run_env("stat", path, "--passphrase-env", "OBJ_TEST_UNSET").returncode == cli.EXIT_KEY  # a key missing
     pwfile = tmp_path / "pw.txt"
     pwfile.write_text("pw one\n")
     assert run("check", path, "--passphrase-file", str(pwfile)).returncode == 0
