@@ -296,6 +296,15 @@ typedef struct {
  */
 typedef bool (*obj_progress_fn)(uint64_t done, uint64_t total, void *ctx);
 
+/**
+ * A sink for obj_db_export_to: receives the export's bytes in order, in
+ * pieces of any size (`len` > 0, `data` valid only during the call);
+ * `ctx` is the caller's pointer, passed through. Return 0 to go on;
+ * anything else stops the export at once, and obj_db_export_to returns
+ * OBJ_IO naming the value. Called on the calling thread, during the call.
+ */
+typedef int32_t (*obj_write_fn)(const uint8_t *data, size_t len, void *ctx);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1340,6 +1349,27 @@ obj_status obj_db_detach(obj_db *db, const char *ns);
  * `path` a NUL-terminated string; `out` NULL or writable.
  */
 obj_status obj_db_export(obj_db *db, const char *collection, const char *path, obj_bytes *out);
+
+/**
+ * Streams an export like obj_db_export (collection `collection`, or
+ * everything when NULL: every collection, key-value namespace and plain
+ * B+tree, from one snapshot, in constant memory) to `write` instead of a
+ * file: to a pipe, a socket or a compressor, say. The bytes come in
+ * pieces of up to 64 KiB. `out` (may be NULL) receives the report of
+ * obj_db_export. Errors: OBJ_INVALID_ARGUMENT (`write` NULL), OBJ_IO
+ * when `write` returns non-zero (what it received so far is a prefix of
+ * the export), OBJ_NOT_FOUND (no collection `collection`).
+ *
+ * # Safety
+ * `db` is a live handle; `collection` NULL or a NUL-terminated string;
+ * `write` NULL or a function safe to call with `ctx`; `out` NULL or
+ * writable.
+ */
+obj_status obj_db_export_to(obj_db *db,
+                            const char *collection,
+                            obj_write_fn write,
+                            void *ctx,
+                            obj_bytes *out);
 
 /**
  * Loads a JSON-lines export (obj_db_export) from the file `path`:

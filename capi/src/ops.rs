@@ -346,6 +346,110 @@ pub unsafe extern "C" fn obj_db_export(
     })
 }
 
+/// A sink for obj_db_export_to: receives the export's bytes in order, in
+/// pieces of any size (`len` > 0, `data` valid only during the call);
+/// `ctx` is the caller's pointer, passed through. Return 0 to go on;
+/// anything else stops the export at once, and obj_db_export_to returns
+/// OBJ_IO naming the value. Called on the calling thread, during the call.
+pub type obj_write_fn = Option<unsafe extern "C" fn(data: *const u8, len: usize, ctx: *mut c_void) -> i32>;
+
+/// The most bytes one call of an [`obj_write_fn`] receives.
+const EXPORT_PIECE: usize = 64 << 10;
+
+/// The export's bytes handed to an [`obj_write_fn`].
+struct CallbackWriter {
+    write: unsafe extern "C" fn(data: *const u8, len: usize, ctx: *mut c_void) -> i32,
+    ctx: *mut c_void,
+    /// What the callback returned when it refused.
+    refused: Option<i32>,
+}
+
+impl std::io::Write for CallbackWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if let Some(rc) = self.refused {
+            // Never called again once it refused (the buffer's drop
+            // would try to hand over what it still holds).
+            return Err(std::io::Error::other(format!("the write callback returned {rc}")));
+        }
+        // At most one buffer's worth a call, however long a line is
+        // (`write_all` comes back for the rest).
+        let piece = &buf[..buf.len().min(EXPORT_PIECE)];
+        // SAFETY: the caller of obj_db_export_to gave a function safe to
+        // call with `ctx`; `piece` is valid for its length meanwhile.
+        let rc = unsafe { (self.write)(piece.as_ptr(), piece.len(), self.ctx) };
+        if rc != 0 {
+            self.refused = Some(rc);
+            return Err(std::io::Error::other(format!("the write callback returned {rc}")));
+        }
+        Ok(piece.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Streams an export like obj_db_export (collection `collection`, or
+/// everything when NULL: every collection, key-value namespace and plain
+/// B+tree, from one snapshot, in constant memory) to `write` instead of a
+/// file: to a pipe, a socket or a compressor, say. The bytes come in
+/// pieces of up to 64 KiB. `out` (may be NULL) receives the report of
+/// obj_db_export. Errors: OBJ_INVALID_ARGUMENT (`write` NULL), OBJ_IO
+/// when `write` returns non-zero (what it received so far is a prefix of
+/// the export), OBJ_NOT_FOUND (no collection `collection`).
+///
+/// # Safety
+/// `db` is a live handle; `collection` NULL or a NUL-terminated string;
+/// `write` NULL or a function safe to call with `ctx`; `out` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_export_to(
+    db: *mut obj_db,
+    collection: *const c_char,
+    write: obj_write_fn,
+    ctx: *mut c_void,
+    out: *mut obj_bytes,
+) -> obj_status {
+    fence(|| {
+        let collection = if collection.is_null() {
+            None
+        } else {
+            // SAFETY: non-null, per contract.
+            Some(unsafe { arg_str(collection, "collection") }?)
+        };
+        let Some(write) = write else {
+            return Err(Error::InvalidArgument("write is NULL".into()));
+        };
+        // SAFETY: per contract.
+        let r = unsafe {
+            with_db(db, |d| {
+                let mut sink = std::io::BufWriter::with_capacity(
+                    EXPORT_PIECE,
+                    CallbackWriter { write, ctx, refused: None },
+                );
+                let report = match collection {
+                    Some(c) => d.export_collection(c, &mut sink)?,
+                    None => d.export_all(&mut sink)?,
+                };
+                std::io::Write::flush(&mut sink)
+                    .map_err(|e| Error::io("handing the export to its write callback", e))?;
+                Ok(report)
+            })
+        }?;
+        let v = serde_json::json!({
+            "collections": r.collections, "documents": r.documents, "kv_namespaces": r.kv_namespaces,
+            "kv_entries": r.kv_entries, "trees": r.trees, "tree_entries": r.tree_entries,
+            "commit_counter": r.commit_counter,
+        });
+        // SAFETY: per contract.
+        unsafe { put_report(out, v) };
+        Ok(())
+    })
+}
+
 /// Loads a JSON-lines export (obj_db_export) from the file `path`:
 /// creates the collections and their indexes and writes every document at
 /// its id, in write transactions of its own: while another write

@@ -356,8 +356,6 @@ def _end_output(out: Any, tmp: str | None, target: str, ok: bool) -> None:
 
 
 def cmd_dump(a: argparse.Namespace) -> int:
-    from obj.kv import list_namespaces
-
     if a.collection is None and a.limit is not None:
         raise UsageError("--limit needs a COLLECTION")
     if a.output and a.output != "-":  # ("-" is stdout, as load reads "-" as stdin)
@@ -369,14 +367,12 @@ def cmd_dump(a: argparse.Namespace) -> int:
     n = 0
     ok = False
     try:
-        with _open(a.file, read_only=True, a=a) as db, db.read_transaction() as tx:
+        with _open(a.file, read_only=True, a=a) as db:
             if a.collection is not None:
-                n = _dump_collection(tx, out, a.collection, a.limit, a.file)
-            else:  # the whole database, as db.export writes it (db.import_ reads it)
-                for name in tx.collections():
-                    n += _dump_collection(tx, out, name, None, a.file)
-                for ns in list_namespaces(tx):
-                    _dump_kv(tx, out, ns)
+                with db.read_transaction() as tx:
+                    n = _dump_collection(tx, out, a.collection, a.limit, a.file)
+            else:  # the whole database, by db.export itself (plain B+trees included)
+                n = db.export(out)["documents"]
         out.flush()
         ok = True
     finally:
@@ -415,19 +411,6 @@ def _dump_collection(tx: Any, out: Any, name: str, limit: int | None, file: str)
         out.write(b'{"id":%d%s,"doc":%s}\n' % (doc_id, v, text))
         n += 1
     return n
-
-
-def _b64(b: bytes) -> bytes:
-    return b'{"$bytes":"' + base64.b64encode(b) + b'"}'
-
-
-def _dump_kv(tx: Any, out: Any, ns: str) -> None:
-    """Writes one key-value namespace's section: its header (with the
-    count, from a first pass) and a {"key", "value"} line per entry."""
-    kv = tx.kv(ns)
-    out.write(_header({"obj_export": 1, "kv": ns, "count": sum(1 for _ in kv.scan())}))
-    for k, v in kv.scan():
-        out.write(b'{"key":%s,"value":%s}\n' % (_b64(k), _b64(v)))
 
 
 class _Progress:
@@ -563,6 +546,11 @@ class _Loader:
         self.last_id = None
         if h.get("obj_export") != 1:
             raise obj.FeatureUnsupportedError(f"unsupported dump format version {h.get('obj_export')!r}")
+        if "tree" in h and "collection" not in h and "kv" not in h:
+            raise obj.InvalidArgumentError(
+                "a plain B+tree section (made by the Rust API's create_tree): 'obj load' writes collections "
+                "and key-value namespaces only; load this file with db.import_(path) in Python, "
+                "obj_db_import in C or Db::import in Rust")
         # The fields docs/format.md allows, as db.import_ checks them.
         allowed = _KV_HEADER if "kv" in h else _COLLECTION_HEADER
         unknown = sorted(k for k in h if k not in allowed)

@@ -944,21 +944,59 @@ class Db:
         check(lib.obj_db_compact_to(self._handle(), _codec.cpath(path, "compact_to path"), buf))
         return json.loads(_take(buf))
 
-    def export(self, path: str | os.PathLike, collection: str | None = None) -> dict:
+    def export(self, path: str | os.PathLike | Any, collection: str | None = None) -> dict:
         """Streams one collection (or everything) to ``path`` as JSON lines,
         from one snapshot, in constant memory. Returns the report. An
         attached collection (``"ns.coll"``) is exported from its file,
-        under its own name (``"coll"``)."""
+        under its own name (``"coll"``). ``path`` may also be a binary file
+        object (``sys.stdout.buffer``, a pipe, a ``gzip.open(..., "wb")``
+        file): the lines go to its ``write`` in pieces of at most 64 KiB,
+        and an exception ``write`` raises stops the export and is raised
+        here (what it took so far is a prefix of the export)."""
         if isinstance(collection, str) and "." in collection:
             ns, _, inner = collection.partition(".")
             other = self._attached.get(ns)
             if other is not None:
                 self._handle()
                 return other.export(path, inner)
+        if not isinstance(path, (str, bytes, os.PathLike)) and callable(getattr(path, "write", None)):
+            return self._export_to(path.write, collection)
         dest = _codec.cpath(path, "export path")
         coll = ffi.NULL if collection is None else _codec.cstr(collection, "collection name")
         buf = ffi.new("obj_bytes *")
         check(lib.obj_db_export(self._handle(), coll, dest, buf))
+        return json.loads(_take(buf))
+
+    def _export_to(self, write: Callable[[bytes], Any], collection: str | None) -> dict:
+        """:meth:`export` to a file object's ``write``."""
+        coll = ffi.NULL if collection is None else _codec.cstr(collection, "collection name")
+        raised: list[BaseException] = []
+
+        # As in backup: an exception (Ctrl-C's KeyboardInterrupt included,
+        # raised as the callback is entered) stops the export, and is
+        # raised once the C call has returned.
+        def on_error(_type: Any, value: BaseException | None, _tb: Any) -> int:
+            raised.append(value if value is not None else _type())
+            return 1
+
+        @ffi.callback("int32_t(const uint8_t *, size_t, void *)", error=1, onerror=on_error)
+        def sink(data: Any, n: int, _ctx: Any) -> int:
+            piece = memoryview(ffi.buffer(data, n)[:])
+            while piece:  # a raw file's write may take part of it
+                done = write(piece)
+                if not isinstance(done, int) or done >= len(piece):
+                    break
+                if done <= 0:  # (a non-blocking file that took nothing: no busy loop)
+                    raise BlockingIOError(f"the export's write took {done} of {len(piece)} bytes")
+                piece = piece[done:]
+            return 0
+
+        buf = ffi.new("obj_bytes *")
+        st = lib.obj_db_export_to(self._handle(), coll, sink, ffi.NULL, buf)
+        if raised:
+            _take(buf)
+            raise raised[0]
+        check(st)
         return json.loads(_take(buf))
 
     def import_(self, path: str | os.PathLike, *, batch_size: int = 0) -> dict:

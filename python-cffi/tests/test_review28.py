@@ -147,3 +147,95 @@ def test_a_missing_passphrase_is_a_key_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OBJ_NO_SUCH_PW"}
     r = run("stat", str(src), "--passphrase-env", "OBJ_NO_SUCH_PW", env=env)
     assert r.returncode == cli.EXIT_KEY and b"unset or empty" in r.stderr
+
+
+# - `obj dump` of a whole database left out the plain B+trees a Rust
+#   program makes with create_tree (db.export writes them), saying nothing.
+#   It now streams db.export itself, which takes a file object too (through
+#   the C call obj_db_export_to); `obj load` names what reads such a section.
+
+_TREE_SECTION = (b'{"obj_export":1,"tree":"users","count":2}\n'
+                 b'{"key":{"$bytes":"YQ=="},"value":{"$bytes":"MQ=="}}\n'
+                 b'{"key":{"$bytes":"Yg=="},"value":{"$bytes":"Mg=="}}\n')
+
+
+def _db_with_a_tree(tmp_path):
+    p = tmp_path / "t.obj"
+    _db(p)
+    section = tmp_path / "tree.jsonl"
+    section.write_bytes(_TREE_SECTION)
+    with obj.Db(str(p)) as db:
+        assert db.import_(str(section))["trees"] == 1
+        db.kv("settings").put(b"theme", b"dark")
+    return p
+
+
+def test_export_to_a_file_object_writes_what_export_to_a_path_does(tmp_path):
+    import gzip
+    import io
+
+    p = _db_with_a_tree(tmp_path)
+    with obj.Db(str(p)) as db:
+        want_report = db.export(str(tmp_path / "all.jsonl"))
+        want = (tmp_path / "all.jsonl").read_bytes()
+        assert _TREE_SECTION in want
+        out = io.BytesIO()
+        assert db.export(out) == want_report
+        assert out.getvalue() == want
+        with gzip.open(tmp_path / "all.jsonl.gz", "wb") as z:
+            db.export(z)
+        assert gzip.decompress((tmp_path / "all.jsonl.gz").read_bytes()) == want
+        one = io.BytesIO()
+        assert db.export(one, "notes")["documents"] == 49
+        assert one.getvalue().startswith(b'{"obj_export":1,"collection":"notes"')
+
+        # What write raises stops the export and is raised; the db goes on.
+        seen = []
+
+        def refuse(b):
+            seen.append(len(b))
+            raise OSError(28, "No space left on device")
+
+        class Sink:
+            write = staticmethod(refuse)
+
+        with pytest.raises(OSError, match="No space left"):
+            db.export(Sink())
+        assert len(seen) == 1  # not called again once it raised
+        with pytest.raises(obj.NotFoundError):
+            db.export(io.BytesIO(), "nope")
+        assert db.count("notes") == 49
+
+
+def test_export_to_a_raw_file_that_takes_part_of_each_piece(tmp_path):
+    p = _db_with_a_tree(tmp_path)
+
+    class Trickle:
+        def __init__(self):
+            self.data = bytearray()
+
+        def write(self, b):
+            take = max(1, len(b) // 3)
+            self.data += bytes(b[:take])
+            return take
+
+    with obj.Db(str(p)) as db:
+        t = Trickle()
+        db.export(t)
+        db.export(str(tmp_path / "all.jsonl"))
+    assert bytes(t.data) == (tmp_path / "all.jsonl").read_bytes()
+
+
+def test_dump_keeps_plain_trees_and_load_names_what_reads_them(tmp_path):
+    p = _db_with_a_tree(tmp_path)
+    r = run("dump", str(p))
+    assert r.returncode == 0, r.stderr
+    assert _TREE_SECTION in r.stdout
+    out = tmp_path / "all.jsonl"
+    assert run("dump", str(p), "-o", str(out)).returncode == 0
+    assert out.read_bytes() == r.stdout
+    r2 = run("load", str(tmp_path / "copy.obj"), "--all", str(out))
+    assert r2.returncode == cli.EXIT_ERROR and b"db.import_" in r2.stderr, r2.stderr
+    with obj.Db(str(tmp_path / "copy2.obj")) as db:
+        rep = db.import_(str(out))
+        assert rep["trees"] == 1 and rep["tree_entries"] == 2 and rep["documents"] == 49
