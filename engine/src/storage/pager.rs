@@ -133,10 +133,11 @@ pub struct Pager {
     closed: AtomicBool,
     /// Closed while readers were active: fold the WAL when the pager drops.
     fold_pending: AtomicBool,
-    /// (generation, last frame) below which a commit does not wait for old
-    /// readers again after a wait that timed out, and how long the next
-    /// wait in that generation may take (see `bound_wal`).
-    reader_wait_after: Mutex<(u64, u64, Duration)>,
+    /// After a wait for old readers that timed out (see `bound_wal`):
+    /// the generation, the last frame below which a commit does not wait
+    /// again, how long the next wait may take, and the oldest snapshot
+    /// still held then (the frame a checkpoint could copy up to).
+    reader_wait_after: Mutex<(u64, u64, Duration, u64)>,
     /// The process that opened the handle: a child after `fork()` must not
     /// use it (its locks are the parent's).
     pid: u32,
@@ -748,7 +749,7 @@ impl Pager {
             fatal: Mutex::new(None),
             closed: AtomicBool::new(false),
             fold_pending: AtomicBool::new(false),
-            reader_wait_after: Mutex::new((0, 0, READER_WAIT)),
+            reader_wait_after: Mutex::new((0, 0, READER_WAIT, 0)),
             pid: std::process::id(),
             forks: shm::fork_count(),
         });
@@ -1346,8 +1347,11 @@ impl Pager {
     /// WAL. A reader that outlasts the wait only lets the WAL grow: the
     /// writer tries again once the WAL has doubled, waiting twice as long
     /// (up to [`READER_WAIT_MAX`]), so that overlapping readers of a few
-    /// hundred milliseconds cannot keep it growing. `h` is the shared
-    /// index's header as the commit last read it.
+    /// hundred milliseconds cannot keep it growing; but not while the one
+    /// snapshot that outlasted a wait of 800 ms is still held (a long
+    /// reader costs the writer 1.5 s of waits once, not 1.6 s at every
+    /// doubling). `h` is the shared index's header as the commit last
+    /// read it.
     fn bound_wal(&self, h: &ShmHeader) -> Result<()> {
         // Not below WAL_WAIT_FLOOR frames: with a small threshold, a wait
         // every few commits would let long readers slow the writer down.
@@ -1355,9 +1359,20 @@ impl Pager {
         if h.max_frame < limit || h.max_frame == h.backfilled {
             return Ok(());
         }
+        let oldest = self.oldest_snapshot(h)?;
         let wait = {
-            let after = self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner());
+            let mut after = self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner());
             if after.0 == h.generation && h.max_frame < after.1 {
+                return Ok(());
+            }
+            if after.0 == h.generation && after.2 >= READER_WAIT_MAX && oldest == Some(after.3) {
+                // The snapshot that outlasted the last wait, of 800 ms or
+                // more, is still held: a long reader, which each further
+                // wait of 1.6 s would only make the writer stall for. (The
+                // waits are for overlapping readers of less than that,
+                // whose oldest snapshot moves on.) The WAL grows until it
+                // ends; its next restart comes as soon as it has.
+                after.1 = h.max_frame.saturating_mul(2);
                 return Ok(());
             }
             if after.0 == h.generation {
@@ -1387,12 +1402,25 @@ impl Pager {
             let _ = self.checkpoint_unguarded();
             self.check_alive()?;
         } else {
+            let oldest = self.oldest_snapshot(h)?.unwrap_or(u64::MAX);
             let mut after = self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner());
-            // Doubling: a long reader costs a handful of waits, not one per
-            // threshold's worth of commits; each twice as long as the last.
-            *after = (h.generation, h.max_frame.saturating_mul(2), (wait * 2).min(READER_WAIT_MAX));
+            // Doubling: overlapping readers cost a handful of waits, not one
+            // per threshold's worth of commits; each twice as long as the last.
+            *after = (h.generation, h.max_frame.saturating_mul(2), (wait * 2).min(READER_WAIT_MAX), oldest);
         }
         Ok(())
+    }
+
+    /// The frame a checkpoint could copy up to now (the oldest snapshot a
+    /// reader holds, or the last frame), or `None` when another process is
+    /// checkpointing and it cannot be told.
+    fn oldest_snapshot(&self, h: &ShmHeader) -> Result<Option<u64>> {
+        if !self.index.lock_exclusive(LOCK_CKPT)? {
+            return Ok(None);
+        }
+        let safe = self.index.safe_frame(h);
+        self.index.unlock_exclusive(LOCK_CKPT);
+        safe.map(Some)
     }
 
     /// Restarts the WAL when every frame is in the main file and no reader
@@ -1542,6 +1570,32 @@ impl Pager {
         Ok(result)
     }
 
+    /// Checks every frame a checkpoint is about to copy, before it writes
+    /// any: a frame damaged since recovery read it (the medium, another
+    /// program) found part way through the copy would leave the main file
+    /// holding the newer images of the pages before it, page 0 among them,
+    /// beside older ones, and nothing could mend that mix (the WAL's valid
+    /// prefix now ends before the damage). Failing here leaves the main
+    /// file as the previous checkpoint left it. A plain page in the cache
+    /// is what the copy writes, so its frame is not read; an encrypted
+    /// frame is copied as the WAL holds it, so each one is read.
+    fn check_frames_to_copy(&self, wal: &Wal, generation: u64, copies: &[(PageNo, u64)]) -> Result<()> {
+        let encrypted = self.codec.is_encrypted();
+        let mut image = Page::zeroed(self.page_size);
+        for &(pgno, frame) in copies {
+            if !encrypted && self.cache.contains((generation, frame)) {
+                continue;
+            }
+            wal.read_frame(frame, &mut image)?;
+            if encrypted {
+                verify_page(pgno, &image)?;
+            } else {
+                self.codec.open_page(pgno, &mut image)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Copies frames up to the safe frame under slot 0 held exclusively
     /// (no main-file-only reader may see the main file change), then
     /// publishes the new backfill point in `h`. Returns (frames, pages)
@@ -1561,6 +1615,7 @@ impl Pager {
                 }
             }
             let copies = self.index.frames_to_copy(backfilled, limit);
+            self.check_frames_to_copy(wal, h.generation, &copies)?;
             let mut page_count = None;
             for &(pgno, frame) in &copies {
                 let cached = self.cache.get((h.generation, frame));
