@@ -164,41 +164,212 @@ fn a_frame_damaged_after_recovery_fails_the_checkpoint_before_it_writes() {
 #[test]
 fn a_long_reader_costs_the_writer_a_few_waits_not_a_stall_per_doubling() {
     use std::time::{Duration, Instant};
+    // (a reader of WAL frames; a reader of the main file alone, which began
+    // right after a checkpoint; a busy timeout shorter than the waits)
+    for (main_only, busy_ms, most) in [(false, 5_000, 4), (true, 5_000, 4), (false, 300, 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.obj");
+        let opts = Options {
+            sync_mode: obj_engine::SyncMode::Off,
+            busy_timeout: Duration::from_millis(busy_ms),
+            ..Options::default()
+        };
+        let db = Db::open_with(&path, opts).unwrap();
+        let mut w = db.begin_write().unwrap();
+        w.create_tree("t").unwrap();
+        w.commit().unwrap();
+        if main_only {
+            db.checkpoint().unwrap();
+        }
+        let reader = db.begin_read().unwrap(); // held through every commit below
+        let mut stalls = Vec::new();
+        let mut i = 0u32;
+        while db.stat().unwrap().wal_frames < 40_000 {
+            let t = Instant::now();
+            let mut w = db.begin_write().unwrap();
+            let tree = w.open_tree("t").unwrap();
+            for _ in 0..8 {
+                w.insert(&tree, &i.to_be_bytes(), &[0u8; 2000]).unwrap();
+                i += 1;
+            }
+            w.commit().unwrap();
+            if t.elapsed() > Duration::from_millis(80) {
+                stalls.push(t.elapsed());
+            }
+        }
+        // Waits of 100, 200, 400 and 800 ms at 2, 4, 8 and 16 times the
+        // threshold (100, 200, 300 with the short busy timeout), and none
+        // after: before, 1.6 s more at 32 times (and at every doubling
+        // after it), or the busy timeout at every doubling.
+        assert!(stalls.len() <= most, "{main_only} {busy_ms}: {stalls:?}");
+        assert!(stalls.iter().all(|s| *s < Duration::from_millis(1200)), "{stalls:?}");
+        drop(reader);
+        // Once the reader has ended, the WAL is copied and restarts.
+        for _ in 0..3 {
+            let mut w = db.begin_write().unwrap();
+            let tree = w.open_tree("t").unwrap();
+            w.insert(&tree, b"after", b"x").unwrap();
+            w.commit().unwrap();
+        }
+        assert!(db.stat().unwrap().wal_frames < 1000, "{}", db.stat().unwrap().wal_frames);
+    }
+}
+
+// - Iterating a query or all of a collection in a write transaction could
+//   not go on past a write in it (the Python review: `for oid, o in
+//   tx.all(Order): tx.update(...)`, a loop users of the reference package
+//   write). A query may now start after an id (`after_id`), read in id
+//   order from there, which is how the bindings go on after a write, and
+//   how a user pages through a collection by id.
+
+#[test]
+fn after_id_reads_in_id_order_from_there() {
+    use obj_engine::doc::json::from_json_str;
+    use obj_engine::{IndexSpec, QuerySpec};
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.obj");
-    let opts = Options { sync_mode: obj_engine::SyncMode::Off, ..Options::default() };
-    let db = Db::open_with(&path, opts).unwrap();
+    let db = Db::open(dir.path().join("a.obj")).unwrap();
     let mut w = db.begin_write().unwrap();
-    w.create_tree("t").unwrap();
+    {
+        let mut c = w.collection_mut("c").unwrap();
+        c.create_index(IndexSpec::standard("by_k", "k").unwrap()).unwrap();
+        for i in 1..=100u64 {
+            c.insert(&from_json_str(&format!(r#"{{"k":{},"even":{}}}"#, i % 10, i % 2 == 0)).unwrap())
+                .unwrap();
+        }
+        assert!(c.delete(60).unwrap());
+    }
     w.commit().unwrap();
-    let reader = db.begin_read().unwrap(); // held through every commit below
-    let mut stalls = Vec::new();
-    let mut i = 0u32;
-    while db.stat().unwrap().wal_frames < 40_000 {
-        let t = Instant::now();
+    let r = db.begin_read().unwrap();
+    let c = r.collection("c").unwrap();
+    let ids = |spec: &QuerySpec| -> Vec<u64> { c.query(spec).unwrap().map(|x| x.unwrap().0).collect() };
+
+    assert_eq!(ids(&QuerySpec::new("c").with_after_id(95)), vec![96, 97, 98, 99, 100]);
+    assert_eq!(ids(&QuerySpec::new("c").with_after_id(100)), Vec::<u64>::new());
+    assert_eq!(ids(&QuerySpec::new("c").with_after_id(u64::MAX)), Vec::<u64>::new());
+    // With a filter an index could serve: still id order, from the id.
+    let spec = QuerySpec::from_json(r#"{"collection":"c","filter":{"eq":["k",3]},"after_id":50}"#).unwrap();
+    assert_eq!(ids(&spec), vec![53, 63, 73, 83, 93]);
+    assert!(c.explain(&spec).unwrap().starts_with("SCAN"), "{}", c.explain(&spec).unwrap());
+    assert_eq!(c.query_count(&spec).unwrap(), 5);
+    // Paging: limit, and the last id of a page starts the next.
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = ids(&QuerySpec::new("c").with_after_id(after).with_limit(30));
+        let Some(&last) = page.last() else { break };
+        seen.extend(page);
+        after = last;
+    }
+    assert_eq!(seen, (1..=100).filter(|&i| i != 60).collect::<Vec<u64>>());
+    // A sort applies to what follows the id.
+    let spec = QuerySpec::from_json(
+        r#"{"collection":"c","sort":[{"field":"k","order":"desc"}],"after_id":90,"limit":3}"#,
+    )
+    .unwrap();
+    assert_eq!(ids(&spec), vec![99, 98, 97]);
+    // With an index range: refused, as the two orders differ.
+    let spec =
+        QuerySpec::from_json(r#"{"collection":"c","index":{"name":"by_k","ge":[1]},"after_id":5}"#).unwrap();
+    let e = c.query(&spec).map(|_| ()).unwrap_err();
+    assert!(matches!(e, obj_engine::Error::InvalidArgument(_)) && e.to_string().contains("after_id"), "{e}");
+    // The JSON form round-trips it; a negative one is refused.
+    let spec = QuerySpec::new("c").with_after_id(7);
+    assert_eq!(QuerySpec::from_json(&spec.to_json()).unwrap(), spec);
+    assert!(QuerySpec::from_json(r#"{"collection":"c","after_id":-1}"#).is_err());
+}
+
+// - The review of that fix found a window in it: the check skipped a frame
+//   whose page was in the cache, and a reader on another thread could
+//   evict the page before the copy reached it, which then read the damaged
+//   frame part way through (14 of 15 trials). The check now holds what it
+//   checked for the copy.
+
+#[test]
+fn a_page_evicted_between_the_check_and_the_copy_cannot_mix_the_main_file() {
+    use obj_engine::SyncMode;
+    use std::ops::Bound::Unbounded;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("template.obj");
+    {
+        let db =
+            Db::open_with(&template, Options { sync_mode: SyncMode::Off, ..Options::default() }).unwrap();
         let mut w = db.begin_write().unwrap();
-        let tree = w.open_tree("t").unwrap();
-        for _ in 0..8 {
-            w.insert(&tree, &i.to_be_bytes(), &[0u8; 2000]).unwrap();
-            i += 1;
+        let big = w.create_tree("big").unwrap();
+        for i in 0u32..20000 {
+            w.insert(&big, &i.to_be_bytes(), &[3; 1500]).unwrap();
+        }
+        let t = w.create_tree("t").unwrap();
+        for i in 0u32..3000 {
+            w.insert(&t, &i.to_be_bytes(), &[1; 1500]).unwrap();
         }
         w.commit().unwrap();
-        if t.elapsed() > Duration::from_millis(80) {
-            stalls.push(t.elapsed());
-        }
+        db.close().unwrap();
     }
-    // Waits of 100, 200, 400 and 800 ms at 2, 4, 8 and 16 times the
-    // threshold, and none after: before, 1.6 s more at 32 times (and at
-    // every doubling after it).
-    assert!(stalls.len() <= 4, "{stalls:?}");
-    assert!(stalls.iter().all(|s| *s < Duration::from_millis(1200)), "{stalls:?}");
-    drop(reader);
-    // Once the reader has ended, the WAL is copied and restarts.
-    for _ in 0..3 {
+    for trial in 0..5 {
+        let path = dir.path().join(format!("t{trial}.obj"));
+        std::fs::copy(&template, &path).unwrap();
+        let opts = Options {
+            wal_autocheckpoint: 0,
+            sync_mode: SyncMode::Off,
+            cache_size: 8 << 20,
+            ..Options::default()
+        };
+        let db = Arc::new(Db::open_with(&path, opts).unwrap());
         let mut w = db.begin_write().unwrap();
-        let tree = w.open_tree("t").unwrap();
-        w.insert(&tree, b"after", b"x").unwrap();
+        let t = w.open_tree("t").unwrap();
+        for i in 0u32..3000 {
+            w.insert(&t, &i.to_be_bytes(), &[2; 1500]).unwrap();
+        }
         w.commit().unwrap();
+        {
+            let r = db.begin_read().unwrap(); // every page of t in the cache
+            let t = r.open_tree("t").unwrap();
+            assert_eq!(r.range(&t, Unbounded, Unbounded, false).unwrap().count(), 3000);
+        }
+        let before = std::fs::read(&path).unwrap();
+        let wal = path.with_file_name(format!("t{trial}.obj-wal"));
+        let mut bytes = std::fs::read(&wal).unwrap();
+        let &(_, image) = wal_frames(&bytes, 4096).iter().max_by_key(|f| (f.0, f.1)).unwrap();
+        bytes[image + 200] ^= 0x01;
+        std::fs::write(&wal, &bytes).unwrap();
+        // A reader scanning the other tree evicts t's pages meanwhile.
+        let stop = Arc::new(AtomicBool::new(false));
+        let evictor = {
+            let (db, stop) = (db.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = db.begin_read().unwrap();
+                    let big = r.open_tree("big").unwrap();
+                    for e in r.range(&big, Unbounded, Unbounded, false).unwrap() {
+                        e.unwrap();
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                    }
+                }
+            })
+        };
+        let outcome = db.checkpoint();
+        stop.store(true, Ordering::Relaxed);
+        evictor.join().unwrap();
+        match outcome {
+            // The damaged frame's page came from the cache, intact.
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.is_corruption(), "{e}");
+                assert_eq!(std::fs::read(&path).unwrap(), before, "trial {trial}: the main file changed");
+            }
+        }
+        let db = Arc::try_unwrap(db).unwrap();
+        db.close_without_checkpoint();
+        let db = Db::open(&path).unwrap();
+        db.integrity_check().unwrap();
+        let r = db.begin_read().unwrap();
+        let t = r.open_tree("t").unwrap();
+        let values: std::collections::BTreeSet<u8> =
+            r.range(&t, Unbounded, Unbounded, false).unwrap().map(|e| e.unwrap().1[0]).collect();
+        assert_eq!(values.len(), 1, "trial {trial}: one commit's values, not a mix: {values:?}");
     }
-    assert!(db.stat().unwrap().wal_frames < 1000, "{}", db.stat().unwrap().wal_frames);
 }

@@ -35,6 +35,7 @@ import secrets
 import signal
 import stat
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,6 +108,7 @@ class _Sigint:
 
     held = False
     noted = False
+    owner: int | None = None  # the thread whose command took SIGINT
 
     @classmethod
     def handler(cls, signum: int, frame: Any) -> None:
@@ -120,13 +122,20 @@ class _Sigint:
         """Takes SIGINT (on the main thread, where Python's own handler is
         in place; an ignored SIGINT stays ignored); returns the handler to
         put back, or None."""
-        cls.held = cls.noted = False
         try:
             if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
                 return None
-            return signal.signal(signal.SIGINT, cls.handler)
+            previous = signal.signal(signal.SIGINT, cls.handler)
         except ValueError:  # not the main thread: Ctrl-C is not the command's to take
             return None
+        cls.held = cls.noted = False
+        cls.owner = threading.get_ident()
+        return previous
+
+    @classmethod
+    def mine(cls) -> bool:
+        """Whether the calling thread runs the command that took SIGINT."""
+        return cls.owner == threading.get_ident()
 
 
 @contextlib.contextmanager
@@ -134,21 +143,27 @@ def _one_step() -> Any:
     """A step that cannot stop part way but that the command may stop after
     (an intermediate commit of ``load --commit-every``): a Ctrl-C during it
     is raised once it has completed."""
+    if not _Sigint.mine():
+        yield
+        return
     was = _Sigint.held
     _Sigint.held = True
     try:
         yield
     finally:
         _Sigint.held = was
-        if not was and _Sigint.noted:
-            _Sigint.noted = False
-            raise KeyboardInterrupt
+    # (Only once the step has completed: its own error, if any, is the one
+    # to report.)
+    if not was and _Sigint.noted:
+        _Sigint.noted = False
+        raise KeyboardInterrupt
 
 
 def _last_step() -> None:
     """The command begins the step that decides its outcome: a Ctrl-C from
     now on no longer stops it (see :class:`_Sigint`)."""
-    _Sigint.held = True
+    if _Sigint.mine():
+        _Sigint.held = True
 
 
 def _key(a: argparse.Namespace, prefix: str = "") -> dict:
@@ -1048,7 +1063,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     restore = _Sigint.install()
     try:
         code = a.fn(a)
-        if _Sigint.noted:
+        if restore is not None and _Sigint.noted:
             print(f"obj: {a.cmd}: Ctrl-C came during its last step, which cannot stop part way: "
                   "it completed", file=sys.stderr)
         return code
@@ -1082,7 +1097,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if restore is not None:
             signal.signal(signal.SIGINT, restore)
-        _Sigint.held = False
+            _Sigint.held = False
+            _Sigint.owner = None
 
 
 if __name__ == "__main__":

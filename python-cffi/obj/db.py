@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import io
 import json
 import os
 import threading
@@ -960,15 +961,17 @@ class Db:
                 self._handle()
                 return other.export(path, inner)
         if not isinstance(path, (str, bytes, os.PathLike)) and callable(getattr(path, "write", None)):
-            return self._export_to(path.write, collection)
+            return self._export_to(path.write, collection, isinstance(path, io.RawIOBase))
         dest = _codec.cpath(path, "export path")
         coll = ffi.NULL if collection is None else _codec.cstr(collection, "collection name")
         buf = ffi.new("obj_bytes *")
         check(lib.obj_db_export(self._handle(), coll, dest, buf))
         return json.loads(_take(buf))
 
-    def _export_to(self, write: Callable[[bytes], Any], collection: str | None) -> dict:
-        """:meth:`export` to a file object's ``write``."""
+    def _export_to(self, write: Callable[[bytes], Any], collection: str | None, raw: bool) -> dict:
+        """:meth:`export` to a file object's ``write``. ``raw``: it is a raw
+        file, whose ``write`` may take part of what it is given, or nothing
+        (``None``, a non-blocking file that would block)."""
         coll = ffi.NULL if collection is None else _codec.cstr(collection, "collection name")
         raised: list[BaseException] = []
 
@@ -982,13 +985,15 @@ class Db:
         @ffi.callback("int32_t(const uint8_t *, size_t, void *)", error=1, onerror=on_error)
         def sink(data: Any, n: int, _ctx: Any) -> int:
             piece = memoryview(ffi.buffer(data, n)[:])
-            while piece:  # a raw file's write may take part of it
+            while piece:
                 done = write(piece)
-                if not isinstance(done, int) or done >= len(piece):
+                if done is None and not raw:  # a writer that returns nothing took it all
                     break
-                if done <= 0:  # (a non-blocking file that took nothing: no busy loop)
+                if isinstance(done, int) and done >= len(piece):
+                    break
+                if not isinstance(done, int) or done <= 0:  # no busy loop, no silent loss
                     raise BlockingIOError(f"the export's write took {done} of {len(piece)} bytes")
-                piece = piece[done:]
+                piece = piece[done:]  # a raw file's write may take part of it
             return 0
 
         buf = ffi.new("obj_bytes *")

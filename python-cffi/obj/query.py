@@ -322,6 +322,7 @@ class Query:
         self._offset = 0
         self._index: dict | None = None
         self._cap: int | None = None
+        self._after: int | None = None
 
     def _copy(self, **kw: Any) -> Query:
         q = object.__new__(Query)
@@ -417,6 +418,16 @@ class Query:
             spec["reverse"] = True
         return self._copy(_index=spec)
 
+    def after_id(self, doc_id: int | None) -> Query:
+        """Only documents whose id is greater than ``doc_id``, read in id
+        order from there (no index; not with :meth:`index_range`): pages
+        through a collection by id, the last id of one page starting the
+        next (``None``: from the start)."""
+        if doc_id is not None and (not isinstance(doc_id, int) or isinstance(doc_id, bool)
+                                   or not 0 <= doc_id < 2**64):
+            raise InvalidArgumentError("after_id takes an id (an int from 0 to 2**64-1) or None")
+        return self._copy(_after=doc_id)
+
     def sort_buffer_limit(self, n: int) -> Query:
         """Most documents held in memory to sort (default
         ``obj.MAX_SORT_BUFFER``); past it the query raises
@@ -436,6 +447,8 @@ class Query:
             q["index"] = self._index
         if self._cap is not None:
             q["sort_buffer_limit"] = self._cap
+        if self._after is not None:
+            q["after_id"] = self._after
         if not self._preds and self._key is None:
             if self._limit is not None:
                 q["limit"] = self._limit

@@ -194,14 +194,60 @@ class _Core:
             self._writes += 1
         return st
 
-    def _guarded(self, rows: Iterator[Any]) -> Iterator[Any]:
-        """``rows`` of a cursor of this write transaction, raising at the
-        first step after a write, as the C cursor does."""
+    def _resuming(self, query_js: bytes, limit: int | None,
+                  rows_of: Callable[[bytes, int | None], tuple[Iterator[Any], Callable[[], None]]]) -> Iterator[Any]:
+        """The rows of a query of this write transaction (each starting with
+        its document id), from ``rows_of(query, limit)``. A write call on
+        the transaction ends the C cursor, which may have read ahead; the
+        rows already fetched past the last one yielded are dropped then.
+        A query that reads in id order (no sort, no index range, and a
+        plan that scans) goes on after the last id it yielded, reading the
+        transaction as it now is: a document the loop updated or deleted
+        further on is read as written, or not at all; one inserted with a
+        greater id is read too. Any other query raises
+        ``InvalidArgumentError`` at its first step after the write (the
+        order it reads in may have changed under it)."""
         at = self._writes
-        for r in rows:
-            if self._writes != at:
-                raise InvalidArgumentError(_STALE_CURSOR)
-            yield r
+        rows, close = rows_of(query_js, limit)
+        q: dict | None = None  # the query, parsed at the first write
+        last: int | None = None
+        given = 0
+        try:
+            while True:
+                try:
+                    r = next(rows)
+                except StopIteration:
+                    return
+                except InvalidArgumentError:
+                    if self._writes == at:
+                        raise
+                    # (the C cursor, reading its next batch, met the write)
+                if self._writes == at:
+                    last = r[0]
+                    given += 1
+                    yield r
+                    continue
+                close()
+                if q is None:
+                    q = json.loads(query_js)
+                    if q.get("sort") or q.get("index") is not None or not self._scans(query_js):
+                        raise InvalidArgumentError(_STALE_CURSOR)
+                at = self._writes
+                again = dict(q)
+                if given:  # the offset is behind; the limit counts what is left
+                    again.pop("offset", None)
+                    again["after_id"] = last
+                    if again.get("limit") is not None:
+                        again["limit"] = max(again["limit"] - given, 0)
+                left = None if limit is None else max(limit - given, 1)
+                rows, close = rows_of(json.dumps(again).encode(), left)
+        finally:
+            close()
+
+    def _scans(self, query_js: bytes) -> bool:
+        """Whether the query's plan reads the collection in id order."""
+        plan = self._c_explain(query_js)
+        return str(plan.get("plan", "")).startswith("SCAN")
 
     # Ending a transaction ends it in C at once (commit or rollback) but
     # leaves freeing the handle to its last reference (ffi.gc): another
@@ -454,8 +500,14 @@ class _Core:
 
     def _c_rows(self, query_js: bytes, limit: int | None = None) -> Iterator[list]:
         """Streams ``[id, version, doc]`` rows of a query, in batches."""
-        rows = chain.from_iterable(self._c_batches(query_js, limit, lib.obj_cursor_next_batch, operator.not_))
-        return self._guarded(rows) if self._write else rows
+
+        def rows_of(q: bytes, lim: int | None) -> tuple[Iterator[list], Callable[[], None]]:
+            batches = self._c_batches(q, lim, lib.obj_cursor_next_batch, operator.not_)
+            return chain.from_iterable(batches), batches.close
+
+        if self._write:
+            return self._resuming(query_js, limit, rows_of)
+        return rows_of(query_js, limit)[0]
 
     def _c_columns(self, query_js: bytes, limit: int | None, versions: bool) -> Iterator[list]:
         """Streams a query's results in batches of columns: ``[docs, ids]``
@@ -472,8 +524,14 @@ class _Core:
         each batch's columns, chained: no Python code runs per document."""
         if _next_batch_columns is None:  # an older library
             return ((r[0], r[2]) for r in self._c_rows(query_js, limit))
-        pairs = chain.from_iterable(zip(c[1], c[0]) for c in self._c_columns(query_js, limit, False))
-        return self._guarded(pairs) if self._write else pairs
+
+        def pairs_of(q: bytes, lim: int | None) -> tuple[Iterator[tuple[int, Any]], Callable[[], None]]:
+            columns = self._c_columns(q, lim, False)
+            return chain.from_iterable(zip(c[1], c[0]) for c in columns), columns.close
+
+        if self._write:
+            return self._resuming(query_js, limit, pairs_of)
+        return pairs_of(query_js, limit)[0]
 
     def _c_count(self, query_js: bytes) -> int:
         out = _slots.u64

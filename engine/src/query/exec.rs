@@ -269,7 +269,11 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                     pending: Some((snap, filtering)),
                     scanned: 0,
                 },
-                None => Source::Scan(txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?),
+                None => {
+                    let after = spec.after_id.map(u64::to_be_bytes);
+                    let start = after.as_ref().map_or(Bound::Unbounded, |a| Bound::Excluded(&a[..]));
+                    Source::Scan(txn.range(&st.docs, start, Bound::Unbounded, false)?)
+                }
             },
             Access::Index { name, kind, ranges, reverse, .. } => Source::Index {
                 tree: st.index_tree_of(txn, name)?,
@@ -727,7 +731,8 @@ fn shared_scan<T: ReadableTxn>(
 ) -> Result<Option<(Blocks, Weak<Snapshot>, Filtering)>> {
     let wants_many = plan.sort_in_memory
         || spec.limit.is_none_or(|l| l.saturating_add(spec.offset) >= SPLIT_SCAN_MIN_DOCS);
-    if matches!(check, Check::True) || st.raw || !wants_many || !spare_core() {
+    // (A scan from `after_id` pages through in one: it is not split.)
+    if matches!(check, Check::True) || st.raw || !wants_many || spec.after_id.is_some() || !spare_core() {
         return Ok(None);
     }
     let Some(snap) = shared_snapshot(txn) else { return Ok(None) };

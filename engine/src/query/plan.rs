@@ -296,6 +296,14 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
             st.name
         )));
     }
+    if spec.after_id.is_some() {
+        if spec.index.is_some() {
+            return Err(Error::invalid(
+                "after_id reads the collection in id order: it does not combine with index",
+            ));
+        }
+        return Ok(Plan { access: Access::Scan, sort_in_memory, filtered, exact: false });
+    }
     if let Some(ir) = &spec.index {
         let info = st.index(&ir.index)?;
         if info.status != IndexStatus::Ready {

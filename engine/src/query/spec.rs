@@ -139,6 +139,12 @@ pub struct QuerySpec {
     /// Read through this index and range instead of letting the planner
     /// choose.
     pub index: Option<IndexRange>,
+    /// Only documents whose id is greater than this: paging in id order
+    /// (the last id of one page starts the next), and how a binding goes on
+    /// with a scan after a write in its transaction ended the cursor. The
+    /// query then reads the collection in id order from there (no index;
+    /// with `index` it is refused).
+    pub after_id: Option<u64>,
 }
 
 impl QuerySpec {
@@ -153,6 +159,7 @@ impl QuerySpec {
             sort_buffer_limit: None,
             count_only: false,
             index: None,
+            after_id: None,
         }
     }
 
@@ -172,6 +179,13 @@ impl QuerySpec {
     /// This query returning at most `limit` results.
     pub fn with_limit(mut self, limit: u64) -> QuerySpec {
         self.limit = Some(limit);
+        self
+    }
+
+    /// This query reading only documents with an id greater than `id` (see
+    /// [`after_id`](Self::after_id)).
+    pub fn with_after_id(mut self, id: u64) -> QuerySpec {
+        self.after_id = Some(id);
         self
     }
 
@@ -246,6 +260,9 @@ impl QuerySpec {
             }
             out.push('}');
         }
+        if let Some(a) = self.after_id {
+            let _ = write!(out, ",\"after_id\":{a}");
+        }
         out.push('}');
         out
     }
@@ -287,7 +304,8 @@ impl Filter {
 
 // ---------------------------------------------------------------- parsing
 
-const SPEC_FIELDS: &str = "collection, filter, sort, limit, offset, sort_buffer_limit, count_only, index";
+const SPEC_FIELDS: &str =
+    "collection, filter, sort, limit, offset, sort_buffer_limit, count_only, index, after_id";
 
 fn invalid(at: &str, what: impl std::fmt::Display) -> Error {
     Error::invalid(format!("{at}: {what}"))
@@ -328,6 +346,7 @@ fn parse_spec(j: &Json) -> Result<QuerySpec> {
             "limit" => spec.limit = opt_u64(v, at)?,
             "offset" => spec.offset = opt_u64(v, at)?.unwrap_or(0),
             "sort_buffer_limit" => spec.sort_buffer_limit = opt_u64(v, at)?,
+            "after_id" => spec.after_id = opt_u64(v, at)?,
             "count_only" => match v {
                 Json::Bool(b) => spec.count_only = *b,
                 Json::Null => spec.count_only = false,
@@ -809,6 +828,7 @@ mod tests {
                 hi: Some(IndexBound { values: vec![s("shipped")], inclusive: true }),
                 reverse: true,
             }),
+            after_id: Some(41),
         };
         let text = spec.to_json();
         assert_eq!(QuerySpec::from_json(&text).unwrap(), spec, "{text}");
@@ -1084,6 +1104,7 @@ mod tests {
                         sort_buffer_limit,
                         count_only,
                         index: index.map(|(index, lo, hi, reverse)| IndexRange { index, lo, hi, reverse }),
+                        after_id: None,
                     }
                 },
             )

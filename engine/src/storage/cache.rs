@@ -106,12 +106,6 @@ impl PageCache {
         }
     }
 
-    /// Whether `key` is cached (counted neither as a hit nor as a miss).
-    pub fn contains(&self, key: CacheKey) -> bool {
-        let (lock, _, _) = self.shard(key);
-        lock.read().unwrap_or_else(|p| p.into_inner()).map.contains_key(&key)
-    }
-
     /// Adds or replaces `key`, evicting by CLOCK when the shard is full.
     pub fn insert(&self, key: CacheKey, page: PageRef) {
         if self.per_shard == 0 {

@@ -80,6 +80,10 @@ enum Sharing {
     PrivateReadOnly,
 }
 
+/// What a checkpoint's check of a frame kept for the copy: the image to
+/// write and the decoded page, if known (`None`: read the frame again).
+type Checked = Option<(PageRef, Option<PageRef>)>;
+
 /// How long a commit first waits at most for readers of older snapshots to
 /// end when the WAL is past twice its checkpoint threshold
 /// (`Pager::bound_wal`). Each wait that times out doubles the next, up to
@@ -1365,13 +1369,16 @@ impl Pager {
             if after.0 == h.generation && h.max_frame < after.1 {
                 return Ok(());
             }
-            if after.0 == h.generation && after.2 >= READER_WAIT_MAX && oldest == Some(after.3) {
-                // The snapshot that outlasted the last wait, of 800 ms or
-                // more, is still held: a long reader, which each further
-                // wait of 1.6 s would only make the writer stall for. (The
-                // waits are for overlapping readers of less than that,
-                // whose oldest snapshot moves on.) The WAL grows until it
-                // ends; its next restart comes as soon as it has.
+            // The longest wait comes after one of 800 ms, or one the busy
+            // timeout cut short.
+            let longest = after.2 / 2 >= (READER_WAIT_MAX / 2).min(self.busy_timeout);
+            if after.0 == h.generation && longest && oldest == Some(after.3) {
+                // The snapshot that outlasted the last wait, the longest
+                // but one, is still held: a long reader, which each further
+                // wait would only make the writer stall for. (The waits
+                // are for overlapping readers of less than that, whose
+                // oldest snapshot moves on.) The WAL grows until it ends;
+                // its next restart comes as soon as it has.
                 after.1 = h.max_frame.saturating_mul(2);
                 return Ok(());
             }
@@ -1411,16 +1418,25 @@ impl Pager {
         Ok(())
     }
 
-    /// The frame a checkpoint could copy up to now (the oldest snapshot a
-    /// reader holds, or the last frame), or `None` when another process is
-    /// checkpointing and it cannot be told.
+    /// The oldest snapshot a reader holds, as the frame it reads up to: 0
+    /// for a reader of the main file alone (slot 0: it began when the WAL
+    /// was wholly copied), else the frame a checkpoint could copy up to
+    /// (the last frame when no reader holds an older one); `None` when
+    /// another process is checkpointing and it cannot be told.
     fn oldest_snapshot(&self, h: &ShmHeader) -> Result<Option<u64>> {
         if !self.index.lock_exclusive(LOCK_CKPT)? {
             return Ok(None);
         }
-        let safe = self.index.safe_frame(h);
+        let oldest = (|| {
+            let safe = self.index.safe_frame(h)?;
+            if !self.index.lock_exclusive(lock_read(0))? {
+                return Ok(0);
+            }
+            self.index.unlock_exclusive(lock_read(0));
+            Ok(safe)
+        })();
         self.index.unlock_exclusive(LOCK_CKPT);
-        safe.map(Some)
+        oldest.map(Some)
     }
 
     /// Restarts the WAL when every frame is in the main file and no reader
@@ -1576,24 +1592,49 @@ impl Pager {
     /// holding the newer images of the pages before it, page 0 among them,
     /// beside older ones, and nothing could mend that mix (the WAL's valid
     /// prefix now ends before the damage). Failing here leaves the main
-    /// file as the previous checkpoint left it. A plain page in the cache
-    /// is what the copy writes, so its frame is not read; an encrypted
-    /// frame is copied as the WAL holds it, so each one is read.
-    fn check_frames_to_copy(&self, wal: &Wal, generation: u64, copies: &[(PageNo, u64)]) -> Result<()> {
+    /// file as the previous checkpoint left it.
+    ///
+    /// Returns, for each frame, what the copy writes when this pass keeps
+    /// it: the image and the decoded page, if known. A plain page in the
+    /// cache is its own image (its frame is not read), and is held from
+    /// here so that an eviction meanwhile cannot send the copy to a frame
+    /// nobody checked. Images read here are kept up to the cache's size;
+    /// the copy reads the rest again (a checkpoint larger than the cache
+    /// reads those frames twice rather than hold them all).
+    fn check_frames_to_copy(
+        &self,
+        wal: &Wal,
+        generation: u64,
+        copies: &[(PageNo, u64)],
+    ) -> Result<Vec<Checked>> {
         let encrypted = self.codec.is_encrypted();
-        let mut image = Page::zeroed(self.page_size);
+        let mut room = self.cache.stats().capacity.max(256);
+        let mut out = Vec::with_capacity(copies.len());
         for &(pgno, frame) in copies {
-            if !encrypted && self.cache.contains((generation, frame)) {
+            let cached = self.cache.get((generation, frame));
+            if let Some(p) = cached.as_ref().filter(|_| !encrypted) {
+                out.push(Some((p.clone(), cached)));
                 continue;
             }
+            let mut image = Page::zeroed(self.page_size);
             wal.read_frame(frame, &mut image)?;
             if encrypted {
                 verify_page(pgno, &image)?;
             } else {
                 self.codec.open_page(pgno, &mut image)?;
             }
+            if room == 0 {
+                out.push(None);
+                continue;
+            }
+            room -= 1;
+            let image = image.into_ref();
+            // A plain image is the page; an encrypted one is decoded only
+            // if needed (page 0), unless the cache has it.
+            let page = if encrypted { cached } else { Some(image.clone()) };
+            out.push(Some((image, page)));
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Copies frames up to the safe frame under slot 0 held exclusively
@@ -1615,16 +1656,17 @@ impl Pager {
                 }
             }
             let copies = self.index.frames_to_copy(backfilled, limit);
-            self.check_frames_to_copy(wal, h.generation, &copies)?;
+            let checked = self.check_frames_to_copy(wal, h.generation, &copies)?;
             let mut page_count = None;
-            for &(pgno, frame) in &copies {
-                let cached = self.cache.get((h.generation, frame));
-                let (image, page) = match cached {
-                    // A plain cached page is sealed: it is its own image.
-                    Some(p) if !self.codec.is_encrypted() => (p.clone(), Some(p)),
-                    // Otherwise copy the image the WAL holds (an encrypted
-                    // one as it is: no re-encryption), after its CRC check.
-                    cached => {
+            for (&(pgno, frame), kept) in copies.iter().zip(checked) {
+                let (image, page) = match kept {
+                    // What the check kept: a plain page (sealed: it is its
+                    // own image) or the image the WAL holds (an encrypted
+                    // one as it is: no re-encryption).
+                    Some(kept) => kept,
+                    // Read again, and checked again, past the check's room.
+                    None => {
+                        let cached = self.cache.get((h.generation, frame));
                         let mut image = Page::zeroed(self.page_size);
                         wal.read_frame(frame, &mut image)?;
                         if self.codec.is_encrypted() {
