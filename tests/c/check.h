@@ -1,6 +1,7 @@
 /* Tiny assertion helpers for the C tests. */
 #ifndef OBJ_TEST_CHECK_H
 #define OBJ_TEST_CHECK_H
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,21 @@ static int checks_run = 0;
             exit(1);                                                           \
         }                                                                      \
     } while (0)
+/* The whole file at `p` (free it with free()); its length in `*len`. */
+static inline uint8_t *read_file(const char *p, size_t *len) {
+    FILE *f = fopen(p, "rb");
+    CHECK(f != NULL);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
+    CHECK(buf != NULL);
+    CHECK(fread(buf, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
 /* Deletes a database file and its -wal and -shm sidecars, if present. */
 static inline void remove_db(const char *path) {
     char side[1100];

@@ -31,19 +31,6 @@ static void write_file(const char *p, const void *data, size_t len) {
     CHECK(fclose(f) == 0);
 }
 
-static uint8_t *read_file(const char *p, size_t *len) {
-    FILE *f = fopen(p, "rb");
-    CHECK(f != NULL);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    CHECK(buf != NULL);
-    CHECK(fread(buf, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 /* A string of `n` copies of `unit` followed by `tail` copies of `close`. */
 static char *repeat(const char *unit, size_t n, const char *middle, const char *close, size_t tail) {

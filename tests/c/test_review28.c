@@ -35,19 +35,6 @@ static int32_t collect(const uint8_t *data, size_t len, void *ctx) {
     return 0;
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    CHECK(f != NULL);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    CHECK(b != NULL && fread(b, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static void export_to_a_callback(void) {
     char path[512], file[600];
     snprintf(path, sizeof path, "%s/c-review28-%d.obj", dir, (int)getpid());
@@ -88,7 +75,7 @@ static void export_to_a_callback(void) {
         snprintf(file, sizeof file, "%s.%zu.jsonl", path, i);
         CHECK_OK(obj_db_export(db, what[i], file, NULL));
         size_t n = 0;
-        char *want = read_file(file, &n);
+        uint8_t *want = read_file(file, &n);
         CHECK(n == s.len && memcmp(want, s.buf, n) == 0);
         free(want);
         unlink(file);
