@@ -216,7 +216,8 @@ class AsyncQuery:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._q, name)
-        if name in ("filter", "where", "sort_by", "limit", "offset", "index_range", "sort_buffer_limit"):
+        if name in ("filter", "where", "sort_by", "limit", "offset", "index_range", "sort_buffer_limit",
+                    "after_id"):
             @functools.wraps(attr)
             def build(*a: Any, **k: Any) -> AsyncQuery:
                 return AsyncQuery(self._owner, attr(*a, **k))

@@ -970,8 +970,9 @@ class Db:
 
     def _export_to(self, write: Callable[[bytes], Any], collection: str | None, raw: bool) -> dict:
         """:meth:`export` to a file object's ``write``. ``raw``: it is a raw
-        file, whose ``write`` may take part of what it is given, or nothing
-        (``None``, a non-blocking file that would block)."""
+        file (``io.RawIOBase``), whose ``write`` may take part of what it is
+        given, or nothing (``None``, a non-blocking file that would block);
+        any other writer's return value is not read."""
         coll = ffi.NULL if collection is None else _codec.cstr(collection, "collection name")
         raised: list[BaseException] = []
 
@@ -985,15 +986,14 @@ class Db:
         @ffi.callback("int32_t(const uint8_t *, size_t, void *)", error=1, onerror=on_error)
         def sink(data: Any, n: int, _ctx: Any) -> int:
             piece = memoryview(ffi.buffer(data, n)[:])
-            while piece:
+            if not raw:  # a buffered file, or any other writer: it takes it all, or raises
+                write(piece)
+                return 0
+            while piece:  # a raw file's write may take part of it
                 done = write(piece)
-                if done is None and not raw:  # a writer that returns nothing took it all
-                    break
-                if isinstance(done, int) and done >= len(piece):
-                    break
-                if not isinstance(done, int) or done <= 0:  # no busy loop, no silent loss
-                    raise BlockingIOError(f"the export's write took {done} of {len(piece)} bytes")
-                piece = piece[done:]  # a raw file's write may take part of it
+                if type(done) is not int or done <= 0:  # would block: no busy loop, no silent loss
+                    raise BlockingIOError(f"the export's write took {done!r} of {len(piece)} bytes")
+                piece = piece[done:]
             return 0
 
         buf = ffi.new("obj_bytes *")

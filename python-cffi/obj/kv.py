@@ -255,7 +255,7 @@ class KvNamespace:
 
         def run(tx: Any, c: bytes) -> bool:
             found = slots.found
-            tx._check(lib.obj_kv_drop(tx._handle(), c, found))
+            tx._check(tx._wcall(lib.obj_kv_drop, c, found))
             return bool(found[0])
 
         return self._run(True, run)

@@ -185,14 +185,12 @@ class _Core:
 
     def _wcall(self, fn: Callable[..., int], *args: Any) -> int:
         """``fn(handle, *args)``, a write call of the C library; its status.
-        A write ends the transaction's cursors in C; counting the writes
-        that succeed lets an iteration end there too, not after the rows
-        Python already holds from the cursor's batch. (A failed write leaves
-        no trace, so those rows are still true.)"""
-        st = fn(self._handle(), *args)
-        if not st:
-            self._writes += 1
-        return st
+        A write call ends the transaction's cursors in C, even one that
+        fails; counting them lets an iteration see it at its next step
+        (see :meth:`_resuming`), not after the rows Python already holds
+        from the cursor's batch."""
+        self._writes += 1
+        return fn(self._handle(), *args)
 
     def _resuming(self, query_js: bytes, limit: int | None,
                   rows_of: Callable[[bytes, int | None], tuple[Iterator[Any], Callable[[], None]]]) -> Iterator[Any]:
@@ -210,6 +208,7 @@ class _Core:
         at = self._writes
         rows, close = rows_of(query_js, limit)
         q: dict | None = None  # the query, parsed at the first write
+        in_id_order: bool | None = None  # its plan's order, as the cursor began
         last: int | None = None
         given = 0
         try:
@@ -222,16 +221,20 @@ class _Core:
                     if self._writes == at:
                         raise
                     # (the C cursor, reading its next batch, met the write)
+                if in_id_order is None:
+                    # Decided before anything is written: a write (an index
+                    # dropped) may change the plan a new cursor would take.
+                    q = json.loads(query_js)
+                    in_id_order = not q.get("sort") and q.get("index") is None and (
+                        "filter" not in q or q.get("after_id") is not None or self._scans(query_js))
                 if self._writes == at:
                     last = r[0]
                     given += 1
                     yield r
                     continue
                 close()
-                if q is None:
-                    q = json.loads(query_js)
-                    if q.get("sort") or q.get("index") is not None or not self._scans(query_js):
-                        raise InvalidArgumentError(_STALE_CURSOR)
+                if not in_id_order or q is None:
+                    raise InvalidArgumentError(_STALE_CURSOR)
                 at = self._writes
                 again = dict(q)
                 if given:  # the offset is behind; the limit counts what is left
@@ -239,8 +242,9 @@ class _Core:
                     again["after_id"] = last
                     if again.get("limit") is not None:
                         again["limit"] = max(again["limit"] - given, 0)
-                left = None if limit is None else max(limit - given, 1)
-                rows, close = rows_of(json.dumps(again).encode(), left)
+                # A first batch of one row, growing: a loop that writes at
+                # every row must not read a batch ahead for each.
+                rows, close = rows_of(json.dumps(again).encode(), 1)
         finally:
             close()
 

@@ -56,18 +56,16 @@ def test_an_iteration_after_a_write_in_its_transaction_reads_the_rest_anew(db):
                 it = make(tx)
                 assert next(it)[0] == 1
                 write(tx)
-                if what == "index" and filtered:  # the index now serves the filter: another order
-                    with pytest.raises(obj.InvalidArgumentError, match="since the cursor was opened ended it"):
-                        next(it)
-                else:
-                    i, doc = next(it)
-                    # (a string does not match x < 100: the upserted id 2 is skipped)
-                    assert i == (3 if what == "upsert" and filtered else then), what
-                    if what == "upsert" and not filtered:
-                        assert doc == {"x": "new"}
-                    rest = [i for i, _ in it]
-                    if not filtered:
-                        assert rest[-1] == (1001 if what == "insert" else 1000), what
+                # (An index created in the loop would serve the filter of a new
+                # query, but this iteration began in id order and goes on so.)
+                i, doc = next(it)
+                # (a string does not match x < 100: the upserted id 2 is skipped)
+                assert i == (3 if what == "upsert" and filtered else then), what
+                if what == "upsert" and not filtered:
+                    assert doc == {"x": "new"}
+                rest = [i for i, _ in it]
+                if not filtered:
+                    assert rest[-1] == (1001 if what == "insert" else 1000), what
                 tx.rollback()
     # A failed write leaves no trace: the rows held are still true.
     db.create_index("c", "u", "x", kind="unique")

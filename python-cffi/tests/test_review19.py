@@ -166,7 +166,8 @@ def test_fork_generation_counts_children():
 
 def test_a_failed_write_that_ends_a_cursor_says_so(tmp_path):
     # A unique violation is undone, but the write call still ended the
-    # transaction's cursors: the error must not claim the transaction wrote.
+    # transaction's C cursors (the C error says so: tests/c). Since review
+    # 28 the iteration, in id order, goes on after the last id it gave.
     with obj.Db(str(tmp_path / "u.obj")) as db:
         with db.transaction() as tx:
             tx.create_index("c", "email", "email", kind="unique")
@@ -176,7 +177,5 @@ def test_a_failed_write_that_ends_a_cursor_says_so(tmp_path):
             next(it)
             with pytest.raises(obj.ConstraintError):
                 tx.insert("c", {"email": "u1"})
-            with pytest.raises(obj.InvalidArgumentError, match="even a call that failed"):
-                for _ in it:
-                    pass
+            assert sum(1 for _ in it) == 4999
             assert tx.count("c") == 5000

@@ -1352,10 +1352,10 @@ impl Pager {
     /// writer tries again once the WAL has doubled, waiting twice as long
     /// (up to [`READER_WAIT_MAX`]), so that overlapping readers of a few
     /// hundred milliseconds cannot keep it growing; but not while the one
-    /// snapshot that outlasted a wait of 800 ms is still held (a long
-    /// reader costs the writer 1.5 s of waits once, not 1.6 s at every
-    /// doubling). `h` is the shared index's header as the commit last
-    /// read it.
+    /// snapshot that outlasted the longest wait but one (800 ms, or one the
+    /// busy timeout cut short) is still held: a long reader costs the
+    /// writer at most 1.5 s of waits once, not 1.6 s at every doubling.
+    /// `h` is the shared index's header as the commit last read it.
     fn bound_wal(&self, h: &ShmHeader) -> Result<()> {
         // Not below WAL_WAIT_FLOOR frames: with a small threshold, a wait
         // every few commits would let long readers slow the writer down.
