@@ -86,13 +86,18 @@ pub struct Plan {
     /// module documentation); the filter is then evaluated only on
     /// documents with several entries.
     pub exact: bool,
+    /// The query's `after_id`: the scan starts after this document id.
+    pub after_id: Option<u64>,
 }
 
 impl Plan {
     /// A one-line human description (what `explain()` returns).
     pub fn describe(&self) -> String {
         let mut s = match &self.access {
-            Access::Scan => "SCAN collection (id order)".to_string(),
+            Access::Scan => match self.after_id {
+                Some(id) => format!("SCAN collection (id order) after id {id}"),
+                None => "SCAN collection (id order)".to_string(),
+            },
             Access::Index { name, kind, fields, ranges, reverse, reason } => format!(
                 "INDEX {name} ({} on {}) {} range(s){} [{reason}]",
                 kind.as_str(),
@@ -302,7 +307,13 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
                 "after_id reads the collection in id order: it does not combine with index",
             ));
         }
-        return Ok(Plan { access: Access::Scan, sort_in_memory, filtered, exact: false });
+        return Ok(Plan {
+            access: Access::Scan,
+            sort_in_memory,
+            filtered,
+            exact: false,
+            after_id: spec.after_id,
+        });
     }
     if let Some(ir) = &spec.index {
         let info = st.index(&ir.index)?;
@@ -433,7 +444,7 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
             return Ok(index_plan(info, everything, reverse, Some(reverse), reason, spec, false));
         }
     }
-    Ok(Plan { access: Access::Scan, sort_in_memory, filtered, exact: false })
+    Ok(Plan { access: Access::Scan, sort_in_memory, filtered, exact: false, after_id: None })
 }
 
 /// The plan that reads `ranges` of index `info`: in the direction
@@ -460,5 +471,6 @@ fn index_plan(
         sort_in_memory: !spec.sort.is_empty() && sorted.is_none(),
         filtered: spec.filter != Filter::True,
         exact,
+        after_id: None,
     }
 }
