@@ -7,7 +7,7 @@ use std::io::BufReader;
 
 use obj_engine::ops::backup::{BackupReport, Progress, RestoreOptions};
 use obj_engine::ops::compact::CompactReport;
-use obj_engine::ops::export::ImportOptions;
+use obj_engine::ops::export::{ExportReport, ImportOptions};
 use obj_engine::{Db, EncryptionKey, Error};
 
 use crate::bytes::{arg_bytes, arg_str, json_bytes, obj_bytes};
@@ -321,12 +321,8 @@ pub unsafe extern "C" fn obj_db_export(
     fence(|| {
         // SAFETY: per contract.
         let path = unsafe { arg_str(path, "path") }?;
-        let collection = if collection.is_null() {
-            None
-        } else {
-            // SAFETY: non-null, per contract.
-            Some(unsafe { arg_str(collection, "collection") }?)
-        };
+        // SAFETY: per contract.
+        let collection = unsafe { collection_or_all(collection) }?;
         // SAFETY: per contract.
         let r = unsafe {
             with_db(db, |d| {
@@ -335,15 +331,37 @@ pub unsafe extern "C" fn obj_db_export(
                 d.export_to_path(collection, std::path::Path::new(path))
             })
         }?;
-        let v = serde_json::json!({
-            "collections": r.collections, "documents": r.documents, "kv_namespaces": r.kv_namespaces,
-            "kv_entries": r.kv_entries, "trees": r.trees, "tree_entries": r.tree_entries,
-            "commit_counter": r.commit_counter,
-        });
         // SAFETY: per contract.
-        unsafe { put_report(out, v) };
+        unsafe { put_export_report(out, &r) };
         Ok(())
     })
+}
+
+/// An export's collection argument: NULL is every collection, key-value
+/// namespace and plain tree.
+///
+/// # Safety
+/// `collection` is NULL or a NUL-terminated string.
+unsafe fn collection_or_all<'a>(collection: *const c_char) -> Result<Option<&'a str>, Error> {
+    if collection.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-null, per the caller's contract.
+    unsafe { arg_str(collection, "collection") }.map(Some)
+}
+
+/// Writes an export's JSON report (see obj_db_export) to `out`.
+///
+/// # Safety
+/// `out` is NULL or writable.
+unsafe fn put_export_report(out: *mut obj_bytes, r: &ExportReport) {
+    let v = serde_json::json!({
+        "collections": r.collections, "documents": r.documents, "kv_namespaces": r.kv_namespaces,
+        "kv_entries": r.kv_entries, "trees": r.trees, "tree_entries": r.tree_entries,
+        "commit_counter": r.commit_counter,
+    });
+    // SAFETY: per the caller's contract.
+    unsafe { put_report(out, v) };
 }
 
 /// A sink for obj_db_export_to: receives the export's bytes in order, in
@@ -414,12 +432,8 @@ pub unsafe extern "C" fn obj_db_export_to(
     out: *mut obj_bytes,
 ) -> obj_status {
     fence(|| {
-        let collection = if collection.is_null() {
-            None
-        } else {
-            // SAFETY: non-null, per contract.
-            Some(unsafe { arg_str(collection, "collection") }?)
-        };
+        // SAFETY: per contract.
+        let collection = unsafe { collection_or_all(collection) }?;
         let Some(write) = write else {
             return Err(Error::InvalidArgument("write is NULL".into()));
         };
@@ -439,13 +453,8 @@ pub unsafe extern "C" fn obj_db_export_to(
                 Ok(report)
             })
         }?;
-        let v = serde_json::json!({
-            "collections": r.collections, "documents": r.documents, "kv_namespaces": r.kv_namespaces,
-            "kv_entries": r.kv_entries, "trees": r.trees, "tree_entries": r.tree_entries,
-            "commit_counter": r.commit_counter,
-        });
         // SAFETY: per contract.
-        unsafe { put_report(out, v) };
+        unsafe { put_export_report(out, &r) };
         Ok(())
     })
 }

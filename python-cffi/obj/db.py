@@ -882,15 +882,8 @@ class Db:
                 f"backup's progress must be a callable (done_pages, total_pages), not {type(progress).__name__}")
         declined: list[bool] = []
         if progress is not None:
-            # An exception in the callback cancels the copy and is raised
-            # below. cffi's onerror sees every one, also a KeyboardInterrupt
-            # that Ctrl-C raises as the callback is entered, before any
-            # try block of its own could run.
-            def on_error(_type: Any, value: BaseException | None, _tb: Any) -> bool:
-                raised.append(value if value is not None else _type())
-                return False
-
-            @ffi.callback("bool(uint64_t, uint64_t, void *)", error=False, onerror=on_error)
+            # An exception in the callback cancels the copy and is raised below.
+            @ffi.callback("bool(uint64_t, uint64_t, void *)", error=False, onerror=_raised_into(raised, False))
             def cb(done: int, total: int, _ctx: Any) -> bool:
                 if progress(done, total) is False:
                     declined.append(True)
@@ -976,14 +969,8 @@ class Db:
         coll = ffi.NULL if collection is None else _codec.cstr(collection, "collection name")
         raised: list[BaseException] = []
 
-        # As in backup: an exception (Ctrl-C's KeyboardInterrupt included,
-        # raised as the callback is entered) stops the export, and is
-        # raised once the C call has returned.
-        def on_error(_type: Any, value: BaseException | None, _tb: Any) -> int:
-            raised.append(value if value is not None else _type())
-            return 1
-
-        @ffi.callback("int32_t(const uint8_t *, size_t, void *)", error=1, onerror=on_error)
+        # An exception in the callback stops the export and is raised below.
+        @ffi.callback("int32_t(const uint8_t *, size_t, void *)", error=1, onerror=_raised_into(raised, 1))
         def sink(data: Any, n: int, _ctx: Any) -> int:
             piece = memoryview(ffi.buffer(data, n)[:])
             if not raw:  # a buffered file, or any other writer: it takes it all, or raises
@@ -1149,6 +1136,20 @@ def _key_args(key: bytes | None, passphrase: str | bytes | None) -> tuple:
             raise InvalidArgumentError("passphrase must be non-empty and hold no NUL byte")
         p = ffi.new("char[]", raw)
     return k, p
+
+
+def _raised_into(raised: list, result: Any) -> Callable[[Any, BaseException | None, Any], Any]:
+    """A cffi ``onerror`` for a callback of a long C call: it keeps the
+    exception in ``raised`` for the caller to raise once the call returns,
+    and answers ``result`` to C (which then stops). cffi's onerror sees
+    every exception, also a KeyboardInterrupt that Ctrl-C raises as the
+    callback is entered, before any try block of its own could run."""
+
+    def on_error(_type: Any, value: BaseException | None, _tb: Any) -> Any:
+        raised.append(value if value is not None else _type())
+        return result
+
+    return on_error
 
 
 def _take(buf: Any) -> bytes:

@@ -423,9 +423,13 @@ class Query:
         order from there (no index; not with :meth:`index_range`): pages
         through a collection by id, the last id of one page starting the
         next (``None``: from the start)."""
-        if doc_id is not None and (not isinstance(doc_id, int) or isinstance(doc_id, bool)
-                                   or not 0 <= doc_id < 2**64):
-            raise InvalidArgumentError("after_id takes an id (an int from 0 to 2**64-1) or None")
+        if doc_id is not None:
+            from .txn import _id  # (txn imports this module)
+
+            try:
+                doc_id = _id(doc_id)
+            except InvalidArgumentError as e:
+                raise InvalidArgumentError(f"after_id takes an id (an int from 0 to 2**64-1) or None: {e}") from None
         return self._copy(_after=doc_id)
 
     def sort_buffer_limit(self, n: int) -> Query:

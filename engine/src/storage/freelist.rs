@@ -12,7 +12,7 @@
 //! 8..12 entry count, then entries as little-endian u32.
 
 use crate::error::{Error, PageNo, Result};
-use crate::storage::page::PageWrite;
+use crate::storage::page::{u32_at, PageWrite};
 use crate::storage::write_set::WritePages;
 
 /// Page kind byte of a freelist trunk.
@@ -21,10 +21,6 @@ const ENTRIES_AT: usize = 12;
 
 fn capacity(usable: usize) -> usize {
     (usable - ENTRIES_AT) / 4
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
 /// Reads and checks a trunk: returns (next trunk, entries).

@@ -8,7 +8,7 @@
 
 use crate::error::{Error, PageNo, Result};
 use crate::storage::crypto::{CryptHeader, ENCRYPTED_TRAILER};
-use crate::storage::page::CHECKSUM_TRAILER;
+use crate::storage::page::{u32_at, CHECKSUM_TRAILER};
 
 /// The first 8 bytes of every obj database.
 pub const MAGIC: [u8; 8] = *b"OBJDB\0\r\n";
@@ -240,10 +240,6 @@ impl Header {
 pub fn valid_page_size(size: usize) -> bool {
     size.is_power_of_two()
         && (crate::storage::page::MIN_PAGE_SIZE..=crate::storage::page::MAX_PAGE_SIZE).contains(&size)
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
 #[cfg(test)]

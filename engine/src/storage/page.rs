@@ -76,6 +76,17 @@ impl std::fmt::Debug for Page {
 /// of a cached page (the count) also brings in the node header.
 pub type PageRef = Arc<[u8]>;
 
+/// The little-endian `u32` at byte `at` of `b` (which holds it): a field
+/// of a page, a header or a frame.
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// The little-endian `u64` at byte `at` of `b` (which holds it).
+pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
 /// Computes the trailer checksum of `page` (content part = all but the last
 /// `CHECKSUM_TRAILER` bytes) as stored at page number `pgno`.
 pub fn page_checksum(pgno: PageNo, content: &[u8]) -> u32 {

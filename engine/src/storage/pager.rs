@@ -1389,22 +1389,9 @@ impl Pager {
             }
         }
         .min(self.busy_timeout);
-        let gone = shm::retry(wait, 1, || {
-            if !self.index.lock_exclusive(LOCK_CKPT)? {
-                return Ok(None);
-            }
-            let safe = self.index.safe_frame(h);
-            self.index.unlock_exclusive(LOCK_CKPT);
-            if safe? < h.max_frame {
-                return Ok(None);
-            }
-            // Readers of the main file alone (slot 0) keep it from changing.
-            if !self.index.lock_exclusive(lock_read(0))? {
-                return Ok(None);
-            }
-            self.index.unlock_exclusive(lock_read(0));
-            Ok(Some(()))
-        })?;
+        // Gone when no reader holds a snapshot older than the last frame
+        // (readers of the main file alone, slot 0, count as the oldest).
+        let gone = shm::retry(wait, 1, || Ok((self.oldest_snapshot(h)? == Some(h.max_frame)).then_some(())))?;
         if gone.is_some() {
             let _ = self.checkpoint_unguarded();
             self.check_alive()?;
@@ -1616,25 +1603,37 @@ impl Pager {
                 out.push(Some((p.clone(), cached)));
                 continue;
             }
-            let mut image = Page::zeroed(self.page_size);
-            wal.read_frame(frame, &mut image)?;
-            if encrypted {
-                verify_page(pgno, &image)?;
-            } else {
-                self.codec.open_page(pgno, &mut image)?;
-            }
+            let read = self.read_frame_to_copy(wal, pgno, frame, cached)?;
             if room == 0 {
                 out.push(None);
                 continue;
             }
             room -= 1;
-            let image = image.into_ref();
-            // A plain image is the page; an encrypted one is decoded only
-            // if needed (page 0), unless the cache has it.
-            let page = if encrypted { cached } else { Some(image.clone()) };
-            out.push(Some((image, page)));
+            out.push(Some(read));
         }
         Ok(out)
+    }
+
+    /// Frame `frame` of page `pgno` as a checkpoint copies it, read from
+    /// the WAL and checked: the image and the decoded page, if known (a
+    /// plain image is the page; an encrypted one is copied as it is and
+    /// decoded only if needed, page 0, unless `cached` has it).
+    fn read_frame_to_copy(
+        &self,
+        wal: &Wal,
+        pgno: PageNo,
+        frame: u64,
+        cached: Option<PageRef>,
+    ) -> Result<(PageRef, Option<PageRef>)> {
+        let mut image = Page::zeroed(self.page_size);
+        wal.read_frame(frame, &mut image)?;
+        if self.codec.is_encrypted() {
+            verify_page(pgno, &image)?;
+            return Ok((image.into_ref(), cached));
+        }
+        self.codec.open_page(pgno, &mut image)?;
+        let image = image.into_ref();
+        Ok((image.clone(), Some(image)))
     }
 
     /// Copies frames up to the safe frame under slot 0 held exclusively
@@ -1666,17 +1665,7 @@ impl Pager {
                     Some(kept) => kept,
                     // Read again, and checked again, past the check's room.
                     None => {
-                        let cached = self.cache.get((h.generation, frame));
-                        let mut image = Page::zeroed(self.page_size);
-                        wal.read_frame(frame, &mut image)?;
-                        if self.codec.is_encrypted() {
-                            verify_page(pgno, &image)?;
-                            (image.into_ref(), cached)
-                        } else {
-                            self.codec.open_page(pgno, &mut image)?;
-                            let image = image.into_ref();
-                            (image.clone(), Some(image))
-                        }
+                        self.read_frame_to_copy(wal, pgno, frame, self.cache.get((h.generation, frame)))?
                     }
                 };
                 self.main.write_at(&image, pgno as u64 * self.page_size as u64).map_err(|e| {

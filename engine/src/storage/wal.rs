@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, PageNo, Result};
 use crate::storage::file::StorageFile;
-use crate::storage::page::CHECKSUM_TRAILER;
+use crate::storage::page::{u32_at, u64_at, CHECKSUM_TRAILER};
 
 /// Bytes of the WAL header.
 pub const WAL_HEADER_LEN: u64 = 64;
@@ -82,11 +82,11 @@ impl WalHeader {
     /// [`decode`](Self::decode) does; a sound header of another format
     /// version is an `Unsupported` error.
     fn read(file: &dyn StorageFile, size: u64, name: &str) -> Result<Option<WalHeader>> {
-        if size < WAL_HEADER_LEN {
+        let Some(head) =
+            header_bytes(file, size).map_err(|e| Error::io(format!("reading the header of {name}"), e))?
+        else {
             return Ok(None);
-        }
-        let mut head = [0u8; WAL_HEADER_LEN as usize];
-        file.read_at(&mut head, 0).map_err(|e| Error::io(format!("reading the header of {name}"), e))?;
+        };
         WalHeader::decode(&head).map_err(|version| {
             Error::Unsupported(format!(
                 "{name} is a WAL of format version {version}, which this build does not read (it reads \
@@ -95,20 +95,22 @@ impl WalHeader {
             ))
         })
     }
+
     /// The seed of the running checksum of frame 1.
     fn chain_seed(&self) -> u32 {
         crc32fast::hash(&self.encode()[..60])
     }
 }
 
-/// The little-endian `u32` at `at` of `b` (which holds it).
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-/// The little-endian `u64` at `at` of `b` (which holds it).
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+/// The first `WAL_HEADER_LEN` bytes of WAL `file` (`size` bytes long), or
+/// `None` when it is shorter.
+fn header_bytes(file: &dyn StorageFile, size: u64) -> std::io::Result<Option<[u8; WAL_HEADER_LEN as usize]>> {
+    if size < WAL_HEADER_LEN {
+        return Ok(None);
+    }
+    let mut head = [0u8; WAL_HEADER_LEN as usize];
+    file.read_at(&mut head, 0)?;
+    Ok(Some(head))
 }
 
 /// The file id in the header of WAL `file`, or `None` if it has no valid
@@ -116,11 +118,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// sound header of another format version gives its file id too (at the
 /// same place), so that such a log is kept rather than removed.
 pub(crate) fn file_id_of(file: &dyn StorageFile) -> std::io::Result<Option<[u8; 16]>> {
-    if file.size()? < WAL_HEADER_LEN {
-        return Ok(None);
-    }
-    let mut head = [0u8; WAL_HEADER_LEN as usize];
-    file.read_at(&mut head, 0)?;
+    let Some(head) = header_bytes(file, file.size()?)? else { return Ok(None) };
     Ok(match WalHeader::decode(&head) {
         Ok(h) => h.map(|h| h.file_id),
         Err(_) => head[16..32].try_into().ok(),
@@ -179,11 +177,7 @@ const KEEP_BUF: usize = 256 << 10;
 /// Whether `file` starts with a valid WAL header (of any database): a log
 /// that recovery would replay, not an empty or never-written file.
 pub(crate) fn holds_a_log(file: &dyn StorageFile) -> std::io::Result<bool> {
-    if file.size()? < WAL_HEADER_LEN {
-        return Ok(false);
-    }
-    let mut head = [0u8; WAL_HEADER_LEN as usize];
-    file.read_at(&mut head, 0)?;
+    let Some(head) = header_bytes(file, file.size()?)? else { return Ok(false) };
     // Another format version's log is a log all the same.
     Ok(!matches!(WalHeader::decode(&head), Ok(None)))
 }
