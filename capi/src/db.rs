@@ -571,50 +571,108 @@ pub unsafe extern "C" fn obj_db_stat_json(db: *mut obj_db, out: *mut obj_bytes) 
         // SAFETY: per contract.
         let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
         let s = open_db(state)?.stat()?;
-        let trees: Vec<serde_json::Value> =
-            s.trees.iter().map(|t| serde_json::json!({"name": t.name, "entries": t.entries})).collect();
-        let collections: Vec<serde_json::Value> = s
-            .collections
-            .iter()
-            .map(|c| {
-                let indexes: Vec<serde_json::Value> = c
-                    .indexes
-                    .iter()
-                    .map(|i| {
-                        serde_json::json!({
-                            "name": i.name, "kind": i.kind, "key_paths": i.key_paths, "fields": i.key_paths,
-                            "status": i.status, "entries": i.entries,
-                        })
-                    })
-                    .collect();
-                serde_json::json!({
-                    "name": c.name,
-                    "kind": crate::collection::kind_name(c.kind),
-                    "doc_count": c.doc_count,
-                    "file_size_bytes": c.file_size_bytes,
-                    "indexes": indexes,
-                })
-            })
-            .collect();
-        let json = serde_json::json!({
-            "page_size": s.page_size,
-            "page_count": s.page_count,
-            "free_pages": s.free_pages,
-            "pages_in_use": s.pages_in_use,
-            "file_size": s.file_size,
-            "compacted_size": s.compacted_size,
-            "reclaimable_bytes": s.reclaimable_bytes,
-            "wal_frames": s.wal_frames,
-            "wal_backfilled": s.wal_backfilled,
-            "readers": s.readers,
-            "commit_counter": s.commit_counter,
-            "cache": {"hits": s.cache.hits, "misses": s.cache.misses, "pages": s.cache.pages, "capacity": s.cache.capacity},
-            "trees": trees,
-            "collections": collections,
-        });
+        let json = serde_json::to_vec(&StatJson(&s))
+            .map_err(|e| Error::Io { context: "writing the stat as JSON".into(), source: e.into() })?;
         // SAFETY: checked non-null.
-        unsafe { put(out, obj_bytes::from_vec(json.to_string().into_bytes()), "out") }
+        unsafe { put(out, obj_bytes::from_vec(json), "out") }
     })
+}
+
+/// [`obj_db_stat_json`]'s object, written as it is walked: a JSON tree
+/// built first took about 5 KB a collection (250 MB for a file of 50,000).
+/// Keys go in byte order, as the tree wrote them.
+struct StatJson<'a>(&'a obj_engine::Stat);
+
+impl serde::Serialize for StatJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let s = self.0;
+        let mut m = ser.serialize_map(Some(14))?;
+        m.serialize_entry("cache", &CacheJson(&s.cache))?;
+        m.serialize_entry("collections", &Seq(&s.collections, CollectionJson))?;
+        m.serialize_entry("commit_counter", &s.commit_counter)?;
+        m.serialize_entry("compacted_size", &s.compacted_size)?;
+        m.serialize_entry("file_size", &s.file_size)?;
+        m.serialize_entry("free_pages", &s.free_pages)?;
+        m.serialize_entry("page_count", &s.page_count)?;
+        m.serialize_entry("page_size", &s.page_size)?;
+        m.serialize_entry("pages_in_use", &s.pages_in_use)?;
+        m.serialize_entry("readers", &s.readers)?;
+        m.serialize_entry("reclaimable_bytes", &s.reclaimable_bytes)?;
+        m.serialize_entry("trees", &Seq(&s.trees, TreeJson))?;
+        m.serialize_entry("wal_backfilled", &s.wal_backfilled)?;
+        m.serialize_entry("wal_frames", &s.wal_frames)?;
+        m.end()
+    }
+}
+
+/// Items of a slice, each written through the wrapper `W`.
+struct Seq<'a, T, W>(&'a [T], fn(&'a T) -> W);
+
+impl<'a, T, W: serde::Serialize> serde::Serialize for Seq<'a, T, W> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_seq(self.0.iter().map(self.1))
+    }
+}
+
+struct CacheJson<'a>(&'a obj_engine::storage::cache::CacheStats);
+
+impl serde::Serialize for CacheJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let c = self.0;
+        let mut m = ser.serialize_map(Some(4))?;
+        m.serialize_entry("capacity", &c.capacity)?;
+        m.serialize_entry("hits", &c.hits)?;
+        m.serialize_entry("misses", &c.misses)?;
+        m.serialize_entry("pages", &c.pages)?;
+        m.end()
+    }
+}
+
+struct TreeJson<'a>(&'a obj_engine::TreeStat);
+
+impl serde::Serialize for TreeJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = ser.serialize_map(Some(2))?;
+        m.serialize_entry("entries", &self.0.entries)?;
+        m.serialize_entry("name", &self.0.name)?;
+        m.end()
+    }
+}
+
+struct CollectionJson<'a>(&'a obj_engine::CollectionStat);
+
+impl serde::Serialize for CollectionJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let c = self.0;
+        let mut m = ser.serialize_map(Some(5))?;
+        m.serialize_entry("doc_count", &c.doc_count)?;
+        m.serialize_entry("file_size_bytes", &c.file_size_bytes)?;
+        m.serialize_entry("indexes", &Seq(&c.indexes, IndexJson))?;
+        m.serialize_entry("kind", crate::collection::kind_name(c.kind))?;
+        m.serialize_entry("name", &c.name)?;
+        m.end()
+    }
+}
+
+struct IndexJson<'a>(&'a obj_engine::IndexStat);
+
+impl serde::Serialize for IndexJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let i = self.0;
+        let mut m = ser.serialize_map(Some(6))?;
+        m.serialize_entry("entries", &i.entries)?;
+        m.serialize_entry("fields", &i.key_paths)?;
+        m.serialize_entry("key_paths", &i.key_paths)?;
+        m.serialize_entry("kind", &i.kind)?;
+        m.serialize_entry("name", &i.name)?;
+        m.serialize_entry("status", &i.status)?;
+        m.end()
+    }
 }
 
 /// Walks every page and tree. OBJ_OK when sound; OBJ_INTEGRITY with the
