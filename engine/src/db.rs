@@ -121,7 +121,7 @@ fn through_symlinks(path: &Path) -> std::borrow::Cow<'_, Path> {
 /// the open would otherwise fail with a less helpful error.
 fn check_file_path(path: &Path) -> Result<()> {
     if path.file_name().is_none() && path.canonicalize().is_err() {
-        return Err(Error::invalid(format!("{} is not a file path", path.display())));
+        return Err(Error::invalid(format!("{:?} is not a file path", path.display().to_string())));
     }
     Ok(())
 }

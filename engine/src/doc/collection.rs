@@ -298,12 +298,17 @@ impl CollState {
 
     pub(crate) fn check_documents(&self) -> Result<()> {
         if self.raw {
-            return Err(Error::invalid(format!(
-                "collection {:?} holds raw bytes: no structured access, filters or indexes",
-                self.name
-            )));
+            return Err(self.no_structure());
         }
         Ok(())
+    }
+
+    /// What a structured read of a raw collection gets.
+    pub(crate) fn no_structure(&self) -> Error {
+        Error::invalid(format!(
+            "collection {:?} holds raw bytes: no structured access, filters or indexes",
+            self.name
+        ))
     }
 }
 
@@ -816,8 +821,8 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     }
 }
 
-/// Options for creating a collection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Options for creating a collection (the default: structured documents).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CollectionOptions {
     /// Hold raw bytes instead of structured documents.
     pub raw: bool,

@@ -19,6 +19,12 @@ use crate::txn::{ReadTxn, WriteTxn};
 
 /// A Rust type stored as documents of one collection.
 ///
+/// A document serializes to a map (a struct with named fields, a map, or
+/// an enum variant that serializes as one): a tuple struct, a unit, a
+/// list or a scalar at the top level is `InvalidArgument`. `None` and `()`
+/// are both stored as `null`, as in serde_json, so `Some(None)` of an
+/// `Option<Option<T>>` reads back as `None`.
+///
 /// ```
 /// use obj_engine::{Db, Document, IndexSpec};
 /// #[derive(serde::Serialize, serde::Deserialize)]

@@ -102,6 +102,14 @@ impl IndexSpec {
     }
 
     /// A unique index on one field.
+    ///
+    /// A `null` (a Rust `None`) is a value like any other here: the index
+    /// holds it once, unlike SQL's NULLs. A document that leaves the field
+    /// out has no entry, so an optional unique field is declared with
+    /// `#[serde(skip_serializing_if = "Option::is_none")]`. A list gives an
+    /// entry for each element and one for the whole list. Index keys are
+    /// limited to about a third of a page (1,341 bytes for a unique index
+    /// at 4 KiB pages, `docs/format.md`); a longer one is `InvalidArgument`.
     pub fn unique(name: &str, field: &str) -> Result<IndexSpec> {
         IndexSpec::new(name, IndexKind::Unique, &[field])
     }

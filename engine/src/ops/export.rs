@@ -534,7 +534,7 @@ impl Db {
         refuse_database_file(path)?;
         crate::ops::newfile::refuse_sidecar(&OsVfs, path, "an export")?;
         if path.file_name().is_none() {
-            return Err(Error::invalid(format!("{display} is not a file path")));
+            return Err(Error::invalid(format!("{:?} is not a file path", display.to_string())));
         }
         // Refused before the export is written, not at the final rename.
         if path.is_dir() {

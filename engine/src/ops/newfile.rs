@@ -167,7 +167,7 @@ impl NewFile {
     pub(crate) fn create(vfs: Arc<dyn Vfs>, path: &Path, replace: Replace) -> Result<NewFile> {
         let display = path.display();
         if path.file_name().is_none() {
-            return Err(Error::invalid(format!("{display} is not a file path")));
+            return Err(Error::invalid(format!("{:?} is not a file path", display.to_string())));
         }
         refuse_sidecar(&*vfs, path, "a database written")?;
         // The registry knows databases opened through the OS file system;

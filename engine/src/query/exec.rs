@@ -608,7 +608,8 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
             let id = found.id();
             let doc = match found {
                 Found::Stored(_, bytes) if !st.raw => stored_doc(bytes, &*st.dict),
-                Found::Stored(_, bytes) => from_value(decode(st, bytes)?.1),
+                // A raw record is no document (as Collection::get_doc says).
+                Found::Stored(..) => return Err(st.no_structure()),
                 Found::Decoded(_, version, doc) => crate::doc::typed::migrated(version, doc),
             };
             Ok((id, doc.map_err(|e| in_document(e, &st.name, id))?))
