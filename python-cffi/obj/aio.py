@@ -386,19 +386,43 @@ class AsyncTxn:
         # whatever happens to this task: a cancellation (a second one too)
         # while it waits behind a running call can no longer drop it and
         # leave the write transaction, and the database's write lock, open.
-        # Cancelled before it began, a commit becomes a rollback; either way
-        # CancelledError is raised once the transaction has ended.
+        # As for the one-call writes (AsyncDb._write_in_tx), a cancellation
+        # (a timeout too) before the commit begins makes it a rollback and
+        # raises CancelledError, so a caller told CancelledError or
+        # TimeoutError knows nothing was written; one that comes once the
+        # commit has begun cannot stop it, so the block ends as the commit
+        # does and the cancellation reaches the task at its next await.
         tx = self._tx
-        aborted: list = []
+        gate = threading.Lock()
+        # "waiting", then "cancelled" (set by the task) or "ending" (set by
+        # the thread), whichever comes first under the gate.
+        state = ["waiting"]
 
         def finish() -> None:
-            if aborted and et is None:
+            with gate:
+                cancelled = state[0] == "cancelled"
+                if not cancelled:
+                    state[0] = "ending"
+            if cancelled and et is None:
                 tx.__exit__(asyncio.CancelledError, asyncio.CancelledError(), None)
             else:
                 tx.__exit__(et, ev, tb)
 
+        def on_cancel() -> None:
+            with gate:
+                if state[0] == "waiting":
+                    state[0] = "cancelled"
+
         try:
-            await self._pin.run_to_end(finish, lambda: aborted.append(True))
+            await self._pin.run_to_end(finish, on_cancel)
+        except asyncio.CancelledError as e:
+            if not (self._write and et is None and state[0] == "ending"):
+                raise
+            # The commit had begun: its outcome is the block's.
+            task = asyncio.current_task()
+            _redeliver_cancel(task.cancelling() if task is not None and hasattr(task, "cancelling") else None)
+            if e.__cause__ is not None:
+                raise e.__cause__ from None
         finally:
             self._pin.shutdown()
             # (compared with the entering task: the exit may run in another

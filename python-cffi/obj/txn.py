@@ -583,11 +583,15 @@ class ReadTxn(_Core):
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        if self._h is not None:
-            if et is None:
-                self.close()
-            else:
-                self._abandon()
+        try:
+            if self._h is not None:
+                if et is None:
+                    self.close()
+                else:
+                    self._abandon()
+        except BaseException:
+            self._abandon()  # (a Ctrl-C must not leave the snapshot open)
+            raise
 
     def close(self) -> None:
         """Ends the snapshot (idempotent)."""
@@ -970,17 +974,24 @@ class WriteTxn(ReadTxn):
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        if self._h is None:
-            if et is None and self._ended_by_close:
-                self._handle()  # ClosedError: close() rolled the block's writes back
-            return
-        if et is None:
-            self.commit()
-        else:
-            try:
-                self.rollback()
-            except Exception:  # noqa: BLE001 - never mask the block's error
-                self._abandon()
+        try:
+            if self._h is None:
+                if et is None and self._ended_by_close:
+                    self._handle()  # ClosedError: close() rolled the block's writes back
+                return
+            if et is None:
+                self.commit()
+            else:
+                try:
+                    self.rollback()
+                except Exception:  # noqa: BLE001 - never mask the block's error
+                    self._abandon()
+        except BaseException:
+            # A Ctrl-C (or another asynchronous exception) before the commit
+            # reached C must not leave the transaction, and the file's write
+            # lock, open after the block: it is rolled back.
+            self._abandon()
+            raise
 
     def commit(self) -> None:
         """Makes the writes durable (with the default sync mode) and ends

@@ -1,0 +1,145 @@
+"""Review 29: what a review of threads, asyncio and Ctrl-C found.
+
+- A KeyboardInterrupt that came inside ``WriteTxn.__exit__`` before the
+  commit reached C (a Ctrl-C lands at any bytecode boundary) left the
+  transaction open after the ``with`` block, holding the file's write lock
+  for as long as the ``tx`` name lived: every later write on the thread
+  raised BusyError, every other thread waited its busy timeout. It is now
+  rolled back. (The first instruction of ``__exit__`` stays outside any
+  handler, as in every context manager written in Python.)
+- ``async with adb.transaction()`` whose task was cancelled (or timed out)
+  once the commit had begun raised CancelledError although the commit was
+  made: a caller retrying on CancelledError or TimeoutError wrote twice.
+  As for the one-call writes, the block now ends as the commit does and
+  the cancellation reaches the task at its next await; CancelledError from
+  the block means nothing was written.
+"""
+
+import asyncio
+import sys
+import threading
+
+import pytest
+
+import obj
+from obj import txn as T
+
+
+def _interrupt_at_line(codes, k):
+    """A tracer raising KeyboardInterrupt at the k-th line event of ``codes``."""
+    n = [0]
+
+    def tracer(frame, event, arg):
+        if frame.f_code not in codes:
+            return None
+
+        def local(frame, event, arg):
+            if event == "line":
+                n[0] += 1
+                if n[0] == k:
+                    raise KeyboardInterrupt
+            return local
+
+        return local
+
+    return tracer, n
+
+
+def _other_thread_writes(db) -> bool:
+    ok = []
+
+    def w():
+        try:
+            db.insert("x", {"a": 1})
+            ok.append(True)
+        except obj.BusyError:
+            ok.append(False)
+
+    t = threading.Thread(target=w)
+    t.start()
+    t.join()
+    return ok[0]
+
+
+def test_ctrl_c_in_a_write_transactions_exit_leaves_no_lock(tmp_path):
+    db = obj.Db(str(tmp_path / "k.obj"), busy_timeout_ms=300)
+    db.insert("acct", {"bal": 1})
+    codes = {T.WriteTxn.__exit__.__code__, T.WriteTxn.commit.__code__, T.ReadTxn._finish.__code__}
+    interrupted = 0
+    # Line event 1 is the ``try:`` of __exit__, before its handler.
+    for k in range(2, 12):
+        tracer, seen = _interrupt_at_line(codes, k)
+        try:
+            sys.settrace(tracer)
+            with db.transaction() as tx:
+                tx.insert("acct", {"bal": k})
+        except KeyboardInterrupt:
+            interrupted += 1
+        finally:
+            sys.settrace(None)
+        assert tx.finished, k
+        with db.transaction() as again:  # this thread may write again at once
+            again.insert("acct", {"bal": -k})
+        assert _other_thread_writes(db), k
+        if seen[0] < k:
+            break  # past the last line: the rest commit untouched
+    assert interrupted >= 3
+    db.close()
+
+
+def test_ctrl_c_in_a_read_transactions_exit_ends_the_snapshot(tmp_path):
+    db = obj.Db(str(tmp_path / "r.obj"))
+    db.insert("c", {"a": 1})
+    codes = {T.ReadTxn.__exit__.__code__, T.ReadTxn.close.__code__, T.ReadTxn._finish.__code__}
+    for k in range(2, 8):
+        tracer, seen = _interrupt_at_line(codes, k)
+        try:
+            sys.settrace(tracer)
+            with db.read_transaction() as rx:
+                rx.count("c")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        assert rx.finished, k
+        db.insert("c", {"a": k})  # a frame the open snapshot would keep in the WAL
+        assert db.checkpoint().complete, k
+        if seen[0] < k:
+            break
+    db.close()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.uncancel is 3.11's")
+def test_a_cancelled_async_transaction_raised_only_when_nothing_was_written(tmp_path):
+    async def main():
+        adb = await obj.AsyncDb.open(str(tmp_path / "a.obj"))
+        outcomes = []
+        for i in range(40):
+            task = asyncio.current_task()
+            completed = redelivered = False
+            h = None
+            try:
+                async with adb.transaction() as tx:
+                    # A commit of a few hundred pages, cancelled at some point
+                    # from before it begins to after it ends.
+                    await tx.insert_many("log", [{"i": i, "pad": "x" * 200}] * 3000)
+                    h = asyncio.get_running_loop().call_later(0.0005 * (i % 20), task.cancel)
+                completed = True
+            except asyncio.CancelledError:
+                task.uncancel()
+            if h is not None:
+                h.cancel()
+            if completed:
+                try:
+                    await asyncio.sleep(0.02)
+                except asyncio.CancelledError:  # the cancellation, delivered after the block
+                    task.uncancel()
+                    redelivered = True
+            written = await adb.query("log").filter(obj.field("i") == i).count()
+            outcomes.append((completed, bool(written), redelivered))
+        await adb.close()
+        return outcomes
+
+    outcomes = asyncio.run(main())
+    assert all(completed == written for completed, written, _ in outcomes), outcomes
+    assert any(not completed for completed, _, _ in outcomes)  # a cancel before the commit rolls back
