@@ -408,7 +408,7 @@ pub unsafe extern "C" fn obj_txn_commit(txn: *mut obj_txn) -> obj_status {
         // A read transaction has nothing to commit: ending it only releases
         // its snapshot, which a child after fork() may do too.
         let ended = match t.state() {
-            TxnState::Read(_) => t.release("committed"),
+            TxnState::Read(_) => t.release("ended"),
             _ => t.finish("committed"),
         };
         match ended? {
@@ -429,7 +429,9 @@ pub unsafe extern "C" fn obj_txn_rollback(txn: *mut obj_txn) -> obj_status {
         // SAFETY: per contract.
         // Not lock_txn: a child after fork() may roll back (see release).
         let mut t = lock_cell(unsafe { txn_cell(txn) }?);
-        t.release("rolled back")?;
+        // (a read transaction has nothing to roll back: it just ends)
+        let how = if matches!(t.state(), TxnState::Read(_)) { "ended" } else { "rolled back" };
+        t.release(how)?;
         Ok(())
     })
 }

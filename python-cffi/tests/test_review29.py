@@ -13,6 +13,8 @@
   As for the one-call writes, the block now ends as the commit does and
   the cancellation reaches the task at its next await; CancelledError from
   the block means nothing was written.
+- A half-read iterator of a read transaction that was closed said
+  "transaction already committed"; it now says "ended".
 """
 
 import asyncio
@@ -143,3 +145,17 @@ def test_a_cancelled_async_transaction_raised_only_when_nothing_was_written(tmp_
     outcomes = asyncio.run(main())
     assert all(completed == written for completed, written, _ in outcomes), outcomes
     assert any(not completed for completed, _, _ in outcomes)  # a cancel before the commit rolls back
+
+
+def test_an_iterator_of_an_ended_read_transaction_says_ended(tmp_path):
+    """It said "transaction already committed" of a read transaction."""
+    db = obj.Db(str(tmp_path / "i.obj"))
+    db.insert_many("d", [{"i": i} for i in range(2000)])
+    tx = db.read_transaction()
+    rows = tx.all("d")
+    next(rows)
+    tx.close()
+    with pytest.raises(obj.InvalidArgumentError, match="transaction already ended"):
+        for _ in rows:
+            pass
+    db.close()

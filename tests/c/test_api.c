@@ -641,7 +641,7 @@ static void test_fork_child(void) {
         CHECK_ERR(obj_txn_commit(w), OBJ_INVALID_ARGUMENT, "fork()");
         /* Ending without writing only releases the child's copy. */
         CHECK_OK(obj_txn_commit(r));
-        CHECK_ERR(obj_doc_get(r, "c", 1, &b, NULL, &found), OBJ_INVALID_ARGUMENT, "committed");
+        CHECK_ERR(obj_doc_get(r, "c", 1, &b, NULL, &found), OBJ_INVALID_ARGUMENT, "transaction already ended");
         CHECK_OK(obj_txn_rollback(w));
         CHECK_ERR(obj_txn_rollback(w), OBJ_INVALID_ARGUMENT, "rolled back");
         CHECK_OK(obj_txn_free(w));

@@ -662,7 +662,7 @@ static void test_queries(obj_db *db) {
     CHECK_OK(obj_query(r, J("{\"collection\":\"batch\"}"), &c2));
     CHECK_OK(obj_txn_commit(r));
     CHECK_STATUS(obj_cursor_next(c2, &id, &out, NULL, &done), OBJ_INVALID_ARGUMENT);
-    CHECK(strstr(obj_last_error(), "committed") != NULL);
+    CHECK(strstr(obj_last_error(), "transaction already ended") != NULL);
     CHECK_STATUS(obj_cursor_next_batch(c, 1, &out), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_query(r, J("{\"collection\":\"batch\"}"), &c), OBJ_INVALID_ARGUMENT);
     CHECK_STATUS(obj_query_count(r, J("{\"collection\":\"batch\"}"), &cnt), OBJ_INVALID_ARGUMENT);

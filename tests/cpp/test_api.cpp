@@ -148,7 +148,7 @@ static void test_cursors(obj::Db &db) {
     obj::Cursor late = r.query(R"({"collection":"users"})");
     r.commit();
     std::string msg = expect_error(OBJ_INVALID_ARGUMENT, [&] { late.next(); });
-    CHECK(contains(msg, "committed"));
+    CHECK(contains(msg, "transaction already ended"));
 
     // On a write transaction, a write ends open cursors.
     obj::Txn w = db.begin_write();
