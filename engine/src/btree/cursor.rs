@@ -134,81 +134,6 @@ impl<R: PageRead> Cursor<R> {
         })
     }
 
-    /// Like [`seek`](Cursor::seek), but starts from the pages the cursor
-    /// already holds: it climbs only as far as the lowest page on its path
-    /// whose keys certainly enclose `key`, and reads pages only below that.
-    /// A run of seeks to increasing, nearby keys (the documents an index
-    /// scan fetches in id order) so reads one leaf per seek, or none, where
-    /// a fresh descent reads every level.
-    pub fn seek_near(&mut self, key: &[u8]) -> Result<bool> {
-        let keep = self.guard(|c| c.enclosing_depth(key))?;
-        self.seek_keeping(key, keep)
-    }
-
-    /// [`seek_near`](Self::seek_near) when it would keep a page below the
-    /// root; `None`, the cursor unmoved, when it would read every level
-    /// below the root again (a point lookup then costs less).
-    pub fn seek_if_near(&mut self, key: &[u8]) -> Result<Option<bool>> {
-        let keep = self.guard(|c| c.enclosing_depth(key))?;
-        if keep <= 1 {
-            return Ok(None);
-        }
-        self.seek_keeping(key, keep).map(Some)
-    }
-
-    /// Seeks `key` from the first `keep` frames of the path.
-    fn seek_keeping(&mut self, key: &[u8], keep: usize) -> Result<bool> {
-        self.reposition(|c| {
-            c.stack.truncate(keep);
-            let mut pgno = match c.stack.last() {
-                None => c.root,
-                Some(top) => {
-                    let node = Node::parse(&top.page, top.pgno, c.usable)?;
-                    if node.is_leaf() {
-                        let i = node.lower_bound(key)?;
-                        c.set_top_idx(i);
-                        return c.settle(true);
-                    }
-                    let i = node.upper_bound(key)?;
-                    let child = node.child(i)?;
-                    c.set_top_idx(i);
-                    child
-                }
-            };
-            loop {
-                let node = c.push(pgno)?;
-                if node.is_leaf() {
-                    let i = node.lower_bound(key)?;
-                    c.set_top_idx(i);
-                    return c.settle(true);
-                }
-                let i = node.upper_bound(key)?;
-                pgno = node.child(i)?;
-                c.set_top_idx(i);
-            }
-        })
-    }
-
-    /// How many frames of the stack to keep for a seek to `key`: the depth
-    /// of the lowest frame whose own keys enclose `key` (a leaf whose first
-    /// and last keys do, or an interior node whose first and last
-    /// separators do, so that `key` belongs to one of its inner children
-    /// whatever the node's bounds are), plus one; 0 to start at the root.
-    fn enclosing_depth(&self, key: &[u8]) -> Result<usize> {
-        for (depth, f) in self.stack.iter().enumerate().rev() {
-            let node = Node::parse(&f.page, f.pgno, self.usable)?;
-            let n = node.len();
-            if n == 0 || node.key(0)? > key {
-                continue;
-            }
-            let last = node.key(n - 1)?;
-            if if node.is_leaf() { key <= last } else { key < last } {
-                return Ok(depth + 1);
-            }
-        }
-        Ok(0)
-    }
-
     /// The key at the cursor, borrowed from the cursor's page.
     pub fn key(&self) -> Result<Option<&[u8]>> {
         Ok(self.entry()?.map(|(k, _)| k))
@@ -837,57 +762,6 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 50);
-    }
-
-    #[test]
-    fn btree_cursor_seek_near_agrees_with_seek() {
-        // Long keys, so that 6000 of them make three levels, and values
-        // that force some overflow chains (entry_in reads those into the
-        // scratch buffer).
-        let pad = "k".repeat(150);
-        let keys: Vec<Vec<u8>> = (0..6000).map(|i| format!("{:05}{pad}", i * 2).into_bytes()).collect();
-        let mut s = MemPageStore::new(4096);
-        let root = create(&mut s).unwrap();
-        for (i, k) in keys.iter().enumerate() {
-            let mut v = k.clone();
-            v.resize(if i % 97 == 0 { 5000 } else { k.len() + 30 }, 0xEE);
-            insert(&mut s, root, k, &v).unwrap();
-        }
-        let mut near = Cursor::new(&s, root);
-        let mut fresh = Cursor::new(&s, root);
-        assert!(fresh.seek_first().unwrap());
-        assert_eq!(fresh.stack.len(), 3, "the tree should have three levels");
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut probe = 0u64;
-        let mut scratch = Vec::new();
-        for step in 0..20_000 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            // Mostly small forward steps (an index scan's fetches), some
-            // jumps either way, and some seeks past either end.
-            probe = match step % 10 {
-                0 => rng % 13_000,
-                1 => probe.saturating_sub(rng % 50),
-                _ => probe + rng % 40,
-            } % 12_500;
-            let key = match step % 3 {
-                _ if step % 501 == 0 => String::new(),
-                0 => format!("{probe:05}"),
-                _ => format!("{probe:05}{pad}"),
-            };
-            let a = near.seek_near(key.as_bytes()).unwrap();
-            let b = fresh.seek(key.as_bytes()).unwrap();
-            assert_eq!(a, b, "{key}");
-            assert_eq!(near.key().unwrap(), fresh.key().unwrap(), "{key}");
-            let lent = near.entry_in(&mut scratch).unwrap().map(|(k, v)| (k.to_vec(), v.to_vec()));
-            assert_eq!(lent, fresh.current().unwrap(), "{key}");
-            if step % 7 == 0 && a {
-                // Stepping from a near-seek position works as from a seek.
-                assert_eq!(near.next().unwrap(), fresh.next().unwrap());
-                assert_eq!(near.prev().unwrap(), fresh.prev().unwrap());
-            }
-        }
     }
 
     #[test]

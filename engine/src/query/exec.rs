@@ -12,14 +12,11 @@
 //! evaluated on that encoding, reading only the top-level fields it names
 //! (one lazy walk of the document's map per document, `TopFields`), and a
 //! match is decoded (into a [`Value`], a `D` or JSON) from the same bytes,
-//! so a document is never copied. An index scan fetches each document
-//! through one cursor over the documents tree that keeps its path between
-//! fetches ([`Cursor::seek_near`]): entries come in id order within a key,
-//! so most fetches read only a leaf. A document whose id lies outside the
-//! cursor's pages below the root (ids of a range over many keys come in no
-//! order) is read with a point lookup instead, whose descent reads the
-//! snapshot's pinned interior pages in place rather than pushing each onto
-//! the cursor.
+//! so a document is never copied. An index scan fetches each document by
+//! a point lookup ([`get_guard`]), whose descent reads the snapshot's
+//! pinned interior pages in place: only the leaf is looked up in the page
+//! cache. (Keeping a cursor's path between fetches, for the ids of one
+//! key, which come in order, gained nothing measurable over it.)
 //!
 //! An index scan may meet one document several times (once per matching
 //! entry: list fields, `in` lists); it is returned only at its first entry
@@ -56,6 +53,9 @@ use crate::txn::{shared_snapshot, RangeIter, ReadableTxn, Tree};
 /// The default most documents a sort may hold in memory.
 pub const MAX_SORT_BUFFER: u64 = 100_000;
 
+/// Where a cursor's documents come from. (One per cursor: the sizes of
+/// the variants do not add up anywhere.)
+#[allow(clippy::large_enum_variant)]
 enum Source<'a, T: ReadableTxn> {
     Scan(RangeIter<'a, T::Pages>),
     /// A scan shared with a helper thread (see `query::split`): this
@@ -87,8 +87,7 @@ enum Source<'a, T: ReadableTxn> {
         /// Next range to open (counting in scan direction).
         next_range: usize,
         current: Option<RangeIter<'a, T::Pages>>,
-        /// Fetches the documents the entries name.
-        docs: Cursor<&'a T::Pages>,
+        pages: &'a T::Pages,
     },
 }
 
@@ -282,7 +281,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                 reverse: *reverse,
                 next_range: 0,
                 current: None,
-                docs: Cursor::new(txn.pages(), st.docs.root()),
+                pages: txn.pages(),
             },
         };
         let mut index_fields = Vec::new();
@@ -387,7 +386,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                         }
                     }
                 }
-                Source::Index { tree, kind, ranges, reverse, next_range, current, docs } => {
+                Source::Index { tree, kind, ranges, reverse, next_range, current, pages } => {
                     let it = match current {
                         Some(it) => it,
                         None => {
@@ -397,13 +396,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                             let i = if *reverse { ranges.len() - 1 - *next_range } else { *next_range };
                             *next_range += 1;
                             let (lo, hi) = &ranges[i];
-                            current.insert(Range::new(
-                                *docs.reader(),
-                                tree.root(),
-                                as_ref(lo),
-                                as_ref(hi),
-                                *reverse,
-                            )?)
+                            current.insert(Range::new(*pages, tree.root(), as_ref(lo), as_ref(hi), *reverse)?)
                         }
                     };
                     let Some(entry) = it.next_in(entry_scratch) else {
@@ -412,17 +405,8 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                     };
                     let (k, v) = entry?;
                     let (key, id) = parse_entry(*kind, k, v)?;
-                    let want = id_key(id);
-                    let looked_up;
-                    let bytes = match docs.seek_if_near(&want)? {
-                        Some(true) => docs.entry_in(scratch)?.filter(|(k, _)| *k == want).map(|(_, v)| v),
-                        Some(false) => None,
-                        None => {
-                            looked_up = get_guard(*docs.reader(), st.docs.root(), &want)?;
-                            looked_up.as_deref()
-                        }
-                    };
-                    let Some(bytes) = bytes else {
+                    let looked_up = get_guard(*pages, st.docs.root(), &id_key(id))?;
+                    let Some(bytes) = looked_up.as_deref() else {
                         return Err(Error::corruption(
                             None,
                             format!("index of {:?} points at missing document {id}", st.name),
