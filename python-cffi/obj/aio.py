@@ -143,8 +143,9 @@ class _Pinned:
             try:
                 await asyncio.shield(fut)
             except asyncio.CancelledError:
-                if fut.done():  # (fn itself raised CancelledError)
-                    break
+                if fut.done() and (fut.cancelled() or isinstance(fut.exception(), asyncio.CancelledError)):
+                    break  # fn itself raised CancelledError
+                # (the task's, even when fn ended before it reached the task)
                 if not cancelled and on_cancel is not None:
                     on_cancel()
                 cancelled = True
@@ -408,7 +409,13 @@ class AsyncTxn:
             else:
                 tx.__exit__(et, ev, tb)
 
+        # The task's cancellation count at the first cancellation, for its
+        # re-delivery (as _write_in_tx takes it).
+        taken_at: list = []
+
         def on_cancel() -> None:
+            task = asyncio.current_task()
+            taken_at.append(task.cancelling() if task is not None and hasattr(task, "cancelling") else None)
             with gate:
                 if state[0] == "waiting":
                     state[0] = "cancelled"
@@ -419,8 +426,7 @@ class AsyncTxn:
             if not (self._write and et is None and state[0] == "ending"):
                 raise
             # The commit had begun: its outcome is the block's.
-            task = asyncio.current_task()
-            _redeliver_cancel(task.cancelling() if task is not None and hasattr(task, "cancelling") else None)
+            _redeliver_cancel(taken_at[0] if taken_at else None)
             if e.__cause__ is not None:
                 raise e.__cause__ from None
         finally:

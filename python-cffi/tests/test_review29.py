@@ -20,6 +20,7 @@
 import asyncio
 import sys
 import threading
+import time
 
 import pytest
 
@@ -144,7 +145,100 @@ def test_a_cancelled_async_transaction_raised_only_when_nothing_was_written(tmp_
 
     outcomes = asyncio.run(main())
     assert all(completed == written for completed, written, _ in outcomes), outcomes
-    assert any(not completed for completed, _, _ in outcomes)  # a cancel before the commit rolls back
+
+
+@pytest.fixture
+def slow_commit(monkeypatch):
+    """WriteTxn.commit waits ``delay[0]`` seconds first (on the transaction's
+    thread, once the exit has begun the commit)."""
+    delay = [0.0]
+    orig = T.WriteTxn.commit
+
+    def commit(self):
+        time.sleep(delay[0])
+        return orig(self)
+
+    monkeypatch.setattr(T.WriteTxn, "commit", commit)
+    return delay
+
+
+needs_311 = pytest.mark.skipif(sys.version_info < (3, 11), reason="cancellation counts are 3.11's")
+
+
+@needs_311
+def test_a_cancel_before_the_commit_begins_rolls_back_and_raises(tmp_path):
+    async def main():
+        adb = await obj.AsyncDb.open(str(tmp_path / "b.obj"))
+        task = asyncio.current_task()
+        raised = False
+        try:
+            async with adb.transaction() as tx:
+                await tx.insert("c", {"a": 1})
+                tx._pin._ex.submit(time.sleep, 0.3)  # the exit waits behind this
+                asyncio.get_running_loop().call_later(0.05, task.cancel)
+        except asyncio.CancelledError:
+            task.uncancel()
+            raised = True
+        n = await adb.query("c").count()
+        await adb.close()
+        return raised, n
+
+    assert asyncio.run(main()) == (True, 0)
+
+
+@needs_311
+def test_a_cancel_landing_as_the_commit_ends_is_delivered_not_lost(tmp_path, slow_commit):
+    """The commit is done but the task has not woken when task.cancel()
+    lands: the cancellation was taken for the exit's own and dropped."""
+    slow_commit[0] = 0.1
+
+    async def main():
+        adb = await obj.AsyncDb.open(str(tmp_path / "w.obj"))
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        # The loop is blocked from 0.05 to 0.35 s: the commit ends (0.1 s),
+        # then the cancel is posted (0.2 s), before the task wakes.
+        loop.call_later(0.05, time.sleep, 0.3)
+        threading.Timer(0.2, lambda: loop.call_soon_threadsafe(task.cancel)).start()
+        async with adb.transaction() as tx:
+            await tx.insert("c", {"a": 1})
+        delivered = False
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            task.uncancel()
+            delivered = True
+        n = await adb.query("c").count()
+        await adb.close()
+        return delivered, n
+
+    assert asyncio.run(main()) == (True, 1)
+
+
+@needs_311
+def test_a_shutdown_cancel_during_a_timed_out_commit_still_reaches_the_task(tmp_path, slow_commit):
+    """A timeout scope's cancellation, then task.cancel(), both during the
+    commit: the scope takes its own back; the other must still arrive."""
+    slow_commit[0] = 0.4
+
+    async def main():
+        adb = await obj.AsyncDb.open(str(tmp_path / "t.obj"))
+        task = asyncio.current_task()
+        asyncio.get_running_loop().call_later(0.25, task.cancel)
+        async with asyncio.timeout(0.1):
+            async with adb.transaction() as tx:
+                await tx.insert("c", {"a": 1})
+        delivered = False
+        try:
+            await asyncio.sleep(0.3)
+        except asyncio.CancelledError:
+            task.uncancel()
+            delivered = True
+        n = await adb.query("c").count()
+        await adb.close()
+        return delivered, n
+
+    assert asyncio.run(main()) == (True, 1)
 
 
 def test_an_iterator_of_an_ended_read_transaction_says_ended(tmp_path):

@@ -4,13 +4,15 @@
  * (100 MB at 20,000 collections) on top of the output. A read transaction
  * ended by obj_txn_commit or obj_txn_rollback says "already ended" to a
  * later call, not "already committed" or "already rolled back". */
-#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "check.h"
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define U8(s) ((const uint8_t *)(s))
 
@@ -68,7 +70,9 @@ static void stat_of_many_collections(void) {
     obj_db_free(db);
 
     CHECK_OK(obj_db_open(path, &o, &db));
+#ifdef __GLIBC__
     malloc_trim(0); /* what writing the collections left in the heap */
+#endif
     int measured = reset_peak();
     long before = status_kib("VmRSS");
     obj_bytes b;
@@ -77,7 +81,10 @@ static void stat_of_many_collections(void) {
     CHECK(count_of_text((const char *)b.data, b.len, "\"name\":\"coll_") == N);
     CHECK(count_of_text((const char *)b.data, b.len, "\"doc_count\":1,") == N);
     /* The output is about 3.5 MB; the tree was 100 MB. */
-    if (measured && before > 0 && peak > 0) CHECK(peak - before < 40 * 1024);
+    if (measured && before > 0 && peak > 0)
+        CHECK(peak - before < 40 * 1024);
+    else
+        printf("c review29: SKIP the stat memory bound (no /proc/self/clear_refs)\n");
     obj_bytes_free(&b);
     CHECK_OK(obj_db_close(db));
     obj_db_free(db);
