@@ -767,7 +767,9 @@ obj_status obj_doc_get(obj_txn *txn,
  * Reads the documents with the `n` ids in `ids` in one call. `*out` is a
  * JSON array with one element per id, in order: `null` for a missing
  * document, else `[schema_version, document]`. A missing collection
- * gives all nulls. Errors: OBJ_INVALID_ARGUMENT (finished transaction, a
+ * gives all nulls. In a read transaction a list of 256 ids or more is
+ * read in two halves, the back one on a second thread when the machine
+ * has a spare CPU. Errors: OBJ_INVALID_ARGUMENT (finished transaction, a
  * raw collection, NULL ids with n > 0, NULL out).
  *
  * # Safety
@@ -1083,7 +1085,9 @@ obj_status obj_find_unique(obj_txn *txn,
  * as `obj_find_unique` takes them. `*out` is a JSON array with one
  * element per key, in order: `null` when no document has that key, else
  * `[id, document]`, or `[id, schema_version, document]` when
- * `with_versions`. A missing collection finds nothing. Errors: as
+ * `with_versions`. A missing collection finds nothing. In a read
+ * transaction 256 keys or more are looked up in two halves, the back one
+ * on a second thread when the machine has a spare CPU. Errors: as
  * obj_find_unique (for any key; the index is checked even for an empty
  * array), and OBJ_INVALID_ARGUMENT when `keys_json` is not an array of
  * arrays.

@@ -11,7 +11,7 @@ use crate::bytes::{arg_bytes, arg_str, json_bytes, json_text, need, obj_bytes, p
 use crate::collection::index_json;
 use crate::error::fence;
 use crate::obj_status;
-use crate::txn::{lock_txn, obj_txn};
+use crate::txn::{lock_txn, obj_txn, CollView};
 
 /// Parses {"name": .., "kind": "unique"|"standard"|"multi", "fields": [..]}
 /// with the engine's JSON reader, which refuses a key given twice (as in
@@ -246,7 +246,9 @@ pub unsafe extern "C" fn obj_find_unique(
 /// as `obj_find_unique` takes them. `*out` is a JSON array with one
 /// element per key, in order: `null` when no document has that key, else
 /// `[id, document]`, or `[id, schema_version, document]` when
-/// `with_versions`. A missing collection finds nothing. Errors: as
+/// `with_versions`. A missing collection finds nothing. In a read
+/// transaction 256 keys or more are looked up in two halves, the back one
+/// on a second thread when the machine has a spare CPU. Errors: as
 /// obj_find_unique (for any key; the index is checked even for an empty
 /// array), and OBJ_INVALID_ARGUMENT when `keys_json` is not an array of
 /// arrays.
@@ -346,12 +348,42 @@ unsafe fn find_unique_many(
             )));
         }
     }
+    // A long list of a read transaction is answered in two halves, the
+    // back one on a second thread (as `obj_doc_get_many`).
+    let mut buf = match &view {
+        Some(CollView::Read(c)) => {
+            obj_engine::parallel::in_two_halves(&keys, PARALLEL_FIND_KEYS, |part, at| {
+                found_json(&Some(CollView::Read(c)), index, part, at, found)
+            })?
+        }
+        _ => found_json(&view, index, &keys, 0, found)?,
+    };
+    buf.push(b']');
+    // SAFETY: checked non-null.
+    unsafe { put(out, obj_bytes::from_vec(buf), "out") }
+}
+
+/// The fewest keys `find_unique_many` looks up on two threads.
+const PARALLEL_FIND_KEYS: usize = 256;
+
+/// The JSON elements for `keys`, the part of a `find_unique_many` list
+/// that starts at position `at` (the list's `[` when `at` is 0; a comma
+/// before every element but the list's first, so that parts concatenate).
+fn found_json(
+    view: &Option<CollView<'_>>,
+    index: &str,
+    keys: &[Value],
+    at: usize,
+    found: Found,
+) -> Result<Vec<u8>, Error> {
     let mut buf = Vec::with_capacity(64);
+    if at == 0 {
+        buf.push(b'[');
+    }
     let mut sized = false;
     let mut doc = Vec::new();
-    buf.push(b'[');
     for (i, key) in keys.iter().enumerate() {
-        if i > 0 {
+        if at + i > 0 {
             buf.push(b',');
         }
         let values = match key {
@@ -359,13 +391,14 @@ unsafe fn find_unique_many(
             Value::List(values) => values.as_slice(),
             _ => {
                 return Err(Error::invalid(format!(
-                    "keys_json[{i}]: expected an array of index values, not {}",
+                    "keys_json[{}]: expected an array of index values, not {}",
+                    at + i,
                     key.type_name()
                 )))
             }
         };
         doc.clear();
-        let hit = match &view {
+        let hit = match view {
             Some(c) => c.find_unique_json(index, values, &mut doc)?,
             None => None,
         };
@@ -387,7 +420,5 @@ unsafe fn find_unique_many(
             buf.push(b']');
         }
     }
-    buf.push(b']');
-    // SAFETY: checked non-null.
-    unsafe { put(out, obj_bytes::from_vec(buf), "out") }
+    Ok(buf)
 }

@@ -38,7 +38,7 @@ pub mod fuzzing;
 pub mod index;
 pub mod ops;
 pub mod options;
-mod parallel;
+pub mod parallel;
 pub mod query;
 pub mod storage;
 pub mod txn;

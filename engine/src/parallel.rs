@@ -3,13 +3,13 @@
 //! JSON batch) runs partly on a scoped helper thread beside the caller's,
 //! when the process may use more than one CPU. Nothing outlives the call
 //! that started it, and a thread that cannot be had only means the caller
-//! does all the work itself.
+//! does all the work itself. The C ABI reads long lists of ids this way.
 
 use std::sync::OnceLock;
 
 /// Whether this process may run on more than one CPU, so that a second
 /// thread can work beside the caller's. Asked once.
-pub(crate) fn spare_core() -> bool {
+pub fn spare_core() -> bool {
     static SPARE: OnceLock<bool> = OnceLock::new();
     *SPARE.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
@@ -19,7 +19,7 @@ pub(crate) fn spare_core() -> bool {
 /// or fewer than `min_items` items, or when no thread can be started, the
 /// caller's thread does it all. The first error (front half first) is the
 /// result.
-pub(crate) fn in_two_halves<T: Sync, R: Send, E: Send>(
+pub fn in_two_halves<T: Sync, R: Send, E: Send>(
     items: &[T],
     min_items: usize,
     work: impl Fn(&[T], usize) -> Result<Vec<R>, E> + Sync,

@@ -18,6 +18,7 @@
 """
 
 import asyncio
+import random
 import sys
 import threading
 import time
@@ -252,4 +253,39 @@ def test_an_iterator_of_an_ended_read_transaction_says_ended(tmp_path):
     with pytest.raises(obj.InvalidArgumentError, match="transaction already ended"):
         for _ in rows:
             pass
+    db.close()
+
+
+def test_long_batch_reads_answer_as_single_reads(tmp_path):
+    """get_many and find_unique_many of 256 ids or keys or more are read in
+    two halves on two threads (in a read transaction): the answers and their
+    order are those of reading one by one, and an error in either half is
+    the call's."""
+    db = obj.Db(str(tmp_path / "m.obj"))
+    db.create_index("d", "email", "email", kind="unique")
+    db.create_index("d", "pair", ["a", "b"], kind="unique")
+    n = 3000
+    db.insert_many("d", [{"email": f"e{i}", "a": i % 50, "b": i // 50, "note": "x" * (9000 if i % 97 == 0 else 50)}
+                         for i in range(n)])
+    rng = random.Random(7)
+    for size in (255, 256, 257, 1000, 2999):
+        ids = [rng.randrange(0, n + 200) for _ in range(size)]
+        ids[10:60] = range(500, 550)  # a run of consecutive ids
+        emails = [f"e{rng.randrange(0, n + 200)}" for _ in range(size)]
+        pairs = [(rng.randrange(0, 60), rng.randrange(0, 70)) for _ in range(size)]
+        with db.read_transaction() as tx:
+            assert tx.get_many("d", ids) == [tx.get("d", i) for i in ids]
+            assert tx.find_unique_many("d", "email", emails) == [tx.find_unique("d", "email", e) for e in emails]
+            assert tx.find_unique_many("d", "pair", pairs) == [tx.find_unique("d", "pair", *p) for p in pairs]
+            # with schema versions (what typed reads use)
+            versioned = [None if r is None else [r[0], obj._codec.loads(r[1])] for r in map(
+                lambda i: tx._c_doc_get(b"d", i), ids)]
+            assert [None if r is None else [r[0], r[1]] for r in tx._c_get_many(b"d", ids)] == versioned
+        with db.transaction() as tx:  # a write transaction reads on its own thread only
+            assert tx.get_many("d", ids[:300]) == [tx.get("d", i) for i in ids[:300]]
+    for bad_at in (3, 300, 700):
+        pairs = [(1, 1)] * 800
+        pairs[bad_at] = [1]
+        with db.read_transaction() as tx, pytest.raises(obj.InvalidArgumentError, match="1 value"):
+            tx.find_unique_many("d", "pair", pairs)
     db.close()
