@@ -297,9 +297,9 @@ unsafe fn get_many_json(
     // transaction's own pages are not shared that way).
     let mut buf = match &view {
         Some(CollView::Read(c)) => obj_engine::parallel::in_two_halves(ids, PARALLEL_GET_IDS, |part, at| {
-            docs_json(&Some(CollView::Read(c)), part, at, versioned)
+            docs_json(&Some(CollView::Read(c)), part, at, ids.len(), versioned)
         })?,
-        _ => docs_json(&view, ids, 0, versioned)?,
+        _ => docs_json(&view, ids, 0, ids.len(), versioned)?,
     };
     buf.push(b']');
     // SAFETY: checked non-null.
@@ -310,10 +310,17 @@ unsafe fn get_many_json(
 /// tens of microseconds to start; a document about one).
 const PARALLEL_GET_IDS: usize = 256;
 
-/// The JSON elements for `ids`, the part of a `get_many_json` list that
-/// starts at position `at`: the list's `[` when `at` is 0, and a comma
-/// before every element but the list's first, so that parts concatenate.
-fn docs_json(view: &Option<CollView<'_>>, ids: &[u64], at: usize, versioned: bool) -> Result<Vec<u8>, Error> {
+/// The JSON elements for `ids`, the part of a `get_many_json` list of
+/// `total` ids that starts at position `at`: the list's `[` when `at` is
+/// 0, and a comma before every element but the list's first, so that parts
+/// concatenate (the first part reserves room for the whole list).
+fn docs_json(
+    view: &Option<CollView<'_>>,
+    ids: &[u64],
+    at: usize,
+    total: usize,
+    versioned: bool,
+) -> Result<Vec<u8>, Error> {
     let mut buf = Vec::with_capacity(64);
     if at == 0 {
         buf.push(b'[');
@@ -358,7 +365,8 @@ fn docs_json(view: &Option<CollView<'_>>, ids: &[u64], at: usize, versioned: boo
         if !sized && got.is_some() {
             sized = true;
             let first = buf.len() - start;
-            reserve_like_first(&mut buf, first, ids.len() - i - 1);
+            let after_part = if at == 0 { total - ids.len() } else { 0 };
+            reserve_like_first(&mut buf, first, ids.len() - i - 1 + after_part);
         }
         match got {
             None => buf.extend_from_slice(b"null"),

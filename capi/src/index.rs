@@ -353,10 +353,10 @@ unsafe fn find_unique_many(
     let mut buf = match &view {
         Some(CollView::Read(c)) => {
             obj_engine::parallel::in_two_halves(&keys, PARALLEL_FIND_KEYS, |part, at| {
-                found_json(&Some(CollView::Read(c)), index, part, at, found)
+                found_json(&Some(CollView::Read(c)), index, part, at, keys.len(), found)
             })?
         }
-        _ => found_json(&view, index, &keys, 0, found)?,
+        _ => found_json(&view, index, &keys, 0, keys.len(), found)?,
     };
     buf.push(b']');
     // SAFETY: checked non-null.
@@ -366,14 +366,16 @@ unsafe fn find_unique_many(
 /// The fewest keys `find_unique_many` looks up on two threads.
 const PARALLEL_FIND_KEYS: usize = 256;
 
-/// The JSON elements for `keys`, the part of a `find_unique_many` list
-/// that starts at position `at` (the list's `[` when `at` is 0; a comma
-/// before every element but the list's first, so that parts concatenate).
+/// The JSON elements for `keys`, the part of a `find_unique_many` list of
+/// `total` keys that starts at position `at` (the list's `[` when `at` is
+/// 0; a comma before every element but the list's first, so that parts
+/// concatenate; the first part reserves room for the whole list).
 fn found_json(
     view: &Option<CollView<'_>>,
     index: &str,
     keys: &[Value],
     at: usize,
+    total: usize,
     found: Found,
 ) -> Result<Vec<u8>, Error> {
     let mut buf = Vec::with_capacity(64);
@@ -408,7 +410,8 @@ fn found_json(
         };
         if !sized {
             sized = true;
-            crate::cursor::reserve_like_first(&mut buf, doc.len() + 24, keys.len() - i - 1);
+            let after_part = if at == 0 { total - keys.len() } else { 0 };
+            crate::cursor::reserve_like_first(&mut buf, doc.len() + 24, keys.len() - i - 1 + after_part);
         }
         let _ = match found {
             Found::Plain => Ok(()),

@@ -271,6 +271,8 @@ def test_long_batch_reads_answer_as_single_reads(tmp_path):
     for size in (255, 256, 257, 1000, 2999):
         ids = [rng.randrange(0, n + 200) for _ in range(size)]
         ids[10:60] = range(500, 550)  # a run of consecutive ids
+        mid = size // 2
+        ids[mid - 5:mid + 5] = range(1200, 1210)  # one across the halves
         emails = [f"e{rng.randrange(0, n + 200)}" for _ in range(size)]
         pairs = [(rng.randrange(0, 60), rng.randrange(0, 70)) for _ in range(size)]
         with db.read_transaction() as tx:
@@ -288,4 +290,10 @@ def test_long_batch_reads_answer_as_single_reads(tmp_path):
         pairs[bad_at] = [1]
         with db.read_transaction() as tx, pytest.raises(obj.InvalidArgumentError, match="1 value"):
             tx.find_unique_many("d", "pair", pairs)
+    # An error in each half: the first in the list is the call's.
+    pairs = [(1, 1)] * 800
+    pairs[100] = (1, 2, 3)
+    pairs[700] = [1]
+    with db.read_transaction() as tx, pytest.raises(obj.InvalidArgumentError, match="3 value"):
+        tx.find_unique_many("d", "pair", pairs)
     db.close()
