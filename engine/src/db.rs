@@ -19,7 +19,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -82,13 +83,51 @@ pub(crate) fn file_key(path: &Path) -> Option<FileKey> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-/// The engines open in this process, by file. A B-tree map rather than a
-/// hash map: its allocations are reached through pointers to their starts,
-/// so leak checkers (valgrind) count what is left at exit as still
-/// reachable, not as possibly lost as they do a hash table's.
+/// The engines open in one process, by file (see [`registry`]).
+struct Registry {
+    /// The process it belongs to, by its forks as a child
+    /// (`shm::fork_count`, which a reused process id cannot fool).
+    forks: u64,
+    /// A B-tree map rather than a hash map: its allocations are reached
+    /// through pointers to their starts, so leak checkers (valgrind) count
+    /// what is left at exit as still reachable, not as possibly lost as
+    /// they do a hash table's.
+    engines: Mutex<BTreeMap<FileKey, Weak<Engine>>>,
+    /// The parent's, in a child of fork(): never used again, only kept
+    /// reachable.
+    _parent: Option<&'static Registry>,
+}
+
+/// The engines open in this process, by file.
+///
+/// A child of fork() gets a new, empty one: another thread of the parent
+/// may have held the parent's lock at the fork (an open holds it through
+/// its file I/O), and no thread of the child would ever release it, so the
+/// child's first open would wait for good. The parent's engines are of no
+/// use to the child anyway: its opens take the file anew.
 fn registry() -> &'static Mutex<BTreeMap<FileKey, Weak<Engine>>> {
-    static REGISTRY: OnceLock<Mutex<BTreeMap<FileKey, Weak<Engine>>>> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
+    static CURRENT: AtomicPtr<Registry> = AtomicPtr::new(std::ptr::null_mut());
+    let forks = crate::storage::shm::fork_count();
+    let seen = CURRENT.load(Ordering::Acquire);
+    // SAFETY: CURRENT holds null or a pointer made by Box::into_raw below,
+    // and what it points to is never freed or changed once published.
+    let parent: Option<&'static Registry> = unsafe { seen.as_ref() };
+    if let Some(r) = parent.filter(|r| r.forks == forks) {
+        return &r.engines;
+    }
+    let fresh = Box::into_raw(Box::new(Registry { forks, engines: Default::default(), _parent: parent }));
+    match CURRENT.compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: published: as for `seen` above.
+        Ok(_) => unsafe { &(*fresh).engines },
+        Err(won) => {
+            // Another thread of this process published one first: `fresh`
+            // was never published, so it is freed here.
+            // SAFETY: `fresh` came from Box::into_raw and nobody else saw it.
+            drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: as for `seen` above.
+            unsafe { &(*won).engines }
+        }
+    }
 }
 
 /// `path` with a symbolic link as its last component followed to the file
@@ -378,6 +417,10 @@ impl Db {
         if self.read_only {
             return Err(Error::invalid("rekey on a read-only database"));
         }
+        // A handle inherited through fork() is the parent's: it must not
+        // touch the child's registry (where the child's own engine for the
+        // file may be).
+        self.engine.pager.check_process()?;
         let registry_key = self.engine.registry_key;
         {
             let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
@@ -387,7 +430,9 @@ impl Db {
             // The registry's weak reference would stop `Arc::get_mut`; a
             // concurrent open of the path meanwhile finds the file locked.
             if let Some(k) = &registry_key {
-                reg.remove(k);
+                if reg.get(k).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self.engine))) {
+                    reg.remove(k);
+                }
             }
         }
         let result = match Arc::get_mut(&mut self.engine) {

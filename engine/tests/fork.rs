@@ -1,7 +1,9 @@
 //! fork() and a database handle, in a test binary of its own: the child
 //! of a fork inherits only the forking thread, so a lock another test's
-//! thread held at that moment (the handle registry's, say) would stay held
-//! in the child forever. Alone here, nothing else runs at the fork.
+//! thread held at that moment would stay held in the child forever. Alone
+//! here, nothing else runs at the fork, but for the thread the last case
+//! starts on purpose: the handle registry's lock, which an open holds
+//! through its file I/O, is the process's own, and a child gets a new one.
 
 use obj_engine::{Db, Error, Options, ReadableTxn};
 
@@ -14,6 +16,92 @@ fn fork_with_open_handles() {
     a_handle_used_after_fork_is_refused();
     a_child_dropping_a_spilled_transaction_leaves_the_wal_alone();
     a_shared_scan_inherited_by_a_child_is_refused_without_waiting();
+    a_child_opens_while_another_parent_thread_opens_and_closes();
+    a_rekey_of_an_inherited_handle_leaves_the_childs_engine_registered();
+}
+
+/// A child opens the file (its own engine) and then calls rekey on the
+/// handle it inherited: refused as the parent's, and without taking the
+/// child's engine out of the registry (which let a second open of the file
+/// in the child build a second engine: two writers in one process).
+fn a_rekey_of_an_inherited_handle_leaves_the_childs_engine_registered() {
+    use obj_engine::SyncMode;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rekeyed.obj");
+    let mut db = Db::open(&path).unwrap();
+    // SAFETY: the child calls into the engine and then _exit()s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: a plain libc call in the child.
+        unsafe { libc::alarm(10) };
+        let normal = Options { sync_mode: SyncMode::Normal, ..Options::default() };
+        let own = Db::open_with(&path, normal).unwrap();
+        let rekey = db.rekey(None);
+        // The same engine answers a second open: it asks for its sync mode.
+        let full = Options { sync_mode: SyncMode::Full, ..Options::default() };
+        let second = Db::open_with(&path, full).map(drop);
+        let ok = matches!(&rekey, Err(Error::InvalidArgument(m)) if m.contains("fork"))
+            && matches!(&second, Err(Error::InvalidArgument(m)) if m.contains("sync mode"));
+        drop(own);
+        // SAFETY: ends the forked child at once.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child's engine was unregistered");
+    db.close().unwrap();
+}
+
+/// Another thread of the parent opens and closes databases in a loop (so
+/// that it often holds the handle registry's lock at the fork); each child
+/// opens the database itself. Children hung in the registry's lock.
+fn a_child_opens_while_another_parent_thread_opens_and_closes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forked.obj");
+    let db = Db::open(&path).unwrap();
+    put(&db, b"k", b"v");
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (stop, dir) = (stop.clone(), dir.path().to_path_buf());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                drop(Db::open(dir.join(format!("churn{}.obj", i % 3))));
+                i += 1;
+            }
+        })
+    };
+    let mut hung = 0;
+    for _ in 0..30 {
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        // SAFETY: the child calls into the engine and then _exit()s without
+        // running destructors; alarm() ends it should it hang.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: a plain libc call in the child.
+            unsafe { libc::alarm(5) };
+            let ok = Db::open(&path).and_then(|child| {
+                let seen = child.begin_read()?.open_tree("t").is_ok();
+                child.close().map(|_| seen)
+            });
+            // SAFETY: ends the forked child at once.
+            unsafe { libc::_exit(if matches!(ok, Ok(true)) { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+            hung += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    churn.join().unwrap();
+    assert_eq!(hung, 0, "children that did not open the database (killed by alarm: hung)");
+    db.close().unwrap();
 }
 
 fn a_handle_used_after_fork_is_refused() {
