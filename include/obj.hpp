@@ -218,7 +218,10 @@ private:
     obj_cursor *c_;
 };
 
-/** A read or write transaction. Destroyed without commit(): rolled back. */
+/** A read or write transaction. Destroyed without commit(): rolled back.
+ *  `w = db.begin_write();` over a live write transaction begins the new one
+ *  before the old one ends, so it waits out the busy timeout and throws
+ *  OBJ_BUSY: end the old one first (commit(), rollback() or its scope). */
 class Txn {
 public:
     explicit Txn(obj_txn *t) noexcept : t_(t) {}

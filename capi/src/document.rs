@@ -442,8 +442,9 @@ pub unsafe extern "C" fn obj_db_doc_get(
 
 /// Writes a document at the caller's `id` in collection `coll` (created
 /// on first use), replacing any document there; ids at or above the
-/// collection's next id move it past `id`. `*out_created` (may be NULL) is
-/// true when no document had that id. Errors: as obj_doc_insert.
+/// collection's next id move it past `id` (so `UINT64_MAX`, after which
+/// no id is left, is OBJ_INVALID_ARGUMENT). `*out_created` (may be NULL)
+/// is true when no document had that id. Errors: as obj_doc_insert.
 ///
 /// # Safety
 /// As obj_doc_insert; `out_created` NULL or writable.

@@ -401,7 +401,11 @@ fn found_json(
         };
         doc.clear();
         let hit = match view {
-            Some(c) => c.find_unique_json(index, values, &mut doc)?,
+            Some(c) => c.find_unique_json(index, values, &mut doc).map_err(|e| match e {
+                // (which key of a long list was wrong)
+                Error::InvalidArgument(m) => Error::InvalidArgument(format!("keys_json[{}]: {m}", at + i)),
+                e => e,
+            })?,
             None => None,
         };
         let Some((id, version)) = hit else {
