@@ -342,15 +342,21 @@ unsafe fn query_batch(
 /// may be far above what one call returns in practice).
 const MAX_BATCH_RESERVE: usize = 4096;
 
+/// The most bytes a batch reserves ahead (a first document of megabytes
+/// says little of the rest: a list of missing ids after it asked for tens
+/// of gigabytes at once, and the failed allocation aborted the process).
+const MAX_BATCH_RESERVE_BYTES: usize = 64 << 20;
+
 /// Reserves room in `buf` for `more` documents (at most
 /// [`MAX_BATCH_RESERVE`]: a caller may ask for far more ids than exist)
 /// the size of the first one written (`first` bytes; documents of one
-/// collection tend to be alike), with an eighth spare: one allocation up
-/// front instead of a doubling series of reallocations, each copying
-/// everything written so far.
+/// collection tend to be alike), with an eighth spare, and at most
+/// [`MAX_BATCH_RESERVE_BYTES`]: one allocation up front instead of a
+/// doubling series of reallocations, each copying everything written so
+/// far. Only a hint: a reservation the allocator refuses is skipped.
 pub(crate) fn reserve_like_first(buf: &mut Vec<u8>, first: usize, more: usize) {
     let per_doc = first + first / 8 + 16;
-    buf.reserve(per_doc.saturating_mul(more.min(MAX_BATCH_RESERVE)));
+    let _ = buf.try_reserve(per_doc.saturating_mul(more.min(MAX_BATCH_RESERVE)).min(MAX_BATCH_RESERVE_BYTES));
 }
 
 /// Appends `values` as comma-separated decimal numbers.

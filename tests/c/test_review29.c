@@ -119,8 +119,45 @@ static void an_ended_read_transaction_says_ended(void) {
     remove_db(path);
 }
 
+/* A batch read whose first document is large and whose other ids are
+ * missing reserved room for 4,096 documents like the first (25 GB for one
+ * of 5.5 MB), and the failed allocation aborted the process. */
+static void a_large_first_document_does_not_reserve_gigabytes(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/c-review29b-%d.obj", dir, (int)getpid());
+    remove_db(path);
+    obj_db *db;
+    CHECK_OK(obj_db_open(path, NULL, &db));
+    size_t big = 5500000;
+    char *doc = malloc(big + 32);
+    CHECK(doc != NULL);
+    int n = snprintf(doc, 32, "{\"pad\":\"");
+    memset(doc + n, 'x', big);
+    strcpy(doc + n + big, "\"}");
+    uint64_t id;
+    CHECK_OK(obj_db_doc_insert(db, "big", U8(doc), strlen(doc), 0, &id));
+    free(doc);
+    enum { IDS = 4100 };
+    uint64_t *ids = malloc(IDS * sizeof *ids);
+    CHECK(ids != NULL);
+    ids[0] = id;
+    for (int i = 1; i < IDS; i++) ids[i] = 1000000 + (uint64_t)i * 2; /* missing, not a run */
+    obj_txn *r;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    obj_bytes out;
+    CHECK_OK(obj_doc_get_many(r, "big", ids, IDS, &out));
+    CHECK(out.len > big && out.len < big + 6 * IDS);
+    obj_bytes_free(&out);
+    CHECK_OK(obj_txn_free(r));
+    free(ids);
+    CHECK_OK(obj_db_close(db));
+    obj_db_free(db);
+    remove_db(path);
+}
+
 int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : ".");
+    a_large_first_document_does_not_reserve_gigabytes();
     stat_of_many_collections();
     an_ended_read_transaction_says_ended();
     printf("c review29: %d passed, 0 failed\n", checks_run);
