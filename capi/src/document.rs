@@ -7,6 +7,7 @@ use std::ffi::c_char;
 use obj_engine::doc::collection::check_doc_id;
 use obj_engine::{CollectionKind, CollectionMut, Error, Value, WriteTxn};
 
+use crate::batch::{json_list, Part};
 use crate::bytes::{arg_bytes, arg_slice, arg_str, need, obj_bytes, parse_document, put, put_found, put_opt};
 use crate::collection::expect_kind;
 use crate::cursor::reserve_like_first;
@@ -291,40 +292,19 @@ unsafe fn get_many_json(
     if let Some(c) = &view {
         c.expect_kind(CollectionKind::Documents)?;
     }
-    // A read transaction's snapshot may be read from two threads at once:
-    // a long list is read and written as JSON in two halves, the back one
-    // on a second thread when the process has a spare CPU (a write
-    // transaction's own pages are not shared that way).
-    let mut buf = match &view {
-        Some(CollView::Read(c)) => obj_engine::parallel::in_two_halves(ids, PARALLEL_GET_IDS, |part, at| {
-            docs_json(&Some(CollView::Read(c)), part, at, ids.len(), versioned)
-        })?,
-        _ => docs_json(&view, ids, 0, ids.len(), versioned)?,
-    };
-    buf.push(b']');
+    let buf = json_list(&view, ids, |view, ids, part| docs_json(view, ids, part, versioned))?;
     // SAFETY: checked non-null.
     unsafe { put(out, obj_bytes::from_vec(buf), "out") }
 }
 
-/// The fewest ids `get_many_json` reads on two threads (a thread costs
-/// tens of microseconds to start; a document about one).
-const PARALLEL_GET_IDS: usize = 256;
-
-/// The JSON elements for `ids`, the part of a `get_many_json` list of
-/// `total` ids that starts at position `at`: the list's `[` when `at` is
-/// 0, and a comma before every element but the list's first, so that parts
-/// concatenate (the first part reserves room for the whole list).
+/// The JSON elements for `ids`, one part of a `get_many_json` list.
 fn docs_json(
     view: &Option<CollView<'_>>,
     ids: &[u64],
-    at: usize,
-    total: usize,
+    part: Part,
     versioned: bool,
 ) -> Result<Vec<u8>, Error> {
-    let mut buf = Vec::with_capacity(64);
-    if at == 0 {
-        buf.push(b'[');
-    }
+    let mut buf = part.start();
     let mut sized = false;
     // A run of consecutive ids (a range of them, as `range(a, b)` asks)
     // is read in one walk of the id tree: `run` holds its records, `next`
@@ -334,9 +314,7 @@ fn docs_json(
     let mut next = 0;
     let mut run_last = None;
     for (i, &id) in ids.iter().enumerate() {
-        if at + i > 0 {
-            buf.push(b',');
-        }
+        part.separate(&mut buf, i);
         let start = buf.len();
         let got = match view {
             None => None,
@@ -365,8 +343,7 @@ fn docs_json(
         if !sized && got.is_some() {
             sized = true;
             let first = buf.len() - start;
-            let after_part = if at == 0 { total - ids.len() } else { 0 };
-            reserve_like_first(&mut buf, first, ids.len() - i - 1 + after_part);
+            reserve_like_first(&mut buf, first, part.after(i, ids.len()));
         }
         match got {
             None => buf.extend_from_slice(b"null"),

@@ -7,6 +7,7 @@ use std::io::Write as _;
 use obj_engine::doc::json::{from_json_slice, to_json_vec};
 use obj_engine::{CollectionKind, CollectionMut, Error, IndexKind, IndexSpec, Value};
 
+use crate::batch::{json_list, Part};
 use crate::bytes::{arg_bytes, arg_str, json_bytes, json_text, need, obj_bytes, put, put_opt};
 use crate::collection::index_json;
 use crate::error::fence;
@@ -348,53 +349,31 @@ unsafe fn find_unique_many(
             )));
         }
     }
-    // A long list of a read transaction is answered in two halves, the
-    // back one on a second thread (as `obj_doc_get_many`).
-    let mut buf = match &view {
-        Some(CollView::Read(c)) => {
-            obj_engine::parallel::in_two_halves(&keys, PARALLEL_FIND_KEYS, |part, at| {
-                found_json(&Some(CollView::Read(c)), index, part, at, keys.len(), found)
-            })?
-        }
-        _ => found_json(&view, index, &keys, 0, keys.len(), found)?,
-    };
-    buf.push(b']');
+    let buf = json_list(&view, &keys, |view, keys, part| found_json(view, index, keys, part, found))?;
     // SAFETY: checked non-null.
     unsafe { put(out, obj_bytes::from_vec(buf), "out") }
 }
 
-/// The fewest keys `find_unique_many` looks up on two threads.
-const PARALLEL_FIND_KEYS: usize = 256;
-
-/// The JSON elements for `keys`, the part of a `find_unique_many` list of
-/// `total` keys that starts at position `at` (the list's `[` when `at` is
-/// 0; a comma before every element but the list's first, so that parts
-/// concatenate; the first part reserves room for the whole list).
+/// The JSON elements for `keys`, one part of a `find_unique_many` list.
 fn found_json(
     view: &Option<CollView<'_>>,
     index: &str,
     keys: &[Value],
-    at: usize,
-    total: usize,
+    part: Part,
     found: Found,
 ) -> Result<Vec<u8>, Error> {
-    let mut buf = Vec::with_capacity(64);
-    if at == 0 {
-        buf.push(b'[');
-    }
+    let mut buf = part.start();
     let mut sized = false;
     let mut doc = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        if at + i > 0 {
-            buf.push(b',');
-        }
+        part.separate(&mut buf, i);
         let values = match key {
             _ if found == Found::Plain => std::slice::from_ref(key),
             Value::List(values) => values.as_slice(),
             _ => {
                 return Err(Error::invalid(format!(
                     "keys_json[{}]: expected an array of index values, not {}",
-                    at + i,
+                    part.position(i),
                     key.type_name()
                 )))
             }
@@ -403,7 +382,9 @@ fn found_json(
         let hit = match view {
             Some(c) => c.find_unique_json(index, values, &mut doc).map_err(|e| match e {
                 // (which key of a long list was wrong)
-                Error::InvalidArgument(m) => Error::InvalidArgument(format!("keys_json[{}]: {m}", at + i)),
+                Error::InvalidArgument(m) => {
+                    Error::InvalidArgument(format!("keys_json[{}]: {m}", part.position(i)))
+                }
                 e => e,
             })?,
             None => None,
@@ -414,8 +395,7 @@ fn found_json(
         };
         if !sized {
             sized = true;
-            let after_part = if at == 0 { total - keys.len() } else { 0 };
-            crate::cursor::reserve_like_first(&mut buf, doc.len() + 24, keys.len() - i - 1 + after_part);
+            crate::cursor::reserve_like_first(&mut buf, doc.len() + 24, part.after(i, keys.len()));
         }
         let _ = match found {
             Found::Plain => Ok(()),

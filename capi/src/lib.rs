@@ -33,6 +33,7 @@ macro_rules! with_readable {
     };
 }
 
+mod batch;
 pub mod bytes;
 pub mod collection;
 pub mod cursor;

@@ -103,6 +103,48 @@ class _CancelledWrite(Exception):
     """Raised in a writer thread to roll back a cancelled one-call write."""
 
 
+class _CommitRace:
+    """Which comes first for a write driven from a task: the task's
+    cancellation (the write is then rolled back and the task raises
+    CancelledError) or the commit, which the thread begins (a cancellation
+    can no longer stop it: the task reports the commit's outcome and is
+    cancelled again at its next await, see _redeliver_cancel). Used by the
+    one-call writes and by the exit of ``async with adb.transaction()``."""
+
+    def __init__(self) -> None:
+        self._gate = threading.Lock()
+        self._state = "waiting"  # then "cancelled" or "committing"
+        # The task's cancellation count when its first cancellation came.
+        self.taken_at: int | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._state == "cancelled"
+
+    @property
+    def committing(self) -> bool:
+        return self._state == "committing"
+
+    def commit_begins(self) -> bool:
+        """(The thread, before it commits.) False if the task was cancelled
+        first: the thread rolls back instead."""
+        with self._gate:
+            if self._state == "cancelled":
+                return False
+            self._state = "committing"
+            return True
+
+    def cancel(self) -> bool:
+        """(The task, at its first cancellation.) True if it came before
+        the commit began, which now never will."""
+        task = asyncio.current_task()
+        self.taken_at = task.cancelling() if task is not None and hasattr(task, "cancelling") else None
+        with self._gate:
+            if self._state == "waiting":
+                self._state = "cancelled"
+            return self._state == "cancelled"
+
+
 class _Pinned:
     """One worker thread, for everything of one transaction or iterator."""
 
@@ -394,39 +436,21 @@ class AsyncTxn:
         # commit has begun cannot stop it, so the block ends as the commit
         # does and the cancellation reaches the task at its next await.
         tx = self._tx
-        gate = threading.Lock()
-        # "waiting", then "cancelled" (set by the task) or "ending" (set by
-        # the thread), whichever comes first under the gate.
-        state = ["waiting"]
+        race = _CommitRace()
 
         def finish() -> None:
-            with gate:
-                cancelled = state[0] == "cancelled"
-                if not cancelled:
-                    state[0] = "ending"
-            if cancelled and et is None:
+            if et is None and not race.commit_begins():
                 tx.__exit__(asyncio.CancelledError, asyncio.CancelledError(), None)
             else:
                 tx.__exit__(et, ev, tb)
 
-        # The task's cancellation count at the first cancellation, for its
-        # re-delivery (as _write_in_tx takes it).
-        taken_at: list = []
-
-        def on_cancel() -> None:
-            task = asyncio.current_task()
-            taken_at.append(task.cancelling() if task is not None and hasattr(task, "cancelling") else None)
-            with gate:
-                if state[0] == "waiting":
-                    state[0] = "cancelled"
-
         try:
-            await self._pin.run_to_end(finish, on_cancel)
+            await self._pin.run_to_end(finish, race.cancel)
         except asyncio.CancelledError as e:
-            if not (self._write and et is None and state[0] == "ending"):
+            if not (self._write and et is None and race.committing):
                 raise
             # The commit had begun: its outcome is the block's.
-            _redeliver_cancel(taken_at[0] if taken_at else None)
+            _redeliver_cancel(race.taken_at)
             if e.__cause__ is not None:
                 raise e.__cause__ from None
         finally:
@@ -643,23 +667,17 @@ class AsyncDb:
         retry without writing twice. A cancellation that no timeout scope
         takes back then reaches the task at its next await."""
         db = self._db
-        gate = threading.Lock()
-        # "waiting", then "cancelled" (set by the task) or "committing" (set
-        # by the writer), whichever comes first under the gate.
-        state = ["waiting"]
+        race = _CommitRace()
         outcome: concurrent.futures.Future = concurrent.futures.Future()
 
         def work() -> Any:
             try:
-                with gate:
-                    if state[0] == "cancelled":
-                        raise _CancelledWrite()
+                if race.cancelled:  # (before waiting for the write lock)
+                    raise _CancelledWrite()
                 with db.transaction() as tx:  # (waits for the write lock)
                     r = fn(tx)
-                    with gate:
-                        if state[0] == "cancelled":
-                            raise _CancelledWrite()  # rolls back
-                        state[0] = "committing"
+                    if not race.commit_begins():
+                        raise _CancelledWrite()  # rolls back
             except BaseException as e:
                 outcome.set_exception(e)
                 raise
@@ -670,13 +688,7 @@ class AsyncDb:
         try:
             return await self._run_write(work)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            taken_at = task.cancelling() if task is not None and hasattr(task, "cancelling") else None
-            with gate:
-                committing = state[0] == "committing"
-                if not committing:
-                    state[0] = "cancelled"
-            if not committing:
+            if race.cancel():
                 raise
         # The commit had begun: its outcome is the call's, whatever further
         # cancellations come meanwhile; the cancellation itself goes back to
@@ -690,7 +702,7 @@ class AsyncDb:
                     pass
             return waiter.result()
         finally:
-            _redeliver_cancel(taken_at)
+            _redeliver_cancel(race.taken_at)
 
     def _shutdown(self) -> None:
         self._ex.shutdown(wait=False)

@@ -166,6 +166,21 @@ def slow_commit(monkeypatch):
 needs_311 = pytest.mark.skipif(sys.version_info < (3, 11), reason="cancellation counts are 3.11's")
 
 
+async def _delivered_then_count(adb, wait):
+    """Whether a cancellation reaches this task within ``wait`` seconds, and
+    how many documents collection "c" then holds (``adb`` is closed)."""
+    task = asyncio.current_task()
+    delivered = False
+    try:
+        await asyncio.sleep(wait)
+    except asyncio.CancelledError:
+        task.uncancel()
+        delivered = True
+    n = await adb.query("c").count()
+    await adb.close()
+    return delivered, n
+
+
 @needs_311
 def test_a_cancel_before_the_commit_begins_rolls_back_and_raises(tmp_path):
     async def main():
@@ -203,15 +218,7 @@ def test_a_cancel_landing_as_the_commit_ends_is_delivered_not_lost(tmp_path, slo
         threading.Timer(0.2, lambda: loop.call_soon_threadsafe(task.cancel)).start()
         async with adb.transaction() as tx:
             await tx.insert("c", {"a": 1})
-        delivered = False
-        try:
-            await asyncio.sleep(0.2)
-        except asyncio.CancelledError:
-            task.uncancel()
-            delivered = True
-        n = await adb.query("c").count()
-        await adb.close()
-        return delivered, n
+        return await _delivered_then_count(adb, 0.2)
 
     assert asyncio.run(main()) == (True, 1)
 
@@ -229,15 +236,7 @@ def test_a_shutdown_cancel_during_a_timed_out_commit_still_reaches_the_task(tmp_
         async with asyncio.timeout(0.1):
             async with adb.transaction() as tx:
                 await tx.insert("c", {"a": 1})
-        delivered = False
-        try:
-            await asyncio.sleep(0.3)
-        except asyncio.CancelledError:
-            task.uncancel()
-            delivered = True
-        n = await adb.query("c").count()
-        await adb.close()
-        return delivered, n
+        return await _delivered_then_count(adb, 0.3)
 
     assert asyncio.run(main()) == (True, 1)
 
