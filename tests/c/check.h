@@ -60,6 +60,18 @@ static inline uint8_t *read_file(const char *p, size_t *len) {
     return buf;
 }
 
+/* The document {"<field>":"<n copies of fill>"}, NUL-terminated (free it
+ * with free()): a large document of one string field. */
+static inline char *long_string_doc(const char *field, size_t n, char fill) {
+    size_t head = strlen(field) + 5; /* {"field":" */
+    char *doc = (char *)malloc(head + n + 3);
+    CHECK(doc != NULL);
+    snprintf(doc, head + 1, "{\"%s\":\"", field);
+    memset(doc + head, fill, n);
+    memcpy(doc + head + n, "\"}", 3);
+    return doc;
+}
+
 /* Deletes a database file and its -wal and -shm sidecars, if present. */
 static inline void remove_db(const char *path) {
     char side[1100];

@@ -353,11 +353,7 @@ static void test_oversized(void) {
     /* A value too long for the unique index: the document is refused with
      * no trace, in insert, upsert and replace alike. */
     size_t big = 200000;
-    char *doc = malloc(big + 32);
-    CHECK(doc != NULL);
-    int len = snprintf(doc, 32, "{\"email\":\"");
-    memset(doc + len, 'e', big);
-    strcpy(doc + len + big, "\"}");
+    char *doc = long_string_doc("email", big, 'e');
     CHECK_ERR(obj_doc_insert(w, "users", U8(doc), strlen(doc), 0, &id), OBJ_INVALID_ARGUMENT, "too long for index");
     CHECK_ERR(obj_doc_upsert(w, "users", 5, U8(doc), strlen(doc), 0, NULL), OBJ_INVALID_ARGUMENT, "too long for index");
     CHECK_ERR(obj_doc_replace(w, "users", 5, U8(doc), strlen(doc), 0), OBJ_INVALID_ARGUMENT, "too long for index");

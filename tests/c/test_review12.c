@@ -653,12 +653,8 @@ static void test_buffers(void) {
     uint64_t raw_id = 0;
     CHECK_OK(obj_raw_insert(w, "raw", blob, big, &raw_id));
     CHECK_OK(obj_kv_put(w, "kv", U8("big"), 3, blob, big));
-    char *doc = malloc(big + 32);
-    CHECK(doc != NULL);
-    size_t dl = (size_t)sprintf(doc, "{\"s\":\"");
-    memset(doc + dl, 'x', big);
-    dl += big;
-    dl += (size_t)sprintf(doc + dl, "\"}");
+    char *doc = long_string_doc("s", big, 'x');
+    size_t dl = strlen(doc);
     uint64_t doc_id = 0;
     CHECK_OK(obj_doc_insert(w, "docs", U8(doc), dl, 3, &doc_id));
     CHECK_OK(obj_txn_commit(w));

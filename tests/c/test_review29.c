@@ -129,11 +129,7 @@ static void a_large_first_document_does_not_reserve_gigabytes(void) {
     obj_db *db;
     CHECK_OK(obj_db_open(path, NULL, &db));
     size_t big = 5500000;
-    char *doc = malloc(big + 32);
-    CHECK(doc != NULL);
-    int n = snprintf(doc, 32, "{\"pad\":\"");
-    memset(doc + n, 'x', big);
-    strcpy(doc + n + big, "\"}");
+    char *doc = long_string_doc("pad", big, 'x');
     uint64_t id;
     CHECK_OK(obj_db_doc_insert(db, "big", U8(doc), strlen(doc), 0, &id));
     free(doc);

@@ -269,7 +269,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                     scanned: 0,
                 },
                 None => {
-                    let after = spec.after_id.map(u64::to_be_bytes);
+                    let after = spec.after_id.map(id_key);
                     let start = after.as_ref().map_or(Bound::Unbounded, |a| Bound::Excluded(&a[..]));
                     Source::Scan(txn.range(&st.docs, start, Bound::Unbounded, false)?)
                 }
