@@ -34,7 +34,8 @@
  * Documents travel as JSON text in the engine's JSON form (integers,
  * floats, strings, lists, objects, plus {"$bytes": base64}, {"$ts": micros}
  * with optional "$tz", {"$f64": "nan"|"inf"|"-inf"}, and "$$" escaping of
- * keys that start with "$"); queries as in docs/query-json.md (map values
+ * keys that start with "$"; an integer literal beyond the i64 and u64
+ * ranges is read as the nearest float, as JSON parsers commonly do); queries as in docs/query-json.md (map values
  * in filters read "$$" keys the same way; paths name keys unescaped: "$k"
  * for the key written "$$k"). Reads of a
  * missing collection see an empty one; writes create a document

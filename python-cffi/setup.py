@@ -10,6 +10,7 @@ from this bundled copy, so declarations and library always match.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,9 +35,17 @@ def _library() -> str:
             sys.exit(f"OBJ_PREBUILT_LIB={pre}: no such file")
         return pre
     if not os.path.isfile(os.path.join(REPO, "Cargo.toml")):
-        sys.exit("obj-db: no OBJ_PREBUILT_LIB and no obj repository around python-cffi/ to build libobj from")
+        # (an sdist holds only the Python package: the wheel is built from
+        # the repository, `make wheel` or `pip wheel ./python-cffi`)
+        sys.exit("obj-db: no OBJ_PREBUILT_LIB and no obj repository around python-cffi/ to build libobj from; "
+                 "build the wheel from the repository (make wheel, or pip wheel ./python-cffi) or install a "
+                 "prebuilt wheel")
     cargo = os.environ.get("CARGO", "cargo")
-    subprocess.check_call([cargo, "build", "--release", "-p", "obj-capi"], cwd=REPO)
+    try:
+        subprocess.check_call([cargo, "build", "--release", "-p", "obj-capi"], cwd=REPO)
+    except FileNotFoundError:
+        sys.exit(f"obj-db: building libobj needs {cargo!r} (a Rust toolchain, https://rustup.rs) on PATH; or set "
+                 "OBJ_PREBUILT_LIB to a built libobj.so, or install a prebuilt wheel")
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
     return os.path.join(target, "release", LIB)
 
@@ -61,9 +70,28 @@ class BinaryDistribution(Distribution):
         return True
 
 
+def _glibc_needed(lib: str):
+    """The newest glibc symbol version ``lib`` asks for, as (2, minor), or
+    None. The version names sit in its dynamic string table as text
+    (``GLIBC_2.34``); any other such text in the file could only raise the
+    answer, which keeps the tag safe."""
+    with open(lib, "rb") as f:
+        found = re.findall(rb"GLIBC_2\.(\d+)", f.read())
+    return (2, max(int(m) for m in found)) if found else None
+
+
 class bdist_wheel(_bdist_wheel):
     def get_tag(self):
         _, _, plat = super().get_tag()
+        # A Linux wheel names the oldest glibc it runs on (PEP 600), so that
+        # pip does not install it where the library cannot load and an index
+        # accepts it: manylinux_2_<minor>_<arch> from the glibc versions the
+        # bundled library needs.
+        lib = os.path.join(self.bdist_dir or "", "obj", LIB)
+        if plat.startswith("linux_") and os.path.isfile(lib):
+            need = _glibc_needed(lib)
+            if need is not None:
+                plat = f"manylinux_{need[0]}_{need[1]}_{plat[len('linux_'):]}"
         return "py3", "none", plat  # any Python 3: the library is loaded with cffi, not imported
 
 

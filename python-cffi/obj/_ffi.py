@@ -9,8 +9,10 @@ package parses the header or calls ``dlopen``.
 
 Library lookup order: the copy bundled inside the installed package, then
 ``OBJ_LIB_PATH`` (a file, or a directory holding the library), then the
-system library path. If none loads, importing :mod:`obj` raises an
-``ImportError`` that lists every place tried and why it failed.
+system library path. A library that loads but lacks a function the header
+declares (an older build) is passed over like one that does not load. If
+none is taken, importing :mod:`obj` raises an ``ImportError`` that lists
+every place tried and why it failed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from cffi import FFI
 
 from .errors import error_for_status
 
-__all__ = ["ffi", "lib", "check", "take_bytes", "header_path", "library_path", "cdef_from_header", "slots"]
+__all__ = [
+    "ffi", "lib", "check", "take_bytes", "header_path", "library_path", "cdef_from_header", "header_functions",
+    "missing_functions", "slots",
+]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -83,9 +88,28 @@ def cdef_from_header(text: str) -> str:
     return "\n".join(out)
 
 
+def header_functions(cdef: str) -> list[str]:
+    """The C functions a cdef declares (a function-pointer type's name is
+    followed by ``)``, so it is not among them)."""
+    return sorted(set(re.findall(r"\b(obj_\w+)\s*\(", cdef)))
+
+
 ffi = FFI()
 with open(header_path(), encoding="utf-8") as _f:
-    ffi.cdef(cdef_from_header(_f.read()))
+    _CDEF = cdef_from_header(_f.read())
+ffi.cdef(_CDEF)
+_FUNCTIONS = header_functions(_CDEF)
+
+
+def missing_functions(library: Any) -> list[str]:
+    """The functions of the header that ``library`` does not export."""
+    missing = []
+    for name in _FUNCTIONS:
+        try:
+            getattr(library, name)
+        except (AttributeError, NotImplementedError):
+            missing.append(name)
+    return missing
 
 
 def _candidates() -> Iterator[tuple[str, str]]:
@@ -111,9 +135,21 @@ def _load() -> tuple[Any, str]:
             tried.append(f"  - {where}: {path}: no such file")
             continue
         try:
-            return ffi.dlopen(path), path
+            library = ffi.dlopen(path)
         except OSError as e:
-            tried.append(f"  - {where}: {path}: {e}")
+            # The loader's own words can say "no such file" for a file that
+            # is there (one built for another machine, say).
+            there = " (the file exists but does not load here)" if os.path.isfile(path) else ""
+            tried.append(f"  - {where}: {path}{there}: {e}")
+            continue
+        missing = missing_functions(library)
+        if not missing:
+            return library, path
+        ffi.dlclose(library)
+        tried.append(
+            f"  - {where}: {path}: an older obj library: it lacks {len(missing)} of the {len(_FUNCTIONS)} "
+            f"functions this package calls ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+        )
     raise ImportError(
         "obj: cannot load the obj C library (" + LIB_FILE + "). Tried, in order:\n"
         + "\n".join(tried)
@@ -225,16 +261,6 @@ def _forked_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forked_child)
-
-
-def has(name: str) -> bool:
-    """Whether the loaded library and the header both have C function
-    ``name`` (for features a newer library adds)."""
-    try:
-        getattr(lib, name)
-        return True
-    except (AttributeError, NotImplementedError):
-        return False
 
 
 class _Slots(threading.local):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import errno
 import json
 import os
 import re
@@ -376,6 +377,8 @@ def cmd_dump(a: argparse.Namespace) -> int:
     if a.output and a.output != "-":  # ("-" is stdout, as load reads "-" as stdin)
         out, tmp, target = _start_output(a.output)
     else:
+        if sys.stdout is None:  # started with standard output closed (`>&-`)
+            raise OSError(errno.EBADF, "standard output is closed: give the dump a file with -o")
         # UTF-8 bytes whatever the terminal's encoding (as -o writes)
         sys.stdout.flush()
         out, tmp, target = sys.stdout.buffer, None, ""
@@ -434,6 +437,7 @@ class _Progress:
     def __init__(self, total: int, enabled: bool, label: str = "loading", unit: str = "docs") -> None:
         self.total = total
         self.enabled = enabled and total > 0
+        self.drawn = False
         self.last = -1
         self.label = label
         self.unit = unit
@@ -448,10 +452,14 @@ class _Progress:
         bar = "#" * (pct // 4) + "-" * (25 - pct // 4)
         sys.stderr.write(f"\r{self.label} [{bar}] {pct:3d}%  {count} {self.unit}")
         sys.stderr.flush()
+        self.drawn = True
 
     def end(self) -> None:
-        if self.enabled:
+        """Ends the bar's line (once), so that what follows on stderr (a
+        result, an error, "interrupted") starts a line of its own."""
+        if self.drawn:
             sys.stderr.write("\n")
+            self.drawn = False
 
 
 # A record line as dump (and db.export) writes it; other layouts are parsed.
@@ -736,6 +744,8 @@ def cmd_load(a: argparse.Namespace) -> int:
         src = _open_file(a.input, "rb", "input file")
         total = os.fstat(src.fileno()).st_size
     else:
+        if sys.stdin is None:  # started with standard input closed (`<&-`)
+            raise OSError(errno.EBADF, "standard input is closed: give the load an INPUT file")
         src = sys.stdin.buffer
         total = 0
         try:  # stdin redirected from a file: its size is known
@@ -744,8 +754,7 @@ def cmd_load(a: argparse.Namespace) -> int:
                 total = max(st.st_size - os.lseek(src.fileno(), 0, os.SEEK_CUR), 0)
         except (OSError, AttributeError, ValueError):  # io.UnsupportedOperation is both
             pass
-    tty = sys.stderr.isatty() and not a.quiet
-    prog = _Progress(total, tty)
+    prog = _Progress(total, _show_progress(a))
     # A load that fails leaves no database behind where there was none
     # (nor its -wal and -shm files), unless --commit-every committed part
     # of it: that part stays, as it would in an existing database.
@@ -762,6 +771,7 @@ def cmd_load(a: argparse.Namespace) -> int:
                 pass
         raise
     finally:
+        prog.end()
         if src is not sys.stdin.buffer:
             src.close()
     if a.collection is not None:
@@ -845,14 +855,14 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
     return ld
 
 
-def _show_progress(a: argparse.Namespace, label: str) -> bool:
+def _show_progress(a: argparse.Namespace) -> bool:
     """A progress bar only on a terminal, and not with --quiet."""
-    return sys.stderr.isatty() and not a.quiet
+    return sys.stderr is not None and sys.stderr.isatty() and not a.quiet
 
 
 def cmd_backup(a: argparse.Namespace) -> int:
     bar: _Progress | None = None
-    show = _show_progress(a, "backup")
+    show = _show_progress(a)
 
     def progress(done: int, total: int) -> bool:
         nonlocal bar
@@ -863,11 +873,13 @@ def cmd_backup(a: argparse.Namespace) -> int:
             _last_step()  # every page is copied: the copy is synced and put in place
         return True
 
-    with _open(a.file, read_only=True, a=a) as db:
-        _new_file_dir(a.dest, "backup file")
-        r = db.backup(a.dest, progress)
-    if bar is not None:
-        bar.end()
+    try:
+        with _open(a.file, read_only=True, a=a) as db:
+            _new_file_dir(a.dest, "backup file")
+            r = db.backup(a.dest, progress)
+    finally:
+        if bar is not None:
+            bar.end()
     print(f"backed up {r['pages']} pages ({r['bytes']} bytes) as of commit {r['commit_counter']} "
           f"to {a.dest} in {r['millis']} ms", file=sys.stderr)
     return EXIT_OK

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Callable
 
 from . import _codec
-from ._ffi import OutHandle, ffi, lib, check, fail, fork_generation, has, slots
+from ._ffi import OutHandle, ffi, lib, check, fail, fork_generation, slots
 from .document import Schema, schema_of
 from .errors import (
     BusyError, ClosedError, ConstraintError, CorruptionError, InvalidArgumentError, NotFoundError, ObjError,
@@ -45,9 +45,9 @@ _SYNC = {"full": 0, "normal": 1, "off": 2}
 _OPTION_MAX = {name: 2 ** (8 * ffi.sizeof(field.type)) - 1 for name, field in ffi.typeof("obj_options").fields
                if name in ("page_size", "cache_size", "busy_timeout_ms", "wal_autocheckpoint", "max_dirty_bytes")}
 _U64_MAX = 2**64 - 1
-_db_doc_get = lib.obj_db_doc_get if has("obj_db_doc_get") else None
-_db_doc_insert = lib.obj_db_doc_insert_if if has("obj_db_doc_insert_if") else None
-_db_doc_upsert = lib.obj_db_doc_upsert_if if has("obj_db_doc_upsert_if") else None
+_db_doc_get = lib.obj_db_doc_get
+_db_doc_insert = lib.obj_db_doc_insert_if
+_db_doc_upsert = lib.obj_db_doc_upsert_if
 # The process-global schema registry: (collection, version) -> [shape, the
 # first Schema with it, the open Dbs using it (weakly: a Db nobody holds
 # does not keep its shape registered)]. Stored documents are
@@ -317,7 +317,7 @@ class Db:
         try:
             # A read-only handle has nothing to fold: its plain close only
             # removes the -shm it may have created (an attached file's too).
-            if not checkpoint and not self.read_only and has("obj_db_close_no_checkpoint"):
+            if not checkpoint and not self.read_only:
                 lib.obj_db_close_no_checkpoint(self._h)
             else:
                 lib.obj_db_close(self._h)
@@ -535,17 +535,16 @@ class Db:
     def insert(self, what: Any, payload: Any = None) -> int:
         """Inserts a document in its own transaction; returns its id. See
         :meth:`WriteTxn.insert`."""
-        if _db_doc_insert is not None:
-            target = self._autocommit_target(what if payload is None else payload, what)
-            if target is not None:
-                self._no_nested_write()
-                out, done = slots.u64, slots.done  # (this thread's output slots, as everywhere)
-                check(_db_doc_insert(self._handle(), target[0], target[2], len(target[2]), target[1], target[3],
-                                     out, done))
-                if done[0]:
-                    return out[0]
-                # The catalog changed since this Db learnt the collection: the
-                # transaction below sees the new one and sets it up again.
+        target = self._autocommit_target(what if payload is None else payload, what)
+        if target is not None:
+            self._no_nested_write()
+            out, done = slots.u64, slots.done  # (this thread's output slots, as everywhere)
+            check(_db_doc_insert(self._handle(), target[0], target[2], len(target[2]), target[1], target[3],
+                                 out, done))
+            if done[0]:
+                return out[0]
+            # The catalog changed since this Db learnt the collection: the
+            # transaction below sees the new one and sets it up again.
         with self.transaction() as tx:
             return tx.insert(what, payload)
 
@@ -580,7 +579,7 @@ class Db:
 
     def get(self, what: Any, doc_id: int) -> Any:
         """The document with id ``doc_id`` or None. See :meth:`ReadTxn.get`."""
-        if _db_doc_get is not None and type(doc_id) is int and 0 <= doc_id <= 0xFFFFFFFFFFFFFFFF:
+        if type(doc_id) is int and 0 <= doc_id <= 0xFFFFFFFFFFFFFFFF:
             # One C call that takes and ends its own snapshot, for a known
             # document collection of this file.
             # A refusal (InvalidArgument: another handle or process made the
@@ -636,7 +635,7 @@ class Db:
 
     def upsert(self, what: Any, doc_id: int, payload: Any) -> bool:
         """Writes a document at ``doc_id``; True if it was created."""
-        if _db_doc_upsert is not None and type(doc_id) is int and 0 <= doc_id <= 0xFFFFFFFFFFFFFFFF:
+        if type(doc_id) is int and 0 <= doc_id <= 0xFFFFFFFFFFFFFFFF:
             if type(what) is str:
                 target = self._autocommit_target(payload, what)
             else:
@@ -1027,27 +1026,15 @@ class Db:
         buf = ffi.new("obj_bytes *")
         check(lib.obj_db_stat_json(self._handle(), buf))
         raw = json.loads(_take(buf))
-        colls = raw.get("collections")
         out = []
-        if colls is not None:
-            for c in colls:
-                out.append(CollectionStat(
-                    name=c["name"], doc_count=c.get("doc_count", c.get("count", 0)),
-                    file_size_bytes=c.get("file_size_bytes", 0),
-                    indexes=[IndexStat(i["name"], i["kind"], list(i.get("key_paths", i.get("fields", []))),
-                                       i.get("status", "ready"), i.get("entries", 0)) for i in c.get("indexes", [])],
-                    kind=c.get("kind", "documents"),
-                ))
-        else:  # an older library: gather what the collection calls tell
-            with self.read_transaction() as tx:
-                for name in tx.collections():
-                    info = tx.collection_info(name) or {}
-                    out.append(CollectionStat(
-                        name=name, doc_count=info.get("count", 0), file_size_bytes=0,
-                        indexes=[IndexStat(i["name"], i["kind"], list(i.get("fields", [])), i.get("status", "ready"))
-                                 for i in info.get("indexes", [])],
-                        kind=info.get("kind", "documents"),
-                    ))
+        for c in raw["collections"]:
+            out.append(CollectionStat(
+                name=c["name"], doc_count=c.get("doc_count", c.get("count", 0)),
+                file_size_bytes=c.get("file_size_bytes", 0),
+                indexes=[IndexStat(i["name"], i["kind"], list(i.get("key_paths", i.get("fields", []))),
+                                   i.get("status", "ready"), i.get("entries", 0)) for i in c.get("indexes", [])],
+                kind=c.get("kind", "documents"),
+            ))
         return Stat(out, raw.get("page_size", 0), raw.get("page_count", 0), raw.get("file_size", 0),
                     raw.get("wal_frames", 0), raw)
 

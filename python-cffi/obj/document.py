@@ -1371,7 +1371,7 @@ class Schema:
         self._shape: tuple | None = None
         self._hints: dict | None = None
         self._check: Callable[[Any], Any] | None = None
-        self._str_slots: dict[str, tuple] = {}
+        self._str_slots: dict[str, tuple] = {}  # key_slot_types, by index
         self._fit: Callable[[Any], int] | None = None  # (_fit_dataclass)
         # Type-like names of the function the class was defined in (see
         # _scope_names), for annotations that are text (postponed).
@@ -1442,15 +1442,16 @@ class Schema:
             held = _held_dataclasses(_unmarked(tp, []))
             cls = held[0] if len(held) == 1 else None
 
-    def str_key_slots(self, index: str) -> tuple:
-        """The positions, in a key of the declared index ``index``, of the
-        fields declared ``str`` (or ``Optional[str]``): where a unique
-        lookup takes a key given as its UTF-8 bytes. Empty for an index the
+    def key_slot_types(self, index: str) -> tuple:
+        """``(field, declared type)`` for each position of a key of the
+        declared index ``index`` (``Optional`` and ``Annotated`` taken
+        off; None where the type is not known): what a unique lookup given
+        bytes for a value checks them against. Empty for an index the
         class does not declare."""
         slots = self._str_slots.get(index)
         if slots is None:
             fields = next((sp["fields"] for sp in self.index_specs() if sp["name"] == index), ())
-            slots = tuple(i for i, f in enumerate(fields) if _unmarked(self.path_type(f), []) is str)
+            slots = tuple((f, _unmarked(self.path_type(f), [])) for f in fields)
             self._str_slots[index] = slots
         return slots
 

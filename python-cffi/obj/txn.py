@@ -24,7 +24,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _codec
-from ._ffi import OutHandle, ffi, lib, fail, has, slots as _slots
+from ._ffi import OutHandle, ffi, lib, fail, slots as _slots
 from .document import Schema, declared, schema_of
 from .errors import ClosedError, InvalidArgumentError, NotFoundError
 
@@ -40,10 +40,10 @@ _buffer = ffi.buffer
 _bytes_free = lib.obj_bytes_free
 _find_unique = lib.obj_find_unique
 # Newer library calls (None with an older libobj: the general path is used).
-_get_many_plain = lib.obj_doc_get_many_plain if has("obj_doc_get_many_plain") else None
-_find_unique_many = lib.obj_find_unique_many if has("obj_find_unique_many") else None
-_find_unique_many_plain = lib.obj_find_unique_many_plain if has("obj_find_unique_many_plain") else None
-_next_batch_columns = lib.obj_cursor_next_batch_columns if has("obj_cursor_next_batch_columns") else None
+_get_many_plain = lib.obj_doc_get_many_plain
+_find_unique_many = lib.obj_find_unique_many
+_find_unique_many_plain = lib.obj_find_unique_many_plain
+_next_batch_columns = lib.obj_cursor_next_batch_columns
 _DOC = "documents"
 _RAW = "raw"
 FIRST_BATCH = 256
@@ -85,20 +85,32 @@ def _ids(ids: list) -> list:
 _INT_ONLY = {int}
 
 
-def _str_keys(s: Schema, index: Any, vals: list) -> list:
+def _bytes_keys(s: Schema, index: Any, vals: list) -> list:
     """The key ``vals`` of a unique lookup on ``s``'s index ``index``, with
-    a bytes value given for a field declared str decoded from UTF-8 (the
-    pre-encoded form of the key); ``vals`` is changed in place."""
-    if type(index) is str:
-        for i in s.str_key_slots(index):
-            if i < len(vals) and isinstance(vals[i], (bytes, bytearray, memoryview)):
-                try:
-                    vals[i] = bytes(vals[i]).decode("utf-8")
-                except UnicodeDecodeError:
-                    raise InvalidArgumentError(
-                        f"{s.cls.__qualname__} index {index!r}: the key value {bytes(vals[i])!r:.60} is given as "
-                        f"bytes for a str field, and is not UTF-8"
-                    ) from None
+    a bytes value given for a field declared ``str`` decoded from UTF-8
+    (the pre-encoded form of such a key); ``vals`` is changed in place.
+    Bytes for a field declared another type that is not bytes (an int, a
+    date, ...) are an InvalidArgumentError: no document of the class can
+    hold them there, and this package takes no other pre-encoded form."""
+    if type(index) is not str:
+        return vals
+    for i, (field, tp) in enumerate(s.key_slot_types(index)):
+        if i >= len(vals) or not isinstance(vals[i], (bytes, bytearray, memoryview)):
+            continue
+        if tp is str:
+            try:
+                vals[i] = bytes(vals[i]).decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidArgumentError(
+                    f"{s.cls.__qualname__} index {index!r}: the key value {bytes(vals[i])!r:.60} is given as "
+                    f"bytes for a str field, and is not UTF-8"
+                ) from None
+        elif isinstance(tp, type) and not issubclass(tp, (bytes, bytearray, memoryview)):
+            raise InvalidArgumentError(
+                f"{s.cls.__qualname__} index {index!r}: the key value {bytes(vals[i])!r:.60} is given as bytes "
+                f"for field {field!r}, declared {tp.__name__}; pass the {tp.__name__} itself (bytes stand for a "
+                f"key only of a str field, as its UTF-8)"
+            )
     return vals
 
 
@@ -345,8 +357,7 @@ class _Core:
     def _c_raise_next_id(self, coll: bytes, next_id: int) -> None:
         """No id below ``next_id`` is ever assigned in ``coll`` (a load that
         keeps a dump's ids keeps its deleted ones unused too)."""
-        if has("obj_collection_raise_next_id"):  # (an older library: ids of deleted documents may come back)
-            self._check(self._wcall(lib.obj_collection_raise_next_id, coll, next_id))
+        self._check(self._wcall(lib.obj_collection_raise_next_id, coll, next_id))
 
     def _c_doc_delete(self, coll: bytes, doc_id: int) -> bool:
         found = _slots.found
@@ -526,9 +537,6 @@ class _Core:
     def _c_pairs(self, query_js: bytes, limit: int | None = None) -> Iterator[tuple[int, Any]]:
         """Streams ``(id, doc)`` of a query. The pairs come from ``zip`` over
         each batch's columns, chained: no Python code runs per document."""
-        if _next_batch_columns is None:  # an older library
-            return ((r[0], r[2]) for r in self._c_rows(query_js, limit))
-
         def pairs_of(q: bytes, lim: int | None) -> tuple[Iterator[tuple[int, Any]], Callable[[], None]]:
             columns = self._c_columns(q, lim, False)
             return chain.from_iterable(zip(c[1], c[0]) for c in columns), columns.close
@@ -771,9 +779,7 @@ class ReadTxn(_Core):
                 return [core._c_raw_get(cname, i) for i in ids]
             if core is not self:
                 return self.get_many(self._ns_schema(what, kind).cls, ids)  # type: ignore[union-attr]
-            if _get_many_plain is not None:
-                return core._c_get_many_plain(cname, ids)
-            return [None if r is None else r[1] for r in core._c_get_many(cname, ids)]
+            return core._c_get_many_plain(cname, ids)
         s = self._schema(what)
         core, cname = self._route(s.collection)
         dd = s.decode_doc
@@ -840,19 +846,17 @@ class ReadTxn(_Core):
         the index value, or a tuple of values for a composite index."""
         keys = _codec.listed(keys, "find_unique_many's keys")
         typed = type(what) is not str
-        if not typed and _find_unique_many_plain is not None and not any(type(k) is tuple for k in keys):
+        if not typed and not any(type(k) is tuple for k in keys):
             # One value per key (an index of one field): sent as it is, the
             # documents come back without ids to pick them from.
             plain = self._find_unique_many_plain(what, index, keys)
             if plain is not None:
                 return plain
         keys = [list(k) if type(k) is tuple else [k] for k in keys]
-        if _find_unique_many is None:  # an older library: one call per key
-            return [self.find_unique(what, index, *k) for k in keys]
         if typed:
             s = self._schema(what)
-            if type(index) is str and s.str_key_slots(index):  # a key given as UTF-8 bytes
-                keys = [_str_keys(s, index, k) for k in keys]
+            if any(isinstance(v, (bytes, bytearray, memoryview)) for k in keys for v in k):
+                keys = [_bytes_keys(s, index, k) for k in keys]
             core, cname = self._route(s.collection)
         else:
             core, cname = self._route(what)
@@ -907,7 +911,7 @@ class ReadTxn(_Core):
             r = core._c_find_unique(cname, _cstr(index), js, versioned=False)
             return None if r is None else (r[0], r[2])
         s = self._schema(what)
-        js = _codec.dumps(_str_keys(s, index, vals))
+        js = _codec.dumps(_bytes_keys(s, index, vals))
         core, cname = self._route(s.collection)
         try:
             r = core._c_find_unique(cname, _cstr(index), js)

@@ -534,3 +534,15 @@ def test_commands_refuse_what_is_not_a_regular_file(tmp_path):
             obj.Db(str(target))
         with pytest.raises(obj.NotADatabaseError, match=why):
             obj.Db(str(target), read_only=True)
+
+
+def test_a_progress_bar_ends_its_line_before_an_error(tmp_path):
+    # (session 30: the error came on the bar's line)
+    path = str(tmp_path / "d.obj")
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(f'{{"a": {i}}}\n' for i in range(2000)) + "not json\n")
+    rc, text = _run_with_terminal_stderr(["load", path, "c", str(src), "--batch", "100"])
+    assert rc == 5
+    bar, sep, error = text.rpartition("obj: load: line 2001:")
+    assert sep and "loading [" in bar, text
+    assert bar.endswith("\n") or bar.endswith("\r\n"), repr(text[-300:])

@@ -116,9 +116,6 @@ def test_exception_exit_keeps_the_wal_and_clean_exit_folds_it(tmp_path):
     checkpoint (the frames stay in the -wal, recovery reads them on the
     next open) and re-raises the block's own error; a clean exit folds
     the WAL into the file and removes it."""
-    from obj._ffi import has
-
-    assert has("obj_db_close_no_checkpoint")  # else the fallback would checkpoint
     p = tmp_path / "x.obj"
     wal = str(p) + "-wal"
 

@@ -25,6 +25,22 @@ def test_runs_against_the_installed_wheel():
         assert not pkg.startswith(os.path.join(REPO, "python-cffi"))
 
 
+@pytest.mark.skipif(not os.environ.get("OBJ_EXPECT_INSTALLED"), reason="only under make test-python")
+def test_the_wheel_names_the_glibc_it_needs_and_carries_its_licences():
+    from importlib import metadata
+
+    dist = metadata.distribution("obj-db")
+    tags = [line.split(": ", 1)[1] for line in dist.read_text("WHEEL").splitlines() if line.startswith("Tag: ")]
+    assert len(tags) == 1 and tags[0].startswith("py3-none-manylinux_2_"), tags
+    minor = int(tags[0].split("_")[2])
+    with open(_ffi.library_path(), "rb") as f:
+        needed = max(int(m) for m in re.findall(rb"GLIBC_2\.(\d+)", f.read()))
+    assert minor == needed, (tags, needed)
+    files = {str(p) for p in dist.files or []}
+    for name in ("LICENSE-MIT", "LICENSE-APACHE"):
+        assert any(f.endswith("licenses/" + name) for f in files), files
+
+
 @pytest.mark.skipif(not REPO, reason="needs OBJ_REPO_ROOT")
 def test_bundled_header_matches_the_repository_header():
     with open(_ffi.header_path(), encoding="utf-8") as f:
@@ -34,17 +50,12 @@ def test_bundled_header_matches_the_repository_header():
     assert bundled == repo, "the installed package's cdef header drifted from include/obj.h: rebuild the wheel"
 
 
-def _header_functions():
-    with open(_ffi.header_path(), encoding="utf-8") as f:
-        text = _ffi.cdef_from_header(f.read())
-    return sorted(set(re.findall(r"\b(obj_\w+)\s*\(", text)))
-
-
 def test_every_header_function_is_declared_and_exported():
-    names = _header_functions()
-    assert "obj_db_open" in names and "obj_last_error" in names
-    for n in names:
-        assert _ffi.has(n), f"{n} is in the header but not loadable"
+    with open(_ffi.header_path(), encoding="utf-8") as f:
+        names = _ffi.header_functions(_ffi.cdef_from_header(f.read()))
+    assert "obj_db_open" in names and "obj_last_error" in names and "obj_progress_fn" not in names
+    assert len(names) > 50
+    assert _ffi.missing_functions(_ffi.lib) == []
 
 
 def test_library_version_matches_header():
@@ -77,6 +88,43 @@ def test_import_error_lists_every_place_tried(tmp_path):
     assert "bundled in the package" in r.stderr
     assert "OBJ_LIB_PATH" in r.stderr and "nowhere" in r.stderr
     assert "system library path" in r.stderr
+
+
+def _package_copy(dst, header_extra=""):
+    """A copy of the installed package at ``dst`` without its library."""
+    import shutil
+
+    shutil.copytree(os.path.dirname(obj.__file__), dst,
+                    ignore=shutil.ignore_patterns("*.so", "*.dylib", "*.dll", "__pycache__"))
+    with open(_ffi.header_path(), encoding="utf-8") as f:
+        header = f.read()
+    (dst / "_obj.h").write_text(header + header_extra, encoding="utf-8")
+
+
+def test_a_library_lacking_header_functions_is_passed_over(tmp_path):
+    import shutil
+
+    import _cffi_backend
+
+    lib = _ffi.library_path()
+    # A bundled library that loads but is not (this version of) libobj:
+    # passed over for OBJ_LIB_PATH's, never an AttributeError at import.
+    _package_copy(tmp_path / "a" / "obj")
+    shutil.copy(_cffi_backend.__file__, tmp_path / "a" / "obj" / _ffi.LIB_FILE)
+    env = dict(os.environ, OBJ_LIB_PATH=lib, PYTHONPATH=str(tmp_path / "a"))
+    r = subprocess.run([sys.executable, "-c", "import obj; print(obj.library_path())"], env=env,
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == lib
+    # A header newer than every library found: each is named as older,
+    # with what it lacks, in the ImportError.
+    _package_copy(tmp_path / "b" / "obj", "\nobj_status obj_from_a_later_version(void);\n")
+    env = dict(os.environ, OBJ_LIB_PATH=lib, PYTHONPATH=str(tmp_path / "b"), LD_LIBRARY_PATH="")
+    r = subprocess.run([sys.executable, "-c", "import obj"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode != 0
+    assert "ImportError" in r.stderr and "AttributeError" not in r.stderr, r.stderr
+    assert f"OBJ_LIB_PATH: {lib}: an older obj library: it lacks 1 of the" in r.stderr, r.stderr
+    assert "obj_from_a_later_version" in r.stderr
 
 
 def test_obj_lib_path_accepts_a_file_and_a_directory(tmp_path):

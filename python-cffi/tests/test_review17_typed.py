@@ -93,7 +93,7 @@ def test_newtype_fields_read_back_as_their_type(path, backend):
         # index paths and unique keys see through the NewType too
         names = {s["name"]: s["kind"] for s in obj.schema_of(Acct).index_specs()}
         assert names == {"bal.cents": "standard", "email": "unique"}
-        assert obj.schema_of(Acct).str_key_slots("email") == (0,)
+        assert obj.schema_of(Acct).key_slot_types("email") == (("email", str),)
         assert db.find_unique(Acct, "email", "a@x") == v
         assert db.find_unique(Acct, "email", b"a@x") == v
 

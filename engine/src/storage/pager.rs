@@ -383,8 +383,9 @@ fn check_no_other_name(main: &dyn StorageFile, display: &str, first: bool, timeo
     let io = |e| Error::io(format!("locking {display}"), e);
     let busy = || {
         Error::Busy(format!(
-            "{display} is open in another process under another name (a hard or symbolic link); \
-             open it by the same path"
+            "{display} is open in another process under another name (a hard or symbolic link), or its \
+             -shm file was deleted while a process had it open; open it by the same path, or once every \
+             process has closed it"
         ))
     };
     // Waited for up to the busy timeout, as every lock is: a process being
