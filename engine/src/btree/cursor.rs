@@ -296,6 +296,7 @@ impl<R: PageRead> Cursor<R> {
             None => (self.r.read_page(pgno)?, false),
         };
         let node = Node::parse(&page, pgno, self.usable)?;
+        node.check_separators()?;
         // A leaf read ahead was prefetched then; asking again for lines on
         // their way only fills the CPU's miss queue (5% of a scan's time).
         if node.is_leaf() && !prefetched {

@@ -310,6 +310,19 @@ impl<'a> Node<'a> {
         self.n
     }
 
+    /// An interior node that a descent or a cursor goes through has at
+    /// least one separator (only a root being collapsed, inside the write
+    /// that empties it, has none). One without would send every key to
+    /// its last child: a tree read through it would silently lack the
+    /// others.
+    #[inline]
+    pub(crate) fn check_separators(&self) -> Result<()> {
+        if !self.leaf && self.n == 0 {
+            return Err(Error::corruption(self.pgno, "interior node has no separator (one child only)"));
+        }
+        Ok(())
+    }
+
     /// True for a leaf.
     pub(crate) fn is_leaf(&self) -> bool {
         self.leaf
@@ -438,6 +451,7 @@ impl<'a> Node<'a> {
     /// child whose range holds `key`.
     #[inline]
     pub(crate) fn upper_bound(&self, key: &[u8]) -> Result<usize> {
+        self.check_separators()?;
         let (mut lo, mut hi) = (0, self.n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;

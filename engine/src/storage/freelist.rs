@@ -74,6 +74,15 @@ pub fn pop(w: &mut WritePages) -> Result<Option<PageNo>> {
         if e == 0 || e >= page_count || e == head {
             return Err(Error::corruption(head, format!("freelist entry {e} out of range")));
         }
+        // A page this transaction already changed is in use (a page it
+        // freed left its pages when listed, see `push`): listed twice, or
+        // listed while live. Handing it out would overwrite it.
+        if w.changed(e) {
+            return Err(Error::corruption(
+                head,
+                format!("freelist lists page {e}, which this transaction already uses"),
+            ));
+        }
         let trunk = w.page_mut(head)?;
         trunk[8..12].copy_from_slice(&((n - 1) as u32).to_le_bytes());
         e

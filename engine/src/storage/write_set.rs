@@ -157,6 +157,12 @@ impl WritePages {
         }
     }
 
+    /// Whether this transaction has changed `pgno` (and not freed it
+    /// since): a page it holds, or spilled to the WAL.
+    pub fn changed(&self, pgno: PageNo) -> bool {
+        self.dirty.contains_key(&pgno) || self.spilled.as_ref().is_some_and(|s| s.frames.contains_key(&pgno))
+    }
+
     /// Drops `pgno` from the dirty set: it was freed, so its content is
     /// garbage and need not be written. (A spilled frame of it is
     /// published all the same, harmlessly: the page is free.)
