@@ -38,8 +38,8 @@ def _library() -> str:
         # (an sdist holds only the Python package: the wheel is built from
         # the repository, `make wheel` or `pip wheel ./python-cffi`)
         sys.exit("obj-db: no OBJ_PREBUILT_LIB and no obj repository around python-cffi/ to build libobj from; "
-                 "build the wheel from the repository (make wheel, or pip wheel ./python-cffi) or install a "
-                 "prebuilt wheel")
+                 "build the wheel from the repository (make wheel, or pip wheel ./python-cffi), or set "
+                 "OBJ_PREBUILT_LIB and OBJ_HEADER (libobj.so and its obj.h), or install a prebuilt wheel")
     cargo = os.environ.get("CARGO", "cargo")
     try:
         subprocess.check_call([cargo, "build", "--release", "-p", "obj-capi"], cwd=REPO)
@@ -60,6 +60,8 @@ class build_py(_build_py):
         if sys.platform.startswith("linux") and shutil.which("strip") and not os.environ.get("OBJ_NO_STRIP"):
             subprocess.call(["strip", "--strip-debug", lib])  # debug info is most of the size
         header = os.environ.get("OBJ_HEADER") or os.path.join(REPO, "include", "obj.h")
+        if not os.path.isfile(header):
+            sys.exit(f"obj-db: the C header {header} is missing: set OBJ_HEADER to the obj.h of the library")
         shutil.copy2(header, os.path.join(dest, "_obj.h"))
 
 

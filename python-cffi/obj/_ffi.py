@@ -147,8 +147,9 @@ def _load() -> tuple[Any, str]:
             return library, path
         ffi.dlclose(library)
         tried.append(
-            f"  - {where}: {path}: an older obj library: it lacks {len(missing)} of the {len(_FUNCTIONS)} "
-            f"functions this package calls ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+            f"  - {where}: {path}: not the obj library this package needs (an older one?): it lacks "
+            f"{len(missing)} of the {len(_FUNCTIONS)} functions of the package's obj.h "
+            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
         )
     raise ImportError(
         "obj: cannot load the obj C library (" + LIB_FILE + "). Tried, in order:\n"

@@ -18,8 +18,8 @@ import functools
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
-from typing import Any, Callable
+from collections.abc import AsyncIterator, Awaitable, Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, overload
 
 from ._ffi import fork_generation
 from .db import Db
@@ -28,7 +28,14 @@ from .kv import KvNamespace
 from .query import Query
 from .txn import _STALE_CURSOR
 
+if TYPE_CHECKING:
+    from .db import RawRecord
+    from .query import Expr, Field, SortKey
+    from .txn import _Bytes, _Payload
+
 __all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery", "AsyncCollection", "AsyncKv", "AsyncStream"]
+
+T = TypeVar("T")  # a document class's instances (type checkers only; see obj.txn.T)
 
 # The methods of Db and of a key-value namespace that take the database's
 # write lock (each in a transaction of its own: they may wait up to the busy
@@ -246,16 +253,29 @@ async def _aiter_pinned(make: Callable[[], Iterable], batch: int = 256) -> Async
             pin.shutdown()
 
 
-class AsyncQuery:
+class AsyncQuery(Generic[T]):
     """An immutable query whose terminal methods are awaitable:
     ``await adb.query(Order).filter(...).fetch()``; ``async for`` streams.
     From ``adb.query(...)`` it runs on the database's worker threads; from
     ``tx.query(...)`` inside ``async with adb.transaction() as tx`` on the
     transaction's own thread, seeing its uncommitted writes."""
 
-    def __init__(self, owner: AsyncDb | AsyncTxn, q: Query) -> None:
+    def __init__(self, owner: AsyncDb | AsyncTxn, q: Query[T]) -> None:
         self._owner = owner
         self._q = q
+
+    if TYPE_CHECKING:
+        # The builder calls of Query (served by __getattr__), each giving a
+        # new AsyncQuery of the same documents.
+        def filter(self, *preds: Expr | Callable[[T], object], **equals: Any) -> AsyncQuery[T]: ...
+        def where(self, expr: Expr) -> AsyncQuery[T]: ...
+        def sort_by(self, key: str | Field | SortKey | Callable[[T], Any], reverse: bool = False) -> AsyncQuery[T]: ...
+        def limit(self, n: int | None) -> AsyncQuery[T]: ...
+        def offset(self, n: int) -> AsyncQuery[T]: ...
+        def index_range(self, index: str, lo: Any = None, hi: Any = None, *,
+                        reverse: bool = False) -> AsyncQuery[T]: ...
+        def after_id(self, doc_id: int | None) -> AsyncQuery[T]: ...
+        def sort_buffer_limit(self, n: int) -> AsyncQuery[T]: ...
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._q, name)
@@ -267,7 +287,7 @@ class AsyncQuery:
             return build
         raise AttributeError(name)
 
-    async def fetch(self) -> list:
+    async def fetch(self) -> list[tuple[int, T]]:
         """All results."""
         return await self._owner._run(self._q.fetch)
 
@@ -275,7 +295,7 @@ class AsyncQuery:
         """Number of results."""
         return await self._owner._run(self._q.count)
 
-    async def first(self) -> Any:
+    async def first(self) -> tuple[int, T] | None:
         """The first result or None."""
         return await self._owner._run(self._q.first)
 
@@ -295,7 +315,7 @@ class AsyncQuery:
         """The engine half of the query as query JSON (for inspection)."""
         return self._q.to_json()
 
-    def __aiter__(self) -> AsyncIterator:
+    def __aiter__(self) -> AsyncIterator[tuple[int, T]]:
         return self._owner._aiter(self._q.iter)
 
 
@@ -341,7 +361,7 @@ class _AsyncBound:
         return call
 
 
-class AsyncCollection(_AsyncBound):
+class AsyncCollection(_AsyncBound, Generic[T]):
     """``tx.collection(Order)`` of an async transaction: ``await
     orders.insert(o)``, ``await orders.get(oid)``, ``await
     orders.count_all()``...; ``async for oid, o in orders.all()`` (and
@@ -350,7 +370,24 @@ class AsyncCollection(_AsyncBound):
 
     _ITER = frozenset({"all", "index_range"})
 
-    def query(self) -> AsyncQuery:
+    if TYPE_CHECKING:
+        # The calls of Collection (served by _AsyncBound.__getattr__).
+        name: str
+
+        async def insert(self, doc: T) -> int: ...
+        async def insert_many(self, docs: Iterable[T]) -> list[int]: ...
+        async def get(self, doc_id: int) -> T | None: ...
+        async def get_many(self, ids: Iterable[int]) -> list[T | None]: ...
+        async def update(self, doc_id: int, fn: Callable[[T], T | None]) -> T: ...
+        async def upsert(self, doc_id: int, doc: T) -> bool: ...
+        async def delete(self, doc_id: int) -> bool: ...
+        async def count_all(self) -> int: ...
+        async def find_unique(self, index: str, *values: Any) -> T | None: ...
+        async def find_unique_many(self, index: str, keys: Iterable[Any]) -> list[T | None]: ...
+        def all(self) -> AsyncIterator[tuple[int, T]]: ...
+        def index_range(self, index: str, lo: Any = None, hi: Any = None) -> AsyncIterator[tuple[int, T]]: ...
+
+    def query(self) -> AsyncQuery[T]:
         """A query over this collection in this transaction."""
         return AsyncQuery(self._atx, self._inner.query())
 
@@ -373,24 +410,90 @@ async def _itself(x: Any) -> Any:
     return x
 
 
-class AsyncStream:
+class AsyncStream(Generic[T]):
     """The results of a blocking iterator for asyncio: ``async for x in
     it`` streams them (the blocking reads run on one worker thread, a batch
     per hop; in a transaction, on its thread), ``await it`` gives them all
     as a list."""
 
-    def __init__(self, owner: AsyncDb | AsyncTxn, make: Callable[[], Iterable]) -> None:
+    def __init__(self, owner: AsyncDb | AsyncTxn, make: Callable[[], Iterable[T]]) -> None:
         self._owner = owner
         self._make = make
 
-    def __aiter__(self) -> AsyncIterator:
+    def __aiter__(self) -> AsyncIterator[T]:
         return self._owner._aiter(self._make)
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, list[T]]:
         return self._owner._run(lambda: list(self._make())).__await__()
 
 
-class AsyncTxn:
+if TYPE_CHECKING:
+    class _AsyncDocCalls:
+        """The awaitable document calls that AsyncDb and AsyncTxn serve
+        through ``__getattr__`` (those of Db and of the transactions),
+        declared for type checkers; not a class at run time."""
+
+        @overload
+        async def get(self, what: type[T], doc_id: int) -> T | None: ...
+        @overload
+        async def get(self, what: str, doc_id: int) -> Any: ...
+        async def get(self, what: Any, doc_id: int) -> Any: ...
+
+        @overload
+        async def get_many(self, what: type[T], ids: Iterable[int]) -> list[T | None]: ...
+        @overload
+        async def get_many(self, what: str, ids: Iterable[int]) -> list[Any]: ...
+        async def get_many(self, what: Any, ids: Iterable[int]) -> list[Any]: ...
+
+        @overload
+        async def find_unique(self, what: type[T], index: str, *values: Any) -> T | None: ...
+        @overload
+        async def find_unique(self, what: str, index: str, *values: Any) -> Any: ...
+        async def find_unique(self, what: Any, index: str, *values: Any) -> Any: ...
+
+        @overload
+        async def find_unique_many(self, what: type[T], index: str, keys: Iterable[Any]) -> list[T | None]: ...
+        @overload
+        async def find_unique_many(self, what: str, index: str, keys: Iterable[Any]) -> list[Any]: ...
+        async def find_unique_many(self, what: Any, index: str, keys: Iterable[Any]) -> list[Any]: ...
+
+        @overload
+        async def find_unique_with_id(self, what: type[T], index: str, *values: Any) -> tuple[int, T] | None: ...
+        @overload
+        async def find_unique_with_id(self, what: str, index: str, *values: Any) -> tuple[int, Any] | None: ...
+        async def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None: ...
+
+        @overload
+        async def insert(self, what: str, payload: _Payload) -> int: ...
+        @overload
+        async def insert(self, what: object) -> int: ...
+        async def insert(self, what: Any, payload: Any = None) -> int: ...
+
+        @overload
+        async def insert_many(self, what: str, payloads: Iterable[dict[str, Any]] | Iterable[_Bytes]) -> list[int]: ...
+        @overload
+        async def insert_many(self, what: Iterable[object]) -> list[int]: ...
+        async def insert_many(self, what: Any, payloads: Iterable[Any] | None = None) -> list[int]: ...
+
+        @overload
+        async def upsert(self, what: type[T], doc_id: int, payload: T) -> bool: ...
+        @overload
+        async def upsert(self, what: str, doc_id: int, payload: _Payload) -> bool: ...
+        async def upsert(self, what: Any, doc_id: int, payload: Any) -> bool: ...
+
+        @overload
+        async def update(self, what: type[T], doc_id: int, fn: Callable[[T], T | None]) -> T: ...
+        @overload
+        async def update(self, what: str, doc_id: int, fn: Callable[[Any], Any]) -> Any: ...
+        async def update(self, what: Any, doc_id: int, fn: Callable[[Any], Any]) -> Any: ...
+
+        async def delete(self, what: Any, doc_id: int) -> bool: ...
+        async def count(self, what: Any) -> int: ...
+else:
+    _AsyncDocCalls = object
+
+
+class AsyncTxn(_AsyncDocCalls):
     """A transaction driven from asyncio; every method is awaitable and runs
     on the transaction's own pinned thread. ``all``, ``iter_all`` and
     ``index_range`` are async iterators that stream in batches (and
@@ -507,32 +610,53 @@ class AsyncTxn:
         self._live()  # raises now when the transaction was never entered
         return self._iter(make)
 
-    def all(self, what: Any) -> AsyncStream:
+    @overload
+    def all(self, what: type[T]) -> AsyncStream[tuple[int, T]]: ...
+    @overload
+    def all(self, what: str) -> AsyncStream[tuple[int, Any]]: ...
+
+    def all(self, what: Any) -> AsyncStream[tuple[int, Any]]:
         """``async for oid, doc in tx.all(Order)`` (``await`` gives the
         list)."""
         self._live()
         return AsyncStream(self, lambda: self._tx.all(what))
 
-    def iter_all(self, collection: str) -> AsyncStream:
+    def iter_all(self, collection: str) -> AsyncStream[tuple[int, Any]]:
         """``async for oid, payload in tx.iter_all("coll")`` (``await``
         gives the list)."""
         self._live()
         return AsyncStream(self, lambda: self._tx.iter_all(collection))
 
-    def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> AsyncStream:
+    @overload
+    def index_range(self, what: type[T], index: str, lo: Any = None,
+                    hi: Any = None) -> AsyncStream[tuple[int, T]]: ...
+    @overload
+    def index_range(self, what: str, index: str, lo: Any = None, hi: Any = None) -> AsyncStream[tuple[int, Any]]: ...
+
+    def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> AsyncStream[tuple[int, Any]]:
         """``async for oid, doc in tx.index_range(Order, "region", "us",
         "us")`` (``await`` gives the list)."""
         self._live()
         q = self._tx.query(what).index_range(index, lo, hi)  # bad arguments raise here, at the call
         return AsyncStream(self, q.iter)
 
-    def query(self, what: Any) -> AsyncQuery:
+    @overload
+    def query(self, what: type[T]) -> AsyncQuery[T]: ...
+    @overload
+    def query(self, what: str) -> AsyncQuery[Any]: ...
+
+    def query(self, what: Any) -> AsyncQuery[Any]:
         """``await tx.query(Order).filter(...).fetch()``: an :class:`AsyncQuery`
         read in this transaction (its own writes included), on its thread."""
         self._live()  # raises when not entered
         return AsyncQuery(self, self._tx.query(what))
 
-    def collection(self, what: Any) -> AsyncCollection:
+    @overload
+    def collection(self, what: type[T]) -> AsyncCollection[T]: ...
+    @overload
+    def collection(self, what: str) -> AsyncCollection[Any]: ...
+
+    def collection(self, what: Any) -> AsyncCollection[Any]:
         """``orders = tx.collection(Order)`` then ``await orders.insert(o)``:
         an :class:`AsyncCollection` bound to this transaction."""
         self._live()
@@ -569,7 +693,7 @@ class AsyncTxn:
             await inner.aclose()
 
 
-class AsyncDb:
+class AsyncDb(_AsyncDocCalls):
     """The asyncio face of :class:`obj.Db`. Create with
     ``adb = await obj.AsyncDb.open(path)`` (or ``obj.AsyncDb(path)``, as
     ``obj.Db(path)``, usable as ``async with``); every method of ``Db`` is an
@@ -741,33 +865,49 @@ class AsyncDb:
         """``async with adb.read_transaction() as tx:``."""
         return AsyncTxn(self, False)
 
-    def query(self, what: Any) -> AsyncQuery:
+    @overload
+    def query(self, what: type[T]) -> AsyncQuery[T]: ...
+    @overload
+    def query(self, what: str) -> AsyncQuery[Any]: ...
+
+    def query(self, what: Any) -> AsyncQuery[Any]:
         """An awaitable query builder."""
         return AsyncQuery(self, self._db.query(what))
 
-    def _stream(self, make: Callable[[], Iterable]) -> AsyncStream:
+    def _stream(self, make: Callable[[], Iterable[T]]) -> AsyncStream[T]:
         """An :class:`AsyncStream` over ``make()``, a Db iterator made now
         (its arguments and the handle are checked at the call; nothing is
         read yet), read on a worker thread; made again for a second pass."""
         first = [make()]
         return AsyncStream(self, lambda: first.pop() if first else make())
 
-    def all(self, what: Any) -> AsyncStream:
+    @overload
+    def all(self, what: type[T]) -> AsyncStream[tuple[int, T]]: ...
+    @overload
+    def all(self, what: str) -> AsyncStream[tuple[int, Any]]: ...
+
+    def all(self, what: Any) -> AsyncStream[tuple[int, Any]]:
         """``async for oid, doc in adb.all(Order)`` (``await`` gives the
         list), as in a transaction."""
         return self._stream(lambda: self._db.all(what))
 
-    def iter_all(self, collection: str) -> AsyncStream:
+    def iter_all(self, collection: str) -> AsyncStream[tuple[int, Any]]:
         """``async for oid, payload in adb.iter_all("coll")`` (``await``
         gives the list)."""
         return self._stream(lambda: self._db.iter_all(collection))
 
-    def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> AsyncStream:
+    @overload
+    def index_range(self, what: type[T], index: str, lo: Any = None,
+                    hi: Any = None) -> AsyncStream[tuple[int, T]]: ...
+    @overload
+    def index_range(self, what: str, index: str, lo: Any = None, hi: Any = None) -> AsyncStream[tuple[int, Any]]: ...
+
+    def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> AsyncStream[tuple[int, Any]]:
         """``async for oid, doc in adb.index_range(Order, "region", "us",
         "us")`` (``await`` gives the list)."""
         return self._stream(lambda: self._db.index_range(what, index, lo, hi))
 
-    def dump_raw(self, collection: str, max_records: int | None = None) -> AsyncStream:
+    def dump_raw(self, collection: str, max_records: int | None = None) -> AsyncStream[RawRecord]:
         """``async for rec in adb.dump_raw("orders")``: the records of
         :meth:`Db.dump_raw`, read on a worker thread (``await
         adb.dump_raw(...)`` gives them as a list). Bad arguments raise

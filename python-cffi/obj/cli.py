@@ -5,7 +5,8 @@ database files, and encrypt, decrypt or change the key of one (rekey).
 
 Exit codes (stable, for scripts):
   0  success
-  1  the integrity check found problems, or the file is corrupt
+  1  the integrity check found problems, or the file is corrupt or not an
+     obj database (a directory, another kind of file)
   2  bad usage (unknown command, missing argument, conflicting options)
   3  the file, collection or input does not exist (or the directory of a
      file to be written)
@@ -46,8 +47,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 # The first 8 bytes of every obj database file.
 _DB_MAGIC = b"OBJDB\0\r\n"
 
-_EPILOG = """exit codes: 0 ok; 1 integrity problems or corruption; 2 bad usage;
-3 not found (a file, collection or input, or a new file's directory);
+_EPILOG = """exit codes: 0 ok; 1 integrity problems, corruption, or not an obj
+database; 2 bad usage; 3 not found (a file, collection or input, or a new file's directory);
 4 busy (another process holds the file); 5 other error (I/O, invalid
 input); 6 encryption key missing or wrong; 130 interrupted (Ctrl-C).
 
@@ -450,9 +451,9 @@ class _Progress:
             return
         self.last = pct
         bar = "#" * (pct // 4) + "-" * (25 - pct // 4)
+        self.drawn = True  # before the write: a Ctrl-C inside it leaves a part of the bar
         sys.stderr.write(f"\r{self.label} [{bar}] {pct:3d}%  {count} {self.unit}")
         sys.stderr.flush()
-        self.drawn = True
 
     def end(self) -> None:
         """Ends the bar's line (once), so that what follows on stderr (a
@@ -1037,6 +1038,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
+    if sys.stderr is None:
+        # Started with standard error closed (`2>&-`): print(file=None)
+        # would write the messages into standard output, a dump's data.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
     p = build_parser()
     a, extra = p.parse_known_args(argv)
     if extra:

@@ -17,7 +17,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
 
 from . import _codec
 from ._ffi import OutHandle, ffi, lib, check, fail, fork_generation, slots
@@ -29,6 +29,9 @@ from .kv import KvNamespace, list_namespaces
 from .query import Query
 from .txn import ReadTxn, WriteTxn
 
+if TYPE_CHECKING:
+    from .txn import _Bytes, _Payload
+
 __all__ = [
     "Db",
     "Stat",
@@ -39,6 +42,8 @@ __all__ = [
     "CheckpointResult",
     "IntegrityReport",
 ]
+
+T = TypeVar("T")  # a document class's instances (type checkers only; see obj.txn.T)
 
 _SYNC = {"full": 0, "normal": 1, "off": 2}
 # The largest value each integer option of obj_options holds (its C type's range).
@@ -532,6 +537,11 @@ class Db:
         other._close(checkpoint=False)
 
     # -- documents, one transaction per call --------------------------------------
+    @overload
+    def insert(self, what: str, payload: _Payload) -> int: ...
+    @overload
+    def insert(self, what: object) -> int: ...
+
     def insert(self, what: Any, payload: Any = None) -> int:
         """Inserts a document in its own transaction; returns its id. See
         :meth:`WriteTxn.insert`."""
@@ -572,10 +582,20 @@ class Db:
         self._check_shape(s)
         return self._names[s.collection], s.version, _codec.dumps(s.validate(doc)), cat
 
+    @overload
+    def insert_many(self, what: str, payloads: Iterable[dict[str, Any]] | Iterable[_Bytes]) -> list[int]: ...
+    @overload
+    def insert_many(self, what: Iterable[object]) -> list[int]: ...
+
     def insert_many(self, what: Any, payloads: Iterable[Any] | None = None) -> list[int]:
         """Inserts many documents in one transaction and one call."""
         with self.transaction() as tx:
-            return tx.insert_many(what, payloads)
+            return tx.insert_many(what, payloads)  # type: ignore[arg-type]  # (as given)
+
+    @overload
+    def get(self, what: type[T], doc_id: int) -> T | None: ...
+    @overload
+    def get(self, what: str, doc_id: int) -> Any: ...
 
     def get(self, what: Any, doc_id: int) -> Any:
         """The document with id ``doc_id`` or None. See :meth:`ReadTxn.get`."""
@@ -622,16 +642,31 @@ class Db:
         lib.obj_bytes_free(buf)
         return (ver[0] if versioned else 0), data
 
-    def get_many(self, what: Any, ids: Iterable[int]) -> list:
+    @overload
+    def get_many(self, what: type[T], ids: Iterable[int]) -> list[T | None]: ...
+    @overload
+    def get_many(self, what: str, ids: Iterable[int]) -> list[Any]: ...
+
+    def get_many(self, what: Any, ids: Iterable[int]) -> list[Any]:
         """Documents for many ids in one call (None where absent)."""
         with self.read_transaction() as tx:
             return tx.get_many(what, ids)
+
+    @overload
+    def update(self, what: type[T], doc_id: int, fn: Callable[[T], T | None]) -> T: ...
+    @overload
+    def update(self, what: str, doc_id: int, fn: Callable[[Any], Any]) -> Any: ...
 
     def update(self, what: Any, doc_id: int, fn: Callable[[Any], Any]) -> Any:
         """Atomic read-modify-write in one write transaction; a raising
         ``fn`` rolls everything back. Returns the new document."""
         with self.transaction() as tx:
             return tx.update(what, doc_id, fn)
+
+    @overload
+    def upsert(self, what: type[T], doc_id: int, payload: T) -> bool: ...
+    @overload
+    def upsert(self, what: str, doc_id: int, payload: _Payload) -> bool: ...
 
     def upsert(self, what: Any, doc_id: int, payload: Any) -> bool:
         """Writes a document at ``doc_id``; True if it was created."""
@@ -655,6 +690,11 @@ class Db:
         """Deletes a document; True if it existed."""
         with self.transaction() as tx:
             return tx.delete(what, doc_id)
+
+    @overload
+    def all(self, what: type[T]) -> Iterator[tuple[int, T]]: ...
+    @overload
+    def all(self, what: str) -> Iterator[tuple[int, Any]]: ...
 
     def all(self, what: Any) -> Iterator[tuple[int, Any]]:
         """Every ``(id, doc)`` of a collection (a class, or a name) in id
@@ -730,29 +770,54 @@ class Db:
             pass
         return self.read_transaction()
 
+    @overload
+    def find_unique(self, what: type[T], index: str, *values: Any) -> T | None: ...
+    @overload
+    def find_unique(self, what: str, index: str, *values: Any) -> Any: ...
+
     def find_unique(self, what: Any, index: str, *values: Any) -> Any:
         """The document whose unique index ``index`` holds ``values``, or
         None."""
         with self._declared_snapshot(what) as tx:
             return tx.find_unique(what, index, *values)
 
-    def find_unique_many(self, what: Any, index: str, keys: Iterable[Any]) -> list:
+    @overload
+    def find_unique_many(self, what: type[T], index: str, keys: Iterable[Any]) -> list[T | None]: ...
+    @overload
+    def find_unique_many(self, what: str, index: str, keys: Iterable[Any]) -> list[Any]: ...
+
+    def find_unique_many(self, what: Any, index: str, keys: Iterable[Any]) -> list[Any]:
         """Documents for many unique keys in one snapshot and one call per
         2048 keys (None where absent). See :meth:`ReadTxn.find_unique_many`."""
         with self._declared_snapshot(what) as tx:
             return tx.find_unique_many(what, index, keys)
+
+    @overload
+    def find_unique_with_id(self, what: type[T], index: str, *values: Any) -> tuple[int, T] | None: ...
+    @overload
+    def find_unique_with_id(self, what: str, index: str, *values: Any) -> tuple[int, Any] | None: ...
 
     def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None:
         """``(id, doc)`` for a unique key, or None."""
         with self._declared_snapshot(what) as tx:
             return tx.find_unique_with_id(what, index, *values)
 
+    @overload
+    def index_range(self, what: type[T], index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, T]]: ...
+    @overload
+    def index_range(self, what: str, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, Any]]: ...
+
     def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, Any]]:
         """``(id, doc)`` with index keys in ``[lo, hi)`` in key order; equal
         bounds mean equality."""
         return self.query(what).index_range(index, lo, hi).iter()
 
-    def query(self, what: Any) -> Query:
+    @overload
+    def query(self, what: type[T]) -> Query[T]: ...
+    @overload
+    def query(self, what: str) -> Query[Any]: ...
+
+    def query(self, what: Any) -> Query[Any]:
         """A lazy, immutable query over a document class or collection. On
         a writable handle, indexes that the class declares and the file
         lacks are built (a write transaction) when the query first runs, as
@@ -1029,11 +1094,10 @@ class Db:
         out = []
         for c in raw["collections"]:
             out.append(CollectionStat(
-                name=c["name"], doc_count=c.get("doc_count", c.get("count", 0)),
-                file_size_bytes=c.get("file_size_bytes", 0),
-                indexes=[IndexStat(i["name"], i["kind"], list(i.get("key_paths", i.get("fields", []))),
-                                   i.get("status", "ready"), i.get("entries", 0)) for i in c.get("indexes", [])],
-                kind=c.get("kind", "documents"),
+                name=c["name"], doc_count=c["doc_count"], file_size_bytes=c["file_size_bytes"],
+                indexes=[IndexStat(i["name"], i["kind"], list(i["key_paths"]), i["status"], i["entries"])
+                         for i in c["indexes"]],
+                kind=c["kind"],
             ))
         return Stat(out, raw.get("page_size", 0), raw.get("page_count", 0), raw.get("file_size", 0),
                     raw.get("wal_frames", 0), raw)

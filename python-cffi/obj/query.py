@@ -21,7 +21,7 @@ import typing
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
 from . import _codec
 from .document import _schema_or_plain, _strip, schema_of
@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     from .txn import ReadTxn
 
 __all__ = ["Query", "Expr", "Field", "field", "MAX_SORT_BUFFER"]
+
+T = TypeVar("T")
+"""The document type of a query (``Query[Order]`` from ``db.query(Order)``;
+``Any``, dicts or bytes, for a collection name). It shapes the static types
+only: a Query is the same at run time whatever it reads."""
 
 MAX_SORT_BUFFER = 100_000
 """Most documents a query holds in memory to sort them (the engine's
@@ -274,7 +279,7 @@ def _engine_form(j: Any) -> Any:
     return ("other", repr(j))
 
 
-class Query:
+class Query(Generic[T]):
     """A lazy, immutable query; every builder call returns a new Query.
     Run it with :meth:`fetch`, :meth:`count`, :meth:`first`, or by
     iterating. Results are ``(id, doc)`` pairs: instances for a document
@@ -324,17 +329,17 @@ class Query:
         self._cap: int | None = None
         self._after: int | None = None
 
-    def _copy(self, **kw: Any) -> Query:
+    def _copy(self, **kw: Any) -> Query[T]:
         q = object.__new__(Query)
         q.__dict__.update(self.__dict__)
         q.__dict__.update(kw)
         return q
 
-    def _bind(self, txn: ReadTxn) -> Query:
+    def _bind(self, txn: ReadTxn) -> Query[T]:
         return self._copy(_txn=txn)
 
     # -- builder -----------------------------------------------------------
-    def filter(self, *preds: Any, **equals: Any) -> Query:
+    def filter(self, *preds: Expr | Callable[[T], object], **equals: Any) -> Query[T]:
         """Narrows the results. Each argument is either an engine expression
         (``obj.field("total") > 100``) or a Python predicate on the decoded
         document (``lambda o: o.status == "new"``); keyword arguments mean
@@ -354,11 +359,11 @@ class Query:
             flt = e if flt is None else flt & e
         return self._copy(_filter=flt, _preds=tuple(fns))
 
-    def where(self, expr: Expr) -> Query:
+    def where(self, expr: Expr) -> Query[T]:
         """Same as ``filter(expr)`` for an engine expression."""
         return self.filter(expr)
 
-    def sort_by(self, key: Any, reverse: bool = False) -> Query:
+    def sort_by(self, key: str | Field | SortKey | Callable[[T], Any], reverse: bool = False) -> Query[T]:
         """Orders the results. ``key`` is a field path (``"total"``, or
         ``"-total"`` for descending; ``obj.field("-x")`` names a field whose
         name starts with "-"), ``obj.field("total").desc()``, or a
@@ -381,7 +386,7 @@ class Query:
             raise InvalidArgumentError(f"sort_by({sk.path!r}) on a Decimal field: {_DECIMAL_AS_TEXT}")
         return self._copy(_sort=self._sort + (sk,))
 
-    def limit(self, n: int | None) -> Query:
+    def limit(self, n: int | None) -> Query[T]:
         """At most ``n`` results."""
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
             raise InvalidArgumentError("limit takes a non-negative int or None")
@@ -389,13 +394,13 @@ class Query:
         # limit means the same, in a size the engine and islice take.
         return self._copy(_limit=None if n is None else min(n, sys.maxsize))
 
-    def offset(self, n: int) -> Query:
+    def offset(self, n: int) -> Query[T]:
         """Skip the first ``n`` results."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise InvalidArgumentError("offset takes a non-negative int")
         return self._copy(_offset=min(n, sys.maxsize))
 
-    def index_range(self, index: str, lo: Any = None, hi: Any = None, *, reverse: bool = False) -> Query:
+    def index_range(self, index: str, lo: Any = None, hi: Any = None, *, reverse: bool = False) -> Query[T]:
         """Reads through secondary index ``index``, keys in ``[lo, hi)``
         (half-open; ``None`` = unbounded), in key order. Equal bounds mean
         equality (``"us", "us"`` = the documents whose key is ``"us"``). For a
@@ -418,7 +423,7 @@ class Query:
             spec["reverse"] = True
         return self._copy(_index=spec)
 
-    def after_id(self, doc_id: int | None) -> Query:
+    def after_id(self, doc_id: int | None) -> Query[T]:
         """Only documents whose id is greater than ``doc_id``, read in id
         order from there (no index; not with :meth:`index_range`): pages
         through a collection by id, the last id of one page starting the
@@ -432,7 +437,7 @@ class Query:
                 raise InvalidArgumentError(f"after_id takes an id (an int from 0 to 2**64-1) or None: {e}") from None
         return self._copy(_after=doc_id)
 
-    def sort_buffer_limit(self, n: int) -> Query:
+    def sort_buffer_limit(self, n: int) -> Query[T]:
         """Most documents held in memory to sort (default
         ``obj.MAX_SORT_BUFFER``); past it the query raises
         :class:`obj.InvalidArgumentError`."""
@@ -563,14 +568,14 @@ class Query:
             it = itertools.islice(it, self._offset, end)
         return it
 
-    def iter(self) -> Iterator[tuple[int, Any]]:
+    def iter(self) -> Iterator[tuple[int, T]]:
         """Streams the results (holding a read snapshot until exhausted or
         closed)."""
         # A closed Db or finished transaction raises here, at the call.
         (self._db if self._txn is None else self._txn)._handle()
         return self._iter()
 
-    def _iter(self) -> Iterator[tuple[int, Any]]:
+    def _iter(self) -> Iterator[tuple[int, T]]:
         try:
             if self._txn is not None:
                 yield from self._run(self._txn)
@@ -586,11 +591,11 @@ class Query:
 
     __iter__ = iter
 
-    def fetch(self) -> list[tuple[int, Any]]:
+    def fetch(self) -> list[tuple[int, T]]:
         """All results as a list of ``(id, doc)``."""
         return self._in_txn(lambda tx: list(self._run(tx)))
 
-    def first(self) -> tuple[int, Any] | None:
+    def first(self) -> tuple[int, T] | None:
         """The first result or None."""
         # (limit(0) stays 0: no first result)
         for r in self.limit(1 if self._limit is None else min(self._limit, 1)).iter():

@@ -17,11 +17,15 @@ another's call.
 
 from __future__ import annotations
 
+import datetime as _dt
+import enum
 import json
 import operator
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
 from itertools import chain
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, Union, overload
 
 from . import _codec
 from ._ffi import OutHandle, ffi, lib, fail, slots as _slots
@@ -33,13 +37,23 @@ if TYPE_CHECKING:
     from .kv import KvNamespace
     from .query import Query
 
+    # What a collection name takes: a dict (a document collection) or bytes
+    # (a raw one). For type checkers only.
+    _Bytes = Union[bytes, bytearray, memoryview]
+    _Payload = Union[dict[str, Any], bytes, bytearray, memoryview]
+
 __all__ = ["ReadTxn", "WriteTxn", "Collection"]
+
+T = TypeVar("T")
+"""A document class's instances, for the static types of the calls that
+take a class (``get(Order, id)`` is an ``Order | None``) or a collection
+name (``Any``: dicts, or bytes). The overloads declare types only: which
+path a call takes is decided at run time, as before."""
 
 _new = ffi.new
 _buffer = ffi.buffer
 _bytes_free = lib.obj_bytes_free
 _find_unique = lib.obj_find_unique
-# Newer library calls (None with an older libobj: the general path is used).
 _get_many_plain = lib.obj_doc_get_many_plain
 _find_unique_many = lib.obj_find_unique_many
 _find_unique_many_plain = lib.obj_find_unique_many_plain
@@ -105,13 +119,29 @@ def _bytes_keys(s: Schema, index: Any, vals: list) -> list:
                     f"{s.cls.__qualname__} index {index!r}: the key value {bytes(vals[i])!r:.60} is given as "
                     f"bytes for a str field, and is not UTF-8"
                 ) from None
-        elif isinstance(tp, type) and not issubclass(tp, (bytes, bytearray, memoryview)):
+        elif _holds_no_bytes(tp):
             raise InvalidArgumentError(
                 f"{s.cls.__qualname__} index {index!r}: the key value {bytes(vals[i])!r:.60} is given as bytes "
                 f"for field {field!r}, declared {tp.__name__}; pass the {tp.__name__} itself (bytes stand for a "
                 f"key only of a str field, as its UTF-8)"
             )
     return vals
+
+
+# Field types whose values are never bytes (bool is an int, datetime a date).
+_NOT_BYTES = (int, float, _dt.date, _dt.time, uuid.UUID, Decimal)
+
+
+def _holds_no_bytes(tp: Any) -> bool:
+    """Whether a field declared ``tp`` can never hold bytes: a number, a
+    date or time, a UUID, a Decimal, or an Enum none of whose values are
+    bytes. Any other declaration (Any, object, a union, an abstract type)
+    may, and is left alone."""
+    if not isinstance(tp, type):
+        return False
+    if issubclass(tp, enum.Enum):
+        return not any(isinstance(m.value, (bytes, bytearray)) for m in tp)
+    return issubclass(tp, _NOT_BYTES)
 
 
 def _payload(b: Any) -> bytes:
@@ -727,6 +757,11 @@ class ReadTxn(_Core):
         return s
 
     # -- reads ------------------------------------------------------------------
+    @overload
+    def get(self, what: type[T], doc_id: int) -> T | None: ...
+    @overload
+    def get(self, what: str, doc_id: int) -> Any: ...
+
     def get(self, what: Any, doc_id: int) -> Any:
         """The document with id ``doc_id``, or None.
 
@@ -767,7 +802,12 @@ class ReadTxn(_Core):
             return None
         return s.decode_doc(doc_id, r[0], _codec.loads(r[1]))
 
-    def get_many(self, what: Any, ids: Iterable[int]) -> list:
+    @overload
+    def get_many(self, what: type[T], ids: Iterable[int]) -> list[T | None]: ...
+    @overload
+    def get_many(self, what: str, ids: Iterable[int]) -> list[Any]: ...
+
+    def get_many(self, what: Any, ids: Iterable[int]) -> list[Any]:
         """Documents for many ids in one call; None where an id is absent."""
         ids = _ids(_codec.listed(ids, "get_many's ids"))
         if type(what) is str:
@@ -784,6 +824,11 @@ class ReadTxn(_Core):
         core, cname = self._route(s.collection)
         dd = s.decode_doc
         return [None if r is None else dd(i, r[0], r[1]) for i, r in zip(ids, core._c_get_many(cname, ids))]
+
+    @overload
+    def all(self, what: type[T]) -> Iterator[tuple[int, T]]: ...
+    @overload
+    def all(self, what: str) -> Iterator[tuple[int, Any]]: ...
 
     def all(self, what: Any) -> Iterator[tuple[int, Any]]:
         """Every document of a collection as ``(id, doc)``, in id order."""
@@ -818,6 +863,11 @@ class ReadTxn(_Core):
 
     count_all = count
 
+    @overload
+    def find_unique(self, what: type[T], index: str, *values: Any) -> T | None: ...
+    @overload
+    def find_unique(self, what: str, index: str, *values: Any) -> Any: ...
+
     def find_unique(self, what: Any, index: str, *values: Any) -> Any:
         """The document whose unique index ``index`` holds ``values`` (one
         per indexed field), or None."""
@@ -840,7 +890,12 @@ class ReadTxn(_Core):
         r = self.find_unique_with_id(what, index, *values)
         return None if r is None else r[1]
 
-    def find_unique_many(self, what: Any, index: str, keys: Iterable[Any]) -> list:
+    @overload
+    def find_unique_many(self, what: type[T], index: str, keys: Iterable[Any]) -> list[T | None]: ...
+    @overload
+    def find_unique_many(self, what: str, index: str, keys: Iterable[Any]) -> list[Any]: ...
+
+    def find_unique_many(self, what: Any, index: str, keys: Iterable[Any]) -> list[Any]:
         """:meth:`find_unique` for many keys in one call: the documents (None
         where no document has the key), in the order of ``keys``. A key is
         the index value, or a tuple of values for a composite index."""
@@ -895,6 +950,11 @@ class ReadTxn(_Core):
             out += docs
         return out
 
+    @overload
+    def find_unique_with_id(self, what: type[T], index: str, *values: Any) -> tuple[int, T] | None: ...
+    @overload
+    def find_unique_with_id(self, what: str, index: str, *values: Any) -> tuple[int, Any] | None: ...
+
     def find_unique_with_id(self, what: Any, index: str, *values: Any) -> tuple[int, Any] | None:
         """Like :meth:`find_unique` but returns ``(id, doc)``."""
         if not values:
@@ -921,23 +981,38 @@ class ReadTxn(_Core):
             return None
         return r[0], s.decode_doc(r[0], r[1], r[2])
 
+    @overload
+    def index_range(self, what: type[T], index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, T]]: ...
+    @overload
+    def index_range(self, what: str, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, Any]]: ...
+
     def index_range(self, what: Any, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, Any]]:
         """``(id, doc)`` for documents whose ``index`` key is in ``[lo, hi)``
         in key order; ``lo == hi`` means equality; None = unbounded."""
         return self.query(what).index_range(index, lo, hi).iter()
 
-    def query(self, what: Any) -> Query:
+    @overload
+    def query(self, what: type[T]) -> Query[T]: ...
+    @overload
+    def query(self, what: str) -> Query[Any]: ...
+
+    def query(self, what: Any) -> Query[Any]:
         """A query over a collection, read in this transaction."""
         from .query import Query
 
         return Query(self._db, what, txn=self)
 
-    def collection(self, what: Any) -> Collection:
+    @overload
+    def collection(self, what: type[T]) -> Collection[T]: ...
+    @overload
+    def collection(self, what: str) -> Collection[Any]: ...
+
+    def collection(self, what: Any) -> Collection[Any]:
         """A handle binding a document class (or collection name) to this
         transaction."""
         return Collection(self, what)
 
-    def explain(self, query: Query) -> str:
+    def explain(self, query: Query[Any]) -> str:
         """The engine's plan for ``query`` as text."""
         from .query import Query
 
@@ -1077,6 +1152,11 @@ class WriteTxn(ReadTxn):
         return cname, (self._kind(self, cname) or "")
 
     # -- writes -----------------------------------------------------------------
+    @overload
+    def insert(self, what: str, payload: _Payload) -> int: ...
+    @overload
+    def insert(self, what: object) -> int: ...
+
     def insert(self, what: Any, payload: Any = None) -> int:
         """Inserts a document and returns its new id.
 
@@ -1098,6 +1178,11 @@ class WriteTxn(ReadTxn):
         if isinstance(what, type) or payload is not None:
             raise InvalidArgumentError("insert takes a document instance, e.g. tx.insert(Order(...))")
         return self._c_doc_insert(self._ensure(s), _codec.dumps(s.validate(what)), s.version)
+
+    @overload
+    def insert_many(self, what: str, payloads: Iterable[dict[str, Any]] | Iterable[_Bytes]) -> list[int]: ...
+    @overload
+    def insert_many(self, what: Iterable[object]) -> list[int]: ...
 
     def insert_many(self, what: Any, payloads: Iterable[Any] | None = None) -> list[int]:
         """Inserts many documents in one call; returns their ids in order.
@@ -1152,6 +1237,11 @@ class WriteTxn(ReadTxn):
         return self._c_doc_insert_many(self._ensure(s), _codec.dumps([check(d) for d in items]), len(items),
                                        s.version)
 
+    @overload
+    def upsert(self, what: type[T], doc_id: int, payload: T) -> bool: ...
+    @overload
+    def upsert(self, what: str, doc_id: int, payload: _Payload) -> bool: ...
+
     def upsert(self, what: Any, doc_id: int, payload: Any) -> bool:
         """Writes a document at a chosen id (insert or replace); True when
         it was created. ``upsert(Order, 7, Order(...))``,
@@ -1174,6 +1264,11 @@ class WriteTxn(ReadTxn):
             )
         return self._c_doc_upsert(self._ensure(s), doc_id, _codec.dumps(s.validate(payload)), s.version)
 
+    @overload
+    def replace(self, what: type[T], doc_id: int, payload: T) -> None: ...
+    @overload
+    def replace(self, what: str, doc_id: int, payload: _Payload) -> None: ...
+
     def replace(self, what: Any, doc_id: int, payload: Any) -> None:
         """Replaces an existing document; NotFoundError if the id is absent."""
         doc_id = _id(doc_id)
@@ -1195,6 +1290,11 @@ class WriteTxn(ReadTxn):
                 f"not {type(payload).__name__}"
             )
         self._c_doc_replace(self._ensure(s), doc_id, _codec.dumps(s.validate(payload)), s.version)
+
+    @overload
+    def update(self, what: type[T], doc_id: int, fn: Callable[[T], T | None]) -> T: ...
+    @overload
+    def update(self, what: str, doc_id: int, fn: Callable[[Any], Any]) -> Any: ...
 
     def update(self, what: Any, doc_id: int, fn: Callable[[Any], Any]) -> Any:
         """Atomic read-modify-write: reads the document, calls ``fn`` on it
@@ -1281,7 +1381,7 @@ for _name in _WRITES:
 del _name
 
 
-class Collection:
+class Collection(Generic[T]):
     """A document class (or collection name) bound to one transaction:
     ``orders = tx.collection(Order)`` then ``orders.insert(o)``,
     ``orders.get(id)``, ``orders.count_all()``..."""
@@ -1301,17 +1401,17 @@ class Collection:
             raise InvalidArgumentError("this collection handle belongs to a read transaction")
         return self._txn
 
-    def insert(self, doc: Any) -> int:
+    def insert(self, doc: T) -> int:
         """Inserts ``doc``; returns its id."""
         if type(self._what) is str:
-            return self._w().insert(self._what, doc)
+            return self._w().insert(self._what, doc)  # type: ignore[call-overload]  # (a dict or bytes)
         self._own(doc, "insert")
         return self._w().insert(doc)
 
-    def insert_many(self, docs: Iterable[Any]) -> list[int]:
+    def insert_many(self, docs: Iterable[T]) -> list[int]:
         """Inserts many documents in one call."""
         if type(self._what) is str:
-            return self._w().insert_many(self._what, docs)
+            return self._w().insert_many(self._what, docs)  # type: ignore[arg-type]  # (dicts or bytes)
         items = _codec.listed(docs, "insert_many's documents")
         if items:
             self._own(items[0], "insert_many")
@@ -1329,19 +1429,19 @@ class Collection:
                 f"the document must be a {name} instance, not {type(doc).__name__}"
             )
 
-    def get(self, doc_id: int) -> Any:
+    def get(self, doc_id: int) -> T | None:
         """The document with that id, or None."""
         return self._txn.get(self._what, doc_id)
 
-    def get_many(self, ids: Iterable[int]) -> list:
+    def get_many(self, ids: Iterable[int]) -> list[T | None]:
         """Documents for many ids (None where absent)."""
         return self._txn.get_many(self._what, ids)
 
-    def update(self, doc_id: int, fn: Callable[[Any], Any]) -> Any:
+    def update(self, doc_id: int, fn: Callable[[T], T | None]) -> T:
         """Read-modify-write of one document (see WriteTxn.update)."""
         return self._w().update(self._what, doc_id, fn)
 
-    def upsert(self, doc_id: int, doc: Any) -> bool:
+    def upsert(self, doc_id: int, doc: T) -> bool:
         """Writes ``doc`` at ``doc_id``; True if created."""
         return self._w().upsert(self._what, doc_id, doc)
 
@@ -1349,7 +1449,7 @@ class Collection:
         """Deletes a document; True if it existed."""
         return self._w().delete(self._what, doc_id)
 
-    def all(self) -> Iterator[tuple[int, Any]]:
+    def all(self) -> Iterator[tuple[int, T]]:
         """Every ``(id, doc)`` in id order."""
         return self._txn.all(self._what)
 
@@ -1357,18 +1457,18 @@ class Collection:
         """Number of documents, including this transaction's own writes."""
         return self._txn.count(self._what)
 
-    def find_unique(self, index: str, *values: Any) -> Any:
+    def find_unique(self, index: str, *values: Any) -> T | None:
         """The document with that unique key, or None."""
         return self._txn.find_unique(self._what, index, *values)
 
-    def find_unique_many(self, index: str, keys: Iterable[Any]) -> list:
+    def find_unique_many(self, index: str, keys: Iterable[Any]) -> list[T | None]:
         """The documents for many unique keys (None where absent)."""
         return self._txn.find_unique_many(self._what, index, keys)
 
-    def index_range(self, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, Any]]:
+    def index_range(self, index: str, lo: Any = None, hi: Any = None) -> Iterator[tuple[int, T]]:
         """``(id, doc)`` over ``[lo, hi)`` of an index (``lo == hi``: equality)."""
         return self._txn.index_range(self._what, index, lo, hi)
 
-    def query(self) -> Query:
+    def query(self) -> Query[T]:
         """A query over this collection in this transaction."""
         return self._txn.query(self._what)

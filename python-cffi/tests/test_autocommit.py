@@ -39,8 +39,6 @@ def calls(monkeypatch):
     """Counts the one-call writes that reach the library."""
     seen = {"insert": 0, "upsert": 0}
     real_insert, real_upsert = db_module._db_doc_insert, db_module._db_doc_upsert
-    if real_insert is None or real_upsert is None:
-        pytest.skip("the library has no one-call writes")
 
     def insert(*a):
         seen["insert"] += 1

@@ -3,10 +3,11 @@ that is neither str nor bytes, the command line started with standard
 output or input closed (and, in test_cli.py, a progress bar cut by an
 error)."""
 
+import enum
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import pytest
 
@@ -38,6 +39,30 @@ def test_a_bytes_key_for_a_field_neither_str_nor_bytes_is_refused(tmp_path):
         assert db.find_unique(Num, "n", 5) == Num(5, "five", b"\x05")
 
 
+class BytesKind(enum.Enum):
+    A = b"a"
+
+
+@obj.document(collection="loose30", version=1)
+@dataclass
+class Loose:
+    k: Annotated[Any, obj.Unique]
+    e: Annotated[BytesKind, obj.Unique]
+    o: Annotated[object, obj.Unique]
+
+
+def test_a_bytes_key_for_a_field_that_may_hold_bytes_still_finds_it(tmp_path):
+    # (the review of the first version: Any, object and a bytes-valued Enum
+    # were refused like int)
+    with obj.Db(str(tmp_path / "l.obj")) as db:
+        doc = Loose(b"ab", BytesKind.A, b"cd")
+        db.insert(doc)
+        assert db.find_unique(Loose, "k", b"ab") == doc
+        assert db.find_unique(Loose, "e", b"a") == doc
+        assert db.find_unique(Loose, "o", b"cd") == doc
+        assert db.find_unique_many(Loose, "k", [b"ab", b"zz"]) == [doc, None]
+
+
 def _cli(*args, **kw):
     return subprocess.run([sys.executable, "-m", "obj", *args], capture_output=True, text=True, **kw)
 
@@ -56,3 +81,8 @@ def test_cli_with_standard_output_or_input_closed(tmp_path):
     assert r.returncode == 5, r.stderr
     assert r.stderr.strip() == "obj: load: standard input is closed: give the load an INPUT file"
     assert _cli("dump", path, "c").stdout.count('"doc"') == 1  # nothing changed
+    # Standard error closed: the summary line went into the dump (stdout).
+    r = subprocess.run([sys.executable, "-m", "obj", "dump", path, "c"], capture_output=True, text=True,
+                       preexec_fn=lambda: __import__("os").close(2))
+    assert r.returncode == 0
+    assert r.stdout.count("\n") == 2 and "dumped" not in r.stdout, r.stdout
