@@ -31,7 +31,7 @@ from .txn import _STALE_CURSOR
 if TYPE_CHECKING:
     from .db import RawRecord
     from .query import Expr, Field, SortKey
-    from .txn import _Bytes, _Payload
+    from .txn import _Bytes, _Doc, _Payload
 
 __all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery", "AsyncCollection", "AsyncKv", "AsyncStream"]
 
@@ -470,7 +470,7 @@ if TYPE_CHECKING:
         async def insert(self, what: Any, payload: Any = None) -> int: ...
 
         @overload
-        async def insert_many(self, what: str, payloads: Iterable[dict[str, Any]] | Iterable[_Bytes]) -> list[int]: ...
+        async def insert_many(self, what: str, payloads: Iterable[_Doc] | Iterable[_Bytes]) -> list[int]: ...
         @overload
         async def insert_many(self, what: Iterable[object]) -> list[int]: ...
         async def insert_many(self, what: Any, payloads: Iterable[Any] | None = None) -> list[int]: ...

@@ -30,7 +30,7 @@ from .query import Query
 from .txn import ReadTxn, WriteTxn
 
 if TYPE_CHECKING:
-    from .txn import _Bytes, _Payload
+    from .txn import _Bytes, _Doc, _Payload
 
 __all__ = [
     "Db",
@@ -583,7 +583,7 @@ class Db:
         return self._names[s.collection], s.version, _codec.dumps(s.validate(doc)), cat
 
     @overload
-    def insert_many(self, what: str, payloads: Iterable[dict[str, Any]] | Iterable[_Bytes]) -> list[int]: ...
+    def insert_many(self, what: str, payloads: Iterable[_Doc] | Iterable[_Bytes]) -> list[int]: ...
     @overload
     def insert_many(self, what: Iterable[object]) -> list[int]: ...
 

@@ -33,6 +33,8 @@ from .document import Schema, declared, schema_of
 from .errors import ClosedError, InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .db import Db
     from .kv import KvNamespace
     from .query import Query
@@ -40,7 +42,10 @@ if TYPE_CHECKING:
     # What a collection name takes: a dict (a document collection) or bytes
     # (a raw one). For type checkers only.
     _Bytes = Union[bytes, bytearray, memoryview]
-    _Payload = Union[dict[str, Any], bytes, bytearray, memoryview]
+    # A Mapping, so that a TypedDict is one (a document is a dict at run
+    # time; another Mapping is refused there).
+    _Doc = Mapping[str, Any]
+    _Payload = Union[_Doc, bytes, bytearray, memoryview]
 
 __all__ = ["ReadTxn", "WriteTxn", "Collection"]
 
@@ -1180,7 +1185,7 @@ class WriteTxn(ReadTxn):
         return self._c_doc_insert(self._ensure(s), _codec.dumps(s.validate(what)), s.version)
 
     @overload
-    def insert_many(self, what: str, payloads: Iterable[dict[str, Any]] | Iterable[_Bytes]) -> list[int]: ...
+    def insert_many(self, what: str, payloads: Iterable[_Doc] | Iterable[_Bytes]) -> list[int]: ...
     @overload
     def insert_many(self, what: Iterable[object]) -> list[int]: ...
 

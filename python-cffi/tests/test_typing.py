@@ -18,9 +18,14 @@ PROGRAM = '''
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 import obj
+
+
+class Event(TypedDict):
+    event: str
+    user_id: int
 
 
 @obj.document(collection="orders", version=1)
@@ -45,6 +50,10 @@ def ship(o: Order) -> None:
 def typed(db: obj.Db) -> None:
     oid = db.insert(Order(email="a@b.com", region="eu", total=120.0))
     db.insert("events", {"event": "click"})
+    ev: Event = {"event": "click", "user_id": 1}  # a TypedDict is a dict document too
+    db.insert("events", ev)
+    db.insert_many("events", [ev, ev])
+    db.upsert("events", 9, ev)
     db.insert("audit", b"raw")
     reveal_type(db.get(Order, oid))  # R: Order | None
     reveal_type(db.get("events", oid))  # R: Any
