@@ -1371,7 +1371,7 @@ class Schema:
         self._shape: tuple | None = None
         self._hints: dict | None = None
         self._check: Callable[[Any], Any] | None = None
-        self._str_slots: dict[str, tuple] = {}  # key_slot_types, by index
+        self._key_slots: dict[str, tuple] = {}  # key_slot_types, by index
         self._fit: Callable[[Any], int] | None = None  # (_fit_dataclass)
         # Type-like names of the function the class was defined in (see
         # _scope_names), for annotations that are text (postponed).
@@ -1448,11 +1448,11 @@ class Schema:
         off; None where the type is not known): what a unique lookup given
         bytes for a value checks them against. Empty for an index the
         class does not declare."""
-        slots = self._str_slots.get(index)
+        slots = self._key_slots.get(index)
         if slots is None:
             fields = next((sp["fields"] for sp in self.index_specs() if sp["name"] == index), ())
             slots = tuple((f, _unmarked(self.path_type(f), [])) for f in fields)
-            self._str_slots[index] = slots
+            self._key_slots[index] = slots
         return slots
 
     def path_type(self, path: str) -> Any:
