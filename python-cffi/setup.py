@@ -72,14 +72,14 @@ class BinaryDistribution(Distribution):
         return True
 
 
-def _glibc_needed(lib: str):
-    """The newest glibc symbol version ``lib`` asks for, as (2, minor), or
-    None. The version names sit in its dynamic string table as text
-    (``GLIBC_2.34``); any other such text in the file could only raise the
-    answer, which keeps the tag safe."""
+def _glibc_minor(lib: str):
+    """The minor number of the newest glibc symbol version (2.N) ``lib``
+    asks for, or None. The version names sit in its dynamic string table
+    as text (``GLIBC_2.34``); any other such text in the file could only
+    raise the answer, which keeps the tag safe."""
     with open(lib, "rb") as f:
         found = re.findall(rb"GLIBC_2\.(\d+)", f.read())
-    return (2, max(int(m) for m in found)) if found else None
+    return max(int(m) for m in found) if found else None
 
 
 class bdist_wheel(_bdist_wheel):
@@ -91,9 +91,9 @@ class bdist_wheel(_bdist_wheel):
         # bundled library needs.
         lib = os.path.join(self.bdist_dir or "", "obj", LIB)
         if plat.startswith("linux_") and os.path.isfile(lib):
-            need = _glibc_needed(lib)
-            if need is not None:
-                plat = f"manylinux_{need[0]}_{need[1]}_{plat[len('linux_'):]}"
+            minor = _glibc_minor(lib)
+            if minor is not None:
+                plat = f"manylinux_2_{minor}_{plat[len('linux_'):]}"
         return "py3", "none", plat  # any Python 3: the library is loaded with cffi, not imported
 
 

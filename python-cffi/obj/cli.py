@@ -852,8 +852,7 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
             except Exception as e:  # noqa: BLE001 - bad input no check above caught: one line, no traceback
                 raise obj.InvalidArgumentError(f"line {lineno}: {type(e).__name__}: {e}") from None
         prog.show(total or read, ld.n)
-        prog.end()
-    return ld
+    return ld  # (cmd_load ends the bar, whatever the outcome)
 
 
 def _show_progress(a: argparse.Namespace) -> bool:
