@@ -82,24 +82,38 @@ fn damaged_magic(prefix: &[u8]) -> bool {
 }
 
 /// Where page 0 records the salt of the WAL generation its image was
-/// committed into (see [`stamp_wal_salt`]). Outside [`Header`]: the
+/// committed into (see [`stamp_wal_position`]). Outside [`Header`]: the
 /// transaction that makes the image does not know it; the commit does.
 const WAL_SALT_AT: std::ops::Range<usize> = 72..80;
 
+/// Where page 0 records how many frames of that generation were durable
+/// (fdatasynced) before its commit was written.
+const WAL_DURABLE_AT: std::ops::Range<usize> = 80..88;
+
 /// Records in a page-0 image (plaintext content) the salt of the WAL
-/// generation it is being committed into. A checkpoint carries the image
-/// into the main file, so recovery can tell a WAL whose commits the main
-/// file has partly taken from one the main file moved on without (the
-/// same file written under another name, a hard link, while this WAL
-/// held commits): see `check_wal_matches_main` in the pager.
-pub fn stamp_wal_salt(page: &mut [u8], salt: u64) {
+/// generation it is being committed into, and how many frames of that
+/// generation were already durable. A checkpoint carries the image into
+/// the main file, so recovery can tell a WAL whose commits the main file
+/// has partly taken from one the main file moved on without (the same
+/// file written under another name, a hard link, while this WAL held
+/// commits): see `check_wal_matches_main` in the pager. The durable count
+/// lets recovery tell a frame damaged after it was synced from a torn
+/// one (see `Wal::recover`).
+pub fn stamp_wal_position(page: &mut [u8], salt: u64, durable_frames: u64) {
     page[WAL_SALT_AT].copy_from_slice(&salt.to_le_bytes());
+    page[WAL_DURABLE_AT].copy_from_slice(&durable_frames.to_le_bytes());
 }
 
-/// The salt [`stamp_wal_salt`] recorded; 0 in images written before the
+/// The salt [`stamp_wal_position`] recorded; 0 in images written before the
 /// field existed (and in page 0 of a new database).
 pub fn wal_salt_of(page: &[u8]) -> u64 {
     u64::from_le_bytes(page[WAL_SALT_AT].try_into().expect("8 bytes"))
+}
+
+/// The durable frame count [`stamp_wal_position`] recorded; 0 when none
+/// was known (and in images written before the field existed).
+pub fn wal_durable_of(page: &[u8]) -> u64 {
+    u64::from_le_bytes(page[WAL_DURABLE_AT].try_into().expect("8 bytes"))
 }
 
 impl Header {

@@ -24,7 +24,7 @@ use crate::options::{Options, SyncMode};
 use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{is_not_a_file, OpenMode, OsVfs, StorageFile, Vfs};
-use crate::storage::header::{stamp_wal_salt, valid_page_size, wal_salt_of, Header, HEADER_LEN};
+use crate::storage::header::{stamp_wal_position, valid_page_size, wal_salt_of, Header, HEADER_LEN};
 use crate::storage::memo::SnapshotMemo;
 use crate::storage::page::{
     verify_page, zeroed_ref, Page, PageRead, PageRef, KIND_BTREE_INTERIOR, MAX_PAGE_SIZE, MIN_PAGE_SIZE,
@@ -1227,7 +1227,7 @@ impl Pager {
         // encrypt (images kept apart from the plaintext pages, which go to
         // the cache).
         if let Some((_, page0)) = pages.iter_mut().find(|(pgno, _)| *pgno == 0) {
-            stamp_wal_salt(&mut Arc::make_mut(page0)[..], wal.header().salt);
+            stamp_wal_position(&mut Arc::make_mut(page0)[..], wal.header().salt, wal.durable_frames());
         }
         let images = self.codec.seal_pages(&mut pages)?;
         let frames = frame_writes(&pages, &images);
@@ -2114,7 +2114,7 @@ impl BulkCommit<'_> {
     pub fn commit(mut self, header: &Header) -> Result<()> {
         let mut page0 = Page::zeroed(self.pager.page_size);
         header.encode(&mut page0);
-        stamp_wal_salt(&mut page0, self.wal.header().salt);
+        stamp_wal_position(&mut page0, self.wal.header().salt, self.wal.durable_frames());
         let image = self.seal(0, page0)?;
         self.pending.push((0, image));
         self.flush(Some(header.page_count))?;

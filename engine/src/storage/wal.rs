@@ -11,11 +11,14 @@
 //! holds which page for which snapshot is `wal_index`'s job; when to
 //! checkpoint is the pager's.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::error::{Error, PageNo, Result};
 use crate::storage::file::StorageFile;
-use crate::storage::page::{u32_at, u64_at, CHECKSUM_TRAILER};
+use crate::storage::header::{wal_durable_of, wal_salt_of};
+use crate::storage::page::{u32_at, u64_at, verify_page, CHECKSUM_TRAILER};
 
 /// Bytes of the WAL header.
 pub const WAL_HEADER_LEN: u64 = 64;
@@ -161,6 +164,10 @@ pub struct Wal {
     frames: u64,
     /// Running checksum after the last committed frame.
     chain: u32,
+    /// Frames of this generation known durable: those written before this
+    /// handle's last fdatasync of the file (0 until it syncs). Each commit
+    /// records it in its page 0, for recovery (see [`Wal::recover`]).
+    synced: AtomicU64,
     page_size: usize,
     /// Whether a cut of the file and a new header written over an old log
     /// are fsynced at once (see [`Wal::shrink`]; not in `SyncMode::Off`).
@@ -266,9 +273,66 @@ impl Wal {
                 frame += 1;
             }
         }
+        if frame <= available {
+            self.refuse_damage_before_a_sync(frame, available, &mut buf)?;
+        }
         self.frames = out.last_commit;
         self.chain = committed_chain;
         Ok(out)
+    }
+
+    /// The scan of [`Wal::recover`] stopped at frame `bad`: a frame torn by
+    /// a crash (nothing after it was ever acknowledged as durable) or one
+    /// damaged on the medium after it was synced. A commit records in its
+    /// page 0 how many frames of its generation were durable when it was
+    /// written; if a later frame of this generation holds a page 0 that
+    /// passes its own checksum and says frame `bad` was durable, dropping
+    /// the log from `bad` on would silently lose acknowledged commits, so
+    /// it is a `Corruption` error instead. Without such a frame (the tail
+    /// of a commit torn by a crash; `SyncMode::Normal` and `Off`, which
+    /// sync at checkpoints only) the tail is ignored as before.
+    fn refuse_damage_before_a_sync(&self, bad: u64, available: u64, buf: &mut [u8]) -> Result<()> {
+        let frame_len = self.frame_len() as usize;
+        let per_chunk = buf.len() / frame_len;
+        let mut frame = bad + 1;
+        while frame <= available {
+            let n = ((available - frame + 1) as usize).min(per_chunk);
+            let chunk = &mut buf[..n * frame_len];
+            self.file
+                .read_at(chunk, self.frame_offset(frame))
+                .map_err(|e| Error::io(format!("reading {}", self.name), e))?;
+            for f in chunk.chunks_exact(frame_len) {
+                let pgno = u32::from_le_bytes(f[0..4].try_into().expect("4"));
+                let salt = u64::from_le_bytes(f[8..16].try_into().expect("8"));
+                let page = &f[FRAME_HEADER_LEN..];
+                if pgno == 0
+                    && salt == self.header.salt
+                    && verify_page(0, page).is_ok()
+                    && wal_salt_of(page) == salt
+                    && wal_durable_of(page) >= bad
+                {
+                    // The damaged frame's page number, as far as its header still says.
+                    let mut head = [0u8; 4];
+                    let named = self
+                        .file
+                        .read_at(&mut head, self.frame_offset(bad))
+                        .ok()
+                        .map(|_| u32::from_le_bytes(head));
+                    return Err(Error::corruption(
+                        named,
+                        format!(
+                            "{}: frame {bad} fails its checksum, but the commit in frame {frame} was \
+                             written after it was made durable: committed transactions are damaged \
+                             (restore from a backup; moving the WAL away opens the database as of its \
+                             last checkpoint)",
+                            self.name
+                        ),
+                    ));
+                }
+                frame += 1;
+            }
+        }
+        Ok(())
     }
 
     /// A WAL whose state comes from the shared index rather than a scan
@@ -296,6 +360,7 @@ impl Wal {
             header_written,
             frames: 0,
             chain,
+            synced: AtomicU64::new(0),
             page_size,
             sync_cuts: true,
             buf: Vec::new(),
@@ -317,12 +382,14 @@ impl Wal {
             self.header.generation = generation;
             self.header.salt = salt;
             self.header_written = false;
+            self.synced.store(0, Relaxed);
         }
         if frames > 0 {
             self.header_written = true;
         }
         self.frames = frames;
         self.chain = chain;
+        self.synced.fetch_min(frames, Relaxed);
     }
 
     /// Scans the WAL again from its header (rebuilding a damaged shared
@@ -335,6 +402,7 @@ impl Wal {
                 self.header = h;
                 self.header_written = true;
                 self.chain = h.chain_seed();
+                self.synced.store(0, Relaxed);
                 self.recover(size)
             }
             _ => {
@@ -344,6 +412,7 @@ impl Wal {
                 self.header_written = false;
                 self.frames = 0;
                 self.chain = self.header.chain_seed();
+                self.synced.store(0, Relaxed);
                 Ok(Recovered::default())
             }
         }
@@ -392,6 +461,7 @@ impl Wal {
         debug_assert!(pos.frames <= self.frames);
         self.frames = pos.frames;
         self.chain = pos.chain;
+        self.synced.fetch_min(pos.frames, Relaxed);
     }
 
     /// After a rollback rewound over spilled frames: cuts the file back to
@@ -459,7 +529,15 @@ impl Wal {
 
     /// Makes every appended frame durable.
     pub fn sync(&self) -> Result<()> {
-        self.file.sync().map_err(|e| Error::io(format!("syncing {}", self.name), e))
+        self.file.sync().map_err(|e| Error::io(format!("syncing {}", self.name), e))?;
+        self.synced.store(self.frames, Relaxed);
+        Ok(())
+    }
+
+    /// How many frames of this generation are known durable, for the next
+    /// commit's page 0 (see [`Wal::recover`]).
+    pub fn durable_frames(&self) -> u64 {
+        self.synced.load(Relaxed)
     }
 
     /// Reads the page image of `frame` into `buf` (page-size bytes).
@@ -483,6 +561,7 @@ impl Wal {
         self.header_written = false;
         self.frames = 0;
         self.chain = self.header.chain_seed();
+        self.synced.store(0, Relaxed);
     }
 
     /// Truncates the file when it has grown past `keep_bytes`; only right
