@@ -164,9 +164,15 @@ pub struct Wal {
     frames: u64,
     /// Running checksum after the last committed frame.
     chain: u32,
-    /// Frames of this generation known durable: those written before this
+    /// Frames of this generation up to the last commit frame written (or
+    /// adopted, or recovered): frames a transaction spilled after them are
+    /// not among them, and a rollback may rewind over those.
+    committed: u64,
+    /// Committed frames known durable: those committed before this
     /// handle's last fdatasync of the file (0 until it syncs). Each commit
-    /// records it in its page 0, for recovery (see [`Wal::recover`]).
+    /// records it in its page 0, for recovery (see [`Wal::recover`]); never
+    /// more than were committed, so that no later rewind and overwrite
+    /// can make a stale page 0 vouch for frames that are not there.
     synced: AtomicU64,
     page_size: usize,
     /// Whether a cut of the file and a new header written over an old log
@@ -277,6 +283,7 @@ impl Wal {
             self.refuse_damage_before_a_sync(frame, available, &mut buf)?;
         }
         self.frames = out.last_commit;
+        self.committed = out.last_commit;
         self.chain = committed_chain;
         Ok(out)
     }
@@ -360,6 +367,7 @@ impl Wal {
             header_written,
             frames: 0,
             chain,
+            committed: 0,
             synced: AtomicU64::new(0),
             page_size,
             sync_cuts: true,
@@ -388,6 +396,7 @@ impl Wal {
             self.header_written = true;
         }
         self.frames = frames;
+        self.committed = frames;
         self.chain = chain;
         self.synced.fetch_min(frames, Relaxed);
     }
@@ -411,6 +420,7 @@ impl Wal {
                 self.header.generation = generation;
                 self.header_written = false;
                 self.frames = 0;
+                self.committed = 0;
                 self.chain = self.header.chain_seed();
                 self.synced.store(0, Relaxed);
                 Ok(Recovered::default())
@@ -460,6 +470,7 @@ impl Wal {
     pub fn rewind(&mut self, pos: WalPosition) {
         debug_assert!(pos.frames <= self.frames);
         self.frames = pos.frames;
+        self.committed = self.committed.min(pos.frames);
         self.chain = pos.chain;
         self.synced.fetch_min(pos.frames, Relaxed);
     }
@@ -523,6 +534,9 @@ impl Wal {
             self.buf = buf;
         }
         self.frames += pages.len() as u64;
+        if commit.is_some() {
+            self.committed = self.frames;
+        }
         self.chain = chain;
         Ok(first)
     }
@@ -530,7 +544,7 @@ impl Wal {
     /// Makes every appended frame durable.
     pub fn sync(&self) -> Result<()> {
         self.file.sync().map_err(|e| Error::io(format!("syncing {}", self.name), e))?;
-        self.synced.store(self.frames, Relaxed);
+        self.synced.store(self.committed, Relaxed);
         Ok(())
     }
 
@@ -560,6 +574,7 @@ impl Wal {
         self.header.generation = generation;
         self.header_written = false;
         self.frames = 0;
+        self.committed = 0;
         self.chain = self.header.chain_seed();
         self.synced.store(0, Relaxed);
     }
