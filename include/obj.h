@@ -614,11 +614,12 @@ obj_status obj_db_open(const char *path, const obj_options *opts, obj_db **out);
 
 /**
  * Closes the database: checkpoints the WAL into the main file, as far as
- * the readers of every process allow (a write transaction active on
- * another handle or in another process is not waited for: the WAL stays
- * as it is), so that the main file alone holds every commit after a
- * clean close. The last handle on the file in any process also removes
- * the `-wal` and `-shm` files. A read-only handle writes nothing. The handle stays
+ * readers allow (a write transaction active on another handle is not
+ * waited for: the WAL stays as it is), so that the main file alone holds
+ * every commit after a clean close. While another process has the file
+ * open, the close checkpoints nothing: that is the last process's to do,
+ * and its close also removes the `-wal` and `-shm` files. A read-only
+ * handle writes nothing. The handle stays
  * allocated (later calls on it return OBJ_CLOSED) until `obj_db_free`.
  * Closing twice is OK. Transactions still open keep working until freed.
  *

@@ -452,12 +452,13 @@ impl Db {
         result
     }
 
-    /// Closes this handle. A writable handle checkpoints what the readers
-    /// of every process allow into the main file, without waiting for a
-    /// write transaction active elsewhere (which leaves the WAL as it is);
-    /// when it is the last handle on the file in this process and no other
-    /// process has the database open, that checkpoint is complete and the
-    /// WAL and the shared index are removed. Transactions still active keep working: a read transaction
+    /// Closes this handle. A writable handle checkpoints what readers allow
+    /// into the main file, without waiting for a write transaction active
+    /// on another handle (which leaves the WAL as it is); when it is the
+    /// last handle on the file in this process, that checkpoint is
+    /// complete and the WAL and the shared index are removed. While another
+    /// process has the database open, a close checkpoints nothing: the
+    /// close-time checkpoint is the last process's. Transactions still active keep working: a read transaction
     /// keeps its snapshot, a write transaction may still commit, and the
     /// fold waits until the last of them ends. A read-only handle writes
     /// nothing, even as the last one of a process whose other handles
@@ -476,7 +477,8 @@ impl Db {
             Ok(())
         } else {
             // Other handles of this process stay open; the file still
-            // gets what they allow of the close-time fold.
+            // gets what they allow of the close-time fold (unless another
+            // process has it open).
             engine.pager.checkpoint_at_close()
         }
     }

@@ -284,7 +284,8 @@ class Db:
     def close(self) -> None:
         """Closes the database. A clean close folds the WAL into the main
         file (best effort: a failed fold is swallowed, the data is already
-        durable in the WAL). Idempotent."""
+        durable in the WAL); while another process has the file open, the
+        fold is left to the last process to close. Idempotent."""
         self._close(checkpoint=True)
 
     def _close(self, checkpoint: bool) -> None:

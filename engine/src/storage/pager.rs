@@ -31,7 +31,7 @@ use crate::storage::page::{
 };
 use crate::storage::shm::{
     self, lock_read, shm_path_of, HeaderState, HeapShm, LockTable, ShmFile, ShmHeader, LOCK_CKPT, LOCK_DMS,
-    LOCK_RECOVER, LOCK_WRITE, READ_SLOTS,
+    LOCK_LEAVE, LOCK_RECOVER, LOCK_WRITE, READ_SLOTS,
 };
 use crate::storage::wal::{
     fresh_salt, holds_a_log, FrameWrite, Recovered, Wal, WalPosition, FRAME_HEADER_LEN, WAL_HEADER_LEN,
@@ -94,6 +94,11 @@ const READER_WAIT: Duration = Duration::from_millis(100);
 const READER_WAIT_MAX: Duration = Duration::from_millis(1600);
 /// The fewest WAL frames at which a commit waits for readers (`Pager::bound_wal`).
 const WAL_WAIT_FLOOR: u64 = 1000;
+
+/// How many times, 2 ms apart, a closing process that found others with
+/// the file open looks again whether it is alone (see
+/// `Pager::alone_after_a_moment`), holding LEAVE.
+const CLOSE_RACE_POLLS: u32 = 15;
 
 /// See the module documentation.
 pub struct Pager {
@@ -1730,9 +1735,9 @@ impl Pager {
     /// closing). If this is the last process with the database open:
     /// checkpoints everything and removes the WAL and the shared index,
     /// unless a snapshot of this process is still active (then the pager's
-    /// drop does it); otherwise folds what the other processes allow
-    /// ([`Pager::fold_for_others`]). Errors are reported but the handle is
-    /// closed either way (committed data is safe in the WAL).
+    /// drop does it); otherwise leaves the WAL to the last process to
+    /// close, looking again when the pager drops. Errors are reported but
+    /// the handle is closed either way (committed data is safe in the WAL).
     pub fn close(self: &Arc<Self>) -> Result<()> {
         self.close_as(true)
     }
@@ -1756,7 +1761,7 @@ impl Pager {
             self.fold_pending.store(writes, Ordering::Release);
             return Ok(());
         };
-        let result = self.fold_if_last(writes);
+        let result = self.fold_if_last(writes, false);
         drop(guard);
         result
         // The locks are released when the pager drops, after the last
@@ -1765,19 +1770,21 @@ impl Pager {
 
     /// The last process to close folds the WAL into the main file and
     /// removes the WAL and the shared index; the caller holds this
-    /// process's writer slot.
-    fn fold_if_last(&self, writes: bool) -> Result<()> {
-        if !self.index.upgrade(LOCK_DMS)? {
-            if !writes {
-                return Ok(());
+    /// process's writer slot, or the pager is dropping (`leaving`). A close
+    /// while another process has the file open folds nothing: the
+    /// close-time checkpoint is the last process's, as in SQLite (the
+    /// others' commits keep going to the WAL, which their own checkpoints
+    /// bound). The pager's drop, after this process's last snapshot, looks
+    /// again, waiting briefly for processes leaving at the same moment.
+    fn fold_if_last(&self, writes: bool, leaving: bool) -> Result<()> {
+        // A read-only pager writes nothing, and never waits to.
+        let writes = writes && !self.read_only;
+        let alone = self.index.upgrade(LOCK_DMS)? || (writes && leaving && self.alone_after_a_moment()?);
+        if !alone {
+            if writes && !leaving {
+                self.fold_pending.store(true, Ordering::Release);
             }
-            self.fold_for_others()?;
-            // Processes closing at the same moment each found the others
-            // still there while they folded; whoever is still here now is
-            // the last one.
-            if !self.index.upgrade(LOCK_DMS)? {
-                return Ok(());
-            }
+            return Ok(());
         }
         let result = if self.read_only || !writes {
             // Nothing to fold; a shared index with no WAL beside it serves
@@ -1803,30 +1810,50 @@ impl Pager {
         result
     }
 
-    /// A clean close while other processes keep the file open: folds what
-    /// their readers allow, as an explicit checkpoint does, so that the
-    /// main file holds every commit after a clean close while nobody
-    /// writes. Never waits: a write transaction active in another process
-    /// leaves the fold to a later close or checkpoint. The WAL and the
-    /// shared index stay, for the processes still using them.
-    fn fold_for_others(&self) -> Result<()> {
-        let result = self.checkpoint_if_free();
-        if matches!(result, Ok(Some(CheckpointResult { complete: false, .. })) | Err(_)) {
-            // A snapshot of this process may be what held it back: the
-            // pager's drop, after the last one, tries again.
-            self.fold_pending.store(true, Ordering::Release);
+    /// For a leaving process that found others with the file (the pager
+    /// is dropping): whether it holds the file alone within a few
+    /// milliseconds. Processes leaving at the same moment each find the
+    /// others still there; the one that takes LEAVE waits for them, and
+    /// the others let DMS go at once, so the waiter ends up alone and
+    /// folds. Holds DMS exclusively when true.
+    fn alone_after_a_moment(&self) -> Result<bool> {
+        if !self.index.lock_exclusive(LOCK_LEAVE)? {
+            // Right away rather than with the pager's other locks: the
+            // waiter's last poll may be moments from now.
+            self.index.unlock_shared(LOCK_DMS);
+            return Ok(false);
         }
-        result.map(drop)
+        let mut alone = Ok(false);
+        for _ in 0..CLOSE_RACE_POLLS {
+            std::thread::sleep(Duration::from_millis(2));
+            alone = self.index.upgrade(LOCK_DMS);
+            if !matches!(alone, Ok(false)) {
+                break;
+            }
+        }
+        self.index.unlock_exclusive(LOCK_LEAVE);
+        alone
     }
 
     /// [`Pager::close`] for a handle that is not this process's last one
-    /// on the engine: the same fold as [`Pager::fold_for_others`], without
-    /// waiting for a write transaction of this process or another.
+    /// on the engine: checkpoints what readers allow, as an explicit
+    /// checkpoint does (obj-db 1.1.0's clean close leaves the main file
+    /// self-contained), without waiting for a write transaction of this
+    /// process; not when another process has the file open, whose last
+    /// process to close folds it.
     pub fn checkpoint_at_close(self: &Arc<Self>) -> Result<()> {
         if self.check_usable().is_err() {
             return Ok(());
         }
         let Some(_slot) = self.try_writer_slot() else { return Ok(()) };
+        // As `is_only_handle`: another process keeps the file (and its fold).
+        if !self.index.upgrade(LOCK_DMS)? {
+            return Ok(());
+        }
+        if self.index.downgrade(LOCK_DMS).is_err() {
+            self.index.unlock_exclusive(LOCK_DMS);
+            return Err(Error::Busy("could not keep the shared index lock".into()));
+        }
         self.checkpoint_if_free().map(drop)
     }
 
@@ -2151,7 +2178,7 @@ impl Drop for Pager {
         // Closed while snapshots were still open: they are all gone now.
         let usable = self.fatal.lock().unwrap_or_else(|p| p.into_inner()).is_none();
         if usable && self.fold_pending.swap(false, Ordering::AcqRel) {
-            let _ = self.fold_if_last(true);
+            let _ = self.fold_if_last(true, true);
         }
         self.index.release_all();
         if self.sharing == Sharing::Exclusive {

@@ -55,8 +55,13 @@ pub const LOCK_DMS: u32 = 3;
 pub const fn lock_read(i: usize) -> u32 {
     4 + i as u32
 }
+/// Exclusive while a process that is leaving (its last handle closed,
+/// others still have the file) waits briefly to become the last one: of
+/// processes leaving at the same moment, the one holding it waits and the
+/// others go at once, so that the waiter ends up alone and folds the WAL.
+pub const LOCK_LEAVE: u32 = 4 + READ_SLOTS as u32;
 /// Number of lock bytes.
-pub const LOCK_COUNT: usize = 4 + READ_SLOTS;
+pub const LOCK_COUNT: usize = 5 + READ_SLOTS;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"OBJS");
 const VERSION: u32 = 1;
