@@ -988,8 +988,8 @@ obj_status obj_raw_upsert(obj_txn *txn,
  * The message of the calling thread's most recent failed call ("" if
  * none). The pointer stays valid until this thread's next obj_* call
  * other than `obj_last_error`. Never NULL. Thread-safe. Calls made while
- * the thread exits (from a pthread key destructor) work too; their
- * messages are cut to 511 bytes.
+ * the thread exits (from a pthread key destructor) work too, and their
+ * message is freed with the thread.
  */
 const char *obj_last_error(void);
 

@@ -1,9 +1,9 @@
 //! Status codes, the per-thread last-error message, and the fence that
 //! keeps panics from crossing into C.
 
-use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
 
 use obj_engine::Error;
 
@@ -40,34 +40,51 @@ pub enum obj_status {
     OBJ_CONSTRAINT = 11,
 }
 
-/// Room for a message recorded while the thread exits (NUL included).
-const LATE_ERROR_LEN: usize = 512;
+/// This thread's last error message: a `CString` leaked into a pthread
+/// key, so that a message recorded while the thread exits (from a pthread
+/// key destructor, after the Rust thread-locals are gone) is freed too: a
+/// key set during that phase gets its destructor in the next round, where
+/// a Rust thread-local first touched then would never be destroyed.
+/// The library is linked with `-z nodelete` (capi/build.rs): a thread
+/// that exits after a `dlclose` still runs this key's destructor, which
+/// must stay mapped. `None` if the process is out of keys: messages are
+/// then not kept.
+fn message_key() -> Option<libc::pthread_key_t> {
+    static KEY: OnceLock<Option<libc::pthread_key_t>> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is writable; the destructor takes only what
+        // `set_last_error` stores (a pointer from `CString::into_raw`).
+        let rc = unsafe { libc::pthread_key_create(&mut key, Some(free_message)) };
+        (rc == 0).then_some(key)
+    })
+}
 
-thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
-    /// The message of a call made after LAST_ERROR was destroyed at thread
-    /// exit (from a pthread key destructor, which runs after the thread's
-    /// Rust thread-locals are gone): NUL-terminated, cut to fit. It needs no
-    /// destructor, so it is never destroyed and always reachable.
-    static LATE_ERROR: RefCell<[u8; LATE_ERROR_LEN]> = const { RefCell::new([0; LATE_ERROR_LEN]) };
+/// The key's destructor, at thread exit.
+unsafe extern "C" fn free_message(message: *mut libc::c_void) {
+    if !message.is_null() {
+        // SAFETY: every non-NULL value of the key is a pointer from
+        // `CString::into_raw`, freed once (here or when replaced).
+        drop(unsafe { CString::from_raw(message.cast()) });
+    }
 }
 
 /// Records `message` as this thread's last error.
 pub(crate) fn set_last_error(message: &str) {
-    let mut c = Some(CString::new(message.replace('\0', "\\0")).unwrap_or_default());
-    if LAST_ERROR.try_with(|e| *e.borrow_mut() = c.take().unwrap_or_default()).is_err() {
-        let c = c.unwrap_or_default();
-        let text = c.as_bytes();
-        let mut n = text.len().min(LATE_ERROR_LEN - 1);
-        // Cut at a character boundary: the message stays valid UTF-8.
-        while n > 0 && n < text.len() && (text[n] & 0xC0) == 0x80 {
-            n -= 1;
+    let Some(key) = message_key() else { return };
+    let new = CString::new(message.replace('\0', "\\0")).unwrap_or_default().into_raw();
+    // SAFETY: the key's values are this thread's own; the old one came
+    // from `CString::into_raw` and nothing else holds it once replaced
+    // (`obj_last_error`'s pointer is documented to last until this
+    // thread's next call).
+    unsafe {
+        let old = libc::pthread_getspecific(key);
+        if libc::pthread_setspecific(key, new.cast()) != 0 {
+            // No memory for the thread's slot: keep the old message.
+            drop(CString::from_raw(new));
+            return;
         }
-        LATE_ERROR.with(|late| {
-            let mut late = late.borrow_mut();
-            late[..n].copy_from_slice(&text[..n]);
-            late[n] = 0;
-        });
+        free_message(old);
     }
 }
 
@@ -110,13 +127,20 @@ pub(crate) fn fence(f: impl FnOnce() -> Result<(), Error>) -> obj_status {
 /// The message of the calling thread's most recent failed call ("" if
 /// none). The pointer stays valid until this thread's next obj_* call
 /// other than `obj_last_error`. Never NULL. Thread-safe. Calls made while
-/// the thread exits (from a pthread key destructor) work too; their
-/// messages are cut to 511 bytes.
+/// the thread exits (from a pthread key destructor) work too, and their
+/// message is freed with the thread.
 #[no_mangle]
 pub extern "C" fn obj_last_error() -> *const c_char {
-    LAST_ERROR
-        .try_with(|e| e.borrow().as_ptr())
-        .unwrap_or_else(|_| LATE_ERROR.with(|late| late.as_ptr().cast::<c_char>().cast_const()))
+    let Some(key) = message_key() else {
+        return c"(no message: the process is out of thread-specific keys)".as_ptr();
+    };
+    // SAFETY: reads this thread's value of the key (NULL or a live CString).
+    let message = unsafe { libc::pthread_getspecific(key) };
+    if message.is_null() {
+        c"".as_ptr()
+    } else {
+        message.cast::<c_char>().cast_const()
+    }
 }
 
 /// A short name of a status code ("OBJ_BUSY", ...), or
