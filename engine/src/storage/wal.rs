@@ -252,12 +252,7 @@ impl Wal {
         let mut committed_chain = chain;
         let mut frame = 1u64;
         'scan: while frame <= available {
-            let n = ((available - frame + 1) as usize).min(per_chunk);
-            let chunk = &mut buf[..n * frame_len];
-            self.file
-                .read_at(chunk, self.frame_offset(frame))
-                .map_err(|e| Error::io(format!("reading {}", self.name), e))?;
-            for f in chunk.chunks_exact(frame_len) {
+            for f in self.read_frames(frame, available, &mut buf)?.chunks_exact(frame_len) {
                 let pgno = u32::from_le_bytes(f[0..4].try_into().expect("4"));
                 let commit = u32::from_le_bytes(f[4..8].try_into().expect("4"));
                 let salt = u64::from_le_bytes(f[8..16].try_into().expect("8"));
@@ -288,6 +283,18 @@ impl Wal {
         Ok(out)
     }
 
+    /// Reads frames from `frame` on, as many as `buf` holds (up to frame
+    /// `available`, the last whole one in the file), for a scan.
+    fn read_frames<'b>(&self, frame: u64, available: u64, buf: &'b mut [u8]) -> Result<&'b [u8]> {
+        let frame_len = self.frame_len() as usize;
+        let n = ((available - frame + 1) as usize).min(buf.len() / frame_len);
+        let chunk = &mut buf[..n * frame_len];
+        self.file
+            .read_at(chunk, self.frame_offset(frame))
+            .map_err(|e| Error::io(format!("reading {}", self.name), e))?;
+        Ok(chunk)
+    }
+
     /// The scan of [`Wal::recover`] stopped at frame `bad`: a frame torn by
     /// a crash (nothing after it was ever acknowledged as durable) or one
     /// damaged on the medium after it was synced. A commit records in its
@@ -300,15 +307,9 @@ impl Wal {
     /// sync at checkpoints only) the tail is ignored as before.
     fn refuse_damage_before_a_sync(&self, bad: u64, available: u64, buf: &mut [u8]) -> Result<()> {
         let frame_len = self.frame_len() as usize;
-        let per_chunk = buf.len() / frame_len;
         let mut frame = bad + 1;
         while frame <= available {
-            let n = ((available - frame + 1) as usize).min(per_chunk);
-            let chunk = &mut buf[..n * frame_len];
-            self.file
-                .read_at(chunk, self.frame_offset(frame))
-                .map_err(|e| Error::io(format!("reading {}", self.name), e))?;
-            for f in chunk.chunks_exact(frame_len) {
+            for f in self.read_frames(frame, available, buf)?.chunks_exact(frame_len) {
                 let pgno = u32::from_le_bytes(f[0..4].try_into().expect("4"));
                 let salt = u64::from_le_bytes(f[8..16].try_into().expect("8"));
                 let page = &f[FRAME_HEADER_LEN..];
