@@ -1786,7 +1786,7 @@ impl Pager {
             }
             return Ok(());
         }
-        let result = if self.read_only || !writes {
+        let result = if !writes {
             // Nothing to fold; a shared index with no WAL beside it serves
             // nobody.
             let wal_exists = self.vfs.exists(&self.wal_path).unwrap_or(true);
@@ -1846,13 +1846,8 @@ impl Pager {
             return Ok(());
         }
         let Some(_slot) = self.try_writer_slot() else { return Ok(()) };
-        // As `is_only_handle`: another process keeps the file (and its fold).
-        if !self.index.upgrade(LOCK_DMS)? {
-            return Ok(());
-        }
-        if self.index.downgrade(LOCK_DMS).is_err() {
-            self.index.unlock_exclusive(LOCK_DMS);
-            return Err(Error::Busy("could not keep the shared index lock".into()));
+        if !self.is_only_handle()? {
+            return Ok(()); // another process keeps the file, and its fold
         }
         self.checkpoint_if_free().map(drop)
     }
