@@ -95,10 +95,10 @@ const READER_WAIT_MAX: Duration = Duration::from_millis(1600);
 /// The fewest WAL frames at which a commit waits for readers (`Pager::bound_wal`).
 const WAL_WAIT_FLOOR: u64 = 1000;
 
-/// How many times, 2 ms apart, a closing process that found others with
-/// the file open looks again whether it is alone (see
-/// `Pager::alone_after_a_moment`), holding LEAVE.
-const CLOSE_RACE_POLLS: u32 = 15;
+/// How long a closing process that found others with the file open,
+/// holding LEAVE, looks again whether it is alone (see
+/// `Pager::alone_after_a_moment`).
+const CLOSE_RACE_WAIT: Duration = Duration::from_millis(30);
 
 /// See the module documentation.
 pub struct Pager {
@@ -1823,16 +1823,9 @@ impl Pager {
             self.index.unlock_shared(LOCK_DMS);
             return Ok(false);
         }
-        let mut alone = Ok(false);
-        for _ in 0..CLOSE_RACE_POLLS {
-            std::thread::sleep(Duration::from_millis(2));
-            alone = self.index.upgrade(LOCK_DMS);
-            if !matches!(alone, Ok(false)) {
-                break;
-            }
-        }
+        let alone = shm::retry(CLOSE_RACE_WAIT, 1, || Ok(self.index.upgrade(LOCK_DMS)?.then_some(())));
         self.index.unlock_exclusive(LOCK_LEAVE);
-        alone
+        Ok(alone?.is_some())
     }
 
     /// [`Pager::close`] for a handle that is not this process's last one

@@ -416,14 +416,7 @@ impl Wal {
                 self.recover(size)
             }
             _ => {
-                let generation = self.header.generation + 1;
-                self.header.salt = fresh_salt(self.header.salt ^ generation);
-                self.header.generation = generation;
-                self.header_written = false;
-                self.frames = 0;
-                self.committed = 0;
-                self.chain = self.header.chain_seed();
-                self.synced.store(0, Relaxed);
+                self.restart();
                 Ok(Recovered::default())
             }
         }
