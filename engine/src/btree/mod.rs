@@ -21,7 +21,7 @@
 //!
 //! Module layout: `node` (slotted node pages), `tree` (search and
 //! structural changes), `overflow` (value chains), `cursor` (traversal),
-//! `verify` (checking).
+//! `bulk` (bottom-up builds, for compaction), `verify` (checking).
 
 pub(crate) mod bulk;
 mod cursor;

@@ -3,9 +3,11 @@
 //!
 //! The pages go to a temporary file beside the target (`<name>.tmp-<hex>`,
 //! same directory, so the rename stays within one file system). Publishing
-//! fsyncs it, renames it over the target (atomic), fsyncs the directory,
-//! then removes a stale `-wal` of the target (and fsyncs the directory
-//! again). Until the rename the target, if any, is untouched; a crash
+//! fsyncs it, moves a `-wal` of the target aside to `-wal-replaced` (and
+//! fsyncs the directory), renames the new file over the target (atomic),
+//! fsyncs the directory, then removes the set-aside WAL (and fsyncs the
+//! directory again). Until the rename the target is whole (its next open
+//! takes the set-aside WAL back); a crash
 //! before it leaves at most a stray temporary file, which the next copy to
 //! the same target removes (a copy holds its temporary file locked, so only
 //! files nobody holds, untouched for a minute, are taken for stray).
