@@ -165,7 +165,7 @@ impl TreeBuilder {
     }
 
     fn push_cell_unchecked(&mut self, sink: &mut dyn PageSink, cell: &NewCell<'_>) -> Result<()> {
-        if cell.len() + SLOT > node::max_cell(self.usable) {
+        if cell.len() + SLOT > node::max_leaf_cell(self.usable) {
             return Err(Error::invalid("bulk build: cell larger than a node allows"));
         }
         let n = self.leaf.len();

@@ -14,8 +14,8 @@
 //! - [`verify`]: a full structural check for integrity checking;
 //!   [`page_count`]: the pages a tree uses, for statistics;
 //! - [`max_key_len`] and [`max_value_len`]: the size limits. Keys up to
-//!   about a third of a page are accepted; values larger than about a
-//!   quarter of a page go to overflow page chains.
+//!   about a third of a page are accepted; values larger than about half
+//!   a page go to overflow page chains.
 //!
 //! The page format is documented in `docs/format.md` (B+tree pages).
 //!

@@ -57,7 +57,10 @@ fn bound_strategy(pool: usize) -> impl Strategy<Value = Bound<usize>> {
 }
 
 fn op_strategy(pool: usize, page: usize) -> impl Strategy<Value = Op> {
-    let len = prop_oneof![4 => 0usize..20, 3 => 0usize..400, 1 => 0usize..3 * page];
+    // The band around half a page holds the largest inline cells and the
+    // smallest values sent to overflow chains.
+    let len =
+        prop_oneof![4 => 0usize..20, 3 => 0usize..400, 2 => page / 5..page / 2 + 16, 1 => 0usize..3 * page];
     prop_oneof![
         10 => (0..pool, len, any::<u8>()).prop_map(|(key, len, fill)| Op::Insert { key, len, fill }),
         4 => (0..pool).prop_map(Op::Delete),
