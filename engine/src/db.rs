@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, TryLockError, Weak};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -47,9 +47,20 @@ impl Drop for Engine {
         // Last handle gone without `close()`: still fold the WAL, best effort.
         let _ = self.pager.close();
         if let Some(key) = &self.registry_key {
-            let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-            if reg.get(key).is_some_and(|w| w.strong_count() == 0) {
-                reg.remove(key);
+            // Not waited for: an open of this file holding the registry may be
+            // waiting for this engine's pager to let go of the file, which it
+            // does only when this returns; waiting here held both until that
+            // open's busy timeout, then failed it. An entry left behind is
+            // dead (its engine is gone): the next open sweeps it.
+            let reg = match registry().try_lock() {
+                Ok(reg) => Some(reg),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            if let Some(mut reg) = reg {
+                if reg.get(key).is_some_and(|w| w.strong_count() == 0) {
+                    reg.remove(key);
+                }
             }
         }
     }
@@ -231,6 +242,9 @@ impl Db {
         }
         let (read_only, busy_timeout) = (options.read_only, options.busy_timeout);
         let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+        // Engines dropped while another thread held the registry left their
+        // entries (`Engine::drop`).
+        reg.retain(|_, engine| engine.strong_count() > 0);
         let open_key = if os_vfs { file_key(path) } else { None };
         // An engine inherited through fork() is the parent's: a child opens
         // the file anew (and its engine takes the registry's place).
