@@ -391,6 +391,14 @@ mod tests {
         }
     }
 
+    /// Every entry of the tree at `root`, in key order.
+    fn all_entries(s: &MemPageStore, root: PageNo) -> Vec<(Vec<u8>, Vec<u8>)> {
+        btree::Range::new(s, root, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, false)
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap()
+    }
+
     fn check_copy(entries: &[(Vec<u8>, Vec<u8>)]) {
         let mut src = MemPageStore::new(4096);
         let root = btree::create(&mut src).unwrap();
@@ -401,14 +409,9 @@ mod tests {
         let (new_root, n) = copy_tree(&src, root, &mut MemSink(&mut dst, 4096)).unwrap();
         assert_eq!(n, entries.len() as u64);
         assert_eq!(btree::verify(&dst, new_root, &mut |_| Ok(())).unwrap(), n);
-        let got: Vec<(Vec<u8>, Vec<u8>)> =
-            btree::Range::new(&dst, new_root, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, false)
-                .unwrap()
-                .collect::<Result<_>>()
-                .unwrap();
         let mut want = entries.to_vec();
         want.sort();
-        assert!(got == want, "the copy holds other entries");
+        assert!(all_entries(&dst, new_root) == want, "the copy holds other entries");
         // Every page is used, and counting agrees with building.
         let mut count = Count(1, 4096);
         copy_tree(&src, root, &mut count).unwrap();
@@ -441,12 +444,7 @@ mod tests {
         let (new_root, n) = copy_tree(&src, root, &mut MemSink(&mut dst, 4096)).unwrap();
         assert_eq!(btree::verify(&dst, new_root, &mut |_| Ok(())).unwrap(), n);
         assert_eq!(dst.pages_in_use(), 1, "both values in the one leaf");
-        let got: Vec<(Vec<u8>, Vec<u8>)> =
-            btree::Range::new(&dst, new_root, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, false)
-                .unwrap()
-                .collect::<Result<_>>()
-                .unwrap();
-        assert!(got == entries, "the copy holds other entries");
+        assert!(all_entries(&dst, new_root) == entries, "the copy holds other entries");
         let mut count = Count(1, 4096);
         copy_tree(&src, root, &mut count).unwrap();
         assert_eq!(count.0, 2);

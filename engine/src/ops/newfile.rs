@@ -7,10 +7,10 @@
 //! fsyncs the directory), renames the new file over the target (atomic),
 //! fsyncs the directory, then removes the set-aside WAL (and fsyncs the
 //! directory again). Until the rename the target is whole (its next open
-//! takes the set-aside WAL back); a crash
-//! before it leaves at most a stray temporary file, which the next copy to
-//! the same target removes (a copy holds its temporary file locked, so only
-//! files nobody holds, untouched for a minute, are taken for stray).
+//! takes the set-aside WAL back); a crash before it leaves at most a stray
+//! temporary file, which the next copy to the same target removes (a copy
+//! holds its temporary file locked, so only files nobody holds, untouched
+//! for a minute, are taken for stray).
 //!
 //! An existing target is locked while the copy is written, so that nobody
 //! opens it meanwhile: its main file, and the DMS lock of its shared index
