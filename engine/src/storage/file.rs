@@ -61,6 +61,14 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn rename(&self, _from: &Path, _to: &Path) -> io::Result<()> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "this file system cannot rename files"))
     }
+    /// Gives the file at `from` the second name `to` (a hard link), failing
+    /// with `AlreadyExists` when `to` exists. A new database appears this
+    /// way, whole or not at all; make it durable with
+    /// [`Vfs::sync_parent_dir`]. The default refuses (`Unsupported`), and
+    /// a database is then created in place.
+    fn hard_link(&self, _from: &Path, _to: &Path) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this file system has no hard links"))
+    }
 }
 
 /// One open file. All methods take `&self` so that readers on several
@@ -160,6 +168,10 @@ impl Vfs for OsVfs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::rename(from, to)
+    }
+
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::hard_link(from, to)
     }
 
     fn sync_parent_dir(&self, path: &Path) -> io::Result<()> {

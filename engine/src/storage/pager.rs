@@ -167,6 +167,72 @@ pub fn wal_path_of(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// How an open came by its main file.
+enum Creation {
+    /// It was there (or the open may not create one).
+    Found,
+    /// This open linked a whole new database into place ([`create_whole`]):
+    /// its file id and codec.
+    Whole([u8; 16], PageCodec),
+    /// This open creates the file empty and writes its header in place.
+    InPlace,
+}
+
+/// A new database's page 0 (sealed, and encrypted per `options`), its file
+/// id and its codec.
+fn new_page0(options: &Options) -> Result<(Vec<u8>, [u8; 16], PageCodec)> {
+    let mut file_id = [0u8; 16];
+    if options.encryption.is_some() {
+        // The file id keys the encryption: draw it from the CSPRNG.
+        random_bytes(&mut file_id)?;
+    } else {
+        file_id[..8].copy_from_slice(&fresh_salt(1).to_le_bytes());
+        file_id[8..].copy_from_slice(&fresh_salt(2).to_le_bytes());
+    }
+    let codec = PageCodec::create(options.encryption.as_ref(), file_id)?;
+    let mut header = Header::new(options.page_size as u32, 0, file_id);
+    header.set_encrypted(codec.is_encrypted());
+    let mut page: PageRef = zeroed_ref(options.page_size);
+    header.encode(&mut Arc::make_mut(&mut page)[..]);
+    let image = codec.seal(0, &mut page)?;
+    let image = image.as_deref().unwrap_or(&page).to_vec();
+    Ok((image, file_id, codec))
+}
+
+/// Creates the database at `path` whole: page 0 is written and synced under
+/// a temporary name (`<path>-new-<random>`) and then linked into place, so
+/// that a crash or power cut at any moment leaves no file or a database,
+/// never a file with part of a header (which no open could tell from a
+/// damaged one). `Found` when another process linked its database first;
+/// `InPlace` when a `-wal` is there already (the in-place path refuses a
+/// log beside an empty file), when the file system has no hard links, or
+/// when the temporary file cannot be made: the caller then creates the file
+/// empty and writes page 0 in place, as on such file systems it always did.
+fn create_whole(vfs: &dyn Vfs, path: &Path, options: &Options) -> Result<Creation> {
+    if vfs.exists(&wal_path_of(path)).unwrap_or(true) {
+        return Ok(Creation::InPlace);
+    }
+    let (image, file_id, codec) = new_page0(options)?;
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(format!("-new-{:016x}", fresh_salt(3)));
+    let temp = PathBuf::from(temp);
+    let staged = vfs.open(&temp, OpenMode::ReadWriteCreate).and_then(|f| {
+        f.write_at(&image, 0)?;
+        f.sync()
+    });
+    let linked = staged.and_then(|()| vfs.hard_link(&temp, path));
+    let _ = vfs.remove(&temp);
+    match linked {
+        Ok(()) => {
+            vfs.sync_parent_dir(path)
+                .map_err(|e| Error::io(format!("syncing the directory of {}", path.display()), e))?;
+            Ok(Creation::Whole(file_id, codec))
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Creation::Found),
+        Err(_) => Ok(Creation::InPlace),
+    }
+}
+
 /// Where a copy that replaces the database at `path` (a restore) moves the
 /// old file's WAL while the new file goes in: `<path>-wal-replaced`.
 pub fn replaced_wal_path_of(path: &Path) -> PathBuf {
@@ -244,10 +310,13 @@ fn is_permission(e: &io::Error) -> bool {
 }
 
 /// Which of the database's files the open under way created.
-#[derive(Clone, Copy)]
 struct NewFiles {
+    /// The main file, empty (its header is written in place).
     main: bool,
     shm: bool,
+    /// The file id and codec of a main file this open created whole
+    /// ([`create_whole`]): a passphrase is not stretched twice.
+    whole: Option<([u8; 16], PageCodec)>,
 }
 
 /// The `-wal` and `-shm` files an open created, removed again if that open
@@ -430,9 +499,11 @@ impl Pager {
         if !exists {
             check_page_size(options)?;
         }
+        let created =
+            if exists || options.read_only { Creation::Found } else { create_whole(&*vfs, path, options)? };
         let mode = if options.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWriteCreate };
         let main = vfs.open(path, mode).map_err(|e| open_failed(&display, "an obj database", e))?;
-        Self::open_file(vfs, path, main, false, !exists, options)
+        Self::open_file(vfs, path, main, false, created, options)
     }
 
     /// Opens the database at `path` whose main file `main` is already open
@@ -445,17 +516,17 @@ impl Pager {
         main: Arc<dyn StorageFile>,
         options: &Options,
     ) -> Result<Arc<Pager>> {
-        Self::open_file(vfs, path, main, true, false, options)
+        Self::open_file(vfs, path, main, true, Creation::Found, options)
     }
 
     /// Opens the database whose main file `main` is open: `locked` by the
-    /// caller (rekey), or `created` by this open (it did not exist).
+    /// caller (rekey); `created` says whether this open made it.
     fn open_file(
         vfs: Arc<dyn Vfs>,
         path: &Path,
         main: Arc<dyn StorageFile>,
         locked: bool,
-        created_main: bool,
+        created: Creation,
         options: &Options,
     ) -> Result<Arc<Pager>> {
         let display = path.display().to_string();
@@ -490,8 +561,15 @@ impl Pager {
             }
             Err(e) => return Err(Error::io(format!("opening {shm_display}"), e)),
         };
-        let created = NewFiles { main: created_main, shm: sharing == Sharing::Shared && !shm_existed };
-        let result = Self::open_with_index(vfs, path, main.clone(), shm, sharing, created, options);
+        let made = NewFiles {
+            main: matches!(created, Creation::InPlace),
+            shm: sharing == Sharing::Shared && !shm_existed,
+            whole: match created {
+                Creation::Whole(file_id, codec) => Some((file_id, codec)),
+                _ => None,
+            },
+        };
+        let result = Self::open_with_index(vfs, path, main.clone(), shm, sharing, made, options);
         if result.is_err() && sharing == Sharing::Exclusive {
             let _ = main.unlock();
         }
@@ -603,22 +681,8 @@ impl Pager {
                 return Err(Error::Busy(format!("{display} is being created by another process")));
             }
             check_page_size(options)?;
-            let mut file_id = [0u8; 16];
-            if options.encryption.is_some() {
-                // The file id keys the encryption: draw it from the CSPRNG.
-                random_bytes(&mut file_id)?;
-            } else {
-                file_id[..8].copy_from_slice(&fresh_salt(1).to_le_bytes());
-                file_id[8..].copy_from_slice(&fresh_salt(2).to_le_bytes());
-            }
-            let codec = PageCodec::create(options.encryption.as_ref(), file_id)?;
-            let mut header = Header::new(options.page_size as u32, 0, file_id);
-            header.set_encrypted(codec.is_encrypted());
-            let mut page: PageRef = zeroed_ref(options.page_size);
-            header.encode(&mut Arc::make_mut(&mut page)[..]);
-            let image = codec.seal(0, &mut page)?;
-            let image: &[u8] = image.as_deref().unwrap_or(&page);
-            main.write_at(image, 0).map_err(|e| Error::io(format!("creating {display}"), e))?;
+            let (image, file_id, codec) = new_page0(options)?;
+            main.write_at(&image, 0).map_err(|e| Error::io(format!("creating {display}"), e))?;
             main.sync().map_err(|e| Error::io(format!("syncing {display}"), e))?;
             vfs.sync_parent_dir(path)
                 .map_err(|e| Error::io(format!("syncing the directory of {display}"), e))?;
@@ -658,15 +722,20 @@ impl Pager {
                 other => other,
             })?;
             let page_size = layout.page_size as usize;
-            let codec = PageCodec::open(layout.crypt.as_ref(), options.encryption.as_ref(), layout.file_id)
+            let made = new_files.whole.filter(|(id, _)| *id == layout.file_id).map(|(_, codec)| Ok(codec));
+            let codec = made
+                .unwrap_or_else(|| {
+                    PageCodec::open(layout.crypt.as_ref(), options.encryption.as_ref(), layout.file_id)
+                })
                 .map_err(|e| match e {
-                // The flags and encryption block were read unchecked:
-                // if page 0 fails its checksum, report the damage, not a key problem.
-                Error::Encryption(_) if !page_zero_checksum_ok(&*main, page_size) => {
-                    Error::corruption(0, "header page checksum mismatch (cannot check the encryption key)")
-                }
-                other => other,
-            })?;
+                    // The flags and encryption block were read unchecked:
+                    // if page 0 fails its checksum, report the damage, not a key problem.
+                    Error::Encryption(_) if !page_zero_checksum_ok(&*main, page_size) => Error::corruption(
+                        0,
+                        "header page checksum mismatch (cannot check the encryption key)",
+                    ),
+                    other => other,
+                })?;
             (page_size, layout.file_id, codec)
         };
 

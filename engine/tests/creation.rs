@@ -1,0 +1,192 @@
+//! Creating a database: the new file appears whole or not at all.
+//!
+//! Page 0 of a new database is written and synced under a temporary name
+//! and then linked into place, so that a power cut during the creation
+//! leaves either no file (the next open creates it) or a complete one;
+//! never a file with a torn header, which no open could tell from damage.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use obj_engine::storage::file::{OpenMode, StorageFile, Vfs};
+use obj_engine::storage::sim::{CutMode, Fault, FaultKind, FaultOp, SimVfs};
+use obj_engine::{Db, EncryptionKey, Options, ReadableTxn};
+
+const DB: &str = "new.obj";
+
+fn options(vfs: Arc<dyn Vfs>, encrypted: bool) -> Options {
+    Options {
+        vfs: Some(vfs),
+        encryption: encrypted.then(|| EncryptionKey::raw([7; 32])),
+        ..Options::default()
+    }
+}
+
+/// Opens (creating), writes one row and closes.
+fn create_and_write(opts: Options) -> obj_engine::Result<()> {
+    let db = Db::open_with(DB, opts)?;
+    let mut w = db.begin_write()?;
+    let t = w.create_tree("t")?;
+    w.insert(&t, b"k", b"v")?;
+    w.commit()?;
+    db.close()
+}
+
+fn no_temporary_files(names: &[PathBuf]) {
+    assert!(
+        names.iter().all(|n| !n.to_string_lossy().contains("-new-")),
+        "a temporary creation file was left: {names:?}"
+    );
+}
+
+/// Power cut at every call of a creation (plain and encrypted), with each
+/// unsynced write dropped, kept, or decided at random: the next open works
+/// and, where the first open had acknowledged its commit, finds it.
+#[test]
+fn a_power_cut_during_creation_never_leaves_an_unopenable_file() {
+    for encrypted in [false, true] {
+        let calls = {
+            let vfs = SimVfs::new();
+            create_and_write(options(Arc::new(vfs.clone()), encrypted)).unwrap();
+            vfs.op_counts().total()
+        };
+        for at in 0..calls {
+            for (seed, mode) in
+                [(0, CutMode::DropAll), (1, CutMode::KeepAll), (2, CutMode::Random), (3, CutMode::Random)]
+            {
+                let vfs = SimVfs::new();
+                vfs.set_fault(Fault { op: FaultOp::Any, after: at, kind: FaultKind::Eio, persistent: true });
+                let acked = create_and_write(options(Arc::new(vfs.clone()), encrypted)).is_ok();
+                vfs.power_cut(seed, mode);
+                vfs.clear_faults();
+                let what = format!("encrypted {encrypted}, cut at call {at} of {calls}, {mode:?}");
+                let db = Db::open_with(DB, options(Arc::new(vfs.clone()), encrypted))
+                    .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+                db.integrity_check().unwrap_or_else(|e| panic!("{what}: integrity: {e}"));
+                let r = db.begin_read().unwrap();
+                let row = match r.find_tree("t").unwrap() {
+                    Some(t) => r.get(&t, b"k").unwrap(),
+                    None => None,
+                };
+                if acked {
+                    assert_eq!(row.as_deref(), Some(&b"v"[..]), "{what}: the acknowledged row is lost");
+                }
+                drop(r);
+                db.close().unwrap();
+                no_temporary_files(&vfs.file_names());
+            }
+        }
+    }
+}
+
+/// A file system without hard links (the trait's default): the database
+/// is created in place, as before.
+#[derive(Debug)]
+struct NoLinks(SimVfs);
+
+impl Vfs for NoLinks {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
+        self.0.open(path, mode)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.0.exists(path)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.0.remove(path)
+    }
+}
+
+#[test]
+fn without_hard_links_the_file_is_created_in_place() {
+    let sim = SimVfs::new();
+    create_and_write(options(Arc::new(NoLinks(sim.clone())), false)).unwrap();
+    no_temporary_files(&sim.file_names());
+    let db = Db::open_with(DB, options(Arc::new(NoLinks(sim)), false)).unwrap();
+    let r = db.begin_read().unwrap();
+    let t = r.find_tree("t").unwrap().unwrap();
+    assert_eq!(r.get(&t, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+/// Another process links its new database into place between this open's
+/// check and its own link: this open opens that database (and leaves no
+/// temporary file).
+#[derive(Debug)]
+struct LosesTheRace {
+    sim: SimVfs,
+    other: Vec<u8>,
+    raced: AtomicBool,
+}
+
+impl Vfs for LosesTheRace {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
+        self.sim.open(path, mode)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.sim.exists(path)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.sim.remove(path)
+    }
+    fn sync_parent_dir(&self, path: &Path) -> io::Result<()> {
+        self.sim.sync_parent_dir(path)
+    }
+    fn open_shm(&self, path: &Path) -> io::Result<Arc<dyn obj_engine::storage::shm::ShmFile>> {
+        self.sim.open_shm(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.sim.rename(from, to)
+    }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if !self.raced.swap(true, Ordering::SeqCst) {
+            self.sim.write_file(to, &self.other);
+        }
+        self.sim.hard_link(from, to)
+    }
+}
+
+#[test]
+fn an_open_that_loses_the_creation_race_opens_the_winners_database() {
+    // The other process's database, complete, holding one row.
+    let other = {
+        let sim = SimVfs::new();
+        create_and_write(options(Arc::new(sim.clone()), false)).unwrap();
+        sim.read_file(DB).unwrap()
+    };
+    let sim = SimVfs::new();
+    let vfs = Arc::new(LosesTheRace { sim: sim.clone(), other, raced: AtomicBool::new(false) });
+    let db = Db::open_with(DB, options(vfs.clone(), false)).unwrap();
+    assert!(vfs.raced.load(Ordering::SeqCst), "the open did not try to link");
+    let r = db.begin_read().unwrap();
+    let t = r.find_tree("t").unwrap().expect("the winner's tree");
+    assert_eq!(r.get(&t, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    drop(r);
+    db.close().unwrap();
+    no_temporary_files(&sim.file_names());
+}
+
+/// On the real file system: a new database leaves nothing but itself in
+/// its directory after a clean close, and a second open finds it.
+#[test]
+fn creating_on_disk_leaves_no_temporary_file() {
+    let dir = std::env::temp_dir().join(format!("obj-creation-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("app.obj");
+    let db = Db::open(&path).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree("t").unwrap();
+    w.insert(&t, b"k", b"v").unwrap();
+    w.commit().unwrap();
+    db.close().unwrap();
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("app.obj")]);
+    let db = Db::open(&path).unwrap();
+    let r = db.begin_read().unwrap();
+    let t = r.find_tree("t").unwrap().unwrap();
+    assert_eq!(r.get(&t, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    drop(r);
+    db.close().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
