@@ -143,7 +143,9 @@ typedef enum {
    */
   OBJ_ENCRYPTION = 8,
   /**
-   * The database handle is closed, or unusable after a failed fsync.
+   * The database handle is closed, or unusable after a failure that
+   * leaves its files' state unknown to it (a failed fsync, a failed
+   * restart or cut of the WAL): open the database again to go on.
    */
   OBJ_CLOSED = 9,
   /**

@@ -31,7 +31,9 @@ pub enum obj_status {
     OBJ_UNSUPPORTED = 7,
     /// A missing or wrong encryption key.
     OBJ_ENCRYPTION = 8,
-    /// The database handle is closed, or unusable after a failed fsync.
+    /// The database handle is closed, or unusable after a failure that
+    /// leaves its files' state unknown to it (a failed fsync, a failed
+    /// restart or cut of the WAL): open the database again to go on.
     OBJ_CLOSED = 9,
     /// A bug in obj (an internal panic); the message says where.
     OBJ_INTERNAL = 10,

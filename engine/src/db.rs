@@ -246,10 +246,15 @@ impl Db {
         // entries (`Engine::drop`).
         reg.retain(|_, engine| engine.strong_count() > 0);
         let open_key = if os_vfs { file_key(path) } else { None };
-        // An engine inherited through fork() is the parent's: a child opens
-        // the file anew (and its engine takes the registry's place).
-        let open_engine =
-            open_key.as_ref().and_then(|k| reg.get(k)).and_then(Weak::upgrade).filter(|e| !e.pager.forked());
+        // An engine inherited through fork() is the parent's, and one that
+        // a failed fsync or rekey left unusable answers every call with
+        // that failure: this open opens the file anew (as another process
+        // would, beside it), and its engine takes the registry's place.
+        let open_engine = open_key
+            .as_ref()
+            .and_then(|k| reg.get(k))
+            .and_then(Weak::upgrade)
+            .filter(|e| e.pager.is_usable());
         if let Some(engine) = open_engine {
             // Not held past here: should this `engine` turn out to be the
             // last handle (another thread closing meanwhile), dropping it

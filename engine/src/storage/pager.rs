@@ -951,6 +951,13 @@ impl Pager {
         Ok(())
     }
 
+    /// False once closed, after a failure that makes the handle unusable
+    /// (a failed fsync, a failed rekey), and in a child process after
+    /// fork(): a new open of the file must not share this pager.
+    pub(crate) fn is_usable(&self) -> bool {
+        self.check_usable().is_ok()
+    }
+
     /// `InvalidArgument` in a child process after fork(): the handle (and
     /// every transaction begun on it) is its parent's.
     pub(crate) fn check_process(&self) -> Result<()> {
@@ -1862,7 +1869,7 @@ impl Pager {
             if !wal_exists && self.sharing == Sharing::Shared && self.index.reader_count() == 0 {
                 self.vfs
                     .remove(&self.shm_path)
-                    .map_err(|e| Error::io("removing the shared index at close", e))
+                    .map_err(|e| Error::io(format!("removing {} at close", self.shm_path.display()), e))
             } else {
                 Ok(())
             }
@@ -1959,15 +1966,17 @@ impl Pager {
         let result = self.checkpoint_unguarded()?;
         if result.complete && self.index.reader_count() == 0 {
             self.wal().truncate_all()?;
-            self.vfs.remove(&self.wal_path).map_err(|e| Error::io("removing the WAL at close", e))?;
+            self.vfs
+                .remove(&self.wal_path)
+                .map_err(|e| Error::io(format!("removing {} at close", self.wal_path.display()), e))?;
             if self.sharing == Sharing::Shared {
                 self.vfs
                     .remove(&self.shm_path)
-                    .map_err(|e| Error::io("removing the shared index at close", e))?;
+                    .map_err(|e| Error::io(format!("removing {} at close", self.shm_path.display()), e))?;
             }
-            self.vfs
-                .sync_parent_dir(&self.wal_path)
-                .map_err(|e| Error::io("syncing the directory at close", e))?;
+            self.vfs.sync_parent_dir(&self.wal_path).map_err(|e| {
+                Error::io(format!("syncing the directory of {} at close", self.wal_path.display()), e)
+            })?;
         } else {
             self.fold_pending.store(true, Ordering::Release);
         }
@@ -2013,9 +2022,10 @@ impl Pager {
             return;
         }
         self.index.release_all();
-        if self.sharing == Sharing::Exclusive {
-            let _ = self.main.unlock();
-        }
+        // The exclusive lock of a file without shared memory, or the
+        // shared one every handle holds (`check_no_other_name`): kept, it
+        // would refuse the next open of the path as Busy.
+        let _ = self.main.unlock();
     }
 
     /// Whether this handle is the only one with the database open, in

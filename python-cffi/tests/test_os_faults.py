@@ -1,0 +1,112 @@
+"""Failures of real system calls (an LD_PRELOAD shim, os_faults/fault_shim.c,
+built here with gcc): after a failed fsync or a failed rekey, the handle and
+a reopen of the path in the same process recover, and other processes are
+not locked out."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+SHIM_SOURCE = Path(__file__).parent / "os_faults" / "fault_shim.c"
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory) -> Path:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is needed to build the fault shim")
+    out = tmp_path_factory.mktemp("shim") / "fault_shim.so"
+    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-o", str(out), str(SHIM_SOURCE), "-ldl"], check=True)
+    return out
+
+
+PRELUDE = """
+import ctypes, errno, json, os, subprocess, sys
+import obj
+shim = ctypes.CDLL(os.environ["LD_PRELOAD"])
+shim.fault_arm.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_long]
+P = sys.argv[1]
+out = {}
+def other_process():
+    code = ("import obj, sys; d = obj.Db(sys.argv[1], busy_timeout_ms=2000); d.insert('c', {'o': 1}); "
+            "print(sum(1 for _ in d.iter_all('c'))); d.close()")
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    r = subprocess.run([sys.executable, "-c", code, P], capture_output=True, text=True, timeout=60, env=env)
+    return r.stdout.strip() or r.stderr.strip().splitlines()[-1]
+"""
+
+
+def run(shim: Path, tmp_path: Path, body: str) -> dict:
+    script = tmp_path / "child.py"
+    script.write_text(PRELUDE + textwrap.dedent(body) + "\nprint(json.dumps(out))\n")
+    env = dict(os.environ, LD_PRELOAD=str(shim))
+    r = subprocess.run([sys.executable, str(script), str(tmp_path / "t.obj")], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_reopening_after_a_failed_fsync_gives_a_working_handle(shim, tmp_path):
+    out = run(shim, tmp_path, """
+        db = obj.Db(P)
+        db.insert("c", {"a": 1})
+        shim.fault_arm(b"fdatasync", b"t.obj-wal", errno.EIO, 1)
+        try:
+            db.insert("c", {"a": 2})
+            out["commit"] = "ok"
+        except obj.ObjError as e:
+            out["commit"] = type(e).__name__
+        try:
+            db.insert("c", {"a": 3})
+        except obj.ObjError as e:
+            out["old handle"] = type(e).__name__
+        # What the message says: reopen (the old handle still alive).
+        db = obj.Db(P)
+        out["docs"] = [d["a"] for _, d in db.iter_all("c")]
+        out["insert"] = db.insert("c", {"a": 4}) > 0
+        out["other"] = other_process()
+        db.close()
+    """)
+    assert out["commit"] == "IoError"
+    assert out["old handle"] == "ClosedError"
+    assert out["docs"][0] == 1 and set(out["docs"]) <= {1, 2}
+    assert out["insert"] is True
+    assert out["other"] == str(len(out["docs"]) + 2)
+
+
+def test_a_failed_rekey_leaves_the_handle_working_and_the_file_open_to_others(shim, tmp_path):
+    out = run(shim, tmp_path, """
+        db = obj.Db(P, wal_autocheckpoint=100000)
+        db.insert_many("c", [{"i": i} for i in range(20)])
+        # The rekey's checkpoint into the database file fails once.
+        shim.fault_arm(b"pwrite", b"/t.obj", errno.ENOSPC, 1)
+        try:
+            db.rekey(b"k" * 32)
+            out["rekey"] = "ok"
+        except obj.ObjError as e:
+            out["rekey"] = type(e).__name__
+        shim.fault_clear()
+        out["count"] = sum(1 for _ in db.iter_all("c"))
+        out["insert"] = db.insert("c", {"i": 20}) > 0
+        second = obj.Db(P)
+        out["second"] = sum(1 for _ in second.iter_all("c"))
+        second.close()
+        out["other"] = other_process()
+        db.close()
+        with obj.Db(P) as again:
+            out["after"] = sum(1 for _ in again.iter_all("c"))
+    """)
+    assert out["rekey"] == "IoError"
+    assert out["count"] == 20
+    assert out["insert"] is True
+    assert out["second"] == 21
+    assert out["other"] == "22"
+    assert out["after"] == 22
