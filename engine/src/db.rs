@@ -150,7 +150,7 @@ fn registry() -> &'static Mutex<BTreeMap<FileKey, Weak<Engine>>> {
 /// over newer commits. (A link in a directory of the path is harmless: the
 /// sidecars land in the same directory either way. Hard links cannot be
 /// told apart; processes must use one name, see `check_no_other_name`.)
-fn through_symlinks(path: &Path) -> std::borrow::Cow<'_, Path> {
+pub(crate) fn through_symlinks(path: &Path) -> std::borrow::Cow<'_, Path> {
     let mut p = std::borrow::Cow::Borrowed(path);
     // As many hops as the kernel follows before ELOOP.
     for _ in 0..40 {

@@ -185,7 +185,9 @@ impl Db {
     /// closed cleanly, whose `-wal` may hold commits it lacks
     /// (`InvalidArgument`: open and close it first).
     /// The backup of an encrypted database is encrypted
-    /// with the same key and opens with it.
+    /// with the same key and opens with it. A symbolic link at `path` is
+    /// followed, as by an open: the file it names is replaced, the link
+    /// stays.
     ///
     /// `progress` is called before the first page, every 256 pages and
     /// once all pages are copied, before the copy is put in place;
@@ -213,7 +215,8 @@ impl Db {
     /// damaged one is refused (`Corruption`, `InvalidArgument`) before
     /// anything at the target changes. An encrypted backup needs its key in
     /// `options.encryption` (else `Encryption`); the restored file is
-    /// encrypted with the same key.
+    /// encrypted with the same key. A symbolic link at `target` is
+    /// followed: the database it names is replaced, the link stays.
     pub fn restore_from(
         backup: impl AsRef<Path>,
         target: impl AsRef<Path>,

@@ -223,8 +223,8 @@ impl Db {
     /// leaves a partial file at `path`; an existing file there is replaced
     /// unless it is an open database (`Busy`), this database's own file or
     /// a database not closed cleanly (`InvalidArgument`, as
-    /// [`Db::backup_to`]). The copy of an encrypted
-    /// database is encrypted with the same key.
+    /// [`Db::backup_to`]; a symbolic link there is followed). The copy of
+    /// an encrypted database is encrypted with the same key.
     pub fn compact_to(&self, path: impl AsRef<Path>) -> Result<CompactReport> {
         let started = Instant::now();
         let rx = self.begin_read()?;

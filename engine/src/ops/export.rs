@@ -527,9 +527,12 @@ impl Db {
     /// this process, `InvalidArgument` otherwise), or that is a database's
     /// `-wal` or `-shm` file (`InvalidArgument`): an export over either
     /// would destroy the database or its last commits; and a directory
-    /// (`InvalidArgument`).
+    /// (`InvalidArgument`). A symbolic link at `path` is followed: the file
+    /// it names is replaced, the link stays.
     pub fn export_to_path(&self, collection: Option<&str>, path: impl AsRef<Path>) -> Result<ExportReport> {
-        let path = path.as_ref();
+        // A symbolic link names the file to replace; the link stays.
+        let resolved = crate::db::through_symlinks(path.as_ref());
+        let path: &Path = &resolved;
         let display = path.display();
         refuse_database_file(path)?;
         crate::ops::newfile::refuse_sidecar(&OsVfs, path, "an export")?;

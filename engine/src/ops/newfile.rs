@@ -167,6 +167,10 @@ pub(crate) enum Replace {
 impl NewFile {
     /// Checks that `path` may be (re)written and creates the temporary file.
     pub(crate) fn create(vfs: Arc<dyn Vfs>, path: &Path, replace: Replace) -> Result<NewFile> {
+        // A symbolic link names the file, as for an open: the copy replaces
+        // the file it names (with that file's sidecars), and the link stays.
+        let resolved = crate::db::through_symlinks(path);
+        let path: &Path = &resolved;
         let display = path.display();
         if path.file_name().is_none() {
             return Err(Error::invalid(format!("{:?} is not a file path", display.to_string())));
