@@ -1,9 +1,10 @@
 //! Creating a database: the new file appears whole or not at all.
 //!
 //! Page 0 of a new database is written and synced under a temporary name
-//! and then linked into place, so that a power cut during the creation
-//! leaves either no file (the next open creates it) or a complete one;
-//! never a file with a torn header, which no open could tell from damage.
+//! and then renamed into place (never over an existing file), so that a
+//! crash or power cut during the creation leaves either no file (the next
+//! open creates it) or a complete one; never a file with a torn header,
+//! which no open could tell from damage, nor a second name for it.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -81,12 +82,12 @@ fn a_power_cut_during_creation_never_leaves_an_unopenable_file() {
     }
 }
 
-/// A file system without hard links (the trait's default): the database
-/// is created in place, as before.
+/// A file system that cannot rename without replacing (the trait's
+/// default): the database is created in place, as before.
 #[derive(Debug)]
-struct NoLinks(SimVfs);
+struct NoAtomicRename(SimVfs);
 
-impl Vfs for NoLinks {
+impl Vfs for NoAtomicRename {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
         self.0.open(path, mode)
     }
@@ -99,18 +100,18 @@ impl Vfs for NoLinks {
 }
 
 #[test]
-fn without_hard_links_the_file_is_created_in_place() {
+fn without_an_atomic_rename_the_file_is_created_in_place() {
     let sim = SimVfs::new();
-    create_and_write(options(Arc::new(NoLinks(sim.clone())), false)).unwrap();
+    create_and_write(options(Arc::new(NoAtomicRename(sim.clone())), false)).unwrap();
     no_temporary_files(&sim.file_names());
-    let db = Db::open_with(DB, options(Arc::new(NoLinks(sim)), false)).unwrap();
+    let db = Db::open_with(DB, options(Arc::new(NoAtomicRename(sim)), false)).unwrap();
     let r = db.begin_read().unwrap();
     let t = r.find_tree("t").unwrap().unwrap();
     assert_eq!(r.get(&t, b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }
 
-/// Another process links its new database into place between this open's
-/// check and its own link: this open opens that database (and leaves no
+/// Another process puts its new database in place between this open's
+/// check and its own rename: this open opens that database (and leaves no
 /// temporary file).
 #[derive(Debug)]
 struct LosesTheRace {
@@ -138,11 +139,11 @@ impl Vfs for LosesTheRace {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.sim.rename(from, to)
     }
-    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
         if !self.raced.swap(true, Ordering::SeqCst) {
             self.sim.write_file(to, &self.other);
         }
-        self.sim.hard_link(from, to)
+        self.sim.rename_noreplace(from, to)
     }
 }
 
@@ -157,7 +158,7 @@ fn an_open_that_loses_the_creation_race_opens_the_winners_database() {
     let sim = SimVfs::new();
     let vfs = Arc::new(LosesTheRace { sim: sim.clone(), other, raced: AtomicBool::new(false) });
     let db = Db::open_with(DB, options(vfs.clone(), false)).unwrap();
-    assert!(vfs.raced.load(Ordering::SeqCst), "the open did not try to link");
+    assert!(vfs.raced.load(Ordering::SeqCst), "the open did not try to rename");
     let r = db.begin_read().unwrap();
     let t = r.find_tree("t").unwrap().expect("the winner's tree");
     assert_eq!(r.get(&t, b"k").unwrap().as_deref(), Some(&b"v"[..]));

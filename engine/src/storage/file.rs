@@ -61,13 +61,14 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn rename(&self, _from: &Path, _to: &Path) -> io::Result<()> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "this file system cannot rename files"))
     }
-    /// Gives the file at `from` the second name `to` (a hard link), failing
-    /// with `AlreadyExists` when `to` exists. A new database appears this
-    /// way, whole or not at all; make it durable with
-    /// [`Vfs::sync_parent_dir`]. The default refuses (`Unsupported`), and
-    /// a database is then created in place.
-    fn hard_link(&self, _from: &Path, _to: &Path) -> io::Result<()> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "this file system has no hard links"))
+    /// Like [`Vfs::rename`], but fails with `AlreadyExists` when `to`
+    /// exists, atomically (Linux `renameat2` with `RENAME_NOREPLACE`): a
+    /// new database appears this way, whole or not at all, and never
+    /// under a second name. Make it durable with [`Vfs::sync_parent_dir`].
+    /// The default refuses (`Unsupported`), and a database is then created
+    /// in place.
+    fn rename_noreplace(&self, _from: &Path, _to: &Path) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this file system cannot rename without replacing"))
     }
 }
 
@@ -170,8 +171,27 @@ impl Vfs for OsVfs {
         std::fs::rename(from, to)
     }
 
-    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::hard_link(from, to)
+    #[cfg(target_os = "linux")]
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
+        let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+        // SAFETY: both paths are NUL-terminated strings that outlive the
+        // call, which only reads them.
+        let r = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     fn sync_parent_dir(&self, path: &Path) -> io::Result<()> {

@@ -171,8 +171,8 @@ pub fn wal_path_of(path: &Path) -> PathBuf {
 enum Creation {
     /// It was there (or the open may not create one).
     Found,
-    /// This open linked a whole new database into place ([`create_whole`]):
-    /// its file id and codec.
+    /// This open renamed a whole new database into place
+    /// ([`create_whole`]): its file id and codec.
     Whole([u8; 16], PageCodec),
     /// This open creates the file empty and writes its header in place.
     InPlace,
@@ -200,14 +200,16 @@ fn new_page0(options: &Options) -> Result<(Vec<u8>, [u8; 16], PageCodec)> {
 }
 
 /// Creates the database at `path` whole: page 0 is written and synced under
-/// a temporary name (`<path>-new-<random>`) and then linked into place, so
-/// that a crash or power cut at any moment leaves no file or a database,
-/// never a file with part of a header (which no open could tell from a
-/// damaged one). `Found` when another process linked its database first;
+/// a temporary name (`<path>-new-<random>`), which is then renamed to
+/// `<path>` unless a file is there ([`Vfs::rename_noreplace`]), so that a
+/// crash or power cut at any moment leaves no file or a database, never a
+/// file with part of a header (which no open could tell from a damaged
+/// one). `Found` when another process put its database there first;
 /// `InPlace` when a `-wal` is there already (the in-place path refuses a
-/// log beside an empty file), when the file system has no hard links, or
-/// when the temporary file cannot be made: the caller then creates the file
-/// empty and writes page 0 in place, as on such file systems it always did.
+/// log beside an empty file), when the file system cannot rename without
+/// replacing, or when the temporary file cannot be made: the caller then
+/// creates the file empty and writes page 0 in place, as on such file
+/// systems it always did.
 fn create_whole(vfs: &dyn Vfs, path: &Path, options: &Options) -> Result<Creation> {
     if vfs.exists(&wal_path_of(path)).unwrap_or(true) {
         return Ok(Creation::InPlace);
@@ -220,16 +222,16 @@ fn create_whole(vfs: &dyn Vfs, path: &Path, options: &Options) -> Result<Creatio
         f.write_at(&image, 0)?;
         f.sync()
     });
-    let linked = staged.and_then(|()| vfs.hard_link(&temp, path));
-    let _ = vfs.remove(&temp);
-    match linked {
+    match staged.and_then(|()| vfs.rename_noreplace(&temp, path)) {
         Ok(()) => {
             vfs.sync_parent_dir(path)
                 .map_err(|e| Error::io(format!("syncing the directory of {}", path.display()), e))?;
             Ok(Creation::Whole(file_id, codec))
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Creation::Found),
-        Err(_) => Ok(Creation::InPlace),
+        Err(e) => {
+            let _ = vfs.remove(&temp);
+            Ok(if e.kind() == io::ErrorKind::AlreadyExists { Creation::Found } else { Creation::InPlace })
+        }
     }
 }
 

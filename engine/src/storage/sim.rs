@@ -12,7 +12,7 @@
 //! and poke at the bytes directly (the helper methods on [`SimVfs`]).
 //!
 //! Deliberate simplifications, because the engine does not depend on them:
-//! - creating, linking, removing and renaming a file is durable at once (no
+//! - creating, removing and renaming a file is durable at once (no
 //!   directory fsync), and a lock stays with the path it was taken on;
 //! - paths are compared as given, with no normalisation;
 //! - a failed write changes nothing, and a failed sync leaves the unsynced
@@ -220,9 +220,7 @@ struct Inode {
     durable: Content,
     current: Content,
     unsynced: Vec<Pending>,
-    /// Names the file has (hard links); at 0 it lives on only for its open
-    /// handles.
-    links: u32,
+    linked: bool,
     open_handles: u64,
 }
 
@@ -475,12 +473,11 @@ impl State {
         self.inodes.get(self.paths.get(path)?)
     }
 
-    /// Drops one of an inode's names; the inode goes with its last name, at
-    /// once or when its last handle closes.
+    /// Drops a name's inode: at once, or when its last handle closes.
     fn unlink(&mut self, inode: u64) {
         let in_use = self.inodes.get_mut(&inode).is_some_and(|inode| {
-            inode.links = inode.links.saturating_sub(1);
-            inode.links > 0 || inode.open_handles > 0
+            inode.linked = false;
+            inode.open_handles > 0
         });
         if !in_use {
             self.inodes.remove(&inode);
@@ -490,7 +487,7 @@ impl State {
     fn create(&mut self, path: &Path) -> u64 {
         let inode = self.next_inode;
         self.next_inode += 1;
-        self.inodes.insert(inode, Inode { links: 1, ..Inode::default() });
+        self.inodes.insert(inode, Inode { linked: true, ..Inode::default() });
         self.paths.insert(path.to_path_buf(), inode);
         inode
     }
@@ -516,7 +513,7 @@ impl SimVfs {
         let mut state = self.lock();
         let mut rng = SplitMix64(rng_seed);
         let mut report = CutReport::default();
-        state.inodes.retain(|_, inode| inode.links > 0);
+        state.inodes.retain(|_, inode| inode.linked);
         for inode in state.inodes.values_mut() {
             let mut disk = std::mem::take(&mut inode.durable);
             for op in std::mem::take(&mut inode.unsynced) {
@@ -713,7 +710,7 @@ impl Vfs for SimVfs {
         Ok(())
     }
 
-    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.lock();
         if state.paths.contains_key(to) {
             return Err(io::Error::new(
@@ -721,10 +718,9 @@ impl Vfs for SimVfs {
                 format!("simulated file exists: {}", to.display()),
             ));
         }
-        let inode = *state.paths.get(from).ok_or_else(|| {
+        let inode = state.paths.remove(from).ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotFound, format!("no such simulated file: {}", from.display()))
         })?;
-        state.inode_mut(inode)?.links += 1;
         state.paths.insert(to.to_path_buf(), inode);
         Ok(())
     }
@@ -943,7 +939,7 @@ impl Drop for SimFile {
         }
         let orphaned = state.inodes.get_mut(&self.inode).is_some_and(|inode| {
             inode.open_handles = inode.open_handles.saturating_sub(1);
-            inode.open_handles == 0 && inode.links == 0
+            inode.open_handles == 0 && !inode.linked
         });
         if orphaned {
             state.inodes.remove(&self.inode);
