@@ -459,13 +459,18 @@ impl Db {
             None => Err(Error::Busy("rekey needs the only handle on the database".into())),
         };
         if registry_key.is_some() {
-            // The new file replaced the old one by a rename: a new inode.
-            let key = file_key(self.path());
+            // The new file replaced the old one by a rename: a new inode. An
+            // engine left unusable, or whose place another open took
+            // meanwhile (see `open_with`), does not take it back.
+            let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+            let key = file_key(self.path()).filter(|k| {
+                self.engine.pager.is_usable() && reg.get(k).is_none_or(|w| w.strong_count() == 0)
+            });
             if let Some(engine) = Arc::get_mut(&mut self.engine) {
                 engine.registry_key = key;
             }
             if let Some(k) = key {
-                registry().lock().unwrap_or_else(|p| p.into_inner()).insert(k, Arc::downgrade(&self.engine));
+                reg.insert(k, Arc::downgrade(&self.engine));
             }
         }
         result

@@ -110,3 +110,34 @@ def test_a_failed_rekey_leaves_the_handle_working_and_the_file_open_to_others(sh
     assert out["second"] == 21
     assert out["other"] == "22"
     assert out["after"] == 22
+
+
+def test_a_rekey_on_a_dead_handle_does_not_take_the_file_back_from_the_new_one(shim, tmp_path):
+    out = run(shim, tmp_path, """
+        old = obj.Db(P)
+        old.insert("c", {"a": 1})
+        shim.fault_arm(b"fdatasync", b"t.obj-wal", errno.EIO, 1)
+        try:
+            old.insert("c", {"a": 2})
+        except obj.ObjError:
+            pass
+        db = obj.Db(P)
+        try:
+            old.rekey(b"k" * 32)
+            out["rekey"] = "ok"
+        except obj.ObjError as e:
+            out["rekey"] = type(e).__name__
+        # The open engine (sync full) is still the file's in this process.
+        try:
+            obj.Db(P, sync="normal")
+            out["normal"] = "opened"
+        except obj.ObjError as e:
+            out["normal"] = type(e).__name__
+        again = obj.Db(P)
+        out["again"] = again.insert("c", {"a": 3}) > 0
+        again.close()
+        db.close()
+    """)
+    assert out["rekey"] == "ClosedError"
+    assert out["normal"] == "InvalidArgumentError"
+    assert out["again"] is True
