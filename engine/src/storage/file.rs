@@ -93,6 +93,12 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Releases the lock taken by [`StorageFile::try_lock_exclusive`] or
     /// [`StorageFile::try_lock_shared`].
     fn unlock(&self) -> io::Result<()>;
+    /// Whether `path` names this open file now (false when another file
+    /// was renamed over it, or it was removed). The default, for file
+    /// systems that cannot tell, says yes.
+    fn is_at(&self, _path: &Path) -> io::Result<bool> {
+        Ok(true)
+    }
     /// Tries to take a shared advisory lock for this open file (replacing
     /// an exclusive one this file holds); `Ok(false)` when another holder
     /// has it exclusively. The default, for file systems without shared
@@ -247,6 +253,16 @@ impl Drop for OsFile {
 }
 
 impl StorageFile for OsFile {
+    fn is_at(&self, path: &Path) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let mine = self.file.metadata()?;
+        match std::fs::metadata(path) {
+            Ok(m) => Ok(m.dev() == mine.dev() && m.ino() == mine.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.file.read_exact_at(buf, offset)
     }

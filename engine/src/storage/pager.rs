@@ -626,12 +626,30 @@ impl Pager {
         main: Arc<dyn StorageFile>,
         shm: Arc<dyn ShmFile>,
         sharing: Sharing,
-        new_files: NewFiles,
+        mut new_files: NewFiles,
         options: &Options,
     ) -> Result<Arc<Pager>> {
         let display = path.display().to_string();
         let shm_path = shm_path_of(path);
         let (shm, locks, first) = Self::join(&vfs, &shm_path, shm, options.busy_timeout)?;
+        // A rekey or a restore renames another file into place while it
+        // holds the shared index, which this open then waited for: the file
+        // it opened before is no longer the database's. While this open
+        // holds the DMS lock the path keeps its file, so open it again.
+        let main = if sharing == Sharing::Shared
+            && !main.is_at(path).map_err(|e| Error::io(format!("checking {display}"), e))?
+        {
+            new_files.main = false;
+            if !vfs.exists(path).map_err(|e| Error::io(format!("checking {display}"), e))? {
+                return Err(Error::not_found(format!(
+                    "database file {display} was removed while being opened"
+                )));
+            }
+            let mode = if options.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWriteCreate };
+            vfs.open(path, mode).map_err(|e| open_failed(&display, "an obj database", e))?
+        } else {
+            main
+        };
         let index = WalIndex::new(shm, locks);
         // Declared after `index`, so it drops first, while this opener
         // still holds the DMS lock exclusively.

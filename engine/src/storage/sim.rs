@@ -836,6 +836,10 @@ fn too_big() -> io::Error {
 }
 
 impl StorageFile for SimFile {
+    fn is_at(&self, path: &Path) -> io::Result<bool> {
+        Ok(lock(&self.state).paths.get(path) == Some(&self.inode))
+    }
+
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let mut state = self.enter(Some(IoOp::Read))?;
         let content = &state.inode_mut(self.inode)?.current;
