@@ -6,11 +6,14 @@
 //! open creates it) or a complete one; never a file with a torn header,
 //! which no open could tell from damage, nor a second name for it.
 
+mod common;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use common::{get, put, RenameHook};
 use obj_engine::storage::file::{OpenMode, StorageFile, Vfs};
 use obj_engine::storage::sim::{CutMode, Fault, FaultKind, FaultOp, SimVfs};
 use obj_engine::{Db, EncryptionKey, Options, ReadableTxn};
@@ -105,48 +108,12 @@ fn without_an_atomic_rename_the_file_is_created_in_place() {
     create_and_write(options(Arc::new(NoAtomicRename(sim.clone())), false)).unwrap();
     no_temporary_files(&sim.file_names());
     let db = Db::open_with(DB, options(Arc::new(NoAtomicRename(sim)), false)).unwrap();
-    let r = db.begin_read().unwrap();
-    let t = r.find_tree("t").unwrap().unwrap();
-    assert_eq!(r.get(&t, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(get(&db, b"k").as_deref(), Some(&b"v"[..]));
 }
 
 /// Another process puts its new database in place between this open's
 /// check and its own rename: this open opens that database (and leaves no
 /// temporary file).
-#[derive(Debug)]
-struct LosesTheRace {
-    sim: SimVfs,
-    other: Vec<u8>,
-    raced: AtomicBool,
-}
-
-impl Vfs for LosesTheRace {
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
-        self.sim.open(path, mode)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.sim.exists(path)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.sim.remove(path)
-    }
-    fn sync_parent_dir(&self, path: &Path) -> io::Result<()> {
-        self.sim.sync_parent_dir(path)
-    }
-    fn open_shm(&self, path: &Path) -> io::Result<Arc<dyn obj_engine::storage::shm::ShmFile>> {
-        self.sim.open_shm(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.sim.rename(from, to)
-    }
-    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
-        if !self.raced.swap(true, Ordering::SeqCst) {
-            self.sim.write_file(to, &self.other);
-        }
-        self.sim.rename_noreplace(from, to)
-    }
-}
-
 #[test]
 fn an_open_that_loses_the_creation_race_opens_the_winners_database() {
     // The other process's database, complete, holding one row.
@@ -156,13 +123,17 @@ fn an_open_that_loses_the_creation_race_opens_the_winners_database() {
         sim.read_file(DB).unwrap()
     };
     let sim = SimVfs::new();
-    let vfs = Arc::new(LosesTheRace { sim: sim.clone(), other, raced: AtomicBool::new(false) });
-    let db = Db::open_with(DB, options(vfs.clone(), false)).unwrap();
-    assert!(vfs.raced.load(Ordering::SeqCst), "the open did not try to rename");
-    let r = db.begin_read().unwrap();
-    let t = r.find_tree("t").unwrap().expect("the winner's tree");
-    assert_eq!(r.get(&t, b"k").unwrap().as_deref(), Some(&b"v"[..]));
-    drop(r);
+    let raced = Arc::new(AtomicBool::new(false));
+    let (disk, seen) = (sim.clone(), raced.clone());
+    let hook = move |noreplace: bool, to: &Path| {
+        if noreplace && !seen.swap(true, Ordering::SeqCst) {
+            disk.write_file(to, &other);
+        }
+    };
+    let vfs = Arc::new(RenameHook { sim: sim.clone(), hook: Box::new(hook) });
+    let db = Db::open_with(DB, options(vfs, false)).unwrap();
+    assert!(raced.load(Ordering::SeqCst), "the open did not try to rename");
+    assert_eq!(get(&db, b"k").as_deref(), Some(&b"v"[..]), "the winner's row");
     db.close().unwrap();
     no_temporary_files(&sim.file_names());
 }
@@ -176,18 +147,12 @@ fn creating_on_disk_leaves_no_temporary_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("app.obj");
     let db = Db::open(&path).unwrap();
-    let mut w = db.begin_write().unwrap();
-    let t = w.create_tree("t").unwrap();
-    w.insert(&t, b"k", b"v").unwrap();
-    w.commit().unwrap();
+    put(&db, b"k", b"v");
     db.close().unwrap();
     let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("app.obj")]);
     let db = Db::open(&path).unwrap();
-    let r = db.begin_read().unwrap();
-    let t = r.find_tree("t").unwrap().unwrap();
-    assert_eq!(r.get(&t, b"k").unwrap().as_deref(), Some(&b"v"[..]));
-    drop(r);
+    assert_eq!(get(&db, b"k").as_deref(), Some(&b"v"[..]));
     db.close().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }

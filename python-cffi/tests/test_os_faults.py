@@ -41,6 +41,16 @@ def other_process():
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     r = subprocess.run([sys.executable, "-c", code, P], capture_output=True, text=True, timeout=60, env=env)
     return r.stdout.strip() or r.stderr.strip().splitlines()[-1]
+def outcome(call, *args, **kwargs):
+    try:
+        call(*args, **kwargs)
+        return "ok"
+    except obj.ObjError as e:
+        return type(e).__name__
+def fail_an_fsync(db):
+    # A commit whose WAL fdatasync fails (EIO): the handle is dead after it.
+    shim.fault_arm(b"fdatasync", b"t.obj-wal", errno.EIO, 1)
+    return outcome(db.insert, "c", {"a": 2})
 """
 
 
@@ -58,16 +68,8 @@ def test_reopening_after_a_failed_fsync_gives_a_working_handle(shim, tmp_path):
     out = run(shim, tmp_path, """
         db = obj.Db(P)
         db.insert("c", {"a": 1})
-        shim.fault_arm(b"fdatasync", b"t.obj-wal", errno.EIO, 1)
-        try:
-            db.insert("c", {"a": 2})
-            out["commit"] = "ok"
-        except obj.ObjError as e:
-            out["commit"] = type(e).__name__
-        try:
-            db.insert("c", {"a": 3})
-        except obj.ObjError as e:
-            out["old handle"] = type(e).__name__
+        out["commit"] = fail_an_fsync(db)
+        out["old handle"] = outcome(db.insert, "c", {"a": 3})
         # What the message says: reopen (the old handle still alive).
         db = obj.Db(P)
         out["docs"] = [d["a"] for _, d in db.iter_all("c")]
@@ -88,11 +90,7 @@ def test_a_failed_rekey_leaves_the_handle_working_and_the_file_open_to_others(sh
         db.insert_many("c", [{"i": i} for i in range(20)])
         # The rekey's checkpoint into the database file fails once.
         shim.fault_arm(b"pwrite", b"/t.obj", errno.ENOSPC, 1)
-        try:
-            db.rekey(b"k" * 32)
-            out["rekey"] = "ok"
-        except obj.ObjError as e:
-            out["rekey"] = type(e).__name__
+        out["rekey"] = outcome(db.rekey, b"k" * 32)
         shim.fault_clear()
         out["count"] = sum(1 for _ in db.iter_all("c"))
         out["insert"] = db.insert("c", {"i": 20}) > 0
@@ -116,23 +114,11 @@ def test_a_rekey_on_a_dead_handle_does_not_take_the_file_back_from_the_new_one(s
     out = run(shim, tmp_path, """
         old = obj.Db(P)
         old.insert("c", {"a": 1})
-        shim.fault_arm(b"fdatasync", b"t.obj-wal", errno.EIO, 1)
-        try:
-            old.insert("c", {"a": 2})
-        except obj.ObjError:
-            pass
+        fail_an_fsync(old)
         db = obj.Db(P)
-        try:
-            old.rekey(b"k" * 32)
-            out["rekey"] = "ok"
-        except obj.ObjError as e:
-            out["rekey"] = type(e).__name__
+        out["rekey"] = outcome(old.rekey, b"k" * 32)
         # The open engine (sync full) is still the file's in this process.
-        try:
-            obj.Db(P, sync="normal")
-            out["normal"] = "opened"
-        except obj.ObjError as e:
-            out["normal"] = type(e).__name__
+        out["normal"] = outcome(obj.Db, P, sync="normal")
         again = obj.Db(P)
         out["again"] = again.insert("c", {"a": 3}) > 0
         again.close()

@@ -313,12 +313,8 @@ fn is_permission(e: &io::Error) -> bool {
 
 /// Which of the database's files the open under way created.
 struct NewFiles {
-    /// The main file, empty (its header is written in place).
-    main: bool,
+    main: Creation,
     shm: bool,
-    /// The file id and codec of a main file this open created whole
-    /// ([`create_whole`]): a passphrase is not stretched twice.
-    whole: Option<([u8; 16], PageCodec)>,
 }
 
 /// The `-wal` and `-shm` files an open created, removed again if that open
@@ -563,14 +559,7 @@ impl Pager {
             }
             Err(e) => return Err(Error::io(format!("opening {shm_display}"), e)),
         };
-        let made = NewFiles {
-            main: matches!(created, Creation::InPlace),
-            shm: sharing == Sharing::Shared && !shm_existed,
-            whole: match created {
-                Creation::Whole(file_id, codec) => Some((file_id, codec)),
-                _ => None,
-            },
-        };
+        let made = NewFiles { main: created, shm: sharing == Sharing::Shared && !shm_existed };
         let result = Self::open_with_index(vfs, path, main.clone(), shm, sharing, made, options);
         if result.is_err() && sharing == Sharing::Exclusive {
             let _ = main.unlock();
@@ -639,7 +628,7 @@ impl Pager {
         let main = if sharing == Sharing::Shared
             && !main.is_at(path).map_err(|e| Error::io(format!("checking {display}"), e))?
         {
-            new_files.main = false;
+            new_files.main = Creation::Found;
             if !vfs.exists(path).map_err(|e| Error::io(format!("checking {display}"), e))? {
                 return Err(Error::not_found(format!(
                     "database file {display} was removed while being opened"
@@ -676,7 +665,7 @@ impl Pager {
                     .and_then(|f| holds_a_log(&*f))
                     .map_err(|e| open_failed(&wal_display.to_string(), "a WAL", e))?;
                 if holds {
-                    if new_files.main && first {
+                    if matches!(new_files.main, Creation::InPlace) && first {
                         // This open made the empty file: leave nothing.
                         let _ = vfs.remove(path);
                     }
@@ -742,7 +731,12 @@ impl Pager {
                 other => other,
             })?;
             let page_size = layout.page_size as usize;
-            let made = new_files.whole.filter(|(id, _)| *id == layout.file_id).map(|(_, codec)| Ok(codec));
+            // A file this open created whole: its codec is made (a
+            // passphrase is not stretched twice).
+            let made = match new_files.main {
+                Creation::Whole(id, codec) if id == layout.file_id => Some(Ok(codec)),
+                _ => None,
+            };
             let codec = made
                 .unwrap_or_else(|| {
                     PageCodec::open(layout.crypt.as_ref(), options.encryption.as_ref(), layout.file_id)

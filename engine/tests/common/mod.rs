@@ -5,10 +5,13 @@
 //! (`faults.rs`, `ops_faults.rs`) use its random sequence and settings;
 //! the file-level suites (`recovery.rs`, `wal_file.rs`, `multiprocess.rs`,
 //! `fork.rs`) its one-commit writes, one-snapshot reads and side-file
-//! check. Each test binary compiles this module and uses a part of it.
+//! check; `creation.rs` and `rekey_window.rs` its simulated file system
+//! with a hook on renames. Each test binary compiles this module and uses
+//! a part of it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::fmt;
+use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +19,56 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use obj_engine::storage::file::{OpenMode, StorageFile, Vfs};
+use obj_engine::storage::shm::ShmFile;
+use obj_engine::storage::sim::SimVfs;
 use obj_engine::{Db, ReadableTxn};
+
+/// The simulated file system with `hook` run before each rename, given
+/// whether it is a `rename_noreplace` and its target: where a test acts at
+/// the moment a file is published (another process's move in between).
+pub struct RenameHook {
+    pub sim: SimVfs,
+    pub hook: OnRename,
+}
+
+/// See [`RenameHook`]: called with `noreplace` and the target path.
+pub type OnRename = Box<dyn Fn(bool, &Path) + Send + Sync>;
+
+impl fmt::Debug for RenameHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RenameHook({:?})", self.sim)
+    }
+}
+
+impl Vfs for RenameHook {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
+        self.sim.open(path, mode)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.sim.exists(path)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.sim.remove(path)
+    }
+    fn sync_parent_dir(&self, path: &Path) -> io::Result<()> {
+        self.sim.sync_parent_dir(path)
+    }
+    fn open_shm(&self, path: &Path) -> io::Result<Arc<dyn ShmFile>> {
+        self.sim.open_shm(path)
+    }
+    fn shm_in_use(&self, path: &Path) -> io::Result<bool> {
+        self.sim.shm_in_use(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        (self.hook)(false, to);
+        self.sim.rename(from, to)
+    }
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        (self.hook)(true, to);
+        self.sim.rename_noreplace(from, to)
+    }
+}
 
 /// Writes `key = value` into tree `tree` (created if missing) in a
 /// transaction of its own.
