@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::ops::newfile::{fresh_file_id, FileSink, NewFile, Replace};
+use crate::ops::newfile::{fresh_file_id, NewFile, Replace};
 use crate::options::Options;
 use crate::storage::crypto::EncryptionKey;
 use crate::storage::file::Vfs;
@@ -131,7 +131,7 @@ fn copy_snapshot(
     let mut copy = header;
     copy.file_id = fresh_file_id()?;
     let codec = snap.pager().codec().for_copy(copy.file_id);
-    let mut sink = FileSink::new(&**target.file(), &codec, page_size);
+    let mut sink = target.sink(&codec, page_size);
     let empty = vec![0u8; page_size];
     for pgno in 1..header.page_count {
         if free[pgno as usize / 64] & (1 << (pgno % 64)) != 0 {

@@ -41,7 +41,7 @@ use crate::btree::bulk::{copy_tree, PageSink, TreeBuilder};
 use crate::catalog::TreeMeta;
 use crate::db::Db;
 use crate::error::{Error, PageNo, Result};
-use crate::ops::newfile::{fresh_file_id, CountSink, FileSink, NewFile, Replace};
+use crate::ops::newfile::{fresh_file_id, CountSink, NewFile, Replace};
 use crate::storage::header::Header;
 use crate::storage::page::{Page, PageRead};
 use crate::storage::pager::{BulkCommit, Snapshot};
@@ -235,7 +235,7 @@ impl Db {
         let target = NewFile::create(pager.vfs().clone(), path.as_ref(), Replace::IfClosedCleanly)?;
         let file_id = fresh_file_id()?;
         let codec = pager.codec().for_copy(file_id);
-        let mut sink = FileSink::new(&**target.file(), &codec, pager.page_size());
+        let mut sink = target.sink(&codec, pager.page_size());
         let mut header = build_image(snap, &mut sink)?;
         header.file_id = file_id;
         let pages = sink.finish(header)?;

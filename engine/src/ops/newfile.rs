@@ -225,9 +225,18 @@ impl NewFile {
         Ok(new)
     }
 
-    /// The temporary file.
-    pub(crate) fn file(&self) -> &Arc<dyn StorageFile> {
-        &self.file
+    /// A sink writing the copy's pages into the temporary file with
+    /// `codec`.
+    pub(crate) fn sink<'f>(&'f self, codec: &'f PageCodec, page_size: usize) -> FileSink<'f> {
+        FileSink {
+            file: &*self.file,
+            name: &self.tmp,
+            codec,
+            page_size,
+            next: 1,
+            buf: Vec::with_capacity(1 << 20),
+            buf_start: 1,
+        }
     }
 
     /// Makes the file durable and moves it to its final name.
@@ -356,6 +365,8 @@ pub(crate) fn fresh_file_id() -> Result<[u8; 16]> {
 /// Pages start at page 1; page 0 is written last, by [`FileSink::finish`].
 pub(crate) struct FileSink<'f> {
     file: &'f dyn StorageFile,
+    /// The file's path, for error messages.
+    name: &'f Path,
     codec: &'f PageCodec,
     page_size: usize,
     next: PageNo,
@@ -366,12 +377,6 @@ pub(crate) struct FileSink<'f> {
 }
 
 impl<'f> FileSink<'f> {
-    /// A sink writing the pages of a file with `codec` (its trailer length
-    /// sets the pages' usable size).
-    pub(crate) fn new(file: &'f dyn StorageFile, codec: &'f PageCodec, page_size: usize) -> Self {
-        FileSink { file, codec, page_size, next: 1, buf: Vec::with_capacity(1 << 20), buf_start: 1 }
-    }
-
     /// Appends a plaintext page as the next page (its trailer is
     /// overwritten when it is sealed).
     pub(crate) fn push(&mut self, page: &[u8]) -> Result<PageNo> {
@@ -391,7 +396,7 @@ impl<'f> FileSink<'f> {
             self.codec.seal_run(self.buf_start, &mut self.buf, self.page_size)?;
             self.file
                 .write_at(&self.buf, self.buf_start as u64 * self.page_size as u64)
-                .map_err(|e| Error::io("writing a database copy", e))?;
+                .map_err(|e| Error::io(format!("writing {}", self.name.display()), e))?;
             self.buf.clear();
         }
         self.buf_start = self.next;
@@ -406,7 +411,9 @@ impl<'f> FileSink<'f> {
         let mut page = vec![0u8; self.page_size];
         header.encode(&mut page);
         self.codec.seal_run(0, &mut page, self.page_size)?;
-        self.file.write_at(&page, 0).map_err(|e| Error::io("writing the header of a database copy", e))?;
+        self.file
+            .write_at(&page, 0)
+            .map_err(|e| Error::io(format!("writing the header of {}", self.name.display()), e))?;
         Ok(self.next)
     }
 }
