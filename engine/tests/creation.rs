@@ -142,17 +142,15 @@ fn an_open_that_loses_the_creation_race_opens_the_winners_database() {
 /// its directory after a clean close, and a second open finds it.
 #[test]
 fn creating_on_disk_leaves_no_temporary_file() {
-    let dir = std::env::temp_dir().join(format!("obj-creation-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("app.obj");
     let db = Db::open(&path).unwrap();
     put(&db, b"k", b"v");
     db.close().unwrap();
-    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("app.obj")]);
     let db = Db::open(&path).unwrap();
     assert_eq!(get(&db, b"k").as_deref(), Some(&b"v"[..]));
     db.close().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,31 +3,11 @@
 //! stays: backup, restore, compact_to and export.
 
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use obj_engine::{Db, ReadableTxn, RestoreOptions};
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("obj-symlink-targets-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn source(dir: &Dir, rows: u32) -> Db {
+fn source(dir: &Path, rows: u32) -> Db {
     let db = Db::open(dir.join("src.obj")).unwrap();
     let mut w = db.begin_write().unwrap();
     let t = w.create_tree("t").unwrap();
@@ -55,11 +35,12 @@ fn assert_link_to(link: &Path, target: &Path) {
 
 #[test]
 fn backup_and_compact_to_a_link_replace_the_file_it_names() {
-    let dir = Dir::new("copies");
-    let db = source(&dir, 50);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = source(dir, 50);
     for (name, dangling) in [("backup", false), ("backup", true), ("compact", false), ("compact", true)] {
-        let target = dir.join(&format!("{name}-{dangling}.obj"));
-        let link = dir.join(&format!("{name}-{dangling}-link.obj"));
+        let target = dir.join(format!("{name}-{dangling}.obj"));
+        let link = dir.join(format!("{name}-{dangling}-link.obj"));
         if !dangling {
             Db::open(&target).unwrap().close().unwrap();
         }
@@ -77,8 +58,9 @@ fn backup_and_compact_to_a_link_replace_the_file_it_names() {
 
 #[test]
 fn restore_to_a_link_replaces_the_database_it_names() {
-    let dir = Dir::new("restore");
-    let db = source(&dir, 30);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = source(dir, 30);
     db.backup(dir.join("bak.obj")).unwrap();
     let (target, link) = (dir.join("live.obj"), dir.join("live-link.obj"));
     Db::open(&target).unwrap().close().unwrap();
@@ -95,8 +77,9 @@ fn restore_to_a_link_replaces_the_database_it_names() {
 
 #[test]
 fn an_export_to_a_link_replaces_the_file_it_names() {
-    let dir = Dir::new("export");
-    let db = source(&dir, 10);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = source(dir, 10);
     let (target, link) = (dir.join("out.jsonl"), dir.join("out-link.jsonl"));
     std::fs::write(&target, b"old\n").unwrap();
     symlink(&target, &link).unwrap();

@@ -252,15 +252,21 @@ impl Drop for OsFile {
     }
 }
 
+/// Whether `path` names the open `file` now: same device and inode (false
+/// when another file was renamed over it, or it was removed).
+pub(crate) fn path_names(path: &Path, file: &File) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let mine = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m.dev() == mine.dev() && m.ino() == mine.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 impl StorageFile for OsFile {
     fn is_at(&self, path: &Path) -> io::Result<bool> {
-        use std::os::unix::fs::MetadataExt;
-        let mine = self.file.metadata()?;
-        match std::fs::metadata(path) {
-            Ok(m) => Ok(m.dev() == mine.dev() && m.ino() == mine.ino()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
+        path_names(path, &self.file)
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {

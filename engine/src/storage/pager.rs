@@ -178,6 +178,12 @@ enum Creation {
     InPlace,
 }
 
+/// Opens (creating, for a writable open) the main file at `path`.
+fn open_main(vfs: &dyn Vfs, path: &Path, options: &Options) -> Result<Arc<dyn StorageFile>> {
+    let mode = if options.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWriteCreate };
+    vfs.open(path, mode).map_err(|e| open_failed(&path.display().to_string(), "an obj database", e))
+}
+
 /// A new database's page 0 (sealed, and encrypted per `options`), its file
 /// id and its codec.
 fn new_page0(options: &Options) -> Result<(Vec<u8>, [u8; 16], PageCodec)> {
@@ -499,8 +505,7 @@ impl Pager {
         }
         let created =
             if exists || options.read_only { Creation::Found } else { create_whole(&*vfs, path, options)? };
-        let mode = if options.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWriteCreate };
-        let main = vfs.open(path, mode).map_err(|e| open_failed(&display, "an obj database", e))?;
+        let main = open_main(&*vfs, path, options)?;
         Self::open_file(vfs, path, main, false, created, options)
     }
 
@@ -634,8 +639,7 @@ impl Pager {
                     "database file {display} was removed while being opened"
                 )));
             }
-            let mode = if options.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWriteCreate };
-            vfs.open(path, mode).map_err(|e| open_failed(&display, "an obj database", e))?
+            open_main(&*vfs, path, options)?
         } else {
             main
         };

@@ -825,13 +825,7 @@ impl ShmFile for OsShm {
     }
 
     fn is_current(&self) -> io::Result<bool> {
-        use std::os::unix::fs::MetadataExt;
-        let mine = self.file.metadata()?;
-        match std::fs::metadata(&self.path) {
-            Ok(m) => Ok(m.dev() == mine.dev() && m.ino() == mine.ino()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
+        crate::storage::file::path_names(&self.path, &self.file)
     }
 }
 

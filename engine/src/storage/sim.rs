@@ -484,6 +484,19 @@ impl State {
         }
     }
 
+    /// Gives `from`'s file the name `to`, unlinking the file `to` named.
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        let inode = self.paths.remove(from).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no such simulated file: {}", from.display()))
+        })?;
+        if let Some(old) = self.paths.insert(to.to_path_buf(), inode) {
+            if old != inode {
+                self.unlink(old);
+            }
+        }
+        Ok(())
+    }
+
     fn create(&mut self, path: &Path) -> u64 {
         let inode = self.next_inode;
         self.next_inode += 1;
@@ -718,24 +731,11 @@ impl Vfs for SimVfs {
                 format!("simulated file exists: {}", to.display()),
             ));
         }
-        let inode = state.paths.remove(from).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("no such simulated file: {}", from.display()))
-        })?;
-        state.paths.insert(to.to_path_buf(), inode);
-        Ok(())
+        state.rename(from, to)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut state = self.lock();
-        let inode = state.paths.remove(from).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("no such simulated file: {}", from.display()))
-        })?;
-        if let Some(old) = state.paths.insert(to.to_path_buf(), inode) {
-            if old != inode {
-                state.unlink(old);
-            }
-        }
-        Ok(())
+        self.lock().rename(from, to)
     }
 }
 
