@@ -284,16 +284,18 @@ impl CollState {
             .ok_or_else(|| Error::not_found(format!("index {name:?} of collection {:?}", self.name)))
     }
 
-    /// The tree of index `name` (loaded with the state when possible).
-    pub(crate) fn index_tree_of<T: ReadableTxn>(&self, txn: &T, name: &str) -> Result<Tree> {
+    /// The tree of index `name` (loaded with the state when possible, and
+    /// then lent: a clone would touch the name's shared count, a cache line
+    /// that threads reading one snapshot would pass back and forth).
+    pub(crate) fn index_tree_of<T: ReadableTxn>(&self, txn: &T, name: &str) -> Result<Cow<'_, Tree>> {
         if self.index_trees.len() == self.indexes.len() {
             if let Some(pos) = self.indexes.iter().position(|i| i.spec.name == name) {
                 if let Some(t) = &self.index_trees[pos] {
-                    return Ok(t.clone());
+                    return Ok(Cow::Borrowed(t));
                 }
             }
         }
-        txn.open_engine_tree(&index_tree(&self.name, name))
+        txn.open_engine_tree(&index_tree(&self.name, name)).map(Cow::Owned)
     }
 
     pub(crate) fn check_documents(&self) -> Result<()> {

@@ -457,7 +457,11 @@ pub fn write_stored_json(stored: &[u8], names: &impl NameLookup, out: &mut Vec<u
 pub fn write_encoded_json(encoded: &[u8], names: &impl NameLookup, out: &mut Vec<u8>) -> Result<()> {
     let start = out.len();
     let mut r = Reader::new(encoded);
-    let mut ids = Vec::new();
+    // Room for the field ids of a typical document's maps: a Vec that
+    // grows by `realloc` would take the allocator's arena lock for every
+    // document, which two threads writing one batch (`capi`'s batch
+    // reads) then wait on.
+    let mut ids = Vec::with_capacity(32);
     let result = encoded_to_json(&mut r, names, out, 0, &mut ids).and_then(|()| {
         if r.is_empty() {
             Ok(())

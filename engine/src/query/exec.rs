@@ -275,7 +275,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                 }
             },
             Access::Index { name, kind, ranges, reverse, .. } => Source::Index {
-                tree: st.index_tree_of(txn, name)?,
+                tree: st.index_tree_of(txn, name)?.into_owned(),
                 kind: *kind,
                 ranges: ranges.clone(),
                 reverse: *reverse,

@@ -278,7 +278,7 @@ fn complete_indexes<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) -
         .map(|i| {
             Ok(i.single_valued
                 && i.status == IndexStatus::Ready
-                && txn.count(&st.index_tree_of(txn, &i.spec.name)?)? == docs)
+                && txn.count(&*st.index_tree_of(txn, &i.spec.name)?)? == docs)
         })
         .collect()
 }
