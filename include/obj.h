@@ -987,6 +987,21 @@ obj_status obj_raw_upsert(obj_txn *txn,
                           bool *out_created);
 
 /**
+ * Sets `*out` to whether the JSON text `json` (`len` bytes) may hold the
+ * value `null`: true when the word `null` stands where a value can (after
+ * one of `:[,` or the start, before one of `,]}` or the end, blanks
+ * skipped); a null value always gives true, the word inside a string can
+ * too. For bindings whose JSON encoder writes something else as `null`
+ * (Python's orjson writes NaN and infinities so): a batch without a null
+ * skips their check. Errors: OBJ_INVALID_ARGUMENT (NULL `json` with
+ * `len` > 0, NULL `out`).
+ *
+ * # Safety
+ * `json` valid for `len` bytes (NULL if 0); `out` writable.
+ */
+obj_status obj_json_may_hold_null(const uint8_t *json, size_t len, bool *out);
+
+/**
  * The message of the calling thread's most recent failed call ("" if
  * none). The pointer stays valid until this thread's next obj_* call
  * other than `obj_last_error`. Never NULL. Thread-safe. Calls made while

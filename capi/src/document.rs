@@ -808,3 +808,25 @@ pub unsafe extern "C" fn obj_raw_upsert(
         Ok(())
     })
 }
+
+/// Sets `*out` to whether the JSON text `json` (`len` bytes) may hold the
+/// value `null`: true when the word `null` stands where a value can (after
+/// one of `:[,` or the start, before one of `,]}` or the end, blanks
+/// skipped); a null value always gives true, the word inside a string can
+/// too. For bindings whose JSON encoder writes something else as `null`
+/// (Python's orjson writes NaN and infinities so): a batch without a null
+/// skips their check. Errors: OBJ_INVALID_ARGUMENT (NULL `json` with
+/// `len` > 0, NULL `out`).
+///
+/// # Safety
+/// `json` valid for `len` bytes (NULL if 0); `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_json_may_hold_null(json: *const u8, len: usize, out: *mut bool) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        // SAFETY: per contract.
+        let json = unsafe { arg_bytes(json, len, "json") }?;
+        // SAFETY: checked non-null.
+        unsafe { put(out, obj_engine::doc::json::may_hold_null(json), "out") }
+    })
+}

@@ -43,6 +43,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Callable
 
+from ._ffi import lib as _lib
+from ._ffi import slots as _slots
 from .errors import InvalidArgumentError
 
 try:  # optional, faster
@@ -414,7 +416,13 @@ def _has_null_token(s: bytes) -> bool:
     """Whether orjson's compact text holds ``null`` as a value (None, or a
     NaN/inf written as null), not only inside strings: a value ``null``
     always sits between one of ``:[,`` (or the start) and one of ``,]}``
-    (or the end)."""
+    (or the end). A long text goes to the library's scan of the same rule
+    (``bytes.find`` of a word runs at about 1.5 GB/s, a tenth of it)."""
+    if len(s) >= _LONG_TEXT:
+        found = _slots.found
+        if _may_hold_null(s, len(s), found):
+            raise InvalidArgumentError("cannot scan the JSON text for null")  # (bytes never fail)
+        return bool(found[0])
     find = s.find
     i = find(b"null")
     while i >= 0:
@@ -423,6 +431,11 @@ def _has_null_token(s: bytes) -> bool:
         i = find(b"null", i + 4)
     return False
 
+
+# Bytes of text from which the library scans for null (below, a call
+# costs more than the search it saves).
+_LONG_TEXT = 4096
+_may_hold_null = _lib.obj_json_may_hold_null
 
 _BEFORE_VALUE = frozenset(b":[,")
 _AFTER_VALUE = frozenset(b",]}")

@@ -197,6 +197,40 @@ def test_fast_path_text_equals_the_walker_text(docs):
         _codec.use_backend(old)
 
 
+def _null_scans(s: bytes, monkeypatch) -> tuple[bool, bool]:
+    """``_has_null_token`` of ``s`` by the Python search and by the library's."""
+    out = []
+    for long_text in (10**12, 0):
+        monkeypatch.setattr(_codec, "_LONG_TEXT", long_text)
+        out.append(_codec._has_null_token(s))
+    return out[0], out[1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='nul:[,]}{"a \n', max_size=40))
+def test_the_library_null_scan_agrees_with_the_python_one(text):
+    """On compact text the two scans answer alike; with blanks the library
+    also sees a null between them (``[1, null]``), never less."""
+    with pytest.MonkeyPatch.context() as mp:
+        py, lib = _null_scans(text.encode(), mp)
+    if not any(c in text for c in " \n"):
+        assert py == lib
+    else:
+        assert lib or not py
+
+
+@needs_orjson
+@pytest.mark.parametrize("late", [None, float("nan"), float("inf")])
+def test_a_long_batch_takes_the_library_scan_and_stays_exact(late, monkeypatch):
+    """A batch longer than _LONG_TEXT with "null" in its strings and a
+    None, NaN or infinity only in its last document: the same text as the
+    exact walker's."""
+    docs = [{"i": i, "note": "a null, [null] b"} for i in range(400)] + [{"x": late}]
+    assert len(_codec._orjson.dumps(docs)) > _codec._LONG_TEXT
+    exact = [_codec._orjson.dumps(_codec.to_jsonable(d), option=_codec._OR_OPTS) for d in docs]
+    assert _codec._orjson_dumps(docs) == b"[" + b",".join(exact) + b"]"
+
+
 def test_lone_surrogate_is_a_clear_error(backend):
     for v in ({"s": "a\ud800"}, ["x", "\udfff"]):
         with pytest.raises(obj.InvalidArgumentError):

@@ -1010,6 +1010,28 @@ static void test_dollar_keys_in_queries(obj_db *db) {
     CHECK_OK(obj_txn_free(r));
 }
 
+/* obj_json_may_hold_null: a null value is always seen, the word elsewhere
+ * mostly not; bad arguments are errors. */
+static void test_json_may_hold_null(void) {
+    bool out = false;
+    const char *yes[] = {"null", "[1,null]", "{\"a\" : null }", "[\n null\n]"};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        out = false;
+        CHECK_OK(obj_json_may_hold_null((const uint8_t *)yes[i], strlen(yes[i]), &out));
+        CHECK(out);
+    }
+    const char *no[] = {"", "[1,2]", "{\"nullable\":true}", "[\"null\"]", "{\"a\":\"a null b\"}"};
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
+        out = true;
+        CHECK_OK(obj_json_may_hold_null((const uint8_t *)no[i], strlen(no[i]), &out));
+        CHECK(!out);
+    }
+    CHECK_OK(obj_json_may_hold_null(NULL, 0, &out));
+    CHECK(!out);
+    CHECK_ERR(obj_json_may_hold_null(NULL, 4, &out), OBJ_INVALID_ARGUMENT, "json is NULL");
+    CHECK_ERR(obj_json_may_hold_null((const uint8_t *)"null", 4, NULL), OBJ_INVALID_ARGUMENT, "out");
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "/tmp";
     snprintf(path, sizeof path, "%s/c-docs-%d.obj", dir, (int)getpid());
@@ -1026,6 +1048,7 @@ int main(int argc, char **argv) {
     test_kv_scans(db);
     test_dump_and_stat(db);
     test_write_runs(db);
+    test_json_may_hold_null();
     CHECK_OK(obj_db_free(db));
     /* Everything survives a reopen. */
     db = open_db();
