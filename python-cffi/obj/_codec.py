@@ -43,8 +43,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Callable
 
+from ._ffi import ffi as _ffi
 from ._ffi import lib as _lib
-from ._ffi import slots as _slots
 from .errors import InvalidArgumentError
 
 try:  # optional, faster
@@ -419,7 +419,10 @@ def _has_null_token(s: bytes) -> bool:
     (or the end). A long text goes to the library's scan of the same rule
     (``bytes.find`` of a word runs at about 1.5 GB/s, a tenth of it)."""
     if len(s) >= _LONG_TEXT:
-        found = _slots.found
+        # Its own out-slot, not the thread's shared one: the call lets go
+        # of the GIL, and a signal handler that uses the database could
+        # overwrite a shared slot before the answer is read.
+        found = _ffi.new("bool *")
         if _may_hold_null(s, len(s), found):
             raise InvalidArgumentError("cannot scan the JSON text for null")  # (bytes never fail)
         return bool(found[0])

@@ -21,6 +21,7 @@ import datetime as _dt
 import enum
 import json
 import operator
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
@@ -102,6 +103,9 @@ def _ids(ids: list) -> list:
 
 
 _INT_ONLY = {int}
+
+# Where a batch call's error names a key of its JSON array.
+_KEY_AT = re.compile(r"keys_json\[(\d+)\]")
 
 
 def _bytes_keys(s: Schema, index: Any, vals: list) -> list:
@@ -465,7 +469,15 @@ class _Core:
         GET_MANY_CHUNK keys at a time."""
         for k in range(0, len(keys), GET_MANY_CHUNK):
             js = _codec.dumps(keys[k:k + GET_MANY_CHUNK])
-            self._check(call(js, _slots.buf))
+            st = call(js, _slots.buf)
+            if st:
+                e = self._fail(st)
+                if k and type(e) is InvalidArgumentError:
+                    # The library counts from the chunk's start; say where
+                    # the key is in the caller's list.
+                    e = InvalidArgumentError(
+                        _KEY_AT.sub(lambda m, k=k: f"keys_json[{int(m.group(1)) + k}]", str(e), count=1), status=st)
+                raise e
             yield _codec.loads_batch(self._take_bytes())
 
     def _take_bytes(self) -> bytes:

@@ -296,4 +296,11 @@ def test_long_batch_reads_answer_as_single_reads(tmp_path):
     pairs[700] = [1]
     with db.read_transaction() as tx, pytest.raises(obj.InvalidArgumentError, match=r"keys_json\[100\].*3 value"):
         tx.find_unique_many("d", "pair", pairs)
+    # Past the package's chunk of keys, the position is still the list's.
+    pairs = [(1, 1)] * 5000
+    pairs[4999] = [1]
+    for tx in (db.read_transaction(), db.transaction()):
+        with tx, pytest.raises(obj.InvalidArgumentError, match=r"keys_json\[4999\].*1 value") as e:
+            tx.find_unique_many("d", "pair", pairs)
+        assert e.value.status_name == "OBJ_INVALID_ARGUMENT"
     db.close()

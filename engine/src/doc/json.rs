@@ -1094,5 +1094,14 @@ mod tests {
         }
         // The word inside a string between the same marks matches too.
         assert!(may_hold_null(b"[\"x,null,y\"]"));
+        // Every occurrence is looked at, to the end of a long text.
+        let mut long = b"[".to_vec();
+        for _ in 0..10_000 {
+            long.extend_from_slice(b"{\"a\":\"x null y\",\"nullable\":true},");
+        }
+        let without = [&long[..], b"1]"].concat();
+        let with = [&long[..], b"{\"b\":[1,null]}]"].concat();
+        assert!(!may_hold_null(&without));
+        assert!(may_hold_null(&with));
     }
 }
