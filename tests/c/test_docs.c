@@ -1026,6 +1026,7 @@ static void test_json_may_hold_null(void) {
         CHECK_OK(obj_json_may_hold_null((const uint8_t *)no[i], strlen(no[i]), &out));
         CHECK(!out);
     }
+    out = true;
     CHECK_OK(obj_json_may_hold_null(NULL, 0, &out));
     CHECK(!out);
     CHECK_ERR(obj_json_may_hold_null(NULL, 4, &out), OBJ_INVALID_ARGUMENT, "json is NULL");
