@@ -302,11 +302,13 @@ pub unsafe extern "C" fn obj_db_detach(db: *mut obj_db, ns: *const c_char) -> ob
 /// NULL) receives a JSON report: collections, documents, kv_namespaces,
 /// kv_entries, trees, tree_entries, commit_counter. The lines go to
 /// a temporary file beside `path` that replaces it once complete and
-/// synced; a failed export leaves `path` as it was. Errors: OBJ_BUSY when
+/// synced; a failed export leaves `path` as it was. A `path` that is a
+/// pipe (FIFO) or a character device is written straight into (a FIFO's
+/// open waits for its reader). Errors: OBJ_BUSY when
 /// `path` is a database open in this process, OBJ_INVALID_ARGUMENT when
 /// it holds any obj database or is a database's `-wal` or `-shm` file (an
 /// export over it would destroy the database or its last commits) or is a
-/// directory.
+/// directory, a block device or a socket.
 ///
 /// # Safety
 /// `db` is a live handle; `collection` NULL or a NUL-terminated string;

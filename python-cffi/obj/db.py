@@ -1007,7 +1007,9 @@ class Db:
         """Streams one collection (or everything) to ``path`` as JSON lines,
         from one snapshot, in constant memory. Returns the report. An
         attached collection (``"ns.coll"``) is exported from its file,
-        under its own name (``"coll"``). ``path`` may also be a binary file
+        under its own name (``"coll"``). A ``path`` that names a pipe
+        (FIFO) or a character device is written straight into; any other
+        file is replaced once the export is complete. ``path`` may also be a binary file
         object (``sys.stdout.buffer``, a pipe, a ``gzip.open(..., "wb")``
         file): the lines go to its ``write`` in pieces of at most 64 KiB,
         and an exception ``write`` raises stops the export and is raised

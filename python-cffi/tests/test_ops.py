@@ -160,3 +160,31 @@ def test_exception_exit_while_a_transaction_is_open(tmp_path):
     with obj.Db(p) as db:
         assert db.count("orders") == 10
         assert all(d["email"] != "gone" for _, d in db.all("orders"))
+
+
+def test_export_to_a_named_pipe_streams_into_it(tmp_path):
+    """A FIFO a reader (a compressor, say) has open gets the lines, and
+    stays a FIFO; a file renamed over it left the reader waiting forever.
+    The lines load back."""
+    import json
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    with obj.Db(tmp_path / "a.obj") as db:
+        fill(db, 300)
+        report = db.export(fifo, "orders")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    reader.join(30)
+    assert not reader.is_alive() and report["documents"] == 300
+    lines = got[0].decode().splitlines()
+    assert len(lines) == 301 and json.loads(lines[1])["doc"]["email"] == "u0@x"
+    dump = tmp_path / "dump.jsonl"
+    dump.write_bytes(got[0])
+    with obj.Db(tmp_path / "b.obj") as db:
+        db.import_(dump)
+        assert db.count("orders") == 300

@@ -127,3 +127,24 @@ def test_a_rekey_on_a_dead_handle_does_not_take_the_file_back_from_the_new_one(s
     assert out["rekey"] == "ClosedError"
     assert out["normal"] == "InvalidArgumentError"
     assert out["again"] is True
+
+
+def test_an_export_that_cannot_write_names_its_file_and_leaves_nothing(shim, tmp_path):
+    out = run(shim, tmp_path, """
+        db = obj.Db(P)
+        db.insert_many("c", [{"n": i, "pad": "x" * 500} for i in range(2000)])
+        dest = os.path.join(os.path.dirname(P), "dump.jsonl")
+        shim.fault_arm(b"write", b"*dump.jsonl.tmp-", errno.ENOSPC, 1)
+        try:
+            db.export(dest)
+            out["export"] = "ok"
+        except obj.ObjError as e:
+            out["export"] = [type(e).__name__, str(e)]
+        shim.fault_arm(b"", b"", 0, 0)
+        out["left"] = sorted(n for n in os.listdir(os.path.dirname(P)) if n.startswith("dump"))
+        out["again"] = db.export(dest)["documents"]
+        db.close()
+    """)
+    kind, message = out["export"]
+    assert kind == "IoError" and "writing the export to" in message and "dump.jsonl.tmp-" in message, message
+    assert out["left"] == [] and out["again"] == 2000

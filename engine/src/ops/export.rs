@@ -93,8 +93,45 @@ pub struct ImportReport {
     pub commits: u64,
 }
 
+/// The context of an export's write errors (see [`named`]).
+const WRITING: &str = "writing the export";
+
 fn io_err(e: std::io::Error) -> Error {
-    Error::io("writing the export", e)
+    Error::io(WRITING, e)
+}
+
+/// `e` with the export's target named, when it is a write error.
+fn named(e: Error, target: &str) -> Error {
+    match e {
+        Error::Io { context, source } if context == WRITING => {
+            Error::io(format!("{WRITING} to {target}"), source)
+        }
+        e => e,
+    }
+}
+
+/// What an export does with an existing target that is not a regular file.
+enum Special {
+    /// A FIFO or a character device: written straight into.
+    Stream,
+    /// Anything else (a block device, a socket): refused, as `what`.
+    Other(&'static str),
+}
+
+/// The kind of special file `path` is (following links), `None` for a
+/// regular file, a directory or a missing path.
+fn special_file(path: &Path) -> Option<Special> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::metadata(path).ok()?.file_type();
+    if kind.is_fifo() || kind.is_char_device() {
+        Some(Special::Stream)
+    } else if kind.is_block_device() {
+        Some(Special::Other("a block device"))
+    } else if kind.is_socket() {
+        Some(Special::Other("a socket"))
+    } else {
+        None
+    }
 }
 
 struct LineWriter<W: Write> {
@@ -528,7 +565,10 @@ impl Db {
     /// `-wal` or `-shm` file (`InvalidArgument`): an export over either
     /// would destroy the database or its last commits; and a directory
     /// (`InvalidArgument`). A symbolic link at `path` is followed: the file
-    /// it names is replaced, the link stays.
+    /// it names is replaced, the link stays. A `path` that is a pipe (FIFO)
+    /// or a character device is written straight into (nothing to replace
+    /// or sync; a FIFO's open waits for its reader); a block device or a
+    /// socket is refused (`InvalidArgument`).
     pub fn export_to_path(&self, collection: Option<&str>, path: impl AsRef<Path>) -> Result<ExportReport> {
         // A symbolic link names the file to replace; the link stays.
         let resolved = crate::db::through_symlinks(path.as_ref());
@@ -542,6 +582,17 @@ impl Db {
         // Refused before the export is written, not at the final rename.
         if path.is_dir() {
             return Err(Error::invalid(format!("{display} is a directory; an export needs a file path")));
+        }
+        // A pipe or a character device (a FIFO a compressor reads,
+        // /dev/stdout) is written straight into: a file renamed over it
+        // would take its name from the reader, or replace the device.
+        if let Some(kind) = special_file(path) {
+            return match kind {
+                Special::Stream => self.export_streamed(collection, path),
+                Special::Other(what) => Err(Error::invalid(format!(
+                    "{display} is {what}; an export needs a file path, a pipe or a character device"
+                ))),
+            };
         }
         // A name of its own (two exports to one path at once, from two
         // threads or processes, each write their own), held locked while
@@ -558,9 +609,10 @@ impl Db {
             remove_stale_temps(&OsVfs, path, &tmp);
             let mut out = std::io::BufWriter::new(file);
             let report = match collection {
-                Some(c) => self.export_collection(c, &mut out)?,
-                None => self.export_all(&mut out)?,
-            };
+                Some(c) => self.export_collection(c, &mut out),
+                None => self.export_all(&mut out),
+            }
+            .map_err(|e| named(e, &tmp.display().to_string()))?;
             let file = out
                 .into_inner()
                 .map_err(|e| Error::io(format!("writing {}", tmp.display()), e.into_error()))?;
@@ -573,6 +625,25 @@ impl Db {
             let _ = std::fs::remove_file(&tmp);
         }
         written
+    }
+
+    /// [`export_to_path`](Self::export_to_path) into a pipe or a character
+    /// device: opened for writing (a FIFO's open waits for a reader, as a
+    /// shell's redirection does), the lines written, then flushed.
+    fn export_streamed(&self, collection: Option<&str>, path: &Path) -> Result<ExportReport> {
+        let display = path.display();
+        let file = std::fs::File::options()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("opening {display}"), e))?;
+        let mut out = std::io::BufWriter::new(file);
+        let report = match collection {
+            Some(c) => self.export_collection(c, &mut out),
+            None => self.export_all(&mut out),
+        }
+        .map_err(|e| named(e, &display.to_string()))?;
+        out.flush().map_err(|e| Error::io(format!("writing {display}"), e))?;
+        Ok(report)
     }
 
     /// Reads JSON lines written by an export and writes their collections

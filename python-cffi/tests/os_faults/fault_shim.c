@@ -1,7 +1,8 @@
 /* An LD_PRELOAD shim that makes real system calls fail, for the tests of
  * test_os_faults.py: fault_arm("fdatasync", "-wal", EIO, 1) fails the next
- * fdatasync of a file whose path ends in "-wal" once. One rule at a time;
- * ops: "fdatasync", "pwrite". */
+ * fdatasync of a file whose path ends in "-wal" once; a suffix that starts
+ * with '*' matches anywhere in the path ("*.tmp-" for a temporary file of
+ * random name). One rule at a time; ops: "fdatasync", "pwrite", "write". */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -36,7 +37,15 @@ static int fault_for(const char *op, int fd) {
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
         ssize_t n = readlink(link, path, sizeof path - 1);
         size_t ls = strlen(rule_suffix);
-        if (n >= 0 && (size_t)n >= ls && memcmp(path + n - ls, rule_suffix, ls) == 0) {
+        int match = 0;
+        if (n >= 0) {
+            path[n] = '\0';
+            if (rule_suffix[0] == '*')
+                match = strstr(path, rule_suffix + 1) != NULL;
+            else
+                match = (size_t)n >= ls && memcmp(path + n - ls, rule_suffix, ls) == 0;
+        }
+        if (match) {
             rule_left--;
             err = rule_errno;
         }
@@ -67,4 +76,12 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
     int err = fault_for("pwrite", fd);
     if (err) { errno = err; return -1; }
     return real(fd, buf, n, off);
+}
+
+ssize_t write(int fd, const void *buf, size_t n) {
+    static ssize_t (*real)(int, const void *, size_t);
+    if (!real) real = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+    int err = fault_for("write", fd);
+    if (err) { errno = err; return -1; }
+    return real(fd, buf, n);
 }
