@@ -304,7 +304,10 @@ pub unsafe extern "C" fn obj_db_detach(db: *mut obj_db, ns: *const c_char) -> ob
 /// a temporary file beside `path` that replaces it once complete and
 /// synced; a failed export leaves `path` as it was. A `path` that is a
 /// pipe (FIFO) or a character device is written straight into (a FIFO's
-/// open waits for its reader). Errors: OBJ_BUSY when
+/// open waits for its reader), one of the process's descriptors
+/// (`/dev/stdout`, `/proc/self/fd/N`) is appended to. A write into a pipe
+/// whose reader has gone raises SIGPIPE, as any write(2) does: ignore it
+/// (signal(SIGPIPE, SIG_IGN)) to get OBJ_IO instead. Errors: OBJ_BUSY when
 /// `path` is a database open in this process, OBJ_INVALID_ARGUMENT when
 /// it holds any obj database or is a database's `-wal` or `-shm` file (an
 /// export over it would destroy the database or its last commits) or is a

@@ -154,7 +154,8 @@ pub(crate) fn through_symlinks(path: &Path) -> std::borrow::Cow<'_, Path> {
     let mut p = std::borrow::Cow::Borrowed(path);
     // As many hops as the kernel follows before ELOOP.
     for _ in 0..40 {
-        if !std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+        if !std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) || is_descriptor_link(&p)
+        {
             break;
         }
         let Ok(target) = std::fs::read_link(&p) else { break };
@@ -165,6 +166,16 @@ pub(crate) fn through_symlinks(path: &Path) -> std::borrow::Cow<'_, Path> {
         p = std::borrow::Cow::Owned(next);
     }
     p
+}
+
+/// Whether `path` is one of a process's descriptors in `/proc`
+/// (`/proc/self/fd/1`, what `/dev/stdout` and `/dev/fd/1` lead to). Its
+/// link text is no path to follow (`pipe:[1234]` for a pipe), and the file
+/// it names is one only the kernel's own lookup reaches.
+pub(crate) fn is_descriptor_link(path: &Path) -> bool {
+    path.parent()
+        .and_then(|dir| dir.canonicalize().ok())
+        .is_some_and(|dir| dir.starts_with("/proc") && dir.file_name().is_some_and(|n| n == "fd"))
 }
 
 /// Refuses a path that names no file and does not exist (``, `/x/..`):

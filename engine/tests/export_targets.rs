@@ -3,7 +3,8 @@
 //! or take the pipe's name from its reader (who then waits forever). A
 //! block device or a socket is refused.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::Command;
@@ -102,4 +103,40 @@ fn an_export_to_a_socket_or_a_block_device_is_refused() {
     } else {
         eprintln!("block device part skipped: mknod needs root");
     }
+}
+
+#[test]
+fn an_export_to_a_descriptor_link_appends_to_what_it_names() {
+    // `db.export("/dev/stdout")` with stdout redirected to a log (`>>`):
+    // the log keeps its lines (a file renamed over it would drop them).
+    let tmp = tempfile::tempdir().unwrap();
+    let db = source(tmp.path());
+    let log_path = tmp.path().join("log");
+    let mut log = std::fs::File::options().create(true).append(true).open(&log_path).unwrap();
+    log.write_all(b"PRECIOUS\n").unwrap();
+    let fd = log.as_raw_fd();
+    for link in [format!("/proc/self/fd/{fd}"), format!("/dev/fd/{fd}")] {
+        assert_eq!(db.export_to_path(Some("c"), &link).unwrap().documents, 200);
+    }
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(text.starts_with("PRECIOUS\n"), "{}", &text[..40]);
+    assert_eq!(text.lines().count(), 1 + 2 * 201);
+    drop(log);
+}
+
+#[test]
+fn a_missing_collection_is_refused_before_a_fifo_is_opened() {
+    // No reader ever comes: an open of the FIFO would wait forever.
+    let tmp = tempfile::tempdir().unwrap();
+    let db = std::sync::Arc::new(source(tmp.path()));
+    let fifo = tmp.path().join("pipe");
+    assert!(make("mkfifo", &[fifo.to_str().unwrap()]));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = {
+        let db = db.clone();
+        std::thread::spawn(move || tx.send(db.export_to_path(Some("nosuch"), &fifo).map(|r| r.documents)))
+    };
+    let got = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the export waited for a reader");
+    assert!(matches!(got, Err(Error::NotFound(_))), "{got:?}");
+    worker.join().unwrap().unwrap();
 }

@@ -283,15 +283,34 @@ def cmd_checkpoint(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _descriptor_link(path: str) -> bool:
+    """Whether ``path`` leads, through symbolic links, to one of the
+    process's descriptors in /proc (``/dev/stdout``, ``/dev/fd/1``)."""
+    p = path
+    for _ in range(40):  # as many hops as the kernel follows
+        parent = os.path.realpath(os.path.dirname(p) or ".")
+        if parent.startswith("/proc/") and os.path.basename(parent) == "fd":
+            return True
+        if not os.path.islink(p):
+            return False
+        link = os.readlink(p)
+        p = link if os.path.isabs(link) else os.path.join(os.path.dirname(p), link)
+    return False
+
+
 def _start_output(path: str) -> tuple[Any, str | None, str]:
     """Opens dump's output file ``path``: ``(binary file, temporary path,
     final path)``. A regular (or new) file is written as a temporary file
     beside it that :func:`_end_output` renames over it once the dump is
     complete, so a failed dump leaves it as it was; anything else (a
-    device, a pipe) is written directly (temporary path None). Refuses a
-    directory and an obj database file."""
+    device, a pipe) is written directly (temporary path None), and so is
+    one of the process's descriptors (``/dev/stdout`` redirected to a log:
+    appended to, not replaced). Refuses a directory and an obj database
+    file."""
     import obj
 
+    if _descriptor_link(path):
+        return _open_file(path, "ab", "output file"), None, path
     try:
         st: os.stat_result | None = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):

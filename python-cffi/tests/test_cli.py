@@ -546,3 +546,24 @@ def test_a_progress_bar_ends_its_line_before_an_error(tmp_path):
     bar, sep, error = text.rpartition("obj: load: line 2001:")
     assert sep and "loading [" in bar, text
     assert bar.endswith("\n") or bar.endswith("\r\n"), repr(text[-300:])
+
+
+def test_dump_and_export_to_dev_stdout_append_to_a_redirected_log(tmp_path):
+    """``obj dump DB -o /dev/stdout >> log`` and ``db.export("/dev/stdout")``
+    with stdout redirected to a log: the log keeps its lines (a file
+    renamed over it dropped them)."""
+    path = str(tmp_path / "d.obj")
+    with obj.Db(path) as db:
+        db.insert_many("c", [{"n": i} for i in range(5)])
+    log = tmp_path / "log"
+    log.write_text("PRECIOUS\n")
+    code = ("import obj, sys; db = obj.Db(sys.argv[1]); "
+            "print(db.export('/dev/stdout', 'c')['documents'], file=sys.stderr)")
+    for argv in ([sys.executable, "-m", "obj", "dump", path, "c", "-o", "/dev/stdout"],
+                 [sys.executable, "-c", code, path]):
+        with open(log, "ab") as out:
+            r = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    lines = log.read_text().splitlines()
+    assert lines[0] == "PRECIOUS" and len(lines) == 1 + 2 * 6
+    assert [json.loads(x)["doc"]["n"] for x in lines[2:7]] == list(range(5))

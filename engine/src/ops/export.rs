@@ -567,8 +567,12 @@ impl Db {
     /// (`InvalidArgument`). A symbolic link at `path` is followed: the file
     /// it names is replaced, the link stays. A `path` that is a pipe (FIFO)
     /// or a character device is written straight into (nothing to replace
-    /// or sync; a FIFO's open waits for its reader); a block device or a
-    /// socket is refused (`InvalidArgument`).
+    /// or sync; a FIFO's open waits for its reader, and cannot be
+    /// interrupted), and one that names a descriptor of the process
+    /// (`/dev/stdout`, `/proc/self/fd/1`) is appended to; a block device
+    /// or a socket is refused (`InvalidArgument`). A write into a pipe
+    /// whose reader has gone raises `SIGPIPE`, as any write does: a
+    /// program that does not ignore it (Python does) is killed.
     pub fn export_to_path(&self, collection: Option<&str>, path: impl AsRef<Path>) -> Result<ExportReport> {
         // A symbolic link names the file to replace; the link stays.
         let resolved = crate::db::through_symlinks(path.as_ref());
@@ -583,12 +587,18 @@ impl Db {
         if path.is_dir() {
             return Err(Error::invalid(format!("{display} is a directory; an export needs a file path")));
         }
-        // A pipe or a character device (a FIFO a compressor reads,
-        // /dev/stdout) is written straight into: a file renamed over it
-        // would take its name from the reader, or replace the device.
+        // One of the process's descriptors (/dev/stdout, /proc/self/fd/N)
+        // is written into, appended to: a file renamed over what it names
+        // would replace a redirected log, and a pipe has no name to use.
+        if crate::db::is_descriptor_link(path) {
+            return self.export_streamed(collection, path, true);
+        }
+        // A pipe or a character device (a FIFO a compressor reads, a
+        // terminal) is written straight into: a file renamed over it would
+        // take its name from the reader, or replace the device.
         if let Some(kind) = special_file(path) {
             return match kind {
-                Special::Stream => self.export_streamed(collection, path),
+                Special::Stream => self.export_streamed(collection, path, false),
                 Special::Other(what) => Err(Error::invalid(format!(
                     "{display} is {what}; an export needs a file path, a pipe or a character device"
                 ))),
@@ -627,19 +637,40 @@ impl Db {
         written
     }
 
-    /// [`export_to_path`](Self::export_to_path) into a pipe or a character
-    /// device: opened for writing (a FIFO's open waits for a reader, as a
-    /// shell's redirection does), the lines written, then flushed.
-    fn export_streamed(&self, collection: Option<&str>, path: &Path) -> Result<ExportReport> {
+    /// [`export_to_path`](Self::export_to_path) into a pipe, a character
+    /// device or (`descriptor`) what one of the process's descriptors
+    /// names, appended to. The snapshot is taken and the collection checked
+    /// first; then the target is opened (a FIFO's open waits for a reader,
+    /// as a shell's redirection does) and checked to still be a pipe or a
+    /// device (it could have been replaced since it was looked at).
+    fn export_streamed(
+        &self,
+        collection: Option<&str>,
+        path: &Path,
+        descriptor: bool,
+    ) -> Result<ExportReport> {
+        use std::os::unix::fs::FileTypeExt;
         let display = path.display();
+        let r = self.begin_read()?;
+        if let Some(c) = collection {
+            r.collection(c)?;
+        }
         let file = std::fs::File::options()
             .write(true)
+            .append(descriptor)
             .open(path)
             .map_err(|e| Error::io(format!("opening {display}"), e))?;
+        let kind =
+            file.metadata().map_err(|e| Error::io(format!("reading the type of {display}"), e))?.file_type();
+        if !descriptor && !kind.is_fifo() && !kind.is_char_device() {
+            return Err(Error::invalid(format!(
+                "{display} was replaced while the export opened it; it is no longer a pipe or a device"
+            )));
+        }
         let mut out = std::io::BufWriter::new(file);
         let report = match collection {
-            Some(c) => self.export_collection(c, &mut out),
-            None => self.export_all(&mut out),
+            Some(c) => r.export_collection(c, &mut out),
+            None => r.export_all(&mut out),
         }
         .map_err(|e| named(e, &display.to_string()))?;
         out.flush().map_err(|e| Error::io(format!("writing {display}"), e))?;
