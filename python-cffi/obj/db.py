@@ -1008,8 +1008,10 @@ class Db:
         from one snapshot, in constant memory. Returns the report. An
         attached collection (``"ns.coll"``) is exported from its file,
         under its own name (``"coll"``). A ``path`` that names a pipe
-        (FIFO) or a character device is written straight into; any other
-        file is replaced once the export is complete. ``path`` may also be a binary file
+        (FIFO) or a character device is written straight into, one that
+        names a descriptor of the process (``"/dev/stdout"``) is appended
+        to, and any other file is replaced once the export is complete
+        (a failed export leaves it as it was). ``path`` may also be a binary file
         object (``sys.stdout.buffer``, a pipe, a ``gzip.open(..., "wb")``
         file): the lines go to its ``write`` in pieces of at most 64 KiB,
         and an exception ``write`` raises stops the export and is raised
