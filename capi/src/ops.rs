@@ -449,10 +449,7 @@ pub unsafe extern "C" fn obj_db_export_to(
                     EXPORT_PIECE,
                     CallbackWriter { write, ctx, refused: None },
                 );
-                let report = match collection {
-                    Some(c) => d.export_collection(c, &mut sink)?,
-                    None => d.export_all(&mut sink)?,
-                };
+                let report = d.begin_read()?.export(collection, &mut sink)?;
                 std::io::Write::flush(&mut sink)
                     .map_err(|e| Error::io("handing the export to its write callback", e))?;
                 Ok(report)

@@ -249,6 +249,15 @@ enum EntrySection<'a> {
 }
 
 impl ReadTxn {
+    /// [`export_collection`](Self::export_collection) of `Some(name)`,
+    /// [`export_all`](Self::export_all) for `None`.
+    pub fn export<W: Write>(&self, collection: Option<&str>, out: W) -> Result<ExportReport> {
+        match collection {
+            Some(name) => self.export_collection(name, out),
+            None => self.export_all(out),
+        }
+    }
+
     /// Writes collection `name` (as this snapshot sees it; `ns.coll` for an
     /// attached one) to `out` as JSON lines: its header line, then one line
     /// per document in id order.
@@ -618,11 +627,10 @@ impl Db {
             let _ = fs2::FileExt::try_lock_exclusive(&file);
             remove_stale_temps(&OsVfs, path, &tmp);
             let mut out = std::io::BufWriter::new(file);
-            let report = match collection {
-                Some(c) => self.export_collection(c, &mut out),
-                None => self.export_all(&mut out),
-            }
-            .map_err(|e| named(e, &tmp.display().to_string()))?;
+            let report = self
+                .begin_read()?
+                .export(collection, &mut out)
+                .map_err(|e| named(e, &tmp.display().to_string()))?;
             let file = out
                 .into_inner()
                 .map_err(|e| Error::io(format!("writing {}", tmp.display()), e.into_error()))?;
@@ -668,11 +676,7 @@ impl Db {
             )));
         }
         let mut out = std::io::BufWriter::new(file);
-        let report = match collection {
-            Some(c) => r.export_collection(c, &mut out),
-            None => r.export_all(&mut out),
-        }
-        .map_err(|e| named(e, &display.to_string()))?;
+        let report = r.export(collection, &mut out).map_err(|e| named(e, &display.to_string()))?;
         out.flush().map_err(|e| Error::io(format!("writing {display}"), e))?;
         Ok(report)
     }
