@@ -1195,8 +1195,21 @@ impl Pager {
 
     /// Reads page `pgno` as `mark` sees it, through the cache.
     fn read_page(&self, mark: &ReadMark, pgno: PageNo) -> Result<PageRef> {
+        self.read_page_as(mark, pgno, false)
+    }
+
+    /// [`Pager::read_page`] for the writer, which is about to change a copy
+    /// of the page: the cache gives up an image no one else holds (see
+    /// [`PageCache::get_to_change`]), and one read from the file is not
+    /// cached, so that in both cases the writer changes it without a copy.
+    fn read_page_to_change(&self, mark: &ReadMark, pgno: PageNo) -> Result<PageRef> {
+        self.read_page_as(mark, pgno, true)
+    }
+
+    fn read_page_as(&self, mark: &ReadMark, pgno: PageNo, to_change: bool) -> Result<PageRef> {
         let (key, source) = self.index.locate(pgno, mark);
-        if let Some(p) = self.cache.get(key) {
+        let cached = if to_change { self.cache.get_to_change(key) } else { self.cache.get(key) };
+        if let Some(p) = cached {
             return Ok(p);
         }
         // Read straight into the shared page: one allocation, no copy.
@@ -1238,7 +1251,9 @@ impl Pager {
                 self.codec.open_page(pgno, page)?;
             }
         }
-        self.cache.insert(key, shared.clone());
+        if !to_change {
+            self.cache.insert(key, shared.clone());
+        }
         Ok(shared)
     }
 
@@ -2397,6 +2412,35 @@ impl Drop for Snapshot {
     }
 }
 
+impl Snapshot {
+    /// Refuses a page beyond this snapshot's end, and any read in a
+    /// process forked after the snapshot began.
+    fn check_readable(&self, pgno: PageNo) -> Result<()> {
+        if pgno >= self.header.page_count {
+            return Err(Error::corruption(
+                pgno,
+                format!("page number beyond the end of the database ({} pages)", self.header.page_count),
+            ));
+        }
+        // A transaction begun before fork() reads its parent's files and
+        // locks: in the child it answers with the handle's error.
+        if self.pager.forked() {
+            return Err(self.pager.fork_error());
+        }
+        Ok(())
+    }
+
+    /// [`PageRead::read_page`] for a write transaction about to change
+    /// the page in its own copy (see [`Pager::read_page_to_change`]).
+    pub fn read_page_to_change(&self, pgno: PageNo) -> Result<PageRef> {
+        self.check_readable(pgno)?;
+        if let Some(page) = self.pinned.get().and_then(|p| p.get(pgno)) {
+            return Ok(page.clone());
+        }
+        self.pager.read_page_to_change(&self.mark, pgno)
+    }
+}
+
 impl PageRead for Snapshot {
     fn usable_size(&self) -> usize {
         self.pager.usable
@@ -2412,17 +2456,7 @@ impl PageRead for Snapshot {
     }
 
     fn read_page(&self, pgno: PageNo) -> Result<PageRef> {
-        if pgno >= self.header.page_count {
-            return Err(Error::corruption(
-                pgno,
-                format!("page number beyond the end of the database ({} pages)", self.header.page_count),
-            ));
-        }
-        // A transaction begun before fork() reads its parent's files and
-        // locks: in the child it answers with the handle's error.
-        if self.pager.forked() {
-            return Err(self.pager.fork_error());
-        }
+        self.check_readable(pgno)?;
         if let Some(page) = self.pinned.get().and_then(|p| p.get(pgno)) {
             return Ok(page.clone());
         }
@@ -2546,6 +2580,60 @@ mod tests {
         for i in 0..2 * n {
             assert_eq!(rx.get(&tree, &key(i)).unwrap(), Some(val(i + 1)), "key {i}");
         }
+    }
+
+    /// The writer changes a cached page that no one else holds where it
+    /// lies, without a copy, while a snapshot begun before reads the old
+    /// version from the file; a page a reader still holds is copied.
+    #[test]
+    fn a_writer_takes_an_unshared_cached_page_instead_of_copying_it() {
+        use crate::storage::page::{PageRead, PageWrite};
+        use crate::storage::write_set::WritePages;
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("take.obj")).unwrap();
+        let mut tx = db.begin_write().unwrap();
+        let tree = tx.create_tree("t").unwrap();
+        for i in 0..10u32 {
+            tx.insert(&tree, &key(i), b"old").unwrap();
+        }
+        tx.commit().unwrap();
+
+        let rx = db.begin_read().unwrap();
+        let tree = rx.open_tree("t").unwrap();
+        let leaf = tree.root();
+        let cached = rx.snapshot().read_page(leaf).unwrap();
+        let cached_at = cached.as_ptr();
+        drop(cached);
+
+        let mut w = WritePages::new(rx.snapshot().pager().snapshot().unwrap());
+        let body = w.page_mut(leaf).unwrap();
+        assert_eq!(body.as_ptr(), cached_at, "the cached image was taken, not copied");
+        let usable = rx.snapshot().usable_size();
+        body[1..usable].fill(0xA5);
+        // The older snapshot reads its version again from the file.
+        for i in 0..10u32 {
+            assert_eq!(rx.get(&tree, &key(i)).unwrap(), Some(b"old".to_vec()), "key {i}");
+        }
+        drop(w);
+        let fresh = db.begin_read().unwrap();
+        let ftree = fresh.open_tree("t").unwrap();
+        assert_eq!(fresh.get(&ftree, &key(3)).unwrap(), Some(b"old".to_vec()));
+
+        // A reader holding the page keeps it: the writer copies.
+        let held = rx.snapshot().read_page(leaf).unwrap();
+        let before = held.to_vec();
+        let mut w = WritePages::new(rx.snapshot().pager().snapshot().unwrap());
+        let body = w.page_mut(leaf).unwrap();
+        assert_ne!(body.as_ptr(), held.as_ptr(), "a page someone holds is copied");
+        body[1..usable].fill(0x5A);
+        assert_eq!(&held[..], &before[..]);
+        // ... and it stays cached for the next reader.
+        let misses = db.stat().unwrap().cache.misses;
+        let next = db.begin_read().unwrap();
+        let ntree = next.open_tree("t").unwrap();
+        assert_eq!(next.get(&ntree, &key(4)).unwrap(), Some(b"old".to_vec()));
+        assert_eq!(db.stat().unwrap().cache.misses, misses, "the held page stayed cached");
     }
 
     /// A short transaction reads its few pages without pinning any.
