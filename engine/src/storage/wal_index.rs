@@ -344,24 +344,26 @@ impl WalIndex {
         if h.max_frame > l.max_frame {
             self.shm.map(shm::FRAMES_AT + 4 * h.max_frame as usize, false).map_err(|e| io("mapping", e))?;
             let from = l.max_frame + 1;
-            for frame in from..=h.max_frame {
-                let pgno = self.shm.load_u32(shm::frame_offset(frame));
-                l.push(pgno, frame, &self.filter);
-            }
+            let pgnos: Vec<PageNo> =
+                (from..=h.max_frame).map(|frame| self.shm.load_u32(shm::frame_offset(frame))).collect();
             // The frames read belong to this generation only if it is
             // still current (a restart rewrites the array after moving on).
+            // Until that is known they stay out of the map, and the map
+            // keeps what it had: the frames before `from` are this
+            // process's live snapshots' (a torn read of the header only
+            // means another process is writing it).
             match read_header(&*self.shm) {
                 Ok(now)
                     if now.generation == h.generation
                         && now.epoch == h.epoch
                         && now.max_frame >= h.max_frame =>
                 {
+                    for (frame, pgno) in (from..).zip(pgnos) {
+                        l.push(pgno, frame, &self.filter);
+                    }
                     l.max_frame = h.max_frame;
                 }
-                _ => {
-                    l.reset(h.generation, &self.filter);
-                    return Ok(Refresh::Retry);
-                }
+                _ => return Ok(Refresh::Retry),
             }
         }
         Ok(outcome)
@@ -753,6 +755,78 @@ mod tests {
         assert_eq!(idx.locate(5, &r3), ((2 | BASE_KEY, 5), PageSource::Main));
         idx.end_read(&r3);
         assert_eq!(idx.reader_count(), 0);
+    }
+
+    /// A shared region whose sequence word reads odd (another process in
+    /// the middle of writing the header) once, at the `tear_at`-th read.
+    #[derive(Debug, Default)]
+    struct TearingShm {
+        inner: HeapShm,
+        tear_at: std::sync::atomic::AtomicI64,
+    }
+
+    impl ShmFile for TearingShm {
+        fn map(&self, len: usize, grow: bool) -> std::io::Result<()> {
+            self.inner.map(len, grow)
+        }
+        fn load_u32(&self, offset: usize) -> u32 {
+            let v = self.inner.load_u32(offset);
+            let tear = offset == shm::H_SEQ && self.tear_at.fetch_sub(1, Ordering::Relaxed) == 1;
+            if tear {
+                v | 1
+            } else {
+                v
+            }
+        }
+        fn store_u32(&self, offset: usize, value: u32) {
+            self.inner.store_u32(offset, value)
+        }
+        fn load_u64(&self, offset: usize) -> u64 {
+            self.inner.load_u64(offset)
+        }
+        fn store_u64(&self, offset: usize, value: u64) {
+            self.inner.store_u64(offset, value)
+        }
+        fn reset(&self) -> std::io::Result<()> {
+            self.inner.reset()
+        }
+        fn lock(&self, index: u32, kind: shm::LockKind) -> std::io::Result<bool> {
+            self.inner.lock(index, kind)
+        }
+        fn is_current(&self) -> std::io::Result<bool> {
+            Ok(true)
+        }
+    }
+
+    /// Another process's commit, whose header this process reads torn
+    /// while taking in the new frames, leaves this process's map as it
+    /// was: a live snapshot still finds its frames (it used to lose them
+    /// all and read older versions from the main file).
+    #[test]
+    fn a_torn_header_keeps_the_frames_live_snapshots_need() {
+        let shared = Arc::new(TearingShm::default());
+        let writer = WalIndex::new(shared.clone(), LockTable::default());
+        let h = ShmHeader { generation: 1, epoch: 1, page_size: 4096, ..ShmHeader::default() };
+        writer.rebuild(&h, &[]).unwrap();
+        let reader = WalIndex::new(shared.clone(), LockTable::default());
+        commit(&writer, 1, &[5, 6]);
+        let h = reader.header().unwrap();
+        assert_eq!(reader.refresh(&h).unwrap(), Refresh::Rebuilt);
+        let r = reader.try_begin_read(&h).unwrap().unwrap();
+        assert_eq!(reader.locate(5, &r), ((1, 1), PageSource::Frame(1)));
+
+        commit(&writer, 3, &[7]);
+        let h = reader.header().unwrap();
+        shared.tear_at.store(1, Ordering::Relaxed);
+        assert_eq!(reader.refresh(&h).unwrap(), Refresh::Retry, "the check after the frames read torn");
+        assert_eq!(reader.locate(5, &r), ((1, 1), PageSource::Frame(1)), "the snapshot keeps its frame");
+        assert_eq!(reader.locate(6, &r), ((1, 2), PageSource::Frame(2)));
+
+        // The next try takes the frame in, once.
+        assert_eq!(reader.refresh(&h).unwrap(), Refresh::Current);
+        assert_eq!(reader.find(7, 3), Some(3));
+        assert_eq!(reader.find(5, 3), Some(1));
+        reader.end_read(&r);
     }
 
     #[test]
