@@ -106,30 +106,6 @@ impl PageCache {
         }
     }
 
-    /// The cached page for `key`, for a writer about to change a copy of
-    /// it: a page no one else holds leaves the cache and comes back
-    /// unshared, so that the writer edits it where it lies instead of
-    /// copying it (and the commit's new version then takes its place
-    /// instead of evicting another page). A page someone holds is lent as
-    /// by [`PageCache::get`]. A reader that wants the old version after
-    /// this reads it from the file again.
-    pub fn get_to_change(&self, key: CacheKey) -> Option<PageRef> {
-        let (lock, hits, misses) = self.shard(key);
-        let mut guard = lock.write().unwrap_or_else(|p| p.into_inner());
-        let shard = &mut *guard;
-        let Some(e) = shard.map.get(&key) else {
-            misses.fetch_add(1, Ordering::Relaxed);
-            return None;
-        };
-        hits.fetch_add(1, Ordering::Relaxed);
-        // Under the write lock no one can take a new reference from the
-        // cache, so a count of one stays one until the entry is gone.
-        if std::sync::Arc::strong_count(&e.page) > 1 {
-            return Some(e.page.clone());
-        }
-        Self::unlink(shard, key)
-    }
-
     /// Adds or replaces `key`, evicting by CLOCK when the shard is full.
     pub fn insert(&self, key: CacheKey, page: PageRef) {
         if self.per_shard == 0 {
@@ -183,11 +159,7 @@ impl PageCache {
     fn take(&self, key: CacheKey) -> Option<PageRef> {
         let (lock, _, _) = self.shard(key);
         let mut guard = lock.write().unwrap_or_else(|p| p.into_inner());
-        Self::unlink(&mut guard, key)
-    }
-
-    /// Removes `key` from `shard` and its clock.
-    fn unlink(shard: &mut Shard, key: CacheKey) -> Option<PageRef> {
+        let shard = &mut *guard;
         let e = shard.map.remove(&key)?;
         let i = e.slot;
         shard.clock.swap_remove(i);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, PageNo, Result};
 use crate::options::{Options, SyncMode};
-use crate::storage::cache::{CacheStats, PageCache};
+use crate::storage::cache::{CacheKey, CacheStats, PageCache};
 use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{is_not_a_file, OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{stamp_wal_position, valid_page_size, wal_salt_of, Header, HEADER_LEN};
@@ -1195,21 +1195,8 @@ impl Pager {
 
     /// Reads page `pgno` as `mark` sees it, through the cache.
     fn read_page(&self, mark: &ReadMark, pgno: PageNo) -> Result<PageRef> {
-        self.read_page_as(mark, pgno, false)
-    }
-
-    /// [`Pager::read_page`] for the writer, which is about to change a copy
-    /// of the page: the cache gives up an image no one else holds (see
-    /// [`PageCache::get_to_change`]), and one read from the file is not
-    /// cached, so that in both cases the writer changes it without a copy.
-    fn read_page_to_change(&self, mark: &ReadMark, pgno: PageNo) -> Result<PageRef> {
-        self.read_page_as(mark, pgno, true)
-    }
-
-    fn read_page_as(&self, mark: &ReadMark, pgno: PageNo, to_change: bool) -> Result<PageRef> {
         let (key, source) = self.index.locate(pgno, mark);
-        let cached = if to_change { self.cache.get_to_change(key) } else { self.cache.get(key) };
-        if let Some(p) = cached {
+        if let Some(p) = self.cache.get(key) {
             return Ok(p);
         }
         // Read straight into the shared page: one allocation, no copy.
@@ -1251,9 +1238,7 @@ impl Pager {
                 self.codec.open_page(pgno, page)?;
             }
         }
-        if !to_change {
-            self.cache.insert(key, shared.clone());
-        }
+        self.cache.insert(key, shared.clone());
         Ok(shared)
     }
 
@@ -1281,8 +1266,9 @@ impl Pager {
         pages: Vec<(PageNo, PageRef)>,
         header: &Header,
         mut spill: Option<Spill>,
+        superseded: &[CacheKey],
     ) -> Result<()> {
-        let result = self.commit_frames(guard, pages, header, &mut spill);
+        let result = self.commit_frames(guard, pages, header, &mut spill, superseded);
         if let Some(spill) = spill {
             self.abandon_spill(spill);
         }
@@ -1296,6 +1282,7 @@ impl Pager {
         mut pages: Vec<(PageNo, PageRef)>,
         header: &Header,
         spill: &mut Option<Spill>,
+        superseded: &[CacheKey],
     ) -> Result<()> {
         debug_assert!(std::ptr::eq(&*guard.pager, self));
         self.check_alive()?;
@@ -1368,6 +1355,16 @@ impl Pager {
             // frame numbers another process can now reuse.
             self.set_fatal(format!("publishing a commit in the shared index failed: {e}"));
             return Err(e);
+        }
+        // With no snapshot of this handle open, nothing reads the versions
+        // this commit replaces any more: they make room for its own, which
+        // would otherwise push out pages that are still read. (Snapshots
+        // begun from here on see the new versions; one open now may want
+        // the old ones, and they stay until the cache's clock drops them.)
+        if self.index.reader_count() == 0 {
+            for &key in superseded {
+                self.cache.remove(key);
+            }
         }
         for (i, (_, page)) in pages.into_iter().enumerate() {
             self.cache.insert((h.generation, appended + i as u64), page);
@@ -2372,6 +2369,11 @@ impl Snapshot {
         &self.header
     }
 
+    /// The cache key of this snapshot's version of `pgno`.
+    pub fn cache_key(&self, pgno: PageNo) -> CacheKey {
+        self.pager.index.locate(pgno, &self.mark).0
+    }
+
     /// Page size in bytes.
     pub fn page_size(&self) -> usize {
         self.pager.page_size
@@ -2412,35 +2414,6 @@ impl Drop for Snapshot {
     }
 }
 
-impl Snapshot {
-    /// Refuses a page beyond this snapshot's end, and any read in a
-    /// process forked after the snapshot began.
-    fn check_readable(&self, pgno: PageNo) -> Result<()> {
-        if pgno >= self.header.page_count {
-            return Err(Error::corruption(
-                pgno,
-                format!("page number beyond the end of the database ({} pages)", self.header.page_count),
-            ));
-        }
-        // A transaction begun before fork() reads its parent's files and
-        // locks: in the child it answers with the handle's error.
-        if self.pager.forked() {
-            return Err(self.pager.fork_error());
-        }
-        Ok(())
-    }
-
-    /// [`PageRead::read_page`] for a write transaction about to change
-    /// the page in its own copy (see [`Pager::read_page_to_change`]).
-    pub fn read_page_to_change(&self, pgno: PageNo) -> Result<PageRef> {
-        self.check_readable(pgno)?;
-        if let Some(page) = self.pinned.get().and_then(|p| p.get(pgno)) {
-            return Ok(page.clone());
-        }
-        self.pager.read_page_to_change(&self.mark, pgno)
-    }
-}
-
 impl PageRead for Snapshot {
     fn usable_size(&self) -> usize {
         self.pager.usable
@@ -2456,7 +2429,17 @@ impl PageRead for Snapshot {
     }
 
     fn read_page(&self, pgno: PageNo) -> Result<PageRef> {
-        self.check_readable(pgno)?;
+        if pgno >= self.header.page_count {
+            return Err(Error::corruption(
+                pgno,
+                format!("page number beyond the end of the database ({} pages)", self.header.page_count),
+            ));
+        }
+        // A transaction begun before fork() reads its parent's files and
+        // locks: in the child it answers with the handle's error.
+        if self.pager.forked() {
+            return Err(self.pager.fork_error());
+        }
         if let Some(page) = self.pinned.get().and_then(|p| p.get(pgno)) {
             return Ok(page.clone());
         }
@@ -2582,58 +2565,63 @@ mod tests {
         }
     }
 
-    /// The writer changes a cached page that no one else holds where it
-    /// lies, without a copy, while a snapshot begun before reads the old
-    /// version from the file; a page a reader still holds is copied.
+    /// With no snapshot open, a commit's versions take the places of the
+    /// versions they replace in the cache, which would otherwise push out
+    /// pages still being read; an open write transaction leaves the cache
+    /// to the readers until then, and while a snapshot is open the old
+    /// versions stay for it.
     #[test]
-    fn a_writer_takes_an_unshared_cached_page_instead_of_copying_it() {
-        use crate::storage::page::{PageRead, PageWrite};
-        use crate::storage::write_set::WritePages;
-
+    fn a_commit_replaces_its_base_versions_in_the_cache() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("take.obj")).unwrap();
+        let db = Db::open(dir.path().join("replace.obj")).unwrap();
+        let n = 2_000u32;
         let mut tx = db.begin_write().unwrap();
         let tree = tx.create_tree("t").unwrap();
-        for i in 0..10u32 {
-            tx.insert(&tree, &key(i), b"old").unwrap();
+        for i in 0..n {
+            tx.insert(&tree, &key(i), b"v0").unwrap();
         }
         tx.commit().unwrap();
+        let value = |round: u32, i: u32| format!("v{}", if i == 7 { round } else { 0 }).into_bytes();
+        let read_all = |round: u32| {
+            let rx = db.begin_read().unwrap();
+            let tree = rx.open_tree("t").unwrap();
+            for i in 0..n {
+                assert_eq!(rx.get(&tree, &key(i)).unwrap(), Some(value(round, i)), "key {i}");
+            }
+        };
+        let update = |round: u32| {
+            let mut tx = db.begin_write().unwrap();
+            let tree = tx.open_tree("t").unwrap();
+            tx.insert(&tree, &key(7), &value(round, 7)).unwrap();
+            tx
+        };
+        let stat = || db.stat().unwrap().cache;
+        read_all(0);
+        let cached = stat().pages;
 
-        let rx = db.begin_read().unwrap();
-        let tree = rx.open_tree("t").unwrap();
-        let leaf = tree.root();
-        let cached = rx.snapshot().read_page(leaf).unwrap();
-        let cached_at = cached.as_ptr();
-        drop(cached);
+        let tx = update(1);
+        let misses = stat().misses;
+        read_all(0);
+        assert_eq!(stat().misses, misses, "an open write transaction takes nothing from the readers");
+        tx.commit().unwrap();
+        // Page 0, the catalog leaf and the key's leaf have new versions, in
+        // the places of their old ones.
+        assert_eq!(stat().pages, cached, "the old versions made room");
+        let misses = stat().misses;
+        read_all(1);
+        assert_eq!(stat().misses, misses, "the new versions are cached");
 
-        let mut w = WritePages::new(rx.snapshot().pager().snapshot().unwrap());
-        let body = w.page_mut(leaf).unwrap();
-        assert_eq!(body.as_ptr(), cached_at, "the cached image was taken, not copied");
-        let usable = rx.snapshot().usable_size();
-        body[1..usable].fill(0xA5);
-        // The older snapshot reads its version again from the file.
-        for i in 0..10u32 {
-            assert_eq!(rx.get(&tree, &key(i)).unwrap(), Some(b"old".to_vec()), "key {i}");
-        }
-        drop(w);
-        let fresh = db.begin_read().unwrap();
-        let ftree = fresh.open_tree("t").unwrap();
-        assert_eq!(fresh.get(&ftree, &key(3)).unwrap(), Some(b"old".to_vec()));
-
-        // A reader holding the page keeps it: the writer copies.
-        let held = rx.snapshot().read_page(leaf).unwrap();
-        let before = held.to_vec();
-        let mut w = WritePages::new(rx.snapshot().pager().snapshot().unwrap());
-        let body = w.page_mut(leaf).unwrap();
-        assert_ne!(body.as_ptr(), held.as_ptr(), "a page someone holds is copied");
-        body[1..usable].fill(0x5A);
-        assert_eq!(&held[..], &before[..]);
-        // ... and it stays cached for the next reader.
-        let misses = db.stat().unwrap().cache.misses;
-        let next = db.begin_read().unwrap();
-        let ntree = next.open_tree("t").unwrap();
-        assert_eq!(next.get(&ntree, &key(4)).unwrap(), Some(b"old".to_vec()));
-        assert_eq!(db.stat().unwrap().cache.misses, misses, "the held page stayed cached");
+        // A snapshot open across a commit keeps its versions cached.
+        let old = db.begin_read().unwrap();
+        let old_tree = old.open_tree("t").unwrap();
+        assert_eq!(old.get(&old_tree, &key(7)).unwrap(), Some(value(1, 7)));
+        update(2).commit().unwrap();
+        assert!(stat().pages > cached, "the old versions stayed for the open snapshot");
+        let misses = stat().misses;
+        assert_eq!(old.get(&old_tree, &key(7)).unwrap(), Some(value(1, 7)));
+        assert_eq!(stat().misses, misses, "read from the cache");
+        drop((old_tree, old));
+        read_all(2);
     }
 
     /// A short transaction reads its few pages without pinning any.

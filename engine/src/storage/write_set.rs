@@ -1,9 +1,8 @@
 //! The pages a write transaction has changed, private until commit.
 //!
 //! A write transaction reads through the newest snapshot and copies a page
-//! into its dirty set the first time it modifies it (or takes the cache's
-//! image when no one else holds it); the B+tree then edits it in place. A
-//! rollback is simply dropping this set.
+//! into its dirty set the first time it modifies it; the B+tree then edits
+//! it in place. A rollback is simply dropping this set.
 //!
 //! The set is bounded (`Options::max_dirty_bytes`): when it is full, the
 //! half changed least recently is spilled to the WAL as frames without a
@@ -16,6 +15,7 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, PageNo, Result};
+use crate::storage::cache::CacheKey;
 use crate::storage::freelist;
 use crate::storage::header::Header;
 use crate::storage::page::{zeroed_ref, PageRead, PageRef, PageWrite};
@@ -59,6 +59,9 @@ pub struct Changes {
     pub header: Header,
     /// The pages already spilled to the WAL, published with the commit.
     pub spill: Option<Spill>,
+    /// Cache keys of the base's versions of the changed pages, which no
+    /// snapshot begun after the commit reads.
+    pub superseded: Vec<CacheKey>,
 }
 
 /// A changed page and when it was last changed.
@@ -121,13 +124,6 @@ impl WritePages {
         if let Some(d) = self.dirty.get(&pgno) {
             return Ok(d.page.clone());
         }
-        self.read_committed(pgno, false)
-    }
-
-    /// Reads a page this transaction has not changed: a spilled frame or
-    /// the base's version. `to_change`: for the dirty set, as
-    /// [`Snapshot::read_page_to_change`].
-    fn read_committed(&self, pgno: PageNo, to_change: bool) -> Result<PageRef> {
         if let Some(Spilled { spill: Some(spill), frames }) = self.spilled.as_deref() {
             if let Some(&frame) = frames.get(&pgno) {
                 return self.base.pager().read_spilled(spill, frame, pgno);
@@ -139,11 +135,7 @@ impl WritePages {
                 format!("page beyond the end ({} pages)", self.header.page_count),
             ));
         }
-        if to_change {
-            self.base.read_page_to_change(pgno)
-        } else {
-            self.base.read_page(pgno)
-        }
+        self.base.read_page(pgno)
     }
 
     /// A page of this transaction's dirty set, zero-filled (for a page
@@ -251,7 +243,12 @@ impl WritePages {
     pub fn into_commit(mut self) -> Result<Changes> {
         self.check_intact()?;
         if self.unchanged() {
-            return Ok(Changes { pages: Vec::new(), header: self.header, spill: None });
+            return Ok(Changes {
+                pages: Vec::new(),
+                header: self.header,
+                spill: None,
+                superseded: Vec::new(),
+            });
         }
         self.header.commit_counter += 1;
         let header = self.header;
@@ -260,21 +257,18 @@ impl WritePages {
             std::mem::take(&mut self.dirty).into_iter().map(|(pgno, d)| (pgno, d.page)).collect();
         let mut zero = match pages.iter().position(|&(pgno, _)| pgno == 0) {
             Some(i) => pages.swap_remove(i).1,
-            // The base's image of page 0, when the cache gives it up, is in
-            // the CPU's cache, where a new page would not be; zero-filled,
-            // it is the new page (a failed read only costs the new page).
-            None => match self.base.read_page_to_change(0) {
-                Ok(mut old) => {
-                    Arc::make_mut(&mut old).fill(0);
-                    old
-                }
-                Err(_) => zeroed_ref(size),
-            },
+            None => zeroed_ref(size),
         };
         header.encode(&mut Arc::make_mut(&mut zero)[..]);
         pages.push((0, zero));
         pages.sort_unstable_by_key(|(p, _)| *p);
-        Ok(Changes { pages, header, spill: self.spilled.take().and_then(|s| s.spill) })
+        let in_base = self.base.header().page_count;
+        let superseded = pages
+            .iter()
+            .filter(|(pgno, _)| *pgno < in_base)
+            .map(|(pgno, _)| self.base.cache_key(*pgno))
+            .collect();
+        Ok(Changes { pages, header, spill: self.spilled.take().and_then(|s| s.spill), superseded })
     }
 
     /// The snapshot this transaction started from.
@@ -324,11 +318,8 @@ impl PageWrite for WritePages {
         self.check_intact()?;
         if !self.dirty.contains_key(&pgno) {
             self.make_room()?;
-            let page = self.read_committed(pgno, true);
-            if let Err(e) = &page {
-                self.note_failure(e);
-            }
-            self.dirty.insert(pgno, Dirty { page: page?, changed: 0 });
+            let page = self.read(pgno)?;
+            self.dirty.insert(pgno, Dirty { page, changed: 0 });
         }
         let changed = self.tick();
         let slot = self.dirty.get_mut(&pgno).expect("just inserted");
