@@ -2514,20 +2514,27 @@ mod tests {
         format!("{:08x}-{i}", i.wrapping_mul(2_654_435_761)).into_bytes()
     }
 
+    /// A database `name` in `dir` whose tree "t" maps `key(i)` to
+    /// `value(i)` for every `i` below `n`, in one commit.
+    fn filled(dir: &tempfile::TempDir, name: &str, n: u32, value: impl Fn(u32) -> Vec<u8>) -> Db {
+        let db = Db::open(dir.path().join(name)).unwrap();
+        let mut tx = db.begin_write().unwrap();
+        let tree = tx.create_tree("t").unwrap();
+        for i in 0..n {
+            tx.insert(&tree, &key(i), &value(i)).unwrap();
+        }
+        tx.commit().unwrap();
+        db
+    }
+
     /// A snapshot that pinned interior pages keeps seeing its own version
     /// of the tree while the writer splits those pages, commits and
     /// checkpoints (which copies the new versions into the main file).
     #[test]
     fn pinned_pages_keep_the_snapshot_view() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("pin.obj")).unwrap();
         let n = 20_000u32;
-        let mut tx = db.begin_write().unwrap();
-        let tree = tx.create_tree("t").unwrap();
-        for i in 0..n {
-            tx.insert(&tree, &key(i), &val(i)).unwrap();
-        }
-        tx.commit().unwrap();
+        let db = filled(&dir, "pin.obj", n, val);
         db.checkpoint().unwrap();
 
         let rx = db.begin_read().unwrap();
@@ -2573,14 +2580,8 @@ mod tests {
     #[test]
     fn a_commit_replaces_its_base_versions_in_the_cache() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("replace.obj")).unwrap();
         let n = 2_000u32;
-        let mut tx = db.begin_write().unwrap();
-        let tree = tx.create_tree("t").unwrap();
-        for i in 0..n {
-            tx.insert(&tree, &key(i), b"v0").unwrap();
-        }
-        tx.commit().unwrap();
+        let db = filled(&dir, "replace.obj", n, |_| b"v0".to_vec());
         let value = |round: u32, i: u32| format!("v{}", if i == 7 { round } else { 0 }).into_bytes();
         let read_all = |round: u32| {
             let rx = db.begin_read().unwrap();
@@ -2628,13 +2629,7 @@ mod tests {
     #[test]
     fn short_transactions_pin_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("short.obj")).unwrap();
-        let mut tx = db.begin_write().unwrap();
-        let tree = tx.create_tree("t").unwrap();
-        for i in 0..20_000u32 {
-            tx.insert(&tree, &key(i), b"v").unwrap();
-        }
-        tx.commit().unwrap();
+        let db = filled(&dir, "short.obj", 20_000, |_| b"v".to_vec());
         let rx = db.begin_read().unwrap();
         let tree = rx.open_tree("t").unwrap();
         assert_eq!(rx.get(&tree, &key(5)).unwrap(), Some(b"v".to_vec()));
@@ -2647,14 +2642,8 @@ mod tests {
     #[test]
     fn restart_keeps_the_cache_warm() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("warm.obj")).unwrap();
         let n = 5_000u32;
-        let mut tx = db.begin_write().unwrap();
-        let tree = tx.create_tree("t").unwrap();
-        for i in 0..n {
-            tx.insert(&tree, &key(i), &val(i)).unwrap();
-        }
-        tx.commit().unwrap();
+        let db = filled(&dir, "warm.obj", n, val);
         let read_all = |want: &dyn Fn(u32) -> Vec<u8>| {
             let rx = db.begin_read().unwrap();
             let tree = rx.open_tree("t").unwrap();
