@@ -363,7 +363,15 @@ impl WalIndex {
                     }
                     l.max_frame = h.max_frame;
                 }
-                _ => return Ok(Refresh::Retry),
+                _ => {
+                    if outcome == Refresh::Rebuilt {
+                        // The map was emptied for the new epoch: leave it
+                        // unknown (0), so that the retry reports the
+                        // rebuild again and the cache gets cleared.
+                        l.epoch = 0;
+                    }
+                    return Ok(Refresh::Retry);
+                }
             }
         }
         Ok(outcome)
@@ -827,6 +835,28 @@ mod tests {
         assert_eq!(reader.find(7, 3), Some(3));
         assert_eq!(reader.find(5, 3), Some(1));
         reader.end_read(&r);
+    }
+
+    /// A rebuild by another handle, seen through a header that then reads
+    /// torn, is still reported on the retry (the caller clears its cache
+    /// on it: frame numbers may name other pages after a rebuild).
+    #[test]
+    fn a_rebuild_is_reported_after_a_torn_check() {
+        let shared = Arc::new(TearingShm::default());
+        let other = WalIndex::new(shared.clone(), LockTable::default());
+        let h = ShmHeader { generation: 1, epoch: 1, page_size: 4096, ..ShmHeader::default() };
+        other.rebuild(&h, &[]).unwrap();
+        let this = WalIndex::new(shared.clone(), LockTable::default());
+        commit(&other, 1, &[5, 6]);
+        assert_eq!(this.refresh(&this.header().unwrap()).unwrap(), Refresh::Rebuilt);
+
+        let rebuilt = ShmHeader { epoch: 2, max_frame: 2, ..h };
+        other.rebuild(&rebuilt, &[(1, 6), (2, 5)]).unwrap();
+        let h = this.header().unwrap();
+        shared.tear_at.store(1, Ordering::Relaxed);
+        assert_eq!(this.refresh(&h).unwrap(), Refresh::Retry);
+        assert_eq!(this.refresh(&this.header().unwrap()).unwrap(), Refresh::Rebuilt);
+        assert_eq!(this.find(6, 2), Some(1), "the rebuilt index's frames");
     }
 
     #[test]
