@@ -700,10 +700,25 @@ mod tests {
     use crate::storage::shm::HeapShm;
 
     fn index() -> WalIndex {
-        let idx = WalIndex::new(Arc::new(HeapShm::default()), LockTable::default());
+        index_on(Arc::new(HeapShm::default()))
+    }
+
+    /// An index on `shm`, rebuilt empty at generation 1, epoch 1.
+    fn index_on(shm: Arc<dyn ShmFile>) -> WalIndex {
+        let idx = WalIndex::new(shm, LockTable::default());
         let h = ShmHeader { generation: 1, epoch: 1, page_size: 4096, ..ShmHeader::default() };
         idx.rebuild(&h, &[]).unwrap();
         idx
+    }
+
+    /// Two handles on one `TearingShm`: the first has committed pages 5
+    /// and 6 as frames 1 and 2; the second has not looked yet.
+    fn two_handles_on_tearing_shm() -> (Arc<TearingShm>, WalIndex, WalIndex) {
+        let shared = Arc::new(TearingShm::default());
+        let first = index_on(shared.clone());
+        let second = WalIndex::new(shared.clone(), LockTable::default());
+        commit(&first, 1, &[5, 6]);
+        (shared, first, second)
     }
 
     fn commit(idx: &WalIndex, first: u64, pgnos: &[PageNo]) -> ShmHeader {
@@ -812,12 +827,7 @@ mod tests {
     /// all and read older versions from the main file).
     #[test]
     fn a_torn_header_keeps_the_frames_live_snapshots_need() {
-        let shared = Arc::new(TearingShm::default());
-        let writer = WalIndex::new(shared.clone(), LockTable::default());
-        let h = ShmHeader { generation: 1, epoch: 1, page_size: 4096, ..ShmHeader::default() };
-        writer.rebuild(&h, &[]).unwrap();
-        let reader = WalIndex::new(shared.clone(), LockTable::default());
-        commit(&writer, 1, &[5, 6]);
+        let (shared, writer, reader) = two_handles_on_tearing_shm();
         let h = reader.header().unwrap();
         assert_eq!(reader.refresh(&h).unwrap(), Refresh::Rebuilt);
         let r = reader.try_begin_read(&h).unwrap().unwrap();
@@ -842,13 +852,9 @@ mod tests {
     /// on it: frame numbers may name other pages after a rebuild).
     #[test]
     fn a_rebuild_is_reported_after_a_torn_check() {
-        let shared = Arc::new(TearingShm::default());
-        let other = WalIndex::new(shared.clone(), LockTable::default());
-        let h = ShmHeader { generation: 1, epoch: 1, page_size: 4096, ..ShmHeader::default() };
-        other.rebuild(&h, &[]).unwrap();
-        let this = WalIndex::new(shared.clone(), LockTable::default());
-        commit(&other, 1, &[5, 6]);
-        assert_eq!(this.refresh(&this.header().unwrap()).unwrap(), Refresh::Rebuilt);
+        let (shared, other, this) = two_handles_on_tearing_shm();
+        let h = this.header().unwrap();
+        assert_eq!(this.refresh(&h).unwrap(), Refresh::Rebuilt);
 
         let rebuilt = ShmHeader { epoch: 2, max_frame: 2, ..h };
         other.rebuild(&rebuilt, &[(1, 6), (2, 5)]).unwrap();
