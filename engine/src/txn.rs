@@ -710,7 +710,7 @@ impl WriteTxn {
         let changes = pages.into_commit()?;
         let wrote = !changes.pages.is_empty();
         let counter = changes.header.commit_counter;
-        pager.commit(&guard, changes.pages, &changes.header, changes.spill, &changes.superseded)?;
+        pager.commit(&guard, changes.pages, &changes.header, changes.spill, changes.base)?;
         Ok(wrote.then_some(counter))
     }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, PageNo, Result};
 use crate::options::{Options, SyncMode};
-use crate::storage::cache::{CacheKey, CacheStats, PageCache};
+use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{is_not_a_file, OpenMode, OsVfs, StorageFile, Vfs};
 use crate::storage::header::{stamp_wal_position, valid_page_size, wal_salt_of, Header, HEADER_LEN};
@@ -1266,9 +1266,9 @@ impl Pager {
         pages: Vec<(PageNo, PageRef)>,
         header: &Header,
         mut spill: Option<Spill>,
-        superseded: &[CacheKey],
+        base: (ReadMark, PageNo),
     ) -> Result<()> {
-        let result = self.commit_frames(guard, pages, header, &mut spill, superseded);
+        let result = self.commit_frames(guard, pages, header, &mut spill, base);
         if let Some(spill) = spill {
             self.abandon_spill(spill);
         }
@@ -1282,7 +1282,7 @@ impl Pager {
         mut pages: Vec<(PageNo, PageRef)>,
         header: &Header,
         spill: &mut Option<Spill>,
-        superseded: &[CacheKey],
+        (base, in_base): (ReadMark, PageNo),
     ) -> Result<()> {
         debug_assert!(std::ptr::eq(&*guard.pager, self));
         self.check_alive()?;
@@ -1361,9 +1361,11 @@ impl Pager {
         // would otherwise push out pages that are still read. (Snapshots
         // begun from here on see the new versions; one open now may want
         // the old ones, and they stay until the cache's clock drops them.)
+        // Their keys are looked up now, after any restart above renamed
+        // them: the base's mark then names the new generation's main file.
         if self.index.reader_count() == 0 {
-            for &key in superseded {
-                self.cache.remove(key);
+            for &(pgno, _) in pages.iter().filter(|(pgno, _)| *pgno < in_base) {
+                self.cache.remove(self.index.locate(pgno, &base).0);
             }
         }
         for (i, (_, page)) in pages.into_iter().enumerate() {
@@ -2369,9 +2371,9 @@ impl Snapshot {
         &self.header
     }
 
-    /// The cache key of this snapshot's version of `pgno`.
-    pub fn cache_key(&self, pgno: PageNo) -> CacheKey {
-        self.pager.index.locate(pgno, &self.mark).0
+    /// Which WAL frames this snapshot sees.
+    pub fn mark(&self) -> ReadMark {
+        self.mark
     }
 
     /// Page size in bytes.
@@ -2623,6 +2625,19 @@ mod tests {
         assert_eq!(stat().misses, misses, "read from the cache");
         drop((old_tree, old));
         read_all(2);
+
+        // Also at the commit that restarts the WAL (after its automatic
+        // checkpoint), which renames the versions it replaces.
+        let generation = || db.begin_read().unwrap().snapshot().mark().generation;
+        let first = generation();
+        let mut round = 3;
+        while generation() == first {
+            let cached = stat().pages;
+            update(round).commit().unwrap();
+            assert_eq!(stat().pages, cached, "round {round}: the old versions made room");
+            round += 1;
+        }
+        read_all(round - 1);
     }
 
     /// A short transaction reads its few pages without pinning any.

@@ -15,12 +15,11 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, PageNo, Result};
-use crate::storage::cache::CacheKey;
 use crate::storage::freelist;
 use crate::storage::header::Header;
 use crate::storage::page::{zeroed_ref, PageRead, PageRef, PageWrite};
 use crate::storage::pager::{Snapshot, Spill};
-use crate::storage::wal_index::PageMap;
+use crate::storage::wal_index::{PageMap, ReadMark};
 
 /// See the module documentation.
 pub struct WritePages {
@@ -59,9 +58,9 @@ pub struct Changes {
     pub header: Header,
     /// The pages already spilled to the WAL, published with the commit.
     pub spill: Option<Spill>,
-    /// Cache keys of the base's versions of the changed pages, which no
-    /// snapshot begun after the commit reads.
-    pub superseded: Vec<CacheKey>,
+    /// The snapshot the transaction began from (its mark and page count):
+    /// its versions of the changed pages are the ones the commit replaces.
+    pub base: (ReadMark, PageNo),
 }
 
 /// A changed page and when it was last changed.
@@ -247,7 +246,7 @@ impl WritePages {
                 pages: Vec::new(),
                 header: self.header,
                 spill: None,
-                superseded: Vec::new(),
+                base: self.base_versions(),
             });
         }
         self.header.commit_counter += 1;
@@ -262,13 +261,12 @@ impl WritePages {
         header.encode(&mut Arc::make_mut(&mut zero)[..]);
         pages.push((0, zero));
         pages.sort_unstable_by_key(|(p, _)| *p);
-        let in_base = self.base.header().page_count;
-        let superseded = pages
-            .iter()
-            .filter(|(pgno, _)| *pgno < in_base)
-            .map(|(pgno, _)| self.base.cache_key(*pgno))
-            .collect();
-        Ok(Changes { pages, header, spill: self.spilled.take().and_then(|s| s.spill), superseded })
+        let base = self.base_versions();
+        Ok(Changes { pages, header, spill: self.spilled.take().and_then(|s| s.spill), base })
+    }
+
+    fn base_versions(&self) -> (ReadMark, PageNo) {
+        (self.base.mark(), self.base.header().page_count)
     }
 
     /// The snapshot this transaction started from.
