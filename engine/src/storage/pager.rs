@@ -1010,12 +1010,8 @@ impl Pager {
         let mut torn = 0u32;
         loop {
             match self.index.header() {
-                Ok(h) => match self.index.refresh(&h)? {
-                    Refresh::Current => return Ok(h),
-                    Refresh::Rebuilt => {
-                        self.cache.clear();
-                        return Ok(h);
-                    }
+                Ok(h) => match self.index.refresh(&h, || self.cache.clear())? {
+                    Refresh::Current | Refresh::Rebuilt => return Ok(h),
                     Refresh::Retry => {}
                 },
                 Err(HeaderState::Torn) if torn < 100 => torn += 1,

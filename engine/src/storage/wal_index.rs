@@ -241,7 +241,7 @@ pub enum Refresh {
     /// Up to date with the header.
     Current,
     /// Up to date, and the index was rebuilt since this process last
-    /// looked: cached pages may be stale.
+    /// looked (the caller's `on_rebuild` ran).
     Rebuilt,
     /// The shared state changed while reading it: try again.
     Retry,
@@ -311,8 +311,11 @@ impl WalIndex {
         self.locks.unlock_shared(&*self.shm, index)
     }
 
-    /// Brings the private page map up to `h` (a consistent header).
-    pub fn refresh(&self, h: &ShmHeader) -> Result<Refresh> {
+    /// Brings the private page map up to `h` (a consistent header). When
+    /// the shared index was rebuilt since this process last looked, runs
+    /// `on_rebuild` first (to drop cached pages: frame numbers may name
+    /// other pages now), before any other thread can see the new index.
+    pub fn refresh(&self, h: &ShmHeader, on_rebuild: impl FnOnce()) -> Result<Refresh> {
         {
             let l = self.local.read().unwrap_or_else(|p| p.into_inner());
             if l.epoch == h.epoch && l.generation == h.generation && l.max_frame == h.max_frame {
@@ -322,6 +325,9 @@ impl WalIndex {
         let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
         let mut outcome = Refresh::Current;
         if l.epoch != h.epoch {
+            // Under the map's lock: a thread that finds the map current
+            // must find the cache cleared too.
+            on_rebuild();
             l.epoch = h.epoch;
             l.reset(h.generation, &self.filter);
             outcome = Refresh::Rebuilt;
@@ -363,15 +369,7 @@ impl WalIndex {
                     }
                     l.max_frame = h.max_frame;
                 }
-                _ => {
-                    if outcome == Refresh::Rebuilt {
-                        // The map was emptied for the new epoch: leave it
-                        // unknown (0), so that the retry reports the
-                        // rebuild again and the cache gets cleared.
-                        l.epoch = 0;
-                    }
-                    return Ok(Refresh::Retry);
-                }
+                _ => return Ok(Refresh::Retry),
             }
         }
         Ok(outcome)
@@ -730,7 +728,7 @@ mod tests {
 
     fn begin(idx: &WalIndex) -> ReadMark {
         let h = idx.header().unwrap();
-        assert_eq!(idx.refresh(&h).unwrap(), Refresh::Current);
+        assert_eq!(idx.refresh(&h, || {}).unwrap(), Refresh::Current);
         idx.try_begin_read(&h).unwrap().unwrap()
     }
 
@@ -829,39 +827,52 @@ mod tests {
     fn a_torn_header_keeps_the_frames_live_snapshots_need() {
         let (shared, writer, reader) = two_handles_on_tearing_shm();
         let h = reader.header().unwrap();
-        assert_eq!(reader.refresh(&h).unwrap(), Refresh::Rebuilt);
+        assert_eq!(reader.refresh(&h, || {}).unwrap(), Refresh::Rebuilt);
         let r = reader.try_begin_read(&h).unwrap().unwrap();
         assert_eq!(reader.locate(5, &r), ((1, 1), PageSource::Frame(1)));
 
         commit(&writer, 3, &[7]);
         let h = reader.header().unwrap();
         shared.tear_at.store(1, Ordering::Relaxed);
-        assert_eq!(reader.refresh(&h).unwrap(), Refresh::Retry, "the check after the frames read torn");
+        assert_eq!(
+            reader.refresh(&h, || {}).unwrap(),
+            Refresh::Retry,
+            "the check after the frames read torn"
+        );
         assert_eq!(reader.locate(5, &r), ((1, 1), PageSource::Frame(1)), "the snapshot keeps its frame");
         assert_eq!(reader.locate(6, &r), ((1, 2), PageSource::Frame(2)));
 
         // The next try takes the frame in, once.
-        assert_eq!(reader.refresh(&h).unwrap(), Refresh::Current);
+        assert_eq!(reader.refresh(&h, || {}).unwrap(), Refresh::Current);
         assert_eq!(reader.find(7, 3), Some(3));
         assert_eq!(reader.find(5, 3), Some(1));
         reader.end_read(&r);
     }
 
-    /// A rebuild by another handle, seen through a header that then reads
-    /// torn, is still reported on the retry (the caller clears its cache
-    /// on it: frame numbers may name other pages after a rebuild).
+    /// A rebuild by another handle runs `on_rebuild` (the pager clears
+    /// its cache: frame numbers may name other pages after a rebuild)
+    /// before any other thread of the process can find the map current,
+    /// and once, also when the check after reading the frames reads torn.
     #[test]
-    fn a_rebuild_is_reported_after_a_torn_check() {
+    fn a_rebuild_runs_on_rebuild_once_before_the_map_is_seen() {
         let (shared, other, this) = two_handles_on_tearing_shm();
         let h = this.header().unwrap();
-        assert_eq!(this.refresh(&h).unwrap(), Refresh::Rebuilt);
+        assert_eq!(this.refresh(&h, || {}).unwrap(), Refresh::Rebuilt);
 
         let rebuilt = ShmHeader { epoch: 2, max_frame: 2, ..h };
         other.rebuild(&rebuilt, &[(1, 6), (2, 5)]).unwrap();
         let h = this.header().unwrap();
         shared.tear_at.store(1, Ordering::Relaxed);
-        assert_eq!(this.refresh(&h).unwrap(), Refresh::Retry);
-        assert_eq!(this.refresh(&this.header().unwrap()).unwrap(), Refresh::Rebuilt);
+        let runs = std::cell::Cell::new(0);
+        let on_rebuild = || {
+            assert!(this.local.try_read().is_err(), "the map is locked meanwhile");
+            runs.set(runs.get() + 1);
+        };
+        assert_eq!(this.refresh(&h, on_rebuild).unwrap(), Refresh::Retry);
+        assert_eq!(runs.get(), 1);
+        let h = this.header().unwrap();
+        assert_eq!(this.refresh(&h, || runs.set(runs.get() + 1)).unwrap(), Refresh::Current);
+        assert_eq!(runs.get(), 1, "once");
         assert_eq!(this.find(6, 2), Some(1), "the rebuilt index's frames");
     }
 
