@@ -1013,7 +1013,7 @@ class Db:
         to, and any other file is replaced once the export is complete
         (a failed export leaves it as it was). ``path`` may also be a binary file
         object (``sys.stdout.buffer``, a pipe, a ``gzip.open(..., "wb")``
-        file): the lines go to its ``write`` in pieces of at most 64 KiB,
+        file; a text stream is an ``InvalidArgumentError``): the lines go to its ``write`` in pieces of at most 64 KiB,
         and an exception ``write`` raises stops the export and is raised
         here (what it took so far is a prefix of the export)."""
         if isinstance(collection, str) and "." in collection:
@@ -1022,6 +1022,11 @@ class Db:
             if other is not None:
                 self._handle()
                 return other.export(path, inner)
+        if isinstance(path, io.TextIOBase):
+            # Its write would raise TypeError at the first piece.
+            raise InvalidArgumentError(
+                "export writes bytes: pass a binary file (sys.stdout.buffer, open(path, 'wb')), not a text stream"
+            )
         if not isinstance(path, (str, bytes, os.PathLike)) and callable(getattr(path, "write", None)):
             return self._export_to(path.write, collection, isinstance(path, io.RawIOBase))
         dest = _codec.cpath(path, "export path")

@@ -1707,6 +1707,12 @@ def document(
         raise InvalidArgumentError("@obj.document version= must be an int in 0 .. 2**32-1")
     indexes = list(indexes)
     history = list(history)
+    # What needs no field types is checked now; the fields the indexes
+    # name, once the types resolve (forward references), at first use.
+    for c in indexes:
+        if not isinstance(c, Composite):
+            raise InvalidArgumentError(f"indexes=[...] takes obj.Composite values, not {c!r}")
+        c.spec()
 
     def wrap(cls: type[T]) -> type[T]:
         if not dataclasses.is_dataclass(cls):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _codec
 from ._ffi import OutHandle, ffi, lib, slots
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from .txn import ReadTxn
 
 __all__ = ["KvNamespace"]
+
+_D = TypeVar("_D")
 
 
 def _key(k: Any) -> bytes:
@@ -138,6 +140,10 @@ class KvNamespace:
         k, v = _key(key), _value(value)
         self._run(True, lambda tx, c: tx._check(tx._wcall(lib.obj_kv_put, c, k, len(k), v, len(v))))
 
+    @overload
+    def get(self, key: Any) -> bytes | None: ...
+    @overload
+    def get(self, key: Any, default: _D) -> bytes | _D: ...
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of ``key``, or ``default``."""
         k = _key(key)

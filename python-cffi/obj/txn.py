@@ -158,7 +158,7 @@ def _payload(b: Any) -> bytes:
         return b
     if isinstance(b, (bytes, bytearray, memoryview)):
         return bytes(b)
-    raise InvalidArgumentError(f"raw payloads are bytes or bytearray, not {type(b).__name__}")
+    raise InvalidArgumentError(f"raw payloads are bytes, bytearray or memoryview, not {type(b).__name__}")
 
 
 def _declared_hint(e: NotFoundError, s: Schema | None, index: Any) -> NotFoundError:

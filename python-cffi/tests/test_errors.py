@@ -433,3 +433,32 @@ def test_a_composite_index_naming_a_missing_field_is_refused(db):
     assert [i for i, _ in db.index_range(OpenEnded, "addr.city_meta.any.key_status", ("x", 1, "new"),
                                          ("x", 1, "new"))] == [1]
     assert db.collections() == ["open_ended"]
+
+
+def test_bad_composite_indexes_are_refused_where_they_can_be(db):
+    # Not an obj.Composite, or one with no field: at declaration.
+    with pytest.raises(obj.InvalidArgumentError, match="obj.Composite"):
+
+        @obj.document(collection="bad_idx", indexes=[("a", "b")])
+        @dataclass
+        class A:
+            a: int
+            b: int
+
+    with pytest.raises(obj.InvalidArgumentError, match="at least one field"):
+
+        @obj.document(collection="bad_idx", indexes=[obj.Composite([])])
+        @dataclass
+        class B:
+            a: int
+
+    # A field the class lacks: at first use, once the field types resolve
+    # (they may be forward references until then).
+    @obj.document(collection="bad_idx", indexes=[obj.Composite(["a", "nope"])])
+    @dataclass
+    class C:
+        a: int
+
+    with pytest.raises(obj.InvalidArgumentError, match="no field 'nope'"):
+        db.insert(C(1))
+    assert "bad_idx" not in db.collections()

@@ -204,6 +204,11 @@ def test_export_to_a_file_object_writes_what_export_to_a_path_does(tmp_path):
         assert len(seen) == 1  # not called again once it raised
         with pytest.raises(obj.NotFoundError):
             db.export(io.BytesIO(), "nope")
+        # A text stream is refused before anything is written.
+        text = io.StringIO()
+        with pytest.raises(obj.InvalidArgumentError, match="sys.stdout.buffer"):
+            db.export(text)
+        assert text.getvalue() == ""
         assert db.count("notes") == 49
 
 
