@@ -325,6 +325,13 @@ impl WalIndex {
         let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
         let mut outcome = Refresh::Current;
         if l.epoch != h.epoch {
+            // A header read before another process's rebuild (this thread
+            // was slow) must not take the map back to the old epoch under
+            // the snapshots other threads began in the new one. (Epochs
+            // are not ordered: a rebuild of a zeroed region starts over.)
+            if shm::raw_epoch(&*self.shm) != h.epoch {
+                return Ok(Refresh::Retry);
+            }
             // Under the map's lock: a thread that finds the map current
             // must find the cache cleared too.
             on_rebuild();
@@ -874,6 +881,30 @@ mod tests {
         assert_eq!(this.refresh(&h, || runs.set(runs.get() + 1)).unwrap(), Refresh::Current);
         assert_eq!(runs.get(), 1, "once");
         assert_eq!(this.find(6, 2), Some(1), "the rebuilt index's frames");
+    }
+
+    /// A thread that read the header before another process rebuilt the
+    /// index, and refreshes only after another thread began a snapshot in
+    /// the new epoch, leaves the map to that snapshot (it used to take the
+    /// map back to the old epoch, and the snapshot then read its WAL pages
+    /// from the main file). Found by the session-36 review.
+    #[test]
+    fn a_header_from_before_a_rebuild_leaves_the_map_alone() {
+        let (_shared, other, this) = two_handles_on_tearing_shm();
+        let h_old = this.header().unwrap();
+        assert_eq!(this.refresh(&h_old, || {}).unwrap(), Refresh::Rebuilt);
+        let rebuilt = ShmHeader { epoch: 2, max_frame: 3, ..h_old };
+        other.rebuild(&rebuilt, &[(1, 5), (2, 6), (3, 7)]).unwrap();
+        let h_new = this.header().unwrap();
+        assert_eq!(this.refresh(&h_new, || {}).unwrap(), Refresh::Rebuilt);
+        let r = this.try_begin_read(&h_new).unwrap().unwrap();
+        assert_eq!(this.locate(7, &r), ((1, 3), PageSource::Frame(3)));
+
+        let runs = std::cell::Cell::new(0);
+        assert_eq!(this.refresh(&h_old, || runs.set(runs.get() + 1)).unwrap(), Refresh::Retry);
+        assert_eq!(runs.get(), 0, "the cache is not cleared for a stale header");
+        assert_eq!(this.locate(7, &r), ((1, 3), PageSource::Frame(3)), "the live snapshot keeps its frame");
+        this.end_read(&r);
     }
 
     #[test]
