@@ -1365,6 +1365,12 @@ class Schema:
         self.collection = collection
         self.version = version
         self._extra_indexes = list(indexes)
+        # What needs no field types is checked now; the fields the indexes
+        # name, once the types resolve (forward references), at first use.
+        for c in self._extra_indexes:
+            if not isinstance(c, Composite):
+                raise InvalidArgumentError(f"indexes=[...] takes obj.Composite values, not {c!r}")
+            c.spec()
         self.history = list(history)
         self._decode: Callable[[dict], Any] | None = None
         self._index_specs: list[dict] | None = None
@@ -1403,8 +1409,6 @@ class Schema:
         if self._index_specs is None:
             specs = [{"name": path, "kind": m.kind, "fields": [path]} for path, m in _field_markers(self.cls, "", ())]
             for c in self._extra_indexes:
-                if not isinstance(c, Composite):
-                    raise InvalidArgumentError(f"indexes=[...] takes obj.Composite values, not {c!r}")
                 spec = c.spec()
                 for path in spec["fields"]:
                     self._check_path(path, spec["name"])
@@ -1707,12 +1711,6 @@ def document(
         raise InvalidArgumentError("@obj.document version= must be an int in 0 .. 2**32-1")
     indexes = list(indexes)
     history = list(history)
-    # What needs no field types is checked now; the fields the indexes
-    # name, once the types resolve (forward references), at first use.
-    for c in indexes:
-        if not isinstance(c, Composite):
-            raise InvalidArgumentError(f"indexes=[...] takes obj.Composite values, not {c!r}")
-        c.spec()
 
     def wrap(cls: type[T]) -> type[T]:
         if not dataclasses.is_dataclass(cls):

@@ -726,6 +726,22 @@ mod tests {
         (shared, first, second)
     }
 
+    /// [`two_handles_on_tearing_shm`], the second handle's map brought up
+    /// to the first commit, then the first handle's rebuild of the index
+    /// (epoch 2) with `frames` (frame, page): the shared region, the
+    /// second handle, and the headers before and after the rebuild.
+    fn rebuilt_by_another_handle(
+        frames: &[(u64, PageNo)],
+    ) -> (Arc<TearingShm>, WalIndex, ShmHeader, ShmHeader) {
+        let (shared, other, this) = two_handles_on_tearing_shm();
+        let before = this.header().unwrap();
+        assert_eq!(this.refresh(&before, || {}).unwrap(), Refresh::Rebuilt);
+        let rebuilt = ShmHeader { epoch: 2, max_frame: frames.len() as u64, ..before };
+        other.rebuild(&rebuilt, frames).unwrap();
+        let after = this.header().unwrap();
+        (shared, this, before, after)
+    }
+
     fn commit(idx: &WalIndex, first: u64, pgnos: &[PageNo]) -> ShmHeader {
         let mut h = idx.header().unwrap();
         h.max_frame = first + pgnos.len() as u64 - 1;
@@ -862,13 +878,7 @@ mod tests {
     /// and once, also when the check after reading the frames reads torn.
     #[test]
     fn a_rebuild_runs_on_rebuild_once_before_the_map_is_seen() {
-        let (shared, other, this) = two_handles_on_tearing_shm();
-        let h = this.header().unwrap();
-        assert_eq!(this.refresh(&h, || {}).unwrap(), Refresh::Rebuilt);
-
-        let rebuilt = ShmHeader { epoch: 2, max_frame: 2, ..h };
-        other.rebuild(&rebuilt, &[(1, 6), (2, 5)]).unwrap();
-        let h = this.header().unwrap();
+        let (shared, this, _, h) = rebuilt_by_another_handle(&[(1, 6), (2, 5)]);
         shared.tear_at.store(1, Ordering::Relaxed);
         let runs = std::cell::Cell::new(0);
         let on_rebuild = || {
@@ -890,12 +900,7 @@ mod tests {
     /// from the main file). Found by the session-36 review.
     #[test]
     fn a_header_from_before_a_rebuild_leaves_the_map_alone() {
-        let (_shared, other, this) = two_handles_on_tearing_shm();
-        let h_old = this.header().unwrap();
-        assert_eq!(this.refresh(&h_old, || {}).unwrap(), Refresh::Rebuilt);
-        let rebuilt = ShmHeader { epoch: 2, max_frame: 3, ..h_old };
-        other.rebuild(&rebuilt, &[(1, 5), (2, 6), (3, 7)]).unwrap();
-        let h_new = this.header().unwrap();
+        let (_, this, h_old, h_new) = rebuilt_by_another_handle(&[(1, 5), (2, 6), (3, 7)]);
         assert_eq!(this.refresh(&h_new, || {}).unwrap(), Refresh::Rebuilt);
         let r = this.try_begin_read(&h_new).unwrap().unwrap();
         assert_eq!(this.locate(7, &r), ((1, 3), PageSource::Frame(3)));
