@@ -587,7 +587,8 @@ obj_status obj_dump_cursor_next(obj_cursor *cur,
  * Fills `opts` with the defaults (and its struct_size).
  *
  * # Safety
- * `opts` is NULL or writable for sizeof(obj_options).
+ * `opts` is NULL (OBJ_INVALID_ARGUMENT) or writable for
+ * sizeof(obj_options).
  */
 obj_status obj_options_init(obj_options *opts);
 
@@ -632,7 +633,8 @@ obj_status obj_db_open(const char *path, const obj_options *opts, obj_db **out);
  * after the close return OBJ_CLOSED.
  *
  * # Safety
- * `db` is NULL or a live handle from `obj_db_open`.
+ * `db` is NULL (OBJ_INVALID_ARGUMENT, unlike obj_db_free) or a live
+ * handle from `obj_db_open`.
  */
 obj_status obj_db_close(obj_db *db);
 
@@ -648,7 +650,8 @@ obj_status obj_db_close(obj_db *db);
  * progress (the last of them closes the database, without the checkpoint).
  *
  * # Safety
- * `db` is NULL or a live handle from `obj_db_open`.
+ * `db` is NULL (OBJ_INVALID_ARGUMENT, unlike obj_db_free) or a live
+ * handle from `obj_db_open`.
  */
 obj_status obj_db_close_no_checkpoint(obj_db *db);
 

@@ -313,7 +313,8 @@ impl Default for obj_options {
 /// Fills `opts` with the defaults (and its struct_size).
 ///
 /// # Safety
-/// `opts` is NULL or writable for sizeof(obj_options).
+/// `opts` is NULL (OBJ_INVALID_ARGUMENT) or writable for
+/// sizeof(obj_options).
 #[no_mangle]
 pub unsafe extern "C" fn obj_options_init(opts: *mut obj_options) -> obj_status {
     // SAFETY: per contract.
@@ -456,7 +457,8 @@ pub unsafe extern "C" fn obj_db_open(
 /// after the close return OBJ_CLOSED.
 ///
 /// # Safety
-/// `db` is NULL or a live handle from `obj_db_open`.
+/// `db` is NULL (OBJ_INVALID_ARGUMENT, unlike obj_db_free) or a live
+/// handle from `obj_db_open`.
 #[no_mangle]
 pub unsafe extern "C" fn obj_db_close(db: *mut obj_db) -> obj_status {
     fence(|| {
@@ -477,7 +479,8 @@ pub unsafe extern "C" fn obj_db_close(db: *mut obj_db) -> obj_status {
 /// progress (the last of them closes the database, without the checkpoint).
 ///
 /// # Safety
-/// `db` is NULL or a live handle from `obj_db_open`.
+/// `db` is NULL (OBJ_INVALID_ARGUMENT, unlike obj_db_free) or a live
+/// handle from `obj_db_open`.
 #[no_mangle]
 pub unsafe extern "C" fn obj_db_close_no_checkpoint(db: *mut obj_db) -> obj_status {
     fence(|| {
