@@ -1364,13 +1364,13 @@ class Schema:
         self.cls = cls
         self.collection = collection
         self.version = version
-        self._extra_indexes = list(indexes)
         # What needs no field types is checked now; the fields the indexes
         # name, once the types resolve (forward references), at first use.
-        for c in self._extra_indexes:
+        indexes = list(indexes)
+        for c in indexes:
             if not isinstance(c, Composite):
                 raise InvalidArgumentError(f"indexes=[...] takes obj.Composite values, not {c!r}")
-            c.spec()
+        self._composite_specs = [c.spec() for c in indexes]
         self.history = list(history)
         self._decode: Callable[[dict], Any] | None = None
         self._index_specs: list[dict] | None = None
@@ -1408,8 +1408,7 @@ class Schema:
         """The engine index specs declared by the class."""
         if self._index_specs is None:
             specs = [{"name": path, "kind": m.kind, "fields": [path]} for path, m in _field_markers(self.cls, "", ())]
-            for c in self._extra_indexes:
-                spec = c.spec()
+            for spec in self._composite_specs:
                 for path in spec["fields"]:
                     self._check_path(path, spec["name"])
                 specs.append(spec)
