@@ -614,10 +614,15 @@ impl WalIndex {
     }
 
     /// Finishes a restart begun by [`WalIndex::lock_readers_for_restart`]:
-    /// publishes the new generation `h`, resets the marks, empties the
+    /// resets the marks, publishes the new generation `h`, empties the
     /// private map and releases the slots. Slots still held by readers of
     /// the old generation get mark 0: they read the main file, which must
-    /// not change under them, so they allow no copying until they end.
+    /// not change under them, so they allow no copying until they end. The
+    /// marks go first: a writer killed between the two steps must not leave
+    /// such a slot marking an old frame number under the new header, where
+    /// a checkpoint would take it for a reader of the new frames (the old
+    /// generation, its frames all in the main file, reads right with any
+    /// mark).
     ///
     /// `carry`, when this process knows every frame of the old generation,
     /// keeps the cached main-file pages: the new generation keeps the old
@@ -630,11 +635,11 @@ impl WalIndex {
     pub fn finish_restart(&self, h: &ShmHeader, taken: u32, carry: Option<impl FnOnce(u64)>) {
         let shm = &*self.shm;
         let mut l = self.local.write().unwrap_or_else(|p| p.into_inner());
-        write_header(shm, h);
         for i in 1..READ_SLOTS {
             let free = taken & (1 << i) != 0;
             shm::set_mark(shm, i, if !free || i == 1 { 0 } else { MARK_UNUSED });
         }
+        write_header(shm, h);
         let base = if carry.is_some() { l.base } else { h.generation };
         l.reset_with_base(h.generation, base, &self.filter);
         l.epoch = h.epoch;
@@ -910,6 +915,92 @@ mod tests {
         assert_eq!(runs.get(), 0, "the cache is not cleared for a stale header");
         assert_eq!(this.locate(7, &r), ((1, 3), PageSource::Frame(3)), "the live snapshot keeps its frame");
         this.end_read(&r);
+    }
+
+    /// A shared region that notes, each time a header write ends (its
+    /// sequence word made even), the generation published and the read
+    /// marks at that moment: what another process would find if the
+    /// writer were killed right then.
+    #[derive(Debug)]
+    struct MarksAtPublish {
+        inner: Arc<dyn ShmFile>,
+        seen: std::sync::Mutex<Vec<(u64, Vec<u64>)>>,
+    }
+
+    impl ShmFile for MarksAtPublish {
+        fn map(&self, len: usize, grow: bool) -> std::io::Result<()> {
+            self.inner.map(len, grow)
+        }
+        fn load_u32(&self, offset: usize) -> u32 {
+            self.inner.load_u32(offset)
+        }
+        fn store_u32(&self, offset: usize, value: u32) {
+            self.inner.store_u32(offset, value);
+            if offset == shm::H_SEQ && value.is_multiple_of(2) {
+                let marks = (1..READ_SLOTS).map(|i| shm::mark(&*self.inner, i)).collect();
+                let generation = self.inner.load_u64(shm::H_GENERATION);
+                self.seen.lock().unwrap().push((generation, marks));
+            }
+        }
+        fn load_u64(&self, offset: usize) -> u64 {
+            self.inner.load_u64(offset)
+        }
+        fn store_u64(&self, offset: usize, value: u64) {
+            self.inner.store_u64(offset, value)
+        }
+        fn reset(&self) -> std::io::Result<()> {
+            self.inner.reset()
+        }
+        fn lock(&self, index: u32, kind: shm::LockKind) -> std::io::Result<bool> {
+            self.inner.lock(index, kind)
+        }
+        fn is_current(&self) -> std::io::Result<bool> {
+            self.inner.is_current()
+        }
+    }
+
+    /// A restart resets the read marks before it publishes the new
+    /// generation: a writer killed in between used to leave the slot of a
+    /// reader of the old generation (in another process) marking an old
+    /// frame number under the new header, and the next checkpoint took it
+    /// for a reader that sees the new frames and copied them into the main
+    /// file under it. Found by the session-37 review.
+    #[test]
+    fn a_restart_resets_the_marks_before_it_publishes_the_new_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-shm");
+        // Two open file descriptions of the region: two processes' locks.
+        let open = || -> Arc<dyn ShmFile> {
+            let shm = Arc::new(shm::OsShm::open(&path).unwrap());
+            shm.map(shm::region_len(0), true).unwrap();
+            shm
+        };
+        let shared = Arc::new(MarksAtPublish { inner: open(), seen: Default::default() });
+        let writer = index_on(shared.clone());
+        let reader = WalIndex::new(open(), LockTable::default());
+        let h = commit(&writer, 1, &[5, 6, 7]);
+        assert_ne!(reader.refresh(&h, || {}).unwrap(), Refresh::Retry);
+        let r = reader.try_begin_read(&h).unwrap().unwrap();
+        assert_eq!((r.slot, r.max_frame), (Some(1), 3));
+
+        let h = ShmHeader { backfilled: 3, ..writer.header().unwrap() };
+        writer.write_header(&h);
+        let taken = writer.lock_readers_for_restart(&h).unwrap().expect("r marks the last frame");
+        assert_eq!(taken & (1 << 1), 0, "r holds slot 1");
+        shared.seen.lock().unwrap().clear();
+        let restarted = ShmHeader { generation: 2, max_frame: 0, backfilled: 0, prev_max: 3, ..h };
+        writer.finish_restart(&restarted, taken, None::<fn(u64)>);
+        let seen = shared.seen.lock().unwrap();
+        let (generation, marks) = &seen[0];
+        assert_eq!(*generation, 2);
+        assert_eq!(marks[0], 0, "slot 1 as generation 2 is published");
+        drop(seen);
+        assert_eq!(
+            writer.safe_frame(&commit(&writer, 1, &[5, 6])).unwrap(),
+            0,
+            "r still reads the main file"
+        );
+        reader.end_read(&r);
     }
 
     #[test]
