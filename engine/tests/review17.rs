@@ -123,6 +123,60 @@ fn a_restore_cut_around_its_rename_leaves_a_database_that_opens() {
     assert_eq!(rx.get(&t, b"k").unwrap().as_deref(), Some(&b"old2"[..]));
 }
 
+/// After a restore cut with the old WAL moved aside, the openers after a
+/// read-only first one find that WAL too, read-only or not; a writable one
+/// moves it back. (They looked at its place only: a writable one failed on
+/// the empty WAL it created there, and the next first opener removed the
+/// moved one as the replaced file's, losing the commits in it. Found by the
+/// session-37 review.) Simulated file system: two handles on one file in
+/// one process act as two processes there.
+#[test]
+fn every_opener_finds_a_wal_a_cut_restore_moved_aside() {
+    use obj_engine::storage::file::Vfs;
+    use obj_engine::storage::sim::SimVfs;
+    let sim = SimVfs::new();
+    let vfs: std::sync::Arc<dyn Vfs> = std::sync::Arc::new(sim.clone());
+    let options = |read_only| obj_engine::Options { vfs: Some(vfs.clone()), read_only, ..Default::default() };
+    let (app, wal, aside) = ("/d/app.obj", Path::new("/d/app.obj-wal"), Path::new("/d/app.obj-wal-replaced"));
+    let commit = |db: &Db, tree: &str| {
+        let mut w = db.begin_write().unwrap();
+        let t = w.create_tree(tree).unwrap();
+        w.insert(&t, b"k", tree.as_bytes()).unwrap();
+        w.commit().unwrap();
+    };
+    let has = |db: &Db, tree: &str| {
+        let rx = db.begin_read().unwrap();
+        let t = rx.find_tree(tree).unwrap().unwrap_or_else(|| panic!("{tree} is missing"));
+        assert_eq!(rx.get(&t, b"k").unwrap().as_deref(), Some(tree.as_bytes()));
+    };
+    let db = Db::open_with(app, options(false)).unwrap();
+    commit(&db, "checkpointed");
+    db.close().unwrap();
+    let db = Db::open_with(app, options(false)).unwrap();
+    commit(&db, "in the wal");
+    sim.crash();
+    drop(db);
+    sim.rename(wal, aside).unwrap();
+
+    let first = Db::open_with(app, options(true)).unwrap();
+    has(&first, "in the wal");
+    let second = Db::open_with(app, options(true)).unwrap();
+    has(&second, "in the wal");
+    assert!(!sim.exists(wal).unwrap(), "a read-only open moves nothing");
+    let writer = Db::open_with(app, options(false)).unwrap();
+    assert!(sim.exists(wal).unwrap() && !sim.exists(aside).unwrap(), "moved back");
+    has(&writer, "in the wal");
+    commit(&writer, "after");
+    has(&first, "after");
+    drop((first, second));
+    writer.close().unwrap();
+    let db = Db::open_with(app, options(false)).unwrap();
+    for tree in ["checkpointed", "in the wal", "after"] {
+        has(&db, tree);
+    }
+    db.integrity_check().unwrap();
+}
+
 #[derive(serde::Serialize, serde::Deserialize, Debug)]
 struct Person {
     name: String,

@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::index::secondary::{IndexKind, IndexSpec};
 use crate::ops::newfile::{remove_stale_temps, temp_path_beside};
 use crate::query::expr::FieldPath;
-use crate::storage::file::OsVfs;
+use crate::storage::file::{OsVfs, Vfs};
 use crate::txn::EngineTrees;
 use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 
@@ -637,6 +637,10 @@ impl Db {
             file.sync_all().map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
             std::fs::rename(&tmp, path)
                 .map_err(|e| Error::io(format!("renaming the export to {display}"), e))?;
+            // The rename is durable only with the directory synced.
+            OsVfs
+                .sync_parent_dir(path)
+                .map_err(|e| Error::io(format!("syncing the directory of {display}"), e))?;
             Ok(report)
         })();
         if written.is_err() {

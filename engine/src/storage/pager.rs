@@ -249,13 +249,17 @@ pub fn replaced_wal_path_of(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The first opener's look at a WAL a replace moved aside
+/// Every opener's look at a WAL a replace moved aside
 /// ([`replaced_wal_path_of`]): when it is the WAL of the file at `path` (its
 /// file id) and that file has no other, the replace was cut before the new
 /// file went in, and the WAL goes back to its place (the old database is
 /// whole again); any other is the replaced file's and is removed. Returns
 /// the path of the WAL to read: the one moved aside, for a read-only open
-/// that may not move it back.
+/// that may not move it back. Not the first opener's task alone: after a
+/// read-only first opener, the others must find the WAL it reads (moving
+/// it keeps the file that open handles read). An opener that finds the
+/// WAL moved back, or removed, by another in the meantime goes on with
+/// `<path>-wal`.
 fn restore_replaced_wal(vfs: &dyn Vfs, path: &Path, file_id: [u8; 16], read_only: bool) -> Result<PathBuf> {
     let wal = wal_path_of(path);
     let aside = replaced_wal_path_of(path);
@@ -264,16 +268,20 @@ fn restore_replaced_wal(vfs: &dyn Vfs, path: &Path, file_id: [u8; 16], read_only
         return Ok(wal);
     }
     let ours = !vfs.exists(&wal).map_err(|e| io("checking", &wal, e))? && {
-        let f = vfs.open(&aside, OpenMode::ReadOnly).map_err(|e| io("opening", &aside, e))?;
+        let f = match vfs.open(&aside, OpenMode::ReadOnly) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(wal),
+            opened => opened.map_err(|e| io("opening", &aside, e))?,
+        };
         crate::storage::wal::file_id_of(&*f).map_err(|e| io("reading", &aside, e))? == Some(file_id)
     };
     if read_only {
         return Ok(if ours { aside } else { wal });
     }
-    if ours {
-        vfs.rename(&aside, &wal).map_err(|e| io("moving back", &aside, e))?;
-    } else {
-        vfs.remove(&aside).map_err(|e| io("removing", &aside, e))?;
+    let moved = if ours { vfs.rename(&aside, &wal) } else { vfs.remove(&aside) };
+    match moved {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(wal),
+        Err(e) => return Err(io(if ours { "moving back" } else { "removing" }, &aside, e)),
     }
     vfs.sync_parent_dir(&wal).map_err(|e| io("syncing the directory of", &wal, e))?;
     Ok(wal)
@@ -757,11 +765,7 @@ impl Pager {
             (page_size, layout.file_id, codec)
         };
 
-        let wal_path = if first {
-            restore_replaced_wal(&*vfs, path, file_id, options.read_only)?
-        } else {
-            wal_path_of(path)
-        };
+        let wal_path = restore_replaced_wal(&*vfs, path, file_id, options.read_only)?;
         let wal_display = wal_path.display().to_string();
         let wal_exists =
             vfs.exists(&wal_path).map_err(|e| Error::io(format!("checking {wal_display}"), e))?;
