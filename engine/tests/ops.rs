@@ -336,7 +336,7 @@ fn restore_refuses_open_or_existing_targets_and_removes_a_stale_wal() {
     let empty = dir.path().join("empty.obj");
     std::fs::write(&empty, b"").unwrap();
     let err = Db::restore_from(&empty, dir.path().join("never.obj"), RestoreOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("is empty (0 bytes): not a database to restore from"), "{err}");
+    assert!(err.to_string().contains("is empty (0 bytes): not an obj database to restore from"), "{err}");
     assert!(matches!(err, Error::InvalidArgument(_)));
     assert!(!dir.path().join("never.obj").exists());
     // Backup and target the same file: refused.

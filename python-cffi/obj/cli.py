@@ -230,10 +230,10 @@ def _open(path: str, read_only: bool = False, a: argparse.Namespace | None = Non
     if not read_only and _is_empty_file(path):
         # A writable open would make an empty file a new database; the
         # maintenance commands work on existing ones. A read-only open
-        # refuses it with the engine's own words: "not a database yet", or
+        # refuses it with the engine's own words: "not an obj database yet", or
         # a corruption error when a WAL beside it holds a database's log.
         obj.Db(path, read_only=True, create=False).close()
-        raise obj.InvalidArgumentError(f"{path} is empty (0 bytes): not a database yet")
+        raise obj.NotADatabaseError(f"{path} is empty (0 bytes): not an obj database yet")
     return obj.Db(path, read_only=read_only, create=False, **(_key(a) if a is not None else {}))
 
 
@@ -719,10 +719,11 @@ class _Loader:
                     except obj.InvalidArgumentError:
                         # The call wrote nothing; its error names a column of
                         # the joined batch. Insert one at a time to find the
-                        # document at fault, and raise its own error (the
-                        # transaction is rolled back all the same).
+                        # document at fault, and raise its own error, which
+                        # names no place in a batch (the transaction is
+                        # rolled back all the same).
                         for _, _, doc, lineno in batch[i:j]:  # noqa: B007 - as above
-                            tx._c_doc_insert_many(cname, b"[" + doc + b"]", 1, v)
+                            tx._c_doc_insert(cname, doc, v)
                         raise
                     i = j
         except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
@@ -998,7 +999,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="load a whole-database dump from INPUT: "
                                                       "'obj load FILE --all INPUT' (no COLLECTION)")
     s.add_argument("--ids", action="store_true", help='keep the ids of a dump (or of {"id": N, "doc": {...}} '
-                                                      'lines): upsert at that id')
+                                                      'lines, which without a header line or this are '
+                                                      'documents as they stand): upsert at that id')
     s.add_argument("--batch", type=_int_at_least(1), default=5000, help="documents per insert call (default 5000)")
     s.add_argument("--commit-every", type=_int_at_least(1), default=None, metavar="N",
                    help="commit every N documents (default: one transaction, all or nothing; its "

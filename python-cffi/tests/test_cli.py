@@ -496,14 +496,15 @@ def test_maintenance_commands_leave_an_empty_file_alone(tmp_path):
     empty.write_bytes(b"")
     for cmd in (["stat"], ["check"], ["checkpoint"], ["compact"], ["compact", "--dry-run"]):
         r = run(*cmd, str(empty))
-        assert r.returncode == cli.EXIT_ERROR and "empty (0 bytes)" in r.stderr, (cmd, r.stderr)
+        assert r.returncode == cli.EXIT_PROBLEMS, (cmd, r.stderr)
+        assert "empty (0 bytes): not an obj database yet" in r.stderr, (cmd, r.stderr)
         assert empty.stat().st_size == 0 and not os.path.exists(str(empty) + "-wal")
     # whatever sits beside it: a WAL that is no log...
     (tmp_path / "empty.obj-wal").write_bytes(os.urandom(5000))
     for cmd in ("checkpoint", "compact"):
-        assert run(cmd, str(empty)).returncode == cli.EXIT_ERROR and empty.stat().st_size == 0
+        assert run(cmd, str(empty)).returncode == cli.EXIT_PROBLEMS and empty.stat().st_size == 0
     # ...or the log of a database whose main file was lost: every command
-    # says so (a corruption), never "not a database yet"
+    # says so (a corruption), never "not an obj database yet"
     lost = tmp_path / "lost.obj"
     code = f"import obj, os; db = obj.Db({str(lost)!r}); db.kv('k').put(b'a', b'b'); os._exit(0)"
     assert subprocess.run([sys.executable, "-c", code], env=os.environ).returncode == 0

@@ -31,6 +31,14 @@ def test_a_malformed_plain_line_is_named_by_its_own_line_number(tmp_path):
     assert not target.exists()
 
 
+def test_a_line_that_is_no_document_is_named_without_a_place_in_a_batch(tmp_path):
+    # The error used to say "document [0]: ...", its place in the insert
+    # call that found it, which means nothing to the user.
+    r = run("load", str(tmp_path / "t.obj"), "c", stdin=b'{"a": 1}\n{"a": 2}\n[1, 2]\n')
+    assert r.returncode == cli.EXIT_ERROR
+    assert _err(r) == "obj: load: line 3: invalid argument: a document must be a JSON object, not list\n", _err(r)
+
+
 def test_a_malformed_line_of_a_dump_is_named_by_its_own_line_number(tmp_path):
     src = tmp_path / "src.obj"
     with obj.Db(src) as db:

@@ -193,8 +193,8 @@ int main(int argc, char **argv) {
          * caller never asked for). */
         FILE *f = fopen(at("empty.obj", other), "wb");
         CHECK(f != NULL && fclose(f) == 0);
-        CHECK_ERR(obj_db_restore(other, res, true), OBJ_INVALID_ARGUMENT, "is empty (0 bytes): not a database");
-        CHECK_ERR(obj_db_attach(db, other, "empty"), OBJ_INVALID_ARGUMENT, "is empty (0 bytes): not a database");
+        CHECK_ERR(obj_db_restore(other, res, true), OBJ_INVALID_ARGUMENT, "is empty (0 bytes): not an obj database");
+        CHECK_ERR(obj_db_attach(db, other, "empty"), OBJ_INVALID_ARGUMENT, "is empty (0 bytes): not an obj database");
         remove_db(other);
     }
     obj_db *r = NULL;

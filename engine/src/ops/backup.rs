@@ -242,14 +242,14 @@ impl Db {
             },
         )
         .map_err(|e| match e {
-            // The read-only open's own words ("not a database yet, and a
+            // The read-only open's own words ("not an obj database yet, and a
             // read-only open cannot create one") speak of an open the
             // caller never asked for.
             Error::InvalidArgument(_)
                 if std::fs::metadata(backup).is_ok_and(|m| m.is_file() && m.len() == 0) =>
             {
                 Error::invalid(format!(
-                    "{} is empty (0 bytes): not a database to restore from",
+                    "{} is empty (0 bytes): not an obj database to restore from",
                     backup.display()
                 ))
             }

@@ -667,7 +667,7 @@ impl Pager {
             // A database is created with its header before it has a WAL:
             // a log beside an empty file is another database's, or this
             // one's with its main file lost. Refused before anything is
-            // written, and not called "not a database yet" (whoever reads
+            // written, and not called "not an obj database yet" (whoever reads
             // that might delete the log that holds every commit).
             let wal_path = wal_path_of(path);
             if vfs.exists(&wal_path).unwrap_or(false) {
@@ -695,7 +695,7 @@ impl Pager {
                 // Also the message of a restore from, or an attach of, an
                 // empty file: both open it read-only without being asked.
                 return Err(Error::InvalidArgument(format!(
-                    "{display} is empty (0 bytes): not a database yet, and a read-only open cannot create one"
+                    "{display} is empty (0 bytes): not an obj database yet, and a read-only open cannot create one"
                 )));
             }
             if !first {

@@ -1,0 +1,26 @@
+"""Review 37: what a new user met operating a database from Python and the
+command line."""
+
+import pytest
+
+import obj
+
+
+def test_an_empty_file_is_not_an_obj_database_to_read_or_restore(tmp_path):
+    # An empty file becomes a database only through a writable open; read
+    # as one (read-only, restored from, attached) it is not an obj database,
+    # the class a wrong path gets (it was a plain InvalidArgumentError).
+    empty = tmp_path / "empty.obj"
+    empty.write_bytes(b"")
+    with pytest.raises(obj.NotADatabaseError, match=r"is empty \(0 bytes\): not an obj database yet"):
+        obj.Db(empty, read_only=True)
+    with pytest.raises(obj.NotADatabaseError, match=r"is empty \(0 bytes\): not an obj database to restore from"):
+        obj.Db.restore(empty, tmp_path / "restored.obj")
+    assert not (tmp_path / "restored.obj").exists()
+    with obj.Db(tmp_path / "main.obj") as db:
+        with pytest.raises(obj.NotADatabaseError, match="not an obj database yet"):
+            db.attach(empty, "e")
+    with obj.Db(empty) as db:  # a writable open makes it one
+        db.insert("c", {"a": 1})
+    with obj.Db(empty, read_only=True) as db:
+        assert db.get("c", 1) == {"a": 1}
