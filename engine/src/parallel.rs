@@ -42,6 +42,38 @@ pub fn in_two_halves<T: Sync, R: Send, E: Send>(
     })
 }
 
+/// [`in_two_halves`] for work that changes the items in place:
+/// `work(front, 0)` and `work(back, mid)`, the back half on a scoped second
+/// thread under the same conditions. The first error (front half first) is
+/// the result.
+pub fn in_two_halves_mut<T: Send, E: Send>(
+    items: &mut [T],
+    min_items: usize,
+    work: impl Fn(&mut [T], usize) -> Result<(), E> + Sync,
+) -> Result<(), E> {
+    if items.len() < min_items.max(2) || !spare_core() {
+        return work(items, 0);
+    }
+    let mid = items.len() / 2;
+    let (front, back) = items.split_at_mut(mid);
+    // Whichever thread takes the back half does it: the helper, or the
+    // caller when no helper could be started.
+    let back = std::sync::Mutex::new(Some(back));
+    let do_back = || {
+        let part = back.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        part.map_or(Ok(()), |part| work(part, mid))
+    };
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new().name("obj-helper".into()).spawn_scoped(scope, do_back);
+        let done = work(front, 0);
+        let rest = match helper {
+            Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => do_back(),
+        };
+        done.and(rest)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +87,21 @@ mod tests {
         .unwrap();
         assert_eq!(out.len(), 1000);
         assert!(out.iter().enumerate().all(|(k, &(at, v))| at == k && v == 2 * k as u32));
+    }
+
+    #[test]
+    fn both_halves_change_their_items_in_place() {
+        let mut items: Vec<usize> = vec![0; 1000];
+        in_two_halves_mut(&mut items, 10, |part, at| {
+            part.iter_mut().enumerate().for_each(|(k, v)| *v = at + k);
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert!(items.iter().enumerate().all(|(k, &v)| v == k));
+        let r = in_two_halves_mut(&mut items, 10, |_, at| if at == 0 { Err("front") } else { Err("back") });
+        assert_eq!(r, Err("front"), "the front half's error first");
+        let r = in_two_halves_mut(&mut items, 10, |part, _| if part[0] == 0 { Ok(()) } else { Err(part[0]) });
+        assert_eq!(r, Err(500), "the back half's error comes through");
     }
 
     #[test]

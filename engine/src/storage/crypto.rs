@@ -28,7 +28,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, PageNo, Result};
-use crate::parallel::in_two_halves;
+use crate::parallel::in_two_halves_mut;
 use crate::storage::page::{seal_page, verify_page, Page, PageRef, CHECKSUM_TRAILER};
 
 /// Bytes of the random GCM nonce stored in each encrypted page.
@@ -403,67 +403,69 @@ impl PageCodec {
         matches!(self, PageCodec::Aes(_))
     }
 
-    /// Prepares committed pages for the WAL. Plain pages are sealed in
-    /// place (their CRC trailer) and are their own images: the result is
-    /// empty. Encrypted pages stay plaintext (for the cache) and their
-    /// images are returned in the same order, under nonces drawn from the
-    /// OS in one call.
-    pub fn seal_pages(&self, pages: &mut [(PageNo, PageRef)]) -> Result<Vec<Page>> {
-        match self {
-            PageCodec::Plain => {
-                for (pgno, page) in pages.iter_mut() {
-                    seal_page(*pgno, &mut Arc::make_mut(page)[..]);
-                }
-                Ok(Vec::new())
-            }
-            PageCodec::Aes(a) => {
-                let mut nonces = vec![0u8; NONCE_LEN * pages.len()];
-                random_bytes(&mut nonces)?;
-                // A large commit's pages are encrypted half on a second thread.
-                in_two_halves(pages, PARALLEL_SEAL_PAGES, |part, at| {
-                    part.iter()
-                        .zip(nonces[at * NONCE_LEN..].chunks_exact(NONCE_LEN))
-                        .map(|((pgno, page), nonce)| {
-                            a.encrypt(*pgno, page, nonce.try_into().expect("12 bytes"))
-                        })
-                        .collect()
-                })
+    /// Prepares committed pages for the WAL: plain pages are sealed in
+    /// place (their CRC trailer) and are their own images. Encrypted pages
+    /// stay plaintext, for the cache: the WAL encrypts their copies in its
+    /// write buffer ([`PageCodec::encrypt_images`]), which spares each page
+    /// an image of its own.
+    pub fn seal_pages(&self, pages: &mut [(PageNo, PageRef)]) {
+        if let PageCodec::Plain = self {
+            for (pgno, page) in pages.iter_mut() {
+                seal_page(*pgno, &mut Arc::make_mut(page)[..]);
             }
         }
+    }
+
+    /// Turns plaintext page images into their on-disk images, in place, for
+    /// an encrypted file (their trailers are overwritten), under nonces
+    /// drawn from the OS in one call; a large batch is encrypted half on a
+    /// second thread. A plain file's images are left as they are (sealed
+    /// already, by [`PageCodec::seal_pages`] or [`PageCodec::seal_run`]).
+    pub fn encrypt_images(&self, images: &mut [(PageNo, &mut [u8])]) -> Result<()> {
+        let PageCodec::Aes(a) = self else { return Ok(()) };
+        let mut nonces = vec![0u8; NONCE_LEN * images.len()];
+        random_bytes(&mut nonces)?;
+        in_two_halves_mut(images, PARALLEL_SEAL_PAGES, |part, at| {
+            for ((pgno, image), nonce) in
+                part.iter_mut().zip(nonces[at * NONCE_LEN..].chunks_exact(NONCE_LEN))
+            {
+                a.encrypt_in_place(*pgno, image, nonce.try_into().expect("12 bytes"))?;
+            }
+            Ok(())
+        })
     }
 
     /// Seals `pages.len() / page_size` consecutive pages in place, numbered
     /// from `first`: the CRC trailer of plain pages; encryption of the
-    /// content (which becomes the on-disk image) under nonces drawn in one
-    /// call. For files written page by page (copies), where the plaintext
-    /// is not needed afterwards.
+    /// content (which becomes the on-disk image). For files written page by
+    /// page (copies), where the plaintext is not needed afterwards.
     pub fn seal_run(&self, first: PageNo, pages: &mut [u8], page_size: usize) -> Result<()> {
         debug_assert_eq!(pages.len() % page_size, 0);
-        let count = pages.len() / page_size;
-        let numbered = (first..).zip(pages.chunks_exact_mut(page_size));
+        let mut numbered: Vec<(PageNo, &mut [u8])> =
+            (first..).zip(pages.chunks_exact_mut(page_size)).collect();
         match self {
             PageCodec::Plain => {
-                numbered.for_each(|(pgno, page)| seal_page(pgno, page));
+                numbered.iter_mut().for_each(|(pgno, page)| seal_page(*pgno, page));
                 Ok(())
             }
-            PageCodec::Aes(a) => {
-                let mut nonces = vec![0u8; NONCE_LEN * count];
-                random_bytes(&mut nonces)?;
-                for ((pgno, page), nonce) in numbered.zip(nonces.chunks_exact(NONCE_LEN)) {
-                    a.encrypt_in_place(pgno, page, nonce.try_into().expect("12 bytes"))?;
-                }
-                Ok(())
-            }
+            PageCodec::Aes(_) => self.encrypt_images(&mut numbered),
         }
     }
 
-    /// [`PageCodec::seal_pages`] for one page: `None` when the (plain) page
-    /// is its own image.
+    /// The on-disk image of one page: `None` when the (plain) page, sealed
+    /// in place, is its own image.
     pub fn seal(&self, pgno: PageNo, page: &mut PageRef) -> Result<Option<Page>> {
-        let mut one = [(pgno, page.clone())];
-        let image = self.seal_pages(&mut one)?.pop();
-        *page = one[0].1.clone();
-        Ok(image)
+        match self {
+            PageCodec::Plain => {
+                seal_page(pgno, &mut Arc::make_mut(page)[..]);
+                Ok(None)
+            }
+            PageCodec::Aes(_) => {
+                let mut image = Page::from_vec(page.to_vec());
+                self.encrypt_images(&mut [(pgno, &mut image[..])])?;
+                Ok(Some(image))
+            }
+        }
     }
 
     /// Checks (and, if encrypted, decrypts in place) a page image read for
@@ -486,12 +488,6 @@ impl AesCodec {
         out[16..20].copy_from_slice(&pgno.to_le_bytes());
         out[20..20 + prefix.len()].copy_from_slice(prefix);
         20 + prefix.len()
-    }
-
-    fn encrypt(&self, pgno: PageNo, plain: &[u8], nonce: [u8; NONCE_LEN]) -> Result<Page> {
-        let mut image = Page::from_vec(plain.to_vec());
-        self.encrypt_in_place(pgno, &mut image, nonce)?;
-        Ok(image)
     }
 
     /// Turns the plaintext page `image` (its trailer is overwritten) into
@@ -641,16 +637,21 @@ mod tests {
         }
     }
 
-    /// A commit large enough to be encrypted on two threads gives each page
-    /// its own image, in order, under its own nonce.
+    /// A batch large enough to be encrypted on two threads gives each page
+    /// its own image, in order, under its own nonce; the plaintext pages
+    /// of a commit are left as they are.
     #[test]
     fn large_commits_seal_every_page_in_order() {
         let c = codec();
         let count = 3 * PARALLEL_SEAL_PAGES + 1;
         let mut pages: Vec<(PageNo, PageRef)> =
             (0..count as PageNo).map(|k| (k + 1, Page::from_vec(vec![k as u8; 4096]).into_ref())).collect();
-        let images = c.seal_pages(&mut pages).unwrap();
-        assert_eq!(images.len(), count);
+        c.seal_pages(&mut pages);
+        assert!(pages.iter().all(|(pgno, page)| page[..] == [(*pgno - 1) as u8; 4096]));
+        let mut images: Vec<Vec<u8>> = pages.iter().map(|(_, page)| page.to_vec()).collect();
+        let mut batch: Vec<(PageNo, &mut [u8])> =
+            pages.iter().zip(images.iter_mut()).map(|((pgno, _), image)| (*pgno, &mut image[..])).collect();
+        c.encrypt_images(&mut batch).unwrap();
         let mut nonces = std::collections::HashSet::new();
         for ((pgno, plain), image) in pages.iter().zip(&images) {
             let mut back = image.clone();

@@ -1325,15 +1325,14 @@ impl Pager {
             None => self.restart_wal_if_backfilled(&mut wal, &mut h, false)?,
         }
         // Page 0 names the generation it goes into; then seal (plain) or
-        // encrypt (images kept apart from the plaintext pages, which go to
-        // the cache).
+        // encrypt (in the WAL's buffer: the plaintext pages go to the cache).
         if let Some((_, page0)) = pages.iter_mut().find(|(pgno, _)| *pgno == 0) {
             stamp_wal_position(&mut Arc::make_mut(page0)[..], wal.header().salt, wal.durable_frames());
         }
-        let images = self.codec.seal_pages(&mut pages)?;
-        let frames = frame_writes(&pages, &images);
-        let appended = wal.append(&frames, header.page_count)?;
-        drop(frames);
+        self.codec.seal_pages(&mut pages);
+        let appended = wal.append_sealing(&frame_writes(&pages), Some(header.page_count), |images| {
+            self.codec.encrypt_images(images)
+        })?;
         // From here on the spilled frames belong to this commit.
         let (first, mut pgnos) = match spill.take() {
             Some(s) => (s.first, s.pgnos),
@@ -1388,7 +1387,7 @@ impl Pager {
         if self.read_only {
             return Err(Error::invalid("the database is open read-only"));
         }
-        let images = self.codec.seal_pages(pages)?;
+        self.codec.seal_pages(pages);
         let mut wal = self.wal();
         let s = match spill {
             Some(s) => {
@@ -1407,9 +1406,8 @@ impl Pager {
                 })
             }
         };
-        let frames = frame_writes(pages, &images);
-        let first = wal.append_frames(&frames, None)?;
-        drop(frames);
+        let first =
+            wal.append_sealing(&frame_writes(pages), None, |images| self.codec.encrypt_images(images))?;
         s.pgnos.extend(pages.iter().map(|(pgno, _)| *pgno));
         for (i, (_, page)) in pages.iter().enumerate() {
             self.cache.insert((s.generation, first + i as u64), page.clone());
@@ -2115,14 +2113,11 @@ impl Pager {
     }
 }
 
-/// The frames to append for `pages`: their own bytes (sealed plain pages),
-/// or their on-disk `images` (encrypted) when there are any.
-fn frame_writes<'a>(pages: &'a [(PageNo, PageRef)], images: &'a [Page]) -> Vec<FrameWrite<'a>> {
-    if images.is_empty() {
-        pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect()
-    } else {
-        pages.iter().zip(images).map(|((pgno, _), image)| FrameWrite { pgno: *pgno, page: image }).collect()
-    }
+/// The frames to append for `pages`: the pages themselves (sealed, or
+/// plaintext for [`PageCodec::encrypt_images`] to encrypt in the WAL's
+/// buffer).
+fn frame_writes(pages: &[(PageNo, PageRef)]) -> Vec<FrameWrite<'_>> {
+    pages.iter().map(|(pgno, page)| FrameWrite { pgno: *pgno, page }).collect()
 }
 
 /// The pages a write transaction wrote to the WAL before its commit (see

@@ -491,9 +491,22 @@ impl Wal {
     /// until a later call ends the transaction with `Some(page_count)`.
     /// Returns the frame number of the first page.
     pub fn append_frames(&mut self, pages: &[FrameWrite<'_>], commit: Option<PageNo>) -> Result<u64> {
+        self.append_sealing(pages, commit, |_| Ok(()))
+    }
+
+    /// [`Wal::append_frames`] for pages that are not their own images yet:
+    /// `seal` turns their copies in the write buffer into the images the
+    /// frames store (an encrypted database's pages are encrypted there),
+    /// before the frame checksums are computed over them. It is given each
+    /// part of the append that goes out in one write.
+    pub fn append_sealing(
+        &mut self,
+        pages: &[FrameWrite<'_>],
+        commit: Option<PageNo>,
+        mut seal: impl FnMut(&mut [(PageNo, &mut [u8])]) -> Result<()>,
+    ) -> Result<u64> {
         let frame_len = self.frame_len() as usize;
         let first = self.frames + 1;
-        let start_offset = self.frame_offset(first);
         // Write in chunks of about 1 MiB: one syscall for a small commit,
         // bounded extra memory for a bulk load.
         let per_chunk = ((1 << 20) / frame_len).max(1);
@@ -501,28 +514,38 @@ impl Wal {
         buf.clear();
         buf.reserve(per_chunk.min(pages.len()) * frame_len);
         let mut chain = self.chain;
-        let mut offset = start_offset;
+        let mut offset = self.frame_offset(first);
         if !self.header_written {
             self.write_header()?;
         }
-        for (i, p) in pages.iter().enumerate() {
-            debug_assert_eq!(p.page.len(), self.page_size);
-            let mut head = [0u8; FRAME_HEADER_LEN];
-            head[0..4].copy_from_slice(&p.pgno.to_le_bytes());
-            let marker = if i + 1 == pages.len() { commit.unwrap_or(0) } else { 0 };
-            head[4..8].copy_from_slice(&marker.to_le_bytes());
-            head[8..16].copy_from_slice(&self.header.salt.to_le_bytes());
-            chain = frame_checksum(chain, &head[..16], p.page);
-            head[16..20].copy_from_slice(&chain.to_le_bytes());
-            buf.extend_from_slice(&head);
-            buf.extend_from_slice(p.page);
-            if buf.len() >= per_chunk * frame_len || i + 1 == pages.len() {
-                self.file
-                    .write_at(&buf, offset)
-                    .map_err(|e| Error::io(format!("appending frames to {}", self.name), e))?;
-                offset += buf.len() as u64;
-                buf.clear();
+        for (c, chunk) in pages.chunks(per_chunk).enumerate() {
+            buf.clear();
+            for p in chunk {
+                debug_assert_eq!(p.page.len(), self.page_size);
+                buf.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+                buf.extend_from_slice(p.page);
             }
+            let mut images: Vec<(PageNo, &mut [u8])> = chunk
+                .iter()
+                .zip(buf.chunks_exact_mut(frame_len))
+                .map(|(p, frame)| (p.pgno, &mut frame[FRAME_HEADER_LEN..]))
+                .collect();
+            seal(&mut images)?;
+            drop(images);
+            for (k, frame) in buf.chunks_exact_mut(frame_len).enumerate() {
+                let (head, page) = frame.split_at_mut(FRAME_HEADER_LEN);
+                let last = c * per_chunk + k + 1 == pages.len();
+                let marker = if last { commit.unwrap_or(0) } else { 0 };
+                head[0..4].copy_from_slice(&chunk[k].pgno.to_le_bytes());
+                head[4..8].copy_from_slice(&marker.to_le_bytes());
+                head[8..16].copy_from_slice(&self.header.salt.to_le_bytes());
+                chain = frame_checksum(chain, &head[..16], page);
+                head[16..20].copy_from_slice(&chain.to_le_bytes());
+            }
+            self.file
+                .write_at(&buf, offset)
+                .map_err(|e| Error::io(format!("appending frames to {}", self.name), e))?;
+            offset += buf.len() as u64;
         }
         if buf.capacity() <= KEEP_BUF {
             self.buf = buf;
@@ -750,6 +773,41 @@ mod tests {
             torn.last_commit, 0,
             "a frame whose trailer does not belong to its body must not be replayed"
         );
+    }
+
+    /// `append_sealing` seals each chunk of an append (one write each) in
+    /// the write buffer before its frame checksums: recovery replays the
+    /// sealed images, and the pages handed in are left as they were.
+    #[test]
+    fn append_sealing_seals_each_chunk_before_its_checksums() {
+        let vfs = SimVfs::new();
+        let file = vfs.open(Path::new("/t/db-wal"), OpenMode::ReadWriteCreate).unwrap();
+        let (mut wal, _) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
+        let per_chunk = (1 << 20) / (FRAME_HEADER_LEN + PAGE);
+        let pages: Vec<Vec<u8>> = (0..per_chunk + 10).map(|k| vec![k as u8; PAGE]).collect();
+        let frames: Vec<FrameWrite<'_>> =
+            pages.iter().enumerate().map(|(k, page)| FrameWrite { pgno: k as PageNo + 1, page }).collect();
+        let mut chunks = Vec::new();
+        wal.append_sealing(&frames, Some(999), |images| {
+            chunks.push(images.len());
+            for (pgno, image) in images.iter_mut() {
+                image.iter_mut().for_each(|b| *b ^= 0xA5);
+                seal_page(*pgno, image);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(chunks, [per_chunk, 10]);
+        assert!(pages.iter().enumerate().all(|(k, page)| page[..] == [k as u8; PAGE]), "pages unchanged");
+        let (reopened, recovered) = Wal::open(file, "wal".into(), PAGE, [7; 16]).unwrap();
+        assert_eq!(recovered.last_commit, pages.len() as u64);
+        let mut image = vec![0u8; PAGE];
+        for (frame, pgno) in recovered.frames {
+            reopened.read_frame(frame, &mut image).unwrap();
+            let k = (pgno - 1) as u8;
+            assert!(image[..PAGE - CHECKSUM_TRAILER].iter().all(|&b| b == k ^ 0xA5), "page {pgno}");
+            verify_page(pgno, &image).unwrap();
+        }
     }
 
     /// Cutting the file back (a restart past the size limit, an explicit
