@@ -476,13 +476,19 @@ impl WalIndex {
         // committed since `h`: a checkpoint already running computed its
         // limit without our slot, but from a last frame that is still ours
         // only if no commit came in between (else it may be copying frames
-        // past our snapshot into the main file).
+        // past our snapshot into the main file). And that the WAL was not
+        // wholly copied meanwhile: such a snapshot reads under slot 0 (try
+        // again), never in a WAL slot, which a restart (it needs the WAL
+        // wholly copied) may be resetting right now, before it publishes
+        // the new generation: a slot entered in between would keep an old
+        // frame number as its mark under the new generation.
         match read_header(shm) {
             Ok(now)
                 if shm::mark(shm, slot) == value
                     && now.generation == h.generation
                     && now.epoch == h.epoch
-                    && now.max_frame == h.max_frame =>
+                    && now.max_frame == h.max_frame
+                    && now.backfilled < h.max_frame =>
             {
                 Ok(Some(ReadMark {
                     generation: h.generation,
@@ -917,46 +923,80 @@ mod tests {
         this.end_read(&r);
     }
 
-    /// A shared region that notes, each time a header write ends (its
-    /// sequence word made even), the generation published and the read
-    /// marks at that moment: what another process would find if the
-    /// writer were killed right then.
-    #[derive(Debug)]
-    struct MarksAtPublish {
-        inner: Arc<dyn ShmFile>,
+    /// A shared region that runs `before_header` (once) as a header write
+    /// begins (its sequence word made odd) and notes, each time one ends
+    /// (made even), the generation published and the read marks: what
+    /// another process could do, or would find if the writer were killed,
+    /// right then.
+    #[derive(Default)]
+    struct AroundHeaderWrites {
+        inner: Option<Arc<dyn ShmFile>>,
+        before_header: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
         seen: std::sync::Mutex<Vec<(u64, Vec<u64>)>>,
     }
 
-    impl ShmFile for MarksAtPublish {
+    impl std::fmt::Debug for AroundHeaderWrites {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("AroundHeaderWrites")
+        }
+    }
+
+    impl AroundHeaderWrites {
+        fn on(inner: Arc<dyn ShmFile>) -> Self {
+            AroundHeaderWrites { inner: Some(inner), ..Default::default() }
+        }
+        fn inner(&self) -> &dyn ShmFile {
+            &**self.inner.as_ref().expect("a region")
+        }
+    }
+
+    impl ShmFile for AroundHeaderWrites {
         fn map(&self, len: usize, grow: bool) -> std::io::Result<()> {
-            self.inner.map(len, grow)
+            self.inner().map(len, grow)
         }
         fn load_u32(&self, offset: usize) -> u32 {
-            self.inner.load_u32(offset)
+            self.inner().load_u32(offset)
         }
         fn store_u32(&self, offset: usize, value: u32) {
-            self.inner.store_u32(offset, value);
+            let begins = offset == shm::H_SEQ && !value.is_multiple_of(2);
+            if let Some(hook) = begins.then(|| self.before_header.lock().unwrap().take()).flatten() {
+                hook();
+            }
+            self.inner().store_u32(offset, value);
             if offset == shm::H_SEQ && value.is_multiple_of(2) {
-                let marks = (1..READ_SLOTS).map(|i| shm::mark(&*self.inner, i)).collect();
-                let generation = self.inner.load_u64(shm::H_GENERATION);
+                let marks = (1..READ_SLOTS).map(|i| shm::mark(self.inner(), i)).collect();
+                let generation = self.inner().load_u64(shm::H_GENERATION);
                 self.seen.lock().unwrap().push((generation, marks));
             }
         }
         fn load_u64(&self, offset: usize) -> u64 {
-            self.inner.load_u64(offset)
+            self.inner().load_u64(offset)
         }
         fn store_u64(&self, offset: usize, value: u64) {
-            self.inner.store_u64(offset, value)
+            self.inner().store_u64(offset, value)
         }
         fn reset(&self) -> std::io::Result<()> {
-            self.inner.reset()
+            self.inner().reset()
         }
         fn lock(&self, index: u32, kind: shm::LockKind) -> std::io::Result<bool> {
-            self.inner.lock(index, kind)
+            self.inner().lock(index, kind)
         }
         fn is_current(&self) -> std::io::Result<bool> {
-            self.inner.is_current()
+            self.inner().is_current()
         }
+    }
+
+    /// Regions of one `-shm` file in a temporary directory, each its own
+    /// open file description: the locks of as many processes.
+    fn os_regions() -> (tempfile::TempDir, impl Fn() -> Arc<dyn ShmFile>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-shm");
+        let open = move || -> Arc<dyn ShmFile> {
+            let shm = Arc::new(shm::OsShm::open(&path).unwrap());
+            shm.map(shm::region_len(0), true).unwrap();
+            shm
+        };
+        (dir, open)
     }
 
     /// A restart resets the read marks before it publishes the new
@@ -967,15 +1007,8 @@ mod tests {
     /// file under it. Found by the session-37 review.
     #[test]
     fn a_restart_resets_the_marks_before_it_publishes_the_new_generation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x-shm");
-        // Two open file descriptions of the region: two processes' locks.
-        let open = || -> Arc<dyn ShmFile> {
-            let shm = Arc::new(shm::OsShm::open(&path).unwrap());
-            shm.map(shm::region_len(0), true).unwrap();
-            shm
-        };
-        let shared = Arc::new(MarksAtPublish { inner: open(), seen: Default::default() });
+        let (_dir, open) = os_regions();
+        let shared = Arc::new(AroundHeaderWrites::on(open()));
         let writer = index_on(shared.clone());
         let reader = WalIndex::new(open(), LockTable::default());
         let h = commit(&writer, 1, &[5, 6, 7]);
@@ -1001,6 +1034,45 @@ mod tests {
             "r still reads the main file"
         );
         reader.end_read(&r);
+    }
+
+    /// A reader with a header from before the checkpoint, taking a slot
+    /// freed during a restart (between the reset of the marks and the new
+    /// header), does not begin in it: the WAL was wholly in the main file
+    /// by then, so it tries again (and reads under slot 0). It used to
+    /// begin with its old frame number as the slot's mark, which the new
+    /// generation's checkpoints then took for a reader of the new frames.
+    /// Found by the session-37 review of the reordered restart.
+    #[test]
+    fn a_slot_freed_during_a_restart_is_not_entered_with_an_old_frame() {
+        let (_dir, open) = os_regions();
+        let shared = Arc::new(AroundHeaderWrites::on(open()));
+        let writer = index_on(shared.clone());
+        let (a, b) = (
+            Arc::new(WalIndex::new(open(), LockTable::default())),
+            WalIndex::new(open(), LockTable::default()),
+        );
+        let before_checkpoint = commit(&writer, 1, &[5, 6, 7]);
+        assert_ne!(a.refresh(&before_checkpoint, || {}).unwrap(), Refresh::Retry);
+        assert_ne!(b.refresh(&before_checkpoint, || {}).unwrap(), Refresh::Retry);
+        let ra = a.try_begin_read(&before_checkpoint).unwrap().unwrap();
+        let h = ShmHeader { backfilled: 3, ..writer.header().unwrap() };
+        writer.write_header(&h);
+        let taken = writer.lock_readers_for_restart(&h).unwrap().expect("a marks the last frame");
+        assert_eq!(taken & (1 << ra.slot.unwrap()), 0, "a holds its slot");
+        let began = Arc::new(std::sync::Mutex::new(None));
+        {
+            let (a, began) = (a.clone(), began.clone());
+            *shared.before_header.lock().unwrap() = Some(Box::new(move || {
+                a.end_read(&ra);
+                *began.lock().unwrap() = Some(b.try_begin_read(&before_checkpoint).unwrap());
+            }));
+        }
+        let restarted = ShmHeader { generation: 2, max_frame: 0, backfilled: 0, prev_max: 3, ..h };
+        writer.finish_restart(&restarted, taken, None::<fn(u64)>);
+        assert_eq!(began.lock().unwrap().take(), Some(None), "b tries again");
+        let h2 = commit(&writer, 1, &[5, 6, 7, 8]);
+        assert_eq!(writer.safe_frame(&h2).unwrap(), 4, "no reader holds a WAL slot");
     }
 
     #[test]
