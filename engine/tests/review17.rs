@@ -177,6 +177,86 @@ fn every_opener_finds_a_wal_a_cut_restore_moved_aside() {
     db.integrity_check().unwrap();
 }
 
+/// A simulated file system on which a writable opener in another process
+/// moves `<db>-wal-replaced` back the moment after the first open of it
+/// (the file-id check of a read-only opener that then reads it there).
+#[derive(Debug)]
+struct MovedBackAfterOpen {
+    sim: obj_engine::storage::sim::SimVfs,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl obj_engine::storage::file::Vfs for MovedBackAfterOpen {
+    fn open(
+        &self,
+        path: &Path,
+        mode: obj_engine::storage::file::OpenMode,
+    ) -> std::io::Result<std::sync::Arc<dyn obj_engine::storage::file::StorageFile>> {
+        let f = self.sim.open(path, mode)?;
+        let aside = path.to_string_lossy().strip_suffix("-replaced").map(str::to_owned);
+        if let Some(wal) = aside.filter(|_| self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)) {
+            self.sim.rename(path, Path::new(&wal))?;
+        }
+        Ok(f)
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        self.sim.exists(path)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.sim.remove(path)
+    }
+    fn sync_parent_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.sim.sync_parent_dir(path)
+    }
+    fn open_shm(
+        &self,
+        path: &Path,
+    ) -> std::io::Result<std::sync::Arc<dyn obj_engine::storage::shm::ShmFile>> {
+        self.sim.open_shm(path)
+    }
+    fn shm_in_use(&self, path: &Path) -> std::io::Result<bool> {
+        self.sim.shm_in_use(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.sim.rename(from, to)
+    }
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.sim.rename_noreplace(from, to)
+    }
+}
+
+/// A read-only opener that found the WAL moved aside, and then finds it
+/// moved back by a writable opener before it opens it, reads it at its
+/// place (it used to keep looking at the aside path, and every read
+/// failed). Found by the session-37 review.
+#[test]
+fn a_read_only_opener_follows_a_wal_moved_back_under_it() {
+    use obj_engine::storage::file::Vfs;
+    let sim = obj_engine::storage::sim::SimVfs::new();
+    let racing = std::sync::Arc::new(MovedBackAfterOpen { sim: sim.clone(), armed: false.into() });
+    let vfs: std::sync::Arc<dyn Vfs> = racing.clone();
+    let options = |read_only| obj_engine::Options { vfs: Some(vfs.clone()), read_only, ..Default::default() };
+    let app = "/d/app.obj";
+    let db = Db::open_with(app, options(false)).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree("in the wal").unwrap();
+    w.insert(&t, b"k", b"v").unwrap();
+    w.commit().unwrap();
+    sim.crash();
+    drop(db);
+    sim.rename(Path::new("/d/app.obj-wal"), Path::new("/d/app.obj-wal-replaced")).unwrap();
+
+    let first = Db::open_with(app, options(true)).unwrap();
+    racing.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let second = Db::open_with(app, options(true)).unwrap();
+    assert!(!racing.armed.load(std::sync::atomic::Ordering::SeqCst), "moved back during the open");
+    for db in [&first, &second] {
+        let rx = db.begin_read().unwrap();
+        let t = rx.find_tree("in the wal").unwrap().expect("the commit in the WAL");
+        assert_eq!(rx.get(&t, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize, Debug)]
 struct Person {
     name: String,

@@ -765,16 +765,30 @@ impl Pager {
             (page_size, layout.file_id, codec)
         };
 
-        let wal_path = restore_replaced_wal(&*vfs, path, file_id, options.read_only)?;
-        let wal_display = wal_path.display().to_string();
-        let wal_exists =
-            vfs.exists(&wal_path).map_err(|e| Error::io(format!("checking {wal_display}"), e))?;
-        let wal_file: Arc<dyn StorageFile> = if options.read_only {
-            if wal_exists {
-                vfs.open(&wal_path, OpenMode::ReadOnly).map_err(|e| open_failed(&wal_display, "a WAL", e))?
-            } else {
-                Arc::new(EmptyFile)
+        let mut wal_path = restore_replaced_wal(&*vfs, path, file_id, options.read_only)?;
+        let read_only_wal = if options.read_only {
+            // A WAL moved aside may have been moved back meanwhile by a
+            // writable opener (it is the same file): read it at its place.
+            match open_if_there(&*vfs, &wal_path)? {
+                None if wal_path != wal_path_of(path) => {
+                    wal_path = wal_path_of(path);
+                    open_if_there(&*vfs, &wal_path)?
+                }
+                opened => opened,
             }
+        } else {
+            None
+        };
+        let wal_display = wal_path.display().to_string();
+        let wal_exists = if options.read_only {
+            read_only_wal.is_some()
+        } else {
+            vfs.exists(&wal_path).map_err(|e| Error::io(format!("checking {wal_display}"), e))?
+        };
+        let wal_file: Arc<dyn StorageFile> = if let Some(f) = read_only_wal {
+            f
+        } else if options.read_only {
+            Arc::new(EmptyFile)
         } else {
             let f = vfs
                 .open(&wal_path, OpenMode::ReadWriteCreate)
@@ -2454,6 +2468,15 @@ impl PageRead for Snapshot {
 /// the caller's mistake (`InvalidArgument`, "not an obj database" for the
 /// main file), not a failed I/O. Also the copies' (`ops::newfile`) for
 /// their targets.
+/// The WAL at `path` opened read-only, `None` when there is none.
+fn open_if_there(vfs: &dyn Vfs, path: &Path) -> Result<Option<Arc<dyn StorageFile>>> {
+    match vfs.open(path, OpenMode::ReadOnly) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(open_failed(&path.display().to_string(), "a WAL", e)),
+    }
+}
+
 pub(crate) fn open_failed(display: &str, what: &str, e: io::Error) -> Error {
     if is_not_a_file(&e) {
         Error::invalid(format!("{display} is not {what}: it {e}"))
