@@ -24,3 +24,20 @@ def test_an_empty_file_is_not_an_obj_database_to_read_or_restore(tmp_path):
         db.insert("c", {"a": 1})
     with obj.Db(empty, read_only=True) as db:
         assert db.get("c", 1) == {"a": 1}
+
+
+def test_a_dump_whose_reader_stops_early_ends_quietly(tmp_path):
+    # As the README says (and as `| head` wants): exit 0, nothing on stderr.
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "big.obj"
+    with obj.Db(path) as db:
+        db.insert_many("c", [{"n": i, "pad": "x" * 200} for i in range(20000)])
+    p = subprocess.Popen([sys.executable, "-m", "obj", "dump", str(path), "c"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=os.environ)
+    assert p.stdout.read(100).startswith(b'{"obj_export":1')
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 0 and err == b"", err
