@@ -1380,6 +1380,8 @@ impl<'t> CollectionMut<'t> {
     /// [`Collection::get_doc`]), lets `f` change it and writes it back
     /// with `T::VERSION`, in this transaction. `Ok(false)` when there is no
     /// such document; an error from `f` leaves the document untouched.
+    /// Fields that `T` does not have are gone afterwards (it is written
+    /// back as `T` serializes), as with [`crate::Db::update`].
     pub fn update_doc<T: crate::Document>(
         &mut self,
         id: u64,

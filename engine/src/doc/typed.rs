@@ -261,6 +261,9 @@ impl Db {
     /// one write transaction (a document of an older version is migrated
     /// first, [`Document::migrate`], and written back with `T::VERSION`). If `f` returns an error nothing is written and
     /// the error is returned. `Ok(false)` when there is no such document.
+    /// The document is written back as `T` serializes: fields that `T`
+    /// does not have (read past by serde) are gone afterwards, so update
+    /// with the type that holds every field.
     pub fn update<T: Document>(&self, id: u64, f: impl FnOnce(&mut T) -> Result<()>) -> Result<bool> {
         let mut tx = self.begin_write()?;
         if !writable_exists(&tx, T::COLLECTION)? {

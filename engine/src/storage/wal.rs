@@ -566,7 +566,7 @@ impl Wal {
     }
 
     /// How many frames of this generation are known durable, for the next
-    /// commit's page 0 (see [`Wal::recover`]).
+    /// commit's page 0 (which recovery reads back, see [`Wal::open`]).
     pub fn durable_frames(&self) -> u64 {
         self.synced.load(Relaxed)
     }
