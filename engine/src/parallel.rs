@@ -29,23 +29,15 @@ pub fn in_two_halves<T: Sync, R: Send, E: Send>(
     }
     let mid = items.len() / 2;
     let (front, back) = items.split_at(mid);
-    std::thread::scope(|scope| {
-        let helper =
-            std::thread::Builder::new().name("obj-helper".into()).spawn_scoped(scope, || work(back, mid));
-        let mut done = work(front, 0)?;
-        let rest = match helper {
-            Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err(_) => work(back, mid),
-        };
-        done.extend(rest?);
-        Ok(done)
-    })
+    let (done, rest) = beside(|| work(front, 0), || work(back, mid));
+    let mut done = done?;
+    done.extend(rest?);
+    Ok(done)
 }
 
 /// [`in_two_halves`] for work that changes the items in place:
-/// `work(front, 0)` and `work(back, mid)`, the back half on a scoped second
-/// thread under the same conditions. The first error (front half first) is
-/// the result.
+/// `work(front, 0)` and `work(back, mid)`, under the same conditions. The
+/// first error (front half first) is the result.
 pub fn in_two_halves_mut<T: Send, E: Send>(
     items: &mut [T],
     min_items: usize,
@@ -56,21 +48,25 @@ pub fn in_two_halves_mut<T: Send, E: Send>(
     }
     let mid = items.len() / 2;
     let (front, back) = items.split_at_mut(mid);
-    // Whichever thread takes the back half does it: the helper, or the
-    // caller when no helper could be started.
+    let (done, rest) = beside(|| work(front, 0), || work(back, mid));
+    done.and(rest)
+}
+
+/// `front()` on the caller's thread and `back()` on a scoped helper thread
+/// beside it, or after it on the caller's when no thread can be started.
+fn beside<A, B: Send>(front: impl FnOnce() -> A, back: impl FnOnce() -> B + Send) -> (A, B) {
+    // Whichever thread takes `back` runs it: the helper, or the caller
+    // when the helper could not be started.
     let back = std::sync::Mutex::new(Some(back));
-    let do_back = || {
-        let part = back.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        part.map_or(Ok(()), |part| work(part, mid))
-    };
+    let run_back = || back.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().map(|f| f());
     std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new().name("obj-helper".into()).spawn_scoped(scope, do_back);
-        let done = work(front, 0);
-        let rest = match helper {
+        let helper = std::thread::Builder::new().name("obj-helper".into()).spawn_scoped(scope, run_back);
+        let a = front();
+        let b = match helper {
             Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err(_) => do_back(),
+            Err(_) => run_back(),
         };
-        done.and(rest)
+        (a, b.expect("back runs on one thread or the other"))
     })
 }
 

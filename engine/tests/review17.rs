@@ -16,8 +16,13 @@
 //!   silently, while the local collection was there. Such a read is now
 //!   refused, naming both, until the namespace is detached.
 
+use obj_engine::storage::file::{OpenMode, StorageFile, Vfs};
+use obj_engine::storage::shm::ShmFile;
+use obj_engine::storage::sim::SimVfs;
 use obj_engine::{Db, Error, ReadableTxn, RestoreOptions, Value};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[test]
 fn a_local_collection_created_after_an_attach_is_never_hidden() {
@@ -123,6 +128,38 @@ fn a_restore_cut_around_its_rename_leaves_a_database_that_opens() {
     assert_eq!(rx.get(&t, b"k").unwrap().as_deref(), Some(&b"old2"[..]));
 }
 
+fn sim_options(vfs: &Arc<dyn Vfs>, read_only: bool) -> obj_engine::Options {
+    obj_engine::Options { vfs: Some(vfs.clone()), read_only, ..Default::default() }
+}
+
+fn commit_tree(db: &Db, tree: &str) {
+    let mut w = db.begin_write().unwrap();
+    let t = w.create_tree(tree).unwrap();
+    w.insert(&t, b"k", tree.as_bytes()).unwrap();
+    w.commit().unwrap();
+}
+
+fn has_tree(db: &Db, tree: &str) {
+    let rx = db.begin_read().unwrap();
+    let t = rx.find_tree(tree).unwrap().unwrap_or_else(|| panic!("{tree} is missing"));
+    assert_eq!(rx.get(&t, b"k").unwrap().as_deref(), Some(tree.as_bytes()));
+}
+
+/// On the simulated file system: `tree` committed to `/d/app.obj`, in its
+/// WAL only (a crash), and the WAL then moved aside, as a restore cut
+/// before it renamed the new file in leaves it.
+fn wal_moved_aside_after_a_crash(sim: &SimVfs, vfs: &Arc<dyn Vfs>, tree: &str) {
+    let db = Db::open_with(APP, sim_options(vfs, false)).unwrap();
+    commit_tree(&db, tree);
+    sim.crash();
+    drop(db);
+    sim.rename(Path::new(WAL), Path::new(ASIDE)).unwrap();
+}
+
+const APP: &str = "/d/app.obj";
+const WAL: &str = "/d/app.obj-wal";
+const ASIDE: &str = "/d/app.obj-wal-replaced";
+
 /// After a restore cut with the old WAL moved aside, the openers after a
 /// read-only first one find that WAL too, read-only or not; a writable one
 /// moves it back. (They looked at its place only: a writable one failed on
@@ -132,47 +169,28 @@ fn a_restore_cut_around_its_rename_leaves_a_database_that_opens() {
 /// one process act as two processes there.
 #[test]
 fn every_opener_finds_a_wal_a_cut_restore_moved_aside() {
-    use obj_engine::storage::file::Vfs;
-    use obj_engine::storage::sim::SimVfs;
     let sim = SimVfs::new();
-    let vfs: std::sync::Arc<dyn Vfs> = std::sync::Arc::new(sim.clone());
-    let options = |read_only| obj_engine::Options { vfs: Some(vfs.clone()), read_only, ..Default::default() };
-    let (app, wal, aside) = ("/d/app.obj", Path::new("/d/app.obj-wal"), Path::new("/d/app.obj-wal-replaced"));
-    let commit = |db: &Db, tree: &str| {
-        let mut w = db.begin_write().unwrap();
-        let t = w.create_tree(tree).unwrap();
-        w.insert(&t, b"k", tree.as_bytes()).unwrap();
-        w.commit().unwrap();
-    };
-    let has = |db: &Db, tree: &str| {
-        let rx = db.begin_read().unwrap();
-        let t = rx.find_tree(tree).unwrap().unwrap_or_else(|| panic!("{tree} is missing"));
-        assert_eq!(rx.get(&t, b"k").unwrap().as_deref(), Some(tree.as_bytes()));
-    };
-    let db = Db::open_with(app, options(false)).unwrap();
-    commit(&db, "checkpointed");
+    let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
+    let db = Db::open_with(APP, sim_options(&vfs, false)).unwrap();
+    commit_tree(&db, "checkpointed");
     db.close().unwrap();
-    let db = Db::open_with(app, options(false)).unwrap();
-    commit(&db, "in the wal");
-    sim.crash();
-    drop(db);
-    sim.rename(wal, aside).unwrap();
+    wal_moved_aside_after_a_crash(&sim, &vfs, "in the wal");
 
-    let first = Db::open_with(app, options(true)).unwrap();
-    has(&first, "in the wal");
-    let second = Db::open_with(app, options(true)).unwrap();
-    has(&second, "in the wal");
-    assert!(!sim.exists(wal).unwrap(), "a read-only open moves nothing");
-    let writer = Db::open_with(app, options(false)).unwrap();
-    assert!(sim.exists(wal).unwrap() && !sim.exists(aside).unwrap(), "moved back");
-    has(&writer, "in the wal");
-    commit(&writer, "after");
-    has(&first, "after");
+    let first = Db::open_with(APP, sim_options(&vfs, true)).unwrap();
+    has_tree(&first, "in the wal");
+    let second = Db::open_with(APP, sim_options(&vfs, true)).unwrap();
+    has_tree(&second, "in the wal");
+    assert!(!sim.exists(Path::new(WAL)).unwrap(), "a read-only open moves nothing");
+    let writer = Db::open_with(APP, sim_options(&vfs, false)).unwrap();
+    assert!(sim.exists(Path::new(WAL)).unwrap() && !sim.exists(Path::new(ASIDE)).unwrap(), "moved back");
+    has_tree(&writer, "in the wal");
+    commit_tree(&writer, "after");
+    has_tree(&first, "after");
     drop((first, second));
     writer.close().unwrap();
-    let db = Db::open_with(app, options(false)).unwrap();
+    let db = Db::open_with(APP, sim_options(&vfs, false)).unwrap();
     for tree in ["checkpointed", "in the wal", "after"] {
-        has(&db, tree);
+        has_tree(&db, tree);
     }
     db.integrity_check().unwrap();
 }
@@ -182,20 +200,15 @@ fn every_opener_finds_a_wal_a_cut_restore_moved_aside() {
 /// (the file-id check of a read-only opener that then reads it there).
 #[derive(Debug)]
 struct MovedBackAfterOpen {
-    sim: obj_engine::storage::sim::SimVfs,
-    armed: std::sync::atomic::AtomicBool,
+    sim: SimVfs,
+    armed: AtomicBool,
 }
 
-impl obj_engine::storage::file::Vfs for MovedBackAfterOpen {
-    fn open(
-        &self,
-        path: &Path,
-        mode: obj_engine::storage::file::OpenMode,
-    ) -> std::io::Result<std::sync::Arc<dyn obj_engine::storage::file::StorageFile>> {
+impl Vfs for MovedBackAfterOpen {
+    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn StorageFile>> {
         let f = self.sim.open(path, mode)?;
-        let aside = path.to_string_lossy().strip_suffix("-replaced").map(str::to_owned);
-        if let Some(wal) = aside.filter(|_| self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)) {
-            self.sim.rename(path, Path::new(&wal))?;
+        if path == Path::new(ASIDE) && self.armed.swap(false, Ordering::SeqCst) {
+            self.sim.rename(path, Path::new(WAL))?;
         }
         Ok(f)
     }
@@ -208,10 +221,7 @@ impl obj_engine::storage::file::Vfs for MovedBackAfterOpen {
     fn sync_parent_dir(&self, path: &Path) -> std::io::Result<()> {
         self.sim.sync_parent_dir(path)
     }
-    fn open_shm(
-        &self,
-        path: &Path,
-    ) -> std::io::Result<std::sync::Arc<dyn obj_engine::storage::shm::ShmFile>> {
+    fn open_shm(&self, path: &Path) -> std::io::Result<Arc<dyn ShmFile>> {
         self.sim.open_shm(path)
     }
     fn shm_in_use(&self, path: &Path) -> std::io::Result<bool> {
@@ -231,30 +241,17 @@ impl obj_engine::storage::file::Vfs for MovedBackAfterOpen {
 /// failed). Found by the session-37 review.
 #[test]
 fn a_read_only_opener_follows_a_wal_moved_back_under_it() {
-    use obj_engine::storage::file::Vfs;
-    let sim = obj_engine::storage::sim::SimVfs::new();
-    let racing = std::sync::Arc::new(MovedBackAfterOpen { sim: sim.clone(), armed: false.into() });
-    let vfs: std::sync::Arc<dyn Vfs> = racing.clone();
-    let options = |read_only| obj_engine::Options { vfs: Some(vfs.clone()), read_only, ..Default::default() };
-    let app = "/d/app.obj";
-    let db = Db::open_with(app, options(false)).unwrap();
-    let mut w = db.begin_write().unwrap();
-    let t = w.create_tree("in the wal").unwrap();
-    w.insert(&t, b"k", b"v").unwrap();
-    w.commit().unwrap();
-    sim.crash();
-    drop(db);
-    sim.rename(Path::new("/d/app.obj-wal"), Path::new("/d/app.obj-wal-replaced")).unwrap();
+    let sim = SimVfs::new();
+    let racing = Arc::new(MovedBackAfterOpen { sim: sim.clone(), armed: false.into() });
+    let vfs: Arc<dyn Vfs> = racing.clone();
+    wal_moved_aside_after_a_crash(&sim, &vfs, "in the wal");
 
-    let first = Db::open_with(app, options(true)).unwrap();
-    racing.armed.store(true, std::sync::atomic::Ordering::SeqCst);
-    let second = Db::open_with(app, options(true)).unwrap();
-    assert!(!racing.armed.load(std::sync::atomic::Ordering::SeqCst), "moved back during the open");
-    for db in [&first, &second] {
-        let rx = db.begin_read().unwrap();
-        let t = rx.find_tree("in the wal").unwrap().expect("the commit in the WAL");
-        assert_eq!(rx.get(&t, b"k").unwrap().as_deref(), Some(&b"v"[..]));
-    }
+    let first = Db::open_with(APP, sim_options(&vfs, true)).unwrap();
+    racing.armed.store(true, Ordering::SeqCst);
+    let second = Db::open_with(APP, sim_options(&vfs, true)).unwrap();
+    assert!(!racing.armed.load(Ordering::SeqCst), "moved back during the open");
+    has_tree(&first, "in the wal");
+    has_tree(&second, "in the wal");
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Debug)]

@@ -671,7 +671,7 @@ class ReadTxn(_Core):
             t = self._attached.get(ns) if self._attached else None
             if t is not None:
                 if name not in self._unshadowed:
-                    self._check_unshadowed(name, ns, self._kind(t, t._db._cname(rest)) is not None)
+                    self._check_unshadowed(name, ns, t, rest)
                 return t, t._db._cname(rest)
             cname = db._cname(name)
             if self._kind(self, cname) is None:  # a dotted name of this file's own is fine
@@ -692,7 +692,7 @@ class ReadTxn(_Core):
             u = self.__dict__["_unsh"] = set()
             return u
 
-    def _check_unshadowed(self, name: str, ns: str, attached_has_it: bool) -> None:
+    def _check_unshadowed(self, name: str, ns: str, attached: Any, rest: str) -> None:
         # attach() refuses a namespace that would hide a local collection,
         # but one can appear later (a write transaction that began before
         # the attach, another handle or process): a read could then mean
@@ -702,7 +702,8 @@ class ReadTxn(_Core):
         except InvalidArgumentError:  # not a name a collection of this file can have
             local = None
         if local is not None:
-            where = ("is both in this database and in the database attached as" if attached_has_it
+            there = self._kind(attached, attached._db._cname(rest)) is not None
+            where = ("is both in this database and in the database attached as" if there
                      else "of this database is shadowed by the database attached as")
             raise InvalidArgumentError(
                 f"collection {name!r} {where} {ns!r}; detach {ns!r} to read the local one"

@@ -441,14 +441,13 @@ impl PageCodec {
     /// page (copies), where the plaintext is not needed afterwards.
     pub fn seal_run(&self, first: PageNo, pages: &mut [u8], page_size: usize) -> Result<()> {
         debug_assert_eq!(pages.len() % page_size, 0);
-        let mut numbered: Vec<(PageNo, &mut [u8])> =
-            (first..).zip(pages.chunks_exact_mut(page_size)).collect();
+        let numbered = (first..).zip(pages.chunks_exact_mut(page_size));
         match self {
             PageCodec::Plain => {
-                numbered.iter_mut().for_each(|(pgno, page)| seal_page(*pgno, page));
+                numbered.for_each(|(pgno, page)| seal_page(pgno, page));
                 Ok(())
             }
-            PageCodec::Aes(_) => self.encrypt_images(&mut numbered),
+            PageCodec::Aes(_) => self.encrypt_images(&mut numbered.collect::<Vec<_>>()),
         }
     }
 

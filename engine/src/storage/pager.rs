@@ -766,40 +766,30 @@ impl Pager {
         };
 
         let mut wal_path = restore_replaced_wal(&*vfs, path, file_id, options.read_only)?;
-        let read_only_wal = if options.read_only {
+        let (wal_file, wal_exists): (Arc<dyn StorageFile>, bool) = if options.read_only {
             // A WAL moved aside may have been moved back meanwhile by a
             // writable opener (it is the same file): read it at its place.
-            match open_if_there(&*vfs, &wal_path)? {
-                None if wal_path != wal_path_of(path) => {
-                    wal_path = wal_path_of(path);
-                    open_if_there(&*vfs, &wal_path)?
-                }
-                opened => opened,
+            let mut opened = open_if_there(&*vfs, &wal_path)?;
+            if opened.is_none() && wal_path != wal_path_of(path) {
+                wal_path = wal_path_of(path);
+                opened = open_if_there(&*vfs, &wal_path)?;
             }
+            let exists = opened.is_some();
+            (opened.unwrap_or_else(|| Arc::new(EmptyFile)), exists)
         } else {
-            None
-        };
-        let wal_display = wal_path.display().to_string();
-        let wal_exists = if options.read_only {
-            read_only_wal.is_some()
-        } else {
-            vfs.exists(&wal_path).map_err(|e| Error::io(format!("checking {wal_display}"), e))?
-        };
-        let wal_file: Arc<dyn StorageFile> = if let Some(f) = read_only_wal {
-            f
-        } else if options.read_only {
-            Arc::new(EmptyFile)
-        } else {
+            let display = wal_path.display();
+            let exists = vfs.exists(&wal_path).map_err(|e| Error::io(format!("checking {display}"), e))?;
             let f = vfs
                 .open(&wal_path, OpenMode::ReadWriteCreate)
-                .map_err(|e| open_failed(&wal_display, "a WAL", e))?;
-            if !wal_exists {
+                .map_err(|e| open_failed(&display.to_string(), "a WAL", e))?;
+            if !exists {
                 created.add(&wal_path);
                 vfs.sync_parent_dir(&wal_path)
-                    .map_err(|e| Error::io(format!("syncing the directory of {wal_display}"), e))?;
+                    .map_err(|e| Error::io(format!("syncing the directory of {display}"), e))?;
             }
-            f
+            (f, exists)
         };
+        let wal_display = wal_path.display().to_string();
         let mut wal = if first {
             // Nobody else has the database open: whatever the shared index
             // holds is stale. Rebuild it from the WAL.
@@ -2463,11 +2453,6 @@ impl PageRead for Snapshot {
     }
 }
 
-/// An error opening `display`, which should be `what`: a path the file
-/// system refuses as not a regular file (a directory, a FIFO, a device) is
-/// the caller's mistake (`InvalidArgument`, "not an obj database" for the
-/// main file), not a failed I/O. Also the copies' (`ops::newfile`) for
-/// their targets.
 /// The WAL at `path` opened read-only, `None` when there is none.
 fn open_if_there(vfs: &dyn Vfs, path: &Path) -> Result<Option<Arc<dyn StorageFile>>> {
     match vfs.open(path, OpenMode::ReadOnly) {
@@ -2477,6 +2462,11 @@ fn open_if_there(vfs: &dyn Vfs, path: &Path) -> Result<Option<Arc<dyn StorageFil
     }
 }
 
+/// An error opening `display`, which should be `what`: a path the file
+/// system refuses as not a regular file (a directory, a FIFO, a device) is
+/// the caller's mistake (`InvalidArgument`, "not an obj database" for the
+/// main file), not a failed I/O. Also the copies' (`ops::newfile`) for
+/// their targets.
 pub(crate) fn open_failed(display: &str, what: &str, e: io::Error) -> Error {
     if is_not_a_file(&e) {
         Error::invalid(format!("{display} is not {what}: it {e}"))

@@ -626,9 +626,9 @@ impl WalIndex {
     /// not change under them, so they allow no copying until they end. The
     /// marks go first: a writer killed between the two steps must not leave
     /// such a slot marking an old frame number under the new header, where
-    /// a checkpoint would take it for a reader of the new frames (the old
-    /// generation, its frames all in the main file, reads right with any
-    /// mark).
+    /// a checkpoint would take it for a reader of the new frames (under the
+    /// old generation, whose frames are all in the main file, marks of 0
+    /// only hold copying back).
     ///
     /// `carry`, when this process knows every frame of the old generation,
     /// keeps the cached main-file pages: the new generation keeps the old
@@ -727,24 +727,22 @@ mod tests {
         idx
     }
 
-    /// Two handles on one `TearingShm`: the first has committed pages 5
+    /// Two handles on one `TestShm`: the first has committed pages 5
     /// and 6 as frames 1 and 2; the second has not looked yet.
-    fn two_handles_on_tearing_shm() -> (Arc<TearingShm>, WalIndex, WalIndex) {
-        let shared = Arc::new(TearingShm::default());
+    fn two_handles_on_test_shm() -> (Arc<TestShm>, WalIndex, WalIndex) {
+        let shared = Arc::new(TestShm::default());
         let first = index_on(shared.clone());
         let second = WalIndex::new(shared.clone(), LockTable::default());
         commit(&first, 1, &[5, 6]);
         (shared, first, second)
     }
 
-    /// [`two_handles_on_tearing_shm`], the second handle's map brought up
+    /// [`two_handles_on_test_shm`], the second handle's map brought up
     /// to the first commit, then the first handle's rebuild of the index
     /// (epoch 2) with `frames` (frame, page): the shared region, the
     /// second handle, and the headers before and after the rebuild.
-    fn rebuilt_by_another_handle(
-        frames: &[(u64, PageNo)],
-    ) -> (Arc<TearingShm>, WalIndex, ShmHeader, ShmHeader) {
-        let (shared, other, this) = two_handles_on_tearing_shm();
+    fn rebuilt_by_another_handle(frames: &[(u64, PageNo)]) -> (Arc<TestShm>, WalIndex, ShmHeader, ShmHeader) {
+        let (shared, other, this) = two_handles_on_test_shm();
         let before = this.header().unwrap();
         assert_eq!(this.refresh(&before, || {}).unwrap(), Refresh::Rebuilt);
         let rebuilt = ShmHeader { epoch: 2, max_frame: frames.len() as u64, ..before };
@@ -812,15 +810,39 @@ mod tests {
         assert_eq!(idx.reader_count(), 0);
     }
 
-    /// A shared region whose sequence word reads odd (another process in
-    /// the middle of writing the header) once, at the `tear_at`-th read.
-    #[derive(Debug, Default)]
-    struct TearingShm {
-        inner: HeapShm,
+    /// A shared region for tests: its sequence word reads odd (another
+    /// process in the middle of writing the header) once, at the
+    /// `tear_at`-th read; `before_header` runs (once) as a header write
+    /// begins; and each header write that ends notes the generation
+    /// published and the read marks: what another process could do, or
+    /// would find if the writer were killed, right then. On a heap region
+    /// by default.
+    struct TestShm {
+        inner: Arc<dyn ShmFile>,
         tear_at: std::sync::atomic::AtomicI64,
+        before_header: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+        seen: std::sync::Mutex<Vec<(u64, Vec<u64>)>>,
     }
 
-    impl ShmFile for TearingShm {
+    impl Default for TestShm {
+        fn default() -> Self {
+            TestShm::on(Arc::new(HeapShm::default()))
+        }
+    }
+
+    impl std::fmt::Debug for TestShm {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("TestShm")
+        }
+    }
+
+    impl TestShm {
+        fn on(inner: Arc<dyn ShmFile>) -> Self {
+            TestShm { inner, tear_at: 0.into(), before_header: Default::default(), seen: Default::default() }
+        }
+    }
+
+    impl ShmFile for TestShm {
         fn map(&self, len: usize, grow: bool) -> std::io::Result<()> {
             self.inner.map(len, grow)
         }
@@ -834,7 +856,16 @@ mod tests {
             }
         }
         fn store_u32(&self, offset: usize, value: u32) {
-            self.inner.store_u32(offset, value)
+            let begins = offset == shm::H_SEQ && !value.is_multiple_of(2);
+            if let Some(hook) = begins.then(|| self.before_header.lock().unwrap().take()).flatten() {
+                hook();
+            }
+            self.inner.store_u32(offset, value);
+            if offset == shm::H_SEQ && value.is_multiple_of(2) {
+                let marks = (1..READ_SLOTS).map(|i| shm::mark(&*self.inner, i)).collect();
+                let generation = self.inner.load_u64(shm::H_GENERATION);
+                self.seen.lock().unwrap().push((generation, marks));
+            }
         }
         fn load_u64(&self, offset: usize) -> u64 {
             self.inner.load_u64(offset)
@@ -849,7 +880,7 @@ mod tests {
             self.inner.lock(index, kind)
         }
         fn is_current(&self) -> std::io::Result<bool> {
-            Ok(true)
+            self.inner.is_current()
         }
     }
 
@@ -859,7 +890,7 @@ mod tests {
     /// all and read older versions from the main file).
     #[test]
     fn a_torn_header_keeps_the_frames_live_snapshots_need() {
-        let (shared, writer, reader) = two_handles_on_tearing_shm();
+        let (shared, writer, reader) = two_handles_on_test_shm();
         let h = reader.header().unwrap();
         assert_eq!(reader.refresh(&h, || {}).unwrap(), Refresh::Rebuilt);
         let r = reader.try_begin_read(&h).unwrap().unwrap();
@@ -923,69 +954,6 @@ mod tests {
         this.end_read(&r);
     }
 
-    /// A shared region that runs `before_header` (once) as a header write
-    /// begins (its sequence word made odd) and notes, each time one ends
-    /// (made even), the generation published and the read marks: what
-    /// another process could do, or would find if the writer were killed,
-    /// right then.
-    #[derive(Default)]
-    struct AroundHeaderWrites {
-        inner: Option<Arc<dyn ShmFile>>,
-        before_header: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
-        seen: std::sync::Mutex<Vec<(u64, Vec<u64>)>>,
-    }
-
-    impl std::fmt::Debug for AroundHeaderWrites {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("AroundHeaderWrites")
-        }
-    }
-
-    impl AroundHeaderWrites {
-        fn on(inner: Arc<dyn ShmFile>) -> Self {
-            AroundHeaderWrites { inner: Some(inner), ..Default::default() }
-        }
-        fn inner(&self) -> &dyn ShmFile {
-            &**self.inner.as_ref().expect("a region")
-        }
-    }
-
-    impl ShmFile for AroundHeaderWrites {
-        fn map(&self, len: usize, grow: bool) -> std::io::Result<()> {
-            self.inner().map(len, grow)
-        }
-        fn load_u32(&self, offset: usize) -> u32 {
-            self.inner().load_u32(offset)
-        }
-        fn store_u32(&self, offset: usize, value: u32) {
-            let begins = offset == shm::H_SEQ && !value.is_multiple_of(2);
-            if let Some(hook) = begins.then(|| self.before_header.lock().unwrap().take()).flatten() {
-                hook();
-            }
-            self.inner().store_u32(offset, value);
-            if offset == shm::H_SEQ && value.is_multiple_of(2) {
-                let marks = (1..READ_SLOTS).map(|i| shm::mark(self.inner(), i)).collect();
-                let generation = self.inner().load_u64(shm::H_GENERATION);
-                self.seen.lock().unwrap().push((generation, marks));
-            }
-        }
-        fn load_u64(&self, offset: usize) -> u64 {
-            self.inner().load_u64(offset)
-        }
-        fn store_u64(&self, offset: usize, value: u64) {
-            self.inner().store_u64(offset, value)
-        }
-        fn reset(&self) -> std::io::Result<()> {
-            self.inner().reset()
-        }
-        fn lock(&self, index: u32, kind: shm::LockKind) -> std::io::Result<bool> {
-            self.inner().lock(index, kind)
-        }
-        fn is_current(&self) -> std::io::Result<bool> {
-            self.inner().is_current()
-        }
-    }
-
     /// Regions of one `-shm` file in a temporary directory, each its own
     /// open file description: the locks of as many processes.
     fn os_regions() -> (tempfile::TempDir, impl Fn() -> Arc<dyn ShmFile>) {
@@ -1008,7 +976,7 @@ mod tests {
     #[test]
     fn a_restart_resets_the_marks_before_it_publishes_the_new_generation() {
         let (_dir, open) = os_regions();
-        let shared = Arc::new(AroundHeaderWrites::on(open()));
+        let shared = Arc::new(TestShm::on(open()));
         let writer = index_on(shared.clone());
         let reader = WalIndex::new(open(), LockTable::default());
         let h = commit(&writer, 1, &[5, 6, 7]);
@@ -1046,12 +1014,10 @@ mod tests {
     #[test]
     fn a_slot_freed_during_a_restart_is_not_entered_with_an_old_frame() {
         let (_dir, open) = os_regions();
-        let shared = Arc::new(AroundHeaderWrites::on(open()));
+        let shared = Arc::new(TestShm::on(open()));
         let writer = index_on(shared.clone());
-        let (a, b) = (
-            Arc::new(WalIndex::new(open(), LockTable::default())),
-            WalIndex::new(open(), LockTable::default()),
-        );
+        let (a, b) =
+            (WalIndex::new(open(), LockTable::default()), WalIndex::new(open(), LockTable::default()));
         let before_checkpoint = commit(&writer, 1, &[5, 6, 7]);
         assert_ne!(a.refresh(&before_checkpoint, || {}).unwrap(), Refresh::Retry);
         assert_ne!(b.refresh(&before_checkpoint, || {}).unwrap(), Refresh::Retry);
@@ -1061,13 +1027,11 @@ mod tests {
         let taken = writer.lock_readers_for_restart(&h).unwrap().expect("a marks the last frame");
         assert_eq!(taken & (1 << ra.slot.unwrap()), 0, "a holds its slot");
         let began = Arc::new(std::sync::Mutex::new(None));
-        {
-            let (a, began) = (a.clone(), began.clone());
-            *shared.before_header.lock().unwrap() = Some(Box::new(move || {
-                a.end_read(&ra);
-                *began.lock().unwrap() = Some(b.try_begin_read(&before_checkpoint).unwrap());
-            }));
-        }
+        let noted = began.clone();
+        *shared.before_header.lock().unwrap() = Some(Box::new(move || {
+            a.end_read(&ra);
+            *noted.lock().unwrap() = Some(b.try_begin_read(&before_checkpoint).unwrap());
+        }));
         let restarted = ShmHeader { generation: 2, max_frame: 0, backfilled: 0, prev_max: 3, ..h };
         writer.finish_restart(&restarted, taken, None::<fn(u64)>);
         assert_eq!(began.lock().unwrap().take(), Some(None), "b tries again");
