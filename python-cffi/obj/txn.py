@@ -279,6 +279,10 @@ class _Core:
                     in_id_order = not q.get("sort") and q.get("index") is None and (
                         "filter" not in q or q.get("after_id") is not None or self._scans(query_js))
                 if self._writes == at:
+                    if self._h is None:
+                        # Committed or rolled back since: the rows read ahead
+                        # are not to be given (a rolled-back write's least of all).
+                        self._handle()
                     last = r[0]
                     given += 1
                     yield r

@@ -41,3 +41,19 @@ def test_a_dump_whose_reader_stops_early_ends_quietly(tmp_path):
     p.stdout.close()
     err = p.stderr.read()
     assert p.wait(timeout=60) == 0 and err == b"", err
+
+
+@pytest.mark.parametrize("end", ["rollback", "commit"])
+def test_an_iteration_of_a_write_transaction_stops_when_it_ends(path, end):
+    # It used to give the rest of the batch it had read ahead (255
+    # documents), the documents of a rolled-back write among them, and
+    # only then raise.
+    with obj.Db(path) as db:
+        tx = db.transaction()
+        tx.insert_many("c", [{"i": i} for i in range(300)])
+        it = iter(tx.all("c"))
+        assert next(it)[1] == {"i": 0}
+        tx.rollback() if end == "rollback" else tx.commit()
+        with pytest.raises(obj.InvalidArgumentError, match="transaction already finished"):
+            next(it)
+        assert db.count("c") == (0 if end == "rollback" else 300)
