@@ -96,15 +96,35 @@ _UnionType = getattr(types, "UnionType", None)  # X | Y (Python 3.10+)
 
 
 def _is_decimal_field(s: Any, path: str) -> bool:
-    """Whether dotted ``path`` of the document class of schema ``s`` (through
-    nested dataclasses) is annotated Decimal."""
-    tp: Any = None
+    """Whether dotted ``path`` of the document class of schema ``s`` is
+    annotated Decimal: through nested dataclasses, the values of dicts and
+    the elements of lists, tuples and sets (a numeric segment picks one,
+    any other reaches into each, as the engine's paths do)."""
+    tp: Any = s.cls
     for seg in path.split("."):
-        if s is None:
+        tp = _unwrap(tp)
+        picked = False
+        while not picked and typing.get_origin(tp) in (list, tuple, set, frozenset):
+            tp, picked = _element_type(tp, seg), seg.isdigit()
+        if picked:
+            continue
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            tp = _schema_or_plain(tp).hints().get(seg)
+        elif typing.get_origin(tp) is dict and len(typing.get_args(tp)) == 2:
+            tp = typing.get_args(tp)[1]
+        else:
             return False
-        tp = _unwrap(s.hints().get(seg))
-        s = _schema_or_plain(tp) if isinstance(tp, type) and dataclasses.is_dataclass(tp) else None
-    return tp is Decimal
+    return _unwrap(tp) is Decimal
+
+
+def _element_type(tp: Any, seg: str) -> Any:
+    """The element type of sequence type ``tp`` that path segment ``seg``
+    reaches: the one at its position in a ``tuple[A, B]``, else the one."""
+    args = typing.get_args(tp)
+    fixed = typing.get_origin(tp) is tuple and args and args[-1] is not Ellipsis
+    if fixed and seg.isdigit():
+        return _unwrap(args[int(seg)]) if int(seg) < len(args) else None
+    return _unwrap(args[0]) if args else None
 
 
 class Expr:
