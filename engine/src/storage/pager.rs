@@ -1110,15 +1110,7 @@ impl Pager {
     /// before another process created it.
     fn wal_reader(&self) -> Result<Arc<dyn StorageFile>> {
         if self.wal_missing.load(Ordering::Acquire) {
-            let exists = self
-                .vfs
-                .exists(&self.wal_path)
-                .map_err(|e| Error::io(format!("checking {}", self.wal_path.display()), e))?;
-            if exists {
-                let f = self
-                    .vfs
-                    .open(&self.wal_path, OpenMode::ReadOnly)
-                    .map_err(|e| Error::io(format!("opening {}", self.wal_path.display()), e))?;
+            if let Some(f) = open_if_there(&*self.vfs, &self.wal_path)? {
                 *self.wal_file.write().unwrap_or_else(|p| p.into_inner()) = f.clone();
                 self.wal().set_file(f);
                 self.wal_missing.store(false, Ordering::Release);
