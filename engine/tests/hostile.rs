@@ -274,6 +274,7 @@ fn documents_that_cannot_be_stored_are_refused_without_a_trace() {
     let long = Value::from_iter([("email", Value::Str("e".repeat(100_000)))]);
     let m = invalid_message(c.insert(&long), "oversized index key");
     assert!(m.contains("too long for index"), "{m}");
+    assert!(!m.contains("a list"), "a string's message speaks of lists: {m}");
     let m = invalid_message(c.upsert(3, &long), "oversized index key on upsert");
     assert!(m.contains("too long for index"), "{m}");
     // Raw bytes into a document collection.

@@ -37,6 +37,7 @@ use crate::doc::serde_encoded::from_encoded;
 use crate::doc::serde_value::to_value;
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
+use crate::index::key_encoding;
 use crate::index::secondary::{
     doc_index_keys, parse_entry, single_valued, IndexKind, IndexSpec, IndexStatus,
 };
@@ -1807,12 +1808,18 @@ fn check_index_key_lengths(spec: &IndexSpec, keys: &[Vec<u8>], usable: usize) ->
     let longest = btree::max_key_len(usable) - extra;
     match keys.iter().find(|k| k.len() > longest) {
         None => Ok(()),
-        Some(k) => Err(Error::invalid(format!(
-            "value of {} bytes (as an index key) is too long for index {:?} (longest key: {longest} bytes; \
-             a list is indexed whole as well as element by element, so its whole encoding must fit too)",
-            k.len(),
-            spec.name
-        ))),
+        Some(k) => {
+            let why = if key_encoding::is_list(k) {
+                "; a list is indexed whole as well as element by element, so its whole encoding must fit too"
+            } else {
+                ""
+            };
+            Err(Error::invalid(format!(
+                "value of {} bytes (as an index key) is too long for index {:?} (longest key: {longest} bytes{why})",
+                k.len(),
+                spec.name
+            )))
+        }
     }
 }
 

@@ -56,6 +56,12 @@ const MAX_E: i32 = 146;
 /// 53-bit significand at most 9 (its digit span, with alignment, is < 63 bits).
 const MAX_DIGITS: usize = 10;
 
+/// Whether `key` encodes a list (as a whole; a composite key's first
+/// field).
+pub fn is_list(key: &[u8]) -> bool {
+    key.first() == Some(&TAG_LIST)
+}
+
 /// Lists and maps nested deeper than this are refused by [`decode_key`], so
 /// that hostile bytes cannot exhaust the stack.
 pub const MAX_DECODE_DEPTH: usize = 256;
