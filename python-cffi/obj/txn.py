@@ -23,6 +23,7 @@ import json
 import operator
 import re
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from itertools import chain
@@ -180,6 +181,33 @@ def _not_document(x: Any) -> InvalidArgumentError:
     )
 
 
+def _the_rows(batch: list) -> tuple[list]:
+    """The list a batch of rows is iterated as: itself."""
+    return (batch,)
+
+
+def _the_columns(batch: list) -> list:
+    """The lists a batch of columns is iterated as: each column."""
+    return batch
+
+
+class _HeldBatch:
+    """The batch an iteration of a transaction is consuming (see
+    ``_Core._c_batches``)."""
+
+    __slots__ = ("batch", "lists", "__weakref__")
+
+    def __init__(self, lists: Callable[[Any], Iterable[list]]) -> None:
+        self.batch: Any = None
+        self.lists = lists
+
+    def drop(self) -> None:
+        b, self.batch = self.batch, None
+        if b is not None:
+            for part in self.lists(b):
+                part.clear()
+
+
 class _Core:
     """The C calls of one transaction handle (no dispatch)."""
 
@@ -190,6 +218,7 @@ class _Core:
         self._attached: dict[str, ReadTxn] = {}
         self._ensured: set = set()
         self._writes = 0  # successful write calls so far (see _wcall)
+        self._held: weakref.WeakSet[_HeldBatch] | None = None  # see _c_batches
         self._ended_by_close = False  # rolled back by Db.close()
         # The file's catalog version in this snapshot (trees created or
         # dropped over its life). The Db's caches of what collections are
@@ -321,6 +350,7 @@ class _Core:
         finally:
             self._h = None
             del h  # (not kept by the frame of a raised error)
+            self._drop_held_batches()
             self._end_attached()
 
     def _abandon(self) -> None:
@@ -330,7 +360,17 @@ class _Core:
             self._h = None
             lib.obj_txn_rollback(h)  # ends it now (a write's lock goes) whoever else holds the handle
             del h
+        self._drop_held_batches()
         self._end_attached()
+
+    def _drop_held_batches(self) -> None:
+        """Empties the batch each open iteration holds, so that its next
+        step fetches and raises (the transaction has ended) instead of
+        yielding the rows it read ahead."""
+        held = self._held
+        if held:
+            for b in list(held):
+                b.drop()
 
     def _end_by_close(self) -> None:
         """Ends the transaction because Db.close() ran: its later use (and
@@ -539,15 +579,23 @@ class _Core:
             lambda p: self._check(lib.obj_query(self._handle(), query_js, len(query_js), p)),
         )
 
-    def _c_batches(self, query_js: bytes, limit: int | None, fetch: Any, ended: Any) -> Iterator[Any]:
+    def _c_batches(self, query_js: bytes, limit: int | None, fetch: Any, ended: Any,
+                   lists: Callable[[Any], Iterable[list]]) -> Iterator[Any]:
         """Runs a query and yields each decoded batch that ``fetch(cursor,
         size, out)`` writes, until ``ended(batch)``; batches grow from
         ``FIRST_BATCH`` (or ``limit``) to ``MAX_BATCH``. Nothing runs before
-        the first ``next``."""
+        the first ``next``. The batch in use stays known to a read
+        transaction (``lists(batch)``: the lists its consumer iterates),
+        which empties them when it ends (see :meth:`_drop_held_batches`)."""
         cur = self._c_query_cursor(query_js)
         buf = _new("obj_bytes *")
         loads = _codec.loads_batch
         batch = FIRST_BATCH if limit is None else max(1, min(limit, MAX_BATCH))
+        held = _HeldBatch(lists)
+        if not self._write:  # (a write transaction's iterations check for themselves: _resuming)
+            if self._held is None:
+                self._held = weakref.WeakSet()
+            self._held.add(held)
         try:
             while True:
                 st = fetch(cur, batch, buf)
@@ -558,6 +606,7 @@ class _Core:
                 decoded = loads(data)
                 if ended(decoded):
                     return
+                held.batch = decoded
                 yield decoded
                 if batch < MAX_BATCH:
                     batch *= 4
@@ -568,7 +617,7 @@ class _Core:
         """Streams ``[id, version, doc]`` rows of a query, in batches."""
 
         def rows_of(q: bytes, lim: int | None) -> tuple[Iterator[list], Callable[[], None]]:
-            batches = self._c_batches(q, lim, lib.obj_cursor_next_batch, operator.not_)
+            batches = self._c_batches(q, lim, lib.obj_cursor_next_batch, operator.not_, _the_rows)
             return chain.from_iterable(batches), batches.close
 
         if self._write:
@@ -583,7 +632,7 @@ class _Core:
         def fetch(cur: Any, size: int, buf: Any) -> int:
             return _next_batch_columns(cur, size, versions, buf)
 
-        return self._c_batches(query_js, limit, fetch, lambda cols: not cols[1])
+        return self._c_batches(query_js, limit, fetch, lambda cols: not cols[1], _the_columns)
 
     def _c_pairs(self, query_js: bytes, limit: int | None = None) -> Iterator[tuple[int, Any]]:
         """Streams ``(id, doc)`` of a query. The pairs come from ``zip`` over
