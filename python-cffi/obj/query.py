@@ -427,6 +427,7 @@ class Query(Generic[T]):
         composite index pass tuples (a prefix of the key works)."""
         if not isinstance(index, str):
             raise InvalidArgumentError("index_range takes the index name (str)")
+        self._no_list_for_a_composite(index, lo, hi)
         spec: dict = {"name": index}
         if lo is not None and hi is not None and _same_key(lo, hi):
             spec["ge"] = spec["le"] = _bound(lo)
@@ -442,6 +443,25 @@ class Query(Generic[T]):
         if reverse:
             spec["reverse"] = True
         return self._copy(_index=spec)
+
+    def _no_list_for_a_composite(self, index: str, lo: Any, hi: Any) -> None:
+        """InvalidArgumentError for a list bound of a composite index the
+        class declares, whose first field holds no lists: a list is one
+        value of the first field, so ``["us", "new"]`` would find nothing
+        where ``("us", "new")`` was meant."""
+        s = self._schema
+        if s is None or not (type(lo) is list or type(hi) is list):
+            return
+        slots = s.key_slot_types(index)
+        if len(slots) < 2:
+            return
+        tp = slots[0][1]
+        if tp is None or tp is Any or tp in (list, tuple, set, frozenset) \
+                or typing.get_origin(tp) in (list, tuple, set, frozenset, typing.Union, _UnionType):
+            return
+        raise InvalidArgumentError(
+            f"index_range({index!r}, {lo!r:.40}, {hi!r:.40}): a bound of composite index {index!r} is a tuple "
+            f"of its fields' values (a list is one value of field {slots[0][0]!r}, which holds no lists)")
 
     def after_id(self, doc_id: int | None) -> Query[T]:
         """Only documents whose id is greater than ``doc_id``, read in id
@@ -504,6 +524,7 @@ class Query(Generic[T]):
         core, cname = tx._route(self._name)
         kind = tx._kind(core, cname)
         if kind is None:
+            self._no_collection()
             return iter(())
         spec = self._spec(cname.decode())
         lim = None if (self._preds or self._key) else self._limit
@@ -646,8 +667,17 @@ class Query(Generic[T]):
         out) in ``tx``."""
         core, cname = tx._route(self._name)
         if tx._kind(core, cname) is None:
+            self._no_collection()
             return 0
         return core._c_count(self._spec(cname.decode(), count_only=True))
+
+    def _no_collection(self) -> None:
+        """Checks a query of a collection the file does not have: only an
+        index range by an index the class does not declare is an error."""
+        if self._index is not None:
+            from .txn import _undeclared_index
+
+            _undeclared_index(self._schema, self._index["name"], self._name)
 
     def explain(self) -> str:
         """The engine's plan for the engine half of the query as one line

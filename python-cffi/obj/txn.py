@@ -174,6 +174,15 @@ def _declared_hint(e: NotFoundError, s: Schema | None, index: Any) -> NotFoundEr
         f"writable handle (outside a transaction)")
 
 
+def _undeclared_index(s: Schema | None, index: Any, coll: str) -> None:
+    """For an index that ``s``'s class does not declare, on a collection
+    the file does not have yet: the NotFoundError the same call raises
+    once the collection exists (a misspelt name must not pass as "nothing
+    found" while the file is empty)."""
+    if s is not None and index not in {sp["name"] for sp in s.index_specs()}:
+        raise NotFoundError(f"not found: index {json.dumps(index)} of collection {json.dumps(coll)}")
+
+
 def _not_document(x: Any) -> InvalidArgumentError:
     return InvalidArgumentError(
         f"{x!r:.60} is not an @obj.document class or instance; pass a document, or a collection "
@@ -985,6 +994,8 @@ class ReadTxn(_Core):
             if any(isinstance(v, (bytes, bytearray, memoryview)) for k in keys for v in k):
                 keys = [_bytes_keys(s, index, k) for k in keys]
             core, cname = self._route(s.collection)
+            if self._kind(core, cname) is None:
+                _undeclared_index(s, index, s.collection)
         else:
             core, cname = self._route(what)
             if self._kind(core, cname) is None:
@@ -1050,6 +1061,8 @@ class ReadTxn(_Core):
         except NotFoundError as e:
             raise _declared_hint(e, s, index) from None
         if r is None:
+            if self._kind(core, cname) is None:
+                _undeclared_index(s, index, s.collection)
             return None
         return r[0], s.decode_doc(r[0], r[1], r[2])
 

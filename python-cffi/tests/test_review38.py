@@ -1,6 +1,7 @@
 """Review 38: what helpers and a re-read found in session 38."""
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import pytest
 
@@ -55,3 +56,64 @@ def test_an_iteration_of_a_db_stops_when_the_db_closes(path):
     for it in its.values():
         with pytest.raises(obj.ClosedError, match="was closed while this transaction was open"):
             next(it)
+
+
+@obj.document(collection="users38")
+@dataclass
+class User:
+    email: Annotated[str, obj.Unique]
+
+
+def test_an_index_the_class_does_not_declare_is_not_found_before_the_first_write(db):
+    # A misspelt index name passed as "nothing found" (None, [], 0) while
+    # the collection did not exist yet, and raised only after its first
+    # write: a test on an empty file passed, then production raised.
+    calls = {
+        "find_unique": lambda: db.find_unique(User, "emial", "a@x"),
+        "find_unique_with_id": lambda: db.find_unique_with_id(User, "emial", "a@x"),
+        "find_unique_many": lambda: db.find_unique_many(User, "emial", ["a@x"]),
+        "index_range": lambda: list(db.index_range(User, "emial", "a", "b")),
+        "query count": lambda: db.query(User).index_range("emial", "a", "b").count(),
+        "query fetch": lambda: db.query(User).index_range("emial", "a", "b").fetch(),
+    }
+    for first_write in (False, True):
+        if first_write:
+            db.insert(User("b@x"))
+        for call in calls.values():
+            with pytest.raises(obj.NotFoundError, match='index "emial" of collection "users38"'):
+                call()
+    # A declared index on a collection not written yet finds nothing.
+    @obj.document(collection="later38")
+    @dataclass
+    class Later:
+        email: Annotated[str, obj.Unique]
+
+    assert db.find_unique(Later, "email", "a@x") is None
+    assert db.find_unique_many(Later, "email", ["a@x"]) == [None]
+    assert list(db.index_range(Later, "email", "a", "b")) == []
+    assert db.query(Later).index_range("email", "a", "b").count() == 0
+    # A collection name (dict documents) declares nothing: an absent
+    # collection is still "nothing found".
+    assert db.find_unique("nothing38", "email", "a@x") is None
+
+
+@obj.document(collection="orders38", indexes=[obj.Composite(("region", "status"), name="by_region_status"),
+                                              obj.Composite(("tags", "status"), name="by_tags_status")])
+@dataclass
+class Order:
+    region: str
+    status: str
+    tags: list[str]
+
+
+def test_a_list_bound_of_a_composite_index_is_refused_where_no_list_can_match(db):
+    # ["us", "new"] is one value of `region` (a list), which no document
+    # holds: the range found nothing where ("us", "new") was meant.
+    db.insert_many([Order("us", "new", ["a"]), Order("us", "done", ["b"])])
+    assert len(list(db.index_range(Order, "by_region_status", ("us", "new"), ("us", "new")))) == 1
+    for lo, hi in ((["us", "new"], ["us", "new"]), (["us"], None), (None, ["us", "z"])):
+        with pytest.raises(obj.InvalidArgumentError, match="a bound of composite index 'by_region_status' is a tuple"):
+            db.query(Order).index_range("by_region_status", lo, hi)
+    # Where the first field holds lists, a list is a value of it.
+    assert [o.status for _, o in db.index_range(Order, "by_tags_status", (["a"],), (["a"],))] == ["new"]
+    assert [o.status for _, o in db.index_range(Order, "by_tags_status", ["a"], ["a"])] == ["new"]
