@@ -1204,11 +1204,16 @@ class WriteTxn(ReadTxn):
             specs = s.index_specs()
             info = self._c_coll_info(cname) if specs and s.version > 0 else None
             had = {i.get("name") for i in info.get("indexes", ())} if info else set()
-            for spec in specs:
-                self._c_index_create(cname, spec)
+            # Documents are migrated before the new indexes are built: an
+            # error in either (a migration giving two documents one unique
+            # key) leaves an index missing, so that the next use tries
+            # again, rather than an index that misses the documents the
+            # rest of the migration would have rewritten.
             if info and info.get("count") and any(sp["name"] not in had for sp in specs) and (
                     s.history or hasattr(s.cls, "migrate")):
                 self._migrate_older(s, cname)
+            for spec in specs:
+                self._c_index_create(cname, spec)
             self._ensured.add(key)
         return cname
 
