@@ -116,6 +116,39 @@ fn header_bytes(file: &dyn StorageFile, size: u64) -> std::io::Result<Option<[u8
     Ok(Some(head))
 }
 
+/// A WAL header that fails its check is taken for one whose writing was
+/// cut (see [`Wal::open`]), unless frame 1 was written under that very
+/// header: its salt is the header's and its running checksum continues
+/// from the header's stored CRC. A cut write of a header (over the
+/// generation before, whose frames follow it) leaves the salt or the
+/// stored CRC of one generation beside a frame of the other, so such a
+/// frame proves that the header was once whole and was damaged since,
+/// and the frames after it may hold commits the main file lacks: a
+/// `Corruption` error instead of a log silently taken as empty. (Damage
+/// to the salt or the stored CRC themselves cannot be told from a cut.)
+fn refuse_a_damaged_header(file: &dyn StorageFile, size: u64, page_size: usize, name: &str) -> Result<()> {
+    let head_len = WAL_HEADER_LEN as usize;
+    if size < (head_len + FRAME_HEADER_LEN + page_size) as u64 {
+        return Ok(());
+    }
+    let mut buf = vec![0u8; head_len + FRAME_HEADER_LEN + page_size];
+    file.read_at(&mut buf, 0).map_err(|e| Error::io(format!("reading {name}"), e))?;
+    let (head, frame) = buf.split_at(head_len);
+    if u64_at(frame, 8) == u64_at(head, 32)
+        && frame_checksum(u32_at(head, 60), &frame[..16], &frame[FRAME_HEADER_LEN..]) == u32_at(frame, 16)
+    {
+        return Err(Error::corruption(
+            None,
+            format!(
+                "{name}: its header is damaged (it fails its checksum) although frame 1 was written under \
+                 it, so the log may hold commits the database file lacks; restore the database from a \
+                 backup, or move {name} away to open it as of its last checkpoint without them"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The file id in the header of WAL `file`, or `None` if it has no valid
 /// header (a WAL whose creation was cut holds nothing committed). A
 /// sound header of another format version gives its file id too (at the
@@ -208,6 +241,7 @@ impl Wal {
     ) -> Result<(Wal, Recovered)> {
         let size = file.size().map_err(|e| Error::io(format!("reading the size of {name}"), e))?;
         let Some(header) = WalHeader::read(&*file, size, &name)? else {
+            refuse_a_damaged_header(&*file, size, page_size, &name)?;
             let header =
                 WalHeader { page_size: page_size as u32, file_id, salt: fresh_salt(0), generation: 1 };
             let chain = header.chain_seed();
@@ -415,7 +449,12 @@ impl Wal {
                 self.synced.store(0, Relaxed);
                 self.recover(size)
             }
-            _ => {
+            None => {
+                refuse_a_damaged_header(&*self.file, size, self.page_size, &self.name)?;
+                self.restart();
+                Ok(Recovered::default())
+            }
+            Some(_) => {
                 self.restart();
                 Ok(Recovered::default())
             }
@@ -748,6 +787,57 @@ mod tests {
         let (_, torn) = Wal::open(file, "wal".into(), PAGE, [7; 16]).unwrap();
         assert_eq!(torn.last_commit, 0, "a torn frame holding the old page must not be replayed");
         assert!(torn.frames.is_empty());
+    }
+
+    /// A header damaged after its frames were written (a flipped byte
+    /// anywhere but the salt and the stored CRC) is a `Corruption` error:
+    /// it used to pass for a header whose writing was cut, and the log's
+    /// commits were dropped without a word. A header whose writing was cut
+    /// over the generation before (new salt, old CRC, or the other way)
+    /// still leaves a log taken as empty.
+    #[test]
+    fn a_header_damaged_under_its_frames_is_corruption_not_an_empty_log() {
+        let vfs = SimVfs::new();
+        let path = Path::new("/t/db-wal");
+        let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
+        let (mut wal, _) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
+        for k in 0..3u8 {
+            wal.append(&[FrameWrite { pgno: 5, page: &sealed(5, |_| k) }], 6).unwrap();
+        }
+        wal.sync().unwrap();
+        let whole = vfs.read_file(path).unwrap();
+        let reopen = |bytes: &[u8]| {
+            file.write_at(bytes, 0).unwrap();
+            Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).map(|(_, r)| r.last_commit)
+        };
+        assert_eq!(reopen(&whole).unwrap(), 3);
+        for at in [0, 4, 8, 12, 16, 31, 40, 47, 48, 59] {
+            let mut damaged = whole.clone();
+            damaged[at] ^= 0x10;
+            let err = reopen(&damaged).expect_err("a damaged header must not read as an empty log");
+            assert!(matches!(err, Error::Corruption { .. }), "byte {at}: {err}");
+            assert!(err.to_string().contains("header is damaged"), "{err}");
+        }
+        // The salt and the stored CRC: damage there looks like a cut write.
+        for at in [32, 39, 60, 63] {
+            let mut damaged = whole.clone();
+            damaged[at] ^= 0x10;
+            assert_eq!(reopen(&damaged).unwrap(), 0, "byte {at}");
+        }
+        // A restart's header cut over the old one: the new salt with the
+        // old CRC, or the old salt with the new CRC; the frames after it
+        // are the old generation's, all checkpointed before any restart.
+        file.write_at(&whole, 0).unwrap();
+        let (mut wal, _) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
+        wal.restart();
+        wal.append(&[FrameWrite { pgno: 5, page: &sealed(5, |_| 9) }], 6).unwrap();
+        let next = vfs.read_file(path).unwrap()[..WAL_HEADER_LEN as usize].to_vec();
+        let mut new_salt_old_crc = whole.clone();
+        new_salt_old_crc[32..60].copy_from_slice(&next[32..60]);
+        assert_eq!(reopen(&new_salt_old_crc).unwrap(), 0);
+        let mut old_salt_new_crc = whole.clone();
+        old_salt_new_crc[40..64].copy_from_slice(&next[40..64]);
+        assert_eq!(reopen(&old_salt_new_crc).unwrap(), 0);
     }
 
     /// The other way round: the new image's body with the old image's
