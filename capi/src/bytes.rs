@@ -131,8 +131,9 @@ pub(crate) fn need<T>(out: *mut T, what: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Fills `out` with a copy of `len` bytes of `value`, for tests of the
-/// buffer contract from C. Mostly useful to bindings' self-tests.
+/// Fills `out` with a copy of `len` bytes of `value` (free with
+/// obj_bytes_free), for tests of the buffer contract from C. Mostly useful
+/// to bindings' self-tests.
 ///
 /// # Safety
 /// `value` is valid for `len` bytes (or NULL with len 0); `out` is writable.

@@ -221,7 +221,8 @@ pub unsafe extern "C" fn obj_collection_list(txn: *mut obj_txn, out: *mut obj_by
     })
 }
 
-/// Describes collection `name` as a JSON object in `*out`:
+/// Describes collection `name` as a JSON object in `*out` (free with
+/// obj_bytes_free):
 /// {"name":..,"kind":"documents"|"raw","count":N,"next_id":N,
 /// "indexes":[{"name":..,"kind":"unique"|"standard"|"multi","fields":["a","b.c"]}]}.
 /// Errors: OBJ_NOT_FOUND (no such collection), OBJ_INVALID_ARGUMENT

@@ -115,11 +115,11 @@ fn next_hit(it: &mut CursorIter, out: &mut Vec<u8>) -> Result<Option<(u64, u32)>
 
 /// Runs a query (JSON text per docs/query-json.md: collection, filter,
 /// sort, limit, offset, sort_buffer_limit, index range) and returns a
-/// streaming cursor in `*out`: nothing is read until the first
-/// obj_cursor_next, and only one document is held at a time (a sort that
-/// no index serves buffers up to sort_buffer_limit documents on the first
-/// step; more is OBJ_INVALID_ARGUMENT then). A missing collection gives no
-/// rows. `"count_only": true` is refused: use obj_query_count.
+/// streaming cursor in `*out` (free with obj_cursor_free): nothing is read
+/// until the first obj_cursor_next, and only one document is held at a time
+/// (a sort that no index serves buffers up to sort_buffer_limit documents on
+/// the first step; more is OBJ_INVALID_ARGUMENT then). A missing collection
+/// gives no rows. `"count_only": true` is refused: use obj_query_count.
 ///
 /// The cursor reads through `txn`. On a read transaction it sees that
 /// snapshot for its whole life. On a write transaction it sees the
@@ -229,9 +229,10 @@ pub unsafe extern "C" fn obj_cursor_next(
 }
 
 /// Up to `max` (> 0) next documents of a query cursor in one call, as a
-/// JSON array in `*out`: [[id, schema_version, document], ...]; an empty
-/// array `[]` at the end. Fewer than `max` elements means the end was
-/// reached. Errors: as obj_cursor_next; `max` = 0 is OBJ_INVALID_ARGUMENT.
+/// JSON array in `*out` (free with obj_bytes_free):
+/// [[id, schema_version, document], ...]; an empty array `[]` at the end.
+/// Fewer than `max` elements means the end was reached. Errors: as
+/// obj_cursor_next; `max` = 0 is OBJ_INVALID_ARGUMENT.
 ///
 /// # Safety
 /// `cur` is a live cursor handle; `out` writable.
@@ -262,8 +263,9 @@ pub unsafe extern "C" fn obj_cursor_next_batch(
     }
 }
 
-/// Like `obj_cursor_next_batch`, with the batch as columns: `*out` is the
-/// JSON array `[[document, ...], [id, ...]]`, or with `with_versions`
+/// Like `obj_cursor_next_batch`, with the batch as columns: `*out` (free
+/// with obj_bytes_free) is the JSON array `[[document, ...], [id, ...]]`,
+/// or with `with_versions`
 /// `[[document, ...], [id, ...], [schema_version, ...]]`, the three lists
 /// in the same order; `[[], []]` (or `[[], [], []]`) at the end. Fewer than
 /// `max` documents means the end was reached. For bindings: the documents
@@ -417,7 +419,8 @@ pub unsafe extern "C" fn obj_query_count(
     })
 }
 
-/// How the engine would run a query, as a JSON object in `*out`:
+/// How the engine would run a query, as a JSON object in `*out` (free with
+/// obj_bytes_free):
 /// {"collection":..,"exists":bool,"plan":"<one line for people>",
 /// "access":"scan"|"index"|"none","index":name or null,"ranges":N,
 /// "reverse":bool,"sort_in_memory":bool}. Errors: as obj_query.
@@ -466,14 +469,14 @@ pub unsafe extern "C" fn obj_query_explain(
 }
 
 /// Opens a scan of key-value namespace `ns` (a missing namespace is
-/// empty) in `*out`. Either a half-open key range [start, end) — `start`
-/// NULL or 0 bytes: from the first key; `end` NULL: to the last key — or,
-/// when `prefix` is not NULL, the keys starting with `prefix` (then
-/// `start` and `end` must be NULL). `reverse` walks from the high end
-/// down. The cursor streams (one entry per obj_kv_cursor_next) and follows
-/// the same transaction rules as obj_query's cursors. Errors:
-/// OBJ_INVALID_ARGUMENT (prefix together with start/end, bad namespace
-/// name, finished transaction, NULL pointers with non-zero lengths).
+/// empty) in `*out` (free with obj_cursor_free). Either a half-open key range
+/// [start, end) — `start` NULL or 0 bytes: from the first key; `end` NULL: to
+/// the last key — or, when `prefix` is not NULL, the keys starting with
+/// `prefix` (then `start` and `end` must be NULL). `reverse` walks from the
+/// high end down. The cursor streams (one entry per obj_kv_cursor_next) and
+/// follows the same transaction rules as obj_query's cursors. Errors:
+/// OBJ_INVALID_ARGUMENT (prefix together with start/end, bad namespace name,
+/// finished transaction, NULL pointers with non-zero lengths).
 ///
 /// # Safety
 /// `txn` is a live handle; `ns` a NUL-terminated string; `start`, `end`,
@@ -605,11 +608,12 @@ pub unsafe extern "C" fn obj_kv_cursor_next(
     })
 }
 
-/// Opens a dump of collection `coll` (either kind) in `*out`: every stored
-/// record in id order, read with obj_dump_cursor_next, without decoding
-/// (for backups, migrations and checks). A missing collection is empty.
-/// The cursor follows the same transaction rules as obj_query's cursors.
-/// Errors: OBJ_INVALID_ARGUMENT (bad name, finished transaction, NULL out).
+/// Opens a dump of collection `coll` (either kind) in `*out` (free with
+/// obj_cursor_free): every stored record in id order, read with
+/// obj_dump_cursor_next, without decoding (for backups, migrations and
+/// checks). A missing collection is empty. The cursor follows the same
+/// transaction rules as obj_query's cursors. Errors: OBJ_INVALID_ARGUMENT
+/// (bad name, finished transaction, NULL out).
 ///
 /// # Safety
 /// `txn` is a live handle; `coll` a NUL-terminated string; `out` writable.
@@ -641,8 +645,8 @@ pub unsafe extern "C" fn obj_collection_dump(
 /// stored bytes exactly as on disk (the document header followed by the
 /// payload: for a raw collection the caller's bytes, for structured
 /// documents the binary encoding of docs/format.md, whose field names
-/// refer to the collection's dictionary); `*done` = false. At the end
-/// `*done` = true and nothing else is written. Errors: as
+/// refer to the collection's dictionary; free with obj_bytes_free); `*done` =
+/// false. At the end `*done` = true and nothing else is written. Errors: as
 /// obj_cursor_next.
 ///
 /// # Safety

@@ -681,7 +681,8 @@ impl serde::Serialize for IndexJson<'_> {
 
 /// Walks every page and tree. OBJ_OK when sound; OBJ_INTEGRITY with the
 /// findings in the message otherwise (OBJ_CORRUPTION / OBJ_IO if the walk
-/// itself failed). `out` (may be NULL) receives a JSON summary on OBJ_OK.
+/// itself failed). `out` (may be NULL) receives a JSON summary on OBJ_OK
+/// (free with obj_bytes_free).
 ///
 /// # Safety
 /// `db` is a live handle; `out` is NULL or writable.

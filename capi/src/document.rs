@@ -228,13 +228,13 @@ pub unsafe extern "C" fn obj_doc_get(
     })
 }
 
-/// Reads the documents with the `n` ids in `ids` in one call. `*out` is a
-/// JSON array with one element per id, in order: `null` for a missing
-/// document, else `[schema_version, document]`. A missing collection
-/// gives all nulls. In a read transaction a list of 256 ids or more is
-/// read in two halves, the back one on a second thread when the machine
-/// has a spare CPU. Errors: OBJ_INVALID_ARGUMENT (finished transaction, a
-/// raw collection, NULL ids with n > 0, NULL out).
+/// Reads the documents with the `n` ids in `ids` in one call. `*out` (free
+/// with obj_bytes_free) is a JSON array with one element per id, in order:
+/// `null` for a missing document, else `[schema_version, document]`. A
+/// missing collection gives all nulls. In a read transaction a list of 256
+/// ids or more is read in two halves, the back one on a second thread when
+/// the machine has a spare CPU. Errors: OBJ_INVALID_ARGUMENT (finished
+/// transaction, a raw collection, NULL ids with n > 0, NULL out).
 ///
 /// # Safety
 /// `txn` is a live handle; `coll` a NUL-terminated string; `ids` valid for
@@ -251,10 +251,11 @@ pub unsafe extern "C" fn obj_doc_get_many(
     fence(|| unsafe { get_many_json(txn, coll, ids, n, out, true) })
 }
 
-/// Like `obj_doc_get_many` without the schema versions: `*out` is a JSON
-/// array with one element per id, in order, the document or `null` for a
-/// missing one. For callers that read documents without a schema (one less
-/// array per document to build and to parse). Errors: as obj_doc_get_many.
+/// Like `obj_doc_get_many` without the schema versions: `*out` (free with
+/// obj_bytes_free) is a JSON array with one element per id, in order, the
+/// document or `null` for a missing one. For callers that read documents
+/// without a schema (one less array per document to build and to parse).
+/// Errors: as obj_doc_get_many.
 ///
 /// # Safety
 /// As obj_doc_get_many.
@@ -375,8 +376,9 @@ fn run_end(ids: &[u64], i: usize) -> usize {
 
 /// Reads one document in a snapshot of its own (begun and ended inside the
 /// call): `obj_txn_begin_read` + `obj_doc_get` + `obj_txn_free` in one
-/// call, for a single lookup outside any transaction. Outputs and errors
-/// as `obj_doc_get`; OBJ_CLOSED after `obj_db_close`.
+/// call, for a single lookup outside any transaction. Outputs (free `*out`
+/// with obj_bytes_free) and errors as `obj_doc_get`; OBJ_CLOSED after
+/// `obj_db_close`.
 ///
 /// # Safety
 /// `db` is a live handle; `coll` a NUL-terminated string; `out`, `found`
@@ -744,10 +746,10 @@ pub unsafe extern "C" fn obj_raw_insert(
 }
 
 /// Reads raw document `id` of raw collection `coll`: `*found` says whether
-/// it exists; if so `*out` holds a copy of its bytes, else {NULL, 0}. A
-/// missing collection reads as empty. Errors: OBJ_INVALID_ARGUMENT
-/// (finished transaction, a document collection: use obj_doc_get, NULL
-/// pointers).
+/// it exists; if so `*out` holds a copy of its bytes (free with
+/// obj_bytes_free), else {NULL, 0}. A missing collection reads as empty.
+/// Errors: OBJ_INVALID_ARGUMENT (finished transaction, a document collection:
+/// use obj_doc_get, NULL pointers).
 ///
 /// # Safety
 /// `txn` is a live handle; `coll` a NUL-terminated string; `out`, `found`

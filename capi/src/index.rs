@@ -139,10 +139,10 @@ pub unsafe extern "C" fn obj_index_drop(
     })
 }
 
-/// The indexes of collection `coll` as a JSON array of specs
-/// [{"name":..,"kind":..,"fields":[..]}] in creation order ("[]" for a
-/// missing collection). Errors: OBJ_INVALID_ARGUMENT (finished
-/// transaction, bad name, NULL out).
+/// The indexes of collection `coll` in `*out` (free with obj_bytes_free),
+/// as a JSON array of specs [{"name":..,"kind":..,"fields":[..]}] in
+/// creation order ("[]" for a missing collection). Errors:
+/// OBJ_INVALID_ARGUMENT (finished transaction, bad name, NULL out).
 ///
 /// # Safety
 /// `txn` is a live handle; `coll` a NUL-terminated string; `out` writable.
@@ -170,10 +170,10 @@ pub unsafe extern "C" fn obj_index_list(
 /// Finds the document whose unique index `index` holds `values_json` (a
 /// JSON array with one value per index field, in the engine's JSON form).
 /// `*found` says whether there is one; if so `*out_id` is its id, `*out_doc`
-/// the document as JSON and `*out_version` (may be NULL) its schema
-/// version; if not, `*out_doc` is {NULL, 0} and the rest untouched. A
-/// missing collection finds nothing. Errors: OBJ_NOT_FOUND (no such
-/// index), OBJ_INVALID_ARGUMENT (not a unique index, wrong number of
+/// the document as JSON (free with obj_bytes_free) and `*out_version` (may be
+/// NULL) its schema version; if not, `*out_doc` is {NULL, 0} and the rest
+/// untouched. A missing collection finds nothing. Errors: OBJ_NOT_FOUND (no
+/// such index), OBJ_INVALID_ARGUMENT (not a unique index, wrong number of
 /// values, malformed JSON, finished transaction, NULL pointers).
 ///
 /// # Safety
@@ -244,15 +244,14 @@ pub unsafe extern "C" fn obj_find_unique(
 
 /// Many lookups through unique index `index` in one call. `keys_json` is a
 /// JSON array with one element per lookup, each an array of index values
-/// as `obj_find_unique` takes them. `*out` is a JSON array with one
-/// element per key, in order: `null` when no document has that key, else
-/// `[id, document]`, or `[id, schema_version, document]` when
-/// `with_versions`. A missing collection finds nothing. In a read
-/// transaction 256 keys or more are looked up in two halves, the back one
-/// on a second thread when the machine has a spare CPU. Errors: as
-/// obj_find_unique (for any key; the index is checked even for an empty
-/// array), and OBJ_INVALID_ARGUMENT when `keys_json` is not an array of
-/// arrays.
+/// as `obj_find_unique` takes them. `*out` (free with obj_bytes_free) is a
+/// JSON array with one element per key, in order: `null` when no document has
+/// that key, else `[id, document]`, or `[id, schema_version, document]` when
+/// `with_versions`. A missing collection finds nothing. In a read transaction
+/// 256 keys or more are looked up in two halves, the back one on a second
+/// thread when the machine has a spare CPU. Errors: as obj_find_unique (for
+/// any key; the index is checked even for an empty array), and
+/// OBJ_INVALID_ARGUMENT when `keys_json` is not an array of arrays.
 ///
 /// # Safety
 /// `txn` is a live handle; `coll`, `index` NUL-terminated strings;
@@ -274,9 +273,9 @@ pub unsafe extern "C" fn obj_find_unique_many(
 
 /// Like `obj_find_unique_many` for an index of one field, with less to
 /// build and to parse: each element of `keys_json` is the key's value
-/// itself (not an array of values), and each element of `*out` is the
-/// document, or `null` when no document has that key. Errors: as
-/// obj_find_unique_many; an index of several fields is
+/// itself (not an array of values), and each element of `*out` (free with
+/// obj_bytes_free) is the document, or `null` when no document has that key.
+/// Errors: as obj_find_unique_many; an index of several fields is
 /// OBJ_INVALID_ARGUMENT (it needs arrays of values: use
 /// obj_find_unique_many).
 ///

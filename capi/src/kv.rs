@@ -8,7 +8,9 @@ use crate::error::fence;
 use crate::obj_status;
 use crate::txn::{lock_txn, obj_txn};
 
-/// Sets `key` to `value` in namespace `ns` (created on first use).
+/// Sets `key` to `value` in namespace `ns` (created on first use). A key
+/// may take 1341 bytes in a database of 4 KiB pages (2707 for 8 KiB,
+/// 21821 for 64 KiB, a little less encrypted: docs/format.md, "Limits").
 /// Errors: OBJ_INVALID_ARGUMENT (read transaction, finished transaction,
 /// key longer than the limit, NULL with a non-zero length).
 ///
@@ -42,7 +44,8 @@ pub unsafe extern "C" fn obj_kv_put(
 
 /// Reads `key` of namespace `ns`. `*found` says whether it exists; if so
 /// `*out` holds a copy of the value (free with obj_bytes_free), otherwise
-/// `*out` is {NULL, 0}. A missing namespace reads as empty.
+/// `*out` is {NULL, 0}. A missing namespace reads as empty, and a key
+/// longer than obj_kv_put's limit as missing.
 ///
 /// # Safety
 /// As for obj_kv_put; `out` and `found` writable.
@@ -69,7 +72,7 @@ pub unsafe extern "C" fn obj_kv_get(
 }
 
 /// Deletes `key` of namespace `ns`; `*existed` (may be NULL) says whether
-/// it was there.
+/// it was there (never for a key longer than obj_kv_put's limit).
 ///
 /// # Safety
 /// As for obj_kv_put; `existed` NULL or writable.

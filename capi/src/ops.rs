@@ -71,15 +71,16 @@ fn compact_json(r: &CompactReport) -> serde_json::Value {
 /// (UTF-8) while other threads keep reading and writing. The copy is a
 /// normal database file, written under a temporary name and renamed into
 /// place, so a crash never leaves a partial file at `path`. `progress` may
-/// be NULL. `out` (may be NULL) receives a JSON report: pages and bytes
-/// (of the copy; when cancelled, of the pages copied before the cancel:
-/// the `done` of the callback that returned false, 0 at the first call),
-/// commit_counter (the snapshot copied), cancelled, millis. The backup of
-/// an encrypted database is encrypted with the same key (it opens with the
-/// key or passphrase of the original). Errors: OBJ_BUSY (`path` is an open
-/// database), OBJ_INVALID_ARGUMENT (`path` is this database's own file,
-/// under its name or a hard link, or a database not closed cleanly, whose
-/// `-wal` may hold commits it lacks: open and close it first), OBJ_IO.
+/// be NULL. `out` (may be NULL) receives a JSON report (free with
+/// obj_bytes_free): pages and bytes (of the copy; when cancelled, of the
+/// pages copied before the cancel: the `done` of the callback that returned
+/// false, 0 at the first call), commit_counter (the snapshot copied),
+/// cancelled, millis. The backup of an encrypted database is encrypted with
+/// the same key (it opens with the key or passphrase of the original).
+/// Errors: OBJ_BUSY (`path` is an open database), OBJ_INVALID_ARGUMENT
+/// (`path` is this database's own file, under its name or a hard link, or a
+/// database not closed cleanly, whose `-wal` may hold commits it lacks: open
+/// and close it first), OBJ_IO.
 ///
 /// # Safety
 /// `db` is a live handle; `path` a NUL-terminated string; `progress` NULL
@@ -161,11 +162,12 @@ pub unsafe extern "C" fn obj_db_restore_with_key(
 /// and truncates the rest, crash-safe at every point (the new image goes
 /// through the WAL). Writers wait meanwhile; readers do not (while an old
 /// snapshot is open the file shrinks at a later checkpoint: `"complete"`
-/// false). `out` (may be NULL) receives a JSON report: pages_before,
-/// pages_after, file_size_before, file_size_after, commit_counter,
-/// rewritten, complete, millis. Takes the writer's lock: while a write
-/// transaction is open (another thread's, or the calling thread's own),
-/// it waits up to the busy timeout, then returns OBJ_BUSY.
+/// false). `out` (may be NULL) receives a JSON report (free with
+/// obj_bytes_free): pages_before, pages_after, file_size_before,
+/// file_size_after, commit_counter, rewritten, complete, millis. Takes the
+/// writer's lock: while a write transaction is open (another thread's, or the
+/// calling thread's own), it waits up to the busy timeout, then returns
+/// OBJ_BUSY.
 ///
 /// # Safety
 /// `db` is a live handle; `out` NULL or writable.
@@ -182,7 +184,7 @@ pub unsafe extern "C" fn obj_db_compact(db: *mut obj_db, out: *mut obj_bytes) ->
 
 /// Writes a compacted copy of the current snapshot to `path` (a new file
 /// id, no WAL), as obj_db_backup does (encrypted with the same key when the
-/// database is). `out` as for obj_db_compact.
+/// database is). `out` as for obj_db_compact (free with obj_bytes_free).
 ///
 /// # Safety
 /// `db` is a live handle; `path` a NUL-terminated string; `out` NULL or writable.
@@ -206,7 +208,8 @@ pub unsafe extern "C" fn obj_db_compact_to(
 /// The exact figures of what obj_db_compact would do, from a dry run on
 /// the current snapshot (reads every tree node: the cost of a scan;
 /// obj_db_stat_json is cheap and gives only bounds). `*out` receives a JSON
-/// object: database_size, file_size, compacted_size, reclaimable_bytes.
+/// object (free with obj_bytes_free): database_size, file_size,
+/// compacted_size, reclaimable_bytes.
 ///
 /// # Safety
 /// `db` is a live handle; `out` writable.
@@ -299,19 +302,19 @@ pub unsafe extern "C" fn obj_db_detach(db: *mut obj_db, ns: *const c_char) -> ob
 /// made) to the file `path` as JSON lines, from one snapshot, in constant
 /// memory: a header line per collection (kind, indexes, next id) then one
 /// line per document (docs/format.md, "Export files"). `out` (may be
-/// NULL) receives a JSON report: collections, documents, kv_namespaces,
-/// kv_entries, trees, tree_entries, commit_counter. The lines go to
-/// a temporary file beside `path` that replaces it once complete and
-/// synced; a failed export leaves `path` as it was. A `path` that is a
-/// pipe (FIFO) or a character device is written straight into (a FIFO's
-/// open waits for its reader), one of the process's descriptors
+/// NULL) receives a JSON report (free with obj_bytes_free): collections,
+/// documents, kv_namespaces, kv_entries, trees, tree_entries, commit_counter.
+/// The lines go to a temporary file beside `path` that replaces it once
+/// complete and synced; a failed export leaves `path` as it was. A `path`
+/// that is a pipe (FIFO) or a character device is written straight into (a
+/// FIFO's open waits for its reader), one of the process's descriptors
 /// (`/dev/stdout`, `/proc/self/fd/N`) is appended to. A write into a pipe
 /// whose reader has gone raises SIGPIPE, as any write(2) does: ignore it
 /// (signal(SIGPIPE, SIG_IGN)) to get OBJ_IO instead. Errors: OBJ_BUSY when
-/// `path` is a database open in this process, OBJ_INVALID_ARGUMENT when
-/// it holds any obj database or is a database's `-wal` or `-shm` file (an
-/// export over it would destroy the database or its last commits) or is a
-/// directory, a block device or a socket.
+/// `path` is a database open in this process, OBJ_INVALID_ARGUMENT when it
+/// holds any obj database or is a database's `-wal` or `-shm` file (an export
+/// over it would destroy the database or its last commits) or is a directory,
+/// a block device or a socket.
 ///
 /// # Safety
 /// `db` is a live handle; `collection` NULL or a NUL-terminated string;
@@ -420,9 +423,10 @@ impl std::io::Write for CallbackWriter {
 /// B+tree, from one snapshot, in constant memory) to `write` instead of a
 /// file: to a pipe, a socket or a compressor, say. The bytes come in
 /// pieces of up to 64 KiB. `out` (may be NULL) receives the report of
-/// obj_db_export. Errors: OBJ_INVALID_ARGUMENT (`write` NULL), OBJ_IO
-/// when `write` returns non-zero (what it received so far is a prefix of
-/// the export), OBJ_NOT_FOUND (no collection `collection`).
+/// obj_db_export (free with obj_bytes_free). Errors: OBJ_INVALID_ARGUMENT
+/// (`write` NULL), OBJ_IO when `write` returns non-zero (what it received so
+/// far is a prefix of the export), OBJ_NOT_FOUND (no collection
+/// `collection`).
 ///
 /// # Safety
 /// `db` is a live handle; `collection` NULL or a NUL-terminated string;
@@ -473,8 +477,9 @@ pub unsafe extern "C" fn obj_db_export_to(
 /// the earlier batches). Errors name the line ("import
 /// line N: ..."); a malformed line (not JSON, not UTF-8, not an export
 /// record) is OBJ_INVALID_ARGUMENT.
-/// `out` (may be NULL) receives a JSON report: collections, documents,
-/// indexes_created, kv_namespaces, kv_entries, trees, tree_entries, commits.
+/// `out` (may be NULL) receives a JSON report (free with obj_bytes_free):
+/// collections, documents, indexes_created, kv_namespaces, kv_entries,
+/// trees, tree_entries, commits.
 ///
 /// # Safety
 /// `db` is a live handle; `path` a NUL-terminated string; `out` NULL or writable.

@@ -376,8 +376,13 @@ pub unsafe extern "C" fn obj_txn_begin_read(db: *mut obj_db, out: *mut *mut obj_
     fence(|| unsafe { begin(db, out, false) })
 }
 
-/// Begins the write transaction, waiting up to the busy timeout for
-/// another one to finish (then OBJ_BUSY). It reads its own writes.
+/// Begins the write transaction in `*out` (free with `obj_txn_free`, which
+/// rolls back what was not committed), waiting up to the busy timeout for
+/// another one to finish (then OBJ_BUSY). It reads its own writes. One
+/// write transaction at a time, even for one thread: a call while the
+/// thread's own earlier write transaction is still open (not committed,
+/// rolled back or freed) waits the whole busy timeout and returns
+/// OBJ_BUSY, so end the first one first.
 ///
 /// # Safety
 /// `db` is a live handle; `out` is writable.
