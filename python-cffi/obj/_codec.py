@@ -220,11 +220,21 @@ def set_items(s: set | frozenset) -> list:
     """The elements of ``s`` in an order that depends on its elements
     alone, not on hashing (which for str changes with each process): a set
     is stored as a list, and an equality filter on an equal set must find
-    it. Elements the key cannot order keep the iteration order."""
+    it. Elements the key cannot order (instances of a frozen dataclass,
+    naive and aware times together) are ordered by their stored JSON text."""
     try:
         return sorted(s, key=_order_key)
     except (TypeError, ArithmeticError):  # unorderable; a Decimal NaN raises InvalidOperation
+        pass
+    try:
+        return sorted(s, key=_stored_text)
+    except Exception:  # noqa: BLE001 - not storable: the encoder says so, with its own message
         return list(s)
+
+
+def _stored_text(v: Any) -> str:
+    """``v`` as JSON text, the same whichever JSON backend is in use."""
+    return json.dumps(to_jsonable(v), separators=(",", ":"), ensure_ascii=False)
 
 
 def _non_str_key_message(k: Any) -> str:

@@ -117,6 +117,54 @@ def _is_decimal_field(s: Any, path: str) -> bool:
     return _unwrap(tp) is Decimal
 
 
+def _on_decimal_fields(s: Any, j: Any) -> Any:
+    """Filter JSON ``j`` of a query of schema ``s``'s class, with each
+    operand of an equality on a field the class declares ``Decimal`` (or
+    a list of them) as a
+    write stores it there: an ``int`` as its Decimal text (``3`` as
+    ``"3"``), which otherwise, a number beside text, matched nothing. An
+    order comparison on such a field, whatever its operand, and a ``float``
+    operand (which no write stores there) are an InvalidArgumentError."""
+    if type(j) is not dict or len(j) != 1:
+        return j
+    (op, arg), = j.items()
+    if op in ("and", "or") and type(arg) is list:
+        return {op: [_on_decimal_fields(s, x) for x in arg]}
+    if op == "not":
+        return {op: _on_decimal_fields(s, arg)}
+    if op not in ("eq", "ne", "in", "lt", "le", "gt", "ge") or type(arg) is not list or len(arg) != 2 \
+            or type(arg[0]) is not str or not (_is_decimal_field(s, arg[0]) or _is_decimal_field(s, arg[0] + ".0")):
+        return j  # (".0": a list of Decimals, whose elements the engine's comparisons reach)
+    path, v = arg
+    if op not in ("eq", "ne", "in"):
+        raise InvalidArgumentError(f"obj.field({path!r}) compared by order on a Decimal field: {_DECIMAL_AS_TEXT}")
+
+    def stored(x: Any) -> Any:
+        if type(x) is int:
+            return str(Decimal(x))
+        if type(x) is float or (type(x) is dict and "$f64" in x):
+            raise InvalidArgumentError(
+                f"obj.field({path!r}) compared with the float {x!r:.40}: the field is declared Decimal, and a "
+                f"float is never stored there; compare with a Decimal")
+        if type(x) is list:
+            return [stored(y) for y in x]
+        return x
+
+    return {op: [path, [stored(x) for x in v] if op == "in" else stored(v)]}
+
+
+def _stored_bound(s: Any, index: str, b: Any) -> Any:
+    """Bound ``b`` of an index range on ``s``'s index ``index`` with its
+    values as a write stores them (see ``txn._lookup_keys``)."""
+    if b is None:
+        return b
+    from .txn import _lookup_keys  # (txn imports this module)
+
+    if type(b) is tuple:
+        return tuple(_lookup_keys(s, index, list(b)))
+    return _lookup_keys(s, index, [b])[0]
+
+
 def _element_type(tp: Any, seg: str) -> Any:
     """The element type of sequence type ``tp`` that path segment ``seg``
     reaches: the one at its position in a ``tuple[A, B]``, else the one."""
@@ -376,6 +424,8 @@ class Query(Generic[T]):
                 raise InvalidArgumentError(f"filter takes obj.field(...) expressions or callables, not {p!r:.60}")
             fns.append(p)
         for e in exprs:
+            if self._schema is not None:
+                e = Expr(_on_decimal_fields(self._schema, e._j))
             flt = e if flt is None else flt & e
         return self._copy(_filter=flt, _preds=tuple(fns))
 
@@ -428,6 +478,8 @@ class Query(Generic[T]):
         if not isinstance(index, str):
             raise InvalidArgumentError("index_range takes the index name (str)")
         self._no_list_for_a_composite(index, lo, hi)
+        if self._schema is not None:
+            lo, hi = (_stored_bound(self._schema, index, b) for b in (lo, hi))
         spec: dict = {"name": index}
         if lo is not None and hi is not None and _same_key(lo, hi):
             spec["ge"] = spec["le"] = _bound(lo)

@@ -109,16 +109,20 @@ _INT_ONLY = {int}
 _KEY_AT = re.compile(r"keys_json\[(\d+)\]")
 
 
-def _bytes_keys(s: Schema, index: Any, vals: list) -> list:
-    """The key ``vals`` of a unique lookup on ``s``'s index ``index``, with
-    a bytes value given for a field declared ``str`` decoded from UTF-8
-    (the pre-encoded form of such a key); ``vals`` is changed in place.
-    Bytes for a field declared another type that is not bytes (an int, a
-    date, ...) are an InvalidArgumentError: no document of the class can
-    hold them there, and this package takes no other pre-encoded form."""
+def _lookup_keys(s: Schema, index: Any, vals: list) -> list:
+    """The key ``vals`` of a lookup on ``s``'s index ``index`` as a write
+    stores them: an ``int`` for a field declared ``Decimal`` as that
+    Decimal, and a bytes value for a field declared ``str`` decoded from
+    UTF-8 (the pre-encoded form of such a key); ``vals`` is changed in
+    place. Bytes for a field declared another type that is not bytes (an
+    int, a date, ...) are an InvalidArgumentError: no document of the class
+    can hold them there, and this package takes no other pre-encoded form."""
     if type(index) is not str:
         return vals
     for i, (field, tp) in enumerate(s.key_slot_types(index)):
+        if i < len(vals) and tp is Decimal and type(vals[i]) is int:
+            vals[i] = Decimal(vals[i])
+            continue
         if i >= len(vals) or not isinstance(vals[i], (bytes, bytearray, memoryview)):
             continue
         if tp is str:
@@ -991,8 +995,9 @@ class ReadTxn(_Core):
         keys = [list(k) if type(k) is tuple else [k] for k in keys]
         if typed:
             s = self._schema(what)
-            if any(isinstance(v, (bytes, bytearray, memoryview)) for k in keys for v in k):
-                keys = [_bytes_keys(s, index, k) for k in keys]
+            if any(tp is Decimal for _, tp in s.key_slot_types(index)) or \
+                    any(isinstance(v, (bytes, bytearray, memoryview)) for k in keys for v in k):
+                keys = [_lookup_keys(s, index, k) for k in keys]
             core, cname = self._route(s.collection)
             if self._kind(core, cname) is None:
                 _undeclared_index(s, index, s.collection)
@@ -1054,7 +1059,7 @@ class ReadTxn(_Core):
             r = core._c_find_unique(cname, _cstr(index), js, versioned=False)
             return None if r is None else (r[0], r[2])
         s = self._schema(what)
-        js = _codec.dumps(_bytes_keys(s, index, vals))
+        js = _codec.dumps(_lookup_keys(s, index, vals))
         core, cname = self._route(s.collection)
         try:
             r = core._c_find_unique(cname, _cstr(index), js)
