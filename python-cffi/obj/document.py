@@ -231,6 +231,19 @@ def _read_map(args: tuple) -> Callable[[Any], Any]:
     return amap
 
 
+def _empty_tuple(tp: Any, args: tuple) -> bool:
+    """Whether ``tp`` (with type arguments ``args``) is ``tuple[()]``: an
+    empty tuple. Python before 3.11 gives its arguments as ``((),)``;
+    3.11 gives ``()``, as for a bare ``tuple``, which has no origin."""
+    return args == ((),) or (not args and typing.get_origin(tp) is tuple and tp is not typing.Tuple)  # noqa: UP006
+
+
+def _fixed_tuple(tp: Any, args: tuple) -> bool:
+    """Whether ``tp`` is a tuple of fixed length (``tuple[int, str]``,
+    ``tuple[()]``), not ``tuple[int, ...]`` or a bare ``tuple``."""
+    return _empty_tuple(tp, args) or bool(args) and not (len(args) == 2 and args[1] is Ellipsis)
+
+
 def _converter(tp: Any) -> Callable[[Any], Any] | None:
     """The reader of a field annotated ``tp`` (see above); None when any
     value passes as it is (Any, or a class obj does not know)."""
@@ -286,8 +299,8 @@ def _converter(tp: Any) -> Callable[[Any], Any] | None:
     if origin is typing.Literal:
         return _literal_forms(args)[0]
     kind = _kind(tp)
-    if kind is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
-        slots = [] if args == ((),) else [_converter(a) or _identity for a in args]
+    if kind is tuple and _fixed_tuple(tp, args):
+        slots = [] if _empty_tuple(tp, args) else [_converter(a) or _identity for a in args]
 
         def fixed(v: Any) -> Any:
             if not isinstance(v, _SEQ):
@@ -478,8 +491,8 @@ def _fitter(tp: Any) -> Callable[[Any], int]:
         # A stored collection is a list; one of the annotated kind itself
         # is in a dict that migrate() returned.
         typed = (tuple,) if kind is tuple else _SETS if kind in _SETS else ()
-        if kind is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
-            slots = [] if args == ((),) else [_fitter(a) for a in args]
+        if kind is tuple and _fixed_tuple(tp, args):
+            slots = [] if _empty_tuple(tp, args) else [_fitter(a) for a in args]
 
             def fit_fixed(v: Any) -> int:
                 if (type(v) is not list and type(v) is not tuple) or len(v) != len(slots):
@@ -794,10 +807,8 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
     kind = _kind(tp)
     if kind is list or kind is tuple:
         kinds = (tuple, list) if kind is tuple else _SEQ
-        if kind is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
-            if args == ((),):  # tuple[()]
-                args = ()
-            slots = [_checker(a) for a in args]
+        if kind is tuple and _fixed_tuple(tp, args):
+            slots = [] if _empty_tuple(tp, args) else [_checker(a) for a in args]
 
             def fixed(v: Any) -> Any:
                 if not isinstance(v, kinds) or len(v) != len(slots):

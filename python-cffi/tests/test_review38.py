@@ -226,3 +226,25 @@ def test_an_int_compared_with_a_decimal_field_is_taken_as_the_decimal_a_write_st
             q.filter(f)
     with pytest.raises(obj.InvalidArgumentError, match="Decimal values are stored as text"):
         db.query(Price).index_range("p", 1, 5)
+
+
+def test_an_empty_tuple_field_takes_only_the_empty_tuple(db):
+    # On Python 3.11 tuple[()] has the type arguments of a bare tuple, so
+    # the field took any tuple.
+    import typing
+
+    @obj.document(collection="empty38")
+    @dataclass
+    class E:
+        c: tuple[()]
+        f: typing.Tuple[()] = ()  # noqa: UP006 - the typing form too
+        any_tuple: tuple = ()
+
+    oid = db.insert(E((), (), (1, "x")))
+    assert db.get(E, oid) == E((), (), (1, "x"))
+    for bad in (E((1,)), E((), (1,))):
+        with pytest.raises(obj.InvalidArgumentError, match=r"expected (tuple|Tuple)\[\(\)\], got tuple"):
+            db.insert(bad)
+    other = db.insert("empty38", {"c": [1], "f": [], "any_tuple": []})
+    with pytest.raises(obj.InvalidArgumentError):
+        db.get(E, other)
