@@ -558,7 +558,12 @@ class Query(Generic[T]):
         if count_only:
             q["count_only"] = True
         try:
-            return json.dumps(q, allow_nan=False, separators=(",", ":")).encode()
+            return json.dumps(q, allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError as e:
+            # (a lone surrogate, which UTF-8 cannot hold: as a write says it)
+            raise InvalidArgumentError(
+                f"a string of the query is not valid UTF-8 (a lone surrogate): {e.object[e.start:e.end]!r}"
+            ) from None
         except RecursionError:
             # A filter nested deeper than Python can encode is far past the
             # engine's limit: the same error class the engine would give.

@@ -248,3 +248,14 @@ def test_an_empty_tuple_field_takes_only_the_empty_tuple(db):
     other = db.insert("empty38", {"c": [1], "f": [], "any_tuple": []})
     with pytest.raises(obj.InvalidArgumentError):
         db.get(E, other)
+
+
+def test_a_lone_surrogate_in_a_query_is_named_as_one(db):
+    # The query went to the engine with the surrogate escaped, and the
+    # engine's JSON parser answered "unexpected end of hex escape".
+    db.insert("c38", {"v": "x", "é": "ü€😀"})
+    for q in (db.query("c38").filter(obj.field("v") == "\ud800"), db.query("c38").filter(obj.field("\udfff") == 1)):
+        with pytest.raises(obj.InvalidArgumentError, match="not valid UTF-8 \\(a lone surrogate\\)"):
+            q.count()
+    # Other text goes as it is.
+    assert db.query("c38").filter(obj.field("é") == "ü€😀").count() == 1
