@@ -726,6 +726,31 @@ impl Drop for OsShm {
     }
 }
 
+/// Gives the first `len` bytes of `file` disk blocks before they are
+/// mapped. `set_len` leaves a hole, and a store into a mapped hole the
+/// filesystem has no room for is a SIGBUS that kills the process; a full
+/// disk must be an error of the open or the commit instead (as SQLite
+/// writes its `-shm` regions before it maps them). The same holds for a
+/// `-shm` left sparse by a process that died growing it. Blocks already
+/// there are kept as they are; a filesystem that cannot reserve (no
+/// `fallocate` support) is left to the old way.
+#[cfg(target_os = "linux")]
+fn reserve_blocks(file: &File, len: usize) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: posix_fallocate on a descriptor this handle owns; it reads
+    // and writes no memory of ours.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    match rc {
+        0 | libc::EINVAL | libc::EOPNOTSUPP | libc::ENODEV => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reserve_blocks(_file: &File, _len: usize) -> io::Result<()> {
+    Ok(())
+}
+
 impl ShmFile for OsShm {
     fn map(&self, len: usize, grow: bool) -> io::Result<()> {
         if self.map.read().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|m| m.len() >= len) {
@@ -746,6 +771,7 @@ impl ShmFile for OsShm {
             self.file.set_len(len as u64)?;
             size = len;
         }
+        reserve_blocks(&self.file, size)?;
         let raw = memmap2::MmapOptions::new().len(size).map_raw(&self.file)?;
         // A mapping references the open file description like a descriptor
         // does: inherited by a forked child, it would keep this handle's
@@ -918,5 +944,31 @@ mod tests {
         assert!(a.is_current().unwrap());
         std::fs::remove_file(&path).unwrap();
         assert!(!a.is_current().unwrap());
+    }
+
+    /// The mapped part of the file has its disk blocks before the mapping
+    /// is written (a store into a hole on a full disk is a SIGBUS), both
+    /// when the map grows the file and when it maps a file another process
+    /// left sparse.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_mapped_shared_index_has_its_blocks() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-shm");
+        let allocated = || std::fs::metadata(&path).unwrap().blocks() * 512;
+        let (one, two) = (region_len(0), region_len(20_000));
+        assert!(two > one);
+        let a = OsShm::open(&path).unwrap();
+        a.map(one, true).unwrap();
+        assert!(allocated() >= one as u64, "{}", allocated());
+        drop(a);
+        // A file grown by set_len alone (a process killed before it
+        // reserved) is a hole past its first region.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(two as u64).unwrap();
+        assert!(allocated() < two as u64);
+        let b = OsShm::open(&path).unwrap();
+        b.map(two, false).unwrap();
+        assert!(allocated() >= two as u64, "{}", allocated());
     }
 }
