@@ -12,12 +12,15 @@ builder never touches the C library itself; it asks a transaction for rows.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
+import enum
 import heapq
 import itertools
 import json
 import sys
 import types
 import typing
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from fractions import Fraction
@@ -151,6 +154,24 @@ def _on_decimal_fields(s: Any, j: Any) -> Any:
         return x
 
     return {op: [path, [stored(x) for x in v] if op == "in" else stored(v)]}
+
+
+# Field types whose values are never stored as lists.
+_NOT_LISTS = (str, int, float, bytes, Decimal, uuid.UUID, _dt.date, _dt.time)
+
+
+def _holds_no_lists(tp: Any) -> bool:
+    """Whether a field declared ``tp`` (Optional and Annotated taken
+    off) never holds a list as stored: a scalar type, a dict, a dataclass
+    (a map), or an Enum none of whose values is a list or tuple. Anything
+    else (a sequence or set, a union, Any, object, an unknown type) may."""
+    if typing.get_origin(tp) is dict or tp is dict:
+        return True
+    if not isinstance(tp, type):
+        return False
+    if issubclass(tp, enum.Enum):
+        return not any(isinstance(m.value, (list, tuple)) for m in tp)
+    return issubclass(tp, _NOT_LISTS) or dataclasses.is_dataclass(tp)
 
 
 def _stored_bound(s: Any, index: str, b: Any) -> Any:
@@ -507,9 +528,7 @@ class Query(Generic[T]):
         slots = s.key_slot_types(index)
         if len(slots) < 2:
             return
-        tp = slots[0][1]
-        if tp is None or tp is Any or tp in (list, tuple, set, frozenset) \
-                or typing.get_origin(tp) in (list, tuple, set, frozenset, typing.Union, _UnionType):
+        if not _holds_no_lists(slots[0][1]):
             return
         raise InvalidArgumentError(
             f"index_range({index!r}, {lo!r:.40}, {hi!r:.40}): a bound of composite index {index!r} is a tuple "

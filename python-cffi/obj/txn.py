@@ -22,6 +22,7 @@ import enum
 import json
 import operator
 import re
+import typing
 import uuid
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
@@ -120,9 +121,14 @@ def _lookup_keys(s: Schema, index: Any, vals: list) -> list:
     if type(index) is not str:
         return vals
     for i, (field, tp) in enumerate(s.key_slot_types(index)):
-        if i < len(vals) and tp is Decimal and type(vals[i]) is int:
-            vals[i] = Decimal(vals[i])
-            continue
+        if i < len(vals) and _decimals_in(tp):
+            v = vals[i]
+            if type(v) is int:
+                vals[i] = Decimal(v)
+                continue
+            if type(v) is list or type(v) is tuple:  # (a list field's whole-list key)
+                vals[i] = type(v)(Decimal(x) if type(x) is int else x for x in v)
+                continue
         if i >= len(vals) or not isinstance(vals[i], (bytes, bytearray, memoryview)):
             continue
         if tp is str:
@@ -140,6 +146,16 @@ def _lookup_keys(s: Schema, index: Any, vals: list) -> list:
                 f"key only of a str field, as its UTF-8)"
             )
     return vals
+
+
+def _decimals_in(tp: Any) -> bool:
+    """Whether a field declared ``tp`` holds a Decimal, or a list, tuple
+    or set of them (whose elements an index keys)."""
+    if tp is Decimal:
+        return True
+    args = typing.get_args(tp)
+    return typing.get_origin(tp) in (list, tuple, set, frozenset) and bool(args) and \
+        all(a is Decimal or a is Ellipsis for a in args)
 
 
 # Field types whose values are never bytes (bool is an int, datetime a date).
@@ -995,7 +1011,7 @@ class ReadTxn(_Core):
         keys = [list(k) if type(k) is tuple else [k] for k in keys]
         if typed:
             s = self._schema(what)
-            if any(tp is Decimal for _, tp in s.key_slot_types(index)) or \
+            if any(_decimals_in(tp) for _, tp in s.key_slot_types(index)) or \
                     any(isinstance(v, (bytes, bytearray, memoryview)) for k in keys for v in k):
                 keys = [_lookup_keys(s, index, k) for k in keys]
             core, cname = self._route(s.collection)

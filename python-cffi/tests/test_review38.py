@@ -259,3 +259,29 @@ def test_a_lone_surrogate_in_a_query_is_named_as_one(db):
             q.count()
     # Other text goes as it is.
     assert db.query("c38").filter(obj.field("é") == "ü€😀").count() == 1
+
+
+def test_list_bounds_pass_where_the_first_field_may_hold_lists_and_ints_key_each_decimals(db):
+    # From the review of this session's fixes: the list-bound check let
+    # through only list/tuple/set/Union/Any first fields (a Sequence[str]
+    # one holds lists too), and an int key of an Each index over
+    # list[Decimal] was not taken as the Decimal stored.
+    from collections.abc import Sequence
+
+    @obj.document(collection="seq38", indexes=[obj.Composite(("seq", "status"), name="by_seq_status")])
+    @dataclass
+    class Q:
+        seq: Sequence[str]
+        status: str
+
+    @obj.document(collection="each38")
+    @dataclass
+    class E:
+        xs: Annotated[list[Decimal], obj.Each]
+
+    db.insert(Q(["a", "b"], "new"))
+    assert len(list(db.index_range(Q, "by_seq_status", ["a", "b"], ["a", "b"]))) == 1
+    db.insert(E([3, Decimal("4.5")]))
+    assert len(list(db.index_range(E, "xs", 3, 3))) == 1
+    assert len(list(db.index_range(E, "xs", [3, Decimal("4.5")], [3, Decimal("4.5")]))) == 1
+    assert db.query(E).filter(obj.field("xs") == 3).count() == 1
