@@ -231,6 +231,18 @@ def _read_map(args: tuple) -> Callable[[Any], Any]:
     return amap
 
 
+def never_holds(tp: Any, types: tuple, values: tuple) -> bool:
+    """Whether a field declared ``tp`` can never hold a value of one of
+    the Python types ``values``: ``tp`` is (a subclass of) one of
+    ``types``, or an Enum none of whose members' values is one. Any other
+    declaration (Any, object, a union, a generic) may."""
+    if not isinstance(tp, type):
+        return False
+    if issubclass(tp, enum.Enum):
+        return not any(isinstance(m.value, values) for m in tp)
+    return issubclass(tp, types)
+
+
 def _empty_tuple(tp: Any, args: tuple) -> bool:
     """Whether ``tp`` (with type arguments ``args``) is ``tuple[()]``: an
     empty tuple. Python before 3.11 gives its arguments as ``((),)``;

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import enum
 import heapq
 import itertools
 import json
@@ -27,7 +26,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
 from . import _codec
-from .document import _schema_or_plain, _strip, schema_of
+from .document import _schema_or_plain, _strip, never_holds, schema_of
 from .errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
@@ -122,12 +121,12 @@ def _is_decimal_field(s: Any, path: str) -> bool:
 
 def _on_decimal_fields(s: Any, j: Any) -> Any:
     """Filter JSON ``j`` of a query of schema ``s``'s class, with each
-    operand of an equality on a field the class declares ``Decimal`` (or
-    a list of them) as a
-    write stores it there: an ``int`` as its Decimal text (``3`` as
-    ``"3"``), which otherwise, a number beside text, matched nothing. An
-    order comparison on such a field, whatever its operand, and a ``float``
-    operand (which no write stores there) are an InvalidArgumentError."""
+    operand of an equality on a field the class declares ``Decimal`` (or a
+    list of them) as a write stores it there: an ``int`` as its Decimal
+    text (``3`` as ``"3"``), which otherwise, a number beside text, matched
+    nothing. An order comparison on such a field, whatever its operand,
+    and a ``float`` operand (which no write stores there) are an
+    InvalidArgumentError."""
     if type(j) is not dict or len(j) != 1:
         return j
     (op, arg), = j.items()
@@ -157,7 +156,7 @@ def _on_decimal_fields(s: Any, j: Any) -> Any:
 
 
 # Field types whose values are never stored as lists.
-_NOT_LISTS = (str, int, float, bytes, Decimal, uuid.UUID, _dt.date, _dt.time)
+_NOT_LISTS = (str, int, float, bytes, Decimal, uuid.UUID, _dt.date, _dt.time, dict)
 
 
 def _holds_no_lists(tp: Any) -> bool:
@@ -165,13 +164,9 @@ def _holds_no_lists(tp: Any) -> bool:
     off) never holds a list as stored: a scalar type, a dict, a dataclass
     (a map), or an Enum none of whose values is a list or tuple. Anything
     else (a sequence or set, a union, Any, object, an unknown type) may."""
-    if typing.get_origin(tp) is dict or tp is dict:
+    if typing.get_origin(tp) is dict or (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
         return True
-    if not isinstance(tp, type):
-        return False
-    if issubclass(tp, enum.Enum):
-        return not any(isinstance(m.value, (list, tuple)) for m in tp)
-    return issubclass(tp, _NOT_LISTS) or dataclasses.is_dataclass(tp)
+    return never_holds(tp, _NOT_LISTS, (list, tuple))
 
 
 def _stored_bound(s: Any, index: str, b: Any) -> Any:

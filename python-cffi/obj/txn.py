@@ -18,7 +18,6 @@ another's call.
 from __future__ import annotations
 
 import datetime as _dt
-import enum
 import json
 import operator
 import re
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, Union, overlo
 
 from . import _codec
 from ._ffi import OutHandle, ffi, lib, fail, slots as _slots
-from .document import Schema, declared, schema_of
+from .document import Schema, declared, never_holds, schema_of
 from .errors import ClosedError, InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
@@ -167,11 +166,7 @@ def _holds_no_bytes(tp: Any) -> bool:
     date or time, a UUID, a Decimal, or an Enum none of whose values are
     bytes. Any other declaration (Any, object, a union, an abstract type)
     may, and is left alone."""
-    if not isinstance(tp, type):
-        return False
-    if issubclass(tp, enum.Enum):
-        return not any(isinstance(m.value, (bytes, bytearray)) for m in tp)
-    return issubclass(tp, _NOT_BYTES)
+    return never_holds(tp, _NOT_BYTES, (bytes, bytearray))
 
 
 def _payload(b: Any) -> bytes:
