@@ -349,8 +349,15 @@ class _AsyncBound:
             return write
         if name in self._ITER:
             @functools.wraps(attr)
-            def iterate(*a: Any, **k: Any) -> AsyncIterator:
-                return atx._aiter(lambda: attr(*a, **k))
+            def iterate(*a: Any, **k: Any) -> AsyncStream:
+                # Wrong arguments raise at the call where the helper can
+                # check them without the transaction (as the Db's streams
+                # do); the iterator is made, and read, on the transaction's
+                # thread. Awaited, the stream gives the list.
+                check = getattr(self._inner, f"_check_{name}", None)
+                if check is not None:
+                    check(*a, **k)
+                return AsyncStream(atx, lambda: attr(*a, **k))
             return iterate
         run = atx._runner(name)
 
@@ -384,8 +391,8 @@ class AsyncCollection(_AsyncBound, Generic[T]):
         async def count_all(self) -> int: ...
         async def find_unique(self, index: str, *values: Any) -> T | None: ...
         async def find_unique_many(self, index: str, keys: Iterable[Any]) -> list[T | None]: ...
-        def all(self) -> AsyncIterator[tuple[int, T]]: ...
-        def index_range(self, index: str, lo: Any = None, hi: Any = None) -> AsyncIterator[tuple[int, T]]: ...
+        def all(self) -> AsyncStream[tuple[int, T]]: ...
+        def index_range(self, index: str, lo: Any = None, hi: Any = None) -> AsyncStream[tuple[int, T]]: ...
 
     def query(self) -> AsyncQuery[T]:
         """A query over this collection in this transaction."""

@@ -403,6 +403,7 @@ def cmd_dump(a: argparse.Namespace) -> int:
         sys.stdout.flush()
         out, tmp, target = sys.stdout.buffer, None, ""
     n = 0
+    kv_n: int | None = None  # (a collection's dump has no key-value entries)
     ok = False
     try:
         with _open(a.file, read_only=True, a=a) as db:
@@ -410,13 +411,15 @@ def cmd_dump(a: argparse.Namespace) -> int:
                 with db.read_transaction() as tx:
                     n = _dump_collection(tx, out, a.collection, a.limit, a.file)
             else:  # the whole database, by db.export itself (plain B+trees included)
-                n = db.export(out)["documents"]
+                counts = db.export(out)
+                n, kv_n = counts["documents"], counts["kv_entries"]
         out.flush()
         ok = True
     finally:
         if a.output and a.output != "-":
             _end_output(out, tmp, target, ok)
-    print(f"dumped {n} documents", file=sys.stderr)
+    entries = "" if kv_n is None else f" and {kv_n} key-value entries"
+    print(f"dumped {n} documents{entries}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -744,8 +747,10 @@ class _Loader:
         import obj
 
         if self.expected >= 0 and self.seen != self.expected:
+            what = "key-value entries" if self.kind == "kv" else "documents"
+            why = " (truncated input?)" if self.seen < self.expected else ""
             raise obj.InvalidArgumentError(
-                f"the dump's header announced {self.expected} documents but {self.seen} followed (truncated input?)"
+                f"the dump's header announced {self.expected} {what} but {self.seen} followed{why}"
             )
         self.expected = -1
 

@@ -171,6 +171,14 @@ class KvNamespace:
     def __contains__(self, key: Any) -> bool:
         return self.get(key, _MISSING) is not _MISSING
 
+    def __delitem__(self, key: Any) -> None:
+        if not self.delete(key):
+            raise KeyError(key)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The keys, in order (as ``scan`` reads them)."""
+        return (k for k, _ in self.scan())
+
     def delete(self, key: Any) -> bool:
         """Removes ``key``; True if it was there."""
         k = _key(key)
@@ -188,6 +196,19 @@ class KvNamespace:
         """``(key, value)`` pairs in key order: those starting with
         ``prefix`` and in ``[start, end)`` (each of the three may be None).
         ``reverse=True`` walks from the top."""
+        p, s, e = self._check_scan(prefix, start, end)
+        reverse = bool(reverse)  # (as Query.sort_by and index_range take it)
+        if self._txn is not None:
+            self._txn._handle()  # (a finished transaction raises here, at the call)
+            return self._scan(*self._target(self._txn), p, s, e, reverse)
+        self._db._handle()  # (a closed Db too)
+        return self._scan_own(p, s, e, reverse)
+
+    @staticmethod
+    def _check_scan(prefix: Any = None, start: Any = None, end: Any = None, *, reverse: bool = False) -> tuple:
+        """The bounds of :meth:`scan` as its cursor takes them: ``(prefix,
+        start, end)`` as bytes or None; a wrong argument raises here
+        (AsyncKv checks a scan's arguments at the call this way)."""
         p = None if prefix is None else _key(prefix)
         s = None if start is None else _key(start)
         e = None if end is None else _key(end)
@@ -198,11 +219,7 @@ class KvNamespace:
             top = _after_prefix(p)
             e = top if e is None else (e if top is None else min(e, top))
             p = None
-        if self._txn is not None:
-            self._txn._handle()  # (a finished transaction raises here, at the call)
-            return self._scan(*self._target(self._txn), p, s, e, reverse)
-        self._db._handle()  # (a closed Db too)
-        return self._scan_own(p, s, e, reverse)
+        return p, s, e
 
     def _scan_own(self, p: Any, s: Any, e: Any, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
         with self._db._own(self._db.read_transaction()) as tx:

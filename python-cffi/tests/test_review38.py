@@ -285,3 +285,62 @@ def test_list_bounds_pass_where_the_first_field_may_hold_lists_and_ints_key_each
     assert len(list(db.index_range(E, "xs", 3, 3))) == 1
     assert len(list(db.index_range(E, "xs", [3, Decimal("4.5")], [3, Decimal("4.5")]))) == 1
     assert db.query(E).filter(obj.field("xs") == 3).count() == 1
+
+
+def test_a_key_value_namespace_is_a_mapping_and_scan_takes_reverse_as_a_truth_value(db):
+    # del kv[k] was an AttributeError, iterating it tried kv[0], and
+    # scan(reverse=None or 2) was a cffi TypeError or OverflowError.
+    kv = db.kv("s38")
+    kv[b"a"], kv[b"b"] = b"1", b"2"
+    assert list(kv) == [b"a", b"b"]
+    assert [k for k, _ in kv.scan(reverse=2)] == [b"b", b"a"]
+    assert [k for k, _ in kv.scan(reverse=None)] == [b"a", b"b"]
+    del kv[b"a"]
+    assert list(kv) == [b"b"]
+    with pytest.raises(KeyError):
+        del kv[b"a"]
+
+
+def test_an_async_scan_checks_its_arguments_at_the_call_and_awaits_to_a_list(path):
+    # It returned an async generator: not awaitable, and a bad argument
+    # raised only at the first step, unlike the other async streams.
+    import asyncio
+
+    async def main():
+        adb = await obj.AsyncDb.open(path)
+        try:
+            ns = adb.kv("s38")
+            await ns.put(b"a", b"1")
+            assert await ns.scan() == [(b"a", b"1")]
+            with pytest.raises(obj.InvalidArgumentError, match="a key is bytes or str"):
+                ns.scan(prefix=5)
+            async with adb.transaction() as tx:
+                t = tx.kv("s38")
+                await t.put(b"b", b"2")
+                assert [k async for k, _ in t.scan(reverse=True)] == [b"b", b"a"]
+                assert await t.scan(prefix=b"b") == [(b"b", b"2")]
+                with pytest.raises(obj.InvalidArgumentError):
+                    t.scan(start=1.5)
+        finally:
+            await adb.close()
+
+    asyncio.run(main())
+
+
+def test_a_load_whose_section_count_disagrees_says_what_it_counted(tmp_path):
+    # It said "documents" of key-value entries, and "truncated input?"
+    # when more lines than announced followed.
+    src, dst = str(tmp_path / "src.obj"), str(tmp_path / "dst.obj")
+    with obj.Db(src) as db:
+        db.kv("s").put(b"k", b"v")
+    dump = tmp_path / "all.jsonl"
+    with obj.Db(src) as db:
+        db.export(str(dump))
+    lines = dump.read_text().splitlines()
+    assert lines[-2] == '{"obj_export":1,"kv":"s","count":1}'
+    lines.append(lines[-1].replace("aw==", "bA=="))  # key b"l": one entry more than announced
+    r = subprocess.run([sys.executable, "-m", "obj", "load", dst], input="\n".join(lines) + "\n",
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "announced 1 key-value entries but 2 followed" in r.stderr, r.stderr
+    assert "truncated" not in r.stderr
