@@ -732,17 +732,26 @@ impl Drop for OsShm {
 /// disk must be an error of the open or the commit instead (as SQLite
 /// writes its `-shm` regions before it maps them). The same holds for a
 /// `-shm` left sparse by a process that died growing it. Blocks already
-/// there are kept as they are; a filesystem that cannot reserve (no
-/// `fallocate` support) is left to the old way.
+/// there keep their bytes. The `fallocate` system call itself, not
+/// glibc's `posix_fallocate`: where the filesystem cannot reserve, that
+/// one falls back to reading and writing a byte of every block, which
+/// would race with other processes' stores into the mapped region; here
+/// such a filesystem is left to the old way.
 #[cfg(target_os = "linux")]
 fn reserve_blocks(file: &File, len: usize) -> io::Result<()> {
     use std::os::unix::io::AsRawFd;
-    // SAFETY: posix_fallocate on a descriptor this handle owns; it reads
-    // and writes no memory of ours.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
-    match rc {
-        0 | libc::EINVAL | libc::EOPNOTSUPP | libc::ENODEV => Ok(()),
-        e => Err(io::Error::from_raw_os_error(e)),
+    loop {
+        // SAFETY: fallocate on a descriptor this handle owns; it reads and
+        // writes no memory of ours.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL | libc::ENODEV) => return Ok(()),
+            _ => return Err(e),
+        }
     }
 }
 
