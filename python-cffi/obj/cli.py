@@ -434,7 +434,12 @@ def _dump_collection(tx: Any, out: Any, name: str, limit: int | None, file: str)
 
     info = tx.collection_info(name)
     if info is None:
-        raise obj.NotFoundError(f"no collection {name!r} in {file}")
+        hint = ""
+        from .kv import list_namespaces
+
+        if name in list_namespaces(tx):
+            hint = f" ({name!r} is a key-value namespace, dumped with the whole file: obj dump {file})"
+        raise obj.NotFoundError(f"no collection {name!r} in {file}{hint}")
     # The format of db.export (one section): a header line with the kind,
     # next id, count and index declarations, then {"id", "v", "doc"}
     # lines, so a load keeps schema versions and indexes.

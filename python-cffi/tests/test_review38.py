@@ -344,3 +344,14 @@ def test_a_load_whose_section_count_disagrees_says_what_it_counted(tmp_path):
     assert r.returncode != 0
     assert "announced 1 key-value entries but 2 followed" in r.stderr, r.stderr
     assert "truncated" not in r.stderr
+
+
+def test_a_dump_of_a_key_value_namespace_by_name_says_where_it_is(tmp_path):
+    p = str(tmp_path / "s.obj")
+    with obj.Db(p) as db:
+        db.kv("sessions").put(b"k", b"v")
+    r = subprocess.run([sys.executable, "-m", "obj", "dump", p, "sessions"], capture_output=True, text=True)
+    assert r.returncode == 3
+    assert "'sessions' is a key-value namespace, dumped with the whole file" in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "obj", "dump", p, "nothing"], capture_output=True, text=True)
+    assert r.returncode == 3 and "key-value" not in r.stderr
