@@ -749,6 +749,11 @@ mod tests {
 
     const PAGE: usize = 4096;
 
+    /// The WAL in `file` opened, and recovered, as the tests' database's.
+    fn open_wal(file: &Arc<dyn StorageFile>) -> Result<(Wal, Recovered)> {
+        Wal::open(file.clone(), "wal".into(), PAGE, [7; 16])
+    }
+
     fn sealed(pgno: PageNo, fill: impl Fn(usize) -> u8) -> Vec<u8> {
         let mut page: Vec<u8> = (0..PAGE).map(fill).collect();
         seal_page(pgno, &mut page);
@@ -764,7 +769,7 @@ mod tests {
         let vfs = SimVfs::new();
         let path = Path::new("/t/db-wal");
         let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
-        let (mut wal, recovered) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
+        let (mut wal, recovered) = open_wal(&file).unwrap();
         assert_eq!(recovered.last_commit, 0);
         let old = sealed(5, |i| (i % 251) as u8);
         wal.append(&[FrameWrite { pgno: 5, page: &old }], 6).unwrap();
@@ -776,7 +781,7 @@ mod tests {
         wal.restart();
         wal.append(&[FrameWrite { pgno: 5, page: &new }], 6).unwrap();
         wal.sync().unwrap();
-        let (_, whole) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
+        let (_, whole) = open_wal(&file).unwrap();
         assert_eq!(whole.frames, vec![(1, 5)], "the complete new frame is recovered");
 
         // Tear the new frame: its header and first half reached the disk,
@@ -784,7 +789,7 @@ mod tests {
         let body = (WAL_HEADER_LEN as usize) + FRAME_HEADER_LEN;
         let tail = body + PAGE / 2;
         file.write_at(&generation_one[tail..body + PAGE], tail as u64).unwrap();
-        let (_, torn) = Wal::open(file, "wal".into(), PAGE, [7; 16]).unwrap();
+        let (_, torn) = open_wal(&file).unwrap();
         assert_eq!(torn.last_commit, 0, "a torn frame holding the old page must not be replayed");
         assert!(torn.frames.is_empty());
     }
@@ -800,7 +805,7 @@ mod tests {
         let vfs = SimVfs::new();
         let path = Path::new("/t/db-wal");
         let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
-        let (mut wal, _) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
+        let (mut wal, _) = open_wal(&file).unwrap();
         for k in 0..3u8 {
             wal.append(&[FrameWrite { pgno: 5, page: &sealed(5, |_| k) }], 6).unwrap();
         }
@@ -808,7 +813,7 @@ mod tests {
         let whole = vfs.read_file(path).unwrap();
         let reopen = |bytes: &[u8]| {
             file.write_at(bytes, 0).unwrap();
-            Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).map(|(_, r)| r.last_commit)
+            open_wal(&file).map(|(_, r)| r.last_commit)
         };
         assert_eq!(reopen(&whole).unwrap(), 3);
         for at in [0, 4, 8, 12, 16, 31, 40, 47, 48, 59] {
@@ -828,7 +833,7 @@ mod tests {
         // old CRC, or the old salt with the new CRC; the frames after it
         // are the old generation's, all checkpointed before any restart.
         file.write_at(&whole, 0).unwrap();
-        let (mut wal, _) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
+        let (mut wal, _) = open_wal(&file).unwrap();
         wal.restart();
         wal.append(&[FrameWrite { pgno: 5, page: &sealed(5, |_| 9) }], 6).unwrap();
         let next = vfs.read_file(path).unwrap()[..WAL_HEADER_LEN as usize].to_vec();
@@ -849,7 +854,7 @@ mod tests {
         let vfs = SimVfs::new();
         let path = Path::new("/t/db-wal");
         let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
-        let (mut wal, _) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
+        let (mut wal, _) = open_wal(&file).unwrap();
         let old = sealed(5, |i| if i < 16 { 1 } else { (i % 251) as u8 });
         wal.append(&[FrameWrite { pgno: 5, page: &old }], 6).unwrap();
         let generation_one = vfs.read_file(path).unwrap();
@@ -858,7 +863,7 @@ mod tests {
         wal.append(&[FrameWrite { pgno: 5, page: &new }], 6).unwrap();
         let trailer = (WAL_HEADER_LEN as usize) + FRAME_HEADER_LEN + PAGE - CHECKSUM_TRAILER;
         file.write_at(&generation_one[trailer..trailer + CHECKSUM_TRAILER], trailer as u64).unwrap();
-        let (_, torn) = Wal::open(file, "wal".into(), PAGE, [7; 16]).unwrap();
+        let (_, torn) = open_wal(&file).unwrap();
         assert_eq!(
             torn.last_commit, 0,
             "a frame whose trailer does not belong to its body must not be replayed"
@@ -872,7 +877,7 @@ mod tests {
     fn append_sealing_seals_each_chunk_before_its_checksums() {
         let vfs = SimVfs::new();
         let file = vfs.open(Path::new("/t/db-wal"), OpenMode::ReadWriteCreate).unwrap();
-        let (mut wal, _) = Wal::open(file.clone(), "wal".into(), PAGE, [7; 16]).unwrap();
+        let (mut wal, _) = open_wal(&file).unwrap();
         let per_chunk = (1 << 20) / (FRAME_HEADER_LEN + PAGE);
         let pages: Vec<Vec<u8>> = (0..per_chunk + 10).map(|k| vec![k as u8; PAGE]).collect();
         let frames: Vec<FrameWrite<'_>> =
@@ -889,7 +894,7 @@ mod tests {
         .unwrap();
         assert_eq!(chunks, [per_chunk, 10]);
         assert!(pages.iter().enumerate().all(|(k, page)| page[..] == [k as u8; PAGE]), "pages unchanged");
-        let (reopened, recovered) = Wal::open(file, "wal".into(), PAGE, [7; 16]).unwrap();
+        let (reopened, recovered) = open_wal(&file).unwrap();
         assert_eq!(recovered.last_commit, pages.len() as u64);
         let mut image = vec![0u8; PAGE];
         for (frame, pgno) in recovered.frames {
@@ -910,7 +915,7 @@ mod tests {
         let vfs = SimVfs::new();
         let path = Path::new("/t/db-wal");
         let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
-        let (mut wal, _) = Wal::open(file, "wal".into(), PAGE, [7; 16]).unwrap();
+        let (mut wal, _) = open_wal(&file).unwrap();
         let page = sealed(3, |i| (i % 13) as u8 + 1);
         for _ in 0..8 {
             wal.append(&[FrameWrite { pgno: 3, page: &page }], 4).unwrap();
@@ -923,7 +928,7 @@ mod tests {
         vfs.power_cut(0, CutMode::DropAll);
         let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
         assert_eq!(file.size().unwrap(), 0, "the cut was synced, nothing after it");
-        let (_, recovered) = Wal::open(file, "wal".into(), PAGE, [7; 16]).unwrap();
+        let (_, recovered) = open_wal(&file).unwrap();
         assert_eq!(recovered.last_commit, 0);
     }
 }
