@@ -52,8 +52,8 @@ _WRITES = frozenset({
 # before its commit begins is rolled back, not applied later behind the
 # caller's back (a retry would write it twice), and one cancelled once its
 # commit has begun returns the commit's result (see _write_in_tx).
-_TX_WRITES = frozenset({"insert", "insert_many", "upsert", "update", "delete"})
-_KV_TX_WRITES = frozenset({"put", "delete"})
+_TX_WRITES = frozenset({"insert", "insert_many", "upsert", "update", "delete", "create_index", "drop_collection"})
+_KV_TX_WRITES = frozenset({"put", "delete", "create", "drop"})
 
 
 # Tasks owed a cancellation that a write took in and returned past (see

@@ -1,0 +1,55 @@
+"""Review 39: what helpers and a re-read found in session 39."""
+
+import asyncio
+
+import pytest
+
+import obj
+
+
+async def test_a_timed_out_schema_or_namespace_call_of_an_async_db_is_not_applied_later(path):
+    # create_index, drop_collection and a namespace's create and drop ran
+    # on a writer thread that went on waiting for the write lock after the
+    # caller's wait_for had raised TimeoutError, and then wrote anyway: a
+    # collection the caller was told was not dropped lost its documents.
+    adb = await obj.AsyncDb.open(path, busy_timeout_ms=3000)
+    try:
+        await adb.insert_many("c", [{"i": i} for i in range(10)])
+        await adb.insert("keep", {"x": 1})
+        await adb.kv("ns_keep").put(b"a", b"b")
+        held = asyncio.Event()
+
+        async def holder():
+            async with adb.transaction() as tx:
+                await tx.insert("c", {"holder": 1})
+                held.set()
+                await asyncio.sleep(0.5)
+
+        h = asyncio.create_task(holder())
+        await held.wait()
+        calls = [
+            adb.create_index("c", "ix", ["i"]),
+            adb.drop_collection("keep"),
+            adb.kv("ns_new").create(),
+            adb.kv("ns_keep").drop(),
+        ]
+        for call in calls:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(call, 0.02)
+        await h
+        await asyncio.sleep(0.3)  # (time for a late write to land, had one been queued)
+        st = await adb.stat()
+        colls = {c.name: [i.name for i in c.indexes] for c in st.collections}
+        assert "ix" not in colls["c"]
+        assert await adb.get("keep", 1) == {"x": 1}
+        assert await adb.kv_namespaces() == ["ns_keep"]
+        assert await adb.kv("ns_keep").get(b"a") == b"b"
+        # Not held up, the same calls write and answer as the blocking Db's do.
+        await adb.create_index("c", "ix", ["i"])
+        assert await adb.drop_collection("keep") is True
+        assert await adb.kv("ns_new").create() is True
+        assert await adb.kv("ns_keep").drop() is True
+        assert await adb.kv_namespaces() == ["ns_new"]
+        assert [i.name for c in (await adb.stat()).collections if c.name == "c" for i in c.indexes] == ["ix"]
+    finally:
+        await adb.close()
