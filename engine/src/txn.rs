@@ -525,10 +525,15 @@ impl WriteTxn {
     }
 
     /// Creates the tree `name`, or opens it if it exists. Names starting
-    /// with `$` are reserved for the engine (`InvalidArgument`).
+    /// with `$` are reserved for the engine (`InvalidArgument`), and a new
+    /// name may not hold a NUL, as a collection's may not (a tool reading
+    /// names through the C API could not name it).
     pub fn create_tree(&mut self, name: &str) -> Result<Tree> {
         if reserved(name) {
             return Err(reserved_error(name));
+        }
+        if name.contains('\0') && self.find_engine_tree(name)?.is_none() {
+            crate::doc::collection::refuse_nul_in_new_name("tree", name)?;
         }
         self.create_engine_tree(name).map(|t| Tree { engine: false, ..t })
     }

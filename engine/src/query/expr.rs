@@ -305,16 +305,41 @@ impl Filter {
     }
 
     /// Fails with `InvalidArgument` when the filter nests deeper than
-    /// [`MAX_NESTING`](crate::doc::value::MAX_NESTING) levels, the bound a
-    /// document has too: a query walks its filter recursively, so a filter
-    /// built in Rust without a bound could exhaust the thread's stack. (The
-    /// JSON form, which counts each object and array, stops sooner.)
+    /// [`MAX_NESTING`](crate::doc::value::MAX_NESTING) levels, or a value
+    /// it compares with does, the bound a document has too: a query walks
+    /// its filter and copies its values recursively, so a filter built in
+    /// Rust without a bound could exhaust the thread's stack. (The JSON
+    /// form, which counts each object and array, stops sooner.)
     pub fn check_nesting(&self) -> crate::error::Result<()> {
         let max = crate::doc::value::MAX_NESTING;
         if self.nesting_depth() > max {
             return Err(crate::error::Error::invalid(format!(
                 "the filter nests deeper than {max} levels of and/or/not"
             )));
+        }
+        let mut stack: Vec<&Filter> = vec![self];
+        while let Some(f) = stack.pop() {
+            let values: &[Value] = match f {
+                Filter::And(fs) | Filter::Or(fs) => {
+                    stack.extend(fs);
+                    continue;
+                }
+                Filter::Not(f) => {
+                    stack.push(f);
+                    continue;
+                }
+                Filter::Eq(_, v) | Filter::Ne(_, v) | Filter::Lt(_, v) | Filter::Le(_, v) => {
+                    std::slice::from_ref(v)
+                }
+                Filter::Gt(_, v) | Filter::Ge(_, v) => std::slice::from_ref(v),
+                Filter::In(_, vs) => vs,
+                Filter::True | Filter::Prefix(..) | Filter::Exists(..) => continue,
+            };
+            if values.iter().any(|v| v.nesting_depth() > max) {
+                return Err(crate::error::Error::invalid(format!(
+                    "a value in the filter nests deeper than {max} levels"
+                )));
+            }
         }
         Ok(())
     }
@@ -724,5 +749,24 @@ mod tests {
         let got: Vec<String> = f.paths().into_iter().map(|x| x.to_string()).collect();
         assert_eq!(got, ["b", "a", "c.d"]);
         assert!(True.paths().is_empty());
+    }
+
+    #[test]
+    fn a_value_nested_deeper_than_a_document_may_be_is_refused_before_a_query_copies_it() {
+        use Filter::*;
+        let max = crate::doc::value::MAX_NESTING;
+        let nested = |depth: usize| (0..depth).fold(Value::Int(1), |v, _| Value::List(vec![v]));
+        assert!(Eq(p("a"), nested(max)).check_nesting().is_ok());
+        for f in [
+            Eq(p("a"), nested(max + 1)),
+            Not(Box::new(Ge(p("a"), nested(max + 1)))),
+            And(vec![True, Or(vec![In(p("a"), vec![Value::Null, nested(max + 1)])])]),
+        ] {
+            let e = f.check_nesting().unwrap_err();
+            assert!(
+                matches!(&e, Error::InvalidArgument(m) if m.contains("value in the filter nests deeper")),
+                "{e}"
+            );
+        }
     }
 }

@@ -248,73 +248,92 @@ pub(crate) fn write_str(s: &str, out: &mut String) {
 
 /// Appends the JSON form of `v` (the inverse of [`to_value`], up to the
 /// canonical number variant: a `UInt` that fits `i64` reads back as `Int`).
+/// An explicit stack of what is left to write, not recursion: a value built
+/// in Rust can nest deeper than a thread's stack would allow.
 pub(crate) fn write_value(v: &Value, out: &mut String) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::UInt(u) => {
-            let _ = write!(out, "{u}");
-        }
-        Value::Float(f) => {
-            if f.is_nan() {
-                out.push_str(r#"{"$f64":"nan"}"#)
-            } else if *f == f64::INFINITY {
-                out.push_str(r#"{"$f64":"inf"}"#)
-            } else if *f == f64::NEG_INFINITY {
-                out.push_str(r#"{"$f64":"-inf"}"#)
-            } else {
-                // `{:?}` is the shortest text that reads back to the same f64
-                // and always has a '.' or an exponent ("3.0", "1e21"), so the
-                // value reads back as a Float rather than an integer.
-                let _ = write!(out, "{f:?}");
-            }
-        }
-        Value::Str(s) => write_str(s, out),
-        Value::Bytes(b) => {
-            out.push_str(r#"{"$bytes":""#);
-            base64_encode(b, out);
-            out.push_str("\"}");
-        }
-        Value::Timestamp(t) => {
-            let _ = write!(out, r#"{{"$ts":{}"#, t.micros);
-            if let Some(o) = t.offset_secs {
-                let _ = write!(out, r#","$tz":{o}"#);
-            }
-            out.push('}');
-        }
-        Value::List(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_value(item, out);
-            }
-            out.push(']');
-        }
-        Value::Map(pairs) => {
-            // A map whose first key is a special name would read back as that
-            // special value, and a `$$` key with one `$` less: wrap a map with
-            // any `$` key (inside the wrapper keys are literal).
-            let wrap = pairs.iter().any(|(k, _)| k.starts_with('$'));
-            if wrap {
-                out.push_str(r#"{"$map":"#);
-            }
-            out.push('{');
-            for (i, (k, item)) in pairs.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
+    enum Step<'v> {
+        Value(&'v Value),
+        Key(&'v str),
+        Text(&'static str),
+    }
+    let mut todo = vec![Step::Value(v)];
+    while let Some(step) = todo.pop() {
+        let v = match step {
+            Step::Value(v) => v,
+            Step::Key(k) => {
                 write_str(k, out);
                 out.push(':');
-                write_value(item, out);
+                continue;
             }
-            out.push('}');
-            if wrap {
+            Step::Text(t) => {
+                out.push_str(t);
+                continue;
+            }
+        };
+        match v {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::UInt(u) => {
+                let _ = write!(out, "{u}");
+            }
+            Value::Float(f) => {
+                if f.is_nan() {
+                    out.push_str(r#"{"$f64":"nan"}"#)
+                } else if *f == f64::INFINITY {
+                    out.push_str(r#"{"$f64":"inf"}"#)
+                } else if *f == f64::NEG_INFINITY {
+                    out.push_str(r#"{"$f64":"-inf"}"#)
+                } else {
+                    // `{:?}` is the shortest text that reads back to the same f64
+                    // and always has a '.' or an exponent ("3.0", "1e21"), so the
+                    // value reads back as a Float rather than an integer.
+                    let _ = write!(out, "{f:?}");
+                }
+            }
+            Value::Str(s) => write_str(s, out),
+            Value::Bytes(b) => {
+                out.push_str(r#"{"$bytes":""#);
+                base64_encode(b, out);
+                out.push_str("\"}");
+            }
+            Value::Timestamp(t) => {
+                let _ = write!(out, r#"{{"$ts":{}"#, t.micros);
+                if let Some(o) = t.offset_secs {
+                    let _ = write!(out, r#","$tz":{o}"#);
+                }
                 out.push('}');
+            }
+            Value::List(items) => {
+                out.push('[');
+                todo.push(Step::Text("]"));
+                for (i, item) in items.iter().enumerate().rev() {
+                    todo.push(Step::Value(item));
+                    if i > 0 {
+                        todo.push(Step::Text(","));
+                    }
+                }
+            }
+            Value::Map(pairs) => {
+                // A map whose first key is a special name would read back as that
+                // special value, and a `$$` key with one `$` less: wrap a map with
+                // any `$` key (inside the wrapper keys are literal).
+                if pairs.iter().any(|(k, _)| k.starts_with('$')) {
+                    out.push_str(r#"{"$map":{"#);
+                    todo.push(Step::Text("}}"));
+                } else {
+                    out.push('{');
+                    todo.push(Step::Text("}"));
+                }
+                for (i, (k, item)) in pairs.iter().enumerate().rev() {
+                    todo.push(Step::Value(item));
+                    todo.push(Step::Key(k));
+                    if i > 0 {
+                        todo.push(Step::Text(","));
+                    }
+                }
             }
         }
     }
@@ -349,6 +368,51 @@ mod tests {
         let mut s = String::new();
         write_value(v, &mut s);
         s
+    }
+
+    /// A list nested `depth` levels around `1`.
+    fn nested_list(depth: usize) -> Value {
+        (0..depth).fold(Value::Int(1), |v, _| Value::List(vec![v]))
+    }
+
+    /// Drops a deep value one level at a time (the derived drop recurses).
+    fn dismantle(mut v: Value) {
+        while let Value::List(items) = &mut v {
+            let Some(inner) = items.pop() else { break };
+            v = inner;
+        }
+    }
+
+    #[test]
+    fn a_value_deeper_than_the_stack_allows_is_written_without_recursion() {
+        let deep = nested_list(200_000);
+        // On a small stack, where a recursive writer would overflow.
+        let text = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(256 << 10)
+                .spawn_scoped(scope, || text_of(&deep))
+                .unwrap()
+                .join()
+                .unwrap()
+        });
+        let want = format!("{}1{}", "[".repeat(200_000), "]".repeat(200_000));
+        let same = text == want;
+        dismantle(deep);
+        assert!(same);
+        // Maps, `$` keys, commas and every scalar the same as before.
+        let v = Value::Map(vec![
+            ("a".into(), Value::List(vec![Value::Int(-1), Value::UInt(u64::MAX), Value::Float(f64::NAN)])),
+            (
+                "$b".into(),
+                Value::Map(vec![("c".into(), Value::Bytes(vec![1, 2])), ("d".into(), Value::Null)]),
+            ),
+            ("e".into(), Value::List(Vec::new())),
+            ("f".into(), Value::Map(Vec::new())),
+        ]);
+        assert_eq!(
+            text_of(&v),
+            r#"{"$map":{"a":[-1,18446744073709551615,{"$f64":"nan"}],"$b":{"c":{"$bytes":"AQI="},"d":null},"e":[],"f":{}}}"#
+        );
     }
 
     #[test]
