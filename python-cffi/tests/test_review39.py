@@ -1,6 +1,8 @@
 """Review 39: what helpers and a re-read found in session 39."""
 
 import asyncio
+from dataclasses import dataclass
+from typing import Annotated
 
 import pytest
 
@@ -53,3 +55,23 @@ async def test_a_timed_out_schema_or_namespace_call_of_an_async_db_is_not_applie
         assert [i.name for c in (await adb.stat()).collections if c.name == "c" for i in c.indexes] == ["ix"]
     finally:
         await adb.close()
+
+
+@obj.document(collection="bounds39", version=1)
+@dataclass
+class Named:
+    s: Annotated[str, obj.Index]
+
+
+def test_bytes_bounds_of_a_class_index_range_read_as_utf8_as_find_unique_keys_do(path):
+    # What the README's "Pre-encoded unique keys" now says of index_range.
+    with obj.Db(path) as db:
+        db.insert(Named("a"))
+        db.insert("D", {"s": "a"})
+        db.create_index("D", "s", ["s"])
+        assert db.query(Named).index_range("s", b"a", b"a").ids() == [1]
+        assert [i for i, _ in db.index_range(Named, "s", b"a", b"b")] == [1]
+        assert db.query("D").index_range("s", b"a", b"a").ids() == []
+        assert db.query(Named).filter(obj.field("s") == b"a").ids() == []
+        with pytest.raises(obj.InvalidArgumentError):
+            db.query(Named).index_range("s", b"\xff", None).ids()
