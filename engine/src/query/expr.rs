@@ -335,7 +335,8 @@ impl Filter {
                 Filter::In(_, vs) => vs,
                 Filter::True | Filter::Prefix(..) | Filter::Exists(..) => continue,
             };
-            if values.iter().any(|v| v.nesting_depth() > max) {
+            let deep = |v: &Value| matches!(v, Value::List(_) | Value::Map(_)) && v.nesting_depth() > max;
+            if values.iter().any(deep) {
                 return Err(crate::error::Error::invalid(format!(
                     "a value in the filter nests deeper than {max} levels"
                 )));
