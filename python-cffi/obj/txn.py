@@ -67,7 +67,13 @@ _find_unique_many_plain = lib.obj_find_unique_many_plain
 _next_batch_columns = lib.obj_cursor_next_batch_columns
 _DOC = "documents"
 _RAW = "raw"
-FIRST_BATCH = 256
+# An iteration reads ahead in batches that grow from FIRST_BATCH documents
+# to MAX_BATCH, and to no more than about BATCH_BYTES of documents as the
+# batches so far ran (each batch is held about three times at once: the C
+# buffer, its copy and the decoded documents), so that large documents do
+# not make an iteration hold thousands of them.
+FIRST_BATCH = 32
+BATCH_BYTES = 8 << 20
 # The C library's words for a cursor used after a write in its transaction.
 _STALE_CURSOR = (
     "a write call on the transaction since the cursor was opened ended it, even a call that failed "
@@ -607,7 +613,8 @@ class _Core:
                    lists: Callable[[Any], Iterable[list]]) -> Iterator[Any]:
         """Runs a query and yields each decoded batch that ``fetch(cursor,
         size, out)`` writes, until ``ended(batch)``; batches grow from
-        ``FIRST_BATCH`` (or ``limit``) to ``MAX_BATCH``. Nothing runs before
+        ``FIRST_BATCH`` (or ``limit``) to ``MAX_BATCH``, each held to about
+        ``BATCH_BYTES`` by the size of the one before. Nothing runs before
         the first ``next``. The batch in use stays known to a read
         transaction (``lists(batch)``: the lists its consumer iterates),
         which empties them when it ends (see :meth:`_drop_held_batches`)."""
@@ -632,8 +639,8 @@ class _Core:
                     return
                 held.batch = decoded
                 yield decoded
-                if batch < MAX_BATCH:
-                    batch *= 4
+                per_doc = len(data) // batch + 1  # (a short batch was the last)
+                batch = max(1, min(batch * 4, MAX_BATCH, BATCH_BYTES // per_doc))
         finally:
             ffi.release(cur)
 
