@@ -491,9 +491,51 @@ class _Progress:
 
 
 # A record line as dump (and db.export) writes it; other layouts are parsed.
-_RECORD = re.compile(rb'^\{"id":(\d{1,20})(?:,"v":(\d{1,20}))?,"doc":(.*)\}$', re.S)
+_RECORD = re.compile(rb'^\{"id":(0|[1-9]\d{0,19})(?:,"v":(0|[1-9]\d{0,19}))?,"doc":(.*)\}$', re.S)
 _VERSION_MAX = 2**32 - 1  # a schema version is a uint32_t
 _ID_MAX = 2**64 - 2  # ids are uint64_t; the largest is reserved
+# A batch of the load is written once it holds --batch documents or this
+# many bytes of them, whichever comes first, so that large documents keep
+# the load's memory bounded.
+_BATCH_BYTES = 16 << 20
+
+
+def _no_repeated_keys(pairs: list) -> dict:
+    """An object of the input, refused if it names a key twice (as the
+    engine's import refuses it; ``json`` would keep the last)."""
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        import obj
+
+        seen: set = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise obj.InvalidArgumentError(f"duplicate key {k!r:.40}")
+            seen.add(k)
+    return d
+
+
+def _int_or_negative_zero(text: str) -> Any:
+    """``-0`` is the float -0.0, as the engine reads it (an int has no
+    negative zero)."""
+    return -0.0 if text == "-0" else int(text)
+
+
+def _no_constant(name: str) -> Any:
+    import obj
+
+    raise obj.InvalidArgumentError(f"{name} is not JSON")
+
+
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_repeated_keys, parse_int=_int_or_negative_zero,
+                                parse_constant=_no_constant)
+
+
+def _strict_loads(data: bytes) -> Any:
+    """A line of the input read as the engine's import reads it: UTF-8
+    (no byte order mark inside), each key once, ``-0`` a float, no
+    ``NaN``/``Infinity`` literals."""
+    return _STRICT_JSON.decode(data.decode("utf-8"))
 
 
 def _input_bytes(v: Any, what: str) -> bytes:
@@ -507,9 +549,17 @@ def _input_bytes(v: Any, what: str) -> bytes:
         raise obj.InvalidArgumentError(f'{what} must be {{"$bytes": "<base64>"}}')
     text = v["$bytes"]
     try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except ValueError:  # binascii.Error, or a non-ASCII str
-        raise obj.InvalidArgumentError(f'{what}: "$bytes" is not valid base64: {text[:40]!r}') from None
+        data = None
+    # Python's decoder takes unused low bits that are not zero, and padding
+    # past the last block; the engine takes the one text of the bytes, with
+    # none, part or all of its padding.
+    canonical = None if data is None else base64.b64encode(data).decode("ascii")
+    bare = None if canonical is None else canonical.rstrip("=")
+    if bare is None or text.rstrip("=") != bare or len(text) > len(canonical):
+        raise obj.InvalidArgumentError(f'{what}: "$bytes" is not valid base64: {text[:40]!r}')
+    return data
 
 
 def _record(line: bytes, keep_ids: bool) -> tuple[int, int, bytes]:
@@ -526,7 +576,7 @@ def _record(line: bytes, keep_ids: bool) -> tuple[int, int, bytes]:
     else:
         # The document stays in the engine's JSON form (its "$bytes" and
         # "$ts" objects are checked by the engine, not revived here).
-        rec = json.loads(line)
+        rec = _strict_loads(line)
         if not isinstance(rec, dict) or "id" not in rec or "doc" not in rec:
             raise obj.InvalidArgumentError('expected {"id": N, "v": V, "doc": {...}} (v optional)')
         extra = sorted(rec.keys() - {"id", "v", "doc"})
@@ -587,6 +637,7 @@ class _Loader:
         self.kv_n = 0  # key-value entries written
         self.committed = 0  # documents and entries committed (load --commit-every)
         self.batch: list[tuple[int, int, bytes, int]] = []  # (id, version, JSON, its line number)
+        self.batch_bytes = 0  # the batch's input lines' length
         self.last_id: int | None = None  # the current dump section's last id
 
     def header_line(self, h: dict) -> None:
@@ -595,8 +646,16 @@ class _Loader:
         self.flush()
         self.end_section()
         self.last_id = None
-        if h.get("obj_export") != 1:
-            raise obj.FeatureUnsupportedError(f"unsupported dump format version {h.get('obj_export')!r}")
+        version = h.get("obj_export")
+        if type(version) is int and version > 1:
+            raise obj.FeatureUnsupportedError(f"unsupported dump format version {version}")
+        if not (type(version) is int and version == 1):  # (True and 1.0 are not 1 here, as for the engine)
+            raise obj.InvalidArgumentError(f"a section header's obj_export must be 1, not {version!r:.40}")
+        if self.header is None and self.seen:
+            # Lines before the first header were documents of no section:
+            # with --ids a section's own could silently replace them.
+            raise obj.InvalidArgumentError(
+                f"a section header after {self.seen} document line(s): a dump's header comes first")
         if "tree" in h and "collection" not in h and "kv" not in h:
             raise obj.InvalidArgumentError(
                 "a plain B+tree section (made by the Rust API's create_tree): 'obj load' writes collections "
@@ -607,6 +666,9 @@ class _Loader:
         unknown = sorted(k for k in h if k not in allowed)
         if unknown:
             raise obj.InvalidArgumentError(f"unexpected field {unknown[0]!r} in a section header")
+        missing = [k for k in sorted(allowed) if k not in h]
+        if missing:  # (all required, as db.import_ requires them: a count is how a cut input shows)
+            raise obj.InvalidArgumentError(f"a section header without {missing[0]!r} (docs/format.md lists its fields)")
         for key in ("next_id", "count"):
             if key in h and not (type(h[key]) is int and h[key] >= 0):
                 raise obj.InvalidArgumentError(f"a section header's {key!r} must be a non-negative integer")
@@ -654,6 +716,7 @@ class _Loader:
         if self.whole and self.header is None:
             raise obj.InvalidArgumentError("a line before any section header: without a COLLECTION the input "
                                            "must be a whole-database dump ('obj dump FILE')")
+        self.batch_bytes += len(line)
         if self.kv is not None:
             self.batch.append((0, 0, line, lineno))
         elif self.header is not None or self.keep_ids:
@@ -694,18 +757,19 @@ class _Loader:
         try:
             if self.kv is not None:
                 for _, _, line, lineno in batch:  # noqa: B007 - lineno names the line an error is in
-                    rec = json.loads(line)
+                    rec = _strict_loads(line)
                     if not (isinstance(rec, dict) and rec.keys() == {"key", "value"}):
                         raise obj.InvalidArgumentError(
                             'a key-value section\'s lines hold {"key": {"$bytes": ...}, "value": {"$bytes": ...}}')
                     self.kv.put(_input_bytes(rec["key"], "a key"), _input_bytes(rec["value"], "a value"))
                 self.kv_n += len(batch)
                 batch.clear()
+                self.batch_bytes = 0
                 return
             cname = tx._wname(self.collection)
             if self.kind == "raw":
                 for doc_id, _v, doc, lineno in batch:  # noqa: B007 - as above
-                    data = _input_bytes(json.loads(doc), "a raw collection's document")
+                    data = _input_bytes(_strict_loads(doc), "a raw collection's document")
                     if self.keep_ids:
                         tx._c_raw_upsert(cname, doc_id, data)
                     else:
@@ -747,6 +811,7 @@ class _Loader:
             raise err from None
         self.n += len(batch)
         batch.clear()
+        self.batch_bytes = 0
 
     def end_section(self) -> None:
         import obj
@@ -854,7 +919,7 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
                     # A section header: an object with the key "obj_export",
                     # its keys in any order.
                     if b'"obj_export"' in line and not _RECORD.match(line):
-                        h = obj._codec.loads(line)
+                        h = _strict_loads(line)
                         if isinstance(h, dict) and "obj_export" in h:
                             ld.header_line(h)
                             continue
@@ -862,7 +927,7 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
                     # A commit falls every N documents exactly, whatever the
                     # batch size: the batch is written early to reach it.
                     due = a.commit_every and ld.n + ld.kv_n + len(ld.batch) - done[0] >= a.commit_every
-                    if len(ld.batch) >= a.batch or due:
+                    if len(ld.batch) >= a.batch or ld.batch_bytes >= _BATCH_BYTES or due:
                         ld.flush()
                         prog.show(read, ld.n)
                         if due:
@@ -1011,7 +1076,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ids", action="store_true", help='keep the ids of a dump (or of {"id": N, "doc": {...}} '
                                                       'lines, which without a header line or this are '
                                                       'documents as they stand): upsert at that id')
-    s.add_argument("--batch", type=_int_at_least(1), default=5000, help="documents per insert call (default 5000)")
+    s.add_argument("--batch", type=_int_at_least(1), default=5000,
+                   help="documents per insert call (default 5000; a call also ends at 16 MB of them)")
     s.add_argument("--commit-every", type=_int_at_least(1), default=None, metavar="N",
                    help="commit every N documents (default: one transaction, all or nothing; its "
                         "memory is bounded either way; with this a failed load keeps what was committed, "

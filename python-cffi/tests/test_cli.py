@@ -367,16 +367,22 @@ def test_dump_to_stdout_writes_utf8_whatever_the_locale(path):
     assert json.loads(lines[1])["doc"] == {"text": "caf\u00e9 \u20ac \U0001f600"}
 
 
+def _header(**fields):
+    """A collection section's header with every field, ``fields`` over the defaults."""
+    h = {"obj_export": 1, "collection": "c", "kind": "documents", "next_id": 1, "count": 0, "indexes": []}
+    return json.dumps({**h, **fields}, separators=(",", ":"))
+
+
 @pytest.mark.parametrize("text", [
-    '{"obj_export":1,"collection":"c","indexes":[{}]}',
-    '{"obj_export":1,"collection":"c","indexes":5}',
-    '{"obj_export":1,"collection":"c","indexes":{"by_n":"n"}}',
-    '{"obj_export":1,"collection":"c","indexes":[{"name":"i","kind":"standard","fields":"n"}]}',
-    '{"obj_export":1,"collection":"c","indexes":[{"name":1,"kind":"standard","fields":["n"]}]}',
-    '{"obj_export":1,"collection":"c","kind":["raw"]}',
-    '{"obj_export":1,"collection":"c","count":2}\n{"id":1,"doc":{}}\n{"id":2,"v":99999999999,"doc":{}}',
-    '{"obj_export":1,"collection":"c"}\n{"id":1,"v":-1,"doc":{}}',
-    '{"obj_export":1,"collection":"c"}\n{"id":1,"v":"1","doc":{}}',
+    _header(indexes=[{}]),
+    _header(indexes=5),
+    _header(indexes={"by_n": "n"}),
+    _header(indexes=[{"name": "i", "kind": "standard", "fields": "n"}]),
+    _header(indexes=[{"name": 1, "kind": "standard", "fields": ["n"]}]),
+    _header(kind=["raw"]),
+    _header(count=2) + '\n{"id":1,"doc":{}}\n{"id":2,"v":99999999999,"doc":{}}',
+    _header(count=1) + '\n{"id":1,"v":-1,"doc":{}}',
+    _header(count=1) + '\n{"id":1,"v":"1","doc":{}}',
     '{"obj_export":1',
     '{"id":1,"doc":{}}\n{"id":-1,"doc":{}}',
     '{"id":18446744073709551615,"doc":{}}',
@@ -398,7 +404,7 @@ def test_load_bad_input_is_one_line_and_writes_nothing(path, text):
 
 
 def test_load_without_ids_ignores_their_range(path):
-    r = run("load", path, "c", stdin='{"obj_export":1,"collection":"c"}\n{"id":-1,"v":4294967295,"doc":{"n":1}}\n')
+    r = run("load", path, "c", stdin=_header(count=1) + '\n{"id":-1,"v":4294967295,"doc":{"n":1}}\n')
     assert r.returncode == 0, r.stderr
     with obj.Db(path) as db:
         assert [(rec.id, rec.header.type_version) for rec in db.dump_raw("c")] == [(1, 4294967295)]
