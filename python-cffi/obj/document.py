@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum
+import inspect
 import itertools
 import json
 import sys
@@ -281,6 +282,8 @@ def _converter(tp: Any) -> Callable[[Any], Any] | None:
         return _read_decimal
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return _enum_info(tp).decode
+    if _generic_dataclass(tp):
+        tp = typing.get_origin(tp)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         # Looked up at each call, not compiled here: a class that holds
         # itself (a linked list, a tree) or a class it holds (mutual
@@ -445,6 +448,10 @@ def _fitter(tp: Any) -> Callable[[Any], int]:
     args = typing.get_args(tp)
     if tp is Any or tp is object or isinstance(tp, TypeVar):
         return _fit_loose
+    if _generic_dataclass(tp):  # Box[int] is stored and read as Box
+        tp, origin, args = origin, None, ()
+    if isinstance(tp, type) and typing.is_typeddict(tp):  # a dict, of values that read back as themselves
+        tp, origin, args = dict, None, ()
     if tp is None or tp is _NoneType:
         return _fit_type(_NoneType)
     if tp is bool:
@@ -685,7 +692,7 @@ def _check_items(v: Any, checks: Iterable[tuple[frozenset, Callable[[Any], Any] 
 def _each(kinds: tuple, name: str, args: tuple) -> tuple[frozenset, Callable[[Any], Any]]:
     """The checker of a list, tuple or set annotation of ``kinds`` whose
     elements are all of type ``args[0]`` (anything without ``args``)."""
-    ex, c = _checker(args[0]) if args else (_EMPTY, None)
+    ex, c = _checker(args[0] if args else Any)
     if c is None:
         return _scalar(kinds, name)
 
@@ -698,17 +705,87 @@ def _each(kinds: tuple, name: str, args: tuple) -> tuple[frozenset, Callable[[An
     return _EMPTY, each
 
 
+def _same_fields(a: type, b: type) -> bool:
+    """Whether two dataclasses have the same fields."""
+    return [f.name for f in dataclasses.fields(a)] == [f.name for f in dataclasses.fields(b)]
+
+
+def _init_takes(cls: type, fields: tuple) -> frozenset | None:
+    """The fields ``cls(**fields)`` can pass (None: any, ``__init__`` takes
+    ``**kwargs``); InvalidArgumentError when ``__init__`` requires what no
+    stored field gives (an ``InitVar`` without a default, a custom
+    ``__init__``'s own argument), since no document could be read back."""
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: pass the fields, as a dataclass takes them
+        return None
+    names = {f.name for f in fields}
+    P = inspect.Parameter
+    for p in params:
+        if p.default is P.empty and p.kind not in (P.VAR_POSITIONAL, P.VAR_KEYWORD) and (
+                p.name not in names or p.kind is P.POSITIONAL_ONLY):
+            raise InvalidArgumentError(
+                f"{cls.__qualname__}: a stored document is read back by calling {cls.__qualname__}(**fields), "
+                f"and its __init__ also requires {p.name!r}, which no stored field gives: give it a default")
+    if any(p.kind is P.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY))
+
+
+def _untyped(tp: Any) -> bool:
+    """Whether a (stripped) annotation says nothing of its values' type."""
+    return tp is Any or tp is object or isinstance(tp, TypeVar)
+
+
+def _generic_dataclass(tp: Any) -> bool:
+    """Whether ``tp`` is a generic dataclass with its parameters (``Box[int]``)."""
+    origin = typing.get_origin(tp)
+    return isinstance(origin, type) and dataclasses.is_dataclass(origin)
+
+
+# What a field that says nothing of its type (Any, object, a bare list or
+# dict, a TypedDict) reads back as itself: these, in lists and in dicts
+# with str keys. A tuple would read back as a list, a UUID, date or Enum
+# as its text, a dataclass as a dict.
+_MAX_DEPTH = 128  # a document's nesting limit (the engine's)
+_PLAIN_TYPES = frozenset((_NoneType, bool, int, float, str, bytes, _dt.datetime, _codec.RawTimestamp))
+_PLAIN_WHAT = ("a value that reads back as itself without a declared type (None, bool, int, float, str, bytes, "
+               "datetime, and lists and str-keyed dicts of them; declare the field's type for others)")
+
+
+def _plain(v: Any) -> Any:
+    """The check of a value whose annotation says nothing of its type: ``v``
+    when it reads back as itself, else _Bad. Iterative and bounded: a value
+    nested deeper than a document may be (or holding itself) is left to the
+    codec, which refuses it."""
+    if type(v) in _PLAIN_TYPES:
+        return v
+    todo = [(v, 0)]
+    while todo:
+        x, depth = todo.pop()
+        t = type(x)
+        if t in _PLAIN_TYPES or depth > _MAX_DEPTH:
+            continue
+        if t is list:
+            todo.extend((y, depth + 1) for y in x)
+        elif t is dict:  # (a key that is not a str is the codec's error, which says why)
+            todo.extend((y, depth + 1) for y in x.values())
+        else:
+            raise _Bad(_PLAIN_WHAT, x, True)
+    return v
+
+
 def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
     """``(exact types, check)`` for a field annotated ``tp``: a value whose
     type is in ``exact`` passes as it is; else ``check(v)`` returns the value
-    to store (``v``, or ``v`` widened) or raises _Bad. ``check`` is None when
-    anything goes (``Any``, or a type obj does not know)."""
+    to store (``v``, or ``v`` widened) or raises _Bad. ``check`` is None
+    only for a collection whose elements need no check."""
     tp = _strip(tp)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     name = _tname(tp)
-    if tp is Any or tp is object or isinstance(tp, TypeVar):
-        return _EMPTY, None
+    if _untyped(tp):
+        return _EMPTY, _plain
     if tp is None or tp is _NoneType:
         return _scalar((_NoneType,), "None")
     if tp is bool:
@@ -745,17 +822,23 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
             return v
 
         return _EMPTY, member
+    if _generic_dataclass(tp):  # Box[int]: checked and read as Box (its T fields as Any)
+        tp = origin
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         def nested(v: Any) -> Any:
-            if not isinstance(v, tp):
+            # A subclass reads back as this class: one with fields of its
+            # own would have them stored, then dropped.
+            if type(v) is not tp and not (isinstance(v, tp) and _same_fields(type(v), tp)):
                 raise _Bad(name, v)
             return _schema_or_plain(tp)._checked(v)
 
         return _EMPTY, nested
+    if isinstance(tp, type) and typing.is_typeddict(tp):
+        # A TypedDict is a dict: its values must read back as themselves
+        # from a dict, as those of a field typed dict must.
+        return _EMPTY, _plain
     if origin in _UNIONS:
         arms = [_checker(a) for a in args]
-        if any(c is None for _, c in arms):
-            return _EMPTY, None
         exact = frozenset().union(*(e for e, _ in arms))
         deep_at = -1
         if len(args) == 2 and _NoneType in args:  # Optional[X]: X's error, when it is about X's inside
@@ -834,7 +917,7 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
         return _each(_SETS, name, args)
     if kind is dict:
         kex, kc = _checker(args[0]) if args else (_EMPTY, None)
-        vex, vc = _checker(args[1]) if len(args) > 1 else (_EMPTY, None)
+        vex, vc = _checker(args[1] if len(args) > 1 else Any)
         codec = _key_codec(args[0]) if args else None
         if codec is not None:
             # Keys of a type JSON maps cannot hold are stored as their text
@@ -884,7 +967,11 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
 
             return _EMPTY, tmap
         return _EMPTY, amap
-    return _EMPTY, None
+
+    def refused(v: Any) -> Any:
+        raise _Bad(f"a value of a type obj stores ({name} is not one: see Types in the README)", v, True)
+
+    return _EMPTY, refused
 
 
 def _natural(tp: Any) -> Any:
@@ -1554,6 +1641,7 @@ class Schema:
         field's path."""
         chk = self._check
         if chk is None:
+            self.decode  # noqa: B018 - a class no stored document could be read back as fails at its first write
             chk = self._check = self._compile_check()
         try:
             return chk(o)
@@ -1586,6 +1674,8 @@ class Schema:
         convs = {f.name: _converter(hints.get(f.name, Any)) for f in fields}
         has_dict = "__dict__" in dir(cls) and not getattr(cls, "__slots__", None)
         post_init = hasattr(cls, "__post_init__")
+        takes = _init_takes(cls, fields) if post_init or not has_dict else None
+        inits = {f.name: f.init for f in fields}
 
         def slow(d: dict) -> Any:
             if type(d) is not dict:
@@ -1603,7 +1693,7 @@ class Schema:
                             f"{cls.__name__}.{f.name}: the stored value {d[f.name]!r:.80} is not a valid "
                             f"{_tname(hints.get(f.name, Any))} ({type(e).__name__}: {e})"
                         ) from None
-            init_kw = {k: v for k, v in kw.items() if next(ff for ff in fields if ff.name == k).init}
+            init_kw = {k: v for k, v in kw.items() if inits[k] and (takes is None or k in takes)}
             try:
                 o = cls(**init_kw)
             except TypeError as e:
@@ -1616,7 +1706,10 @@ class Schema:
                     f"{cls.__name__}: stored document does not fit the class ({type(e).__name__}: {e})"
                 ) from None
             for k, v in kw.items():
-                if k not in init_kw:
+                # Every field as stored: __post_init__ may have derived one
+                # (b = a * scale, scale an InitVar at its default here),
+                # and what was stored overrules it.
+                if post_init or k not in init_kw:
                     object.__setattr__(o, k, v)
             return o
 
@@ -1774,7 +1867,15 @@ def declared(collection: str) -> list[Schema]:
 def schema_of(x: Any) -> Schema | None:
     """The schema of a ``@obj.document`` class or instance, else None."""
     cls = x if isinstance(x, type) else type(x)
-    return cls.__dict__.get("__obj_schema__")
+    s = cls.__dict__.get("__obj_schema__")
+    if s is not None and s.cls is not cls:
+        # A decorator above @obj.document made a new class and copied the
+        # old one's attributes (@dataclass(slots=True) does): documents
+        # would be read back as the old class.
+        raise InvalidArgumentError(
+            f"{cls.__qualname__}: a decorator above @obj.document replaced the class (as @dataclass(slots=True) "
+            f"does); put @obj.document above the other decorators")
+    return s
 
 
 def is_document(x: Any) -> bool:

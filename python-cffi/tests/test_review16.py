@@ -149,7 +149,8 @@ def test_a_map_key_that_is_not_a_str_is_refused_where_nothing_says_its_type(path
                 db.insert("c", bad)
             with pytest.raises(obj.InvalidArgumentError, match="map keys must be str"):
                 db.insert_many("c", [{"fine": 1}, bad])
-            with pytest.raises(obj.InvalidArgumentError, match="map keys must be str"):
+            # (A tuple in an Any field is refused first: it would read back as a list.)
+            with pytest.raises(obj.InvalidArgumentError, match="map keys must be str|reads back as itself"):
                 db.insert(Keyed(loose={}, anything=[bad]))
         with pytest.raises(obj.InvalidArgumentError, match="map keys must be str"):
             db.insert(Keyed(loose={7: "x"}))
