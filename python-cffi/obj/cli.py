@@ -110,6 +110,7 @@ class _Sigint:
 
     held = False
     noted = False
+    exiting = False  # main() runs as the program: SIGINT stays off after it (see run())
     owner: int | None = None  # the thread whose command took SIGINT
 
     @classmethod
@@ -1209,10 +1210,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_NOT_FOUND if isinstance(e, FileNotFoundError) else EXIT_ERROR
     finally:
         if restore is not None:
-            signal.signal(signal.SIGINT, restore)
+            # Run as the program (run()), the outcome is decided: a Ctrl-C
+            # between here and the exit must not end the process by SIGINT
+            # (status 130, "interrupted") after the work is done.
+            signal.signal(signal.SIGINT, signal.SIG_IGN if _Sigint.exiting else restore)
             _Sigint.held = False
             _Sigint.owner = None
 
 
+def run() -> int:
+    """The program ``obj`` (and ``python -m obj``): :func:`main`, after which
+    the process only exits."""
+    _Sigint.exiting = True
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -343,3 +343,21 @@ def test_a_decorator_that_replaces_the_class_above_obj_document_is_refused(path)
 
     with obj.Db(path) as db, pytest.raises(obj.InvalidArgumentError, match="put @obj.document above"):
         db.insert(Wrong(1))
+
+
+def test_a_ctrl_c_after_a_command_has_finished_does_not_make_it_exit_130(path):
+    # The command line put Python's SIGINT handler back before returning
+    # its code: a Ctrl-C in the moment between a finished dump -o or load
+    # and the exit ended the process by SIGINT (130), which the README
+    # says means the work was undone.
+    with obj.Db(path) as db:
+        db.insert("c", {"n": 1})
+    script = ("import os, signal, sys\nfrom obj import cli\ncode = cli.run()\n"
+              "os.kill(os.getpid(), signal.SIGINT)\nsys.exit(code)\n")
+    r = subprocess.run([sys.executable, "-c", script, "stat", path], capture_output=True, text=True)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    # Called as a function (not the program), main() leaves SIGINT as it found it.
+    import signal
+    before = signal.getsignal(signal.SIGINT)
+    assert cli.main(["stat", path]) == cli.EXIT_OK
+    assert signal.getsignal(signal.SIGINT) is before
