@@ -1,7 +1,7 @@
 //! What session 39's helpers found in the Rust API.
 
-use obj_engine::query::FieldPath;
-use obj_engine::{Db, Document, Error, Filter, QuerySpec, Value};
+use obj_engine::query::{FieldPath, IndexBound, IndexRange};
+use obj_engine::{Db, Document, Error, Filter, IndexKind, IndexSpec, QuerySpec, Value};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -59,6 +59,59 @@ fn a_filter_value_nested_deeper_than_a_document_may_be_is_refused_not_a_stack_ov
             let Some(inner) = items.pop() else { break };
             v = inner;
         }
+    }
+}
+
+/// Runs `f` on a thread with a small stack, where a recursive walk of a
+/// deep value would overflow.
+fn on_a_small_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|s| {
+        std::thread::Builder::new().stack_size(512 << 10).spawn_scoped(s, f).unwrap().join().unwrap()
+    })
+}
+
+/// Drops a deep list one level at a time (the derived drop recurses).
+fn dismantle(mut v: Value) {
+    while let Value::List(items) = &mut v {
+        let Some(inner) = items.pop() else { break };
+        v = inner;
+    }
+}
+
+#[test]
+fn lookup_values_nested_deeper_than_a_document_may_be_are_refused_before_their_key_is_encoded() {
+    // The review of the filter fix: an index range's bounds and a unique
+    // lookup's values were encoded recursively, unbounded.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("k.obj")).unwrap();
+    db.insert(&D { a: 1 }).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("d").unwrap();
+    c.create_index(IndexSpec::new("a", IndexKind::Standard, &["a"]).unwrap()).unwrap();
+    c.create_index(IndexSpec::new("u", IndexKind::Unique, &["a"]).unwrap()).unwrap();
+    w.commit().unwrap();
+    for depth in [128, 129, 40_000] {
+        let mut spec = QuerySpec::new("d");
+        let bound = IndexBound { values: vec![nested(depth)], inclusive: true };
+        spec.index = Some(IndexRange { index: "a".into(), lo: Some(bound), hi: None, reverse: false });
+        let got = on_a_small_stack(|| db.query::<D>(&spec).map(|r| r.len()));
+        let key = [nested(depth)];
+        let found = on_a_small_stack(|| {
+            let r = db.begin_read().unwrap();
+            let c = r.collection("d").unwrap();
+            c.find_unique("u", &key).map(|f| f.is_some())
+        });
+        key.into_iter().for_each(dismantle);
+        if depth == 128 {
+            assert_eq!(got.unwrap(), 0);
+            assert!(!found.unwrap());
+        } else {
+            for e in [got.map(|_| ()).unwrap_err(), found.map(|_| ()).unwrap_err()] {
+                assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("deeper than 128")), "{e}");
+            }
+        }
+        let lo = spec.index.take().unwrap().lo.unwrap();
+        lo.values.into_iter().for_each(dismantle);
     }
 }
 

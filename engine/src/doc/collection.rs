@@ -707,6 +707,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
                 values.len()
             )));
         }
+        Value::check_all_nesting(values)?;
         let tree = self.st.index_tree_of(self.txn, index)?;
         let key = crate::index::key_encoding::encode_composite(&values.iter().collect::<Vec<_>>());
         let Some(v) = self.txn.get(&tree, &key)? else { return Ok(None) };

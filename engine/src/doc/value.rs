@@ -230,6 +230,16 @@ impl Value {
         Ok(())
     }
 
+    /// [`check_nesting`](Self::check_nesting) of each of `values` that is a
+    /// list or a map: what a lookup checks of the values it is given before
+    /// their index key is encoded (recursively).
+    pub(crate) fn check_all_nesting(values: &[Value]) -> Result<()> {
+        values
+            .iter()
+            .filter(|v| matches!(v, Value::List(_) | Value::Map(_)))
+            .try_for_each(Value::check_nesting)
+    }
+
     /// Structural equality in which floats compare by bit pattern, except
     /// that any NaN equals any NaN; so `-0.0` differs from `0.0` and a NaN
     /// equals itself, unlike `==`. Round-trip tests and change detection

@@ -293,6 +293,11 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
     // Every query and explain plans first, before anything walks the
     // filter recursively.
     spec.filter.check_nesting()?;
+    if let Some(r) = &spec.index {
+        for b in [&r.lo, &r.hi].into_iter().flatten() {
+            Value::check_all_nesting(&b.values)?;
+        }
+    }
     let sort_in_memory = !spec.sort.is_empty();
     let filtered = spec.filter != Filter::True;
     if st.raw && (filtered || sort_in_memory || spec.index.is_some()) {
