@@ -600,8 +600,6 @@ def _check_indexes(indexes: Any) -> list:
     ``{"name": str, "kind": str, "fields": [str, ...]}``."""
     import obj
 
-    if indexes is None:
-        return []
     if not isinstance(indexes, list):
         raise obj.InvalidArgumentError(f'the header\'s "indexes" must be a list, not {type(indexes).__name__}')
     for n, spec in enumerate(indexes, 1):
@@ -648,7 +646,7 @@ class _Loader:
         self.end_section()
         self.last_id = None
         version = h.get("obj_export")
-        if type(version) is int and version > 1:
+        if type(version) is int and 1 < version < 2**63:  # (beyond an i64: not a version, as for db.import_)
             raise obj.FeatureUnsupportedError(f"unsupported dump format version {version}")
         if not (type(version) is int and version == 1):  # (True and 1.0 are not 1 here, as for the engine)
             raise obj.InvalidArgumentError(f"a section header's obj_export must be 1, not {version!r:.40}")

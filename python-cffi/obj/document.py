@@ -710,15 +710,16 @@ def _same_fields(a: type, b: type) -> bool:
     return [f.name for f in dataclasses.fields(a)] == [f.name for f in dataclasses.fields(b)]
 
 
-def _init_takes(cls: type, fields: tuple) -> frozenset | None:
+def _init_takes(cls: type, fields: tuple) -> tuple[frozenset | None, bool]:
     """The fields ``cls(**fields)`` can pass (None: any, ``__init__`` takes
-    ``**kwargs``); InvalidArgumentError when ``__init__`` requires what no
-    stored field gives (an ``InitVar`` without a default, a custom
-    ``__init__``'s own argument), since no document could be read back."""
+    ``**kwargs``), and whether ``__init__`` takes anything else (an
+    ``InitVar``); InvalidArgumentError when it requires what no stored field
+    gives (an ``InitVar`` without a default, a custom ``__init__``'s own
+    argument), since no document could be read back."""
     try:
         params = list(inspect.signature(cls).parameters.values())
     except (TypeError, ValueError):  # no signature to read: pass the fields, as a dataclass takes them
-        return None
+        return None, False
     names = {f.name for f in fields}
     P = inspect.Parameter
     for p in params:
@@ -727,9 +728,10 @@ def _init_takes(cls: type, fields: tuple) -> frozenset | None:
             raise InvalidArgumentError(
                 f"{cls.__qualname__}: a stored document is read back by calling {cls.__qualname__}(**fields), "
                 f"and its __init__ also requires {p.name!r}, which no stored field gives: give it a default")
+    extra = any(p.name not in names for p in params if p.kind not in (P.VAR_POSITIONAL, P.VAR_KEYWORD))
     if any(p.kind is P.VAR_KEYWORD for p in params):
-        return None
-    return frozenset(p.name for p in params if p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY))
+        return None, extra
+    return frozenset(p.name for p in params if p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY)), extra
 
 
 def _untyped(tp: Any) -> bool:
@@ -753,26 +755,42 @@ _PLAIN_WHAT = ("a value that reads back as itself without a declared type (None,
                "datetime, and lists and str-keyed dicts of them; declare the field's type for others)")
 
 
+class _TooDeep(Exception):
+    """A value nested deeper than a document may be (internal to _plain)."""
+
+
 def _plain(v: Any) -> Any:
     """The check of a value whose annotation says nothing of its type: ``v``
-    when it reads back as itself, else _Bad. Iterative and bounded: a value
-    nested deeper than a document may be (or holding itself) is left to the
-    codec, which refuses it."""
-    if type(v) in _PLAIN_TYPES:
+    when it reads back as itself, else _Bad. A value nested deeper than a
+    document may be (or one that holds itself) is left to the codec, which
+    refuses it."""
+    t = type(v)
+    if t in _PLAIN_TYPES:
         return v
-    todo = [(v, 0)]
-    while todo:
-        x, depth = todo.pop()
-        t = type(x)
-        if t in _PLAIN_TYPES or depth > _MAX_DEPTH:
-            continue
-        if t is list:
-            todo.extend((y, depth + 1) for y in x)
-        elif t is dict:  # (a key that is not a str is the codec's error, which says why)
-            todo.extend((y, depth + 1) for y in x.values())
-        else:
-            raise _Bad(_PLAIN_WHAT, x, True)
+    if t is not dict and t is not list:
+        raise _Bad(_PLAIN_WHAT, v, True)
+    try:
+        _plain_items(v, 0)
+    except _TooDeep:
+        pass
     return v
+
+
+def _plain_items(x: Any, depth: int) -> None:
+    """_plain of a list's or dict's items: at C speed when they are all of
+    the plain scalar types, else one call a nested list or dict (a key that
+    is not a str is the codec's error, which says why)."""
+    if depth > _MAX_DEPTH:
+        raise _TooDeep
+    items = x.values() if type(x) is dict else x
+    if _PLAIN_TYPES.issuperset(map(type, items)):
+        return
+    for y in items:
+        t = type(y)
+        if t is dict or t is list:
+            _plain_items(y, depth + 1)
+        elif t not in _PLAIN_TYPES:
+            raise _Bad(_PLAIN_WHAT, y, True)
 
 
 def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
@@ -785,7 +803,7 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
     args = typing.get_args(tp)
     name = _tname(tp)
     if _untyped(tp):
-        return _EMPTY, _plain
+        return _PLAIN_TYPES, _plain
     if tp is None or tp is _NoneType:
         return _scalar((_NoneType,), "None")
     if tp is bool:
@@ -836,7 +854,7 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
     if isinstance(tp, type) and typing.is_typeddict(tp):
         # A TypedDict is a dict: its values must read back as themselves
         # from a dict, as those of a field typed dict must.
-        return _EMPTY, _plain
+        return _PLAIN_TYPES, _plain
     if origin in _UNIONS:
         arms = [_checker(a) for a in args]
         exact = frozenset().union(*(e for e, _ in arms))
@@ -926,6 +944,16 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
         kinds2 = dict if (origin or tp) is dict else Mapping
         if kc is None and vc is None:
             return _scalar((kinds2,), name)
+        if kc is None and vc is _plain:
+            # A dict (or dict[str, Any]) of plain values: one walk, at C
+            # speed over the values of each level.
+            def plain_map(v: Any) -> Any:
+                if not isinstance(v, kinds2):
+                    raise _Bad(name, v)
+                _plain(v if type(v) is dict else dict(v))
+                return v
+
+            return _EMPTY, plain_map
 
         def amap(v: Any) -> Any:
             if not isinstance(v, kinds2):
@@ -968,10 +996,17 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
             return _EMPTY, tmap
         return _EMPTY, amap
 
-    def refused(v: Any) -> Any:
-        raise _Bad(f"a value of a type obj stores ({name} is not one: see Types in the README)", v, True)
+    # An annotation obj does not know (Iterable[int], Hashable, a
+    # NamedTuple, pathlib.Path): its values are read back as stored, so it
+    # takes those that read back as themselves without a declared type.
+    def unknown(v: Any) -> Any:
+        try:
+            return _plain(v)
+        except _Bad:
+            raise _Bad(f"a value that reads back as itself ({name} is not a type obj stores: see Types in the "
+                       f"README)", v, True) from None
 
-    return _EMPTY, refused
+    return _PLAIN_TYPES, unknown
 
 
 def _natural(tp: Any) -> Any:
@@ -1031,9 +1066,9 @@ _BOOL_KEYS = {"true": True, "false": False}
 
 
 def _strip(tp: Any) -> Any:
-    """``tp`` without Annotated[...] and NewType."""
+    """``tp`` without Annotated[...], Final[...] and NewType."""
     while True:
-        if typing.get_origin(tp) is typing.Annotated:
+        if typing.get_origin(tp) in (typing.Annotated, typing.Final):
             tp = typing.get_args(tp)[0]
             continue
         sup = getattr(tp, "__supertype__", None)
@@ -1674,7 +1709,12 @@ class Schema:
         convs = {f.name: _converter(hints.get(f.name, Any)) for f in fields}
         has_dict = "__dict__" in dir(cls) and not getattr(cls, "__slots__", None)
         post_init = hasattr(cls, "__post_init__")
-        takes = _init_takes(cls, fields) if post_init or not has_dict else None
+        takes, extra = _init_takes(cls, fields) if post_init or not has_dict else (None, False)
+        # Stored values go back over what __post_init__ made of them only
+        # when __init__ takes more than the fields (an InitVar, here at its
+        # default): otherwise __post_init__ saw exactly what was stored, and
+        # what it makes of it (a normalised email) is the class's own.
+        restore = post_init and extra
         inits = {f.name: f.init for f in fields}
 
         def slow(d: dict) -> Any:
@@ -1709,7 +1749,7 @@ class Schema:
                 # Every field as stored: __post_init__ may have derived one
                 # (b = a * scale, scale an InitVar at its default here),
                 # and what was stored overrules it.
-                if post_init or k not in init_kw:
+                if restore or k not in init_kw:
                     object.__setattr__(o, k, v)
             return o
 
@@ -1879,5 +1919,7 @@ def schema_of(x: Any) -> Schema | None:
 
 
 def is_document(x: Any) -> bool:
-    """Whether ``x`` is a ``@obj.document`` class or instance."""
-    return schema_of(x) is not None
+    """Whether ``x`` is a ``@obj.document`` class or instance (one a
+    decorator replaced too: using it raises, see schema_of)."""
+    cls = x if isinstance(x, type) else type(x)
+    return cls.__dict__.get("__obj_schema__") is not None
