@@ -101,12 +101,24 @@ fn lookup_values_nested_deeper_than_a_document_may_be_are_refused_before_their_k
             let c = r.collection("d").unwrap();
             c.find_unique("u", &key).map(|f| f.is_some())
         });
+        // The collection's own index_range (the second review).
+        let ranged = on_a_small_stack(|| {
+            let r = db.begin_read().unwrap();
+            let c = r.collection("d").unwrap();
+            let n = c.index_range("a", Some(&key[..]), Some(&key[..]), false)?.count()?;
+            Ok::<_, Error>(n)
+        });
         key.into_iter().for_each(dismantle);
         if depth == 128 {
             assert_eq!(got.unwrap(), 0);
             assert!(!found.unwrap());
+            assert_eq!(ranged.unwrap(), 0);
         } else {
-            for e in [got.map(|_| ()).unwrap_err(), found.map(|_| ()).unwrap_err()] {
+            for e in [
+                got.map(|_| ()).unwrap_err(),
+                found.map(|_| ()).unwrap_err(),
+                ranged.map(|_| ()).unwrap_err(),
+            ] {
                 assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("deeper than 128")), "{e}");
             }
         }

@@ -727,6 +727,10 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         hi: Option<&[Value]>,
         reverse: bool,
     ) -> Result<QueryCursor<'_, T>> {
+        // (Before the comparison and the copies below, which recurse.)
+        for bound in [lo, hi].into_iter().flatten() {
+            Value::check_all_nesting(bound)?;
+        }
         let equal = match (lo, hi) {
             (Some(lo), Some(hi)) => {
                 lo.len() == hi.len() && lo.iter().zip(hi).all(|(a, b)| crate::doc::order::values_equal(a, b))
