@@ -282,12 +282,11 @@ def _converter(tp: Any) -> Callable[[Any], Any] | None:
         return _read_decimal
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return _enum_info(tp).decode
-    if _generic_dataclass(tp):
-        tp = typing.get_origin(tp)
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) or _generic_dataclass(tp):
         # Looked up at each call, not compiled here: a class that holds
         # itself (a linked list, a tree) or a class it holds (mutual
-        # recursion) would otherwise compile its decoder forever.
+        # recursion) would otherwise compile its decoder forever. A generic
+        # one (Box[int]) has a schema of its own, its T fields as int.
         s = _schema_or_plain(tp)
 
         def nested(v: Any) -> Any:
@@ -448,8 +447,8 @@ def _fitter(tp: Any) -> Callable[[Any], int]:
     args = typing.get_args(tp)
     if tp is Any or tp is object or isinstance(tp, TypeVar):
         return _fit_loose
-    if _generic_dataclass(tp):  # Box[int] is stored and read as Box
-        tp, origin, args = origin, None, ()
+    if _generic_dataclass(tp):  # Box[int]: Box, its T fields as int
+        return _fit_dataclass(tp)
     if isinstance(tp, type) and typing.is_typeddict(tp):  # a dict, of values that read back as themselves
         tp, origin, args = dict, None, ()
     if tp is None or tp is _NoneType:
@@ -555,7 +554,7 @@ def _fitter(tp: Any) -> Callable[[Any], int]:
     return _fit_loose
 
 
-def _fit_dataclass(cls: type) -> Callable[[Any], int]:
+def _fit_dataclass(cls: Any) -> Callable[[Any], int]:
     """The fit of a stored map to dataclass ``cls``: its keys must hold
     every field without a default (_SPECIFIC when they are exactly the
     fields, _PARTIAL when some with defaults are missing, below _STALE when
@@ -567,7 +566,8 @@ def _fit_dataclass(cls: type) -> Callable[[Any], int]:
     return s._fit
 
 
-def _make_fit_dataclass(cls: type) -> Callable[[Any], int]:
+def _make_fit_dataclass(key: Any) -> Callable[[Any], int]:
+    cls = typing.get_origin(key) or key  # (Box for Box[int])
     plan: list = []
 
     def fit_dc(v: Any) -> int:
@@ -576,7 +576,7 @@ def _make_fit_dataclass(cls: type) -> Callable[[Any], int]:
         if type(v) is not dict:
             return 0
         if not plan:
-            hints = _schema_or_plain(cls).hints()
+            hints = _schema_or_plain(key).hints()
             fields = dataclasses.fields(cls)
             required = frozenset(
                 f.name for f in fields
@@ -739,6 +739,20 @@ def _untyped(tp: Any) -> bool:
     return tp is Any or tp is object or isinstance(tp, TypeVar)
 
 
+def _bind(tp: Any, typevars: dict) -> Any:
+    """Annotation ``tp`` with ``typevars`` put for its type variables
+    (``list[T]`` with ``{T: int}``: ``list[int]``)."""
+    if isinstance(tp, TypeVar):
+        return typevars.get(tp, tp)
+    params = getattr(tp, "__parameters__", ())
+    if params and all(p in typevars for p in params):
+        try:
+            return tp[tuple(typevars[p] for p in params)]
+        except TypeError:  # an annotation that takes no arguments this way: as it is
+            return tp
+    return tp
+
+
 def _generic_dataclass(tp: Any) -> bool:
     """Whether ``tp`` is a generic dataclass with its parameters (``Box[int]``)."""
     origin = typing.get_origin(tp)
@@ -755,6 +769,13 @@ _PLAIN_WHAT = ("a value that reads back as itself without a declared type (None,
                "datetime, and lists and str-keyed dicts of them; declare the field's type for others)")
 
 
+def _equal_when_read(v: Any) -> bool:
+    """Whether ``v`` is of a subclass of int, float or str (numpy's
+    float64, an IntEnum member), which reads back as an equal value of the
+    base type."""
+    return isinstance(v, (int, float, str))
+
+
 class _TooDeep(Exception):
     """A value nested deeper than a document may be (internal to _plain)."""
 
@@ -765,7 +786,7 @@ def _plain(v: Any) -> Any:
     document may be (or one that holds itself) is left to the codec, which
     refuses it."""
     t = type(v)
-    if t in _PLAIN_TYPES:
+    if t in _PLAIN_TYPES or _equal_when_read(v):
         return v
     if t is not dict and t is not list:
         raise _Bad(_PLAIN_WHAT, v, True)
@@ -789,7 +810,7 @@ def _plain_items(x: Any, depth: int) -> None:
         t = type(y)
         if t is dict or t is list:
             _plain_items(y, depth + 1)
-        elif t not in _PLAIN_TYPES:
+        elif t not in _PLAIN_TYPES and not _equal_when_read(y):
             raise _Bad(_PLAIN_WHAT, y, True)
 
 
@@ -840,13 +861,13 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
             return v
 
         return _EMPTY, member
-    if _generic_dataclass(tp):  # Box[int]: checked and read as Box (its T fields as Any)
-        tp = origin
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) or _generic_dataclass(tp):
+        cls = origin or tp  # (Box for Box[int], whose schema reads its T fields as int)
+
         def nested(v: Any) -> Any:
             # A subclass reads back as this class: one with fields of its
             # own would have them stored, then dropped.
-            if type(v) is not tp and not (isinstance(v, tp) and _same_fields(type(v), tp)):
+            if type(v) is not cls and not (isinstance(v, cls) and _same_fields(type(v), cls)):
                 raise _Bad(name, v)
             return _schema_or_plain(tp)._checked(v)
 
@@ -1395,7 +1416,7 @@ def _enum_info(cls: type) -> _EnumInfo:
     return info
 
 
-_PLAIN: dict[type, Schema] = {}
+_PLAIN: dict[Any, Schema] = {}
 
 
 def _scope_names(frame: Any) -> dict | None:
@@ -1432,13 +1453,22 @@ def _dataclasses_in(tp: Any) -> Iterator[type]:
         yield from _dataclasses_in(a)
 
 
-def _schema_or_plain(cls: type) -> Schema:
-    s = cls.__dict__.get("__obj_schema__")
-    if s is not None:
-        return s
+def _schema_or_plain(cls: Any) -> Schema:
+    """The schema of a document class, or of a plain dataclass it holds; a
+    generic one with its arguments (``Box[int]``) has a schema of its own,
+    which reads its ``T`` fields as ``int``."""
+    origin = typing.get_origin(cls)
+    if origin is None:
+        s = cls.__dict__.get("__obj_schema__")
+        if s is not None:
+            return s
     s = _PLAIN.get(cls)
     if s is None:
-        s = _PLAIN[cls] = Schema(cls, collection="", version=0, indexes=(), history=())
+        s = Schema(origin or cls, collection="", version=0, indexes=(), history=())
+        if origin is not None:
+            s._typevars = dict(zip(getattr(origin, "__parameters__", ()), typing.get_args(cls)))
+            s._localns = _schema_or_plain(origin)._localns
+        _PLAIN[cls] = s
     return s
 
 
@@ -1527,6 +1557,8 @@ class Schema:
         # Type-like names of the function the class was defined in (see
         # _scope_names), for annotations that are text (postponed).
         self._localns: dict | None = None
+        # A generic dataclass's type variables, bound (Box[int]: {T: int}).
+        self._typevars: dict = {}
 
     # -- type information (resolved on first use: forward references) ------
     def hints(self) -> dict:
@@ -1540,6 +1572,8 @@ class Schema:
                                               localns=localns, include_extras=True)
             except Exception as e:  # noqa: BLE001 - unresolvable annotations
                 raise InvalidArgumentError(f"{self.cls.__name__}: cannot resolve field types: {e}") from None
+            if self._typevars:
+                hints = {k: _bind(v, self._typevars) for k, v in hints.items()}
             if self._localns:
                 # The plain dataclasses it holds were defined in the same
                 # function as a rule: they resolve their text in its names.
