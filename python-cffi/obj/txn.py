@@ -247,6 +247,7 @@ class _Core:
         self._write = write
         self._attached: dict[str, ReadTxn] = {}
         self._ensured: set = set()
+        self._dropped: set = set()  # collections whose declared indexes this txn may have dropped
         self._writes = 0  # successful write calls so far (see _wcall)
         self._held: weakref.WeakSet[_HeldBatch] | None = None  # see _c_batches
         self._ended_by_close = False  # rolled back by Db.close()
@@ -1222,7 +1223,7 @@ class WriteTxn(ReadTxn):
         indexes on first use."""
         cname = self._wname(s.collection)
         key = (s.collection, s.cls)
-        if key not in self._db._ensured and key not in self._ensured:
+        if key not in self._ensured and (key not in self._db._ensured or s.collection in self._dropped):
             self._check(self._wcall(lib.obj_collection_create, cname, 0))
             specs = s.index_specs()
             info = self._c_coll_info(cname) if specs and s.version > 0 else None
@@ -1452,6 +1453,7 @@ class WriteTxn(ReadTxn):
         self._kc = {}
         self._new_kinds.pop(cname, None)
         self._ensured = {k for k in self._ensured if k[0] != name}
+        self._dropped.add(name)
         return existed
 
     def create_index(self, collection: Any, name: str, fields: Sequence[str] | str, kind: str = "standard") -> None:
@@ -1468,6 +1470,7 @@ class WriteTxn(ReadTxn):
         # A class of this collection may declare it: its next write here
         # sets it up again.
         self._ensured = {k for k in self._ensured if k[0] != coll}
+        self._dropped.add(coll)
 
 
 def _read_only(name: str) -> Callable[..., Any]:

@@ -458,3 +458,33 @@ def test_a_subclass_of_float_int_or_str_in_an_untyped_field_reads_back_equal(pat
     with obj.Db(path) as db:
         got = db.get(Loose, db.insert(Loose(extra=_F(1.5), mapping={"m": [_F(2.5)]})))
         assert got.extra == 1.5 and got.mapping == {"m": [2.5]}
+
+
+@obj.document(collection="people39", version=1)
+@dataclass
+class Person39:
+    email: Annotated[str, obj.Unique]
+    age: Annotated[int, obj.Index] = 0
+
+
+def test_a_class_sets_its_indexes_up_again_after_a_drop_in_the_same_transaction(path):
+    # From a stateful model test: the handle remembered the class as set
+    # up, so after tx.drop_collection (or tx.drop_index) its next writes in
+    # that transaction made no index: a duplicate unique key was committed,
+    # and every later write of the class failed to build the index.
+    with obj.Db(path) as db:
+        db.insert(Person39("a"))
+        with db.transaction() as tx:
+            tx.drop_collection("people39")
+            tx.insert(Person39("a", 5))
+            with pytest.raises(obj.ConstraintError):
+                tx.insert(Person39("a"))
+            assert tx.find_unique(Person39, "email", "a") == Person39("a", 5)
+            assert [p for _, p in tx.index_range(Person39, "age", 5, 5)] == [Person39("a", 5)]
+        with db.transaction() as tx:
+            tx.drop_index(Person39, "email")
+            with pytest.raises(obj.ConstraintError):
+                tx.insert(Person39("a"))
+        assert db.count(Person39) == 1
+        assert sorted(i.name for c in db.stat().collections for i in c.indexes) == ["age", "email"]
+        assert db.integrity_check() is not None
