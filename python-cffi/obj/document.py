@@ -691,15 +691,13 @@ def _check_items(v: Any, checks: Iterable[tuple[frozenset, Callable[[Any], Any] 
 
 def _each(kinds: tuple, name: str, args: tuple) -> tuple[frozenset, Callable[[Any], Any]]:
     """The checker of a list, tuple or set annotation of ``kinds`` whose
-    elements are all of type ``args[0]`` (anything without ``args``)."""
+    elements are all of type ``args[0]`` (``Any`` without ``args``)."""
     ex, c = _checker(args[0] if args else Any)
-    if c is None:
-        return _scalar(kinds, name)
 
     def each(v: Any) -> Any:
         if not isinstance(v, kinds):
             raise _Bad(name, v)
-        out = _elements(v, ex, c)  # type: ignore[arg-type]
+        out = _elements(v, ex, c)
         return v if out is None else out
 
     return _EMPTY, each
@@ -814,11 +812,12 @@ def _plain_items(x: Any, depth: int) -> None:
             raise _Bad(_PLAIN_WHAT, y, True)
 
 
-def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
+def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any]]:
     """``(exact types, check)`` for a field annotated ``tp``: a value whose
     type is in ``exact`` passes as it is; else ``check(v)`` returns the value
-    to store (``v``, or ``v`` widened) or raises _Bad. ``check`` is None
-    only for a collection whose elements need no check."""
+    to store (``v``, or ``v`` widened) or raises _Bad. An annotation that
+    says nothing of its values (``Any``, or one obj does not know) checks
+    that they read back as themselves (:func:`_plain`)."""
     tp = _strip(tp)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -963,8 +962,6 @@ def _checker(tp: Any) -> tuple[frozenset, Callable[[Any], Any] | None]:
             # (checked and encoded here), read back by the key type.
             kex, kc = frozenset(), codec[0]
         kinds2 = dict if (origin or tp) is dict else Mapping
-        if kc is None and vc is None:
-            return _scalar((kinds2,), name)
         if kc is None and vc is _plain:
             # A dict (or dict[str, Any]) of plain values: one walk, at C
             # speed over the values of each level.
@@ -1673,12 +1670,7 @@ class Schema:
 
     def _field_checks(self) -> list[tuple[str, frozenset, Callable[[Any], Any]]]:
         hints = self.hints()
-        out = []
-        for f in dataclasses.fields(self.cls):
-            exact, chk = _checker(hints.get(f.name, Any))
-            if chk is not None:
-                out.append((f.name, exact, chk))
-        return out
+        return [(f.name, *_checker(hints.get(f.name, Any))) for f in dataclasses.fields(self.cls)]
 
     def _compile_check(self) -> Callable[[Any], Any]:
         """A function of one instance, straight-line over the fields: a

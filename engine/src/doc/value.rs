@@ -230,14 +230,18 @@ impl Value {
         Ok(())
     }
 
-    /// [`check_nesting`](Self::check_nesting) of each of `values` that is a
-    /// list or a map: what a lookup checks of the values it is given before
-    /// their index key is encoded (recursively).
+    /// Fails with [`Error::InvalidArgument`] when one of `values` nests
+    /// deeper than [`MAX_NESTING`], as no document may: what a lookup or a
+    /// filter checks of the values it is given before they are encoded or
+    /// copied (recursively). Scalars cost a match each.
     pub(crate) fn check_all_nesting(values: &[Value]) -> Result<()> {
-        values
-            .iter()
-            .filter(|v| matches!(v, Value::List(_) | Value::Map(_)))
-            .try_for_each(Value::check_nesting)
+        let deep = |v: &Value| matches!(v, Value::List(_) | Value::Map(_)) && v.nesting_depth() > MAX_NESTING;
+        if values.iter().any(deep) {
+            return Err(Error::invalid(format!(
+                "a value to look up or compare with nests deeper than {MAX_NESTING} levels, as no document may"
+            )));
+        }
+        Ok(())
     }
 
     /// Structural equality in which floats compare by bit pattern, except

@@ -312,20 +312,20 @@ impl Filter {
     /// form, which counts each object and array, stops sooner.)
     pub fn check_nesting(&self) -> crate::error::Result<()> {
         let max = crate::doc::value::MAX_NESTING;
-        if self.nesting_depth() > max {
-            return Err(crate::error::Error::invalid(format!(
-                "the filter nests deeper than {max} levels of and/or/not"
-            )));
-        }
-        let mut stack: Vec<&Filter> = vec![self];
-        while let Some(f) = stack.pop() {
+        let mut stack: Vec<(&Filter, usize)> = vec![(self, 1)];
+        while let Some((f, depth)) = stack.pop() {
+            if depth > max {
+                return Err(crate::error::Error::invalid(format!(
+                    "the filter nests deeper than {max} levels of and/or/not"
+                )));
+            }
             let values: &[Value] = match f {
                 Filter::And(fs) | Filter::Or(fs) => {
-                    stack.extend(fs);
+                    stack.extend(fs.iter().map(|f| (f, depth + 1)));
                     continue;
                 }
                 Filter::Not(f) => {
-                    stack.push(f);
+                    stack.push((f, depth + 1));
                     continue;
                 }
                 Filter::Eq(_, v) | Filter::Ne(_, v) | Filter::Lt(_, v) | Filter::Le(_, v) => {
@@ -335,12 +335,9 @@ impl Filter {
                 Filter::In(_, vs) => vs,
                 Filter::True | Filter::Prefix(..) | Filter::Exists(..) => continue,
             };
-            let deep = |v: &Value| matches!(v, Value::List(_) | Value::Map(_)) && v.nesting_depth() > max;
-            if values.iter().any(deep) {
-                return Err(crate::error::Error::invalid(format!(
-                    "a value in the filter nests deeper than {max} levels"
-                )));
-            }
+            Value::check_all_nesting(values).map_err(|_| {
+                crate::error::Error::invalid(format!("a value in the filter nests deeper than {max} levels"))
+            })?;
         }
         Ok(())
     }
