@@ -1134,6 +1134,20 @@ def _key_codec(tp: Any) -> tuple[Callable[[Any], str], Callable[[str], Any]] | N
             return None if t == _NULL_KEY else idec(t)
 
         return enc_opt, dec_opt
+    if origin is typing.Literal:
+        # Literal int keys are stored as their text and read back as ints
+        # (Literal str keys are stored as they are; other mixes are not
+        # keys JSON maps can hold).
+        allowed = typing.get_args(tp)
+        if not allowed or any(type(a) is not int for a in allowed):
+            return None
+
+        def enc_literal(k: Any) -> str:
+            if type(k) is not int or k not in allowed:
+                raise _Bad(name, k)
+            return str(k)
+
+        return enc_literal, int
     if tp is bool:
         def enc_bool(k: Any) -> str:
             if type(k) is not bool:

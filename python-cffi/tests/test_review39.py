@@ -10,7 +10,7 @@ import sys
 import uuid
 from dataclasses import InitVar, dataclass, field
 from collections.abc import Iterable, Sized
-from typing import Annotated, Any, Final, Generic, NamedTuple, Optional, TypedDict, TypeVar, Union
+from typing import Annotated, Any, Final, Generic, Literal, NamedTuple, Optional, TypedDict, TypeVar, Union
 
 import pytest
 
@@ -488,3 +488,20 @@ def test_a_class_sets_its_indexes_up_again_after_a_drop_in_the_same_transaction(
         assert db.count(Person39) == 1
         assert sorted(i.name for c in db.stat().collections for i in c.indexes) == ["age", "email"]
         assert db.integrity_check() is not None
+
+
+@obj.document(collection="literal_keys39")
+@dataclass
+class LiteralKeys:
+    m: dict[Literal[1, 2], int] = field(default_factory=dict)
+
+
+def test_a_dict_keyed_by_int_literals_round_trips(path):
+    # Its int keys went to the codec as they were and were refused with
+    # "declare the field's key type", though the key type was declared.
+    with obj.Db(path) as db:
+        v = LiteralKeys({1: 10, 2: 20})
+        got = db.get(LiteralKeys, db.insert(v))
+        assert got == v and all(type(k) is int for k in got.m)
+        with pytest.raises(obj.InvalidArgumentError, match=r"LiteralKeys\.m\[3\]: expected Literal\[1, 2\]"):
+            db.insert(LiteralKeys({3: 1}))
