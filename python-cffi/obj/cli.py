@@ -675,8 +675,7 @@ class _Loader:
         if self.whole and type(h.get("kv")) is str and h["kv"]:
             self.header, self.kind, self.kv = h, "kv", self.tx.kv(h["kv"])
             self.kv.create()  # an empty namespace in the dump stays one
-            count = h.get("count")
-            self.expected = count if type(count) is int and count >= 0 else -1
+            self.expected = h["count"]  # (checked above, as every field is there)
             self.seen = 0
             return
         if "collection" not in h:
@@ -689,22 +688,21 @@ class _Loader:
             if type(h["collection"]) is not str or not h["collection"]:
                 raise obj.InvalidArgumentError("a section's \"collection\" must be a non-empty string")
             self.collection = h["collection"]
-        kind = h.get("kind", "documents")
+        kind = h["kind"]
         if type(kind) is not str or kind not in ("documents", "raw"):
             raise obj.InvalidArgumentError(f"unknown collection kind {kind!r:.40}")
-        indexes = _check_indexes(h.get("indexes"))
+        indexes = _check_indexes(h["indexes"])
         self.header = h
         self.kind = kind
-        count = h.get("count")
-        self.expected = count if type(count) is int and count >= 0 else -1
+        self.expected = h["count"]
         self.seen = 0
         tx = self.tx
         tx.create_collection(self.collection, raw=self.kind == "raw")
         cname = tx._wname(self.collection)
         for spec in indexes:
             tx._c_index_create(cname, {"name": spec["name"], "kind": spec["kind"], "fields": list(spec["fields"])})
-        next_id = h.get("next_id")
-        if self.keep_ids and type(next_id) is int and 0 <= next_id < 2**64:
+        next_id = h["next_id"]
+        if self.keep_ids and next_id < 2**64:
             # Documents keep their ids, so the ids deleted before the dump
             # stay unused too, as in the dumped database.
             tx._c_raise_next_id(cname, next_id)

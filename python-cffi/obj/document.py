@@ -262,7 +262,7 @@ def _converter(tp: Any) -> Callable[[Any], Any] | None:
     value passes as it is (Any, or a class obj does not know)."""
     tp = _strip(tp)
     args = typing.get_args(tp)
-    if tp is Any or tp is object or isinstance(tp, TypeVar):
+    if _untyped(tp):
         return None
     if tp is None:
         return _READ_AS_IS[_NoneType]
@@ -445,7 +445,7 @@ def _fitter(tp: Any) -> Callable[[Any], int]:
     tp = _strip(tp)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if tp is Any or tp is object or isinstance(tp, TypeVar):
+    if _untyped(tp):
         return _fit_loose
     if _generic_dataclass(tp):  # Box[int]: Box, its T fields as int
         return _fit_dataclass(tp)
@@ -1944,10 +1944,16 @@ def declared(collection: str) -> list[Schema]:
         return [s for s in (r() for r in refs) if s is not None]
 
 
+def _declared_schema(x: Any) -> tuple[type, Schema | None]:
+    """The class of ``x`` (a class or an instance) and the schema its
+    ``@obj.document`` left on it, if any."""
+    cls = x if isinstance(x, type) else type(x)
+    return cls, cls.__dict__.get("__obj_schema__")
+
+
 def schema_of(x: Any) -> Schema | None:
     """The schema of a ``@obj.document`` class or instance, else None."""
-    cls = x if isinstance(x, type) else type(x)
-    s = cls.__dict__.get("__obj_schema__")
+    cls, s = _declared_schema(x)
     if s is not None and s.cls is not cls:
         # A decorator above @obj.document made a new class and copied the
         # old one's attributes (@dataclass(slots=True) does): documents
@@ -1961,5 +1967,4 @@ def schema_of(x: Any) -> Schema | None:
 def is_document(x: Any) -> bool:
     """Whether ``x`` is a ``@obj.document`` class or instance (one a
     decorator replaced too: using it raises, see schema_of)."""
-    cls = x if isinstance(x, type) else type(x)
-    return cls.__dict__.get("__obj_schema__") is not None
+    return _declared_schema(x)[1] is not None

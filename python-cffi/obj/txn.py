@@ -247,7 +247,7 @@ class _Core:
         self._write = write
         self._attached: dict[str, ReadTxn] = {}
         self._ensured: set = set()
-        self._dropped: set = set()  # collections whose declared indexes this txn may have dropped
+        self._dropped: set = set()  # collections whose declared indexes this txn may have dropped (_set_up_again)
         self._writes = 0  # successful write calls so far (see _wcall)
         self._held: weakref.WeakSet[_HeldBatch] | None = None  # see _c_batches
         self._ended_by_close = False  # rolled back by Db.close()
@@ -1452,8 +1452,7 @@ class WriteTxn(ReadTxn):
         # From here this transaction's view differs from the committed one.
         self._kc = {}
         self._new_kinds.pop(cname, None)
-        self._ensured = {k for k in self._ensured if k[0] != name}
-        self._dropped.add(name)
+        self._set_up_again(name)
         return existed
 
     def create_index(self, collection: Any, name: str, fields: Sequence[str] | str, kind: str = "standard") -> None:
@@ -1467,8 +1466,12 @@ class WriteTxn(ReadTxn):
         """Drops a secondary index (NotFoundError if absent)."""
         coll = collection if type(collection) is str else self._schema(collection).collection
         self._check(self._wcall(lib.obj_index_drop, self._wname(coll), _cstr(name)))
-        # A class of this collection may declare it: its next write here
-        # sets it up again.
+        self._set_up_again(coll)
+
+    def _set_up_again(self, coll: str) -> None:
+        """After a drop of collection ``coll`` or of one of its indexes: a
+        class of it may declare what was dropped, so its next write in this
+        transaction sets it up again (whatever the handle remembers)."""
         self._ensured = {k for k in self._ensured if k[0] != coll}
         self._dropped.add(coll)
 
