@@ -138,3 +138,19 @@ fn a_new_tree_name_holding_a_nul_is_refused() {
     w.create_tree("a b").unwrap();
     w.commit().unwrap();
 }
+
+/// `IndexRange::key_range` is public: a bound nested far past what any
+/// document may hold is refused before the (recursive) key encoding runs.
+#[test]
+fn index_range_key_range_refuses_deep_bounds() {
+    let range = IndexRange {
+        index: "by_x".into(),
+        lo: Some(IndexBound { values: vec![nested(40_000)], inclusive: true }),
+        hi: None,
+        reverse: false,
+    };
+    let got = on_a_small_stack(|| range.key_range().map(|r| r.is_some()));
+    assert!(matches!(got, Err(Error::InvalidArgument(_))), "{got:?}");
+    let IndexRange { lo, .. } = range;
+    lo.into_iter().flat_map(|b| b.values).for_each(dismantle);
+}

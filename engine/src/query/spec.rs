@@ -95,19 +95,29 @@ impl IndexRange {
     /// `docs/format.md ("Index key encoding")`, "Scans"), valid for both unique index keys and
     /// non-unique entry keys (value key + document id). `None` when the range
     /// is certainly empty (a strict lower bound above every key).
-    pub fn key_range(&self) -> Option<KeyRange> {
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when a bound value nests deeper than 128
+    /// levels, as no document may (the encoding recurses).
+    pub fn key_range(&self) -> Result<Option<KeyRange>> {
+        for b in self.lo.iter().chain(self.hi.iter()) {
+            Value::check_all_nesting(&b.values)?;
+        }
         let key = |b: &IndexBound| encode_composite(&b.values.iter().collect::<Vec<_>>());
         let lo = match &self.lo {
             None => Bound::Unbounded,
             Some(b) if b.inclusive => Bound::Included(key(b)),
-            Some(b) => Bound::Included(prefix_end(&key(b))?),
+            Some(b) => match prefix_end(&key(b)) {
+                Some(end) => Bound::Included(end),
+                None => return Ok(None),
+            },
         };
         let hi = match &self.hi {
             None => Bound::Unbounded,
             Some(b) if b.inclusive => prefix_end(&key(b)).map_or(Bound::Unbounded, Bound::Excluded),
             Some(b) => Bound::Excluded(key(b)),
         };
-        Some((lo, hi))
+        Ok(Some((lo, hi)))
     }
 }
 
@@ -981,7 +991,7 @@ mod tests {
         let entry =
             |a: &str, b: i64, id: u64| index_entry_key(&encode_composite(&[&s(a), &Value::Int(b)]), id);
         let within = |r: &IndexRange, k: &[u8]| {
-            let Some((lo, hi)) = r.key_range() else { return false };
+            let Some((lo, hi)) = r.key_range().unwrap() else { return false };
             (lo, hi).contains(&k.to_vec())
         };
         let keys = [
@@ -1013,7 +1023,7 @@ mod tests {
         );
         assert_eq!(pick(&range(None, None)), [true; 5]);
         // A strict lower bound over the empty tuple is empty.
-        assert!(range(Some((vec![], false)), None).key_range().is_none());
+        assert!(range(Some((vec![], false)), None).key_range().unwrap().is_none());
     }
 
     #[test]
