@@ -790,3 +790,32 @@ fn read_only_open_without_a_writable_shared_index() {
     dbro.close().unwrap();
     assert!(side_files(&path).0, "a read-only close leaves the WAL");
 }
+
+/// A read-only handle with a private index (its `-shm` not writable) keeps
+/// a writer that starts later out until it closes: the writer would
+/// otherwise checkpoint into the main file under the reader's snapshot,
+/// which then read pages of two versions or reported false corruption
+/// (found by an acceptance test on a read-only bind mount).
+#[test]
+fn a_private_read_only_handle_keeps_a_later_writer_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.obj");
+    let w = Db::open_with(&path, own_process()).unwrap();
+    put(&w, b"k", b"v0");
+    w.close().unwrap();
+    let ro = Options { read_only: true, vfs: Some(Arc::new(ShmDenied)), ..Options::default() };
+    let reader = Db::open_with(&path, ro).unwrap();
+    let snapshot = reader.begin_read().unwrap();
+    let quick = Options { busy_timeout: Duration::from_millis(100), ..own_process() };
+    match Db::open_with(&path, quick.clone()) {
+        Err(Error::Busy(m)) => assert!(m.contains("read-only"), "{m}"),
+        other => panic!("expected Busy while the private reader is open, got {other:?}"),
+    }
+    let t = snapshot.find_tree("t").unwrap().unwrap();
+    assert_eq!(snapshot.get(&t, b"k").unwrap().as_deref(), Some(&b"v0"[..]));
+    drop(snapshot);
+    reader.close().unwrap();
+    let w = Db::open_with(&path, quick).unwrap();
+    put(&w, b"k", b"v1");
+    w.close().unwrap();
+}

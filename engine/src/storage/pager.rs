@@ -76,7 +76,8 @@ enum Sharing {
     Exclusive,
     /// A read-only open that could not open `<db>-shm` for writing, while
     /// no other process had the database open: a private index built from
-    /// the WAL at open, and no coordination (see docs/architecture.md).
+    /// the WAL at open, and a shared lock on the main file that keeps a
+    /// writer out until it closes (see docs/architecture.md).
     PrivateReadOnly,
 }
 
@@ -469,9 +470,9 @@ fn check_no_other_name(main: &dyn StorageFile, display: &str, first: bool, timeo
     let io = |e| Error::io(format!("locking {display}"), e);
     let busy = || {
         Error::Busy(format!(
-            "{display} is open in another process under another name (a hard or symbolic link), or its \
-             -shm file was deleted while a process had it open; open it by the same path, or once every \
-             process has closed it"
+            "{display} is open in another process under another name (a hard or symbolic link), or \
+             read-only by a process that cannot write its -shm file, or its -shm file was deleted while a \
+             process had it open; open it by the same path, or once every process has closed it"
         ))
     };
     // Waited for up to the busy timeout, as every lock is: a process being
@@ -560,13 +561,26 @@ impl Pager {
                 (Arc::new(HeapShm::default()), Sharing::Exclusive)
             }
             Err(e) if options.read_only && is_permission(&e) => {
-                let in_use =
-                    vfs.shm_in_use(&shm_path).map_err(|e| Error::io(format!("checking {shm_display}"), e))?;
-                if in_use {
-                    return Err(Error::Busy(format!(
+                // The shared lock on the main file keeps a writer that
+                // starts later out (its first opener's check for other
+                // names wants the lock exclusively): it would checkpoint
+                // into the file under this handle, which no index tells.
+                // Taken before the check that no process has the file open,
+                // so one of the two always sees the other.
+                let locking = |e| Error::io(format!("locking {display}"), e);
+                let lock = || main.try_lock_shared().map_err(locking).map(|ok| ok.then_some(()));
+                let busy = || {
+                    Error::Busy(format!(
                         "{display} is open in another process, and a read-only open beside it needs write \
                          access to {shm_display} ({e})"
-                    )));
+                    ))
+                };
+                shm::retry(options.busy_timeout, 50, lock)?.ok_or_else(busy)?;
+                let in_use =
+                    vfs.shm_in_use(&shm_path).map_err(|e| Error::io(format!("checking {shm_display}"), e));
+                if !matches!(in_use, Ok(false)) {
+                    let _ = main.unlock();
+                    return Err(in_use.err().unwrap_or_else(busy));
                 }
                 (Arc::new(HeapShm::default()), Sharing::PrivateReadOnly)
             }
@@ -574,7 +588,7 @@ impl Pager {
         };
         let made = NewFiles { main: created, shm: sharing == Sharing::Shared && !shm_existed };
         let result = Self::open_with_index(vfs, path, main.clone(), shm, sharing, made, options);
-        if result.is_err() && sharing == Sharing::Exclusive {
+        if result.is_err() && matches!(sharing, Sharing::Exclusive | Sharing::PrivateReadOnly) {
             let _ = main.unlock();
         }
         result
@@ -2271,7 +2285,7 @@ impl Drop for Pager {
             let _ = self.fold_if_last(true, true);
         }
         self.index.release_all();
-        if self.sharing == Sharing::Exclusive {
+        if matches!(self.sharing, Sharing::Exclusive | Sharing::PrivateReadOnly) {
             let _ = self.main.unlock();
         }
     }
