@@ -40,7 +40,7 @@ fn create_and_write(opts: Options) -> obj_engine::Result<()> {
 
 fn no_temporary_files(names: &[PathBuf]) {
     assert!(
-        names.iter().all(|n| !n.to_string_lossy().contains("-new-")),
+        names.iter().all(|n| !n.to_string_lossy().contains(".tmp-")),
         "a temporary creation file was left: {names:?}"
     );
 }
@@ -150,6 +150,32 @@ fn creating_on_disk_leaves_no_temporary_file() {
     db.close().unwrap();
     let names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("app.obj")]);
+    let db = Db::open(&path).unwrap();
+    assert_eq!(get(&db, b"k").as_deref(), Some(&b"v"[..]));
+    db.close().unwrap();
+}
+
+/// A creation's temporary file that a kill left behind (between its write
+/// and the rename; a rekey creates its `<path>-rekey` this way too) has the
+/// form a copy's has, and the next creation at that path removes it once
+/// it is a minute old, as the next copy would; a younger one may be another
+/// creation's under way and stays.
+#[test]
+fn a_creation_removes_the_temporary_file_a_killed_one_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.obj");
+    let stale = dir.path().join("app.obj.tmp-0123456789abcdef");
+    let young = dir.path().join("app.obj.tmp-fedcba9876543210");
+    for p in [&stale, &young] {
+        std::fs::write(p, [0u8; 4096]).unwrap();
+    }
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    std::fs::File::options().write(true).open(&stale).unwrap().set_modified(old).unwrap();
+    let db = Db::open(&path).unwrap();
+    put(&db, b"k", b"v");
+    db.close().unwrap();
+    assert!(!stale.exists(), "the stale temporary file stayed");
+    assert!(young.exists(), "a temporary file under a minute old was removed");
     let db = Db::open(&path).unwrap();
     assert_eq!(get(&db, b"k").as_deref(), Some(&b"v"[..]));
     db.close().unwrap();

@@ -32,9 +32,8 @@ use crate::doc::json::{from_json_str_enveloped, write_json};
 use crate::doc::value::Value;
 use crate::error::{Error, Result};
 use crate::index::secondary::{IndexKind, IndexSpec};
-use crate::ops::newfile::{remove_stale_temps, temp_path_beside};
 use crate::query::expr::FieldPath;
-use crate::storage::file::{OsVfs, Vfs};
+use crate::storage::file::{remove_stale_temps, temp_path_beside, OsVfs, Vfs};
 use crate::txn::EngineTrees;
 use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 

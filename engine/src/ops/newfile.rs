@@ -28,11 +28,11 @@ use std::sync::Arc;
 use crate::btree::bulk::PageSink;
 use crate::error::{Error, PageNo, Result};
 use crate::storage::crypto::{random_bytes, PageCodec};
-use crate::storage::file::{OpenMode, StorageFile, Vfs};
+use crate::storage::file::{remove_stale_temps, temp_path_beside, OpenMode, StorageFile, Vfs};
 use crate::storage::header::{Header, MAGIC};
 use crate::storage::pager::{open_failed, replaced_wal_path_of, wal_path_of, Pager};
 use crate::storage::shm::{shm_path_of, LockTable, ShmFile, LOCK_DMS};
-use crate::storage::wal::{fresh_salt, WAL_HEADER_LEN};
+use crate::storage::wal::WAL_HEADER_LEN;
 
 /// A file being written under a temporary name. Dropping it without
 /// [`NewFile::publish`] removes the temporary file.
@@ -308,48 +308,6 @@ fn refuse_unrecovered(vfs: &dyn Vfs, target: &Path) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// A fresh temporary name beside `path` (which has a file name):
-/// `<name>.tmp-<16 hex digits>`, the form [`remove_stale_temps`] sweeps.
-pub(crate) fn temp_path_beside(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(ToOwned::to_owned).unwrap_or_default();
-    name.push(format!(".tmp-{:016x}", fresh_salt(std::process::id() as u64)));
-    path.with_file_name(name)
-}
-
-/// Removes the temporary files `<target>.tmp-<16 hex digits>` beside
-/// `target`, other than `ours`, that no copy holds locked and that were last
-/// written more than a minute ago: what a backup, compaction, restore or
-/// export killed before its rename left behind. Best effort: anything it cannot
-/// read, lock or remove stays.
-pub(crate) fn remove_stale_temps(vfs: &dyn Vfs, target: &Path, ours: &Path) {
-    let (Some(dir), Some(name)) = (target.parent(), target.file_name().and_then(|n| n.to_str())) else {
-        return;
-    };
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    let prefix = format!("{name}.tmp-");
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(suffix) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
-        if suffix.len() != 16 || !suffix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            continue;
-        }
-        let path = entry.path();
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > std::time::Duration::from_secs(60)));
-        if path == ours || !old {
-            continue;
-        }
-        if let Ok(f) = vfs.open(&path, OpenMode::ReadOnly) {
-            if f.try_lock_exclusive().unwrap_or(false) {
-                let _ = vfs.remove(&path);
-            }
-        }
-    }
 }
 
 /// A fresh file id from the OS's CSPRNG (in an encrypted copy it keys

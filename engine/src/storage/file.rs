@@ -11,11 +11,12 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::storage::shm::{OsShm, ShmFile, LOCK_DMS};
+use crate::storage::wal::fresh_salt;
 
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,5 +304,47 @@ impl StorageFile for OsFile {
 
     fn try_lock_shared(&self) -> io::Result<bool> {
         self.took(fs2::FileExt::try_lock_shared(&self.file))
+    }
+}
+
+/// A fresh temporary name beside `path` (which has a file name):
+/// `<name>.tmp-<16 hex digits>`, the form [`remove_stale_temps`] sweeps.
+pub(crate) fn temp_path_beside(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(ToOwned::to_owned).unwrap_or_default();
+    name.push(format!(".tmp-{:016x}", fresh_salt(std::process::id() as u64)));
+    path.with_file_name(name)
+}
+
+/// Removes the temporary files `<target>.tmp-<16 hex digits>` beside
+/// `target`, other than `ours`, that no copy holds locked and that were last
+/// written more than a minute ago: what a backup, compaction, restore or
+/// export killed before its rename left behind. Best effort: anything it cannot
+/// read, lock or remove stays.
+pub(crate) fn remove_stale_temps(vfs: &dyn Vfs, target: &Path, ours: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!("{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(suffix) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        if suffix.len() != 16 || !suffix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > std::time::Duration::from_secs(60)));
+        if path == ours || !old {
+            continue;
+        }
+        if let Ok(f) = vfs.open(&path, OpenMode::ReadOnly) {
+            if f.try_lock_exclusive().unwrap_or(false) {
+                let _ = vfs.remove(&path);
+            }
+        }
     }
 }

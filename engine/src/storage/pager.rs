@@ -23,7 +23,9 @@ use crate::error::{Error, PageNo, Result};
 use crate::options::{Options, SyncMode};
 use crate::storage::cache::{CacheStats, PageCache};
 use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
-use crate::storage::file::{is_not_a_file, OpenMode, OsVfs, StorageFile, Vfs};
+use crate::storage::file::{
+    is_not_a_file, remove_stale_temps, temp_path_beside, OpenMode, OsVfs, StorageFile, Vfs,
+};
 use crate::storage::header::{stamp_wal_position, valid_page_size, wal_salt_of, Header, HEADER_LEN};
 use crate::storage::memo::SnapshotMemo;
 use crate::storage::page::{
@@ -207,7 +209,8 @@ fn new_page0(options: &Options) -> Result<(Vec<u8>, [u8; 16], PageCodec)> {
 }
 
 /// Creates the database at `path` whole: page 0 is written and synced under
-/// a temporary name (`<path>-new-<random>`), which is then renamed to
+/// a temporary name (`<name>.tmp-<random>`, the form a copy uses, which the
+/// next creation or copy at `path` sweeps if a crash left it), which is then renamed to
 /// `<path>` unless a file is there ([`Vfs::rename_noreplace`]), so that a
 /// crash or power cut at any moment leaves no file or a database, never a
 /// file with part of a header (which no open could tell from a damaged
@@ -222,9 +225,7 @@ fn create_whole(vfs: &dyn Vfs, path: &Path, options: &Options) -> Result<Creatio
         return Ok(Creation::InPlace);
     }
     let (image, file_id, codec) = new_page0(options)?;
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(format!("-new-{:016x}", fresh_salt(3)));
-    let temp = PathBuf::from(temp);
+    let temp = temp_path_beside(path);
     let staged = vfs.open(&temp, OpenMode::ReadWriteCreate).and_then(|f| {
         f.write_at(&image, 0)?;
         f.sync()
@@ -233,6 +234,7 @@ fn create_whole(vfs: &dyn Vfs, path: &Path, options: &Options) -> Result<Creatio
         Ok(()) => {
             vfs.sync_parent_dir(path)
                 .map_err(|e| Error::io(format!("syncing the directory of {}", path.display()), e))?;
+            remove_stale_temps(vfs, path, &temp);
             Ok(Creation::Whole(file_id, codec))
         }
         Err(e) => {
