@@ -373,6 +373,8 @@ fn write_numbers<T: std::fmt::Display>(buf: &mut Vec<u8>, values: &[T]) {
 
 /// Frees a cursor of any kind (before or after its transaction ended).
 /// NULL is a no-op. Thread-safety: as every call on its transaction.
+/// Errors: OBJ_INVALID_ARGUMENT (a handle of another kind; a cursor used
+/// after this call is undefined behaviour, as every freed handle).
 ///
 /// # Safety
 /// `cur` is NULL or a live cursor handle; it must not be used afterwards.
