@@ -819,3 +819,78 @@ fn a_private_read_only_handle_keeps_a_later_writer_out() {
     put(&w, b"k", b"v1");
     w.close().unwrap();
 }
+
+/// A file system where the `-shm` can be opened for reading only (a
+/// read-only mount or directory, or a `-shm` of another user).
+#[derive(Debug)]
+struct ShmReadOnly;
+
+impl obj_engine::storage::file::Vfs for ShmReadOnly {
+    fn open(
+        &self,
+        path: &Path,
+        mode: obj_engine::storage::file::OpenMode,
+    ) -> std::io::Result<Arc<dyn obj_engine::storage::file::StorageFile>> {
+        OsVfs.open(path, mode)
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        OsVfs.exists(path)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        OsVfs.remove(path)
+    }
+    fn open_shm(&self, _path: &Path) -> std::io::Result<Arc<dyn obj_engine::storage::shm::ShmFile>> {
+        Err(std::io::Error::from_raw_os_error(libc::EROFS))
+    }
+    fn open_shm_read_only(&self, path: &Path) -> std::io::Result<Arc<dyn obj_engine::storage::shm::ShmFile>> {
+        OsVfs.open_shm_read_only(path)
+    }
+    fn shm_in_use(&self, path: &Path) -> std::io::Result<bool> {
+        OsVfs.shm_in_use(path)
+    }
+}
+
+/// A read-only open that may not write the `-shm` works beside an active
+/// writer (the "a file on a read-only mount"): it reads the
+/// writer's shared index through a read-only mapping, under a read mark
+/// the writer's side set; its snapshots stay whole across the writer's
+/// commits and checkpoints, and the writer's checkpoints complete once it
+/// has no snapshot open.
+#[test]
+fn a_read_only_open_that_cannot_write_the_shm_reads_beside_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("romount.obj");
+    let w = Db::open_with(&path, own_process()).unwrap();
+    for i in 0..50u32 {
+        put(&w, format!("k{i}").as_bytes(), b"v0");
+    }
+    let ro = Options { read_only: true, vfs: Some(Arc::new(ShmReadOnly)), ..Options::default() };
+    let r = Db::open_with(&path, ro).unwrap();
+    assert_eq!(get(&r, b"k7").as_deref(), Some(&b"v0"[..]));
+    let snapshot = r.begin_read().unwrap();
+    for i in 0..50u32 {
+        put(&w, format!("k{i}").as_bytes(), b"v1");
+    }
+    let partial = w.checkpoint().unwrap();
+    assert!(!partial.complete, "the reader's snapshot holds frames back: {partial:?}");
+    let t = snapshot.find_tree("t").unwrap().unwrap();
+    for i in 0..50u32 {
+        let key = format!("k{i}");
+        assert_eq!(
+            snapshot.get(&t, key.as_bytes()).unwrap().as_deref(),
+            Some(&b"v0"[..]),
+            "{key} in {partial:?}"
+        );
+    }
+    assert!(matches!(r.begin_write().map(drop), Err(Error::InvalidArgument(_))));
+    drop(snapshot);
+    assert_eq!(get(&r, b"k7").as_deref(), Some(&b"v1"[..]));
+    let done = w.checkpoint().unwrap();
+    assert!(done.complete, "{done:?}");
+    put(&w, b"after", b"checkpoint");
+    assert_eq!(get(&r, b"after").as_deref(), Some(&b"checkpoint"[..]));
+    r.integrity_check().unwrap();
+    r.close().unwrap();
+    w.close().unwrap();
+    assert_eq!(side_files(&path), (false, false), "the writer, last to close, folds and removes both");
+}

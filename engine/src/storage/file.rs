@@ -49,6 +49,13 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn open_shm(&self, _path: &Path) -> io::Result<Arc<dyn ShmFile>> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "no shared memory on this file system"))
     }
+    /// Opens the existing shared-memory index at `path` for reading only,
+    /// for a read-only handle that cannot open it read-write while other
+    /// processes have the database open (see `OsShm::open_read_only`).
+    /// `Unsupported` (the default): such an open is refused as `Busy`.
+    fn open_shm_read_only(&self, _path: &Path) -> io::Result<Arc<dyn ShmFile>> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "no read-only shared memory on this file system"))
+    }
     /// Whether some process has the shared index at `path` open (asked
     /// without opening it for writing); false when it does not exist.
     fn shm_in_use(&self, _path: &Path) -> io::Result<bool> {
@@ -211,6 +218,10 @@ impl Vfs for OsVfs {
 
     fn open_shm(&self, path: &Path) -> io::Result<Arc<dyn ShmFile>> {
         Ok(Arc::new(OsShm::open(path)?))
+    }
+
+    fn open_shm_read_only(&self, path: &Path) -> io::Result<Arc<dyn ShmFile>> {
+        Ok(Arc::new(OsShm::open_read_only(path)?))
     }
 
     fn shm_in_use(&self, path: &Path) -> io::Result<bool> {

@@ -580,11 +580,22 @@ impl Pager {
                 shm::retry(options.busy_timeout, 50, lock)?.ok_or_else(busy)?;
                 let in_use =
                     vfs.shm_in_use(&shm_path).map_err(|e| Error::io(format!("checking {shm_display}"), e));
-                if !matches!(in_use, Ok(false)) {
-                    let _ = main.unlock();
-                    return Err(in_use.err().unwrap_or_else(busy));
+                match in_use {
+                    Ok(false) => (Arc::new(HeapShm::default()), Sharing::PrivateReadOnly),
+                    // Other processes have it open: read their index
+                    // without writing it (shared locks, their read marks).
+                    Ok(true) => match vfs.open_shm_read_only(&shm_path) {
+                        Ok(shm) => (shm, Sharing::Shared),
+                        Err(_) => {
+                            let _ = main.unlock();
+                            return Err(busy());
+                        }
+                    },
+                    Err(e) => {
+                        let _ = main.unlock();
+                        return Err(e);
+                    }
                 }
-                (Arc::new(HeapShm::default()), Sharing::PrivateReadOnly)
             }
             Err(e) => return Err(Error::io(format!("opening {shm_display}"), e)),
         };

@@ -28,7 +28,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, RwLock};
 use std::time::{Duration, Instant};
 
@@ -639,6 +639,8 @@ pub struct OsShm {
     map: RwLock<Option<memmap2::MmapRaw>>,
     /// The process that mapped it (see `Drop`).
     pid: u32,
+    /// Opened for reading only (see [`OsShm::open_read_only`]).
+    read_only: bool,
 }
 
 impl fmt::Debug for OsShm {
@@ -675,7 +677,62 @@ impl OsShm {
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path)?;
         register_fd(file.as_raw_fd());
-        Ok(OsShm { file, path: path.to_path_buf(), map: RwLock::new(None), pid: std::process::id() })
+        Ok(OsShm {
+            file,
+            path: path.to_path_buf(),
+            map: RwLock::new(None),
+            pid: std::process::id(),
+            read_only: false,
+        })
+    }
+
+    /// Opens an existing `-shm` file for reading only, for a read-only
+    /// handle that may not write it (a read-only mount or directory, a file
+    /// of another user) while other processes have the database open: it
+    /// maps the region read-only, takes shared locks only (an exclusive
+    /// one is reported as held by another handle, since a read-only
+    /// descriptor cannot take it) and never grows, empties or stores into
+    /// the region. A read then uses a read mark another handle set (see
+    /// `WalIndex::try_begin_read`).
+    pub fn open_read_only(path: &Path) -> io::Result<OsShm> {
+        use std::os::unix::io::AsRawFd;
+        let file = File::open(path)?;
+        register_fd(file.as_raw_fd());
+        Ok(OsShm {
+            file,
+            path: path.to_path_buf(),
+            map: RwLock::new(None),
+            pid: std::process::id(),
+            read_only: true,
+        })
+    }
+
+    /// A store into a read-only handle's region: no path of such a handle
+    /// writes the shared index (it never commits, checkpoints or rebuilds:
+    /// each of those first takes an exclusive lock it cannot get).
+    fn refuse_store(&self) {
+        panic!("a read-only handle stored into the shared index {}", self.path.display());
+    }
+
+    /// The ordering of a load: sequentially consistent, or relaxed on a
+    /// read-only mapping (the kind of load allowed there), which
+    /// [`OsShm::after_load`] then orders with fences.
+    fn load_order(&self) -> Ordering {
+        if self.read_only {
+            fence(Ordering::SeqCst);
+            Ordering::Relaxed
+        } else {
+            Ordering::SeqCst
+        }
+    }
+
+    /// After a relaxed load of a read-only mapping: a fence, so that the
+    /// load orders with what follows it as a sequentially consistent one
+    /// would (the header's sequence checks rely on that).
+    fn after_load(&self) {
+        if self.read_only {
+            fence(Ordering::SeqCst);
+        }
     }
 
     /// Whether some handle holds lock `index` (any mode), asked through a
@@ -771,7 +828,7 @@ impl ShmFile for OsShm {
         }
         let mut size = self.file.metadata()?.len() as usize;
         if size < len {
-            if !grow {
+            if !grow || self.read_only {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "shared index shorter than expected",
@@ -780,8 +837,12 @@ impl ShmFile for OsShm {
             self.file.set_len(len as u64)?;
             size = len;
         }
-        reserve_blocks(&self.file, size)?;
-        let raw = memmap2::MmapOptions::new().len(size).map_raw(&self.file)?;
+        let raw = if self.read_only {
+            memmap2::MmapOptions::new().len(size).map_raw_read_only(&self.file)?
+        } else {
+            reserve_blocks(&self.file, size)?;
+            memmap2::MmapOptions::new().len(size).map_raw(&self.file)?
+        };
         // A mapping references the open file description like a descriptor
         // does: inherited by a forked child, it would keep this handle's
         // locks alive after this process died (see `after_fork_in_child`).
@@ -795,44 +856,65 @@ impl ShmFile for OsShm {
     }
 
     fn load_u32(&self, offset: usize) -> u32 {
+        let order = self.load_order();
         // SAFETY: the pointer is in bounds and 4-aligned (the mapping is
         // page-aligned and `with_ptr` checks the offset); every access to
-        // the shared region is atomic, so there is no data race.
-        self.with_ptr(offset, 4, 4, |p| unsafe { AtomicU32::from_ptr(p.cast()) }.load(Ordering::SeqCst))
+        // the shared region is atomic, so there is no data race. A
+        // read-only mapping is only loaded from, with relaxed loads of at
+        // most 8 bytes, which std's atomics documentation ("Atomic accesses
+        // to read-only memory") allows on read-only memory.
+        let v = self.with_ptr(offset, 4, 4, |p| unsafe { AtomicU32::from_ptr(p.cast()) }.load(order));
+        self.after_load();
+        v
     }
 
     fn store_u32(&self, offset: usize, value: u32) {
-        // SAFETY: as in `load_u32`.
+        if self.read_only {
+            return self.refuse_store();
+        }
+        // SAFETY: as in `load_u32`, on a writable mapping.
         self.with_ptr(offset, 4, 4, |p| {
             unsafe { AtomicU32::from_ptr(p.cast()) }.store(value, Ordering::SeqCst)
         })
     }
 
     fn load_u64(&self, offset: usize) -> u64 {
+        let order = self.load_order();
         // SAFETY: as in `load_u32`, with 8-byte alignment.
-        self.with_ptr(offset, 8, 8, |p| unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::SeqCst))
+        let v = self.with_ptr(offset, 8, 8, |p| unsafe { AtomicU64::from_ptr(p.cast()) }.load(order));
+        self.after_load();
+        v
     }
 
     fn store_u64(&self, offset: usize, value: u64) {
-        // SAFETY: as in `load_u64`.
+        if self.read_only {
+            return self.refuse_store();
+        }
+        // SAFETY: as in `load_u64`, on a writable mapping.
         self.with_ptr(offset, 8, 8, |p| {
             unsafe { AtomicU64::from_ptr(p.cast()) }.store(value, Ordering::SeqCst)
         })
     }
 
     fn load_u64s(&self, offset: usize, out: &mut [u64]) {
+        let order = self.load_order();
         // One lock of the mapping for the whole run rather than one a word.
         self.with_ptr(offset, 8 * out.len(), 8, |p| {
             for (i, word) in out.iter_mut().enumerate() {
                 // SAFETY: `8 * i + 8` bytes from `p` are mapped (checked by
                 // `with_ptr`) and 8-aligned in a page-aligned mapping; every
-                // access to the shared region is atomic, so there is no data race.
-                *word = unsafe { AtomicU64::from_ptr(p.add(8 * i).cast()) }.load(Ordering::SeqCst);
+                // access to the shared region is atomic, so there is no data
+                // race (read-only mappings: as in `load_u32`).
+                *word = unsafe { AtomicU64::from_ptr(p.add(8 * i).cast()) }.load(order);
+                self.after_load();
             }
         })
     }
 
     fn reset(&self) -> io::Result<()> {
+        if self.read_only {
+            return Err(io::Error::from_raw_os_error(libc::EROFS));
+        }
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         *map = None;
         self.file.set_len(0)
@@ -842,6 +924,8 @@ impl ShmFile for OsShm {
         use std::os::unix::io::AsRawFd;
         let t = match kind {
             LockKind::Shared => libc::F_RDLCK,
+            // A write lock needs a descriptor open for writing.
+            LockKind::Exclusive if self.read_only => return Ok(false),
             LockKind::Exclusive => libc::F_WRLCK,
             LockKind::Unlock => libc::F_UNLCK,
         };
