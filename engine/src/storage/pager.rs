@@ -69,6 +69,15 @@ pub struct PagerStats {
 }
 
 /// How a handle shares the database with other processes.
+/// The shared index an open goes on with.
+enum Index {
+    /// To join (the DMS lock), perhaps as the first opener.
+    ToJoin(Arc<dyn ShmFile>),
+    /// Joined already (DMS held shared, never the first opener): a
+    /// read-only mapping ([`Pager::join_read_only`]).
+    Joined(Arc<dyn ShmFile>, LockTable),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sharing {
     /// Through the shared index `<db>-shm`: any number of processes.
@@ -227,10 +236,19 @@ fn create_whole(vfs: &dyn Vfs, path: &Path, options: &Options) -> Result<Creatio
     let (image, file_id, codec) = new_page0(options)?;
     let temp = temp_path_beside(path);
     let staged = vfs.open(&temp, OpenMode::ReadWriteCreate).and_then(|f| {
+        // Held until the rename: a sweep of stale temporary files passes
+        // over a locked one, however long this creation stalls.
+        let _ = f.try_lock_exclusive();
         f.write_at(&image, 0)?;
-        f.sync()
+        f.sync()?;
+        Ok(f)
     });
-    match staged.and_then(|()| vfs.rename_noreplace(&temp, path)) {
+    let renamed = staged.and_then(|f| {
+        let renamed = vfs.rename_noreplace(&temp, path);
+        drop(f);
+        renamed
+    });
+    match renamed {
         Ok(()) => {
             vfs.sync_parent_dir(path)
                 .map_err(|e| Error::io(format!("syncing the directory of {}", path.display()), e))?;
@@ -563,48 +581,119 @@ impl Pager {
                 (Arc::new(HeapShm::default()), Sharing::Exclusive)
             }
             Err(e) if options.read_only && is_permission(&e) => {
-                // The shared lock on the main file keeps a writer that
-                // starts later out (its first opener's check for other
-                // names wants the lock exclusively): it would checkpoint
-                // into the file under this handle, which no index tells.
-                // Taken before the check that no process has the file open,
-                // so one of the two always sees the other.
-                let locking = |e| Error::io(format!("locking {display}"), e);
-                let lock = || main.try_lock_shared().map_err(locking).map(|ok| ok.then_some(()));
-                let busy = || {
-                    Error::Busy(format!(
-                        "{display} is open in another process, and a read-only open beside it needs write \
-                         access to {shm_display} ({e})"
-                    ))
-                };
-                shm::retry(options.busy_timeout, 50, lock)?.ok_or_else(busy)?;
-                let in_use =
-                    vfs.shm_in_use(&shm_path).map_err(|e| Error::io(format!("checking {shm_display}"), e));
-                match in_use {
-                    Ok(false) => (Arc::new(HeapShm::default()), Sharing::PrivateReadOnly),
-                    // Other processes have it open: read their index
-                    // without writing it (shared locks, their read marks).
-                    Ok(true) => match vfs.open_shm_read_only(&shm_path) {
-                        Ok(shm) => (shm, Sharing::Shared),
-                        Err(_) => {
-                            let _ = main.unlock();
-                            return Err(busy());
-                        }
-                    },
-                    Err(e) => {
-                        let _ = main.unlock();
-                        return Err(e);
+                match Self::read_only_index(&*vfs, &*main, &display, &shm_path, options, &e)? {
+                    Some(mapped) => {
+                        let made = NewFiles { main: created, shm: false };
+                        return Self::open_with_index(
+                            vfs,
+                            path,
+                            main,
+                            mapped,
+                            Sharing::Shared,
+                            made,
+                            options,
+                        );
                     }
+                    None => (Arc::new(HeapShm::default()), Sharing::PrivateReadOnly),
                 }
             }
             Err(e) => return Err(Error::io(format!("opening {shm_display}"), e)),
         };
         let made = NewFiles { main: created, shm: sharing == Sharing::Shared && !shm_existed };
-        let result = Self::open_with_index(vfs, path, main.clone(), shm, sharing, made, options);
+        let result =
+            Self::open_with_index(vfs, path, main.clone(), Index::ToJoin(shm), sharing, made, options);
         if result.is_err() && matches!(sharing, Sharing::Exclusive | Sharing::PrivateReadOnly) {
             let _ = main.unlock();
         }
         result
+    }
+
+    /// How a read-only open that cannot write the `-shm` reads (`err`,
+    /// why it could not): `None`, with a private index, when no process
+    /// has the database open, holding a shared lock on the main file that
+    /// keeps a writer that starts later out (its first opener's check for
+    /// other names wants the lock exclusively; nothing would tell this
+    /// handle of that writer's checkpoints); otherwise the processes' own
+    /// index, mapped read-only and joined. The lock is taken before the
+    /// check that no process has the file open, so that one of the two
+    /// sees the other, and let go before joining (the order of every other
+    /// opener: DMS, then the main file). Decided again, up to the busy
+    /// timeout, when the processes leave while this open joins them.
+    fn read_only_index(
+        vfs: &dyn Vfs,
+        main: &dyn StorageFile,
+        display: &str,
+        shm_path: &Path,
+        options: &Options,
+        err: &io::Error,
+    ) -> Result<Option<Index>> {
+        let shm_display = shm_path.display();
+        let busy = |why: &dyn std::fmt::Display| {
+            Error::Busy(format!(
+                "{display} is open in another process, and a read-only open beside it needs write access \
+                 to {shm_display} ({err}) or to read it ({why})"
+            ))
+        };
+        let deadline = shm::deadline_after(options.busy_timeout);
+        loop {
+            let lock = || main.try_lock_shared().map_err(|e| Error::io(format!("locking {display}"), e));
+            shm::retry(options.busy_timeout, 50, || Ok(lock()?.then_some(())))?
+                .ok_or_else(|| busy(&"a writer holds the file"))?;
+            let in_use =
+                vfs.shm_in_use(shm_path).map_err(|e| Error::io(format!("checking {shm_display}"), e));
+            if matches!(in_use, Ok(false)) {
+                return Ok(None);
+            }
+            let _ = main.unlock();
+            in_use?;
+            let mapped = match vfs.open_shm_read_only(shm_path) {
+                Ok(shm) => Self::join_read_only(shm, options.busy_timeout)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(busy(&e)),
+            };
+            if let Some((shm, locks)) = mapped {
+                return Ok(Some(Index::Joined(shm, locks)));
+            }
+            if Instant::now() >= deadline {
+                return Err(busy(&"the processes that have it open keep coming and going"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// [`Pager::join`] for a read-only mapping, which can neither become
+    /// the first opener nor rebuild the index: `None` when the processes
+    /// left meanwhile (the file was removed, or no other handle holds DMS),
+    /// for the caller to decide again; `Busy` when a first opener keeps DMS
+    /// past the timeout.
+    fn join_read_only(
+        shm: Arc<dyn ShmFile>,
+        timeout: Duration,
+    ) -> Result<Option<(Arc<dyn ShmFile>, LockTable)>> {
+        let io = |e: io::Error| Error::io("joining a shared index read-only", e);
+        let locks = LockTable::default();
+        let joined = shm::retry(timeout, 50, || {
+            if !shm.is_current().map_err(io)? {
+                return Ok(Some(false));
+            }
+            if !locks.shared(&*shm, LOCK_DMS).map_err(io)? {
+                return Ok(None); // a first opener is setting the index up
+            }
+            // Still the database's index, still held by another handle, and
+            // sized by its first opener (one that died before could not).
+            let usable = shm.is_current().map_err(io)?
+                && shm.others_hold(LOCK_DMS).map_err(io)?
+                && shm.map(shm::FRAMES_AT, false).is_ok();
+            if !usable {
+                locks.unlock_shared(&*shm, LOCK_DMS);
+            }
+            Ok(Some(usable))
+        })?;
+        match joined {
+            Some(true) => Ok(Some((shm, locks))),
+            Some(false) => Ok(None),
+            None => Err(Error::Busy("another process keeps opening the database".into())),
+        }
     }
 
     /// Joins the processes that have the database open (the DMS lock,
@@ -649,18 +738,23 @@ impl Pager {
         Ok((shm, locks, first))
     }
 
+    /// Opens the database with its index `shm`: joined already
+    /// ([`Index::Joined`], a read-only mapping) or to join now.
     fn open_with_index(
         vfs: Arc<dyn Vfs>,
         path: &Path,
         main: Arc<dyn StorageFile>,
-        shm: Arc<dyn ShmFile>,
+        shm: Index,
         sharing: Sharing,
         mut new_files: NewFiles,
         options: &Options,
     ) -> Result<Arc<Pager>> {
         let display = path.display().to_string();
         let shm_path = shm_path_of(path);
-        let (shm, locks, first) = Self::join(&vfs, &shm_path, shm, options.busy_timeout)?;
+        let (shm, locks, first) = match shm {
+            Index::ToJoin(shm) => Self::join(&vfs, &shm_path, shm, options.busy_timeout)?,
+            Index::Joined(shm, locks) => (shm, locks, false),
+        };
         // A rekey or a restore renames another file into place while it
         // holds the shared index, which this open then waited for: the file
         // it opened before is no longer the database's. While this open

@@ -124,6 +124,16 @@ pub trait ShmFile: Send + Sync + fmt::Debug {
     /// True while the file at the path this handle was opened with is still
     /// the one it has open (a last closer may have removed it meanwhile).
     fn is_current(&self) -> io::Result<bool>;
+    /// Whether this handle maps the region for reading only (see
+    /// `OsShm::open_read_only`): it can neither size nor rebuild it.
+    fn is_read_only(&self) -> bool {
+        false
+    }
+    /// Whether a handle other than this one holds lock byte `index` in any
+    /// mode. The default answers yes (a region that cannot tell).
+    fn others_hold(&self, _index: u32) -> io::Result<bool> {
+        Ok(true)
+    }
 }
 
 /// The WAL state kept in the shared header.
@@ -945,6 +955,25 @@ impl ShmFile for OsShm {
 
     fn is_current(&self) -> io::Result<bool> {
         crate::storage::file::path_names(&self.path, &self.file)
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn others_hold(&self, index: u32) -> io::Result<bool> {
+        use std::os::unix::io::AsRawFd;
+        // Asked as a write lock, which conflicts with any other handle's
+        // lock on the byte and with none of this open file description's
+        // own (OFD locks): what is reported is another handle's.
+        let mut fl = flock_for(index, libc::F_WRLCK as libc::c_short);
+        // SAFETY: fcntl on the descriptor this struct owns, with a pointer
+        // to a live, properly initialised flock struct.
+        let r = unsafe { libc::fcntl(self.file.as_raw_fd(), GETLK, &mut fl as *mut libc::flock) };
+        if r == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
     }
 }
 

@@ -1,0 +1,307 @@
+//! Read-only opens that cannot write the `-shm` (a read-only mount or
+//! directory, another user's file), racing writers that open, commit,
+//! checkpoint and close (found by the review of the read-only mapping).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use obj_engine::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
+use obj_engine::storage::shm::ShmFile;
+use obj_engine::{Db, Options, ReadableTxn, SyncMode};
+
+fn own_process() -> Options {
+    Options { vfs: Some(Arc::new(OsVfs)), sync_mode: SyncMode::Normal, ..Options::default() }
+}
+
+type Hook = Box<dyn Fn() + Send + Sync>;
+
+/// The -shm can be opened read-only only; hooks run after the in-use check
+/// and after the read-only open (another process acting in between).
+struct ShmReadOnly {
+    after_in_use: Mutex<Option<Hook>>,
+    after_ro_open: Mutex<Option<Hook>>,
+}
+
+impl std::fmt::Debug for ShmReadOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ShmReadOnly")
+    }
+}
+
+impl ShmReadOnly {
+    fn plain() -> Arc<Self> {
+        Arc::new(ShmReadOnly { after_in_use: Mutex::new(None), after_ro_open: Mutex::new(None) })
+    }
+}
+
+impl Vfs for ShmReadOnly {
+    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn StorageFile>> {
+        OsVfs.open(path, mode)
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        OsVfs.exists(path)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        OsVfs.remove(path)
+    }
+    fn open_shm(&self, _path: &Path) -> std::io::Result<Arc<dyn ShmFile>> {
+        Err(std::io::Error::from_raw_os_error(libc::EROFS))
+    }
+    fn open_shm_read_only(&self, path: &Path) -> std::io::Result<Arc<dyn ShmFile>> {
+        let r = OsVfs.open_shm_read_only(path);
+        if let Some(h) = self.after_ro_open.lock().unwrap().take() {
+            h();
+        }
+        r
+    }
+    fn shm_in_use(&self, path: &Path) -> std::io::Result<bool> {
+        if let Some(h) = self.after_in_use.lock().unwrap().take() {
+            h();
+        }
+        OsVfs.shm_in_use(path)
+    }
+}
+
+fn ro_opts(vfs: Arc<ShmReadOnly>, timeout_ms: u64) -> Options {
+    Options {
+        read_only: true,
+        vfs: Some(vfs),
+        busy_timeout: Duration::from_millis(timeout_ms),
+        ..Options::default()
+    }
+}
+
+fn make_db(path: &Path) {
+    let w = Db::open_with(path, own_process()).unwrap();
+    let mut t = w.begin_write().unwrap();
+    let tree = t.create_tree("t").unwrap();
+    t.insert(&tree, b"k", b"v").unwrap();
+    t.commit().unwrap();
+    w.close().unwrap();
+}
+
+/// A child process acting as the writer: opens, reports, closes when told.
+#[test]
+fn writer_child() {
+    let Ok(db) = std::env::var("OBJ_RO_TEST_DB") else { return };
+    let ms: u64 = std::env::var("OBJ_RO_TEST_MS").unwrap().parse().unwrap();
+    let t0 = Instant::now();
+    let o = Options { busy_timeout: Duration::from_millis(ms), ..own_process() };
+    match Db::open_with(Path::new(&db), o) {
+        Ok(w) => {
+            println!("opened ok {:?}", t0.elapsed());
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            w.close().unwrap();
+            println!("closed");
+        }
+        Err(e) => println!("open err {:?} after {:?}", e, t0.elapsed()),
+    }
+}
+
+struct Child {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Child {
+    fn spawn(db: &Path, ms: u64) -> Child {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "writer_child", "--nocapture", "--test-threads=1"])
+            .env("OBJ_RO_TEST_DB", db)
+            .env("OBJ_RO_TEST_MS", ms.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        Child { child, out }
+    }
+    fn line_with(&mut self, what: &str) -> String {
+        use std::io::BufRead;
+        loop {
+            let mut l = String::new();
+            if self.out.read_line(&mut l).unwrap() == 0 {
+                return "EOF".into();
+            }
+            if l.contains(what) || l.contains("open err") {
+                return l.trim().to_string();
+            }
+        }
+    }
+    fn tell(&mut self) {
+        use std::io::Write;
+        let _ = self.child.stdin.as_mut().unwrap().write_all(b"go\n");
+        let _ = self.child.stdin.as_mut().unwrap().flush();
+    }
+}
+
+/// A writer process that starts while a read-only open (no `-shm` write)
+/// is between its main-file lock and its in-use check: the writer, first
+/// in the shared index, waits for the main file exclusively; the reader
+/// lets the main file go before it waits for the DMS lock, so both open
+/// (they used to wait for each other for the whole busy timeout).
+#[test]
+fn a_writer_and_a_read_only_reader_opening_together_both_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inv.obj");
+    make_db(&path);
+    let child: Arc<Mutex<Option<Child>>> = Arc::new(Mutex::new(None));
+    let vfs = ShmReadOnly::plain();
+    {
+        let path = path.clone();
+        let child = child.clone();
+        *vfs.after_in_use.lock().unwrap() = Some(Box::new(move || {
+            *child.lock().unwrap() = Some(Child::spawn(&path, 1500));
+            // let the writer get in as first (DMS exclusive)
+            std::thread::sleep(Duration::from_millis(400));
+        }));
+    }
+    let t0 = Instant::now();
+    let r = Db::open_with(&path, ro_opts(vfs, 1500));
+    let reader_took = t0.elapsed();
+    let mut c = child.lock().unwrap().take().unwrap();
+    let w = c.line_with("opened ok");
+    c.tell();
+    if w.contains("opened ok") {
+        assert!(c.line_with("closed").contains("closed"));
+    }
+    c.child.wait().unwrap();
+    assert!(w.contains("opened ok"), "the writer should not be kept out by a reader that joins it: {w}");
+    let reader = r.unwrap_or_else(|e| panic!("the reader failed after {reader_took:?}: {e:?}"));
+    assert!(reader_took < Duration::from_millis(1500), "the reader waited {reader_took:?}");
+    let t = reader.begin_read().unwrap();
+    let tree = t.find_tree("t").unwrap().unwrap();
+    assert_eq!(t.get(&tree, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+/// The writer, last to close, removes `-wal` and `-shm` between the
+/// reader's read-only open of the `-shm` and its join: the reader decides
+/// again and reads with a private index (it used to fail with the I/O
+/// error of reopening the `-shm` for writing).
+#[test]
+fn a_last_close_while_a_read_only_open_joins_leaves_it_a_private_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("race.obj");
+    make_db(&path);
+    let mut c = Child::spawn(&path, 1000);
+    assert!(c.line_with("opened ok").contains("opened ok"));
+    let child = Arc::new(Mutex::new(Some(c)));
+    let vfs = ShmReadOnly::plain();
+    {
+        let child = child.clone();
+        *vfs.after_ro_open.lock().unwrap() = Some(Box::new(move || {
+            let mut c = child.lock().unwrap().take().unwrap();
+            c.tell();
+            let l = c.line_with("closed");
+            assert!(l.contains("closed"), "{l}");
+            c.child.wait().unwrap();
+        }));
+    }
+    let r = Db::open_with(&path, ro_opts(vfs, 500));
+    match &r {
+        Ok(db) => {
+            let t = db.begin_read().unwrap();
+            let tree = t.find_tree("t").unwrap().unwrap();
+            assert_eq!(t.get(&tree, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+        }
+        Err(e) => panic!("read-only open racing a last close failed: {e:?}"),
+    }
+}
+
+/// Stress: a writer commits 64 keys with one value each time and
+/// checkpoints; readers through a read-only mapping check every snapshot
+/// holds one value across all keys.
+#[test]
+fn snapshots_through_a_read_only_mapping_stay_whole_under_commits_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stress.obj");
+    let w = Db::open_with(&path, Options { wal_autocheckpoint: 50, ..own_process() }).unwrap();
+    let val = |n: u64| {
+        let mut v = n.to_be_bytes().to_vec();
+        v.resize(300, b'x');
+        v
+    };
+    {
+        let mut t = w.begin_write().unwrap();
+        let tree = t.create_tree("t").unwrap();
+        for k in 0..64u32 {
+            t.insert(&tree, format!("k{k:03}").as_bytes(), &val(0)).unwrap();
+        }
+        t.commit().unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let reads = Arc::new(AtomicU64::new(0));
+    let mut readers = vec![];
+    for _ in 0..2 {
+        let path = path.clone();
+        let stop = stop.clone();
+        let errors = errors.clone();
+        let reads = reads.clone();
+        readers.push(std::thread::spawn(move || {
+            let r = Db::open_with(&path, ro_opts(ShmReadOnly::plain(), 5000)).unwrap();
+            let mut last = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let snap = match r.begin_read() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("begin_read: {e:?}");
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                let tree = snap.find_tree("t").unwrap().unwrap();
+                let first = snap.get(&tree, b"k000").unwrap().unwrap();
+                let n = u64::from_be_bytes(first[..8].try_into().unwrap());
+                assert!(n >= last, "went back {last} -> {n}");
+                last = n;
+                for k in 1..64u32 {
+                    let v = snap.get(&tree, format!("k{k:03}").as_bytes()).unwrap().unwrap();
+                    assert_eq!(v, first, "torn snapshot at k{k}");
+                    if k.is_multiple_of(16) {
+                        std::thread::yield_now();
+                    }
+                }
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+            r.integrity_check().unwrap();
+            r.close().unwrap();
+            last
+        }));
+    }
+    let started = Instant::now();
+    let mut n = 0u64;
+    let secs: u64 = std::env::var("OBJ_RO_TEST_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let mut cps = 0;
+    while started.elapsed() < Duration::from_secs(secs) {
+        n += 1;
+        let mut t = w.begin_write().unwrap();
+        let tree = t.find_tree("t").unwrap().unwrap();
+        for k in 0..64u32 {
+            t.insert(&tree, format!("k{k:03}").as_bytes(), &val(n)).unwrap();
+        }
+        t.commit().unwrap();
+        if n.is_multiple_of(37) {
+            let c = w.checkpoint().unwrap();
+            if c.complete {
+                cps += 1;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let lasts: Vec<u64> = readers.into_iter().map(|h| h.join().unwrap()).collect();
+    eprintln!(
+        "commits {n}, complete checkpoints {cps}, reads {}, errors {}, lasts {lasts:?}",
+        reads.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed)
+    );
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    eprintln!("wal bytes before close: {}", std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    eprintln!("final checkpoint: {:?}", w.checkpoint());
+    assert_eq!(errors.load(Ordering::Relaxed), 0);
+    w.close().unwrap();
+}
