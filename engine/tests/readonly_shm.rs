@@ -2,14 +2,17 @@
 //! directory, another user's file), racing writers that open, commit,
 //! checkpoint and close (found by the review of the read-only mapping).
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{get, put, side_files};
 use obj_engine::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
 use obj_engine::storage::shm::ShmFile;
-use obj_engine::{Db, Options, ReadableTxn, SyncMode};
+use obj_engine::{Db, Error, Options, ReadableTxn, SyncMode};
 
 fn own_process() -> Options {
     Options { vfs: Some(Arc::new(OsVfs)), sync_mode: SyncMode::Normal, ..Options::default() }
@@ -304,4 +307,49 @@ fn snapshots_through_a_read_only_mapping_stay_whole_under_commits_and_checkpoint
     eprintln!("final checkpoint: {:?}", w.checkpoint());
     assert_eq!(errors.load(Ordering::Relaxed), 0);
     w.close().unwrap();
+}
+
+/// A read-only open that may not write the `-shm` works beside an active
+/// writer (the "a file on a read-only mount"): it reads the
+/// writer's shared index through a read-only mapping, under a read mark
+/// the writer's side set; its snapshots stay whole across the writer's
+/// commits and checkpoints, and the writer's checkpoints complete once it
+/// has no snapshot open.
+#[test]
+fn a_read_only_open_that_cannot_write_the_shm_reads_beside_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("romount.obj");
+    let w = Db::open_with(&path, own_process()).unwrap();
+    for i in 0..50u32 {
+        put(&w, format!("k{i}").as_bytes(), b"v0");
+    }
+    let ro = Options { read_only: true, vfs: Some(ShmReadOnly::plain()), ..Options::default() };
+    let r = Db::open_with(&path, ro).unwrap();
+    assert_eq!(get(&r, b"k7").as_deref(), Some(&b"v0"[..]));
+    let snapshot = r.begin_read().unwrap();
+    for i in 0..50u32 {
+        put(&w, format!("k{i}").as_bytes(), b"v1");
+    }
+    let partial = w.checkpoint().unwrap();
+    assert!(!partial.complete, "the reader's snapshot holds frames back: {partial:?}");
+    let t = snapshot.find_tree("t").unwrap().unwrap();
+    for i in 0..50u32 {
+        let key = format!("k{i}");
+        assert_eq!(
+            snapshot.get(&t, key.as_bytes()).unwrap().as_deref(),
+            Some(&b"v0"[..]),
+            "{key} in {partial:?}"
+        );
+    }
+    assert!(matches!(r.begin_write().map(drop), Err(Error::InvalidArgument(_))));
+    drop(snapshot);
+    assert_eq!(get(&r, b"k7").as_deref(), Some(&b"v1"[..]));
+    let done = w.checkpoint().unwrap();
+    assert!(done.complete, "{done:?}");
+    put(&w, b"after", b"checkpoint");
+    assert_eq!(get(&r, b"after").as_deref(), Some(&b"checkpoint"[..]));
+    r.integrity_check().unwrap();
+    r.close().unwrap();
+    w.close().unwrap();
+    assert_eq!(side_files(&path), (false, false), "the writer, last to close, folds and removes both");
 }

@@ -683,17 +683,16 @@ impl OsShm {
     /// Opens (creating) the `-shm` file read-write.
     pub fn open(path: &Path) -> io::Result<OsShm> {
         use std::os::unix::fs::OpenOptionsExt;
-        use std::os::unix::io::AsRawFd;
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path)?;
+        Ok(OsShm::of(file, path, false))
+    }
+
+    /// The handle of `file`, open at `path`, registered for `fork`.
+    fn of(file: File, path: &Path, read_only: bool) -> OsShm {
+        use std::os::unix::io::AsRawFd;
         register_fd(file.as_raw_fd());
-        Ok(OsShm {
-            file,
-            path: path.to_path_buf(),
-            map: RwLock::new(None),
-            pid: std::process::id(),
-            read_only: false,
-        })
+        OsShm { file, path: path.to_path_buf(), map: RwLock::new(None), pid: std::process::id(), read_only }
     }
 
     /// Opens an existing `-shm` file for reading only, for a read-only
@@ -705,16 +704,7 @@ impl OsShm {
     /// the region. A read then uses a read mark another handle set (see
     /// `WalIndex::try_begin_read`).
     pub fn open_read_only(path: &Path) -> io::Result<OsShm> {
-        use std::os::unix::io::AsRawFd;
-        let file = File::open(path)?;
-        register_fd(file.as_raw_fd());
-        Ok(OsShm {
-            file,
-            path: path.to_path_buf(),
-            map: RwLock::new(None),
-            pid: std::process::id(),
-            read_only: true,
-        })
+        Ok(OsShm::of(File::open(path)?, path, true))
     }
 
     /// A store into a read-only handle's region: no path of such a handle
