@@ -353,3 +353,38 @@ fn a_read_only_open_that_cannot_write_the_shm_reads_beside_a_writer() {
     w.close().unwrap();
     assert_eq!(side_files(&path), (false, false), "the writer, last to close, folds and removes both");
 }
+
+/// A read-only open joining for a moment (it holds the DMS lock shared
+/// while it looks) made a writer that opened at that moment a later opener,
+/// which checked the main file's whole-file lock shared only: the writer
+/// got in beside a read-only handle with a private index and could
+/// checkpoint under its snapshot (found by the second review). The private
+/// handle's byte lock on the main file keeps every writer out.
+#[test]
+fn a_writer_joining_as_a_later_opener_is_kept_out_by_a_private_reader() {
+    use obj_engine::storage::shm::{LockKind, OsShm, LOCK_DMS};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.obj");
+    make_db(&path);
+    let reader = Db::open_with(&path, ro_opts(ShmReadOnly::plain(), 500)).unwrap();
+    let snapshot = reader.begin_read().unwrap();
+    // What a read-only open joining at this moment holds.
+    let mut shm_path = path.as_os_str().to_owned();
+    shm_path.push("-shm");
+    let joining = OsShm::open(std::path::Path::new(&shm_path)).unwrap();
+    assert!(joining.lock(LOCK_DMS, LockKind::Shared).unwrap());
+    let quick = Options { busy_timeout: Duration::from_millis(100), ..own_process() };
+    match Db::open_with(&path, quick.clone()) {
+        Err(obj_engine::Error::Busy(m)) => assert!(m.contains("read-only"), "{m}"),
+        Ok(_) => panic!("a writer opened beside a read-only handle with a private index"),
+        Err(e) => panic!("expected Busy, got {e:?}"),
+    }
+    drop(joining);
+    let tree = snapshot.find_tree("t").unwrap().unwrap();
+    assert_eq!(snapshot.get(&tree, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    drop(snapshot);
+    reader.close().unwrap();
+    let w = Db::open_with(&path, quick).unwrap();
+    put(&w, b"k", b"after");
+    w.close().unwrap();
+}

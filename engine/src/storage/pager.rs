@@ -68,7 +68,12 @@ pub struct PagerStats {
     pub cache: CacheStats,
 }
 
-/// How a handle shares the database with other processes.
+/// The byte of the main file on which a read-only handle with a private
+/// index holds a shared fcntl lock for its life (past any real page: the
+/// lock is advisory), which every writable open checks once it holds the
+/// shared index's DMS lock.
+const PRIVATE_READER_BYTE: u64 = 1 << 40;
+
 /// The shared index an open goes on with.
 enum Index {
     /// To join (the DMS lock), perhaps as the first opener.
@@ -78,6 +83,7 @@ enum Index {
     Joined(Arc<dyn ShmFile>, LockTable),
 }
 
+/// How a handle shares the database with other processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sharing {
     /// Through the shared index `<db>-shm`: any number of processes.
@@ -635,19 +641,26 @@ impl Pager {
             ))
         };
         let deadline = shm::deadline_after(options.busy_timeout);
+        let locking = |e| Error::io(format!("locking {display}"), e);
         loop {
-            let lock = || main.try_lock_shared().map_err(|e| Error::io(format!("locking {display}"), e));
-            shm::retry(options.busy_timeout, 50, || Ok(lock()?.then_some(())))?
+            let left = || deadline.saturating_duration_since(Instant::now());
+            let lock = || main.try_lock_shared().map_err(locking);
+            shm::retry(left(), 50, || Ok(lock()?.then_some(())))?
                 .ok_or_else(|| busy(&"a writer holds the file"))?;
+            if !main.lock_byte_shared(PRIVATE_READER_BYTE, true).map_err(locking)? {
+                let _ = main.unlock();
+                return Err(busy(&"a writer holds the file"));
+            }
             let in_use =
                 vfs.shm_in_use(shm_path).map_err(|e| Error::io(format!("checking {shm_display}"), e));
             if matches!(in_use, Ok(false)) {
                 return Ok(None);
             }
+            let _ = main.lock_byte_shared(PRIVATE_READER_BYTE, false);
             let _ = main.unlock();
             in_use?;
             let mapped = match vfs.open_shm_read_only(shm_path) {
-                Ok(shm) => Self::join_read_only(shm, options.busy_timeout)?,
+                Ok(shm) => Self::join_read_only(shm, left())?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => return Err(busy(&e)),
             };
@@ -782,6 +795,22 @@ impl Pager {
         // After `created`: an open refused here removes the `-shm` it made.
         if sharing == Sharing::Shared {
             check_no_other_name(&*main, &display, first, options.busy_timeout)?;
+        }
+        // A read-only handle with a private index marks the main file
+        // before it checks that no process holds the shared index; this
+        // handle holds it now, so one of the two sees the other. (The
+        // lock on the whole file tells only a first opener, and a
+        // read-only open joining for a moment can make a writer a later
+        // one.)
+        if !options.read_only
+            && main
+                .byte_locked_by_others(PRIVATE_READER_BYTE)
+                .map_err(|e| Error::io(format!("locking {display}"), e))?
+        {
+            return Err(Error::Busy(format!(
+                "{display} is open read-only by a process that cannot write its -shm file (a read-only \
+                 mount or directory); a writer can open it once that process has closed it"
+            )));
         }
         let size = main.size().map_err(|e| Error::io(format!("reading the size of {display}"), e))?;
         let (page_size, file_id, codec) = if size == 0 {

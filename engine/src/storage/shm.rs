@@ -124,15 +124,11 @@ pub trait ShmFile: Send + Sync + fmt::Debug {
     /// True while the file at the path this handle was opened with is still
     /// the one it has open (a last closer may have removed it meanwhile).
     fn is_current(&self) -> io::Result<bool>;
-    /// Whether this handle maps the region for reading only (see
-    /// `OsShm::open_read_only`): it can neither size nor rebuild it.
-    fn is_read_only(&self) -> bool {
-        false
-    }
     /// Whether a handle other than this one holds lock byte `index` in any
-    /// mode. The default answers yes (a region that cannot tell).
+    /// mode. The default answers no: a region that cannot tell is not
+    /// joined read-only (`Pager::join_read_only`).
     fn others_hold(&self, _index: u32) -> io::Result<bool> {
-        Ok(true)
+        Ok(false)
     }
 }
 
@@ -660,13 +656,13 @@ impl fmt::Debug for OsShm {
 }
 
 #[cfg(target_os = "linux")]
-const SETLK: libc::c_int = libc::F_OFD_SETLK;
+pub(crate) const SETLK: libc::c_int = libc::F_OFD_SETLK;
 #[cfg(target_os = "linux")]
-const GETLK: libc::c_int = libc::F_OFD_GETLK;
+pub(crate) const GETLK: libc::c_int = libc::F_OFD_GETLK;
 #[cfg(not(target_os = "linux"))]
-const SETLK: libc::c_int = libc::F_SETLK;
+pub(crate) const SETLK: libc::c_int = libc::F_SETLK;
 #[cfg(not(target_os = "linux"))]
-const GETLK: libc::c_int = libc::F_GETLK;
+pub(crate) const GETLK: libc::c_int = libc::F_GETLK;
 
 fn flock_for(index: u32, kind: libc::c_short) -> libc::flock {
     // SAFETY: `flock` is a plain C struct of integers, for which all-zero
@@ -945,10 +941,6 @@ impl ShmFile for OsShm {
 
     fn is_current(&self) -> io::Result<bool> {
         crate::storage::file::path_names(&self.path, &self.file)
-    }
-
-    fn is_read_only(&self) -> bool {
-        self.read_only
     }
 
     fn others_hold(&self, index: u32) -> io::Result<bool> {
