@@ -388,3 +388,34 @@ fn a_writer_joining_as_a_later_opener_is_kept_out_by_a_private_reader() {
     put(&w, b"k", b"after");
     w.close().unwrap();
 }
+
+/// A child forked while a private read-only handle is open does not keep
+/// its byte lock once the parent closes the handle: a writer opens (it
+/// waits for the lock as for every lock, for the moment the child takes to
+/// let go of the parent's descriptors; found by the third review).
+#[test]
+fn a_forked_child_does_not_keep_a_private_readers_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fork.obj");
+    make_db(&path);
+    let reader = Db::open_with(&path, ro_opts(ShmReadOnly::plain(), 500)).unwrap();
+    // SAFETY: fork(2); the child only sleeps and exits without running any
+    // Rust code that could need a lock another thread held at the fork.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: async-signal-safe calls only, in the child.
+        unsafe {
+            libc::sleep(3);
+            libc::_exit(0)
+        };
+    }
+    reader.close().unwrap();
+    let quick = Options { busy_timeout: Duration::from_millis(200), ..own_process() };
+    let opened = Db::open_with(&path, quick).map(|w| w.close());
+    // SAFETY: kill(2) and waitpid(2) of the child forked above.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    opened.unwrap().unwrap();
+}

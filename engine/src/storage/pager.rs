@@ -74,6 +74,15 @@ pub struct PagerStats {
 /// shared index's DMS lock.
 const PRIVATE_READER_BYTE: u64 = 1 << 40;
 
+/// Releases this handle's locks on the main file: a private read-only
+/// handle's byte lock first, while the whole-file lock keeps the
+/// descriptor registered for `fork` (a child forked in between would
+/// otherwise keep the byte locked), then the whole-file lock.
+fn unlock_main(main: &dyn StorageFile) {
+    let _ = main.lock_byte_shared(PRIVATE_READER_BYTE, false);
+    let _ = main.unlock();
+}
+
 /// The shared index an open goes on with.
 enum Index {
     /// To join (the DMS lock), perhaps as the first opener.
@@ -609,7 +618,7 @@ impl Pager {
         let result =
             Self::open_with_index(vfs, path, main.clone(), Index::ToJoin(shm), sharing, made, options);
         if result.is_err() && matches!(sharing, Sharing::Exclusive | Sharing::PrivateReadOnly) {
-            let _ = main.unlock();
+            unlock_main(&*main);
         }
         result
     }
@@ -802,11 +811,13 @@ impl Pager {
         // lock on the whole file tells only a first opener, and a
         // read-only open joining for a moment can make a writer a later
         // one.)
-        if !options.read_only
-            && main
-                .byte_locked_by_others(PRIVATE_READER_BYTE)
-                .map_err(|e| Error::io(format!("locking {display}"), e))?
-        {
+        // Waited for, as every lock is: a read-only open still deciding,
+        // or a process being forked, holds it for a moment.
+        let no_private_reader = || {
+            let held = main.byte_locked_by_others(PRIVATE_READER_BYTE);
+            Ok((!held.map_err(|e| Error::io(format!("locking {display}"), e))?).then_some(()))
+        };
+        if !options.read_only && shm::retry(options.busy_timeout, 50, no_private_reader)?.is_none() {
             return Err(Error::Busy(format!(
                 "{display} is open read-only by a process that cannot write its -shm file (a read-only \
                  mount or directory); a writer can open it once that process has closed it"
@@ -2201,7 +2212,7 @@ impl Pager {
         // The exclusive lock of a file without shared memory, or the
         // shared one every handle holds (`check_no_other_name`): kept, it
         // would refuse the next open of the path as Busy.
-        let _ = self.main.unlock();
+        unlock_main(&*self.main);
     }
 
     /// Whether this handle is the only one with the database open, in
@@ -2422,7 +2433,7 @@ impl Drop for Pager {
         }
         self.index.release_all();
         if matches!(self.sharing, Sharing::Exclusive | Sharing::PrivateReadOnly) {
-            let _ = self.main.unlock();
+            unlock_main(&*self.main);
         }
     }
 }
