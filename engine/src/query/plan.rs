@@ -335,7 +335,7 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
                 )));
             }
         }
-        let ranges = ir.key_range()?.into_iter().collect();
+        let ranges = ir.encoded_range().into_iter().collect();
         // The requested direction matters only without a sort.
         let sorted = sort_order(info, spec, 0);
         return Ok(index_plan(

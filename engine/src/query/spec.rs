@@ -103,21 +103,24 @@ impl IndexRange {
         for b in self.lo.iter().chain(self.hi.iter()) {
             Value::check_all_nesting(&b.values)?;
         }
+        Ok(self.encoded_range())
+    }
+
+    /// [`IndexRange::key_range`] of bounds whose nesting was checked (the
+    /// planner checks every query's first).
+    pub(crate) fn encoded_range(&self) -> Option<KeyRange> {
         let key = |b: &IndexBound| encode_composite(&b.values.iter().collect::<Vec<_>>());
         let lo = match &self.lo {
             None => Bound::Unbounded,
             Some(b) if b.inclusive => Bound::Included(key(b)),
-            Some(b) => match prefix_end(&key(b)) {
-                Some(end) => Bound::Included(end),
-                None => return Ok(None),
-            },
+            Some(b) => Bound::Included(prefix_end(&key(b))?),
         };
         let hi = match &self.hi {
             None => Bound::Unbounded,
             Some(b) if b.inclusive => prefix_end(&key(b)).map_or(Bound::Unbounded, Bound::Excluded),
             Some(b) => Bound::Excluded(key(b)),
         };
-        Ok(Some((lo, hi)))
+        Some((lo, hi))
     }
 }
 

@@ -332,15 +332,8 @@ impl StorageFile for OsFile {
 
     fn lock_byte_shared(&self, offset: u64, take: bool) -> io::Result<bool> {
         let kind = if take { libc::F_RDLCK } else { libc::F_UNLCK };
-        let mut fl = byte_lock(offset, kind);
-        // SAFETY: fcntl on the descriptor this struct owns, with a pointer
-        // to a live, properly initialised flock struct.
-        if unsafe { libc::fcntl(self.file.as_raw_fd(), crate::storage::shm::SETLK, &mut fl) } == -1 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
-                _ => Err(e),
-            };
+        if !crate::storage::shm::set_byte_lock(self.file.as_raw_fd(), offset, kind)? {
+            return Ok(false);
         }
         if take && !self.locked.swap(true, Ordering::AcqRel) {
             // A forked child must not keep the lock alive (see `took`).
@@ -350,27 +343,8 @@ impl StorageFile for OsFile {
     }
 
     fn byte_locked_by_others(&self, offset: u64) -> io::Result<bool> {
-        // Asked as a write lock, which conflicts with any other open file's
-        // lock on the byte and with none of this one's own.
-        let mut fl = byte_lock(offset, libc::F_WRLCK);
-        // SAFETY: as in `lock_byte_shared`.
-        if unsafe { libc::fcntl(self.file.as_raw_fd(), crate::storage::shm::GETLK, &mut fl) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+        crate::storage::shm::byte_held_elsewhere(self.file.as_raw_fd(), offset)
     }
-}
-
-/// An fcntl lock request of kind `kind` on the one byte at `offset`.
-fn byte_lock(offset: u64, kind: libc::c_int) -> libc::flock {
-    // SAFETY: `flock` is a plain C struct of integers, for which all-zero
-    // bytes are a valid value (and l_pid must be 0 for OFD locks).
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = offset as libc::off_t;
-    fl.l_len = 1;
-    fl
 }
 
 /// A fresh temporary name beside `path` (which has a file name):

@@ -27,6 +27,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::io::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, RwLock};
@@ -656,23 +657,55 @@ impl fmt::Debug for OsShm {
 }
 
 #[cfg(target_os = "linux")]
-pub(crate) const SETLK: libc::c_int = libc::F_OFD_SETLK;
+const SETLK: libc::c_int = libc::F_OFD_SETLK;
 #[cfg(target_os = "linux")]
-pub(crate) const GETLK: libc::c_int = libc::F_OFD_GETLK;
+const GETLK: libc::c_int = libc::F_OFD_GETLK;
 #[cfg(not(target_os = "linux"))]
-pub(crate) const SETLK: libc::c_int = libc::F_SETLK;
+const SETLK: libc::c_int = libc::F_SETLK;
 #[cfg(not(target_os = "linux"))]
-pub(crate) const GETLK: libc::c_int = libc::F_GETLK;
+const GETLK: libc::c_int = libc::F_GETLK;
 
-fn flock_for(index: u32, kind: libc::c_short) -> libc::flock {
+/// An fcntl request of kind `kind` (`F_RDLCK`, `F_WRLCK`, `F_UNLCK`) on
+/// the one byte at `offset`.
+fn byte_request(offset: u64, kind: libc::c_int) -> libc::flock {
     // SAFETY: `flock` is a plain C struct of integers, for which all-zero
     // bytes are a valid value (and l_pid must be 0 for OFD locks).
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind;
+    fl.l_type = kind as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = (LOCK_BASE + index as u64) as libc::off_t;
+    fl.l_start = offset as libc::off_t;
     fl.l_len = 1;
     fl
+}
+
+/// Takes, converts or releases (`kind`) the lock of open file `fd` on the
+/// byte at `offset`, without waiting: `Ok(false)` when another holder's
+/// lock conflicts. (Open file description locks on Linux: two opens in one
+/// process exclude each other like two processes.)
+pub(crate) fn set_byte_lock(fd: RawFd, offset: u64, kind: libc::c_int) -> io::Result<bool> {
+    let mut fl = byte_request(offset, kind);
+    // SAFETY: fcntl on a descriptor the caller owns, with a pointer to a
+    // live, properly initialised flock struct.
+    if unsafe { libc::fcntl(fd, SETLK, &mut fl as *mut libc::flock) } == -1 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+            _ => Err(e),
+        };
+    }
+    Ok(true)
+}
+
+/// Whether another open file holds a lock, of any kind, on the byte at
+/// `offset` of the file `fd` is open on: asked as a write lock, which
+/// conflicts with every other holder's lock and with none of `fd`'s own.
+pub(crate) fn byte_held_elsewhere(fd: RawFd, offset: u64) -> io::Result<bool> {
+    let mut fl = byte_request(offset, libc::F_WRLCK);
+    // SAFETY: as in `set_byte_lock`.
+    if unsafe { libc::fcntl(fd, GETLK, &mut fl as *mut libc::flock) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
 impl OsShm {
@@ -736,19 +769,11 @@ impl OsShm {
     /// is no such file.
     pub fn locked_by_anyone(path: &Path, index: u32) -> io::Result<bool> {
         use std::os::unix::io::AsRawFd;
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        let mut fl = flock_for(index, libc::F_WRLCK as libc::c_short);
-        // SAFETY: fcntl on a descriptor we own, with a pointer to a live,
-        // properly initialised flock struct.
-        let r = unsafe { libc::fcntl(file.as_raw_fd(), GETLK, &mut fl as *mut libc::flock) };
-        if r == -1 {
-            return Err(io::Error::last_os_error());
+        match File::open(path) {
+            Ok(file) => byte_held_elsewhere(file.as_raw_fd(), LOCK_BASE + index as u64),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
         }
-        Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
     }
 
     /// Calls `f` with a pointer to `size` mapped bytes at `offset`
@@ -925,18 +950,7 @@ impl ShmFile for OsShm {
             LockKind::Exclusive => libc::F_WRLCK,
             LockKind::Unlock => libc::F_UNLCK,
         };
-        let mut fl = flock_for(index, t as libc::c_short);
-        // SAFETY: fcntl on the descriptor this struct owns, with a pointer
-        // to a live, properly initialised flock struct.
-        let r = unsafe { libc::fcntl(self.file.as_raw_fd(), SETLK, &mut fl as *mut libc::flock) };
-        if r == -1 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
-                _ => Err(e),
-            };
-        }
-        Ok(true)
+        set_byte_lock(self.file.as_raw_fd(), LOCK_BASE + index as u64, t)
     }
 
     fn is_current(&self) -> io::Result<bool> {
@@ -945,17 +959,7 @@ impl ShmFile for OsShm {
 
     fn others_hold(&self, index: u32) -> io::Result<bool> {
         use std::os::unix::io::AsRawFd;
-        // Asked as a write lock, which conflicts with any other handle's
-        // lock on the byte and with none of this open file description's
-        // own (OFD locks): what is reported is another handle's.
-        let mut fl = flock_for(index, libc::F_WRLCK as libc::c_short);
-        // SAFETY: fcntl on the descriptor this struct owns, with a pointer
-        // to a live, properly initialised flock struct.
-        let r = unsafe { libc::fcntl(self.file.as_raw_fd(), GETLK, &mut fl as *mut libc::flock) };
-        if r == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+        byte_held_elsewhere(self.file.as_raw_fd(), LOCK_BASE + index as u64)
     }
 }
 
