@@ -715,8 +715,19 @@ class Query(Generic[T]):
         return None
 
     def ids(self) -> list[int]:
-        """The ids of the results."""
-        return [i for i, _ in self.fetch()]
+        """The ids of the results. Without Python predicates or a Python
+        sort key the documents are not decoded."""
+        if self._preds or self._key is not None:
+            return [i for i, _ in self.fetch()]
+        return self._in_txn(self._engine_ids)
+
+    def _engine_ids(self, tx: ReadTxn) -> list[int]:
+        """The ids of the engine's results in ``tx``, from the raw rows."""
+        core, cname = tx._route(self._name)
+        if tx._kind(core, cname) is None:
+            self._no_collection()
+            return []
+        return [r[0] for r in core._c_rows(self._spec(cname.decode()), self._limit)]
 
     def count(self) -> int:
         """Number of results. Without Python predicates the engine counts

@@ -1,0 +1,44 @@
+"""Session 41: behaviour found by this session's helpers and reviews."""
+
+from dataclasses import dataclass
+
+import obj
+
+
+@obj.document(collection="counted", version=1)
+@dataclass
+class V1:
+    n: int
+
+
+decodes = []
+
+
+@obj.document(collection="counted", version=2)
+@dataclass
+class V2:
+    n: int
+
+    @classmethod
+    def migrate(cls, doc, from_version):
+        decodes.append(doc["n"])
+        return doc
+
+
+def test_ids_do_not_decode_the_documents(tmp_path):
+    with obj.Db(str(tmp_path / "ids.obj")) as db:
+        db.insert_many([V1(i) for i in range(50)])
+        decodes.clear()
+        q = db.query(V2).where(obj.field("n") >= 10).sort_by("-n").offset(5).limit(20)
+        ids = q.ids()
+        assert decodes == []  # the version-1 documents were never migrated
+        assert ids == [i for i, _ in q.fetch()] == list(range(45, 25, -1))
+        assert len(decodes) == 20
+        assert db.query("counted").ids() == list(range(1, 51))
+        with db.read_transaction() as tx:
+            assert tx.query(V2).limit(3).ids() == [1, 2, 3]
+        # a Python predicate or sort key still decodes, and still agrees
+        decodes.clear()
+        assert db.query(V2).filter(lambda d: d.n % 2 == 0).limit(3).ids() == [1, 3, 5]
+        assert decodes
+        assert db.query("missing").ids() == []
