@@ -33,7 +33,7 @@ use crate::storage::page::{
 };
 use crate::storage::shm::{
     self, lock_read, shm_path_of, HeaderState, HeapShm, LockTable, ShmFile, ShmHeader, LOCK_CKPT, LOCK_DMS,
-    LOCK_LEAVE, LOCK_RECOVER, LOCK_WRITE, READ_SLOTS,
+    LOCK_LEAVE, LOCK_RECOVER, LOCK_VETTED, LOCK_WRITE, READ_SLOTS,
 };
 use crate::storage::wal::{
     fresh_salt, holds_a_log, FrameWrite, Recovered, Wal, WalPosition, FRAME_HEADER_LEN, WAL_HEADER_LEN,
@@ -701,15 +701,23 @@ impl Pager {
             if !locks.shared(&*shm, LOCK_DMS).map_err(io)? {
                 return Ok(None); // a first opener is setting the index up
             }
-            // Still the database's index, still held by another handle, and
+            // Still the database's index, still held by a handle joined to
+            // it (not merely by another open deciding, as this one is), and
             // sized by its first opener (one that died before could not).
             let usable = shm.is_current().map_err(io)?
-                && shm.others_hold(LOCK_DMS).map_err(io)?
+                && shm.others_hold(LOCK_VETTED).map_err(io)?
                 && shm.map(shm::FRAMES_AT, false).is_ok();
             if !usable {
                 locks.unlock_shared(&*shm, LOCK_DMS);
+                return Ok(Some(false));
             }
-            Ok(Some(usable))
+            // Joined: it vouches for the index as they do (a writer opening
+            // after they all close is a later opener beside it).
+            if !locks.shared(&*shm, LOCK_VETTED).map_err(io)? {
+                locks.unlock_shared(&*shm, LOCK_DMS);
+                return Ok(None);
+            }
+            Ok(Some(true))
         })?;
         match joined {
             Some(true) => Ok(Some((shm, locks))),
@@ -731,6 +739,7 @@ impl Pager {
         let display = shm_path.display().to_string();
         let io = |e: io::Error| Error::io(format!("opening {display}"), e);
         let mut locks = LockTable::default();
+        let mut unvetted = false;
         let first = shm::retry(timeout, 50, || {
             if !shm.is_current().map_err(io)? {
                 shm = vfs.open_shm(shm_path).map_err(io)?;
@@ -739,11 +748,26 @@ impl Pager {
             let first = if locks.exclusive(&*shm, LOCK_DMS).map_err(io)? {
                 true
             } else if locks.shared(&*shm, LOCK_DMS).map_err(io)? {
+                // A later opener only beside a handle joined to a set-up
+                // index: those that hold DMS without vouching for it (a
+                // read-only mapping deciding whether to join) soon let it
+                // go, and this open becomes the first. (A region that cannot
+                // tell who holds a lock answers no to both.)
+                unvetted =
+                    shm.others_hold(LOCK_DMS).map_err(io)? && !shm.others_hold(LOCK_VETTED).map_err(io)?;
+                if unvetted {
+                    locks.unlock_shared(&*shm, LOCK_DMS);
+                    return Ok(None);
+                }
                 false
             } else {
                 return Ok(None);
             };
             if shm.is_current().map_err(io)? {
+                if !first && !locks.shared(&*shm, LOCK_VETTED).map_err(io)? {
+                    locks.unlock_shared(&*shm, LOCK_DMS);
+                    return Ok(None);
+                }
                 return Ok(Some(first));
             }
             // A last closer removed the file after we opened it.
@@ -755,7 +779,14 @@ impl Pager {
             Ok(None)
         })?
         .ok_or_else(|| {
-            Error::Busy(format!("{display}: another process keeps opening or closing the database"))
+            Error::Busy(if unvetted {
+                format!(
+                    "{display} is held by a process that has not finished opening the database (or by an \
+                     older obj build, which cannot share it with this one)"
+                )
+            } else {
+                format!("{display}: another process keeps opening or closing the database")
+            })
         })?;
         Ok((shm, locks, first))
     }
@@ -970,6 +1001,10 @@ impl Pager {
             };
             index.shm().reset().map_err(|e| Error::io(format!("resetting {}", shm_path.display()), e))?;
             index.rebuild(&h, &recovered.frames)?;
+            // Vouched for before anyone else can join (see LOCK_VETTED).
+            if !index.lock_shared(LOCK_VETTED)? {
+                return Err(Error::Busy(format!("{}: another handle holds its locks", shm_path.display())));
+            }
             index.downgrade(LOCK_DMS)?;
             wal
         } else {

@@ -33,6 +33,14 @@ use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, RwLock};
 use std::time::{Duration, Instant};
 
+// A read-only mapping of the shared index is read with 8-byte relaxed
+// atomic loads, which only 64-bit targets perform without a write (a
+// 32-bit target may load 8 bytes with a compare-exchange, which faults on
+// a read-only page); the main file's private-reader lock byte at 2^40 also
+// needs a 64-bit `off_t`.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("obj's shared index (storage/shm.rs) needs a 64-bit target");
+
 /// Bytes of the shared index before the frame array.
 pub const FRAMES_AT: usize = 4096;
 /// Number of read-mark slots (slot 0 means "reads the main file only").
@@ -61,8 +69,15 @@ pub const fn lock_read(i: usize) -> u32 {
 /// processes leaving at the same moment, the one holding it waits and the
 /// others go at once, so that the waiter ends up alone and folds the WAL.
 pub const LOCK_LEAVE: u32 = 4 + READ_SLOTS as u32;
+/// Shared by every handle joined to a set-up index, for its life: the
+/// first opener once it has checked and rebuilt it, a later opener that
+/// found another handle holding it. DMS held shared alone does not say
+/// so: a read-only mapping holds it for a moment while it decides whether
+/// to join, and an opener that met only such holders would otherwise skip
+/// the first opener's checks.
+pub const LOCK_VETTED: u32 = 5 + READ_SLOTS as u32;
 /// Number of lock bytes.
-pub const LOCK_COUNT: usize = 5 + READ_SLOTS;
+pub const LOCK_COUNT: usize = 6 + READ_SLOTS;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"OBJS");
 const VERSION: u32 = 1;
@@ -883,7 +898,8 @@ impl ShmFile for OsShm {
         // the shared region is atomic, so there is no data race. A
         // read-only mapping is only loaded from, with relaxed loads of at
         // most 8 bytes, which std's atomics documentation ("Atomic accesses
-        // to read-only memory") allows on read-only memory.
+        // to read-only memory") allows on read-only memory on 64-bit
+        // targets (the only ones this builds for; see below).
         let v = self.with_ptr(offset, 4, 4, |p| unsafe { AtomicU32::from_ptr(p.cast()) }.load(order));
         self.after_load();
         v

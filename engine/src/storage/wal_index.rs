@@ -544,20 +544,38 @@ impl WalIndex {
 
     /// The frame a checkpoint may copy up to: the smallest mark of any held
     /// slot, reclaiming the slots whose holders are gone (their locks died
-    /// with them). The caller holds the writer and checkpoint locks.
+    /// with them). Leaves a slot marking the last frame: a reader on a
+    /// read-only mapping cannot set a mark and enters the newest one at or
+    /// below its snapshot, so without one it would keep entering the old
+    /// marks of slots that readers like it never leave free, and the WAL
+    /// could never be wholly copied. The caller holds the writer and
+    /// checkpoint locks.
     pub fn safe_frame(&self, h: &ShmHeader) -> Result<u64> {
         let shm = &*self.shm;
         let mut safe = h.max_frame;
+        let mut newest_marked = false;
         for i in 1..READ_SLOTS {
             let m = shm::mark(shm, i);
+            newest_marked |= m == h.max_frame;
             if m == MARK_UNUSED || m >= safe {
                 continue;
             }
             if self.lock_exclusive(lock_read(i))? {
+                // (Slot 1 comes first: `safe` is still the last frame.)
                 shm::set_mark(shm, i, if i == 1 { safe } else { MARK_UNUSED });
+                newest_marked |= i == 1;
                 self.unlock_exclusive(lock_read(i));
             } else {
                 safe = m;
+            }
+        }
+        if !newest_marked {
+            for i in 1..READ_SLOTS {
+                if self.lock_exclusive(lock_read(i))? {
+                    shm::set_mark(shm, i, h.max_frame);
+                    self.unlock_exclusive(lock_read(i));
+                    break;
+                }
             }
         }
         Ok(safe)
