@@ -266,6 +266,10 @@ def cmd_stat(a: argparse.Namespace) -> int:
         print(f"collection  {c.name}  [{c.kind}]  {c.doc_count} docs  {c.file_size_bytes} bytes")
         for i in c.indexes:
             print(f"  index     {i.name}  {i.kind}  ({', '.join(i.key_paths)})  {i.status}")
+    for t in r.get("trees", []):  # (a namespace is its tree "$kv/<name>", listed by name)
+        name = t.get("name", "")
+        if name.startswith("$kv/"):
+            print(f"kv          {name[4:]}  [key-value]  {t.get('entries', 0)} entries")
     return EXIT_OK
 
 
@@ -491,6 +495,10 @@ class _Progress:
             self.drawn = False
 
 
+# Two documents on one line (after a load's engine read the lines as one
+# array): the end of one and the start of the next, a comma between them
+# and only JSON whitespace, which holds no newline within a line.
+_TWO_DOCS = re.compile(rb"\}[ \t\r]*,[ \t\r]*\{")
 # A record line as dump (and db.export) writes it; other layouts are parsed.
 _RECORD = re.compile(rb'^\{"id":(0|[1-9]\d{0,19})(?:,"v":(0|[1-9]\d{0,19}))?,"doc":(.*)\}$', re.S)
 _VERSION_MAX = 2**32 - 1  # a schema version is a uint32_t
@@ -537,6 +545,38 @@ def _strict_loads(data: bytes) -> Any:
     (no byte order mark inside), each key once, ``-0`` a float, no
     ``NaN``/``Infinity`` literals."""
     return _STRICT_JSON.decode(data.decode("utf-8"))
+
+
+# A backslash escape of JSON text: \\uXXXX (its hex digits), or any other.
+_ESCAPE = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|.)", re.S)
+
+
+def _explain(text: bytes) -> str | None:
+    """What is wrong with a line (or a document's text) that the engine or
+    the decoder refused, when it is what their messages do not say: it is
+    not UTF-8, or it escapes half of a UTF-16 surrogate pair (not a
+    character). None otherwise. Only called once a line is refused."""
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"not UTF-8 text (byte 0x{text[e.start]:02x}): the input must be UTF-8"
+    high: Any = None  # the escape of a high surrogate waiting for its low one
+    for m in _ESCAPE.finditer(text):
+        cp = int(m.group(1), 16) if m.group(1) else -1
+        if high is not None:
+            if 0xDC00 <= cp <= 0xDFFF and m.start() == high.end():
+                high = None
+                continue
+            break
+        if 0xD800 <= cp <= 0xDBFF:
+            high = m
+        elif 0xDC00 <= cp <= 0xDFFF:
+            high = m
+            break
+    if high is None:
+        return None
+    return (f"a lone surrogate escape {high.group(0).decode()} in a string (half of a UTF-16 pair: "
+            "a high \\ud800-\\udbff escape must be followed by a low \\udc00-\\udfff one)")
 
 
 def _input_bytes(v: Any, what: str) -> bytes:
@@ -751,10 +791,12 @@ class _Loader:
         if not batch:
             return
         lineno = 0
+        text = b""  # the text at fault, for _explain
+        written = 0  # documents (or entries) the engine wrote
         try:
             if self.kv is not None:
-                for _, _, line, lineno in batch:  # noqa: B007 - lineno names the line an error is in
-                    rec = _strict_loads(line)
+                for _, _, text, lineno in batch:  # noqa: B007 - lineno names the line an error is in
+                    rec = _strict_loads(text)
                     if not (isinstance(rec, dict) and rec.keys() == {"key", "value"}):
                         raise obj.InvalidArgumentError(
                             'a key-value section\'s lines hold {"key": {"$bytes": ...}, "value": {"$bytes": ...}}')
@@ -765,15 +807,17 @@ class _Loader:
                 return
             cname = tx._wname(self.collection)
             if self.kind == "raw":
-                for doc_id, _v, doc, lineno in batch:  # noqa: B007 - as above
-                    data = _input_bytes(_strict_loads(doc), "a raw collection's document")
+                for doc_id, _v, text, lineno in batch:  # noqa: B007 - as above
+                    data = _input_bytes(_strict_loads(text), "a raw collection's document")
                     if self.keep_ids:
                         tx._c_raw_upsert(cname, doc_id, data)
                     else:
                         tx._c_raw_insert(cname, data)
+                    written += 1
             elif self.keep_ids:
-                for doc_id, v, doc, lineno in batch:  # noqa: B007 - as above
-                    tx._c_doc_upsert(cname, doc_id, doc, v)
+                for doc_id, v, text, lineno in batch:  # noqa: B007 - as above
+                    tx._c_doc_upsert(cname, doc_id, text, v)
+                    written += 1
             else:
                 i = 0
                 while i < len(batch):  # one call per run of documents of one version
@@ -781,34 +825,111 @@ class _Loader:
                     j = i
                     while j < len(batch) and batch[j][1] == v:
                         j += 1
-                    lineno = batch[i][3]
-                    js = b"[" + b",".join(d for _, _, d, _n in batch[i:j]) + b"]"
-                    try:
-                        tx._c_doc_insert_many(cname, js, j - i, v)
-                    except obj.InvalidArgumentError:
-                        # The call wrote nothing; its error names a column of
-                        # the joined batch. Insert one at a time to find the
-                        # document at fault, and raise its own error, which
-                        # names no place in a batch (the transaction is
-                        # rolled back all the same).
-                        for _, _, doc, lineno in batch[i:j]:  # noqa: B007 - as above
-                            tx._c_doc_insert(cname, doc, v)
-                        raise
+                    written += self._insert_run(cname, batch[i:j])
                     i = j
         except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
+            if getattr(e, "line", None):  # (from _insert_run: it named the line)
+                raise
             if lineno:
                 e.line = lineno  # type: ignore[attr-defined]
-            raise
+            why = _explain(text)
+            if why is None:
+                raise
+            err = obj.InvalidArgumentError(why)
+            err.line = lineno  # type: ignore[attr-defined]
+            raise err from None
         except (obj.ObjError, OSError):
             raise
         except Exception as e:  # noqa: BLE001 - a line the decoder refused (bad JSON, bad base64)
-            err = obj.InvalidArgumentError(f"{type(e).__name__}: {e}")
+            err = obj.InvalidArgumentError(_explain(text) or f"{type(e).__name__}: {e}")
             if lineno:
                 err.line = lineno  # type: ignore[attr-defined]
             raise err from None
-        self.n += len(batch)
+        self.n += written
         batch.clear()
         self.batch_bytes = 0
+
+    def _insert_run(self, cname: bytes, run: list[tuple[int, int, bytes, int]]) -> int:
+        """Inserts the documents of ``run`` (lines of one schema version);
+        returns how many the engine wrote: one a line, or an error names
+        the line at fault.
+
+        Each line must be one JSON value (one document). The lines go to
+        the engine as one array, joined by ",\\n": a line that is not one
+        value would merge with its neighbours into other documents. A
+        string cannot go on over the next line (a raw newline in a string is
+        not JSON: the engine refuses the batch). A container can, and then
+        the engine reads fewer documents than lines, unless a line with two
+        documents makes up the difference: only such a line holds a "}"
+        and a "{" with only a comma (and spaces) between them. So a run
+        without that pattern needs only the engine's count; one with it
+        (documents holding lists of objects, say) has each line read alone
+        first: by orjson when installed (a fraction of the insert's cost),
+        else by the engine itself, one insert a line."""
+        import obj
+        from obj import _codec
+
+        docs = [d for _, _, d, _n in run]
+        js = b"[" + b",\n".join(docs) + b"]"
+        if _TWO_DOCS.search(js) is not None:
+            if _codec.backend() != "orjson":
+                return self._insert_each(cname, run)
+            try:
+                loads = _codec._orjson.loads  # (its own function, not the codec's wrapper)
+                for d in docs:
+                    loads(d)
+            except Exception:  # noqa: BLE001 - a line orjson does not read as one value: the engine says why
+                return self._insert_each(cname, run)
+        tx, v = self.tx, run[0][1]
+        try:
+            ids = tx._c_doc_insert_many(cname, js, len(run), v)
+        except (obj.InvalidArgumentError, obj.FeatureUnsupportedError):
+            # The call wrote nothing; its error names a column of the
+            # joined batch. Insert one at a time to find the document at
+            # fault, and raise its own error, which names no place in a
+            # batch (the transaction is rolled back all the same).
+            self._insert_each(cname, run)
+            raise
+        if len(ids) != len(run):
+            # A container went on over lines: the load fails (its
+            # transaction is rolled back). The first line the engine does
+            # not read alone is the one that opened it.
+            for _, _, doc, lineno in run:
+                try:
+                    tx._c_doc_insert(cname, doc, v)
+                except obj.ConstraintError:  # (a line read already, again: unique)
+                    continue
+                except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
+                    self._name_line(e, doc, lineno)
+            err = obj.InvalidArgumentError(f"the engine read {len(ids)} document(s) in {len(run)} lines from "
+                                           f"this line on: each line must hold one JSON document")
+            err.line = run[0][3]  # type: ignore[attr-defined]
+            raise err
+        return len(ids)
+
+    def _insert_each(self, cname: bytes, run: list[tuple[int, int, bytes, int]]) -> int:
+        """Inserts the documents of ``run`` one at a time; an error names
+        its line."""
+        import obj
+
+        tx = self.tx
+        for _, v, doc, lineno in run:
+            try:
+                tx._c_doc_insert(cname, doc, v)
+            except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
+                self._name_line(e, doc, lineno)
+        return len(run)
+
+    @staticmethod
+    def _name_line(e: Exception, text: bytes, lineno: int) -> None:
+        """Raises ``e`` (or what :func:`_explain` says of ``text``) naming
+        line ``lineno``."""
+        import obj
+
+        why = _explain(text)
+        err = e if why is None else obj.InvalidArgumentError(why)
+        err.line = lineno  # type: ignore[attr-defined]
+        raise err from None
 
     def end_section(self) -> None:
         import obj
@@ -833,6 +954,14 @@ def cmd_load(a: argparse.Namespace) -> int:
         a.input, a.collection = a.input or a.collection, None
     if a.collection is not None:
         _check_collection_name(a.collection)
+        if a.input is None and _meant_as_input(a.collection):
+            # `obj load copy.obj all.jsonl`: the dump meant as the input
+            # would name the collection, and stdin be read (on a terminal:
+            # waited for).
+            raise UsageError(f"{a.collection!r} is a file, here taken as the COLLECTION, and no INPUT is given: "
+                             f"a whole-database dump loads with 'obj load {a.file} --all {a.collection}', a "
+                             f"collection with 'obj load {a.file} COLLECTION {a.collection}' (or give '-' as "
+                             f"INPUT to read stdin into collection {a.collection!r})")
     if a.input and a.input != "-":
         src = _open_file(a.input, "rb", "input file")
         total = os.fstat(src.fileno()).st_size
@@ -872,6 +1001,24 @@ def cmd_load(a: argparse.Namespace) -> int:
     else:
         print(f"loaded {ld.n} documents and {ld.kv_n} key-value entries into {a.file}", file=sys.stderr)
     return EXIT_OK
+
+
+def _meant_as_input(name: str) -> bool:
+    """Whether the COLLECTION ``name`` of a load given no INPUT is most
+    likely the input file, --all forgotten: it is an existing file, and it
+    is a dump (its first line a section header) or stdin is a terminal
+    (nothing is on its way there). A file that merely has the collection's
+    name, its input piped in, is not."""
+    if not os.path.isfile(name):
+        return False
+    try:
+        if sys.stdin is not None and sys.stdin.isatty():
+            return True
+        with open(name, "rb") as f:
+            head = f.read(64)
+    except (OSError, ValueError):  # (ValueError: a closed stdin)
+        return False
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b'{"obj_export"')
 
 
 def _check_collection_name(name: str) -> None:
@@ -942,7 +1089,8 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
             except (obj.ObjError, OSError):
                 raise  # the database's or the input's own failure (busy, I/O, ...): main reports it
             except Exception as e:  # noqa: BLE001 - bad input no check above caught: one line, no traceback
-                raise obj.InvalidArgumentError(f"line {lineno}: {type(e).__name__}: {e}") from None
+                why = _explain(line) or f"{type(e).__name__}: {e}"
+                raise obj.InvalidArgumentError(f"line {lineno}: {why}") from None
         prog.show(total or read, ld.n)
     return ld  # (cmd_load ends the bar, whatever the outcome)
 
@@ -1171,6 +1319,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"obj: {e}", file=sys.stderr)
         return EXIT_ERROR
     restore = _Sigint.install()
+    # Text on stdout (stat's names, ...) that its encoding cannot show is
+    # escaped, as Python does on stderr, not a UnicodeEncodeError (exit 1);
+    # byte-exact output (dump) goes to its buffer, as UTF-8.
+    errors = getattr(sys.stdout, "errors", None)
+    if errors not in (None, "backslashreplace") and callable(getattr(sys.stdout, "reconfigure", None)):
+        sys.stdout.reconfigure(errors="backslashreplace")
+    else:
+        errors = None
     try:
         code = a.fn(a)
         if restore is not None and _Sigint.noted:
@@ -1205,6 +1361,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"obj: {a.cmd}: {where}{e.strerror or e}", file=sys.stderr)
         return EXIT_NOT_FOUND if isinstance(e, FileNotFoundError) else EXIT_ERROR
     finally:
+        if errors is not None:
+            try:
+                sys.stdout.reconfigure(errors=errors)
+            except (OSError, ValueError):  # a closed stdout (a broken pipe): nothing more is written
+                pass
         if restore is not None:
             # Run as the program (run()), the outcome is decided: a Ctrl-C
             # between here and the exit must not end the process by SIGINT

@@ -72,6 +72,29 @@ class InvalidArgumentError(ObjError):
     conflict, an over-cap sort."""
 
 
+def _plain_function(fn: object, what: str) -> None:
+    """Refuses an async function (or an object whose ``__call__`` is one)
+    given as ``what``, a function the package calls and uses the result of
+    at once: its call would return a coroutine, which is truthy (a filter
+    would match everything) and never run. Checked once, where the function
+    is given."""
+    import inspect
+
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):  # noqa: B004
+        raise InvalidArgumentError(f"{what} must be a plain (non-async) function, not the async {fn!r:.80}")
+
+
+def _no_coroutine(value: object, what: str) -> None:
+    """Refuses a coroutine returned by ``what`` (a plain function that
+    called an async one), closing it first so that Python does not warn
+    that it was never awaited."""
+    import inspect
+
+    if inspect.iscoroutine(value):
+        value.close()
+        raise InvalidArgumentError(f"{what} must be a plain (non-async) function: it returned a coroutine")
+
+
 class ConstraintError(InvalidArgumentError):
     """A write would break a constraint (a duplicate key in a unique index).
     Nothing of that write was applied. A subclass of

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
 from . import _codec
 from .document import _schema_or_plain, _strip, never_holds, schema_of
-from .errors import InvalidArgumentError, NotFoundError
+from .errors import InvalidArgumentError, NotFoundError, _plain_function
 
 if TYPE_CHECKING:
     from .db import Db
@@ -438,6 +438,7 @@ class Query(Generic[T]):
                 continue
             if not callable(p):
                 raise InvalidArgumentError(f"filter takes obj.field(...) expressions or callables, not {p!r:.60}")
+            _plain_function(p, "a filter predicate")
             fns.append(p)
         for e in exprs:
             if self._schema is not None:
@@ -457,6 +458,7 @@ class Query(Generic[T]):
         the sort buffer limit). Calls with field keys add less significant
         keys; a function replaces any earlier function."""
         if callable(key) and not isinstance(key, (Field, SortKey)):
+            _plain_function(key, "a sort_by key")
             return self._copy(_key=key, _reverse=bool(reverse))
         if isinstance(key, str):
             # One leading "-" means descending: "--x" is field "-x" descending.

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, Union, overlo
 from . import _codec
 from ._ffi import OutHandle, ffi, lib, fail, slots as _slots
 from .document import Schema, declared, never_holds, schema_of
-from .errors import ClosedError, InvalidArgumentError, NotFoundError
+from .errors import ClosedError, InvalidArgumentError, NotFoundError, _no_coroutine, _plain_function
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -1418,6 +1418,7 @@ class WriteTxn(ReadTxn):
         doc_id = _id(doc_id)
         if not callable(fn):
             raise InvalidArgumentError("update(what, id, fn): fn must be callable")
+        _plain_function(fn, "update's fn")
         cur = self.get(what, doc_id)
         if cur is None:
             name = what if type(what) is str else getattr(schema_of(what), "collection", what)
@@ -1425,6 +1426,8 @@ class WriteTxn(ReadTxn):
         new = fn(cur)
         if new is None:
             new = cur
+        else:
+            _no_coroutine(new, "update's fn")
         self.replace(what, doc_id, new)
         return new
 
