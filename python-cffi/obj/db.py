@@ -24,6 +24,7 @@ from ._ffi import OutHandle, ffi, lib, check, fail, fork_generation, slots
 from .document import Schema, schema_of
 from .errors import (
     BusyError, ClosedError, ConstraintError, CorruptionError, InvalidArgumentError, NotFoundError, ObjError,
+    _plain_function,
 )
 from .kv import KvNamespace, list_namespaces
 from .query import Query
@@ -945,6 +946,8 @@ class Db:
         if progress is not None and not callable(progress):
             raise InvalidArgumentError(
                 f"backup's progress must be a callable (done_pages, total_pages), not {type(progress).__name__}")
+        if progress is not None:
+            _plain_function(progress, "backup's progress")
         declined: list[bool] = []
         if progress is not None:
             # An exception in the callback cancels the copy and is raised below.

@@ -85,3 +85,20 @@ async def test_async_transaction_update_refuses_async_functions(path):
         assert await adb.get("c", 1) == {"n": 0}
     finally:
         await adb.close()
+
+
+async def _progress(done, total):
+    return False
+
+
+async def test_backup_refuses_an_async_progress_callback(path, tmp_path):
+    adb = await obj.AsyncDb.open(path)
+    try:
+        await adb.insert("c", {"n": 0})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (no coroutine left never awaited)
+            with pytest.raises(obj.InvalidArgumentError, match="non-async"):
+                await adb.backup(str(tmp_path / "copy.obj"), progress=_progress)
+        assert not (tmp_path / "copy.obj").exists()
+    finally:
+        await adb.close()
