@@ -523,3 +523,55 @@ fn a_writer_is_no_later_opener_beside_a_read_only_mapping_that_is_deciding() {
     assert!(matches!(Db::open_with(&a, quick), Err(Error::Busy(_))), "another name holds the file");
     via_b.close().unwrap();
 }
+
+/// As above, with the deciding reader taking DMS and letting it go every
+/// few microseconds: a writer whose exclusive try met one such hold, and
+/// whose check for holders came after it ended, joined as a later opener
+/// anyway when the check asked whether DMS was still held (found by the
+/// review of the fix: 110 of 400 opens got in). Whoever holds DMS, only a
+/// holder of VETTED makes an opener a later one.
+#[test]
+fn a_writer_is_no_later_opener_beside_read_only_mappings_coming_and_going() {
+    use obj_engine::storage::shm::{LockKind, OsShm, LOCK_DMS};
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.obj"), dir.path().join("b.obj"));
+    let w = Db::open_with(&a, own_process()).unwrap();
+    put(&w, b"k", b"v0");
+    assert!(w.checkpoint().unwrap().complete);
+    w.close_without_checkpoint(); // leaves a.obj-shm
+    std::fs::hard_link(&a, &b).unwrap();
+    let quick = Options { busy_timeout: Duration::from_millis(10), ..own_process() };
+    let via_b = Db::open_with(&b, quick.clone()).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut shm_path = a.as_os_str().to_owned();
+    shm_path.push("-shm");
+    let deciding = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let shm = OsShm::open_read_only(Path::new(&shm_path)).unwrap();
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let spin = |ns: u64| {
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_nanos(ns) {
+                    std::hint::spin_loop();
+                }
+            };
+            while !stop.load(Ordering::Relaxed) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if shm.lock(LOCK_DMS, LockKind::Shared).unwrap() {
+                    spin(500 + x % 3000);
+                    shm.lock(LOCK_DMS, LockKind::Unlock).unwrap();
+                }
+                spin(500 + (x >> 20) % 3000);
+            }
+        })
+    };
+    let opened = (0..40).filter(|_| Db::open_with(&a, quick.clone()).is_ok()).count();
+    stop.store(true, Ordering::Relaxed);
+    deciding.join().unwrap();
+    via_b.close_without_checkpoint();
+    assert_eq!(opened, 0, "a writer opened through a second name beside a process writing through the first");
+}

@@ -705,7 +705,7 @@ impl Pager {
             // it (not merely by another open deciding, as this one is), and
             // sized by its first opener (one that died before could not).
             let usable = shm.is_current().map_err(io)?
-                && shm.others_hold(LOCK_VETTED).map_err(io)?
+                && shm.others_hold(LOCK_VETTED).map_err(io)? == Some(true)
                 && shm.map(shm::FRAMES_AT, false).is_ok();
             if !usable {
                 locks.unlock_shared(&*shm, LOCK_DMS);
@@ -749,12 +749,11 @@ impl Pager {
                 true
             } else if locks.shared(&*shm, LOCK_DMS).map_err(io)? {
                 // A later opener only beside a handle joined to a set-up
-                // index: those that hold DMS without vouching for it (a
-                // read-only mapping deciding whether to join) soon let it
-                // go, and this open becomes the first. (A region that cannot
-                // tell who holds a lock answers no to both.)
-                unvetted =
-                    shm.others_hold(LOCK_DMS).map_err(io)? && !shm.others_hold(LOCK_VETTED).map_err(io)?;
+                // index: one that holds DMS without vouching for it (a
+                // read-only mapping deciding whether to join) soon lets it
+                // go, and this open becomes the first. Whether or not it is
+                // still there: it may have gone between the two tries.
+                unvetted = shm.others_hold(LOCK_VETTED).map_err(io)? == Some(false);
                 if unvetted {
                     locks.unlock_shared(&*shm, LOCK_DMS);
                     return Ok(None);

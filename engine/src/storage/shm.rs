@@ -141,10 +141,11 @@ pub trait ShmFile: Send + Sync + fmt::Debug {
     /// the one it has open (a last closer may have removed it meanwhile).
     fn is_current(&self) -> io::Result<bool>;
     /// Whether a handle other than this one holds lock byte `index` in any
-    /// mode. The default answers no: a region that cannot tell is not
-    /// joined read-only (`Pager::join_read_only`).
-    fn others_hold(&self, _index: u32) -> io::Result<bool> {
-        Ok(false)
+    /// mode; `None` (the default) for a region that cannot tell, which is
+    /// never joined read-only and whose openers trust any holder of DMS
+    /// (`Pager::join_read_only`, `Pager::join`).
+    fn others_hold(&self, _index: u32) -> io::Result<Option<bool>> {
+        Ok(None)
     }
 }
 
@@ -973,9 +974,9 @@ impl ShmFile for OsShm {
         crate::storage::file::path_names(&self.path, &self.file)
     }
 
-    fn others_hold(&self, index: u32) -> io::Result<bool> {
+    fn others_hold(&self, index: u32) -> io::Result<Option<bool>> {
         use std::os::unix::io::AsRawFd;
-        byte_held_elsewhere(self.file.as_raw_fd(), LOCK_BASE + index as u64)
+        byte_held_elsewhere(self.file.as_raw_fd(), LOCK_BASE + index as u64).map(Some)
     }
 }
 
