@@ -1908,6 +1908,14 @@ def document(
     history = list(history)
 
     def wrap(cls: type[T]) -> type[T]:
+        done = cls.__dict__.get("__obj_schema__") if isinstance(cls, type) else None
+        if done is not None:
+            # Declaring it again would move the class itself (every write of
+            # its instances) to the new collection.
+            raise InvalidArgumentError(
+                f"{cls.__name__} is already the document class of collection {done.collection!r}: to keep the "
+                f"same shape in {collection!r} too, declare a subclass (@obj.document(collection={collection!r}) "
+                f"class Other({cls.__name__}): pass)")
         if not dataclasses.is_dataclass(cls):
             cls = dataclasses.dataclass(cls)
         schema = Schema(cls, collection, version, indexes, history)

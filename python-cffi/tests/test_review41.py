@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+import pytest
+
 import obj
 
 
@@ -42,3 +44,26 @@ def test_ids_do_not_decode_the_documents(tmp_path):
         assert db.query(V2).filter(lambda d: d.n % 2 == 0).limit(3).ids() == [1, 3, 5]
         assert decodes
         assert db.query("missing").ids() == []
+
+
+def test_a_document_class_declared_again_is_refused_and_a_subclass_is_the_way(tmp_path):
+    from dataclasses import dataclass as dc
+
+    @obj.document(collection="orders41")
+    @dc
+    class Order:
+        n: int
+
+    with pytest.raises(obj.InvalidArgumentError, match="already the document class of collection 'orders41'"):
+        obj.document(collection="orders41_backup")(Order)
+
+    @obj.document(collection="orders41_backup")
+    class Backup(Order):
+        pass
+
+    with obj.Db(str(tmp_path / "redeclared.obj")) as db:
+        db.insert(Order(1))
+        db.insert(Backup(2))
+        assert [d.n for _, d in db.all(Order)] == [1]  # (it stayed where it was declared)
+        assert [type(d).__name__ for _, d in db.all(Backup)] == ["Backup"]
+        assert list(db.all("orders41_backup")) == [(1, {"n": 2})]
