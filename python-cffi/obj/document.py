@@ -1483,15 +1483,18 @@ def _schema_or_plain(cls: Any) -> Schema:
     return s
 
 
-def _field_markers(cls: type, prefix: str, outer: tuple) -> Iterator[tuple[str, IndexMarker]]:
+def _field_markers(cls: Any, prefix: str, outer: tuple) -> Iterator[tuple[str, IndexMarker]]:
     """``(dotted path, marker)`` for every index marker of dataclass ``cls``
     and of the dataclasses it holds (``addr: Address`` whose ``city`` is
     ``Annotated[str, obj.Index]`` gives ``"addr.city"``; through
-    ``Optional[...]`` and through list elements too, which the engine's
-    index paths fan out over). ``outer`` holds the classes being walked (a
-    dataclass that holds itself is walked once)."""
+    ``Optional[...]``, a generic's arguments (``page: Page[Item]``) and
+    list elements too, which the engine's index paths fan out over).
+    ``outer`` holds the classes being walked (a dataclass that holds itself
+    is walked once). A marker anywhere else (on a list's elements, in a
+    dict, in a Union of several types) would make no index: it raises
+    InvalidArgumentError (_stray_marker)."""
     hints = _schema_or_plain(cls).hints()
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(_dataclass_of(cls)):
         path = prefix + f.name
         tp = hints.get(f.name)
         marks: list = []
@@ -1499,8 +1502,95 @@ def _field_markers(cls: type, prefix: str, outer: tuple) -> Iterator[tuple[str, 
         for m in marks:
             yield path, m
         for sub in _held_dataclasses(inner):
-            if sub is not cls and sub not in outer:
+            if sub != cls and sub not in outer:
                 yield from _field_markers(sub, path + ".", outer + (cls,))
+        # (the classes being walked are left out there too: walked once)
+        stray = _stray_marker(inner, {*outer, cls})
+        if stray is not None:
+            root = _dataclass_of(outer[0] if outer else cls)
+            raise InvalidArgumentError(
+                f"{root.__name__}.{path}: index marker {stray[0]!r} {stray[1]} makes no index; markers are "
+                f"honoured on a field's own type (also in Optional) and on the fields of a dataclass that a "
+                f"field holds itself, in Optional, as a generic's argument (Page[Item]) or as the elements of "
+                f"a list, tuple or set{stray[2]}")
+
+
+_WHERE_DICT = ("inside a dict (an index path cannot reach every value of a dict)", "; hold them in a list of "
+               "dataclasses (items: list[Item], indexed as items.sku)")
+_WHERE_UNION = ("inside a Union of several types (an index path cannot tell them apart)", "; use one type, "
+                "or Optional[...] of it")
+
+
+def _stray_marker(tp: Any, walked: set) -> tuple[IndexMarker, str, str] | None:
+    """For a field of type ``tp`` (unwrapped): ``(marker, where, hint)`` of
+    an index marker it holds where no index path reaches, else None. The
+    dataclasses in ``walked`` are not looked into."""
+    if _dataclass_of(tp) is not None:
+        return None  # its fields are walked (_field_markers)
+    if _kind(tp) in _COLLS:
+        for a in typing.get_args(tp):
+            marks: list = []
+            inner = _unmarked(a, marks)
+            if marks:
+                return (marks[0], "on the elements of a list, tuple or set",
+                        "; to index each element, mark the field itself: Annotated[list[str], obj.Each] (its "
+                        "index has an entry for the whole list too, so obj.Unique there also makes two equal "
+                        "lists, two empty ones included, collide)")
+            if _dataclass_of(inner) is None:
+                m = _find_marker(inner, set(walked))
+                if m is not None:
+                    return m, f"inside {inner!r} in a list, tuple or set", ""
+        return None
+    m = _find_marker(tp, set(walked))
+    if m is None:
+        return None
+    if _kind(tp) is dict:
+        return (m, *_WHERE_DICT)
+    if typing.get_origin(tp) in _UNIONS:
+        return (m, *_WHERE_UNION)
+    return m, f"inside {tp!r}", ""
+
+
+def _find_marker(tp: Any, seen: set) -> IndexMarker | None:
+    """The first index marker in type ``tp`` at any depth (in its
+    arguments, and in the fields of the dataclasses it names), else None."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        args = typing.get_args(tp)
+        found = next((m for m in args[1:] if isinstance(m, IndexMarker)), None)
+        return found if found is not None else _find_marker(args[0], seen)
+    sup = getattr(tp, "__supertype__", None)  # typing.NewType
+    if sup is not None:
+        return _find_marker(sup, seen)
+    dc = _dataclass_of(tp)
+    if dc is not None:
+        key = tp  # (Tree[int] met again is the same key)
+        try:
+            hash(tp)
+        except TypeError:
+            key = id(tp)
+        if key in seen:
+            return None
+        seen.add(key)
+        hints = _schema_or_plain(tp).hints()
+        for f in dataclasses.fields(dc):
+            found = _find_marker(hints.get(f.name), seen)
+            if found is not None:
+                return found
+        return None
+    for a in typing.get_args(tp):
+        found = _find_marker(a, seen)
+        if found is not None:
+            return found
+    return None
+
+
+def _dataclass_of(tp: Any) -> Any:
+    """The dataclass ``tp`` names: itself, or the class of a generic one
+    given its arguments (``Page[Item]``: ``Page``); else None."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return tp
+    return typing.get_origin(tp) if _generic_dataclass(tp) else None
 
 
 def _unmarked(tp: Any, marks: list) -> Any:
@@ -1527,15 +1617,16 @@ def _unmarked(tp: Any, marks: list) -> Any:
 
 def _held_dataclasses(tp: Any) -> list:
     """The dataclasses a field of type ``tp`` (unwrapped) holds directly or
-    as the elements of a list, tuple or set."""
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+    as the elements of a list, tuple or set (a generic one with its
+    arguments as it is: ``Page[Item]``, whose hints bind ``T``)."""
+    if _dataclass_of(tp) is not None:
         return [tp]
     if _kind(tp) in _COLLS:
         out = []
         for a in typing.get_args(tp):
             if a is not Ellipsis:
                 inner = _unmarked(a, [])
-                if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+                if _dataclass_of(inner) is not None:
                     out.append(inner)
         return out
     return []
@@ -1614,11 +1705,12 @@ class Schema:
         stay empty and answer every lookup with nothing. Below a field that
         is not a dataclass (a dict, ``Any``) any key may follow."""
         for cls, seg, _ in self._path_steps(path) if isinstance(path, str) else ():
-            names = [f.name for f in dataclasses.fields(cls)]
+            dc = _dataclass_of(cls)  # (Page for Page[Item])
+            names = [f.name for f in dataclasses.fields(dc)]
             if seg not in names:
                 raise InvalidArgumentError(
                     f"{self.cls.__name__}: index {index!r} names field {path!r}, but "
-                    f"{cls.__name__} has no field {seg!r} (its fields: {', '.join(names)})"
+                    f"{dc.__name__} has no field {seg!r} (its fields: {', '.join(names)})"
                 )
 
     def _path_steps(self, path: str) -> Iterator[tuple[type, str, Any]]:

@@ -382,10 +382,23 @@ class Query(Generic[T]):
     def _in_txn(self, run: Callable[[ReadTxn], Any]) -> Any:
         """``run(tx)`` in the query's transaction, or in a snapshot of its
         own (:meth:`_snapshot`) for a query of the Db."""
-        if self._txn is not None:
-            return run(self._txn)
-        with self._snapshot() as tx:
-            return run(tx)
+        try:
+            if self._txn is not None:
+                return run(self._txn)
+            with self._snapshot() as tx:
+                return run(tx)
+        except NotFoundError as e:
+            raise self._hinted(e) from None
+
+    def _hinted(self, e: NotFoundError) -> NotFoundError:
+        """``e`` with, for an index range by an index the class declares
+        and the file lacks, how that index gets built (as db.index_range
+        says it)."""
+        if self._index is None:
+            return e
+        from .txn import _declared_hint
+
+        return _declared_hint(e, self._schema, self._index["name"])
 
     def __init__(self, db: Db, what: Any, txn: ReadTxn | None = None) -> None:
         if type(what) is str:
@@ -697,11 +710,7 @@ class Query(Generic[T]):
             with self._db._own(self._snapshot()) as tx:
                 yield from self._run(tx)
         except NotFoundError as e:
-            if self._index is None:
-                raise
-            from .txn import _declared_hint
-
-            raise _declared_hint(e, self._schema, self._index["name"]) from None
+            raise self._hinted(e) from None
 
     __iter__ = iter
 
