@@ -269,7 +269,8 @@ def cmd_stat(a: argparse.Namespace) -> int:
     for t in r.get("trees", []):  # (a namespace is its tree "$kv/<name>", listed by name)
         name = t.get("name", "")
         if name.startswith("$kv/"):
-            print(f"kv          {name[4:]}  [key-value]  {t.get('entries', 0)} entries")
+            n = t.get("entries", 0)
+            print(f"kv          {name[4:]}  [key-value]  {n} {'entry' if n == 1 else 'entries'}")
     return EXIT_OK
 
 

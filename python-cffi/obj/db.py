@@ -887,6 +887,7 @@ class Db:
         if namespace in self._attached:
             raise InvalidArgumentError(f"namespace {namespace!r} is already attached")
         other = Db(path, read_only=True, create=False, key=key, passphrase=passphrase)
+        other._attached_as = (namespace, self.path)
         try:
             other._read_catalog()
             with self._lock, self._att_lock:

@@ -273,7 +273,10 @@ class _Core:
     def _closed_error(self) -> ClosedError:
         """What using this transaction raises once Db.close() rolled it back."""
         ended = "it was rolled back" if self._write else "its snapshot was released"
-        return ClosedError(f"database {self._db.path!r} was closed while this transaction was open: {ended}")
+        # An attached file is closed by its Db's close: name that one.
+        ns, parent = getattr(self._db, "_attached_as", (None, None))
+        what = f"{self._db.path!r}" if ns is None else f"{parent!r} (with {self._db.path!r} attached as {ns!r})"
+        return ClosedError(f"database {what} was closed while this transaction was open: {ended}")
 
     def _fail(self, st: int) -> Exception:
         """The error of a call on this transaction that returned status

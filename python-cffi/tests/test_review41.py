@@ -67,3 +67,30 @@ def test_a_document_class_declared_again_is_refused_and_a_subclass_is_the_way(tm
         assert [d.n for _, d in db.all(Order)] == [1]  # (it stayed where it was declared)
         assert [type(d).__name__ for _, d in db.all(Backup)] == ["Backup"]
         assert list(db.all("orders41_backup")) == [(1, {"n": 2})]
+
+
+def test_closing_a_db_names_itself_to_an_attached_files_iterator(tmp_path):
+    a, m = str(tmp_path / "a.obj"), str(tmp_path / "m.obj")
+    with obj.Db(a) as db:
+        db.insert_many("blobs", [b"x%d" % i for i in range(1000)])
+    main = obj.Db(m)
+    main.attach(a, "ar")
+    it = main.iter_all("ar.blobs")
+    next(it)
+    main.close()
+    with pytest.raises(obj.ClosedError) as e:
+        sum(1 for _ in it)
+    assert str(e.value).startswith(f"database {m!r} (with {a!r} attached as 'ar') was closed"), str(e.value)
+
+
+def test_stat_counts_one_kv_entry_in_the_singular(tmp_path):
+    import subprocess
+    import sys
+
+    p = str(tmp_path / "kv.obj")
+    with obj.Db(p) as db:
+        db.kv("one").put(b"k", b"v")
+        db.kv("two").put(b"k", b"v")
+        db.kv("two").put(b"l", b"v")
+    out = subprocess.run([sys.executable, "-m", "obj", "stat", p], capture_output=True, text=True, check=True).stdout
+    assert "kv          one  [key-value]  1 entry\n" in out and "two  [key-value]  2 entries" in out, out
