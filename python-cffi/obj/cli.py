@@ -954,7 +954,6 @@ def cmd_load(a: argparse.Namespace) -> int:
             raise UsageError("--all takes no COLLECTION (the whole database is loaded)")
         a.input, a.collection = a.input or a.collection, None
     if a.collection is not None:
-        _check_collection_name(a.collection)
         if a.input is None and _meant_as_input(a.collection):
             # `obj load copy.obj all.jsonl`: the dump meant as the input
             # would name the collection, and stdin be read (on a terminal:
@@ -963,6 +962,7 @@ def cmd_load(a: argparse.Namespace) -> int:
                              f"a whole-database dump loads with 'obj load {a.file} --all {a.collection}', a "
                              f"collection with 'obj load {a.file} COLLECTION {a.collection}' (or give '-' as "
                              f"INPUT to read stdin into collection {a.collection!r})")
+        _check_collection_name(a.collection)
     if a.input and a.input != "-":
         src = _open_file(a.input, "rb", "input file")
         total = os.fstat(src.fileno()).st_size
@@ -1016,10 +1016,11 @@ def _meant_as_input(name: str) -> bool:
         if sys.stdin is not None and sys.stdin.isatty():
             return True
         with open(name, "rb") as f:
-            head = f.read(64)
+            head = f.readline(1 << 16)
     except (OSError, ValueError):  # (ValueError: a closed stdin)
         return False
-    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b'{"obj_export"')
+    # (A header's keys may come in any order: after `jq -S`, say.)
+    return b'"obj_export"' in head and head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{")
 
 
 def _check_collection_name(name: str) -> None:

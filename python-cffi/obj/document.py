@@ -1490,9 +1490,9 @@ def _field_markers(cls: Any, prefix: str, outer: tuple) -> Iterator[tuple[str, I
     ``Optional[...]``, a generic's arguments (``page: Page[Item]``) and
     list elements too, which the engine's index paths fan out over).
     ``outer`` holds the classes being walked (a dataclass that holds itself
-    is walked once). A marker anywhere else (on a list's elements, in a
-    dict, in a Union of several types) would make no index: it raises
-    InvalidArgumentError (_stray_marker)."""
+    is walked once). A marker written anywhere else (on a list's
+    elements, in a dict, in a Union of several types) would make no index:
+    it raises InvalidArgumentError (_stray_marker)."""
     hints = _schema_or_plain(cls).hints()
     for f in dataclasses.fields(_dataclass_of(cls)):
         path = prefix + f.name
@@ -1504,8 +1504,7 @@ def _field_markers(cls: Any, prefix: str, outer: tuple) -> Iterator[tuple[str, I
         for sub in _held_dataclasses(inner):
             if sub != cls and sub not in outer:
                 yield from _field_markers(sub, path + ".", outer + (cls,))
-        # (the classes being walked are left out there too: walked once)
-        stray = _stray_marker(inner, {*outer, cls})
+        stray = _stray_marker(inner)
         if stray is not None:
             root = _dataclass_of(outer[0] if outer else cls)
             raise InvalidArgumentError(
@@ -1521,10 +1520,12 @@ _WHERE_UNION = ("inside a Union of several types (an index path cannot tell them
                 "or Optional[...] of it")
 
 
-def _stray_marker(tp: Any, walked: set) -> tuple[IndexMarker, str, str] | None:
+def _stray_marker(tp: Any) -> tuple[IndexMarker, str, str] | None:
     """For a field of type ``tp`` (unwrapped): ``(marker, where, hint)`` of
-    an index marker it holds where no index path reaches, else None. The
-    dataclasses in ``walked`` are not looked into."""
+    an index marker written into it where no index path reaches (on a
+    list's elements, in a dict, in an arm of a Union), else None. The
+    markers of a dataclass it holds there are its own: that class may be
+    indexed where another field holds it, or be a document of its own."""
     if _dataclass_of(tp) is not None:
         return None  # its fields are walked (_field_markers)
     if _kind(tp) in _COLLS:
@@ -1537,11 +1538,11 @@ def _stray_marker(tp: Any, walked: set) -> tuple[IndexMarker, str, str] | None:
                         "index has an entry for the whole list too, so obj.Unique there also makes two equal "
                         "lists, two empty ones included, collide)")
             if _dataclass_of(inner) is None:
-                m = _find_marker(inner, set(walked))
+                m = _find_marker(inner)
                 if m is not None:
                     return m, f"inside {inner!r} in a list, tuple or set", ""
         return None
-    m = _find_marker(tp, set(walked))
+    m = _find_marker(tp)
     if m is None:
         return None
     if _kind(tp) is dict:
@@ -1551,35 +1552,20 @@ def _stray_marker(tp: Any, walked: set) -> tuple[IndexMarker, str, str] | None:
     return m, f"inside {tp!r}", ""
 
 
-def _find_marker(tp: Any, seen: set) -> IndexMarker | None:
-    """The first index marker in type ``tp`` at any depth (in its
-    arguments, and in the fields of the dataclasses it names), else None."""
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
+def _find_marker(tp: Any) -> IndexMarker | None:
+    """The first index marker written in type ``tp`` or its arguments at
+    any depth, not looking into the dataclasses it names, else None."""
+    if typing.get_origin(tp) is typing.Annotated:
         args = typing.get_args(tp)
         found = next((m for m in args[1:] if isinstance(m, IndexMarker)), None)
-        return found if found is not None else _find_marker(args[0], seen)
+        return found if found is not None else _find_marker(args[0])
     sup = getattr(tp, "__supertype__", None)  # typing.NewType
     if sup is not None:
-        return _find_marker(sup, seen)
-    dc = _dataclass_of(tp)
-    if dc is not None:
-        key = tp  # (Tree[int] met again is the same key)
-        try:
-            hash(tp)
-        except TypeError:
-            key = id(tp)
-        if key in seen:
-            return None
-        seen.add(key)
-        hints = _schema_or_plain(tp).hints()
-        for f in dataclasses.fields(dc):
-            found = _find_marker(hints.get(f.name), seen)
-            if found is not None:
-                return found
+        return _find_marker(sup)
+    if _dataclass_of(tp) is not None:
         return None
     for a in typing.get_args(tp):
-        found = _find_marker(a, seen)
+        found = _find_marker(a)
         if found is not None:
             return found
     return None
@@ -2001,6 +1987,10 @@ def document(
 
     def wrap(cls: type[T]) -> type[T]:
         done = cls.__dict__.get("__obj_schema__") if isinstance(cls, type) else None
+        if done is not None and done.collection == collection:
+            raise InvalidArgumentError(
+                f"{cls.__name__} is already the document class of collection {collection!r} (version "
+                f"{done.version}): declare it once, with the version, indexes and history it has now")
         if done is not None:
             # Declaring it again would move the class itself (every write of
             # its instances) to the new collection.

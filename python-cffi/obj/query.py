@@ -398,7 +398,9 @@ class Query(Generic[T]):
             return e
         from .txn import _declared_hint
 
-        return _declared_hint(e, self._schema, self._index["name"])
+        ns = self._name.partition(".")[0] if "." in self._name else None
+        attached = ns is not None and ns in (self._db if self._txn is None else self._txn)._attached
+        return _declared_hint(e, self._schema, self._index["name"], attached)
 
     def __init__(self, db: Db, what: Any, txn: ReadTxn | None = None) -> None:
         if type(what) is str:

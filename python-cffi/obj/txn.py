@@ -183,11 +183,13 @@ def _payload(b: Any) -> bytes:
     raise InvalidArgumentError(f"raw payloads are bytes, bytearray or memoryview, not {type(b).__name__}")
 
 
-def _declared_hint(e: NotFoundError, s: Schema | None, index: Any) -> NotFoundError:
-    """``e`` (an index not found) with how a declared one gets built, when
-    the class of ``s`` declares ``index``: an index added to a class after
-    its documents were written exists only once something builds it."""
-    if s is None or index not in {sp["name"] for sp in s.index_specs()}:
+def _declared_hint(e: NotFoundError, s: Schema | None, index: Any, attached: bool = False) -> NotFoundError:
+    """``e`` with how a declared index gets built, when ``e`` is that the
+    file (this one, not an attached one, which is never written) lacks
+    ``index`` and the class of ``s`` declares it: an index added to a class
+    after its documents were written exists only once something builds it."""
+    if (s is None or attached or f"index {json.dumps(index)}" not in str(e)
+            or index not in {sp["name"] for sp in s.index_specs()}):
         return e
     return NotFoundError(
         f"{e}: {s.cls.__name__} declares it, but this file does not have it yet; the class's first "
@@ -1041,7 +1043,7 @@ class ReadTxn(_Core):
                 else:
                     out += [None if r is None else r[1] for r in rows]
         except NotFoundError as e:
-            raise _declared_hint(e, s if typed else None, index) from None
+            raise _declared_hint(e, s if typed else None, index, core is not self) from None
         return out
 
     def _find_unique_many_plain(self, name: str, index: str, keys: list) -> list | None:
@@ -1086,7 +1088,7 @@ class ReadTxn(_Core):
         try:
             r = core._c_find_unique(cname, _cstr(index), js)
         except NotFoundError as e:
-            raise _declared_hint(e, s, index) from None
+            raise _declared_hint(e, s, index, core is not self) from None
         if r is None:
             if self._kind(core, cname) is None:
                 _undeclared_index(s, index, s.collection)

@@ -487,9 +487,10 @@ def test_load_refuses_a_bad_collection_name_before_reading(tmp_path):
     dump.write_text('{"obj_export": 1, "collection": "c", "count": 0}\n')
     target = str(tmp_path / "new.obj")
     # a dump given where the collection goes: refused at once, with a hint,
-    # and no database created (stdin is never read)
+    # and no database created (stdin is never read); bad usage (exit 2),
+    # whatever the path's characters (session 41's review)
     r = run("load", target, str(dump), stdin="")
-    assert r.returncode == cli.EXIT_ERROR and "--all" in r.stderr, r.stderr
+    assert r.returncode == cli.EXIT_USAGE and "--all" in r.stderr, r.stderr
     for bad in ("", "x" * 201, "a/b"):
         r = run("load", target, bad, stdin='{"n": 1}\n')
         assert r.returncode == cli.EXIT_ERROR and "1 to 200 bytes" in r.stderr and "--all" not in r.stderr, r.stderr

@@ -94,3 +94,53 @@ def test_stat_counts_one_kv_entry_in_the_singular(tmp_path):
         db.kv("two").put(b"l", b"v")
     out = subprocess.run([sys.executable, "-m", "obj", "stat", p], capture_output=True, text=True, check=True).stdout
     assert "kv          one  [key-value]  1 entry\n" in out and "two  [key-value]  2 entries" in out, out
+
+
+def test_a_document_class_declared_again_for_its_own_collection_is_told_to_declare_once():
+    @obj.document(collection="once41", version=2)
+    @dataclass
+    class Once:
+        n: int
+
+    with pytest.raises(obj.InvalidArgumentError, match=r"collection 'once41' \(version 2\): declare it once"):
+        obj.document(collection="once41", version=3)(Once)
+
+
+def test_the_declared_index_hint_is_for_this_files_missing_index_only(tmp_path):
+    from typing import Annotated
+
+    @obj.document(collection="arch41.o")
+    @dataclass
+    class Archived:
+        region: Annotated[str, obj.Index]
+
+    a = str(tmp_path / "a.obj")
+    with obj.Db(a) as db:
+        db.insert("o", {"region": "eu"})
+    with obj.Db(str(tmp_path / "m.obj")) as db:
+        db.insert("x", {"a": 1})
+        for run in (lambda: db.query(Archived).index_range("region", "eu", "us").fetch(),
+                    lambda: list(db.index_range(Archived, "region", "eu", "us"))):
+            with pytest.raises(obj.NotFoundError) as e:  # not attached: nothing to build
+                run()
+            assert "no attached namespace 'arch41'" in str(e.value) and "declares" not in str(e.value)
+            db.attach(a, "arch41")
+            with pytest.raises(obj.NotFoundError) as e:  # attached read-only: never built there
+                run()
+            assert "declares" not in str(e.value), str(e.value)
+            db.detach("arch41")
+
+
+def test_load_knows_a_dump_whose_header_keys_were_sorted_and_says_so_with_one_exit_code(tmp_path):
+    import subprocess
+    import sys
+
+    dump = tmp_path / "all.jsonl"
+    dump.write_text('{"collection":"c","count":1,"kind":"documents","next_id":2,"obj_export":1}\n'
+                    '{"doc":{"n":1},"id":1}\n')
+    target = str(tmp_path / "copy.obj")
+    for name in (str(dump), "./" + dump.name):
+        r = subprocess.run([sys.executable, "-m", "obj", "load", target, name], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 2 and "--all" in r.stderr, (name, r.returncode, r.stderr)
+    assert not (tmp_path / "copy.obj").exists()
