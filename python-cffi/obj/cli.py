@@ -410,6 +410,7 @@ def cmd_dump(a: argparse.Namespace) -> int:
         out, tmp, target = sys.stdout.buffer, None, ""
     n = 0
     kv_n: int | None = None  # (a collection's dump has no key-value entries)
+    tree_n = 0  # entries of plain B+trees (made through the Rust or C API)
     ok = False
     try:
         with _open(a.file, read_only=True, a=a) as db:
@@ -418,13 +419,15 @@ def cmd_dump(a: argparse.Namespace) -> int:
                     n = _dump_collection(tx, out, a.collection, a.limit, a.file)
             else:  # the whole database, by db.export itself (plain B+trees included)
                 counts = db.export(out)
-                n, kv_n = counts["documents"], counts["kv_entries"]
+                n, kv_n, tree_n = counts["documents"], counts["kv_entries"], counts.get("tree_entries", 0)
         out.flush()
         ok = True
     finally:
         if a.output and a.output != "-":
             _end_output(out, tmp, target, ok)
     entries = "" if kv_n is None else f" and {kv_n} key-value entries"
+    if tree_n:
+        entries = f", {kv_n} key-value entries and {tree_n} plain B+tree entries"
     print(f"dumped {n} documents{entries}", file=sys.stderr)
     return EXIT_OK
 
@@ -501,6 +504,8 @@ class _Progress:
 # and only JSON whitespace, which holds no newline within a line.
 _TWO_DOCS = re.compile(rb"\}[ \t\r]*,[ \t\r]*\{")
 # A record line as dump (and db.export) writes it; other layouts are parsed.
+_ONE_LINE = re.compile(r"at line 1 column (\d+)")
+_AT_COLUMN = r"at column \1"
 _RECORD = re.compile(rb'^\{"id":(0|[1-9]\d{0,19})(?:,"v":(0|[1-9]\d{0,19}))?,"doc":(.*)\}$', re.S)
 _VERSION_MAX = 2**32 - 1  # a schema version is a uint32_t
 _ID_MAX = 2**64 - 2  # ids are uint64_t; the largest is reserved
@@ -1087,7 +1092,8 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
                 ld.tx.commit()
             except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
                 at = getattr(e, "line", None)
-                raise type(e)(f"line {at or lineno}: {e}") from None
+                # (The parser read the one line alone: its "line 1" is that line.)
+                raise type(e)(f"line {at or lineno}: {_ONE_LINE.sub(_AT_COLUMN, str(e))}") from None
             except (obj.ObjError, OSError):
                 raise  # the database's or the input's own failure (busy, I/O, ...): main reports it
             except Exception as e:  # noqa: BLE001 - bad input no check above caught: one line, no traceback

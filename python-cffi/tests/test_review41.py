@@ -144,3 +144,30 @@ def test_load_knows_a_dump_whose_header_keys_were_sorted_and_says_so_with_one_ex
                            capture_output=True, text=True, cwd=tmp_path)
         assert r.returncode == 2 and "--all" in r.stderr, (name, r.returncode, r.stderr)
     assert not (tmp_path / "copy.obj").exists()
+
+
+def test_dump_counts_plain_b_tree_entries(tmp_path):
+    import subprocess
+    import sys
+
+    src = tmp_path / "tree.jsonl"
+    src.write_text('{"obj_export":1,"tree":"users","count":1}\n{"key":{"$bytes":"YQ=="},"value":{"$bytes":"Yg=="}}\n')
+    p = str(tmp_path / "tree.obj")
+    with obj.Db(p) as db:
+        db.import_(str(src))
+    r = subprocess.run([sys.executable, "-m", "obj", "dump", p, "-o", str(tmp_path / "out.jsonl")],
+                       capture_output=True, text=True, check=True)
+    assert "dumped 0 documents, 0 key-value entries and 1 plain B+tree entries" in r.stderr, r.stderr
+    assert '"tree":"users"' in (tmp_path / "out.jsonl").read_text()
+
+
+def test_load_names_a_bad_lines_number_once(tmp_path):
+    import subprocess
+    import sys
+
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"a":1}\n{bad\n')
+    r = subprocess.run([sys.executable, "-m", "obj", "load", str(tmp_path / "x.obj"), "c", str(src)],
+                       capture_output=True, text=True)
+    assert r.returncode == 5 and "line 2: " in r.stderr and "line 1" not in r.stderr, r.stderr
+    assert "at column 2" in r.stderr, r.stderr
