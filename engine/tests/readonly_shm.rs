@@ -491,6 +491,20 @@ fn overlapping_readers_on_a_read_only_mapping_keep_the_wal_bounded() {
     assert!(mapped <= 4 * plain.max(1 << 20), "the WAL grew to {mapped} bytes (plain readers: {plain})");
 }
 
+/// `a.obj` left with its `-shm` by a closed writer, and a handle writing
+/// to the same file through the hard link `b.obj` (as another process
+/// would, with a `-wal` and `-shm` of its own): a writer opening `a.obj`
+/// must meet the first opener's check for other names.
+fn written_through_a_hard_link(dir: &Path, options: &Options) -> (std::path::PathBuf, Db) {
+    let (a, b) = (dir.join("a.obj"), dir.join("b.obj"));
+    let w = Db::open_with(&a, own_process()).unwrap();
+    put(&w, b"k", b"v0");
+    assert!(w.checkpoint().unwrap().complete);
+    w.close_without_checkpoint(); // leaves a.obj-shm
+    std::fs::hard_link(&a, &b).unwrap();
+    (a, Db::open_with(&b, options.clone()).unwrap())
+}
+
 /// A read-only mapping holds DMS shared for a moment while it decides
 /// whether to join; a writer opening then got DMS shared only and, as a
 /// later opener, skipped the first opener's checks: here the one for a
@@ -501,14 +515,8 @@ fn overlapping_readers_on_a_read_only_mapping_keep_the_wal_bounded() {
 fn a_writer_is_no_later_opener_beside_a_read_only_mapping_that_is_deciding() {
     use obj_engine::storage::shm::{LockKind, OsShm, LOCK_DMS};
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a.obj"), dir.path().join("b.obj"));
-    let w = Db::open_with(&a, own_process()).unwrap();
-    put(&w, b"k", b"v0");
-    assert!(w.checkpoint().unwrap().complete);
-    w.close_without_checkpoint(); // leaves a.obj-shm
-    std::fs::hard_link(&a, &b).unwrap();
     let quick = Options { busy_timeout: Duration::from_millis(200), ..own_process() };
-    let via_b = Db::open_with(&b, quick.clone()).unwrap();
+    let (a, via_b) = written_through_a_hard_link(dir.path(), &quick);
     put(&via_b, b"from_b", b"1");
     assert!(matches!(Db::open_with(&a, quick.clone()), Err(Error::Busy(_))), "another name holds the file");
 
@@ -534,14 +542,8 @@ fn a_writer_is_no_later_opener_beside_a_read_only_mapping_that_is_deciding() {
 fn a_writer_is_no_later_opener_beside_read_only_mappings_coming_and_going() {
     use obj_engine::storage::shm::{LockKind, OsShm, LOCK_DMS};
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a.obj"), dir.path().join("b.obj"));
-    let w = Db::open_with(&a, own_process()).unwrap();
-    put(&w, b"k", b"v0");
-    assert!(w.checkpoint().unwrap().complete);
-    w.close_without_checkpoint(); // leaves a.obj-shm
-    std::fs::hard_link(&a, &b).unwrap();
     let quick = Options { busy_timeout: Duration::from_millis(10), ..own_process() };
-    let via_b = Db::open_with(&b, quick.clone()).unwrap();
+    let (a, via_b) = written_through_a_hard_link(dir.path(), &quick);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut shm_path = a.as_os_str().to_owned();

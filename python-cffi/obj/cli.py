@@ -899,29 +899,28 @@ class _Loader:
         if len(ids) != len(run):
             # A container went on over lines: the load fails (its
             # transaction is rolled back). The first line the engine does
-            # not read alone is the one that opened it.
-            for _, _, doc, lineno in run:
-                try:
-                    tx._c_doc_insert(cname, doc, v)
-                except obj.ConstraintError:  # (a line read already, again: unique)
-                    continue
-                except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
-                    self._name_line(e, doc, lineno)
+            # not read alone is the one that opened it (one read already
+            # and inserted again may meet its own unique keys).
+            self._insert_each(cname, run, skip_duplicates=True)
             err = obj.InvalidArgumentError(f"the engine read {len(ids)} document(s) in {len(run)} lines from "
                                            f"this line on: each line must hold one JSON document")
             err.line = run[0][3]  # type: ignore[attr-defined]
             raise err
         return len(ids)
 
-    def _insert_each(self, cname: bytes, run: list[tuple[int, int, bytes, int]]) -> int:
+    def _insert_each(self, cname: bytes, run: list[tuple[int, int, bytes, int]],
+                     skip_duplicates: bool = False) -> int:
         """Inserts the documents of ``run`` one at a time; an error names
-        its line."""
+        its line (a unique-key conflict too, unless ``skip_duplicates``)."""
         import obj
 
         tx = self.tx
         for _, v, doc, lineno in run:
             try:
                 tx._c_doc_insert(cname, doc, v)
+            except obj.ConstraintError as e:
+                if not skip_duplicates:
+                    self._name_line(e, doc, lineno)
             except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
                 self._name_line(e, doc, lineno)
         return len(run)

@@ -1537,10 +1537,9 @@ def _stray_marker(tp: Any) -> tuple[IndexMarker, str, str] | None:
                         "; to index each element, mark the field itself: Annotated[list[str], obj.Each] (its "
                         "index has an entry for the whole list too, so obj.Unique there also makes two equal "
                         "lists, two empty ones included, collide)")
-            if _dataclass_of(inner) is None:
-                m = _find_marker(inner)
-                if m is not None:
-                    return m, f"inside {inner!r} in a list, tuple or set", ""
+            m = _find_marker(inner)
+            if m is not None:
+                return m, f"inside {inner!r} in a list, tuple or set", ""
         return None
     m = _find_marker(tp)
     if m is None:

@@ -609,11 +609,10 @@ class Query(Generic[T]):
         # An iterator, not a generator: dict results come straight from
         # the C-level chain of _c_pairs, with no Python frame per document.
         # (Callers run this lazily: iter() is a generator, fetch() eager.)
-        core, cname = tx._route(self._name)
-        kind = tx._kind(core, cname)
-        if kind is None:
-            self._no_collection()
+        at = self._located(tx)
+        if at is None:
             return iter(())
+        core, cname, kind = at
         spec = self._spec(cname.decode())
         lim = None if (self._preds or self._key) else self._limit
         s = self._schema
@@ -736,10 +735,10 @@ class Query(Generic[T]):
 
     def _engine_ids(self, tx: ReadTxn) -> list[int]:
         """The ids of the engine's results in ``tx``, from the raw rows."""
-        core, cname = tx._route(self._name)
-        if tx._kind(core, cname) is None:
-            self._no_collection()
+        at = self._located(tx)
+        if at is None:
             return []
+        core, cname, _ = at
         return [r[0] for r in core._c_rows(self._spec(cname.decode()), self._limit)]
 
     def count(self) -> int:
@@ -760,11 +759,23 @@ class Query(Generic[T]):
     def _engine_count(self, tx: ReadTxn) -> int:
         """The engine's count of this query (its Python predicates left
         out) in ``tx``."""
-        core, cname = tx._route(self._name)
-        if tx._kind(core, cname) is None:
-            self._no_collection()
+        at = self._located(tx)
+        if at is None:
             return 0
+        core, cname, _ = at
         return core._c_count(self._spec(cname.decode(), count_only=True))
+
+    def _located(self, tx: ReadTxn) -> tuple[Any, bytes, str] | None:
+        """``(transaction, C name, kind)`` of the query's collection in
+        ``tx`` (an attached file's own transaction for a namespaced name);
+        None when the file has no such collection (after the check of
+        :meth:`_no_collection`)."""
+        core, cname = tx._route(self._name)
+        kind = tx._kind(core, cname)
+        if kind is None:
+            self._no_collection()
+            return None
+        return core, cname, kind
 
     def _no_collection(self) -> None:
         """Checks a query of a collection the file does not have: only an
