@@ -745,6 +745,7 @@ impl Pager {
                 shm = vfs.open_shm(shm_path).map_err(io)?;
                 locks = LockTable::default();
             }
+            unvetted = false; // (the Busy message tells of the last try)
             let first = if locks.exclusive(&*shm, LOCK_DMS).map_err(io)? {
                 true
             } else if locks.shared(&*shm, LOCK_DMS).map_err(io)? {
@@ -2116,7 +2117,9 @@ impl Pager {
     fn alone_after_a_moment(&self) -> Result<bool> {
         if !self.index.lock_exclusive(LOCK_LEAVE)? {
             // Right away rather than with the pager's other locks: the
-            // waiter's last poll may be moments from now.
+            // waiter's last poll may be moments from now. VETTED first (see
+            // LockTable::release_all).
+            self.index.unlock_shared(LOCK_VETTED);
             self.index.unlock_shared(LOCK_DMS);
             return Ok(false);
         }

@@ -141,12 +141,13 @@ pub trait ShmFile: Send + Sync + fmt::Debug {
     /// the one it has open (a last closer may have removed it meanwhile).
     fn is_current(&self) -> io::Result<bool>;
     /// Whether a handle other than this one holds lock byte `index` in any
-    /// mode; `None` (the default) for a region that cannot tell, which is
-    /// never joined read-only and whose openers trust any holder of DMS
-    /// (`Pager::join_read_only`, `Pager::join`).
-    fn others_hold(&self, _index: u32) -> io::Result<Option<bool>> {
-        Ok(None)
-    }
+    /// mode; `None` for a region that cannot tell, which is never joined
+    /// read-only and whose openers trust any holder of DMS
+    /// (`Pager::join_read_only`, `Pager::join`). A region that processes
+    /// share and that a read-only mapping may join must tell (a wrapper
+    /// passes it on): an opener that met only such a mapping deciding
+    /// whether to join would otherwise skip the first opener's checks.
+    fn others_hold(&self, index: u32) -> io::Result<Option<bool>>;
 }
 
 /// The WAL state kept in the shared header.
@@ -389,7 +390,9 @@ impl LockTable {
     /// the open file description).
     pub fn release_all(&self, shm: &dyn ShmFile) {
         let mut held = self.held();
-        for (index, slot) in held.iter_mut().enumerate() {
+        // Highest first: VETTED before DMS, so that a handle is never seen
+        // vouching for an index it no longer holds.
+        for (index, slot) in held.iter_mut().enumerate().rev() {
             if slot.0 > 0 || slot.1 {
                 *slot = (0, false);
                 let _ = shm.lock(index as u32, LockKind::Unlock);
@@ -565,6 +568,9 @@ impl ShmFile for HeapShm {
     }
     fn is_current(&self) -> io::Result<bool> {
         Ok(true)
+    }
+    fn others_hold(&self, _index: u32) -> io::Result<Option<bool>> {
+        Ok(None) // one handle's own memory: nobody else to tell of
     }
 }
 

@@ -800,6 +800,9 @@ impl ShmFile for SimShm {
         Ok(state.epoch == self.epoch
             && state.shms.get(&self.path).is_some_and(|r| Arc::ptr_eq(r, &self.region)))
     }
+    fn others_hold(&self, _index: u32) -> io::Result<Option<bool>> {
+        Ok(None) // no read-only mapping in the simulation: nothing depends on it
+    }
 }
 
 impl Drop for SimShm {

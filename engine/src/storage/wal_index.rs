@@ -900,6 +900,9 @@ mod tests {
         fn is_current(&self) -> std::io::Result<bool> {
             self.inner.is_current()
         }
+        fn others_hold(&self, index: u32) -> std::io::Result<Option<bool>> {
+            self.inner.others_hold(index)
+        }
     }
 
     /// Another process's commit, whose header this process reads torn
