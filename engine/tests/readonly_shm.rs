@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::{get, put, side_files};
 use obj_engine::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
-use obj_engine::storage::shm::ShmFile;
+use obj_engine::storage::pager::wal_path_of;
+use obj_engine::storage::shm::{shm_path_of, ShmFile};
 use obj_engine::{Db, Error, Options, ReadableTxn, SyncMode};
 
 fn own_process() -> Options {
@@ -301,9 +302,7 @@ fn snapshots_through_a_read_only_mapping_stay_whole_under_commits_and_checkpoint
         reads.load(Ordering::Relaxed),
         errors.load(Ordering::Relaxed)
     );
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    eprintln!("wal bytes before close: {}", std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    eprintln!("wal bytes before close: {}", wal_len(&path));
     eprintln!("final checkpoint: {:?}", w.checkpoint());
     assert_eq!(errors.load(Ordering::Relaxed), 0);
     w.close().unwrap();
@@ -369,9 +368,7 @@ fn a_writer_joining_as_a_later_opener_is_kept_out_by_a_private_reader() {
     let reader = Db::open_with(&path, ro_opts(ShmReadOnly::plain(), 500)).unwrap();
     let snapshot = reader.begin_read().unwrap();
     // What a read-only open joining at this moment holds.
-    let mut shm_path = path.as_os_str().to_owned();
-    shm_path.push("-shm");
-    let joining = OsShm::open(std::path::Path::new(&shm_path)).unwrap();
+    let joining = OsShm::open(&shm_path_of(&path)).unwrap();
     assert!(joining.lock(LOCK_DMS, LockKind::Shared).unwrap());
     let quick = Options { busy_timeout: Duration::from_millis(100), ..own_process() };
     match Db::open_with(&path, quick.clone()) {
@@ -425,9 +422,7 @@ fn a_forked_child_does_not_keep_a_private_readers_lock() {
 }
 
 fn wal_len(path: &Path) -> u64 {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0)
+    std::fs::metadata(wal_path_of(path)).map(|m| m.len()).unwrap_or(0)
 }
 
 /// Two readers whose snapshots overlap (each holds one for 20 ms, then
@@ -520,9 +515,7 @@ fn a_writer_is_no_later_opener_beside_a_read_only_mapping_that_is_deciding() {
     put(&via_b, b"from_b", b"1");
     assert!(matches!(Db::open_with(&a, quick.clone()), Err(Error::Busy(_))), "another name holds the file");
 
-    let mut shm_path = a.as_os_str().to_owned();
-    shm_path.push("-shm");
-    let deciding = OsShm::open_read_only(Path::new(&shm_path)).unwrap();
+    let deciding = OsShm::open_read_only(&shm_path_of(&a)).unwrap();
     assert!(deciding.lock(LOCK_DMS, LockKind::Shared).unwrap());
     let via_a = Db::open_with(&a, quick.clone());
     assert!(matches!(via_a, Err(Error::Busy(_))), "opened beside a deciding reader: {:?}", via_a.map(|_| ()));
@@ -546,12 +539,11 @@ fn a_writer_is_no_later_opener_beside_read_only_mappings_coming_and_going() {
     let (a, via_b) = written_through_a_hard_link(dir.path(), &quick);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut shm_path = a.as_os_str().to_owned();
-    shm_path.push("-shm");
+    let shm_path = shm_path_of(&a);
     let deciding = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let shm = OsShm::open_read_only(Path::new(&shm_path)).unwrap();
+            let shm = OsShm::open_read_only(&shm_path).unwrap();
             let mut x = 0x9e37_79b9_7f4a_7c15u64;
             let spin = |ns: u64| {
                 let t = Instant::now();
