@@ -765,6 +765,33 @@ obj_status obj_doc_insert_many(obj_txn *txn,
                                size_t *out_count);
 
 /**
+ * Inserts one document per line of `text` (`len` bytes; lines end with
+ * '\n', the last one may not; a '\r' before it is whitespace) into
+ * collection `coll` (created on first use), all with `schema_version`,
+ * as obj_doc_insert_many inserts an array's: the ids go to
+ * `out_ids[0..n)` where n is the number of lines, n to `*out_count`; all
+ * or nothing. Every line must hold exactly one JSON object: an empty
+ * line, a string or bracket still open at a line's end (a document over
+ * two lines) or two documents on a line is OBJ_INVALID_ARGUMENT, and so is
+ * any other bad document, with a message that begins with its line
+ * ("line 3: ...", counted from 1 in `text`). Empty text is OBJ_OK with
+ * *out_count = 0.
+ *
+ * # Safety
+ * `txn` is a live handle; `coll` a NUL-terminated string; `text` valid for
+ * `len` bytes; `out_ids` writable for `out_cap` values (NULL if 0);
+ * `out_count` writable.
+ */
+obj_status obj_doc_insert_lines(obj_txn *txn,
+                                const char *coll,
+                                const uint8_t *text,
+                                size_t len,
+                                uint32_t schema_version,
+                                uint64_t *out_ids,
+                                size_t out_cap,
+                                size_t *out_count);
+
+/**
  * Reads document `id` of collection `coll`. `*found` says whether it
  * exists; if so `*out` holds it as JSON text (free with obj_bytes_free)
  * and `*out_version` (may be NULL) its schema version; otherwise `*out`

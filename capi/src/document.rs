@@ -5,6 +5,7 @@
 use std::ffi::c_char;
 
 use obj_engine::doc::collection::check_doc_id;
+use obj_engine::doc::json_lines;
 use obj_engine::{CollectionKind, CollectionMut, Error, Value, WriteTxn};
 
 use crate::batch::{json_list, Part};
@@ -140,48 +141,123 @@ pub unsafe extern "C" fn obj_doc_insert_many(
         need(out_count, "out_count")?;
         // SAFETY: per contract.
         let (coll, json) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(json, len, "json")?) };
-        let fits = |n: usize| {
-            if n > out_cap {
-                // A large array is checked with a running count as it is
-                // stored: count it whole for the message (the size to retry with).
-                let n = serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(json).map_or(n, |all| all.len());
-                return Err(Error::invalid(format!("{n} documents but out_cap is {out_cap}")));
-            }
-            if n > 0 && out_ids.is_null() {
-                return Err(Error::invalid("out_ids out-pointer is NULL"));
-            }
-            Ok(())
-        };
         // SAFETY: per contract.
-        let mut t = unsafe { lock_txn(txn) }?;
-        // insert_json_many checks the count before it writes anything (a
-        // large array: as it goes, undoing what it wrote when refused).
-        let ids = match write_existing(&mut t, coll, |c| c.insert_json_many(json, schema_version, fits))? {
-            Some(ids) => ids,
-            // A new collection is created only once the array is known to
-            // be storable (then the documents go in as encoded).
-            None if !t.has_live_cursors()
-                && let Some(ids) =
-                    t.write()?.create_collection_from_json(coll, json, schema_version, fits)? =>
-            {
-                ids
-            }
-            None => {
-                let docs = obj_engine::doc::json::documents_from_json_slice(json)?;
-                fits(docs.len())?;
-                if docs.is_empty() {
-                    t.write()?;
-                    Vec::new()
-                } else {
-                    t.with_collection_mut(coll, open_doc, |c| c.insert_many_versioned(&docs, schema_version))?
-                }
-            }
-        };
-        // SAFETY: out_ids is non-null (checked) and holds out_cap >= ids.len() values.
-        unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), out_ids, ids.len()) };
-        // SAFETY: checked non-null.
-        unsafe { put(out_count, ids.len(), "out_count") }
+        unsafe { insert_array(txn, coll, json, schema_version, out_ids, out_cap, out_count) }
     })
+}
+
+/// Inserts one document per line of `text` (`len` bytes; lines end with
+/// '\n', the last one may not; a '\r' before it is whitespace) into
+/// collection `coll` (created on first use), all with `schema_version`,
+/// as obj_doc_insert_many inserts an array's: the ids go to
+/// `out_ids[0..n)` where n is the number of lines, n to `*out_count`; all
+/// or nothing. Every line must hold exactly one JSON object: an empty
+/// line, a string or bracket still open at a line's end (a document over
+/// two lines) or two documents on a line is OBJ_INVALID_ARGUMENT, and so is
+/// any other bad document, with a message that begins with its line
+/// ("line 3: ...", counted from 1 in `text`). Empty text is OBJ_OK with
+/// *out_count = 0.
+///
+/// # Safety
+/// `txn` is a live handle; `coll` a NUL-terminated string; `text` valid for
+/// `len` bytes; `out_ids` writable for `out_cap` values (NULL if 0);
+/// `out_count` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_doc_insert_lines(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    text: *const u8,
+    len: usize,
+    schema_version: u32,
+    out_ids: *mut u64,
+    out_cap: usize,
+    out_count: *mut usize,
+) -> obj_status {
+    fence(|| {
+        need(out_count, "out_count")?;
+        // SAFETY: per contract.
+        let (coll, text) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(text, len, "text")?) };
+        let lines = json_lines::lines_as_array(text)?;
+        // SAFETY: per contract.
+        unsafe { insert_array(txn, coll, &lines.array, schema_version, out_ids, out_cap, out_count) }.map_err(
+            |e| {
+                match e {
+                    // The parser's place is in the array, whose first line
+                    // has a "[" before it: name the line at fault, read alone.
+                    Error::InvalidArgument(_) => json_lines::split_lines(text)
+                        .enumerate()
+                        .find_map(|(i, line)| match obj_engine::doc::json::document_from_json_slice(line) {
+                            Err(Error::InvalidArgument(why)) => {
+                                Some(Error::invalid(format!("line {}: {why}", i + 1)))
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or(e),
+                    e => e,
+                }
+            },
+        )
+    })
+}
+
+/// The body of obj_doc_insert_many, for an array however it came.
+///
+/// # Safety
+/// `txn` is a live handle; `out_ids` writable for `out_cap` values (NULL
+/// if 0); `out_count` non-null and writable.
+unsafe fn insert_array(
+    txn: *mut obj_txn,
+    coll: &str,
+    json: &[u8],
+    schema_version: u32,
+    out_ids: *mut u64,
+    out_cap: usize,
+    out_count: *mut usize,
+) -> Result<(), Error> {
+    let fits = |n: usize| {
+        if n > out_cap {
+            // A large array is checked with a running count as it is
+            // stored: count it whole for the message (the size to retry with).
+            let n = serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(json).map_or(n, |all| all.len());
+            return Err(Error::invalid(format!("{n} documents but out_cap is {out_cap}")));
+        }
+        if n > 0 && out_ids.is_null() {
+            return Err(Error::invalid("out_ids out-pointer is NULL"));
+        }
+        Ok(())
+    };
+    // SAFETY: per contract.
+    let mut t = unsafe { lock_txn(txn) }?;
+    // insert_json_many checks the count before it writes anything (a
+    // large array: as it goes, undoing what it wrote when refused).
+    let ids = match write_existing(&mut t, coll, |c| c.insert_json_many(json, schema_version, fits))? {
+        Some(ids) => ids,
+        // A new collection is created only once the array is known to
+        // be storable (then the documents go in as encoded).
+        None if !t.has_live_cursors()
+            && let Some(ids) =
+                t.write()?.create_collection_from_json(coll, json, schema_version, fits)? =>
+        {
+            ids
+        }
+        None => {
+            let docs = obj_engine::doc::json::documents_from_json_slice(json)?;
+            fits(docs.len())?;
+            if docs.is_empty() {
+                t.write()?;
+                Vec::new()
+            } else {
+                t.with_collection_mut(coll, open_doc, |c| c.insert_many_versioned(&docs, schema_version))?
+            }
+        }
+    };
+    if !ids.is_empty() {
+        // SAFETY: out_ids is non-null (checked) and holds out_cap >= ids.len()
+        // values (with none, out_ids may be NULL: no copy).
+        unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), out_ids, ids.len()) };
+    }
+    // SAFETY: checked non-null.
+    unsafe { put(out_count, ids.len(), "out_count") }
 }
 
 /// Reads document `id` of collection `coll`. `*found` says whether it

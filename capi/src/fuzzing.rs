@@ -159,7 +159,19 @@ pub fn c_api_calls(data: &[u8]) {
                         0,
                         ptr::null_mut(),
                     ));
-                    let ids = [1u64, 2, u64::from(op)];
+                    let mut ids = [1u64, 2, u64::from(op)];
+                    let mut n = 0usize;
+                    ok(obj_doc_insert_lines(
+                        txn,
+                        fixed,
+                        text.as_ptr(),
+                        text.len(),
+                        0,
+                        ids.as_mut_ptr(),
+                        usize::from(op % 4),
+                        &mut n,
+                    ));
+                    ids = [1u64, 2, u64::from(op)];
                     ok(obj_doc_get_many(txn, fixed, ids.as_ptr(), ids.len(), &mut out));
                     obj_bytes_free(&mut out);
                     ok(obj_doc_get_many_plain(txn, fixed, ids.as_ptr(), ids.len(), &mut out));

@@ -499,10 +499,6 @@ class _Progress:
             self.drawn = False
 
 
-# Two documents on one line (after a load's engine read the lines as one
-# array): the end of one and the start of the next, a comma between them
-# and only JSON whitespace, which holds no newline within a line.
-_TWO_DOCS = re.compile(rb"\}[ \t\r]*,[ \t\r]*\{")
 # A record line as dump (and db.export) writes it; other layouts are parsed.
 _ONE_LINE = re.compile(r"at line 1 column (\d+)")
 _AT_COLUMN = r"at column \1"
@@ -857,73 +853,38 @@ class _Loader:
 
     def _insert_run(self, cname: bytes, run: list[tuple[int, int, bytes, int]]) -> int:
         """Inserts the documents of ``run`` (lines of one schema version);
-        returns how many the engine wrote: one a line, or an error names
-        the line at fault.
-
-        Each line must be one JSON value (one document). The lines go to
-        the engine as one array, joined by ",\\n": a line that is not one
-        value would merge with its neighbours into other documents. A
-        string cannot go on over the next line (a raw newline in a string is
-        not JSON: the engine refuses the batch). A container can, and then
-        the engine reads fewer documents than lines, unless a line with two
-        documents makes up the difference: only such a line holds a "}"
-        and a "{" with only a comma (and spaces) between them. So a run
-        without that pattern needs only the engine's count; one with it
-        (documents holding lists of objects, say) has each line read alone
-        first: by orjson when installed (a fraction of the insert's cost),
-        else by the engine itself, one insert a line."""
+        returns how many the engine wrote: one a line (the engine checks
+        that each line holds exactly one document), or an error names the
+        line at fault."""
         import obj
-        from obj import _codec
 
-        docs = [d for _, _, d, _n in run]
-        js = b"[" + b",\n".join(docs) + b"]"
-        if _TWO_DOCS.search(js) is not None:
-            if _codec.backend() != "orjson":
-                return self._insert_each(cname, run)
-            try:
-                loads = _codec._orjson.loads  # (its own function, not the codec's wrapper)
-                for d in docs:
-                    loads(d)
-            except Exception:  # noqa: BLE001 - a line orjson does not read as one value: the engine says why
-                return self._insert_each(cname, run)
-        tx, v = self.tx, run[0][1]
         try:
-            ids = tx._c_doc_insert_many(cname, js, len(run), v)
+            ids = self.tx._c_doc_insert_lines(cname, b"\n".join(d for _, _, d, _n in run), len(run), run[0][1])
         except (obj.InvalidArgumentError, obj.FeatureUnsupportedError):
-            # The call wrote nothing; its error names a column of the
-            # joined batch. Insert one at a time to find the document at
-            # fault, and raise its own error, which names no place in a
-            # batch (the transaction is rolled back all the same).
+            # The call wrote nothing; its error names a line of the batch.
+            # Insert one at a time to find the document at fault, and raise
+            # its own error naming the input's line (the transaction is
+            # rolled back all the same).
             self._insert_each(cname, run)
             raise
-        if len(ids) != len(run):
-            # A container went on over lines: the load fails (its
-            # transaction is rolled back). The first line the engine does
-            # not read alone is the one that opened it (one read already
-            # and inserted again may meet its own unique keys).
-            self._insert_each(cname, run, skip_duplicates=True)
+        if len(ids) != len(run):  # (never expected: the load fails rather than report lines as documents)
             err = obj.InvalidArgumentError(f"the engine read {len(ids)} document(s) in {len(run)} lines from "
                                            f"this line on: each line must hold one JSON document")
             err.line = run[0][3]  # type: ignore[attr-defined]
             raise err
         return len(ids)
 
-    def _insert_each(self, cname: bytes, run: list[tuple[int, int, bytes, int]],
-                     skip_duplicates: bool = False) -> int:
-        """Inserts the documents of ``run`` one at a time; an error names
-        its line (a unique-key conflict too, unless ``skip_duplicates``)."""
+    def _insert_each(self, cname: bytes, run: list[tuple[int, int, bytes, int]]) -> None:
+        """Inserts the documents of ``run`` one at a time, to find the one
+        a batch refused: its error names its line."""
         import obj
 
         tx = self.tx
         for _, v, doc, lineno in run:
             try:
                 tx._c_doc_insert(cname, doc, v)
-            except obj.ConstraintError as e:
-                if not skip_duplicates:
-                    self._name_line(e, doc, lineno)
-            except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
+            except (obj.ConstraintError, obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
                 self._name_line(e, doc, lineno)
-        return len(run)
 
     @staticmethod
     def _name_line(e: Exception, text: bytes, lineno: int) -> None:

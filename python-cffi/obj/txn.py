@@ -463,6 +463,16 @@ class _Core:
             raise self._fail(st)
         return ffi.unpack(ids, cnt[0])
 
+    def _c_doc_insert_lines(self, coll: bytes, text: bytes, n: int, version: int) -> list[int]:
+        """Inserts one document per line of ``text`` (``n`` lines): the
+        engine checks that each line holds exactly one document."""
+        ids = _new("uint64_t[]", max(n, 1))
+        cnt = _new("size_t *")
+        st = self._wcall(lib.obj_doc_insert_lines, coll, text, len(text), version, ids, n, cnt)
+        if st:
+            raise self._fail(st)
+        return ffi.unpack(ids, cnt[0])
+
     def _c_doc_upsert(self, coll: bytes, doc_id: int, js: bytes, version: int) -> bool:
         found = _slots.found
         st = self._wcall(lib.obj_doc_upsert, coll, doc_id, js, len(js), version, found)

@@ -88,10 +88,10 @@ def test_load_in_process_with_each_backend_names_the_line_and_loads_good_input(t
 
 @pytest.mark.usefixtures("backend")
 def test_load_refuses_a_document_cut_over_lines_with_no_line_to_make_up_the_count(tmp_path, capsys):
-    # No line holds two documents: the engine's count alone shows the
-    # merge, after the batch was written; the load is undone all the same,
-    # and the line named is the one that opened the cut document (with a
-    # unique index, the lines read again are not what is reported).
+    # No line holds two documents, so joined as an array the lines would
+    # give a count one short; the engine refuses the batch for the line
+    # that leaves a bracket open, and the line named is that one (with a
+    # unique index: the documents before it are not reported as clashing).
     db = str(tmp_path / "p.obj")
     with obj.Db(db) as d:
         d.create_index("c", "by_a", "a", kind="unique")
@@ -106,7 +106,8 @@ def test_load_refuses_a_document_cut_over_lines_with_no_line_to_make_up_the_coun
 
 @pytest.mark.usefixtures("backend")
 def test_load_of_documents_holding_lists_of_objects(tmp_path, capsys):
-    # Their lines hold "},{": each is read alone before the batch goes in.
+    # Their lines hold "},{" (between two objects of a list, or in a
+    # string): one document a line all the same.
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"n": i, "items": [{"k": 1}, {"k": 2}]}, separators=(",", ":")) + "\n"
                            for i in range(7)) + '{"n": 7, "s": "},{"}\n')
@@ -126,12 +127,12 @@ def test_load_reports_the_engines_count_not_the_lines(tmp_path, capsys, monkeypa
     # reporting the lines as loaded.
     from obj import txn
 
-    real = txn.WriteTxn._c_doc_insert_many
+    real = txn.WriteTxn._c_doc_insert_lines
 
-    def fewer(self, coll, js, n, version):
-        return real(self, coll, js, n, version)[:-1]
+    def fewer(self, coll, text, n, version):
+        return real(self, coll, text, n, version)[:-1]
 
-    monkeypatch.setattr(txn.WriteTxn, "_c_doc_insert_many", fewer)
+    monkeypatch.setattr(txn.WriteTxn, "_c_doc_insert_lines", fewer)
     src = tmp_path / "in.jsonl"
     src.write_text('{"a":1}\n{"a":2}\n')
     db = str(tmp_path / "c.obj")

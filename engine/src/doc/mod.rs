@@ -5,6 +5,7 @@ pub mod codec;
 pub mod collection;
 pub mod json;
 pub(crate) mod json_direct;
+pub mod json_lines;
 pub mod kv;
 pub mod order;
 pub(crate) mod serde_direct;

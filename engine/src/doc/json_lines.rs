@@ -1,0 +1,140 @@
+//! JSON lines (one document a line) as the JSON array the batch insert
+//! reads. Joining lines with commas is not enough on its own: a line that
+//! is not exactly one value (a string or container running on over the
+//! line break, two documents on one line) would merge with its neighbours
+//! into other documents while the count could still come out right. So
+//! each line is first checked to hold one whole value, by a scan of its
+//! brackets and strings (the parse that follows checks the rest); then the
+//! array's elements are exactly the lines.
+
+use crate::error::{Error, Result};
+
+/// Lines checked to hold one JSON value each, as one JSON array.
+#[derive(Debug)]
+pub struct LinesArray {
+    /// `[` line 1 `,\n` line 2 … `]`: the array's line `n` is the input's
+    /// line `n` (the first one column later, after the `[`).
+    pub array: Vec<u8>,
+    /// The number of lines, and so of elements.
+    pub lines: usize,
+}
+
+/// The lines of `text` (each ends with `\n`, the last one may not) as a
+/// JSON array, one element a line. A line that is empty (or only
+/// whitespace), that holds more than one value, or whose string or
+/// bracket is still open at its end is [`Error::InvalidArgument`] naming
+/// the line (from 1). Empty text is an empty array.
+pub fn lines_as_array(text: &[u8]) -> Result<LinesArray> {
+    let mut array = Vec::with_capacity(text.len() + text.len() / 64 + 2);
+    array.push(b'[');
+    let mut lines = 0;
+    for line in split_lines(text) {
+        lines += 1;
+        check_line(line).map_err(|why| Error::invalid(format!("line {lines}: {why}")))?;
+        if lines > 1 {
+            array.extend_from_slice(b",\n");
+        }
+        array.extend_from_slice(line);
+    }
+    array.push(b']');
+    Ok(LinesArray { array, lines })
+}
+
+/// The lines of `text` without their `\n`; no line after a final `\n`.
+pub fn split_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let any = !text.is_empty();
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    text.split(|&b| b == b'\n').filter(move |_| any)
+}
+
+/// Why `line` is not one whole JSON value by its brackets and strings.
+fn check_line(line: &[u8]) -> std::result::Result<(), &'static str> {
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r');
+    let Some(last) = line.iter().rposition(|b| !is_space(b)) else {
+        return Err("the line is empty: each line holds one JSON document");
+    };
+    let line = &line[..=last];
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < line.len() {
+        match line[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    match line.get(i) {
+                        None => {
+                            return Err("a string runs on past the end of the line (a line break inside \
+                                        a string is written \\n in JSON)")
+                        }
+                        Some(b'"') => break,
+                        Some(b'\\') => i += 2,
+                        Some(_) => i += 1,
+                    }
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1).ok_or("a bracket closes that this line did not open")?;
+                if depth == 0 && i != last {
+                    return Err("the line holds more than one JSON value: each line holds one document");
+                }
+            }
+            b',' if depth == 0 => {
+                return Err("the line holds more than one JSON value: each line holds one document")
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if depth > 0 {
+        return Err("a bracket is still open at the end of the line: each line holds one whole document");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::json::documents_from_json_slice;
+
+    fn why(text: &str) -> String {
+        match lines_as_array(text.as_bytes()) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn one_document_a_line_makes_one_element_a_line() {
+        let got =
+            lines_as_array(b"{\"a\":1}\n{\"b\":[1,{\"c\":\"}, {\"}]}\r\n  {\"s\":\"x\\\"y,\"}\n").unwrap();
+        assert_eq!(got.lines, 3);
+        let docs = documents_from_json_slice(&got.array).unwrap();
+        assert_eq!(docs.len(), 3);
+        assert_eq!(lines_as_array(b"").unwrap().lines, 0);
+        assert_eq!(lines_as_array(b"").unwrap().array, b"[]");
+        assert_eq!(lines_as_array(b"{}").unwrap().lines, 1);
+    }
+
+    #[test]
+    fn a_line_that_is_not_one_value_is_named() {
+        assert!(why("{\"a\":1}\n{\"text\":\"hello\nworld\"}").contains("line 2: a string runs on"));
+        assert!(why("{\"a\":[1,\n2]}").contains("line 1: a bracket is still open"));
+        assert!(why("{\"a\":1}\n1]}").contains("line 2: a bracket closes"));
+        assert!(why("{\"a\":1},{\"b\":2}").contains("line 1: the line holds more than one"));
+        assert!(why("{\"a\":1} {\"b\":2}").contains("line 1: the line holds more than one"));
+        assert!(why("{\"a\":1}\n\n{\"b\":2}").contains("line 2: the line is empty"));
+        assert!(why(" \t\r\n").contains("line 1: the line is empty"));
+        // A backslash before the end of the line does not hide it.
+        assert!(why("{\"a\":\"x\\").contains("line 1: a string runs on"));
+    }
+
+    #[test]
+    fn lines_are_split_on_line_feeds_only() {
+        let lines: Vec<&[u8]> = split_lines(b"a\nb\r\n\nc").collect();
+        assert_eq!(lines, [&b"a"[..], b"b\r", b"", b"c"]);
+        assert_eq!(split_lines(b"a\n").count(), 1);
+        assert_eq!(split_lines(b"").count(), 0);
+        assert_eq!(split_lines(b"\n").count(), 1);
+    }
+}

@@ -1,0 +1,89 @@
+/* obj_doc_insert_lines: one document per line of a text, each line checked
+ * to hold exactly one JSON document (a document over two lines, or two on
+ * one line, would otherwise be read as other documents), all or nothing,
+ * errors naming the line; an empty batch takes NULL out_ids. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include "check.h"
+
+static obj_status insert_lines(obj_txn *w, const char *text, uint64_t *ids, size_t cap, size_t *n) {
+    return obj_doc_insert_lines(w, "c", (const uint8_t *)text, strlen(text), 0, ids, cap, n);
+}
+
+static uint64_t count_docs(obj_txn *t) {
+    uint64_t n = 0;
+    CHECK_OK(obj_query_count(t, (const uint8_t *)"{\"collection\":\"c\"}", 18, &n));
+    return n;
+}
+
+int main(int argc, char **argv) {
+    char p[520];
+    snprintf(p, sizeof p, "%s/insert-lines.obj", argc > 1 ? argv[1] : ".");
+    remove_db(p);
+    obj_db *db = NULL;
+    CHECK_OK(obj_db_open(p, NULL, &db));
+    obj_txn *w = NULL;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+
+    uint64_t ids[8] = {0};
+    size_t n = 99;
+    /* Lines end with \n or \r\n; the last may have none; brackets and
+     * commas inside strings are text. */
+    CHECK_OK(insert_lines(w, "{\"a\":1}\r\n{\"b\":[{\"c\":\"}, {\"}]}\n  {\"s\":\"x\\\"y,\"}", ids, 8, &n));
+    CHECK(n == 3 && ids[0] == 1 && ids[2] == 3);
+    obj_bytes doc = {0};
+    bool found = false;
+    CHECK_OK(obj_doc_get(w, "c", 2, &doc, NULL, &found));
+    CHECK(found && doc.len == strlen("{\"b\":[{\"c\":\"}, {\"}]}") &&
+          memcmp(doc.data, "{\"b\":[{\"c\":\"}, {\"}]}", doc.len) == 0);
+    obj_bytes_free(&doc);
+
+    /* A document that goes on over a line break, or two on one line:
+     * refused, naming the line, nothing written. (Joined as an array,
+     * each pair here would make one document from two lines.) */
+    n = 99;
+    CHECK_ERR(insert_lines(w, "{\"n\":1}\n{\"text\":\"hello\nworld\"}\n{\"n\":2}\n", ids, 8, &n),
+              OBJ_INVALID_ARGUMENT, "line 2: a string runs on past the end of the line");
+    CHECK(n == 99);
+    CHECK_ERR(insert_lines(w, "{\"n\":1}\n{\"x\":[1,\n2]}\n", ids, 8, &n), OBJ_INVALID_ARGUMENT,
+              "line 2: a bracket is still open");
+    CHECK_ERR(insert_lines(w, "{\"n\":1},{\"n\":2}\n{\"n\":3}\n", ids, 8, &n), OBJ_INVALID_ARGUMENT,
+              "line 1: the line holds more than one JSON value");
+    CHECK_ERR(insert_lines(w, "{\"n\":1}\n\n{\"n\":3}\n", ids, 8, &n), OBJ_INVALID_ARGUMENT,
+              "line 2: the line is empty");
+    /* Any other bad document names its line too. */
+    CHECK_ERR(insert_lines(w, "{\"n\":1}\n{\"n\":1}\n[1, 2]\n", ids, 8, &n), OBJ_INVALID_ARGUMENT, "line 3:");
+    CHECK_ERR(insert_lines(w, "{\"n\":1}\n{\"n\":tru}\n", ids, 8, &n), OBJ_INVALID_ARGUMENT, "line 2:");
+    CHECK_ERR(insert_lines(w, "{\"a\":1}\n{\"a\":2}\n", ids, 1, &n), OBJ_INVALID_ARGUMENT, "out_cap is 1");
+    CHECK(n == 99 && count_docs(w) == 3);
+
+    /* Nothing to insert: OK with no ids, out_ids may be NULL (also for
+     * obj_doc_insert_many's empty array). */
+    CHECK_OK(obj_doc_insert_lines(w, "c", (const uint8_t *)"", 0, 0, NULL, 0, &n));
+    CHECK(n == 0);
+    n = 99;
+    CHECK_OK(obj_doc_insert_lines(w, "c", NULL, 0, 0, NULL, 0, &n));
+    CHECK(n == 0);
+    n = 99;
+    CHECK_OK(obj_doc_insert_many(w, "c", (const uint8_t *)"[]", 2, 0, NULL, 0, &n));
+    CHECK(n == 0);
+    CHECK_ERR(obj_doc_insert_lines(w, "c", (const uint8_t *)"{}", 2, 0, NULL, 0, &n), OBJ_INVALID_ARGUMENT,
+              "out_cap is 0");
+    CHECK_ERR(obj_doc_insert_lines(w, "c", NULL, 2, 0, ids, 8, &n), OBJ_INVALID_ARGUMENT, "text");
+    CHECK_ERR(obj_doc_insert_lines(w, "c", (const uint8_t *)"{}", 2, 0, ids, 8, NULL), OBJ_INVALID_ARGUMENT,
+              "out_count");
+
+    CHECK_OK(obj_txn_commit(w));
+    obj_txn_free(w);
+    obj_txn *r = NULL;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK(count_docs(r) == 3);
+    CHECK_STATUS(insert_lines(r, "{}", ids, 8, &n), OBJ_INVALID_ARGUMENT);
+    obj_txn_free(r);
+    CHECK_OK(obj_db_close(db));
+    obj_db_free(db);
+    remove_db(p);
+    printf("test_insert_lines: %d checks passed\n", checks_run);
+    return 0;
+}
