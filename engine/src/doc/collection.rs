@@ -1466,6 +1466,12 @@ impl<'t> CollectionMut<'t> {
 
     /// Writes document `id` with its index entries.
     fn put(&mut self, id: u64, new: NewDoc<'_>) -> Result<bool> {
+        if id == u64::MAX && id == self.st.next_id {
+            return Err(Error::invalid(format!(
+                "document id space exhausted: the next id would be past the largest, {}",
+                u64::MAX - 1
+            )));
+        }
         check_doc_id(id)?;
         let usable = self.txn.pages().usable_size();
         // Every stored id is below the next id, so an id at or past it is new.
@@ -2055,7 +2061,8 @@ impl WriteTxn {
 pub fn check_doc_id(id: u64) -> Result<()> {
     if id == u64::MAX {
         return Err(Error::invalid(format!(
-            "document id space exhausted: the largest id is {}",
+            "document id {} is reserved: the id space ends at {} (so that a next id always exists)",
+            u64::MAX,
             u64::MAX - 1
         )));
     }

@@ -21,7 +21,8 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, Visitor};
 
 use super::codec::{corrupt, decode_at, enter, leave, tag, NameLookup, Reader};
 use super::serde_value::{
-    exact_float, unexpected, KeyDeserializer, SerdeError, ValueDeserializer, TIMESTAMP_STRUCT, TWO_POW_127,
+    exact_float, nearest_f32, unexpected, KeyDeserializer, SerdeError, ValueDeserializer, F32_RANGE,
+    TIMESTAMP_STRUCT, TWO_POW_127,
 };
 use super::value::{SeenIds, Value};
 use crate::error::{Error, Result};
@@ -234,7 +235,7 @@ impl<'de, N: NameLookup> de::Deserializer<'de> for Encoded<'de, '_, N> {
         let mark = self.r.mark();
         match self.number()? {
             Some(Number::Float(f)) => visitor.visit_f64(f),
-            Some(n) => match n.integer().and_then(|i| exact_float(i, false)) {
+            Some(n) => match n.integer().and_then(exact_float) {
                 Some(f) => visitor.visit_f64(f),
                 None => {
                     Err(de::Error::invalid_value(unexpected(&n.value()), &"a number that f64 holds exactly"))
@@ -253,14 +254,13 @@ impl<'de, N: NameLookup> de::Deserializer<'de> for Encoded<'de, '_, N> {
             self.r.reset(mark);
             return self.deserialize_any(visitor);
         };
-        let exact = match n {
-            Number::Float(f) if f.is_nan() => Some(f32::NAN),
-            Number::Float(f) => Some(f as f32).filter(|s| f64::from(*s) == f),
-            _ => n.integer().and_then(|i| exact_float(i, true)).map(|f| f as f32),
+        let nearest = match n {
+            Number::Float(f) => nearest_f32(f),
+            _ => n.integer().map(|i| i as f32),
         };
-        match exact {
+        match nearest {
             Some(f) => visitor.visit_f32(f),
-            None => Err(de::Error::invalid_value(unexpected(&n.value()), &"a number that f32 holds exactly")),
+            None => Err(de::Error::invalid_value(unexpected(&n.value()), &F32_RANGE)),
         }
     }
 
@@ -566,6 +566,9 @@ mod tests {
             Value::Float(3.5),
             Value::Float(f64::NAN),
             Value::Int((1 << 53) + 1),
+            Value::Float(0.1),
+            Value::Float(1e39),
+            Value::Float(f64::INFINITY),
             Value::from("7"),
             Value::Null,
         ];
@@ -581,6 +584,15 @@ mod tests {
             agree::<BTreeMap<String, String>>(&doc);
             agree::<BTreeMap<String, Value>>(&doc);
         }
+    }
+
+    #[test]
+    fn an_f32_field_reads_the_nearest_f32_of_a_stored_number() {
+        let mut dict = MemNameDict::new();
+        let bytes =
+            stored(&Value::from_iter([("x", Value::Float(0.1)), ("y", Value::Int(16_777_217))]), &mut dict);
+        let got: BTreeMap<String, f32> = from_encoded(payload(&bytes), &dict).unwrap();
+        assert_eq!((got["x"], got["y"]), (0.1f32, 16_777_216.0));
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //!
 //! Reading accepts the same shapes, and converts numbers between `Int`,
 //! `UInt` and `Float` only when no information is lost (`Float(3.0)` reads
-//! as `3u8`, `Float(3.5)` does not; `Int(2^53 + 1)` does not read as `f64`).
+//! as `3u8`, `Float(3.5)` does not; `Int(2^53 + 1)` does not read as `f64`),
+//! except into an `f32`, which takes any number within its range rounded to
+//! the nearest `f32` (as serde_json reads one: `0.1` written from Python or
+//! as an `f64` reads as `0.1f32`).
 //!
 //! [`Timestamp`] has Serialize/Deserialize impls that this bridge turns
 //! into and out of [`Value::Timestamp`] (other formats see a struct with
@@ -580,10 +583,21 @@ impl ValueDeserializer {
 pub(super) const TWO_POW_127: f64 = 1.7014118346046923e38;
 
 /// An integer that converts to `f64` (or `f32`) and back unchanged.
-pub(super) fn exact_float(i: i128, single: bool) -> Option<f64> {
-    let f = if single { f64::from(i as f32) } else { i as f64 };
+pub(super) fn exact_float(i: i128) -> Option<f64> {
+    let f = i as f64;
     (f as i128 == i && f.abs() < TWO_POW_127).then_some(f)
 }
+
+/// What an `f32` field reads from a float: the nearest `f32` (as
+/// serde_json reads a decimal into one: a field declared `f32` takes its
+/// precision), `None` for a finite number beyond its range.
+pub(super) fn nearest_f32(f: f64) -> Option<f32> {
+    let s = f as f32;
+    (s.is_finite() || !f.is_finite()).then_some(s)
+}
+
+/// What an `f32` field was expected to hold, for the error.
+pub(super) const F32_RANGE: &str = "a number within f32's range";
 
 pub(super) fn unexpected(v: &Value) -> Unexpected<'_> {
     match v {
@@ -647,7 +661,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> SResult<V::Value> {
         match &self.0 {
             Value::Float(f) => visitor.visit_f64(*f),
-            Value::Int(_) | Value::UInt(_) => match self.integer().and_then(|i| exact_float(i, false)) {
+            Value::Int(_) | Value::UInt(_) => match self.integer().and_then(exact_float) {
                 Some(f) => visitor.visit_f64(f),
                 None => {
                     Err(de::Error::invalid_value(unexpected(&self.0), &"a number that f64 holds exactly"))
@@ -658,17 +672,14 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
     }
 
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> SResult<V::Value> {
-        let exact = match &self.0 {
-            Value::Float(f) if f.is_nan() => Some(f32::NAN),
-            Value::Float(f) => Some(*f as f32).filter(|s| f64::from(*s) == *f),
-            Value::Int(_) | Value::UInt(_) => {
-                self.integer().and_then(|i| exact_float(i, true)).map(|f| f as f32)
-            }
+        let nearest = match &self.0 {
+            Value::Float(f) => nearest_f32(*f),
+            Value::Int(_) | Value::UInt(_) => self.integer().map(|i| i as f32),
             _ => return self.deserialize_any(visitor),
         };
-        match exact {
+        match nearest {
             Some(f) => visitor.visit_f32(f),
-            None => Err(de::Error::invalid_value(unexpected(&self.0), &"a number that f32 holds exactly")),
+            None => Err(de::Error::invalid_value(unexpected(&self.0), &F32_RANGE)),
         }
     }
 
@@ -1330,8 +1341,14 @@ mod tests {
         assert!(from_value::<i64>(Value::UInt(u64::MAX)).is_err());
         assert!(from_value::<f64>(Value::Int((1 << 53) + 1)).is_err());
         assert!(from_value::<f64>(Value::Int(i64::MAX)).is_err());
-        assert!(from_value::<f32>(Value::Float(0.1)).is_err());
-        assert!(from_value::<f32>(Value::Int((1 << 24) + 1)).is_err());
+        // An f32 takes the nearest f32 of any number in its range.
+        assert_eq!(from_value::<f32>(Value::Float(0.1)).unwrap(), 0.1f32);
+        assert_eq!(from_value::<f32>(Value::Int((1 << 24) + 1)).unwrap(), 16_777_216.0);
+        assert_eq!(from_value::<f32>(Value::UInt(u64::MAX)).unwrap(), u64::MAX as f32);
+        assert!(from_value::<f32>(Value::Float(f64::NAN)).unwrap().is_nan());
+        assert_eq!(from_value::<f32>(Value::Float(f64::NEG_INFINITY)).unwrap(), f32::NEG_INFINITY);
+        let e = from_value::<f32>(Value::Float(1e39)).unwrap_err();
+        assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("within f32's range")), "{e}");
         assert!(from_value::<i32>(Value::Float(f64::NAN)).is_err());
         assert!(from_value::<char>(Value::from("ab")).is_err());
         let e = from_value::<bool>(Value::Int(1)).unwrap_err();

@@ -1357,7 +1357,8 @@ impl Pager {
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::Busy(format!(
-                    "another write transaction is active (waited {} ms)",
+                    "{}: another write transaction is active (waited {} ms)",
+                    self.path.display(),
                     timeout.as_millis()
                 )));
             }
@@ -1372,7 +1373,9 @@ impl Pager {
         let got = shm::retry(remaining, 1, || Ok(self.index.lock_exclusive(LOCK_WRITE)?.then_some(())))?;
         if got.is_none() {
             return Err(Error::Busy(format!(
-                "another handle on the file, in this process or another, has a write transaction active (waited {} ms)",
+                "{}: another handle on the file, in this process or another, has a write transaction active \
+                 (waited {} ms)",
+                self.path.display(),
                 timeout.as_millis()
             )));
         }
