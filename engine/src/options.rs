@@ -24,7 +24,8 @@ pub enum SyncMode {
 #[derive(Clone)]
 pub struct Options {
     /// Page size of a new database: a power of two from 4096 to 65536
-    /// (default 4096). Ignored when the file exists.
+    /// (default 4096). When the file exists its own page size is used, but
+    /// a value outside that range is refused all the same.
     pub page_size: usize,
     /// Bytes of page cache (default 8 MiB). The cache never holds more.
     pub cache_size: usize,

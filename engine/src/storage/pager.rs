@@ -526,7 +526,7 @@ fn check_no_other_name(main: &dyn StorageFile, display: &str, first: bool, timeo
 }
 
 /// The page size a new database would get: `InvalidArgument` unless a
-/// power of two from 4 to 64 KiB.
+/// power of two from 4 to 64 KiB (checked on every open).
 fn check_page_size(options: &Options) -> Result<()> {
     if crate::storage::header::valid_page_size(options.page_size) {
         return Ok(());
@@ -539,13 +539,13 @@ impl Pager {
     pub fn open(path: &Path, options: &Options) -> Result<Arc<Pager>> {
         let vfs: Arc<dyn Vfs> = options.vfs.clone().unwrap_or_else(|| Arc::new(OsVfs));
         let display = path.display().to_string();
+        // A bad option is refused whatever the file (a page size that is
+        // not one is an error even where an existing file's is used), and
+        // before anything is created (a refused open leaves nothing).
+        check_page_size(options)?;
         let exists = vfs.exists(path).map_err(|e| Error::io(format!("checking {display}"), e))?;
         if !exists && (options.read_only || !options.create) {
             return Err(Error::not_found(format!("database file {display} does not exist")));
-        }
-        // Refused before the file is created (a refused open leaves nothing).
-        if !exists {
-            check_page_size(options)?;
         }
         let created =
             if exists || options.read_only { Creation::Found } else { create_whole(&*vfs, path, options)? };

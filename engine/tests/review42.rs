@@ -1,0 +1,63 @@
+//! What session 42's helpers found in the Rust and C APIs.
+
+use std::time::Duration;
+
+use obj_engine::doc::json::from_json_str;
+use obj_engine::{Db, Document, Error, Options};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Reading {
+    level: f32,
+}
+
+impl Document for Reading {
+    const COLLECTION: &'static str = "readings";
+}
+
+#[test]
+fn an_f32_field_reads_numbers_written_as_f64() {
+    // Python floats, JSON and f64 fields store f64: a struct declaring f32
+    // read 0.1 as an error ("a number that f32 holds exactly").
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("f.obj")).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("readings").unwrap();
+    let id = c.insert(&from_json_str(r#"{"level": 0.1}"#).unwrap()).unwrap();
+    let big = c.insert(&from_json_str(r#"{"level": 1e39}"#).unwrap()).unwrap();
+    drop(c);
+    w.commit().unwrap();
+    let got: Reading = db.get(id).unwrap().unwrap();
+    assert_eq!(got, Reading { level: 0.1 });
+    let e = db.get::<Reading>(big).unwrap_err();
+    assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("within f32's range")), "{e}");
+}
+
+#[test]
+fn an_invalid_page_size_is_refused_for_an_existing_file_too() {
+    // It was ignored (OBJ_OK) for an existing file, NotFound for a missing
+    // one opened without create, and InvalidArgument only when creating.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.obj");
+    Db::open(&path).unwrap().close().unwrap();
+    let bad = |create| Options { page_size: 1000, create, ..Options::default() };
+    for (p, create) in [(&path, true), (&path, false), (&dir.path().join("missing.obj"), false)] {
+        let e = Db::open_with(p, bad(create)).unwrap_err();
+        assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("page size 1000")), "{e}");
+    }
+    assert!(!dir.path().join("missing.obj").exists());
+    // A valid size other than the file's is the file's own, as documented.
+    let other = Options { page_size: 8192, ..Options::default() };
+    assert_eq!(Db::open_with(&path, other).unwrap().stat().unwrap().page_size, 4096);
+}
+
+#[test]
+fn a_busy_writer_error_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.obj");
+    let db = Db::open_with(&path, Options { busy_timeout: Duration::from_millis(20), ..Options::default() })
+        .unwrap();
+    let _w = db.begin_write().unwrap();
+    let e = std::thread::scope(|s| s.spawn(|| db.begin_write().map(|_| ()).unwrap_err()).join().unwrap());
+    assert!(matches!(&e, Error::Busy(m) if m.contains("busy.obj") && m.contains("waited 20 ms")), "{e}");
+}
