@@ -215,7 +215,9 @@ typedef struct {
    */
   size_t struct_size;
   /**
-   * Page size of a new database: power of two, 4096..65536 (default 4096).
+   * Page size of a new database: power of two, 4096..65536 (default
+   * 4096). An existing file keeps its own; a value outside the range is
+   * OBJ_INVALID_ARGUMENT all the same.
    */
   uint32_t page_size;
   /**
@@ -299,7 +301,9 @@ typedef struct {
  * may call the library, on the same database handle too: the backup holds
  * no lock on the handle (an obj_db_close from the callback returns at
  * once, later calls on the handle return OBJ_CLOSED, and the backup
- * finishes; obj_db_rekey returns OBJ_BUSY).
+ * finishes; obj_db_rekey returns OBJ_BUSY). It must return normally: a
+ * C++ exception or a longjmp out of it aborts the process (catch inside
+ * the callback, as obj.hpp's wrappers do).
  */
 typedef bool (*obj_progress_fn)(uint64_t done, uint64_t total, void *ctx);
 
@@ -309,6 +313,8 @@ typedef bool (*obj_progress_fn)(uint64_t done, uint64_t total, void *ctx);
  * `ctx` is the caller's pointer, passed through. Return 0 to go on;
  * anything else stops the export at once, and obj_db_export_to returns
  * OBJ_IO naming the value. Called on the calling thread, during the call.
+ * It must return normally: a C++ exception or a longjmp out of it aborts
+ * the process (catch inside the callback, as obj.hpp's wrappers do).
  */
 typedef int32_t (*obj_write_fn)(const uint8_t *data, size_t len, void *ctx);
 
@@ -412,8 +418,9 @@ obj_status obj_collection_count(obj_txn *txn, const char *name, uint64_t *out);
 /**
  * Runs a query (JSON text per docs/query-json.md: collection, filter,
  * sort, limit, offset, sort_buffer_limit, index range) and returns a
- * streaming cursor in `*out` (free with obj_cursor_free): nothing is read
- * until the first obj_cursor_next, and only one document is held at a time
+ * streaming cursor in `*out` (free with obj_cursor_free): no document is
+ * read until the first obj_cursor_next (the collection's catalog entry
+ * and the first pages of its trees are), and only one document is held at a time
  * (a sort that no index serves buffers up to sort_buffer_limit documents on
  * the first step; more is OBJ_INVALID_ARGUMENT then). A missing collection
  * gives no rows. `"count_only": true` is refused: use obj_query_count.
@@ -429,7 +436,8 @@ obj_status obj_collection_count(obj_txn *txn, const char *name, uint64_t *out);
  *
  * Errors: OBJ_INVALID_ARGUMENT (malformed query; filter, sort or index on
  * a raw collection; finished transaction; NULL pointers), OBJ_NOT_FOUND
- * (the query names an index that does not exist).
+ * (the query names an index that does not exist), OBJ_CORRUPTION and
+ * OBJ_IO (a page read to start the query).
  *
  * # Safety
  * `txn` is a live handle; `query_json` valid for `len` bytes; `out`
@@ -1369,6 +1377,12 @@ obj_status obj_db_compaction_estimate(obj_db *db, obj_bytes *out);
  * attached file's key-value namespaces are not reachable, and a
  * key-value call (obj_kv_get, obj_kv_put, obj_kv_scan, ...) on
  * `"<ns>.x"` reads or writes this database's own namespace of that name.
+ * obj_collection_list lists this database's own collections only, and
+ * obj_txn_catalog_version counts this database's catalog changes only.
+ * A local collection named `"<ns>.<c>"` is not hidden: attaching while
+ * one exists is OBJ_INVALID_ARGUMENT, and so is reading a name that both
+ * files hold once one was created after the attach (detach to read the
+ * local one).
  * Errors: OBJ_NOT_FOUND
  * (no file), OBJ_CORRUPTION / OBJ_INVALID_ARGUMENT (not a sound obj
  * database), OBJ_INVALID_ARGUMENT (namespace already attached or invalid).

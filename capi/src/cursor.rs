@@ -115,8 +115,9 @@ fn next_hit(it: &mut CursorIter, out: &mut Vec<u8>) -> Result<Option<(u64, u32)>
 
 /// Runs a query (JSON text per docs/query-json.md: collection, filter,
 /// sort, limit, offset, sort_buffer_limit, index range) and returns a
-/// streaming cursor in `*out` (free with obj_cursor_free): nothing is read
-/// until the first obj_cursor_next, and only one document is held at a time
+/// streaming cursor in `*out` (free with obj_cursor_free): no document is
+/// read until the first obj_cursor_next (the collection's catalog entry
+/// and the first pages of its trees are), and only one document is held at a time
 /// (a sort that no index serves buffers up to sort_buffer_limit documents on
 /// the first step; more is OBJ_INVALID_ARGUMENT then). A missing collection
 /// gives no rows. `"count_only": true` is refused: use obj_query_count.
@@ -132,7 +133,8 @@ fn next_hit(it: &mut CursorIter, out: &mut Vec<u8>) -> Result<Option<(u64, u32)>
 ///
 /// Errors: OBJ_INVALID_ARGUMENT (malformed query; filter, sort or index on
 /// a raw collection; finished transaction; NULL pointers), OBJ_NOT_FOUND
-/// (the query names an index that does not exist).
+/// (the query names an index that does not exist), OBJ_CORRUPTION and
+/// OBJ_IO (a page read to start the query).
 ///
 /// # Safety
 /// `txn` is a live handle; `query_json` valid for `len` bytes; `out`

@@ -24,7 +24,9 @@ use crate::obj_status;
 /// may call the library, on the same database handle too: the backup holds
 /// no lock on the handle (an obj_db_close from the callback returns at
 /// once, later calls on the handle return OBJ_CLOSED, and the backup
-/// finishes; obj_db_rekey returns OBJ_BUSY).
+/// finishes; obj_db_rekey returns OBJ_BUSY). It must return normally: a
+/// C++ exception or a longjmp out of it aborts the process (catch inside
+/// the callback, as obj.hpp's wrappers do).
 pub type obj_progress_fn = Option<unsafe extern "C" fn(done: u64, total: u64, ctx: *mut c_void) -> bool>;
 
 /// Runs `f` on the open database behind `db`.
@@ -236,6 +238,12 @@ pub unsafe extern "C" fn obj_db_compaction_estimate(db: *mut obj_db, out: *mut o
 /// attached file's key-value namespaces are not reachable, and a
 /// key-value call (obj_kv_get, obj_kv_put, obj_kv_scan, ...) on
 /// `"<ns>.x"` reads or writes this database's own namespace of that name.
+/// obj_collection_list lists this database's own collections only, and
+/// obj_txn_catalog_version counts this database's catalog changes only.
+/// A local collection named `"<ns>.<c>"` is not hidden: attaching while
+/// one exists is OBJ_INVALID_ARGUMENT, and so is reading a name that both
+/// files hold once one was created after the attach (detach to read the
+/// local one).
 /// Errors: OBJ_NOT_FOUND
 /// (no file), OBJ_CORRUPTION / OBJ_INVALID_ARGUMENT (not a sound obj
 /// database), OBJ_INVALID_ARGUMENT (namespace already attached or invalid).
@@ -377,6 +385,8 @@ unsafe fn put_export_report(out: *mut obj_bytes, r: &ExportReport) {
 /// `ctx` is the caller's pointer, passed through. Return 0 to go on;
 /// anything else stops the export at once, and obj_db_export_to returns
 /// OBJ_IO naming the value. Called on the calling thread, during the call.
+/// It must return normally: a C++ exception or a longjmp out of it aborts
+/// the process (catch inside the callback, as obj.hpp's wrappers do).
 pub type obj_write_fn = Option<unsafe extern "C" fn(data: *const u8, len: usize, ctx: *mut c_void) -> i32>;
 
 /// The most bytes one call of an [`obj_write_fn`] receives.
