@@ -1673,14 +1673,24 @@ class Schema:
     def index_specs(self) -> list[dict]:
         """The engine index specs declared by the class."""
         if self._index_specs is None:
-            specs = [{"name": path, "kind": m.kind, "fields": [path]} for path, m in _field_markers(self.cls, "", ())]
+            marked = list(_field_markers(self.cls, "", ()))
+            for path in {p for p, _ in marked}:
+                markers = [m for p, m in marked if p == path]
+                if len(markers) > 1:
+                    raise InvalidArgumentError(
+                        f"{self.cls.__name__}: field {path!r} has more than one index marker "
+                        f"({', '.join(map(repr, markers))}): give it one (on a list field each marker indexes "
+                        f"every element, so obj.Unique alone makes the elements unique)")
+            specs = [{"name": path, "kind": m.kind, "fields": [path]} for path, m in marked]
             for spec in self._composite_specs:
                 for path in spec["fields"]:
                     self._check_path(path, spec["name"])
                 specs.append(spec)
             names = [s["name"] for s in specs]
             if len(set(names)) != len(names):
-                raise InvalidArgumentError(f"{self.cls.__name__}: two indexes share a name: {names}")
+                twice = sorted({n for n in names if names.count(n) > 1})
+                raise InvalidArgumentError(f"{self.cls.__name__}: two indexes share a name: {', '.join(twice)} "
+                                           f"(a Composite's name must differ from the marked fields')")
             self._index_specs = specs
         return self._index_specs
 
