@@ -781,9 +781,11 @@ obj_status obj_doc_insert_many(obj_txn *txn,
  * or nothing. Every line must hold exactly one JSON object: an empty
  * line, a string or bracket still open at a line's end (a document over
  * two lines) or two documents on a line is OBJ_INVALID_ARGUMENT, and so is
- * any other bad document, with a message that begins with its line
- * ("line 3: ...", counted from 1 in `text`). Empty text is OBJ_OK with
- * *out_count = 0.
+ * any other bad document, with a message that begins with the first bad
+ * line ("line 3: ...", counted from 1 in `text`). Other errors are
+ * obj_doc_insert_many's (OBJ_CONSTRAINT names the documents by their
+ * place in the batch, from 0: line n is document n - 1). Empty text is
+ * OBJ_OK with *out_count = 0.
  *
  * # Safety
  * `txn` is a live handle; `coll` a NUL-terminated string; `text` valid for

@@ -154,9 +154,11 @@ pub unsafe extern "C" fn obj_doc_insert_many(
 /// or nothing. Every line must hold exactly one JSON object: an empty
 /// line, a string or bracket still open at a line's end (a document over
 /// two lines) or two documents on a line is OBJ_INVALID_ARGUMENT, and so is
-/// any other bad document, with a message that begins with its line
-/// ("line 3: ...", counted from 1 in `text`). Empty text is OBJ_OK with
-/// *out_count = 0.
+/// any other bad document, with a message that begins with the first bad
+/// line ("line 3: ...", counted from 1 in `text`). Other errors are
+/// obj_doc_insert_many's (OBJ_CONSTRAINT names the documents by their
+/// place in the batch, from 0: line n is document n - 1). Empty text is
+/// OBJ_OK with *out_count = 0.
 ///
 /// # Safety
 /// `txn` is a live handle; `coll` a NUL-terminated string; `text` valid for
@@ -182,17 +184,9 @@ pub unsafe extern "C" fn obj_doc_insert_lines(
         unsafe { insert_array(txn, coll, &lines.array, schema_version, out_ids, out_cap, out_count) }.map_err(
             |e| {
                 match e {
-                    // The parser's place is in the array, whose first line
-                    // has a "[" before it: name the line at fault, read alone.
-                    Error::InvalidArgument(_) => json_lines::split_lines(text)
-                        .enumerate()
-                        .find_map(|(i, line)| match obj_engine::doc::json::document_from_json_slice(line) {
-                            Err(Error::InvalidArgument(why)) => {
-                                Some(Error::invalid(format!("line {}: {why}", i + 1)))
-                            }
-                            _ => None,
-                        })
-                        .unwrap_or(e),
+                    // The parser's place is in the array (whose first line has
+                    // a "[" before it): name the first line at fault instead.
+                    Error::InvalidArgument(_) => json_lines::first_bad_line(text).unwrap_or(e),
                     e => e,
                 }
             },

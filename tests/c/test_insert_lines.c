@@ -55,6 +55,10 @@ int main(int argc, char **argv) {
     /* Any other bad document names its line too. */
     CHECK_ERR(insert_lines(w, "{\"n\":1}\n{\"n\":1}\n[1, 2]\n", ids, 8, &n), OBJ_INVALID_ARGUMENT, "line 3:");
     CHECK_ERR(insert_lines(w, "{\"n\":1}\n{\"n\":tru}\n", ids, 8, &n), OBJ_INVALID_ARGUMENT, "line 2:");
+    /* The first bad line, whatever is wrong with it (line 2's syntax
+     * before line 3's open bracket). */
+    CHECK_ERR(insert_lines(w, "{\"n\":1}\n{\"n\":tru}\n{\"x\":[1,\n2]}\n", ids, 8, &n), OBJ_INVALID_ARGUMENT,
+              "line 2:");
     CHECK_ERR(insert_lines(w, "{\"a\":1}\n{\"a\":2}\n", ids, 1, &n), OBJ_INVALID_ARGUMENT, "out_cap is 1");
     CHECK(n == 99 && count_docs(w) == 3);
 

@@ -7,6 +7,7 @@
 //! brackets and strings (the parse that follows checks the rest); then the
 //! array's elements are exactly the lines.
 
+use super::json::document_from_json_slice;
 use crate::error::{Error, Result};
 
 /// Lines checked to hold one JSON value each, as one JSON array.
@@ -23,14 +24,17 @@ pub struct LinesArray {
 /// JSON array, one element a line. A line that is empty (or only
 /// whitespace), that holds more than one value, or whose string or
 /// bracket is still open at its end is [`Error::InvalidArgument`] naming
-/// the line (from 1). Empty text is an empty array.
+/// the first line (from 1) that is not one document. Empty text is an
+/// empty array.
 pub fn lines_as_array(text: &[u8]) -> Result<LinesArray> {
     let mut array = Vec::with_capacity(text.len() + text.len() / 64 + 2);
     array.push(b'[');
     let mut lines = 0;
     for line in split_lines(text) {
         lines += 1;
-        check_line(line).map_err(|why| Error::invalid(format!("line {lines}: {why}")))?;
+        if check_line(line).is_err() {
+            return Err(first_bad_line(text).expect("a line is bad"));
+        }
         if lines > 1 {
             array.extend_from_slice(b",\n");
         }
@@ -45,6 +49,34 @@ pub fn split_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     let any = !text.is_empty();
     let text = text.strip_suffix(b"\n").unwrap_or(text);
     text.split(|&b| b == b'\n').filter(move |_| any)
+}
+
+const TWO_VALUES: &str = "the line holds more than one JSON value: each line holds one document";
+const CLOSES_UNOPENED: &str = "a bracket closes that this line did not open";
+
+/// Why `rest`, what follows a document on its line, should not be there.
+fn after_the_end(rest: &[u8]) -> &'static str {
+    match rest.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\r')) {
+        Some(b'}' | b']') => CLOSES_UNOPENED,
+        Some(b) if b.is_ascii_alphanumeric() || b"{[\",-".contains(b) => TWO_VALUES,
+        _ => "unexpected text after the end of the document",
+    }
+}
+
+/// The first line of `text` that is not one JSON document, read alone:
+/// its error, naming it. (The checks of [`lines_as_array`] run over all
+/// lines before any is parsed; this names the first line at fault.)
+pub fn first_bad_line(text: &[u8]) -> Option<Error> {
+    split_lines(text).enumerate().find_map(|(i, line)| {
+        let why = match check_line(line) {
+            Err(why) => why.to_string(),
+            Ok(()) => match document_from_json_slice(line) {
+                Err(Error::InvalidArgument(why)) => why,
+                _ => return None,
+            },
+        };
+        Some(Error::invalid(format!("line {}: {why}", i + 1)))
+    })
 }
 
 /// Why `line` is not one whole JSON value by its brackets and strings.
@@ -74,14 +106,12 @@ fn check_line(line: &[u8]) -> std::result::Result<(), &'static str> {
             }
             b'{' | b'[' => depth += 1,
             b'}' | b']' => {
-                depth = depth.checked_sub(1).ok_or("a bracket closes that this line did not open")?;
+                depth = depth.checked_sub(1).ok_or(CLOSES_UNOPENED)?;
                 if depth == 0 && i != last {
-                    return Err("the line holds more than one JSON value: each line holds one document");
+                    return Err(after_the_end(&line[i + 1..]));
                 }
             }
-            b',' if depth == 0 => {
-                return Err("the line holds more than one JSON value: each line holds one document")
-            }
+            b',' if depth == 0 => return Err(TWO_VALUES),
             _ => {}
         }
         i += 1;
@@ -127,6 +157,17 @@ mod tests {
         assert!(why(" \t\r\n").contains("line 1: the line is empty"));
         // A backslash before the end of the line does not hide it.
         assert!(why("{\"a\":\"x\\").contains("line 1: a string runs on"));
+        // What follows a document says what it is.
+        assert!(why("{\"a\":1}]").contains("line 1: a bracket closes"));
+        assert!(why("{\"a\":1}\u{c}").contains("line 1: unexpected text after the end"));
+        assert!(why("{\"a\":1}\0").contains("line 1: unexpected text after the end"));
+        // The first bad line is named, whatever is wrong with it: line 1's
+        // syntax before line 2's open bracket.
+        assert!(
+            why("{\"a\":tru}\n{\"b\":[1,\n2]}").starts_with("invalid argument: line 1: "),
+            "{}",
+            why("{\"a\":tru}\n{\"b\":[1,\n2]}")
+        );
     }
 
     #[test]
