@@ -61,3 +61,57 @@ fn a_busy_writer_error_names_the_file() {
     let e = std::thread::scope(|s| s.spawn(|| db.begin_write().map(|_| ()).unwrap_err()).join().unwrap());
     assert!(matches!(&e, Error::Busy(m) if m.contains("busy.obj") && m.contains("waited 20 ms")), "{e}");
 }
+
+#[derive(Serialize, Debug)]
+struct Keyed {
+    by_pair: std::collections::BTreeMap<(u8, u8), u8>,
+}
+
+impl Document for Keyed {
+    const COLLECTION: &'static str = "keyed";
+}
+
+impl<'de> Deserialize<'de> for Keyed {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("never read"))
+    }
+}
+
+#[test]
+fn a_document_that_does_not_serialize_names_its_collection() {
+    // The message said only what serde said ("map keys must be ..."),
+    // not which write failed.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("k.obj")).unwrap();
+    let e = db.insert(&Keyed { by_pair: [((1, 2), 3)].into() }).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.starts_with("a document for collection \"keyed\": map keys")),
+        "{e}"
+    );
+    assert_eq!(db.begin_read().unwrap().collection("keyed").map(|c| c.count().unwrap()).unwrap_or(0), 0);
+}
+
+#[test]
+fn a_batch_that_runs_out_of_ids_leaves_nothing() {
+    // The id check moved out of the shared write returned before the
+    // batch's undo: the first document stayed and the next id moved on.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("ids.obj")).unwrap();
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut("c").unwrap();
+    c.upsert(u64::MAX - 2, &from_json_str(r#"{"a":0}"#).unwrap()).unwrap();
+    let docs = [from_json_str(r#"{"a":1}"#).unwrap(), from_json_str(r#"{"a":2}"#).unwrap()];
+    // The first would take the last id, the second finds none.
+    let e = c.insert_many(docs.iter()).unwrap_err();
+    assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("exhausted")), "{e}");
+    let e = c.insert_json_many(b"[{\"a\":1},{\"a\":2}]", 0, |_| Ok(())).unwrap_err();
+    assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("exhausted")), "{e}");
+    assert_eq!(c.count().unwrap(), 1);
+    // The next id is where it was: one more document still fits.
+    assert_eq!(c.insert(&docs[0]).unwrap(), u64::MAX - 1);
+    c.delete(u64::MAX - 1).unwrap();
+    assert_eq!(c.count().unwrap(), 1);
+    drop(c);
+    w.commit().unwrap();
+    db.integrity_check().unwrap();
+}

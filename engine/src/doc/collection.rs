@@ -1056,7 +1056,7 @@ impl<'t> CollectionMut<'t> {
 
     /// [`insert`](Self::insert) with an application schema version in the header.
     pub fn insert_versioned(&mut self, doc: &Value, schema_version: u32) -> Result<u64> {
-        let id = self.st.next_id;
+        let id = self.next_insert_id()?;
         self.put(id, NewDoc::Value(doc, schema_version))?;
         Ok(id)
     }
@@ -1106,13 +1106,15 @@ impl<'t> CollectionMut<'t> {
         let mut ids = Vec::new();
         self.batch_from = Some(first);
         for item in items {
-            let id = self.st.next_id;
-            if let Err(e) = put_one(self, id, item) {
-                self.batch_from = None;
-                self.undo_inserts(&ids, first)?;
-                return Err(e);
+            // (The id space running out fails the batch like a bad document.)
+            match self.next_insert_id().and_then(|id| put_one(self, id, item).map(|_| id)) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    self.batch_from = None;
+                    self.undo_inserts(&ids, first)?;
+                    return Err(e);
+                }
             }
-            ids.push(id);
         }
         self.batch_from = None;
         Ok(ids)
@@ -1147,7 +1149,7 @@ impl<'t> CollectionMut<'t> {
     /// [`crate::doc::json`]); returns its id. Plain JSON is encoded as it
     /// is parsed, without building a [`Value`].
     pub fn insert_json(&mut self, json: &[u8], schema_version: u32) -> Result<u64> {
-        let id = self.st.next_id;
+        let id = self.next_insert_id()?;
         self.put_json(id, json, schema_version)?;
         Ok(id)
     }
@@ -1273,7 +1275,7 @@ impl<'t> CollectionMut<'t> {
         }
         let mut start = 0;
         for end in run.ends {
-            let id = self.st.next_id;
+            let id = self.next_insert_id()?;
             self.put(id, NewDoc::Encoded(&run.bytes[std::mem::replace(&mut start, end)..end]))?;
             ids.push(id);
         }
@@ -1282,7 +1284,7 @@ impl<'t> CollectionMut<'t> {
 
     /// Inserts raw bytes (raw collections only); returns the new id.
     pub fn insert_raw(&mut self, payload: &[u8]) -> Result<u64> {
-        let id = self.st.next_id;
+        let id = self.next_insert_id()?;
         self.put(id, NewDoc::Raw(payload, 0))?;
         Ok(id)
     }
@@ -1318,9 +1320,18 @@ impl<'t> CollectionMut<'t> {
             return self.put(id, NewDoc::Encoded(buf));
         }
         Arc::make_mut(&mut self.st.dict).truncate(names);
-        let v = to_value(doc)?;
+        let v = to_value(doc).map_err(|e| match e {
+            Error::InvalidArgument(m) => {
+                Error::invalid(format!("a document for collection {:?}: {m}", self.st.name))
+            }
+            e => e,
+        })?;
         if !matches!(v, Value::Map(_)) {
-            return Err(Error::invalid(format!("a document must serialize to a map, not {}", v.type_name())));
+            return Err(Error::invalid(format!(
+                "a document for collection {:?} must serialize to a map, not {}",
+                self.st.name,
+                v.type_name()
+            )));
         }
         self.put(id, NewDoc::Value(&v, schema_version))
     }
@@ -1464,14 +1475,20 @@ impl<'t> CollectionMut<'t> {
         Ok(())
     }
 
-    /// Writes document `id` with its index entries.
-    fn put(&mut self, id: u64, new: NewDoc<'_>) -> Result<bool> {
-        if id == u64::MAX && id == self.st.next_id {
+    /// The id an insert takes: the next id, unless the id space is used up
+    /// (`u64::MAX` is no document's: see [`check_doc_id`]).
+    fn next_insert_id(&self) -> Result<u64> {
+        if self.st.next_id == u64::MAX {
             return Err(Error::invalid(format!(
                 "document id space exhausted: the next id would be past the largest, {}",
                 u64::MAX - 1
             )));
         }
+        Ok(self.st.next_id)
+    }
+
+    /// Writes document `id` with its index entries.
+    fn put(&mut self, id: u64, new: NewDoc<'_>) -> Result<bool> {
         check_doc_id(id)?;
         let usable = self.txn.pages().usable_size();
         // Every stored id is below the next id, so an id at or past it is new.
