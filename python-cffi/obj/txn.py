@@ -21,12 +21,13 @@ import datetime as _dt
 import json
 import operator
 import re
+import threading
 import typing
 import uuid
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
-from itertools import chain
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, Union, overload
 
 from . import _codec
@@ -251,6 +252,11 @@ class _Core:
         self._ensured: set = set()
         self._dropped: set = set()  # collections whose declared indexes this txn may have dropped (_set_up_again)
         self._writes = 0  # successful write calls so far (see _wcall)
+        # Held by a write call and by an iteration opening its cursor (see
+        # _resuming): threads sharing the transaction count writes exactly.
+        # Reentrant: a finaliser or signal handler that writes in the
+        # transaction may run while this thread holds it.
+        self._wlock = threading.RLock()
         self._held: weakref.WeakSet[_HeldBatch] | None = None  # see _c_batches
         self._ended_by_close = False  # rolled back by Db.close()
         # The file's catalog version in this snapshot (trees created or
@@ -305,8 +311,9 @@ class _Core:
         fails; counting them lets an iteration see it at its next step
         (see :meth:`_resuming`), not after the rows Python already holds
         from the cursor's batch."""
-        self._writes += 1
-        return fn(self._handle(), *args)
+        with self._wlock:
+            self._writes += 1
+            return fn(self._handle(), *args)
 
     def _resuming(self, query_js: bytes, limit: int | None,
                   rows_of: Callable[[bytes, int | None], tuple[Iterator[Any], Callable[[], None]]]) -> Iterator[Any]:
@@ -320,9 +327,31 @@ class _Core:
         further on is read as written, or not at all; one inserted with a
         greater id is read too. Any other query raises
         ``InvalidArgumentError`` at its first step after the write (the
-        order it reads in may have changed under it)."""
-        at = self._writes
-        rows, close = rows_of(query_js, limit)
+        order it reads in may have changed under it).
+
+        The write count is read as the C cursor opens (its first row is
+        read under the lock a write call holds): a write another thread
+        began before would otherwise end a cursor that took its count as
+        already seen."""
+
+        def opened(q: bytes, lim: int | None) -> tuple[int, Iterator[Any], Callable[[], None]]:
+            with self._wlock:
+                while True:
+                    at = self._writes
+                    rows, close = rows_of(q, lim)
+                    try:
+                        first = list(islice(rows, 1))
+                    except InvalidArgumentError:
+                        close()
+                        if self._writes == at:
+                            raise
+                        # A write on this thread (a finaliser run by the
+                        # garbage collector) ended the cursor as it opened:
+                        # nothing was given yet, open it again.
+                        continue
+                    return at, chain(first, rows), close
+
+        at, rows, close = opened(query_js, limit)
         q: dict | None = None  # the query, parsed at the first write
         in_id_order: bool | None = None  # its plan's order, as the cursor began
         last: int | None = None
@@ -355,7 +384,6 @@ class _Core:
                 close()
                 if not in_id_order or q is None:
                     raise InvalidArgumentError(_STALE_CURSOR)
-                at = self._writes
                 again = dict(q)
                 if given:  # the offset is behind; the limit counts what is left
                     again.pop("offset", None)
@@ -364,7 +392,7 @@ class _Core:
                         again["limit"] = max(again["limit"] - given, 0)
                 # A first batch of one row, growing: a loop that writes at
                 # every row must not read a batch ahead for each.
-                rows, close = rows_of(json.dumps(again).encode(), 1)
+                at, rows, close = opened(json.dumps(again).encode(), 1)
         finally:
             close()
 

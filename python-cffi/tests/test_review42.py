@@ -54,3 +54,89 @@ def test_a_composite_named_as_a_marked_field_names_the_clash(tmp_path):
         with pytest.raises(obj.InvalidArgumentError) as e:
             db.insert(Clash("a"))
     assert "two indexes share a name: key (" in str(e.value), str(e.value)
+
+
+def test_an_iteration_opening_while_another_thread_writes_in_its_transaction_carries_on(tmp_path):
+    # A write call counted itself before its C call ran; an iteration
+    # opening its cursor in between took that count as seen, so the write
+    # then ended its cursor and the next batch raised "transaction changed
+    # under the cursor" (found by the threads review: 6 of 40 shared
+    # transactions). The write now holds the transaction's lock from its
+    # count to its call's end, and an iteration opens its cursor under it.
+    import threading
+
+    from obj import txn as txn_mod
+
+    with obj.Db(str(tmp_path / "s.obj")) as db:
+        db.insert_many("c", [{"t": i % 2} for i in range(200)])  # more than the first batch of 32
+        in_call, opened = threading.Event(), threading.Event()
+        real_insert = txn_mod.lib.obj_doc_insert
+
+        def slow_insert(*args):
+            in_call.set()
+            opened.wait(0.5)  # (with the lock held, the iteration cannot open: the wait runs out)
+            return real_insert(*args)
+
+        with db.transaction() as tx:
+            got: list = []
+
+            def reader():
+                in_call.wait(5)
+                it = iter(tx.query("c").filter(obj.field("t") == 1))
+                got.append(next(it))
+                opened.set()
+                got.extend(it)
+
+            t = threading.Thread(target=reader)
+            t.start()
+            out = txn_mod._slots.u64
+            assert tx._wcall(slow_insert, b"c", b'{"t": 1}', 8, 0, out) == 0
+            t.join(10)
+            assert not t.is_alive()
+        # Every t == 1 document once, the new one too (an id-order read
+        # goes on past a write), and no error.
+        assert [d["t"] for _, d in got] == [1] * 101
+        assert len({i for i, _ in got}) == 101
+
+
+def test_a_finaliser_that_writes_in_the_transaction_neither_deadlocks_nor_ends_an_iteration(tmp_path):
+    # Found by the review of the lock above: the garbage collector may run
+    # a finaliser while this thread holds the transaction's lock (opening
+    # a cursor, or in a write call); one that writes in the transaction
+    # waited on a plain lock forever, and one run as the cursor opened
+    # ended it before a row was given.
+    import gc
+    import threading
+
+    with obj.Db(str(tmp_path / "g.obj"), sync="off") as db:
+        db.insert_many("c", [{"i": i} for i in range(3)])
+        tx = db.transaction()
+
+        class Audit:
+            def __del__(self):
+                tx.insert("log", {"ev": "dropped"})
+
+        done: list = []
+
+        def work():
+            old = gc.get_threshold()
+            try:
+                for threshold in range(1, 25):
+                    gc.set_threshold(threshold)
+                    for i in range(100):
+                        a = Audit()
+                        a.self = a  # a cycle: freed by the collector, at any allocation
+                        del a
+                        assert len(list(tx.query("c").iter())) >= 3
+                        tx.insert("c", {"i": i})
+            finally:
+                gc.set_threshold(*old)
+            gc.collect()
+            done.append(len(list(tx.query("log").iter())))
+
+        t = threading.Thread(target=work, daemon=True)
+        t.start()
+        t.join(30)
+        assert not t.is_alive(), "deadlocked"
+        assert done == [2400]
+        tx.rollback()
