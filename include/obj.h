@@ -302,8 +302,10 @@ typedef struct {
  * no lock on the handle (an obj_db_close from the callback returns at
  * once, later calls on the handle return OBJ_CLOSED, and the backup
  * finishes; obj_db_rekey returns OBJ_BUSY). It must return normally: a
- * C++ exception or a longjmp out of it aborts the process (catch inside
- * the callback, as obj.hpp's wrappers do).
+ * C++ exception thrown out of it aborts the process, and a longjmp out of
+ * it is undefined behaviour (the call's clean-up is skipped: its
+ * temporary file, locks and memory stay); catch inside the callback, as
+ * obj.hpp's wrappers do.
  */
 typedef bool (*obj_progress_fn)(uint64_t done, uint64_t total, void *ctx);
 
@@ -313,8 +315,10 @@ typedef bool (*obj_progress_fn)(uint64_t done, uint64_t total, void *ctx);
  * `ctx` is the caller's pointer, passed through. Return 0 to go on;
  * anything else stops the export at once, and obj_db_export_to returns
  * OBJ_IO naming the value. Called on the calling thread, during the call.
- * It must return normally: a C++ exception or a longjmp out of it aborts
- * the process (catch inside the callback, as obj.hpp's wrappers do).
+ * It must return normally: a C++ exception thrown out of it aborts the
+ * process, and a longjmp out of it is undefined behaviour (the call's
+ * clean-up is skipped); catch inside the callback, as obj.hpp's wrappers
+ * do.
  */
 typedef int32_t (*obj_write_fn)(const uint8_t *data, size_t len, void *ctx);
 

@@ -25,8 +25,10 @@ use crate::obj_status;
 /// no lock on the handle (an obj_db_close from the callback returns at
 /// once, later calls on the handle return OBJ_CLOSED, and the backup
 /// finishes; obj_db_rekey returns OBJ_BUSY). It must return normally: a
-/// C++ exception or a longjmp out of it aborts the process (catch inside
-/// the callback, as obj.hpp's wrappers do).
+/// C++ exception thrown out of it aborts the process, and a longjmp out of
+/// it is undefined behaviour (the call's clean-up is skipped: its
+/// temporary file, locks and memory stay); catch inside the callback, as
+/// obj.hpp's wrappers do.
 pub type obj_progress_fn = Option<unsafe extern "C" fn(done: u64, total: u64, ctx: *mut c_void) -> bool>;
 
 /// Runs `f` on the open database behind `db`.
@@ -385,8 +387,10 @@ unsafe fn put_export_report(out: *mut obj_bytes, r: &ExportReport) {
 /// `ctx` is the caller's pointer, passed through. Return 0 to go on;
 /// anything else stops the export at once, and obj_db_export_to returns
 /// OBJ_IO naming the value. Called on the calling thread, during the call.
-/// It must return normally: a C++ exception or a longjmp out of it aborts
-/// the process (catch inside the callback, as obj.hpp's wrappers do).
+/// It must return normally: a C++ exception thrown out of it aborts the
+/// process, and a longjmp out of it is undefined behaviour (the call's
+/// clean-up is skipped); catch inside the callback, as obj.hpp's wrappers
+/// do.
 pub type obj_write_fn = Option<unsafe extern "C" fn(data: *const u8, len: usize, ctx: *mut c_void) -> i32>;
 
 /// The most bytes one call of an [`obj_write_fn`] receives.

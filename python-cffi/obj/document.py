@@ -1674,13 +1674,15 @@ class Schema:
         """The engine index specs declared by the class."""
         if self._index_specs is None:
             marked = list(_field_markers(self.cls, "", ()))
-            for path in {p for p, _ in marked}:
+            for path in dict.fromkeys(p for p, _ in marked):  # (in field order: the first such field is named)
                 markers = [m for p, m in marked if p == path]
                 if len(markers) > 1:
+                    on_list = Each in markers
                     raise InvalidArgumentError(
                         f"{self.cls.__name__}: field {path!r} has more than one index marker "
-                        f"({', '.join(map(repr, markers))}): give it one (on a list field each marker indexes "
-                        f"every element, so obj.Unique alone makes the elements unique)")
+                        f"({', '.join(map(repr, markers))}): give it one"
+                        + (" (on a list field each marker indexes every element, so obj.Unique alone makes "
+                           "the elements unique)" if on_list else ""))
             specs = [{"name": path, "kind": m.kind, "fields": [path]} for path, m in marked]
             for spec in self._composite_specs:
                 for path in spec["fields"]:
@@ -1690,7 +1692,8 @@ class Schema:
             if len(set(names)) != len(names):
                 twice = sorted({n for n in names if names.count(n) > 1})
                 raise InvalidArgumentError(f"{self.cls.__name__}: two indexes share a name: {', '.join(twice)} "
-                                           f"(a Composite's name must differ from the marked fields')")
+                                           f"(an index is named after its marked field, a Composite by its "
+                                           f"name= or its fields joined by '_': give each its own)")
             self._index_specs = specs
         return self._index_specs
 

@@ -53,7 +53,21 @@ def test_a_composite_named_as_a_marked_field_names_the_clash(tmp_path):
     with obj.Db(str(tmp_path / "c.obj")) as db:
         with pytest.raises(obj.InvalidArgumentError) as e:
             db.insert(Clash("a"))
-    assert "two indexes share a name: key (" in str(e.value), str(e.value)
+    assert "two indexes share a name: key (an index is named after its marked field" in str(e.value), str(e.value)
+
+
+@obj.document(collection="twice42")
+@dataclass
+class Twice:
+    key: Annotated[str, obj.Index, obj.Unique]
+
+
+def test_two_markers_on_a_plain_field_get_no_list_hint(tmp_path):
+    with obj.Db(str(tmp_path / "w.obj")) as db:
+        with pytest.raises(obj.InvalidArgumentError) as e:
+            db.insert(Twice("a"))
+    msg = str(e.value)
+    assert msg.endswith("field 'key' has more than one index marker (obj.Index, obj.Unique): give it one"), msg
 
 
 def test_an_iteration_opening_while_another_thread_writes_in_its_transaction_carries_on(tmp_path):

@@ -56,7 +56,12 @@ const CLOSES_UNOPENED: &str = "a bracket closes that this line did not open";
 
 /// Why `rest`, what follows a document on its line, should not be there.
 fn after_the_end(rest: &[u8]) -> &'static str {
-    match rest.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\r')) {
+    let is_space = |b: &&u8| matches!(b, b' ' | b'\t' | b'\r');
+    let mut bytes = rest.iter().skip_while(is_space);
+    match bytes.next() {
+        Some(b',') if bytes.all(|b| is_space(&b)) => {
+            "a comma after the document: lines are not separated by commas (one document a line)"
+        }
         Some(b'}' | b']') => CLOSES_UNOPENED,
         Some(b) if b.is_ascii_alphanumeric() || b"{[\",-".contains(b) => TWO_VALUES,
         _ => "unexpected text after the end of the document",
@@ -71,7 +76,8 @@ pub fn first_bad_line(text: &[u8]) -> Option<Error> {
         let why = match check_line(line) {
             Err(why) => why.to_string(),
             Ok(()) => match document_from_json_slice(line) {
-                Err(Error::InvalidArgument(why)) => why,
+                // (The parser's "line 1" is this line.)
+                Err(Error::InvalidArgument(why)) => why.replace(" at line 1 column ", " at column "),
                 _ => return None,
             },
         };
@@ -111,7 +117,7 @@ fn check_line(line: &[u8]) -> std::result::Result<(), &'static str> {
                     return Err(after_the_end(&line[i + 1..]));
                 }
             }
-            b',' if depth == 0 => return Err(TWO_VALUES),
+            b',' if depth == 0 => return Err(after_the_end(&line[i..])),
             _ => {}
         }
         i += 1;
@@ -161,6 +167,13 @@ mod tests {
         assert!(why("{\"a\":1}]").contains("line 1: a bracket closes"));
         assert!(why("{\"a\":1}\u{c}").contains("line 1: unexpected text after the end"));
         assert!(why("{\"a\":1}\0").contains("line 1: unexpected text after the end"));
+        assert!(why("{\"a\":1},").contains("line 1: a comma after the document"));
+        assert!(why("{\"a\":1} , ").contains("line 1: a comma after the document"));
+        assert!(why("1,2").contains("line 1: the line holds more than one"));
+        // A line whose brackets are whole but whose JSON is not is named by
+        // first_bad_line (what the batch's parse error is replaced with).
+        let e = first_bad_line(b"{\"a\":1}\n{\"b\":}").unwrap().to_string();
+        assert!(e.ends_with("line 2: JSON document: expected value at column 6"), "{e}");
         // The first bad line is named, whatever is wrong with it: line 1's
         // syntax before line 2's open bracket.
         assert!(
