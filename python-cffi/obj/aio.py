@@ -688,7 +688,10 @@ class AsyncTxn(_AsyncDocCalls):
         if not self._live():
             self._tx._handle()  # raises: the transaction is finished
         # A write in this transaction ends the iteration at its next step,
-        # as in the blocking API, not after the rest of the batch in hand.
+        # not after the rest of the batch in hand (read before the write).
+        # The blocking API's id-order iterations go on after a write (they
+        # read again after the last id given); this one, reading ahead in
+        # batches, raises for every order, as the README says.
         at = self._tx._writes
         inner = _batches(self._on_thread, make, batch)
         try:

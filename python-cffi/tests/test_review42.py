@@ -154,3 +154,20 @@ def test_a_finaliser_that_writes_in_the_transaction_neither_deadlocks_nor_ends_a
         assert not t.is_alive(), "deadlocked"
         assert done == [2400]
         tx.rollback()
+
+
+def test_raw_insert_many_in_a_transaction_is_all_or_nothing(tmp_path):
+    # Raw documents went in one call each: a failure part-way (here the id
+    # space used up, or a payload of another type) left the first ones in
+    # the transaction (found by the review of this session's fixes).
+    with obj.Db(str(tmp_path / "r.obj")) as db:
+        with db.transaction() as tx:
+            tx.create_collection("blobs", raw=True)
+            tx.upsert("blobs", 2**64 - 3, b"last")
+        with db.transaction() as tx:
+            with pytest.raises(obj.InvalidArgumentError, match="exhausted"):
+                tx.insert_many("blobs", [b"a", b"b"])
+            with pytest.raises(obj.InvalidArgumentError, match="raw payloads are bytes"):
+                tx.insert_many("blobs", [b"a", "not bytes"])
+            assert tx.count("blobs") == 1
+        assert db.count("blobs") == 1
