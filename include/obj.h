@@ -216,7 +216,7 @@ typedef struct {
   size_t struct_size;
   /**
    * Page size of a new database: power of two, 4096..65536 (default
-   * 4096). An existing file keeps its own; a value outside the range is
+   * 4096). An existing file keeps its own; any other value is
    * OBJ_INVALID_ARGUMENT all the same.
    */
   uint32_t page_size;

@@ -259,7 +259,7 @@ pub struct obj_options {
     /// sizeof(obj_options) as the caller compiled it.
     pub struct_size: usize,
     /// Page size of a new database: power of two, 4096..65536 (default
-    /// 4096). An existing file keeps its own; a value outside the range is
+    /// 4096). An existing file keeps its own; any other value is
     /// OBJ_INVALID_ARGUMENT all the same.
     pub page_size: u32,
     /// Sync mode: 0 = full (default: every commit durable), 1 = normal

@@ -179,18 +179,10 @@ pub unsafe extern "C" fn obj_doc_insert_lines(
         need(out_count, "out_count")?;
         // SAFETY: per contract.
         let (coll, text) = unsafe { (arg_str(coll, "collection name")?, arg_bytes(text, len, "text")?) };
-        let lines = json_lines::lines_as_array(text)?;
-        // SAFETY: per contract.
-        unsafe { insert_array(txn, coll, &lines.array, schema_version, out_ids, out_cap, out_count) }.map_err(
-            |e| {
-                match e {
-                    // The parser's place is in the array (whose first line has
-                    // a "[" before it): name the first line at fault instead.
-                    Error::InvalidArgument(_) => json_lines::first_bad_line(text).unwrap_or(e),
-                    e => e,
-                }
-            },
-        )
+        json_lines::insert_lines(text, |array| {
+            // SAFETY: per contract.
+            unsafe { insert_array(txn, coll, array, schema_version, out_ids, out_cap, out_count) }
+        })
     })
 }
 

@@ -25,7 +25,7 @@ pub enum SyncMode {
 pub struct Options {
     /// Page size of a new database: a power of two from 4096 to 65536
     /// (default 4096). When the file exists its own page size is used, but
-    /// a value outside that range is refused all the same.
+    /// any other value is refused all the same.
     pub page_size: usize,
     /// Bytes of page cache (default 8 MiB). The cache never holds more.
     pub cache_size: usize,

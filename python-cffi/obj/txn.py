@@ -251,7 +251,7 @@ class _Core:
         self._attached: dict[str, ReadTxn] = {}
         self._ensured: set = set()
         self._dropped: set = set()  # collections whose declared indexes this txn may have dropped (_set_up_again)
-        self._writes = 0  # successful write calls so far (see _wcall)
+        self._writes = 0  # write calls so far, failed ones too (see _wcall)
         # Held by a write call and by an iteration opening its cursor (see
         # _resuming): threads sharing the transaction count writes exactly.
         # Reentrant: a finaliser or signal handler that writes in the
@@ -484,19 +484,18 @@ class _Core:
         return out[0]
 
     def _c_doc_insert_many(self, coll: bytes, js: bytes, n: int, version: int) -> list[int]:
-        ids = _new("uint64_t[]", max(n, 1))
-        cnt = _new("size_t *")
-        st = self._wcall(lib.obj_doc_insert_many, coll, js, len(js), version, ids, n, cnt)
-        if st:
-            raise self._fail(st)
-        return ffi.unpack(ids, cnt[0])
+        """Inserts the ``n`` documents of the JSON array ``js``."""
+        return self._c_doc_insert_batch(lib.obj_doc_insert_many, coll, js, n, version)
 
     def _c_doc_insert_lines(self, coll: bytes, text: bytes, n: int, version: int) -> list[int]:
         """Inserts one document per line of ``text`` (``n`` lines): the
         engine checks that each line holds exactly one document."""
+        return self._c_doc_insert_batch(lib.obj_doc_insert_lines, coll, text, n, version)
+
+    def _c_doc_insert_batch(self, fn: Any, coll: bytes, data: bytes, n: int, version: int) -> list[int]:
         ids = _new("uint64_t[]", max(n, 1))
         cnt = _new("size_t *")
-        st = self._wcall(lib.obj_doc_insert_lines, coll, text, len(text), version, ids, n, cnt)
+        st = self._wcall(fn, coll, data, len(data), version, ids, n, cnt)
         if st:
             raise self._fail(st)
         return ffi.unpack(ids, cnt[0])

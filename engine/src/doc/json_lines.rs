@@ -10,45 +10,49 @@
 use super::json::document_from_json_slice;
 use crate::error::{Error, Result};
 
-/// Lines checked to hold one JSON value each, as one JSON array.
-#[derive(Debug)]
-pub struct LinesArray {
-    /// `[` line 1 `,\n` line 2 … `]`: the array's line `n` is the input's
-    /// line `n` (the first one column later, after the `[`).
-    pub array: Vec<u8>,
-    /// The number of lines, and so of elements.
-    pub lines: usize,
+/// Runs `insert` over the lines of `text` (each ends with `\n`, the last
+/// one may not) as one JSON array, one element a line: `[` line 1 `,\n`
+/// line 2 … `]`. A line that is empty (or only whitespace), that holds
+/// more than one value, or whose string or bracket is still open at its
+/// end is [`Error::InvalidArgument`] before `insert` runs; that error, and
+/// `insert`'s own [`Error::InvalidArgument`] from parsing the array (whose
+/// places are the array's), name the first line (from 1) that is not one
+/// document. Empty text is an empty array.
+pub fn insert_lines<T>(text: &[u8], insert: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
+    let not_one_document = || first_bad_line(text);
+    let array = lines_as_array(text).ok_or_else(|| not_one_document().expect("a line is bad"))?;
+    insert(&array).map_err(|e| match e {
+        Error::InvalidArgument(_) => not_one_document().unwrap_or(e),
+        e => e,
+    })
 }
 
-/// The lines of `text` (each ends with `\n`, the last one may not) as a
-/// JSON array, one element a line. A line that is empty (or only
-/// whitespace), that holds more than one value, or whose string or
-/// bracket is still open at its end is [`Error::InvalidArgument`] naming
-/// the first line (from 1) that is not one document. Empty text is an
-/// empty array.
-pub fn lines_as_array(text: &[u8]) -> Result<LinesArray> {
+/// The lines of `text` as one JSON array; `None` when a line fails
+/// [`check_line`].
+fn lines_as_array(text: &[u8]) -> Option<Vec<u8>> {
     let mut array = Vec::with_capacity(text.len() + text.len() / 64 + 2);
     array.push(b'[');
-    let mut lines = 0;
-    for line in split_lines(text) {
-        lines += 1;
-        if check_line(line).is_err() {
-            return Err(first_bad_line(text).expect("a line is bad"));
-        }
-        if lines > 1 {
+    for (i, line) in split_lines(text).enumerate() {
+        check_line(line).ok()?;
+        if i > 0 {
             array.extend_from_slice(b",\n");
         }
         array.extend_from_slice(line);
     }
     array.push(b']');
-    Ok(LinesArray { array, lines })
+    Some(array)
 }
 
 /// The lines of `text` without their `\n`; no line after a final `\n`.
-pub fn split_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+fn split_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     let any = !text.is_empty();
     let text = text.strip_suffix(b"\n").unwrap_or(text);
     text.split(|&b| b == b'\n').filter(move |_| any)
+}
+
+/// JSON whitespace within a line.
+fn is_line_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r')
 }
 
 const TWO_VALUES: &str = "the line holds more than one JSON value: each line holds one document";
@@ -56,14 +60,13 @@ const CLOSES_UNOPENED: &str = "a bracket closes that this line did not open";
 
 /// Why `rest`, what follows a document on its line, should not be there.
 fn after_the_end(rest: &[u8]) -> &'static str {
-    let is_space = |b: &&u8| matches!(b, b' ' | b'\t' | b'\r');
-    let mut bytes = rest.iter().skip_while(is_space);
+    let mut bytes = rest.iter().copied().skip_while(|&b| is_line_space(b));
     match bytes.next() {
-        Some(b',') if bytes.all(|b| is_space(&b)) => {
+        Some(b',') if bytes.all(is_line_space) => {
             "a comma after the document: lines are not separated by commas (one document a line)"
         }
         Some(b'}' | b']') => CLOSES_UNOPENED,
-        Some(b) if b.is_ascii_alphanumeric() || b"{[\",-".contains(b) => TWO_VALUES,
+        Some(b) if b.is_ascii_alphanumeric() || b"{[\",-".contains(&b) => TWO_VALUES,
         _ => "unexpected text after the end of the document",
     }
 }
@@ -71,7 +74,7 @@ fn after_the_end(rest: &[u8]) -> &'static str {
 /// The first line of `text` that is not one JSON document, read alone:
 /// its error, naming it. (The checks of [`lines_as_array`] run over all
 /// lines before any is parsed; this names the first line at fault.)
-pub fn first_bad_line(text: &[u8]) -> Option<Error> {
+fn first_bad_line(text: &[u8]) -> Option<Error> {
     split_lines(text).enumerate().find_map(|(i, line)| {
         let why = match check_line(line) {
             Err(why) => why.to_string(),
@@ -87,8 +90,7 @@ pub fn first_bad_line(text: &[u8]) -> Option<Error> {
 
 /// Why `line` is not one whole JSON value by its brackets and strings.
 fn check_line(line: &[u8]) -> std::result::Result<(), &'static str> {
-    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r');
-    let Some(last) = line.iter().rposition(|b| !is_space(b)) else {
+    let Some(last) = line.iter().rposition(|&b| !is_line_space(b)) else {
         return Err("the line is empty: each line holds one JSON document");
     };
     let line = &line[..=last];
@@ -133,8 +135,9 @@ mod tests {
     use super::*;
     use crate::doc::json::documents_from_json_slice;
 
+    /// What insert_lines says of `text` when the array is parsed.
     fn why(text: &str) -> String {
-        match lines_as_array(text.as_bytes()) {
+        match insert_lines(text.as_bytes(), documents_from_json_slice) {
             Ok(_) => String::new(),
             Err(e) => e.to_string(),
         }
@@ -142,14 +145,10 @@ mod tests {
 
     #[test]
     fn one_document_a_line_makes_one_element_a_line() {
-        let got =
-            lines_as_array(b"{\"a\":1}\n{\"b\":[1,{\"c\":\"}, {\"}]}\r\n  {\"s\":\"x\\\"y,\"}\n").unwrap();
-        assert_eq!(got.lines, 3);
-        let docs = documents_from_json_slice(&got.array).unwrap();
-        assert_eq!(docs.len(), 3);
-        assert_eq!(lines_as_array(b"").unwrap().lines, 0);
-        assert_eq!(lines_as_array(b"").unwrap().array, b"[]");
-        assert_eq!(lines_as_array(b"{}").unwrap().lines, 1);
+        let text = b"{\"a\":1}\n{\"b\":[1,{\"c\":\"}, {\"}]}\r\n  {\"s\":\"x\\\"y,\"}\n";
+        assert_eq!(insert_lines(text, documents_from_json_slice).unwrap().len(), 3);
+        assert_eq!(lines_as_array(b"").unwrap(), b"[]");
+        assert_eq!(insert_lines(b"{}", documents_from_json_slice).unwrap().len(), 1);
     }
 
     #[test]
@@ -170,9 +169,9 @@ mod tests {
         assert!(why("{\"a\":1},").contains("line 1: a comma after the document"));
         assert!(why("{\"a\":1} , ").contains("line 1: a comma after the document"));
         assert!(why("1,2").contains("line 1: the line holds more than one"));
-        // A line whose brackets are whole but whose JSON is not is named by
-        // first_bad_line (what the batch's parse error is replaced with).
-        let e = first_bad_line(b"{\"a\":1}\n{\"b\":}").unwrap().to_string();
+        // A line whose brackets are whole but whose JSON is not: the
+        // array's parse error is replaced with the line's own.
+        let e = why("{\"a\":1}\n{\"b\":}");
         assert!(e.ends_with("line 2: JSON document: expected value at column 6"), "{e}");
         // The first bad line is named, whatever is wrong with it: line 1's
         // syntax before line 2's open bracket.

@@ -582,7 +582,7 @@ impl ValueDeserializer {
 /// 2^127, the first float magnitude beyond `i128`, where `as` saturates.
 pub(super) const TWO_POW_127: f64 = 1.7014118346046923e38;
 
-/// An integer that converts to `f64` (or `f32`) and back unchanged.
+/// An integer that converts to `f64` and back unchanged.
 pub(super) fn exact_float(i: i128) -> Option<f64> {
     let f = i as f64;
     (f as i128 == i && f.abs() < TWO_POW_127).then_some(f)

@@ -525,8 +525,8 @@ fn check_no_other_name(main: &dyn StorageFile, display: &str, first: bool, timeo
     Ok(())
 }
 
-/// The page size a new database would get: `InvalidArgument` unless a
-/// power of two from 4 to 64 KiB (checked on every open).
+/// The `page_size` option, checked on every open (an existing file keeps
+/// its own): `InvalidArgument` unless a power of two from 4 to 64 KiB.
 fn check_page_size(options: &Options) -> Result<()> {
     if crate::storage::header::valid_page_size(options.page_size) {
         return Ok(());
