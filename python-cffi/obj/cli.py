@@ -499,9 +499,12 @@ class _Progress:
             self.drawn = False
 
 
-# A record line as dump (and db.export) writes it; other layouts are parsed.
+# The parser's place in a line read alone ("line 1" is that line).
 _ONE_LINE = re.compile(r"at line 1 column (\d+)")
 _AT_COLUMN = r"at column \1"
+# The line of a batch that obj_doc_insert_lines names in its error.
+_BATCH_LINE = re.compile(r"(invalid argument: )?line (\d+): (.*)", re.S)
+# A record line as dump (and db.export) writes it; other layouts are parsed.
 _RECORD = re.compile(rb'^\{"id":(0|[1-9]\d{0,19})(?:,"v":(0|[1-9]\d{0,19}))?,"doc":(.*)\}$', re.S)
 _VERSION_MAX = 2**32 - 1  # a schema version is a uint32_t
 _ID_MAX = 2**64 - 2  # ids are uint64_t; the largest is reserved
@@ -860,23 +863,27 @@ class _Loader:
 
         try:
             ids = self.tx._c_doc_insert_lines(cname, b"\n".join(d for _, _, d, _n in run), len(run), run[0][1])
-        except (obj.InvalidArgumentError, obj.FeatureUnsupportedError):
-            # The call wrote nothing; its error names a line of the batch.
-            # Insert one at a time to find the document at fault, and raise
-            # its own error naming the input's line (the transaction is
-            # rolled back all the same).
-            self._insert_each(cname, run)
-            raise
-        if len(ids) != len(run):  # (never expected: the load fails rather than report lines as documents)
-            err = obj.InvalidArgumentError(f"the engine read {len(ids)} document(s) in {len(run)} lines from "
-                                           f"this line on: each line must hold one JSON document")
+        except (obj.InvalidArgumentError, obj.FeatureUnsupportedError) as e:
+            # The call wrote nothing. Its error names the batch's line at
+            # fault: name the input's line (with what _explain says of its
+            # text). An error that names none is found by inserting one at
+            # a time (the transaction is rolled back all the same).
+            m = _BATCH_LINE.fullmatch(str(e))
+            if m is None or not 0 < int(m[2]) <= len(run):
+                self._insert_each(cname, run)
+                raise
+            _, _, text, lineno = run[int(m[2]) - 1]
+            self._name_line(type(e)((m[1] or "") + m[3]), text, lineno)
+        if len(ids) != len(run):  # (the engine checks this itself: never expected)
+            err = obj.InvalidArgumentError(f"the engine wrote {len(ids)} document(s) for {len(run)} lines")
             err.line = run[0][3]  # type: ignore[attr-defined]
             raise err
         return len(ids)
 
     def _insert_each(self, cname: bytes, run: list[tuple[int, int, bytes, int]]) -> None:
         """Inserts the documents of ``run`` one at a time, to find the one
-        a batch refused: its error names its line."""
+        a batch refused with an error that names no line: its error names
+        its line."""
         import obj
 
         tx = self.tx

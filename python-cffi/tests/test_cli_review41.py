@@ -87,11 +87,12 @@ def test_load_in_process_with_each_backend_names_the_line_and_loads_good_input(t
 
 
 @pytest.mark.usefixtures("backend")
-def test_load_refuses_a_document_cut_over_lines_with_no_line_to_make_up_the_count(tmp_path, capsys):
+def test_load_names_the_line_that_leaves_a_bracket_open(tmp_path, capsys):
     # No line holds two documents, so joined as an array the lines would
     # give a count one short; the engine refuses the batch for the line
-    # that leaves a bracket open, and the line named is that one (with a
-    # unique index: the documents before it are not reported as clashing).
+    # that leaves a bracket open, and the line named is that one (the
+    # documents before it, under a unique index, are not reported as
+    # clashing: nothing is inserted again).
     db = str(tmp_path / "p.obj")
     with obj.Db(db) as d:
         d.create_index("c", "by_a", "a", kind="unique")
@@ -100,7 +101,7 @@ def test_load_refuses_a_document_cut_over_lines_with_no_line_to_make_up_the_coun
     src.write_bytes(b'{"a":1}\n{"a":2,"l":[1\n2]}\n{"a":3}\n')
     assert cli.main(["load", db, "c", str(src)]) == cli.EXIT_ERROR
     err = capsys.readouterr().err
-    assert err.startswith("obj: load: line 2: ") and "EOF" in err, err
+    assert err.startswith("obj: load: line 2: ") and "a bracket is still open" in err, err
     assert _docs(db, "c") == [{"a": 0}]
 
 

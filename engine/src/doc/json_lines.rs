@@ -76,13 +76,21 @@ fn after_the_end(rest: &[u8]) -> &'static str {
 /// lines before any is parsed; this names the first line at fault.)
 fn first_bad_line(text: &[u8]) -> Option<Error> {
     split_lines(text).enumerate().find_map(|(i, line)| {
-        let why = match check_line(line) {
-            Err(why) => why.to_string(),
-            Ok(()) => match document_from_json_slice(line) {
-                // (The parser's "line 1" is this line.)
-                Err(Error::InvalidArgument(why)) => why.replace(" at line 1 column ", " at column "),
-                _ => return None,
-            },
+        let parsed = match document_from_json_slice(line) {
+            // (The parser's "line 1" is this line.)
+            Err(Error::InvalidArgument(why)) => Some(why.replace(" at line 1 column ", " at column ")),
+            _ => None,
+        };
+        let why = match (check_line(line), parsed) {
+            // The parser's place inside the line says more ("key must be a
+            // string at column 2"), but for a line that ends too soon or
+            // goes on after its document, the scan says why.
+            (Err(scan), Some(p)) if p.contains("EOF while parsing") || p.contains("trailing characters") => {
+                scan.to_string()
+            }
+            (_, Some(p)) => p,
+            (Err(scan), None) => scan.to_string(),
+            (Ok(()), None) => return None,
         };
         Some(Error::invalid(format!("line {}: {why}", i + 1)))
     })
@@ -173,6 +181,8 @@ mod tests {
         // array's parse error is replaced with the line's own.
         let e = why("{\"a\":1}\n{\"b\":}");
         assert!(e.ends_with("line 2: JSON document: expected value at column 6"), "{e}");
+        // A syntax error inside a line is the parser's, with its column.
+        assert!(why("{\"a\":1}\n{bad\n").ends_with("line 2: JSON document: key must be a string at column 2"));
         // The first bad line is named, whatever is wrong with it: line 1's
         // syntax before line 2's open bracket.
         assert!(
