@@ -1017,6 +1017,29 @@ obj_status obj_raw_insert(obj_txn *txn,
                           uint64_t *out_id);
 
 /**
+ * Inserts `n` opaque byte strings as new documents of raw collection
+ * `coll` (created as a raw collection on first use), in one call: they lie
+ * end to end in `data`, item i being `lens[i]` bytes long. Their ids go to
+ * `out_ids[0..n)`, consecutive and in order. All or nothing: on any error
+ * no item of the batch remains, the next id is as it was, and the
+ * transaction goes on. `n` = 0 is OBJ_OK with nothing written. Errors:
+ * OBJ_INVALID_ARGUMENT (read or finished transaction, `coll` is a
+ * document collection, bad name, NULL pointers with `n` > 0, lengths whose
+ * sum overflows, the id space used up).
+ *
+ * # Safety
+ * `txn` is a live handle; `coll` a NUL-terminated string; `lens` valid
+ * for `n` values and `data` for their sum of bytes (each NULL if that is
+ * 0); `out_ids` writable for `n` values (NULL if 0).
+ */
+obj_status obj_raw_insert_many(obj_txn *txn,
+                               const char *coll,
+                               const uint8_t *data,
+                               const size_t *lens,
+                               size_t n,
+                               uint64_t *out_ids);
+
+/**
  * Reads raw document `id` of raw collection `coll`: `*found` says whether
  * it exists; if so `*out` holds a copy of its bytes (free with
  * obj_bytes_free), else {NULL, 0}. A missing collection reads as empty.

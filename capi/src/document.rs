@@ -807,6 +807,63 @@ pub unsafe extern "C" fn obj_raw_insert(
     })
 }
 
+/// Inserts `n` opaque byte strings as new documents of raw collection
+/// `coll` (created as a raw collection on first use), in one call: they lie
+/// end to end in `data`, item i being `lens[i]` bytes long. Their ids go to
+/// `out_ids[0..n)`, consecutive and in order. All or nothing: on any error
+/// no item of the batch remains, the next id is as it was, and the
+/// transaction goes on. `n` = 0 is OBJ_OK with nothing written. Errors:
+/// OBJ_INVALID_ARGUMENT (read or finished transaction, `coll` is a
+/// document collection, bad name, NULL pointers with `n` > 0, lengths whose
+/// sum overflows, the id space used up).
+///
+/// # Safety
+/// `txn` is a live handle; `coll` a NUL-terminated string; `lens` valid
+/// for `n` values and `data` for their sum of bytes (each NULL if that is
+/// 0); `out_ids` writable for `n` values (NULL if 0).
+#[no_mangle]
+pub unsafe extern "C" fn obj_raw_insert_many(
+    txn: *mut obj_txn,
+    coll: *const c_char,
+    data: *const u8,
+    lens: *const usize,
+    n: usize,
+    out_ids: *mut u64,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (coll, lens) = unsafe { (arg_str(coll, "collection name")?, arg_slice(lens, n, "lens")?) };
+        let total = lens
+            .iter()
+            .try_fold(0usize, |sum, &len| sum.checked_add(len))
+            .ok_or_else(|| Error::invalid("the lengths in lens add up to more than a size_t holds"))?;
+        // SAFETY: per contract (data valid for the sum of lens).
+        let data = unsafe { arg_bytes(data, total, "data")? };
+        if n > 0 && out_ids.is_null() {
+            return Err(Error::invalid("out_ids out-pointer is NULL"));
+        }
+        let mut rest = data;
+        let items = lens.iter().map(|&len| {
+            let (item, after) = rest.split_at(len);
+            rest = after;
+            item
+        });
+        // SAFETY: per contract.
+        let mut t = unsafe { lock_txn(txn) }?;
+        let ids = if n == 0 {
+            t.write()?;
+            Vec::new()
+        } else {
+            t.with_collection_mut(coll, open_raw, |c| c.insert_raw_many(items))?
+        };
+        if !ids.is_empty() {
+            // SAFETY: out_ids is non-null (checked) and writable for n = ids.len() values.
+            unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), out_ids, ids.len()) };
+        }
+        Ok(())
+    })
+}
+
 /// Reads raw document `id` of raw collection `coll`: `*found` says whether
 /// it exists; if so `*out` holds a copy of its bytes (free with
 /// obj_bytes_free), else {NULL, 0}. A missing collection reads as empty.

@@ -171,6 +171,15 @@ pub fn c_api_calls(data: &[u8]) {
                         usize::from(op % 4),
                         &mut n,
                     ));
+                    let lens = [text.len() / 2, text.len() - text.len() / 2];
+                    ok(obj_raw_insert_many(
+                        txn,
+                        fixed,
+                        text.as_ptr(),
+                        lens.as_ptr(),
+                        usize::from(op % 3),
+                        ids.as_mut_ptr(),
+                    ));
                     ids = [1u64, 2, u64::from(op)];
                     ok(obj_doc_get_many(txn, fixed, ids.as_ptr(), ids.len(), &mut out));
                     obj_bytes_free(&mut out);

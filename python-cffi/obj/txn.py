@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, Union, overlo
 from . import _codec
 from ._ffi import OutHandle, ffi, lib, fail, slots as _slots
 from .document import Schema, declared, never_holds, schema_of
-from .errors import ClosedError, InvalidArgumentError, NotFoundError, ObjError, _no_coroutine, _plain_function
+from .errors import ClosedError, InvalidArgumentError, NotFoundError, _no_coroutine, _plain_function
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -1336,21 +1336,14 @@ class WriteTxn(ReadTxn):
         return self._c_doc_insert(self._ensure(s), _codec.dumps(s.validate(what)), s.version)
 
     def _raw_insert_all(self, cname: bytes, payloads: list[bytes]) -> list[int]:
-        """Inserts raw documents one call each, all or nothing: when one
-        fails (the id space used up, a write error), the ones inserted are
-        deleted again before the error goes on (their ids stay unused)."""
-        ids: list[int] = []
-        try:
-            for p in payloads:
-                ids.append(self._c_raw_insert(cname, p))
-        except BaseException:
-            for i in reversed(ids):
-                try:
-                    self._c_doc_delete(cname, i)
-                except ObjError:  # (a broken transaction only rolls back: nothing of it stays)
-                    break
-            raise
-        return ids
+        """Inserts raw documents in one call, all or nothing."""
+        n = len(payloads)
+        ids = _new("uint64_t[]", max(n, 1))
+        lens = _new("size_t[]", [len(p) for p in payloads])
+        st = self._wcall(lib.obj_raw_insert_many, cname, b"".join(payloads), lens, n, ids)
+        if st:
+            raise self._fail(st)
+        return ffi.unpack(ids, n)
 
     @overload
     def insert_many(self, what: str, payloads: Iterable[_Doc] | Iterable[_Bytes]) -> list[int]: ...

@@ -1289,6 +1289,13 @@ impl<'t> CollectionMut<'t> {
         Ok(id)
     }
 
+    /// Inserts several raw payloads (raw collections only) with
+    /// consecutive new ids, which it returns; all or nothing, as
+    /// [`insert_many_versioned`](Self::insert_many_versioned).
+    pub fn insert_raw_many<'a>(&mut self, payloads: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u64>> {
+        self.insert_each(payloads, |c, id, payload| c.put(id, NewDoc::Raw(payload, 0)))
+    }
+
     /// Writes `doc` at `id`, replacing any document there; true if one was
     /// replaced. Ids at or above the next id move it past `id`.
     pub fn upsert(&mut self, id: u64, doc: &Value) -> Result<bool> {
