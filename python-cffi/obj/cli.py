@@ -678,6 +678,7 @@ class _Loader:
         self.expected = -1  # documents the current header announced (-1: no header)
         self.seen = 0
         self.n = 0  # documents written
+        self.replaced = 0  # of them, written at an id that held a document (--ids)
         self.kv_n = 0  # key-value entries written
         self.committed = 0  # documents and entries committed (load --commit-every)
         self.batch: list[tuple[int, int, bytes, int]] = []  # (id, version, JSON, its line number)
@@ -815,13 +816,13 @@ class _Loader:
                 for doc_id, _v, text, lineno in batch:  # noqa: B007 - as above
                     data = _input_bytes(_strict_loads(text), "a raw collection's document")
                     if self.keep_ids:
-                        tx._c_raw_upsert(cname, doc_id, data)
+                        self.replaced += not tx._c_raw_upsert(cname, doc_id, data)
                     else:
                         tx._c_raw_insert(cname, data)
                     written += 1
             elif self.keep_ids:
                 for doc_id, v, text, lineno in batch:  # noqa: B007 - as above
-                    tx._c_doc_upsert(cname, doc_id, text, v)
+                    self.replaced += not tx._c_doc_upsert(cname, doc_id, text, v)
                     written += 1
             else:
                 i = 0
@@ -969,10 +970,13 @@ def cmd_load(a: argparse.Namespace) -> int:
         prog.end()
         if src is not sys.stdin.buffer:
             src.close()
+    # (--ids: a document at an id that held one replaced it, one loaded
+    # before it from the input included.)
+    replaced = f" ({ld.replaced} replaced the document at their id)" if ld.replaced else ""
     if a.collection is not None:
-        print(f"loaded {ld.n} documents into {a.collection}", file=sys.stderr)
+        print(f"loaded {ld.n} documents into {a.collection}{replaced}", file=sys.stderr)
     else:
-        print(f"loaded {ld.n} documents and {ld.kv_n} key-value entries into {a.file}", file=sys.stderr)
+        print(f"loaded {ld.n} documents{replaced} and {ld.kv_n} key-value entries into {a.file}", file=sys.stderr)
     return EXIT_OK
 
 

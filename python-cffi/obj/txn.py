@@ -501,11 +501,13 @@ class _Core:
         return ffi.unpack(ids, cnt[0])
 
     def _c_doc_upsert(self, coll: bytes, doc_id: int, js: bytes, version: int) -> bool:
-        found = _slots.found
-        st = self._wcall(lib.obj_doc_upsert, coll, doc_id, js, len(js), version, found)
+        """Writes a document at ``doc_id``; True when it was created (no
+        document was there)."""
+        created = _slots.found
+        st = self._wcall(lib.obj_doc_upsert, coll, doc_id, js, len(js), version, created)
         if st:
             raise self._fail(st)
-        return bool(found[0])
+        return bool(created[0])
 
     def _c_doc_replace(self, coll: bytes, doc_id: int, js: bytes, version: int) -> None:
         self._check(self._wcall(lib.obj_doc_replace, coll, doc_id, js, len(js), version))
@@ -557,11 +559,12 @@ class _Core:
         return data
 
     def _c_raw_upsert(self, coll: bytes, doc_id: int, data: bytes) -> bool:
-        found = _slots.found
-        st = self._wcall(lib.obj_raw_upsert, coll, doc_id, data, len(data), found)
+        """As :meth:`_c_doc_upsert`, for raw bytes."""
+        created = _slots.found
+        st = self._wcall(lib.obj_raw_upsert, coll, doc_id, data, len(data), created)
         if st:
             raise self._fail(st)
-        return bool(found[0])
+        return bool(created[0])
 
     def _c_get_many_plain(self, coll: bytes, ids: Sequence[int]) -> list:
         """Documents (or None) for ``ids``, without schema versions."""

@@ -171,3 +171,22 @@ def test_raw_insert_many_in_a_transaction_is_all_or_nothing(tmp_path):
                 tx.insert_many("blobs", [b"a", "not bytes"])
             assert tx.count("blobs") == 1
         assert db.count("blobs") == 1
+
+
+def test_load_with_ids_says_how_many_documents_replaced_one(tmp_path, capsys):
+    # Two lines of one id loaded as "2 documents" with nothing to say that
+    # the second replaced the first (session 41's list).
+    from obj import cli
+
+    src = tmp_path / "dup.jsonl"
+    src.write_text('{"id":5,"doc":{"a":1}}\n{"id":5,"doc":{"a":2}}\n{"id":6,"doc":{"a":3}}\n')
+    db = str(tmp_path / "d.obj")
+    assert cli.main(["load", db, "c", "--ids", str(src)]) == cli.EXIT_OK
+    assert "loaded 3 documents into c (1 replaced the document at their id)" in capsys.readouterr().err
+    assert cli.main(["load", db, "c", "--ids", str(src)]) == cli.EXIT_OK
+    assert "loaded 3 documents into c (3 replaced the document at their id)" in capsys.readouterr().err
+    with obj.Db(db) as d:
+        assert [doc for _, doc in d.all("c")] == [{"a": 2}, {"a": 3}]
+    src.write_text('{"id":7,"doc":{"a":4}}\n')
+    assert cli.main(["load", db, "c", "--ids", str(src)]) == cli.EXIT_OK
+    assert capsys.readouterr().err.strip().endswith("loaded 1 documents into c")
