@@ -1485,33 +1485,7 @@ impl Pager {
             debug_assert!(spill.is_none(), "a spilled transaction commits page 0");
             return Ok(());
         }
-        // Checkpoint before appending rather than after: readers active now
-        // mostly began after the last commit, so the checkpoint can complete
-        // and the WAL restart, which keeps it bounded under a steady stream
-        // of overlapping readers. Once the WAL is past the threshold (readers
-        // kept it from restarting), checkpoint again when a quarter of the
-        // threshold awaits copying, or as soon as no reader holds a WAL slot
-        // (then it completes and the WAL restarts): not after every commit,
-        // which would cost two fsyncs for a handful of frames.
-        if self.autocheckpoint > 0 {
-            let mut h = self.fresh_header(true)?;
-            let pending = h.max_frame - h.backfilled;
-            let due = h.max_frame >= self.autocheckpoint
-                && (pending >= self.autocheckpoint.div_ceil(4)
-                    || (pending > 0 && self.index.wal_readers_idle()?));
-            if due {
-                // A failed checkpoint is not this commit's failure (a fatal
-                // one still poisons the handle and is caught just below).
-                // Not `checkpoint`: that one cuts the file back to its
-                // header, and a WAL that regrows makes every later commit's
-                // fdatasync write the file's new length too. The restart
-                // just below starts the next generation over the old frames.
-                let _ = self.checkpoint_unguarded();
-                self.check_alive()?;
-                h = self.fresh_header(true)?;
-            }
-            self.bound_wal(&h)?;
-        }
+        self.checkpoint_if_due()?;
         let mut h = self.fresh_header(true)?;
         let mut wal = self.wal();
         match spill {
@@ -1569,18 +1543,59 @@ impl Pager {
         Ok(())
     }
 
+    /// The automatic checkpoint, run before a commit appends its frames
+    /// and before a transaction's first spill (see [`Pager::spill`]).
+    fn checkpoint_if_due(&self) -> Result<()> {
+        // Checkpoint before appending rather than after: readers active now
+        // mostly began after the last commit, so the checkpoint can complete
+        // and the WAL restart, which keeps it bounded under a steady stream
+        // of overlapping readers. Once the WAL is past the threshold (readers
+        // kept it from restarting), checkpoint again when a quarter of the
+        // threshold awaits copying, or as soon as no reader holds a WAL slot
+        // (then it completes and the WAL restarts): not after every commit,
+        // which would cost two fsyncs for a handful of frames.
+        if self.autocheckpoint > 0 {
+            let mut h = self.fresh_header(true)?;
+            let pending = h.max_frame - h.backfilled;
+            let due = h.max_frame >= self.autocheckpoint
+                && (pending >= self.autocheckpoint.div_ceil(4)
+                    || (pending > 0 && self.index.wal_readers_idle()?));
+            if due {
+                // A failed checkpoint is not this commit's failure (a fatal
+                // one still poisons the handle and is caught just below).
+                // Not `checkpoint`: that one cuts the file back to its
+                // header, and a WAL that regrows makes every later commit's
+                // fdatasync write the file's new length too. The restart
+                // just below starts the next generation over the old frames.
+                let _ = self.checkpoint_unguarded();
+                self.check_alive()?;
+                h = self.fresh_header(true)?;
+            }
+            self.bound_wal(&h)?;
+        }
+        Ok(())
+    }
+
     /// Writes `pages` of the running write transaction (the caller's, which
     /// holds the writer slot) to the WAL ahead of its commit, because the
     /// transaction has changed more pages than it may keep in memory. The
     /// frames carry no commit marker, so recovery and readers ignore them
     /// until the commit's frames follow them; [`Pager::read_spilled`] reads
     /// them back meanwhile, through the cache. The first spill of a
-    /// transaction starts `spill` (restarting the WAL first when it can, as
-    /// a commit would). Returns the frame of the first page.
+    /// transaction starts `spill` (checkpointing when due and restarting the
+    /// WAL first when it can, as a commit would). Returns the frame of the
+    /// first page.
     pub(crate) fn spill(&self, spill: &mut Option<Spill>, pages: &mut [(PageNo, PageRef)]) -> Result<u64> {
         self.check_alive()?;
         if self.read_only {
             return Err(Error::invalid("the database is open read-only"));
+        }
+        if spill.is_none() {
+            // As a commit does: otherwise, when every transaction spills,
+            // the last commit's frames are never copied before the next
+            // transaction's first spill, the WAL never restarts, and it
+            // grows with the database.
+            self.checkpoint_if_due()?;
         }
         self.codec.seal_pages(pages);
         let mut wal = self.wal();
