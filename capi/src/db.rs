@@ -288,7 +288,8 @@ pub struct obj_options {
     /// Bytes of changed pages a write transaction keeps in memory; past
     /// them, the pages it changed least recently are written to the WAL
     /// before the commit (invisible until it) and read back when needed,
-    /// so a transaction of any size runs in bounded memory. 0 (default):
+    /// so the pages of a transaction of any size stay within it (its
+    /// bookkeeping grows by about 120 bytes a spilled page). 0 (default):
     /// 64 MiB, or the cache size when that is larger.
     pub max_dirty_bytes: u64,
 }

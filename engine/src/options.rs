@@ -63,8 +63,9 @@ pub struct Options {
     /// Bytes of changed pages a write transaction keeps in memory. Past
     /// it, the half changed least recently is written to the WAL ahead of
     /// the commit (as frames no reader or recovery takes for committed)
-    /// and read back from there when needed, so a transaction of any size
-    /// (an import, a bulk load) runs in bounded memory; a rollback forgets
+    /// and read back from there when needed, so the pages of a transaction
+    /// of any size (an import, a bulk load) stay within it (its bookkeeping
+    /// grows by about 120 bytes a spilled page); a rollback forgets
     /// those frames. `None` (the default): [`DEFAULT_MAX_DIRTY_BYTES`], or
     /// the cache size when that is larger. At least 8 pages.
     pub max_dirty_bytes: Option<usize>,

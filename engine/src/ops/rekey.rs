@@ -147,7 +147,7 @@ fn copy_trees(src: &Arc<Pager>, dst: &Arc<Pager>) -> Result<()> {
                 }
                 other => other,
             })?;
-            if w.dirty_pages() >= BATCH_PAGES {
+            if w.dirty_pages() + w.spilled_pages() >= BATCH_PAGES {
                 w.commit()?;
                 w = WriteTxn::new(dst.clone(), dst.lock_writer()?)?;
                 to = w.open_engine_tree(&name)?;
