@@ -972,7 +972,7 @@ def cmd_load(a: argparse.Namespace) -> int:
             src.close()
     # (--ids: a document at an id that held one replaced it, one loaded
     # before it from the input included.)
-    replaced = f" ({ld.replaced} replaced the document at their id)" if ld.replaced else ""
+    replaced = f" ({ld.replaced} of them replaced a document with the same id)" if ld.replaced else ""
     if a.collection is not None:
         print(f"loaded {ld.n} documents into {a.collection}{replaced}", file=sys.stderr)
     else:

@@ -182,9 +182,9 @@ def test_load_with_ids_says_how_many_documents_replaced_one(tmp_path, capsys):
     src.write_text('{"id":5,"doc":{"a":1}}\n{"id":5,"doc":{"a":2}}\n{"id":6,"doc":{"a":3}}\n')
     db = str(tmp_path / "d.obj")
     assert cli.main(["load", db, "c", "--ids", str(src)]) == cli.EXIT_OK
-    assert "loaded 3 documents into c (1 replaced the document at their id)" in capsys.readouterr().err
+    assert "loaded 3 documents into c (1 of them replaced a document with the same id)" in capsys.readouterr().err
     assert cli.main(["load", db, "c", "--ids", str(src)]) == cli.EXIT_OK
-    assert "loaded 3 documents into c (3 replaced the document at their id)" in capsys.readouterr().err
+    assert "loaded 3 documents into c (3 of them replaced a document with the same id)" in capsys.readouterr().err
     with obj.Db(db) as d:
         assert [doc for _, doc in d.all("c")] == [{"a": 2}, {"a": 3}]
     src.write_text('{"id":7,"doc":{"a":4}}\n')
