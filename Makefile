@@ -53,7 +53,7 @@ test-rust:
 # The C ABI: C11 programs with -Wall -Wextra -Werror, linked once against
 # libobj.so and once statically against libobj.a, run under valgrind.
 CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -g -Iinclude
-C_TESTS := test_api test_threads test_docs test_ops test_hostile test_review11 test_review12 test_review25 test_review28 test_review29 test_review31 test_insert_lines test_raw_batch
+C_TESTS := test_api test_threads test_docs test_ops test_hostile test_review11 test_review12 test_review25 test_review28 test_review29 test_review31 test_batches
 C_OUT := target/c-tests
 STATIC_LIBS := -lpthread -ldl -lm -lrt -lgcc_s -lc
 VALGRIND := valgrind --quiet --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-possibly-lost=no

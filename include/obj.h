@@ -1023,7 +1023,9 @@ obj_status obj_raw_insert(obj_txn *txn,
  * end to end in `data`, item i being `lens[i]` bytes long. Their ids go to
  * `out_ids[0..n)`, consecutive and in order. All or nothing: on any error
  * no item of the batch remains, the next id is as it was, and the
- * transaction goes on. `n` = 0 is OBJ_OK with nothing written. Errors:
+ * transaction goes on. `n` = 0 is OBJ_OK with nothing written (only the
+ * transaction is checked then: the name and the collection's kind are
+ * checked when there is an item to write). Errors:
  * OBJ_INVALID_ARGUMENT (read or finished transaction, `coll` is a
  * document collection, bad name, NULL pointers with `n` > 0, lengths whose
  * sum overflows, the id space used up).

@@ -237,13 +237,23 @@ unsafe fn insert_array(
             }
         }
     };
-    if !ids.is_empty() {
-        // SAFETY: out_ids is non-null (checked) and holds out_cap >= ids.len()
-        // values (with none, out_ids may be NULL: no copy).
-        unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), out_ids, ids.len()) };
-    }
+    // SAFETY: out_ids was checked non-null for a batch of any document, and
+    // holds out_cap >= ids.len() values.
+    unsafe { copy_ids(&ids, out_ids) };
     // SAFETY: checked non-null.
     unsafe { put(out_count, ids.len(), "out_count") }
+}
+
+/// Copies a batch's new ids to the caller's `out` (NULL allowed when there
+/// are none).
+///
+/// # Safety
+/// `out` is writable for `ids.len()` values when that is not 0.
+unsafe fn copy_ids(ids: &[u64], out: *mut u64) {
+    if !ids.is_empty() {
+        // SAFETY: per the contract.
+        unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), out, ids.len()) };
+    }
 }
 
 /// Reads document `id` of collection `coll`. `*found` says whether it
@@ -812,7 +822,9 @@ pub unsafe extern "C" fn obj_raw_insert(
 /// end to end in `data`, item i being `lens[i]` bytes long. Their ids go to
 /// `out_ids[0..n)`, consecutive and in order. All or nothing: on any error
 /// no item of the batch remains, the next id is as it was, and the
-/// transaction goes on. `n` = 0 is OBJ_OK with nothing written. Errors:
+/// transaction goes on. `n` = 0 is OBJ_OK with nothing written (only the
+/// transaction is checked then: the name and the collection's kind are
+/// checked when there is an item to write). Errors:
 /// OBJ_INVALID_ARGUMENT (read or finished transaction, `coll` is a
 /// document collection, bad name, NULL pointers with `n` > 0, lengths whose
 /// sum overflows, the id space used up).
@@ -856,10 +868,9 @@ pub unsafe extern "C" fn obj_raw_insert_many(
         } else {
             t.with_collection_mut(coll, open_raw, |c| c.insert_raw_many(items))?
         };
-        if !ids.is_empty() {
-            // SAFETY: out_ids is non-null (checked) and writable for n = ids.len() values.
-            unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), out_ids, ids.len()) };
-        }
+        // SAFETY: out_ids was checked non-null for n > 0 and is writable for
+        // n = ids.len() values.
+        unsafe { copy_ids(&ids, out_ids) };
         Ok(())
     })
 }
