@@ -281,12 +281,12 @@ impl Value {
     }
 }
 
-/// Parses a list index segment. Only canonical decimals are indexes, so a
+/// Parses a list index segment: digits only, read as a number (`01` is
+/// element 1), as queries and indexes read a path (`query/expr.rs`), so a
 /// path means one thing whichever code resolves it (`get_path`, the stored
-/// form's `extract_path`).
+/// form's `extract_path`, a filter, an index).
 pub(crate) fn parse_index(seg: &str) -> Option<u32> {
-    let b = seg.as_bytes();
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) || (b.len() > 1 && b[0] == b'0') {
+    if seg.is_empty() || !seg.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     seg.parse().ok()
@@ -531,7 +531,9 @@ mod tests {
         assert_eq!(v.get_path(&["items", "1", "sku"]), Some(&Value::Int(9)));
         assert_eq!(v.get_path(&["0"]), Some(&Value::Bool(true)), "numeric segment on a map is a name");
         assert_eq!(v.get_path(&["items", "2"]), None);
-        assert_eq!(v.get_path(&["items", "01"]), None, "non-canonical index");
+        // Digits are read as a number, as a query or an index reads them.
+        assert_eq!(v.get_path(&["items", "01", "sku"]), Some(&Value::Int(9)));
+        assert_eq!(v.get_path(&["items", ""]), None);
         assert_eq!(v.get_path(&["items", "+1"]), None);
         assert_eq!(v.get_path(&["name", "x"]), None);
         assert_eq!(v.get_path::<&str>(&[]), Some(&v));
