@@ -23,12 +23,20 @@ static uint64_t count_docs(obj_txn *t) {
     return n;
 }
 
-static void insert_lines_checks(const char *dir) {
+/* Runs `checks` on a fresh database <dir>/<name>, then closes and removes it. */
+static void with_fresh_db(const char *dir, const char *name, void (*checks)(obj_db *db)) {
     char p[520];
-    snprintf(p, sizeof p, "%s/insert-lines.obj", dir);
+    snprintf(p, sizeof p, "%s/%s", dir, name);
     remove_db(p);
     obj_db *db = NULL;
     CHECK_OK(obj_db_open(p, NULL, &db));
+    checks(db);
+    CHECK_OK(obj_db_close(db));
+    obj_db_free(db);
+    remove_db(p);
+}
+
+static void insert_lines_checks(obj_db *db) {
     obj_txn *w = NULL;
     CHECK_OK(obj_txn_begin_write(db, &w));
 
@@ -91,17 +99,9 @@ static void insert_lines_checks(const char *dir) {
     CHECK(count_docs(r) == 3);
     CHECK_STATUS(insert_lines(r, "{}", ids, 8, &n), OBJ_INVALID_ARGUMENT);
     obj_txn_free(r);
-    CHECK_OK(obj_db_close(db));
-    obj_db_free(db);
-    remove_db(p);
 }
 
-static void raw_insert_many_checks(const char *dir) {
-    char p[520];
-    snprintf(p, sizeof p, "%s/raw-batch.obj", dir);
-    remove_db(p);
-    obj_db *db = NULL;
-    CHECK_OK(obj_db_open(p, NULL, &db));
+static void raw_insert_many_checks(obj_db *db) {
     obj_txn *w = NULL;
     CHECK_OK(obj_txn_begin_write(db, &w));
 
@@ -145,15 +145,12 @@ static void raw_insert_many_checks(const char *dir) {
     CHECK_STATUS(obj_raw_insert_many(r, "blobs", (const uint8_t *)data, lens, 3, ids), OBJ_INVALID_ARGUMENT);
     obj_txn_free(r);
     CHECK_OK(obj_db_integrity_check(db, NULL));
-    CHECK_OK(obj_db_close(db));
-    obj_db_free(db);
-    remove_db(p);
 }
 
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : ".";
-    insert_lines_checks(dir);
-    raw_insert_many_checks(dir);
+    with_fresh_db(dir, "insert-lines.obj", insert_lines_checks);
+    with_fresh_db(dir, "raw-batch.obj", raw_insert_many_checks);
     printf("test_batches: %d checks passed\n", checks_run);
     return 0;
 }

@@ -20,7 +20,10 @@ use crate::error::{Error, Result};
 /// document. Empty text is an empty array.
 pub fn insert_lines<T>(text: &[u8], insert: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
     let not_one_document = || first_bad_line(text);
-    let array = lines_as_array(text).ok_or_else(|| not_one_document().expect("a line is bad"))?;
+    // (A line check_line refuses is one first_bad_line names.)
+    let array = lines_as_array(text).ok_or_else(|| {
+        not_one_document().unwrap_or_else(|| Error::invalid("a line is not one JSON document"))
+    })?;
     insert(&array).map_err(|e| match e {
         Error::InvalidArgument(_) => not_one_document().unwrap_or(e),
         e => e,

@@ -178,8 +178,8 @@ impl Value {
     }
 
     /// Follows `path` into nested maps and lists: at a map a segment names a
-    /// field; at a list a segment that is a canonical decimal index (`0`,
-    /// `17`, not `017` or `+1`) selects an item. `None` when any step finds
+    /// field; at a list a segment of digits only selects the item of that
+    /// number (`17`, and `017` too; not `+1`). `None` when any step finds
     /// nothing (missing field, index out of range, or a scalar in the way).
     /// An empty path returns `self`.
     pub fn get_path<S: AsRef<str>>(&self, path: &[S]) -> Option<&Value> {
@@ -286,10 +286,16 @@ impl Value {
 /// path means one thing whichever code resolves it (`get_path`, the stored
 /// form's `extract_path`, a filter, an index).
 pub(crate) fn parse_index(seg: &str) -> Option<u32> {
-    if seg.is_empty() || !seg.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_list_index(seg) {
         return None;
     }
     seg.parse().ok()
+}
+
+/// Whether a path segment names a list item (digits only) rather than a
+/// field: on a list, any other segment fans out to its maps' fields.
+pub(crate) fn is_list_index(seg: &str) -> bool {
+    !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The field-name ids met in one map, to refuse a repeated key: ids below

@@ -12,7 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::doc::order::{compare, type_rank, values_equal};
-use crate::doc::value::Value;
+use crate::doc::value::{is_list_index, Value};
 use crate::error::{Error, Result};
 
 /// A validated dotted path to a field of a document, such as
@@ -89,7 +89,7 @@ impl FieldPath {
         for seg in &self.segments {
             for v in frontier.drain(..) {
                 match v {
-                    Value::List(items) if !is_index(seg) => {
+                    Value::List(items) if !is_list_index(seg) => {
                         next.extend(items.iter().filter_map(|item| match item {
                             Value::Map(_) => step(item, seg),
                             _ => None,
@@ -107,16 +107,12 @@ impl FieldPath {
     }
 }
 
-fn is_index(seg: &str) -> bool {
-    seg.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// One step of a path: a map key, or a list index for digit segments.
 fn step<'a>(v: &'a Value, seg: &str) -> Option<&'a Value> {
     match v {
         Value::Map(pairs) => pairs.iter().find(|(k, _)| k == seg).map(|(_, v)| v),
         // An index too large for usize simply finds nothing.
-        Value::List(items) if is_index(seg) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+        Value::List(items) if is_list_index(seg) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
         _ => None,
     }
 }

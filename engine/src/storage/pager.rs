@@ -1561,12 +1561,14 @@ impl Pager {
                 && (pending >= self.autocheckpoint.div_ceil(4)
                     || (pending > 0 && self.index.wal_readers_idle()?));
             if due {
-                // A failed checkpoint is not this commit's failure (a fatal
-                // one still poisons the handle and is caught just below).
-                // Not `checkpoint`: that one cuts the file back to its
-                // header, and a WAL that regrows makes every later commit's
-                // fdatasync write the file's new length too. The restart
-                // just below starts the next generation over the old frames.
+                // A failed checkpoint is not this commit's (or spill's)
+                // failure (a fatal one still poisons the handle and is
+                // caught just below). Not `checkpoint`: that one cuts the
+                // file back to its header, and a WAL that regrows makes
+                // every later commit's fdatasync write the file's new
+                // length too. The restart that follows in the caller
+                // (`restart_wal_if_backfilled`) starts the next generation
+                // over the old frames.
                 let _ = self.checkpoint_unguarded();
                 self.check_alive()?;
                 h = self.fresh_header(true)?;
