@@ -107,18 +107,35 @@ enum Sharing {
     PrivateReadOnly,
 }
 
+/// A wait for old readers that timed out (see `Pager::bound_wal`).
+#[derive(Debug, Clone, Copy)]
+struct ReaderWait {
+    /// The WAL generation it was in.
+    generation: u64,
+    /// The WAL size (frames) below which a commit does not wait again.
+    next_at: u64,
+    /// How long it waited.
+    waited: Duration,
+    /// The oldest snapshot still held after it (the frame a checkpoint
+    /// could copy up to).
+    oldest: u64,
+}
+
 /// What a checkpoint's check of a frame kept for the copy: the image to
 /// write and the decoded page, if known (`None`: read the frame again).
 type Checked = Option<(PageRef, Option<PageRef>)>;
 
 /// How long a commit first waits at most for readers of older snapshots to
 /// end when the WAL is past twice its checkpoint threshold
-/// (`Pager::bound_wal`). Each wait that times out doubles the next, up to
-/// [`READER_WAIT_MAX`] (and the busy timeout).
+/// (`Pager::bound_wal`). The wait doubles with each doubling of the WAL
+/// past that, up to [`READER_WAIT_MAX`] (and the busy timeout).
 const READER_WAIT: Duration = Duration::from_millis(100);
+/// How many times the wait doubles: up to [`READER_WAIT_MAX`].
+const READER_WAIT_DOUBLINGS: u32 = 4;
 /// The longest wait for old readers: readers that each last less keep the
 /// WAL within a few doublings of its threshold.
-const READER_WAIT_MAX: Duration = Duration::from_millis(1600);
+const READER_WAIT_MAX: Duration =
+    Duration::from_millis((READER_WAIT.as_millis() as u64) << READER_WAIT_DOUBLINGS);
 /// The fewest WAL frames at which a commit waits for readers (`Pager::bound_wal`).
 const WAL_WAIT_FLOOR: u64 = 1000;
 
@@ -169,11 +186,9 @@ pub struct Pager {
     closed: AtomicBool,
     /// Closed while readers were active: fold the WAL when the pager drops.
     fold_pending: AtomicBool,
-    /// After a wait for old readers that timed out (see `bound_wal`):
-    /// the generation, the last frame below which a commit does not wait
-    /// again, how long the next wait may take, and the oldest snapshot
-    /// still held then (the frame a checkpoint could copy up to).
-    reader_wait_after: Mutex<(u64, u64, Duration, u64)>,
+    /// This process's last wait for old readers that timed out (see
+    /// `bound_wal`).
+    reader_wait_after: Mutex<Option<ReaderWait>>,
     /// The process that opened the handle: a child after `fork()` must not
     /// use it (its locks are the parent's).
     pid: u32,
@@ -1050,7 +1065,7 @@ impl Pager {
             fatal: Mutex::new(None),
             closed: AtomicBool::new(false),
             fold_pending: AtomicBool::new(false),
-            reader_wait_after: Mutex::new((0, 0, READER_WAIT, 0)),
+            reader_wait_after: Mutex::new(None),
             pid: std::process::id(),
             forks: shm::fork_count(),
         });
@@ -1668,18 +1683,23 @@ impl Pager {
     /// Keeps the WAL bounded under a steady stream of overlapping readers
     /// (in any process): each checkpoint stops at the oldest of them, so
     /// the WAL could never be fully copied and restart. Once it holds twice
-    /// the checkpoint threshold (and at least 1000 frames), the writer (holding the writer lock, so
-    /// nothing is committed meanwhile and new readers take the newest
-    /// snapshot) waits briefly for the readers of older snapshots to end,
-    /// then checkpoints everything; the commit that follows restarts the
-    /// WAL. A reader that outlasts the wait only lets the WAL grow: the
-    /// writer tries again once the WAL has doubled, waiting twice as long
-    /// (up to [`READER_WAIT_MAX`]), so that overlapping readers of a few
-    /// hundred milliseconds cannot keep it growing; but not while the one
-    /// snapshot that outlasted the longest wait but one (800 ms, or one the
-    /// busy timeout cut short) is still held: a long reader costs the
-    /// writer at most 1.5 s of waits once, not 1.6 s at every doubling.
-    /// `h` is the shared index's header as the commit last read it.
+    /// the checkpoint threshold (and at least 1000 frames), the writer
+    /// (holding the writer lock, so nothing is committed meanwhile and new
+    /// readers take the newest snapshot) waits briefly for the readers of
+    /// older snapshots to end, then checkpoints everything; the commit that
+    /// follows restarts the WAL. A reader that outlasts the wait only lets
+    /// the WAL grow: the writer tries again once the WAL has doubled,
+    /// waiting twice as long (up to [`READER_WAIT_MAX`]), so that
+    /// overlapping readers of a few hundred milliseconds cannot keep it
+    /// growing; past that, each time it has grown by the same step again.
+    /// The wait follows from the WAL's size, not from this process's past
+    /// waits: a writer process that began after the last one was killed
+    /// waits as long as that one would have. But a process does not wait
+    /// again while the one snapshot that outlasted its longest wait but one
+    /// (800 ms, or one the busy timeout cut short) is still held: a long
+    /// reader costs a writer at most 1.5 s of waits once, not 1.6 s at
+    /// every step. `h` is the shared index's header as the commit last
+    /// read it.
     fn bound_wal(&self, h: &ShmHeader) -> Result<()> {
         // Not below WAL_WAIT_FLOOR frames: with a small threshold, a wait
         // every few commits would let long readers slow the writer down.
@@ -1688,31 +1708,36 @@ impl Pager {
             return Ok(());
         }
         let oldest = self.oldest_snapshot(h)?;
-        let wait = {
-            let mut after = self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner());
-            if after.0 == h.generation && h.max_frame < after.1 {
-                return Ok(());
-            }
-            // The longest wait comes after one of 800 ms, or one the busy
-            // timeout cut short.
-            let longest = after.2 / 2 >= (READER_WAIT_MAX / 2).min(self.busy_timeout);
-            if after.0 == h.generation && longest && oldest == Some(after.3) {
-                // The snapshot that outlasted the last wait, the longest
-                // but one, is still held: a long reader, which each further
-                // wait would only make the writer stall for. (The waits
-                // are for overlapping readers of less than that, whose
-                // oldest snapshot moves on.) The WAL grows until it ends;
-                // its next restart comes as soon as it has.
-                after.1 = h.max_frame.saturating_mul(2);
-                return Ok(());
-            }
-            if after.0 == h.generation {
-                after.2
-            } else {
-                READER_WAIT
+        let doublings = (h.max_frame / limit).ilog2();
+        let full_wait = READER_WAIT.saturating_mul(1 << doublings.min(READER_WAIT_DOUBLINGS));
+        // Where the next wait comes if this one (or the skip below) leaves
+        // the readers in place: the next doubling, then steps of the last.
+        let next_at = if doublings < READER_WAIT_DOUBLINGS {
+            limit.saturating_mul(2 << doublings)
+        } else {
+            h.max_frame.saturating_add(limit.saturating_mul(1 << READER_WAIT_DOUBLINGS))
+        };
+        {
+            let mut last = self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(last) = last.as_mut().filter(|l| l.generation == h.generation) {
+                if h.max_frame < last.next_at {
+                    return Ok(());
+                }
+                if last.waited >= (READER_WAIT_MAX / 2).min(self.busy_timeout) && oldest == Some(last.oldest)
+                {
+                    // The snapshot that outlasted the last wait, the
+                    // longest but one, is still held: a long reader, which
+                    // each further wait would only make the writer stall
+                    // for. (The waits are for overlapping readers of less
+                    // than that, whose oldest snapshot moves on.) The WAL
+                    // grows until it ends; its next restart comes as soon
+                    // as it has.
+                    last.next_at = next_at;
+                    return Ok(());
+                }
             }
         }
-        .min(self.busy_timeout);
+        let wait = full_wait.min(self.busy_timeout);
         // Gone when no reader holds a snapshot older than the last frame
         // (readers of the main file alone, slot 0, count as the oldest).
         let gone = shm::retry(wait, 1, || Ok((self.oldest_snapshot(h)? == Some(h.max_frame)).then_some(())))?;
@@ -1721,10 +1746,8 @@ impl Pager {
             self.check_alive()?;
         } else {
             let oldest = self.oldest_snapshot(h)?.unwrap_or(u64::MAX);
-            let mut after = self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner());
-            // Doubling: overlapping readers cost a handful of waits, not one
-            // per threshold's worth of commits; each twice as long as the last.
-            *after = (h.generation, h.max_frame.saturating_mul(2), (wait * 2).min(READER_WAIT_MAX), oldest);
+            *self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(ReaderWait { generation: h.generation, next_at, waited: wait, oldest });
         }
         Ok(())
     }
