@@ -21,7 +21,9 @@ use crate::bytes::{arg_bytes, arg_str, json_bytes, json_text, need, obj_bytes, p
 use crate::db::{free_handle, handle, new_handle};
 use crate::error::fence;
 use crate::obj_status;
-use crate::txn::{lock_cell, lock_txn, obj_txn, txn_cell, CursorIter, TxnCell, TxnState};
+use crate::txn::{
+    leak_cell, lock_cell, lock_to_end, lock_txn, obj_txn, txn_cell, CursorIter, TxnCell, TxnState,
+};
 
 /// A cursor (opaque): the stream of a query (`obj_query`), of a key-value
 /// scan (`obj_kv_scan`) or of a collection dump (`obj_collection_dump`).
@@ -68,7 +70,7 @@ unsafe fn open_cursor(
 ) -> Result<(), Error> {
     // SAFETY: per contract.
     let cell = unsafe { txn_cell(txn) }?.clone();
-    let id = lock_cell(&cell).add_cursor(make)?;
+    let id = lock_cell(&cell)?.add_cursor(make)?;
     let h = new_handle::<CursorHandle, obj_cursor>(CURSOR_TAG, CursorHandle { txn: cell, id, kind });
     // SAFETY: non-null and writable per contract.
     unsafe { out.write(h) };
@@ -90,7 +92,7 @@ unsafe fn step<R>(
     if h.kind != want {
         return Err(Error::invalid(format!("this is {}", h.kind.describe())));
     }
-    let mut t = lock_cell(&h.txn);
+    let mut t = lock_cell(&h.txn)?;
     let result = f(t.cursor(h.id)?);
     if let Err(e) = &result {
         t.fail_cursor(h.id, e);
@@ -388,7 +390,10 @@ pub unsafe extern "C" fn obj_cursor_free(cur: *mut obj_cursor) -> obj_status {
         }
         // SAFETY: per contract.
         let h = unsafe { handle::<CursorHandle, obj_cursor>(cur, CURSOR_TAG, "cursor") }?;
-        lock_cell(&h.txn).remove_cursor(h.id);
+        match lock_to_end(&h.txn) {
+            Some(mut t) => t.remove_cursor(h.id),
+            None => leak_cell(&h.txn),
+        }
         // SAFETY: per contract; not used afterwards.
         unsafe { free_handle::<CursorHandle, obj_cursor>(cur, CURSOR_TAG, "cursor") }
     })

@@ -24,10 +24,12 @@
 //! borrower outlive the transaction it points into.
 
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use obj_engine::doc::kv::KvIter;
-use obj_engine::{Collection, CollectionMut, DetachedCollection, Error, QueryCursor, ReadTxn, WriteTxn};
+use obj_engine::{
+    Collection, CollectionMut, DetachedCollection, Error, ProcessCheck, QueryCursor, ReadTxn, WriteTxn,
+};
 
 use crate::bytes::need;
 use crate::db::{free_handle, handle, new_handle, obj_db, open_db, DbState, DB_TAG, TXN_TAG};
@@ -105,7 +107,21 @@ pub(crate) struct TxnInner {
 // thread moves the transaction together with every borrower.
 unsafe impl Send for TxnInner {}
 
-pub(crate) type TxnCell = Arc<Mutex<TxnInner>>;
+/// What a transaction handle points to (its cursors keep a clone): the
+/// transaction behind the lock that serialises calls on it, and whose it
+/// is, which a call reads before it takes the lock. In a child of fork()
+/// the lock may be held forever (a thread of the parent was in a call on
+/// the transaction at the fork, and the child's copy of the lock is never
+/// released): the child gets the fork error, or leaves its copy of the
+/// transaction as it is when ending it, rather than wait.
+pub(crate) struct TxnShared {
+    process: ProcessCheck,
+    /// A write transaction (what ending it in such a child does).
+    write: bool,
+    inner: Mutex<TxnInner>,
+}
+
+pub(crate) type TxnCell = Arc<TxnShared>;
 
 fn finished(how: &str) -> Error {
     Error::invalid(format!("transaction already {how}"))
@@ -339,16 +355,47 @@ pub(crate) unsafe fn txn_cell<'a>(txn: *const obj_txn) -> Result<&'a TxnCell, Er
 /// `txn` is NULL or a live handle.
 pub(crate) unsafe fn lock_txn<'a>(txn: *const obj_txn) -> Result<MutexGuard<'a, TxnInner>, Error> {
     // SAFETY: per contract.
-    let cell = unsafe { txn_cell(txn) }?;
-    let t = lock_cell(cell);
-    t.check_process()?;
-    Ok(t)
+    lock_cell(unsafe { txn_cell(txn) }?)
 }
 
-/// Locks a transaction cell (a poisoned lock is still usable: every
-/// operation leaves the state consistent or reports the error).
-pub(crate) fn lock_cell(cell: &TxnCell) -> MutexGuard<'_, TxnInner> {
-    cell.lock().unwrap_or_else(|p| p.into_inner())
+/// Locks a transaction cell, once this process is known to be the one
+/// that began the transaction (see [`TxnShared`]). A poisoned lock is
+/// still usable: every operation leaves the state consistent or reports
+/// the error.
+pub(crate) fn lock_cell(cell: &TxnShared) -> Result<MutexGuard<'_, TxnInner>, Error> {
+    if let Err(fork) = cell.process.check() {
+        // A child of fork() may have ended its copy (the call then says
+        // so, as it would in the parent); any other is refused.
+        return match lock_to_end(cell) {
+            Some(t) if matches!(t.state(), TxnState::Finished(_)) => Ok(t),
+            _ => Err(fork),
+        };
+    }
+    Ok(cell.inner.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Locks a transaction cell for a call that a child of fork() may make
+/// too: ending the transaction (a rollback, the end of a read
+/// transaction) or freeing it or a cursor. `None` in such a child when the
+/// lock is held (see [`TxnShared`]): the caller then leaves the child's
+/// copy of the transaction untouched, its parts perhaps half way through
+/// the parent's call.
+pub(crate) fn lock_to_end(cell: &TxnShared) -> Option<MutexGuard<'_, TxnInner>> {
+    if cell.process.check().is_ok() {
+        return Some(cell.inner.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+    match cell.inner.try_lock() {
+        Ok(t) => Some(t),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// Frees a handle's clone of a transaction cell that [`lock_to_end`]
+/// found held by the parent in a child of fork(): the copy is leaked, not
+/// dropped, as the parent's call may have left it half changed.
+pub(crate) fn leak_cell(cell: &TxnCell) {
+    std::mem::forget(cell.clone());
 }
 
 unsafe fn begin(db: *mut obj_db, out: *mut *mut obj_txn, write: bool) -> Result<(), Error> {
@@ -356,9 +403,17 @@ unsafe fn begin(db: *mut obj_db, out: *mut *mut obj_txn, write: bool) -> Result<
     // SAFETY: per the caller's contract.
     let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
     let d = open_db(state)?;
-    let txn =
-        if write { TxnState::Write(Box::new(d.begin_write()?)) } else { TxnState::Read(d.begin_read()?) };
-    let h = new_handle::<TxnCell, obj_txn>(TXN_TAG, Arc::new(Mutex::new(TxnInner::new(txn))));
+    let (txn, process) = if write {
+        let w = d.begin_write()?;
+        let process = w.process_check();
+        (TxnState::Write(Box::new(w)), process)
+    } else {
+        let r = d.begin_read()?;
+        let process = r.process_check();
+        (TxnState::Read(r), process)
+    };
+    let cell = TxnShared { process, write, inner: Mutex::new(TxnInner::new(txn)) };
+    let h = new_handle::<TxnCell, obj_txn>(TXN_TAG, Arc::new(cell));
     // SAFETY: checked non-null.
     unsafe { out.write(h) };
     Ok(())
@@ -408,8 +463,12 @@ pub unsafe extern "C" fn obj_txn_begin_write(db: *mut obj_db, out: *mut *mut obj
 pub unsafe extern "C" fn obj_txn_commit(txn: *mut obj_txn) -> obj_status {
     fence(|| {
         // SAFETY: per contract.
+        let cell = unsafe { txn_cell(txn) }?;
         // Not lock_txn: a child after fork() may end a read transaction.
-        let mut t = lock_cell(unsafe { txn_cell(txn) }?);
+        let Some(mut t) = lock_to_end(cell) else {
+            // (a read transaction ends as below; a write one cannot commit)
+            return if cell.write { cell.process.check() } else { Ok(()) };
+        };
         // A read transaction has nothing to commit: ending it only releases
         // its snapshot, which a child after fork() may do too.
         let ended = match t.state() {
@@ -433,7 +492,9 @@ pub unsafe extern "C" fn obj_txn_rollback(txn: *mut obj_txn) -> obj_status {
     fence(|| {
         // SAFETY: per contract.
         // Not lock_txn: a child after fork() may roll back (see release).
-        let mut t = lock_cell(unsafe { txn_cell(txn) }?);
+        let Some(mut t) = lock_to_end(unsafe { txn_cell(txn) }?) else {
+            return Ok(());
+        };
         // (a read transaction has nothing to roll back: it just ends)
         let how = if matches!(t.state(), TxnState::Read(_)) { "ended" } else { "rolled back" };
         t.release(how)?;
@@ -483,11 +544,13 @@ pub unsafe extern "C" fn obj_txn_free(txn: *mut obj_txn) -> obj_status {
         }
         // SAFETY: per contract.
         let cell = unsafe { txn_cell(txn) }?;
-        {
-            let mut t = lock_cell(cell);
-            if t.live().is_ok() {
-                t.finish("freed")?;
+        match lock_to_end(cell) {
+            Some(mut t) => {
+                if t.live().is_ok() {
+                    t.finish("freed")?;
+                }
             }
+            None => leak_cell(cell),
         }
         // SAFETY: per contract; not used afterwards.
         unsafe { free_handle::<TxnCell, obj_txn>(txn, TXN_TAG, "transaction") }

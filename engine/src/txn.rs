@@ -252,6 +252,39 @@ pub trait ReadableTxn: sealed::Identity {
     }
 }
 
+/// Whether this process may use a transaction, answered without the
+/// transaction: a binding that serialises calls on a transaction behind a
+/// lock checks it before taking the lock. In a child of fork() that lock
+/// may be held forever (another thread of the parent held it at the fork),
+/// and the child must get the fork error, not wait.
+///
+/// It does not keep the database open: a handle's transaction ended by
+/// the handle's close may still be checked.
+#[derive(Clone)]
+pub struct ProcessCheck(std::sync::Weak<Pager>);
+
+impl ProcessCheck {
+    fn of(pager: &Arc<Pager>) -> ProcessCheck {
+        ProcessCheck(Arc::downgrade(pager))
+    }
+
+    /// `InvalidArgument` in a child process after fork() (see
+    /// [`ReadTxn::check_process`]).
+    pub fn check(&self) -> Result<()> {
+        match self.0.upgrade() {
+            Some(pager) => pager.check_process(),
+            // Closed since: nothing of it is left to use in any process.
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for ProcessCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProcessCheck")
+    }
+}
+
 /// A consistent, read-only view of the database. Cheap to create; hold it
 /// only as long as needed, because the WAL cannot be recycled past the
 /// oldest live snapshot.
@@ -293,6 +326,12 @@ impl ReadTxn {
     /// answer even from what it has cached. Bindings check it on each call.
     pub fn check_process(&self) -> Result<()> {
         self.snap.pager().check_process()
+    }
+
+    /// [`ReadTxn::check_process`] as a value kept apart from the
+    /// transaction (see [`ProcessCheck`]).
+    pub fn process_check(&self) -> ProcessCheck {
+        ProcessCheck::of(self.snap.pager())
     }
 
     /// The snapshot behind this transaction.
@@ -429,6 +468,12 @@ impl WriteTxn {
     /// holds the parent's write lock and pages.
     pub fn check_process(&self) -> Result<()> {
         self.pager.check_process()
+    }
+
+    /// [`WriteTxn::check_process`] as a value kept apart from the
+    /// transaction (see [`ProcessCheck`]).
+    pub fn process_check(&self) -> ProcessCheck {
+        ProcessCheck::of(&self.pager)
     }
 
     /// A read-only view of the last commit of `pager` (an attached

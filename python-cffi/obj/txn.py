@@ -17,6 +17,7 @@ another's call.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import operator
@@ -31,7 +32,7 @@ from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, Union, overload
 
 from . import _codec
-from ._ffi import OutHandle, ffi, lib, fail, slots as _slots
+from ._ffi import OutHandle, ffi, lib, fail, fork_generation, slots as _slots
 from .document import Schema, declared, never_holds, schema_of
 from .errors import ClosedError, InvalidArgumentError, NotFoundError, _no_coroutine, _plain_function
 
@@ -257,6 +258,7 @@ class _Core:
         # Reentrant: a finaliser or signal handler that writes in the
         # transaction may run while this thread holds it.
         self._wlock = threading.RLock()
+        self._forks = fork_generation[0]  # the process that began it (see _serialised)
         self._held: weakref.WeakSet[_HeldBatch] | None = None  # see _c_batches
         self._ended_by_close = False  # rolled back by Db.close()
         # The file's catalog version in this snapshot (trees created or
@@ -305,13 +307,20 @@ class _Core:
             raise InvalidArgumentError("transaction already finished")
         return h
 
+    def _serialised(self) -> contextlib.AbstractContextManager[Any]:
+        """:attr:`_wlock`, but no lock in a child of fork(): a thread of the
+        parent may have held it at the fork, and the child's copy would
+        never be released. The C library refuses the child's call on the
+        parent's transaction with the fork error, without waiting."""
+        return self._wlock if self._forks == fork_generation[0] else contextlib.nullcontext()
+
     def _wcall(self, fn: Callable[..., int], *args: Any) -> int:
         """``fn(handle, *args)``, a write call of the C library; its status.
         A write call ends the transaction's cursors in C, even one that
         fails; counting them lets an iteration see it at its next step
         (see :meth:`_resuming`), not after the rows Python already holds
         from the cursor's batch."""
-        with self._wlock:
+        with self._serialised():
             self._writes += 1
             return fn(self._handle(), *args)
 
@@ -335,7 +344,7 @@ class _Core:
         already seen."""
 
         def opened(q: bytes, lim: int | None) -> tuple[int, Iterator[Any], Callable[[], None]]:
-            with self._wlock:
+            with self._serialised():
                 while True:
                     at = self._writes
                     rows, close = rows_of(q, lim)
