@@ -338,6 +338,13 @@ fn a_failed_spill_breaks_only_its_transaction() {
     // The fault was one-shot, but the transaction stays refused.
     let again = w.insert(&t, b"more", b"x").unwrap_err();
     assert!(again.to_string().contains("failed midway"), "{again}");
+    // Reads are refused too: the failed insert may have stopped halfway
+    // (a leaf pointing at an overflow page never written), which a read
+    // would report as damage of the file (found on a full tmpfs: a read of
+    // the document being replaced was OBJ_CORRUPTION "expected an overflow
+    // page, found page kind 5").
+    let read = w.get(&t, &key(0)).unwrap_err();
+    assert!(read.to_string().contains("failed midway"), "{read}");
     let commit = w.commit().unwrap_err();
     assert!(commit.to_string().contains("failed midway"), "{commit}");
     let expect: Model = [(b"kept".to_vec(), b"yes".to_vec())].into();

@@ -102,8 +102,13 @@ impl WritePages {
         self.base.usable_size()
     }
 
-    /// Reads a page as this transaction sees it.
+    /// Reads a page as this transaction sees it. A broken transaction
+    /// (see `broken`) refuses reads too: a change that stopped halfway may
+    /// have left its trees inconsistent (a leaf pointing at an overflow
+    /// page that was never written), which a read would report as damage
+    /// of the file, or read as a half-written value.
     pub fn read(&self, pgno: PageNo) -> Result<PageRef> {
+        self.check_intact()?;
         let read = self.read_unchecked(pgno);
         if let Err(e) = &read {
             self.note_failure(e);
