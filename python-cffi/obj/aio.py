@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Generator, Iterable, Itera
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, overload
 
 from ._ffi import fork_generation
-from .db import Db
+from .db import Db, _thread_local
 from .errors import BusyError, InvalidArgumentError
 from .kv import KvNamespace
 from .query import Query
@@ -239,10 +239,13 @@ async def _batches(run: Callable[..., Awaitable], make: Callable[[], Iterable], 
             await run(close)
 
 
-async def _aiter_pinned(make: Callable[[], Iterable], batch: int = 256) -> AsyncIterator:
-    """Drives a blocking iterator in one pinned thread, a batch per hop."""
+async def _aiter_pinned(make: Callable[[], Iterable], batch: int = 256,
+                        wrap: Callable[[Callable], Callable] | None = None) -> AsyncIterator:
+    """Drives a blocking iterator in one pinned thread, a batch per hop
+    (each step run as ``wrap(step)`` when given)."""
     pin = _Pinned()
-    inner = _batches(pin.run, make, batch)
+    run = pin.run if wrap is None else (lambda fn, *a: pin.run(wrap(fn), *a))
+    inner = _batches(run, make, batch)
     try:
         async for x in inner:
             yield x
@@ -555,14 +558,7 @@ class AsyncTxn(_AsyncDocCalls):
                 tx.__exit__(et, ev, tb)
 
         try:
-            await self._pin.run_to_end(finish, race.cancel)
-        except asyncio.CancelledError as e:
-            if not (self._write and et is None and race.committing):
-                raise
-            # The commit had begun: its outcome is the block's.
-            _redeliver_cancel(race.taken_at)
-            if e.__cause__ is not None:
-                raise e.__cause__ from None
+            await self._to_end(finish, race, commits=self._write and et is None)
         finally:
             self._pin.shutdown()
             # (compared with the entering task: the exit may run in another
@@ -597,6 +593,39 @@ class AsyncTxn(_AsyncDocCalls):
             return await self._run(attr, *a, **k)
 
         return call
+
+    async def commit(self) -> None:
+        """``await tx.commit()``: as the clean exit of ``async with``, a
+        cancellation (a timeout too) that comes before the commit begins
+        leaves the transaction uncommitted (the block's exit then rolls it
+        back) and raises CancelledError; one that comes once it has begun
+        cannot stop it, so the call ends as the commit does and the
+        cancellation reaches the task at its next await."""
+        if not self._write or not self._live():
+            return await self._run(self._tx.commit)  # raises what the blocking API raises
+        tx = self._tx
+        race = _CommitRace()
+
+        def finish() -> None:
+            if race.commit_begins():
+                tx.commit()
+
+        await self._to_end(finish, race, commits=True)
+
+    async def _to_end(self, finish: Callable[[], None], race: _CommitRace, commits: bool) -> None:
+        """Runs ``finish`` on the transaction's thread to its end whatever
+        happens to this task. When it commits (``commits``) and a
+        cancellation came once the commit had begun, the call ends as the
+        commit did (its outcome is the caller's) and the cancellation
+        reaches the task at its next await."""
+        try:
+            await self._pin.run_to_end(finish, race.cancel)
+        except asyncio.CancelledError as e:
+            if not (commits and race.committing):
+                raise
+            _redeliver_cancel(race.taken_at)
+            if e.__cause__ is not None:
+                raise e.__cause__ from None
 
     def _runner(self, name: str) -> Callable:
         """How to run method ``name`` of a bound helper: on this
@@ -749,11 +778,39 @@ class AsyncDb(_AsyncDocCalls):
         return self._db
 
     def _aiter(self, make: Callable[[], Iterable]) -> AsyncIterator:
-        return _aiter_pinned(make)
+        return _aiter_pinned(make, wrap=self._as_writer())
 
     async def _run(self, fn: Callable, *args: Any, **kw: Any) -> Any:
         """Runs a call that does not take the write lock on a worker thread."""
-        return await self._submit(self._ex, fn, args, kw)
+        wrap = self._as_writer()
+        return await self._submit(self._ex, fn if wrap is None else wrap(fn), args, kw)
+
+    def _as_writer(self) -> Callable[[Callable], Callable] | None:
+        """Called by the task inside this database's open write transaction:
+        a wrapper that runs a function as that transaction's thread, which
+        ``Db`` knows holds the write lock, so that a read that would first
+        build a class's missing declared indexes (find_unique, index_range,
+        a query of the class) goes on at once, as on the blocking API's
+        writer thread, instead of waiting the busy timeout for the lock its
+        own task holds. None for any other task."""
+        w = self._db._writer
+        if w is None or self._writer_task is None or self._writer_task is not asyncio.current_task():
+            return None
+        token = w[0]
+
+        def wrap(fn: Callable) -> Callable:
+            @functools.wraps(fn)
+            def run(*a: Any, **k: Any) -> Any:
+                had = getattr(_thread_local, "token", None)
+                _thread_local.token = token
+                try:
+                    return fn(*a, **k)
+                finally:
+                    _thread_local.token = had
+
+            return run
+
+        return wrap
 
     async def _run_write(self, fn: Callable, *args: Any, **kw: Any) -> Any:
         """Runs a call that takes the write lock on a writer thread."""
