@@ -589,6 +589,7 @@ class AsyncTxn(_AsyncDocCalls):
         if not callable(attr):
             return attr
 
+        @functools.wraps(attr)
         async def call(*a: Any, **k: Any) -> Any:
             return await self._run(attr, *a, **k)
 
@@ -992,19 +993,18 @@ class AsyncDb(_AsyncDocCalls):
         attr = getattr(self._db, name)
         if not callable(attr):
             return attr
+        # (wraps: help() and inspect.signature show the Db method's)
         if name in _TX_WRITES:
 
+            @functools.wraps(attr)
             async def write(*a: Any, **k: Any) -> Any:
                 return await self._write_in_tx(lambda tx: getattr(tx, name)(*a, **k))
 
-            write.__doc__ = attr.__doc__
-            write.__name__ = name
             return write
         run = self._runner(name)
 
+        @functools.wraps(attr)
         async def call(*a: Any, **k: Any) -> Any:
             return await run(attr, *a, **k)
 
-        call.__doc__ = attr.__doc__
-        call.__name__ = name
         return call

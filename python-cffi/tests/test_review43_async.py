@@ -113,3 +113,22 @@ def test_a_read_of_the_writer_task_does_not_wait_for_its_own_lock(tmp_path):
         await adb.close()
 
     asyncio.run(main())
+
+
+def test_async_methods_show_the_signature_and_help_of_the_blocking_ones(tmp_path):
+    # They showed (*a, **k) to inspect.signature and help().
+    import inspect
+
+    async def main():
+        adb = await obj.AsyncDb.open(str(tmp_path / "s.obj"))
+        db = obj.Db  # the blocking methods' signatures
+        for name in ("insert", "get", "upsert", "delete", "count", "checkpoint"):
+            assert inspect.signature(getattr(adb, name)) == inspect.signature(getattr(db, name)).replace(
+                parameters=list(inspect.signature(getattr(db, name)).parameters.values())[1:]), name
+            assert inspect.iscoroutinefunction(getattr(adb, name)), name
+        async with adb.transaction() as tx:
+            assert inspect.signature(tx.insert) == inspect.signature(tx._tx.insert)
+            assert inspect.iscoroutinefunction(tx.insert)
+        await adb.close()
+
+    asyncio.run(main())
