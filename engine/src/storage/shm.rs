@@ -860,8 +860,10 @@ fn reserve_blocks(_file: &File, _len: usize) -> io::Result<()> {
     Ok(())
 }
 
-impl ShmFile for OsShm {
-    fn map(&self, len: usize, grow: bool) -> io::Result<()> {
+impl OsShm {
+    /// [`ShmFile::map`], whose errors (a full disk as the file grows) do
+    /// not name the file.
+    fn map_unnamed(&self, len: usize, grow: bool) -> io::Result<()> {
         if self.map.read().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|m| m.len() >= len) {
             return Ok(());
         }
@@ -896,6 +898,13 @@ impl ShmFile for OsShm {
         }
         *map = Some(raw);
         Ok(())
+    }
+}
+
+impl ShmFile for OsShm {
+    fn map(&self, len: usize, grow: bool) -> io::Result<()> {
+        self.map_unnamed(len, grow)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
     }
 
     fn load_u32(&self, offset: usize) -> u32 {
@@ -1101,5 +1110,18 @@ mod tests {
         let b = OsShm::open(&path).unwrap();
         b.map(two, false).unwrap();
         assert!(allocated() >= two as u64, "{}", allocated());
+    }
+
+    /// A region that cannot grow (a full disk, or here a read-only handle)
+    /// names its file: the error reaches users as the open's or the
+    /// commit's, which name the database, not the `-shm` beside it.
+    #[test]
+    fn a_failed_map_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-shm");
+        std::fs::write(&path, b"").unwrap();
+        let e = OsShm::open_read_only(&path).unwrap().map(region_len(0), true).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().starts_with(&format!("{}: ", path.display())), "{e}");
     }
 }
