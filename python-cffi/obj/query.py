@@ -73,11 +73,24 @@ _DECIMAL_AS_TEXT = (
 )
 
 
+def _holds_decimal(v: Any) -> bool:
+    """Whether ``v`` is a Decimal or holds one (in a list, tuple, set or a
+    dict's values): a list operand is compared element by element, so its
+    Decimals are ordered as text too."""
+    if isinstance(v, Decimal):
+        return True
+    if type(v) in (tuple, list, set, frozenset):
+        return any(_holds_decimal(x) for x in v)
+    if type(v) is dict:
+        return any(_holds_decimal(x) for x in v.values())
+    return False
+
+
 def _no_decimal_order(v: Any, what: str, *args: Any) -> None:
     """InvalidArgumentError when ``v`` (or an element of a composite bound)
     is a Decimal used for ordering: equality of the stored text works,
     order does not. The message starts with ``what.format(*args)``."""
-    if isinstance(v, Decimal) or (type(v) is tuple and any(isinstance(x, Decimal) for x in v)):
+    if _holds_decimal(v):
         raise InvalidArgumentError(f"{what.format(*args)}: {_DECIMAL_AS_TEXT}")
 
 
@@ -652,6 +665,11 @@ class Query(Generic[T]):
                 return iter(passed[self._offset:keep])
             if k == cap and self._copy(_preds=(), _sort=(), _limit=None, _offset=0)._engine_count(tx) <= cap:
                 return iter(passed[self._offset:keep])  # the best `cap` were all the documents
+            if k == cap and not self._sorts_in_memory(tx):
+                # An index serves the sort: no buffer, so no cap; stream
+                # it as the query without a limit does.
+                rows = self._copy(_preds=(), _limit=None, _offset=0)._rows(tx)
+                return itertools.islice(self._passing(rows), self._offset, keep)
             if k == cap:
                 raise InvalidArgumentError(
                     f"the sort needs more than {cap} documents in memory (sort_buffer_limit): only "
@@ -659,6 +677,12 @@ class Query(Generic[T]):
                     f"filter in the engine (obj.field) or raise sort_buffer_limit"
                 )
             k = min(4 * k, cap)
+
+    def _sorts_in_memory(self, tx: ReadTxn) -> bool:
+        """Whether the engine sorts this query in a buffer (no index
+        delivers its sort order)."""
+        core, cname = tx._route(self._name)
+        return bool(core._c_explain(self._copy(_preds=())._spec(cname.decode())).get("sort_in_memory", True))
 
     def _run(self, tx: ReadTxn) -> Iterator[tuple[int, Any]]:
         preds = self._preds
@@ -674,10 +698,12 @@ class Query(Generic[T]):
             if keep is not None and keep <= cap:
                 # bounded by the limit: a heap of `keep` documents
                 nsel = heapq.nlargest if self._reverse else heapq.nsmallest
-                cnt = itertools.count()
-                # the counter keeps equal keys in arrival order either way
+                # Equal keys keep arrival order either way; without a field
+                # sort that order is the plan's (an index's key order once
+                # an index serves the filter), so ties go by id instead.
+                cnt = itertools.count() if self._sort else None
                 tie = (lambda t: (t[0], -t[1])) if self._reverse else (lambda t: (t[0], t[1]))
-                best = nsel(keep, ((key(d), next(cnt), i, d) for i, d in it), key=tie)
+                best = nsel(keep, ((key(d), i if cnt is None else next(cnt), i, d) for i, d in it), key=tie)
                 return iter([(t[2], t[3]) for t in best][self._offset:])
             buf = []
             for r in it:
@@ -687,6 +713,8 @@ class Query(Generic[T]):
                         f"the sort needs more than {cap} documents in memory (sort_buffer_limit); "
                         f"add a limit, narrow the filter or raise sort_buffer_limit"
                     )
+            if not self._sort:
+                buf.sort(key=lambda r: r[0])  # ties by id, whatever the plan's order (see above)
             buf.sort(key=lambda r: key(r[1]), reverse=self._reverse)
             it = iter(buf)
         elif not preds:
