@@ -654,7 +654,9 @@ obj_status obj_db_open(const char *path, const obj_options *opts, obj_db **out);
  * Never waits for calls in progress on the handle (on other threads, or
  * the obj_db_backup whose progress callback closes it): they finish on the
  * database as it was, and the last of them to return does the close,
- * checkpoint included, without reporting its errors. Calls that begin
+ * checkpoint included, without reporting its errors. One that is waiting
+ * for the write lock (a write transaction beginning, a one-call write, a
+ * checkpoint) stops waiting and returns OBJ_CLOSED. Calls that begin
  * after the close return OBJ_CLOSED.
  *
  * # Safety

@@ -187,6 +187,11 @@ fn close_state(state: &DbState, checkpoint: bool) -> Result<(), Error> {
         }
     };
     live.checkpoint.store(checkpoint, Ordering::Release);
+    // Calls in progress that wait for the write lock end now (OBJ_CLOSED)
+    // rather than at the busy timeout.
+    if let Some(db) = &live.db {
+        db.interrupt();
+    }
     // Exactly one owner gets the Live: this close (which then reports the
     // close's errors), or the last call in progress (whose drop closes it).
     match Arc::into_inner(live) {
@@ -456,7 +461,9 @@ pub unsafe extern "C" fn obj_db_open(
 /// Never waits for calls in progress on the handle (on other threads, or
 /// the obj_db_backup whose progress callback closes it): they finish on the
 /// database as it was, and the last of them to return does the close,
-/// checkpoint included, without reporting its errors. Calls that begin
+/// checkpoint included, without reporting its errors. One that is waiting
+/// for the write lock (a write transaction beginning, a one-call write, a
+/// checkpoint) stops waiting and returns OBJ_CLOSED. Calls that begin
 /// after the close return OBJ_CLOSED.
 ///
 /// # Safety

@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, RwLock, TryLockError, Weak};
 use std::time::Duration;
 
@@ -224,6 +224,9 @@ pub struct Db {
     /// engine, not these).
     read_only: bool,
     busy_timeout: Duration,
+    /// Set by [`Db::interrupt`]: this handle's waits for the writer lock
+    /// give up.
+    interrupted: Arc<AtomicBool>,
 }
 
 impl Db {
@@ -291,7 +294,13 @@ impl Db {
             }
             // Joining an open engine needs the same key as opening the file.
             engine.pager.check_key(options.encryption.as_ref())?;
-            return Ok(Db { engine, attached: Default::default(), read_only, busy_timeout });
+            return Ok(Db {
+                engine,
+                attached: Default::default(),
+                read_only,
+                busy_timeout,
+                interrupted: Default::default(),
+            });
         }
         let pager = Pager::open(path, &options)?;
         // Known only now for a file that this open created.
@@ -300,7 +309,13 @@ impl Db {
         // an engine dropped on a failure below (an error or a panic) must not
         // take the registry lock, which this thread holds (`Engine::drop`).
         let engine = Arc::new(Engine { pager, registry_key: None, options });
-        let mut db = Db { engine, attached: Default::default(), read_only, busy_timeout };
+        let mut db = Db {
+            engine,
+            attached: Default::default(),
+            read_only,
+            busy_timeout,
+            interrupted: Default::default(),
+        };
         // Only a database created but never initialised needs the writer:
         // another process may hold it for a long transaction.
         if !read_only && db.begin_read()?.catalog_root() == 0 {
@@ -355,7 +370,18 @@ impl Db {
         if self.read_only {
             return Err(Error::invalid("the database is open read-only"));
         }
-        self.engine.pager.lock_writer_for(self.busy_timeout)
+        self.engine.pager.lock_writer_unless(self.busy_timeout, &self.interrupted)
+    }
+
+    /// Makes every wait of this handle (and of its clones) for the writer
+    /// lock give up with `Closed`, now and from now on: for a binding that
+    /// closes a handle while calls on other threads still wait for the
+    /// lock, which would otherwise wait out the busy timeout (and keep a
+    /// closing program from exiting meanwhile). Other handles on the file
+    /// are not affected.
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::Release);
+        self.engine.pager.wake_writer_waiters();
     }
 
     /// True when this handle may not write (opened read-only, or sharing

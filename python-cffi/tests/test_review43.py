@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -82,3 +83,65 @@ def test_a_child_touching_a_transaction_a_parent_thread_is_in_gets_the_fork_erro
         db.close()
     hung = outcomes.count(-signal.SIGALRM)
     assert outcomes == [0] * len(outcomes), f"{hung} children hung; exit codes {outcomes}"
+
+
+def _wait_for_the_lock_then_close(db, holder_note: str) -> None:
+    """A thread waits for the write lock on ``db`` (10 s busy timeout)
+    while another handle or process holds it; closing ``db`` ends the wait
+    at once with ClosedError."""
+    got: list = []
+
+    def writer() -> None:
+        t0 = time.monotonic()
+        try:
+            with db.transaction() as tx:
+                tx.insert("c", {"late": 1})
+            got.append(("committed", time.monotonic() - t0))
+        except obj.ObjError as e:
+            got.append((e, time.monotonic() - t0))
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(0.3)  # the thread is waiting for the lock
+    t0 = time.monotonic()
+    db.close()
+    t.join(5)
+    assert not t.is_alive(), holder_note
+    err, waited = got[0]
+    assert isinstance(err, obj.ClosedError), (holder_note, err)
+    assert "closed while this call waited for the write lock" in str(err)
+    assert time.monotonic() - t0 < 2 and waited < 3, (holder_note, waited)
+
+
+def test_closing_a_handle_ends_its_waits_for_the_write_lock(tmp_path):
+    # They waited out the busy timeout, and a program closing its handles
+    # (an asyncio service whose write had timed out) could not exit meanwhile.
+    path = str(tmp_path / "w.obj")
+    holder = obj.Db(path)
+    tx = holder.transaction()
+    tx.__enter__()
+    _wait_for_the_lock_then_close(obj.Db(path, busy_timeout_ms=10_000), "another handle of this process")
+    tx.__exit__(None, None, None)
+    holder.close()
+    code = (
+        "import obj, sys, time\n"
+        "db = obj.Db(sys.argv[1])\n"
+        "with db.transaction() as tx:\n"
+        "    tx.insert('c', {'other': 1})\n"
+        "    print('holding', flush=True)\n"
+        "    sys.stdin.readline()\n"
+    )
+    import subprocess
+
+    other = subprocess.Popen([sys.executable, "-c", code, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, env={**os.environ})
+    try:
+        assert other.stdout.readline().strip() == "holding"
+        _wait_for_the_lock_then_close(obj.Db(path, busy_timeout_ms=10_000), "another process")
+    finally:
+        other.stdin.write("\n")
+        other.stdin.close()
+        assert other.wait(10) == 0
+    with obj.Db(path) as db:
+        assert db.query("c").filter(obj.field("other") == 1).count() == 1
+        assert db.query("c").filter(obj.field("late") == 1).count() == 0

@@ -1362,6 +1362,24 @@ impl Pager {
     /// Takes the writer slot, waiting up to `timeout`: first among this
     /// process's threads, then the writer lock among processes.
     pub fn lock_writer_for(self: &Arc<Self>, timeout: Duration) -> Result<WriterGuard> {
+        self.lock_writer_unless(timeout, &AtomicBool::new(false))
+    }
+
+    /// [`Pager::lock_writer_for`], giving up with `Closed` once `interrupted`
+    /// is set (see `Db::interrupt`, which wakes the waits).
+    pub(crate) fn lock_writer_unless(
+        self: &Arc<Self>,
+        timeout: Duration,
+        interrupted: &AtomicBool,
+    ) -> Result<WriterGuard> {
+        let gave_up = || {
+            interrupted.load(Ordering::Acquire).then(|| {
+                Error::Closed(format!(
+                    "{}: the handle was closed while this call waited for the write lock",
+                    self.path.display()
+                ))
+            })
+        };
         self.check_usable()?;
         if self.read_only {
             return Err(Error::invalid("the database is open read-only"));
@@ -1369,6 +1387,9 @@ impl Pager {
         let deadline = shm::deadline_after(timeout);
         let mut slot = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
         while slot.busy {
+            if let Some(e) = gave_up() {
+                return Err(e);
+            }
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::Busy(format!(
@@ -1385,7 +1406,10 @@ impl Pager {
         drop(slot);
         let mut guard = WriterGuard { pager: self.clone(), os_locked: false };
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let got = shm::retry(remaining, 1, || Ok(self.index.lock_exclusive(LOCK_WRITE)?.then_some(())))?;
+        let got = shm::retry(remaining, 1, || match gave_up() {
+            Some(e) => Err(e),
+            None => Ok(self.index.lock_exclusive(LOCK_WRITE)?.then_some(())),
+        })?;
         if got.is_none() {
             return Err(Error::Busy(format!(
                 "{}: another handle on the file, in this process or another, has a write transaction active \
@@ -1397,6 +1421,14 @@ impl Pager {
         guard.os_locked = true;
         self.adopt_shared_wal()?;
         Ok(guard)
+    }
+
+    /// Wakes this process's waits for the writer slot, to look at what
+    /// interrupts them (see `Db::interrupt`). The slot's lock is taken
+    /// first, so that no waiter between its look and its wait misses it.
+    pub(crate) fn wake_writer_waiters(&self) {
+        let _slot = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
+        self.writer_free.notify_all();
     }
 
     fn wal(&self) -> MutexGuard<'_, Wal> {
