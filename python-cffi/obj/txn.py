@@ -641,7 +641,9 @@ class _Core:
         return out[0]
 
     def _c_index_create(self, coll: bytes, spec: dict) -> None:
-        js = json.dumps(spec).encode()
+        # (not ASCII-escaped: a lone surrogate in a name or path is refused
+        # here, by name, rather than as a broken escape in C's JSON)
+        js = _codec.utf8(json.dumps(spec, ensure_ascii=False), "index spec")
         self._check(self._wcall(lib.obj_index_create, coll, js, len(js)))
 
     def _c_find_unique(self, coll: bytes, index: bytes, values_js: bytes,

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::btree::{self, ValueGuard};
 use crate::doc::codec::{
-    decode_header, decode_value, decode_value_at, encode_document_versioned, encode_raw_document, DocHeader,
-    MemNameDict, NameDict, NameLookup, PathStep, TopFields,
+    decode_header, decode_value, decode_value_at, encode_document_versioned, encode_raw_document,
+    raw_document_len, DocHeader, MemNameDict, NameDict, NameLookup, PathStep, TopFields,
 };
 use crate::doc::json::{document_from_json_slice, documents_from_json_slice, write_stored_json};
 use crate::doc::json_direct::{
@@ -912,6 +912,17 @@ const RUN_BYTES: usize = 256 << 10;
 const RUNS_IN_FLIGHT: usize = 4;
 
 /// Refuses a stored document of `len` bytes that a B+tree value cannot hold.
+/// [`check_stored_size`] of the stored form of a raw payload of `len`
+/// bytes, in the payload's terms.
+fn check_raw_size(len: usize, schema_version: u32) -> Result<()> {
+    let stored = raw_document_len(len, schema_version)?;
+    if stored as u64 > btree::max_value_len() {
+        let most = btree::max_value_len() - (stored - len) as u64;
+        return Err(Error::invalid(format!("raw document of {len} bytes is too large (at most {most})")));
+    }
+    Ok(())
+}
+
 fn check_stored_size(len: usize) -> Result<()> {
     if len as u64 > btree::max_value_len() {
         return Err(Error::invalid(format!("document of {len} bytes is too large")));
@@ -1510,9 +1521,10 @@ impl<'t> CollectionMut<'t> {
                         self.st.name
                     )));
                 }
-                // Before the copy: a payload far over the limit must not
-                // cost its size in memory first.
-                check_stored_size(payload.len())?;
+                // Before the copy: a payload over the limit must not cost
+                // its size in memory first (nor name the stored size, which
+                // the caller never gave).
+                check_raw_size(payload.len(), version)?;
                 encode_raw_document(payload, version, &mut buf)?;
                 (&buf, None)
             }
@@ -2091,4 +2103,23 @@ pub fn check_doc_id(id: u64) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raw_payload_is_measured_with_its_header_before_it_is_copied() {
+        // A payload of u32::MAX bytes was copied (4 GiB of memory) before
+        // the check of its stored size refused it, naming a size the
+        // caller never gave. The stored form adds a 3-byte header here.
+        let most = (btree::max_value_len() - 3) as usize;
+        check_raw_size(most, 1).unwrap();
+        let e = check_raw_size(most + 1, 1).unwrap_err().to_string();
+        assert!(e.contains(&format!("raw document of {} bytes is too large (at most {most})", most + 1)), "{e}");
+        // A schema version of two varint bytes leaves one byte less.
+        assert!(check_raw_size(most, 300).is_err());
+        check_raw_size(most - 1, 300).unwrap();
+    }
 }
