@@ -954,8 +954,10 @@ def cmd_load(a: argparse.Namespace) -> int:
     # A load that fails leaves no database behind where there was none
     # (nor its -wal and -shm files), unless --commit-every committed part
     # of it: that part stays, as it would in an existing database.
-    created = [] if os.path.lexists(a.file) else [
-        p for p in (a.file, a.file + "-wal", a.file + "-shm") if not os.path.lexists(p)]
+    # (Through a dangling symbolic link: the file it names, and that file's -wal and -shm.)
+    real = os.path.realpath(a.file)
+    created = [] if os.path.lexists(real) else [
+        p for p in (real, real + "-wal", real + "-shm") if not os.path.lexists(p)]
     committed: list[int] = [0]
     try:
         ld = _load(a, src, prog, total, committed)
@@ -1021,6 +1023,7 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
     import obj
 
     read = 0
+    line = b""  # (named by an error that comes before the first line is read: a MemoryError)
     _new_file_dir(a.file, "database")
     with obj.Db(a.file, **_key(a)) as db:
         ld = _Loader(db.transaction(), a.collection, a.ids)
@@ -1358,7 +1361,51 @@ def run() -> int:
     """The program ``obj`` (and ``python -m obj``): :func:`main`, after which
     the process only exits."""
     _Sigint.exiting = True
-    return main()
+    try:
+        code = main()
+    except SystemExit as e:  # argparse: --help, a usage error
+        code = e.code
+    except BrokenPipeError:  # (--version's line, printed before main's handlers)
+        code = EXIT_OK
+    except OSError as e:
+        print(f"obj: {e.strerror or e}", file=sys.stderr)
+        code = EXIT_ERROR
+    return _end_stdout(code)
+
+
+def _end_stdout(code: Any) -> Any:
+    """Flushes standard output while the exit code can still tell: text
+    left in its buffer (stat's lines, the rest of a dump after a write
+    failed) would otherwise be flushed by the interpreter at exit, which on
+    a reader gone (``| head``) or a full disk prints "Exception ignored ...
+    BrokenPipeError" and exits 120. A reader gone is exit ``code`` (0 for a
+    command that succeeded, as ``head`` wants); another failure is exit 5
+    unless the command failed already (and said why). Either way standard
+    output then goes to /dev/null, so that the final flush has nothing to
+    fail on."""
+    out = sys.stdout
+    if out is None:
+        return code
+    try:
+        out.flush()
+        return code
+    except BrokenPipeError:
+        pass
+    except OSError as e:
+        if not code:
+            print(f"obj: standard output: {e.strerror or e}", file=sys.stderr)
+            code = EXIT_ERROR
+    except ValueError:  # (closed)
+        return code
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(fd, out.fileno())
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return code
 
 
 if __name__ == "__main__":
