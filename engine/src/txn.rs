@@ -261,21 +261,31 @@ pub trait ReadableTxn: sealed::Identity {
 /// It does not keep the database open: a handle's transaction ended by
 /// the handle's close may still be checked.
 #[derive(Clone)]
-pub struct ProcessCheck(std::sync::Weak<Pager>);
+pub struct ProcessCheck {
+    /// The process's forks when the transaction began (`shm::fork_count`).
+    forks: u64,
+    /// For the error's words (the file, the parent's pid).
+    pager: std::sync::Weak<Pager>,
+}
 
 impl ProcessCheck {
     fn of(pager: &Arc<Pager>) -> ProcessCheck {
-        ProcessCheck(Arc::downgrade(pager))
+        ProcessCheck { forks: crate::storage::shm::fork_count(), pager: Arc::downgrade(pager) }
     }
 
     /// `InvalidArgument` in a child process after fork() (see
     /// [`ReadTxn::check_process`]).
     pub fn check(&self) -> Result<()> {
-        match self.0.upgrade() {
-            Some(pager) => pager.check_process(),
-            // Closed since: nothing of it is left to use in any process.
-            None => Ok(()),
+        if crate::storage::shm::fork_count() == self.forks {
+            return Ok(());
         }
+        Err(match self.pager.upgrade() {
+            Some(pager) => pager.fork_error(),
+            None => Error::invalid(
+                "transaction used after fork(): it was begun by the parent process; a child process must \
+                 open the database itself",
+            ),
+        })
     }
 }
 

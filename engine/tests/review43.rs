@@ -67,6 +67,49 @@ fn writers_that_come_and_go_keep_the_wal_bounded_under_overlapping_readers() {
     // The threshold is 1,000 frames: waits of 100, 200 and 400 ms at
     // 2,000, 4,000 and 8,000 frames, whichever writer meets them, and the
     // last outlasts the readers.
-    assert!(most < 16_000, "the WAL reached {most} frames in {commits} commits by {writers} writers");
+    assert!(most < 10_000, "the WAL reached {most} frames in {commits} commits by {writers} writers");
     eprintln!("{commits} commits by {writers} writers, the WAL at most {most} frames");
+}
+
+/// Review 43, the review of the fix above: with the wait following from
+/// the WAL's size, each new writer process beside one long reader (a
+/// backup, a report) paid the whole wait of the WAL's step, 1.6 s a
+/// process, where the process that met the reader first had stopped
+/// waiting for it. A snapshot older than the step of the longest wait but
+/// one, held once the WAL is past that step, outlasted that wait in
+/// whichever process made it: no new process waits for it.
+#[test]
+fn new_writer_processes_do_not_wait_for_a_known_long_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.obj");
+    let readers_db = Db::open_with(&path, own_process()).unwrap();
+    let mut w = readers_db.begin_write().unwrap();
+    w.kv_put("k", b"seed", b"x").unwrap();
+    w.commit().unwrap();
+    let reader = readers_db.begin_read().unwrap(); // held throughout
+                                                   // A long-lived writer grows the WAL past 32 times the threshold,
+                                                   // paying the waits of 100, 200, 400 and 800 ms once.
+    let writer = Db::open_with(&path, own_process()).unwrap();
+    let mut i = 0u64;
+    while writer.stat().unwrap().wal_frames < 34_000 {
+        let mut w = writer.begin_write().unwrap();
+        for _ in 0..8 {
+            w.kv_put("k", &i.to_be_bytes(), &[0u8; 2000]).unwrap();
+            i += 1;
+        }
+        w.commit().unwrap();
+    }
+    drop(writer);
+    // Then writers of one commit each (a command line, a cron job).
+    for n in 0..4 {
+        let db = Db::open_with(&path, own_process()).unwrap();
+        let t = Instant::now();
+        let mut w = db.begin_write().unwrap();
+        w.kv_put("k", &i.to_be_bytes(), b"v").unwrap();
+        i += 1;
+        w.commit().unwrap();
+        assert!(t.elapsed() < Duration::from_millis(500), "writer {n} took {:?}", t.elapsed());
+        drop(db);
+    }
+    assert!(reader.kv_get("k", b"seed").unwrap().is_some());
 }

@@ -598,8 +598,9 @@ class AsyncTxn(_AsyncDocCalls):
     async def commit(self) -> None:
         """``await tx.commit()``: as the clean exit of ``async with``, a
         cancellation (a timeout too) that comes before the commit begins
-        leaves the transaction uncommitted (the block's exit then rolls it
-        back) and raises CancelledError; one that comes once it has begun
+        leaves the transaction uncommitted and raises CancelledError (the
+        block's exit rolls it back when the error leaves the block); one
+        that comes once it has begun
         cannot stop it, so the call ends as the commit does and the
         cancellation reaches the task at its next await."""
         if not self._write or not self._live():
@@ -796,6 +797,11 @@ class AsyncDb(_AsyncDocCalls):
         own task holds. None for any other task."""
         w = self._db._writer
         if w is None or self._writer_task is None or self._writer_task is not asyncio.current_task():
+            return None
+        tx = w[1]()
+        if tx is None or tx.finished:
+            # (its transaction was committed in the block, and the writer
+            # now may be another thread's)
             return None
         token = w[0]
 

@@ -45,19 +45,21 @@ def _child(tx, write: bool) -> None:
 
 
 def _calls(tx, write: bool, stop: threading.Event) -> None:
+    # Calls long enough that the fork mostly comes during one.
+    batch = [{"n": i, "pad": "x" * 100} for i in range(500)]
     while not stop.is_set():
         if write:
-            tx.insert("c", {"n": 1})
+            tx.insert_many("c", batch)
         else:
-            tx.get("c", 1)
+            tx.get_many("c", range(1, 400))
 
 
 @pytest.mark.parametrize("write", [True, False])
 def test_a_child_touching_a_transaction_a_parent_thread_is_in_gets_the_fork_error(tmp_path, write):
     outcomes = []
-    for trial in range(12):
+    for trial in range(16):
         db = obj.Db(str(tmp_path / f"f{trial}.obj"))
-        db.insert("c", {"seed": 1})
+        db.insert_many("c", [{"seed": i} for i in range(400)])
         tx = db.transaction() if write else db.read_transaction()
         tx.__enter__()
         stop = threading.Event()

@@ -132,3 +132,4 @@ def test_async_methods_show_the_signature_and_help_of_the_blocking_ones(tmp_path
         await adb.close()
 
     asyncio.run(main())
+

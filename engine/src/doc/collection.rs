@@ -2117,7 +2117,10 @@ mod tests {
         let most = (btree::max_value_len() - 3) as usize;
         check_raw_size(most, 1).unwrap();
         let e = check_raw_size(most + 1, 1).unwrap_err().to_string();
-        assert!(e.contains(&format!("raw document of {} bytes is too large (at most {most})", most + 1)), "{e}");
+        assert!(
+            e.contains(&format!("raw document of {} bytes is too large (at most {most})", most + 1)),
+            "{e}"
+        );
         // A schema version of two varint bytes leaves one byte less.
         assert!(check_raw_size(most, 300).is_err());
         check_raw_size(most - 1, 300).unwrap();

@@ -1030,7 +1030,7 @@ impl Pager {
                 index
                     .shm()
                     .map(shm::region_len(0), true)
-                    .map_err(|e| Error::io(format!("mapping {}", shm_path.display()), e))?;
+                    .map_err(|e| Error::io("mapping the shared index", e))?; // (e names the file)
             }
             Wal::attach(wal_file.clone(), wal_display, page_size, file_id)
         };
@@ -1171,7 +1171,7 @@ impl Pager {
         shm::fork_count() != self.forks
     }
 
-    fn fork_error(&self) -> Error {
+    pub(crate) fn fork_error(&self) -> Error {
         Error::InvalidArgument(format!(
             "database handle used after fork(): {} was opened by process {}; a child process must \
              open the database itself",
@@ -1741,6 +1741,21 @@ impl Pager {
         }
         let oldest = self.oldest_snapshot(h)?;
         let doublings = (h.max_frame / limit).ilog2();
+        // The first step whose wait is the longest but one (800 ms, or
+        // one the busy timeout cuts short).
+        let long = (READER_WAIT_MAX / 2).min(self.busy_timeout);
+        let long_step = (0..READER_WAIT_DOUBLINGS)
+            .find(|&d| READER_WAIT.saturating_mul(1 << d).min(self.busy_timeout) >= long)
+            .unwrap_or(READER_WAIT_DOUBLINGS);
+        if doublings > long_step && oldest.is_some_and(|o| o < limit.saturating_mul(1 << long_step)) {
+            // A snapshot older than the step of that wait, held now that
+            // the WAL is past it: the WAL only got past it after a wait
+            // there timed out (in whichever process made it, perhaps one
+            // gone since), which this reader outlasted. A long reader, as
+            // below, but known to a process that did not wait for it
+            // itself: it does not make each new writer process stall.
+            return Ok(());
+        }
         let full_wait = READER_WAIT.saturating_mul(1 << doublings.min(READER_WAIT_DOUBLINGS));
         // Where the next wait comes if this one (or the skip below) leaves
         // the readers in place: the next doubling, then steps of the last.

@@ -36,7 +36,7 @@ pub struct WritePages {
     /// Why a change failed after this transaction had changed pages (a
     /// page that could not be read or spilled, a damaged page): the
     /// operation may have stopped halfway, so the transaction refuses
-    /// further changes and its commit, and can only be rolled back. (Set
+    /// further changes, reads and its commit, and can only be rolled back. (Set
     /// from `read`, which takes `&self`.)
     broken: OnceLock<String>,
 }
