@@ -967,6 +967,10 @@ def cmd_load(a: argparse.Namespace) -> int:
                 os.unlink(p)
             except OSError:
                 pass
+        if committed[0]:
+            # (before the error's own line, which main prints)
+            print(f"obj: {committed[0]} documents and entries committed before the error (--commit-every) "
+                  f"stay in {a.file}", file=sys.stderr)
         raise
     finally:
         prog.end()
