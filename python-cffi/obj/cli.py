@@ -1074,6 +1074,9 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
                 raise type(e)(f"line {at or lineno}: {_ONE_LINE.sub(_AT_COLUMN, str(e))}") from None
             except (obj.ObjError, OSError):
                 raise  # the database's or the input's own failure (busy, I/O, ...): main reports it
+            except MemoryError:  # (reading a line, or the batch holding it)
+                raise obj.InvalidArgumentError(
+                    f"line {max(lineno, 1)}: out of memory (a line too long for memory?)") from None
             except Exception as e:  # noqa: BLE001 - bad input no check above caught: one line, no traceback
                 why = _explain(line) or f"{type(e).__name__}: {e}"
                 raise obj.InvalidArgumentError(f"line {lineno}: {why}") from None

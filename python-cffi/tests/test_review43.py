@@ -147,3 +147,22 @@ def test_closing_a_handle_ends_its_waits_for_the_write_lock(tmp_path):
     with obj.Db(path) as db:
         assert db.query("c").filter(obj.field("other") == 1).count() == 1
         assert db.query("c").filter(obj.field("late") == 1).count() == 0
+
+
+def test_a_close_does_not_cut_short_a_batched_import_in_progress(tmp_path):
+    # The close's interrupt of waits for the write lock ended the import's
+    # next batch (it never had to wait): calls in progress finish.
+    src, dump, dst = tmp_path / "src.obj", str(tmp_path / "dump.jsonl"), str(tmp_path / "dst.obj")
+    with obj.Db(src) as db:
+        db.insert_many("c", [{"i": i, "pad": "x" * 50} for i in range(60_000)])
+        db.export(dump)
+    db = obj.Db(dst)
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(db.import_(dump, batch_size=100)))
+    t.start()
+    time.sleep(0.1)
+    db.close()
+    t.join(60)
+    assert got, "the import raised (see the thread's exception above)"
+    with obj.Db(dst) as again:
+        assert again.count("c") == 60_000

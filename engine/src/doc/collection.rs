@@ -911,7 +911,6 @@ const RUN_BYTES: usize = 256 << 10;
 /// Runs encoded ahead of the storing thread at most (bounds the memory).
 const RUNS_IN_FLIGHT: usize = 4;
 
-/// Refuses a stored document of `len` bytes that a B+tree value cannot hold.
 /// [`check_stored_size`] of the stored form of a raw payload of `len`
 /// bytes, in the payload's terms.
 fn check_raw_size(len: usize, schema_version: u32) -> Result<()> {
@@ -923,6 +922,7 @@ fn check_raw_size(len: usize, schema_version: u32) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a stored document of `len` bytes that a B+tree value cannot hold.
 fn check_stored_size(len: usize) -> Result<()> {
     if len as u64 > btree::max_value_len() {
         return Err(Error::invalid(format!("document of {len} bytes is too large")));

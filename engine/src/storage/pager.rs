@@ -1406,9 +1406,14 @@ impl Pager {
         drop(slot);
         let mut guard = WriterGuard { pager: self.clone(), os_locked: false };
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let got = shm::retry(remaining, 1, || match gave_up() {
-            Some(e) => Err(e),
-            None => Ok(self.index.lock_exclusive(LOCK_WRITE)?.then_some(())),
+        // The interrupt is looked at only once the lock is found taken: a
+        // call that does not have to wait (an import's next batch after a
+        // close on another thread) goes on, as calls in progress do.
+        let got = shm::retry(remaining, 1, || {
+            if self.index.lock_exclusive(LOCK_WRITE)? {
+                return Ok(Some(()));
+            }
+            gave_up().map_or(Ok(None), Err)
         })?;
         if got.is_none() {
             return Err(Error::Busy(format!(
