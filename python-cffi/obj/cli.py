@@ -38,7 +38,7 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_BUSY, EXIT_ERROR, EXIT_KEY = 0, 1, 2, 3, 4, 5, 6
@@ -1019,6 +1019,27 @@ def _check_collection_name(name: str) -> None:
     raise obj.InvalidArgumentError(f"collection name {name!r} is invalid: 1 to 200 bytes without '/' or NUL{hint}")
 
 
+def _numbered(src: Any) -> Iterator[tuple[int, bytes]]:
+    """``enumerate(src, 1)``, but running out of memory while reading a line
+    (one too long for memory: /dev/zero, a binary file) is an error that
+    names it."""
+    n = 0
+    lines = iter(src)
+    while True:
+        try:
+            line = next(lines)
+        except StopIteration:
+            return
+        except MemoryError:
+            import obj
+
+            e = obj.InvalidArgumentError("out of memory reading it (a line too long for memory?)")
+            e.line = n + 1  # type: ignore[attr-defined]  # (as the engine's errors carry it)
+            raise e from None
+        n += 1
+        yield n, line
+
+
 def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: list[int]) -> _Loader:
     """The load itself: every line of ``src`` into the collection, in one
     transaction of the database (created when missing), or in one every
@@ -1027,7 +1048,7 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
     import obj
 
     read = 0
-    line = b""  # (named by an error that comes before the first line is read: a MemoryError)
+    line = b""  # (for the error of a failure before the first line is read)
     _new_file_dir(a.file, "database")
     with obj.Db(a.file, **_key(a)) as db:
         ld = _Loader(db.transaction(), a.collection, a.ids)
@@ -1035,7 +1056,7 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
             ending.callback(lambda: ld.tx.close())  # rolls back what is not committed
             lineno = 0
             try:
-                for lineno, line in enumerate(src, 1):  # noqa: B007 - named in the error below
+                for lineno, line in _numbered(src):  # noqa: B007 - named in the error below
                     read += len(line)
                     if line.startswith(b"\xef\xbb\xbf"):
                         if lineno != 1:  # (json.loads would take it anywhere; the engine's import does not)
@@ -1074,9 +1095,8 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
                 raise type(e)(f"line {at or lineno}: {_ONE_LINE.sub(_AT_COLUMN, str(e))}") from None
             except (obj.ObjError, OSError):
                 raise  # the database's or the input's own failure (busy, I/O, ...): main reports it
-            except MemoryError:  # (reading a line, or the batch holding it)
-                raise obj.InvalidArgumentError(
-                    f"line {max(lineno, 1)}: out of memory (a line too long for memory?)") from None
+            except MemoryError:  # (storing the batch that holds the line; reading one: _numbered)
+                raise obj.InvalidArgumentError(f"line {lineno}: out of memory") from None
             except Exception as e:  # noqa: BLE001 - bad input no check above caught: one line, no traceback
                 why = _explain(line) or f"{type(e).__name__}: {e}"
                 raise obj.InvalidArgumentError(f"line {lineno}: {why}") from None
