@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use obj_engine::doc::kv::KvIter;
 use obj_engine::{
-    Collection, CollectionMut, DetachedCollection, Error, ProcessCheck, QueryCursor, ReadTxn, WriteTxn,
+    Collection, CollectionMut, DetachedCollection, Error, ForkCheck, QueryCursor, ReadTxn, WriteTxn,
 };
 
 use crate::bytes::need;
@@ -115,9 +115,10 @@ unsafe impl Send for TxnInner {}
 /// released): the child gets the fork error, or leaves its copy of the
 /// transaction as it is when ending it, rather than wait.
 pub(crate) struct TxnShared {
-    process: ProcessCheck,
-    /// A write transaction (what ending it in such a child does).
-    write: bool,
+    process: ForkCheck,
+    /// Whether it is a write transaction (a child of fork() may end a read
+    /// one, never commit a write one).
+    is_write: bool,
     inner: Mutex<TxnInner>,
 }
 
@@ -405,14 +406,14 @@ unsafe fn begin(db: *mut obj_db, out: *mut *mut obj_txn, write: bool) -> Result<
     let d = open_db(state)?;
     let (txn, process) = if write {
         let w = d.begin_write()?;
-        let process = w.process_check();
+        let process = w.fork_check();
         (TxnState::Write(Box::new(w)), process)
     } else {
         let r = d.begin_read()?;
-        let process = r.process_check();
+        let process = r.fork_check();
         (TxnState::Read(r), process)
     };
-    let cell = TxnShared { process, write, inner: Mutex::new(TxnInner::new(txn)) };
+    let cell = TxnShared { process, is_write: write, inner: Mutex::new(TxnInner::new(txn)) };
     let h = new_handle::<TxnCell, obj_txn>(TXN_TAG, Arc::new(cell));
     // SAFETY: checked non-null.
     unsafe { out.write(h) };
@@ -467,7 +468,7 @@ pub unsafe extern "C" fn obj_txn_commit(txn: *mut obj_txn) -> obj_status {
         // Not lock_txn: a child after fork() may end a read transaction.
         let Some(mut t) = lock_to_end(cell) else {
             // (a read transaction ends as below; a write one cannot commit)
-            return if cell.write { cell.process.check() } else { Ok(()) };
+            return if cell.is_write { cell.process.check() } else { Ok(()) };
         };
         // A read transaction has nothing to commit: ending it only releases
         // its snapshot, which a child after fork() may do too.

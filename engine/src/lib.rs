@@ -61,4 +61,4 @@ pub use query::exec::{DocCursor, QueryCursor, MAX_SORT_BUFFER};
 pub use query::{Filter, QuerySpec};
 pub use storage::crypto::{EncryptionKey, KdfParams};
 pub use storage::pager::CheckpointResult;
-pub use txn::{ProcessCheck, ReadTxn, ReadableTxn, Tree, WriteTxn};
+pub use txn::{ForkCheck, ReadTxn, ReadableTxn, Tree, WriteTxn};

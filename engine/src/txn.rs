@@ -260,17 +260,17 @@ pub trait ReadableTxn: sealed::Identity {
 ///
 /// It does not keep the database open: a handle's transaction ended by
 /// the handle's close may still be checked.
-#[derive(Clone)]
-pub struct ProcessCheck {
+#[derive(Clone, Debug)]
+pub struct ForkCheck {
     /// The process's forks when the transaction began (`shm::fork_count`).
     forks: u64,
     /// For the error's words (the file, the parent's pid).
     pager: std::sync::Weak<Pager>,
 }
 
-impl ProcessCheck {
-    fn of(pager: &Arc<Pager>) -> ProcessCheck {
-        ProcessCheck { forks: crate::storage::shm::fork_count(), pager: Arc::downgrade(pager) }
+impl ForkCheck {
+    fn of(pager: &Arc<Pager>) -> ForkCheck {
+        ForkCheck { forks: crate::storage::shm::fork_count(), pager: Arc::downgrade(pager) }
     }
 
     /// `InvalidArgument` in a child process after fork() (see
@@ -286,12 +286,6 @@ impl ProcessCheck {
                  open the database itself",
             ),
         })
-    }
-}
-
-impl std::fmt::Debug for ProcessCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProcessCheck")
     }
 }
 
@@ -339,9 +333,9 @@ impl ReadTxn {
     }
 
     /// [`ReadTxn::check_process`] as a value kept apart from the
-    /// transaction (see [`ProcessCheck`]).
-    pub fn process_check(&self) -> ProcessCheck {
-        ProcessCheck::of(self.snap.pager())
+    /// transaction (see [`ForkCheck`]).
+    pub fn fork_check(&self) -> ForkCheck {
+        ForkCheck::of(self.snap.pager())
     }
 
     /// The snapshot behind this transaction.
@@ -481,9 +475,9 @@ impl WriteTxn {
     }
 
     /// [`WriteTxn::check_process`] as a value kept apart from the
-    /// transaction (see [`ProcessCheck`]).
-    pub fn process_check(&self) -> ProcessCheck {
-        ProcessCheck::of(&self.pager)
+    /// transaction (see [`ForkCheck`]).
+    pub fn fork_check(&self) -> ForkCheck {
+        ForkCheck::of(&self.pager)
     }
 
     /// A read-only view of the last commit of `pager` (an attached
@@ -779,7 +773,8 @@ impl WriteTxn {
 
     /// Whether a page change of this transaction failed (a spill that could
     /// not be written, a page that could not be read): then it refuses
-    /// further changes and its commit, and can only be rolled back.
+    /// further changes, reads (a tree may be half changed) and its commit,
+    /// and can only be rolled back.
     pub fn is_broken(&self) -> bool {
         self.pages.check_intact().is_err()
     }

@@ -10,20 +10,13 @@
 
 use std::sync::Arc;
 
-use obj_engine::storage::file::OsVfs;
 use obj_engine::{
     CollectionKind, CollectionOptions, Db, Error, ImportOptions, IndexKind, IndexSpec, Options, ReadTxn,
     SyncMode, Value,
 };
 
 mod common;
-use common::next_rand;
-
-/// Options of a handle that acts as its own process (its own pager, so its
-/// own memo).
-fn own_process() -> Options {
-    Options { vfs: Some(Arc::new(OsVfs)), sync_mode: SyncMode::Off, ..Options::default() }
-}
+use common::{next_rand, own_process};
 
 /// Options of a handle that shares the registry's engine.
 fn shared() -> Options {

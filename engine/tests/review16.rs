@@ -9,6 +9,8 @@
 //!   overflowed a thread's stack and aborted the process; so did
 //!   `QuerySpec::to_json` (now written without recursion).
 
+mod common;
+
 use obj_engine::{Db, Document, Error, Filter, IndexSpec, QuerySpec, Value};
 use serde::{Deserialize, Serialize};
 
@@ -206,20 +208,7 @@ fn overlapping_readers_of_a_few_hundred_ms_keep_the_wal_bounded() {
     let db = Arc::new(Db::open_with(dir.path().join("w.obj"), options).unwrap());
     put_all(&db, &["seed"], b"x");
     let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..3)
-        .map(|r| {
-            let (db, stop) = (db.clone(), stop.clone());
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(90 * r));
-                while !stop.load(Ordering::Relaxed) {
-                    let rx = db.begin_read().unwrap();
-                    assert!(rx.kv_get("k", b"seed").unwrap().is_some());
-                    std::thread::sleep(Duration::from_millis(270));
-                    drop(rx);
-                }
-            })
-        })
-        .collect();
+    let readers = common::overlapping_readers(&db, &stop);
     let started = Instant::now();
     let (mut most, mut commits) = (0u64, 0u64);
     while started.elapsed() < Duration::from_secs(4) {

@@ -4,13 +4,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use obj_engine::storage::file::OsVfs;
-use obj_engine::{Db, Options, SyncMode};
+use obj_engine::Db;
 
-/// A handle with a pager of its own, as another process has.
-fn own_process() -> Options {
-    Options { vfs: Some(Arc::new(OsVfs)), sync_mode: SyncMode::Off, ..Options::default() }
-}
+mod common;
+use common::own_process;
 
 /// Review 43 (reliability): the wait for readers of old snapshots grew
 /// only within one process. Writer processes that came and went (each
@@ -28,20 +25,7 @@ fn writers_that_come_and_go_keep_the_wal_bounded_under_overlapping_readers() {
     w.kv_put("k", b"seed", b"x").unwrap();
     w.commit().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..3)
-        .map(|r| {
-            let (db, stop) = (readers_db.clone(), stop.clone());
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(90 * r));
-                while !stop.load(Ordering::Relaxed) {
-                    let rx = db.begin_read().unwrap();
-                    assert!(rx.kv_get("k", b"seed").unwrap().is_some());
-                    std::thread::sleep(Duration::from_millis(270));
-                    drop(rx);
-                }
-            })
-        })
-        .collect();
+    let readers = common::overlapping_readers(&readers_db, &stop);
     let started = Instant::now();
     let (mut most, mut commits, mut writers) = (0u64, 0u64, 0u32);
     while started.elapsed() < Duration::from_secs(4) {
@@ -86,9 +70,10 @@ fn new_writer_processes_do_not_wait_for_a_known_long_reader() {
     let mut w = readers_db.begin_write().unwrap();
     w.kv_put("k", b"seed", b"x").unwrap();
     w.commit().unwrap();
-    let reader = readers_db.begin_read().unwrap(); // held throughout
-                                                   // A long-lived writer grows the WAL past 32 times the threshold,
-                                                   // paying the waits of 100, 200, 400 and 800 ms once.
+    // Held throughout.
+    let reader = readers_db.begin_read().unwrap();
+    // A long-lived writer grows the WAL past 32 times the threshold,
+    // paying the waits of 100, 200, 400 and 800 ms once.
     let writer = Db::open_with(&path, own_process()).unwrap();
     let mut i = 0u64;
     while writer.stat().unwrap().wal_frames < 34_000 {

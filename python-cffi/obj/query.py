@@ -665,11 +665,6 @@ class Query(Generic[T]):
                 return iter(passed[self._offset:keep])
             if k == cap and self._copy(_preds=(), _sort=(), _limit=None, _offset=0)._engine_count(tx) <= cap:
                 return iter(passed[self._offset:keep])  # the best `cap` were all the documents
-            if k == cap and not self._sorts_in_memory(tx):
-                # An index serves the sort: no buffer, so no cap; stream
-                # it as the query without a limit does.
-                rows = self._copy(_preds=(), _limit=None, _offset=0)._rows(tx)
-                return itertools.islice(self._passing(rows), self._offset, keep)
             if k == cap:
                 raise InvalidArgumentError(
                     f"the sort needs more than {cap} documents in memory (sort_buffer_limit): only "
@@ -678,15 +673,17 @@ class Query(Generic[T]):
                 )
             k = min(4 * k, cap)
 
-    def _sorts_in_memory(self, tx: ReadTxn) -> bool:
-        """Whether the engine sorts this query in a buffer (no index
-        delivers its sort order)."""
+    def _plan(self, tx: ReadTxn) -> dict:
+        """The engine's plan for the engine half of the query, in ``tx``."""
         core, cname = tx._route(self._name)
-        return bool(core._c_explain(self._copy(_preds=())._spec(cname.decode())).get("sort_in_memory", True))
+        return core._c_explain(self._spec(cname.decode()))
 
     def _run(self, tx: ReadTxn) -> Iterator[tuple[int, Any]]:
         preds = self._preds
-        if preds and self._sort and self._key is None and self._limit is not None:
+        if preds and self._sort and self._key is None and self._limit is not None \
+                and self._plan(tx).get("sort_in_memory", True):
+            # (an index that delivers the sort needs no buffer: the rows
+            # stream through the predicates below)
             return self._best_passing(tx, self._offset + self._limit)
         it = self._rows(tx)
         if preds:
@@ -819,8 +816,7 @@ class Query(Generic[T]):
         and in-memory sort noted; :meth:`explain_json` has the details."""
 
         def run(tx: ReadTxn) -> str:
-            core, cname = tx._route(self._name)
-            info = core._c_explain(self._spec(cname.decode()))
+            info = self._plan(tx)
             text = str(info.get("plan", info))
             if self._preds:
                 text += f"\nthen {len(self._preds)} Python predicate(s) on decoded documents"
@@ -834,11 +830,7 @@ class Query(Generic[T]):
         """The engine's plan as a dict (collection, access "scan" / "index",
         index, ranges, reverse, sort_in_memory, plan)."""
 
-        def run(tx: ReadTxn) -> dict:
-            core, cname = tx._route(self._name)
-            return core._c_explain(self._spec(cname.decode()))
-
-        return self._in_txn(run)
+        return self._in_txn(self._plan)
 
     def __repr__(self) -> str:
         return f"<obj.Query {self.to_json()} +{len(self._preds)} predicate(s)>"

@@ -2,6 +2,8 @@
 `make test-python` that is the wheel installed in a fresh venv."""
 
 
+import time
+
 import pytest
 
 import obj
@@ -39,3 +41,25 @@ def backend(request):
     _codec.use_backend(request.param)
     yield request.param
     _codec.use_backend(old)
+
+
+@pytest.fixture
+def slow_commits(monkeypatch):
+    """``slow_commits(seconds)``: commits that take ``seconds`` (a slow
+    disk's fsync), the window in which a cancellation meets a commit that
+    has begun. Returns the list each commit appends to as it begins."""
+    from obj import txn as _txn
+
+    def make(seconds: float) -> list:
+        commit = _txn.WriteTxn.commit
+        begun: list = []
+
+        def slow(self):
+            begun.append(time.monotonic())
+            time.sleep(seconds)
+            return commit(self)
+
+        monkeypatch.setattr(_txn.WriteTxn, "commit", slow)
+        return begun
+
+    return make

@@ -115,26 +115,8 @@ def test_a_cancelled_async_write_is_committed_only_when_the_call_says_so(tmp_pat
     asyncio.run(main())
 
 
-def _slow_commits(monkeypatch, seconds):
-    """Commits that take ``seconds`` (a slow disk's fsync): the window in
-    which a cancellation meets a commit that has begun. Returns the list
-    each commit appends to as it begins."""
-    from obj import txn as _txn
-
-    commit = _txn.WriteTxn.commit
-    begun: list = []
-
-    def slow(self):
-        begun.append(time.monotonic())
-        time.sleep(seconds)
-        return commit(self)
-
-    monkeypatch.setattr(_txn.WriteTxn, "commit", slow)
-    return begun
-
-
-def test_a_cancel_during_the_commit_still_ends_the_task(tmp_path, monkeypatch):
-    _slow_commits(monkeypatch, 0.3)
+def test_a_cancel_during_the_commit_still_ends_the_task(tmp_path, slow_commits):
+    slow_commits(0.3)
 
     async def main():
         adb = await obj.AsyncDb.open(str(tmp_path / "a.obj"))
@@ -163,8 +145,8 @@ def test_a_cancel_during_the_commit_still_ends_the_task(tmp_path, monkeypatch):
     asyncio.run(main())
 
 
-def test_a_timeout_during_the_commit_gives_the_result_and_no_stray_cancel(tmp_path, monkeypatch):
-    _slow_commits(monkeypatch, 0.3)
+def test_a_timeout_during_the_commit_gives_the_result_and_no_stray_cancel(tmp_path, slow_commits):
+    slow_commits(0.3)
 
     async def main():
         adb = await obj.AsyncDb.open(str(tmp_path / "a.obj"))
@@ -229,11 +211,11 @@ def test_an_interrupt_at_any_line_of_the_handover_leaves_no_transaction(tmp_path
     db.close()
 
 
-def test_a_cancelled_task_begins_no_further_write(tmp_path, monkeypatch):
+def test_a_cancelled_task_begins_no_further_write(tmp_path, slow_commits):
     """A task cancelled while its write commits gets the cancellation at
     its next one-call write, which does not begin (it used to begin and
     commit, and the next, and so on)."""
-    begun = _slow_commits(monkeypatch, 0.2)
+    begun = slow_commits(0.2)
 
     async def main():
         adb = await obj.AsyncDb.open(str(tmp_path / "a.obj"))
@@ -262,13 +244,13 @@ def test_a_cancelled_task_begins_no_further_write(tmp_path, monkeypatch):
     asyncio.run(main())
 
 
-def test_a_timeout_in_cancellation_cleanup_leaves_no_stray_cancel(tmp_path, monkeypatch):
+def test_a_timeout_in_cancellation_cleanup_leaves_no_stray_cancel(tmp_path, slow_commits):
     """Cleanup inside ``except CancelledError`` (the task's count is 1
     there) whose write times out during its commit returns the result, and
     the cleanup's next await is not cancelled."""
     if not hasattr(asyncio, "timeout"):
         return
-    _slow_commits(monkeypatch, 0.3)
+    slow_commits(0.3)
 
     async def main():
         adb = await obj.AsyncDb.open(str(tmp_path / "a.obj"))

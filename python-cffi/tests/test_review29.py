@@ -148,21 +148,6 @@ def test_a_cancelled_async_transaction_raised_only_when_nothing_was_written(tmp_
     assert all(completed == written for completed, written, _ in outcomes), outcomes
 
 
-@pytest.fixture
-def slow_commit(monkeypatch):
-    """WriteTxn.commit waits ``delay[0]`` seconds first (on the transaction's
-    thread, once the exit has begun the commit)."""
-    delay = [0.0]
-    orig = T.WriteTxn.commit
-
-    def commit(self):
-        time.sleep(delay[0])
-        return orig(self)
-
-    monkeypatch.setattr(T.WriteTxn, "commit", commit)
-    return delay
-
-
 needs_311 = pytest.mark.skipif(sys.version_info < (3, 11), reason="cancellation counts are 3.11's")
 
 
@@ -203,10 +188,10 @@ def test_a_cancel_before_the_commit_begins_rolls_back_and_raises(tmp_path):
 
 
 @needs_311
-def test_a_cancel_landing_as_the_commit_ends_is_delivered_not_lost(tmp_path, slow_commit):
+def test_a_cancel_landing_as_the_commit_ends_is_delivered_not_lost(tmp_path, slow_commits):
     """The commit is done but the task has not woken when task.cancel()
     lands: the cancellation was taken for the exit's own and dropped."""
-    slow_commit[0] = 0.1
+    slow_commits(0.1)
 
     async def main():
         adb = await obj.AsyncDb.open(str(tmp_path / "w.obj"))
@@ -224,10 +209,10 @@ def test_a_cancel_landing_as_the_commit_ends_is_delivered_not_lost(tmp_path, slo
 
 
 @needs_311
-def test_a_shutdown_cancel_during_a_timed_out_commit_still_reaches_the_task(tmp_path, slow_commit):
+def test_a_shutdown_cancel_during_a_timed_out_commit_still_reaches_the_task(tmp_path, slow_commits):
     """A timeout scope's cancellation, then task.cancel(), both during the
     commit: the scope takes its own back; the other must still arrive."""
-    slow_commit[0] = 0.4
+    slow_commits(0.4)
 
     async def main():
         adb = await obj.AsyncDb.open(str(tmp_path / "t.obj"))

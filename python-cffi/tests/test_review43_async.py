@@ -21,23 +21,8 @@ from typing import Annotated
 import obj
 
 
-def _slow_commits(monkeypatch, seconds):
-    from obj import txn as _txn
-
-    commit = _txn.WriteTxn.commit
-    begun: list = []
-
-    def slow(self):
-        begun.append(time.monotonic())
-        time.sleep(seconds)
-        return commit(self)
-
-    monkeypatch.setattr(_txn.WriteTxn, "commit", slow)
-    return begun
-
-
-def test_a_timeout_during_an_explicit_commit_gives_the_commit(tmp_path, monkeypatch):
-    begun = _slow_commits(monkeypatch, 0.3)
+def test_a_timeout_during_an_explicit_commit_gives_the_commit(tmp_path, slow_commits):
+    begun = slow_commits(0.3)
 
     async def main():
         adb = await obj.AsyncDb.open(str(tmp_path / "c.obj"))

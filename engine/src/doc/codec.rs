@@ -251,14 +251,6 @@ pub fn encode_raw_document(payload: &[u8], schema_version: u32, out: &mut Vec<u8
     Ok(())
 }
 
-/// The length of the stored document [`encode_raw_document`] makes of a
-/// payload of `payload_len` bytes (its header, then the payload).
-pub fn raw_document_len(payload_len: usize, schema_version: u32) -> Result<usize> {
-    let mut header = Vec::new();
-    encode_header(&DocHeader::raw(schema_version), &mut header)?;
-    Ok(header.len().saturating_add(payload_len))
-}
-
 /// Appends the encoding of `value` alone (no header) to `out`. A value
 /// deeper than [`MAX_NESTING`] or a map with a repeated key is
 /// [`Error::InvalidArgument`].

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::btree::{self, ValueGuard};
 use crate::doc::codec::{
-    decode_header, decode_value, decode_value_at, encode_document_versioned, encode_raw_document,
-    raw_document_len, DocHeader, MemNameDict, NameDict, NameLookup, PathStep, TopFields,
+    decode_header, decode_value, decode_value_at, encode_document_versioned, encode_header, DocHeader,
+    MemNameDict, NameDict, NameLookup, PathStep, TopFields,
 };
 use crate::doc::json::{document_from_json_slice, documents_from_json_slice, write_stored_json};
 use crate::doc::json_direct::{
@@ -911,12 +911,11 @@ const RUN_BYTES: usize = 256 << 10;
 /// Runs encoded ahead of the storing thread at most (bounds the memory).
 const RUNS_IN_FLIGHT: usize = 4;
 
-/// [`check_stored_size`] of the stored form of a raw payload of `len`
-/// bytes, in the payload's terms.
-fn check_raw_size(len: usize, schema_version: u32) -> Result<()> {
-    let stored = raw_document_len(len, schema_version)?;
-    if stored as u64 > btree::max_value_len() {
-        let most = btree::max_value_len() - (stored - len) as u64;
+/// [`check_stored_size`] of a raw payload of `len` bytes stored after a
+/// header of `header_len`, in the payload's terms.
+fn check_raw_size(len: usize, header_len: usize) -> Result<()> {
+    let most = btree::max_value_len().saturating_sub(header_len as u64);
+    if len as u64 > most {
         return Err(Error::invalid(format!("raw document of {len} bytes is too large (at most {most})")));
     }
     Ok(())
@@ -1521,11 +1520,13 @@ impl<'t> CollectionMut<'t> {
                         self.st.name
                     )));
                 }
-                // Before the copy: a payload over the limit must not cost
-                // its size in memory first (nor name the stored size, which
-                // the caller never gave).
-                check_raw_size(payload.len(), version)?;
-                encode_raw_document(payload, version, &mut buf)?;
+                // The header, then the payload once its size is checked: a
+                // payload over the limit must not cost its size in memory
+                // first (nor be named by the stored size, which the caller
+                // never gave).
+                encode_header(&DocHeader::raw(version), &mut buf)?;
+                check_raw_size(payload.len(), buf.len())?;
+                buf.extend_from_slice(payload);
                 (&buf, None)
             }
             NewDoc::Value(doc, version) => {
@@ -2114,15 +2115,20 @@ mod tests {
         // A payload of u32::MAX bytes was copied (4 GiB of memory) before
         // the check of its stored size refused it, naming a size the
         // caller never gave. The stored form adds a 3-byte header here.
+        let header = |version| {
+            let mut h = Vec::new();
+            encode_header(&DocHeader::raw(version), &mut h).unwrap();
+            h.len()
+        };
         let most = (btree::max_value_len() - 3) as usize;
-        check_raw_size(most, 1).unwrap();
-        let e = check_raw_size(most + 1, 1).unwrap_err().to_string();
+        check_raw_size(most, header(1)).unwrap();
+        let e = check_raw_size(most + 1, header(1)).unwrap_err().to_string();
         assert!(
             e.contains(&format!("raw document of {} bytes is too large (at most {most})", most + 1)),
             "{e}"
         );
         // A schema version of two varint bytes leaves one byte less.
-        assert!(check_raw_size(most, 300).is_err());
-        check_raw_size(most - 1, 300).unwrap();
+        assert!(check_raw_size(most, header(300)).is_err());
+        check_raw_size(most - 1, header(300)).unwrap();
     }
 }

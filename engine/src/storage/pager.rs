@@ -188,7 +188,7 @@ pub struct Pager {
     fold_pending: AtomicBool,
     /// This process's last wait for old readers that timed out (see
     /// `bound_wal`).
-    reader_wait_after: Mutex<Option<ReaderWait>>,
+    last_reader_wait: Mutex<Option<ReaderWait>>,
     /// The process that opened the handle: a child after `fork()` must not
     /// use it (its locks are the parent's).
     pid: u32,
@@ -1065,7 +1065,7 @@ impl Pager {
             fatal: Mutex::new(None),
             closed: AtomicBool::new(false),
             fold_pending: AtomicBool::new(false),
-            reader_wait_after: Mutex::new(None),
+            last_reader_wait: Mutex::new(None),
             pid: std::process::id(),
             forks: shm::fork_count(),
         });
@@ -1356,17 +1356,13 @@ impl Pager {
 
     /// Takes the writer slot, waiting up to the busy timeout.
     pub fn lock_writer(self: &Arc<Self>) -> Result<WriterGuard> {
-        self.lock_writer_for(self.busy_timeout)
+        self.lock_writer_unless(self.busy_timeout, &AtomicBool::new(false))
     }
 
     /// Takes the writer slot, waiting up to `timeout`: first among this
-    /// process's threads, then the writer lock among processes.
-    pub fn lock_writer_for(self: &Arc<Self>, timeout: Duration) -> Result<WriterGuard> {
-        self.lock_writer_unless(timeout, &AtomicBool::new(false))
-    }
-
-    /// [`Pager::lock_writer_for`], giving up with `Closed` once `interrupted`
-    /// is set (see `Db::interrupt`, which wakes the waits).
+    /// process's threads, then the writer lock among processes; a wait
+    /// gives up with `Closed` once `interrupted` is set (see
+    /// `Db::interrupt`, which wakes the waits).
     pub(crate) fn lock_writer_unless(
         self: &Arc<Self>,
         timeout: Duration,
@@ -1770,13 +1766,12 @@ impl Pager {
             h.max_frame.saturating_add(limit.saturating_mul(1 << READER_WAIT_DOUBLINGS))
         };
         {
-            let mut last = self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self.last_reader_wait.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(last) = last.as_mut().filter(|l| l.generation == h.generation) {
                 if h.max_frame < last.next_at {
                     return Ok(());
                 }
-                if last.waited >= (READER_WAIT_MAX / 2).min(self.busy_timeout) && oldest == Some(last.oldest)
-                {
+                if last.waited >= long && oldest == Some(last.oldest) {
                     // The snapshot that outlasted the last wait, the
                     // longest but one, is still held: a long reader, which
                     // each further wait would only make the writer stall
@@ -1798,7 +1793,7 @@ impl Pager {
             self.check_alive()?;
         } else {
             let oldest = self.oldest_snapshot(h)?.unwrap_or(u64::MAX);
-            *self.reader_wait_after.lock().unwrap_or_else(|p| p.into_inner()) =
+            *self.last_reader_wait.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(ReaderWait { generation: h.generation, next_at, waited: wait, oldest });
         }
         Ok(())

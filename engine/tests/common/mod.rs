@@ -186,3 +186,35 @@ impl CrashChild {
         self.reader.join().unwrap()
     }
 }
+
+/// Three readers of `db`, each holding a snapshot for 270 ms and then the
+/// next, 90 ms apart, so that one is always active, until `stop`: the
+/// overlapping readers the WAL's reader waits are for. Each reads key
+/// `seed` of key-value namespace `k`, which must be there.
+pub fn overlapping_readers(db: &Arc<Db>, stop: &Arc<std::sync::atomic::AtomicBool>) -> Vec<JoinHandle<()>> {
+    (0..3)
+        .map(|r| {
+            let (db, stop) = (db.clone(), stop.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(90 * r));
+                while !stop.load(Ordering::Relaxed) {
+                    let rx = db.begin_read().unwrap();
+                    assert!(rx.kv_get("k", b"seed").unwrap().is_some());
+                    std::thread::sleep(Duration::from_millis(270));
+                    drop(rx);
+                }
+            })
+        })
+        .collect()
+}
+
+/// Options of a handle that acts as its own process: an explicit VFS gives
+/// it a pager of its own (its own locks, memo and reader-wait record),
+/// with sync off.
+pub fn own_process() -> obj_engine::Options {
+    obj_engine::Options {
+        vfs: Some(Arc::new(obj_engine::storage::file::OsVfs)),
+        sync_mode: obj_engine::SyncMode::Off,
+        ..obj_engine::Options::default()
+    }
+}
