@@ -239,13 +239,16 @@ async def _batches(run: Callable[..., Awaitable], make: Callable[[], Iterable], 
             await run(close)
 
 
+def _as_is(fn: Callable) -> Callable:
+    return fn
+
+
 async def _aiter_pinned(make: Callable[[], Iterable], batch: int = 256,
-                        wrap: Callable[[Callable], Callable] | None = None) -> AsyncIterator:
+                        wrap: Callable[[Callable], Callable] = _as_is) -> AsyncIterator:
     """Drives a blocking iterator in one pinned thread, a batch per hop
-    (each step run as ``wrap(step)`` when given)."""
+    (each step run as ``wrap(step)``)."""
     pin = _Pinned()
-    run = pin.run if wrap is None else (lambda fn, *a: pin.run(wrap(fn), *a))
-    inner = _batches(run, make, batch)
+    inner = _batches(lambda fn, *a: pin.run(wrap(fn), *a), make, batch)
     try:
         async for x in inner:
             yield x
@@ -784,25 +787,24 @@ class AsyncDb(_AsyncDocCalls):
 
     async def _run(self, fn: Callable, *args: Any, **kw: Any) -> Any:
         """Runs a call that does not take the write lock on a worker thread."""
-        wrap = self._as_writer()
-        return await self._submit(self._ex, fn if wrap is None else wrap(fn), args, kw)
+        return await self._submit(self._ex, self._as_writer()(fn), args, kw)
 
-    def _as_writer(self) -> Callable[[Callable], Callable] | None:
+    def _as_writer(self) -> Callable[[Callable], Callable]:
         """Called by the task inside this database's open write transaction:
         a wrapper that runs a function as that transaction's thread, which
         ``Db`` knows holds the write lock, so that a read that would first
         build a class's missing declared indexes (find_unique, index_range,
         a query of the class) goes on at once, as on the blocking API's
         writer thread, instead of waiting the busy timeout for the lock its
-        own task holds. None for any other task."""
+        own task holds. For any other task, the function as it is."""
         w = self._db._writer
         if w is None or self._writer_task is None or self._writer_task is not asyncio.current_task():
-            return None
+            return _as_is
         tx = w[1]()
         if tx is None or tx.finished:
             # (its transaction was committed in the block, and the writer
             # now may be another thread's)
-            return None
+            return _as_is
         token = w[0]
 
         def wrap(fn: Callable) -> Callable:

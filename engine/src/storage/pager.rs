@@ -1742,12 +1742,14 @@ impl Pager {
         }
         let oldest = self.oldest_snapshot(h)?;
         let doublings = (h.max_frame / limit).ilog2();
+        // The wait at step `d` (the WAL past `limit` doubled `d` times).
+        let step_wait =
+            |d: u32| READER_WAIT.saturating_mul(1 << d.min(READER_WAIT_DOUBLINGS)).min(self.busy_timeout);
         // The first step whose wait is the longest but one (800 ms, or
         // one the busy timeout cuts short).
         let long = (READER_WAIT_MAX / 2).min(self.busy_timeout);
-        let long_step = (0..READER_WAIT_DOUBLINGS)
-            .find(|&d| READER_WAIT.saturating_mul(1 << d).min(self.busy_timeout) >= long)
-            .unwrap_or(READER_WAIT_DOUBLINGS);
+        let long_step =
+            (0..READER_WAIT_DOUBLINGS).find(|&d| step_wait(d) >= long).unwrap_or(READER_WAIT_DOUBLINGS);
         if doublings > long_step && oldest.is_some_and(|o| o < limit.saturating_mul(1 << long_step)) {
             // A snapshot older than the step of that wait, held now that
             // the WAL is past it: the WAL only got past it after a wait
@@ -1757,7 +1759,6 @@ impl Pager {
             // itself: it does not make each new writer process stall.
             return Ok(());
         }
-        let full_wait = READER_WAIT.saturating_mul(1 << doublings.min(READER_WAIT_DOUBLINGS));
         // Where the next wait comes if this one (or the skip below) leaves
         // the readers in place: the next doubling, then steps of the last.
         let next_at = if doublings < READER_WAIT_DOUBLINGS {
@@ -1784,7 +1785,7 @@ impl Pager {
                 }
             }
         }
-        let wait = full_wait.min(self.busy_timeout);
+        let wait = step_wait(doublings);
         // Gone when no reader holds a snapshot older than the last frame
         // (readers of the main file alone, slot 0, count as the oldest).
         let gone = shm::retry(wait, 1, || Ok((self.oldest_snapshot(h)? == Some(h.max_frame)).then_some(())))?;

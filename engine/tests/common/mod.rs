@@ -218,3 +218,16 @@ pub fn own_process() -> obj_engine::Options {
         ..obj_engine::Options::default()
     }
 }
+
+/// One commit of a 100-byte value at key `*commits` of key-value namespace
+/// `k`, counted in `commits`; every 64th notes the WAL's size in `most`:
+/// the writer beside [`overlapping_readers`].
+pub fn commit_noting_wal(db: &Db, commits: &mut u64, most: &mut u64) {
+    let mut w = db.begin_write().unwrap();
+    w.kv_put("k", &commits.to_be_bytes(), &[7u8; 100]).unwrap();
+    w.commit().unwrap();
+    *commits += 1;
+    if commits.is_multiple_of(64) {
+        *most = (*most).max(db.stat().unwrap().wal_frames);
+    }
+}
