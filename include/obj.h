@@ -1567,7 +1567,9 @@ obj_status obj_txn_begin_write(obj_db *db, obj_txn **out);
  * mode) or ends a read transaction. The handle is finished afterwards:
  * further use (and use of its cursors) returns OBJ_INVALID_ARGUMENT;
  * still call `obj_txn_free`. On a commit error nothing of the
- * transaction is applied, with one exception: when the fsync that makes
+ * transaction is applied (later calls on the transaction say it "ended
+ * by a failed commit", and `obj_txn_rollback` succeeds, having nothing
+ * to do), with one exception: when the fsync that makes
  * the commit durable fails (OBJ_IO, and the handle is then closed: later
  * calls return OBJ_CLOSED), the commit was written but may or may not
  * have reached the disk, so its outcome is unknown. Reopen the database
@@ -1580,7 +1582,10 @@ obj_status obj_txn_commit(obj_txn *txn);
 
 /**
  * Discards every change of the transaction. The handle is finished
- * afterwards (its cursors too); still call `obj_txn_free`.
+ * afterwards (its cursors too); still call `obj_txn_free`. Succeeds too
+ * on a transaction whose commit failed, with nothing to undo (nothing of
+ * it was applied, or, when the commit's fsync failed, its outcome is
+ * unknown, as the commit's error said).
  *
  * # Safety
  * `txn` is a live handle.

@@ -128,6 +128,12 @@ fn finished(how: &str) -> Error {
     Error::invalid(format!("transaction already {how}"))
 }
 
+/// How a write transaction whose commit failed ended. A rollback may
+/// follow and has nothing left to do: nothing of the transaction was
+/// applied, or, when the commit's fsync failed, the commit's own error
+/// said that its outcome is unknown (see `obj_txn_commit`).
+const FAILED_COMMIT: &str = "ended by a failed commit";
+
 impl TxnInner {
     fn new(state: TxnState) -> TxnInner {
         TxnInner {
@@ -452,7 +458,9 @@ pub unsafe extern "C" fn obj_txn_begin_write(db: *mut obj_db, out: *mut *mut obj
 /// mode) or ends a read transaction. The handle is finished afterwards:
 /// further use (and use of its cursors) returns OBJ_INVALID_ARGUMENT;
 /// still call `obj_txn_free`. On a commit error nothing of the
-/// transaction is applied, with one exception: when the fsync that makes
+/// transaction is applied (later calls on the transaction say it "ended
+/// by a failed commit", and `obj_txn_rollback` succeeds, having nothing
+/// to do), with one exception: when the fsync that makes
 /// the commit durable fails (OBJ_IO, and the handle is then closed: later
 /// calls return OBJ_CLOSED), the commit was written but may or may not
 /// have reached the disk, so its outcome is unknown. Reopen the database
@@ -477,14 +485,19 @@ pub unsafe extern "C" fn obj_txn_commit(txn: *mut obj_txn) -> obj_status {
             _ => t.finish("committed"),
         };
         match ended? {
-            TxnState::Write(w) => w.commit(),
+            TxnState::Write(w) => w.commit().inspect_err(|_| {
+                t.end(FAILED_COMMIT);
+            }),
             _ => Ok(()),
         }
     })
 }
 
 /// Discards every change of the transaction. The handle is finished
-/// afterwards (its cursors too); still call `obj_txn_free`.
+/// afterwards (its cursors too); still call `obj_txn_free`. Succeeds too
+/// on a transaction whose commit failed, with nothing to undo (nothing of
+/// it was applied, or, when the commit's fsync failed, its outcome is
+/// unknown, as the commit's error said).
 ///
 /// # Safety
 /// `txn` is a live handle.
@@ -496,6 +509,11 @@ pub unsafe extern "C" fn obj_txn_rollback(txn: *mut obj_txn) -> obj_status {
         let Some(mut t) = lock_to_end(unsafe { txn_cell(txn) }?) else {
             return Ok(());
         };
+        // (a failed commit left nothing to roll back: the rollback the
+        // caller's error path makes succeeds)
+        if matches!(t.state(), TxnState::Finished(FAILED_COMMIT)) {
+            return Ok(());
+        }
         // (a read transaction has nothing to roll back: it just ends)
         let how = if matches!(t.state(), TxnState::Read(_)) { "ended" } else { "rolled back" };
         t.release(how)?;

@@ -261,6 +261,7 @@ class _Core:
         self._forks = fork_generation[0]  # the process that began it (see _serialised)
         self._held: weakref.WeakSet[_HeldBatch] | None = None  # see _c_batches
         self._ended_by_close = False  # rolled back by Db.close()
+        self._commit_failed = False  # ended by a commit that raised (nothing applied but an fsync's)
         # The file's catalog version in this snapshot (trees created or
         # dropped over its life). The Db's caches of what collections are
         # (kinds, typed set-up) hold for one version: a newer one, from
@@ -304,7 +305,8 @@ class _Core:
         if h is None:
             if self._ended_by_close:
                 raise self._closed_error()
-            raise InvalidArgumentError("transaction already finished")
+            how = "ended by a failed commit" if self._commit_failed else "finished"
+            raise InvalidArgumentError(f"transaction already {how}")
         return h
 
     def _serialised(self) -> contextlib.AbstractContextManager[Any]:
@@ -419,6 +421,7 @@ class _Core:
         try:
             st = lib.obj_txn_commit(h) if commit else lib.obj_txn_rollback(h)
             if st:
+                self._commit_failed = commit
                 raise self._fail(st)
         finally:
             self._h = None
@@ -1258,7 +1261,12 @@ class WriteTxn(ReadTxn):
                 db._kinds.update(self._new_kinds)
 
     def rollback(self) -> None:
-        """Discards every change and ends the transaction."""
+        """Discards every change and ends the transaction. After a commit
+        that raised it does nothing, so an error path may always call it:
+        nothing of the transaction was applied, or, when the commit's fsync
+        failed, its outcome is unknown, as the commit's error said."""
+        if self._h is None and self._commit_failed:
+            return
         self._finish(commit=False)
 
     def close(self) -> None:

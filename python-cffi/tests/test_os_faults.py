@@ -148,3 +148,53 @@ def test_an_export_that_cannot_write_names_its_file_and_leaves_nothing(shim, tmp
     kind, message = out["export"]
     assert kind == "IoError" and "writing the export to" in message and "dump.jsonl.tmp-" in message, message
     assert out["left"] == [] and out["again"] == 2000
+
+
+def test_a_failed_commit_can_be_rolled_back_and_later_calls_say_how_it_ended(shim, tmp_path):
+    # A commit whose WAL write fails (a full disk) applies nothing and leaves
+    # the handle working. The rollback of the caller's error path succeeds
+    # (it raised), and the transaction's later calls, in Python and in C,
+    # say that a failed commit ended it (C said "already committed").
+    out = run(shim, tmp_path, """
+        from obj._ffi import ffi, lib
+        db = obj.Db(P)
+        db.insert("c", {"a": 1})
+        def failed_commit():
+            tx = db.transaction()
+            tx.insert("c", {"a": 2})
+            h = tx._h  # kept for the C calls below
+            shim.fault_arm(b"pwrite", b"t.obj-wal", errno.ENOSPC, 1)
+            out["commit"] = outcome(tx.commit)
+            shim.fault_arm(b"", b"", 0, 0)
+            return tx, h
+        tx, h = failed_commit()
+        out["rollback"] = outcome(tx.rollback)
+        out["rollback again"] = outcome(tx.rollback)
+        try:
+            tx.insert("c", {"a": 3})
+        except obj.ObjError as e:
+            out["python later"] = [type(e).__name__, str(e)]
+        st = lib.obj_kv_put(h, b"k", b"k", 1, b"v", 1)
+        out["c later"] = [st == lib.OBJ_INVALID_ARGUMENT, ffi.string(lib.obj_last_error()).decode()]
+        out["c rollback"] = lib.obj_txn_rollback(h)
+        out["c commit again"] = lib.obj_txn_commit(h) == lib.OBJ_INVALID_ARGUMENT
+        del h
+        # The block form: the commit's error, not the rollback's, reaches the caller.
+        try:
+            with db.transaction() as tx2:
+                tx2.insert("c", {"a": 5})
+                shim.fault_arm(b"pwrite", b"t.obj-wal", errno.ENOSPC, 1)
+        except obj.ObjError as e:
+            out["block"] = type(e).__name__
+        shim.fault_arm(b"", b"", 0, 0)
+        out["docs"] = sorted(d["a"] for _, d in db.iter_all("c"))
+        out["insert"] = db.insert("c", {"a": 4}) > 0
+        db.close()
+    """)
+    assert out["commit"] == "IoError" and out["block"] == "IoError", out
+    assert out["rollback"] == out["rollback again"] == "ok", out
+    assert out["python later"] == ["InvalidArgumentError", "transaction already ended by a failed commit"], out
+    ok, message = out["c later"]
+    assert ok and "ended by a failed commit" in message, message
+    assert out["c rollback"] == 0 and out["c commit again"], out
+    assert out["docs"] == [1] and out["insert"], out
