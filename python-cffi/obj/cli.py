@@ -49,7 +49,7 @@ _DB_MAGIC = b"OBJDB\0\r\n"
 
 _EPILOG = """exit codes: 0 ok; 1 integrity problems, corruption, or not an obj
 database; 2 bad usage; 3 not found (a file, collection or input, or a new file's directory);
-4 busy (another process holds the file); 5 other error (I/O, invalid
+4 busy (another process holds the file; --busy-timeout MS waits longer); 5 other error (I/O, invalid
 input); 6 encryption key missing or wrong; 130 interrupted (Ctrl-C).
 
 encrypted files: --key-file FILE (32 bytes or 64 hex digits),
@@ -206,7 +206,7 @@ def _key(a: argparse.Namespace, prefix: str = "") -> dict:
     return {}
 
 
-def _int_at_least(low: int) -> Any:
+def _int_at_least(low: int, high: int | None = None) -> Any:
     """An argparse ``type``: an int of at least ``low``; anything else is
     bad usage (exit 2, the message on stderr)."""
 
@@ -217,6 +217,8 @@ def _int_at_least(low: int) -> Any:
             raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
         if v < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, not {v}")
+        if high is not None and v > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, not {v}")
         return v
 
     parse.__name__ = "int"
@@ -235,7 +237,14 @@ def _open(path: str, read_only: bool = False, a: argparse.Namespace | None = Non
         # a corruption error when a WAL beside it holds a database's log.
         obj.Db(path, read_only=True, create=False).close()
         raise obj.NotADatabaseError(f"{path} is empty (0 bytes): not an obj database yet")
-    return obj.Db(path, read_only=read_only, create=False, **(_key(a) if a is not None else {}))
+    return obj.Db(path, read_only=read_only, create=False, **(_db_options(a) if a is not None else {}))
+
+
+def _db_options(a: argparse.Namespace) -> dict:
+    """The arguments of obj.Db from the options every command that opens a
+    database takes: the key, and how long to wait for another process."""
+    busy = getattr(a, "busy_timeout", None)
+    return {**_key(a), **({"busy_timeout_ms": busy} if busy is not None else {})}
 
 
 def _is_empty_file(path: str) -> bool:
@@ -1050,7 +1059,7 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
     read = 0
     line = b""  # (for the error of a failure before the first line is read)
     _new_file_dir(a.file, "database")
-    with obj.Db(a.file, **_key(a)) as db:
+    with obj.Db(a.file, **_db_options(a)) as db:
         ld = _Loader(db.transaction(), a.collection, a.ids)
         with contextlib.ExitStack() as ending:
             ending.callback(lambda: ld.tx.close())  # rolls back what is not committed
@@ -1279,6 +1288,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--decrypt", action="store_true", help="no new key: store the database unencrypted")
     s.set_defaults(fn=cmd_rekey)
     for name, sp in sub.choices.items():
+        if name not in ("restore", "rekey"):  # (they refuse a file another process holds, without waiting)
+            sp.add_argument("--busy-timeout", type=_int_at_least(0, 2**64 - 1), default=None, metavar="MS",
+                            help="wait up to MS milliseconds for another process's lock before exit code 4 "
+                                 "(default 5000)")
         if name == "rekey":
             _key_options(sp, "the current key (of an encrypted file")
         else:
