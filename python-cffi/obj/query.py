@@ -73,25 +73,38 @@ _DECIMAL_AS_TEXT = (
 )
 
 
-def _holds_decimal(v: Any) -> bool:
-    """Whether ``v`` is a Decimal or holds one (in a list, tuple, set or a
-    dict's values): a list operand is compared element by element, so its
-    Decimals are ordered as text too."""
+_AWARE_TIME_AS_TEXT = (
+    "a time with a UTC offset is stored as its text ('12:00:00+01:00'), and the engine compares text, "
+    "not instants (12:00+01:00 is before 11:30+00:00); filter or sort with a Python function instead, "
+    "or store a datetime (compared by instant) or a naive time"
+)
+
+
+def _text_ordered(v: Any) -> str | None:
+    """Why ``v`` cannot be ordered by the engine, if it cannot: a Decimal
+    or a time with a UTC offset, or a list, tuple, set or dict holding one
+    (a list operand is compared element by element, so its elements are
+    ordered as text too). Both are stored as text, whose order is not
+    theirs."""
     if isinstance(v, Decimal):
-        return True
+        return _DECIMAL_AS_TEXT
+    if isinstance(v, _dt.time) and v.utcoffset() is not None:
+        return _AWARE_TIME_AS_TEXT
     if type(v) in (tuple, list, set, frozenset):
-        return any(_holds_decimal(x) for x in v)
+        return next(filter(None, map(_text_ordered, v)), None)
     if type(v) is dict:
-        return any(_holds_decimal(x) for x in v.values())
-    return False
+        return next(filter(None, map(_text_ordered, v.values())), None)
+    return None
 
 
-def _no_decimal_order(v: Any, what: str, *args: Any) -> None:
+def _no_text_order(v: Any, what: str, *args: Any) -> None:
     """InvalidArgumentError when ``v`` (or an element of a composite bound)
-    is a Decimal used for ordering: equality of the stored text works,
-    order does not. The message starts with ``what.format(*args)``."""
-    if _holds_decimal(v):
-        raise InvalidArgumentError(f"{what.format(*args)}: {_DECIMAL_AS_TEXT}")
+    is a Decimal or an aware time used for ordering: equality of the stored
+    text works, order does not. The message starts with
+    ``what.format(*args)``."""
+    why = _text_ordered(v)
+    if why is not None:
+        raise InvalidArgumentError(f"{what.format(*args)}: {why}")
 
 
 def _unwrap(tp: Any) -> Any:
@@ -267,19 +280,19 @@ class Field:
         return self._cmp("ne", v)
 
     def __lt__(self, v: Any) -> Expr:
-        _no_decimal_order(v, "obj.field({!r}) < {!r:.40}", self.path, v)
+        _no_text_order(v, "obj.field({!r}) < {!r:.40}", self.path, v)
         return self._cmp("lt", v)
 
     def __le__(self, v: Any) -> Expr:
-        _no_decimal_order(v, "obj.field({!r}) <= {!r:.40}", self.path, v)
+        _no_text_order(v, "obj.field({!r}) <= {!r:.40}", self.path, v)
         return self._cmp("le", v)
 
     def __gt__(self, v: Any) -> Expr:
-        _no_decimal_order(v, "obj.field({!r}) > {!r:.40}", self.path, v)
+        _no_text_order(v, "obj.field({!r}) > {!r:.40}", self.path, v)
         return self._cmp("gt", v)
 
     def __ge__(self, v: Any) -> Expr:
-        _no_decimal_order(v, "obj.field({!r}) >= {!r:.40}", self.path, v)
+        _no_text_order(v, "obj.field({!r}) >= {!r:.40}", self.path, v)
         return self._cmp("ge", v)
 
     def isin(self, values: Sequence[Any]) -> Expr:
@@ -330,6 +343,18 @@ def field(path: str) -> Field:
 
 def _bound(v: Any) -> list:
     return [_jv(x) for x in v] if isinstance(v, tuple) else [_jv(v)]
+
+
+def _ordered_parts(lo: Any, hi: Any) -> tuple[Any, Any]:
+    """What a range between index_range bounds ``lo`` and ``hi`` orders:
+    the whole of each, but for two tuples only what follows their equal
+    prefix (``(t, 1)`` to ``(t, 5)`` orders the second field only)."""
+    if isinstance(lo, tuple) and isinstance(hi, tuple):
+        k = 0
+        while k < min(len(lo), len(hi)) and _same_key(lo[k], hi[k]):
+            k += 1
+        return lo[k:], hi[k:]
+    return lo, hi
 
 
 def _same_key(a: Any, b: Any) -> bool:
@@ -531,9 +556,10 @@ class Query(Generic[T]):
             spec["ge"] = spec["le"] = _bound(lo)
         else:
             # A range orders its bounds; equal bounds (above) are equality,
-            # which the stored text of a Decimal supports.
-            _no_decimal_order(lo, "index_range({!r}, {!r:.40}, {!r:.40})", index, lo, hi)
-            _no_decimal_order(hi, "index_range({!r}, {!r:.40}, {!r:.40})", index, lo, hi)
+            # which the stored text of a Decimal or an aware time supports,
+            # and so is an equal prefix of two tuple bounds.
+            for part in _ordered_parts(lo, hi):
+                _no_text_order(part, "index_range({!r}, {!r:.40}, {!r:.40})", index, lo, hi)
             if lo is not None:
                 spec["ge"] = _bound(lo)
             if hi is not None:
