@@ -36,7 +36,8 @@
  * floats, strings, lists, objects, plus {"$bytes": base64}, {"$ts": micros}
  * with optional "$tz", {"$f64": "nan"|"inf"|"-inf"}, and "$$" escaping of
  * keys that start with "$"; an integer literal beyond the i64 and u64
- * ranges is read as the nearest float, as JSON parsers commonly do; a
+ * ranges is OBJ_INVALID_ARGUMENT, as the nearest float would lose its
+ * last digits (write it as a string, or as a float with an exponent); a
  * number beyond the f64 range (1e400, a 400-digit integer) is
  * OBJ_INVALID_ARGUMENT "number out of range", and one too small for it
  * (1e-400) reads as 0.0); queries as in docs/query-json.md (map values

@@ -22,8 +22,9 @@
 //!
 //! Reading: a number literal without fraction or exponent that fits `i64` is
 //! `Int`, one that fits only `u64` is `UInt`, anything else is `Float` (so
-//! `1.0` stays a float, `-0` is the float `-0.0`, and integers beyond `u64`
-//! become floats). Duplicate keys in one object are an error. Objects and
+//! `1.0` stays a float and `-0` is the float `-0.0`), except an integer
+//! literal beyond those ranges, which is an error: as a float it would lose
+//! its last digits (write it as a string, or as a float with an exponent). Duplicate keys in one object are an error. Objects and
 //! arrays nest at most [`MAX_NESTING`] levels; deeper input is rejected
 //! before it can exhaust the stack.
 //!
@@ -46,8 +47,7 @@ pub use super::value::MAX_NESTING;
 /// a duplicate key or nesting beyond [`MAX_NESTING`] is
 /// [`Error::InvalidArgument`] with serde_json's line and column.
 pub fn from_json_str(text: &str) -> Result<Value> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    parse(&mut de, MAX_NESTING)
+    parse(text.as_bytes(), MAX_NESTING)
 }
 
 /// [`from_json_str`] for a document one level inside an envelope object
@@ -55,15 +55,13 @@ pub fn from_json_str(text: &str) -> Result<Value> {
 /// more than [`MAX_NESTING`], so that every document a write accepts can
 /// be read back from its line.
 pub(crate) fn from_json_str_enveloped(text: &str) -> Result<Value> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    parse(&mut de, MAX_NESTING + 1)
+    parse(text.as_bytes(), MAX_NESTING + 1)
 }
 
 /// [`from_json_str`] for UTF-8 bytes (invalid UTF-8 inside strings is an
 /// error).
 pub fn from_json_slice(bytes: &[u8]) -> Result<Value> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    parse(&mut de, MAX_NESTING)
+    parse(bytes, MAX_NESTING)
 }
 
 /// Parses one document: a JSON object (anything else is
@@ -80,8 +78,7 @@ pub fn document_from_json_slice(bytes: &[u8]) -> Result<Value> {
 /// element that is not an object.
 pub fn documents_from_json_slice(bytes: &[u8]) -> Result<Vec<Value>> {
     // The array is one level around documents that may each take MAX_NESTING.
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let docs = match parse(&mut de, MAX_NESTING + 1)? {
+    let docs = match parse(bytes, MAX_NESTING + 1)? {
         Value::List(docs) => docs,
         other => {
             return Err(Error::invalid(format!(
@@ -104,17 +101,109 @@ fn not_an_object_message(v: &Value) -> String {
     format!("a document must be a JSON object, not {}", v.type_name())
 }
 
-fn parse<'de, R: serde_json::de::Read<'de>>(
-    de: &mut serde_json::Deserializer<R>,
-    limit: usize,
-) -> Result<Value> {
+fn parse(text: &[u8], limit: usize) -> Result<Value> {
+    let mut de = serde_json::Deserializer::from_slice(text);
     // Our own depth check (in ValueSeed) is the limit: it allows exactly
     // `limit` levels (MAX_NESTING, or one more around an enveloped
     // document) and says so, where serde_json's stops one short.
     de.disable_recursion_limit();
-    let value = ValueSeed { depth: 0, limit }.deserialize(&mut *de).map_err(json_error)?;
-    de.end().map_err(json_error)?;
-    Ok(value)
+    let value = reading_numbers(text, || {
+        let value = ValueSeed { depth: 0, limit }.deserialize(&mut de).map_err(json_error)?;
+        de.end().map_err(json_error)?;
+        Ok(value)
+    });
+    value.map_err(|literal| Error::invalid(integer_beyond_64_bits_message(literal)))?
+}
+
+thread_local! {
+    /// Set when a JSON reader of this thread read a float beyond the
+    /// 64-bit integers that has no fraction (see [`reading_numbers`]).
+    static INTEGRAL_BIG_FLOAT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// What a JSON reader calls for each float it reads: serde_json reads an
+/// integer literal beyond `i64` and `u64` as the nearest float, and such a
+/// float sends [`reading_numbers`] to the text.
+pub(crate) fn note_float(v: f64) {
+    if v.fract() == 0.0 && (v >= 18_446_744_073_709_551_616.0 || v <= -9_223_372_036_854_775_808.0) {
+        INTEGRAL_BIG_FLOAT.set(true);
+    }
+}
+
+/// Runs `read`, a reader of JSON `text` that calls [`note_float`], and
+/// then, only if it read a float that large, looks in the text for an
+/// integer literal beyond 64 bits whose digits a float loses: `Err(that
+/// literal)`, which the caller refuses. Costs nothing on other text.
+pub(crate) fn reading_numbers<T>(text: &[u8], read: impl FnOnce() -> T) -> std::result::Result<T, &str> {
+    INTEGRAL_BIG_FLOAT.set(false);
+    let out = read();
+    match INTEGRAL_BIG_FLOAT.get() {
+        true => integer_beyond_64_bits(text).map_or(Ok(out), Err),
+        false => Ok(out),
+    }
+}
+
+/// The first integer literal (no fraction, no exponent) of JSON `text`
+/// outside both `i64` and `u64` whose digits the nearest float does not
+/// keep, if any. Strings are skipped. A literal that is a float's shortest
+/// digits padded with zeros (`20000000000000000000`, as JavaScript writes
+/// 2e19) is that float: reading it so loses nothing.
+pub(crate) fn integer_beyond_64_bits(text: &[u8]) -> Option<&str> {
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                i += 1;
+                while i < text.len() && text[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let literal = std::str::from_utf8(&text[start..i]).unwrap_or_default();
+                let integer = !matches!(text.get(i), Some(b'.' | b'e' | b'E'));
+                if integer
+                    && literal.parse::<i64>().is_err()
+                    && literal.parse::<u64>().is_err()
+                    && !float_keeps_the_digits(literal)
+                {
+                    return Some(literal);
+                }
+                while i < text.len() && matches!(text[i], b'.' | b'e' | b'E' | b'+' | b'-' | b'0'..=b'9') {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Whether the nearest float to integer `literal` has its significant
+/// digits (a float's shortest form, then zeros).
+fn float_keeps_the_digits(literal: &str) -> bool {
+    let Ok(f) = literal.parse::<f64>() else { return false };
+    let shortest = format!("{:e}", f.abs()); // (shortest digits that read back as `f`)
+    let mantissa = shortest.split('e').next().unwrap_or_default().replace('.', "");
+    let digits = literal.trim_start_matches('-').trim_end_matches('0');
+    f.is_finite() && mantissa.trim_end_matches('0') == digits
+}
+
+/// Why an integer literal beyond 64 bits is refused.
+pub(crate) fn integer_beyond_64_bits_message(literal: &str) -> String {
+    let literal = match literal.len() {
+        ..=60 => literal.to_string(),
+        n => format!("{}... ({n} digits)", &literal[..40]),
+    };
+    format!(
+        "the integer {literal} is beyond the 64-bit range a document holds (-2^63 to 2^64-1), and read as a \
+         float it would lose digits; write it as a string, or as a float with an exponent"
+    )
 }
 
 fn json_error(e: serde_json::Error) -> Error {
@@ -122,6 +211,7 @@ fn json_error(e: serde_json::Error) -> Error {
 }
 
 /// Builds a [`Value`] while tracking how many containers enclose it.
+#[derive(Clone, Copy)]
 struct ValueSeed {
     depth: usize,
     /// Most levels allowed.
@@ -133,7 +223,7 @@ impl ValueSeed {
         if self.depth >= self.limit {
             return Err(E::custom(NESTING_MESSAGE));
         }
-        Ok(ValueSeed { depth: self.depth + 1, limit: self.limit })
+        Ok(ValueSeed { depth: self.depth + 1, ..*self })
     }
 }
 
@@ -168,6 +258,7 @@ impl<'de> Visitor<'de> for ValueSeed {
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        note_float(v);
         Ok(Value::Float(v))
     }
 
@@ -182,7 +273,7 @@ impl<'de> Visitor<'de> for ValueSeed {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let child = self.child()?;
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(ValueSeed { depth: child.depth, limit: child.limit })? {
+        while let Some(item) = seq.next_element_seed(child)? {
             items.push(item);
         }
         Ok(Value::List(items))
@@ -205,7 +296,7 @@ impl<'de> Visitor<'de> for ValueSeed {
                 Some(depth) => depth,
                 None => *child.insert(self.child()?.depth),
             };
-            let value = map.next_value_seed(ValueSeed { depth, limit: self.limit })?;
+            let value = map.next_value_seed(ValueSeed { depth, ..self })?;
             entries.push((key, value));
         }
         if child.is_none() {
@@ -665,6 +756,60 @@ mod tests {
     use crate::doc::testgen::{arb_value, drop_deep, nested_lists};
     use proptest::prelude::*;
 
+    #[test]
+    fn integer_literals_beyond_64_bits_are_refused_not_rounded() {
+        for (text, literal) in [
+            (r#"{"a": 18446744073709551616}"#, "18446744073709551616"),
+            (r#"{"a": [1, -9223372036854775809]}"#, "-9223372036854775809"),
+            (r#"{"a": 1e20, "b": 123456789012345678901234567890}"#, "123456789012345678901234567890"),
+            (r#"{"s": "x\"1", "b": 99999999999999999999}"#, "99999999999999999999"),
+        ] {
+            let e = from_json_str(text).unwrap_err();
+            assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+            assert!(
+                e.to_string().contains(&format!("the integer {literal} is beyond the 64-bit range")),
+                "{e}"
+            );
+            assert!(from_json_str_enveloped(text).is_err());
+        }
+        // A float's digits padded with zeros (as JavaScript writes 2e19 and
+        // 1e20) is that float.
+        let v = from_json_str(
+            r#"{"js": 20000000000000000000, "n": -18446744073709552000, "t": 100000000000000000000}"#,
+        )
+        .unwrap();
+        assert_eq!(v.get("js"), Some(&Value::Float(2e19)));
+        assert_eq!(v.get("n"), Some(&Value::Float(-18446744073709552000.0)));
+        assert_eq!(v.get("t"), Some(&Value::Float(1e20)));
+        // The edges of the ranges, floats that large, and digits in strings.
+        let v = from_json_str(
+            r#"{"u": 18446744073709551615, "i": -9223372036854775808, "f": 1e20, "g": 18446744073709551616.0,
+                "h": -9.3e18, "s": "123456789012345678901234567890", "t": "a\\", "n": -0}"#,
+        )
+        .unwrap();
+        let Value::Map(m) = v else { panic!() };
+        assert_eq!(m[0].1, Value::UInt(u64::MAX));
+        assert_eq!(m[1].1, Value::Int(i64::MIN));
+        assert_eq!(m[2].1, Value::Float(1e20));
+        assert_eq!(m[3].1, Value::Float(18446744073709551616.0));
+        assert_eq!(m[4].1, Value::Float(-9.3e18));
+        assert_eq!(m[5].1, Value::Str("123456789012345678901234567890".into()));
+        assert_eq!(
+            integer_beyond_64_bits(br#"["\"", 1e99, 10000000000000000000000, 10000000000000000000001]"#),
+            Some("10000000000000000000001")
+        );
+        assert_eq!(integer_beyond_64_bits(br#"["10000000000000000000000", 1.0e5]"#), None);
+        // A huge literal is named by its start and length.
+        let e = from_json_str(&format!(r#"{{"a": 1e20, "b": 1{}1}}"#, "0".repeat(100_000)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.len() < 400
+                && e.contains(&format!("the integer 1{}... (100002 digits) is beyond", "0".repeat(39))),
+            "{e}"
+        );
+    }
+
     fn rt(v: &Value) -> Value {
         from_json_str(&to_json_string(v)).unwrap()
     }
@@ -694,10 +839,9 @@ mod tests {
             r#"{"a":1,"b":-2,"c":18446744073709551615,"d":1.0,"e":-0,"f":1e400000000,"g":"x"}"#,
         );
         assert!(v.is_err(), "out-of-range float literal is an error");
-        let v = from_json_str(
-            r#"{"a":1,"b":-2,"c":18446744073709551615,"d":1.0,"e":-0,"f":100000000000000000000000,"g":"x\u00e9"}"#,
-        )
-        .unwrap();
+        let v =
+            from_json_str(r#"{"a":1,"b":-2,"c":18446744073709551615,"d":1.0,"e":-0,"f":1e23,"g":"x\u00e9"}"#)
+                .unwrap();
         assert_eq!(v.get("a"), Some(&Value::Int(1)));
         assert_eq!(v.get("b"), Some(&Value::Int(-2)));
         assert_eq!(v.get("c"), Some(&Value::UInt(u64::MAX)));

@@ -21,6 +21,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use super::codec::{
     close_container, encode_header, open_container, put, put_bytes, tag, DocHeader, MemNameDict, NameDict,
 };
+use super::json::{note_float, reading_numbers};
 use super::value::{SeenIds, MAX_NESTING};
 
 /// Encodes the JSON object `text` as a stored document (header with
@@ -117,7 +118,11 @@ fn encode_text<'t, T>(
     let mut de = serde_json::Deserializer::from_str(text);
     // ValueSeed checks the nesting limit itself.
     de.disable_recursion_limit();
-    let encoded = encode(&mut de, out).ok().filter(|_| de.end().is_ok());
+    // (an integer literal beyond 64 bits, read as a float, is left to the
+    // general path, which refuses it)
+    let encoded = reading_numbers(text.as_bytes(), || encode(&mut de, out).ok().filter(|_| de.end().is_ok()))
+        .ok()
+        .flatten();
     if encoded.is_none() {
         out.truncate(start);
     }
@@ -302,6 +307,7 @@ impl<'de, D: NameDict> Visitor<'de> for ValueSeed<'_, D> {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        note_float(v);
         self.out.push(tag::FLOAT);
         put(self.out, &v).map_err(|_| refuse())
     }
@@ -411,7 +417,7 @@ mod tests {
         for text in [
             r#"{}"#,
             r#"{"a":1,"b":-2,"c":9223372036854775807,"d":9223372036854775808,"e":18446744073709551615}"#,
-            r#"{"f":1.0,"g":-0,"h":-0.0,"i":1e300,"j":12345678901234567890123,"k":0.1}"#,
+            r#"{"f":1.0,"g":-0,"h":-0.0,"i":1e-300,"j":1.2345678901234567e-22,"k":0.1}"#,
             r#"{"s":"x","t":"","u":"\u00e9\ud83d\ude00","v":"a\"b\\c\n","n":null,"b":true,"c":false}"#,
             r#"{"l":[1,[2,[3,{"m":{"n":[]}}]]],"o":{"p":{"q":{}}}}"#,
             "{ \"sp\" : [ 1 , 2 ] ,\n\t\"x\" : { } }",
@@ -420,6 +426,21 @@ mod tests {
             assert!(direct(text.as_bytes(), 3, &mut dict).is_some(), "{text}");
             same_as_general(text.as_bytes(), 3);
         }
+    }
+
+    #[test]
+    fn an_integer_literal_beyond_64_bits_takes_the_general_path() {
+        // The general path refuses it; a float that large written with an
+        // exponent (or as a float's digits padded with zeros) is taken.
+        let mut dict = MemNameDict::new();
+        for text in [r#"{"j":12345678901234567890123}"#, r#"{"j":-9223372036854775809}"#] {
+            assert!(direct(text.as_bytes(), 0, &mut dict).is_none(), "{text}");
+            let e = from_json_slice(text.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains("is beyond the 64-bit range"), "{e}");
+        }
+        let text = br#"{"j":1e22,"k":-1e19,"l":20000000000000000000}"#;
+        assert!(direct(text, 0, &mut dict).is_some());
+        same_as_general(text, 0);
     }
 
     #[test]

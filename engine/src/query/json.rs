@@ -22,6 +22,7 @@ use std::fmt::{self, Write as _};
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use crate::doc::json::{integer_beyond_64_bits_message, note_float, reading_numbers};
 use crate::doc::value::{Timestamp, Value};
 use crate::error::{Error, Result};
 
@@ -79,6 +80,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(i64::try_from(u).map_or(Json::UInt(u), Json::Int))
     }
     fn visit_f64<E>(self, f: f64) -> std::result::Result<Json, E> {
+        note_float(f);
         Ok(Json::Float(f))
     }
     fn visit_str<E>(self, s: &str) -> std::result::Result<Json, E> {
@@ -111,7 +113,13 @@ impl<'de> Visitor<'de> for JsonVisitor {
 /// Parses JSON text. serde_json refuses nesting deeper than 128 arrays and
 /// objects, which bounds every recursion over the tree that follows.
 pub(crate) fn parse(text: &str) -> Result<Json> {
-    serde_json::from_str::<Json>(text).map_err(|e| {
+    // (an integer operand beyond 64 bits, read as a float, would compare
+    // as another number than the one written)
+    let json =
+        reading_numbers(text.as_bytes(), || serde_json::from_str::<Json>(text)).map_err(|literal| {
+            Error::invalid(format!("query JSON: {}", integer_beyond_64_bits_message(literal)))
+        })?;
+    json.map_err(|e| {
         let msg = e.to_string();
         if msg.starts_with("recursion limit exceeded") {
             Error::invalid(format!(
@@ -368,6 +376,14 @@ mod tests {
         let mut s = String::new();
         write_value(v, &mut s);
         s
+    }
+
+    #[test]
+    fn an_integer_operand_beyond_64_bits_is_refused_not_rounded() {
+        let e = parse(r#"{"eq": ["a", [1, 18446744073709551616]]}"#).unwrap_err().to_string();
+        assert!(e.contains("query JSON: the integer 18446744073709551616 is beyond the 64-bit range"), "{e}");
+        assert_eq!(value_of("1e20").unwrap(), Value::Float(1e20));
+        assert_eq!(value_of("18446744073709551615").unwrap(), Value::UInt(u64::MAX));
     }
 
     /// A list nested `depth` levels around `1`.
