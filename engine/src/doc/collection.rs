@@ -1774,7 +1774,13 @@ impl<'t> CollectionMut<'t> {
         if info.status == IndexStatus::Ready {
             return Ok(true);
         }
-        let start = id_key(info.built_upto.saturating_add(1));
+        // `built_upto` 0 while building also means that nothing is built
+        // yet: start at id 0 then (an upsert may store a document there;
+        // indexing it again is harmless, its entry is the same).
+        let start = if info.built_upto == 0 { id_key(0) } else { id_key(info.built_upto.saturating_add(1)) };
+        // (two at least: a batch of document 0 alone would leave
+        // `built_upto` at 0 and the next batch would start there again)
+        let batch = batch.max(2);
         let mut docs = Vec::new();
         for entry in self.txn.range(&self.st.docs, Bound::Included(&start[..]), Bound::Unbounded, false)? {
             if docs.len() >= batch {
