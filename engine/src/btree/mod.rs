@@ -35,7 +35,7 @@ pub use tree::{
     clear, create, delete, destroy, get, get_guard, insert, insert_new, max_key_len, max_value_len,
     ValueGuard,
 };
-pub use verify::{page_count, verify};
+pub use verify::{page_count, verify, verify_all};
 
 #[cfg(test)]
 mod tests;

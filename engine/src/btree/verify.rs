@@ -35,11 +35,51 @@ pub fn verify<R: PageRead + ?Sized>(
     root: PageNo,
     visit: &mut dyn FnMut(PageNo) -> Result<()>,
 ) -> Result<u64> {
-    let mut v =
-        Verifier { r, usable: r.usable_size(), visit, seen: HashSet::new(), leaf_depth: None, entries: 0 };
-    v.node(root, None, None, 0)?;
-    Ok(v.entries)
+    let (entries, problems) = verify_all(r, root, visit);
+    match problems.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(entries),
+    }
 }
+
+/// [`verify`] that goes on past a damaged subtree or overflow chain to
+/// check the rest of the tree (up to [`MAX_PROBLEMS`] problems): every
+/// problem found, and the entries counted in the parts that could be read.
+/// One bad page then costs the caller its own subtree, not every page the
+/// walk had yet to reach.
+pub fn verify_all<R: PageRead + ?Sized>(
+    r: &R,
+    root: PageNo,
+    visit: &mut dyn FnMut(PageNo) -> Result<()>,
+) -> (u64, Vec<Error>) {
+    let mut v = Verifier {
+        r,
+        usable: r.usable_size(),
+        visit,
+        seen: HashSet::new(),
+        leaf_depth: None,
+        entries: 0,
+        problems: Vec::new(),
+        misplaced_leaves: 0,
+        depth_reported: false,
+    };
+    if let Err(e) = v.node(root, None, None, 0) {
+        v.problems.push(e);
+    }
+    if v.misplaced_leaves > 0 {
+        // (one wrong child pointer puts every leaf below it at another
+        // depth: one finding for them all, not one each)
+        let d = v.leaf_depth.unwrap_or(0);
+        v.problems.push(Error::corruption(
+            root,
+            format!("{} more leaves are not at depth {d} (not listed)", v.misplaced_leaves),
+        ));
+    }
+    (v.entries, v.problems)
+}
+
+/// Problems [`verify_all`] collects in one tree before it stops.
+pub const MAX_PROBLEMS: usize = 100;
 
 /// Pages of the tree rooted at `root`: its nodes and the overflow pages of
 /// its values, counted from their recorded lengths without reading them.
@@ -80,6 +120,12 @@ struct Verifier<'a, R: PageRead + ?Sized> {
     seen: HashSet<PageNo>,
     leaf_depth: Option<usize>,
     entries: u64,
+    /// Problems of the subtrees and chains walked past (see `verify_all`).
+    problems: Vec<Error>,
+    /// Leaves at another depth than the first, after the first such one
+    /// (which is a problem of its own).
+    misplaced_leaves: u64,
+    depth_reported: bool,
 }
 
 fn own(seen: &mut HashSet<PageNo>, visit: &mut dyn FnMut(PageNo) -> Result<()>, pgno: PageNo) -> Result<()> {
@@ -128,14 +174,19 @@ impl<R: PageRead + ?Sized> Verifier<'_, R> {
             match self.leaf_depth {
                 None => self.leaf_depth = Some(depth),
                 Some(d) if d != depth => {
-                    return Err(bad(format!("leaf at depth {depth}, other leaves are at depth {d}")));
+                    if !self.depth_reported {
+                        self.depth_reported = true;
+                        return Err(bad(format!("leaf at depth {depth}, other leaves are at depth {d}")));
+                    }
+                    self.misplaced_leaves += 1;
                 }
                 Some(_) => {}
             }
             for i in 0..n {
                 if let ValueRef::Overflow { len, first } = node.leaf_entry(i)?.1 {
                     let (seen, visit) = (&mut self.seen, &mut *self.visit);
-                    overflow::walk(self.r, pgno, first, len, |p, _| own(seen, visit, p))?;
+                    let walked = overflow::walk(self.r, pgno, first, len, |p, _| own(seen, visit, p));
+                    self.go_on_past(walked)?;
                 }
             }
             self.entries += n as u64;
@@ -143,10 +194,23 @@ impl<R: PageRead + ?Sized> Verifier<'_, R> {
             for i in 0..=n {
                 let lo = if i == 0 { lower } else { Some(node.key(i - 1)?) };
                 let hi = if i == n { upper } else { Some(node.key(i)?) };
-                self.node(node.child(i)?, lo, hi, depth + 1)?;
+                let walked = self.node(node.child(i)?, lo, hi, depth + 1);
+                self.go_on_past(walked)?;
             }
         }
         Ok(())
+    }
+
+    /// Notes the problem of a subtree or chain and goes on with the rest,
+    /// unless there are too many to list.
+    fn go_on_past(&mut self, walked: Result<()>) -> Result<()> {
+        match walked {
+            Err(e) if self.problems.len() < MAX_PROBLEMS => {
+                self.problems.push(e);
+                Ok(())
+            }
+            other => other,
+        }
     }
 }
 
@@ -268,6 +332,33 @@ mod tests {
         drop(page);
         s.page_mut(root).unwrap()[off + 11..off + 15].copy_from_slice(&first.to_le_bytes());
         assert!(verify(&s, root, &mut no_visit()).unwrap_err().is_corruption());
+    }
+
+    #[test]
+    fn a_child_pointer_into_a_deeper_tree_is_one_finding_not_one_per_leaf() {
+        // Tree A (two levels) and a deeper tree B in one store; A's
+        // rightmost child pointed at B's root puts B's leaves one level
+        // deeper than A's: one finding for them all, so the 100-problem
+        // cap does not cut the walk short nor hide what follows.
+        let mut s = MemPageStore::new(4096);
+        let a = create(&mut s).unwrap();
+        for i in 0..300u32 {
+            insert(&mut s, a, format!("a{i:06}").as_bytes(), &[1; 50]).unwrap();
+        }
+        let b = create(&mut s).unwrap();
+        for i in 0..40_000u32 {
+            insert(&mut s, b, format!("b{i:06}").as_bytes(), &[2; 50]).unwrap();
+        }
+        let page = s.read_page(a).unwrap();
+        assert!(!Node::parse(&page, a, 4092).unwrap().is_leaf());
+        drop(page);
+        s.page_mut(a).unwrap()[12..16].copy_from_slice(&b.to_le_bytes());
+        let (_, problems) = verify_all(&s, a, &mut no_visit());
+        assert!(problems.len() <= 3, "{}: {:?}", problems.len(), &problems[..3]);
+        assert!(
+            problems.iter().any(|e| e.to_string().contains("more leaves are not at depth")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct IntegrityReport {
 struct PageUse {
     owner: Vec<Option<String>>,
     findings: Vec<String>,
+    /// A walk (of the catalog, a tree or the freelist) stopped short of
+    /// some pages: those it did not reach are not known to be leaked.
+    cut_short: bool,
 }
 
 impl PageUse {
@@ -66,7 +69,8 @@ pub fn check(snap: &Snapshot) -> Result<IntegrityReport> {
             header.page_count
         )]));
     }
-    let mut usage = PageUse { owner: vec![None; header.page_count as usize], findings: Vec::new() };
+    let mut usage =
+        PageUse { owner: vec![None; header.page_count as usize], findings: Vec::new(), cut_short: false };
     usage.owner[0] = Some("the header".into());
     let mut report = IntegrityReport { pages: header.page_count as u64, ..Default::default() };
 
@@ -74,7 +78,10 @@ pub fn check(snap: &Snapshot) -> Result<IntegrityReport> {
         let mut visit = |p: PageNo| usage.claim(p, "the catalog");
         let catalog = btree::verify(snap, header.catalog_root, &mut visit);
         match catalog {
-            Err(e) => usage.findings.push(format!("catalog: {e}")),
+            Err(e) => {
+                usage.findings.push(format!("catalog: {e}"));
+                usage.cut_short = true;
+            }
             Ok(_) => check_trees(snap, header.catalog_root, &mut usage, &mut report)?,
         }
     }
@@ -87,6 +94,7 @@ pub fn check(snap: &Snapshot) -> Result<IntegrityReport> {
         trunks += 1;
         if trunks > header.page_count as u64 {
             usage.findings.push("freelist trunk chain has a cycle".into());
+            usage.cut_short = true;
             break;
         }
         let result = snap
@@ -95,6 +103,7 @@ pub fn check(snap: &Snapshot) -> Result<IntegrityReport> {
         match result {
             Err(e) => {
                 usage.findings.push(format!("freelist: {e}"));
+                usage.cut_short = true;
                 break;
             }
             Ok((next, entries)) => {
@@ -124,8 +133,13 @@ pub fn check(snap: &Snapshot) -> Result<IntegrityReport> {
     if !leaked.is_empty() {
         let shown: Vec<String> = leaked.iter().take(20).map(|p| p.to_string()).collect();
         usage.findings.push(format!(
-            "{} page(s) neither in use nor free (leaked): {}{}",
+            "{} page(s) {}: {}{}",
             leaked.len(),
+            if usage.cut_short {
+                "not reached, as the problems above cut the walk short (they may belong to the damaged parts)"
+            } else {
+                "neither in use nor free (leaked)"
+            },
             shown.join(", "),
             if leaked.len() > 20 { ", ..." } else { "" }
         ));
@@ -150,6 +164,7 @@ fn check_trees(
             Ok(v) => v,
             Err(e) => {
                 usage.findings.push(format!("catalog: {e}"));
+                usage.cut_short = true;
                 return Ok(());
             }
         };
@@ -159,23 +174,25 @@ fn check_trees(
             Ok(m) => m,
             Err(e) => {
                 usage.findings.push(e.to_string());
+                usage.cut_short = true;
                 continue;
             }
         };
         report.trees += 1;
         let owner = format!("tree {name:?}");
         let mut visit = |p: PageNo| usage.claim(p, &owner);
-        match btree::verify(snap, meta.root, &mut visit) {
-            Err(e) => usage.findings.push(format!("tree {name:?}: {e}")),
-            Ok(n) => {
-                report.entries += n;
-                if n != meta.entries {
-                    usage.findings.push(format!(
-                        "tree {name:?} holds {n} entries but the catalog records {}",
-                        meta.entries
-                    ));
-                }
-            }
+        let (n, problems) = btree::verify_all(snap, meta.root, &mut visit);
+        if !problems.is_empty() {
+            // (its count of entries is then that of the parts read)
+            usage.findings.extend(problems.iter().map(|e| format!("tree {name:?}: {e}")));
+            usage.cut_short = true;
+            continue;
+        }
+        report.entries += n;
+        if n != meta.entries {
+            usage
+                .findings
+                .push(format!("tree {name:?} holds {n} entries but the catalog records {}", meta.entries));
         }
     }
     Ok(())
