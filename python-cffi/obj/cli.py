@@ -30,6 +30,7 @@ import argparse
 import base64
 import contextlib
 import errno
+import io
 import json
 import os
 import re
@@ -412,7 +413,7 @@ def cmd_dump(a: argparse.Namespace) -> int:
     if a.output and a.output != "-":  # ("-" is stdout, as load reads "-" as stdin)
         out, tmp, target = _start_output(a.output)
     else:
-        if sys.stdout is None:  # started with standard output closed (`>&-`)
+        if sys.stdout is None or isinstance(sys.stdout, _ClosedStdout):  # started with it closed (`>&-`)
             raise OSError(errno.EBADF, "standard output is closed: give the dump a file with -o")
         # UTF-8 bytes whatever the terminal's encoding (as -o writes)
         sys.stdout.flush()
@@ -1401,6 +1402,8 @@ def run() -> int:
     """The program ``obj`` (and ``python -m obj``): :func:`main`, after which
     the process only exits."""
     _Sigint.exiting = True
+    if sys.stdout is None:  # started with standard output closed (`>&-`)
+        sys.stdout = _ClosedStdout()
     try:
         code = main()
     except SystemExit as e:  # argparse: --help, a usage error
@@ -1411,6 +1414,22 @@ def run() -> int:
         print(f"obj: {e.strerror or e}", file=sys.stderr)
         code = EXIT_ERROR
     return _end_stdout(code)
+
+
+class _ClosedStdout(io.TextIOBase):
+    """Standard output when the process started with it closed: it takes
+    text (print() to None would drop it unseen) and remembers that some
+    came, which makes a command that succeeded exit 5, as ``cat >&-``
+    fails."""
+
+    written = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.written = self.written or bool(s)
+        return len(s)
 
 
 def _end_stdout(code: Any) -> Any:
@@ -1425,6 +1444,11 @@ def _end_stdout(code: Any) -> Any:
     fail on."""
     out = sys.stdout
     if out is None:
+        return code
+    if isinstance(out, _ClosedStdout):
+        if out.written and not code:
+            print("obj: standard output is closed: what the command printed was lost", file=sys.stderr)
+            return EXIT_ERROR
         return code
     try:
         out.flush()

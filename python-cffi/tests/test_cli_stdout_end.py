@@ -58,3 +58,16 @@ def test_a_full_disk_is_exit_5_with_one_line(db_path, args):
     err = p.stderr.decode()
     assert p.returncode == 5 and "No space left on device" in err and "Exception" not in err, (p.returncode, err)
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("args,code", [(["stat", "{}"], 5), (["check", "{}"], 5), (["--version"], 5),
+                                       (["dump", "{}", "c"], 5), (["load", "{}", "d", "-q", os.devnull], 0)])
+def test_a_closed_stdout_is_exit_5_when_the_command_prints(db_path, args, code):
+    # (Review 44: `obj stat app.obj >&-` exited 0 having printed nothing;
+    # a command that prints nothing on stdout, as load, still succeeds.)
+    p = subprocess.run([sys.executable, "-m", "obj", *[a.format(db_path) for a in args]], stdout=None,
+                       stderr=subprocess.PIPE, env=_env(), timeout=60, close_fds=True,
+                       preexec_fn=lambda: os.close(1))
+    err = p.stderr.decode()
+    assert p.returncode == code, (p.returncode, err)
+    assert "Traceback" not in err and (code == 0 or "standard output is closed" in err), err
