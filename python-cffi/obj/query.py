@@ -794,7 +794,8 @@ class Query(Generic[T]):
 
     def count(self) -> int:
         """Number of results. Without Python predicates the engine counts
-        without decoding documents."""
+        without decoding documents, and without any filter or index range
+        it takes the collection's stored count (no scan)."""
         if self._key is not None or (self._sort and self._preds):
             # The order does not change the count (nor which many a limit
             # keeps): no sort, so no sort buffer limit, as the engine counts.
