@@ -148,11 +148,18 @@ def _dataclass_getter(t: type) -> Callable[[Any], dict] | None:
         else:  # pragma: no cover - dataclasses refuse such names, a hand-made class may not
             def get(o: Any, _names: tuple = tuple(names)) -> dict:
                 return {n: getattr(o, n) for n in _names}
+        if len(_DC_GET) >= _DC_GET_MAX:
+            _DC_GET.clear()
         _DC_GET[t] = get
     return get
 
 
+# A plain dict (a weak one costs every encode of a dataclass), kept from
+# holding every class a long-running process ever defined (a dataclass
+# made per call would be held for good): a class dropped from it is
+# compiled again when next met.
 _DC_GET: dict[type, Callable[[Any], dict]] = {}
+_DC_GET_MAX = 1024
 
 
 def _default(o: Any) -> Any:

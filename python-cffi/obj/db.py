@@ -28,7 +28,7 @@ from .errors import (
 )
 from .kv import KvNamespace, list_namespaces
 from .query import Query
-from .txn import ReadTxn, WriteTxn
+from .txn import _ENSURED_MAX, ReadTxn, WriteTxn
 
 if TYPE_CHECKING:
     from .txn import _Bytes, _Doc, _Payload
@@ -760,6 +760,8 @@ class Db:
         if {sp["name"] for sp in specs} <= {i.get("name") for i in info.get("indexes", ())}:
             with self._cat_lock:
                 if tx._cat == self._cat:
+                    if len(self._declared_ok) >= _ENSURED_MAX:
+                        self._declared_ok = set()  # (a cache, see WriteTxn.commit)
                     self._declared_ok.add(key)
             return tx
         tx.close()

@@ -68,6 +68,9 @@ _find_unique_many = lib.obj_find_unique_many
 _find_unique_many_plain = lib.obj_find_unique_many_plain
 _next_batch_columns = lib.obj_cursor_next_batch_columns
 _DOC = "documents"
+# Most (collection, class) pairs a Db remembers as set up (Db._ensured,
+# Db._declared_ok) before it starts over.
+_ENSURED_MAX = 256
 _RAW = "raw"
 # An iteration reads ahead in batches that grow from FIRST_BATCH documents
 # to MAX_BATCH, and to no more than about BATCH_BYTES of documents as the
@@ -1257,6 +1260,11 @@ class WriteTxn(ReadTxn):
                 # the collection).
                 db._at_catalog(after, True)
             if db._cat == after:
+                if len(db._ensured) + len(self._ensured) > _ENSURED_MAX:
+                    # A cache (a class set up again just checks again): kept
+                    # from holding every class a long-running process ever
+                    # defined (one made per call would be held for good).
+                    db._ensured = set()
                 db._ensured |= self._ensured
                 db._kinds.update(self._new_kinds)
 
