@@ -1292,7 +1292,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name not in ("restore", "rekey"):  # (they refuse a file another process holds, without waiting)
             sp.add_argument("--busy-timeout", type=_int_at_least(0, 2**64 - 1), default=None, metavar="MS",
                             help="wait up to MS milliseconds for another process's lock before exit code 4 "
-                                 "(default 5000)")
+                                 "(default 5000; a Ctrl-C takes effect when the wait ends)")
         if name == "rekey":
             _key_options(sp, "the current key (of an encrypted file")
         else:

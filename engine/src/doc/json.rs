@@ -23,10 +23,11 @@
 //! Reading: a number literal without fraction or exponent that fits `i64` is
 //! `Int`, one that fits only `u64` is `UInt`, anything else is `Float` (so
 //! `1.0` stays a float and `-0` is the float `-0.0`), except an integer
-//! literal beyond those ranges, which is an error: as a float it would lose
-//! its last digits (write it as a string, or as a float with an exponent). Duplicate keys in one object are an error. Objects and
-//! arrays nest at most [`MAX_NESTING`] levels; deeper input is rejected
-//! before it can exhaust the stack.
+//! literal beyond those ranges whose digits the nearest float loses, which
+//! is an error (write it as a string, or as a float with an exponent).
+//! Duplicate keys in one object are an error. Objects and arrays nest at
+//! most [`MAX_NESTING`] levels; deeper input is rejected before it can
+//! exhaust the stack.
 //!
 //! Writing is infallible and iterative, so any [`Value`] can be written,
 //! even one deeper than [`MAX_NESTING`] (which reading would then reject).
@@ -168,6 +169,7 @@ pub(crate) fn integer_beyond_64_bits(text: &[u8]) -> Option<&str> {
                 let literal = std::str::from_utf8(&text[start..i]).unwrap_or_default();
                 let integer = !matches!(text.get(i), Some(b'.' | b'e' | b'E'));
                 if integer
+                    && literal != "-"
                     && literal.parse::<i64>().is_err()
                     && literal.parse::<u64>().is_err()
                     && !float_keeps_the_digits(literal)
