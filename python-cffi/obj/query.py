@@ -348,8 +348,11 @@ def _bound(v: Any) -> list:
 def _ordered_parts(lo: Any, hi: Any) -> tuple[Any, Any]:
     """What a range between index_range bounds ``lo`` and ``hi`` orders:
     the whole of each, but for two tuples only what follows their equal
-    prefix (``(t, 1)`` to ``(t, 5)`` orders the second field only)."""
-    if isinstance(lo, tuple) and isinstance(hi, tuple):
+    prefix (``(t, 1)`` to ``(t, 5)`` orders the second field only; a bound
+    that is no tuple is the key of one field, ``t`` as ``(t,)``)."""
+    if lo is not None and hi is not None and (isinstance(lo, tuple) or isinstance(hi, tuple)):
+        lo = lo if isinstance(lo, tuple) else (lo,)
+        hi = hi if isinstance(hi, tuple) else (hi,)
         k = 0
         while k < min(len(lo), len(hi)) and _same_key(lo[k], hi[k]):
             k += 1

@@ -77,3 +77,17 @@ def test_an_aware_time_in_the_equal_prefix_of_tuple_bounds_is_equality(tmp_path)
             db.index_range(Slot, "tk", (t, 1), (dt.time(13, tzinfo=P1), 0))
         with pytest.raises(obj.InvalidArgumentError, match="compares text, not instants"):
             db.index_range(Slot, "tk", (t, 1), None)
+
+
+def test_a_single_value_bound_is_the_one_field_tuple_in_the_equal_prefix_rule(tmp_path):
+    # t and (t,) are one bound: t to (t, 4) is the equality on t then a
+    # range on k, as (t,) to (t, 4) is, not an order on the aware time.
+    t = dt.time(12, tzinfo=P1)
+    with obj.Db(tmp_path / "q.obj") as db:
+        for k in range(6):
+            db.insert(Slot(t, k))
+        want = [o.k for _, o in db.index_range(Slot, "tk", (t,), (t, 4))]
+        assert want == [0, 1, 2, 3]
+        assert [o.k for _, o in db.index_range(Slot, "tk", t, (t, 4))] == want
+        with pytest.raises(obj.InvalidArgumentError, match="compares text, not instants"):
+            db.index_range(Slot, "tk", dt.time(11, tzinfo=P1), (t, 4))

@@ -111,7 +111,7 @@ fn parse(text: &[u8], limit: usize) -> Result<Value> {
     let value = reading_numbers(text, || {
         let value = ValueSeed { depth: 0, limit }.deserialize(&mut de).map_err(json_error)?;
         de.end().map_err(json_error)?;
-        Ok(value)
+        Ok::<_, Error>(value)
     });
     value.map_err(|literal| Error::invalid(integer_beyond_64_bits_message(literal)))?
 }
@@ -134,11 +134,17 @@ pub(crate) fn note_float(v: f64) {
 /// Runs `read`, a reader of JSON `text` that calls [`note_float`], and
 /// then, only if it read a float that large, looks in the text for an
 /// integer literal beyond 64 bits whose digits a float loses: `Err(that
-/// literal)`, which the caller refuses. Costs nothing on other text.
-pub(crate) fn reading_numbers<T>(text: &[u8], read: impl FnOnce() -> T) -> std::result::Result<T, &str> {
+/// literal)`, which the caller refuses. Costs nothing on other text. A
+/// read that failed is left as it is: the text is malformed, and its own
+/// error (with line and column) says why, not a scan of text the reader
+/// never accepted (`-Infinity` would be "the integer -").
+pub(crate) fn reading_numbers<T, E>(
+    text: &[u8],
+    read: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<std::result::Result<T, E>, &str> {
     INTEGRAL_BIG_FLOAT.set(false);
     let out = read();
-    match INTEGRAL_BIG_FLOAT.get() {
+    match INTEGRAL_BIG_FLOAT.replace(false) && out.is_ok() {
         true => integer_beyond_64_bits(text).map_or(Ok(out), Err),
         false => Ok(out),
     }
@@ -203,8 +209,8 @@ pub(crate) fn integer_beyond_64_bits_message(literal: &str) -> String {
         n => format!("{}... ({n} digits)", &literal[..40]),
     };
     format!(
-        "the integer {literal} is beyond the 64-bit range a document holds (-2^63 to 2^64-1), and read as a \
-         float it would lose digits; write it as a string, or as a float with an exponent"
+        "the integer {literal} is beyond the 64-bit range a document holds (-2^63 to 2^64-1), and a float \
+         would not keep it as written; write it as a string, or as a float with an exponent"
     )
 }
 
@@ -801,13 +807,22 @@ mod tests {
             Some("10000000000000000000001")
         );
         assert_eq!(integer_beyond_64_bits(br#"["10000000000000000000000", 1.0e5]"#), None);
+        // Malformed text reports its own error, not a literal the scan
+        // finds in it.
+        for text in [
+            r#"{"a": 1e20, "b": -Infinity}"#,
+            r#"{"a": 1e20} 123456789012345678901234567890"#,
+            r#"{"a": 1e20, "b": -012345678901234567890123}"#,
+        ] {
+            let e = from_json_str(text).unwrap_err().to_string();
+            assert!(e.contains("at line 1 column") && !e.contains("64-bit range"), "{e}");
+        }
         // A huge literal is named by its start and length.
-        let e = from_json_str(&format!(r#"{{"a": 1e20, "b": 1{}1}}"#, "0".repeat(100_000)))
-            .unwrap_err()
-            .to_string();
+        let e =
+            from_json_str(&format!(r#"{{"a": 1e20, "b": 1{}1}}"#, "0".repeat(298))).unwrap_err().to_string();
         assert!(
             e.len() < 400
-                && e.contains(&format!("the integer 1{}... (100002 digits) is beyond", "0".repeat(39))),
+                && e.contains(&format!("the integer 1{}... (300 digits) is beyond", "0".repeat(39))),
             "{e}"
         );
     }

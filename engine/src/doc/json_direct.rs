@@ -120,9 +120,10 @@ fn encode_text<'t, T>(
     de.disable_recursion_limit();
     // (an integer literal beyond 64 bits, read as a float, is left to the
     // general path, which refuses it)
-    let encoded = reading_numbers(text.as_bytes(), || encode(&mut de, out).ok().filter(|_| de.end().is_ok()))
-        .ok()
-        .flatten();
+    let encoded =
+        reading_numbers(text.as_bytes(), || encode(&mut de, out).and_then(|v| de.end().map(|()| v)))
+            .ok()
+            .and_then(Result::ok);
     if encoded.is_none() {
         out.truncate(start);
     }
