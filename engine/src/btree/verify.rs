@@ -61,18 +61,17 @@ pub fn verify_all<R: PageRead + ?Sized>(
         entries: 0,
         problems: Vec::new(),
         misplaced_leaves: 0,
-        depth_reported: false,
     };
     if let Err(e) = v.node(root, None, None, 0) {
         v.problems.push(e);
     }
-    if v.misplaced_leaves > 0 {
+    if v.misplaced_leaves > 1 {
         // (one wrong child pointer puts every leaf below it at another
-        // depth: one finding for them all, not one each)
+        // depth: one finding for the first, one for all the others)
         let d = v.leaf_depth.unwrap_or(0);
         v.problems.push(Error::corruption(
             root,
-            format!("{} more leaves are not at depth {d} (not listed)", v.misplaced_leaves),
+            format!("{} more leaves are not at depth {d} (not listed)", v.misplaced_leaves - 1),
         ));
     }
     (v.entries, v.problems)
@@ -122,10 +121,9 @@ struct Verifier<'a, R: PageRead + ?Sized> {
     entries: u64,
     /// Problems of the subtrees and chains walked past (see `verify_all`).
     problems: Vec<Error>,
-    /// Leaves at another depth than the first, after the first such one
-    /// (which is a problem of its own).
+    /// Leaves at another depth than the first leaf's (the first of them
+    /// is a problem of its own, the others one more in all).
     misplaced_leaves: u64,
-    depth_reported: bool,
 }
 
 fn own(seen: &mut HashSet<PageNo>, visit: &mut dyn FnMut(PageNo) -> Result<()>, pgno: PageNo) -> Result<()> {
@@ -174,11 +172,10 @@ impl<R: PageRead + ?Sized> Verifier<'_, R> {
             match self.leaf_depth {
                 None => self.leaf_depth = Some(depth),
                 Some(d) if d != depth => {
-                    if !self.depth_reported {
-                        self.depth_reported = true;
+                    self.misplaced_leaves += 1;
+                    if self.misplaced_leaves == 1 {
                         return Err(bad(format!("leaf at depth {depth}, other leaves are at depth {d}")));
                     }
-                    self.misplaced_leaves += 1;
                 }
                 Some(_) => {}
             }
