@@ -424,12 +424,14 @@ def cmd_dump(a: argparse.Namespace) -> int:
     ok = False
     try:
         with _open(a.file, read_only=True, a=a) as db:
-            if a.collection is not None:
-                with db.read_transaction() as tx:
-                    n = _dump_collection(tx, out, a.collection, a.limit, a.file)
-            else:  # the whole database, by db.export itself (plain B+trees included)
+            if a.collection is None:  # the whole database, by db.export itself (plain B+trees included)
                 counts = db.export(out)
                 n, kv_n, tree_n = counts["documents"], counts["kv_entries"], counts.get("tree_entries", 0)
+            elif a.limit is None and _has_collection(db, a.collection):  # one section of db.export
+                n = db.export(out, a.collection)["documents"]
+            else:  # (a missing collection: its error says what the name is instead)
+                with db.read_transaction() as tx:
+                    n = _dump_collection(tx, out, a.collection, a.limit, a.file)
         out.flush()
         ok = True
     finally:
@@ -446,9 +448,15 @@ def _header(h: dict) -> bytes:
     return json.dumps(h, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"
 
 
+def _has_collection(db: Any, name: str) -> bool:
+    with db.read_transaction() as tx:
+        return tx.collection_info(name) is not None
+
+
 def _dump_collection(tx: Any, out: Any, name: str, limit: int | None, file: str) -> int:
-    """Writes one collection's section (at most ``limit`` documents);
-    returns how many documents it wrote."""
+    """Writes one collection's section (at most ``limit`` documents) as
+    db.export does (which writes it three times faster where there is no
+    limit); returns how many documents it wrote."""
     import obj
 
     info = tx.collection_info(name)
