@@ -190,12 +190,18 @@ def _payload(b: Any) -> bytes:
 
 def _declared_hint(e: NotFoundError, s: Schema | None, index: Any, attached: bool = False) -> NotFoundError:
     """``e`` with how a declared index gets built, when ``e`` is that the
-    file (this one, not an attached one, which is never written) lacks
-    ``index`` and the class of ``s`` declares it: an index added to a class
-    after its documents were written exists only once something builds it."""
-    if (s is None or attached or f"index {json.dumps(index)}" not in str(e)
-            or index not in {sp["name"] for sp in s.index_specs()}):
+    file lacks ``index`` and the class of ``s`` declares it: an index added
+    to a class after its documents were written exists only once something
+    builds it, which an attached file (never written) leaves to a writable
+    handle of its own."""
+    if s is None or f"index {json.dumps(index)}" not in str(e) or index not in {sp["name"] for sp in s.index_specs()}:
         return e
+    if attached:
+        ns, _, coll = s.collection.partition(".")
+        return NotFoundError(
+            f"{e}: {s.cls.__name__} declares it, but the file attached as {ns!r} does not have it yet, and an "
+            f"attached file is only read: a writable handle of that file builds it (the first write or lookup "
+            f"there of a class of collection {coll!r} that declares it)")
     return NotFoundError(
         f"{e}: {s.cls.__name__} declares it, but this file does not have it yet; the class's first "
         f"write builds it, and so do db.find_unique, db.query and db.index_range of the class on a "

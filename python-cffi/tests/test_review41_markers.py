@@ -309,3 +309,32 @@ def test_a_read_only_query_index_range_gives_the_declared_index_hint(path):
         with pytest.raises(obj.NotFoundError) as e:
             db.query(U).index_range("b", 1, 3).fetch()
         assert "declares" not in str(e.value)
+
+
+def test_an_attached_files_missing_declared_index_is_named_with_its_namespace(path, tmp_path):
+    # (review 45: the error named the file's collection alone and said nothing
+    # of the class declaring the index, as it does on the host file)
+    other = str(tmp_path / "archive.obj")
+
+    @obj.document(collection="u")
+    @dataclass
+    class U0:
+        a: int
+
+    with obj.Db(other) as db:
+        db.insert_many([U0(i) for i in range(5)])
+
+    @obj.document(collection="ar.u")
+    @dataclass
+    class AU:
+        a: Annotated[int, obj.Unique]
+
+    hint = "AU declares it, but the file attached as 'ar' does not have it yet"
+    with obj.Db(path) as db:
+        db.attach(other, "ar")
+        with pytest.raises(obj.NotFoundError, match=hint):
+            db.find_unique(AU, "a", 3)
+        with pytest.raises(obj.NotFoundError, match=hint):
+            list(db.index_range(AU, "a", 1, 3))
+        with pytest.raises(obj.NotFoundError, match=hint):
+            db.query(AU).index_range("a", 1, 3).fetch()
