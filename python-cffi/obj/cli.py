@@ -17,7 +17,7 @@ Exit codes (stable, for scripts):
 
 Encrypted files: every command takes ``--key-file FILE`` (32 raw bytes, or
 64 hex digits) or ``--passphrase-env NAME`` (the passphrase is the value of
-that environment variable) or ``--passphrase-file FILE`` (its first line),
+that environment variable, all of it: a newline there is part of it) or ``--passphrase-file FILE`` (its first line),
 one of them at most. ``rekey`` takes the new key the same way
 (``--new-key-file``, ``--new-passphrase-env``, ``--new-passphrase-file``) or
 ``--decrypt``. A passphrase is never taken on the command line, where other
@@ -185,13 +185,15 @@ def _key(a: argparse.Namespace, prefix: str = "") -> dict:
     if key_file:
         with _open_file(key_file, "rb", "key file") as f:
             raw = f.read()
-        if len(raw) != 32:
+        size = len(raw)
+        if size != 32:
             try:
                 raw = bytes.fromhex(raw.decode("ascii").strip())
             except (UnicodeDecodeError, ValueError):
                 raw = b""
         if len(raw) != 32:
-            raise obj.InvalidArgumentError(f"{key_file}: a key file holds 32 bytes or 64 hex digits")
+            # (exit 6 with the other keys that cannot serve, not 5)
+            raise obj.EncryptionError(f"{key_file}: a key file holds 32 bytes or 64 hex digits, not {size} bytes")
         return {"key": raw}
     if passphrase_env:
         value = os.environ.get(passphrase_env)
@@ -1209,8 +1211,10 @@ def _key_options(s: argparse.ArgumentParser, title: str = "encryption (for encry
     g = s.add_argument_group(f"{title}; the key is never given on the command line; one of these)")
     x = g.add_mutually_exclusive_group()
     x.add_argument("--key-file", metavar="FILE", help="raw key: a file of 32 bytes or 64 hex digits")
-    x.add_argument("--passphrase-env", metavar="NAME", help="passphrase: the value of environment variable NAME")
-    x.add_argument("--passphrase-file", metavar="FILE", help="passphrase: the first line of FILE")
+    x.add_argument("--passphrase-env", metavar="NAME",
+                   help="passphrase: the whole value of environment variable NAME (a newline included)")
+    x.add_argument("--passphrase-file", metavar="FILE",
+                   help="passphrase: the first line of FILE (without its line ending)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1292,8 +1296,9 @@ def build_parser() -> argparse.ArgumentParser:
     x = g.add_mutually_exclusive_group(required=True)
     x.add_argument("--new-key-file", metavar="FILE", help="raw key: a file of 32 bytes or 64 hex digits")
     x.add_argument("--new-passphrase-env", metavar="NAME",
-                   help="passphrase: the value of environment variable NAME")
-    x.add_argument("--new-passphrase-file", metavar="FILE", help="passphrase: the first line of FILE")
+                   help="passphrase: the whole value of environment variable NAME (a newline included)")
+    x.add_argument("--new-passphrase-file", metavar="FILE",
+                   help="passphrase: the first line of FILE (without its line ending)")
     x.add_argument("--decrypt", action="store_true", help="no new key: store the database unencrypted")
     s.set_defaults(fn=cmd_rekey)
     for name, sp in sub.choices.items():

@@ -267,8 +267,11 @@ def test_encrypted_files(tmp_path):
     keyfile = tmp_path / "key.hex"
     keyfile.write_text(key.hex() + "\n")
     assert run("check", raw, "--key-file", str(keyfile)).returncode == 0
-    keyfile.write_text("not a key")
-    assert run("check", raw, "--key-file", str(keyfile)).returncode == cli.EXIT_ERROR
+    # A key file that holds no key: exit 6, as for the other keys that cannot serve.
+    for bad in (b"not a key", b"k" * 32 + b"\n", b"ab" * 31, b""):
+        keyfile.write_bytes(bad)
+        r = run("check", raw, "--key-file", str(keyfile))
+        assert r.returncode == cli.EXIT_KEY and f"not {len(bad)} bytes" in r.stderr, r.stderr
     assert run("check", raw, "--key-file", str(tmp_path / "nokey")).returncode == cli.EXIT_NOT_FOUND
     r = run("check", raw, "--key-file", str(keyfile), "--passphrase-file", str(pwfile))
     assert r.returncode == cli.EXIT_USAGE
