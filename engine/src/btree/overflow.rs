@@ -114,11 +114,19 @@ pub(crate) fn walk<R: PageRead + ?Sized>(
 /// Reads a whole overflow value.
 pub(crate) fn read<R: PageRead + ?Sized>(r: &R, owner: PageNo, first: PageNo, len: u64) -> Result<Vec<u8>> {
     check_len(owner, len)?;
-    // Reserve up front so a large value is copied once, but cap the
-    // reservation so a corrupt length cannot demand absurd memory before the
-    // chain itself is found to be bad.
-    let mut out = Vec::with_capacity(len.min(1 << 30) as usize);
+    // The recorded length comes from the leaf cell, which a damaged (yet
+    // checksum-valid) page may get wrong: reserve at most 1 MiB up front,
+    // then as much again as the chain has proved, never past the length, so
+    // that a bad length cannot demand a huge allocation (an abort under an
+    // address-space limit or without overcommit) before the chain is found
+    // short, and a sound value ends with no more capacity than its length.
+    let len_bytes = len as usize;
+    let mut out = Vec::with_capacity(len_bytes.min(1 << 20));
     walk(r, owner, first, len, |_, data| {
+        if out.capacity() - out.len() < data.len() {
+            let more = len_bytes.saturating_sub(out.len()).min(out.capacity().max(1 << 20));
+            out.reserve_exact(more.max(data.len()));
+        }
         out.extend_from_slice(data);
         Ok(())
     })?;
