@@ -193,6 +193,8 @@ pub trait ReadableTxn: sealed::Identity {
         Ok(btree::get(self.pages(), root, name.as_bytes())?
             .map(|v| TreeMeta::decode(&v, name))
             .transpose()?
+            .map(|meta| check_root(name, meta.root, root).map(|()| meta))
+            .transpose()?
             .map(|meta| Tree {
                 name: Arc::from(name),
                 root: meta.root,
@@ -441,6 +443,41 @@ impl std::fmt::Debug for WriteTxn {
     }
 }
 
+/// A tree's root from the catalog (whose own root is `catalog`): page 0 is
+/// the header and the catalog's root is the catalog's, so a tree rooted at
+/// either would read (and write) what is not its own.
+pub(crate) fn check_root(name: &str, root: PageNo, catalog: PageNo) -> Result<()> {
+    if root == 0 || root == catalog {
+        let what = if root == 0 { "the header" } else { "the catalog's root" };
+        return Err(Error::corruption(
+            root,
+            format!("the catalog gives tree {name:?} the root page {root}, which is {what}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses trees of one owner (a collection's documents, indexes and name
+/// dictionary) that share a root page: each would read the other's entries.
+pub(crate) fn check_distinct_roots<'a>(owner: &str, trees: impl IntoIterator<Item = &'a Tree>) -> Result<()> {
+    let mut seen: Vec<&Tree> = Vec::new();
+    for t in trees {
+        if let Some(other) = seen.iter().find(|o| o.root == t.root) {
+            return Err(shared_root(Some(owner), other, t));
+        }
+        seen.push(t);
+    }
+    Ok(())
+}
+
+fn shared_root(owner: Option<&str>, a: &Tree, b: &Tree) -> Error {
+    let of = owner.map(|o| format!(" (of {o})")).unwrap_or_default();
+    Error::corruption(
+        a.root,
+        format!("the catalog gives trees {:?} and {:?}{of} the same root page {}", a.name, b.name, a.root),
+    )
+}
+
 #[cold]
 fn stale(tree: &Tree) -> Error {
     Error::invalid(format!("tree handle {:?} is stale (the tree was dropped)", tree.name))
@@ -555,7 +592,25 @@ impl WriteTxn {
             // Tracked under this name: the tree at this root is the handle's
             // (a dropped tree's root may now belong to another tree).
             Some(t) if t.is(tree) => {}
-            Some(_) => return Err(stale(tree)),
+            Some(t) => {
+                // Another tree is tracked at this root. Stale, unless the
+                // catalog still gives the handle's tree this root: then two
+                // trees share a root page.
+                let other = Tree {
+                    name: t.name.clone(),
+                    root: tree.root,
+                    entries: t.entries,
+                    origin: self.id,
+                    engine: true,
+                    serial: t.serial,
+                };
+                return match self.find_tree(&tree.name)? {
+                    Some(c) if c.root == tree.root && c.serial == tree.serial => {
+                        Err(shared_root(None, &other, tree))
+                    }
+                    _ => Err(stale(tree)),
+                };
+            }
             None => {
                 // A handle from another transaction, or of a dropped tree.
                 let current = self.find_tree(&tree.name)?;
@@ -596,6 +651,7 @@ impl WriteTxn {
             return Ok(t);
         }
         self.ensure_catalog()?;
+        self.check_catalog_beside(name)?;
         let serial = TreeMeta::new_serial()?;
         let root = btree::create(&mut self.pages)?;
         let catalog = self.pages.header().catalog_root;
@@ -609,6 +665,40 @@ impl WriteTxn {
         let name: Arc<str> = Arc::from(name);
         self.trees.insert(root, OpenTree { name: name.clone(), entries: 0, changed: false, serial });
         Ok(Tree { name, root, entries: 0, origin: self.id, engine: true, serial })
+    }
+
+    /// Before a new tree's entry goes into the catalog: the entries on
+    /// either side of where it goes (on the pages the lookup that missed
+    /// it just read) must read as catalog entries. A header whose catalog
+    /// root names a data tree makes every lookup miss, and a caller that
+    /// creates what is missing would write into that tree; its entries
+    /// seldom pass as tree names with catalog records (this catches such
+    /// damage often, not always).
+    fn check_catalog_beside(&self, name: &str) -> Result<()> {
+        let catalog = self.pages.header().catalog_root;
+        let page_count = self.pages.header().page_count;
+        let key = name.as_bytes();
+        let below =
+            btree::Range::new(&self.pages, catalog, Bound::Unbounded, Bound::Excluded(key), true)?.next();
+        let above =
+            btree::Range::new(&self.pages, catalog, Bound::Excluded(key), Bound::Unbounded, false)?.next();
+        for entry in [below, above].into_iter().flatten() {
+            let (k, v) = entry?;
+            let bad = |what: &str| {
+                Error::corruption(
+                    catalog,
+                    format!("the catalog (root page {catalog}) holds {what}: is it a tree's?"),
+                )
+            };
+            let shown = String::from_utf8(k).map_err(|_| bad("a non-UTF-8 tree name"))?;
+            check_name(&shown).map_err(|_| bad("an empty or overlong tree name"))?;
+            let meta = TreeMeta::decode(&v, &shown)?;
+            check_root(&shown, meta.root, catalog)?;
+            if meta.root >= page_count {
+                return Err(bad(&format!("tree {shown:?} rooted past the end, at page {}", meta.root)));
+            }
+        }
+        Ok(())
     }
 
     /// Drops the tree `name` and frees all its pages. `NotFound` if absent;

@@ -377,8 +377,9 @@ fn read_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
     let docs = txn.open_engine_tree(&docs_tree(name))?;
     let next_id = next_free_id(txn, &docs, meta.next_id, name)?;
     let mut names = Vec::new();
-    if let Some(nt) = txn.find_engine_tree(&names_tree(name))? {
-        for (i, entry) in txn.range(&nt, Bound::Unbounded, Bound::Unbounded, false)?.enumerate() {
+    let names_t = txn.find_engine_tree(&names_tree(name))?;
+    if let Some(nt) = &names_t {
+        for (i, entry) in txn.range(nt, Bound::Unbounded, Bound::Unbounded, false)?.enumerate() {
             let (k, v) = entry?;
             if k != (i as u32).to_be_bytes() {
                 return Err(Error::corruption(None, format!("name dictionary of {name:?} has a gap at {i}")));
@@ -405,10 +406,12 @@ fn read_state<T: ReadableTxn>(txn: &T, name: &str) -> Result<Option<CollState>> 
             single_valued,
         });
     }
-    let index_trees = indexes
+    let index_trees: Vec<Option<Tree>> = indexes
         .iter()
         .map(|i| txn.find_engine_tree(&index_tree(name, &i.spec.name)))
         .collect::<Result<_>>()?;
+    let trees = std::iter::once(&docs).chain(&names_t).chain(index_trees.iter().flatten());
+    crate::txn::check_distinct_roots(&format!("collection {name:?}"), trees)?;
     Ok(Some(CollState {
         name: name.to_string(),
         raw: meta.raw,

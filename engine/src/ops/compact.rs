@@ -33,6 +33,7 @@
 //! The rewrite changes every tree's root page; tree and collection handles
 //! are per transaction, so no handle outlives it.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -89,10 +90,23 @@ pub(crate) fn build_image(src: &Snapshot, sink: &mut dyn PageSink) -> Result<Hea
             std::ops::Bound::Unbounded,
             false,
         )?;
+        // Each tree's own root: a root shared with the catalog or another
+        // tree would copy their entries into this one.
+        let mut roots: HashMap<PageNo, String> = HashMap::new();
         for entry in entries {
             let (name, value) = entry?;
             let shown = String::from_utf8_lossy(&name).into_owned();
             let meta = TreeMeta::decode(&value, &shown)?;
+            crate::txn::check_root(&shown, meta.root, old.catalog_root)?;
+            if let Some(other) = roots.insert(meta.root, shown.clone()) {
+                return Err(Error::corruption(
+                    meta.root,
+                    format!(
+                        "the catalog gives trees {other:?} and {shown:?} the same root page {}",
+                        meta.root
+                    ),
+                ));
+            }
             let (root, entries) = copy_tree(src, meta.root, sink)?;
             if entries != meta.entries {
                 return Err(Error::corruption(

@@ -14,7 +14,7 @@ use crate::catalog::TreeMeta;
 use crate::error::{Error, PageNo, Result};
 use crate::storage::freelist;
 use crate::storage::page::PageRead;
-use crate::storage::pager::Snapshot;
+use crate::storage::pager::{possible_pages, Snapshot};
 use crate::txn::EngineTrees;
 
 /// What an integrity check looked at (returned when it found nothing wrong).
@@ -59,13 +59,18 @@ impl PageUse {
 pub fn check(snap: &Snapshot) -> Result<IntegrityReport> {
     let header = *snap.header();
     // Every counted page is in the main file, in the WAL, or free and never
-    // written (then listed on a freelist trunk, itself stored somewhere). A
-    // count beyond that is corruption; refuse it before allocating per page.
-    let stored = snap.pager().main_file_size()? / snap.page_size() as u64 + snap.pager().stats().wal_frames;
-    let possible = stored.saturating_mul(1 + snap.usable_size() as u64 / 4);
+    // written (then listed on a freelist trunk written to the WAL, see
+    // `possible_pages`). A count beyond that is corruption; refuse it
+    // before allocating per page. The frames are those this snapshot sees
+    // (its mark): the shared header's count reads 0 while another thread
+    // or process publishes a commit.
+    let file_pages = snap.pager().main_file_size()? / snap.page_size() as u64;
+    let frames = snap.mark().max_frame;
+    let possible = possible_pages(file_pages, frames, snap.usable_size());
     if header.page_count as u64 > possible {
         return Err(Error::Integrity(vec![format!(
-            "the header counts {} pages but the file and WAL hold {stored}",
+            "the header counts {} pages but the file holds {file_pages} and the WAL {frames} frames \
+             (room for {possible} at most)",
             header.page_count
         )]));
     }

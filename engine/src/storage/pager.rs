@@ -504,6 +504,103 @@ fn check_wal_matches_main(
     Ok(())
 }
 
+/// The most pages a database can count when its main file holds
+/// `file_pages` pages and its WAL `wal_frames` frames of the current
+/// generation. Every page under the count is in the main file, written
+/// in a frame, or free and never written since it was allocated past the
+/// end (a transaction that allocates and frees a page writes no image of
+/// it): then a freelist trunk lists it, and that trunk's image listing it
+/// is a frame (the main file holds no page past the count of the state it
+/// was last cut or extended to, and a trunk image older than that lists
+/// no page past it). A trunk lists fewer than `usable / 4` pages, so the
+/// WAL accounts for at most `wal_frames * (1 + usable / 4)` pages past the
+/// main file's (page 0 of a new database, which may be all its main file
+/// holds, counted once more).
+pub(crate) fn possible_pages(file_pages: u64, wal_frames: u64, usable: usize) -> u64 {
+    file_pages.max(1).saturating_add(wal_frames.saturating_mul(1 + usable as u64 / 4))
+}
+
+/// Checks the shape of the commits recovery found in a WAL, none of which
+/// a WAL written by obj lacks (whatever crashed): every commit writes
+/// page 0, records the page count of its new state as the commit marker of
+/// its last frame (the count page 0 holds), and writes no page at or past
+/// that count (a transaction's count only grows, and a compaction's bulk
+/// commit writes only pages under its new count). The newest commit's
+/// count must also fit what the main file and the WAL can hold (see
+/// [`possible_pages`]): a checkpoint would extend the main file to it.
+/// A WAL that fails any of these was damaged (or made) with valid
+/// checksums: `Corruption`, before any of it is used. Reads page 0 of the
+/// newest commit from the WAL, and the main file's size.
+fn check_recovered(
+    main: &dyn StorageFile,
+    display: &str,
+    wal_display: &str,
+    wal: &Wal,
+    codec: &PageCodec,
+    page_size: usize,
+    recovered: &Recovered,
+) -> Result<()> {
+    let mut frames = recovered.frames.iter().peekable();
+    let mut newest_page0 = None;
+    for &(commit, count) in &recovered.commits {
+        let mut page0 = None;
+        while let Some(&&(frame, pgno)) = frames.peek().filter(|(frame, _)| *frame <= commit) {
+            frames.next();
+            if pgno >= count {
+                return Err(Error::corruption(
+                    pgno,
+                    format!(
+                        "{wal_display}: frame {frame} holds page {pgno}, past the {count} pages its commit \
+                         (frame {commit}) counts (restore from a backup; moving the WAL away opens the \
+                         database as of its last checkpoint)"
+                    ),
+                ));
+            }
+            if pgno == 0 {
+                page0 = Some(frame);
+            }
+        }
+        let Some(page0) = page0 else {
+            return Err(Error::corruption(
+                None,
+                format!(
+                    "{wal_display}: the commit in frame {commit} holds no page 0, which every commit writes \
+                     (restore from a backup; moving the WAL away opens the database as of its last checkpoint)"
+                ),
+            ));
+        };
+        newest_page0 = Some((page0, count));
+    }
+    let Some((frame, count)) = newest_page0 else { return Ok(()) };
+    let mut image = Page::zeroed(page_size);
+    wal.read_frame(frame, &mut image)?;
+    codec.open_page(0, &mut image)?;
+    let header = Header::decode(&image)?;
+    if header.page_count != count {
+        return Err(Error::corruption(
+            0,
+            format!(
+                "{wal_display}: page 0 in frame {frame} counts {} pages but its commit records {count}",
+                header.page_count
+            ),
+        ));
+    }
+    let size = main.size().map_err(|e| Error::io(format!("reading the size of {display}"), e))?;
+    let usable = page_size - codec.trailer_len();
+    let possible = possible_pages(size / page_size as u64, recovered.last_commit, usable);
+    if count as u64 > possible {
+        return Err(Error::corruption(
+            0,
+            format!(
+                "{wal_display}: its newest commit counts {count} pages, but {display} ({size} bytes) and \
+                 the WAL's {} frames can hold at most {possible}",
+                recovered.last_commit
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Processes coordinate through `<path>-wal` and `<path>-shm`, named after
 /// the path they opened: two processes reaching one file by two names (a
 /// hard or symbolic link) would each run a WAL of their own over the same
@@ -1001,6 +1098,7 @@ impl Pager {
             // Nobody else has the database open: whatever the shared index
             // holds is stale. Rebuild it from the WAL.
             let (wal, recovered) = Wal::open(wal_file.clone(), wal_display.clone(), page_size, file_id)?;
+            check_recovered(&*main, &display, &wal_display, &wal, &codec, page_size, &recovered)?;
             check_wal_matches_main(&*main, &display, &wal_display, &wal, &codec, page_size, &recovered)?;
             let h = ShmHeader {
                 generation: wal.header().generation,
@@ -1295,6 +1393,15 @@ impl Pager {
             let epoch = shm::raw_epoch(self.index.shm()).wrapping_add(1).max(2);
             let mut wal = self.wal();
             let recovered = wal.reload()?;
+            check_recovered(
+                &*self.main,
+                &self.path.display().to_string(),
+                &self.wal_path.display().to_string(),
+                &wal,
+                &self.codec,
+                self.page_size,
+                &recovered,
+            )?;
             let h = ShmHeader {
                 generation: wal.header().generation,
                 salt: wal.header().salt,
@@ -2031,6 +2138,43 @@ impl Pager {
         Ok((image.clone(), Some(image)))
     }
 
+    /// The page count of the newest commit among `copies` (sorted by page
+    /// number), from its page 0. Every commit writes page 0, so frames to
+    /// copy always hold it; without it they come from a damaged WAL.
+    fn count_to_copy(
+        &self,
+        wal: &Wal,
+        h: &ShmHeader,
+        copies: &[(PageNo, u64)],
+        checked: &mut [Checked],
+    ) -> Result<PageNo> {
+        let Some(&(0, frame)) = copies.first() else {
+            return Err(Error::corruption(
+                None,
+                format!(
+                    "the WAL frames a checkpoint copies into {} hold no page 0, which every commit writes",
+                    self.path.display()
+                ),
+            ));
+        };
+        let (image, page) = match checked[0].take() {
+            Some(kept) => kept,
+            None => self.read_frame_to_copy(wal, 0, frame, self.cache.get((h.generation, frame)))?,
+        };
+        let page0 = match &page {
+            Some(p) => p.clone(),
+            None => {
+                let mut p = Page::from_vec(image.to_vec());
+                self.codec.open_page(0, &mut p)?;
+                p.into_ref()
+            }
+        };
+        let count = Header::decode(&page0)?.page_count;
+        // The copy writes what was checked (or read again here).
+        checked[0] = Some((image, page));
+        Ok(count)
+    }
+
     /// Copies frames up to the safe frame under slot 0 held exclusively
     /// (no main-file-only reader may see the main file change), then
     /// publishes the new backfill point in `h`. Returns (frames, pages)
@@ -2050,10 +2194,30 @@ impl Pager {
                 }
             }
             let copies = self.index.frames_to_copy(backfilled, limit);
-            let checked = self.check_frames_to_copy(wal, h.generation, &copies)?;
-            let mut page_count = None;
+            let mut checked = self.check_frames_to_copy(wal, h.generation, &copies)?;
+            // The page count of the newest commit copied: page 0 comes first.
+            let page_count = self.count_to_copy(wal, h, &copies, &mut checked)?;
+            let have = self.main_file_size()?;
+            let possible = possible_pages(have / self.page_size as u64, h.max_frame, self.usable);
+            if page_count as u64 > possible {
+                return Err(Error::corruption(
+                    0,
+                    format!(
+                        "the commit a checkpoint copies counts {page_count} pages, but {} ({have} bytes) and \
+                         the WAL's {} frames can hold at most {possible}",
+                        self.path.display(),
+                        h.max_frame
+                    ),
+                ));
+            }
+            let mut written = 0u64;
             for (&(pgno, frame), kept) in copies.iter().zip(checked) {
-                let (image, page) = match kept {
+                // A page at or past the count is not part of the database
+                // (a compaction since freed it): the cut below drops it.
+                if pgno >= page_count {
+                    continue;
+                }
+                let (image, _) = match kept {
                     // What the check kept: a plain page (sealed: it is its
                     // own image) or the image the WAL holds (an encrypted
                     // one as it is: no re-encryption).
@@ -2066,17 +2230,7 @@ impl Pager {
                 self.main.write_at(&image, pgno as u64 * self.page_size as u64).map_err(|e| {
                     Error::io(format!("checkpointing page {pgno} into {}", self.path.display()), e)
                 })?;
-                if pgno == 0 {
-                    let page0 = match &page {
-                        Some(p) => p.clone(),
-                        None => {
-                            let mut p = Page::from_vec(image.to_vec());
-                            self.codec.open_page(0, &mut p)?;
-                            p.into_ref()
-                        }
-                    };
-                    page_count = Some(Header::decode(&page0)?.page_count);
-                }
+                written += 1;
                 // No cache entry changes: keys name page versions. Every
                 // reader sees this frame (the copy waits for those that do
                 // not), so none asks for the page's main-file key, which
@@ -2095,15 +2249,14 @@ impl Pager {
             // pages past the cut are never looked up again under their
             // keys (a page that comes back is a WAL frame first), so they
             // need no dropping.
-            if let Some(count) = page_count {
-                let want = count as u64 * self.page_size as u64;
-                let have = self.main_file_size()?;
-                if have != want {
-                    self.main.truncate(want).map_err(|e| {
-                        let what = if have < want { "extending" } else { "truncating" };
-                        Error::io(format!("{what} {}", self.path.display()), e)
-                    })?;
-                }
+            // (No write above reached past the count, so the length read
+            // before them still tells whether the file must change.)
+            let want = page_count as u64 * self.page_size as u64;
+            if have != want {
+                self.main.truncate(want).map_err(|e| {
+                    let what = if have < want { "extending" } else { "truncating" };
+                    Error::io(format!("{what} {}", self.path.display()), e)
+                })?;
             }
             if self.sync_mode != SyncMode::Off {
                 if let Err(e) = self.main.sync() {
@@ -2114,7 +2267,7 @@ impl Pager {
             h.backfilled = limit;
             h.ckpt_seq += 1;
             self.index.write_header(h);
-            Ok(Some((limit - backfilled, copies.len() as u64)))
+            Ok(Some((limit - backfilled, written)))
         })();
         self.index.unlock_exclusive(lock_read(0));
         result

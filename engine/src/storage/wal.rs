@@ -195,6 +195,9 @@ pub struct Recovered {
     pub frames: Vec<(u64, PageNo)>,
     /// Number of the last commit frame (0 = nothing committed).
     pub last_commit: u64,
+    /// (frame number, commit marker: the page count it records) of every
+    /// commit frame, in order.
+    pub commits: Vec<(u64, PageNo)>,
 }
 
 /// The open WAL file and the append position of the current generation.
@@ -314,6 +317,7 @@ impl Wal {
                 pending.push((frame, pgno));
                 if commit != 0 {
                     out.frames.append(&mut pending);
+                    out.commits.push((frame, commit));
                     out.last_commit = frame;
                     committed_chain = chain;
                 }
