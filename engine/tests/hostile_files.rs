@@ -377,3 +377,63 @@ fn a_catalog_root_naming_a_data_tree_is_caught_before_a_create_writes_into_it() 
     db.close().unwrap();
     assert_eq!(vfs.read_file(DB).unwrap(), b, "nothing was written");
 }
+
+// ---- C: index entries that do not match the document they lead to ----
+
+/// `good` with the index entry of key `key` (bytes) holding id `from`
+/// (after the key in a unique index's value, at the key's end in a standard
+/// one) made to hold `to`, on a resealed page.
+fn repoint(good: &[u8], key: &[u8], from: u64, to: u64) -> Vec<u8> {
+    let mut b = good.to_vec();
+    let mut want = key.to_vec();
+    want.extend_from_slice(&from.to_be_bytes());
+    let at = b.windows(want.len()).position(|w| w == want).expect("the index entry");
+    b[at + key.len()..at + want.len()].copy_from_slice(&to.to_be_bytes());
+    let pgno = (at / PS) as u32;
+    seal_page(pgno, page(&mut b, pgno));
+    b
+}
+
+fn query_ids(db: &Db, json: &str) -> obj_engine::Result<Vec<u64>> {
+    let spec = obj_engine::QuerySpec::from_json(json).unwrap();
+    let r = db.begin_read()?;
+    let c = r.collection("users")?;
+    let ids = c.query(&spec)?.map(|row| row.map(|r| r.0)).collect();
+    ids
+}
+
+#[test]
+fn an_index_entry_leading_to_another_document_is_corruption_not_that_document() {
+    let vfs = SimVfs::new();
+    let good = sample(&vfs);
+    let email = |s: &str| [&[0x40][..], s.as_bytes(), &[0]].concat();
+    let find = |db: &Db, key: &str| {
+        let r = db.begin_read().unwrap();
+        let c = r.collection("users").unwrap();
+        c.find_unique("by_email", &[from_json_str(&format!("{key:?}")).unwrap()]).map(|f| f.map(|(id, _)| id))
+    };
+    // u5@x is document 6; its entry made to lead to document 10 (u9@x),
+    // then to a document that does not exist.
+    for (to, says) in [(10, "non-matching document 10"), (999, "missing document 999")] {
+        vfs.write_file(DB, &repoint(&good, &email("u5@x"), 6, to));
+        let db = Db::open_with(DB, options(&vfs)).unwrap();
+        corruption(find(&db, "u5@x"), says);
+        let eq = r#"{"collection":"users","filter":{"eq":["email","u5@x"]}}"#;
+        let m = corruption(query_ids(&db, eq), &to.to_string());
+        assert!(m.contains(r#"index "by_email" of "users""#), "{m}");
+        assert_eq!(find(&db, "u4@x").unwrap(), Some(5), "the other entries serve");
+        db.close().unwrap();
+    }
+    // A standard index: (age 5, document 6) made to lead to document 10
+    // (age 2), for equality and for a sort read through the index.
+    vfs.write_file(DB, &repoint(&good, &[0x1f, 5 << 1], 6, 10));
+    let db = Db::open_with(DB, options(&vfs)).unwrap();
+    for q in [
+        r#"{"collection":"users","filter":{"eq":["age",5]}}"#,
+        r#"{"collection":"users","sort":[{"field":"age","order":"desc"}]}"#,
+    ] {
+        corruption(query_ids(&db, q), "index entry holds a key the document does not have");
+    }
+    assert_eq!(query_ids(&db, r#"{"collection":"users","filter":{"eq":["age",4]}}"#).unwrap().len(), 7);
+    db.close().unwrap();
+}

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::btree::{self, ValueGuard};
 use crate::doc::codec::{
-    decode_header, decode_value, decode_value_at, encode_document_versioned, encode_header, DocHeader,
-    MemNameDict, NameDict, NameLookup, PathStep, TopFields,
+    decode_header, decode_value, decode_value_at, encode_document_versioned, encode_header, find_value,
+    resolve_path, DocHeader, MemNameDict, NameDict, NameLookup, PathStep, TopFields,
 };
 use crate::doc::json::{document_from_json_slice, documents_from_json_slice, write_stored_json};
 use crate::doc::json_direct::{
@@ -463,6 +463,27 @@ pub(crate) fn decode_stored(bytes: &[u8], names: &impl NameLookup) -> Result<(u3
     Ok((header.schema_version, decode_value(payload, names)?))
 }
 
+/// Whether stored document `bytes` has `key` among its entries in an index
+/// on `fields`. Only the top-level fields the paths start with are decoded:
+/// index keys read nothing else.
+fn has_index_key(fields: &[FieldPath], bytes: &[u8], key: &[u8], names: &impl NameLookup) -> Result<bool> {
+    let (header, payload) = decode_header(bytes)?;
+    if header.is_raw() {
+        return Ok(false);
+    }
+    let mut top: Vec<(String, Value)> = Vec::with_capacity(fields.len());
+    for path in fields {
+        let name = &path.segments()[0];
+        if top.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        if let Some(found) = find_value(payload, &resolve_path(&[name], names))? {
+            top.push((name.clone(), decode_value(found, names)?));
+        }
+    }
+    Ok(doc_index_keys(fields, &Value::Map(top))?.iter().any(|k| k == key))
+}
+
 /// A stored document (header and payload) as a [`Document`](crate::Document)
 /// `D`: straight from its encoding when its schema version is `D::VERSION`,
 /// otherwise decoded and passed through [`Document::migrate`](crate::Document::migrate).
@@ -571,16 +592,16 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// [`from_value`](crate::doc::serde_value::from_value) on [`get`](Self::get)'s.
     pub fn get_as<D: DeserializeOwned>(&self, id: u64) -> Result<Option<D>> {
         self.st.check_documents()?;
-        match self.stored(id)? {
-            None => Ok(None),
-            Some(bytes) => {
-                let (header, payload) = decode_header(&bytes)?;
-                if header.is_raw() {
-                    return Err(Error::invalid("document is raw bytes, not a structured document"));
-                }
-                from_encoded(payload, &*self.st.dict).map(Some).map_err(|e| in_document(e, self.name(), id))
-            }
+        self.stored(id)?.map(|bytes| self.stored_as(id, &bytes)).transpose()
+    }
+
+    /// Stored document `id` (`bytes`) as a `D`, for [`get_as`](Self::get_as).
+    fn stored_as<D: DeserializeOwned>(&self, id: u64, bytes: &[u8]) -> Result<D> {
+        let (header, payload) = decode_header(bytes)?;
+        if header.is_raw() {
+            return Err(Error::invalid("document is raw bytes, not a structured document"));
         }
+        from_encoded(payload, &*self.st.dict).map_err(|e| in_document(e, self.name(), id))
     }
 
     /// Document `id` as a [`Document`](crate::Document) `D`: read like
@@ -635,7 +656,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
     /// The document whose unique index `index` holds `values` (one value
     /// per indexed field).
     pub fn find_unique(&self, index: &str, values: &[Value]) -> Result<Option<(u64, Value)>> {
-        self.read_unique(index, values, |id| self.get(id))
+        self.read_unique(index, values, |_, b| Ok(decode_stored(b, &*self.st.dict)?.1))
     }
 
     /// [`find_unique`](Self::find_unique), appending the document to `out`
@@ -646,7 +667,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         values: &[Value],
         out: &mut Vec<u8>,
     ) -> Result<Option<(u64, u32)>> {
-        self.read_unique(index, values, |id| self.get_json(id, out))
+        self.read_unique(index, values, |_, b| write_stored_json(b, &*self.st.dict, out))
     }
 
     /// [`find_unique`](Self::find_unique), reading the document as a `D`
@@ -656,7 +677,7 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         index: &str,
         values: &[Value],
     ) -> Result<Option<(u64, D)>> {
-        self.read_unique(index, values, |id| self.get_as(id))
+        self.read_unique(index, values, |id, b| self.stored_as(id, b))
     }
 
     /// [`find_unique`](Self::find_unique), reading the document as a
@@ -667,21 +688,34 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         index: &str,
         values: &[Value],
     ) -> Result<Option<(u64, D)>> {
-        self.read_unique(index, values, |id| self.get_doc(id))
+        self.read_unique(index, values, |id, b| {
+            stored_doc(b, &*self.st.dict).map_err(|e| in_document(e, self.name(), id))
+        })
     }
 
-    /// `read` of the id that unique index `index` holds for `values`, paired
-    /// with that id (`None` when the index holds no such key).
+    /// `read` of the document that unique index `index` holds for
+    /// `values` (its id and stored bytes), paired with its id (`None` when
+    /// the index holds no such key). The document is checked against the
+    /// entry: an index that points at a missing document, or at one without
+    /// that key, is damaged, and returning that document would be wrong data.
     fn read_unique<X>(
         &self,
         index: &str,
         values: &[Value],
-        read: impl FnOnce(u64) -> Result<Option<X>>,
+        read: impl FnOnce(u64, &[u8]) -> Result<X>,
     ) -> Result<Option<(u64, X)>> {
-        match self.unique_id(index, values)? {
-            Some(id) => Ok(read(id)?.map(|x| (id, x))),
-            None => Ok(None),
+        let Some((key, id)) = self.unique_id(index, values)? else { return Ok(None) };
+        let damaged = |what: &str| {
+            Error::corruption(
+                None,
+                format!("unique index {index:?} of {:?} points at {what} document {id}", self.name()),
+            )
+        };
+        let Some(bytes) = self.stored(id)? else { return Err(damaged("missing")) };
+        if !has_index_key(&self.st.index(index)?.spec.fields, &bytes, &key, &*self.st.dict)? {
+            return Err(damaged("a non-matching"));
         }
+        Ok(Some((id, read(id, &bytes)?)))
     }
 
     /// The number of fields of unique index `index`, once it is known to
@@ -701,8 +735,8 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         Ok(info.spec.fields.len())
     }
 
-    /// The id that unique index `index` holds for `values`.
-    fn unique_id(&self, index: &str, values: &[Value]) -> Result<Option<u64>> {
+    /// The key of `values` in unique index `index`, and the id it holds.
+    fn unique_id(&self, index: &str, values: &[Value]) -> Result<Option<(Vec<u8>, u64)>> {
         let fields = self.unique_index_fields(index)?;
         if values.len() != fields {
             return Err(Error::invalid(format!(
@@ -714,7 +748,8 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         let tree = self.st.index_tree_of(self.txn, index)?;
         let key = crate::index::key_encoding::encode_composite(&values.iter().collect::<Vec<_>>());
         let Some(v) = self.txn.get(&tree, &key)? else { return Ok(None) };
-        Ok(Some(parse_entry(IndexKind::Unique, &key, &v)?.1))
+        let id = parse_entry(IndexKind::Unique, &key, &v)?.1;
+        Ok(Some((key, id)))
     }
 
     /// Documents through index `index` with keys in `[lo, hi)` (a `None`

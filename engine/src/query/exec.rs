@@ -409,7 +409,11 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                     let Some(bytes) = looked_up.as_deref() else {
                         return Err(Error::corruption(
                             None,
-                            format!("index of {:?} points at missing document {id}", st.name),
+                            format!(
+                                "index {:?} of {:?} points at missing document {id}",
+                                index_name(plan),
+                                st.name
+                            ),
                         ));
                     };
                     // An index only holds structured documents; a RAW one
@@ -420,7 +424,9 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                     }
                     let mut doc = TopFields::new(payload, &fields.steps);
                     let single = single_entry(plan, fields, index_fields, &mut doc)?;
-                    if !single && !first_entry(plan, fields, index_fields, st, &mut doc, key, *reverse)? {
+                    if !first_entry(plan, fields, index_fields, st, &mut doc, key, *reverse)
+                        .map_err(|e| in_entry(e, index_name(plan), &st.name, id))?
+                    {
                         continue;
                     }
                     // On an exact plan, a document's only entry lies in the
@@ -807,7 +813,9 @@ fn single_entry(
 /// in scan order (so that a document is returned once)? The entries are
 /// worked out from the top-level fields the index reads: index keys read
 /// only under their paths' first segments, so they are the same on this
-/// partial document as on the whole one.
+/// partial document as on the whole one. A document that does not have
+/// `key` at all is one the index should not point at: corruption (see
+/// [`in_entry`]), not a document to pass over.
 fn first_entry(
     plan: &Plan,
     fields: &Fields,
@@ -825,9 +833,32 @@ fn first_entry(
         }
     }
     let keys = doc_index_keys(paths, &Value::Map(partial))?;
+    if keys.binary_search_by(|k| k.as_slice().cmp(key)).is_err() {
+        return Err(Error::corruption(None, "its index entry holds a key the document does not have"));
+    }
     let inside = |k: &Vec<u8>| ranges.iter().any(|(lo, hi)| in_range(k, lo, hi));
     let first = if reverse { keys.iter().rev().find(|k| inside(k)) } else { keys.iter().find(|k| inside(k)) };
     Ok(first.is_some_and(|f| f.as_slice() == key))
+}
+
+/// An error met checking document `id` against the entry of index `index`
+/// that led to it, saying which index, collection and document.
+fn in_entry(e: Error, index: &str, collection: &str, id: u64) -> Error {
+    match e {
+        Error::Corruption { page, message } => Error::Corruption {
+            page,
+            message: format!("index {index:?} of {collection:?} at document {id}: {message}"),
+        },
+        e => e,
+    }
+}
+
+/// The name of the index a plan reads (empty for a scan).
+fn index_name(plan: &Plan) -> &str {
+    match &plan.access {
+        Access::Index { name, .. } => name,
+        Access::Scan => "",
+    }
 }
 
 fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
