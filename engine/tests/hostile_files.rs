@@ -437,3 +437,38 @@ fn an_index_entry_leading_to_another_document_is_corruption_not_that_document() 
     assert_eq!(query_ids(&db, r#"{"collection":"users","filter":{"eq":["age",4]}}"#).unwrap().len(), 7);
     db.close().unwrap();
 }
+
+// ---- D: a point lookup that reaches a leaf in the wrong place ----
+
+#[test]
+fn a_point_lookup_reaching_a_misplaced_leaf_is_corruption_not_a_miss() {
+    let vfs = SimVfs::new();
+    let good = sample(&vfs);
+    let root = root_of(&good, "t");
+    // Children 2 and 5 of t's root swapped: their keys lead to each other's leaves.
+    let mut b = good.clone();
+    let p = page(&mut b, root);
+    let (o2, o5) = (u16_at(p, 16 + 4), u16_at(p, 16 + 10));
+    let (c2, c5) = (u32_at(p, o2), u32_at(p, o5));
+    put_u32(p, o2, c5);
+    put_u32(p, o5, c2);
+    seal_page(root, page(&mut b, root));
+    vfs.write_file(DB, &b);
+    let db = Db::open_with(DB, options(&vfs)).unwrap();
+    let r = db.begin_read().unwrap();
+    let t = r.open_tree("t").unwrap();
+    let mut damaged = 0;
+    for i in 0u32..400 {
+        match r.get(&t, &i.to_be_bytes()) {
+            Ok(found) => assert_eq!(found, Some(vec![i as u8; (i as usize * 37) % 6000]), "key {i}"),
+            Err(e) => {
+                assert!(e.is_corruption() && e.to_string().contains("misplaced"), "{e}");
+                damaged += 1;
+            }
+        }
+    }
+    assert!(damaged > 0, "the keys of the swapped children are not all found");
+    // Keys absent from a leaf in its place are a plain miss.
+    assert_eq!(r.get(&t, &400u32.to_be_bytes()).unwrap(), None);
+    assert_eq!(r.get(&t, b"").unwrap(), None);
+}

@@ -147,13 +147,16 @@ impl std::fmt::Debug for ValueGuard {
 pub fn get_guard<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Result<Option<ValueGuard>> {
     let usable = r.usable_size();
     let mut pgno = root;
+    let mut bounds = Bounds::default();
     for _ in 0..=MAX_DEPTH {
         // Interior pages the reader lends are read without a reference
         // count (see PageRead::lent_page).
         if let Some(buf) = r.lent_page(pgno) {
             let node = Node::parse(buf, pgno, usable)?;
             if !node.is_leaf() {
-                pgno = node.child(node.upper_bound(key)?)?;
+                let i = node.upper_bound(key)?;
+                bounds.note(pgno, i, node.len());
+                pgno = node.child(i)?;
                 continue;
             }
         }
@@ -161,7 +164,10 @@ pub fn get_guard<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Resul
         let node = Node::parse(&page, pgno, usable)?;
         if node.is_leaf() {
             node::prefetch(&page);
-            let Ok(i) = node.search(key)? else { return Ok(None) };
+            let Ok(i) = node.search(key)? else {
+                bounds.check_leaf(r, &node)?;
+                return Ok(None);
+            };
             let (span, overflow) = match node.leaf_entry(i)?.1 {
                 // The value is a subslice of the page: its place is its
                 // distance from the page's start.
@@ -173,9 +179,65 @@ pub fn get_guard<R: PageRead + ?Sized>(r: &R, root: PageNo, key: &[u8]) -> Resul
             };
             return Ok(Some(ValueGuard { page, span, overflow }));
         }
-        pgno = node.child(node.upper_bound(key)?)?;
+        let i = node.upper_bound(key)?;
+        bounds.note(pgno, i, node.len());
+        pgno = node.child(i)?;
     }
     Err(too_deep(root))
+}
+
+/// Where a point lookup's descent found the separators that bound the
+/// leaf it reached: the deepest interior node with a key below the child
+/// taken, and the deepest with one above it (page and key index). A miss
+/// checks the leaf against them: a child pointer to the wrong subtree (a
+/// damaged page whose checksum still holds) would otherwise answer "no
+/// such key" for keys the tree holds, where a range scan reports the
+/// damage. Kept as numbers, so a hit pays for no copies.
+#[derive(Default)]
+struct Bounds {
+    low: Option<(PageNo, usize)>,
+    high: Option<(PageNo, usize)>,
+}
+
+impl Bounds {
+    /// The descent took child `i` of interior page `pgno` (`len` keys):
+    /// child `i` holds the keys from `key(i-1)` up to before `key(i)`.
+    #[inline]
+    fn note(&mut self, pgno: PageNo, i: usize, len: usize) {
+        if i > 0 {
+            self.low = Some((pgno, i - 1));
+        }
+        if i < len {
+            self.high = Some((pgno, i));
+        }
+    }
+
+    /// `Corruption` unless `leaf`'s keys lie within the bounds.
+    #[cold]
+    fn check_leaf<R: PageRead + ?Sized>(&self, r: &R, leaf: &Node<'_>) -> Result<()> {
+        let Some(last) = leaf.len().checked_sub(1) else { return Ok(()) };
+        let separator = |(pgno, i): (PageNo, usize)| -> Result<Vec<u8>> {
+            let page = r.read_page(pgno)?;
+            Ok(Node::parse(&page, pgno, r.usable_size())?.key(i)?.to_vec())
+        };
+        let misplaced = |what: &str| {
+            Err(Error::corruption(
+                leaf.pgno(),
+                format!("leaf holds keys {what} the separator its parent page gives it (a misplaced child pointer?)"),
+            ))
+        };
+        if let Some(low) = self.low {
+            if leaf.key(0)? < separator(low)?.as_slice() {
+                return misplaced("below");
+            }
+        }
+        if let Some(high) = self.high {
+            if leaf.key(last)? >= separator(high)?.as_slice() {
+                return misplaced("at or above");
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cold]
