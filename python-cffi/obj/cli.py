@@ -1070,7 +1070,9 @@ def _load(a: argparse.Namespace, src: Any, prog: _Progress, total: int, done: li
     read = 0
     line = b""  # (for the error of a failure before the first line is read)
     _new_file_dir(a.file, "database")
-    with obj.Db(a.file, **_db_options(a)) as db:
+    # Closed as after a success whatever the outcome: the failed part was
+    # rolled back, and a clean close leaves no -wal or -shm file behind.
+    with contextlib.closing(obj.Db(a.file, **_db_options(a))) as db:
         ld = _Loader(db.transaction(), a.collection, a.ids)
         with contextlib.ExitStack() as ending:
             ending.callback(lambda: ld.tx.close())  # rolls back what is not committed

@@ -156,6 +156,8 @@ def test_exit_codes(tmp_path, path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
     assert run("load", path, "c", str(bad)).returncode == cli.EXIT_ERROR
+    # (a failed load closes the file as a success does: no -wal or -shm is left, review 45)
+    assert not os.path.exists(path + "-wal") and not os.path.exists(path + "-shm")
     assert run("load", path, "c", str(tmp_path / "absent.jsonl")).returncode == cli.EXIT_NOT_FOUND
 
 
