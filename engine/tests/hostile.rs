@@ -1122,3 +1122,24 @@ fn a_point_lookup_reaching_a_misplaced_leaf_is_corruption_not_a_miss() {
     assert_eq!(r.get(&t, &400u32.to_be_bytes()).unwrap(), None);
     assert_eq!(r.get(&t, b"").unwrap(), None);
 }
+
+#[test]
+fn an_index_entry_leading_to_a_raw_document_is_corruption() {
+    // (found by the review: an index-served query passed over it)
+    let vfs = SimVfs::new();
+    let good = sample_with_every_kind(&vfs);
+    // Document 6 (u5@x, age 5): its header's flags byte says RAW.
+    let mut b = good.clone();
+    let stored = [&6u64.to_be_bytes()[..], &[1, 0, 0]].concat();
+    let at = b.windows(stored.len()).position(|w| w == stored).expect("document 6");
+    b[at + 10] = 0x01;
+    let pgno = (at / PS) as u32;
+    seal_page(pgno, page(&mut b, pgno));
+    vfs.write_file(DB, &b);
+    let db = Db::open_with(DB, options(&vfs)).unwrap();
+    let eq = r#"{"collection":"users","filter":{"eq":["age",5]}}"#;
+    corruption(query_ids(&db, eq), "leads to a raw document");
+    let r = db.begin_read().unwrap();
+    let c = r.collection("users").unwrap();
+    corruption(c.find_unique("by_email", &[from_json_str(r#""u5@x""#).unwrap()]), "non-matching document 6");
+}

@@ -93,9 +93,22 @@ pub(crate) fn walk<R: PageRead + ?Sized>(
     let per = per_page(usable) as u64;
     let count = page_count(usable, len);
     let (mut pgno, mut prev, mut remaining) = (first, owner, len);
+    // Brent's cycle detection on the page numbers: a chain that loops back
+    // (a damaged next pointer) is found within twice its distinct pages,
+    // not after the `count` pages a damaged length may claim.
+    let (mut mark, mut power, mut steps) = (first, 1u64, 0u64);
     for i in 0..count {
         if pgno == 0 {
             return Err(Error::corruption(prev, format!("overflow chain ends after {i} of {count} pages")));
+        }
+        if i > 0 {
+            if pgno == mark {
+                return Err(Error::corruption(prev, format!("overflow chain loops back to page {pgno}")));
+            }
+            steps += 1;
+            if steps == power {
+                (mark, power, steps) = (pgno, power * 2, 0);
+            }
         }
         let page = r.read_page(pgno)?;
         let next = next_of(&page, pgno, usable)?;

@@ -416,11 +416,12 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                             ),
                         ));
                     };
-                    // An index only holds structured documents; a RAW one
-                    // here matches nothing (as its full decode would not).
+                    // Only a document collection has indexes, and it holds
+                    // no RAW document: one here is damage, not a miss.
                     let (header, payload) = decode_header(bytes)?;
                     if header.is_raw() {
-                        continue;
+                        let raw = Error::corruption(None, "its index entry leads to a raw document");
+                        return Err(in_entry(raw, index_name(plan), &st.name, id));
                     }
                     let mut doc = TopFields::new(payload, &fields.steps);
                     let single = single_entry(plan, fields, index_fields, &mut doc)?;
