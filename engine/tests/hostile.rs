@@ -25,9 +25,16 @@ fn options(vfs: &SimVfs) -> Options {
 
 /// A closed database with a few trees, overflow values and free pages.
 fn sample(vfs: &SimVfs) -> Vec<u8> {
+    sample_with(vfs, |_| {})
+}
+
+/// [`sample`] with what `more` writes in its first transaction, once tree
+/// "t" is made (so that the trees it makes have low root pages).
+fn sample_with(vfs: &SimVfs, more: impl FnOnce(&mut obj_engine::WriteTxn)) -> Vec<u8> {
     let db = Db::open_with(DB, options(vfs)).unwrap();
     let mut w = db.begin_write().unwrap();
     let t = w.create_tree("t").unwrap();
+    more(&mut w);
     for i in 0u32..400 {
         w.insert(&t, &i.to_be_bytes(), &vec![i as u8; (i as usize * 37) % 6000]).unwrap();
     }
@@ -38,6 +45,7 @@ fn sample(vfs: &SimVfs) -> Vec<u8> {
     w.drop_tree("gone").unwrap();
     w.commit().unwrap();
     db.close().unwrap();
+    assert!(vfs.read_file(WAL).is_none(), "a clean close removes the WAL");
     vfs.read_file(DB).unwrap()
 }
 
@@ -635,7 +643,7 @@ fn catalog_entry_count_that_would_wrap_is_corruption() {
     let pgno = at / page_size;
     assert!(bytes[at + 5] < 0x80 && bytes[at + 6] == 1, "catalog value {:?}", &bytes[at + 5..at + 7]);
     bytes[at + 6] = 0;
-    obj_engine::storage::page::seal_page(pgno as u32, &mut bytes[pgno * page_size..(pgno + 1) * page_size]);
+    seal_page(pgno as u32, &mut bytes[pgno * page_size..(pgno + 1) * page_size]);
     vfs.write_file(DB, &bytes);
     let db = Db::open_with(DB, options(&vfs)).unwrap();
     let mut w = db.begin_write().unwrap();
@@ -650,7 +658,7 @@ fn catalog_root_zero_in_a_populated_file_is_corruption() {
     let vfs = SimVfs::new();
     let mut bytes = sample(&vfs);
     bytes[52..56].copy_from_slice(&0u32.to_le_bytes());
-    obj_engine::storage::page::seal_page(0, &mut bytes[..4096]);
+    seal_page(0, &mut bytes[..4096]);
     vfs.write_file(DB, &bytes);
     let r = Db::open_with(DB, options(&vfs));
     assert!(
@@ -670,18 +678,12 @@ fn catalog_root_zero_in_a_populated_file_is_corruption() {
 
 const PS: usize = 4096;
 
-/// A closed database: tree "t" (400 entries, overflow values), collection
-/// "users" with two indexes, a key-value namespace, free pages.
+/// [`sample`] with a second tree "u", collection "users" with a unique and
+/// a standard index, and a key-value namespace.
 fn sample_with_every_kind(vfs: &SimVfs) -> Vec<u8> {
-    let db = Db::open_with(DB, options(vfs)).unwrap();
-    let mut w = db.begin_write().unwrap();
-    let t = w.create_tree("t").unwrap();
-    let u = w.create_tree("u").unwrap();
-    for i in 0u32..400 {
-        w.insert(&t, &i.to_be_bytes(), &vec![i as u8; (i as usize * 37) % 6000]).unwrap();
-    }
-    w.insert(&u, b"k", b"v").unwrap();
-    {
+    sample_with(vfs, |w| {
+        let u = w.create_tree("u").unwrap();
+        w.insert(&u, b"k", b"v").unwrap();
         let mut c = w.collection_mut("users").unwrap();
         c.create_index(IndexSpec::unique("by_email", "email").unwrap()).unwrap();
         c.create_index(IndexSpec::standard("by_age", "age").unwrap()).unwrap();
@@ -689,17 +691,9 @@ fn sample_with_every_kind(vfs: &SimVfs) -> Vec<u8> {
             let doc = format!(r#"{{"email":"u{i}@x","age":{},"name":"n{i}"}}"#, i % 7);
             c.insert(&from_json_str(&doc).unwrap()).unwrap();
         }
-    }
-    w.kv_put("meta", b"k", b"v").unwrap();
-    let gone = w.create_tree("gone").unwrap();
-    w.insert(&gone, b"k", &[1; 10_000]).unwrap();
-    w.commit().unwrap();
-    let mut w = db.begin_write().unwrap();
-    w.drop_tree("gone").unwrap();
-    w.commit().unwrap();
-    db.close().unwrap();
-    assert!(vfs.read_file(WAL).is_none(), "a clean close removes the WAL");
-    vfs.read_file(DB).unwrap()
+        drop(c);
+        w.kv_put("meta", b"k", b"v").unwrap();
+    })
 }
 
 fn u16_at(b: &[u8], at: usize) -> usize {
