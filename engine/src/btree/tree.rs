@@ -216,10 +216,6 @@ impl Bounds {
     #[cold]
     fn check_leaf<R: PageRead + ?Sized>(&self, r: &R, leaf: &Node<'_>) -> Result<()> {
         let Some(last) = leaf.len().checked_sub(1) else { return Ok(()) };
-        let separator = |(pgno, i): (PageNo, usize)| -> Result<Vec<u8>> {
-            let page = r.read_page(pgno)?;
-            Ok(Node::parse(&page, pgno, r.usable_size())?.key(i)?.to_vec())
-        };
         let misplaced = |what: &str| {
             Err(Error::corruption(
                 leaf.pgno(),
@@ -227,17 +223,33 @@ impl Bounds {
             ))
         };
         if let Some(low) = self.low {
-            if leaf.key(0)? < separator(low)?.as_slice() {
+            let first = leaf.key(0)?;
+            if !separator_holds(r, low, |s| s <= first)? {
                 return misplaced("below");
             }
         }
         if let Some(high) = self.high {
-            if leaf.key(last)? >= separator(high)?.as_slice() {
+            let last = leaf.key(last)?;
+            if !separator_holds(r, high, |s| last < s)? {
                 return misplaced("at or above");
             }
         }
         Ok(())
     }
+}
+
+/// Whether `holds` is true of key `i` of interior page `pgno`, read in
+/// place where the reader lends the page (as the descent read it).
+fn separator_holds<R: PageRead + ?Sized>(
+    r: &R,
+    (pgno, i): (PageNo, usize),
+    holds: impl FnOnce(&[u8]) -> bool,
+) -> Result<bool> {
+    if let Some(buf) = r.lent_page(pgno) {
+        return Ok(holds(Node::parse(buf, pgno, r.usable_size())?.key(i)?));
+    }
+    let page = r.read_page(pgno)?;
+    Ok(holds(Node::parse(&page, pgno, r.usable_size())?.key(i)?))
 }
 
 #[cold]
