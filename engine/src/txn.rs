@@ -463,19 +463,18 @@ pub(crate) fn check_distinct_roots<'a>(owner: &str, trees: impl IntoIterator<Ite
     let mut seen: Vec<&Tree> = Vec::new();
     for t in trees {
         if let Some(other) = seen.iter().find(|o| o.root == t.root) {
-            return Err(shared_root(Some(owner), other, t));
+            return Err(shared_root(Some(owner), &other.name, &t.name, t.root));
         }
         seen.push(t);
     }
     Ok(())
 }
 
-fn shared_root(owner: Option<&str>, a: &Tree, b: &Tree) -> Error {
+/// Catalog entries `a` and `b` (trees of `owner`, if named) rooted at one
+/// page, `root`.
+pub(crate) fn shared_root(owner: Option<&str>, a: &str, b: &str, root: PageNo) -> Error {
     let of = owner.map(|o| format!(" (of {o})")).unwrap_or_default();
-    Error::corruption(
-        a.root,
-        format!("the catalog gives trees {:?} and {:?}{of} the same root page {}", a.name, b.name, a.root),
-    )
+    Error::corruption(root, format!("the catalog gives trees {a:?} and {b:?}{of} the same root page {root}"))
 }
 
 #[cold]
@@ -596,17 +595,9 @@ impl WriteTxn {
                 // Another tree is tracked at this root. Stale, unless the
                 // catalog still gives the handle's tree this root: then two
                 // trees share a root page.
-                let other = Tree {
-                    name: t.name.clone(),
-                    root: tree.root,
-                    entries: t.entries,
-                    origin: self.id,
-                    engine: true,
-                    serial: t.serial,
-                };
                 return match self.find_tree(&tree.name)? {
                     Some(c) if c.root == tree.root && c.serial == tree.serial => {
-                        Err(shared_root(None, &other, tree))
+                        Err(shared_root(None, &t.name, &tree.name, tree.root))
                     }
                     _ => Err(stale(tree)),
                 };

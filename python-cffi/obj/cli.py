@@ -17,11 +17,12 @@ Exit codes (stable, for scripts):
 
 Encrypted files: every command takes ``--key-file FILE`` (32 raw bytes, or
 64 hex digits) or ``--passphrase-env NAME`` (the passphrase is the value of
-that environment variable, all of it: a newline there is part of it) or ``--passphrase-file FILE`` (its first line),
-one of them at most. ``rekey`` takes the new key the same way
-(``--new-key-file``, ``--new-passphrase-env``, ``--new-passphrase-file``) or
-``--decrypt``. A passphrase is never taken on the command line, where other
-users of the machine could read it in the process list.
+that environment variable, all of it: a newline there is part of it) or
+``--passphrase-file FILE`` (its first line), one of them at most. ``rekey``
+takes the new key the same way (``--new-key-file``,
+``--new-passphrase-env``, ``--new-passphrase-file``) or ``--decrypt``. A
+passphrase is never taken on the command line, where other users of the
+machine could read it in the process list.
 """
 
 from __future__ import annotations

@@ -99,13 +99,7 @@ pub(crate) fn build_image(src: &Snapshot, sink: &mut dyn PageSink) -> Result<Hea
             let meta = TreeMeta::decode(&value, &shown)?;
             crate::txn::check_root(&shown, meta.root, old.catalog_root)?;
             if let Some(other) = roots.insert(meta.root, shown.clone()) {
-                return Err(Error::corruption(
-                    meta.root,
-                    format!(
-                        "the catalog gives trees {other:?} and {shown:?} the same root page {}",
-                        meta.root
-                    ),
-                ));
+                return Err(crate::txn::shared_root(None, &other, &shown, meta.root));
             }
             let (root, entries) = copy_tree(src, meta.root, sink)?;
             if entries != meta.entries {
