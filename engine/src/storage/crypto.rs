@@ -20,7 +20,6 @@
 //! under its own file id with the same key ([`PageCodec::for_copy`]).
 
 use std::fmt;
-use std::sync::Arc;
 
 use hkdf::Hkdf;
 use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
@@ -411,7 +410,7 @@ impl PageCodec {
     pub fn seal_pages(&self, pages: &mut [(PageNo, PageRef)]) {
         if let PageCodec::Plain = self {
             for (pgno, page) in pages.iter_mut() {
-                seal_page(*pgno, &mut Arc::make_mut(page)[..]);
+                seal_page(*pgno, &mut PageRef::make_mut(page)[..]);
             }
         }
     }
@@ -456,7 +455,7 @@ impl PageCodec {
     pub fn seal(&self, pgno: PageNo, page: &mut PageRef) -> Result<Option<Page>> {
         match self {
             PageCodec::Plain => {
-                seal_page(pgno, &mut Arc::make_mut(page)[..]);
+                seal_page(pgno, &mut PageRef::make_mut(page)[..]);
                 Ok(None)
             }
             PageCodec::Aes(_) => {

@@ -8,6 +8,7 @@ pub mod freelist;
 pub mod header;
 pub mod memo;
 pub mod page;
+pub mod page_memory;
 pub mod pager;
 pub mod shm;
 pub mod sim;

@@ -9,7 +9,6 @@
 //! content part (`&page[..usable]`).
 
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
 
 use crate::error::{Error, PageNo, Result};
 
@@ -41,15 +40,15 @@ impl Page {
         Page(bytes.into_boxed_slice())
     }
 
-    /// The same bytes as a shared page (one allocation: count and bytes).
+    /// The same bytes as a shared page.
     pub fn into_ref(self) -> PageRef {
-        Arc::from(self.0)
+        PageRef::copy_of(&self.0)
     }
 }
 
-/// A zero-filled shared page of `size` bytes, built in place.
+/// A zero-filled shared page of `size` bytes.
 pub fn zeroed_ref(size: usize) -> PageRef {
-    std::iter::repeat_n(0u8, size).collect()
+    PageRef::zeroed(size)
 }
 
 impl Deref for Page {
@@ -71,10 +70,7 @@ impl std::fmt::Debug for Page {
     }
 }
 
-/// A shared, immutable view of a page as some snapshot sees it. One
-/// allocation holds the reference count and the bytes, so the first touch
-/// of a cached page (the count) also brings in the node header.
-pub type PageRef = Arc<[u8]>;
+pub use crate::storage::page_memory::PageRef;
 
 /// The little-endian `u32` at byte `at` of `b` (which holds it): a field
 /// of a page, a header or a frame.
@@ -222,7 +218,7 @@ impl PageRead for MemPageStore {
 impl PageWrite for MemPageStore {
     fn page_mut(&mut self, pgno: PageNo) -> Result<&mut [u8]> {
         match self.pages.get_mut(pgno as usize) {
-            Some(Some(p)) => Ok(Arc::make_mut(p)),
+            Some(Some(p)) => Ok(PageRef::make_mut(p)),
             _ => Err(Error::corruption(pgno, "page is not allocated")),
         }
     }

@@ -241,7 +241,7 @@ fn new_page0(options: &Options) -> Result<(Vec<u8>, [u8; 16], PageCodec)> {
     let mut header = Header::new(options.page_size as u32, 0, file_id);
     header.set_encrypted(codec.is_encrypted());
     let mut page: PageRef = zeroed_ref(options.page_size);
-    header.encode(&mut Arc::make_mut(&mut page)[..]);
+    header.encode(&mut PageRef::make_mut(&mut page)[..]);
     let image = codec.seal(0, &mut page)?;
     let image = image.as_deref().unwrap_or(&page).to_vec();
     Ok((image, file_id, codec))
@@ -1551,7 +1551,7 @@ impl Pager {
         }
         // Read straight into the shared page: one allocation, no copy.
         let mut shared = zeroed_ref(self.page_size);
-        let page = Arc::make_mut(&mut shared);
+        let page = PageRef::make_mut(&mut shared);
         let mut key = key;
         match source {
             PageSource::Frame(frame) => {
@@ -1651,7 +1651,7 @@ impl Pager {
         // Page 0 names the generation it goes into; then seal (plain) or
         // encrypt (in the WAL's buffer: the plaintext pages go to the cache).
         if let Some((_, page0)) = pages.iter_mut().find(|(pgno, _)| *pgno == 0) {
-            stamp_wal_position(&mut Arc::make_mut(page0)[..], wal.header().salt, wal.durable_frames());
+            stamp_wal_position(&mut PageRef::make_mut(page0)[..], wal.header().salt, wal.durable_frames());
         }
         self.codec.seal_pages(&mut pages);
         let appended = wal.append_sealing(&frame_writes(&pages), Some(header.page_count), |images| {
@@ -1789,7 +1789,7 @@ impl Pager {
             return Ok(p);
         }
         let mut shared = zeroed_ref(self.page_size);
-        let page = Arc::make_mut(&mut shared);
+        let page = PageRef::make_mut(&mut shared);
         self.wal().read_frame(frame, page)?;
         self.codec.open_page(pgno, page)?;
         self.cache.insert(key, shared.clone());

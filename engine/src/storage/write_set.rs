@@ -12,7 +12,7 @@
 //! them. So a transaction of any size runs in bounded memory.
 
 use std::collections::hash_map::Entry;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use crate::error::{Error, PageNo, Result};
 use crate::storage::freelist;
@@ -155,12 +155,12 @@ impl WritePages {
             Entry::Occupied(slot) => {
                 let d = slot.into_mut();
                 d.changed = changed;
-                let page = Arc::make_mut(&mut d.page);
+                let page = PageRef::make_mut(&mut d.page);
                 page.fill(0);
                 Ok(page)
             }
             Entry::Vacant(slot) => {
-                Ok(Arc::make_mut(&mut slot.insert(Dirty { page: zeroed_ref(size), changed }).page))
+                Ok(PageRef::make_mut(&mut slot.insert(Dirty { page: zeroed_ref(size), changed }).page))
             }
         }
     }
@@ -263,7 +263,7 @@ impl WritePages {
             Some(i) => pages.swap_remove(i).1,
             None => zeroed_ref(size),
         };
-        header.encode(&mut Arc::make_mut(&mut zero)[..]);
+        header.encode(&mut PageRef::make_mut(&mut zero)[..]);
         pages.push((0, zero));
         pages.sort_unstable_by_key(|(p, _)| *p);
         let base = self.base_versions();
@@ -327,7 +327,7 @@ impl PageWrite for WritePages {
         let changed = self.tick();
         let slot = self.dirty.get_mut(&pgno).expect("just inserted");
         slot.changed = changed;
-        Ok(Arc::make_mut(&mut slot.page))
+        Ok(PageRef::make_mut(&mut slot.page))
     }
 
     fn allocate_page(&mut self) -> Result<PageNo> {
