@@ -11,6 +11,8 @@ use obj_engine::storage::page::seal_page;
 use obj_engine::storage::sim::{CutMode, Fault, FaultKind, FaultOp, SimVfs};
 use obj_engine::{Db, EncryptionKey, Error, KdfParams, Options, ReadableTxn};
 
+mod common;
+
 const DB: &str = "/enc/app.obj";
 const WAL: &str = "/enc/app.obj-wal";
 const PAGE: usize = 4096;
@@ -235,12 +237,12 @@ fn truncated_or_torn_wal_loses_only_the_last_commit() {
     let vfs = SimVfs::new();
     let db = Db::open_with(DB, options(&vfs, Some(key(4)))).unwrap();
     fill(&db, 0, 20);
-    let len_first = vfs.read_file(WAL).unwrap().len();
+    let frame = 24 + PAGE;
+    let len_first = common::wal_frames(&vfs.read_file(WAL).unwrap(), frame).len();
     fill(&db, 20, 21);
-    let wal = vfs.read_file(WAL).unwrap();
+    let wal = common::wal_frames(&vfs.read_file(WAL).unwrap(), frame).to_vec();
     vfs.crash();
     drop(db);
-    let frame = 24 + PAGE;
     assert!(wal.len() > len_first);
     let cuts =
         [len_first, len_first + 1, len_first + 24, len_first + frame - 1, wal.len() - 1, wal.len() - 700];

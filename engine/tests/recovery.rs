@@ -24,12 +24,12 @@ fn torn_last_frame_recovers_previous_commit() {
     let vfs = SimVfs::new();
     let db = Db::open_with(DB, sim_options(&vfs)).unwrap();
     put(&db, "t", b"a", b"first");
-    let len_a = vfs.read_file(Path::new(WAL)).unwrap().len();
+    let frame_len = 4096 + 24;
+    let len_a = common::wal_frames(&vfs.read_file(Path::new(WAL)).unwrap(), frame_len).len();
     put(&db, "t", b"b", &[9u8; 100]);
-    let wal = vfs.read_file(Path::new(WAL)).unwrap();
+    let wal = common::wal_frames(&vfs.read_file(Path::new(WAL)).unwrap(), frame_len).to_vec();
     vfs.crash();
     drop(db);
-    let frame_len = 4096 + 24;
     assert!(wal.len() >= len_a + frame_len);
     let last_frame = wal.len() - frame_len;
     for cut in last_frame..wal.len() {

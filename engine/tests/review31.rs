@@ -11,6 +11,8 @@ use std::sync::Arc;
 use obj_engine::storage::sim::{Fault, FaultKind, FaultOp, SimVfs};
 use obj_engine::{Db, Error, Options, ReadableTxn, SyncMode};
 
+mod common;
+
 const DB: &str = "/h/app.obj";
 const WAL: &str = "/h/app.obj-wal";
 const FRAME: usize = 24 + 4096;
@@ -27,7 +29,7 @@ fn crashed(vfs: &SimVfs, sync_mode: SyncMode) -> (usize, usize) {
     let db = Db::open_with(DB, options(vfs, sync_mode)).unwrap();
     let mut last_start = 0;
     for i in 0..COMMITS {
-        let before = (vfs.read_file(WAL).map_or(0, |w| w.len()).max(64) - 64) / FRAME;
+        let before = frames_in_wal(vfs);
         last_start = before + 1;
         let mut w = db.begin_write().unwrap();
         let t = match w.find_tree("t").unwrap() {
@@ -38,7 +40,7 @@ fn crashed(vfs: &SimVfs, sync_mode: SyncMode) -> (usize, usize) {
         w.commit().unwrap();
     }
     db.close_without_checkpoint();
-    let frames = (vfs.read_file(WAL).unwrap().len() - 64) / FRAME;
+    let frames = frames_in_wal(vfs);
     (frames, last_start)
 }
 
@@ -126,7 +128,8 @@ fn spill_options(vfs: &SimVfs) -> Options {
 }
 
 fn frames_in_wal(vfs: &SimVfs) -> usize {
-    (vfs.read_file(WAL).map_or(0, |w| w.len()).max(64) - 64) / FRAME
+    let wal = vfs.read_file(WAL).unwrap_or_default();
+    (common::wal_frames(&wal, FRAME).len().max(64) - 64) / FRAME
 }
 
 fn put_rows(db: &Db, tree: &str, from: u32, to: u32, len: usize) {

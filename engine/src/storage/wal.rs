@@ -230,10 +230,22 @@ pub struct Wal {
     /// commits (up to [`KEEP_BUF`]): a fresh buffer each time cost a
     /// small commit an allocation and the page faults of touching it.
     buf: Vec<u8>,
+    /// Bytes the file is known to hold: its size when last read, or how
+    /// far [`Wal::make_room`] extended it. Only a hint (another process
+    /// may have grown or cut the file since); appends past it read the
+    /// size again.
+    room: u64,
 }
 
 /// The largest append buffer kept for the next append.
 const KEEP_BUF: usize = 256 << 10;
+
+/// How far ahead of a small append at its end the WAL file is extended
+/// at most, and at first (see [`Wal::make_room`]).
+const PREFILL: u64 = 1 << 20;
+const FIRST_PREFILL: u64 = 64 << 10;
+
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// Whether `file` starts with a valid WAL header (of any database): a log
 /// that recovery would replay, not an empty or never-written file.
@@ -423,6 +435,7 @@ impl Wal {
             page_size,
             sync_cuts: true,
             buf: Vec::new(),
+            room: 0,
         }
     }
 
@@ -536,6 +549,7 @@ impl Wal {
         let size =
             self.file.size().map_err(|e| Error::io(format!("reading the size of {}", self.name), e))?;
         if size > keep {
+            self.room = self.room.min(keep);
             self.file.truncate(keep).map_err(|e| Error::io(format!("truncating {}", self.name), e))?;
         }
         Ok(())
@@ -573,6 +587,20 @@ impl Wal {
         if !self.header_written {
             self.write_header()?;
         }
+        let end = offset + (pages.len() * frame_len) as u64;
+        // Whether this append grows the file (read before its frames are
+        // written, so that whatever lies past `end` afterwards is zeros of
+        // `make_room` alone) and is small enough to extend it ahead.
+        let prefill = end > self.room
+            && (pages.len() * frame_len) < PREFILL as usize
+            && self
+                .file
+                .size()
+                .map(|size| {
+                    self.room = size;
+                    end > size
+                })
+                .unwrap_or(false);
         for (c, chunk) in pages.chunks(per_chunk).enumerate() {
             buf.clear();
             for p in chunk {
@@ -605,12 +633,48 @@ impl Wal {
         if buf.capacity() <= KEEP_BUF {
             self.buf = buf;
         }
+        if prefill {
+            self.make_room(end);
+        }
         self.frames += pages.len() as u64;
         if commit.is_some() {
             self.committed = self.frames;
         }
         self.chain = chain;
         Ok(first)
+    }
+
+    /// After a small append that grew the file to `end`: writes zeros from
+    /// `end` to the next multiple of a step that doubles with the file,
+    /// from [`FIRST_PREFILL`] for a new log (so that a session of one
+    /// commit writes little more than its frames) to [`PREFILL`]. A sync after an append that
+    /// grows the file must also make its new size and blocks durable (on
+    /// ext4, a journal commit), which costs a small commit about twice the
+    /// sync of a write over existing bytes; writing the zeros once makes
+    /// the next commits such writes. The zeros lie past every frame, where
+    /// recovery stops (a frame of zeros fails its salt), as it does at the
+    /// stale frames a restarted log leaves. They are written after the
+    /// append's frames, so that those take the disk space first, and a
+    /// failure to write them (a full disk) cuts them off again: zeros left
+    /// half-written would hold space that the next commits' frames need
+    /// (on a disk with less than `PREFILL` free, every commit after a
+    /// checkpoint would fail), and costs only that speed.
+    fn make_room(&mut self, end: u64) {
+        let step = end.next_power_of_two().clamp(FIRST_PREFILL, PREFILL);
+        let target = end.next_multiple_of(step);
+        let mut at = end;
+        while at < target {
+            let n = (target - at).min(ZEROS.len() as u64);
+            if self.file.write_at(&ZEROS[..n as usize], at).is_err() {
+                // Nothing past `end` but these zeros (the file ended before
+                // it when the append began).
+                let _ = self.file.truncate(end);
+                self.room = end;
+                return;
+            }
+            at += n;
+        }
+        self.room = target;
     }
 
     /// Makes every appended frame durable.
@@ -690,7 +754,8 @@ impl Wal {
     /// would cut that old log in the middle rather than at its start,
     /// leaving a prefix of it that recovery would read as the newest
     /// commits.
-    fn cut(&self) -> Result<()> {
+    fn cut(&mut self) -> Result<()> {
+        self.room = 0;
         self.file.truncate(0).map_err(|e| Error::io(format!("truncating {}", self.name), e))?;
         if self.sync_cuts {
             self.sync()?;
@@ -774,6 +839,68 @@ mod tests {
         let mut page: Vec<u8> = (0..PAGE).map(fill).collect();
         seal_page(pgno, &mut page);
         page
+    }
+
+    /// Small commits at the end of the file extend it with zeros once for
+    /// many (so that their syncs overwrite), recovery stops at the zeros,
+    /// and a large append is written as it is.
+    #[test]
+    fn small_appends_extend_the_file_ahead_and_recovery_stops_at_the_zeros() {
+        let vfs = SimVfs::new();
+        let path = Path::new("/t/db-wal");
+        let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
+        let (mut wal, _) = open_wal(&file).unwrap();
+        let frame = (FRAME_HEADER_LEN + PAGE) as u64;
+        // The step doubles from 64 KiB: 64, 128, 256, 512 KiB, then 1 MiB
+        // boundaries.
+        let mut extended = Vec::new();
+        for k in 0..300u32 {
+            wal.append(&[FrameWrite { pgno: 5, page: &sealed(5, |_| k as u8) }], 6).unwrap();
+            let size = file.size().unwrap();
+            if extended.last() != Some(&size) {
+                extended.push(size);
+            }
+        }
+        assert_eq!(extended, [64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20, 2 << 20]);
+        wal.sync().unwrap();
+        let end = (WAL_HEADER_LEN + 300 * frame) as usize;
+        assert!(vfs.read_file(path).unwrap()[end..].iter().all(|&b| b == 0));
+        let (mut wal, recovered) = open_wal(&file).unwrap();
+        assert_eq!((recovered.last_commit, recovered.commits.len()), (300, 300));
+
+        let pages: Vec<Vec<u8>> = (0..300u32).map(|k| sealed(k + 1, |i| (i as u32 + k) as u8)).collect();
+        let frames: Vec<FrameWrite<'_>> =
+            pages.iter().enumerate().map(|(k, page)| FrameWrite { pgno: k as PageNo + 1, page }).collect();
+        wal.append(&frames, 300).unwrap();
+        assert_eq!(file.size().unwrap(), WAL_HEADER_LEN + 600 * frame, "no zeros after a large append");
+        let (_, recovered) = open_wal(&file).unwrap();
+        assert_eq!((recovered.last_commit, recovered.commits.len()), (600, 301));
+    }
+
+    /// On a disk without room for the zeros, the append still takes only
+    /// its frames' space: the zeros that fitted are cut off again.
+    #[test]
+    fn zeros_that_do_not_fit_take_no_space_from_the_frames() {
+        let vfs = SimVfs::new();
+        let path = Path::new("/t/db-wal");
+        let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
+        let (mut wal, _) = open_wal(&file).unwrap();
+        let frame = (FRAME_HEADER_LEN + PAGE) as u64;
+        // Room for the 40 frames and a few more bytes: the zeros to 64 and
+        // 128 KiB fit, those to 256 KiB do not.
+        vfs.set_capacity(Some(vfs.used_bytes() + WAL_HEADER_LEN + 40 * frame + 1000));
+        for k in 0..40u8 {
+            wal.append(&[FrameWrite { pgno: 5, page: &sealed(5, |_| k) }], 6).unwrap();
+            let end = WAL_HEADER_LEN + (k as u64 + 1) * frame;
+            let size = file.size().unwrap();
+            assert!(
+                size == end || (end < 128 << 10 && size == end.next_multiple_of(64 << 10)),
+                "{k}: {size}"
+            );
+        }
+        assert_eq!(file.size().unwrap(), WAL_HEADER_LEN + 40 * frame, "the zeros that did not fit are cut");
+        let (_, recovered) = open_wal(&file).unwrap();
+        assert_eq!(recovered.commits.len(), 40);
     }
 
     /// A frame torn over an older generation's frame, where the new image
