@@ -17,7 +17,36 @@ fn fork_with_open_handles() {
     a_child_dropping_a_spilled_transaction_leaves_the_wal_alone();
     a_shared_scan_inherited_by_a_child_is_refused_without_waiting();
     a_child_opens_while_another_parent_thread_opens_and_closes();
+    a_child_gets_pages_while_another_parent_thread_takes_and_frees_them();
     a_rekey_of_an_inherited_handle_leaves_the_childs_engine_registered();
+}
+
+/// Forks `rounds` children, `pause` apart, each running `child` under a
+/// 5 s alarm and exiting 0 if it returned true; how many did not (a child
+/// killed by the alarm hung).
+fn children_that_fail(rounds: usize, pause: std::time::Duration, child: impl Fn() -> bool) -> usize {
+    let mut failed = 0;
+    for _ in 0..rounds {
+        std::thread::sleep(pause);
+        // SAFETY: the child runs `child` and then _exit()s without running
+        // destructors; alarm() ends it should it hang.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: a plain libc call in the child.
+            unsafe { libc::alarm(5) };
+            let ok = child();
+            // SAFETY: ends the forked child at once.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+            failed += 1;
+        }
+    }
+    failed
 }
 
 /// A child opens the file (its own engine) and then calls rekey on the
@@ -74,30 +103,13 @@ fn a_child_opens_while_another_parent_thread_opens_and_closes() {
             }
         })
     };
-    let mut hung = 0;
-    for _ in 0..30 {
-        std::thread::sleep(std::time::Duration::from_millis(3));
-        // SAFETY: the child calls into the engine and then _exit()s without
-        // running destructors; alarm() ends it should it hang.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            // SAFETY: a plain libc call in the child.
-            unsafe { libc::alarm(5) };
-            let ok = Db::open(&path).and_then(|child| {
-                let seen = child.begin_read()?.open_tree("t").is_ok();
-                child.close().map(|_| seen)
-            });
-            // SAFETY: ends the forked child at once.
-            unsafe { libc::_exit(if matches!(ok, Ok(true)) { 0 } else { 1 }) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child forked above.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-            hung += 1;
-        }
-    }
+    let hung = children_that_fail(30, std::time::Duration::from_millis(3), || {
+        let ok = Db::open(&path).and_then(|child| {
+            let seen = child.begin_read()?.open_tree("t").is_ok();
+            child.close().map(|_| seen)
+        });
+        matches!(ok, Ok(true))
+    });
     stop.store(true, Ordering::Relaxed);
     churn.join().unwrap();
     assert_eq!(hung, 0, "children that did not open the database (killed by alarm: hung)");
@@ -263,7 +275,6 @@ fn a_shared_scan_inherited_by_a_child_is_refused_without_waiting() {
 /// (taking or freeing a page) must still get pages (the fork takes every
 /// pool's lock first and releases it in both processes). Without that, 2
 /// to 5 of 20 such children hung.
-#[test]
 fn a_child_gets_pages_while_another_parent_thread_takes_and_frees_them() {
     use obj_engine::storage::page::PageRef;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -278,29 +289,9 @@ fn a_child_gets_pages_while_another_parent_thread_takes_and_frees_them() {
             }
         })
     };
-    let mut hung = 0;
-    for _ in 0..40 {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        // SAFETY: the child takes and frees a page, then _exit()s without
-        // running destructors; alarm() ends it should it hang.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            // SAFETY: a plain libc call in the child.
-            unsafe { libc::alarm(5) };
-            let page = PageRef::zeroed(4096);
-            let zero = page.iter().all(|&b| b == 0);
-            drop(page);
-            // SAFETY: ends the forked child at once.
-            unsafe { libc::_exit(if zero { 0 } else { 1 }) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child forked above.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-            hung += 1;
-        }
-    }
+    let hung = children_that_fail(40, std::time::Duration::from_millis(2), || {
+        PageRef::zeroed(4096).iter().all(|&b| b == 0)
+    });
     stop.store(true, Ordering::Relaxed);
     churn.join().unwrap();
     assert_eq!(hung, 0, "children that got no page (killed by alarm: hung)");

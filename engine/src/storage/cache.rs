@@ -201,13 +201,13 @@ impl PageCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::page::{zeroed_ref, Page};
+    use crate::storage::page::{Page, PageRef};
 
     #[test]
     fn never_exceeds_capacity() {
         let cache = PageCache::new(8);
         for i in 0..1000u64 {
-            cache.insert((0, i), zeroed_ref(16));
+            cache.insert((0, i), PageRef::zeroed(16));
             assert!(cache.stats().pages <= 8);
         }
         assert!(cache.get((0, 999)).is_some());
@@ -250,15 +250,15 @@ mod tests {
     #[test]
     fn zero_capacity_caches_nothing() {
         let cache = PageCache::new(0);
-        cache.insert((0, 1), zeroed_ref(16));
+        cache.insert((0, 1), PageRef::zeroed(16));
         assert!(cache.get((0, 1)).is_none());
     }
 
     #[test]
     fn clear_drops_everything() {
         let cache = PageCache::new(64);
-        cache.insert((0, 1), zeroed_ref(16));
-        cache.insert((3, 1), zeroed_ref(16));
+        cache.insert((0, 1), PageRef::zeroed(16));
+        cache.insert((3, 1), PageRef::zeroed(16));
         cache.clear();
         assert!(cache.get((0, 1)).is_none());
         assert!(cache.get((3, 1)).is_none());

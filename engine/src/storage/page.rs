@@ -46,11 +46,6 @@ impl Page {
     }
 }
 
-/// A zero-filled shared page of `size` bytes.
-pub fn zeroed_ref(size: usize) -> PageRef {
-    PageRef::zeroed(size)
-}
-
 impl Deref for Page {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -193,7 +188,7 @@ pub struct MemPageStore {
 impl MemPageStore {
     /// A store with pages of `page_size` bytes (page 0 reserved).
     pub fn new(page_size: usize) -> Self {
-        MemPageStore { page_size, pages: vec![Some(zeroed_ref(page_size))], free: Vec::new() }
+        MemPageStore { page_size, pages: vec![Some(PageRef::zeroed(page_size))], free: Vec::new() }
     }
 
     /// Number of pages currently allocated (not on the free list), excluding page 0.
@@ -224,7 +219,7 @@ impl PageWrite for MemPageStore {
     }
 
     fn allocate_page(&mut self) -> Result<PageNo> {
-        let page = Some(zeroed_ref(self.page_size));
+        let page = Some(PageRef::zeroed(self.page_size));
         if let Some(pgno) = self.free.pop() {
             self.pages[pgno as usize] = page;
             Ok(pgno)

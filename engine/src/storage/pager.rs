@@ -29,7 +29,7 @@ use crate::storage::file::{
 use crate::storage::header::{stamp_wal_position, valid_page_size, wal_salt_of, Header, HEADER_LEN};
 use crate::storage::memo::SnapshotMemo;
 use crate::storage::page::{
-    verify_page, zeroed_ref, Page, PageRead, PageRef, KIND_BTREE_INTERIOR, MAX_PAGE_SIZE, MIN_PAGE_SIZE,
+    verify_page, Page, PageRead, PageRef, KIND_BTREE_INTERIOR, MAX_PAGE_SIZE, MIN_PAGE_SIZE,
 };
 use crate::storage::shm::{
     self, lock_read, shm_path_of, HeaderState, HeapShm, LockTable, ShmFile, ShmHeader, LOCK_CKPT, LOCK_DMS,
@@ -240,7 +240,7 @@ fn new_page0(options: &Options) -> Result<(Vec<u8>, [u8; 16], PageCodec)> {
     let codec = PageCodec::create(options.encryption.as_ref(), file_id)?;
     let mut header = Header::new(options.page_size as u32, 0, file_id);
     header.set_encrypted(codec.is_encrypted());
-    let mut page: PageRef = zeroed_ref(options.page_size);
+    let mut page: PageRef = PageRef::zeroed(options.page_size);
     header.encode(&mut PageRef::make_mut(&mut page)[..]);
     let image = codec.seal(0, &mut page)?;
     let image = image.as_deref().unwrap_or(&page).to_vec();
@@ -1550,7 +1550,7 @@ impl Pager {
             return Ok(p);
         }
         // Read straight into the shared page: one allocation, no copy.
-        let mut shared = zeroed_ref(self.page_size);
+        let mut shared = PageRef::zeroed(self.page_size);
         let page = PageRef::make_mut(&mut shared);
         let mut key = key;
         match source {
@@ -1788,7 +1788,7 @@ impl Pager {
         if let Some(p) = self.cache.get(key) {
             return Ok(p);
         }
-        let mut shared = zeroed_ref(self.page_size);
+        let mut shared = PageRef::zeroed(self.page_size);
         let page = PageRef::make_mut(&mut shared);
         self.wal().read_frame(frame, page)?;
         self.codec.open_page(pgno, page)?;

@@ -647,11 +647,11 @@ impl Wal {
     /// After a small append that grew the file to `end`: writes zeros from
     /// `end` to the next multiple of a step that doubles with the file,
     /// from [`FIRST_PREFILL`] for a new log (so that a session of one
-    /// commit writes little more than its frames) to [`PREFILL`]. A sync after an append that
-    /// grows the file must also make its new size and blocks durable (on
-    /// ext4, a journal commit), which costs a small commit about twice the
-    /// sync of a write over existing bytes; writing the zeros once makes
-    /// the next commits such writes. The zeros lie past every frame, where
+    /// commit writes little more than its frames) to [`PREFILL`]. A sync
+    /// after an append that grows the file must also make its new size and
+    /// blocks durable (on ext4, a journal commit), which costs a small
+    /// commit about twice the sync of a write over existing bytes; writing
+    /// the zeros once makes the next commits such writes. The zeros lie past every frame, where
     /// recovery stops (a frame of zeros fails its salt), as it does at the
     /// stale frames a restarted log leaves. They are written after the
     /// append's frames, so that those take the disk space first, and a

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use crate::error::{Error, PageNo, Result};
 use crate::storage::freelist;
 use crate::storage::header::Header;
-use crate::storage::page::{zeroed_ref, PageRead, PageRef, PageWrite};
+use crate::storage::page::{PageRead, PageRef, PageWrite};
 use crate::storage::pager::{Snapshot, Spill};
 use crate::storage::wal_index::{PageMap, ReadMark};
 
@@ -160,7 +160,7 @@ impl WritePages {
                 Ok(page)
             }
             Entry::Vacant(slot) => {
-                Ok(PageRef::make_mut(&mut slot.insert(Dirty { page: zeroed_ref(size), changed }).page))
+                Ok(PageRef::make_mut(&mut slot.insert(Dirty { page: PageRef::zeroed(size), changed }).page))
             }
         }
     }
@@ -261,7 +261,7 @@ impl WritePages {
             std::mem::take(&mut self.dirty).into_iter().map(|(pgno, d)| (pgno, d.page)).collect();
         let mut zero = match pages.iter().position(|&(pgno, _)| pgno == 0) {
             Some(i) => pages.swap_remove(i).1,
-            None => zeroed_ref(size),
+            None => PageRef::zeroed(size),
         };
         header.encode(&mut PageRef::make_mut(&mut zero)[..]);
         pages.push((0, zero));
