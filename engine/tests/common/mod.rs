@@ -234,12 +234,13 @@ pub fn commit_noting_wal(db: &Db, commits: &mut u64, most: &mut u64) {
 
 /// The bytes of WAL image `wal` up to the end of its last written frame
 /// (`frame`: frame length): a small commit at the end of the file extends
-/// it with zeros to the next MiB (`Wal::make_room`), which tests that cut
-/// or measure the log by its frames leave out. A frame ends in its page's
-/// checksum trailer, which is never all zeros in practice.
+/// it with zeros (`Wal::make_room`), which tests that cut or measure the
+/// log by its frames leave out. A frame ends in its page's checksum
+/// trailer, which is never all zeros in practice.
 #[allow(dead_code)]
 pub fn wal_frames(wal: &[u8], frame: usize) -> &[u8] {
+    let header = obj_engine::storage::wal::WAL_HEADER_LEN as usize;
     let written = wal.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-    let end = if written <= 64 { written } else { 64 + (written - 64).div_ceil(frame) * frame };
+    let end = if written <= header { written } else { header + (written - header).div_ceil(frame) * frame };
     &wal[..end.min(wal.len())]
 }
