@@ -194,9 +194,24 @@ impl std::fmt::Debug for PageRef {
 const POOL_SIZES: usize = 5;
 const SMALLEST_POOLED: usize = 4096;
 
+/// Whether page-sized buffers come from the pools: yes unless the
+/// environment sets `OBJ_PAGE_POOLS=off` when the first is made. Memory
+/// checkers such as valgrind see each heap buffer's life, but a pooled
+/// slot stays mapped when freed, so a read after its last release would
+/// go unseen; with the pools off, every buffer is a heap allocation again.
+fn pools_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| pools_wanted(std::env::var_os("OBJ_PAGE_POOLS").as_deref()))
+}
+
+/// What a value of `OBJ_PAGE_POOLS` asks for: the pools, unless `off`.
+fn pools_wanted(setting: Option<&std::ffi::OsStr>) -> bool {
+    setting.is_none_or(|v| v != "off")
+}
+
 /// The pool serving buffers of `len` bytes, if any.
 fn pool_class(len: usize) -> Option<usize> {
-    if !cfg!(target_os = "linux") || !len.is_power_of_two() || len < SMALLEST_POOLED {
+    if !cfg!(target_os = "linux") || !len.is_power_of_two() || len < SMALLEST_POOLED || !pools_on() {
         return None;
     }
     let class = (len / SMALLEST_POOLED).trailing_zeros() as usize;
@@ -411,6 +426,14 @@ mod tests {
     }
 
     #[test]
+    fn only_off_turns_the_pools_off() {
+        assert!(pools_wanted(None));
+        assert!(pools_wanted(Some("on".as_ref())));
+        assert!(pools_wanted(Some("".as_ref())));
+        assert!(!pools_wanted(Some("off".as_ref())));
+    }
+
+    #[test]
     fn make_mut_copies_a_shared_page_and_writes_a_unique_one_in_place() {
         let mut a = PageRef::copy_of(&[7u8; 4096]);
         let b = a.clone();
@@ -440,7 +463,9 @@ mod tests {
             assert!(p.iter().all(|&b| b == i as u8));
             assert_eq!(p.as_ptr() as usize % ALIGN, 0);
         }
-        if cfg!(target_os = "linux") {
+        // With `OBJ_PAGE_POOLS=off` (a run under a memory checker) the
+        // pages are heap buffers, packed or not.
+        if cfg!(target_os = "linux") && pools_on() {
             let regions: std::collections::BTreeSet<usize> =
                 pages.iter().map(|p| p.as_ptr() as usize & !((2 << 20) - 1)).collect();
             assert!(
