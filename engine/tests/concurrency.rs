@@ -113,6 +113,40 @@ fn concurrent_readers_see_consistent_pairs_and_wal_stays_bounded() {
     db.integrity_check().unwrap();
 }
 
+/// A reader refreshed every few commits (a new one begins, then the old
+/// one ends) on the writer's own thread. Checkpoints fell due a quarter of
+/// the threshold apart, each stopped at the oldest reader's snapshot, a
+/// commit or more behind, and so in step with the readers did every later
+/// one: no checkpoint ever completed and the WAL grew without bound (past
+/// 10,000 frames with a 1,000-frame threshold). A commit that finds every
+/// reader at the last frame now checkpoints it all and restarts the WAL.
+#[test]
+fn readers_refreshed_at_a_steady_pace_do_not_lock_the_wal_out_of_restarting() {
+    for period in [1u64, 2, 3, 5, 7] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_with(dir.path().join("p.obj"), opts()).unwrap();
+        let mut w = db.begin_write().unwrap();
+        w.create_tree("t").unwrap();
+        w.commit().unwrap();
+        let mut reader = db.begin_read().unwrap();
+        let mut max = 0;
+        for i in 0..2000u64 {
+            let mut w = db.begin_write().unwrap();
+            let t = w.open_tree("t").unwrap();
+            w.insert(&t, &(i % 500).to_be_bytes(), &[1u8; 300]).unwrap();
+            w.commit().unwrap();
+            if i % period == 0 {
+                let newer = db.begin_read().unwrap();
+                reader = newer;
+            }
+            max = max.max(db.stat().unwrap().wal_frames);
+        }
+        drop(reader);
+        assert!(max < 200, "reader every {period} commits: the WAL grew to {max} frames (threshold 100)");
+        db.integrity_check().unwrap();
+    }
+}
+
 #[test]
 fn handles_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}

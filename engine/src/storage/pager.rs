@@ -1706,15 +1706,19 @@ impl Pager {
         // and the WAL restart, which keeps it bounded under a steady stream
         // of overlapping readers. Once the WAL is past the threshold (readers
         // kept it from restarting), checkpoint again when a quarter of the
-        // threshold awaits copying, or as soon as no reader holds a WAL slot
-        // (then it completes and the WAL restarts): not after every commit,
-        // which would cost two fsyncs for a handful of frames.
+        // threshold awaits copying, or as soon as every reader holding a WAL
+        // slot reads up to the last frame (then it completes and the WAL
+        // restarts): not after every commit, which would cost two fsyncs for
+        // a handful of frames. Waiting for no reader at all instead fell
+        // into step with readers refreshed at a steady pace: each checkpoint
+        // stopped a commit or more short of the last frame, and the WAL
+        // never restarted.
         if self.autocheckpoint > 0 {
             let mut h = self.fresh_header(true)?;
             let pending = h.max_frame - h.backfilled;
             let due = h.max_frame >= self.autocheckpoint
                 && (pending >= self.autocheckpoint.div_ceil(4)
-                    || (pending > 0 && self.index.wal_readers_idle()?));
+                    || (pending > 0 && self.index.wal_readers_at(h.max_frame)?));
             if due {
                 // A failed checkpoint is not this commit's (or spill's)
                 // failure (a fatal one still poisons the handle and is

@@ -596,12 +596,15 @@ impl WalIndex {
         out
     }
 
-    /// True when no reader in any process holds a WAL slot (1..) right now,
-    /// so a checkpoint could complete and the WAL restart. Slots marked
-    /// unused have no holders (readers only join slots with a mark).
-    pub fn wal_readers_idle(&self) -> Result<bool> {
+    /// True when every reader in any process that holds a WAL slot (1..)
+    /// right now reads up to `frame` (its slot marks `frame`), so that a
+    /// checkpoint could copy the WAL up to `frame` (the last frame: all of
+    /// it, and the WAL restart). Slots marked unused have no holders
+    /// (readers only join slots with a mark).
+    pub fn wal_readers_at(&self, frame: u64) -> Result<bool> {
         for i in 1..READ_SLOTS {
-            if shm::mark(&*self.shm, i) == MARK_UNUSED {
+            let m = shm::mark(&*self.shm, i);
+            if m == MARK_UNUSED || m == frame {
                 continue;
             }
             if !self.lock_exclusive(lock_read(i))? {
