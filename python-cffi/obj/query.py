@@ -513,6 +513,12 @@ class Query(Generic[T]):
         Python function of the decoded document (sorted in memory, bounded by
         the sort buffer limit). Calls with field keys add less significant
         keys; a function replaces any earlier function."""
+        if isinstance(reverse, (str, Field, SortKey)) or callable(reverse):
+            # `sort_by("k", "-j")` reads as two keys but would only reverse `k`.
+            raise InvalidArgumentError(
+                f"sort_by takes one key and a reverse flag, not {reverse!r:.60} as the flag; "
+                "for a second key, call sort_by again"
+            )
         if callable(key) and not isinstance(key, (Field, SortKey)):
             _plain_function(key, "a sort_by key")
             return self._copy(_key=key, _reverse=bool(reverse))

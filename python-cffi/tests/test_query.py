@@ -144,6 +144,18 @@ def test_expressions_sort_limit_offset(orders):
     assert db.query(Order).first()[0] == allo[0][0]
 
 
+def test_a_second_sort_key_in_the_reverse_place_is_refused(orders):
+    q = orders.query(Order)
+    for second in ["-total", F("total"), F("total").desc(), lambda o: o.total]:
+        with pytest.raises(obj.InvalidArgumentError, match="call sort_by again"):
+            q.sort_by("status", second)
+    # The flag itself, and the chained form the message points to, work.
+    by_two = sorted(orders.all(Order), key=lambda t: (t[1].status, -t[1].total, t[0]))
+    assert q.sort_by("status").sort_by("-total").fetch() == by_two
+    assert q.sort_by("status", True).fetch()[0][1].status == "shipped"
+    assert q.sort_by("status", 0).fetch()[0][1].status == "new"
+
+
 def test_index_range_composite_and_explain(orders):
     db = orders
     rows = db.query(Order).index_range("by_status_total", ("paid", 10), ("paid", 50)).fetch()
