@@ -397,6 +397,7 @@ def _end_output(out: Any, tmp: str | None, target: str, ok: bool) -> None:
             _last_step()  # the complete dump goes in place
             os.replace(tmp, target)
             tmp = None
+            _sync_dir(os.path.dirname(target))
         else:
             try:
                 out.close()
@@ -408,6 +409,23 @@ def _end_output(out: Any, tmp: str | None, target: str, ok: bool) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _sync_dir(d: str) -> None:
+    """Makes a rename in directory ``d`` durable (as the engine does after
+    its own copies): without it a power cut after exit 0 could leave the
+    old file, or none. Best effort: not every file system syncs a
+    directory."""
+    try:
+        fd = os.open(d or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def cmd_dump(a: argparse.Namespace) -> int:

@@ -273,3 +273,23 @@ def test_load_succeeds_exactly_when_each_line_is_one_document(tmp_path, docs, cu
     else:
         assert rc == cli.EXIT_ERROR and err.getvalue().startswith("obj: load: line ")
         assert not os.path.exists(db)
+
+
+def test_dump_to_a_file_syncs_its_directory_after_the_rename(tmp_path, monkeypatch):
+    db = str(tmp_path / "d.obj")
+    with obj.Db(db) as d:
+        d.insert("c", {"x": 1})
+    out = tmp_path / "out" / "dump.jsonl"
+    out.parent.mkdir()
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert cli.main(["dump", db, "c", "-o", str(out)]) == cli.EXIT_OK
+    assert out.read_text().count("\n") == 2
+    # The file, then (after the rename) its directory.
+    assert synced[-1] == os.path.realpath(out.parent), synced
