@@ -163,11 +163,13 @@ bench-crypto:
 	OBJ_BENCH_DIR=$${OBJ_BENCH_DIR:-target} $(CARGO) run --release -p obj-engine --example crypto_overhead -- $(CRYPTO_ROWS) $(CRYPTO_ROUNDS)
 
 # Read throughput of 1, 2 and 4 reader processes beside one writer process,
-# obj against SQLite in WAL mode (issue 9). A crate of its own outside the
+# obj against SQLite in WAL mode (issue 9): read transactions of 100
+# lookups, then of one. A crate of its own outside the
 # workspace, so that `make build` never compiles its SQLite.
 bench: bench-mp
 bench-mp:
 	$(CARGO) run --release --manifest-path tools/mp-bench/Cargo.toml
+	OBJ_BENCH_LOOKUPS=1 $(CARGO) run --release --manifest-path tools/mp-bench/Cargo.toml
 
 clean:
 	$(CARGO) clean

@@ -1,8 +1,9 @@
 //! Read throughput with 1, 2 and 4 reader processes beside one writer
 //! process, obj against SQLite (WAL mode, synchronous=NORMAL, 8 MiB cache)
 //! on the same workload: N records of 100 bytes keyed by a u64; a reader
-//! transaction looks up 100 random keys; a writer transaction updates 10
-//! random keys. Each process is this binary started again with a role.
+//! transaction looks up 100 random keys (`OBJ_BENCH_LOOKUPS` sets how
+//! many); a writer transaction updates 10 random keys. Each process is this
+//! binary started again with a role.
 //!
 //! Usage: mp-bench [seconds per run] (default 3)
 
@@ -22,6 +23,13 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// Lookups per reader transaction: `OBJ_BENCH_LOOKUPS`, default 100. One
+/// lookup a transaction (a web request's shape) weighs beginning and
+/// ending a transaction, which 100 hide.
+fn lookups_per_txn() -> u64 {
+    std::env::var("OBJ_BENCH_LOOKUPS").ok().map_or(100, |s| s.parse().unwrap())
 }
 
 fn obj_opts() -> Options {
@@ -67,17 +75,18 @@ fn role(engine: &str, role: &str, dir: &Path, secs: f64, seed: u64) -> u64 {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut rng = Rng(seed | 1);
     let mut ops = 0u64;
+    let per = lookups_per_txn();
     match (engine, role) {
         ("obj", "reader") => {
             let db = Db::open_with(dir.join("bench.obj"), obj_opts()).unwrap();
             while Instant::now() < deadline {
                 let r = db.begin_read().unwrap();
                 let t = r.open_tree("t").unwrap();
-                for _ in 0..100 {
+                for _ in 0..per {
                     let k = rng.next() % N;
                     assert!(r.get(&t, &k.to_be_bytes()).unwrap().is_some());
                 }
-                ops += 100;
+                ops += per;
             }
         }
         ("obj", "writer") => {
@@ -106,13 +115,13 @@ fn role(engine: &str, role: &str, dir: &Path, secs: f64, seed: u64) -> u64 {
             let mut st = c.prepare("SELECT v FROM t WHERE k = ?1").unwrap();
             while Instant::now() < deadline {
                 c.execute_batch("BEGIN").unwrap();
-                for _ in 0..100 {
+                for _ in 0..per {
                     let k = (rng.next() % N) as i64;
                     let v: Vec<u8> = st.query_row([k], |row| row.get(0)).unwrap();
                     assert_eq!(v.len(), 100);
                 }
                 c.execute_batch("COMMIT").unwrap();
-                ops += 100;
+                ops += per;
             }
         }
         ("sqlite", "writer") => {
@@ -171,7 +180,10 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     setup(&dir);
     let exe = std::env::current_exe().unwrap();
-    println!("{N} records of 100 B; reader txn = 100 random lookups; writer txn = 10 random updates; {secs} s per run");
+    println!(
+        "{N} records of 100 B; reader txn = {} random lookups; writer txn = 10 random updates; {secs} s per run",
+        lookups_per_txn()
+    );
     println!("| readers | obj lookups/s | SQLite lookups/s | obj/SQLite | obj writer txn/s | SQLite writer txn/s |");
     println!("|---|---|---|---|---|---|");
     let counts: Vec<usize> = std::env::var("OBJ_BENCH_READERS")
