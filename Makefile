@@ -164,8 +164,8 @@ bench-crypto:
 
 # Read throughput of 1, 2 and 4 reader processes beside one writer process,
 # obj against SQLite in WAL mode (issue 9): read transactions of 100
-# lookups, then of one. A crate of its own outside the
-# workspace, so that `make build` never compiles its SQLite.
+# lookups, then of one. A crate of its own outside the workspace, so that
+# `make build` never compiles its SQLite.
 bench: bench-mp
 bench-mp:
 	$(CARGO) run --release --manifest-path tools/mp-bench/Cargo.toml

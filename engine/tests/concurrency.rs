@@ -136,8 +136,8 @@ fn readers_refreshed_at_a_steady_pace_do_not_lock_the_wal_out_of_restarting() {
             w.insert(&t, &(i % 500).to_be_bytes(), &[1u8; 300]).unwrap();
             w.commit().unwrap();
             if i % period == 0 {
-                let newer = db.begin_read().unwrap();
-                reader = newer;
+                // The new reader begins before the old one is dropped.
+                reader = db.begin_read().unwrap();
             }
             max = max.max(db.stat().unwrap().wal_frames);
         }
