@@ -284,6 +284,16 @@ pub fn mark(shm: &dyn ShmFile, slot: usize) -> u64 {
     shm.load_u64(MARKS_AT + 8 * slot)
 }
 
+/// Read marks 1.. in one batch of atomic loads (index 0 is left 0): one
+/// lock of the mapping for the scan a reader makes to begin, rather than
+/// one a slot. A mark may change right after; a reader that acts on one
+/// checks it again once it holds the slot.
+pub fn marks(shm: &dyn ShmFile) -> [u64; READ_SLOTS] {
+    let mut marks = [0u64; READ_SLOTS];
+    shm.load_u64s(MARKS_AT + 8, &mut marks[1..]);
+    marks
+}
+
 /// Sets read mark `slot` (the caller holds its lock exclusively).
 pub fn set_mark(shm: &dyn ShmFile, slot: usize, value: u64) {
     shm.store_u64(MARKS_AT + 8 * slot, value)

@@ -441,10 +441,11 @@ impl WalIndex {
                 }
             }
         }
-        // The slot with the largest mark not past our snapshot...
+        // The slot with the largest mark not past our snapshot (a mark
+        // that changes after this scan fails the check below, once held)...
+        let marks = shm::marks(shm);
         let mut best: Option<(usize, u64)> = None;
-        for i in 1..READ_SLOTS {
-            let m = shm::mark(shm, i);
+        for (i, &m) in marks.iter().enumerate().skip(1) {
             if m != MARK_UNUSED && m <= h.max_frame && !matches!(best, Some((_, b)) if m < b) {
                 best = Some((i, m));
             }
