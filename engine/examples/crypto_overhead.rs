@@ -124,7 +124,7 @@ fn page_costs() -> [f64; 4] {
     let mut page: PageRef = Page::from_vec((0..4096).map(|i| i as u8).collect()).into_ref();
     let start = Instant::now();
     for i in 0..n {
-        seal_page(i % 64 + 1, &mut obj_engine::storage::page::PageRef::make_mut(&mut page)[..]);
+        seal_page(i % 64 + 1, &mut PageRef::make_mut(&mut page)[..]);
     }
     let crc_seal = per(start);
     let start = Instant::now();

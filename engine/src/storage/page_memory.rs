@@ -167,8 +167,8 @@ impl Drop for PageRef {
         fence(Ordering::Acquire);
         match self.header().origin {
             Origin::Heap(layout) => {
-                // SAFETY: allocated in `uninit` with this layout, and this
-                // was its last reference.
+                // SAFETY: allocated in `new_with` with this layout, and
+                // this was its last reference.
                 unsafe { dealloc(self.header.as_ptr().cast(), layout) }
             }
             Origin::Pool(class) => POOLS[class].give_back(self.header.cast()),

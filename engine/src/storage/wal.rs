@@ -651,9 +651,9 @@ impl Wal {
     /// after an append that grows the file must also make its new size and
     /// blocks durable (on ext4, a journal commit), which costs a small
     /// commit about twice the sync of a write over existing bytes; writing
-    /// the zeros once makes the next commits such writes. The zeros lie past every frame, where
-    /// recovery stops (a frame of zeros fails its salt), as it does at the
-    /// stale frames a restarted log leaves. They are written after the
+    /// the zeros once makes the next commits such writes. The zeros lie
+    /// past every frame, where recovery stops (a frame of zeros fails its
+    /// salt), as it does at the stale frames a restarted log leaves. They are written after the
     /// append's frames, so that those take the disk space first, and a
     /// failure to write them (a full disk) cuts them off again: zeros left
     /// half-written would hold space that the next commits' frames need
@@ -835,6 +835,18 @@ mod tests {
         Wal::open(file.clone(), "wal".into(), PAGE, [7; 16])
     }
 
+    /// Where the tests' WAL lives on their simulated disk.
+    const WAL_PATH: &str = "/t/db-wal";
+
+    /// A simulated disk holding a new, empty WAL file at [`WAL_PATH`], and
+    /// the log opened on it.
+    fn fresh_wal() -> (SimVfs, Arc<dyn StorageFile>, Wal) {
+        let vfs = SimVfs::new();
+        let file = vfs.open(Path::new(WAL_PATH), OpenMode::ReadWriteCreate).unwrap();
+        let (wal, _) = open_wal(&file).unwrap();
+        (vfs, file, wal)
+    }
+
     fn sealed(pgno: PageNo, fill: impl Fn(usize) -> u8) -> Vec<u8> {
         let mut page: Vec<u8> = (0..PAGE).map(fill).collect();
         seal_page(pgno, &mut page);
@@ -846,10 +858,8 @@ mod tests {
     /// and a large append is written as it is.
     #[test]
     fn small_appends_extend_the_file_ahead_and_recovery_stops_at_the_zeros() {
-        let vfs = SimVfs::new();
-        let path = Path::new("/t/db-wal");
-        let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
-        let (mut wal, _) = open_wal(&file).unwrap();
+        let (vfs, file, mut wal) = fresh_wal();
+        let path = Path::new(WAL_PATH);
         let frame = (FRAME_HEADER_LEN + PAGE) as u64;
         // The step doubles from 64 KiB: 64, 128, 256, 512 KiB, then 1 MiB
         // boundaries.
@@ -881,10 +891,7 @@ mod tests {
     /// its frames' space: the zeros that fitted are cut off again.
     #[test]
     fn zeros_that_do_not_fit_take_no_space_from_the_frames() {
-        let vfs = SimVfs::new();
-        let path = Path::new("/t/db-wal");
-        let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
-        let (mut wal, _) = open_wal(&file).unwrap();
+        let (vfs, file, mut wal) = fresh_wal();
         let frame = (FRAME_HEADER_LEN + PAGE) as u64;
         // Room for the 40 frames and a few more bytes: the zeros to 64 and
         // 128 KiB fit, those to 256 KiB do not.
@@ -910,7 +917,7 @@ mod tests {
     #[test]
     fn torn_frame_over_an_older_frame_with_a_shared_prefix_is_rejected() {
         let vfs = SimVfs::new();
-        let path = Path::new("/t/db-wal");
+        let path = Path::new(WAL_PATH);
         let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
         let (mut wal, recovered) = open_wal(&file).unwrap();
         assert_eq!(recovered.last_commit, 0);
@@ -945,10 +952,8 @@ mod tests {
     /// still leaves a log taken as empty.
     #[test]
     fn a_header_damaged_under_its_frames_is_corruption_not_an_empty_log() {
-        let vfs = SimVfs::new();
-        let path = Path::new("/t/db-wal");
-        let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
-        let (mut wal, _) = open_wal(&file).unwrap();
+        let (vfs, file, mut wal) = fresh_wal();
+        let path = Path::new(WAL_PATH);
         for k in 0..3u8 {
             wal.append(&[FrameWrite { pgno: 5, page: &sealed(5, |_| k) }], 6).unwrap();
         }
@@ -989,10 +994,8 @@ mod tests {
     /// fail its own checksum on every read.
     #[test]
     fn torn_frame_with_a_new_body_and_an_old_trailer_is_rejected() {
-        let vfs = SimVfs::new();
-        let path = Path::new("/t/db-wal");
-        let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
-        let (mut wal, _) = open_wal(&file).unwrap();
+        let (vfs, file, mut wal) = fresh_wal();
+        let path = Path::new(WAL_PATH);
         let old = sealed(5, |i| if i < 16 { 1 } else { (i % 251) as u8 });
         wal.append(&[FrameWrite { pgno: 5, page: &old }], 6).unwrap();
         let generation_one = vfs.read_file(path).unwrap();
@@ -1013,9 +1016,7 @@ mod tests {
     /// sealed images, and the pages handed in are left as they were.
     #[test]
     fn append_sealing_seals_each_chunk_before_its_checksums() {
-        let vfs = SimVfs::new();
-        let file = vfs.open(Path::new("/t/db-wal"), OpenMode::ReadWriteCreate).unwrap();
-        let (mut wal, _) = open_wal(&file).unwrap();
+        let (_vfs, file, mut wal) = fresh_wal();
         let per_chunk = (1 << 20) / (FRAME_HEADER_LEN + PAGE);
         let pages: Vec<Vec<u8>> = (0..per_chunk + 10).map(|k| vec![k as u8; PAGE]).collect();
         let frames: Vec<FrameWrite<'_>> =
@@ -1050,10 +1051,7 @@ mod tests {
     #[test]
     fn a_cut_survives_a_power_cut() {
         use crate::storage::sim::CutMode;
-        let vfs = SimVfs::new();
-        let path = Path::new("/t/db-wal");
-        let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
-        let (mut wal, _) = open_wal(&file).unwrap();
+        let (vfs, _, mut wal) = fresh_wal();
         let page = sealed(3, |i| (i % 13) as u8 + 1);
         for _ in 0..8 {
             wal.append(&[FrameWrite { pgno: 3, page: &page }], 4).unwrap();
@@ -1064,7 +1062,7 @@ mod tests {
         wal.append(&[FrameWrite { pgno: 3, page: &page }], 4).unwrap();
         // Every unsynced write lost: what remains is what was synced.
         vfs.power_cut(0, CutMode::DropAll);
-        let file = vfs.open(path, OpenMode::ReadWriteCreate).unwrap();
+        let file = vfs.open(Path::new(WAL_PATH), OpenMode::ReadWriteCreate).unwrap();
         assert_eq!(file.size().unwrap(), 0, "the cut was synced, nothing after it");
         let (_, recovered) = open_wal(&file).unwrap();
         assert_eq!(recovered.last_commit, 0);
