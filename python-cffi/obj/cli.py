@@ -43,6 +43,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # not a Unix: dumps' abandoned temporary files stay
+    fcntl = None  # type: ignore[assignment]
+
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_BUSY, EXIT_ERROR, EXIT_KEY = 0, 1, 2, 3, 4, 5, 6
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 
@@ -361,6 +366,7 @@ def _start_output(path: str) -> tuple[Any, str | None, str]:
                             f"output file {path} belongs to the database {main}: not overwriting it"
                         )
     d, base = os.path.split(target)
+    _remove_abandoned_output(d, base)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     while True:
         tmp = os.path.join(d, f".{base}.{secrets.token_hex(4)}.tmp")
@@ -374,6 +380,8 @@ def _start_output(path: str) -> tuple[Any, str | None, str]:
         except OSError as e:
             raise obj.IoError(f"output file {path}: {e.strerror or e}") from None
     try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held while the dump lives; see _remove_abandoned_output
         if st is not None and hasattr(os, "fchmod"):
             os.fchmod(fd, stat.S_IMODE(st.st_mode))  # replacing a file keeps its permissions
         return os.fdopen(fd, "wb"), tmp, target
@@ -381,6 +389,33 @@ def _start_output(path: str) -> tuple[Any, str | None, str]:
         os.close(fd)
         os.unlink(tmp)
         raise
+
+
+def _remove_abandoned_output(d: str, base: str) -> None:
+    """Removes the temporary files that killed dumps to ``base`` left in
+    directory ``d``. A living dump holds a lock on its own (taken by
+    :func:`_start_output`, dropped by the system when the process dies),
+    so a temporary file whose lock can be taken was abandoned."""
+    if fcntl is None:
+        return
+    ours = re.compile(rf"\.{re.escape(base)}\.[0-9a-f]{{8}}\.tmp")
+    try:
+        names = os.listdir(d or ".")
+    except OSError:
+        return
+    for name in filter(ours.fullmatch, names):
+        p = os.path.join(d, name)
+        try:
+            fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(p)
+        except OSError:
+            pass  # a living dump's, or not ours to remove
+        finally:
+            os.close(fd)
 
 
 def _end_output(out: Any, tmp: str | None, target: str, ok: bool) -> None:

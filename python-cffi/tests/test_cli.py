@@ -1,9 +1,11 @@
 """The obj command line."""
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -360,6 +362,42 @@ def test_failed_dump_leaves_the_output_file_alone(path, tmp_path):
     assert run("dump", path, "orders", "-o", str(out)).returncode == 0
     assert len(out.read_text().splitlines()) == 6 and os.stat(out).st_mode & 0o777 == 0o640
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="Linux only")
+def test_the_next_dump_removes_what_a_killed_one_left(path, tmp_path):
+    with obj.Db(path) as db:
+        db.insert_many("orders", [{"n": i, "pad": "x" * 1000} for i in range(30_000)])
+    out = tmp_path / "out.jsonl"
+    out.write_text("precious\n")
+    p = subprocess.Popen([sys.executable, "-m", "obj", "dump", path, "orders", "-o", str(out)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Killed as soon as it writes its temporary output file.
+        deadline = time.monotonic() + 30
+        writing = False
+        while not writing and p.poll() is None and time.monotonic() < deadline:
+            try:
+                links = [os.readlink(f"/proc/{p.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{p.pid}/fd")]
+            except OSError:
+                links = []
+            writing = any(x.startswith(str(tmp_path / ".out.jsonl.")) for x in links)
+        assert writing, "the dump never opened its output"
+        p.kill()
+    finally:
+        p.kill()
+        p.wait()
+    assert out.read_text() == "precious\n"
+    left = [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    assert len(left) == 1, os.listdir(tmp_path)
+    # A living dump's temporary file is left alone; an abandoned one goes.
+    other = tmp_path / ".out.jsonl.0123abcd.tmp"
+    with open(other, "wb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        r = run("dump", path, "orders", "-o", str(out), "--limit", "3")
+        assert r.returncode == 0, r.stderr
+        assert len(out.read_text().splitlines()) == 4  # a header line and 3 documents
+        assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".tmp")) == [other.name]
 
 
 def test_dump_to_stdout_writes_utf8_whatever_the_locale(path):
