@@ -283,6 +283,14 @@ fn complete_indexes<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) -
         .collect()
 }
 
+/// Whether `info` has exactly one entry for every document (see
+/// [`complete_indexes`]).
+fn holds_every_document<T: ReadableTxn>(txn: &T, st: &CollState, info: &IndexInfo) -> Result<bool> {
+    Ok(info.single_valued
+        && info.status == IndexStatus::Ready
+        && txn.count(&*st.index_tree_of(txn, &info.spec.name)?)? == txn.count(&st.docs)?)
+}
+
 fn concat(p: &[u8], b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
     b.map(|k| [p, &k[..]].concat())
 }
@@ -360,9 +368,15 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
                 None => break,
             }
         }
-        if per_field.len() != info.spec.fields.len() {
+        // A condition on a leading part of the fields serves only when the
+        // index holds every document: a document that lacks a later field
+        // has no entry (WHERE a = ? ORDER BY b on an index of (a, b)).
+        if per_field.len() != info.spec.fields.len()
+            && (per_field.is_empty() || !holds_every_document(txn, st, info)?)
+        {
             continue;
         }
+        let per_field_len = per_field.len();
         let fixed =
             per_field.iter().take_while(|(c, _)| matches!(c, Cond::Points(ks) if ks.len() == 1)).count();
         let sorted = sort_order(info, spec, fixed);
@@ -405,6 +419,14 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
                 break;
             }
         }
+        if score == 0 {
+            continue;
+        }
+        // Behind an index whose every field the filter holds, so that a
+        // composite index read by a prefix wins only where it does more
+        // (serves the sort) or is the only one.
+        let prefix_only = per_field_len != info.spec.fields.len();
+        score -= u32::from(prefix_only);
         if score == 0 {
             continue;
         }
