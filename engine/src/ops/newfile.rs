@@ -63,13 +63,30 @@ pub(crate) struct TargetShm {
 
 impl TargetShm {
     pub(crate) fn lock(vfs: &Arc<dyn Vfs>, target: &Path) -> Result<Option<TargetShm>> {
+        // A last closer may remove the `-shm` between its open here and the
+        // lock: a lock on the removed file keeps nobody out (the next
+        // opener makes a new `-shm`), and dropping it would remove that
+        // opener's index. Only a lock on the file at the path counts.
+        // (As an opener joining the index does, `Pager::join`.)
+        crate::storage::shm::retry(std::time::Duration::from_secs(1), 50, || Self::lock_once(vfs, target))?
+            .ok_or_else(|| {
+                Error::Busy(format!(
+                    "{}: another process keeps opening or closing the database",
+                    target.display()
+                ))
+            })
+    }
+
+    /// One try of [`TargetShm::lock`]: `None` when the `-shm` locked was
+    /// removed meanwhile (try again).
+    fn lock_once(vfs: &Arc<dyn Vfs>, target: &Path) -> Result<Option<Option<TargetShm>>> {
         let path = shm_path_of(target);
         let display = target.display();
         let busy = || Error::Busy(format!("{display} is open in another handle or process"));
         let shm = match vfs.open_shm(&path) {
             Ok(shm) => shm,
             // No shared memory: the main-file lock keeps other handles out.
-            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Ok(Some(None)),
             Err(e) => {
                 // Cannot open it for writing: refuse if anyone uses it.
                 let in_use = vfs
@@ -79,7 +96,7 @@ impl TargetShm {
                     Err(busy())
                 } else {
                     let _ = e;
-                    Ok(None)
+                    Ok(Some(None))
                 };
             }
         };
@@ -90,7 +107,11 @@ impl TargetShm {
         {
             return Err(busy());
         }
-        Ok(Some(TargetShm { vfs: vfs.clone(), path, shm, locks }))
+        if !shm.is_current().map_err(|e| Error::io(format!("checking {}", path.display()), e))? {
+            locks.release_all(&*shm);
+            return Ok(None);
+        }
+        Ok(Some(Some(TargetShm { vfs: vfs.clone(), path, shm, locks })))
     }
 }
 
