@@ -1686,7 +1686,7 @@ class Schema:
             specs = [{"name": path, "kind": m.kind, "fields": [path]} for path, m in marked]
             for spec in self._composite_specs:
                 for path in spec["fields"]:
-                    self._check_path(path, spec["name"])
+                    self.check_path(path, f"index {spec['name']!r} names field {path!r}")
                 specs.append(spec)
             names = [s["name"] for s in specs]
             if len(set(names)) != len(names):
@@ -1697,17 +1697,23 @@ class Schema:
             self._index_specs = specs
         return self._index_specs
 
-    def _check_path(self, path: str, index: str) -> None:
-        """Refuses a composite index path naming a field the class (or a
-        dataclass it holds on the way) does not have: such an index would
-        stay empty and answer every lookup with nothing. Below a field that
-        is not a dataclass (a dict, ``Any``) any key may follow."""
-        for cls, seg, _ in self._path_steps(path) if isinstance(path, str) else ():
+    def check_path(self, path: str, what: str) -> None:
+        """Refuses a dotted path naming a field the class (or a dataclass it
+        holds on the way) does not have: an index on it (``what`` says
+        which) would stay empty, a query filter or sort on it would match
+        nothing or sort nothing, without a word. Below a field that is not
+        a dataclass (a dict, ``Any``) any key may follow, and so after a
+        numeric segment (one element of a list)."""
+        checked = list(itertools.takewhile(lambda seg: not seg.isdigit(), path.split("."))) \
+            if isinstance(path, str) else []
+        if not checked:
+            return
+        for cls, seg, _ in self._path_steps(".".join(checked)):
             dc = _dataclass_of(cls)  # (Page for Page[Item])
             names = [f.name for f in dataclasses.fields(dc)]
             if seg not in names:
                 raise InvalidArgumentError(
-                    f"{self.cls.__name__}: index {index!r} names field {path!r}, but "
+                    f"{self.cls.__name__}: {what}, but "
                     f"{dc.__name__} has no field {seg!r} (its fields: {', '.join(names)})"
                 )
 

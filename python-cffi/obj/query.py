@@ -145,6 +145,22 @@ def _is_decimal_field(s: Any, path: str) -> bool:
     return _unwrap(tp) is Decimal
 
 
+def _filter_paths(j: Any) -> Iterator[str]:
+    """The field paths filter JSON ``j`` names."""
+    if type(j) is not dict or len(j) != 1:
+        return
+    (op, arg), = j.items()
+    if op in ("and", "or") and type(arg) is list:
+        for x in arg:
+            yield from _filter_paths(x)
+    elif op == "not":
+        yield from _filter_paths(arg)
+    elif type(arg) is str:
+        yield arg  # {"exists": path}
+    elif type(arg) is list and arg and type(arg[0]) is str:
+        yield arg[0]
+
+
 def _on_decimal_fields(s: Any, j: Any) -> Any:
     """Filter JSON ``j`` of a query of schema ``s``'s class, with each
     operand of an equality on a field the class declares ``Decimal`` (or a
@@ -498,6 +514,8 @@ class Query(Generic[T]):
             fns.append(p)
         for e in exprs:
             if self._schema is not None:
+                for path in _filter_paths(e._j):
+                    self._schema.check_path(path, f"the filter names field {path!r}")
                 e = Expr(_on_decimal_fields(self._schema, e._j))
             flt = e if flt is None else flt & e
         return self._copy(_filter=flt, _preds=tuple(fns))
@@ -532,6 +550,8 @@ class Query(Generic[T]):
             sk = SortKey(key.path, key.descending != bool(reverse))
         else:
             raise InvalidArgumentError(f"sort_by takes a field path, obj.field(...) or a function, not {key!r:.60}")
+        if self._schema is not None:
+            self._schema.check_path(sk.path, f"sort_by names field {sk.path!r}")
         if self._schema is not None and _is_decimal_field(self._schema, sk.path):
             raise InvalidArgumentError(f"sort_by({sk.path!r}) on a Decimal field: {_DECIMAL_AS_TEXT}")
         return self._copy(_sort=self._sort + (sk,))

@@ -1,0 +1,60 @@
+"""Session 48: a typed query refuses a field its class does not declare
+(before, a misspelt field matched nothing and a misspelt sort key left the
+order as it was, without a word)."""
+
+import dataclasses
+
+import pytest
+
+import obj
+
+F = obj.field
+
+
+@dataclasses.dataclass
+class Addr:
+    city: str
+
+
+@obj.document(collection="orders")
+@dataclasses.dataclass
+class Order:
+    status: str
+    total: int
+    addr: Addr
+    items: list[Addr]
+    meta: dict
+
+
+@pytest.fixture
+def db(tmp_path):
+    with obj.Db(str(tmp_path / "t.obj")) as d:
+        d.insert(Order("paid", 3, Addr("x"), [Addr("y")], {"k": 1}))
+        d.insert(Order("new", 5, Addr("z"), [], {}))
+        yield d
+
+
+@pytest.mark.parametrize("build, field, owner", [
+    (lambda q: q.filter(F("stauts") == "paid"), "stauts", "Order"),
+    (lambda q: q.filter(stauts="paid"), "stauts", "Order"),
+    (lambda q: q.filter((F("status") == "a") | ~F("nope").exists()), "nope", "Order"),
+    (lambda q: q.filter(F("addr.cty").startswith("x")), "cty", "Addr"),
+    (lambda q: q.filter(F("items.cty").isin(["y"])), "cty", "Addr"),
+    (lambda q: q.sort_by("totl"), "totl", "Order"),
+    (lambda q: q.sort_by(F("addr.cty").desc()), "cty", "Addr"),
+])
+def test_a_typed_query_refuses_a_field_its_class_lacks(db, build, field, owner):
+    with pytest.raises(obj.InvalidArgumentError, match=f"{owner} has no field '{field}' \\(its fields: "):
+        build(db.query(Order))
+
+
+def test_declared_fields_and_free_form_parts_still_work(db):
+    q = db.query(Order)
+    assert q.filter(F("status") == "paid").count() == 1
+    assert q.filter(F("addr.city") == "z").count() == 1
+    assert q.filter(F("items.city") == "y").count() == 1
+    assert q.filter(F("items.0.city") == "y").count() == 1  # a numeric segment: one element
+    assert q.filter(F("meta.k") == 1).count() == 1  # below a dict: any key
+    assert [o.total for _, o in q.sort_by("-total").fetch()] == [5, 3]
+    # By collection name nothing is declared, so nothing is checked.
+    assert db.query("orders").filter(F("stauts") == "paid").count() == 0
