@@ -602,6 +602,21 @@ impl WriteTxn {
                     _ => Err(stale(tree)),
                 };
             }
+            // A handle this transaction returned, and no tree dropped since:
+            // the catalog holds what it says (a tree it has not written yet
+            // has its entry as the transaction found it; see `resolve`), so
+            // a one-call write does not look each of its trees up again.
+            None if tree.origin == self.id && !self.dropped => {
+                self.trees.insert(
+                    tree.root,
+                    OpenTree {
+                        name: tree.name.clone(),
+                        entries: tree.entries,
+                        changed: false,
+                        serial: tree.serial,
+                    },
+                );
+            }
             None => {
                 // A handle from another transaction, or of a dropped tree.
                 let current = self.find_tree(&tree.name)?;

@@ -18,6 +18,7 @@ use super::value::{duplicate_key, parse_index, Timestamp, Value, MAX_NESTING, NE
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The document format version this build writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
@@ -132,20 +133,60 @@ impl MemNameDict {
     }
 }
 
+impl MemNameDict {
+    /// The id of `name` if it has one, tried first at id `guess` (see
+    /// `next_guess`).
+    fn find(&self, name: &str, guess: usize) -> Option<u32> {
+        // Past the last name, the next document starts again at the first.
+        let guess = if guess < self.names.len() { guess } else { 0 };
+        match self.names.get(guess) {
+            // Positions are ids, and `push` keeps them below u32::MAX.
+            Some(n) if n == name => Some(guess as u32),
+            _ => self.ids.get(name).copied(),
+        }
+    }
+}
+
 impl NameDict for MemNameDict {
     fn id_of(&mut self, name: &str) -> Result<u32> {
-        // Past the last name, the next document starts again at the first.
-        let guess = if self.next_guess < self.names.len() { self.next_guess } else { 0 };
-        let id = match self.names.get(guess) {
-            // Positions are ids, and `push` keeps them below u32::MAX.
-            Some(n) if n == name => guess as u32,
-            _ => match self.ids.get(name) {
-                Some(&id) => id,
-                None => self.push(name.to_owned())?,
-            },
+        let id = match self.find(name, self.next_guess) {
+            Some(id) => id,
+            None => self.push(name.to_owned())?,
         };
         self.next_guess = id as usize + 1;
         Ok(id)
+    }
+}
+
+/// A dictionary held through an `Arc` that others may share (a collection
+/// state's, which the memo of committed states keeps a copy of): names it
+/// has are found in the shared copy, and only a new name makes the holder's
+/// copy its own (as `Arc::make_mut` does), so that a write of known names
+/// does not copy the whole dictionary.
+pub(crate) struct SharedDict<'a> {
+    dict: &'a mut Arc<MemNameDict>,
+    /// `next_guess` while the copy is shared.
+    guess: usize,
+}
+
+impl<'a> SharedDict<'a> {
+    pub(crate) fn new(dict: &'a mut Arc<MemNameDict>) -> Self {
+        SharedDict { dict, guess: 0 }
+    }
+}
+
+impl NameDict for SharedDict<'_> {
+    fn id_of(&mut self, name: &str) -> Result<u32> {
+        if let Some(own) = Arc::get_mut(self.dict) {
+            return own.id_of(name);
+        }
+        match self.dict.find(name, self.guess) {
+            Some(id) => {
+                self.guess = id as usize + 1;
+                Ok(id)
+            }
+            None => Arc::make_mut(self.dict).id_of(name),
+        }
     }
 }
 
@@ -1210,6 +1251,31 @@ mod tests {
             assert!(e.to_string().contains("document"), "{e}");
         }
         assert!(MemNameDict::from_names(["a", "a"]).is_err());
+    }
+
+    /// A shared dictionary is copied only for a new name: known names are
+    /// found in the shared copy (in any order), and the other holder never
+    /// sees a name assigned through the copy.
+    #[test]
+    fn shared_dict_copies_only_for_a_new_name() {
+        let kept = Arc::new(MemNameDict::from_names(["a", "b", "c"]).unwrap());
+        let mut mine = kept.clone();
+        let mut d = SharedDict::new(&mut mine);
+        let ids: Vec<u32> = ["a", "b", "c", "b", "a", "c"].iter().map(|n| d.id_of(n).unwrap()).collect();
+        assert_eq!(ids, [0, 1, 2, 1, 0, 2]);
+        assert!(Arc::ptr_eq(&kept, &mine), "known names copied the dictionary");
+        let mut d = SharedDict::new(&mut mine);
+        assert_eq!(d.id_of("b").unwrap(), 1);
+        assert_eq!(d.id_of("new").unwrap(), 3);
+        assert_eq!(d.id_of("a").unwrap(), 0);
+        assert_eq!(d.id_of("new").unwrap(), 3);
+        assert!(!Arc::ptr_eq(&kept, &mine));
+        assert_eq!(kept.names(), ["a", "b", "c"]);
+        assert_eq!(mine.names(), ["a", "b", "c", "new"]);
+        // Held alone, it is written in place.
+        let before = Arc::as_ptr(&mine);
+        assert_eq!(SharedDict::new(&mut mine).id_of("other").unwrap(), 4);
+        assert_eq!(Arc::as_ptr(&mine), before);
     }
 
     /// Encodes `depth` nested single-item lists around a null directly,

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::btree::{self, ValueGuard};
 use crate::doc::codec::{
     decode_header, decode_value, decode_value_at, encode_document_versioned, encode_header, find_value,
-    resolve_path, DocHeader, MemNameDict, NameDict, NameLookup, PathStep, TopFields,
+    resolve_path, DocHeader, MemNameDict, NameDict, NameLookup, PathStep, SharedDict, TopFields,
 };
 use crate::doc::json::{document_from_json_slice, documents_from_json_slice, write_stored_json};
 use crate::doc::json_direct::{
@@ -1070,14 +1070,30 @@ impl<'t> CollectionMut<'t> {
     /// The tree of index `pos` (in `st.indexes` order).
     fn index_tree_at(&mut self, pos: usize) -> Result<Tree> {
         if self.index_trees.len() != self.st.indexes.len() {
-            self.index_trees = self
-                .st
-                .indexes
-                .iter()
-                .map(|i| self.txn.open_engine_tree(&index_tree(&self.st.name, &i.spec.name)))
-                .collect::<Result<_>>()?;
+            // The trees loaded with the state, when it has them all (no
+            // catalog lookup); else each opened by name (a missing one fails).
+            let loaded: Option<Vec<Tree>> = (self.st.index_trees.len() == self.st.indexes.len())
+                .then(|| self.st.index_trees.iter().cloned().collect())
+                .flatten();
+            self.index_trees = match loaded {
+                Some(trees) => trees,
+                None => self
+                    .st
+                    .indexes
+                    .iter()
+                    .map(|i| self.txn.open_engine_tree(&index_tree(&self.st.name, &i.spec.name)))
+                    .collect::<Result<_>>()?,
+            };
         }
         Ok(self.index_trees[pos].clone())
+    }
+
+    /// Forgets the names a refused document brought into the dictionary
+    /// (those from id `len` on); none, and the dictionary stays shared.
+    fn forget_names_since(&mut self, len: usize) {
+        if self.st.dict.len() != len {
+            Arc::make_mut(&mut self.st.dict).truncate(len);
+        }
     }
 
     fn save_meta(&mut self) -> Result<()> {
@@ -1221,10 +1237,10 @@ impl<'t> CollectionMut<'t> {
         self.st.check_documents()?;
         let mut stored = Vec::new();
         let names = self.st.dict.len();
-        if document_from_json(json, schema_version, Arc::make_mut(&mut self.st.dict), &mut stored) {
+        if document_from_json(json, schema_version, &mut SharedDict::new(&mut self.st.dict), &mut stored) {
             return self.put(id, NewDoc::Encoded(&stored));
         }
-        Arc::make_mut(&mut self.st.dict).truncate(names);
+        self.forget_names_since(names);
         let doc = document_from_json_slice(json)?;
         self.put(id, NewDoc::Value(&doc, schema_version))
     }
@@ -1380,10 +1396,11 @@ impl<'t> CollectionMut<'t> {
         self.st.check_documents()?;
         buf.clear();
         let names = self.st.dict.len();
-        if document_from_serialize(doc, schema_version, Arc::make_mut(&mut self.st.dict), fields, buf) {
+        if document_from_serialize(doc, schema_version, &mut SharedDict::new(&mut self.st.dict), fields, buf)
+        {
             return self.put(id, NewDoc::Encoded(buf));
         }
-        Arc::make_mut(&mut self.st.dict).truncate(names);
+        self.forget_names_since(names);
         let v = to_value(doc).map_err(|e| match e {
             Error::InvalidArgument(m) => {
                 Error::invalid(format!("a document for collection {:?}: {m}", self.st.name))
@@ -1581,7 +1598,7 @@ impl<'t> CollectionMut<'t> {
                 if !matches!(doc, Value::Map(_)) {
                     return Err(Error::invalid(format!("a document must be a map, not {}", doc.type_name())));
                 }
-                encode_document_versioned(doc, version, Arc::make_mut(&mut self.st.dict), &mut buf)?;
+                encode_document_versioned(doc, version, &mut SharedDict::new(&mut self.st.dict), &mut buf)?;
                 (&buf, Some(Cow::Borrowed(doc)))
             }
             NewDoc::Encoded(stored) => {
