@@ -1461,7 +1461,7 @@ class WriteTxn(ReadTxn):
         s = self._schema(what)
         if schema_of(payload) is not s or isinstance(payload, type):
             raise InvalidArgumentError(
-                f"upsert({s.cls.__name__}, id, doc): doc must be a {s.cls.__name__} instance, "
+                f"upsert({s.cls.__name__}, id, doc): doc must be an instance of {s.cls.__name__}, "
                 f"e.g. tx.upsert({s.cls.__name__}, id, {s.cls.__name__}(...))"
             )
         return self._c_doc_upsert(self._ensure(s), doc_id, _codec.dumps(s.validate(payload)), s.version)
@@ -1488,8 +1488,8 @@ class WriteTxn(ReadTxn):
         s = self._schema(what)
         if not isinstance(payload, s.cls):
             raise InvalidArgumentError(
-                f"replace({s.cls.__name__}, id, doc) / update: the new document must be a {s.cls.__name__}, "
-                f"not {type(payload).__name__}"
+                f"replace({s.cls.__name__}, id, doc) / update: the new document must be an instance of "
+                f"{s.cls.__name__}, not {type(payload).__name__}"
             )
         self._c_doc_replace(self._ensure(s), doc_id, _codec.dumps(s.validate(payload)), s.version)
 
@@ -1636,7 +1636,7 @@ class Collection(Generic[T]):
             name = s.cls.__name__  # type: ignore[union-attr]
             raise InvalidArgumentError(
                 f"{call}: this handle is bound to {name} (collection {self.name!r}); "
-                f"the document must be a {name} instance, not {type(doc).__name__}"
+                f"the document must be an instance of {name}, not {type(doc).__name__}"
             )
 
     def get(self, doc_id: int) -> T | None:

@@ -58,3 +58,15 @@ def test_declared_fields_and_free_form_parts_still_work(db):
     assert [o.total for _, o in q.sort_by("-total").fetch()] == [5, 3]
     # By collection name nothing is declared, so nothing is checked.
     assert db.query("orders").filter(F("stauts") == "paid").count() == 0
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path):
+    p = tmp_path / "notes.txt"
+    p.write_bytes(b"just some text, longer than a header would be: " * 10)
+    with pytest.raises(obj.InvalidArgumentError, match="notes.txt: file is not an obj database"):
+        obj.Db(str(p))
+
+
+def test_a_wrong_document_type_reads_as_english(db):
+    with pytest.raises(obj.InvalidArgumentError, match="doc must be an instance of Order, "):
+        db.upsert(Order, 1, Addr("x"))

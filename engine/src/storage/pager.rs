@@ -1039,11 +1039,13 @@ impl Pager {
                             .any(|shift| page_zero_checksum_ok(&*main, 1 << shift))
                     };
                     if verifies {
-                        Error::Unsupported(what)
+                        Error::Unsupported(format!("{display}: {what}"))
                     } else {
                         Error::corruption(0, format!("header page checksum mismatch (it reads: {what})"))
                     }
                 }
+                // (Not an obj database: say which file.)
+                Error::InvalidArgument(what) => Error::invalid(format!("{display}: {what}")),
                 other => other,
             })?;
             let page_size = layout.page_size as usize;
