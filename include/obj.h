@@ -422,6 +422,20 @@ obj_status obj_collection_info(obj_txn *txn, const char *name, obj_bytes *out);
 obj_status obj_collection_count(obj_txn *txn, const char *name, uint64_t *out);
 
 /**
+ * The number of documents in collection `coll` in `*out_count` (0 for a
+ * missing collection), read in a snapshot of its own (begun and ended
+ * inside the call): `obj_txn_begin_read` + `obj_collection_count` +
+ * `obj_txn_free` in one call, for a single count outside any transaction.
+ * Constant time. Errors as `obj_collection_count`; OBJ_CLOSED after
+ * `obj_db_close`.
+ *
+ * # Safety
+ * `db` is a live handle; `coll` a NUL-terminated string; `out_count`
+ * writable.
+ */
+obj_status obj_db_count(obj_db *db, const char *coll, uint64_t *out_count);
+
+/**
  * Runs a query (JSON text per docs/query-json.md: collection, filter,
  * sort, limit, offset, sort_buffer_limit, index range) and returns a
  * streaming cursor in `*out` (free with obj_cursor_free): no document is
@@ -1059,6 +1073,20 @@ obj_status obj_raw_insert_many(obj_txn *txn,
 obj_status obj_raw_get(obj_txn *txn, const char *coll, uint64_t id, obj_bytes *out, bool *found);
 
 /**
+ * Reads one raw document in a snapshot of its own (begun and ended inside
+ * the call): `obj_txn_begin_read` + `obj_raw_get` + `obj_txn_free` in one
+ * call, for a single lookup outside any transaction. Outputs (free `*out`
+ * with obj_bytes_free) and errors as `obj_raw_get` (a document
+ * collection is OBJ_INVALID_ARGUMENT: use obj_db_doc_get); OBJ_CLOSED
+ * after `obj_db_close`.
+ *
+ * # Safety
+ * `db` is a live handle; `coll` a NUL-terminated string; `out`, `found`
+ * writable.
+ */
+obj_status obj_db_raw_get(obj_db *db, const char *coll, uint64_t id, obj_bytes *out, bool *found);
+
+/**
  * Writes raw bytes at the caller's `id` in raw collection `coll`
  * (created on first use), replacing any document there. `*out_created`
  * (may be NULL) is true when no document had that id. Errors: as
@@ -1263,6 +1291,24 @@ obj_status obj_kv_get(obj_txn *txn,
                       size_t key_len,
                       obj_bytes *out,
                       bool *found);
+
+/**
+ * Reads `key` of namespace `ns` in a snapshot of its own (begun and ended
+ * inside the call): `obj_txn_begin_read` + `obj_kv_get` + `obj_txn_free`
+ * in one call, for a single lookup outside any transaction. Outputs (free
+ * `*out` with obj_bytes_free) and errors as `obj_kv_get` (a missing
+ * namespace reads as empty); OBJ_CLOSED after `obj_db_close`.
+ *
+ * # Safety
+ * `db` is a live handle; `ns` a NUL-terminated string; `key` valid for
+ * `key_len` bytes (NULL allowed with length 0); `out`, `found` writable.
+ */
+obj_status obj_db_kv_get(obj_db *db,
+                         const char *ns,
+                         const uint8_t *key,
+                         size_t key_len,
+                         obj_bytes *out,
+                         bool *found);
 
 /**
  * Deletes `key` of namespace `ns`; `*existed` (may be NULL) says whether

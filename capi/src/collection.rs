@@ -5,6 +5,7 @@ use std::ffi::c_char;
 use obj_engine::{CollectionKind, CollectionOptions, Error, IndexInfo, QuerySpec, Value};
 
 use crate::bytes::{arg_str, json_bytes, need, obj_bytes, put, put_opt};
+use crate::db::{handle, obj_db, open_db, DbState, DB_TAG};
 use crate::error::fence;
 use crate::obj_status;
 use crate::txn::{lock_txn, obj_txn, CollView};
@@ -279,6 +280,40 @@ pub unsafe extern "C" fn obj_collection_count(
         };
         // SAFETY: checked non-null.
         unsafe { put(out, n, "out") }
+    })
+}
+
+/// The number of documents in collection `coll` in `*out_count` (0 for a
+/// missing collection), read in a snapshot of its own (begun and ended
+/// inside the call): `obj_txn_begin_read` + `obj_collection_count` +
+/// `obj_txn_free` in one call, for a single count outside any transaction.
+/// Constant time. Errors as `obj_collection_count`; OBJ_CLOSED after
+/// `obj_db_close`.
+///
+/// # Safety
+/// `db` is a live handle; `coll` a NUL-terminated string; `out_count`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_count(
+    db: *mut obj_db,
+    coll: *const c_char,
+    out_count: *mut u64,
+) -> obj_status {
+    fence(|| {
+        need(out_count, "out_count")?;
+        // SAFETY: per contract.
+        let coll = unsafe { arg_str(coll, "collection name") }?;
+        // SAFETY: per contract.
+        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+        let snapshot = open_db(state)?.begin_read()?;
+        let n = match snapshot.collection(coll) {
+            Ok(c) => c.count()?,
+            Err(Error::NotFound(_)) => 0,
+            Err(e) => return Err(e),
+        };
+        drop(snapshot);
+        // SAFETY: checked non-null.
+        unsafe { put(out_count, n, "out_count") }
     })
 }
 

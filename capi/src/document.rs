@@ -911,6 +911,46 @@ pub unsafe extern "C" fn obj_raw_get(
     })
 }
 
+/// Reads one raw document in a snapshot of its own (begun and ended inside
+/// the call): `obj_txn_begin_read` + `obj_raw_get` + `obj_txn_free` in one
+/// call, for a single lookup outside any transaction. Outputs (free `*out`
+/// with obj_bytes_free) and errors as `obj_raw_get` (a document
+/// collection is OBJ_INVALID_ARGUMENT: use obj_db_doc_get); OBJ_CLOSED
+/// after `obj_db_close`.
+///
+/// # Safety
+/// `db` is a live handle; `coll` a NUL-terminated string; `out`, `found`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_raw_get(
+    db: *mut obj_db,
+    coll: *const c_char,
+    id: u64,
+    out: *mut obj_bytes,
+    found: *mut bool,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        need(found, "found")?;
+        // SAFETY: per contract.
+        let coll = unsafe { arg_str(coll, "collection name") }?;
+        // SAFETY: per contract.
+        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+        let snapshot = open_db(state)?.begin_read()?;
+        let got = match snapshot.collection(coll) {
+            Ok(c) => {
+                expect_kind(c.name(), c.kind(), CollectionKind::Raw)?;
+                c.get_raw(id)?
+            }
+            Err(Error::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        drop(snapshot);
+        // SAFETY: checked non-null.
+        unsafe { put_found(found, out, got) }
+    })
+}
+
 /// Writes raw bytes at the caller's `id` in raw collection `coll`
 /// (created on first use), replacing any document there. `*out_created`
 /// (may be NULL) is true when no document had that id. Errors: as

@@ -4,6 +4,7 @@
 use std::ffi::c_char;
 
 use crate::bytes::{arg_bytes, arg_str, json_bytes, need, obj_bytes, put, put_found, put_opt};
+use crate::db::{handle, obj_db, open_db, DbState, DB_TAG};
 use crate::error::fence;
 use crate::obj_status;
 use crate::txn::{lock_txn, obj_txn};
@@ -66,6 +67,39 @@ pub unsafe extern "C" fn obj_kv_get(
         // SAFETY: per contract.
         let t = unsafe { lock_txn(txn) }?;
         let value = with_readable!(t.state(), |r| r.kv_get(ns, key)?);
+        // SAFETY: checked non-null.
+        unsafe { put_found(found, out, value) }
+    })
+}
+
+/// Reads `key` of namespace `ns` in a snapshot of its own (begun and ended
+/// inside the call): `obj_txn_begin_read` + `obj_kv_get` + `obj_txn_free`
+/// in one call, for a single lookup outside any transaction. Outputs (free
+/// `*out` with obj_bytes_free) and errors as `obj_kv_get` (a missing
+/// namespace reads as empty); OBJ_CLOSED after `obj_db_close`.
+///
+/// # Safety
+/// `db` is a live handle; `ns` a NUL-terminated string; `key` valid for
+/// `key_len` bytes (NULL allowed with length 0); `out`, `found` writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_kv_get(
+    db: *mut obj_db,
+    ns: *const c_char,
+    key: *const u8,
+    key_len: usize,
+    out: *mut obj_bytes,
+    found: *mut bool,
+) -> obj_status {
+    fence(|| {
+        need(out, "out")?;
+        need(found, "found")?;
+        // SAFETY: per contract.
+        let (ns, key) = unsafe { (arg_str(ns, "namespace")?, arg_bytes(key, key_len, "key")?) };
+        // SAFETY: per contract.
+        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+        let snapshot = open_db(state)?.begin_read()?;
+        let value = snapshot.kv_get(ns, key)?;
+        drop(snapshot);
         // SAFETY: checked non-null.
         unsafe { put_found(found, out, value) }
     })

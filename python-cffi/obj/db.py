@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
 
 from . import _codec
-from ._ffi import OutHandle, ffi, lib, check, fail, fork_generation, slots
+from ._ffi import OutHandle, ffi, lib, check, fail, fork_generation, slots, take_bytes
 from .document import Schema, schema_of
 from .errors import (
     BusyError, ClosedError, ConstraintError, CorruptionError, InvalidArgumentError, NotFoundError, ObjError,
@@ -52,6 +52,8 @@ _OPTION_MAX = {name: 2 ** (8 * ffi.sizeof(field.type)) - 1 for name, field in ff
                if name in ("page_size", "cache_size", "busy_timeout_ms", "wal_autocheckpoint", "max_dirty_bytes")}
 _U64_MAX = 2**64 - 1
 _db_doc_get = lib.obj_db_doc_get
+_db_raw_get = lib.obj_db_raw_get
+_db_count = lib.obj_db_count
 _db_doc_insert = lib.obj_db_doc_insert_if
 _db_doc_upsert = lib.obj_db_doc_upsert_if
 # The process-global schema registry: (collection, version) -> [shape, the
@@ -603,16 +605,24 @@ class Db:
         """The document with id ``doc_id`` or None. See :meth:`ReadTxn.get`."""
         if type(doc_id) is int and 0 <= doc_id <= 0xFFFFFFFFFFFFFFFF:
             # One C call that takes and ends its own snapshot, for a known
-            # document collection of this file.
+            # document or raw collection of this file.
             # A refusal (InvalidArgument: another handle or process made the
-            # collection again as raw bytes since this Db learnt it) goes on
-            # to the transaction, which learns it again.
+            # collection again as the other kind since this Db learnt it)
+            # goes on to the transaction, which learns it again. Not for a
+            # dotted name: the transaction routes it (an attached namespace,
+            # or NotFoundError once no local collection has the name).
             if type(what) is str:
                 cname = self._names.get(what)
-                if cname is not None and self._kinds.get(cname) == "documents" and not (self._attached and "." in what):
-                    r = self._get_one(cname, doc_id, False)
-                    if r is not False:
-                        return None if r is None else _codec.loads(r[1])
+                if cname is not None and "." not in what:
+                    kind = self._kinds.get(cname)
+                    if kind == "documents":
+                        r = self._get_one(cname, doc_id, False)
+                        if r is not False:
+                            return None if r is None else _codec.loads(r[1])
+                    elif kind == "raw":
+                        r = self._raw_get_one(cname, doc_id)
+                        if r is not False:
+                            return r
             else:
                 s = schema_of(what)
                 if s is not None and s.collection in self._names and "." not in s.collection:
@@ -643,6 +653,21 @@ class Db:
         data = ffi.buffer(buf.data, buf.len)[:]
         lib.obj_bytes_free(buf)
         return (ver[0] if versioned else 0), data
+
+    def _raw_get_one(self, cname: bytes, doc_id: int) -> bytes | None | bool:
+        """The bytes of one raw document read in its own snapshot, None if
+        absent, False if the library refused the read as an invalid
+        argument (the collection is not a raw collection)."""
+        buf, found = slots.buf, slots.found
+        st = _db_raw_get(self._handle(), cname, doc_id, buf, found)
+        if st:
+            e = fail(st)
+            if isinstance(e, InvalidArgumentError):
+                return False
+            raise e
+        if not found[0]:
+            return None
+        return take_bytes(buf)
 
     @overload
     def get_many(self, what: type[T], ids: Iterable[int]) -> list[T | None]: ...
@@ -725,6 +750,24 @@ class Db:
 
     def count(self, what: Any) -> int:
         """Number of documents in a collection."""
+        # One C call that takes and ends its own snapshot, for a collection
+        # name of this file already seen (of either kind; a missing one
+        # counts 0, as in the transaction). Not for a dotted name: the
+        # transaction routes it (an attached namespace, or NotFoundError
+        # when no local collection has the name).
+        name = what if type(what) is str else None
+        s = None
+        if name is None:
+            s = schema_of(what)
+            name = None if s is None else s.collection
+        cname = self._names.get(name) if name is not None else None
+        if cname is not None and "." not in name:
+            h = self._handle()
+            if s is not None:
+                self._check_shape(s)
+            out = slots.u64
+            check(_db_count(h, cname, out))
+            return out[0]
         with self.read_transaction() as tx:
             return tx.count(what)
 

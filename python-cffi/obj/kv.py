@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _codec
-from ._ffi import OutHandle, ffi, lib, slots
+from ._ffi import OutHandle, check, ffi, lib, slots, take_bytes
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["KvNamespace"]
 
 _D = TypeVar("_D")
+_db_kv_get = lib.obj_db_kv_get
 
 
 def _key(k: Any) -> bytes:
@@ -147,6 +148,14 @@ class KvNamespace:
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of ``key``, or ``default``."""
         k = _key(key)
+        if self._txn is None and (self._ns is None or not self._db._attached):
+            # One C call that takes and ends its own snapshot: a namespace of
+            # this file (a dotted name while a namespace is attached goes
+            # through the transaction, which routes it).
+            db = self._db
+            found = slots.found
+            check(_db_kv_get(db._handle(), self._c, k, len(k), slots.buf, found))
+            return take_bytes(slots.buf) if found[0] else default
 
         def run(tx: Any, c: bytes) -> Any:
             found = slots.found

@@ -412,6 +412,131 @@ static void test_one_call_reads(void) {
     unlink(p3);
 }
 
+static void test_one_call_raw_kv_count(void) {
+    /* obj_db_raw_get, obj_db_kv_get, obj_db_count: a snapshot of their own,
+     * each as its transaction call: the last commit (of any handle), the
+     * other kind refused, a missing collection or namespace empty. */
+    char p5[560];
+    snprintf(p5, sizeof p5, "%s.onecall", path);
+    unlink(p5);
+    obj_db *db = NULL, *other = NULL;
+    CHECK_OK(obj_db_open(p5, NULL, &db));
+    CHECK_OK(obj_db_open(p5, NULL, &other));
+    obj_txn *w = NULL;
+    uint64_t id = 0;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    CHECK_OK(obj_doc_insert(w, "docs", (const uint8_t *)"{\"a\":1}", 7, 0, &id));
+    CHECK_OK(obj_doc_insert(w, "docs", (const uint8_t *)"{\"a\":2}", 7, 0, &id));
+    CHECK_OK(obj_raw_insert(w, "blobs", (const uint8_t *)"xy", 2, &id));
+    CHECK_OK(obj_raw_insert(w, "blobs", (const uint8_t *)"", 0, &id));
+    CHECK_OK(obj_kv_put(w, "ns", (const uint8_t *)"k", 1, (const uint8_t *)"v1", 2));
+    CHECK_OK(obj_kv_put(w, "ns", (const uint8_t *)"", 0, (const uint8_t *)"", 0));
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+
+    obj_bytes out = {0};
+    bool found = false;
+    uint64_t n = 99;
+    const char bad[] = {(char)0xff, 0};
+
+    /* obj_db_raw_get */
+    CHECK_OK(obj_db_raw_get(db, "blobs", 1, &out, &found));
+    CHECK(found && has_bytes(&out, "xy"));
+    obj_bytes_free(&out);
+    found = false;
+    CHECK_OK(obj_db_raw_get(db, "blobs", 2, &out, &found));
+    CHECK(found && out.len == 0);
+    obj_bytes_free(&out);
+    CHECK_OK(obj_db_raw_get(db, "blobs", 3, &out, &found));
+    CHECK(!found && out.data == NULL && out.len == 0);
+    CHECK_OK(obj_db_raw_get(db, "nothing", 1, &out, &found));
+    CHECK(!found);
+    CHECK_ERR(obj_db_raw_get(db, "docs", 1, &out, &found), OBJ_INVALID_ARGUMENT, "structured documents");
+    CHECK_STATUS(obj_db_raw_get(db, "blobs", 1, NULL, &found), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_raw_get(db, "blobs", 1, &out, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_raw_get(db, NULL, 1, &out, &found), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_raw_get(db, bad, 1, &out, &found), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_raw_get(NULL, "blobs", 1, &out, &found), OBJ_INVALID_ARGUMENT);
+
+    /* obj_db_kv_get */
+    CHECK_OK(obj_db_kv_get(db, "ns", (const uint8_t *)"k", 1, &out, &found));
+    CHECK(found && has_bytes(&out, "v1"));
+    obj_bytes_free(&out);
+    found = false;
+    CHECK_OK(obj_db_kv_get(db, "ns", NULL, 0, &out, &found)); /* the empty key */
+    CHECK(found && out.len == 0);
+    obj_bytes_free(&out);
+    CHECK_OK(obj_db_kv_get(db, "ns", (const uint8_t *)"zz", 2, &out, &found));
+    CHECK(!found && out.data == NULL && out.len == 0);
+    CHECK_OK(obj_db_kv_get(db, "nothing", (const uint8_t *)"k", 1, &out, &found));
+    CHECK(!found);
+    static uint8_t long_key[70000];
+    memset(long_key, 'k', sizeof long_key);
+    CHECK_OK(obj_db_kv_get(db, "ns", long_key, sizeof long_key, &out, &found)); /* over the limit: missing */
+    CHECK(!found);
+    CHECK_STATUS(obj_db_kv_get(db, "ns", NULL, 1, &out, &found), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_kv_get(db, "ns", (const uint8_t *)"k", 1, NULL, &found), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_kv_get(db, "ns", (const uint8_t *)"k", 1, &out, NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_kv_get(db, NULL, (const uint8_t *)"k", 1, &out, &found), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_kv_get(db, bad, (const uint8_t *)"k", 1, &out, &found), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_kv_get(NULL, "ns", (const uint8_t *)"k", 1, &out, &found), OBJ_INVALID_ARGUMENT);
+
+    /* obj_db_count: documents of either kind, 0 for a missing collection */
+    CHECK_OK(obj_db_count(db, "docs", &n));
+    CHECK(n == 2);
+    CHECK_OK(obj_db_count(db, "blobs", &n));
+    CHECK(n == 2);
+    n = 99;
+    CHECK_OK(obj_db_count(db, "nothing", &n));
+    CHECK(n == 0);
+    CHECK_STATUS(obj_db_count(db, "docs", NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_count(db, NULL, &n), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_count(db, bad, &n), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_count(NULL, "docs", &n), OBJ_INVALID_ARGUMENT);
+    /* A transaction handle is not a database handle. */
+    obj_txn *r = NULL;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_STATUS(obj_db_count((obj_db *)r, "docs", &n), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_raw_get((obj_db *)r, "blobs", 1, &out, &found), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_kv_get((obj_db *)r, "ns", (const uint8_t *)"k", 1, &out, &found), OBJ_INVALID_ARGUMENT);
+
+    /* Another handle swaps the kinds and drops the namespace: each call
+     * reads the new commit, while the older snapshot `r` still reads the
+     * old one. */
+    CHECK_OK(obj_txn_begin_write(other, &w));
+    CHECK_OK(obj_collection_drop(w, "docs", NULL));
+    CHECK_OK(obj_collection_drop(w, "blobs", NULL));
+    CHECK_OK(obj_raw_insert(w, "docs", (const uint8_t *)"r", 1, &id));
+    CHECK_OK(obj_doc_insert(w, "blobs", (const uint8_t *)"{}", 2, 0, &id));
+    CHECK_OK(obj_kv_drop(w, "ns", NULL));
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    CHECK_OK(obj_db_raw_get(db, "docs", 1, &out, &found));
+    CHECK(found && has_bytes(&out, "r"));
+    obj_bytes_free(&out);
+    CHECK_ERR(obj_db_raw_get(db, "blobs", 1, &out, &found), OBJ_INVALID_ARGUMENT, "structured documents");
+    CHECK_OK(obj_db_kv_get(db, "ns", (const uint8_t *)"k", 1, &out, &found));
+    CHECK(!found);
+    CHECK_OK(obj_db_count(db, "docs", &n));
+    CHECK(n == 1);
+    CHECK_OK(obj_raw_get(r, "blobs", 1, &out, &found));
+    CHECK(found && has_bytes(&out, "xy"));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_kv_get(r, "ns", (const uint8_t *)"k", 1, &out, &found));
+    CHECK(found && has_bytes(&out, "v1"));
+    obj_bytes_free(&out);
+    CHECK_OK(obj_txn_free(r));
+
+    CHECK_OK(obj_db_close(other));
+    CHECK_OK(obj_db_free(other));
+    CHECK_OK(obj_db_close(db));
+    CHECK_STATUS(obj_db_raw_get(db, "docs", 1, &out, &found), OBJ_CLOSED);
+    CHECK_STATUS(obj_db_kv_get(db, "ns", (const uint8_t *)"k", 1, &out, &found), OBJ_CLOSED);
+    CHECK_STATUS(obj_db_count(db, "docs", &n), OBJ_CLOSED);
+    CHECK_OK(obj_db_free(db));
+    unlink(p5);
+}
+
 static void test_one_call_writes(void) {
     /* obj_db_doc_insert / obj_db_doc_upsert: begin, write and commit in
      * one call; an error leaves nothing behind. */
@@ -785,6 +910,7 @@ int main(int argc, char **argv) {
     test_large_transaction();
     test_close_no_checkpoint();
     test_one_call_reads();
+    test_one_call_raw_kv_count();
     test_one_call_writes();
     test_catalog_version();
     test_corrupt_file();
