@@ -15,6 +15,8 @@ PYTHON ?= python3
 VENV := .venv
 # Pinned: a new ruff release may add findings, and lint must not change under us.
 RUFF_VERSION := 0.17.5
+# Pinned likewise: test_typing.py checks what mypy --strict reveals of the package's types.
+MYPY_VERSION := 2.4.1
 VPY := $(VENV)/bin/python
 PY_DEV_DEPS := cffi pytest hypothesis pytest-asyncio build 'setuptools>=77' wheel orjson ruff==$(RUFF_VERSION)
 # Reinstalled when this list changes (an old venv must not build with old tools).
@@ -205,7 +207,7 @@ wheel: build $(VPY)
 test-python: wheel
 	rm -rf $(PY_TEST_VENV)
 	$(VPY) -m venv $(PY_TEST_VENV)
-	$(PY_TEST_VENV)/bin/python -m pip install -q python-cffi/dist/obj_db-*.whl pytest hypothesis pytest-asyncio orjson
+	$(PY_TEST_VENV)/bin/python -m pip install -q python-cffi/dist/obj_db-*.whl pytest hypothesis pytest-asyncio orjson mypy==$(MYPY_VERSION)
 	cd $(PY_TEST_VENV) && OBJ_REPO_ROOT=$(CURDIR) OBJ_EXPECT_INSTALLED=1 bin/python -m pytest -q -p no:cacheprovider \
 	  --import-mode=importlib -o asyncio_mode=auto -o asyncio_default_fixture_loop_scope=function -rs $(CURDIR)/python-cffi/tests
 

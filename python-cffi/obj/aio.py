@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncDb", "AsyncTxn", "AsyncQuery", "AsyncCollection", "AsyncKv", "AsyncStream"]
 
 T = TypeVar("T")  # a document class's instances (type checkers only; see obj.txn.T)
+_D = TypeVar("_D")  # a default value (KvNamespace.get)
 
 # The methods of Db and of a key-value namespace that take the database's
 # write lock (each in a transaction of its own: they may wait up to the busy
@@ -405,7 +406,34 @@ class AsyncCollection(_AsyncBound, Generic[T]):
         return AsyncQuery(self._atx, self._inner.query())
 
 
-class AsyncKv(_AsyncBound):
+if TYPE_CHECKING:
+    class _AsyncKvCalls:
+        """The awaitable calls that AsyncKv serves through ``__getattr__``
+        (KvNamespace's), declared for type checkers; not a class at run
+        time."""
+
+        name: str
+
+        @overload
+        async def get(self, key: Any) -> bytes | None: ...
+        @overload
+        async def get(self, key: Any, default: _D) -> bytes | _D: ...
+        async def get(self, key: Any, default: Any = None) -> Any: ...
+
+        async def put(self, key: Any, value: Any) -> None: ...
+        async def delete(self, key: Any) -> bool: ...
+        async def keys(self, prefix: Any = None) -> list[bytes]: ...
+        async def create(self) -> bool: ...
+        async def drop(self) -> bool: ...
+
+        def scan(
+            self, prefix: Any = None, start: Any = None, end: Any = None, *, reverse: bool = False
+        ) -> AsyncStream[tuple[bytes, bytes]]: ...
+else:
+    _AsyncKvCalls = object
+
+
+class AsyncKv(_AsyncBound, _AsyncKvCalls):
     """A key-value namespace driven from asyncio: ``adb.kv(name)`` (each
     call its own transaction, on the database's worker threads) or
     ``tx.kv(name)`` of an async transaction (on its thread). ``await

@@ -87,6 +87,13 @@ async def typed_async(adb: obj.AsyncDb) -> None:
         reveal_type(await tx.get(Order, 1))  # R: Order | None
         reveal_type(await tx.collection(Order).get(1))  # R: Order | None
         reveal_type(await tx.query(Order).first())  # R: tuple[int, Order] | None
+        reveal_type(await tx.kv("s").get(b"k"))  # R: bytes | None
+    ns = adb.kv("s")
+    reveal_type(await ns.get(b"k"))  # R: bytes | None
+    reveal_type(await ns.get(b"k", b""))  # R: bytes
+    reveal_type(await ns.keys())  # R: list[bytes]
+    async for k, v in ns.scan(prefix=b"a"):
+        reveal_type(v)  # R: bytes
 
 
 def misuse(db: obj.Db) -> None:
