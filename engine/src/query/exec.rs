@@ -483,6 +483,50 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
         Ok(())
     }
 
+    /// Whether each index entry the plan reads is a result by itself: an
+    /// exact plan (module docs of `plan.rs`) over an index in which no
+    /// document has more than one entry (so none holds a list value, the
+    /// only case an exact plan evaluates). Then counting and skipping read
+    /// the entries alone, never the documents.
+    fn entries_are_results(&self) -> bool {
+        match &self.plan.access {
+            Access::Index { name, .. } => {
+                self.plan.exact && self.st.index(name).is_ok_and(|info| info.single_valued)
+            }
+            Access::Scan => false,
+        }
+    }
+
+    /// The next entry of an index source in the plan's ranges, as a
+    /// document id, without reading the document (see
+    /// [`QueryCursor::entries_are_results`]); `None` at the end.
+    fn next_entry_id(&mut self) -> Result<Option<u64>> {
+        let Source::Index { tree, kind, ranges, reverse, next_range, current, pages } = &mut self.source
+        else {
+            return Err(Error::invalid("entries are read from an index source only"));
+        };
+        loop {
+            let it = match current {
+                Some(it) => it,
+                None => {
+                    if *next_range >= ranges.len() {
+                        return Ok(None);
+                    }
+                    let i = if *reverse { ranges.len() - 1 - *next_range } else { *next_range };
+                    *next_range += 1;
+                    let (lo, hi) = &ranges[i];
+                    current.insert(Range::new(*pages, tree.root(), as_ref(lo), as_ref(hi), *reverse)?)
+                }
+            };
+            let Some(entry) = it.next_in(&mut self.entry_scratch) else {
+                *current = None;
+                continue;
+            };
+            let (k, v) = entry?;
+            return Ok(Some(parse_entry(*kind, k, v)?.1));
+        }
+    }
+
     /// Runs `f` on the next result (after offset and limit).
     fn next_inner<X>(&mut self, f: impl FnOnce(&CollState, Found<'_>) -> Result<X>) -> Result<Option<X>> {
         if self.remaining == Some(0) {
@@ -502,8 +546,14 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                 None => None,
             }
         } else {
+            let by_entries = self.to_skip > 0 && self.entries_are_results();
             while self.to_skip > 0 {
-                if self.next_match_with(|_, _, _| Ok(()))?.is_none() {
+                let skipped = if by_entries {
+                    self.next_entry_id()?.is_some()
+                } else {
+                    self.next_match_with(|_, _, _| Ok(()))?.is_some()
+                };
+                if !skipped {
                     return Ok(None);
                 }
                 self.to_skip -= 1;
@@ -528,9 +578,15 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                 *pending = None;
             }
         }
+        let by_entries = self.entries_are_results();
         let mut n = 0u64;
         while self.remaining != Some(0) {
-            if self.next_match_with(|_, _, _| Ok(()))?.is_none() {
+            let found = if by_entries {
+                self.next_entry_id()?.is_some()
+            } else {
+                self.next_match_with(|_, _, _| Ok(()))?.is_some()
+            };
+            if !found {
                 break;
             }
             if self.to_skip > 0 {
