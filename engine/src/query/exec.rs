@@ -79,16 +79,56 @@ enum Source<'a, T: ReadableTxn> {
         /// Documents this cursor has scanned, counted until the helper starts.
         scanned: u32,
     },
-    Index {
-        tree: Tree,
-        kind: IndexKind,
-        ranges: Vec<KeyRange>,
-        reverse: bool,
-        /// Next range to open (counting in scan direction).
-        next_range: usize,
-        current: Option<RangeIter<'a, T::Pages>>,
-        pages: &'a T::Pages,
-    },
+    Index(IndexSource<'a, T>),
+}
+
+/// The entries of an index within a plan's ranges, in scan order.
+struct IndexSource<'a, T: ReadableTxn> {
+    tree: Tree,
+    kind: IndexKind,
+    ranges: Vec<KeyRange>,
+    reverse: bool,
+    /// Next range to open (counting in scan direction).
+    next_range: usize,
+    current: Option<RangeIter<'a, T::Pages>>,
+    pages: &'a T::Pages,
+}
+
+impl<'a, T: ReadableTxn> IndexSource<'a, T> {
+    /// Runs `f(value key, document id)` on the entries in turn until it
+    /// returns `Some`, and returns that; `None` past the last entry.
+    fn find_entry<X>(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        mut f: impl FnMut(&[u8], u64) -> Result<Option<X>>,
+    ) -> Result<Option<X>> {
+        loop {
+            let it = match &mut self.current {
+                Some(it) => it,
+                None => {
+                    if self.next_range >= self.ranges.len() {
+                        return Ok(None);
+                    }
+                    let i =
+                        if self.reverse { self.ranges.len() - 1 - self.next_range } else { self.next_range };
+                    self.next_range += 1;
+                    let (lo, hi) = &self.ranges[i];
+                    let range =
+                        Range::new(self.pages, self.tree.root(), as_ref(lo), as_ref(hi), self.reverse)?;
+                    self.current.insert(range)
+                }
+            };
+            let Some(entry) = it.next_in(scratch) else {
+                self.current = None;
+                continue;
+            };
+            let (k, v) = entry?;
+            let (key, id) = parse_entry(self.kind, k, v)?;
+            if let Some(x) = f(key, id)? {
+                return Ok(Some(x));
+            }
+        }
+    }
 }
 
 /// One result: document id, schema version, document.
@@ -274,7 +314,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                     Source::Scan(txn.range(&st.docs, start, Bound::Unbounded, false)?)
                 }
             },
-            Access::Index { name, kind, ranges, reverse, .. } => Source::Index {
+            Access::Index { name, kind, ranges, reverse, .. } => Source::Index(IndexSource {
                 tree: st.index_tree_of(txn, name)?.into_owned(),
                 kind: *kind,
                 ranges: ranges.clone(),
@@ -282,7 +322,7 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                 next_range: 0,
                 current: None,
                 pages: txn.pages(),
-            },
+            }),
         };
         let mut index_fields = Vec::new();
         if let Access::Index { fields: paths, .. } = &plan.access {
@@ -386,56 +426,44 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
                         }
                     }
                 }
-                Source::Index { tree, kind, ranges, reverse, next_range, current, pages } => {
-                    let it = match current {
-                        Some(it) => it,
-                        None => {
-                            if *next_range >= ranges.len() {
-                                return Ok(None);
-                            }
-                            let i = if *reverse { ranges.len() - 1 - *next_range } else { *next_range };
-                            *next_range += 1;
-                            let (lo, hi) = &ranges[i];
-                            current.insert(Range::new(*pages, tree.root(), as_ref(lo), as_ref(hi), *reverse)?)
+                Source::Index(source) => {
+                    let pages = source.pages;
+                    let reverse = source.reverse;
+                    let mut on = Some(on);
+                    return source.find_entry(entry_scratch, |key, id| {
+                        let looked_up = get_guard(pages, st.docs.root(), &id_key(id))?;
+                        let Some(bytes) = looked_up.as_deref() else {
+                            return Err(Error::corruption(
+                                None,
+                                format!(
+                                    "index {:?} of {:?} points at missing document {id}",
+                                    index_name(plan),
+                                    st.name
+                                ),
+                            ));
+                        };
+                        // Only a document collection has indexes, and it holds
+                        // no RAW document: one here is damage, not a miss.
+                        let (header, payload) = decode_header(bytes)?;
+                        if header.is_raw() {
+                            let raw = Error::corruption(None, "its index entry leads to a raw document");
+                            return Err(in_entry(raw, index_name(plan), &st.name, id));
                         }
-                    };
-                    let Some(entry) = it.next_in(entry_scratch) else {
-                        *current = None;
-                        continue;
-                    };
-                    let (k, v) = entry?;
-                    let (key, id) = parse_entry(*kind, k, v)?;
-                    let looked_up = get_guard(*pages, st.docs.root(), &id_key(id))?;
-                    let Some(bytes) = looked_up.as_deref() else {
-                        return Err(Error::corruption(
-                            None,
-                            format!(
-                                "index {:?} of {:?} points at missing document {id}",
-                                index_name(plan),
-                                st.name
-                            ),
-                        ));
-                    };
-                    // Only a document collection has indexes, and it holds
-                    // no RAW document: one here is damage, not a miss.
-                    let (header, payload) = decode_header(bytes)?;
-                    if header.is_raw() {
-                        let raw = Error::corruption(None, "its index entry leads to a raw document");
-                        return Err(in_entry(raw, index_name(plan), &st.name, id));
-                    }
-                    let mut doc = TopFields::new(payload, &fields.steps);
-                    let single = single_entry(plan, fields, index_fields, &mut doc)?;
-                    if !first_entry(plan, fields, index_fields, st, &mut doc, key, *reverse)
-                        .map_err(|e| in_entry(e, index_name(plan), &st.name, id))?
-                    {
-                        continue;
-                    }
-                    // On an exact plan, a document's only entry lies in the
-                    // ranges exactly when the document matches.
-                    if !(single && plan.exact || check.eval(&mut doc, &*st.dict)?) {
-                        continue;
-                    }
-                    return on(st, id, bytes).map(Some);
+                        let mut doc = TopFields::new(payload, &fields.steps);
+                        let single = single_entry(plan, fields, index_fields, &mut doc)?;
+                        if !first_entry(plan, fields, index_fields, st, &mut doc, key, reverse)
+                            .map_err(|e| in_entry(e, index_name(plan), &st.name, id))?
+                        {
+                            return Ok(None);
+                        }
+                        // On an exact plan, a document's only entry lies in the
+                        // ranges exactly when the document matches.
+                        if !(single && plan.exact || check.eval(&mut doc, &*st.dict)?) {
+                            return Ok(None);
+                        }
+                        let on = on.take().expect("a match ends the search");
+                        on(st, id, bytes).map(Some)
+                    });
                 }
             }
         }
@@ -501,30 +529,10 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     /// document id, without reading the document (see
     /// [`QueryCursor::entries_are_results`]); `None` at the end.
     fn next_entry_id(&mut self) -> Result<Option<u64>> {
-        let Source::Index { tree, kind, ranges, reverse, next_range, current, pages } = &mut self.source
-        else {
+        let Source::Index(source) = &mut self.source else {
             return Err(Error::invalid("entries are read from an index source only"));
         };
-        loop {
-            let it = match current {
-                Some(it) => it,
-                None => {
-                    if *next_range >= ranges.len() {
-                        return Ok(None);
-                    }
-                    let i = if *reverse { ranges.len() - 1 - *next_range } else { *next_range };
-                    *next_range += 1;
-                    let (lo, hi) = &ranges[i];
-                    current.insert(Range::new(*pages, tree.root(), as_ref(lo), as_ref(hi), *reverse)?)
-                }
-            };
-            let Some(entry) = it.next_in(&mut self.entry_scratch) else {
-                *current = None;
-                continue;
-            };
-            let (k, v) = entry?;
-            return Ok(Some(parse_entry(*kind, k, v)?.1));
-        }
+        source.find_entry(&mut self.entry_scratch, |_, id| Ok(Some(id)))
     }
 
     /// Runs `f` on the next result (after offset and limit).
