@@ -130,7 +130,7 @@ fn an_open_that_loses_the_creation_race_opens_the_winners_database() {
             disk.write_file(to, &other);
         }
     };
-    let vfs = Arc::new(RenameHook { sim: sim.clone(), hook: Box::new(hook) });
+    let vfs = Arc::new(RenameHook { sim: sim.clone(), hook: Box::new(hook), on_shm: None });
     let db = Db::open_with(DB, options(vfs, false)).unwrap();
     assert!(raced.load(Ordering::SeqCst), "the open did not try to rename");
     assert_eq!(get(&db, b"k").as_deref(), Some(&b"v"[..]), "the winner's row");

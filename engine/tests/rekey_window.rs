@@ -44,7 +44,7 @@ fn an_open_during_a_rekeys_swap_uses_the_new_file() {
         // Long enough for the opener to reach the wait.
         std::thread::sleep(Duration::from_millis(300));
     };
-    let vfs = Arc::new(RenameHook { sim: sim.clone(), hook: Box::new(hook) });
+    let vfs = Arc::new(RenameHook { sim: sim.clone(), hook: Box::new(hook), on_shm: None });
     let mut db = Db::open_with(DB, options(vfs, None)).unwrap();
     put(&db, b"a", b"1");
     db.rekey(Some(EncryptionKey::raw(KEY))).unwrap();

@@ -1,66 +1,23 @@
 //! A copy's lock on its target's `-shm` (restore, backup and compaction
-//! targets, the rekey swap) must be on the file at the path. A last closer that removes the `-shm` between the copy's open
-//! of it and its lock leaves the copy locking a removed file, which keeps
-//! no opener out: the restore then renames over a database another handle
-//! has open and has just committed to.
+//! targets, the rekey swap) must be on the file at the path. A last closer
+//! that removes the `-shm` between the copy's open of it and its lock
+//! leaves the copy locking a removed file, which keeps no opener out: the
+//! restore then renames over a database another handle has open and has
+//! just committed to.
 
-use std::io;
+mod common;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use obj_engine::storage::file::{OpenMode, StorageFile, Vfs};
-use obj_engine::storage::shm::ShmFile;
+use common::RenameHook;
+use obj_engine::storage::file::Vfs;
 use obj_engine::storage::sim::SimVfs;
 use obj_engine::{Db, Options, ReadableTxn, RestoreOptions};
 
 const TARGET: &str = "t.obj";
 const BACKUP: &str = "b.obj";
-
-type Hook = Box<dyn Fn(&Path) + Send + Sync>;
-
-struct Hooks {
-    sim: SimVfs,
-    on_shm: Hook,
-    on_rename: Hook,
-}
-
-impl std::fmt::Debug for Hooks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Hooks")
-    }
-}
-
-impl Vfs for Hooks {
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
-        self.sim.open(path, mode)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.sim.exists(path)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.sim.remove(path)
-    }
-    fn sync_parent_dir(&self, path: &Path) -> io::Result<()> {
-        self.sim.sync_parent_dir(path)
-    }
-    fn open_shm(&self, path: &Path) -> io::Result<Arc<dyn ShmFile>> {
-        let shm = self.sim.open_shm(path)?;
-        (self.on_shm)(path);
-        Ok(shm)
-    }
-    fn shm_in_use(&self, path: &Path) -> io::Result<bool> {
-        self.sim.shm_in_use(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        (self.on_rename)(to);
-        self.sim.rename(from, to)
-    }
-    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
-        (self.on_rename)(to);
-        self.sim.rename_noreplace(from, to)
-    }
-}
 
 fn opts(sim: &SimVfs) -> Options {
     Options {
@@ -93,16 +50,16 @@ fn a_restore_never_replaces_a_database_opened_during_its_lock() {
     let late: Arc<Mutex<Option<std::thread::JoinHandle<obj_engine::Result<Db>>>>> = Arc::default();
     let c = closer.clone();
     let (l, s2) = (late.clone(), sim.clone());
-    let hooks = Hooks {
+    let hooks = RenameHook {
         sim: sim.clone(),
-        on_shm: Box::new(move |p| {
+        on_shm: Some(Box::new(move |p| {
             if p == Path::new("t.obj-shm") {
                 if let Some(db) = c.lock().unwrap().take() {
                     db.close().unwrap();
                 }
             }
-        }),
-        on_rename: Box::new(move |to| {
+        })),
+        hook: Box::new(move |_, to| {
             if to == Path::new(TARGET) && l.lock().unwrap().is_none() {
                 let s2 = s2.clone();
                 *l.lock().unwrap() = Some(std::thread::spawn(move || {

@@ -5,9 +5,9 @@
 //! (`faults.rs`, `ops_faults.rs`) use its random sequence and settings;
 //! the file-level suites (`recovery.rs`, `wal_file.rs`, `multiprocess.rs`,
 //! `fork.rs`) its one-commit writes, one-snapshot reads and side-file
-//! check; `creation.rs` and `rekey_window.rs` its simulated file system
-//! with a hook on renames. Each test binary compiles this module and uses
-//! a part of it.
+//! check; `creation.rs`, `rekey_window.rs` and `target_shm_race.rs` its
+//! simulated file system with hooks on renames and shared-index opens.
+//! Each test binary compiles this module and uses a part of it.
 #![allow(dead_code)]
 
 use std::fmt;
@@ -27,13 +27,18 @@ use obj_engine::{Db, ReadableTxn};
 /// The simulated file system with `hook` run before each rename, given
 /// whether it is a `rename_noreplace` and its target: where a test acts at
 /// the moment a file is published (another process's move in between).
+/// And `on_shm`, if set, run after each open of a shared index, given its
+/// path (another process's close between that open and its lock).
 pub struct RenameHook {
     pub sim: SimVfs,
     pub hook: OnRename,
+    pub on_shm: Option<OnShm>,
 }
 
 /// See [`RenameHook`]: called with `noreplace` and the target path.
 pub type OnRename = Box<dyn Fn(bool, &Path) + Send + Sync>;
+/// See [`RenameHook`]: called with the shared index's path.
+pub type OnShm = Box<dyn Fn(&Path) + Send + Sync>;
 
 impl fmt::Debug for RenameHook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -55,7 +60,11 @@ impl Vfs for RenameHook {
         self.sim.sync_parent_dir(path)
     }
     fn open_shm(&self, path: &Path) -> io::Result<Arc<dyn ShmFile>> {
-        self.sim.open_shm(path)
+        let shm = self.sim.open_shm(path)?;
+        if let Some(on_shm) = &self.on_shm {
+            on_shm(path);
+        }
+        Ok(shm)
     }
     fn shm_in_use(&self, path: &Path) -> io::Result<bool> {
         self.sim.shm_in_use(path)
