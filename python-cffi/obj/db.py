@@ -56,6 +56,20 @@ _db_raw_get = lib.obj_db_raw_get
 _db_count = lib.obj_db_count
 _db_doc_insert = lib.obj_db_doc_insert_if
 _db_doc_upsert = lib.obj_db_doc_upsert_if
+
+
+def _refused(st: int) -> bool:
+    """Whether a one-call read's status ``st`` is a refusal as an invalid
+    argument (the collection is not of the kind the call reads: the
+    transaction path learns it again); any other failure raises."""
+    if not st:
+        return False
+    e = fail(st)
+    if isinstance(e, InvalidArgumentError):
+        return True
+    raise e
+
+
 # The process-global schema registry: (collection, version) -> [shape, the
 # first Schema with it, the open Dbs using it (weakly: a Db nobody holds
 # does not keep its shape registered)]. Stored documents are
@@ -642,12 +656,8 @@ class Db:
         not a document collection)."""
         buf, found = slots.buf, slots.found
         ver = slots.ver if versioned else ffi.NULL
-        st = _db_doc_get(self._handle(), cname, doc_id, buf, ver, found)
-        if st:
-            e = fail(st)
-            if isinstance(e, InvalidArgumentError):
-                return False
-            raise e
+        if _refused(_db_doc_get(self._handle(), cname, doc_id, buf, ver, found)):
+            return False
         if not found[0]:
             return None
         data = ffi.buffer(buf.data, buf.len)[:]
@@ -659,12 +669,8 @@ class Db:
         absent, False if the library refused the read as an invalid
         argument (the collection is not a raw collection)."""
         buf, found = slots.buf, slots.found
-        st = _db_raw_get(self._handle(), cname, doc_id, buf, found)
-        if st:
-            e = fail(st)
-            if isinstance(e, InvalidArgumentError):
-                return False
-            raise e
+        if _refused(_db_raw_get(self._handle(), cname, doc_id, buf, found)):
+            return False
         if not found[0]:
             return None
         return take_bytes(buf)
