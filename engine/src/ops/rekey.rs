@@ -20,13 +20,11 @@
 //!
 //! A crash before the rename leaves the old database (whole: its WAL is
 //! removed only after a complete, synced checkpoint) and a stray
-//! `<path>-rekey` that the next rekey deletes, as does the next writable
-//! open that finds no other process with the database open (a rekey holds
-//! it open, or its shared index locked, until the rename); a crash after
-//! it leaves the new one. The caller holds the only handle and no transaction is open.
+//! `<path>-rekey` that the next rekey deletes; a crash after it leaves the
+//! new one. The caller holds the only handle and no transaction is open.
 
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -41,7 +39,12 @@ use crate::txn::{ReadTxn, ReadableTxn, WriteTxn};
 /// Dirty pages per copy transaction (bounds the memory a rekey uses).
 const BATCH_PAGES: usize = 2048;
 
-pub use crate::storage::pager::rekey_path_of;
+/// `<path>-rekey`: where the new copy is built.
+pub fn rekey_path_of(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push("-rekey");
+    PathBuf::from(s)
+}
 
 /// The outcome of [`rekey`] for the caller's engine.
 pub(crate) struct Rekeyed {

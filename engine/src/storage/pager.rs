@@ -292,28 +292,6 @@ fn create_whole(vfs: &dyn Vfs, path: &Path, options: &Options) -> Result<Creatio
     }
 }
 
-/// `<path>-rekey`: where a rekey builds the new copy (`ops::rekey`).
-pub fn rekey_path_of(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push("-rekey");
-    PathBuf::from(s)
-}
-
-/// Removes the copy a rekey killed before its rename left beside `path`
-/// (with its WAL and shared index), if there is one. The caller is the
-/// database's first opener, so no rekey is running: a rekey keeps the
-/// database open, or its shared index locked, until its rename. Best
-/// effort: the copy is only wasted space (and, from a decryption, a
-/// plaintext copy of the data).
-fn remove_abandoned_rekey(vfs: &dyn Vfs, path: &Path) {
-    let copy = rekey_path_of(path);
-    if vfs.exists(&copy).unwrap_or(false) {
-        for p in [wal_path_of(&copy), shm_path_of(&copy), copy] {
-            let _ = vfs.remove(&p);
-        }
-    }
-}
-
 /// Where a copy that replaces the database at `path` (a restore) moves the
 /// old file's WAL while the new file goes in: `<path>-wal-replaced`.
 pub fn replaced_wal_path_of(path: &Path) -> PathBuf {
@@ -1138,9 +1116,6 @@ impl Pager {
             };
             index.shm().reset().map_err(|e| Error::io(format!("resetting {}", shm_path.display()), e))?;
             index.rebuild(&h, &recovered.frames)?;
-            if !options.read_only {
-                remove_abandoned_rekey(&*vfs, path);
-            }
             // Vouched for before anyone else can join (see LOCK_VETTED).
             if !index.lock_shared(LOCK_VETTED)? {
                 return Err(Error::Busy(format!("{}: another handle holds its locks", shm_path.display())));
