@@ -1072,9 +1072,11 @@ impl<'t> CollectionMut<'t> {
         if self.index_trees.len() != self.st.indexes.len() {
             // The trees loaded with the state, when it has them all (no
             // catalog lookup); else each opened by name (a missing one fails).
-            let loaded: Option<Vec<Tree>> = (self.st.index_trees.len() == self.st.indexes.len())
-                .then(|| self.st.index_trees.iter().cloned().collect())
-                .flatten();
+            let loaded: Option<Vec<Tree>> = if self.st.index_trees.len() == self.st.indexes.len() {
+                self.st.index_trees.iter().cloned().collect()
+            } else {
+                None
+            };
             self.index_trees = match loaded {
                 Some(trees) => trees,
                 None => self
