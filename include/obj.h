@@ -1311,6 +1311,18 @@ obj_status obj_db_kv_get(obj_db *db,
                          bool *found);
 
 /**
+ * The number of entries in namespace `ns` in `*out_count` (0 for a
+ * missing namespace), as the transaction sees it; no walk: the count is
+ * kept with the namespace. Errors: OBJ_INVALID_ARGUMENT (finished
+ * transaction, bad name, NULL pointers).
+ *
+ * # Safety
+ * `txn` is a live handle; `ns` a NUL-terminated string; `out_count`
+ * writable.
+ */
+obj_status obj_kv_count(obj_txn *txn, const char *ns, uint64_t *out_count);
+
+/**
  * Deletes `key` of namespace `ns`; `*existed` (may be NULL) says whether
  * it was there (never for a key longer than obj_kv_put's limit).
  *

@@ -105,6 +105,32 @@ pub unsafe extern "C" fn obj_db_kv_get(
     })
 }
 
+/// The number of entries in namespace `ns` in `*out_count` (0 for a
+/// missing namespace), as the transaction sees it; no walk: the count is
+/// kept with the namespace. Errors: OBJ_INVALID_ARGUMENT (finished
+/// transaction, bad name, NULL pointers).
+///
+/// # Safety
+/// `txn` is a live handle; `ns` a NUL-terminated string; `out_count`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn obj_kv_count(
+    txn: *mut obj_txn,
+    ns: *const c_char,
+    out_count: *mut u64,
+) -> obj_status {
+    fence(|| {
+        need(out_count, "out_count")?;
+        // SAFETY: per contract.
+        let ns = unsafe { arg_str(ns, "namespace") }?;
+        // SAFETY: per contract.
+        let t = unsafe { lock_txn(txn) }?;
+        let n = with_readable!(t.state(), |r| r.kv_count(ns)?);
+        // SAFETY: checked non-null.
+        unsafe { put(out_count, n, "out_count") }
+    })
+}
+
 /// Deletes `key` of namespace `ns`; `*existed` (may be NULL) says whether
 /// it was there (never for a key longer than obj_kv_put's limit).
 ///

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["KvNamespace"]
 
 _D = TypeVar("_D")
+_MISSING = object()
 _db_kv_get = lib.obj_db_kv_get
 
 
@@ -188,6 +189,47 @@ class KvNamespace:
         """The keys, in order (as ``scan`` reads them)."""
         return (k for k, _ in self.scan())
 
+    def __len__(self) -> int:
+        """The number of entries (kept with the namespace: no walk; 0 for a
+        namespace that does not exist)."""
+
+        def run(tx: Any, c: bytes) -> int:
+            out = slots.u64
+            st = lib.obj_kv_count(tx._handle(), c, out)
+            if st:
+                raise tx._fail(st)
+            return int(out[0])
+
+        return self._run(False, run)
+
+    @overload
+    def pop(self, key: Any) -> bytes: ...
+    @overload
+    def pop(self, key: Any, default: _D) -> bytes | _D: ...
+    def pop(self, key: Any, default: Any = _MISSING) -> Any:
+        """Removes ``key`` and returns its value, read and removed in one
+        write transaction; ``default`` when it is not there (``KeyError``
+        without one), as ``dict.pop``."""
+        k = _key(key)
+
+        def run(tx: Any, c: bytes) -> Any:
+            found = slots.found
+            st = lib.obj_kv_get(tx._handle(), c, k, len(k), slots.buf, found)
+            if st:
+                raise tx._fail(st)
+            if not found[0]:
+                return _MISSING
+            value = tx._take_bytes()
+            tx._check(tx._wcall(lib.obj_kv_delete, c, k, len(k), found))
+            return value
+
+        value = self._run(True, run)
+        if value is _MISSING:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        return value
+
     def delete(self, key: Any) -> bool:
         """Removes ``key``; True if it was there."""
         k = _key(key)
@@ -270,6 +312,15 @@ class KvNamespace:
         """The keys (optionally under ``prefix``)."""
         return [k for k, _ in self.scan(prefix=prefix)]
 
+    def values(self, prefix: Any = None) -> list[bytes]:
+        """The values, in key order (optionally of the keys under ``prefix``)."""
+        return [v for _, v in self.scan(prefix=prefix)]
+
+    def items(self, prefix: Any = None) -> list[tuple[bytes, bytes]]:
+        """``(key, value)`` pairs in key order (optionally of the keys under
+        ``prefix``); ``scan`` streams them instead."""
+        return list(self.scan(prefix=prefix))
+
     def create(self) -> bool:
         """Creates the namespace if it is missing, so that it exists (is
         listed, dumped and backed up) while empty; True if it was created.
@@ -292,8 +343,6 @@ class KvNamespace:
 
         return self._run(True, run)
 
-
-_MISSING = object()
 
 
 def _after_prefix(p: bytes) -> bytes | None:

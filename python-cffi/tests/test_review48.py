@@ -70,3 +70,41 @@ def test_a_file_that_is_not_a_database_is_named(tmp_path):
 def test_a_wrong_document_type_reads_as_english(db):
     with pytest.raises(obj.InvalidArgumentError, match="doc must be an instance of Order, "):
         db.upsert(Order, 1, Addr("x"))
+
+
+def test_a_namespace_counts_and_pops_like_a_dict(tmp_path):
+    with obj.Db(str(tmp_path / "kv.obj")) as d:
+        ns = d.kv("s")
+        assert len(ns) == 0 and not ns
+        for k in (b"a", b"b", b"c"):
+            ns[k] = k.upper()
+        assert len(ns) == 3 and ns
+        assert ns.items() == [(b"a", b"A"), (b"b", b"B"), (b"c", b"C")]
+        assert ns.values() == [b"A", b"B", b"C"] and ns.values(prefix=b"b") == [b"B"]
+        assert ns.pop(b"b") == b"B" and b"b" not in ns and len(ns) == 2
+        assert ns.pop(b"b", None) is None
+        with pytest.raises(KeyError):
+            ns.pop(b"b")
+        with d.transaction() as tx:
+            t = tx.kv("s")
+            t[b"d"] = b"D"
+            assert len(t) == 3 and t.pop(b"a") == b"A" and len(t) == 2  # its own writes
+            assert len(ns) == 2  # a snapshot of its own: the last commit
+        assert ns.items() == [(b"c", b"C"), (b"d", b"D")]
+        with d.read_transaction() as r:
+            with pytest.raises(obj.InvalidArgumentError):
+                r.kv("s").pop(b"c")
+        assert len(d.kv("never")) == 0
+
+
+async def test_an_async_namespace_pops_in_a_write_of_its_own(tmp_path):
+    adb = obj.AsyncDb(str(tmp_path / "akv.obj"))
+    try:
+        ns = adb.kv("s")
+        await ns.put(b"k", b"v")
+        assert await ns.items() == [(b"k", b"v")]
+        assert await ns.pop(b"k") == b"v"
+        assert await ns.pop(b"k", b"gone") == b"gone"
+        assert await ns.values() == []
+    finally:
+        await adb.close()

@@ -412,6 +412,49 @@ static void test_one_call_reads(void) {
     unlink(p3);
 }
 
+static void test_kv_count(void) {
+    /* obj_kv_count: the entries of a namespace as the transaction sees
+     * them, 0 for a missing one; refusals as every call's. */
+    char p6[560];
+    snprintf(p6, sizeof p6, "%s.kvcount", path);
+    unlink(p6);
+    obj_db *db = NULL;
+    CHECK_OK(obj_db_open(p6, NULL, &db));
+    obj_txn *w = NULL, *r = NULL;
+    uint64_t n = 99;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_kv_count(r, "ns", &n));
+    CHECK(n == 0);
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    for (int i = 0; i < 5; i++) {
+        uint8_t k = (uint8_t)i;
+        CHECK_OK(obj_kv_put(w, "ns", &k, 1, &k, 1));
+    }
+    CHECK_OK(obj_kv_put(w, "ns", (const uint8_t *)"\0", 1, (const uint8_t *)"again", 5)); /* replaces key 0 */
+    CHECK_OK(obj_kv_count(w, "ns", &n));
+    CHECK(n == 5); /* its own writes */
+    CHECK_OK(obj_kv_count(r, "ns", &n));
+    CHECK(n == 0); /* the older snapshot */
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    CHECK_OK(obj_txn_free(r));
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_kv_count(r, "ns", &n));
+    CHECK(n == 5);
+    CHECK_OK(obj_kv_count(r, "other", &n));
+    CHECK(n == 0);
+    const char bad[] = {(char)0xff, 0};
+    CHECK_STATUS(obj_kv_count(r, "ns", NULL), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_kv_count(r, NULL, &n), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_kv_count(r, bad, &n), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_kv_count(NULL, "ns", &n), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_commit(r)); /* ends it */
+    CHECK_STATUS(obj_kv_count(r, "ns", &n), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_txn_free(r));
+    CHECK_OK(obj_db_free(db));
+    unlink(p6);
+}
+
 static void test_one_call_raw_kv_count(void) {
     /* obj_db_raw_get, obj_db_kv_get, obj_db_count: a snapshot of their own,
      * each as its transaction call: the last commit (of any handle), the
@@ -911,6 +954,7 @@ int main(int argc, char **argv) {
     test_close_no_checkpoint();
     test_one_call_reads();
     test_one_call_raw_kv_count();
+    test_kv_count();
     test_one_call_writes();
     test_catalog_version();
     test_corrupt_file();

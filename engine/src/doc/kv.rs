@@ -29,6 +29,15 @@ pub fn kv_get<T: ReadableTxn>(txn: &T, ns: &str, key: &[u8]) -> Result<Option<Ve
     }
 }
 
+/// The number of entries in namespace `ns` (0 for a missing one), kept
+/// with its tree in the catalog: no walk.
+pub fn kv_count<T: ReadableTxn>(txn: &T, ns: &str) -> Result<u64> {
+    match find(txn, ns)? {
+        Some(t) => txn.count(&t),
+        None => Ok(0),
+    }
+}
+
 /// Entries of `ns` with keys in the bounds, forward or backward.
 pub fn kv_range<'a, T: ReadableTxn>(
     txn: &'a T,
@@ -76,6 +85,11 @@ impl ReadTxn {
     /// The value of `key` in namespace `ns`.
     pub fn kv_get(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         kv_get(self, ns, key)
+    }
+
+    /// The number of entries in namespace `ns` (0 for a missing one).
+    pub fn kv_count(&self, ns: &str) -> Result<u64> {
+        kv_count(self, ns)
     }
 
     /// Entries of namespace `ns` in a key range.
@@ -147,6 +161,12 @@ impl WriteTxn {
     /// The value of `key` in namespace `ns`, as this transaction sees it.
     pub fn kv_get(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         kv_get(self, ns, key)
+    }
+
+    /// The number of entries in namespace `ns`, as this transaction sees
+    /// it (0 for a missing one).
+    pub fn kv_count(&self, ns: &str) -> Result<u64> {
+        kv_count(self, ns)
     }
 
     /// Entries of namespace `ns` in a key range.
