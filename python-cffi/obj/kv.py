@@ -213,15 +213,19 @@ class KvNamespace:
         k = _key(key)
 
         def run(tx: Any, c: bytes) -> Any:
-            found = slots.found
-            st = lib.obj_kv_get(tx._handle(), c, k, len(k), slots.buf, found)
-            if st:
-                raise tx._fail(st)
-            if not found[0]:
-                return _MISSING
-            value = tx._take_bytes()
-            tx._check(tx._wcall(lib.obj_kv_delete, c, k, len(k), found))
-            return value
+            # The read and the delete as one step for threads sharing ``tx``
+            # (else two could read the value before either deletes it, and
+            # both return it).
+            with tx._serialised():
+                found = slots.found
+                st = lib.obj_kv_get(tx._handle(), c, k, len(k), slots.buf, found)
+                if st:
+                    raise tx._fail(st)
+                if not found[0]:
+                    return _MISSING
+                value = tx._take_bytes()
+                tx._check(tx._wcall(lib.obj_kv_delete, c, k, len(k), found))
+                return value
 
         value = self._run(True, run)
         if value is _MISSING:

@@ -1,8 +1,10 @@
-"""Session 48: a typed query refuses a field its class does not declare
-(before, a misspelt field matched nothing and a misspelt sort key left the
-order as it was, without a word)."""
+"""Session 48: the package's changes of that session (typed queries that
+refuse a field their class does not declare, errors that name the file or
+read as English, key-value namespaces that count and pop)."""
 
 import dataclasses
+import sys
+import threading
 
 import pytest
 
@@ -108,3 +110,35 @@ async def test_an_async_namespace_pops_in_a_write_of_its_own(tmp_path):
         assert await ns.values() == []
     finally:
         await adb.close()
+
+
+def test_threads_sharing_a_transaction_pop_a_key_once(tmp_path):
+    # pop read the value and deleted it in two calls: two threads sharing
+    # the write transaction could both read it before either deleted it,
+    # and both returned it.
+    n = 2000
+    with obj.Db(str(tmp_path / "kvt.obj")) as d, d.transaction() as tx:
+        ns = tx.kv("q")
+        for i in range(n):
+            ns[b"%06d" % i] = b"v"
+        got: list[list[int]] = [[], []]
+        bar = threading.Barrier(2)
+
+        def worker(j: int) -> None:
+            bar.wait()
+            for i in range(n):
+                if ns.pop(b"%06d" % i, None) is not None:
+                    got[j].append(i)
+
+        ts = [threading.Thread(target=worker, args=(j,)) for j in range(2)]
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # threads taking turns often: the race shows
+        try:
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+        finally:
+            sys.setswitchinterval(switch)
+        assert not set(got[0]) & set(got[1])
+        assert len(got[0]) + len(got[1]) == n and len(ns) == 0
