@@ -158,16 +158,7 @@ class KvNamespace:
             check(_db_kv_get(db._handle(), self._c, k, len(k), slots.buf, found))
             return take_bytes(slots.buf) if found[0] else default
 
-        def run(tx: Any, c: bytes) -> Any:
-            found = slots.found
-            st = lib.obj_kv_get(tx._handle(), c, k, len(k), slots.buf, found)
-            if st:
-                raise tx._fail(st)
-            if not found[0]:
-                return default
-            return tx._take_bytes()
-
-        return self._run(False, run)
+        return self._run(False, lambda tx, c: _get_in(tx, c, k, default))
 
     def __getitem__(self, key: Any) -> bytes:
         v = self.get(key, _MISSING)
@@ -217,14 +208,9 @@ class KvNamespace:
             # (else two could read the value before either deletes it, and
             # both return it).
             with tx._serialised():
-                found = slots.found
-                st = lib.obj_kv_get(tx._handle(), c, k, len(k), slots.buf, found)
-                if st:
-                    raise tx._fail(st)
-                if not found[0]:
-                    return _MISSING
-                value = tx._take_bytes()
-                tx._check(tx._wcall(lib.obj_kv_delete, c, k, len(k), found))
+                value = _get_in(tx, c, k, _MISSING)
+                if value is not _MISSING:
+                    tx._check(tx._wcall(lib.obj_kv_delete, c, k, len(k), slots.found))
                 return value
 
         value = self._run(True, run)
@@ -347,6 +333,16 @@ class KvNamespace:
 
         return self._run(True, run)
 
+
+
+def _get_in(tx: Any, c: bytes, k: bytes, default: Any) -> Any:
+    """The value of key ``k`` in namespace ``c`` (its C name) as
+    transaction ``tx`` sees it, or ``default``."""
+    found = slots.found
+    st = lib.obj_kv_get(tx._handle(), c, k, len(k), slots.buf, found)
+    if st:
+        raise tx._fail(st)
+    return tx._take_bytes() if found[0] else default
 
 
 def _after_prefix(p: bytes) -> bytes | None:
