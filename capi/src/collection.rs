@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use obj_engine::{CollectionKind, CollectionOptions, Error, IndexInfo, QuerySpec, Value};
 
 use crate::bytes::{arg_str, json_bytes, need, obj_bytes, put, put_opt};
-use crate::db::{handle, obj_db, open_db, DbState, DB_TAG};
+use crate::db::{begin_own_read, obj_db};
 use crate::error::fence;
 use crate::obj_status;
 use crate::txn::{lock_txn, obj_txn, CollView};
@@ -304,8 +304,7 @@ pub unsafe extern "C" fn obj_db_count(
         // SAFETY: per contract.
         let coll = unsafe { arg_str(coll, "collection name") }?;
         // SAFETY: per contract.
-        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-        let snapshot = open_db(state)?.begin_read()?;
+        let snapshot = unsafe { begin_own_read(db) }?;
         let n = match snapshot.collection(coll) {
             Ok(c) => c.count()?,
             Err(Error::NotFound(_)) => 0,

@@ -170,6 +170,28 @@ pub(crate) fn open_db(state: &DbState) -> Result<Arc<Live>, Error> {
     }
 }
 
+/// Begins the read transaction of a one-call read outside any transaction
+/// (`obj_db_doc_get`, `obj_db_raw_get`, `obj_db_kv_get`, `obj_db_count`):
+/// a snapshot of its own, which the call ends.
+///
+/// # Safety
+/// `db` is NULL or a pointer the caller got from `obj_db_open`.
+pub(crate) unsafe fn begin_own_read(db: *const obj_db) -> Result<obj_engine::ReadTxn, Error> {
+    // SAFETY: per the caller's contract.
+    let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+    open_db(state)?.begin_read()
+}
+
+/// Begins the write transaction of a one-call write.
+///
+/// # Safety
+/// `db` is NULL or a pointer the caller got from `obj_db_open`.
+pub(crate) unsafe fn begin_own_write(db: *const obj_db) -> Result<obj_engine::WriteTxn, Error> {
+    // SAFETY: per the caller's contract.
+    let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
+    open_db(state)?.begin_write()
+}
+
 /// Marks the handle closed, then closes the database: at once when no call
 /// is in progress on it, else as the last of them returns (never waiting
 /// for them). `checkpoint` says whether to fold the WAL (`obj_db_close`)

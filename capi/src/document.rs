@@ -12,7 +12,7 @@ use crate::batch::{json_list, Part};
 use crate::bytes::{arg_bytes, arg_slice, arg_str, need, obj_bytes, parse_document, put, put_found, put_opt};
 use crate::collection::expect_kind;
 use crate::cursor::reserve_like_first;
-use crate::db::{handle, obj_db, open_db, DbState, DB_TAG};
+use crate::db::{begin_own_read, begin_own_write, obj_db};
 use crate::error::fence;
 use crate::obj_status;
 use crate::txn::{lock_txn, obj_txn, CollView, TxnInner};
@@ -470,8 +470,7 @@ pub unsafe extern "C" fn obj_db_doc_get(
         // SAFETY: per contract.
         let coll = unsafe { arg_str(coll, "collection name") }?;
         // SAFETY: per contract.
-        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-        let snapshot = open_db(state)?.begin_read()?;
+        let snapshot = unsafe { begin_own_read(db) }?;
         let mut bytes = Vec::new();
         let got = match snapshot.collection(coll) {
             Ok(c) => {
@@ -713,16 +712,6 @@ fn write_and_commit<T>(
     Ok(out)
 }
 
-/// Begins the write transaction of a one-call write.
-///
-/// # Safety
-/// `db` is NULL or a pointer the caller got from `obj_db_open`.
-unsafe fn begin_own_write(db: *mut obj_db) -> Result<WriteTxn, Error> {
-    // SAFETY: per the caller's contract.
-    let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-    open_db(state)?.begin_write()
-}
-
 /// Replaces document `id` of collection `coll` (the update of CRUD).
 /// Errors: OBJ_NOT_FOUND (no such document or collection), otherwise as
 /// obj_doc_insert.
@@ -935,8 +924,7 @@ pub unsafe extern "C" fn obj_db_raw_get(
         // SAFETY: per contract.
         let coll = unsafe { arg_str(coll, "collection name") }?;
         // SAFETY: per contract.
-        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-        let snapshot = open_db(state)?.begin_read()?;
+        let snapshot = unsafe { begin_own_read(db) }?;
         let got = match snapshot.collection(coll) {
             Ok(c) => {
                 expect_kind(c.name(), c.kind(), CollectionKind::Raw)?;

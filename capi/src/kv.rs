@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 
 use crate::bytes::{arg_bytes, arg_str, json_bytes, need, obj_bytes, put, put_found, put_opt};
-use crate::db::{handle, obj_db, open_db, DbState, DB_TAG};
+use crate::db::{begin_own_read, obj_db};
 use crate::error::fence;
 use crate::obj_status;
 use crate::txn::{lock_txn, obj_txn};
@@ -96,8 +96,7 @@ pub unsafe extern "C" fn obj_db_kv_get(
         // SAFETY: per contract.
         let (ns, key) = unsafe { (arg_str(ns, "namespace")?, arg_bytes(key, key_len, "key")?) };
         // SAFETY: per contract.
-        let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
-        let snapshot = open_db(state)?.begin_read()?;
+        let snapshot = unsafe { begin_own_read(db) }?;
         let value = snapshot.kv_get(ns, key)?;
         drop(snapshot);
         // SAFETY: checked non-null.
