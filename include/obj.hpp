@@ -390,6 +390,12 @@ public:
         if (!found) return std::nullopt;
         return detail::take(b);
     }
+    /** Entries in namespace `ns` (0 if missing); kept with it, no walk. */
+    uint64_t kv_count(const std::string &ns) {
+        uint64_t n = 0;
+        check(obj_kv_count(t_, detail::c_path(ns), &n));
+        return n;
+    }
     bool kv_delete(const std::string &ns, std::string_view key) {
         bool existed = false;
         check(obj_kv_delete(t_, detail::c_path(ns), detail::u8(key), key.size(), &existed));
@@ -632,6 +638,38 @@ public:
         obj_txn *t = nullptr;
         check(obj_txn_begin_write(d_, &t));
         return Txn(t);
+    }
+    // One-call reads: each in a snapshot of its own (begun and ended inside
+    // the call), for a single lookup outside any transaction; as the Txn
+    // calls of the same names otherwise.
+    std::optional<Doc> get(const std::string &coll, uint64_t id) {
+        Doc d;
+        d.id = id;
+        obj_bytes b = {nullptr, 0};
+        bool found = false;
+        check(obj_db_doc_get(d_, detail::c_path(coll), id, &b, &d.version, &found));
+        if (!found) return std::nullopt;
+        d.json = detail::take(b);
+        return d;
+    }
+    std::optional<std::string> raw_get(const std::string &coll, uint64_t id) {
+        obj_bytes b = {nullptr, 0};
+        bool found = false;
+        check(obj_db_raw_get(d_, detail::c_path(coll), id, &b, &found));
+        if (!found) return std::nullopt;
+        return detail::take(b);
+    }
+    std::optional<std::string> kv_get(const std::string &ns, std::string_view key) {
+        obj_bytes b = {nullptr, 0};
+        bool found = false;
+        check(obj_db_kv_get(d_, detail::c_path(ns), detail::u8(key), key.size(), &b, &found));
+        if (!found) return std::nullopt;
+        return detail::take(b);
+    }
+    uint64_t count(const std::string &coll) {
+        uint64_t n = 0;
+        check(obj_db_count(d_, detail::c_path(coll), &n));
+        return n;
     }
     obj_checkpoint_result checkpoint() {
         obj_checkpoint_result r{};

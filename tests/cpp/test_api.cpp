@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <string>
 #include <vector>
@@ -206,6 +207,37 @@ static void test_kv(obj::Db &db) {
     CHECK(count(r.kv_range("cfg", std::string_view(""), std::string_view())) == 0);
 }
 
+// The one-call reads on Db answer as a read transaction's calls do.
+static void test_one_call_reads(obj::Db &db) {
+    uint64_t id = 0, raw = 0;
+    {
+        obj::Txn w = db.begin_write();
+        id = w.insert("one_call", R"({"n":7})", 3);
+        raw = w.raw_insert("one_call_raw", std::string("a\0b", 3));
+        w.kv_put("one_call_kv", std::string("k\0", 2), "v");
+        w.kv_put("one_call_kv", "j", "w");
+        CHECK(w.kv_count("one_call_kv") == 2);
+        CHECK(db.count("one_call") == 0);  // not committed yet
+        w.commit();
+    }
+    obj::Txn r = db.begin_read();
+    auto doc = db.get("one_call", id);
+    CHECK(doc && doc->json == r.get("one_call", id)->json && doc->version == 3 && doc->id == id);
+    CHECK(!db.get("one_call", id + 1) && !db.get("no_such", 1));
+    CHECK(db.raw_get("one_call_raw", raw) == std::string("a\0b", 3));
+    CHECK(!db.raw_get("one_call_raw", raw + 1));
+    CHECK(db.kv_get("one_call_kv", std::string("k\0", 2)) == std::string("v"));
+    CHECK(!db.kv_get("one_call_kv", "k") && !db.kv_get("no_such", "k"));
+    CHECK(db.count("one_call") == 1 && db.count("no_such") == 0);
+    CHECK(r.kv_count("one_call_kv") == 2 && r.kv_count("no_such") == 0);
+    expect_error(OBJ_INVALID_ARGUMENT, [&] { db.raw_get("one_call", id); });  // a document collection
+    const std::string evil("one_call\0x", 10);
+    for (auto call : std::initializer_list<std::function<void()>>{
+             [&] { db.get(evil, id); }, [&] { db.raw_get(evil, raw); }, [&] { db.kv_get(evil, "k"); },
+             [&] { db.count(evil); }, [&] { r.kv_count(evil); }})
+        CHECK(contains(expect_error(OBJ_INVALID_ARGUMENT, call), "NUL"));
+}
+
 // A NUL byte inside a name or path would cut it short at the C boundary (a
 // write to another collection, an open of another file): every wrapper call
 // refuses it, as the operations on paths (backup, attach, ...) do.
@@ -254,6 +286,7 @@ int main(int argc, char **argv) {
         test_documents(db);
         test_cursors(db);
         test_kv(db);
+        test_one_call_reads(db);
         test_nul_in_names(db, path);
         CHECK(contains(db.stat_json(), "\"name\":\"users\""));
         CHECK(contains(db.integrity_check(), "pages"));
@@ -261,6 +294,8 @@ int main(int argc, char **argv) {
         obj::Db other = std::move(db);
         other.close();
         expect_error(OBJ_CLOSED, [&] { other.begin_read(); });
+        expect_error(OBJ_CLOSED, [&] { other.get("one_call", 1); });
+        expect_error(OBJ_CLOSED, [&] { other.count("one_call"); });
     }
     unlink(path.c_str());
     unlink((path + "-wal").c_str());
