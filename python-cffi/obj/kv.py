@@ -181,8 +181,13 @@ class KvNamespace:
         return (k for k, _ in self.scan())
 
     def __len__(self) -> int:
+        """The number of entries, as :meth:`count`."""
+        return self.count()
+
+    def count(self) -> int:
         """The number of entries (kept with the namespace: no walk; 0 for a
-        namespace that does not exist)."""
+        namespace that does not exist). ``len(ns)`` is the same; from
+        asyncio, ``await adb.kv(name).count()``."""
 
         def run(tx: Any, c: bytes) -> int:
             out = slots.u64

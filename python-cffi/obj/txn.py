@@ -1513,10 +1513,17 @@ class WriteTxn(ReadTxn):
             raise NotFoundError(f"no document {doc_id} in collection {name!r}")
         new = fn(cur)
         if new is None:
-            new = cur
-        else:
-            _no_coroutine(new, "update's fn")
-        self.replace(what, doc_id, new)
+            self.replace(what, doc_id, cur)
+            return cur
+        _no_coroutine(new, "update's fn")
+        try:
+            self.replace(what, doc_id, new)
+        except InvalidArgumentError as e:
+            # What it returned replaces the document: say where it came from.
+            raise InvalidArgumentError(
+                f"update's fn returned {type(new).__name__} (what it returns replaces the document; "
+                f"return None after changing the one it was given): {e}"
+            ) from None
         return new
 
     def delete(self, what: Any, doc_id: int) -> bool:

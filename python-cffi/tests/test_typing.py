@@ -91,6 +91,7 @@ async def typed_async(adb: obj.AsyncDb) -> None:
     ns = adb.kv("s")
     reveal_type(await ns.get(b"k"))  # R: bytes | None
     reveal_type(await ns.get(b"k", b""))  # R: bytes
+    reveal_type(await ns.count())  # R: int
     reveal_type(await ns.keys())  # R: list[bytes]
     async for k, v in ns.scan(prefix=b"a"):
         reveal_type(v)  # R: bytes
