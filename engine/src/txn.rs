@@ -86,7 +86,10 @@ impl Tree {
         &self.name
     }
 
-    /// The tree's root page (fixed for its life).
+    /// The root page the tree had when this handle was opened. A
+    /// compaction moves roots and a dropped tree's root may be reused:
+    /// read through a transaction's calls ([`ReadableTxn::cursor`], `get`,
+    /// `range`...), which refuse a handle whose tree is gone or moved.
     pub fn root(&self) -> PageNo {
         self.root
     }
@@ -246,6 +249,14 @@ pub trait ReadableTxn: sealed::Identity {
         reverse: bool,
     ) -> Result<RangeIter<'a, Self::Pages>> {
         btree::Range::new(self.pages(), resolve(self, tree)?.root, start, end, reverse)
+    }
+
+    /// An unpositioned cursor over `tree`, to seek to a key and step both
+    /// ways from there (see [`btree::Cursor`]): `seek`, `seek_first`,
+    /// `seek_last`, `seek_before`, then `next` / `prev`. A stale handle is
+    /// refused here, as by every call that takes one.
+    fn cursor<'a>(&'a self, tree: &Tree) -> Result<btree::Cursor<&'a Self::Pages>> {
+        Ok(btree::Cursor::new(self.pages(), resolve(self, tree)?.root))
     }
 
     /// Entries whose key starts with `prefix`.
@@ -479,7 +490,10 @@ pub(crate) fn shared_root(owner: Option<&str>, a: &str, b: &str, root: PageNo) -
 
 #[cold]
 fn stale(tree: &Tree) -> Error {
-    Error::invalid(format!("tree handle {:?} is stale (the tree was dropped)", tree.name))
+    Error::invalid(format!(
+        "tree handle {:?} is stale (the tree was dropped, or moved by a compaction): open it again",
+        tree.name
+    ))
 }
 
 /// A process-unique id for each transaction and read view.

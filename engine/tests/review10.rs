@@ -248,7 +248,6 @@ fn nan_round_trips() {
 
 // ---------------------------------------------------------------- core
 
-use obj_engine::btree::Cursor;
 use obj_engine::{ReadableTxn, SyncMode};
 use std::ops::Bound;
 
@@ -455,7 +454,7 @@ fn cursors_ranges_and_prefixes() {
     tx.insert(&t, b"", b"empty key").unwrap();
     tx.insert(&t, &[0xff, 0xff], b"ff").unwrap();
     // Cursor in the write transaction sees its own writes.
-    let mut c = Cursor::new(tx.pages(), t.root());
+    let mut c = tx.cursor(&t).unwrap();
     assert!(c.seek(b"00003").unwrap());
     assert_eq!(c.key().unwrap().unwrap(), b"00004");
     assert_eq!(c.prev().unwrap().unwrap().0, b"00004".to_vec());
@@ -466,7 +465,7 @@ fn cursors_ranges_and_prefixes() {
     tx.commit().unwrap();
     let rx = db.begin_read().unwrap();
     let t = rx.open_tree("t").unwrap();
-    let mut c = Cursor::new(rx.pages(), t.root());
+    let mut c = rx.cursor(&t).unwrap();
     assert!(c.seek_first().unwrap());
     assert_eq!(c.key().unwrap().unwrap(), b"");
     assert!(c.seek_last().unwrap());

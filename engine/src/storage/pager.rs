@@ -1226,7 +1226,11 @@ impl Pager {
             // that fails authentication.
             return Err(e);
         }
-        let header = Header::decode(&page)?;
+        let header = Header::decode(&page).map_err(|e| match e {
+            // (A feature this build lacks: say which file.)
+            Error::Unsupported(what) => Error::Unsupported(format!("{}: {what}", self.path.display())),
+            other => other,
+        })?;
         let need = header.page_count as u64 * self.page_size as u64;
         // A checkpoint interrupted before its fsync may have left a newer
         // page 0 without the pages that extend the file; the WAL holds them
@@ -2821,7 +2825,7 @@ impl Snapshot {
     }
 
     /// The pager this snapshot reads from.
-    pub fn pager(&self) -> &Arc<Pager> {
+    pub(crate) fn pager(&self) -> &Arc<Pager> {
         &self.pager
     }
 
