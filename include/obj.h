@@ -52,7 +52,9 @@
  * write call on that transaction ends the cursor, even one that fails (a
  * unique violation: the write is undone, the cursor stays ended; only a
  * call refused before it reaches the transaction, such as one given a NULL
- * pointer or text that is not JSON, leaves it), whose next call returns
+ * pointer or text that is not UTF-8 or not JSON, leaves it; a name the
+ * engine refuses, empty, over 200 bytes or holding '/', counts as a
+ * write), whose next call returns
  * OBJ_INVALID_ARGUMENT ("transaction changed under the cursor") - read
  * what you need first, or collect ids and write afterwards. After its
  * transaction is committed, rolled back or freed, a cursor returns
@@ -256,8 +258,9 @@ typedef struct {
   const uint8_t *encryption_key;
   /**
    * Or a NUL-terminated passphrase: any bytes (UTF-8 or not) up to the
-   * NUL (Argon2id; salt and costs are kept in the file's header). At
-   * most one of the two. A wrong or missing key is OBJ_ENCRYPTION.
+   * NUL, at least one (Argon2id; salt and costs are kept in the file's
+   * header; an empty one is OBJ_INVALID_ARGUMENT). At most one of the
+   * two. A wrong or missing key is OBJ_ENCRYPTION.
    */
   const char *passphrase;
   /**
@@ -647,7 +650,8 @@ obj_status obj_options_init(obj_options *opts);
  * is followed to its target's name); the
  * file is open read-only in this process and this open asks for writes;
  * a file system without shared memory, where one process at a time may
- * open it), OBJ_IO.
+ * open it), OBJ_IO (among others, a missing directory on the path: the
+ * open creates the file, not its directories).
  *
  * # Safety
  * `path` is NULL or a NUL-terminated string; `opts` is NULL or a valid
@@ -957,7 +961,7 @@ obj_status obj_db_doc_upsert(obj_db *db,
  * collection (its kind, the indexes its class declares) because it
  * learnt them at that version writes through this, so that a
  * collection another handle or process dropped or made again since is
- * never written blind. Otherwise nothing is written, `*out_done` is
+ * never written blind. Otherwise nothing is written (`*out_id` neither), `*out_done` is
  * false and the status is OBJ_OK; on a write, `*out_done` is true and
  * `*out_id` the new id.
  *

@@ -309,8 +309,9 @@ pub struct obj_options {
     /// (AES-256-GCM per page; read during `obj_db_open` only).
     pub encryption_key: *const u8,
     /// Or a NUL-terminated passphrase: any bytes (UTF-8 or not) up to the
-    /// NUL (Argon2id; salt and costs are kept in the file's header). At
-    /// most one of the two. A wrong or missing key is OBJ_ENCRYPTION.
+    /// NUL, at least one (Argon2id; salt and costs are kept in the file's
+    /// header; an empty one is OBJ_INVALID_ARGUMENT). At most one of the
+    /// two. A wrong or missing key is OBJ_ENCRYPTION.
     pub passphrase: *const c_char,
     /// Bytes of changed pages a write transaction keeps in memory; past
     /// them, the pages it changed least recently are written to the WAL
@@ -440,7 +441,8 @@ unsafe fn to_options(opts: *const obj_options) -> Result<Options, Error> {
 /// is followed to its target's name); the
 /// file is open read-only in this process and this open asks for writes;
 /// a file system without shared memory, where one process at a time may
-/// open it), OBJ_IO.
+/// open it), OBJ_IO (among others, a missing directory on the path: the
+/// open creates the file, not its directories).
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `opts` is NULL or a valid

@@ -594,7 +594,7 @@ pub unsafe extern "C" fn obj_db_doc_upsert(
 /// collection (its kind, the indexes its class declares) because it
 /// learnt them at that version writes through this, so that a
 /// collection another handle or process dropped or made again since is
-/// never written blind. Otherwise nothing is written, `*out_done` is
+/// never written blind. Otherwise nothing is written (`*out_id` neither), `*out_done` is
 /// false and the status is OBJ_OK; on a write, `*out_done` is true and
 /// `*out_id` the new id.
 ///
@@ -620,9 +620,12 @@ pub unsafe extern "C" fn obj_db_doc_insert_if(
         // SAFETY: per contract.
         let id = unsafe { autocommit_if(db, catalog_version, coll, insert) }?;
         // SAFETY: checked non-null.
-        unsafe {
-            out_done.write(id.is_some());
-            put(out_id, id.unwrap_or(0), "out_id")
+        unsafe { out_done.write(id.is_some()) };
+        match id {
+            // SAFETY: checked non-null.
+            Some(id) => unsafe { put(out_id, id, "out_id") },
+            // (Not written: nothing was inserted.)
+            None => Ok(()),
         }
     })
 }

@@ -686,8 +686,10 @@ static void test_catalog_version(void) {
     bool done = true, created = false, found = false;
     const char *a = "{\"email\":\"a@x\"}";
     /* At another version: nothing written, no collection made. */
+    id = 12345;
     CHECK_OK(obj_db_doc_insert_if(db, "docs", (const uint8_t *)a, strlen(a), 0, v0 + 1, &id, &done));
     CHECK(!done);
+    CHECK(id == 12345); /* nothing written, out_id neither */
     CHECK(catalog_version(db) == v0);
     /* A write transaction sees its own creates. */
     obj_txn *w = NULL;
