@@ -43,6 +43,7 @@ _D = TypeVar("_D")  # a default value (KvNamespace.get)
 # timeout for another writer). AsyncDb runs them on its writer threads.
 _WRITES = frozenset({
     "insert", "insert_many", "upsert", "update", "delete", "create_index", "drop_collection", "import_",
+    "migrate_all",
     "compact", "rekey", "checkpoint", "put", "create", "drop",
 })
 
@@ -53,7 +54,9 @@ _WRITES = frozenset({
 # before its commit begins is rolled back, not applied later behind the
 # caller's back (a retry would write it twice), and one cancelled once its
 # commit has begun returns the commit's result (see _write_in_tx).
-_TX_WRITES = frozenset({"insert", "insert_many", "upsert", "update", "delete", "create_index", "drop_collection"})
+_TX_WRITES = frozenset({
+    "insert", "insert_many", "upsert", "update", "delete", "create_index", "drop_collection", "migrate_all",
+})
 _KV_TX_WRITES = frozenset({"put", "delete", "pop", "create", "drop"})
 
 
@@ -539,6 +542,7 @@ if TYPE_CHECKING:
 
         async def delete(self, what: Any, doc_id: int) -> bool: ...
         async def count(self, what: Any) -> int: ...
+        async def migrate_all(self, what: type) -> int: ...
 else:
     _AsyncDocCalls = object
 

@@ -696,6 +696,13 @@ class Db:
         with self.transaction() as tx:
             return tx.update(what, doc_id, fn)
 
+    def migrate_all(self, what: type) -> int:
+        """Rewrites, in one write transaction, every document of class
+        ``what``'s collection stored under an older ``version=``, through
+        its migration; returns how many. See :meth:`WriteTxn.migrate_all`."""
+        with self.transaction() as tx:
+            return tx.migrate_all(what)
+
     @overload
     def upsert(self, what: type[T], doc_id: int, payload: T) -> bool: ...
     @overload

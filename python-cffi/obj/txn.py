@@ -1319,7 +1319,22 @@ class WriteTxn(ReadTxn):
             self._ensured.add(key)
         return cname
 
-    def _migrate_older(self, s: Schema, cname: bytes) -> None:
+    def migrate_all(self, what: type) -> int:
+        """Rewrites every document of class ``what``'s collection stored
+        under an older ``version=`` at the class's version, through its
+        migration (``history`` / ``cls.migrate``; one whose migration
+        raises is left as stored), and returns how many it rewrote. Until a
+        document is written back, indexes, ``find_unique`` and engine-side
+        filters see its stored fields: after a migration that changes an
+        indexed field, this brings them to the fields the class reads (and
+        a unique index then refuses a key the migration made twice, with
+        ``ConstraintError``, writing nothing)."""
+        s = self._schema(what)
+        n = self._migrate_older(s, self._wname(s.collection))
+        self._ensure(s)
+        return n
+
+    def _migrate_older(self, s: Schema, cname: bytes) -> int:
         """Rewrites, at the class's version, every document of ``s``'s
         collection stored with an older version, through its migration
         (``history`` / ``cls.migrate``): run when the class brings an index
@@ -1329,6 +1344,7 @@ class WriteTxn(ReadTxn):
         raises is left as it is (reading it raises, as before)."""
         q = json.dumps({"collection": s.collection}).encode()
         old = [doc_id for doc_id, ver, _ in self._c_json_rows(q) if ver < s.version]
+        n = 0
         for doc_id in old:
             r = self._c_doc_get(cname, doc_id)
             if r is None:
@@ -1338,6 +1354,8 @@ class WriteTxn(ReadTxn):
             except Exception:  # noqa: BLE001 - an unreadable document stays as stored
                 continue
             self._c_doc_replace(cname, doc_id, _codec.dumps(s.validate(doc)), s.version)
+            n += 1
+        return n
 
     def _doc_kind(self, name: str) -> tuple[bytes, str]:
         cname = self._wname(name)

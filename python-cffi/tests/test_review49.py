@@ -42,3 +42,57 @@ def test_update_says_when_its_function_returned_something_else(tmp_path):
         assert d.update("ev", i, lambda doc: doc.update(b=2)) == {"a": 1, "meta": [1, 2], "b": 2}
         assert d.update("ev", i, lambda doc: {"c": 3}) == {"c": 3}
         assert d.get("ev", i) == {"c": 3}
+
+
+def _users(version, migrate=None, history=()):
+    from dataclasses import dataclass
+    from typing import Annotated
+
+    @dataclass
+    class U:
+        email: Annotated[str, obj.Unique]
+
+    if migrate:
+        U.migrate = classmethod(migrate)
+    U.__name__ = U.__qualname__ = f"U{version}"
+    return obj.document(collection="u", version=version, history=list(history))(U)
+
+
+def test_migrate_all_brings_indexes_to_what_the_class_reads(tmp_path):
+    path = str(tmp_path / "m.obj")
+    U1 = _users(1)
+    with obj.Db(path) as d:
+        for e in ("Ann@X.com", "bob@y.com", "Cid@Z.com"):
+            d.insert(U1(e))
+    U2 = _users(2, lambda cls, doc, v: cls(doc.email.lower()), history=[U1])
+    with obj.Db(path) as d:
+        assert d.get(U2, 1).email == "ann@x.com"
+        # Lazily migrated: the index still holds the stored key.
+        assert d.find_unique(U2, "email", "ann@x.com") is None
+        assert d.migrate_all(U2) == 3  # every document was stored as version 1
+    with obj.Db(path) as d:
+        assert d.find_unique(U2, "email", "ann@x.com").email == "ann@x.com"
+        assert d.find_unique(U2, "email", "Ann@X.com") is None
+        with pytest.raises(obj.ConstraintError):
+            d.insert(U2("cid@z.com"))
+        assert d.migrate_all(U2) == 0
+        assert d.integrity_check() is not None
+
+
+async def test_migrate_all_that_makes_a_key_twice_writes_nothing(tmp_path):
+    path = str(tmp_path / "m2.obj")
+    U1 = _users(1)
+    with obj.Db(path) as d:
+        d.insert(U1("Ann@X.com"))
+        d.insert(U1("ann@x.com"))
+    U2 = _users(2, lambda cls, doc, v: cls(doc.email.lower()), history=[U1])
+    adb = obj.AsyncDb(path)
+    try:
+        with pytest.raises(obj.ConstraintError):
+            await adb.migrate_all(U2)
+        # Nothing was written back: both still stored under version 1.
+        assert [r.header.type_version for r in await adb.dump_raw("u")] == [1, 1]
+    finally:
+        await adb.close()
+    with obj.Db(path) as d:
+        assert d.find_unique(U2, "email", "Ann@X.com") is not None
