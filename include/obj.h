@@ -1174,6 +1174,25 @@ const char *obj_version(void);
 obj_status obj_index_create(obj_txn *txn, const char *coll, const uint8_t *spec_json, size_t len);
 
 /**
+ * Creates index `spec_json` (as obj_index_create) on collection `coll`
+ * (created if missing) outside any transaction, and fills it from the
+ * existing documents in batches of 1000, each in a write transaction of
+ * its own, so that other writers run between batches instead of waiting
+ * for the whole build. Until it is complete its status is "building" in
+ * obj_db_stat_json and queries do not use it. The same name with the
+ * same spec again is OBJ_OK, and resumes a build cut short (a crash, an
+ * OBJ_BUSY batch, which leaves the index "building"). Errors: as
+ * obj_index_create (OBJ_CONSTRAINT drops the index); OBJ_BUSY (another
+ * writer held the database past the busy timeout); OBJ_CLOSED after
+ * obj_db_close.
+ *
+ * # Safety
+ * `db` is a live handle; `coll` a NUL-terminated string; `spec_json`
+ * valid for `len` bytes.
+ */
+obj_status obj_db_index_create(obj_db *db, const char *coll, const uint8_t *spec_json, size_t len);
+
+/**
  * Drops index `name` of collection `coll` with its entries. Errors:
  * OBJ_NOT_FOUND (no such collection or index), OBJ_INVALID_ARGUMENT (read
  * or finished transaction, bad names).

@@ -5,18 +5,29 @@ use std::ffi::c_char;
 use std::io::Write as _;
 
 use obj_engine::doc::json::{from_json_slice, to_json_vec};
-use obj_engine::{CollectionKind, CollectionMut, Error, IndexKind, IndexSpec, Value};
+use obj_engine::{CollectionKind, CollectionMut, Error, IndexKind, IndexSpec, IndexStatus, Value};
 
 use crate::batch::{json_list, Part};
 use crate::bytes::{arg_bytes, arg_str, json_bytes, json_text, need, obj_bytes, put, put_opt};
 use crate::collection::index_json;
+use crate::db::obj_db;
 use crate::error::fence;
 use crate::obj_status;
+use crate::ops::with_db;
 use crate::txn::{lock_txn, obj_txn, CollView};
 
 /// Parses {"name": .., "kind": "unique"|"standard"|"multi", "fields": [..]}
 /// with the engine's JSON reader, which refuses a key given twice (as in
 /// documents and queries) and nesting past 128 levels.
+/// The error for an index name that `coll` already has with spec `have`.
+fn other_spec(coll: &str, name: &str, have: &IndexSpec) -> Error {
+    Error::invalid(format!(
+        "collection {coll:?} already has an index named {name:?} with another spec ({} on {})",
+        have.kind.as_str(),
+        have.field_strings().join(", ")
+    ))
+}
+
 fn parse_index_spec(bytes: &[u8]) -> Result<IndexSpec, Error> {
     json_text(bytes, "index spec")?;
     let v = from_json_slice(bytes).map_err(|e| match e {
@@ -99,12 +110,7 @@ pub unsafe extern "C" fn obj_index_create(
             if have.spec == spec {
                 return Ok(());
             }
-            return Err(Error::invalid(format!(
-                "collection {coll:?} already has an index named {:?} with another spec ({} on {})",
-                spec.name,
-                have.spec.kind.as_str(),
-                have.spec.field_strings().join(", ")
-            )));
+            return Err(other_spec(coll, &spec.name, &have.spec));
         }
         let name = spec.name.clone();
         if let Err(e) = c.create_index(spec) {
@@ -115,6 +121,63 @@ pub unsafe extern "C" fn obj_index_create(
             return Err(e);
         }
         Ok(())
+    })
+}
+
+/// Creates index `spec_json` (as obj_index_create) on collection `coll`
+/// (created if missing) outside any transaction, and fills it from the
+/// existing documents in batches of 1000, each in a write transaction of
+/// its own, so that other writers run between batches instead of waiting
+/// for the whole build. Until it is complete its status is "building" in
+/// obj_db_stat_json and queries do not use it. The same name with the
+/// same spec again is OBJ_OK, and resumes a build cut short (a crash, an
+/// OBJ_BUSY batch, which leaves the index "building"). Errors: as
+/// obj_index_create (OBJ_CONSTRAINT drops the index); OBJ_BUSY (another
+/// writer held the database past the busy timeout); OBJ_CLOSED after
+/// obj_db_close.
+///
+/// # Safety
+/// `db` is a live handle; `coll` a NUL-terminated string; `spec_json`
+/// valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn obj_db_index_create(
+    db: *mut obj_db,
+    coll: *const c_char,
+    spec_json: *const u8,
+    len: usize,
+) -> obj_status {
+    fence(|| {
+        // SAFETY: per contract.
+        let (coll, spec) =
+            unsafe { (arg_str(coll, "collection name")?, arg_bytes(spec_json, len, "spec_json")?) };
+        let spec = parse_index_spec(spec)?;
+        // SAFETY: per contract.
+        unsafe {
+            with_db(db, |d| {
+                // Done already (here or by another handle meanwhile): as
+                // obj_index_create, not an error.
+                let done = || -> Result<bool, Error> {
+                    let rx = d.begin_read()?;
+                    let have = match rx.collection(coll) {
+                        Ok(c) => c.indexes().iter().find(|i| i.spec.name == spec.name).cloned(),
+                        Err(Error::NotFound(_)) => None,
+                        Err(e) => return Err(e),
+                    };
+                    let Some(have) = have else { return Ok(false) };
+                    if have.spec != spec {
+                        return Err(other_spec(coll, &spec.name, &have.spec));
+                    }
+                    Ok(have.status == IndexStatus::Ready)
+                };
+                if done()? {
+                    return Ok(());
+                }
+                match d.create_index(coll, spec.clone()) {
+                    Err(Error::InvalidArgument(_)) if done()? => Ok(()),
+                    other => other,
+                }
+            })
+        }
     })
 }
 

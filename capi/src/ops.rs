@@ -35,7 +35,10 @@ pub type obj_progress_fn = Option<unsafe extern "C" fn(done: u64, total: u64, ct
 ///
 /// # Safety
 /// `db` is NULL or a live handle.
-unsafe fn with_db<T>(db: *mut obj_db, f: impl FnOnce(&Db) -> Result<T, Error>) -> Result<T, Error> {
+pub(crate) unsafe fn with_db<T>(
+    db: *mut obj_db,
+    f: impl FnOnce(&Db) -> Result<T, Error>,
+) -> Result<T, Error> {
     // SAFETY: per the caller's contract.
     let state = unsafe { handle::<DbState, obj_db>(db, DB_TAG, "database") }?;
     // The handle's lock is not held meanwhile: `f` may run long and call

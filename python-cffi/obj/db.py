@@ -28,7 +28,7 @@ from .errors import (
 )
 from .kv import KvNamespace, list_namespaces
 from .query import Query
-from .txn import _ENSURED_MAX, ReadTxn, WriteTxn
+from .txn import _ENSURED_MAX, ReadTxn, WriteTxn, _index_request, _index_spec_json
 
 if TYPE_CHECKING:
     from .txn import _Bytes, _Doc, _Payload
@@ -891,9 +891,23 @@ class Db:
             return tx.collections()
 
     def create_index(self, collection: Any, name: str, fields: Any, kind: str = "standard") -> None:
-        """Creates a secondary index and fills it (see WriteTxn.create_index)."""
-        with self.transaction() as tx:
-            tx.create_index(collection, name, fields, kind)
+        """Creates a secondary index (``kind``: standard, unique or multi)
+        over ``fields`` and fills it from the existing documents in batches,
+        each a write transaction of its own, so that other writers go on
+        between them (``WriteTxn.create_index`` builds it whole in its
+        transaction). Until it is complete ``stat()`` shows it "building"
+        and queries do not use it; the same index again does nothing, and
+        resumes a build cut short."""
+        target, spec = _index_request(collection, name, fields, kind)
+        if type(target) is not str:
+            self._check_shape(target)
+            target = target.collection
+        if self._attached and "." in target and target.partition(".")[0] in self._attached:
+            raise InvalidArgumentError(f"{target!r} is in an attached namespace, which is read-only")
+        js = _index_spec_json(spec)
+        cname = self._cname(target)
+        self._no_nested_write()
+        check(lib.obj_db_index_create(self._handle(), cname, js, len(js)))
 
     def drop_collection(self, name: str) -> bool:
         """Drops a collection; True if it existed."""

@@ -217,6 +217,22 @@ def _undeclared_index(s: Schema | None, index: Any, coll: str) -> None:
         raise NotFoundError(f"not found: index {json.dumps(index)} of collection {json.dumps(coll)}")
 
 
+def _index_spec_json(spec: dict) -> bytes:
+    """An index spec as the C calls take it. (Not ASCII-escaped: a lone
+    surrogate in a name or path is refused here, by name, rather than as a
+    broken escape in C's JSON.)"""
+    return _codec.utf8(json.dumps(spec, ensure_ascii=False), "index spec")
+
+
+def _index_request(what: Any, name: str, fields: Sequence[str] | str, kind: str) -> tuple[Any, dict]:
+    """``(collection name or schema, spec)`` of a ``create_index`` call."""
+    target = what if type(what) is str else schema_of(what)
+    if target is None:
+        raise _not_document(what)
+    fields = [fields] if isinstance(fields, str) else _codec.listed(fields, "create_index's fields")
+    return target, {"name": name, "kind": kind, "fields": list(fields)}
+
+
 def _not_document(x: Any) -> InvalidArgumentError:
     return InvalidArgumentError(
         f"{x!r:.60} is not an @obj.document class or instance; pass a document, or a collection "
@@ -653,9 +669,7 @@ class _Core:
         return out[0]
 
     def _c_index_create(self, coll: bytes, spec: dict) -> None:
-        # (not ASCII-escaped: a lone surrogate in a name or path is refused
-        # here, by name, rather than as a broken escape in C's JSON)
-        js = _codec.utf8(json.dumps(spec, ensure_ascii=False), "index spec")
+        js = _index_spec_json(spec)
         self._check(self._wcall(lib.obj_index_create, coll, js, len(js)))
 
     def _c_find_unique(self, coll: bytes, index: bytes, values_js: bytes,
@@ -1574,9 +1588,9 @@ class WriteTxn(ReadTxn):
     def create_index(self, collection: Any, name: str, fields: Sequence[str] | str, kind: str = "standard") -> None:
         """Creates a secondary index (``kind``: standard, unique or multi)
         over ``fields`` and fills it from the existing documents."""
-        coll = collection if type(collection) is str else self._schema(collection).collection
-        fields = [fields] if isinstance(fields, str) else _codec.listed(fields, "create_index's fields")
-        self._c_index_create(self._wname(coll), {"name": name, "kind": kind, "fields": list(fields)})
+        target, spec = _index_request(collection, name, fields, kind)
+        coll = target if type(target) is str else self._schema(collection).collection
+        self._c_index_create(self._wname(coll), spec)
 
     def drop_index(self, collection: Any, name: str) -> None:
         """Drops a secondary index (NotFoundError if absent)."""

@@ -96,3 +96,42 @@ async def test_migrate_all_that_makes_a_key_twice_writes_nothing(tmp_path):
         await adb.close()
     with obj.Db(path) as d:
         assert d.find_unique(U2, "email", "Ann@X.com") is not None
+
+
+def test_db_create_index_builds_in_batches_that_let_writers_in(tmp_path):
+    import threading
+
+    path = str(tmp_path / "ix.obj")
+    with obj.Db(path, sync="off") as d:
+        d.insert_many("docs", [{"n": i % 97} for i in range(40000)])
+        seen_building, stop, running = [], threading.Event(), threading.Event()
+
+        def writer():
+            while not stop.is_set():
+                d.insert("docs", {"n": -1})
+                running.set()
+                if any(ix.status == "building" for c in d.stat().collections
+                       for ix in c.indexes if c.name == "docs"):
+                    seen_building.append(1)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            assert running.wait(60)
+            d.create_index("docs", "by_n", "n")
+        finally:
+            stop.set()
+            t.join()
+        assert seen_building, "a writer committed while the index was building"
+        d.create_index("docs", "by_n", ["n"])  # the same again: nothing to do
+        with pytest.raises(obj.InvalidArgumentError, match="another spec"):
+            d.create_index("docs", "by_n", "m")
+        with pytest.raises(obj.ConstraintError):
+            d.create_index("docs", "u", "n", kind="unique")
+        q = d.query("docs").filter(obj.field("n") == -1)
+        assert "by_n" in str(q.explain())
+        assert q.count() == d.count("docs") - 40000
+        assert d.integrity_check() is not None
+        with d.transaction():
+            with pytest.raises(obj.BusyError, match="nested write"):
+                d.create_index("docs", "by_m", "m")

@@ -412,6 +412,69 @@ static void test_one_call_reads(void) {
     unlink(p3);
 }
 
+static void test_db_index_create(void) {
+    /* obj_db_index_create: an index built outside any transaction, in
+     * batches; idempotent for the same spec; refusals as obj_index_create's. */
+    char p7[560];
+    snprintf(p7, sizeof p7, "%s.dbindex", path);
+    unlink(p7);
+    obj_db *db = NULL;
+    CHECK_OK(obj_db_open(p7, NULL, &db));
+    obj_txn *w = NULL;
+    CHECK_OK(obj_txn_begin_write(db, &w));
+    for (int i = 0; i < 2500; i++) {
+        char doc[80];
+        uint64_t id = 0;
+        snprintf(doc, sizeof doc, "{\"e\":\"u%d@x\",\"n\":%d}", i, i % 10);
+        CHECK_OK(obj_doc_insert(w, "users", (const uint8_t *)doc, strlen(doc), 0, &id));
+    }
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+#define SPEC(s) (const uint8_t *)(s), strlen(s)
+    const char *by_n = "{\"name\":\"by_n\",\"fields\":[\"n\"]}";
+    CHECK_OK(obj_db_index_create(db, "users", SPEC(by_n)));
+    CHECK_OK(obj_db_index_create(db, "users", SPEC(by_n))); /* the same again: done */
+    CHECK_ERR(obj_db_index_create(db, "users", SPEC("{\"name\":\"by_n\",\"fields\":[\"e\"]}")),
+              OBJ_INVALID_ARGUMENT, "another spec");
+    /* A unique index over repeated values: refused, and no trace left. */
+    CHECK_ERR(obj_db_index_create(db, "users", SPEC("{\"name\":\"u\",\"kind\":\"unique\",\"fields\":[\"n\"]}")),
+              OBJ_CONSTRAINT, "");
+    obj_txn *r = NULL;
+    uint64_t k = 0;
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    obj_bytes info = {0};
+    CHECK_OK(obj_collection_info(r, "users", &info));
+    CHECK(memmem(info.data, info.len, "\"by_n\"", 6) != NULL);
+    CHECK(memmem(info.data, info.len, "\"u\"", 3) == NULL);
+    obj_bytes_free(&info);
+    const char *q = "{\"collection\":\"users\",\"filter\":{\"eq\":[\"n\",3]}}";
+    obj_bytes plan = {0};
+    CHECK_OK(obj_query_explain(r, (const uint8_t *)q, strlen(q), &plan));
+    CHECK(memmem(plan.data, plan.len, "\"index\":\"by_n\"", 14) != NULL); /* ready: used */
+    obj_bytes_free(&plan);
+    CHECK_OK(obj_query_count(r, (const uint8_t *)q, strlen(q), &k));
+    CHECK(k == 250);
+    CHECK_OK(obj_txn_free(r));
+    /* On a missing collection: made, with the index. */
+    CHECK_OK(obj_db_index_create(db, "fresh", SPEC(by_n)));
+    CHECK_OK(obj_txn_begin_read(db, &r));
+    CHECK_OK(obj_collection_info(r, "fresh", &info));
+    CHECK(memmem(info.data, info.len, "\"by_n\"", 6) != NULL);
+    obj_bytes_free(&info);
+    CHECK_OK(obj_txn_free(r));
+    const char bad[] = {(char)0xff, 0};
+    CHECK_STATUS(obj_db_index_create(NULL, "users", SPEC(by_n)), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_index_create(db, NULL, SPEC(by_n)), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_index_create(db, bad, SPEC(by_n)), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_index_create(db, "users", NULL, 5), OBJ_INVALID_ARGUMENT);
+    CHECK_STATUS(obj_db_index_create(db, "users", SPEC("{\"name\":")), OBJ_INVALID_ARGUMENT);
+    CHECK_OK(obj_db_close(db));
+    CHECK_STATUS(obj_db_index_create(db, "users", SPEC(by_n)), OBJ_CLOSED);
+#undef SPEC
+    CHECK_OK(obj_db_free(db));
+    unlink(p7);
+}
+
 static void test_kv_count(void) {
     /* obj_kv_count: the entries of a namespace as the transaction sees
      * them, 0 for a missing one; refusals as every call's. */
@@ -957,6 +1020,7 @@ int main(int argc, char **argv) {
     test_one_call_reads();
     test_one_call_raw_kv_count();
     test_kv_count();
+    test_db_index_create();
     test_one_call_writes();
     test_catalog_version();
     test_corrupt_file();

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* Several reader threads and one writer on one database handle. Each
  * commit writes the same counter to keys "a" and "b" and inserts one
  * document; a reader's snapshot must always see the keys equal, as many
@@ -196,6 +197,66 @@ static void test_close_waits_for_no_call(const char *path, const char *backup) {
     CHECK_OK(obj_db_free(db));
 }
 
+/* obj_db_index_create fills the index in batches, each a write
+ * transaction of its own: a writer on another thread commits between them,
+ * and sees the index "building" meanwhile, where a build inside one
+ * transaction (obj_index_create) kept it waiting to the end. */
+static obj_db *build_db;
+static volatile int building = 0, built = 0;
+static void *writer_beside_build(void *arg) {
+    long *seen_building = arg;
+    while (!building) sched_yield();
+    while (!built) {
+        uint64_t id = 0;
+        const char *doc = "{\"n\":-1}";
+        CHECK_OK(obj_db_doc_insert(build_db, "docs", (const uint8_t *)doc, strlen(doc), 0, &id));
+        obj_bytes st = {0};
+        CHECK_OK(obj_db_stat_json(build_db, &st));
+        if (!built && memmem(st.data, st.len, "\"building\"", 10) != NULL) (*seen_building)++;
+        obj_bytes_free(&st);
+    }
+    return NULL;
+}
+
+static void test_index_build_lets_writers_in(const char *path) {
+    unlink(path);
+    obj_options o;
+    obj_options_init(&o);
+    o.sync_mode = 2; /* off: the batches' commits, not fsyncs, are the test */
+    CHECK_OK(obj_db_open(path, &o, &build_db));
+    obj_txn *w = NULL;
+    CHECK_OK(obj_txn_begin_write(build_db, &w));
+    for (int i = 0; i < 40000; i++) {
+        char doc[64];
+        uint64_t id = 0;
+        snprintf(doc, sizeof doc, "{\"n\":%d}", i % 997);
+        CHECK_OK(obj_doc_insert(w, "docs", (const uint8_t *)doc, strlen(doc), 0, &id));
+    }
+    CHECK_OK(obj_txn_commit(w));
+    CHECK_OK(obj_txn_free(w));
+    long seen_building = 0;
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, writer_beside_build, &seen_building) == 0);
+    const char *spec = "{\"name\":\"by_n\",\"fields\":[\"n\"]}";
+    building = 1;
+    CHECK_OK(obj_db_index_create(build_db, "docs", (const uint8_t *)spec, strlen(spec)));
+    built = 1;
+    pthread_join(t, NULL);
+    CHECK(seen_building > 0);
+    /* Every document written meanwhile is in the index. */
+    obj_txn *r = NULL;
+    uint64_t all = 0, by_index = 0;
+    CHECK_OK(obj_txn_begin_read(build_db, &r));
+    CHECK_OK(obj_collection_count(r, "docs", &all));
+    const char *q = "{\"collection\":\"docs\",\"index\":{\"name\":\"by_n\"}}";
+    CHECK_OK(obj_query_count(r, (const uint8_t *)q, strlen(q), &by_index));
+    CHECK(all == by_index && all > 40000);
+    CHECK_OK(obj_txn_free(r));
+    CHECK_OK(obj_db_integrity_check(build_db, NULL));
+    CHECK_OK(obj_db_free(build_db));
+    unlink(path);
+}
+
 int main(int argc, char **argv) {
     char path[512], wal[520];
     snprintf(path, sizeof path, "%s/c-threads-%d.obj", argc > 1 ? argv[1] : "/tmp", (int)getpid());
@@ -244,6 +305,7 @@ int main(int argc, char **argv) {
     char backup[600];
     snprintf(backup, sizeof backup, "%s-backup.obj", path);
     test_close_waits_for_no_call(path, backup);
+    test_index_build_lets_writers_in(path);
     unlink(backup);
     unlink(path);
     unlink(wal);
