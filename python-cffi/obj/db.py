@@ -129,6 +129,19 @@ class Stat:
     wal_frames: int
     raw: dict
 
+    @property
+    def reclaimable_bytes(self) -> int:
+        """About how much ``compact()`` would give back (a cheap bound from
+        the free pages and the file's tail; ``db.compaction_estimate()``
+        has the exact figure)."""
+        return int(self.raw.get("reclaimable_bytes", 0))
+
+    @property
+    def compacted_size(self) -> int:
+        """About the file's size after ``compact()`` (a bound, as
+        :attr:`reclaimable_bytes`)."""
+        return int(self.raw.get("compacted_size", self.file_size))
+
 
 @dataclasses.dataclass(frozen=True)
 class DocumentHeader:
@@ -1044,6 +1057,16 @@ class Db:
             # success without a file.
             raise ObjError(f"the backup to {os.fspath(path)!r} was cancelled: its progress callback failed")
         return report
+
+    def backup_to(self, path: str | os.PathLike, progress: Callable[[int, int], Any] | None = None) -> dict:
+        """Same as :meth:`backup` (the Rust API's name)."""
+        return self.backup(path, progress)
+
+    @staticmethod
+    def restore_from(backup: str | os.PathLike, target: str | os.PathLike, *, overwrite: bool = False,
+                     key: bytes | None = None, passphrase: str | bytes | None = None) -> None:
+        """Same as :meth:`restore` (the Rust API's name)."""
+        Db.restore(backup, target, overwrite=overwrite, key=key, passphrase=passphrase)
 
     @staticmethod
     def restore(backup: str | os.PathLike, target: str | os.PathLike, *, overwrite: bool = False,

@@ -135,3 +135,24 @@ def test_db_create_index_builds_in_batches_that_let_writers_in(tmp_path):
         with d.transaction():
             with pytest.raises(obj.BusyError, match="nested write"):
                 d.create_index("docs", "by_m", "m")
+
+
+def test_the_rust_names_of_backup_and_restore_and_stats_reclaim_figures(tmp_path):
+    src, copy, target = (str(tmp_path / n) for n in ("s.obj", "b.obj", "t.obj"))
+    with obj.Db(src) as d:
+        ids = d.insert_many("docs", [{"n": i, "pad": "x" * 200} for i in range(3000)])
+        seen = []
+        report = d.backup_to(copy, lambda done, total: seen.append((done, total)))
+        assert report["pages"] > 0 and seen[-1][0] == seen[-1][1]
+        before = d.stat()
+        for i in ids[:2700]:
+            d.delete("docs", i)
+        after = d.stat()
+        assert before.reclaimable_bytes <= after.reclaimable_bytes
+        assert after.reclaimable_bytes > 0 and after.compacted_size < after.file_size
+        assert after.reclaimable_bytes == after.raw["reclaimable_bytes"]
+        with pytest.raises(obj.BusyError):
+            obj.Db.restore_from(copy, src, overwrite=True)  # open here
+    obj.Db.restore_from(copy, target)
+    with obj.Db(target) as t:
+        assert t.count("docs") == 3000
