@@ -895,6 +895,14 @@ impl WriteTxn {
         self.pages.dirty_count()
     }
 
+    /// Keeps at most `bytes` of changed pages in memory from now on, when
+    /// that is less than `Options::max_dirty_bytes` (a long streaming
+    /// write, such as an import, gains nothing from holding more).
+    pub(crate) fn cap_dirty_bytes(&mut self, bytes: usize) {
+        let page_size = self.pages.base().page_size();
+        self.pages.cap_dirty(bytes / page_size);
+    }
+
     /// Changed pages written to the WAL ahead of the commit so far, because
     /// the transaction outgrew `Options::max_dirty_bytes` (counting a page
     /// once per time it was written).

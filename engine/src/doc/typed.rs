@@ -319,6 +319,7 @@ impl Db {
                     if done {
                         return Ok(());
                     }
+                    self.pager().let_waiting_writers_in();
                 }
                 Err(e) => {
                     drop(tx);

@@ -1537,6 +1537,24 @@ impl Pager {
         Ok(guard)
     }
 
+    /// Lets a thread of this process that waits for the writer slot take
+    /// it before this one takes it again (waiting up to 20 ms for one to
+    /// do so): a job of many write transactions in a row, such as an index
+    /// build, would otherwise win each race for the slot it just freed
+    /// (the woken waiter has yet to be scheduled) and keep the others
+    /// waiting to the end, or to their busy timeout.
+    pub(crate) fn let_waiting_writers_in(&self) {
+        let deadline = Instant::now() + Duration::from_millis(20);
+        loop {
+            let slot = self.writer_busy.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.waiting == 0 || slot.busy || Instant::now() >= deadline {
+                return;
+            }
+            drop(slot);
+            std::thread::yield_now();
+        }
+    }
+
     /// Wakes this process's waits for the writer slot, to look at what
     /// interrupts them (see `Db::interrupt`). The slot's lock is taken
     /// first, so that no waiter between its look and its wait misses it.

@@ -86,6 +86,13 @@ impl WritePages {
         }
     }
 
+    /// Keeps at most `pages` changed pages in memory from now on (fewer
+    /// than the handle's `max_dirty_bytes` allow), spilling the rest to
+    /// the WAL as usual.
+    pub(crate) fn cap_dirty(&mut self, pages: usize) {
+        self.limit = self.limit.min(pages.max(8));
+    }
+
     /// The header as this transaction has changed it.
     pub fn header(&self) -> &Header {
         &self.header
