@@ -344,7 +344,8 @@ void obj_bytes_free(obj_bytes *bytes);
 /**
  * Fills `out` with a copy of `len` bytes of `value` (free with
  * obj_bytes_free), for tests of the buffer contract from C. Mostly useful
- * to bindings' self-tests.
+ * to bindings' self-tests. Errors: OBJ_INVALID_ARGUMENT (NULL `out`,
+ * NULL `value` with a non-zero `len`).
  *
  * # Safety
  * `value` is valid for `len` bytes (or NULL with len 0); `out` is writable.
@@ -735,7 +736,8 @@ obj_status obj_db_checkpoint(obj_db *db, obj_checkpoint_result *out);
  * ("documents"|"raw"), doc_count, file_size_bytes, indexes [{name, kind,
  * key_paths, fields (the same as key_paths), status, entries}]}]. Reads
  * every collection's tree nodes (not its overflow pages): cost grows with
- * the file.
+ * the file. Errors: OBJ_CLOSED after obj_db_close, OBJ_INVALID_ARGUMENT
+ * (NULL pointers), OBJ_CORRUPTION (a damaged node on the way), OBJ_IO.
  *
  * # Safety
  * `db` is a live handle; `out` is writable.
@@ -941,7 +943,7 @@ obj_status obj_db_doc_insert(obj_db *db,
  * Writes a document at the caller's `id` in a write transaction of its
  * own: `obj_txn_begin_write` + `obj_doc_upsert` + `obj_txn_commit` in one
  * call, as obj_db_doc_insert. `*out_created` (may be NULL) is true when
- * no document had that id.
+ * no document had that id. Errors as obj_db_doc_insert's.
  *
  * # Safety
  * `db` is a live handle; otherwise as obj_doc_upsert.
@@ -980,7 +982,7 @@ obj_status obj_db_doc_insert_if(obj_db *db,
 /**
  * obj_db_doc_upsert on the condition of obj_db_doc_insert_if: nothing is
  * written and `*out_done` is false when the file's catalog version is
- * no longer `catalog_version`.
+ * no longer `catalog_version`. Errors as obj_db_doc_upsert's.
  *
  * # Safety
  * As obj_db_doc_upsert; `out_done` writable.
@@ -1303,7 +1305,9 @@ obj_status obj_kv_put(obj_txn *txn,
  * Reads `key` of namespace `ns`. `*found` says whether it exists; if so
  * `*out` holds a copy of the value (free with obj_bytes_free), otherwise
  * `*out` is {NULL, 0}. A missing namespace reads as empty, and a key
- * longer than obj_kv_put's limit as missing.
+ * longer than obj_kv_put's limit as missing. Errors:
+ * OBJ_INVALID_ARGUMENT (finished transaction, bad name, NULL pointers),
+ * OBJ_CORRUPTION (a damaged page on the way).
  *
  * # Safety
  * As for obj_kv_put; `out` and `found` writable.
@@ -1347,7 +1351,8 @@ obj_status obj_kv_count(obj_txn *txn, const char *ns, uint64_t *out_count);
 
 /**
  * Deletes `key` of namespace `ns`; `*existed` (may be NULL) says whether
- * it was there (never for a key longer than obj_kv_put's limit).
+ * it was there (never for a key longer than obj_kv_put's limit). Errors:
+ * as obj_kv_put's.
  *
  * # Safety
  * As for obj_kv_put; `existed` NULL or writable.
@@ -1467,6 +1472,9 @@ obj_status obj_db_compact(obj_db *db, obj_bytes *out);
  * Writes a compacted copy of the current snapshot to `path` (a new file
  * id, no WAL), as obj_db_backup does (encrypted with the same key when the
  * database is). `out` as for obj_db_compact (free with obj_bytes_free).
+ * Errors as obj_db_backup's: OBJ_BUSY (`path` is an open database),
+ * OBJ_INVALID_ARGUMENT (this database's own file, bad path), OBJ_IO;
+ * OBJ_CLOSED after obj_db_close.
  *
  * # Safety
  * `db` is a live handle; `path` a NUL-terminated string; `out` NULL or writable.
@@ -1478,7 +1486,9 @@ obj_status obj_db_compact_to(obj_db *db, const char *path, obj_bytes *out);
  * the current snapshot (reads every tree node: the cost of a scan;
  * obj_db_stat_json is cheap and gives only bounds). `*out` receives a JSON
  * object (free with obj_bytes_free): database_size, file_size,
- * compacted_size, reclaimable_bytes.
+ * compacted_size, reclaimable_bytes. Errors: OBJ_CLOSED after
+ * obj_db_close, OBJ_INVALID_ARGUMENT (NULL pointers), OBJ_CORRUPTION
+ * (a damaged node on the way), OBJ_IO.
  *
  * # Safety
  * `db` is a live handle; `out` writable.
@@ -1623,7 +1633,10 @@ obj_status obj_db_rekey(obj_db *db, const uint8_t *key, const char *passphrase);
 /**
  * Begins a read transaction: a consistent snapshot of the last commit,
  * never blocked by the writer. Free it with `obj_txn_free` when done
- * (a live snapshot keeps the WAL from being recycled).
+ * (a live snapshot keeps the WAL from being recycled). Errors:
+ * OBJ_CLOSED after obj_db_close, OBJ_INVALID_ARGUMENT (NULL pointers; a
+ * handle used in a child after fork()), OBJ_IO or OBJ_CORRUPTION (the
+ * WAL or the shared index cannot be read).
  *
  * # Safety
  * `db` is a live handle; `out` is writable.
@@ -1667,7 +1680,8 @@ obj_status obj_txn_commit(obj_txn *txn);
  * afterwards (its cursors too); still call `obj_txn_free`. Succeeds too
  * on a transaction whose commit failed, with nothing to undo (nothing of
  * it was applied, or, when the commit's fsync failed, its outcome is
- * unknown, as the commit's error said).
+ * unknown, as the commit's error said). Errors: OBJ_INVALID_ARGUMENT
+ * (NULL, a transaction already committed or rolled back).
  *
  * # Safety
  * `txn` is a live handle.

@@ -133,7 +133,8 @@ pub(crate) fn need<T>(out: *mut T, what: &str) -> Result<(), Error> {
 
 /// Fills `out` with a copy of `len` bytes of `value` (free with
 /// obj_bytes_free), for tests of the buffer contract from C. Mostly useful
-/// to bindings' self-tests.
+/// to bindings' self-tests. Errors: OBJ_INVALID_ARGUMENT (NULL `out`,
+/// NULL `value` with a non-zero `len`).
 ///
 /// # Safety
 /// `value` is valid for `len` bytes (or NULL with len 0); `out` is writable.

@@ -598,7 +598,8 @@ pub unsafe extern "C" fn obj_db_checkpoint(db: *mut obj_db, out: *mut obj_checkp
 /// ("documents"|"raw"), doc_count, file_size_bytes, indexes [{name, kind,
 /// key_paths, fields (the same as key_paths), status, entries}]}]. Reads
 /// every collection's tree nodes (not its overflow pages): cost grows with
-/// the file.
+/// the file. Errors: OBJ_CLOSED after obj_db_close, OBJ_INVALID_ARGUMENT
+/// (NULL pointers), OBJ_CORRUPTION (a damaged node on the way), OBJ_IO.
 ///
 /// # Safety
 /// `db` is a live handle; `out` is writable.

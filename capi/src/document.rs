@@ -563,7 +563,7 @@ pub unsafe extern "C" fn obj_db_doc_insert(
 /// Writes a document at the caller's `id` in a write transaction of its
 /// own: `obj_txn_begin_write` + `obj_doc_upsert` + `obj_txn_commit` in one
 /// call, as obj_db_doc_insert. `*out_created` (may be NULL) is true when
-/// no document had that id.
+/// no document had that id. Errors as obj_db_doc_insert's.
 ///
 /// # Safety
 /// `db` is a live handle; otherwise as obj_doc_upsert.
@@ -632,7 +632,7 @@ pub unsafe extern "C" fn obj_db_doc_insert_if(
 
 /// obj_db_doc_upsert on the condition of obj_db_doc_insert_if: nothing is
 /// written and `*out_done` is false when the file's catalog version is
-/// no longer `catalog_version`.
+/// no longer `catalog_version`. Errors as obj_db_doc_upsert's.
 ///
 /// # Safety
 /// As obj_db_doc_upsert; `out_done` writable.

@@ -46,7 +46,9 @@ pub unsafe extern "C" fn obj_kv_put(
 /// Reads `key` of namespace `ns`. `*found` says whether it exists; if so
 /// `*out` holds a copy of the value (free with obj_bytes_free), otherwise
 /// `*out` is {NULL, 0}. A missing namespace reads as empty, and a key
-/// longer than obj_kv_put's limit as missing.
+/// longer than obj_kv_put's limit as missing. Errors:
+/// OBJ_INVALID_ARGUMENT (finished transaction, bad name, NULL pointers),
+/// OBJ_CORRUPTION (a damaged page on the way).
 ///
 /// # Safety
 /// As for obj_kv_put; `out` and `found` writable.
@@ -131,7 +133,8 @@ pub unsafe extern "C" fn obj_kv_count(
 }
 
 /// Deletes `key` of namespace `ns`; `*existed` (may be NULL) says whether
-/// it was there (never for a key longer than obj_kv_put's limit).
+/// it was there (never for a key longer than obj_kv_put's limit). Errors:
+/// as obj_kv_put's.
 ///
 /// # Safety
 /// As for obj_kv_put; `existed` NULL or writable.

@@ -192,6 +192,9 @@ pub unsafe extern "C" fn obj_db_compact(db: *mut obj_db, out: *mut obj_bytes) ->
 /// Writes a compacted copy of the current snapshot to `path` (a new file
 /// id, no WAL), as obj_db_backup does (encrypted with the same key when the
 /// database is). `out` as for obj_db_compact (free with obj_bytes_free).
+/// Errors as obj_db_backup's: OBJ_BUSY (`path` is an open database),
+/// OBJ_INVALID_ARGUMENT (this database's own file, bad path), OBJ_IO;
+/// OBJ_CLOSED after obj_db_close.
 ///
 /// # Safety
 /// `db` is a live handle; `path` a NUL-terminated string; `out` NULL or writable.
@@ -216,7 +219,9 @@ pub unsafe extern "C" fn obj_db_compact_to(
 /// the current snapshot (reads every tree node: the cost of a scan;
 /// obj_db_stat_json is cheap and gives only bounds). `*out` receives a JSON
 /// object (free with obj_bytes_free): database_size, file_size,
-/// compacted_size, reclaimable_bytes.
+/// compacted_size, reclaimable_bytes. Errors: OBJ_CLOSED after
+/// obj_db_close, OBJ_INVALID_ARGUMENT (NULL pointers), OBJ_CORRUPTION
+/// (a damaged node on the way), OBJ_IO.
 ///
 /// # Safety
 /// `db` is a live handle; `out` writable.

@@ -428,7 +428,10 @@ unsafe fn begin(db: *mut obj_db, out: *mut *mut obj_txn, write: bool) -> Result<
 
 /// Begins a read transaction: a consistent snapshot of the last commit,
 /// never blocked by the writer. Free it with `obj_txn_free` when done
-/// (a live snapshot keeps the WAL from being recycled).
+/// (a live snapshot keeps the WAL from being recycled). Errors:
+/// OBJ_CLOSED after obj_db_close, OBJ_INVALID_ARGUMENT (NULL pointers; a
+/// handle used in a child after fork()), OBJ_IO or OBJ_CORRUPTION (the
+/// WAL or the shared index cannot be read).
 ///
 /// # Safety
 /// `db` is a live handle; `out` is writable.
@@ -497,7 +500,8 @@ pub unsafe extern "C" fn obj_txn_commit(txn: *mut obj_txn) -> obj_status {
 /// afterwards (its cursors too); still call `obj_txn_free`. Succeeds too
 /// on a transaction whose commit failed, with nothing to undo (nothing of
 /// it was applied, or, when the commit's fsync failed, its outcome is
-/// unknown, as the commit's error said).
+/// unknown, as the commit's error said). Errors: OBJ_INVALID_ARGUMENT
+/// (NULL, a transaction already committed or rolled back).
 ///
 /// # Safety
 /// `txn` is a live handle.
