@@ -33,8 +33,13 @@ all: build
 # The default members: engine and capi. The benchmark crate (bench/, with
 # redb, LMDB and a bundled SQLite) is built only by `make bench`, and
 # checked by clippy in `make lint`.
+# The link named by the library's SONAME (libobj.so.<major>), which
+# programs linked against target/release/libobj.so look for at run time.
+SONAME := libobj.so.$(shell sed -n 's/^version = "\([0-9]*\)\..*/\1/p' Cargo.toml | head -1)
+
 build:
 	$(CARGO) build --release
+	ln -sf libobj.so target/release/$(SONAME)
 
 demo: build $(VPY)
 	$(CARGO) run --release --quiet -p obj-engine --example demo -- target/demo
@@ -113,7 +118,8 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 644 include/obj.h $(DESTDIR)$(PREFIX)/include/obj.h
 	install -m 644 include/obj.hpp $(DESTDIR)$(PREFIX)/include/obj.hpp
-	install -m 755 target/release/libobj.so $(DESTDIR)$(PREFIX)/lib/libobj.so
+	install -m 755 target/release/libobj.so $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libobj.so
 	install -m 644 target/release/libobj.a $(DESTDIR)$(PREFIX)/lib/libobj.a
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|'"$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"'|' \
 	  capi/obj.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/obj.pc
