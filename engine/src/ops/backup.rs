@@ -97,25 +97,10 @@ fn copy_snapshot(
     let snap = txn.snapshot();
     let header = *snap.header();
     let page_size = snap.page_size();
-    let usable = snap.usable_size();
     let total = header.page_count as u64;
     // Pages listed on freelist trunks (not the trunks): their content is
     // garbage, or was never written at all.
-    let mut free = vec![0u64; (total as usize).div_ceil(64)];
-    let mut trunk = header.freelist_head;
-    let mut trunks = 0u64;
-    while trunk != 0 {
-        trunks += 1;
-        if trunks > total {
-            return Err(Error::corruption(trunk, "freelist trunk chain has a cycle"));
-        }
-        let (next, entries) =
-            freelist::read_trunk(&snap.read_page(trunk)?, trunk, usable, header.page_count)?;
-        for e in entries {
-            free[e as usize / 64] |= 1 << (e % 64);
-        }
-        trunk = next;
-    }
+    let free = freelist::listed_pages(snap, &header)?;
     let report = |pages: u64, cancelled: bool| BackupReport {
         pages,
         bytes: pages * page_size as u64,

@@ -12,7 +12,8 @@
 //! 8..12 entry count, then entries as little-endian u32.
 
 use crate::error::{Error, PageNo, Result};
-use crate::storage::page::{u32_at, PageWrite};
+use crate::storage::header::Header;
+use crate::storage::page::{u32_at, PageRead, PageWrite};
 use crate::storage::write_set::WritePages;
 
 /// Page kind byte of a freelist trunk.
@@ -47,6 +48,28 @@ pub fn read_trunk(
         entries.push(e);
     }
     Ok((next, entries))
+}
+
+/// The pages listed on the freelist trunks of the state `header` heads
+/// (not the trunks themselves), as a bitmap of `header.page_count` bits:
+/// their content is garbage, or was never written at all.
+pub(crate) fn listed_pages<R: PageRead>(r: &R, header: &Header) -> Result<Vec<u64>> {
+    let total = header.page_count as u64;
+    let mut free = vec![0u64; (total as usize).div_ceil(64)];
+    let mut trunk = header.freelist_head;
+    let mut trunks = 0u64;
+    while trunk != 0 {
+        trunks += 1;
+        if trunks > total {
+            return Err(Error::corruption(trunk, "freelist trunk chain has a cycle"));
+        }
+        let (next, entries) = read_trunk(&r.read_page(trunk)?, trunk, r.usable_size(), header.page_count)?;
+        for e in entries {
+            free[e as usize / 64] |= 1 << (e % 64);
+        }
+        trunk = next;
+    }
+    Ok(free)
 }
 
 /// Takes a page off the freelist, or `None` when it is empty.

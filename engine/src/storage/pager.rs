@@ -26,6 +26,7 @@ use crate::storage::crypto::{random_bytes, PageCodec, PLAINTEXT_PREFIX};
 use crate::storage::file::{
     is_not_a_file, remove_stale_temps, temp_path_beside, OpenMode, OsVfs, StorageFile, Vfs,
 };
+use crate::storage::freelist;
 use crate::storage::header::{stamp_wal_position, valid_page_size, wal_salt_of, Header, HEADER_LEN};
 use crate::storage::memo::SnapshotMemo;
 use crate::storage::page::{
@@ -1199,8 +1200,40 @@ impl Pager {
         }
         let size = self.main_file_size()?;
         self.check_main_length(size, h.max_frame)?;
-        drop(self.snapshot()?);
-        Ok(())
+        let snap = self.snapshot()?;
+        self.check_pages_past_main(&snap)
+    }
+
+    /// With a WAL the main file may be shorter than the newest header says
+    /// (pages added since the last checkpoint, or a checkpoint cut before
+    /// its fsync, see `check_main_length`), but each page past its end must
+    /// then be in the WAL or free (a free page may never have been written):
+    /// otherwise the file was cut, and the open says so rather than a read
+    /// of a missing page later.
+    fn check_pages_past_main(&self, snap: &Snapshot) -> Result<()> {
+        let count = snap.header().page_count;
+        // (Read after the snapshot began: its frames stay in the WAL, and a
+        // checkpoint meanwhile only makes the file longer.)
+        let size = self.main_file_size()?;
+        let first = (size / self.page_size as u64).min(count as u64) as PageNo;
+        let max_frame = snap.mark().max_frame;
+        let missing: Vec<PageNo> =
+            (first..count).filter(|&p| self.index.find(p, max_frame).is_none()).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let free = freelist::listed_pages(snap, snap.header())?;
+        match missing.into_iter().find(|&p| free[p as usize / 64] & (1 << (p % 64)) == 0) {
+            None => Ok(()),
+            Some(p) => Err(Error::corruption(
+                p,
+                format!(
+                    "{} is truncated: {size} bytes, and page {p} of the {count} its header records is \
+                     not in the WAL either",
+                    self.path.display()
+                ),
+            )),
+        }
     }
 
     /// A main file shorter than its own header says has lost pages: refuse
