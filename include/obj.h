@@ -1180,7 +1180,9 @@ obj_status obj_index_create(obj_txn *txn, const char *coll, const uint8_t *spec_
  * (created if missing) outside any transaction, and fills it from the
  * existing documents in batches of 1000, each in a write transaction of
  * its own, so that other writers run between batches instead of waiting
- * for the whole build. Until it is complete its status is "building" in
+ * for the whole build (a waiting thread of this process after the batch
+ * under way, a writer in another process, which polls for the lock,
+ * within about 8 batches). Until it is complete its status is "building" in
  * obj_db_stat_json and queries do not use it. The same name with the
  * same spec again is OBJ_OK, and resumes a build cut short (a crash, an
  * OBJ_BUSY batch, which leaves the index "building"). Errors: as

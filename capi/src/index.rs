@@ -16,9 +16,6 @@ use crate::obj_status;
 use crate::ops::with_db;
 use crate::txn::{lock_txn, obj_txn, CollView};
 
-/// Parses {"name": .., "kind": "unique"|"standard"|"multi", "fields": [..]}
-/// with the engine's JSON reader, which refuses a key given twice (as in
-/// documents and queries) and nesting past 128 levels.
 /// The error for an index name that `coll` already has with spec `have`.
 fn other_spec(coll: &str, name: &str, have: &IndexSpec) -> Error {
     Error::invalid(format!(
@@ -28,6 +25,9 @@ fn other_spec(coll: &str, name: &str, have: &IndexSpec) -> Error {
     ))
 }
 
+/// Parses {"name": .., "kind": "unique"|"standard"|"multi", "fields": [..]}
+/// with the engine's JSON reader, which refuses a key given twice (as in
+/// documents and queries) and nesting past 128 levels.
 fn parse_index_spec(bytes: &[u8]) -> Result<IndexSpec, Error> {
     json_text(bytes, "index spec")?;
     let v = from_json_slice(bytes).map_err(|e| match e {
@@ -108,7 +108,13 @@ pub unsafe extern "C" fn obj_index_create(
         let mut c = t.write()?.collection_mut(coll)?;
         if let Some(have) = c.read().indexes().iter().find(|i| i.spec.name == spec.name) {
             if have.spec == spec {
-                return Ok(());
+                // One left building (a db-level build cut short or under
+                // way): finish it here, as this call promises a ready index.
+                return if have.status == IndexStatus::Building {
+                    c.finish_index(&spec.name)
+                } else {
+                    Ok(())
+                };
             }
             return Err(other_spec(coll, &spec.name, &have.spec));
         }
@@ -128,7 +134,9 @@ pub unsafe extern "C" fn obj_index_create(
 /// (created if missing) outside any transaction, and fills it from the
 /// existing documents in batches of 1000, each in a write transaction of
 /// its own, so that other writers run between batches instead of waiting
-/// for the whole build. Until it is complete its status is "building" in
+/// for the whole build (a waiting thread of this process after the batch
+/// under way, a writer in another process, which polls for the lock,
+/// within about 8 batches). Until it is complete its status is "building" in
 /// obj_db_stat_json and queries do not use it. The same name with the
 /// same spec again is OBJ_OK, and resumes a build cut short (a crash, an
 /// OBJ_BUSY batch, which leaves the index "building"). Errors: as

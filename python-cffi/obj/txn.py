@@ -1551,7 +1551,11 @@ class WriteTxn(ReadTxn):
         try:
             self.replace(what, doc_id, new)
         except InvalidArgumentError as e:
-            # What it returned replaces the document: say where it came from.
+            # A document it returned was refused for what it holds (a unique
+            # key, a value too long for an index): that error as it is.
+            if type(e) is not InvalidArgumentError or isinstance(new, (dict, bytes)) or schema_of(new) is not None:
+                raise
+            # Something else replaces the document: say where it came from.
             raise InvalidArgumentError(
                 f"update's fn returned {type(new).__name__} (what it returns replaces the document; "
                 f"return None after changing the one it was given): {e}"

@@ -190,3 +190,55 @@ def test_an_import_keeps_its_memory_flat(tmp_path):
     small, large = import_peak_kib(20000), import_peak_kib(400000)
     # 22 MB apart with the cap, 63 MB without it.
     assert large - small < 40 << 10, (small, large)
+
+
+def test_update_keeps_a_constraint_error_of_the_document_it_returned(tmp_path):
+    with obj.Db(str(tmp_path / "uc.obj")) as d:
+        d.insert("u", {"e": "a"})
+        i = d.insert("u", {"e": "b"})
+        with d.transaction() as tx:
+            tx.create_index("u", "e", "e", kind="unique")
+        with pytest.raises(obj.ConstraintError):
+            d.update("u", i, lambda doc: {**doc, "e": "a"})
+        with pytest.raises(obj.ConstraintError):
+            d.update("u", i, lambda doc: doc.update(e="a"))
+
+
+def test_a_transactions_create_index_finishes_one_left_building(tmp_path):
+    """A db.create_index cut short (here a batch that met BusyError) leaves
+    the index 'building'; the same spec through tx.create_index (or a class
+    declaring it) answered OK and left it so: no unique check of new
+    documents, find_unique refused, queries scanning."""
+    import threading
+    import time
+
+    path = str(tmp_path / "kb.obj")
+    with obj.Db(path, sync="off", busy_timeout_ms=100) as d:
+        d.insert_many("users", [{"email": f"u{i}@x"} for i in range(200000)])
+
+        def building():
+            return any(i.status == "building" for c in d.stat().collections for i in c.indexes)
+
+        def hold_the_write_lock():
+            deadline = time.time() + 60
+            while not building():
+                assert time.time() < deadline
+                time.sleep(0.001)
+            with d.transaction() as tx:  # let in between two batches
+                tx.insert("other", {"n": 1})
+                time.sleep(0.5)  # past the builder's busy timeout
+
+        t = threading.Thread(target=hold_the_write_lock)
+        t.start()
+        try:
+            with pytest.raises(obj.BusyError):
+                d.create_index("users", "e", "email", kind="unique")
+        finally:
+            t.join()
+        assert building()
+        with d.transaction() as tx:
+            tx.create_index("users", "e", "email", kind="unique")
+        assert not building()
+        assert d.find_unique("users", "e", "u199999@x") == {"email": "u199999@x"}
+        with pytest.raises(obj.ConstraintError):
+            d.insert("users", {"email": "u199999@x"})

@@ -1802,6 +1802,23 @@ impl<'t> CollectionMut<'t> {
         }
     }
 
+    /// Finishes building index `name` in this transaction (an index left
+    /// `building` by an interrupted or concurrent [`Db::create_index`](crate::Db::create_index));
+    /// nothing for a ready one. A failed build (a unique violation) drops
+    /// the index and returns the error.
+    pub fn finish_index(&mut self, name: &str) -> Result<()> {
+        loop {
+            match self.backfill(name, usize::MAX) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    self.drop_index(name)?;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
     /// Declares index `spec` without filling it (status `building`).
     pub(crate) fn add_index(&mut self, spec: IndexSpec, status: IndexStatus) -> Result<()> {
         spec.validate()?;

@@ -296,7 +296,8 @@ impl Db {
     /// Creates index `spec` on collection `coll` (created if missing) and
     /// fills it from existing documents in batches of [`BACKFILL_BATCH`],
     /// one write transaction each, so other writers can run between
-    /// batches. Until it is complete its status is `building` and queries do
+    /// batches (a waiting thread of this process after the batch under
+    /// way, a writer in another process within about 8 batches). Until it is complete its status is `building` and queries do
     /// not use it. A unique violation found while filling drops the index
     /// and returns the error. A build cut short (a `Busy` batch, a crash)
     /// leaves the index `building`: calling this again with the same `spec`
@@ -310,7 +311,9 @@ impl Db {
             c.add_index(spec, IndexStatus::Building)?;
         }
         tx.commit()?;
+        let mut batch = 0u64;
         loop {
+            batch += 1;
             let mut tx = self.begin_write()?;
             let result = tx.collection_mut(coll)?.backfill(&name, BACKFILL_BATCH);
             match result {
@@ -320,6 +323,13 @@ impl Db {
                         return Ok(());
                     }
                     self.pager().let_waiting_writers_in();
+                    // A writer in another process polls for the lock, at
+                    // most 4 ms apart (`shm::retry`): leave it a longer gap
+                    // now and then (a build of 8 batches takes 40-300 ms),
+                    // or it may wait out its busy timeout.
+                    if batch.is_multiple_of(8) {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
                 }
                 Err(e) => {
                     drop(tx);
