@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use std::io::Write as _;
 
 use obj_engine::doc::json::{from_json_slice, to_json_vec};
-use obj_engine::{CollectionKind, CollectionMut, Error, IndexKind, IndexSpec, IndexStatus, Value};
+use obj_engine::{CollectionKind, CollectionMut, Error, IndexInfo, IndexKind, IndexSpec, IndexStatus, Value};
 
 use crate::batch::{json_list, Part};
 use crate::bytes::{arg_bytes, arg_str, json_bytes, json_text, need, obj_bytes, put, put_opt};
@@ -16,13 +16,35 @@ use crate::obj_status;
 use crate::ops::with_db;
 use crate::txn::{lock_txn, obj_txn, CollView};
 
-/// The error for an index name that `coll` already has with spec `have`.
-fn other_spec(coll: &str, name: &str, have: &IndexSpec) -> Error {
-    Error::invalid(format!(
-        "collection {coll:?} already has an index named {name:?} with another spec ({} on {})",
-        have.kind.as_str(),
-        have.field_strings().join(", ")
-    ))
+/// The collection name and index spec an index-creating call was given.
+///
+/// # Safety
+/// As the calls': `coll` a NUL-terminated string, `spec_json` valid for
+/// `len` bytes.
+unsafe fn index_args<'a>(
+    coll: *const c_char,
+    spec_json: *const u8,
+    len: usize,
+) -> Result<(&'a str, IndexSpec), Error> {
+    // SAFETY: per the caller's contract.
+    let (coll, spec) =
+        unsafe { (arg_str(coll, "collection name")?, arg_bytes(spec_json, len, "spec_json")?) };
+    Ok((coll, parse_index_spec(spec)?))
+}
+
+/// The status of the index of `spec`'s name among `indexes` of collection
+/// `coll`: `None` when there is none, an error when it has another spec.
+fn existing(coll: &str, indexes: &[IndexInfo], spec: &IndexSpec) -> Result<Option<IndexStatus>, Error> {
+    match indexes.iter().find(|i| i.spec.name == spec.name) {
+        None => Ok(None),
+        Some(have) if have.spec == *spec => Ok(Some(have.status)),
+        Some(have) => Err(Error::invalid(format!(
+            "collection {coll:?} already has an index named {:?} with another spec ({} on {})",
+            spec.name,
+            have.spec.kind.as_str(),
+            have.spec.field_strings().join(", ")
+        ))),
+    }
 }
 
 /// Parses {"name": .., "kind": "unique"|"standard"|"multi", "fields": [..]}
@@ -100,23 +122,16 @@ pub unsafe extern "C" fn obj_index_create(
 ) -> obj_status {
     fence(|| {
         // SAFETY: per contract.
-        let (coll, spec) =
-            unsafe { (arg_str(coll, "collection name")?, arg_bytes(spec_json, len, "spec_json")?) };
-        let spec = parse_index_spec(spec)?;
+        let (coll, spec) = unsafe { index_args(coll, spec_json, len) }?;
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
         let mut c = t.write()?.collection_mut(coll)?;
-        if let Some(have) = c.read().indexes().iter().find(|i| i.spec.name == spec.name) {
-            if have.spec == spec {
-                // One left building (a db-level build cut short or under
-                // way): finish it here, as this call promises a ready index.
-                return if have.status == IndexStatus::Building {
-                    c.finish_index(&spec.name)
-                } else {
-                    Ok(())
-                };
-            }
-            return Err(other_spec(coll, &spec.name, &have.spec));
+        match existing(coll, c.read().indexes(), &spec)? {
+            None => {}
+            Some(IndexStatus::Ready) => return Ok(()),
+            // One left building (a db-level build cut short or under way):
+            // finish it here, as this call promises a ready index.
+            Some(IndexStatus::Building) => return c.finish_index(&spec.name),
         }
         let name = spec.name.clone();
         if let Err(e) = c.create_index(spec) {
@@ -156,9 +171,7 @@ pub unsafe extern "C" fn obj_db_index_create(
 ) -> obj_status {
     fence(|| {
         // SAFETY: per contract.
-        let (coll, spec) =
-            unsafe { (arg_str(coll, "collection name")?, arg_bytes(spec_json, len, "spec_json")?) };
-        let spec = parse_index_spec(spec)?;
+        let (coll, spec) = unsafe { index_args(coll, spec_json, len) }?;
         // SAFETY: per contract.
         unsafe {
             with_db(db, |d| {
@@ -166,16 +179,12 @@ pub unsafe extern "C" fn obj_db_index_create(
                 // obj_index_create, not an error.
                 let done = || -> Result<bool, Error> {
                     let rx = d.begin_read()?;
-                    let have = match rx.collection(coll) {
-                        Ok(c) => c.indexes().iter().find(|i| i.spec.name == spec.name).cloned(),
+                    let status = match rx.collection(coll) {
+                        Ok(c) => existing(coll, c.indexes(), &spec)?,
                         Err(Error::NotFound(_)) => None,
                         Err(e) => return Err(e),
                     };
-                    let Some(have) = have else { return Ok(false) };
-                    if have.spec != spec {
-                        return Err(other_spec(coll, &spec.name, &have.spec));
-                    }
-                    Ok(have.status == IndexStatus::Ready)
+                    Ok(status == Some(IndexStatus::Ready))
                 };
                 if done()? {
                     return Ok(());
