@@ -1182,7 +1182,7 @@ obj_status obj_index_create(obj_txn *txn, const char *coll, const uint8_t *spec_
  * its own, so that other writers run between batches instead of waiting
  * for the whole build (a waiting thread of this process after the batch
  * under way, a writer in another process, which polls for the lock,
- * within about 8 batches). Until it is complete its status is "building" in
+ * within about 100 ms). Until it is complete its status is "building" in
  * obj_db_stat_json and queries do not use it. The same name with the
  * same spec again is OBJ_OK, and resumes a build cut short (a crash, an
  * OBJ_BUSY batch, which leaves the index "building"). Errors: as

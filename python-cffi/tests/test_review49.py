@@ -242,3 +242,38 @@ def test_a_transactions_create_index_finishes_one_left_building(tmp_path):
         assert d.find_unique("users", "e", "u199999@x") == {"email": "u199999@x"}
         with pytest.raises(obj.ConstraintError):
             d.insert("users", {"email": "u199999@x"})
+
+
+def test_a_build_finished_by_a_transaction_meanwhile_reports_the_violation(tmp_path):
+    """A transaction's create_index finishes an index that db.create_index
+    is building on another thread; when it finds a unique violation and
+    drops the index, the builder says so too (it said NotFoundError)."""
+    import threading
+    import time
+
+    with obj.Db(str(tmp_path / "fv.obj"), sync="off") as d:
+        d.insert_many("u", [{"email": f"u{i}@x"} for i in range(150000)] + [{"email": "u3@x"}])
+        got = {}
+
+        def builder():
+            try:
+                d.create_index("u", "e", "email", kind="unique")
+            except obj.ObjError as e:
+                got["builder"] = e
+
+        t = threading.Thread(target=builder)
+        t.start()
+        try:
+            deadline = time.time() + 60
+            while not any(i.status == "building" for c in d.stat().collections for i in c.indexes):
+                assert time.time() < deadline and t.is_alive(), "the build ended before it was seen"
+                time.sleep(0.0005)
+            with d.transaction() as tx:
+                with pytest.raises(obj.ConstraintError):
+                    tx.create_index("u", "e", "email", kind="unique")
+                tx.insert("other", {"x": 1})  # the transaction goes on
+        finally:
+            t.join()
+        assert isinstance(got.get("builder"), obj.ConstraintError), got
+        assert d.count("other") == 1
+        assert not any(c.indexes for c in d.stat().collections if c.name == "u")

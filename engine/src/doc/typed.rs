@@ -297,7 +297,7 @@ impl Db {
     /// fills it from existing documents in batches of [`BACKFILL_BATCH`],
     /// one write transaction each, so other writers can run between
     /// batches (a waiting thread of this process after the batch under
-    /// way, a writer in another process within about 8 batches). Until it is complete its status is `building` and queries do
+    /// way, a writer in another process within about 100 ms). Until it is complete its status is `building` and queries do
     /// not use it. A unique violation found while filling drops the index
     /// and returns the error. A build cut short (a `Busy` batch, a crash)
     /// leaves the index `building`: calling this again with the same `spec`
@@ -311,9 +311,8 @@ impl Db {
             c.add_index(spec, IndexStatus::Building)?;
         }
         tx.commit()?;
-        let mut batch = 0u64;
+        let mut last_gap = std::time::Instant::now();
         loop {
-            batch += 1;
             let mut tx = self.begin_write()?;
             let result = tx.collection_mut(coll)?.backfill(&name, BACKFILL_BATCH);
             match result {
@@ -325,16 +324,27 @@ impl Db {
                     self.pager().let_waiting_writers_in();
                     // A writer in another process polls for the lock, at
                     // most 4 ms apart (`shm::retry`): leave it a longer gap
-                    // now and then (a build of 8 batches takes 40-300 ms),
+                    // every 100 ms of building (at most 5% of the build's
+                    // time: a batch of small documents takes about 1 ms),
                     // or it may wait out its busy timeout.
-                    if batch.is_multiple_of(8) {
+                    if last_gap.elapsed() >= std::time::Duration::from_millis(100) {
                         std::thread::sleep(std::time::Duration::from_millis(5));
+                        last_gap = std::time::Instant::now();
                     }
                 }
                 Err(e) => {
                     drop(tx);
                     let mut tx = self.begin_write()?;
-                    tx.collection_mut(coll)?.drop_index(&name)?;
+                    let mut c = tx.collection_mut(coll)?;
+                    if !c.read().indexes().iter().any(|i| i.spec.name == name) {
+                        // Gone meanwhile: another transaction finished it
+                        // and found a unique violation, or dropped it.
+                        return Err(Error::Constraint(format!(
+                            "index {name:?} of collection {coll:?} was dropped while this build ran (a \
+                             transaction that finished it found a unique violation, or dropped it)"
+                        )));
+                    }
+                    c.drop_index(&name)?;
                     tx.commit()?;
                     return Err(e);
                 }
