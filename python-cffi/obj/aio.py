@@ -43,7 +43,7 @@ _D = TypeVar("_D")  # a default value (KvNamespace.get)
 # timeout for another writer). AsyncDb runs them on its writer threads.
 _WRITES = frozenset({
     "insert", "insert_many", "upsert", "update", "delete", "create_index", "drop_collection", "import_",
-    "migrate_all",
+    "migrate_all", "drop_index",
     "compact", "rekey", "checkpoint", "put", "create", "drop",
 })
 
@@ -56,6 +56,7 @@ _WRITES = frozenset({
 # commit has begun returns the commit's result (see _write_in_tx).
 _TX_WRITES = frozenset({
     "insert", "insert_many", "upsert", "update", "delete", "create_index", "drop_collection", "migrate_all",
+    "drop_index",
 })
 _KV_TX_WRITES = frozenset({"put", "delete", "pop", "create", "drop"})
 
@@ -543,6 +544,7 @@ if TYPE_CHECKING:
         async def delete(self, what: Any, doc_id: int) -> bool: ...
         async def count(self, what: Any) -> int: ...
         async def migrate_all(self, what: type) -> int: ...
+        async def drop_index(self, collection: Any, name: str) -> None: ...
 else:
     _AsyncDocCalls = object
 

@@ -922,6 +922,12 @@ class Db:
         self._no_nested_write()
         check(lib.obj_db_index_create(self._handle(), cname, js, len(js)))
 
+    def drop_index(self, collection: Any, name: str) -> None:
+        """Drops a secondary index with its entries (NotFoundError if
+        absent), in a write transaction of its own."""
+        with self.transaction() as tx:
+            tx.drop_index(collection, name)
+
     def drop_collection(self, name: str) -> bool:
         """Drops a collection; True if it existed."""
         with self.transaction() as tx:

@@ -1344,7 +1344,10 @@ class WriteTxn(ReadTxn):
         a unique index then refuses a key the migration made twice, with
         ``ConstraintError``, writing nothing)."""
         s = self._schema(what)
-        n = self._migrate_older(s, self._wname(s.collection))
+        cname = self._wname(s.collection)
+        if self._c_coll_info(cname) is None:
+            return 0  # (no collection: none made)
+        n = self._migrate_older(s, cname)
         self._ensure(s)
         return n
 

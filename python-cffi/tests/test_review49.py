@@ -277,3 +277,25 @@ def test_a_build_finished_by_a_transaction_meanwhile_reports_the_violation(tmp_p
         assert isinstance(got.get("builder"), obj.ConstraintError), got
         assert d.count("other") == 1
         assert not any(c.indexes for c in d.stat().collections if c.name == "u")
+
+
+async def test_drop_index_on_db_and_migrate_all_of_nothing(tmp_path):
+    path = str(tmp_path / "di.obj")
+    with obj.Db(path) as d:
+        d.insert_many("c", [{"n": i} for i in range(10)])
+        d.create_index("c", "by_n", "n")
+        d.drop_index("c", "by_n")
+        with pytest.raises(obj.NotFoundError):
+            d.drop_index("c", "by_n")
+        assert not [c.indexes for c in d.stat().collections if c.indexes]
+        U = _users(2, lambda cls, doc, v: cls(doc.email), history=[_users(1)])
+        assert d.migrate_all(U) == 0
+        assert "u" not in d.collections()  # none made
+    adb = obj.AsyncDb(path)
+    try:
+        await adb.create_index("c", "by_n", "n")
+        await adb.drop_index("c", "by_n")
+        with pytest.raises(obj.NotFoundError):
+            await adb.drop_index("c", "by_n")
+    finally:
+        await adb.close()
