@@ -911,16 +911,21 @@ class Db:
         transaction). Until it is complete ``stat()`` shows it "building"
         and queries do not use it; the same index again does nothing, and
         resumes a build cut short."""
-        target, spec = _index_request(collection, name, fields, kind)
-        if type(target) is not str:
-            self._check_shape(target)
-            target = target.collection
-        if self._attached and "." in target and target.partition(".")[0] in self._attached:
-            raise InvalidArgumentError(f"{target!r} is in an attached namespace, which is read-only")
+        coll, spec = _index_request(self, collection, name, fields, kind)
         js = _index_spec_json(spec)
-        cname = self._cname(target)
+        cname = self._wname(coll)
         self._no_nested_write()
         check(lib.obj_db_index_create(self._handle(), cname, js, len(js)))
+
+    def _wname(self, name: str, attached: Any = ()) -> bytes:
+        """The C name of collection ``name`` for a write: InvalidArgumentError
+        when it is in a namespace attached to this Db (or in ``attached``, a
+        transaction's own), which is read-only."""
+        if (self._attached or attached) and "." in name:
+            ns = name.partition(".")[0]
+            if ns in self._attached or ns in attached:
+                raise InvalidArgumentError(f"{name!r} is in an attached namespace, which is read-only")
+        return self._cname(name)
 
     def drop_index(self, collection: Any, name: str) -> None:
         """Drops a secondary index with its entries (NotFoundError if

@@ -224,13 +224,19 @@ def _index_spec_json(spec: dict) -> bytes:
     return _codec.utf8(json.dumps(spec, ensure_ascii=False), "index spec")
 
 
-def _index_request(what: Any, name: str, fields: Sequence[str] | str, kind: str) -> tuple[Any, dict]:
-    """``(collection name or schema, spec)`` of a ``create_index`` call."""
-    target = what if type(what) is str else schema_of(what)
-    if target is None:
-        raise _not_document(what)
+def _index_request(db: Any, what: Any, name: str, fields: Sequence[str] | str, kind: str) -> tuple[str, dict]:
+    """``(collection name, spec)`` of a ``create_index`` call on ``db``
+    (a class's shape checked against the one ``db`` knows)."""
+    if type(what) is str:
+        coll = what
+    else:
+        s = schema_of(what)
+        if s is None:
+            raise _not_document(what)
+        db._check_shape(s)
+        coll = s.collection
     fields = [fields] if isinstance(fields, str) else _codec.listed(fields, "create_index's fields")
-    return target, {"name": name, "kind": kind, "fields": list(fields)}
+    return coll, {"name": name, "kind": kind, "fields": list(fields)}
 
 
 def _not_document(x: Any) -> InvalidArgumentError:
@@ -1303,12 +1309,7 @@ class WriteTxn(ReadTxn):
             self.rollback()
 
     def _wname(self, name: str) -> bytes:
-        db = self._db
-        if (db._attached or self._attached) and "." in name:
-            ns = name.partition(".")[0]
-            if ns in db._attached or ns in self._attached:
-                raise InvalidArgumentError(f"{name!r} is in an attached namespace, which is read-only")
-        return db._cname(name)
+        return self._db._wname(name, self._attached)
 
     def _ensure(self, s: Schema) -> bytes:
         """The C name of a typed collection, creating it and its declared
@@ -1595,8 +1596,7 @@ class WriteTxn(ReadTxn):
     def create_index(self, collection: Any, name: str, fields: Sequence[str] | str, kind: str = "standard") -> None:
         """Creates a secondary index (``kind``: standard, unique or multi)
         over ``fields`` and fills it from the existing documents."""
-        target, spec = _index_request(collection, name, fields, kind)
-        coll = target if type(target) is str else self._schema(collection).collection
+        coll, spec = _index_request(self._db, collection, name, fields, kind)
         self._c_index_create(self._wname(coll), spec)
 
     def drop_index(self, collection: Any, name: str) -> None:

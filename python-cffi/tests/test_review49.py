@@ -299,3 +299,18 @@ async def test_drop_index_on_db_and_migrate_all_of_nothing(tmp_path):
             await adb.drop_index("c", "by_n")
     finally:
         await adb.close()
+
+
+def test_index_calls_refuse_an_attached_namespace(tmp_path):
+    other, main = str(tmp_path / "o.obj"), str(tmp_path / "m.obj")
+    with obj.Db(other) as o:
+        o.insert("docs", {"n": 1})
+    with obj.Db(main) as d:
+        d.attach(other, "arch")
+        for call in (lambda: d.create_index("arch.docs", "by_n", "n"),
+                     lambda: d.drop_index("arch.docs", "by_n")):
+            with pytest.raises(obj.InvalidArgumentError, match="attached namespace"):
+                call()
+        assert "arch.docs" not in d.collections()
+    with obj.Db(other) as o:
+        assert not [c.indexes for c in o.stat().collections if c.indexes]
