@@ -191,6 +191,23 @@ def test_an_import_keeps_its_memory_flat(tmp_path):
     # 22 MB apart with the cap, 63 MB without it.
     assert large - small < 40 << 10, (small, large)
 
+    # The command line's load, which writes through a Python transaction.
+    load = (
+        "import sys, obj.cli\n"
+        "code = obj.cli.main(['load', sys.argv[1], '--all', sys.argv[2], '-q'])\n"
+        "print(code, next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
+    )
+
+    def load_peak_kib(n):
+        r = subprocess.run([sys.executable, "-c", load, str(tmp_path / f"l{n}.obj"), str(tmp_path / f"s{n}.jsonl")],
+                           capture_output=True, text=True, check=True)
+        code, kib = r.stdout.split()[-2:]
+        assert code == "0", r
+        return int(kib)
+
+    small, large = load_peak_kib(20000), load_peak_kib(400000)
+    assert large - small < 40 << 10, (small, large)
+
 
 def test_update_keeps_a_constraint_error_of_the_document_it_returned(tmp_path):
     with obj.Db(str(tmp_path / "uc.obj")) as d:
