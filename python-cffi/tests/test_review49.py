@@ -29,7 +29,7 @@ def test_count_is_len(tmp_path):
         with d.transaction() as tx:
             tx.kv("s").put(b"b", b"2")
             assert tx.kv("s").count() == 2
-            assert ns.count() == 1  # the caller's own snapshot, before the commit
+            assert ns.count() == 1  # a snapshot of its own: the transaction has not committed
         assert ns.count() == len(ns) == 2
 
 
