@@ -95,7 +95,9 @@ fn parse_index_spec(bytes: &[u8]) -> Result<IndexSpec, Error> {
 /// (`kind` defaults to "standard"; several fields make a composite index,
 /// most significant first; nested paths like "address.city"). Existing
 /// documents are indexed before this returns. The same name with the same
-/// spec again is OBJ_OK. Errors: OBJ_CONSTRAINT (a unique index and two
+/// spec again is OBJ_OK (an index left "building" by an obj_db_index_create
+/// cut short is finished here, in this transaction). Errors: OBJ_CONSTRAINT
+/// (a unique index and two
 /// existing documents share a value; no trace is left),
 /// OBJ_INVALID_ARGUMENT (malformed spec, same name with another spec, a
 /// raw collection, read or finished transaction, an existing document
