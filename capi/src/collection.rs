@@ -305,15 +305,24 @@ pub unsafe extern "C" fn obj_db_count(
         let coll = unsafe { arg_str(coll, "collection name") }?;
         // SAFETY: per contract.
         let snapshot = unsafe { begin_own_read(db) }?;
-        let n = match snapshot.collection(coll) {
-            Ok(c) => c.count()?,
-            Err(Error::NotFound(_)) => 0,
-            Err(e) => return Err(e),
+        let n = match or_missing(snapshot.collection(coll))? {
+            Some(c) => c.count()?,
+            None => 0,
         };
         drop(snapshot);
         // SAFETY: checked non-null.
         unsafe { put(out_count, n, "out_count") }
     })
+}
+
+/// `None` for a collection that is not there (`NotFound`): a missing
+/// collection reads as an empty one.
+pub(crate) fn or_missing<T>(opened: Result<T, Error>) -> Result<Option<T>, Error> {
+    match opened {
+        Ok(c) => Ok(Some(c)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Fails unless collection `name`, of kind `kind`, holds `want` documents.

@@ -10,7 +10,7 @@ use obj_engine::{CollectionKind, CollectionMut, Error, Value, WriteTxn};
 
 use crate::batch::{json_list, Part};
 use crate::bytes::{arg_bytes, arg_slice, arg_str, need, obj_bytes, parse_document, put, put_found, put_opt};
-use crate::collection::expect_kind;
+use crate::collection::{expect_kind, or_missing};
 use crate::cursor::reserve_like_first;
 use crate::db::{begin_own_read, begin_own_write, obj_db};
 use crate::error::fence;
@@ -472,13 +472,12 @@ pub unsafe extern "C" fn obj_db_doc_get(
         // SAFETY: per contract.
         let snapshot = unsafe { begin_own_read(db) }?;
         let mut bytes = Vec::new();
-        let got = match snapshot.collection(coll) {
-            Ok(c) => {
+        let got = match or_missing(snapshot.collection(coll))? {
+            Some(c) => {
                 expect_kind(c.name(), c.kind(), CollectionKind::Documents)?;
                 c.get_json(id, &mut bytes)?
             }
-            Err(Error::NotFound(_)) => None,
-            Err(e) => return Err(e),
+            None => None,
         };
         drop(snapshot);
         if let Some(version) = got {
@@ -928,13 +927,12 @@ pub unsafe extern "C" fn obj_db_raw_get(
         let coll = unsafe { arg_str(coll, "collection name") }?;
         // SAFETY: per contract.
         let snapshot = unsafe { begin_own_read(db) }?;
-        let got = match snapshot.collection(coll) {
-            Ok(c) => {
+        let got = match or_missing(snapshot.collection(coll))? {
+            Some(c) => {
                 expect_kind(c.name(), c.kind(), CollectionKind::Raw)?;
                 c.get_raw(id)?
             }
-            Err(Error::NotFound(_)) => None,
-            Err(e) => return Err(e),
+            None => None,
         };
         drop(snapshot);
         // SAFETY: checked non-null.

@@ -9,7 +9,7 @@ use obj_engine::{CollectionKind, CollectionMut, Error, IndexInfo, IndexKind, Ind
 
 use crate::batch::{json_list, Part};
 use crate::bytes::{arg_bytes, arg_str, json_bytes, json_text, need, obj_bytes, put, put_opt};
-use crate::collection::index_json;
+use crate::collection::{index_json, or_missing};
 use crate::db::obj_db;
 use crate::error::fence;
 use crate::obj_status;
@@ -181,10 +181,9 @@ pub unsafe extern "C" fn obj_db_index_create(
                 // obj_index_create, not an error.
                 let done = || -> Result<bool, Error> {
                     let rx = d.begin_read()?;
-                    let status = match rx.collection(coll) {
-                        Ok(c) => existing(coll, c.indexes(), &spec)?,
-                        Err(Error::NotFound(_)) => None,
-                        Err(e) => return Err(e),
+                    let status = match or_missing(rx.collection(coll))? {
+                        Some(c) => existing(coll, c.indexes(), &spec)?,
+                        None => None,
                     };
                     Ok(status == Some(IndexStatus::Ready))
                 };

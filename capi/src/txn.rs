@@ -32,6 +32,7 @@ use obj_engine::{
 };
 
 use crate::bytes::need;
+use crate::collection::or_missing;
 use crate::db::{free_handle, handle, new_handle, obj_db, open_db, DbState, DB_TAG, TXN_TAG};
 use crate::error::fence;
 use crate::obj_status;
@@ -280,11 +281,7 @@ impl TxnInner {
                     TxnState::Write(w) => w.collection(name).map(CachedColl::Write),
                     TxnState::Finished(how) => return Err(finished(how)),
                 };
-                let entry = match opened {
-                    Ok(c) => Some(c),
-                    Err(Error::NotFound(_)) => None,
-                    Err(e) => return Err(e),
-                };
+                let entry = or_missing(opened)?;
                 if self.colls.len() >= COLL_CACHE {
                     self.colls.clear();
                 }
