@@ -127,7 +127,8 @@ fn disk_size(dir: &Path, main: &str) -> DiskSize {
 pub struct Concurrent {
     /// Reads completed by all reader threads.
     pub reads: u64,
-    /// Durable commits completed by the writer meanwhile.
+    /// Durable commits completed by the writer meanwhile (0 in a run
+    /// without one).
     pub commits: u64,
     /// Wall time of the run in seconds.
     pub secs: f64,
@@ -148,6 +149,12 @@ impl Concurrent {
     /// actually runs, whatever else competes for the cores.
     pub fn reads_per_cpu_sec(&self) -> f64 {
         self.reads as f64 / self.reader_cpu_secs
+    }
+
+    /// The cores the readers had on average: their CPU time over the wall
+    /// time (2.0 for two readers that never waited for a core).
+    pub fn cores(&self) -> f64 {
+        self.reader_cpu_secs / self.secs
     }
 
     /// Commits per second of writer CPU time: the share of the cores a
@@ -195,20 +202,24 @@ pub trait KvEngine: Send + Sync {
     fn disk_size(&self) -> DiskSize;
 }
 
-/// Runs `readers` reader threads and one writer for about `duration`.
+/// Runs `readers` reader threads, and one writer if `writer`, for about
+/// `duration`.
 pub fn concurrent(
     engine: &dyn KvEngine,
     data: &KvData,
     readers: usize,
+    writer: bool,
     duration: Duration,
 ) -> Result<Concurrent> {
     let stop = &AtomicBool::new(false);
     let start = Instant::now();
     let (reads, commits, cpu, writer_cpu) = std::thread::scope(|s| -> Result<(u64, u64, f64, f64)> {
-        let writer = s.spawn(|| {
-            let cpu = thread_cpu_secs();
-            let commits = engine.write_loop(data, 0xC0FFEE, stop);
-            (commits, thread_cpu_secs() - cpu)
+        let writer = writer.then(|| {
+            s.spawn(|| {
+                let cpu = thread_cpu_secs();
+                let commits = engine.write_loop(data, 0xC0FFEE, stop);
+                (commits, thread_cpu_secs() - cpu)
+            })
         });
         let handles: Vec<_> = (0..readers)
             .map(|i| {
@@ -227,8 +238,13 @@ pub fn concurrent(
             reads += r?;
             cpu += c;
         }
-        let (commits, writer_cpu) = writer.join().expect("writer thread panicked");
-        Ok((reads, commits?, cpu, writer_cpu))
+        match writer {
+            Some(w) => {
+                let (commits, writer_cpu) = w.join().expect("writer thread panicked");
+                Ok((reads, commits?, cpu, writer_cpu))
+            }
+            None => Ok((reads, 0, cpu, 0.0)),
+        }
     })?;
     Ok(Concurrent {
         reads,

@@ -299,23 +299,30 @@ fn kv_workload(cfg: &Config) -> Result<()> {
         rates: r,
     });
 
-    // Concurrent reads while a writer commits.
+    // Concurrent reads while a writer commits, and with no writer.
     // Each engine alternates 1 and 2 readers `repeat` times; the best run of
     // each is kept (interference from other processes only slows a run down).
+    // The runs without a writer separate what the engine's read path costs
+    // a second reader from the share of two cores a durable writer (and the
+    // kernel's work for its fsyncs) takes.
     let mut conc: Vec<Vec<kv::Concurrent>> = vec![Vec::new(), Vec::new()];
+    let mut alone: Vec<Vec<kv::Concurrent>> = vec![Vec::new(), Vec::new()];
     for e in &engines {
-        let mut best = [kv::Concurrent::default(), kv::Concurrent::default()];
-        for rep in 0..cfg.repeat.max(1) {
-            for (slot, readers) in [1usize, 2].into_iter().enumerate() {
-                progress(&format!("{}: {readers} reader(s) + 1 writer, run {}", e.name(), rep + 1));
-                let c = kv::concurrent(e.as_ref(), &data, readers, cfg.concurrent)?;
-                if best[slot].secs == 0.0 || c.rate() > best[slot].rate() {
-                    best[slot] = c;
+        for (writer, into) in [(true, &mut conc), (false, &mut alone)] {
+            let mut best = [kv::Concurrent::default(), kv::Concurrent::default()];
+            for rep in 0..cfg.repeat.max(1) {
+                for (slot, readers) in [1usize, 2].into_iter().enumerate() {
+                    let with = if writer { " + 1 writer" } else { ", no writer" };
+                    progress(&format!("{}: {readers} reader(s){with}, run {}", e.name(), rep + 1));
+                    let c = kv::concurrent(e.as_ref(), &data, readers, writer, cfg.concurrent)?;
+                    if best[slot].secs == 0.0 || c.rate() > best[slot].rate() {
+                        best[slot] = c;
+                    }
                 }
             }
+            into[0].push(best[0]);
+            into[1].push(best[1]);
         }
-        conc[0].push(best[0]);
-        conc[1].push(best[1]);
     }
     for (i, readers) in [1usize, 2].iter().enumerate() {
         steps.push(Step {
@@ -343,6 +350,14 @@ fn kv_workload(cfg: &Config) -> Result<()> {
             name: format!("  writer commits per writer CPU-second ({readers} reader(s))"),
             unit: "commits/s",
             rates: conc[i].iter().map(kv::Concurrent::commits_per_cpu_sec).collect(),
+        });
+    }
+
+    for (i, readers) in [1usize, 2].iter().enumerate() {
+        steps.push(Step {
+            name: format!("random reads, {readers} reader thread(s), no writer"),
+            unit: "reads/s",
+            rates: alone[i].iter().map(|c| c.reads as f64 / c.secs).collect(),
         });
     }
 
@@ -385,6 +400,10 @@ fn kv_workload(cfg: &Config) -> Result<()> {
         (0..names.len()).map(|i| conc[1][i].reads_per_cpu_sec() / conc[0][i].reads_per_cpu_sec()).collect();
     let mut row = vec!["reads per CPU-second, 2 readers ÷ 1 reader".to_string(), "×".into()];
     row.extend(efficiency.iter().map(|&x| ratio(x)));
+    t.row(row);
+    let scaling_alone: Vec<f64> = (0..names.len()).map(|i| alone[1][i].rate() / alone[0][i].rate()).collect();
+    let mut row = vec!["read scaling, 1 → 2 reader threads, no writer".to_string(), "×".into()];
+    row.extend(scaling_alone.iter().map(|&x| ratio(x)));
     t.row(row);
     let mut row = vec!["database file after the bulk load".to_string(), "".into()];
     row.extend(sizes.iter().map(|s: &kv::DiskSize| bytes(s.main)));
@@ -450,7 +469,11 @@ fn kv_workload(cfg: &Config) -> Result<()> {
         ]);
         g.row([
             "reads scale ≥ 1.7× from 1 to 2 threads".into(),
-            format!("{} (with a writer committing)", ratio(scaling[o])),
+            format!(
+                "{} (with a writer committing; the two readers ran on {:.2} cores)",
+                ratio(scaling[o]),
+                conc[1][o].cores()
+            ),
             yes(scaling[o] >= 1.7),
         ]);
         g.row([
@@ -461,6 +484,11 @@ fn kv_workload(cfg: &Config) -> Result<()> {
                 ratio(2.0 * efficiency[o])
             ),
             yes(2.0 * efficiency[o] >= 1.7),
+        ]);
+        g.row([
+            "  the same, with no writer".into(),
+            format!("{} (the two readers ran on {:.2} cores)", ratio(scaling_alone[o]), alone[1][o].cores()),
+            yes(scaling_alone[o] >= 1.7),
         ]);
         println!("{}", g.render());
     }
