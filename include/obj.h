@@ -648,8 +648,7 @@ obj_status obj_options_init(obj_options *opts);
  * OBJ_ENCRYPTION (missing or wrong key), OBJ_UNSUPPORTED (newer format),
  * OBJ_CORRUPTION, OBJ_BUSY (another process is creating the file; another
  * process has it open under another name, a hard link (a symbolic link
- * is followed to its target's name); the
- * file is open read-only in this process and this open asks for writes;
+ * is followed to its target's name);
  * a file system without shared memory, where one process at a time may
  * open it), OBJ_IO (among others, a missing directory on the path: the
  * open creates the file, not its directories).
@@ -811,8 +810,9 @@ obj_status obj_doc_insert_many(obj_txn *txn,
  * two lines) or two documents on a line is OBJ_INVALID_ARGUMENT, and so is
  * any other bad document, with a message that begins with the first bad
  * line ("line 3: ...", counted from 1 in `text`). Other errors are
- * obj_doc_insert_many's (OBJ_CONSTRAINT names the documents by their
- * place in the batch, from 0: line n is document n - 1). Empty text is
+ * obj_doc_insert_many's (OBJ_CONSTRAINT names the batch's documents by
+ * their place in it, from 0: line n is document n - 1; a document stored
+ * before the batch, by its id). Empty text is
  * OBJ_OK with *out_count = 0.
  *
  * # Safety

@@ -438,8 +438,7 @@ unsafe fn to_options(opts: *const obj_options) -> Result<Options, Error> {
 /// OBJ_ENCRYPTION (missing or wrong key), OBJ_UNSUPPORTED (newer format),
 /// OBJ_CORRUPTION, OBJ_BUSY (another process is creating the file; another
 /// process has it open under another name, a hard link (a symbolic link
-/// is followed to its target's name); the
-/// file is open read-only in this process and this open asks for writes;
+/// is followed to its target's name);
 /// a file system without shared memory, where one process at a time may
 /// open it), OBJ_IO (among others, a missing directory on the path: the
 /// open creates the file, not its directories).

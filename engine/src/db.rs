@@ -243,8 +243,7 @@ impl Db {
     /// `Corruption` (damaged or truncated file), `Busy` (another process is
     /// creating, opening or closing it for longer than the busy timeout;
     /// another process has it open under another name, a hard link (a
-    /// symbolic link is followed to its target's name); it is open read-only in this process and this open asks for
-    /// writes; read-only, the `-shm` file cannot be opened for writing while
+    /// symbolic link is followed to its target's name); read-only, the `-shm` file cannot be opened for writing while
     /// other processes use the database; a file system without shared
     /// memory, where one handle at a time may open it), `Io`.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
@@ -260,26 +259,23 @@ impl Db {
         // entries (`Engine::drop`).
         reg.retain(|_, engine| engine.strong_count() > 0);
         let open_key = if os_vfs { file_key(path) } else { None };
-        // An engine inherited through fork() is the parent's, and one that
-        // a failed fsync or rekey left unusable answers every call with
-        // that failure: this open opens the file anew (as another process
-        // would, beside it), and its engine takes the registry's place.
+        // An engine inherited through fork() is the parent's, one that a
+        // failed fsync or rekey left unusable answers every call with that
+        // failure, and a read-only one (a read-only open, an attachment)
+        // cannot commit for a handle that asks for writes: this open opens
+        // the file anew (as another process would, beside it; the shared
+        // index's locks are per open file, so the two exclude each other as
+        // two processes do), and its engine takes the registry's place.
         let open_engine = open_key
             .as_ref()
             .and_then(|k| reg.get(k))
             .and_then(Weak::upgrade)
-            .filter(|e| e.pager.is_usable());
+            .filter(|e| e.pager.is_usable() && (read_only || !e.pager.is_read_only()));
         if let Some(engine) = open_engine {
             // Not held past here: should this `engine` turn out to be the
             // last handle (another thread closing meanwhile), dropping it
             // takes the registry lock (`Engine::drop`).
             drop(reg);
-            if engine.pager.is_read_only() && !read_only {
-                return Err(Error::Busy(format!(
-                    "{} is already open read-only in this process",
-                    path.display()
-                )));
-            }
             // Commits go through the one engine: a handle asking for other
             // durability than it gives would be told a lie (a read-only
             // handle commits nothing).
