@@ -156,8 +156,9 @@ pub unsafe extern "C" fn obj_doc_insert_many(
 /// two lines) or two documents on a line is OBJ_INVALID_ARGUMENT, and so is
 /// any other bad document, with a message that begins with the first bad
 /// line ("line 3: ...", counted from 1 in `text`). Other errors are
-/// obj_doc_insert_many's (OBJ_CONSTRAINT names the documents by their
-/// place in the batch, from 0: line n is document n - 1). Empty text is
+/// obj_doc_insert_many's (OBJ_CONSTRAINT names the batch's documents by
+/// their place in it, from 0: line n is document n - 1; a document stored
+/// before the batch, by its id). Empty text is
 /// OBJ_OK with *out_count = 0.
 ///
 /// # Safety

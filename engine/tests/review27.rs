@@ -215,7 +215,8 @@ fn an_export_to_a_directory_is_refused_before_it_is_written() {
 //   "document 3", the id the batch's first document would have had: the
 //   failed batch wrote nothing, so no such document exists. It now names
 //   both places in the batch. Against a document stored before the batch
-//   the message still names its id.
+//   the message names its id, and (since review 50) the batch document's
+//   place, which it had left out.
 
 #[test]
 fn a_repeat_inside_a_batch_names_its_places_in_the_batch() {
@@ -246,9 +247,12 @@ fn a_repeat_inside_a_batch_names_its_places_in_the_batch() {
         e.to_string().contains("document 30000 of the batch (from 0) repeats the value of document 7"),
         "{e}"
     );
-    // Against a stored document: its id, which exists.
+    // Against a stored document: its id, which exists, and the place in the batch.
     let e = c.insert_many(&[doc("c"), doc("stored")]).unwrap_err();
     assert!(e.to_string().contains("already holds this value (document 1)"), "{e}");
+    assert!(e.to_string().contains("document 1 of the batch (from 0) repeats it"), "{e}");
+    let e = c.insert_json_many(br#"[{"e":"y"},{"e":"z"},{"e":"stored"}]"#, 0, |_| Ok(())).unwrap_err();
+    assert!(e.to_string().contains("(document 1): document 2 of the batch (from 0) repeats it"), "{e}");
     // Nothing of the batches stayed, and a single insert still names the id.
     assert_eq!(c.count().unwrap(), 1);
     let e = c.insert(&doc("stored")).unwrap_err();

@@ -1711,10 +1711,15 @@ impl<'t> CollectionMut<'t> {
                     Ok(other) if other == id => continue,
                     Ok(other) => {
                         let spec = &self.st.indexes[pos].spec;
-                        match self.batch_from.filter(|&first| other >= first) {
+                        match self.batch_from {
                             // Ids from the batch's first on are the batch's own.
-                            Some(first) => {
+                            Some(first) if other >= first => {
                                 unique_violation_in_batch(&self.st.name, spec, other - first, id - first)
+                            }
+                            // Against a stored document: its id, and the
+                            // offending document's place in the batch.
+                            Some(first) => {
+                                unique_violation_from_batch(&self.st.name, spec, other, id - first)
                             }
                             None => unique_violation(&self.st.name, spec, other),
                         }
@@ -1963,6 +1968,17 @@ fn check_index_key_lengths(spec: &IndexSpec, keys: &[Vec<u8>], usable: usize) ->
 fn unique_violation(coll: &str, spec: &IndexSpec, other: u64) -> Error {
     Error::Constraint(format!(
         "unique index {:?} of collection {coll:?} on {} already holds this value (document {other})",
+        spec.name,
+        spec.field_strings().join(", ")
+    ))
+}
+
+/// A unique violation of a batch's document (its place in the batch, from
+/// 0) against stored document `other` (its id): the batch wrote nothing.
+fn unique_violation_from_batch(coll: &str, spec: &IndexSpec, other: u64, place: u64) -> Error {
+    Error::Constraint(format!(
+        "unique index {:?} of collection {coll:?} on {} already holds this value (document {other}): \
+         document {place} of the batch (from 0) repeats it; nothing of the batch was written",
         spec.name,
         spec.field_strings().join(", ")
     ))
