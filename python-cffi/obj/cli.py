@@ -1228,7 +1228,7 @@ def cmd_restore(a: argparse.Namespace) -> int:
         _last_step()  # a restore puts the whole copy in place, or nothing
         obj.Db.restore(a.backup, a.target, overwrite=a.overwrite, **key)
     except obj.InvalidArgumentError as e:
-        if "(allow overwriting" not in str(e):
+        if "(pass overwrite=True" not in str(e):
             raise
         # The engine's wording names its option; here it is a flag.
         raise obj.InvalidArgumentError(f"{a.target} already exists (pass --overwrite to replace it)") from None

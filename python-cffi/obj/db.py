@@ -47,6 +47,8 @@ __all__ = [
 T = TypeVar("T")  # a document class's instances (type checkers only; see obj.txn.T)
 
 _SYNC = {"full": 0, "normal": 1, "off": 2}
+# The library's advice when a restore's target exists, in the C API's terms.
+_C_OVERWRITE = "(allow overwriting to replace it)"
 # The largest value each integer option of obj_options holds (its C type's range).
 _OPTION_MAX = {name: 2 ** (8 * ffi.sizeof(field.type)) - 1 for name, field in ffi.typeof("obj_options").fields
                if name in ("page_size", "cache_size", "busy_timeout_ms", "wal_autocheckpoint", "max_dirty_bytes")}
@@ -1089,7 +1091,14 @@ class Db:
         src = _codec.cpath(backup, "backup path")
         dst = _codec.cpath(target, "target path")
         k, p = _key_args(key, passphrase)
-        check(lib.obj_db_restore_with_key(src, dst, bool(overwrite), k, p))
+        try:
+            check(lib.obj_db_restore_with_key(src, dst, bool(overwrite), k, p))
+        except InvalidArgumentError as e:
+            # The library's advice names the C option; here it is a keyword.
+            if _C_OVERWRITE not in e.args[0]:
+                raise
+            raise InvalidArgumentError(e.args[0].replace(_C_OVERWRITE, "(pass overwrite=True to replace it)"),
+                                       status=e.status) from None
 
     def compact(self) -> dict:
         """Shrinks the file in place (crash-safe); returns the report
