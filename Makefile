@@ -121,6 +121,8 @@ install: build
 	install -m 755 target/release/libobj.so $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libobj.so
 	install -m 644 target/release/libobj.a $(DESTDIR)$(PREFIX)/lib/libobj.a
+	install -d $(DESTDIR)$(PREFIX)/share/doc/obj
+	install -m 644 docs/query-json.md $(DESTDIR)$(PREFIX)/share/doc/obj/query-json.md
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|'"$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"'|' \
 	  capi/obj.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/obj.pc
 
@@ -190,6 +192,7 @@ test-install: c-tools
 	PKG_CONFIG_PATH=$(CURDIR)/target/install-test/lib/pkgconfig; export PKG_CONFIG_PATH; \
 	  cc tests/c/pkgconfig_prog.c $$(pkg-config --cflags --libs obj) -Wl,-rpath,$(CURDIR)/target/install-test/lib \
 	  -o target/install-test/prog && target/install-test/prog target/install-test/prog.obj
+	test -s target/install-test/share/doc/obj/query-json.md
 
 # The Python package (python-cffi/): a dev venv in .venv, a wheel that
 # bundles libobj.so, and the tests run against the wheel installed in a

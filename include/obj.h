@@ -40,7 +40,8 @@
  * last digits (write it as a string, or as a float with an exponent); a
  * number beyond the f64 range (1e400, a 400-digit integer) is
  * OBJ_INVALID_ARGUMENT "number out of range", and one too small for it
- * (1e-400) reads as 0.0); queries as in docs/query-json.md (map values
+ * (1e-400) reads as 0.0); queries as in docs/query-json.md, which make
+ * install puts in <prefix>/share/doc/obj/ (map values
  * in filters read "$$" keys the same way; paths name keys unescaped: "$k"
  * for the key written "$$k"). Reads of a
  * missing collection see an empty one; writes create a document
@@ -445,8 +446,9 @@ obj_status obj_db_count(obj_db *db, const char *coll, uint64_t *out_count);
  * streaming cursor in `*out` (free with obj_cursor_free): no document is
  * read until the first obj_cursor_next (the collection's catalog entry
  * and the first pages of its trees are), and only one document is held at a time
- * (a sort that no index serves buffers up to sort_buffer_limit documents on
- * the first step; more is OBJ_INVALID_ARGUMENT then). A missing collection
+ * (a sort that no index serves buffers up to sort_buffer_limit documents,
+ * 100,000 unless the query sets it, on the first step; more is
+ * OBJ_INVALID_ARGUMENT then). A missing collection
  * gives no rows. `"count_only": true` is refused: use obj_query_count.
  *
  * The cursor reads through `txn`. On a read transaction it sees that
@@ -1125,7 +1127,8 @@ obj_status obj_json_may_hold_null(const uint8_t *json, size_t len, bool *out);
 
 /**
  * The message of the calling thread's most recent failed call ("" if
- * none). The pointer stays valid until this thread's next obj_* call
+ * none). A call that succeeds leaves it as it was: test the status a
+ * call returns, not this message, to tell whether it failed. The pointer stays valid until this thread's next obj_* call
  * other than `obj_last_error`. Never NULL. Thread-safe. Calls made while
  * the thread exits (from a pthread key destructor) work too, and their
  * message is freed with the thread.

@@ -120,8 +120,9 @@ fn next_hit(it: &mut CursorIter, out: &mut Vec<u8>) -> Result<Option<(u64, u32)>
 /// streaming cursor in `*out` (free with obj_cursor_free): no document is
 /// read until the first obj_cursor_next (the collection's catalog entry
 /// and the first pages of its trees are), and only one document is held at a time
-/// (a sort that no index serves buffers up to sort_buffer_limit documents on
-/// the first step; more is OBJ_INVALID_ARGUMENT then). A missing collection
+/// (a sort that no index serves buffers up to sort_buffer_limit documents,
+/// 100,000 unless the query sets it, on the first step; more is
+/// OBJ_INVALID_ARGUMENT then). A missing collection
 /// gives no rows. `"count_only": true` is refused: use obj_query_count.
 ///
 /// The cursor reads through `txn`. On a read transaction it sees that

@@ -127,7 +127,8 @@ pub(crate) fn fence(f: impl FnOnce() -> Result<(), Error>) -> obj_status {
 }
 
 /// The message of the calling thread's most recent failed call ("" if
-/// none). The pointer stays valid until this thread's next obj_* call
+/// none). A call that succeeds leaves it as it was: test the status a
+/// call returns, not this message, to tell whether it failed. The pointer stays valid until this thread's next obj_* call
 /// other than `obj_last_error`. Never NULL. Thread-safe. Calls made while
 /// the thread exits (from a pthread key destructor) work too, and their
 /// message is freed with the thread.
