@@ -127,7 +127,9 @@ def _lookup_keys(s: Schema, index: Any, vals: list) -> list:
     UTF-8 (the pre-encoded form of such a key); ``vals`` is changed in
     place. Bytes for a field declared another type that is not bytes (an
     int, a date, ...) are an InvalidArgumentError: no document of the class
-    can hold them there, and this package takes no other pre-encoded form."""
+    can hold them there, and this package takes no other pre-encoded form;
+    so is a value of another kind for a field declared str, int, float or
+    bool (an int for a str field)."""
     if type(index) is not str:
         return vals
     for i, (field, tp) in enumerate(s.key_slot_types(index)):
@@ -139,7 +141,10 @@ def _lookup_keys(s: Schema, index: Any, vals: list) -> list:
             if type(v) is list or type(v) is tuple:  # (a list field's whole-list key)
                 vals[i] = type(v)(Decimal(x) if type(x) is int else x for x in v)
                 continue
-        if i >= len(vals) or not isinstance(vals[i], (bytes, bytearray, memoryview)):
+        if i >= len(vals):
+            continue
+        if not isinstance(vals[i], (bytes, bytearray, memoryview)):
+            _refuse_another_scalar(s, index, field, tp, vals[i])
             continue
         if tp is str:
             try:
@@ -156,6 +161,25 @@ def _lookup_keys(s: Schema, index: Any, vals: list) -> list:
                 f"key only of a str field, as its UTF-8)"
             )
     return vals
+
+
+# For a field declared one of these scalar types, the kinds of value a
+# lookup key may be: any other (an int for a str field, a str for an int
+# one) matches no document of the class, so it is a mistake, not a miss.
+_KEY_KINDS: dict[Any, tuple] = {str: (str,), int: (int, float), float: (int, float), bool: (bool, int)}
+
+
+def _refuse_another_scalar(s: Schema, index: str, field: str, tp: Any, v: Any) -> None:
+    """InvalidArgumentError when key value ``v`` (not bytes) cannot be
+    held by ``field``, declared the scalar type ``tp``; None (an Optional
+    field's) and every other declared type pass."""
+    kinds = _KEY_KINDS.get(tp)
+    if kinds is None or v is None or isinstance(v, kinds):
+        return
+    raise InvalidArgumentError(
+        f"{s.cls.__qualname__} index {index!r}: the key value {v!r:.60} ({type(v).__name__}) is given for "
+        f"field {field!r}, declared {tp.__name__}: no document of the class holds it there"
+    )
 
 
 def _decimals_in(tp: Any) -> bool:

@@ -39,3 +39,37 @@ def test_restore_onto_an_existing_file_names_the_keyword(tmp_path):
     obj.Db.restore_from(src, dst, overwrite=True)
     with obj.Db(dst) as d:
         assert [doc["n"] for _, doc in d.iter_all("c")] == [1]
+
+
+def test_a_lookup_key_of_another_kind_than_its_field_is_refused(tmp_path):
+    # find_unique(Order, "email", 5) answered None and an index range of
+    # ints over a str field nothing, where bytes for an int field were
+    # already refused: no document of the class can hold such a key.
+    from dataclasses import dataclass
+    from typing import Annotated, Optional
+
+    @obj.document(collection="r50_orders", version=1)
+    @dataclass
+    class R50Order:
+        email: Annotated[str, obj.Unique]
+        qty: Annotated[int, obj.Index]
+        price: Annotated[float, obj.Index]
+        note: Annotated[Optional[str], obj.Index] = None
+
+    with obj.Db(str(tmp_path / "k.obj")) as db:
+        oid = db.insert(R50Order("a@x", 3, 2.5))
+        with pytest.raises(obj.InvalidArgumentError, match=r"email.*declared str"):
+            db.find_unique(R50Order, "email", 5)
+        with pytest.raises(obj.InvalidArgumentError, match=r"qty.*declared int"):
+            list(db.index_range(R50Order, "qty", "1", "9"))
+        with pytest.raises(obj.InvalidArgumentError, match=r"declared float"):
+            db.query(R50Order).index_range("price", "a", None).fetch()
+        with db.transaction() as tx:
+            with pytest.raises(obj.InvalidArgumentError, match=r"declared str"):
+                tx.find_unique(R50Order, "email", 1.5)
+        # What a field of the type can hold still finds it: an int for a
+        # float field, None for an Optional one, bytes as a str's UTF-8.
+        assert [i for i, _ in db.index_range(R50Order, "price", 2, 3)] == [oid]
+        assert [i for i, _ in db.index_range(R50Order, "qty", 3, 4)] == [oid]
+        assert db.find_unique(R50Order, "email", b"a@x").qty == 3
+        assert [i for i, _ in db.index_range(R50Order, "note", None, None)] == [oid]
