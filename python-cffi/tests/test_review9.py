@@ -457,6 +457,9 @@ async def test_asyncdb_reads_do_not_wait_behind_writers_waiting_for_the_lock(pat
                 pass
 
     async def writer(i):
+        # Only once the long transaction holds the lock: a writer that took
+        # it first would commit before the reads and change their counts.
+        await locked.wait()
         await adb.insert(Item(100 + i)) if i % 2 else await adb.kv("s").put(b"w%d" % i, b"x")
 
     async def reader():
