@@ -79,3 +79,26 @@ fn a_writer_beside_a_read_only_handle_respects_its_snapshot() {
     let again = Db::open(&path).unwrap();
     again.integrity_check().unwrap();
 }
+
+/// `Db::create_index` with the spec of an index that is ready did not do
+/// nothing, as `obj_db_index_create` and Python's `db.create_index` do: it
+/// refused the name (found by a reliability review driving all three).
+#[test]
+fn creating_a_ready_index_again_does_nothing() {
+    use obj_engine::{IndexKind, IndexSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("i.obj")).unwrap();
+    let mut w = db.begin_write().unwrap();
+    w.collection_mut("c").unwrap().insert_json(br#"{"e": "a"}"#, 0).unwrap();
+    w.commit().unwrap();
+    let spec = IndexSpec::new("em", IndexKind::Unique, &["e"]).unwrap();
+    db.create_index("c", spec.clone()).unwrap();
+    db.create_index("c", spec).expect("the same index again");
+    let other = IndexSpec::new("em", IndexKind::Standard, &["e"]).unwrap();
+    let e = db.create_index("c", other).unwrap_err();
+    assert!(matches!(e, obj_engine::Error::InvalidArgument(_)), "{e}");
+    let r = db.begin_read().unwrap();
+    let c = r.collection("c").unwrap();
+    assert_eq!(c.indexes().len(), 1);
+    assert_eq!(c.indexes()[0].spec.kind, IndexKind::Unique);
+}

@@ -301,13 +301,19 @@ impl Db {
     /// not use it. A unique violation found while filling drops the index
     /// and returns the error. A build cut short (a `Busy` batch, a crash)
     /// leaves the index `building`: calling this again with the same `spec`
-    /// resumes it where it stopped.
+    /// resumes it where it stopped. The same `spec` on an index that is
+    /// ready does nothing; another index of that name is `InvalidArgument`.
     pub fn create_index(&self, coll: &str, spec: IndexSpec) -> Result<()> {
         let name = spec.name.clone();
         let mut tx = self.begin_write()?;
         let mut c = tx.collection_mut(coll)?;
-        let resume = c.read().indexes().iter().any(|i| i.spec == spec && i.status == IndexStatus::Building);
-        if !resume {
+        let existing = c.read().indexes().iter().find(|i| i.spec == spec).map(|i| i.status);
+        if existing == Some(IndexStatus::Ready) {
+            // The same index again does nothing (as obj_db_index_create and
+            // Python's db.create_index answer).
+            return Ok(());
+        }
+        if existing.is_none() {
             c.add_index(spec, IndexStatus::Building)?;
         }
         tx.commit()?;
