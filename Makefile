@@ -225,3 +225,4 @@ bench-python: wheel
 	$(VPY) -m pip install -q lmdb msgpack msgspec orjson diskcache
 	$(VPY) $(SHARED)/bench/peers.py --n $(BENCH_N) --adapter python-cffi/bench/obj_adapter.py \
 	  --only sqlite-json,sqlite-typed,lmdb-msgpack,obj --json target/bench-python.json
+	OBJ_PEERS_DIR=$(SHARED)/bench $(VPY) python-cffi/bench/commits.py --n $(BENCH_N)
