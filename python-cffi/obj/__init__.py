@@ -1,5 +1,7 @@
 """obj — the embedded single-file document database, from Python.
 
+    from dataclasses import dataclass
+
     import obj
 
     @obj.document(collection="orders", version=1)
