@@ -431,7 +431,10 @@ unsafe fn to_options(opts: *const obj_options) -> Result<Options, Error> {
 /// for defaults. On success `*out` is a new handle to free with
 /// `obj_db_free`. Other processes may have the file open meanwhile (see
 /// "Processes" above); a second handle on a file already open in this
-/// process shares its engine, so it must give the same key and sync mode.
+/// process shares its engine, so it must give the same key and sync mode
+/// (a writable open of a file open only read-only here, by a read-only
+/// open or an attachment, opens it anew beside that, as another process
+/// would).
 /// Errors: OBJ_NOT_FOUND (no file and create is off),
 /// OBJ_INVALID_ARGUMENT (not an obj database, bad options, another sync
 /// mode than a handle already open on the file in this process),

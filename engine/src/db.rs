@@ -3,7 +3,8 @@
 //! A [`Db`] is `Send + Sync`: share it (by reference or in an `Arc`) among
 //! threads. Within one process, opening the same file again (by any path
 //! that leads to it: a symbolic or hard link too) returns a handle to the
-//! same engine; the new handle keeps its own `read_only` and `busy_timeout`,
+//! same engine (a writable open beside a read-only one opens the file anew,
+//! as another process would); the new handle keeps its own `read_only` and `busy_timeout`,
 //! must ask for the same `sync_mode` and key, and shares the engine's cache
 //! and checkpoint threshold. Other processes may open the same file at the same
 //! time: they coordinate through the shared index `<file>-shm` (one writer
@@ -58,9 +59,7 @@ impl Drop for Engine {
                 Err(TryLockError::WouldBlock) => None,
             };
             if let Some(mut reg) = reg {
-                if reg.get(key).is_some_and(|w| w.strong_count() == 0) {
-                    reg.remove(key);
-                }
+                forget_dead(&mut reg, key);
             }
         }
     }
@@ -94,6 +93,33 @@ pub(crate) fn file_key(path: &Path) -> Option<FileKey> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// The live engines of one file in this process, the one a later open
+/// joins last: a writable open beside a read-only engine (or an unusable
+/// one, or a parent's after fork) opens the file anew and is pushed after
+/// it, and the one it displaced still counts as open here
+/// (`open_in_process`, `is_open_file_of`) until it closes.
+type Engines = Vec<Weak<Engine>>;
+
+/// Removes the entries of `key` whose engines are gone.
+fn forget_dead(reg: &mut BTreeMap<FileKey, Engines>, key: &FileKey) {
+    if let Some(list) = reg.get_mut(key) {
+        list.retain(|w| w.strong_count() > 0);
+        if list.is_empty() {
+            reg.remove(key);
+        }
+    }
+}
+
+/// Removes `engine`'s entry under `key`.
+fn forget(reg: &mut BTreeMap<FileKey, Engines>, key: &FileKey, engine: &Arc<Engine>) {
+    if let Some(list) = reg.get_mut(key) {
+        list.retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(engine)));
+        if list.is_empty() {
+            reg.remove(key);
+        }
+    }
+}
+
 /// The engines open in one process, by file (see [`registry`]).
 struct Registry {
     /// The process it belongs to, by its forks as a child
@@ -103,7 +129,7 @@ struct Registry {
     /// through pointers to their starts, so leak checkers (valgrind) count
     /// what is left at exit as still reachable, not as possibly lost as
     /// they do a hash table's.
-    engines: Mutex<BTreeMap<FileKey, Weak<Engine>>>,
+    engines: Mutex<BTreeMap<FileKey, Engines>>,
     /// The parent's, in a child of fork(): never used again, only kept
     /// reachable.
     _parent: Option<&'static Registry>,
@@ -116,7 +142,7 @@ struct Registry {
 /// its file I/O), and no thread of the child would ever release it, so the
 /// child's first open would wait for good. The parent's engines are of no
 /// use to the child anyway: its opens take the file anew.
-fn registry() -> &'static Mutex<BTreeMap<FileKey, Weak<Engine>>> {
+fn registry() -> &'static Mutex<BTreeMap<FileKey, Engines>> {
     static CURRENT: AtomicPtr<Registry> = AtomicPtr::new(std::ptr::null_mut());
     let forks = crate::storage::shm::fork_count();
     let seen = CURRENT.load(Ordering::Acquire);
@@ -190,23 +216,28 @@ fn check_file_path(path: &Path) -> Result<()> {
 /// True when a database at `path` is open in this process (through the
 /// operating system's file system).
 pub(crate) fn open_in_process(path: &Path) -> bool {
-    registered_engine(path).is_some_and(|e| !e.pager.forked())
+    registered_engines(path).iter().any(|e| !e.pager.forked())
 }
 
 /// Whether `path` names the file that `pager` has open in this process,
 /// under any name (by the device and inode recorded at open, whatever the
 /// working directory now is).
 pub(crate) fn is_open_file_of(pager: &Arc<Pager>, path: &Path) -> bool {
-    registered_engine(path).is_some_and(|e| Arc::ptr_eq(&e.pager, pager))
+    registered_engines(path).iter().any(|e| Arc::ptr_eq(&e.pager, pager))
 }
 
-/// The engine this process has open on the file `path` names, if any.
-fn registered_engine(path: &Path) -> Option<Arc<Engine>> {
-    let key = file_key(path)?;
-    // The strong reference outlives the registry lock: were it the last
-    // one, dropping it locks the registry (`Engine::drop`).
-    let engine = registry().lock().unwrap_or_else(|p| p.into_inner()).get(&key).and_then(Weak::upgrade);
-    engine
+/// The engines this process has open on the file `path` names.
+fn registered_engines(path: &Path) -> Vec<Arc<Engine>> {
+    let Some(key) = file_key(path) else { return Vec::new() };
+    // The strong references outlive the registry lock: were one the last,
+    // dropping it locks the registry (`Engine::drop`).
+    let engines = registry()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .map(|list| list.iter().filter_map(Weak::upgrade).collect())
+        .unwrap_or_default();
+    engines
 }
 
 /// Attached databases by namespace (see [`Db::attach`]).
@@ -257,7 +288,10 @@ impl Db {
         let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
         // Engines dropped while another thread held the registry left their
         // entries (`Engine::drop`).
-        reg.retain(|_, engine| engine.strong_count() > 0);
+        reg.retain(|_, list| {
+            list.retain(|engine| engine.strong_count() > 0);
+            !list.is_empty()
+        });
         let open_key = if os_vfs { file_key(path) } else { None };
         // An engine inherited through fork() is the parent's, one that a
         // failed fsync or rekey left unusable answers every call with that
@@ -265,12 +299,14 @@ impl Db {
         // cannot commit for a handle that asks for writes: this open opens
         // the file anew (as another process would, beside it; the shared
         // index's locks are per open file, so the two exclude each other as
-        // two processes do), and its engine takes the registry's place.
-        let open_engine = open_key
-            .as_ref()
-            .and_then(|k| reg.get(k))
-            .and_then(Weak::upgrade)
-            .filter(|e| e.pager.is_usable() && (read_only || !e.pager.is_read_only()));
+        // two processes do), and its engine is listed after the others: a
+        // later open joins the newest that can serve it.
+        let open_engine = open_key.as_ref().and_then(|k| reg.get(k)).and_then(|list| {
+            list.iter()
+                .rev()
+                .filter_map(Weak::upgrade)
+                .find(|e| e.pager.is_usable() && (read_only || !e.pager.is_read_only()))
+        });
         if let Some(engine) = open_engine {
             // Not held past here: should this `engine` turn out to be the
             // last handle (another thread closing meanwhile), dropping it
@@ -325,7 +361,7 @@ impl Db {
             // The only handle: transactions hold the pager, not the engine.
             let engine = Arc::get_mut(&mut db.engine).expect("a new engine has one handle");
             engine.registry_key = Some(k);
-            reg.insert(k, Arc::downgrade(&db.engine));
+            reg.entry(k).or_default().push(Arc::downgrade(&db.engine));
         }
         Ok(db)
     }
@@ -482,9 +518,7 @@ impl Db {
             // The registry's weak reference would stop `Arc::get_mut`; a
             // concurrent open of the path meanwhile finds the file locked.
             if let Some(k) = &registry_key {
-                if reg.get(k).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self.engine))) {
-                    reg.remove(k);
-                }
+                forget(&mut reg, k, &self.engine);
             }
         }
         let result = match Arc::get_mut(&mut self.engine) {
@@ -493,17 +527,15 @@ impl Db {
         };
         if registry_key.is_some() {
             // The new file replaced the old one by a rename: a new inode. An
-            // engine left unusable, or whose place another open took
-            // meanwhile (see `open_with`), does not take it back.
+            // engine left unusable is not listed again; one that another
+            // open of the new file made meanwhile stays listed beside it.
             let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-            let key = file_key(self.path()).filter(|k| {
-                self.engine.pager.is_usable() && reg.get(k).is_none_or(|w| w.strong_count() == 0)
-            });
+            let key = file_key(self.path()).filter(|_| self.engine.pager.is_usable());
             if let Some(engine) = Arc::get_mut(&mut self.engine) {
                 engine.registry_key = key;
             }
             if let Some(k) = key {
-                reg.insert(k, Arc::downgrade(&self.engine));
+                reg.entry(k).or_default().push(Arc::downgrade(&self.engine));
             }
         }
         result
@@ -566,9 +598,7 @@ impl Db {
             let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
             let last = Arc::strong_count(&engine) == 1;
             if let (true, Some(key)) = (last, &engine.registry_key) {
-                if reg.get(key).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&engine))) {
-                    reg.remove(key);
-                }
+                forget(&mut reg, key, &engine);
             }
             last
         };

@@ -102,3 +102,28 @@ fn creating_a_ready_index_again_does_nothing() {
     assert_eq!(c.indexes().len(), 1);
     assert_eq!(c.indexes()[0].spec.kind, IndexKind::Unique);
 }
+
+/// A read-only handle displaced from the registry by a writable open still
+/// knows its own file: a backup onto it was `Busy` ("an open database in
+/// this process", then "another handle or process" once the writer
+/// closed), which a caller retries for good, where its own file is
+/// `InvalidArgument` (found by the review of the change above).
+#[test]
+fn a_read_only_handle_beside_a_writer_refuses_its_own_file_as_a_backup_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("own.obj");
+    let first = Db::open(&path).unwrap();
+    put(&first, b"k", b"v");
+    first.close().unwrap();
+    let ro = Db::open_with(&path, Options { read_only: true, ..Options::default() }).unwrap();
+    let w = Db::open(&path).unwrap();
+    assert!(matches!(ro.backup(&path), Err(obj_engine::Error::InvalidArgument(_))));
+    assert!(matches!(ro.compact_to(&path), Err(obj_engine::Error::InvalidArgument(_))));
+    w.close().unwrap();
+    assert!(matches!(ro.backup(&path), Err(obj_engine::Error::InvalidArgument(_))));
+    assert!(matches!(ro.export_to_path(None, &path), Err(obj_engine::Error::Busy(_))));
+    // A later open joins the newest engine that can serve it: the read-only
+    // one, now that the writer is gone, for a read-only open.
+    let ro2 = Db::open_with(&path, Options { read_only: true, ..Options::default() }).unwrap();
+    assert_eq!(get(&ro2, b"k").as_deref(), Some(&b"v"[..]));
+}
