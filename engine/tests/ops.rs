@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use obj_engine::doc::json::from_json_str;
 use obj_engine::doc::value::Timestamp;
-use obj_engine::storage::pager::wal_path_of;
+use obj_engine::storage::wal_path_of;
 use obj_engine::{
     Db, Error, ImportOptions, IndexKind, IndexSpec, Options, QuerySpec, ReadTxn, ReadableTxn, RestoreOptions,
     Value,

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::{get, put, side_files};
 use obj_engine::storage::file::{OpenMode, OsVfs, StorageFile, Vfs};
-use obj_engine::storage::pager::wal_path_of;
 use obj_engine::storage::shm::{shm_path_of, ShmFile};
+use obj_engine::storage::wal_path_of;
 use obj_engine::{Db, Error, Options, ReadableTxn, SyncMode};
 
 fn own_process() -> Options {

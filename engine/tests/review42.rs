@@ -140,8 +140,7 @@ fn transactions_that_all_spill_keep_the_wal_bounded() {
         }
         assert!(w.spilled_pages() > 0, "the transaction spilled");
         w.commit().unwrap();
-        largest =
-            largest.max(std::fs::metadata(obj_engine::storage::pager::wal_path_of(&path)).unwrap().len());
+        largest = largest.max(std::fs::metadata(obj_engine::storage::wal_path_of(&path)).unwrap().len());
     }
     let main = std::fs::metadata(&path).unwrap().len();
     // One transaction writes about 3,000 KB: two of them fit; twenty do not.

@@ -14,8 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use obj_engine::doc::json::from_json_str;
-use obj_engine::storage::pager::wal_path_of;
 use obj_engine::storage::sim::{CutMode, SimVfs};
+use obj_engine::storage::wal_path_of;
 use obj_engine::{Db, EncryptionKey, Filter, ImportOptions, IndexSpec, Options, QuerySpec, ReadableTxn};
 
 mod common;

@@ -12,7 +12,7 @@
 //!   overwrites the old frames, so a commit's fdatasync need not also
 //!   record a longer file.
 
-use obj_engine::storage::wal::WAL_HEADER_LEN;
+use obj_engine::storage::WAL_HEADER_LEN;
 use obj_engine::{Db, Options, ReadableTxn};
 
 mod common;

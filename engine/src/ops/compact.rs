@@ -11,7 +11,7 @@
 //! 1. under the writer lock, it checkpoints (so the WAL can restart), counts
 //!    the pages the image would take and stops if that saves nothing;
 //! 2. it streams the image's pages to the WAL as the frames of one
-//!    transaction ([`Pager::begin_bulk_commit`](crate::storage::pager::Pager::begin_bulk_commit)),
+//!    transaction (`Pager::begin_bulk_commit`),
 //!    page 0 (the new header, with the smaller page count) last as the
 //!    commit frame, then syncs and publishes them: from here on every new
 //!    snapshot sees the compacted database, and older snapshots keep

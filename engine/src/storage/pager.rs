@@ -2605,11 +2605,6 @@ impl Pager {
     pub(crate) fn dirty_limit(&self) -> usize {
         self.dirty_limit
     }
-
-    /// When commits are made durable.
-    pub fn sync_mode(&self) -> SyncMode {
-        self.sync_mode
-    }
 }
 
 /// The frames to append for `pages`: the pages themselves (sealed, or

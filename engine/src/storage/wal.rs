@@ -516,6 +516,9 @@ impl Wal {
     /// Nothing is durable until [`Wal::sync`]. On error the append position
     /// is unchanged, so the next commit overwrites the partial frames (the
     /// checksum chain makes any leftover bytes unreadable to recovery).
+    /// (The pager appends through [`Wal::append_sealing`]; this is the
+    /// tests' one-call form.)
+    #[cfg(test)]
     pub fn append(&mut self, pages: &[FrameWrite<'_>], page_count: PageNo) -> Result<u64> {
         self.append_frames(pages, Some(page_count))
     }

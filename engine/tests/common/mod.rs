@@ -248,7 +248,7 @@ pub fn commit_noting_wal(db: &Db, commits: &mut u64, most: &mut u64) {
 /// trailer, which is never all zeros in practice.
 #[allow(dead_code)]
 pub fn wal_frames(wal: &[u8], frame: usize) -> &[u8] {
-    let header = obj_engine::storage::wal::WAL_HEADER_LEN as usize;
+    let header = obj_engine::storage::WAL_HEADER_LEN as usize;
     let written = wal.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
     let end = if written <= header { written } else { header + (written - header).div_ceil(frame) * frame };
     &wal[..end.min(wal.len())]
