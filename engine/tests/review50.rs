@@ -127,3 +127,68 @@ fn a_read_only_handle_beside_a_writer_refuses_its_own_file_as_a_backup_target() 
     let ro2 = Db::open_with(&path, Options { read_only: true, ..Options::default() }).unwrap();
     assert_eq!(get(&ro2, b"k").as_deref(), Some(&b"v"[..]));
 }
+
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+struct Member {
+    email: String,
+}
+
+impl obj_engine::Document for Member {
+    const COLLECTION: &'static str = "members";
+}
+
+/// A single typed insert clashing with a stored document was reported as
+/// "document 0 of the batch" (the batch wording of a685397 reached the
+/// one-document path); a batch, even of one, still names its places (found
+/// by a Rust embedder).
+#[test]
+fn a_single_insert_reports_a_unique_violation_as_one() {
+    use obj_engine::{IndexKind, IndexSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("m.obj")).unwrap();
+    db.insert(&Member { email: "a@x".into() }).unwrap();
+    db.create_index("members", IndexSpec::new("email", IndexKind::Unique, &["email"]).unwrap()).unwrap();
+    let e = db.insert(&Member { email: "a@x".into() }).unwrap_err().to_string();
+    assert!(e.contains("already holds this value (document 1)") && !e.contains("batch"), "{e}");
+    let e = db.insert_many(&[Member { email: "b@x".into() }, Member { email: "a@x".into() }]).unwrap_err();
+    assert!(e.to_string().contains("document 1 of the batch (from 0) repeats it"), "{e}");
+    // A batch of one is still a batch: obj_doc_insert_lines' "line n is
+    // document n - 1" needs its place (found by the review of that change).
+    let e = db.insert_many(&[Member { email: "a@x".into() }]).unwrap_err();
+    assert!(e.to_string().contains("(document 1): document 0 of the batch (from 0) repeats it"), "{e}");
+    let mut w = db.begin_write().unwrap();
+    let e = w
+        .collection_mut("members")
+        .unwrap()
+        .insert_json_many(br#"[{"email":"a@x"}]"#, 0, |_| Ok(()))
+        .unwrap_err();
+    assert!(e.to_string().contains("document 0 of the batch (from 0) repeats it"), "{e}");
+    drop(w);
+    assert_eq!(db.begin_read().unwrap().collection("members").unwrap().count().unwrap(), 1);
+}
+
+/// An index bound with no values was accepted from Rust (and read nothing)
+/// though its JSON form, which `QuerySpec::to_json` promises reads back, is
+/// refused: both refuse it now (found by a Rust embedder).
+#[test]
+fn an_empty_index_bound_is_refused() {
+    use obj_engine::query::spec::{IndexBound, IndexRange};
+    use obj_engine::QuerySpec;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("q.obj")).unwrap();
+    db.insert(&Member { email: "a@x".into() }).unwrap();
+    db.create_index("members", obj_engine::IndexSpec::standard("by_email", "email").unwrap()).unwrap();
+    let mut spec = QuerySpec::new("members");
+    spec.index = Some(IndexRange {
+        index: "by_email".into(),
+        lo: Some(IndexBound { values: vec![], inclusive: true }),
+        hi: None,
+        reverse: false,
+    });
+    let r = db.begin_read().unwrap();
+    let c = r.collection("members").unwrap();
+    match c.query(&spec) {
+        Err(obj_engine::Error::InvalidArgument(m)) => assert!(m.contains("at least one key value"), "{m}"),
+        other => panic!("expected InvalidArgument, got {:?}", other.map(|_| ())),
+    }
+}

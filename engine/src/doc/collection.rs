@@ -818,6 +818,16 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
                 self.name()
             )));
         }
+        if let Some(ix) = &spec.index {
+            if ix.lo.iter().chain(ix.hi.iter()).any(|b| b.values.is_empty()) {
+                // As the JSON form refuses it (an empty bound would not
+                // read back from QuerySpec::to_json).
+                return Err(Error::invalid(format!(
+                    "index {:?}: a bound needs at least one key value (leave the end open with None)",
+                    ix.index
+                )));
+            }
+        }
         if spec.count_only && !counting {
             return Err(Error::invalid(
                 "\"count_only\": true asks for a number, not documents: use Collection::query_count",
@@ -1166,20 +1176,25 @@ impl<'t> CollectionMut<'t> {
         docs: impl IntoIterator<Item = Result<V>>,
         schema_version: u32,
     ) -> Result<Vec<u64>> {
-        self.insert_each(docs, |c, id, doc| c.put(id, NewDoc::Value(doc?.borrow(), schema_version)))
+        self.insert_each(docs, true, |c, id, doc| c.put(id, NewDoc::Value(doc?.borrow(), schema_version)))
     }
 
     /// Inserts one document per item with consecutive new ids, `put_one`
     /// writing each. All or nothing: when one fails, the ones already
-    /// inserted are deleted again and the next id is restored.
+    /// inserted are deleted again and the next id is restored. `batch`
+    /// false (a write of one document: Db::insert, insert_doc) reports a
+    /// unique violation as a single insert does, not as "document 0 of
+    /// the batch"; the batch calls keep the batch wording whatever their
+    /// length (obj_doc_insert_lines' line rule needs it for one line too).
     fn insert_each<I>(
         &mut self,
         items: impl IntoIterator<Item = I>,
+        batch: bool,
         mut put_one: impl FnMut(&mut Self, u64, I) -> Result<bool>,
     ) -> Result<Vec<u64>> {
         let first = self.st.next_id;
         let mut ids = Vec::new();
-        self.batch_from = Some(first);
+        self.batch_from = batch.then_some(first);
         for item in items {
             // (The id space running out fails the batch like a bad document.)
             match self.next_insert_id().and_then(|id| put_one(self, id, item).map(|_| id)) {
@@ -1200,7 +1215,7 @@ impl<'t> CollectionMut<'t> {
     /// [`insert_each`](Self::insert_each).
     fn insert_encoded(&mut self, bytes: &[u8], ends: Vec<usize>) -> Result<Vec<u64>> {
         let mut start = 0;
-        self.insert_each(ends, |c, id, end| {
+        self.insert_each(ends, true, |c, id, end| {
             c.put(id, NewDoc::Encoded(&bytes[std::mem::replace(&mut start, end)..end]))
         })
     }
@@ -1368,7 +1383,7 @@ impl<'t> CollectionMut<'t> {
     /// consecutive new ids, which it returns; all or nothing, as
     /// [`insert_many_versioned`](Self::insert_many_versioned).
     pub fn insert_raw_many<'a>(&mut self, payloads: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u64>> {
-        self.insert_each(payloads, |c, id, payload| c.put(id, NewDoc::Raw(payload, 0)))
+        self.insert_each(payloads, true, |c, id, payload| c.put(id, NewDoc::Raw(payload, 0)))
     }
 
     /// Writes `doc` at `id`, replacing any document there; true if one was
@@ -1435,9 +1450,12 @@ impl<'t> CollectionMut<'t> {
         &mut self,
         docs: &[T],
         schema_version: u32,
+        batch: bool,
     ) -> Result<Vec<u64>> {
         let (mut buf, mut fields) = (Vec::new(), FieldIds::default());
-        self.insert_each(docs, |c, id, doc| c.put_serialized(id, doc, schema_version, &mut buf, &mut fields))
+        self.insert_each(docs, batch, |c, id, doc| {
+            c.put_serialized(id, doc, schema_version, &mut buf, &mut fields)
+        })
     }
 
     /// Writes raw bytes at `id` (raw collections only); true if replaced.
@@ -1455,13 +1473,13 @@ impl<'t> CollectionMut<'t> {
     /// collection need not be `T::COLLECTION`; open that one with
     /// [`WriteTxn::documents`] to have `T`'s declared indexes created too.
     pub fn insert_doc<T: crate::Document>(&mut self, doc: &T) -> Result<u64> {
-        Ok(self.insert_serialized_many(std::slice::from_ref(doc), T::VERSION)?[0])
+        Ok(self.insert_serialized_many(std::slice::from_ref(doc), T::VERSION, false)?[0])
     }
 
     /// Inserts several [`Document`](crate::Document)s with consecutive new
     /// ids; all or nothing, as [`insert_many_versioned`](Self::insert_many_versioned).
     pub fn insert_docs<T: crate::Document>(&mut self, docs: &[T]) -> Result<Vec<u64>> {
-        self.insert_serialized_many(docs, T::VERSION)
+        self.insert_serialized_many(docs, T::VERSION, true)
     }
 
     /// Writes the [`Document`](crate::Document) `doc` at `id` (with
