@@ -1373,6 +1373,9 @@ def build_parser() -> argparse.ArgumentParser:
             _key_options(sp, "the current key (of an encrypted file")
         else:
             _key_options(sp)
+        # Words left over are reported with the command's usage, not the
+        # top level's (see `main`).
+        sp.set_defaults(command_parser=sp)
     return p
 
 
@@ -1385,6 +1388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = build_parser()
     a, extra = p.parse_known_args(argv)
     if extra:
+        error = getattr(a, "command_parser", p).error
         # argparse gives the optional positionals (load's COLLECTION and
         # INPUT) their defaults when options come between them and the
         # required one (`obj load db -q coll in.jsonl`, `obj load db coll
@@ -1396,14 +1400,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.collection = words[0]
             words = extra = []
         elif not getattr(a, "late_input", False) or len(words) != len(extra):
-            p.error(f"unrecognized arguments: {' '.join(extra)}")
+            error(f"unrecognized arguments: {' '.join(extra)}")
         for w in words:
             if w != "-" and a.collection is None and a.input is None:
                 a.collection = w
             elif a.input is None:
                 a.input = w
             else:
-                p.error(f"unrecognized arguments: {' '.join(extra)}")
+                error(f"unrecognized arguments: {' '.join(extra)}")
     if a.version:
         import obj
 

@@ -73,3 +73,18 @@ def test_a_lookup_key_of_another_kind_than_its_field_is_refused(tmp_path):
         assert [i for i, _ in db.index_range(R50Order, "qty", 3, 4)] == [oid]
         assert db.find_unique(R50Order, "email", b"a@x").qty == 3
         assert [i for i, _ in db.index_range(R50Order, "note", None, None)] == [oid]
+
+
+def test_a_command_with_words_left_over_shows_its_own_usage(tmp_path):
+    # `obj stat app.obj extra` printed the top-level usage, which does not
+    # say what `stat` takes.
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "u.obj")
+    with obj.Db(path) as d:
+        d.insert("c", {"n": 1})
+    for args in (["stat", path, "extra"], ["load", path, "c", "in.jsonl", "extra"]):
+        r = subprocess.run([sys.executable, "-m", "obj", *args], capture_output=True, text=True)
+        assert r.returncode == 2, r
+        assert f"usage: obj {args[0]}" in r.stderr and "unrecognized arguments: extra" in r.stderr, r.stderr
