@@ -67,6 +67,9 @@ def test_a_lookup_key_of_another_kind_than_its_field_is_refused(tmp_path):
         with db.transaction() as tx:
             with pytest.raises(obj.InvalidArgumentError, match=r"declared str"):
                 tx.find_unique(R50Order, "email", 1.5)
+        with pytest.raises(obj.InvalidArgumentError, match=r"declared str"):
+            db.find_unique_many(R50Order, "email", ["a@x", 5])
+        assert [o.qty for o in db.find_unique_many(R50Order, "email", ["a@x", "zz"]) if o] == [3]
         # What a field of the type can hold still finds it: an int for a
         # float field, None for an Optional one, bytes as a str's UTF-8.
         assert [i for i, _ in db.index_range(R50Order, "price", 2, 3)] == [oid]
