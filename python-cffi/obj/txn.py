@@ -1126,16 +1126,7 @@ class ReadTxn(_Core):
         keys = [list(k) if type(k) is tuple else [k] for k in keys]
         if typed:
             s = self._schema(what)
-            if any(_decimals_in(tp) for _, tp in s.key_slot_types(index)) or \
-                    any(isinstance(v, (bytes, bytearray, memoryview)) for k in keys for v in k):
-                keys = [_lookup_keys(s, index, k) for k in keys]
-            else:
-                # A key of another kind than its field, as find_unique refuses.
-                for i, (field, tp) in enumerate(s.key_slot_types(index)):
-                    if tp in _KEY_KINDS:
-                        for k in keys:
-                            if i < len(k):
-                                _refuse_another_scalar(s, index, field, tp, k[i])
+            keys = [_lookup_keys(s, index, k) for k in keys]
             core, cname = self._route(s.collection)
             if self._kind(core, cname) is None:
                 _undeclared_index(s, index, s.collection)
