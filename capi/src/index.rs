@@ -5,11 +5,11 @@ use std::ffi::c_char;
 use std::io::Write as _;
 
 use obj_engine::doc::json::{from_json_slice, to_json_vec};
-use obj_engine::{CollectionKind, CollectionMut, Error, IndexInfo, IndexKind, IndexSpec, IndexStatus, Value};
+use obj_engine::{CollectionKind, CollectionMut, Error, IndexKind, IndexSpec, IndexStatus, Value};
 
 use crate::batch::{json_list, Part};
 use crate::bytes::{arg_bytes, arg_str, json_bytes, json_text, need, obj_bytes, put, put_opt};
-use crate::collection::{index_json, or_missing};
+use crate::collection::index_json;
 use crate::db::obj_db;
 use crate::error::fence;
 use crate::obj_status;
@@ -30,21 +30,6 @@ unsafe fn index_args<'a>(
     let (coll, spec) =
         unsafe { (arg_str(coll, "collection name")?, arg_bytes(spec_json, len, "spec_json")?) };
     Ok((coll, parse_index_spec(spec)?))
-}
-
-/// The status of the index of `spec`'s name among `indexes` of collection
-/// `coll`: `None` when there is none, an error when it has another spec.
-fn existing(coll: &str, indexes: &[IndexInfo], spec: &IndexSpec) -> Result<Option<IndexStatus>, Error> {
-    match indexes.iter().find(|i| i.spec.name == spec.name) {
-        None => Ok(None),
-        Some(have) if have.spec == *spec => Ok(Some(have.status)),
-        Some(have) => Err(Error::invalid(format!(
-            "collection {coll:?} already has an index named {:?} with another spec ({} on {})",
-            spec.name,
-            have.spec.kind.as_str(),
-            have.spec.field_strings().join(", ")
-        ))),
-    }
 }
 
 /// Parses {"name": .., "kind": "unique"|"standard"|"multi", "fields": [..]}
@@ -128,7 +113,7 @@ pub unsafe extern "C" fn obj_index_create(
         // SAFETY: per contract.
         let mut t = unsafe { lock_txn(txn) }?;
         let mut c = t.write()?.collection_mut(coll)?;
-        match existing(coll, c.read().indexes(), &spec)? {
+        match c.read().index_status(&spec)? {
             None => {}
             Some(IndexStatus::Ready) => return Ok(()),
             // One left building (a db-level build cut short or under way):
@@ -175,27 +160,7 @@ pub unsafe extern "C" fn obj_db_index_create(
         // SAFETY: per contract.
         let (coll, spec) = unsafe { index_args(coll, spec_json, len) }?;
         // SAFETY: per contract.
-        unsafe {
-            with_db(db, |d| {
-                // Done already (here or by another handle meanwhile): as
-                // obj_index_create, not an error.
-                let done = || -> Result<bool, Error> {
-                    let rx = d.begin_read()?;
-                    let status = match or_missing(rx.collection(coll))? {
-                        Some(c) => existing(coll, c.indexes(), &spec)?,
-                        None => None,
-                    };
-                    Ok(status == Some(IndexStatus::Ready))
-                };
-                if done()? {
-                    return Ok(());
-                }
-                match d.create_index(coll, spec.clone()) {
-                    Err(Error::InvalidArgument(_)) if done()? => Ok(()),
-                    other => other,
-                }
-            })
-        }
+        unsafe { with_db(db, |d| d.create_index(coll, spec)) }
     })
 }
 

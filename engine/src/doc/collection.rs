@@ -552,6 +552,23 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
         &self.st.indexes
     }
 
+    /// The status of the index named as `spec`: `None` when there is none,
+    /// `InvalidArgument` when the index of that name has another spec (what
+    /// a call asking for `spec` must refuse rather than answer done).
+    pub fn index_status(&self, spec: &IndexSpec) -> Result<Option<IndexStatus>> {
+        match self.st.indexes.iter().find(|i| i.spec.name == spec.name) {
+            None => Ok(None),
+            Some(have) if have.spec == *spec => Ok(Some(have.status)),
+            Some(have) => Err(Error::invalid(format!(
+                "collection {:?} already has an index named {:?} with another spec ({} on {})",
+                self.name(),
+                spec.name,
+                have.spec.kind.as_str(),
+                have.spec.field_strings().join(", ")
+            ))),
+        }
+    }
+
     /// The stored bytes of document `id` (header included).
     pub fn get_stored(&self, id: u64) -> Result<Option<Vec<u8>>> {
         Ok(self.stored(id)?.map(ValueGuard::into_vec))

@@ -304,17 +304,23 @@ impl Db {
     /// resumes it where it stopped. The same `spec` on an index that is
     /// ready does nothing; another index of that name is `InvalidArgument`.
     pub fn create_index(&self, coll: &str, spec: IndexSpec) -> Result<()> {
+        // Done already: answered from a snapshot, without the writer lock
+        // (and so on a read-only handle too).
+        let rx = self.begin_read()?;
+        match rx.collection(coll) {
+            Ok(c) if c.index_status(&spec)? == Some(IndexStatus::Ready) => return Ok(()),
+            Ok(_) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        drop(rx);
         let name = spec.name.clone();
         let mut tx = self.begin_write()?;
         let mut c = tx.collection_mut(coll)?;
-        let existing = c.read().indexes().iter().find(|i| i.spec == spec).map(|i| i.status);
-        if existing == Some(IndexStatus::Ready) {
-            // The same index again does nothing (as obj_db_index_create and
-            // Python's db.create_index answer).
-            return Ok(());
-        }
-        if existing.is_none() {
-            c.add_index(spec, IndexStatus::Building)?;
+        // Again under the lock: another handle may have made it meanwhile.
+        match c.read().index_status(&spec)? {
+            Some(IndexStatus::Ready) => return Ok(()),
+            Some(IndexStatus::Building) => {}
+            None => c.add_index(spec, IndexStatus::Building)?,
         }
         tx.commit()?;
         let mut last_gap = std::time::Instant::now();
