@@ -3,11 +3,14 @@
 //! A B+tree rooted at `Header::catalog_root` maps each tree's name (UTF-8
 //! bytes) to its [`TreeMeta`]: root page, entry count and serial. A tree's
 //! root page moves only in a compaction, so the catalog changes only when
-//! trees are created, dropped, moved or change their entry count.
+//! trees are created, dropped or moved, or when their entry counts, which
+//! commits keep in page 0 meanwhile, are folded back into it (see
+//! `storage::header::TreeCount`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, PageNo, Result};
+use crate::storage::header::Header;
 
 /// Longest tree name in bytes.
 pub const MAX_TREE_NAME: usize = 512;
@@ -53,6 +56,16 @@ impl TreeMeta {
             .map_err(|e| {
                 Error::corruption(None, format!("catalog entry of tree {name:?} is unreadable: {e}"))
             })
+    }
+
+    /// This record with the entry count that is current in the state
+    /// whose header is `header`: the one page 0 holds for the tree, if it
+    /// holds one, else the record's own.
+    pub fn current(self, header: &Header) -> TreeMeta {
+        match header.tree_count(self.root, self.serial) {
+            Some(entries) => TreeMeta { entries, ..self },
+            None => self,
+        }
     }
 
     /// A fresh serial for a tree being created.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::btree;
 use crate::catalog::{check_name, TreeMeta};
 use crate::error::{Error, PageNo, Result};
+use crate::storage::header::{Header, TreeCount};
 use crate::storage::page::{PageRead, PageRef};
 use crate::storage::pager::{Pager, Snapshot, WriterGuard};
 use crate::storage::wal_index::PageMap;
@@ -119,6 +120,9 @@ mod sealed {
         /// Process-unique id of this transaction (see `Tree::origin`).
         fn txn_id(&self) -> u64;
 
+        /// The file header as this transaction sees it.
+        fn file_header(&self) -> &crate::storage::header::Header;
+
         /// Whether a handle this transaction returned may have gone stale
         /// in it (a write transaction that dropped a tree).
         fn dropped_trees(&self) -> bool {
@@ -179,7 +183,9 @@ pub trait ReadableTxn: sealed::Identity {
     fn pages(&self) -> &Self::Pages;
 
     /// Root page of the catalog (0 in a database that has none yet).
-    fn catalog_root(&self) -> PageNo;
+    fn catalog_root(&self) -> PageNo {
+        self.file_header().catalog_root
+    }
 
     /// Opens the tree `name`; `NotFound` if it does not exist.
     fn open_tree(&self, name: &str) -> Result<Tree> {
@@ -194,7 +200,7 @@ pub trait ReadableTxn: sealed::Identity {
             return Ok(None);
         }
         Ok(btree::get(self.pages(), root, name.as_bytes())?
-            .map(|v| TreeMeta::decode(&v, name))
+            .map(|v| TreeMeta::decode(&v, name).map(|meta| meta.current(self.file_header())))
             .transpose()?
             .map(|meta| check_root(name, meta.root, root).map(|()| meta))
             .transpose()?
@@ -377,6 +383,10 @@ impl sealed::Identity for ReadTxn {
         self.id
     }
 
+    fn file_header(&self) -> &Header {
+        self.snap.header()
+    }
+
     fn shared_snapshot(&self) -> Option<Arc<Snapshot>> {
         Some(Arc::clone(&self.snap))
     }
@@ -400,10 +410,6 @@ impl ReadableTxn for ReadTxn {
 
     fn pages(&self) -> &Snapshot {
         &self.snap
-    }
-
-    fn catalog_root(&self) -> PageNo {
-        self.snap.header().catalog_root
     }
 
     fn count(&self, tree: &Tree) -> Result<u64> {
@@ -858,17 +864,7 @@ impl WriteTxn {
     /// was nothing to write (the state is the one the transaction began
     /// from).
     fn commit_counted(mut self) -> Result<Option<u64>> {
-        let catalog = self.pages.header().catalog_root;
-        let mut changed: Vec<(Arc<str>, TreeMeta)> = self
-            .trees
-            .iter()
-            .filter(|(_, t)| t.changed)
-            .map(|(&root, t)| (t.name.clone(), TreeMeta { root, entries: t.entries, serial: t.serial }))
-            .collect();
-        changed.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, meta) in changed {
-            btree::insert(&mut self.pages, catalog, name.as_bytes(), &meta.encode())?;
-        }
+        self.record_counts()?;
         let WriteTxn { pages, guard, pager, .. } = self;
         let guard = guard.ok_or_else(|| Error::invalid("an attached database is read-only"))?;
         let changes = pages.into_commit()?;
@@ -876,6 +872,54 @@ impl WriteTxn {
         let counter = changes.header.commit_counter;
         pager.commit(&guard, changes.pages, &changes.header, changes.spill, changes.base)?;
         Ok(wrote.then_some(counter))
+    }
+
+    /// Records the entry counts of the trees this transaction changed. In
+    /// page 0, which every commit writes, so that a commit that only adds
+    /// or removes entries writes no catalog page; but when the catalog
+    /// changed otherwise (a tree created or dropped, the catalog made), or
+    /// page 0 has no room for them all, every count page 0 held goes back
+    /// into the catalog records, and page 0 holds none (docs/format.md,
+    /// "Tree entry counts").
+    fn record_counts(&mut self) -> Result<()> {
+        let (header, base) = (self.pages.header(), self.pages.base().header());
+        let catalog_changed =
+            header.catalog_version != base.catalog_version || header.catalog_root != base.catalog_root;
+        let mut counts = header.tree_counts.clone();
+        let mut changed = false;
+        for (&root, t) in self.trees.iter().filter(|(_, t)| t.changed) {
+            changed = true;
+            match counts.iter_mut().find(|c| c.root == root && c.serial == t.serial) {
+                Some(c) => c.entries = t.entries,
+                None => counts.push(TreeCount { root, serial: t.serial, entries: t.entries }),
+            }
+        }
+        if !catalog_changed && counts.len() <= header.count_capacity() {
+            if changed {
+                self.pages.header_mut().tree_counts = counts;
+            }
+            return Ok(());
+        }
+        let catalog = header.catalog_root;
+        let mut folded: Vec<(Vec<u8>, TreeMeta)> = Vec::new();
+        if !counts.is_empty() && catalog != 0 {
+            for entry in btree::Range::new(&self.pages, catalog, Bound::Unbounded, Bound::Unbounded, false)? {
+                let (name, value) = entry?;
+                let meta = TreeMeta::decode(&value, &String::from_utf8_lossy(&name))?;
+                if let Some(c) = counts.iter().find(|c| c.root == meta.root && c.serial == meta.serial) {
+                    if c.entries != meta.entries {
+                        folded.push((name, TreeMeta { entries: c.entries, ..meta }));
+                    }
+                }
+            }
+        }
+        for (name, meta) in folded {
+            btree::insert(&mut self.pages, catalog, &name, &meta.encode())?;
+        }
+        if !self.pages.header().tree_counts.is_empty() {
+            self.pages.header_mut().tree_counts.clear();
+        }
+        Ok(())
     }
 
     /// Discards every change (the same as dropping the transaction).
@@ -921,6 +965,10 @@ impl sealed::Identity for WriteTxn {
         self.id
     }
 
+    fn file_header(&self) -> &Header {
+        self.pages.header()
+    }
+
     fn dropped_trees(&self) -> bool {
         self.dropped
     }
@@ -940,10 +988,6 @@ impl ReadableTxn for WriteTxn {
 
     fn pages(&self) -> &WritePages {
         &self.pages
-    }
-
-    fn catalog_root(&self) -> PageNo {
-        self.pages.header().catalog_root
     }
 
     fn count(&self, tree: &Tree) -> Result<u64> {

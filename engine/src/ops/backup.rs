@@ -95,7 +95,7 @@ fn copy_snapshot(
 ) -> Result<BackupReport> {
     let started = Instant::now();
     let snap = txn.snapshot();
-    let header = *snap.header();
+    let header = snap.header().clone();
     let page_size = snap.page_size();
     let total = header.page_count as u64;
     // Pages listed on freelist trunks (not the trunks): their content is
@@ -113,7 +113,9 @@ fn copy_snapshot(
     if !progress(Progress { pages_done: 0, pages_total: total }) {
         return Ok(report(0, true));
     }
-    let mut copy = header;
+    // (The copy of page 0 keeps the entry counts it holds: the copy's
+    // catalog pages are the same.)
+    let mut copy = header.clone();
     copy.file_id = fresh_file_id()?;
     let codec = snap.pager().codec().for_copy(copy.file_id);
     let mut sink = target.sink(&codec, page_size);

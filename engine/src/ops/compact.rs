@@ -80,7 +80,7 @@ pub struct CompactReport {
 /// `sink.next_pgno()`, normally 1) and returns the header of the image
 /// (page count, catalog root and freelist set; the rest copied from `src`).
 pub(crate) fn build_image(src: &Snapshot, sink: &mut dyn PageSink) -> Result<Header> {
-    let old = *src.header();
+    let old = src.header();
     let mut metas: Vec<(Vec<u8>, TreeMeta)> = Vec::new();
     if old.catalog_root != 0 {
         let entries = btree::Range::new(
@@ -96,7 +96,7 @@ pub(crate) fn build_image(src: &Snapshot, sink: &mut dyn PageSink) -> Result<Hea
         for entry in entries {
             let (name, value) = entry?;
             let shown = String::from_utf8_lossy(&name).into_owned();
-            let meta = TreeMeta::decode(&value, &shown)?;
+            let meta = TreeMeta::decode(&value, &shown)?.current(old);
             crate::txn::check_root(&shown, meta.root, old.catalog_root)?;
             if let Some(other) = roots.insert(meta.root, shown.clone()) {
                 return Err(crate::txn::shared_root(None, &other, &shown, meta.root));
@@ -119,9 +119,11 @@ pub(crate) fn build_image(src: &Snapshot, sink: &mut dyn PageSink) -> Result<Hea
         catalog.push_inline(sink, name, &meta.encode())?;
     }
     let (catalog_root, _) = catalog.finish(sink)?;
-    let mut header = old;
+    let mut header = old.clone();
     header.page_count = sink.next_pgno();
     header.catalog_root = catalog_root;
+    // Every count is in the new catalog's records.
+    header.tree_counts.clear();
     header.freelist_head = 0;
     header.freelist_count = 0;
     Ok(header)
@@ -189,7 +191,7 @@ impl Db {
         pager.checkpoint(&guard)?;
         let file_size_before = pager.main_file_size()?;
         let base = pager.writer_snapshot()?;
-        let old = *base.header();
+        let old = base.header().clone();
         let mut report = CompactReport {
             pages_before: old.page_count as u64,
             pages_after: old.page_count as u64,
@@ -238,7 +240,7 @@ impl Db {
         let rx = self.begin_read()?;
         let snap = rx.snapshot();
         let pager = snap.pager();
-        let old = *snap.header();
+        let old = snap.header().clone();
         crate::ops::newfile::refuse_own_file(pager, path.as_ref(), "a compacted copy")?;
         let target = NewFile::create(pager.vfs().clone(), path.as_ref(), Replace::IfClosedCleanly)?;
         let file_id = fresh_file_id()?;
@@ -246,6 +248,7 @@ impl Db {
         let mut sink = target.sink(&codec, pager.page_size());
         let mut header = build_image(snap, &mut sink)?;
         header.file_id = file_id;
+        let commit_counter = header.commit_counter;
         let pages = sink.finish(header)?;
         target.publish()?;
         Ok(CompactReport {
@@ -253,7 +256,7 @@ impl Db {
             pages_after: pages as u64,
             file_size_before: pager.main_file_size()?.max(old.page_count as u64 * pager.page_size() as u64),
             file_size_after: pages as u64 * pager.page_size() as u64,
-            commit_counter: header.commit_counter,
+            commit_counter,
             rewritten: true,
             complete: true,
             millis: started.elapsed().as_millis() as u64,

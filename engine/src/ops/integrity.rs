@@ -57,7 +57,7 @@ impl PageUse {
 /// Checks the database as `snap` sees it. `Ok(report)` when nothing is
 /// wrong; `Err(Error::Integrity(findings))` listing every problem found.
 pub fn check(snap: &Snapshot) -> Result<IntegrityReport> {
-    let header = *snap.header();
+    let header = snap.header();
     // Every counted page is in the main file, in the WAL, or free and never
     // written (then listed on a freelist trunk written to the WAL, see
     // `possible_pages`). A count beyond that is corruption; refuse it
@@ -173,10 +173,20 @@ fn check_trees(
                 return Ok(());
             }
         };
+    let counts = &snap.header().tree_counts;
+    let mut counted = vec![false; counts.len()];
     for (k, v) in entries {
         let name = String::from_utf8_lossy(&k).into_owned();
+        // (Whose count it is: page 0's, or the catalog record's.)
+        let mut recorder = "the catalog";
         let meta = match TreeMeta::decode(&v, &name) {
-            Ok(m) => m,
+            Ok(m) => {
+                if let Some(i) = counts.iter().position(|c| c.root == m.root && c.serial == m.serial) {
+                    counted[i] = true;
+                    recorder = "the header";
+                }
+                m.current(snap.header())
+            }
             Err(e) => {
                 usage.findings.push(e.to_string());
                 usage.cut_short = true;
@@ -197,7 +207,22 @@ fn check_trees(
         if n != meta.entries {
             usage
                 .findings
-                .push(format!("tree {name:?} holds {n} entries but the catalog records {}", meta.entries));
+                .push(format!("tree {name:?} holds {n} entries but {recorder} records {}", meta.entries));
+        }
+    }
+    // Page 0's entry counts: each of a tree in the catalog, none twice
+    // (a lookup would take the first).
+    for (i, c) in counts.iter().enumerate() {
+        if counts[..i].iter().any(|o| o.root == c.root) {
+            usage
+                .findings
+                .push(format!("the header holds two entry counts for the tree rooted at page {}", c.root));
+        } else if !counted[i] {
+            usage.findings.push(format!(
+                "the header holds an entry count for a tree the catalog does not hold (root page {}, \
+                 serial {:#x})",
+                c.root, c.serial
+            ));
         }
     }
     Ok(())

@@ -20,10 +20,38 @@ pub const HEADER_LEN: usize = 96;
 /// Feature flag: the file is encrypted (encryption block at byte 96,
 /// trailer of `ENCRYPTED_TRAILER` bytes).
 pub const FLAG_ENCRYPTED: u32 = 1;
-const KNOWN_FLAGS: u32 = FLAG_ENCRYPTED;
+/// Feature flag: page 0 holds entry counts of trees ([`TreeCount`], from
+/// [`COUNTS_AT`]) that overrule their catalog records. Set exactly when it
+/// holds at least one: a build that does not know the flag would read the
+/// catalog's older counts, so it refuses the file instead.
+pub const FLAG_TREE_COUNTS: u32 = 2;
+const KNOWN_FLAGS: u32 = FLAG_ENCRYPTED | FLAG_TREE_COUNTS;
+/// Where page 0's entry counts start: after the encryption block (bytes
+/// 96..160), and so encrypted with the rest of the page in an encrypted
+/// file. A u32 count of records, then the records.
+pub const COUNTS_AT: usize = 160;
+/// Bytes of one [`TreeCount`] record: root page u32, serial u64, entries u64.
+const COUNT_RECORD: usize = 20;
+
+/// The entry count of one tree, kept in page 0 instead of the tree's
+/// catalog record: a commit that only adds or removes entries then writes
+/// page 0 (which every commit writes) and not the catalog leaf as well.
+/// The tree is named by its root page and serial, which together are
+/// unique among the trees of a file; a commit that changes the catalog in
+/// any other way (a tree created, dropped or moved) folds every record
+/// back into the catalog, so a record never outlives its tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeCount {
+    /// The tree's root page.
+    pub root: PageNo,
+    /// The tree's serial (`TreeMeta::serial`).
+    pub serial: u64,
+    /// Its number of entries.
+    pub entries: u64,
+}
 
 /// The decoded file header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// Format version of the file.
     pub format_version: u32,
@@ -32,6 +60,8 @@ pub struct Header {
     /// Bytes reserved at the end of every page (the checksum trailer).
     pub trailer_len: u32,
     /// Feature flags ([`FLAG_ENCRYPTED`]; an unknown bit is `Unsupported`).
+    /// [`FLAG_TREE_COUNTS`] is not kept here: [`Header::encode`] sets it
+    /// from `tree_counts`.
     pub flags: u32,
     /// Random identity of this database, repeated in its WAL header so that
     /// a WAL of another database is never replayed here.
@@ -51,6 +81,9 @@ pub struct Header {
     /// that cache what a collection is (its kind, its indexes) compare it
     /// to learn that another handle or process changed the catalog.
     pub catalog_version: u64,
+    /// Entry counts that overrule the catalog's (see [`TreeCount`]), in no
+    /// particular order, at most [`Header::count_capacity`] of them.
+    pub tree_counts: Vec<TreeCount>,
 }
 
 /// What the first bytes of a file say about how to read its pages: what
@@ -131,7 +164,19 @@ impl Header {
             catalog_root: 0,
             commit_counter: 0,
             catalog_version: 0,
+            tree_counts: Vec::new(),
         }
+    }
+
+    /// How many [`TreeCount`] records page 0 has room for.
+    pub fn count_capacity(&self) -> usize {
+        count_capacity(self.page_size as usize, self.trailer_len as usize)
+    }
+
+    /// The entry count page 0 holds for the tree rooted at `root` with
+    /// serial `serial`, if it holds one (else the catalog's is current).
+    pub fn tree_count(&self, root: PageNo, serial: u64) -> Option<u64> {
+        self.tree_counts.iter().find(|c| c.root == root && c.serial == serial).map(|c| c.entries)
     }
 
     /// True when the file is encrypted.
@@ -152,15 +197,29 @@ impl Header {
         }
     }
 
-    /// Writes the header into the start of page 0's content.
+    /// Writes the header into page 0's content: its first [`HEADER_LEN`]
+    /// bytes, and the entry counts from [`COUNTS_AT`] (whose flag it sets
+    /// when there are any). `page` is the whole page.
     pub fn encode(&self, page: &mut [u8]) {
+        assert!(self.tree_counts.len() <= self.count_capacity(), "more tree counts than page 0 holds");
+        let flags = match self.tree_counts.is_empty() {
+            true => self.flags & !FLAG_TREE_COUNTS,
+            false => self.flags | FLAG_TREE_COUNTS,
+        };
+        let counts = &mut page[COUNTS_AT..COUNTS_AT + 4 + self.tree_counts.len() * COUNT_RECORD];
+        counts[..4].copy_from_slice(&(self.tree_counts.len() as u32).to_le_bytes());
+        for (c, out) in self.tree_counts.iter().zip(counts[4..].chunks_exact_mut(COUNT_RECORD)) {
+            out[0..4].copy_from_slice(&c.root.to_le_bytes());
+            out[4..12].copy_from_slice(&c.serial.to_le_bytes());
+            out[12..20].copy_from_slice(&c.entries.to_le_bytes());
+        }
         let b = &mut page[..HEADER_LEN];
         b.fill(0);
         b[0..8].copy_from_slice(&MAGIC);
         b[8..12].copy_from_slice(&self.format_version.to_le_bytes());
         b[12..16].copy_from_slice(&self.page_size.to_le_bytes());
         b[16..20].copy_from_slice(&self.trailer_len.to_le_bytes());
-        b[20..24].copy_from_slice(&self.flags.to_le_bytes());
+        b[20..24].copy_from_slice(&flags.to_le_bytes());
         b[24..40].copy_from_slice(&self.file_id);
         b[40..44].copy_from_slice(&self.page_count.to_le_bytes());
         b[44..48].copy_from_slice(&self.freelist_head.to_le_bytes());
@@ -207,10 +266,12 @@ impl Header {
         Ok(page_size)
     }
 
-    /// Decodes a header from page 0's content (checksum already verified).
+    /// Decodes a header from page 0's content (checksum already verified):
+    /// the whole page, or at least its first [`HEADER_LEN`] bytes when the
+    /// entry counts flag is clear.
     pub fn decode(page: &[u8]) -> Result<Header> {
         let page_size = Self::probe(page)?;
-        let h = Header {
+        let mut h = Header {
             format_version: u32_at(page, 8),
             page_size,
             trailer_len: u32_at(page, 16),
@@ -222,6 +283,7 @@ impl Header {
             catalog_root: u32_at(page, 52),
             commit_counter: u64::from_le_bytes(page[56..64].try_into().expect("8 bytes")),
             catalog_version: u64::from_le_bytes(page[64..72].try_into().expect("8 bytes")),
+            tree_counts: Vec::new(),
         };
         if h.flags & !KNOWN_FLAGS != 0 {
             return Err(Error::Unsupported(format!("unknown feature flags {:#x}", h.flags & !KNOWN_FLAGS)));
@@ -246,8 +308,45 @@ impl Header {
         if h.freelist_head >= h.page_count || h.freelist_count >= h.page_count {
             return Err(Error::corruption(0, "header freelist out of range"));
         }
+        if h.flags & FLAG_TREE_COUNTS != 0 {
+            h.flags &= !FLAG_TREE_COUNTS;
+            h.tree_counts = decode_counts(page, &h)?;
+        }
         Ok(h)
     }
+}
+
+/// How many [`TreeCount`] records fit in page 0 between [`COUNTS_AT`] and
+/// the page's trailer.
+fn count_capacity(page_size: usize, trailer_len: usize) -> usize {
+    (page_size - trailer_len - COUNTS_AT - 4) / COUNT_RECORD
+}
+
+/// The entry counts of page 0, whose flag `h` has: at least one, no more
+/// than fit, each of a tree rooted inside the file (not at the header or
+/// the catalog's root). (That no root is counted twice is the integrity
+/// check's to find: a lookup takes the first.)
+fn decode_counts(page: &[u8], h: &Header) -> Result<Vec<TreeCount>> {
+    let n = u32_at(page, COUNTS_AT) as usize;
+    if n == 0 || n > h.count_capacity() || page.len() < COUNTS_AT + 4 + n * COUNT_RECORD {
+        return Err(Error::corruption(0, format!("header holds {n} tree entry counts")));
+    }
+    let mut counts: Vec<TreeCount> = Vec::with_capacity(n);
+    for r in page[COUNTS_AT + 4..COUNTS_AT + 4 + n * COUNT_RECORD].chunks_exact(COUNT_RECORD) {
+        let c = TreeCount {
+            root: u32_at(r, 0),
+            serial: u64::from_le_bytes(r[4..12].try_into().expect("8 bytes")),
+            entries: u64::from_le_bytes(r[12..20].try_into().expect("8 bytes")),
+        };
+        if c.root == 0 || c.root == h.catalog_root || c.root >= h.page_count {
+            return Err(Error::corruption(
+                0,
+                format!("header counts the entries of a tree rooted at page {}", c.root),
+            ));
+        }
+        counts.push(c);
+    }
+    Ok(counts)
 }
 
 /// True for a power of two from 4 KiB to 64 KiB.

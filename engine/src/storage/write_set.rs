@@ -72,7 +72,7 @@ struct Dirty {
 impl WritePages {
     /// A write set over `base` (the newest committed state).
     pub fn new(base: Snapshot) -> Self {
-        let header = *base.header();
+        let header = base.header().clone();
         let limit = base.pager().dirty_limit();
         WritePages {
             base,
@@ -256,13 +256,13 @@ impl WritePages {
         if self.unchanged() {
             return Ok(Changes {
                 pages: Vec::new(),
-                header: self.header,
+                header: std::mem::replace(&mut self.header, Header::new(0, 0, [0; 16])),
                 spill: None,
                 base: self.base_versions(),
             });
         }
         self.header.commit_counter += 1;
-        let header = self.header;
+        let header = std::mem::replace(&mut self.header, Header::new(0, 0, [0; 16]));
         let size = self.base.page_size();
         let mut pages: Vec<(PageNo, PageRef)> =
             std::mem::take(&mut self.dirty).into_iter().map(|(pgno, d)| (pgno, d.page)).collect();
