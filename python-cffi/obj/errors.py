@@ -15,6 +15,7 @@ import re
 __all__ = [
     "ObjError",
     "NotFoundError",
+    "KeyNotFoundError",
     "BusyError",
     "CorruptionError",
     "IntegrityError",
@@ -49,6 +50,21 @@ class ObjError(Exception):
 
 class NotFoundError(ObjError):
     """A document, collection, index, namespace or file does not exist."""
+
+
+class KeyNotFoundError(NotFoundError, KeyError):
+    """A key-value key that is not there, asked for by ``ns[key]``, ``del
+    ns[key]`` or ``ns.pop(key)`` without a default: a :class:`NotFoundError`
+    and a ``KeyError`` both, so mapping code and ``except obj.ObjError``
+    both catch it. ``key`` is the key as given."""
+
+    def __init__(self, key: object, namespace: str) -> None:
+        super().__init__(f"key {key!r} is not in the key-value namespace {namespace!r}")
+        self.key = key
+
+    def __str__(self) -> str:
+        # (KeyError's own would show the message's repr.)
+        return str(self.args[0])
 
 
 class BusyError(ObjError):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _codec
 from ._ffi import OutHandle, check, ffi, lib, slots, take_bytes
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, KeyNotFoundError
 
 if TYPE_CHECKING:
     from .db import Db
@@ -163,7 +163,7 @@ class KvNamespace:
     def __getitem__(self, key: Any) -> bytes:
         v = self.get(key, _MISSING)
         if v is _MISSING:
-            raise KeyError(key)
+            raise KeyNotFoundError(key, self.name)
         return v
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -174,7 +174,7 @@ class KvNamespace:
 
     def __delitem__(self, key: Any) -> None:
         if not self.delete(key):
-            raise KeyError(key)
+            raise KeyNotFoundError(key, self.name)
 
     def __iter__(self) -> Iterator[bytes]:
         """The keys, in order (as ``scan`` reads them)."""
@@ -204,8 +204,8 @@ class KvNamespace:
     def pop(self, key: Any, default: _D) -> bytes | _D: ...
     def pop(self, key: Any, default: Any = _MISSING) -> Any:
         """Removes ``key`` and returns its value, read and removed in one
-        write transaction; ``default`` when it is not there (``KeyError``
-        without one), as ``dict.pop``."""
+        write transaction; ``default`` when it is not there (without one,
+        ``KeyNotFoundError``, a ``KeyError``), as ``dict.pop``."""
         k = _key(key)
 
         def run(tx: Any, c: bytes) -> Any:
@@ -221,7 +221,7 @@ class KvNamespace:
         value = self._run(True, run)
         if value is _MISSING:
             if default is _MISSING:
-                raise KeyError(key)
+                raise KeyNotFoundError(key, self.name)
             return default
         return value
 

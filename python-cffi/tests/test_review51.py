@@ -1,0 +1,32 @@
+"""Review 51: what users found.
+
+- A key-value key that is not there raised a plain ``KeyError``, which
+  ``except obj.ObjError`` does not catch; it is now ``KeyNotFoundError``,
+  both a ``NotFoundError`` and a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import obj
+
+
+def test_a_missing_kv_key_is_both_not_found_and_key_error(tmp_path):
+    with obj.Db(str(tmp_path / "a.obj")) as db:
+        ns = db.kv("settings")
+        ns[b"there"] = b"1"
+        for attempt in (lambda: ns[b"zz"], lambda: ns.__delitem__(b"zz"), lambda: ns.pop(b"zz")):
+            with pytest.raises(obj.KeyNotFoundError) as e:
+                attempt()
+            assert isinstance(e.value, obj.NotFoundError) and isinstance(e.value, KeyError)
+            assert e.value.key == b"zz"
+            assert str(e.value) == "key b'zz' is not in the key-value namespace 'settings'"
+        with pytest.raises(KeyError):
+            ns[b"zz"]
+        with pytest.raises(obj.ObjError):
+            ns[b"zz"]
+        assert ns.pop(b"zz", None) is None and ns[b"there"] == b"1"
+        with db.transaction() as tx:
+            with pytest.raises(obj.KeyNotFoundError):
+                tx.kv("settings")[b"zz"]
