@@ -66,6 +66,18 @@ pub(crate) fn index_tree(coll: &str, index: &str) -> String {
     format!("$index/{coll}/{index}")
 }
 
+/// Whether `tree`, when it is one of a collection's own trees (see
+/// [`docs_tree`], [`names_tree`], [`index_tree`]), belongs to one of the
+/// collections `listed`; `None` for any other tree.
+pub(crate) fn tree_has_owner(tree: &str, listed: &std::collections::BTreeSet<String>) -> Option<bool> {
+    if let Some(coll) = tree.strip_prefix("$docs/").or_else(|| tree.strip_prefix("$names/")) {
+        return Some(listed.contains(coll));
+    }
+    // (A collection's name holds no '/'.)
+    let (coll, _index) = tree.strip_prefix("$index/")?.split_once('/')?;
+    Some(listed.contains(coll))
+}
+
 /// Checks a collection, index or namespace name: 1 to [`MAX_NAME_LEN`]
 /// bytes, no `/` (it separates the parts of internal tree names).
 pub fn check_component_name(what: &str, name: &str) -> Result<()> {

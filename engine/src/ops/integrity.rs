@@ -240,12 +240,23 @@ pub fn check_indexes(txn: &crate::txn::ReadTxn) -> Vec<String> {
 }
 
 fn check_indexes_into(txn: &crate::txn::ReadTxn, findings: &mut Vec<String>) -> Result<()> {
-    use crate::doc::collection::{decode_stored, id_key, index_tree, list_collections, state};
+    use crate::doc::collection::{
+        decode_stored, id_key, index_tree, list_collections, state, tree_has_owner, COLLECTIONS_TREE,
+    };
     use crate::index::key_encoding::index_entry_key;
     use crate::index::secondary::{doc_index_keys, parse_entry, IndexKind, IndexStatus};
     use crate::txn::ReadableTxn;
     const MAX_FINDINGS: usize = 100;
-    for name in list_collections(txn)? {
+    // Each collection's own trees belong to a collection the collections
+    // tree lists: a damaged name there (or of that tree) would otherwise
+    // hide documents without a finding.
+    let listed: std::collections::BTreeSet<String> = list_collections(txn)?.into_iter().collect();
+    for tree in txn.list_trees()? {
+        if tree_has_owner(&tree, &listed) == Some(false) && findings.len() < MAX_FINDINGS {
+            findings.push(format!("tree {tree:?} belongs to no collection that {COLLECTIONS_TREE:?} lists"));
+        }
+    }
+    for name in listed {
         let Some(st) = state(txn, &name)? else { continue };
         for info in st.indexes.iter().filter(|i| i.status == IndexStatus::Ready) {
             let iname = &info.spec.name;

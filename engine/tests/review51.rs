@@ -1,0 +1,52 @@
+//! Review 51: what users found.
+//!
+//! - One byte of the name of the `$collections` tree, changed in the
+//!   catalog with the page's checksum made right again, hid every
+//!   collection (a count read 0, the documents were unreachable) and the
+//!   integrity check passed: it now reports each collection's tree that
+//!   belongs to no listed collection.
+
+use std::sync::Arc;
+
+use obj_engine::doc::json::from_json_str;
+use obj_engine::storage::page::seal_page;
+use obj_engine::storage::sim::SimVfs;
+use obj_engine::{Db, Error, IndexSpec, Options};
+
+fn fill(db: &Db, coll: &str) {
+    let mut w = db.begin_write().unwrap();
+    let mut c = w.collection_mut(coll).unwrap();
+    c.create_index(IndexSpec::unique("by_email", "email").unwrap()).unwrap();
+    for i in 0..50 {
+        c.insert(&from_json_str(&format!(r#"{{"email":"u{i}"}}"#)).unwrap()).unwrap();
+    }
+    w.commit().unwrap();
+}
+
+#[test]
+fn a_collection_hidden_by_a_damaged_catalog_name_is_an_integrity_finding() {
+    let vfs = SimVfs::new();
+    let o = Options { vfs: Some(Arc::new(vfs.clone())), ..Options::default() };
+    let db = Db::open_with("/r.obj", o.clone()).unwrap();
+    fill(&db, "users");
+    fill(&db, "orders");
+    db.integrity_check().unwrap();
+    let ps = db.stat().unwrap().page_size as usize;
+    db.close().unwrap();
+    let mut f = vfs.read_file("/r.obj").unwrap();
+    let root = u32::from_le_bytes(f[52..56].try_into().unwrap()) as usize;
+    let page = &mut f[root * ps..(root + 1) * ps];
+    let at = page.windows(12).position(|w| w == b"$collections").expect("the name in the catalog root");
+    page[at + 4] ^= 0x01; // "$collections" -> "$colmections"
+    seal_page(root as u32, page);
+    vfs.write_file("/r.obj", &f);
+    let db = Db::open_with("/r.obj", o).unwrap();
+    let findings = match db.integrity_check() {
+        Err(Error::Integrity(f)) => f,
+        other => panic!("expected findings, got {other:?}"),
+    };
+    for tree in ["$docs/users", "$names/users", "$index/users/by_email", "$docs/orders"] {
+        let want = format!("tree {tree:?} belongs to no collection that \"$collections\" lists");
+        assert!(findings.contains(&want), "{want} in {findings:?}");
+    }
+}
