@@ -5,6 +5,8 @@
 //!   collection (a count read 0, the documents were unreachable) and the
 //!   integrity check passed: it now reports each collection's tree that
 //!   belongs to no listed collection.
+//! - A query with both `after_id` and `index` was accepted (and read
+//!   nothing) while its collection was missing, and refused once it existed.
 
 use std::sync::Arc;
 
@@ -49,4 +51,13 @@ fn a_collection_hidden_by_a_damaged_catalog_name_is_an_integrity_finding() {
         let want = format!("tree {tree:?} belongs to no collection that \"$collections\" lists");
         assert!(findings.contains(&want), "{want} in {findings:?}");
     }
+}
+
+/// A query's `after_id` with an `index` was refused by the planner alone,
+/// which a query of a missing collection never reaches (found from C).
+#[test]
+fn after_id_with_an_index_is_refused_when_the_query_is_parsed() {
+    let e = obj_engine::QuerySpec::from_json(r#"{"collection":"c","after_id":3,"index":{"name":"x"}}"#)
+        .unwrap_err();
+    assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("does not combine with index")), "{e}");
 }

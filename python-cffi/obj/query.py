@@ -855,6 +855,9 @@ class Query(Generic[T]):
         kind = tx._kind(core, cname)
         if kind is None:
             self._no_collection()
+            # The engine still reads the query, and refuses what never
+            # combines (it counts 0 for a missing collection otherwise).
+            core._c_count(self._spec(cname.decode(), count_only=True))
             return None
         return core, cname, kind
 

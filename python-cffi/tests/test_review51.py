@@ -3,6 +3,8 @@
 - A key-value key that is not there raised a plain ``KeyError``, which
   ``except obj.ObjError`` does not catch; it is now ``KeyNotFoundError``,
   both a ``NotFoundError`` and a ``KeyError``.
+- A query with both ``after_id`` and an index range was accepted while its
+  collection was missing, and refused once it existed.
 """
 
 from __future__ import annotations
@@ -30,3 +32,17 @@ def test_a_missing_kv_key_is_both_not_found_and_key_error(tmp_path):
         with db.transaction() as tx:
             with pytest.raises(obj.KeyNotFoundError):
                 tx.kv("settings")[b"zz"]
+
+
+def test_after_id_with_an_index_is_refused_whether_or_not_the_collection_exists(tmp_path):
+    """The combination was refused only once the collection existed (a
+    missing one is never planned): a program tried on an empty database
+    broke on a full one."""
+    with obj.Db(str(tmp_path / "a.obj")) as db:
+        for _ in range(2):
+            q = db.query("orders").index_range("by_region", "eu", "eu").after_id(3)
+            for run in (q.fetch, q.count):
+                with pytest.raises(obj.InvalidArgumentError, match="does not combine with index"):
+                    run()
+            db.create_index("orders", "by_region", ["region"])
+            db.insert("orders", {"region": "eu"})

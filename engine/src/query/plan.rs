@@ -315,11 +315,7 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
         )));
     }
     if spec.after_id.is_some() {
-        if spec.index.is_some() {
-            return Err(Error::invalid(
-                "after_id reads the collection in id order: it does not combine with index",
-            ));
-        }
+        spec.check_combination()?;
         return Ok(Plan {
             access: Access::Scan,
             sort_in_memory,

@@ -161,6 +161,19 @@ pub struct QuerySpec {
 }
 
 impl QuerySpec {
+    /// Refuses the parts of a query that never go together, whatever the
+    /// collection holds (checked when JSON is parsed, as well as by the
+    /// planner: a query of a missing collection is never planned, and must
+    /// not pass only while the collection is missing).
+    pub(crate) fn check_combination(&self) -> Result<()> {
+        if self.after_id.is_some() && self.index.is_some() {
+            return Err(Error::invalid(
+                "after_id reads the collection in id order: it does not combine with index",
+            ));
+        }
+        Ok(())
+    }
+
     /// A query returning every document of `collection`.
     pub fn new(collection: impl Into<String>) -> QuerySpec {
         QuerySpec {
@@ -380,6 +393,7 @@ fn parse_spec(j: &Json) -> Result<QuerySpec> {
     }
     spec.collection = collection
         .ok_or_else(|| Error::invalid("query: missing field \"collection\" (a non-empty string)"))?;
+    spec.check_combination()?;
     Ok(spec)
 }
 
@@ -841,8 +855,12 @@ mod tests {
                 hi: Some(IndexBound { values: vec![s("shipped")], inclusive: true }),
                 reverse: true,
             }),
-            after_id: Some(41),
+            after_id: None,
         };
+        let text = spec.to_json();
+        assert_eq!(QuerySpec::from_json(&text).unwrap(), spec, "{text}");
+        // (after_id reads in id order, without an index.)
+        let spec = QuerySpec { index: None, after_id: Some(41), ..spec };
         let text = spec.to_json();
         assert_eq!(QuerySpec::from_json(&text).unwrap(), spec, "{text}");
         // Sort keys written as bare strings are ascending.
