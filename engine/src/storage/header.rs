@@ -206,6 +206,9 @@ impl Header {
             true => self.flags & !FLAG_TREE_COUNTS,
             false => self.flags | FLAG_TREE_COUNTS,
         };
+        let end = self.page_size as usize - self.trailer_len as usize;
+        // (Zero past the records too: the page may be an older image.)
+        page[COUNTS_AT..end].fill(0);
         let counts = &mut page[COUNTS_AT..COUNTS_AT + 4 + self.tree_counts.len() * COUNT_RECORD];
         counts[..4].copy_from_slice(&(self.tree_counts.len() as u32).to_le_bytes());
         for (c, out) in self.tree_counts.iter().zip(counts[4..].chunks_exact_mut(COUNT_RECORD)) {
