@@ -56,15 +56,24 @@ class KeyNotFoundError(NotFoundError, KeyError):
     """A key-value key that is not there, asked for by ``ns[key]``, ``del
     ns[key]`` or ``ns.pop(key)`` without a default: a :class:`NotFoundError`
     and a ``KeyError`` both, so mapping code and ``except obj.ObjError``
-    both catch it. ``key`` is the key as given."""
+    both catch it. ``key`` is the key as given (and ``args[0]``, as in a
+    ``dict``'s ``KeyError``), ``namespace`` the namespace's name."""
 
     def __init__(self, key: object, namespace: str) -> None:
         super().__init__(f"key {key!r} is not in the key-value namespace {namespace!r}")
+        self.args = (key,)
         self.key = key
+        self.namespace = namespace
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # pickle and copy call the class with ``args`` (the key alone) by
+        # default, which this __init__ does not take: a worker process's
+        # error would not reach its parent.
+        return (type(self), (self.key, self.namespace), self.__dict__)
 
     def __str__(self) -> str:
-        # (KeyError's own would show the message's repr.)
-        return str(self.args[0])
+        # (KeyError's own would show the key's repr alone.)
+        return f"key {self.key!r} is not in the key-value namespace {self.namespace!r}"
 
 
 class BusyError(ObjError):

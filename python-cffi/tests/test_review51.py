@@ -22,7 +22,7 @@ def test_a_missing_kv_key_is_both_not_found_and_key_error(tmp_path):
             with pytest.raises(obj.KeyNotFoundError) as e:
                 attempt()
             assert isinstance(e.value, obj.NotFoundError) and isinstance(e.value, KeyError)
-            assert e.value.key == b"zz"
+            assert e.value.key == b"zz" and e.value.args == (b"zz",)
             assert str(e.value) == "key b'zz' is not in the key-value namespace 'settings'"
         with pytest.raises(KeyError):
             ns[b"zz"]
@@ -46,3 +46,15 @@ def test_after_id_with_an_index_is_refused_whether_or_not_the_collection_exists(
                     run()
             db.create_index("orders", "by_region", ["region"])
             db.insert("orders", {"region": "eu"})
+
+
+def test_a_missing_kv_key_error_pickles_and_copies(tmp_path):
+    import copy
+    import pickle
+
+    with obj.Db(str(tmp_path / "a.obj")) as db:
+        with pytest.raises(obj.KeyNotFoundError) as e:
+            db.kv("settings")[b"zz"]
+    for back in (pickle.loads(pickle.dumps(e.value)), copy.copy(e.value), copy.deepcopy(e.value)):
+        assert type(back) is obj.KeyNotFoundError
+        assert (back.key, back.namespace, str(back)) == (b"zz", "settings", str(e.value))
