@@ -244,6 +244,8 @@ impl Db {
                 T::COLLECTION
             )));
         }
+        // (Refused whether or not the collection exists: see the planner.)
+        spec.check_combination()?;
         let rx = self.begin_read()?;
         if !readable(&rx, T::COLLECTION)? {
             return Ok(Vec::new());

@@ -258,6 +258,17 @@ fn check_indexes_into(txn: &crate::txn::ReadTxn, findings: &mut Vec<String>) -> 
     }
     for name in listed {
         let Some(st) = state(txn, &name)? else { continue };
+        // A collection without a ready index has no document decoded below:
+        // its first one is, so that a lost name dictionary shows.
+        if !st.raw && !st.indexes.iter().any(|i| i.status == IndexStatus::Ready) {
+            if let Some(entry) = txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?.next() {
+                let (k, bytes) = entry?;
+                if let Err(e) = decode_stored(&bytes, &*st.dict) {
+                    let id = u64::from_be_bytes(k.as_slice().try_into().unwrap_or([0; 8]));
+                    findings.push(format!("collection {name:?}: document {id}: {e}"));
+                }
+            }
+        }
         for info in st.indexes.iter().filter(|i| i.status == IndexStatus::Ready) {
             let iname = &info.spec.name;
             let Some(tree) = txn.find_engine_tree(&index_tree(&name, iname))? else {
