@@ -889,7 +889,7 @@ impl WriteTxn {
         let mut changed = false;
         for (&root, t) in self.trees.iter().filter(|(_, t)| t.changed) {
             changed = true;
-            match counts.iter_mut().find(|c| c.root == root && c.serial == t.serial) {
+            match counts.iter_mut().find(|c| c.is_of(root, t.serial)) {
                 Some(c) => c.entries = t.entries,
                 None => counts.push(TreeCount { root, serial: t.serial, entries: t.entries }),
             }
@@ -906,7 +906,7 @@ impl WriteTxn {
             for entry in btree::Range::new(&self.pages, catalog, Bound::Unbounded, Bound::Unbounded, false)? {
                 let (name, value) = entry?;
                 let meta = TreeMeta::decode(&value, &String::from_utf8_lossy(&name))?;
-                if let Some(c) = counts.iter().find(|c| c.root == meta.root && c.serial == meta.serial) {
+                if let Some(c) = counts.iter().find(|c| c.is_of(meta.root, meta.serial)) {
                     if c.entries != meta.entries {
                         folded.push((name, TreeMeta { entries: c.entries, ..meta }));
                     }

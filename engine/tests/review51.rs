@@ -29,28 +29,36 @@ fn fill(db: &Db, coll: &str) {
     w.commit().unwrap();
 }
 
+/// Closes `db` (at `path` on `vfs`), changes byte `at` of tree name `name`
+/// in its catalog root to `to`, with the page's checksum made right
+/// again, and returns the integrity check's findings on the reopened file.
+fn findings_after_renaming(db: Db, vfs: &SimVfs, path: &str, name: &[u8], at: usize, to: u8) -> Vec<String> {
+    db.integrity_check().unwrap();
+    let ps = db.stat().unwrap().page_size as usize;
+    db.close().unwrap();
+    let mut f = vfs.read_file(path).unwrap();
+    let root = u32::from_le_bytes(f[52..56].try_into().unwrap()) as usize;
+    let page = &mut f[root * ps..(root + 1) * ps];
+    let start = page.windows(name.len()).position(|w| w == name).expect("the name in the catalog root");
+    page[start + at] = to;
+    seal_page(root as u32, page);
+    vfs.write_file(path, &f);
+    let db = Db::open_with(path, Options { vfs: Some(Arc::new(vfs.clone())), ..Options::default() }).unwrap();
+    match db.integrity_check() {
+        Err(Error::Integrity(f)) => f,
+        other => panic!("expected findings, got {other:?}"),
+    }
+}
+
 #[test]
 fn a_collection_hidden_by_a_damaged_catalog_name_is_an_integrity_finding() {
     let vfs = SimVfs::new();
     let o = Options { vfs: Some(Arc::new(vfs.clone())), ..Options::default() };
-    let db = Db::open_with("/r.obj", o.clone()).unwrap();
+    let db = Db::open_with("/r.obj", o).unwrap();
     fill(&db, "users");
     fill(&db, "orders");
-    db.integrity_check().unwrap();
-    let ps = db.stat().unwrap().page_size as usize;
-    db.close().unwrap();
-    let mut f = vfs.read_file("/r.obj").unwrap();
-    let root = u32::from_le_bytes(f[52..56].try_into().unwrap()) as usize;
-    let page = &mut f[root * ps..(root + 1) * ps];
-    let at = page.windows(12).position(|w| w == b"$collections").expect("the name in the catalog root");
-    page[at + 4] ^= 0x01; // "$collections" -> "$colmections"
-    seal_page(root as u32, page);
-    vfs.write_file("/r.obj", &f);
-    let db = Db::open_with("/r.obj", o).unwrap();
-    let findings = match db.integrity_check() {
-        Err(Error::Integrity(f)) => f,
-        other => panic!("expected findings, got {other:?}"),
-    };
+    // "$collections" -> "$colmections"
+    let findings = findings_after_renaming(db, &vfs, "/r.obj", b"$collections", 4, b'm');
     for tree in ["$docs/users", "$names/users", "$index/users/by_email", "$docs/orders"] {
         let want = format!("tree {tree:?} belongs to no collection that \"$collections\" lists");
         assert!(findings.contains(&want), "{want} in {findings:?}");
@@ -65,28 +73,14 @@ fn a_collection_hidden_by_a_damaged_catalog_name_is_an_integrity_finding() {
 fn a_lost_name_dictionary_is_an_integrity_finding() {
     let vfs = SimVfs::new();
     let o = Options { vfs: Some(Arc::new(vfs.clone())), ..Options::default() };
-    let db = Db::open_with("/n.obj", o.clone()).unwrap();
+    let db = Db::open_with("/n.obj", o).unwrap();
     let mut w = db.begin_write().unwrap();
     let mut c = w.collection_mut("users").unwrap();
     for i in 0..20 {
         c.insert(&from_json_str(&format!(r#"{{"email":"u{i}"}}"#)).unwrap()).unwrap();
     }
     w.commit().unwrap();
-    db.integrity_check().unwrap();
-    let ps = db.stat().unwrap().page_size as usize;
-    db.close().unwrap();
-    let mut f = vfs.read_file("/n.obj").unwrap();
-    let root = u32::from_le_bytes(f[52..56].try_into().unwrap()) as usize;
-    let page = &mut f[root * ps..(root + 1) * ps];
-    let at = page.windows(12).position(|w| w == b"$names/users").expect("the name in the catalog root");
-    page[at + 5] = b'z';
-    seal_page(root as u32, page);
-    vfs.write_file("/n.obj", &f);
-    let db = Db::open_with("/n.obj", o).unwrap();
-    let findings = match db.integrity_check() {
-        Err(Error::Integrity(f)) => f,
-        other => panic!("expected findings, got {other:?}"),
-    };
+    let findings = findings_after_renaming(db, &vfs, "/n.obj", b"$names/users", 5, b'z');
     assert!(findings.iter().any(|f| f.starts_with("collection \"users\": document 1:")), "{findings:?}");
 }
 

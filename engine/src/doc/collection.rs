@@ -107,7 +107,8 @@ pub fn id_key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
 }
 
-fn id_from_key(key: &[u8]) -> Result<u64> {
+/// The id a documents tree's key holds (`Corruption` unless 8 bytes).
+pub(crate) fn id_from_key(key: &[u8]) -> Result<u64> {
     let b: [u8; 8] = key
         .try_into()
         .map_err(|_| Error::corruption(None, format!("document key of {} bytes, not 8", key.len())))?;

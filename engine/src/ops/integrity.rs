@@ -181,7 +181,7 @@ fn check_trees(
         let mut recorder = "the catalog";
         let meta = match TreeMeta::decode(&v, &name) {
             Ok(m) => {
-                if let Some(i) = counts.iter().position(|c| c.root == m.root && c.serial == m.serial) {
+                if let Some(i) = counts.iter().position(|c| c.is_of(m.root, m.serial)) {
                     counted[i] = true;
                     recorder = "the header";
                 }
@@ -241,7 +241,8 @@ pub fn check_indexes(txn: &crate::txn::ReadTxn) -> Vec<String> {
 
 fn check_indexes_into(txn: &crate::txn::ReadTxn, findings: &mut Vec<String>) -> Result<()> {
     use crate::doc::collection::{
-        decode_stored, id_key, index_tree, list_collections, state, tree_has_owner, COLLECTIONS_TREE,
+        decode_stored, id_from_key, id_key, index_tree, list_collections, state, tree_has_owner,
+        COLLECTIONS_TREE,
     };
     use crate::index::key_encoding::index_entry_key;
     use crate::index::secondary::{doc_index_keys, parse_entry, IndexKind, IndexStatus};
@@ -264,7 +265,7 @@ fn check_indexes_into(txn: &crate::txn::ReadTxn, findings: &mut Vec<String>) -> 
             if let Some(entry) = txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)?.next() {
                 let (k, bytes) = entry?;
                 if let Err(e) = decode_stored(&bytes, &*st.dict) {
-                    let id = u64::from_be_bytes(k.as_slice().try_into().unwrap_or([0; 8]));
+                    let id = id_from_key(&k).unwrap_or(0);
                     findings.push(format!("collection {name:?}: document {id}: {e}"));
                 }
             }
@@ -278,7 +279,7 @@ fn check_indexes_into(txn: &crate::txn::ReadTxn, findings: &mut Vec<String>) -> 
             // Documents -> entries.
             for entry in txn.range(&st.docs, Bound::Unbounded, Bound::Unbounded, false)? {
                 let (k, bytes) = entry?;
-                let id = u64::from_be_bytes(k.as_slice().try_into().unwrap_or([0; 8]));
+                let id = id_from_key(&k).unwrap_or(0);
                 let doc = match decode_stored(&bytes, &*st.dict) {
                     Ok((_, d)) => d,
                     Err(e) => {

@@ -50,6 +50,14 @@ pub struct TreeCount {
     pub entries: u64,
 }
 
+impl TreeCount {
+    /// Whether this is the count of the tree rooted at `root` with serial
+    /// `serial`.
+    pub fn is_of(&self, root: PageNo, serial: u64) -> bool {
+        self.root == root && self.serial == serial
+    }
+}
+
 /// The decoded file header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -176,7 +184,7 @@ impl Header {
     /// The entry count page 0 holds for the tree rooted at `root` with
     /// serial `serial`, if it holds one (else the catalog's is current).
     pub fn tree_count(&self, root: PageNo, serial: u64) -> Option<u64> {
-        self.tree_counts.iter().find(|c| c.root == root && c.serial == serial).map(|c| c.entries)
+        self.tree_counts.iter().find(|c| c.is_of(root, serial)).map(|c| c.entries)
     }
 
     /// True when the file is encrypted.
