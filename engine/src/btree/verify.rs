@@ -43,7 +43,7 @@ pub fn verify<R: PageRead + ?Sized>(
 }
 
 /// [`verify`] that goes on past a damaged subtree or overflow chain to
-/// check the rest of the tree (up to 100 problems): every
+/// check the rest of the tree (up to `MAX_PROBLEMS` problems): every
 /// problem found, and the entries counted in the parts that could be read.
 /// One bad page then costs the caller its own subtree, not every page the
 /// walk had yet to reach.

@@ -848,16 +848,6 @@ impl<'t, T: ReadableTxn> Collection<'t, T> {
                 self.name()
             )));
         }
-        if let Some(ix) = &spec.index {
-            if ix.lo.iter().chain(ix.hi.iter()).any(|b| b.values.is_empty()) {
-                // As the JSON form refuses it (an empty bound would not
-                // read back from QuerySpec::to_json).
-                return Err(Error::invalid(format!(
-                    "index {:?}: a bound needs at least one key value (leave the end open with None)",
-                    ix.index
-                )));
-            }
-        }
         if spec.count_only && !counting {
             return Err(Error::invalid(
                 "\"count_only\": true asks for a number, not documents: use Collection::query_count",

@@ -245,7 +245,7 @@ impl Db {
             )));
         }
         // (Refused whether or not the collection exists: see the planner.)
-        spec.check_combination()?;
+        spec.check_shape()?;
         let rx = self.begin_read()?;
         if !readable(&rx, T::COLLECTION)? {
             return Ok(Vec::new());

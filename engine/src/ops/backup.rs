@@ -95,12 +95,12 @@ fn copy_snapshot(
 ) -> Result<BackupReport> {
     let started = Instant::now();
     let snap = txn.snapshot();
-    let header = snap.header().clone();
+    let header = snap.header();
     let page_size = snap.page_size();
     let total = header.page_count as u64;
     // Pages listed on freelist trunks (not the trunks): their content is
     // garbage, or was never written at all.
-    let free = freelist::listed_pages(snap, &header)?;
+    let free = freelist::listed_pages(snap, header)?;
     let report = |pages: u64, cancelled: bool| BackupReport {
         pages,
         bytes: pages * page_size as u64,

@@ -306,6 +306,7 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
             Value::check_all_nesting(&b.values)?;
         }
     }
+    spec.check_shape()?;
     let sort_in_memory = !spec.sort.is_empty();
     let filtered = spec.filter != Filter::True;
     if st.raw && (filtered || sort_in_memory || spec.index.is_some()) {
@@ -315,7 +316,6 @@ pub(crate) fn plan<T: ReadableTxn>(txn: &T, st: &CollState, spec: &QuerySpec) ->
         )));
     }
     if spec.after_id.is_some() {
-        spec.check_combination()?;
         return Ok(Plan {
             access: Access::Scan,
             sort_in_memory,

@@ -161,15 +161,26 @@ pub struct QuerySpec {
 }
 
 impl QuerySpec {
-    /// Refuses the parts of a query that never go together, whatever the
-    /// collection holds (checked when JSON is parsed, as well as by the
-    /// planner: a query of a missing collection is never planned, and must
-    /// not pass only while the collection is missing).
-    pub(crate) fn check_combination(&self) -> Result<()> {
-        if self.after_id.is_some() && self.index.is_some() {
-            return Err(Error::invalid(
-                "after_id reads the collection in id order: it does not combine with index",
-            ));
+    /// Refuses what no collection could answer, whatever it holds: an
+    /// index bound without a key value (the JSON form cannot say one: it
+    /// would not read back from [`to_json`](Self::to_json)), and after_id
+    /// with an index. Checked when JSON is parsed and by the planner, which
+    /// every query and explain goes through; a query of a missing
+    /// collection is never planned, and must not pass only while the
+    /// collection is missing, so the callers that answer one check it too.
+    pub(crate) fn check_shape(&self) -> Result<()> {
+        if let Some(ix) = &self.index {
+            if ix.lo.iter().chain(ix.hi.iter()).any(|b| b.values.is_empty()) {
+                return Err(Error::invalid(format!(
+                    "index {:?}: a bound needs at least one key value (leave the end open with None)",
+                    ix.index
+                )));
+            }
+            if self.after_id.is_some() {
+                return Err(Error::invalid(
+                    "after_id reads the collection in id order: it does not combine with index",
+                ));
+            }
         }
         Ok(())
     }
@@ -393,7 +404,7 @@ fn parse_spec(j: &Json) -> Result<QuerySpec> {
     }
     spec.collection = collection
         .ok_or_else(|| Error::invalid("query: missing field \"collection\" (a non-empty string)"))?;
-    spec.check_combination()?;
+    spec.check_shape()?;
     Ok(spec)
 }
 
