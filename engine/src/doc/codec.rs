@@ -57,15 +57,36 @@ pub trait NameLookup {
 
 /// An in-memory name dictionary with dense ids from 0: the cached copy of a
 /// collection's dictionary, and the one tests use.
+///
+/// Its names are in two parts: a base held through an `Arc`, which copies
+/// of the dictionary share, and the names added since it was last folded
+/// into that base. A copy (each transaction that brings in a name makes
+/// one of the committed dictionary, see [`SharedDict`]) thus costs the
+/// recent names, not every name the collection ever had: a collection
+/// whose map keys are data (user ids, dates) has as many names as keys.
+/// The tail is folded once it holds more than the square root of the
+/// base's names (and at least [`FOLD_AT_LEAST`]), so that folding, which
+/// copies a shared base, is paid once for that many new names.
 #[derive(Debug, Clone, Default)]
 pub struct MemNameDict {
-    names: Vec<String>,
-    ids: HashMap<String, u32>,
+    base: Arc<NameTable>,
+    tail: NameTable,
     /// The id after the one `id_of` returned last: documents of one
     /// collection mostly repeat one field order (typed documents always
     /// do), so the next name asked for is usually this one, found with one
     /// string comparison instead of a hash lookup.
     next_guess: usize,
+}
+
+/// The fewest names a dictionary's tail holds before it is folded into
+/// its base (see [`MemNameDict`]).
+const FOLD_AT_LEAST: usize = 64;
+
+/// Names and their ids, the ids of one table being consecutive.
+#[derive(Debug, Clone, Default)]
+struct NameTable {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
 }
 
 impl MemNameDict {
@@ -81,68 +102,103 @@ impl MemNameDict {
         let mut dict = MemNameDict::new();
         for name in names {
             let name = name.into();
-            if dict.ids.contains_key(&name) {
+            if dict.lookup_id(&name).is_some() {
                 return Err(Error::corruption(None, format!("document name dictionary repeats {name:?}")));
             }
             dict.push(name)?;
         }
+        dict.fold();
         Ok(dict)
     }
 
     /// How many names are assigned (the next new id).
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.base.names.len() + self.tail.names.len()
     }
 
     /// True when no name is assigned.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.len() == 0
     }
 
-    /// All names; a name's position is its id.
-    pub fn names(&self) -> &[String] {
-        &self.names
+    /// All names, in id order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.base.names.iter().chain(&self.tail.names).map(String::as_str)
     }
 
     /// The names with ids from `first_id` on, e.g. the ones assigned since
     /// the caller last persisted (pass the old [`len`](Self::len)).
     pub fn names_since(&self, first_id: u32) -> impl Iterator<Item = (u32, &str)> {
-        let start = usize::try_from(first_id).unwrap_or(usize::MAX).min(self.names.len());
+        let first = usize::try_from(first_id).unwrap_or(usize::MAX);
+        let (base, tail) = (&self.base.names, &self.tail.names);
+        let in_tail = first.saturating_sub(base.len()).min(tail.len());
+        let since = base[first.min(base.len())..].iter().chain(&tail[in_tail..]);
         // ids are positions and `push` keeps them below u32::MAX.
-        self.names[start..].iter().zip(first_id..).map(|(n, id)| (id, n.as_str()))
+        since.zip(first_id..).map(|(n, id)| (id, n.as_str()))
     }
 
     /// Forgets the names with ids from `len` on: the ones a refused
     /// document brought in, before anything persisted them.
     pub(crate) fn truncate(&mut self, len: usize) {
-        let len = len.min(self.names.len());
-        for name in self.names.drain(len..) {
-            self.ids.remove(&name);
+        let in_base = self.base.names.len();
+        if len < in_base {
+            // (Rare: the refused document's names were folded already.)
+            self.fold();
+            let base = Arc::make_mut(&mut self.base);
+            for name in base.names.drain(len..) {
+                base.ids.remove(&name);
+            }
+        } else {
+            for name in self.tail.names.drain((len - in_base).min(self.tail.names.len())..) {
+                self.tail.ids.remove(&name);
+            }
         }
         self.next_guess = 0;
     }
 
     fn push(&mut self, name: String) -> Result<u32> {
-        let id = u32::try_from(self.names.len())
+        let id = u32::try_from(self.len())
             .ok()
             .filter(|&id| id < u32::MAX)
             .ok_or_else(|| Error::invalid("collection has too many distinct field names"))?;
-        self.ids.insert(name.clone(), id);
-        self.names.push(name);
+        self.tail.ids.insert(name.clone(), id);
+        self.tail.names.push(name);
+        let tail = self.tail.names.len();
+        if tail >= FOLD_AT_LEAST && tail.saturating_mul(tail) > self.base.names.len() {
+            self.fold();
+        }
         Ok(id)
     }
-}
 
-impl MemNameDict {
+    /// Moves the tail's names into the base (a copy of the base first when
+    /// another dictionary shares it).
+    fn fold(&mut self) {
+        if self.tail.names.is_empty() {
+            return;
+        }
+        let tail = std::mem::take(&mut self.tail);
+        let base = Arc::make_mut(&mut self.base);
+        base.ids.extend(tail.ids);
+        base.names.extend(tail.names);
+    }
+
+    /// The name of id `id`, if assigned.
+    fn name_at(&self, id: usize) -> Option<&String> {
+        match id.checked_sub(self.base.names.len()) {
+            None => self.base.names.get(id),
+            Some(i) => self.tail.names.get(i),
+        }
+    }
+
     /// The id of `name` if it has one, tried first at id `guess` (see
     /// `next_guess`).
     fn find(&self, name: &str, guess: usize) -> Option<u32> {
         // Past the last name, the next document starts again at the first.
-        let guess = if guess < self.names.len() { guess } else { 0 };
-        match self.names.get(guess) {
+        let guess = if guess < self.len() { guess } else { 0 };
+        match self.name_at(guess) {
             // Positions are ids, and `push` keeps them below u32::MAX.
             Some(n) if n == name => Some(guess as u32),
-            _ => self.ids.get(name).copied(),
+            _ => self.lookup_id(name),
         }
     }
 }
@@ -192,11 +248,11 @@ impl NameDict for SharedDict<'_> {
 
 impl NameLookup for MemNameDict {
     fn name_of(&self, id: u32) -> Option<&str> {
-        self.names.get(usize::try_from(id).ok()?).map(String::as_str)
+        self.name_at(usize::try_from(id).ok()?).map(String::as_str)
     }
 
     fn lookup_id(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
+        self.base.ids.get(name).or_else(|| self.tail.ids.get(name)).copied()
     }
 }
 
@@ -1253,6 +1309,64 @@ mod tests {
         assert!(MemNameDict::from_names(["a", "a"]).is_err());
     }
 
+    /// A dictionary of many names, against a plain list of them: ids, names,
+    /// `names_since` and `truncate` across the fold of its recent names into
+    /// its shared base; a copy shares the base (it is not copied whole for
+    /// each new name), and neither copy sees the other's new names.
+    #[test]
+    fn a_large_dictionary_shares_its_base_and_agrees_with_a_list() {
+        let mut dict = MemNameDict::new();
+        let mut model: Vec<String> = Vec::new();
+        let check = |dict: &MemNameDict, model: &[String]| {
+            assert_eq!(dict.len(), model.len());
+            assert!(dict.names().eq(model.iter().map(String::as_str)));
+            for (id, name) in model.iter().enumerate().step_by(97) {
+                assert_eq!(dict.lookup_id(name), Some(id as u32));
+                assert_eq!(dict.name_of(id as u32), Some(name.as_str()));
+            }
+            assert_eq!(dict.name_of(model.len() as u32), None);
+            for first in [0, 1, model.len() / 2, model.len().saturating_sub(3), model.len(), model.len() + 5]
+            {
+                let since: Vec<(u32, &str)> = dict.names_since(first as u32).collect();
+                let want: Vec<(u32, &str)> =
+                    model.iter().enumerate().skip(first).map(|(i, n)| (i as u32, n.as_str())).collect();
+                assert_eq!(since, want, "names_since({first})");
+            }
+        };
+        for i in 0..5_000 {
+            let name = format!("k{i}");
+            assert_eq!(dict.id_of(&name).unwrap(), i);
+            model.push(name);
+            if i % 1_000 == 999 {
+                check(&dict, &model);
+            }
+        }
+        // A copy shares the base; each side's new names stay its own.
+        let mut shared = Arc::new(dict);
+        let kept = shared.clone();
+        for i in 0..300 {
+            SharedDict::new(&mut shared).id_of(&format!("new{i}")).unwrap();
+            model.push(format!("new{i}"));
+            if i == 0 {
+                assert!(Arc::ptr_eq(&kept.base, &shared.base), "a new name copied the whole base");
+            }
+        }
+        check(&shared, &model);
+        check(&kept, &model[..5_000]);
+        assert_eq!(kept.lookup_id("new0"), None);
+        // Truncating within the tail, then past the fold point.
+        let mine = Arc::make_mut(&mut shared);
+        for len in [5_290, 5_100, 4_000, 10] {
+            mine.truncate(len);
+            model.truncate(len);
+            check(mine, &model);
+            assert_eq!(mine.id_of("again").unwrap(), len as u32);
+            model.push("again".into());
+        }
+        // The other copy never saw any of it.
+        check(&kept, &(0..5_000).map(|i| format!("k{i}")).collect::<Vec<_>>());
+    }
+
     /// A shared dictionary is copied only for a new name: known names are
     /// found in the shared copy (in any order), and the other holder never
     /// sees a name assigned through the copy.
@@ -1270,8 +1384,8 @@ mod tests {
         assert_eq!(d.id_of("a").unwrap(), 0);
         assert_eq!(d.id_of("new").unwrap(), 3);
         assert!(!Arc::ptr_eq(&kept, &mine));
-        assert_eq!(kept.names(), ["a", "b", "c"]);
-        assert_eq!(mine.names(), ["a", "b", "c", "new"]);
+        assert_eq!(kept.names().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(mine.names().collect::<Vec<_>>(), ["a", "b", "c", "new"]);
         // Held alone, it is written in place.
         let before = Arc::as_ptr(&mine);
         assert_eq!(SharedDict::new(&mut mine).id_of("other").unwrap(), 4);
@@ -1401,7 +1515,7 @@ mod tests {
             prop_assert!(back.identical(&v), "{v:?}\n{back:?}");
             prop_assert_eq!(decode_header(&bytes).unwrap().0.schema_version, schema);
             // A second dictionary loaded from the first's names reads it too.
-            let reloaded = MemNameDict::from_names(dict.names().iter().cloned()).unwrap();
+            let reloaded = MemNameDict::from_names(dict.names()).unwrap();
             prop_assert!(decode_document(&bytes, &reloaded).unwrap().identical(&v));
         }
 

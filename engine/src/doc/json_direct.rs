@@ -83,7 +83,10 @@ pub(crate) fn documents_from_json_in_runs(
     let mut take_run = |out: &mut Vec<u8>, ends: &mut Vec<usize>, dict: &MemNameDict| EncodedRun {
         bytes: std::mem::replace(out, Vec::with_capacity(run_bytes + run_bytes / 4)),
         ends: std::mem::take(ends),
-        new_names: dict.names()[std::mem::replace(&mut named, dict.len())..].to_vec(),
+        new_names: dict
+            .names_since(std::mem::replace(&mut named, dict.len()) as u32)
+            .map(|(_, n)| n.to_owned())
+            .collect(),
     };
     let mut deliver_full = |out: &mut Vec<u8>, ends: &mut Vec<usize>, dict: &MemNameDict| {
         out.len() < run_bytes || deliver(take_run(out, ends, dict))
