@@ -722,7 +722,8 @@ obj_status obj_db_free(obj_db *db);
  * the WAL, the WAL restarts and its file is cut back to its 64-byte
  * header. `out` may be NULL. Takes the writer's lock: while a write
  * transaction is open (another thread's, or the calling thread's own),
- * it waits up to the busy timeout, then returns OBJ_BUSY.
+ * it waits up to the busy timeout, then returns OBJ_BUSY. On a read-only
+ * handle, which never writes the database, it is OBJ_INVALID_ARGUMENT.
  *
  * # Safety
  * `db` is a live handle; `out` is NULL or writable.
@@ -1418,7 +1419,8 @@ obj_status obj_kv_list(obj_txn *txn, obj_bytes *out);
  * false, 0 at the first call), commit_counter (the snapshot copied),
  * cancelled, millis. The backup of an encrypted database is encrypted with
  * the same key (it opens with the key or passphrase of the original).
- * Errors: OBJ_BUSY (`path` is an open database), OBJ_INVALID_ARGUMENT
+ * Errors: OBJ_BUSY (`path` is an open database, or a file appeared there
+ * while the copy was written), OBJ_INVALID_ARGUMENT
  * (`path` is this database's own file, under its name or a hard link, or a
  * database not closed cleanly, whose `-wal` may hold commits it lacks: open
  * and close it first), OBJ_IO.
@@ -1482,7 +1484,8 @@ obj_status obj_db_compact(obj_db *db, obj_bytes *out);
  * Writes a compacted copy of the current snapshot to `path` (a new file
  * id, no WAL), as obj_db_backup does (encrypted with the same key when the
  * database is). `out` as for obj_db_compact (free with obj_bytes_free).
- * Errors as obj_db_backup's: OBJ_BUSY (`path` is an open database),
+ * Errors as obj_db_backup's: OBJ_BUSY (`path` is an open database, or a
+ * file appeared there while the copy was written),
  * OBJ_INVALID_ARGUMENT (this database's own file, bad path), OBJ_IO;
  * OBJ_CLOSED after obj_db_close.
  *
@@ -1613,7 +1616,8 @@ obj_status obj_db_export_to(obj_db *db,
  * otherwise it commits every `batch_size` lines (a failure then leaves
  * the earlier batches). Errors name the line ("import
  * line N: ..."); a malformed line (not JSON, not UTF-8, not an export
- * record) is OBJ_INVALID_ARGUMENT.
+ * record) is OBJ_INVALID_ARGUMENT, and so is a read-only handle, whatever
+ * the file holds.
  * `out` (may be NULL) receives a JSON report (free with obj_bytes_free):
  * collections, documents, indexes_created, kv_namespaces, kv_entries,
  * trees, tree_entries, commits.

@@ -566,7 +566,8 @@ pub struct obj_checkpoint_result {
 /// the WAL, the WAL restarts and its file is cut back to its 64-byte
 /// header. `out` may be NULL. Takes the writer's lock: while a write
 /// transaction is open (another thread's, or the calling thread's own),
-/// it waits up to the busy timeout, then returns OBJ_BUSY.
+/// it waits up to the busy timeout, then returns OBJ_BUSY. On a read-only
+/// handle, which never writes the database, it is OBJ_INVALID_ARGUMENT.
 ///
 /// # Safety
 /// `db` is a live handle; `out` is NULL or writable.

@@ -84,7 +84,8 @@ fn compact_json(r: &CompactReport) -> serde_json::Value {
 /// false, 0 at the first call), commit_counter (the snapshot copied),
 /// cancelled, millis. The backup of an encrypted database is encrypted with
 /// the same key (it opens with the key or passphrase of the original).
-/// Errors: OBJ_BUSY (`path` is an open database), OBJ_INVALID_ARGUMENT
+/// Errors: OBJ_BUSY (`path` is an open database, or a file appeared there
+/// while the copy was written), OBJ_INVALID_ARGUMENT
 /// (`path` is this database's own file, under its name or a hard link, or a
 /// database not closed cleanly, whose `-wal` may hold commits it lacks: open
 /// and close it first), OBJ_IO.
@@ -192,7 +193,8 @@ pub unsafe extern "C" fn obj_db_compact(db: *mut obj_db, out: *mut obj_bytes) ->
 /// Writes a compacted copy of the current snapshot to `path` (a new file
 /// id, no WAL), as obj_db_backup does (encrypted with the same key when the
 /// database is). `out` as for obj_db_compact (free with obj_bytes_free).
-/// Errors as obj_db_backup's: OBJ_BUSY (`path` is an open database),
+/// Errors as obj_db_backup's: OBJ_BUSY (`path` is an open database, or a
+/// file appeared there while the copy was written),
 /// OBJ_INVALID_ARGUMENT (this database's own file, bad path), OBJ_IO;
 /// OBJ_CLOSED after obj_db_close.
 ///
@@ -498,7 +500,8 @@ pub unsafe extern "C" fn obj_db_export_to(
 /// otherwise it commits every `batch_size` lines (a failure then leaves
 /// the earlier batches). Errors name the line ("import
 /// line N: ..."); a malformed line (not JSON, not UTF-8, not an export
-/// record) is OBJ_INVALID_ARGUMENT.
+/// record) is OBJ_INVALID_ARGUMENT, and so is a read-only handle, whatever
+/// the file holds.
 /// `out` (may be NULL) receives a JSON report (free with obj_bytes_free):
 /// collections, documents, indexes_created, kv_namespaces, kv_entries,
 /// trees, tree_entries, commits.

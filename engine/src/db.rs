@@ -278,6 +278,9 @@ impl Db {
     /// other processes use the database; a file system without shared
     /// memory, where one handle at a time may open it), `Io`.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        // Refused whatever the file, also when this open joins an engine
+        // already open in this process (which never reaches Pager::open).
+        crate::storage::pager::check_page_size(&options)?;
         let path = through_symlinks(path.as_ref());
         let path: &Path = &path;
         let os_vfs = options.vfs.is_none();
@@ -396,12 +399,18 @@ impl Db {
         Ok(txn.with_attached(views))
     }
 
-    /// Takes the writer slot for this handle: refused on a read-only
-    /// handle, waiting up to this handle's busy timeout.
-    pub(crate) fn lock_writer(&self) -> Result<WriterGuard> {
+    /// `InvalidArgument` on a read-only handle: what every write is told.
+    pub(crate) fn check_writable(&self) -> Result<()> {
         if self.read_only {
             return Err(Error::invalid("the database is open read-only"));
         }
+        Ok(())
+    }
+
+    /// Takes the writer slot for this handle: refused on a read-only
+    /// handle, waiting up to this handle's busy timeout.
+    pub(crate) fn lock_writer(&self) -> Result<WriterGuard> {
+        self.check_writable()?;
         self.engine.pager.lock_writer_unless(self.busy_timeout, &self.interrupted)
     }
 

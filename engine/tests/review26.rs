@@ -214,7 +214,7 @@ fn a_copy_does_not_replace_a_target_created_while_it_was_written() {
         true
     });
     match r {
-        Err(obj_engine::Error::InvalidArgument(m)) => assert!(m.contains("was created while"), "{m}"),
+        Err(obj_engine::Error::Busy(m)) => assert!(m.contains("was created while"), "{m}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(std::fs::read(&target).unwrap(), b"precious");

@@ -168,7 +168,8 @@ impl Db {
     /// opens on its own. It is written under a temporary name, fsynced and
     /// renamed into place, so a crash never leaves a partial backup at
     /// `path`; an existing file there is replaced, unless it is an open
-    /// database (`Busy`), this database's own file, or a database not
+    /// database (`Busy`; so is a file that appears at `path` while the
+    /// copy is written), this database's own file, or a database not
     /// closed cleanly, whose `-wal` may hold commits it lacks
     /// (`InvalidArgument`: open and close it first).
     /// The backup of an encrypted database is encrypted

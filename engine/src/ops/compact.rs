@@ -231,7 +231,8 @@ impl Db {
     /// fewest pages. Runs beside readers and writers. The copy is written
     /// under a temporary name and renamed into place, so a crash never
     /// leaves a partial file at `path`; an existing file there is replaced
-    /// unless it is an open database (`Busy`), this database's own file or
+    /// unless it is an open database (`Busy`, as is a file that appears
+    /// there while the copy is written), this database's own file or
     /// a database not closed cleanly (`InvalidArgument`, as
     /// [`Db::backup_to`]; a symbolic link there is followed). The copy of
     /// an encrypted database is encrypted with the same key.

@@ -700,9 +700,11 @@ impl Db {
     /// their ids, replacing what is there) and key-value entries. See the
     /// module documentation of `ops::export` for batching. A section whose
     /// line count differs from its header's `count` (a truncated file) is
-    /// `InvalidArgument`; so is an existing collection of the other kind, or
-    /// an existing index of the same name with another declaration.
+    /// `InvalidArgument`; so is an existing collection of the other kind,
+    /// an existing index of the same name with another declaration, or a
+    /// read-only handle (whatever the input).
     pub fn import<R: BufRead>(&self, input: R, options: ImportOptions) -> Result<ImportReport> {
+        self.check_writable()?;
         let mut lines = Lines { input, buf: Vec::new(), lineno: 0 };
         let mut imp = Importer {
             db: self,

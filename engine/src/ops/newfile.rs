@@ -272,13 +272,16 @@ impl NewFile {
         self.file.sync().map_err(|e| Error::io(format!("syncing {tmp}"), e))?;
         // A target that did not exist at `create` was not locked: one that
         // appeared since (a database another process created, perhaps
-        // with commits only in its WAL) is not replaced.
+        // with commits only in its WAL; another copy to the same name) is
+        // not replaced. `Busy`, as for a target open elsewhere: a retry
+        // finds it there and replaces it as any existing file, locked.
+        let created_meanwhile = || {
+            Error::Busy(format!("{display} was created while the copy was being written: not replacing it"))
+        };
         if self.existing.is_none()
             && vfs.exists(&self.path).map_err(|e| Error::io(format!("checking {display}"), e))?
         {
-            return Err(Error::invalid(format!(
-                "{display} was created while the copy was being written: not replacing it"
-            )));
+            return Err(created_meanwhile());
         }
         // A WAL left by the file being replaced would belong to another
         // database once the new file is in (a new file id), and the open
@@ -291,8 +294,18 @@ impl NewFile {
             vfs.rename(&wal, &aside).map_err(|e| Error::io(format!("moving aside {}", wal.display()), e))?;
             sync_dir()?;
         }
-        vfs.rename(&self.tmp, &self.path)
-            .map_err(|e| Error::io(format!("renaming {tmp} to {display}"), e))?;
+        // The check above leaves a moment before the rename in which a
+        // file may still appear: where the file system can, the rename
+        // itself refuses to replace one.
+        let renamed = match self.existing {
+            None => match vfs.rename_noreplace(&self.tmp, &self.path) {
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => vfs.rename(&self.tmp, &self.path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(created_meanwhile()),
+                r => r,
+            },
+            Some(_) => vfs.rename(&self.tmp, &self.path),
+        };
+        renamed.map_err(|e| Error::io(format!("renaming {tmp} to {display}"), e))?;
         self.published = true;
         sync_dir()?;
         if vfs.exists(&aside).map_err(|e| Error::io(format!("checking {}", aside.display()), e))? {

@@ -640,7 +640,7 @@ fn check_no_other_name(main: &dyn StorageFile, display: &str, first: bool, timeo
 
 /// The `page_size` option, checked on every open (an existing file keeps
 /// its own): `InvalidArgument` unless a power of two from 4 to 64 KiB.
-fn check_page_size(options: &Options) -> Result<()> {
+pub(crate) fn check_page_size(options: &Options) -> Result<()> {
     if crate::storage::header::valid_page_size(options.page_size) {
         return Ok(());
     }
