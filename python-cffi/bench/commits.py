@@ -11,8 +11,9 @@ Each engine is loaded with the peers' N documents (step 1), then every
 round runs `--commits` commits of fresh documents on each engine and
 `--commits` x [append 4 KiB + fsync] (peers.py's floor), in an order
 shuffled each round. Prints each engine's median rate over the rounds,
-and the median over the rounds of obj's rate divided by each peer's in
-the same round.
+its median CPU time a commit (this process's user and system time, so
+the kernel's share of each write and fdatasync counts), and the median
+over the rounds of obj's rate divided by each peer's in the same round.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def main() -> int:
     docs = peers.make_docs(a.n)
     fresh = peers.make_docs(a.rounds * a.commits, first_id=a.n + 1, seed=4242)
     rates: dict[str, list[float]] = {x: [] for x in [*names, FLOOR]}
+    cpu_us: dict[str, list[float]] = {x: [] for x in names}
     try:
         for ad in adapters.values():
             ad.create()
@@ -70,9 +72,11 @@ def main() -> int:
                     us = peers.fsync_floor(a.commits, root)["median_us"]
                     rates[FLOOR].append(1e6 / us)
                     continue
+                c0 = time.process_time()
                 t0 = time.perf_counter()
                 adapters[name].commit_loop(batch)
                 rates[name].append(a.commits / (time.perf_counter() - t0))
+                cpu_us[name].append((time.process_time() - c0) / a.commits * 1e6)
         for name, ad in adapters.items():
             last = [d["customer_id"] for d in fresh[-3:]]
             if ad.get_loop(last) != sum(last):
@@ -87,8 +91,9 @@ def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
     print(f"{a.rounds} rounds of {a.commits} commits per engine, N={a.n:,}, order shuffled each round")
     for name, rs in rates.items():
+        cpu = f", CPU {statistics.median(cpu_us[name]):,.1f} µs a commit" if name in cpu_us else ""
         print(f"{name:14} median {statistics.median(rs):8,.0f} commits/s  "
-              f"(rounds from {min(rs):,.0f} to {max(rs):,.0f})")
+              f"(rounds from {min(rs):,.0f} to {max(rs):,.0f}){cpu}")
     if "obj" in names:
         for peer in [x for x in names if x != "obj"] + [FLOOR]:
             ratios = [o / p for o, p in zip(rates["obj"], rates[peer])]

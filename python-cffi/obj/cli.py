@@ -256,6 +256,11 @@ def _db_options(a: argparse.Namespace) -> dict:
     return {**_key(a), **({"busy_timeout_ms": busy} if busy is not None else {})}
 
 
+def _counted(n: int, one: str, many: str) -> str:
+    """``n`` and the noun in its number: "1 document", "2 documents"."""
+    return f"{n} {one if n == 1 else many}"
+
+
 def _is_empty_file(path: str) -> bool:
     try:
         return os.path.isfile(path) and os.path.getsize(path) == 0
@@ -281,21 +286,23 @@ def cmd_stat(a: argparse.Namespace) -> int:
         print(f"reclaimable at least {r['reclaimable_bytes']} bytes (free pages; 'obj compact --dry-run' is exact)")
     print(f"wal frames  {st.wal_frames}")
     for c in st.collections:
-        print(f"collection  {c.name}  [{c.kind}]  {c.doc_count} docs  {c.file_size_bytes} bytes")
+        print(f"collection  {c.name}  [{c.kind}]  {_counted(c.doc_count, 'doc', 'docs')}  "
+              f"{_counted(c.file_size_bytes, 'byte', 'bytes')}")
         for i in c.indexes:
             print(f"  index     {i.name}  {i.kind}  ({', '.join(i.key_paths)})  {i.status}")
     for t in r.get("trees", []):  # (a namespace is its tree "$kv/<name>", listed by name)
         name = t.get("name", "")
         if name.startswith("$kv/"):
             n = t.get("entries", 0)
-            print(f"kv          {name[4:]}  [key-value]  {n} {'entry' if n == 1 else 'entries'}")
+            print(f"kv          {name[4:]}  [key-value]  {_counted(n, 'entry', 'entries')}")
     return EXIT_OK
 
 
 def cmd_check(a: argparse.Namespace) -> int:
     with _open(a.file, read_only=True, a=a) as db:
         rep = db.integrity_check()
-    print(f"ok: {rep.pages} pages, {rep.trees} trees, {rep.entries} entries")
+    print(f"ok: {_counted(rep.pages, 'page', 'pages')}, {_counted(rep.trees, 'tree', 'trees')}, "
+          f"{_counted(rep.entries, 'entry', 'entries')}")
     return EXIT_OK
 
 
@@ -493,10 +500,11 @@ def cmd_dump(a: argparse.Namespace) -> int:
     finally:
         if a.output and a.output != "-":
             _end_output(out, tmp, target, ok)
-    entries = "" if kv_n is None else f" and {kv_n} key-value entries"
+    kv = None if kv_n is None else _counted(kv_n, "key-value entry", "key-value entries")
+    entries = "" if kv is None else f" and {kv}"
     if tree_n:
-        entries = f", {kv_n} key-value entries and {tree_n} plain B+tree entries"
-    print(f"dumped {n} documents{entries}", file=sys.stderr)
+        entries = f", {kv} and {_counted(tree_n, 'plain B+tree entry', 'plain B+tree entries')}"
+    print(f"dumped {_counted(n, 'document', 'documents')}{entries}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -983,10 +991,10 @@ class _Loader:
         import obj
 
         if self.expected >= 0 and self.seen != self.expected:
-            what = "key-value entries" if self.kind == "kv" else "documents"
+            what = ("key-value entry", "key-value entries") if self.kind == "kv" else ("document", "documents")
             why = " (truncated input?)" if self.seen < self.expected else ""
             raise obj.InvalidArgumentError(
-                f"the dump's header announced {self.expected} {what} but {self.seen} followed{why}"
+                f"the dump's header announced {_counted(self.expected, *what)} but {self.seen} followed{why}"
             )
         self.expected = -1
 
@@ -1054,9 +1062,10 @@ def cmd_load(a: argparse.Namespace) -> int:
     # before it from the input included.)
     replaced = f" ({ld.replaced} of them replaced a document with the same id)" if ld.replaced else ""
     if a.collection is not None:
-        print(f"loaded {ld.n} documents into {a.collection}{replaced}", file=sys.stderr)
+        print(f"loaded {_counted(ld.n, 'document', 'documents')} into {a.collection}{replaced}", file=sys.stderr)
     else:
-        print(f"loaded {ld.n} documents{replaced} and {ld.kv_n} key-value entries into {a.file}", file=sys.stderr)
+        kv = _counted(ld.kv_n, "key-value entry", "key-value entries")
+        print(f"loaded {_counted(ld.n, 'document', 'documents')}{replaced} and {kv} into {a.file}", file=sys.stderr)
     return EXIT_OK
 
 

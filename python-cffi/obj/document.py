@@ -1953,13 +1953,9 @@ class Schema:
                 f"class; read it with that class (or as a dict, through the collection name)"
             )
         old: Any = d
-        for h in self.history:
-            hs = _schema_or_plain(h)
-            hv = getattr(h, "__obj_version__", None)
-            if hv is None:
-                hv = self.history.index(h) + 1
-            if hv == version:
-                old = hs.decode(d)
+        for position, h in enumerate(self.history):
+            if _history_version(h, position) == version:
+                old = _schema_or_plain(h).decode(d)
                 break
         migrate = getattr(self.cls, "migrate", None)
         if migrate is None:
@@ -1973,6 +1969,14 @@ class Schema:
             f"{self.cls.__name__}.migrate(doc, {version}) returned {type(new).__name__}; "
             f"it must return a {self.cls.__name__} (or a dict of its fields)"
         )
+
+
+def _history_version(h: type, position: int) -> int:
+    """The schema version whose documents `history=` entry `h`, at
+    `position` in the list, decodes: its own ``version=`` when it is a
+    document class, else its place in the list (1, 2, ...)."""
+    version = getattr(h, "__obj_version__", None)
+    return position + 1 if version is None else version
 
 
 def document(
@@ -2018,6 +2022,21 @@ def document(
                 f"class Other({cls.__name__}): pass)")
         if not dataclasses.is_dataclass(cls):
             cls = dataclasses.dataclass(cls)
+        # An entry at or past the class's own version would never be used:
+        # documents of that version would be read by field name, silently
+        # without the fields the class lacks.
+        seen: dict[int, type] = {}
+        for position, h in enumerate(history):
+            hv = _history_version(h, position)
+            if hv >= version:
+                raise InvalidArgumentError(
+                    f"history= of {cls.__name__} (version {version}) lists {getattr(h, '__name__', h)!r} as "
+                    f"version {hv}: history lists the older versions, each below the class's own")
+            if hv in seen:
+                raise InvalidArgumentError(
+                    f"history= of {cls.__name__} lists two shapes of version {hv}: "
+                    f"{seen[hv].__name__} and {getattr(h, '__name__', h)}")
+            seen[hv] = h
         schema = Schema(cls, collection, version, indexes, history)
         schema._localns = _scope_names(sys._getframe(1))  # the scope that applies the decorator
         for h in history:

@@ -47,6 +47,10 @@ default too); override per query with ``.sort_buffer_limit(n)``."""
 
 def _jv(v: Any) -> Any:
     """``v`` as an operand of the query JSON (docs/query-json.md)."""
+    if isinstance(v, (Field, Expr, SortKey)):
+        raise InvalidArgumentError(
+            f"a field expression compares a field with a value, not with {v!r:.60}: to compare two fields "
+            f"of a document, filter with a Python function (.filter(lambda d: ...))")
     return _operand(_codec.to_jsonable(v))
 
 

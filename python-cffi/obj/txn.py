@@ -1337,8 +1337,7 @@ class WriteTxn(ReadTxn):
         """The C name of a typed collection, creating it and its declared
         indexes on first use."""
         cname = self._wname(s.collection)
-        key = (s.collection, s.cls)
-        if key not in self._ensured and (key not in self._db._ensured or s.collection in self._dropped):
+        if self._needs_setup(s):
             self._check(self._wcall(lib.obj_collection_create, cname, 0))
             specs = s.index_specs()
             info = self._c_coll_info(cname) if specs and s.version > 0 else None
@@ -1353,8 +1352,14 @@ class WriteTxn(ReadTxn):
                 self._migrate_older(s, cname)
             for spec in specs:
                 self._c_index_create(cname, spec)
-            self._ensured.add(key)
+            self._ensured.add((s.collection, s.cls))
         return cname
+
+    def _needs_setup(self, s: Schema) -> bool:
+        """Whether :meth:`_ensure` has yet to make sure of typed collection
+        ``s`` and its declared indexes in this transaction."""
+        key = (s.collection, s.cls)
+        return key not in self._ensured and (key not in self._db._ensured or s.collection in self._dropped)
 
     def migrate_all(self, what: type) -> int:
         """Rewrites every document of class ``what``'s collection stored
@@ -1595,7 +1600,10 @@ class WriteTxn(ReadTxn):
         if type(what) is str:
             cname = self._wname(what)
         else:
-            cname = self._ensure(self._schema(what))
+            s = self._schema(what)
+            if self._needs_setup(s) and self._c_coll_info(self._wname(s.collection)) is None:
+                return False  # (no collection: the delete finds nothing, and makes none)
+            cname = self._ensure(s)
         return self._c_doc_delete(cname, doc_id)
 
     def create_collection(self, name: str, *, raw: bool = False) -> None:
@@ -1643,7 +1651,7 @@ def _read_only(name: str) -> Callable[..., Any]:
     def refuse(self: ReadTxn, *args: Any, **kwargs: Any) -> Any:
         raise InvalidArgumentError(
             f"read transaction is read-only: tx.{name}(...) needs a write transaction "
-            f"(`with db.transaction() as tx:`)"
+            f"(`with db.transaction() as tx:`, or `async with adb.transaction() as tx:` on an AsyncDb)"
         )
 
     refuse.__name__ = refuse.__qualname__ = name

@@ -342,7 +342,7 @@ def test_a_load_whose_section_count_disagrees_says_what_it_counted(tmp_path):
     r = subprocess.run([sys.executable, "-m", "obj", "load", dst], input="\n".join(lines) + "\n",
                        capture_output=True, text=True)
     assert r.returncode != 0
-    assert "announced 1 key-value entries but 2 followed" in r.stderr, r.stderr
+    assert "announced 1 key-value entry but 2 followed" in r.stderr, r.stderr
     assert "truncated" not in r.stderr
 
 

@@ -159,7 +159,7 @@ def test_dump_counts_plain_b_tree_entries(tmp_path):
         db.import_(str(src))
     r = subprocess.run([sys.executable, "-m", "obj", "dump", p, "-o", str(tmp_path / "out.jsonl")],
                        capture_output=True, text=True, check=True)
-    assert "dumped 0 documents, 0 key-value entries and 1 plain B+tree entries" in r.stderr, r.stderr
+    assert "dumped 0 documents, 0 key-value entries and 1 plain B+tree entry" in r.stderr, r.stderr
     assert '"tree":"users"' in (tmp_path / "out.jsonl").read_text()
 
 

@@ -189,4 +189,4 @@ def test_load_with_ids_says_how_many_documents_replaced_one(tmp_path, capsys):
         assert [doc for _, doc in d.all("c")] == [{"a": 2}, {"a": 3}]
     src.write_text('{"id":7,"doc":{"a":4}}\n')
     assert cli.main(["load", db, "c", "--ids", str(src)]) == cli.EXIT_OK
-    assert capsys.readouterr().err.strip().endswith("loaded 1 documents into c")
+    assert capsys.readouterr().err.strip().endswith("loaded 1 document into c")
