@@ -61,11 +61,11 @@ pub trait NameLookup {
 /// Its names are in two parts: a base held through an `Arc`, which copies
 /// of the dictionary share, and the names added since it was last folded
 /// into that base. A copy (each transaction that brings in a name makes
-/// one of the committed dictionary, see [`SharedDict`]) thus costs the
+/// one of the committed dictionary, see `SharedDict`) thus costs the
 /// recent names, not every name the collection ever had: a collection
 /// whose map keys are data (user ids, dates) has as many names as keys.
 /// The tail is folded once it holds more than the square root of the
-/// base's names (and at least [`FOLD_AT_LEAST`]), so that folding, which
+/// base's names (and at least `FOLD_AT_LEAST`), so that folding, which
 /// copies a shared base, is paid once for that many new names.
 #[derive(Debug, Clone, Default)]
 pub struct MemNameDict {

@@ -577,7 +577,10 @@ impl<'a, T: ReadableTxn> QueryCursor<'a, T> {
     }
 
     /// Counts the results (after offset and limit) without sorting or
-    /// decoding whole documents.
+    /// decoding whole documents. This inherent method is what
+    /// `cursor.count()` calls, not [`Iterator::count`]: it returns a
+    /// `Result<u64>` (a read may fail), where the iterator's would count
+    /// the `Result` items themselves, one by one.
     pub fn count(mut self) -> Result<u64> {
         // Counting never sorts: a small limit needs few matches, too few to
         // start a helper for.
