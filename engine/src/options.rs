@@ -36,9 +36,10 @@ pub struct Options {
     /// closing while another process does the same. `Duration::MAX` waits
     /// without limit.
     pub busy_timeout: Duration,
-    /// Checkpoint automatically after a commit once the WAL holds this many
-    /// frames (default 1000; 0 disables automatic checkpoints, and so, in
-    /// effect, does any threshold the WAL never reaches).
+    /// Checkpoint automatically, before a commit appends, once the WAL
+    /// holds this many frames (default 1000; 0 disables automatic
+    /// checkpoints, and so, in effect, does any threshold the WAL never
+    /// reaches).
     pub wal_autocheckpoint: u64,
     /// Open without writing the database, its WAL or anything else but the
     /// shared index `<file>-shm` (created if needed, as readers in every

@@ -69,7 +69,7 @@ examples:
   obj check app.obj
   obj dump app.obj orders > orders.jsonl
   obj load copy.obj orders < orders.jsonl
-  obj dump app.obj -o all.jsonl            (every collection and key-value namespace)
+  obj dump app.obj -o all.jsonl            (every collection, key-value namespace and plain tree)
   obj load copy.obj --all all.jsonl        (or: obj load copy.obj < all.jsonl)
   obj backup app.obj nightly.obj
   obj compact app.obj
@@ -1307,8 +1307,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("dump", help="a collection, or the whole database, as JSON lines (the format of "
                                     "db.export: lossless, with schema versions and index declarations)")
     s.add_argument("file")
-    s.add_argument("collection", nargs="?", help="the collection (default: the whole database, every collection "
-                                                 "and key-value namespace, as db.export writes it)")
+    s.add_argument("collection", nargs="?", help="the collection (default: the whole database, every collection, "
+                                                 "key-value namespace and plain tree, as db.export writes it)")
     s.add_argument("-o", "--output", help="write to this file instead of stdout ('-': stdout)")
     s.add_argument("--ids", action="store_true", help="(ids are always written; kept for old scripts)")
     s.add_argument("--limit", type=_int_at_least(0), default=None, help="at most this many documents (0 or more)")
