@@ -122,7 +122,8 @@ pub unsafe extern "C" fn obj_db_backup(
 
 /// Copies the database file `backup` to `target`, a path that must not be
 /// open (OBJ_BUSY) and, unless `overwrite`, must not exist
-/// (OBJ_INVALID_ARGUMENT). A damaged backup is refused (OBJ_CORRUPTION)
+/// (OBJ_INVALID_ARGUMENT; one that appears while the copy is written is
+/// OBJ_BUSY). A damaged backup is refused (OBJ_CORRUPTION)
 /// before the target changes; a stale `<target>-wal` is removed. A crash
 /// leaves the old target or the new one, whole.
 ///

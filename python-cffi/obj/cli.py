@@ -309,8 +309,9 @@ def cmd_check(a: argparse.Namespace) -> int:
 def cmd_checkpoint(a: argparse.Namespace) -> int:
     with _open(a.file, a=a) as db:
         r = db.checkpoint()
-    print(f"backfilled {r.frames_backfilled} frames, wrote {r.pages_written} pages; "
-          f"{r.wal_frames} frames left; {'complete' if r.complete else 'partial'}")
+    print(f"backfilled {_counted(r.frames_backfilled, 'frame', 'frames')}, wrote "
+          f"{_counted(r.pages_written, 'page', 'pages')}; {_counted(r.wal_frames, 'frame', 'frames')} left; "
+          f"{'complete' if r.complete else 'partial'}")
     return EXIT_OK
 
 
@@ -1051,7 +1052,8 @@ def cmd_load(a: argparse.Namespace) -> int:
                 pass
         if committed[0]:
             # (before the error's own line, which main prints)
-            print(f"obj: {committed[0]} documents and entries committed before the error (--commit-every) "
+            what = _counted(committed[0], "document or entry", "documents and entries")
+            print(f"obj: {what} committed before the error (--commit-every) "
                   f"stay in {a.file}", file=sys.stderr)
         raise
     finally:

@@ -1039,7 +1039,10 @@ class Db:
         returning False cancels (nothing is left at ``path``). An exception
         raised by ``progress`` (Ctrl-C's KeyboardInterrupt included) cancels
         too, and is then raised by ``backup``. Returns the report (pages,
-        bytes, commit_counter, cancelled, millis)."""
+        bytes, commit_counter, cancelled, millis). A file at ``path`` is
+        replaced, unless it is an open database (BusyError, as is a file
+        that appears there while the copy is written), this database's own
+        file, or a database not closed cleanly (InvalidArgumentError)."""
         cb = ffi.NULL
         raised: list[BaseException] = []
         if progress is not None and not callable(progress):
@@ -1085,7 +1088,8 @@ class Db:
     def restore(backup: str | os.PathLike, target: str | os.PathLike, *, overwrite: bool = False,
                 key: bytes | None = None, passphrase: str | bytes | None = None) -> None:
         """Copies the database file ``backup`` to ``target``, which must not
-        be open (BusyError) and, unless ``overwrite``, must not exist. An
+        be open (BusyError, as is one that appears there while the copy is
+        written) and, unless ``overwrite``, must not exist. An
         encrypted backup needs its ``key`` or ``passphrase`` (EncryptionError
         otherwise); the restored file is encrypted with it too."""
         src = _codec.cpath(backup, "backup path")
@@ -1117,7 +1121,9 @@ class Db:
         return json.loads(_take(buf))
 
     def compact_to(self, path: str | os.PathLike) -> dict:
-        """Writes a compacted copy of the current snapshot to ``path``."""
+        """Writes a compacted copy of the current snapshot to ``path``
+        (replacing a file there as :meth:`backup` does, with the same
+        errors)."""
         buf = ffi.new("obj_bytes *")
         check(lib.obj_db_compact_to(self._handle(), _codec.cpath(path, "compact_to path"), buf))
         return json.loads(_take(buf))

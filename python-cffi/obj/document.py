@@ -2027,15 +2027,18 @@ def document(
         # without the fields the class lacks.
         seen: dict[int, type] = {}
         for position, h in enumerate(history):
+            if not isinstance(h, type):
+                raise InvalidArgumentError(
+                    f"history= of {cls.__name__} lists {h!r:.60}: history lists classes (the older shapes)")
             hv = _history_version(h, position)
             if hv >= version:
                 raise InvalidArgumentError(
-                    f"history= of {cls.__name__} (version {version}) lists {getattr(h, '__name__', h)!r} as "
+                    f"history= of {cls.__name__} (version {version}) lists {h.__name__!r} as "
                     f"version {hv}: history lists the older versions, each below the class's own")
             if hv in seen:
                 raise InvalidArgumentError(
                     f"history= of {cls.__name__} lists two shapes of version {hv}: "
-                    f"{seen[hv].__name__} and {getattr(h, '__name__', h)}")
+                    f"{seen[hv].__name__} and {h.__name__}")
             seen[hv] = h
         schema = Schema(cls, collection, version, indexes, history)
         schema._localns = _scope_names(sys._getframe(1))  # the scope that applies the decorator

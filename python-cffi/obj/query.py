@@ -354,6 +354,9 @@ class SortKey:
         """The engine's JSON form."""
         return {"field": self.path, "order": "desc" if self.descending else "asc"}
 
+    def __repr__(self) -> str:
+        return f"obj.field({self.path!r}).{'desc' if self.descending else 'asc'}()"
+
 
 def field(path: str) -> Field:
     """A document field for engine-side filters: ``obj.field("total") > 100``,

@@ -48,6 +48,9 @@ def test_history_lists_only_older_versions_once(tmp_path):
     class V1:
         first: str
 
+    with pytest.raises(obj.InvalidArgumentError, match="history lists classes"):
+        obj.document(collection="h52_str", version=2, history=["nope"])(_shape("S"))
+
     with pytest.raises(obj.InvalidArgumentError, match="two shapes of version 1"):
         obj.document(collection="h52_two", version=3, history=[A, V1])(_shape("R"))
 
@@ -92,6 +95,7 @@ def test_a_field_compared_with_a_field_says_so():
         lambda: obj.field("qty") > obj.field("price"),
         lambda: obj.field("qty") == obj.field("price"),
         lambda: obj.field("qty").isin([obj.field("price")]),
+        lambda: obj.field("qty") < obj.field("price").desc(),
     ):
         with pytest.raises(obj.InvalidArgumentError, match="compares a field with a value, not with obj.field"):
             compare()

@@ -197,8 +197,9 @@ impl Db {
 
     /// Copies the database file `backup` (a backup, or any database that is
     /// not being written) to `target`, which must not be open: `Busy` if it
-    /// is open in this process or in another; `InvalidArgument` if a
-    /// file exists there and `options.overwrite` is off. A stale `-wal` of
+    /// is open in this process or in another, or appears there while the
+    /// copy is written; `InvalidArgument` if a file exists there and
+    /// `options.overwrite` is off. A stale `-wal` of
     /// the target is removed. The backup is opened read-only first, so a
     /// damaged one is refused (`Corruption`, `InvalidArgument`) before
     /// anything at the target changes. An encrypted backup needs its key in

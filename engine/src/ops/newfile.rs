@@ -290,7 +290,9 @@ impl NewFile {
         // storage::pager::restore_replaced_wal), and goes once the new file is in.
         let wal = wal_path_of(&self.path);
         let aside = replaced_wal_path_of(&self.path);
-        if vfs.exists(&wal).map_err(|e| Error::io(format!("checking {}", wal.display()), e))? {
+        let moved_aside =
+            vfs.exists(&wal).map_err(|e| Error::io(format!("checking {}", wal.display()), e))?;
+        if moved_aside {
             vfs.rename(&wal, &aside).map_err(|e| Error::io(format!("moving aside {}", wal.display()), e))?;
             sync_dir()?;
         }
@@ -300,7 +302,14 @@ impl NewFile {
         let renamed = match self.existing {
             None => match vfs.rename_noreplace(&self.tmp, &self.path) {
                 Err(e) if e.kind() == std::io::ErrorKind::Unsupported => vfs.rename(&self.tmp, &self.path),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(created_meanwhile()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // The WAL moved aside may be that new database's own:
+                    // it goes back (unless another took its place).
+                    if moved_aside {
+                        let _ = vfs.rename_noreplace(&aside, &wal);
+                    }
+                    return Err(created_meanwhile());
+                }
                 r => r,
             },
             Some(_) => vfs.rename(&self.tmp, &self.path),

@@ -215,9 +215,17 @@ impl Vfs for OsVfs {
             )
         };
         if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            // A file system whose rename takes no flags (NFS, 9p, many
+            // FUSE ones: EINVAL) or a kernel without renameat2 (ENOSYS):
+            // the caller's fallback, as for a Vfs without the call.
+            Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+                Err(io::Error::new(io::ErrorKind::Unsupported, format!("rename without replacing: {e}")))
+            }
+            _ => Err(e),
         }
     }
 
