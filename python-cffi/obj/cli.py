@@ -261,6 +261,11 @@ def _counted(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
+# The nouns the command line counts most (singular, plural), for _counted.
+_DOCUMENTS = ("document", "documents")
+_KV_ENTRIES = ("key-value entry", "key-value entries")
+
+
 def _is_empty_file(path: str) -> bool:
     try:
         return os.path.isfile(path) and os.path.getsize(path) == 0
@@ -501,11 +506,11 @@ def cmd_dump(a: argparse.Namespace) -> int:
     finally:
         if a.output and a.output != "-":
             _end_output(out, tmp, target, ok)
-    kv = None if kv_n is None else _counted(kv_n, "key-value entry", "key-value entries")
+    kv = None if kv_n is None else _counted(kv_n, *_KV_ENTRIES)
     entries = "" if kv is None else f" and {kv}"
     if tree_n:
         entries = f", {kv} and {_counted(tree_n, 'plain B+tree entry', 'plain B+tree entries')}"
-    print(f"dumped {_counted(n, 'document', 'documents')}{entries}", file=sys.stderr)
+    print(f"dumped {_counted(n, *_DOCUMENTS)}{entries}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -992,7 +997,7 @@ class _Loader:
         import obj
 
         if self.expected >= 0 and self.seen != self.expected:
-            what = ("key-value entry", "key-value entries") if self.kind == "kv" else ("document", "documents")
+            what = _KV_ENTRIES if self.kind == "kv" else _DOCUMENTS
             why = " (truncated input?)" if self.seen < self.expected else ""
             raise obj.InvalidArgumentError(
                 f"the dump's header announced {_counted(self.expected, *what)} but {self.seen} followed{why}"
@@ -1064,10 +1069,10 @@ def cmd_load(a: argparse.Namespace) -> int:
     # before it from the input included.)
     replaced = f" ({ld.replaced} of them replaced a document with the same id)" if ld.replaced else ""
     if a.collection is not None:
-        print(f"loaded {_counted(ld.n, 'document', 'documents')} into {a.collection}{replaced}", file=sys.stderr)
+        print(f"loaded {_counted(ld.n, *_DOCUMENTS)} into {a.collection}{replaced}", file=sys.stderr)
     else:
-        kv = _counted(ld.kv_n, "key-value entry", "key-value entries")
-        print(f"loaded {_counted(ld.n, 'document', 'documents')}{replaced} and {kv} into {a.file}", file=sys.stderr)
+        kv = _counted(ld.kv_n, *_KV_ENTRIES)
+        print(f"loaded {_counted(ld.n, *_DOCUMENTS)}{replaced} and {kv} into {a.file}", file=sys.stderr)
     return EXIT_OK
 
 
