@@ -278,9 +278,15 @@ impl Db {
     /// other processes use the database; a file system without shared
     /// memory, where one handle at a time may open it), `Io`.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
-        // Refused whatever the file, also when this open joins an engine
-        // already open in this process (which never reaches Pager::open).
-        crate::storage::pager::check_page_size(&options)?;
+        // Refused whatever the file (an existing one keeps its own size),
+        // before anything is created, also when this open joins an engine
+        // already open in this process.
+        if !crate::storage::header::valid_page_size(options.page_size) {
+            return Err(Error::invalid(format!(
+                "page size {} is not a power of two from 4096 to 65536",
+                options.page_size
+            )));
+        }
         let path = through_symlinks(path.as_ref());
         let path: &Path = &path;
         let os_vfs = options.vfs.is_none();

@@ -638,24 +638,13 @@ fn check_no_other_name(main: &dyn StorageFile, display: &str, first: bool, timeo
     Ok(())
 }
 
-/// The `page_size` option, checked on every open (an existing file keeps
-/// its own): `InvalidArgument` unless a power of two from 4 to 64 KiB.
-pub(crate) fn check_page_size(options: &Options) -> Result<()> {
-    if crate::storage::header::valid_page_size(options.page_size) {
-        return Ok(());
-    }
-    Err(Error::invalid(format!("page size {} is not a power of two from 4096 to 65536", options.page_size)))
-}
-
 impl Pager {
     /// Opens (creating if allowed) the database at `path` and recovers its WAL.
     pub fn open(path: &Path, options: &Options) -> Result<Arc<Pager>> {
         let vfs: Arc<dyn Vfs> = options.vfs.clone().unwrap_or_else(|| Arc::new(OsVfs));
         let display = path.display().to_string();
-        // A bad option is refused whatever the file (a page size that is
-        // not one is an error even where an existing file's is used), and
-        // before anything is created (a refused open leaves nothing).
-        check_page_size(options)?;
+        // (`options.page_size` was checked by `Db::open_with`, whose
+        // options every pager is opened with.)
         let exists = vfs.exists(path).map_err(|e| Error::io(format!("checking {display}"), e))?;
         if !exists && (options.read_only || !options.create) {
             return Err(Error::not_found(format!("database file {display} does not exist")));
@@ -1006,7 +995,6 @@ impl Pager {
             if !first {
                 return Err(Error::Busy(format!("{display} is being created by another process")));
             }
-            check_page_size(options)?;
             let (image, file_id, codec) = new_page0(options)?;
             main.write_at(&image, 0).map_err(|e| Error::io(format!("creating {display}"), e))?;
             main.sync().map_err(|e| Error::io(format!("syncing {display}"), e))?;
